@@ -1,0 +1,105 @@
+#!/usr/bin/env node
+// The one command line: netplane <proxy|dns|ingress|overlay|up|lab> [flags].
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { dnsComponent } from '../dns/component.ts';
+import { ingressComponent } from '../ingress/component.ts';
+import { overlayComponent } from '../overlay/component.ts';
+import { proxyComponent } from '../proxy/component.ts';
+import { commonFlags, runComponent, type Component } from '../runtime/component.ts';
+import { UsageError, usageExitCode } from '../runtime/errors.ts';
+import { formatHelp, listFlag, oneOf, parseFlags } from '../runtime/flags.ts';
+import { supervise } from '../runtime/supervisor.ts';
+
+const version: string = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version;
+const components: readonly Component[] = [proxyComponent, dnsComponent, ingressComponent, overlayComponent];
+const byName = new Map(components.map((c) => [c.name, c]));
+
+const usage = `Usage: netplane <command> [flags]
+
+The service-networking data plane of a Kubernetes cluster.
+
+Commands:
+  proxy     ${proxyComponent.summary}
+  dns       ${dnsComponent.summary}
+  ingress   ${ingressComponent.summary}
+  overlay   ${overlayComponent.summary}
+  up        Runs several components as child processes, each line of their logs prefixed with its name.
+  lab       Builds a cluster in network namespaces on this machine (not built yet).
+
+Run "netplane <command> --help" for the flags of a command. "netplane --version" prints the version.
+`;
+
+function upFlags() {
+  const { manifests, kubeconfig, 'node-name': nodeName, 'log-level': logLevel } = commonFlags('127.0.0.1:0');
+  return {
+    manifests,
+    kubeconfig,
+    'node-name': nodeName,
+    'log-level': logLevel,
+    component: listFlag({
+      value: 'NAME',
+      help: `a component to start: ${components.map((c) => c.name).join(', ')}`,
+      parse: oneOf(components.map((c) => c.name)),
+      default: components.map((c) => c.name),
+    }),
+  };
+}
+
+async function up(argv: readonly string[]): Promise<number> {
+  const specs = upFlags();
+  const flags = parseFlags('netplane up', specs, argv);
+  if (flags === null) {
+    process.stdout.write(formatHelp('netplane up', 'Runs components as separate child processes; Ctrl-C stops them all.', specs));
+    return 0;
+  }
+  if (!flags.manifests && !flags.kubeconfig && !process.env.KUBECONFIG) {
+    throw new UsageError('netplane up: give --manifests DIR or --kubeconfig FILE');
+  }
+  const childArgs = [
+    ...(flags.manifests ? ['--manifests', flags.manifests] : []),
+    ...(flags.kubeconfig ? ['--kubeconfig', flags.kubeconfig] : []),
+    '--node-name', flags['node-name'],
+    '--log-level', flags['log-level'],
+  ];
+  const chosen = [...new Set(flags.component)].map((n) => byName.get(n)!);
+  return supervise({ bin: fileURLToPath(import.meta.url), components: chosen, childArgs });
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+    process.stdout.write(usage);
+    return command === undefined ? usageExitCode : 0;
+  }
+  if (command === '--version' || command === 'version') {
+    process.stdout.write(`netplane ${version}\n`);
+    return 0;
+  }
+  const component = byName.get(command);
+  if (component) {
+    await runComponent(component, rest, version);
+    return process.exitCode === undefined ? 0 : Number(process.exitCode);
+  }
+  if (command === 'up') return up(rest);
+  if (command === 'lab') {
+    process.stderr.write('netplane lab is not built yet (issue 7, the lab and quick start).\n');
+    return 1;
+  }
+  throw new UsageError(`netplane: unknown command ${JSON.stringify(command)}; commands are proxy, dns, ingress, overlay, up, lab (see netplane --help)`);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code !== 0) process.exitCode = code;
+  },
+  (e: unknown) => {
+    if (e instanceof UsageError) {
+      process.stderr.write(`${e.message}\n`);
+      process.exitCode = usageExitCode;
+      return;
+    }
+    process.stderr.write(`netplane: ${(e as Error).stack ?? String(e)}\n`);
+    process.exitCode = 1;
+  },
+);

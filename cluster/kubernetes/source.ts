@@ -1,0 +1,179 @@
+// The Kubernetes source: one informer per kind from @kubernetes/client-node, feeding the store in batches;
+// relists on 410 Gone (the library does), reconnects with backoff, and marks the view stale while cut off.
+import {
+  CoreV1Api,
+  DiscoveryV1Api,
+  ListWatch,
+  NetworkingV1Api,
+  type KubeConfig,
+  type KubernetesListObject,
+  type KubernetesObject,
+} from '@kubernetes/client-node';
+import type { Logger } from '../../runtime/logger.ts';
+import { InvalidObjectError, kinds, objectKey, parseKind, type Kind } from '../model/index.ts';
+import type { ClusterSource } from '../source.ts';
+import type { Store, StoreWrite } from '../store.ts';
+import { BookmarkWatch } from './watch.ts';
+
+type ListFn = () => Promise<KubernetesListObject<KubernetesObject>>;
+
+/** The API path and list call of each kind, across all namespaces. */
+function endpoints(kc: KubeConfig): Record<Kind, { path: string; list: ListFn }> {
+  const core = kc.makeApiClient(CoreV1Api);
+  const discovery = kc.makeApiClient(DiscoveryV1Api);
+  const networking = kc.makeApiClient(NetworkingV1Api);
+  return {
+    Service: { path: '/api/v1/services', list: () => core.listServiceForAllNamespaces() },
+    EndpointSlice: { path: '/apis/discovery.k8s.io/v1/endpointslices', list: () => discovery.listEndpointSliceForAllNamespaces() },
+    Ingress: { path: '/apis/networking.k8s.io/v1/ingresses', list: () => networking.listIngressForAllNamespaces() },
+    IngressClass: { path: '/apis/networking.k8s.io/v1/ingressclasses', list: () => networking.listIngressClass() },
+    Secret: { path: '/api/v1/secrets', list: () => core.listSecretForAllNamespaces() },
+    Node: { path: '/api/v1/nodes', list: () => core.listNode() },
+  };
+}
+
+/** Options of the Kubernetes source. */
+export interface KubernetesOptions {
+  log: Logger;
+  /** First reconnect delay; doubled per failure up to maxBackoffMs, with jitter. */
+  initialBackoffMs?: number;
+  maxBackoffMs?: number;
+  /** Called for every object the API server sent that netplane cannot use (kept out of the store). */
+  onInvalid?: (kind: Kind, key: string, reason: string) => void;
+}
+
+interface Feed {
+  kind: Kind;
+  informer: ListWatch<KubernetesObject>;
+  connected: boolean;
+  failures: number;
+  retry?: NodeJS.Timeout;
+  lastError?: string;
+}
+
+/** Reads the kinds a store keeps from the Kubernetes API with list and watch. */
+export class KubernetesSource implements ClusterSource {
+  readonly name = 'kubernetes';
+  #kc: KubeConfig;
+  #log: Logger;
+  #initialBackoffMs: number;
+  #maxBackoffMs: number;
+  #onInvalid?: KubernetesOptions['onInvalid'];
+  #feeds: Feed[] = [];
+  #store?: Store;
+  #pending: StoreWrite[] = [];
+  #flushScheduled = false;
+  #stopped = false;
+
+  constructor(kc: KubeConfig, options: KubernetesOptions) {
+    this.#kc = kc;
+    this.#log = options.log;
+    this.#initialBackoffMs = options.initialBackoffMs ?? 500;
+    this.#maxBackoffMs = options.maxBackoffMs ?? 30_000;
+    this.#onInvalid = options.onInvalid;
+  }
+
+  /** Starts an informer per kind; resolves when every kind has been listed once (retrying until it has). */
+  async start(store: Store): Promise<void> {
+    this.#store = store;
+    const all = endpoints(this.#kc);
+    const firstSync: Promise<void>[] = [];
+    for (const kind of store.kinds) {
+      let synced!: () => void;
+      firstSync.push(new Promise<void>((resolve) => (synced = resolve)));
+      const feed: Feed = { kind, connected: false, failures: 0 } as Feed;
+      const watch = new BookmarkWatch(this.#kc, () => this.#connected(feed, synced));
+      feed.informer = new ListWatch(all[kind].path, watch, all[kind].list, false);
+      feed.informer.on('add', (o) => this.#put(kind, o));
+      feed.informer.on('update', (o) => this.#put(kind, o));
+      feed.informer.on('delete', (o) => this.#delete(kind, o));
+      feed.informer.on('error', (err) => this.#failed(feed, err));
+      this.#feeds.push(feed);
+    }
+    for (const feed of this.#feeds) void feed.informer.start();
+    await Promise.all(firstSync);
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    for (const f of this.#feeds) {
+      clearTimeout(f.retry);
+      await f.informer.stop();
+    }
+    this.#flush();
+  }
+
+  #connected(feed: Feed, synced: () => void): void {
+    // The library lists before it watches, so an open watch means the kind's list is in the pending batch.
+    this.#flush();
+    const wasCut = !feed.connected && feed.failures > 0;
+    feed.connected = true;
+    feed.failures = 0;
+    if (this.#feeds.every((f) => f.connected)) this.#store?.markStale(false);
+    this.#store?.markSynced(feed.kind);
+    synced();
+    if (wasCut) this.#log.info({ kind: feed.kind }, 'watch re-established');
+  }
+
+  #failed(feed: Feed, err: unknown): void {
+    if (this.#stopped) return;
+    feed.connected = false;
+    feed.failures++;
+    feed.lastError = describe(err);
+    const delay = Math.min(this.#maxBackoffMs, this.#initialBackoffMs * 2 ** (feed.failures - 1)) * (0.8 + Math.random() * 0.4);
+    this.#store?.markStale(true, `${feed.kind}: ${feed.lastError}`);
+    const log = feed.failures === 1 ? this.#log.warn.bind(this.#log) : this.#log.debug.bind(this.#log);
+    log({ kind: feed.kind, err: feed.lastError, retryInMs: Math.round(delay) }, 'list/watch failed; keeping the last view and retrying');
+    clearTimeout(feed.retry);
+    feed.retry = setTimeout(() => void feed.informer.start(), delay);
+  }
+
+  #put(kind: Kind, raw: KubernetesObject): void {
+    let object;
+    try {
+      // Lists come through the library's serializer (undefined-valued keys); watch events are plain JSON.
+      object = parseKind(kind, JSON.parse(JSON.stringify(raw)));
+    } catch (e) {
+      const key = rawKey(kind, raw);
+      const reason = e instanceof InvalidObjectError ? e.message : String(e);
+      this.#log.warn({ kind, key, reason }, `${kind} ${key} is not usable; keeping its last good version`);
+      this.#onInvalid?.(kind, key, reason);
+      return;
+    }
+    this.#queue({ kind, object } as StoreWrite);
+  }
+
+  #delete(kind: Kind, raw: KubernetesObject): void {
+    this.#queue({ kind, key: rawKey(kind, raw), object: undefined });
+  }
+
+  /** Batches writes until the current burst of events (a whole list, say) is over. */
+  #queue(write: StoreWrite): void {
+    this.#pending.push(write);
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      setImmediate(() => this.#flush());
+    }
+  }
+
+  #flush(): void {
+    this.#flushScheduled = false;
+    if (this.#pending.length === 0) return;
+    const writes = this.#pending;
+    this.#pending = [];
+    this.#store?.apply(writes);
+  }
+}
+
+function rawKey(kind: Kind, raw: KubernetesObject): string {
+  const meta = raw.metadata ?? {};
+  return objectKey(kind, { name: meta.name ?? '', namespace: kinds[kind].namespaced ? (meta.namespace ?? 'default') : undefined });
+}
+
+function describe(err: unknown): string {
+  if (err instanceof Error) {
+    const code = (err as { code?: unknown; cause?: { code?: unknown } }).cause?.code ?? (err as { code?: unknown }).code;
+    return code ? `${err.message} (${String(code)})` : err.message;
+  }
+  return String(err);
+}

@@ -1,0 +1,42 @@
+// Pure parsing of one manifest file's text into model objects, with errors that name the document and reason.
+import { parseAllDocuments } from 'yaml';
+import { parseObject, type AnyObject } from '../model/index.ts';
+
+/** What went wrong in one file: the 1-based document number (absent for whole-file problems) and why. */
+export interface ManifestProblem {
+  file: string;
+  document?: number;
+  reason: string;
+}
+
+/** The outcome of parsing one file: every object it holds, or the first problem found. */
+export type ParsedFile = { ok: true; objects: AnyObject[] } | { ok: false; problem: ManifestProblem };
+
+/**
+ * Parses a YAML or JSON file that may hold several documents (`---`). Fails on the first document that does not
+ * parse or validate; never throws. Empty documents are skipped.
+ */
+export function parseManifestText(file: string, text: string): ParsedFile {
+  // Keys such as "<<" must stay plain data: no merge keys, no custom tags, so nothing in a file is interpreted.
+  const docs = parseAllDocuments(text, { merge: false, prettyErrors: true, uniqueKeys: true });
+  if (!Array.isArray(docs)) return { ok: true, objects: [] };
+  const objects: AnyObject[] = [];
+  for (const [i, doc] of docs.entries()) {
+    const document = i + 1;
+    const err = doc.errors[0];
+    if (err) return { ok: false, problem: { file, document, reason: oneLine(err.message) } };
+    const raw: unknown = doc.toJS({ maxAliasCount: 100 });
+    if (raw === null || raw === undefined) continue;
+    try {
+      objects.push(...parseObject(raw));
+    } catch (e) {
+      return { ok: false, problem: { file, document, reason: (e as Error).message } };
+    }
+  }
+  return { ok: true, objects };
+}
+
+function oneLine(message: string): string {
+  // yaml's pretty errors append a source excerpt on further lines; the first line carries line and column.
+  return message.split('\n')[0]!.trim();
+}

@@ -1,0 +1,102 @@
+// Service (core/v1), defaulted the way the API server defaults it, so that manifests and the API give equal objects.
+import { z } from 'zod';
+import { cidr, ipAddress, list, namespacedMeta, portNumber, protocol } from './meta.ts';
+
+const servicePort = z
+  .object({
+    name: z.string().default(''),
+    protocol,
+    port: portNumber,
+    targetPort: z.union([portNumber, z.string().min(1)]).optional(),
+    nodePort: portNumber.optional(),
+    appProtocol: z.string().optional(),
+  })
+  .transform((p) => ({ ...p, targetPort: p.targetPort ?? p.port }));
+
+const serviceSpec = z
+  .object({
+    type: z.enum(['ClusterIP', 'NodePort', 'LoadBalancer', 'ExternalName']).default('ClusterIP'),
+    clusterIP: z.union([ipAddress, z.literal('None'), z.literal('')]).optional(),
+    clusterIPs: list(z.union([ipAddress, z.literal('None')])),
+    ipFamilies: list(z.enum(['IPv4', 'IPv6'])),
+    ports: list(servicePort),
+    selector: z.record(z.string(), z.string()).nullish(),
+    sessionAffinity: z.enum(['None', 'ClientIP']).default('None'),
+    sessionAffinityConfig: z
+      .object({
+        clientIP: z
+          .object({ timeoutSeconds: z.int().min(1).max(86400).optional() })
+          .nullish(),
+      })
+      .nullish(),
+    externalIPs: list(ipAddress),
+    loadBalancerSourceRanges: list(cidr),
+    externalTrafficPolicy: z.enum(['Cluster', 'Local']).optional(),
+    internalTrafficPolicy: z.enum(['Cluster', 'Local']).optional(),
+    healthCheckNodePort: portNumber.optional(),
+    externalName: z.string().optional(),
+    publishNotReadyAddresses: z.boolean().default(false),
+    trafficDistribution: z.string().optional(),
+  })
+  .transform((s) => {
+    // The API server fills clusterIPs from clusterIP; "None" marks a headless Service.
+    const clusterIPs = s.clusterIPs.length > 0 ? s.clusterIPs : s.clusterIP ? [s.clusterIP] : [];
+    const headless = clusterIPs[0] === 'None';
+    const ips = headless ? [] : clusterIPs.filter((ip): ip is string => ip !== 'None');
+    const clientIPTimeout = s.sessionAffinityConfig?.clientIP?.timeoutSeconds;
+    return {
+      type: s.type,
+      clusterIPs: ips,
+      headless,
+      ports: s.ports,
+      selector: s.selector ?? undefined,
+      sessionAffinity: s.sessionAffinity,
+      // 10800 s (three hours) is the API server's default for ClientIP affinity.
+      sessionAffinityTimeoutSeconds: s.sessionAffinity === 'ClientIP' ? (clientIPTimeout ?? 10800) : 0,
+      externalIPs: s.externalIPs,
+      loadBalancerSourceRanges: s.loadBalancerSourceRanges,
+      externalTrafficPolicy: s.externalTrafficPolicy ?? 'Cluster',
+      internalTrafficPolicy: s.internalTrafficPolicy ?? 'Cluster',
+      healthCheckNodePort: s.healthCheckNodePort,
+      externalName: s.externalName,
+      publishNotReadyAddresses: s.publishNotReadyAddresses,
+      trafficDistribution: s.trafficDistribution,
+    };
+  })
+  .superRefine((s, ctx) => {
+    if (s.type === 'ExternalName' && !s.externalName) {
+      ctx.addIssue({ code: 'custom', path: ['externalName'], message: 'is required when type is ExternalName' });
+    }
+    const names = new Set<string>();
+    s.ports.forEach((p, i) => {
+      if (s.ports.length > 1 && p.name === '') {
+        ctx.addIssue({ code: 'custom', path: ['ports', i, 'name'], message: 'is required when a Service has more than one port' });
+      }
+      if (names.has(`${p.name}/${p.protocol}`)) {
+        ctx.addIssue({ code: 'custom', path: ['ports', i, 'name'], message: `duplicates port name "${p.name}"` });
+      }
+      names.add(`${p.name}/${p.protocol}`);
+    });
+  });
+
+const loadBalancerIngress = z.object({
+  ip: ipAddress.optional(),
+  hostname: z.string().optional(),
+  // "Proxy" means the load balancer does not deliver packets with the VIP as destination.
+  ipMode: z.enum(['VIP', 'Proxy']).optional(),
+});
+
+/** A Service: metadata, defaulted spec, and the load-balancer ingress from its status. */
+export const serviceSchema = z.object({
+  metadata: namespacedMeta,
+  spec: serviceSpec,
+  status: z
+    .object({ loadBalancer: z.object({ ingress: list(loadBalancerIngress) }).nullish() })
+    .nullish()
+    .transform((st) => ({ loadBalancer: { ingress: st?.loadBalancer?.ingress ?? [] } })),
+});
+
+/** A validated, defaulted Service. */
+export type Service = z.output<typeof serviceSchema>;
+/** One port of a Service spec, with targetPort defaulted to port. */
+export type ServicePort = Service['spec']['ports'][number];

@@ -1,0 +1,172 @@
+// The service map: kept current from the store, one entry per Service and per Service port, for one node, and
+// change trackers that tell each consumer what changed since it last read.
+import { isDeepStrictEqual } from 'node:util';
+import { objectKey, serviceNameLabel, type EndpointSlice } from '../model/index.ts';
+import type { Store, StoreChange } from '../store.ts';
+import { buildServiceInfo } from './build.ts';
+import type { ServiceInfo, ServiceMapChanges, ServicePortInfo } from './types.ts';
+
+/** Collects what changed in the service map until its owner reads it. */
+export class ChangeTracker {
+  #services = new Set<string>();
+  #ports = new Set<string>();
+  #since = new Map<string, number>();
+  #servicesPending = new Set<string>();
+  #endpointsPending = new Set<string>();
+  #listeners = new Set<() => void>();
+
+  /** Services with unread changes to their spec, and with unread changes to their endpoints. */
+  pending(): { services: number; endpoints: number } {
+    return { services: this.#servicesPending.size, endpoints: this.#endpointsPending.size };
+  }
+
+  /** When the oldest unread change was seen (ms since the epoch), or undefined when nothing is unread. */
+  oldestPending(): number | undefined {
+    let oldest: number | undefined;
+    for (const t of this.#since.values()) if (oldest === undefined || t < oldest) oldest = t;
+    return oldest;
+  }
+
+  /** Returns what changed since the last call, and forgets it. */
+  take(): ServiceMapChanges {
+    const changes = { services: this.#services, ports: this.#ports, since: this.#since };
+    this.#services = new Set();
+    this.#ports = new Set();
+    this.#since = new Map();
+    this.#servicesPending.clear();
+    this.#endpointsPending.clear();
+    return changes;
+  }
+
+  /** Calls `listener` after every recorded change; returns a function that unsubscribes. */
+  onChange(listener: () => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** @internal Called by ServiceMap. */
+  record(service: string, ports: Iterable<string>, cause: 'service' | 'endpoints', at: number): void {
+    this.#services.add(service);
+    for (const p of ports) this.#ports.add(p);
+    if (!this.#since.has(service)) this.#since.set(service, at);
+    (cause === 'service' ? this.#servicesPending : this.#endpointsPending).add(service);
+  }
+
+  /** @internal Called by ServiceMap once per store batch. */
+  notify(): void {
+    for (const l of this.#listeners) l();
+  }
+}
+
+/**
+ * Every Service and Service port with its endpoints, as seen from one node (`local` marks that node's
+ * endpoints). Built once per process from the store; proxy and dns read it and nothing else re-derives it.
+ */
+export class ServiceMap {
+  readonly nodeName: string;
+  #store: Store;
+  #services = new Map<string, ServiceInfo>();
+  #ports = new Map<string, ServicePortInfo>();
+  /** EndpointSlices by the Service (namespace/name) they are labelled with. */
+  #slicesByService = new Map<string, Map<string, EndpointSlice>>();
+  #trackers = new Set<ChangeTracker>();
+  #unsubscribe: () => void;
+
+  constructor(store: Store, options: { nodeName: string }) {
+    this.nodeName = options.nodeName;
+    this.#store = store;
+    const initial: StoreChange[] = [
+      ...store.list('EndpointSlice').map((object) => ({ kind: 'EndpointSlice' as const, key: objectKey('EndpointSlice', object.metadata), old: undefined, object })),
+      ...store.list('Service').map((object) => ({ kind: 'Service' as const, key: objectKey('Service', object.metadata), old: undefined, object })),
+    ];
+    this.#onChanges(initial);
+    this.#unsubscribe = store.subscribe((changes) => this.#onChanges(changes));
+  }
+
+  /** Every Service by `namespace/name`. The map and its entries must not be modified. */
+  get services(): ReadonlyMap<string, ServiceInfo> {
+    return this.#services;
+  }
+
+  /** Every Service port by ServicePortInfo.key. The map and its entries must not be modified. */
+  get ports(): ReadonlyMap<string, ServicePortInfo> {
+    return this.#ports;
+  }
+
+  /** A new tracker that records every change from now on; existing entries count as unread changes. */
+  tracker(): ChangeTracker {
+    const t = new ChangeTracker();
+    const now = Date.now();
+    for (const svc of this.#services.values()) t.record(svc.key, svc.ports.map((p) => p.key), 'service', now);
+    this.#trackers.add(t);
+    return t;
+  }
+
+  /** Stops following the store. */
+  close(): void {
+    this.#unsubscribe();
+    this.#trackers.clear();
+  }
+
+  #onChanges(changes: readonly StoreChange[]): void {
+    const dirty = new Map<string, 'service' | 'endpoints'>();
+    for (const c of changes) {
+      if (c.kind === 'Service') dirty.set(c.key, 'service');
+      else if (c.kind === 'EndpointSlice') {
+        for (const slice of [c.old, c.object]) {
+          const svcKey = sliceService(slice);
+          if (svcKey && !dirty.has(svcKey)) dirty.set(svcKey, 'endpoints');
+        }
+        this.#indexSlice(c.key, c.old, c.object);
+      }
+    }
+    if (dirty.size === 0) return;
+    const now = Date.now();
+    let recorded = false;
+    for (const [key, cause] of dirty) recorded = this.#rebuild(key, cause, now) || recorded;
+    if (recorded) for (const t of this.#trackers) t.notify();
+  }
+
+  #indexSlice(key: string, old: EndpointSlice | undefined, next: EndpointSlice | undefined): void {
+    const oldSvc = sliceService(old);
+    if (oldSvc) {
+      const m = this.#slicesByService.get(oldSvc);
+      m?.delete(key);
+      if (m && m.size === 0) this.#slicesByService.delete(oldSvc);
+    }
+    const newSvc = sliceService(next);
+    if (newSvc && next) {
+      let m = this.#slicesByService.get(newSvc);
+      if (!m) this.#slicesByService.set(newSvc, (m = new Map()));
+      m.set(key, next);
+    }
+  }
+
+  /** Recomputes one Service's entry; returns whether anything changed. */
+  #rebuild(key: string, cause: 'service' | 'endpoints', now: number): boolean {
+    const svc = this.#store.get('Service', key);
+    const prev = this.#services.get(key);
+    const next = svc ? buildServiceInfo(svc, this.#slicesByService.get(key)?.values() ?? [], this.nodeName) : undefined;
+    if (isDeepStrictEqual(prev, next)) return false;
+    const changedPorts: string[] = [];
+    const prevPorts = new Map((prev?.ports ?? []).map((p) => [p.key, p]));
+    for (const p of next?.ports ?? []) {
+      if (!isDeepStrictEqual(prevPorts.get(p.key), p)) changedPorts.push(p.key);
+      prevPorts.delete(p.key);
+      this.#ports.set(p.key, p);
+    }
+    for (const gone of prevPorts.keys()) {
+      changedPorts.push(gone);
+      this.#ports.delete(gone);
+    }
+    if (next) this.#services.set(key, next);
+    else this.#services.delete(key);
+    for (const t of this.#trackers) t.record(key, changedPorts, cause, now);
+    return true;
+  }
+}
+
+function sliceService(slice: EndpointSlice | undefined): string | undefined {
+  const name = slice?.metadata.labels[serviceNameLabel];
+  return slice && name ? `${slice.metadata.namespace}/${name}` : undefined;
+}

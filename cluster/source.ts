@@ -1,0 +1,12 @@
+// The interface both sources (a manifest directory, the Kubernetes API) implement.
+import type { Store } from './store.ts';
+
+/** Feeds a Store. `start` resolves once the first full view is in the store, or rejects when it never can be. */
+export interface ClusterSource {
+  /** "manifests" or "kubernetes", for logs and metrics. */
+  readonly name: string;
+  /** Loads the first full view into the store, then keeps it current until `stop`. */
+  start(store: Store): Promise<void>;
+  /** Stops watching; the store keeps what it holds. */
+  stop(): Promise<void>;
+}

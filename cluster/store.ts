@@ -1,0 +1,127 @@
+// The one view of the cluster: objects by kind and key, change events in batches, and whether the view is
+// complete (synced) and current (not stale).
+import { isDeepStrictEqual } from 'node:util';
+import { allKinds, objectKey, type AnyObject, type Kind, type ObjectOf } from './model/index.ts';
+
+/** One change to one object; `old` is absent for an add, `object` for a delete. */
+export type StoreChange = {
+  [K in Kind]: { kind: K; key: string; old: ObjectOf[K] | undefined; object: ObjectOf[K] | undefined };
+}[Kind];
+
+/** A write to the store: put an object, or delete the object at a key. */
+export type StoreWrite = AnyObject | { kind: Kind; key: string; object: undefined };
+
+/** Where the view stands: every wanted kind listed once (synced), and whether the source is currently cut off. */
+export interface StoreStatus {
+  synced: boolean;
+  stale: boolean;
+  /** Why the view is stale, when it is. */
+  staleReason?: string;
+  /** Milliseconds since the epoch of the last time the source was known current. */
+  lastCurrentAt: number;
+}
+
+type Listener = (changes: readonly StoreChange[]) => void;
+type StatusListener = (status: StoreStatus) => void;
+
+/**
+ * Holds the objects of the kinds a component asked for. Sources write batches; subscribers receive only the
+ * writes that changed something (an equal object written again is not a change). Listeners must not throw.
+ */
+export class Store {
+  readonly kinds: ReadonlySet<Kind>;
+  #objects = new Map<Kind, Map<string, unknown>>();
+  #listeners = new Set<Listener>();
+  #statusListeners = new Set<StatusListener>();
+  #syncedKinds = new Set<Kind>();
+  #status: StoreStatus = { synced: false, stale: false, lastCurrentAt: 0 };
+
+  constructor(kinds: Iterable<Kind> = allKinds) {
+    this.kinds = new Set(kinds);
+    for (const k of this.kinds) this.#objects.set(k, new Map());
+  }
+
+  /** The object of a kind at a key, or undefined. */
+  get<K extends Kind>(kind: K, key: string): ObjectOf[K] | undefined {
+    return this.#objects.get(kind)?.get(key) as ObjectOf[K] | undefined;
+  }
+
+  /** Every object of a kind, in no particular order. */
+  list<K extends Kind>(kind: K): ObjectOf[K][] {
+    return [...(this.#objects.get(kind)?.values() ?? [])] as ObjectOf[K][];
+  }
+
+  /** Number of objects of a kind. */
+  count(kind: Kind): number {
+    return this.#objects.get(kind)?.size ?? 0;
+  }
+
+  /** Applies writes in order, then tells subscribers what changed. Writes of kinds not kept are ignored. */
+  apply(writes: readonly StoreWrite[]): StoreChange[] {
+    const changes: StoreChange[] = [];
+    for (const w of writes) {
+      const objects = this.#objects.get(w.kind);
+      if (!objects) continue;
+      const key = w.object === undefined ? (w as { key: string }).key : objectKey(w.kind, w.object.metadata);
+      const old = objects.get(key);
+      if (w.object === undefined) {
+        if (old === undefined) continue;
+        objects.delete(key);
+      } else {
+        if (old !== undefined && isDeepStrictEqual(old, w.object)) continue;
+        objects.set(key, w.object);
+      }
+      changes.push({ kind: w.kind, key, old, object: w.object } as StoreChange);
+    }
+    if (changes.length > 0) for (const l of this.#listeners) l(changes);
+    return changes;
+  }
+
+  /** Calls `listener` with every batch of changes from now on; returns a function that unsubscribes. */
+  subscribe(listener: Listener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** The current status. */
+  get status(): StoreStatus {
+    return { ...this.#status };
+  }
+
+  /** Calls `listener` whenever synced or stale changes; returns a function that unsubscribes. */
+  onStatus(listener: StatusListener): () => void {
+    this.#statusListeners.add(listener);
+    return () => this.#statusListeners.delete(listener);
+  }
+
+  /** Records that a kind has been listed completely once; the store is synced when every kind has. */
+  markSynced(kind: Kind): void {
+    this.#syncedKinds.add(kind);
+    const synced = [...this.kinds].every((k) => this.#syncedKinds.has(k));
+    this.#setStatus({ synced: this.#status.synced || synced });
+  }
+
+  /** Marks the view stale (the source is cut off) with a reason, or current again. */
+  markStale(stale: boolean, reason?: string): void {
+    if (stale) this.#setStatus({ stale: true, staleReason: reason });
+    else this.#setStatus({ stale: false, staleReason: undefined, lastCurrentAt: Date.now() });
+  }
+
+  #setStatus(patch: Partial<StoreStatus>): void {
+    const next = { ...this.#status, ...patch };
+    if (next.staleReason === undefined) delete next.staleReason;
+    const changed = next.synced !== this.#status.synced || next.stale !== this.#status.stale || next.staleReason !== this.#status.staleReason;
+    this.#status = next;
+    if (changed) for (const l of this.#statusListeners) l(this.status);
+  }
+
+  /** A plain snapshot of every object, keyed by kind then key, sorted; for tests and debugging. */
+  dump(): Record<string, Record<string, unknown>> {
+    const out: Record<string, Record<string, unknown>> = {};
+    for (const k of [...this.kinds].sort()) {
+      const objects = this.#objects.get(k)!;
+      out[k] = Object.fromEntries([...objects.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+    }
+    return out;
+  }
+}

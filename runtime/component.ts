@@ -1,0 +1,152 @@
+// What every component process does before its own work: flags, logs, the cluster view, the admin server and
+// shutdown. A component supplies its flags, the kinds it reads, and `run`.
+import { stat } from 'node:fs/promises';
+import type { Registry } from 'prom-client';
+import { ManifestsSource } from '../cluster/manifests/source.ts';
+import { KubeConfigError, loadKubeConfig } from '../cluster/kubernetes/config.ts';
+import { KubernetesSource } from '../cluster/kubernetes/source.ts';
+import type { Kind } from '../cluster/model/index.ts';
+import { defaultNodeName } from '../cluster/node.ts';
+import { ServiceMap } from '../cluster/servicemap/index.ts';
+import type { ClusterSource } from '../cluster/source.ts';
+import { Store } from '../cluster/store.ts';
+import { AdminServer } from './admin.ts';
+import { UsageError } from './errors.ts';
+import { formatHelp, nonEmpty, oneOf, parseFlags, parseHostPort, valueFlag, type FlagSpecs, type FlagValues } from './flags.ts';
+import { createLogger, logLevels, type Logger } from './logger.ts';
+import { createRegistry, registerStoreMetrics } from './metrics.ts';
+import { Shutdown } from './shutdown.ts';
+import { supervisedEnv } from './supervisor.ts';
+
+/** The flags every component takes. */
+export function commonFlags(defaultAdmin: string) {
+  return {
+    manifests: valueFlag({ value: 'DIR', help: 'read the cluster from a directory of YAML/JSON manifests (watched)', parse: nonEmpty }),
+    kubeconfig: valueFlag({ value: 'FILE', help: 'read the cluster from the API server in this kubeconfig (else $KUBECONFIG, else in-cluster)', parse: nonEmpty }),
+    'node-name': valueFlag({ value: 'NAME', help: 'the node this process serves', parse: nonEmpty, default: defaultNodeName() }),
+    admin: valueFlag({ value: 'ADDR:PORT', help: 'serve /metrics, /healthz, /livez and /readyz here', parse: parseHostPort, default: parseHostPort(defaultAdmin) }),
+    'log-level': valueFlag({ value: 'LEVEL', help: `log level: ${logLevels.join(', ')}`, parse: oneOf(logLevels), default: 'info' as const }),
+  };
+}
+
+/** The parsed common flags. */
+export type CommonFlagValues = FlagValues<ReturnType<typeof commonFlags>>;
+
+/** What a component's `run` is given: the shared parts, already started. */
+export interface ComponentContext {
+  name: string;
+  log: Logger;
+  registry: Registry;
+  store: Store;
+  source: ClusterSource;
+  nodeName: string;
+  admin: AdminServer;
+  shutdown: Shutdown;
+  /** The service map for this node, created on first use. */
+  serviceMap(): ServiceMap;
+}
+
+/** A component: proxy, dns, ingress or overlay. */
+export interface Component<S extends FlagSpecs = FlagSpecs> {
+  name: string;
+  summary: string;
+  /** The kinds the component reads; the source lists and watches only these. */
+  kinds: Kind[];
+  defaultAdmin: string;
+  flags: S;
+  /** Starts the component's own work; resolves once it is running. Absent while the component is not built. */
+  run?: (ctx: ComponentContext, flags: FlagValues<S> & CommonFlagValues) => Promise<void>;
+  /** For a component that is not built yet: where its work is tracked. */
+  notBuilt?: string;
+}
+
+/** Declares a component, keeping its flag types. */
+export function defineComponent<S extends FlagSpecs>(c: Component<S>): Component<S> {
+  return c;
+}
+
+/** Help text of a component. */
+export function componentHelp(c: Component): string {
+  return formatHelp(`netplane ${c.name}`, c.summary, { ...commonFlags(c.defaultAdmin), ...c.flags });
+}
+
+/**
+ * Parses the component's flags and runs it until SIGTERM/SIGINT. Throws UsageError for a wrong command line
+ * (before anything starts); other start-up failures are logged and exit with code 1.
+ */
+export async function runComponent(c: Component, argv: readonly string[], version: string): Promise<void> {
+  const command = `netplane ${c.name}`;
+  const specs = { ...commonFlags(c.defaultAdmin), ...c.flags };
+  const flags = parseFlags(command, specs, argv) as (CommonFlagValues & Record<string, unknown>) | null;
+  if (flags === null) {
+    process.stdout.write(componentHelp(c));
+    return;
+  }
+  const source = await chooseSource(command, flags);
+  const log = createLogger(c.name, flags['log-level']);
+  const registry = createRegistry(c.name, version);
+  const store = new Store(c.kinds);
+  registerStoreMetrics(registry, store);
+  const admin = new AdminServer(registry, store);
+  const shutdown = new Shutdown(log);
+  shutdown.installSignalHandlers();
+  if (process.env[supervisedEnv] === '1') {
+    // Under `netplane up`, stdin is a pipe from the supervisor: when it closes, the supervisor is gone.
+    process.stdin.on('end', () => void shutdown.run(0)).on('error', () => void shutdown.run(0));
+    process.stdin.resume();
+  }
+  let serviceMap: ServiceMap | undefined;
+  const ctx: ComponentContext = {
+    name: c.name,
+    log,
+    registry,
+    store,
+    source: source(log),
+    nodeName: flags['node-name'],
+    admin,
+    shutdown,
+    serviceMap: () => (serviceMap ??= new ServiceMap(store, { nodeName: flags['node-name'] })),
+  };
+  try {
+    const bound = await admin.listen(flags.admin);
+    log.info({ admin: `${bound.host}:${bound.port}`, source: ctx.source.name, node: ctx.nodeName, version }, `${command} starting`);
+  } catch (e) {
+    log.fatal({ err: e }, `cannot serve the admin endpoints on ${flags.admin.text}: ${(e as Error).message}`);
+    process.exitCode = 1;
+    return;
+  }
+  shutdown.add('admin server', () => admin.close());
+  shutdown.add('cluster source', () => ctx.source.stop());
+  store.onStatus((st) => log.info(st, st.stale ? 'cluster view is stale' : st.synced ? 'cluster view is current' : 'cluster view loading'));
+  const started = Date.now();
+  ctx.source.start(store).then(
+    () => log.info({ ms: Date.now() - started, objects: Object.fromEntries(c.kinds.map((k) => [k, store.count(k)])) }, 'first full view loaded'),
+    (e: Error) => {
+      log.fatal({ err: e }, e.message);
+      void shutdown.run(1);
+    },
+  );
+  if (!c.run) {
+    log.warn(`netplane ${c.name} is not built yet (${c.notBuilt}): this process only loads the cluster view and serves /metrics, /healthz, /livez and /readyz`);
+    return;
+  }
+  await c.run(ctx, flags as never);
+}
+
+/** Picks the source from the flags; a wrong or missing choice is a UsageError. */
+async function chooseSource(command: string, flags: CommonFlagValues): Promise<(log: Logger) => ClusterSource> {
+  if (flags.manifests && flags.kubeconfig) throw new UsageError(`${command}: give --manifests or --kubeconfig, not both`);
+  if (flags.manifests) {
+    const dir = flags.manifests;
+    const info = await stat(dir).catch(() => undefined);
+    if (!info?.isDirectory()) throw new UsageError(`${command}: --manifests ${JSON.stringify(dir)}: no such directory`);
+    return (log) => new ManifestsSource(dir, { log });
+  }
+  try {
+    const kc = loadKubeConfig(flags.kubeconfig);
+    return (log) => new KubernetesSource(kc, { log });
+  } catch (e) {
+    if (e instanceof KubeConfigError) throw new UsageError(`${command}: ${e.message}`, { cause: e });
+    throw e;
+  }
+}

@@ -1,0 +1,165 @@
+// Typed command-line flags on top of node:util parseArgs: every value is checked, and a wrong flag or value
+// becomes one UsageError sentence naming the flag, the value and what is allowed.
+import { parseArgs } from 'node:util';
+import { UsageError } from './errors.ts';
+
+/** A flag without a value: present means true. */
+export interface SwitchFlag {
+  kind: 'switch';
+  help: string;
+}
+
+/** A flag with one value, parsed by `parse` (which throws with what is allowed); D says whether it has a default. */
+export interface ValueFlag<T, D extends boolean> {
+  kind: 'value';
+  help: string;
+  /** Placeholder shown in help, e.g. "ADDR:PORT". */
+  value: string;
+  parse: (raw: string) => T;
+  default: D extends true ? T : undefined;
+}
+
+/** A repeatable flag; every occurrence is parsed; `default` applies when it is never given. */
+export interface ListFlag<T> {
+  kind: 'list';
+  help: string;
+  value: string;
+  parse: (raw: string) => T;
+  default: T[];
+}
+
+/** Any flag. */
+export type Flag = SwitchFlag | ValueFlag<any, boolean> | ListFlag<any>;
+/** A set of flags by name (without the leading dashes). */
+export type FlagSpecs = Record<string, Flag>;
+
+/** The parsed values of a set of flags. */
+export type FlagValues<S extends FlagSpecs> = {
+  [K in keyof S]: S[K] extends SwitchFlag
+    ? boolean
+    : S[K] extends ListFlag<infer T>
+      ? T[]
+      : S[K] extends ValueFlag<infer T, infer D>
+        ? D extends true
+          ? T
+          : T | undefined
+        : never;
+};
+
+/** Declares a switch. */
+export function switchFlag(help: string): SwitchFlag {
+  return { kind: 'switch', help };
+}
+
+const identity = (raw: string) => raw;
+
+/** Declares a flag with one value; with a default its value is never undefined. */
+export function valueFlag<T = string>(spec: { help: string; value: string; parse?: (raw: string) => T }): ValueFlag<T, false>;
+export function valueFlag<T = string>(spec: { help: string; value: string; parse?: (raw: string) => T; default: T }): ValueFlag<T, true>;
+export function valueFlag<T>(spec: { help: string; value: string; parse?: (raw: string) => T; default?: T }): ValueFlag<T, boolean> {
+  return { kind: 'value', parse: (spec.parse ?? identity) as (raw: string) => T, default: spec.default, help: spec.help, value: spec.value };
+}
+
+/** Declares a repeatable flag. */
+export function listFlag<T = string>(spec: { help: string; value: string; parse?: (raw: string) => T; default?: T[] }): ListFlag<T> {
+  return { kind: 'list', parse: (spec.parse ?? identity) as (raw: string) => T, default: spec.default ?? [], help: spec.help, value: spec.value };
+}
+
+/** Parses argv against specs; `--help` returns null. Throws UsageError for unknown flags, positionals or bad values. */
+export function parseFlags<S extends FlagSpecs>(command: string, specs: S, argv: readonly string[]): FlagValues<S> | null {
+  const options: Record<string, { type: 'string' | 'boolean'; multiple: boolean }> = { help: { type: 'boolean', multiple: false } };
+  for (const [name, f] of Object.entries(specs)) options[name] = { type: f.kind === 'switch' ? 'boolean' : 'string', multiple: f.kind === 'list' };
+  let parsed;
+  try {
+    parsed = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false });
+  } catch (e) {
+    throw new UsageError(`${command}: ${explainParseError(e as Error & { code?: string }, specs)} (see ${command} --help)`, { cause: e });
+  }
+  if (parsed.values.help) return null;
+  const out: Record<string, unknown> = {};
+  for (const [name, f] of Object.entries(specs)) {
+    const raw = parsed.values[name] as string | string[] | boolean | undefined;
+    if (f.kind === 'switch') {
+      out[name] = raw === true;
+      continue;
+    }
+    if (raw === undefined) {
+      out[name] = f.default;
+      continue;
+    }
+    const one = (v: string) => {
+      try {
+        return f.parse(v);
+      } catch (e) {
+        throw new UsageError(`${command}: --${name} ${JSON.stringify(v)}: ${(e as Error).message}`, { cause: e });
+      }
+    };
+    out[name] = Array.isArray(raw) ? raw.map(one) : one(raw as string);
+  }
+  return out as FlagValues<S>;
+}
+
+function explainParseError(e: Error & { code?: string }, specs: FlagSpecs): string {
+  const m = /'(-[^']*)'/.exec(e.message);
+  const token = m?.[1];
+  switch (e.code) {
+    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
+      return `unknown flag ${token ?? e.message}`;
+    case 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL':
+      return `unexpected argument ${/'([^']*)'/.exec(e.message)?.[1] ?? ''}; every setting is a --flag`;
+    case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE': {
+      const name = token?.replace(/^--?/, '').split(' ')[0] ?? '';
+      const spec = specs[name];
+      return spec && spec.kind !== 'switch' ? `--${name} needs a value ${spec.value}` : `--${name} takes no value`;
+    }
+    default:
+      return e.message;
+  }
+}
+
+/** Help text for a command: usage line, summary, and one line per flag. */
+export function formatHelp(command: string, summary: string, specs: FlagSpecs): string {
+  const rows = Object.entries(specs).map(([name, f]) => {
+    if (f.kind === 'switch') return `${`  --${name}`.padEnd(34)} ${f.help}`;
+    const def = f.default !== undefined && !(Array.isArray(f.default) && f.default.length === 0) ? ` (default ${formatDefault(f.default)})` : '';
+    return `${`  --${name} ${f.value}`.padEnd(34)} ${f.help}${f.kind === 'list' ? ' (repeatable)' : ''}${def}`;
+  });
+  return [`Usage: ${command} [flags]`, '', summary, '', 'Flags:', ...rows, `${'  --help'.padEnd(34)} show this help`, ''].join('\n');
+}
+
+function formatDefault(v: unknown): string {
+  if (Array.isArray(v)) return v.map(formatDefault).join(', ');
+  if (v !== null && typeof v === 'object' && 'text' in v) return String((v as { text: unknown }).text);
+  return String(v);
+}
+
+/** An address and port to listen on or connect to. */
+export interface HostPort {
+  host: string;
+  port: number;
+  /** As written, for logs and help. */
+  text: string;
+}
+
+/** Parses ADDR:PORT or [IPv6]:PORT; a port of 0 asks the system for a free one. Throws with what is allowed. */
+export function parseHostPort(raw: string): HostPort {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s[\]]*)):(\d{1,5})$/.exec(raw);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new Error('must be ADDR:PORT, e.g. 127.0.0.1:9153 or [::1]:9153');
+  const host = m[1] ?? m[2] ?? '';
+  return { host: host === '' ? '0.0.0.0' : host, port, text: raw };
+}
+
+/** A parser accepting one of a fixed set of words. */
+export function oneOf<const T extends string>(allowed: readonly T[]): (raw: string) => T {
+  return (raw) => {
+    if ((allowed as readonly string[]).includes(raw)) return raw as T;
+    throw new Error(`must be one of ${allowed.join(', ')}`);
+  };
+}
+
+/** A parser for a non-empty string. */
+export function nonEmpty(raw: string): string {
+  if (raw.trim() === '') throw new Error('must not be empty');
+  return raw;
+}
