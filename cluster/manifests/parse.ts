@@ -38,5 +38,5 @@ export function parseManifestText(file: string, text: string): ParsedFile {
 
 function oneLine(message: string): string {
   // yaml's pretty errors append a source excerpt on further lines; the first line carries line and column.
-  return message.split('\n')[0]!.trim();
+  return message.split('\n')[0]!.trim().replace(/:$/, '');
 }

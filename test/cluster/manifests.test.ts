@@ -1,0 +1,157 @@
+import { mkdtemp, rm, unlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { parseManifestText } from '../../cluster/manifests/parse.ts';
+import { ManifestsSource } from '../../cluster/manifests/source.ts';
+import { Store, type StoreChange } from '../../cluster/store.ts';
+import { captureLogger, waitFor } from '../helpers/wait.ts';
+
+const web = (port: number) => `apiVersion: v1
+kind: Service
+metadata: { name: web }
+spec:
+  clusterIP: 10.96.0.10
+  ports: [{ name: http, port: ${port} }]
+`;
+const api = `apiVersion: v1
+kind: Service
+metadata: { name: api, namespace: shop }
+spec: { clusterIP: 10.96.0.11, ports: [{ port: 443 }] }
+`;
+const slice = `apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: { name: web-1, labels: { kubernetes.io/service-name: web } }
+addressType: IPv4
+endpoints: [{ addresses: [10.244.0.5] }]
+ports: [{ name: http, port: 8080 }]
+`;
+
+describe('parseManifestText', () => {
+  const cases: Array<[string, string, { objects?: string[]; document?: number; reason?: RegExp }]> = [
+    ['several documents, empty ones skipped', `${web(80)}---\n---\n${slice}`, { objects: ['Service', 'EndpointSlice'] }],
+    ['JSON', JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'n1' } }), { objects: ['Node'] }],
+    ['YAML syntax error names the file line', `${web(80)}---\nkind: [unclosed\n`, { document: 2, reason: /at line 9, column 1$/ }],
+    ['validation error names the field', `${slice}---\n${web(0)}`, { document: 2, reason: /Service: spec\.ports\[0\]\.port: must be 1 to 65535/ }],
+    ['duplicate keys are refused', 'apiVersion: v1\nkind: Node\nkind: Node\nmetadata: { name: a }\n', { document: 1, reason: /unique/i }],
+    ['merge keys stay plain data', 'apiVersion: v1\nkind: Node\nmetadata: { name: a, labels: { "<<": x } }\n', { objects: ['Node'] }],
+  ];
+  for (const [name, text, want] of cases) {
+    it(name, () => {
+      const r = parseManifestText('f.yaml', text);
+      if (want.objects) {
+        expect(r.ok).toBe(true);
+        if (r.ok) expect(r.objects.map((o) => o.kind)).toEqual(want.objects);
+      } else {
+        expect(r.ok).toBe(false);
+        if (!r.ok) {
+          expect(r.problem.file).toBe('f.yaml');
+          expect(r.problem.document).toBe(want.document);
+          expect(r.problem.reason).toMatch(want.reason!);
+        }
+      }
+    });
+  }
+});
+
+describe('ManifestsSource', () => {
+  let dir: string;
+  let source: ManifestsSource | undefined;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'netplane-manifests-'));
+  });
+  afterEach(async () => {
+    await source?.stop();
+    source = undefined;
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  async function start(store = new Store()) {
+    const { log, records } = captureLogger();
+    source = new ManifestsSource(dir, { log, debounceMs: 20 });
+    const changes: StoreChange[] = [];
+    store.subscribe((c) => changes.push(...c));
+    await source.start(store);
+    return { store, records, changes };
+  }
+
+  it('loads every file, recursively, and is synced once loaded', async () => {
+    await writeFile(join(dir, 'web.yaml'), `${web(80)}---\n${slice}`);
+    await writeFile(join(dir, 'api.yml'), api);
+    await import('node:fs/promises').then((fs) => fs.mkdir(join(dir, 'nested')));
+    await writeFile(join(dir, 'nested', 'node.json'), JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'n1' } }));
+    await writeFile(join(dir, '.web.yaml.swp'), 'garbage: [');
+    await writeFile(join(dir, 'README.md'), '# not a manifest');
+    const { store } = await start();
+    expect(store.status.synced).toBe(true);
+    expect(Object.fromEntries(store.kinds.values().map((k) => [k, store.count(k)]))).toMatchObject({ Service: 2, EndpointSlice: 1, Node: 1 });
+    expect(source!.problems()).toEqual([]);
+  });
+
+  it('applies an edit, an added file and a removed file within a second, as add/modify/delete events', async () => {
+    await writeFile(join(dir, 'web.yaml'), web(80));
+    const { store, changes } = await start();
+    const t0 = Date.now();
+    await writeFile(join(dir, 'web.yaml'), web(81));
+    await waitFor('the edit', () => store.get('Service', 'default/web')?.spec.ports[0]?.port === 81, 1000);
+    await writeFile(join(dir, 'api.yaml'), api);
+    await waitFor('the new file', () => store.get('Service', 'shop/api'), 1000);
+    await unlink(join(dir, 'api.yaml'));
+    await waitFor('the removal', () => !store.get('Service', 'shop/api'), 1000);
+    expect(Date.now() - t0).toBeLessThan(3000);
+    expect(changes.map((c) => [c.old ? (c.object ? 'modified' : 'deleted') : 'added', c.key])).toEqual([
+      ['added', 'default/web'],
+      ['modified', 'default/web'],
+      ['added', 'shop/api'],
+      ['deleted', 'shop/api'],
+    ]);
+  });
+
+  it('keeps the last good objects of a file whose edit is bad, names the file, document and reason, and still applies other files', async () => {
+    await writeFile(join(dir, 'web.yaml'), `${slice}---\n${web(80)}`);
+    const { store, records } = await start();
+    await writeFile(join(dir, 'web.yaml'), `${slice}---\n${web(99999)}`);
+    await writeFile(join(dir, 'api.yaml'), api);
+    await waitFor('the good file', () => store.get('Service', 'shop/api'), 1000);
+    await source!.rescan();
+    expect(store.get('Service', 'default/web')?.spec.ports[0]?.port).toBe(80);
+    expect(store.get('EndpointSlice', 'default/web-1')).toBeDefined();
+    expect(source!.problems()).toEqual([{ file: 'web.yaml', document: 2, reason: expect.stringMatching(/spec\.ports\[0\]\.port: must be 1 to 65535/) }]);
+    const logged = records.find((r) => r.file === 'web.yaml' && r.level === 50);
+    expect(logged).toMatchObject({ document: 2, reason: expect.stringMatching(/port/) });
+    expect(String(logged!.msg)).toMatch(/web\.yaml document 2 rejected: .*keeping its last good version/);
+
+    // Fixing the file clears the problem and applies the fix.
+    await writeFile(join(dir, 'web.yaml'), `${slice}---\n${web(82)}`);
+    await waitFor('the fix', () => store.get('Service', 'default/web')?.spec.ports[0]?.port === 82, 1000);
+    expect(source!.problems()).toEqual([]);
+  });
+
+  it('a file that was never valid contributes nothing until it is fixed', async () => {
+    await writeFile(join(dir, 'web.yaml'), 'apiVersion: v1\nkind: Service\nmetadata: {}\n');
+    const { store } = await start();
+    expect(store.count('Service')).toBe(0);
+    expect(source!.problems()).toMatchObject([{ file: 'web.yaml', document: 1, reason: expect.stringMatching(/metadata\.name/) }]);
+    expect(store.status.synced).toBe(true);
+  });
+
+  it('keeps the first file of two that define the same object, and warns', async () => {
+    await writeFile(join(dir, 'a.yaml'), web(80));
+    await writeFile(join(dir, 'b.yaml'), web(81));
+    const { store, records } = await start();
+    expect(store.get('Service', 'default/web')?.spec.ports[0]?.port).toBe(80);
+    expect(records.some((r) => r.level === 40 && r.kept === 'a.yaml' && r.ignored === 'b.yaml')).toBe(true);
+    // Removing the winner lets the other definition apply.
+    await unlink(join(dir, 'a.yaml'));
+    await waitFor('the other definition', () => store.get('Service', 'default/web')?.spec.ports[0]?.port === 81, 1000);
+  });
+
+  it('keeps the whole view when the directory itself disappears', async () => {
+    await writeFile(join(dir, 'web.yaml'), web(80));
+    const { store, records } = await start();
+    await rm(dir, { recursive: true, force: true });
+    await source!.rescan();
+    expect(store.get('Service', 'default/web')).toBeDefined();
+    expect(records.some((r) => r.level === 50 && /keeping the last view/.test(String(r.msg)))).toBe(true);
+  });
+});
