@@ -3,8 +3,6 @@
 import { stat } from 'node:fs/promises';
 import type { Registry } from 'prom-client';
 import { ManifestsSource } from '../cluster/manifests/source.ts';
-import { KubeConfigError, loadKubeConfig } from '../cluster/kubernetes/config.ts';
-import { KubernetesSource } from '../cluster/kubernetes/source.ts';
 import type { Kind } from '../cluster/model/index.ts';
 import { defaultNodeName } from '../cluster/node.ts';
 import { ServiceMap } from '../cluster/servicemap/index.ts';
@@ -142,6 +140,9 @@ async function chooseSource(command: string, flags: CommonFlagValues): Promise<(
     if (!info?.isDirectory()) throw new UsageError(`${command}: --manifests ${JSON.stringify(dir)}: no such directory`);
     return (log) => new ManifestsSource(dir, { log });
   }
+  // Loaded only when used: the client library takes most of a second to import, and manifests mode needs none of it.
+  const { KubeConfigError, loadKubeConfig } = await import('../cluster/kubernetes/config.ts');
+  const { KubernetesSource } = await import('../cluster/kubernetes/source.ts');
   try {
     const kc = loadKubeConfig(flags.kubeconfig);
     return (log) => new KubernetesSource(kc, { log });

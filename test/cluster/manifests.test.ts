@@ -84,7 +84,7 @@ describe('ManifestsSource', () => {
     await writeFile(join(dir, 'README.md'), '# not a manifest');
     const { store } = await start();
     expect(store.status.synced).toBe(true);
-    expect(Object.fromEntries(store.kinds.values().map((k) => [k, store.count(k)]))).toMatchObject({ Service: 2, EndpointSlice: 1, Node: 1 });
+    expect(Object.fromEntries([...store.kinds].map((k) => [k, store.count(k)]))).toMatchObject({ Service: 2, EndpointSlice: 1, Node: 1 });
     expect(source!.problems()).toEqual([]);
   });
 

@@ -1,0 +1,118 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { waitFor } from '../helpers/wait.ts';
+
+const bin = fileURLToPath(new URL('../../bin/netplane.ts', import.meta.url));
+const examples = fileURLToPath(new URL('../../examples/quickstart', import.meta.url));
+
+function netplane(...args: string[]) {
+  return spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 15_000 });
+}
+
+async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as { port: number }).port;
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+describe('netplane command line', () => {
+  it('prints its version', () => {
+    const r = netplane('--version');
+    expect([r.status, r.stdout]).toEqual([0, 'netplane 0.1.0\n']);
+  });
+
+  it('prints help for every command', () => {
+    for (const cmd of ['proxy', 'dns', 'ingress', 'overlay', 'up']) {
+      const r = netplane(cmd, '--help');
+      expect(r.status).toBe(0);
+      expect(r.stdout).toContain(`Usage: netplane ${cmd} [flags]`);
+      expect(r.stdout).toContain('--manifests DIR');
+    }
+  });
+
+  const wrong: Array<[string[], RegExp]> = [
+    [['frobnicate'], /^netplane: unknown command "frobnicate"/],
+    [['dns', '--bogus'], /^netplane dns: unknown flag --bogus/],
+    [['proxy', '--admin', 'nowhere'], /^netplane proxy: --admin "nowhere": must be ADDR:PORT/],
+    [['ingress', '--manifests', '/does/not/exist'], /^netplane ingress: --manifests "\/does\/not\/exist": no such directory/],
+    [['overlay', '--manifests', examples, '--kubeconfig', '/x'], /^netplane overlay: give --manifests or --kubeconfig, not both/],
+    [['dns', '--kubeconfig', '/does/not/exist'], /^netplane dns: cannot load kubeconfig \/does\/not\/exist/],
+    [['up', '--component', 'dnz', '--manifests', examples], /^netplane up: --component "dnz": must be one of proxy, dns, ingress, overlay/],
+  ];
+  for (const [args, message] of wrong) {
+    it(`exits 2 with one line for: ${args.join(' ')}`, () => {
+      const r = netplane(...args);
+      expect(r.status).toBe(2);
+      expect(r.stderr).toMatch(message);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stdout).toBe('');
+    });
+  }
+});
+
+describe('a component process', () => {
+  let dir: string | undefined;
+  afterEach(async () => {
+    if (dir) await rm(dir, { recursive: true, force: true });
+    dir = undefined;
+  });
+
+  it('loads the view, serves the admin endpoints, follows edits, and stops cleanly on SIGTERM', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'netplane-cli-'));
+    await writeFile(join(dir, 'svc.yaml'), 'apiVersion: v1\nkind: Service\nmetadata: { name: a }\nspec: { clusterIP: 10.96.0.1, ports: [{ port: 80 }] }\n');
+    const port = await freePort();
+    const child = spawn(process.execPath, [bin, 'dns', '--manifests', dir, '--admin', `127.0.0.1:${port}`, '--log-level', 'debug'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    try {
+      const ready = await waitFor('readyz', async () => (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined))?.status === 200, 10_000);
+      expect(ready).toBe(true);
+      const metrics = () => fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text());
+      expect(await metrics()).toContain('netplane_cluster_objects{kind="Service"} 1');
+      await writeFile(join(dir, 'svc2.yaml'), 'apiVersion: v1\nkind: Service\nmetadata: { name: b }\nspec: { clusterIP: 10.96.0.2 }\n');
+      await waitFor('the new Service in the metrics', async () => (await metrics()).includes('netplane_cluster_objects{kind="Service"} 2'), 2000);
+      // Every log line is one JSON object.
+      const lines = out.trim().split('\n');
+      for (const line of lines) expect(() => JSON.parse(line)).not.toThrow();
+      expect(lines.map((l) => JSON.parse(l).msg)).toContain('first full view loaded');
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect(await exited).toBe(0);
+    expect(out).toContain('"msg":"shutting down"');
+  });
+});
+
+describe('netplane up', () => {
+  it('runs components as child processes with prefixed logs and stops them all on SIGINT', async () => {
+    const child = spawn(process.execPath, [bin, 'up', '--manifests', examples, '--component', 'dns', '--component', 'overlay', '--node-name', 'local'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    try {
+      await waitFor('both components loaded', () => /^dns +\| .*first full view loaded/m.test(out) && /^overlay +\| .*first full view loaded/m.test(out), 15_000);
+      expect(out).toMatch(/^up +\| started dns \(pid \d+\), admin on http:\/\/127\.0\.0\.1:9153$/m);
+      expect(out).toMatch(/^dns +\| .*netplane dns is not built yet/m);
+      const pids = [...out.matchAll(/started \w+ \(pid (\d+)\)/g)].map((m) => Number(m[1]));
+      expect(pids).toHaveLength(2);
+      child.kill('SIGINT');
+      expect(await exited).toBe(0);
+      expect(out).toMatch(/^up +\| every component has stopped$/m);
+      // No child is left running.
+      for (const pid of pids) expect(() => process.kill(pid, 0)).toThrow();
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+});

@@ -1,0 +1,65 @@
+import { describe, expect, it } from 'vitest';
+import { UsageError } from '../../runtime/errors.ts';
+import { listFlag, oneOf, parseFlags, parseHostPort, switchFlag, valueFlag } from '../../runtime/flags.ts';
+
+const specs = {
+  admin: valueFlag({ value: 'ADDR:PORT', help: 'admin', parse: parseHostPort, default: parseHostPort('127.0.0.1:9153') }),
+  mode: valueFlag({ value: 'MODE', help: 'mode', parse: oneOf(['nftables', 'iptables'] as const) }),
+  upstream: listFlag({ value: 'ADDR:PORT', help: 'upstream', parse: parseHostPort }),
+  cleanup: switchFlag('cleanup'),
+};
+
+describe('parseFlags', () => {
+  it('parses values, defaults, repeats and switches', () => {
+    const v = parseFlags('netplane x', specs, ['--mode=iptables', '--upstream', '1.1.1.1:53', '--upstream=[2001:db8::1]:53', '--cleanup'])!;
+    expect(v.admin).toMatchObject({ host: '127.0.0.1', port: 9153 });
+    expect(v.mode).toBe('iptables');
+    expect(v.upstream.map((u) => [u.host, u.port])).toEqual([
+      ['1.1.1.1', 53],
+      ['2001:db8::1', 53],
+    ]);
+    expect(v.cleanup).toBe(true);
+  });
+
+  it('leaves an optional flag undefined and a switch false', () => {
+    const v = parseFlags('netplane x', specs, [])!;
+    expect([v.mode, v.cleanup, v.upstream]).toEqual([undefined, false, []]);
+  });
+
+  it('returns null for --help', () => {
+    expect(parseFlags('netplane x', specs, ['--help'])).toBeNull();
+  });
+
+  const bad: Array<[string[], string]> = [
+    [['--bogus'], 'netplane x: unknown flag --bogus (see netplane x --help)'],
+    [['stray'], 'netplane x: unexpected argument stray; every setting is a --flag (see netplane x --help)'],
+    [['--mode'], 'netplane x: --mode needs a value MODE (see netplane x --help)'],
+    [['--mode', 'ipvs'], 'netplane x: --mode "ipvs": must be one of nftables, iptables'],
+    [['--admin', ':99999'], 'netplane x: --admin ":99999": must be ADDR:PORT, e.g. 127.0.0.1:9153 or [::1]:9153'],
+    [['--cleanup=yes'], 'netplane x: --cleanup takes no value (see netplane x --help)'],
+  ];
+  for (const [argv, message] of bad) {
+    it(`refuses ${argv.join(' ')} with one sentence`, () => {
+      let error: unknown;
+      try {
+        parseFlags('netplane x', specs, argv);
+      } catch (e) {
+        error = e;
+      }
+      expect(error).toBeInstanceOf(UsageError);
+      expect((error as Error).message).toBe(message);
+      expect((error as Error).message).not.toContain('\n');
+    });
+  }
+});
+
+describe('parseHostPort', () => {
+  const cases: Array<[string, string, number]> = [
+    ['127.0.0.1:53', '127.0.0.1', 53],
+    [':8080', '0.0.0.0', 8080],
+    ['[::1]:0', '::1', 0],
+    ['localhost:10249', 'localhost', 10249],
+  ];
+  for (const [raw, host, port] of cases) it(raw, () => expect(parseHostPort(raw)).toMatchObject({ host, port }));
+  for (const raw of ['53', '1.2.3.4', '1.2.3.4:65536', '::1:53', '[::1]', 'a b:1']) it(`refuses ${raw}`, () => expect(() => parseHostPort(raw)).toThrow(/ADDR:PORT/));
+});
