@@ -1,0 +1,30 @@
+# netplane: one image for all four processes (`proxy`, `dns`, `ingress`, `overlay`).
+# Node 24 runs the .ts sources directly (type stripping), so there is no build stage.
+FROM node:24-slim
+
+# Tools the backends drive: nft (proxy), iptables-restore (iptables backend), ip/bridge (overlay), conntrack
+# (flushing stale UDP entries when an endpoint goes away).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends nftables iptables iproute2 conntrack \
+ && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /app
+ENV NODE_ENV=production
+
+# Dependencies first so source edits reuse this layer. netlink ships N-API prebuilds for linux-x64/arm64,
+# so no compiler toolchain is needed.
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev && npm cache clean --force
+
+COPY bin ./bin
+COPY cluster ./cluster
+COPY runtime ./runtime
+COPY proxy ./proxy
+COPY dns ./dns
+COPY ingress ./ingress
+COPY overlay ./overlay
+
+# The image's `node` user (uid 1000), given numerically: kubelet's runAsNonRoot check cannot resolve names.
+# The DaemonSet overrides this with runAsUser 0 for the proxy and overlay containers.
+USER 1000:1000
+ENTRYPOINT ["node", "/app/bin/netplane.ts"]

@@ -1,0 +1,49 @@
+// Every manifest in deploy/ and examples/ parses and is a valid, self-consistent Kubernetes object;
+// examples/ must also be accepted by netplane's own parser, since `netplane up --manifests` reads them.
+import { describe, expect, it } from 'vitest';
+import { checkDocument, checkNetplaneAccepts, podSpecOf, ref } from './checks.ts';
+import { deployChecks } from './deploy-checks.ts';
+import { loadTree } from './load.ts';
+
+const deploy = loadTree('deploy');
+const examples = loadTree('examples');
+
+describe('deploy/', () => {
+  it('holds the manifests', () => {
+    expect(deploy.files).toEqual(expect.arrayContaining(['deploy/rbac.yaml', 'deploy/daemonset.yaml', 'deploy/dns.yaml', 'deploy/ingress.yaml', 'deploy/monitoring.yaml']));
+  });
+
+  it('parses without YAML errors or warnings', () => {
+    expect(deploy.problems).toEqual([]);
+  });
+
+  // netplane reads its own Services and IngressClass through the API, so its parser must take them too.
+  it.each(deploy.docs.map((d) => ({ name: `${d.at} ${ref(d)}`, d })))('$name is well-formed', ({ d }) => {
+    expect([...checkDocument(d), ...checkNetplaneAccepts(d.at, d.body)]).toEqual([]);
+  });
+
+  it.each(deployChecks)('$name', ({ check }) => {
+    expect(check(deploy.docs, deploy.files)).toEqual([]);
+  });
+
+  // checkRbac grants each workload what its components read; every component must run in some workload.
+  it('runs every component somewhere', () => {
+    const run = deploy.docs.flatMap((d) => (podSpecOf(d)?.containers as Array<{ args?: string[] }> | undefined) ?? []).map((c) => c.args?.[0]);
+    expect(new Set(run)).toEqual(new Set(['proxy', 'dns', 'ingress', 'overlay']));
+  });
+});
+
+// examples/ is written separately and may not exist yet; the checks apply to whatever is there.
+describe('examples/', () => {
+  it('parses without YAML errors or warnings', () => {
+    expect(examples.problems).toEqual([]);
+  });
+
+  it('has well-formed documents', () => {
+    expect(examples.docs.flatMap(checkDocument)).toEqual([]);
+  });
+
+  it("is accepted by netplane's parser", () => {
+    expect(examples.raw.flatMap((r) => checkNetplaneAccepts(r.at, r.body))).toEqual([]);
+  });
+});
