@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
+import { TestApiServer } from '../apiserver/server.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const bin = fileURLToPath(new URL('../../bin/netplane.ts', import.meta.url));
@@ -88,6 +89,34 @@ describe('a component process', () => {
     }
     expect(await exited).toBe(0);
     expect(out).toContain('"msg":"shutting down"');
+  });
+});
+
+describe('a component process on the Kubernetes API', () => {
+  it('is ready once every kind is listed, and stays ready, marked stale, when the API server goes away', async () => {
+    const api = await TestApiServer.start();
+    api.apply({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'a', namespace: 'default' }, spec: { clusterIP: '10.96.0.1', ports: [{ port: 80 }] } });
+    const port = await freePort();
+    const child = spawn(process.execPath, [bin, 'proxy', '--kubeconfig', await api.kubeconfigPath(), '--admin', `127.0.0.1:${port}`], { stdio: 'ignore' });
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    const readyz = async () => {
+      const r = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined);
+      return r ? { status: r.status, body: (await r.json()) as { stale?: boolean } } : undefined;
+    };
+    try {
+      await waitFor('ready', async () => (await readyz())?.status === 200, 10_000);
+      expect(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()).toContain('netplane_cluster_objects{kind="Service"} 1');
+      await api.goDown();
+      const stale = await waitFor('stale', async () => {
+        const r = await readyz();
+        return r?.body.stale ? r : undefined;
+      });
+      expect(stale?.status).toBe(200);
+    } finally {
+      child.kill('SIGTERM');
+      await api.close();
+    }
+    expect(await exited).toBe(0);
   });
 });
 

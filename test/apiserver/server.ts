@@ -1,0 +1,267 @@
+// A Kubernetes API server for tests: list, get, watch and merge-patch over plain HTTP for the kinds netplane reads,
+// with one etcd-like resourceVersion, compaction (410 Expired), bookmarks, and outages the test controls.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { discovery, listItem, parseTarget, resourceByKind, resources, status, type Resource, type Target } from './resources.ts';
+import { parseFieldSelector, parseLabelSelector, SelectorError } from './selectors.ts';
+import { InvalidObjectError, ObjectStore } from './store.ts';
+import { WatchStream } from './watch.ts';
+
+/** The bearer token the kubeconfig carries; a request with a different Authorization header gets 401. */
+export const TEST_TOKEN = 'netplane-test-token';
+
+/** One request the server received. */
+export interface RequestRecord {
+  method: string;
+  path: string;
+  query: Record<string, string>;
+}
+
+/** Options of TestApiServer.start. */
+export interface TestApiServerOptions {
+  /** Send a BOOKMARK this often on every watch that asked for bookmarks (the real server: about once a minute). */
+  bookmarkIntervalMs?: number;
+}
+
+const MERGE_PATCH_TYPES = ['application/merge-patch+json', 'application/strategic-merge-patch+json'];
+
+/** An in-process Kubernetes API server on 127.0.0.1 that the real @kubernetes/client-node can list and watch. */
+export class TestApiServer {
+  /** Base URL, `http://127.0.0.1:PORT`; the port stays the same across goDown()/comeUp(). */
+  readonly url: string;
+  /** Every request received, in order, for assertions such as "it listed again". */
+  readonly requests: RequestRecord[] = [];
+  #server: Server;
+  #port: number;
+  #store: ObjectStore;
+  #watches = new Set<WatchStream>();
+  #bookmarkTimer?: NodeJS.Timeout;
+  #tmpDir?: string;
+
+  private constructor(server: Server, port: number, opts: TestApiServerOptions) {
+    this.#server = server;
+    this.#port = port;
+    this.url = `http://127.0.0.1:${port}`;
+    this.#store = new ObjectStore((change) => {
+      for (const w of this.#watches) w.change(change);
+    });
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => void this.#handle(req, res));
+    if (opts.bookmarkIntervalMs) {
+      this.#bookmarkTimer = setInterval(() => this.bookmark(), opts.bookmarkIntervalMs);
+      this.#bookmarkTimer.unref();
+    }
+  }
+
+  /** Starts a server on a free port of 127.0.0.1. */
+  static async start(opts: TestApiServerOptions = {}): Promise<TestApiServer> {
+    const server = createServer();
+    await listen(server, 0);
+    return new TestApiServer(server, (server.address() as AddressInfo).port, opts);
+  }
+
+  /** Writes a kubeconfig for this server (token user, current context set) to a temp file removed by close(). */
+  async kubeconfigPath(): Promise<string> {
+    this.#tmpDir ??= await mkdtemp(join(tmpdir(), 'netplane-apiserver-'));
+    const file = join(this.#tmpDir, 'kubeconfig.yaml');
+    // The client refuses a plain-http server unless insecure-skip-tls-verify is set.
+    const config = {
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: 'test', cluster: { server: this.url, 'insecure-skip-tls-verify': true } }],
+      users: [{ name: 'test', user: { token: TEST_TOKEN } }],
+      contexts: [{ name: 'test', context: { cluster: 'test', user: 'test', namespace: 'default' } }],
+      'current-context': 'test',
+    };
+    await writeFile(file, JSON.stringify(config, null, 2)); // JSON is YAML
+    return file;
+  }
+
+  /** Creates or updates an object, emitting ADDED/MODIFIED (nothing if unchanged); throws InvalidObjectError if unusable. */
+  apply(obj: object): object {
+    const input = obj as Record<string, unknown>;
+    const resource = served(String(input.apiVersion), String(input.kind));
+    return structuredClone(this.#store.apply(resource, input));
+  }
+
+  /** Deletes an object (namespace defaults to "default"), emitting DELETED; false if absent, InvalidObjectError if unserved. */
+  remove(apiVersion: string, kind: string, name: string, namespace?: string): boolean {
+    const resource = served(apiVersion, kind);
+    return this.#store.remove(resource, resource.namespaced ? (namespace ?? 'default') : undefined, name);
+  }
+
+  /** The current global resourceVersion. */
+  get resourceVersion(): string {
+    return String(this.#store.resourceVersion);
+  }
+
+  /** Forgets all history up to now: a watch from an older resourceVersion gets a 410 Expired ERROR event. */
+  compact(): void {
+    this.#store.compact();
+  }
+
+  /** Sends a BOOKMARK at the current resourceVersion on every open watch that asked for bookmarks. */
+  bookmark(): void {
+    for (const w of this.#watches) w.bookmark(this.#store.resourceVersion);
+  }
+
+  /** Ends every open watch response cleanly; clients normally re-watch from their last resourceVersion. */
+  dropWatches(): void {
+    for (const w of this.#watches) w.end();
+  }
+
+  /** Closes the listener and destroys every connection, so new connections are refused (an outage); state is kept. */
+  async goDown(): Promise<void> {
+    if (!this.#server.listening) return;
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    this.#server.closeAllConnections();
+    await closed;
+  }
+
+  /** Listens again on the same port with the same state; rejects if the port was taken meanwhile. */
+  async comeUp(): Promise<void> {
+    if (!this.#server.listening) await listen(this.#server, this.#port);
+  }
+
+  /** The number of watch responses currently open. */
+  openWatches(): number {
+    return this.#watches.size;
+  }
+
+  /** Stops the server for good and removes the kubeconfig file. */
+  async close(): Promise<void> {
+    clearInterval(this.#bookmarkTimer);
+    await this.goDown();
+    if (this.#tmpDir) await rm(this.#tmpDir, { recursive: true, force: true });
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', this.url);
+    const query = Object.fromEntries(url.searchParams);
+    const method = req.method ?? 'GET';
+    this.requests.push({ method, path: url.pathname, query });
+    try {
+      const auth = req.headers.authorization;
+      // No header is let through as an anonymous user, so plain fetch() works in tests.
+      if (auth !== undefined && auth !== `Bearer ${TEST_TOKEN}`) return send(res, 401, status(401, 'Unauthorized', 'Unauthorized'));
+      if (method === 'GET' && url.pathname === '/version') return send(res, 200, VERSION);
+      const doc = method === 'GET' ? discovery(url.pathname, `127.0.0.1:${this.#port}`) : undefined;
+      if (doc) return send(res, 200, doc);
+      const target = parseTarget(url.pathname);
+      if (!target) return send(res, 404, status(404, 'NotFound', 'the server could not find the requested resource', {}));
+      if (method === 'GET' && (query.watch === 'true' || query.watch === '1')) return this.#watch(res, target, query);
+      if (method === 'GET') return target.name === undefined ? this.#list(res, target, query) : this.#get(res, target);
+      if (method === 'PATCH' && target.name !== undefined) return await this.#patch(req, res, target);
+      send(res, 405, status(405, 'MethodNotAllowed', `the server does not allow this method on the requested resource`, {}));
+    } catch (e) {
+      if (e instanceof SelectorError) return send(res, 400, status(400, 'BadRequest', e.message));
+      send(res, 500, status(500, 'InternalError', `test apiserver: ${String(e)}`));
+    }
+  }
+
+  #list(res: ServerResponse, { resource, namespace }: Target, query: Record<string, string>): void {
+    const labels = parseLabelSelector(query.labelSelector);
+    const fields = parseFieldSelector(query.fieldSelector, resource);
+    const items = this.#store.list(resource, namespace).filter((o) => labels(o) && fields(o));
+    send(res, 200, {
+      kind: `${resource.kind}List`,
+      apiVersion: resource.apiVersion,
+      metadata: { resourceVersion: this.resourceVersion },
+      items: items.map(listItem),
+    });
+  }
+
+  #get(res: ServerResponse, { resource, namespace, name }: Target): void {
+    const obj = this.#store.get(resource, namespace, name!);
+    if (obj) return send(res, 200, obj);
+    send(res, 404, notFound(resource.plural, name!));
+  }
+
+  #watch(res: ServerResponse, target: Target, query: Record<string, string>): void {
+    const labels = parseLabelSelector(query.labelSelector);
+    const fields = parseFieldSelector(query.fieldSelector, target.resource);
+    const from = query.resourceVersion ?? '';
+    const rv = Number(from);
+    if (from !== '' && !/^\d+$/.test(from)) {
+      return send(res, 400, status(400, 'BadRequest', `resourceVersion: Invalid value: ${JSON.stringify(from)}: must be a non-negative integer`));
+    }
+    const timeoutSeconds = Number(query.timeoutSeconds);
+    const stream = new WatchStream(
+      res,
+      {
+        ...target,
+        labels,
+        fields,
+        bookmarks: query.allowWatchBookmarks === 'true',
+        after: from === '' || rv === 0 ? this.#store.resourceVersion : rv,
+        ...(timeoutSeconds > 0 ? { timeoutMs: timeoutSeconds * 1000 } : {}),
+      },
+      (w) => this.#watches.delete(w),
+    );
+    if (from === '' || rv === 0) {
+      stream.snapshot(this.#store.list(target.resource, target.namespace));
+    } else {
+      const changes = this.#store.changesSince(rv);
+      if (!changes) return stream.expire(rv, this.#store.floor);
+      for (const c of changes) stream.change(c);
+    }
+    // Registered in the same tick as the replay, so no change falls between history and live events.
+    this.#watches.add(stream);
+  }
+
+  async #patch(req: IncomingMessage, res: ServerResponse, { resource, namespace, name }: Target): Promise<void> {
+    const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    const body = await readBody(req);
+    if (!MERGE_PATCH_TYPES.includes(type)) {
+      const accepted = 'application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json';
+      const message = `the body of the request was in an unknown format - accepted media types include: ${accepted}`;
+      return send(res, 415, status(415, 'UnsupportedMediaType', message));
+    }
+    let patch: unknown;
+    try {
+      patch = JSON.parse(body);
+    } catch (e) {
+      return send(res, 400, status(400, 'BadRequest', `error decoding patch: ${(e as Error).message}`));
+    }
+    const obj = this.#store.patch(resource, namespace, name!, patch);
+    if (obj) return send(res, 200, obj);
+    send(res, 404, notFound(resource.plural, name!));
+  }
+}
+
+function served(apiVersion: string, kind: string): Resource {
+  const resource = resourceByKind(apiVersion, kind);
+  if (resource) return resource;
+  const all = resources.map((r) => `${r.apiVersion} ${r.kind}`).join(', ');
+  throw new InvalidObjectError(`apiVersion ${apiVersion} kind ${kind} is not served; served are: ${all}`);
+}
+
+const VERSION = { major: '1', minor: '33', gitVersion: 'v1.33.0-netplane-test', platform: 'linux/amd64' };
+
+function notFound(plural: string, name: string): Record<string, unknown> {
+  return status(404, 'NotFound', `${plural} "${name}" not found`, { name, kind: plural });
+}
+
+function send(res: ServerResponse, code: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(code, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+async function readBody(req: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function listen(server: Server, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
