@@ -1,0 +1,28 @@
+// The interface every proxy backend implements. Event handling, planning, rate limiting, metrics and retries
+// live once, in shared code (sync.ts); a backend only turns a plan into kernel state (or sockets).
+import type { ProxyPlan } from './plan/types.ts';
+
+/** What one sync did, for metrics and logs. */
+export interface SyncResult {
+  /** Rules (or listeners, for userspace) the backend has programmed after this sync. */
+  rules: number;
+  /** Map or set elements programmed after this sync (nftables), or endpoints (userspace). */
+  elements: number;
+  /** Lines or operations sent to the kernel in this sync (0 when nothing changed). */
+  operations: number;
+}
+
+/** A proxy backend: nftables, iptables or userspace. */
+export interface ProxyBackend {
+  readonly mode: 'nftables' | 'iptables' | 'userspace';
+  /**
+   * Makes the host match `plan`. With `full`, it first reads back what is programmed (start-up, or after a failed
+   * sync) and reconciles; otherwise it may apply only the difference from the last successful sync. Never flushes
+   * what works before the new state is in place. Rejects when the kernel refuses; the previous state then stays.
+   */
+  sync(plan: ProxyPlan, options: { full: boolean }): Promise<SyncResult>;
+  /** Removes everything this backend made, and nothing else. */
+  cleanup(): Promise<void>;
+  /** Releases sockets or handles; the programmed state stays (a restart must not cut traffic). */
+  close(): Promise<void>;
+}

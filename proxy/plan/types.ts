@@ -1,0 +1,90 @@
+// The proxy's desired state: what every backend (nftables, iptables, userspace) programs. It is a pure function
+// of the service map and the proxy's configuration (see plan.ts); backends only render and apply it.
+
+/** An IP family. */
+export type Family = 4 | 6;
+
+/** Where a connection is sent: an endpoint's address and port. */
+export interface Target {
+  ip: string;
+  port: number;
+}
+
+/** What happens to a new connection when a traffic class has no endpoint to use. */
+export type NoEndpoints =
+  /** The Service has no usable endpoint anywhere: refuse at once (TCP reset, ICMP port unreachable). */
+  | 'reject'
+  /** A Local traffic policy and no endpoint on this node, but some elsewhere: drop (kube-proxy does the same). */
+  | 'drop';
+
+/**
+ * One Service port in one IP family. A dual-stack Service port gives two of these. All address lists hold only
+ * addresses of `family`.
+ */
+export interface PortPlan {
+  /** `namespace/name:portName/PROTOCOL/v4` (or `/v6`): the service map's port key plus the family. */
+  key: string;
+  /** The service map's port key (without family), for change tracking and conntrack clean-up. */
+  portKey: string;
+  namespace: string;
+  name: string;
+  portName: string;
+  family: Family;
+  protocol: 'TCP' | 'UDP' | 'SCTP';
+  /** The Service port (on cluster IPs, external IPs and load-balancer IPs). */
+  port: number;
+  /** 0 or 1 cluster IP of this family. */
+  clusterIPs: string[];
+  /** spec.externalIPs of this family. */
+  externalIPs: string[];
+  /** status.loadBalancer.ingress IPs (VIP mode) of this family. */
+  loadBalancerIPs: string[];
+  /** spec.loadBalancerSourceRanges of this family; when non-empty, traffic to the load-balancer IPs from other sources is dropped. */
+  sourceRanges: string[];
+  nodePort?: number;
+  /**
+   * Endpoints for traffic to the cluster IPs, and for external traffic under the Cluster policy or coming from a
+   * pod or from this node under the Local policy. Empty means `clusterNoEndpoints` applies.
+   */
+  clusterEndpoints: Target[];
+  clusterNoEndpoints: NoEndpoints;
+  /**
+   * Endpoints for traffic from outside to nodePort, external IPs and load-balancer IPs. Equal to clusterEndpoints
+   * under the Cluster policy; this node's endpoints under the Local policy. Empty means `externalNoEndpoints`.
+   */
+  externalEndpoints: Target[];
+  externalNoEndpoints: NoEndpoints;
+  /** externalTrafficPolicy is Local: external traffic keeps its source address (no masquerade). */
+  externalLocal: boolean;
+  /** ClientIP affinity timeout in seconds; 0 without affinity. */
+  affinitySeconds: number;
+  /** Set for LoadBalancer Services with externalTrafficPolicy Local: the port the health check is served on. */
+  healthCheckNodePort?: number;
+  /** Number of this node's usable endpoints, for the health check. */
+  localEndpoints: number;
+}
+
+/** A health-check node port: answers 200 when the Service has endpoints on this node, else 503. */
+export interface HealthCheckPlan {
+  port: number;
+  namespace: string;
+  name: string;
+  localEndpoints: number;
+}
+
+/** Everything a backend programs. */
+export interface ProxyPlan {
+  /** Every Service port the proxy handles, sorted by key. */
+  ports: PortPlan[];
+  /** Pod network CIDRs (--cluster-cidr) by family: traffic from outside them to a Service is masqueraded. */
+  clusterCIDRs: Record<Family, string[]>;
+  /** --masquerade-all: masquerade every connection to a Service. */
+  masqueradeAll: boolean;
+  /**
+   * Where NodePorts are accepted, by family: CIDRs of local addresses (--nodeport-addresses), or `all` for every
+   * local address of the node.
+   */
+  nodePortAddresses: Record<Family, string[] | 'all'>;
+  /** Health-check node ports, sorted by port. */
+  healthChecks: HealthCheckPlan[];
+}
