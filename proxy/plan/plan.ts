@@ -1,0 +1,108 @@
+// The proxy planner: a pure function from the service map and the proxy's configuration to the ProxyPlan that
+// every backend programs.
+import { isIP } from 'node:net';
+import type { ServicePortInfo } from '../../cluster/servicemap/index.ts';
+import { categorize } from './endpoints.ts';
+import type { Family, HealthCheckPlan, NoEndpoints, PortPlan, ProxyPlan, Target } from './types.ts';
+
+/** What the planner needs to know about this proxy. */
+export interface PlanConfig {
+  nodeName: string;
+  /** This node's zone (--zone, else the node's topology label); undefined when unknown. */
+  zone?: string;
+  /** --cluster-cidr, any family. */
+  clusterCIDRs: readonly string[];
+  masqueradeAll: boolean;
+  /** --nodeport-addresses as CIDRs; empty means every local address. */
+  nodePortAddresses: readonly string[];
+}
+
+const familyOf = (ip: string): Family => (isIP(ip.split('/')[0]!) === 6 ? 6 : 4);
+const ofFamily = (list: readonly string[], f: Family) => list.filter((a) => familyOf(a) === f);
+const targets = (eps: readonly { ip: string; port: number }[]): Target[] => eps.map((e) => ({ ip: e.ip, port: e.port }));
+
+/** Whether the proxy programs this Service port at all. */
+export function handled(p: ServicePortInfo): boolean {
+  const s = p.service;
+  // Another proxy owns labelled Services; headless and ExternalName Services have no virtual address.
+  return s.proxyName === undefined && !s.headless && s.type !== 'ExternalName';
+}
+
+/** The families a Service port is programmed in: those of its addresses (IPv4 when it has only a nodePort). */
+function families(p: ServicePortInfo): Family[] {
+  const s = p.service;
+  const addrs = [...s.clusterIPs, ...s.externalIPs, ...s.loadBalancerIPs];
+  const set = new Set(addrs.map(familyOf));
+  if (set.size === 0 && p.nodePort !== undefined) set.add(4);
+  return [...set].sort();
+}
+
+/** Plans one Service port in one family. */
+export function planPort(p: ServicePortInfo, family: Family, config: PlanConfig): PortPlan {
+  const s = p.service;
+  const eps = p.endpoints.filter((e) => e.family === family);
+  const { cluster, local, hasAny } = categorize(s, eps, config.nodeName, config.zone);
+  const internalLocal = s.internalTrafficPolicy === 'Local';
+  const externalLocal = s.externalTrafficPolicy === 'Local';
+  const clusterEndpoints = targets(internalLocal ? local : cluster);
+  const externalEndpoints = targets(externalLocal ? local : cluster);
+  // With a Local policy and endpoints elsewhere only, new connections are dropped (not refused), as kube-proxy does.
+  const verdict = (isLocal: boolean): NoEndpoints => (hasAny && isLocal ? 'drop' : 'reject');
+  const plan: PortPlan = {
+    key: `${p.key}/v${family}`,
+    portKey: p.key,
+    namespace: s.namespace,
+    name: s.name,
+    portName: p.portName,
+    family,
+    protocol: p.protocol,
+    port: p.port,
+    clusterIPs: ofFamily(s.clusterIPs, family),
+    externalIPs: ofFamily(s.externalIPs, family),
+    loadBalancerIPs: ofFamily(s.loadBalancerIPs, family),
+    sourceRanges: ofFamily(s.loadBalancerSourceRanges, family),
+    clusterEndpoints,
+    clusterNoEndpoints: verdict(internalLocal),
+    externalEndpoints,
+    externalNoEndpoints: verdict(externalLocal),
+    externalLocal,
+    affinitySeconds: s.sessionAffinity === 'ClientIP' ? s.sessionAffinityTimeoutSeconds : 0,
+    localEndpoints: local.length,
+  };
+  if (p.nodePort !== undefined) plan.nodePort = p.nodePort;
+  if (s.type === 'LoadBalancer' && externalLocal && s.healthCheckNodePort !== undefined) plan.healthCheckNodePort = s.healthCheckNodePort;
+  return plan;
+}
+
+/** Plans every Service port the proxy handles. Pure: the same inputs always give the same plan. */
+export function planProxy(ports: Iterable<ServicePortInfo>, config: PlanConfig): ProxyPlan {
+  const out: PortPlan[] = [];
+  for (const p of ports) {
+    if (!handled(p)) continue;
+    for (const f of families(p)) out.push(planPort(p, f, config));
+  }
+  out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  const np = (f: Family): string[] | 'all' => (config.nodePortAddresses.length === 0 ? 'all' : ofFamily(config.nodePortAddresses, f));
+  return {
+    ports: out,
+    clusterCIDRs: { 4: ofFamily(config.clusterCIDRs, 4), 6: ofFamily(config.clusterCIDRs, 6) },
+    masqueradeAll: config.masqueradeAll,
+    nodePortAddresses: { 4: np(4), 6: np(6) },
+    healthChecks: healthChecks(out),
+  };
+}
+
+/** One health check per Service with a health-check node port; local endpoints counted once per address. */
+function healthChecks(ports: readonly PortPlan[]): HealthCheckPlan[] {
+  const byPort = new Map<number, { namespace: string; name: string; ips: Set<string> }>();
+  for (const p of ports) {
+    if (p.healthCheckNodePort === undefined) continue;
+    const hc = byPort.get(p.healthCheckNodePort) ?? { namespace: p.namespace, name: p.name, ips: new Set<string>() };
+    // externalEndpoints are exactly the local endpoints under the Local policy.
+    for (const e of p.externalEndpoints) hc.ips.add(e.ip);
+    byPort.set(p.healthCheckNodePort, hc);
+  }
+  return [...byPort.entries()]
+    .sort(([a], [b]) => a - b)
+    .map(([port, hc]) => ({ port, namespace: hc.namespace, name: hc.name, localEndpoints: hc.ips.size }));
+}

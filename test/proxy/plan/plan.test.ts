@@ -1,0 +1,190 @@
+import { describe, expect, it } from 'vitest';
+import { parseObject } from '../../../cluster/model/index.ts';
+import { ServiceMap } from '../../../cluster/servicemap/index.ts';
+import { Store } from '../../../cluster/store.ts';
+import { planProxy, type PlanConfig } from '../../../proxy/plan/plan.ts';
+import { service, slice } from '../../fixtures/objects.ts';
+
+const config: PlanConfig = { nodeName: 'n1', zone: 'a', clusterCIDRs: ['10.244.0.0/16', 'fd00:244::/48'], masqueradeAll: false, nodePortAddresses: [] };
+
+function plan(raws: object[], cfg: Partial<PlanConfig> = {}) {
+  const store = new Store();
+  store.apply(raws.flatMap((r) => parseObject(r)));
+  return planProxy(new ServiceMap(store, { nodeName: cfg.nodeName ?? config.nodeName }).ports.values(), { ...config, ...cfg });
+}
+
+type Ep = { ip: string; node?: string; zone?: string; ready?: boolean; serving?: boolean; terminating?: boolean; zones?: string[]; nodes?: string[] };
+const ep = (e: Ep) => ({
+  addresses: [e.ip],
+  ...(e.node ? { nodeName: e.node } : {}),
+  ...(e.zone ? { zone: e.zone } : {}),
+  conditions: { ready: e.ready ?? true, serving: e.serving ?? e.ready ?? true, terminating: e.terminating ?? false },
+  ...(e.zones || e.nodes ? { hints: { forZones: (e.zones ?? []).map((name) => ({ name })), forNodes: (e.nodes ?? []).map((name) => ({ name })) } } : {}),
+});
+const svcWith = (spec: object, eps: Ep[], labels?: Record<string, string>) => [
+  service('web', { clusterIP: '10.96.0.10', ports: [{ name: 'http', port: 80, targetPort: 8080 }], ...spec }, labels ? { labels } : {}),
+  slice('web-1', 'web', eps.map(ep), [{ name: 'http', port: 8080 }]),
+];
+const ips = (t: { ip: string }[]) => t.map((x) => x.ip);
+
+describe('planProxy: endpoint choice', () => {
+  const cases: Array<{ name: string; spec?: object; eps: Ep[]; cfg?: Partial<PlanConfig>; cluster: string[]; external?: string[]; clusterNo?: string; externalNo?: string }> = [
+    { name: 'ready endpoints only', eps: [{ ip: '10.244.1.1' }, { ip: '10.244.2.1', ready: false }], cluster: ['10.244.1.1'] },
+    {
+      name: 'serving-terminating ones when none is ready',
+      eps: [{ ip: '10.244.1.1', ready: false, serving: true, terminating: true }, { ip: '10.244.2.1', ready: false, serving: false, terminating: true }],
+      cluster: ['10.244.1.1'],
+    },
+    { name: 'no usable endpoint: reject', eps: [{ ip: '10.244.1.1', ready: false }], cluster: [], clusterNo: 'reject' },
+    {
+      name: 'internalTrafficPolicy Local: local only',
+      spec: { internalTrafficPolicy: 'Local' },
+      eps: [{ ip: '10.244.1.1', node: 'n1' }, { ip: '10.244.2.1', node: 'n2' }],
+      cluster: ['10.244.1.1'],
+    },
+    {
+      name: 'internalTrafficPolicy Local without local endpoints: drop',
+      spec: { internalTrafficPolicy: 'Local' },
+      eps: [{ ip: '10.244.2.1', node: 'n2' }],
+      cluster: [],
+      clusterNo: 'drop',
+    },
+    {
+      name: 'externalTrafficPolicy Local: external traffic local only, cluster traffic everywhere',
+      spec: { type: 'NodePort', externalTrafficPolicy: 'Local', ports: [{ name: 'http', port: 80, nodePort: 30080 }] },
+      eps: [{ ip: '10.244.1.1', node: 'n1' }, { ip: '10.244.2.1', node: 'n2' }],
+      cluster: ['10.244.1.1', '10.244.2.1'],
+      external: ['10.244.1.1'],
+    },
+    {
+      name: 'externalTrafficPolicy Local without local endpoints: external drop',
+      spec: { type: 'NodePort', externalTrafficPolicy: 'Local', ports: [{ name: 'http', port: 80, nodePort: 30080 }] },
+      eps: [{ ip: '10.244.2.1', node: 'n2' }],
+      cluster: ['10.244.2.1'],
+      external: [],
+      externalNo: 'drop',
+    },
+    {
+      name: 'zone hints for our zone narrow cluster traffic',
+      eps: [{ ip: '10.244.1.1', zones: ['a'] }, { ip: '10.244.2.1', zones: ['b'] }],
+      cluster: ['10.244.1.1'],
+    },
+    {
+      name: 'zone hints ignored unless every endpoint has one',
+      eps: [{ ip: '10.244.1.1', zones: ['a'] }, { ip: '10.244.2.1' }],
+      cluster: ['10.244.1.1', '10.244.2.1'],
+    },
+    {
+      name: 'zone hints ignored when none names our zone',
+      eps: [{ ip: '10.244.1.1', zones: ['b'] }, { ip: '10.244.2.1', zones: ['c'] }],
+      cluster: ['10.244.1.1', '10.244.2.1'],
+    },
+    {
+      name: 'zone hints ignored when our zone is unknown',
+      eps: [{ ip: '10.244.1.1', zones: ['a'] }, { ip: '10.244.2.1', zones: ['b'] }],
+      cfg: { zone: undefined },
+      cluster: ['10.244.1.1', '10.244.2.1'],
+    },
+    {
+      name: 'node hints win over zone hints when every endpoint has one',
+      eps: [{ ip: '10.244.1.1', zones: ['a'], nodes: ['n9'] }, { ip: '10.244.1.2', zones: ['a'], nodes: ['n1'] }],
+      cluster: ['10.244.1.2'],
+    },
+    {
+      name: 'PreferClose without hints uses the endpoints in our zone',
+      spec: { trafficDistribution: 'PreferClose' },
+      eps: [{ ip: '10.244.1.1', zone: 'a' }, { ip: '10.244.2.1', zone: 'b' }],
+      cluster: ['10.244.1.1'],
+    },
+    {
+      name: 'PreferClose without hints and nothing in our zone uses all',
+      spec: { trafficDistribution: 'PreferClose' },
+      eps: [{ ip: '10.244.2.1', zone: 'b' }, { ip: '10.244.3.1', zone: 'c' }],
+      cluster: ['10.244.2.1', '10.244.3.1'],
+    },
+    {
+      name: 'topology does not apply to not-ready endpoints: falls back to serving-terminating',
+      spec: { trafficDistribution: 'PreferClose' },
+      eps: [{ ip: '10.244.1.1', zone: 'a', ready: false, serving: true, terminating: true }, { ip: '10.244.2.1', zone: 'b', ready: false, serving: true, terminating: true }],
+      cluster: ['10.244.1.1', '10.244.2.1'],
+    },
+  ];
+  for (const c of cases) {
+    it(c.name, () => {
+      const [p, ...rest] = plan(svcWith(c.spec ?? {}, c.eps), c.cfg).ports;
+      expect(rest).toEqual([]);
+      expect(ips(p!.clusterEndpoints)).toEqual(c.cluster);
+      if (c.external) expect(ips(p!.externalEndpoints)).toEqual(c.external);
+      if (c.clusterNo) expect(p!.clusterNoEndpoints).toBe(c.clusterNo);
+      if (c.externalNo) expect(p!.externalNoEndpoints).toBe(c.externalNo);
+    });
+  }
+});
+
+describe('planProxy: which Services and what of them', () => {
+  it('skips headless, ExternalName and proxy-name-labelled Services', () => {
+    const p = plan([
+      service('headless', { clusterIP: 'None', ports: [{ port: 80 }] }),
+      service('ext', { type: 'ExternalName', externalName: 'example.com' }),
+      service('other', { clusterIP: '10.96.0.5', ports: [{ port: 80 }] }, { labels: { 'service.kubernetes.io/service-proxy-name': 'someone-else' } }),
+      service('mine', { clusterIP: '10.96.0.6', ports: [{ port: 80 }] }),
+    ]);
+    expect(p.ports.map((x) => x.key)).toEqual(['default/mine:/TCP/v4']);
+  });
+
+  it('gives a dual-stack Service one plan per family with that family only', () => {
+    const p = plan([
+      service('web', {
+        type: 'LoadBalancer',
+        clusterIPs: ['10.96.0.10', 'fd00:96::10'],
+        externalIPs: ['203.0.113.5', '2001:db8::5'],
+        loadBalancerSourceRanges: ['198.51.100.0/24', '2001:db8:1::/48'],
+        ports: [{ name: 'http', port: 80, nodePort: 30080 }],
+      }, { status: { loadBalancer: { ingress: [{ ip: '203.0.113.10' }] } } }),
+      slice('web-4', 'web', [ep({ ip: '10.244.1.1' })], [{ name: 'http', port: 8080 }]),
+      slice('web-6', 'web', [ep({ ip: 'fd00:244:1::1' })], [{ name: 'http', port: 8080 }], { addressType: 'IPv6' }),
+    ]);
+    expect(p.ports.map((x) => [x.key, x.family, x.clusterIPs, x.externalIPs, x.loadBalancerIPs, x.sourceRanges, ips(x.clusterEndpoints), x.nodePort])).toEqual([
+      ['default/web:http/TCP/v4', 4, ['10.96.0.10'], ['203.0.113.5'], ['203.0.113.10'], ['198.51.100.0/24'], ['10.244.1.1'], 30080],
+      ['default/web:http/TCP/v6', 6, ['fd00:96::10'], ['2001:db8::5'], [], ['2001:db8:1::/48'], ['fd00:244:1::1'], 30080],
+    ]);
+  });
+
+  it('carries protocol, ports, affinity and the health-check node port of a Local LoadBalancer', () => {
+    const p = plan([
+      service('dns', {
+        type: 'LoadBalancer',
+        clusterIP: '10.96.0.53',
+        externalTrafficPolicy: 'Local',
+        healthCheckNodePort: 32000,
+        sessionAffinity: 'ClientIP',
+        sessionAffinityConfig: { clientIP: { timeoutSeconds: 30 } },
+        ports: [{ name: 'dns', port: 53, protocol: 'UDP', nodePort: 30053 }, { name: 'dns-tcp', port: 53, protocol: 'TCP', nodePort: 30054 }],
+      }),
+      slice('dns-1', 'dns', [ep({ ip: '10.244.1.1', node: 'n1' }), ep({ ip: '10.244.1.2', node: 'n1' }), ep({ ip: '10.244.2.1', node: 'n2' })], [
+        { name: 'dns', port: 5353, protocol: 'UDP' },
+        { name: 'dns-tcp', port: 5353, protocol: 'TCP' },
+      ]),
+    ]);
+    // Sorted by key: "dns-tcp" sorts before "dns/".
+    expect(p.ports.map((x) => [x.protocol, x.port, x.nodePort, x.affinitySeconds, x.healthCheckNodePort, x.localEndpoints, x.clusterEndpoints[0]?.port])).toEqual([
+      ['TCP', 53, 30054, 30, 32000, 2, 5353],
+      ['UDP', 53, 30053, 30, 32000, 2, 5353],
+    ]);
+    expect(p.healthChecks).toEqual([{ port: 32000, namespace: 'default', name: 'dns', localEndpoints: 2 }]);
+  });
+
+  it('splits cluster CIDRs and nodeport addresses by family; no nodeport addresses means all', () => {
+    expect(plan([]).nodePortAddresses).toEqual({ 4: 'all', 6: 'all' });
+    const p = plan([], { nodePortAddresses: ['192.168.0.0/24', 'fd00::/64'], masqueradeAll: true });
+    expect(p).toMatchObject({ nodePortAddresses: { 4: ['192.168.0.0/24'], 6: ['fd00::/64'] }, clusterCIDRs: { 4: ['10.244.0.0/16'], 6: ['fd00:244::/48'] }, masqueradeAll: true });
+  });
+
+  it('is deterministic: the same map gives an equal plan, sorted by key', () => {
+    const raws = [...svcWith({}, [{ ip: '10.244.1.2' }, { ip: '10.244.1.1' }]), service('a', { clusterIP: '10.96.0.1', ports: [{ port: 1 }] })];
+    const a = plan(raws);
+    expect(a).toEqual(plan([...raws].reverse()));
+    expect(a.ports.map((x) => x.key)).toEqual(['default/a:/TCP/v4', 'default/web:http/TCP/v4']);
+    expect(ips(a.ports[1]!.clusterEndpoints)).toEqual(['10.244.1.1', '10.244.1.2']);
+  });
+});
