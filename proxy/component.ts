@@ -1,5 +1,28 @@
-// netplane proxy: kube-proxy's job. Not built yet; see the proxy issue.
-import { defineComponent } from '../runtime/component.ts';
+// netplane proxy: kube-proxy's job. Every Service is reachable at its virtual addresses on this node, and
+// connections are spread over its endpoints, by nftables, iptables or a userspace proxy.
+import { nodeZone } from '../cluster/node.ts';
+import { defineComponent, type ComponentContext } from '../runtime/component.ts';
+import { HostRunner } from '../runtime/exec.ts';
+import { listFlag, oneOf, parseCIDRList, parseDuration, switchFlag, valueFlag } from '../runtime/flags.ts';
+import type { Logger } from '../runtime/logger.ts';
+import { createBackend, privilegeProbe, proxyModes, type ProxyMode } from './backends.ts';
+import { deleteFlows, staleFlows } from './conntrack.ts';
+import { HealthCheckServers } from './healthcheck.ts';
+import { registerProxyMetrics } from './metrics.ts';
+import { ProxySyncer } from './sync.ts';
+
+const flags = {
+  mode: valueFlag({ value: 'MODE', help: `how Services are programmed: ${proxyModes.join(', ')}`, parse: oneOf(proxyModes), default: 'nftables' as ProxyMode }),
+  'cluster-cidr': listFlag({ value: 'CIDRS', help: 'pod network CIDRs, comma-separated; traffic from outside them to a Service is masqueraded', parse: parseCIDRList }),
+  'nodeport-addresses': listFlag({ value: 'CIDRS', help: 'accept NodePorts only on local addresses in these CIDRs (default: every local address but loopback)', parse: parseCIDRList }),
+  'masquerade-all': switchFlag('masquerade every connection to a Service'),
+  zone: valueFlag({ value: 'ZONE', help: "this node's zone for topology-aware routing (default: the node's topology.kubernetes.io/zone label)" }),
+  'bind-address': valueFlag({ value: 'ADDR', help: 'userspace mode: the address Service ports listen on', default: '127.0.0.1' }),
+  'health-check-address': valueFlag({ value: 'ADDR', help: 'the address health-check node ports listen on', default: '0.0.0.0' }),
+  'min-sync-period': valueFlag({ value: 'DURATION', help: 'least time between two syncs; changes in between are batched', parse: parseDuration, default: 1000 }),
+  'sync-period': valueFlag({ value: 'DURATION', help: 'a sync runs at least this often; /healthz fails when a change waits twice this', parse: parseDuration, default: 30_000 }),
+  cleanup: switchFlag('remove every rule netplane made (nftables and iptables) and exit'),
+};
 
 /** The proxy component. */
 export const proxyComponent = defineComponent({
@@ -8,6 +31,95 @@ export const proxyComponent = defineComponent({
   kinds: ['Service', 'EndpointSlice', 'Node'],
   // kube-proxy's metrics port, so scrape configs written for it keep working.
   defaultAdmin: '127.0.0.1:10249',
-  flags: {},
-  notBuilt: 'issue 3, the proxy',
+  flags,
+  async before(f, log) {
+    const runner = new HostRunner();
+    if (f.cleanup) return cleanup(runner, log);
+    if (f.mode === 'userspace') return undefined;
+    const [cmd, args] = privilegeProbe[f.mode];
+    try {
+      await runner.run(cmd, args);
+    } catch (e) {
+      log.fatal({ err: (e as Error).message }, `--mode ${f.mode} cannot program the kernel here (it needs root or CAP_NET_ADMIN, and ${cmd}); --mode userspace needs no privileges`);
+      return 1;
+    }
+    return undefined;
+  },
+  async run(ctx, f) {
+    await runProxy(ctx, f);
+  },
 });
+
+async function cleanup(runner: HostRunner, log: Logger): Promise<number> {
+  let failed = false;
+  for (const mode of ['nftables', 'iptables'] as const) {
+    try {
+      await (await createBackend(mode, { runner, log, bindAddress: '127.0.0.1' })).cleanup();
+      log.info({ mode }, 'removed what netplane programmed');
+    } catch (e) {
+      failed = true;
+      log.error({ mode, err: (e as Error).message }, 'clean-up failed');
+    }
+  }
+  return failed ? 1 : 0;
+}
+
+type ProxyFlags = Parameters<NonNullable<typeof proxyComponent.run>>[1];
+
+async function runProxy(ctx: ComponentContext, f: ProxyFlags): Promise<void> {
+  const runner = new HostRunner();
+  const metrics = registerProxyMetrics(ctx.registry);
+  const backend = await createBackend(f.mode, { runner, log: ctx.log, bindAddress: f['bind-address'] });
+  const serviceMap = ctx.serviceMap();
+  const tracker = serviceMap.tracker();
+  const health = new HealthCheckServers({
+    host: f.mode === 'userspace' ? f['bind-address'] : f['health-check-address'],
+    log: ctx.log,
+    proxyHealthy: () => syncer.health().ok,
+  });
+  const syncer: ProxySyncer = new ProxySyncer({
+    backend,
+    serviceMap,
+    tracker,
+    metrics,
+    log: ctx.log,
+    minSyncPeriodMs: f['min-sync-period'],
+    syncPeriodMs: f['sync-period'],
+    fullSyncPeriodMs: 3_600_000,
+    config: () => {
+      const zone = f.zone ?? nodeZone(ctx.store, ctx.nodeName);
+      return {
+        nodeName: ctx.nodeName,
+        ...(zone !== undefined ? { zone } : {}),
+        clusterCIDRs: f['cluster-cidr'].flat(),
+        masqueradeAll: f['masquerade-all'],
+        nodePortAddresses: f['nodeport-addresses'].flat(),
+      };
+    },
+    async afterSync(prev, next) {
+      if (f.mode !== 'userspace') {
+        const deleted = await deleteFlows(runner, staleFlows(prev, next), ctx.log);
+        metrics.conntrackDeletions.inc(deleted);
+      }
+      await health.update(next.healthChecks);
+    },
+  });
+  ctx.admin.addHealthCheck('proxy-sync', syncer.health);
+  // The node's zone comes from its Node object; a change to it re-plans.
+  ctx.store.subscribe((changes) => {
+    if (changes.some((c) => c.kind === 'Node' && c.key === ctx.nodeName)) syncer.requestSync();
+  });
+  // Never program an empty view: on a restart that would delete every Service's rules until the view loads.
+  const startWhenSynced = () => {
+    if (ctx.store.status.synced) syncer.start();
+  };
+  ctx.store.onStatus(startWhenSynced);
+  startWhenSynced();
+  ctx.shutdown.add('proxy', async () => {
+    await syncer.stop();
+    await health.close();
+    // The rules stay programmed: a restart must not cut traffic. Userspace listeners close with the process.
+    await backend.close();
+  });
+  ctx.log.info({ mode: f.mode, clusterCIDRs: f['cluster-cidr'].flat(), nodePortAddresses: f['nodeport-addresses'].flat() }, 'proxy running');
+}

@@ -53,9 +53,14 @@ export interface Component<S extends FlagSpecs = FlagSpecs> {
   defaultAdmin: string;
   flags: S;
   /** Starts the component's own work; resolves once it is running. Absent while the component is not built. */
-  run?: (ctx: ComponentContext, flags: FlagValues<S> & CommonFlagValues) => Promise<void>;
+  run?(ctx: ComponentContext, flags: FlagValues<S> & CommonFlagValues): Promise<void>;
   /** For a component that is not built yet: where its work is tracked. */
   notBuilt?: string;
+  /**
+   * Runs after the flags are parsed and before anything else starts. Returning an exit code ends the process there
+   * (a one-shot command such as `proxy --cleanup`); returning undefined carries on.
+   */
+  before?(flags: FlagValues<S> & CommonFlagValues, log: Logger): Promise<number | undefined>;
 }
 
 /** Declares a component, keeping its flag types. */
@@ -80,8 +85,15 @@ export async function runComponent(c: Component, argv: readonly string[], versio
     process.stdout.write(componentHelp(c));
     return;
   }
-  const source = await chooseSource(command, flags);
   const log = createLogger(c.name, flags['log-level']);
+  if (c.before) {
+    const code = await c.before(flags as never, log);
+    if (code !== undefined) {
+      process.exitCode = code;
+      return;
+    }
+  }
+  const source = await chooseSource(command, flags);
   const registry = createRegistry(c.name, version);
   const store = new Store(c.kinds);
   registerStoreMetrics(registry, store);

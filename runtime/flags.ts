@@ -1,5 +1,6 @@
 // Typed command-line flags on top of node:util parseArgs: every value is checked, and a wrong flag or value
 // becomes one UsageError sentence naming the flag, the value and what is allowed.
+import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 import { UsageError } from './errors.ts';
 
@@ -162,4 +163,30 @@ export function oneOf<const T extends string>(allowed: readonly T[]): (raw: stri
 export function nonEmpty(raw: string): string {
   if (raw.trim() === '') throw new Error('must not be empty');
   return raw;
+}
+
+/** Parses a duration such as 500ms, 1s, 2m or 1h into milliseconds. Throws with what is allowed. */
+export function parseDuration(raw: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(raw.trim());
+  if (!m) throw new Error('must be a duration such as 500ms, 1s, 2m or 1h');
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'];
+  return Number(m[1]) * unit;
+}
+
+/** Parses a comma-separated list of IPv4/IPv6 CIDRs (a bare address counts as a /32 or /128). Throws naming the bad one. */
+export function parseCIDRList(raw: string): string[] {
+  return raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((c) => {
+      const [addr = '', len, extra] = c.split('/');
+      const family = isIP(addr);
+      const max = family === 6 ? 128 : 32;
+      const bits = len === undefined ? max : Number(len);
+      if (family === 0 || extra !== undefined || !Number.isInteger(bits) || bits < 0 || bits > max || (len !== undefined && !/^\d+$/.test(len))) {
+        throw new Error(`${JSON.stringify(c)} is not a CIDR such as 10.244.0.0/16 or fd00::/64`);
+      }
+      return `${addr}/${bits}`;
+    });
 }

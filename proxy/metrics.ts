@@ -1,0 +1,51 @@
+// The proxy's metrics. Where kube-proxy has a metric with the same meaning, it has kube-proxy's full name, so
+// dashboards and alerts written for kube-proxy keep working.
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+
+// kube-proxy's buckets for sync durations: exponential from 1 ms.
+const syncBuckets = [0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.024, 2.048, 4.096, 8.192, 16.384];
+const programmingBuckets = [0.25, 0.5, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 15, 20, 30, 45, 60, 120, 300];
+
+/** Every metric the proxy records. */
+export interface ProxyMetrics {
+  syncDuration: Histogram;
+  fullSyncDuration: Histogram;
+  partialSyncDuration: Histogram;
+  networkProgramming: Histogram;
+  endpointChangesPending: Gauge;
+  endpointChangesTotal: Counter;
+  serviceChangesPending: Gauge;
+  serviceChangesTotal: Counter;
+  lastSync: Gauge;
+  lastQueued: Gauge;
+  syncFailures: Counter<'mode'>;
+  rules: Gauge<'mode'>;
+  elements: Gauge<'mode'>;
+  conntrackDeletions: Counter;
+}
+
+/** Registers the proxy's metrics. */
+export function registerProxyMetrics(registry: Registry): ProxyMetrics {
+  const registers = [registry];
+  return {
+    syncDuration: new Histogram({ name: 'kubeproxy_sync_proxy_rules_duration_seconds', help: 'Latency of one sync of the proxy rules, in seconds.', buckets: syncBuckets, registers }),
+    fullSyncDuration: new Histogram({ name: 'kubeproxy_sync_full_proxy_rules_duration_seconds', help: 'Latency of one full sync (reconciling with the kernel), in seconds.', buckets: syncBuckets, registers }),
+    partialSyncDuration: new Histogram({ name: 'kubeproxy_sync_partial_proxy_rules_duration_seconds', help: 'Latency of one partial sync (applying a difference), in seconds.', buckets: syncBuckets, registers }),
+    networkProgramming: new Histogram({
+      name: 'kubeproxy_network_programming_duration_seconds',
+      help: 'Time from when netplane saw a Service or endpoint change to when it was programmed, in seconds.',
+      buckets: programmingBuckets,
+      registers,
+    }),
+    endpointChangesPending: new Gauge({ name: 'kubeproxy_sync_proxy_rules_endpoint_changes_pending', help: 'Services with endpoint changes not yet programmed.', registers }),
+    endpointChangesTotal: new Counter({ name: 'kubeproxy_sync_proxy_rules_endpoint_changes_total', help: 'Services whose endpoints changed.', registers }),
+    serviceChangesPending: new Gauge({ name: 'kubeproxy_sync_proxy_rules_service_changes_pending', help: 'Services with spec changes not yet programmed.', registers }),
+    serviceChangesTotal: new Counter({ name: 'kubeproxy_sync_proxy_rules_service_changes_total', help: 'Services whose spec changed.', registers }),
+    lastSync: new Gauge({ name: 'kubeproxy_sync_proxy_rules_last_timestamp_seconds', help: 'When the rules were last programmed successfully (Unix time).', registers }),
+    lastQueued: new Gauge({ name: 'kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds', help: 'When a change was last queued for programming (Unix time).', registers }),
+    syncFailures: new Counter({ name: 'netplane_proxy_sync_failures_total', help: 'Syncs the kernel refused; the previous rules stayed and a full sync follows.', labelNames: ['mode'], registers }),
+    rules: new Gauge({ name: 'netplane_proxy_rules', help: 'Rules (userspace: listeners) programmed after the last sync.', labelNames: ['mode'], registers }),
+    elements: new Gauge({ name: 'netplane_proxy_map_elements', help: 'Map and set elements (userspace: endpoints) programmed after the last sync.', labelNames: ['mode'], registers }),
+    conntrackDeletions: new Counter({ name: 'netplane_proxy_conntrack_deletions_total', help: 'conntrack deletions run for stale UDP/SCTP flows to removed endpoints.', registers }),
+  };
+}

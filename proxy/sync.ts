@@ -1,0 +1,181 @@
+// The proxy's sync loop, shared by every backend: waits for the first full view, plans, applies at most once per
+// min-sync-period, retries a refused apply with a full sync (keeping the previous rules meanwhile), and reports
+// health and kube-proxy's metrics.
+import type { ChangeTracker, ServiceMap } from '../cluster/servicemap/index.ts';
+import type { HealthCheck } from '../runtime/admin.ts';
+import type { Logger } from '../runtime/logger.ts';
+import type { ProxyBackend } from './backend.ts';
+import type { ProxyMetrics } from './metrics.ts';
+import { planProxy, type PlanConfig } from './plan/plan.ts';
+import type { ProxyPlan } from './plan/types.ts';
+
+/** Options of the sync loop. */
+export interface SyncerOptions {
+  backend: ProxyBackend;
+  serviceMap: ServiceMap;
+  tracker: ChangeTracker;
+  /** The planner's configuration, read at every sync (the node's zone can change). */
+  config: () => PlanConfig;
+  metrics: ProxyMetrics;
+  log: Logger;
+  /** Syncs are at least this far apart; changes in between are batched. */
+  minSyncPeriodMs: number;
+  /** A sync runs at least this often; a change left unapplied for twice this fails /healthz. */
+  syncPeriodMs: number;
+  /** A full sync (reconcile with the kernel) runs at least this often. */
+  fullSyncPeriodMs?: number;
+  /** Runs after every successful sync with the previous and the new plan (conntrack clean-up, health checks). */
+  afterSync?: (prev: ProxyPlan | undefined, next: ProxyPlan) => Promise<void>;
+}
+
+/** Runs syncs of one backend. */
+export class ProxySyncer {
+  #o: SyncerOptions;
+  #lastPlan?: ProxyPlan;
+  #needFull = true;
+  #lastFullAt = 0;
+  #lastStartAt = 0;
+  #timer?: NodeJS.Timeout;
+  #interval?: NodeJS.Timeout;
+  #running?: Promise<void>;
+  #again = false;
+  #failures = 0;
+  #started = false;
+  #stopped = false;
+  /** Services whose changes are taken from the tracker but not yet programmed, with when each was first seen. */
+  #unapplied = new Map<string, number>();
+  #unsubscribe?: () => void;
+
+  constructor(options: SyncerOptions) {
+    this.#o = options;
+  }
+
+  /** The last plan programmed successfully. */
+  get lastPlan(): ProxyPlan | undefined {
+    return this.#lastPlan;
+  }
+
+  /** Starts syncing: a full sync now, then on every change and every sync period. Call once the view is loaded. */
+  start(): void {
+    if (this.#started) return;
+    this.#started = true;
+    this.#unsubscribe = this.#o.tracker.onChange(() => this.requestSync());
+    this.#interval = setInterval(() => this.requestSync(), this.#o.syncPeriodMs);
+    this.#interval.unref();
+    this.requestSync();
+  }
+
+  /** Asks for a sync as soon as min-sync-period allows. */
+  requestSync(): void {
+    if (!this.#started || this.#stopped) return;
+    this.#o.metrics.lastQueued.set(Date.now() / 1000);
+    this.#updatePending();
+    this.#schedule(Math.max(0, this.#lastStartAt + this.#o.minSyncPeriodMs - Date.now()));
+  }
+
+  /** Resolves when no sync is running or scheduled; for tests and shutdown. */
+  async settled(): Promise<void> {
+    while (this.#running || this.#timer) {
+      await (this.#running ?? new Promise((r) => setTimeout(r, 5)));
+    }
+  }
+
+  /** /healthz: failing when a change seen has waited longer than two sync periods. */
+  readonly health: HealthCheck = () => {
+    const oldest = this.#oldestUnapplied();
+    const waited = oldest === undefined ? 0 : Date.now() - oldest;
+    return waited > 2 * this.#o.syncPeriodMs
+      ? { ok: false, reason: `a change has waited ${Math.round(waited / 1000)} s to be programmed (sync period ${this.#o.syncPeriodMs / 1000} s)` }
+      : { ok: true };
+  };
+
+  /** Stops syncing; what is programmed stays. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#unsubscribe?.();
+    clearInterval(this.#interval);
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    await this.#running;
+  }
+
+  #oldestUnapplied(): number | undefined {
+    let oldest = this.#o.tracker.oldestPending();
+    for (const t of this.#unapplied.values()) if (oldest === undefined || t < oldest) oldest = t;
+    return oldest;
+  }
+
+  #updatePending(): void {
+    const p = this.#o.tracker.pending();
+    this.#o.metrics.serviceChangesPending.set(p.services);
+    this.#o.metrics.endpointChangesPending.set(p.endpoints);
+  }
+
+  #schedule(delayMs: number): void {
+    if (this.#running) {
+      this.#again = true;
+      return;
+    }
+    if (this.#timer) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#running = this.#run().finally(() => {
+        this.#running = undefined;
+        if (this.#again && !this.#stopped) {
+          this.#again = false;
+          this.#schedule(Math.max(0, this.#lastStartAt + this.#o.minSyncPeriodMs - Date.now()));
+        }
+      });
+    }, delayMs);
+  }
+
+  async #run(): Promise<void> {
+    const o = this.#o;
+    this.#lastStartAt = Date.now();
+    const pending = o.tracker.pending();
+    o.metrics.serviceChangesTotal.inc(pending.services);
+    o.metrics.endpointChangesTotal.inc(pending.endpoints);
+    for (const [svc, since] of o.tracker.take().since) {
+      const prev = this.#unapplied.get(svc);
+      if (prev === undefined || since < prev) this.#unapplied.set(svc, since);
+    }
+    this.#updatePending();
+    const full = this.#needFull || (o.fullSyncPeriodMs !== undefined && Date.now() - this.#lastFullAt > o.fullSyncPeriodMs);
+    const plan = planProxy(o.serviceMap.ports.values(), o.config());
+    const t0 = performance.now();
+    let result;
+    try {
+      result = await o.backend.sync(plan, { full });
+    } catch (e) {
+      this.#failures++;
+      this.#needFull = true;
+      o.metrics.syncFailures.inc({ mode: o.backend.mode });
+      const retryMs = Math.min(o.syncPeriodMs, o.minSyncPeriodMs * 2 ** this.#failures);
+      o.log.error({ err: (e as Error).message, full, retryMs }, 'sync failed; the previous rules stay, retrying with a full sync');
+      setTimeout(() => this.#schedule(0), retryMs).unref();
+      return;
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    o.metrics.syncDuration.observe(seconds);
+    (full ? o.metrics.fullSyncDuration : o.metrics.partialSyncDuration).observe(seconds);
+    o.metrics.lastSync.set(Date.now() / 1000);
+    o.metrics.rules.set({ mode: o.backend.mode }, result.rules);
+    o.metrics.elements.set({ mode: o.backend.mode }, result.elements);
+    const now = Date.now();
+    for (const since of this.#unapplied.values()) o.metrics.networkProgramming.observe(Math.max(0, now - since) / 1000);
+    this.#unapplied.clear();
+    if (full) this.#lastFullAt = now;
+    if (full || result.operations > 0) {
+      o.log.info({ full, ms: Math.round(seconds * 1000), ports: plan.ports.length, rules: result.rules, elements: result.elements, operations: result.operations }, 'rules synced');
+    }
+    const prev = this.#lastPlan;
+    this.#lastPlan = plan;
+    this.#needFull = false;
+    this.#failures = 0;
+    try {
+      await o.afterSync?.(prev, plan);
+    } catch (e) {
+      o.log.warn({ err: (e as Error).message }, 'after-sync step failed');
+    }
+  }
+}
