@@ -1,0 +1,237 @@
+// netplane proxy as users run it (the CLI, in the node's network namespace, from a manifest directory), tested
+// with real packets from a pod and from a client outside the node, in nftables and in iptables mode.
+import type { ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildTopology, type ProbeResult, type ProxyTopology } from './topology.ts';
+import { waitFor } from '../helpers/wait.ts';
+
+const bin = fileURLToPath(new URL('../../bin/netplane.ts', import.meta.url));
+const names = (rs: ProbeResult[]) => rs.map((r) => (r.ok ? r.name : r.error));
+const counts = (rs: ProbeResult[]) => names(rs).reduce<Record<string, number>>((m, n) => ((m[n] = (m[n] ?? 0) + 1), m), {});
+
+function svc(name: string, spec: object, status?: object) {
+  return { apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: 'default' }, spec, ...(status ? { status } : {}) };
+}
+function eps(name: string, family: 4 | 6, endpoints: Array<[ip: string, node: string]>, ports: object[] = [{ name: 'http', port: 8080, protocol: 'TCP' }, { name: 'dns', port: 8080, protocol: 'UDP' }]) {
+  return {
+    apiVersion: 'discovery.k8s.io/v1',
+    kind: 'EndpointSlice',
+    metadata: { name: `${name}-v${family}`, namespace: 'default', labels: { 'kubernetes.io/service-name': name } },
+    addressType: family === 4 ? 'IPv4' : 'IPv6',
+    endpoints: endpoints.map(([ip, nodeName]) => ({ addresses: [ip], nodeName, conditions: { ready: true } })),
+    ports,
+  };
+}
+const webPorts = [
+  { name: 'http', port: 80, targetPort: 8080, protocol: 'TCP', nodePort: 30080 },
+  { name: 'dns', port: 53, targetPort: 8080, protocol: 'UDP', nodePort: 30053 },
+];
+
+/** The cluster every scenario runs against; pods 1-3 are on this node ("node1"), endpoints on "node2" are pretend-remote. */
+function manifests(t: ProxyTopology, webEndpoints: number[]) {
+  const p = (i: number) => t.pods[i - 1]!;
+  return [
+    { apiVersion: 'v1', kind: 'Node', metadata: { name: 'node1' }, spec: { podCIDR: '10.244.1.0/24' }, status: { addresses: [{ type: 'InternalIP', address: '192.168.50.1' }] } },
+    svc('web', { type: 'LoadBalancer', clusterIPs: ['10.96.0.10', 'fd00:96::10'], ipFamilies: ['IPv4', 'IPv6'], ports: webPorts }, { loadBalancer: { ingress: [{ ip: '203.0.113.10' }] } }),
+    eps('web', 4, webEndpoints.map((i) => [p(i).ip4, 'node1'])),
+    eps('web', 6, webEndpoints.map((i) => [p(i).ip6, 'node1'])),
+    svc('local', { type: 'LoadBalancer', clusterIP: '10.96.0.20', externalTrafficPolicy: 'Local', healthCheckNodePort: 30999, ports: [{ name: 'http', port: 80, targetPort: 8080, nodePort: 30081 }] }, { loadBalancer: { ingress: [{ ip: '203.0.113.20' }] } }),
+    eps('local', 4, [[p(1).ip4, 'node1'], [p(2).ip4, 'node2']], [{ name: 'http', port: 8080 }]),
+    svc('remote-only', { type: 'NodePort', clusterIP: '10.96.0.21', externalTrafficPolicy: 'Local', ports: [{ name: 'http', port: 80, targetPort: 8080, nodePort: 30082 }] }),
+    eps('remote-only', 4, [[p(2).ip4, 'node2']], [{ name: 'http', port: 8080 }]),
+    svc('empty', { clusterIP: '10.96.0.30', ports: [{ name: 'http', port: 80, protocol: 'TCP' }, { name: 'dns', port: 53, protocol: 'UDP' }] }),
+    svc('sticky', { clusterIP: '10.96.0.40', sessionAffinity: 'ClientIP', sessionAffinityConfig: { clientIP: { timeoutSeconds: 1 } }, ports: [{ name: 'http', port: 80, targetPort: 8080 }] }),
+    eps('sticky', 4, [1, 2, 3].map((i) => [p(i).ip4, 'node1']), [{ name: 'http', port: 8080 }]),
+    svc('self', { clusterIP: '10.96.0.50', ports: [{ name: 'http', port: 80, targetPort: 8080 }] }),
+    eps('self', 4, [[p(1).ip4, 'node1']], [{ name: 'http', port: 8080 }]),
+    svc('ranged', { type: 'LoadBalancer', clusterIP: '10.96.0.60', loadBalancerSourceRanges: ['10.0.0.0/8'], ports: [{ name: 'http', port: 80, targetPort: 8080, nodePort: 30083 }] }, { loadBalancer: { ingress: [{ ip: '203.0.113.30' }] } }),
+    eps('ranged', 4, [[p(3).ip4, 'node1']], [{ name: 'http', port: 8080 }]),
+    svc('other-proxy', { clusterIP: '10.96.0.70', ports: [{ name: 'http', port: 80, targetPort: 8080 }] }),
+    eps('other-proxy', 4, [[p(1).ip4, 'node1']], [{ name: 'http', port: 8080 }]),
+  ].map((o) => (o.metadata.name === 'other-proxy' && o.kind === 'Service' ? { ...o, metadata: { ...o.metadata, labels: { 'service.kubernetes.io/service-proxy-name': 'elsewhere' } } } : o));
+}
+
+for (const mode of ['nftables', 'iptables'] as const) {
+  describe(`netplane proxy --mode ${mode} in the kernel`, () => {
+    let t: ProxyTopology;
+    let dir: string;
+    let proxy: ChildProcess | undefined;
+    let logs: Array<Record<string, unknown>> = [];
+
+    const write = (webEndpoints: number[]) => writeFile(join(dir, 'cluster.yaml'), manifests(t, webEndpoints).map((o) => JSON.stringify(o)).join('\n---\n'));
+    const syncs = () => logs.filter((l) => l.msg === 'rules synced').length;
+    async function startProxy(): Promise<void> {
+      logs = [];
+      const p = t.lab.spawn(t.node, process.execPath, [bin, 'proxy', '--manifests', dir, '--node-name', 'node1', '--mode', mode, '--cluster-cidr', '10.244.0.0/16,fd00:244::/48', '--admin', '127.0.0.1:0', '--min-sync-period', '50ms']);
+      let buf = '';
+      p.stdout!.on('data', (d) => {
+        buf += d;
+        let i;
+        while ((i = buf.indexOf('\n')) >= 0) {
+          const line = buf.slice(0, i);
+          buf = buf.slice(i + 1);
+          try {
+            logs.push(JSON.parse(line));
+          } catch {
+            logs.push({ msg: line });
+          }
+        }
+      });
+      proxy = p;
+      await waitFor('the first sync', () => syncs() > 0 || p.exitCode !== null, 15_000);
+      expect(p.exitCode).toBeNull();
+    }
+    async function stopProxy(): Promise<void> {
+      const p = proxy!;
+      const exited = new Promise((r) => p.once('exit', r));
+      p.kill('SIGTERM');
+      await exited;
+    }
+
+    beforeAll(async () => {
+      t = await buildTopology(3, [8080]);
+      dir = await mkdtemp(join(tmpdir(), `netplane-proxy-${mode}-`));
+      await write([1, 2, 3]);
+      await startProxy();
+    }, 60_000);
+    afterAll(async () => {
+      proxy?.kill('SIGKILL');
+      await t?.lab.destroy();
+      if (dir) await rm(dir, { recursive: true, force: true });
+    });
+
+    const cases: Array<{ name: string; from: 'client' | 'pod'; proto?: 'tcp' | 'udp'; host: string; port: number }> = [
+      { name: 'ClusterIP TCP from a pod', from: 'pod', host: '10.96.0.10', port: 80 },
+      { name: 'ClusterIP UDP from a pod', from: 'pod', proto: 'udp', host: '10.96.0.10', port: 53 },
+      { name: 'ClusterIP TCP from outside', from: 'client', host: '10.96.0.10', port: 80 },
+      { name: 'ClusterIP over IPv6 from outside', from: 'client', host: 'fd00:96::10', port: 80 },
+      { name: 'NodePort TCP from outside', from: 'client', host: '192.168.50.1', port: 30080 },
+      { name: 'NodePort UDP from outside', from: 'client', proto: 'udp', host: '192.168.50.1', port: 30053 },
+      { name: 'NodePort from a pod', from: 'pod', host: '192.168.50.1', port: 30080 },
+      { name: 'LoadBalancer IP from outside', from: 'client', host: '203.0.113.10', port: 80 },
+      { name: 'LoadBalancer IP from a pod', from: 'pod', host: '203.0.113.10', port: 80 },
+    ];
+    for (const c of cases) {
+      it(`${c.name}: reaches every endpoint`, async () => {
+        const rs = await t.probe(c.from === 'client' ? t.client : t.pods[0]!.ns, c.proto ?? 'tcp', c.host, c.port, 30);
+        expect(Object.keys(counts(rs)).sort()).toEqual(['pod1', 'pod2', 'pod3']);
+      });
+    }
+
+    it('masquerades outside traffic to Cluster-policy Services, keeps pod sources, and keeps client IPs under the Local policy', async () => {
+      const [fromClient] = await t.probe(t.client, 'tcp', '10.96.0.10', 80);
+      expect(fromClient).toMatchObject({ ok: true, seenAs: '10.244.1.1' });
+      const [fromPod] = await t.probe(t.pods[0]!.ns, 'tcp', '10.96.0.10', 80);
+      expect(fromPod).toMatchObject({ ok: true, seenAs: t.pods[0]!.ip4 });
+      const local = await t.probe(t.client, 'tcp', '203.0.113.20', 80, 10);
+      expect(local.map((r) => (r.ok ? `${r.name} ${r.seenAs}` : r.error))).toEqual(Array(10).fill('pod1 192.168.50.2'));
+      const localNodePort = await t.probe(t.client, 'tcp', '192.168.50.1', 30081, 10);
+      expect(names(localNodePort)).toEqual(Array(10).fill('pod1'));
+    });
+
+    it('Local policy without local endpoints drops external traffic, while cluster traffic still works', async () => {
+      const [external] = await t.probe(t.client, 'tcp', '192.168.50.1', 30082);
+      expect(external).toMatchObject({ ok: false, error: 'timeout' });
+      const [cluster] = await t.probe(t.pods[0]!.ns, 'tcp', '10.96.0.21', 80);
+      expect(cluster).toMatchObject({ ok: true, name: 'pod2' });
+    });
+
+    it('refuses a Service without endpoints at once, TCP and UDP', async () => {
+      for (const [proto, port] of [['tcp', 80], ['udp', 53]] as const) {
+        for (const from of [t.client, t.pods[0]!.ns]) {
+          const [r] = await t.probe(from, proto, '10.96.0.30', port);
+          expect(r).toMatchObject({ ok: false, error: 'ECONNREFUSED' });
+          expect(r!.ms).toBeLessThan(500);
+        }
+      }
+    });
+
+    it('hairpin: a pod reaches itself through its Service, seen as masqueraded', async () => {
+      const rs = await t.probe(t.pods[0]!.ns, 'tcp', '10.96.0.50', 80, 3);
+      expect(rs.map((r) => (r.ok ? `${r.name} ${r.seenAs}` : r.error))).toEqual(Array(3).fill('pod1 10.244.1.1'));
+    });
+
+    it('ClientIP affinity sticks, and expires after its timeout', async () => {
+      const first = await t.probe(t.client, 'tcp', '10.96.0.40', 80, 10);
+      expect(new Set(names(first)).size).toBe(1);
+      let moved = false;
+      let last = names(first)[0];
+      for (let i = 0; i < 10 && !moved; i++) {
+        await new Promise((r) => setTimeout(r, 1300));
+        const [r] = await t.probe(t.client, 'tcp', '10.96.0.40', 80);
+        expect(r!.ok).toBe(true);
+        moved = r!.ok && r!.name !== last;
+        if (r!.ok) last = r!.name;
+      }
+      expect(moved).toBe(true);
+    });
+
+    it('loadBalancerSourceRanges: drops outside the ranges, admits inside them', async () => {
+      const [outside] = await t.probe(t.client, 'tcp', '203.0.113.30', 80);
+      expect(outside).toMatchObject({ ok: false, error: 'timeout' });
+      const [inside] = await t.probe(t.pods[0]!.ns, 'tcp', '203.0.113.30', 80);
+      expect(inside).toMatchObject({ ok: true, name: 'pod3' });
+    });
+
+    it('leaves Services of another proxy alone', async () => {
+      const [r] = await t.probe(t.pods[1]!.ns, 'tcp', '10.96.0.70', 80);
+      expect(r).toMatchObject({ ok: false });
+    });
+
+    it('serves the health-check node port of a Local LoadBalancer', async () => {
+      const { stdout } = await t.lab.exec(t.client, 'curl', ['-s', '-w', '\n%{http_code}', 'http://192.168.50.1:30999/']);
+      const [body, code] = stdout.split('\n');
+      expect(code).toBe('200');
+      expect(JSON.parse(body!)).toEqual({ service: { namespace: 'default', name: 'local' }, localEndpoints: 1, serviceProxyHealthy: true });
+    });
+
+    it('applies an endpoint change, and UDP flows to the removed endpoint move instead of black-holing', async () => {
+      // A UDP "client" with a fixed source port keeps one conntrack entry alive.
+      const before = await t.probe(t.client, 'udp', '10.96.0.10', 53, 1, ['--source-port', '40053']);
+      expect(before[0]!.ok).toBe(true);
+      const stuckOn = before[0]!.ok ? before[0]!.name : '';
+      const keep = [1, 2, 3].filter((i) => `pod${i}` !== stuckOn);
+      const n = syncs();
+      await write(keep);
+      await waitFor('the resync', () => syncs() > n, 5000);
+      const after = await t.probe(t.client, 'udp', '10.96.0.10', 53, 1, ['--source-port', '40053']);
+      expect(after[0]).toMatchObject({ ok: true });
+      expect(names(after)[0]).not.toBe(stuckOn);
+      const tcp = await t.probe(t.client, 'tcp', '10.96.0.10', 80, 20);
+      expect(Object.keys(counts(tcp)).sort()).toEqual(keep.map((i) => `pod${i}`));
+      await write([1, 2, 3]);
+      const m = syncs();
+      await waitFor('the resync', () => syncs() > m, 5000);
+    });
+
+    it('a restart keeps established and new connections working', async () => {
+      const held = t.probe(t.client, 'tcp', '10.96.0.10', 80, 1, ['--hold', '2500']);
+      await new Promise((r) => setTimeout(r, 300));
+      await stopProxy();
+      // With the proxy stopped, its rules keep serving new connections.
+      expect(names(await t.probe(t.client, 'tcp', '10.96.0.10', 80, 5)).every((n) => n.startsWith('pod'))).toBe(true);
+      await startProxy();
+      expect((await held)[0]).toMatchObject({ ok: true });
+      expect(names(await t.probe(t.client, 'tcp', '10.96.0.10', 80, 5)).every((n) => n.startsWith('pod'))).toBe(true);
+    });
+
+    it('--cleanup removes everything netplane made and nothing else', async () => {
+      await stopProxy();
+      await t.lab.exec(t.node, 'nft', ['add', 'table', 'inet', 'someone-else']);
+      await t.lab.exec(t.node, 'iptables', ['-t', 'nat', '-N', 'SOMEONE-ELSE']);
+      await t.lab.exec(t.node, process.execPath, [bin, 'proxy', '--cleanup']);
+      const nft = (await t.lab.exec(t.node, 'nft', ['list', 'tables'])).stdout;
+      expect(nft).not.toMatch(/netplane/);
+      expect(nft).toMatch(/someone-else/);
+      const ipt = (await t.lab.exec(t.node, 'iptables-save', [])).stdout + (await t.lab.exec(t.node, 'ip6tables-save', [])).stdout;
+      expect(ipt).not.toMatch(/NETPLANE/);
+      expect(ipt).toMatch(/SOMEONE-ELSE/);
+      const [r] = await t.probe(t.client, 'tcp', '10.96.0.10', 80);
+      expect(r!.ok).toBe(false);
+    });
+  });
+}
