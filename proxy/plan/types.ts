@@ -76,7 +76,12 @@ export interface HealthCheckPlan {
 export interface ProxyPlan {
   /** Every Service port the proxy handles, sorted by key. */
   ports: PortPlan[];
-  /** Pod network CIDRs (--cluster-cidr) by family: traffic from outside them to a Service is masqueraded. */
+  /**
+   * Pod network CIDRs (--cluster-cidr) by family: traffic from outside them to a cluster IP is masqueraded (without
+   * any, cluster-IP traffic is not). Traffic to external addresses and NodePorts under the Cluster policy is
+   * always masqueraded (its endpoint may be on a third node, whose reply must come back through this one), under
+   * the Local policy never from outside; and hairpin traffic always.
+   */
   clusterCIDRs: Record<Family, string[]>;
   /** --masquerade-all: masquerade every connection to a Service. */
   masqueradeAll: boolean;

@@ -64,6 +64,17 @@ export async function buildTopology(podCount: number, ports: number[]): Promise<
       servers.push(lab.spawn(pod.ns, process.execPath, [echo, pod.name, ...ports.map(String)]));
       pods.push(pod);
     }
+    // A node has a default route (here into an empty namespace, where unhandled packets vanish); without one,
+    // packets to a Service without endpoints would not reach the filter FORWARD and OUTPUT hooks, and the node
+    // could not send to a load-balancer IP. (A route back to the client would do too, but the ICMP redirects the
+    // node then sends use up the per-peer ICMP rate limit that rejecting UDP needs.)
+    await lab.veth({ ns: node, ifname: 'uplink' }, { ns: await lab.ns('uplink'), ifname: 'eth0' });
+    await lab.exec(node, 'ip', ['route', 'add', 'default', 'dev', 'uplink']);
+    await lab.exec(node, 'ip', ['-6', 'route', 'add', 'default', 'dev', 'uplink']);
+    // A pod reaching itself through a Service has its packet DNATed back where it came from; with br_netfilter
+    // the bridge then sends the frame out the port it arrived on, which needs hairpin mode (kubelet and the
+    // bridge CNI plugin set it).
+    for (const pod of pods) await lab.exec(node, 'ip', ['link', 'set', 'dev', `v${pod.name}`, 'type', 'bridge_slave', 'hairpin', 'on']);
     await Promise.all(servers.map((s) => new Promise<void>((resolve, reject) => {
       s.stdout!.once('data', () => resolve());
       s.once('exit', (code) => reject(new Error(`echo server exited with ${code}`)));

@@ -1,0 +1,101 @@
+// Names of netplane's iptables chains and the jump rules that hook them into the built-in chains. Per-Service
+// chains are named after a hash of the port key, as kube-proxy names KUBE-SVC-*, because iptables chain names are
+// limited to 28 characters and Service names are not.
+import { createHash } from 'node:crypto';
+
+/** Every chain netplane owns starts with this; nothing else on the host may use it. */
+export const chainPrefix = 'NETPLANE-';
+
+/** The two iptables tables netplane programs. */
+export type TableName = 'nat' | 'filter';
+/** The tables in the order they are written to iptables-restore. */
+export const tableNames: readonly TableName[] = ['nat', 'filter'];
+
+/** The fixed chains, present in every sync (also with no Services) so that clean-up is uniform. */
+export const base = {
+  /** nat: entry from PREROUTING and OUTPUT; filter: entry from INPUT, FORWARD and OUTPUT for new connections. */
+  services: 'NETPLANE-SERVICES',
+  /** NodePort rules (both tables), jumped to for packets to the node-port addresses. */
+  nodePorts: 'NETPLANE-NODEPORTS',
+  /** nat: entry from POSTROUTING; masquerades marked packets. */
+  postrouting: 'NETPLANE-POSTROUTING',
+  /** nat: sets the masquerade mark. */
+  markMasq: 'NETPLANE-MARK-MASQ',
+  /** nat: sets the masquerade mark unless the source is in the pod network (plan.clusterCIDRs). */
+  markNonPod: 'NETPLANE-MARK-NONPOD',
+} as const;
+
+/** The fixed chains of each table, in the order they are written. */
+export const baseChains: Record<TableName, readonly string[]> = {
+  nat: [base.services, base.nodePorts, base.postrouting, base.markMasq, base.markNonPod],
+  filter: [base.services, base.nodePorts],
+};
+
+/** The packet mark that asks NETPLANE-POSTROUTING to masquerade (kube-proxy's 0x4000, so both never disagree). */
+export const masqueradeMark = '0x4000';
+
+/** A rule in a built-in chain that hooks one of netplane's chains: `-A <chain> <spec>` / `-I <chain> 1 <spec>`. */
+export interface Jump {
+  chain: string;
+  spec: string;
+}
+
+const portals = '-m comment --comment "netplane service portals"';
+
+/** The jump rules netplane keeps in the built-in chains, by table. */
+export const jumps: Record<TableName, readonly Jump[]> = {
+  nat: [
+    { chain: 'PREROUTING', spec: `${portals} -j ${base.services}` },
+    { chain: 'OUTPUT', spec: `${portals} -j ${base.services}` },
+    { chain: 'POSTROUTING', spec: `-m comment --comment "netplane postrouting rules" -j ${base.postrouting}` },
+  ],
+  // Only new connections: verdicts for Services without endpoints and the load-balancer firewall are decided once.
+  filter: [
+    { chain: 'INPUT', spec: `-m conntrack --ctstate NEW ${portals} -j ${base.services}` },
+    { chain: 'FORWARD', spec: `-m conntrack --ctstate NEW ${portals} -j ${base.services}` },
+    { chain: 'OUTPUT', spec: `-m conntrack --ctstate NEW ${portals} -j ${base.services}` },
+  ],
+};
+
+const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+
+/** 15 base32 characters (75 bits) of SHA-256: `NETPLANE-SVC-` (13) plus the hash is exactly 28 characters. */
+export function hash(text: string): string {
+  const bytes = createHash('sha256').update(text).digest();
+  let out = '';
+  let bits = 0;
+  let value = 0;
+  for (const b of bytes) {
+    value = ((value << 8) | b) & 0xffff;
+    bits += 8;
+    while (bits >= 5 && out.length < 15) {
+      out += alphabet[(value >>> (bits - 5)) & 31];
+      bits -= 5;
+    }
+    if (out.length === 15) break;
+  }
+  return out;
+}
+
+/** The per-port chains of one PortPlan (by its `key`, which includes the family). */
+export interface PortChains {
+  /** Cluster endpoints: traffic to the cluster IPs, and external traffic that uses the cluster endpoints. */
+  svc: string;
+  /** External endpoints, when they differ from the cluster endpoints (a Local traffic policy). */
+  svx: string;
+  /** External destinations (external IPs, load-balancer IPs, NodePort): masquerade and policy. */
+  ext: string;
+  /** Load-balancer IPs with source ranges: sources in range go on to `ext`. */
+  fw: string;
+}
+
+/** Chain names for one port key. */
+export function portChains(key: string): PortChains {
+  const h = hash(key);
+  return { svc: `NETPLANE-SVC-${h}`, svx: `NETPLANE-SVX-${h}`, ext: `NETPLANE-EXT-${h}`, fw: `NETPLANE-FW-${h}` };
+}
+
+/** The chain that DNATs to one endpoint of one port (shared by the port's SVC and SVX chains). */
+export function endpointChain(key: string, endpoint: string): string {
+  return `NETPLANE-SEP-${hash(`${key}|${endpoint}`)}`;
+}
