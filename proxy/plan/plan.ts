@@ -1,7 +1,7 @@
 // The proxy planner: a pure function from the service map and the proxy's configuration to the ProxyPlan that
 // every backend programs.
 import { isIP } from 'node:net';
-import type { ServicePortInfo } from '../../cluster/servicemap/index.ts';
+import type { EndpointInfo, ServicePortInfo } from '../../cluster/servicemap/index.ts';
 import { categorize } from './endpoints.ts';
 import type { Family, HealthCheckPlan, NoEndpoints, PortPlan, ProxyPlan, Target } from './types.ts';
 
@@ -19,7 +19,8 @@ export interface PlanConfig {
 
 const familyOf = (ip: string): Family => (isIP(ip.split('/')[0]!) === 6 ? 6 : 4);
 const ofFamily = (list: readonly string[], f: Family) => list.filter((a) => familyOf(a) === f);
-const targets = (eps: readonly { ip: string; port: number }[]): Target[] => eps.map((e) => ({ ip: e.ip, port: e.port }));
+const targets = (eps: readonly EndpointInfo[]): Target[] =>
+  eps.map((e) => ({ ip: e.ip, port: e.port, local: e.local || e.nodeName === undefined }));
 
 /** Whether the proxy programs this Service port at all. */
 export function handled(p: ServicePortInfo): boolean {

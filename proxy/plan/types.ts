@@ -8,6 +8,12 @@ export type Family = 4 | 6;
 export interface Target {
   ip: string;
   port: number;
+  /**
+   * False when the endpoint is known to run on another node. Only endpoints that may be local can be reached by
+   * themselves through a Service without masquerade (hairpin): a remote pod's traffic to this node's external
+   * addresses is masqueraded or short-circuited on its own node.
+   */
+  local?: boolean;
 }
 
 /** What happens to a new connection when a traffic class has no endpoint to use. */

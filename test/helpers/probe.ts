@@ -31,6 +31,8 @@ function tcp(): Promise<Result> {
       buf += d;
       if (buf.includes('\n')) {
         const [name = '', seenAs = ''] = buf.trim().split(' ');
+        // Holding an established connection open is not an idle time-out.
+        sock.setTimeout(0);
         if (hold > 0) setTimeout(() => done({ ok: true, name, seenAs, ms: performance.now() - t0 }), hold);
         else done({ ok: true, name, seenAs, ms: performance.now() - t0 });
       }

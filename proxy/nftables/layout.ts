@@ -1,0 +1,242 @@
+// The rule layout of the `ip netplane` and `ip6 netplane` tables. Its size does not grow with the number of
+// Services: Services are elements of shared maps, and the only objects that vary are the load-balancing chains,
+// one per endpoint pool and distinct endpoint count N (`cluster-lb-3` picks one of 3 endpoints), each with its
+// endpoints map (`cluster-lb-3-endpoints`: Service address . protocol . port . index → endpoint address . port).
+//
+// A new connection to a Service address (key: daddr . l4proto . dport) or NodePort (key: l4proto . dport) goes:
+//   filter-prerouting / filter-output (priority dstnat - 10, new connections):
+//     drop what loadBalancerSourceRanges exclude; reject or drop Services without usable endpoints (the
+//     *-no-endpoints verdict maps), before DNAT so that it happens at once.
+//   nat-prerouting / nat-output (priority dstnat) → services → nodeports:
+//     set the masquerade mark, look up ClientIP affinity (IPv4), then dispatch through a verdict map to
+//     <pool>-lb-N, which DNATs with `... . numgen random mod N map @<pool>-lb-N-endpoints`.
+//   nat-postrouting: record affinity, mark hairpin connections, masquerade marked connections.
+//
+// Traffic classes (PortPlan semantics), by verdict map:
+//   cluster-vips        cluster IPs, any source                 → cluster-lb-N  (clusterEndpoints)
+//   fallback-vips       external/LB IPs of Local-policy ports,  → cluster-lb-N  (clusterEndpoints, keyed by that IP)
+//                       from a pod (pod-cidrs) or this node
+//   external-vips       external/LB IPs of Cluster-policy ports → external-lb-N (externalEndpoints)
+//   local-vips          external/LB IPs of Local-policy ports   → external-lb-N (externalEndpoints), never masqueraded
+//   nodeports, local-nodeports, fallback-nodeports: the same three classes for NodePorts, with the pools
+//                       nodeport (externalEndpoints) and fallback-nodeport (clusterEndpoints).
+//
+// Two nft 1.0.6 limits shape this (both verified on this machine):
+//   - A map declared with `typeof ... : <addr> . th dport` is misread when nft loads it back from the kernel: a
+//     DNAT rule added in a later transaction fails ("conflicting protocols specified: ip vs. th"), and with
+//     `tcp dport` it silently becomes TCP-only. So each endpoints map is created in the same transaction as the
+//     rule that uses it (hence a map per load-balancing chain), and every other map is declared with `type`.
+//   - A dynamic map update gets 16 bytes of key and 16 of data: the IPv4 affinity key (4+4+4+4) fits, an IPv6 one
+//     cannot, so IPv6 ClientIP affinity is a source hash (`*-sticky-N` chains): stable while endpoints stay.
+import type { Family } from './model.ts';
+import type { BaseChain, NftSet } from './model.ts';
+
+/** kube-proxy's masquerade bit, so that both never disagree on a node running both during a migration. */
+export const masqueradeMark = '0x4000';
+/** Seed of the IPv6 source hash: fixed, so that rewriting a chain does not move clients. */
+export const hashSeed = '0x6e70';
+
+/** Endpoint pools: each has load-balancing chains (with their endpoints maps) per endpoint count. */
+export const pools = ['cluster', 'external', 'nodeport', 'fallback-nodeport'] as const;
+/** An endpoint pool: which endpoints (cluster or external) and which key (address or NodePort). */
+export type Pool = (typeof pools)[number];
+/** Pools keyed by a Service address; the others by protocol and port only. */
+export const addressPools: ReadonlySet<Pool> = new Set(['cluster', 'external']);
+
+/** The verdict maps that dispatch new connections to Service addresses, by class. */
+export const vipMaps = ['cluster-vips', 'fallback-vips', 'external-vips', 'local-vips'] as const;
+/** The verdict maps that dispatch new connections to NodePorts, by class. */
+export const nodePortMaps = ['nodeports', 'fallback-nodeports', 'local-nodeports'] as const;
+/** The verdict maps of the no-endpoints check for Service addresses, by class (keys as in the dispatch maps). */
+export const noEndpointMaps = ['no-endpoints', 'fallback-no-endpoints', 'local-no-endpoints'] as const;
+/** The verdict maps of the no-endpoints check for NodePorts, by class. */
+export const noEndpointNodePortMaps = ['nodeport-no-endpoints', 'fallback-nodeport-no-endpoints', 'local-nodeport-no-endpoints'] as const;
+
+/** Name of a load-balancing chain. `sticky`: IPv6 ClientIP affinity, by source hash instead of numgen. */
+export const lbChain = (pool: Pool, n: number, sticky = false): string => `${pool}-${sticky ? 'sticky' : 'lb'}-${n}`;
+const lbPattern = /^(cluster|external|nodeport|fallback-nodeport)-(lb|sticky)-(\d+)$/;
+/** Parses a load-balancing chain name; undefined for any other chain. */
+export function parseLbChain(name: string): { pool: Pool; n: number; sticky: boolean } | undefined {
+  const m = lbPattern.exec(name);
+  return m ? { pool: m[1] as Pool, n: Number(m[3]), sticky: m[2] === 'sticky' } : undefined;
+}
+/** The endpoints map of a load-balancing chain. */
+export const lbMap = (chain: string): string => `${chain}-endpoints`;
+/** The load-balancing chain an endpoints map belongs to; undefined for any other set. */
+export function lbChainOfMap(set: string): string | undefined {
+  const chain = set.endsWith('-endpoints') ? set.slice(0, -'-endpoints'.length) : '';
+  return parseLbChain(chain) ? chain : undefined;
+}
+/** Per distinct affinity timeout T (IPv4): the set of Service addresses with that timeout. */
+export const affinitySet = (seconds: number): string => `affinity-${seconds}`;
+/** Per distinct affinity timeout T (IPv4): the set of NodePorts with that timeout. */
+export const affinityNodePortSet = (seconds: number): string => `affinity-nodeports-${seconds}`;
+/** The dynamic map of ClientIP affinity entries (IPv4): client . address . protocol . port → endpoint. */
+export const affinityMap = 'affinity';
+/** The chain refusing new connections: TCP reset, else ICMP(v6) port unreachable. */
+export const rejectChain = 'service-reject';
+
+/** nft spellings of one IP family. */
+export interface Dialect {
+  /** Payload protocol: `ip` or `ip6`. */
+  ip: 'ip' | 'ip6';
+  addrType: 'ipv4_addr' | 'ipv6_addr';
+  loopback: string;
+}
+/** The spellings of each family. */
+export const dialects: Record<Family, Dialect> = {
+  4: { ip: 'ip', addrType: 'ipv4_addr', loopback: '127.0.0.0/8' },
+  6: { ip: 'ip6', addrType: 'ipv6_addr', loopback: '::1' },
+};
+
+/** The configuration the fixed rules depend on (everything else is map elements). */
+export interface LayoutConfig {
+  family: Family;
+  masqueradeAll: boolean;
+  /** The family has cluster CIDRs: traffic from outside them to cluster IPs is masqueraded. */
+  hasClusterCIDRs: boolean;
+  /** NodePorts on every local address, or on those in the `nodeport-addresses` set. */
+  nodePortsOnAll: boolean;
+  /** Distinct ClientIP affinity timeouts in seconds (IPv4; IPv6 uses source hashing), sorted. */
+  affinityTimeouts: number[];
+}
+
+const vmapSpec = (d: Dialect, keyed: 'addr' | 'port') => `type ${keyed === 'addr' ? `${d.addrType} . ` : ''}inet_proto . inet_service : verdict;`;
+
+/** Every set and map of a table, empty. */
+export function layoutSets(c: LayoutConfig): Map<string, NftSet> {
+  const d = dialects[c.family];
+  const sets = new Map<string, NftSet>();
+  const add = (name: string, kind: 'set' | 'map', spec: string, managed = true) =>
+    sets.set(name, { kind, spec, elements: managed ? new Map() : undefined });
+  add('pod-cidrs', 'set', `type ${d.addrType}; flags interval;`);
+  add('nodeport-addresses', 'set', `type ${d.addrType}; flags interval;`);
+  for (const m of [...vipMaps, ...noEndpointMaps]) add(m, 'map', vmapSpec(d, 'addr'));
+  for (const m of [...nodePortMaps, ...noEndpointNodePortMaps]) add(m, 'map', vmapSpec(d, 'port'));
+  add('source-ranged-vips', 'set', `type ${d.addrType} . inet_proto . inet_service;`);
+  add('source-ranges', 'set', `type ${d.addrType} . inet_proto . inet_service . ${d.addrType}; flags interval;`);
+  add('hairpin', 'set', `type ${d.addrType} . ${d.addrType};`);
+  if (c.family === 4) {
+    // Filled by the kernel (nat-postrouting), read at sync time only to remove entries of removed endpoints.
+    add(affinityMap, 'map', `type ipv4_addr . ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; size 1048576; flags dynamic,timeout; timeout 3h;`, false);
+    for (const t of c.affinityTimeouts) {
+      add(affinitySet(t), 'set', `type ipv4_addr . inet_proto . inet_service;`);
+      add(affinityNodePortSet(t), 'set', `type inet_proto . inet_service;`);
+    }
+  }
+  return sets;
+}
+
+const base = (type: BaseChain['type'], hook: BaseChain['hook'], prio: number): BaseChain => ({ type, hook, prio, policy: 'accept' });
+/** The hooked chains. Symbolic priorities are not accepted on every hook by nft 1.0.6, so numbers (dstnat = -100). */
+export const baseChains: Record<string, BaseChain> = {
+  'filter-prerouting': base('filter', 'prerouting', -110),
+  'filter-output': base('filter', 'output', -110),
+  'nat-prerouting': base('nat', 'prerouting', -100),
+  'nat-output': base('nat', 'output', -100),
+  'nat-postrouting': base('nat', 'postrouting', 100),
+};
+
+/** The fixed chains and their rules. */
+export function layoutChains(c: LayoutConfig): Map<string, string[]> {
+  const d = dialects[c.family];
+  const ip = d.ip;
+  const key = `${ip} daddr . meta l4proto . th dport`;
+  const pkey = 'meta l4proto . th dport';
+  const mark = `meta mark set meta mark | ${masqueradeMark}`;
+  const fromPod = `${ip} saddr @pod-cidrs`;
+  const fromNode = 'fib saddr type local';
+  const fromOutside = `${ip} saddr != @pod-cidrs ${fromNode.replace('local', '!= local')}`;
+  const toNodePort = c.nodePortsOnAll ? `fib daddr type local ${ip} daddr != ${d.loopback}` : `fib daddr type local ${ip} daddr @nodeport-addresses`;
+  const affinity = c.family === 4 ? c.affinityTimeouts : [];
+  const chains = new Map<string, string[]>();
+
+  chains.set('filter-prerouting', ['ct state new jump filter-services']);
+  chains.set('filter-output', ['ct state new jump filter-services']);
+  chains.set('filter-services', [
+    `${key} @source-ranged-vips ${key} . ${ip} saddr != @source-ranges drop`,
+    `${key} vmap @no-endpoints`,
+    `${fromPod} ${key} vmap @fallback-no-endpoints`,
+    `${fromNode} ${key} vmap @fallback-no-endpoints`,
+    `${fromOutside} ${key} vmap @local-no-endpoints`,
+    `${toNodePort} jump filter-nodeports`,
+  ]);
+  chains.set('filter-nodeports', [
+    `${pkey} vmap @nodeport-no-endpoints`,
+    `${fromPod} ${pkey} vmap @fallback-nodeport-no-endpoints`,
+    `${fromNode} ${pkey} vmap @fallback-nodeport-no-endpoints`,
+    `${fromOutside} ${pkey} vmap @local-nodeport-no-endpoints`,
+  ]);
+  // TCP gets a reset, everything else ICMP port unreachable (the family's default reject).
+  chains.set(rejectChain, ['meta l4proto tcp reject with tcp reset', 'reject']);
+
+  chains.set('nat-prerouting', ['jump services']);
+  chains.set('nat-output', ['jump services']);
+  // Marks come first: they must be decided before an affinity hit DNATs, and each matches exactly the keys its
+  // dispatch rule below takes (the maps are used as sets).
+  // Cluster IPs: from outside the pod network (never without cluster CIDRs). Cluster-policy external traffic:
+  // always (its endpoint may be on a third node, whose reply must come back through this one). Local-policy
+  // traffic: from this node (it takes the cluster endpoints), never from outside. masqueradeAll adds cluster-IP
+  // traffic from pods and Local-policy traffic from pods; the client address under the Local policy stays.
+  const marks = (k: string, cluster: string | undefined, external: string, fallback: string) => [
+    ...(cluster && (c.masqueradeAll || c.hasClusterCIDRs) ? [`${c.masqueradeAll ? '' : `${ip} saddr != @pod-cidrs `}${k} @${cluster} ${mark}`] : []),
+    `${k} @${external} ${mark}`,
+    ...(c.masqueradeAll ? [`${fromPod} ${k} @${fallback} ${mark}`] : []),
+    `${fromNode} ${k} @${fallback} ${mark}`,
+  ];
+  chains.set('services', [
+    ...marks(key, 'cluster-vips', 'external-vips', 'fallback-vips'),
+    ...affinity.map((t) => `${key} @${affinitySet(t)} dnat ip to ip saddr . ${key} map @${affinityMap}`),
+    `${key} vmap @cluster-vips`,
+    `${fromPod} ${key} vmap @fallback-vips`,
+    `${fromNode} ${key} vmap @fallback-vips`,
+    `${key} vmap @external-vips`,
+    `${key} vmap @local-vips`,
+    `${toNodePort} jump nodeports`,
+  ]);
+  chains.set('nodeports', [
+    ...marks(pkey, undefined, 'nodeports', 'fallback-nodeports'),
+    ...affinity.map((t) => `${pkey} @${affinityNodePortSet(t)} dnat ip to ip saddr . ${key} map @${affinityMap}`),
+    `${fromPod} ${pkey} vmap @fallback-nodeports`,
+    `${fromNode} ${pkey} vmap @fallback-nodeports`,
+    `${pkey} vmap @nodeports`,
+    `${pkey} vmap @local-nodeports`,
+  ]);
+
+  // In postrouting the connection is DNATed: `ip daddr . th dport` is the endpoint, the original tuple the Service.
+  // nft needs the protocol before `ct original proto-dst` in a concatenation, hence one rule per protocol.
+  const record = (t: number, proto: string, guard: string) =>
+    `meta l4proto ${proto} ct state new ct status dnat ${guard} update @${affinityMap} { ct original ip saddr . ct original ip daddr . meta l4proto . ct original proto-dst timeout ${t}s : ip daddr . th dport }`;
+  chains.set('nat-postrouting', [
+    ...affinity.flatMap((t) =>
+      ['tcp', 'udp', 'sctp'].flatMap((proto) => [
+        record(t, proto, `ct original ip daddr . meta l4proto . ct original proto-dst @${affinitySet(t)}`),
+        record(t, proto, `meta l4proto . ct original proto-dst @${affinityNodePortSet(t)}`),
+      ]),
+    ),
+    `ct status dnat ${ip} saddr . ${ip} daddr @hairpin ${mark}`,
+    `meta mark & ${masqueradeMark} == ${masqueradeMark} meta mark set meta mark ^ ${masqueradeMark} masquerade fully-random`,
+  ]);
+  return chains;
+}
+
+/** The one rule of a load-balancing chain. */
+export function lbRule(family: Family, chain: string): string {
+  const lb = parseLbChain(chain);
+  if (!lb) throw new Error(`${chain} is not a load-balancing chain`);
+  const ip = dialects[family].ip;
+  const key = addressPools.has(lb.pool) ? `${ip} daddr . meta l4proto . th dport` : 'meta l4proto . th dport';
+  // IPv6 ClientIP affinity: the same client always hashes to the same index while the endpoint set is unchanged.
+  const index = lb.sticky ? `jhash ${ip} saddr mod ${lb.n} seed ${hashSeed}` : `numgen random mod ${lb.n}`;
+  return `dnat ${ip} to ${key} . ${index} map @${lbMap(chain)}`;
+}
+
+/** The endpoints map of a load-balancing chain, empty. Only its own chain's rule uses it (see the header). */
+export function lbSet(family: Family, chain: string): NftSet {
+  const lb = parseLbChain(chain);
+  if (!lb) throw new Error(`${chain} is not a load-balancing chain`);
+  const ip = dialects[family].ip;
+  const key = addressPools.has(lb.pool) ? `${ip} daddr . meta l4proto . th dport` : 'meta l4proto . th dport';
+  // typeof: the index (numgen, jhash) has no type name usable in a `type` declaration. The modulus is any.
+  return { kind: 'map', spec: `typeof ${key} . numgen random mod 2 : ${ip} daddr . th dport;`, elements: new Map(), fragile: true };
+}

@@ -1,0 +1,276 @@
+// The ledger of what was last applied, kept so that a sync costs in proportion to what changed, not to the number
+// of Services: the applied tables, every port's rendered objects, and for every element the port that owns it
+// (several ports may want the same hairpin element; when two ports want different values for one key, the first
+// in plan order wins, exactly as render() decides). change(plan) re-renders only ports that differ and returns
+// the two partial tables (what changes, before and after) that diff() turns into a transaction; commit() records
+// it once nft succeeded.
+import type { PortPlan, ProxyPlan } from '../plan/types.ts';
+import { lbChainOfMap, lbMap, lbSet, parseLbChain } from './layout.ts';
+import { families, setId, stateOf, type Family, type NftTable, type TableState } from './model.ts';
+import { lbObjects, renderBase, renderPort, type Desired, type PortObjects } from './render.ts';
+
+/** A port's wish for an element's value; `order` is the port key, which decides between conflicting wishes. */
+interface Claim {
+  order: string;
+  value: string;
+}
+/**
+ * Who claims an element: the owning port's key when only one port does (the value is the applied one; this keeps
+ * a 100,000-element ledger small), or every claim sorted by order.
+ */
+type Owners = string | Claim[];
+/** Family → set → key → owners. */
+type OwnerBook = Record<Family, Map<string, Map<string, Owners>>>;
+
+/** A pending change: diff `prev` → `next`, and commit() when the kernel took it. */
+export interface LedgerChange {
+  prev: Record<Family, TableState>;
+  next: Desired;
+  commit(): void;
+}
+
+const byOrder = (a: Claim, b: Claim) => (a.order < b.order ? -1 : a.order > b.order ? 1 : 0);
+const chainId = (f: Family, name: string) => `${f} ${name}`;
+const own = (set: string) => set === 'pod-cidrs' || set === 'nodeport-addresses';
+
+/** The last applied state, by port. */
+export class Ledger {
+  #applied: Desired | undefined;
+  #ports = new Map<string, { port: PortPlan; objects: PortObjects }>();
+  #owners: OwnerBook = { 4: new Map(), 6: new Map() };
+  /** `family name` of a load-balancing chain → number of ports using it. */
+  #chains = new Map<string, number>();
+
+  /** Rules and elements programmed. */
+  counts(): { rules: number; elements: number } {
+    let rules = 0;
+    let elements = 0;
+    for (const f of families) {
+      for (const c of this.#applied?.[f].chains.values() ?? []) rules += c.rules.length;
+      for (const s of this.#applied?.[f].sets.values() ?? []) elements += s.elements?.size ?? 0;
+    }
+    return { rules, elements };
+  }
+
+  /**
+   * The change to `plan`, without touching this ledger. On an empty ledger `next` is the whole desired state
+   * (equal to render(plan)). Undefined when the fixed part changed in a way only a full sync can do (a set's
+   * declaration).
+   */
+  change(plan: ProxyPlan): LedgerChange | undefined {
+    const bases = { 4: renderBase(plan, 4), 6: renderBase(plan, 6) };
+    const applied = this.#applied;
+    if (!applied) return this.#build(plan, bases);
+    if (families.some((f) => redeclared(applied[f], bases[f]))) return undefined;
+
+    // Copy-on-write: claims of touched elements, by family and set.
+    const touched: Record<Family, Map<string, Map<string, Claim[]>>> = { 4: new Map(), 6: new Map() };
+    const chainDelta = new Map<string, number>();
+    const current = (f: Family, set: string, key: string): Claim[] => {
+      const t = touched[f].get(set)?.get(key);
+      if (t) return t;
+      const o = this.#owners[f].get(set)?.get(key);
+      if (o === undefined) return [];
+      return typeof o === 'string' ? [{ order: o, value: applied[f].sets.get(set)!.elements!.get(key)! }] : o;
+    };
+    const apply = (f: Family, order: string, objects: PortObjects, add: boolean) => {
+      for (const [set, key, value] of objects.entries) {
+        const rest = current(f, set, key).filter((c) => c.order !== order);
+        if (add) rest.push({ order, value });
+        rest.sort(byOrder);
+        let t = touched[f].get(set);
+        if (!t) touched[f].set(set, (t = new Map()));
+        t.set(key, rest);
+      }
+      for (const c of objects.chains) chainDelta.set(chainId(f, c), (chainDelta.get(chainId(f, c)) ?? 0) + (add ? 1 : -1));
+    };
+    const ports = new Map<string, { port: PortPlan; objects: PortObjects }>();
+    for (const p of plan.ports) {
+      const old = this.#ports.get(p.key);
+      if (old && samePort(old.port, p)) {
+        ports.set(p.key, old);
+        continue;
+      }
+      const objects = renderPort(p);
+      ports.set(p.key, { port: p, objects });
+      if (old) apply(old.port.family, p.key, old.objects, false);
+      apply(p.family, p.key, objects, true);
+    }
+    for (const [key, old] of this.#ports) if (!ports.has(key)) apply(old.port.family, key, old.objects, false);
+
+    // Partial tables: the fixed part, plus what changes. A load-balancing chain and its endpoints map are there
+    // when they exist on that side and something about them changes.
+    const prev = { 4: partial(applied[4]), 6: partial(applied[6]) };
+    const next = { 4: partial(bases[4]), 6: partial(bases[6]) };
+    const lb = (t: NftTable, chain: string) => {
+      if (t.chains.has(chain)) return;
+      const o = lbObjects(t.family, chain);
+      t.chains.set(chain, o.chain);
+      t.sets.set(...o.map);
+    };
+    const setIn = (t: NftTable, set: string) => {
+      const chain = lbChainOfMap(set);
+      if (chain && !t.sets.has(set)) t.sets.set(set, lbSet(t.family, chain));
+      return t.sets.get(set)?.elements;
+    };
+    const after = new Map<string, number>();
+    for (const [k, delta] of chainDelta) {
+      const [fText, name = ''] = k.split(' ');
+      const f = Number(fText) as Family;
+      const before = this.#chains.get(k) ?? 0;
+      after.set(k, before + delta);
+      if (before > 0) lb(prev[f], name);
+      if (before + delta > 0) lb(next[f], name);
+    }
+    for (const f of families) {
+      for (const [set, keys] of touched[f]) {
+        for (const [key, claims] of keys) {
+          const before = applied[f].sets.get(set)?.elements?.get(key);
+          if (before !== undefined) setIn(prev[f], set)?.set(key, before);
+          if (claims[0]) setIn(next[f], set)?.set(key, claims[0].value);
+        }
+      }
+    }
+    return {
+      prev: { 4: stateOf(prev[4]), 6: stateOf(prev[6]) },
+      next,
+      commit: () => {
+        for (const f of families) {
+          const t = applied[f];
+          for (const [k, n] of after) {
+            const [fText, name = ''] = k.split(' ');
+            if (Number(fText) !== f) continue;
+            if (n > 0 && !t.chains.has(name)) lb(t, name);
+            if (n <= 0) {
+              t.chains.delete(name);
+              t.sets.delete(lbMap(name));
+            }
+            if (n > 0) this.#chains.set(k, n);
+            else this.#chains.delete(k);
+          }
+          // The fixed part is replaced; sets both sides have keep their (port-filled) elements.
+          for (const [name, s] of bases[f].sets) {
+            const kept = t.sets.get(name);
+            t.sets.set(name, kept && !own(name) ? kept : s);
+          }
+          for (const name of [...t.sets.keys()]) if (!bases[f].sets.has(name) && !lbChainOfMap(name)) t.sets.delete(name);
+          for (const name of [...t.chains.keys()]) if (!parseLbChain(name)) t.chains.delete(name);
+          for (const [name, c] of bases[f].chains) t.chains.set(name, c);
+          for (const [set, keys] of touched[f]) {
+            let book = this.#owners[f].get(set);
+            if (!book) this.#owners[f].set(set, (book = new Map()));
+            const elements = t.sets.get(set)?.elements;
+            for (const [key, claims] of keys) {
+              if (claims.length === 0) {
+                book.delete(key);
+                elements?.delete(key);
+              } else {
+                book.set(key, claims.length === 1 ? claims[0]!.order : claims);
+                elements?.set(key, claims[0]!.value);
+              }
+            }
+          }
+        }
+        this.#ports = ports;
+      },
+    };
+  }
+
+  /** The first change of an empty ledger: everything, built in one pass (this is the start-up cost). */
+  #build(plan: ProxyPlan, bases: Desired): LedgerChange {
+    const owners: OwnerBook = { 4: new Map(), 6: new Map() };
+    const chains = new Map<string, number>();
+    const ports = new Map<string, { port: PortPlan; objects: PortObjects }>();
+    const next = { 4: partial(bases[4]), 6: partial(bases[6]) };
+    for (const p of plan.ports) {
+      const objects = renderPort(p);
+      ports.set(p.key, { port: p, objects });
+      const f = p.family;
+      const t = next[f];
+      for (const c of objects.chains) {
+        const k = chainId(f, c);
+        chains.set(k, (chains.get(k) ?? 0) + 1);
+        if (t.chains.has(c)) continue;
+        const lb = lbObjects(f, c);
+        t.chains.set(c, lb.chain);
+        t.sets.set(...lb.map);
+      }
+      let lastSet = '';
+      let book: Map<string, Owners> | undefined;
+      let elements: Map<string, string> | undefined;
+      for (const [set, key, value] of objects.entries) {
+        if (set !== lastSet) {
+          lastSet = set;
+          book = owners[f].get(set);
+          if (!book) owners[f].set(set, (book = new Map()));
+          elements = t.sets.get(set)!.elements!;
+        }
+        const cur = book!.get(key);
+        if (cur === undefined) {
+          book!.set(key, p.key);
+          elements!.set(key, value);
+          continue;
+        }
+        const claims = typeof cur === 'string' ? [{ order: cur, value: elements!.get(key)! }] : cur;
+        const all = [...claims, { order: p.key, value }].sort(byOrder);
+        book!.set(key, all);
+        elements!.set(key, all[0]!.value);
+      }
+    }
+    const empty = (f: Family): TableState => ({ family: f, exists: false, sets: new Map(), chains: new Map() });
+    return {
+      prev: { 4: empty(4), 6: empty(6) },
+      next,
+      commit: () => {
+        this.#applied = next;
+        this.#ports = ports;
+        this.#owners = owners;
+        this.#chains = chains;
+      },
+    };
+  }
+}
+
+/** A copy of a table's fixed part whose port-filled sets start empty (pod-cidrs and nodeport-addresses stay). */
+function partial(base: NftTable): NftTable {
+  const t: NftTable = { family: base.family, sets: new Map(), chains: new Map() };
+  for (const [name, s] of base.sets) {
+    if (lbChainOfMap(name)) continue;
+    t.sets.set(name, { ...s, elements: s.elements && (own(name) ? new Map(s.elements) : new Map()) });
+  }
+  for (const [name, c] of base.chains) if (!parseLbChain(name)) t.chains.set(name, c);
+  return t;
+}
+
+/** A set present in both with another declaration: elements would have to be re-added from every port. */
+function redeclared(a: NftTable, b: NftTable): boolean {
+  for (const [name, s] of a.sets) {
+    const t = b.sets.get(name);
+    if (t && setId(t) !== setId(s)) return true;
+  }
+  return false;
+}
+
+const sameList = <T>(a: readonly T[], b: readonly T[], eq: (x: T, y: T) => boolean) => a.length === b.length && a.every((x, i) => eq(x, b[i]!));
+const sameStrings = (a: readonly string[], b: readonly string[]) => sameList(a, b, (x, y) => x === y);
+const sameTargets = (a: PortPlan['clusterEndpoints'], b: PortPlan['clusterEndpoints']) => sameList(a, b, (x, y) => x.ip === y.ip && x.port === y.port);
+
+/** Whether two plans of a port render the same objects. */
+export function samePort(a: PortPlan, b: PortPlan): boolean {
+  return (
+    a.family === b.family &&
+    a.protocol === b.protocol &&
+    a.port === b.port &&
+    a.nodePort === b.nodePort &&
+    a.externalLocal === b.externalLocal &&
+    a.affinitySeconds === b.affinitySeconds &&
+    a.clusterNoEndpoints === b.clusterNoEndpoints &&
+    a.externalNoEndpoints === b.externalNoEndpoints &&
+    sameStrings(a.clusterIPs, b.clusterIPs) &&
+    sameStrings(a.externalIPs, b.externalIPs) &&
+    sameStrings(a.loadBalancerIPs, b.loadBalancerIPs) &&
+    sameStrings(a.sourceRanges, b.sourceRanges) &&
+    sameTargets(a.clusterEndpoints, b.clusterEndpoints) &&
+    sameTargets(a.externalEndpoints, b.externalEndpoints)
+  );
+}

@@ -1,0 +1,193 @@
+// render(plan): the desired content of both netplane tables, as a pure function of the plan. The fixed part
+// (sets, hooked chains, rules) depends only on the proxy's configuration; each Service port adds elements to the
+// shared maps and may need a load-balancing chain (layout.ts). renderPort() is separate so that a sync can
+// re-render only the ports that changed (ledger.ts).
+import type { NoEndpoints, PortPlan, ProxyPlan, Target } from '../plan/types.ts';
+import {
+  affinityNodePortSet,
+  affinitySet,
+  baseChains,
+  layoutChains,
+  layoutSets,
+  lbChain,
+  lbMap,
+  lbRule,
+  lbSet,
+  rejectChain,
+  type LayoutConfig,
+  type Pool,
+} from './layout.ts';
+import { canonicalIP, normalizeCIDRs, type Family, type NftChain, type NftSet, type NftTable } from './model.ts';
+
+/** Both tables, by IP family. */
+export type Desired = Record<Family, NftTable>;
+
+/** One element a port wants: set or map name, key text, value text ('' in a set). */
+export type Entry = readonly [set: string, key: string, value: string];
+
+/** What one Service port adds: elements (each key once) and the load-balancing chains its verdicts go to. */
+export interface PortObjects {
+  entries: Entry[];
+  chains: string[];
+}
+
+/** The fixed-rule configuration of one family in a plan. */
+export function layoutConfig(plan: ProxyPlan, family: Family): LayoutConfig {
+  const timeouts = new Set<number>();
+  if (family === 4) for (const p of plan.ports) if (p.family === 4 && p.affinitySeconds > 0) timeouts.add(p.affinitySeconds);
+  return {
+    family,
+    masqueradeAll: plan.masqueradeAll,
+    hasClusterCIDRs: plan.clusterCIDRs[family].length > 0,
+    nodePortsOnAll: plan.nodePortAddresses[family] === 'all',
+    affinityTimeouts: [...timeouts].sort((a, b) => a - b),
+  };
+}
+
+/** The fixed part of a family's table: every set (only pod-cidrs and nodeport-addresses filled) and fixed chain. */
+export function renderBase(plan: ProxyPlan, family: Family): NftTable {
+  const config = layoutConfig(plan, family);
+  const sets = layoutSets(config);
+  const chains = new Map<string, NftChain>();
+  for (const [name, rules] of layoutChains(config)) {
+    const base = baseChains[name];
+    chains.set(name, base ? { base, rules } : { rules });
+  }
+  for (const cidr of normalizeCIDRs(plan.clusterCIDRs[family])) sets.get('pod-cidrs')!.elements!.set(cidr, '');
+  const np = plan.nodePortAddresses[family];
+  if (np !== 'all') for (const cidr of normalizeCIDRs(np)) sets.get('nodeport-addresses')!.elements!.set(cidr, '');
+  return { family, sets, chains };
+}
+
+/** A load-balancing chain (its one rule follows from its name) and its endpoints map, empty. */
+export function lbObjects(family: Family, chain: string): { chain: NftChain; map: [string, NftSet] } {
+  return { chain: { rules: [lbRule(family, chain)] }, map: [lbMap(chain), lbSet(family, chain)] };
+}
+
+/** The desired tables for a plan. Pure. Ports claiming the same element: the first by port key wins. */
+export function render(plan: ProxyPlan): Desired {
+  const out: Desired = { 4: renderBase(plan, 4), 6: renderBase(plan, 6) };
+  // The planner sorts ports by key; sorting again keeps hand-made plans consistent with the ledger.
+  for (const p of [...plan.ports].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))) {
+    const t = out[p.family];
+    const objects = renderPort(p);
+    for (const c of objects.chains) {
+      if (t.chains.has(c)) continue;
+      const lb = lbObjects(p.family, c);
+      t.chains.set(c, lb.chain);
+      t.sets.set(...lb.map);
+    }
+    for (const [set, key, value] of objects.entries) {
+      const e = t.sets.get(set)!.elements!;
+      if (!e.has(key)) e.set(key, value);
+    }
+  }
+  return out;
+}
+
+const verdictOf = (v: NoEndpoints): string => (v === 'reject' ? `goto ${rejectChain}` : 'drop');
+
+interface ClassMaps {
+  cluster: string;
+  local: string;
+  fallback: string;
+  noEndpoints: string;
+  localNoEndpoints: string;
+  fallbackNoEndpoints: string;
+  externalPool: Pool;
+  fallbackPool: Pool;
+}
+const addressMaps: ClassMaps = {
+  cluster: 'external-vips',
+  local: 'local-vips',
+  fallback: 'fallback-vips',
+  noEndpoints: 'no-endpoints',
+  localNoEndpoints: 'local-no-endpoints',
+  fallbackNoEndpoints: 'fallback-no-endpoints',
+  externalPool: 'external',
+  fallbackPool: 'cluster',
+};
+const nodePortMaps: ClassMaps = {
+  cluster: 'nodeports',
+  local: 'local-nodeports',
+  fallback: 'fallback-nodeports',
+  noEndpoints: 'nodeport-no-endpoints',
+  localNoEndpoints: 'local-nodeport-no-endpoints',
+  fallbackNoEndpoints: 'fallback-nodeport-no-endpoints',
+  externalPool: 'nodeport',
+  fallbackPool: 'fallback-nodeport',
+};
+
+/** The elements and load-balancing chains of one Service port. Pure. */
+export function renderPort(p: PortPlan): PortObjects {
+  const entries: Entry[] = [];
+  const seen = new Set<string>();
+  const chains = new Set<string>();
+  // A key can come twice (an IP listed as external and load-balancer IP, an endpoint in both lists): first wins.
+  // Endpoint-map keys follow from their dispatch key, which is checked.
+  const put = (set: string, key: string, value = '') => {
+    const id = `${set} ${key}`;
+    if (seen.has(id)) return false;
+    seen.add(id);
+    entries.push([set, key, value]);
+    return true;
+  };
+  const sticky = p.family === 6 && p.affinitySeconds > 0;
+  const affinity = p.family === 4 && p.affinitySeconds > 0;
+  const proto = p.protocol.toLowerCase();
+  const addrKey = (ip: string) => `${canonicalIP(ip)} . ${proto} . ${p.port}`;
+  /** Dispatches `key` through `map` to a load-balancing chain over `eps`. */
+  const balance = (map: string, pool: Pool, key: string, eps: readonly Target[]) => {
+    const chain = lbChain(pool, eps.length, sticky);
+    chains.add(chain);
+    if (!put(map, key, `goto ${chain}`)) return;
+    const endpoints = lbMap(chain);
+    eps.forEach((ep, i) => entries.push([endpoints, `${key} . ${i}`, `${canonicalIP(ep.ip)} . ${ep.port}`]));
+  };
+  const external = (key: string, maps: ClassMaps) => {
+    if (!p.externalLocal) {
+      if (p.externalEndpoints.length > 0) balance(maps.cluster, maps.externalPool, key, p.externalEndpoints);
+      else put(maps.noEndpoints, key, verdictOf(p.externalNoEndpoints));
+      return;
+    }
+    // Local policy: traffic from outside keeps to this node's endpoints; from a pod or this node it may go to
+    // any endpoint (kube-proxy's short-circuit).
+    if (p.externalEndpoints.length > 0) balance(maps.local, maps.externalPool, key, p.externalEndpoints);
+    else put(maps.localNoEndpoints, key, verdictOf(p.externalNoEndpoints));
+    if (p.clusterEndpoints.length > 0) balance(maps.fallback, maps.fallbackPool, key, p.clusterEndpoints);
+    else put(maps.fallbackNoEndpoints, key, verdictOf(p.clusterNoEndpoints));
+  };
+
+  for (const ip of p.clusterIPs) {
+    const key = addrKey(ip);
+    if (p.clusterEndpoints.length > 0) balance('cluster-vips', 'cluster', key, p.clusterEndpoints);
+    else put('no-endpoints', key, verdictOf(p.clusterNoEndpoints));
+    if (affinity) put(affinitySet(p.affinitySeconds), key);
+  }
+  for (const ip of [...p.externalIPs, ...p.loadBalancerIPs]) {
+    const key = addrKey(ip);
+    external(key, addressMaps);
+    if (affinity) put(affinitySet(p.affinitySeconds), key);
+  }
+  if (p.sourceRanges.length > 0) {
+    const ranges = normalizeCIDRs(p.sourceRanges);
+    for (const ip of p.loadBalancerIPs) {
+      const key = addrKey(ip);
+      put('source-ranged-vips', key);
+      for (const r of ranges) put('source-ranges', `${key} . ${r}`);
+    }
+  }
+  if (p.nodePort !== undefined) {
+    const key = `${proto} . ${p.nodePort}`;
+    external(key, nodePortMaps);
+    if (affinity) put(affinityNodePortSet(p.affinitySeconds), key);
+  }
+  // A pod reaching itself through a Service must be masqueraded, or it would answer itself directly. Only
+  // endpoints that may run here can do that (see Target.local), which keeps this set small at scale.
+  const hairpin = new Set<string>();
+  for (const list of p.externalEndpoints === p.clusterEndpoints ? [p.clusterEndpoints] : [p.clusterEndpoints, p.externalEndpoints]) {
+    for (const ep of list) if (ep.local !== false) hairpin.add(canonicalIP(ep.ip));
+  }
+  for (const ip of hairpin) entries.push(['hairpin', `${ip} . ${ip}`, '']);
+  return { entries, chains: [...chains] };
+}

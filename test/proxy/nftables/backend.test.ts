@@ -1,0 +1,109 @@
+// NftablesBackend against a fake nft: full syncs reconcile with what is there (and find nothing to do when in
+// sync), a foreign or older layout is rewritten in one transaction, failures keep the previous state, clean-up
+// removes only netplane's tables, and stale ClientIP affinity entries are removed.
+import { describe, expect, it } from 'vitest';
+import { NftablesBackend } from '../../../proxy/nftables/backend.ts';
+import { FakeNft } from '../../../proxy/nftables/fake.ts';
+import { TransactionError } from '../../../proxy/nftables/transaction.ts';
+import { CommandError } from '../../../runtime/exec.ts';
+import { silentLogger } from '../../../runtime/logger.ts';
+import { eps, plan, served, smallPlan } from './plans.ts';
+
+const backend = (fake: FakeNft) => new NftablesBackend(fake, { log: silentLogger() });
+const applies = (fake: FakeNft) => fake.calls.filter((c) => c.args.join(' ') === '-f -').length;
+const sticky = (ips: string[]) => plan([served('sticky', eps(ips), { clusterIPs: ['10.96.0.40'], affinitySeconds: 10800 })]);
+
+describe('NftablesBackend', () => {
+  it('programs a plan, and a full resync (also by a new instance, after a restart) sends nothing', async () => {
+    const fake = new FakeNft();
+    const first = await backend(fake).sync(smallPlan, { full: true });
+    const dump = fake.dump();
+    expect(first).toEqual({
+      rules: dump.filter((l) => l.startsWith('rule')).length,
+      elements: dump.filter((l) => l.startsWith('element')).length,
+      operations: fake.calls.at(-1)!.input!.trim().split('\n').length,
+    });
+    const restarted = backend(fake);
+    expect(await restarted.sync(smallPlan, { full: true })).toMatchObject({ operations: 0 });
+    expect(await restarted.sync(smallPlan, { full: false })).toMatchObject({ operations: 0 });
+    expect(applies(fake)).toBe(1);
+    expect(fake.dump()).toEqual(dump);
+  });
+
+  it('rewrites an older or foreign layout in one transaction, keeping recorded affinity entries', async () => {
+    const reference = new FakeNft();
+    await backend(reference).sync(smallPlan, { full: true });
+    const fake = new FakeNft();
+    await backend(fake).sync(smallPlan, { full: true });
+    await fake.run('nft', ['-f', '-'], [
+      'add set ip netplane old-vips { type ipv4_addr; }',
+      'add chain ip netplane old-services',
+      'add rule ip netplane old-services ip daddr @old-vips accept',
+      'add rule ip netplane nat-prerouting jump old-services',
+      'flush chain ip netplane services',
+      'add rule ip netplane services ip daddr 10.96.0.10 dnat to 10.244.1.99',
+      'delete element ip netplane cluster-vips { 10.96.0.20 . tcp . 80 }',
+      'add element ip netplane cluster-vips { 10.96.0.99 . tcp . 80 : goto cluster-lb-1 }',
+      'add element ip netplane affinity { 192.168.50.2 . 10.96.0.40 . tcp . 80 : 10.244.1.12 . 8080 }',
+      '',
+    ].join('\n'));
+    const before = applies(fake);
+    const result = await backend(fake).sync(smallPlan, { full: true });
+    expect(applies(fake) - before).toBe(1);
+    expect(result.operations).toBeGreaterThan(0);
+    expect(fake.dump()).toEqual([...reference.dump(), 'element ip netplane affinity 192.168.50.2 . 10.96.0.40 . tcp . 80 : 10.244.1.12 . 8080'].sort());
+  });
+
+  it('on a refused transaction rejects, changes nothing, keeps the last applied state, and recovers', async () => {
+    const fake = new FakeNft();
+    const b = backend(fake);
+    await b.sync(sticky(['10.244.1.11']), { full: true });
+    const dump = fake.dump();
+    fake.failNext = 'Could not process rule: No space left on device';
+    const next = sticky(['10.244.1.11', '10.244.1.12']);
+    await expect(b.sync(next, { full: false })).rejects.toBeInstanceOf(CommandError);
+    expect(fake.dump()).toEqual(dump);
+    const refused = fake.calls.at(-1)!.input;
+    await b.sync(next, { full: false });
+    expect(fake.calls.at(-1)!.input).toBe(refused);
+    const reference = new FakeNft();
+    await backend(reference).sync(next, { full: true });
+    expect(fake.dump()).toEqual(reference.dump());
+  });
+
+  it('refuses text nft would misread before running anything', async () => {
+    const fake = new FakeNft();
+    const bad = plan([served('bad', eps(['10.244.1.11']), { clusterIPs: ['10.96.0.1 }; flush ruleset; {'] })]);
+    await expect(backend(fake).sync(bad, { full: true })).rejects.toBeInstanceOf(TransactionError);
+    expect(applies(fake)).toBe(0);
+  });
+
+  it('cleanup deletes both tables and nothing else, and is fine when they are gone', async () => {
+    const fake = new FakeNft();
+    await fake.run('nft', ['-f', '-'], 'add table ip someone-else\n');
+    const b = backend(fake);
+    await b.sync(smallPlan, { full: true });
+    await b.cleanup();
+    expect(fake.dump()).toEqual(['table ip someone-else']);
+    await b.cleanup();
+    await b.sync(smallPlan, { full: false });
+    expect(fake.dump().filter((l) => l.startsWith('table'))).toEqual(['table ip netplane', 'table ip someone-else', 'table ip6 netplane']);
+  });
+
+  it('removes recorded affinity entries that point at a removed endpoint or a Service without affinity', async () => {
+    const fake = new FakeNft();
+    const b = backend(fake);
+    await b.sync(sticky(['10.244.1.11', '10.244.1.12']), { full: true });
+    const entry = (client: string, vip: string, ep: string) => `${client} . ${vip} . tcp . 80 : ${ep} . 8080`;
+    const entries = [entry('192.168.50.2', '10.96.0.40', '10.244.1.11'), entry('192.168.50.3', '10.96.0.40', '10.244.1.12'), entry('192.168.50.4', '10.96.0.41', '10.244.1.11')];
+    await fake.run('nft', ['-f', '-'], `add element ip netplane affinity { ${entries.join(', ')} }\n`);
+    const recorded = () => fake.dump().filter((l) => l.startsWith('element ip netplane affinity ')).map((l) => l.replace('element ip netplane affinity ', ''));
+    const result = await b.sync(sticky(['10.244.1.11']), { full: false });
+    expect(recorded()).toEqual([entries[0]]);
+    expect(result.operations).toBeGreaterThan(1);
+    // A restarted proxy removes what went stale while it was away.
+    await fake.run('nft', ['-f', '-'], `add element ip netplane affinity { ${entry('192.168.50.5', '10.96.0.40', '10.244.1.13')} }\n`);
+    await backend(fake).sync(sticky(['10.244.1.11']), { full: true });
+    expect(recorded()).toEqual([entries[0]]);
+  });
+});

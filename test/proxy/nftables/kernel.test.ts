@@ -1,0 +1,150 @@
+// The nftables backend in a real kernel: a node namespace with three pods and an outside client (topology.ts),
+// plans made by hand, the backend run in-process with nft executed inside the node namespace, real packets.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NftablesBackend } from '../../../proxy/nftables/backend.ts';
+import type { PortPlan, ProxyPlan } from '../../../proxy/plan/types.ts';
+import type { CommandRunner } from '../../../runtime/exec.ts';
+import { silentLogger } from '../../../runtime/logger.ts';
+import { buildTopology, type ProbeResult, type ProxyTopology } from '../topology.ts';
+import { eps, plan, port, served } from './plans.ts';
+
+const names = (rs: ProbeResult[]) => rs.map((r) => (r.ok ? r.name : r.error));
+const seen = (rs: ProbeResult[]) => rs.map((r) => (r.ok ? `${r.name} ${r.seenAs}` : r.error));
+const spread = (rs: ProbeResult[]) => [...new Set(names(rs))].sort();
+
+describe('nftables backend in the kernel', () => {
+  let t: ProxyTopology;
+  let runner: CommandRunner;
+  let backend: NftablesBackend;
+  const pod = (i: number) => t.pods[i - 1]!;
+
+  /** The cluster as a plan; `web` lists the pods behind the web Service, `sticky` those behind the sticky one. */
+  function cluster(web: number[], sticky: number[] = [1, 2, 3]): ProxyPlan {
+    const v4 = (list: number[]) => eps(list.map((i) => pod(i).ip4));
+    const v6 = (list: number[]) => eps(list.map((i) => pod(i).ip6));
+    const ports: PortPlan[] = [
+      served('web', v4(web), { clusterIPs: ['10.96.0.10'], loadBalancerIPs: ['203.0.113.10'], nodePort: 30080 }),
+      served('web', v4(web), { portName: 'dns', protocol: 'UDP', port: 53, clusterIPs: ['10.96.0.10'], nodePort: 30053 }),
+      served('web', v6(web), { family: 6, clusterIPs: ['fd00:96::10'] }),
+      served('web', v6(web), { family: 6, portName: 'dns', protocol: 'UDP', port: 53, clusterIPs: ['fd00:96::10'] }),
+      port('empty', { clusterIPs: ['10.96.0.30'] }),
+      port('empty', { portName: 'dns', protocol: 'UDP', port: 53, clusterIPs: ['10.96.0.30'] }),
+      port('local', { clusterIPs: ['10.96.0.20'], loadBalancerIPs: ['203.0.113.20'], nodePort: 30081, externalLocal: true, clusterEndpoints: v4([1, 2]), externalEndpoints: v4([1]) }),
+      port('remote-only', { clusterIPs: ['10.96.0.21'], nodePort: 30082, externalLocal: true, clusterEndpoints: v4([2]), externalEndpoints: [], externalNoEndpoints: 'drop' }),
+      served('sticky', v4(sticky), { clusterIPs: ['10.96.0.40'], affinitySeconds: 30 }),
+      served('self', v4([1]), { clusterIPs: ['10.96.0.50'] }),
+      served('ranged', v4([3]), { clusterIPs: ['10.96.0.60'], loadBalancerIPs: ['203.0.113.30'], sourceRanges: ['10.0.0.0/8'] }),
+    ];
+    return plan(ports);
+  }
+
+  beforeAll(async () => {
+    t = await buildTopology(3, [8080]);
+    runner = { run: (command, args, input) => t.lab.exec(t.node, command, args, input) };
+    backend = new NftablesBackend(runner, { log: silentLogger() });
+    await backend.sync(cluster([1, 2, 3]), { full: true });
+  }, 60_000);
+  afterAll(async () => {
+    await t?.lab.destroy();
+  });
+
+  it('ClusterIP TCP and UDP reach every endpoint, from a pod and from outside', async () => {
+    expect(spread(await t.probe(t.client, 'tcp', '10.96.0.10', 80, 24))).toEqual(['pod1', 'pod2', 'pod3']);
+    expect(spread(await t.probe(pod(1).ns, 'tcp', '10.96.0.10', 80, 24))).toEqual(['pod1', 'pod2', 'pod3']);
+    expect(spread(await t.probe(pod(1).ns, 'udp', '10.96.0.10', 53, 24))).toEqual(['pod1', 'pod2', 'pod3']);
+  });
+
+  it('NodePorts on the node IP and the load-balancer IP reach every endpoint', async () => {
+    expect(spread(await t.probe(t.client, 'tcp', t.nodeIP4, 30080, 24))).toEqual(['pod1', 'pod2', 'pod3']);
+    expect(spread(await t.probe(t.client, 'udp', t.nodeIP4, 30053, 24))).toEqual(['pod1', 'pod2', 'pod3']);
+    expect(spread(await t.probe(t.client, 'tcp', '203.0.113.10', 80, 24))).toEqual(['pod1', 'pod2', 'pod3']);
+  });
+
+  it('IPv6 ClusterIP TCP and UDP work', async () => {
+    expect(spread(await t.probe(t.client, 'tcp', 'fd00:96::10', 80, 24))).toEqual(['pod1', 'pod2', 'pod3']);
+    expect(spread(await t.probe(t.client, 'udp', 'fd00:96::10', 53, 24))).toEqual(['pod1', 'pod2', 'pod3']);
+  });
+
+  it('refuses a Service without endpoints at once: TCP reset, ICMP port unreachable for UDP', async () => {
+    for (const from of [t.client, pod(1).ns]) {
+      for (const [proto, p] of [['tcp', 80], ['udp', 53]] as const) {
+        const [r] = await t.probe(from, proto, '10.96.0.30', p);
+        expect(r).toMatchObject({ ok: false, error: 'ECONNREFUSED' });
+        expect(r!.ms).toBeLessThan(300);
+      }
+    }
+  });
+
+  it('masquerades outside traffic to cluster IPs and all Cluster-policy external traffic, keeps pod sources to cluster IPs', async () => {
+    const masqueraded = (rs: ProbeResult[]) => rs.every((r) => r.ok && r.seenAs === '10.244.1.1');
+    expect(masqueraded(await t.probe(t.client, 'tcp', '10.96.0.10', 80, 6))).toBe(true);
+    expect(masqueraded(await t.probe(t.client, 'tcp', '203.0.113.10', 80, 6))).toBe(true);
+    expect(masqueraded(await t.probe(pod(2).ns, 'tcp', '203.0.113.10', 80, 6))).toBe(true);
+    expect(seen(await t.probe(pod(2).ns, 'tcp', '10.96.0.50', 80, 3))).toEqual(Array(3).fill(`pod1 ${pod(2).ip4}`));
+  });
+
+  it('Local policy: outside traffic keeps its source and stays on this node; pods and the node may use any endpoint', async () => {
+    expect(seen(await t.probe(t.client, 'tcp', '203.0.113.20', 80, 8))).toEqual(Array(8).fill('pod1 192.168.50.2'));
+    expect(seen(await t.probe(t.client, 'tcp', t.nodeIP4, 30081, 8))).toEqual(Array(8).fill('pod1 192.168.50.2'));
+    expect(spread(await t.probe(pod(3).ns, 'tcp', '203.0.113.20', 80, 24))).toEqual(['pod1', 'pod2']);
+    expect(spread(await t.probe(pod(3).ns, 'tcp', t.nodeIP4, 30081, 24))).toEqual(['pod1', 'pod2']);
+    // No local endpoint: outside traffic is dropped, a pod still reaches the remote one.
+    expect(names(await t.probe(t.client, 'tcp', t.nodeIP4, 30082))).toEqual(['timeout']);
+    expect(names(await t.probe(pod(3).ns, 'tcp', t.nodeIP4, 30082, 3))).toEqual(['pod2', 'pod2', 'pod2']);
+  });
+
+  it('from the node itself: ClusterIP and NodePort work, Local-policy addresses take any endpoint, masqueraded', async () => {
+    expect(spread(await t.probe(t.node, 'tcp', '10.96.0.10', 80, 24))).toEqual(['pod1', 'pod2', 'pod3']);
+    expect(spread(await t.probe(t.node, 'tcp', t.nodeIP4, 30080, 24))).toEqual(['pod1', 'pod2', 'pod3']);
+    const local = await t.probe(t.node, 'tcp', '203.0.113.20', 80, 24);
+    expect(spread(local)).toEqual(['pod1', 'pod2']);
+    expect(local.every((r) => r.ok && r.seenAs === '10.244.1.1')).toBe(true);
+  });
+
+  it('hairpin: a pod reaching itself through its Service is masqueraded', async () => {
+    expect(seen(await t.probe(pod(1).ns, 'tcp', '10.96.0.50', 80, 3))).toEqual(Array(3).fill('pod1 10.244.1.1'));
+  });
+
+  it('loadBalancerSourceRanges: drops outside the ranges on the LB IP, admits inside them and on the cluster IP', async () => {
+    expect(names(await t.probe(t.client, 'tcp', '203.0.113.30', 80))).toEqual(['timeout']);
+    expect(names(await t.probe(pod(1).ns, 'tcp', '203.0.113.30', 80))).toEqual(['pod3']);
+    expect(names(await t.probe(t.client, 'tcp', '10.96.0.60', 80))).toEqual(['pod3']);
+  });
+
+  it('ClientIP affinity sticks, and a removed endpoint releases its clients', async () => {
+    const first = names(await t.probe(t.client, 'tcp', '10.96.0.40', 80, 12));
+    expect(new Set(first).size).toBe(1);
+    const stuck = Number(first[0]!.replace('pod', ''));
+    const rest = [1, 2, 3].filter((i) => i !== stuck);
+    const result = await backend.sync(cluster([1, 2, 3], rest), { full: false });
+    expect(result.operations).toBeLessThan(20);
+    const after = names(await t.probe(t.client, 'tcp', '10.96.0.40', 80, 6));
+    expect(new Set(after).size).toBe(1);
+    expect(rest.map((i) => `pod${i}`)).toContain(after[0]);
+  });
+
+  it('applies an endpoint change with a small transaction', async () => {
+    // Four Service ports (TCP, UDP, both families) on eight addresses and NodePorts move from 3 to 2 endpoints.
+    const result = await backend.sync(cluster([1, 2], [1, 2]), { full: false });
+    expect(result.operations).toBeLessThan(40);
+    expect(spread(await t.probe(t.client, 'tcp', '10.96.0.10', 80, 24))).toEqual(['pod1', 'pod2']);
+    expect(spread(await t.probe(t.client, 'udp', 'fd00:96::10', 53, 24))).toEqual(['pod1', 'pod2']);
+    await backend.sync(cluster([1, 2, 3], [1, 2]), { full: false });
+    expect(spread(await t.probe(t.client, 'tcp', '10.96.0.10', 80, 24))).toEqual(['pod1', 'pod2', 'pod3']);
+  });
+
+  it('a restarted backend resyncs without operations, and connections keep working', async () => {
+    const held = t.probe(t.client, 'tcp', '10.96.0.10', 80, 1, ['--hold', '1500']);
+    await new Promise((r) => setTimeout(r, 200));
+    backend = new NftablesBackend(runner, { log: silentLogger() });
+    expect(await backend.sync(cluster([1, 2, 3], [1, 2]), { full: true })).toMatchObject({ operations: 0 });
+    expect((await held)[0]).toMatchObject({ ok: true });
+    expect(spread(await t.probe(t.client, 'tcp', '10.96.0.10', 80, 24))).toEqual(['pod1', 'pod2', 'pod3']);
+  });
+
+  it('cleanup leaves no table behind', async () => {
+    await backend.cleanup();
+    expect((await runner.run('nft', ['list', 'tables'])).stdout.trim()).toBe('');
+    expect(names(await t.probe(t.client, 'tcp', '10.96.0.10', 80))).not.toEqual(['pod1']);
+  });
+});

@@ -1,0 +1,194 @@
+// What the nftables backend programs for a plan, asserted as sorted text dumps of a fake nft (which also checks
+// that every transaction only references what exists, in order, as the kernel does).
+import { describe, expect, it } from 'vitest';
+import { NftablesBackend } from '../../../proxy/nftables/backend.ts';
+import { FakeNft } from '../../../proxy/nftables/fake.ts';
+import { render } from '../../../proxy/nftables/render.ts';
+import type { ProxyPlan } from '../../../proxy/plan/types.ts';
+import { silentLogger } from '../../../runtime/logger.ts';
+import { eps, plan, served, smallPlan as small } from './plans.ts';
+
+/** The state a fake nft holds after a full sync of `p`. */
+async function programmed(p: ProxyPlan): Promise<string[]> {
+  const fake = new FakeNft();
+  await new NftablesBackend(fake, { log: silentLogger() }).sync(p, { full: true });
+  return fake.dump();
+}
+
+
+describe('nftables render', () => {
+  it('puts every Service into shared maps, with one load-balancing chain per pool and endpoint count', async () => {
+    const dump = await programmed(small);
+    expect(dump.filter((l) => l.startsWith('element') || /-(lb|sticky)-\d+ 00 /.test(l))).toEqual([
+      'element ip netplane affinity-10800 10.96.0.40 . tcp . 80',
+      'element ip netplane cluster-lb-1-endpoints 10.96.0.10 . udp . 53 . 0 : 10.244.1.11 . 5353',
+      'element ip netplane cluster-lb-2-endpoints 10.96.0.10 . tcp . 80 . 0 : 10.244.1.11 . 8080',
+      'element ip netplane cluster-lb-2-endpoints 10.96.0.10 . tcp . 80 . 1 : 10.244.1.12 . 8080',
+      'element ip netplane cluster-lb-2-endpoints 10.96.0.20 . tcp . 80 . 0 : 10.244.1.11 . 8080',
+      'element ip netplane cluster-lb-2-endpoints 10.96.0.20 . tcp . 80 . 1 : 10.244.2.21 . 8080',
+      'element ip netplane cluster-lb-2-endpoints 203.0.113.20 . tcp . 80 . 0 : 10.244.1.11 . 8080',
+      'element ip netplane cluster-lb-2-endpoints 203.0.113.20 . tcp . 80 . 1 : 10.244.2.21 . 8080',
+      'element ip netplane cluster-lb-3-endpoints 10.96.0.40 . tcp . 80 . 0 : 10.244.1.11 . 8080',
+      'element ip netplane cluster-lb-3-endpoints 10.96.0.40 . tcp . 80 . 1 : 10.244.1.12 . 8080',
+      'element ip netplane cluster-lb-3-endpoints 10.96.0.40 . tcp . 80 . 2 : 10.244.1.13 . 8080',
+      'element ip netplane cluster-vips 10.96.0.10 . tcp . 80 : goto cluster-lb-2',
+      'element ip netplane cluster-vips 10.96.0.10 . udp . 53 : goto cluster-lb-1',
+      'element ip netplane cluster-vips 10.96.0.20 . tcp . 80 : goto cluster-lb-2',
+      'element ip netplane cluster-vips 10.96.0.40 . tcp . 80 : goto cluster-lb-3',
+      'element ip netplane external-lb-1-endpoints 203.0.113.20 . tcp . 80 . 0 : 10.244.1.11 . 8080',
+      'element ip netplane external-lb-1-endpoints 203.0.113.30 . tcp . 80 . 0 : 10.244.1.13 . 8080',
+      'element ip netplane external-lb-2-endpoints 203.0.113.10 . tcp . 80 . 0 : 10.244.1.11 . 8080',
+      'element ip netplane external-lb-2-endpoints 203.0.113.10 . tcp . 80 . 1 : 10.244.1.12 . 8080',
+      'element ip netplane external-vips 203.0.113.10 . tcp . 80 : goto external-lb-2',
+      'element ip netplane external-vips 203.0.113.30 . tcp . 80 : goto external-lb-1',
+      'element ip netplane fallback-nodeport-lb-2-endpoints tcp . 30081 . 0 : 10.244.1.11 . 8080',
+      'element ip netplane fallback-nodeport-lb-2-endpoints tcp . 30081 . 1 : 10.244.2.21 . 8080',
+      'element ip netplane fallback-nodeports tcp . 30081 : goto fallback-nodeport-lb-2',
+      'element ip netplane fallback-vips 203.0.113.20 . tcp . 80 : goto cluster-lb-2',
+      'element ip netplane hairpin 10.244.1.11 . 10.244.1.11',
+      'element ip netplane hairpin 10.244.1.12 . 10.244.1.12',
+      'element ip netplane hairpin 10.244.1.13 . 10.244.1.13',
+      'element ip netplane hairpin 10.244.2.21 . 10.244.2.21',
+      'element ip netplane local-nodeports tcp . 30081 : goto nodeport-lb-1',
+      'element ip netplane local-vips 203.0.113.20 . tcp . 80 : goto external-lb-1',
+      'element ip netplane no-endpoints 10.96.0.30 . tcp . 80 : goto service-reject',
+      'element ip netplane nodeport-lb-1-endpoints tcp . 30081 . 0 : 10.244.1.11 . 8080',
+      'element ip netplane nodeport-lb-2-endpoints tcp . 30080 . 0 : 10.244.1.11 . 8080',
+      'element ip netplane nodeport-lb-2-endpoints tcp . 30080 . 1 : 10.244.1.12 . 8080',
+      'element ip netplane nodeports tcp . 30080 : goto nodeport-lb-2',
+      'element ip netplane pod-cidrs 10.244.0.0/16',
+      'element ip netplane source-ranged-vips 203.0.113.30 . tcp . 80',
+      'element ip netplane source-ranges 203.0.113.30 . tcp . 80 . 10.0.0.0/8',
+      'element ip netplane source-ranges 203.0.113.30 . tcp . 80 . 192.168.7.1',
+      'element ip6 netplane cluster-sticky-1-endpoints fd00:96::10 . tcp . 80 . 0 : fd00:244:1::11 . 8080',
+      'element ip6 netplane cluster-vips fd00:96::10 . tcp . 80 : goto cluster-sticky-1',
+      'element ip6 netplane hairpin fd00:244:1::11 . fd00:244:1::11',
+      'element ip6 netplane pod-cidrs fd00:244::/32',
+      'rule ip netplane cluster-lb-1 00 dnat ip to ip daddr . meta l4proto . th dport . numgen random mod 1 map @cluster-lb-1-endpoints',
+      'rule ip netplane cluster-lb-2 00 dnat ip to ip daddr . meta l4proto . th dport . numgen random mod 2 map @cluster-lb-2-endpoints',
+      'rule ip netplane cluster-lb-3 00 dnat ip to ip daddr . meta l4proto . th dport . numgen random mod 3 map @cluster-lb-3-endpoints',
+      'rule ip netplane external-lb-1 00 dnat ip to ip daddr . meta l4proto . th dport . numgen random mod 1 map @external-lb-1-endpoints',
+      'rule ip netplane external-lb-2 00 dnat ip to ip daddr . meta l4proto . th dport . numgen random mod 2 map @external-lb-2-endpoints',
+      'rule ip netplane fallback-nodeport-lb-2 00 dnat ip to meta l4proto . th dport . numgen random mod 2 map @fallback-nodeport-lb-2-endpoints',
+      'rule ip netplane nodeport-lb-1 00 dnat ip to meta l4proto . th dport . numgen random mod 1 map @nodeport-lb-1-endpoints',
+      'rule ip netplane nodeport-lb-2 00 dnat ip to meta l4proto . th dport . numgen random mod 2 map @nodeport-lb-2-endpoints',
+      'rule ip6 netplane cluster-sticky-1 00 dnat ip6 to ip6 daddr . meta l4proto . th dport . jhash ip6 saddr mod 1 seed 0x6e70 map @cluster-sticky-1-endpoints',
+    ]);
+  });
+
+  it('has a fixed set of hooked chains and rules (IPv4 with one affinity timeout)', async () => {
+    const rules = (await programmed(small)).filter((l) => l.startsWith('rule ip netplane') && !/-lb-\d+ /.test(l));
+    expect(rules).toEqual([
+      'rule ip netplane filter-nodeports 00 meta l4proto . th dport vmap @nodeport-no-endpoints',
+      'rule ip netplane filter-nodeports 01 ip saddr @pod-cidrs meta l4proto . th dport vmap @fallback-nodeport-no-endpoints',
+      'rule ip netplane filter-nodeports 02 fib saddr type local meta l4proto . th dport vmap @fallback-nodeport-no-endpoints',
+      'rule ip netplane filter-nodeports 03 ip saddr != @pod-cidrs fib saddr type != local meta l4proto . th dport vmap @local-nodeport-no-endpoints',
+      'rule ip netplane filter-output 00 ct state new jump filter-services',
+      'rule ip netplane filter-prerouting 00 ct state new jump filter-services',
+      'rule ip netplane filter-services 00 ip daddr . meta l4proto . th dport @source-ranged-vips ip daddr . meta l4proto . th dport . ip saddr != @source-ranges drop',
+      'rule ip netplane filter-services 01 ip daddr . meta l4proto . th dport vmap @no-endpoints',
+      'rule ip netplane filter-services 02 ip saddr @pod-cidrs ip daddr . meta l4proto . th dport vmap @fallback-no-endpoints',
+      'rule ip netplane filter-services 03 fib saddr type local ip daddr . meta l4proto . th dport vmap @fallback-no-endpoints',
+      'rule ip netplane filter-services 04 ip saddr != @pod-cidrs fib saddr type != local ip daddr . meta l4proto . th dport vmap @local-no-endpoints',
+      'rule ip netplane filter-services 05 fib daddr type local ip daddr != 127.0.0.0/8 jump filter-nodeports',
+      'rule ip netplane nat-output 00 jump services',
+      ...['tcp', 'udp', 'sctp'].flatMap((proto, i) => [
+        `rule ip netplane nat-postrouting 0${2 * i} meta l4proto ${proto} ct state new ct status dnat ct original ip daddr . meta l4proto . ct original proto-dst @affinity-10800 update @affinity { ct original ip saddr . ct original ip daddr . meta l4proto . ct original proto-dst timeout 10800s : ip daddr . th dport }`,
+        `rule ip netplane nat-postrouting 0${2 * i + 1} meta l4proto ${proto} ct state new ct status dnat meta l4proto . ct original proto-dst @affinity-nodeports-10800 update @affinity { ct original ip saddr . ct original ip daddr . meta l4proto . ct original proto-dst timeout 10800s : ip daddr . th dport }`,
+      ]),
+      'rule ip netplane nat-postrouting 06 ct status dnat ip saddr . ip daddr @hairpin meta mark set meta mark | 0x4000',
+      'rule ip netplane nat-postrouting 07 meta mark & 0x4000 == 0x4000 meta mark set meta mark ^ 0x4000 masquerade fully-random',
+      'rule ip netplane nat-prerouting 00 jump services',
+      'rule ip netplane nodeports 00 meta l4proto . th dport @nodeports meta mark set meta mark | 0x4000',
+      'rule ip netplane nodeports 01 fib saddr type local meta l4proto . th dport @fallback-nodeports meta mark set meta mark | 0x4000',
+      'rule ip netplane nodeports 02 meta l4proto . th dport @affinity-nodeports-10800 dnat ip to ip saddr . ip daddr . meta l4proto . th dport map @affinity',
+      'rule ip netplane nodeports 03 ip saddr @pod-cidrs meta l4proto . th dport vmap @fallback-nodeports',
+      'rule ip netplane nodeports 04 fib saddr type local meta l4proto . th dport vmap @fallback-nodeports',
+      'rule ip netplane nodeports 05 meta l4proto . th dport vmap @nodeports',
+      'rule ip netplane nodeports 06 meta l4proto . th dport vmap @local-nodeports',
+      'rule ip netplane service-reject 00 meta l4proto tcp reject with tcp reset',
+      'rule ip netplane service-reject 01 reject',
+      'rule ip netplane services 00 ip saddr != @pod-cidrs ip daddr . meta l4proto . th dport @cluster-vips meta mark set meta mark | 0x4000',
+      'rule ip netplane services 01 ip daddr . meta l4proto . th dport @external-vips meta mark set meta mark | 0x4000',
+      'rule ip netplane services 02 fib saddr type local ip daddr . meta l4proto . th dport @fallback-vips meta mark set meta mark | 0x4000',
+      'rule ip netplane services 03 ip daddr . meta l4proto . th dport @affinity-10800 dnat ip to ip saddr . ip daddr . meta l4proto . th dport map @affinity',
+      'rule ip netplane services 04 ip daddr . meta l4proto . th dport vmap @cluster-vips',
+      'rule ip netplane services 05 ip saddr @pod-cidrs ip daddr . meta l4proto . th dport vmap @fallback-vips',
+      'rule ip netplane services 06 fib saddr type local ip daddr . meta l4proto . th dport vmap @fallback-vips',
+      'rule ip netplane services 07 ip daddr . meta l4proto . th dport vmap @external-vips',
+      'rule ip netplane services 08 ip daddr . meta l4proto . th dport vmap @local-vips',
+      'rule ip netplane services 09 fib daddr type local ip daddr != 127.0.0.0/8 jump nodeports',
+    ]);
+  });
+
+  it('gives IPv6 the same layout in ip6 terms, with source-hash affinity instead of the affinity map', async () => {
+    const dump = await programmed(small);
+    // Rule positions differ (IPv6 has no affinity rules), so compare without them.
+    const unindexed = (l: string) => l.replace(/^(rule \S+ \S+ \S+) \d\d /, '$1 ');
+    const v4 = dump.filter((l) => / ip netplane /.test(l) && !/affinity|-lb-|-sticky-|^element/.test(l)).map(unindexed);
+    const v6 = dump.filter((l) => / ip6 netplane /.test(l) && !/affinity|-lb-|-sticky-|^element/.test(l)).map(unindexed);
+    const as6 = (l: string) =>
+      l.replaceAll(' ip netplane ', ' ip6 netplane ').replaceAll('ip saddr', 'ip6 saddr').replaceAll('ip daddr', 'ip6 daddr').replaceAll('ipv4_addr', 'ipv6_addr').replace('127.0.0.0/8', '::1');
+    expect(v6.sort()).toEqual(v4.map(as6).sort());
+    expect(dump.filter((l) => / ip6 netplane .*affinity/.test(l))).toEqual([]);
+  });
+
+  const services = (p: ProxyPlan) => render(p)[4].chains.get('services')!.rules;
+  const nodeports = (p: ProxyPlan) => render(p)[4].chains.get('nodeports')!.rules;
+  const mark = 'meta mark set meta mark | 0x4000';
+  const cases: Array<{ name: string; plan: ProxyPlan; services: string[]; nodeports: string[] }> = [
+    {
+      name: 'cluster CIDRs: cluster IPs from outside the pods, all Cluster-policy external traffic, this node under the Local policy',
+      plan: plan([]),
+      services: [
+        `ip saddr != @pod-cidrs ip daddr . meta l4proto . th dport @cluster-vips ${mark}`,
+        `ip daddr . meta l4proto . th dport @external-vips ${mark}`,
+        `fib saddr type local ip daddr . meta l4proto . th dport @fallback-vips ${mark}`,
+      ],
+      nodeports: [`meta l4proto . th dport @nodeports ${mark}`, `fib saddr type local meta l4proto . th dport @fallback-nodeports ${mark}`],
+    },
+    {
+      name: 'no cluster CIDR: never cluster-IP traffic',
+      plan: plan([], { clusterCIDRs: { 4: [], 6: [] } }),
+      services: [`ip daddr . meta l4proto . th dport @external-vips ${mark}`, `fib saddr type local ip daddr . meta l4proto . th dport @fallback-vips ${mark}`],
+      nodeports: [`meta l4proto . th dport @nodeports ${mark}`, `fib saddr type local meta l4proto . th dport @fallback-nodeports ${mark}`],
+    },
+    {
+      name: 'masqueradeAll: everything but Local-policy traffic from outside',
+      plan: plan([], { masqueradeAll: true }),
+      services: [
+        `ip daddr . meta l4proto . th dport @cluster-vips ${mark}`,
+        `ip daddr . meta l4proto . th dport @external-vips ${mark}`,
+        `ip saddr @pod-cidrs ip daddr . meta l4proto . th dport @fallback-vips ${mark}`,
+        `fib saddr type local ip daddr . meta l4proto . th dport @fallback-vips ${mark}`,
+      ],
+      nodeports: [
+        `meta l4proto . th dport @nodeports ${mark}`,
+        `ip saddr @pod-cidrs meta l4proto . th dport @fallback-nodeports ${mark}`,
+        `fib saddr type local meta l4proto . th dport @fallback-nodeports ${mark}`,
+      ],
+    },
+  ];
+  for (const c of cases) {
+    it(`masquerade marks: ${c.name}`, () => {
+      expect(services(c.plan).filter((r) => r.endsWith(mark))).toEqual(c.services);
+      expect(nodeports(c.plan).filter((r) => r.endsWith(mark))).toEqual(c.nodeports);
+    });
+  }
+
+  it('accepts NodePorts on the listed addresses only, when given', () => {
+    const t = render(plan([], { nodePortAddresses: { 4: ['192.168.50.0/24', '192.168.50.7/32'], 6: [] } }));
+    expect([...t[4].sets.get('nodeport-addresses')!.elements!.keys()]).toEqual(['192.168.50.0/24']);
+    expect(t[4].chains.get('services')!.rules.at(-1)).toBe('fib daddr type local ip daddr @nodeport-addresses jump nodeports');
+    expect(t[6].sets.get('nodeport-addresses')!.elements!.size).toBe(0);
+  });
+
+  it('keeps the first port of two claiming the same key, and counts no Service in chains or sets', () => {
+    const many = plan(Array.from({ length: 50 }, (_, i) => served(`s${i}`, eps(['10.244.1.11', '10.244.1.12']), { clusterIPs: [`10.96.1.${i}`] })));
+    const t = render(many)[4];
+    expect(t.chains.size).toBe(render(plan([served('one', eps(['10.244.1.11', '10.244.1.12']), { clusterIPs: ['10.96.2.1'] })]))[4].chains.size);
+    expect(t.sets.get('cluster-vips')!.elements!.size).toBe(50);
+    const clash = render(plan([served('a', eps(['10.244.1.11']), { clusterIPs: ['10.96.0.1'] }), served('b', eps(['10.244.1.12', '10.244.1.13']), { clusterIPs: ['10.96.0.1'] })]))[4];
+    expect(clash.sets.get('cluster-vips')!.elements!.get('10.96.0.1 . tcp . 80')).toBe('goto cluster-lb-1');
+  });
+});
