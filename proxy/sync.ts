@@ -6,7 +6,7 @@ import type { HealthCheck } from '../runtime/admin.ts';
 import type { Logger } from '../runtime/logger.ts';
 import type { ProxyBackend } from './backend.ts';
 import type { ProxyMetrics } from './metrics.ts';
-import { planProxy, type PlanConfig } from './plan/plan.ts';
+import { PlanCache, planProxy, type PlanConfig } from './plan/plan.ts';
 import type { ProxyPlan } from './plan/types.ts';
 
 /** Options of the sync loop. */
@@ -31,6 +31,7 @@ export interface SyncerOptions {
 /** Runs syncs of one backend. */
 export class ProxySyncer {
   #o: SyncerOptions;
+  #cache = new PlanCache();
   #lastPlan?: ProxyPlan;
   #needFull = true;
   #lastFullAt = 0;
@@ -141,7 +142,7 @@ export class ProxySyncer {
     }
     this.#updatePending();
     const full = this.#needFull || (o.fullSyncPeriodMs !== undefined && Date.now() - this.#lastFullAt > o.fullSyncPeriodMs);
-    const plan = planProxy(o.serviceMap.ports.values(), o.config());
+    const plan = planProxy(o.serviceMap.ports.values(), o.config(), this.#cache);
     const t0 = performance.now();
     let result;
     try {

@@ -114,9 +114,15 @@ async function measureNetplane(services: number, endpoints: number): Promise<Nft
     const initialNftMs = runner.applies.at(-1)!;
     const shorter = new Set<number>();
     const changes: Array<{ ms: number; nftMs: number; lines: number }> = [];
+    let current = plan;
     for (let k = 0; k < 5; k++) {
-      shorter.add((services >> 1) + k);
-      const changed = benchPlan(services, endpoints, shorter);
+      const s = (services >> 1) + k;
+      shorter.add(s);
+      // As the proxy's planner cache does, unchanged ports keep their PortPlan objects; only one is new.
+      const ports = current.ports.slice();
+      ports[s] = benchPlan(services, endpoints, shorter).ports[s]!;
+      const changed = { ...current, ports };
+      current = changed;
       t0 = performance.now();
       const change = await backend.sync(changed, { full: false });
       changes.push({ ms: performance.now() - t0, nftMs: runner.applies.at(-1)!, lines: change.operations });
@@ -229,12 +235,13 @@ export function formatNftablesBench(rows: readonly NftablesBenchRow[]): string {
     const size = `${r.services} x ${r.endpoints}`;
     const k = r.kubeProxyStyle;
     const big = r.services >= 10000 && r.endpoints === 10;
-    // The ratio and the target compare like with like: the whole programming step for the initial load, the
-    // `nft -f` process (spawn included) for a change, as both layouts are timed.
+    // The ratio compares like with like: the whole programming step for the initial load, the `nft -f` process
+    // (spawn included) for a change, as the kube-proxy-style layout is timed. The targets are held against
+    // netplane's whole step (planning excluded; rendering, diffing and the nft process included).
     const line = (step: string, value: number, nft: number, kube: number | undefined, measured: number, target: number) =>
       out.push(
         `${size.padEnd(22)}${step.padEnd(30)}${ms(value).padStart(12)}${ms(nft).padStart(12)}${(kube === undefined ? 'skipped' : ms(kube)).padStart(14)}` +
-          `${(kube === undefined ? '' : (measured / kube).toFixed(3)).padStart(9)}  ${big ? `< ${ms(target)} ${measured < target ? 'met' : 'MISSED'}` : ''}`,
+          `${(kube === undefined ? '' : (measured / kube).toFixed(3)).padStart(9)}  ${big ? `< ${ms(target)} ${value < target ? 'met' : 'MISSED'}` : ''}`,
       );
     line('initial programming', r.netplane.initialMs, r.netplane.initialNftMs, k?.initialMs, r.netplane.initialMs, targets.initialMs);
     line('one endpoint change (median)', r.netplane.changeMs, r.netplane.changeNftMs, k?.changeMs, r.netplane.changeNftMs, targets.changeMs);

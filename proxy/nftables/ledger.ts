@@ -253,10 +253,13 @@ function redeclared(a: NftTable, b: NftTable): boolean {
 
 const sameList = <T>(a: readonly T[], b: readonly T[], eq: (x: T, y: T) => boolean) => a.length === b.length && a.every((x, i) => eq(x, b[i]!));
 const sameStrings = (a: readonly string[], b: readonly string[]) => sameList(a, b, (x, y) => x === y);
-const sameTargets = (a: PortPlan['clusterEndpoints'], b: PortPlan['clusterEndpoints']) => sameList(a, b, (x, y) => x.ip === y.ip && x.port === y.port);
+const sameTargets = (a: PortPlan['clusterEndpoints'], b: PortPlan['clusterEndpoints']) =>
+  sameList(a, b, (x, y) => x.ip === y.ip && x.port === y.port && (x.local !== false) === (y.local !== false));
 
 /** Whether two plans of a port render the same objects. */
 export function samePort(a: PortPlan, b: PortPlan): boolean {
+  // The planner hands back the same object for a port whose inputs did not change.
+  if (a === b) return true;
   return (
     a.family === b.family &&
     a.protocol === b.protocol &&

@@ -75,12 +75,33 @@ export function planPort(p: ServicePortInfo, family: Family, config: PlanConfig)
   return plan;
 }
 
-/** Plans every Service port the proxy handles. Pure: the same inputs always give the same plan. */
-export function planProxy(ports: Iterable<ServicePortInfo>, config: PlanConfig): ProxyPlan {
+/**
+ * Remembers the plans of each service-map entry (the map hands back the same object while an entry is
+ * unchanged), so that a sync at 10,000 Services plans, and lets backends compare, only what changed.
+ */
+export class PlanCache {
+  #byPort = new WeakMap<ServicePortInfo, { config: string; plans: PortPlan[] }>();
+
+  /** The plans of one Service port in each of its families. */
+  plans(p: ServicePortInfo, config: PlanConfig, configKey: string): PortPlan[] {
+    const hit = this.#byPort.get(p);
+    if (hit && hit.config === configKey) return hit.plans;
+    const plans = families(p).map((f) => planPort(p, f, config));
+    this.#byPort.set(p, { config: configKey, plans });
+    return plans;
+  }
+}
+
+/**
+ * Plans every Service port the proxy handles. Pure: the same inputs always give an equal plan (with a cache, the
+ * same PortPlan objects for unchanged entries).
+ */
+export function planProxy(ports: Iterable<ServicePortInfo>, config: PlanConfig, cache?: PlanCache): ProxyPlan {
   const out: PortPlan[] = [];
+  const configKey = JSON.stringify(config);
   for (const p of ports) {
     if (!handled(p)) continue;
-    for (const f of families(p)) out.push(planPort(p, f, config));
+    out.push(...(cache ? cache.plans(p, config, configKey) : families(p).map((f) => planPort(p, f, config))));
   }
   out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   const np = (f: Family): string[] | 'all' => (config.nodePortAddresses.length === 0 ? 'all' : ofFamily(config.nodePortAddresses, f));

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { parseObject } from '../../../cluster/model/index.ts';
 import { ServiceMap } from '../../../cluster/servicemap/index.ts';
 import { Store } from '../../../cluster/store.ts';
-import { planProxy, type PlanConfig } from '../../../proxy/plan/plan.ts';
+import { PlanCache, planProxy, type PlanConfig } from '../../../proxy/plan/plan.ts';
 import { service, slice } from '../../fixtures/objects.ts';
 
 const config: PlanConfig = { nodeName: 'n1', zone: 'a', clusterCIDRs: ['10.244.0.0/16', 'fd00:244::/48'], masqueradeAll: false, nodePortAddresses: [] };
@@ -186,5 +186,34 @@ describe('planProxy: which Services and what of them', () => {
     expect(a).toEqual(plan([...raws].reverse()));
     expect(a.ports.map((x) => x.key)).toEqual(['default/a:/TCP/v4', 'default/web:http/TCP/v4']);
     expect(ips(a.ports[1]!.clusterEndpoints)).toEqual(['10.244.1.1', '10.244.1.2']);
+  });
+});
+
+describe('PlanCache', () => {
+  it('hands back the same PortPlan objects for unchanged entries, new ones for changed entries or config', () => {
+    const store = new Store();
+    store.apply([...svcWith({}, [{ ip: '10.244.1.1' }]), service('a', { clusterIP: '10.96.0.1', ports: [{ port: 1 }] })].flatMap((r) => parseObject(r)));
+    const map = new ServiceMap(store, { nodeName: 'n1' });
+    const cache = new PlanCache();
+    const first = planProxy(map.ports.values(), config, cache);
+    const again = planProxy(map.ports.values(), config, cache);
+    expect(again.ports.map((p, i) => p === first.ports[i])).toEqual([true, true]);
+    store.apply(parseObject(slice('web-1', 'web', [ep({ ip: '10.244.1.2' })], [{ name: 'http', port: 8080 }])));
+    const changed = planProxy(map.ports.values(), config, cache);
+    const byKey = (plan: typeof first) => new Map(plan.ports.map((p) => [p.key, p]));
+    expect(byKey(changed).get('default/a:/TCP/v4')).toBe(byKey(first).get('default/a:/TCP/v4'));
+    expect(byKey(changed).get('default/web:http/TCP/v4')).not.toBe(byKey(first).get('default/web:http/TCP/v4'));
+    expect(changed).toEqual(planProxy(map.ports.values(), config));
+    const otherZone = planProxy(map.ports.values(), { ...config, zone: 'b' }, cache);
+    expect(otherZone.ports[0]).not.toBe(changed.ports[0]);
+  });
+
+  it('marks endpoints known to be on another node as not local (hairpin needs only the others)', () => {
+    const [p] = plan(svcWith({}, [{ ip: '10.244.1.1', node: 'n1' }, { ip: '10.244.2.1', node: 'n2' }, { ip: '10.244.3.1' }])).ports;
+    expect(p!.clusterEndpoints.map((t) => [t.ip, t.local])).toEqual([
+      ['10.244.1.1', true],
+      ['10.244.2.1', false],
+      ['10.244.3.1', true],
+    ]);
   });
 });
