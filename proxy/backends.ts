@@ -8,7 +8,7 @@ export const proxyModes = ['nftables', 'iptables', 'userspace'] as const;
 export type ProxyMode = (typeof proxyModes)[number];
 
 /** Creates the backend of a mode. */
-export async function createBackend(mode: ProxyMode, options: { runner: CommandRunner; log: Logger; bindAddress: string }): Promise<ProxyBackend> {
+export async function createBackend(mode: ProxyMode, options: { runner: CommandRunner; log: Logger; bindAddress: string; threads: number }): Promise<ProxyBackend> {
   switch (mode) {
     case 'nftables': {
       const { NftablesBackend } = await import('./nftables/backend.ts');
@@ -20,7 +20,7 @@ export async function createBackend(mode: ProxyMode, options: { runner: CommandR
     }
     case 'userspace': {
       const { UserspaceBackend } = await import('./userspace/backend.ts');
-      return new UserspaceBackend({ log: options.log, bindAddress: options.bindAddress });
+      return new UserspaceBackend({ log: options.log, bindAddress: options.bindAddress, threads: options.threads });
     }
   }
 }

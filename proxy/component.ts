@@ -3,7 +3,7 @@
 import { nodeZone } from '../cluster/node.ts';
 import { defineComponent, type ComponentContext } from '../runtime/component.ts';
 import { HostRunner } from '../runtime/exec.ts';
-import { listFlag, oneOf, parseCIDRList, parseDuration, switchFlag, valueFlag } from '../runtime/flags.ts';
+import { listFlag, oneOf, parseCIDRList, parseDuration, positiveInt, switchFlag, valueFlag } from '../runtime/flags.ts';
 import type { Logger } from '../runtime/logger.ts';
 import { createBackend, privilegeProbe, proxyModes, type ProxyMode } from './backends.ts';
 import { deleteFlows, staleFlows } from './conntrack.ts';
@@ -18,6 +18,7 @@ const flags = {
   'masquerade-all': switchFlag('masquerade every connection to a Service'),
   zone: valueFlag({ value: 'ZONE', help: "this node's zone for topology-aware routing (default: the node's topology.kubernetes.io/zone label)" }),
   'bind-address': valueFlag({ value: 'ADDR', help: 'userspace mode: the address Service ports listen on', default: '127.0.0.1' }),
+  'userspace-threads': valueFlag({ value: 'N', help: 'userspace mode: threads accepting TCP connections (SO_REUSEPORT)', parse: positiveInt, default: 1 }),
   'health-check-address': valueFlag({ value: 'ADDR', help: 'the address health-check node ports listen on', default: '0.0.0.0' }),
   'min-sync-period': valueFlag({ value: 'DURATION', help: 'least time between two syncs; changes in between are batched', parse: parseDuration, default: 1000 }),
   'sync-period': valueFlag({ value: 'DURATION', help: 'a sync runs at least this often; /healthz fails when a change waits twice this', parse: parseDuration, default: 30_000 }),
@@ -54,7 +55,7 @@ async function cleanup(runner: HostRunner, log: Logger): Promise<number> {
   let failed = false;
   for (const mode of ['nftables', 'iptables'] as const) {
     try {
-      await (await createBackend(mode, { runner, log, bindAddress: '127.0.0.1' })).cleanup();
+      await (await createBackend(mode, { runner, log, bindAddress: '127.0.0.1', threads: 1 })).cleanup();
       log.info({ mode }, 'removed what netplane programmed');
     } catch (e) {
       failed = true;
@@ -69,7 +70,7 @@ type ProxyFlags = Parameters<NonNullable<typeof proxyComponent.run>>[1];
 async function runProxy(ctx: ComponentContext, f: ProxyFlags): Promise<void> {
   const runner = new HostRunner();
   const metrics = registerProxyMetrics(ctx.registry);
-  const backend = await createBackend(f.mode, { runner, log: ctx.log, bindAddress: f['bind-address'] });
+  const backend = await createBackend(f.mode, { runner, log: ctx.log, bindAddress: f['bind-address'], threads: f['userspace-threads'] });
   const serviceMap = ctx.serviceMap();
   const tracker = serviceMap.tracker();
   const health = new HealthCheckServers({

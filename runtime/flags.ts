@@ -190,3 +190,10 @@ export function parseCIDRList(raw: string): string[] {
       return `${addr}/${bits}`;
     });
 }
+
+/** Parses a whole number of at least 1. */
+export function positiveInt(raw: string): number {
+  const n = Number(raw);
+  if (!/^\d+$/.test(raw) || n < 1) throw new Error('must be a whole number of at least 1');
+  return n;
+}

@@ -1,0 +1,186 @@
+// The userspace backend of `netplane proxy --mode userspace`: needs no privileges. Every Service port becomes a
+// listening socket on the bind address (at its nodePort if it has one, else at its port), and connections and UDP
+// flows are forwarded inside the process to the port's endpoints.
+import { isIPv6 } from 'node:net';
+import type { ProxyBackend, SyncResult } from '../backend.ts';
+import type { ProxyPlan } from '../plan/types.ts';
+import type { Logger } from '../../runtime/logger.ts';
+import { listenerSpecs, type ListenerSpec } from './listeners.ts';
+import { TcpListener } from './tcp.ts';
+import { UdpListener } from './udp.ts';
+import { TcpWorkerPool } from './workers.ts';
+
+/** Options of the userspace backend. */
+export interface UserspaceOptions {
+  log: Logger;
+  /** The address every Service port listens on. Default 127.0.0.1. */
+  bindAddress?: string;
+  /** A UDP flow with no datagram either way for this long is closed. Default 30 s. */
+  udpIdleMs?: number;
+  /** At most this many UDP flows per Service port. Default 4096. */
+  udpMaxFlows?: number;
+  /** A connect to an endpoint slower than this fails over to one other endpoint. Default 5 s. */
+  connectTimeoutMs?: number;
+  /**
+   * Threads that accept and relay TCP. Default 1: everything runs in the main thread, which suits a node agent.
+   * With N > 1, N - 1 worker threads listen on the same TCP ports too (SO_REUSEPORT; the kernel spreads new
+   * connections), for more connections per second on a multi-core host. Ports with ClientIP affinity and UDP ports
+   * stay in the main thread (one affinity table, one flow table). SO_REUSEPORT also lets another process of the
+   * same user bind such a port alongside; with 1 thread it is not set and such a bind fails as usual.
+   */
+  threads?: number;
+}
+
+/** SyncResult plus what could not be programmed: ports that failed to bind, and SCTP ports skipped. */
+export interface UserspaceSyncResult extends SyncResult {
+  /** Service ports with no listener because binding failed or another Service port holds the port (retried at every sync). */
+  failed: number;
+  /** SCTP ports, which userspace mode does not support. */
+  unsupported: number;
+}
+
+/** Where one Service port listens. */
+export interface ListenerInfo {
+  key: string;
+  protocol: string;
+  address: string;
+  port: number;
+}
+
+type Listener = TcpListener | UdpListener;
+
+/**
+ * The userspace proxy backend. `sync` opens listeners for new Service ports, closes those of ports that went away,
+ * and updates endpoints in place without touching established connections. A port that cannot be bound is logged
+ * with its Service and the reason, counted in `failed`, and retried at the next sync; the other ports keep working.
+ */
+export class UserspaceBackend implements ProxyBackend {
+  readonly mode = 'userspace' as const;
+  readonly #log: Logger;
+  readonly #host: string;
+  readonly #udpIdleMs: number;
+  readonly #udpMaxFlows: number;
+  readonly #connectTimeoutMs: number;
+  readonly #threads: number;
+  readonly #open = new Map<string, Listener>();
+  /** TCP listeners of ports that went away whose established connections still run (cut by close()). */
+  readonly #draining = new Set<TcpListener>();
+  /** Keys that failed to bind, with the reason last logged (logged again only when it changes). */
+  readonly #failing = new Map<string, string>();
+  readonly #warnedSctp = new Set<string>();
+  #pool?: TcpWorkerPool;
+
+  constructor(options: UserspaceOptions) {
+    this.#log = options.log;
+    this.#host = options.bindAddress ?? '127.0.0.1';
+    this.#udpIdleMs = options.udpIdleMs ?? 30_000;
+    this.#udpMaxFlows = options.udpMaxFlows ?? 4096;
+    this.#connectTimeoutMs = options.connectTimeoutMs ?? 5_000;
+    this.#threads = Math.max(1, Math.floor(options.threads ?? 1));
+  }
+
+  /** Where each Service port listens now, sorted by key. */
+  listeners(): ListenerInfo[] {
+    return [...this.#open.values()]
+      .map((l) => ({ key: l.spec.key, protocol: l.spec.protocol, address: this.#host, port: l.spec.port }))
+      .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  }
+
+  /** Makes the listeners match `plan`. `full` changes nothing here: the state lives in this process. */
+  async sync(plan: ProxyPlan, _options: { full: boolean }): Promise<UserspaceSyncResult> {
+    const { specs, skipped } = listenerSpecs(plan, isIPv6(this.#host) ? 6 : 4, new Set(this.#open.keys()));
+    const desired = new Map(specs.map((s) => [s.key, s]));
+    let operations = 0;
+    for (const l of this.#draining) if (l.connections === 0) this.#draining.delete(l);
+    // Close first: a port that moves to another Service port, or a changed nodePort, can then be bound again.
+    for (const [key, l] of this.#open) {
+      const want = desired.get(key);
+      if (!want || want.protocol !== l.spec.protocol || want.port !== l.spec.port) {
+        await l.close();
+        this.#open.delete(key);
+        if (l instanceof TcpListener && l.connections > 0) this.#draining.add(l);
+        operations++;
+        this.#log.info({ key, protocol: l.spec.protocol, port: l.spec.port }, 'stopped listening for a Service port');
+      }
+    }
+    const opened = await Promise.all(specs.filter((s) => !this.#open.has(s.key)).map((s) => this.#openListener(s)));
+    operations += opened.filter(Boolean).length;
+    for (const spec of specs) this.#open.get(spec.key)?.update(spec);
+
+    let failed = opened.filter((ok) => !ok).length;
+    let unsupported = 0;
+    const planKeys = new Set(plan.ports.map((p) => p.key));
+    for (const key of this.#warnedSctp) if (!planKeys.has(key)) this.#warnedSctp.delete(key);
+    for (const s of skipped) {
+      if (s.reason === 'sctp-unsupported') {
+        unsupported++;
+        if (!this.#warnedSctp.has(s.key)) {
+          this.#warnedSctp.add(s.key);
+          this.#log.warn({ service: s.service, key: s.key, port: s.port }, 'SCTP is not supported in userspace mode; Service port skipped');
+        }
+      } else {
+        failed++;
+        this.#noteFailure(s.key, `port ${s.protocol}/${s.port} is taken by ${s.takenBy}`, { service: s.service, protocol: s.protocol, port: s.port });
+      }
+    }
+    const failingNow = new Set([...skipped.map((s) => s.key), ...specs.filter((s) => !this.#open.has(s.key)).map((s) => s.key)]);
+    for (const key of this.#failing.keys()) if (!failingNow.has(key)) this.#failing.delete(key);
+
+    if (this.#threads > 1) {
+      this.#pool ??= new TcpWorkerPool(this.#threads - 1, { host: this.#host, connectTimeoutMs: this.#connectTimeoutMs }, this.#log);
+      await this.#pool.apply(this.#sharedSpecs());
+    }
+    let elements = 0;
+    for (const l of this.#open.values()) elements += l.spec.endpoints.length;
+    return { rules: this.#open.size, elements, operations, failed, unsupported };
+  }
+
+  /** Closes every listener, connection and UDP flow (for userspace, the sockets are all that was programmed). */
+  async cleanup(): Promise<void> {
+    await this.#pool?.close();
+    this.#pool = undefined;
+    await Promise.all([...this.#open.values(), ...this.#draining].map((l) => (l instanceof TcpListener ? l.destroy() : l.close())));
+    this.#open.clear();
+    this.#draining.clear();
+  }
+
+  /** Same as cleanup: a userspace proxy's state is its sockets, which cannot outlive the process. */
+  async close(): Promise<void> {
+    await this.cleanup();
+  }
+
+  /** TCP listeners the worker threads share: open in the main thread, without ClientIP affinity. */
+  #sharedSpecs(): ListenerSpec[] {
+    return [...this.#open.values()].filter((l) => l instanceof TcpListener && l.spec.affinitySeconds === 0).map((l) => l.spec);
+  }
+
+  async #openListener(spec: ListenerSpec): Promise<boolean> {
+    const onError = (err: Error) => this.#log.warn({ service: spec.service, key: spec.key, err: err.message }, 'a userspace proxy listener reported an error');
+    const l: Listener =
+      spec.protocol === 'TCP'
+        ? new TcpListener(spec, { host: this.#host, reusePort: this.#threads > 1, connectTimeoutMs: this.#connectTimeoutMs, onError })
+        : new UdpListener(spec, { host: this.#host, idleMs: this.#udpIdleMs, maxFlows: this.#udpMaxFlows, onError });
+    try {
+      await l.listen();
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      this.#noteFailure(spec.key, err.code ?? err.message, { service: spec.service, protocol: spec.protocol, port: spec.port });
+      await l.close().catch(() => {});
+      return false;
+    }
+    this.#open.set(spec.key, l);
+    const wasFailing = this.#failing.delete(spec.key);
+    this.#log.info({ service: spec.service, key: spec.key, protocol: spec.protocol, address: this.#host, port: spec.port, endpoints: spec.endpoints.length, retried: wasFailing }, 'listening for a Service port');
+    return true;
+  }
+
+  /** Logs a port that got no listener: at warn when it first fails or the reason changes, at debug on retries. */
+  #noteFailure(key: string, reason: string, fields: { service: string; protocol: string; port: number }): void {
+    const repeat = this.#failing.get(key) === reason;
+    this.#failing.set(key, reason);
+    const record = { ...fields, key, address: this.#host, reason };
+    const msg = 'cannot listen on a Service port; skipped until a later sync';
+    if (repeat) this.#log.debug(record, msg);
+    else this.#log.warn(record, msg);
+  }
+}

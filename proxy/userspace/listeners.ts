@@ -1,0 +1,81 @@
+// What the userspace proxy listens on, as a pure function of the plan: one listener per Service port, on the bind
+// address at the nodePort (external endpoints) or else at the Service port (cluster endpoints).
+import type { Family, PortPlan, ProxyPlan, Target } from '../plan/types.ts';
+
+/** One listener the userspace proxy should have open. Plain data: it is also sent to worker threads. */
+export interface ListenerSpec {
+  /** The PortPlan's key, e.g. `default/web:http/TCP/v4`. */
+  key: string;
+  /** `namespace/name` of the Service, for logs. */
+  service: string;
+  protocol: 'TCP' | 'UDP';
+  port: number;
+  /** The port is the Service's nodePort (so `endpoints` are its external endpoints). */
+  nodePort: boolean;
+  endpoints: Target[];
+  affinitySeconds: number;
+}
+
+/** A PortPlan that gets no listener, and why. */
+export interface SkippedPort {
+  key: string;
+  service: string;
+  protocol: string;
+  port: number;
+  reason: 'sctp-unsupported' | 'port-taken';
+  /** For `port-taken`: the key of the listener that has the port. */
+  takenBy?: string;
+}
+
+/** The listeners a plan asks for, sorted by key, and the ports that cannot have one. */
+export interface ListenerSet {
+  specs: ListenerSpec[];
+  skipped: SkippedPort[];
+}
+
+/**
+ * Listeners for `plan` on a bind address of family `family`. A dual-stack Service port has a plan per family but one
+ * bind address can take its port once: the plan of the bind address's family is used, else the other one (a
+ * userspace proxy can forward across families). SCTP ports and ports another Service port already took (two Services
+ * on one port cannot share one address) are skipped. A port goes to the key in `held` (a listener already open
+ * keeps its port), else to the first by key.
+ */
+export function listenerSpecs(plan: ProxyPlan, family: Family, held: ReadonlySet<string> = new Set()): ListenerSet {
+  const chosen = new Map<string, PortPlan>();
+  for (const p of plan.ports) {
+    const have = chosen.get(p.portKey);
+    if (!have || (have.family !== family && p.family === family)) chosen.set(p.portKey, p);
+  }
+  const specs: ListenerSpec[] = [];
+  const skipped: SkippedPort[] = [];
+  const owner = new Map<string, string>();
+  const byKey = (a: PortPlan, b: PortPlan) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
+  const ordered = [...chosen.values()].sort((a, b) => Number(held.has(b.key)) - Number(held.has(a.key)) || byKey(a, b));
+  for (const p of ordered) {
+    const service = `${p.namespace}/${p.name}`;
+    const nodePort = p.nodePort !== undefined && p.nodePort > 0;
+    const port = nodePort ? p.nodePort! : p.port;
+    if (p.protocol === 'SCTP') {
+      skipped.push({ key: p.key, service, protocol: p.protocol, port, reason: 'sctp-unsupported' });
+      continue;
+    }
+    const slot = `${p.protocol}/${port}`;
+    const takenBy = owner.get(slot);
+    if (takenBy !== undefined) {
+      skipped.push({ key: p.key, service, protocol: p.protocol, port, reason: 'port-taken', takenBy });
+      continue;
+    }
+    owner.set(slot, p.key);
+    specs.push({
+      key: p.key,
+      service,
+      protocol: p.protocol,
+      port,
+      nodePort,
+      endpoints: (nodePort ? p.externalEndpoints : p.clusterEndpoints).map((t) => ({ ip: t.ip, port: t.port })),
+      affinitySeconds: p.affinitySeconds,
+    });
+  }
+  specs.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  return { specs, skipped };
+}

@@ -1,0 +1,145 @@
+// One UDP listener of the userspace proxy. Each client address gets a "flow": a socket connected to the endpoint
+// picked for it, whose replies are sent back to the client from the Service port. Idle flows are closed.
+import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { isIPv6 } from 'node:net';
+import type { Target } from '../plan/types.ts';
+import type { ListenerSpec } from './listeners.ts';
+import { EndpointPicker, targetKey } from './picker.ts';
+
+/** How a UDP listener binds and how long its flows live. */
+export interface UdpOptions {
+  host: string;
+  /** A flow with no datagram either way for this long is closed. */
+  idleMs: number;
+  /** At most this many flows at once; datagrams that would open more are dropped (a bound on sockets held). */
+  maxFlows: number;
+  /** Errors of the listening socket after it is open. */
+  onError: (err: Error) => void;
+}
+
+interface Flow {
+  socket: Socket;
+  target: Target;
+  targetKey: string;
+  clientAddress: string;
+  clientPort: number;
+  last: number;
+  /** Datagrams received before the flow socket is connected (a few at most). */
+  pending: Buffer[] | undefined;
+}
+
+const maxPending = 64;
+
+/**
+ * A UDP listener forwarding to the endpoints of one Service port. Without endpoints datagrams are dropped: a
+ * userspace socket cannot answer with ICMP port unreachable as the kernel modes do, so clients see a timeout.
+ */
+export class UdpListener {
+  #spec: ListenerSpec;
+  readonly #options: UdpOptions;
+  readonly #picker: EndpointPicker;
+  readonly #socket: Socket;
+  readonly #flows = new Map<string, Flow>();
+  #sweeper?: NodeJS.Timeout;
+
+  constructor(spec: ListenerSpec, options: UdpOptions) {
+    this.#spec = spec;
+    this.#options = options;
+    this.#picker = new EndpointPicker(spec.endpoints, spec.affinitySeconds);
+    this.#socket = createSocket({ type: isIPv6(options.host) ? 'udp6' : 'udp4' });
+    this.#socket.on('message', (msg, rinfo) => this.#receive(msg, rinfo));
+  }
+
+  get spec(): ListenerSpec {
+    return this.#spec;
+  }
+
+  /** Flows open now. */
+  get flows(): number {
+    return this.#flows.size;
+  }
+
+  /** Binds the Service port; rejects with the bind error (EADDRINUSE, EACCES, ...). */
+  listen(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const failed = (err: Error) => reject(err);
+      this.#socket.once('error', failed);
+      this.#socket.bind({ address: this.#options.host, port: this.#spec.port, exclusive: true }, () => {
+        this.#socket.off('error', failed);
+        this.#socket.on('error', this.#options.onError);
+        this.#sweeper = setInterval(() => this.#sweep(), Math.max(10, Math.floor(this.#options.idleMs / 2)));
+        this.#sweeper.unref();
+        resolve();
+      });
+    });
+  }
+
+  /** Takes new endpoints and affinity in place. Flows to an endpoint that is gone are closed (kube-proxy clears their conntrack entries too). */
+  update(spec: ListenerSpec): void {
+    this.#spec = spec;
+    this.#picker.update(spec.endpoints, spec.affinitySeconds);
+    const live = new Set(spec.endpoints.map(targetKey));
+    for (const [key, flow] of this.#flows) if (!live.has(flow.targetKey)) this.#closeFlow(key, flow);
+  }
+
+  /** Closes the Service port and every flow. */
+  async close(): Promise<void> {
+    clearInterval(this.#sweeper);
+    for (const [key, flow] of this.#flows) this.#closeFlow(key, flow);
+    await new Promise<void>((resolve) => {
+      try {
+        this.#socket.close(() => resolve());
+      } catch {
+        resolve(); // never bound
+      }
+    });
+  }
+
+  #receive(msg: Buffer, rinfo: RemoteInfo): void {
+    const key = `${rinfo.address}|${rinfo.port}`;
+    const flow = this.#flows.get(key) ?? this.#open(key, rinfo);
+    if (!flow) return;
+    flow.last = Date.now();
+    if (flow.pending) {
+      if (flow.pending.length < maxPending) flow.pending.push(msg);
+    } else {
+      flow.socket.send(msg);
+    }
+  }
+
+  #open(key: string, rinfo: RemoteInfo): Flow | undefined {
+    if (this.#flows.size >= this.#options.maxFlows) return undefined;
+    const target = this.#picker.pick(rinfo.address);
+    if (!target) return undefined;
+    const socket = createSocket({ type: isIPv6(target.ip) ? 'udp6' : 'udp4' });
+    const flow: Flow = { socket, target, targetKey: targetKey(target), clientAddress: rinfo.address, clientPort: rinfo.port, last: Date.now(), pending: [] };
+    this.#flows.set(key, flow);
+    socket.on('message', (reply) => {
+      flow.last = Date.now();
+      this.#socket.send(reply, flow.clientPort, flow.clientAddress);
+    });
+    // A connected UDP socket reports the endpoint's ICMP port unreachable as ECONNREFUSED: end the flow, so the
+    // client's next datagram picks again.
+    socket.on('error', () => this.#closeFlow(key, flow));
+    socket.connect(target.port, target.ip, () => {
+      const pending = flow.pending ?? [];
+      flow.pending = undefined;
+      for (const m of pending) socket.send(m);
+    });
+    return flow;
+  }
+
+  #closeFlow(key: string, flow: Flow): void {
+    if (this.#flows.get(key) === flow) this.#flows.delete(key);
+    try {
+      flow.socket.close();
+    } catch {
+      // already closed
+    }
+  }
+
+  #sweep(): void {
+    const cutoff = Date.now() - this.#options.idleMs;
+    for (const [key, flow] of this.#flows) if (flow.last < cutoff) this.#closeFlow(key, flow);
+  }
+}

@@ -1,0 +1,49 @@
+import { describe, expect, it } from 'vitest';
+import { listenerSpecs } from '../../../proxy/userspace/listeners.ts';
+import { plan, portPlan } from './plans.ts';
+
+const cluster = [{ ip: '10.0.0.1', port: 8080 }];
+const external = [{ ip: '10.0.0.2', port: 8080 }];
+const v6 = [{ ip: 'fd00::1', port: 8080 }];
+
+describe('listenerSpecs', () => {
+  it.each([
+    ['a Service port listens at its port, to the cluster endpoints', portPlan({ name: 'a', port: 80, clusterEndpoints: cluster, externalEndpoints: external }), { port: 80, nodePort: false, endpoints: cluster }],
+    ['a nodePort listens at the nodePort, to the external endpoints', portPlan({ name: 'a', port: 80, nodePort: 30080, clusterEndpoints: cluster, externalEndpoints: external }), { port: 30080, nodePort: true, endpoints: external }],
+    ['UDP is kept', portPlan({ name: 'a', protocol: 'UDP', port: 53, clusterEndpoints: cluster }), { protocol: 'UDP', port: 53 }],
+    ['affinity is kept', portPlan({ name: 'a', affinitySeconds: 10800 }), { affinitySeconds: 10800 }],
+  ])('%s', (_name, p, want) => {
+    const { specs, skipped } = listenerSpecs(plan(p), 4);
+    expect(skipped).toEqual([]);
+    expect(specs).toHaveLength(1);
+    expect(specs[0]).toMatchObject({ key: p.key, service: 'default/a', ...want });
+  });
+
+  it('skips SCTP', () => {
+    const { specs, skipped } = listenerSpecs(plan(portPlan({ name: 's', protocol: 'SCTP', port: 9 })), 4);
+    expect(specs).toEqual([]);
+    expect(skipped).toEqual([{ key: 'default/s:p/SCTP/v4', service: 'default/s', protocol: 'SCTP', port: 9, reason: 'sctp-unsupported' }]);
+  });
+
+  it.each([
+    [4, 'default/d:p/TCP/v4'],
+    [6, 'default/d:p/TCP/v6'],
+  ] as const)('a dual-stack port gets one listener: the plan of the bind family (%i)', (family, key) => {
+    const ports = [portPlan({ name: 'd', family: 4, clusterEndpoints: cluster }), portPlan({ name: 'd', family: 6, clusterEndpoints: v6 })];
+    expect(listenerSpecs(plan(...ports), family).specs.map((s) => s.key)).toEqual([key]);
+  });
+
+  it('a single-stack port of the other family still gets a listener (forwarded across families)', () => {
+    expect(listenerSpecs(plan(portPlan({ name: 'six', family: 6, clusterEndpoints: v6 })), 4).specs.map((s) => [s.key, s.endpoints])).toEqual([['default/six:p/TCP/v6', v6]]);
+  });
+
+  it('two Service ports on one port: the first by key keeps it, unless the other already holds it', () => {
+    const ports = [portPlan({ name: 'a', port: 80 }), portPlan({ name: 'b', port: 80 }), portPlan({ name: 'c', port: 80, protocol: 'UDP' })];
+    const fresh = listenerSpecs(plan(...ports), 4);
+    expect(fresh.specs.map((s) => s.key)).toEqual(['default/a:p/TCP/v4', 'default/c:p/UDP/v4']);
+    expect(fresh.skipped).toEqual([{ key: 'default/b:p/TCP/v4', service: 'default/b', protocol: 'TCP', port: 80, reason: 'port-taken', takenBy: 'default/a:p/TCP/v4' }]);
+    const held = listenerSpecs(plan(...ports), 4, new Set(['default/b:p/TCP/v4']));
+    expect(held.specs.map((s) => s.key)).toEqual(['default/b:p/TCP/v4', 'default/c:p/UDP/v4']);
+    expect(held.skipped.map((s) => [s.key, s.takenBy])).toEqual([['default/a:p/TCP/v4', 'default/b:p/TCP/v4']]);
+  });
+});

@@ -1,0 +1,212 @@
+// The userspace backend forwarding TCP on loopback to in-process endpoints.
+import { createHash, randomBytes } from 'node:crypto';
+import { createServer, type AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { UserspaceBackend, type UserspaceOptions } from '../../../proxy/userspace/backend.ts';
+import { silentLogger } from '../../../runtime/logger.ts';
+import { captureLogger, waitFor } from '../../helpers/wait.ts';
+import { plan, portPlan } from './plans.ts';
+import { client, freePort, hashEndpoint, tcpEndpoint, whoAnswers, type TcpEndpoint } from './servers.ts';
+
+const cleanups: Array<() => Promise<unknown>> = [];
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()!();
+});
+
+function backend(options: Partial<UserspaceOptions> = {}): UserspaceBackend {
+  const b = new UserspaceBackend({ log: silentLogger(), ...options });
+  cleanups.push(() => b.close());
+  return b;
+}
+
+async function endpoints(...names: string[]): Promise<TcpEndpoint[]> {
+  const eps = await Promise.all(names.map((n) => tcpEndpoint(n)));
+  cleanups.push(() => Promise.all(eps.map((e) => e.close())));
+  return eps;
+}
+
+function tally(names: string[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const n of names) out[n] = (out[n] ?? 0) + 1;
+  return out;
+}
+
+async function answers(port: number, count: number): Promise<string[]> {
+  const names: string[] = [];
+  for (let i = 0; i < count; i++) names.push(await whoAnswers(port));
+  return names;
+}
+
+describe('userspace backend, TCP', () => {
+  it.each([1, 2])('spreads 60 connections evenly over 3 endpoints (threads %i)', async (threads) => {
+    const eps = await endpoints('a', 'b', 'c');
+    const port = await freePort();
+    const b = backend({ threads });
+    const r = await b.sync(plan(portPlan({ name: 'web', port, clusterEndpoints: eps.map((e) => e.target) })), { full: true });
+    expect(r).toMatchObject({ rules: 1, elements: 3, operations: 1, failed: 0 });
+    expect(b.listeners()).toEqual([{ key: 'default/web:p/TCP/v4', protocol: 'TCP', address: '127.0.0.1', port }]);
+    const counts = tally(await answers(port, 60));
+    expect(Object.keys(counts).sort()).toEqual(['a', 'b', 'c']);
+    // Round-robin is exact per thread; with two threads the kernel's SO_REUSEPORT hash decides which one accepts.
+    for (const n of Object.values(counts)) expect(n).toBeGreaterThanOrEqual(threads === 1 ? 20 : 10);
+  });
+
+  it('keeps a client IP on one endpoint under ClientIP affinity, until the timeout passes', async () => {
+    const eps = await endpoints('a', 'b');
+    const port = await freePort();
+    const b = backend();
+    await b.sync(plan(portPlan({ name: 'web', port, clusterEndpoints: eps.map((e) => e.target), affinitySeconds: 0.4 })), { full: true });
+    const sticky = await answers(port, 6);
+    expect(new Set(sticky).size).toBe(1);
+    await new Promise((r) => setTimeout(r, 600));
+    expect(await whoAnswers(port)).not.toBe(sticky[0]);
+  });
+
+  it('resets at once when the Service has no endpoints', async () => {
+    const port = await freePort();
+    const b = backend();
+    await b.sync(plan(portPlan({ name: 'empty', port })), { full: true });
+    for (let i = 0; i < 3; i++) {
+      const t0 = performance.now();
+      const c = client(port);
+      expect(await c.closed).toBe('ECONNRESET');
+      expect(performance.now() - t0).toBeLessThan(100);
+    }
+  });
+
+  it('tries one other endpoint when the chosen one refuses, and resets when none answers', async () => {
+    const [live] = await endpoints('live');
+    const dead = { ip: '127.0.0.1', port: await freePort() };
+    const port = await freePort();
+    const b = backend();
+    await b.sync(plan(portPlan({ name: 'web', port, clusterEndpoints: [dead, live!.target] })), { full: true });
+    expect(new Set(await answers(port, 10))).toEqual(new Set(['live']));
+    await b.sync(plan(portPlan({ name: 'web', port, clusterEndpoints: [dead] })), { full: false });
+    expect(await client(port).closed).toBe('ECONNRESET');
+  });
+
+  it('updates endpoints in place: an established connection keeps its endpoint, new ones go to the new set', async () => {
+    const [a, bEp] = await endpoints('a', 'b');
+    const port = await freePort();
+    const be = backend();
+    await be.sync(plan(portPlan({ name: 'web', port, clusterEndpoints: [a!.target] })), { full: true });
+    const held = client(port);
+    expect(await held.firstLine).toBe('a');
+    const r = await be.sync(plan(portPlan({ name: 'web', port, clusterEndpoints: [bEp!.target] })), { full: false });
+    expect(r).toMatchObject({ rules: 1, elements: 1, operations: 0 });
+    expect(await whoAnswers(port)).toBe('b');
+    held.socket.write('still here\n');
+    await waitFor('the echo on the established connection', () => held.received().includes('still here'));
+    held.socket.destroy();
+  });
+
+  it('closes the listener of a port that went away, and opens ports that appear', async () => {
+    const [a] = await endpoints('a');
+    const [p1, p2] = [await freePort(), await freePort()];
+    const b = backend();
+    const one = portPlan({ name: 'one', port: p1, clusterEndpoints: [a!.target] });
+    const two = portPlan({ name: 'two', port: p2, clusterEndpoints: [a!.target] });
+    await b.sync(plan(one), { full: true });
+    const r = await b.sync(plan(two), { full: false });
+    expect(r).toMatchObject({ rules: 1, operations: 2 });
+    expect(b.listeners().map((l) => l.port)).toEqual([p2]);
+    expect(await client(p1).closed).toBe('ECONNREFUSED');
+    expect(await whoAnswers(p2)).toBe('a');
+  });
+
+  it('keeps established connections of a port that went away until they end, and cuts them on close()', async () => {
+    const [a] = await endpoints('a');
+    const port = await freePort();
+    const b = new UserspaceBackend({ log: silentLogger() });
+    await b.sync(plan(portPlan({ name: 'web', port, clusterEndpoints: [a!.target] })), { full: true });
+    const held = client(port);
+    expect(await held.firstLine).toBe('a');
+    expect(await b.sync(plan(), { full: false })).toMatchObject({ rules: 0, operations: 1 });
+    held.socket.write('after removal\n');
+    await waitFor('the echo after the port went away', () => held.received().includes('after removal'));
+    await b.close();
+    await waitFor('the connection to be cut', () => held.socket.readableEnded || held.socket.destroyed);
+  });
+
+  it('listens at the nodePort when there is one, forwarding to the external endpoints', async () => {
+    const [inside, outside] = await endpoints('cluster', 'external');
+    const [port, nodePort] = [await freePort(), await freePort()];
+    const b = backend();
+    await b.sync(plan(portPlan({ name: 'np', port, nodePort, clusterEndpoints: [inside!.target], externalEndpoints: [outside!.target] })), { full: true });
+    expect(b.listeners().map((l) => l.port)).toEqual([nodePort]);
+    expect(await whoAnswers(nodePort)).toBe('external');
+  });
+
+  it('skips a port it cannot bind, logs the Service and reason, keeps the others, and binds it at a later sync', async () => {
+    const [a] = await endpoints('a');
+    const squatter = createServer();
+    await new Promise<void>((r) => squatter.listen(0, '127.0.0.1', r));
+    const taken = (squatter.address() as AddressInfo).port;
+    const free = await freePort();
+    const { log, records } = captureLogger();
+    const b = backend({ log });
+    const p = plan(portPlan({ name: 'blocked', port: taken, clusterEndpoints: [a!.target] }), portPlan({ name: 'fine', port: free, clusterEndpoints: [a!.target] }));
+    expect(await b.sync(p, { full: true })).toMatchObject({ rules: 1, failed: 1 });
+    expect(await whoAnswers(free)).toBe('a');
+    expect(records.find((r) => r.reason === 'EADDRINUSE')).toMatchObject({ service: 'default/blocked', port: taken, level: 40 });
+    await new Promise((r) => squatter.close(r));
+    expect(await b.sync(p, { full: false })).toMatchObject({ rules: 2, failed: 0, operations: 1 });
+    expect(await whoAnswers(taken)).toBe('a');
+  });
+
+  it('skips SCTP ports, logging each once', async () => {
+    const { log, records } = captureLogger();
+    const b = backend({ log });
+    const p = plan(portPlan({ name: 'sctp', protocol: 'SCTP', port: await freePort() }));
+    expect(await b.sync(p, { full: true })).toMatchObject({ rules: 0, unsupported: 1, failed: 0 });
+    await b.sync(p, { full: false });
+    expect(records.filter((r) => String(r.msg).includes('SCTP'))).toHaveLength(1);
+  });
+
+  it('forwards a half-close: the client ends its side and still gets the reply', async () => {
+    const ep = await hashEndpoint();
+    cleanups.push(() => ep.close());
+    const port = await freePort();
+    const b = backend();
+    await b.sync(plan(portPlan({ name: 'hash', port, clusterEndpoints: [ep.target] })), { full: true });
+    const c = client(port);
+    c.socket.end('hello');
+    expect(await c.closed).toBeUndefined();
+    expect(c.received()).toBe(createHash('sha256').update('hello').digest('hex'));
+  });
+
+  it('carries 50 MB both ways intact', async () => {
+    const [echo] = await Promise.all([tcpEndpoint('echo', { greet: false })]);
+    cleanups.push(() => echo!.close());
+    const port = await freePort();
+    const b = backend();
+    await b.sync(plan(portPlan({ name: 'bulk', port, clusterEndpoints: [echo!.target] })), { full: true });
+    const data = randomBytes(50 * 1024 * 1024);
+    const c = client(port);
+    const got = createHash('sha256');
+    let bytes = 0;
+    c.socket.removeAllListeners('data');
+    c.socket.on('data', (d: Buffer) => {
+      got.update(d);
+      bytes += d.length;
+    });
+    c.socket.end(data);
+    expect(await c.closed).toBeUndefined();
+    expect(bytes).toBe(data.length);
+    expect(got.digest('hex')).toBe(createHash('sha256').update(data).digest('hex'));
+  });
+
+  it('cuts established connections on close()', async () => {
+    const [a] = await endpoints('a');
+    const port = await freePort();
+    const b = new UserspaceBackend({ log: silentLogger() });
+    await b.sync(plan(portPlan({ name: 'web', port, clusterEndpoints: [a!.target] })), { full: true });
+    const c = client(port);
+    expect(await c.firstLine).toBe('a');
+    await b.close();
+    // The test client allows half-open connections, so the proxy's close shows as end-of-stream (or a reset).
+    await waitFor('the connection to be cut', () => c.socket.readableEnded || c.socket.destroyed);
+    expect(b.listeners()).toEqual([]);
+    expect(await client(port).closed).toBe('ECONNREFUSED');
+  });
+});

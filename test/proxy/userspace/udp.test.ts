@@ -1,0 +1,82 @@
+// The userspace backend relaying UDP on loopback to in-process endpoints.
+import { createSocket, type Socket } from 'node:dgram';
+import { afterEach, describe, expect, it } from 'vitest';
+import { UserspaceBackend } from '../../../proxy/userspace/backend.ts';
+import { silentLogger } from '../../../runtime/logger.ts';
+import { plan, portPlan } from './plans.ts';
+import { freePort, udpAsk, udpEndpoint } from './servers.ts';
+
+const cleanups: Array<() => Promise<unknown>> = [];
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()!();
+});
+
+async function setup(names: string[], udpIdleMs = 30_000) {
+  const eps = await Promise.all(names.map((n) => udpEndpoint(n)));
+  cleanups.push(() => Promise.all(eps.map((e) => e.close())));
+  const port = await freePort();
+  const backend = new UserspaceBackend({ log: silentLogger(), udpIdleMs });
+  cleanups.push(() => backend.close());
+  const portPlanOf = (targets = eps.map((e) => e.target)) => portPlan({ name: 'dns', protocol: 'UDP', port, clusterEndpoints: targets });
+  await backend.sync(plan(portPlanOf()), { full: true });
+  return { eps, port, backend, portPlanOf };
+}
+
+async function udpClient(): Promise<Socket> {
+  const s = createSocket('udp4');
+  await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
+  cleanups.push(() => new Promise<void>((r) => s.close(() => r())));
+  return s;
+}
+
+describe('userspace backend, UDP', () => {
+  it('relays datagrams and replies; a client keeps its endpoint while its flow lives; clients are spread', async () => {
+    const { port, backend } = await setup(['a', 'b']);
+    expect(backend.listeners()).toEqual([{ key: 'default/dns:p/UDP/v4', protocol: 'UDP', address: '127.0.0.1', port }]);
+    const one = await udpClient();
+    const first = await udpAsk(one, port, 'ping');
+    expect(first).toMatch(/^[ab] ping$/);
+    const replyFrom = await new Promise<number>((resolve) => {
+      one.once('message', (_m, r) => resolve(r.port));
+      one.send('again', port, '127.0.0.1');
+    });
+    expect(replyFrom).toBe(port);
+    for (let i = 0; i < 3; i++) expect((await udpAsk(one, port, `n${i}`))[0]).toBe(first[0]);
+    const two = await udpClient();
+    expect((await udpAsk(two, port, 'ping'))[0]).not.toBe(first[0]);
+  });
+
+  it('closes idle flows: after the idle timeout the same client gets a new flow (round-robin moves it)', async () => {
+    const { port } = await setup(['a', 'b'], 150);
+    const c = await udpClient();
+    const first = (await udpAsk(c, port, 'x'))[0];
+    await new Promise((r) => setTimeout(r, 400));
+    expect((await udpAsk(c, port, 'y'))[0]).not.toBe(first);
+  });
+
+  it('drops datagrams when there is no endpoint (no ICMP from userspace: the client times out)', async () => {
+    const { port } = await setup([]);
+    await expect(udpAsk(await udpClient(), port, 'lost', 300)).rejects.toThrow('no UDP reply');
+  });
+
+  it('moves flows off an endpoint that was removed', async () => {
+    const { eps, port, backend, portPlanOf } = await setup(['a', 'b']);
+    const c = await udpClient();
+    const first = (await udpAsk(c, port, 'x'))[0]!;
+    const other = first === 'a' ? eps[1]! : eps[0]!;
+    await backend.sync(plan(portPlanOf([other.target])), { full: false });
+    expect((await udpAsk(c, port, 'y'))[0]).not.toBe(first);
+  });
+
+  it('frees the port when the Service port goes away', async () => {
+    const { port, backend } = await setup(['a']);
+    const r = await backend.sync(plan(), { full: false });
+    expect(r).toMatchObject({ rules: 0, operations: 1 });
+    const again = createSocket('udp4');
+    await new Promise<void>((resolve, reject) => {
+      again.once('error', reject);
+      again.bind(port, '127.0.0.1', resolve);
+    });
+    await new Promise<void>((r) => again.close(() => r()));
+  });
+});
