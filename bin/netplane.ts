@@ -8,7 +8,8 @@ import { overlayComponent } from '../overlay/component.ts';
 import { proxyComponent } from '../proxy/component.ts';
 import { commonFlags, runComponent, type Component } from '../runtime/component.ts';
 import { UsageError, usageExitCode } from '../runtime/errors.ts';
-import { formatHelp, listFlag, oneOf, parseFlags } from '../runtime/flags.ts';
+import { formatHelp, listFlag, oneOf, parseFlags, valueFlag } from '../runtime/flags.ts';
+import { proxyModes, type ProxyMode } from '../proxy/backends.ts';
 import { supervise } from '../runtime/supervisor.ts';
 
 const version: string = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version;
@@ -37,6 +38,12 @@ function upFlags() {
     kubeconfig,
     'node-name': nodeName,
     'log-level': logLevel,
+    'proxy-mode': valueFlag({
+      value: 'MODE',
+      help: `the proxy's --mode; userspace needs no privileges and leaves the host's firewall alone`,
+      parse: oneOf(proxyModes),
+      default: 'userspace' as ProxyMode,
+    }),
     component: listFlag({
       value: 'NAME',
       help: `a component to start: ${components.map((c) => c.name).join(', ')}`,
@@ -63,7 +70,7 @@ async function up(argv: readonly string[]): Promise<number> {
     '--log-level', flags['log-level'],
   ];
   const chosen = [...new Set(flags.component)].map((n) => byName.get(n)!);
-  return supervise({ bin: fileURLToPath(import.meta.url), components: chosen, childArgs });
+  return supervise({ bin: fileURLToPath(import.meta.url), components: chosen, childArgs, extraArgs: { proxy: ['--mode', flags['proxy-mode']] } });
 }
 
 async function main(argv: readonly string[]): Promise<number> {

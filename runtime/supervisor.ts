@@ -15,6 +15,8 @@ export interface UpOptions {
   components: readonly Component[];
   /** Flags passed to every child (source, node name, log level), already checked. */
   childArgs: readonly string[];
+  /** Further flags for one component, by name. */
+  extraArgs?: Readonly<Record<string, readonly string[]>>;
   out?: NodeJS.WritableStream;
 }
 
@@ -32,7 +34,7 @@ export async function supervise(options: UpOptions): Promise<number> {
   const say = (line: string) => out.write(`${'up'.padEnd(width)} | ${line}\n`);
   let stopping = false;
   const children: Child[] = options.components.map((c) => {
-    const proc = spawn(process.execPath, [options.bin, c.name, ...options.childArgs], {
+    const proc = spawn(process.execPath, [options.bin, c.name, ...options.childArgs, ...(options.extraArgs?.[c.name] ?? [])], {
       stdio: ['pipe', 'pipe', 'pipe'],
       // A process group of its own: Ctrl-C reaches only `up`, which then stops each child exactly once.
       detached: true,
