@@ -1,32 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { conntrackArgs, deleteFlows, staleFlows } from '../../proxy/conntrack.ts';
 import type { PortPlan, ProxyPlan } from '../../proxy/plan/types.ts';
+import { portPlan } from '../fixtures/plans.ts';
 import type { CommandRunner } from '../../runtime/exec.ts';
 import { CommandError } from '../../runtime/exec.ts';
 import { silentLogger } from '../../runtime/logger.ts';
 
-const port = (over: Partial<PortPlan>): PortPlan => ({
-  key: 'default/dns:dns/UDP/v4',
-  portKey: 'default/dns:dns/UDP',
-  namespace: 'default',
-  name: 'dns',
-  portName: 'dns',
-  family: 4,
-  protocol: 'UDP',
-  port: 53,
-  clusterIPs: ['10.96.0.10'],
-  externalIPs: [],
-  loadBalancerIPs: [],
-  sourceRanges: [],
-  clusterEndpoints: [],
-  clusterNoEndpoints: 'reject',
-  externalEndpoints: [],
-  externalNoEndpoints: 'reject',
-  externalLocal: false,
-  affinitySeconds: 0,
-  localEndpoints: 0,
-  ...over,
-});
+const port = (over: Partial<PortPlan>): PortPlan => portPlan('dns', 'dns', { protocol: 'UDP', port: 53, clusterIPs: ['10.96.0.10'], ...over });
 const plan = (...ports: PortPlan[]): ProxyPlan => ({ ports, clusterCIDRs: { 4: [], 6: [] }, masqueradeAll: false, nodePortAddresses: { 4: 'all', 6: 'all' }, healthChecks: [] });
 const eps = (...ips: string[]) => ips.map((ip) => ({ ip, port: 5353 }));
 

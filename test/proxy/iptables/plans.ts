@@ -2,6 +2,7 @@
 import { endpointChain, portChains } from '../../../proxy/iptables/names.ts';
 import { ipPort, type Ruleset } from '../../../proxy/iptables/ruleset.ts';
 import type { Family, PortPlan, ProxyPlan, Target } from '../../../proxy/plan/types.ts';
+import { portPlan } from '../../fixtures/plans.ts';
 
 /** Endpoints `ip:port` from short strings. */
 export const eps = (...list: string[]): Target[] =>
@@ -12,31 +13,7 @@ export const eps = (...list: string[]): Target[] =>
 
 /** A ClusterIP Service port `default/<name>:http` (TCP, IPv4 unless `family` says otherwise); `fields` override. */
 export function port(name: string, fields: Partial<PortPlan> = {}): PortPlan {
-  const family = fields.family ?? 4;
-  const protocol = fields.protocol ?? 'TCP';
-  const clusterEndpoints = fields.clusterEndpoints ?? [];
-  return {
-    key: `default/${name}:http/${protocol}/v${family}`,
-    portKey: `default/${name}:http/${protocol}`,
-    namespace: 'default',
-    name,
-    portName: 'http',
-    family,
-    protocol,
-    port: 80,
-    clusterIPs: [],
-    externalIPs: [],
-    loadBalancerIPs: [],
-    sourceRanges: [],
-    clusterEndpoints,
-    clusterNoEndpoints: 'reject',
-    externalEndpoints: fields.externalEndpoints ?? clusterEndpoints,
-    externalNoEndpoints: 'reject',
-    externalLocal: false,
-    affinitySeconds: 0,
-    localEndpoints: 0,
-    ...fields,
-  };
+  return portPlan(name, 'http', { externalEndpoints: fields.clusterEndpoints ?? [], ...fields });
 }
 
 /** A plan with the pod network 10.244.0.0/16 and fd00:244::/48, node ports on every local address. */

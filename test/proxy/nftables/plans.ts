@@ -1,35 +1,13 @@
 // Hand-made ProxyPlans for the nftables backend's tests: a port with defaults, and a plan around ports.
-import type { Family, PortPlan, ProxyPlan, Target } from '../../../proxy/plan/types.ts';
+import type { PortPlan, ProxyPlan, Target } from '../../../proxy/plan/types.ts';
+import { portPlan } from '../../fixtures/plans.ts';
 
 /** Endpoints `ip:port` from `['10.244.1.11', ...]`. */
 export const eps = (ips: string[], port = 8080): Target[] => ips.map((ip) => ({ ip, port }));
 
 /** A Service port with nothing but what is given: no addresses, no endpoints (reject), Cluster policy, no affinity. */
 export function port(name: string, o: Partial<PortPlan> = {}): PortPlan {
-  const family: Family = o.family ?? 4;
-  const protocol = o.protocol ?? 'TCP';
-  return {
-    key: `default/${name}:${o.portName ?? 'p'}/${protocol}/v${family}`,
-    portKey: `default/${name}:${o.portName ?? 'p'}/${protocol}`,
-    namespace: 'default',
-    name,
-    portName: 'p',
-    family,
-    protocol,
-    port: 80,
-    clusterIPs: [],
-    externalIPs: [],
-    loadBalancerIPs: [],
-    sourceRanges: [],
-    clusterEndpoints: [],
-    clusterNoEndpoints: 'reject',
-    externalEndpoints: [],
-    externalNoEndpoints: 'reject',
-    externalLocal: false,
-    affinitySeconds: 0,
-    localEndpoints: 0,
-    ...o,
-  };
+  return portPlan(name, o.portName ?? 'p', o);
 }
 
 /** A port whose cluster and external endpoints are the same list (the Cluster policy). */
