@@ -1,12 +1,12 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TestApiServer } from '../apiserver/server.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { freePort } from '../helpers/ports.ts';
 
 const bin = fileURLToPath(new URL('../../bin/netplane.ts', import.meta.url));
 const examples = fileURLToPath(new URL('../../examples/quickstart', import.meta.url));
@@ -15,13 +15,6 @@ function netplane(...args: string[]) {
   return spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 15_000 });
 }
 
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
 describe('netplane command line', () => {
   it('prints its version', () => {

@@ -2,14 +2,8 @@ import { createServer } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HealthCheckServers } from '../../proxy/healthcheck.ts';
 import { silentLogger } from '../../runtime/logger.ts';
+import { freePort } from '../helpers/ports.ts';
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const p = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return p;
-}
 
 describe('health-check node ports', () => {
   let servers: HealthCheckServers | undefined;

@@ -9,16 +9,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/wait.ts';
+import { freePort } from '../helpers/ports.ts';
 
 const bin = fileURLToPath(new URL('../../bin/netplane.ts', import.meta.url));
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const p = (s.address() as AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return p;
-}
 
 /** Reads the first line a TCP server sends. */
 function firstLine(port: number): Promise<string> {
