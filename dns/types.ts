@@ -1,0 +1,61 @@
+// The DNS pipeline's shapes: a parsed query, an answer, and the handlers of the chain (cluster zone, then the
+// forwarder) that each answer or pass (CoreDNS's plugin chain, STYLE item 5).
+import type { Answer as ResourceRecord } from 'dns-packet';
+
+export type { ResourceRecord };
+
+/** A question as the server parsed it from the wire. */
+export interface DnsQuery {
+  id: number;
+  /** The name as asked, letter case kept, without the trailing dot ("" for the root). */
+  name: string;
+  /** The name in lower case: what lookups use. */
+  lname: string;
+  /** The type as dns-packet names it ("A", "AAAA", "SRV", ...), or "TYPE<n>" for types it does not name. */
+  type: string;
+  qtype: number;
+  qclass: number;
+  /** Recursion desired. */
+  rd: boolean;
+  /** Checking disabled (DNSSEC), passed on to upstreams. */
+  cd: boolean;
+  transport: 'udp' | 'tcp';
+  /** With EDNS0: the client's advertised UDP payload size; undefined without EDNS0. */
+  udpSize?: number;
+  /** EDNS0 DO bit. */
+  dnssecOk: boolean;
+  client: { address: string; port: number };
+}
+
+/** Response codes the pipeline produces. */
+export type Rcode = 'NOERROR' | 'FORMERR' | 'SERVFAIL' | 'NXDOMAIN' | 'NOTIMP' | 'REFUSED';
+
+/**
+ * An answer to one query. Handlers may hand back the same object for the same question while their data is
+ * unchanged: the server then reuses its encoding (the answer section's owner names are written as pointers to
+ * the question, so the query's letter case is kept).
+ */
+export interface DnsAnswer {
+  rcode: Rcode;
+  /** AA: the answer comes from our own zone. */
+  authoritative: boolean;
+  /** RA: recursion available (set when a forwarder is configured). */
+  recursionAvailable?: boolean;
+  answers: ResourceRecord[];
+  authorities: ResourceRecord[];
+  additionals: ResourceRecord[];
+  /** Which handler answered, for the `plugin` label of coredns_dns_responses_total. */
+  source: string;
+}
+
+/** A handler's verdict: an answer, or "not mine" for the next handler. */
+export type HandlerResult = DnsAnswer | 'pass';
+
+/** One link of the chain. `handle` must not throw: a failure is a SERVFAIL answer. */
+export interface DnsHandler {
+  readonly name: string;
+  handle(query: DnsQuery): HandlerResult | Promise<HandlerResult>;
+}
+
+/** Resolves a name through the rest of the chain (the forwarder), e.g. an ExternalName's target. */
+export type Resolve = (name: string, type: 'A' | 'AAAA', query: DnsQuery) => Promise<DnsAnswer>;
