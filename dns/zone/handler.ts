@@ -1,0 +1,245 @@
+// The cluster zone: answers names under --zone (and reverse names of cluster addresses) from the record index,
+// to the Kubernetes DNS specification 1.1.0, as CoreDNS's kubernetes plugin does. Names it does not own pass on.
+import { BlockList, isIPv6 } from 'node:net';
+import type { DnsAnswer, DnsHandler, DnsQuery, HandlerResult, Resolve, ResourceRecord } from '../types.ts';
+import { parseReverseName, parseZoneName, podLabelIP, type ZoneName } from './parse.ts';
+import type { EndpointRecord, RecordIndex, ServiceRecords } from './records.ts';
+
+/** Options of the zone handler. */
+export interface ZoneOptions {
+  /** TTL of every answer (--ttl); also the SOA minimum, so negative answers are cached as long. */
+  ttl: number;
+  /** Pod records `a-b-c-d.<ns>.pod.<zone>`: answered from the name alone (insecure) or not at all. */
+  pods: 'disabled' | 'insecure';
+  /** Reverse names of addresses in these CIDRs are ours: unknown ones get NXDOMAIN instead of going upstream. */
+  reverseCIDRs: readonly string[];
+  /** Addresses of this DNS service, for `ns.dns.<zone>` (the NS record's glue). */
+  nameservers: () => string[];
+  /** Whether the first full view of the cluster is loaded; until then zone queries get SERVFAIL. */
+  synced: () => boolean;
+  /** Resolves an ExternalName target outside the zone through the rest of the chain. */
+  resolve?: Resolve;
+}
+
+type Family = 4 | 6;
+/** One SRV target: the named port it serves, its port number, its name, and the addresses behind that name. */
+interface SrvTarget {
+  portName: string;
+  protocol: string;
+  port: number;
+  target: string;
+  ips: string[];
+}
+const familyOf = (type: string): Family | undefined => (type === 'A' ? 4 : type === 'AAAA' ? 6 : undefined);
+const ipFamily = (ip: string): Family => (isIPv6(ip) ? 6 : 4);
+
+/** Answers the cluster zone. Same question, same data: the same DnsAnswer object (the server reuses its bytes). */
+export class ClusterZoneHandler implements DnsHandler {
+  readonly name = 'kubernetes';
+  #index: RecordIndex;
+  #o: ZoneOptions;
+  #zone: string;
+  #reverse = new BlockList();
+  #memo = new Map<string, DnsAnswer>();
+  #memoGeneration = -1;
+  #shared?: { nxdomain: DnsAnswer; nodata: DnsAnswer; soa: ResourceRecord };
+
+  constructor(index: RecordIndex, options: ZoneOptions) {
+    this.#index = index;
+    this.#o = options;
+    this.#zone = index.zone;
+    for (const cidr of options.reverseCIDRs) {
+      const [addr = '', len = ''] = cidr.split('/');
+      this.#reverse.addSubnet(addr, Number(len), isIPv6(addr) ? 'ipv6' : 'ipv4');
+    }
+  }
+
+  handle(q: DnsQuery): HandlerResult | Promise<HandlerResult> {
+    if (q.qclass !== 1) return 'pass';
+    const zoneName = parseZoneName(q.lname, this.#zone);
+    if (zoneName) {
+      if (!this.#o.synced()) return this.#servfail();
+      return this.#answerZone(q, zoneName);
+    }
+    const rev = parseReverseName(q.lname);
+    if (!rev) return 'pass';
+    const ours = this.#reverse.check(rev.ip, isIPv6(rev.ip) ? 'ipv6' : 'ipv4');
+    if (!this.#o.synced()) return ours ? this.#servfail() : 'pass';
+    const names = this.#index.namesOf(rev.ip);
+    if (names.length === 0) return ours ? this.#nxdomain() : 'pass';
+    if (q.type !== 'PTR') return this.#nodata();
+    return this.#memoized(q, () => this.#answer(names.map((n) => this.#rr(q.lname, 'PTR', n))));
+  }
+
+  #answerZone(q: DnsQuery, z: ZoneName): HandlerResult | Promise<HandlerResult> {
+    switch (z.kind) {
+      case 'apex':
+        if (q.type === 'SOA') return this.#memoized(q, () => this.#answer([this.#shared!.soa]));
+        if (q.type === 'NS') {
+          return this.#memoized(q, () => this.#answer([this.#rr(q.lname, 'NS', `ns.dns.${this.#zone}`)], this.#addresses(`ns.dns.${this.#zone}`, this.#o.nameservers())));
+        }
+        return this.#nodata();
+      case 'dns-version':
+        return q.type === 'TXT' ? this.#memoized(q, () => this.#answer([this.#rr(q.lname, 'TXT', ['1.1.0'])])) : this.#nodata();
+      case 'nameserver':
+        return this.#byFamily(q, this.#o.nameservers());
+      case 'svc-root':
+        return this.#nodata();
+      case 'namespace':
+        return this.#index.hasNamespace(z.namespace) ? this.#nodata() : this.#nxdomain();
+      case 'service':
+        return this.#service(q, z.namespace, z.service);
+      case 'endpoint':
+        return this.#endpoint(q, z.namespace, z.service, z.endpoint);
+      case 'srv':
+        return this.#srvName(q, z.namespace, z.service, z.port, z.protocol);
+      case 'pod-root':
+      case 'pod-namespace':
+        return this.#o.pods === 'insecure' ? this.#nodata() : this.#nxdomain();
+      case 'pod': {
+        const ip = this.#o.pods === 'insecure' ? podLabelIP(z.address) : undefined;
+        return ip ? this.#byFamily(q, [ip]) : this.#nxdomain();
+      }
+      case 'none':
+        return this.#nxdomain();
+    }
+  }
+
+  #service(q: DnsQuery, namespace: string, name: string): HandlerResult | Promise<HandlerResult> {
+    const svc = this.#index.service(namespace, name);
+    if (!svc) return this.#nxdomain();
+    if (svc.kind === 'external-name') return this.#externalName(q, svc);
+    if (svc.kind === 'headless' && svc.endpoints.length === 0) return this.#nxdomain();
+    if (q.type === 'SRV') return this.#memoized(q, () => this.#srv(svc, this.#srvTargets(svc)));
+    const ips = svc.kind === 'headless' ? svc.endpoints.map((e) => e.ip) : svc.clusterIPs;
+    return this.#byFamily(q, ips);
+  }
+
+  #endpoint(q: DnsQuery, namespace: string, name: string, label: string): HandlerResult {
+    const svc = this.#index.service(namespace, name);
+    const eps = svc?.kind === 'headless' ? svc.endpoints.filter((e) => e.label === label) : [];
+    return eps.length === 0 ? this.#nxdomain() : this.#byFamily(q, eps.map((e) => e.ip));
+  }
+
+  #srvName(q: DnsQuery, namespace: string, name: string, port: string, protocol: string): HandlerResult {
+    const svc = this.#index.service(namespace, name);
+    if (!svc || svc.kind === 'external-name') return this.#nxdomain();
+    const targets = this.#srvTargets(svc).filter((t) => t.portName === port && t.protocol === protocol);
+    if (targets.length === 0) return this.#nxdomain();
+    return q.type === 'SRV' ? this.#memoized(q, () => this.#srv(svc, targets, q.lname)) : this.#nodata();
+  }
+
+  /** SRV targets: the Service name per named port, or each published endpoint per named port (headless). */
+  #srvTargets(svc: ServiceRecords): SrvTarget[] {
+    const fqdn = `${svc.name}.${svc.namespace}.svc.${this.#zone}`;
+    if (svc.kind === 'cluster-ip') return svc.ports.map((p) => ({ portName: p.name, protocol: p.protocol, port: p.port, target: fqdn, ips: svc.clusterIPs }));
+    // A dual-stack endpoint with a hostname is one target with both addresses, not two records.
+    const byTarget = new Map<string, SrvTarget>();
+    for (const p of svc.ports) {
+      for (const e of svc.endpoints as EndpointRecord[]) {
+        const port = e.ports.get(`${p.name}/${p.protocol}`);
+        if (port === undefined) continue;
+        const target = `${e.label}.${fqdn}`;
+        const key = `${p.name}/${p.protocol}/${port}/${target}`;
+        const t = byTarget.get(key);
+        if (t) t.ips.push(e.ip);
+        else byTarget.set(key, { portName: p.name, protocol: p.protocol, port, target, ips: [e.ip] });
+      }
+    }
+    return [...byTarget.values()];
+  }
+
+  #srv(svc: ServiceRecords, targets: readonly SrvTarget[], owner?: string): DnsAnswer {
+    const name = owner ?? `${svc.name}.${svc.namespace}.svc.${this.#zone}`;
+    // CoreDNS spreads weight 100 evenly over the records of an answer.
+    const weight = Math.floor(100 / Math.max(1, targets.length));
+    const answers = targets.map((t) => this.#rr(name, 'SRV', { priority: 0, weight, port: t.port, target: t.target }));
+    const glue = new Map<string, string[]>();
+    for (const t of targets) glue.set(t.target, [...(glue.get(t.target) ?? []), ...t.ips]);
+    return this.#answer(answers, [...glue].flatMap(([target, ips]) => this.#addresses(target, [...new Set(ips)])));
+  }
+
+  async #externalName(q: DnsQuery, svc: ServiceRecords): Promise<HandlerResult> {
+    const target = svc.externalName!;
+    const cname = this.#rr(q.lname, 'CNAME', target);
+    const family = familyOf(q.type);
+    // Every other type gets the CNAME alone, as a resolver then asks again for the target.
+    if (family === undefined) return this.#answer([cname]);
+    const lower = target.toLowerCase();
+    let rest: ResourceRecord[] = [];
+    if (parseZoneName(lower, this.#zone)) {
+      // A target inside the zone is answered from the zone itself (one level: a chain of ExternalNames stops here).
+      const inner = await this.handle({ ...q, name: target, lname: lower });
+      if (inner !== 'pass' && inner.rcode === 'NOERROR') rest = inner.answers.filter((r) => r.type !== 'CNAME');
+    } else if (this.#o.resolve) {
+      const upstream = await this.#o.resolve(target, q.type as 'A' | 'AAAA', q);
+      if (upstream.rcode === 'NOERROR') rest = upstream.answers;
+    }
+    return { ...this.#answer([cname, ...rest]), recursionAvailable: this.#o.resolve !== undefined };
+  }
+
+  /** A or AAAA records of the addresses of the asked family; NODATA for other types or when none matches. */
+  #byFamily(q: DnsQuery, ips: readonly string[]): HandlerResult {
+    const family = familyOf(q.type);
+    const matching = family === undefined ? [] : ips.filter((ip) => ipFamily(ip) === family);
+    if (matching.length === 0) return this.#nodata();
+    return this.#memoized(q, () => this.#answer(matching.map((ip) => this.#rr(q.lname, q.type, ip))));
+  }
+
+  #addresses(name: string, ips: readonly string[]): ResourceRecord[] {
+    return ips.map((ip) => this.#rr(name, ipFamily(ip) === 6 ? 'AAAA' : 'A', ip));
+  }
+
+  #rr(name: string, type: string, data: unknown): ResourceRecord {
+    return { name, type, class: 'IN', ttl: this.#o.ttl, data } as ResourceRecord;
+  }
+
+  #answer(answers: ResourceRecord[], additionals: ResourceRecord[] = []): DnsAnswer {
+    return { rcode: 'NOERROR', authoritative: true, answers, authorities: [], additionals, source: this.name };
+  }
+
+  /** The same answer object for the same name and type until the index changes. */
+  #memoized(q: DnsQuery, build: () => DnsAnswer): DnsAnswer {
+    this.#fresh();
+    const key = `${q.lname}|${q.type}`;
+    let a = this.#memo.get(key);
+    if (!a) {
+      a = build();
+      this.#memo.set(key, a);
+    }
+    return a;
+  }
+
+  /** Drops memoized answers when the index has changed since they were built. */
+  #fresh(): void {
+    if (this.#memoGeneration === this.#index.generation && this.#shared) return;
+    this.#memo.clear();
+    this.#memoGeneration = this.#index.generation;
+    const zone = this.#zone;
+    const soa = this.#rr(zone, 'SOA', {
+      mname: `ns.dns.${zone}`,
+      rname: `hostmaster.${zone}`,
+      serial: this.#index.changedAt >>> 0,
+      refresh: 7200,
+      retry: 1800,
+      expire: 86400,
+      minimum: this.#o.ttl,
+    });
+    const negative = (rcode: 'NXDOMAIN' | 'NOERROR'): DnsAnswer => ({ rcode, authoritative: true, answers: [], authorities: [soa], additionals: [], source: this.name });
+    this.#shared = { soa, nxdomain: negative('NXDOMAIN'), nodata: negative('NOERROR') };
+  }
+
+  #nxdomain(): DnsAnswer {
+    this.#fresh();
+    return this.#shared!.nxdomain;
+  }
+
+  #nodata(): DnsAnswer {
+    this.#fresh();
+    return this.#shared!.nodata;
+  }
+
+  #servfail(): DnsAnswer {
+    return { rcode: 'SERVFAIL', authoritative: false, answers: [], authorities: [], additionals: [], source: this.name };
+  }
+}

@@ -1,0 +1,123 @@
+// Pure parsing of a query name inside the cluster zone, the way CoreDNS's kubernetes plugin reads it
+// (plugin/kubernetes/parse.go): what a name asks for, by its labels right to left.
+import { isIPv6 } from 'node:net';
+
+/** What a name in the zone refers to. Names it cannot refer to anything are `none`. */
+export type ZoneName =
+  | { kind: 'apex' }
+  | { kind: 'dns-version' }
+  | { kind: 'nameserver' }
+  | { kind: 'svc-root' }
+  | { kind: 'namespace'; namespace: string }
+  | { kind: 'service'; namespace: string; service: string }
+  | { kind: 'endpoint'; namespace: string; service: string; endpoint: string }
+  | { kind: 'srv'; namespace: string; service: string; port: string; protocol: string }
+  | { kind: 'pod-root' }
+  | { kind: 'pod-namespace'; namespace: string }
+  | { kind: 'pod'; namespace: string; address: string }
+  | { kind: 'none' };
+
+/**
+ * Reads `lname` (lower case, no trailing dot) relative to `zone`; undefined when the name is not in the zone.
+ * `_port._proto.svc.ns.svc` is an SRV name (the underscores are required); `host.svc.ns.svc` an endpoint;
+ * `a-b-c-d.ns.pod` a pod.
+ */
+export function parseZoneName(lname: string, zone: string): ZoneName | undefined {
+  if (lname === zone) return { kind: 'apex' };
+  if (!lname.endsWith(`.${zone}`)) return undefined;
+  const labels = lname.slice(0, lname.length - zone.length - 1).split('.');
+  const n = labels.length;
+  const last = labels[n - 1]!;
+  if (n === 1 && last === 'dns-version') return { kind: 'dns-version' };
+  if (n === 2 && labels[0] === 'ns' && last === 'dns') return { kind: 'nameserver' };
+  if (last === 'svc') {
+    if (n === 1) return { kind: 'svc-root' };
+    const namespace = labels[n - 2]!;
+    if (n === 2) return { kind: 'namespace', namespace };
+    const service = labels[n - 3]!;
+    if (n === 3) return { kind: 'service', namespace, service };
+    if (n === 4) return { kind: 'endpoint', namespace, service, endpoint: labels[0]! };
+    if (n === 5 && labels[0]!.startsWith('_') && labels[1]!.startsWith('_') && labels[0]!.length > 1 && labels[1]!.length > 1) {
+      return { kind: 'srv', namespace, service, port: labels[0]!.slice(1), protocol: labels[1]!.slice(1) };
+    }
+    return { kind: 'none' };
+  }
+  if (last === 'pod') {
+    if (n === 1) return { kind: 'pod-root' };
+    if (n === 2) return { kind: 'pod-namespace', namespace: labels[0]! };
+    if (n === 3) return { kind: 'pod', namespace: labels[1]!, address: labels[0]! };
+    return { kind: 'none' };
+  }
+  return { kind: 'none' };
+}
+
+/** The IP a pod label spells (`10-244-1-5`, IPv6 `fd00--1`), or undefined when it spells none. */
+export function podLabelIP(label: string): string | undefined {
+  if (/^\d{1,3}(-\d{1,3}){3}$/.test(label)) {
+    const parts = label.split('-').map(Number);
+    return parts.every((p) => p <= 255) ? parts.join('.') : undefined;
+  }
+  const v6 = label.replace(/-/g, ':');
+  return isIPv6(v6) ? v6 : undefined;
+}
+
+/** The endpoint label for an address: IPv4 dots and IPv6 colons become dashes (`172-0-0-2`, `5678-abcd--1`). */
+export function dashedIP(ip: string): string {
+  return ip.replace(/[.:]/g, '-');
+}
+
+/**
+ * The IP a reverse name spells (`4.3.2.1.in-addr.arpa`, 32 nibbles `.ip6.arpa`), or undefined for names that
+ * are reverse but not a whole address (a zone cut such as `96.10.in-addr.arpa`).
+ */
+export function parseReverseName(lname: string): { ip: string } | undefined {
+  if (lname.endsWith('.in-addr.arpa')) {
+    const parts = lname.slice(0, -'.in-addr.arpa'.length).split('.');
+    if (parts.length !== 4 || !parts.every((p) => /^(0|[1-9]\d{0,2})$/.test(p) && Number(p) <= 255)) return undefined;
+    return { ip: parts.reverse().join('.') };
+  }
+  if (lname.endsWith('.ip6.arpa')) {
+    const nibbles = lname.slice(0, -'.ip6.arpa'.length).split('.');
+    if (nibbles.length !== 32 || !nibbles.every((x) => /^[0-9a-f]$/.test(x))) return undefined;
+    const hex = nibbles.reverse().join('');
+    const groups = hex.match(/.{4}/g)!.map((g) => g.replace(/^0+(?=.)/, ''));
+    return { ip: compressIPv6(groups) };
+  }
+  return undefined;
+}
+
+/** The reverse name of an address (in-addr.arpa or ip6.arpa), lower case, no trailing dot. */
+export function reverseName(ip: string): string {
+  if (ip.includes(':')) return `${expandIPv6(ip).replace(/:/g, '').split('').reverse().join('.')}.ip6.arpa`;
+  return `${ip.split('.').reverse().join('.')}.in-addr.arpa`;
+}
+
+/** The full 8-group form of an IPv6 address, each group 4 hex digits. */
+export function expandIPv6(ip: string): string {
+  const [head = '', tail] = ip.toLowerCase().split('::') as [string, string | undefined];
+  const h = head ? head.split(':') : [];
+  const t = tail ? tail.split(':') : [];
+  const fill = tail === undefined ? [] : Array(8 - h.length - t.length).fill('0');
+  return [...h, ...fill, ...t].map((g) => g.padStart(4, '0')).join(':');
+}
+
+/** Canonical RFC 5952 text for eight groups (longest run of zero groups, if two or more, becomes ::). */
+function compressIPv6(groups: string[]): string {
+  let best = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== '0') {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === '0') j++;
+    if (j - i > bestLen) {
+      best = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  if (best < 0) return groups.join(':');
+  return `${groups.slice(0, best).join(':')}::${groups.slice(best + bestLen).join(':')}`;
+}

@@ -1,0 +1,153 @@
+// The record index: slim, indexed views of the service map built as Services change (CoreDNS's
+// plugin/kubernetes/object): Services by `name.namespace`, endpoints by hostname, and names by IP for PTR.
+import { isIPv6 } from 'node:net';
+import type { ServiceInfo, ServiceMap } from '../../cluster/servicemap/index.ts';
+import { dashedIP, expandIPv6 } from './parse.ts';
+
+/** One published endpoint of a Service: ready, or any with publishNotReadyAddresses. */
+export interface EndpointRecord {
+  ip: string;
+  family: 4 | 6;
+  /** The endpoint's DNS label: its hostname, else its address with dashes. */
+  label: string;
+  /** Port numbers by `portname/protocol` (lower case), from the Service's ports. */
+  ports: Map<string, number>;
+}
+
+/** What DNS knows of one Service. */
+export interface ServiceRecords {
+  namespace: string;
+  name: string;
+  kind: 'cluster-ip' | 'headless' | 'external-name';
+  clusterIPs: string[];
+  externalName?: string;
+  /** Named ports: name and protocol in lower case, and the Service port. */
+  ports: Array<{ name: string; protocol: string; port: number }>;
+  /** Published endpoints (headless Services only), sorted by address. */
+  endpoints: EndpointRecord[];
+}
+
+/** The key of an address in the PTR index: IPv6 fully expanded, so any spelling finds it. */
+export function addressKey(ip: string): string {
+  return isIPv6(ip) ? expandIPv6(ip) : ip;
+}
+
+/** Builds the records of a Service (pure). */
+export function serviceRecords(svc: ServiceInfo): ServiceRecords {
+  const kind = svc.type === 'ExternalName' ? 'external-name' : svc.headless ? 'headless' : 'cluster-ip';
+  const rec: ServiceRecords = {
+    namespace: svc.namespace,
+    name: svc.name,
+    kind,
+    clusterIPs: kind === 'cluster-ip' ? svc.clusterIPs : [],
+    ports: svc.ports.filter((p) => p.portName !== '').map((p) => ({ name: p.portName.toLowerCase(), protocol: p.protocol.toLowerCase(), port: p.port })),
+    endpoints: [],
+  };
+  if (svc.externalName !== undefined) rec.externalName = svc.externalName.replace(/\.$/, '');
+  if (kind !== 'headless') return rec;
+  const published = svc.addresses.filter((a) => a.ready || svc.publishNotReadyAddresses);
+  rec.endpoints = published.map((a) => {
+    const ports = new Map<string, number>();
+    for (const p of svc.ports) {
+      const ep = p.endpoints.find((e) => e.ip === a.ip);
+      if (ep && p.portName !== '') ports.set(`${p.portName.toLowerCase()}/${p.protocol.toLowerCase()}`, ep.port);
+    }
+    return { ip: a.ip, family: a.family, label: (a.hostname ?? dashedIP(a.ip)).toLowerCase(), ports };
+  });
+  return rec;
+}
+
+/** The index the zone is answered from, kept current from the service map. */
+export class RecordIndex {
+  readonly zone: string;
+  #services = new Map<string, ServiceRecords>();
+  #namespaces = new Map<string, number>();
+  #ptr = new Map<string, Set<string>>();
+  #generation = 0;
+  #changedAt = Math.floor(Date.now() / 1000);
+
+  constructor(zone: string) {
+    this.zone = zone;
+  }
+
+  /** Bumped on every change; answers built from an older generation are stale. */
+  get generation(): number {
+    return this.#generation;
+  }
+
+  /** Unix seconds of the last change (the SOA serial). */
+  get changedAt(): number {
+    return this.#changedAt;
+  }
+
+  /** The Service `name` in `namespace` (lower case), if any. */
+  service(namespace: string, name: string): ServiceRecords | undefined {
+    return this.#services.get(`${name}.${namespace}`);
+  }
+
+  /** Whether some Service lives in the namespace (DNS has no Namespace objects; CoreDNS answers the same way then). */
+  hasNamespace(namespace: string): boolean {
+    return this.#namespaces.has(namespace);
+  }
+
+  /** The names an address has (Service FQDNs for cluster IPs, endpoint FQDNs for headless endpoints). */
+  namesOf(ip: string): string[] {
+    return [...(this.#ptr.get(addressKey(ip)) ?? [])].sort();
+  }
+
+  /** Number of Services indexed. */
+  get size(): number {
+    return this.#services.size;
+  }
+
+  /** Re-indexes the given Services (`namespace/name`) from the service map; all of them when `keys` is absent. */
+  update(map: ServiceMap, keys?: Iterable<string>): void {
+    const todo = keys ? [...keys] : [...new Set([...map.services.keys(), ...[...this.#services.values()].map((s) => `${s.namespace}/${s.name}`)])];
+    for (const key of todo) {
+      const [namespace = '', name = ''] = key.split('/');
+      this.#remove(namespace, name);
+      const svc = map.services.get(key);
+      if (svc) this.#add(serviceRecords(svc));
+    }
+    if (todo.length > 0) {
+      this.#generation++;
+      this.#changedAt = Math.floor(Date.now() / 1000);
+    }
+  }
+
+  #fqdn(r: ServiceRecords): string {
+    return `${r.name}.${r.namespace}.svc.${this.zone}`;
+  }
+
+  #add(r: ServiceRecords): void {
+    this.#services.set(`${r.name}.${r.namespace}`, r);
+    this.#namespaces.set(r.namespace, (this.#namespaces.get(r.namespace) ?? 0) + 1);
+    for (const [ip, name] of this.#ptrEntries(r)) {
+      let set = this.#ptr.get(ip);
+      if (!set) this.#ptr.set(ip, (set = new Set()));
+      set.add(name);
+    }
+  }
+
+  #remove(namespace: string, name: string): void {
+    const r = this.#services.get(`${name}.${namespace}`);
+    if (!r) return;
+    this.#services.delete(`${name}.${namespace}`);
+    const left = (this.#namespaces.get(namespace) ?? 1) - 1;
+    if (left === 0) this.#namespaces.delete(namespace);
+    else this.#namespaces.set(namespace, left);
+    for (const [ip, fqdn] of this.#ptrEntries(r)) {
+      const set = this.#ptr.get(ip);
+      set?.delete(fqdn);
+      if (set?.size === 0) this.#ptr.delete(ip);
+    }
+  }
+
+  #ptrEntries(r: ServiceRecords): Array<[string, string]> {
+    const fqdn = this.#fqdn(r);
+    return [
+      ...r.clusterIPs.map((ip): [string, string] => [addressKey(ip), fqdn]),
+      ...r.endpoints.map((e): [string, string] => [addressKey(e.ip), `${e.label}.${fqdn}`]),
+    ];
+  }
+}

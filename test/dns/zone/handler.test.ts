@@ -1,0 +1,187 @@
+// The cluster zone's answers as a table: query name and type in, rcode and records (as zone-file lines) out.
+import { describe, expect, it } from 'vitest';
+import { parseObject } from '../../../cluster/model/index.ts';
+import { ServiceMap } from '../../../cluster/servicemap/index.ts';
+import { Store } from '../../../cluster/store.ts';
+import type { DnsAnswer, DnsQuery, ResourceRecord } from '../../../dns/types.ts';
+import { ClusterZoneHandler, type ZoneOptions } from '../../../dns/zone/handler.ts';
+import { RecordIndex } from '../../../dns/zone/records.ts';
+import { service, slice } from '../../fixtures/objects.ts';
+
+const ep = (ip: string, extra: object = {}) => ({ addresses: [ip], ...extra });
+
+function cluster(): object[] {
+  return [
+    service('web', { clusterIPs: ['10.96.0.10', 'fd00:96::10'], ports: [{ name: 'http', port: 80 }, { name: 'metrics', port: 9090 }, { port: 81, name: '' }].slice(0, 2) }),
+    slice('web-1', 'web', [ep('10.244.1.5')], [{ name: 'http', port: 8080 }]),
+    service('db', { clusterIP: 'None', ports: [{ name: 'pg', port: 5432 }] }, { namespace: 'shop' }),
+    slice('db-v4', 'db', [ep('10.244.2.7', { hostname: 'db-0' }), ep('10.244.2.8'), ep('10.244.2.9', { conditions: { ready: false } })], [{ name: 'pg', port: 5433 }], { namespace: 'shop' }),
+    slice('db-v6', 'db', [ep('fd00:244:2::7', { hostname: 'db-0' })], [{ name: 'pg', port: 5433 }], { namespace: 'shop', addressType: 'IPv6' }),
+    service('lonely', { clusterIP: 'None', ports: [{ name: 'x', port: 1 }] }, { namespace: 'shop' }),
+    slice('lonely-1', 'lonely', [ep('10.244.3.1', { conditions: { ready: false } })], [{ name: 'x', port: 1 }], { namespace: 'shop' }),
+    service('eager', { clusterIP: 'None', publishNotReadyAddresses: true }, { namespace: 'shop' }),
+    slice('eager-1', 'eager', [ep('10.244.3.2', { conditions: { ready: false } })], [], { namespace: 'shop' }),
+    service('search', { type: 'ExternalName', externalName: 'search.example.com' }),
+    service('alias', { type: 'ExternalName', externalName: 'web.default.svc.cluster.local' }),
+    service('dns', { clusterIP: '10.96.0.53', ports: [{ name: 'dns', port: 53, protocol: 'UDP' }, { name: 'dns-tcp', port: 53, protocol: 'TCP' }] }, { namespace: 'kube-system' }),
+  ];
+}
+
+function setup(options: Partial<ZoneOptions> = {}) {
+  const store = new Store();
+  store.apply(cluster().flatMap((r) => parseObject(r)));
+  const map = new ServiceMap(store, { nodeName: 'n1' });
+  const index = new RecordIndex('cluster.local');
+  index.update(map);
+  let synced = true;
+  const handler = new ClusterZoneHandler(index, {
+    ttl: 5,
+    pods: 'disabled',
+    reverseCIDRs: ['10.96.0.0/16'],
+    nameservers: () => ['10.96.0.53'],
+    synced: () => synced,
+    resolve: async (name, type) => ({
+      rcode: 'NOERROR',
+      authoritative: false,
+      answers: [{ name, type, class: 'IN', ttl: 300, data: type === 'A' ? '192.0.2.1' : '2001:db8::1' } as ResourceRecord],
+      authorities: [],
+      additionals: [],
+      source: 'forward',
+    }),
+    ...options,
+  });
+  return { handler, store, map, index, setSynced: (v: boolean) => (synced = v) };
+}
+
+function query(name: string, type: string): DnsQuery {
+  return { id: 1, name, lname: name.toLowerCase(), type, qtype: 0, qclass: 1, rd: true, cd: false, transport: 'udp', dnssecOk: false, client: { address: '127.0.0.1', port: 1 } };
+}
+
+const line = (r: ResourceRecord) => {
+  const d = (r as { data: unknown }).data;
+  const data =
+    r.type === 'SRV' ? `${(d as any).priority} ${(d as any).weight} ${(d as any).port} ${(d as any).target}` : r.type === 'SOA' ? `${(d as any).mname} ${(d as any).rname}` : Array.isArray(d) ? d.join(' ') : String(d);
+  return `${r.name} ${r.type} ${data}`;
+};
+
+async function ask(h: ClusterZoneHandler, name: string, type: string): Promise<{ rcode: string; aa: boolean; answer: string[]; ns: string[]; extra: string[] } | 'pass'> {
+  const a = await h.handle(query(name, type));
+  if (a === 'pass') return 'pass';
+  return { rcode: a.rcode, aa: a.authoritative, answer: a.answers.map(line), ns: a.authorities.map(line), extra: a.additionals.map(line) };
+}
+
+const soa = ['cluster.local SOA ns.dns.cluster.local hostmaster.cluster.local'];
+const nx = { rcode: 'NXDOMAIN', answer: [], ns: soa };
+const nodata = { rcode: 'NOERROR', answer: [], ns: soa };
+
+describe('cluster zone answers', () => {
+  const { handler } = setup();
+  const cases: Array<{ q: [string, string]; want: object | 'pass' }> = [
+    { q: ['web.default.svc.cluster.local', 'A'], want: { rcode: 'NOERROR', aa: true, answer: ['web.default.svc.cluster.local A 10.96.0.10'], ns: [] } },
+    { q: ['web.default.svc.cluster.local', 'AAAA'], want: { rcode: 'NOERROR', answer: ['web.default.svc.cluster.local AAAA fd00:96::10'] } },
+    { q: ['web.default.svc.cluster.local', 'TXT'], want: nodata },
+    { q: ['nope.default.svc.cluster.local', 'A'], want: nx },
+    { q: ['web.nope.svc.cluster.local', 'A'], want: nx },
+    { q: ['default.svc.cluster.local', 'A'], want: nodata },
+    { q: ['nope.svc.cluster.local', 'A'], want: nx },
+    { q: ['svc.cluster.local', 'A'], want: nodata },
+    {
+      q: ['db.shop.svc.cluster.local', 'A'],
+      want: { rcode: 'NOERROR', answer: ['db.shop.svc.cluster.local A 10.244.2.7', 'db.shop.svc.cluster.local A 10.244.2.8'] },
+    },
+    { q: ['db.shop.svc.cluster.local', 'AAAA'], want: { rcode: 'NOERROR', answer: ['db.shop.svc.cluster.local AAAA fd00:244:2::7'] } },
+    { q: ['db-0.db.shop.svc.cluster.local', 'A'], want: { rcode: 'NOERROR', answer: ['db-0.db.shop.svc.cluster.local A 10.244.2.7'] } },
+    { q: ['10-244-2-8.db.shop.svc.cluster.local', 'A'], want: { rcode: 'NOERROR', answer: ['10-244-2-8.db.shop.svc.cluster.local A 10.244.2.8'] } },
+    { q: ['10-244-2-9.db.shop.svc.cluster.local', 'A'], want: nx },
+    { q: ['lonely.shop.svc.cluster.local', 'A'], want: nx },
+    { q: ['eager.shop.svc.cluster.local', 'A'], want: { rcode: 'NOERROR', answer: ['eager.shop.svc.cluster.local A 10.244.3.2'] } },
+    {
+      q: ['_http._tcp.web.default.svc.cluster.local', 'SRV'],
+      want: { rcode: 'NOERROR', answer: ['_http._tcp.web.default.svc.cluster.local SRV 0 100 80 web.default.svc.cluster.local'], extra: ['web.default.svc.cluster.local A 10.96.0.10', 'web.default.svc.cluster.local AAAA fd00:96::10'] },
+    },
+    { q: ['_http._udp.web.default.svc.cluster.local', 'SRV'], want: nx },
+    { q: ['_http._tcp.web.default.svc.cluster.local', 'A'], want: nodata },
+    {
+      q: ['_pg._tcp.db.shop.svc.cluster.local', 'SRV'],
+      want: {
+        rcode: 'NOERROR',
+        // db-0 has an IPv4 and an IPv6 address: one SRV target with both as glue.
+        answer: [
+          '_pg._tcp.db.shop.svc.cluster.local SRV 0 50 5433 db-0.db.shop.svc.cluster.local',
+          '_pg._tcp.db.shop.svc.cluster.local SRV 0 50 5433 10-244-2-8.db.shop.svc.cluster.local',
+        ],
+        extra: ['db-0.db.shop.svc.cluster.local A 10.244.2.7', 'db-0.db.shop.svc.cluster.local AAAA fd00:244:2::7', '10-244-2-8.db.shop.svc.cluster.local A 10.244.2.8'],
+      },
+    },
+    {
+      q: ['dns.kube-system.svc.cluster.local', 'SRV'],
+      want: {
+        rcode: 'NOERROR',
+        answer: ['dns.kube-system.svc.cluster.local SRV 0 50 53 dns.kube-system.svc.cluster.local', 'dns.kube-system.svc.cluster.local SRV 0 50 53 dns.kube-system.svc.cluster.local'],
+      },
+    },
+    { q: ['search.default.svc.cluster.local', 'A'], want: { rcode: 'NOERROR', answer: ['search.default.svc.cluster.local CNAME search.example.com', 'search.example.com A 192.0.2.1'] } },
+    { q: ['search.default.svc.cluster.local', 'TXT'], want: { rcode: 'NOERROR', answer: ['search.default.svc.cluster.local CNAME search.example.com'] } },
+    {
+      q: ['alias.default.svc.cluster.local', 'A'],
+      want: { rcode: 'NOERROR', answer: ['alias.default.svc.cluster.local CNAME web.default.svc.cluster.local', 'web.default.svc.cluster.local A 10.96.0.10'] },
+    },
+    { q: ['10.0.96.10.in-addr.arpa', 'PTR'], want: { rcode: 'NOERROR', answer: ['10.0.96.10.in-addr.arpa PTR web.default.svc.cluster.local'] } },
+    { q: ['7.2.244.10.in-addr.arpa', 'PTR'], want: { rcode: 'NOERROR', answer: ['7.2.244.10.in-addr.arpa PTR db-0.db.shop.svc.cluster.local'] } },
+    { q: ['99.0.96.10.in-addr.arpa', 'PTR'], want: { rcode: 'NXDOMAIN' } },
+    { q: ['1.1.168.192.in-addr.arpa', 'PTR'], want: 'pass' },
+    { q: ['dns-version.cluster.local', 'TXT'], want: { rcode: 'NOERROR', answer: ['dns-version.cluster.local TXT 1.1.0'] } },
+    { q: ['cluster.local', 'SOA'], want: { rcode: 'NOERROR', answer: soa } },
+    { q: ['cluster.local', 'NS'], want: { rcode: 'NOERROR', answer: ['cluster.local NS ns.dns.cluster.local'], extra: ['ns.dns.cluster.local A 10.96.0.53'] } },
+    { q: ['ns.dns.cluster.local', 'A'], want: { rcode: 'NOERROR', answer: ['ns.dns.cluster.local A 10.96.0.53'] } },
+    { q: ['10-244-1-5.default.pod.cluster.local', 'A'], want: nx },
+    { q: ['whatever.cluster.local', 'A'], want: nx },
+    { q: ['example.com', 'A'], want: 'pass' },
+  ];
+  for (const c of cases) {
+    it(`${c.q[0]} ${c.q[1]}`, async () => {
+      const got = await ask(handler, ...c.q);
+      if (c.want === 'pass') expect(got).toBe('pass');
+      else expect(got).toMatchObject(c.want);
+    });
+  }
+});
+
+describe('cluster zone behaviour', () => {
+  it('answers pod names from the name alone with --pods insecure', async () => {
+    const { handler } = setup({ pods: 'insecure' });
+    expect(await ask(handler, '10-244-1-5.default.pod.cluster.local', 'A')).toMatchObject({ rcode: 'NOERROR', answer: ['10-244-1-5.default.pod.cluster.local A 10.244.1.5'] });
+    expect(await ask(handler, 'fd00--5.default.pod.cluster.local', 'AAAA')).toMatchObject({ answer: ['fd00--5.default.pod.cluster.local AAAA fd00::5'] });
+  });
+
+  it('SERVFAILs zone queries until the first full view is loaded', async () => {
+    const s = setup();
+    s.setSynced(false);
+    expect(await ask(s.handler, 'web.default.svc.cluster.local', 'A')).toMatchObject({ rcode: 'SERVFAIL' });
+    expect(await ask(s.handler, '99.0.96.10.in-addr.arpa', 'PTR')).toMatchObject({ rcode: 'SERVFAIL' });
+    expect(await ask(s.handler, 'example.com', 'A')).toBe('pass');
+    s.setSynced(true);
+    expect(await ask(s.handler, 'web.default.svc.cluster.local', 'A')).toMatchObject({ rcode: 'NOERROR' });
+  });
+
+  it('hands back the same answer object until the index changes, then a new one', async () => {
+    const s = setup();
+    const q = query('web.default.svc.cluster.local', 'A');
+    const a1 = (await s.handler.handle(q)) as DnsAnswer;
+    expect(await s.handler.handle({ ...q, name: 'WEB.default.svc.cluster.local' })).toBe(a1);
+    s.store.apply(parseObject(service('web', { clusterIPs: ['10.96.0.11'], ports: [{ name: 'http', port: 80 }] })));
+    s.index.update(s.map, ['default/web']);
+    const a2 = (await s.handler.handle(q)) as DnsAnswer;
+    expect(a2).not.toBe(a1);
+    expect(a2.answers.map(line)).toEqual(['web.default.svc.cluster.local A 10.96.0.11']);
+    expect(await ask(s.handler, '10.0.96.10.in-addr.arpa', 'PTR')).toMatchObject({ rcode: 'NXDOMAIN' });
+  });
+
+  it('uses the TTL given, in answers and as the SOA minimum', async () => {
+    const { handler } = setup({ ttl: 30 });
+    const a = (await handler.handle(query('web.default.svc.cluster.local', 'A'))) as DnsAnswer;
+    expect((a.answers[0] as { ttl: number }).ttl).toBe(30);
+    const n = (await handler.handle(query('x.default.svc.cluster.local', 'A'))) as DnsAnswer;
+    expect((n.authorities[0] as { data: { minimum: number } }).data.minimum).toBe(30);
+  });
+});

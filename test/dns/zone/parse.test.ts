@@ -1,0 +1,54 @@
+import { describe, expect, it } from 'vitest';
+import { dashedIP, parseReverseName, parseZoneName, podLabelIP, reverseName } from '../../../dns/zone/parse.ts';
+
+describe('parseZoneName', () => {
+  const z = 'cluster.local';
+  const cases: Array<[string, ReturnType<typeof parseZoneName>]> = [
+    ['cluster.local', { kind: 'apex' }],
+    ['dns-version.cluster.local', { kind: 'dns-version' }],
+    ['ns.dns.cluster.local', { kind: 'nameserver' }],
+    ['svc.cluster.local', { kind: 'svc-root' }],
+    ['default.svc.cluster.local', { kind: 'namespace', namespace: 'default' }],
+    ['web.default.svc.cluster.local', { kind: 'service', namespace: 'default', service: 'web' }],
+    ['db-0.db.shop.svc.cluster.local', { kind: 'endpoint', namespace: 'shop', service: 'db', endpoint: 'db-0' }],
+    ['_http._tcp.web.default.svc.cluster.local', { kind: 'srv', namespace: 'default', service: 'web', port: 'http', protocol: 'tcp' }],
+    ['http.tcp.web.default.svc.cluster.local', { kind: 'none' }],
+    ['a.b.c.d.e.svc.cluster.local', { kind: 'none' }],
+    ['pod.cluster.local', { kind: 'pod-root' }],
+    ['default.pod.cluster.local', { kind: 'pod-namespace', namespace: 'default' }],
+    ['10-244-1-5.default.pod.cluster.local', { kind: 'pod', namespace: 'default', address: '10-244-1-5' }],
+    ['other.cluster.local', { kind: 'none' }],
+    ['example.com', undefined],
+    ['notcluster.local', undefined],
+  ];
+  for (const [name, want] of cases) it(name, () => expect(parseZoneName(name, z)).toEqual(want));
+});
+
+describe('addresses in names', () => {
+  const pods: Array<[string, string | undefined]> = [
+    ['10-244-1-5', '10.244.1.5'],
+    ['10-244-1-256', undefined],
+    ['fd00--1', 'fd00::1'],
+    ['5678-abcd--1', '5678:abcd::1'],
+    ['not-an-ip', undefined],
+  ];
+  for (const [label, ip] of pods) it(`pod label ${label}`, () => expect(podLabelIP(label)).toBe(ip));
+  it('dashes addresses as the spec shows', () => {
+    expect(dashedIP('172.0.0.2')).toBe('172-0-0-2');
+    expect(dashedIP('5678:abcd::1')).toBe('5678-abcd--1');
+  });
+  const reverse: Array<[string, string | undefined]> = [
+    ['10.0.96.10.in-addr.arpa', '10.96.0.10'],
+    ['0.96.10.in-addr.arpa', undefined],
+    ['300.0.96.10.in-addr.arpa', undefined],
+    [`1.${'0.'.repeat(31)}ip6.arpa`, '::1'],
+    [`${'0.'.repeat(31)}1.ip6.arpa`, '1000::'],
+    [reverseName('fd00:96::10'), 'fd00:96::10'],
+    [reverseName('2001:db8:0:0:1:0:0:1'), '2001:db8::1:0:0:1'],
+  ];
+  for (const [name, ip] of reverse) it(`reverse ${name.slice(0, 40)}`, () => expect(parseReverseName(name)?.ip).toBe(ip));
+  it('builds reverse names', () => {
+    expect(reverseName('10.96.0.10')).toBe('10.0.96.10.in-addr.arpa');
+    expect(reverseName('fd00::1')).toBe(`1.${'0.'.repeat(27)}0.0.d.f.ip6.arpa`);
+  });
+});
