@@ -1,0 +1,251 @@
+// The forwarder's cache, with the CoreDNS cache plugin's semantics: positive answers live for the smallest TTL in
+// the reply, negative ones for the SOA rule of RFC 2308, both clamped; served TTLs count down with age; popular
+// entries are refreshed ahead of expiry; expired ones may be served stale (RFC 8767). Pure: no clock and no I/O —
+// every call is told the time in milliseconds.
+import type { SoaAnswer } from 'dns-packet';
+import type { DnsAnswer, DnsQuery, Rcode, ResourceRecord } from '../types.ts';
+import type { UpstreamReply } from './exchange.ts';
+
+/** When a popular entry is refreshed ahead of expiry (CoreDNS `prefetch AMOUNT DURATION PERCENTAGE%`). */
+export interface PrefetchSettings {
+  /** Hits, with no gap of `windowSeconds` or more between them, that make an entry popular. Default 2. */
+  amount?: number;
+  /** Default 60. */
+  windowSeconds?: number;
+  /** Refresh once the remaining TTL is at most this share (in %) of the cached TTL, and at least at 1 s. Default 10. */
+  percentage?: number;
+}
+
+/** Cache settings; every field has a default. */
+export interface CacheSettings {
+  /** Entries kept, positive and negative together; the least recently used goes first. 0 turns the cache off. Default 10,000. */
+  maxEntries?: number;
+  /** Upper bound of a positive TTL, seconds. Default 3600 (CoreDNS `success`). */
+  maxTtl?: number;
+  /** Lower bound of every TTL, seconds: shorter TTLs are raised to it, as CoreDNS does. Default 5. */
+  minTtl?: number;
+  /** Upper bound of a negative TTL, seconds. Default 1800 (CoreDNS `denial`). */
+  maxNegativeTtl?: number;
+  /** Refresh popular entries before they expire; `true` takes the PrefetchSettings defaults. Default off. */
+  prefetch?: boolean | PrefetchSettings;
+  /** How long past expiry an entry may still be served when no upstream answers, seconds; 0 never. Default 3600. */
+  staleMaxSeconds?: number;
+}
+
+/** Settings with the defaults filled in. */
+export interface ResolvedCacheSettings {
+  maxEntries: number;
+  maxTtl: number;
+  minTtl: number;
+  maxNegativeTtl: number;
+  prefetch: { amount: number; windowMs: number; percentage: number } | undefined;
+  staleMaxSeconds: number;
+}
+
+/** What an entry holds, as CoreDNS labels it: `success` (has answers) or `denial` (NXDOMAIN or NODATA). */
+export type CacheType = 'success' | 'denial';
+
+/** One cached reply. Records keep the TTLs they arrived with; answers are built with the remaining TTL. */
+export interface CacheEntry {
+  readonly type: CacheType;
+  readonly rcode: Rcode;
+  readonly answers: readonly ResourceRecord[];
+  readonly authorities: readonly ResourceRecord[];
+  readonly additionals: readonly ResourceRecord[];
+  /** The TTL it was cached for, seconds, after the caps. */
+  readonly ttl: number;
+  readonly storedAt: number;
+  /** Queries in the current run with no gap of the prefetch window between them (only counted with prefetch on). */
+  hits: number;
+  lastHitAt: number;
+  /** A prefetch was already asked for this entry. */
+  prefetched: boolean;
+  memo: { ttl: number; answer: DnsAnswer } | undefined;
+  staleMemo: DnsAnswer | undefined;
+}
+
+/** The outcome of a lookup: a fresh hit (and whether to prefetch), an expired entry still allowed as stale, or nothing. */
+export type Lookup = { kind: 'hit'; entry: CacheEntry; answer: DnsAnswer; prefetch: boolean } | { kind: 'stale'; entry: CacheEntry } | { kind: 'miss' };
+
+/** TTL of a stale answer: RFC 8767 §4 recommends 30 s, so clients come back soon but not at once. */
+export const staleTtl = 30;
+
+/** Fills in the defaults. */
+export function resolveCacheSettings(s: CacheSettings = {}): ResolvedCacheSettings {
+  const p = s.prefetch === true ? {} : s.prefetch || undefined;
+  return {
+    maxEntries: s.maxEntries ?? 10_000,
+    maxTtl: s.maxTtl ?? 3600,
+    minTtl: s.minTtl ?? 5,
+    maxNegativeTtl: s.maxNegativeTtl ?? 1800,
+    prefetch: p && { amount: p.amount ?? 2, windowMs: (p.windowSeconds ?? 60) * 1000, percentage: p.percentage ?? 10 },
+    staleMaxSeconds: s.staleMaxSeconds ?? 3600,
+  };
+}
+
+/**
+ * The cache key: lower-case name, type, class, DO and CD. DO and CD change what an upstream sends back (signatures;
+ * data a validator would reject), so those answers are kept apart, as CoreDNS does.
+ */
+export function cacheKey(q: Pick<DnsQuery, 'lname' | 'qtype' | 'qclass' | 'dnssecOk' | 'cd'>): string {
+  return `${q.lname}|${q.qtype}|${q.qclass}|${q.dnssecOk ? 'do' : ''}|${q.cd ? 'cd' : ''}`;
+}
+
+/**
+ * How long a reply may be cached, seconds, and as what; undefined when it must not be. Positive: the smallest TTL of
+ * every record in the reply (CoreDNS looks at all sections, so no record outlives its own TTL), clamped to
+ * [minTtl, maxTtl]. Negative (NXDOMAIN, or NOERROR without answers): RFC 2308 §5, the smaller of the SOA's TTL and its
+ * MINIMUM field, clamped to [minTtl, maxNegativeTtl]; without an SOA it is not cached (RFC 2308 §5: SHOULD NOT).
+ * SERVFAIL, REFUSED, FORMERR and NOTIMP are never cached: the upstream's trouble should not outlive the upstream's.
+ */
+export function cacheTtl(reply: UpstreamReply, s: ResolvedCacheSettings): { type: CacheType; ttl: number } | undefined {
+  const all = [...reply.answers, ...reply.authorities, ...reply.additionals];
+  const smallest = Math.min(...all.map((rr) => ('ttl' in rr && rr.ttl !== undefined ? rr.ttl : Infinity)));
+  let type: CacheType;
+  let ttl: number;
+  let max: number;
+  if (reply.rcode === 'NOERROR' && reply.answers.length > 0) {
+    [type, ttl, max] = ['success', smallest, s.maxTtl];
+  } else if (reply.rcode === 'NXDOMAIN' || (reply.rcode === 'NOERROR' && reply.answers.length === 0)) {
+    const soa = reply.authorities.find((rr): rr is SoaAnswer => rr.type === 'SOA');
+    if (!soa) return undefined;
+    [type, ttl, max] = ['denial', Math.min(smallest, soa.data.minimum ?? Infinity), s.maxNegativeTtl];
+  } else {
+    return undefined;
+  }
+  if (!Number.isFinite(ttl)) ttl = s.minTtl;
+  ttl = Math.min(Math.max(ttl, s.minTtl), max);
+  return ttl > 0 ? { type, ttl } : undefined;
+}
+
+/** Seconds an entry has left at `now`; zero or less once expired (whole seconds elapsed, as CoreDNS counts). */
+export function remainingTtl(entry: CacheEntry, now: number): number {
+  return entry.ttl - Math.floor((now - entry.storedAt) / 1000);
+}
+
+/** A bounded map of cached replies, least recently used evicted first. */
+export class DnsCache {
+  readonly settings: ResolvedCacheSettings;
+  #entries = new Map<string, CacheEntry>();
+  #counts: Record<CacheType, number> = { success: 0, denial: 0 };
+  #onEvict: (type: CacheType) => void;
+
+  /** `onEvict` hears of every entry pushed out to make room (for coredns_cache_evictions_total). */
+  constructor(settings: CacheSettings = {}, onEvict: (type: CacheType) => void = () => {}) {
+    this.settings = resolveCacheSettings(settings);
+    this.#onEvict = onEvict;
+  }
+
+  /** Entries of one type, expired ones waiting to be served stale included. */
+  count(type: CacheType): number {
+    return this.#counts[type];
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  /** Looks a key up at `now`. A fresh hit counts towards popularity and may ask for a prefetch (once per entry). */
+  lookup(key: string, now: number): Lookup {
+    const entry = this.#entries.get(key);
+    if (!entry) return { kind: 'miss' };
+    const left = remainingTtl(entry, now);
+    if (left <= 0) {
+      if (left + this.settings.staleMaxSeconds > 0) return { kind: 'stale', entry };
+      this.#delete(key, entry);
+      return { kind: 'miss' };
+    }
+    // Move to the most recently used end of the map's insertion order.
+    this.#entries.delete(key);
+    this.#entries.set(key, entry);
+    return { kind: 'hit', entry, answer: this.answer(entry, now, 'cache'), prefetch: this.#shouldPrefetch(entry, left, now) };
+  }
+
+  /**
+   * Caches a reply received at `now` and returns the new entry, or undefined when the reply is not cacheable (an
+   * entry already there is then kept, to be served stale). A replaced entry hands on its popularity.
+   */
+  store(key: string, reply: UpstreamReply, now: number): CacheEntry | undefined {
+    if (this.settings.maxEntries <= 0) return undefined;
+    const life = cacheTtl(reply, this.settings);
+    if (!life) return undefined;
+    const old = this.#entries.get(key);
+    if (old) this.#delete(key, old);
+    while (this.#entries.size >= this.settings.maxEntries) {
+      const [oldestKey, oldest] = this.#entries.entries().next().value as [string, CacheEntry];
+      this.#delete(oldestKey, oldest);
+      this.#onEvict(oldest.type);
+    }
+    const entry: CacheEntry = {
+      type: life.type,
+      rcode: reply.rcode,
+      answers: reply.answers,
+      authorities: reply.authorities,
+      additionals: reply.additionals,
+      ttl: life.ttl,
+      storedAt: now,
+      // The miss that brought a new name in was its first query.
+      hits: old?.hits ?? 1,
+      lastHitAt: old?.lastHitAt ?? now,
+      prefetched: false,
+      memo: undefined,
+      staleMemo: undefined,
+    };
+    this.#entries.set(key, entry);
+    this.#counts[entry.type]++;
+    return entry;
+  }
+
+  /**
+   * The entry as an answer at `now`: every record carries the remaining TTL (CoreDNS does the same, so a client never
+   * sees 1799 then 8). The same object comes back while the remaining TTL is unchanged, so the server reuses bytes.
+   */
+  answer(entry: CacheEntry, now: number, source: 'cache' | 'forward'): DnsAnswer {
+    const ttl = Math.max(remainingTtl(entry, now), 0);
+    if (source === 'cache' && entry.memo?.ttl === ttl) return entry.memo.answer;
+    const answer = build(entry, ttl, source);
+    if (source === 'cache') entry.memo = { ttl, answer };
+    return answer;
+  }
+
+  /** The entry as a stale answer, every TTL set to `staleTtl`. */
+  staleAnswer(entry: CacheEntry): DnsAnswer {
+    entry.staleMemo ??= build(entry, staleTtl, 'cache');
+    return entry.staleMemo;
+  }
+
+  /** Drops every entry. */
+  clear(): void {
+    this.#entries.clear();
+    this.#counts = { success: 0, denial: 0 };
+  }
+
+  #delete(key: string, entry: CacheEntry): void {
+    this.#entries.delete(key);
+    this.#counts[entry.type]--;
+  }
+
+  #shouldPrefetch(entry: CacheEntry, left: number, now: number): boolean {
+    const p = this.settings.prefetch;
+    if (!p) return false;
+    if (now - entry.lastHitAt >= p.windowMs) entry.hits = 0;
+    entry.hits++;
+    entry.lastHitAt = now;
+    if (entry.prefetched || entry.hits < p.amount || left > Math.ceil((entry.ttl * p.percentage) / 100)) return false;
+    entry.prefetched = true;
+    return true;
+  }
+}
+
+function build(entry: CacheEntry, ttl: number, source: 'cache' | 'forward'): DnsAnswer {
+  const withTtl = (rr: ResourceRecord) => ({ ...rr, ttl }) as ResourceRecord;
+  return {
+    rcode: entry.rcode,
+    authoritative: false,
+    recursionAvailable: true,
+    answers: entry.answers.map(withTtl),
+    authorities: entry.authorities.map(withTtl),
+    additionals: entry.additionals.map(withTtl),
+    source,
+  };
+}

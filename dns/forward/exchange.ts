@@ -1,0 +1,233 @@
+// One DNS exchange with one upstream: UDP first, TCP when the UDP reply is truncated (RFC 7766 §5). Hardened
+// against off-path spoofing as RFC 5452 asks: a fresh socket per query (the kernel picks a random source port),
+// a random ID, a connected UDP socket (the kernel drops datagrams from other addresses), and a reply counts only
+// when its ID and question match ours; anything else is ignored while we wait for the real one.
+import { randomInt } from 'node:crypto';
+import { createSocket } from 'node:dgram';
+import { connect, isIPv6 } from 'node:net';
+import dnsPacket, { type DecodedPacket, type OptAnswer } from 'dns-packet';
+import type { HostPort } from '../../runtime/flags.ts';
+import type { Rcode, ResourceRecord } from '../types.ts';
+
+/** An exchange that failed; `code` says how. The forwarder then tries the next upstream. */
+export class UpstreamError extends Error {
+  override readonly name: string = 'UpstreamError';
+  readonly code: string = 'NETPLANE_DNS_UPSTREAM';
+}
+
+/** No matching reply within the time allowed. */
+export class UpstreamTimeoutError extends UpstreamError {
+  override readonly name = 'UpstreamTimeoutError';
+  override readonly code = 'NETPLANE_DNS_UPSTREAM_TIMEOUT';
+}
+
+/** The network said no: connection refused (ICMP port unreachable for UDP), reset, or closed before a reply. */
+export class UpstreamUnreachableError extends UpstreamError {
+  override readonly name = 'UpstreamUnreachableError';
+  override readonly code = 'NETPLANE_DNS_UPSTREAM_UNREACHABLE';
+}
+
+/** A reply that cannot be used: undecodable, or a TCP reply to another question. */
+export class UpstreamReplyError extends UpstreamError {
+  override readonly name = 'UpstreamReplyError';
+  override readonly code = 'NETPLANE_DNS_UPSTREAM_REPLY';
+}
+
+/** The exchange was cancelled through its signal (the forwarder is closing). */
+export class UpstreamAbortedError extends UpstreamError {
+  override readonly name = 'UpstreamAbortedError';
+  override readonly code = 'NETPLANE_DNS_UPSTREAM_ABORTED';
+}
+
+/** What is asked of an upstream. Type and class are numbers, so types dns-packet does not name go through too. */
+export interface UpstreamQuestion {
+  name: string;
+  qtype: number;
+  qclass: number;
+  /** EDNS0 DO bit. */
+  dnssecOk: boolean;
+  /** CD bit. */
+  checkingDisabled: boolean;
+}
+
+/** An upstream's reply, its OPT record removed. */
+export interface UpstreamReply {
+  /** The rcode as the pipeline knows it; rcodes it has no name for become SERVFAIL. */
+  rcode: Rcode;
+  /** The rcode as received (e.g. YXDOMAIN), for metrics. */
+  wireRcode: string;
+  answers: ResourceRecord[];
+  authorities: ResourceRecord[];
+  additionals: ResourceRecord[];
+  transport: 'udp' | 'tcp';
+}
+
+/** Limits of one exchange: each leg (UDP, then TCP) gets `timeoutMs`, never past `deadline` (performance.now() ms). */
+export interface ExchangeLimits {
+  timeoutMs: number;
+  deadline?: number;
+  signal?: AbortSignal;
+}
+
+/** The EDNS0 UDP payload size we advertise: DNS Flag Day 2020's value, which avoids IP fragmentation. */
+export const ednsUdpSize = 1232;
+// Our query ends with the OPT record: root name (1) + type, class, TTL, RDLENGTH (10), no options.
+const optLength = 11;
+
+const pipelineRcodes: ReadonlySet<string> = new Set<Rcode>(['NOERROR', 'FORMERR', 'SERVFAIL', 'NXDOMAIN', 'NOTIMP', 'REFUSED']);
+
+/** The wire form of a query with this ID: RD set (we forward to recursive resolvers), CD and DO as asked. */
+export function encodeQuery(q: UpstreamQuestion, id: number): Buffer {
+  const opt: OptAnswer = {
+    type: 'OPT',
+    name: '.',
+    udpPayloadSize: ednsUdpSize,
+    extendedRcode: 0,
+    ednsVersion: 0,
+    flags: q.dnssecOk ? dnsPacket.DNSSEC_OK : 0,
+    flag_do: q.dnssecOk,
+    options: [],
+  };
+  const buf = dnsPacket.encode({
+    type: 'query',
+    id,
+    flags: dnsPacket.RECURSION_DESIRED | (q.checkingDisabled ? dnsPacket.CHECKING_DISABLED : 0),
+    questions: [{ name: q.name, type: 'A', class: 'IN' }],
+    additionals: [opt],
+  });
+  // dns-packet encodes types and classes only by name; write the numbers into the question ourselves.
+  const at = buf.length - optLength - 4;
+  buf.writeUInt16BE(q.qtype, at);
+  buf.writeUInt16BE(q.qclass, at + 2);
+  return buf;
+}
+
+/**
+ * Whether `reply` answers `query`: same ID, QR set, one question, and the same question bytes (the name compared
+ * without regard to ASCII case; label length bytes are below 64 and so never touched by the case folding).
+ */
+export function replyMatches(reply: Buffer, query: Buffer): boolean {
+  const end = query.length - optLength;
+  if (reply.length < end || reply.readUInt16BE(0) !== query.readUInt16BE(0)) return false;
+  if ((reply[2]! & 0x80) === 0 || reply.readUInt16BE(4) !== 1) return false;
+  for (let i = 12; i < end; i++) {
+    let a = reply[i]!;
+    let b = query[i]!;
+    if (a >= 0x41 && a <= 0x5a) a |= 0x20;
+    if (b >= 0x41 && b <= 0x5a) b |= 0x20;
+    if (a !== b) return false;
+  }
+  return true;
+}
+
+/**
+ * Asks `to` a query (the wire form from encodeQuery; each leg gets a copy with a fresh random ID) over UDP, and again
+ * over TCP when the reply is truncated. Rejects only with an UpstreamError subclass.
+ */
+export async function exchange(to: HostPort, query: Buffer, limits: ExchangeLimits): Promise<UpstreamReply> {
+  const viaUdp = await exchangeUdp(to, withRandomId(query), limits);
+  if (!viaUdp.flag_tc) return toReply(viaUdp, 'udp');
+  return toReply(await exchangeTcp(to, withRandomId(query), limits), 'tcp');
+}
+
+function withRandomId(query: Buffer): Buffer {
+  const copy = Buffer.from(query);
+  copy.writeUInt16BE(randomInt(0x10000), 0);
+  return copy;
+}
+
+/** Sends a query (wire form) over UDP and waits for its reply; foreign or mismatched datagrams are ignored. */
+export function exchangeUdp(to: HostPort, query: Buffer, limits: ExchangeLimits): Promise<DecodedPacket> {
+  return new Promise((resolve, reject) => {
+    const socket = createSocket(isIPv6(to.host) ? 'udp6' : 'udp4');
+    const end = settle(limits, to, 'UDP', reject, () => socket.close());
+    socket.on('error', (e) => end.fail(new UpstreamUnreachableError(`DNS upstream ${to.text} over UDP: ${e.message}`, { cause: e })));
+    socket.on('message', (msg) => {
+      if (!replyMatches(msg, query)) return;
+      const decoded = decode(msg, to);
+      if (decoded instanceof UpstreamError) end.fail(decoded);
+      else end.ok(() => resolve(decoded));
+    });
+    if (end.done) return;
+    socket.connect(to.port, to.host, () => {
+      if (!end.done) socket.send(query);
+    });
+  });
+}
+
+/** Sends a query (wire form) over a new TCP connection, two-byte length first, and reads one reply. */
+export function exchangeTcp(to: HostPort, query: Buffer, limits: ExchangeLimits): Promise<DecodedPacket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: to.host, port: to.port, noDelay: true });
+    const end = settle(limits, to, 'TCP', reject, () => socket.destroy());
+    let got: Buffer = Buffer.alloc(0);
+    socket.on('connect', () => {
+      const length = Buffer.alloc(2);
+      length.writeUInt16BE(query.length);
+      socket.end(Buffer.concat([length, query]));
+    });
+    socket.on('data', (chunk: Buffer) => {
+      got = got.length === 0 ? chunk : Buffer.concat([got, chunk]);
+      if (got.length < 2 || got.length < 2 + got.readUInt16BE(0)) return;
+      const msg = got.subarray(2, 2 + got.readUInt16BE(0));
+      if (!replyMatches(msg, query)) return end.fail(new UpstreamReplyError(`DNS upstream ${to.text} over TCP answered another question`));
+      const decoded = decode(msg, to);
+      if (decoded instanceof UpstreamError) end.fail(decoded);
+      else end.ok(() => resolve(decoded));
+    });
+    socket.on('error', (e) => end.fail(new UpstreamUnreachableError(`DNS upstream ${to.text} over TCP: ${e.message}`, { cause: e })));
+    socket.on('close', () => end.fail(new UpstreamUnreachableError(`DNS upstream ${to.text} over TCP closed the connection without a reply`)));
+  });
+}
+
+/** The pipeline's view of a decoded reply. */
+export function toReply(p: DecodedPacket, transport: 'udp' | 'tcp'): UpstreamReply {
+  const wireRcode = (p as DecodedPacket & { rcode?: string }).rcode ?? 'NOERROR';
+  return {
+    rcode: pipelineRcodes.has(wireRcode) ? (wireRcode as Rcode) : 'SERVFAIL',
+    wireRcode,
+    answers: p.answers ?? [],
+    authorities: p.authorities ?? [],
+    additionals: (p.additionals ?? []).filter((rr) => rr.type !== 'OPT'),
+    transport,
+  };
+}
+
+function decode(msg: Buffer, to: HostPort): DecodedPacket | UpstreamError {
+  try {
+    return dnsPacket.decode(msg);
+  } catch (e) {
+    return new UpstreamReplyError(`DNS upstream ${to.text} sent a reply that does not decode: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/** Timer, abort and cleanup shared by both transports: the first outcome wins, the socket is always released. */
+function settle(limits: ExchangeLimits, to: HostPort, proto: string, reject: (e: Error) => void, release: () => void) {
+  const left = limits.deadline === undefined ? limits.timeoutMs : Math.min(limits.timeoutMs, limits.deadline - performance.now());
+  const state = {
+    done: false,
+    ok(deliver: () => void) {
+      if (finish()) deliver();
+    },
+    fail(e: Error) {
+      if (finish()) reject(e);
+    },
+  };
+  const onAbort = () => state.fail(new UpstreamAbortedError(`DNS query to ${to.text} over ${proto} cancelled`));
+  const timer = setTimeout(() => state.fail(new UpstreamTimeoutError(`DNS upstream ${to.text} sent no reply over ${proto} within ${Math.max(0, Math.round(left))} ms`)), Math.max(0, left));
+  limits.signal?.addEventListener('abort', onAbort, { once: true });
+  function finish(): boolean {
+    if (state.done) return false;
+    state.done = true;
+    clearTimeout(timer);
+    limits.signal?.removeEventListener('abort', onAbort);
+    try {
+      release();
+    } catch {
+      // Already closed: nothing to release.
+    }
+    return true;
+  }
+  if (limits.signal?.aborted) onAbort();
+  return state;
+}

@@ -1,0 +1,229 @@
+// The last handler of the DNS chain: answers from the cache, else asks upstream resolvers (CoreDNS's cache and
+// forward plugins in one link). Identical questions in flight share one upstream query; a query never waits longer
+// than its budget and never throws: when every upstream fails it is answered from a stale entry or with SERVFAIL.
+import { isIP } from 'node:net';
+import { Registry } from 'prom-client';
+import type { HostPort } from '../../runtime/flags.ts';
+import type { Logger } from '../../runtime/logger.ts';
+import type { DnsAnswer, DnsHandler, DnsQuery } from '../types.ts';
+import { DnsCache, cacheKey, type CacheSettings } from './cache.ts';
+import { UpstreamAbortedError, UpstreamTimeoutError, encodeQuery, exchange, type UpstreamReply } from './exchange.ts';
+import { ForwardMetrics } from './metrics.ts';
+import { UpstreamSet, type Policy } from './upstreams.ts';
+
+export { ResolvConfError, parseResolvConf, readResolvConf } from './resolvconf.ts';
+export type { CacheSettings, PrefetchSettings } from './cache.ts';
+export type { Policy } from './upstreams.ts';
+
+/** Options the forwarder cannot work with; the message names the option, the value and what is allowed. */
+export class ForwarderConfigError extends Error {
+  override readonly name = 'ForwarderConfigError';
+  readonly code = 'NETPLANE_DNS_FORWARD_CONFIG';
+}
+
+/** Options of the forwarder. */
+export interface ForwarderOptions {
+  /** IP addresses and ports to forward to: --upstream, else readResolvConf(). */
+  upstreams: HostPort[];
+  log: Logger;
+  /** Where the CoreDNS-named metrics go; a private registry when absent. */
+  registry?: Registry;
+  /** The `server` label of the cache metrics. Default "dns://:53". */
+  server?: string;
+  /** Time for one attempt at one upstream (and again for its TCP retry), ms. Default 2000. */
+  timeoutMs?: number;
+  /** Time for the whole query across upstreams and retries, ms. Default 5000. */
+  budgetMs?: number;
+  /** Upstream order: "sequential" (as given, failover; the default) or "random" (per query, CoreDNS's default). */
+  policy?: Policy;
+  /** Failed exchanges in a row before an upstream is tried last and probed. Default 2, as CoreDNS's max_fails. */
+  maxFails?: number;
+  cache?: CacheSettings;
+  /** The cache's clock, ms since the epoch; tests inject one. Default Date.now. */
+  now?: () => number;
+}
+
+/** What one shared upstream resolution ended with; `failed` when no upstream gave a usable answer. */
+interface Outcome {
+  answer: DnsAnswer;
+  failed: boolean;
+}
+
+// RFC 8767 §5: with a stale answer at hand, wait at most the client response timer (1.8 s) for a fresh one.
+const staleAfterMs = 1800;
+const probeIntervalMs = 500;
+// Health probes ask ". IN NS", as CoreDNS does: any reply at all means the upstream is alive.
+const probeQuery = encodeQuery({ name: '', qtype: 2, qclass: 1, dnssecOk: false, checkingDisabled: false }, 0);
+
+/** Forwards queries to upstream resolvers through a cache. */
+export class Forwarder implements DnsHandler {
+  readonly name = 'forward';
+  readonly cache: DnsCache;
+  #log: Logger;
+  #metrics: ForwardMetrics;
+  #upstreams: UpstreamSet;
+  #timeoutMs: number;
+  #budgetMs: number;
+  #now: () => number;
+  #flights = new Map<string, Promise<Outcome>>();
+  #abort = new AbortController();
+
+  /** Throws ForwarderConfigError for no upstreams, an upstream that is not an IP address, or a bad duration. */
+  constructor(o: ForwarderOptions) {
+    if (o.upstreams.length === 0) throw new ForwarderConfigError('the DNS forwarder needs at least one upstream nameserver');
+    for (const u of o.upstreams) {
+      // A name would need resolving, possibly through ourselves.
+      if (isIP(u.host) === 0 || u.port < 1 || u.port > 65535) {
+        throw new ForwarderConfigError(`DNS upstream ${JSON.stringify(u.text)} must be an IP address and a port from 1 to 65535, e.g. 8.8.8.8:53`);
+      }
+    }
+    this.#timeoutMs = positive('timeoutMs', o.timeoutMs ?? 2000);
+    this.#budgetMs = positive('budgetMs', o.budgetMs ?? 5000);
+    this.#log = o.log;
+    this.#now = o.now ?? Date.now;
+    this.cache = new DnsCache(o.cache, (type) => this.#metrics.evicted(type));
+    this.#metrics = new ForwardMetrics(o.registry ?? new Registry(), { server: o.server ?? 'dns://:53', zones: '.', view: '' }, (t) => this.cache.count(t));
+    this.#upstreams = new UpstreamSet(o.upstreams, {
+      policy: o.policy ?? 'sequential',
+      maxFails: o.maxFails ?? 2,
+      probeIntervalMs,
+      log: o.log,
+      probe: async (u) => {
+        await exchange(u.to, probeQuery, { timeoutMs: this.#timeoutMs, signal: this.#abort.signal });
+        return true;
+      },
+      onProbeFailed: (u) => this.#metrics.probeFailed(u.label),
+      onAllDown: () => this.#metrics.allDown(),
+    });
+    for (const u of this.#upstreams.all) this.#metrics.upstream(u.label);
+  }
+
+  /** Answers a query; never throws and never passes: failures become SERVFAIL (or a stale answer). */
+  async handle(q: DnsQuery): Promise<DnsAnswer> {
+    try {
+      return await this.#answer(q);
+    } catch (e) {
+      this.#log.error({ err: e, name: q.name, type: q.type }, 'DNS forwarder failed a query');
+      return servfail();
+    }
+  }
+
+  /** Cancels upstream queries in flight (their queries get SERVFAIL) and stops health probes. */
+  async close(): Promise<void> {
+    this.#upstreams.close();
+    this.#abort.abort();
+    await Promise.allSettled([...this.#flights.values()]);
+  }
+
+  async #answer(q: DnsQuery): Promise<DnsAnswer> {
+    if (this.#abort.signal.aborted) return servfail();
+    const key = cacheKey(q);
+    const found = this.cache.lookup(key, this.#now());
+    this.#metrics.cacheRequest();
+    if (found.kind === 'hit') {
+      this.#metrics.hit(found.entry.type);
+      if (found.prefetch) {
+        this.#metrics.prefetch();
+        void this.#flight(key, q);
+      }
+      return found.answer;
+    }
+    this.#metrics.miss();
+    const flight = this.#flight(key, q);
+    if (found.kind === 'miss') return (await flight).answer;
+    const fresh = await within(flight, staleAfterMs);
+    if (fresh && !fresh.failed) return fresh.answer;
+    this.#metrics.servedStale();
+    return this.cache.staleAnswer(found.entry);
+  }
+
+  /** The resolution of `key` under way, or a new one (single flight). Never rejects. */
+  #flight(key: string, q: DnsQuery): Promise<Outcome> {
+    const running = this.#flights.get(key);
+    if (running) return running;
+    const flight = this.#resolve(key, q).finally(() => this.#flights.delete(key));
+    this.#flights.set(key, flight);
+    return flight;
+  }
+
+  async #resolve(key: string, q: DnsQuery): Promise<Outcome> {
+    try {
+      const reply = await this.#forward(q);
+      if (!reply) return { answer: servfail(), failed: true };
+      const now = this.#now();
+      const entry = this.cache.store(key, reply, now);
+      return { answer: entry ? this.cache.answer(entry, now, 'forward') : fromReply(reply), failed: reply.rcode === 'SERVFAIL' };
+    } catch (e) {
+      this.#log.error({ err: e, name: q.name, type: q.type }, 'DNS forwarder failed a query');
+      return { answer: servfail(), failed: true };
+    }
+  }
+
+  /**
+   * Tries the upstreams in order until one replies (its rcode is passed on as it is, SERVFAIL and REFUSED included).
+   * When a whole round fails it starts over only if some attempt timed out (a lost datagram is worth a second try;
+   * a refusal is not), and never past the budget. Undefined when every attempt failed.
+   */
+  async #forward(q: DnsQuery): Promise<UpstreamReply | undefined> {
+    // Encoded once, before any upstream is involved: a question that cannot be encoded is no upstream's failure.
+    const query = encodeQuery({ name: q.name, qtype: q.qtype, qclass: q.qclass, dnssecOk: q.dnssecOk, checkingDisabled: q.cd }, 0);
+    const deadline = performance.now() + this.#budgetMs;
+    const order = this.#upstreams.order();
+    for (;;) {
+      let timedOut = false;
+      for (const u of order) {
+        if (this.#abort.signal.aborted || deadline - performance.now() < 1) return undefined;
+        this.#metrics.request(u.label);
+        const started = performance.now();
+        try {
+          const reply = await exchange(u.to, query, { timeoutMs: this.#timeoutMs, deadline, signal: this.#abort.signal });
+          this.#metrics.response(u.label, reply.wireRcode, (performance.now() - started) / 1000);
+          this.#upstreams.succeeded(u);
+          return reply;
+        } catch (e) {
+          if (e instanceof UpstreamAbortedError) return undefined;
+          timedOut ||= e instanceof UpstreamTimeoutError;
+          this.#upstreams.failed(u);
+          this.#log.debug({ err: e, upstream: u.label, name: q.name, type: q.type }, 'DNS upstream failed; trying the next');
+        }
+      }
+      if (!timedOut) return undefined;
+    }
+  }
+}
+
+/** A SERVFAIL answer; a new object each time, as it answers one question. */
+function servfail(): DnsAnswer {
+  return { rcode: 'SERVFAIL', authoritative: false, recursionAvailable: true, answers: [], authorities: [], additionals: [], source: 'forward' };
+}
+
+/** An uncached reply as an answer, TTLs as received. */
+function fromReply(r: UpstreamReply): DnsAnswer {
+  return {
+    rcode: r.rcode,
+    authoritative: false,
+    recursionAvailable: true,
+    answers: r.answers,
+    authorities: r.authorities,
+    additionals: r.additionals,
+    source: 'forward',
+  };
+}
+
+/** The promise's value if it settles within `ms`, else undefined. */
+async function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<undefined>((resolve) => {
+    timer = setTimeout(resolve, ms, undefined);
+  });
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function positive(option: string, ms: number): number {
+  if (!Number.isFinite(ms) || ms <= 0) throw new ForwarderConfigError(`DNS forwarder option ${option} is ${ms}; it must be a number of milliseconds above 0`);
+  return ms;
+}

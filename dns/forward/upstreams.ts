@@ -1,0 +1,113 @@
+// The upstream list and its health, after CoreDNS's forward plugin: failed exchanges count against an upstream;
+// after `maxFails` in a row it is down and probed in the background every `probeIntervalMs` until it answers
+// anything at all. Down upstreams are tried last, so a dead first nameserver stops costing every query a timeout;
+// when every one is down they are all still tried, in order (health checking may be what is broken).
+import { isIPv6 } from 'node:net';
+import type { HostPort } from '../../runtime/flags.ts';
+import type { Logger } from '../../runtime/logger.ts';
+
+/** How upstreams are ordered for a query: as configured (resolv.conf order, failover), or shuffled per query. */
+export type Policy = 'sequential' | 'random';
+
+/** One upstream and its health. */
+export interface Upstream {
+  readonly to: HostPort;
+  /** "host:port" ("[v6]:port"), the `to` label of the metrics. */
+  readonly label: string;
+  /** Failed exchanges (or probes) in a row. */
+  fails: number;
+  down: boolean;
+}
+
+/** Options of the upstream set. */
+export interface UpstreamSetOptions {
+  policy: Policy;
+  /** Failures in a row that take an upstream down. */
+  maxFails: number;
+  probeIntervalMs: number;
+  /** Asks the upstream something; resolves true on any reply, false (or rejects) otherwise. */
+  probe: (u: Upstream) => Promise<boolean>;
+  log: Logger;
+  onProbeFailed?: (u: Upstream) => void;
+  /** Called when a query finds every upstream down (coredns_forward_healthcheck_broken_total). */
+  onAllDown?: () => void;
+}
+
+/** The `to` label for an address. */
+export function upstreamLabel(to: HostPort): string {
+  return isIPv6(to.host) ? `[${to.host}]:${to.port}` : `${to.host}:${to.port}`;
+}
+
+/** The upstreams of one forwarder. */
+export class UpstreamSet {
+  readonly all: readonly Upstream[];
+  #o: UpstreamSetOptions;
+  #probes = new Map<Upstream, NodeJS.Timeout>();
+  #probing = new Set<Upstream>();
+  #closed = false;
+
+  constructor(upstreams: readonly HostPort[], options: UpstreamSetOptions) {
+    this.all = upstreams.map((to) => ({ to, label: upstreamLabel(to), fails: 0, down: false }));
+    this.#o = options;
+  }
+
+  /** The order to try upstreams in for one query: healthy ones by policy, then down ones as configured. */
+  order(): Upstream[] {
+    const up = this.all.filter((u) => !u.down);
+    if (up.length === 0) {
+      this.#o.onAllDown?.();
+      return [...this.all];
+    }
+    if (this.#o.policy === 'random') {
+      for (let i = up.length - 1; i > 0; i--) {
+        const j = Math.floor(Math.random() * (i + 1));
+        [up[i], up[j]] = [up[j]!, up[i]!];
+      }
+    }
+    return up.length === this.all.length ? up : [...up, ...this.all.filter((u) => u.down)];
+  }
+
+  /** An exchange (or probe) got a reply: the upstream is healthy. */
+  succeeded(u: Upstream): void {
+    u.fails = 0;
+    if (!u.down) return;
+    u.down = false;
+    clearInterval(this.#probes.get(u));
+    this.#probes.delete(u);
+    this.#o.log.info({ upstream: u.label }, 'DNS upstream answers again');
+  }
+
+  /** An exchange failed (timeout, refused, bad reply). */
+  failed(u: Upstream): void {
+    u.fails++;
+    if (u.down || u.fails < this.#o.maxFails || this.#closed) return;
+    u.down = true;
+    this.#o.log.warn({ upstream: u.label, fails: u.fails }, 'DNS upstream failed repeatedly; trying it last and probing it until it answers');
+    const timer = setInterval(() => void this.#probe(u), this.#o.probeIntervalMs);
+    timer.unref();
+    this.#probes.set(u, timer);
+  }
+
+  /** Stops every probe. */
+  close(): void {
+    this.#closed = true;
+    for (const timer of this.#probes.values()) clearInterval(timer);
+    this.#probes.clear();
+  }
+
+  async #probe(u: Upstream): Promise<void> {
+    if (this.#probing.has(u)) return;
+    this.#probing.add(u);
+    let ok = false;
+    try {
+      ok = await this.#o.probe(u);
+    } catch {
+      ok = false;
+    } finally {
+      this.#probing.delete(u);
+    }
+    if (this.#closed || !u.down) return;
+    if (ok) this.succeeded(u);
+    else this.#o.onProbeFailed?.(u);
+  }
+}

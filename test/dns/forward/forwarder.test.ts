@@ -1,0 +1,267 @@
+import type { Answer } from 'dns-packet';
+import { Registry } from 'prom-client';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Forwarder, ForwarderConfigError, type ForwarderOptions } from '../../../dns/forward/forwarder.ts';
+import type { HostPort } from '../../../runtime/flags.ts';
+import { silentLogger } from '../../../runtime/logger.ts';
+import { waitFor } from '../../helpers/wait.ts';
+import { a, deadUpstream, query, soa, startUpstream, type FakeUpstream, type Reply } from './fake-upstream.ts';
+
+const open: Array<{ close(): Promise<void> }> = [];
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((o) => o.close()));
+});
+
+async function upstream(script: (q: { name: string; type: string }) => Reply): Promise<FakeUpstream> {
+  const fake = await startUpstream(script);
+  open.push(fake);
+  return fake;
+}
+
+/** A forwarder with a clock the test moves, and its registry. */
+function forwarder(upstreams: HostPort[], over: Partial<ForwarderOptions> = {}) {
+  const clock = { now: 1_700_000_000_000 };
+  const registry = new Registry();
+  const f = new Forwarder({ upstreams, log: silentLogger(), registry, now: () => clock.now, ...over });
+  open.unshift(f);
+  const metric = async (name: string, labels: Record<string, string> = {}) => {
+    const m = (await registry.getSingleMetric(name)?.get())?.values ?? [];
+    return m.filter((v) => Object.entries(labels).every(([k, want]) => String(v.labels[k]) === want)).reduce((sum, v) => sum + v.value, 0);
+  };
+  return { f, clock, registry, metric, advance: (s: number) => (clock.now += s * 1000) };
+}
+
+const answerA = (ip: string, ttl = 300) => (q: { name: string }): Reply => ({ answers: [a(q.name, ip, ttl)] });
+
+describe('forwarding', () => {
+  const cases: Array<[string, Reply, object]> = [
+    ['an answer', { answers: [a('www.example.com', '10.0.0.1', 60)] }, { rcode: 'NOERROR', answers: [{ name: 'www.example.com', data: '10.0.0.1', ttl: 60 }] }],
+    ['NXDOMAIN with its SOA', { rcode: 'NXDOMAIN', authorities: [soa('example.com', 900, 60)] }, { rcode: 'NXDOMAIN', answers: [], authorities: [{ type: 'SOA', ttl: 60 }] }],
+    ['REFUSED', { rcode: 'REFUSED' }, { rcode: 'REFUSED', answers: [] }],
+    ['SERVFAIL', { rcode: 'SERVFAIL' }, { rcode: 'SERVFAIL' }],
+    ['additional records without the OPT', { answers: [a('www.example.com', '10.0.0.1')], additionals: [a('ns1.example.com', '10.0.0.53')] }, { additionals: [{ name: 'ns1.example.com' }] }],
+  ];
+  for (const [name, reply, want] of cases) {
+    it(`passes on ${name}`, async () => {
+      const up = await upstream(() => reply);
+      const { f } = forwarder([up.hostPort]);
+      const got = await f.handle(query('www.example.com'));
+      expect(got).toMatchObject({ authoritative: false, recursionAvailable: true, source: 'forward', ...want });
+      expect(got.additionals.some((rr) => rr.type === 'OPT')).toBe(false);
+    });
+  }
+
+  it('asks with RD, its own EDNS0 size, and the DO and CD bits of the query', async () => {
+    const up = await upstream(answerA('10.0.0.1'));
+    const { f } = forwarder([up.hostPort]);
+    await f.handle(query('plain.example.com', 'AAAA', { udpSize: 4096 }));
+    await f.handle(query('signed.example.com', 'A', { dnssecOk: true, cd: true }));
+    expect(up.seen).toMatchObject([
+      { name: 'plain.example.com', type: 'AAAA', rd: true, cd: false, dnssecOk: false, udpSize: 1232 },
+      { name: 'signed.example.com', type: 'A', rd: true, cd: true, dnssecOk: true, udpSize: 1232 },
+    ]);
+  });
+
+  it('retries over TCP when the UDP reply is truncated', async () => {
+    const big: Answer[] = Array.from({ length: 3 }, (_, i) => a('big.example.com', `10.0.1.${i}`));
+    const up = await upstream(() => ({ answers: big, truncated: true }));
+    const { f } = forwarder([up.hostPort]);
+    const got = await f.handle(query('big.example.com'));
+    expect(got.answers.map((rr) => rr.type === 'A' && rr.data)).toEqual(['10.0.1.0', '10.0.1.1', '10.0.1.2']);
+    expect([up.count('udp'), up.count('tcp')]).toEqual([1, 1]);
+  });
+
+  it('ignores a reply with the wrong ID and takes the real one', async () => {
+    const up = await upstream((q) => ({ answers: [a(q.name, '10.0.0.9')], decoysFirst: true }));
+    const { f } = forwarder([up.hostPort]);
+    expect((await f.handle(query('www.example.com'))).answers).toMatchObject([{ data: '10.0.0.9' }]);
+  });
+
+  it('fails over to the second upstream when the first is silent, and then tries the silent one last', async () => {
+    const silent = await upstream(() => 'silent');
+    const good = await upstream(answerA('10.0.0.2'));
+    const { f, metric } = forwarder([silent.hostPort, good.hostPort], { timeoutMs: 150, cache: { maxEntries: 0 } });
+    for (let i = 0; i < 2; i++) expect((await f.handle(query(`n${i}.example.com`))).answers).toMatchObject([{ data: '10.0.0.2' }]);
+    expect(silent.count()).toBe(2);
+    // Two failures in a row: the silent upstream is down and goes last; the next query costs no timeout.
+    const started = performance.now();
+    expect((await f.handle(query('n2.example.com'))).rcode).toBe('NOERROR');
+    expect(performance.now() - started).toBeLessThan(100);
+    expect(await metric('coredns_forward_requests_total', { to: silent.hostPort.text })).toBe(2);
+    expect(await metric('coredns_forward_requests_total', { to: good.hostPort.text })).toBe(3);
+    expect(await metric('coredns_forward_responses_total', { to: good.hostPort.text, rcode: 'NOERROR' })).toBe(3);
+    expect(await metric('coredns_proxy_request_duration_seconds', { proxy_name: 'forward', to: good.hostPort.text })).toBeGreaterThan(0);
+  });
+
+  it('answers SERVFAIL within the budget when every upstream is silent', async () => {
+    const one = await upstream(() => 'silent');
+    const two = await upstream(() => 'silent');
+    const { f } = forwarder([one.hostPort, two.hostPort], { timeoutMs: 100, budgetMs: 350 });
+    const started = performance.now();
+    const got = await f.handle(query('www.example.com'));
+    const took = performance.now() - started;
+    expect(got).toMatchObject({ rcode: 'SERVFAIL', answers: [], source: 'forward' });
+    expect(took).toBeGreaterThanOrEqual(330);
+    expect(took).toBeLessThan(700);
+    // Timeouts may be lost datagrams, so rounds repeat while the budget lasts.
+    expect(one.count()).toBeGreaterThanOrEqual(2);
+  });
+
+  it('answers SERVFAIL at once when every upstream refuses, and counts the broken health check', async () => {
+    const { f, metric } = forwarder([await deadUpstream(), await deadUpstream()], { cache: { maxEntries: 0 } });
+    const started = performance.now();
+    for (let i = 0; i < 3; i++) expect((await f.handle(query('www.example.com'))).rcode).toBe('SERVFAIL');
+    expect(performance.now() - started).toBeLessThan(500);
+    expect(await metric('coredns_forward_healthcheck_broken_total')).toBe(1);
+  });
+
+  it('brings an upstream back when its health probe is answered', async () => {
+    const up = await upstream(() => 'silent');
+    const { f } = forwarder([up.hostPort], { timeoutMs: 50, budgetMs: 60, maxFails: 1, cache: { maxEntries: 0 } });
+    expect((await f.handle(query('www.example.com'))).rcode).toBe('SERVFAIL');
+    up.script = answerA('10.0.0.3');
+    await waitFor('a health probe', () => up.seen.some((q) => q.name === '.' && q.type === 'NS'));
+    expect((await f.handle(query('www.example.com'))).answers).toMatchObject([{ data: '10.0.0.3' }]);
+  });
+
+  it('refuses bad options with a typed error', () => {
+    const bad: Array<Partial<ForwarderOptions>> = [
+      { upstreams: [] },
+      { upstreams: [{ host: 'dns.google', port: 53, text: 'dns.google:53' }] },
+      { upstreams: [{ host: '8.8.8.8', port: 0, text: '8.8.8.8:0' }] },
+      { timeoutMs: 0 },
+      { budgetMs: Number.NaN },
+    ];
+    for (const over of bad) {
+      expect(() => new Forwarder({ upstreams: [{ host: '8.8.8.8', port: 53, text: '8.8.8.8:53' }], log: silentLogger(), ...over })).toThrow(ForwarderConfigError);
+    }
+  });
+
+  it('answers SERVFAIL to queries in flight when closed', async () => {
+    const up = await upstream(() => 'silent');
+    const { f } = forwarder([up.hostPort]);
+    const pending = f.handle(query('www.example.com'));
+    await waitFor('the upstream query', () => up.count() === 1);
+    await f.close();
+    expect((await pending).rcode).toBe('SERVFAIL');
+    expect((await f.handle(query('www.example.com'))).rcode).toBe('SERVFAIL');
+  });
+});
+
+describe('cache', () => {
+  it('answers the second query from the cache, TTLs counting down', async () => {
+    const up = await upstream(answerA('10.0.0.1', 300));
+    const { f, advance, metric } = forwarder([up.hostPort]);
+    const first = await f.handle(query('www.example.com'));
+    advance(42);
+    const second = await f.handle(query('WWW.Example.com'));
+    expect(up.count()).toBe(1);
+    expect(first).toMatchObject({ source: 'forward', answers: [{ ttl: 300 }] });
+    expect(second).toMatchObject({ source: 'cache', answers: [{ ttl: 258, data: '10.0.0.1' }] });
+    // DO is part of the key: a DNSSEC query is asked separately.
+    await f.handle(query('www.example.com', 'A', { dnssecOk: true }));
+    expect(up.count()).toBe(2);
+    expect(await metric('coredns_cache_hits_total', { type: 'success', server: 'dns://:53', zones: '.' })).toBe(1);
+    expect(await metric('coredns_cache_misses_total')).toBe(2);
+    expect(await metric('coredns_cache_requests_total')).toBe(3);
+    expect(await metric('coredns_cache_entries', { type: 'success' })).toBe(2);
+  });
+
+  it('caches NXDOMAIN for the SOA minimum, then asks again', async () => {
+    const up = await upstream(() => ({ rcode: 'NXDOMAIN', authorities: [soa('example.com', 900, 60)] }));
+    const { f, advance, metric } = forwarder([up.hostPort]);
+    await f.handle(query('nope.example.com'));
+    advance(59);
+    expect(await f.handle(query('nope.example.com'))).toMatchObject({ rcode: 'NXDOMAIN', source: 'cache', authorities: [{ type: 'SOA', ttl: 1 }] });
+    expect(up.count()).toBe(1);
+    expect(await metric('coredns_cache_hits_total', { type: 'denial' })).toBe(1);
+    advance(1);
+    await f.handle(query('nope.example.com'));
+    expect(up.count()).toBe(2);
+  });
+
+  it('caps TTLs by maxTtl and maxNegativeTtl', async () => {
+    const up = await upstream((q) => (q.name.startsWith('yes') ? { answers: [a(q.name, '10.0.0.1', 86400)] } : { rcode: 'NXDOMAIN', authorities: [soa('example.com', 86400, 86400)] }));
+    const { f, advance } = forwarder([up.hostPort], { cache: { maxTtl: 100, maxNegativeTtl: 10 } });
+    expect((await f.handle(query('yes.example.com'))).answers).toMatchObject([{ ttl: 100 }]);
+    expect((await f.handle(query('no.example.com'))).authorities).toMatchObject([{ ttl: 10 }]);
+    advance(10);
+    await f.handle(query('no.example.com'));
+    await f.handle(query('yes.example.com'));
+    expect(up.count()).toBe(3);
+  });
+
+  it('does not cache SERVFAIL', async () => {
+    const up = await upstream(() => ({ rcode: 'SERVFAIL' }));
+    const { f } = forwarder([up.hostPort]);
+    await f.handle(query('broken.example.com'));
+    await f.handle(query('broken.example.com'));
+    expect(up.count()).toBe(2);
+  });
+
+  it('sends ten concurrent identical queries upstream once', async () => {
+    const up = await upstream((q) => ({ answers: [a(q.name, '10.0.0.1')], delayMs: 50 }));
+    const { f } = forwarder([up.hostPort]);
+    const answers = await Promise.all(Array.from({ length: 10 }, () => f.handle(query('popular.example.com'))));
+    expect(up.count()).toBe(1);
+    for (const got of answers) expect(got.answers).toMatchObject([{ data: '10.0.0.1' }]);
+  });
+
+  it('prefetches a popular entry before it expires', async () => {
+    let ip = '10.0.0.1';
+    const up = await upstream((q) => ({ answers: [a(q.name, ip, 100)] }));
+    const { f, advance, metric } = forwarder([up.hostPort], { cache: { prefetch: true } });
+    await f.handle(query('hot.example.com'));
+    advance(50);
+    await f.handle(query('hot.example.com'));
+    expect(up.count()).toBe(1);
+    ip = '10.0.0.2';
+    advance(41); // 9 s of 100 left: the hit is served and a refresh goes out
+    expect((await f.handle(query('hot.example.com'))).answers).toMatchObject([{ data: '10.0.0.1', ttl: 9 }]);
+    const data = async () => (await f.handle(query('hot.example.com'))).answers.map((rr) => rr.type === 'A' && rr.data);
+    await waitFor('the prefetched answer', async () => (await data())[0] === '10.0.0.2');
+    expect(up.count()).toBe(2);
+    expect((await f.handle(query('hot.example.com'))).answers).toMatchObject([{ data: '10.0.0.2', ttl: 100 }]);
+    expect(await metric('coredns_cache_prefetch_total')).toBe(1);
+  });
+
+  it('serves a stale entry when the upstream is gone, within staleMaxSeconds', async () => {
+    const up = await upstream(answerA('10.0.0.1', 30));
+    const { f, advance, metric } = forwarder([up.hostPort], { cache: { staleMaxSeconds: 600 } });
+    await f.handle(query('www.example.com'));
+    await up.close();
+    advance(31);
+    expect(await f.handle(query('www.example.com'))).toMatchObject({ rcode: 'NOERROR', source: 'cache', answers: [{ data: '10.0.0.1', ttl: 30 }] });
+    expect(await metric('coredns_cache_served_stale_total')).toBe(1);
+    advance(600);
+    expect((await f.handle(query('www.example.com'))).rcode).toBe('SERVFAIL');
+  });
+
+  it('serves stale instead of SERVFAIL when the budget runs out', async () => {
+    const up = await upstream(answerA('10.0.0.1', 30));
+    const { f, advance } = forwarder([up.hostPort], { timeoutMs: 100, budgetMs: 200 });
+    await f.handle(query('www.example.com'));
+    up.script = () => 'silent';
+    advance(31);
+    expect(await f.handle(query('www.example.com'))).toMatchObject({ source: 'cache', answers: [{ data: '10.0.0.1', ttl: 30 }] });
+  });
+
+  it('serves stale when the upstream answers SERVFAIL, and fresh again once it answers', async () => {
+    const up = await upstream(answerA('10.0.0.1', 30));
+    const { f, advance } = forwarder([up.hostPort]);
+    await f.handle(query('www.example.com'));
+    up.script = () => ({ rcode: 'SERVFAIL' });
+    advance(40);
+    expect((await f.handle(query('www.example.com'))).answers).toMatchObject([{ data: '10.0.0.1', ttl: 30 }]);
+    up.script = answerA('10.0.0.4', 30);
+    expect((await f.handle(query('www.example.com'))).answers).toMatchObject([{ data: '10.0.0.4', ttl: 30 }]);
+  });
+
+  it('counts evictions when full', async () => {
+    const up = await upstream(answerA('10.0.0.1'));
+    const { f, metric } = forwarder([up.hostPort], { cache: { maxEntries: 2 } });
+    for (const n of ['a', 'b', 'c']) await f.handle(query(`${n}.example.com`));
+    expect(await metric('coredns_cache_evictions_total', { type: 'success' })).toBe(1);
+    expect(await metric('coredns_cache_entries')).toBe(2);
+  });
+});
