@@ -70,7 +70,7 @@ async function up(argv: readonly string[]): Promise<number> {
     '--log-level', flags['log-level'],
   ];
   const chosen = [...new Set(flags.component)].map((n) => byName.get(n)!);
-  return supervise({ bin: fileURLToPath(import.meta.url), components: chosen, childArgs, extraArgs: { proxy: ['--mode', flags['proxy-mode']] } });
+  return supervise({ bin: fileURLToPath(import.meta.url), components: chosen, childArgs, extraArgs: { proxy: ['--mode', flags['proxy-mode']], dns: ['--listen', '127.0.0.1:5353'] } });
 }
 
 async function main(argv: readonly string[]): Promise<number> {

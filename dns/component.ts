@@ -1,5 +1,33 @@
-// netplane dns: CoreDNS's job. Not built yet; see the dns issue.
-import { defineComponent } from '../runtime/component.ts';
+// netplane dns: CoreDNS's job. Answers the cluster zone from the service map, forwards and caches the rest.
+import { Counter } from 'prom-client';
+import { defineComponent, type ComponentContext } from '../runtime/component.ts';
+import { listFlag, oneOf, parseCIDRList, parseHostPort, positiveInt, valueFlag, type HostPort } from '../runtime/flags.ts';
+import { Forwarder, readResolvConf } from './forward/forwarder.ts';
+import { DnsServer } from './server/server.ts';
+import { ClusterZoneHandler } from './zone/handler.ts';
+import { RecordIndex } from './zone/records.ts';
+
+const zoneName = (raw: string) => {
+  const z = raw.toLowerCase().replace(/\.$/, '');
+  if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/.test(z)) throw new Error('must be a domain name such as cluster.local');
+  return z;
+};
+const serviceRef = (raw: string) => {
+  const m = /^([a-z0-9-]+)\/([a-z0-9-]+)$/.exec(raw);
+  if (!m) throw new Error('must be NAMESPACE/NAME');
+  return { namespace: m[1]!, name: m[2]! };
+};
+
+const flags = {
+  listen: listFlag({ value: 'ADDR:PORT', help: 'answer DNS over UDP and TCP here', parse: parseHostPort, default: [parseHostPort('0.0.0.0:53')] }),
+  zone: valueFlag({ value: 'DOMAIN', help: 'the cluster domain', parse: zoneName, default: 'cluster.local' }),
+  upstream: listFlag({ value: 'ADDR:PORT', help: 'forward other names here (default: the nameservers in /etc/resolv.conf)', parse: parseHostPort }),
+  ttl: valueFlag({ value: 'SECONDS', help: 'TTL of answers from the cluster zone', parse: positiveInt, default: 5 }),
+  pods: valueFlag({ value: 'MODE', help: 'pod records a-b-c-d.<ns>.pod.<zone>: disabled or insecure (answered from the name alone)', parse: oneOf(['disabled', 'insecure'] as const), default: 'disabled' as 'disabled' | 'insecure' }),
+  'reverse-cidr': listFlag({ value: 'CIDRS', help: 'reverse names of these ranges are answered here (NXDOMAIN when unknown), not forwarded', parse: parseCIDRList }),
+  'dns-service': valueFlag({ value: 'NAMESPACE/NAME', help: "this DNS server's own Service, whose cluster IPs are ns.dns.<zone>", parse: serviceRef, default: { namespace: 'kube-system', name: 'kube-dns' } }),
+  'cache-size': valueFlag({ value: 'N', help: 'forwarded answers kept in the cache (0 turns it off)', parse: (r: string) => (r === '0' ? 0 : positiveInt(r)), default: 10_000 }),
+};
 
 /** The dns component. */
 export const dnsComponent = defineComponent({
@@ -8,6 +36,66 @@ export const dnsComponent = defineComponent({
   kinds: ['Service', 'EndpointSlice'],
   // CoreDNS's metrics port.
   defaultAdmin: '127.0.0.1:9153',
-  flags: {},
-  notBuilt: 'issue 4, dns',
+  flags,
+  async run(ctx, f) {
+    await runDns(ctx, f);
+  },
 });
+
+type DnsFlags = Parameters<NonNullable<typeof dnsComponent.run>>[1];
+
+async function runDns(ctx: ComponentContext, f: DnsFlags): Promise<void> {
+  let upstreams: HostPort[];
+  try {
+    upstreams = f.upstream.length > 0 ? f.upstream : readResolvConf();
+  } catch (e) {
+    ctx.log.fatal({ err: (e as Error).message }, `no upstream to forward to: ${(e as Error).message}; give --upstream ADDR:PORT`);
+    await ctx.shutdown.run(1);
+    return;
+  }
+  const serverLabel = `dns://${f.listen[0]!.host === '0.0.0.0' ? '' : f.listen[0]!.host}:${f.listen[0]!.port}`;
+  const forwarder = new Forwarder({ upstreams, log: ctx.log, registry: ctx.registry, server: serverLabel, cache: { maxEntries: f['cache-size'] } });
+  const serviceMap = ctx.serviceMap();
+  const index = new RecordIndex(f.zone);
+  const tracker = serviceMap.tracker();
+  const programming = new Counter({ name: 'netplane_dns_index_updates_total', help: 'Services re-indexed after a change.', registers: [ctx.registry] });
+  const sync = () => {
+    const changes = tracker.take();
+    if (changes.services.size === 0) return;
+    index.update(serviceMap, changes.services);
+    programming.inc(changes.services.size);
+  };
+  tracker.onChange(sync);
+  sync();
+  const self = f['dns-service'];
+  const zone = new ClusterZoneHandler(index, {
+    ttl: f.ttl,
+    pods: f.pods,
+    reverseCIDRs: f['reverse-cidr'].flat(),
+    nameservers: () => index.service(self.namespace, self.name)?.clusterIPs ?? f.listen.map((l) => l.host).filter((h) => h !== '0.0.0.0' && h !== '::'),
+    synced: () => ctx.store.status.synced,
+    resolve: (name, type, q) => forwarder.handle({ ...q, name, lname: name.toLowerCase(), type, qtype: type === 'A' ? 1 : 28 }),
+  });
+  const zoneLabel = `${f.zone}.`;
+  const server = new DnsServer({
+    listen: f.listen,
+    handlers: [zone, forwarder],
+    log: ctx.log,
+    registry: ctx.registry,
+    serverLabel,
+    zoneOf: (lname) => (lname === f.zone || lname.endsWith(`.${f.zone}`) ? zoneLabel : '.'),
+  });
+  let bound;
+  try {
+    bound = await server.start();
+  } catch (e) {
+    ctx.log.fatal({ err: (e as Error).message }, `cannot listen on ${f.listen.map((l) => l.text).join(', ')}: ${(e as Error).message}`);
+    await ctx.shutdown.run(1);
+    return;
+  }
+  ctx.shutdown.add('dns', async () => {
+    await server.close();
+    await forwarder.close();
+  });
+  ctx.log.info({ listen: bound.map((b) => `${b.transport}://${b.address}:${b.port}`), zone: f.zone, upstreams: upstreams.map((u) => u.text) }, 'dns serving');
+}

@@ -1,0 +1,174 @@
+// netplane dns as users run it, queried with dig: every record kind of the cluster zone from a manifest directory,
+// forwarding to an upstream started here, edits followed, and the Kubernetes source's first sync.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createSocket, type Socket } from 'node:dgram';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import dnsPacket from 'dns-packet';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TestApiServer } from '../apiserver/server.ts';
+import { service, slice } from '../fixtures/objects.ts';
+import { freePort } from '../helpers/ports.ts';
+import { waitFor } from '../helpers/wait.ts';
+import { HostRunner } from '../../runtime/exec.ts';
+
+const bin = fileURLToPath(new URL('../../bin/netplane.ts', import.meta.url));
+const host = new HostRunner();
+
+/** Runs dig and returns the status, flags and answer/authority/additional lines (TTL dropped). */
+async function dig(port: number, name: string, type = 'A', ...opts: string[]) {
+  const { stdout } = await host.run('dig', ['@127.0.0.1', '-p', String(port), '+time=2', '+tries=1', '+nocmd', '+nostats', ...opts, name, type]);
+  const status = /status: (\w+)/.exec(stdout)?.[1];
+  const flags = /flags: ([a-z ]+);/.exec(stdout)?.[1]?.trim().split(' ') ?? [];
+  const section = (title: string) => {
+    const m = new RegExp(`;; ${title} SECTION:\\n([\\s\\S]*?)(?:\\n\\n|$)`).exec(stdout);
+    return (m?.[1] ?? '').split('\n').filter((l) => l && !l.startsWith(';')).map((l) => l.split(/\s+/).filter((_, i) => i !== 1).join(' '));
+  };
+  return { status, flags, answer: section('ANSWER'), authority: section('AUTHORITY'), additional: section('ADDITIONAL'), raw: stdout };
+}
+
+const ep = (ip: string, extra: object = {}) => ({ addresses: [ip], ...extra });
+const objects = (webIP = '10.96.0.10') => [
+  service('web', { clusterIPs: [webIP, 'fd00:96::10'], ports: [{ name: 'http', port: 80 }] }),
+  slice('web-1', 'web', [ep('10.244.1.5')], [{ name: 'http', port: 8080 }]),
+  service('db', { clusterIP: 'None', ports: [{ name: 'pg', port: 5432 }] }, { namespace: 'shop' }),
+  slice('db-1', 'db', [ep('10.244.2.7', { hostname: 'db-0' }), ep('10.244.2.8')], [{ name: 'pg', port: 5432 }], { namespace: 'shop' }),
+  slice('db-6', 'db', [ep('fd00:244:2::8')], [{ name: 'pg', port: 5432 }], { namespace: 'shop', addressType: 'IPv6' }),
+  service('search', { type: 'ExternalName', externalName: 'search.example.com' }),
+];
+
+/** A tiny upstream that knows example.com names and counts what it was asked. */
+function upstream(): Promise<{ socket: Socket; port: number; asked: string[] }> {
+  const socket = createSocket('udp4');
+  const asked: string[] = [];
+  socket.on('message', (msg, r) => {
+    const q = dnsPacket.decode(msg);
+    const question = q.questions![0]!;
+    asked.push(`${question.name} ${question.type}`);
+    const known = question.name.toLowerCase().endsWith('example.com');
+    const answers = known && question.type === 'A' ? [{ name: question.name, type: 'A' as const, ttl: 60, data: '192.0.2.7' }] : [];
+    const reply = dnsPacket.encode({ id: q.id, type: 'response', flags: dnsPacket.RECURSION_DESIRED | dnsPacket.RECURSION_AVAILABLE | (known ? 0 : 3), questions: q.questions, answers });
+    socket.send(reply, r.port, r.address);
+  });
+  return new Promise((resolve) => socket.bind(0, '127.0.0.1', () => resolve({ socket, port: socket.address().port, asked })));
+}
+
+function startDns(args: string[]): { proc: ChildProcess; logs: () => string } {
+  const proc = spawn(process.execPath, [bin, 'dns', '--admin', '127.0.0.1:0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  proc.stdout!.on('data', (d) => (out += d));
+  proc.stderr!.on('data', (d) => (out += d));
+  return { proc, logs: () => out };
+}
+
+describe('netplane dns from a manifest directory, with dig', () => {
+  let dir: string;
+  let port: number;
+  let dns: ChildProcess;
+  let up: Awaited<ReturnType<typeof upstream>>;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'netplane-dns-'));
+    await writeFile(join(dir, 'cluster.yaml'), objects().map((o) => JSON.stringify(o)).join('\n---\n'));
+    up = await upstream();
+    port = await freePort();
+    const started = startDns(['--manifests', dir, '--listen', `127.0.0.1:${port}`, '--upstream', `127.0.0.1:${up.port}`, '--pods', 'insecure', '--reverse-cidr', '10.96.0.0/16']);
+    dns = started.proc;
+    await waitFor('dns answering', async () => (await dig(port, 'web.default.svc.cluster.local').catch(() => undefined))?.status === 'NOERROR', 15_000);
+  });
+  afterAll(async () => {
+    dns?.kill('SIGTERM');
+    up?.socket.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  const cases: Array<{ q: [string, string, ...string[]]; status: string; answer?: string[]; authority?: RegExp; additional?: string[]; aa?: boolean }> = [
+    { q: ['web.default.svc.cluster.local', 'A'], status: 'NOERROR', answer: ['web.default.svc.cluster.local. IN A 10.96.0.10'], aa: true },
+    { q: ['web.default.svc.cluster.local', 'AAAA'], status: 'NOERROR', answer: ['web.default.svc.cluster.local. IN AAAA fd00:96::10'] },
+    { q: ['WeB.DeFault.svc.Cluster.Local', 'A'], status: 'NOERROR', answer: ['WeB.DeFault.svc.Cluster.Local. IN A 10.96.0.10'] },
+    { q: ['web.default.svc.cluster.local', 'A', '+tcp'], status: 'NOERROR', answer: ['web.default.svc.cluster.local. IN A 10.96.0.10'] },
+    { q: ['web.default.svc.cluster.local', 'A', '+noedns'], status: 'NOERROR', answer: ['web.default.svc.cluster.local. IN A 10.96.0.10'] },
+    { q: ['nope.default.svc.cluster.local', 'A'], status: 'NXDOMAIN', answer: [], authority: /^cluster\.local\. IN SOA ns\.dns\.cluster\.local\. hostmaster\.cluster\.local\. \d+ 7200 1800 86400 5$/, aa: true },
+    { q: ['web.default.svc.cluster.local', 'MX'], status: 'NOERROR', answer: [], authority: /IN SOA/ },
+    { q: ['db.shop.svc.cluster.local', 'A'], status: 'NOERROR', answer: ['db.shop.svc.cluster.local. IN A 10.244.2.7', 'db.shop.svc.cluster.local. IN A 10.244.2.8'] },
+    { q: ['db.shop.svc.cluster.local', 'AAAA'], status: 'NOERROR', answer: ['db.shop.svc.cluster.local. IN AAAA fd00:244:2::8'] },
+    { q: ['db-0.db.shop.svc.cluster.local', 'A'], status: 'NOERROR', answer: ['db-0.db.shop.svc.cluster.local. IN A 10.244.2.7'] },
+    { q: ['fd00-244-2--8.db.shop.svc.cluster.local', 'AAAA'], status: 'NOERROR', answer: ['fd00-244-2--8.db.shop.svc.cluster.local. IN AAAA fd00:244:2::8'] },
+    {
+      q: ['_http._tcp.web.default.svc.cluster.local', 'SRV'],
+      status: 'NOERROR',
+      answer: ['_http._tcp.web.default.svc.cluster.local. IN SRV 0 100 80 web.default.svc.cluster.local.'],
+      additional: ['web.default.svc.cluster.local. IN A 10.96.0.10', 'web.default.svc.cluster.local. IN AAAA fd00:96::10'],
+    },
+    {
+      q: ['_pg._tcp.db.shop.svc.cluster.local', 'SRV'],
+      status: 'NOERROR',
+      answer: [
+        '_pg._tcp.db.shop.svc.cluster.local. IN SRV 0 33 5432 db-0.db.shop.svc.cluster.local.',
+        '_pg._tcp.db.shop.svc.cluster.local. IN SRV 0 33 5432 10-244-2-8.db.shop.svc.cluster.local.',
+        '_pg._tcp.db.shop.svc.cluster.local. IN SRV 0 33 5432 fd00-244-2--8.db.shop.svc.cluster.local.',
+      ],
+    },
+    { q: ['10.0.96.10.in-addr.arpa', 'PTR'], status: 'NOERROR', answer: ['10.0.96.10.in-addr.arpa. IN PTR web.default.svc.cluster.local.'] },
+    { q: ['7.2.244.10.in-addr.arpa', 'PTR'], status: 'NOERROR', answer: ['7.2.244.10.in-addr.arpa. IN PTR db-0.db.shop.svc.cluster.local.'] },
+    { q: ['fd00:96::10', 'PTR', '-x'], status: 'NOERROR', answer: [`${'0.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.6.9.0.0.0.0.d.f'}.ip6.arpa. IN PTR web.default.svc.cluster.local.`] },
+    { q: ['99.0.96.10.in-addr.arpa', 'PTR'], status: 'NXDOMAIN' },
+    { q: ['search.default.svc.cluster.local', 'A'], status: 'NOERROR', answer: ['search.default.svc.cluster.local. IN CNAME search.example.com.', 'search.example.com. IN A 192.0.2.7'] },
+    { q: ['dns-version.cluster.local', 'TXT'], status: 'NOERROR', answer: ['dns-version.cluster.local. IN TXT "1.1.0"'] },
+    { q: ['10-244-1-5.default.pod.cluster.local', 'A'], status: 'NOERROR', answer: ['10-244-1-5.default.pod.cluster.local. IN A 10.244.1.5'] },
+    { q: ['www.example.com', 'A'], status: 'NOERROR', answer: ['www.example.com. IN A 192.0.2.7'], aa: false },
+    { q: ['nowhere.test', 'A'], status: 'NXDOMAIN', answer: [] },
+  ];
+  for (const c of cases) {
+    it(`${c.q.slice(2).join(' ')} ${c.q[0]} ${c.q[1]}`.trim(), async () => {
+      const [name, type, ...opts] = c.q;
+      const r = type === 'PTR' && opts.includes('-x') ? await dig(port, '-x', name, ...opts.filter((o) => o !== '-x')) : await dig(port, name, type, ...opts);
+      expect(r.status).toBe(c.status);
+      if (c.answer) expect(r.answer.slice().sort()).toEqual(c.answer.slice().sort());
+      if (c.authority) expect(r.authority.join('\n')).toMatch(c.authority);
+      if (c.additional) expect(r.additional.filter((l) => !l.includes('OPT')).sort()).toEqual(c.additional.slice().sort());
+      if (c.aa !== undefined) expect(r.flags.includes('aa')).toBe(c.aa);
+    });
+  }
+
+  it('answers the SOA at the apex', async () => {
+    const r = await dig(port, 'cluster.local', 'SOA');
+    expect(r.answer[0]).toMatch(/^cluster\.local\. IN SOA ns\.dns\.cluster\.local\. hostmaster\.cluster\.local\. \d+ 7200 1800 86400 5$/);
+  });
+
+  it('caches forwarded answers: a second query is not sent upstream', async () => {
+    await dig(port, 'cached.example.com', 'A');
+    await dig(port, 'cached.example.com', 'A');
+    expect(up.asked.filter((a) => a === 'cached.example.com A')).toHaveLength(1);
+  });
+
+  it('follows edits of the manifests', async () => {
+    await writeFile(join(dir, 'cluster.yaml'), objects('10.96.0.99').map((o) => JSON.stringify(o)).join('\n---\n'));
+    await waitFor('the new address', async () => (await dig(port, 'web.default.svc.cluster.local')).answer[0]?.endsWith('10.96.0.99'), 3000);
+  });
+});
+
+describe('netplane dns on the Kubernetes API', () => {
+  it('answers SERVFAIL for the zone until the first full view is loaded, then answers from it', async () => {
+    const api = await TestApiServer.start();
+    for (const o of objects()) api.apply(o);
+    await api.goDown();
+    const port = await freePort();
+    const { proc } = startDns(['--kubeconfig', await api.kubeconfigPath(), '--listen', `127.0.0.1:${port}`, '--upstream', '127.0.0.1:9']);
+    try {
+      await waitFor('dns listening', async () => (await dig(port, 'web.default.svc.cluster.local').catch(() => undefined))?.status === 'SERVFAIL', 15_000);
+      await api.comeUp();
+      await waitFor('answers', async () => (await dig(port, 'web.default.svc.cluster.local')).status === 'NOERROR', 10_000);
+      expect((await dig(port, 'web.default.svc.cluster.local')).answer).toEqual(['web.default.svc.cluster.local. IN A 10.96.0.10']);
+      // An outage afterwards keeps answering from the last view.
+      await api.goDown();
+      await new Promise((r) => setTimeout(r, 300));
+      expect((await dig(port, 'db.shop.svc.cluster.local')).status).toBe('NOERROR');
+    } finally {
+      proc.kill('SIGTERM');
+      await api.close();
+    }
+  });
+});
