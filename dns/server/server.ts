@@ -1,0 +1,353 @@
+// The DNS server of `netplane dns`: UDP and TCP on each listen address, every query run through a chain of handlers
+// (the first answer that is not 'pass' wins; all pass: REFUSED), responses written from encodings cached per
+// DnsAnswer object. Nothing a client sends can throw out of here: bad messages get FORMERR or are dropped,
+// handler failures and timeouts become SERVFAIL.
+import { createServer, type Server as NetServer, type Socket } from 'node:net';
+import type { Registry } from 'prom-client';
+import type { HostPort } from '../../runtime/flags.ts';
+import type { Logger } from '../../runtime/logger.ts';
+import type { DnsAnswer, DnsHandler, HandlerResult } from '../types.ts';
+import { rcodeNumbers } from '../wire/codec.ts';
+import { parseQuery, type ParsedQuery, type ParseFailure } from '../wire/query.ts';
+import { buildError, buildResponse, encodeAnswer, type EncodedAnswer } from '../wire/response.ts';
+import { DnsMetrics, typeSlot, type ZoneSlot } from './metrics.ts';
+import type { Client, Output } from './output.ts';
+import { TcpConnection } from './tcp.ts';
+import { UdpEndpoint } from './udp.ts';
+
+/** Options of a DnsServer. */
+export interface DnsServerOptions {
+  /** UDP and TCP on each. */
+  listen: HostPort[];
+  /** Tried in order; the first non-'pass' answer wins; all pass: REFUSED. */
+  handlers: readonly DnsHandler[];
+  log: Logger;
+  /** When given, CoreDNS's server metrics are registered in it (a registry holds one server's: a second throws). */
+  registry?: Registry;
+  /** The `server` label, CoreDNS style ("dns://:53"); default from the first listen address. */
+  serverLabel?: string;
+  /** The `zone` label for a query name (e.g. "cluster.local." or "."); default ".". */
+  zoneOf?: (lname: string) => string;
+  /** Our advertised EDNS0 UDP payload size; default 1232 (the DNS flag day 2020 size). */
+  udpBufferSize?: number;
+  /** Idle TCP connections are closed after this long; default 10,000 ms. */
+  tcpIdleMs?: number;
+  /** Connections past this many are refused; default 1000. */
+  maxTcpConnections?: number;
+  /** A chain that takes longer is answered SERVFAIL; default 5000 ms. */
+  queryTimeoutMs?: number;
+  /** Queries in flight per TCP connection before reading pauses; default 256. */
+  maxTcpInFlight?: number;
+  /** SO_REUSEPORT on the UDP and TCP sockets, so that several processes can share a port; default false. */
+  reusePort?: boolean;
+  /** SO_RCVBUF of the UDP sockets, so that bursts wait instead of being dropped; default 4 MiB (capped by net.core.rmem_max). */
+  udpRecvBufferSize?: number;
+}
+
+/** One bound socket, as start() reports it. */
+export interface BoundAddress {
+  transport: 'udp' | 'tcp';
+  address: string;
+  port: number;
+}
+
+/** What the server keeps per answer object: its encoding and the metrics slot last used with it. */
+interface Cached {
+  enc: EncodedAnswer;
+  /** The query name `slot` was found for (an answer shared by several names looks it up again). */
+  slotName: string | null;
+  slot: ZoneSlot | null;
+  byRcode: Float64Array | null;
+}
+
+/** What the chain comes to: an answer at once, or a promise of one when a handler went asynchronous. */
+type ChainResult = DnsAnswer | Promise<DnsAnswer>;
+
+function staticAnswer(rcode: 'SERVFAIL' | 'REFUSED', source: string): DnsAnswer {
+  return { rcode, authoritative: false, answers: [], authorities: [], additionals: [], source };
+}
+const refused = staticAnswer('REFUSED', '');
+const timedOut = staticAnswer('SERVFAIL', '');
+const now = () => performance.now();
+/** Largest TCP query accepted: a question, an OPT and a TSIG fit in far less; UPDATE and zone transfers are not served. */
+const maxTcpQuery = 4096;
+
+/** The DNS server: start() binds every listen address, close() stops serving and releases them. */
+export class DnsServer {
+  readonly #o: DnsServerOptions;
+  readonly #handlers: readonly DnsHandler[];
+  readonly #log: Logger;
+  readonly #ourSize: number;
+  readonly #timeoutMs: number;
+  readonly #zoneOf: (lname: string) => string;
+  readonly #metrics: DnsMetrics | undefined;
+  /** Encoded sections per answer object: handlers return the same object while their data is unchanged. */
+  readonly #encoded = new WeakMap<DnsAnswer, Cached>();
+  /** SERVFAIL answers per handler name (the `plugin` label says whose failure it was). */
+  readonly #servfails = new Map<string, DnsAnswer>();
+  readonly #udp: UdpEndpoint[] = [];
+  readonly #tcp: NetServer[] = [];
+  readonly #conns = new Set<TcpConnection>();
+  readonly #serve = (msg: Buffer, out: Output, client: Client) => this.#onMessage(msg, out, client);
+  #closed = false;
+  #logBudget = { windowStart: 0, left: 0, suppressed: 0 };
+
+  constructor(o: DnsServerOptions) {
+    this.#o = o;
+    this.#handlers = [...o.handlers];
+    this.#log = o.log;
+    this.#ourSize = Math.max(512, Math.min(65535, o.udpBufferSize ?? 1232));
+    this.#timeoutMs = o.queryTimeoutMs ?? 5000;
+    this.#zoneOf = o.zoneOf ?? (() => '.');
+    const first = o.listen[0];
+    const host = !first || first.host === '0.0.0.0' || first.host === '::' ? '' : first.host.includes(':') ? `[${first.host}]` : first.host;
+    this.#metrics = o.registry ? new DnsMetrics(o.serverLabel ?? `dns://${host}:${first?.port ?? 53}`, o.registry) : undefined;
+  }
+
+  /** Binds UDP and TCP on every listen address (the same port for both when port 0 asks for a free one). Rejects on a bind error, releasing what it bound. */
+  async start(): Promise<BoundAddress[]> {
+    const bound: BoundAddress[] = [];
+    try {
+      for (const hp of this.#o.listen) bound.push(...(await this.#bindPair(hp.host, hp.port)));
+    } catch (e) {
+      await this.close();
+      throw e;
+    }
+    const listen = bound.map((b) => `${b.transport}://${b.address.includes(':') ? `[${b.address}]` : b.address}:${b.port}`);
+    this.#log.info({ listen, udpDirect: this.#udp.every((u) => u.direct) }, 'dns server listening');
+    return bound;
+  }
+
+  /** Stops serving: sockets closed, TCP connections dropped; answers still pending are discarded. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    for (const c of this.#conns) c.destroy();
+    this.#conns.clear();
+    await Promise.all([
+      ...this.#udp.splice(0).map((u) => u.close()),
+      ...this.#tcp.splice(0).map((s) => new Promise<void>((resolve) => s.close(() => resolve()))),
+    ]);
+  }
+
+  async #bindPair(host: string, port: number): Promise<BoundAddress[]> {
+    // With port 0 the UDP socket picks the port and TCP must get the same one; another process may hold it on
+    // TCP, so try a few.
+    for (let attempt = 0; ; attempt++) {
+      const udp = await UdpEndpoint.bind(
+        { host, port, reusePort: this.#o.reusePort ?? false, recvBufferSize: this.#o.udpRecvBufferSize ?? 4 << 20 },
+        this.#serve,
+        (e) => this.#warn({ err: e }, 'udp socket error'),
+      );
+      this.#udp.push(udp);
+      const { address, port: udpPort } = udp.address();
+      try {
+        const tcp = await this.#listenTcp(host, udpPort);
+        return [
+          { transport: 'udp', address, port: udpPort },
+          { transport: 'tcp', address, port: tcp },
+        ];
+      } catch (e) {
+        if (port !== 0 || attempt >= 10 || (e as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw e;
+        this.#udp.splice(this.#udp.indexOf(udp), 1);
+        await udp.close();
+      }
+    }
+  }
+
+  #listenTcp(host: string, port: number): Promise<number> {
+    const server = createServer({ noDelay: true }, (sock: Socket) => this.#onConnection(sock));
+    server.maxConnections = this.#o.maxTcpConnections ?? 1000;
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ host, port, reusePort: this.#o.reusePort ?? false }, () => {
+        server.off('error', reject);
+        server.on('error', (e) => this.#warn({ err: e }, 'tcp server error'));
+        this.#tcp.push(server);
+        resolve((server.address() as { port: number }).port);
+      });
+    });
+  }
+
+  #onConnection(sock: Socket): void {
+    if (this.#closed) {
+      sock.destroy();
+      return;
+    }
+    const conn = new TcpConnection(sock, this.#serve, { idleMs: this.#o.tcpIdleMs ?? 10_000, maxInFlight: this.#o.maxTcpInFlight ?? 256, maxUnread: 1 << 20, maxQuery: maxTcpQuery });
+    this.#conns.add(conn);
+    sock.on('close', () => this.#conns.delete(conn));
+  }
+
+  /** Serves one message; whatever happens, `out.send` is called once for it (a response or null). */
+  #onMessage(msg: Buffer, out: Output, client: Client): void {
+    // The clock is read only for the duration histogram.
+    const start = this.#metrics === undefined ? 0 : now();
+    try {
+      const q = parseQuery(msg, out.transport, client);
+      if (!q.ok) {
+        this.#reject(msg, q, out, client, start);
+        return;
+      }
+      const result = this.#chain(q, 0);
+      if (result instanceof Promise) this.#await(msg, q, result, out, client, start);
+      else this.#respond(msg, q, result, out, client, start);
+    } catch (e) {
+      // Not reached by design (parseQuery, #chain, #respond and #reject catch their own failures): a last guard
+      // so that no message can take the process down.
+      this.#warn({ err: e }, 'dns message handling failed');
+      out.send(null, client);
+    }
+  }
+
+  /** Runs handlers from index `from`: an answer when they answer synchronously, else a promise of one. */
+  #chain(q: ParsedQuery, from: number): ChainResult {
+    const hs = this.#handlers;
+    for (let i = from; i < hs.length; i++) {
+      const h = hs[i]!;
+      let r: HandlerResult | Promise<HandlerResult>;
+      try {
+        r = h.handle(q);
+      } catch (e) {
+        return this.#handlerFailed(h, e);
+      }
+      if (r === 'pass') continue;
+      if (r === null || typeof r !== 'object') return this.#handlerFailed(h, new TypeError(`handler returned ${String(r)}`));
+      if (typeof (r as Promise<HandlerResult>).then === 'function') return this.#chainAsync(q, i, r as Promise<HandlerResult>);
+      return r as DnsAnswer;
+    }
+    return refused;
+  }
+
+  async #chainAsync(q: ParsedQuery, i: number, pending: Promise<HandlerResult>): Promise<DnsAnswer> {
+    let r: HandlerResult;
+    try {
+      r = await pending;
+    } catch (e) {
+      return this.#handlerFailed(this.#handlers[i]!, e);
+    }
+    if (r === 'pass') return this.#chain(q, i + 1);
+    return r !== null && typeof r === 'object' ? r : this.#handlerFailed(this.#handlers[i]!, new TypeError(`handler resolved to ${String(r)}`));
+  }
+
+  #handlerFailed(h: DnsHandler, e: unknown): DnsAnswer {
+    this.#warn({ err: e, handler: h.name }, 'dns handler failed');
+    let a = this.#servfails.get(h.name);
+    if (!a) this.#servfails.set(h.name, (a = staticAnswer('SERVFAIL', h.name)));
+    return a;
+  }
+
+  #await(msg: Buffer, q: ParsedQuery, p: Promise<DnsAnswer>, out: Output, client: Client, start: number): void {
+    let settled = false;
+    const timer = setTimeout(() => {
+      if (settled) return;
+      settled = true;
+      this.#warn({ name: q.name, type: q.type, timeoutMs: this.#timeoutMs }, 'dns query timed out');
+      this.#respond(msg, q, timedOut, out, client, start);
+    }, this.#timeoutMs);
+    timer.unref();
+    p.then(
+      (a) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        this.#respond(msg, q, a, out, client, start);
+      },
+      (e: unknown) => {
+        // #chainAsync catches handler rejections; this is a bug of ours, still answered.
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        this.#warn({ err: e }, 'dns chain failed');
+        this.#respond(msg, q, timedOut, out, client, start);
+      },
+    );
+  }
+
+  #respond(msg: Buffer, q: ParsedQuery, a: DnsAnswer, out: Output, client: Client, start: number): void {
+    let sent = false;
+    try {
+      if (!out.alive || this.#closed) {
+        sent = true;
+        out.send(null, client);
+        return;
+      }
+      let c = this.#encoded.get(a);
+      if (c === undefined || (c.enc.pointerName !== null && c.enc.pointerName !== q.lname)) {
+        let enc: EncodedAnswer;
+        try {
+          enc = encodeAnswer(a, q.lname);
+        } catch (e) {
+          a = this.#handlerFailed({ name: String(a?.source ?? ''), handle: () => 'pass' }, e);
+          enc = encodeAnswer(a, q.lname);
+        }
+        c = { enc, slotName: null, slot: null, byRcode: null };
+        this.#encoded.set(a, c);
+      }
+      const enc = c.enc;
+      const ourSize = this.#ourSize;
+      const limit = out.prefix ? 65535 : q.udpSize === undefined ? 512 : q.udpSize < ourSize ? q.udpSize : ourSize;
+      const buf = buildResponse(msg, q, enc, limit, ourSize, out.prefix, out);
+      const size = buf.length - out.prefix;
+      sent = true;
+      out.send(buf, client);
+      if (this.#metrics !== undefined) {
+        // The zone of a name never changes: an answer asked by the same name reuses the slot found last time.
+        if (c.slotName !== q.lname) {
+          c.slot = this.#zoneSlot(q.lname);
+          c.byRcode = c.slot.responsesOf(a.source);
+          c.slotName = q.lname;
+        }
+        const family = client.family === 'IPv6' ? 1 : 0;
+        c.slot!.record(typeSlot(q.qtype), out.proto, family, q.dnssecOk, q.wireSize, size, enc.rcode, c.byRcode!, (now() - start) / 1000);
+      }
+    } catch (e) {
+      this.#warn({ err: e, name: q.name, type: q.type }, 'dns response failed');
+      if (!sent) out.send(null, client);
+    }
+  }
+
+  /** Answers (FORMERR, NOTIMP, BADVERS) or drops a message that is not a usable query. */
+  #reject(msg: Buffer, f: ParseFailure, out: Output, client: Client, start: number): void {
+    let sent = false;
+    try {
+      const rcode = f.rcode;
+      if (rcode === 'DROP' || !out.alive || this.#closed) {
+        sent = true;
+        out.send(null, client);
+        return;
+      }
+      const buf = buildError(msg, { rcode, question: f.question, edns: f.edns, dnssecOk: f.dnssecOk }, this.#ourSize, out.prefix);
+      const size = buf.length - out.prefix;
+      sent = true;
+      out.send(buf, client);
+      if (this.#metrics !== undefined) {
+        const zone = f.question ? this.#zoneSlot(f.question.lname) : this.#metrics.zone('dropped');
+        const family = client.family === 'IPv6' ? 1 : 0;
+        zone.record(typeSlot(f.question?.qtype ?? 0), out.proto, family, f.dnssecOk, msg.length, size, rcodeNumbers[rcode], zone.responsesOf(''), (now() - start) / 1000);
+      }
+    } catch (e) {
+      this.#warn({ err: e }, 'dns error response failed');
+      if (!sent) out.send(null, client);
+    }
+  }
+
+  #zoneSlot(lname: string): ZoneSlot {
+    return this.#metrics!.zone(this.#zoneOf(lname));
+  }
+
+  /** Logs a warning, at most 10 a second (a flood of bad queries must not become a flood of log lines). */
+  #warn(obj: object, msg: string): void {
+    const b = this.#logBudget;
+    const t = Date.now();
+    if (t - b.windowStart >= 1000) {
+      if (b.suppressed > 0) this.#log.warn({ suppressed: b.suppressed }, 'dns warnings suppressed');
+      b.windowStart = t;
+      b.left = 10;
+      b.suppressed = 0;
+    }
+    if (b.left > 0) {
+      b.left--;
+      this.#log.warn(obj, msg);
+    } else b.suppressed++;
+  }
+}

@@ -1,0 +1,118 @@
+// DNS over TCP (RFC 7766): 2-byte length framing, pipelined queries answered as they complete (possibly out of
+// order, 6.2.1.1), idle connections closed, a bound on queries in flight per connection, and garbage (a length
+// too short for a header, a message without one) closing the connection without touching the others.
+import type { Socket } from 'node:net';
+import type { Client, Output } from './output.ts';
+
+/** Limits of one connection. */
+export interface TcpLimits {
+  /** A connection with nothing in flight and no traffic for this long is closed. */
+  idleMs: number;
+  /** Past this many queries in flight, reading pauses until answers go out (or the client reads them). */
+  maxInFlight: number;
+  /** A client that leaves more response bytes than this unread is cut off (it asks without reading). */
+  maxUnread: number;
+  /** Largest query accepted; a longer length prefix closes the connection at once. */
+  maxQuery: number;
+}
+
+/** Called for every complete message; must end in exactly one `out.send` (a response, or null for none). */
+export type Serve = (msg: Buffer, out: Output, client: Client) => void;
+
+/** One client connection. */
+export class TcpConnection implements Output {
+  readonly transport = 'tcp';
+  readonly proto = 1;
+  readonly prefix = 2;
+  readonly #sock: Socket;
+  readonly #serve: Serve;
+  readonly #limits: TcpLimits;
+  readonly #client: Client;
+  #pending: Buffer | null = null;
+  #inFlight = 0;
+  #paused = false;
+
+  constructor(sock: Socket, serve: Serve, limits: TcpLimits) {
+    this.#sock = sock;
+    this.#serve = serve;
+    this.#limits = limits;
+    this.#client = { address: sock.remoteAddress ?? '', port: sock.remotePort ?? 0, family: sock.remoteFamily ?? 'IPv4' };
+    sock.setNoDelay(true);
+    sock.setTimeout(limits.idleMs);
+    sock.on('timeout', () => {
+      // A slow handler still gets its answer out: the query timeout bounds how long that takes.
+      if (this.#inFlight === 0) sock.destroy();
+    });
+    sock.on('data', (chunk: Buffer) => this.#onData(chunk));
+    sock.on('drain', () => this.#maybeResume());
+    sock.on('error', () => sock.destroy());
+  }
+
+  /** Whether the connection can still take a response. */
+  get alive(): boolean {
+    return !this.#sock.destroyed;
+  }
+
+  /** Closes the connection at once. */
+  destroy(): void {
+    this.#sock.destroy();
+  }
+
+  alloc(size: number): Buffer {
+    // socket.write keeps the buffer until the kernel took it: every response gets its own.
+    return Buffer.allocUnsafe(size);
+  }
+
+  send(buf: Buffer | null): void {
+    this.#inFlight--;
+    const sock = this.#sock;
+    if (sock.destroyed) return;
+    if (buf === null) {
+      // No readable header: the stream is not DNS (or lost its framing); nothing after it can be trusted.
+      sock.destroy();
+      return;
+    }
+    sock.write(buf);
+    if (sock.writableLength > this.#limits.maxUnread) sock.destroy();
+    else if (this.#paused) this.#maybeResume();
+  }
+
+  #onData(chunk: Buffer): void {
+    const data = this.#pending === null ? chunk : Buffer.concat([this.#pending, chunk]);
+    const sock = this.#sock;
+    let off = 0;
+    sock.cork();
+    try {
+      while (data.length - off >= 2) {
+        const len = (data[off]! << 8) | data[off + 1]!;
+        if (len < 12 || len > this.#limits.maxQuery) {
+          // Shorter than a DNS header, or longer than any query we answer (one question, an OPT, perhaps a TSIG):
+          // garbage, or a length prefix out of step with the stream. Waiting for it would only hold memory.
+          sock.destroy();
+          return;
+        }
+        if (data.length - off - 2 < len) break;
+        const msg = data.subarray(off + 2, off + 2 + len);
+        off += 2 + len;
+        this.#inFlight++;
+        this.#serve(msg, this, this.#client);
+        if (sock.destroyed) return;
+      }
+    } finally {
+      if (!sock.destroyed) sock.uncork();
+    }
+    // Keep only the unfinished frame (at most maxQuery + 2 bytes), copied so that the chunk it came in can go.
+    this.#pending = off === data.length ? null : Buffer.from(data.subarray(off));
+    if (this.#inFlight >= this.#limits.maxInFlight || sock.writableNeedDrain) {
+      this.#paused = true;
+      sock.pause();
+    }
+  }
+
+  #maybeResume(): void {
+    if (this.#paused && this.#inFlight < this.#limits.maxInFlight / 2 && !this.#sock.writableNeedDrain) {
+      this.#paused = false;
+      this.#sock.resume();
+    }
+  }
+}

@@ -1,0 +1,204 @@
+// Writing responses (RFC 1035 4.1, RFC 6891 6.1.3, RFC 7766 8): an answer's sections are encoded once with
+// dns-packet and reused; a response is then the header, the question copied from the query as it came (letter
+// case kept), the cached sections and our OPT record.
+import { answerCodec, nameCodec, rcodeNumbers } from './codec.ts';
+import type { DnsAnswer, ResourceRecord } from '../types.ts';
+
+/** An answer's three sections on the wire, for any question with the name it was encoded for. */
+export interface EncodedAnswer {
+  /** The answer, authority and additional records, in that order. */
+  readonly body: Buffer;
+  readonly an: number;
+  readonly ns: number;
+  readonly ar: number;
+  /**
+   * The lower-case question name that the owner-name pointers (to offset 12) stand for, or null when no record
+   * has the question's name: then the bytes fit any question.
+   */
+  readonly pointerName: string | null;
+  /** Header byte 3 without CD: RA and the rcode. */
+  readonly flags3: number;
+  /** AA as header byte 2 carries it. */
+  readonly aa: number;
+  /** The rcode number, for metrics. */
+  readonly rcode: number;
+}
+
+/** What the response writer needs from a parsed query. */
+export interface QueryShape {
+  questionEnd: number;
+  edns: boolean;
+  dnssecOk: boolean;
+}
+
+/** A record set that dns-packet could not encode: the answer becomes a SERVFAIL. */
+export class EncodeError extends Error {
+  override readonly name = 'EncodeError';
+  readonly code = 'NETPLANE_DNS_ENCODE';
+}
+
+/** Bytes of our OPT record: root owner, type, size, extended rcode, version 0, DO, no options. */
+export const optLength = 11;
+/** Largest DNS message (the TCP length prefix is 16 bits). */
+export const maxMessage = 65535;
+const pointerToQuestion = Buffer.from([0xc0, 0x0c]);
+
+/** A record's owner name as the question's lname is written: lower case, no final dot (an escaped `\.` stays). */
+function ownerKey(name: string): string {
+  let slashes = 0;
+  for (let i = name.length - 2; i >= 0 && name[i] === '\\'; i--) slashes++;
+  return (name.endsWith('.') && slashes % 2 === 0 ? name.slice(0, -1) : name).toLowerCase();
+}
+
+/** One record; with `pointer` its owner name is written as a pointer to the question. */
+function encodeRecord(rr: ResourceRecord, pointer: boolean): Buffer {
+  const name = rr.name === '' ? '.' : rr.name;
+  const record = name === rr.name ? rr : ({ ...rr, name } as ResourceRecord);
+  const buf = Buffer.alloc(answerCodec.encodingLength(record));
+  answerCodec.encode(record, buf, 0);
+  const written = buf.subarray(0, answerCodec.encode.bytes);
+  if (!pointer) return written;
+  return Buffer.concat([pointerToQuestion, written.subarray(nameCodec.encodingLength(name))]);
+}
+
+/**
+ * Encodes an answer's sections for a question named `qlname` (lower case, no trailing dot). Records owned by the
+ * question name get a pointer to it; OPT records from handlers are left out (the server writes its own).
+ * Throws EncodeError when dns-packet cannot encode a record.
+ */
+export function encodeAnswer(answer: DnsAnswer, qlname: string): EncodedAnswer {
+  const parts: Buffer[] = [];
+  let pointerUsed = false;
+  const section = (rrs: readonly ResourceRecord[]) => {
+    let count = 0;
+    for (const rr of rrs) {
+      if (rr.type === 'OPT') continue;
+      const pointer = ownerKey(rr.name) === qlname;
+      pointerUsed ||= pointer;
+      try {
+        parts.push(encodeRecord(rr, pointer));
+      } catch (e) {
+        throw new EncodeError(`cannot encode ${rr.type} record for ${JSON.stringify(rr.name)}: ${(e as Error).message}`, { cause: e });
+      }
+      count++;
+    }
+    return count;
+  };
+  if (!(answer.rcode in rcodeNumbers)) throw new EncodeError(`unknown rcode ${JSON.stringify(answer.rcode)}`);
+  const an = section(answer.answers);
+  const ns = section(answer.authorities);
+  const ar = section(answer.additionals);
+  const rcode = rcodeNumbers[answer.rcode];
+  return {
+    body: Buffer.concat(parts),
+    an,
+    ns,
+    ar,
+    pointerName: pointerUsed ? qlname : null,
+    flags3: (answer.recursionAvailable ? 0x80 : 0) | (rcode & 0xf),
+    aa: answer.authoritative ? 0x04 : 0,
+    rcode,
+  };
+}
+
+/** Writes our OPT record at `off`. */
+function writeOpt(out: Buffer, off: number, ourSize: number, extendedRcode: number, dnssecOk: boolean): void {
+  out[off] = 0;
+  out[off + 1] = 0;
+  out[off + 2] = 41;
+  out[off + 3] = ourSize >> 8;
+  out[off + 4] = ourSize & 0xff;
+  out[off + 5] = extendedRcode;
+  out[off + 6] = 0;
+  // RFC 3225 3: the DO bit of the query is copied into the response.
+  out[off + 7] = dnssecOk ? 0x80 : 0;
+  out[off + 8] = 0;
+  out[off + 9] = 0;
+  out[off + 10] = 0;
+}
+
+/** Where response bytes are written: Buffer.allocUnsafe, or a sender's reusable scratch memory. */
+export interface Allocator {
+  alloc(size: number): Buffer;
+}
+const pooled: Allocator = { alloc: (size) => Buffer.allocUnsafe(size) };
+
+/**
+ * Builds the response to `msg` (whose parse is `q`) from an encoded answer. When the whole response exceeds
+ * `limit`, only the header, question and OPT go out, with TC set. `prefix` is 2 for TCP (the length is written
+ * in front), 0 for UDP. Every byte of the returned buffer is written.
+ */
+export function buildResponse(msg: Buffer, q: QueryShape, enc: EncodedAnswer, limit: number, ourSize: number, prefix: 0 | 2, into: Allocator = pooled): Buffer {
+  const qend = q.questionEnd;
+  const optLen = q.edns ? optLength : 0;
+  const full = qend + enc.body.length + optLen;
+  const tc = full > limit || full > maxMessage;
+  const size = tc ? qend + optLen : full;
+  const out = into.alloc(prefix + size);
+  if (prefix) {
+    out[0] = size >> 8;
+    out[1] = size & 0xff;
+  }
+  const h = prefix;
+  out[h] = msg[0]!;
+  out[h + 1] = msg[1]!;
+  // QR, opcode QUERY, AA from the answer, TC, RD copied; RA and rcode from the answer, CD copied.
+  out[h + 2] = 0x80 | enc.aa | (tc ? 0x02 : 0) | (msg[2]! & 0x01);
+  out[h + 3] = enc.flags3 | (msg[3]! & 0x10);
+  out[h + 4] = 0;
+  out[h + 5] = 1;
+  const arCount = tc ? 0 : enc.ar;
+  const ar = arCount + (q.edns ? 1 : 0);
+  out[h + 6] = tc ? 0 : enc.an >> 8;
+  out[h + 7] = tc ? 0 : enc.an & 0xff;
+  out[h + 8] = tc ? 0 : enc.ns >> 8;
+  out[h + 9] = tc ? 0 : enc.ns & 0xff;
+  out[h + 10] = ar >> 8;
+  out[h + 11] = ar & 0xff;
+  let off = h + 12;
+  for (let i = 12; i < qend; i++) out[off++] = msg[i]!;
+  if (!tc) {
+    const body = enc.body;
+    const n = body.length;
+    // Buffer.copy has a fixed cost that outweighs a byte loop for the usual few dozen bytes.
+    if (n > 64) {
+      body.copy(out, off);
+      off += n;
+    } else for (let i = 0; i < n; i++) out[off++] = body[i]!;
+  }
+  if (q.edns) writeOpt(out, off, ourSize, 0, q.dnssecOk);
+  return out;
+}
+
+/** What an error response needs: the rcode and whether the question and an OPT record are echoed. */
+export interface ErrorShape {
+  rcode: keyof typeof rcodeNumbers;
+  question?: { end: number };
+  edns: boolean;
+  dnssecOk: boolean;
+}
+
+/**
+ * Builds an error response (FORMERR, NOTIMP, BADVERS, ...) to a message with a readable header: ID, opcode, RD and
+ * CD copied; the question only when it was readable; an OPT record (carrying the upper rcode bits) when asked.
+ */
+export function buildError(msg: Buffer, e: ErrorShape, ourSize: number, prefix: 0 | 2): Buffer {
+  const rcode = rcodeNumbers[e.rcode];
+  const qend = e.question ? e.question.end : 12;
+  const size = qend + (e.edns ? optLength : 0);
+  const out = Buffer.alloc(prefix + size);
+  if (prefix) {
+    out[0] = size >> 8;
+    out[1] = size & 0xff;
+  }
+  const h = prefix;
+  out[h] = msg[0]!;
+  out[h + 1] = msg[1]!;
+  out[h + 2] = 0x80 | (msg[2]! & 0x79);
+  out[h + 3] = (rcode & 0xf) | (msg[3]! & 0x10);
+  out[h + 5] = e.question ? 1 : 0;
+  out[h + 11] = e.edns ? 1 : 0;
+  if (e.question) msg.copy(out, h + 12, 12, qend);
+  if (e.edns) writeOpt(out, h + qend, ourSize, rcode >> 4, e.dnssecOk);
+  return out;
+}

@@ -1,0 +1,149 @@
+// Table tests of the response writer, checked by decoding its output with dns-packet: the pointer to the question
+// (the client's letter case), header bits, the three sections, OPT echo, truncation, TCP framing, error responses.
+import dnsPacket from 'dns-packet';
+import { describe, expect, it } from 'vitest';
+import type { DnsAnswer } from '../../../dns/types.ts';
+import { parseQuery, type ParsedQuery } from '../../../dns/wire/query.ts';
+import { buildError, buildResponse, EncodeError, encodeAnswer } from '../../../dns/wire/response.ts';
+
+/** dns-packet's decode; its declarations leave out the rcode it fills in. */
+const decode = (buf: Buffer) => dnsPacket.decode(buf) as dnsPacket.DecodedPacket & { rcode: string };
+const client = { address: '127.0.0.1', port: 5353, family: 'IPv4' };
+const opt = (o: { udpPayloadSize?: number; flags?: number; ednsVersion?: number } = {}) =>
+  ({ type: 'OPT', name: '.', udpPayloadSize: 4096, extendedRcode: 0, ednsVersion: 0, flags: 0, options: [], ...o }) as unknown as dnsPacket.Answer;
+
+function query(name: string, type = 'A', o: { edns?: boolean; flags?: number; do?: boolean; size?: number } = {}): { msg: Buffer; q: ParsedQuery } {
+  const additionals = o.edns || o.do ? [opt({ udpPayloadSize: o.size ?? 4096, flags: o.do ? dnsPacket.DNSSEC_OK : 0 })] : [];
+  const msg = dnsPacket.encode({ id: 0xbeef, flags: o.flags ?? dnsPacket.RECURSION_DESIRED, questions: [{ name, type: type as 'A' }], additionals });
+  const q = parseQuery(msg, 'udp', client);
+  if (!q.ok) throw new Error(`test query did not parse: ${q.reason}`);
+  return { msg, q };
+}
+const answer = (a: Partial<DnsAnswer>): DnsAnswer => ({ rcode: 'NOERROR', authoritative: true, answers: [], authorities: [], additionals: [], source: 'test', ...a });
+const a = (name: string, ip: string) => ({ name, type: 'A' as const, ttl: 30, data: ip });
+const soa = {
+  name: 'cluster.local',
+  type: 'SOA' as const,
+  ttl: 5,
+  data: { mname: 'ns.dns.cluster.local', rname: 'hostmaster.cluster.local', serial: 1, refresh: 7200, retry: 1800, expire: 86400, minimum: 5 },
+};
+
+describe('encodeAnswer + buildResponse', () => {
+  it('writes owner names equal to the question as a pointer to it, so the client sees its own letter case', () => {
+    const { msg, q } = query('SVC1.Default.svc.cluster.LOCAL');
+    const enc = encodeAnswer(answer({ answers: [a('svc1.default.svc.cluster.local', '10.0.0.1'), a('svc1.default.svc.cluster.local.', '10.0.0.2')] }), q.lname);
+    expect(enc.pointerName).toBe('svc1.default.svc.cluster.local');
+    expect(enc.body.subarray(0, 2)).toEqual(Buffer.from([0xc0, 0x0c]));
+    const res = decode(buildResponse(msg, q, enc, 512, 1232, 0));
+    expect(res.questions).toEqual([{ name: 'SVC1.Default.svc.cluster.LOCAL', type: 'A', class: 'IN' }]);
+    expect(res.answers!.map((r) => [r.name, (r as { data: string }).data])).toEqual([
+      ['SVC1.Default.svc.cluster.LOCAL', '10.0.0.1'],
+      ['SVC1.Default.svc.cluster.LOCAL', '10.0.0.2'],
+    ]);
+  });
+
+  it('writes other owner names in full; such bytes fit any question', () => {
+    const { msg, q } = query('web.default.svc.cluster.local', 'SRV');
+    const srv = { name: '_http._tcp.web.default.svc.cluster.local', type: 'SRV' as const, ttl: 30, data: { priority: 0, weight: 100, port: 80, target: 'web.default.svc.cluster.local' } };
+    const enc = encodeAnswer(answer({ answers: [srv], additionals: [a('web.default.svc.cluster.local', '10.0.0.9')] }), 'other.name');
+    expect(enc.pointerName).toBeNull();
+    const res = decode(buildResponse(msg, q, enc, 512, 1232, 0));
+    expect(res.answers![0]).toMatchObject({ name: '_http._tcp.web.default.svc.cluster.local', type: 'SRV', data: { port: 80, target: 'web.default.svc.cluster.local' } });
+    expect(res.additionals![0]).toMatchObject({ name: 'web.default.svc.cluster.local', data: '10.0.0.9' });
+  });
+
+  const headerCases: Array<{ what: string; flags: number; ans: Partial<DnsAnswer>; want: Record<string, unknown> }> = [
+    { what: 'NOERROR, AA, RD copied', flags: dnsPacket.RECURSION_DESIRED, ans: {}, want: { rcode: 'NOERROR', flag_aa: true, flag_rd: true, flag_ra: false, flag_qr: true, flag_tc: false } },
+    { what: 'NXDOMAIN with RA', flags: 0, ans: { rcode: 'NXDOMAIN', recursionAvailable: true }, want: { rcode: 'NXDOMAIN', flag_rd: false, flag_ra: true } },
+    { what: 'SERVFAIL, not authoritative', flags: dnsPacket.RECURSION_DESIRED, ans: { rcode: 'SERVFAIL', authoritative: false }, want: { rcode: 'SERVFAIL', flag_aa: false } },
+    { what: 'REFUSED', flags: 0, ans: { rcode: 'REFUSED', authoritative: false }, want: { rcode: 'REFUSED' } },
+    { what: 'CD copied', flags: dnsPacket.CHECKING_DISABLED, ans: {}, want: { flag_cd: true } },
+  ];
+  it.each(headerCases)('header: $what', ({ flags, ans, want }) => {
+    const { msg, q } = query('x.cluster.local', 'A', { flags });
+    const res = decode(buildResponse(msg, q, encodeAnswer(answer(ans), q.lname), 512, 1232, 0));
+    expect(res.id).toBe(0xbeef);
+    expect(res.type).toBe('response');
+    expect(res).toMatchObject(want);
+  });
+
+  it('writes answer, authority and additional sections with their counts', () => {
+    const { msg, q } = query('gone.default.svc.cluster.local', 'A');
+    const enc = encodeAnswer(answer({ rcode: 'NXDOMAIN', authorities: [soa], additionals: [a('ns.dns.cluster.local', '10.96.0.10')] }), q.lname);
+    expect([enc.an, enc.ns, enc.ar]).toEqual([0, 1, 1]);
+    const res = decode(buildResponse(msg, q, enc, 512, 1232, 0));
+    expect(res.rcode).toBe('NXDOMAIN');
+    expect(res.authorities).toEqual([expect.objectContaining({ name: 'cluster.local', type: 'SOA', data: expect.objectContaining({ minimum: 5 }) })]);
+    expect(res.additionals).toEqual([expect.objectContaining({ name: 'ns.dns.cluster.local', data: '10.96.0.10' })]);
+  });
+
+  it('echoes EDNS with our size and the DO bit, after the answer additionals; leaves handler OPT records out', () => {
+    const { msg, q } = query('x.cluster.local', 'A', { do: true, size: 4096 });
+    const enc = encodeAnswer(answer({ answers: [a('x.cluster.local', '10.0.0.1')], additionals: [opt(), a('y.cluster.local', '10.0.0.2')] }), q.lname);
+    const res = decode(buildResponse(msg, q, enc, 1232, 1232, 0));
+    expect(res.additionals).toHaveLength(2);
+    expect(res.additionals![0]).toMatchObject({ name: 'y.cluster.local' });
+    expect(res.additionals![1]).toMatchObject({ type: 'OPT', udpPayloadSize: 1232, ednsVersion: 0, flag_do: true });
+  });
+
+  it('sends no OPT to a query without one', () => {
+    const { msg, q } = query('x.cluster.local');
+    const res = decode(buildResponse(msg, q, encodeAnswer(answer({}), q.lname), 512, 1232, 0));
+    expect(res.additionals).toEqual([]);
+  });
+
+  const many = Array.from({ length: 40 }, (_, i) => a('big.cluster.local', `10.1.0.${i}`)); // 40 x 16 bytes after the pointer
+  const truncation: Array<{ what: string; limit: number; edns: boolean; tc: boolean }> = [
+    { what: 'over 512 without EDNS', limit: 512, edns: false, tc: true },
+    { what: 'fits the EDNS size', limit: 1232, edns: true, tc: false },
+    { what: 'over a small EDNS size', limit: 600, edns: true, tc: true },
+    { what: 'TCP limit', limit: 65535, edns: false, tc: false },
+  ];
+  it.each(truncation)('truncation: $what', ({ limit, edns, tc }) => {
+    const { msg, q } = query('big.cluster.local', 'A', { edns });
+    const out = buildResponse(msg, q, encodeAnswer(answer({ answers: many }), q.lname), limit, 1232, 0);
+    expect(out.length).toBeLessThanOrEqual(limit);
+    const res = decode(out);
+    expect(res.flag_tc).toBe(tc);
+    expect(res.questions).toHaveLength(1);
+    expect(res.answers).toHaveLength(tc ? 0 : 40);
+    expect(res.additionals!.filter((r) => r.type === 'OPT')).toHaveLength(edns ? 1 : 0);
+  });
+
+  it('frames TCP responses with their length', () => {
+    const { msg, q } = query('x.cluster.local', 'A', { edns: true });
+    const out = buildResponse(msg, q, encodeAnswer(answer({ answers: [a('x.cluster.local', '10.0.0.1')] }), q.lname), 65535, 1232, 2);
+    expect(out.readUInt16BE(0)).toBe(out.length - 2);
+    expect(dnsPacket.streamDecode(out)).toMatchObject({ id: 0xbeef, answers: [expect.objectContaining({ data: '10.0.0.1' })] });
+  });
+
+  it('throws EncodeError for records dns-packet cannot encode and for unknown rcodes', () => {
+    expect(() => encodeAnswer(answer({ answers: [{ name: 'x', type: 'SRV', ttl: 1, data: undefined as never }] }), 'x')).toThrow(EncodeError);
+    expect(() => encodeAnswer(answer({ rcode: 'BOGUS' as 'NOERROR' }), 'x')).toThrow(EncodeError);
+  });
+});
+
+describe('buildError', () => {
+  const { msg, q } = query('q.example', 'A', { edns: true });
+  const end = q.questionEnd;
+  const cases: Array<{ what: string; shape: Parameters<typeof buildError>[1]; want: Record<string, unknown>; questions: number; opt: boolean }> = [
+    { what: 'FORMERR without the question', shape: { rcode: 'FORMERR', edns: false, dnssecOk: false }, want: { rcode: 'FORMERR', flag_rd: true }, questions: 0, opt: false },
+    { what: 'NOTIMP', shape: { rcode: 'NOTIMP', edns: false, dnssecOk: false }, want: { rcode: 'NOTIMP' }, questions: 0, opt: false },
+    { what: 'FORMERR with the question', shape: { rcode: 'FORMERR', question: { end }, edns: false, dnssecOk: false }, want: { rcode: 'FORMERR' }, questions: 1, opt: false },
+  ];
+  it.each(cases)('$what', ({ shape, want, questions, opt: hasOpt }) => {
+    const res = decode(buildError(msg, shape, 1232, 0));
+    expect(res).toMatchObject({ id: 0xbeef, type: 'response', ...want });
+    expect(res.questions).toHaveLength(questions);
+    expect(res.additionals!.length).toBe(hasOpt ? 1 : 0);
+  });
+
+  it('reports BADVERS in the OPT record (extended rcode 1, header rcode 0)', () => {
+    const out = buildError(msg, { rcode: 'BADVERS', question: { end }, edns: true, dnssecOk: true }, 1232, 2);
+    expect(out.readUInt16BE(0)).toBe(out.length - 2);
+    const res = decode(out.subarray(2));
+    expect(res.rcode).toBe('NOERROR');
+    expect(res.questions).toEqual([{ name: 'q.example', type: 'A', class: 'IN' }]);
+    expect(res.additionals![0]).toMatchObject({ type: 'OPT', extendedRcode: 1, ednsVersion: 0, udpPayloadSize: 1232, flag_do: true });
+  });
+});
