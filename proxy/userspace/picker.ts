@@ -39,6 +39,11 @@ export class EndpointPicker {
     return this.#endpoints.length;
   }
 
+  /** Whether picks depend on the client IP (ClientIP affinity is on); without it any IP, even '', picks alike. */
+  get needsClientIP(): boolean {
+    return this.#affinityMs > 0;
+  }
+
   /** Number of client IPs with a live affinity entry (expired ones may linger until the next prune). */
   get stickyClients(): number {
     return this.#sticky.size;

@@ -3,6 +3,7 @@
 import { connect, createServer, type Server, type Socket, type TcpNetConnectOpts } from 'node:net';
 import type { Target } from '../plan/types.ts';
 import type { ListenerSpec } from './listeners.ts';
+import { DialDeadlines } from './deadlines.ts';
 import { EndpointPicker } from './picker.ts';
 
 /** How a TCP listener binds and dials. */
@@ -31,11 +32,13 @@ export class TcpListener {
   readonly #picker: EndpointPicker;
   readonly #server: Server;
   readonly #connections = new Set<Socket>();
+  readonly #deadlines: DialDeadlines;
 
   constructor(spec: ListenerSpec, options: TcpOptions) {
     this.#spec = spec;
     this.#options = options;
     this.#picker = new EndpointPicker(spec.endpoints, spec.affinitySeconds);
+    this.#deadlines = new DialDeadlines(options.connectTimeoutMs);
     // The client is read while the endpoint is dialled (into the stream's buffer, bounded by highWaterMark; `end` is
     // not emitted before it is consumed), which saves a loop iteration per connection over pauseOnConnect.
     this.#server = createServer({ allowHalfOpen: true, noDelay: true, highWaterMark }, (c) => this.#accept(c));
@@ -82,63 +85,81 @@ export class TcpListener {
   }
 
   #accept(client: Socket): void {
-    // An error before relaying starts (the client resets while we dial) only ends this connection.
-    client.on('error', noop);
-    const ip = client.remoteAddress ?? '';
+    // remoteAddress costs a getpeername() syscall: only ClientIP affinity needs it.
+    const ip = this.#picker.needsClientIP ? (client.remoteAddress ?? '') : '';
     const target = this.#picker.pick(ip);
     if (!target) {
       // No endpoint: refuse at once with a reset, as the kernel modes reject.
+      client.on('error', noop);
       client.resetAndDestroy();
       return;
     }
     this.#connections.add(client);
-    client.once('close', () => this.#connections.delete(client));
-    this.#dial(client, ip, target, true);
+    const link: Link = { client, upstream: undefined };
+    // One listener per event for the whole life of the connection (fewer registrations per connection): before the
+    // upstream is connected an error or close only ends this connection; afterwards it is forwarded.
+    client.on('error', (err: NodeJS.ErrnoException) => {
+      if (link.upstream) forwardError(err, link.upstream);
+    });
+    client.on('close', () => {
+      this.#connections.delete(client);
+      if (link.upstream) forwardClose(client, link.upstream);
+    });
+    this.#dial(link, ip, target, true);
   }
 
-  #dial(client: Socket, ip: string, target: Target, mayRetry: boolean): void {
+  #dial(link: Link, ip: string, target: Target, mayRetry: boolean): void {
+    const { client } = link;
     // highWaterMark is a stream option net.Socket passes on to Duplex; @types/node does not list it for connect().
     const upstream = connect({ host: target.ip, port: target.port, allowHalfOpen: true, noDelay: true, highWaterMark } as TcpNetConnectOpts);
-    upstream.setTimeout(this.#options.connectTimeoutMs);
-    let settled = false;
     const failed = () => {
-      if (settled) return;
-      settled = true;
       upstream.destroy();
       if (client.destroyed) return;
       const other = mayRetry ? this.#picker.pick(ip, target) : undefined;
-      if (other) this.#dial(client, ip, other, false);
+      if (other) this.#dial(link, ip, other, false);
       else client.resetAndDestroy();
     };
-    upstream.once('error', failed);
-    upstream.once('timeout', failed);
-    upstream.once('connect', () => {
-      settled = true;
-      upstream.off('error', failed);
-      upstream.off('timeout', failed);
-      upstream.setTimeout(0);
+    this.#deadlines.start(upstream, failed);
+    upstream.on('error', (err: NodeJS.ErrnoException) => {
+      if (link.upstream === upstream) forwardError(err, client);
+      else if (this.#deadlines.settle(upstream)) failed();
+    });
+    upstream.on('close', () => {
+      if (link.upstream === upstream) forwardClose(upstream, client);
+    });
+    upstream.on('connect', () => {
+      this.#deadlines.settle(upstream);
       if (client.destroyed) {
         upstream.destroy();
         return;
       }
-      pump(client, upstream);
-      pump(upstream, client);
+      link.upstream = upstream;
+      pipe(client, upstream);
+      pipe(upstream, client);
     });
   }
+}
+
+/** A client connection and, once connected, its upstream. */
+interface Link {
+  readonly client: Socket;
+  upstream: Socket | undefined;
 }
 
 function noop(): void {}
 
 /**
- * Copies `from` to `to`: pauses `from` while `to` has more than its high-water mark queued; forwards end-of-stream as
- * a half-close (the other direction keeps flowing); forwards a reset as a reset and any other failure as a close.
+ * Copies `from` to `to`: pauses `from` while `to` has more than its high-water mark queued, and forwards
+ * end-of-stream as a half-close (the other direction keeps flowing). Errors and closes are forwarded by the caller.
  */
-function pump(from: Socket, to: Socket): void {
+function pipe(from: Socket, to: Socket): void {
   let corked = false;
+  let draining = false;
   const uncork = () => {
     corked = false;
     to.uncork();
   };
+  const resume = () => from.resume();
   from.on('data', (chunk: Buffer) => {
     // A full read means more is waiting: libuv reads up to 32 of them in one go. Cork until this loop iteration's
     // check phase, so they leave in one writev instead of one write each: on loopback ~40% more bulk throughput
@@ -148,16 +169,47 @@ function pump(from: Socket, to: Socket): void {
       to.cork();
       setImmediate(uncork);
     }
-    if (!to.write(chunk)) from.pause();
+    if (to.write(chunk)) return;
+    from.pause();
+    // Registered on the first backpressure only: most connections never see one.
+    if (!draining) {
+      draining = true;
+      to.on('drain', resume);
+    }
   });
-  to.on('drain', () => from.resume());
-  from.on('end', () => to.end());
-  from.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code === 'ECONNRESET' && !to.destroyed) to.resetAndDestroy();
-    else to.destroy();
-  });
-  // Closed without an error but not both ways done (destroy() by the backend): the other side goes too.
-  from.on('close', () => {
-    if (!to.destroyed && !(from.readableEnded && from.writableFinished)) to.destroy();
-  });
+  // The client may have sent its FIN (and nothing else) while the upstream was dialled.
+  if (from.readableEnded) forwardEnd(to);
+  else from.on('end', () => forwardEnd(to));
+}
+
+/** `to`'s peer finished sending: pass the FIN on, at the latest in this loop iteration's check phase. */
+function forwardEnd(to: Socket): void {
+  // Waiting for the check phase lets the events already polled in this iteration run first. A client that closes
+  // as soon as it has its answer (HTTP with `Connection: close`) has then often sent its FIN too, and both
+  // directions can be closed at once, without a shutdown() (see endNow). The wait is bounded by one iteration.
+  if (to.readableEnded) endNow(to);
+  else setImmediate(endNow, to);
+}
+
+/** Half-closes `to`, or closes it when it has ended as well. */
+function endNow(to: Socket): void {
+  if (to.destroyed) return;
+  // When `to` has ended too and has nothing queued, both directions are done: destroy() closes the socket and the
+  // kernel sends the FIN at close, which saves end()'s shutdown() syscall (on loopback, the FIN's whole delivery to
+  // the peer runs inside that syscall) and the stream's end/finish steps.
+  if (to.readableEnded && to.writableLength === 0) to.destroy();
+  else to.end();
+}
+
+/** `from` failed: a reset is passed on as a reset, anything else as a close. */
+function forwardError(err: NodeJS.ErrnoException, to: Socket): void {
+  if (err.code === 'ECONNRESET' && !to.destroyed) to.resetAndDestroy();
+  else to.destroy();
+}
+
+/** `from` closed: if not both ways done (destroy() by the backend, or an error), the other side goes too. */
+function forwardClose(from: Socket, to: Socket): void {
+  // Done both ways: `from` finished writing, or `to` ended as well (then forwardEnd() closed `from` without a shutdown).
+  const clean = from.readableEnded && (from.writableFinished || to.readableEnded);
+  if (!clean && !to.destroyed) to.destroy();
 }

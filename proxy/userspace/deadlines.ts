@@ -1,0 +1,65 @@
+// Connect timeouts of the userspace proxy's dials, all served by one coarse interval timer. A timer per dial (what
+// `socket.setTimeout` arms) is set up and torn down for every connection; at thousands of new connections per
+// second that bookkeeping is a measurable share of the proxy's CPU, while a connect timeout needs no precision.
+
+/**
+ * Calls a dial's `onTimeout` once it has been pending for `timeoutMs` (give or take one tick, a fifth of the
+ * timeout, at most 1 s). Time is counted in ticks of the interval, so a wall-clock jump neither fires nor delays one.
+ * The interval is unref'd and stops at the first tick that finds nothing pending.
+ */
+export class DialDeadlines {
+  readonly #tickMs: number;
+  /** Ticks a dial may stay pending; it times out at the tick after that. */
+  readonly #ticks: number;
+  readonly #pending = new Map<object, Pending>();
+  #now = 0;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(timeoutMs: number) {
+    this.#tickMs = Math.min(1000, Math.max(10, Math.ceil(timeoutMs / 5)));
+    this.#ticks = Math.max(1, Math.ceil(timeoutMs / this.#tickMs));
+  }
+
+  /** Dials pending now. */
+  get size(): number {
+    return this.#pending.size;
+  }
+
+  /** Starts the clock of the dial `key`; `onTimeout` runs at most once, unless `settle(key)` comes first. */
+  start(key: object, onTimeout: () => void): void {
+    this.#pending.set(key, { expires: this.#now + this.#ticks + 1, onTimeout });
+    this.#timer ??= setInterval(() => this.#tick(), this.#tickMs).unref();
+  }
+
+  /** Stops the clock of `key`; false if it was not pending (it settled or timed out already). */
+  settle(key: object): boolean {
+    return this.#pending.delete(key);
+  }
+
+  /** Stops the timer and forgets every pending dial without calling back. */
+  clear(): void {
+    this.#pending.clear();
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #tick(): void {
+    this.#now++;
+    if (this.#pending.size === 0) {
+      clearInterval(this.#timer);
+      this.#timer = undefined;
+      return;
+    }
+    for (const [key, p] of this.#pending) {
+      if (p.expires > this.#now) continue;
+      this.#pending.delete(key);
+      p.onTimeout();
+    }
+  }
+}
+
+interface Pending {
+  /** The tick at which the dial times out. */
+  expires: number;
+  onTimeout: () => void;
+}

@@ -1,0 +1,60 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { DialDeadlines } from '../../../proxy/userspace/deadlines.ts';
+
+describe('DialDeadlines', () => {
+  beforeEach(() => vi.useFakeTimers());
+  afterEach(() => vi.useRealTimers());
+
+  it('times out a dial that stays pending past its timeout, once', () => {
+    const d = new DialDeadlines(100);
+    const fired = vi.fn();
+    d.start({}, fired);
+    vi.advanceTimersByTime(90);
+    expect(fired).not.toHaveBeenCalled();
+    vi.advanceTimersByTime(60);
+    expect(fired).toHaveBeenCalledTimes(1);
+    vi.advanceTimersByTime(1000);
+    expect(fired).toHaveBeenCalledTimes(1);
+    expect(d.size).toBe(0);
+  });
+
+  it('never fires for a settled dial, and settle reports whether it was pending', () => {
+    const d = new DialDeadlines(100);
+    const key = {};
+    const fired = vi.fn();
+    d.start(key, fired);
+    expect(d.settle(key)).toBe(true);
+    expect(d.settle(key)).toBe(false);
+    vi.advanceTimersByTime(500);
+    expect(fired).not.toHaveBeenCalled();
+  });
+
+  it('gives each dial its own clock', () => {
+    const d = new DialDeadlines(100);
+    const first = vi.fn();
+    const second = vi.fn();
+    d.start({}, first);
+    vi.advanceTimersByTime(80);
+    d.start({}, second);
+    vi.advanceTimersByTime(60);
+    expect(first).toHaveBeenCalledTimes(1);
+    expect(second).not.toHaveBeenCalled();
+    vi.advanceTimersByTime(100);
+    expect(second).toHaveBeenCalledTimes(1);
+  });
+
+  it('stops its timer when nothing is pending, and clear() drops pending dials silently', () => {
+    const d = new DialDeadlines(100);
+    const fired = vi.fn();
+    d.start({}, fired);
+    d.clear();
+    expect(vi.getTimerCount()).toBe(0);
+    vi.advanceTimersByTime(500);
+    expect(fired).not.toHaveBeenCalled();
+    const key = {};
+    d.start(key, vi.fn());
+    d.settle(key);
+    vi.advanceTimersByTime(500);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+});
