@@ -1,0 +1,146 @@
+// What the ingress gateway serves, compiled from Ingress objects: the contract between the route compiler
+// (ingress/routes/), the request pipeline (ingress/server/), auth (ingress/auth/), limits (ingress/limits/),
+// upstream pools (ingress/upstream/) and TLS (ingress/tls/). Plain data, no behaviour.
+
+/** A namespaced object by name. */
+export interface ObjectRef {
+  namespace: string;
+  name: string;
+}
+
+/** A Service port an Ingress sends traffic to. */
+export interface BackendRef {
+  namespace: string;
+  service: string;
+  /** The Service port: its number, or its name. */
+  port: number | string;
+  /** `namespace/service:port`: the key of the backend's upstream pool and of its metrics. */
+  key: string;
+}
+
+/** Basic auth: htpasswd lines from the Secret's `auth` key (bcrypt, SHA-256-crypt, SHA-512-crypt). */
+export interface BasicAuthPolicy {
+  type: 'basic';
+  secret: ObjectRef;
+  realm: string;
+}
+
+/** JWT bearer tokens, verified with keys from a JWKS URL or from a Secret (key `jwks`: a JWKS; or `key`: one PEM public key). */
+export interface JwtAuthPolicy {
+  type: 'jwt';
+  jwksUrl?: string;
+  secret?: ObjectRef;
+  issuer?: string;
+  audience?: string[];
+  /** Allowed `alg` values (RS256..512, PS256..512, ES256/384/512, EdDSA); empty: any of these. */
+  algorithms: string[];
+}
+
+/** External auth: a subrequest to `url`; 2xx lets the request through, 401/403 go back, anything else fails closed. */
+export interface ExternalAuthPolicy {
+  type: 'external';
+  url: string;
+  /** Subrequest method (ingress-nginx `auth-method`); GET by default. */
+  method: string;
+  /** Headers of the auth response copied onto the upstream request (ingress-nginx `auth-response-headers`). */
+  responseHeaders: string[];
+  timeoutMs: number;
+}
+
+export type AuthPolicy = BasicAuthPolicy | JwtAuthPolicy | ExternalAuthPolicy;
+
+/** Per-client-IP limits of one Ingress. Each limit is absent when not set. */
+export interface RateLimitPolicy {
+  rps?: number;
+  rpm?: number;
+  /** Burst = rate × this (ingress-nginx `limit-burst-multiplier`, default 5). */
+  burstMultiplier: number;
+  /** Concurrent connections (in-flight requests) per client IP. */
+  connections?: number;
+}
+
+/** What the annotations of one Ingress ask for; the defaults when it has none. */
+export interface IngressPolicy {
+  /** Redirect HTTP to HTTPS (308) when the host has TLS. Default true. */
+  sslRedirect: boolean;
+  /** Redirect HTTP to HTTPS even when the host has no TLS. Default false. */
+  forceSslRedirect: boolean;
+  rateLimit?: RateLimitPolicy;
+  auth?: AuthPolicy;
+  /**
+   * Replaces the matched path prefix with this (no regex captures: those are rejected at compile time), e.g. path
+   * `/app` rewrite `/` turns `/app/x?q` into `/x?q`.
+   */
+  rewriteTarget?: string;
+  backendProtocol: 'HTTP' | 'HTTPS';
+  connectTimeoutMs: number;
+  readTimeoutMs: number;
+  /** Cookie affinity (ingress-nginx `affinity: cookie`). */
+  affinity?: { cookieName: string; maxAgeSeconds?: number; path?: string };
+  loadBalance: 'round_robin' | 'least_request';
+}
+
+/** A canary backend attached to a route by another Ingress with the `canary` annotation. */
+export interface Canary {
+  /** The canary Ingress, `namespace/name`. */
+  ingress: string;
+  backend: BackendRef;
+  /** Requests with this header go to the canary when its value is "always" (or equals headerValue when set); "never" keeps them off. */
+  header?: string;
+  headerValue?: string;
+  /** Share of the other requests sent to the canary: weight out of weightTotal (default 100). */
+  weight: number;
+  weightTotal: number;
+  policy: IngressPolicy;
+}
+
+/** One host/path rule. */
+export interface Route {
+  /** The Ingress, `namespace/name`. */
+  ingress: string;
+  namespace: string;
+  /** Lower-case host; `*.example.com` for a wildcard; '' for a rule without host (any host). */
+  host: string;
+  /** The path as written, without a trailing slash for Prefix (except `/` itself). */
+  path: string;
+  pathType: 'Exact' | 'Prefix';
+  backend: BackendRef;
+  canary?: Canary;
+  policy: IngressPolicy;
+}
+
+/** A certificate choice for a TLS host: the Secret, or the default certificate when the Ingress names none. */
+export interface TlsChoice {
+  secret?: ObjectRef;
+}
+
+/** An Ingress that is not served as written, and why. */
+export interface IngressProblem {
+  /** `namespace/name`. */
+  ingress: string;
+  reason: string;
+  /** True when a last good version of the Ingress is served instead; false when the Ingress is not served at all. */
+  keptLastGood: boolean;
+}
+
+/** The compiled routing table: immutable; a change compiles a new one. */
+export interface RouteTable {
+  /**
+   * The route for a request: `host` lower-case without port; `path` the URL path without query. Exact host rules
+   * first, then the wildcard for the host's parent domain, then rules without host; within the first host set that
+   * has rules, the longest matching path wins, Exact before Prefix at equal length. Then the default backend.
+   * Undefined: 404.
+   */
+  match(host: string, path: string): Route | undefined;
+  /** TLS for a host name (exact, then wildcard); undefined when no Ingress lists the host under `tls`. */
+  tls(host: string): TlsChoice | undefined;
+  /** Every Secret (`namespace/name`) a served route references for TLS or auth: the only ones the gateway reads. */
+  readonly secrets: ReadonlySet<string>;
+  /** Every backend of a served route or canary, by BackendRef.key. */
+  readonly backends: ReadonlyMap<string, BackendRef>;
+  /** Ingresses (`namespace/name`) served, with the policy each uses. */
+  readonly ingresses: ReadonlyMap<string, IngressPolicy>;
+  readonly problems: readonly IngressProblem[];
+  /** Number of host/path rules (not counting default backends). */
+  readonly size: number;
+}
