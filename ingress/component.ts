@@ -1,5 +1,45 @@
-// netplane ingress: the ingress gateway. Not built yet; see the ingress issue.
-import { defineComponent } from '../runtime/component.ts';
+// netplane ingress: the ingress gateway. HTTP and HTTPS at the edge, routed by host and path from Ingress objects
+// to Service endpoints, with TLS by SNI, per-Ingress rate limits and auth.
+import { defineComponent, type ComponentContext } from '../runtime/component.ts';
+import { UsageError } from '../runtime/errors.ts';
+import { nonEmpty, oneOf, parseCIDRList, parseDuration, parseHostPort, positiveInt, switchFlag, valueFlag, type HostPort } from '../runtime/flags.ts';
+import { Authenticators } from './auth/authenticators.ts';
+import { ConnectionCap, TrustedProxies } from './limits/client.ts';
+import { RateLimiters } from './limits/rate.ts';
+import { Gateway } from './server/gateway.ts';
+import { GatewayMetrics } from './server/metrics.ts';
+import type { GatewayState } from './server/steps.ts';
+import { emptyTable, IngressState } from './state.ts';
+import { Certificates, hstsHeader, parseCertificateFlag } from './tls/certificates.ts';
+import { Upstreams } from './upstream/upstreams.ts';
+
+/** ADDR:PORT, or `off` for no listener. */
+const listener = (raw: string): HostPort | 'off' => (raw === 'off' ? 'off' : parseHostPort(raw));
+const className = (raw: string) => {
+  if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(raw)) throw new Error('must be an IngressClass name (lower-case letters, digits, "-" and ".")');
+  return raw;
+};
+const seconds = (raw: string) => Math.round(parseDuration(raw) / 1000);
+
+const flags = {
+  http: valueFlag({ value: 'ADDR:PORT', help: 'serve plain HTTP here (`off`: none)', parse: listener, default: parseHostPort('0.0.0.0:80') as HostPort | 'off' }),
+  https: valueFlag({ value: 'ADDR:PORT', help: 'serve HTTPS (HTTP/2 and HTTP/1.1) here (`off`: none)', parse: listener, default: parseHostPort('0.0.0.0:443') as HostPort | 'off' }),
+  'ingress-class': valueFlag({ value: 'NAME', help: 'serve Ingresses of this class (and class-less ones when this IngressClass is the default)', parse: className, default: 'netplane' }),
+  'default-certificate': valueFlag({ value: 'CERT.pem,KEY.pem', help: 'certificate for names without one (default: self-signed, made at start)', parse: nonEmpty }),
+  'trusted-proxies': valueFlag({ value: 'CIDRS', help: 'believe X-Forwarded-For only from peers in these ranges', parse: parseCIDRList, default: [] as string[] }),
+  hsts: valueFlag({ value: 'DURATION', help: 'send Strict-Transport-Security with this max-age on HTTPS (0s: off)', parse: seconds, default: 0 }),
+  'hsts-include-subdomains': switchFlag('add includeSubDomains to Strict-Transport-Security'),
+  'max-connections-per-ip': valueFlag({ value: 'N', help: 'open client connections allowed from one IP', parse: positiveInt, default: 1000 }),
+  'proxy-connect-timeout': valueFlag({ value: 'DURATION', help: 'default time to connect to an endpoint (504 after)', parse: parseDuration, default: 5000 }),
+  'proxy-read-timeout': valueFlag({ value: 'DURATION', help: 'default time to wait for an endpoint to answer (504 after)', parse: parseDuration, default: 60_000 }),
+  'headers-timeout': valueFlag({ value: 'DURATION', help: 'time a client has to send the request headers', parse: parseDuration, default: 60_000 }),
+  'request-timeout': valueFlag({ value: 'DURATION', help: 'time a client has to send a whole request', parse: parseDuration, default: 300_000 }),
+  'keepalive-timeout': valueFlag({ value: 'DURATION', help: 'idle time before a client keep-alive connection is closed', parse: parseDuration, default: 75_000 }),
+  'max-header-size': valueFlag({ value: 'BYTES', help: 'largest request header block (431 above)', parse: positiveInt, default: 16_384 }),
+  'drain-timeout': valueFlag({ value: 'DURATION', help: 'on SIGTERM, time requests in flight get to finish', parse: parseDuration, default: 25_000 }),
+  'access-log': valueFlag({ value: 'on|off', help: 'one JSON line per request on stdout', parse: oneOf(['on', 'off'] as const), default: 'on' as 'on' | 'off' }),
+  'reuse-port': switchFlag('listen with SO_REUSEPORT, so several gateway processes share the ports'),
+};
 
 /** The ingress component. */
 export const ingressComponent = defineComponent({
@@ -8,6 +48,89 @@ export const ingressComponent = defineComponent({
   kinds: ['Ingress', 'IngressClass', 'Service', 'EndpointSlice', 'Secret'],
   // ingress-nginx's metrics port.
   defaultAdmin: '127.0.0.1:10254',
-  flags: {},
-  notBuilt: 'issue 5, ingress',
+  flags,
+  async before(f) {
+    if (f.http === 'off' && f.https === 'off') throw new UsageError('netplane ingress: --http and --https are both off; nothing to serve');
+    if (f['default-certificate'] !== undefined && !/^[^,]+,[^,]+$/.test(f['default-certificate'])) {
+      throw new UsageError(`netplane ingress: --default-certificate ${JSON.stringify(f['default-certificate'])}: must be CERT.pem,KEY.pem`);
+    }
+    return undefined;
+  },
+  async run(ctx, f) {
+    await runIngress(ctx, f);
+  },
 });
+
+type IngressFlags = Parameters<NonNullable<typeof ingressComponent.run>>[1];
+
+async function runIngress(ctx: ComponentContext, f: IngressFlags): Promise<void> {
+  const { log } = ctx;
+  let defaultCertificate: { cert: string; key: string } | undefined;
+  if (f['default-certificate']) {
+    const [cert, key] = f['default-certificate'].split(',') as [string, string];
+    try {
+      defaultCertificate = parseCertificateFlag(cert, key);
+    } catch (e) {
+      log.fatal({ err: (e as Error).message }, `--default-certificate: ${(e as Error).message}`);
+      await ctx.shutdown.run(2);
+      return;
+    }
+  }
+  const https = f.https === 'off' ? undefined : f.https;
+  const http = f.http === 'off' ? undefined : f.http;
+  const certificates = https ? await Certificates.create({ log, defaultCertificate }) : undefined;
+  const metrics = new GatewayMetrics(ctx.registry);
+  const upstreams = new Upstreams({ log });
+  const state: GatewayState = {
+    table: emptyTable,
+    limiters: new RateLimiters(),
+    auth: new Authenticators({ secrets: (ref) => ctx.store.get('Secret', `${ref.namespace}/${ref.name}`), log }),
+    upstreams,
+    httpsPort: https?.port,
+    hsts: f.hsts > 0 ? hstsHeader(f.hsts, f['hsts-include-subdomains'], false) : undefined,
+  };
+  const keeper = new IngressState(state, {
+    store: ctx.store,
+    serviceMap: ctx.serviceMap(),
+    log,
+    metrics,
+    className: f['ingress-class'],
+    defaults: { connectTimeoutMs: f['proxy-connect-timeout'], readTimeoutMs: f['proxy-read-timeout'] },
+    certificates,
+  });
+  keeper.start();
+  ctx.admin.addHealthCheck('routes', () => (keeper.ready ? { ok: true } : { ok: false, reason: 'routes not compiled from a full view yet' }));
+  const gateway = new Gateway(state, {
+    http,
+    https,
+    reusePort: f['reuse-port'],
+    certificates,
+    trusted: TrustedProxies.parse(f['trusted-proxies']),
+    connectionCap: new ConnectionCap(f['max-connections-per-ip']),
+    log,
+    accessLog: f['access-log'] === 'on' ? log.child({ access: true }) : undefined,
+    metrics,
+    headersTimeoutMs: f['headers-timeout'],
+    requestTimeoutMs: f['request-timeout'],
+    keepAliveTimeoutMs: f['keepalive-timeout'],
+    maxHeaderSize: f['max-header-size'],
+    maxHeadersCount: 100,
+  });
+  let bound;
+  try {
+    bound = await gateway.listen();
+  } catch (e) {
+    log.fatal({ err: (e as Error).message }, `cannot listen on ${[http?.text, https?.text].filter(Boolean).join(', ')}: ${(e as Error).message}`);
+    await ctx.shutdown.run(1);
+    return;
+  }
+  ctx.shutdown.allow(f['drain-timeout'] + 5000);
+  ctx.shutdown.add('ingress', async () => {
+    keeper.stop();
+    log.info({ inFlight: gateway.inFlight }, 'draining');
+    await gateway.drain(f['drain-timeout']);
+    await upstreams.close();
+    state.auth.close();
+  });
+  log.info({ http: bound.http, https: bound.https, class: f['ingress-class'] }, 'ingress serving');
+}

@@ -22,6 +22,11 @@ export class Shutdown {
     this.#steps.push({ name, run });
   }
 
+  /** Gives the whole shutdown at least `ms` (a component that drains for that long asks for it). */
+  allow(ms: number): void {
+    this.#timeoutMs = Math.max(this.#timeoutMs, ms);
+  }
+
   /** Listens for SIGTERM and SIGINT; a second signal exits at once. */
   installSignalHandlers(): void {
     for (const signal of ['SIGTERM', 'SIGINT'] as const) {

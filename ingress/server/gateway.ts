@@ -1,0 +1,280 @@
+// The gateway's listeners: plain HTTP/1.1, and HTTPS with HTTP/2 by ALPN. Each request runs the pipeline against
+// the current state; upgrades are routed, limited and authenticated the same way, then relayed. SIGTERM drains.
+import { createServer, ServerResponse, type IncomingMessage, type Server } from 'node:http';
+import { createSecureServer, type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse, type Http2Session } from 'node:http2';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { Logger } from '../../runtime/logger.ts';
+import type { HostPort } from '../../runtime/flags.ts';
+import { clientIP, type ConnectionCap, type TrustedProxies } from '../limits/client.ts';
+import type { Certificates } from '../tls/certificates.ts';
+import type { GatewayMetrics } from './metrics.ts';
+import { forwardedHeaders } from './request.ts';
+import { authenticate, chooseBackend, limit, parse, route, runPipeline, type Exchange, type GatewayState, type Step } from './steps.ts';
+
+/** Protections and listeners of the gateway. */
+export interface GatewayOptions {
+  http?: HostPort;
+  https?: HostPort;
+  /** Listen with SO_REUSEPORT, so several gateway processes can share the ports. */
+  reusePort: boolean;
+  certificates?: Certificates;
+  trusted: TrustedProxies;
+  connectionCap: ConnectionCap;
+  log: Logger;
+  /** Where one JSON line per request goes; undefined turns the access log off. */
+  accessLog?: Logger;
+  metrics: GatewayMetrics;
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  keepAliveTimeoutMs: number;
+  maxHeaderSize: number;
+  maxHeadersCount: number;
+}
+
+const upgradeSteps: readonly Step[] = [parse, route, limit, authenticate, chooseBackend];
+
+/** The HTTP and HTTPS listeners over one shared, swappable state. */
+export class Gateway {
+  readonly #state: GatewayState;
+  readonly #o: GatewayOptions;
+  #http?: Server;
+  #https?: Http2SecureServer;
+  readonly #sessions = new Set<Http2Session>();
+  #inFlight = 0;
+  #draining = false;
+  #idle?: () => void;
+
+  constructor(state: GatewayState, options: GatewayOptions) {
+    this.#state = state;
+    this.#o = options;
+  }
+
+  /** Requests being answered now. */
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  /** Binds the listeners; resolves with the bound ports. Rejects (nothing left listening) when one cannot bind. */
+  async listen(): Promise<{ http?: number; https?: number }> {
+    const o = this.#o;
+    const serverOptions = {
+      requestTimeout: o.requestTimeoutMs,
+      headersTimeout: o.headersTimeoutMs,
+      keepAliveTimeout: o.keepAliveTimeoutMs,
+      maxHeaderSize: o.maxHeaderSize,
+      insecureHTTPParser: false,
+      noDelay: true,
+    };
+    const bound: { http?: number; https?: number } = {};
+    try {
+      if (o.http) {
+        const s = createServer(serverOptions, (req, res) => this.#request(req, res, 'http', bound.http!));
+        s.maxHeadersCount = o.maxHeadersCount;
+        this.#http = s;
+        this.#guard(s);
+        bound.http = await listenOn(s, o.http, o.reusePort);
+      }
+      if (o.https) {
+        if (!o.certificates) throw new Error('an HTTPS listener needs certificates');
+        const s = createSecureServer({
+          ...o.certificates.defaultOptions,
+          SNICallback: o.certificates.sniCallback,
+          allowHTTP1: true,
+          maxHeaderListPairs: o.maxHeadersCount,
+          maxSessionInvalidFrames: 100,
+          settings: { maxHeaderListSize: o.maxHeaderSize },
+        });
+        s.on('request', (req, res) => this.#request(req, res, 'https', bound.https!));
+        s.on('session', (session: Http2Session) => {
+          this.#sessions.add(session);
+          session.once('close', () => this.#sessions.delete(session));
+          if (this.#draining) session.close();
+        });
+        // The HTTP/1.1 side of the secure server takes the same time-outs as the plain listener.
+        s.setTimeout(o.requestTimeoutMs);
+        this.#https = s;
+        this.#guard(s);
+        bound.https = await listenOn(s, o.https, o.reusePort);
+      }
+    } catch (e) {
+      this.#http?.close();
+      this.#https?.close();
+      throw e;
+    }
+    return bound;
+  }
+
+  /**
+   * Stops accepting, lets requests in flight finish (keep-alive connections are closed as they go idle, HTTP/2
+   * sessions get GOAWAY), and after `timeoutMs` cuts what is left.
+   */
+  async drain(timeoutMs: number): Promise<void> {
+    this.#draining = true;
+    this.#http?.close();
+    this.#https?.close();
+    this.#http?.closeIdleConnections();
+    for (const s of this.#sessions) s.close();
+    if (this.#inFlight > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, timeoutMs);
+        this.#idle = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+    this.#http?.closeAllConnections();
+    for (const s of this.#sessions) s.destroy();
+  }
+
+  /** Per-IP connection cap and the connection gauge, on the raw TCP connections of a listener. */
+  #guard(server: Server | Http2SecureServer): void {
+    const { connectionCap, metrics } = this.#o;
+    server.on('connection', (socket: Socket) => {
+      const ip = socket.remoteAddress ?? '';
+      if (!connectionCap.acquire(ip)) {
+        metrics.rejected.inc({ reason: 'connection-cap' });
+        socket.destroy();
+        return;
+      }
+      metrics.connections.inc({ state: 'active' });
+      socket.once('close', () => {
+        connectionCap.release(ip);
+        metrics.connections.dec({ state: 'active' });
+      });
+    });
+    server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+      metrics.rejected.inc({ reason: err.code ?? 'client-error' });
+      if (socket.writable && !(socket as Socket).destroyed) {
+        const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+        socket.end(`HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request'}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      } else socket.destroy();
+    });
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => void this.#upgrade(req, socket as Socket, head, server === this.#https ? 'https' : 'http'));
+  }
+
+  #exchange(req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse, proto: 'http' | 'https', port: number): Exchange {
+    const peer = req.socket.remoteAddress ?? '';
+    return {
+      req,
+      res,
+      proto,
+      port,
+      clientIP: clientIP(peer, req.headers['x-forwarded-for'], this.#o.trusted),
+      trustedPeer: this.#o.trusted.has(peer),
+      host: '',
+      hostHeader: '',
+      path: '',
+      query: '',
+      canary: false,
+    };
+  }
+
+  #request(req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse, proto: 'http' | 'https', port: number): void {
+    const started = performance.now();
+    const x = this.#exchange(req, res, proto, port);
+    this.#inFlight++;
+    if (this.#draining && 'shouldKeepAlive' in res) res.shouldKeepAlive = false;
+    res.once('close', () => this.#done(x, started));
+    runPipeline(x, this.#state).catch((e: Error) => {
+      this.#o.log.error({ err: e, path: x.path }, 'request failed inside the gateway');
+      if (!res.headersSent) {
+        res.writeHead(500);
+        res.end();
+      } else res.destroy();
+    });
+  }
+
+  async #upgrade(req: IncomingMessage, socket: Socket, head: Buffer, proto: 'http' | 'https'): Promise<void> {
+    const started = performance.now();
+    // A response object on the raw socket lets the steps refuse an upgrade exactly as they refuse a request.
+    const res = new ServerResponse(req);
+    res.shouldKeepAlive = false;
+    res.assignSocket(socket);
+    const x = this.#exchange(req, res, proto, socket.localPort ?? 0);
+    this.#inFlight++;
+    let relayed = false;
+    try {
+      await runPipeline(x, this.#state, [...upgradeSteps, { name: 'relay', run: () => ((relayed = true), 'done') }]);
+    } catch (e) {
+      this.#o.log.error({ err: e }, 'upgrade failed inside the gateway');
+      socket.destroy();
+    }
+    if (!relayed) {
+      res.once('finish', () => socket.destroy());
+      this.#done(x, started);
+      return;
+    }
+    res.detachSocket(socket);
+    socket.once('close', () => this.#done(x, started));
+    const headers = forwardedHeaders({
+      clientIP: x.clientIP,
+      trustedPeer: x.trustedPeer,
+      incomingFor: req.headers['x-forwarded-for'],
+      incomingRequestId: req.headers['x-request-id'],
+      proto,
+      host: x.hostHeader,
+      port: x.port,
+    });
+    x.upstream = await this.#state.upstreams.upgrade(req, socket, head, {
+      backend: x.backend!.key,
+      policy: x.route!.policy,
+      path: `${x.path}${x.query}`,
+      headers: { ...headers, ...x.authHeaders },
+    });
+  }
+
+  /** Counts and logs a finished (or aborted) request. */
+  #done(x: Exchange, started: number): void {
+    x.release?.();
+    const { metrics, accessLog } = this.#o;
+    const seconds = (performance.now() - started) / 1000;
+    // 499 as nginx logs it: the client went away before it got its answer.
+    const status = x.res.headersSent || x.refused ? x.res.statusCode : 499;
+    const backend = x.backend;
+    const labels = {
+      ingress: x.route ? x.route.ingress.slice(x.route.namespace.length + 1) : '',
+      namespace: x.route?.namespace ?? '',
+      service: backend?.service ?? '',
+      status: String(status),
+      method: x.req.method ?? '',
+    };
+    metrics.requests.inc({ ...labels, canary: x.canary ? backend!.key : '' });
+    metrics.requestDuration.observe(labels, seconds);
+    if (x.upstream?.upstreamSeconds !== undefined) metrics.upstreamDuration.observe(labels, x.upstream.upstreamSeconds);
+    accessLog?.info({
+      remote: x.clientIP,
+      method: x.req.method,
+      host: x.host,
+      path: x.path,
+      proto: x.proto,
+      http: x.req.httpVersion,
+      status,
+      ms: Math.round(seconds * 10_000) / 10,
+      ingress: x.route?.ingress,
+      backend: backend?.key,
+      canary: x.canary || undefined,
+      endpoint: x.upstream?.endpoint,
+      upstreamMs: x.upstream?.upstreamSeconds === undefined ? undefined : Math.round(x.upstream.upstreamSeconds * 10_000) / 10,
+      attempts: x.upstream?.attempts,
+      refused: x.refused,
+      error: x.upstream?.error,
+      id: x.requestId,
+      agent: x.req.headers['user-agent'],
+    });
+    if (--this.#inFlight === 0 && this.#draining) this.#idle?.();
+  }
+}
+
+/** Listens on one address; rejects with the bind error. */
+function listenOn(server: Server | Http2SecureServer, addr: HostPort, reusePort: boolean): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host: addr.host, port: addr.port, reusePort }, () => {
+      server.off('error', reject);
+      const a = server.address();
+      resolve(typeof a === 'object' && a ? a.port : addr.port);
+    });
+  });
+}

@@ -1,0 +1,75 @@
+// The gateway's metrics, under ingress-nginx's names and meanings so that its dashboards and alerts keep working.
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+
+const buckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+/** Metrics of the ingress gateway. */
+export class GatewayMetrics {
+  readonly requests: Counter<'ingress' | 'namespace' | 'service' | 'status' | 'method' | 'canary'>;
+  readonly requestDuration: Histogram<'ingress' | 'namespace' | 'service' | 'status' | 'method'>;
+  readonly upstreamDuration: Histogram<'ingress' | 'namespace' | 'service' | 'status' | 'method'>;
+  readonly configReloads: Counter<'result'>;
+  readonly configLastSuccessful: Gauge;
+  readonly configLastTimestamp: Gauge;
+  readonly ingressProblems: Gauge<'namespace' | 'ingress' | 'served'>;
+  readonly rejected: Counter<'reason'>;
+  readonly connections: Gauge<'state'>;
+
+  constructor(registry: Registry) {
+    const registers = [registry];
+    this.requests = new Counter({
+      name: 'nginx_ingress_controller_requests',
+      help: 'Requests answered, by Ingress, Service, status and method (ingress-nginx meaning).',
+      labelNames: ['ingress', 'namespace', 'service', 'status', 'method', 'canary'],
+      registers,
+    });
+    this.requestDuration = new Histogram({
+      name: 'nginx_ingress_controller_request_duration_seconds',
+      help: 'Time from the first byte of the request to the last byte of the response sent (ingress-nginx meaning).',
+      labelNames: ['ingress', 'namespace', 'service', 'status', 'method'],
+      buckets,
+      registers,
+    });
+    this.upstreamDuration = new Histogram({
+      name: 'nginx_ingress_controller_response_duration_seconds',
+      help: 'Time the upstream took to answer: from sending the request to its response headers (ingress-nginx meaning).',
+      labelNames: ['ingress', 'namespace', 'service', 'status', 'method'],
+      buckets,
+      registers,
+    });
+    this.configReloads = new Counter({
+      name: 'netplane_ingress_config_updates_total',
+      help: 'Route table updates, by result: ok, or problems when some Ingress could not be served as written.',
+      labelNames: ['result'],
+      registers,
+    });
+    this.configLastSuccessful = new Gauge({
+      name: 'nginx_ingress_controller_config_last_reload_successful',
+      help: '1 when the last route table update served every Ingress as written, else 0 (ingress-nginx meaning).',
+      registers,
+    });
+    this.configLastTimestamp = new Gauge({
+      name: 'nginx_ingress_controller_config_last_reload_successful_timestamp_seconds',
+      help: 'When the route table was last updated with every Ingress served as written.',
+      registers,
+    });
+    this.ingressProblems = new Gauge({
+      name: 'netplane_ingress_problems',
+      help: 'Ingresses not served as written (served="last-good" when an earlier version is served instead, "no" when not at all).',
+      labelNames: ['namespace', 'ingress', 'served'],
+      registers,
+    });
+    this.rejected = new Counter({
+      name: 'netplane_ingress_rejected_total',
+      help: 'Requests and connections refused before routing, by reason.',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.connections = new Gauge({
+      name: 'nginx_ingress_controller_nginx_process_connections',
+      help: 'Client connections, by state (ingress-nginx meaning: active).',
+      labelNames: ['state'],
+      registers,
+    });
+  }
+}

@@ -1,0 +1,222 @@
+// The request pipeline: a readonly list of named steps, each deciding to answer the request itself ('done') or
+// to pass it on ('next'). The last step forwards upstream. Each step is exported and tested alone.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import type { Authenticators } from '../auth/authenticators.ts';
+import type { RateLimiters } from '../limits/rate.ts';
+import { upstreamPath } from '../routes/rewrite.ts';
+import type { BackendRef, Route, RouteTable } from '../routes/types.ts';
+import type { ForwardResult, Upstreams } from '../upstream/upstreams.ts';
+import { forwardedHeaders, requestHost, requestPath } from './request.ts';
+
+/** One request as it passes through the steps. */
+export interface Exchange {
+  req: IncomingMessage | Http2ServerRequest;
+  res: ServerResponse | Http2ServerResponse;
+  proto: 'http' | 'https';
+  /** The port the request arrived on. */
+  port: number;
+  clientIP: string;
+  /** The socket's peer is a trusted proxy (its X-Forwarded-For is believed). */
+  trustedPeer: boolean;
+  /** Set by `parse`. */
+  host: string;
+  hostHeader: string;
+  path: string;
+  query: string;
+  /** Set by `route`. */
+  route?: Route;
+  /** Set by `chooseBackend`: the backend this request goes to, and whether it is the canary. */
+  backend?: BackendRef;
+  canary: boolean;
+  /** Headers the auth step wants upstream. */
+  authHeaders?: Record<string, string>;
+  /** Releases the per-IP concurrency slot, when one was taken. */
+  release?: () => void;
+  /** The X-Request-Id sent upstream. */
+  requestId?: string;
+  /** Why a step answered the request itself (for the access log). */
+  refused?: string;
+  upstream?: ForwardResult;
+}
+
+/** What the steps read: the current routes and the shared state that outlives a route table. */
+export interface GatewayState {
+  table: RouteTable;
+  limiters: RateLimiters;
+  auth: Authenticators;
+  upstreams: Upstreams;
+  /** Port of the HTTPS listener, for redirects; undefined when there is none. */
+  httpsPort?: number;
+  /** The Strict-Transport-Security value for HTTPS responses, when HSTS is on. */
+  hsts?: string;
+}
+
+/** A step's verdict. */
+export type Verdict = 'next' | 'done';
+
+/** One pipeline step. */
+export interface Step {
+  name: string;
+  run(x: Exchange, s: GatewayState): Verdict | Promise<Verdict>;
+}
+
+/** Answers the request with a short plain-text body; `refused` names the reason in the access log. */
+export function reply(x: Exchange, status: number, refused: string, headers: Record<string, string> = {}): Verdict {
+  x.refused = refused;
+  const body = `${status} ${statusText[status] ?? 'Error'}\n`;
+  x.res.writeHead(status, { ...headers, 'content-type': 'text/plain; charset=utf-8', 'content-length': String(Buffer.byteLength(body)) });
+  x.res.end(body);
+  return 'done';
+}
+
+const statusText: Record<number, string> = {
+  308: 'Permanent Redirect',
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  429: 'Too Many Requests',
+  500: 'Internal Server Error',
+  502: 'Bad Gateway',
+  503: 'Service Unavailable',
+  504: 'Gateway Timeout',
+};
+
+/** Reads the host and the path; 400 when either is not usable. */
+export const parse: Step = {
+  name: 'parse',
+  run(x) {
+    const hostHeader = (x.req.headers[':authority'] as string | undefined) ?? x.req.headers.host;
+    const host = requestHost(hostHeader);
+    const target = requestPath(x.req.url);
+    if (host === undefined || target === undefined) return reply(x, 400, 'bad-request');
+    x.host = host;
+    x.hostHeader = hostHeader!;
+    x.path = target.path;
+    x.query = target.query;
+    return 'next';
+  },
+};
+
+/** Finds the route; 404 when none matches. */
+export const route: Step = {
+  name: 'route',
+  run(x, s) {
+    const r = s.table.match(x.host, x.path);
+    if (!r) return reply(x, 404, 'no-route');
+    x.route = r;
+    return 'next';
+  },
+};
+
+/** Sends plain-HTTP requests for hosts with TLS (or with force-ssl-redirect) to HTTPS with a 308. */
+export const redirect: Step = {
+  name: 'redirect',
+  run(x, s) {
+    if (x.proto !== 'http' || s.httpsPort === undefined) return 'next';
+    const p = x.route!.policy;
+    if (!p.forceSslRedirect && !(p.sslRedirect && s.table.tls(x.host))) return 'next';
+    const port = s.httpsPort === 443 ? '' : `:${s.httpsPort}`;
+    // The host is the parsed one (only host characters), never the raw header: nothing the client sent is echoed.
+    return reply(x, 308, 'ssl-redirect', { location: `https://${x.host}${port}${x.path}${x.query}` });
+  },
+};
+
+/** Applies the route's per-client-IP limits: 429 with Retry-After over a rate, 429 over the concurrency cap. */
+export const limit: Step = {
+  name: 'limit',
+  run(x, s) {
+    const policy = x.route!.policy.rateLimit;
+    if (!policy) return 'next';
+    const limiter = s.limiters.get(x.route!.ingress, policy);
+    const taken = limiter.take(x.clientIP);
+    if (!taken.allowed) return reply(x, 429, 'rate-limit', { 'retry-after': String(taken.retryAfterSeconds) });
+    if (policy.connections !== undefined) {
+      const release = limiter.acquire(x.clientIP);
+      if (!release) return reply(x, 429, 'connection-limit', { 'retry-after': '1' });
+      x.release = release;
+    }
+    return 'next';
+  },
+};
+
+/** Runs the route's authentication; its refusal (401, 403, or a fail-closed 5xx) goes back to the client. */
+export const authenticate: Step = {
+  name: 'authenticate',
+  async run(x, s) {
+    const policy = x.route!.policy.auth;
+    if (!policy) return 'next';
+    const result = await s.auth.get(x.route!.ingress, policy).check({
+      method: x.req.method ?? 'GET',
+      url: `${x.path}${x.query}`,
+      host: x.host,
+      proto: x.proto,
+      clientIP: x.clientIP,
+      headers: x.req.headers,
+    });
+    if (result.allow) {
+      x.authHeaders = result.upstreamHeaders;
+      return 'next';
+    }
+    if (x.res.headersSent || x.res.destroyed) return 'done';
+    return reply(x, result.status, `auth: ${result.reason}`, result.headers);
+  },
+};
+
+/** Picks the route's backend or its canary: by header first ("always"/"never", or the configured value), then by weight. */
+export const chooseBackend: Step = {
+  name: 'chooseBackend',
+  run(x) {
+    const r = x.route!;
+    const c = r.canary;
+    let canary = false;
+    if (c) {
+      const v = c.header ? x.req.headers[c.header.toLowerCase()] : undefined;
+      if (typeof v === 'string' && (c.headerValue !== undefined ? v === c.headerValue : v === 'always')) canary = true;
+      else if (typeof v === 'string' && c.headerValue === undefined && v === 'never') canary = false;
+      else canary = c.weight > 0 && Math.random() * c.weightTotal < c.weight;
+    }
+    x.canary = canary;
+    x.backend = canary ? c!.backend : r.backend;
+    return 'next';
+  },
+};
+
+/** Forwards upstream; the upstream pools answer 502/503/504 themselves when they cannot. */
+export const forward: Step = {
+  name: 'forward',
+  async run(x, s) {
+    const r = x.route!;
+    const headers: Record<string, string> = forwardedHeaders({
+      clientIP: x.clientIP,
+      trustedPeer: x.trustedPeer,
+      incomingFor: x.req.headers['x-forwarded-for'],
+      incomingRequestId: x.req.headers['x-request-id'],
+      proto: x.proto,
+      host: x.hostHeader,
+      port: x.port,
+    });
+    x.requestId = headers['x-request-id'];
+    if (x.authHeaders) Object.assign(headers, x.authHeaders);
+    if (x.proto === 'https' && s.hsts) x.res.setHeader('strict-transport-security', s.hsts);
+    x.upstream = await s.upstreams.forward(x.req, x.res, {
+      backend: x.backend!.key,
+      policy: x.canary ? r.canary!.policy : r.policy,
+      path: upstreamPath(r, x.path, x.query),
+      headers,
+    });
+    return 'done';
+  },
+};
+
+/** The steps in order. */
+export const pipeline: readonly Step[] = [parse, route, redirect, limit, authenticate, chooseBackend, forward];
+
+/** Runs the steps until one answers. Synchronous steps cost no promise. */
+export async function runPipeline(x: Exchange, s: GatewayState, steps: readonly Step[] = pipeline): Promise<void> {
+  for (const step of steps) {
+    const v = step.run(x, s);
+    if ((typeof v === 'string' ? v : await v) === 'done') return;
+  }
+}

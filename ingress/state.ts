@@ -1,0 +1,191 @@
+// Keeps the gateway's state current from the cluster view: compiles the route table when Ingresses or
+// IngressClasses change, feeds each backend's ready endpoints to the upstream pools, and swaps certificates and
+// authenticators when a Secret that a route references changes. A change never interrupts a request: the table is
+// replaced whole, pools that stay are kept.
+import type { ServiceMap } from '../cluster/servicemap/index.ts';
+import type { Store, StoreChange } from '../cluster/store.ts';
+import type { Ingress } from '../cluster/model/ingress.ts';
+import type { Logger } from '../runtime/logger.ts';
+import { compileRoutes } from './routes/compile.ts';
+import type { BackendRef, ObjectRef, RouteTable } from './routes/types.ts';
+import type { GatewayMetrics } from './server/metrics.ts';
+import type { GatewayState } from './server/steps.ts';
+import type { Certificates } from './tls/certificates.ts';
+import type { Endpoint } from './upstream/upstreams.ts';
+
+/** What the state keeper needs. */
+export interface IngressStateOptions {
+  store: Store;
+  serviceMap: ServiceMap;
+  log: Logger;
+  metrics: GatewayMetrics;
+  className: string;
+  defaults: { connectTimeoutMs: number; readTimeoutMs: number };
+  certificates?: Certificates;
+}
+
+/** The table before the first compile: no routes, every request 404. */
+export const emptyTable: RouteTable = {
+  match: () => undefined,
+  tls: () => undefined,
+  secrets: new Set(),
+  backends: new Map(),
+  ingresses: new Map(),
+  problems: [],
+  size: 0,
+};
+
+/** Compiles and applies; `state.table` is always the latest good table. */
+export class IngressState {
+  readonly #o: IngressStateOptions;
+  readonly #state: GatewayState;
+  #lastGood = new Map<string, Ingress>();
+  /** Problems already logged, by Ingress, so a recompile does not repeat them. */
+  #logged = new Map<string, string>();
+  /** Backends by the Service (namespace/name) they read. */
+  #byService = new Map<string, BackendRef[]>();
+  #pending = false;
+  #compiled = false;
+  #unsubscribe: Array<() => void> = [];
+
+  constructor(state: GatewayState, options: IngressStateOptions) {
+    this.#state = state;
+    this.#o = options;
+  }
+
+  /** Whether a table has been compiled from a complete view of the cluster. */
+  get ready(): boolean {
+    return this.#compiled;
+  }
+
+  /** Compiles now and on every relevant change from here on. */
+  start(): void {
+    const { store, serviceMap } = this.#o;
+    this.#unsubscribe.push(store.subscribe((changes) => this.#onStore(changes)));
+    const tracker = serviceMap.tracker();
+    this.#unsubscribe.push(
+      tracker.onChange(() => {
+        const changed = tracker.take();
+        for (const svc of changed.services) for (const b of this.#byService.get(svc) ?? []) this.#applyEndpoints(b);
+      }),
+    );
+    this.#unsubscribe.push(store.onStatus((st) => st.synced && !this.#compiled && this.#schedule()));
+    if (store.status.synced) this.compile();
+  }
+
+  /** Stops following changes. */
+  stop(): void {
+    for (const u of this.#unsubscribe) u();
+    this.#unsubscribe = [];
+  }
+
+  /** Compiles the route table from the store and applies it. */
+  compile(): void {
+    this.#pending = false;
+    const { store, log, metrics } = this.#o;
+    const started = performance.now();
+    const { table, served } = compileRoutes({
+      ingresses: store.list('Ingress'),
+      classes: store.list('IngressClass'),
+      className: this.#o.className,
+      lastGood: this.#lastGood,
+      defaults: this.#o.defaults,
+    });
+    this.#lastGood = served;
+    this.#reportProblems(table);
+    this.#applyBackends(table);
+    this.#state.table = table;
+    this.#state.auth.retain(new Set(table.ingresses.keys()));
+    this.#state.limiters.retain(new Set(table.ingresses.keys()));
+    this.#applySecrets(table, undefined);
+    this.#compiled = this.#compiled || store.status.synced;
+    const ok = table.problems.length === 0;
+    metrics.configReloads.inc({ result: ok ? 'ok' : 'problems' });
+    metrics.configLastSuccessful.set(ok ? 1 : 0);
+    if (ok) metrics.configLastTimestamp.set(Date.now() / 1000);
+    log.info({ ingresses: table.ingresses.size, rules: table.size, backends: table.backends.size, problems: table.problems.length, ms: Math.round(performance.now() - started) }, 'routes updated');
+  }
+
+  #onStore(changes: readonly StoreChange[]): void {
+    const secrets: string[] = [];
+    for (const c of changes) {
+      if (c.kind === 'Ingress' || c.kind === 'IngressClass') this.#schedule();
+      else if (c.kind === 'Secret' && this.#state.table.secrets.has(c.key)) secrets.push(c.key);
+    }
+    if (secrets.length > 0) this.#applySecrets(this.#state.table, secrets);
+  }
+
+  /** Batches the changes of one turn of the event loop into one compile. */
+  #schedule(): void {
+    if (this.#pending) return;
+    this.#pending = true;
+    setImmediate(() => this.compile());
+  }
+
+  #applyBackends(table: RouteTable): void {
+    this.#byService.clear();
+    for (const b of table.backends.values()) {
+      const svc = `${b.namespace}/${b.service}`;
+      const list = this.#byService.get(svc);
+      if (list) list.push(b);
+      else this.#byService.set(svc, [b]);
+      this.#applyEndpoints(b, table);
+    }
+    this.#state.upstreams.retain(new Set(table.backends.keys()));
+  }
+
+  #applyEndpoints(b: BackendRef, table: RouteTable = this.#state.table): void {
+    this.#state.upstreams.setEndpoints(b.key, endpointsOf(this.#o.serviceMap, b), protocolOf(table, b));
+  }
+
+  #applySecrets(table: RouteTable, changed: readonly string[] | undefined): void {
+    const lookup = (ref: ObjectRef) => this.#o.store.get('Secret', `${ref.namespace}/${ref.name}`);
+    this.#o.certificates?.update(table, lookup);
+    if (changed) this.#state.auth.secretsChanged(changed);
+    for (const p of this.#o.certificates?.problems() ?? []) this.#logOnce(`secret ${p.secret}`, p.reason, () => this.#o.log.warn({ secret: p.secret, reason: p.reason }, `TLS Secret ${p.secret} is not used: ${p.reason}`));
+  }
+
+  #reportProblems(table: RouteTable): void {
+    const { metrics, log } = this.#o;
+    metrics.ingressProblems.reset();
+    const now = new Set<string>();
+    for (const p of table.problems) {
+      const [namespace, name] = p.ingress.split('/') as [string, string];
+      metrics.ingressProblems.set({ namespace, ingress: name, served: p.keptLastGood ? 'last-good' : 'no' }, 1);
+      now.add(p.ingress);
+      this.#logOnce(p.ingress, p.reason, () =>
+        log.warn({ ingress: p.ingress, reason: p.reason, served: p.keptLastGood ? 'last good version' : 'no' }, `Ingress ${p.ingress}: ${p.reason}`),
+      );
+    }
+    for (const key of this.#logged.keys()) if (!key.startsWith('secret ') && !now.has(key)) this.#logged.delete(key);
+  }
+
+  #logOnce(key: string, reason: string, write: () => void): void {
+    if (this.#logged.get(key) === reason) return;
+    this.#logged.set(key, reason);
+    write();
+  }
+}
+
+/**
+ * The protocol of a backend's pool: HTTPS when an Ingress of the backend's namespace asks for HTTPS backends (the
+ * table does not say which Ingress uses which backend; a Service port speaks one protocol, so they agree).
+ */
+function protocolOf(table: RouteTable, b: BackendRef): 'HTTP' | 'HTTPS' {
+  for (const [key, policy] of table.ingresses) if (key.startsWith(`${b.namespace}/`) && policy.backendProtocol === 'HTTPS') return 'HTTPS';
+  return 'HTTP';
+}
+
+/**
+ * The ready endpoints of a backend's Service port (by number or by name, TCP). When none is ready, the serving
+ * ones that are terminating, as kube-proxy falls back to them; an unknown Service or port has none (503).
+ */
+export function endpointsOf(map: ServiceMap, b: BackendRef): Endpoint[] {
+  const svc = map.services.get(`${b.namespace}/${b.service}`);
+  if (!svc) return [];
+  const port = svc.ports.find((p) => p.protocol === 'TCP' && (typeof b.port === 'number' ? p.port === b.port : p.portName === b.port));
+  if (!port) return [];
+  let usable = port.endpoints.filter((e) => e.ready);
+  if (usable.length === 0) usable = port.endpoints.filter((e) => e.serving);
+  return usable.map((e) => ({ ip: e.ip, port: e.port }));
+}
