@@ -1,0 +1,188 @@
+// The gateway's server certificates: one SecureContext per TLS Secret the routes reference, picked at the handshake
+// by SNI through the route table, and a default certificate for every other name. Contexts are built when a Secret's
+// content changes (keyed by a hash of tls.crt and tls.key), never per handshake, so a renewed certificate is served
+// from the next handshake on and unchanged Secrets cost nothing on update.
+import { createHash } from 'node:crypto';
+import type { SecureContext } from 'node:tls';
+import { secretValue, type Secret } from '../../cluster/model/secret.ts';
+import type { Logger } from '../../runtime/logger.ts';
+import type { ObjectRef, RouteTable } from '../routes/types.ts';
+import { generateDefaultCertificate } from './default-certificate.ts';
+import { BadCertificateError } from './errors.ts';
+import { isKeyPair, loadKeyPair, validityProblem, type KeyPair } from './keypair.ts';
+
+/** The part of a route table the certificates read. */
+export type TlsTable = Pick<RouteTable, 'tls' | 'secrets'>;
+
+/** A Secret whose certificate is not served as it is now, and why (no key material). */
+export interface CertificateProblem {
+  /** `namespace/name`. */
+  secret: string;
+  reason: string;
+}
+
+/** What we know of one TLS Secret: the content last looked at, the key pair served, and what is wrong with the content. */
+interface SecretState {
+  /** Hash of the content last looked at. */
+  seen: string;
+  /** The last good key pair, and the hash of its content. */
+  served?: KeyPair & { hash: string };
+  /** Why the content last looked at is not served; undefined when it is. */
+  problem?: string;
+}
+
+type TlsData = { cert: string; key: string } | { problem: string };
+
+const noRoutes: TlsTable = { tls: () => undefined, secrets: new Set() };
+const secretParts = { cert: 'tls.crt', key: 'tls.key' };
+
+/**
+ * The TLS data of a Secret: type kubernetes.io/tls, or Opaque with tls.crt and tls.key as ingress-nginx accepts.
+ * Undefined for a Secret that is not meant for TLS (an Opaque auth Secret, or any other type).
+ */
+function tlsData(secret: Secret): TlsData | undefined {
+  const cert = secretValue(secret, 'tls.crt');
+  const key = secretValue(secret, 'tls.key');
+  const isTlsType = secret.type === 'kubernetes.io/tls';
+  if (!isTlsType && secret.type !== 'Opaque') return undefined;
+  if (cert?.length && key?.length) return { cert: cert.toString('utf8'), key: key.toString('utf8') };
+  if (!isTlsType && !cert && !key) return undefined;
+  const missing = [cert?.length ? '' : 'tls.crt', key?.length ? '' : 'tls.key'].filter(Boolean).join(' and ');
+  return { problem: `${missing} missing or empty` };
+}
+
+/** A `namespace/name` key as an ObjectRef; undefined when it has no '/'. */
+function parseRef(key: string): ObjectRef | undefined {
+  const slash = key.indexOf('/');
+  return slash <= 0 ? undefined : { namespace: key.slice(0, slash), name: key.slice(slash + 1) };
+}
+
+/** The gateway's certificates: one SecureContext per kubernetes.io/tls Secret, chosen by SNI, and a default. */
+export class Certificates {
+  /** For tls.createServer / http2.createSecureServer: picks the context by SNI; an unknown name gets the default. */
+  readonly sniCallback: (servername: string, cb: (err: Error | null, ctx?: SecureContext) => void) => void;
+  /** The default certificate (chain) and key, PEM, for the server's own options. */
+  readonly defaultOptions: { cert: string; key: string };
+  #log: Logger;
+  #default: KeyPair;
+  #table: TlsTable = noRoutes;
+  #states = new Map<string, SecretState>();
+  /** Referenced Secrets that hold no TLS data, and why: a problem once a TLS host is seen to name them. */
+  #notTls = new Map<string, string>();
+  /** Secrets a TLS host named at a handshake; the table's `secrets` also holds auth Secrets, so this tells them apart. */
+  #tlsRefs = new Set<string>();
+
+  /**
+   * With the default certificate given (PEM), else a self-signed one generated now (EC P-256, one year). Throws
+   * BadCertificateError when the given default certificate and key do not form a usable key pair.
+   */
+  static async create(options: { log: Logger; defaultCertificate?: { cert: string; key: string } }): Promise<Certificates> {
+    const given = options.defaultCertificate;
+    const pems = given ?? (await generateDefaultCertificate());
+    const pair = loadKeyPair(pems.cert, pems.key, { cert: 'the default certificate', key: 'the default certificate key' });
+    if (!isKeyPair(pair)) throw new BadCertificateError(`Cannot serve the default certificate: ${pair.reason}.`);
+    const invalid = validityProblem(pair, new Date());
+    if (invalid) options.log.warn({ subject: pair.subject, reason: invalid }, 'default TLS certificate is not valid now; serving it anyway');
+    options.log.info({ subject: pair.subject, notAfter: pair.notAfter.toISOString(), generated: !given }, 'default TLS certificate');
+    return new Certificates(options.log, pair);
+  }
+
+  /** Use Certificates.create. */
+  constructor(log: Logger, defaultPair: KeyPair) {
+    this.#log = log;
+    this.#default = defaultPair;
+    this.defaultOptions = { cert: defaultPair.cert, key: defaultPair.key };
+    this.sniCallback = (servername, cb) => cb(null, this.#contextFor(servername));
+  }
+
+  /**
+   * Re-reads the Secrets the routes reference; call after routes or Secrets change. A bad new version of a Secret
+   * keeps its last good certificate; a deleted or unreferenced Secret is dropped (its hosts get the default).
+   */
+  update(table: TlsTable, secrets: (ref: ObjectRef) => Secret | undefined): void {
+    const live = new Set<string>();
+    const notTls = new Map<string, string>();
+    for (const key of table.secrets) {
+      const ref = parseRef(key);
+      if (!ref) continue;
+      const secret = secrets(ref);
+      const data = secret && tlsData(secret);
+      if (!data) {
+        notTls.set(key, secret ? `Secret of type ${secret.type} has no tls.crt and tls.key` : 'Secret not found');
+        continue;
+      }
+      live.add(key);
+      this.#load(key, data);
+    }
+    for (const key of this.#states.keys()) {
+      if (!live.has(key)) {
+        this.#states.delete(key);
+        this.#log.info({ secret: key }, 'TLS Secret no longer served');
+      }
+    }
+    for (const key of this.#tlsRefs) if (!table.secrets.has(key)) this.#tlsRefs.delete(key);
+    this.#notTls = notTls;
+    this.#table = table;
+  }
+
+  /** Secrets (namespace/name) whose certificate is not usable now, with the reason; sorted by Secret. */
+  problems(): CertificateProblem[] {
+    const now = new Date();
+    const out: CertificateProblem[] = [];
+    for (const [secret, state] of this.#states) {
+      if (state.problem) {
+        const fallback = state.served ? 'serving its last good certificate' : 'its hosts get the default certificate';
+        out.push({ secret, reason: `${state.problem}; ${fallback}` });
+      }
+      const invalid = state.served && validityProblem(state.served, now);
+      if (invalid) out.push({ secret, reason: `${invalid}; served anyway` });
+    }
+    for (const secret of this.#tlsRefs) {
+      const reason = this.#notTls.get(secret);
+      if (reason) out.push({ secret, reason: `${reason}; its hosts get the default certificate` });
+    }
+    return out.sort((a, b) => (a.secret < b.secret ? -1 : a.secret > b.secret ? 1 : 0));
+  }
+
+  /** Looks at one TLS Secret's content; builds a context only when the content is new. */
+  #load(key: string, data: TlsData): void {
+    const hash = 'problem' in data ? `bad:${data.problem}` : createHash('sha256').update(data.cert).update('\0').update(data.key).digest('hex');
+    const state = this.#states.get(key);
+    if (state?.seen === hash) return;
+    if (state?.served?.hash === hash) {
+      // Back to the content already served (a bad version was reverted): nothing to build.
+      this.#states.set(key, { seen: hash, served: state.served });
+      this.#log.info({ secret: key }, 'TLS Secret is good again');
+      return;
+    }
+    const pair = 'problem' in data ? { reason: data.problem } : loadKeyPair(data.cert, data.key, secretParts);
+    if (isKeyPair(pair)) {
+      this.#states.set(key, { seen: hash, served: { ...pair, hash } });
+      const fields = { secret: key, subject: pair.subject, notAfter: pair.notAfter.toISOString() };
+      const invalid = validityProblem(pair, new Date());
+      if (invalid) this.#log.warn({ ...fields, reason: invalid }, 'TLS certificate is not valid now; serving it anyway');
+      else this.#log.info(fields, 'serving TLS certificate');
+      return;
+    }
+    this.#states.set(key, { seen: hash, served: state?.served, problem: pair.reason });
+    const outcome = state?.served ? 'keeping its last good certificate' : 'its hosts get the default certificate';
+    this.#log.warn({ secret: key, reason: pair.reason }, `TLS Secret not usable; ${outcome}`);
+  }
+
+  /** The context for an SNI name: the route table's Secret for the host when it has a good one, else the default. */
+  #contextFor(servername: string): SecureContext {
+    // DNS names are case-insensitive (RFC 4343) and may arrive fully qualified with a trailing dot.
+    const host = servername.toLowerCase().replace(/\.$/, '');
+    const ref = this.#table.tls(host)?.secret;
+    if (!ref) return this.#default.context;
+    const key = `${ref.namespace}/${ref.name}`;
+    const context = this.#states.get(key)?.served?.context;
+    if (context) return context;
+    if (!this.#tlsRefs.has(key)) {
+      this.#tlsRefs.add(key);
+      const reason = this.#notTls.get(key) ?? this.#states.get(key)?.problem ?? 'not referenced by the routes';
+      this.#log.warn({ secret: key, host, reason }, 'no usable certificate for a TLS host; serving the default certificate');
+    }
+    return this.#default.context;
+  }
+}
