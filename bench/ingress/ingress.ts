@@ -1,0 +1,503 @@
+// Benchmark of the ingress gateway (`netplane ingress`) against nginx and http-proxy, in one run, on loopback:
+//  1. one core: each proxy pinned to CPU 0 (`taskset -c 0`); wrk (`-t1 -c64 --latency`) and the backend (nginx, one
+//     worker, a fixed "ok\n" from memory, no access log) pinned to CPU 1. Proxies: nginx (one worker, upstream
+//     keepalive pool), http-proxy (npm `http-proxy` in a node:http server with a keep-alive agent), netplane (the
+//     gateway reading a Service, an EndpointSlice, an IngressClass and an Ingress for host bench.local from a
+//     manifest directory); and direct (wrk to the backend, no proxy) for reference. Every request carries
+//     `Host: bench.local`. Rounds rotate the order of the targets so that load from elsewhere hits all alike; the
+//     median round is reported, with proxy CPU time per request (utime + stime from /proc, the process and its
+//     children) and the ratios against the targets.
+//  2. both cores: netplane as two processes sharing the port (`--reuse-port`), nginx with `worker_processes 2`, both
+//     unpinned, wrk `-t2 -c64` unpinned, to an unpinned one-worker backend.
+// Usage: npx node bench/ingress/ingress.ts [--json] [--rounds 3] [--seconds 5] [--connections 64]
+//        [--only direct,nginx,http-proxy,netplane] [--no-both-cores]
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { createServer } from 'node:net';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+
+const args = process.argv.slice(2);
+const opt = (name: string, def: string) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : def;
+};
+const asJSON = args.includes('--json');
+const rounds = Number(opt('rounds', '3'));
+const seconds = Number(opt('seconds', '5'));
+const connections = Number(opt('connections', '64'));
+const allTargets = ['direct', 'nginx', 'http-proxy', 'netplane'] as const;
+type Target = (typeof allTargets)[number];
+const only = opt('only', allTargets.join(',')).split(',').filter(Boolean);
+for (const t of only) {
+  if (!(allTargets as readonly string[]).includes(t)) {
+    process.stderr.write(`--only: "${t}" is not a target; allowed: ${allTargets.join(', ')}\n`);
+    process.exit(2);
+  }
+}
+const targets = allTargets.filter((t) => only.includes(t));
+const bothCores = !args.includes('--no-both-cores');
+const host = 'bench.local';
+const body = 'ok\n';
+
+const tools: Array<[string, string]> = [['nginx', 'nginx-light'], ['wrk', 'wrk'], ['taskset', 'util-linux']];
+const which = (name: string) => spawnSync('sh', ['-c', `command -v ${name} || { test -x /usr/sbin/${name} && echo /usr/sbin/${name}; }`]).stdout.toString().trim();
+const missing = tools.filter(([b]) => which(b) === '');
+if (missing.length > 0) {
+  process.stderr.write(`missing: ${missing.map(([b]) => b).join(', ')}. Install with: apt-get update && apt-get install -y ${missing.map(([, p]) => p).join(' ')}\n`);
+  process.exit(2);
+}
+const nginxBin = which('nginx');
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const netplaneBin = join(root, 'bin/netplane.ts');
+const httpProxyScript = fileURLToPath(new URL('./http-proxy-server.ts', import.meta.url));
+if (Number(process.versions.node.split('.')[0]) < 24) {
+  process.stderr.write(`node ${process.version} is too old: run with Node 24 (npx node bench/ingress/ingress.ts)\n`);
+  process.exit(2);
+}
+if (targets.includes('netplane')) {
+  const help = spawnSync(process.execPath, [netplaneBin, 'ingress', '--help'], { encoding: 'utf8' });
+  const text = `${help.stdout}${help.stderr}`;
+  const lacks = ['--http', ...(bothCores ? ['--reuse-port'] : [])].filter((f) => !text.includes(f));
+  if (lacks.length > 0) {
+    process.stderr.write(`netplane ingress has no ${lacks.join(' or ')} flag yet (netplane ingress --help). Run without it: --only direct,nginx,http-proxy\n`);
+    process.exit(2);
+  }
+}
+
+const log = (line: string) => {
+  if (!asJSON) process.stderr.write(`${line}\n`);
+};
+const dir = mkdtempSync(join(tmpdir(), 'netplane-ingress-bench-'));
+// nginx workers run as nobody when started as root.
+chmodSync(dir, 0o755);
+
+const children = new Set<ChildProcess>();
+let stopping = false;
+function start(argv: string[], name: string): ChildProcess {
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr!.on('data', (d) => (err = (err + d).slice(-4000)));
+  child.stdout!.resume(); // drained, so a chatty child never blocks on a full pipe
+  child.on('exit', (code, signal) => {
+    children.delete(child);
+    if (!stopping) process.stderr.write(`${name} exited (${code ?? signal}): ${argv.join(' ')}\n${err.slice(-1500)}\n`);
+  });
+  (child as ChildProcess & { stderrTail: () => string }).stderrTail = () => err;
+  children.add(child);
+  return child;
+}
+const stderrTail = (c: ChildProcess) => (c as ChildProcess & { stderrTail?: () => string }).stderrTail?.() ?? '';
+
+/** The pid and its descendants (nginx's workers), from /proc/PID/task/TID/children. */
+function tree(pid: number): number[] {
+  const out = [pid];
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      const kids = readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim();
+      for (const k of kids ? kids.split(' ') : []) out.push(...tree(Number(k)));
+    }
+  } catch {
+    // The process has gone.
+  }
+  return out;
+}
+function killTree(child: ChildProcess, signal: NodeJS.Signals): void {
+  for (const pid of tree(child.pid!).reverse()) {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      // Already gone.
+    }
+  }
+}
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  stopping = true;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  await Promise.race([exited, sleep(3000).then(() => killTree(child, 'SIGKILL'))]);
+  stopping = false;
+}
+process.on('exit', () => {
+  stopping = true;
+  for (const c of children) killTree(c, 'SIGKILL');
+  rmSync(dir, { recursive: true, force: true });
+});
+process.on('SIGINT', () => process.exit(130));
+process.on('SIGTERM', () => process.exit(143));
+
+/** utime + stime of the process and its descendants, in seconds. */
+function cpuSeconds(pid: number): number {
+  let ticks = 0;
+  for (const p of tree(pid)) {
+    try {
+      const f = readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      ticks += Number(f[11]) + Number(f[12]);
+    } catch {
+      // Exited between the listing and the read.
+    }
+  }
+  return ticks / 100;
+}
+
+/** Busy ticks of the whole machine (all CPUs) from /proc/stat: everything but idle and iowait. */
+function machineBusy(): number {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  return f.reduce((a, b) => a + b, 0) - f[3]! - f[4]!;
+}
+/** Ticks used by this benchmark: itself, its reaped children (wrk), and every process it runs (backends, proxies). */
+function ourTicks(): number {
+  const self = readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ').slice(11, 15).map(Number);
+  let ticks = self.reduce((a, b) => a + b, 0);
+  for (const c of children) if (c.pid) ticks += cpuSeconds(c.pid) * 100;
+  return ticks;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+/** One GET with `Host: bench.local`: the status and body, or undefined when the connection fails. */
+function get(port: number): Promise<{ status: number; text: string } | undefined> {
+  return new Promise((resolve) => {
+    const req = request({ host: '127.0.0.1', port, path: '/', headers: { host }, agent: false, timeout: 2000 }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => (text += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+      res.on('error', () => resolve(undefined));
+    });
+    req.on('error', () => resolve(undefined));
+    req.on('timeout', () => req.destroy());
+    req.end();
+  });
+}
+
+/** Polls until a request through `port` returns the backend's body; fails with what came back instead. */
+async function waitServing(port: number, what: string, procs: ChildProcess[], limitMs = 20_000): Promise<void> {
+  const deadline = Date.now() + limitMs;
+  let last = 'no connection';
+  for (;;) {
+    const res = await get(port);
+    if (res?.status === 200 && res.text === body) return;
+    if (res) last = `status ${res.status}, body ${JSON.stringify(res.text.slice(0, 200))}`;
+    const dead = procs.find((p) => p.exitCode !== null || p.signalCode !== null);
+    if (dead) throw new Error(`${what} exited (${dead.exitCode ?? dead.signalCode}) before serving: ${stderrTail(dead).slice(-1500)}`);
+    if (Date.now() > deadline) {
+      throw new Error(`${what} does not serve the backend's body on 127.0.0.1:${port} after ${limitMs / 1000} s (last: ${last}); stderr: ${procs.map(stderrTail).join('\n').slice(-1500)}`);
+    }
+    await sleep(100);
+  }
+}
+
+/** One wrk run's figures. */
+interface Result {
+  rps: number;
+  p50Ms: number;
+  p99Ms: number;
+  requests: number;
+  /** Proxy CPU (user + system) per request, microseconds; NaN for direct. */
+  cpuUsPerRequest: number;
+  non2xx: number;
+  socketErrors: string;
+  /** CPU used on the machine by anything but this benchmark during the run, % of all cores: other load that skews it. */
+  otherCpuPct: number;
+}
+
+const toMs = (v: string, unit: string) => Number(v) * (unit === 'us' ? 1e-3 : unit === 's' ? 1e3 : 1);
+
+/** Runs wrk at `port` (pinned to CPU 1 when `pin`) and reads the CPU time of `pids` over the run. */
+async function wrk(port: number, pids: number[], pin: boolean, threads: number, secs = seconds): Promise<Result> {
+  const argv = [...(pin ? ['taskset', '-c', '1'] : []), 'wrk', `-t${threads}`, `-c${connections}`, `-d${secs}s`, '--latency', '-H', `Host: ${host}`, `http://127.0.0.1:${port}/`];
+  const before = pids.map(cpuSeconds);
+  const busy0 = machineBusy();
+  const ours0 = ourTicks();
+  const t0 = performance.now();
+  const out = await new Promise<string>((resolve, reject) => {
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+    children.add(child); // ended with the rest if the benchmark stops mid-run
+    let text = '';
+    child.stdout.on('data', (d) => (text += d));
+    child.stderr.on('data', (d) => (text += d));
+    child.on('exit', (code) => {
+      children.delete(child);
+      if (code === 0) resolve(text);
+      else reject(new Error(`${argv.join(' ')} failed (${code}): ${text}`));
+    });
+  });
+  const cpu = pids.reduce((sum, pid, i) => sum + cpuSeconds(pid) - before[i]!, 0);
+  const otherTicks = machineBusy() - busy0 - (ourTicks() - ours0);
+  const otherCpuPct = Math.max(0, (otherTicks / 100 / ((performance.now() - t0) / 1000) / availableParallelism()) * 100);
+  const pct = (p: string) => {
+    const m = new RegExp(`^\\s+${p}%\\s+([\\d.]+)(us|ms|s)\\s*$`, 'm').exec(out);
+    return m ? toMs(m[1]!, m[2]!) : NaN;
+  };
+  const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0);
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? NaN);
+  if (!Number.isFinite(rps)) throw new Error(`cannot read wrk's output: ${out}`);
+  return {
+    rps,
+    p50Ms: pct('50'),
+    p99Ms: pct('99'),
+    requests,
+    cpuUsPerRequest: pids.length > 0 && requests > 0 ? (cpu / requests) * 1e6 : NaN,
+    non2xx: Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0),
+    socketErrors: /Socket errors: (.*)/.exec(out)?.[1] ?? '',
+    otherCpuPct,
+  };
+}
+
+function nginxConfig(name: string, workers: number, listen: number, upstream?: number): string {
+  const d = join(dir, name);
+  mkdirSync(d, { recursive: true });
+  const conf = join(d, 'nginx.conf');
+  const location = upstream
+    ? `location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $host;
+    }`
+    : `location / { return 200 "${body.replace('\n', '\\n')}"; }`;
+  // keepalive_requests: wrk's connections (and the pool's) stay open for the whole run, as Node's would.
+  writeFileSync(
+    conf,
+    `worker_processes ${workers};
+daemon off;
+pid ${d}/nginx.pid;
+error_log ${d}/error.log error;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  client_body_temp_path ${d}/body;
+  proxy_temp_path ${d}/proxy;
+  fastcgi_temp_path ${d}/fastcgi;
+  uwsgi_temp_path ${d}/uwsgi;
+  scgi_temp_path ${d}/scgi;
+${upstream ? `  upstream backend {\n    server 127.0.0.1:${upstream};\n    keepalive 64;\n    keepalive_requests 1000000;\n  }\n` : ''}  server {
+    listen 127.0.0.1:${listen} backlog=4096;
+    ${location}
+  }
+}
+`,
+  );
+  return conf;
+}
+
+/** The Service, EndpointSlice, IngressClass and Ingress that route bench.local to the backend on `backendPort`. */
+function manifests(name: string, backendPort: number): string {
+  const d = join(dir, name);
+  mkdirSync(d, { recursive: true });
+  writeFileSync(
+    join(d, 'bench.yaml'),
+    `apiVersion: v1
+kind: Service
+metadata: { name: bench, namespace: default }
+spec:
+  type: ClusterIP
+  clusterIP: 10.96.200.10
+  ports: [{ name: http, port: 80, targetPort: ${backendPort}, protocol: TCP }]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: bench-1
+  namespace: default
+  labels: { kubernetes.io/service-name: bench }
+addressType: IPv4
+ports: [{ name: http, port: ${backendPort}, protocol: TCP }]
+endpoints:
+  - addresses: ["127.0.0.1"]
+    conditions: { ready: true }
+---
+apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata:
+  name: netplane
+  annotations: { ingressclass.kubernetes.io/is-default-class: "true" }
+spec: { controller: netplane.io/ingress }
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: { name: bench, namespace: default }
+spec:
+  ingressClassName: netplane
+  rules:
+    - host: ${host}
+      http:
+        paths:
+          - path: /
+            pathType: Prefix
+            backend: { service: { name: bench, port: { number: 80 } } }
+`,
+  );
+  return d;
+}
+
+interface Running {
+  port: number;
+  procs: ChildProcess[];
+  command: string;
+}
+
+/** Starts a proxy (pinned to CPU 0 when `pin`) in front of the backend on `backendPort`, and waits until it serves. */
+async function startProxy(target: Exclude<Target, 'direct'>, backendPort: number, pin: boolean, processes: number, tag: string): Promise<Running> {
+  const port = await freePort();
+  const prefix = pin ? ['taskset', '-c', '0'] : [];
+  const procs: ChildProcess[] = [];
+  const commands: string[] = [];
+  const launch = (argv: string[], name: string) => {
+    commands.push(argv.join(' '));
+    procs.push(start(argv, name));
+  };
+  if (target === 'nginx') {
+    launch([...prefix, nginxBin, '-p', join(dir, `nginx-${tag}`), '-c', nginxConfig(`nginx-${tag}`, processes, port, backendPort)], 'nginx proxy');
+  } else if (target === 'http-proxy') {
+    launch([...prefix, process.execPath, httpProxyScript, String(port), String(backendPort)], 'http-proxy');
+  } else {
+    const dirManifests = manifests(`manifests-${tag}`, backendPort);
+    for (let i = 0; i < processes; i++) {
+      const admin = await freePort();
+      const argv = [...prefix, process.execPath, netplaneBin, 'ingress', '--manifests', dirManifests, '--http', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${admin}`, '--log-level', 'warn', '--access-log', 'off'];
+      launch(processes > 1 ? [...argv, '--reuse-port'] : argv, `netplane ingress ${i + 1}`);
+    }
+  }
+  await waitServing(port, `${target} (${commands.join(' ; ')})`, procs);
+  return { port, procs, command: commands.join(' ; ') };
+}
+
+async function startBackend(pin: boolean, tag: string): Promise<Running> {
+  const port = await freePort();
+  const argv = [...(pin ? ['taskset', '-c', '1'] : []), nginxBin, '-p', join(dir, tag), '-c', nginxConfig(tag, 1, port)];
+  const proc = start(argv, 'backend nginx');
+  await waitServing(port, 'backend nginx', [proc]);
+  return { port, procs: [proc], command: argv.join(' ') };
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+function medianResult(rs: Result[]): Result {
+  const pick = (k: 'rps' | 'p50Ms' | 'p99Ms' | 'requests' | 'cpuUsPerRequest' | 'otherCpuPct') => median(rs.map((r) => r[k]));
+  return {
+    rps: pick('rps'),
+    p50Ms: pick('p50Ms'),
+    p99Ms: pick('p99Ms'),
+    requests: pick('requests'),
+    cpuUsPerRequest: pick('cpuUsPerRequest'),
+    non2xx: Math.max(...rs.map((r) => r.non2xx)),
+    socketErrors: rs.map((r) => r.socketErrors).filter(Boolean).join('; '),
+    otherCpuPct: pick('otherCpuPct'),
+  };
+}
+
+/** Measures `running` targets in rotating order for the configured rounds; returns the medians. */
+async function measure(section: string, running: Map<string, Running>, pin: boolean, threads: number): Promise<Map<string, { median: Result; rounds: Result[] }>> {
+  const names = [...running.keys()];
+  // A short warm-up each: V8 compiles the hot path, pools fill.
+  for (const name of names) await wrk(running.get(name)!.port, [], pin, threads, 1);
+  const got = new Map<string, Result[]>(names.map((n) => [n, []]));
+  for (let r = 0; r < rounds; r++) {
+    const order = names.map((_, i, a) => a[(i + r) % a.length]!);
+    for (const name of order) {
+      const target = running.get(name)!;
+      const pids = name.startsWith('direct') ? [] : target.procs.map((p) => p.pid!);
+      const res = await wrk(target.port, pids, pin, threads);
+      got.get(name)!.push(res);
+      log(`  ${section} round ${r + 1} ${name.padEnd(12)} ${fmt(res)}`);
+    }
+  }
+  return new Map(names.map((n) => [n, { median: medianResult(got.get(n)!), rounds: got.get(n)! }]));
+}
+
+const fmt = (r: Result) =>
+  `${r.rps.toFixed(0).padStart(7)} req/s  p50 ${r.p50Ms.toFixed(2)} ms  p99 ${r.p99Ms.toFixed(2)} ms  cpu ${Number.isNaN(r.cpuUsPerRequest) ? '   -  ' : r.cpuUsPerRequest.toFixed(1).padStart(6)} us/req  others ${r.otherCpuPct.toFixed(0).padStart(2)}% CPU` +
+  `${r.non2xx > 0 ? `  NON-2XX ${r.non2xx}` : ''}${r.socketErrors && /(connect|read|write|timeout) [1-9]/.test(r.socketErrors) ? `  socket errors: ${r.socketErrors}` : ''}`;
+
+const nginxVersion = spawnSync(nginxBin, ['-v'], { encoding: 'utf8' }).stderr.trim();
+const wrkVersion = spawnSync('wrk', ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0]!.split(' [')[0];
+log(`ingress benchmark: ${nginxVersion}; ${wrkVersion}; node ${process.version}; ${availableParallelism()} cores; ${rounds} rounds x ${seconds} s; targets ${targets.join(', ')}`);
+log(`one core: proxies pinned to CPU 0; wrk -t1 -c${connections} and the backend (nginx, 1 worker) pinned to CPU 1`);
+
+const proxies = targets.filter((t): t is Exclude<Target, 'direct'> => t !== 'direct');
+const backend = await startBackend(true, 'backend-pinned');
+const oneRunning = new Map<string, Running>();
+if (targets.includes('direct')) oneRunning.set('direct', backend);
+for (const t of proxies) {
+  const r = await startProxy(t, backend.port, true, 1, 'one');
+  log(`  ${t}: ${r.command} (pid ${r.procs.map((p) => p.pid).join(', ')})`);
+  oneRunning.set(t, r);
+}
+const one = await measure('one core', oneRunning, true, 1);
+for (const t of proxies) for (const p of oneRunning.get(t)!.procs) await stop(p);
+
+let two: Map<string, { median: Result; rounds: Result[] }> | undefined;
+const twoProxies = proxies.filter((t) => t !== 'http-proxy');
+if (bothCores && twoProxies.length > 0) {
+  log(`both cores: nothing pinned; wrk -t2 -c${connections}; netplane as 2 processes with --reuse-port, nginx worker_processes 2; backend nginx 1 worker`);
+  const free = await startBackend(false, 'backend-free');
+  const twoRunning = new Map<string, Running>();
+  if (targets.includes('direct')) twoRunning.set('direct', free);
+  for (const t of twoProxies) {
+    const r = await startProxy(t, free.port, false, 2, 'two');
+    log(`  ${t} x2: ${r.command} (pid ${r.procs.map((p) => p.pid).join(', ')})`);
+    twoRunning.set(t, r);
+  }
+  two = await measure('both cores', twoRunning, false, 2);
+  for (const r of twoRunning.values()) for (const p of r.procs) await stop(p);
+}
+for (const p of backend.procs) await stop(p);
+
+const med = (m: typeof one | undefined, t: string) => m?.get(t)?.median;
+const np = med(one, 'netplane');
+const ng = med(one, 'nginx');
+const hp = med(one, 'http-proxy');
+const ratios = {
+  rpsVsNginx: np && ng ? np.rps / ng.rps : undefined,
+  rpsVsHttpProxy: np && hp ? np.rps / hp.rps : undefined,
+  p99VsNginx: np && ng ? np.p99Ms / ng.p99Ms : undefined,
+  cpuVsNginx: np && ng ? np.cpuUsPerRequest / ng.cpuUsPerRequest : undefined,
+};
+const goals = {
+  rpsVsNginx: ratios.rpsVsNginx === undefined ? undefined : ratios.rpsVsNginx >= 0.75,
+  rpsVsHttpProxy: ratios.rpsVsHttpProxy === undefined ? undefined : ratios.rpsVsHttpProxy > 2,
+  p99VsNginx: ratios.p99VsNginx === undefined ? undefined : ratios.p99VsNginx <= 2,
+  no2xxErrors: np === undefined ? undefined : np.non2xx === 0,
+};
+const asObject = (m: typeof one | undefined) => (m ? Object.fromEntries(m) : undefined);
+
+if (asJSON) {
+  const summary = { node: process.version, nginx: nginxVersion, cores: availableParallelism(), rounds, seconds, connections, oneCore: asObject(one), bothCores: asObject(two), ratios, targets: goals };
+  process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+} else {
+  const mark = (ok: boolean | undefined) => (ok === undefined ? 'n/a' : ok ? 'met' : 'MISSED');
+  const x = (v: number | undefined) => (v === undefined ? 'n/a' : `${v.toFixed(2)}x`);
+  const lines = [`one core (median of ${rounds} rounds; proxy on CPU 0, wrk -t1 -c${connections} and backend on CPU 1):`];
+  for (const [t, r] of one) lines.push(`  ${t.padEnd(11)} ${fmt(r.median)}`);
+  if (np) {
+    lines.push(`  netplane/nginx requests/s ${x(ratios.rpsVsNginx)} (target >= 0.75: ${mark(goals.rpsVsNginx)})`);
+    lines.push(`  netplane/http-proxy requests/s ${x(ratios.rpsVsHttpProxy)} (target > 2: ${mark(goals.rpsVsHttpProxy)})`);
+    lines.push(`  netplane/nginx p99 ${x(ratios.p99VsNginx)} (target <= 2: ${mark(goals.p99VsNginx)})`);
+    lines.push(`  netplane/nginx CPU per request ${x(ratios.cpuVsNginx)}`);
+    if (np.non2xx > 0) lines.push(`  WARNING: netplane answered ${np.non2xx} non-2xx responses in a round: its figures are not of proxied requests`);
+  }
+  if (two) {
+    lines.push(`both cores (median of ${rounds} rounds; nothing pinned, wrk -t2 -c${connections}):`);
+    for (const [t, r] of two) lines.push(`  ${(t === 'netplane' ? 'netplane x2' : t === 'nginx' ? 'nginx w2' : t).padEnd(11)} ${fmt(r.median)}`);
+    const n2 = med(two, 'netplane');
+    const g2 = med(two, 'nginx');
+    if (n2 && g2) lines.push(`  netplane x2 / nginx w2: requests/s ${x(n2.rps / g2.rps)}, p99 ${x(n2.p99Ms / g2.p99Ms)}`);
+  }
+  lines.push('cpu: proxy CPU time (user + system, all its processes) per request; others: CPU used by processes outside this benchmark during the run, % of all cores (load that skews the figures)');
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+process.exit(0);
