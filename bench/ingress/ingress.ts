@@ -12,13 +12,15 @@
 // Usage: npx node bench/ingress/ingress.ts [--json] [--rounds 3] [--seconds 5] [--connections 64]
 //        [--only direct,nginx,http-proxy,netplane] [--no-both-cores]
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { manifests, nginxConfig } from './configs.ts';
+import { cpuSeconds, machineBusySeconds, selfSeconds, tree } from './procfs.ts';
 
 const args = process.argv.slice(2);
 const opt = (name: string, def: string) => {
@@ -92,19 +94,6 @@ function start(argv: string[], name: string): ChildProcess {
 }
 const stderrTail = (c: ChildProcess) => (c as ChildProcess & { stderrTail?: () => string }).stderrTail?.() ?? '';
 
-/** The pid and its descendants (nginx's workers), from /proc/PID/task/TID/children. */
-function tree(pid: number): number[] {
-  const out = [pid];
-  try {
-    for (const tid of readdirSync(`/proc/${pid}/task`)) {
-      const kids = readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim();
-      for (const k of kids ? kids.split(' ') : []) out.push(...tree(Number(k)));
-    }
-  } catch {
-    // The process has gone.
-  }
-  return out;
-}
 function killTree(child: ChildProcess, signal: NodeJS.Signals): void {
   for (const pid of tree(child.pid!).reverse()) {
     try {
@@ -130,31 +119,11 @@ process.on('exit', () => {
 process.on('SIGINT', () => process.exit(130));
 process.on('SIGTERM', () => process.exit(143));
 
-/** utime + stime of the process and its descendants, in seconds. */
-function cpuSeconds(pid: number): number {
-  let ticks = 0;
-  for (const p of tree(pid)) {
-    try {
-      const f = readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1]!.split(' ');
-      ticks += Number(f[11]) + Number(f[12]);
-    } catch {
-      // Exited between the listing and the read.
-    }
-  }
-  return ticks / 100;
-}
-
-/** Busy ticks of the whole machine (all CPUs) from /proc/stat: everything but idle and iowait. */
-function machineBusy(): number {
-  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-  return f.reduce((a, b) => a + b, 0) - f[3]! - f[4]!;
-}
-/** Ticks used by this benchmark: itself, its reaped children (wrk), and every process it runs (backends, proxies). */
-function ourTicks(): number {
-  const self = readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ').slice(11, 15).map(Number);
-  let ticks = self.reduce((a, b) => a + b, 0);
-  for (const c of children) if (c.pid) ticks += cpuSeconds(c.pid) * 100;
-  return ticks;
+/** CPU seconds used by this benchmark: itself, its reaped children (wrk), and every process it runs (backends, proxies). */
+function ourSeconds(): number {
+  let seconds = selfSeconds();
+  for (const c of children) if (c.pid) seconds += cpuSeconds(c.pid);
+  return seconds;
 }
 
 async function freePort(): Promise<number> {
@@ -220,8 +189,8 @@ const toMs = (v: string, unit: string) => Number(v) * (unit === 'us' ? 1e-3 : un
 async function wrk(port: number, pids: number[], pin: boolean, threads: number, secs = seconds): Promise<Result> {
   const argv = [...(pin ? ['taskset', '-c', '1'] : []), 'wrk', `-t${threads}`, `-c${connections}`, `-d${secs}s`, '--latency', '-H', `Host: ${host}`, `http://127.0.0.1:${port}/`];
   const before = pids.map(cpuSeconds);
-  const busy0 = machineBusy();
-  const ours0 = ourTicks();
+  const busy0 = machineBusySeconds();
+  const ours0 = ourSeconds();
   const t0 = performance.now();
   const out = await new Promise<string>((resolve, reject) => {
     const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -236,8 +205,8 @@ async function wrk(port: number, pids: number[], pin: boolean, threads: number, 
     });
   });
   const cpu = pids.reduce((sum, pid, i) => sum + cpuSeconds(pid) - before[i]!, 0);
-  const otherTicks = machineBusy() - busy0 - (ourTicks() - ours0);
-  const otherCpuPct = Math.max(0, (otherTicks / 100 / ((performance.now() - t0) / 1000) / availableParallelism()) * 100);
+  const other = machineBusySeconds() - busy0 - (ourSeconds() - ours0);
+  const otherCpuPct = Math.max(0, (other / ((performance.now() - t0) / 1000) / availableParallelism()) * 100);
   const pct = (p: string) => {
     const m = new RegExp(`^\\s+${p}%\\s+([\\d.]+)(us|ms|s)\\s*$`, 'm').exec(out);
     return m ? toMs(m[1]!, m[2]!) : NaN;
@@ -257,94 +226,6 @@ async function wrk(port: number, pids: number[], pin: boolean, threads: number, 
   };
 }
 
-function nginxConfig(name: string, workers: number, listen: number, upstream?: number): string {
-  const d = join(dir, name);
-  mkdirSync(d, { recursive: true });
-  const conf = join(d, 'nginx.conf');
-  const location = upstream
-    ? `location / {
-      proxy_pass http://backend;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Host $host;
-    }`
-    : `location / { return 200 "${body.replace('\n', '\\n')}"; }`;
-  // keepalive_requests: wrk's connections (and the pool's) stay open for the whole run, as Node's would.
-  writeFileSync(
-    conf,
-    `worker_processes ${workers};
-daemon off;
-pid ${d}/nginx.pid;
-error_log ${d}/error.log error;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  client_body_temp_path ${d}/body;
-  proxy_temp_path ${d}/proxy;
-  fastcgi_temp_path ${d}/fastcgi;
-  uwsgi_temp_path ${d}/uwsgi;
-  scgi_temp_path ${d}/scgi;
-${upstream ? `  upstream backend {\n    server 127.0.0.1:${upstream};\n    keepalive 64;\n    keepalive_requests 1000000;\n  }\n` : ''}  server {
-    listen 127.0.0.1:${listen} backlog=4096;
-    ${location}
-  }
-}
-`,
-  );
-  return conf;
-}
-
-/** The Service, EndpointSlice, IngressClass and Ingress that route bench.local to the backend on `backendPort`. */
-function manifests(name: string, backendPort: number): string {
-  const d = join(dir, name);
-  mkdirSync(d, { recursive: true });
-  writeFileSync(
-    join(d, 'bench.yaml'),
-    `apiVersion: v1
-kind: Service
-metadata: { name: bench, namespace: default }
-spec:
-  type: ClusterIP
-  clusterIP: 10.96.200.10
-  ports: [{ name: http, port: 80, targetPort: ${backendPort}, protocol: TCP }]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: bench-1
-  namespace: default
-  labels: { kubernetes.io/service-name: bench }
-addressType: IPv4
-ports: [{ name: http, port: ${backendPort}, protocol: TCP }]
-endpoints:
-  - addresses: ["127.0.0.1"]
-    conditions: { ready: true }
----
-apiVersion: networking.k8s.io/v1
-kind: IngressClass
-metadata:
-  name: netplane
-  annotations: { ingressclass.kubernetes.io/is-default-class: "true" }
-spec: { controller: netplane.io/ingress }
----
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata: { name: bench, namespace: default }
-spec:
-  ingressClassName: netplane
-  rules:
-    - host: ${host}
-      http:
-        paths:
-          - path: /
-            pathType: Prefix
-            backend: { service: { name: bench, port: { number: 80 } } }
-`,
-  );
-  return d;
-}
-
 interface Running {
   port: number;
   procs: ChildProcess[];
@@ -362,11 +243,11 @@ async function startProxy(target: Exclude<Target, 'direct'>, backendPort: number
     procs.push(start(argv, name));
   };
   if (target === 'nginx') {
-    launch([...prefix, nginxBin, '-p', join(dir, `nginx-${tag}`), '-c', nginxConfig(`nginx-${tag}`, processes, port, backendPort)], 'nginx proxy');
+    launch([...prefix, nginxBin, '-p', join(dir, `nginx-${tag}`), '-c', nginxConfig(dir, `nginx-${tag}`, processes, port, body, backendPort)], 'nginx proxy');
   } else if (target === 'http-proxy') {
     launch([...prefix, process.execPath, httpProxyScript, String(port), String(backendPort)], 'http-proxy');
   } else {
-    const dirManifests = manifests(`manifests-${tag}`, backendPort);
+    const dirManifests = manifests(dir, `manifests-${tag}`, backendPort, host);
     for (let i = 0; i < processes; i++) {
       const admin = await freePort();
       const argv = [...prefix, process.execPath, netplaneBin, 'ingress', '--manifests', dirManifests, '--http', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${admin}`, '--log-level', 'warn', '--access-log', 'off'];
@@ -379,7 +260,7 @@ async function startProxy(target: Exclude<Target, 'direct'>, backendPort: number
 
 async function startBackend(pin: boolean, tag: string): Promise<Running> {
   const port = await freePort();
-  const argv = [...(pin ? ['taskset', '-c', '1'] : []), nginxBin, '-p', join(dir, tag), '-c', nginxConfig(tag, 1, port)];
+  const argv = [...(pin ? ['taskset', '-c', '1'] : []), nginxBin, '-p', join(dir, tag), '-c', nginxConfig(dir, tag, 1, port, body)];
   const proc = start(argv, 'backend nginx');
   await waitServing(port, 'backend nginx', [proc]);
   return { port, procs: [proc], command: argv.join(' ') };
