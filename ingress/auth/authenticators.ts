@@ -1,0 +1,91 @@
+// One Authenticator per Ingress, built from its policy and the Secrets it reads, kept while neither changes.
+import { isDeepStrictEqual } from 'node:util';
+import { Agent } from 'undici';
+import type { Logger } from '../../runtime/logger.ts';
+import type { AuthPolicy } from '../routes/types.ts';
+import { basicAuthenticator } from './basic.ts';
+import { externalAuthenticator } from './external.ts';
+import { jwtAuthenticator } from './jwt.ts';
+import { FailClosedAuthenticator, refKey, type Authenticator, type SecretLookup } from './types.ts';
+
+/** What Authenticators needs from the gateway. */
+export interface AuthenticatorsOptions {
+  secrets: SecretLookup;
+  log: Logger;
+  /** Clock for the basic-auth verification cache, in ms; Date.now by default (tests pass their own). */
+  now?: () => number;
+}
+
+interface Cached {
+  policy: AuthPolicy;
+  authenticator: Authenticator;
+  /** Secrets (`namespace/name`) the authenticator was built from. */
+  secrets: ReadonlySet<string>;
+}
+
+/** One Authenticator per Ingress, rebuilt when its policy or a Secret it reads changes. */
+export class Authenticators {
+  readonly #secrets: SecretLookup;
+  readonly #log: Logger;
+  readonly #now: () => number;
+  readonly #cache = new Map<string, Cached>();
+  // One connection pool for every external-auth subrequest, closed with close().
+  readonly #agent = new Agent({ keepAliveTimeout: 4_000 });
+
+  constructor(options: AuthenticatorsOptions) {
+    this.#secrets = options.secrets;
+    this.#log = options.log;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** The Authenticator of `ingress` (`namespace/name`); the same instance while the policy is deep-equal and its Secrets unchanged. */
+  get(ingress: string, policy: AuthPolicy): Authenticator {
+    const cached = this.#cache.get(ingress);
+    if (cached && (cached.policy === policy || isDeepStrictEqual(cached.policy, policy))) return cached.authenticator;
+    const built = this.#build(ingress, policy);
+    this.#cache.set(ingress, built);
+    return built.authenticator;
+  }
+
+  /** Drops the cached Authenticators that read any of these Secrets (`namespace/name`); the next get() rebuilds them. */
+  secretsChanged(keys: Iterable<string>): void {
+    const changed = new Set(keys);
+    for (const [ingress, c] of this.#cache) {
+      if ([...c.secrets].some((s) => changed.has(s))) this.#cache.delete(ingress);
+    }
+  }
+
+  /** Forgets the Authenticators of Ingresses not in `ingresses`. */
+  retain(ingresses: ReadonlySet<string>): void {
+    for (const ingress of this.#cache.keys()) if (!ingresses.has(ingress)) this.#cache.delete(ingress);
+  }
+
+  /** Forgets everything and closes the external-auth connection pool. */
+  close(): void {
+    this.#cache.clear();
+    this.#agent.destroy().catch(() => {});
+  }
+
+  #build(ingress: string, policy: AuthPolicy): Cached {
+    const log = this.#log.child({ ingress, auth: policy.type });
+    let authenticator: Authenticator;
+    const secrets = new Set<string>();
+    switch (policy.type) {
+      case 'basic':
+        secrets.add(refKey(policy.secret));
+        authenticator = basicAuthenticator(policy, this.#secrets(policy.secret), log, this.#now);
+        break;
+      case 'jwt': {
+        const fromSecret = policy.jwksUrl === undefined && policy.secret !== undefined;
+        if (fromSecret && policy.secret) secrets.add(refKey(policy.secret));
+        authenticator = jwtAuthenticator(policy, fromSecret && policy.secret ? this.#secrets(policy.secret) : undefined, log);
+        break;
+      }
+      case 'external':
+        authenticator = externalAuthenticator(policy, this.#agent);
+        break;
+    }
+    if (authenticator instanceof FailClosedAuthenticator) log.warn(`auth policy cannot be enforced, failing closed: ${authenticator.error.message}`);
+    return { policy, authenticator, secrets };
+  }
+}

@@ -1,0 +1,134 @@
+// External auth (ingress-nginx `auth-url`): a bodiless subrequest carrying the client's headers and where the
+// request was going; the auth service's status decides. Fails closed: anything but 2xx/401/403 is 500, no answer
+// in time is 503.
+import { request, type Dispatcher } from 'undici';
+import type { ExternalAuthPolicy } from '../routes/types.ts';
+import { AuthConfigError, deny, failClosed, type AuthRequest, type AuthResult, type Authenticator } from './types.ts';
+
+// RFC 9110 §7.6.1 connection-specific fields (plus the legacy ones), and fields undici refuses or sets itself.
+const dropped = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'http2-settings',
+  'content-length',
+  'expect',
+  'host',
+]);
+
+// Set by us; the client's own values of these are never passed on.
+const ours = ['x-original-url', 'x-original-method', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-real-ip', 'x-auth-request-redirect'];
+
+const tokenPattern = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/** Builds the Authenticator of an external policy; a URL that is not http(s) makes it fail closed with 503. */
+export function externalAuthenticator(policy: ExternalAuthPolicy, dispatcher: Dispatcher): Authenticator {
+  let url: URL;
+  try {
+    url = new URL(policy.url);
+  } catch {
+    return failClosed(new AuthConfigError(`external auth url ${JSON.stringify(policy.url)} is not a URL`));
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    return failClosed(new AuthConfigError(`external auth url ${url.href} is not http(s)`));
+  }
+  if (!tokenPattern.test(policy.method)) {
+    return failClosed(new AuthConfigError(`external auth method ${JSON.stringify(policy.method)} is not an HTTP method`));
+  }
+  const bad = policy.responseHeaders.filter((h) => !tokenPattern.test(h));
+  if (bad.length > 0) {
+    return failClosed(new AuthConfigError(`external auth response headers ${JSON.stringify(bad)} are not header names`));
+  }
+  return new ExternalAuthenticator(url, policy, dispatcher);
+}
+
+/** Asks an auth service about each request. */
+export class ExternalAuthenticator implements Authenticator {
+  readonly #url: URL;
+  readonly #method: string;
+  readonly #responseHeaders: readonly string[];
+  readonly #timeoutMs: number;
+  readonly #dispatcher: Dispatcher;
+
+  constructor(url: URL, policy: ExternalAuthPolicy, dispatcher: Dispatcher) {
+    this.#url = url;
+    this.#method = policy.method.toUpperCase();
+    this.#responseHeaders = policy.responseHeaders;
+    this.#timeoutMs = policy.timeoutMs;
+    this.#dispatcher = dispatcher;
+  }
+
+  async check(req: AuthRequest): Promise<AuthResult> {
+    let res: Dispatcher.ResponseData;
+    try {
+      res = await request(this.#url, {
+        method: this.#method as Dispatcher.HttpMethod,
+        headers: subrequestHeaders(req),
+        dispatcher: this.#dispatcher,
+        // One deadline for connect, headers and body alike.
+        signal: AbortSignal.timeout(this.#timeoutMs),
+        headersTimeout: this.#timeoutMs,
+        bodyTimeout: this.#timeoutMs,
+      });
+    } catch (e) {
+      return deny(503, `auth service ${this.#url.origin} did not answer: ${describe(e)}`);
+    }
+    // The verdict needs only status and headers; the body is read and dropped so the connection can be reused.
+    res.body.dump().catch(() => {});
+    const status = res.statusCode;
+    if (status >= 200 && status < 300) {
+      const upstreamHeaders: Record<string, string> = {};
+      // A header the service did not send is set empty, so a client cannot supply its own value of it.
+      for (const name of this.#responseHeaders) upstreamHeaders[name] = headerValue(res.headers, name) ?? '';
+      return { allow: true, upstreamHeaders };
+    }
+    if (status === 401 || status === 403) {
+      const headers: Record<string, string> = {};
+      for (const name of ['www-authenticate', 'location']) {
+        const v = headerValue(res.headers, name);
+        if (v !== undefined) headers[name] = v;
+      }
+      return deny(status, `auth service answered ${status}`, headers);
+    }
+    return deny(500, `auth service answered ${status}`);
+  }
+}
+
+/** The headers of the subrequest: the client's minus connection-specific ones, plus where the request was going. */
+export function subrequestHeaders(req: AuthRequest): Record<string, string | string[]> {
+  const skip = new Set(dropped);
+  for (const name of ours) skip.add(name);
+  // Fields named in Connection are connection-specific too (RFC 9110 §7.6.1).
+  for (const v of [req.headers.connection ?? []].flat()) {
+    for (const token of v.split(',')) skip.add(token.trim().toLowerCase());
+  }
+  const out: Record<string, string | string[]> = {};
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (value === undefined || name.startsWith(':') || skip.has(name.toLowerCase())) continue;
+    out[name] = value;
+  }
+  out['x-original-url'] = `${req.proto}://${req.host}${req.url}`;
+  out['x-original-method'] = req.method;
+  out['x-forwarded-for'] = req.clientIP;
+  out['x-forwarded-host'] = req.host;
+  out['x-forwarded-proto'] = req.proto;
+  out['x-real-ip'] = req.clientIP;
+  out['x-auth-request-redirect'] = req.url;
+  return out;
+}
+
+function headerValue(headers: Record<string, string | string[] | undefined>, name: string): string | undefined {
+  const v = headers[name.toLowerCase()];
+  return Array.isArray(v) ? v.join(', ') : v;
+}
+
+function describe(e: unknown): string {
+  if (!(e instanceof Error)) return String(e);
+  const code = (e as { code?: unknown }).code;
+  return typeof code === 'string' ? `${e.name} ${code}` : `${e.name}: ${e.message}`;
+}
