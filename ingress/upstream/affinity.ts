@@ -1,0 +1,42 @@
+// Cookie affinity (ingress-nginx `affinity: cookie`): the cookie names an endpoint by a short hash of its address,
+// so the address itself never reaches the client.
+import { createHash } from 'node:crypto';
+import type { IngressPolicy } from '../routes/types.ts';
+
+/** The affinity cookie value of an endpoint `ip:port`: 16 hex digits of its SHA-256, stable across restarts and replicas. */
+export function affinityValue(endpoint: string): string {
+  return createHash('sha256').update(endpoint).digest('hex').slice(0, 16);
+}
+
+/** The value of cookie `name` in a Cookie header (`a=1; b=2`), or undefined. Scans without splitting. */
+export function readCookie(header: string | string[] | undefined, name: string): string | undefined {
+  if (header === undefined) return undefined;
+  const text = typeof header === 'string' ? header : header.join('; ');
+  let at = 0;
+  while (at < text.length) {
+    while (text.charCodeAt(at) === 32 || text.charCodeAt(at) === 59 /* ';' */) at++;
+    const end = text.indexOf(';', at);
+    const stop = end === -1 ? text.length : end;
+    const eq = text.indexOf('=', at);
+    if (eq !== -1 && eq < stop && eq - at === name.length && text.startsWith(name, at)) {
+      let value = text.slice(eq + 1, stop).trim();
+      if (value.length >= 2 && value.startsWith('"') && value.endsWith('"')) value = value.slice(1, -1);
+      return value;
+    }
+    at = stop + 1;
+  }
+  return undefined;
+}
+
+const tokenName = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const safePath = /^[\x21-\x3a\x3c-\x7e]*$/; // printable ASCII without ';' or space (RFC 6265 path-av)
+
+/** The Set-Cookie value pinning a client to the endpoint whose affinity value is `value`; undefined when the policy's cookie name or path could not be written safely. */
+export function affinitySetCookie(affinity: NonNullable<IngressPolicy['affinity']>, value: string): string | undefined {
+  const path = affinity.path ?? '/';
+  if (!tokenName.test(affinity.cookieName) || !safePath.test(path)) return undefined;
+  let cookie = `${affinity.cookieName}=${value}; Path=${path}; HttpOnly`;
+  const maxAge = affinity.maxAgeSeconds;
+  if (maxAge !== undefined && Number.isInteger(maxAge) && maxAge > 0) cookie += `; Max-Age=${maxAge}`;
+  return cookie;
+}

@@ -1,0 +1,120 @@
+// What went wrong talking to an upstream, as a stable code, the status the client gets, and whether the failure
+// happened while connecting (counted for outlier ejection and retried for safe requests).
+
+/** Stable codes of upstream failures, as reported in ForwardResult.error and in logs. */
+export type UpstreamErrorCode =
+  | 'NO_ENDPOINTS'
+  | 'CONNECT_REFUSED'
+  | 'CONNECT_TIMEOUT'
+  | 'CONNECTION_RESET'
+  | 'TLS_FAILED'
+  | 'READ_TIMEOUT'
+  | 'BAD_RESPONSE'
+  | 'INVALID_REQUEST'
+  | 'UPSTREAM_CLOSED'
+  | 'CLIENT_ABORTED'
+  | 'UPSTREAM_ERROR';
+
+/** An upstream failure with a stable code; `cause` holds the socket or undici error. */
+export class UpstreamError extends Error {
+  override readonly name = 'UpstreamError';
+  readonly code: UpstreamErrorCode;
+
+  constructor(code: UpstreamErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+  }
+}
+
+/** How a failure is answered and counted. */
+export interface FailureClass {
+  code: UpstreamErrorCode;
+  /** Status for the client when no response has started (499: the client went away, nothing is sent). */
+  status: number;
+  /** The endpoint could not be reached or dropped the connection before answering: counts toward ejection. */
+  connect: boolean;
+  /** Another endpoint may be tried for a safe request without a body. */
+  retry: boolean;
+}
+
+function failure(code: UpstreamErrorCode, status: number, connect: boolean, retry = connect): FailureClass {
+  return Object.freeze({ code, status, connect, retry });
+}
+
+const refused = failure('CONNECT_REFUSED', 502, true);
+const connectTimeout = failure('CONNECT_TIMEOUT', 504, true);
+const reset = failure('CONNECTION_RESET', 502, true);
+const tls = failure('TLS_FAILED', 502, true);
+const readTimeout = failure('READ_TIMEOUT', 504, false);
+const badResponse = failure('BAD_RESPONSE', 502, false);
+const invalidRequest = failure('INVALID_REQUEST', 400, false);
+// The pool was closed under the request (endpoint removed, shutdown): not the endpoint's fault, safe to try another.
+const closed = failure('UPSTREAM_CLOSED', 502, false, true);
+const aborted = failure('CLIENT_ABORTED', 499, false);
+const other = failure('UPSTREAM_ERROR', 502, false);
+
+const byCode: Record<string, FailureClass> = {
+  ECONNREFUSED: refused,
+  EHOSTUNREACH: refused,
+  ENETUNREACH: refused,
+  EADDRNOTAVAIL: refused,
+  UND_ERR_CONNECT_TIMEOUT: connectTimeout,
+  ETIMEDOUT: connectTimeout,
+  ECONNRESET: reset,
+  EPIPE: reset,
+  UND_ERR_SOCKET: reset,
+  EPROTO: tls,
+  UND_ERR_HEADERS_TIMEOUT: readTimeout,
+  UND_ERR_BODY_TIMEOUT: readTimeout,
+  UND_ERR_HEADERS_OVERFLOW: badResponse,
+  UND_ERR_RES_CONTENT_LENGTH_MISMATCH: badResponse,
+  UND_ERR_INVALID_ARG: invalidRequest,
+  UND_ERR_NOT_SUPPORTED: invalidRequest,
+  UND_ERR_REQ_CONTENT_LENGTH_MISMATCH: invalidRequest,
+  ERR_HTTP_INVALID_HEADER_VALUE: invalidRequest,
+  ERR_INVALID_CHAR: invalidRequest,
+  UND_ERR_CLOSED: closed,
+  UND_ERR_DESTROYED: closed,
+  UND_ERR_ABORTED: aborted,
+  UND_ERR_ABORT: aborted,
+  ABORT_ERR: aborted,
+};
+
+const ownCodes: Record<UpstreamErrorCode, FailureClass> = {
+  NO_ENDPOINTS: failure('NO_ENDPOINTS', 503, false),
+  CONNECT_REFUSED: refused,
+  CONNECT_TIMEOUT: connectTimeout,
+  CONNECTION_RESET: reset,
+  TLS_FAILED: tls,
+  READ_TIMEOUT: readTimeout,
+  BAD_RESPONSE: badResponse,
+  INVALID_REQUEST: invalidRequest,
+  UPSTREAM_CLOSED: closed,
+  CLIENT_ABORTED: aborted,
+  UPSTREAM_ERROR: other,
+};
+
+/** Classifies a socket, TLS, undici or UpstreamError error; unknown errors are a plain 502. */
+export function classifyError(err: unknown): FailureClass {
+  if (err instanceof UpstreamError) return ownCodes[err.code];
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string') return other;
+  const known = byCode[code];
+  if (known !== undefined) return known;
+  // Node's TLS layer: ERR_SSL_* from OpenSSL, ERR_TLS_* from Node; certificates are not verified (see pool.ts).
+  if (code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_')) return tls;
+  // llhttp parse errors of the upstream's response.
+  if (code.startsWith('HPE_')) return badResponse;
+  return other;
+}
+
+/** The plain-text body of an error status, as nginx words it. */
+export function statusText(status: number): string {
+  switch (status) {
+    case 400: return '400 Bad Request';
+    case 502: return '502 Bad Gateway';
+    case 503: return '503 Service Temporarily Unavailable';
+    case 504: return '504 Gateway Time-out';
+    default: return `${status}`;
+  }
+}

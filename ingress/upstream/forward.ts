@@ -1,0 +1,249 @@
+// One proxied request: an undici dispatch handler that writes the upstream's answer straight into the client's
+// response (no intermediate stream), with backpressure both ways, retries of safe requests on connect failures and
+// the error statuses nginx gives (502 refused/reset, 504 timeouts, 503 no endpoints).
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import type { Dispatcher } from 'undici';
+import type { Logger } from '../../runtime/logger.ts';
+import type { IngressPolicy } from '../routes/types.ts';
+import { affinitySetCookie, readCookie } from './affinity.ts';
+import type { Backend } from './backend.ts';
+import { UpstreamError, classifyError, statusText, type UpstreamErrorCode } from './errors.ts';
+import { clientResponseHeaders, upstreamRequestHeaders, type HeaderList, type HeaderValue } from './headers.ts';
+import type { UpstreamEndpoint } from './pool.ts';
+
+/** Where and how to send one request. */
+export interface ForwardTarget {
+  /** BackendRef.key. */
+  backend: string;
+  policy: IngressPolicy;
+  /** Path and query to send upstream (already rewritten). */
+  path: string;
+  /** Headers of the pipeline (X-Forwarded-*, X-Request-Id, auth); they replace the client's of the same name. */
+  headers: Record<string, HeaderValue>;
+}
+
+/** How a forwarded request went, for the access log and metrics. */
+export interface ForwardResult {
+  /** The status the client got: the upstream's, an error status, or 499 when the client went away first. */
+  status: number;
+  /** `ip:port` of the endpoint of the last attempt. */
+  endpoint?: string;
+  /** From the first attempt to the end of the upstream's response (or the failure). */
+  upstreamSeconds?: number;
+  /** Endpoints tried (0 when none was available). */
+  attempts: number;
+  error?: UpstreamErrorCode;
+}
+
+/** A client request of either HTTP version. */
+export type ClientRequest = IncomingMessage | Http2ServerRequest;
+/** A client response of either HTTP version. */
+export type ClientResponse = ServerResponse | Http2ServerResponse;
+
+// What this file uses of a ClientResponse: the members both versions share (TypeScript cannot call a method on the
+// union of their overloads). Both take a flat header list in writeHead.
+interface ResponseSink {
+  readonly headersSent: boolean;
+  readonly destroyed: boolean;
+  readonly writableEnded: boolean;
+  writeHead(status: number, headers: HeaderList): unknown;
+  write(chunk: Buffer): boolean;
+  end(chunk?: string): unknown;
+  destroy(): unknown;
+  once(event: 'close' | 'drain', listener: () => void): unknown;
+}
+
+/** Attempts per request: the first plus two retries on other endpoints. */
+export const maxAttempts = 3;
+
+const retriableMethods: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
+
+/** True when the request carries a body: Content-Length > 0 or Transfer-Encoding (HTTP/1), or no END_STREAM on its HEADERS (HTTP/2). */
+export function hasBody(req: ClientRequest): boolean {
+  if (req.httpVersionMajor === 2) return !(req as Http2ServerRequest).stream.endAfterHeaders;
+  const h = req.headers;
+  const length = h['content-length'];
+  return (length !== undefined && length !== '0') || h['transfer-encoding'] !== undefined;
+}
+
+/** True when the client's connection (or HTTP/2 stream) is gone. */
+export function clientClosed(req: ClientRequest): boolean {
+  if (req.httpVersionMajor === 2) return (req as Http2ServerRequest).stream.destroyed;
+  const socket = (req as IncomingMessage).socket;
+  return socket === null || socket.destroyed;
+}
+
+/** Writes an nginx-style plain-text error status, unless a response has begun or the client is gone. */
+export function writeErrorStatus(response: ClientResponse, status: number): void {
+  const res = response as unknown as ResponseSink;
+  if (res.headersSent || res.destroyed || res.writableEnded) return;
+  const body = `<html><head><title>${statusText(status)}</title></head><body><center><h1>${statusText(status)}</h1></center></body></html>\n`;
+  res.writeHead(status, ['content-type', 'text/html', 'content-length', String(Buffer.byteLength(body))]);
+  res.end(body);
+}
+
+/** Forwards one request; the dispatch handler of all its attempts. Resolves `done` exactly once, never rejects. */
+export class Exchange implements Dispatcher.DispatchHandler {
+  readonly #req: ClientRequest;
+  readonly #res: ResponseSink;
+  readonly #target: ForwardTarget;
+  readonly #backend: Backend | undefined;
+  readonly #log: Logger;
+  readonly #done: (result: ForwardResult) => void;
+  #headers: string[] = [];
+  #body: ClientRequest | null = null;
+  #retriable = false;
+  #member: UpstreamEndpoint | null = null;
+  #cookieMember: UpstreamEndpoint | undefined;
+  #tried: UpstreamEndpoint[] | null = null;
+  #attempts = 0;
+  #controller: Dispatcher.DispatchController | null = null;
+  #started = false;
+  #status = 0;
+  #finished = false;
+  #clientGone: UpstreamError | null = null;
+  #t0 = 0;
+  #drain: (() => void) | null = null;
+
+  constructor(backend: Backend | undefined, req: ClientRequest, res: ClientResponse, target: ForwardTarget, log: Logger, done: (result: ForwardResult) => void) {
+    this.#backend = backend;
+    this.#req = req;
+    this.#res = res as unknown as ResponseSink;
+    this.#target = target;
+    this.#log = log;
+    this.#done = done;
+  }
+
+  /** Picks an endpoint and sends the first attempt. */
+  start(): void {
+    const backend = this.#backend;
+    const req = this.#req;
+    if (backend === undefined || backend.members.length === 0) return this.#fail(503, 'NO_ENDPOINTS');
+    const policy = this.#target.policy;
+    const now = Date.now();
+    let first: UpstreamEndpoint | undefined;
+    if (policy.affinity !== undefined) {
+      first = this.#cookieMember = backend.byCookie(readCookie(req.headers.cookie, policy.affinity.cookieName), now);
+    }
+    first ??= backend.pick(policy, null, now);
+    if (first === undefined) return this.#fail(503, 'NO_ENDPOINTS');
+    const body = hasBody(req);
+    this.#body = body ? req : null;
+    this.#retriable = !body && retriableMethods.has(req.method ?? '');
+    this.#headers = upstreamRequestHeaders(req.rawHeaders, { extra: this.#target.headers });
+    this.#res.once('close', () => this.#onClientClose());
+    this.#t0 = performance.now();
+    this.#attempt(first);
+  }
+
+  #attempt(m: UpstreamEndpoint): void {
+    this.#member = m;
+    this.#controller = null;
+    this.#attempts++;
+    m.inFlight++;
+    const policy = this.#target.policy;
+    const options = {
+      path: this.#target.path,
+      method: this.#req.method ?? 'GET',
+      headers: this.#headers,
+      body: this.#body,
+      headersTimeout: policy.readTimeoutMs,
+      bodyTimeout: policy.readTimeoutMs,
+      // Constant per endpoint (see pool.ts): keeps undici from reconnecting when the Host changes.
+      servername: m.protocol === 'HTTPS' ? m.address : undefined,
+    };
+    m.pool(policy.connectTimeoutMs).dispatch(options as Dispatcher.DispatchOptions, this);
+  }
+
+  /** undici: the request is being written; the controller pauses, resumes and aborts it. */
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    if (this.#clientGone !== null) return controller.abort(this.#clientGone);
+    this.#controller = controller;
+  }
+
+  /** undici: status and headers of the upstream's response. */
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, HeaderValue | undefined>): void {
+    // 1xx (103 Early Hints): not relayed; the final response follows.
+    if (statusCode < 200) return;
+    const m = this.#member as UpstreamEndpoint;
+    this.#started = true;
+    this.#status = statusCode;
+    (this.#backend as Backend).succeeded(m, Date.now());
+    const affinity = this.#target.policy.affinity;
+    const cookie = affinity !== undefined && m !== this.#cookieMember ? affinitySetCookie(affinity, m.cookie) : undefined;
+    try {
+      this.#res.writeHead(statusCode, clientResponseHeaders(headers, cookie));
+    } catch (err) {
+      controller.abort(new UpstreamError('BAD_RESPONSE', `upstream response headers cannot be relayed: ${(err as Error).message}`, { cause: err }));
+    }
+  }
+
+  /** undici: a body chunk; pauses the upstream while the client's buffer is full. */
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.#clientGone !== null) return;
+    if (!this.#res.write(chunk)) {
+      controller.pause();
+      this.#res.once('drain', (this.#drain ??= () => this.#controller?.resume()));
+    }
+  }
+
+  /** undici: the response is complete (trailers are not relayed). */
+  onResponseEnd(): void {
+    (this.#member as UpstreamEndpoint).inFlight--;
+    this.#res.end();
+    this.#finish(this.#status);
+  }
+
+  /** undici: the attempt failed; retries, answers with an error status, or cuts a response that has begun. */
+  onResponseError(_controller: Dispatcher.DispatchController | null, err: Error): void {
+    const m = this.#member as UpstreamEndpoint;
+    m.inFlight--;
+    if (this.#clientGone === null && clientClosed(this.#req)) this.#clientGone = new UpstreamError('CLIENT_ABORTED', 'the client went away', { cause: err });
+    if (this.#clientGone !== null) return this.#finish(this.#started ? this.#status : 499, 'CLIENT_ABORTED');
+    const failure = classifyError(err);
+    const log = { backend: this.#target.backend, endpoint: m.address, code: failure.code, attempt: this.#attempts, err: err.message };
+    if (this.#started) {
+      this.#log.warn(log, 'upstream response cut short');
+      this.#res.destroy();
+      return this.#finish(this.#status, failure.code);
+    }
+    const backend = this.#backend as Backend;
+    const now = Date.now();
+    if (failure.connect) backend.failed(m, now);
+    if (failure.retry && this.#retriable && this.#attempts < maxAttempts) {
+      (this.#tried ??= []).push(m);
+      const next = backend.pick(this.#target.policy, this.#tried, now);
+      if (next !== undefined) {
+        this.#log.debug(log, 'upstream attempt failed, trying another endpoint');
+        return this.#attempt(next);
+      }
+    }
+    this.#log.warn(log, 'upstream request failed');
+    this.#fail(failure.status, failure.code);
+  }
+
+  #onClientClose(): void {
+    if (this.#finished) return;
+    this.#clientGone ??= new UpstreamError('CLIENT_ABORTED', 'the client went away');
+    // Before onRequestStart there is no controller: onRequestStart aborts the attempt when it comes.
+    this.#controller?.abort(this.#clientGone);
+  }
+
+  #fail(status: number, code: UpstreamErrorCode): void {
+    if (status !== 499) writeErrorStatus(this.#res as unknown as ClientResponse, status);
+    this.#finish(status, code);
+  }
+
+  #finish(status: number, error?: UpstreamErrorCode): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    const result: ForwardResult = { status, attempts: this.#attempts };
+    if (this.#member !== null) {
+      result.endpoint = this.#member.address;
+      result.upstreamSeconds = (performance.now() - this.#t0) / 1000;
+    }
+    if (error !== undefined) result.error = error;
+    this.#done(result);
+  }
+}

@@ -1,0 +1,133 @@
+// Header filtering between the client and the upstream: hop-by-hop headers (RFC 9110 §7.6.1) stay on their own
+// connection. Lists are flat [name, value, name, value ...] arrays, the form Node's writeHead and undici both take,
+// so no per-request object is built.
+
+/** A header value as Node and undici hand them out. */
+export type HeaderValue = string | string[];
+
+/** A flat header list: name at even indexes, its value after it. */
+export type HeaderList = (string | string[])[];
+
+// Never forwarded, either way. `te` is handled apart (kept when it is exactly "trailers").
+const hopByHop: ReadonlySet<string> = new Set([
+  'connection',
+  'keep-alive',
+  'transfer-encoding',
+  'upgrade',
+  'trailer',
+  'http2-settings',
+  // The client's 100-continue is answered by Node's server; undici refuses to send Expect.
+  'expect',
+]);
+
+/** True for a lower-case header name that is never forwarded (hop-by-hop, Proxy-*, Expect, HTTP/2 pseudo-headers). */
+export function isHopByHop(lower: string): boolean {
+  // `proxy-*` and the bare `proxy` header (httpoxy): meant for a proxy, never for the origin.
+  return hopByHop.has(lower) || lower.startsWith('proxy') || lower.charCodeAt(0) === 58; /* ':' */
+}
+
+/**
+ * The header names a Connection header lists (lower-case), besides the ones already dropped or meaningless
+ * (close, keep-alive, upgrade); null when there are none, the usual case.
+ */
+export function connectionListed(value: HeaderValue | undefined): string[] | null {
+  if (value === undefined) return null;
+  const text = typeof value === 'string' ? value : value.join(',');
+  let listed: string[] | null = null;
+  for (const token of text.split(',')) {
+    const name = token.trim().toLowerCase();
+    if (name === '' || name === 'close' || name === 'keep-alive' || name === 'upgrade') continue;
+    (listed ??= []).push(name);
+  }
+  return listed;
+}
+
+/** Options of upstreamRequestHeaders. */
+export interface RequestHeaderOptions {
+  /** Headers of the pipeline applied last; they replace the client's of the same name (any case). */
+  extra?: Readonly<Record<string, HeaderValue>>;
+  /** Keep the client's Upgrade header (Upgrade pass-through); Connection is still dropped. */
+  keepUpgrade?: boolean;
+}
+
+/**
+ * The headers to send upstream from the client's raw headers (Node's `rawHeaders`): hop-by-hop headers, the ones
+ * Connection lists, TE other than "trailers" and HTTP/2 pseudo-headers dropped; Host kept as sent (HTTP/2's
+ * :authority becomes Host); a repeated Host dropped; then `extra` appended.
+ */
+export function upstreamRequestHeaders(raw: readonly string[], options: RequestHeaderOptions = {}): string[] {
+  const extra = options.extra;
+  let overridden: string[] | null = null;
+  if (extra !== undefined) {
+    for (const name in extra) (overridden ??= []).push(name.toLowerCase());
+  }
+  let listed: string[] | null = null;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    if (name.length === 10 && name.toLowerCase() === 'connection') {
+      const more = connectionListed(raw[i + 1]);
+      if (more !== null) listed = listed === null ? more : listed.concat(more);
+    }
+  }
+  const out: string[] = [];
+  let host = false;
+  let authority: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    const value = raw[i + 1] as string;
+    const lower = name.toLowerCase();
+    if (lower === 'host') {
+      if (host) continue;
+      host = true;
+    } else if (lower === 'te') {
+      if (value.trim().toLowerCase() !== 'trailers') continue;
+    } else if (lower === 'upgrade' && options.keepUpgrade === true) {
+      // kept for Upgrade pass-through
+    } else if (isHopByHop(lower)) {
+      if (lower === ':authority') authority = value;
+      continue;
+    }
+    if (listed !== null && listed.includes(lower)) continue;
+    if (overridden !== null && overridden.includes(lower)) continue;
+    out.push(name, value);
+  }
+  if (!host && authority !== undefined && (overridden === null || !overridden.includes('host'))) out.push('host', authority);
+  if (extra !== undefined) {
+    for (const name in extra) {
+      const value = extra[name] as HeaderValue;
+      if (typeof value === 'string') out.push(name, value);
+      else for (const v of value) out.push(name, v);
+    }
+  }
+  return out;
+}
+
+/**
+ * The headers to send to the client from the upstream's parsed headers (lower-case names, as undici gives them):
+ * hop-by-hop headers and the ones Connection lists dropped; `setCookie` added to the upstream's Set-Cookie.
+ */
+export function clientResponseHeaders(headers: Readonly<Record<string, HeaderValue | undefined>>, setCookie?: string): HeaderList {
+  const listed = headers.connection === undefined ? null : connectionListed(headers.connection);
+  const out: HeaderList = [];
+  let cookieAdded = setCookie === undefined;
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined) continue;
+    if (name === 'te' || isHopByHop(name)) continue;
+    if (listed !== null && listed.includes(name)) continue;
+    if (!cookieAdded && name === 'set-cookie') {
+      // One entry per name: HTTP/2 responses keep only the last value of a repeated name.
+      out.push(name, typeof value === 'string' ? [value, setCookie as string] : [...value, setCookie as string]);
+      cookieAdded = true;
+      continue;
+    }
+    out.push(name, value);
+  }
+  if (!cookieAdded) out.push('set-cookie', setCookie as string);
+  return out;
+}
+
+/** True when a header value can be written on the wire as is (no CR, LF or NUL: no header injection). */
+export function isSafeHeaderValue(value: string): boolean {
+  return !/[\r\n\0]/.test(value);
+}

@@ -1,0 +1,104 @@
+// One endpoint of a backend: its address, load, outlier state and undici pools (keep-alive, no pipelining).
+import { isIPv6 } from 'node:net';
+import { Pool, buildConnector } from 'undici';
+import { affinityValue } from './affinity.ts';
+import type { OutlierState } from './outlier.ts';
+
+/** An endpoint address; an IPv6 `ip` is written without brackets. */
+export interface Endpoint {
+  ip: string;
+  port: number;
+}
+
+/** The protocol spoken to a backend's endpoints. */
+export type BackendProtocol = 'HTTP' | 'HTTPS';
+
+/** `ip:port`, with brackets around an IPv6 address: the endpoint's name in results, logs and the affinity hash. */
+export function endpointAddress(e: Endpoint): string {
+  return isIPv6(e.ip) ? `[${e.ip}]:${e.port}` : `${e.ip}:${e.port}`;
+}
+
+/** An endpoint in use: balancing state plus the connection pools to it. */
+export class UpstreamEndpoint implements OutlierState {
+  /** `ip:port` (`[ip]:port` for IPv6). */
+  readonly address: string;
+  readonly ip: string;
+  readonly port: number;
+  readonly protocol: BackendProtocol;
+  /** The affinity cookie value naming this endpoint. */
+  readonly cookie: string;
+  /** Requests (and upgraded connections) in flight. */
+  inFlight = 0;
+  failures = 0;
+  ejectedUntil = 0;
+  ejections = 0;
+  lastEjectionMs = 0;
+  readonly #connections: number;
+  // A pool per connect timeout: undici sets it per connector. Nearly always one; the last one used is cached.
+  readonly #pools = new Map<number, Pool>();
+  #lastTimeout = -1;
+  #lastPool: Pool | null = null;
+  #closed = false;
+
+  constructor(endpoint: Endpoint, protocol: BackendProtocol, connections: number) {
+    this.ip = endpoint.ip;
+    this.port = endpoint.port;
+    this.address = endpointAddress(endpoint);
+    this.protocol = protocol;
+    this.cookie = affinityValue(this.address);
+    this.#connections = connections;
+  }
+
+  /** The pool for requests with this connect timeout, made on first use. */
+  pool(connectTimeoutMs: number): Pool {
+    if (connectTimeoutMs === this.#lastTimeout && this.#lastPool !== null) return this.#lastPool;
+    let pool = this.#pools.get(connectTimeoutMs);
+    if (pool === undefined) {
+      pool = this.#makePool(connectTimeoutMs);
+      if (this.#closed) void pool.close();
+      else this.#pools.set(connectTimeoutMs, pool);
+    }
+    this.#lastTimeout = connectTimeoutMs;
+    this.#lastPool = pool;
+    return pool;
+  }
+
+  /** Closes the pools once their queued and running requests are done; no new request is accepted. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    const pools = [...this.#pools.values()];
+    this.#pools.clear();
+    this.#lastPool = null;
+    await Promise.all(pools.map((p) => p.close()));
+  }
+
+  /** Ends every connection now, failing requests in flight. */
+  async destroy(): Promise<void> {
+    this.#closed = true;
+    const pools = [...this.#pools.values()];
+    this.#pools.clear();
+    this.#lastPool = null;
+    await Promise.all(pools.map((p) => p.destroy()));
+  }
+
+  #makePool(connectTimeoutMs: number): Pool {
+    const https = this.protocol === 'HTTPS';
+    const origin = `${https ? 'https' : 'http'}://${this.address}`;
+    const common = {
+      connections: this.#connections,
+      pipelining: 1,
+      // HTTP/1.1 to upstreams, as nginx speaks; undici 8 would otherwise offer h2 over TLS.
+      allowH2: false,
+    };
+    if (!https) return new Pool(origin, { ...common, connectTimeout: connectTimeoutMs });
+    // Upstream certificates are not verified, as ingress-nginx does by default (proxy_ssl_verify off): backends
+    // inside the cluster usually serve self-signed certificates. Nor is SNI sent (proxy_ssl_server_name off).
+    const connector = buildConnector({ rejectUnauthorized: false, allowH2: false, timeout: connectTimeoutMs });
+    return new Pool(origin, {
+      ...common,
+      // Requests carry this endpoint's address as `servername` (see forward.ts) so that undici, which reconnects
+      // when it changes, keeps one TLS session; it is dropped here so that no SNI is sent.
+      connect: (options, callback) => connector({ ...options, servername: undefined }, callback),
+    });
+  }
+}

@@ -1,0 +1,89 @@
+import { describe, expect, it } from 'vitest';
+import { clientResponseHeaders, connectionListed, isHopByHop, upstreamRequestHeaders } from '../../../ingress/upstream/headers.ts';
+
+describe('isHopByHop', () => {
+  it.each([
+    ['connection', true], ['keep-alive', true], ['transfer-encoding', true], ['upgrade', true], ['trailer', true],
+    ['proxy-authorization', true], ['proxy-connection', true], ['proxy', true], [':authority', true], ['expect', true],
+    ['host', false], ['content-length', false], ['x-forwarded-for', false], ['cookie', false], ['authorization', false],
+  ])('%s → %s', (name, want) => {
+    expect(isHopByHop(name)).toBe(want);
+  });
+});
+
+describe('connectionListed', () => {
+  it.each([
+    { value: undefined, want: null },
+    { value: 'keep-alive', want: null },
+    { value: 'close', want: null },
+    { value: 'Upgrade, Keep-Alive', want: null },
+    { value: 'X-Foo, close , x-bar', want: ['x-foo', 'x-bar'] },
+    { value: ['x-a', 'X-B'], want: ['x-a', 'x-b'] },
+  ])('$value', ({ value, want }) => {
+    expect(connectionListed(value)).toEqual(want);
+  });
+});
+
+describe('upstreamRequestHeaders', () => {
+  it.each([
+    {
+      name: 'keeps end-to-end headers in order, case as sent',
+      raw: ['Host', 'a.test', 'User-Agent', 'x', 'Accept', '*/*'],
+      want: ['Host', 'a.test', 'User-Agent', 'x', 'Accept', '*/*'],
+    },
+    {
+      name: 'drops hop-by-hop headers and the ones Connection lists',
+      raw: ['Host', 'a', 'Connection', 'keep-alive, X-Secret', 'X-Secret', '1', 'Keep-Alive', 'timeout=5', 'Proxy-Authorization', 'Basic x', 'Transfer-Encoding', 'chunked', 'Upgrade', 'h2c', 'X-Ok', '1'],
+      want: ['Host', 'a', 'X-Ok', '1'],
+    },
+    { name: 'keeps TE: trailers only', raw: ['TE', 'trailers', 'te', 'gzip'], want: ['TE', 'trailers'] },
+    { name: 'drops Expect', raw: ['Expect', '100-continue', 'Content-Length', '5'], want: ['Content-Length', '5'] },
+    { name: 'keeps the first of repeated Host headers', raw: ['Host', 'a', 'host', 'b'], want: ['Host', 'a'] },
+    {
+      name: 'HTTP/2: pseudo-headers dropped, :authority becomes Host',
+      raw: [':method', 'GET', ':path', '/', ':authority', 'h2.test', ':scheme', 'https', 'accept', '*/*'],
+      want: ['accept', '*/*', 'host', 'h2.test'],
+    },
+    { name: 'HTTP/2 with a host header: it wins', raw: [':authority', 'x', 'host', 'y'], want: ['host', 'y'] },
+  ])('$name', ({ raw, want }) => {
+    expect(upstreamRequestHeaders(raw)).toEqual(want);
+  });
+
+  it('applies the pipeline headers last, replacing the client’s of any case', () => {
+    const got = upstreamRequestHeaders(['Host', 'a', 'X-Forwarded-For', 'spoofed', 'X-Request-Id', 'client', 'Cookie', 'c=1'], {
+      extra: { 'x-forwarded-for': '10.0.0.1', 'X-Request-ID': 'abc', 'x-multi': ['1', '2'] },
+    });
+    expect(got).toEqual(['Host', 'a', 'Cookie', 'c=1', 'x-forwarded-for', '10.0.0.1', 'X-Request-ID', 'abc', 'x-multi', '1', 'x-multi', '2']);
+  });
+
+  it('keeps Upgrade for pass-through, still dropping Connection', () => {
+    expect(upstreamRequestHeaders(['Host', 'a', 'Connection', 'Upgrade', 'Upgrade', 'websocket'], { keepUpgrade: true })).toEqual(['Host', 'a', 'Upgrade', 'websocket']);
+  });
+});
+
+describe('clientResponseHeaders', () => {
+  it('drops hop-by-hop headers and the ones Connection lists', () => {
+    const got = clientResponseHeaders({
+      'content-type': 'text/plain',
+      connection: 'keep-alive, x-internal',
+      'x-internal': 'secret',
+      'keep-alive': 'timeout=5',
+      'transfer-encoding': 'chunked',
+      trailer: 'x-t',
+      'proxy-authenticate': 'Basic',
+      upgrade: 'foo',
+      te: 'trailers',
+      'set-cookie': ['a=1', 'b=2'],
+      'content-length': '3',
+    });
+    expect(got).toEqual(['content-type', 'text/plain', 'set-cookie', ['a=1', 'b=2'], 'content-length', '3']);
+  });
+
+  it.each([
+    { name: 'adds Set-Cookie', headers: { 'x-a': '1' }, want: ['x-a', '1', 'set-cookie', 'route=v'] },
+    { name: 'joins one upstream cookie', headers: { 'set-cookie': 'a=1' }, want: ['set-cookie', ['a=1', 'route=v']] },
+    { name: 'joins several upstream cookies', headers: { 'set-cookie': ['a=1', 'b=2'] }, want: ['set-cookie', ['a=1', 'b=2', 'route=v']] },
+  ])('affinity: $name', ({ headers, want }) => {
+    expect(clientResponseHeaders(headers, 'route=v')).toEqual(want);
+  });
+});

@@ -1,0 +1,134 @@
+// Real backends, a tiny gateway around Upstreams, and a client, all on 127.0.0.1, for the upstream tests.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type RequestListener, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { connect, type AddressInfo, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { generate } from 'selfsigned';
+import type { IngressPolicy } from '../../../ingress/routes/types.ts';
+import { Upstreams, type ForwardResult, type ForwardTarget } from '../../../ingress/upstream/upstreams.ts';
+import { silentLogger } from '../../../runtime/logger.ts';
+
+/** An IngressPolicy with the defaults and quick timeouts, plus `over`. */
+export function policy(over: Partial<IngressPolicy> = {}): IngressPolicy {
+  return { sslRedirect: true, forceSslRedirect: false, backendProtocol: 'HTTP', connectTimeoutMs: 1000, readTimeoutMs: 5000, loadBalance: 'round_robin', ...over };
+}
+
+/** Servers and sockets to close after each test. */
+export class Closer {
+  #items: (() => Promise<void> | void)[] = [];
+  add(fn: () => Promise<void> | void): void {
+    this.#items.push(fn);
+  }
+  async closeAll(): Promise<void> {
+    const items = this.#items.reverse();
+    this.#items = [];
+    for (const fn of items) await fn();
+  }
+}
+
+function closeServer(server: Server): Promise<void> {
+  server.closeAllConnections?.();
+  return new Promise((r) => server.close(() => r()));
+}
+
+/** A backend: node:http on 127.0.0.1; `upgrade` handles Upgrade requests. */
+export async function backend(closer: Closer, handler: RequestListener, upgrade?: (req: IncomingMessage, socket: Duplex, head: Buffer) => void): Promise<{ port: number; server: Server; sockets: Set<Socket> }> {
+  const server = createServer(handler);
+  const sockets = new Set<Socket>();
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  if (upgrade) server.on('upgrade', upgrade);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  closer.add(() => {
+    for (const s of sockets) s.destroy();
+    return closeServer(server);
+  });
+  return { port: (server.address() as AddressInfo).port, server, sockets };
+}
+
+/** An HTTPS backend with a fresh self-signed certificate. */
+export async function httpsBackend(closer: Closer, handler: RequestListener, upgrade?: (req: IncomingMessage, socket: Duplex, head: Buffer) => void): Promise<{ port: number; snis: (string | false)[] }> {
+  const pems = await generate([{ name: 'commonName', value: 'backend.test' }], { keyType: 'ec', algorithm: 'sha256' });
+  const server = createHttpsServer({ cert: pems.cert, key: pems.private }, handler);
+  const snis: (string | false)[] = [];
+  server.on('secureConnection', (s) => snis.push((s as unknown as { servername: string | false }).servername));
+  if (upgrade) server.on('upgrade', upgrade);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  closer.add(() => closeServer(server as unknown as Server));
+  return { port: (server.address() as AddressInfo).port, snis };
+}
+
+/** A gateway: node:http calling upstreams.forward / upgrade with the target `route` gives; results recorded. */
+export async function gateway(closer: Closer, upstreams: Upstreams, route: (req: IncomingMessage) => ForwardTarget): Promise<{ port: number; results: ForwardResult[] }> {
+  const results: ForwardResult[] = [];
+  const server = createServer((req, res) => {
+    void upstreams.forward(req, res, route(req)).then((r) => results.push(r));
+  });
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    void upstreams.upgrade(req, socket, head, route(req)).then((r) => results.push(r));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  closer.add(() => closeServer(server));
+  return { port: (server.address() as AddressInfo).port, results };
+}
+
+/** A fresh Upstreams with a silent logger, closed after the test. */
+export function upstreamsFor(closer: Closer, options: Partial<ConstructorParameters<typeof Upstreams>[0]> = {}): Upstreams {
+  const u = new Upstreams({ log: silentLogger(), ...options });
+  closer.add(() => u.close());
+  return u;
+}
+
+/** What a client got. */
+export interface Got {
+  status: number;
+  headers: IncomingHttpHeaders;
+  rawHeaders: string[];
+  body: string;
+}
+
+/** One request with node:http; `agent: false` so each request has its own connection. */
+export function get(port: number, path = '/', options: { method?: string; headers?: Record<string, string | string[]>; body?: string | Buffer } = {}): Promise<Got> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port, path, method: options.method ?? 'GET', headers: options.headers, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, rawHeaders: res.rawHeaders, body: Buffer.concat(chunks).toString() }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(options.body);
+  });
+}
+
+/** A port on 127.0.0.1 whose listener's accept queue is full: connecting to it hangs (for connect timeouts). */
+export async function stalledPort(closer: Closer): Promise<number> {
+  const child: ChildProcess = spawn(process.execPath, ['-e', "const s=require('net').createServer().listen({port:0,host:'127.0.0.1',backlog:1},()=>console.log(s.address().port))"], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((r) => child.stdout?.once('data', (d) => r(Number(String(d).trim()))));
+  // A stopped process accepts nothing: after the backlog fills, the kernel drops further SYNs.
+  process.kill(child.pid as number, 'SIGSTOP');
+  const fillers = Array.from({ length: 4 }, () => connect(port, '127.0.0.1').on('error', () => {}));
+  await new Promise((r) => setTimeout(r, 100));
+  closer.add(() => {
+    for (const f of fillers) f.destroy();
+    child.kill('SIGKILL');
+  });
+  return port;
+}
+
+/** A port on 127.0.0.1 with nothing listening (connection refused). */
+export async function deadPort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+/** Resolves after `ms`. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
