@@ -363,3 +363,44 @@ describe('forward: HTTPS backends', () => {
     expect(g.results[0]?.error).toBe('TLS_FAILED');
   });
 });
+
+describe('forward: HTTP/2 clients', () => {
+  it('forwards an h2c request: :authority becomes Host, body both ways, hop-by-hop headers dropped', async () => {
+    const { createServer, connect } = await import('node:http2');
+    let seen: Record<string, unknown> = {};
+    const b = await backend(closer, (req, res) => {
+      seen = { ...req.headers };
+      let body = '';
+      req.on('data', (c) => (body += c));
+      req.on('end', () => {
+        res.writeHead(201, { 'x-from': 'up', 'keep-alive': 'timeout=9', 'content-type': 'text/plain' });
+        res.end(`${req.method} ${body.length}`);
+      });
+    });
+    const u = upstreamsFor(closer);
+    u.setEndpoints('ns/svc:80', [{ ip: '127.0.0.1', port: b.port }], 'HTTP');
+    const server = createServer((req, res) => void u.forward(req, res, { backend: 'ns/svc:80', policy: policy(), path: req.url, headers: {} }));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    closer.add(() => new Promise<void>((r) => server.close(() => r())));
+    const client = connect(`http://127.0.0.1:${(server.address() as { port: number }).port}`);
+    closer.add(() => void client.close());
+    const ask = (method: string, body?: string) =>
+      new Promise<{ status: number; headers: Record<string, unknown>; body: string }>((resolve, reject) => {
+        const stream = client.request({ ':method': method, ':path': '/h2?x=1', ':authority': 'h2.example.test' }, { endStream: body === undefined });
+        let text = '';
+        let headers: Record<string, unknown> = {};
+        stream.on('response', (h) => (headers = h));
+        stream.on('data', (c) => (text += c));
+        stream.on('end', () => resolve({ status: Number(headers[':status']), headers, body: text }));
+        stream.on('error', reject);
+        if (body !== undefined) stream.end(body);
+      });
+    const got = await ask('GET');
+    expect([got.status, got.body, got.headers['x-from'], got.headers['keep-alive']]).toEqual([201, 'GET 0', 'up', undefined]);
+    expect(seen.host).toBe('h2.example.test');
+    expect(Object.keys(seen).some((k) => k.startsWith(':'))).toBe(false);
+    const posted = await ask('POST', 'y'.repeat(100_000));
+    expect([posted.status, posted.body]).toEqual([201, 'POST 100000']);
+    expect(seen['transfer-encoding']).toBe('chunked');
+  });
+});
