@@ -76,16 +76,19 @@ export class Authenticators {
         authenticator = basicAuthenticator(policy, this.#secrets(policy.secret), log, this.#now);
         break;
       case 'jwt': {
-        const fromSecret = policy.jwksUrl === undefined && policy.secret !== undefined;
-        if (fromSecret && policy.secret) secrets.add(refKey(policy.secret));
-        authenticator = jwtAuthenticator(policy, fromSecret && policy.secret ? this.#secrets(policy.secret) : undefined, log);
+        // A jwksUrl wins over a Secret; only a Secret actually read ties the authenticator to it.
+        const ref = policy.jwksUrl === undefined ? policy.secret : undefined;
+        if (ref) secrets.add(refKey(ref));
+        authenticator = jwtAuthenticator(policy, ref ? this.#secrets(ref) : undefined, log);
         break;
       }
       case 'external':
         authenticator = externalAuthenticator(policy, this.#agent);
         break;
     }
-    if (authenticator instanceof FailClosedAuthenticator) log.warn(`auth policy cannot be enforced, failing closed: ${authenticator.error.message}`);
+    if (authenticator instanceof FailClosedAuthenticator) {
+      log.warn(`auth policy cannot be enforced, failing closed: ${authenticator.error.message}`);
+    }
     return { policy, authenticator, secrets };
   }
 }

@@ -23,6 +23,14 @@ export const basicCacheTtlMs = 60_000;
 /** At most this many remembered verifications per Authenticator; the oldest go first. */
 export const basicCacheMaxEntries = 10_000;
 
+/** Collaborators of a BasicAuthenticator; tests pass their own clock or wrap the verification. */
+export interface BasicAuthenticatorOptions {
+  /** Clock in ms for the verification cache; Date.now by default. */
+  now?: () => number;
+  /** Password verification; verifyPassword by default. */
+  verify?: (password: string, entry: Pick<HtpasswdEntry, 'hash' | 'scheme'>) => Promise<boolean>;
+}
+
 interface User {
   digest: Buffer;
   entry: HtpasswdEntry;
@@ -44,7 +52,7 @@ export function basicAuthenticator(policy: BasicAuthPolicy, secret: Secret | und
   const { entries, refused } = parseHtpasswd(text.toString('utf8'));
   for (const r of refused) log.warn({ secret: name, line: r.line }, `htpasswd line skipped: ${r.reason}`);
   if (entries.length === 0) return failClosed(new AuthConfigError(`basic auth Secret ${name} has no usable htpasswd line`));
-  return new BasicAuthenticator(entries, policy.realm, now);
+  return new BasicAuthenticator(entries, policy.realm, { now });
 }
 
 /** Checks `Authorization: Basic` credentials against htpasswd entries; 401 with a Basic challenge otherwise. */
@@ -53,17 +61,19 @@ export class BasicAuthenticator implements Authenticator {
   readonly #dummy: Pick<HtpasswdEntry, 'hash' | 'scheme'>;
   readonly #challenge: Record<string, string>;
   readonly #now: () => number;
+  readonly #verify: NonNullable<BasicAuthenticatorOptions['verify']>;
   /** Key: SHA-256 over user, password and hash; value: expiry time. */
   readonly #verified = new Map<string, number>();
 
   /** `entries` must not be empty; the first one sets the dummy hash's scheme and cost. */
-  constructor(entries: readonly HtpasswdEntry[], realm: string, now: () => number = Date.now) {
+  constructor(entries: readonly HtpasswdEntry[], realm: string, options: BasicAuthenticatorOptions = {}) {
     const first = entries[0];
     if (!first) throw new AuthConfigError('a basic authenticator needs at least one htpasswd entry');
     this.#users = entries.map((entry) => ({ digest: sha256(entry.user), entry }));
     this.#dummy = dummyHash(first);
     this.#challenge = { 'www-authenticate': `Basic realm="${safeRealm(realm)}"` };
-    this.#now = now;
+    this.#now = options.now ?? Date.now;
+    this.#verify = options.verify ?? verifyPassword;
   }
 
   /** Remembered successful verifications (for tests and metrics). */
@@ -90,7 +100,7 @@ export class BasicAuthenticator implements Authenticator {
       if (expiry > now) return allowed;
       this.#verified.delete(key);
     }
-    const ok = await verifyPassword(password, target);
+    const ok = await this.#verify(password, target);
     if (ok && found) {
       this.#remember(key, now + basicCacheTtlMs);
       return allowed;

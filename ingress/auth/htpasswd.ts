@@ -23,9 +23,11 @@ export interface RefusedLine {
   reason: string;
 }
 
-/** Above these a single verification costs more than a second (bcrypt) or blocks the event loop for over 100 ms
- * (unixcrypt computes SHA-crypt synchronously), which any anonymous client could trigger at will. */
+// Above these limits one verification costs over a second (bcryptjs) or blocks the event loop for over 100 ms
+// (unixcrypt computes SHA-crypt synchronously), and any anonymous client can trigger one at will.
+/** The highest bcrypt cost accepted. */
 export const maxBcryptCost = 14;
+/** The most SHA-crypt rounds accepted. */
 export const maxShaCryptRounds = 50_000;
 
 const defaultShaCryptRounds = 5000;

@@ -1,10 +1,8 @@
 // Shared pieces of the auth tests: Secrets as the cluster snapshot holds them, requests as the pipeline builds
-// them, a logger whose lines the test can read, and local HTTP servers that are closed after each test.
+// them, local HTTP servers that are closed after each test, and password hashes made by real tools.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Writable } from 'node:stream';
 import { secretSchema, type Secret } from '../../../cluster/model/secret.ts';
-import { createLogger, type Logger } from '../../../runtime/logger.ts';
 import type { HashScheme } from '../../../ingress/auth/htpasswd.ts';
 import type { AuthRequest } from '../../../ingress/auth/types.ts';
 import type { ObjectRef } from '../../../ingress/routes/types.ts';
@@ -36,23 +34,6 @@ export function authRequest(headers: AuthRequest['headers'] = {}, over: Partial<
 /** An Authorization header for Basic credentials. */
 export function basic(user: string, password: string): { authorization: string } {
   return { authorization: `Basic ${Buffer.from(`${user}:${password}`, 'utf8').toString('base64')}` };
-}
-
-/** A logger that keeps its JSON lines. */
-export function capturedLogger(): { log: Logger; lines: () => Array<Record<string, unknown>>; text: () => string } {
-  let buffer = '';
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      buffer += chunk.toString('utf8');
-      done();
-    },
-  });
-  const log = createLogger('ingress-test', 'debug', sink);
-  return {
-    log,
-    text: () => buffer,
-    lines: () => buffer.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>),
-  };
 }
 
 /** Local HTTP servers for one test file; closeAll() in afterEach. */
