@@ -1,0 +1,100 @@
+// Who the client is: the socket's peer, or, behind trusted proxies (a load balancer in front of the gateway), the
+// address they recorded in X-Forwarded-For. Only hops added by trusted proxies are believed: the list is walked
+// from the right (the most recent hop) past trusted addresses, as nginx's `real_ip_recursive on` does.
+import { BlockList, isIP } from 'node:net';
+
+// ::ffff:0:0/96, IPv4-mapped IPv6 addresses (RFC 4291 §2.5.5.2), in whatever spelling.
+const ipv4Mapped = new BlockList();
+ipv4Mapped.addSubnet('::ffff:0.0.0.0', 96, 'ipv6');
+
+/** A trusted-proxy entry that is neither an IP address nor a CIDR block. */
+export class TrustedProxiesError extends Error {
+  override readonly name = 'TrustedProxiesError';
+  readonly code = 'NETPLANE_INGRESS_TRUSTED_PROXIES';
+}
+
+/** The addresses whose X-Forwarded-For is believed. */
+export class TrustedProxies {
+  readonly #list: BlockList;
+  readonly #empty: boolean;
+
+  private constructor(list: BlockList, empty: boolean) {
+    this.#list = list;
+    this.#empty = empty;
+  }
+
+  /** Parses addresses and CIDR blocks (IPv4 or IPv6); throws TrustedProxiesError naming the first bad entry. */
+  static parse(cidrs: readonly string[]): TrustedProxies {
+    const list = new BlockList();
+    for (const entry of cidrs) {
+      const [address = '', prefix, extra] = entry.trim().split('/');
+      const ip = normalizeIP(address);
+      const family = ip === undefined ? 0 : isIP(ip);
+      const bits = family === 4 ? 32 : 128;
+      const n = prefix === undefined ? bits : /^\d{1,3}$/.test(prefix) ? Number(prefix) : -1;
+      if (ip === undefined || family === 0 || extra !== undefined || n < 0 || n > bits) {
+        throw new TrustedProxiesError(
+          `trusted proxy ${JSON.stringify(entry)} is not allowed: it must be an IPv4 or IPv6 address or CIDR block (like 10.0.0.0/8 or fd00::/8)`,
+        );
+      }
+      list.addSubnet(ip, n, family === 4 ? 'ipv4' : 'ipv6');
+    }
+    return new TrustedProxies(list, cidrs.length === 0);
+  }
+
+  /** Whether `ip` (any spelling normalizeIP accepts) is trusted; false for anything that is not an address. */
+  has(ip: string): boolean {
+    if (this.#empty) return false;
+    const a = normalizeIP(ip);
+    if (a === undefined) return false;
+    return this.#list.check(a, isIP(a) === 4 ? 'ipv4' : 'ipv6');
+  }
+}
+
+/**
+ * An address as text in one spelling: IPv4-mapped IPv6 (`::ffff:1.2.3.4`) becomes IPv4, IPv6 is lower-case, and
+ * brackets or a port (`[::1]:80`, `1.2.3.4:80`, as some proxies write X-Forwarded-For) are removed. Undefined when
+ * it is not an IP address.
+ */
+export function normalizeIP(text: string): string | undefined {
+  let s = text.trim();
+  const bracketed = /^\[([^\]]+)\](?::\d+)?$/.exec(s);
+  if (bracketed) s = bracketed[1] ?? '';
+  else if (/^[\d.]+:\d+$/.test(s)) s = s.slice(0, s.indexOf(':'));
+  s = s.toLowerCase();
+  const family = isIP(s);
+  if (family === 0) return undefined;
+  if (family === 6 && !s.includes('%') && ipv4Mapped.check(s, 'ipv6')) return mappedIPv4(s);
+  return s;
+}
+
+// The IPv4 address in the low 32 bits of a mapped address, written dotted (`::ffff:1.2.3.4`) or in hex (`::ffff:102:304`).
+function mappedIPv4(s: string): string {
+  const tail = s.slice(s.lastIndexOf(':') + 1);
+  if (tail.includes('.')) return tail;
+  const groups = s.split(':');
+  const hi = parseInt(groups.at(-2) || '0', 16);
+  const lo = parseInt(groups.at(-1) || '0', 16);
+  return [hi >> 8, hi & 255, lo >> 8, lo & 255].join('.');
+}
+
+/**
+ * The client address of a request: the socket's, or from X-Forwarded-For when the socket's address is trusted
+ * (walking from the right past trusted hops; all trusted: the leftmost; an unparseable hop stops the walk at the
+ * last good one). Normalised as normalizeIP does; '' when the socket has no address (it has closed).
+ */
+export function clientIP(remoteAddress: string | undefined, xForwardedFor: string | string[] | undefined, trusted: TrustedProxies): string {
+  const socket = remoteAddress === undefined ? '' : (normalizeIP(remoteAddress) ?? remoteAddress);
+  if (xForwardedFor === undefined || !trusted.has(socket)) return socket;
+  const hops = [xForwardedFor].flat().join(',').split(',');
+  let address = socket;
+  for (let i = hops.length - 1; i >= 0; i--) {
+    const raw = (hops[i] ?? '').trim();
+    if (raw === '') continue;
+    const hop = normalizeIP(raw);
+    if (hop === undefined) return address;
+    address = hop;
+    if (!trusted.has(hop)) return hop;
+  }
+  return address;
+}
