@@ -4,13 +4,14 @@ import { defineComponent, type ComponentContext } from '../runtime/component.ts'
 import { UsageError } from '../runtime/errors.ts';
 import { nonEmpty, oneOf, parseCIDRList, parseDuration, parseHostPort, positiveInt, switchFlag, valueFlag, type HostPort } from '../runtime/flags.ts';
 import { Authenticators } from './auth/authenticators.ts';
-import { ConnectionCap, TrustedProxies } from './limits/client.ts';
+import { TrustedProxies } from './limits/client-ip.ts';
+import { ConnectionCap } from './limits/connection-cap.ts';
 import { RateLimiters } from './limits/rate.ts';
 import { Gateway } from './server/gateway.ts';
 import { GatewayMetrics } from './server/metrics.ts';
 import type { GatewayState } from './server/steps.ts';
 import { emptyTable, IngressState } from './state.ts';
-import { Certificates, hstsHeader, parseCertificateFlag } from './tls/certificates.ts';
+import { Certificates, hstsHeader, parseCertificateFlag } from './tls/index.ts';
 import { Upstreams } from './upstream/upstreams.ts';
 
 /** ADDR:PORT, or `off` for no listener. */
@@ -99,6 +100,8 @@ async function runIngress(ctx: ComponentContext, f: IngressFlags): Promise<void>
     certificates,
   });
   keeper.start();
+  // Clients idle with full buckets are forgotten, so the limiters' memory follows the active clients.
+  const pruning = setInterval(() => state.limiters.prune(), 30_000).unref();
   ctx.admin.addHealthCheck('routes', () => (keeper.ready ? { ok: true } : { ok: false, reason: 'routes not compiled from a full view yet' }));
   const gateway = new Gateway(state, {
     http,
@@ -127,6 +130,7 @@ async function runIngress(ctx: ComponentContext, f: IngressFlags): Promise<void>
   ctx.shutdown.allow(f['drain-timeout'] + 5000);
   ctx.shutdown.add('ingress', async () => {
     keeper.stop();
+    clearInterval(pruning);
     log.info({ inFlight: gateway.inFlight }, 'draining');
     await gateway.drain(f['drain-timeout']);
     await upstreams.close();

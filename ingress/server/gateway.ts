@@ -6,7 +6,8 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../../runtime/logger.ts';
 import type { HostPort } from '../../runtime/flags.ts';
-import { clientIP, type ConnectionCap, type TrustedProxies } from '../limits/client.ts';
+import { clientIP, type TrustedProxies } from '../limits/client-ip.ts';
+import type { ConnectionCap } from '../limits/connection-cap.ts';
 import type { Certificates } from '../tls/certificates.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import { forwardedHeaders } from './request.ts';
@@ -180,7 +181,7 @@ export class Gateway {
     runPipeline(x, this.#state).catch((e: Error) => {
       this.#o.log.error({ err: e, path: x.path }, 'request failed inside the gateway');
       if (!res.headersSent) {
-        res.writeHead(500);
+        (res as ServerResponse).writeHead(500);
         res.end();
       } else res.destroy();
     });

@@ -65,7 +65,8 @@ export interface Step {
 export function reply(x: Exchange, status: number, refused: string, headers: Record<string, string> = {}): Verdict {
   x.refused = refused;
   const body = `${status} ${statusText[status] ?? 'Error'}\n`;
-  x.res.writeHead(status, { ...headers, 'content-type': 'text/plain; charset=utf-8', 'content-length': String(Buffer.byteLength(body)) });
+  // Both response kinds take writeHead(status, headers); their overloads just do not unify in the types.
+  (x.res as ServerResponse).writeHead(status, { ...headers, 'content-type': 'text/plain; charset=utf-8', 'content-length': String(Buffer.byteLength(body)) });
   x.res.end(body);
   return 'done';
 }
@@ -186,7 +187,7 @@ export const chooseBackend: Step = {
 /** Forwards upstream; the upstream pools answer 502/503/504 themselves when they cannot. */
 export const forward: Step = {
   name: 'forward',
-  async run(x, s) {
+  async run(x, s): Promise<Verdict> {
     const r = x.route!;
     const headers: Record<string, string> = forwardedHeaders({
       clientIP: x.clientIP,
