@@ -1,0 +1,146 @@
+// End-to-end harness for `netplane ingress`: echo backends on loopback, a manifests directory the test writes, and
+// the gateway itself run as the user runs it (`node bin/netplane.ts ingress ...`) as a child process.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { request } from 'undici';
+import { freePort } from '../../helpers/ports.ts';
+import { waitFor } from '../../helpers/wait.ts';
+
+const bin = fileURLToPath(new URL('../../../bin/netplane.ts', import.meta.url));
+
+/** What an echo backend saw, sent back as JSON. */
+export interface Echo {
+  backend: string;
+  method: string;
+  url: string;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+/** A backend on 127.0.0.1 that answers every request with an Echo; `handler` may take over. */
+export class EchoBackend {
+  readonly name: string;
+  readonly server: Server;
+  port = 0;
+  handler?: (req: IncomingMessage, res: ServerResponse) => boolean;
+
+  constructor(name: string) {
+    this.name = name;
+    this.server = createServer((req, res) => {
+      if (this.handler?.(req, res)) return;
+      let body = '';
+      req.on('data', (d) => (body += d));
+      req.on('end', () => {
+        const echo: Echo = { backend: name, method: req.method ?? '', url: req.url ?? '', headers: req.headers, body };
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(echo));
+      });
+    });
+  }
+
+  async start(): Promise<this> {
+    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
+    this.port = (this.server.address() as AddressInfo).port;
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise((r) => this.server.close(r));
+  }
+}
+
+/** Manifests of a Service named `name` in `namespace` with port 80 (named http) and the given backends as endpoints. */
+export function serviceYaml(name: string, backends: readonly EchoBackend[], namespace = 'default'): string {
+  // One EndpointSlice per backend: each backend has its own port, and a slice's ports apply to all its endpoints.
+  const slices = backends.map(
+    (b, i) => `---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: { name: ${name}-${i}, namespace: ${namespace}, labels: { kubernetes.io/service-name: ${name} } }
+addressType: IPv4
+ports: [{ name: http, port: ${b.port}, protocol: TCP }]
+endpoints: [{ addresses: ["127.0.0.1"], conditions: { ready: true } }]
+`,
+  );
+  return `apiVersion: v1
+kind: Service
+metadata: { name: ${name}, namespace: ${namespace} }
+spec: { ports: [{ name: http, port: 80, targetPort: http, protocol: TCP }] }
+${slices.join('')}`;
+}
+
+/** The IngressClass `netplane`, marked default. */
+export const ingressClassYaml = `apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata: { name: netplane, annotations: { ingressclass.kubernetes.io/is-default-class: "true" } }
+spec: { controller: netplane.io/ingress }
+`;
+
+/** A response read whole. */
+export interface Reply {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  text: string;
+}
+
+/** The Echo in a reply's body. */
+export function echoOf(r: Reply): Echo {
+  return JSON.parse(r.text) as Echo;
+}
+
+/** The gateway as a child process, with its manifests directory. */
+export class GatewayProcess {
+  readonly dir = mkdtempSync(join(tmpdir(), 'netplane-ingress-'));
+  http = 0;
+  https = 0;
+  admin = 0;
+  child?: ChildProcess;
+  output = '';
+  exited?: Promise<number | null>;
+
+  /** Writes (or replaces) one manifest file. */
+  write(file: string, yaml: string): void {
+    writeFileSync(join(this.dir, file), yaml);
+  }
+
+  /** Starts the gateway and waits until it is ready and routing (`probeHost` answers through it). */
+  async start(extraArgs: string[] = [], probe?: { host: string; path?: string }): Promise<void> {
+    [this.http, this.https, this.admin] = [await freePort(), await freePort(), await freePort()];
+    const child = spawn(
+      process.execPath,
+      [bin, 'ingress', '--manifests', this.dir, '--http', `127.0.0.1:${this.http}`, '--https', `127.0.0.1:${this.https}`, '--admin', `127.0.0.1:${this.admin}`, '--node-name', 'test', '--log-level', 'info', ...extraArgs],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    this.child = child;
+    child.stdout!.on('data', (d) => (this.output += d));
+    child.stderr!.on('data', (d) => (this.output += d));
+    this.exited = new Promise((r) => child.on('exit', (code) => r(code)));
+    await waitFor('the gateway to be ready', async () => (await fetch(`http://127.0.0.1:${this.admin}/readyz`)).status === 200, 15_000, 50);
+    if (probe) await waitFor(`a route for ${probe.host}`, async () => (await this.get(probe.host, probe.path ?? '/')).status !== 404, 10_000, 50);
+  }
+
+  /** A plain-HTTP request through the gateway with the given Host (fetch() would not let a test set Host). */
+  async get(host: string, path: string, init: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<Reply> {
+    const r = await request(`http://127.0.0.1:${this.http}${path}`, { method: (init.method ?? 'GET') as 'GET', headers: { host, ...init.headers }, body: init.body });
+    return { status: r.statusCode, headers: r.headers, text: await r.body.text() };
+  }
+
+  /** The gateway's /metrics text. */
+  async metrics(): Promise<string> {
+    return (await fetch(`http://127.0.0.1:${this.admin}/metrics`)).text();
+  }
+
+  /** Stops the gateway (SIGTERM), removes the manifests; returns the exit code. */
+  async stop(): Promise<number | null | undefined> {
+    if (this.child && this.child.exitCode === null) this.child.kill('SIGTERM');
+    const code = await this.exited;
+    rmSync(this.dir, { recursive: true, force: true });
+    return code;
+  }
+}
