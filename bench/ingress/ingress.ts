@@ -181,6 +181,8 @@ interface Result {
   socketErrors: string;
   /** CPU used on the machine by anything but this benchmark during the run, % of all cores: other load that skews it. */
   otherCpuPct: number;
+  /** With several proxy processes (--reuse-port): each one's share of the proxy CPU, %. */
+  cpuSplitPct: number[];
 }
 
 const toMs = (v: string, unit: string) => Number(v) * (unit === 'us' ? 1e-3 : unit === 's' ? 1e3 : 1);
@@ -204,7 +206,8 @@ async function wrk(port: number, pids: number[], pin: boolean, threads: number, 
       else reject(new Error(`${argv.join(' ')} failed (${code}): ${text}`));
     });
   });
-  const cpu = pids.reduce((sum, pid, i) => sum + cpuSeconds(pid) - before[i]!, 0);
+  const used = pids.map((pid, i) => cpuSeconds(pid) - before[i]!);
+  const cpu = used.reduce((a, b) => a + b, 0);
   const other = machineBusySeconds() - busy0 - (ourSeconds() - ours0);
   const otherCpuPct = Math.max(0, (other / ((performance.now() - t0) / 1000) / availableParallelism()) * 100);
   const pct = (p: string) => {
@@ -223,6 +226,7 @@ async function wrk(port: number, pids: number[], pin: boolean, threads: number, 
     non2xx: Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0),
     socketErrors: /Socket errors: (.*)/.exec(out)?.[1] ?? '',
     otherCpuPct,
+    cpuSplitPct: pids.length > 1 ? used.map((u) => (cpu > 0 ? (u / cpu) * 100 : 0)) : [],
   };
 }
 
@@ -250,7 +254,7 @@ async function startProxy(target: Exclude<Target, 'direct'>, backendPort: number
     const dirManifests = manifests(dir, `manifests-${tag}`, backendPort, host);
     for (let i = 0; i < processes; i++) {
       const admin = await freePort();
-      const argv = [...prefix, process.execPath, netplaneBin, 'ingress', '--manifests', dirManifests, '--http', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${admin}`, '--log-level', 'warn', '--access-log', 'off'];
+      const argv = [...prefix, process.execPath, netplaneBin, 'ingress', '--manifests', dirManifests, '--http', `127.0.0.1:${port}`, '--https', 'off', '--admin', `127.0.0.1:${admin}`, '--log-level', 'warn', '--access-log', 'off'];
       launch(processes > 1 ? [...argv, '--reuse-port'] : argv, `netplane ingress ${i + 1}`);
     }
   }
@@ -278,6 +282,7 @@ function medianResult(rs: Result[]): Result {
     non2xx: Math.max(...rs.map((r) => r.non2xx)),
     socketErrors: rs.map((r) => r.socketErrors).filter(Boolean).join('; '),
     otherCpuPct: pick('otherCpuPct'),
+    cpuSplitPct: rs[0]!.cpuSplitPct.map((_, i) => median(rs.map((r) => r.cpuSplitPct[i]!))),
   };
 }
 
@@ -302,6 +307,7 @@ async function measure(section: string, running: Map<string, Running>, pin: bool
 
 const fmt = (r: Result) =>
   `${r.rps.toFixed(0).padStart(7)} req/s  p50 ${r.p50Ms.toFixed(2)} ms  p99 ${r.p99Ms.toFixed(2)} ms  cpu ${Number.isNaN(r.cpuUsPerRequest) ? '   -  ' : r.cpuUsPerRequest.toFixed(1).padStart(6)} us/req  others ${r.otherCpuPct.toFixed(0).padStart(2)}% CPU` +
+  `${r.cpuSplitPct.length > 1 ? `  split ${r.cpuSplitPct.map((p) => p.toFixed(0)).join('/')}%` : ''}` +
   `${r.non2xx > 0 ? `  NON-2XX ${r.non2xx}` : ''}${r.socketErrors && /(connect|read|write|timeout) [1-9]/.test(r.socketErrors) ? `  socket errors: ${r.socketErrors}` : ''}`;
 
 const nginxVersion = spawnSync(nginxBin, ['-v'], { encoding: 'utf8' }).stderr.trim();
