@@ -1,0 +1,156 @@
+// Reading Ingress annotations: the names netplane knows under `netplane.io/` and `nginx.ingress.kubernetes.io/`,
+// and the value parsers that turn text into numbers, booleans and lists or fail with one sentence. Nothing read
+// here is ever executed or rendered into a configuration language; unknown nginx annotations are not read at all.
+import { AnnotationError, quote } from './errors.ts';
+
+/** Prefix of netplane's own annotations; wins over the nginx one of the same name. */
+export const netplanePrefix = 'netplane.io/';
+/** Prefix of ingress-nginx annotations, read for the names netplane shares with it. */
+export const nginxPrefix = 'nginx.ingress.kubernetes.io/';
+
+/** Names read under both prefixes. */
+const sharedNames = [
+  'ssl-redirect', 'force-ssl-redirect',
+  'limit-rps', 'limit-rpm', 'limit-connections', 'limit-burst-multiplier',
+  'auth-type', 'auth-secret', 'auth-realm', 'auth-url', 'auth-method', 'auth-response-headers',
+  'rewrite-target', 'use-regex', 'backend-protocol', 'proxy-connect-timeout', 'proxy-read-timeout',
+  'affinity', 'session-cookie-name', 'session-cookie-max-age', 'session-cookie-path', 'load-balance',
+  'canary', 'canary-by-header', 'canary-by-header-value', 'canary-weight', 'canary-weight-total',
+] as const;
+
+/** Names read only under netplane.io/ (ingress-nginx has no such annotation, or means something else by it). */
+const netplaneNames = [
+  'auth-timeout', 'auth-jwt-jwks-url', 'auth-jwt-secret', 'auth-jwt-issuer', 'auth-jwt-audience', 'auth-jwt-algorithms',
+] as const;
+
+/** An annotation name netplane reads, without prefix. */
+export type AnnotationName = (typeof sharedNames)[number] | (typeof netplaneNames)[number];
+
+const shared: ReadonlySet<string> = new Set(sharedNames);
+const known: ReadonlySet<string> = new Set([...sharedNames, ...netplaneNames]);
+
+// ingress-nginx annotations that narrow who may reach a backend. Ignoring them would serve the Ingress to more
+// clients than its author allowed, so an Ingress that sets one is refused instead (fail closed).
+const unenforced: readonly string[] = [
+  'whitelist-source-range', 'allowlist-source-range', 'denylist-source-range', 'auth-tls-secret', 'auth-tls-verify-client',
+];
+
+const controlCharacter = /[\x00-\x1f\x7f]/;
+
+/** One annotation as read: its full key (to name in problems) and its value, trimmed of spaces. */
+export interface Annotation {
+  key: string;
+  value: string;
+}
+
+/**
+ * The annotations of one Ingress, by name: `netplane.io/<name>` when set, else `nginx.ingress.kubernetes.io/<name>`.
+ * The constructor throws AnnotationError for an unknown `netplane.io/` name (a typo) and for an ingress-nginx
+ * access restriction netplane does not enforce; every reader throws AnnotationError for a value it cannot honour.
+ */
+export class AnnotationReader {
+  readonly #annotations: Readonly<Record<string, string>>;
+
+  constructor(annotations: Readonly<Record<string, string>>) {
+    this.#annotations = annotations;
+    for (const key of Object.keys(annotations)) {
+      if (key.startsWith(netplanePrefix) && !known.has(key.slice(netplanePrefix.length))) {
+        throw new AnnotationError(key, `annotation ${key} is not a netplane annotation; known names under ${netplanePrefix} are ${[...known].join(', ')}`);
+      }
+    }
+    // Every value netplane could read is checked up front, read or not (an nginx value under a netplane.io one).
+    for (const [key, value] of Object.entries(annotations)) {
+      const readable = key.startsWith(netplanePrefix) || (key.startsWith(nginxPrefix) && shared.has(key.slice(nginxPrefix.length)));
+      if (readable && controlCharacter.test(value)) throw invalid({ key, value }, 'annotation values must not contain control characters');
+    }
+    for (const name of unenforced) {
+      const key = nginxPrefix + name;
+      const value = annotations[key];
+      if (value !== undefined) {
+        throw new AnnotationError(key, `annotation ${key} is ${quote(value)}; netplane does not enforce ${name}, and serving the Ingress without it would admit clients its author shut out`);
+      }
+    }
+  }
+
+  /** The annotation `name`, or undefined when neither prefix sets it. */
+  get(name: AnnotationName): Annotation | undefined {
+    let key = netplanePrefix + name;
+    let value = this.#annotations[key];
+    if (value === undefined && shared.has(name)) {
+      key = nginxPrefix + name;
+      value = this.#annotations[key];
+    }
+    if (value === undefined) return undefined;
+    return { key, value: value.trim() };
+  }
+
+  /** A boolean as ingress-nginx reads one (Go's ParseBool: true/false, True/False, TRUE/FALSE, t/f, 1/0). */
+  bool(name: AnnotationName, fallback: boolean): boolean {
+    const a = this.get(name);
+    if (a === undefined) return fallback;
+    if (trueWords.has(a.value)) return true;
+    if (falseWords.has(a.value)) return false;
+    throw invalid(a, 'allowed are "true" and "false"');
+  }
+
+  /** A whole number from `min` to `max`; undefined when not set. */
+  int(name: AnnotationName, min = 1, max = Number.MAX_SAFE_INTEGER): number | undefined {
+    const a = this.get(name);
+    return a === undefined ? undefined : intIn(a, min, max);
+  }
+
+  /** A time in whole seconds (1 to 86400, nginx style, no unit) as milliseconds; `fallbackMs` when not set. */
+  secondsAsMs(name: AnnotationName, fallbackMs: number): number {
+    const a = this.get(name);
+    // One day at most: longer waits are mistakes, and Node timers cannot go past 2^31-1 ms (24.8 days).
+    return a === undefined ? fallbackMs : intIn(a, 1, 86_400, ' (seconds, without unit)') * 1000;
+  }
+
+  /** One of `allowed` (exact, case-sensitive unless `upper`), mapped through `aliases`; undefined when not set. */
+  oneOf<T extends string>(name: AnnotationName, allowed: readonly T[], options: OneOfOptions = {}): T | undefined {
+    const a = this.get(name);
+    if (a === undefined) return undefined;
+    const v = options.upper === true ? a.value.toUpperCase() : a.value;
+    const mapped = options.aliases?.[v] ?? v;
+    if ((allowed as readonly string[]).includes(mapped)) return mapped as T;
+    const extra = options.unsupported?.includes(v) === true ? `; netplane does not support ${v}` : '';
+    throw invalid(a, `allowed are ${allowed.join(', ')}${extra}`);
+  }
+
+  /** A comma-separated list, blanks dropped, each item checked by `item` (a test and what it allows). */
+  list(name: AnnotationName, item: { test: (s: string) => boolean; allowed: string }): string[] | undefined {
+    const a = this.get(name);
+    if (a === undefined) return undefined;
+    const items = a.value.split(',').map((s) => s.trim()).filter((s) => s !== '');
+    const bad = items.find((s) => !item.test(s));
+    if (bad !== undefined) throw invalid(a, `${quote(bad)} is not allowed: the list items must be ${item.allowed}`);
+    return items;
+  }
+}
+
+/** Options of AnnotationReader.oneOf. */
+export interface OneOfOptions {
+  /** Compare upper-cased (ingress-nginx upper-cases backend-protocol). */
+  upper?: boolean;
+  /** Other spellings read as one of the allowed values (ingress-nginx `ewma` → least_request). */
+  aliases?: Readonly<Record<string, string>>;
+  /** Values ingress-nginx knows that netplane cannot honour, named as such in the problem. */
+  unsupported?: readonly string[];
+}
+
+/** The AnnotationError for `a`: one sentence naming the key, the value and `allowed`. */
+export function invalid(a: Annotation, allowed: string): AnnotationError {
+  return new AnnotationError(a.key, `annotation ${a.key} is ${quote(a.value)}; ${allowed}`);
+}
+
+function intIn(a: Annotation, min: number, max: number, unit = ''): number {
+  const n = /^[0-9]{1,16}$/.test(a.value) ? Number(a.value) : Number.NaN;
+  if (!(n >= min && n <= max)) throw invalid(a, `allowed is a whole number from ${min} to ${max}${unit}`);
+  return n;
+}
+
+const trueWords: ReadonlySet<string> = new Set(['true', 'True', 'TRUE', 't', 'T', '1']);
+const falseWords: ReadonlySet<string> = new Set(['false', 'False', 'FALSE', 'f', 'F', '0']);
+
+/** An HTTP token (RFC 9110 tchar): header names and cookie names. */
+export const httpToken = { test: (s: string) => /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(s), allowed: 'HTTP tokens (letters, digits and !#$%&\'*+-.^_`|~)' };

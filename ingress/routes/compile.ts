@@ -1,0 +1,184 @@
+// Ingress objects → RouteTable. Each Ingress of our class is compiled on its own (spec.ts); one that cannot be
+// honoured is replaced by its last good version when that still compiles, else left out. Then, in namespace/name
+// order, the rules go into the index (the first Ingress to claim a host+path+type keeps it), canaries attach to
+// the routes they shadow, and TLS hosts, Secrets and backends are collected from what is actually served.
+// As in ingress-nginx, the primary Ingress owns a host's server: a canary Ingress contributes only its rules (as
+// canaries) and the Secrets of its auth; its defaultBackend and tls entries are not used.
+import type { Ingress, IngressClass } from '../../cluster/model/ingress.ts';
+import { defaultClassAnnotation } from '../../cluster/model/ingress.ts';
+import { IngressSpecError, quote } from './errors.ts';
+import type { PolicyDefaults } from './policy.ts';
+import { compileIngress, ingressKey, type CompiledIngress, type CompiledRule } from './spec.ts';
+import { CompiledRouteTable, deepFreeze, RouteIndex, type TableParts } from './table.ts';
+import type { IngressProblem, Route, RouteTable, TlsChoice } from './types.ts';
+
+/** What compileRoutes reads. */
+export interface CompileInput {
+  ingresses: readonly Ingress[];
+  classes: readonly IngressClass[];
+  /** --ingress-class (default 'netplane') */
+  className: string;
+  /** Last version of each Ingress (namespace/name) that was served; used when the current version cannot be honoured. */
+  lastGood: ReadonlyMap<string, Ingress>;
+  defaults: PolicyDefaults;
+}
+
+/** The table, and the Ingress versions it serves (the next call's lastGood). */
+export interface CompileResult {
+  table: RouteTable;
+  served: Map<string, Ingress>;
+}
+
+/** The legacy class annotation, read when an Ingress has no spec.ingressClassName. */
+export const legacyClassAnnotation = 'kubernetes.io/ingress.class';
+
+/** Compiles the Ingresses of `className` into a RouteTable; never throws for bad Ingresses (they become problems). */
+export function compileRoutes(input: CompileInput): CompileResult {
+  const problems: IngressProblem[] = [];
+  const isDefault = input.classes.some((c) => c.metadata.name === input.className && c.metadata.annotations[defaultClassAnnotation] === 'true');
+  const mine = input.ingresses.filter((i) => servedClass(i, input.className, isDefault)).sort(byNamespaceName);
+  const compiled: CompiledIngress[] = [];
+  for (const ingress of mine) {
+    const c = compileOrKeep(ingress, input, problems);
+    if (c !== undefined) compiled.push(c);
+  }
+  const parts: TableParts = {
+    index: new RouteIndex(),
+    defaultRoute: undefined,
+    tlsExact: new Map(),
+    tlsWildcard: new Map(),
+    secrets: new Set(),
+    backends: new Map(),
+    ingresses: new Map(),
+    problems,
+  };
+  const served = new Map<string, Ingress>();
+  const tlsOwner = new Map<string, string>();
+  for (const c of compiled) {
+    if (c.canary !== undefined) continue;
+    deepFreeze(c.policy);
+    for (const rule of c.rules) addRoute(parts, c, rule);
+    if (c.defaultBackend !== undefined && parts.defaultRoute === undefined) {
+      parts.defaultRoute = { ingress: c.key, namespace: c.namespace, host: '', path: '/', pathType: 'Prefix', backend: c.defaultBackend, policy: c.policy };
+      parts.backends.set(c.defaultBackend.key, c.defaultBackend);
+    }
+    for (const { host, choice } of c.tls) addTls(parts, tlsOwner, c, host, choice);
+    served.set(c.key, c.ingress);
+    parts.ingresses.set(c.key, c.policy);
+    for (const s of c.authSecrets) parts.secrets.add(s);
+  }
+  // Canaries after every primary, so a canary attaches whatever the order of names.
+  for (const c of compiled) {
+    if (c.canary !== undefined && attachCanary(parts, c) > 0) {
+      served.set(c.key, c.ingress);
+      parts.ingresses.set(c.key, c.policy);
+      for (const s of c.authSecrets) parts.secrets.add(s);
+    }
+  }
+  return { table: new CompiledRouteTable(parts), served };
+}
+
+/** Whether this controller serves the Ingress: by spec.ingressClassName, else the legacy annotation, else the default class. */
+function servedClass(ingress: Ingress, className: string, isDefault: boolean): boolean {
+  const name = ingress.spec.ingressClassName ?? ingress.metadata.annotations[legacyClassAnnotation];
+  return name === undefined ? isDefault : name === className;
+}
+
+function byNamespaceName(a: Ingress, b: Ingress): number {
+  const x = a.metadata;
+  const y = b.metadata;
+  if (x.namespace !== y.namespace) return x.namespace < y.namespace ? -1 : 1;
+  return x.name < y.name ? -1 : x.name > y.name ? 1 : 0;
+}
+
+/** The current version compiled, else the last good one (with a problem), else undefined (with a problem). */
+function compileOrKeep(ingress: Ingress, input: CompileInput, problems: IngressProblem[]): CompiledIngress | undefined {
+  const key = ingressKey(ingress);
+  let reason: string;
+  try {
+    return compileIngress(ingress, input.defaults);
+  } catch (error) {
+    if (!(error instanceof IngressSpecError)) throw error;
+    reason = error.message;
+  }
+  const last = input.lastGood.get(key);
+  if (last !== undefined && last !== ingress) {
+    try {
+      const kept = compileIngress(last, input.defaults);
+      problems.push({ ingress: key, reason, keptLastGood: true });
+      return kept;
+    } catch (error) {
+      if (!(error instanceof IngressSpecError)) throw error;
+    }
+  }
+  problems.push({ ingress: key, reason, keptLastGood: false });
+  return undefined;
+}
+
+function describeRule(rule: CompiledRule): string {
+  return `rule ${rule.host === '' ? 'for any host' : `host ${quote(rule.host)}`} path ${quote(rule.path)} (${rule.pathType})`;
+}
+
+function owner(c: CompiledIngress, other: string): string {
+  return other === c.key ? 'an earlier rule of the same Ingress' : `Ingress ${other}, which comes first by namespace/name`;
+}
+
+function addRoute(parts: TableParts, c: CompiledIngress, rule: CompiledRule): void {
+  const existing = parts.index.get(rule.host, rule.path, rule.pathType);
+  if (existing !== undefined) {
+    parts.problems.push({ ingress: c.key, reason: `${describeRule(rule)} is dropped: ${owner(c, existing.ingress)} already routes it`, keptLastGood: false });
+    return;
+  }
+  const route: Route = { ingress: c.key, namespace: c.namespace, host: rule.host, path: rule.path, pathType: rule.pathType, backend: rule.backend, policy: c.policy };
+  parts.index.add(route);
+  parts.backends.set(rule.backend.key, rule.backend);
+}
+
+function describeTls(choice: TlsChoice): string {
+  return choice.secret === undefined ? 'the default certificate' : `Secret ${choice.secret.namespace}/${choice.secret.name}`;
+}
+
+function addTls(parts: TableParts, owners: Map<string, string>, c: CompiledIngress, host: string, choice: TlsChoice): void {
+  const [map, key] = host.startsWith('*.') ? [parts.tlsWildcard, host.slice(2)] : [parts.tlsExact, host];
+  const existing = map.get(key);
+  if (existing === undefined) {
+    map.set(key, deepFreeze(choice));
+    owners.set(host, c.key);
+    if (choice.secret !== undefined) parts.secrets.add(`${choice.secret.namespace}/${choice.secret.name}`);
+    return;
+  }
+  // Ingresses of one host commonly share its certificate; only a different choice is a conflict.
+  if (describeTls(existing) !== describeTls(choice)) {
+    parts.problems.push({
+      ingress: c.key,
+      reason: `TLS host ${quote(host)} with ${describeTls(choice)} is dropped: ${owner(c, owners.get(host) ?? '')} already chose ${describeTls(existing)} for it`,
+      keptLastGood: false,
+    });
+  }
+}
+
+/** Attaches each rule of a canary Ingress to its primary route; returns how many attached. */
+function attachCanary(parts: TableParts, c: CompiledIngress): number {
+  const settings = c.canary!;
+  if (c.rules.length === 0) {
+    parts.problems.push({ ingress: c.key, reason: 'canary Ingress has no host/path rule to attach to a primary route', keptLastGood: false });
+    return 0;
+  }
+  deepFreeze(c.policy);
+  let attached = 0;
+  for (const rule of c.rules) {
+    const primary = parts.index.get(rule.host, rule.path, rule.pathType);
+    if (primary === undefined) {
+      parts.problems.push({ ingress: c.key, reason: `canary ${describeRule(rule)} has no primary: no served Ingress without canary routes this host, path and path type`, keptLastGood: false });
+    } else if (primary.canary !== undefined) {
+      parts.problems.push({ ingress: c.key, reason: `canary ${describeRule(rule)} is dropped: Ingress ${primary.canary.ingress} is already its canary (one canary per route)`, keptLastGood: false });
+    } else {
+      primary.canary = { ingress: c.key, backend: rule.backend, weight: settings.weight, weightTotal: settings.weightTotal, policy: c.policy };
+      if (settings.header !== undefined) primary.canary.header = settings.header;
+      if (settings.headerValue !== undefined) primary.canary.headerValue = settings.headerValue;
+      parts.backends.set(rule.backend.key, rule.backend);
+      attached++;
+    }
+  }
+  return attached;
+}

@@ -1,0 +1,210 @@
+// The IngressPolicy an Ingress's annotations ask for, with its canary settings and the Secrets its auth reads.
+// Any value netplane cannot honour throws AnnotationError: the Ingress is then not served as written at all, since
+// serving it without (say) its auth or with a different rewrite would be serving something its author did not write.
+import { AnnotationReader, httpToken, invalid, type Annotation } from './annotations.ts';
+import { AnnotationError, quote } from './errors.ts';
+import type { AuthPolicy, IngressPolicy, JwtAuthPolicy, ObjectRef, RateLimitPolicy } from './types.ts';
+
+/** Timeouts used when an Ingress does not set proxy-connect-timeout / proxy-read-timeout. */
+export interface PolicyDefaults {
+  connectTimeoutMs: number;
+  readTimeoutMs: number;
+}
+
+/** The canary annotations of an Ingress with `canary: "true"`. */
+export interface CanarySettings {
+  header?: string;
+  headerValue?: string;
+  weight: number;
+  weightTotal: number;
+}
+
+/** What the annotations of one Ingress compile to. */
+export interface AnnotatedPolicy {
+  policy: IngressPolicy;
+  /** Set only when the Ingress is a canary. */
+  canary?: CanarySettings;
+  /** The Secrets (`namespace/name`) the policy's auth reads. */
+  secrets: string[];
+}
+
+/** The default basic-auth realm, as in ingress-nginx. */
+export const defaultRealm = 'Authentication Required';
+/** The default affinity cookie name, as in ingress-nginx. */
+export const defaultCookieName = 'INGRESSCOOKIE';
+/** The default external-auth timeout. */
+export const defaultAuthTimeoutMs = 5000;
+
+/** JWT signature algorithms netplane verifies. */
+export const jwtAlgorithms: readonly string[] = [
+  'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA',
+];
+
+// RFC 3986 path characters (pchar and "/"), without "$": a `$` is an nginx capture or variable we never expand.
+const plainPath = /^\/[A-Za-z0-9\-._~%!&'()*+,;=:@/]*$/;
+// A cookie Path attribute (RFC 6265 path-value): visible ASCII except ";".
+const cookiePath = /^\/[\x21-\x3a\x3c-\x7e]*$/;
+// A Kubernetes object name (RFC 1123 subdomain).
+const objectName = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
+
+/** Reads the policy of an Ingress in `namespace` from its annotations; throws AnnotationError when one cannot be honoured. */
+export function readPolicy(namespace: string, annotations: Readonly<Record<string, string>>, defaults: PolicyDefaults): AnnotatedPolicy {
+  const a = new AnnotationReader(annotations);
+  const policy: IngressPolicy = {
+    sslRedirect: a.bool('ssl-redirect', true),
+    forceSslRedirect: a.bool('force-ssl-redirect', false),
+    backendProtocol: a.oneOf('backend-protocol', ['HTTP', 'HTTPS'] as const, { upper: true, unsupported: ['GRPC', 'GRPCS', 'AJP', 'FCGI'] }) ?? 'HTTP',
+    connectTimeoutMs: a.secondsAsMs('proxy-connect-timeout', defaults.connectTimeoutMs),
+    readTimeoutMs: a.secondsAsMs('proxy-read-timeout', defaults.readTimeoutMs),
+    loadBalance: a.oneOf('load-balance', ['round_robin', 'least_request'] as const, { aliases: { ewma: 'least_request' } }) ?? 'round_robin',
+  };
+  const rateLimit = readRateLimit(a);
+  if (rateLimit !== undefined) policy.rateLimit = rateLimit;
+  const auth = readAuth(a, namespace);
+  if (auth !== undefined) policy.auth = auth;
+  if (a.bool('use-regex', false)) {
+    throw invalid(a.get('use-regex')!, 'netplane matches paths exactly or by prefix, never by regex, so only "false" is allowed');
+  }
+  const rewrite = a.get('rewrite-target');
+  if (rewrite !== undefined) policy.rewriteTarget = readRewrite(rewrite);
+  const affinity = readAffinity(a);
+  if (affinity !== undefined) policy.affinity = affinity;
+
+  const result: AnnotatedPolicy = { policy, secrets: [] };
+  if (auth?.type === 'basic') result.secrets.push(`${auth.secret.namespace}/${auth.secret.name}`);
+  if (auth?.type === 'jwt' && auth.secret !== undefined) result.secrets.push(`${auth.secret.namespace}/${auth.secret.name}`);
+  const canary = readCanary(a);
+  if (canary !== undefined) result.canary = canary;
+  return result;
+}
+
+function readRateLimit(a: AnnotationReader): RateLimitPolicy | undefined {
+  const rps = a.int('limit-rps');
+  const rpm = a.int('limit-rpm');
+  const connections = a.int('limit-connections');
+  const burstMultiplier = a.int('limit-burst-multiplier') ?? 5;
+  if (rps === undefined && rpm === undefined && connections === undefined) return undefined;
+  const limit: RateLimitPolicy = { burstMultiplier };
+  if (rps !== undefined) limit.rps = rps;
+  if (rpm !== undefined) limit.rpm = rpm;
+  if (connections !== undefined) limit.connections = connections;
+  return limit;
+}
+
+const jwtNames = ['auth-jwt-jwks-url', 'auth-jwt-secret', 'auth-jwt-issuer', 'auth-jwt-audience', 'auth-jwt-algorithms'] as const;
+
+function readAuth(a: AnnotationReader, namespace: string): AuthPolicy | undefined {
+  const type = a.oneOf('auth-type', ['basic', 'jwt'] as const, { unsupported: ['digest'] });
+  if (type !== 'jwt') {
+    // A JWT setting without auth-type jwt would leave the Ingress open while its author thinks it is guarded.
+    for (const name of jwtNames) {
+      const j = a.get(name);
+      if (j !== undefined) throw invalid(j, `it takes effect only with netplane.io/auth-type "jwt", which is not set`);
+    }
+  }
+  const url = a.get('auth-url');
+  if (url !== undefined) {
+    if (type !== undefined) {
+      throw new AnnotationError(url.key, `annotation ${url.key} is ${quote(url.value)} while auth-type is ${quote(type)}; netplane runs one kind of auth per Ingress, so set only one of them`);
+    }
+    return {
+      type: 'external',
+      url: httpUrl(url),
+      method: a.oneOf('auth-method', ['GET', 'HEAD', 'POST'] as const, { upper: true }) ?? 'GET',
+      responseHeaders: a.list('auth-response-headers', httpToken) ?? [],
+      timeoutMs: a.secondsAsMs('auth-timeout', defaultAuthTimeoutMs),
+    };
+  }
+  if (type === 'basic') {
+    const secret = a.get('auth-secret');
+    if (secret === undefined) throw invalid(a.get('auth-type')!, 'basic auth needs auth-secret naming the Secret with the htpasswd file, which is not set');
+    const realm = a.get('auth-realm');
+    // The realm is sent inside a quoted string of WWW-Authenticate, where " and \ would need escaping.
+    if (realm !== undefined && /["\\]/.test(realm.value)) throw invalid(realm, 'allowed is text without " and \\');
+    return { type: 'basic', secret: secretRef(secret, namespace), realm: realm?.value || defaultRealm };
+  }
+  if (type === 'jwt') return readJwt(a, namespace);
+  return undefined;
+}
+
+function readJwt(a: AnnotationReader, namespace: string): JwtAuthPolicy {
+  const jwksUrl = a.get('auth-jwt-jwks-url');
+  const secret = a.get('auth-jwt-secret');
+  if ((jwksUrl === undefined) === (secret === undefined)) {
+    throw invalid(a.get('auth-type')!, 'JWT auth needs exactly one of netplane.io/auth-jwt-jwks-url and netplane.io/auth-jwt-secret');
+  }
+  const auth: JwtAuthPolicy = {
+    type: 'jwt',
+    algorithms: a.list('auth-jwt-algorithms', { test: (s) => jwtAlgorithms.includes(s), allowed: jwtAlgorithms.join(', ') }) ?? [],
+  };
+  if (jwksUrl !== undefined) auth.jwksUrl = httpUrl(jwksUrl);
+  if (secret !== undefined) auth.secret = secretRef(secret, namespace);
+  const issuer = a.get('auth-jwt-issuer');
+  if (issuer !== undefined) {
+    if (issuer.value === '') throw invalid(issuer, 'allowed is the expected "iss" claim, not empty');
+    auth.issuer = issuer.value;
+  }
+  const audience = a.list('auth-jwt-audience', { test: () => true, allowed: 'audience names' });
+  if (audience !== undefined) {
+    if (audience.length === 0) throw invalid(a.get('auth-jwt-audience')!, 'allowed is a comma list of expected "aud" values, not empty');
+    auth.audience = audience;
+  }
+  return auth;
+}
+
+/** `name` or `namespace/name`, in the Ingress's own namespace only. */
+function secretRef(a: Annotation, namespace: string): ObjectRef {
+  const parts = a.value.split('/');
+  const [ns, name] = parts.length === 2 ? parts : [namespace, parts[0]];
+  if (parts.length > 2 || name === undefined || ns === undefined || !objectName.test(name) || !objectName.test(ns)) {
+    throw invalid(a, 'allowed is a Secret name, or "namespace/name" with the Ingress\'s own namespace');
+  }
+  if (ns !== namespace) {
+    // Ingress authors may not read Secrets of other namespaces; the gateway reading one for them would let them.
+    throw invalid(a, `the Secret must be in the Ingress's own namespace ${quote(namespace)}: reading another namespace's Secret is not allowed`);
+  }
+  return { namespace: ns, name };
+}
+
+function httpUrl(a: Annotation): string {
+  if (a.value.includes('$')) throw invalid(a, 'nginx variables ($host, $request_uri ...) are not expanded: allowed is an absolute http or https URL');
+  const url = URL.parse(a.value);
+  if (url === null || (url.protocol !== 'http:' && url.protocol !== 'https:')) throw invalid(a, 'allowed is an absolute http or https URL');
+  return a.value;
+}
+
+function readRewrite(a: Annotation): string {
+  if (a.value.includes('$')) {
+    throw invalid(a, 'regex captures ($1, $2 ...) are not supported: allowed is a plain path starting with "/", which replaces the matched path prefix');
+  }
+  if (!plainPath.test(a.value)) throw invalid(a, 'allowed is a path starting with "/" made of URL path characters');
+  return a.value;
+}
+
+function readAffinity(a: AnnotationReader): IngressPolicy['affinity'] {
+  const affinity = a.oneOf('affinity', ['cookie'] as const);
+  const name = a.get('session-cookie-name');
+  if (name !== undefined && !httpToken.test(name.value)) throw invalid(name, `allowed is a cookie name: ${httpToken.allowed}`);
+  const maxAge = a.int('session-cookie-max-age');
+  const path = a.get('session-cookie-path');
+  if (path !== undefined && !cookiePath.test(path.value)) throw invalid(path, 'allowed is a cookie path starting with "/", visible ASCII without ";"');
+  if (affinity === undefined) return undefined;
+  const result: NonNullable<IngressPolicy['affinity']> = { cookieName: name?.value ?? defaultCookieName };
+  if (maxAge !== undefined) result.maxAgeSeconds = maxAge;
+  if (path !== undefined) result.path = path.value;
+  return result;
+}
+
+function readCanary(a: AnnotationReader): CanarySettings | undefined {
+  const isCanary = a.bool('canary', false);
+  const header = a.get('canary-by-header');
+  if (header !== undefined && !httpToken.test(header.value)) throw invalid(header, `allowed is a header name: ${httpToken.allowed}`);
+  const headerValue = a.get('canary-by-header-value');
+  const weightTotal = a.int('canary-weight-total') ?? 100;
+  const weight = a.int('canary-weight', 0, weightTotal) ?? 0;
+  if (!isCanary) return undefined;
+  const canary: CanarySettings = { weight, weightTotal };
+  if (header !== undefined) canary.header = header.value;
+  if (headerValue !== undefined) canary.headerValue = headerValue.value;
+  return canary;
+}

@@ -1,0 +1,121 @@
+// One Ingress on its own: its hosts, paths, backends, TLS entries and annotations checked and normalised, before
+// any other Ingress is looked at. Anything that cannot be served throws IngressSpecError (or AnnotationError) with
+// one sentence naming the field, the value and what is allowed.
+import type { Ingress, IngressBackend } from '../../cluster/model/ingress.ts';
+import { IngressSpecError, quote } from './errors.ts';
+import { readPolicy, type CanarySettings, type PolicyDefaults } from './policy.ts';
+import type { BackendRef, IngressPolicy, TlsChoice } from './types.ts';
+
+/** One host/path rule of an Ingress, normalised. */
+export interface CompiledRule {
+  /** Lower-case host, `*.example.com`, or '' for any host. */
+  host: string;
+  /** Exact: as written; Prefix: without trailing slash (except `/`). */
+  path: string;
+  pathType: 'Exact' | 'Prefix';
+  backend: BackendRef;
+}
+
+/** One Ingress checked on its own. */
+export interface CompiledIngress {
+  /** `namespace/name`. */
+  key: string;
+  namespace: string;
+  /** The version compiled. */
+  ingress: Ingress;
+  policy: IngressPolicy;
+  /** Set when the Ingress is a canary: its rules attach to other Ingresses' routes. */
+  canary?: CanarySettings;
+  rules: CompiledRule[];
+  defaultBackend?: BackendRef;
+  tls: { host: string; choice: TlsChoice }[];
+  /** Secrets (`namespace/name`) its auth reads. */
+  authSecrets: string[];
+}
+
+/** The store key of an Ingress: `namespace/name`. */
+export function ingressKey(ingress: Ingress): string {
+  return `${ingress.metadata.namespace}/${ingress.metadata.name}`;
+}
+
+const label = '[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?';
+const hostName = new RegExp(`^(\\*\\.)?${label}(\\.${label})*$`);
+const ipv4 = /^[0-9]+(\.[0-9]+){3}$/;
+// RFC 3986 path characters (pchar and "/").
+const urlPath = /^\/[A-Za-z0-9\-._~%!$&'()*+,;=:@/]*$/;
+// Kubernetes refuses these in Exact and Prefix paths; netplane reads ImplementationSpecific as Prefix, so there too.
+const badSequence = /\/\/|\/\.\.?(\/|$)|%2f/i;
+const serviceName = /^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const portName = /^[a-z0-9]([-a-z0-9]{0,13}[a-z0-9])?$/;
+const objectName = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
+
+/** Checks and normalises one Ingress; throws IngressSpecError when any part of it cannot be served. */
+export function compileIngress(ingress: Ingress, defaults: PolicyDefaults): CompiledIngress {
+  const { namespace, annotations } = ingress.metadata;
+  const { policy, canary, secrets } = readPolicy(namespace, annotations, defaults);
+  const compiled: CompiledIngress = { key: ingressKey(ingress), namespace, ingress, policy, rules: [], tls: [], authSecrets: secrets };
+  if (canary !== undefined) compiled.canary = canary;
+  const { spec } = ingress;
+  if (spec.defaultBackend !== undefined) compiled.defaultBackend = backendRef(spec.defaultBackend, namespace, 'spec.defaultBackend');
+  spec.rules.forEach((rule, i) => {
+    const host = rule.host === undefined || rule.host === '' ? '' : checkHost(rule.host, `spec.rules[${i}].host`);
+    rule.http?.paths.forEach((p, j) => {
+      const where = `spec.rules[${i}].http.paths[${j}]`;
+      const pathType = p.pathType === 'Exact' ? 'Exact' : 'Prefix';
+      const path = checkPath(p.path === undefined || p.path === '' ? '/' : p.path, pathType, `${where}.path`);
+      compiled.rules.push({ host, path, pathType, backend: backendRef(p.backend, namespace, `${where}.backend`) });
+    });
+  });
+  spec.tls.forEach((entry, i) => {
+    const secretName = entry.secretName === '' ? undefined : entry.secretName;
+    if (secretName !== undefined && !objectName.test(secretName)) {
+      throw new IngressSpecError(`spec.tls[${i}].secretName ${quote(secretName)} is not allowed; it must be a Secret name (RFC 1123 subdomain)`);
+    }
+    // An entry without hosts is skipped: there is no host to look its certificate up by.
+    entry.hosts.forEach((h, j) => {
+      const choice: TlsChoice = secretName === undefined ? {} : { secret: { namespace, name: secretName } };
+      compiled.tls.push({ host: checkHost(h, `spec.tls[${i}].hosts[${j}]`), choice });
+    });
+  });
+  return compiled;
+}
+
+/** A host lower-cased and checked: an RFC 1123 name, optionally `*.` and a name; never an IP address. */
+function checkHost(raw: string, where: string): string {
+  const host = raw.toLowerCase();
+  if (host.length > 253 || !hostName.test(host) || ipv4.test(host)) {
+    throw new IngressSpecError(`${where} ${quote(raw)} is not allowed; it must be a DNS name (RFC 1123), optionally starting with "*.", and not an IP address`);
+  }
+  return host;
+}
+
+/** A path checked and, for Prefix, stripped of trailing slashes (`/` stays `/`). */
+function checkPath(raw: string, pathType: 'Exact' | 'Prefix', where: string): string {
+  if (!urlPath.test(raw)) {
+    throw new IngressSpecError(`${where} ${quote(raw)} is not allowed; it must start with "/" and hold only URL path characters (netplane does not match regex paths)`);
+  }
+  if (badSequence.test(raw)) {
+    throw new IngressSpecError(`${where} ${quote(raw)} is not allowed; it must not contain "//", "/./", "/../" or "%2F", nor end in "/." or "/.."`);
+  }
+  if (pathType === 'Exact') return raw;
+  let end = raw.length;
+  while (end > 1 && raw.charCodeAt(end - 1) === 0x2f) end--;
+  return raw.slice(0, end);
+}
+
+/** The BackendRef of a Service backend; throws for a resource backend, which netplane cannot serve. */
+function backendRef(backend: IngressBackend, namespace: string, where: string): BackendRef {
+  const service = backend.service;
+  if (service === undefined) {
+    const kind = backend.resource?.kind ?? 'resource';
+    throw new IngressSpecError(`${where} is a ${kind} resource backend ${quote(backend.resource?.name ?? '')}; netplane serves only Service backends`);
+  }
+  if (!serviceName.test(service.name)) {
+    throw new IngressSpecError(`${where}.service.name ${quote(service.name)} is not allowed; it must be a Service name (RFC 1035 label)`);
+  }
+  const port = service.port.number ?? service.port.name ?? '';
+  if (typeof port === 'string' && !portName.test(port)) {
+    throw new IngressSpecError(`${where}.service.port.name ${quote(port)} is not allowed; it must be a port name (lower-case letters, digits and "-", at most 15)`);
+  }
+  return { namespace, service: service.name, port, key: `${namespace}/${service.name}:${port}` };
+}

@@ -1,0 +1,177 @@
+// Annotations → IngressPolicy: every annotation with good values (the policy it gives) and bad values (the problem
+// sentence, the Ingress dropped or its last good version kept, the other Ingresses unaffected).
+import { describe, expect, it } from 'vitest';
+import { AnnotationError } from '../../../ingress/routes/errors.ts';
+import { readPolicy } from '../../../ingress/routes/policy.ts';
+import type { IngressPolicy } from '../../../ingress/routes/types.ts';
+import { compile, defaults, ingress, rule } from './fixtures.ts';
+
+const np = 'netplane.io/';
+const ngx = 'nginx.ingress.kubernetes.io/';
+
+/** How a problem sentence quotes a value: JSON, with DEL escaped too. */
+const quoted = (v: string) => JSON.stringify(v).replace(/\x7f/g, '\\u007f');
+
+const web = (name: string, annotations: Record<string, string>) => ingress(name, { namespace: 'shop', annotations, rules: [rule(`${name}.com`, `Prefix / ${name}:80`)] });
+
+function policyOf(annotations: Record<string, string>): IngressPolicy | undefined {
+  const { table } = compile([web('a', annotations)]);
+  expect(table.problems).toEqual([]);
+  return table.ingresses.get('shop/a');
+}
+
+const basePolicy: IngressPolicy = { sslRedirect: true, forceSslRedirect: false, backendProtocol: 'HTTP', connectTimeoutMs: 5000, readTimeoutMs: 60_000, loadBalance: 'round_robin' };
+
+describe('annotations with good values', () => {
+  // [what, annotations, the policy fields they change]
+  const cases: [string, Record<string, string>, Partial<IngressPolicy>][] = [
+    ['no annotations: the defaults', {}, {}],
+    ['ssl-redirect false', { [`${ngx}ssl-redirect`]: 'false' }, { sslRedirect: false }],
+    ['ssl-redirect as Go ParseBool reads it', { [`${np}ssl-redirect`]: 'False' }, { sslRedirect: false }],
+    ['ssl-redirect 0', { [`${np}ssl-redirect`]: '0' }, { sslRedirect: false }],
+    ['force-ssl-redirect', { [`${ngx}force-ssl-redirect`]: 'TRUE' }, { forceSslRedirect: true }],
+    ['limit-rps', { [`${ngx}limit-rps`]: '10' }, { rateLimit: { rps: 10, burstMultiplier: 5 } }],
+    ['limit-rpm and burst multiplier', { [`${ngx}limit-rpm`]: '600', [`${ngx}limit-burst-multiplier`]: '2' }, { rateLimit: { rpm: 600, burstMultiplier: 2 } }],
+    ['limit-connections, spaces trimmed', { [`${np}limit-connections`]: ' 4 ' }, { rateLimit: { connections: 4, burstMultiplier: 5 } }],
+    ['burst multiplier alone sets no limit', { [`${np}limit-burst-multiplier`]: '3' }, {}],
+    ['basic auth', { [`${ngx}auth-type`]: 'basic', [`${ngx}auth-secret`]: 'htpasswd' }, { auth: { type: 'basic', secret: { namespace: 'shop', name: 'htpasswd' }, realm: 'Authentication Required' } }],
+    ['basic auth, secret with its own namespace, realm', { [`${ngx}auth-type`]: 'basic', [`${ngx}auth-secret`]: 'shop/htpasswd', [`${ngx}auth-realm`]: 'Shop staff' }, { auth: { type: 'basic', secret: { namespace: 'shop', name: 'htpasswd' }, realm: 'Shop staff' } }],
+    ['jwt auth from a JWKS URL', { [`${np}auth-type`]: 'jwt', [`${np}auth-jwt-jwks-url`]: 'https://id.example.com/jwks.json' }, { auth: { type: 'jwt', jwksUrl: 'https://id.example.com/jwks.json', algorithms: [] } }],
+    [
+      'jwt auth from a Secret, with issuer, audience and algorithms',
+      { [`${np}auth-type`]: 'jwt', [`${np}auth-jwt-secret`]: 'keys', [`${np}auth-jwt-issuer`]: 'https://id.example.com', [`${np}auth-jwt-audience`]: 'shop, api', [`${np}auth-jwt-algorithms`]: 'RS256,ES256, EdDSA' },
+      { auth: { type: 'jwt', secret: { namespace: 'shop', name: 'keys' }, issuer: 'https://id.example.com', audience: ['shop', 'api'], algorithms: ['RS256', 'ES256', 'EdDSA'] } },
+    ],
+    ['external auth', { [`${ngx}auth-url`]: 'http://auth.shop.svc/check' }, { auth: { type: 'external', url: 'http://auth.shop.svc/check', method: 'GET', responseHeaders: [], timeoutMs: 5000 } }],
+    [
+      'external auth with method, response headers and timeout',
+      { [`${ngx}auth-url`]: 'https://auth.example.com/', [`${ngx}auth-method`]: 'post', [`${ngx}auth-response-headers`]: 'X-User, X-Email,', [`${np}auth-timeout`]: '2' },
+      { auth: { type: 'external', url: 'https://auth.example.com/', method: 'POST', responseHeaders: ['X-User', 'X-Email'], timeoutMs: 2000 } },
+    ],
+    ['auth-timeout is read under netplane.io only', { [`${ngx}auth-url`]: 'https://a.example.com/', [`${ngx}auth-timeout`]: '9' }, { auth: { type: 'external', url: 'https://a.example.com/', method: 'GET', responseHeaders: [], timeoutMs: 5000 } }],
+    ['rewrite-target', { [`${ngx}rewrite-target`]: '/' }, { rewriteTarget: '/' }],
+    ['use-regex false', { [`${ngx}use-regex`]: 'false' }, {}],
+    ['backend-protocol HTTPS', { [`${ngx}backend-protocol`]: 'HTTPS' }, { backendProtocol: 'HTTPS' }],
+    ['backend-protocol, any case', { [`${ngx}backend-protocol`]: 'https' }, { backendProtocol: 'HTTPS' }],
+    ['proxy timeouts in seconds', { [`${ngx}proxy-connect-timeout`]: '10', [`${ngx}proxy-read-timeout`]: '3600' }, { connectTimeoutMs: 10_000, readTimeoutMs: 3_600_000 }],
+    ['cookie affinity', { [`${ngx}affinity`]: 'cookie' }, { affinity: { cookieName: 'INGRESSCOOKIE' } }],
+    ['cookie affinity with name, max age, path', { [`${ngx}affinity`]: 'cookie', [`${ngx}session-cookie-name`]: 'route', [`${ngx}session-cookie-max-age`]: '3600', [`${ngx}session-cookie-path`]: '/shop' }, { affinity: { cookieName: 'route', maxAgeSeconds: 3600, path: '/shop' } }],
+    ['load-balance least_request', { [`${np}load-balance`]: 'least_request' }, { loadBalance: 'least_request' }],
+    ['load-balance ewma reads as least_request', { [`${ngx}load-balance`]: 'ewma' }, { loadBalance: 'least_request' }],
+    ['netplane.io wins over nginx', { [`${np}limit-rps`]: '7', [`${ngx}limit-rps`]: 'not read' }, { rateLimit: { rps: 7, burstMultiplier: 5 } }],
+    ['unknown nginx annotations are ignored, never interpreted', { [`${ngx}configuration-snippet`]: 'more_set_headers "X: y";\nreturn 200;', [`${ngx}auth-jwt-jwks-url`]: 'x' }, {}],
+    ['other prefixes are not read', { 'kubectl.kubernetes.io/last-applied-configuration': '{"a":1}\n', 'example.com/limit-rps': 'x' }, {}],
+  ];
+  it.each(cases)('%s', (_name, annotations, want) => {
+    expect(policyOf(annotations)).toEqual({ ...basePolicy, ...want });
+  });
+
+  it('reads canary annotations only on canaries, with their defaults', () => {
+    const main = ingress('main', { namespace: 'shop', rules: [rule('a.com', 'Prefix / main:80')] });
+    const canary = (annotations: Record<string, string>) => ingress('next', { namespace: 'shop', annotations, rules: [rule('a.com', 'Prefix / next:80')] });
+    const attached = (annotations: Record<string, string>) => compile([main, canary(annotations)]).table.match('a.com', '/')?.canary;
+    expect(attached({ [`${ngx}canary`]: 'true' })).toMatchObject({ weight: 0, weightTotal: 100 });
+    expect(attached({ [`${ngx}canary`]: 'true' })).not.toHaveProperty('header');
+    expect(attached({ [`${ngx}canary`]: 'true', [`${ngx}canary-weight`]: '100' })).toMatchObject({ weight: 100, weightTotal: 100 });
+    expect(attached({ [`${ngx}canary`]: 'true', [`${ngx}canary-by-header`]: 'X-Beta' })).toMatchObject({ header: 'X-Beta' });
+    expect(attached({ [`${ngx}canary-weight`]: '50' })).toBeUndefined();
+  });
+});
+
+describe('annotations with values that cannot be honoured', () => {
+  // [what, annotations, the annotation the sentence names, its value, a word of what is allowed]
+  const cases: [string, Record<string, string>, string, string, string][] = [
+    ['ssl-redirect yes', { [`${np}ssl-redirect`]: 'yes' }, `${np}ssl-redirect`, 'yes', '"true"'],
+    ['force-ssl-redirect on', { [`${ngx}force-ssl-redirect`]: 'on' }, `${ngx}force-ssl-redirect`, 'on', '"false"'],
+    ['limit-rps 0', { [`${ngx}limit-rps`]: '0' }, `${ngx}limit-rps`, '0', 'whole number'],
+    ['limit-rps negative', { [`${ngx}limit-rps`]: '-1' }, `${ngx}limit-rps`, '-1', 'whole number'],
+    ['limit-rpm fraction', { [`${ngx}limit-rpm`]: '1.5' }, `${ngx}limit-rpm`, '1.5', 'whole number'],
+    ['limit-connections word', { [`${np}limit-connections`]: 'ten' }, `${np}limit-connections`, 'ten', 'whole number'],
+    ['limit-rps huge', { [`${np}limit-rps`]: '99999999999999999' }, `${np}limit-rps`, '99999999999999999', 'whole number'],
+    ['limit-burst-multiplier 0', { [`${ngx}limit-burst-multiplier`]: '0', [`${ngx}limit-rps`]: '1' }, `${ngx}limit-burst-multiplier`, '0', 'whole number'],
+    ['auth-type digest', { [`${ngx}auth-type`]: 'digest', [`${ngx}auth-secret`]: 's' }, `${ngx}auth-type`, 'digest', 'basic, jwt'],
+    ['auth-type oauth', { [`${np}auth-type`]: 'oauth' }, `${np}auth-type`, 'oauth', 'basic, jwt'],
+    ['basic auth without secret', { [`${ngx}auth-type`]: 'basic' }, `${ngx}auth-type`, 'basic', 'auth-secret'],
+    ['auth-secret in another namespace', { [`${ngx}auth-type`]: 'basic', [`${ngx}auth-secret`]: 'kube-system/admin-htpasswd' }, `${ngx}auth-secret`, 'kube-system/admin-htpasswd', 'own namespace'],
+    ['auth-secret with two slashes', { [`${ngx}auth-type`]: 'basic', [`${ngx}auth-secret`]: 'a/b/c' }, `${ngx}auth-secret`, 'a/b/c', 'Secret name'],
+    ['auth-secret not a name', { [`${ngx}auth-type`]: 'basic', [`${ngx}auth-secret`]: 'Bad_Name' }, `${ngx}auth-secret`, 'Bad_Name', 'Secret name'],
+    ['auth-realm with a quote', { [`${ngx}auth-type`]: 'basic', [`${ngx}auth-secret`]: 's', [`${ngx}auth-realm`]: 'say "hi"' }, `${ngx}auth-realm`, 'say "hi"', 'without'],
+    ['auth-url not http', { [`${ngx}auth-url`]: 'ftp://auth.example.com/' }, `${ngx}auth-url`, 'ftp://auth.example.com/', 'http or https'],
+    ['auth-url relative', { [`${ngx}auth-url`]: '/auth' }, `${ngx}auth-url`, '/auth', 'http or https'],
+    ['auth-url with nginx variables', { [`${ngx}auth-url`]: 'https://$host/oauth2/auth' }, `${ngx}auth-url`, 'https://$host/oauth2/auth', 'http or https'],
+    ['auth-url and auth-type together', { [`${ngx}auth-url`]: 'https://a.example.com/', [`${ngx}auth-type`]: 'basic', [`${ngx}auth-secret`]: 's' }, `${ngx}auth-url`, 'https://a.example.com/', 'only one'],
+    ['auth-method PUT', { [`${ngx}auth-url`]: 'https://a.example.com/', [`${ngx}auth-method`]: 'PUT' }, `${ngx}auth-method`, 'PUT', 'GET, HEAD, POST'],
+    ['auth-response-headers with a space', { [`${ngx}auth-url`]: 'https://a.example.com/', [`${ngx}auth-response-headers`]: 'X-User, Bad Header' }, `${ngx}auth-response-headers`, 'X-User, Bad Header', 'HTTP tokens'],
+    ['auth-timeout with a unit', { [`${np}auth-url`]: 'https://a.example.com/', [`${np}auth-timeout`]: '5s' }, `${np}auth-timeout`, '5s', 'seconds'],
+    ['jwt without keys', { [`${np}auth-type`]: 'jwt' }, `${np}auth-type`, 'jwt', 'exactly one'],
+    ['jwt with two key sources', { [`${np}auth-type`]: 'jwt', [`${np}auth-jwt-secret`]: 'k', [`${np}auth-jwt-jwks-url`]: 'https://a.example.com/jwks' }, `${np}auth-type`, 'jwt', 'exactly one'],
+    ['jwt setting without auth-type jwt', { [`${np}auth-jwt-jwks-url`]: 'https://a.example.com/jwks' }, `${np}auth-jwt-jwks-url`, 'https://a.example.com/jwks', 'auth-type "jwt"'],
+    ['jwt secret in another namespace', { [`${np}auth-type`]: 'jwt', [`${np}auth-jwt-secret`]: 'other/keys' }, `${np}auth-jwt-secret`, 'other/keys', 'own namespace'],
+    ['jwt algorithm HS256', { [`${np}auth-type`]: 'jwt', [`${np}auth-jwt-secret`]: 'k', [`${np}auth-jwt-algorithms`]: 'RS256,HS256' }, `${np}auth-jwt-algorithms`, 'RS256,HS256', 'EdDSA'],
+    ['jwt issuer empty', { [`${np}auth-type`]: 'jwt', [`${np}auth-jwt-secret`]: 'k', [`${np}auth-jwt-issuer`]: ' ' }, `${np}auth-jwt-issuer`, '', 'not empty'],
+    ['jwt audience empty', { [`${np}auth-type`]: 'jwt', [`${np}auth-jwt-secret`]: 'k', [`${np}auth-jwt-audience`]: ',' }, `${np}auth-jwt-audience`, ',', 'not empty'],
+    ['rewrite-target with a capture', { [`${ngx}rewrite-target`]: '/$2' }, `${ngx}rewrite-target`, '/$2', 'plain path'],
+    ['rewrite-target relative', { [`${ngx}rewrite-target`]: 'app' }, `${ngx}rewrite-target`, 'app', 'starting with "/"'],
+    ['rewrite-target with a space', { [`${ngx}rewrite-target`]: '/a b' }, `${ngx}rewrite-target`, '/a b', 'starting with "/"'],
+    ['use-regex true', { [`${ngx}use-regex`]: 'true' }, `${ngx}use-regex`, 'true', '"false"'],
+    ['backend-protocol GRPC', { [`${ngx}backend-protocol`]: 'GRPC' }, `${ngx}backend-protocol`, 'GRPC', 'HTTP, HTTPS'],
+    ['backend-protocol FCGI', { [`${ngx}backend-protocol`]: 'FCGI' }, `${ngx}backend-protocol`, 'FCGI', 'does not support FCGI'],
+    ['backend-protocol AJP', { [`${np}backend-protocol`]: 'ajp' }, `${np}backend-protocol`, 'ajp', 'does not support AJP'],
+    ['proxy-connect-timeout with a unit', { [`${ngx}proxy-connect-timeout`]: '5s' }, `${ngx}proxy-connect-timeout`, '5s', 'seconds'],
+    ['proxy-read-timeout 0', { [`${ngx}proxy-read-timeout`]: '0' }, `${ngx}proxy-read-timeout`, '0', 'from 1 to 86400'],
+    ['proxy-read-timeout past a day', { [`${ngx}proxy-read-timeout`]: '100000' }, `${ngx}proxy-read-timeout`, '100000', 'from 1 to 86400'],
+    ['affinity by IP', { [`${ngx}affinity`]: 'ip' }, `${ngx}affinity`, 'ip', 'cookie'],
+    ['session-cookie-name with a space', { [`${ngx}affinity`]: 'cookie', [`${ngx}session-cookie-name`]: 'my cookie' }, `${ngx}session-cookie-name`, 'my cookie', 'cookie name'],
+    ['session-cookie-name with ;', { [`${ngx}affinity`]: 'cookie', [`${ngx}session-cookie-name`]: 'a;b' }, `${ngx}session-cookie-name`, 'a;b', 'cookie name'],
+    ['session-cookie-max-age negative', { [`${ngx}affinity`]: 'cookie', [`${ngx}session-cookie-max-age`]: '-1' }, `${ngx}session-cookie-max-age`, '-1', 'whole number'],
+    ['session-cookie-path relative', { [`${ngx}affinity`]: 'cookie', [`${ngx}session-cookie-path`]: 'shop' }, `${ngx}session-cookie-path`, 'shop', 'cookie path'],
+    ['session-cookie-path with ;', { [`${ngx}affinity`]: 'cookie', [`${ngx}session-cookie-path`]: '/a;Domain=x' }, `${ngx}session-cookie-path`, '/a;Domain=x', 'cookie path'],
+    ['load-balance chash', { [`${ngx}load-balance`]: 'chash' }, `${ngx}load-balance`, 'chash', 'round_robin, least_request'],
+    ['canary maybe', { [`${ngx}canary`]: 'maybe' }, `${ngx}canary`, 'maybe', '"true"'],
+    ['canary-weight negative', { [`${ngx}canary-weight`]: '-5' }, `${ngx}canary-weight`, '-5', 'from 0 to 100'],
+    ['canary-weight-total 0', { [`${ngx}canary-weight-total`]: '0' }, `${ngx}canary-weight-total`, '0', 'whole number'],
+    ['canary-by-header with a colon', { [`${ngx}canary-by-header`]: 'X-Canary:' }, `${ngx}canary-by-header`, 'X-Canary:', 'header name'],
+    ['unknown netplane.io annotation (a typo)', { [`${np}limit-rsp`]: '10' }, `${np}limit-rsp`, '', 'limit-rps'],
+    ['control character, netplane.io', { [`${np}auth-realm`]: 'a\nb' }, `${np}auth-realm`, 'a\nb', 'control characters'],
+    ['control character, nginx', { [`${ngx}rewrite-target`]: '/\u0000' }, `${ngx}rewrite-target`, '/\u0000', 'control characters'],
+    ['DEL character', { [`${ngx}limit-rps`]: '10\u007f' }, `${ngx}limit-rps`, '10\u007f', 'control characters'],
+    ['tab character', { [`${ngx}ssl-redirect`]: '\ttrue' }, `${ngx}ssl-redirect`, '\ttrue', 'control characters'],
+    ['control character in an nginx value a netplane.io one overrides', { [`${np}limit-rps`]: '1', [`${ngx}limit-rps`]: '1\r\n' }, `${ngx}limit-rps`, '1\r\n', 'control characters'],
+    ['nginx source allowlist netplane does not enforce', { [`${ngx}whitelist-source-range`]: '10.0.0.0/8' }, `${ngx}whitelist-source-range`, '10.0.0.0/8', 'without it'],
+    ['nginx client certificate auth netplane does not enforce', { [`${ngx}auth-tls-secret`]: 'shop/ca' }, `${ngx}auth-tls-secret`, 'shop/ca', 'without it'],
+  ];
+
+  it.each(cases)('%s', (_name, annotations, key, value, allowed) => {
+    const lastGoodVersion = web('a', { [`${np}limit-rps`]: '3' });
+    for (const lastGood of [new Map(), new Map([['shop/a', lastGoodVersion]])]) {
+      const { table, served } = compile([web('a', annotations), web('b', {})], { lastGood });
+      const kept = lastGood.size > 0;
+      expect(table.problems).toHaveLength(1);
+      const [problem] = table.problems;
+      expect([problem!.ingress, problem!.keptLastGood]).toEqual(['shop/a', kept]);
+      // One sentence that names the annotation, its value and what is allowed.
+      expect(problem!.reason).toContain(`annotation ${key} `);
+      if (value !== '') expect(problem!.reason).toContain(quoted(value));
+      expect(problem!.reason).toContain(allowed);
+      expect(problem!.reason).not.toMatch(/[\x00-\x1f\x7f]/);
+      expect(problem!.reason.split('. ')).toHaveLength(1);
+      expect(served.get('shop/a')).toBe(kept ? lastGoodVersion : undefined);
+      expect(table.ingresses.get('shop/a')?.rateLimit?.rps).toBe(kept ? 3 : undefined);
+      expect(table.match('a.com', '/')?.ingress).toBe(kept ? 'shop/a' : undefined);
+      expect(table.match('b.com', '/')?.ingress).toBe('shop/b');
+    }
+    // The same refusal from the policy reader itself: an AnnotationError with a stable code naming the annotation.
+    let error: unknown;
+    try {
+      readPolicy('shop', annotations, defaults);
+    } catch (e) {
+      error = e;
+    }
+    expect(error instanceof AnnotationError && error.code === 'NETPLANE_INGRESS_ANNOTATION' && error.annotation === key).toBe(true);
+  });
+
+  it('does not read the Secrets of an Ingress that is not served', () => {
+    const { table } = compile([web('a', { [`${ngx}auth-type`]: 'basic', [`${ngx}auth-secret`]: 'kube-system/admin' })]);
+    expect([table.secrets.size, table.problems.length]).toEqual([0, 1]);
+  });
+});

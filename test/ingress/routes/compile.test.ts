@@ -1,0 +1,258 @@
+// compileRoutes as a whole: which Ingresses are served (class), what a bad Ingress costs (problems, last good
+// versions), conflicts between Ingresses, canaries, and the Secrets, backends and sizes of the table.
+import { describe, expect, it } from 'vitest';
+import type { Ingress } from '../../../cluster/model/ingress.ts';
+import { backend, compile, ingress, ingressClass, rule, show } from './fixtures.ts';
+
+const web = (name: string, o: Parameters<typeof ingress>[1] = {}) => ingress(name, { rules: [rule(`${name}.com`, `Prefix / ${name}:80`)], ...o });
+
+describe('class selection', () => {
+  // [spec.ingressClassName, kubernetes.io/ingress.class annotation, classes present, served]
+  const cases: [string, string | null, string | undefined, 'default' | 'not default' | 'none', boolean][] = [
+    ['ingressClassName netplane', 'netplane', undefined, 'none', true],
+    ['ingressClassName nginx', 'nginx', undefined, 'default', false],
+    ['ingressClassName wins over the annotation', 'nginx', 'netplane', 'default', false],
+    ['annotation netplane', null, 'netplane', 'none', true],
+    ['annotation nginx', null, 'nginx', 'default', false],
+    ['no class, netplane is the default class', null, undefined, 'default', true],
+    ['no class, netplane is a class but not the default', null, undefined, 'not default', false],
+    ['no class, no IngressClass', null, undefined, 'none', false],
+  ];
+  it.each(cases)('%s', (_name, className, annotation, classes, served) => {
+    const i = web('a', { className, annotations: annotation === undefined ? {} : { 'kubernetes.io/ingress.class': annotation } });
+    const present = classes === 'none' ? [ingressClass('nginx', true)] : [ingressClass('netplane', classes === 'default'), ingressClass('nginx', false)];
+    const { table, served: s } = compile([i], { classes: present });
+    expect([s.has('default/a'), table.size, table.problems]).toEqual([served, served ? 1 : 0, []]);
+  });
+
+  it('serves another class name when told (--ingress-class)', () => {
+    const { served } = compile([web('a', { className: 'edge' }), web('b')], { className: 'edge' });
+    expect([...served.keys()]).toEqual(['default/a']);
+  });
+
+  it('ignores a default class of another name', () => {
+    const { served } = compile([web('a', { className: null })], { classes: [ingressClass('nginx', true)] });
+    expect(served.size).toBe(0);
+  });
+});
+
+describe('spec problems', () => {
+  // [what, Ingress options, a word the reason names]
+  const cases: [string, Parameters<typeof ingress>[1], string][] = [
+    ['bad host', { rules: [rule('bad_host.com', 'Prefix / a:80')] }, '"bad_host.com"'],
+    ['IP address host', { rules: [rule('10.0.0.1', 'Prefix / a:80')] }, '"10.0.0.1"'],
+    ['wildcard not leading', { rules: [rule('a.*.com', 'Prefix / a:80')] }, '"a.*.com"'],
+    ['bare wildcard', { rules: [rule('*', 'Prefix / a:80')] }, '"*"'],
+    ['host with port', { rules: [rule('a.com:80', 'Prefix / a:80')] }, '"a.com:80"'],
+    ['relative path', { rules: [rule('a.com', 'Prefix api a:80')] }, '"api"'],
+    ['regex path', { rules: [rule('a.com', 'ImplementationSpecific /api(/|$)(.*) a:80')] }, '"/api(/|$)(.*)"'],
+    ['path with //', { rules: [rule('a.com', 'Prefix /a//b a:80')] }, '"/a//b"'],
+    ['path with /../', { rules: [rule('a.com', 'Exact /a/../b a:80')] }, '"/a/../b"'],
+    ['path with %2F', { rules: [rule('a.com', 'Prefix /a%2Fb a:80')] }, '"/a%2Fb"'],
+    ['bad TLS host', { tls: [{ hosts: ['Bad Host'], secretName: 's' }] }, '"Bad Host"'],
+    ['bad TLS secret name', { tls: [{ hosts: ['a.com'], secretName: 'Bad_Name' }] }, '"Bad_Name"'],
+    ['bad service name', { rules: [rule('a.com', 'Prefix / Web.Svc:80')] }, '"Web.Svc"'],
+    ['resource backend', { rules: [{ host: 'a.com', http: { paths: [{ path: '/', pathType: 'Prefix', backend: { resource: { kind: 'StorageBucket', name: 'assets' } } }] } }] }, 'StorageBucket'],
+    ['resource default backend', { defaultBackend: { resource: { apiGroup: 'k8s.example.com', kind: 'StorageBucket', name: 'b' } } }, 'defaultBackend'],
+  ];
+  it.each(cases)('%s: the Ingress is not served, the others are', (_name, o, named) => {
+    const { table, served } = compile([ingress('bad', o), web('good')]);
+    expect(table.problems).toHaveLength(1);
+    expect(table.problems[0]).toMatchObject({ ingress: 'default/bad', keptLastGood: false });
+    expect(table.problems[0]!.reason).toContain(named);
+    expect([...served.keys()]).toEqual(['default/good']);
+    expect(show(table.match('good.com', '/'))).toBe('good.com / Prefix -> default/good:80');
+    expect(table.ingresses.has('default/bad')).toBe(false);
+  });
+});
+
+describe('last good versions', () => {
+  const good = web('a', { annotations: { 'netplane.io/limit-rps': '10' } });
+  const bad = web('a', { annotations: { 'netplane.io/limit-rps': 'ten' } });
+
+  it('serves the last good version when the current one cannot be honoured', () => {
+    const { table, served } = compile([bad, web('b')], { lastGood: new Map([['default/a', good]]) });
+    expect(table.problems).toEqual([{ ingress: 'default/a', reason: expect.stringContaining('"ten"'), keptLastGood: true }]);
+    expect(served.get('default/a')).toBe(good);
+    expect(table.ingresses.get('default/a')?.rateLimit?.rps).toBe(10);
+    expect(show(table.match('a.com', '/'))).toBe('a.com / Prefix -> default/a:80');
+  });
+
+  it('drops the Ingress when the last good version does not compile either, or there is none', () => {
+    for (const lastGood of [new Map<string, Ingress>(), new Map([['default/a', bad]]), new Map([['default/a', web('a', { annotations: { 'netplane.io/nope': '1' } })]])]) {
+      const { table, served } = compile([bad], { lastGood });
+      expect([table.problems.map((p) => p.keptLastGood), served.size, table.size]).toEqual([[false], 0, 0]);
+    }
+  });
+
+  it('serves the current version when it compiles, whatever lastGood holds; served is the next lastGood', () => {
+    const current = web('a', { annotations: { 'netplane.io/limit-rps': '20' } });
+    const first = compile([current, web('b')], { lastGood: new Map([['default/a', good]]) });
+    expect([first.served.get('default/a'), first.table.problems]).toEqual([current, []]);
+    const second = compile([bad, web('b')], { lastGood: first.served });
+    expect(second.table.ingresses.get('default/a')?.rateLimit?.rps).toBe(20);
+    expect(second.served.get('default/a')).toBe(current);
+  });
+
+  it('does not serve a last good version of an Ingress that is gone or left the class', () => {
+    const lastGood = new Map([['default/a', good]]);
+    expect(compile([], { lastGood }).served.size).toBe(0);
+    expect(compile([web('a', { className: 'nginx' })], { lastGood }).served.size).toBe(0);
+  });
+});
+
+describe('conflicting rules', () => {
+  it('keeps the first Ingress by namespace/name; the later one loses only that rule', () => {
+    const { table, served } = compile([
+      ingress('z', { namespace: 'b', rules: [rule('a.com', 'Prefix /api/ later:80', 'Prefix /other later:81')] }),
+      ingress('y', { namespace: 'a', rules: [rule('a.com', 'Prefix /api first:80')] }),
+    ]);
+    expect(show(table.match('a.com', '/api/x'))).toBe('a.com /api Prefix -> a/first:80');
+    expect(show(table.match('a.com', '/other'))).toBe('a.com /other Prefix -> b/later:81');
+    expect(table.problems).toEqual([{ ingress: 'b/z', reason: expect.stringContaining('a/y'), keptLastGood: false }]);
+    expect(table.problems[0]!.reason).toContain('"/api"');
+    expect([...served.keys()]).toEqual(['a/y', 'b/z']);
+    expect(table.size).toBe(2);
+    expect(table.backends.has('b/later:80')).toBe(false);
+  });
+
+  // [first, second, conflict?]
+  const cases: [string, string, string, boolean][] = [
+    ['same host, path and type', 'Prefix /x', 'Prefix /x', true],
+    ['ImplementationSpecific is Prefix', 'Prefix /x', 'ImplementationSpecific /x', true],
+    ['trailing slash of a Prefix', 'Prefix /x', 'Prefix /x/', true],
+    ['Exact and Prefix of one path', 'Prefix /x', 'Exact /x', false],
+    ['Exact with and without slash', 'Exact /x', 'Exact /x/', false],
+  ];
+  it.each(cases)('%s', (_name, a, b, conflict) => {
+    const { table } = compile([ingress('a', { rules: [rule('h.com', `${a} one:80`)] }), ingress('b', { rules: [rule('h.com', `${b} two:80`)] })]);
+    expect([table.problems.length, table.size]).toEqual(conflict ? [1, 1] : [0, 2]);
+  });
+
+  it('reports a duplicate rule within one Ingress', () => {
+    const { table } = compile([ingress('a', { rules: [rule('h.com', 'Prefix /x one:80'), rule('H.com', 'Prefix /x two:80')] })]);
+    expect([table.size, table.problems.length, show(table.match('h.com', '/x'))]).toEqual([1, 1, 'h.com /x Prefix -> default/one:80']);
+  });
+
+  it('keeps the first TLS choice of a host; the same Secret twice is no conflict', () => {
+    const tls = (secretName?: string) => [{ hosts: ['h.com'], ...(secretName === undefined ? {} : { secretName }) }];
+    const { table } = compile([ingress('a', { tls: tls('one') }), ingress('b', { tls: tls('one') }), ingress('c', { tls: tls('two') }), ingress('d', { tls: tls() })]);
+    expect(table.tls('h.com')).toEqual({ secret: { namespace: 'default', name: 'one' } });
+    expect(table.problems.map((p) => p.ingress)).toEqual(['default/c', 'default/d']);
+    expect([...table.secrets]).toEqual(['default/one']);
+  });
+});
+
+describe('canaries', () => {
+  const primary = ingress('main', { rules: [rule('a.com', 'Prefix /api main:80', 'Exact /login main:81')], annotations: { 'netplane.io/limit-rps': '5' } });
+  const canary = (name: string, annotations: Record<string, string>, ...paths: string[]) =>
+    ingress(name, { rules: [rule('a.com', ...paths)], annotations: { 'nginx.ingress.kubernetes.io/canary': 'true', ...annotations } });
+
+  it('attaches to the route with the same host, path and type, and makes no route of its own', () => {
+    const { table, served } = compile([
+      canary('a-canary', { 'nginx.ingress.kubernetes.io/canary-weight': '20', 'nginx.ingress.kubernetes.io/canary-by-header': 'X-Canary', 'nginx.ingress.kubernetes.io/canary-by-header-value': 'yes' }, 'Prefix /api/ next:80'),
+      primary,
+    ]);
+    const route = table.match('a.com', '/api/x');
+    expect(route?.backend.key).toBe('default/main:80');
+    expect(route?.canary).toEqual({
+      ingress: 'default/a-canary',
+      backend: { namespace: 'default', service: 'next', port: 80, key: 'default/next:80' },
+      header: 'X-Canary',
+      headerValue: 'yes',
+      weight: 20,
+      weightTotal: 100,
+      policy: table.ingresses.get('default/a-canary'),
+    });
+    expect(table.match('a.com', '/login')?.canary).toBeUndefined();
+    expect([table.size, table.problems, [...served.keys()].sort()]).toEqual([2, [], ['default/a-canary', 'default/main']]);
+    expect([...table.backends.keys()].sort()).toEqual(['default/main:80', 'default/main:81', 'default/next:80']);
+  });
+
+  // [what, canary rule, annotations, problem expected]
+  const cases: [string, string, Record<string, string>, boolean][] = [
+    ['weight total', 'Prefix /api next:80', { 'netplane.io/canary-weight': '3', 'netplane.io/canary-weight-total': '10' }, false],
+    ['no primary for the path', 'Prefix /nope next:80', {}, true],
+    ['same path, other type', 'Exact /api next:80', {}, true],
+    ['weight above the total', 'Prefix /api next:80', { 'netplane.io/canary-weight': '101' }, true],
+    ['bad header name', 'Prefix /api next:80', { 'netplane.io/canary-by-header': 'X Canary' }, true],
+  ];
+  it.each(cases)('%s', (_name, path, annotations, problem) => {
+    const { table } = compile([primary, canary('c', annotations, path)]);
+    expect(table.problems.length).toBe(problem ? 1 : 0);
+    expect(table.match('a.com', '/api')?.canary !== undefined).toBe(!problem);
+    if (!problem) expect(table.match('a.com', '/api')?.canary).toMatchObject({ weight: 3, weightTotal: 10 });
+  });
+
+  it('takes one canary per route: the first by namespace/name', () => {
+    const { table } = compile([primary, canary('c2', {}, 'Prefix /api two:80'), canary('c1', {}, 'Prefix /api one:80')]);
+    expect([table.match('a.com', '/api')?.canary?.ingress, table.problems.map((p) => p.ingress)]).toEqual(['default/c1', ['default/c2']]);
+    expect(table.ingresses.has('default/c2')).toBe(false);
+  });
+
+  it('does not attach to another canary, and does not serve its tls or default backend', () => {
+    const c = ingress('c', {
+      rules: [rule('a.com', 'Prefix /api next:80')],
+      tls: [{ hosts: ['a.com'], secretName: 'canary-tls' }],
+      defaultBackend: backend('canary-default:80'),
+      annotations: { 'netplane.io/canary': 'true' },
+    });
+    const { table } = compile([c, canary('d', {}, 'Prefix /api again:80')]);
+    expect([table.size, table.tls('a.com'), table.match('a.com', '/x'), table.problems.map((p) => p.ingress)]).toEqual([0, undefined, undefined, ['default/c', 'default/d']]);
+  });
+
+  it('a canary that is "false" is an ordinary Ingress', () => {
+    const { table } = compile([canary('c', { 'nginx.ingress.kubernetes.io/canary': 'false' }, 'Prefix /other x:80'), primary]);
+    expect([table.size, table.problems]).toEqual([3, []]);
+  });
+});
+
+describe('table contents', () => {
+  const { table, served } = compile([
+    ingress('a', {
+      namespace: 'shop',
+      annotations: { 'nginx.ingress.kubernetes.io/auth-type': 'basic', 'nginx.ingress.kubernetes.io/auth-secret': 'htpasswd' },
+      tls: [{ hosts: ['a.com'], secretName: 'a-tls' }, { hosts: ['b.com'] }],
+      rules: [rule('a.com', 'Prefix / web:http', 'Prefix /api api:8080'), rule('', 'Exact /health web:http')],
+    }),
+    ingress('b', { namespace: 'shop', annotations: { 'netplane.io/auth-type': 'jwt', 'netplane.io/auth-jwt-secret': 'shop/jwks' }, rules: [rule('b.com', 'Prefix / b:80')] }),
+    ingress('c', { namespace: 'shop', className: 'nginx', tls: [{ hosts: ['c.com'], secretName: 'c-tls' }], annotations: { 'nginx.ingress.kubernetes.io/auth-type': 'basic', 'nginx.ingress.kubernetes.io/auth-secret': 'c-auth' } }),
+    ingress('d', { namespace: 'shop', tls: [{ hosts: ['d.com'], secretName: 'd-tls' }], annotations: { 'netplane.io/ssl-redirect': 'maybe' } }),
+  ]);
+
+  it('lists the Secrets of served Ingresses only: TLS and auth', () => {
+    expect([...table.secrets].sort()).toEqual(['shop/a-tls', 'shop/htpasswd', 'shop/jwks']);
+  });
+
+  it('lists backends by key, with named ports', () => {
+    expect([...table.backends.values()].sort((x, y) => (x.key < y.key ? -1 : 1))).toEqual([
+      { namespace: 'shop', service: 'api', port: 8080, key: 'shop/api:8080' },
+      { namespace: 'shop', service: 'b', port: 80, key: 'shop/b:80' },
+      { namespace: 'shop', service: 'web', port: 'http', key: 'shop/web:http' },
+    ]);
+  });
+
+  it('counts rules and lists served Ingresses with their policies', () => {
+    expect([table.size, [...table.ingresses.keys()], [...served.keys()]]).toEqual([4, ['shop/a', 'shop/b'], ['shop/a', 'shop/b']]);
+    expect(table.ingresses.get('shop/a')?.auth).toEqual({ type: 'basic', secret: { namespace: 'shop', name: 'htpasswd' }, realm: 'Authentication Required' });
+    expect(table.problems.map((p) => p.ingress)).toEqual(['shop/d']);
+  });
+
+  it('is immutable', () => {
+    const route = table.match('a.com', '/api')!;
+    expect(Object.isFrozen(route) && Object.isFrozen(route.policy) && Object.isFrozen(route.backend) && Object.isFrozen(route.policy.auth)).toBe(true);
+    expect(Object.isFrozen(table.problems)).toBe(true);
+    expect(() => {
+      (route as { path: string }).path = '/';
+    }).toThrow(TypeError);
+  });
+
+  it('routes by the rules, including a rule without host', () => {
+    expect(['a.com /api/v1', 'a.com /health', 'z.com /health', 'z.com /healthz'].map((q) => show(table.match(q.split(' ')[0]!, q.split(' ')[1]!)))).toEqual([
+      'a.com /api Prefix -> shop/api:8080',
+      'a.com / Prefix -> shop/web:http',
+      '* /health Exact -> shop/web:http',
+      'none',
+    ]);
+  });
+});
