@@ -64,6 +64,7 @@ export class RouteIndex {
 
   /** Freezes every route with its canary and backends; call once, when the index is complete. */
   freeze(): void {
+    this.#keys.clear();
     const sets = [...this.#hosts.values(), ...this.#wildcards.values(), ...(this.#anyHost === undefined ? [] : [this.#anyHost])];
     for (const set of sets) {
       for (const route of set.values()) deepFreeze(route);
