@@ -1,6 +1,7 @@
 // TLS and auth through `netplane ingress` as users meet them: certificates by SNI with real TLS clients (and curl
 // over HTTP/2), a Secret swapped live, the HTTP→HTTPS redirect, every auth kind passing and failing, rate limits.
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { connect, type PeerCertificate } from 'node:tls';
@@ -98,7 +99,7 @@ describe('netplane ingress TLS and auth', () => {
       ].join('---\n'),
     );
     gw.write('shop-tls.yaml', tlsSecretYaml('shop-tls', shop));
-    await gw.start(['--hsts', '1h'], { host: 'basic.test' });
+    await gw.start(['--hsts', '1h', '--proxy-read-timeout', '3s'], { host: 'basic.test' });
   }, 30_000);
 
   afterAll(async () => {
@@ -115,7 +116,8 @@ describe('netplane ingress TLS and auth', () => {
   });
 
   it('serves HTTP/2 over TLS to curl, with HSTS', async () => {
-    const out = execFileSync('curl', ['-sk', '--http2', '-D', '-', '-o', '/dev/null', '--resolve', `shop.test:${gw.https}:127.0.0.1`, `https://shop.test:${gw.https}/`]).toString();
+    // Not execFileSync: the backend lives in this process and must keep answering while curl runs.
+    const { stdout: out } = await promisify(execFile)('curl', ['-sk', '--http2', '-D', '-', '-o', '/dev/null', '--resolve', `shop.test:${gw.https}:127.0.0.1`, `https://shop.test:${gw.https}/`]);
     expect(out).toMatch(/^HTTP\/2 200/);
     expect(out).toMatch(/strict-transport-security: max-age=3600/i);
   });
@@ -138,7 +140,7 @@ describe('netplane ingress TLS and auth', () => {
     ['unknown user', 'mallory:wonderland', 401],
     ['bcrypt user', 'alice:wonderland', 200],
     ['SHA-512-crypt user', 'bob:builder', 200],
-  ] as const)('basic auth: %s -> %i', async (_name, creds, status) => {
+  ] as const)('basic auth: %s (%s) -> %i', async (_name, creds, status) => {
     const r = await gw.get('basic.test', '/', { headers: creds ? { authorization: `Basic ${b64(creds)}` } : {} });
     expect(r.status).toBe(status);
     if (status === 401) expect(r.headers['www-authenticate']).toBe('Basic realm="Staff only"');
