@@ -70,7 +70,7 @@ async function up(argv: readonly string[]): Promise<number> {
     '--log-level', flags['log-level'],
   ];
   const chosen = [...new Set(flags.component)].map((n) => byName.get(n)!);
-  return supervise({ bin: fileURLToPath(import.meta.url), components: chosen, childArgs, extraArgs: { proxy: ['--mode', flags['proxy-mode']], dns: ['--listen', '127.0.0.1:5353'] } });
+  return supervise({ bin: fileURLToPath(import.meta.url), components: chosen, childArgs, extraArgs: { proxy: ['--mode', flags['proxy-mode']], dns: ['--listen', '127.0.0.1:5353'], ingress: ['--http', '127.0.0.1:8080', '--https', '127.0.0.1:8443'] } });
 }
 
 async function main(argv: readonly string[]): Promise<number> {
