@@ -1,7 +1,8 @@
 // Benchmark of the ingress gateway (`netplane ingress`) against nginx and http-proxy, in one run, on loopback:
 //  1. one core: each proxy pinned to CPU 0 (`taskset -c 0`); wrk (`-t1 -c64 --latency`) and the backend (nginx, one
 //     worker, a fixed "ok\n" from memory, no access log) pinned to CPU 1. Proxies: nginx (one worker, upstream
-//     keepalive pool), http-proxy (npm `http-proxy` in a node:http server with a keep-alive agent), netplane (the
+//     keepalive pool), http-proxy (npm `http-proxy` in a node:http server with a keep-alive agent), node-floor (a
+//     node:http server forwarding through one undici Pool and nothing else: what any Node proxy costs), netplane (the
 //     gateway reading a Service, an EndpointSlice, an IngressClass and an Ingress for host bench.local from a
 //     manifest directory); and direct (wrk to the backend, no proxy) for reference. Every request carries
 //     `Host: bench.local`. Rounds rotate the order of the targets so that load from elsewhere hits all alike; the
@@ -10,7 +11,7 @@
 //  2. both cores: netplane as two processes sharing the port (`--reuse-port`), nginx with `worker_processes 2`, both
 //     unpinned, wrk `-t2 -c64` unpinned, to an unpinned one-worker backend.
 // Usage: npx node bench/ingress/ingress.ts [--json] [--rounds 3] [--seconds 5] [--connections 64]
-//        [--only direct,nginx,http-proxy,netplane] [--no-both-cores]
+//        [--only direct,nginx,http-proxy,node-floor,netplane] [--no-both-cores]
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
@@ -31,7 +32,7 @@ const asJSON = args.includes('--json');
 const rounds = Number(opt('rounds', '3'));
 const seconds = Number(opt('seconds', '5'));
 const connections = Number(opt('connections', '64'));
-const allTargets = ['direct', 'nginx', 'http-proxy', 'netplane'] as const;
+const allTargets = ['direct', 'nginx', 'http-proxy', 'node-floor', 'netplane'] as const;
 type Target = (typeof allTargets)[number];
 const only = opt('only', allTargets.join(',')).split(',').filter(Boolean);
 for (const t of only) {
@@ -56,6 +57,7 @@ const nginxBin = which('nginx');
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const netplaneBin = join(root, 'bin/netplane.ts');
 const httpProxyScript = fileURLToPath(new URL('./http-proxy-server.ts', import.meta.url));
+const floorScript = fileURLToPath(new URL('./undici-proxy-server.ts', import.meta.url));
 if (Number(process.versions.node.split('.')[0]) < 24) {
   process.stderr.write(`node ${process.version} is too old: run with Node 24 (npx node bench/ingress/ingress.ts)\n`);
   process.exit(2);
@@ -65,7 +67,7 @@ if (targets.includes('netplane')) {
   const text = `${help.stdout}${help.stderr}`;
   const lacks = ['--http', ...(bothCores ? ['--reuse-port'] : [])].filter((f) => !text.includes(f));
   if (lacks.length > 0) {
-    process.stderr.write(`netplane ingress has no ${lacks.join(' or ')} flag yet (netplane ingress --help). Run without it: --only direct,nginx,http-proxy\n`);
+    process.stderr.write(`netplane ingress has no ${lacks.join(' or ')} flag yet (netplane ingress --help). Run without it: --only direct,nginx,http-proxy,node-floor\n`);
     process.exit(2);
   }
 }
@@ -250,6 +252,8 @@ async function startProxy(target: Exclude<Target, 'direct'>, backendPort: number
     launch([...prefix, nginxBin, '-p', join(dir, `nginx-${tag}`), '-c', nginxConfig(dir, `nginx-${tag}`, processes, port, body, backendPort)], 'nginx proxy');
   } else if (target === 'http-proxy') {
     launch([...prefix, process.execPath, httpProxyScript, String(port), String(backendPort)], 'http-proxy');
+  } else if (target === 'node-floor') {
+    launch([...prefix, process.execPath, floorScript, String(port), String(backendPort)], 'node-floor');
   } else {
     const dirManifests = manifests(dir, `manifests-${tag}`, backendPort, host);
     for (let i = 0; i < processes; i++) {
@@ -328,7 +332,7 @@ const one = await measure('one core', oneRunning, true, 1);
 for (const t of proxies) for (const p of oneRunning.get(t)!.procs) await stop(p);
 
 let two: Map<string, { median: Result; rounds: Result[] }> | undefined;
-const twoProxies = proxies.filter((t) => t !== 'http-proxy');
+const twoProxies = proxies.filter((t) => t === 'nginx' || t === 'netplane');
 if (bothCores && twoProxies.length > 0) {
   log(`both cores: nothing pinned; wrk -t2 -c${connections}; netplane as 2 processes with --reuse-port, nginx worker_processes 2; backend nginx 1 worker`);
   const free = await startBackend(false, 'backend-free');
@@ -348,11 +352,14 @@ const med = (m: typeof one | undefined, t: string) => m?.get(t)?.median;
 const np = med(one, 'netplane');
 const ng = med(one, 'nginx');
 const hp = med(one, 'http-proxy');
+const nf = med(one, 'node-floor');
 const ratios = {
   rpsVsNginx: np && ng ? np.rps / ng.rps : undefined,
   rpsVsHttpProxy: np && hp ? np.rps / hp.rps : undefined,
   p99VsNginx: np && ng ? np.p99Ms / ng.p99Ms : undefined,
   cpuVsNginx: np && ng ? np.cpuUsPerRequest / ng.cpuUsPerRequest : undefined,
+  rpsVsNodeFloor: np && nf ? np.rps / nf.rps : undefined,
+  cpuVsNodeFloor: np && nf ? np.cpuUsPerRequest / nf.cpuUsPerRequest : undefined,
 };
 const goals = {
   rpsVsNginx: ratios.rpsVsNginx === undefined ? undefined : ratios.rpsVsNginx >= 0.75,
@@ -375,6 +382,7 @@ if (asJSON) {
     lines.push(`  netplane/http-proxy requests/s ${x(ratios.rpsVsHttpProxy)} (target > 2: ${mark(goals.rpsVsHttpProxy)})`);
     lines.push(`  netplane/nginx p99 ${x(ratios.p99VsNginx)} (target <= 2: ${mark(goals.p99VsNginx)})`);
     lines.push(`  netplane/nginx CPU per request ${x(ratios.cpuVsNginx)}`);
+    if (nf) lines.push(`  netplane/node-floor requests/s ${x(ratios.rpsVsNodeFloor)}, CPU per request ${x(ratios.cpuVsNodeFloor)} (what the gateway's pipeline adds to a bare undici proxy)`);
     if (np.non2xx > 0) lines.push(`  WARNING: netplane answered ${np.non2xx} non-2xx responses in a round: its figures are not of proxied requests`);
   }
   if (two) {
