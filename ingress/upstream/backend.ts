@@ -67,15 +67,21 @@ export class Backend {
     return m !== undefined && !this.#tracker.ejected(m, now) ? m : undefined;
   }
 
-  /** An endpoint by the policy's balancing, not ejected and not in `exclude`; undefined when none is left. */
+  /**
+   * An endpoint by the policy's balancing, not ejected and not in `exclude`; undefined when none is left. When only
+   * ejected ones are left (the endpoint list changed under the ejections), they are used rather than none.
+   */
   pick(policy: IngressPolicy, exclude: readonly UpstreamEndpoint[] | null, now: number): UpstreamEndpoint | undefined {
-    const members = this.#members;
-    let accept: ((m: UpstreamEndpoint) => boolean) | undefined;
-    if (exclude !== null || this.#ejectedUntil > now) {
-      const tracker = this.#tracker;
-      accept = (m) => (exclude === null || !exclude.includes(m)) && !tracker.ejected(m, now);
-    }
-    return policy.loadBalance === 'least_request' ? pickLeastRequest(members, accept) : this.#rr.pick(members, accept, exclude === null);
+    const ejected = this.#ejectedUntil > now;
+    if (exclude === null && !ejected) return this.#choose(policy, undefined, true);
+    const tracker = this.#tracker;
+    const m = this.#choose(policy, (m) => (exclude === null || !exclude.includes(m)) && !tracker.ejected(m, now), exclude === null);
+    if (m !== undefined || !ejected) return m;
+    return exclude === null ? this.#choose(policy, undefined, true) : this.#choose(policy, (m) => !exclude.includes(m), false);
+  }
+
+  #choose(policy: IngressPolicy, accept: ((m: UpstreamEndpoint) => boolean) | undefined, advance: boolean): UpstreamEndpoint | undefined {
+    return policy.loadBalance === 'least_request' ? pickLeastRequest(this.#members, accept) : this.#rr.pick(this.#members, accept, advance);
   }
 
   /** Records a connect failure of `m` for outlier ejection. */

@@ -131,7 +131,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const body = hasBody(req);
     this.#body = body ? req : null;
     this.#retriable = !body && retriableMethods.has(req.method ?? '');
-    this.#headers = upstreamRequestHeaders(req.rawHeaders, { extra: this.#target.headers });
+    this.#headers = upstreamRequestHeaders(req.rawHeaders, this.#target.headers);
     this.#res.once('close', () => this.#onClientClose());
     this.#t0 = performance.now();
     this.#attempt(first);

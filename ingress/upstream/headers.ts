@@ -42,21 +42,13 @@ export function connectionListed(value: HeaderValue | undefined): string[] | nul
   return listed;
 }
 
-/** Options of upstreamRequestHeaders. */
-export interface RequestHeaderOptions {
-  /** Headers of the pipeline applied last; they replace the client's of the same name (any case). */
-  extra?: Readonly<Record<string, HeaderValue>>;
-  /** Keep the client's Upgrade header (Upgrade pass-through); Connection is still dropped. */
-  keepUpgrade?: boolean;
-}
-
 /**
  * The headers to send upstream from the client's raw headers (Node's `rawHeaders`): hop-by-hop headers, the ones
  * Connection lists, TE other than "trailers" and HTTP/2 pseudo-headers dropped; Host kept as sent (HTTP/2's
- * :authority becomes Host); a repeated Host dropped; then `extra` appended.
+ * :authority becomes Host); a repeated Host dropped; then `extra`, the pipeline's headers, appended: they replace
+ * the client's of the same name (any case). `keepUpgrade` keeps the client's Upgrade header (pass-through).
  */
-export function upstreamRequestHeaders(raw: readonly string[], options: RequestHeaderOptions = {}): string[] {
-  const extra = options.extra;
+export function upstreamRequestHeaders(raw: readonly string[], extra?: Readonly<Record<string, HeaderValue>>, keepUpgrade = false): string[] {
   let overridden: string[] | null = null;
   if (extra !== undefined) {
     for (const name in extra) (overridden ??= []).push(name.toLowerCase());
@@ -81,7 +73,7 @@ export function upstreamRequestHeaders(raw: readonly string[], options: RequestH
       host = true;
     } else if (lower === 'te') {
       if (value.trim().toLowerCase() !== 'trailers') continue;
-    } else if (lower === 'upgrade' && options.keepUpgrade === true) {
+    } else if (lower === 'upgrade' && keepUpgrade) {
       // kept for Upgrade pass-through
     } else if (isHopByHop(lower)) {
       if (lower === ':authority') authority = value;

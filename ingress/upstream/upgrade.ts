@@ -21,7 +21,7 @@ const tokenName = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** The request head to write upstream, or an UpstreamError when a header or the path cannot be written safely. */
 export function upgradeRequestHead(req: IncomingMessage, target: ForwardTarget): string | UpstreamError {
   if (!/^\S+$/.test(target.path)) return new UpstreamError('INVALID_REQUEST', `path ${JSON.stringify(target.path)} cannot be sent upstream`);
-  const headers = upstreamRequestHeaders(req.rawHeaders, { extra: target.headers, keepUpgrade: true });
+  const headers = upstreamRequestHeaders(req.rawHeaders, target.headers, true);
   let head = `${req.method ?? 'GET'} ${target.path} HTTP/1.1\r\n`;
   for (let i = 0; i < headers.length; i += 2) {
     const name = headers[i] as string;

@@ -161,6 +161,18 @@ describe('outlier ejection', () => {
 });
 
 describe('endpoint changes', () => {
+  it('when only ejected endpoints are left, they are still tried (no 503)', async () => {
+    const live = await named(1);
+    const dead = await deadPort();
+    const u = upstreamsFor(closer, { outlier: { consecutiveFailures: 1, baseEjectionMs: 60_000 } });
+    u.setEndpoints('ns/svc:80', [{ ip: '127.0.0.1', port: dead }, ...live.endpoints], 'HTTP');
+    const g = await gateway(closer, u, target());
+    while (!(u.endpoints('ns/svc:80')[0]?.ejectedUntil ?? 0)) await get(g.port, '/');
+    u.setEndpoints('ns/svc:80', [{ ip: '127.0.0.1', port: dead }], 'HTTP');
+    expect((await get(g.port, '/')).status).toBe(502);
+    expect(g.results.at(-1)).toMatchObject({ error: 'CONNECT_REFUSED', attempts: 1 });
+  });
+
   it('a removed endpoint finishes its requests in flight; new requests go to the others', async () => {
     const b = await named(2, (name) => name === 'b0');
     const u = upstreamsFor(closer);

@@ -51,13 +51,15 @@ describe('upstreamRequestHeaders', () => {
 
   it('applies the pipeline headers last, replacing the client’s of any case', () => {
     const got = upstreamRequestHeaders(['Host', 'a', 'X-Forwarded-For', 'spoofed', 'X-Request-Id', 'client', 'Cookie', 'c=1'], {
-      extra: { 'x-forwarded-for': '10.0.0.1', 'X-Request-ID': 'abc', 'x-multi': ['1', '2'] },
+      'x-forwarded-for': '10.0.0.1',
+      'X-Request-ID': 'abc',
+      'x-multi': ['1', '2'],
     });
     expect(got).toEqual(['Host', 'a', 'Cookie', 'c=1', 'x-forwarded-for', '10.0.0.1', 'X-Request-ID', 'abc', 'x-multi', '1', 'x-multi', '2']);
   });
 
   it('keeps Upgrade for pass-through, still dropping Connection', () => {
-    expect(upstreamRequestHeaders(['Host', 'a', 'Connection', 'Upgrade', 'Upgrade', 'websocket'], { keepUpgrade: true })).toEqual(['Host', 'a', 'Upgrade', 'websocket']);
+    expect(upstreamRequestHeaders(['Host', 'a', 'Connection', 'Upgrade', 'Upgrade', 'websocket'], undefined, true)).toEqual(['Host', 'a', 'Upgrade', 'websocket']);
   });
 });
 
