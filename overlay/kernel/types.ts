@@ -1,0 +1,106 @@
+// The contract between the overlay's planner/agent (overlay/plan/, overlay/agent.ts) and the kernel: what the
+// agent reads and writes over rtnetlink. overlay/kernel/netlink.ts implements it with the `netlink` package;
+// overlay/kernel/fake.ts implements it in memory (with dump()) for unit tests. Addresses are text (IPv4 dotted,
+// IPv6 canonical), MACs lower-case `aa:bb:cc:dd:ee:ff`, CIDRs `a.b.c.d/len`.
+
+/** A network interface as the kernel reports it. */
+export interface LinkState {
+  index: number;
+  name: string;
+  /** IFLA_INFO_KIND: 'vxlan', 'veth', 'bridge'...; undefined for a plain device. */
+  kind?: string;
+  mac: string;
+  mtu: number;
+  up: boolean;
+  /** The VXLAN attributes, when kind is 'vxlan'. */
+  vxlan?: VxlanAttrs;
+}
+
+/** What makes a VXLAN device (IFLA_VXLAN_*). */
+export interface VxlanAttrs {
+  vni: number;
+  /** UDP destination port. */
+  port: number;
+  /** Local (source) underlay IP. */
+  local: string;
+  /** Underlay interface index (IFLA_VXLAN_LINK). */
+  underlayIndex: number;
+  /** Off for netplane: entries are programmed, never learnt. */
+  learning: boolean;
+}
+
+/** The VXLAN device to create. */
+export interface VxlanSpec extends VxlanAttrs {
+  name: string;
+  mtu: number;
+  mac: string;
+}
+
+/** An interface address. */
+export interface AddressEntry {
+  index: number;
+  /** `ip/prefixLength`. */
+  cidr: string;
+}
+
+/** A neighbour (ARP/NDP) entry on an interface. */
+export interface NeighbourEntry {
+  index: number;
+  ip: string;
+  mac: string;
+  permanent: boolean;
+}
+
+/** A bridge forwarding entry of the VXLAN device (AF_BRIDGE, NTF_SELF): a MAC reached at a remote underlay IP. */
+export interface FdbEntry {
+  index: number;
+  mac: string;
+  /** NDA_DST: the remote VTEP's underlay IP. */
+  dst: string;
+  permanent: boolean;
+}
+
+/** A route in the main table. */
+export interface RouteEntry {
+  /** `network/prefixLength`. */
+  dst: string;
+  gateway: string;
+  index: number;
+  onlink: boolean;
+}
+
+/**
+ * The kernel operations the overlay needs, in the network namespace of the calling process. Every method rejects
+ * with a KernelError (stable `code`, the errno name in `errno`) on failure; deletes of absent entries resolve.
+ */
+export interface OverlayKernel {
+  /** The interface of that name, or undefined. */
+  link(name: string): Promise<LinkState | undefined>;
+  /** Every interface. */
+  links(): Promise<LinkState[]>;
+  /** Creates the VXLAN device (down); rejects if the name exists. */
+  createVxlan(spec: VxlanSpec): Promise<LinkState>;
+  /** Changes MTU, MAC or the up flag of an interface. */
+  setLink(index: number, change: { mtu?: number; mac?: string; up?: boolean }): Promise<void>;
+  deleteLink(index: number): Promise<void>;
+  /** Addresses on every interface (or one). */
+  addresses(index?: number): Promise<AddressEntry[]>;
+  addAddress(entry: AddressEntry): Promise<void>;
+  deleteAddress(entry: AddressEntry): Promise<void>;
+  /** Neighbour entries of an interface (IPv4 and IPv6). */
+  neighbours(index: number): Promise<NeighbourEntry[]>;
+  /** Adds or replaces (NLM_F_CREATE|NLM_F_REPLACE) a permanent neighbour entry. */
+  replaceNeighbour(entry: NeighbourEntry): Promise<void>;
+  deleteNeighbour(entry: NeighbourEntry): Promise<void>;
+  /** FDB entries of the VXLAN device. */
+  fdb(index: number): Promise<FdbEntry[]>;
+  /** Adds or replaces a permanent FDB entry (the kernel keys it by MAC). */
+  replaceFdb(entry: FdbEntry): Promise<void>;
+  deleteFdb(entry: FdbEntry): Promise<void>;
+  /** Routes of the main table through an interface. */
+  routes(index: number): Promise<RouteEntry[]>;
+  /** Adds or replaces a route (main table, static protocol, scope universe, RTNH_F_ONLINK when onlink). */
+  replaceRoute(entry: RouteEntry): Promise<void>;
+  deleteRoute(entry: RouteEntry): Promise<void>;
+  close(): void;
+}
