@@ -292,26 +292,28 @@ describe('forward: errors', () => {
   });
 });
 
-it('a client that aborts its upload is not counted against the endpoint', async () => {
-  const b = await backend(closer, (req, res) => {
-    req.resume();
-    req.on('end', () => res.end('ok'));
+describe('forward: client aborts', () => {
+  it('a client that aborts its upload is not counted against the endpoint', async () => {
+    const b = await backend(closer, (req, res) => {
+      req.resume();
+      req.on('end', () => res.end('ok'));
+    });
+    const u = upstreamsFor(closer, { outlier: { consecutiveFailures: 1 } });
+    u.setEndpoints('ns/svc:80', [{ ip: '127.0.0.1', port: b.port }, { ip: '127.0.0.1', port: await deadPort() }], 'HTTP');
+    const g = await gateway(closer, u, target({ loadBalance: 'least_request' }));
+    // Least request with nothing in flight may pick the dead endpoint: send until one upload reaches the live one.
+    while (!g.results.some((r) => r.error === 'CLIENT_ABORTED')) {
+      const req = httpRequest({ host: '127.0.0.1', port: g.port, method: 'POST', path: '/', agent: false, headers: { 'content-length': '100000' } });
+      req.on('error', () => {});
+      req.write('x'.repeat(1000));
+      await sleep(50);
+      req.destroy();
+      await sleep(50);
+    }
+    const live = u.endpoints('ns/svc:80').find((e) => e.port === b.port);
+    expect(live).toMatchObject({ failures: 0, ejectedUntil: 0, inFlight: 0 });
+    expect(g.results.find((r) => r.error === 'CLIENT_ABORTED')).toMatchObject({ status: 499, endpoint: `127.0.0.1:${b.port}` });
   });
-  const u = upstreamsFor(closer, { outlier: { consecutiveFailures: 1 } });
-  u.setEndpoints('ns/svc:80', [{ ip: '127.0.0.1', port: b.port }, { ip: '127.0.0.1', port: await deadPort() }], 'HTTP');
-  const g = await gateway(closer, u, target({ loadBalance: 'least_request' }));
-  // Least request with nothing in flight may pick the dead endpoint: send until one upload reaches the live one.
-  while (!g.results.some((r) => r.error === 'CLIENT_ABORTED')) {
-    const req = httpRequest({ host: '127.0.0.1', port: g.port, method: 'POST', path: '/', agent: false, headers: { 'content-length': '100000' } });
-    req.on('error', () => {});
-    req.write('x'.repeat(1000));
-    await sleep(50);
-    req.destroy();
-    await sleep(50);
-  }
-  const live = u.endpoints('ns/svc:80').find((e) => e.port === b.port);
-  expect(live).toMatchObject({ failures: 0, ejectedUntil: 0, inFlight: 0 });
-  expect(g.results.find((r) => r.error === 'CLIENT_ABORTED')).toMatchObject({ status: 499, endpoint: `127.0.0.1:${b.port}` });
 });
 
 describe('forward: retries', () => {
