@@ -30,6 +30,7 @@ export const emptyTable: RouteTable = {
   tls: () => undefined,
   secrets: new Set(),
   backends: new Map(),
+  protocols: new Map(),
   ingresses: new Map(),
   problems: [],
   size: 0,
@@ -135,7 +136,7 @@ export class IngressState {
   }
 
   #applyEndpoints(b: BackendRef, table: RouteTable = this.#state.table): void {
-    this.#state.upstreams.setEndpoints(b.key, endpointsOf(this.#o.serviceMap, b), protocolOf(table, b));
+    this.#state.upstreams.setEndpoints(b.key, endpointsOf(this.#o.serviceMap, b), table.protocols.get(b.key) ?? 'HTTP');
   }
 
   #applySecrets(table: RouteTable, changed: readonly string[] | undefined): void {
@@ -165,15 +166,6 @@ export class IngressState {
     this.#logged.set(key, reason);
     write();
   }
-}
-
-/**
- * The protocol of a backend's pool: HTTPS when an Ingress of the backend's namespace asks for HTTPS backends (the
- * table does not say which Ingress uses which backend; a Service port speaks one protocol, so they agree).
- */
-function protocolOf(table: RouteTable, b: BackendRef): 'HTTP' | 'HTTPS' {
-  for (const [key, policy] of table.ingresses) if (key.startsWith(`${b.namespace}/`) && policy.backendProtocol === 'HTTPS') return 'HTTPS';
-  return 'HTTP';
 }
 
 /**

@@ -10,7 +10,7 @@ import { IngressSpecError, quote } from './errors.ts';
 import type { PolicyDefaults } from './policy.ts';
 import { compileIngress, ingressKey, type CompiledIngress, type CompiledRule } from './spec.ts';
 import { CompiledRouteTable, deepFreeze, RouteIndex, type TableParts } from './table.ts';
-import type { IngressProblem, Route, RouteTable, TlsChoice } from './types.ts';
+import type { BackendRef, IngressPolicy, IngressProblem, Route, RouteTable, TlsChoice } from './types.ts';
 
 /** What compileRoutes reads. */
 export interface CompileInput {
@@ -49,6 +49,7 @@ export function compileRoutes(input: CompileInput): CompileResult {
     tlsWildcard: new Map(),
     secrets: new Set(),
     backends: new Map(),
+    protocols: new Map(),
     ingresses: new Map(),
     problems,
   };
@@ -60,7 +61,7 @@ export function compileRoutes(input: CompileInput): CompileResult {
     for (const rule of c.rules) addRoute(parts, c, rule);
     if (c.defaultBackend !== undefined && parts.defaultRoute === undefined) {
       parts.defaultRoute = { ingress: c.key, namespace: c.namespace, host: '', path: '/', pathType: 'Prefix', backend: c.defaultBackend, policy: c.policy };
-      parts.backends.set(c.defaultBackend.key, c.defaultBackend);
+      addBackend(parts, c.defaultBackend, c.policy);
     }
     for (const { host, choice } of c.tls) addTls(parts, tlsOwner, c, host, choice);
     served.set(c.key, c.ingress);
@@ -131,7 +132,13 @@ function addRoute(parts: TableParts, c: CompiledIngress, rule: CompiledRule): vo
   }
   const route: Route = { ingress: c.key, namespace: c.namespace, host: rule.host, path: rule.path, pathType: rule.pathType, backend: rule.backend, policy: c.policy };
   parts.index.add(route);
-  parts.backends.set(rule.backend.key, rule.backend);
+  addBackend(parts, rule.backend, c.policy);
+}
+
+/** Records a backend and, the first time it is seen, the protocol it is spoken to in. */
+function addBackend(parts: TableParts, backend: BackendRef, policy: IngressPolicy): void {
+  parts.backends.set(backend.key, backend);
+  if (!parts.protocols.has(backend.key)) parts.protocols.set(backend.key, policy.backendProtocol);
 }
 
 function describeTls(choice: TlsChoice): string {
@@ -176,7 +183,7 @@ function attachCanary(parts: TableParts, c: CompiledIngress): number {
       primary.canary = { ingress: c.key, backend: rule.backend, weight: settings.weight, weightTotal: settings.weightTotal, policy: c.policy };
       if (settings.header !== undefined) primary.canary.header = settings.header;
       if (settings.headerValue !== undefined) primary.canary.headerValue = settings.headerValue;
-      parts.backends.set(rule.backend.key, rule.backend);
+      addBackend(parts, rule.backend, c.policy);
       attached++;
     }
   }

@@ -138,6 +138,7 @@ export interface TableParts {
   tlsWildcard: Map<string, TlsChoice>;
   secrets: Set<string>;
   backends: Map<string, BackendRef>;
+  protocols: Map<string, IngressPolicy['backendProtocol']>;
   ingresses: Map<string, IngressPolicy>;
   problems: IngressProblem[];
 }
@@ -150,6 +151,7 @@ export class CompiledRouteTable implements RouteTable {
   readonly #tlsWildcard: Map<string, TlsChoice>;
   readonly secrets: ReadonlySet<string>;
   readonly backends: ReadonlyMap<string, BackendRef>;
+  readonly protocols: ReadonlyMap<string, IngressPolicy['backendProtocol']>;
   readonly ingresses: ReadonlyMap<string, IngressPolicy>;
   readonly problems: readonly IngressProblem[];
 
@@ -161,6 +163,7 @@ export class CompiledRouteTable implements RouteTable {
     this.#tlsWildcard = parts.tlsWildcard;
     this.secrets = parts.secrets;
     this.backends = parts.backends;
+    this.protocols = parts.protocols;
     this.ingresses = parts.ingresses;
     this.problems = deepFreeze(parts.problems);
   }

@@ -138,6 +138,8 @@ export interface RouteTable {
   readonly secrets: ReadonlySet<string>;
   /** Every backend of a served route or canary, by BackendRef.key. */
   readonly backends: ReadonlyMap<string, BackendRef>;
+  /** The protocol each backend is spoken to in (backend-protocol of the first route using it), by BackendRef.key. */
+  readonly protocols: ReadonlyMap<string, IngressPolicy['backendProtocol']>;
   /** Ingresses (`namespace/name`) served, with the policy each uses. */
   readonly ingresses: ReadonlyMap<string, IngressPolicy>;
   readonly problems: readonly IngressProblem[];

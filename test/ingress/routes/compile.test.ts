@@ -232,6 +232,14 @@ describe('table contents', () => {
     ]);
   });
 
+  it('gives each backend the backend-protocol of the Ingress that routes to it', () => {
+    const { table: t } = compile([
+      ingress('plain', { rules: [rule('a.com', 'Prefix / web:80')] }),
+      ingress('secure', { annotations: { 'nginx.ingress.kubernetes.io/backend-protocol': 'HTTPS' }, rules: [rule('b.com', 'Prefix / tls:443')], defaultBackend: backend('fallback:8443') }),
+    ]);
+    expect(Object.fromEntries(t.protocols)).toEqual({ 'default/web:80': 'HTTP', 'default/tls:443': 'HTTPS', 'default/fallback:8443': 'HTTPS' });
+  });
+
   it('counts rules and lists served Ingresses with their policies', () => {
     expect([table.size, [...table.ingresses.keys()], [...served.keys()]]).toEqual([4, ['shop/a', 'shop/b'], ['shop/a', 'shop/b']]);
     expect(table.ingresses.get('shop/a')?.auth).toEqual({ type: 'basic', secret: { namespace: 'shop', name: 'htpasswd' }, realm: 'Authentication Required' });
