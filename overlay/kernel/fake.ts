@@ -1,0 +1,350 @@
+// An in-memory OverlayKernel for unit tests of the agent. It keys entries the way the kernel does and answers with
+// the errno the kernel gives (each rule below was checked against Linux 6.x), so that code which works against the
+// fake works against the host: the checks are in test/overlay/kernel/.
+import { canonicalIp, contains, formatIp, formatMac, hasHostBits, parseCidr, parseIp, parseMac, type Cidr } from './addr.ts';
+import { KernelError } from './errors.ts';
+import type { AddressEntry, FdbEntry, LinkState, NeighbourEntry, OverlayKernel, RouteEntry, VxlanSpec } from './types.ts';
+
+/** The name of an OverlayKernel method that can be made to fail (see FakeKernel.failNext). */
+export type KernelMethod = Exclude<keyof OverlayKernel, 'close'>;
+
+/** A device that exists before the test starts: an underlay NIC, `lo`... */
+export interface FakeDevice {
+  name: string;
+  /** 'veth', 'bridge'...; undefined for a plain device. */
+  kind?: string;
+  mac?: string;
+  mtu?: number;
+  up?: boolean;
+  /** `ip/prefixLength` each. */
+  addresses?: string[];
+}
+
+/** An OverlayKernel in memory, with `dump()` for comparing state as text and `failNext()` for retries. */
+export class FakeKernel implements OverlayKernel {
+  /** Every call, in order, by method name. */
+  readonly calls: KernelMethod[] = [];
+  #links = new Map<number, LinkState>();
+  #nextIndex = 1;
+  // Keys follow the kernel: IPv4 addresses by (index, ip, length), IPv6 ones by (index, ip); neighbours by
+  // (index, ip); VXLAN FDB entries by (index, MAC), one remote each when replaced; main-table routes by destination.
+  #addresses = new Map<string, AddressEntry>();
+  #neighbours = new Map<string, NeighbourEntry>();
+  #fdb = new Map<string, FdbEntry>();
+  #routes = new Map<string, RouteEntry>();
+  #failures = new Map<KernelMethod, string[]>();
+
+  /** A host with these devices (none by default: not even `lo`). */
+  constructor(devices: readonly FakeDevice[] = []) {
+    for (const d of devices) this.addDevice(d);
+  }
+
+  /** Adds a device as if it had been there before; throws KernelError on a taken name or bad text. */
+  addDevice(device: FakeDevice): LinkState {
+    const op = `addDevice ${device.name}`;
+    if (this.#byName(device.name)) throw new KernelError(op, 'EEXIST');
+    const index = this.#nextIndex++;
+    const fallback = formatMac([0x02, 0, 0, 0, (index >> 8) & 0xff, index & 0xff]);
+    const link: LinkState = { index, name: device.name, mac: mac(op, device.mac ?? fallback), mtu: device.mtu ?? 1500, up: false };
+    if (device.kind !== undefined) link.kind = device.kind;
+    this.#links.set(link.index, link);
+    if (device.up) this.#setUp(link, true);
+    for (const a of device.addresses ?? []) this.#addAddress(op, { index: link.index, cidr: a });
+    return structuredClone(link);
+  }
+
+  /** Makes the next `times` calls of `method` reject with KernelError `errno` before changing anything. */
+  failNext(method: KernelMethod, errno = 'EIO', times = 1): void {
+    const queue = this.#failures.get(method) ?? [];
+    for (let i = 0; i < times; i++) queue.push(errno);
+    this.#failures.set(method, queue);
+  }
+
+  /** The whole state as sorted lines (`link`, `addr`, `neigh`, `fdb`, `route`), devices by name. */
+  dump(): string {
+    const name = (index: number): string => this.#links.get(index)?.name ?? `if${index}`;
+    const lines: string[] = [];
+    for (const l of this.#links.values()) {
+      const v = l.vxlan;
+      const vx = v ? ` vni ${v.vni} port ${v.port} local ${v.local} dev ${name(v.underlayIndex)} ${v.learning ? 'learning' : 'nolearning'}` : '';
+      lines.push(`link ${l.name}${l.kind ? ` ${l.kind}` : ''}${vx} mtu ${l.mtu} ${l.up ? 'up' : 'down'} mac ${l.mac}`);
+    }
+    for (const a of this.#addresses.values()) lines.push(`addr ${name(a.index)} ${a.cidr}`);
+    for (const n of this.#neighbours.values()) lines.push(`neigh ${name(n.index)} ${n.ip} lladdr ${n.mac} permanent`);
+    for (const f of this.#fdb.values()) lines.push(`fdb ${name(f.index)} ${f.mac} dst ${f.dst} self permanent`);
+    for (const r of this.#routes.values()) lines.push(`route ${r.dst} via ${r.gateway} dev ${name(r.index)}${r.onlink ? ' onlink' : ''}`);
+    return lines.sort().join('\n');
+  }
+
+  /** The interface of that name, or undefined. */
+  async link(name: string): Promise<LinkState | undefined> {
+    this.#enter('link', `link ${name}`);
+    const l = this.#byName(name);
+    return l && structuredClone(l);
+  }
+
+  /** Every interface, by index. */
+  async links(): Promise<LinkState[]> {
+    this.#enter('links', 'links');
+    return [...this.#links.values()].sort((a, b) => a.index - b.index).map((l) => structuredClone(l));
+  }
+
+  /** Creates the VXLAN device (down); EEXIST for a taken name or a VNI+port+family in use, ENODEV, EINVAL, ERANGE. */
+  async createVxlan(spec: VxlanSpec): Promise<LinkState> {
+    const op = `createVxlan ${spec.name}`;
+    this.#enter('createVxlan', op);
+    if (!/^[^/:\s]{1,15}$/.test(spec.name) || spec.name === '.' || spec.name === '..') throw new KernelError(op, 'EINVAL', { detail: `bad interface name "${spec.name}"` });
+    const local = ip(op, spec.local);
+    const address = unicastMac(op, spec.mac);
+    if (!Number.isInteger(spec.vni) || spec.vni < 0 || spec.vni >= 1 << 24) throw new KernelError(op, 'ERANGE', { detail: `VNI ${spec.vni} is not within 0..16777215` });
+    if (!Number.isInteger(spec.port) || spec.port < 1 || spec.port > 65535) throw new KernelError(op, 'EINVAL', { detail: `port ${spec.port}` });
+    if (this.#byName(spec.name)) throw new KernelError(op, 'EEXIST');
+    const lower = this.#links.get(spec.underlayIndex);
+    if (!lower) throw new KernelError(op, 'ENODEV', { detail: `no underlay interface ${spec.underlayIndex}` });
+    this.#checkVxlanMtu(op, spec.mtu, lower, local.length);
+    const family = local.length;
+    for (const other of this.#links.values()) {
+      const v = other.vxlan;
+      if (v && v.vni === spec.vni && v.port === spec.port && parseIp(v.local)?.length === family) {
+        throw new KernelError(op, 'EEXIST', { detail: `VNI ${spec.vni} is in use by ${other.name}` });
+      }
+    }
+    const link: LinkState = {
+      index: this.#nextIndex++, name: spec.name, kind: 'vxlan', mac: address, mtu: spec.mtu, up: false,
+      vxlan: { vni: spec.vni, port: spec.port, local: formatIp(local), underlayIndex: spec.underlayIndex, learning: spec.learning },
+    };
+    this.#links.set(link.index, link);
+    return structuredClone(link);
+  }
+
+  /** Changes MTU, MAC or the up flag; ENODEV, EINVAL (MTU out of range), EADDRNOTAVAIL (not a unicast MAC). */
+  async setLink(index: number, change: { mtu?: number; mac?: string; up?: boolean }): Promise<void> {
+    const op = `setLink ${index}`;
+    this.#enter('setLink', op);
+    const link = this.#mustLink(op, index);
+    const address = change.mac === undefined ? undefined : unicastMac(op, change.mac);
+    if (change.mtu !== undefined) {
+      const lower = link.vxlan && this.#links.get(link.vxlan.underlayIndex);
+      if (link.vxlan && lower) this.#checkVxlanMtu(op, change.mtu, lower, parseIp(link.vxlan.local)?.length ?? 4);
+      else if (change.mtu < 68 || change.mtu > (link.name === 'lo' ? 65536 : 65535)) throw new KernelError(op, 'EINVAL', { detail: `MTU ${change.mtu}` });
+      link.mtu = change.mtu;
+    }
+    if (address !== undefined) link.mac = address;
+    if (change.up !== undefined) this.#setUp(link, change.up);
+  }
+
+  /** Deletes an interface with everything on it (VXLAN devices over it too, as the kernel does); absent is fine. */
+  async deleteLink(index: number): Promise<void> {
+    this.#enter('deleteLink', `deleteLink ${index}`);
+    this.#removeLink(index);
+  }
+
+  /** Addresses on every interface (or one), in the order they were added. */
+  async addresses(index?: number): Promise<AddressEntry[]> {
+    this.#enter('addresses', `addresses ${index ?? ''}`.trim());
+    return [...this.#addresses.values()].filter((a) => index === undefined || a.index === index).map((a) => ({ ...a }));
+  }
+
+  /** Adds an address; EEXIST when there (IPv6: the same IP with any length), ENODEV, EINVAL. */
+  async addAddress(entry: AddressEntry): Promise<void> {
+    const op = `addAddress ${entry.index} ${entry.cidr}`;
+    this.#enter('addAddress', op);
+    this.#addAddress(op, entry);
+  }
+
+  /** Deletes an address (IP and length must match); absent is fine. */
+  async deleteAddress(entry: AddressEntry): Promise<void> {
+    const op = `deleteAddress ${entry.index} ${entry.cidr}`;
+    this.#enter('deleteAddress', op);
+    const c = cidr(op, entry.cidr);
+    const key = addressKey(entry.index, c);
+    const found = this.#addresses.get(key);
+    if (found && parseCidr(found.cidr)?.prefixLength === c.prefixLength) this.#addresses.delete(key);
+  }
+
+  /** Neighbour entries of an interface. */
+  async neighbours(index: number): Promise<NeighbourEntry[]> {
+    this.#enter('neighbours', `neighbours ${index}`);
+    return [...this.#neighbours.values()].filter((n) => n.index === index).map((n) => ({ ...n }));
+  }
+
+  /** Adds or replaces a permanent entry keyed by (index, ip) (also on a down device); ENODEV, EINVAL. */
+  async replaceNeighbour(entry: NeighbourEntry): Promise<void> {
+    const op = `replaceNeighbour ${entry.index} ${entry.ip}`;
+    this.#enter('replaceNeighbour', op);
+    const address = formatIp(ip(op, entry.ip));
+    const lladdr = mac(op, entry.mac);
+    this.#mustLink(op, entry.index);
+    this.#neighbours.set(`${entry.index} ${address}`, { index: entry.index, ip: address, mac: lladdr, permanent: true });
+  }
+
+  /** Deletes the entry of (index, ip) whatever its MAC; absent is fine. */
+  async deleteNeighbour(entry: NeighbourEntry): Promise<void> {
+    const op = `deleteNeighbour ${entry.index} ${entry.ip}`;
+    this.#enter('deleteNeighbour', op);
+    this.#neighbours.delete(`${entry.index} ${formatIp(ip(op, entry.ip))}`);
+  }
+
+  /** FDB entries (with a remote) of the VXLAN device. */
+  async fdb(index: number): Promise<FdbEntry[]> {
+    this.#enter('fdb', `fdb ${index}`);
+    return [...this.#fdb.values()].filter((f) => f.index === index).map((f) => ({ ...f }));
+  }
+
+  /** Adds or replaces the permanent entry of (index, MAC); ENODEV, EOPNOTSUPP (not VXLAN), EAFNOSUPPORT, EINVAL. */
+  async replaceFdb(entry: FdbEntry): Promise<void> {
+    const op = `replaceFdb ${entry.index} ${entry.mac}`;
+    this.#enter('replaceFdb', op);
+    const lladdr = mac(op, entry.mac);
+    const dst = ip(op, entry.dst);
+    const link = this.#mustLink(op, entry.index);
+    if (!link.vxlan) throw new KernelError(op, 'EOPNOTSUPP', { detail: `${link.name} is not a VXLAN device` });
+    if (parseIp(link.vxlan.local)?.length !== dst.length) throw new KernelError(op, 'EAFNOSUPPORT', { detail: `dst ${entry.dst} is not of the family of local ${link.vxlan.local}` });
+    this.#fdb.set(`${entry.index} ${lladdr}`, { index: entry.index, mac: lladdr, dst: formatIp(dst), permanent: true });
+  }
+
+  /** Deletes the entry of (index, MAC) if its remote is `dst`; absent (or another dst) is fine. */
+  async deleteFdb(entry: FdbEntry): Promise<void> {
+    const op = `deleteFdb ${entry.index} ${entry.mac}`;
+    this.#enter('deleteFdb', op);
+    const key = `${entry.index} ${mac(op, entry.mac)}`;
+    if (this.#fdb.get(key)?.dst === formatIp(ip(op, entry.dst))) this.#fdb.delete(key);
+  }
+
+  /** Routes of the main table through an interface. */
+  async routes(index: number): Promise<RouteEntry[]> {
+    this.#enter('routes', `routes ${index}`);
+    return [...this.#routes.values()].filter((r) => r.index === index).map((r) => ({ ...r }));
+  }
+
+  /**
+   * Adds or replaces the route to `dst`. ENETDOWN when the device is down, EINVAL for host bits in an IPv4 `dst`
+   * or (without onlink) a gateway outside the device's prefixes, ENODEV.
+   */
+  async replaceRoute(entry: RouteEntry): Promise<void> {
+    const op = `replaceRoute ${entry.dst}`;
+    this.#enter('replaceRoute', op);
+    const dst = cidr(op, entry.dst);
+    const gateway = ip(op, entry.gateway);
+    if (dst.ip.length === 4 && hasHostBits(dst)) throw new KernelError(op, 'EINVAL', { detail: 'invalid prefix for given prefix length' });
+    if (gateway.length !== dst.ip.length) throw new KernelError(op, 'EINVAL', { detail: `gateway ${entry.gateway} is of another family` });
+    const link = this.#mustLink(op, entry.index);
+    if (!link.up) throw new KernelError(op, 'ENETDOWN', { detail: `${link.name} is not up` });
+    const linkLocal = gateway.length === 16 && gateway.readUInt16BE(0) >> 6 === 0xfe80 >> 6;
+    if (!entry.onlink && !linkLocal && !this.#onLink(entry.index, gateway)) throw new KernelError(op, 'EINVAL', { detail: `nexthop has invalid gateway ${entry.gateway}` });
+    const key = `${formatIp(dst.ip)}/${dst.prefixLength}`;
+    this.#routes.set(key, { dst: key, gateway: formatIp(gateway), index: entry.index, onlink: entry.onlink });
+  }
+
+  /** Deletes the route to `dst` if its gateway and device match; absent is fine. */
+  async deleteRoute(entry: RouteEntry): Promise<void> {
+    const op = `deleteRoute ${entry.dst}`;
+    this.#enter('deleteRoute', op);
+    const dst = cidr(op, entry.dst);
+    const key = `${formatIp(dst.ip)}/${dst.prefixLength}`;
+    const found = this.#routes.get(key);
+    if (found && found.index === entry.index && found.gateway === canonicalIp(entry.gateway)) this.#routes.delete(key);
+  }
+
+  /** Nothing to release. */
+  close(): void {}
+
+  #enter(method: KernelMethod, op: string): void {
+    this.calls.push(method);
+    const errno = this.#failures.get(method)?.shift();
+    if (errno !== undefined) throw new KernelError(op, errno, { detail: 'injected by FakeKernel.failNext' });
+  }
+
+  #byName(name: string): LinkState | undefined {
+    for (const l of this.#links.values()) if (l.name === name) return l;
+    return undefined;
+  }
+
+  #mustLink(op: string, index: number): LinkState {
+    const l = this.#links.get(index);
+    if (!l) throw new KernelError(op, 'ENODEV', { detail: `no interface ${index}` });
+    return l;
+  }
+
+  // VXLAN adds 50 bytes over IPv4 (outer IP 20, UDP 8, VXLAN 8, inner Ethernet 14) and 70 over IPv6.
+  #checkVxlanMtu(op: string, mtu: number, lower: LinkState, family: number): void {
+    const max = lower.mtu - (family === 16 ? 70 : 50);
+    if (!Number.isInteger(mtu) || mtu < 68 || mtu > max) throw new KernelError(op, 'EINVAL', { detail: `MTU ${mtu} is not within 68..${max} (underlay ${lower.name} has ${lower.mtu})` });
+  }
+
+  #addAddress(op: string, entry: AddressEntry): void {
+    const c = cidr(op, entry.cidr);
+    this.#mustLink(op, entry.index);
+    const key = addressKey(entry.index, c);
+    if (this.#addresses.has(key)) throw new KernelError(op, 'EEXIST');
+    this.#addresses.set(key, { index: entry.index, cidr: `${formatIp(c.ip)}/${c.prefixLength}` });
+  }
+
+  #onLink(index: number, gateway: Buffer): boolean {
+    for (const a of this.#addresses.values()) {
+      const c = a.index === index ? parseCidr(a.cidr) : undefined;
+      if (c && contains(c, gateway)) return true;
+    }
+    return false;
+  }
+
+  // Up: IPv6 gives the device an EUI-64 link-local address. Down: the kernel flushes the device's neighbours
+  // (permanent ones too), its IPv4 routes and, with net.ipv6.conf.*.keep_addr_on_down=0, its IPv6 addresses;
+  // permanent VXLAN FDB entries stay.
+  #setUp(link: LinkState, up: boolean): void {
+    if (link.up === up) return;
+    link.up = up;
+    if (up) {
+      if (link.name === 'lo') return;
+      const m = parseMac(link.mac) ?? Buffer.alloc(6);
+      const ll = Buffer.alloc(16);
+      ll.writeUInt16BE(0xfe80, 0);
+      m.copy(ll, 8, 0, 3);
+      ll.writeUInt16BE(0xfffe, 11);
+      m.copy(ll, 13, 3, 6);
+      ll.writeUInt8(ll.readUInt8(8) ^ 0x02, 8); // EUI-64: the universal/local bit flipped
+      this.#addresses.set(addressKey(link.index, { ip: ll, prefixLength: 64 }), { index: link.index, cidr: `${formatIp(ll)}/64` });
+      return;
+    }
+    for (const [k, a] of this.#addresses) if (a.index === link.index && a.cidr.includes(':')) this.#addresses.delete(k);
+    for (const [k, n] of this.#neighbours) if (n.index === link.index) this.#neighbours.delete(k);
+    for (const [k, r] of this.#routes) if (r.index === link.index) this.#routes.delete(k);
+  }
+
+  #removeLink(index: number): void {
+    if (!this.#links.delete(index)) return;
+    for (const table of [this.#addresses, this.#neighbours, this.#fdb, this.#routes] as Map<string, { index: number }>[]) {
+      for (const [k, e] of table) if (e.index === index) table.delete(k);
+    }
+    for (const l of [...this.#links.values()]) if (l.vxlan?.underlayIndex === index) this.#removeLink(l.index);
+  }
+}
+
+function addressKey(index: number, c: Cidr): string {
+  return c.ip.length === 4 ? `${index} ${formatIp(c.ip)}/${c.prefixLength}` : `${index} ${formatIp(c.ip)}`;
+}
+
+function ip(op: string, text: string): Buffer {
+  const b = parseIp(text);
+  if (!b) throw new KernelError(op, 'EINVAL', { detail: `"${text}" is not an IP address` });
+  return b;
+}
+
+function cidr(op: string, text: string): Cidr {
+  const c = parseCidr(text);
+  if (!c) throw new KernelError(op, 'EINVAL', { detail: `"${text}" is not ip/prefixLength` });
+  return c;
+}
+
+function mac(op: string, text: string): string {
+  const b = parseMac(text);
+  if (!b) throw new KernelError(op, 'EINVAL', { detail: `"${text}" is not a MAC (aa:bb:cc:dd:ee:ff)` });
+  return formatMac(b);
+}
+
+// The kernel refuses a multicast or all-zeros device address with EADDRNOTAVAIL.
+function unicastMac(op: string, text: string): string {
+  const m = mac(op, text);
+  if ((parseInt(m.slice(0, 2), 16) & 1) === 1 || m === '00:00:00:00:00:00') throw new KernelError(op, 'EADDRNOTAVAIL', { detail: `${m} is not a unicast MAC` });
+  return m;
+}
