@@ -1,0 +1,245 @@
+// The overlay's node agent: reads the kernel at start and reconciles it with the Nodes, then applies each batch of
+// Node changes (one batch per event-loop turn) as a difference against what it last programmed. A failure keeps
+// what was programmed, is retried with backoff, and makes the next sync a full one (the kernel is read again);
+// a full sync also runs every resync period. Talks to the kernel only through an OverlayKernel.
+import type { Store } from '../cluster/store.ts';
+import type { HealthCheck } from '../runtime/admin.ts';
+import type { Logger } from '../runtime/logger.ts';
+import type { OverlayKernel } from './kernel/types.ts';
+import type { OverlayMetrics } from './metrics.ts';
+import { diffOverlay, opText, viewCounts } from './plan/diff.ts';
+import { planOverlay } from './plan/plan.ts';
+import type { DeviceView, HostView, OverlayOptions, OverlayPlan } from './plan/types.ts';
+import { applyChanges, readDevice, readHost } from './program.ts';
+
+/** Keeps the masquerade rules in step; Masquerade implements it. */
+export interface MasqueradeSync {
+  sync(clusterCIDRs: readonly string[], force?: boolean): Promise<boolean>;
+}
+
+/** This node's VTEP, once it has one: what the kubernetes mode publishes on its Node. */
+export interface SelfVtep {
+  mac: string;
+  ip: string;
+}
+
+/** Options of the agent. */
+export interface AgentOptions {
+  kernel: OverlayKernel;
+  store: Store;
+  overlay: OverlayOptions;
+  /** --cluster-cidr; empty means every Node's podCIDRs. */
+  clusterCIDRs: readonly string[];
+  masquerade?: MasqueradeSync;
+  metrics: OverlayMetrics;
+  log: Logger;
+  /** A full sync (kernel re-read) runs at least this often; the longest retry delay. */
+  resyncPeriodMs: number;
+  /** First retry delay after a failure, doubled per failure. */
+  retryBaseMs?: number;
+  /** Called after every sync that planned a device. Must not throw. */
+  onSelf?: (self: SelfVtep) => void;
+}
+
+/** Programs this node's overlay from the store's Nodes. */
+export class OverlayAgent {
+  #o: AgentOptions;
+  #view: DeviceView | undefined;
+  #host: HostView | undefined;
+  #needFull = true;
+  #hostStale = true;
+  /** Nodes changed but not yet programmed, with when each change was first seen. */
+  #pending = new Map<string, number>();
+  #failures = 0;
+  #failingSince: number | undefined;
+  #lastPlan: OverlayPlan | undefined;
+  #problems = '';
+  #started = false;
+  #stopped = false;
+  #scheduled: NodeJS.Immediate | NodeJS.Timeout | undefined;
+  #running: Promise<void> | undefined;
+  #again = false;
+  #interval: NodeJS.Timeout | undefined;
+  #unsubscribe: (() => void) | undefined;
+
+  constructor(options: AgentOptions) {
+    this.#o = options;
+  }
+
+  /** The last plan computed (programmed or not). */
+  get lastPlan(): OverlayPlan | undefined {
+    return this.#lastPlan;
+  }
+
+  /** Starts: a full sync now, then one per batch of Node changes and per resync period. Call once the view is loaded. */
+  start(): void {
+    if (this.#started) return;
+    this.#started = true;
+    this.#unsubscribe = this.#o.store.subscribe((changes) => {
+      const now = performance.now();
+      let any = false;
+      for (const c of changes) {
+        if (c.kind !== 'Node') continue;
+        any = true;
+        if (!this.#pending.has(c.key)) this.#pending.set(c.key, now);
+        if (c.key === this.#o.overlay.nodeName) this.#hostStale = true;
+      }
+      if (any) this.requestSync();
+    });
+    this.#interval = setInterval(() => this.resync(), this.#o.resyncPeriodMs);
+    this.#interval.unref();
+    this.requestSync();
+  }
+
+  /** Asks for a full sync (the kernel read again) soon. */
+  resync(): void {
+    this.#needFull = true;
+    this.requestSync();
+  }
+
+  /** Asks for a sync in the next event-loop turn; changes until then are one batch. */
+  requestSync(): void {
+    if (!this.#started || this.#stopped) return;
+    if (this.#running) {
+      this.#again = true;
+      return;
+    }
+    this.#scheduled ??= setImmediate(() => this.#runNow());
+  }
+
+  /** Resolves when no sync is running or scheduled; for tests and shutdown. */
+  async settled(): Promise<void> {
+    while (this.#running || this.#scheduled) await (this.#running ?? new Promise((r) => setTimeout(r, 2)));
+  }
+
+  /** /healthz: failing when programming has failed for longer than two resync periods. */
+  readonly health: HealthCheck = () => {
+    const since = this.#failingSince;
+    if (since === undefined || Date.now() - since <= 2 * this.#o.resyncPeriodMs) return { ok: true };
+    return { ok: false, reason: `programming the overlay has failed for ${Math.round((Date.now() - since) / 1000)} s` };
+  };
+
+  /** Stops syncing; what is programmed stays. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#unsubscribe?.();
+    clearInterval(this.#interval);
+    if (this.#scheduled) {
+      clearTimeout(this.#scheduled as NodeJS.Timeout);
+      clearImmediate(this.#scheduled as NodeJS.Immediate);
+      this.#scheduled = undefined;
+    }
+    await this.#running;
+  }
+
+  #runNow(): void {
+    this.#scheduled = undefined;
+    if (this.#stopped) return;
+    this.#running = this.#sync().finally(() => {
+      this.#running = undefined;
+      if (this.#again && !this.#stopped) {
+        this.#again = false;
+        this.requestSync();
+      }
+    });
+  }
+
+  #retryLater(): void {
+    const delay = Math.min(this.#o.resyncPeriodMs, (this.#o.retryBaseMs ?? 100) * 2 ** (this.#failures - 1));
+    clearTimeout(this.#scheduled as NodeJS.Timeout);
+    this.#scheduled = setTimeout(() => this.#runNow(), delay);
+  }
+
+  async #sync(): Promise<void> {
+    const o = this.#o;
+    const t0 = performance.now();
+    const full = this.#needFull || !this.#view;
+    const taken = this.#pending;
+    this.#pending = new Map();
+    let plan: OverlayPlan;
+    let failed: Array<{ kind: string; text: string; error: Error }> = [];
+    let applied = 0;
+    try {
+      if (full || this.#hostStale || !this.#host) {
+        this.#hostStale = false;
+        this.#host = await readHost(o.kernel);
+      }
+      if (full) this.#view = await readDevice(o.kernel, o.overlay.device, this.#host.links);
+      plan = planOverlay(o.store.list('Node'), o.overlay, this.#host);
+      this.#lastPlan = plan;
+      this.#reportProblems(plan);
+      const changes = diffOverlay(plan, this.#view!);
+      const result = await applyChanges(o.kernel, this.#view!, changes);
+      applied = result.applied;
+      failed = result.failed.map((f) => ({ kind: f.op.kind, text: opText(f.op), error: f.error }));
+      if (plan.device && o.masquerade) {
+        try {
+          if (await o.masquerade.sync(o.clusterCIDRs.length > 0 ? o.clusterCIDRs : plan.podCIDRs, full)) applied++;
+        } catch (e) {
+          failed.push({ kind: 'nftables', text: 'masquerade tables', error: e as Error });
+        }
+      }
+    } catch (e) {
+      // Reading the kernel failed: nothing was changed.
+      failed.push({ kind: 'read', text: 'read the kernel', error: e as Error });
+      plan = this.#lastPlan ?? { remotes: [], problems: [], podCIDRs: [], nodes: 0 };
+    }
+    const ms = performance.now() - t0;
+    o.metrics.syncDuration.observe({ full: String(full) }, ms / 1000);
+    this.#updateGauges(plan);
+    if (failed.length > 0) {
+      this.#fail(taken, failed, full);
+      return;
+    }
+    const now = performance.now();
+    const seenMs = taken.size > 0 ? now - Math.min(...taken.values()) : undefined;
+    if (plan.device) for (const since of taken.values()) o.metrics.programmingDuration.observe((now - since) / 1000);
+    o.metrics.lastSync.set(Date.now() / 1000);
+    this.#needFull = false;
+    this.#failures = 0;
+    this.#failingSince = undefined;
+    if (full || applied > 0) {
+      const counts = viewCounts(this.#view!);
+      o.log.info(
+        { full, ms: round(ms), ...(seenMs !== undefined ? { seenMs: round(seenMs) } : {}), operations: applied, remotes: plan.remotes.length, ...counts },
+        plan.device ? 'overlay synced' : 'overlay waiting: this node cannot have a VXLAN device yet',
+      );
+    }
+    if (plan.device) o.onSelf?.({ mac: plan.device.mac, ip: plan.device.local });
+  }
+
+  #fail(taken: ReadonlyMap<string, number>, failed: Array<{ kind: string; text: string; error: Error }>, full: boolean): void {
+    const o = this.#o;
+    for (const f of failed) o.metrics.programmingErrors.inc({ kind: f.kind });
+    // The changes are still unapplied: their programming time keeps counting from when they were seen.
+    for (const [k, since] of taken) if (!this.#pending.has(k) || this.#pending.get(k)! > since) this.#pending.set(k, since);
+    this.#failures++;
+    this.#failingSince ??= Date.now();
+    this.#needFull = true;
+    this.#hostStale = true;
+    o.log.error(
+      { full, failed: failed.length, errors: failed.slice(0, 5).map((f) => `${f.text}: ${f.error.message}`), retry: this.#failures },
+      'programming the overlay failed; what works stays, retrying with a full sync',
+    );
+    this.#retryLater();
+  }
+
+  #reportProblems(plan: OverlayPlan): void {
+    const text = plan.problems.map((p) => `node ${p.node} ${p.reason}`).join('\n');
+    if (text === this.#problems) return;
+    this.#problems = text;
+    for (const p of plan.problems) this.#o.log.warn({ node: p.node }, `node ${p.node} ${p.reason}`);
+  }
+
+  #updateGauges(plan: OverlayPlan): void {
+    const m = this.#o.metrics;
+    const usable = plan.remotes.length + (plan.device ? 1 : 0);
+    m.nodes.set({ state: 'usable' }, usable);
+    m.nodes.set({ state: 'unusable' }, Math.max(0, plan.nodes - usable));
+    if (this.#view) for (const [kind, n] of Object.entries(viewCounts(this.#view))) m.entries.set({ kind }, n);
+  }
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 100) / 100;
+}

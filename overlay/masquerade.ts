@@ -1,0 +1,81 @@
+// Masquerading of pod traffic that leaves the cluster: nftables tables `ip netplane-overlay` and
+// `ip6 netplane-overlay`, each replaced whole in one `nft -f -` transaction, so a reader never sees half a table.
+// Pod-to-pod traffic (source and destination both in the pod networks) keeps its addresses.
+import { isIPv6 } from 'node:net';
+import { CommandError, type CommandRunner } from '../runtime/exec.ts';
+import { normalizeCIDRs } from '../proxy/nftables/model.ts';
+
+/** The name of the overlay's nftables tables (one per family). */
+export const masqueradeTable = 'netplane-overlay';
+
+/** Multicast destinations are never masqueraded (Flannel leaves them alone too). */
+const multicast = { 4: '224.0.0.0/4', 6: 'ff00::/8' } as const;
+
+/**
+ * The nft script that makes both tables hold exactly the rules for `clusterCIDRs` (a family without CIDRs gets no
+ * table). Each table is declared, deleted and declared again, which nft accepts whether or not it existed.
+ */
+export function renderMasquerade(clusterCIDRs: readonly string[]): string {
+  const cidrs = normalizeCIDRs(clusterCIDRs);
+  const lines: string[] = [];
+  for (const family of [4, 6] as const) {
+    const nftFamily = family === 4 ? 'ip' : 'ip6';
+    const mine = cidrs.filter((c) => isIPv6(c.split('/')[0]!) === (family === 6));
+    lines.push(`table ${nftFamily} ${masqueradeTable}`, `delete table ${nftFamily} ${masqueradeTable}`);
+    if (mine.length === 0) continue;
+    const type = family === 4 ? 'ipv4_addr' : 'ipv6_addr';
+    const ip = family === 4 ? 'ip' : 'ip6';
+    lines.push(
+      `table ${nftFamily} ${masqueradeTable} {`,
+      `  comment "netplane overlay: masquerade pod traffic leaving the cluster"`,
+      `  set cluster {`,
+      `    type ${type}; flags interval;`,
+      `    elements = { ${mine.join(', ')} }`,
+      `  }`,
+      `  chain postrouting {`,
+      `    type nat hook postrouting priority srcnat; policy accept;`,
+      `    ${ip} saddr != @cluster return`,
+      `    ${ip} daddr @cluster return`,
+      `    ${ip} daddr ${multicast[family]} return`,
+      `    masquerade fully-random`,
+      `  }`,
+      `}`,
+    );
+  }
+  return lines.join('\n') + '\n';
+}
+
+/** Keeps the masquerade tables in the kernel equal to the last CIDRs given. */
+export class Masquerade {
+  #runner: CommandRunner;
+  #applied: string | undefined;
+
+  constructor(runner: CommandRunner) {
+    this.#runner = runner;
+  }
+
+  /**
+   * Replaces the tables when the rules differ from the last ones applied, or always with `force` (a full resync,
+   * which also repairs a table someone removed). Returns whether nft ran. Rejects with CommandError.
+   */
+  async sync(clusterCIDRs: readonly string[], force = false): Promise<boolean> {
+    const script = renderMasquerade(clusterCIDRs);
+    if (!force && script === this.#applied) return false;
+    this.#applied = undefined;
+    await this.#runner.run('nft', ['-f', '-'], script);
+    this.#applied = script;
+    return true;
+  }
+
+  /** Deletes both tables; absent ones are fine. Rejects with CommandError when nft fails otherwise. */
+  async cleanup(): Promise<void> {
+    for (const family of ['ip', 'ip6']) {
+      try {
+        await this.#runner.run('nft', ['delete', 'table', family, masqueradeTable]);
+      } catch (e) {
+        if (!(e instanceof CommandError && /No such file or directory/.test(e.stderr))) throw e;
+      }
+    }
+    this.#applied = undefined;
+  }
+}

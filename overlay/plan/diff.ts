@@ -1,0 +1,136 @@
+// The overlay differ: a plan against a view of the kernel → the operations that make the kernel match, and the
+// bookkeeping that keeps the view current as operations succeed. Pure.
+import type { LinkState } from '../kernel/types.ts';
+import { emptyView, type DeviceSpec, type DeviceView, type OverlayChanges, type OverlayOp, type OverlayPlan } from './types.ts';
+
+/** The entries a plan wants on the device. */
+export interface DesiredEntries {
+  /** VTEP IP → VTEP MAC. */
+  neighbours: Map<string, string>;
+  /** VTEP MAC → underlay IP. */
+  fdb: Map<string, string>;
+  /** podCIDR → VTEP IP (onlink). */
+  routes: Map<string, string>;
+}
+
+/** The neighbour, FDB and route entries of every remote in a plan. */
+export function desiredEntries(plan: OverlayPlan): DesiredEntries {
+  const out: DesiredEntries = { neighbours: new Map(), fdb: new Map(), routes: new Map() };
+  for (const r of plan.remotes) {
+    out.neighbours.set(r.vtep4, r.vtepMAC);
+    out.fdb.set(r.vtepMAC, r.underlayIP);
+    out.routes.set(r.podCIDR4, r.vtep4);
+    if (r.vtep6 && r.podCIDR6) {
+      out.neighbours.set(r.vtep6, r.vtepMAC);
+      out.routes.set(r.podCIDR6, r.vtep6);
+    }
+  }
+  return out;
+}
+
+/** True when an existing link is the VXLAN device the spec describes (else it must be made again). */
+export function linkMatches(link: LinkState, d: DeviceSpec): boolean {
+  const x = link.vxlan;
+  return link.kind === 'vxlan' && !!x && x.vni === d.vni && x.port === d.port && x.local === d.local && x.underlayIndex === d.underlayIndex && !x.learning;
+}
+
+/**
+ * What to change so that the kernel holds the plan. Without a device in the plan nothing changes (the last good
+ * state stays). A device with other VXLAN attributes is deleted and made again, with every entry.
+ */
+export function diffOverlay(plan: OverlayPlan, view: DeviceView): OverlayChanges {
+  const d = plan.device;
+  if (!d) return { phases: [] };
+  const links: OverlayOp[] = [];
+  const before: OverlayOp[] = [];
+  const entries: OverlayOp[] = [];
+  const after: OverlayOp[] = [];
+  let cur = view;
+  if (!view.link || !linkMatches(view.link, d)) {
+    if (view.link) links.push({ kind: 'link', op: 'delete' });
+    links.push({ kind: 'link', op: 'create', spec: d }, { kind: 'link', op: 'set', change: { up: true } });
+    cur = emptyView();
+  } else {
+    const change: { mtu?: number; mac?: string; up?: boolean } = {};
+    if (view.link.mtu !== d.mtu) change.mtu = d.mtu;
+    if (view.link.mac !== d.mac) change.mac = d.mac;
+    if (!view.link.up) change.up = true;
+    if (Object.keys(change).length > 0) links.push({ kind: 'link', op: 'set', change });
+  }
+  for (const a of cur.addresses) if (!d.addresses.includes(a)) before.push({ kind: 'address', op: 'delete', cidr: a });
+  for (const a of d.addresses) if (!cur.addresses.has(a)) before.push({ kind: 'address', op: 'add', cidr: a });
+
+  const want = desiredEntries(plan);
+  for (const [dst, r] of cur.routes) if (!want.routes.has(dst)) before.push({ kind: 'route', op: 'delete', dst, gateway: r.gateway, onlink: r.onlink });
+  for (const [ip, n] of cur.neighbours) {
+    // Entries the kernel made itself (incomplete or failed resolutions) are not netplane's to remove.
+    if (n.permanent && !want.neighbours.has(ip)) entries.push({ kind: 'neighbour', op: 'delete', ip, mac: n.mac });
+  }
+  // A moved node's old entry (same MAC, old address) or a node's old MAC: deleted before the new one is added.
+  for (const f of cur.fdb.values()) if (want.fdb.get(f.mac) !== f.dst) entries.push({ kind: 'fdb', op: 'delete', mac: f.mac, dst: f.dst });
+  for (const [ip, mac] of want.neighbours) {
+    const n = cur.neighbours.get(ip);
+    if (!n || n.mac !== mac || !n.permanent) entries.push({ kind: 'neighbour', op: 'replace', ip, mac });
+  }
+  for (const [mac, dst] of want.fdb) if (!cur.fdb.has(`${mac} ${dst}`)) entries.push({ kind: 'fdb', op: 'replace', mac, dst });
+  for (const [dst, gateway] of want.routes) {
+    const r = cur.routes.get(dst);
+    if (!r || r.gateway !== gateway || !r.onlink) after.push({ kind: 'route', op: 'replace', dst, gateway, onlink: true });
+  }
+  return { phases: [links, before, entries, after].filter((p) => p.length > 0) };
+}
+
+/** Updates a view after an operation succeeded; `created` is the link a create returned. */
+export function recordOp(view: DeviceView, op: OverlayOp, created?: LinkState): void {
+  switch (op.kind) {
+    case 'link':
+      if (op.op === 'delete') Object.assign(view, emptyView(), { link: undefined });
+      else if (op.op === 'create') Object.assign(view, emptyView(), { link: created });
+      else if (view.link) view.link = { ...view.link, ...op.change };
+      return;
+    case 'address':
+      if (op.op === 'add') view.addresses.add(op.cidr);
+      else view.addresses.delete(op.cidr);
+      return;
+    case 'neighbour':
+      if (op.op === 'replace') view.neighbours.set(op.ip, { mac: op.mac, permanent: true });
+      else view.neighbours.delete(op.ip);
+      return;
+    case 'fdb':
+      if (op.op === 'replace') {
+        // The kernel keys FDB entries by MAC: a replace takes the place of that MAC's entry.
+        for (const [k, f] of view.fdb) if (f.mac === op.mac) view.fdb.delete(k);
+        view.fdb.set(`${op.mac} ${op.dst}`, { mac: op.mac, dst: op.dst });
+      } else view.fdb.delete(`${op.mac} ${op.dst}`);
+      return;
+    case 'route':
+      if (op.op === 'replace') view.routes.set(op.dst, { gateway: op.gateway, onlink: op.onlink });
+      else view.routes.delete(op.dst);
+  }
+}
+
+/** Counts of the entries in a view, for metrics. */
+export function viewCounts(view: DeviceView): { address: number; neighbour: number; fdb: number; route: number } {
+  return { address: view.addresses.size, neighbour: [...view.neighbours.values()].filter((n) => n.permanent).length, fdb: view.fdb.size, route: view.routes.size };
+}
+
+/** One operation as a line of text, for logs and test dumps. */
+export function opText(op: OverlayOp): string {
+  switch (op.kind) {
+    case 'link':
+      if (op.op === 'delete') return 'link delete';
+      if (op.op === 'create') {
+        const s = op.spec;
+        return `link create ${s.name} vni ${s.vni} port ${s.port} local ${s.local} dev ${s.underlay} mtu ${s.mtu} mac ${s.mac} nolearning`;
+      }
+      return `link set${Object.entries(op.change).map(([k, v]) => ` ${k} ${String(v)}`).join('')}`;
+    case 'address':
+      return `address ${op.op} ${op.cidr}`;
+    case 'neighbour':
+      return `neighbour ${op.op} ${op.ip} lladdr ${op.mac}`;
+    case 'fdb':
+      return `fdb ${op.op} ${op.mac} dst ${op.dst}`;
+    case 'route':
+      return `route ${op.op} ${op.dst} via ${op.gateway}${op.onlink ? ' onlink' : ''}`;
+  }
+}

@@ -1,0 +1,128 @@
+// What the overlay reads from one Node: its pod networks, its underlay (VTEP) address and its VTEP MAC, and the
+// address arithmetic around them. Pure functions; bad annotations become a problem sentence, never an exception.
+import { createHash } from 'node:crypto';
+import { isIPv4, isIPv6 } from 'node:net';
+import type { Node } from '../../cluster/model/index.ts';
+import { canonicalCIDR, canonicalIP } from '../../proxy/nftables/model.ts';
+
+/** Annotation holding a node's VTEP MAC; the agent publishes it in kubernetes mode. */
+export const vtepMacAnnotation = 'netplane.io/vtep-mac';
+/** Annotation holding a node's underlay (public) IP; it wins over status.addresses. */
+export const publicIPAnnotation = 'netplane.io/public-ip';
+
+/** Lower-case colon-separated MAC text. */
+const macPattern = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
+
+/** The first IPv4 and the first IPv6 podCIDR of a node, canonical (host bits cleared). */
+export function podCIDRs(node: Node): { v4?: string; v6?: string } {
+  const out: { v4?: string; v6?: string } = {};
+  for (const c of node.spec.podCIDRs) {
+    const ip = c.split('/')[0] ?? '';
+    if (isIPv4(ip)) out.v4 ??= canonicalCIDR(c);
+    else if (isIPv6(ip)) out.v6 ??= canonicalCIDR(c);
+  }
+  return out;
+}
+
+/** The VTEP address of a pod network: its network address, as Flannel uses (10.244.1.0 for 10.244.1.0/24). */
+export function vtepAddress(cidr: string): string {
+  return networkOf(cidr);
+}
+
+/** The network address of a CIDR in canonical text. */
+export function networkOf(cidr: string): string {
+  return canonicalCIDR(cidr).split('/')[0]!;
+}
+
+/**
+ * A node's underlay address as the other nodes see it: the `netplane.io/public-ip` annotation when it holds an
+ * address, else the first InternalIP, else the first ExternalIP (IPv4 preferred). `useAnnotation` false skips the
+ * annotation (for the agent's own node in kubernetes mode, where the annotation is its own output).
+ */
+export function underlayAddress(node: Node, useAnnotation = true): { ip?: string; problem?: string } {
+  const annotated = node.metadata.annotations[publicIPAnnotation];
+  let problem: string | undefined;
+  if (useAnnotation && annotated !== undefined) {
+    if (isIPv4(annotated) || isIPv6(annotated)) return { ip: canonicalIP(annotated) };
+    problem = `annotation ${publicIPAnnotation} ${JSON.stringify(annotated)} is not an IP address; using status.addresses`;
+  }
+  for (const type of ['InternalIP', 'ExternalIP']) {
+    const addrs = node.status.addresses.filter((a) => a.type === type && (isIPv4(a.address) || isIPv6(a.address))).map((a) => a.address);
+    const ip = addrs.find((a) => isIPv4(a)) ?? addrs[0];
+    if (ip !== undefined) return { ip: canonicalIP(ip), ...(problem ? { problem } : {}) };
+  }
+  return { problem: problem ?? 'has no InternalIP or ExternalIP address and no netplane.io/public-ip annotation' };
+}
+
+/**
+ * A node's VTEP MAC: the `netplane.io/vtep-mac` annotation when it holds a unicast MAC, else one derived from the
+ * underlay IP. A malformed annotation is ignored (the node's own agent ignores it the same way) with a problem.
+ */
+export function vtepMac(node: Node, underlayIP: string): { mac: string; problem?: string } {
+  const annotated = node.metadata.annotations[vtepMacAnnotation];
+  if (annotated === undefined) return { mac: derivedMac(underlayIP) };
+  const mac = annotated.trim().toLowerCase().replaceAll('-', ':');
+  if (macPattern.test(mac) && (parseInt(mac.slice(0, 2), 16) & 1) === 0 && mac !== '00:00:00:00:00:00') return { mac };
+  return {
+    mac: derivedMac(underlayIP),
+    problem: `annotation ${vtepMacAnnotation} ${JSON.stringify(annotated)} is not a unicast MAC such as 0a:58:0a:f4:01:00; using one derived from ${underlayIP}`,
+  };
+}
+
+/**
+ * The MAC every node derives for an underlay IP that has no annotated MAC: six bytes of a SHA-256 of the address,
+ * made locally administered (bit 0x02 set) and unicast (bit 0x01 clear), so it is the same on every node and
+ * across restarts.
+ */
+export function derivedMac(underlayIP: string): string {
+  const h = createHash('sha256').update(`netplane.io/vtep ${canonicalIP(underlayIP)}`).digest();
+  h[0] = (h[0]! & 0xfc) | 0x02;
+  return [...h.subarray(0, 6)].map((b) => b.toString(16).padStart(2, '0')).join(':');
+}
+
+/** True when a MAC is valid lower-case text. */
+export function isMac(mac: string): boolean {
+  return macPattern.test(mac);
+}
+
+/** The first and last address of a CIDR as numbers, with its family; for overlap checks. */
+export function cidrRange(cidr: string): { family: 4 | 6; lo: bigint; hi: bigint } {
+  const [ip = '', lenText] = cidr.split('/');
+  const v6 = isIPv6(ip);
+  const bits = v6 ? 128 : 32;
+  const len = lenText === undefined ? bits : Number(lenText);
+  const n = v6 ? ipv6ToBigInt(ip) : ipv4ToBigInt(ip);
+  const host = (1n << BigInt(bits - len)) - 1n;
+  return { family: v6 ? 6 : 4, lo: n & ~host, hi: (n & ~host) | host };
+}
+
+/** True when two CIDRs share an address. */
+export function overlaps(a: string, b: string): boolean {
+  const x = cidrRange(a);
+  const y = cidrRange(b);
+  return x.family === y.family && x.lo <= y.hi && y.lo <= x.hi;
+}
+
+/** True when `ip` lies inside `cidr`. */
+export function contains(cidr: string, ip: string): boolean {
+  return overlaps(cidr, ip);
+}
+
+function ipv4ToBigInt(ip: string): bigint {
+  return ip.split('.').reduce((n, part) => (n << 8n) | BigInt(Number(part)), 0n);
+}
+
+function ipv6ToBigInt(ip: string): bigint {
+  let text = ip;
+  // An embedded IPv4 tail (::ffff:1.2.3.4) becomes two groups.
+  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
+  if (v4) {
+    const n = ipv4ToBigInt(v4[1]!);
+    text = text.slice(0, v4.index) + `${(n >> 16n).toString(16)}:${(n & 0xffffn).toString(16)}`;
+  }
+  const [head = '', tail] = text.split('::');
+  const h = head ? head.split(':') : [];
+  const t = tail ? tail.split(':') : [];
+  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
+  return groups.reduce((n, g) => (n << 16n) | BigInt(parseInt(g || '0', 16)), 0n);
+}

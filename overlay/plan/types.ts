@@ -1,0 +1,111 @@
+// The overlay's desired state (what the planner computes from the Nodes) and its view of the kernel (what the
+// differ compares it with). Addresses are canonical text, MACs lower-case, CIDRs with host bits cleared.
+import type { LinkState } from '../kernel/types.ts';
+
+/** What the planner is told besides the Nodes. */
+export interface OverlayOptions {
+  /** This node's name. */
+  nodeName: string;
+  /** The VXLAN device's name. */
+  device: string;
+  vni: number;
+  /** UDP destination port. */
+  port: number;
+  /** The device's MTU; default the underlay interface's MTU less the VXLAN overhead. */
+  mtu?: number;
+  /** The underlay interface; default the one holding the node's address. */
+  iface?: string;
+  /**
+   * True in kubernetes mode, where this agent publishes its own `netplane.io/public-ip`: that annotation is then
+   * an output, and this node's underlay address comes from --iface or status.addresses.
+   */
+  publishes?: boolean;
+}
+
+/** The host's interfaces and addresses, read from the kernel, for finding the underlay. */
+export interface HostView {
+  links: readonly LinkState[];
+  addresses: ReadonlyArray<{ index: number; cidr: string }>;
+}
+
+/** The VXLAN device as it should be. */
+export interface DeviceSpec {
+  name: string;
+  vni: number;
+  port: number;
+  /** This node's underlay IP (the VXLAN source address). */
+  local: string;
+  underlayIndex: number;
+  /** The underlay interface's name, for logs. */
+  underlay: string;
+  mtu: number;
+  mac: string;
+  /** The VTEP addresses on the device: the IPv4 one as /32, the IPv6 one (if any) as /128. */
+  addresses: string[];
+}
+
+/** Another node, as this node programs it. */
+export interface Remote {
+  node: string;
+  underlayIP: string;
+  vtepMAC: string;
+  vtep4: string;
+  podCIDR4: string;
+  vtep6?: string;
+  podCIDR6?: string;
+}
+
+/** Why a node is left out (or only partly used): one sentence naming the node, the value and the rule. */
+export interface Problem {
+  node: string;
+  reason: string;
+}
+
+/** The desired overlay of this node. */
+export interface OverlayPlan {
+  /** Undefined while this node cannot have a device (no podCIDR yet, no underlay address...): nothing is changed. */
+  device?: DeviceSpec;
+  remotes: Remote[];
+  problems: Problem[];
+  /** Every node's podCIDRs (canonical, sorted): the cluster's pod networks when --cluster-cidr is not given. */
+  podCIDRs: string[];
+  /** Nodes in the view, usable or not, this node included. */
+  nodes: number;
+}
+
+/** The device and the entries on it, as the kernel holds them (read at a full sync, then kept up to date). */
+export interface DeviceView {
+  link?: LinkState;
+  /** Addresses on the device (`ip/len`), IPv6 link-local ones left out. */
+  addresses: Set<string>;
+  /** Neighbour IP → MAC and whether the entry is permanent. */
+  neighbours: Map<string, { mac: string; permanent: boolean }>;
+  /** FDB entries by `mac dst`. */
+  fdb: Map<string, { mac: string; dst: string }>;
+  /** Routes through the device that have a gateway, by destination. */
+  routes: Map<string, { gateway: string; onlink: boolean }>;
+}
+
+/** An empty view: no device. */
+export function emptyView(): DeviceView {
+  return { addresses: new Set(), neighbours: new Map(), fdb: new Map(), routes: new Map() };
+}
+
+/** One change to the kernel; every entry op is on the overlay's device. */
+export type OverlayOp =
+  | { kind: 'link'; op: 'delete' }
+  | { kind: 'link'; op: 'create'; spec: DeviceSpec }
+  | { kind: 'link'; op: 'set'; change: { mtu?: number; mac?: string; up?: boolean } }
+  | { kind: 'address'; op: 'add' | 'delete'; cidr: string }
+  | { kind: 'neighbour'; op: 'replace' | 'delete'; ip: string; mac: string }
+  | { kind: 'fdb'; op: 'replace' | 'delete'; mac: string; dst: string }
+  | { kind: 'route'; op: 'replace' | 'delete'; dst: string; gateway: string; onlink: boolean };
+
+/**
+ * The difference to apply, in phases run one after the other. Operations inside a phase are independent and
+ * may be sent together: link changes; address changes and route deletions; neighbour and FDB changes; route
+ * additions (last, so a route never leads to a VTEP whose neighbour and FDB entries are missing).
+ */
+export interface OverlayChanges {
+  phases: OverlayOp[][];
+}

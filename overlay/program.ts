@@ -1,0 +1,134 @@
+// The thin layer between the differ and the kernel: read the host and the overlay's device into a view, and send
+// a set of changes through an OverlayKernel, keeping the view in step with what succeeded.
+import { isIPv6 } from 'node:net';
+import { canonicalCIDR, canonicalIP } from '../proxy/nftables/model.ts';
+import type { LinkState, OverlayKernel } from './kernel/types.ts';
+import { opText, recordOp } from './plan/diff.ts';
+import { emptyView, type DeviceView, type HostView, type OverlayChanges, type OverlayOp } from './plan/types.ts';
+
+/** Operations in flight at once inside a phase: enough to hide the round trips, few enough for the socket buffer. */
+const inFlight = 64;
+
+/** The host's interfaces and addresses. Rejects with the kernel's error. */
+export async function readHost(kernel: OverlayKernel): Promise<HostView> {
+  const [links, addresses] = await Promise.all([kernel.links(), kernel.addresses()]);
+  return { links, addresses };
+}
+
+/** The device called `name` and everything on it, or an empty view when it does not exist. */
+export async function readDevice(kernel: OverlayKernel, name: string, links?: readonly LinkState[]): Promise<DeviceView> {
+  const link = links ? links.find((l) => l.name === name) : await kernel.link(name);
+  const view = emptyView();
+  if (!link) return view;
+  view.link = link;
+  const [addresses, neighbours, fdb, routes] = await Promise.all([
+    kernel.addresses(link.index),
+    kernel.neighbours(link.index),
+    kernel.fdb(link.index),
+    kernel.routes(link.index),
+  ]);
+  for (const a of addresses) {
+    const [ip = '', len] = a.cidr.split('/');
+    // The kernel gives every IPv6-enabled device a link-local address; it is not netplane's.
+    if (isIPv6(ip) && /^fe[89ab]/i.test(ip)) continue;
+    view.addresses.add(`${canonicalIP(ip)}/${len}`);
+  }
+  for (const n of neighbours) view.neighbours.set(canonicalIP(n.ip), { mac: n.mac.toLowerCase(), permanent: n.permanent });
+  for (const f of fdb) {
+    if (!f.dst) continue;
+    const mac = f.mac.toLowerCase();
+    const dst = canonicalIP(f.dst);
+    view.fdb.set(`${mac} ${dst}`, { mac, dst });
+  }
+  for (const r of routes) {
+    // Routes without a gateway (the kernel's own, an IPv6 link-local prefix) are not netplane's.
+    if (!r.gateway) continue;
+    view.routes.set(canonicalCIDR(r.dst), { gateway: canonicalIP(r.gateway), onlink: r.onlink });
+  }
+  return view;
+}
+
+/** One operation the kernel refused. */
+export interface FailedOp {
+  op: OverlayOp;
+  error: Error;
+}
+
+/** What an apply did: operations that succeeded, and those that failed. */
+export interface ApplyResult {
+  applied: number;
+  failed: FailedOp[];
+}
+
+/**
+ * Applies changes phase by phase, keeping `view` equal to what the kernel holds. A failed entry operation does not
+ * stop the others (what works is kept); a failed link operation stops the apply, since nothing else can follow.
+ */
+export async function applyChanges(kernel: OverlayKernel, view: DeviceView, changes: OverlayChanges): Promise<ApplyResult> {
+  const result: ApplyResult = { applied: 0, failed: [] };
+  for (const phase of changes.phases) {
+    if (phase[0]?.kind === 'link') {
+      for (const op of phase) {
+        try {
+          if (op.kind !== 'link') throw new Error(`${opText(op)}: not a link operation`);
+          recordOp(view, op, await applyLink(kernel, view, op));
+          result.applied++;
+        } catch (e) {
+          result.failed.push({ op, error: e as Error });
+          return result;
+        }
+      }
+      continue;
+    }
+    const index = view.link?.index;
+    if (index === undefined) return result;
+    let next = 0;
+    const worker = async () => {
+      while (next < phase.length) {
+        const op = phase[next++]!;
+        try {
+          await applyEntry(kernel, index, op);
+          recordOp(view, op);
+          result.applied++;
+        } catch (e) {
+          result.failed.push({ op, error: e as Error });
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(inFlight, phase.length) }, worker));
+  }
+  return result;
+}
+
+async function applyLink(kernel: OverlayKernel, view: DeviceView, op: OverlayOp & { kind: 'link' }): Promise<LinkState | undefined> {
+  if (op.op === 'create') {
+    const s = op.spec;
+    return kernel.createVxlan({ name: s.name, vni: s.vni, port: s.port, local: s.local, underlayIndex: s.underlayIndex, learning: false, mtu: s.mtu, mac: s.mac });
+  }
+  const index = view.link?.index;
+  if (index === undefined) throw new Error(`${opText(op)}: there is no device`);
+  if (op.op === 'delete') await kernel.deleteLink(index);
+  else await kernel.setLink(index, op.change);
+  return undefined;
+}
+
+function applyEntry(kernel: OverlayKernel, index: number, op: OverlayOp): Promise<void> {
+  switch (op.kind) {
+    case 'address':
+      return op.op === 'add' ? kernel.addAddress({ index, cidr: op.cidr }) : kernel.deleteAddress({ index, cidr: op.cidr });
+    case 'neighbour': {
+      const e = { index, ip: op.ip, mac: op.mac, permanent: true };
+      return op.op === 'replace' ? kernel.replaceNeighbour(e) : kernel.deleteNeighbour(e);
+    }
+    case 'fdb': {
+      const e = { index, mac: op.mac, dst: op.dst, permanent: true };
+      return op.op === 'replace' ? kernel.replaceFdb(e) : kernel.deleteFdb(e);
+    }
+    case 'route': {
+      const e = { index, dst: op.dst, gateway: op.gateway, onlink: op.onlink };
+      return op.op === 'replace' ? kernel.replaceRoute(e) : kernel.deleteRoute(e);
+    }
+    case 'link':
+      throw new Error(`${opText(op)}: link operations run alone`);
+  }
+}
