@@ -2,8 +2,7 @@
 // other usable node, the VTEP it is reached through. Pure: no I/O, the same input gives the same plan.
 import { isIPv4 } from 'node:net';
 import type { Node } from '../../cluster/model/index.ts';
-import { normalizeCIDRs } from '../../proxy/nftables/model.ts';
-import { overlaps, podCIDRs, underlayAddress, vtepAddress, vtepMac } from './node.ts';
+import { cidrRange, podCIDRs, underlayAddress, vtepAddress, vtepMac } from './node.ts';
 import type { DeviceSpec, HostView, OverlayOptions, OverlayPlan, Problem, Remote } from './types.ts';
 
 /** VXLAN over IPv4 adds 50 bytes (outer IPv4 20, UDP 8, VXLAN 8, inner Ethernet 14); over IPv6, 70. */
@@ -20,10 +19,10 @@ export function planOverlay(nodes: readonly Node[], options: OverlayOptions, hos
   const device = self ? planDevice(self, options, host, problems) : undefined;
   if (!self) problems.push({ node: options.nodeName, reason: 'is not in the cluster view; the overlay waits for it' });
 
-  const taken = { cidrs: [] as string[], ips: new Map<string, string>(), macs: new Map<string, string>() };
+  const taken: Taken = { ranges: [], ips: new Map(), macs: new Map() };
   if (device && self) {
     const own = podCIDRs(self);
-    taken.cidrs.push(own.v4!, ...(own.v6 ? [own.v6] : []));
+    for (const c of [own.v4!, ...(own.v6 ? [own.v6] : [])]) taken.ranges.push(cidrRange(c));
     taken.ips.set(device.local, self.metadata.name);
     taken.macs.set(device.mac, self.metadata.name);
   }
@@ -33,8 +32,8 @@ export function planOverlay(nodes: readonly Node[], options: OverlayOptions, hos
     const r = planRemote(node, taken, problems);
     if (r) remotes.push(r);
   }
-  const all = sorted.flatMap((n) => Object.values(podCIDRs(n)).filter((c): c is string => c !== undefined));
-  return { ...(device ? { device } : {}), remotes, problems, podCIDRs: normalizeCIDRs(all), nodes: sorted.length };
+  const all = sorted.flatMap((n) => remoteFacts(n).ranges.map((r) => r.c));
+  return { ...(device ? { device } : {}), remotes, problems, podCIDRs: outermost(all), nodes: sorted.length };
 }
 
 function planDevice(self: Node, o: OverlayOptions, host: HostView, problems: Problem[]): DeviceSpec | undefined {
@@ -86,9 +85,42 @@ function planDevice(self: Node, o: OverlayOptions, host: HostView, problems: Pro
 }
 
 interface Taken {
-  cidrs: string[];
+  ranges: Array<ReturnType<typeof cidrRange>>;
   ips: Map<string, string>;
   macs: Map<string, string>;
+}
+
+/** What a remote node contributes, computed once per Node object (objects in the store are replaced, never changed). */
+interface RemoteFacts {
+  cidrs: { v4?: string; v6?: string };
+  vtep4?: string;
+  vtep6?: string;
+  ranges: Array<ReturnType<typeof cidrRange> & { c: string }>;
+  ip?: string;
+  mac?: string;
+  /** Non-fatal problems (a malformed annotation that was ignored). */
+  notes: string[];
+}
+
+const factsCache = new WeakMap<Node, RemoteFacts>();
+
+function remoteFacts(node: Node): RemoteFacts {
+  let f = factsCache.get(node);
+  if (f) return f;
+  const cidrs = podCIDRs(node);
+  const found = underlayAddress(node);
+  const mac = found.ip !== undefined ? vtepMac(node, found.ip) : undefined;
+  f = {
+    cidrs,
+    ...(cidrs.v4 ? { vtep4: vtepAddress(cidrs.v4) } : {}),
+    ...(cidrs.v6 ? { vtep6: vtepAddress(cidrs.v6) } : {}),
+    ranges: [cidrs.v4, cidrs.v6].filter((c): c is string => c !== undefined).map((c) => ({ c, ...cidrRange(c) })),
+    ...(found.ip !== undefined ? { ip: found.ip } : {}),
+    ...(mac ? { mac: mac.mac } : {}),
+    notes: [found.problem, mac?.problem].filter((p): p is string => p !== undefined),
+  };
+  factsCache.set(node, f);
+  return f;
 }
 
 function planRemote(node: Node, taken: Taken, problems: Problem[]): Remote | undefined {
@@ -97,29 +129,40 @@ function planRemote(node: Node, taken: Taken, problems: Problem[]): Remote | und
     problems.push({ node: name, reason });
     return undefined;
   };
-  const cidrs = podCIDRs(node);
-  if (!cidrs.v4) return fail('has no IPv4 podCIDR yet; its pods are not reachable over the overlay until it has one');
-  const found = underlayAddress(node);
-  if (found.problem) problems.push({ node: name, reason: found.problem });
-  if (!found.ip) return undefined;
-  const ip = found.ip;
+  const f = remoteFacts(node);
+  const v4 = f.cidrs.v4;
+  if (!v4) return fail('has no IPv4 podCIDR yet; its pods are not reachable over the overlay until it has one');
+  for (const reason of f.notes) problems.push({ node: name, reason });
+  const ip = f.ip;
+  if (ip === undefined || f.mac === undefined) return undefined;
   if (!isIPv4(ip)) return fail(`its underlay address ${ip} is IPv6; the overlay runs over an IPv4 underlay`);
   if (taken.ips.has(ip)) return fail(`its underlay address ${ip} is also node ${taken.ips.get(ip)}'s; left out`);
-  const mine = [cidrs.v4, ...(cidrs.v6 ? [cidrs.v6] : [])];
-  const clash = mine.find((c) => taken.cidrs.some((t) => overlaps(t, c)));
-  if (clash) return fail(`its podCIDR ${clash} overlaps another node's; left out`);
-  const mac = vtepMac(node, ip);
-  if (mac.problem) problems.push({ node: name, reason: mac.problem });
-  if (taken.macs.has(mac.mac)) return fail(`its VTEP MAC ${mac.mac} is also node ${taken.macs.get(mac.mac)}'s; left out`);
-  taken.cidrs.push(...mine);
+  const clash = f.ranges.find((m) => taken.ranges.some((t) => t.family === m.family && t.lo <= m.hi && m.lo <= t.hi));
+  if (clash) return fail(`its podCIDR ${clash.c} overlaps another node's; left out`);
+  if (taken.macs.has(f.mac)) return fail(`its VTEP MAC ${f.mac} is also node ${taken.macs.get(f.mac)}'s; left out`);
+  taken.ranges.push(...f.ranges);
   taken.ips.set(ip, name);
-  taken.macs.set(mac.mac, name);
+  taken.macs.set(f.mac, name);
+  const v6 = f.cidrs.v6;
   return {
     node: name,
     underlayIP: ip,
-    vtepMAC: mac.mac,
-    vtep4: vtepAddress(cidrs.v4),
-    podCIDR4: cidrs.v4,
-    ...(cidrs.v6 ? { vtep6: vtepAddress(cidrs.v6), podCIDR6: cidrs.v6 } : {}),
+    vtepMAC: f.mac,
+    vtep4: f.vtep4!,
+    podCIDR4: v4,
+    ...(v6 ? { vtep6: f.vtep6!, podCIDR6: v6 } : {}),
   };
+}
+
+/** CIDRs without duplicates or prefixes inside another one, sorted by family and address: O(n log n). */
+function outermost(cidrs: readonly string[]): string[] {
+  const ranges = [...new Set(cidrs)].map((c) => ({ c, ...cidrRange(c) }));
+  ranges.sort((a, b) => a.family - b.family || (a.lo < b.lo ? -1 : a.lo > b.lo ? 1 : a.hi > b.hi ? -1 : a.hi < b.hi ? 1 : 0));
+  const out: typeof ranges = [];
+  for (const r of ranges) {
+    const last = out.at(-1);
+    if (last && last.family === r.family && r.hi <= last.hi) continue;
+    out.push(r);
+  }
+  return out.map((r) => r.c);
 }

@@ -1,0 +1,210 @@
+// The overlay agent against the in-memory kernel: start-up reconciliation, Node changes, restarts, batching,
+// failures and retries, and the masquerade and publishing hooks. Kernel state is asserted as sorted text dumps.
+import { Registry } from 'prom-client';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Node } from '../../cluster/model/index.ts';
+import { Store } from '../../cluster/store.ts';
+import { OverlayAgent, type SelfVtep } from '../../overlay/agent.ts';
+import { FakeKernel, type KernelMethod } from '../../overlay/kernel/fake.ts';
+import { registerOverlayMetrics } from '../../overlay/metrics.ts';
+import { derivedMac } from '../../overlay/plan/node.ts';
+import { captureLogger } from '../helpers/wait.ts';
+import { clusterNode, options1 } from './fixtures.ts';
+
+const mac = (i: number) => derivedMac(`192.168.60.${i}`);
+const reads = new Set<KernelMethod>(['link', 'links', 'addresses', 'neighbours', 'fdb', 'routes']);
+
+/** The dump lines of node1's overlay device for the given remotes (numbers), sorted as dump() sorts them. */
+function expected(remotes: number[]): string[] {
+  return [
+    'addr netplane.1 10.244.1.0/32',
+    `link netplane.1 vxlan vni 1 port 8472 local 192.168.60.1 dev eth0 nolearning mtu 1450 up mac ${mac(1)}`,
+    ...remotes.flatMap((i) => [
+      `neigh netplane.1 10.244.${i}.0 lladdr ${mac(i)} permanent`,
+      `fdb netplane.1 ${mac(i)} dst 192.168.60.${i} self permanent`,
+      `route 10.244.${i}.0/24 via 10.244.${i}.0 dev netplane.1 onlink`,
+    ]),
+  ].sort();
+}
+/** The kernel's lines about the overlay device, without its IPv6 link-local address. */
+const lines = (k: FakeKernel) => k.dump().split('\n').filter((l) => l.includes('netplane.1') && !l.includes(' fe80:'));
+const sortedExpected = expected;
+
+function host(): FakeKernel {
+  return new FakeKernel([
+    { name: 'lo', mac: '00:00:00:00:00:00', mtu: 65536, up: true, addresses: ['127.0.0.1/8'] },
+    { name: 'eth0', kind: 'veth', mac: '02:00:00:00:00:02', up: true, addresses: ['192.168.60.1/24'] },
+  ]);
+}
+
+interface Rig {
+  agent: OverlayAgent;
+  store: Store;
+  kernel: FakeKernel;
+  registry: Registry;
+  records: Array<Record<string, unknown>>;
+  masq: string[][];
+  selves: SelfVtep[];
+}
+
+const agents: OverlayAgent[] = [];
+afterEach(async () => {
+  for (const a of agents.splice(0)) await a.stop();
+});
+
+async function start(nodes: Node[], kernel = host(), extra: { clusterCIDRs?: string[]; failMasquerade?: number } = {}): Promise<Rig> {
+  const store = new Store(['Node']);
+  store.apply(nodes.map((object) => ({ kind: 'Node' as const, object })));
+  store.markSynced('Node');
+  const registry = new Registry();
+  const { log, records } = captureLogger();
+  const masq: string[][] = [];
+  const selves: SelfVtep[] = [];
+  let failMasquerade = extra.failMasquerade ?? 0;
+  const agent = new OverlayAgent({
+    kernel,
+    store,
+    overlay: options1,
+    clusterCIDRs: extra.clusterCIDRs ?? ['10.244.0.0/16'],
+    masquerade: {
+      async sync(cidrs, force) {
+        if (failMasquerade-- > 0) throw new Error('nft: no');
+        // Like Masquerade: nft runs only for new rules or a full sync.
+        if (!force && JSON.stringify(masq.at(-1)) === JSON.stringify(cidrs)) return false;
+        masq.push([...cidrs]);
+        return true;
+      },
+    },
+    metrics: (await import('../../overlay/metrics.ts')).registerOverlayMetrics(registry),
+    log,
+    resyncPeriodMs: 60_000,
+    retryBaseMs: 2,
+    onSelf: (s) => selves.push(s),
+  });
+  agents.push(agent);
+  agent.start();
+  await agent.settled();
+  return { agent, store, kernel, registry, records, masq, selves };
+}
+
+async function metric(r: Rig, name: string): Promise<string[]> {
+  return (await r.registry.metrics()).split('\n').filter((l) => l.startsWith(name));
+}
+
+const put = (r: Rig, ...nodes: Node[]) => r.store.apply(nodes.map((object) => ({ kind: 'Node' as const, object })));
+const remove = (r: Rig, ...names: string[]) => r.store.apply(names.map((key) => ({ kind: 'Node' as const, key, object: undefined })));
+const mutations = (k: FakeKernel) => k.calls.filter((c) => !reads.has(c));
+
+describe('OverlayAgent', () => {
+  it('creates the device and programs a neighbour, an FDB entry and a route for every other node', async () => {
+    const r = await start([clusterNode(1), clusterNode(2), clusterNode(3)]);
+    expect(lines(r.kernel)).toEqual(sortedExpected([2, 3]));
+    expect(r.masq).toEqual([['10.244.0.0/16']]);
+    expect(r.selves).toEqual([{ mac: mac(1), ip: '192.168.60.1' }]);
+    expect(await metric(r, 'netplane_overlay_entries')).toEqual(expect.arrayContaining(['netplane_overlay_entries{kind="fdb"} 2', 'netplane_overlay_entries{kind="route"} 2']));
+    expect(await metric(r, 'netplane_overlay_nodes')).toEqual(expect.arrayContaining(['netplane_overlay_nodes{state="usable"} 3']));
+  });
+
+  it('follows Node changes: a node added, a node removed, a node whose address changed', async () => {
+    const r = await start([clusterNode(1), clusterNode(2), clusterNode(3)]);
+    put(r, clusterNode(4));
+    remove(r, 'node2');
+    await r.agent.settled();
+    expect(lines(r.kernel)).toEqual(sortedExpected([3, 4]));
+    put(r, clusterNode(3, { ip: '192.168.60.13', annotations: { 'netplane.io/vtep-mac': mac(3) } }));
+    await r.agent.settled();
+    const fdb = lines(r.kernel).filter((l) => l.startsWith('fdb'));
+    expect(fdb).toEqual([`fdb netplane.1 ${mac(3)} dst 192.168.60.13 self permanent`, `fdb netplane.1 ${mac(4)} dst 192.168.60.4 self permanent`].sort());
+    expect((await metric(r, 'netplane_overlay_programming_duration_seconds_count'))[0]).toBe('netplane_overlay_programming_duration_seconds_count 3');
+  });
+
+  it('at start reconciles with the kernel: entries of vanished nodes go, missing ones come, nothing is duplicated', async () => {
+    const kernel = host();
+    const first = await start([clusterNode(1), clusterNode(2), clusterNode(3)], kernel);
+    await first.agent.stop();
+    const before = kernel.calls.length;
+    // Restarted with the same cluster: only reads.
+    await start([clusterNode(1), clusterNode(2), clusterNode(3)], kernel);
+    expect(mutations({ calls: kernel.calls.slice(before) } as FakeKernel)).toEqual([]);
+    // Restarted after node2 went away and node5 came: exactly the difference.
+    const again = kernel.calls.length;
+    const r = await start([clusterNode(1), clusterNode(3), clusterNode(5)], kernel);
+    expect(lines(kernel)).toEqual(sortedExpected([3, 5]));
+    expect(mutations({ calls: kernel.calls.slice(again) } as FakeKernel).sort()).toEqual(
+      ['deleteFdb', 'deleteNeighbour', 'deleteRoute', 'replaceFdb', 'replaceNeighbour', 'replaceRoute'].sort(),
+    );
+    expect(r.selves[0]?.mac).toBe(mac(1));
+  });
+
+  it('batches the Nodes of one event-loop turn into one sync: 200 nodes, 600 entries', async () => {
+    const r = await start([clusterNode(1)]);
+    const syncs = () => r.records.filter((l) => l.msg === 'overlay synced').length;
+    const n = syncs();
+    put(r, ...Array.from({ length: 200 }, (_, i) => clusterNode(i + 2)));
+    await r.agent.settled();
+    expect(syncs()).toBe(n + 1);
+    const d = lines(r.kernel);
+    expect(d.filter((l) => /^(neigh|fdb|route) /.test(l))).toHaveLength(600);
+    expect(r.records.at(-1)).toMatchObject({ operations: 600, remotes: 200, seenMs: expect.any(Number) });
+  });
+
+  it('keeps what works when an operation fails, counts the error, and retries with a full sync', async () => {
+    const kernel = host();
+    kernel.failNext('replaceRoute', 'EIO');
+    const r = await start([clusterNode(1), clusterNode(2), clusterNode(3)], kernel);
+    await r.agent.settled();
+    expect(lines(kernel)).toEqual(sortedExpected([2, 3]));
+    expect(await metric(r, 'netplane_overlay_programming_errors_total')).toContain('netplane_overlay_programming_errors_total{kind="route"} 1');
+    const failure = r.records.find((l) => l.msg === 'programming the overlay failed; what works stays, retrying with a full sync');
+    expect(failure).toMatchObject({ level: 50, failed: 1 });
+    expect(r.records.filter((l) => l.msg === 'overlay synced').at(-1)).toMatchObject({ full: true });
+  });
+
+  it('retries when reading the kernel fails, and when nft fails', async () => {
+    const kernel = host();
+    kernel.failNext('links', 'EPERM', 2);
+    const r = await start([clusterNode(1), clusterNode(2)], kernel, { failMasquerade: 1 });
+    await r.agent.settled();
+    expect(lines(kernel)).toEqual(sortedExpected([2]));
+    const errors = await metric(r, 'netplane_overlay_programming_errors_total');
+    expect(errors).toEqual(expect.arrayContaining(['netplane_overlay_programming_errors_total{kind="read"} 2', 'netplane_overlay_programming_errors_total{kind="nftables"} 1']));
+    expect(r.masq).toEqual([['10.244.0.0/16']]);
+    expect(r.agent.health()).toEqual({ ok: true });
+  });
+
+  it('changes nothing while this node cannot have a device, and programs once it can', async () => {
+    const self = clusterNode(1, { podCIDRs: [] });
+    const r = await start([self, clusterNode(2)]);
+    expect(mutations(r.kernel)).toEqual([]);
+    expect(r.masq).toEqual([]);
+    expect(r.records).toContainEqual(expect.objectContaining({ level: 40, msg: expect.stringMatching(/^node node1 has no IPv4 podCIDR yet/) }));
+    put(r, clusterNode(1));
+    await r.agent.settled();
+    expect(lines(r.kernel)).toEqual(sortedExpected([2]));
+  });
+
+  it('masquerades the pod networks of the known nodes when no cluster CIDR is given', async () => {
+    const r = await start([clusterNode(1), clusterNode(2)], host(), { clusterCIDRs: [] });
+    put(r, clusterNode(3));
+    await r.agent.settled();
+    expect(r.masq).toEqual([['10.244.1.0/24', '10.244.2.0/24'], ['10.244.1.0/24', '10.244.2.0/24', '10.244.3.0/24']]);
+  });
+
+  it('a full resync repairs what someone else changed: a deleted entry, a downed device, a stray FDB entry', async () => {
+    const r = await start([clusterNode(1), clusterNode(2), clusterNode(3)]);
+    const dev = (await r.kernel.link('netplane.1'))!;
+    await r.kernel.deleteFdb({ index: dev.index, mac: mac(2), dst: '192.168.60.2', permanent: true });
+    await r.kernel.replaceFdb({ index: dev.index, mac: '0a:00:00:00:00:99', dst: '192.168.60.99', permanent: true });
+    await r.kernel.setLink(dev.index, { up: false });
+    r.agent.resync();
+    await r.agent.settled();
+    expect(lines(r.kernel)).toEqual(sortedExpected([2, 3]));
+  });
+
+  it('makes the device again when its VXLAN attributes differ, keeping its MAC', async () => {
+    const kernel = host();
+    await kernel.createVxlan({ name: 'netplane.1', vni: 1, port: 4789, local: '192.168.60.1', underlayIndex: 2, learning: true, mtu: 1450, mac: mac(1) });
+    const r = await start([clusterNode(1), clusterNode(2)], kernel);
+    expect(lines(r.kernel)).toEqual(sortedExpected([2]));
+  });
+});

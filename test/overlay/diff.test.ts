@@ -1,0 +1,93 @@
+// The overlay differ: a plan against a view of the kernel → operations, phase by phase, as text.
+import { describe, expect, it } from 'vitest';
+import type { LinkState } from '../../overlay/kernel/types.ts';
+import { diffOverlay, opText, recordOp } from '../../overlay/plan/diff.ts';
+import { derivedMac } from '../../overlay/plan/node.ts';
+import { planOverlay } from '../../overlay/plan/plan.ts';
+import { emptyView, type DeviceView, type OverlayPlan } from '../../overlay/plan/types.ts';
+import { clusterNode, host1, options1 } from './fixtures.ts';
+
+const mac = (i: number) => derivedMac(`192.168.60.${i}`);
+const device: LinkState = {
+  index: 9, name: 'netplane.1', kind: 'vxlan', mac: mac(1), mtu: 1450, up: true,
+  vxlan: { vni: 1, port: 8472, local: '192.168.60.1', underlayIndex: 2, learning: false },
+};
+
+/** A view of a kernel programmed for node1 with the given remotes (numbers); `edit` changes it further. */
+function programmed(remotes: number[], edit: (v: DeviceView) => void = () => {}): DeviceView {
+  const v = emptyView();
+  v.link = { ...device, vxlan: { ...device.vxlan! } };
+  v.addresses.add('10.244.1.0/32');
+  for (const i of remotes) {
+    v.neighbours.set(`10.244.${i}.0`, { mac: mac(i), permanent: true });
+    v.fdb.set(`${mac(i)} 192.168.60.${i}`, { mac: mac(i), dst: `192.168.60.${i}` });
+    v.routes.set(`10.244.${i}.0/24`, { gateway: `10.244.${i}.0`, onlink: true });
+  }
+  edit(v);
+  return v;
+}
+
+const plan = (...nodes: Parameters<typeof clusterNode>[]): OverlayPlan => planOverlay(nodes.map((n) => clusterNode(...n)), options1, host1);
+const phases = (p: OverlayPlan, v: DeviceView) => diffOverlay(p, v).phases.map((ph) => ph.map(opText));
+
+describe('diffOverlay', () => {
+  const rows: Array<[string, OverlayPlan, DeviceView, string[][]]> = [
+    ['an empty kernel: the device, then its address, then neighbour and FDB entries, then routes', plan([1], [2]), emptyView(), [
+      [`link create netplane.1 vni 1 port 8472 local 192.168.60.1 dev eth0 mtu 1450 mac ${mac(1)} nolearning`, 'link set up true'],
+      ['address add 10.244.1.0/32'],
+      [`neighbour replace 10.244.2.0 lladdr ${mac(2)}`, `fdb replace ${mac(2)} dst 192.168.60.2`],
+      ['route replace 10.244.2.0/24 via 10.244.2.0 onlink'],
+    ]],
+    ['the kernel already right: nothing', plan([1], [2], [3]), programmed([2, 3]), []],
+    ['a node gone: its three entries go, route first', plan([1], [2]), programmed([2, 3]), [
+      ['route delete 10.244.3.0/24 via 10.244.3.0 onlink'],
+      [`neighbour delete 10.244.3.0 lladdr ${mac(3)}`, `fdb delete ${mac(3)} dst 192.168.60.3`],
+    ]],
+    ['a node whose address changed (annotated MAC kept): its old FDB entry goes', plan([1], [3, { ip: '192.168.60.13', annotations: { 'netplane.io/vtep-mac': mac(3) } }]), programmed([3]), [
+      [`fdb delete ${mac(3)} dst 192.168.60.3`, `fdb replace ${mac(3)} dst 192.168.60.13`],
+    ]],
+    ['a node whose address changed (derived MAC changes with it): neighbour replaced, old MAC entry removed', plan([1], [3, { ip: '192.168.60.13' }]), programmed([3]), [
+      [`fdb delete ${mac(3)} dst 192.168.60.3`, `neighbour replace 10.244.3.0 lladdr ${derivedMac('192.168.60.13')}`, `fdb replace ${derivedMac('192.168.60.13')} dst 192.168.60.13`],
+    ]],
+    ['a route with another gateway or without onlink: replaced', plan([1], [2]), programmed([2], (v) => v.routes.set('10.244.2.0/24', { gateway: '10.244.2.1', onlink: false })), [
+      ['route replace 10.244.2.0/24 via 10.244.2.0 onlink'],
+    ]],
+    ["a kernel-made neighbour entry: made permanent when wanted, left alone when not", plan([1], [2]), programmed([2], (v) => {
+      v.neighbours.set('10.244.2.0', { mac: mac(2), permanent: false });
+      v.neighbours.set('10.244.7.0', { mac: '00:00:00:00:00:00', permanent: false });
+    }), [
+      [`neighbour replace 10.244.2.0 lladdr ${mac(2)}`],
+    ]],
+    ['a stray address: removed', plan([1]), programmed([], (v) => v.addresses.add('10.244.9.0/32')), [['address delete 10.244.9.0/32']]],
+    ['MTU, MAC and up flag drifted: one link change', plan([1]), programmed([], (v) => Object.assign(v.link!, { mtu: 1500, mac: '0a:00:00:00:00:01', up: false })), [
+      [`link set mtu 1450 mac ${mac(1)} up true`],
+    ]],
+    ['other VXLAN attributes (learning on): the device is made again with every entry', plan([1], [2]), programmed([2], (v) => (v.link!.vxlan!.learning = true)), [
+      ['link delete', `link create netplane.1 vni 1 port 8472 local 192.168.60.1 dev eth0 mtu 1450 mac ${mac(1)} nolearning`, 'link set up true'],
+      ['address add 10.244.1.0/32'],
+      [`neighbour replace 10.244.2.0 lladdr ${mac(2)}`, `fdb replace ${mac(2)} dst 192.168.60.2`],
+      ['route replace 10.244.2.0/24 via 10.244.2.0 onlink'],
+    ]],
+    ['this node cannot have a device: nothing changes, the last state stays', plan([2], [3]), programmed([2, 4]), []],
+  ];
+  it.each(rows)('%s', (_name, p, v, want) => {
+    expect(phases(p, v)).toEqual(want);
+  });
+
+  it('dual-stack remotes get IPv6 neighbour and route entries over the same FDB entry', () => {
+    const p = plan([1, { podCIDRs: ['10.244.1.0/24', 'fd00:244:1::/64'] }], [2, { podCIDRs: ['10.244.2.0/24', 'fd00:244:2::/64'] }]);
+    expect(phases(p, programmed([]))).toEqual([
+      ['address add fd00:244:1::/128'],
+      [`neighbour replace 10.244.2.0 lladdr ${mac(2)}`, `neighbour replace fd00:244:2:: lladdr ${mac(2)}`, `fdb replace ${mac(2)} dst 192.168.60.2`],
+      ['route replace 10.244.2.0/24 via 10.244.2.0 onlink', 'route replace fd00:244:2::/64 via fd00:244:2:: onlink'],
+    ]);
+  });
+
+  it('recording every operation of a diff makes the view what the plan wants', () => {
+    const p = plan([1], [2], [3, { ip: '192.168.60.13' }], [5]);
+    const v = programmed([2, 3, 4]);
+    for (const op of diffOverlay(p, v).phases.flat()) recordOp(v, op);
+    expect(diffOverlay(p, v).phases).toEqual([]);
+    expect([...v.fdb.keys()].sort()).toEqual([`${mac(2)} 192.168.60.2`, `${derivedMac('192.168.60.13')} 192.168.60.13`, `${mac(5)} 192.168.60.5`].sort());
+  });
+});

@@ -1,0 +1,155 @@
+// The overlay planner: Nodes and the host's interfaces in, the device and the remote VTEPs out, as tables.
+import { describe, expect, it } from 'vitest';
+import type { Node } from '../../cluster/model/index.ts';
+import { derivedMac, podCIDRs, underlayAddress, vtepMac } from '../../overlay/plan/node.ts';
+import { planOverlay } from '../../overlay/plan/plan.ts';
+import type { OverlayOptions, OverlayPlan } from '../../overlay/plan/types.ts';
+import { clusterNode, host1, node, options1 } from './fixtures.ts';
+
+const mac2 = derivedMac('192.168.60.2');
+const mac3 = derivedMac('192.168.60.3');
+
+/** The plan's remotes and problems as lines. */
+function summary(plan: OverlayPlan): string[] {
+  return [
+    ...plan.remotes.map((r) => `${r.node} ${r.underlayIP} ${r.vtepMAC} ${r.vtep4} ${r.podCIDR4}${r.podCIDR6 ? ` ${r.vtep6} ${r.podCIDR6}` : ''}`),
+    ...plan.problems.map((p) => `problem ${p.node}: ${p.reason}`),
+  ];
+}
+
+describe('derivedMac', () => {
+  it('is the same for the same address, locally administered and unicast, and differs between addresses', () => {
+    expect(derivedMac('192.168.60.2')).toBe(mac2);
+    expect(mac2).not.toBe(mac3);
+    for (const m of [mac2, mac3, derivedMac('fd00::1')]) {
+      expect(m).toMatch(/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/);
+      expect(parseInt(m.slice(0, 2), 16) & 0x03).toBe(0x02);
+    }
+  });
+});
+
+describe('node facts', () => {
+  it.each<[string, Node, { v4?: string; v6?: string }]>([
+    ['podCIDR only', node('a', { podCIDRs: ['10.244.1.0/24'] }), { v4: '10.244.1.0/24' }],
+    ['dual-stack, IPv6 first', node('a', { podCIDRs: ['fd00:244:1::/64', '10.244.1.0/24'] }), { v4: '10.244.1.0/24', v6: 'fd00:244:1::/64' }],
+    ['host bits cleared', node('a', { podCIDRs: ['10.244.1.7/24'] }), { v4: '10.244.1.0/24' }],
+    ['none', node('a'), {}],
+  ])('podCIDRs: %s', (_name, n, want) => {
+    expect(podCIDRs(n)).toEqual(want);
+  });
+
+  it.each<[string, Node, boolean, { ip?: string; problem?: RegExp }]>([
+    ['InternalIP', node('a', { ip: '192.168.60.2' }), true, { ip: '192.168.60.2' }],
+    ['ExternalIP when no InternalIP', node('a', { externalIP: '203.0.113.2' }), true, { ip: '203.0.113.2' }],
+    ['annotation wins', node('a', { ip: '192.168.60.2', annotations: { 'netplane.io/public-ip': '10.0.0.2' } }), true, { ip: '10.0.0.2' }],
+    ['annotation ignored for own node in kubernetes mode', node('a', { ip: '192.168.60.2', annotations: { 'netplane.io/public-ip': '10.0.0.2' } }), false, { ip: '192.168.60.2' }],
+    ['bad annotation falls back', node('a', { ip: '192.168.60.2', annotations: { 'netplane.io/public-ip': 'nope' } }), true, { ip: '192.168.60.2', problem: /netplane.io\/public-ip "nope" is not an IP address/ }],
+    ['no address', node('a'), true, { problem: /has no InternalIP or ExternalIP/ }],
+  ])('underlayAddress: %s', (_name, n, useAnnotation, want) => {
+    const got = underlayAddress(n, useAnnotation);
+    expect(got.ip).toBe(want.ip);
+    if (want.problem) expect(got.problem).toMatch(want.problem);
+    else expect(got.problem).toBeUndefined();
+  });
+
+  it.each<[string, string | undefined, string, RegExp | undefined]>([
+    ['absent: derived', undefined, mac2, undefined],
+    ['annotated', '0A:58:0A:F4:02:00', '0a:58:0a:f4:02:00', undefined],
+    ['multicast refused', '01:00:5e:00:00:01', mac2, /is not a unicast MAC/],
+    ['garbage refused', 'zz', mac2, /is not a unicast MAC/],
+  ])('vtepMac: %s', (_name, annotation, want, problem) => {
+    const n = node('a', { ip: '192.168.60.2', annotations: annotation ? { 'netplane.io/vtep-mac': annotation } : {} });
+    const got = vtepMac(n, '192.168.60.2');
+    expect(got.mac).toBe(want);
+    if (problem) expect(got.problem).toMatch(problem);
+    else expect(got.problem).toBeUndefined();
+  });
+});
+
+describe('planOverlay: this node', () => {
+  it('plans the device from the node, the interface holding its address and the flags', () => {
+    const plan = planOverlay([clusterNode(1), clusterNode(2)], options1, host1);
+    expect(plan.device).toEqual({
+      name: 'netplane.1', vni: 1, port: 8472, local: '192.168.60.1', underlayIndex: 2, underlay: 'eth0', mtu: 1450,
+      mac: derivedMac('192.168.60.1'), addresses: ['10.244.1.0/32'],
+    });
+    expect(plan.problems).toEqual([]);
+    expect(plan.nodes).toBe(2);
+    expect(plan.podCIDRs).toEqual(['10.244.1.0/24', '10.244.2.0/24']);
+  });
+
+  it('takes --mtu, --vni, --port and a dual-stack address', () => {
+    const self = clusterNode(1, { podCIDRs: ['10.244.1.0/24', 'fd00:244:1::/64'] });
+    const plan = planOverlay([self], { ...options1, mtu: 1400, vni: 7, port: 4789 }, host1);
+    expect(plan.device).toMatchObject({ mtu: 1400, vni: 7, port: 4789, addresses: ['10.244.1.0/32', 'fd00:244:1::/128'] });
+  });
+
+  it('takes the address of --iface, and the annotated MAC', () => {
+    const self = clusterNode(1, { ip: '10.9.9.9', annotations: { 'netplane.io/vtep-mac': '0a:00:00:00:00:01' } });
+    const plan = planOverlay([self], { ...options1, iface: 'eth0' }, host1);
+    expect(plan.device).toMatchObject({ local: '192.168.60.1', underlayIndex: 2, mac: '0a:00:00:00:00:01' });
+  });
+
+  const waiting: Array<[string, Node[], OverlayOptions, RegExp]> = [
+    ['not in the view', [clusterNode(2)], options1, /^node1 is not in the cluster view/],
+    ['no podCIDR yet', [node('node1', { ip: '192.168.60.1' })], options1, /^node1 has no IPv4 podCIDR yet/],
+    ['address on no interface', [clusterNode(1, { ip: '192.168.99.1' })], options1, /^node1 its underlay address 192.168.99.1 is on no interface of this host/],
+    ['loopback address (the quick start)', [clusterNode(1, { ip: '127.0.0.1' })], options1, /^node1 its underlay address 127.0.0.1 is on the loopback interface/],
+    ['unknown --iface', [clusterNode(1)], { ...options1, iface: 'eth9' }, /^node1 --iface eth9: there is no such interface here/],
+  ];
+  it.each(waiting)('plans no device when this node is %s', (_name, nodes, options, problem) => {
+    const plan = planOverlay(nodes, options, host1);
+    expect(plan.device).toBeUndefined();
+    expect(plan.problems.map((p) => `${p.node} ${p.reason}`)).toContainEqual(expect.stringMatching(problem));
+  });
+
+  it('in kubernetes mode ignores its own public-ip annotation (its own output) but keeps its annotated MAC', () => {
+    const self = clusterNode(1, { annotations: { 'netplane.io/public-ip': '192.168.99.1', 'netplane.io/vtep-mac': '0a:00:00:00:00:01' } });
+    expect(planOverlay([self], options1, host1).device).toBeUndefined();
+    expect(planOverlay([self], { ...options1, publishes: true }, host1).device).toMatchObject({ local: '192.168.60.1', mac: '0a:00:00:00:00:01' });
+  });
+});
+
+describe('planOverlay: other nodes', () => {
+  const rows: Array<[string, Node[], string[]]> = [
+    ['two remotes, sorted by name', [clusterNode(3), clusterNode(1), clusterNode(2)], [
+      `node2 192.168.60.2 ${mac2} 10.244.2.0 10.244.2.0/24`,
+      `node3 192.168.60.3 ${mac3} 10.244.3.0 10.244.3.0/24`,
+    ]],
+    ['dual-stack remote', [clusterNode(1), clusterNode(2, { podCIDRs: ['10.244.2.0/24', 'fd00:244:2::/64'] })], [
+      `node2 192.168.60.2 ${mac2} 10.244.2.0 10.244.2.0/24 fd00:244:2:: fd00:244:2::/64`,
+    ]],
+    ['annotations win', [clusterNode(1), clusterNode(2, { annotations: { 'netplane.io/public-ip': '192.168.61.2', 'netplane.io/vtep-mac': '0a:00:00:00:00:02' } })], [
+      'node2 192.168.61.2 0a:00:00:00:00:02 10.244.2.0 10.244.2.0/24',
+    ]],
+    ['no podCIDR: left out', [clusterNode(1), node('node2', { ip: '192.168.60.2' })], [
+      'problem node2: has no IPv4 podCIDR yet; its pods are not reachable over the overlay until it has one',
+    ]],
+    ['no address: left out', [clusterNode(1), node('node2', { podCIDRs: ['10.244.2.0/24'] })], [
+      'problem node2: has no InternalIP or ExternalIP address and no netplane.io/public-ip annotation',
+    ]],
+    ['podCIDR overlapping this node: left out', [clusterNode(1), clusterNode(2, { podCIDRs: ['10.244.1.0/25'] })], [
+      "problem node2: its podCIDR 10.244.1.0/25 overlaps another node's; left out",
+    ]],
+    ['same address as another: the later name is left out', [clusterNode(1), clusterNode(2), clusterNode(3, { ip: '192.168.60.2' })], [
+      `node2 192.168.60.2 ${mac2} 10.244.2.0 10.244.2.0/24`,
+      "problem node3: its underlay address 192.168.60.2 is also node node2's; left out",
+    ]],
+    ['same MAC as another: left out', [clusterNode(1), clusterNode(2, { annotations: { 'netplane.io/vtep-mac': '0a:00:00:00:00:09' } }), clusterNode(3, { annotations: { 'netplane.io/vtep-mac': '0a:00:00:00:00:09' } })], [
+      'node2 192.168.60.2 0a:00:00:00:00:09 10.244.2.0 10.244.2.0/24',
+      "problem node3: its VTEP MAC 0a:00:00:00:00:09 is also node node2's; left out",
+    ]],
+    ['IPv6 underlay: left out', [clusterNode(1), clusterNode(2, { ip: 'fd00:60::2' })], [
+      'problem node2: its underlay address fd00:60::2 is IPv6; the overlay runs over an IPv4 underlay',
+    ]],
+  ];
+  it.each(rows)('%s', (_name, nodes, want) => {
+    expect(summary(planOverlay(nodes, options1, host1))).toEqual(want);
+  });
+
+  it('plans the remotes while this node waits, so they are ready when it can have a device', () => {
+    const plan = planOverlay([clusterNode(2), clusterNode(3)], options1, host1);
+    expect(plan.device).toBeUndefined();
+    expect(plan.remotes.map((r) => r.node)).toEqual(['node2', 'node3']);
+  });
+});
