@@ -11,7 +11,9 @@
 //  2. both cores: netplane as two processes sharing the port (`--reuse-port`), nginx with `worker_processes 2`, both
 //     unpinned, wrk `-t2 -c64` unpinned, to an unpinned one-worker backend.
 // Usage: npx node bench/ingress/ingress.ts [--json] [--rounds 3] [--seconds 5] [--connections 64]
-//        [--only direct,nginx,http-proxy,node-floor,netplane] [--no-both-cores]
+//        [--only direct,nginx,http-proxy,node-floor,netplane] [--no-both-cores] [--wait-idle 30]
+// --wait-idle: before each run, wait up to this many seconds for the machine to be quiet (0: never); each run
+// prints `others`, the CPU that processes outside the benchmark used during it.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
@@ -43,6 +45,8 @@ for (const t of only) {
 }
 const targets = allTargets.filter((t) => only.includes(t));
 const bothCores = !args.includes('--no-both-cores');
+// On a shared machine, other work skews a run: each run first waits (at most this long) for the machine to go quiet.
+const waitIdle = Number(opt('wait-idle', '30'));
 const host = 'bench.local';
 const body = 'ok\n';
 
@@ -290,6 +294,16 @@ function medianResult(rs: Result[]): Result {
   };
 }
 
+/** Waits until the machine (less this benchmark's own idle processes) is under 10% busy for a second, or `waitIdle` s pass. */
+async function untilIdle(): Promise<void> {
+  const deadline = Date.now() + waitIdle * 1000;
+  while (Date.now() < deadline) {
+    const busy0 = machineBusySeconds();
+    await sleep(1000);
+    if ((machineBusySeconds() - busy0) / availableParallelism() < 0.1) return;
+  }
+}
+
 /** Measures `running` targets in rotating order for the configured rounds; returns the medians. */
 async function measure(section: string, running: Map<string, Running>, pin: boolean, threads: number): Promise<Map<string, { median: Result; rounds: Result[] }>> {
   const names = [...running.keys()];
@@ -299,6 +313,7 @@ async function measure(section: string, running: Map<string, Running>, pin: bool
   for (let r = 0; r < rounds; r++) {
     const order = names.map((_, i, a) => a[(i + r) % a.length]!);
     for (const name of order) {
+      await untilIdle();
       const target = running.get(name)!;
       const pids = name.startsWith('direct') ? [] : target.procs.map((p) => p.pid!);
       const res = await wrk(target.port, pids, pin, threads);
