@@ -1,7 +1,7 @@
 // netplane dns: CoreDNS's job. Answers the cluster zone from the service map, forwards and caches the rest.
 import { Counter } from 'prom-client';
 import { defineComponent, type ComponentContext } from '../runtime/component.ts';
-import { listFlag, oneOf, parseCIDRList, parseHostPort, positiveInt, valueFlag, type HostPort } from '../runtime/flags.ts';
+import { listFlag, oneOf, parseCIDRList, parseHostPort, positiveInt, switchFlag, valueFlag, type HostPort } from '../runtime/flags.ts';
 import { Forwarder, readResolvConf } from './forward/forwarder.ts';
 import { DnsServer } from './server/server.ts';
 import { ClusterZoneHandler } from './zone/handler.ts';
@@ -27,6 +27,7 @@ const flags = {
   'reverse-cidr': listFlag({ value: 'CIDRS', help: 'reverse names of these ranges are answered here (NXDOMAIN when unknown), not forwarded', parse: parseCIDRList }),
   'dns-service': valueFlag({ value: 'NAMESPACE/NAME', help: "this DNS server's own Service, whose cluster IPs are ns.dns.<zone>", parse: serviceRef, default: { namespace: 'kube-system', name: 'kube-dns' } }),
   'cache-size': valueFlag({ value: 'N', help: 'forwarded answers kept in the cache (0 turns it off)', parse: (r: string) => (r === '0' ? 0 : positiveInt(r)), default: 10_000 }),
+  'reuse-port': switchFlag('share the listen ports with other processes (SO_REUSEPORT): run one per core and the kernel spreads clients over them'),
 };
 
 /** The dns component. */
@@ -84,6 +85,7 @@ async function runDns(ctx: ComponentContext, f: DnsFlags): Promise<void> {
     registry: ctx.registry,
     serverLabel,
     zoneOf: (lname) => (lname === f.zone || lname.endsWith(`.${f.zone}`) ? zoneLabel : '.'),
+    reusePort: f['reuse-port'],
   });
   let bound;
   try {

@@ -40,7 +40,8 @@ export class ClusterZoneHandler implements DnsHandler {
   #o: ZoneOptions;
   #zone: string;
   #reverse = new BlockList();
-  #memo = new Map<string, DnsAnswer>();
+  /** Answers by query type, then by query name: a lookup hashes only the name the query brought, no key is built. */
+  #memo = new Map<string, Map<string, DnsAnswer>>();
   #memoGeneration = -1;
   #shared?: { nxdomain: DnsAnswer; nodata: DnsAnswer; soa: ResourceRecord };
 
@@ -56,6 +57,13 @@ export class ClusterZoneHandler implements DnsHandler {
 
   handle(q: DnsQuery): HandlerResult | Promise<HandlerResult> {
     if (q.qclass !== 1) return 'pass';
+    // Most queries repeat a question already answered since the index last changed: serve that answer before
+    // parsing the name (an answer is memoized only once it is known to be ours and current).
+    if (this.#o.synced()) {
+      this.#fresh();
+      const hit = this.#memo.get(q.type)?.get(q.lname);
+      if (hit !== undefined) return hit;
+    }
     const zoneName = parseZoneName(q.lname, this.#zone);
     if (zoneName) {
       if (!this.#o.synced()) return this.#servfail();
@@ -201,11 +209,12 @@ export class ClusterZoneHandler implements DnsHandler {
   /** The same answer object for the same name and type until the index changes. */
   #memoized(q: DnsQuery, build: () => DnsAnswer): DnsAnswer {
     this.#fresh();
-    const key = `${q.lname}|${q.type}`;
-    let a = this.#memo.get(key);
+    let byName = this.#memo.get(q.type);
+    if (!byName) this.#memo.set(q.type, (byName = new Map()));
+    let a = byName.get(q.lname);
     if (!a) {
       a = build();
-      this.#memo.set(key, a);
+      byName.set(q.lname, a);
     }
     return a;
   }

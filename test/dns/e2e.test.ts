@@ -148,6 +148,27 @@ describe('netplane dns from a manifest directory, with dig', () => {
     await writeFile(join(dir, 'cluster.yaml'), objects('10.96.0.99').map((o) => JSON.stringify(o)).join('\n---\n'));
     await waitFor('the new address', async () => (await dig(port, 'web.default.svc.cluster.local')).answer[0]?.endsWith('10.96.0.99'), 3000);
   });
+
+  it('shares its port with other processes under --reuse-port, and only then', async () => {
+    const shared = await freePort();
+    const args = ['--manifests', dir, '--listen', `127.0.0.1:${shared}`, '--upstream', `127.0.0.1:${up.port}`, '--reuse-port'];
+    const first = startDns(args);
+    const second = startDns(args);
+    try {
+      await waitFor('both serving', () => [first, second].every((p) => p.logs().includes('dns serving')), 15_000);
+      const alone = startDns(args.slice(0, -1));
+      const code = await new Promise((r) => alone.proc.once('exit', r));
+      expect(code).toBe(1);
+      expect(alone.logs()).toContain('cannot listen');
+      // With one of them gone the other still answers on the shared port.
+      first.proc.kill('SIGTERM');
+      await new Promise((r) => first.proc.once('exit', r));
+      await waitFor('answers from the second', async () => (await dig(shared, 'web.default.svc.cluster.local')).status === 'NOERROR', 5000);
+    } finally {
+      first.proc.kill('SIGTERM');
+      second.proc.kill('SIGTERM');
+    }
+  });
 });
 
 describe('netplane dns on the Kubernetes API', () => {
