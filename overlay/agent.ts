@@ -159,6 +159,7 @@ export class OverlayAgent {
     let plan: OverlayPlan;
     let failed: Array<{ kind: string; text: string; error: Error }> = [];
     let applied = 0;
+    let masqueraded = false;
     try {
       if (full || this.#hostStale || !this.#host) {
         this.#hostStale = false;
@@ -174,7 +175,7 @@ export class OverlayAgent {
       failed = result.failed.map((f) => ({ kind: f.op.kind, text: opText(f.op), error: f.error }));
       if (plan.device && o.masquerade) {
         try {
-          if (await o.masquerade.sync(o.clusterCIDRs.length > 0 ? o.clusterCIDRs : plan.podCIDRs, full)) applied++;
+          masqueraded = await o.masquerade.sync(o.clusterCIDRs.length > 0 ? o.clusterCIDRs : plan.podCIDRs, full);
         } catch (e) {
           failed.push({ kind: 'nftables', text: 'masquerade tables', error: e as Error });
         }
@@ -198,10 +199,10 @@ export class OverlayAgent {
     this.#needFull = false;
     this.#failures = 0;
     this.#failingSince = undefined;
-    if (full || applied > 0) {
+    if (full || applied > 0 || masqueraded) {
       const counts = viewCounts(this.#view!);
       o.log.info(
-        { full, ms: round(ms), ...(seenMs !== undefined ? { seenMs: round(seenMs) } : {}), operations: applied, remotes: plan.remotes.length, ...counts },
+        { full, ms: round(ms), ...(seenMs !== undefined ? { seenMs: round(seenMs) } : {}), operations: applied, masquerade: masqueraded, remotes: plan.remotes.length, ...counts },
         plan.device ? 'overlay synced' : 'overlay waiting: this node cannot have a VXLAN device yet',
       );
     }

@@ -1,5 +1,46 @@
-// netplane overlay: Flannel's VXLAN job. Not built yet; see the overlay issue.
-import { defineComponent } from '../runtime/component.ts';
+// netplane overlay: Flannel's VXLAN job. One VXLAN device per node; for every other node a neighbour entry, an
+// FDB entry and a route, programmed over netlink from the Node objects; pod traffic leaving the cluster is
+// masqueraded with nftables. The data plane stays as it is when the agent stops or crashes.
+import { readFile } from 'node:fs/promises';
+import { defineComponent, type ComponentContext } from '../runtime/component.ts';
+import { HostRunner } from '../runtime/exec.ts';
+import { listFlag, parseCIDRList, parseDuration, switchFlag, valueFlag } from '../runtime/flags.ts';
+import type { Logger } from '../runtime/logger.ts';
+import { OverlayAgent } from './agent.ts';
+import type { OverlayKernel } from './kernel/types.ts';
+import { Masquerade } from './masquerade.ts';
+import { registerOverlayMetrics } from './metrics.ts';
+import { kubernetesPatcher, VtepPublisher } from './publish.ts';
+
+/** Parses a whole number within [min, max]. */
+function intIn(min: number, max: number): (raw: string) => number {
+  return (raw) => {
+    const n = Number(raw);
+    if (!/^\d+$/.test(raw) || n < min || n > max) throw new Error(`must be a whole number from ${min} to ${max}`);
+    return n;
+  };
+}
+
+/** Parses an interface name as the kernel accepts it. */
+function ifName(raw: string): string {
+  if (!/^[^/:\s]{1,15}$/.test(raw) || raw === '.' || raw === '..') throw new Error('must be an interface name of 1 to 15 characters without "/", ":" or spaces');
+  return raw;
+}
+
+const flags = {
+  device: valueFlag({ value: 'NAME', help: 'the VXLAN device', parse: ifName, default: 'netplane.1' }),
+  vni: valueFlag({ value: 'N', help: 'the VXLAN network identifier', parse: intIn(0, 16_777_215), default: 1 }),
+  port: valueFlag({ value: 'PORT', help: "the VXLAN UDP port (Flannel's default; 4789 is the IANA one)", parse: intIn(1, 65535), default: 8472 }),
+  mtu: valueFlag({ value: 'BYTES', help: "the device's MTU (default: the underlay interface's MTU less 50)", parse: intIn(68, 65535) }),
+  iface: valueFlag({ value: 'NAME', help: "the underlay interface; its IPv4 address is this node's underlay address (default: the interface holding the Node's address)", parse: ifName }),
+  'cluster-cidr': listFlag({
+    value: 'CIDRS',
+    help: "pod network CIDRs, comma-separated; pod traffic to anywhere else is masqueraded (default: every Node's podCIDRs)",
+    parse: parseCIDRList,
+  }),
+  'resync-period': valueFlag({ value: 'DURATION', help: 'read the kernel again and repair what differs at least this often', parse: parseDuration, default: 30_000 }),
+  cleanup: switchFlag('remove the VXLAN device (with its routes and entries) and the masquerade tables, and exit'),
+};
 
 /** The overlay component. */
 export const overlayComponent = defineComponent({
@@ -7,6 +48,110 @@ export const overlayComponent = defineComponent({
   summary: "Connects the pod networks of all nodes through a VXLAN overlay programmed over netlink (Flannel's VXLAN job).",
   kinds: ['Node'],
   defaultAdmin: '127.0.0.1:10247',
-  flags: {},
-  notBuilt: 'issue 6, overlay',
+  flags,
+  async before(f, log) {
+    if (!f.cleanup) return undefined;
+    return cleanup(f.device, log);
+  },
+  async run(ctx, f) {
+    await runOverlay(ctx, f);
+  },
 });
+
+type OverlayFlags = Parameters<NonNullable<typeof overlayComponent.run>>[1];
+
+/** Opens the kernel layer; loaded only when used (it loads a native module). */
+async function openKernel(): Promise<OverlayKernel> {
+  const { NetlinkKernel } = await import('./kernel/netlink.ts');
+  return NetlinkKernel.open();
+}
+
+/** Deletes the device (its routes, neighbour and FDB entries go with it) and both masquerade tables. */
+async function cleanup(device: string, log: Logger): Promise<number> {
+  let failed = false;
+  try {
+    const kernel = await openKernel();
+    try {
+      const link = await kernel.link(device);
+      if (link && link.kind === 'vxlan') {
+        await kernel.deleteLink(link.index);
+        log.info({ device }, 'removed the VXLAN device with its routes and entries');
+      } else if (link) {
+        log.warn({ device, kind: link.kind ?? 'none' }, `${device} is not a VXLAN device; left alone`);
+      }
+    } finally {
+      kernel.close();
+    }
+  } catch (e) {
+    failed = true;
+    log.error({ device, err: (e as Error).message }, 'cannot remove the VXLAN device');
+  }
+  try {
+    await new Masquerade(new HostRunner()).cleanup();
+    log.info('removed the masquerade tables');
+  } catch (e) {
+    failed = true;
+    log.error({ err: (e as Error).message }, 'cannot remove the masquerade tables');
+  }
+  return failed ? 1 : 0;
+}
+
+async function runOverlay(ctx: ComponentContext, f: OverlayFlags): Promise<void> {
+  let kernel: OverlayKernel;
+  try {
+    kernel = await openKernel();
+  } catch (e) {
+    ctx.log.fatal({ err: (e as Error).message }, 'cannot open rtnetlink');
+    await ctx.shutdown.run(1);
+    return;
+  }
+  const clusterCIDRs = f['cluster-cidr'].flat();
+  const publisher = ctx.source.name === 'kubernetes' ? await makePublisher(ctx, f) : undefined;
+  const agent = new OverlayAgent({
+    kernel,
+    store: ctx.store,
+    overlay: {
+      nodeName: ctx.nodeName,
+      device: f.device,
+      vni: f.vni,
+      port: f.port,
+      ...(f.mtu !== undefined ? { mtu: f.mtu } : {}),
+      ...(f.iface !== undefined ? { iface: f.iface } : {}),
+      publishes: publisher !== undefined,
+    },
+    clusterCIDRs,
+    masquerade: new Masquerade(new HostRunner()),
+    metrics: registerOverlayMetrics(ctx.registry),
+    log: ctx.log,
+    resyncPeriodMs: f['resync-period'],
+    ...(publisher ? { onSelf: publisher.publish } : {}),
+  });
+  ctx.admin.addHealthCheck('overlay', agent.health);
+  // Never program an empty view: on a restart that would delete every other node's entries until it loads.
+  const startWhenSynced = () => {
+    if (ctx.store.status.synced) agent.start();
+  };
+  ctx.store.onStatus(startWhenSynced);
+  startWhenSynced();
+  ctx.shutdown.add('overlay', async () => {
+    publisher?.stop();
+    await agent.stop();
+    // The device and its entries stay: pods keep reaching each other while the agent is away.
+    kernel.close();
+  });
+  if (clusterCIDRs.length === 0) ctx.log.info("no --cluster-cidr: pod traffic leaving every Node's podCIDRs is masqueraded");
+  if ((await readFile('/proc/sys/net/ipv4/ip_forward', 'utf8').catch(() => '1')).trim() === '0') {
+    ctx.log.warn('net.ipv4.ip_forward is 0: this node will not forward pod traffic to or from the overlay');
+  }
+  ctx.log.info({ device: f.device, vni: f.vni, port: f.port, mtu: f.mtu ?? 'auto', iface: f.iface ?? 'auto', clusterCIDRs, publishes: publisher !== undefined }, 'overlay running');
+}
+
+async function makePublisher(ctx: ComponentContext, f: OverlayFlags): Promise<VtepPublisher> {
+  const { loadKubeConfig } = await import('../cluster/kubernetes/config.ts');
+  return new VtepPublisher({
+    nodeName: ctx.nodeName,
+    patch: await kubernetesPatcher(loadKubeConfig(f.kubeconfig)),
+    current: () => ctx.store.get('Node', ctx.nodeName)?.metadata.annotations,
+    log: ctx.log,
+  });
+}

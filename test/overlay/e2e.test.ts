@@ -1,0 +1,175 @@
+// netplane overlay as users run it (the CLI, one agent per node namespace, from a manifest directory), tested
+// with real packets between pods on three nodes joined by an underlay bridge. Scenarios run in order on one network.
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { derivedMac } from '../../overlay/plan/node.ts';
+import { waitFor } from '../helpers/wait.ts';
+import { buildOverlayTopology, type OverlayTopology, type TestNode } from './topology.ts';
+
+/** node's overlay entries as `ip`/`bridge` print them: neighbours, FDB entries and routes of netplane.1, sorted. */
+async function entries(t: OverlayTopology, node: TestNode): Promise<string[]> {
+  const neigh = await t.sh(node.ns, 'ip', ['neigh', 'show', 'dev', 'netplane.1', 'nud', 'permanent']);
+  const fdb = await t.sh(node.ns, 'bridge', ['fdb', 'show', 'dev', 'netplane.1']);
+  const routes = await t.sh(node.ns, 'ip', ['route', 'show', 'dev', 'netplane.1']);
+  return [
+    ...neigh.split('\n').filter(Boolean).map((l) => `neigh ${l.trim()}`),
+    ...fdb.split('\n').filter(Boolean).map((l) => `fdb ${l.trim()}`),
+    ...routes.split('\n').filter(Boolean).map((l) => `route ${l.trim()}`),
+  ].sort();
+}
+
+/** The entries node `self` should hold for the other nodes. */
+function expectedEntries(self: TestNode, others: Array<{ ip: string; podCIDR: string; mac?: string }>): string[] {
+  return others
+    .flatMap((o) => {
+      const vtep = o.podCIDR.split('/')[0]!;
+      const mac = o.mac ?? derivedMac(o.ip);
+      return [`neigh ${vtep} lladdr ${mac} PERMANENT`, `fdb ${mac} dst ${o.ip} self permanent`, `route ${o.podCIDR} via ${vtep} proto static onlink`];
+    })
+    .sort();
+}
+
+const bin = fileURLToPath(new URL('../../bin/netplane.ts', import.meta.url));
+const ok = (rs: Array<{ ok: boolean }>) => rs.every((r) => r.ok);
+
+describe('netplane overlay in the kernel: three nodes on an underlay bridge', () => {
+  let t: OverlayTopology;
+  const node = (i: number) => t.nodes[i - 1]!;
+  const others = (i: number, list = t.nodes) => list.filter((n) => n.name !== `node${i}`);
+
+  beforeAll(async () => {
+    t = await buildOverlayTopology(3, 2);
+    await t.writeNodes();
+    await Promise.all(t.nodes.map((n) => t.startAgent(n)));
+  }, 60_000);
+  afterAll(async () => {
+    await t?.destroy();
+  });
+
+  it('creates the device as configured and one neighbour, FDB entry and route per other node', async () => {
+    const link = await t.sh(node(1).ns, 'ip', ['-d', 'link', 'show', 'netplane.1']);
+    expect(link).toMatch(/mtu 1450 /);
+    expect(link).toMatch(/state UNKNOWN|state UP/);
+    expect(link).toContain(`link/ether ${derivedMac('192.168.60.1')}`);
+    expect(link).toMatch(/vxlan id 1 local 192\.168\.60\.1 dev eth0 .*dstport 8472 nolearning/);
+    const addr = await t.sh(node(1).ns, 'ip', ['-4', 'addr', 'show', 'dev', 'netplane.1']);
+    expect(addr).toContain('inet 10.244.1.0/32');
+    for (const n of t.nodes) {
+      const i = Number(n.name.slice(4));
+      expect(await entries(t, n)).toEqual(expectedEntries(n, others(i)));
+    }
+  });
+
+  it('pods reach pods on the other nodes over TCP and UDP, with their own addresses', async () => {
+    for (const from of [node(1).pods[0]!, node(2).pods[1]!, node(3).pods[0]!]) {
+      for (const to of t.nodes.flatMap((n) => n.pods)) {
+        if (to.ns === from.ns) continue;
+        const [tcp] = await t.probe(from.ns, 'tcp', to.ip);
+        expect(tcp, `${from.name} → ${to.name} (tcp)`).toMatchObject({ ok: true, name: to.name, seenAs: from.ip });
+      }
+    }
+    const udp = await t.probe(node(1).pods[1]!.ns, 'udp', node(3).pods[1]!.ip, undefined, 5);
+    expect(udp.map((r) => (r.ok ? `${r.name} ${r.seenAs}` : r.error))).toEqual(Array(5).fill(`pod32 ${node(1).pods[1]!.ip}`));
+  });
+
+  it('masquerades pod traffic leaving the cluster CIDR, and the node reaches remote pods', async () => {
+    const [out] = await t.probe(node(2).pods[0]!.ns, 'tcp', t.outside.ip);
+    expect(out).toMatchObject({ ok: true, name: 'outside', seenAs: node(2).ip });
+    // A node talks to a remote pod from its VTEP address, which is in the cluster CIDR: not masqueraded.
+    const [fromNode] = await t.probe(node(2).ns, 'tcp', node(3).pods[0]!.ip);
+    expect(fromNode).toMatchObject({ ok: true, name: 'pod31', seenAs: '10.244.2.0' });
+    const tables = await t.sh(node(2).ns, 'nft', ['list', 'table', 'ip', 'netplane-overlay']);
+    expect(tables).toMatch(/masquerade fully-random/);
+  });
+
+  it('serves promtool-clean metrics with the nodes and entries', async () => {
+    const text = await t.sh(node(1).ns, 'curl', ['-sf', 'http://127.0.0.1:10247/metrics']);
+    expect(text).toContain('netplane_overlay_nodes{state="usable"} 3');
+    expect(text).toContain('netplane_overlay_entries{kind="fdb"} 2');
+    expect(text).toMatch(/netplane_overlay_programming_errors_total(\{[^}]*\})? 0|# TYPE netplane_overlay_programming_errors_total counter/);
+    const lint = await t.lab.exec(node(1).ns, 'promtool', ['check', 'metrics'], text).catch((e: { stderr?: string; stdout?: string }) => e);
+    expect('stderr' in lint ? lint.stderr : '').toBe('');
+  });
+
+  it('removing a node from the manifests removes its entries on the others; adding it back restores them', async () => {
+    const two = t.nodes.slice(0, 2);
+    await t.writeNodes(two);
+    for (const n of two) {
+      const i = Number(n.name.slice(4));
+      await waitFor(`${n.name} to drop node3's entries`, async () => JSON.stringify(await entries(t, n)) === JSON.stringify(expectedEntries(n, others(i, two))), 5000);
+    }
+    const [gone] = await t.probe(node(1).pods[0]!.ns, 'tcp', node(3).pods[0]!.ip);
+    expect(gone!.ok).toBe(false);
+    await t.writeNodes();
+    await waitFor('node1 to reach node3 again', async () => ok(await t.probe(node(1).pods[0]!.ns, 'tcp', node(3).pods[0]!.ip)), 5000);
+    expect(await entries(t, node(1))).toEqual(expectedEntries(node(1), others(1)));
+  });
+
+  it("changing a node's IP moves its FDB entry on the others (the old one is removed) and its own device", async () => {
+    const moved = t.nodes.map((n) => (n.name === 'node3' ? { ...n, ip: '192.168.60.13' } : n));
+    await t.sh(node(3).ns, 'ip', ['addr', 'add', '192.168.60.13/24', 'dev', 'eth0']);
+    await t.writeNodes(moved);
+    for (const n of t.nodes.slice(0, 2)) {
+      await waitFor(`${n.name} to move node3's FDB entry`, async () => {
+        const fdb = await t.sh(n.ns, 'bridge', ['fdb', 'show', 'dev', 'netplane.1']);
+        return fdb.includes('dst 192.168.60.13 ') && !fdb.includes('dst 192.168.60.3 ');
+      }, 5000);
+      const i = Number(n.name.slice(4));
+      expect(await entries(t, n)).toEqual(expectedEntries(n, others(i, moved)));
+    }
+    await waitFor("node3's device to use its new address", async () => /local 192\.168\.60\.13 /.test(await t.sh(node(3).ns, 'ip', ['-d', 'link', 'show', 'netplane.1'])), 5000);
+    // Without the old address, traffic can only go over the new one. (Deleting a primary address deletes the
+    // secondaries of its subnet too, unless they are promoted.)
+    await t.sh(node(3).ns, 'sysctl', ['-qw', 'net.ipv4.conf.eth0.promote_secondaries=1']);
+    await t.sh(node(3).ns, 'ip', ['addr', 'del', '192.168.60.3/24', 'dev', 'eth0']);
+    const rs = await t.probe(node(1).pods[0]!.ns, 'tcp', node(3).pods[1]!.ip, undefined, 3);
+    expect(rs.map((r) => (r.ok ? r.name : r.error))).toEqual(['pod32', 'pod32', 'pod32']);
+    node(3).ip = '192.168.60.13';
+  });
+
+  it('restarting an agent (SIGKILL) loses no traffic and creates no duplicate entries', async () => {
+    const before = await entries(t, node(1));
+    const held = t.probe(node(1).pods[0]!.ns, 'tcp', node(2).pods[0]!.ip, undefined, 1, ['--hold', '3000']);
+    const pinging = t.ping(node(1).pods[1]!.ns, node(3).pods[0]!.ip, 3000);
+    await new Promise((r) => setTimeout(r, 300));
+    await t.stopAgent(node(1), 'SIGKILL');
+    const restarted = await t.startAgent(node(1));
+    const sync = restarted.logs.find((l) => l.msg === 'overlay synced');
+    expect(sync).toMatchObject({ full: true, operations: 0 });
+    const pinged = await pinging;
+    expect(pinged.sent).toBeGreaterThan(100);
+    expect(pinged.lost).toBe(0);
+    expect((await held)[0]).toMatchObject({ ok: true, name: 'pod21' });
+    expect(await entries(t, node(1))).toEqual(before);
+  });
+
+  it('an agent that restarts after nodes changed removes the entries of nodes that no longer exist', async () => {
+    await t.stopAgent(node(1), 'SIGTERM');
+    const two = t.nodes.slice(0, 2);
+    await t.writeNodes(two);
+    // node2 keeps running and drops node3; node1 is down and learns of it only at start.
+    await waitFor('node2 to drop node3', async () => !(await entries(t, node(2))).some((l) => l.includes('10.244.3.0')), 5000);
+    expect((await entries(t, node(1))).some((l) => l.includes('10.244.3.0'))).toBe(true);
+    await t.startAgent(node(1));
+    expect(await entries(t, node(1))).toEqual(expectedEntries(node(1), others(1, two)));
+    await t.writeNodes();
+    await waitFor('node1 to add node3 back', async () => (await entries(t, node(1))).length === 6, 5000);
+  });
+
+  it('--cleanup removes the device, its routes and the masquerade tables, and nothing else', async () => {
+    for (const n of t.nodes) await t.stopAgent(n, 'SIGTERM');
+    const n1 = node(1);
+    await t.sh(n1.ns, 'nft', ['add', 'table', 'inet', 'someone-else']);
+    await t.sh(n1.ns, 'ip', ['route', 'add', '10.99.0.0/16', 'dev', 'cni0']);
+    await t.lab.exec(n1.ns, process.execPath, [bin, 'overlay', '--cleanup']);
+    await expect(t.sh(n1.ns, 'ip', ['link', 'show', 'netplane.1'])).rejects.toThrow(/does not exist/);
+    expect(await t.sh(n1.ns, 'ip', ['route'])).not.toMatch(/10\.244\.[23]\.0/);
+    expect(await t.sh(n1.ns, 'ip', ['route'])).toMatch(/10\.99\.0\.0\/16 dev cni0/);
+    const tables = await t.sh(n1.ns, 'nft', ['list', 'tables']);
+    expect(tables).not.toMatch(/netplane-overlay/);
+    expect(tables).toMatch(/someone-else/);
+    expect(await t.sh(n1.ns, 'ip', ['-br', 'link'])).toMatch(/cni0/);
+    // Running it again, with nothing left to remove, succeeds.
+    await t.lab.exec(n1.ns, process.execPath, [bin, 'overlay', '--cleanup']);
+  });
+});
