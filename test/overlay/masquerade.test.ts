@@ -1,0 +1,119 @@
+// The masquerade tables: rendered text, when nft runs, clean-up, and the real nft accepting and replacing them.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NetnsLab } from '../../lab/netns.ts';
+import { Masquerade, renderMasquerade } from '../../overlay/masquerade.ts';
+import { CommandError, type CommandOutput, type CommandRunner } from '../../runtime/exec.ts';
+
+/** Records nft calls; `fail` makes them fail with that stderr. */
+class Recorder implements CommandRunner {
+  calls: string[] = [];
+  fail: string | undefined;
+  async run(command: string, args: readonly string[], input?: string): Promise<CommandOutput> {
+    this.calls.push(`${command} ${args.join(' ')}${input ? `\n${input}` : ''}`);
+    if (this.fail) throw new CommandError(`${command} ${args.join(' ')}`, 1, this.fail);
+    return { stdout: '', stderr: '' };
+  }
+}
+
+describe('renderMasquerade', () => {
+  it('masquerades what leaves the cluster CIDRs except multicast, per family, and replaces each table whole', () => {
+    expect(renderMasquerade(['10.244.0.0/16', 'fd00:244::/48', '10.244.3.0/24'])).toBe(
+      [
+        'table ip netplane-overlay',
+        'delete table ip netplane-overlay',
+        'table ip netplane-overlay {',
+        '  comment "netplane overlay: masquerade pod traffic leaving the cluster"',
+        '  set cluster {',
+        '    type ipv4_addr; flags interval;',
+        '    elements = { 10.244.0.0/16 }',
+        '  }',
+        '  chain postrouting {',
+        '    type nat hook postrouting priority srcnat; policy accept;',
+        '    ip saddr != @cluster return',
+        '    ip daddr @cluster return',
+        '    ip daddr 224.0.0.0/4 return',
+        '    masquerade fully-random',
+        '  }',
+        '}',
+        'table ip6 netplane-overlay',
+        'delete table ip6 netplane-overlay',
+        'table ip6 netplane-overlay {',
+        '  comment "netplane overlay: masquerade pod traffic leaving the cluster"',
+        '  set cluster {',
+        '    type ipv6_addr; flags interval;',
+        '    elements = { fd00:244::/48 }',
+        '  }',
+        '  chain postrouting {',
+        '    type nat hook postrouting priority srcnat; policy accept;',
+        '    ip6 saddr != @cluster return',
+        '    ip6 daddr @cluster return',
+        '    ip6 daddr ff00::/8 return',
+        '    masquerade fully-random',
+        '  }',
+        '}',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('a family without CIDRs only has its table removed', () => {
+    expect(renderMasquerade(['10.244.0.0/16'])).toMatch(/\ntable ip6 netplane-overlay\ndelete table ip6 netplane-overlay\n$/);
+  });
+});
+
+describe('Masquerade', () => {
+  it('runs nft for new rules and for a forced sync only', async () => {
+    const r = new Recorder();
+    const m = new Masquerade(r);
+    expect(await m.sync(['10.244.0.0/16'])).toBe(true);
+    expect(await m.sync(['10.244.0.0/16'])).toBe(false);
+    expect(await m.sync(['10.244.0.0/16'], true)).toBe(true);
+    expect(await m.sync(['10.244.0.0/16', '10.245.0.0/16'])).toBe(true);
+    expect(r.calls.map((c) => c.split('\n')[0])).toEqual(Array(3).fill('nft -f -'));
+  });
+
+  it('after a failure, the next sync tries again', async () => {
+    const r = new Recorder();
+    const m = new Masquerade(r);
+    r.fail = 'Error: Could not process rule: Operation not permitted';
+    await expect(m.sync(['10.244.0.0/16'])).rejects.toBeInstanceOf(CommandError);
+    r.fail = undefined;
+    expect(await m.sync(['10.244.0.0/16'])).toBe(true);
+  });
+
+  it('cleanup deletes both tables, absent ones being fine, and reports other failures', async () => {
+    const r = new Recorder();
+    r.fail = 'Error: Could not process rule: No such file or directory';
+    await new Masquerade(r).cleanup();
+    expect(r.calls).toEqual(['nft delete table ip netplane-overlay', 'nft delete table ip6 netplane-overlay']);
+    r.fail = 'Error: Operation not permitted';
+    await expect(new Masquerade(r).cleanup()).rejects.toBeInstanceOf(CommandError);
+  });
+});
+
+describe('Masquerade with the real nft', () => {
+  let lab: NetnsLab;
+  let ns: string;
+  beforeAll(async () => {
+    lab = NetnsLab.create();
+    ns = await lab.ns('masq');
+  });
+  afterAll(async () => {
+    await lab?.destroy();
+  });
+
+  it('creates, replaces and removes the tables', async () => {
+    const runner: CommandRunner = { run: (c, a, i) => lab.exec(ns, c, a, i) };
+    const m = new Masquerade(runner);
+    await m.sync(['10.244.0.0/16', 'fd00:244::/48']);
+    await m.sync(['10.244.0.0/16', 'fd00:244::/48'], true);
+    expect((await lab.exec(ns, 'nft', ['list', 'tables'])).stdout).toBe('table ip netplane-overlay\ntable ip6 netplane-overlay\n');
+    await m.sync(['10.244.0.0/16', '10.245.0.0/16']);
+    const listed = (await lab.exec(ns, 'nft', ['list', 'ruleset'])).stdout;
+    expect(listed).toContain('elements = { 10.244.0.0/16, 10.245.0.0/16 }');
+    expect(listed).not.toContain('ip6');
+    await m.cleanup();
+    await m.cleanup();
+    expect((await lab.exec(ns, 'nft', ['list', 'tables'])).stdout).toBe('');
+  });
+});

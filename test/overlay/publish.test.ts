@@ -1,0 +1,82 @@
+// Kubernetes mode: the agent's VTEP annotations reach its Node through the real client and the test API server,
+// once per change, restored when someone else overwrites them, and retried while the Node is missing.
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { loadKubeConfig } from '../../cluster/kubernetes/config.ts';
+import { KubernetesSource } from '../../cluster/kubernetes/source.ts';
+import { Store } from '../../cluster/store.ts';
+import { kubernetesPatcher, VtepPublisher, type PatchAnnotations } from '../../overlay/publish.ts';
+import { TestApiServer } from '../apiserver/server.ts';
+import { captureLogger, waitFor } from '../helpers/wait.ts';
+import { rawNode } from './fixtures.ts';
+
+describe('VtepPublisher against the API server', () => {
+  let api: TestApiServer;
+  let source: KubernetesSource;
+  let store: Store;
+  let publisher: VtepPublisher;
+  let patches: Array<Record<string, string>>;
+  let records: Array<Record<string, unknown>>;
+
+  beforeEach(async () => {
+    api = await TestApiServer.start();
+    const kc = loadKubeConfig(await api.kubeconfigPath());
+    const captured = captureLogger();
+    records = captured.records;
+    store = new Store(['Node']);
+    source = new KubernetesSource(kc, { log: captured.log, initialBackoffMs: 50, maxBackoffMs: 200 });
+    const real = await kubernetesPatcher(kc);
+    patches = [];
+    const patch: PatchAnnotations = async (name, annotations) => {
+      patches.push(annotations);
+      await real(name, annotations);
+    };
+    publisher = new VtepPublisher({
+      nodeName: 'node1',
+      patch,
+      current: () => store.get('Node', 'node1')?.metadata.annotations,
+      log: captured.log,
+      retryBaseMs: 20,
+      retryMaxMs: 50,
+    });
+  });
+  afterEach(async () => {
+    publisher.stop();
+    await source.stop();
+    await api.close();
+  });
+
+  const annotations = () => store.get('Node', 'node1')?.metadata.annotations ?? {};
+  const vtep = { mac: '0a:00:00:00:00:01', ip: '192.168.60.1' };
+  const published = { 'netplane.io/vtep-mac': vtep.mac, 'netplane.io/public-ip': vtep.ip };
+
+  it('patches the annotations once, keeps the others, and restores them when overwritten', async () => {
+    api.apply(rawNode('node1', { podCIDRs: ['10.244.1.0/24'], ip: '192.168.60.1', annotations: { keep: 'me' } }));
+    await source.start(store);
+    publisher.publish(vtep);
+    publisher.publish(vtep);
+    await publisher.settled();
+    await waitFor('the annotations in the view', () => annotations()['netplane.io/vtep-mac'] === vtep.mac);
+    expect(annotations()).toEqual({ keep: 'me', ...published });
+    publisher.publish(vtep);
+    await publisher.settled();
+    expect(patches).toEqual([published]);
+
+    api.apply(rawNode('node1', { podCIDRs: ['10.244.1.0/24'], ip: '192.168.60.1', annotations: { keep: 'me', 'netplane.io/vtep-mac': '0a:00:00:00:00:99' } }));
+    await waitFor('the overwrite in the view', () => annotations()['netplane.io/vtep-mac'] === '0a:00:00:00:00:99');
+    publisher.publish(vtep);
+    await publisher.settled();
+    await waitFor('the annotations restored', () => annotations()['netplane.io/vtep-mac'] === vtep.mac);
+    expect(patches).toHaveLength(2);
+  });
+
+  it('retries while the Node does not exist yet, and publishes the latest value', async () => {
+    await source.start(store);
+    publisher.publish(vtep);
+    await waitFor('a failed patch', () => records.some((r) => r.msg === "cannot publish this node's VTEP annotations; other nodes use the address and a MAC derived from it meanwhile"));
+    const moved = { mac: vtep.mac, ip: '192.168.60.11' };
+    publisher.publish(moved);
+    api.apply(rawNode('node1', { podCIDRs: ['10.244.1.0/24'], ip: '192.168.60.11' }));
+    await waitFor('the annotations in the view', () => annotations()['netplane.io/public-ip'] === moved.ip, 5000);
+    expect(annotations()).toEqual({ 'netplane.io/vtep-mac': vtep.mac, 'netplane.io/public-ip': moved.ip });
+  });
+});
