@@ -28,24 +28,27 @@ ports: [{ name: http, port: 8080 }]
 `;
 
 describe('parseManifestText', () => {
-  const cases: Array<[string, string, { objects?: string[]; document?: number; reason?: RegExp }]> = [
+  const cases: Array<[string, string, { objects?: string[]; document?: number; reason?: RegExp }, string?]> = [
     ['several documents, empty ones skipped', `${web(80)}---\n---\n${slice}`, { objects: ['Service', 'EndpointSlice'] }],
     ['JSON', JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'n1' } }), { objects: ['Node'] }],
     ['YAML syntax error names the file line', `${web(80)}---\nkind: [unclosed\n`, { document: 2, reason: /at line 9, column 1$/ }],
     ['validation error names the field', `${slice}---\n${web(0)}`, { document: 2, reason: /Service: spec\.ports\[0\]\.port: must be 1 to 65535/ }],
     ['duplicate keys are refused', 'apiVersion: v1\nkind: Node\nkind: Node\nmetadata: { name: a }\n', { document: 1, reason: /unique/i }],
+    ['a .json file takes the JSON fast path', JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [{ apiVersion: 'v1', kind: 'Node', metadata: { name: 'a' } }, { apiVersion: 'v1', kind: 'Node', metadata: { name: 'b' } }] }), { objects: ['Node', 'Node'] }, 'f.json'],
+    ['a .json file that fails validation names the field', JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'A_B' } }), { document: 1, reason: /metadata\.name/ }, 'f.json'],
+    ['a .json file with a syntax error is reported with line and column', '{"apiVersion": "v1",\n  "kind": "Node"', { document: 1, reason: /line \d+, column \d+/ }, 'f.json'],
     ['merge keys stay plain data', 'apiVersion: v1\nkind: Node\nmetadata: { name: a, labels: { "<<": x } }\n', { objects: ['Node'] }],
   ];
-  for (const [name, text, want] of cases) {
+  for (const [name, text, want, file = 'f.yaml'] of cases) {
     it(name, () => {
-      const r = parseManifestText('f.yaml', text);
+      const r = parseManifestText(file, text);
       if (want.objects) {
         expect(r.ok).toBe(true);
         if (r.ok) expect(r.objects.map((o) => o.kind)).toEqual(want.objects);
       } else {
         expect(r.ok).toBe(false);
         if (!r.ok) {
-          expect(r.problem.file).toBe('f.yaml');
+          expect(r.problem.file).toBe(file);
           expect(r.problem.document).toBe(want.document);
           expect(r.problem.reason).toMatch(want.reason!);
         }
