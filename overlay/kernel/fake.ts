@@ -124,10 +124,11 @@ export class FakeKernel implements OverlayKernel {
     return structuredClone(link);
   }
 
-  /** Changes MTU, MAC or the up flag; ENODEV, EINVAL (MTU out of range), EADDRNOTAVAIL (not a unicast MAC). */
+  /** Changes MTU, MAC or the up flag; ENODEV, EINVAL (MTU out of range, index ≤ 0), EADDRNOTAVAIL (not a unicast MAC). */
   async setLink(index: number, change: { mtu?: number; mac?: string; up?: boolean }): Promise<void> {
     const op = `setLink ${index}`;
     this.#enter('setLink', op);
+    if (!Number.isInteger(index) || index <= 0) throw new KernelError(op, 'EINVAL', { detail: `interface index ${index}` });
     const link = this.#mustLink(op, index);
     const address = change.mac === undefined ? undefined : unicastMac(op, change.mac);
     if (change.mtu !== undefined) {
@@ -140,9 +141,11 @@ export class FakeKernel implements OverlayKernel {
     if (change.up !== undefined) this.#setUp(link, change.up);
   }
 
-  /** Deletes an interface with everything on it (VXLAN devices over it too, as the kernel does); absent is fine. */
+  /** Deletes an interface with everything on it (VXLAN devices over it too, as the kernel does); absent is fine, index ≤ 0 is EINVAL. */
   async deleteLink(index: number): Promise<void> {
     this.#enter('deleteLink', `deleteLink ${index}`);
+    // rtnl_dellink: no positive index and no name is EINVAL, not "absent".
+    if (!Number.isInteger(index) || index <= 0) throw new KernelError(`deleteLink ${index}`, 'EINVAL', { detail: `interface index ${index}` });
     this.#removeLink(index);
   }
 
@@ -226,8 +229,8 @@ export class FakeKernel implements OverlayKernel {
   }
 
   /**
-   * Adds or replaces the route to `dst`. ENETDOWN when the device is down, EINVAL for host bits in an IPv4 `dst`;
-   * without onlink, a gateway outside the device's prefixes is EINVAL (on another device) or ENETUNREACH.
+   * Adds or replaces the route to `dst`. ENETDOWN when the device is down, EINVAL for host bits in an IPv4 `dst`,
+   * ENETUNREACH without onlink for a gateway outside the device's prefixes, ENODEV.
    */
   async replaceRoute(entry: RouteEntry): Promise<void> {
     const op = `replaceRoute ${entry.dst}`;
@@ -239,11 +242,8 @@ export class FakeKernel implements OverlayKernel {
     const link = this.#mustLink(op, entry.index);
     if (!link.up) throw new KernelError(op, 'ENETDOWN', { detail: `${link.name} is not up` });
     const linkLocal = gateway.length === 16 && gateway.readUInt16BE(0) >> 6 === 0xfe80 >> 6;
-    if (!entry.onlink && !linkLocal && !this.#onLink(entry.index, gateway)) {
-      // Reachable through another device: "Nexthop has invalid gateway"; through none: unreachable.
-      const elsewhere = [...this.#links.values()].some((l) => l.up && l.index !== entry.index && this.#onLink(l.index, gateway));
-      throw new KernelError(op, elsewhere ? 'EINVAL' : 'ENETUNREACH', { detail: `gateway ${entry.gateway} is not on ${link.name}` });
-    }
+    // The kernel looks the gateway up through that device only ("Nexthop has invalid gateway", ENETUNREACH).
+    if (!entry.onlink && !linkLocal && !this.#onLink(entry.index, gateway)) throw new KernelError(op, 'ENETUNREACH', { detail: `gateway ${entry.gateway} is not on ${link.name}` });
     const key = `${formatIp(dst.ip)}/${dst.prefixLength}`;
     this.#routes.set(key, { dst: key, gateway: formatIp(gateway), index: entry.index, onlink: entry.onlink });
   }

@@ -148,7 +148,7 @@ describe('FakeKernel', () => {
     expect(await k.routes(vx)).toEqual([]);
     await rejects(k.replaceRoute({ ...route, dst: '10.244.2.1/24' }), 'EINVAL');
     await rejects(k.replaceRoute({ ...route, onlink: false }), 'ENETUNREACH');
-    await rejects(k.replaceRoute({ ...route, gateway: '10.0.0.2', onlink: false }), 'EINVAL'); // on eth0, not here
+    await rejects(k.replaceRoute({ ...route, gateway: '10.0.0.2', onlink: false }), 'ENETUNREACH'); // on eth0, not here
     await k.replaceRoute({ dst: '192.168.0.0/16', gateway: '10.0.0.254', index: eth0, onlink: false });
     await k.setLink(vx, { up: false });
     await rejects(k.replaceRoute(route), 'ENETDOWN');
