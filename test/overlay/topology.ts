@@ -8,7 +8,7 @@
 //                  ├─ node3 ...
 //                  └─ outside eth0 192.168.60.100/24 (echo server; no route to the pod networks)
 import type { ChildProcess } from 'node:child_process';
-import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -126,9 +126,9 @@ export async function buildOverlayTopology(nodeCount = 3, podsPerNode = 2): Prom
           spec: { podCIDR: n.podCIDR },
           status: { addresses: [{ type: 'InternalIP', address: n.ip }] },
         }));
-        // Written whole and renamed, so the watcher never reads half a file.
-        await writeFile(join(dir, '.nodes.tmp'), docs.map((d) => JSON.stringify(d)).join('\n---\n'));
-        await rename(join(dir, '.nodes.tmp'), join(dir, 'nodes.yaml'));
+        // Written in place: Node's recursive watcher loses a file replaced by rename (the source would only see it at
+        // its 2 s rescan); a half-written file is rejected and read again after the source's debounce.
+        await writeFile(join(dir, 'nodes.yaml'), docs.map((d) => JSON.stringify(d)).join('\n---\n'));
       },
       async startAgent(node, extra = []) {
         const proc = lab.spawn(node.ns, process.execPath, [

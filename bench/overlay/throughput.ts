@@ -1,0 +1,64 @@
+// Pod-to-pod TCP throughput across the overlay beside pod-to-pod on the underlay directly, in one network and one
+// run: two nodes on an underlay bridge, each with a pod on its cni0 (10.244.i.0/24, reached over netplane.1, MTU
+// 1450 as Flannel's CNI sets) and a pod on a second bridge (10.245.i.0/24, reached by a plain route via the other
+// node's underlay address, MTU 1500). iperf3 runs over each path back to to back, in alternating order; the ratio
+// of each pair is kept, so that load from other processes, which drifts over seconds, cancels out in the median.
+import { setTimeout as sleep } from 'node:timers/promises';
+import { buildOverlayTopology } from '../../test/overlay/topology.ts';
+
+/** Gbit/s per round, per path. */
+export interface ThroughputResult {
+  seconds: number;
+  overlay: number[];
+  underlay: number[];
+  /** overlay / underlay of each back-to-back pair. */
+  ratios: number[];
+}
+
+/** Runs `rounds` alternating iperf3 measurements of `seconds` each; every namespace made is removed. */
+export async function benchThroughput(options: { rounds?: number; seconds?: number; log?: (line: string) => void } = {}): Promise<ThroughputResult> {
+  const rounds = options.rounds ?? 6;
+  const seconds = options.seconds ?? 3;
+  const say = options.log ?? (() => {});
+  const t = await buildOverlayTopology(2, 1);
+  try {
+    const { lab } = t;
+    const direct: string[] = [];
+    for (const [k, node] of t.nodes.entries()) {
+      const i = k + 1;
+      const br = { ns: node.ns, ifname: 'dir0', addrs: [`10.245.${i}.1/24`] };
+      await lab.bridge(br);
+      await lab.exec(node.ns, 'ip', ['link', 'set', 'dir0', 'type', 'bridge', 'forward_delay', '0', 'stp_state', '0']);
+      const pod = await lab.ns(`direct${i}`);
+      await lab.attach(br, { ns: pod, ifname: 'eth0', addrs: [`10.245.${i}.11/24`] }, `vdirect${i}`);
+      await lab.exec(pod, 'ip', ['route', 'add', 'default', 'via', `10.245.${i}.1`]);
+      const other = 3 - i;
+      await lab.exec(node.ns, 'ip', ['route', 'add', `10.245.${other}.0/24`, 'via', `192.168.60.${other}`]);
+      direct.push(pod);
+    }
+    await t.writeNodes();
+    for (const node of t.nodes) await t.startAgent(node);
+    const servers = [lab.spawn(t.nodes[1]!.pods[0]!.ns, 'iperf3', ['-s', '-p', '5201']), lab.spawn(direct[1]!, 'iperf3', ['-s', '-p', '5201'])];
+    await sleep(300);
+    for (const s of servers) if (s.exitCode !== null) throw new Error('iperf3 -s exited');
+    const run = async (ns: string, target: string): Promise<number> => {
+      const { stdout } = await lab.exec(ns, 'iperf3', ['-c', target, '-p', '5201', '-t', String(seconds), '-J']);
+      const doc = JSON.parse(stdout) as { end: { sum_received: { bits_per_second: number } } };
+      return doc.end.sum_received.bits_per_second / 1e9;
+    };
+    const result: ThroughputResult = { seconds, overlay: [], underlay: [], ratios: [] };
+    for (let r = 0; r < rounds; r++) {
+      const order = r % 2 === 0 ? (['underlay', 'overlay'] as const) : (['overlay', 'underlay'] as const);
+      const got = { overlay: 0, underlay: 0 };
+      for (const path of order) {
+        got[path] = path === 'overlay' ? await run(t.nodes[0]!.pods[0]!.ns, t.nodes[1]!.pods[0]!.ip) : await run(direct[0]!, '10.245.2.11');
+        result[path].push(got[path]);
+      }
+      result.ratios.push(got.overlay / got.underlay);
+      say(`  round ${r + 1}: underlay ${got.underlay.toFixed(2)} Gbit/s, overlay ${got.overlay.toFixed(2)} Gbit/s, ratio ${(got.overlay / got.underlay).toFixed(3)}`);
+    }
+    return result;
+  } finally {
+    await t.destroy();
+  }
+}
