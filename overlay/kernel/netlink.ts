@@ -45,6 +45,8 @@ export class NetlinkKernel implements OverlayKernel {
   /** The interface of that name (RTM_GETLINK by IFLA_IFNAME), or undefined. */
   async link(name: string): Promise<LinkState | undefined> {
     const op = `link ${name}`;
+    // IFNAMSIZ: no interface has a longer name, and the kernel would answer ERANGE rather than ENODEV.
+    if (Buffer.byteLength(name) > 15) return undefined;
     try {
       const reply = await this.#nl.request(rt.MessageType.GETLINK, format(rt.formatLinkMessage, { kind: 'link', data: {}, attrs: { ifname: name } }), { op });
       return reply.filter((m) => m.kind === 'link').map(linkState)[0];

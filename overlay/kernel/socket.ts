@@ -11,6 +11,9 @@ export const NLM_F = { REQUEST: 0x1, MULTI: 0x2, ACK: 0x4, REPLACE: 0x100, EXCL:
 
 const NLMSG_ERROR = 2;
 const NLMSG_DONE = 3;
+// Set on the parts of a dump during which the table changed: the dump may have missed or doubled entries.
+const NLM_F_DUMP_INTR = 0x10;
+const DUMP_ATTEMPTS = 3;
 const HEADER = 16;
 const LE = endianness() === 'LE';
 // The kernel handles every message of a sendmsg before it returns, queueing one ACK each (~840 bytes of skb
@@ -26,10 +29,14 @@ export interface RequestOptions {
   flags?: number;
 }
 
-interface Pending {
-  op: string;
+interface Reply {
   parts: rt.Message[];
-  resolve: (parts: rt.Message[]) => void;
+  interrupted: boolean;
+}
+
+interface Pending extends Reply {
+  op: string;
+  resolve: (reply: Reply) => void;
   reject: (err: KernelError) => void;
 }
 
@@ -60,16 +67,24 @@ export class RtSocket {
     if (this.#inFlight >= MAX_IN_FLIGHT) await new Promise<void>((resolve) => this.#window.push(resolve));
     this.#inFlight++;
     try {
-      return await this.#send(type, payload, options);
+      return (await this.#send(type, payload, options)).parts;
     } finally {
       this.#inFlight--;
       this.#window.shift()?.();
     }
   }
 
-  /** Sends a dump request (NLM_F_DUMP) and resolves with every part, after any dump already running. */
+  /**
+   * Sends a dump request (NLM_F_DUMP) after any dump already running and resolves with every part. A dump the
+   * kernel marks interrupted (the table changed meanwhile) is asked for again, up to 3 times in all.
+   */
   dump(type: number, payload: Uint8Array[], options: RequestOptions): Promise<rt.Message[]> {
-    const run = this.#dumping.then(() => this.#send(type, payload, { ...options, flags: (options.flags ?? 0) | NLM_F.DUMP }));
+    const once = () => this.#send(type, payload, { ...options, flags: (options.flags ?? 0) | NLM_F.DUMP });
+    const run = this.#dumping.then(async () => {
+      let reply = await once();
+      for (let attempt = 1; reply.interrupted && attempt < DUMP_ATTEMPTS; attempt++) reply = await once();
+      return reply.parts;
+    });
     this.#dumping = run.catch(() => undefined);
     return run;
   }
@@ -113,8 +128,14 @@ export class RtSocket {
     return raw;
   }
 
-  #send(type: number, payload: Uint8Array[], options: RequestOptions): Promise<rt.Message[]> {
+  #send(type: number, payload: Uint8Array[], options: RequestOptions): Promise<Reply> {
     if (this.#closed) return Promise.reject(new KernelError(options.op, 'EBADF', { detail: 'the netlink socket is closed' }));
+    let raw: RawNetlinkSocket;
+    try {
+      raw = this.#raw ??= this.#open();
+    } catch (e) {
+      return Promise.reject(e);
+    }
     const seq = (this.#seq = (this.#seq % 0xffffffff) + 1);
     let length = HEADER;
     for (const p of payload) length += p.length;
@@ -129,8 +150,8 @@ export class RtSocket {
       message.set(p, off);
       off += p.length;
     }
-    const reply = new Promise<rt.Message[]>((resolve, reject) => this.#pending.set(seq, { op: options.op, parts: [], resolve, reject }));
-    if (this.#pending.size === 1) (this.#raw ??= this.#open()).ref();
+    const reply = new Promise<Reply>((resolve, reject) => this.#pending.set(seq, { op: options.op, parts: [], interrupted: false, resolve, reject }));
+    if (this.#pending.size === 1) raw.ref();
     if (this.#batchBytes + message.length > MAX_BATCH_BYTES) this.#flush();
     this.#batch.push(message);
     this.#batchBytes += message.length;
@@ -147,11 +168,15 @@ export class RtSocket {
     const batch = this.#batch;
     this.#batch = [];
     this.#batchBytes = 0;
-    const raw = (this.#raw ??= this.#open());
-    raw.send(batch.length === 1 ? batch[0]! : Buffer.concat(batch), {}, (e) => {
-      if (!e) return;
-      for (const m of batch) this.#settle(readU32(m, 8), new KernelError('sendmsg', errnoOf(e), { cause: e }));
-    });
+    const fail = (e: unknown) => {
+      for (const m of batch) {
+        const seq = readU32(m, 8);
+        this.#settle(seq, new KernelError(this.#pending.get(seq)?.op ?? 'sendmsg', errnoOf(e), { cause: e }));
+      }
+    };
+    // A socket error since these were queued failed them already; a new socket would not know their numbers.
+    if (!this.#raw) return fail(new Error('the netlink socket failed'));
+    this.#raw.send(batch.length === 1 ? batch[0]! : Buffer.concat(batch), {}, (e) => e && fail(e));
   }
 
   #receive(buf: Buffer): void {
@@ -165,11 +190,11 @@ export class RtSocket {
       off += (length + 3) & ~3;
       const p = this.#pending.get(seq);
       if (!p) continue;
-      if (type === NLMSG_ERROR) {
+      if (flags & NLM_F_DUMP_INTR) p.interrupted = true;
+      if (type === NLMSG_ERROR || type === NLMSG_DONE) {
+        // Both carry an int: the errno (negative) or 0 for an ACK / a dump that ended well.
         const errno = data.length >= 4 ? (LE ? data.readInt32LE(0) : data.readInt32BE(0)) : 0;
         this.#settle(seq, errno === 0 ? undefined : new KernelError(p.op, errnoName(errno)));
-      } else if (type === NLMSG_DONE) {
-        this.#settle(seq);
       } else {
         try {
           p.parts.push(rt.parseMessage(type, data));
@@ -188,7 +213,7 @@ export class RtSocket {
     this.#pending.delete(seq);
     if (this.#pending.size === 0) this.#raw?.unref();
     if (err) p.reject(err);
-    else p.resolve(p.parts);
+    else p.resolve(p);
   }
 
   #failAll(errno: string, cause?: unknown): void {

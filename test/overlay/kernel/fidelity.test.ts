@@ -20,6 +20,7 @@ const OPS: KernelOp[] = [
   { op: 'addAddress', args: [{ index: VX, cidr: 'fd00::9/64' }] },
   { op: 'setLink', args: [VX, { up: true }] },
   { op: 'link', args: ['netplane.1'] },
+  { op: 'link', args: ['netplane.1234567'] },
   ...reads(VX),
   { op: 'addAddress', args: [{ index: VX, cidr: '10.244.1.0/32' }] },
   { op: 'addAddress', args: [{ index: VX, cidr: '10.244.1.0/24' }] },

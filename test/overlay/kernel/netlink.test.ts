@@ -2,6 +2,8 @@
 // operations in a child process inside it (driver.ts), and checks the outcome both through NetlinkKernel's own
 // reads and with `ip -j` / `bridge -j`.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { isKernelError } from '../../../overlay/kernel/errors.ts';
+import { NetlinkKernel } from '../../../overlay/kernel/netlink.ts';
 import type { AddressEntry, FdbEntry, LinkState, NeighbourEntry, RouteEntry } from '../../../overlay/kernel/types.ts';
 import { errno, KernelHost, SPEC, SPEC_LINK_LOCAL, value, VX } from './host.ts';
 
@@ -170,25 +172,28 @@ describe('NetlinkKernel in a network namespace', () => {
       { op: 'deleteLink', args: [VX] },
       { op: 'deleteLink', args: [9999] },
       { op: 'link', args: ['netplane.1'] },
+      { op: 'link', args: ['netplane.1234567'] },
     ]);
     expect(rs[1]).toEqual({ ok: false, error: { name: 'KernelError', code: 'NETPLANE_KERNEL', errno: 'EEXIST', message: 'createVxlan netplane.1: EEXIST (file already exists)' } });
-    expect(rs.slice(2).map(errno)).toEqual(['EEXIST', 'EINVAL', 'ok', 'ok', 'ok']);
+    expect(rs.slice(2).map(errno)).toEqual(['EEXIST', 'EINVAL', 'ok', 'ok', 'ok', 'ok']);
     expect(value(rs[6])).toBeNull();
+    expect(value(rs[7])).toBeNull();
     expect(await h.ip('link', 'show', 'type', 'vxlan')).toEqual([]);
   });
 
-  it('programs 200 nodes (200 neighbours + 200 FDB entries + 200 routes) in one run, timed', async () => {
+  it('programs 200 nodes (200 neighbours + 200 FDB entries + 200 routes) in one run, timed, also with dumps alongside', async () => {
     const rs = await h.drive([
       { op: 'createVxlan', args: [SPEC] },
       { op: 'setLink', args: [VX, { up: true }] },
       { op: 'bulk', args: [{ vxlan: 'netplane.1', count: 200 }] },
-      { op: 'bulk', args: [{ vxlan: 'netplane.1', count: 200 }] },
+      { op: 'bulk', args: [{ vxlan: 'netplane.1', count: 200, readWhileWriting: true }] },
       { op: 'neighbours', args: [VX] },
       { op: 'fdb', args: [VX] },
       { op: 'routes', args: [VX] },
     ]);
-    const [first, again] = [value<{ entries: number; ms: number }>(rs[2]), value<{ entries: number; ms: number }>(rs[3])];
-    process.stdout.write(`overlay kernel: ${first.entries} entries programmed in ${first.ms} ms (cold), ${again.ms} ms (replacing them)\n`);
+    const [first, again] = [value<{ entries: number; ms: number }>(rs[2]), value<{ entries: number; ms: number; reads: number }>(rs[3])];
+    process.stdout.write(`overlay kernel: ${first.entries} entries programmed in ${first.ms} ms (cold), ${again.ms} ms (replacing them, 20 dumps alongside)\n`);
+    expect(again.reads).toBe(20);
     expect(first.entries).toBe(600);
     // The target is < 100 ms; the bound here leaves room for a loaded test machine.
     expect(first.ms).toBeLessThan(1000);
@@ -196,5 +201,18 @@ describe('NetlinkKernel in a network namespace', () => {
     expect(await h.ip('neigh', 'show', 'dev', 'netplane.1', 'nud', 'permanent')).toHaveLength(200);
     expect((await h.fdb('netplane.1')).filter((e) => e.dst)).toHaveLength(200);
     expect(await h.ip('route', 'show', 'dev', 'netplane.1', 'proto', 'static')).toHaveLength(200);
+  });
+});
+
+describe('NetlinkKernel sockets', () => {
+  // Reads only, in the test process's own namespace.
+  it('rejects what is pending at close() and everything after it with EBADF; close() twice is fine', async () => {
+    const k = NetlinkKernel.open();
+    expect((await k.links()).map((l) => l.name)).toContain('lo');
+    const pending = k.links().catch((e: unknown) => e);
+    k.close();
+    k.close();
+    expect(isKernelError(await pending, 'EBADF')).toBe(true);
+    expect(isKernelError(await k.link('lo').catch((e: unknown) => e), 'EBADF')).toBe(true);
   });
 });

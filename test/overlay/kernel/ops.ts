@@ -17,6 +17,8 @@ export interface BulkArgs {
   count: number;
   /** Await each request before sending the next. */
   sequential?: boolean;
+  /** Also dump links, neighbours, FDB and routes, 5 times each, while the writes are in flight. */
+  readWhileWriting?: boolean;
 }
 
 /** Runs the operations in order; a failure is recorded and the next one runs. */
@@ -54,7 +56,7 @@ export function bulkEntries(count: number): { mac: string; gateway: string; vtep
   });
 }
 
-async function bulk(kernel: OverlayKernel, { vxlan, count, sequential }: BulkArgs): Promise<{ entries: number; ms: number }> {
+async function bulk(kernel: OverlayKernel, { vxlan, count, sequential, readWhileWriting }: BulkArgs): Promise<{ entries: number; ms: number; reads?: number }> {
   const index = (await kernel.link(vxlan))?.index;
   if (index === undefined) throw new Error(`no interface ${vxlan}`);
   const ops: (() => Promise<void>)[] = [];
@@ -63,8 +65,12 @@ async function bulk(kernel: OverlayKernel, { vxlan, count, sequential }: BulkArg
     ops.push(() => kernel.replaceFdb({ index, mac, dst: vtep, permanent: true }));
     ops.push(() => kernel.replaceRoute({ dst: `${gateway}/24`, gateway, index, onlink: true }));
   }
+  const reads: (() => Promise<unknown[]>)[] = [];
+  for (let i = 0; readWhileWriting && i < 5; i++) reads.push(() => kernel.links(), () => kernel.neighbours(index), () => kernel.fdb(index), () => kernel.routes(index));
   const start = performance.now();
+  const read = Promise.all(reads.map((r) => r()));
   if (sequential) for (const op of ops) await op();
   else await Promise.all(ops.map((op) => op()));
-  return { entries: ops.length, ms: Math.round((performance.now() - start) * 10) / 10 };
+  const ms = Math.round((performance.now() - start) * 10) / 10;
+  return readWhileWriting ? { entries: ops.length, ms, reads: (await read).length } : { entries: ops.length, ms };
 }
