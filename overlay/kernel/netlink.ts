@@ -22,12 +22,12 @@ const NUD_NOARP = 0x40;
 
 /** OverlayKernel in the network namespace of this process; every failure is a KernelError. */
 export class NetlinkKernel implements OverlayKernel {
-  #nl: RtSocket;
+  #writes: RtSocket;
   // Dumps get their own socket: a dump fills the receive buffer up to its limit, where it would crowd out ACKs.
   #dumps: RtSocket;
 
   private constructor(writes: RtSocket, dumps: RtSocket) {
-    this.#nl = writes;
+    this.#writes = writes;
     this.#dumps = dumps;
   }
 
@@ -48,7 +48,7 @@ export class NetlinkKernel implements OverlayKernel {
     // IFNAMSIZ: no interface has a longer name, and the kernel would answer ERANGE rather than ENODEV.
     if (Buffer.byteLength(name) > 15) return undefined;
     try {
-      const reply = await this.#nl.request(rt.MessageType.GETLINK, format(rt.formatLinkMessage, { kind: 'link', data: {}, attrs: { ifname: name } }), { op });
+      const reply = await this.#writes.request(rt.MessageType.GETLINK, format(rt.formatLinkMessage, { kind: 'link', data: {}, attrs: { ifname: name } }), { op });
       return reply.filter((m) => m.kind === 'link').map(linkState)[0];
     } catch (e) {
       if (isKernelError(e, 'ENODEV')) return undefined;
@@ -72,7 +72,7 @@ export class NetlinkKernel implements OverlayKernel {
       throw new KernelError(op, 'EINVAL', { cause: e, detail: (e as Error).message });
     }
     const attrs = { ifname: spec.name, mtu: spec.mtu, address: mac(op, spec.mac), linkinfo };
-    await this.#nl.request(rt.MessageType.NEWLINK, format(rt.formatLinkMessage, { kind: 'link', data: {}, attrs }), { op, flags: NLM_F.CREATE | NLM_F.EXCL });
+    await this.#writes.request(rt.MessageType.NEWLINK, format(rt.formatLinkMessage, { kind: 'link', data: {}, attrs }), { op, flags: NLM_F.CREATE | NLM_F.EXCL });
     const created = await this.link(spec.name);
     if (!created) throw new KernelError(op, 'ENODEV', { detail: 'created, then gone before it could be read back' });
     return created;
@@ -86,13 +86,13 @@ export class NetlinkKernel implements OverlayKernel {
     const attrs: { mtu?: number; address?: Buffer } = {};
     if (change.mtu !== undefined) attrs.mtu = change.mtu;
     if (change.mac !== undefined) attrs.address = mac(op, change.mac);
-    await this.#nl.request(rt.MessageType.SETLINK, format(rt.formatLinkMessage, { kind: 'link', data, attrs }), { op });
+    await this.#writes.request(rt.MessageType.SETLINK, format(rt.formatLinkMessage, { kind: 'link', data, attrs }), { op });
   }
 
   /** Deletes an interface; an absent one is fine. */
   async deleteLink(index: number): Promise<void> {
     const op = `deleteLink ${index}`;
-    await this.#delete(this.#nl.request(rt.MessageType.DELLINK, format(rt.formatLinkMessage, { kind: 'link', data: { index }, attrs: {} }), { op }));
+    await this.#delete(this.#writes.request(rt.MessageType.DELLINK, format(rt.formatLinkMessage, { kind: 'link', data: { index }, attrs: {} }), { op }));
   }
 
   /** IPv4 and IPv6 addresses on every interface (or one), including the kernel's IPv6 link-local ones. */
@@ -110,13 +110,13 @@ export class NetlinkKernel implements OverlayKernel {
   /** Adds an address (NLM_F_CREATE|NLM_F_EXCL: EEXIST when there); IPv6 ones skip duplicate address detection. */
   async addAddress(entry: AddressEntry): Promise<void> {
     const op = `addAddress ${entry.index} ${entry.cidr}`;
-    await this.#nl.request(rt.MessageType.NEWADDR, addressMessage(op, entry), { op, flags: NLM_F.CREATE | NLM_F.EXCL });
+    await this.#writes.request(rt.MessageType.NEWADDR, addressMessage(op, entry), { op, flags: NLM_F.CREATE | NLM_F.EXCL });
   }
 
   /** Deletes an address (IP and prefix length must match); an absent one is fine. */
   async deleteAddress(entry: AddressEntry): Promise<void> {
     const op = `deleteAddress ${entry.index} ${entry.cidr}`;
-    await this.#delete(this.#nl.request(rt.MessageType.DELADDR, addressMessage(op, entry), { op }));
+    await this.#delete(this.#writes.request(rt.MessageType.DELADDR, addressMessage(op, entry), { op }));
   }
 
   /** ARP and NDP entries of an interface that have a MAC, leaving out the kernel's NOARP (multicast) ones. */
@@ -141,7 +141,7 @@ export class NetlinkKernel implements OverlayKernel {
     const dst = ip(op, entry.ip);
     const data: rt.Neighbor = { family: family(dst), ifindex: entry.index, state: { permanent: true } };
     const request = format(rt.formatNeighborMessage, { kind: 'neighbor', data, attrs: { dst, lladdr: mac(op, entry.mac) } });
-    await this.#nl.request(rt.MessageType.NEWNEIGH, request, { op, flags: NLM_F.CREATE | NLM_F.REPLACE });
+    await this.#writes.request(rt.MessageType.NEWNEIGH, request, { op, flags: NLM_F.CREATE | NLM_F.REPLACE });
   }
 
   /** Deletes the neighbour entry of (index, ip); an absent one is fine. */
@@ -149,7 +149,7 @@ export class NetlinkKernel implements OverlayKernel {
     const op = `deleteNeighbour ${entry.index} ${entry.ip}`;
     const dst = ip(op, entry.ip);
     const request = format(rt.formatNeighborMessage, { kind: 'neighbor', data: { family: family(dst), ifindex: entry.index }, attrs: { dst } });
-    await this.#delete(this.#nl.request(rt.MessageType.DELNEIGH, request, { op }));
+    await this.#delete(this.#writes.request(rt.MessageType.DELNEIGH, request, { op }));
   }
 
   /** The FDB entries of a VXLAN device that have a remote (NDA_DST); the device's own multicast entries are left out. */
@@ -172,13 +172,13 @@ export class NetlinkKernel implements OverlayKernel {
   async replaceFdb(entry: FdbEntry): Promise<void> {
     const op = `replaceFdb ${entry.index} ${entry.mac}`;
     const request = fdbMessage(op, entry, { permanent: true });
-    await this.#nl.request(rt.MessageType.NEWNEIGH, request, { op, flags: NLM_F.CREATE | NLM_F.REPLACE });
+    await this.#writes.request(rt.MessageType.NEWNEIGH, request, { op, flags: NLM_F.CREATE | NLM_F.REPLACE });
   }
 
   /** Deletes the FDB entry of the MAC if its remote is `dst`; an absent one (or another dst) is fine. */
   async deleteFdb(entry: FdbEntry): Promise<void> {
     const op = `deleteFdb ${entry.index} ${entry.mac}`;
-    await this.#delete(this.#nl.request(rt.MessageType.DELNEIGH, fdbMessage(op, entry, {}), { op }));
+    await this.#delete(this.#writes.request(rt.MessageType.DELNEIGH, fdbMessage(op, entry, {}), { op }));
   }
 
   /**
@@ -209,7 +209,7 @@ export class NetlinkKernel implements OverlayKernel {
       flags: { __unknown: entry.onlink ? RTNH_F_ONLINK : 0 },
     };
     const request = format(rt.formatRouteMessage, { kind: 'route', data, attrs: { dst: dst.ip, gateway, oif: entry.index } });
-    await this.#nl.request(rt.MessageType.NEWROUTE, request, { op, flags: NLM_F.CREATE | NLM_F.REPLACE });
+    await this.#writes.request(rt.MessageType.NEWROUTE, request, { op, flags: NLM_F.CREATE | NLM_F.REPLACE });
   }
 
   /** Deletes the route to `dst` through that gateway and device, whatever its protocol; an absent one is fine. */
@@ -219,12 +219,12 @@ export class NetlinkKernel implements OverlayKernel {
     // Scope NOWHERE and protocol 0 match any route of that destination, gateway and device (fib_table_delete).
     const data: rt.Route = { family: family(dst.ip), dstLen: dst.prefixLength, table: RT_TABLE_MAIN, scope: RT_SCOPE_NOWHERE, type: RTN_UNICAST };
     const request = format(rt.formatRouteMessage, { kind: 'route', data, attrs: { dst: dst.ip, gateway, oif: entry.index } });
-    await this.#delete(this.#nl.request(rt.MessageType.DELROUTE, request, { op }));
+    await this.#delete(this.#writes.request(rt.MessageType.DELROUTE, request, { op }));
   }
 
   /** Closes the sockets. */
   close(): void {
-    this.#nl.close();
+    this.#writes.close();
     this.#dumps.close();
   }
 
