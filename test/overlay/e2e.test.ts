@@ -11,7 +11,10 @@ async function entries(t: OverlayTopology, node: TestNode): Promise<string[]> {
   const neigh = await t.sh(node.ns, 'ip', ['neigh', 'show', 'dev', 'netplane.1', 'nud', 'permanent']);
   const fdb = await t.sh(node.ns, 'bridge', ['fdb', 'show', 'dev', 'netplane.1']);
   const routes = await t.sh(node.ns, 'ip', ['route', 'show', 'dev', 'netplane.1']);
+  // IPv6 routes with a gateway: the kernel's own (link-local, the device's /128) are not netplane's.
+  const routes6 = (await t.sh(node.ns, 'ip', ['-6', 'route', 'show', 'dev', 'netplane.1'])).split('\n').filter((l) => l.includes(' via '));
   return [
+    ...routes6.map((l) => `route ${l.trim()}`),
     ...neigh.split('\n').filter(Boolean).map((l) => `neigh ${l.trim()}`),
     ...fdb.split('\n').filter(Boolean).map((l) => `fdb ${l.trim()}`),
     ...routes.split('\n').filter(Boolean).map((l) => `route ${l.trim()}`),
@@ -19,12 +22,18 @@ async function entries(t: OverlayTopology, node: TestNode): Promise<string[]> {
 }
 
 /** The entries node `self` should hold for the other nodes. */
-function expectedEntries(self: TestNode, others: Array<{ ip: string; podCIDR: string; mac?: string }>): string[] {
+function expectedEntries(self: TestNode, others: Array<{ ip: string; podCIDR: string; podCIDR6?: string; mac?: string }>): string[] {
   return others
     .flatMap((o) => {
       const vtep = o.podCIDR.split('/')[0]!;
+      const vtep6 = o.podCIDR6?.split('/')[0];
       const mac = o.mac ?? derivedMac(o.ip);
-      return [`neigh ${vtep} lladdr ${mac} PERMANENT`, `fdb ${mac} dst ${o.ip} self permanent`, `route ${o.podCIDR} via ${vtep} proto static onlink`];
+      return [
+        `neigh ${vtep} lladdr ${mac} PERMANENT`,
+        `fdb ${mac} dst ${o.ip} self permanent`,
+        `route ${o.podCIDR} via ${vtep} proto static onlink`,
+        ...(vtep6 ? [`neigh ${vtep6} lladdr ${mac} PERMANENT`, `route ${o.podCIDR6} via ${vtep6} proto static metric 1024 onlink pref medium`] : []),
+      ];
     })
     .sort();
 }
@@ -32,13 +41,13 @@ function expectedEntries(self: TestNode, others: Array<{ ip: string; podCIDR: st
 const bin = fileURLToPath(new URL('../../bin/netplane.ts', import.meta.url));
 const ok = (rs: Array<{ ok: boolean }>) => rs.every((r) => r.ok);
 
-describe('netplane overlay in the kernel: three nodes on an underlay bridge', () => {
+describe('netplane overlay in the kernel: three dual-stack nodes on an underlay bridge', () => {
   let t: OverlayTopology;
   const node = (i: number) => t.nodes[i - 1]!;
   const others = (i: number, list = t.nodes) => list.filter((n) => n.name !== `node${i}`);
 
   beforeAll(async () => {
-    t = await buildOverlayTopology(3, 2);
+    t = await buildOverlayTopology(3, 2, true);
     await t.writeNodes();
     await Promise.all(t.nodes.map((n) => t.startAgent(n)));
   }, 60_000);
@@ -52,20 +61,23 @@ describe('netplane overlay in the kernel: three nodes on an underlay bridge', ()
     expect(link).toMatch(/state UNKNOWN|state UP/);
     expect(link).toContain(`link/ether ${derivedMac('192.168.60.1')}`);
     expect(link).toMatch(/vxlan id 1 local 192\.168\.60\.1 dev eth0 .*dstport 8472 nolearning/);
-    const addr = await t.sh(node(1).ns, 'ip', ['-4', 'addr', 'show', 'dev', 'netplane.1']);
+    const addr = await t.sh(node(1).ns, 'ip', ['addr', 'show', 'dev', 'netplane.1']);
     expect(addr).toContain('inet 10.244.1.0/32');
+    expect(addr).toContain('inet6 fd00:244:1::/128');
     for (const n of t.nodes) {
       const i = Number(n.name.slice(4));
       expect(await entries(t, n)).toEqual(expectedEntries(n, others(i)));
     }
   });
 
-  it('pods reach pods on the other nodes over TCP and UDP, with their own addresses', async () => {
+  it('pods reach pods on the other nodes over TCP and UDP, IPv4 and IPv6, with their own addresses', async () => {
     for (const from of [node(1).pods[0]!, node(2).pods[1]!, node(3).pods[0]!]) {
       for (const to of t.nodes.flatMap((n) => n.pods)) {
         if (to.ns === from.ns) continue;
         const [tcp] = await t.probe(from.ns, 'tcp', to.ip);
         expect(tcp, `${from.name} → ${to.name} (tcp)`).toMatchObject({ ok: true, name: to.name, seenAs: from.ip });
+        const [tcp6] = await t.probe(from.ns, 'tcp', to.ip6!);
+        expect(tcp6, `${from.name} → ${to.name} (tcp, IPv6)`).toMatchObject({ ok: true, name: to.name, seenAs: from.ip6 });
       }
     }
     const udp = await t.probe(node(1).pods[1]!.ns, 'udp', node(3).pods[1]!.ip, undefined, 5);
@@ -78,8 +90,9 @@ describe('netplane overlay in the kernel: three nodes on an underlay bridge', ()
     // A node talks to a remote pod from its VTEP address, which is in the cluster CIDR: not masqueraded.
     const [fromNode] = await t.probe(node(2).ns, 'tcp', node(3).pods[0]!.ip);
     expect(fromNode).toMatchObject({ ok: true, name: 'pod31', seenAs: '10.244.2.0' });
-    const tables = await t.sh(node(2).ns, 'nft', ['list', 'table', 'ip', 'netplane-overlay']);
-    expect(tables).toMatch(/masquerade fully-random/);
+    for (const family of ['ip', 'ip6']) {
+      expect(await t.sh(node(2).ns, 'nft', ['list', 'table', family, 'netplane-overlay'])).toMatch(/masquerade fully-random/);
+    }
   });
 
   it('serves promtool-clean metrics with the nodes and entries', async () => {
@@ -153,7 +166,7 @@ describe('netplane overlay in the kernel: three nodes on an underlay bridge', ()
     await t.startAgent(node(1));
     expect(await entries(t, node(1))).toEqual(expectedEntries(node(1), others(1, two)));
     await t.writeNodes();
-    await waitFor('node1 to add node3 back', async () => (await entries(t, node(1))).length === 6, 5000);
+    await waitFor('node1 to add node3 back', async () => JSON.stringify(await entries(t, node(1))) === JSON.stringify(expectedEntries(node(1), others(1))), 5000);
   });
 
   it('--cleanup removes the device, its routes and the masquerade tables, and nothing else', async () => {
@@ -164,6 +177,7 @@ describe('netplane overlay in the kernel: three nodes on an underlay bridge', ()
     await t.lab.exec(n1.ns, process.execPath, [bin, 'overlay', '--cleanup']);
     await expect(t.sh(n1.ns, 'ip', ['link', 'show', 'netplane.1'])).rejects.toThrow(/does not exist/);
     expect(await t.sh(n1.ns, 'ip', ['route'])).not.toMatch(/10\.244\.[23]\.0/);
+    expect(await t.sh(n1.ns, 'ip', ['-6', 'route'])).not.toMatch(/fd00:244:[23]::/);
     expect(await t.sh(n1.ns, 'ip', ['route'])).toMatch(/10\.99\.0\.0\/16 dev cni0/);
     const tables = await t.sh(n1.ns, 'nft', ['list', 'tables']);
     expect(tables).not.toMatch(/netplane-overlay/);

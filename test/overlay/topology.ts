@@ -23,11 +23,13 @@ const pingerScript = fileURLToPath(new URL('./pinger.ts', import.meta.url));
 /** The port every echo server listens on. */
 export const echoPort = 8080;
 
-/** One pod: its name, namespace and address. */
+/** One pod: its name, namespace and addresses. */
 export interface Pod {
   name: string;
   ns: string;
   ip: string;
+  /** Its IPv6 address in a dual-stack network. */
+  ip6?: string;
 }
 
 /** One node: its namespace, underlay address, pod network and pods. */
@@ -36,6 +38,8 @@ export interface TestNode {
   ns: string;
   ip: string;
   podCIDR: string;
+  /** Its IPv6 pod network in a dual-stack network. */
+  podCIDR6?: string;
   pods: Pod[];
 }
 
@@ -58,7 +62,7 @@ export interface OverlayTopology {
   dir: string;
   agents: Map<string, Agent>;
   /** Writes the Node manifests (default: every node as built). */
-  writeNodes(nodes?: ReadonlyArray<{ name: string; ip: string; podCIDR: string; annotations?: Record<string, string> }>): Promise<void>;
+  writeNodes(nodes?: ReadonlyArray<{ name: string; ip: string; podCIDR: string; podCIDR6?: string; annotations?: Record<string, string> }>): Promise<void>;
   /** Starts `netplane overlay` on a node and waits for its first sync. */
   startAgent(node: TestNode, extra?: string[]): Promise<Agent>;
   /** SIGKILLs (or SIGTERMs) a node's agent and waits for it to exit. */
@@ -72,8 +76,8 @@ export interface OverlayTopology {
   destroy(): Promise<void>;
 }
 
-/** Builds `nodeCount` nodes with `podsPerNode` pods each. */
-export async function buildOverlayTopology(nodeCount = 3, podsPerNode = 2): Promise<OverlayTopology> {
+/** Builds `nodeCount` nodes with `podsPerNode` pods each; `dualStack` adds IPv6 pod networks fd00:244:i::/64. */
+export async function buildOverlayTopology(nodeCount = 3, podsPerNode = 2, dualStack = false): Promise<OverlayTopology> {
   const lab = NetnsLab.create();
   const dir = await mkdtemp(join(tmpdir(), 'netplane-overlay-'));
   const agents = new Map<string, Agent>();
@@ -86,18 +90,20 @@ export async function buildOverlayTopology(nodeCount = 3, podsPerNode = 2): Prom
     const nodes: TestNode[] = [];
     for (let i = 1; i <= nodeCount; i++) {
       const ns = await lab.ns(`node${i}`);
-      const node: TestNode = { name: `node${i}`, ns, ip: `192.168.60.${i}`, podCIDR: `10.244.${i}.0/24`, pods: [] };
+      const node: TestNode = { name: `node${i}`, ns, ip: `192.168.60.${i}`, podCIDR: `10.244.${i}.0/24`, ...(dualStack ? { podCIDR6: `fd00:244:${i}::/64` } : {}), pods: [] };
       await lab.attach(br, { ns, ifname: 'eth0', addrs: [`${node.ip}/24`] }, `n${i}`);
-      await lab.exec(ns, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
-      const cni = { ns, ifname: 'cni0', addrs: [`10.244.${i}.1/24`] };
+      await lab.exec(ns, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1']);
+      const cni = { ns, ifname: 'cni0', addrs: [`10.244.${i}.1/24`, ...(dualStack ? [`fd00:244:${i}::1/64`] : [])] };
       await lab.bridge(cni);
-      await lab.exec(ns, 'ip', ['link', 'set', 'cni0', 'type', 'bridge', 'forward_delay', '0', 'stp_state', '0']);
+      // Ports forward at once and multicast is flooded (neighbour discovery before any MLD report).
+      await lab.exec(ns, 'ip', ['link', 'set', 'cni0', 'type', 'bridge', 'forward_delay', '0', 'stp_state', '0', 'mcast_snooping', '0']);
       for (let j = 1; j <= podsPerNode; j++) {
-        const pod: Pod = { name: `pod${i}${j}`, ns: await lab.ns(`pod${i}${j}`), ip: `10.244.${i}.${10 + j}` };
-        await lab.attach(cni, { ns: pod.ns, ifname: 'eth0', addrs: [`${pod.ip}/24`] }, `v${pod.name}`);
+        const pod: Pod = { name: `pod${i}${j}`, ns: await lab.ns(`pod${i}${j}`), ip: `10.244.${i}.${10 + j}`, ...(dualStack ? { ip6: `fd00:244:${i}::${10 + j}` } : {}) };
+        await lab.attach(cni, { ns: pod.ns, ifname: 'eth0', addrs: [`${pod.ip}/24`, ...(pod.ip6 ? [`${pod.ip6}/64`] : [])] }, `v${pod.name}`);
         // The pod MTU leaves room for the VXLAN header, as Flannel's CNI configuration does.
         await lab.exec(pod.ns, 'ip', ['link', 'set', 'eth0', 'mtu', '1450']);
         await lab.exec(pod.ns, 'ip', ['route', 'add', 'default', 'via', `10.244.${i}.1`]);
+        if (dualStack) await lab.exec(pod.ns, 'ip', ['-6', 'route', 'add', 'default', 'via', `fd00:244:${i}::1`]);
         servers.push(lab.spawn(pod.ns, process.execPath, [echo, pod.name, String(echoPort)]));
         node.pods.push(pod);
       }
@@ -123,7 +129,7 @@ export async function buildOverlayTopology(nodeCount = 3, podsPerNode = 2): Prom
           apiVersion: 'v1',
           kind: 'Node',
           metadata: { name: n.name, ...(n.annotations ? { annotations: n.annotations } : {}) },
-          spec: { podCIDR: n.podCIDR },
+          spec: n.podCIDR6 ? { podCIDRs: [n.podCIDR, n.podCIDR6] } : { podCIDR: n.podCIDR },
           status: { addresses: [{ type: 'InternalIP', address: n.ip }] },
         }));
         // Written in place: Node's recursive watcher loses a file replaced by rename (the source would only see it at
@@ -132,7 +138,7 @@ export async function buildOverlayTopology(nodeCount = 3, podsPerNode = 2): Prom
       },
       async startAgent(node, extra = []) {
         const proc = lab.spawn(node.ns, process.execPath, [
-          bin, 'overlay', '--manifests', dir, '--node-name', node.name, '--cluster-cidr', '10.244.0.0/16', '--admin', '127.0.0.1:10247', ...extra,
+          bin, 'overlay', '--manifests', dir, '--node-name', node.name, '--cluster-cidr', dualStack ? '10.244.0.0/16,fd00:244::/48' : '10.244.0.0/16', '--admin', '127.0.0.1:10247', ...extra,
         ]);
         const agent: Agent = { proc, logs: [] };
         let buf = '';
