@@ -18,7 +18,10 @@ export interface PrefetchSettings {
 
 /** Cache settings; every field has a default. */
 export interface CacheSettings {
-  /** Entries kept, positive and negative together; the least recently used goes first. 0 turns the cache off. Default 10,000. */
+  /**
+   * Entries kept, positive and negative together; when full, one not used for a long time goes (approximately the
+   * least recently used: see DnsCache). 0 turns the cache off. Default 10,000.
+   */
   maxEntries?: number;
   /** Upper bound of a positive TTL, seconds. Default 3600 (CoreDNS `success`). */
   maxTtl?: number;
@@ -60,6 +63,8 @@ export interface CacheEntry {
   lastHitAt: number;
   /** A prefetch was already asked for this entry. */
   prefetched: boolean;
+  /** The cache's count of insertions and moves when this entry last went to the recent end. */
+  touched: number;
   memo: { ttl: number; answer: DnsAnswer } | undefined;
   staleMemo: DnsAnswer | undefined;
 }
@@ -85,10 +90,13 @@ export function resolveCacheSettings(s: CacheSettings = {}): ResolvedCacheSettin
 
 /**
  * The cache key: lower-case name, type, class, DO and CD. DO and CD change what an upstream sends back (signatures;
- * data a validator would reject), so those answers are kept apart, as CoreDNS does.
+ * data a validator would reject), so those answers are kept apart, as CoreDNS does. The usual question (A, IN,
+ * neither bit) is keyed by the name alone: no string is built, and the name's hash, computed once per query, is
+ * reused. Other keys append the rest after a space, which a name from the wire never holds (it is escaped \032).
  */
 export function cacheKey(q: Pick<DnsQuery, 'lname' | 'qtype' | 'qclass' | 'dnssecOk' | 'cd'>): string {
-  return `${q.lname}|${q.qtype}|${q.qclass}|${q.dnssecOk ? 'do' : ''}|${q.cd ? 'cd' : ''}`;
+  if (q.qtype === 1 && q.qclass === 1 && !q.dnssecOk && !q.cd) return q.lname;
+  return `${q.lname} ${q.qtype} ${q.qclass}${q.dnssecOk ? ' do' : ''}${q.cd ? ' cd' : ''}`;
 }
 
 /**
@@ -123,16 +131,27 @@ export function remainingTtl(entry: CacheEntry, now: number): number {
   return entry.ttl - Math.floor((now - entry.storedAt) / 1000);
 }
 
-/** A bounded map of cached replies, least recently used evicted first. */
+/**
+ * A bounded map of cached replies; when full, the entry at the old end of the map's order goes. A hit moves its
+ * entry to the recent end only when the entry has not moved during the last half capacity's worth of insertions and
+ * moves: moving costs a delete and an insert, and an entry that moved so recently is still in the recent half, far
+ * from eviction. So the entry evicted has gone unused for at least about half the capacity's worth of insertions
+ * and moves (exact LRU: the whole capacity's worth), and a busy cache moves each hot entry rarely, not on every hit.
+ */
 export class DnsCache {
   readonly settings: ResolvedCacheSettings;
   #entries = new Map<string, CacheEntry>();
+  /** Insertions and moves so far. */
+  #moves = 0;
+  /** An entry that went to the recent end fewer than this many insertions and moves ago stays where it is. */
+  readonly #moveAfter: number;
   #counts: Record<CacheType, number> = { success: 0, denial: 0 };
   #onEvict: (type: CacheType) => void;
 
   /** `onEvict` hears of every entry pushed out to make room (for coredns_cache_evictions_total). */
   constructor(settings: CacheSettings = {}, onEvict: (type: CacheType) => void = () => {}) {
     this.settings = resolveCacheSettings(settings);
+    this.#moveAfter = Math.max(1, Math.floor(this.settings.maxEntries / 2));
     this.#onEvict = onEvict;
   }
 
@@ -155,9 +174,12 @@ export class DnsCache {
       this.#delete(key, entry);
       return { kind: 'miss' };
     }
-    // Move to the most recently used end of the map's insertion order.
-    this.#entries.delete(key);
-    this.#entries.set(key, entry);
+    if (this.#moves - entry.touched >= this.#moveAfter) {
+      // To the recent end of the map's insertion order.
+      this.#entries.delete(key);
+      this.#entries.set(key, entry);
+      entry.touched = ++this.#moves;
+    }
     return { kind: 'hit', entry, answer: this.answer(entry, now, 'cache'), prefetch: this.#shouldPrefetch(entry, left, now) };
   }
 
@@ -188,6 +210,7 @@ export class DnsCache {
       hits: old?.hits ?? 1,
       lastHitAt: old?.lastHitAt ?? now,
       prefetched: false,
+      touched: ++this.#moves,
       memo: undefined,
       staleMemo: undefined,
     };

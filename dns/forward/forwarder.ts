@@ -6,7 +6,7 @@ import { Registry } from 'prom-client';
 import type { HostPort } from '../../runtime/flags.ts';
 import type { Logger } from '../../runtime/logger.ts';
 import type { DnsAnswer, DnsHandler, DnsQuery } from '../types.ts';
-import { DnsCache, cacheKey, type CacheSettings } from './cache.ts';
+import { DnsCache, cacheKey, type CacheSettings, type Lookup } from './cache.ts';
 import { UpstreamAbortedError, UpstreamTimeoutError, encodeQuery, exchange, type UpstreamReply } from './exchange.ts';
 import { ForwardMetrics } from './metrics.ts';
 import { UpstreamSet, type Policy } from './upstreams.ts';
@@ -98,13 +98,29 @@ export class Forwarder implements DnsHandler {
     for (const u of this.#upstreams.all) this.#metrics.upstream(u.label);
   }
 
-  /** Answers a query; never throws and never passes: failures become SERVFAIL (or a stale answer). */
-  async handle(q: DnsQuery): Promise<DnsAnswer> {
+  /**
+   * Answers a query; never throws and never passes: failures become SERVFAIL (or a stale answer). A fresh cache hit
+   * is answered synchronously (no promise, no timer: the server then writes it at once); everything else goes
+   * through a promise.
+   */
+  handle(q: DnsQuery): DnsAnswer | Promise<DnsAnswer> {
     try {
-      return await this.#answer(q);
+      if (this.#abort.signal.aborted) return servfail();
+      const key = cacheKey(q);
+      const found = this.cache.lookup(key, this.#now());
+      this.#metrics.cacheRequest();
+      if (found.kind === 'hit') {
+        this.#metrics.hit(found.entry.type);
+        if (found.prefetch) {
+          this.#metrics.prefetch();
+          void this.#flight(key, q);
+        }
+        return found.answer;
+      }
+      this.#metrics.miss();
+      return this.#afterMiss(key, q, found).catch((e: unknown) => this.#failed(q, e));
     } catch (e) {
-      this.#log.error({ err: e, name: q.name, type: q.type }, 'DNS forwarder failed a query');
-      return servfail();
+      return this.#failed(q, e);
     }
   }
 
@@ -115,22 +131,15 @@ export class Forwarder implements DnsHandler {
     await Promise.allSettled([...this.#flights.values()]);
   }
 
-  async #answer(q: DnsQuery): Promise<DnsAnswer> {
-    if (this.#abort.signal.aborted) return servfail();
-    const key = cacheKey(q);
-    const found = this.cache.lookup(key, this.#now());
-    this.#metrics.cacheRequest();
-    if (found.kind === 'hit') {
-      this.#metrics.hit(found.entry.type);
-      if (found.prefetch) {
-        this.#metrics.prefetch();
-        void this.#flight(key, q);
-      }
-      return found.answer;
-    }
-    this.#metrics.miss();
+  #failed(q: DnsQuery, e: unknown): DnsAnswer {
+    this.#log.error({ err: e, name: q.name, type: q.type }, 'DNS forwarder failed a query');
+    return servfail();
+  }
+
+  /** A miss waits for upstream; an expired entry is served stale when no fresh answer comes within staleAfterMs. */
+  async #afterMiss(key: string, q: DnsQuery, found: Lookup): Promise<DnsAnswer> {
     const flight = this.#flight(key, q);
-    if (found.kind === 'miss') return (await flight).answer;
+    if (found.kind !== 'stale') return (await flight).answer;
     const fresh = await within(flight, staleAfterMs);
     if (fresh && !fresh.failed) return fresh.answer;
     this.#metrics.servedStale();

@@ -24,8 +24,10 @@ export type ZoneName =
  */
 export function parseZoneName(lname: string, zone: string): ZoneName | undefined {
   if (lname === zone) return { kind: 'apex' };
-  if (!lname.endsWith(`.${zone}`)) return undefined;
-  const labels = lname.slice(0, lname.length - zone.length - 1).split('.');
+  // Every forwarded query asks this first: no string is built for the check.
+  const cut = lname.length - zone.length - 1;
+  if (cut < 0 || lname.charCodeAt(cut) !== 0x2e || !lname.endsWith(zone)) return undefined;
+  const labels = lname.slice(0, cut).split('.');
   const n = labels.length;
   const last = labels[n - 1]!;
   if (n === 1 && last === 'dns-version') return { kind: 'dns-version' };

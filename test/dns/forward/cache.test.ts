@@ -36,6 +36,8 @@ describe('cacheTtl', () => {
 describe('cacheKey', () => {
   it('folds case and keeps DO and CD apart', () => {
     expect(cacheKey(query('Example.COM'))).toBe(cacheKey(query('example.com')));
+    // The usual question is keyed by its name alone.
+    expect(cacheKey(query('Example.COM'))).toBe('example.com');
     expect(cacheKey(query('example.com', 'AAAA'))).not.toBe(cacheKey(query('example.com')));
     expect(cacheKey(query('example.com', 'A', { dnssecOk: true }))).not.toBe(cacheKey(query('example.com')));
     expect(cacheKey(query('example.com', 'A', { cd: true }))).not.toBe(cacheKey(query('example.com')));
@@ -91,6 +93,20 @@ describe('DnsCache', () => {
     expect(c.lookup('two', t0 + 2000).kind).toBe('miss');
     expect(c.lookup('one', t0 + 2000).kind).toBe('hit');
     expect([c.size, c.count('success'), c.count('denial')]).toEqual([2, 2, 0]);
+  });
+
+  it('keeps an entry used within the last half of its capacity while new names push the others out', () => {
+    let evictions = 0;
+    const c = new DnsCache({ maxEntries: 100 }, () => evictions++);
+    const answerOf = (name: string) => reply('NOERROR', [a(name, '10.0.0.1')]);
+    c.store('hot', answerOf('hot'), t0);
+    for (let i = 0; i < 1000; i++) {
+      c.store(`n${i}`, answerOf(`n${i}`), t0);
+      // Asked every 40 new names: never among the 50 least recently moved.
+      if (i % 40 === 0) expect(c.lookup('hot', t0 + 1000).kind).toBe('hit');
+    }
+    expect([c.lookup('hot', t0 + 1000).kind, c.lookup('n0', t0 + 1000).kind, c.lookup('n999', t0 + 1000).kind]).toEqual(['hit', 'miss', 'hit']);
+    expect([c.size, evictions]).toEqual([100, 901]);
   });
 
   it('stores nothing with maxEntries 0', () => {

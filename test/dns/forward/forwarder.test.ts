@@ -167,6 +167,23 @@ describe('cache', () => {
     expect(await metric('coredns_cache_entries', { type: 'success' })).toBe(2);
   });
 
+  it('answers a fresh hit synchronously, the same object until the remaining TTL changes', async () => {
+    const up = await upstream(answerA('10.0.0.1', 300));
+    const { f, advance } = forwarder([up.hostPort]);
+    const miss = f.handle(query('www.example.com'));
+    expect(miss).toBeInstanceOf(Promise);
+    await miss;
+    advance(0.2);
+    const hit = f.handle(query('WWW.example.com'));
+    expect(hit).not.toBeInstanceOf(Promise);
+    advance(0.7);
+    expect(f.handle(query('www.example.com'))).toBe(hit);
+    advance(0.2);
+    const next = f.handle(query('www.example.com'));
+    expect(next).not.toBe(hit);
+    expect([hit, next]).toMatchObject([{ source: 'cache', answers: [{ ttl: 300 }] }, { source: 'cache', answers: [{ ttl: 299 }] }]);
+  });
+
   it('caches NXDOMAIN for the SOA minimum, then asks again', async () => {
     const up = await upstream(() => ({ rcode: 'NXDOMAIN', authorities: [soa('example.com', 900, 60)] }));
     const { f, advance, metric } = forwarder([up.hostPort]);
