@@ -3,14 +3,14 @@
 // masqueraded with nftables. The data plane stays as it is when the agent stops or crashes.
 import { readFile } from 'node:fs/promises';
 import { defineComponent, type ComponentContext } from '../runtime/component.ts';
-import { HostRunner } from '../runtime/exec.ts';
+import { HostRunner, type CommandRunner } from '../runtime/exec.ts';
 import { listFlag, parseCIDRList, parseDuration, switchFlag, valueFlag } from '../runtime/flags.ts';
 import type { Logger } from '../runtime/logger.ts';
 import { OverlayAgent } from './agent.ts';
 import type { OverlayKernel } from './kernel/types.ts';
 import { Masquerade } from './masquerade.ts';
 import { registerOverlayMetrics } from './metrics.ts';
-import { kubernetesPatcher, VtepPublisher } from './publish.ts';
+import { kubernetesPatcher, VtepPublisher, type PatchAnnotations } from './publish.ts';
 
 /** Parses a whole number within [min, max]. */
 function intIn(min: number, max: number): (raw: string) => number {
@@ -58,7 +58,16 @@ export const overlayComponent = defineComponent({
   },
 });
 
-type OverlayFlags = Parameters<NonNullable<typeof overlayComponent.run>>[1];
+/** The parsed flags of `netplane overlay`. */
+export type OverlayFlags = Parameters<NonNullable<typeof overlayComponent.run>>[1];
+
+/** What the overlay reaches the host through; tests give a FakeKernel and a recording runner. */
+export interface OverlayDeps {
+  openKernel: () => Promise<OverlayKernel>;
+  runner: CommandRunner;
+  /** In kubernetes mode: how the VTEP annotations are written (default: a merge patch through the kubeconfig). */
+  patch?: PatchAnnotations;
+}
 
 /** Opens the kernel layer; loaded only when used (it loads a native module). */
 async function openKernel(): Promise<OverlayKernel> {
@@ -96,17 +105,22 @@ async function cleanup(device: string, log: Logger): Promise<number> {
   return failed ? 1 : 0;
 }
 
-async function runOverlay(ctx: ComponentContext, f: OverlayFlags): Promise<void> {
+/**
+ * Starts the agent (once the cluster view is loaded), its health check, metrics, and in kubernetes mode the
+ * annotation publisher; stops them on shutdown, leaving the kernel as it is. Logs and exits 1 when rtnetlink
+ * cannot be opened.
+ */
+export async function runOverlay(ctx: ComponentContext, f: OverlayFlags, deps: OverlayDeps = { openKernel, runner: new HostRunner() }): Promise<OverlayAgent | undefined> {
   let kernel: OverlayKernel;
   try {
-    kernel = await openKernel();
+    kernel = await deps.openKernel();
   } catch (e) {
     ctx.log.fatal({ err: (e as Error).message }, 'cannot open rtnetlink');
     await ctx.shutdown.run(1);
-    return;
+    return undefined;
   }
   const clusterCIDRs = f['cluster-cidr'].flat();
-  const publisher = ctx.source.name === 'kubernetes' ? await makePublisher(ctx, f) : undefined;
+  const publisher = ctx.source.name === 'kubernetes' ? await makePublisher(ctx, f, deps.patch) : undefined;
   const agent = new OverlayAgent({
     kernel,
     store: ctx.store,
@@ -120,7 +134,7 @@ async function runOverlay(ctx: ComponentContext, f: OverlayFlags): Promise<void>
       publishes: publisher !== undefined,
     },
     clusterCIDRs,
-    masquerade: new Masquerade(new HostRunner()),
+    masquerade: new Masquerade(deps.runner),
     metrics: registerOverlayMetrics(ctx.registry),
     log: ctx.log,
     resyncPeriodMs: f['resync-period'],
@@ -144,13 +158,14 @@ async function runOverlay(ctx: ComponentContext, f: OverlayFlags): Promise<void>
     ctx.log.warn('net.ipv4.ip_forward is 0: this node will not forward pod traffic to or from the overlay');
   }
   ctx.log.info({ device: f.device, vni: f.vni, port: f.port, mtu: f.mtu ?? 'auto', iface: f.iface ?? 'auto', clusterCIDRs, publishes: publisher !== undefined }, 'overlay running');
+  return agent;
 }
 
-async function makePublisher(ctx: ComponentContext, f: OverlayFlags): Promise<VtepPublisher> {
+async function makePublisher(ctx: ComponentContext, f: OverlayFlags, patch: PatchAnnotations | undefined): Promise<VtepPublisher> {
   const { loadKubeConfig } = await import('../cluster/kubernetes/config.ts');
   return new VtepPublisher({
     nodeName: ctx.nodeName,
-    patch: await kubernetesPatcher(loadKubeConfig(f.kubeconfig)),
+    patch: patch ?? (await kubernetesPatcher(loadKubeConfig(f.kubeconfig))),
     current: () => ctx.store.get('Node', ctx.nodeName)?.metadata.annotations,
     log: ctx.log,
   });

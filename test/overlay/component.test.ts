@@ -1,0 +1,99 @@
+// The overlay component wired as the CLI wires it, in kubernetes mode against the test API server, with the
+// in-memory kernel and a recording nft runner: other nodes' annotations are used, this node's VTEP is published,
+// and its own stale public-ip annotation is corrected rather than believed. Plus the flags' error sentences.
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { Registry } from 'prom-client';
+import { afterEach, describe, expect, it } from 'vitest';
+import { loadKubeConfig } from '../../cluster/kubernetes/config.ts';
+import { KubernetesSource } from '../../cluster/kubernetes/source.ts';
+import { Store } from '../../cluster/store.ts';
+import { overlayComponent, runOverlay, type OverlayFlags } from '../../overlay/component.ts';
+import { FakeKernel } from '../../overlay/kernel/fake.ts';
+import { derivedMac } from '../../overlay/plan/node.ts';
+import { AdminServer } from '../../runtime/admin.ts';
+import { commonFlags, type ComponentContext } from '../../runtime/component.ts';
+import type { CommandOutput, CommandRunner } from '../../runtime/exec.ts';
+import { parseFlags } from '../../runtime/flags.ts';
+import { Shutdown } from '../../runtime/shutdown.ts';
+import { TestApiServer } from '../apiserver/server.ts';
+import { captureLogger, waitFor } from '../helpers/wait.ts';
+import { rawNode } from './fixtures.ts';
+
+const bin = fileURLToPath(new URL('../../bin/netplane.ts', import.meta.url));
+
+describe('netplane overlay in kubernetes mode (in-memory kernel)', () => {
+  const cleanups: Array<() => Promise<void> | void> = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+
+  it('uses the other nodes\' annotations, publishes its own VTEP, and corrects a stale annotation of its own', async () => {
+    const api = await TestApiServer.start();
+    cleanups.push(() => api.close());
+    api.apply(rawNode('node1', { podCIDRs: ['10.244.1.0/24'], ip: '192.168.60.1' }));
+    api.apply(rawNode('node2', { podCIDRs: ['10.244.2.0/24'], ip: '192.168.60.2', annotations: { 'netplane.io/vtep-mac': '0a:00:00:00:00:02', 'netplane.io/public-ip': '192.168.61.2' } }));
+    api.apply(rawNode('node3', { podCIDRs: ['10.244.3.0/24'], ip: '192.168.60.3' }));
+    const kubeconfig = await api.kubeconfigPath();
+
+    const { log, records } = captureLogger();
+    const store = new Store(overlayComponent.kinds);
+    const registry = new Registry();
+    const source = new KubernetesSource(loadKubeConfig(kubeconfig), { log, initialBackoffMs: 50, maxBackoffMs: 200 });
+    const shutdown = new Shutdown(log, { exit: () => {} });
+    cleanups.push(() => shutdown.run(0));
+    const ctx: ComponentContext = {
+      name: 'overlay', log, registry, store, source, nodeName: 'node1', admin: new AdminServer(registry, store), shutdown,
+      serviceMap: () => {
+        throw new Error('the overlay needs no service map');
+      },
+    };
+    shutdown.add('source', () => source.stop());
+    const flags = parseFlags('netplane overlay', { ...commonFlags(overlayComponent.defaultAdmin), ...overlayComponent.flags }, ['--kubeconfig', kubeconfig, '--node-name', 'node1']) as OverlayFlags;
+    const kernel = new FakeKernel([{ name: 'eth0', kind: 'veth', up: true, addresses: ['192.168.60.1/24'] }]);
+    const nft: string[] = [];
+    const runner: CommandRunner = {
+      async run(cmd, args, input): Promise<CommandOutput> {
+        nft.push(`${cmd} ${args.join(' ')}\n${input ?? ''}`);
+        return { stdout: '', stderr: '' };
+      },
+    };
+    await source.start(store);
+    const agent = (await runOverlay(ctx, flags, { openKernel: async () => kernel, runner }))!;
+    await agent.settled();
+
+    const fdb = kernel.dump().split('\n').filter((l) => l.startsWith('fdb'));
+    expect(fdb).toEqual([`fdb netplane.1 0a:00:00:00:00:02 dst 192.168.61.2 self permanent`, `fdb netplane.1 ${derivedMac('192.168.60.3')} dst 192.168.60.3 self permanent`].sort());
+    // No --cluster-cidr: the nodes' podCIDRs are the cluster.
+    expect(nft.at(-1)).toContain('elements = { 10.244.1.0/24, 10.244.2.0/24, 10.244.3.0/24 }');
+
+    const mine = { 'netplane.io/vtep-mac': derivedMac('192.168.60.1'), 'netplane.io/public-ip': '192.168.60.1' };
+    const annotations = () => store.get('Node', 'node1')?.metadata.annotations ?? {};
+    await waitFor('the published annotations', () => annotations()['netplane.io/public-ip'] === '192.168.60.1');
+    expect(annotations()).toEqual(mine);
+
+    // Someone (an older agent, a restore from backup) leaves a wrong public-ip on this node: the agent keeps using
+    // its real address and writes it back; the MAC annotation is kept (stable across address changes).
+    api.apply(rawNode('node1', { podCIDRs: ['10.244.1.0/24'], ip: '192.168.60.1', annotations: { ...mine, 'netplane.io/public-ip': '10.9.9.9', 'netplane.io/vtep-mac': '0a:00:00:00:00:01' } }));
+    await waitFor('the corrected annotation', () => annotations()['netplane.io/public-ip'] === '192.168.60.1' && annotations()['netplane.io/vtep-mac'] === '0a:00:00:00:00:01', 5000);
+    await agent.settled();
+    expect(kernel.dump()).toMatch(/link netplane.1 vxlan vni 1 port 8472 local 192.168.60.1 dev eth0 nolearning mtu 1450 up mac 0a:00:00:00:00:01/);
+    expect(records.filter((r) => Number(r.level) >= 50)).toEqual([]);
+  });
+});
+
+describe('netplane overlay command line', () => {
+  const wrong: Array<[string[], RegExp]> = [
+    [['--vni', '16777216'], /^netplane overlay: --vni "16777216": must be a whole number from 0 to 16777215/],
+    [['--port', '0'], /^netplane overlay: --port "0": must be a whole number from 1 to 65535/],
+    [['--mtu', '20'], /^netplane overlay: --mtu "20": must be a whole number from 68 to 65535/],
+    [['--device', 'a/b'], /^netplane overlay: --device "a\/b": must be an interface name of 1 to 15 characters/],
+    [['--cluster-cidr', '10.244.0.0/33'], /^netplane overlay: --cluster-cidr "10.244.0.0\/33": "10.244.0.0\/33" is not a CIDR/],
+  ];
+  it.each(wrong)('exits 2 with one sentence for %j', (args, message) => {
+    const r = spawnSync(process.execPath, [bin, 'overlay', ...args], { encoding: 'utf8', timeout: 15_000 });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(message);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+  });
+});
