@@ -15,15 +15,21 @@ export interface CacheLabels {
   view: string;
 }
 
+/** The cache's counts, plain numbers bumped on the query path and handed to prom-client at scrape time. */
+interface CacheCounts {
+  requests: number;
+  hits: Record<CacheType, number>;
+  misses: number;
+  prefetches: number;
+  stale: number;
+  evictions: Record<CacheType, number>;
+}
+
 /** Everything the forwarder counts. Creating it registers the metrics; a registry can hold one set. */
 export class ForwardMetrics {
-  #l: CacheLabels;
-  #cacheRequests: Counter<'server' | 'zones' | 'view'>;
-  #hits: Counter<'server' | 'type' | 'zones' | 'view'>;
-  #misses: Counter<'server' | 'zones' | 'view'>;
-  #prefetches: Counter<'server' | 'zones' | 'view'>;
-  #stale: Counter<'server' | 'zones' | 'view'>;
-  #evictions: Counter<'server' | 'type' | 'zones' | 'view'>;
+  // A labelled prom-client counter hashes and validates its labels on every inc(), which is a few percent of a
+  // cache hit at ~100k queries/s: the cache counters are plain numbers here, copied into the counters when scraped.
+  readonly #c: CacheCounts = { requests: 0, hits: { success: 0, denial: 0 }, misses: 0, prefetches: 0, stale: 0, evictions: { success: 0, denial: 0 } };
   #requests: Counter<'to'>;
   #responses: Counter<'rcode' | 'to'>;
   #duration: Histogram<'proxy_name' | 'to' | 'rcode'>;
@@ -32,10 +38,33 @@ export class ForwardMetrics {
 
   /** `entries` is read at scrape time for coredns_cache_entries. */
   constructor(registry: Registry, labels: CacheLabels, entries: (type: CacheType) => number) {
-    this.#l = labels;
     const registers = [registry];
     const cacheLabels = ['server', 'zones', 'view'] as const;
     const typed = ['server', 'type', 'zones', 'view'] as const;
+    const c = this.#c;
+    // Every series exists from the start (at zero), so rates and ratios are defined before the first event.
+    const scraped = (name: string, help: string, count: () => number) =>
+      new Counter({
+        name,
+        help,
+        labelNames: cacheLabels,
+        registers,
+        collect() {
+          this.reset();
+          this.inc(labels, count());
+        },
+      });
+    const scrapedByType = (name: string, help: string, counts: () => Record<CacheType, number>) =>
+      new Counter({
+        name,
+        help,
+        labelNames: typed,
+        registers,
+        collect() {
+          this.reset();
+          for (const type of ['success', 'denial'] as const) this.inc({ ...labels, type }, counts()[type]);
+        },
+      });
     new Gauge({
       name: 'coredns_cache_entries',
       help: 'The number of elements in the cache.',
@@ -45,22 +74,12 @@ export class ForwardMetrics {
         for (const type of ['success', 'denial'] as const) this.set({ ...labels, type }, entries(type));
       },
     });
-    this.#cacheRequests = new Counter({ name: 'coredns_cache_requests_total', help: 'The count of cache requests.', labelNames: cacheLabels, registers });
-    this.#hits = new Counter({ name: 'coredns_cache_hits_total', help: 'The count of cache hits.', labelNames: typed, registers });
-    this.#misses = new Counter({ name: 'coredns_cache_misses_total', help: 'The count of cache misses.', labelNames: cacheLabels, registers });
-    this.#prefetches = new Counter({
-      name: 'coredns_cache_prefetch_total',
-      help: 'The number of times the cache has prefetched a cached item.',
-      labelNames: cacheLabels,
-      registers,
-    });
-    this.#stale = new Counter({
-      name: 'coredns_cache_served_stale_total',
-      help: 'The number of requests served from stale cache entries.',
-      labelNames: cacheLabels,
-      registers,
-    });
-    this.#evictions = new Counter({ name: 'coredns_cache_evictions_total', help: 'The count of cache evictions.', labelNames: typed, registers });
+    scraped('coredns_cache_requests_total', 'The count of cache requests.', () => c.requests);
+    scrapedByType('coredns_cache_hits_total', 'The count of cache hits.', () => c.hits);
+    scraped('coredns_cache_misses_total', 'The count of cache misses.', () => c.misses);
+    scraped('coredns_cache_prefetch_total', 'The number of times the cache has prefetched a cached item.', () => c.prefetches);
+    scraped('coredns_cache_served_stale_total', 'The number of requests served from stale cache entries.', () => c.stale);
+    scrapedByType('coredns_cache_evictions_total', 'The count of cache evictions.', () => c.evictions);
     this.#requests = new Counter({ name: 'coredns_forward_requests_total', help: 'Counter of requests made per upstream.', labelNames: ['to'], registers });
     this.#responses = new Counter({
       name: 'coredns_forward_responses_total',
@@ -87,12 +106,6 @@ export class ForwardMetrics {
       help: 'Counter of the number of complete failures of the healthchecks.',
       registers,
     });
-    // Series that exist from the start, so rates and ratios are defined before the first event.
-    for (const c of [this.#cacheRequests, this.#misses, this.#prefetches, this.#stale]) c.inc(labels, 0);
-    for (const type of ['success', 'denial'] as const) {
-      this.#hits.inc({ ...labels, type }, 0);
-      this.#evictions.inc({ ...labels, type }, 0);
-    }
   }
 
   /** Declares an upstream's series at zero. */
@@ -101,28 +114,34 @@ export class ForwardMetrics {
     this.#probeFailures.inc({ proxy_name: 'forward', to }, 0);
   }
 
+  /** A query looked up in the cache. */
   cacheRequest(): void {
-    this.#cacheRequests.inc(this.#l);
+    this.#c.requests++;
   }
 
+  /** A fresh entry of `type` answered. */
   hit(type: CacheType): void {
-    this.#hits.inc({ ...this.#l, type });
+    this.#c.hits[type]++;
   }
 
+  /** No fresh entry: the query goes upstream. */
   miss(): void {
-    this.#misses.inc(this.#l);
+    this.#c.misses++;
   }
 
+  /** A popular entry is refreshed ahead of expiry. */
   prefetch(): void {
-    this.#prefetches.inc(this.#l);
+    this.#c.prefetches++;
   }
 
+  /** An expired entry answered because no upstream did. */
   servedStale(): void {
-    this.#stale.inc(this.#l);
+    this.#c.stale++;
   }
 
+  /** An entry of `type` pushed out to make room. */
   evicted(type: CacheType): void {
-    this.#evictions.inc({ ...this.#l, type });
+    this.#c.evictions[type]++;
   }
 
   /** A query sent to an upstream. */
@@ -136,10 +155,12 @@ export class ForwardMetrics {
     this.#duration.observe({ proxy_name: 'forward', to, rcode }, seconds);
   }
 
+  /** A health probe of `to` failed. */
   probeFailed(to: string): void {
     this.#probeFailures.inc({ proxy_name: 'forward', to });
   }
 
+  /** Every upstream is down. */
   allDown(): void {
     this.#broken.inc();
   }

@@ -1,3 +1,5 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import type { Answer } from 'dns-packet';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -182,6 +184,24 @@ describe('cache', () => {
     const next = f.handle(query('www.example.com'));
     expect(next).not.toBe(hit);
     expect([hit, next]).toMatchObject([{ source: 'cache', answers: [{ ttl: 300 }] }, { source: 'cache', answers: [{ ttl: 299 }] }]);
+  });
+
+  it('exports cache and forward metrics that promtool accepts', async () => {
+    const up = await upstream(answerA('10.0.0.1', 300));
+    const { f, registry } = forwarder([up.hostPort]);
+    await f.handle(query('www.example.com'));
+    await f.handle(query('www.example.com'));
+    const text = await registry.metrics();
+    expect(text).toMatch(/^coredns_cache_hits_total\{server="dns:\/\/:53",zones=".",view="",type="success"\} 1$/m);
+    expect(text).toMatch(/^coredns_cache_hits_total\{[^}]*type="denial"\} 0$/m);
+    expect(text).toMatch(/^coredns_cache_misses_total\{[^}]*\} 1$/m);
+    expect(text).toMatch(/^coredns_cache_requests_total\{server="dns:\/\/:53",zones=".",view=""\} 2$/m);
+    const check = promisify(execFile)('promtool', ['check', 'metrics']);
+    check.child.stdin!.end(text);
+    const { stdout, stderr } = await check.catch((e: { stdout: string; stderr: string }) => {
+      throw new Error(`promtool rejected the metrics: ${e.stdout}${e.stderr}`);
+    });
+    expect(stdout + stderr).toBe('');
   });
 
   it('caches NXDOMAIN for the SOA minimum, then asks again', async () => {
