@@ -218,8 +218,16 @@ export class OverlayAgent {
     this.#failingSince ??= Date.now();
     this.#needFull = true;
     this.#hostStale = true;
+    // EPERM from netlink, "Operation not permitted" from nft: the process lacks CAP_NET_ADMIN.
+    const unprivileged = failed.some((f) => (f.error as { errno?: string }).errno === 'EPERM' || /Operation not permitted/.test(f.error.message));
     o.log.error(
-      { full, failed: failed.length, errors: failed.slice(0, 5).map((f) => `${f.text}: ${f.error.message}`), retry: this.#failures },
+      {
+        full,
+        failed: failed.length,
+        errors: failed.slice(0, 5).map((f) => `${f.text}: ${f.error.message}`),
+        retry: this.#failures,
+        ...(unprivileged ? { hint: 'the overlay needs root or CAP_NET_ADMIN' } : {}),
+      },
       'programming the overlay failed; what works stays, retrying with a full sync',
     );
     this.#retryLater();
