@@ -70,7 +70,9 @@ function planDevice(self: Node, o: OverlayOptions, host: HostView, problems: Pro
   if (!isIPv4(local)) return fail(`its underlay address ${local} is IPv6; the overlay runs over an IPv4 underlay`);
   const mac = vtepMac(self, local);
   if (mac.problem) problems.push({ node: name, reason: mac.problem });
-  const mtu = o.mtu ?? link.mtu - vxlanOverhead[4];
+  const max = link.mtu - vxlanOverhead[4];
+  if (o.mtu !== undefined && o.mtu > max) return fail(`--mtu ${o.mtu} does not fit: the underlay ${link.name} has MTU ${link.mtu}, so at most ${max} is left for VXLAN`);
+  const mtu = o.mtu ?? max;
   return {
     name: o.device,
     vni: o.vni,

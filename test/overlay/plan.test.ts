@@ -96,6 +96,7 @@ describe('planOverlay: this node', () => {
     ['address on no interface', [clusterNode(1, { ip: '192.168.99.1' })], options1, /^node1 its underlay address 192.168.99.1 is on no interface of this host/],
     ['loopback address (the quick start)', [clusterNode(1, { ip: '127.0.0.1' })], options1, /^node1 its underlay address 127.0.0.1 is on the loopback interface/],
     ['unknown --iface', [clusterNode(1)], { ...options1, iface: 'eth9' }, /^node1 --iface eth9: there is no such interface here/],
+    ['given an MTU the underlay cannot carry', [clusterNode(1)], { ...options1, mtu: 1460 }, /^node1 --mtu 1460 does not fit: the underlay eth0 has MTU 1500, so at most 1450 is left for VXLAN/],
   ];
   it.each(waiting)('plans no device when this node is %s', (_name, nodes, options, problem) => {
     const plan = planOverlay(nodes, options, host1);
