@@ -6,6 +6,7 @@ import type { Store } from '../cluster/store.ts';
 import type { HealthCheck } from '../runtime/admin.ts';
 import type { Logger } from '../runtime/logger.ts';
 import type { OverlayKernel } from './kernel/types.ts';
+import type { VxlanEndpoint } from './masquerade.ts';
 import type { OverlayMetrics } from './metrics.ts';
 import { diffOverlay, opText, viewCounts } from './plan/diff.ts';
 import { planOverlay } from './plan/plan.ts';
@@ -14,7 +15,7 @@ import { applyChanges, readDevice, readHost } from './program.ts';
 
 /** Keeps the masquerade rules in step; Masquerade implements it. */
 export interface MasqueradeSync {
-  sync(clusterCIDRs: readonly string[], force?: boolean): Promise<boolean>;
+  sync(clusterCIDRs: readonly string[], vxlan?: VxlanEndpoint, force?: boolean): Promise<boolean>;
 }
 
 /** This node's VTEP, once it has one: what the kubernetes mode publishes on its Node. */
@@ -175,7 +176,8 @@ export class OverlayAgent {
       failed = result.failed.map((f) => ({ kind: f.op.kind, text: opText(f.op), error: f.error }));
       if (plan.device && o.masquerade) {
         try {
-          masqueraded = await o.masquerade.sync(o.clusterCIDRs.length > 0 ? o.clusterCIDRs : plan.podCIDRs, full);
+          const cidrs = o.clusterCIDRs.length > 0 ? o.clusterCIDRs : plan.podCIDRs;
+          masqueraded = await o.masquerade.sync(cidrs, { local: plan.device.local, port: plan.device.port }, full);
         } catch (e) {
           failed.push({ kind: 'nftables', text: 'masquerade tables', error: e as Error });
         }

@@ -1,6 +1,10 @@
 // Masquerading of pod traffic that leaves the cluster: nftables tables `ip netplane-overlay` and
 // `ip6 netplane-overlay`, each replaced whole in one `nft -f -` transaction, so a reader never sees half a table.
 // Pod-to-pod traffic (source and destination both in the pod networks) keeps its addresses.
+// The IPv4 table also keeps the VXLAN packets themselves (this node's underlay address, the VXLAN port) out of
+// conntrack: they are never NATed, and tracking them costs an entry per inner flow (the source port is a hash of
+// the inner flow) and per-packet work on top of the inner packets' own tracking. A host firewall must then accept
+// the VXLAN port without matching `ct state`.
 import { isIPv6 } from 'node:net';
 import { CommandError, type CommandRunner } from '../runtime/exec.ts';
 import { normalizeCIDRs } from '../proxy/nftables/model.ts';
@@ -11,36 +15,57 @@ export const masqueradeTable = 'netplane-overlay';
 /** Multicast destinations are never masqueraded (Flannel leaves them alone too). */
 const multicast = { 4: '224.0.0.0/4', 6: 'ff00::/8' } as const;
 
+/** This node's VXLAN endpoint, whose packets are not tracked. */
+export interface VxlanEndpoint {
+  /** The underlay IPv4 address. */
+  local: string;
+  port: number;
+}
+
 /**
  * The nft script that makes both tables hold exactly the rules for `clusterCIDRs` (a family without CIDRs gets no
- * table). Each table is declared, deleted and declared again, which nft accepts whether or not it existed.
+ * table) and `vxlan`. Each table is declared, deleted and declared again, which nft accepts whether or not it existed.
  */
-export function renderMasquerade(clusterCIDRs: readonly string[]): string {
+export function renderMasquerade(clusterCIDRs: readonly string[], vxlan?: VxlanEndpoint): string {
   const cidrs = normalizeCIDRs(clusterCIDRs);
   const lines: string[] = [];
   for (const family of [4, 6] as const) {
     const nftFamily = family === 4 ? 'ip' : 'ip6';
     const mine = cidrs.filter((c) => isIPv6(c.split('/')[0]!) === (family === 6));
     lines.push(`table ${nftFamily} ${masqueradeTable}`, `delete table ${nftFamily} ${masqueradeTable}`);
-    if (mine.length === 0) continue;
+    const notrack = family === 4 && vxlan ? vxlan : undefined;
+    if (mine.length === 0 && !notrack) continue;
     const type = family === 4 ? 'ipv4_addr' : 'ipv6_addr';
     const ip = family === 4 ? 'ip' : 'ip6';
-    lines.push(
-      `table ${nftFamily} ${masqueradeTable} {`,
-      `  comment "netplane overlay: masquerade pod traffic leaving the cluster"`,
-      `  set cluster {`,
-      `    type ${type}; flags interval;`,
-      `    elements = { ${mine.join(', ')} }`,
-      `  }`,
-      `  chain postrouting {`,
-      `    type nat hook postrouting priority srcnat; policy accept;`,
-      `    ${ip} saddr != @cluster return`,
-      `    ${ip} daddr @cluster return`,
-      `    ${ip} daddr ${multicast[family]} return`,
-      `    masquerade fully-random`,
-      `  }`,
-      `}`,
-    );
+    lines.push(`table ${nftFamily} ${masqueradeTable} {`, `  comment "netplane overlay: masquerade pod traffic leaving the cluster"`);
+    if (mine.length > 0) {
+      lines.push(
+        `  set cluster {`,
+        `    type ${type}; flags interval;`,
+        `    elements = { ${mine.join(', ')} }`,
+        `  }`,
+        `  chain postrouting {`,
+        `    type nat hook postrouting priority srcnat; policy accept;`,
+        `    ${ip} saddr != @cluster return`,
+        `    ${ip} daddr @cluster return`,
+        `    ${ip} daddr ${multicast[family]} return`,
+        `    masquerade fully-random`,
+        `  }`,
+      );
+    }
+    if (notrack) {
+      lines.push(
+        `  chain vxlan-in {`,
+        `    type filter hook prerouting priority raw; policy accept;`,
+        `    ip daddr ${notrack.local} udp dport ${notrack.port} notrack`,
+        `  }`,
+        `  chain vxlan-out {`,
+        `    type filter hook output priority raw; policy accept;`,
+        `    ip saddr ${notrack.local} udp dport ${notrack.port} notrack`,
+        `  }`,
+      );
+    }
+    lines.push(`}`);
   }
   return lines.join('\n') + '\n';
 }
@@ -58,8 +83,8 @@ export class Masquerade {
    * Replaces the tables when the rules differ from the last ones applied, or always with `force` (a full resync,
    * which also repairs a table someone removed). Returns whether nft ran. Rejects with CommandError.
    */
-  async sync(clusterCIDRs: readonly string[], force = false): Promise<boolean> {
-    const script = renderMasquerade(clusterCIDRs);
+  async sync(clusterCIDRs: readonly string[], vxlan?: VxlanEndpoint, force = false): Promise<boolean> {
+    const script = renderMasquerade(clusterCIDRs, vxlan);
     if (!force && script === this.#applied) return false;
     this.#applied = undefined;
     await this.#runner.run('nft', ['-f', '-'], script);

@@ -66,7 +66,7 @@ async function start(nodes: Node[], kernel = host(), extra: { clusterCIDRs?: str
     overlay: options1,
     clusterCIDRs: extra.clusterCIDRs ?? ['10.244.0.0/16'],
     masquerade: {
-      async sync(cidrs, force) {
+      async sync(cidrs, _vxlan, force) {
         if (failMasquerade-- > 0) throw new Error('nft: no');
         // Like Masquerade: nft runs only for new rules or a full sync.
         if (!force && JSON.stringify(masq.at(-1)) === JSON.stringify(cidrs)) return false;

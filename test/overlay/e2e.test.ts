@@ -93,6 +93,10 @@ describe('netplane overlay in the kernel: three dual-stack nodes on an underlay 
     for (const family of ['ip', 'ip6']) {
       expect(await t.sh(node(2).ns, 'nft', ['list', 'table', family, 'netplane-overlay'])).toMatch(/masquerade fully-random/);
     }
+    // The VXLAN packets themselves are not tracked (the pods' flows inside them are).
+    const tracked = async (args: string[]) => (await t.lab.exec(node(2).ns, 'conntrack', ['-L', ...args]).catch((e: { stdout?: string }) => ({ stdout: e.stdout ?? '' }))).stdout;
+    expect(await tracked(['-p', 'udp', '--dport', '8472'])).toBe('');
+    expect(await tracked(['-p', 'tcp', '--dst', node(3).pods[0]!.ip])).toContain(`dport=8080`);
   });
 
   it('serves promtool-clean metrics with the nodes and entries', async () => {

@@ -16,8 +16,8 @@ class Recorder implements CommandRunner {
 }
 
 describe('renderMasquerade', () => {
-  it('masquerades what leaves the cluster CIDRs except multicast, per family, and replaces each table whole', () => {
-    expect(renderMasquerade(['10.244.0.0/16', 'fd00:244::/48', '10.244.3.0/24'])).toBe(
+  it('masquerades what leaves the cluster CIDRs except multicast, per family, untracks VXLAN, and replaces each table whole', () => {
+    expect(renderMasquerade(['10.244.0.0/16', 'fd00:244::/48', '10.244.3.0/24'], { local: '192.168.60.1', port: 8472 })).toBe(
       [
         'table ip netplane-overlay',
         'delete table ip netplane-overlay',
@@ -33,6 +33,14 @@ describe('renderMasquerade', () => {
         '    ip daddr @cluster return',
         '    ip daddr 224.0.0.0/4 return',
         '    masquerade fully-random',
+        '  }',
+        '  chain vxlan-in {',
+        '    type filter hook prerouting priority raw; policy accept;',
+        '    ip daddr 192.168.60.1 udp dport 8472 notrack',
+        '  }',
+        '  chain vxlan-out {',
+        '    type filter hook output priority raw; policy accept;',
+        '    ip saddr 192.168.60.1 udp dport 8472 notrack',
         '  }',
         '}',
         'table ip6 netplane-overlay',
@@ -67,7 +75,7 @@ describe('Masquerade', () => {
     const m = new Masquerade(r);
     expect(await m.sync(['10.244.0.0/16'])).toBe(true);
     expect(await m.sync(['10.244.0.0/16'])).toBe(false);
-    expect(await m.sync(['10.244.0.0/16'], true)).toBe(true);
+    expect(await m.sync(['10.244.0.0/16'], undefined, true)).toBe(true);
     expect(await m.sync(['10.244.0.0/16', '10.245.0.0/16'])).toBe(true);
     expect(r.calls.map((c) => c.split('\n')[0])).toEqual(Array(3).fill('nft -f -'));
   });
@@ -105,8 +113,9 @@ describe('Masquerade with the real nft', () => {
   it('creates, replaces and removes the tables', async () => {
     const runner: CommandRunner = { run: (c, a, i) => lab.exec(ns, c, a, i) };
     const m = new Masquerade(runner);
-    await m.sync(['10.244.0.0/16', 'fd00:244::/48']);
-    await m.sync(['10.244.0.0/16', 'fd00:244::/48'], true);
+    await m.sync(['10.244.0.0/16', 'fd00:244::/48'], { local: '192.168.60.1', port: 8472 });
+    await m.sync(['10.244.0.0/16', 'fd00:244::/48'], { local: '192.168.60.1', port: 8472 }, true);
+    expect((await lab.exec(ns, 'nft', ['list', 'chain', 'ip', 'netplane-overlay', 'vxlan-in'])).stdout).toContain('ip daddr 192.168.60.1 udp dport 8472 notrack');
     expect((await lab.exec(ns, 'nft', ['list', 'tables'])).stdout).toBe('table ip netplane-overlay\ntable ip6 netplane-overlay\n');
     await m.sync(['10.244.0.0/16', '10.245.0.0/16']);
     const listed = (await lab.exec(ns, 'nft', ['list', 'ruleset'])).stdout;
