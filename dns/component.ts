@@ -68,13 +68,16 @@ async function runDns(ctx: ComponentContext, f: DnsFlags): Promise<void> {
   };
   tracker.onChange(sync);
   sync();
+  // Read on every zone query: kept current from the store's status events instead of copying the status each time.
+  let synced = ctx.store.status.synced;
+  ctx.store.onStatus((st) => (synced = st.synced));
   const self = f['dns-service'];
   const zone = new ClusterZoneHandler(index, {
     ttl: f.ttl,
     pods: f.pods,
     reverseCIDRs: f['reverse-cidr'].flat(),
     nameservers: () => index.service(self.namespace, self.name)?.clusterIPs ?? f.listen.map((l) => l.host).filter((h) => h !== '0.0.0.0' && h !== '::'),
-    synced: () => ctx.store.status.synced,
+    synced: () => synced,
     resolve: async (name, type, q) => forwarder.handle({ ...q, name, lname: name.toLowerCase(), type, qtype: type === 'A' ? 1 : 28 }),
   });
   const zoneLabel = `${f.zone}.`;
