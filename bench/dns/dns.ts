@@ -1,10 +1,10 @@
 // Benchmark of `netplane dns` — the real component, started as users start it — against dnsmasq on loopback, in one
-// run. A manifests directory (JSON files, one v1 List each) holds N Services (svcN.default, ClusterIP 10.96.x.y,
-// port 80 "http") and one EndpointSlice each with 5 ready endpoints (10.244.x.y); netplane loads it with --manifests,
+// run. A manifests directory (JSON files, one v1 List each) holds N Services (svcN.default, ClusterIP 10.96.x.y, port
+// 80 "http") and one EndpointSlice each with 5 ready endpoints (10.244.x.y); netplane loads it with --manifests,
 // dnsmasq serves the same N names from an addn-hosts file, and dnsperf sends the same query file
-// (`svcN.default.svc.cluster.local A`, every name once in a shuffled order) to each for the same time. Both forward other names to a third server, an upstream
-// dnsmasq holding M names `extN.example.test`, and both cache what it answers (netplane's default 10,000 entries,
-// dnsmasq --cache-size=10000).
+// (`svcN.default.svc.cluster.local A`, every name once in a shuffled order) to each for the same time. Both forward
+// other names to a third server, an upstream dnsmasq holding M names `extN.example.test`, and both cache what it
+// answers (netplane's default 10,000 entries, dnsmasq --cache-size=10000).
 //  1. one core: the server pinned to CPU 1 (`taskset -c 1`), dnsperf to CPU 0; rounds alternate the order so that
 //     load from elsewhere on the machine hits both alike; the median round is reported. In each round the same
 //     netplane and dnsmasq processes then answer the M external names: one pass warms the cache, the timed run is
