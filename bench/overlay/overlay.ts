@@ -44,6 +44,7 @@ export function formatOverlayBench(c: ConvergenceResult, tp: ThroughputResult | 
       `pod-to-pod TCP (iperf3, ${tp.seconds} s each, ${tp.ratios.length} back-to-back pairs in alternating order)`,
       `  underlay directly ${median(tp.underlay).toFixed(2)} Gbit/s, overlay ${median(tp.overlay).toFixed(2)} Gbit/s (medians); median pair ratio ${ratio.toFixed(3)}  ≥ ${targets.throughputRatio} ${verdict(ratio >= targets.throughputRatio)}`,
       `  pair ratios: ${tp.ratios.map((x) => x.toFixed(2)).join(', ')}`,
+      `  node-to-node on the underlay ${median(tp.nodes).toFixed(2)} Gbit/s; overlay pod-to-pod / node-to-node ${median(tp.nodeRatios).toFixed(3)} (DESIGN.md's comparison)`,
     );
   }
   return out.join('\n');
