@@ -46,7 +46,7 @@ export class ManifestsSource implements ClusterSource {
   #files = new Map<string, FileState>();
   #applied: Desired = new Map();
   #store?: Store;
-  #watcher?: FSWatcher;
+  #watchers: FSWatcher[] = [];
   #timer?: NodeJS.Timeout;
   #interval?: NodeJS.Timeout;
   #chain: Promise<void> = Promise.resolve();
@@ -75,8 +75,13 @@ export class ManifestsSource implements ClusterSource {
     store.markStale(false);
     for (const kind of store.kinds) store.markSynced(kind);
     try {
-      this.#watcher = watch(this.dir, { recursive: true }, () => this.#schedule());
-      this.#watcher.on('error', (e) => this.#log.warn({ err: e }, 'manifest directory watch failed; relying on periodic rescans'));
+      // Node's recursive watch on Linux misses a file replaced by rename (editors, `kubectl cp`, and the ConfigMap
+      // volume's `..data` symlink swap); a plain watch of the top directory sees those, as inotify reports the move.
+      for (const recursive of [true, false]) {
+        const w = watch(this.dir, { recursive }, () => this.#schedule());
+        w.on('error', (e) => this.#log.warn({ err: e }, 'manifest directory watch failed; relying on periodic rescans'));
+        this.#watchers.push(w);
+      }
     } catch (e) {
       this.#log.warn({ err: e }, 'cannot watch the manifest directory; relying on periodic rescans');
     }
@@ -86,7 +91,7 @@ export class ManifestsSource implements ClusterSource {
 
   async stop(): Promise<void> {
     this.#stopped = true;
-    this.#watcher?.close();
+    for (const w of this.#watchers) w.close();
     clearTimeout(this.#timer);
     clearInterval(this.#interval);
     await this.#chain;

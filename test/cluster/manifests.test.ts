@@ -110,6 +110,31 @@ describe('ManifestsSource', () => {
     ]);
   });
 
+  it('sees a file replaced by rename and a ConfigMap-style symlink swap within a second', async () => {
+    const { mkdir, rename, symlink } = await import('node:fs/promises');
+    // The layout a ConfigMap volume has: web.yaml -> ..data/web.yaml, ..data -> ..v1; an update swaps ..data.
+    await mkdir(join(dir, '..v1'));
+    await writeFile(join(dir, '..v1', 'web.yaml'), web(80));
+    await symlink('..v1', join(dir, '..data'));
+    await symlink(join('..data', 'web.yaml'), join(dir, 'web.yaml'));
+    await writeFile(join(dir, 'api.yaml'), api);
+    const { store } = await start();
+    expect(store.get('Service', 'default/web')?.spec.ports[0]?.port).toBe(80);
+    // An editor's save, twice: write a temporary file, rename it over the old one (Node's recursive watch sees the
+    // first and loses the file after it).
+    for (const name of ['api2', 'api3']) {
+      await writeFile(join(dir, '.api.yaml.tmp'), api.replace('name: api', `name: ${name}`));
+      await rename(join(dir, '.api.yaml.tmp'), join(dir, 'api.yaml'));
+      await waitFor(`the renamed file (${name})`, () => store.get('Service', `shop/${name}`), 1000);
+    }
+    // The kubelet's update: a new version directory, a new symlink, renamed over ..data.
+    await mkdir(join(dir, '..v2'));
+    await writeFile(join(dir, '..v2', 'web.yaml'), web(81));
+    await symlink('..v2', join(dir, '..data_tmp'));
+    await rename(join(dir, '..data_tmp'), join(dir, '..data'));
+    await waitFor('the swapped ConfigMap', () => store.get('Service', 'default/web')?.spec.ports[0]?.port === 81, 1000);
+  });
+
   it('keeps the last good objects of a file whose edit is bad, names the file, document and reason, and still applies other files', async () => {
     await writeFile(join(dir, 'web.yaml'), `${slice}---\n${web(80)}`);
     const { store, records } = await start();
