@@ -3,6 +3,7 @@
 // fake works against the host: the checks are in test/overlay/kernel/.
 import { canonicalIp, contains, formatIp, formatMac, hasHostBits, parseCidr, parseIp, parseMac, type Cidr } from './addr.ts';
 import { KernelError } from './errors.ts';
+import { requireCidr as cidr, requireIp as ip, requireMac } from './validate.ts';
 import type { AddressEntry, FdbEntry, LinkState, NeighbourEntry, OverlayKernel, RouteEntry, VxlanSpec } from './types.ts';
 
 /** The name of an OverlayKernel method that can be made to fail (see FakeKernel.failNext). */
@@ -340,23 +341,8 @@ function addressKey(index: number, c: Cidr): string {
   return c.ip.length === 4 ? `${index} ${formatIp(c.ip)}/${c.prefixLength}` : `${index} ${formatIp(c.ip)}`;
 }
 
-function ip(op: string, text: string): Buffer {
-  const b = parseIp(text);
-  if (!b) throw new KernelError(op, 'EINVAL', { detail: `"${text}" is not an IP address` });
-  return b;
-}
 
-function cidr(op: string, text: string): Cidr {
-  const c = parseCidr(text);
-  if (!c) throw new KernelError(op, 'EINVAL', { detail: `"${text}" is not ip/prefixLength` });
-  return c;
-}
 
-function mac(op: string, text: string): string {
-  const b = parseMac(text);
-  if (!b) throw new KernelError(op, 'EINVAL', { detail: `"${text}" is not a MAC (aa:bb:cc:dd:ee:ff)` });
-  return formatMac(b);
-}
 
 // The kernel refuses a multicast or all-zeros device address with EADDRNOTAVAIL.
 function unicastMac(op: string, text: string): string {
@@ -364,3 +350,6 @@ function unicastMac(op: string, text: string): string {
   if ((parseInt(m.slice(0, 2), 16) & 1) === 1 || m === '00:00:00:00:00:00') throw new KernelError(op, 'EADDRNOTAVAIL', { detail: `${m} is not a unicast MAC` });
   return m;
 }
+
+/** A MAC argument checked as the kernel would. */
+const mac = (op: string, text: string): string => formatMac(requireMac(op, text));

@@ -1,9 +1,10 @@
 // OverlayKernel over rtnetlink with the `netlink` package: links (VXLAN link info encoded in vxlan.ts),
 // addresses, neighbours, the VXLAN FDB (AF_BRIDGE neighbours) and main-table routes. Never runs a command.
 import { AttrStream, rt } from 'netlink';
-import { formatIp, formatMac, parseCidr, parseIp, parseMac, type Cidr } from './addr.ts';
+import { formatIp, formatMac, type Cidr } from './addr.ts';
 import { ABSENT_ERRNOS, isKernelError, KernelError } from './errors.ts';
 import { NLM_F, RtSocket } from './socket.ts';
+import { requireCidr as cidr, requireIp as ip, requireMac } from './validate.ts';
 import type { AddressEntry, FdbEntry, LinkState, NeighbourEntry, OverlayKernel, RouteEntry, VxlanSpec } from './types.ts';
 import { decodeLinkInfo, encodeVxlanLinkInfo, hostU32 } from './vxlan.ts';
 
@@ -287,20 +288,5 @@ function typeNumber(t: rt.Route['type']): number | undefined {
   return typeof t === 'string' ? rt.RouteType[t] : t;
 }
 
-function ip(op: string, text: string): Buffer {
-  const b = parseIp(text);
-  if (!b) throw new KernelError(op, 'EINVAL', { detail: `"${text}" is not an IP address` });
-  return b;
-}
-
-function cidr(op: string, text: string): Cidr {
-  const c = parseCidr(text);
-  if (!c) throw new KernelError(op, 'EINVAL', { detail: `"${text}" is not ip/prefixLength` });
-  return c;
-}
-
-function mac(op: string, text: string): Buffer {
-  const b = parseMac(text);
-  if (!b) throw new KernelError(op, 'EINVAL', { detail: `"${text}" is not a MAC (aa:bb:cc:dd:ee:ff)` });
-  return b;
-}
+/** A MAC argument checked as the kernel would. */
+const mac = requireMac;
