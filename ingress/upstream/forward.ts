@@ -54,6 +54,17 @@ interface ResponseSink {
   once(event: 'close' | 'drain', listener: () => void): unknown;
 }
 
+/** The outcome of a request or upgrade: the endpoint and the upstream time once one was picked. */
+export function forwardResult(status: number, attempts: number, member: { address: string } | null, t0: number, error: UpstreamErrorCode | undefined): ForwardResult {
+  const result: ForwardResult = { status, attempts };
+  if (member !== null) {
+    result.endpoint = member.address;
+    result.upstreamSeconds = (performance.now() - t0) / 1000;
+  }
+  if (error !== undefined) result.error = error;
+  return result;
+}
+
 /** Attempts per request: the first plus two retries on other endpoints. */
 export const maxAttempts = 3;
 
@@ -238,12 +249,6 @@ export class Exchange implements Dispatcher.DispatchHandler {
   #finish(status: number, error?: UpstreamErrorCode): void {
     if (this.#finished) return;
     this.#finished = true;
-    const result: ForwardResult = { status, attempts: this.#attempts };
-    if (this.#member !== null) {
-      result.endpoint = this.#member.address;
-      result.upstreamSeconds = (performance.now() - this.#t0) / 1000;
-    }
-    if (error !== undefined) result.error = error;
-    this.#done(result);
+    this.#done(forwardResult(status, this.#attempts, this.#member, this.#t0, error));
   }
 }

@@ -9,7 +9,7 @@ import type { Logger } from '../../runtime/logger.ts';
 import { affinitySetCookie, readCookie } from './affinity.ts';
 import type { Backend } from './backend.ts';
 import { UpstreamError, classifyError, statusText, type UpstreamErrorCode } from './errors.ts';
-import { type ForwardResult, type ForwardTarget, hasBody, maxAttempts } from './forward.ts';
+import { type ForwardResult, type ForwardTarget, forwardResult, hasBody, maxAttempts } from './forward.ts';
 import { isSafeHeaderValue, upstreamRequestHeaders } from './headers.ts';
 import type { UpstreamEndpoint } from './pool.ts';
 
@@ -295,12 +295,6 @@ export class UpgradeRelay {
   #finish(status: number, error?: UpstreamErrorCode): void {
     if (this.#finished) return;
     this.#finished = true;
-    const result: ForwardResult = { status, attempts: this.#attempts };
-    if (this.#member !== null) {
-      result.endpoint = this.#member.address;
-      result.upstreamSeconds = (performance.now() - this.#t0) / 1000;
-    }
-    if (error !== undefined) result.error = error;
-    this.#done(result);
+    this.#done(forwardResult(status, this.#attempts, this.#member, this.#t0, error));
   }
 }
