@@ -75,6 +75,28 @@ spec: { ports: [{ name: http, port: 80, targetPort: http, protocol: TCP }] }
 ${slices.join('')}`;
 }
 
+/** One path of an Ingress rule: path type, path, Service (port 80). */
+export type PathRule = [pathType: 'Prefix' | 'Exact' | 'ImplementationSpecific', path: string, service: string];
+
+/** An Ingress document (class `netplane`) with one rule for `host` (none: any host), its paths, annotations and TLS Secret. */
+export function ingressYaml(o: { name: string; host?: string; paths: PathRule[]; annotations?: Record<string, string>; tlsSecret?: string }): string {
+  const paths = o.paths.map(([type, path, svc]) => `          - { path: "${path}", pathType: ${type}, backend: { service: { name: ${svc}, port: { number: 80 } } } }`).join('\n');
+  const ann = Object.entries(o.annotations ?? {}).map(([k, v]) => `    ${k}: ${JSON.stringify(v)}`).join('\n');
+  return `---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: ${o.name}
+  namespace: default
+${ann ? `  annotations:\n${ann}\n` : ''}spec:
+  ingressClassName: netplane
+${o.tlsSecret ? `  tls: [{ hosts: ["${o.host}"], secretName: ${o.tlsSecret} }]\n` : ''}  rules:
+    - ${o.host ? `host: "${o.host}"\n      ` : ''}http:
+        paths:
+${paths}
+`;
+}
+
 /** The IngressClass `netplane`, marked default. */
 export const ingressClassYaml = `apiVersion: networking.k8s.io/v1
 kind: IngressClass

@@ -2,7 +2,7 @@
 // host rules, as a table; forwarded headers; rewrite; canary; default backend; metrics; a bad annotation.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../../helpers/wait.ts';
-import { EchoBackend, GatewayProcess, echoOf, ingressClassYaml, serviceYaml } from './harness.ts';
+import { EchoBackend, GatewayProcess, echoOf, ingressClassYaml, ingressYaml, serviceYaml } from './harness.ts';
 
 type Rule = [pathType: 'Prefix' | 'Exact' | 'ImplementationSpecific', path: string, service: 'a' | 'b'];
 
@@ -28,22 +28,8 @@ const pathCases: Array<[Rule[], string, 'a' | 'b' | 404]> = [
   [[['ImplementationSpecific', '/foo', 'a']], '/foo/bar', 'a'],
 ];
 
-function ingressYaml(name: string, host: string | undefined, rules: Rule[], annotations: Record<string, string> = {}): string {
-  const paths = rules.map(([type, path, svc]) => `          - { path: "${path}", pathType: ${type}, backend: { service: { name: svc-${svc}, port: { number: 80 } } } }`).join('\n');
-  const ann = Object.entries(annotations).map(([k, v]) => `    ${k}: ${JSON.stringify(v)}`).join('\n');
-  return `---
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata:
-  name: ${name}
-  namespace: default
-${ann ? `  annotations:\n${ann}\n` : ''}spec:
-  ingressClassName: netplane
-  rules:
-    - ${host ? `host: "${host}"\n      ` : ''}http:
-        paths:
-${paths}
-`;
+function ingress(name: string, host: string | undefined, rules: Rule[], annotations: Record<string, string> = {}): string {
+  return ingressYaml({ name, host, paths: rules.map(([t, p, svc]) => [t, p, `svc-${svc}`]), annotations });
 }
 
 describe('netplane ingress routing over HTTP', () => {
@@ -54,13 +40,13 @@ describe('netplane ingress routing over HTTP', () => {
   beforeAll(async () => {
     await Promise.all([a.start(), b.start()]);
     gw.write('services.yaml', `${serviceYaml('svc-a', [a])}---\n${serviceYaml('svc-b', [b])}---\n${ingressClassYaml}`);
-    const ingresses = pathCases.map(([rules], i) => ingressYaml(`case${i}`, `case${i}.test`, rules));
-    ingresses.push(ingressYaml('exact-host', 'foo.bar.com', [['Prefix', '/', 'a']]));
-    ingresses.push(ingressYaml('wildcard-host', '*.foo.com', [['Prefix', '/', 'b']]));
-    ingresses.push(ingressYaml('rewrite', 'rewrite.test', [['Prefix', '/app', 'a']], { 'nginx.ingress.kubernetes.io/rewrite-target': '/' }));
-    ingresses.push(ingressYaml('main', 'canary.test', [['Prefix', '/', 'a']]));
-    ingresses.push(ingressYaml('main-canary', 'canary.test', [['Prefix', '/', 'b']], { 'nginx.ingress.kubernetes.io/canary': 'true', 'nginx.ingress.kubernetes.io/canary-by-header': 'X-Canary' }));
-    ingresses.push(ingressYaml('bad', 'bad.test', [['Prefix', '/', 'a']], { 'nginx.ingress.kubernetes.io/backend-protocol': 'FCGI' }));
+    const ingresses = pathCases.map(([rules], i) => ingress(`case${i}`, `case${i}.test`, rules));
+    ingresses.push(ingress('exact-host', 'foo.bar.com', [['Prefix', '/', 'a']]));
+    ingresses.push(ingress('wildcard-host', '*.foo.com', [['Prefix', '/', 'b']]));
+    ingresses.push(ingress('rewrite', 'rewrite.test', [['Prefix', '/app', 'a']], { 'nginx.ingress.kubernetes.io/rewrite-target': '/' }));
+    ingresses.push(ingress('main', 'canary.test', [['Prefix', '/', 'a']]));
+    ingresses.push(ingress('main-canary', 'canary.test', [['Prefix', '/', 'b']], { 'nginx.ingress.kubernetes.io/canary': 'true', 'nginx.ingress.kubernetes.io/canary-by-header': 'X-Canary' }));
+    ingresses.push(ingress('bad', 'bad.test', [['Prefix', '/', 'a']], { 'nginx.ingress.kubernetes.io/backend-protocol': 'FCGI' }));
     gw.write('ingresses.yaml', ingresses.join(''));
     await gw.start(['--access-log', 'on'], { host: 'case0.test' });
   }, 30_000);

@@ -10,7 +10,7 @@ import { SignJWT, exportJWK, generateKeyPair } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../../helpers/wait.ts';
 import { makeCert, type Pems } from '../tls/pki.ts';
-import { EchoBackend, GatewayProcess, echoOf, ingressClassYaml, serviceYaml } from './harness.ts';
+import { EchoBackend, GatewayProcess, echoOf, ingressClassYaml, ingressYaml, serviceYaml } from './harness.ts';
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 
@@ -24,19 +24,8 @@ data: { tls.crt: ${b64(p.cert)}, tls.key: ${b64(p.key)} }
 `;
 }
 
-function ingress(name: string, host: string, annotations: Record<string, string> = {}, tls?: string): string {
-  const ann = Object.entries(annotations).map(([k, v]) => `    ${k}: ${JSON.stringify(v)}`).join('\n');
-  return `---
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata:
-  name: ${name}
-  namespace: default
-${ann ? `  annotations:\n${ann}\n` : ''}spec:
-${tls ? `  tls: [{ hosts: ["${host}"], secretName: ${tls} }]\n` : ''}  rules:
-    - host: "${host}"
-      http: { paths: [{ path: /, pathType: Prefix, backend: { service: { name: web, port: { number: 80 } } } }] }
-`;
+function ingress(name: string, host: string, annotations: Record<string, string> = {}, tlsSecret?: string): string {
+  return ingressYaml({ name, host, paths: [['Prefix', '/', 'web']], annotations, tlsSecret });
 }
 
 /** The certificate a TLS client gets for `servername` from the gateway. */
