@@ -1,8 +1,8 @@
 // Benchmark of the ingress gateway (`netplane ingress`) against nginx and http-proxy, in one run, on loopback:
 //  1. one core: each proxy pinned to CPU 0 (`taskset -c 0`); wrk (`-t1 -c64 --latency`) and the backend (nginx, one
 //     worker, a fixed "ok\n" from memory, no access log) pinned to CPU 1. Proxies: nginx (one worker, upstream
-//     keepalive pool), http-proxy (npm `http-proxy` in a node:http server with a keep-alive agent), node-floor (a
-//     node:http server forwarding through one undici Pool and nothing else: what any Node proxy costs), netplane (the
+//     keepalive pool), http-proxy (npm `http-proxy` in a node:http server with a keep-alive agent), undici-proxy (a
+//     plain Node proxy: node:http forwarding through one undici Pool.request, no routing, limits or metrics), netplane (the
 //     gateway reading a Service, an EndpointSlice, an IngressClass and an Ingress for host bench.local from a
 //     manifest directory); and direct (wrk to the backend, no proxy) for reference. Every request carries
 //     `Host: bench.local`. Rounds rotate the order of the targets so that load from elsewhere hits all alike; the
@@ -11,7 +11,7 @@
 //  2. both cores: netplane as two processes sharing the port (`--reuse-port`), nginx with `worker_processes 2`, both
 //     unpinned, wrk `-t2 -c64` unpinned, to an unpinned one-worker backend.
 // Usage: npx node bench/ingress/ingress.ts [--json] [--rounds 3] [--seconds 5] [--connections 64]
-//        [--only direct,nginx,http-proxy,node-floor,netplane] [--no-both-cores] [--wait-idle 30]
+//        [--only direct,nginx,http-proxy,undici-proxy,netplane] [--no-both-cores] [--wait-idle 30]
 //        [--max-others 10] [--attempts 4]
 // --wait-idle: before each run, wait up to this many seconds for the machine to be quiet (0: never); each run
 // prints `others`, the CPU that processes outside the benchmark used during it, as % of the machine; a run with
@@ -26,6 +26,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { manifests, nginxConfig } from './configs.ts';
 import { cpuSeconds, machineBusySeconds, selfSeconds, tree } from './procfs.ts';
+import { fmt, median, medianResult, parseWrk, type Result } from './wrk.ts';
 
 const args = process.argv.slice(2);
 const opt = (name: string, def: string) => {
@@ -36,7 +37,7 @@ const asJSON = args.includes('--json');
 const rounds = Number(opt('rounds', '3'));
 const seconds = Number(opt('seconds', '5'));
 const connections = Number(opt('connections', '64'));
-const allTargets = ['direct', 'nginx', 'http-proxy', 'node-floor', 'netplane'] as const;
+const allTargets = ['direct', 'nginx', 'http-proxy', 'undici-proxy', 'netplane'] as const;
 type Target = (typeof allTargets)[number];
 const only = opt('only', allTargets.join(',')).split(',').filter(Boolean);
 for (const t of only) {
@@ -67,7 +68,7 @@ const nginxBin = which('nginx');
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const netplaneBin = join(root, 'bin/netplane.ts');
 const httpProxyScript = fileURLToPath(new URL('./http-proxy-server.ts', import.meta.url));
-const floorScript = fileURLToPath(new URL('./undici-proxy-server.ts', import.meta.url));
+const undiciScript = fileURLToPath(new URL('./undici-proxy-server.ts', import.meta.url));
 if (Number(process.versions.node.split('.')[0]) < 24) {
   process.stderr.write(`node ${process.version} is too old: run with Node 24 (npx node bench/ingress/ingress.ts)\n`);
   process.exit(2);
@@ -77,7 +78,7 @@ if (targets.includes('netplane')) {
   const text = `${help.stdout}${help.stderr}`;
   const lacks = ['--http', ...(bothCores ? ['--reuse-port'] : [])].filter((f) => !text.includes(f));
   if (lacks.length > 0) {
-    process.stderr.write(`netplane ingress has no ${lacks.join(' or ')} flag yet (netplane ingress --help). Run without it: --only direct,nginx,http-proxy,node-floor\n`);
+    process.stderr.write(`netplane ingress has no ${lacks.join(' or ')} flag yet (netplane ingress --help). Run without it: --only direct,nginx,http-proxy,undici-proxy\n`);
     process.exit(2);
   }
 }
@@ -181,24 +182,6 @@ async function waitServing(port: number, what: string, procs: ChildProcess[], li
   }
 }
 
-/** One wrk run's figures. */
-interface Result {
-  rps: number;
-  p50Ms: number;
-  p99Ms: number;
-  requests: number;
-  /** Proxy CPU (user + system) per request, microseconds; NaN for direct. */
-  cpuUsPerRequest: number;
-  non2xx: number;
-  socketErrors: string;
-  /** CPU used on the machine by anything but this benchmark during the run, % of all cores: other load that skews it. */
-  otherCpuPct: number;
-  /** With several proxy processes (--reuse-port): each one's share of the proxy CPU, %. */
-  cpuSplitPct: number[];
-}
-
-const toMs = (v: string, unit: string) => Number(v) * (unit === 'us' ? 1e-3 : unit === 's' ? 1e3 : 1);
-
 /** Runs wrk at `port` (pinned to CPU 1 when `pin`) and reads the CPU time of `pids` over the run. */
 async function wrk(port: number, pids: number[], pin: boolean, threads: number, secs = seconds): Promise<Result> {
   const argv = [...(pin ? ['taskset', '-c', '1'] : []), 'wrk', `-t${threads}`, `-c${connections}`, `-d${secs}s`, '--latency', '-H', `Host: ${host}`, `http://127.0.0.1:${port}/`];
@@ -222,21 +205,10 @@ async function wrk(port: number, pids: number[], pin: boolean, threads: number, 
   const cpu = used.reduce((a, b) => a + b, 0);
   const other = machineBusySeconds() - busy0 - (ourSeconds() - ours0);
   const otherCpuPct = Math.max(0, (other / ((performance.now() - t0) / 1000) / availableParallelism()) * 100);
-  const pct = (p: string) => {
-    const m = new RegExp(`^\\s+${p}%\\s+([\\d.]+)(us|ms|s)\\s*$`, 'm').exec(out);
-    return m ? toMs(m[1]!, m[2]!) : NaN;
-  };
-  const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0);
-  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? NaN);
-  if (!Number.isFinite(rps)) throw new Error(`cannot read wrk's output: ${out}`);
+  const figures = parseWrk(out);
   return {
-    rps,
-    p50Ms: pct('50'),
-    p99Ms: pct('99'),
-    requests,
-    cpuUsPerRequest: pids.length > 0 && requests > 0 ? (cpu / requests) * 1e6 : NaN,
-    non2xx: Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0),
-    socketErrors: /Socket errors: (.*)/.exec(out)?.[1] ?? '',
+    ...figures,
+    cpuUsPerRequest: pids.length > 0 && figures.requests > 0 ? (cpu / figures.requests) * 1e6 : NaN,
     otherCpuPct,
     cpuSplitPct: pids.length > 1 ? used.map((u) => (cpu > 0 ? (u / cpu) * 100 : 0)) : [],
   };
@@ -262,8 +234,8 @@ async function startProxy(target: Exclude<Target, 'direct'>, backendPort: number
     launch([...prefix, nginxBin, '-p', join(dir, `nginx-${tag}`), '-c', nginxConfig(dir, `nginx-${tag}`, processes, port, body, backendPort)], 'nginx proxy');
   } else if (target === 'http-proxy') {
     launch([...prefix, process.execPath, httpProxyScript, String(port), String(backendPort)], 'http-proxy');
-  } else if (target === 'node-floor') {
-    launch([...prefix, process.execPath, floorScript, String(port), String(backendPort)], 'node-floor');
+  } else if (target === 'undici-proxy') {
+    launch([...prefix, process.execPath, undiciScript, String(port), String(backendPort)], 'undici-proxy');
   } else {
     const dirManifests = manifests(dir, `manifests-${tag}`, backendPort, host);
     for (let i = 0; i < processes; i++) {
@@ -282,22 +254,6 @@ async function startBackend(pin: boolean, tag: string): Promise<Running> {
   const proc = start(argv, 'backend nginx');
   await waitServing(port, 'backend nginx', [proc]);
   return { port, procs: [proc], command: argv.join(' ') };
-}
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-function medianResult(rs: Result[]): Result {
-  const pick = (k: 'rps' | 'p50Ms' | 'p99Ms' | 'requests' | 'cpuUsPerRequest' | 'otherCpuPct') => median(rs.map((r) => r[k]));
-  return {
-    rps: pick('rps'),
-    p50Ms: pick('p50Ms'),
-    p99Ms: pick('p99Ms'),
-    requests: pick('requests'),
-    cpuUsPerRequest: pick('cpuUsPerRequest'),
-    non2xx: Math.max(...rs.map((r) => r.non2xx)),
-    socketErrors: rs.map((r) => r.socketErrors).filter(Boolean).join('; '),
-    otherCpuPct: pick('otherCpuPct'),
-    cpuSplitPct: rs[0]!.cpuSplitPct.map((_, i) => median(rs.map((r) => r.cpuSplitPct[i]!))),
-  };
 }
 
 /** Waits until the machine (less this benchmark's own idle processes) is under 10% busy for a second, or `waitIdle` s pass. */
@@ -350,11 +306,6 @@ async function measure(section: string, running: Map<string, Running>, pin: bool
   );
 }
 
-const fmt = (r: Result) =>
-  `${r.rps.toFixed(0).padStart(7)} req/s  p50 ${r.p50Ms.toFixed(2)} ms  p99 ${r.p99Ms.toFixed(2)} ms  cpu ${Number.isNaN(r.cpuUsPerRequest) ? '   -  ' : r.cpuUsPerRequest.toFixed(1).padStart(6)} us/req  others ${r.otherCpuPct.toFixed(0).padStart(2)}% CPU` +
-  `${r.cpuSplitPct.length > 1 ? `  split ${r.cpuSplitPct.map((p) => p.toFixed(0)).join('/')}%` : ''}` +
-  `${r.non2xx > 0 ? `  NON-2XX ${r.non2xx}` : ''}${r.socketErrors && /(connect|read|write|timeout) [1-9]/.test(r.socketErrors) ? `  socket errors: ${r.socketErrors}` : ''}`;
-
 const nginxVersion = spawnSync(nginxBin, ['-v'], { encoding: 'utf8' }).stderr.trim();
 const wrkVersion = spawnSync('wrk', ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0]!.split(' [')[0];
 log(`ingress benchmark: ${nginxVersion}; ${wrkVersion}; node ${process.version}; ${availableParallelism()} cores; ${rounds} rounds x ${seconds} s; targets ${targets.join(', ')}`);
@@ -393,14 +344,14 @@ const med = (m: typeof one | undefined, t: string) => m?.get(t)?.median;
 const np = med(one, 'netplane');
 const ng = med(one, 'nginx');
 const hp = med(one, 'http-proxy');
-const nf = med(one, 'node-floor');
+const up = med(one, 'undici-proxy');
 const ratios = {
   rpsVsNginx: np && ng ? np.rps / ng.rps : undefined,
   rpsVsHttpProxy: np && hp ? np.rps / hp.rps : undefined,
   p99VsNginx: np && ng ? np.p99Ms / ng.p99Ms : undefined,
   cpuVsNginx: np && ng ? np.cpuUsPerRequest / ng.cpuUsPerRequest : undefined,
-  rpsVsNodeFloor: np && nf ? np.rps / nf.rps : undefined,
-  cpuVsNodeFloor: np && nf ? np.cpuUsPerRequest / nf.cpuUsPerRequest : undefined,
+  rpsVsUndiciProxy: np && up ? np.rps / up.rps : undefined,
+  cpuVsUndiciProxy: np && up ? np.cpuUsPerRequest / up.cpuUsPerRequest : undefined,
 };
 const goals = {
   rpsVsNginx: ratios.rpsVsNginx === undefined ? undefined : ratios.rpsVsNginx >= 0.75,
@@ -429,7 +380,7 @@ if (asJSON) {
     lines.push(`  netplane/http-proxy requests/s ${x(ratios.rpsVsHttpProxy)} (target > 2: ${mark(goals.rpsVsHttpProxy, 'netplane', 'http-proxy')})`);
     lines.push(`  netplane/nginx p99 ${x(ratios.p99VsNginx)} (target <= 2: ${mark(goals.p99VsNginx, 'netplane', 'nginx')})`);
     lines.push(`  netplane/nginx CPU per request ${x(ratios.cpuVsNginx)}`);
-    if (nf) lines.push(`  netplane/node-floor requests/s ${x(ratios.rpsVsNodeFloor)}, CPU per request ${x(ratios.cpuVsNodeFloor)} (what the gateway's pipeline adds to a bare undici proxy)`);
+    if (up) lines.push(`  netplane/undici-proxy requests/s ${x(ratios.rpsVsUndiciProxy)}, CPU per request ${x(ratios.cpuVsUndiciProxy)} (the gateway beside a plain Node proxy on undici)`);
     if (np.non2xx > 0) lines.push(`  WARNING: netplane answered ${np.non2xx} non-2xx responses in a round: its figures are not of proxied requests`);
   }
   if (two) {

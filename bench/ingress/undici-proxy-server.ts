@@ -1,6 +1,7 @@
-// The Node floor of bench/ingress/ingress.ts: the least a Node.js reverse proxy does per request, a node:http server
-// forwarding every request through one undici Pool (keep-alive) to the backend, with hop-by-hop headers dropped and
-// nothing else (no routing, no limits, no metrics). What the gateway costs beyond this is its own pipeline.
+// The plain Node proxy of bench/ingress/ingress.ts (target undici-proxy): a node:http server forwarding every request
+// through one undici Pool.request (keep-alive) to the backend, hop-by-hop headers dropped, nothing else (no routing,
+// no limits, no metrics). A reference for what Node and undici cost before any gateway logic; not a lower bound
+// (undici's dispatch API, without Pool.request's promise and body stream, costs less).
 // Prints `ready` on stdout once listening.
 // Usage: node bench/ingress/undici-proxy-server.ts LISTEN_PORT BACKEND_PORT
 import { createServer, type IncomingHttpHeaders } from 'node:http';
