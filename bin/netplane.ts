@@ -8,13 +8,16 @@ import { overlayComponent } from '../overlay/component.ts';
 import { proxyComponent } from '../proxy/component.ts';
 import { commonFlags, runComponent, type Component } from '../runtime/component.ts';
 import { UsageError, usageExitCode } from '../runtime/errors.ts';
-import { formatHelp, listFlag, oneOf, parseFlags, valueFlag } from '../runtime/flags.ts';
+import { formatHelp, listFlag, oneOf, parseFlags, parseHostPort, switchFlag, valueFlag } from '../runtime/flags.ts';
 import { proxyModes, type ProxyMode } from '../proxy/backends.ts';
 import { supervise } from '../runtime/supervisor.ts';
+import { listeningBlock } from '../examples/listening.ts';
+import { readUpView } from '../examples/up-view.ts';
 
 const version: string = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version;
 const components: readonly Component[] = [proxyComponent, dnsComponent, ingressComponent, overlayComponent];
 const byName = new Map(components.map((c) => [c.name, c]));
+const exampleBackend = fileURLToPath(new URL('../examples/backend.ts', import.meta.url));
 
 const usage = `Usage: netplane <command> [flags]
 
@@ -50,8 +53,12 @@ function upFlags() {
       parse: oneOf(components.map((c) => c.name)),
       default: components.map((c) => c.name),
     }),
+    'example-backends': switchFlag('with --manifests: run examples/backend.ts on every TCP endpoint on a loopback address (the quick start\'s "pods")'),
   };
 }
+
+// Where `up` has its children listen: loopback only, ports above 1024, so it needs no privileges.
+const upListen = { dns: parseHostPort('127.0.0.1:5353'), http: parseHostPort('127.0.0.1:8080'), https: parseHostPort('127.0.0.1:8443'), bindAddress: '127.0.0.1' };
 
 async function up(argv: readonly string[]): Promise<number> {
   const specs = upFlags();
@@ -70,7 +77,33 @@ async function up(argv: readonly string[]): Promise<number> {
     '--log-level', flags['log-level'],
   ];
   const chosen = [...new Set(flags.component)].map((n) => byName.get(n)!);
-  return supervise({ bin: fileURLToPath(import.meta.url), components: chosen, childArgs, extraArgs: { proxy: ['--mode', flags['proxy-mode']], dns: ['--listen', '127.0.0.1:5353'], ingress: ['--http', '127.0.0.1:8080', '--https', '127.0.0.1:8443'] } });
+  const started = new Set(chosen.map((c) => c.name));
+  if (flags['example-backends'] && !flags.manifests) throw new UsageError('netplane up: --example-backends needs --manifests DIR (the backends are the loopback endpoints found there)');
+  const view = flags.manifests ? await readUpView(flags.manifests, flags['node-name'], ingressComponent.flags['ingress-class'].default) : undefined;
+  const backends = flags['example-backends'] ? (view?.backends ?? []) : [];
+  const block = listeningBlock({
+    components: chosen.map((c) => ({ name: c.name, admin: parseHostPort(c.defaultAdmin) })),
+    ...(started.has('dns') ? { dns: { listen: [upListen.dns], zone: dnsComponent.flags.zone.default } } : {}),
+    ...(started.has('ingress') ? { ingress: { http: upListen.http, https: upListen.https } } : {}),
+    ...(started.has('proxy') ? { proxy: { mode: flags['proxy-mode'], bindAddress: upListen.bindAddress } } : {}),
+    ...(view ? { view } : {}),
+    backends,
+  });
+  return supervise({
+    bin: fileURLToPath(import.meta.url),
+    components: chosen,
+    childArgs,
+    extraArgs: {
+      proxy: ['--mode', flags['proxy-mode'], '--bind-address', upListen.bindAddress],
+      dns: ['--listen', upListen.dns.text],
+      ingress: ['--http', upListen.http.text, '--https', upListen.https.text],
+    },
+    processes: backends.map((b) => {
+      const listen = b.host.includes(':') ? `[${b.host}]:${b.port}` : `${b.host}:${b.port}`;
+      return { name: b.name, script: exampleBackend, args: ['--name', b.name, '--listen', listen], what: `example backend on http://${listen}` };
+    }),
+    ready: block,
+  });
 }
 
 async function main(argv: readonly string[]): Promise<number> {

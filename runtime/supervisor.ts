@@ -1,6 +1,8 @@
-// `netplane up`: runs components as separate child processes, prefixes their log lines with their names, and
-// stops them all on Ctrl-C (or when one of them dies).
+// `netplane up`: runs components (and any further processes, such as the quick start's example backends) as
+// separate child processes, prefixes their log lines with their names, says where everything listens once it all
+// answers, and stops them all on Ctrl-C (or when one of them dies).
 import { spawn, type ChildProcess } from 'node:child_process';
+import { connect } from 'node:net';
 import { createInterface } from 'node:readline';
 import { UsageError } from './errors.ts';
 import type { Component } from './component.ts';
@@ -17,7 +19,27 @@ export interface UpOptions {
   childArgs: readonly string[];
   /** Further flags for one component, by name. */
   extraArgs?: Readonly<Record<string, readonly string[]>>;
+  /** Further processes started beside the components and stopped with them. */
+  processes?: readonly ExtraProcess[];
+  /** Lines printed once every probe accepts a TCP connection (or after timeoutMs, naming those that do not). */
+  ready?: { lines: readonly string[]; probes: readonly ReadyProbe[]; timeoutMs?: number };
   out?: NodeJS.WritableStream;
+}
+
+/** A process started beside the components: a Node script with its arguments. */
+export interface ExtraProcess {
+  name: string;
+  script: string;
+  args: readonly string[];
+  /** What it is, for the start line, e.g. `example backend on http://127.0.0.1:8081`. */
+  what: string;
+}
+
+/** A TCP address that must accept a connection before `up` says everything listens; `what` names its owner. */
+export interface ReadyProbe {
+  what: string;
+  host: string;
+  port: number;
 }
 
 interface Child {
@@ -26,42 +48,48 @@ interface Child {
   exited: Promise<number>;
 }
 
-/** Starts the components and resolves with the exit code once they have all stopped. */
+/** Starts the processes and components; resolves once all have stopped: 0 after a signal, else the code of the one that died. */
 export async function supervise(options: UpOptions): Promise<number> {
   const out = options.out ?? process.stdout;
   if (options.components.length === 0) throw new UsageError('netplane up: no components to start');
-  const width = Math.max(...options.components.map((c) => c.name.length));
+  const extra = options.processes ?? [];
+  const width = Math.max(...options.components.map((c) => c.name.length), ...extra.map((p) => p.name.length));
   const say = (line: string) => out.write(`${'up'.padEnd(width)} | ${line}\n`);
   let stopping = false;
-  const children: Child[] = options.components.map((c) => {
-    const proc = spawn(process.execPath, [options.bin, c.name, ...options.childArgs, ...(options.extraArgs?.[c.name] ?? [])], {
+  const start = (name: string, argv: readonly string[], what: string): Child => {
+    const proc = spawn(process.execPath, argv, {
       stdio: ['pipe', 'pipe', 'pipe'],
       // A process group of its own: Ctrl-C reaches only `up`, which then stops each child exactly once.
       detached: true,
       env: { ...process.env, [supervisedEnv]: '1' },
     });
     for (const stream of [proc.stdout!, proc.stderr!]) {
-      createInterface({ input: stream }).on('line', (line) => out.write(`${c.name.padEnd(width)} | ${line}\n`));
+      createInterface({ input: stream }).on('line', (line) => out.write(`${name.padEnd(width)} | ${line}\n`));
     }
     const exited = new Promise<number>((resolve) => {
       proc.on('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
       proc.on('error', (e) => {
-        say(`cannot start ${c.name}: ${e.message}`);
+        say(`cannot start ${name}: ${e.message}`);
         resolve(1);
       });
     });
-    say(`started ${c.name} (pid ${proc.pid}), admin on http://${c.defaultAdmin}`);
-    return { name: c.name, proc, exited };
-  });
+    say(`started ${name} (pid ${proc.pid}), ${what}`);
+    return { name, proc, exited };
+  };
+  const children: Child[] = [
+    ...extra.map((p) => start(p.name, [p.script, ...p.args], p.what)),
+    ...options.components.map((c) => start(c.name, [options.bin, c.name, ...options.childArgs, ...(options.extraArgs?.[c.name] ?? [])], `admin on http://${c.defaultAdmin}`)),
+  ];
 
   const stopAll = (signal: NodeJS.Signals) => {
     for (const ch of children) if (ch.proc.exitCode === null && ch.proc.signalCode === null) ch.proc.kill(signal);
   };
-  let failed = false;
+  // The exit code of the child whose death stopped the rest (the others then die of our SIGTERM, some mid-start).
+  let failed: number | undefined;
   for (const ch of children) {
     void ch.exited.then((code) => {
       if (stopping) return;
-      failed = true;
+      failed = Math.max(1, code);
       stopping = true;
       say(`${ch.name} exited with code ${code}; stopping the others`);
       stopAll('SIGTERM');
@@ -79,9 +107,41 @@ export async function supervise(options: UpOptions): Promise<number> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  const codes = await Promise.all(children.map((c) => c.exited));
+  if (options.ready) {
+    const { lines, probes, timeoutMs = 15_000 } = options.ready;
+    void untilListening(probes, Date.now() + timeoutMs, () => stopping).then((silent) => {
+      if (stopping) return;
+      if (silent.length > 0) say(`not answering after ${timeoutMs / 1000} s: ${silent.map((p) => `${p.what} ${p.host}:${p.port}`).join(', ')}`);
+      say('listening (Ctrl-C stops everything):');
+      for (const line of lines) say(line);
+    });
+  }
+  await Promise.all(children.map((c) => c.exited));
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
   say('every component has stopped');
-  return failed ? Math.max(1, ...codes) : 0;
+  return failed ?? 0;
+}
+
+/** Waits, in order, for each probe to accept a connection; resolves with those that did not by the deadline. */
+async function untilListening(probes: readonly ReadyProbe[], deadline: number, stopped: () => boolean): Promise<ReadyProbe[]> {
+  for (const [i, p] of probes.entries()) {
+    while (!(await accepts(p))) {
+      if (stopped()) return [];
+      if (Date.now() >= deadline) return probes.slice(i);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  return [];
+}
+
+function accepts(p: ReadyProbe): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: p.host, port: p.port, timeout: 1000 });
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.once('connect', () => done(true)).once('error', () => done(false)).once('timeout', () => done(false));
+  });
 }

@@ -1,8 +1,9 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { execFile, spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TestApiServer } from '../apiserver/server.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -14,6 +15,8 @@ const examples = fileURLToPath(new URL('../../examples/quickstart', import.meta.
 function netplane(...args: string[]) {
   return spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 15_000 });
 }
+
+const run = promisify(execFile);
 
 
 describe('netplane command line', () => {
@@ -131,6 +134,51 @@ describe('netplane up', () => {
       expect(await exited).toBe(0);
       expect(out).toMatch(/^up +\| every component has stopped$/m);
       // No child is left running.
+      for (const pid of pids) expect(() => process.kill(pid, 0)).toThrow();
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
+  // `npm start`'s command line, on the quick start's fixed ports; in this describe so that it never overlaps the
+  // test above (dns on 5353), as tests within a file run one after another.
+  it('runs the quick start: every example answers through dns, the ingress and the proxy; SIGINT stops it all', { timeout: 30_000 }, async () => {
+    const child = spawn(process.execPath, [bin, 'up', '--manifests', examples, '--node-name', 'local', '--example-backends'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    try {
+      await waitFor('the listening block', () => /^up +\| admin +/m.test(out), 15_000, 50);
+      expect(out).not.toMatch(/not answering/);
+      expect(out).toMatch(/^up +\| dns +udp\+tcp 127\.0\.0\.1:5353, zone cluster\.local +try: dig @127\.0\.0\.1 -p 5353 web\.default\.svc\.cluster\.local$/m);
+      expect(out).toMatch(/^up +\| ingress +http:\/\/127\.0\.0\.1:8080 https:\/\/127\.0\.0\.1:8443, hosts web\.localhost +try: curl -H 'Host: web\.localhost' http:\/\/127\.0\.0\.1:8080\/$/m);
+      expect(out).toMatch(/^up +\| proxy +userspace: default\/api:http at 127\.0\.0\.1:8001, default\/web:http at 127\.0\.0\.1:8000 +try: curl http:\/\/127\.0\.0\.1:8000\/$/m);
+      expect(out).toMatch(/^up +\| backends api-1 127\.0\.0\.1:8083, web-1 127\.0\.0\.1:8081, web-2 127\.0\.0\.1:8082 /m);
+      const pids = [...out.matchAll(/started [\w-]+ \(pid (\d+)\)/g)].map((m) => Number(m[1]));
+      expect(pids).toHaveLength(7);
+
+      const dig = await run('dig', ['@127.0.0.1', '-p', '5353', '+short', '+tries=1', '+time=2', 'web.default.svc.cluster.local']);
+      expect(dig.stdout).toBe('10.96.0.20\n');
+      const curl = async (...args: string[]) => (await run('curl', ['-sS', '--max-time', '5', ...args])).stdout;
+      const viaIngress = new Set<string>();
+      const viaProxy = new Set<string>();
+      for (let i = 0; i < 4; i++) {
+        viaIngress.add(await curl('-H', 'Host: web.localhost', 'http://127.0.0.1:8080/'));
+        viaProxy.add(await curl('http://127.0.0.1:8000/'));
+      }
+      // Round robin over the two endpoints, in both.
+      expect([...viaIngress].sort()).toEqual([1, 2].map((n) => `hello from web-${n} (127.0.0.1:808${n}): GET / host web.localhost\n`));
+      expect([...viaProxy].sort()).toEqual([1, 2].map((n) => `hello from web-${n} (127.0.0.1:808${n}): GET / host 127.0.0.1:8000\n`));
+      expect(await curl('-H', 'Host: web.localhost', 'http://127.0.0.1:8080/api/users')).toBe('hello from api-1 (127.0.0.1:8083): GET /api/users host web.localhost\n');
+      expect(await curl('http://127.0.0.1:8001/')).toBe('hello from api-1 (127.0.0.1:8083): GET / host 127.0.0.1:8001\n');
+      expect(out).toMatch(/^web-1 +\| GET \/ host web\.localhost from 127\.0\.0\.1:\d+$/m);
+
+      child.kill('SIGINT');
+      expect(await exited).toBe(0);
+      expect(out).toMatch(/^up +\| every component has stopped$/m);
       for (const pid of pids) expect(() => process.kill(pid, 0)).toThrow();
     } finally {
       child.kill('SIGKILL');
