@@ -80,6 +80,10 @@ describe('netplane overlay in the kernel: three dual-stack nodes on an underlay 
         expect(tcp6, `${from.name} → ${to.name} (tcp, IPv6)`).toMatchObject({ ok: true, name: to.name, seenAs: from.ip6 });
       }
     }
+    // ICMP echo with the real ping, IPv4 and IPv6.
+    for (const target of [node(3).pods[1]!.ip, node(3).pods[1]!.ip6!]) {
+      expect(await t.sh(node(1).pods[0]!.ns, 'ping', ['-c', '2', '-i', '0.2', '-W', '2', target])).toMatch(/2 packets transmitted, 2 received/);
+    }
     const udp = await t.probe(node(1).pods[1]!.ns, 'udp', node(3).pods[1]!.ip, undefined, 5);
     expect(udp.map((r) => (r.ok ? `${r.name} ${r.seenAs}` : r.error))).toEqual(Array(5).fill(`pod32 ${node(1).pods[1]!.ip}`));
   });
