@@ -29,7 +29,7 @@ Commands:
   ingress   ${ingressComponent.summary}
   overlay   ${overlayComponent.summary}
   up        Runs several components as child processes, each line of their logs prefixed with its name.
-  lab       Builds a cluster in network namespaces on this machine (not built yet).
+  lab       Builds a cluster in network namespaces on this machine: up, status, restart, down (root).
 
 Run "netplane <command> --help" for the flags of a command. "netplane --version" prints the version.
 `;
@@ -123,8 +123,9 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   if (command === 'up') return up(rest);
   if (command === 'lab') {
-    process.stderr.write('netplane lab is not built yet (issue 7, the lab and quick start).\n');
-    return 1;
+    // Loaded only for this command: the components never need it.
+    const { labCommand } = await import('../lab/cli.ts');
+    return labCommand(rest);
   }
   throw new UsageError(`netplane: unknown command ${JSON.stringify(command)}; commands are proxy, dns, ingress, overlay, up, lab (see netplane --help)`);
 }
