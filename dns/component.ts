@@ -90,9 +90,12 @@ async function runDns(ctx: ComponentContext, f: DnsFlags): Promise<void> {
     zoneOf: (lname) => (lname === f.zone || lname.endsWith(`.${f.zone}`) ? zoneLabel : '.'),
     reusePort: f['reuse-port'],
   });
+  let listening = false;
+  ctx.admin.addReadinessCheck('listeners', () => (listening ? { ok: true } : { ok: false, reason: 'not listening yet' }));
   let bound;
   try {
     bound = await server.start();
+    listening = true;
   } catch (e) {
     ctx.log.fatal({ err: (e as Error).message }, `cannot listen on ${f.listen.map((l) => l.text).join(', ')}: ${(e as Error).message}`);
     await ctx.shutdown.run(1);

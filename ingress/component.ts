@@ -102,7 +102,9 @@ async function runIngress(ctx: ComponentContext, f: IngressFlags): Promise<void>
   keeper.start();
   // Clients idle with full buckets are forgotten, so the limiters' memory follows the active clients.
   const pruning = setInterval(() => state.limiters.prune(), 30_000).unref();
-  ctx.admin.addHealthCheck('routes', () => (keeper.ready ? { ok: true } : { ok: false, reason: 'routes not compiled from a full view yet' }));
+  let listening = false;
+  ctx.admin.addReadinessCheck('routes', () => (keeper.ready ? { ok: true } : { ok: false, reason: 'routes not compiled from a full view yet' }));
+  ctx.admin.addReadinessCheck('listeners', () => (listening ? { ok: true } : { ok: false, reason: 'not listening yet' }));
   const gateway = new Gateway(state, {
     http,
     https,
@@ -127,6 +129,7 @@ async function runIngress(ctx: ComponentContext, f: IngressFlags): Promise<void>
     await ctx.shutdown.run(1);
     return;
   }
+  listening = true;
   ctx.shutdown.allow(f['drain-timeout'] + 5000);
   ctx.shutdown.add('ingress', async () => {
     keeper.stop();

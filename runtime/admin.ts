@@ -12,6 +12,7 @@ export class AdminServer {
   readonly #registry: Registry;
   readonly #store: Store;
   readonly #health = new Map<string, HealthCheck>();
+  readonly #readiness = new Map<string, HealthCheck>();
   #server?: Server;
 
   constructor(registry: Registry, store: Store) {
@@ -22,6 +23,11 @@ export class AdminServer {
   /** Adds a named check to /healthz; /healthz is 503 while any check fails. */
   addHealthCheck(name: string, check: HealthCheck): void {
     this.#health.set(name, check);
+  }
+
+  /** Adds a named check to /readyz, beside the cluster view being loaded: /readyz is 503 while any check fails. */
+  addReadinessCheck(name: string, check: HealthCheck): void {
+    this.#readiness.set(name, check);
   }
 
   /** Listens on addr; resolves with the bound address (useful with port 0). Rejects when it cannot bind. */
@@ -68,14 +74,20 @@ export class AdminServer {
         }
         case '/readyz': {
           const st = this.#store.status;
+          const waiting = [...this.#readiness].flatMap(([name, check]) => {
+            const r = check();
+            return r.ok ? [] : [{ check: name, reason: r.reason }];
+          });
+          const ready = st.synced && waiting.length === 0;
           const body = {
-            ready: st.synced,
+            ready,
             synced: st.synced,
             stale: st.stale,
             ...(st.staleReason ? { staleReason: st.staleReason } : {}),
             lastCurrentAt: st.lastCurrentAt ? new Date(st.lastCurrentAt).toISOString() : null,
+            ...(waiting.length > 0 ? { waiting } : {}),
           };
-          return send(res, st.synced ? 200 : 503, 'application/json', JSON.stringify(body) + '\n');
+          return send(res, ready ? 200 : 503, 'application/json', JSON.stringify(body) + '\n');
         }
         default:
           return send(res, 404, 'text/plain', 'not found; try /metrics, /healthz, /livez or /readyz\n');

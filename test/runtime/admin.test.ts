@@ -51,6 +51,22 @@ describe('AdminServer', () => {
     expect(await res.json()).toMatchObject({ ready: true, stale: true, staleReason: 'Service: connect ECONNREFUSED' });
   });
 
+  it('stays unready while a readiness check the component added fails, and says which', async () => {
+    const store = new Store(['Service']);
+    store.markStale(false);
+    store.markSynced('Service');
+    const get = await serve(store);
+    let listening = false;
+    admin!.addReadinessCheck('listeners', () => (listening ? { ok: true } : { ok: false, reason: 'not listening yet' }));
+    let res = await get('/readyz');
+    expect(res.status).toBe(503);
+    expect(await res.json()).toMatchObject({ ready: false, synced: true, waiting: [{ check: 'listeners', reason: 'not listening yet' }] });
+    listening = true;
+    res = await get('/readyz');
+    expect(res.status).toBe(200);
+    expect(await res.json()).not.toHaveProperty('waiting');
+  });
+
   it('turns /healthz 503 with the failing check while a check fails; /livez stays up', async () => {
     const get = await serve(new Store());
     let failing = false;
