@@ -91,9 +91,10 @@ describe('a component process', () => {
 describe('a component process on the Kubernetes API', () => {
   it('is ready once every kind is listed, and stays ready, marked stale, when the API server goes away', async () => {
     const api = await TestApiServer.start();
-    api.apply({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'a', namespace: 'default' }, spec: { clusterIP: '10.96.0.1', ports: [{ port: 80 }] } });
+    // Userspace mode on loopback: the test must not program the host's firewall (it runs as root).
+    api.apply({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'a', namespace: 'default' }, spec: { clusterIP: '10.96.0.1', ports: [{ port: await freePort() }] } });
     const port = await freePort();
-    const child = spawn(process.execPath, [bin, 'proxy', '--kubeconfig', await api.kubeconfigPath(), '--admin', `127.0.0.1:${port}`], { stdio: 'ignore' });
+    const child = spawn(process.execPath, [bin, 'proxy', '--mode', 'userspace', '--bind-address', '127.0.0.1', '--kubeconfig', await api.kubeconfigPath(), '--admin', `127.0.0.1:${port}`], { stdio: 'ignore' });
     const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
     const readyz = async () => {
       const r = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined);
@@ -180,6 +181,10 @@ describe('netplane up', () => {
       expect(await exited).toBe(0);
       expect(out).toMatch(/^up +\| every component has stopped$/m);
       for (const pid of pids) expect(() => process.kill(pid, 0)).toThrow();
+    } catch (e) {
+      // What the processes said is the first thing to read when this fails.
+      (e as Error).message += `\n--- output of up ---\n${out.split('\n').filter((l) => !l.includes('"level":30')).join('\n')}`;
+      throw e;
     } finally {
       child.kill('SIGKILL');
     }
