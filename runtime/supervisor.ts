@@ -109,9 +109,14 @@ export async function supervise(options: UpOptions): Promise<number> {
   process.on('SIGTERM', onSignal);
   if (options.ready) {
     const { lines, probes, timeoutMs = 15_000 } = options.ready;
-    void untilListening(probes, Date.now() + timeoutMs, () => stopping).then((silent) => {
+    const deadline = Date.now() + timeoutMs;
+    void untilListening(probes, deadline, () => stopping).then(async (silent) => {
+      // Listening is not answering: each component also says on /readyz that it has loaded the view (and, for dns
+      // and the ingress, that its answers come from it).
+      const unready = await untilReady(options.components.map((c) => ({ name: c.name, admin: c.defaultAdmin })), deadline, () => stopping);
       if (stopping) return;
       if (silent.length > 0) say(`not answering after ${timeoutMs / 1000} s: ${silent.map((p) => `${p.what} ${p.host}:${p.port}`).join(', ')}`);
+      if (unready.length > 0) say(`not ready after ${timeoutMs / 1000} s: ${unready.join(', ')}`);
       say('listening (Ctrl-C stops everything):');
       for (const line of lines) say(line);
     });
@@ -133,6 +138,32 @@ async function untilListening(probes: readonly ReadyProbe[], deadline: number, s
     }
   }
   return [];
+}
+
+/** Waits for each component's /readyz to answer 200; resolves with the names of those that did not by the deadline. */
+async function untilReady(components: ReadonlyArray<{ name: string; admin: string }>, deadline: number, stopped: () => boolean): Promise<string[]> {
+  const waiting: string[] = [];
+  for (const c of components) {
+    while (!(await readyz(c.admin))) {
+      if (stopped()) return [];
+      if (Date.now() >= deadline) {
+        waiting.push(c.name);
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  return waiting;
+}
+
+async function readyz(admin: string): Promise<boolean> {
+  try {
+    const r = await fetch(`http://${admin}/readyz`, { signal: AbortSignal.timeout(1000) });
+    await r.body?.cancel();
+    return r.status === 200;
+  } catch {
+    return false;
+  }
 }
 
 function accepts(p: ReadyProbe): Promise<boolean> {

@@ -153,7 +153,7 @@ describe('netplane up', () => {
     const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
     try {
       await waitFor('the listening block', () => /^up +\| admin +/m.test(out), 15_000, 50);
-      expect(out).not.toMatch(/not answering/);
+      expect(out).not.toMatch(/not answering|not ready/);
       expect(out).toMatch(/^up +\| dns +udp\+tcp 127\.0\.0\.1:5353, zone cluster\.local +try: dig @127\.0\.0\.1 -p 5353 web\.default\.svc\.cluster\.local$/m);
       expect(out).toMatch(/^up +\| ingress +http:\/\/127\.0\.0\.1:8080 https:\/\/127\.0\.0\.1:8443, hosts web\.localhost +try: curl -H 'Host: web\.localhost' http:\/\/127\.0\.0\.1:8080\/$/m);
       expect(out).toMatch(/^up +\| proxy +userspace: default\/api:http at 127\.0\.0\.1:8001, default\/web:http at 127\.0\.0\.1:8000 +try: curl http:\/\/127\.0\.0\.1:8000\/$/m);
