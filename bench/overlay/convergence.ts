@@ -8,6 +8,7 @@
 //  - peer: `ip -batch` (200 neighbours, 200 routes) and `bridge -batch` (200 FDB entries) into a VXLAN device of
 //    another fresh namespace, timed from spawn to exit; a single change as one `ip` and one `bridge` process.
 import type { ChildProcess } from 'node:child_process';
+import { onLogLines } from '../../lab/log-lines.ts';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -52,20 +53,9 @@ class AgentLog {
 
   constructor(proc: ChildProcess) {
     this.proc = proc;
-    let buf = '';
-    proc.stdout!.on('data', (d) => {
-      buf += d;
-      let k;
-      while ((k = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, k);
-        buf = buf.slice(k + 1);
-        try {
-          this.#lines.push({ ...(JSON.parse(line) as Record<string, unknown>), at: performance.now() });
-        } catch {
-          this.#lines.push({ msg: line, at: performance.now() });
-        }
-        for (const w of this.#waiters.splice(0)) w();
-      }
+    onLogLines(proc.stdout!, (r) => {
+      this.#lines.push({ ...r, at: performance.now() });
+      for (const w of this.#waiters.splice(0)) w();
     });
   }
 

@@ -8,6 +8,7 @@
 //                  ├─ node3 ...
 //                  └─ outside eth0 192.168.60.100/24 (echo server; no route to the pod networks)
 import type { ChildProcess } from 'node:child_process';
+import { onLogLines } from '../../lab/log-lines.ts';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -141,20 +142,7 @@ export async function buildOverlayTopology(nodeCount = 3, podsPerNode = 2, dualS
           bin, 'overlay', '--manifests', dir, '--node-name', node.name, '--cluster-cidr', dualStack ? '10.244.0.0/16,fd00:244::/48' : '10.244.0.0/16', '--admin', '127.0.0.1:10247', ...extra,
         ]);
         const agent: Agent = { proc, logs: [] };
-        let buf = '';
-        proc.stdout!.on('data', (d) => {
-          buf += d;
-          let k;
-          while ((k = buf.indexOf('\n')) >= 0) {
-            const line = buf.slice(0, k);
-            buf = buf.slice(k + 1);
-            try {
-              agent.logs.push(JSON.parse(line));
-            } catch {
-              agent.logs.push({ msg: line });
-            }
-          }
-        });
+        onLogLines(proc.stdout!, (r) => agent.logs.push(r));
         proc.stderr!.on('data', (d) => agent.logs.push({ msg: String(d), stderr: true }));
         agents.set(node.name, agent);
         await waitFor(`${node.name}'s first sync`, () => agent.logs.some((l) => l.msg === 'overlay synced') || proc.exitCode !== null, 15_000);

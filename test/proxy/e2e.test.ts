@@ -1,6 +1,7 @@
 // netplane proxy as users run it (the CLI, in the node's network namespace, from a manifest directory), tested
 // with real packets from a pod and from a client outside the node, in nftables and in iptables mode.
 import type { ChildProcess } from 'node:child_process';
+import { onLogLines } from '../../lab/log-lines.ts';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -67,20 +68,7 @@ for (const mode of ['nftables', 'iptables'] as const) {
     async function startProxy(): Promise<void> {
       logs = [];
       const p = t.lab.spawn(t.node, process.execPath, [bin, 'proxy', '--manifests', dir, '--node-name', 'node1', '--mode', mode, '--cluster-cidr', '10.244.0.0/16,fd00:244::/32', '--admin', '127.0.0.1:0', '--min-sync-period', '50ms']);
-      let buf = '';
-      p.stdout!.on('data', (d) => {
-        buf += d;
-        let i;
-        while ((i = buf.indexOf('\n')) >= 0) {
-          const line = buf.slice(0, i);
-          buf = buf.slice(i + 1);
-          try {
-            logs.push(JSON.parse(line));
-          } catch {
-            logs.push({ msg: line });
-          }
-        }
-      });
+      onLogLines(p.stdout!, (r) => logs.push(r));
       proxy = p;
       await waitFor('the first sync', () => syncs() > 0 || p.exitCode !== null, 15_000);
       expect(p.exitCode).toBeNull();
