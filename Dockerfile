@@ -2,8 +2,9 @@
 # Node 24 runs the .ts sources directly (type stripping), so there is no build stage.
 FROM node:24-slim
 
-# Tools the backends drive: nft (proxy), iptables-restore (iptables backend), ip/bridge (overlay), conntrack
-# (flushing stale UDP entries when an endpoint goes away).
+# Tools the backends drive: nft (proxy, overlay masquerade), iptables-restore (iptables backend), conntrack
+# (flushing stale UDP entries when an endpoint goes away); ip for the node-local DNS address (an init container).
+# The overlay programs links, neighbours, FDB and routes over netlink itself.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends nftables iptables iproute2 conntrack \
  && rm -rf /var/lib/apt/lists/*

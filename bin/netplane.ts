@@ -11,8 +11,8 @@ import { UsageError, usageExitCode } from '../runtime/errors.ts';
 import { formatHelp, listFlag, oneOf, parseFlags, parseHostPort, switchFlag, valueFlag } from '../runtime/flags.ts';
 import { proxyModes, type ProxyMode } from '../proxy/backends.ts';
 import { supervise } from '../runtime/supervisor.ts';
-import { listeningBlock } from '../examples/listening.ts';
-import { readUpView } from '../examples/up-view.ts';
+import { listeningBlock } from './up/listening.ts';
+import { readUpView } from './up/view.ts';
 
 const version: string = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version;
 const components: readonly Component[] = [proxyComponent, dnsComponent, ingressComponent, overlayComponent];

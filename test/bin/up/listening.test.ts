@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { listeningBlock, type ListeningInput } from '../../examples/listening.ts';
-import type { UpView } from '../../examples/up-view.ts';
-import { parseHostPort } from '../../runtime/flags.ts';
+import { listeningBlock, type ListeningInput } from '../../../bin/up/listening.ts';
+import type { UpView } from '../../../bin/up/view.ts';
+import { parseHostPort } from '../../../runtime/flags.ts';
 
 const hp = parseHostPort;
 const view: UpView = {

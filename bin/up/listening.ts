@@ -1,8 +1,8 @@
 // The block `netplane up` prints once everything answers: where each part listens and a command to try on it,
 // derived from the flags `up` gives its children and from what it read in the manifests. Pure.
-import type { HostPort } from '../runtime/flags.ts';
-import type { ReadyProbe } from '../runtime/supervisor.ts';
-import type { ExampleBackend, UpView } from './up-view.ts';
+import type { HostPort } from '../../runtime/flags.ts';
+import type { ReadyProbe } from '../../runtime/supervisor.ts';
+import type { ExampleBackend, UpView } from './view.ts';
 
 /** What the block is made from; a part is absent when `up` does not start it. */
 export interface ListeningInput {

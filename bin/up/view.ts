@@ -2,14 +2,14 @@
 // ports the userspace proxy will listen on, the Ingress hosts the gateway will serve, and the loopback endpoints
 // that `--example-backends` runs examples/backend.ts on.
 import { isIP } from 'node:net';
-import { ManifestsSource } from '../cluster/manifests/source.ts';
-import { nodeZone } from '../cluster/node.ts';
-import { ServiceMap, type ServicePortInfo } from '../cluster/servicemap/index.ts';
-import { Store } from '../cluster/store.ts';
-import { compileRoutes } from '../ingress/routes/compile.ts';
-import { planProxy } from '../proxy/plan/plan.ts';
-import { listenerSpecs } from '../proxy/userspace/listeners.ts';
-import { silentLogger } from '../runtime/logger.ts';
+import { ManifestsSource } from '../../cluster/manifests/source.ts';
+import { nodeZone } from '../../cluster/node.ts';
+import { ServiceMap, type ServicePortInfo } from '../../cluster/servicemap/index.ts';
+import { Store } from '../../cluster/store.ts';
+import { compileRoutes } from '../../ingress/routes/compile.ts';
+import { planProxy } from '../../proxy/plan/plan.ts';
+import { listenerSpecs } from '../../proxy/userspace/listeners.ts';
+import { silentLogger } from '../../runtime/logger.ts';
 
 /** A Service port as `up` announces it: where the userspace proxy listens for it, and its first cluster IP. */
 export interface AnnouncedPort {

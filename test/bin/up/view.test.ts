@@ -3,10 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { readUpView } from '../../examples/up-view.ts';
-import { service, slice } from '../fixtures/objects.ts';
+import { readUpView } from '../../../bin/up/view.ts';
+import { service, slice } from '../../fixtures/objects.ts';
 
-const quickstart = fileURLToPath(new URL('../../examples/quickstart', import.meta.url));
+const quickstart = fileURLToPath(new URL('../../../examples/quickstart', import.meta.url));
 
 describe('readUpView', () => {
   it('reads the quick start: the proxy listeners, the ingress host, and one backend per loopback endpoint', async () => {

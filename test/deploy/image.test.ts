@@ -1,0 +1,43 @@
+// The image runs bin/netplane.ts: every module it loads at start must be in a folder the Dockerfile copies, and the
+// runtime packages it imports must be dependencies (the image installs with --omit=dev).
+import { readFileSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+
+/** Files reached from `entry` through static relative imports (dynamic `import()` is left out: it loads on demand). */
+function staticGraph(entry: string): { files: Set<string>; packages: Set<string> } {
+  const files = new Set<string>();
+  const packages = new Set<string>();
+  const visit = (file: string) => {
+    if (files.has(file)) return;
+    files.add(file);
+    const text = readFileSync(file, 'utf8');
+    for (const m of text.matchAll(/^(?:import|export)\s(?!type\s)[^;]*?from\s+'([^']+)'/gms)) {
+      const spec = m[1]!;
+      if (spec.startsWith('.')) visit(resolve(dirname(file), spec));
+      else if (!spec.startsWith('node:')) packages.add(spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : spec.split('/')[0]!);
+    }
+  };
+  visit(join(root, 'bin/netplane.ts'));
+  return { files, packages };
+}
+
+describe('the container image', () => {
+  const { files, packages } = staticGraph(join(root, 'bin/netplane.ts'));
+  const copied = [...readFileSync(join(root, 'Dockerfile'), 'utf8').matchAll(/^COPY\s+(\S+)\s+\.\/\S+$/gm)].map((m) => m[1]!);
+
+  it('copies every folder whose modules bin/netplane.ts loads at start', () => {
+    const folders = new Set([...files].map((f) => relative(root, f).split('/')[0]!));
+    expect([...folders].filter((f) => !copied.includes(f))).toEqual([]);
+    expect(folders.size).toBeGreaterThan(5);
+  });
+
+  it('installs every package those modules import (dependencies, not devDependencies)', () => {
+    const deps = Object.keys((JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { dependencies: Record<string, string> }).dependencies);
+    expect([...packages].filter((p) => !deps.includes(p))).toEqual([]);
+    expect(packages.size).toBeGreaterThan(3);
+  });
+});
