@@ -2,7 +2,7 @@
 // to Service endpoints, with TLS by SNI, per-Ingress rate limits and auth.
 import { defineComponent, type ComponentContext } from '../runtime/component.ts';
 import { UsageError } from '../runtime/errors.ts';
-import { nonEmpty, oneOf, parseCIDRList, parseDuration, parseHostPort, positiveInt, switchFlag, valueFlag, type HostPort } from '../runtime/flags.ts';
+import { durationFlag, type HostPort, nonEmpty, oneOf, parseCIDRList, parseDuration, parseHostPort, positiveInt, switchFlag, valueFlag } from '../runtime/flags.ts';
 import { Authenticators } from './auth/authenticators.ts';
 import { TrustedProxies } from './limits/client-ip.ts';
 import { ConnectionCap } from './limits/connection-cap.ts';
@@ -31,13 +31,13 @@ const flags = {
   hsts: valueFlag({ value: 'DURATION', help: 'send Strict-Transport-Security with this max-age on HTTPS (0s: off)', parse: seconds, default: 0 }),
   'hsts-include-subdomains': switchFlag('add includeSubDomains to Strict-Transport-Security'),
   'max-connections-per-ip': valueFlag({ value: 'N', help: 'open client connections allowed from one IP', parse: positiveInt, default: 1000 }),
-  'proxy-connect-timeout': valueFlag({ value: 'DURATION', help: 'default time to connect to an endpoint (504 after)', parse: parseDuration, default: 5000 }),
-  'proxy-read-timeout': valueFlag({ value: 'DURATION', help: 'default time to wait for an endpoint to answer (504 after)', parse: parseDuration, default: 60_000 }),
-  'headers-timeout': valueFlag({ value: 'DURATION', help: 'time a client has to send the request headers', parse: parseDuration, default: 60_000 }),
-  'request-timeout': valueFlag({ value: 'DURATION', help: 'time a client has to send a whole request', parse: parseDuration, default: 300_000 }),
-  'keepalive-timeout': valueFlag({ value: 'DURATION', help: 'idle time before a client keep-alive connection is closed', parse: parseDuration, default: 75_000 }),
+  'proxy-connect-timeout': durationFlag({ help: 'default time to connect to an endpoint (504 after)', default: '5s' }),
+  'proxy-read-timeout': durationFlag({ help: 'default time to wait for an endpoint to answer (504 after)', default: '60s' }),
+  'headers-timeout': durationFlag({ help: 'time a client has to send the request headers', default: '60s' }),
+  'request-timeout': durationFlag({ help: 'time a client has to send a whole request', default: '5m' }),
+  'keepalive-timeout': durationFlag({ help: 'idle time before a client keep-alive connection is closed', default: '75s' }),
   'max-header-size': valueFlag({ value: 'BYTES', help: 'largest request header block (431 above)', parse: positiveInt, default: 16_384 }),
-  'drain-timeout': valueFlag({ value: 'DURATION', help: 'on SIGTERM, time requests in flight get to finish', parse: parseDuration, default: 25_000 }),
+  'drain-timeout': durationFlag({ help: 'on SIGTERM, time requests in flight get to finish', default: '25s' }),
   'access-log': valueFlag({ value: 'on|off', help: 'one JSON line per request on stdout', parse: oneOf(['on', 'off'] as const), default: 'on' as 'on' | 'off' }),
   'reuse-port': switchFlag('listen with SO_REUSEPORT, so several gateway processes share the ports'),
 };

@@ -4,7 +4,7 @@
 import { readFile } from 'node:fs/promises';
 import { defineComponent, type ComponentContext } from '../runtime/component.ts';
 import { HostRunner, type CommandRunner } from '../runtime/exec.ts';
-import { listFlag, parseCIDRList, parseDuration, switchFlag, valueFlag } from '../runtime/flags.ts';
+import { durationFlag, listFlag, parseCIDRList, switchFlag, valueFlag } from '../runtime/flags.ts';
 import type { Logger } from '../runtime/logger.ts';
 import { OverlayAgent } from './agent.ts';
 import type { OverlayKernel } from './kernel/types.ts';
@@ -38,7 +38,7 @@ const flags = {
     help: "pod network CIDRs, comma-separated; pod traffic to anywhere else is masqueraded (default: every Node's podCIDRs)",
     parse: parseCIDRList,
   }),
-  'resync-period': valueFlag({ value: 'DURATION', help: 'read the kernel again and repair what differs at least this often', parse: parseDuration, default: 30_000 }),
+  'resync-period': durationFlag({ help: 'read the kernel again and repair what differs at least this often', default: '30s' }),
   cleanup: switchFlag('remove the VXLAN device (with its routes and entries) and the masquerade tables, and exit'),
 };
 

@@ -3,7 +3,7 @@
 import { nodeZone } from '../cluster/node.ts';
 import { defineComponent, type ComponentContext } from '../runtime/component.ts';
 import { HostRunner } from '../runtime/exec.ts';
-import { listFlag, oneOf, parseCIDRList, parseDuration, positiveInt, switchFlag, valueFlag } from '../runtime/flags.ts';
+import { durationFlag, listFlag, oneOf, parseCIDRList, positiveInt, switchFlag, valueFlag } from '../runtime/flags.ts';
 import type { Logger } from '../runtime/logger.ts';
 import { createBackend, privilegeProbe, proxyModes, type ProxyMode } from './backends.ts';
 import { deleteFlows, staleFlows } from './conntrack.ts';
@@ -20,8 +20,8 @@ const flags = {
   'bind-address': valueFlag({ value: 'ADDR', help: 'userspace mode: the address Service ports listen on', default: '127.0.0.1' }),
   'userspace-threads': valueFlag({ value: 'N', help: 'userspace mode: threads accepting TCP connections (SO_REUSEPORT)', parse: positiveInt, default: 1 }),
   'health-check-address': valueFlag({ value: 'ADDR', help: 'the address health-check node ports listen on', default: '0.0.0.0' }),
-  'min-sync-period': valueFlag({ value: 'DURATION', help: 'least time between two syncs; changes in between are batched', parse: parseDuration, default: 1000 }),
-  'sync-period': valueFlag({ value: 'DURATION', help: 'a sync runs at least this often; /healthz fails when a change waits twice this', parse: parseDuration, default: 30_000 }),
+  'min-sync-period': durationFlag({ help: 'least time between two syncs; changes in between are batched', default: '1s' }),
+  'sync-period': durationFlag({ help: 'a sync runs at least this often; /healthz fails when a change waits twice this', default: '30s' }),
   cleanup: switchFlag('remove every rule netplane made (nftables and iptables) and exit'),
 };
 

@@ -18,6 +18,8 @@ export interface ValueFlag<T, D extends boolean> {
   value: string;
   parse: (raw: string) => T;
   default: D extends true ? T : undefined;
+  /** How help shows the default, when not as the value itself (a duration's "30s" rather than 30000). */
+  shown?: string;
 }
 
 /** A repeatable flag; every occurrence is parsed; `default` applies when it is never given. */
@@ -59,6 +61,11 @@ export function valueFlag<T = string>(spec: { help: string; value: string; parse
 export function valueFlag<T = string>(spec: { help: string; value: string; parse?: (raw: string) => T; default: T }): ValueFlag<T, true>;
 export function valueFlag<T>(spec: { help: string; value: string; parse?: (raw: string) => T; default?: T }): ValueFlag<T, boolean> {
   return { kind: 'value', parse: (spec.parse ?? identity) as (raw: string) => T, default: spec.default, help: spec.help, value: spec.value };
+}
+
+/** Declares a duration flag (500ms, 1s, 2m, 1h), in milliseconds; the default is written the same way. */
+export function durationFlag(spec: { help: string; default: string }): ValueFlag<number, true> {
+  return { kind: 'value', parse: parseDuration, default: parseDuration(spec.default), shown: spec.default, help: spec.help, value: 'DURATION' };
 }
 
 /** Declares a repeatable flag. */
@@ -122,7 +129,8 @@ function explainParseError(e: Error & { code?: string }, specs: FlagSpecs): stri
 export function formatHelp(command: string, summary: string, specs: FlagSpecs): string {
   const rows = Object.entries(specs).map(([name, f]) => {
     if (f.kind === 'switch') return `${`  --${name}`.padEnd(34)} ${f.help}`;
-    const def = f.default !== undefined && !(Array.isArray(f.default) && f.default.length === 0) ? ` (default ${formatDefault(f.default)})` : '';
+    const shown = f.kind === 'value' ? f.shown : undefined;
+    const def = f.default !== undefined && !(Array.isArray(f.default) && f.default.length === 0) ? ` (default ${shown ?? formatDefault(f.default)})` : '';
     return `${`  --${name} ${f.value}`.padEnd(34)} ${f.help}${f.kind === 'list' ? ' (repeatable)' : ''}${def}`;
   });
   return [`Usage: ${command} [flags]`, '', summary, '', 'Flags:', ...rows, `${'  --help'.padEnd(34)} show this help`, ''].join('\n');

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../runtime/errors.ts';
-import { listFlag, oneOf, parseFlags, parseHostPort, switchFlag, valueFlag } from '../../runtime/flags.ts';
+import { durationFlag, formatHelp, listFlag, oneOf, parseFlags, parseHostPort, switchFlag, valueFlag } from '../../runtime/flags.ts';
 
 const specs = {
   admin: valueFlag({ value: 'ADDR:PORT', help: 'admin', parse: parseHostPort, default: parseHostPort('127.0.0.1:9153') }),
@@ -62,4 +62,19 @@ describe('parseHostPort', () => {
   ];
   for (const [raw, host, port] of cases) it(raw, () => expect(parseHostPort(raw)).toMatchObject({ host, port }));
   for (const raw of ['53', '1.2.3.4', '1.2.3.4:65536', '::1:53', '[::1]', 'a b:1']) it(`refuses ${raw}`, () => expect(() => parseHostPort(raw)).toThrow(/ADDR:PORT/));
+});
+
+describe('durationFlag', () => {
+  const specs = { period: durationFlag({ help: 'how often', default: '30s' }) };
+
+  it('parses durations into milliseconds and defaults to the written default', () => {
+    expect(parseFlags('netplane x', specs, [])!.period).toBe(30_000);
+    expect(parseFlags('netplane x', specs, ['--period', '2m'])!.period).toBe(120_000);
+    expect(parseFlags('netplane x', specs, ['--period', '250ms'])!.period).toBe(250);
+  });
+
+  it('shows the default as written, and refuses what is not a duration in one sentence', () => {
+    expect(formatHelp('netplane x', 'does x', specs)).toMatch(/--period DURATION +how often \(default 30s\)/);
+    expect(() => parseFlags('netplane x', specs, ['--period', '30'])).toThrow('netplane x: --period "30": must be a duration such as 500ms, 1s, 2m or 1h');
+  });
 });
