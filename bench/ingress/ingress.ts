@@ -19,7 +19,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
-import { createServer } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -27,6 +26,7 @@ import { fileURLToPath } from 'node:url';
 import { manifests, nginxConfig } from './configs.ts';
 import { cpuSeconds, machineBusySeconds, selfSeconds, tree } from './procfs.ts';
 import { fmt, median, medianResult, parseWrk, type Result } from './wrk.ts';
+import { freePort } from '../../test/helpers/ports.ts';
 
 const args = process.argv.slice(2);
 const opt = (name: string, def: string) => {
@@ -139,15 +139,6 @@ function ourSeconds(): number {
   return seconds;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
 
 /** One GET with `Host: bench.local`: the status and body, or undefined when the connection fails. */
 function get(port: number): Promise<{ status: number; text: string } | undefined> {

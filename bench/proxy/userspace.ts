@@ -8,10 +8,11 @@
 // Usage: npx node bench/proxy/userspace.ts [--json] [--threads 1,2] [--rounds 5] [--seconds 4]
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort } from '../../test/helpers/ports.ts';
 
 const args = process.argv.slice(2);
 const opt = (name: string, def: string) => {
@@ -39,15 +40,6 @@ const log = (line: string) => {
   if (!asJSON) process.stderr.write(`${line}\n`);
 };
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
 
 /** Resolves when `child` prints a line matching `re` on stdout. */
 function waitOutput(child: ChildProcess, re: RegExp, what: string): Promise<void> {

@@ -4,14 +4,7 @@ import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { Target } from '../../../proxy/plan/types.ts';
 
-/** A port that was free a moment ago. */
-export async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as AddressInfo;
-  await new Promise((r) => s.close(r));
-  return port;
-}
+export { freePort } from '../../helpers/ports.ts';
 
 /** A TCP endpoint: greets every connection with `NAME\n`, echoes what it gets, and ends when the client ends. */
 export interface TcpEndpoint {
