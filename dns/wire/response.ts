@@ -123,6 +123,17 @@ export interface Allocator {
 }
 const pooled: Allocator = { alloc: (size) => Buffer.allocUnsafe(size) };
 
+/** Writes the TCP length prefix (when `prefix` is 2) and the query's ID into a response buffer; returns it. */
+function frame(out: Buffer, prefix: 0 | 2, size: number, msg: Buffer): Buffer {
+  if (prefix) {
+    out[0] = size >> 8;
+    out[1] = size & 0xff;
+  }
+  out[prefix] = msg[0]!;
+  out[prefix + 1] = msg[1]!;
+  return out;
+}
+
 /**
  * Builds the response to `msg` (whose parse is `q`) from an encoded answer. When the whole response exceeds
  * `limit`, only the header, question and OPT go out, with TC set. `prefix` is 2 for TCP (the length is written
@@ -134,14 +145,8 @@ export function buildResponse(msg: Buffer, q: QueryShape, enc: EncodedAnswer, li
   const full = qend + enc.body.length + optLen;
   const tc = full > limit || full > maxMessage;
   const size = tc ? qend + optLen : full;
-  const out = into.alloc(prefix + size);
-  if (prefix) {
-    out[0] = size >> 8;
-    out[1] = size & 0xff;
-  }
+  const out = frame(into.alloc(prefix + size), prefix, size, msg);
   const h = prefix;
-  out[h] = msg[0]!;
-  out[h + 1] = msg[1]!;
   // QR, opcode QUERY, AA from the answer, TC, RD copied; RA and rcode from the answer, CD copied.
   out[h + 2] = 0x80 | enc.aa | (tc ? 0x02 : 0) | (msg[2]! & 0x01);
   out[h + 3] = enc.flags3 | (msg[3]! & 0x10);
@@ -186,14 +191,8 @@ export function buildError(msg: Buffer, e: ErrorShape, ourSize: number, prefix: 
   const rcode = rcodeNumbers[e.rcode];
   const qend = e.question ? e.question.end : 12;
   const size = qend + (e.edns ? optLength : 0);
-  const out = Buffer.alloc(prefix + size);
-  if (prefix) {
-    out[0] = size >> 8;
-    out[1] = size & 0xff;
-  }
+  const out = frame(Buffer.alloc(prefix + size), prefix, size, msg);
   const h = prefix;
-  out[h] = msg[0]!;
-  out[h + 1] = msg[1]!;
   out[h + 2] = 0x80 | (msg[2]! & 0x79);
   out[h + 3] = (rcode & 0xf) | (msg[3]! & 0x10);
   out[h + 5] = e.question ? 1 : 0;
