@@ -1,4 +1,4 @@
-import { execFile, spawn, spawnSync } from 'node:child_process';
+import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -117,48 +117,52 @@ describe('a component process on the Kubernetes API', () => {
   });
 });
 
+/** `netplane up` with these arguments as a child process; `out` is what it has printed so far (stdout and stderr). */
+function startUp(args: string[]): { child: ChildProcess; exited: Promise<number | null>; readonly out: string } {
+  const child = spawn(process.execPath, [bin, 'up', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  return {
+    child,
+    exited,
+    get out() {
+      return out;
+    },
+  };
+}
+
 describe('netplane up', () => {
   it('runs components as child processes with prefixed logs and stops them all on SIGINT', async () => {
-    const child = spawn(process.execPath, [bin, 'up', '--manifests', examples, '--component', 'dns', '--component', 'overlay', '--node-name', 'local'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (out += d));
-    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    const up = startUp(['--manifests', examples, '--component', 'dns', '--component', 'overlay', '--node-name', 'local']);
     try {
-      await waitFor('both components loaded', () => /^dns +\| .*dns serving/m.test(out) && /^overlay +\| .*first full view loaded/m.test(out), 15_000);
-      expect(out).toMatch(/^up +\| started dns \(pid \d+\), admin on http:\/\/127\.0\.0\.1:9153$/m);
-      const pids = [...out.matchAll(/started \w+ \(pid (\d+)\)/g)].map((m) => Number(m[1]));
+      await waitFor('both components loaded', () => /^dns +\| .*dns serving/m.test(up.out) && /^overlay +\| .*first full view loaded/m.test(up.out), 15_000);
+      expect(up.out).toMatch(/^up +\| started dns \(pid \d+\), admin on http:\/\/127\.0\.0\.1:9153$/m);
+      const pids = [...up.out.matchAll(/started \w+ \(pid (\d+)\)/g)].map((m) => Number(m[1]));
       expect(pids).toHaveLength(2);
-      child.kill('SIGINT');
-      expect(await exited).toBe(0);
-      expect(out).toMatch(/^up +\| every component has stopped$/m);
+      up.child.kill('SIGINT');
+      expect(await up.exited).toBe(0);
+      expect(up.out).toMatch(/^up +\| every component has stopped$/m);
       // No child is left running.
       for (const pid of pids) expect(() => process.kill(pid, 0)).toThrow();
     } finally {
-      child.kill('SIGKILL');
+      up.child.kill('SIGKILL');
     }
   });
 
   // `npm start`'s command line, on the quick start's fixed ports; in this describe so that it never overlaps the
   // test above (dns on 5353), as tests within a file run one after another.
   it('runs the quick start: every example answers through dns, the ingress and the proxy; SIGINT stops it all', { timeout: 30_000 }, async () => {
-    const child = spawn(process.execPath, [bin, 'up', '--manifests', examples, '--node-name', 'local', '--example-backends'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (out += d));
-    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    const up = startUp(['--manifests', examples, '--node-name', 'local', '--example-backends']);
     try {
-      await waitFor('the listening block', () => /^up +\| admin +/m.test(out), 15_000, 50);
-      expect(out).not.toMatch(/not answering|not ready/);
-      expect(out).toMatch(/^up +\| dns +udp\+tcp 127\.0\.0\.1:5353, zone cluster\.local +try: dig @127\.0\.0\.1 -p 5353 web\.default\.svc\.cluster\.local$/m);
-      expect(out).toMatch(/^up +\| ingress +http:\/\/127\.0\.0\.1:8080 https:\/\/127\.0\.0\.1:8443, hosts web\.localhost +try: curl -H 'Host: web\.localhost' http:\/\/127\.0\.0\.1:8080\/$/m);
-      expect(out).toMatch(/^up +\| proxy +userspace: default\/api:http at 127\.0\.0\.1:8001, default\/web:http at 127\.0\.0\.1:8000 +try: curl http:\/\/127\.0\.0\.1:8000\/$/m);
-      expect(out).toMatch(/^up +\| backends api-1 127\.0\.0\.1:8083, web-1 127\.0\.0\.1:8081, web-2 127\.0\.0\.1:8082 /m);
-      const pids = [...out.matchAll(/started [\w-]+ \(pid (\d+)\)/g)].map((m) => Number(m[1]));
+      await waitFor('the listening block', () => /^up +\| admin +/m.test(up.out), 15_000, 50);
+      expect(up.out).not.toMatch(/not answering|not ready/);
+      expect(up.out).toMatch(/^up +\| dns +udp\+tcp 127\.0\.0\.1:5353, zone cluster\.local +try: dig @127\.0\.0\.1 -p 5353 web\.default\.svc\.cluster\.local$/m);
+      expect(up.out).toMatch(/^up +\| ingress +http:\/\/127\.0\.0\.1:8080 https:\/\/127\.0\.0\.1:8443, hosts web\.localhost +try: curl -H 'Host: web\.localhost' http:\/\/127\.0\.0\.1:8080\/$/m);
+      expect(up.out).toMatch(/^up +\| proxy +userspace: default\/api:http at 127\.0\.0\.1:8001, default\/web:http at 127\.0\.0\.1:8000 +try: curl http:\/\/127\.0\.0\.1:8000\/$/m);
+      expect(up.out).toMatch(/^up +\| backends api-1 127\.0\.0\.1:8083, web-1 127\.0\.0\.1:8081, web-2 127\.0\.0\.1:8082 /m);
+      const pids = [...up.out.matchAll(/started [\w-]+ \(pid (\d+)\)/g)].map((m) => Number(m[1]));
       expect(pids).toHaveLength(7);
 
       const dig = await run('dig', ['@127.0.0.1', '-p', '5353', '+short', '+tries=1', '+time=2', 'web.default.svc.cluster.local']);
@@ -175,18 +179,18 @@ describe('netplane up', () => {
       expect([...viaProxy].sort()).toEqual([1, 2].map((n) => `hello from web-${n} (127.0.0.1:808${n}): GET / host 127.0.0.1:8000\n`));
       expect(await curl('-H', 'Host: web.localhost', 'http://127.0.0.1:8080/api/users')).toBe('hello from api-1 (127.0.0.1:8083): GET /api/users host web.localhost\n');
       expect(await curl('http://127.0.0.1:8001/')).toBe('hello from api-1 (127.0.0.1:8083): GET / host 127.0.0.1:8001\n');
-      expect(out).toMatch(/^web-1 +\| GET \/ host web\.localhost from 127\.0\.0\.1:\d+$/m);
+      expect(up.out).toMatch(/^web-1 +\| GET \/ host web\.localhost from 127\.0\.0\.1:\d+$/m);
 
-      child.kill('SIGINT');
-      expect(await exited).toBe(0);
-      expect(out).toMatch(/^up +\| every component has stopped$/m);
+      up.child.kill('SIGINT');
+      expect(await up.exited).toBe(0);
+      expect(up.out).toMatch(/^up +\| every component has stopped$/m);
       for (const pid of pids) expect(() => process.kill(pid, 0)).toThrow();
     } catch (e) {
       // What the processes said is the first thing to read when this fails.
-      (e as Error).message += `\n--- output of up ---\n${out.split('\n').filter((l) => !l.includes('"level":30')).join('\n')}`;
+      (e as Error).message += `\n--- output of up ---\n${up.out.split('\n').filter((l) => !l.includes('"level":30')).join('\n')}`;
       throw e;
     } finally {
-      child.kill('SIGKILL');
+      up.child.kill('SIGKILL');
     }
   });
 });
