@@ -23,6 +23,16 @@ export interface StoreStatus {
 
 type Listener = (changes: readonly StoreChange[]) => void;
 type StatusListener = (status: StoreStatus) => void;
+type WantListener = (kind: Kind, keys: ReadonlySet<string>) => void;
+
+/** Options of a store. */
+export interface StoreOptions {
+  /**
+   * Kinds kept only by reference: the store holds (and the source reads) just the objects named with `want`, not
+   * every object of the kind. The ingress gateway reads Secrets this way.
+   */
+  byReference?: Iterable<Kind>;
+}
 
 /**
  * Holds the objects of the kinds a component asked for. Sources write batches; subscribers receive only the
@@ -30,15 +40,21 @@ type StatusListener = (status: StoreStatus) => void;
  */
 export class Store {
   readonly kinds: ReadonlySet<Kind>;
+  readonly byReference: ReadonlySet<Kind>;
   #objects = new Map<Kind, Map<string, unknown>>();
   #listeners = new Set<Listener>();
   #statusListeners = new Set<StatusListener>();
   #syncedKinds = new Set<Kind>();
   #status: StoreStatus = { synced: false, stale: false, lastCurrentAt: 0 };
+  /** By-reference kinds: the keys wanted, and those of them the source has read once. */
+  #wanted = new Map<Kind, { keys: Set<string>; loaded: Set<string> }>();
+  #wantListeners = new Set<WantListener>();
 
-  constructor(kinds: Iterable<Kind> = allKinds) {
+  constructor(kinds: Iterable<Kind> = allKinds, options: StoreOptions = {}) {
     this.kinds = new Set(kinds);
     for (const k of this.kinds) this.#objects.set(k, new Map());
+    this.byReference = new Set([...(options.byReference ?? [])].filter((k) => this.kinds.has(k)));
+    for (const k of this.byReference) this.#wanted.set(k, { keys: new Set(), loaded: new Set() });
   }
 
   /** The object of a kind at a key, or undefined. */
@@ -56,13 +72,21 @@ export class Store {
     return this.#objects.get(kind)?.size ?? 0;
   }
 
-  /** Applies writes in order, then tells subscribers what changed. Writes of kinds not kept are ignored. */
+  /**
+   * Applies writes in order, then tells subscribers what changed. Writes of kinds not kept, and of by-reference
+   * objects not wanted, are ignored.
+   */
   apply(writes: readonly StoreWrite[]): StoreChange[] {
+    return this.#write(writes, true);
+  }
+
+  #write(writes: readonly StoreWrite[], onlyWanted: boolean): StoreChange[] {
     const changes: StoreChange[] = [];
     for (const w of writes) {
       const objects = this.#objects.get(w.kind);
       if (!objects) continue;
       const key = w.object === undefined ? (w as { key: string }).key : objectKey(w.kind, w.object.metadata);
+      if (onlyWanted && this.#wanted.get(w.kind)?.keys.has(key) === false) continue;
       const old = objects.get(key);
       if (w.object === undefined) {
         if (old === undefined) continue;
@@ -75,6 +99,45 @@ export class Store {
     }
     if (changes.length > 0) for (const l of this.#listeners) l(changes);
     return changes;
+  }
+
+  /** The wanted keys of a by-reference kind; undefined for a kind kept whole. */
+  wanted(kind: Kind): ReadonlySet<string> | undefined {
+    return this.#wanted.get(kind)?.keys;
+  }
+
+  /**
+   * Sets the objects of a by-reference kind the store keeps: the ones no longer wanted are dropped (subscribers see
+   * them deleted) and the source is told, through `onWanted`, to read the new ones.
+   */
+  want(kind: Kind, keys: Iterable<string>): void {
+    const w = this.#wanted.get(kind);
+    if (!w) throw new Error(`the store keeps every ${kind}; only by-reference kinds can be wanted by key`);
+    const next = new Set(keys);
+    if (next.size === w.keys.size && [...next].every((k) => w.keys.has(k))) return;
+    w.keys = next;
+    for (const k of w.loaded) if (!next.has(k)) w.loaded.delete(k);
+    const drops = [...this.#objects.get(kind)!.keys()].filter((k) => !next.has(k)).map((key) => ({ kind, key, object: undefined }));
+    this.#write(drops, false);
+    for (const l of this.#wantListeners) l(kind, next);
+  }
+
+  /** Calls `listener` whenever the wanted keys of a by-reference kind change; returns a function that unsubscribes. */
+  onWanted(listener: WantListener): () => void {
+    this.#wantListeners.add(listener);
+    return () => this.#wantListeners.delete(listener);
+  }
+
+  /** Records that the source has read a wanted object once (found or not). */
+  markLoaded(kind: Kind, key: string): void {
+    const w = this.#wanted.get(kind);
+    if (w?.keys.has(key)) w.loaded.add(key);
+  }
+
+  /** The wanted keys of a by-reference kind that the source has not read yet, sorted. */
+  loading(kind: Kind): string[] {
+    const w = this.#wanted.get(kind);
+    return w ? [...w.keys].filter((k) => !w.loaded.has(k)).sort() : [];
   }
 
   /** Calls `listener` with every batch of changes from now on; returns a function that unsubscribes. */

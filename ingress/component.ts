@@ -40,6 +40,12 @@ const flags = {
   'drain-timeout': durationFlag({ help: 'on SIGTERM, time requests in flight get to finish', default: '25s' }),
   'access-log': valueFlag({ value: 'on|off', help: 'one JSON line per request on stdout', parse: oneOf(['on', 'off'] as const), default: 'on' as 'on' | 'off' }),
   'reuse-port': switchFlag('listen with SO_REUSEPORT, so several gateway processes share the ports'),
+  'read-secrets': valueFlag({
+    value: 'referenced|all',
+    help: 'read only the Secrets an Ingress names (one watch each), or all of them (one watch, for thousands of TLS hosts)',
+    parse: oneOf(['referenced', 'all'] as const),
+    default: 'referenced' as 'referenced' | 'all',
+  }),
 };
 
 /** The ingress component. */
@@ -47,6 +53,7 @@ export const ingressComponent = defineComponent({
   name: 'ingress',
   summary: 'Serves HTTP(S) at the edge from Ingress objects: host/path routing, TLS, rate limits and auth.',
   kinds: ['Ingress', 'IngressClass', 'Service', 'EndpointSlice', 'Secret'],
+  byReference: (f) => (f['read-secrets'] === 'referenced' ? ['Secret'] : []),
   // ingress-nginx's metrics port.
   defaultAdmin: '127.0.0.1:10254',
   flags,
@@ -104,6 +111,10 @@ async function runIngress(ctx: ComponentContext, f: IngressFlags): Promise<void>
   const pruning = setInterval(() => state.limiters.prune(), 30_000).unref();
   let listening = false;
   ctx.admin.addReadinessCheck('routes', () => (keeper.ready ? { ok: true } : { ok: false, reason: 'routes not compiled from a full view yet' }));
+  ctx.admin.addReadinessCheck('secrets', () => {
+    const waiting = ctx.store.loading('Secret');
+    return waiting.length === 0 ? { ok: true } : { ok: false, reason: `waiting for Secrets ${waiting.slice(0, 5).join(', ')}${waiting.length > 5 ? ', ...' : ''}` };
+  });
   ctx.admin.addReadinessCheck('listeners', () => (listening ? { ok: true } : { ok: false, reason: 'not listening yet' }));
   const gateway = new Gateway(state, {
     http,

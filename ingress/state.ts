@@ -96,6 +96,8 @@ export class IngressState {
     this.#reportProblems(table);
     this.#applyBackends(table);
     this.#state.table = table;
+    // Secrets read by reference: the source now reads exactly the ones this table names.
+    if (store.byReference.has('Secret')) store.want('Secret', table.secrets);
     this.#state.auth.retain(new Set(table.ingresses.keys()));
     this.#state.limiters.retain(new Set(table.ingresses.keys()));
     this.#applySecrets(table, undefined);

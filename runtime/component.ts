@@ -50,6 +50,8 @@ export interface Component<S extends FlagSpecs = FlagSpecs> {
   summary: string;
   /** The kinds the component reads; the source lists and watches only these. */
   kinds: Kind[];
+  /** Of those, the kinds read only by reference: just the objects the component names (see Store.want). */
+  byReference?(flags: FlagValues<S> & CommonFlagValues): Kind[];
   defaultAdmin: string;
   flags: S;
   /** Starts the component's own work; resolves once it is running. Absent while the component is not built. */
@@ -95,7 +97,7 @@ export async function runComponent(c: Component, argv: readonly string[], versio
   }
   const source = await chooseSource(command, flags);
   const registry = createRegistry(c.name, version);
-  const store = new Store(c.kinds);
+  const store = new Store(c.kinds, { byReference: c.byReference?.(flags as never) });
   registerStoreMetrics(registry, store);
   const admin = new AdminServer(registry, store);
   const shutdown = new Shutdown(log);

@@ -17,8 +17,25 @@ import { BookmarkWatch } from './watch.ts';
 
 type ListFn = () => Promise<KubernetesListObject<KubernetesObject>>;
 
+/** Where one kind is listed and watched. */
+interface Endpoint {
+  path: string;
+  list: ListFn;
+  /** The field selector sent with the list and the watch. */
+  fieldSelector?: string;
+}
+
+/** One object of a by-reference kind: its namespace's path, selected by name (as the kubelet reads Secrets). */
+function byName(kc: KubeConfig, kind: Kind, key: string): Endpoint {
+  if (kind !== 'Secret') throw new Error(`${kind} cannot be read by reference`);
+  const [namespace, name] = key.split('/') as [string, string];
+  const core = kc.makeApiClient(CoreV1Api);
+  const fieldSelector = `metadata.name=${name}`;
+  return { path: `/api/v1/namespaces/${namespace}/secrets`, list: () => core.listNamespacedSecret({ namespace, fieldSelector }), fieldSelector };
+}
+
 /** The API path and list call of each kind, across all namespaces. */
-function endpoints(kc: KubeConfig): Record<Kind, { path: string; list: ListFn }> {
+function endpoints(kc: KubeConfig): Record<Kind, Endpoint> {
   const core = kc.makeApiClient(CoreV1Api);
   const discovery = kc.makeApiClient(DiscoveryV1Api);
   const networking = kc.makeApiClient(NetworkingV1Api);
@@ -44,6 +61,8 @@ export interface KubernetesOptions {
 
 interface Feed {
   kind: Kind;
+  /** The one object a by-reference feed reads. */
+  key?: string;
   informer: ListWatch<KubernetesObject>;
   connected: boolean;
   failures: number;
@@ -60,6 +79,9 @@ export class KubernetesSource implements ClusterSource {
   #maxBackoffMs: number;
   #onInvalid?: KubernetesOptions['onInvalid'];
   #feeds: Feed[] = [];
+  /** By-reference feeds, by `kind|key`. */
+  #named = new Map<string, Feed>();
+  #unwant?: () => void;
   #store?: Store;
   #pending: StoreWrite[] = [];
   #flushScheduled = false;
@@ -73,34 +95,68 @@ export class KubernetesSource implements ClusterSource {
     this.#onInvalid = options.onInvalid;
   }
 
-  /** Starts an informer per kind; resolves when every kind has been listed once (retrying until it has). */
+  /**
+   * Starts an informer per kind; resolves when every kind has been listed once (retrying until it has). A kind the
+   * store keeps by reference gets one informer per wanted object instead, started and stopped as the wants change.
+   */
   async start(store: Store): Promise<void> {
     this.#store = store;
     const all = endpoints(this.#kc);
     const firstSync: Promise<void>[] = [];
     for (const kind of store.kinds) {
+      if (store.byReference.has(kind)) {
+        store.markSynced(kind);
+        continue;
+      }
       let synced!: () => void;
       firstSync.push(new Promise<void>((resolve) => (synced = resolve)));
-      const feed: Feed = { kind, connected: false, failures: 0 } as Feed;
-      const watch = new BookmarkWatch(this.#kc, () => this.#connected(feed, synced));
-      feed.informer = new ListWatch(all[kind].path, watch, all[kind].list, false);
-      feed.informer.on('add', (o) => this.#put(kind, o));
-      feed.informer.on('update', (o) => this.#put(kind, o));
-      feed.informer.on('delete', (o) => this.#delete(kind, o));
-      feed.informer.on('error', (err) => this.#failed(feed, err));
-      this.#feeds.push(feed);
+      this.#feeds.push(this.#feed(kind, undefined, all[kind], synced));
     }
+    this.#unwant = store.onWanted((kind, keys) => this.#follow(kind, keys));
+    for (const kind of store.byReference) this.#follow(kind, store.wanted(kind)!);
     for (const feed of this.#feeds) void feed.informer.start();
     await Promise.all(firstSync);
   }
 
   async stop(): Promise<void> {
     this.#stopped = true;
-    for (const f of this.#feeds) {
+    this.#unwant?.();
+    for (const f of [...this.#feeds, ...this.#named.values()]) {
       clearTimeout(f.retry);
       await f.informer.stop();
     }
     this.#flush();
+  }
+
+  #feed(kind: Kind, key: string | undefined, at: Endpoint, synced: () => void): Feed {
+    const feed: Feed = { kind, key, connected: false, failures: 0 } as Feed;
+    const watch = new BookmarkWatch(this.#kc, () => this.#connected(feed, synced));
+    feed.informer = new ListWatch(at.path, watch, at.list, false, undefined, at.fieldSelector);
+    feed.informer.on('add', (o) => this.#put(kind, o));
+    feed.informer.on('update', (o) => this.#put(kind, o));
+    feed.informer.on('delete', (o) => this.#delete(kind, o));
+    feed.informer.on('error', (err) => this.#failed(feed, err));
+    return feed;
+  }
+
+  /** Starts an informer for each newly wanted object of a by-reference kind and stops those no longer wanted. */
+  #follow(kind: Kind, keys: ReadonlySet<string>): void {
+    if (this.#stopped) return;
+    for (const [id, feed] of this.#named) {
+      if (feed.kind !== kind || keys.has(feed.key!)) continue;
+      this.#named.delete(id);
+      clearTimeout(feed.retry);
+      void feed.informer.stop();
+    }
+    for (const key of keys) {
+      const id = `${kind}|${key}`;
+      if (this.#named.has(id)) continue;
+      const feed = this.#feed(kind, key, byName(this.#kc, kind, key), () => this.#store?.markLoaded(kind, key));
+      this.#named.set(id, feed);
+      void feed.informer.start();
+    }
+    // A failing feed that is no longer wanted no longer makes the view stale.
+    if (this.#store?.status.stale) this.#checkCurrent();
   }
 
   #connected(feed: Feed, synced: () => void): void {
@@ -109,21 +165,26 @@ export class KubernetesSource implements ClusterSource {
     const wasCut = !feed.connected && feed.failures > 0;
     feed.connected = true;
     feed.failures = 0;
-    if (this.#feeds.every((f) => f.connected)) this.#store?.markStale(false);
-    this.#store?.markSynced(feed.kind);
+    this.#checkCurrent();
+    if (!feed.key) this.#store?.markSynced(feed.kind);
     synced();
     if (wasCut) this.#log.info({ kind: feed.kind }, 'watch re-established');
   }
 
+  /** The view is current once every feed is connected (a by-reference feed not yet connected has not failed either). */
+  #checkCurrent(): void {
+    if (this.#feeds.every((f) => f.connected) && [...this.#named.values()].every((f) => f.connected || f.failures === 0)) this.#store?.markStale(false);
+  }
+
   #failed(feed: Feed, err: unknown): void {
-    if (this.#stopped) return;
+    if (this.#stopped || (feed.key && this.#named.get(`${feed.kind}|${feed.key}`) !== feed)) return;
     feed.connected = false;
     feed.failures++;
     feed.lastError = describe(err);
     const delay = Math.min(this.#maxBackoffMs, this.#initialBackoffMs * 2 ** (feed.failures - 1)) * (0.8 + Math.random() * 0.4);
     this.#store?.markStale(true, `${feed.kind}: ${feed.lastError}`);
     const log = feed.failures === 1 ? this.#log.warn.bind(this.#log) : this.#log.debug.bind(this.#log);
-    log({ kind: feed.kind, err: feed.lastError, retryInMs: Math.round(delay) }, 'list/watch failed; keeping the last view and retrying');
+    log({ kind: feed.kind, ...(feed.key ? { key: feed.key } : {}), err: feed.lastError, retryInMs: Math.round(delay) }, 'list/watch failed; keeping the last view and retrying');
     clearTimeout(feed.retry);
     feed.retry = setTimeout(() => void feed.informer.start(), delay);
   }

@@ -5,9 +5,9 @@ import { watch, type FSWatcher } from 'node:fs';
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import type { Logger } from '../../runtime/logger.ts';
-import type { AnyObject } from '../model/index.ts';
+import type { AnyObject, Kind } from '../model/index.ts';
 import type { ClusterSource } from '../source.ts';
-import type { Store } from '../store.ts';
+import type { Store, StoreWrite } from '../store.ts';
 import { diffDesired, mergeFiles, type Desired } from './merge.ts';
 import { parseManifestText, type ManifestProblem } from './parse.ts';
 
@@ -47,6 +47,9 @@ export class ManifestsSource implements ClusterSource {
   #applied: Desired = new Map();
   #store?: Store;
   #watchers: FSWatcher[] = [];
+  #unwant?: () => void;
+  /** Whether the first scan is in the store (before it, wanted objects are offered when it ends). */
+  #loaded = false;
   #timer?: NodeJS.Timeout;
   #interval?: NodeJS.Timeout;
   #chain: Promise<void> = Promise.resolve();
@@ -71,9 +74,12 @@ export class ManifestsSource implements ClusterSource {
     });
     if (!info.isDirectory()) throw new ManifestDirectoryError(`--manifests ${this.dir}: not a directory`);
     this.#store = store;
+    this.#unwant = store.onWanted((kind, keys) => this.#offer(kind, keys));
     await this.#enqueue();
     store.markStale(false);
     for (const kind of store.kinds) store.markSynced(kind);
+    this.#loaded = true;
+    for (const kind of store.byReference) this.#offer(kind, store.wanted(kind)!);
     try {
       // Node's recursive watch on Linux misses a file replaced by rename (editors, `kubectl cp`, and the ConfigMap
       // volume's `..data` symlink swap); a plain watch of the top directory sees those, as inotify reports the move.
@@ -91,6 +97,7 @@ export class ManifestsSource implements ClusterSource {
 
   async stop(): Promise<void> {
     this.#stopped = true;
+    this.#unwant?.();
     for (const w of this.#watchers) w.close();
     clearTimeout(this.#timer);
     clearInterval(this.#interval);
@@ -188,6 +195,22 @@ export class ManifestsSource implements ClusterSource {
     const writes = diffDesired(this.#applied, desired);
     this.#applied = desired;
     if (writes.length > 0) this.#store?.apply(writes);
+  }
+
+  /**
+   * Gives the store the objects it now wants of a by-reference kind. The directory is read whole, so a wanted
+   * object that is not in it is known absent: every key counts as read.
+   */
+  #offer(kind: Kind, keys: ReadonlySet<string>): void {
+    const store = this.#store!;
+    if (!this.#loaded) return;
+    const writes: StoreWrite[] = [];
+    for (const key of keys) {
+      const found = this.#applied.get(`${kind}|${key}`);
+      if (found) writes.push(found.object);
+    }
+    if (writes.length > 0) store.apply(writes);
+    for (const key of keys) store.markLoaded(kind, key);
   }
 
   #rel(path: string): string {

@@ -7,9 +7,11 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { connect, type PeerCertificate } from 'node:tls';
 import { request } from 'undici';
 import { freePort } from '../../helpers/ports.ts';
 import { waitFor } from '../../helpers/wait.ts';
+import type { Pems } from '../tls/pki.ts';
 
 const bin = fileURLToPath(new URL('../../../bin/netplane.ts', import.meta.url));
 
@@ -104,6 +106,30 @@ metadata: { name: netplane, annotations: { ingressclass.kubernetes.io/is-default
 spec: { controller: netplane.io/ingress }
 `;
 
+export const b64 = (s: string) => Buffer.from(s).toString('base64');
+
+/** A `kubernetes.io/tls` Secret in namespace default. */
+export function tlsSecretYaml(name: string, p: Pems): string {
+  return `---
+apiVersion: v1
+kind: Secret
+metadata: { name: ${name}, namespace: default }
+type: kubernetes.io/tls
+data: { tls.crt: ${b64(p.cert)}, tls.key: ${b64(p.key)} }
+`;
+}
+
+/** The certificate a TLS client gets for `servername` from the gateway. */
+export function peerCert(port: number, servername: string): Promise<PeerCertificate> {
+  return new Promise((resolve, reject) => {
+    const s = connect({ host: '127.0.0.1', port, servername, rejectUnauthorized: false }, () => {
+      resolve(s.getPeerCertificate());
+      s.end();
+    });
+    s.on('error', reject);
+  });
+}
+
 /** A response read whole. */
 export interface Reply {
   status: number;
@@ -122,6 +148,8 @@ export class GatewayProcess {
   http = 0;
   https = 0;
   admin = 0;
+  /** Where the gateway reads the cluster: its manifests directory unless a test points it elsewhere. */
+  sourceArgs = ['--manifests', this.dir];
   child?: ChildProcess;
   output = '';
   exited?: Promise<number | null>;
@@ -136,7 +164,7 @@ export class GatewayProcess {
     [this.http, this.https, this.admin] = [await freePort(), await freePort(), await freePort()];
     const child = spawn(
       process.execPath,
-      [bin, 'ingress', '--manifests', this.dir, '--http', `127.0.0.1:${this.http}`, '--https', `127.0.0.1:${this.https}`, '--admin', `127.0.0.1:${this.admin}`, '--node-name', 'test', '--log-level', 'info', ...extraArgs],
+      [bin, 'ingress', ...this.sourceArgs, '--http', `127.0.0.1:${this.http}`, '--https', `127.0.0.1:${this.https}`, '--admin', `127.0.0.1:${this.admin}`, '--node-name', 'test', '--log-level', 'info', ...extraArgs],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     this.child = child;

@@ -4,39 +4,15 @@ import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { connect, type PeerCertificate } from 'node:tls';
 import bcrypt from 'bcryptjs';
 import { SignJWT, exportJWK, generateKeyPair } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../../helpers/wait.ts';
 import { makeCert, type Pems } from '../tls/pki.ts';
-import { EchoBackend, GatewayProcess, echoOf, ingressClassYaml, ingressYaml, serviceYaml } from './harness.ts';
-
-const b64 = (s: string) => Buffer.from(s).toString('base64');
-
-function tlsSecretYaml(name: string, p: Pems): string {
-  return `---
-apiVersion: v1
-kind: Secret
-metadata: { name: ${name}, namespace: default }
-type: kubernetes.io/tls
-data: { tls.crt: ${b64(p.cert)}, tls.key: ${b64(p.key)} }
-`;
-}
+import { b64, EchoBackend, GatewayProcess, echoOf, ingressClassYaml, ingressYaml, peerCert, serviceYaml, tlsSecretYaml } from './harness.ts';
 
 function ingress(name: string, host: string, annotations: Record<string, string> = {}, tlsSecret?: string): string {
   return ingressYaml({ name, host, paths: [['Prefix', '/', 'web']], annotations, tlsSecret });
-}
-
-/** The certificate a TLS client gets for `servername` from the gateway. */
-function peerCert(port: number, servername: string): Promise<PeerCertificate> {
-  return new Promise((resolve, reject) => {
-    const s = connect({ host: '127.0.0.1', port, servername, rejectUnauthorized: false }, () => {
-      resolve(s.getPeerCertificate());
-      s.end();
-    });
-    s.on('error', reject);
-  });
 }
 
 describe('netplane ingress TLS and auth', () => {
