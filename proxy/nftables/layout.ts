@@ -27,13 +27,17 @@
 //     `tcp dport` it silently becomes TCP-only. So each endpoints map is created in the same transaction as the
 //     rule that uses it (hence a map per load-balancing chain), and every other map is declared with `type`.
 //   - A dynamic map update gets 16 bytes of key and 16 of data: the IPv4 affinity key (4+4+4+4) fits, an IPv6 one
-//     cannot, so IPv6 ClientIP affinity is a source hash (`*-sticky-N` chains): stable while endpoints stay.
+//     cannot. So IPv6 ClientIP affinity has its own chains, `<pool>-sticky-N-T` (N endpoints, T seconds), one
+//     per endpoint count and timeout: a connection whose (client, Service) hash is in the timed set of index i
+//     goes to pick chain i, which refreshes that entry and DNATs to the Service's i-th endpoint (a map per index:
+//     nft cannot put a constant into a lookup key); a new client picks i at random. A hash collision can only cost
+//     a client its stickiness: every index of the chain is a valid endpoint of every Service in it.
 import type { Family } from './model.ts';
 import type { BaseChain, NftSet } from './model.ts';
 
 /** kube-proxy's masquerade bit, so that both never disagree on a node running both during a migration. */
 export const masqueradeMark = '0x4000';
-/** Seed of the IPv6 source hash: fixed, so that rewriting a chain does not move clients. */
+/** Seed of the IPv6 affinity hash: fixed, so that rewriting a chain does not forget its clients. */
 export const hashSeed = '0x6e70';
 
 /** Endpoint pools: each has load-balancing chains (with their endpoints maps) per endpoint count. */
@@ -52,20 +56,36 @@ export const noEndpointMaps = ['no-endpoints', 'fallback-no-endpoints', 'local-n
 /** The verdict maps of the no-endpoints check for NodePorts, by class. */
 export const noEndpointNodePortMaps = ['nodeport-no-endpoints', 'fallback-nodeport-no-endpoints', 'local-nodeport-no-endpoints'] as const;
 
-/** Name of a load-balancing chain. `sticky`: IPv6 ClientIP affinity, by source hash instead of numgen. */
-export const lbChain = (pool: Pool, n: number, sticky = false): string => `${pool}-${sticky ? 'sticky' : 'lb'}-${n}`;
-const lbPattern = /^(cluster|external|nodeport|fallback-nodeport)-(lb|sticky)-(\d+)$/;
-/** Parses a load-balancing chain name; undefined for any other chain. */
-export function parseLbChain(name: string): { pool: Pool; n: number; sticky: boolean } | undefined {
-  const m = lbPattern.exec(name);
-  return m ? { pool: m[1] as Pool, n: Number(m[3]), sticky: m[2] === 'sticky' } : undefined;
+/** Name of a load-balancing chain; `stickySeconds` > 0: an IPv6 ClientIP affinity chain with that timeout. */
+export const lbChain = (pool: Pool, n: number, stickySeconds = 0): string => (stickySeconds > 0 ? `${pool}-sticky-${n}-${stickySeconds}` : `${pool}-lb-${n}`);
+const lbPattern = /^(cluster|external|nodeport|fallback-nodeport)-(?:lb-(\d+)|sticky-(\d+)-(\d+))$/;
+/** A load-balancing chain: its pool, endpoint count, and affinity timeout (0: none). */
+export interface LbChain {
+  pool: Pool;
+  n: number;
+  stickySeconds: number;
 }
-/** The endpoints map of a load-balancing chain. */
+/** Parses a load-balancing chain name; undefined for any other chain. */
+export function parseLbChain(name: string): LbChain | undefined {
+  const m = lbPattern.exec(name);
+  if (!m) return undefined;
+  return m[2] !== undefined ? { pool: m[1] as Pool, n: Number(m[2]), stickySeconds: 0 } : { pool: m[1] as Pool, n: Number(m[3]), stickySeconds: Number(m[4]) };
+}
+/** The endpoints map of a load-balancing chain without affinity: `<key> . index` → endpoint. */
 export const lbMap = (chain: string): string => `${chain}-endpoints`;
-/** The load-balancing chain an endpoints map belongs to; undefined for any other set. */
-export function lbChainOfMap(set: string): string | undefined {
-  const chain = set.endsWith('-endpoints') ? set.slice(0, -'-endpoints'.length) : '';
-  return parseLbChain(chain) ? chain : undefined;
+/** Of a sticky chain, for endpoint index i: the chain that picks it, its map (`<key>` → endpoint i), its affinity set. */
+export const stickyPick = (chain: string, i: number): string => `${chain}-pick-${i}`;
+export const stickyMap = (chain: string, i: number): string => `${chain}-endpoints-${i}`;
+export const stickySet = (chain: string, i: number): string => `${chain}-affinity-${i}`;
+const unitPart = /^(.*?)-(?:endpoints|(?:pick|endpoints|affinity)-\d+)$/;
+/**
+ * The load-balancing chain a chain or set belongs to (itself, its endpoints map, a sticky chain's pick chains,
+ * maps and sets); undefined for anything else. Such a unit is created and deleted whole.
+ */
+export function lbUnitOf(name: string): string | undefined {
+  if (parseLbChain(name)) return name;
+  const m = unitPart.exec(name);
+  return m && parseLbChain(m[1]!) ? m[1] : undefined;
 }
 /** Per distinct affinity timeout T (IPv4): the set of Service addresses with that timeout. */
 export const affinitySet = (seconds: number): string => `affinity-${seconds}`;
@@ -97,7 +117,7 @@ export interface LayoutConfig {
   hasClusterCIDRs: boolean;
   /** NodePorts on every local address, or on those in the `nodeport-addresses` set. */
   nodePortsOnAll: boolean;
-  /** Distinct ClientIP affinity timeouts in seconds (IPv4; IPv6 uses source hashing), sorted. */
+  /** Distinct ClientIP affinity timeouts in seconds (IPv4; IPv6 has its own chains), sorted. */
   affinityTimeouts: number[];
 }
 
@@ -220,23 +240,36 @@ export function layoutChains(c: LayoutConfig): Map<string, string[]> {
   return chains;
 }
 
-/** The one rule of a load-balancing chain. */
-export function lbRule(family: Family, chain: string): string {
-  const lb = parseLbChain(chain);
-  if (!lb) throw new Error(`${chain} is not a load-balancing chain`);
-  const ip = dialects[family].ip;
-  const key = addressPools.has(lb.pool) ? `${ip} daddr . meta l4proto . th dport` : 'meta l4proto . th dport';
-  // IPv6 ClientIP affinity: the same client always hashes to the same index while the endpoint set is unchanged.
-  const index = lb.sticky ? `jhash ${ip} saddr mod ${lb.n} seed ${hashSeed}` : `numgen random mod ${lb.n}`;
-  return `dnat ${ip} to ${key} . ${index} map @${lbMap(chain)}`;
-}
+/** The key of a pool's dispatch maps, as packet expressions. */
+const poolKey = (family: Family, pool: Pool) => (addressPools.has(pool) ? `${dialects[family].ip} daddr . meta l4proto . th dport` : 'meta l4proto . th dport');
 
-/** The endpoints map of a load-balancing chain, empty. Only its own chain's rule uses it (see the header). */
-export function lbSet(family: Family, chain: string): NftSet {
+/**
+ * The chains and sets of a load-balancing chain, from its name alone (sets empty). Without affinity: one rule,
+ * `<key> . numgen random mod N` looked up in its endpoints map. With affinity, see the header.
+ */
+export function lbUnit(family: Family, chain: string): { chains: Array<[string, string[]]>; sets: Array<[string, NftSet]> } {
   const lb = parseLbChain(chain);
   if (!lb) throw new Error(`${chain} is not a load-balancing chain`);
   const ip = dialects[family].ip;
-  const key = addressPools.has(lb.pool) ? `${ip} daddr . meta l4proto . th dport` : 'meta l4proto . th dport';
-  // typeof: the index (numgen, jhash) has no type name usable in a `type` declaration. The modulus is any.
-  return { kind: 'map', spec: `typeof ${key} . numgen random mod 2 : ${ip} daddr . th dport;`, elements: new Map(), fragile: true };
+  const key = poolKey(family, lb.pool);
+  if (lb.stickySeconds === 0) {
+    // typeof: numgen has no type name usable in a `type` declaration. The modulus is any. Only this chain's rule uses
+    // the map (see the header).
+    const spec = `typeof ${key} . numgen random mod 2 : ${ip} daddr . th dport;`;
+    return { chains: [[chain, [`dnat ${ip} to ${key} . numgen random mod ${lb.n} map @${lbMap(chain)}`]]], sets: [[lbMap(chain), { kind: 'map', spec, elements: new Map(), fragile: true }]] };
+  }
+  // The client and the Service (its dispatch key), hashed to 32 bits: the affinity sets' key.
+  const hash = `jhash ${ip} saddr . ${key} mod 4294967295 seed ${hashSeed}`;
+  const indexes = [...Array(lb.n).keys()];
+  const lookups = indexes.map((i) => `${hash} @${stickySet(chain, i)} goto ${stickyPick(chain, i)}`);
+  const pickNew = `numgen random mod ${lb.n} vmap { ${indexes.map((i) => `${i} : goto ${stickyPick(chain, i)}`).join(', ')} }`;
+  const chains: Array<[string, string[]]> = [[chain, [...lookups, pickNew]]];
+  const sets: Array<[string, NftSet]> = [];
+  for (const i of indexes) {
+    chains.push([stickyPick(chain, i), [`update @${stickySet(chain, i)} { ${hash} timeout ${lb.stickySeconds}s }`, `dnat ${ip} to ${key} map @${stickyMap(chain, i)}`]]);
+    sets.push([stickyMap(chain, i), { kind: 'map', spec: `typeof ${key} : ${ip} daddr . th dport;`, elements: new Map(), fragile: true }]);
+    // Filled by the kernel; `typeof numgen` gives the 32-bit integer key that `jhash` yields.
+    sets.push([stickySet(chain, i), { kind: 'set', spec: `typeof numgen random mod 2; size 1048576; flags dynamic,timeout; timeout ${lb.stickySeconds}s;`, elements: undefined }]);
+  }
+  return { chains, sets };
 }

@@ -5,9 +5,9 @@
 // the two partial tables (what changes, before and after) that diff() turns into a transaction; commit() records
 // it once nft succeeded.
 import type { PortPlan, ProxyPlan } from '../plan/types.ts';
-import { lbChainOfMap, lbMap, lbSet, parseLbChain } from './layout.ts';
+import { lbUnit, lbUnitOf } from './layout.ts';
 import { families, setId, stateOf, type Family, type NftTable, type TableState } from './model.ts';
-import { lbObjects, renderBase, renderPort, type Desired, type PortObjects } from './render.ts';
+import { addLbUnit, renderBase, renderPort, type Desired, type PortObjects } from './render.ts';
 
 /** A port's wish for an element's value; `order` is the port key, which decides between conflicting wishes. */
 interface Claim {
@@ -103,14 +103,14 @@ export class Ledger {
     const prev = { 4: partial(applied[4]), 6: partial(applied[6]) };
     const next = { 4: partial(bases[4]), 6: partial(bases[6]) };
     const lb = (t: NftTable, chain: string) => {
-      if (t.chains.has(chain)) return;
-      const o = lbObjects(t.family, chain);
-      t.chains.set(chain, o.chain);
-      t.sets.set(...o.map);
+      if (!t.chains.has(chain)) addLbUnit(t, chain);
     };
     const setIn = (t: NftTable, set: string) => {
-      const chain = lbChainOfMap(set);
-      if (chain && !t.sets.has(set)) t.sets.set(set, lbSet(t.family, chain));
+      const chain = lbUnitOf(set);
+      if (chain && !t.sets.has(set)) {
+        const found = lbUnit(t.family, chain).sets.find(([name]) => name === set);
+        if (found) t.sets.set(set, found[1]);
+      }
       return t.sets.get(set)?.elements;
     };
     const after = new Map<string, number>();
@@ -142,8 +142,9 @@ export class Ledger {
             if (Number(fText) !== f) continue;
             if (n > 0 && !t.chains.has(name)) lb(t, name);
             if (n <= 0) {
-              t.chains.delete(name);
-              t.sets.delete(lbMap(name));
+              const unit = lbUnit(f, name);
+              for (const [c] of unit.chains) t.chains.delete(c);
+              for (const [set] of unit.sets) t.sets.delete(set);
             }
             if (n > 0) this.#chains.set(k, n);
             else this.#chains.delete(k);
@@ -153,8 +154,8 @@ export class Ledger {
             const kept = t.sets.get(name);
             t.sets.set(name, kept && !own(name) ? kept : s);
           }
-          for (const name of [...t.sets.keys()]) if (!bases[f].sets.has(name) && !lbChainOfMap(name)) t.sets.delete(name);
-          for (const name of [...t.chains.keys()]) if (!parseLbChain(name)) t.chains.delete(name);
+          for (const name of [...t.sets.keys()]) if (!bases[f].sets.has(name) && !lbUnitOf(name)) t.sets.delete(name);
+          for (const name of [...t.chains.keys()]) if (!lbUnitOf(name)) t.chains.delete(name);
           for (const [name, c] of bases[f].chains) t.chains.set(name, c);
           for (const [set, keys] of touched[f]) {
             let book = this.#owners[f].get(set);
@@ -190,10 +191,7 @@ export class Ledger {
       for (const c of objects.chains) {
         const k = chainId(f, c);
         chains.set(k, (chains.get(k) ?? 0) + 1);
-        if (t.chains.has(c)) continue;
-        const lb = lbObjects(f, c);
-        t.chains.set(c, lb.chain);
-        t.sets.set(...lb.map);
+        if (!t.chains.has(c)) addLbUnit(t, c);
       }
       let lastSet = '';
       let book: Map<string, Owners> | undefined;
@@ -235,10 +233,10 @@ export class Ledger {
 function partial(base: NftTable): NftTable {
   const t: NftTable = { family: base.family, sets: new Map(), chains: new Map() };
   for (const [name, s] of base.sets) {
-    if (lbChainOfMap(name)) continue;
+    if (lbUnitOf(name)) continue;
     t.sets.set(name, { ...s, elements: s.elements && (own(name) ? new Map(s.elements) : new Map()) });
   }
-  for (const [name, c] of base.chains) if (!parseLbChain(name)) t.chains.set(name, c);
+  for (const [name, c] of base.chains) if (!lbUnitOf(name)) t.chains.set(name, c);
   return t;
 }
 

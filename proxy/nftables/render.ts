@@ -11,9 +11,9 @@ import {
   layoutSets,
   lbChain,
   lbMap,
-  lbRule,
-  lbSet,
+  lbUnit,
   rejectChain,
+  stickyMap,
   type LayoutConfig,
   type Pool,
 } from './layout.ts';
@@ -59,9 +59,11 @@ export function renderBase(plan: ProxyPlan, family: Family): NftTable {
   return { family, sets, chains };
 }
 
-/** A load-balancing chain (its one rule follows from its name) and its endpoints map, empty. */
-export function lbObjects(family: Family, chain: string): { chain: NftChain; map: [string, NftSet] } {
-  return { chain: { rules: [lbRule(family, chain)] }, map: [lbMap(chain), lbSet(family, chain)] };
+/** Adds a load-balancing chain's unit (its chains, its maps and sets, empty) to a table. */
+export function addLbUnit(t: NftTable, chain: string): void {
+  const unit = lbUnit(t.family, chain);
+  for (const [name, rules] of unit.chains) t.chains.set(name, { rules } satisfies NftChain);
+  for (const [name, set] of unit.sets) t.sets.set(name, set);
 }
 
 /** The desired tables for a plan. Pure. Ports claiming the same element: the first by port key wins. */
@@ -71,12 +73,7 @@ export function render(plan: ProxyPlan): Desired {
   for (const p of [...plan.ports].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))) {
     const t = out[p.family];
     const objects = renderPort(p);
-    for (const c of objects.chains) {
-      if (t.chains.has(c)) continue;
-      const lb = lbObjects(p.family, c);
-      t.chains.set(c, lb.chain);
-      t.sets.set(...lb.map);
-    }
+    for (const c of objects.chains) if (!t.chains.has(c)) addLbUnit(t, c);
     for (const [set, key, value] of objects.entries) {
       const e = t.sets.get(set)!.elements!;
       if (!e.has(key)) e.set(key, value);
@@ -132,17 +129,18 @@ export function renderPort(p: PortPlan): PortObjects {
     entries.push([set, key, value]);
     return true;
   };
-  const sticky = p.family === 6 && p.affinitySeconds > 0;
+  // IPv6 affinity has its own chains; IPv4's is recorded in postrouting for the addresses in the affinity sets.
+  const stickySeconds = p.family === 6 ? p.affinitySeconds : 0;
   const affinity = p.family === 4 && p.affinitySeconds > 0;
   const proto = p.protocol.toLowerCase();
   const addrKey = (ip: string) => `${canonicalIP(ip)} . ${proto} . ${p.port}`;
   /** Dispatches `key` through `map` to a load-balancing chain over `eps`. */
   const balance = (map: string, pool: Pool, key: string, eps: readonly Target[]) => {
-    const chain = lbChain(pool, eps.length, sticky);
+    const chain = lbChain(pool, eps.length, stickySeconds);
     chains.add(chain);
     if (!put(map, key, `goto ${chain}`)) return;
-    const endpoints = lbMap(chain);
-    eps.forEach((ep, i) => entries.push([endpoints, `${key} . ${i}`, `${canonicalIP(ep.ip)} . ${ep.port}`]));
+    if (stickySeconds > 0) eps.forEach((ep, i) => entries.push([stickyMap(chain, i), key, `${canonicalIP(ep.ip)} . ${ep.port}`]));
+    else eps.forEach((ep, i) => entries.push([lbMap(chain), `${key} . ${i}`, `${canonicalIP(ep.ip)} . ${ep.port}`]));
   };
   const external = (key: string, maps: ClassMaps) => {
     if (!p.externalLocal) {

@@ -45,8 +45,9 @@ function manifests(t: ProxyTopology, webEndpoints: number[]) {
     svc('remote-only', { type: 'NodePort', clusterIP: '10.96.0.21', externalTrafficPolicy: 'Local', ports: [{ name: 'http', port: 80, targetPort: 8080, nodePort: 30082 }] }),
     eps('remote-only', 4, [[p(2).ip4, 'node2']], [{ name: 'http', port: 8080 }]),
     svc('empty', { clusterIP: '10.96.0.30', ports: [{ name: 'http', port: 80, protocol: 'TCP' }, { name: 'dns', port: 53, protocol: 'UDP' }] }),
-    svc('sticky', { clusterIP: '10.96.0.40', sessionAffinity: 'ClientIP', sessionAffinityConfig: { clientIP: { timeoutSeconds: 1 } }, ports: [{ name: 'http', port: 80, targetPort: 8080 }] }),
+    svc('sticky', { clusterIPs: ['10.96.0.40', 'fd00:96::40'], ipFamilies: ['IPv4', 'IPv6'], sessionAffinity: 'ClientIP', sessionAffinityConfig: { clientIP: { timeoutSeconds: 1 } }, ports: [{ name: 'http', port: 80, targetPort: 8080 }] }),
     eps('sticky', 4, [1, 2, 3].map((i) => [p(i).ip4, 'node1']), [{ name: 'http', port: 8080 }]),
+    eps('sticky', 6, [1, 2, 3].map((i) => [p(i).ip6, 'node1']), [{ name: 'http', port: 8080 }]),
     svc('self', { clusterIP: '10.96.0.50', ports: [{ name: 'http', port: 80, targetPort: 8080 }] }),
     eps('self', 4, [[p(1).ip4, 'node1']], [{ name: 'http', port: 8080 }]),
     svc('ranged', { type: 'LoadBalancer', clusterIP: '10.96.0.60', loadBalancerSourceRanges: ['10.0.0.0/8'], ports: [{ name: 'http', port: 80, targetPort: 8080, nodePort: 30083 }] }, { loadBalancer: { ingress: [{ ip: '203.0.113.30' }] } }),
@@ -144,14 +145,14 @@ for (const mode of ['nftables', 'iptables'] as const) {
       expect(rs.map((r) => (r.ok ? `${r.name} ${r.seenAs}` : r.error))).toEqual(Array(3).fill('pod1 10.244.1.1'));
     });
 
-    it('ClientIP affinity sticks, and expires after its timeout', async () => {
-      const first = await t.probe(t.client, 'tcp', '10.96.0.40', 80, 10);
+    it.each(['10.96.0.40', 'fd00:96::40'])('ClientIP affinity sticks, and expires after its timeout (%s)', async (vip) => {
+      const first = await t.probe(t.client, 'tcp', vip, 80, 10);
       expect(new Set(names(first)).size).toBe(1);
       let moved = false;
       let last = names(first)[0];
       for (let i = 0; i < 10 && !moved; i++) {
         await new Promise((r) => setTimeout(r, 1300));
-        const [r] = await t.probe(t.client, 'tcp', '10.96.0.40', 80);
+        const [r] = await t.probe(t.client, 'tcp', vip, 80);
         expect(r!.ok).toBe(true);
         moved = r!.ok && r!.name !== last;
         if (r!.ok) last = r!.name;

@@ -14,6 +14,9 @@ const lb = (cluster: string[], local: string[]) =>
 const lbChainRule = (f: 'ip' | 'ip6', n: number) =>
   `add rule ${f} netplane cluster-lb-${n} dnat ${f} to ${f} daddr . meta l4proto . th dport . numgen random mod ${n} map @cluster-lb-${n}-endpoints comment`;
 
+/** The (client, Service) hash keying IPv6 affinity. */
+const hash6 = 'jhash ip6 saddr . ip6 daddr . meta l4proto . th dport mod 4294967295 seed 0x6e70';
+
 /** The transaction from `a` to `b`, comments (rule digests) cut off. */
 function step(a: ProxyPlan, b: ProxyPlan): string[] {
   const ledger = new Ledger();
@@ -141,19 +144,42 @@ const cases: Array<{ name: string; from: ProxyPlan; to: ProxyPlan; tx: string[] 
     ],
   },
   {
-    name: 'IPv6 affinity: the Service moves to the source-hash chain',
+    name: 'IPv6 affinity: the Service moves to a sticky chain, with a pick chain, map and timed set per endpoint',
     from: plan([web(['fd00:244:1::11'], { family: 6, clusterIPs: ['fd00:96::10'] })]),
-    to: plan([web(['fd00:244:1::11'], { family: 6, clusterIPs: ['fd00:96::10'], affinitySeconds: 60 })]),
+    to: plan([web(['fd00:244:1::11', 'fd00:244:1::12'], { family: 6, clusterIPs: ['fd00:96::10'], affinitySeconds: 60 })]),
     tx: [
       'flush chain ip6 netplane cluster-lb-1',
       'delete element ip6 netplane cluster-vips { fd00:96::10 . tcp . 80 }',
       'delete map ip6 netplane cluster-lb-1-endpoints',
       'delete chain ip6 netplane cluster-lb-1',
-      'add map ip6 netplane cluster-sticky-1-endpoints { typeof ip6 daddr . meta l4proto . th dport . numgen random mod 2 : ip6 daddr . th dport; comment',
-      'add chain ip6 netplane cluster-sticky-1',
-      'add rule ip6 netplane cluster-sticky-1 dnat ip6 to ip6 daddr . meta l4proto . th dport . jhash ip6 saddr mod 1 seed 0x6e70 map @cluster-sticky-1-endpoints comment',
-      'add element ip6 netplane cluster-vips { fd00:96::10 . tcp . 80 : goto cluster-sticky-1 }',
-      'add element ip6 netplane cluster-sticky-1-endpoints { fd00:96::10 . tcp . 80 . 0 : fd00:244:1::11 . 8080 }',
+      ...[0, 1].flatMap((i) => [
+        `add map ip6 netplane cluster-sticky-2-60-endpoints-${i} { typeof ip6 daddr . meta l4proto . th dport : ip6 daddr . th dport; comment`,
+        `add set ip6 netplane cluster-sticky-2-60-affinity-${i} { typeof numgen random mod 2; size 1048576; flags dynamic,timeout; timeout 60s; comment`,
+      ]),
+      'add chain ip6 netplane cluster-sticky-2-60',
+      'add chain ip6 netplane cluster-sticky-2-60-pick-0',
+      'add chain ip6 netplane cluster-sticky-2-60-pick-1',
+      ...[0, 1].map((i) => `add rule ip6 netplane cluster-sticky-2-60 ${hash6} @cluster-sticky-2-60-affinity-${i} goto cluster-sticky-2-60-pick-${i} comment`),
+      'add rule ip6 netplane cluster-sticky-2-60 numgen random mod 2 vmap { 0 : goto cluster-sticky-2-60-pick-0, 1 : goto cluster-sticky-2-60-pick-1 } comment',
+      ...[0, 1].flatMap((i) => [
+        `add rule ip6 netplane cluster-sticky-2-60-pick-${i} update @cluster-sticky-2-60-affinity-${i} { ${hash6} timeout 60s } comment`,
+        `add rule ip6 netplane cluster-sticky-2-60-pick-${i} dnat ip6 to ip6 daddr . meta l4proto . th dport map @cluster-sticky-2-60-endpoints-${i} comment`,
+      ]),
+      'add element ip6 netplane cluster-vips { fd00:96::10 . tcp . 80 : goto cluster-sticky-2-60 }',
+      'add element ip6 netplane hairpin { fd00:244:1::12 . fd00:244:1::12 }',
+      'add element ip6 netplane cluster-sticky-2-60-endpoints-0 { fd00:96::10 . tcp . 80 : fd00:244:1::11 . 8080 }',
+      'add element ip6 netplane cluster-sticky-2-60-endpoints-1 { fd00:96::10 . tcp . 80 : fd00:244:1::12 . 8080 }',
+    ],
+  },
+  {
+    name: 'IPv6 affinity: an endpoint replaced changes one element of its index map, and nothing else',
+    from: plan([web(['fd00:244:1::11', 'fd00:244:1::12'], { family: 6, clusterIPs: ['fd00:96::10'], affinitySeconds: 60 })]),
+    to: plan([web(['fd00:244:1::11', 'fd00:244:1::13'], { family: 6, clusterIPs: ['fd00:96::10'], affinitySeconds: 60 })]),
+    tx: [
+      'delete element ip6 netplane hairpin { fd00:244:1::12 . fd00:244:1::12 }',
+      'delete element ip6 netplane cluster-sticky-2-60-endpoints-1 { fd00:96::10 . tcp . 80 }',
+      'add element ip6 netplane hairpin { fd00:244:1::13 . fd00:244:1::13 }',
+      'add element ip6 netplane cluster-sticky-2-60-endpoints-1 { fd00:96::10 . tcp . 80 : fd00:244:1::13 . 8080 }',
     ],
   },
 ];

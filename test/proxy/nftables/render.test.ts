@@ -19,7 +19,7 @@ async function programmed(p: ProxyPlan): Promise<string[]> {
 describe('nftables render', () => {
   it('puts every Service into shared maps, with one load-balancing chain per pool and endpoint count', async () => {
     const dump = await programmed(small);
-    expect(dump.filter((l) => l.startsWith('element') || /-(lb|sticky)-\d+ 00 /.test(l))).toEqual([
+    expect(dump.filter((l) => l.startsWith('element') || /-lb-\d+ 00 /.test(l))).toEqual([
       'element ip netplane affinity-10800 10.96.0.40 . tcp . 80',
       'element ip netplane cluster-lb-1-endpoints 10.96.0.10 . udp . 53 . 0 : 10.244.1.11 . 5353',
       'element ip netplane cluster-lb-2-endpoints 10.96.0.10 . tcp . 80 . 0 : 10.244.1.11 . 8080',
@@ -60,8 +60,8 @@ describe('nftables render', () => {
       'element ip netplane source-ranged-vips 203.0.113.30 . tcp . 80',
       'element ip netplane source-ranges 203.0.113.30 . tcp . 80 . 10.0.0.0/8',
       'element ip netplane source-ranges 203.0.113.30 . tcp . 80 . 192.168.7.1',
-      'element ip6 netplane cluster-sticky-1-endpoints fd00:96::10 . tcp . 80 . 0 : fd00:244:1::11 . 8080',
-      'element ip6 netplane cluster-vips fd00:96::10 . tcp . 80 : goto cluster-sticky-1',
+      'element ip6 netplane cluster-sticky-1-60-endpoints-0 fd00:96::10 . tcp . 80 : fd00:244:1::11 . 8080',
+      'element ip6 netplane cluster-vips fd00:96::10 . tcp . 80 : goto cluster-sticky-1-60',
       'element ip6 netplane hairpin fd00:244:1::11 . fd00:244:1::11',
       'element ip6 netplane pod-cidrs fd00:244::/32',
       'rule ip netplane cluster-lb-1 00 dnat ip to ip daddr . meta l4proto . th dport . numgen random mod 1 map @cluster-lb-1-endpoints',
@@ -72,8 +72,42 @@ describe('nftables render', () => {
       'rule ip netplane fallback-nodeport-lb-2 00 dnat ip to meta l4proto . th dport . numgen random mod 2 map @fallback-nodeport-lb-2-endpoints',
       'rule ip netplane nodeport-lb-1 00 dnat ip to meta l4proto . th dport . numgen random mod 1 map @nodeport-lb-1-endpoints',
       'rule ip netplane nodeport-lb-2 00 dnat ip to meta l4proto . th dport . numgen random mod 2 map @nodeport-lb-2-endpoints',
-      'rule ip6 netplane cluster-sticky-1 00 dnat ip6 to ip6 daddr . meta l4proto . th dport . jhash ip6 saddr mod 1 seed 0x6e70 map @cluster-sticky-1-endpoints',
     ]);
+  });
+
+  it('gives IPv6 ClientIP affinity a chain per endpoint count and timeout: known (client, Service) hashes first, then a random pick', async () => {
+    const twoWay = plan([
+      served('a', eps(['fd00:244:1::11', 'fd00:244:1::12']), { family: 6, clusterIPs: ['fd00:96::1'], affinitySeconds: 30 }),
+      served('b', eps(['fd00:244:1::21', 'fd00:244:1::22']), { family: 6, clusterIPs: ['fd00:96::2'], affinitySeconds: 30, nodePort: 30002 }),
+    ]);
+    const dump = (await programmed(twoWay)).filter((l) => /sticky/.test(l) && /^(element|rule) /.test(l));
+    const hash = (key: string) => `jhash ip6 saddr . ${key} mod 4294967295 seed 0x6e70`;
+    const vip = 'ip6 daddr . meta l4proto . th dport';
+    const port = 'meta l4proto . th dport';
+    expect(dump).toEqual([
+      'element ip6 netplane cluster-sticky-2-30-endpoints-0 fd00:96::1 . tcp . 80 : fd00:244:1::11 . 8080',
+      'element ip6 netplane cluster-sticky-2-30-endpoints-0 fd00:96::2 . tcp . 80 : fd00:244:1::21 . 8080',
+      'element ip6 netplane cluster-sticky-2-30-endpoints-1 fd00:96::1 . tcp . 80 : fd00:244:1::12 . 8080',
+      'element ip6 netplane cluster-sticky-2-30-endpoints-1 fd00:96::2 . tcp . 80 : fd00:244:1::22 . 8080',
+      'element ip6 netplane cluster-vips fd00:96::1 . tcp . 80 : goto cluster-sticky-2-30',
+      'element ip6 netplane cluster-vips fd00:96::2 . tcp . 80 : goto cluster-sticky-2-30',
+      'element ip6 netplane nodeport-sticky-2-30-endpoints-0 tcp . 30002 : fd00:244:1::21 . 8080',
+      'element ip6 netplane nodeport-sticky-2-30-endpoints-1 tcp . 30002 : fd00:244:1::22 . 8080',
+      'element ip6 netplane nodeports tcp . 30002 : goto nodeport-sticky-2-30',
+      ...(['cluster', 'nodeport'] as const).flatMap((pool) => {
+        const c = `${pool}-sticky-2-30`;
+        const key = pool === 'cluster' ? vip : port;
+        return [
+          `rule ip6 netplane ${c} 00 ${hash(key)} @${c}-affinity-0 goto ${c}-pick-0`,
+          `rule ip6 netplane ${c} 01 ${hash(key)} @${c}-affinity-1 goto ${c}-pick-1`,
+          `rule ip6 netplane ${c} 02 numgen random mod 2 vmap { 0 : goto ${c}-pick-0, 1 : goto ${c}-pick-1 }`,
+          ...[0, 1].flatMap((i) => [
+            `rule ip6 netplane ${c}-pick-${i} 00 update @${c}-affinity-${i} { ${hash(key)} timeout 30s }`,
+            `rule ip6 netplane ${c}-pick-${i} 01 dnat ip6 to ${key} map @${c}-endpoints-${i}`,
+          ]),
+        ];
+      }),
+    ].sort());
   });
 
   it('has a fixed set of hooked chains and rules (IPv4 with one affinity timeout)', async () => {
@@ -121,7 +155,7 @@ describe('nftables render', () => {
     ]);
   });
 
-  it('gives IPv6 the same layout in ip6 terms, with source-hash affinity instead of the affinity map', async () => {
+  it('gives IPv6 the same layout in ip6 terms, with its own affinity chains instead of the affinity map', async () => {
     const dump = await programmed(small);
     // Rule positions differ (IPv6 has no affinity rules), so compare without them.
     const unindexed = (l: string) => l.replace(/^(rule \S+ \S+ \S+) \d\d /, '$1 ');
@@ -130,7 +164,7 @@ describe('nftables render', () => {
     const as6 = (l: string) =>
       l.replaceAll(' ip netplane ', ' ip6 netplane ').replaceAll('ip saddr', 'ip6 saddr').replaceAll('ip daddr', 'ip6 daddr').replaceAll('ipv4_addr', 'ipv6_addr').replace('127.0.0.0/8', '::1');
     expect(v6.sort()).toEqual(v4.map(as6).sort());
-    expect(dump.filter((l) => / ip6 netplane .*affinity/.test(l))).toEqual([]);
+    expect(dump.filter((l) => / ip6 netplane .*affinity/.test(l) && !/-sticky-/.test(l))).toEqual([]);
   });
 
   const services = (p: ProxyPlan) => render(p)[4].chains.get('services')!.rules;
