@@ -138,7 +138,8 @@ export class NetnsLab {
 
   async #address(end: LinkEnd): Promise<void> {
     for (const addr of end.addrs ?? []) {
-      await this.exec(end.ns, 'ip', ['addr', 'add', addr, 'dev', end.ifname]);
+      // IPv6: no duplicate address detection, so the address is usable at once (nothing else is on these links).
+      await this.exec(end.ns, 'ip', ['addr', 'add', addr, 'dev', end.ifname, ...(addr.includes(':') ? ['nodad'] : [])]);
     }
     await this.exec(end.ns, 'ip', ['link', 'set', end.ifname, 'up']);
   }

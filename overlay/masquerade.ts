@@ -1,7 +1,7 @@
 // Masquerading of pod traffic that leaves the cluster: nftables tables `ip netplane-overlay` and
 // `ip6 netplane-overlay`, each replaced whole in one `nft -f -` transaction, so a reader never sees half a table.
 // Pod-to-pod traffic (source and destination both in the pod networks) keeps its addresses.
-// The IPv4 table also keeps the VXLAN packets themselves (this node's underlay address, the VXLAN port) out of
+// The table of the underlay's family also keeps the VXLAN packets themselves (this node's underlay address, the VXLAN port) out of
 // conntrack: they are never NATed, and tracking them costs an entry per inner flow (the source port is a hash of
 // the inner flow) and per-packet work on top of the inner packets' own tracking. A host firewall must then accept
 // the VXLAN port without matching `ct state`.
@@ -33,7 +33,8 @@ export function renderMasquerade(clusterCIDRs: readonly string[], vxlan?: VxlanE
     const nftFamily = family === 4 ? 'ip' : 'ip6';
     const mine = cidrs.filter((c) => isIPv6(c.split('/')[0]!) === (family === 6));
     lines.push(`table ${nftFamily} ${masqueradeTable}`, `delete table ${nftFamily} ${masqueradeTable}`);
-    const notrack = family === 4 && vxlan ? vxlan : undefined;
+    // The VXLAN packets are kept out of conntrack in the table of the underlay's family.
+    const notrack = vxlan && isIPv6(vxlan.local) === (family === 6) ? vxlan : undefined;
     if (mine.length === 0 && !notrack) continue;
     const type = family === 4 ? 'ipv4_addr' : 'ipv6_addr';
     const ip = family === 4 ? 'ip' : 'ip6';
@@ -57,11 +58,11 @@ export function renderMasquerade(clusterCIDRs: readonly string[], vxlan?: VxlanE
       lines.push(
         `  chain vxlan-in {`,
         `    type filter hook prerouting priority raw; policy accept;`,
-        `    ip daddr ${notrack.local} udp dport ${notrack.port} notrack`,
+        `    ${ip} daddr ${notrack.local} udp dport ${notrack.port} notrack`,
         `  }`,
         `  chain vxlan-out {`,
         `    type filter hook output priority raw; policy accept;`,
-        `    ip saddr ${notrack.local} udp dport ${notrack.port} notrack`,
+        `    ${ip} saddr ${notrack.local} udp dport ${notrack.port} notrack`,
         `  }`,
       );
     }

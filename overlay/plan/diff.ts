@@ -17,9 +17,11 @@ export interface DesiredEntries {
 export function desiredEntries(plan: OverlayPlan): DesiredEntries {
   const out: DesiredEntries = { neighbours: new Map(), fdb: new Map(), routes: new Map() };
   for (const r of plan.remotes) {
-    out.neighbours.set(r.vtep4, r.vtepMAC);
     out.fdb.set(r.vtepMAC, r.underlayIP);
-    out.routes.set(r.podCIDR4, r.vtep4);
+    if (r.vtep4 && r.podCIDR4) {
+      out.neighbours.set(r.vtep4, r.vtepMAC);
+      out.routes.set(r.podCIDR4, r.vtep4);
+    }
     if (r.vtep6 && r.podCIDR6) {
       out.neighbours.set(r.vtep6, r.vtepMAC);
       out.routes.set(r.podCIDR6, r.vtep6);

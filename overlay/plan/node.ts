@@ -37,20 +37,23 @@ export function networkOf(cidr: string): string {
 /**
  * A node's underlay address as the other nodes see it: the `netplane.io/public-ip` annotation when it holds an
  * address, else the first InternalIP, else the first ExternalIP (IPv4 preferred). `useAnnotation` false skips the
- * annotation (for the agent's own node in kubernetes mode, where the annotation is its own output).
+ * annotation (for the agent's own node in kubernetes mode, where the annotation is its own output). With `family`,
+ * only an address of that family counts: the underlay of a cluster is all IPv4 or all IPv6.
  */
-export function underlayAddress(node: Node, useAnnotation = true): { ip?: string; problem?: string } {
+export function underlayAddress(node: Node, useAnnotation = true, family?: 4 | 6): { ip?: string; problem?: string } {
   const annotated = node.metadata.annotations[publicIPAnnotation];
+  const fits = (a: string) => (family === undefined ? isIPv4(a) || isIPv6(a) : family === 4 ? isIPv4(a) : isIPv6(a));
   let problem: string | undefined;
   if (useAnnotation && annotated !== undefined) {
-    if (isIPv4(annotated) || isIPv6(annotated)) return { ip: canonicalIP(annotated) };
-    problem = `annotation ${publicIPAnnotation} ${JSON.stringify(annotated)} is not an IP address; using status.addresses`;
+    if (fits(annotated)) return { ip: canonicalIP(annotated) };
+    if (!isIPv4(annotated) && !isIPv6(annotated)) problem = `annotation ${publicIPAnnotation} ${JSON.stringify(annotated)} is not an IP address; using status.addresses`;
   }
   for (const type of ['InternalIP', 'ExternalIP']) {
-    const addrs = node.status.addresses.filter((a) => a.type === type && (isIPv4(a.address) || isIPv6(a.address))).map((a) => a.address);
+    const addrs = node.status.addresses.filter((a) => a.type === type && fits(a.address)).map((a) => a.address);
     const ip = addrs.find((a) => isIPv4(a)) ?? addrs[0];
     if (ip !== undefined) return { ip: canonicalIP(ip), ...(problem ? { problem } : {}) };
   }
+  if (family !== undefined) return { problem: problem ?? `has no IPv${family} underlay address (InternalIP, ExternalIP or netplane.io/public-ip), and this node's underlay is IPv${family}` };
   return { problem: problem ?? 'has no InternalIP or ExternalIP address and no netplane.io/public-ip annotation' };
 }
 

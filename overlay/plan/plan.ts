@@ -1,6 +1,6 @@
 // The overlay planner: Nodes + this host's interfaces → the VXLAN device this node should have and, for every
 // other usable node, the VTEP it is reached through. Pure: no I/O, the same input gives the same plan.
-import { isIPv4 } from 'node:net';
+import { isIPv4, isIPv6 } from 'node:net';
 import type { Node } from '../../cluster/model/index.ts';
 import { cidrRange, podCIDRs, underlayAddress, vtepAddress, vtepMac } from './node.ts';
 import type { DeviceSpec, HostView, OverlayOptions, OverlayPlan, Problem, Remote } from './types.ts';
@@ -9,8 +9,9 @@ import type { DeviceSpec, HostView, OverlayOptions, OverlayPlan, Problem, Remote
 export const vxlanOverhead = { 4: 50, 6: 70 } as const;
 
 /**
- * Plans the overlay. Nodes that cannot be used (no IPv4 podCIDR, no underlay address, a podCIDR, address or MAC
- * that another node already has) are left out with a problem; the first by name keeps a contested value.
+ * Plans the overlay. Nodes that cannot be used (no podCIDR, no underlay address of this node's underlay family, a
+ * podCIDR, address or MAC that another node already has) are left out with a problem; the first by name keeps a
+ * contested value. The underlay is IPv4 or IPv6, as this node's own address is; pods may be IPv4, IPv6 or both.
  */
 export function planOverlay(nodes: readonly Node[], options: OverlayOptions, host: HostView): OverlayPlan {
   const sorted = [...nodes].sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0));
@@ -22,17 +23,20 @@ export function planOverlay(nodes: readonly Node[], options: OverlayOptions, hos
   const taken: Taken = { ranges: [], ips: new Map(), macs: new Map() };
   if (device && self) {
     const own = podCIDRs(self);
-    for (const c of [own.v4!, ...(own.v6 ? [own.v6] : [])]) taken.ranges.push(cidrRange(c));
+    for (const c of [own.v4, own.v6]) if (c) taken.ranges.push(cidrRange(c));
     taken.ips.set(device.local, self.metadata.name);
     taken.macs.set(device.mac, self.metadata.name);
   }
+  // The underlay family: that of this node's device, else (no device yet) of its address.
+  const ownIP = device?.local ?? (self ? underlayAddress(self).ip : undefined);
+  const family = ownIP !== undefined && isIPv6(ownIP) ? 6 : 4;
   const remotes: Remote[] = [];
   for (const node of sorted) {
     if (node === self) continue;
-    const r = planRemote(node, taken, problems);
+    const r = planRemote(node, family, taken, problems);
     if (r) remotes.push(r);
   }
-  const all = sorted.flatMap((n) => remoteFacts(n).ranges.map((r) => r.c));
+  const all = sorted.flatMap((n) => cidrFacts(n).ranges.map((r) => r.c));
   return { ...(device ? { device } : {}), remotes, problems, podCIDRs: outermost(all), nodes: sorted.length };
 }
 
@@ -43,16 +47,18 @@ function planDevice(self: Node, o: OverlayOptions, host: HostView, problems: Pro
     return undefined;
   };
   const cidrs = podCIDRs(self);
-  if (!cidrs.v4) return fail('has no IPv4 podCIDR yet (spec.podCIDR or spec.podCIDRs); the overlay waits for one');
+  if (!cidrs.v4 && !cidrs.v6) return fail('has no podCIDR yet (spec.podCIDR or spec.podCIDRs); the overlay waits for one');
 
   let local: string | undefined;
   let underlayIndex: number | undefined;
   if (o.iface !== undefined) {
     const link = host.links.find((l) => l.name === o.iface);
     if (!link) return fail(`--iface ${o.iface}: there is no such interface here`);
-    const addr = host.addresses.find((a) => a.index === link.index && isIPv4(a.cidr.split('/')[0]!));
-    if (!addr) return fail(`--iface ${o.iface}: the interface has no IPv4 address`);
-    local = addr.cidr.split('/')[0]!;
+    // IPv4 first; else a global IPv6 address (a link-local one does not reach other links).
+    const on = host.addresses.filter((a) => a.index === link.index).map((a) => a.cidr.split('/')[0]!);
+    const addr = on.find((a) => isIPv4(a)) ?? on.find((a) => isIPv6(a) && !/^fe[89ab]/i.test(a));
+    if (!addr) return fail(`--iface ${o.iface}: the interface has no IPv4 or global IPv6 address`);
+    local = addr;
     underlayIndex = link.index;
   } else {
     const found = underlayAddress(self, !o.publishes);
@@ -67,10 +73,9 @@ function planDevice(self: Node, o: OverlayOptions, host: HostView, problems: Pro
   if (link.name === 'lo' || local.startsWith('127.') || local === '::1') {
     return fail(`its underlay address ${local} is on the loopback interface; VXLAN needs an interface that reaches the other nodes (give --iface or a real InternalIP)`);
   }
-  if (!isIPv4(local)) return fail(`its underlay address ${local} is IPv6; the overlay runs over an IPv4 underlay`);
   const mac = vtepMac(self, local);
   if (mac.problem) problems.push({ node: name, reason: mac.problem });
-  const max = link.mtu - vxlanOverhead[4];
+  const max = link.mtu - vxlanOverhead[isIPv6(local) ? 6 : 4];
   if (o.mtu !== undefined && o.mtu > max) return fail(`--mtu ${o.mtu} does not fit: the underlay ${link.name} has MTU ${link.mtu}, so at most ${max} is left for VXLAN`);
   const mtu = o.mtu ?? max;
   return {
@@ -82,7 +87,7 @@ function planDevice(self: Node, o: OverlayOptions, host: HostView, problems: Pro
     underlay: link.name,
     mtu,
     mac: mac.mac,
-    addresses: [`${vtepAddress(cidrs.v4)}/32`, ...(cidrs.v6 ? [`${vtepAddress(cidrs.v6)}/128`] : [])],
+    addresses: [...(cidrs.v4 ? [`${vtepAddress(cidrs.v4)}/32`] : []), ...(cidrs.v6 ? [`${vtepAddress(cidrs.v6)}/128`] : [])],
   };
 }
 
@@ -92,67 +97,78 @@ interface Taken {
   macs: Map<string, string>;
 }
 
-/** What a remote node contributes, computed once per Node object (objects in the store are replaced, never changed). */
-interface RemoteFacts {
+/** A node's pod networks and VTEP addresses, computed once per Node object (store objects are replaced, never changed). */
+interface CidrFacts {
   cidrs: { v4?: string; v6?: string };
   vtep4?: string;
   vtep6?: string;
   ranges: Array<ReturnType<typeof cidrRange> & { c: string }>;
+}
+
+/** A remote node's underlay address of one family and its VTEP MAC, with non-fatal problems (an ignored annotation). */
+interface UnderlayFacts {
   ip?: string;
   mac?: string;
-  /** Non-fatal problems (a malformed annotation that was ignored). */
   notes: string[];
 }
 
-const factsCache = new WeakMap<Node, RemoteFacts>();
+const cidrCache = new WeakMap<Node, CidrFacts>();
+const underlayCache = { 4: new WeakMap<Node, UnderlayFacts>(), 6: new WeakMap<Node, UnderlayFacts>() };
 
-function remoteFacts(node: Node): RemoteFacts {
-  let f = factsCache.get(node);
+function cidrFacts(node: Node): CidrFacts {
+  let f = cidrCache.get(node);
   if (f) return f;
   const cidrs = podCIDRs(node);
-  const found = underlayAddress(node);
-  const mac = found.ip !== undefined ? vtepMac(node, found.ip) : undefined;
   f = {
     cidrs,
     ...(cidrs.v4 ? { vtep4: vtepAddress(cidrs.v4) } : {}),
     ...(cidrs.v6 ? { vtep6: vtepAddress(cidrs.v6) } : {}),
     ranges: [cidrs.v4, cidrs.v6].filter((c): c is string => c !== undefined).map((c) => ({ c, ...cidrRange(c) })),
+  };
+  cidrCache.set(node, f);
+  return f;
+}
+
+function underlayFacts(node: Node, family: 4 | 6): UnderlayFacts {
+  let f = underlayCache[family].get(node);
+  if (f) return f;
+  const found = underlayAddress(node, true, family);
+  const mac = found.ip !== undefined ? vtepMac(node, found.ip) : undefined;
+  f = {
     ...(found.ip !== undefined ? { ip: found.ip } : {}),
     ...(mac ? { mac: mac.mac } : {}),
     notes: [found.problem, mac?.problem].filter((p): p is string => p !== undefined),
   };
-  factsCache.set(node, f);
+  underlayCache[family].set(node, f);
   return f;
 }
 
-function planRemote(node: Node, taken: Taken, problems: Problem[]): Remote | undefined {
+function planRemote(node: Node, family: 4 | 6, taken: Taken, problems: Problem[]): Remote | undefined {
   const name = node.metadata.name;
   const fail = (reason: string) => {
     problems.push({ node: name, reason });
     return undefined;
   };
-  const f = remoteFacts(node);
-  const v4 = f.cidrs.v4;
-  if (!v4) return fail('has no IPv4 podCIDR yet; its pods are not reachable over the overlay until it has one');
-  for (const reason of f.notes) problems.push({ node: name, reason });
-  const ip = f.ip;
-  if (ip === undefined || f.mac === undefined) return undefined;
-  if (!isIPv4(ip)) return fail(`its underlay address ${ip} is IPv6; the overlay runs over an IPv4 underlay`);
+  const c = cidrFacts(node);
+  const { v4, v6 } = c.cidrs;
+  if (!v4 && !v6) return fail('has no podCIDR yet; its pods are not reachable over the overlay until it has one');
+  const u = underlayFacts(node, family);
+  for (const reason of u.notes) problems.push({ node: name, reason });
+  const ip = u.ip;
+  if (ip === undefined || u.mac === undefined) return undefined;
   if (taken.ips.has(ip)) return fail(`its underlay address ${ip} is also node ${taken.ips.get(ip)}'s; left out`);
-  const clash = f.ranges.find((m) => taken.ranges.some((t) => t.family === m.family && t.lo <= m.hi && m.lo <= t.hi));
+  const clash = c.ranges.find((m) => taken.ranges.some((t) => t.family === m.family && t.lo <= m.hi && m.lo <= t.hi));
   if (clash) return fail(`its podCIDR ${clash.c} overlaps another node's; left out`);
-  if (taken.macs.has(f.mac)) return fail(`its VTEP MAC ${f.mac} is also node ${taken.macs.get(f.mac)}'s; left out`);
-  taken.ranges.push(...f.ranges);
+  if (taken.macs.has(u.mac)) return fail(`its VTEP MAC ${u.mac} is also node ${taken.macs.get(u.mac)}'s; left out`);
+  taken.ranges.push(...c.ranges);
   taken.ips.set(ip, name);
-  taken.macs.set(f.mac, name);
-  const v6 = f.cidrs.v6;
+  taken.macs.set(u.mac, name);
   return {
     node: name,
     underlayIP: ip,
-    vtepMAC: f.mac,
-    vtep4: f.vtep4!,
-    podCIDR4: v4,
-    ...(v6 ? { vtep6: f.vtep6!, podCIDR6: v6 } : {}),
+    vtepMAC: u.mac,
+    ...(v4 ? { vtep4: c.vtep4!, podCIDR4: v4 } : {}),
+    ...(v6 ? { vtep6: c.vtep6!, podCIDR6: v6 } : {}),
   };
 }
 

@@ -40,7 +40,7 @@ export interface DeviceSpec {
   underlay: string;
   mtu: number;
   mac: string;
-  /** The VTEP addresses on the device: the IPv4 one as /32, the IPv6 one (if any) as /128. */
+  /** The VTEP addresses on the device, one per pod network family: IPv4 as /32, IPv6 as /128. */
   addresses: string[];
 }
 
@@ -49,8 +49,8 @@ export interface Remote {
   node: string;
   underlayIP: string;
   vtepMAC: string;
-  vtep4: string;
-  podCIDR4: string;
+  vtep4?: string;
+  podCIDR4?: string;
   vtep6?: string;
   podCIDR6?: string;
 }

@@ -185,7 +185,7 @@ describe('OverlayAgent', () => {
     const r = await start([self, clusterNode(2)]);
     expect(mutations(r.kernel)).toEqual([]);
     expect(r.masq).toEqual([]);
-    expect(r.records).toContainEqual(expect.objectContaining({ level: 40, msg: expect.stringMatching(/^node node1 has no IPv4 podCIDR yet/) }));
+    expect(r.records).toContainEqual(expect.objectContaining({ level: 40, msg: expect.stringMatching(/^node node1 has no podCIDR yet/) }));
     put(r, clusterNode(1));
     await r.agent.settled();
     expect(lines(r.kernel)).toEqual(expected([2]));

@@ -195,3 +195,45 @@ describe('netplane overlay in the kernel: three dual-stack nodes on an underlay 
     await t.lab.exec(n1.ns, process.execPath, [bin, 'overlay', '--cleanup']);
   });
 });
+
+describe('netplane overlay in the kernel: dual-stack pods on an IPv6 underlay', () => {
+  let t: OverlayTopology;
+  const node = (i: number) => t.nodes[i - 1]!;
+
+  beforeAll(async () => {
+    t = await buildOverlayTopology(3, 1, true, 6);
+    await t.writeNodes();
+    await Promise.all(t.nodes.map((n) => t.startAgent(n)));
+  }, 60_000);
+  afterAll(async () => {
+    await t?.destroy();
+  });
+
+  it('runs the device over IPv6 with 70 bytes of headroom, and reaches every other node at its IPv6 address', async () => {
+    const link = await t.sh(node(1).ns, 'ip', ['-d', 'link', 'show', 'netplane.1']);
+    expect(link).toMatch(/mtu 1430 /);
+    expect(link).toMatch(/vxlan id 1 local fd00:60::1 dev eth0 .*dstport 8472 nolearning/);
+    for (const n of t.nodes) {
+      const i = Number(n.name.slice(4));
+      expect(await entries(t, n)).toEqual(expectedEntries(n, t.nodes.filter((o) => o.name !== `node${i}`)));
+    }
+    expect(await t.sh(node(1).ns, 'nft', ['list', 'chain', 'ip6', 'netplane-overlay', 'vxlan-in'])).toContain('ip6 daddr fd00:60::1 udp dport 8472 notrack');
+  });
+
+  it('pods reach pods on the other nodes over TCP, IPv4 and IPv6, and ping', async () => {
+    for (const from of t.nodes.map((n) => n.pods[0]!)) {
+      for (const to of t.nodes.map((n) => n.pods[0]!)) {
+        if (to.ns === from.ns) continue;
+        const [tcp] = await t.probe(from.ns, 'tcp', to.ip);
+        expect(tcp, `${from.name} → ${to.name} (tcp)`).toMatchObject({ ok: true, name: to.name, seenAs: from.ip });
+        const [tcp6] = await t.probe(from.ns, 'tcp', to.ip6!);
+        expect(tcp6, `${from.name} → ${to.name} (tcp, IPv6)`).toMatchObject({ ok: true, name: to.name, seenAs: from.ip6 });
+      }
+    }
+    for (const target of [node(3).pods[0]!.ip, node(3).pods[0]!.ip6!]) {
+      expect(await t.sh(node(1).pods[0]!.ns, 'ping', ['-c', '2', '-i', '0.2', '-W', '2', target])).toMatch(/2 packets transmitted, 2 received/);
+    }
+    // The underlay has no IPv4 at all: what carried the pods' IPv4 packets across was VXLAN over IPv6.
+    expect(await t.sh(node(1).ns, 'ip', ['-4', 'addr', 'show', 'dev', 'eth0'])).toBe('');
+  });
+});

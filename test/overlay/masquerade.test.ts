@@ -64,6 +64,27 @@ describe('renderMasquerade', () => {
     );
   });
 
+  it('over an IPv6 underlay, the VXLAN packets are untracked in the ip6 table, even with no IPv6 pod network', () => {
+    const text = renderMasquerade(['10.244.0.0/16'], { local: 'fd00:60::1', port: 8472 });
+    expect(text).not.toMatch(/ ip (s|d)addr fd00/);
+    expect(text.slice(text.indexOf('table ip6 netplane-overlay {'))).toBe(
+      [
+        'table ip6 netplane-overlay {',
+        '  comment "netplane overlay: masquerade pod traffic leaving the cluster"',
+        '  chain vxlan-in {',
+        '    type filter hook prerouting priority raw; policy accept;',
+        '    ip6 daddr fd00:60::1 udp dport 8472 notrack',
+        '  }',
+        '  chain vxlan-out {',
+        '    type filter hook output priority raw; policy accept;',
+        '    ip6 saddr fd00:60::1 udp dport 8472 notrack',
+        '  }',
+        '}',
+        '',
+      ].join('\n'),
+    );
+  });
+
   it('a family without CIDRs only has its table removed', () => {
     expect(renderMasquerade(['10.244.0.0/16'])).toMatch(/\ntable ip6 netplane-overlay\ndelete table ip6 netplane-overlay\n$/);
   });
@@ -117,6 +138,8 @@ describe('Masquerade with the real nft', () => {
     await m.sync(['10.244.0.0/16', 'fd00:244::/48'], { local: '192.168.60.1', port: 8472 }, true);
     expect((await lab.exec(ns, 'nft', ['list', 'chain', 'ip', 'netplane-overlay', 'vxlan-in'])).stdout).toContain('ip daddr 192.168.60.1 udp dport 8472 notrack');
     expect((await lab.exec(ns, 'nft', ['list', 'tables'])).stdout).toBe('table ip netplane-overlay\ntable ip6 netplane-overlay\n');
+    await m.sync(['10.244.0.0/16'], { local: 'fd00:60::1', port: 8472 });
+    expect((await lab.exec(ns, 'nft', ['list', 'chain', 'ip6', 'netplane-overlay', 'vxlan-out'])).stdout).toContain('ip6 saddr fd00:60::1 udp dport 8472 notrack');
     await m.sync(['10.244.0.0/16', '10.245.0.0/16']);
     const listed = (await lab.exec(ns, 'nft', ['list', 'ruleset'])).stdout;
     expect(listed).toContain('elements = { 10.244.0.0/16, 10.245.0.0/16 }');

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { Node } from '../../cluster/model/index.ts';
 import { derivedMac, podCIDRs, underlayAddress, vtepMac } from '../../overlay/plan/node.ts';
 import { planOverlay } from '../../overlay/plan/plan.ts';
-import type { OverlayOptions, OverlayPlan } from '../../overlay/plan/types.ts';
+import type { HostView, OverlayOptions, OverlayPlan } from '../../overlay/plan/types.ts';
 import { clusterNode, host1, node, options1 } from './fixtures.ts';
 
 const mac2 = derivedMac('192.168.60.2');
@@ -92,7 +92,7 @@ describe('planOverlay: this node', () => {
 
   const waiting: Array<[string, Node[], OverlayOptions, RegExp]> = [
     ['not in the view', [clusterNode(2)], options1, /^node1 is not in the cluster view/],
-    ['no podCIDR yet', [node('node1', { ip: '192.168.60.1' })], options1, /^node1 has no IPv4 podCIDR yet/],
+    ['no podCIDR yet', [node('node1', { ip: '192.168.60.1' })], options1, /^node1 has no podCIDR yet/],
     ['address on no interface', [clusterNode(1, { ip: '192.168.99.1' })], options1, /^node1 its underlay address 192.168.99.1 is on no interface of this host/],
     ['loopback address (the quick start)', [clusterNode(1, { ip: '127.0.0.1' })], options1, /^node1 its underlay address 127.0.0.1 is on the loopback interface/],
     ['unknown --iface', [clusterNode(1)], { ...options1, iface: 'eth9' }, /^node1 --iface eth9: there is no such interface here/],
@@ -111,6 +111,42 @@ describe('planOverlay: this node', () => {
   });
 });
 
+describe('planOverlay: an IPv6 underlay', () => {
+  const host6: HostView = {
+    links: host1.links,
+    addresses: [{ index: 1, cidr: '::1/128' }, { index: 2, cidr: 'fe80::1/64' }, { index: 2, cidr: 'fd00:60::1/64' }],
+  };
+  const v6Node = (i: number, extra: Parameters<typeof clusterNode>[1] = {}) => clusterNode(i, { ip: `fd00:60::${i}`, podCIDRs: [`10.244.${i}.0/24`, `fd00:244:${i}::/64`], ...extra });
+
+  it('runs the device over IPv6 (MTU less 70) and reaches each remote at an IPv6 address, both pod families', () => {
+    // node3's InternalIP is IPv4 and its ExternalIP IPv6: on an IPv6 underlay the IPv6 one is its address.
+    const withBoth = node('node3', { podCIDRs: ['10.244.3.0/24', 'fd00:244:3::/64'], ip: '192.168.60.3', externalIP: 'fd00:60::3' });
+    const plan = planOverlay([v6Node(1), v6Node(2), withBoth], options1, host6);
+    expect(plan.device).toMatchObject({ local: 'fd00:60::1', underlayIndex: 2, mtu: 1430, mac: derivedMac('fd00:60::1'), addresses: ['10.244.1.0/32', 'fd00:244:1::/128'] });
+    expect(summary(plan)).toEqual([
+      `node2 fd00:60::2 ${derivedMac('fd00:60::2')} 10.244.2.0 10.244.2.0/24 fd00:244:2:: fd00:244:2::/64`,
+      `node3 fd00:60::3 ${derivedMac('fd00:60::3')} 10.244.3.0 10.244.3.0/24 fd00:244:3:: fd00:244:3::/64`,
+    ]);
+  });
+
+  it('serves IPv6-only pod networks, and leaves out a remote with only an IPv4 address', () => {
+    const only6 = (i: number) => clusterNode(i, { ip: `fd00:60::${i}`, podCIDRs: [`fd00:244:${i}::/64`] });
+    const plan = planOverlay([only6(1), only6(2), clusterNode(3)], options1, host6);
+    expect(plan.device).toMatchObject({ local: 'fd00:60::1', addresses: ['fd00:244:1::/128'] });
+    expect(plan.remotes).toEqual([{ node: 'node2', underlayIP: 'fd00:60::2', vtepMAC: derivedMac('fd00:60::2'), vtep6: 'fd00:244:2::', podCIDR6: 'fd00:244:2::/64' }]);
+    expect(plan.problems.map((p) => `${p.node} ${p.reason}`)).toEqual([
+      "node3 has no IPv6 underlay address (InternalIP, ExternalIP or netplane.io/public-ip), and this node's underlay is IPv6",
+    ]);
+  });
+
+  it('--iface takes a global IPv6 address when the interface has no IPv4 one, never the link-local one', () => {
+    const plan = planOverlay([v6Node(1, { ip: '10.9.9.9' })], { ...options1, iface: 'eth0' }, host6);
+    expect(plan.device).toMatchObject({ local: 'fd00:60::1', mtu: 1430 });
+    const linkLocalOnly: HostView = { links: host1.links, addresses: [{ index: 2, cidr: 'fe80::1/64' }] };
+    expect(planOverlay([v6Node(1)], { ...options1, iface: 'eth0' }, linkLocalOnly).problems.map((p) => p.reason)).toContain('--iface eth0: the interface has no IPv4 or global IPv6 address');
+  });
+});
+
 describe('planOverlay: other nodes', () => {
   const rows: Array<[string, Node[], string[]]> = [
     ['two remotes, sorted by name', [clusterNode(3), clusterNode(1), clusterNode(2)], [
@@ -124,10 +160,10 @@ describe('planOverlay: other nodes', () => {
       'node2 192.168.61.2 0a:00:00:00:00:02 10.244.2.0 10.244.2.0/24',
     ]],
     ['no podCIDR: left out', [clusterNode(1), node('node2', { ip: '192.168.60.2' })], [
-      'problem node2: has no IPv4 podCIDR yet; its pods are not reachable over the overlay until it has one',
+      'problem node2: has no podCIDR yet; its pods are not reachable over the overlay until it has one',
     ]],
     ['no address: left out', [clusterNode(1), node('node2', { podCIDRs: ['10.244.2.0/24'] })], [
-      'problem node2: has no InternalIP or ExternalIP address and no netplane.io/public-ip annotation',
+      "problem node2: has no IPv4 underlay address (InternalIP, ExternalIP or netplane.io/public-ip), and this node's underlay is IPv4",
     ]],
     ['podCIDR overlapping this node: left out', [clusterNode(1), clusterNode(2, { podCIDRs: ['10.244.1.0/25'] })], [
       "problem node2: its podCIDR 10.244.1.0/25 overlaps another node's; left out",
@@ -140,8 +176,11 @@ describe('planOverlay: other nodes', () => {
       'node2 192.168.60.2 0a:00:00:00:00:09 10.244.2.0 10.244.2.0/24',
       "problem node3: its VTEP MAC 0a:00:00:00:00:09 is also node node2's; left out",
     ]],
-    ['IPv6 underlay: left out', [clusterNode(1), clusterNode(2, { ip: 'fd00:60::2' })], [
-      'problem node2: its underlay address fd00:60::2 is IPv6; the overlay runs over an IPv4 underlay',
+    ['only an IPv6 address where the underlay is IPv4: left out', [clusterNode(1), clusterNode(2, { ip: 'fd00:60::2' })], [
+      "problem node2: has no IPv4 underlay address (InternalIP, ExternalIP or netplane.io/public-ip), and this node's underlay is IPv4",
+    ]],
+    ['an IPv6 public-ip annotation where the underlay is IPv4: its IPv4 InternalIP is used', [clusterNode(1), clusterNode(2, { annotations: { 'netplane.io/public-ip': 'fd00:60::2' } })], [
+      `node2 192.168.60.2 ${mac2} 10.244.2.0 10.244.2.0/24`,
     ]],
   ];
   it.each(rows)('%s', (_name, nodes, want) => {

@@ -77,8 +77,13 @@ export interface OverlayTopology {
   destroy(): Promise<void>;
 }
 
-/** Builds `nodeCount` nodes with `podsPerNode` pods each; `dualStack` adds IPv6 pod networks fd00:244:i::/64. */
-export async function buildOverlayTopology(nodeCount = 3, podsPerNode = 2, dualStack = false): Promise<OverlayTopology> {
+/**
+ * Builds `nodeCount` nodes with `podsPerNode` pods each; `dualStack` adds IPv6 pod networks fd00:244:i::/64;
+ * `underlay: 6` gives the nodes (and the outside host) IPv6 underlay addresses only, fd00:60::i/64.
+ */
+export async function buildOverlayTopology(nodeCount = 3, podsPerNode = 2, dualStack = false, underlay: 4 | 6 = 4): Promise<OverlayTopology> {
+  const underlayAddr = (i: number) => (underlay === 6 ? `fd00:60::${i}` : `192.168.60.${i}`);
+  const underlayCidr = (i: number) => `${underlayAddr(i)}/${underlay === 6 ? 64 : 24}`;
   const lab = NetnsLab.create();
   const dir = await mkdtemp(join(tmpdir(), 'netplane-overlay-'));
   const agents = new Map<string, Agent>();
@@ -91,8 +96,8 @@ export async function buildOverlayTopology(nodeCount = 3, podsPerNode = 2, dualS
     const nodes: TestNode[] = [];
     for (let i = 1; i <= nodeCount; i++) {
       const ns = await lab.ns(`node${i}`);
-      const node: TestNode = { name: `node${i}`, ns, ip: `192.168.60.${i}`, podCIDR: `10.244.${i}.0/24`, ...(dualStack ? { podCIDR6: `fd00:244:${i}::/64` } : {}), pods: [] };
-      await lab.attach(br, { ns, ifname: 'eth0', addrs: [`${node.ip}/24`] }, `n${i}`);
+      const node: TestNode = { name: `node${i}`, ns, ip: underlayAddr(i), podCIDR: `10.244.${i}.0/24`, ...(dualStack ? { podCIDR6: `fd00:244:${i}::/64` } : {}), pods: [] };
+      await lab.attach(br, { ns, ifname: 'eth0', addrs: [underlayCidr(i)] }, `n${i}`);
       await lab.exec(ns, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1']);
       const cni = { ns, ifname: 'cni0', addrs: [`10.244.${i}.1/24`, ...(dualStack ? [`fd00:244:${i}::1/64`] : [])] };
       await lab.bridge(cni);
@@ -110,8 +115,8 @@ export async function buildOverlayTopology(nodeCount = 3, podsPerNode = 2, dualS
       }
       nodes.push(node);
     }
-    const outside = { ns: await lab.ns('outside'), ip: '192.168.60.100' };
-    await lab.attach(br, { ns: outside.ns, ifname: 'eth0', addrs: [`${outside.ip}/24`] }, 'nout');
+    const outside = { ns: await lab.ns('outside'), ip: underlayAddr(100) };
+    await lab.attach(br, { ns: outside.ns, ifname: 'eth0', addrs: [underlayCidr(100)] }, 'nout');
     servers.push(lab.spawn(outside.ns, process.execPath, [echo, 'outside', String(echoPort)]));
     await Promise.all(servers.map((s) => new Promise<void>((resolve, reject) => {
       s.stdout!.once('data', () => resolve());
