@@ -29,6 +29,8 @@ export interface UserspaceOptions {
    * same user bind such a port alongside; with 1 thread it is not set and such a bind fails as usual.
    */
   threads?: number;
+  /** Relay TCP on native handles when Node's bindings allow (relay.ts). Default true; false keeps to net.Socket. */
+  nativeRelay?: boolean;
 }
 
 /** SyncResult plus what could not be programmed: ports that failed to bind, and SCTP ports skipped. */
@@ -62,6 +64,7 @@ export class UserspaceBackend implements ProxyBackend {
   readonly #udpMaxFlows: number;
   readonly #connectTimeoutMs: number;
   readonly #threads: number;
+  readonly #nativeRelay: boolean;
   readonly #open = new Map<string, Listener>();
   /** TCP listeners of ports that went away whose established connections still run (cut by close()). */
   readonly #draining = new Set<TcpListener>();
@@ -77,6 +80,7 @@ export class UserspaceBackend implements ProxyBackend {
     this.#udpMaxFlows = options.udpMaxFlows ?? 4096;
     this.#connectTimeoutMs = options.connectTimeoutMs ?? 5_000;
     this.#threads = Math.max(1, Math.floor(options.threads ?? 1));
+    this.#nativeRelay = options.nativeRelay ?? true;
   }
 
   /** Where each Service port listens now, sorted by key. */
@@ -127,7 +131,7 @@ export class UserspaceBackend implements ProxyBackend {
     for (const key of this.#failing.keys()) if (!failingNow.has(key)) this.#failing.delete(key);
 
     if (this.#threads > 1) {
-      this.#pool ??= new TcpWorkerPool(this.#threads - 1, { host: this.#host, connectTimeoutMs: this.#connectTimeoutMs }, this.#log);
+      this.#pool ??= new TcpWorkerPool(this.#threads - 1, { host: this.#host, connectTimeoutMs: this.#connectTimeoutMs, nativeRelay: this.#nativeRelay }, this.#log);
       await this.#pool.apply(this.#sharedSpecs());
     }
     let elements = 0;
@@ -158,7 +162,7 @@ export class UserspaceBackend implements ProxyBackend {
     const onError = (err: Error) => this.#log.warn({ service: spec.service, key: spec.key, err: err.message }, 'a userspace proxy listener reported an error');
     const l: Listener =
       spec.protocol === 'TCP'
-        ? new TcpListener(spec, { host: this.#host, reusePort: this.#threads > 1, connectTimeoutMs: this.#connectTimeoutMs, onError })
+        ? new TcpListener(spec, { host: this.#host, reusePort: this.#threads > 1, connectTimeoutMs: this.#connectTimeoutMs, nativeRelay: this.#nativeRelay, onError })
         : new UdpListener(spec, { host: this.#host, idleMs: this.#udpIdleMs, maxFlows: this.#udpMaxFlows, onError });
     try {
       await l.listen();

@@ -1,10 +1,12 @@
 // One TCP listener of the userspace proxy: accepts on a Service's port, picks an endpoint, connects, and relays
 // both directions with backpressure and half-close. Runs in the main thread and, with `threads > 1`, in workers.
+// The relaying runs on the native handles (relay.ts) when Node's bindings are as expected, else on net.Socket.
 import { connect, createServer, type Server, type Socket, type TcpNetConnectOpts } from 'node:net';
 import type { Target } from '../plan/types.ts';
 import type { ListenerSpec } from './listeners.ts';
 import { DialDeadlines } from './deadlines.ts';
 import { EndpointPicker } from './picker.ts';
+import { native, Relay, type RelayHost, type TcpHandle } from './relay.ts';
 
 /** How a TCP listener binds and dials. */
 export interface TcpOptions {
@@ -13,6 +15,8 @@ export interface TcpOptions {
   reusePort: boolean;
   /** A connect to an endpoint that takes longer counts as failed (then one other endpoint is tried). */
   connectTimeoutMs: number;
+  /** Relay on native handles when the bindings allow (relay.ts); else, or when false, on net.Socket. */
+  nativeRelay?: boolean;
   /** Errors of the listening socket after it is open (e.g. EMFILE on accept). */
   onError: (err: Error) => void;
 }
@@ -31,8 +35,11 @@ export class TcpListener {
   readonly #options: TcpOptions;
   readonly #picker: EndpointPicker;
   readonly #server: Server;
-  readonly #connections = new Set<Socket>();
+  readonly #connections = new Set<{ destroy(): void }>();
   readonly #deadlines: DialDeadlines;
+  /** What relays on native handles use of this listener. */
+  readonly #host: RelayHost;
+  #native = false;
 
   constructor(spec: ListenerSpec, options: TcpOptions) {
     this.#spec = spec;
@@ -42,6 +49,17 @@ export class TcpListener {
     // The client is read while the endpoint is dialled (into the stream's buffer, bounded by highWaterMark; `end` is
     // not emitted before it is consumed), which saves a loop iteration per connection over pauseOnConnect.
     this.#server = createServer({ allowHalfOpen: true, noDelay: true, highWaterMark }, (c) => this.#accept(c));
+    const picker = this.#picker;
+    const connections = this.#connections;
+    this.#host = {
+      pick: (ip, failed) => picker.pick(ip, failed),
+      get needsClientIP() {
+        return picker.needsClientIP;
+      },
+      deadlines: this.#deadlines,
+      opened: (r) => connections.add(r),
+      closed: (r) => connections.delete(r),
+    };
   }
 
   get spec(): ListenerSpec {
@@ -53,6 +71,11 @@ export class TcpListener {
     return this.#connections.size;
   }
 
+  /** Whether connections are relayed on native handles (relay.ts) rather than net.Socket. */
+  get relaysNatively(): boolean {
+    return this.#native;
+  }
+
   /** Opens the listening socket; rejects with the bind error (EADDRINUSE, EACCES, ...). */
   listen(): Promise<void> {
     return new Promise((resolve, reject) => {
@@ -61,6 +84,7 @@ export class TcpListener {
       this.#server.listen({ host: this.#options.host, port: this.#spec.port, backlog: listenBacklog, reusePort: this.#options.reusePort }, () => {
         this.#server.off('error', failed);
         this.#server.on('error', this.#options.onError);
+        this.#acceptNatively();
         resolve();
       });
     });
@@ -82,6 +106,20 @@ export class TcpListener {
   async destroy(): Promise<void> {
     for (const c of this.#connections) c.destroy();
     await this.close();
+  }
+
+  /** Takes the accepted connections as native handles, before net.Server wraps them in sockets (see relay.ts). */
+  #acceptNatively(): void {
+    const handle = (this.#server as unknown as { _handle?: { onconnection?: unknown } })._handle;
+    if (this.#options.nativeRelay === false || !native || !handle || typeof handle.onconnection !== 'function') return;
+    handle.onconnection = (status: number, client: TcpHandle | undefined) => {
+      if (status < 0 || !client) {
+        this.#options.onError(Object.assign(new Error(`accept failed (${status})`), { errno: status }));
+        return;
+      }
+      new Relay(this.#host, client).start();
+    };
+    this.#native = true;
   }
 
   #accept(client: Socket): void {

@@ -28,6 +28,7 @@ async function apply(specs: ListenerSpec[]): Promise<Array<{ key: string; error:
         host: settings.host,
         reusePort: true,
         connectTimeoutMs: settings.connectTimeoutMs,
+        nativeRelay: settings.nativeRelay,
         onError: (err) => port.postMessage({ kind: 'error', key: spec.key, error: err.message } satisfies WorkerReply),
       });
       try {

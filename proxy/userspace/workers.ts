@@ -9,6 +9,7 @@ import type { ListenerSpec } from './listeners.ts';
 export interface WorkerSettings {
   host: string;
   connectTimeoutMs: number;
+  nativeRelay: boolean;
 }
 
 /** Main thread → worker. */

@@ -1,8 +1,11 @@
 // The userspace backend forwarding TCP on loopback to in-process endpoints.
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type AddressInfo } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { UserspaceBackend, type UserspaceOptions } from '../../../proxy/userspace/backend.ts';
+import { listenerSpecs } from '../../../proxy/userspace/listeners.ts';
+import { native } from '../../../proxy/userspace/relay.ts';
+import { TcpListener } from '../../../proxy/userspace/tcp.ts';
 import { silentLogger } from '../../../runtime/logger.ts';
 import { captureLogger, waitFor } from '../../helpers/wait.ts';
 import { plan, portPlan } from './plans.ts';
@@ -13,8 +16,11 @@ afterEach(async () => {
   while (cleanups.length > 0) await cleanups.pop()!();
 });
 
+/** Whether the backends of the current describe block relay on native handles (relay.ts) or on net.Socket. */
+let nativeRelay = true;
+
 function backend(options: Partial<UserspaceOptions> = {}): UserspaceBackend {
-  const b = new UserspaceBackend({ log: silentLogger(), ...options });
+  const b = new UserspaceBackend({ log: silentLogger(), nativeRelay, ...options });
   cleanups.push(() => b.close());
   return b;
 }
@@ -37,7 +43,30 @@ async function answers(port: number, count: number): Promise<string[]> {
   return names;
 }
 
-describe('userspace backend, TCP', () => {
+describe('the TCP relay on native handles', () => {
+  it('is what Node 24 gives a listener', async () => {
+    expect(native).not.toBeNull();
+    const [a] = await endpoints('a');
+    const spec = listenerSpecs(plan(portPlan({ name: 'web', port: await freePort(), clusterEndpoints: [a!.target] })), 4).specs[0]!;
+    const direct = new TcpListener(spec, { host: '127.0.0.1', reusePort: false, connectTimeoutMs: 1000, onError: () => {} });
+    const viaSockets = new TcpListener({ ...spec, port: await freePort() }, { host: '127.0.0.1', reusePort: false, connectTimeoutMs: 1000, nativeRelay: false, onError: () => {} });
+    cleanups.push(() => direct.destroy(), () => viaSockets.destroy());
+    await direct.listen();
+    await viaSockets.listen();
+    expect([direct.relaysNatively, viaSockets.relaysNatively]).toEqual([true, false]);
+    const c = client(spec.port);
+    expect(await c.firstLine).toBe('a');
+    expect(direct.connections).toBe(1);
+    c.socket.end();
+    await waitFor('the connection released', () => direct.connections === 0);
+  });
+});
+
+describe.each([true, false])('userspace backend, TCP (native relay: %s)', (native) => {
+  beforeAll(() => {
+    nativeRelay = native;
+  });
+
   it.each([1, 2])('spreads 60 connections evenly over 3 endpoints (threads %i)', async (threads) => {
     const eps = await endpoints('a', 'b', 'c');
     const port = await freePort();
@@ -117,7 +146,7 @@ describe('userspace backend, TCP', () => {
   it('keeps established connections of a port that went away until they end, and cuts them on close()', async () => {
     const [a] = await endpoints('a');
     const port = await freePort();
-    const b = new UserspaceBackend({ log: silentLogger() });
+    const b = new UserspaceBackend({ log: silentLogger(), nativeRelay });
     await b.sync(plan(portPlan({ name: 'web', port, clusterEndpoints: [a!.target] })), { full: true });
     const held = client(port);
     expect(await held.firstLine).toBe('a');
@@ -199,7 +228,7 @@ describe('userspace backend, TCP', () => {
   it('cuts established connections on close()', async () => {
     const [a] = await endpoints('a');
     const port = await freePort();
-    const b = new UserspaceBackend({ log: silentLogger() });
+    const b = new UserspaceBackend({ log: silentLogger(), nativeRelay });
     await b.sync(plan(portPlan({ name: 'web', port, clusterEndpoints: [a!.target] })), { full: true });
     const c = client(port);
     expect(await c.firstLine).toBe('a');
