@@ -87,6 +87,8 @@ const UV_ECONNRESET = -constants.errno.ECONNRESET;
 // A read this long filled libuv's buffer: more is likely waiting. Such reads are gathered until this loop
 // iteration's check phase and leave in one writev (bulk transfers: fewer, larger sends).
 const fullRead = 64 * 1024;
+// What a client may send before its endpoint answers, before it is no longer read (as net.Socket's high-water mark).
+const earlyLimit = 1 << 20;
 
 /** What a relay needs from its listener. */
 export interface RelayHost {
@@ -103,7 +105,8 @@ export interface RelayHost {
 interface Side {
   handle: TcpHandle;
   relay: Relay;
-  peer: Side;
+  /** The other side; undefined on the client's side while the endpoint is dialled. */
+  peer: Side | undefined;
   eof: boolean;
   pending: number;
   paused: boolean;
@@ -120,45 +123,54 @@ let flushScheduled = false;
 /** A client connection accepted on a listening handle, relayed to an endpoint. */
 export class Relay {
   readonly #host: RelayHost;
-  readonly #client: TcpHandle;
+  readonly #client: Side;
   #ip = '';
   #upstream: TcpHandle | undefined;
-  #sides: [Side, Side] | undefined;
+  /** The endpoint's side, once connected. */
+  #server: Side | undefined;
+  /** What the client sent while the endpoint was dialled, and its size. */
+  #early: Uint8Array[] = [];
+  #earlyBytes = 0;
   /** Nothing more to do: the connection is being (or has been) closed. */
   #done = false;
   #opened = false;
 
   constructor(host: RelayHost, client: TcpHandle) {
     this.#host = host;
-    this.#client = client;
+    this.#client = side(this, client);
   }
 
-  /** Picks an endpoint and dials it; without one the client is reset at once, as the kernel modes reject. */
+  /**
+   * Picks an endpoint and dials it; without one the client is reset at once, as the kernel modes reject. The
+   * client is read while the endpoint is dialled: its request is then usually in hand when the connect completes,
+   * which saves an event-loop round per connection.
+   */
   start(): void {
+    const client = this.#client.handle;
     if (this.#host.needsClientIP) {
       const out: { address?: string } = {};
-      this.#ip = this.#client.getpeername(out) === 0 ? (out.address ?? '') : '';
+      this.#ip = client.getpeername(out) === 0 ? (out.address ?? '') : '';
     }
     const target = this.#host.pick(this.#ip);
     if (!target) {
-      resetHandle(this.#client);
+      this.#client.closed = true;
+      resetHandle(client);
       this.#finish();
       return;
     }
     this.#opened = true;
     this.#host.opened(this);
-    this.#client.setNoDelay(true);
+    client.setNoDelay(true);
+    client.readStart();
     this.#dial(target, true);
   }
 
   /** Cuts the connection (both sides closed). */
   destroy(): void {
     if (this.#done) return;
-    if (this.#sides) for (const s of this.#sides) closeSide(s);
-    else {
-      closeHandle(this.#client);
-      if (this.#upstream) closeHandle(this.#upstream);
-    }
+    closeSide(this.#client);
+    if (this.#server) closeSide(this.#server);
+    else if (this.#upstream) closeHandle(this.#upstream);
     this.#finish();
   }
 
@@ -173,7 +185,8 @@ export class Relay {
       const other = mayRetry ? this.#host.pick(this.#ip, target) : undefined;
       if (other) this.#dial(other, false);
       else {
-        resetHandle(this.#client);
+        this.#client.closed = true;
+        resetHandle(this.#client.handle);
         this.#finish();
       }
     };
@@ -194,18 +207,38 @@ export class Relay {
       return;
     }
     upstream.setNoDelay(true);
-    const client = side(this, this.#client);
+    const client = this.#client;
     const server = side(this, upstream);
     client.peer = server;
     server.peer = client;
-    this.#sides = [client, server];
-    client.handle.readStart();
-    server.handle.readStart();
+    this.#server = server;
+    if (this.#early.length > 0) {
+      const early = this.#early;
+      this.#early = [];
+      this.#earlyBytes = 0;
+      write(server, early.length === 1 ? early[0]! : early);
+    }
+    if (client.eof) this.eof(client);
+    else if (client.paused && server.pending === 0) {
+      client.paused = false;
+      client.handle.readStart();
+    }
+    if (!server.closed) server.handle.readStart();
   }
 
   /** Data read from `from`: on to its peer; reading pauses while a write waits for the kernel. */
   forward(from: Side, data: Uint8Array): void {
     const to = from.peer;
+    if (!to) {
+      // Still dialling: hold it, up to the bound of one write queue.
+      this.#early.push(data);
+      this.#earlyBytes += data.length;
+      if (this.#earlyBytes >= earlyLimit) {
+        from.paused = true;
+        from.handle.readStop();
+      }
+      return;
+    }
     if (to.closed) return;
     if (data.length >= fullRead || to.batch.length > 0) {
       to.batch.push(data);
@@ -224,6 +257,8 @@ export class Relay {
     from.eof = true;
     from.handle.readStop();
     const to = from.peer;
+    // While dialling, the FIN is passed on when the endpoint answers.
+    if (!to) return;
     if (to.batch.length > 0) flush(to);
     if (to.pending > 0) to.shutWhenDrained = true;
     else this.shutdown(to);
@@ -232,7 +267,8 @@ export class Relay {
   /** Ends the writing half of `to`, or closes both sides when both have ended and nothing is in flight. */
   shutdown(to: Side): void {
     if (to.closed) return;
-    const from = to.peer;
+    // Only connected sides are written to or shut: both sides exist.
+    const from = to.peer!;
     if (to.eof && from.eof && to.pending === 0 && from.pending === 0) {
       // Both directions are done: closing sends the FINs, without shutdown() calls.
       closeSide(to);
@@ -251,6 +287,13 @@ export class Relay {
   /** `side` failed (read or write error, `code` as libuv gives it): a reset is passed on as a reset, else a close. */
   failed(side: Side, code: number): void {
     if (this.#done) return;
+    if (!side.peer) {
+      // The client failed while the endpoint was dialled: the dial is abandoned.
+      closeSide(side);
+      if (this.#upstream) closeHandle(this.#upstream);
+      this.#finish();
+      return;
+    }
     if (code === UV_ECONNRESET && !side.peer.closed) {
       side.peer.closed = true;
       resetHandle(side.peer.handle);
@@ -262,13 +305,13 @@ export class Relay {
   #finish(): void {
     if (this.#done) return;
     this.#done = true;
-    this.#sides = undefined;
+    this.#early = [];
     if (this.#opened) this.#host.closed(this);
   }
 }
 
 function side(relay: Relay, handle: TcpHandle): Side {
-  const s: Side = { handle, relay, peer: undefined as unknown as Side, eof: false, pending: 0, paused: false, shutWhenDrained: false, shut: false, closed: false, batch: [] };
+  const s: Side = { handle, relay, peer: undefined, eof: false, pending: 0, paused: false, shutWhenDrained: false, shut: false, closed: false, batch: [] };
   handle.side = s;
   handle.onread = onRead;
   return s;
@@ -296,7 +339,7 @@ function write(to: Side, data: Uint8Array | Uint8Array[]): void {
   // Queued in libuv: keep the data alive and stop reading the other side until it is written.
   req.buffer = data;
   to.pending++;
-  const from = to.peer;
+  const from = to.peer!;
   if (!from.paused && !from.eof && !from.closed) {
     from.paused = true;
     from.handle.readStop();
@@ -314,7 +357,7 @@ function afterWrite(this: Req, status: number): void {
     to.relay.shutdown(to);
     return;
   }
-  const from = to.peer;
+  const from = to.peer!;
   if (from.paused && !from.eof && !from.closed) {
     from.paused = false;
     from.handle.readStart();
