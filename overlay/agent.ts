@@ -43,6 +43,8 @@ export interface AgentOptions {
   retryBaseMs?: number;
   /** Called after every sync that planned a device. Must not throw. */
   onSelf?: (self: SelfVtep) => void;
+  /** Called with the plan after every sync that planned a device (subnet.env follows it). Must not throw. */
+  onPlan?: (plan: OverlayPlan) => void;
 }
 
 /** Programs this node's overlay from the store's Nodes. */
@@ -239,7 +241,10 @@ export class OverlayAgent {
         plan.device ? 'overlay synced' : 'overlay waiting: this node cannot have a VXLAN device yet',
       );
     }
-    if (plan.device) o.onSelf?.({ mac: plan.device.mac, ip: plan.device.local });
+    if (plan.device) {
+      o.onSelf?.({ mac: plan.device.mac, ip: plan.device.local });
+      o.onPlan?.(plan);
+    }
   }
 
   #fail(taken: ReadonlyMap<string, number>, failed: Array<{ kind: string; text: string; error: Error }>, full: boolean): void {

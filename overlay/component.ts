@@ -4,11 +4,14 @@
 import { readFile } from 'node:fs/promises';
 import { defineComponent, type ComponentContext } from '../runtime/component.ts';
 import { HostRunner, type CommandRunner } from '../runtime/exec.ts';
-import { durationFlag, listFlag, parseCIDRList, switchFlag, valueFlag } from '../runtime/flags.ts';
+import { durationFlag, listFlag, nonEmpty, parseCIDRList, switchFlag, valueFlag } from '../runtime/flags.ts';
 import type { Logger } from '../runtime/logger.ts';
 import { OverlayAgent } from './agent.ts';
 import type { OverlayKernel } from './kernel/types.ts';
 import { Masquerade } from './masquerade.ts';
+import { podCIDRs } from './plan/node.ts';
+import type { OverlayPlan } from './plan/types.ts';
+import { coveringCIDRs, renderSubnetEnv, SubnetFile } from './subnet-file.ts';
 import { registerOverlayMetrics } from './metrics.ts';
 import { kubernetesPatcher, VtepPublisher, type PatchAnnotations } from './publish.ts';
 
@@ -31,12 +34,17 @@ const flags = {
   device: valueFlag({ value: 'NAME', help: 'the VXLAN device', parse: ifName, default: 'netplane.1' }),
   vni: valueFlag({ value: 'N', help: 'the VXLAN network identifier', parse: intIn(0, 16_777_215), default: 1 }),
   port: valueFlag({ value: 'PORT', help: "the VXLAN UDP port (Flannel's default; 4789 is the IANA one)", parse: intIn(1, 65535), default: 8472 }),
-  mtu: valueFlag({ value: 'BYTES', help: "the device's MTU (default: the underlay interface's MTU less 50)", parse: intIn(68, 65535) }),
-  iface: valueFlag({ value: 'NAME', help: "the underlay interface; its IPv4 address is this node's underlay address (default: the interface holding the Node's address)", parse: ifName }),
+  mtu: valueFlag({ value: 'BYTES', help: "the device's MTU (default: the underlay interface's MTU less 50, less 70 over IPv6)", parse: intIn(68, 65535) }),
+  iface: valueFlag({ value: 'NAME', help: "the underlay interface; its IPv4 (else global IPv6) address is this node's underlay address (default: the interface holding the Node's address)", parse: ifName }),
   'cluster-cidr': listFlag({
     value: 'CIDRS',
     help: "pod network CIDRs, comma-separated; pod traffic to anywhere else is masqueraded (default: every Node's podCIDRs)",
     parse: parseCIDRList,
+  }),
+  'subnet-file': valueFlag({
+    value: 'PATH',
+    help: "write Flannel's subnet.env here for the flannel CNI plugin (Flannel's path: /run/flannel/subnet.env; default: none)",
+    parse: nonEmpty,
   }),
   'resync-period': durationFlag({ help: 'read the kernel again and repair what differs at least this often', default: '30s' }),
   cleanup: switchFlag('remove the VXLAN device (with its routes and entries) and the masquerade tables, and exit'),
@@ -139,6 +147,7 @@ export async function runOverlay(ctx: ComponentContext, f: OverlayFlags, deps: O
     log: ctx.log,
     resyncPeriodMs: f['resync-period'],
     ...(publisher ? { onSelf: publisher.publish } : {}),
+    ...(f['subnet-file'] ? { onPlan: subnetEnvWriter(ctx, f['subnet-file'], clusterCIDRs) } : {}),
   });
   ctx.admin.addHealthCheck('overlay', agent.health);
   // Never program an empty view: on a restart that would delete every other node's entries until it loads.
@@ -159,6 +168,28 @@ export async function runOverlay(ctx: ComponentContext, f: OverlayFlags, deps: O
   }
   ctx.log.info({ device: f.device, vni: f.vni, port: f.port, mtu: f.mtu ?? 'auto', iface: f.iface ?? 'auto', clusterCIDRs, publishes: publisher !== undefined }, 'overlay running');
   return agent;
+}
+
+/** Keeps subnet.env in step with each plan; a failed write is logged and tried again at the next sync. */
+function subnetEnvWriter(ctx: ComponentContext, path: string, clusterCIDRs: readonly string[]): (plan: OverlayPlan) => void {
+  const file = new SubnetFile(path);
+  let failing = false;
+  return (plan) => {
+    const self = ctx.store.get('Node', ctx.nodeName);
+    if (!self || !plan.device) return;
+    const own = podCIDRs(self);
+    const text = renderSubnetEnv({ networks: clusterCIDRs.length > 0 ? clusterCIDRs : coveringCIDRs(plan.podCIDRs), subnet4: own.v4, subnet6: own.v6, mtu: plan.device.mtu, ipMasq: true });
+    file.update(text).then(
+      (wrote) => {
+        if (wrote) ctx.log.info({ path, subnet: own.v4 ?? own.v6, mtu: plan.device?.mtu }, 'wrote subnet.env');
+        failing = false;
+      },
+      (e: Error) => {
+        if (!failing) ctx.log.warn({ path, err: e.message }, 'cannot write subnet.env; trying again at the next sync');
+        failing = true;
+      },
+    );
+  };
 }
 
 async function makePublisher(ctx: ComponentContext, f: OverlayFlags, patch: PatchAnnotations | undefined): Promise<VtepPublisher> {

@@ -97,6 +97,15 @@ export function canonicalCIDR(cidr: string): string {
   return `${v6 ? formatIPv6(fromBigInt6(n)) : fromBigInt4(n)}/${len}`;
 }
 
+/** The first host address of a CIDR (its network address + 1), canonical: a bridge's usual gateway address. */
+export function firstHost(cidr: string): string {
+  const [ip = '', lenText = ''] = cidr.split('/');
+  const v6 = isIPv6(ip);
+  const bits = v6 ? 128 : 32;
+  const n = maskBits(v6 ? toBigInt6(parseIPv6(ip)) : toBigInt4(ip), bits, lenText === '' ? bits : Number(lenText)) + 1n;
+  return v6 ? formatIPv6(fromBigInt6(n)) : fromBigInt4(n);
+}
+
 /** CIDRs as an interval set accepts them: canonical, without duplicates or prefixes inside another one, sorted. */
 export function normalizeCIDRs(cidrs: readonly string[]): string[] {
   const parsed = [...new Set(cidrs.map(canonicalCIDR))].map((c) => ({ c, ...range(c) }));

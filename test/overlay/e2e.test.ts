@@ -1,5 +1,8 @@
 // netplane overlay as users run it (the CLI, one agent per node namespace, from a manifest directory), tested
 // with real packets between pods on three nodes joined by an underlay bridge. Scenarios run in order on one network.
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { derivedMac } from '../../overlay/plan/node.ts';
@@ -46,13 +49,17 @@ describe('netplane overlay in the kernel: three dual-stack nodes on an underlay 
   const node = (i: number) => t.nodes[i - 1]!;
   const others = (i: number, list = t.nodes) => list.filter((n) => n.name !== `node${i}`);
 
+  let envDir: string;
+
   beforeAll(async () => {
+    envDir = await mkdtemp(join(tmpdir(), 'netplane-subnet-env-'));
     t = await buildOverlayTopology(3, 2, true);
     await t.writeNodes();
-    await Promise.all(t.nodes.map((n) => t.startAgent(n)));
+    await Promise.all(t.nodes.map((n) => t.startAgent(n, ['--subnet-file', join(envDir, n.name, 'subnet.env')])));
   }, 60_000);
   afterAll(async () => {
     await t?.destroy();
+    await rm(envDir, { recursive: true, force: true });
   });
 
   it('creates the device as configured and one neighbour, FDB entry and route per other node', async () => {
@@ -64,6 +71,10 @@ describe('netplane overlay in the kernel: three dual-stack nodes on an underlay 
     const addr = await t.sh(node(1).ns, 'ip', ['addr', 'show', 'dev', 'netplane.1']);
     expect(addr).toContain('inet 10.244.1.0/32');
     expect(addr).toContain('inet6 fd00:244:1::/128');
+    // Flannel's subnet.env, for the flannel CNI plugin.
+    expect(await readFile(join(envDir, 'node2', 'subnet.env'), 'utf8')).toBe(
+      'FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.2.1/24\nFLANNEL_IPV6_NETWORK=fd00:244::/48\nFLANNEL_IPV6_SUBNET=fd00:244:2::1/64\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n',
+    );
     for (const n of t.nodes) {
       const i = Number(n.name.slice(4));
       expect(await entries(t, n)).toEqual(expectedEntries(n, others(i)));
