@@ -13,8 +13,8 @@ export class TrustedProxiesError extends Error {
   readonly code = 'NETPLANE_INGRESS_TRUSTED_PROXIES';
 }
 
-/** The addresses whose X-Forwarded-For is believed. */
-export class TrustedProxies {
+/** A set of addresses and CIDR blocks, IPv4 and IPv6: the trusted proxies, an Ingress's allowed or denied sources. */
+export class AddressSet {
   readonly #list: BlockList;
   readonly #empty: boolean;
 
@@ -24,22 +24,16 @@ export class TrustedProxies {
   }
 
   /** Parses addresses and CIDR blocks (IPv4 or IPv6); throws TrustedProxiesError naming the first bad entry. */
-  static parse(cidrs: readonly string[]): TrustedProxies {
+  static parse(cidrs: readonly string[]): AddressSet {
     const list = new BlockList();
     for (const entry of cidrs) {
-      const [address = '', prefix, extra] = entry.trim().split('/');
-      const ip = normalizeIP(address);
-      const family = ip === undefined ? 0 : isIP(ip);
-      const bits = family === 4 ? 32 : 128;
-      const n = prefix === undefined ? bits : /^\d{1,3}$/.test(prefix) ? Number(prefix) : -1;
-      if (ip === undefined || family === 0 || extra !== undefined || n < 0 || n > bits) {
-        throw new TrustedProxiesError(
-          `trusted proxy ${JSON.stringify(entry)} is not allowed: it must be an IPv4 or IPv6 address or CIDR block (like 10.0.0.0/8 or fd00::/8)`,
-        );
+      const block = addressBlock(entry);
+      if (!block) {
+        throw new TrustedProxiesError(`trusted proxy ${JSON.stringify(entry)} is not allowed: it must be ${addressBlockText}`);
       }
-      list.addSubnet(ip, n, family === 4 ? 'ipv4' : 'ipv6');
+      list.addSubnet(block.ip, block.prefix, block.family === 4 ? 'ipv4' : 'ipv6');
     }
-    return new TrustedProxies(list, cidrs.length === 0);
+    return new AddressSet(list, cidrs.length === 0);
   }
 
   /** Whether `ip` (any spelling normalizeIP accepts) is trusted; false for anything that is not an address. */
@@ -49,6 +43,23 @@ export class TrustedProxies {
     if (a === undefined) return false;
     return this.#list.check(a, isIP(a) === 4 ? 'ipv4' : 'ipv6');
   }
+}
+
+/** The addresses whose X-Forwarded-For is believed. */
+export { AddressSet as TrustedProxies };
+
+/** What addressBlock() accepts, for messages. */
+export const addressBlockText = 'an IPv4 or IPv6 address or CIDR block (like 10.0.0.0/8 or fd00::/8)';
+
+/** An address or CIDR block as BlockList takes it; undefined when `entry` is neither. */
+export function addressBlock(entry: string): { ip: string; family: 4 | 6; prefix: number } | undefined {
+  const [address = '', prefix, extra] = entry.trim().split('/');
+  const ip = normalizeIP(address);
+  const family = ip === undefined ? 0 : isIP(ip);
+  const bits = family === 4 ? 32 : 128;
+  const n = prefix === undefined ? bits : /^\d{1,3}$/.test(prefix) ? Number(prefix) : -1;
+  if (ip === undefined || family === 0 || extra !== undefined || n < 0 || n > bits) return undefined;
+  return { ip, family: family as 4 | 6, prefix: n };
 }
 
 /**
@@ -83,7 +94,7 @@ function mappedIPv4(s: string): string {
  * (walking from the right past trusted hops; all trusted: the leftmost; an unparseable hop stops the walk at the
  * last good one). Normalised as normalizeIP does; '' when the socket has no address (it has closed).
  */
-export function clientIP(remoteAddress: string | undefined, xForwardedFor: string | string[] | undefined, trusted: TrustedProxies): string {
+export function clientIP(remoteAddress: string | undefined, xForwardedFor: string | string[] | undefined, trusted: AddressSet): string {
   const socket = remoteAddress === undefined ? '' : (normalizeIP(remoteAddress) ?? remoteAddress);
   if (xForwardedFor === undefined || !trusted.has(socket)) return socket;
   const hops = [xForwardedFor].flat().join(',').split(',');

@@ -2,6 +2,7 @@
 // Any value netplane cannot honour throws AnnotationError: the Ingress is then not served as written at all, since
 // serving it without (say) its auth or with a different rewrite would be serving something its author did not write.
 import { AnnotationReader, httpToken, invalid, type Annotation } from './annotations.ts';
+import { addressBlock, addressBlockText } from '../limits/client-ip.ts';
 import { AnnotationError, quote } from './errors.ts';
 import type { AuthPolicy, IngressPolicy, JwtAuthPolicy, ObjectRef, RateLimitPolicy } from './types.ts';
 
@@ -69,6 +70,8 @@ export function readPolicy(namespace: string, annotations: Readonly<Record<strin
   if (rewrite !== undefined) policy.rewriteTarget = readRewrite(rewrite);
   const affinity = readAffinity(a);
   if (affinity !== undefined) policy.affinity = affinity;
+  const sourceRange = readSourceRange(a);
+  if (sourceRange !== undefined) policy.sourceRange = sourceRange;
 
   const result: AnnotatedPolicy = { policy, secrets: [] };
   if (auth?.type === 'basic') result.secrets.push(`${auth.secret.namespace}/${auth.secret.name}`);
@@ -76,6 +79,23 @@ export function readPolicy(namespace: string, annotations: Readonly<Record<strin
   const canary = readCanary(a);
   if (canary !== undefined) result.canary = canary;
   return result;
+}
+
+/**
+ * ingress-nginx's allowlist-source-range (and its older name whitelist-source-range) and denylist-source-range:
+ * comma-separated addresses and CIDR blocks. A list with no entry would allow no one (or deny no one): refused.
+ */
+function readSourceRange(a: AnnotationReader): IngressPolicy['sourceRange'] {
+  const block = { test: (s: string) => addressBlock(s) !== undefined, allowed: addressBlockText };
+  const read = (name: 'allowlist-source-range' | 'whitelist-source-range' | 'denylist-source-range') => {
+    const items = a.list(name, block);
+    if (items !== undefined && items.length === 0) throw invalid(a.get(name)!, `allowed is a comma-separated list of at least one item, each ${addressBlockText}`);
+    return items;
+  };
+  const allow = read('allowlist-source-range') ?? read('whitelist-source-range');
+  const deny = read('denylist-source-range');
+  if (!allow && !deny) return undefined;
+  return { ...(allow ? { allow } : {}), ...(deny ? { deny } : {}) };
 }
 
 function readRateLimit(a: AnnotationReader): RateLimitPolicy | undefined {

@@ -78,6 +78,8 @@ export interface IngressPolicy {
   /** Cookie affinity (ingress-nginx `affinity: cookie`). */
   affinity?: { cookieName: string; maxAgeSeconds?: number; path?: string };
   loadBalance: 'round_robin' | 'least_request';
+  /** Client addresses (IPs and CIDR blocks) that may reach the Ingress, and those that may not; others get 403. */
+  sourceRange?: { allow?: readonly string[]; deny?: readonly string[] };
 }
 
 /** A canary backend attached to a route by another Ingress with the `canary` annotation. */

@@ -3,6 +3,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { Authenticators } from '../auth/authenticators.ts';
+import { AddressSet } from '../limits/client-ip.ts';
 import type { RateLimiters } from '../limits/rate.ts';
 import { upstreamPath } from '../routes/rewrite.ts';
 import type { BackendRef, Route, RouteTable } from '../routes/types.ts';
@@ -111,6 +112,24 @@ export const route: Step = {
   },
 };
 
+const sourceSets = new WeakMap<object, { allow?: AddressSet; deny?: AddressSet }>();
+
+/** Refuses (403) a client outside the route's allowed sources or inside its denied ones, before anything else. */
+export const sourceRange: Step = {
+  name: 'source-range',
+  run(x) {
+    const p = x.route!.policy.sourceRange;
+    if (!p) return 'next';
+    let sets = sourceSets.get(p);
+    if (!sets) {
+      sets = { ...(p.allow ? { allow: AddressSet.parse(p.allow) } : {}), ...(p.deny ? { deny: AddressSet.parse(p.deny) } : {}) };
+      sourceSets.set(p, sets);
+    }
+    if ((sets.allow && !sets.allow.has(x.clientIP)) || sets.deny?.has(x.clientIP)) return reply(x, 403, 'source-range');
+    return 'next';
+  },
+};
+
 /** Sends plain-HTTP requests for hosts with TLS (or with force-ssl-redirect) to HTTPS with a 308. */
 export const redirect: Step = {
   name: 'redirect',
@@ -212,7 +231,7 @@ export const forward: Step = {
 };
 
 /** The steps in order. */
-export const pipeline: readonly Step[] = [parse, route, redirect, limit, authenticate, chooseBackend, forward];
+export const pipeline: readonly Step[] = [parse, route, sourceRange, redirect, limit, authenticate, chooseBackend, forward];
 
 /** Runs the steps until one answers. Synchronous steps cost no promise. */
 export async function runPipeline(x: Exchange, s: GatewayState, steps: readonly Step[] = pipeline): Promise<void> {

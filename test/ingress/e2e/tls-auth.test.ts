@@ -61,6 +61,9 @@ describe('netplane ingress TLS and auth', () => {
         ingress('jwt', 'jwt.test', { 'netplane.io/auth-type': 'jwt', 'netplane.io/auth-jwt-jwks-url': `http://127.0.0.1:${jwksPort}/jwks`, 'netplane.io/auth-jwt-issuer': 'https://issuer.test', 'netplane.io/auth-jwt-audience': 'shop' }),
         ingress('ext', 'ext.test', { 'nginx.ingress.kubernetes.io/auth-url': `http://127.0.0.1:${authPort}/check`, 'nginx.ingress.kubernetes.io/auth-response-headers': 'X-Auth-User', 'netplane.io/auth-timeout': '1' }),
         ingress('limited', 'limited.test', { 'nginx.ingress.kubernetes.io/limit-rps': '2', 'nginx.ingress.kubernetes.io/limit-burst-multiplier': '1' }),
+        ingress('inside', 'inside.test', { 'nginx.ingress.kubernetes.io/allowlist-source-range': '10.0.0.0/8, 127.0.0.0/8' }),
+        ingress('outside', 'outside.test', { 'nginx.ingress.kubernetes.io/whitelist-source-range': '10.0.0.0/8,fd00::/8' }),
+        ingress('denied', 'denied.test', { 'nginx.ingress.kubernetes.io/allowlist-source-range': '127.0.0.0/8', 'nginx.ingress.kubernetes.io/denylist-source-range': '127.0.0.1' }),
       ].join('---\n'),
     );
     gw.write('shop-tls.yaml', tlsSecretYaml('shop-tls', shop));
@@ -92,6 +95,15 @@ describe('netplane ingress TLS and auth', () => {
     expect(r.status).toBe(308);
     expect(r.headers.location).toBe(`https://shop.test:${gw.https}/cart?id=1`);
     expect((await gw.get('x.apps.test', '/')).status).toBe(200);
+  });
+
+  it('source ranges: clients outside the allowlist or inside the denylist get 403, others pass', async () => {
+    expect(echoOf(await gw.get('inside.test', '/')).backend).toBe('web');
+    for (const host of ['outside.test', 'denied.test']) {
+      const r = await gw.get(host, '/');
+      expect([host, r.status, r.text]).toEqual([host, 403, '403 Forbidden\n']);
+    }
+    expect(await gw.metrics()).toMatch(/nginx_ingress_controller_requests\{[^}]*ingress="outside"[^}]*status="403"[^}]*\} 1/);
   });
 
   it('swaps a certificate when its Secret changes, without a restart', async () => {

@@ -58,6 +58,9 @@ describe('annotations with good values', () => {
     ['cookie affinity with name, max age, path', { [`${ngx}affinity`]: 'cookie', [`${ngx}session-cookie-name`]: 'route', [`${ngx}session-cookie-max-age`]: '3600', [`${ngx}session-cookie-path`]: '/shop' }, { affinity: { cookieName: 'route', maxAgeSeconds: 3600, path: '/shop' } }],
     ['load-balance least_request', { [`${np}load-balance`]: 'least_request' }, { loadBalance: 'least_request' }],
     ['load-balance ewma reads as least_request', { [`${ngx}load-balance`]: 'ewma' }, { loadBalance: 'least_request' }],
+    ['allowlist-source-range, addresses and blocks of both families', { [`${ngx}allowlist-source-range`]: '10.0.0.0/8, 192.0.2.7,fd00::/8' }, { sourceRange: { allow: ['10.0.0.0/8', '192.0.2.7', 'fd00::/8'] } }],
+    ['whitelist-source-range, its older name', { [`${ngx}whitelist-source-range`]: '10.0.0.0/8' }, { sourceRange: { allow: ['10.0.0.0/8'] } }],
+    ['allowlist wins over whitelist; denylist beside it', { [`${np}allowlist-source-range`]: '10.1.0.0/16', [`${ngx}whitelist-source-range`]: '10.0.0.0/8', [`${ngx}denylist-source-range`]: '10.1.2.3' }, { sourceRange: { allow: ['10.1.0.0/16'], deny: ['10.1.2.3'] } }],
     ['netplane.io wins over nginx', { [`${np}limit-rps`]: '7', [`${ngx}limit-rps`]: 'not read' }, { rateLimit: { rps: 7, burstMultiplier: 5 } }],
     ['unknown nginx annotations are ignored, never interpreted', { [`${ngx}configuration-snippet`]: 'more_set_headers "X: y";\nreturn 200;', [`${ngx}auth-jwt-jwks-url`]: 'x' }, {}],
     ['other prefixes are not read', { 'kubectl.kubernetes.io/last-applied-configuration': '{"a":1}\n', 'example.com/limit-rps': 'x' }, {}],
@@ -137,7 +140,9 @@ describe('annotations with values that cannot be honoured', () => {
     ['DEL character', { [`${ngx}limit-rps`]: '10\u007f' }, `${ngx}limit-rps`, '10\u007f', 'control characters'],
     ['tab character', { [`${ngx}ssl-redirect`]: '\ttrue' }, `${ngx}ssl-redirect`, '\ttrue', 'control characters'],
     ['control character in an nginx value a netplane.io one overrides', { [`${np}limit-rps`]: '1', [`${ngx}limit-rps`]: '1\r\n' }, `${ngx}limit-rps`, '1\r\n', 'control characters'],
-    ['nginx source allowlist netplane does not enforce', { [`${ngx}whitelist-source-range`]: '10.0.0.0/8' }, `${ngx}whitelist-source-range`, '10.0.0.0/8', 'without it'],
+    ['allowlist-source-range with a hostname', { [`${ngx}allowlist-source-range`]: '10.0.0.0/8, office.example.com' }, `${ngx}allowlist-source-range`, '10.0.0.0/8, office.example.com', 'IPv4 or IPv6 address or CIDR block'],
+    ['whitelist-source-range with a bad prefix', { [`${ngx}whitelist-source-range`]: '10.0.0.0/33' }, `${ngx}whitelist-source-range`, '10.0.0.0/33', 'IPv4 or IPv6 address or CIDR block'],
+    ['denylist-source-range empty', { [`${ngx}denylist-source-range`]: ',' }, `${ngx}denylist-source-range`, ',', 'at least one item'],
     ['nginx client certificate auth netplane does not enforce', { [`${ngx}auth-tls-secret`]: 'shop/ca' }, `${ngx}auth-tls-secret`, 'shop/ca', 'without it'],
   ];
 
