@@ -204,6 +204,45 @@ describe.each([true, false])('userspace backend, TCP (native relay: %s)', (nativ
     expect(c.received()).toBe(createHash('sha256').update('hello').digest('hex'));
   });
 
+  it('passes resets on as resets, both ways', async () => {
+    // An endpoint that answers with a line, then resets the connection when it reads anything.
+    const server = createServer((sock) => {
+      sock.write('rst\n');
+      sock.on('data', () => sock.resetAndDestroy());
+      sock.on('error', () => {});
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise((r) => server.close(r)));
+    const seen: Array<string | undefined> = [];
+    const echo = createServer((sock) => {
+      sock.on('error', (e: NodeJS.ErrnoException) => seen.push(e.code));
+      sock.on('close', () => seen.push('closed'));
+      sock.write('echo\n');
+    });
+    await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise((r) => echo.close(r)));
+    const [rstPort, echoPort] = [await freePort(), await freePort()];
+    const b = backend();
+    await b.sync(
+      plan(
+        portPlan({ name: 'rst', port: rstPort, clusterEndpoints: [{ ip: '127.0.0.1', port: (server.address() as AddressInfo).port }] }),
+        portPlan({ name: 'echo', port: echoPort, clusterEndpoints: [{ ip: '127.0.0.1', port: (echo.address() as AddressInfo).port }] }),
+      ),
+      { full: true },
+    );
+    // The endpoint resets: the client gets a reset, not a clean end.
+    const c = client(rstPort);
+    expect(await c.firstLine).toBe('rst');
+    c.socket.write('x');
+    expect(await c.closed).toBe('ECONNRESET');
+    // The client resets: the endpoint gets a reset.
+    const d = client(echoPort);
+    expect(await d.firstLine).toBe('echo');
+    d.socket.resetAndDestroy();
+    await waitFor('the endpoint to see the reset', () => seen.includes('closed'));
+    expect(seen).toEqual(['ECONNRESET', 'closed']);
+  });
+
   it('carries 50 MB both ways intact', async () => {
     const [echo] = await Promise.all([tcpEndpoint('echo', { greet: false })]);
     cleanups.push(() => echo!.close());
