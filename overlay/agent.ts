@@ -5,16 +5,13 @@
 import type { Store } from '../cluster/store.ts';
 import type { HealthCheck } from '../runtime/admin.ts';
 import type { Logger } from '../runtime/logger.ts';
-import type { KernelEvent, OverlayKernel } from './kernel/types.ts';
+import type { OverlayKernel } from './kernel/types.ts';
 import type { VxlanEndpoint } from './masquerade.ts';
 import type { OverlayMetrics } from './metrics.ts';
 import { diffOverlay, opText, viewCounts } from './plan/diff.ts';
 import { planOverlay } from './plan/plan.ts';
 import type { DeviceView, HostView, OverlayOptions, OverlayPlan } from './plan/types.ts';
 import { applyChanges, readDevice, readHost } from './program.ts';
-
-/** How long a kernel event waits for the others of its burst (`ip route flush` is one per route) before a repair. */
-const repairDelayMs = 50;
 
 /** Keeps the masquerade rules in step; Masquerade implements it. */
 export interface MasqueradeSync {
@@ -67,9 +64,6 @@ export class OverlayAgent {
   #again = false;
   #interval: NodeJS.Timeout | undefined;
   #unsubscribe: (() => void) | undefined;
-  #unwatch: (() => void) | undefined;
-  /** A repair requested by a kernel event, waiting for the events that came with it. */
-  #repair: NodeJS.Timeout | undefined;
 
   constructor(options: AgentOptions) {
     this.#o = options;
@@ -97,30 +91,7 @@ export class OverlayAgent {
     });
     this.#interval = setInterval(() => this.resync(), this.#o.resyncPeriodMs);
     this.#interval.unref();
-    try {
-      this.#unwatch = this.#o.kernel.watch((e) => this.#kernelEvent(e));
-    } catch (e) {
-      this.#o.log.warn({ err: (e as Error).message }, 'cannot follow kernel events; changes made by others are repaired at the periodic resync only');
-    }
     this.requestSync();
-  }
-
-  /**
-   * Someone may have undone part of the overlay (the device deleted or set down, an entry on it removed): read the
-   * kernel again and repair, once the burst of events that came with it is over. netplane's own deletions come
-   * here too and lead to a resync that finds nothing to do.
-   */
-  #kernelEvent(e: KernelEvent): void {
-    if (this.#stopped) return;
-    const index = this.#view?.link?.index;
-    if (e.what !== 'overflow' && (index === undefined || e.index !== index)) return;
-    if (this.#repair) return;
-    this.#repair = setTimeout(() => {
-      this.#repair = undefined;
-      this.#o.log.debug({ event: e.what }, 'the kernel changed under the overlay; reading it again');
-      this.resync();
-    }, repairDelayMs);
-    this.#repair.unref();
   }
 
   /** Asks for a full sync (the kernel read again) soon. */
@@ -155,8 +126,6 @@ export class OverlayAgent {
   async stop(): Promise<void> {
     this.#stopped = true;
     this.#unsubscribe?.();
-    this.#unwatch?.();
-    clearTimeout(this.#repair);
     clearInterval(this.#interval);
     if (this.#scheduled) {
       clearTimeout(this.#scheduled as NodeJS.Timeout);

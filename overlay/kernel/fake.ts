@@ -4,7 +4,7 @@
 import { canonicalIp, contains, formatIp, formatMac, hasHostBits, parseCidr, parseIp, parseMac, type Cidr } from './addr.ts';
 import { KernelError } from './errors.ts';
 import { requireCidr as cidr, requireIp as ip, requireMac } from './validate.ts';
-import type { AddressEntry, FdbEntry, KernelEvent, LinkState, NeighbourEntry, OverlayKernel, RouteEntry, VxlanSpec } from './types.ts';
+import type { AddressEntry, FdbEntry, LinkState, NeighbourEntry, OverlayKernel, RouteEntry, VxlanSpec } from './types.ts';
 
 /** The name of an OverlayKernel method that can be made to fail (see FakeKernel.failNext). */
 export type KernelMethod = Exclude<keyof OverlayKernel, 'close'>;
@@ -34,7 +34,6 @@ export class FakeKernel implements OverlayKernel {
   #fdb = new Map<string, FdbEntry>();
   #routes = new Map<string, RouteEntry>();
   #failures = new Map<KernelMethod, string[]>();
-  #watchers = new Set<(e: KernelEvent) => void>();
 
   /** A host with these devices (none by default: not even `lo`). */
   constructor(devices: readonly FakeDevice[] = []) {
@@ -141,7 +140,6 @@ export class FakeKernel implements OverlayKernel {
     }
     if (address !== undefined) link.mac = address;
     if (change.up !== undefined) this.#setUp(link, change.up);
-    if (change.up === false) this.#emit({ what: 'link-down', index });
   }
 
   /** Deletes an interface with everything on it (VXLAN devices over it too, as the kernel does); absent is fine, index ≤ 0 is EINVAL. */
@@ -150,7 +148,6 @@ export class FakeKernel implements OverlayKernel {
     // rtnl_dellink: no positive index and no name is EINVAL, not "absent".
     if (!Number.isInteger(index) || index <= 0) throw new KernelError(`deleteLink ${index}`, 'EINVAL', { detail: `interface index ${index}` });
     this.#removeLink(index);
-    this.#emit({ what: 'link-deleted', index });
   }
 
   /** Addresses on every interface (or one), in the order they were added. */
@@ -173,10 +170,7 @@ export class FakeKernel implements OverlayKernel {
     const c = cidr(op, entry.cidr);
     const key = addressKey(entry.index, c);
     const found = this.#addresses.get(key);
-    if (found && parseCidr(found.cidr)?.prefixLength === c.prefixLength) {
-      this.#addresses.delete(key);
-      this.#emit({ what: 'address-deleted', index: entry.index });
-    }
+    if (found && parseCidr(found.cidr)?.prefixLength === c.prefixLength) this.#addresses.delete(key);
   }
 
   /** Neighbour entries of an interface. */
@@ -199,7 +193,7 @@ export class FakeKernel implements OverlayKernel {
   async deleteNeighbour(entry: NeighbourEntry): Promise<void> {
     const op = `deleteNeighbour ${entry.index} ${entry.ip}`;
     this.#enter('deleteNeighbour', op);
-    if (this.#neighbours.delete(`${entry.index} ${formatIp(ip(op, entry.ip))}`)) this.#emit({ what: 'neighbour-deleted', index: entry.index });
+    this.#neighbours.delete(`${entry.index} ${formatIp(ip(op, entry.ip))}`);
   }
 
   /** FDB entries (with a remote) of the VXLAN device. */
@@ -226,10 +220,7 @@ export class FakeKernel implements OverlayKernel {
     const op = `deleteFdb ${entry.index} ${entry.mac}`;
     this.#enter('deleteFdb', op);
     const key = `${entry.index} ${mac(op, entry.mac)}`;
-    if (this.#fdb.get(key)?.dst === formatIp(ip(op, entry.dst))) {
-      this.#fdb.delete(key);
-      this.#emit({ what: 'neighbour-deleted', index: entry.index });
-    }
+    if (this.#fdb.get(key)?.dst === formatIp(ip(op, entry.dst))) this.#fdb.delete(key);
   }
 
   /** Routes of the main table through an interface. */
@@ -265,20 +256,7 @@ export class FakeKernel implements OverlayKernel {
     const dst = cidr(op, entry.dst);
     const key = `${formatIp(dst.ip)}/${dst.prefixLength}`;
     const found = this.#routes.get(key);
-    if (found && found.index === entry.index && found.gateway === canonicalIp(entry.gateway)) {
-      this.#routes.delete(key);
-      this.#emit({ what: 'route-deleted', index: entry.index });
-    }
-  }
-
-  /** Reports deletions and links set down, after the call that made them, as the kernel's notifications do. */
-  watch(onEvent: (e: KernelEvent) => void): () => void {
-    this.#watchers.add(onEvent);
-    return () => this.#watchers.delete(onEvent);
-  }
-
-  #emit(e: KernelEvent): void {
-    for (const w of this.#watchers) queueMicrotask(() => w(e));
+    if (found && found.index === entry.index && found.gateway === canonicalIp(entry.gateway)) this.#routes.delete(key);
   }
 
   /** Nothing to release. */

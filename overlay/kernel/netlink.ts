@@ -5,8 +5,7 @@ import { formatIp, formatMac, type Cidr } from './addr.ts';
 import { ABSENT_ERRNOS, isKernelError, KernelError } from './errors.ts';
 import { NLM_F, RtSocket } from './socket.ts';
 import { requireCidr as cidr, requireIp as ip, requireMac } from './validate.ts';
-import { watchKernel } from './monitor.ts';
-import type { AddressEntry, FdbEntry, KernelEvent, LinkState, NeighbourEntry, OverlayKernel, RouteEntry, VxlanSpec } from './types.ts';
+import type { AddressEntry, FdbEntry, LinkState, NeighbourEntry, OverlayKernel, RouteEntry, VxlanSpec } from './types.ts';
 import { decodeLinkInfo, encodeVxlanLinkInfo, hostU32 } from './vxlan.ts';
 
 const AF_INET = 2;
@@ -225,10 +224,6 @@ export class NetlinkKernel implements OverlayKernel {
   }
 
   /** Closes the sockets. */
-  watch(onEvent: (e: KernelEvent) => void): () => void {
-    return watchKernel(onEvent);
-  }
-
   close(): void {
     this.#writes.close();
     this.#dumps.close();

@@ -241,8 +241,8 @@ function readU16(b: Buffer, off: number): number {
   return LE ? b.readUInt16LE(off) : b.readUInt16BE(off);
 }
 
-/** The errno name of a failed system call (an ErrnoException's `code`), else EIO. */
-export function errnoOf(e: unknown): string {
+// A failed system call carries `code` (an ErrnoException).
+function errnoOf(e: unknown): string {
   const code = (e as { code?: unknown } | null)?.code;
   return typeof code === 'string' && /^E[A-Z0-9]+$/.test(code) ? code : 'EIO';
 }

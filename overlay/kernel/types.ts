@@ -2,9 +2,6 @@
 // agent reads and writes over rtnetlink. overlay/kernel/netlink.ts implements it with the `netlink` package;
 // overlay/kernel/fake.ts implements it in memory (with dump()) for unit tests. Addresses are text (IPv4 dotted,
 // IPv6 canonical), MACs lower-case `aa:bb:cc:dd:ee:ff`, CIDRs `a.b.c.d/len`.
-import type { KernelEvent } from './monitor.ts';
-
-export type { KernelEvent };
 
 /** A network interface as the kernel reports it. */
 export interface LinkState {
@@ -105,10 +102,5 @@ export interface OverlayKernel {
   /** Adds or replaces a route (main table, static protocol, scope universe, RTNH_F_ONLINK when onlink). */
   replaceRoute(entry: RouteEntry): Promise<void>;
   deleteRoute(entry: RouteEntry): Promise<void>;
-  /**
-   * Reports, until the returned function is called, the kernel events that may undo netplane's work (monitor.ts):
-   * an interface deleted or set down, an address, neighbour, FDB entry or route removed; also netplane's own.
-   */
-  watch(onEvent: (e: KernelEvent) => void): () => void;
   close(): void;
 }
