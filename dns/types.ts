@@ -55,6 +55,12 @@ export type HandlerResult = DnsAnswer | 'pass';
 export interface DnsHandler {
   readonly name: string;
   handle(query: DnsQuery): HandlerResult | Promise<HandlerResult>;
+  /**
+   * A number that changes whenever the handler could answer a question differently. A handler that has one
+   * promises the same answer to the same question while it stays the same, so the server may replay its
+   * authoritative answers byte for byte (server/replay.ts).
+   */
+  version?(): number;
 }
 
 /** Resolves a name through the rest of the chain (the forwarder), e.g. an ExternalName's target. */

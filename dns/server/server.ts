@@ -12,6 +12,7 @@ import { parseQuery, type ParsedQuery, type ParseFailure } from '../wire/query.t
 import { buildError, buildResponse, encodeAnswer, type EncodedAnswer } from '../wire/response.ts';
 import { DnsMetrics, typeSlot, type ZoneSlot } from './metrics.ts';
 import type { Client, Output } from './output.ts';
+import { ReplayCache, type Replay } from './replay.ts';
 import { TcpConnection } from './tcp.ts';
 import { UdpEndpoint } from './udp.ts';
 
@@ -83,6 +84,9 @@ export class DnsServer {
   readonly #metrics: DnsMetrics | undefined;
   /** Encoded sections per answer object: handlers return the same object while their data is unchanged. */
   readonly #encoded = new WeakMap<DnsAnswer, Cached>();
+  /** Authoritative UDP responses replayed to identical queries while their handler's data is unchanged. */
+  readonly #replay = new ReplayCache(50_000);
+  readonly #byName: ReadonlyMap<string, DnsHandler>;
   /** SERVFAIL answers per handler name (the `plugin` label says whose failure it was). */
   readonly #servfails = new Map<string, DnsAnswer>();
   readonly #udp: UdpEndpoint[] = [];
@@ -95,6 +99,7 @@ export class DnsServer {
   constructor(o: DnsServerOptions) {
     this.#o = o;
     this.#handlers = [...o.handlers];
+    this.#byName = new Map(this.#handlers.map((h) => [h.name, h]));
     this.#log = o.log;
     this.#ourSize = Math.max(512, Math.min(65535, o.udpBufferSize ?? 1232));
     this.#timeoutMs = o.queryTimeoutMs ?? 5000;
@@ -182,6 +187,13 @@ export class DnsServer {
   #onMessage(msg: Buffer, out: Output, client: Client): void {
     // The clock is read only for the duration histogram.
     const start = this.#metrics === undefined ? 0 : now();
+    if (out.prefix === 0 && this.#replay.size > 0) {
+      const r = this.#replay.lookup(msg);
+      if (r !== undefined && out.alive && !this.#closed) {
+        this.#replayTo(msg, r, out, client, start);
+        return;
+      }
+    }
     try {
       const q = parseQuery(msg, out.transport, client);
       if (!q.ok) {
@@ -190,7 +202,7 @@ export class DnsServer {
       }
       const result = this.#chain(q, 0);
       if (result instanceof Promise) this.#await(msg, q, result, out, client, start);
-      else this.#respond(msg, q, result, out, client, start);
+      else this.#respond(msg, q, result, out, client, start, true);
     } catch (e) {
       // Not reached by design (parseQuery, #chain, #respond and #reject catch their own failures): a last guard
       // so that no message can take the process down.
@@ -263,7 +275,19 @@ export class DnsServer {
     );
   }
 
-  #respond(msg: Buffer, q: ParsedQuery, a: DnsAnswer, out: Output, client: Client, start: number): void {
+  /** Sends an earlier response again with this query's ID, counted in the metrics as the first one was. */
+  #replayTo(msg: Buffer, r: Replay, out: Output, client: Client, start: number): void {
+    const buf = out.alloc(r.bytes.length);
+    r.bytes.copy(buf);
+    buf[0] = msg[0]!;
+    buf[1] = msg[1]!;
+    out.send(buf, client);
+    const m = r.metrics;
+    if (m !== undefined) m.slot.record(m.typeSlot, out.proto, client.family === 'IPv6' ? 1 : 0, m.dnssecOk, msg.length, buf.length, m.rcode, m.byRcode, (now() - start) / 1000);
+  }
+
+  /** Encodes and sends an answer; `replayable`: it came synchronously from the chain (see replay.ts). */
+  #respond(msg: Buffer, q: ParsedQuery, a: DnsAnswer, out: Output, client: Client, start: number, replayable = false): void {
     let sent = false;
     try {
       if (!out.alive || this.#closed) {
@@ -299,6 +323,14 @@ export class DnsServer {
         }
         const family = client.family === 'IPv6' ? 1 : 0;
         c.slot!.record(typeSlot(q.qtype), out.proto, family, q.dnssecOk, q.wireSize, size, enc.rcode, c.byRcode!, (now() - start) / 1000);
+      }
+      // The response bytes are still intact: nothing was allocated since it was sent.
+      if (replayable && out.prefix === 0 && a.authoritative && (a.rcode === 'NOERROR' || a.rcode === 'NXDOMAIN')) {
+        const h = this.#byName.get(a.source);
+        if (h?.version !== undefined) {
+          const metrics = c.slot && c.byRcode ? { slot: c.slot, byRcode: c.byRcode, typeSlot: typeSlot(q.qtype), dnssecOk: q.dnssecOk, rcode: enc.rcode } : undefined;
+          this.#replay.store(msg, buf, h, metrics);
+        }
       }
     } catch (e) {
       this.#warn({ err: e, name: q.name, type: q.type }, 'dns response failed');

@@ -55,6 +55,11 @@ export class ClusterZoneHandler implements DnsHandler {
     }
   }
 
+  /** The record index's generation: every answer is a function of the index (and of the fixed options). */
+  version(): number {
+    return this.#o.synced() ? this.#index.generation : -1;
+  }
+
   handle(q: DnsQuery): HandlerResult | Promise<HandlerResult> {
     if (q.qclass !== 1) return 'pass';
     // Most queries repeat a question already answered since the index last changed: serve that answer before

@@ -144,9 +144,13 @@ describe('netplane dns from a manifest directory, with dig', () => {
     expect(up.asked.filter((a) => a === 'cached.example.com A')).toHaveLength(1);
   });
 
-  it('follows edits of the manifests', async () => {
+  it('follows edits of the manifests, also for a query whose earlier answer it replays', async () => {
+    // Without a cookie, dig's queries differ only in their ID: the second is answered by replay (server/replay.ts).
+    const before = (await dig(port, 'web.default.svc.cluster.local', 'A', '+nocookie')).answer;
+    expect((await dig(port, 'web.default.svc.cluster.local', 'A', '+nocookie')).answer).toEqual(before);
     await writeFile(join(dir, 'cluster.yaml'), objects('10.96.0.99').map((o) => JSON.stringify(o)).join('\n---\n'));
     await waitFor('the new address', async () => (await dig(port, 'web.default.svc.cluster.local')).answer[0]?.endsWith('10.96.0.99'), 3000);
+    expect((await dig(port, 'web.default.svc.cluster.local', 'A', '+nocookie')).answer[0]).toMatch(/10\.96\.0\.99$/);
   });
 
   it('shares its port with other processes under --reuse-port, and only then', async () => {

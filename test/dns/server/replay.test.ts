@@ -1,0 +1,128 @@
+// Replayed responses (dns/server/replay.ts): an identical UDP query gets the earlier response with its own ID and
+// is counted in the metrics, without the handler being asked; a new version of the handler's data, another letter
+// case, TCP, a non-authoritative or asynchronous answer, or a handler without a version are never replayed.
+import dnsPacket from 'dns-packet';
+import { Registry } from 'prom-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DnsServer } from '../../../dns/server/server.ts';
+import type { DnsAnswer, DnsHandler, DnsQuery, HandlerResult } from '../../../dns/types.ts';
+import { silentLogger } from '../../../runtime/logger.ts';
+import { aQuery, frame, readFrames, tcpConnect, udpExchange } from './helpers.ts';
+
+/** A zone-like handler: names under test.local from a table, with a version bumped on every change. */
+class VersionedHandler implements DnsHandler {
+  readonly name = 'versioned';
+  asked = 0;
+  #version = 1;
+  #answers = new Map<string, DnsAnswer>();
+  ip = '10.0.0.1';
+
+  version(): number {
+    return this.#version;
+  }
+
+  change(ip: string): void {
+    this.ip = ip;
+    this.#answers.clear();
+    this.#version++;
+  }
+
+  handle(q: DnsQuery): HandlerResult | Promise<HandlerResult> {
+    if (!q.lname.endsWith('test.local')) return 'pass';
+    this.asked++;
+    if (q.lname.startsWith('async.')) return Promise.resolve(this.#answer(q, true));
+    if (q.lname.startsWith('nonauth.')) return { ...this.#answer(q, false) };
+    return this.#answer(q, true);
+  }
+
+  #answer(q: DnsQuery, authoritative: boolean): DnsAnswer {
+    const key = `${q.lname} ${authoritative}`;
+    let a = this.#answers.get(key);
+    if (!a) {
+      a = { rcode: 'NOERROR', authoritative, answers: [{ name: q.name, type: 'A', ttl: 5, data: this.ip }], authorities: [], additionals: [], source: this.name };
+      this.#answers.set(key, a);
+    }
+    return a;
+  }
+}
+
+/** Answers example.org names without a version (as the forwarder does). */
+class UnversionedHandler implements DnsHandler {
+  readonly name = 'unversioned';
+  asked = 0;
+  handle(q: DnsQuery): HandlerResult {
+    if (!q.lname.endsWith('example.org')) return 'pass';
+    this.asked++;
+    return { rcode: 'NOERROR', authoritative: true, answers: [{ name: q.name, type: 'A', ttl: 5, data: '192.0.2.1' }], authorities: [], additionals: [], source: this.name };
+  }
+}
+
+const versioned = new VersionedHandler();
+const unversioned = new UnversionedHandler();
+const registry = new Registry();
+let server: DnsServer;
+let port: number;
+
+beforeAll(async () => {
+  server = new DnsServer({ listen: [{ host: '127.0.0.1', port: 0, text: '127.0.0.1:0' }], handlers: [versioned, unversioned], log: silentLogger(), registry, zoneOf: () => 'test.local.' });
+  port = (await server.start())[0]!.port;
+});
+afterAll(() => server.close());
+
+const ask = async (name: string, id: number) => dnsPacket.decode(await udpExchange(port, aQuery(name, id)));
+const dataOf = (p: dnsPacket.Packet) => (p.answers ?? []).map((a) => `${a.name} ${(a as { data: string }).data}`);
+async function requests(): Promise<number> {
+  const text = await registry.metrics();
+  return [...text.matchAll(/^coredns_dns_requests_total\{[^}]*\} (\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0);
+}
+
+describe('replayed responses', () => {
+  it('answers an identical query again without asking the handler, with its own ID, counted in the metrics', async () => {
+    const before = versioned.asked;
+    const counted = await requests();
+    const first = await ask('web.test.local', 101);
+    const second = await ask('web.test.local', 202);
+    expect([first.id, second.id]).toEqual([101, 202]);
+    expect(dataOf(second)).toEqual(dataOf(first));
+    expect(dataOf(second)).toEqual(['web.test.local 10.0.0.1']);
+    expect(second.flags! & dnsPacket.AUTHORITATIVE_ANSWER).toBeTruthy();
+    expect(versioned.asked - before).toBe(1);
+    expect((await requests()) - counted).toBe(2);
+  });
+
+  it('never replays across a change of the handler data', async () => {
+    await ask('db.test.local', 1);
+    versioned.change('10.0.0.2');
+    const before = versioned.asked;
+    expect(dataOf(await ask('db.test.local', 2))).toEqual(['db.test.local 10.0.0.2']);
+    expect(versioned.asked - before).toBe(1);
+    versioned.change('10.0.0.1');
+  });
+
+  it('keeps each letter case its own: a query in another case is answered in that case', async () => {
+    await ask('case.test.local', 1);
+    expect(dataOf(await ask('CaSe.TeSt.LoCaL', 2))).toEqual(['CaSe.TeSt.LoCaL 10.0.0.1']);
+  });
+
+  it('does not replay asynchronous, non-authoritative or unversioned answers, nor over TCP', async () => {
+    for (const name of ['async.test.local', 'nonauth.test.local']) {
+      const before = versioned.asked;
+      await ask(name, 1);
+      await ask(name, 2);
+      expect([name, versioned.asked - before]).toEqual([name, 2]);
+    }
+    const before = unversioned.asked;
+    await ask('www.example.org', 1);
+    await ask('www.example.org', 2);
+    expect(unversioned.asked - before).toBe(2);
+    // Over TCP the handler is asked every time (only UDP responses are replayed).
+    await ask('tcp.test.local', 1);
+    const sock = await tcpConnect(port);
+    const asked = versioned.asked;
+    sock.write(Buffer.concat([frame(aQuery('tcp.test.local', 7)), frame(aQuery('tcp.test.local', 8))]));
+    const replies = await readFrames(sock, 2);
+    sock.destroy();
+    expect(replies.map((r) => dnsPacket.decode(r).id)).toEqual([7, 8]);
+    expect(versioned.asked - asked).toBe(2);
+  });
+});
