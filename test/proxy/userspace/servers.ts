@@ -17,11 +17,12 @@ export interface TcpEndpoint {
 }
 
 /** Starts a TcpEndpoint on a free port (`greet: false`: a plain echo, for byte-exact transfers). */
-export async function tcpEndpoint(name: string, options: { greet?: boolean } = {}): Promise<TcpEndpoint> {
+export async function tcpEndpoint(name: string, options: { greet?: boolean; host?: string } = {}): Promise<TcpEndpoint> {
   const sockets = new Set<Socket>();
+  const host = options.host ?? '127.0.0.1';
   const ep: TcpEndpoint = {
     name,
-    target: { ip: '127.0.0.1', port: 0 },
+    target: { ip: host, port: 0 },
     accepted: 0,
     server: createServer({ allowHalfOpen: true }, (s) => {
       ep.accepted++;
@@ -36,7 +37,7 @@ export async function tcpEndpoint(name: string, options: { greet?: boolean } = {
       await new Promise((r) => ep.server.close(r));
     },
   };
-  await new Promise<void>((r) => ep.server.listen(0, '127.0.0.1', r));
+  await new Promise<void>((r) => ep.server.listen(0, host, r));
   ep.target.port = (ep.server.address() as AddressInfo).port;
   return ep;
 }

@@ -192,6 +192,19 @@ describe.each([true, false])('userspace backend, TCP (native relay: %s)', (nativ
     expect(records.filter((r) => String(r.msg).includes('SCTP'))).toHaveLength(1);
   });
 
+  it('forwards to an IPv6 endpoint (across families: the client came over IPv4)', async () => {
+    const ep = await tcpEndpoint('v6', { host: '::1' });
+    cleanups.push(() => ep.close());
+    const port = await freePort();
+    const b = backend();
+    await b.sync(plan(portPlan({ name: 'six', port, clusterEndpoints: [ep.target] })), { full: true });
+    const c = client(port);
+    expect(await c.firstLine).toBe('v6');
+    c.socket.end('ping\n');
+    expect(await c.closed).toBeUndefined();
+    expect(c.received()).toBe('v6\nping\n');
+  });
+
   it('forwards a half-close: the client ends its side and still gets the reply', async () => {
     const ep = await hashEndpoint();
     cleanups.push(() => ep.close());
