@@ -8,6 +8,7 @@ import { generate } from 'selfsigned';
 import type { IngressPolicy } from '../../../ingress/routes/types.ts';
 import { Upstreams, type ForwardResult, type ForwardTarget } from '../../../ingress/upstream/upstreams.ts';
 import { silentLogger } from '../../../runtime/logger.ts';
+import { freePort } from '../../helpers/ports.ts';
 
 /** An IngressPolicy with the defaults and quick timeouts, plus `over`. */
 export function policy(over: Partial<IngressPolicy> = {}): IngressPolicy {
@@ -119,14 +120,8 @@ export async function stalledPort(closer: Closer): Promise<number> {
   return port;
 }
 
-/** A port on 127.0.0.1 with nothing listening (connection refused). */
-export async function deadPort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
+/** A port on 127.0.0.1 with nothing listening (connection refused): a free port, released. */
+export const deadPort = freePort;
 
 /** Resolves after `ms`. */
 export function sleep(ms: number): Promise<void> {
