@@ -32,13 +32,9 @@ import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import dnsPacket from 'dns-packet';
+import { benchArgs, which, requireTools } from '../cli.ts';
 
-const args = process.argv.slice(2);
-const opt = (name: string, def: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : def;
-};
-const asJSON = args.includes('--json');
+const { args, opt, asJSON, log } = benchArgs();
 const withPlain = args.includes('--plain');
 const seconds = Number(opt('seconds', '10'));
 const rounds = Number(opt('rounds', '3'));
@@ -54,16 +50,8 @@ const endpointCount = serviceCount * endpointsPerService;
 const coreDnsAnchorMB = (endpointCount + serviceCount) / 1000 + 54;
 
 const tools: Array<[string, string]> = [['dnsperf', 'dnsperf'], ['dnsmasq', 'dnsmasq-base'], ['taskset', 'util-linux']];
-const which = (name: string) => spawnSync('sh', ['-c', `command -v ${name} || { test -x /usr/sbin/${name} && echo /usr/sbin/${name}; }`]).stdout.toString().trim();
-const missing = tools.filter(([b]) => which(b) === '');
-if (missing.length > 0) {
-  process.stderr.write(`missing: ${missing.map(([b]) => b).join(', ')}. Install with: apt-get update && apt-get install -y ${missing.map(([, p]) => p).join(' ')}\n`);
-  process.exit(2);
-}
+requireTools(tools);
 const dnsmasqBin = which('dnsmasq');
-const log = (line: string) => {
-  if (!asJSON) process.stderr.write(`${line}\n`);
-};
 
 const dir = mkdtempSync(join(tmpdir(), 'netplane-dns-bench-'));
 chmodSync(dir, 0o755);

@@ -27,13 +27,9 @@ import { manifests, nginxConfig } from './configs.ts';
 import { cpuSeconds, machineBusySeconds, selfSeconds, tree } from './procfs.ts';
 import { fmt, median, medianResult, parseWrk, type Result } from './wrk.ts';
 import { freePort } from '../../test/helpers/ports.ts';
+import { benchArgs, which, requireTools } from '../cli.ts';
 
-const args = process.argv.slice(2);
-const opt = (name: string, def: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : def;
-};
-const asJSON = args.includes('--json');
+const { args, opt, asJSON, log } = benchArgs();
 const rounds = Number(opt('rounds', '3'));
 const seconds = Number(opt('seconds', '5'));
 const connections = Number(opt('connections', '64'));
@@ -58,12 +54,7 @@ const host = 'bench.local';
 const body = 'ok\n';
 
 const tools: Array<[string, string]> = [['nginx', 'nginx-light'], ['wrk', 'wrk'], ['taskset', 'util-linux']];
-const which = (name: string) => spawnSync('sh', ['-c', `command -v ${name} || { test -x /usr/sbin/${name} && echo /usr/sbin/${name}; }`]).stdout.toString().trim();
-const missing = tools.filter(([b]) => which(b) === '');
-if (missing.length > 0) {
-  process.stderr.write(`missing: ${missing.map(([b]) => b).join(', ')}. Install with: apt-get update && apt-get install -y ${missing.map(([, p]) => p).join(' ')}\n`);
-  process.exit(2);
-}
+requireTools(tools);
 const nginxBin = which('nginx');
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const netplaneBin = join(root, 'bin/netplane.ts');
@@ -83,9 +74,6 @@ if (targets.includes('netplane')) {
   }
 }
 
-const log = (line: string) => {
-  if (!asJSON) process.stderr.write(`${line}\n`);
-};
 const dir = mkdtempSync(join(tmpdir(), 'netplane-ingress-bench-'));
 // nginx workers run as nobody when started as root.
 chmodSync(dir, 0o755);

@@ -13,20 +13,13 @@
 import { parseObject, type Ingress, type IngressClass } from '../../cluster/model/index.ts';
 import { compileRoutes } from '../../ingress/routes/compile.ts';
 import type { Route, RouteTable } from '../../ingress/routes/types.ts';
+import { benchArgs } from '../cli.ts';
 
-const args = process.argv.slice(2);
-const opt = (name: string, def: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : def;
-};
-const asJSON = args.includes('--json');
+const { args, opt, asJSON, log } = benchArgs();
 const rounds = Number(opt('rounds', '7'));
 const queryCount = Number(opt('queries', '200000'));
 const bigRules = Number(opt('rules', '10000'));
 const pathsPerHost = 5;
-const log = (line: string) => {
-  if (!asJSON) process.stderr.write(`${line}\n`);
-};
 
 /** A deterministic generator (mulberry32), so both runs and both tables see the same kind of stream. */
 function random(seed: number): () => number {

@@ -13,13 +13,9 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort } from '../../test/helpers/ports.ts';
+import { benchArgs, which, requireTools } from '../cli.ts';
 
-const args = process.argv.slice(2);
-const opt = (name: string, def: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : def;
-};
-const asJSON = args.includes('--json');
+const { args, opt, asJSON, log } = benchArgs();
 const threadCounts = opt('threads', `1,${availableParallelism()}`).split(',').map(Number);
 const rounds = Number(opt('rounds', '5'));
 const seconds = Number(opt('seconds', '4'));
@@ -27,18 +23,11 @@ const wrkConnections = 64;
 const wrkThreads = 2;
 
 const tools: Array<[string, string]> = [['iperf3', 'iperf3'], ['haproxy', 'haproxy'], ['wrk', 'wrk'], ['nginx', 'nginx-light']];
-const missing = tools.filter(([bin]) => spawnSync('sh', ['-c', `command -v ${bin} || test -x /usr/sbin/${bin}`]).status !== 0);
-if (missing.length > 0) {
-  process.stderr.write(`missing: ${missing.map(([b]) => b).join(', ')}. Install with: apt-get update && apt-get install -y ${missing.map(([, p]) => p).join(' ')}\n`);
-  process.exit(2);
-}
-const bin = (name: string) => (spawnSync('sh', ['-c', `command -v ${name}`]).stdout.toString().trim() || `/usr/sbin/${name}`);
+requireTools(tools);
+const bin = which;
 
 const dir = mkdtempSync(join(tmpdir(), 'netplane-bench-'));
 const children: ChildProcess[] = [];
-const log = (line: string) => {
-  if (!asJSON) process.stderr.write(`${line}\n`);
-};
 
 
 /** Resolves when `child` prints a line matching `re` on stdout. */
