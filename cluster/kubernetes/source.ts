@@ -26,10 +26,9 @@ interface Endpoint {
 }
 
 /** One object of a by-reference kind: its namespace's path, selected by name (as the kubelet reads Secrets). */
-function byName(kc: KubeConfig, kind: Kind, key: string): Endpoint {
+function byName(core: CoreV1Api, kind: Kind, key: string): Endpoint {
   if (kind !== 'Secret') throw new Error(`${kind} cannot be read by reference`);
   const [namespace, name] = key.split('/') as [string, string];
-  const core = kc.makeApiClient(CoreV1Api);
   const fieldSelector = `metadata.name=${name}`;
   return { path: `/api/v1/namespaces/${namespace}/secrets`, list: () => core.listNamespacedSecret({ namespace, fieldSelector }), fieldSelector };
 }
@@ -82,6 +81,8 @@ export class KubernetesSource implements ClusterSource {
   /** By-reference feeds, by `kind|key`. */
   #named = new Map<string, Feed>();
   #unwant?: () => void;
+  /** The client of the by-reference feeds, made once. */
+  #core?: CoreV1Api;
   #store?: Store;
   #pending: StoreWrite[] = [];
   #flushScheduled = false;
@@ -151,7 +152,8 @@ export class KubernetesSource implements ClusterSource {
     for (const key of keys) {
       const id = `${kind}|${key}`;
       if (this.#named.has(id)) continue;
-      const feed = this.#feed(kind, key, byName(this.#kc, kind, key), () => this.#store?.markLoaded(kind, key));
+      this.#core ??= this.#kc.makeApiClient(CoreV1Api);
+      const feed = this.#feed(kind, key, byName(this.#core, kind, key), () => this.#store?.markLoaded(kind, key));
       this.#named.set(id, feed);
       void feed.informer.start();
     }
