@@ -28,6 +28,7 @@ export interface IngressStateOptions {
 export const emptyTable: RouteTable = {
   match: () => undefined,
   tls: () => undefined,
+  clientCert: () => undefined,
   secrets: new Set(),
   backends: new Map(),
   protocols: new Map(),

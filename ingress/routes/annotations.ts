@@ -17,6 +17,7 @@ const sharedNames = [
   'affinity', 'session-cookie-name', 'session-cookie-max-age', 'session-cookie-path', 'load-balance',
   'canary', 'canary-by-header', 'canary-by-header-value', 'canary-weight', 'canary-weight-total',
   'allowlist-source-range', 'whitelist-source-range', 'denylist-source-range',
+  'auth-tls-secret', 'auth-tls-verify-client', 'auth-tls-verify-depth', 'auth-tls-pass-certificate-to-upstream',
 ] as const;
 
 /** Names read only under netplane.io/ (ingress-nginx has no such annotation, or means something else by it). */
@@ -30,10 +31,10 @@ export type AnnotationName = (typeof sharedNames)[number] | (typeof netplaneName
 const shared: ReadonlySet<string> = new Set(sharedNames);
 const known: ReadonlySet<string> = new Set([...sharedNames, ...netplaneNames]);
 
-// ingress-nginx annotations that narrow who may reach a backend and that netplane does not enforce (client
-// certificates). Ignoring them would serve the Ingress to more clients than its author allowed, so an Ingress that
-// sets one is refused instead (fail closed).
-const unenforced: readonly string[] = ['auth-tls-secret', 'auth-tls-verify-client'];
+// ingress-nginx annotations that narrow who may reach a backend and that netplane does not enforce (a regex on the
+// client certificate's CN). Ignoring them would serve the Ingress to more clients than its author allowed, so an
+// Ingress that sets one is refused instead (fail closed).
+const unenforced: readonly string[] = ['auth-tls-match-cn'];
 
 const controlCharacter = /[\x00-\x1f\x7f]/;
 

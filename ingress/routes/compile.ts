@@ -10,7 +10,7 @@ import { IngressSpecError, quote } from './errors.ts';
 import type { PolicyDefaults } from './policy.ts';
 import { compileIngress, ingressKey, type CompiledIngress, type CompiledRule } from './spec.ts';
 import { CompiledRouteTable, deepFreeze, RouteIndex, type TableParts } from './table.ts';
-import type { BackendRef, IngressPolicy, IngressProblem, Route, RouteTable, TlsChoice } from './types.ts';
+import type { BackendRef, ClientCertPolicy, IngressPolicy, IngressProblem, Route, RouteTable, TlsChoice } from './types.ts';
 
 /** What compileRoutes reads. */
 export interface CompileInput {
@@ -59,6 +59,7 @@ export function compileRoutes(input: CompileInput): CompileResult {
     if (c.canary !== undefined) continue;
     deepFreeze(c.policy);
     for (const rule of c.rules) addRoute(parts, c, rule);
+    if (c.policy.clientCert !== undefined) addClientCert(parts, c, c.policy.clientCert);
     if (c.defaultBackend !== undefined && parts.defaultRoute === undefined) {
       parts.defaultRoute = { ingress: c.key, namespace: c.namespace, host: '', path: '/', pathType: 'Prefix', backend: c.defaultBackend, policy: c.policy };
       addBackend(parts, c.defaultBackend, c.policy);
@@ -133,6 +134,27 @@ function addRoute(parts: TableParts, c: CompiledIngress, rule: CompiledRule): vo
   const route: Route = { ingress: c.key, namespace: c.namespace, host: rule.host, path: rule.path, pathType: rule.pathType, backend: rule.backend, policy: c.policy };
   parts.index.add(route);
   addBackend(parts, rule.backend, c.policy);
+}
+
+/**
+ * Puts the Ingress's client-certificate check on each of its hosts. The first Ingress by namespace/name to set one
+ * for a host keeps it, and it guards every rule of that host, whichever Ingress the rule came from (the handshake
+ * asks for a certificate per host name, as ingress-nginx's server block does); a different later one is a problem.
+ */
+function addClientCert(parts: TableParts, c: CompiledIngress, policy: ClientCertPolicy): void {
+  for (const host of new Set(c.rules.map((r) => r.host))) {
+    const set = parts.index.hostSet(host);
+    if (set === undefined) continue;
+    if (set.clientCert === undefined) set.clientCert = { policy, ingress: c.key };
+    else if (JSON.stringify(set.clientCert.policy) !== JSON.stringify(policy)) {
+      const first = set.clientCert.ingress;
+      parts.problems.push({
+        ingress: c.key,
+        reason: `the auth-tls settings for host ${quote(host)} are not used: ${owner(c, first)} set other ones for it, which guard the host`,
+        keptLastGood: false,
+      });
+    }
+  }
 }
 
 /** Records a backend and, the first time it is seen, the protocol it is spoken to in. */

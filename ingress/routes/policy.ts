@@ -4,7 +4,7 @@
 import { AnnotationReader, httpToken, invalid, type Annotation } from './annotations.ts';
 import { addressBlock, addressBlockText } from '../limits/client-ip.ts';
 import { AnnotationError, quote } from './errors.ts';
-import type { AuthPolicy, IngressPolicy, JwtAuthPolicy, ObjectRef, RateLimitPolicy } from './types.ts';
+import type { AuthPolicy, ClientCertPolicy, IngressPolicy, JwtAuthPolicy, ObjectRef, RateLimitPolicy } from './types.ts';
 
 /** Timeouts used when an Ingress does not set proxy-connect-timeout / proxy-read-timeout. */
 export interface PolicyDefaults {
@@ -72,8 +72,11 @@ export function readPolicy(namespace: string, annotations: Readonly<Record<strin
   if (affinity !== undefined) policy.affinity = affinity;
   const sourceRange = readSourceRange(a);
   if (sourceRange !== undefined) policy.sourceRange = sourceRange;
+  const clientCert = readClientCert(a, namespace);
+  if (clientCert !== undefined) policy.clientCert = clientCert;
 
   const result: AnnotatedPolicy = { policy, secrets: [] };
+  if (clientCert !== undefined) result.secrets.push(`${clientCert.secret.namespace}/${clientCert.secret.name}`);
   if (auth?.type === 'basic') result.secrets.push(`${auth.secret.namespace}/${auth.secret.name}`);
   if (auth?.type === 'jwt' && auth.secret !== undefined) result.secrets.push(`${auth.secret.namespace}/${auth.secret.name}`);
   const canary = readCanary(a);
@@ -96,6 +99,30 @@ function readSourceRange(a: AnnotationReader): IngressPolicy['sourceRange'] {
   const deny = read('denylist-source-range');
   if (!allow && !deny) return undefined;
   return { ...(allow ? { allow } : {}), ...(deny ? { deny } : {}) };
+}
+
+const clientCertNames = ['auth-tls-verify-client', 'auth-tls-verify-depth', 'auth-tls-pass-certificate-to-upstream'] as const;
+
+/**
+ * ingress-nginx's auth-tls-secret (the Secret with `ca.crt`), auth-tls-verify-client (on, the default; optional;
+ * optional_no_ca; off), auth-tls-verify-depth (default 1) and auth-tls-pass-certificate-to-upstream.
+ */
+function readClientCert(a: AnnotationReader, namespace: string): ClientCertPolicy | undefined {
+  const secret = a.get('auth-tls-secret');
+  if (secret === undefined) {
+    // A client-certificate setting without the CA to check against would leave the Ingress open.
+    for (const name of clientCertNames) {
+      const c = a.get(name);
+      if (c !== undefined) throw invalid(c, 'it takes effect only with auth-tls-secret, which is not set');
+    }
+    return undefined;
+  }
+  const verify = a.oneOf('auth-tls-verify-client', ['on', 'optional', 'optional_no_ca', 'off'] as const) ?? 'on';
+  const depth = a.int('auth-tls-verify-depth', 0, 10) ?? 1;
+  const passCertificate = a.bool('auth-tls-pass-certificate-to-upstream', false);
+  const ref = secretRef(secret, namespace);
+  if (verify === 'off') return undefined;
+  return { secret: ref, verify, depth, passCertificate };
 }
 
 function readRateLimit(a: AnnotationReader): RateLimitPolicy | undefined {

@@ -33,6 +33,18 @@ export interface CompiledIngress {
   authSecrets: string[];
 }
 
+/**
+ * Client certificates are asked for in the TLS handshake, by the name the client gives there (SNI): they can guard
+ * only rules with a host, and they belong to the primary Ingress of a host, not to a canary.
+ */
+function checkClientCertHosts(c: CompiledIngress): void {
+  const why = 'client certificates are asked for per TLS host name';
+  if (c.canary !== undefined) throw new IngressSpecError(`a canary Ingress cannot set auth-tls-secret: ${why}, by the primary Ingress of the host`);
+  if (c.defaultBackend !== undefined) throw new IngressSpecError(`spec.defaultBackend cannot be guarded by auth-tls-secret: ${why}, and the default backend answers any name`);
+  const i = c.ingress.spec.rules.findIndex((r) => r.host === undefined || r.host === '');
+  if (i >= 0) throw new IngressSpecError(`spec.rules[${i}] has no host, so auth-tls-secret cannot guard it: ${why}`);
+}
+
 /** The store key of an Ingress: `namespace/name`. */
 export function ingressKey(ingress: Ingress): string {
   return `${ingress.metadata.namespace}/${ingress.metadata.name}`;
@@ -66,6 +78,7 @@ export function compileIngress(ingress: Ingress, defaults: PolicyDefaults): Comp
       compiled.rules.push({ host, path, pathType, backend: backendRef(p.backend, namespace, `${where}.backend`) });
     });
   });
+  if (policy.clientCert !== undefined) checkClientCertHosts(compiled);
   spec.tls.forEach((entry, i) => {
     const secretName = entry.secretName === '' ? undefined : entry.secretName;
     if (secretName !== undefined && !objectName.test(secretName)) {

@@ -2,7 +2,7 @@
 // for the host (exact, then the wildcard of the parent domain, then any host), then, in that host's one Map, one
 // for the whole path and one per path element, from the longest element prefix a Prefix rule could match down to
 // `/`. Nothing in a match reads a route until it is returned, and keys shared by many hosts are one string.
-import type { BackendRef, IngressPolicy, IngressProblem, Route, RouteTable, TlsChoice } from './types.ts';
+import type { BackendRef, ClientCertPolicy, IngressPolicy, IngressProblem, Route, RouteTable, TlsChoice } from './types.ts';
 
 /**
  * The rules of one host (or of the wildcard, or of any host) in one Map, keyed so that a key's last character tells
@@ -15,6 +15,8 @@ export class PathSet extends Map<string, Route> {
   maxKey = 0;
   /** Exact rules whose path ends in "/". */
   slashExact: Map<string, Route> | undefined;
+  /** The host's client-certificate check, and the Ingress (`namespace/name`) that set it. */
+  clientCert: { policy: ClientCertPolicy; ingress: string } | undefined;
 }
 
 /** The key of a Prefix rule's path (stored without trailing slash): `/aaa` → `/aaa/`; `/` stays `/`. */
@@ -47,6 +49,11 @@ export class RouteIndex {
     return path.endsWith('/') ? set.slashExact?.get(path) : set.get(path);
   }
 
+  /** The rules of exactly this host (`*.foo.com` for a wildcard), without falling back; undefined when it has none. */
+  hostSet(host: string): PathSet | undefined {
+    return host === '' ? undefined : this.#set(host, false);
+  }
+
   /** Adds a route; the caller has checked with get() that its host, path and type are free. */
   add(route: Route): void {
     const set = this.#set(route.host, true)!;
@@ -69,6 +76,7 @@ export class RouteIndex {
     for (const set of sets) {
       for (const route of set.values()) deepFreeze(route);
       for (const route of set.slashExact?.values() ?? []) deepFreeze(route);
+      deepFreeze(set.clientCert);
     }
   }
 
@@ -177,6 +185,11 @@ export class CompiledRouteTable implements RouteTable {
   match(host: string, path: string): Route | undefined {
     const set = this.#index.setFor(host.toLowerCase());
     return (set === undefined ? undefined : matchPath(set, path)) ?? this.#defaultRoute;
+  }
+
+  /** The client-certificate check of the rules a request for `host` is matched against (exact host, else wildcard). */
+  clientCert(host: string): ClientCertPolicy | undefined {
+    return this.#index.setFor(host.toLowerCase())?.clientCert?.policy;
   }
 
   /** TLS for a host: exact, then the wildcard of its parent domain. */

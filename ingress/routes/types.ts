@@ -59,6 +59,20 @@ export interface RateLimitPolicy {
   connections?: number;
 }
 
+/**
+ * Client certificates for the Ingress's hosts (ingress-nginx `auth-tls-*`). Checked per TLS host: the handshake for
+ * such a host asks the client for a certificate and verifies it against the CA bundle in the Secret's `ca.crt`.
+ */
+export interface ClientCertPolicy {
+  secret: ObjectRef;
+  /** on: a valid certificate is required; optional: none or a valid one; optional_no_ca: asked for, not verified. */
+  verify: 'on' | 'optional' | 'optional_no_ca';
+  /** The most intermediate CAs between the client's certificate and the root it chains to (ingress-nginx verify depth, default 1). */
+  depth: number;
+  /** Send the client's certificate upstream (URL-encoded PEM) in `ssl-client-cert`. */
+  passCertificate: boolean;
+}
+
 /** What the annotations of one Ingress ask for; the defaults when it has none. */
 export interface IngressPolicy {
   /** Redirect HTTP to HTTPS (308) when the host has TLS. Default true. */
@@ -80,6 +94,7 @@ export interface IngressPolicy {
   loadBalance: 'round_robin' | 'least_request';
   /** Client addresses (IPs and CIDR blocks) that may reach the Ingress, and those that may not; others get 403. */
   sourceRange?: { allow?: readonly string[]; deny?: readonly string[] };
+  clientCert?: ClientCertPolicy;
 }
 
 /** A canary backend attached to a route by another Ingress with the `canary` annotation. */
@@ -136,6 +151,8 @@ export interface RouteTable {
   match(host: string, path: string): Route | undefined;
   /** TLS for a host name (exact, then wildcard); undefined when no Ingress lists the host under `tls`. */
   tls(host: string): TlsChoice | undefined;
+  /** The client-certificate check of a host (exact, then wildcard), from the first Ingress that sets one for it. */
+  clientCert(host: string): ClientCertPolicy | undefined;
   /** Every Secret (`namespace/name`) a served route references for TLS or auth: the only ones the gateway reads. */
   readonly secrets: ReadonlySet<string>;
   /** Every backend of a served route or canary, by BackendRef.key. */

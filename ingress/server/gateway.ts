@@ -11,7 +11,7 @@ import type { ConnectionCap } from '../limits/connection-cap.ts';
 import type { Certificates } from '../tls/certificates.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import { forwardedHeaders } from './request.ts';
-import { authenticate, chooseBackend, limit, parse, route, runPipeline, type Exchange, type GatewayState, type Step } from './steps.ts';
+import { authenticate, chooseBackend, clientCertificate, limit, parse, route, runPipeline, sourceRange, type Exchange, type GatewayState, type Step } from './steps.ts';
 
 /** Protections and listeners of the gateway. */
 export interface GatewayOptions {
@@ -33,7 +33,7 @@ export interface GatewayOptions {
   maxHeadersCount: number;
 }
 
-const upgradeSteps: readonly Step[] = [parse, route, limit, authenticate, chooseBackend];
+const upgradeSteps: readonly Step[] = [parse, route, sourceRange, clientCertificate, limit, authenticate, chooseBackend];
 
 /** The HTTP and HTTPS listeners over one shared, swappable state. */
 export class Gateway {
@@ -222,7 +222,7 @@ export class Gateway {
       backend: x.backend!.key,
       policy: x.route!.policy,
       path: `${x.path}${x.query}`,
-      headers: { ...headers, ...x.authHeaders },
+      headers: { ...headers, ...x.tlsHeaders, ...x.authHeaders },
     });
   }
 

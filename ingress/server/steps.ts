@@ -2,10 +2,12 @@
 // to pass it on ('next'). The last step forwards upstream. Each step is exported and tested alone.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import type { TLSSocket } from 'node:tls';
 import type { Authenticators } from '../auth/authenticators.ts';
 import { AddressSet } from '../limits/client-ip.ts';
 import type { RateLimiters } from '../limits/rate.ts';
 import { upstreamPath } from '../routes/rewrite.ts';
+import { judgeClientCertificate } from '../tls/client-auth.ts';
 import type { BackendRef, Route, RouteTable } from '../routes/types.ts';
 import type { ForwardResult, Upstreams } from '../upstream/upstreams.ts';
 import { forwardedHeaders, requestHost, requestPath } from './request.ts';
@@ -32,6 +34,8 @@ export interface Exchange {
   canary: boolean;
   /** Headers the auth step wants upstream. */
   authHeaders?: Record<string, string>;
+  /** Headers the client-certificate step wants upstream (ssl-client-*). */
+  tlsHeaders?: Record<string, string>;
   /** Releases the per-IP concurrency slot, when one was taken. */
   release?: () => void;
   /** The X-Request-Id sent upstream. */
@@ -78,6 +82,7 @@ const statusText: Record<number, string> = {
   401: 'Unauthorized',
   403: 'Forbidden',
   404: 'Not Found',
+  421: 'Misdirected Request',
   429: 'Too Many Requests',
   500: 'Internal Server Error',
   502: 'Bad Gateway',
@@ -140,6 +145,23 @@ export const redirect: Step = {
     const port = s.httpsPort === 443 ? '' : `:${s.httpsPort}`;
     // The host is the parsed one (only host characters), never the raw header: nothing the client sent is echoed.
     return reply(x, 308, 'ssl-redirect', { location: `https://${x.host}${port}${x.path}${x.query}` });
+  },
+};
+
+/**
+ * For a host guarded by client certificates (auth-tls-secret): 400 without a good one (as ingress-nginx), 421 on a
+ * connection whose handshake was made for another name, 503 when the CA Secret is not usable; else passes the
+ * verdict upstream in ssl-client-* headers.
+ */
+export const clientCertificate: Step = {
+  name: 'client-certificate',
+  run(x, s) {
+    const policy = s.table.clientCert(x.host);
+    if (!policy) return 'next';
+    const v = judgeClientCertificate(policy, x.proto === 'https' ? (x.req.socket as TLSSocket) : undefined);
+    if (!v.allow) return reply(x, v.status, `client-certificate: ${v.reason}`);
+    x.tlsHeaders = v.headers;
+    return 'next';
   },
 };
 
@@ -218,6 +240,7 @@ export const forward: Step = {
       port: x.port,
     });
     x.requestId = headers['x-request-id'];
+    if (x.tlsHeaders) Object.assign(headers, x.tlsHeaders);
     if (x.authHeaders) Object.assign(headers, x.authHeaders);
     if (x.proto === 'https' && s.hsts) x.res.setHeader('strict-transport-security', s.hsts);
     x.upstream = await s.upstreams.forward(x.req, x.res, {
@@ -231,7 +254,7 @@ export const forward: Step = {
 };
 
 /** The steps in order. */
-export const pipeline: readonly Step[] = [parse, route, sourceRange, redirect, limit, authenticate, chooseBackend, forward];
+export const pipeline: readonly Step[] = [parse, route, sourceRange, redirect, clientCertificate, limit, authenticate, chooseBackend, forward];
 
 /** Runs the steps until one answers. Synchronous steps cost no promise. */
 export async function runPipeline(x: Exchange, s: GatewayState, steps: readonly Step[] = pipeline): Promise<void> {

@@ -1,18 +1,27 @@
 // The gateway's server certificates: one SecureContext per TLS Secret the routes reference, picked at the handshake
 // by SNI through the route table, and a default certificate for every other name. Contexts are built when a Secret's
 // content changes (keyed by a hash of tls.crt and tls.key), never per handshake, so a renewed certificate is served
-// from the next handshake on and unchanged Secrets cost nothing on update.
-import { createHash } from 'node:crypto';
-import type { SecureContext } from 'node:tls';
+// from the next handshake on and unchanged Secrets cost nothing on update. A host guarded by client certificates
+// (auth-tls-secret) gets a context that also carries its CA bundle, and its handshake asks for a certificate.
+import { createHash, type X509Certificate } from 'node:crypto';
+import { createSecureContext, type SecureContext, type TLSSocket } from 'node:tls';
 import { secretValue, type Secret } from '../../cluster/model/secret.ts';
 import type { Logger } from '../../runtime/logger.ts';
 import type { ObjectRef, RouteTable } from '../routes/types.ts';
 import { generateDefaultCertificate } from './default-certificate.ts';
 import { BadCertificateError } from './errors.ts';
 import { isKeyPair, loadKeyPair, validityProblem, type KeyPair } from './keypair.ts';
+import { askForClientCertificate, parseCaBundle } from './client-auth.ts';
 
 /** The part of a route table the certificates read. */
-export type TlsTable = Pick<RouteTable, 'tls' | 'secrets'>;
+export type TlsTable = Pick<RouteTable, 'tls' | 'secrets' | 'clientCert'>;
+
+/** A CA bundle (a Secret's ca.crt) as last looked at, and the last good one. */
+interface CaState {
+  seen: string;
+  served?: { pem: string; hash: string; anchors: readonly X509Certificate[] };
+  problem?: string;
+}
 
 /** A Secret whose certificate is not served as it is now, and why (no key material). */
 export interface CertificateProblem {
@@ -33,7 +42,7 @@ interface SecretState {
 
 type TlsData = { cert: string; key: string } | { problem: string };
 
-const noRoutes: TlsTable = { tls: () => undefined, secrets: new Set() };
+const noRoutes: TlsTable = { tls: () => undefined, secrets: new Set(), clientCert: () => undefined };
 const secretParts = { cert: 'tls.crt', key: 'tls.key' };
 
 /**
@@ -60,7 +69,7 @@ function parseRef(key: string): ObjectRef | undefined {
 /** The gateway's certificates: one SecureContext per kubernetes.io/tls Secret, chosen by SNI, and a default. */
 export class Certificates {
   /** For tls.createServer / http2.createSecureServer: picks the context by SNI; an unknown name gets the default. */
-  readonly sniCallback: (servername: string, cb: (err: Error | null, ctx?: SecureContext) => void) => void;
+  readonly sniCallback: (this: TLSSocket, servername: string, cb: (err: Error | null, ctx?: SecureContext) => void) => void;
   /** The default certificate (chain) and key, PEM, for the server's own options. */
   readonly defaultOptions: { cert: string; key: string };
   #log: Logger;
@@ -71,6 +80,10 @@ export class Certificates {
   #notTls = new Map<string, string>();
   /** Secrets a TLS host named at a handshake; the table's `secrets` also holds auth Secrets, so this tells them apart. */
   #tlsRefs = new Set<string>();
+  /** CA bundles of referenced Secrets that have a ca.crt. */
+  #cas = new Map<string, CaState>();
+  /** Contexts of guarded hosts (server certificate + CA bundle), by both hashes; emptied when anything changes. */
+  #guarded = new Map<string, SecureContext>();
 
   /**
    * With the default certificate given (PEM), else a self-signed one generated now (EC P-256, one year). Throws
@@ -92,7 +105,11 @@ export class Certificates {
     this.#log = log;
     this.#default = defaultPair;
     this.defaultOptions = { cert: defaultPair.cert, key: defaultPair.key };
-    this.sniCallback = (servername, cb) => cb(null, this.#contextFor(servername));
+    const self = this;
+    this.sniCallback = function (this: TLSSocket, servername, cb) {
+      // Node calls the SNI callback on the TLS socket of the handshake (lib/_tls_wrap.js loadSNI).
+      cb(null, self.#contextFor(servername, typeof this === 'object' && this !== null && 'encrypted' in this ? this : undefined));
+    };
   }
 
   /**
@@ -114,9 +131,24 @@ export class Certificates {
       live.add(key);
       this.#load(key, data);
     }
+    const cas = new Set<string>();
+    for (const key of table.secrets) {
+      const ref = parseRef(key);
+      const pem = ref && secrets(ref) && secretValue(secrets(ref)!, 'ca.crt');
+      if (pem === undefined || pem === null || !ref) continue;
+      cas.add(key);
+      this.#loadCa(key, pem.toString('utf8'));
+    }
+    for (const key of this.#cas.keys()) {
+      if (!cas.has(key)) {
+        this.#cas.delete(key);
+        this.#guarded.clear();
+      }
+    }
     for (const key of this.#states.keys()) {
       if (!live.has(key)) {
         this.#states.delete(key);
+        this.#guarded.clear();
         this.#log.info({ secret: key }, 'TLS Secret no longer served');
       }
     }
@@ -137,11 +169,30 @@ export class Certificates {
       const invalid = state.served && validityProblem(state.served, now);
       if (invalid) out.push({ secret, reason: `${invalid}; served anyway` });
     }
+    for (const [secret, ca] of this.#cas) {
+      if (ca.problem) out.push({ secret, reason: `${ca.problem}; ${ca.served ? 'checking client certificates against its last good ca.crt' : 'hosts it guards answer 503'}` });
+    }
     for (const secret of this.#tlsRefs) {
       const reason = this.#notTls.get(secret);
       if (reason) out.push({ secret, reason: `${reason}; its hosts get the default certificate` });
     }
     return out.sort((a, b) => (a.secret < b.secret ? -1 : a.secret > b.secret ? 1 : 0));
+  }
+
+  /** Looks at one Secret's ca.crt; a bad new version keeps the last good bundle. */
+  #loadCa(key: string, pem: string): void {
+    const hash = createHash('sha256').update(pem).digest('hex');
+    const state = this.#cas.get(key);
+    if (state?.seen === hash) return;
+    const anchors = parseCaBundle(pem);
+    if (Array.isArray(anchors)) {
+      this.#cas.set(key, { seen: hash, served: { pem, hash, anchors } });
+      this.#log.info({ secret: key, certificates: anchors.length }, 'checking client certificates against CA bundle');
+    } else {
+      this.#cas.set(key, { seen: hash, served: state?.served, problem: anchors.reason });
+      this.#log.warn({ secret: key, reason: anchors.reason }, `CA bundle not usable; ${state?.served ? 'keeping the last good one' : 'the hosts it guards answer 503'}`);
+    }
+    this.#guarded.clear();
   }
 
   /** Looks at one TLS Secret's content; builds a context only when the content is new. */
@@ -158,6 +209,7 @@ export class Certificates {
     const pair = 'problem' in data ? { reason: data.problem } : loadKeyPair(data.cert, data.key, secretParts);
     if (isKeyPair(pair)) {
       this.#states.set(key, { seen: hash, served: { ...pair, hash } });
+      this.#guarded.clear();
       const fields = { secret: key, subject: pair.subject, notAfter: pair.notAfter.toISOString() };
       const invalid = validityProblem(pair, new Date());
       if (invalid) this.#log.warn({ ...fields, reason: invalid }, 'TLS certificate is not valid now; serving it anyway');
@@ -169,20 +221,41 @@ export class Certificates {
     this.#log.warn({ secret: key, reason: pair.reason }, `TLS Secret not usable; ${outcome}`);
   }
 
-  /** The context for an SNI name: the route table's Secret for the host when it has a good one, else the default. */
-  #contextFor(servername: string): SecureContext {
+  /**
+   * The context for an SNI name: the route table's Secret for the host when it has a good one, else the default;
+   * for a host guarded by client certificates, that certificate with the host's CA bundle, and the handshake on
+   * `socket` asks the client for its certificate.
+   */
+  #contextFor(servername: string, socket: TLSSocket | undefined): SecureContext {
     // DNS names are case-insensitive (RFC 4343) and may arrive fully qualified with a trailing dot.
     const host = servername.toLowerCase().replace(/\.$/, '');
+    const pair = this.#pairFor(host);
+    const guard = socket && this.#table.clientCert(host);
+    if (!guard) return pair.context;
+    const ca = `${guard.secret.namespace}/${guard.secret.name}`;
+    const bundle = this.#cas.get(ca)?.served;
+    if (!askForClientCertificate(socket, { ca, ...(bundle ? { anchors: bundle.anchors } : {}) }) || !bundle) return pair.context;
+    const id = `${createHash('sha256').update(pair.cert).digest('hex')}|${bundle.hash}`;
+    let context = this.#guarded.get(id);
+    if (!context) {
+      context = createSecureContext({ cert: pair.cert, key: pair.key, ca: bundle.pem });
+      this.#guarded.set(id, context);
+    }
+    return context;
+  }
+
+  /** The key pair served for a host: its Secret's when good, else the default. */
+  #pairFor(host: string): KeyPair {
     const ref = this.#table.tls(host)?.secret;
-    if (!ref) return this.#default.context;
+    if (!ref) return this.#default;
     const key = `${ref.namespace}/${ref.name}`;
-    const context = this.#states.get(key)?.served?.context;
-    if (context) return context;
+    const served = this.#states.get(key)?.served;
+    if (served) return served;
     if (!this.#tlsRefs.has(key)) {
       this.#tlsRefs.add(key);
       const reason = this.#notTls.get(key) ?? this.#states.get(key)?.problem ?? 'not referenced by the routes';
       this.#log.warn({ secret: key, host, reason }, 'no usable certificate for a TLS host; serving the default certificate');
     }
-    return this.#default.context;
+    return this.#default;
   }
 }

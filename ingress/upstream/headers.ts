@@ -81,6 +81,8 @@ export function upstreamRequestHeaders(raw: readonly string[], extra?: Readonly<
     }
     if (listed !== null && listed.includes(lower)) continue;
     if (overridden !== null && overridden.includes(lower)) continue;
+    // ssl-client-* tell the upstream what the gateway verified of a client certificate: never the client's own.
+    if (lower.charCodeAt(0) === 115 /* s */ && lower.startsWith('ssl-client-')) continue;
     out.push(name, value);
   }
   if (!host && authority !== undefined && (overridden === null || !overridden.includes('host'))) out.push('host', authority);

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { AnnotationError } from '../../../ingress/routes/errors.ts';
 import { readPolicy } from '../../../ingress/routes/policy.ts';
 import type { IngressPolicy } from '../../../ingress/routes/types.ts';
-import { compile, defaults, ingress, rule } from './fixtures.ts';
+import { backend, compile, defaults, ingress, rule } from './fixtures.ts';
 
 const np = 'netplane.io/';
 const ngx = 'nginx.ingress.kubernetes.io/';
@@ -61,6 +61,13 @@ describe('annotations with good values', () => {
     ['allowlist-source-range, addresses and blocks of both families', { [`${ngx}allowlist-source-range`]: '10.0.0.0/8, 192.0.2.7,fd00::/8' }, { sourceRange: { allow: ['10.0.0.0/8', '192.0.2.7', 'fd00::/8'] } }],
     ['whitelist-source-range, its older name', { [`${ngx}whitelist-source-range`]: '10.0.0.0/8' }, { sourceRange: { allow: ['10.0.0.0/8'] } }],
     ['allowlist wins over whitelist; denylist beside it', { [`${np}allowlist-source-range`]: '10.1.0.0/16', [`${ngx}whitelist-source-range`]: '10.0.0.0/8', [`${ngx}denylist-source-range`]: '10.1.2.3' }, { sourceRange: { allow: ['10.1.0.0/16'], deny: ['10.1.2.3'] } }],
+    ['client certificates, ingress-nginx defaults', { [`${ngx}auth-tls-secret`]: 'shop/ca' }, { clientCert: { secret: { namespace: 'shop', name: 'ca' }, verify: 'on', depth: 1, passCertificate: false } }],
+    [
+      'client certificates optional, depth 2, passed upstream',
+      { [`${ngx}auth-tls-secret`]: 'ca', [`${ngx}auth-tls-verify-client`]: 'optional_no_ca', [`${ngx}auth-tls-verify-depth`]: '2', [`${ngx}auth-tls-pass-certificate-to-upstream`]: 'true' },
+      { clientCert: { secret: { namespace: 'shop', name: 'ca' }, verify: 'optional_no_ca', depth: 2, passCertificate: true } },
+    ],
+    ['client certificates off', { [`${ngx}auth-tls-secret`]: 'ca', [`${ngx}auth-tls-verify-client`]: 'off' }, {}],
     ['netplane.io wins over nginx', { [`${np}limit-rps`]: '7', [`${ngx}limit-rps`]: 'not read' }, { rateLimit: { rps: 7, burstMultiplier: 5 } }],
     ['unknown nginx annotations are ignored, never interpreted', { [`${ngx}configuration-snippet`]: 'more_set_headers "X: y";\nreturn 200;', [`${ngx}auth-jwt-jwks-url`]: 'x' }, {}],
     ['other prefixes are not read', { 'kubectl.kubernetes.io/last-applied-configuration': '{"a":1}\n', 'example.com/limit-rps': 'x' }, {}],
@@ -143,7 +150,11 @@ describe('annotations with values that cannot be honoured', () => {
     ['allowlist-source-range with a hostname', { [`${ngx}allowlist-source-range`]: '10.0.0.0/8, office.example.com' }, `${ngx}allowlist-source-range`, '10.0.0.0/8, office.example.com', 'IPv4 or IPv6 address or CIDR block'],
     ['whitelist-source-range with a bad prefix', { [`${ngx}whitelist-source-range`]: '10.0.0.0/33' }, `${ngx}whitelist-source-range`, '10.0.0.0/33', 'IPv4 or IPv6 address or CIDR block'],
     ['denylist-source-range empty', { [`${ngx}denylist-source-range`]: ',' }, `${ngx}denylist-source-range`, ',', 'at least one item'],
-    ['nginx client certificate auth netplane does not enforce', { [`${ngx}auth-tls-secret`]: 'shop/ca' }, `${ngx}auth-tls-secret`, 'shop/ca', 'without it'],
+    ['client certificate CN match netplane does not enforce', { [`${ngx}auth-tls-secret`]: 'ca', [`${ngx}auth-tls-match-cn`]: 'CN=alice' }, `${ngx}auth-tls-match-cn`, 'CN=alice', 'without it'],
+    ['auth-tls-secret in another namespace', { [`${ngx}auth-tls-secret`]: 'other/ca' }, `${ngx}auth-tls-secret`, 'other/ca', 'own namespace'],
+    ['auth-tls-verify-client unknown', { [`${ngx}auth-tls-secret`]: 'ca', [`${ngx}auth-tls-verify-client`]: 'required' }, `${ngx}auth-tls-verify-client`, 'required', 'on, optional, optional_no_ca, off'],
+    ['auth-tls-verify-depth too deep', { [`${ngx}auth-tls-secret`]: 'ca', [`${ngx}auth-tls-verify-depth`]: '11' }, `${ngx}auth-tls-verify-depth`, '11', 'from 0 to 10'],
+    ['auth-tls setting without auth-tls-secret', { [`${ngx}auth-tls-verify-client`]: 'on' }, `${ngx}auth-tls-verify-client`, 'on', 'auth-tls-secret, which is not set'],
   ];
 
   it.each(cases)('%s', (_name, annotations, key, value, allowed) => {
@@ -178,5 +189,45 @@ describe('annotations with values that cannot be honoured', () => {
   it('does not read the Secrets of an Ingress that is not served', () => {
     const { table } = compile([web('a', { [`${ngx}auth-type`]: 'basic', [`${ngx}auth-secret`]: 'kube-system/admin' })]);
     expect([table.secrets.size, table.problems.length]).toEqual([0, 1]);
+  });
+});
+
+describe('client certificates guard hosts', () => {
+  const tlsAuth = (secret: string, more: Record<string, string> = {}) => ({ [`${ngx}auth-tls-secret`]: secret, ...more });
+
+  it('guard every rule of the host, from whichever Ingress, and only hosts they name', () => {
+    const guarded = ingress('a', { namespace: 'shop', annotations: tlsAuth('ca'), rules: [rule('shop.com', 'Prefix / web:80'), rule('*.apps.com', 'Prefix / web:80')] });
+    const other = ingress('b', { namespace: 'shop', rules: [rule('shop.com', 'Prefix /api api:80'), rule('open.com', 'Prefix / web:80'), rule('x.apps.com', 'Prefix / web:80')] });
+    const { table } = compile([guarded, other]);
+    expect(table.problems).toEqual([]);
+    expect(table.secrets.has('shop/ca')).toBe(true);
+    expect(table.clientCert('shop.com')?.secret).toEqual({ namespace: 'shop', name: 'ca' });
+    expect(table.clientCert('SHOP.com')?.verify).toBe('on');
+    expect(table.match('shop.com', '/api')?.ingress).toBe('shop/b');
+    expect(table.clientCert('open.com')).toBeUndefined();
+    expect(table.clientCert('y.apps.com')?.secret.name).toBe('ca');
+    // x.apps.com has rules of its own, so its requests never reach the guarded wildcard's rules.
+    expect(table.clientCert('x.apps.com')).toBeUndefined();
+    expect(table.clientCert('unknown.com')).toBeUndefined();
+  });
+
+  it('keep the first Ingress settings for a host; a different later one is a problem that names the first', () => {
+    const first = ingress('a', { namespace: 'shop', annotations: tlsAuth('ca'), rules: [rule('shop.com', 'Prefix / web:80')] });
+    const same = ingress('b', { namespace: 'shop', annotations: tlsAuth('ca'), rules: [rule('shop.com', 'Prefix /b web:80')] });
+    const looser = ingress('c', { namespace: 'shop', annotations: tlsAuth('ca', { [`${ngx}auth-tls-verify-client`]: 'optional' }), rules: [rule('shop.com', 'Prefix /c web:80')] });
+    const { table } = compile([looser, same, first]);
+    expect(table.clientCert('shop.com')?.verify).toBe('on');
+    expect(table.problems.map((p) => [p.ingress, p.reason])).toEqual([['shop/c', 'the auth-tls settings for host "shop.com" are not used: Ingress shop/a, which comes first by namespace/name set other ones for it, which guard the host']]);
+    expect(table.match('shop.com', '/c')?.ingress).toBe('shop/c');
+  });
+
+  it.each([
+    ['a rule without host', { rules: [rule('', 'Prefix / web:80')] }, 'spec.rules[0] has no host'],
+    ['a default backend', { rules: [rule('shop.com', 'Prefix / web:80')], defaultBackend: backend('web:80') }, 'spec.defaultBackend cannot be guarded'],
+  ])('refuse an Ingress with %s (no host name to ask by)', (_what, spec, reason) => {
+    const { table } = compile([ingress('a', { namespace: 'shop', annotations: tlsAuth('ca'), ...spec })]);
+    expect(table.problems).toHaveLength(1);
+    expect(table.problems[0]!.reason).toContain(reason);
+    expect(table.match('shop.com', '/')).toBeUndefined();
   });
 });

@@ -2,7 +2,7 @@
 // clients that send a server name and read the certificate they were given.
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
-import { createServer, type Server } from 'node:tls';
+import { createServer, type Server, type TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Certificates } from '../../../ingress/tls/certificates.ts';
 import { defaultCommonName } from '../../../ingress/tls/default-certificate.ts';
@@ -36,7 +36,7 @@ async function serve(certs: Certificates): Promise<{ port: number; server: Serve
 /** The context the SNI callback picks for a name, without a handshake. */
 function contextFor(certs: Certificates, name: string): unknown {
   let got: unknown;
-  certs.sniCallback(name, (_err, ctx) => (got = ctx));
+  certs.sniCallback.call(undefined as unknown as TLSSocket, name, (_err, ctx) => (got = ctx));
   return got;
 }
 

@@ -2,7 +2,7 @@
 import { connect, type DetailedPeerCertificate } from 'node:tls';
 import { generate } from 'selfsigned';
 import { secretSchema, type Secret } from '../../../cluster/model/secret.ts';
-import type { ObjectRef, TlsChoice } from '../../../ingress/routes/types.ts';
+import type { ClientCertPolicy, ObjectRef, TlsChoice } from '../../../ingress/routes/types.ts';
 
 /** A PEM certificate chain and key. */
 export interface Pems {
@@ -47,6 +47,11 @@ export class FakeTable {
   constructor(hosts: Record<string, string | null>, authSecrets: string[] = []) {
     this.#hosts = new Map(Object.entries(hosts).map(([h, s]) => [h, s ? { secret: toRef(s) } : {}]));
     this.secrets = new Set([...Object.values(hosts).filter((s): s is string => !!s), ...authSecrets]);
+  }
+
+  /** No host of this stand-in checks client certificates. */
+  clientCert(_host: string): ClientCertPolicy | undefined {
+    return undefined;
   }
 
   /** Exact host, then the wildcard of its parent domain. */

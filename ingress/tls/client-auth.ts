@@ -1,0 +1,121 @@
+// Client certificates (ingress-nginx auth-tls-*): what the handshake of a guarded host records on its socket, and
+// what a request on that socket is then allowed. OpenSSL verifies the chain in the handshake against the CA bundle
+// of the host's Secret (the SNI context carries it as `ca`); nothing here re-implements that verification. Here the
+// verdict is read per request, against the check of the host the request names, which may not be the one the
+// handshake was made for (HTTP/2 connection reuse, or a Host header that differs from the SNI name).
+import { X509Certificate } from 'node:crypto';
+import type { TLSSocket } from 'node:tls';
+import type { ClientCertPolicy } from '../routes/types.ts';
+
+/** Set on a TLS socket whose handshake asked for a client certificate. */
+export const clientAuthMark = Symbol('netplane.clientAuth');
+
+/** What the handshake recorded: the CA Secret (`namespace/name`) it verified against, and that CA's certificates. */
+export interface ClientAuthMark {
+  ca: string;
+  /** The CA bundle's certificates; undefined when the Secret had no usable `ca.crt` (no certificate was asked for). */
+  anchors?: readonly X509Certificate[];
+}
+
+/** Reads and checks a PEM CA bundle; a reason when it holds no certificate or a malformed one. */
+export function parseCaBundle(pem: string): X509Certificate[] | { reason: string } {
+  const blocks = pem.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? [];
+  if (blocks.length === 0) return { reason: 'ca.crt holds no PEM certificate' };
+  const out: X509Certificate[] = [];
+  for (const [i, block] of blocks.entries()) {
+    try {
+      out.push(new X509Certificate(block));
+    } catch (e) {
+      return { reason: `certificate ${i + 1} of ca.crt cannot be read: ${(e as Error).message}` };
+    }
+  }
+  return out;
+}
+
+/**
+ * Asks the client of this handshake for a certificate (without failing the handshake when there is none, so that
+ * the refusal is an HTTP answer) and records the CA. Relies on the socket's handle offering `setVerifyMode`, as
+ * Node's TLS sockets have for years; false when it does not (then nothing is asked, and guarded requests fail).
+ */
+export function askForClientCertificate(socket: TLSSocket, mark: ClientAuthMark): boolean {
+  const s = socket as TLSSocket & { _handle?: { setVerifyMode?: (request: boolean, reject: boolean) => void }; _requestCert?: boolean; _rejectUnauthorized?: boolean };
+  (s as unknown as Record<symbol, ClientAuthMark>)[clientAuthMark] = mark;
+  if (mark.anchors === undefined || typeof s._handle?.setVerifyMode !== 'function') return false;
+  s._handle.setVerifyMode(true, false);
+  // Node then reads the verification result into `authorized` / `authorizationError`, and keeps the connection.
+  s._requestCert = true;
+  s._rejectUnauthorized = false;
+  return true;
+}
+
+/** A request's standing under a client-certificate check. */
+export type ClientCertVerdict =
+  | { allow: true; headers: Record<string, string> }
+  | { allow: false; status: 400 | 421 | 503; reason: string };
+
+/**
+ * Judges a request for a host guarded by `policy`, made on `socket` (undefined: plain HTTP). The headers that go
+ * upstream are ingress-nginx's: ssl-client-verify (SUCCESS, FAILED:<reason>, NONE), the subject and issuer DNs
+ * (RFC 2253 order), and the URL-encoded certificate when `passCertificate`.
+ */
+export function judgeClientCertificate(policy: ClientCertPolicy, socket: TLSSocket | undefined): ClientCertVerdict {
+  const none = { 'ssl-client-verify': 'NONE' };
+  if (socket === undefined) {
+    return policy.verify === 'on' ? { allow: false, status: 400, reason: 'a client certificate is required, and plain HTTP has none' } : { allow: true, headers: none };
+  }
+  const ca = `${policy.secret.namespace}/${policy.secret.name}`;
+  const mark = (socket as unknown as Record<symbol, ClientAuthMark | undefined>)[clientAuthMark];
+  // The connection was made for another name (HTTP/2 reuse, or SNI and Host differ): 421 asks for a new one.
+  if (mark?.ca !== ca) return { allow: false, status: 421, reason: 'the TLS connection was not made for this host, which checks client certificates' };
+  if (mark.anchors === undefined) return { allow: false, status: 503, reason: `CA Secret ${ca} has no usable ca.crt` };
+  const cert = socket.getPeerX509Certificate();
+  if (cert === undefined) {
+    return policy.verify === 'on' ? { allow: false, status: 400, reason: 'no required client certificate was sent' } : { allow: true, headers: none };
+  }
+  let failure = socket.authorized ? undefined : String(socket.authorizationError ?? 'not verified');
+  if (failure === undefined) {
+    const depth = intermediates(cert, socket, mark.anchors);
+    if (depth > policy.depth) failure = `CHAIN_TOO_LONG: ${depth} intermediate CAs, at most ${policy.depth} allowed`;
+  }
+  if (failure !== undefined && policy.verify !== 'optional_no_ca') return { allow: false, status: 400, reason: `client certificate refused: ${failure}` };
+  const headers: Record<string, string> = {
+    'ssl-client-verify': failure === undefined ? 'SUCCESS' : `FAILED:${headerSafe(failure)}`,
+    'ssl-client-subject-dn': distinguishedName(cert.subject),
+    'ssl-client-issuer-dn': distinguishedName(cert.issuer),
+  };
+  if (policy.passCertificate) headers['ssl-client-cert'] = encodeURIComponent(cert.toString());
+  return { allow: true, headers };
+}
+
+/**
+ * How many intermediate CAs stand between a verified client certificate and the root of the CA bundle it chains
+ * to: the path is rebuilt from the certificates the client sent and those of the bundle, each link one that
+ * `checkIssued` and the issuer's signature confirm (OpenSSL already found that such a path exists).
+ */
+function intermediates(leaf: X509Certificate, socket: TLSSocket, anchors: readonly X509Certificate[]): number {
+  const sent: X509Certificate[] = [];
+  for (let c = socket.getPeerCertificate(true).issuerCertificate; c?.raw && sent.length < 20; c = c.issuerCertificate) {
+    const x = new X509Certificate(c.raw);
+    if (sent.some((s) => s.fingerprint256 === x.fingerprint256)) break;
+    sent.push(x);
+  }
+  const candidates = [...sent, ...anchors];
+  let current = leaf;
+  for (let depth = 0; depth <= 20; depth++) {
+    const issuer = candidates.find((c) => current.checkIssued(c) && current.verify(c.publicKey));
+    if (issuer === undefined) return depth;
+    if (issuer.checkIssued(issuer) && anchors.some((a) => a.fingerprint256 === issuer.fingerprint256)) return depth;
+    current = issuer;
+  }
+  return Number.POSITIVE_INFINITY;
+}
+
+/** OpenSSL's one-attribute-per-line name as RFC 2253 writes it: most significant last, comma-separated. */
+function distinguishedName(lines: string): string {
+  return headerSafe(lines.split('\n').filter(Boolean).reverse().join(','));
+}
+
+/** Bytes outside printable ASCII as `\XX` (UTF-8), as RFC 2253 escapes them: a header value never breaks. */
+function headerSafe(text: string): string {
+  return text.replace(/[^\x20-\x7e]/gu, (ch) => [...Buffer.from(ch)].map((b) => `\\${b.toString(16).toUpperCase().padStart(2, '0')}`).join(''));
+}
