@@ -15,6 +15,8 @@ export interface ClientAuthMark {
   ca: string;
   /** The CA bundle's certificates; undefined when the Secret had no usable `ca.crt` (no certificate was asked for). */
   anchors?: readonly X509Certificate[];
+  /** The client's certificate and its number of intermediate CAs, read at the connection's first request. */
+  peer?: { cert: X509Certificate; intermediates: number } | null;
 }
 
 /** Reads and checks a PEM CA bundle; a reason when it holds no certificate or a malformed one. */
@@ -68,15 +70,15 @@ export function judgeClientCertificate(policy: ClientCertPolicy, socket: TLSSock
   // The connection was made for another name (HTTP/2 reuse, or SNI and Host differ): 421 asks for a new one.
   if (mark?.ca !== ca) return { allow: false, status: 421, reason: 'the TLS connection was not made for this host, which checks client certificates' };
   if (mark.anchors === undefined) return { allow: false, status: 503, reason: `CA Secret ${ca} has no usable ca.crt` };
-  const cert = socket.getPeerX509Certificate();
-  if (cert === undefined) {
+  // Read once per connection.
+  if (mark.peer === undefined) mark.peer = readPeer(socket, mark.anchors);
+  const peer = mark.peer;
+  if (peer === null) {
     return policy.verify === 'on' ? { allow: false, status: 400, reason: 'no required client certificate was sent' } : { allow: true, headers: none };
   }
+  const { cert } = peer;
   let failure = socket.authorized ? undefined : String(socket.authorizationError ?? 'not verified');
-  if (failure === undefined) {
-    const depth = intermediates(cert, socket, mark.anchors);
-    if (depth > policy.depth) failure = `CHAIN_TOO_LONG: ${depth} intermediate CAs, at most ${policy.depth} allowed`;
-  }
+  if (failure === undefined && peer.intermediates > policy.depth) failure = `CHAIN_TOO_LONG: ${peer.intermediates} intermediate CAs, at most ${policy.depth} allowed`;
   if (failure !== undefined && policy.verify !== 'optional_no_ca') return { allow: false, status: 400, reason: `client certificate refused: ${failure}` };
   const headers: Record<string, string> = {
     'ssl-client-verify': failure === undefined ? 'SUCCESS' : `FAILED:${headerSafe(failure)}`,
@@ -88,26 +90,22 @@ export function judgeClientCertificate(policy: ClientCertPolicy, socket: TLSSock
 }
 
 /**
- * How many intermediate CAs stand between a verified client certificate and the root of the CA bundle it chains
- * to: the path is rebuilt from the certificates the client sent and those of the bundle, each link one that
- * `checkIssued` and the issuer's signature confirm (OpenSSL already found that such a path exists).
+ * The client's certificate, and how many intermediate CAs stand between it and the root of the CA bundle it chains
+ * to (OpenSSL verified that it does when the socket is authorized). The path is rebuilt through the bundle, each
+ * link one that `checkIssued` and the issuer's signature confirm. Node 24 does not show a server the chain its client
+ * sent, so intermediates that only the client sent count as one. Null when the client sent no certificate.
  */
-function intermediates(leaf: X509Certificate, socket: TLSSocket, anchors: readonly X509Certificate[]): number {
-  const sent: X509Certificate[] = [];
-  for (let c = socket.getPeerCertificate(true).issuerCertificate; c?.raw && sent.length < 20; c = c.issuerCertificate) {
-    const x = new X509Certificate(c.raw);
-    if (sent.some((s) => s.fingerprint256 === x.fingerprint256)) break;
-    sent.push(x);
-  }
-  const candidates = [...sent, ...anchors];
-  let current = leaf;
+function readPeer(socket: TLSSocket, anchors: readonly X509Certificate[]): { cert: X509Certificate; intermediates: number } | null {
+  const cert = socket.getPeerX509Certificate();
+  if (cert === undefined) return null;
+  let current = cert;
   for (let depth = 0; depth <= 20; depth++) {
-    const issuer = candidates.find((c) => current.checkIssued(c) && current.verify(c.publicKey));
-    if (issuer === undefined) return depth;
-    if (issuer.checkIssued(issuer) && anchors.some((a) => a.fingerprint256 === issuer.fingerprint256)) return depth;
+    const issuer = anchors.find((c) => current.checkIssued(c) && current.verify(c.publicKey));
+    if (issuer === undefined) return { cert, intermediates: depth + 1 };
+    if (issuer.checkIssued(issuer)) return { cert, intermediates: depth };
     current = issuer;
   }
-  return Number.POSITIVE_INFINITY;
+  return { cert, intermediates: Number.POSITIVE_INFINITY };
 }
 
 /** OpenSSL's one-attribute-per-line name as RFC 2253 writes it: most significant last, comma-separated. */
