@@ -2,7 +2,7 @@
 // over HTTP/2), a Secret swapped live, the HTTP→HTTPS redirect, every auth kind passing and failing, rate limits.
 import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
-import { createServer, type Server } from 'node:http';
+import { createServer, request as httpRequest, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import bcrypt from 'bcryptjs';
 import { SignJWT, exportJWK, generateKeyPair } from 'jose';
@@ -104,6 +104,15 @@ describe('netplane ingress TLS and auth', () => {
       expect([host, r.status, r.text]).toEqual([host, 403, '403 Forbidden\n']);
     }
     expect(await gw.metrics()).toMatch(/nginx_ingress_controller_requests\{[^}]*ingress="outside"[^}]*status="403"[^}]*\} 1/);
+    // A WebSocket upgrade is held to the same ranges.
+    const upgrade = await new Promise<number>((resolve, reject) => {
+      const req = httpRequest({ host: '127.0.0.1', port: gw.http, headers: { host: 'outside.test', connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', 'sec-websocket-version': '13' } });
+      req.on('response', (res) => (res.resume(), resolve(res.statusCode ?? 0)));
+      req.on('upgrade', (_res, socket) => (socket.destroy(), resolve(101)));
+      req.on('error', reject);
+      req.end();
+    });
+    expect(upgrade).toBe(403);
   });
 
   it('swaps a certificate when its Secret changes, without a restart', async () => {
