@@ -9,6 +9,8 @@ import type { HostPort } from '../../runtime/flags.ts';
 import { clientIP, type TrustedProxies } from '../limits/client-ip.ts';
 import type { ConnectionCap } from '../limits/connection-cap.ts';
 import type { Certificates } from '../tls/certificates.ts';
+import type { TLSSocket } from 'node:tls';
+import { randomBytes } from 'node:crypto';
 import type { GatewayMetrics } from './metrics.ts';
 import { forwardedHeaders } from './request.ts';
 import { authenticate, chooseBackend, clientCertificate, limit, parse, route, runPipeline, sourceRange, type Exchange, type GatewayState, type Step } from './steps.ts';
@@ -87,6 +89,10 @@ export class Gateway {
           settings: { maxHeaderListSize: o.maxHeaderSize },
         });
         s.on('request', (req, res) => this.#request(req, res, 'https', bound.https!));
+        // A resumed TLS session skips the SNI callback: its client-certificate standing is read from the session.
+        const certificates = o.certificates;
+        s.on('secureConnection', (socket: TLSSocket) => certificates.resumed(socket));
+        certificates.onClientCaChange = () => s.setTicketKeys(randomBytes(48));
         s.on('session', (session: Http2Session) => {
           this.#sessions.add(session);
           session.once('close', () => this.#sessions.delete(session));

@@ -11,7 +11,7 @@ import type { ObjectRef, RouteTable } from '../routes/types.ts';
 import { generateDefaultCertificate } from './default-certificate.ts';
 import { BadCertificateError } from './errors.ts';
 import { isKeyPair, loadKeyPair, validityProblem, type KeyPair } from './keypair.ts';
-import { askForClientCertificate, parseCaBundle } from './client-auth.ts';
+import { askForClientCertificate, clientAuthMark, markResumed, parseCaBundle } from './client-auth.ts';
 
 /** The part of a route table the certificates read. */
 export type TlsTable = Pick<RouteTable, 'tls' | 'secrets' | 'clientCert'>;
@@ -84,6 +84,11 @@ export class Certificates {
   #cas = new Map<string, CaState>();
   /** Contexts of guarded hosts (server certificate + CA bundle), by both hashes; emptied when anything changes. */
   #guarded = new Map<string, SecureContext>();
+  /**
+   * Called when a CA bundle changes or goes: the listener forgets its TLS session tickets, so that no session
+   * verified against the old bundle is resumed.
+   */
+  onClientCaChange?: () => void;
 
   /**
    * With the default certificate given (PEM), else a self-signed one generated now (EC P-256, one year). Throws
@@ -143,6 +148,7 @@ export class Certificates {
       if (!cas.has(key)) {
         this.#cas.delete(key);
         this.#guarded.clear();
+        this.onClientCaChange?.();
       }
     }
     for (const key of this.#states.keys()) {
@@ -193,6 +199,22 @@ export class Certificates {
       this.#log.warn({ secret: key, reason: anchors.reason }, `CA bundle not usable; ${state?.served ? 'keeping the last good one' : 'the hosts it guards answer 503'}`);
     }
     this.#guarded.clear();
+    if (state !== undefined) this.onClientCaChange?.();
+  }
+
+  /**
+   * For a connection that resumed a TLS session (no SNI callback ran): when its name is a guarded host, records the
+   * host's CA and the verification result the session kept from its first handshake. Sessions verified against
+   * a bundle since changed are not resumed at all (onClientCaChange).
+   */
+  resumed(socket: TLSSocket): void {
+    if (!socket.isSessionReused() || clientAuthMark in socket) return;
+    const name = typeof socket.servername === 'string' ? socket.servername.toLowerCase().replace(/\.$/, '') : '';
+    const guard = name === '' ? undefined : this.#table.clientCert(name);
+    if (!guard) return;
+    const ca = `${guard.secret.namespace}/${guard.secret.name}`;
+    const bundle = this.#cas.get(ca)?.served;
+    markResumed(socket, { ca, ...(bundle ? { anchors: bundle.anchors } : {}) });
   }
 
   /** Looks at one TLS Secret's content; builds a context only when the content is new. */

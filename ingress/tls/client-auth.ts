@@ -50,6 +50,24 @@ export function askForClientCertificate(socket: TLSSocket, mark: ClientAuthMark)
   return true;
 }
 
+/**
+ * Records the mark on a connection that resumed a session, with the verification result OpenSSL kept in the
+ * session (read as Node reads it after a handshake that asked for a certificate). Without that reading the mark
+ * has no CA certificates, and guarded requests get 503 rather than pass unchecked.
+ */
+export function markResumed(socket: TLSSocket, mark: ClientAuthMark): void {
+  const s = socket as TLSSocket & { _handle?: { verifyError?: () => (Error & { code?: string }) | null } };
+  const verifyError = s._handle?.verifyError;
+  const usable = typeof verifyError === 'function' ? mark : { ca: mark.ca };
+  if (typeof verifyError === 'function') {
+    const err = verifyError.call(s._handle);
+    s.authorized = !err;
+    // Node stores the code string here, whatever the type declarations say.
+    (s as unknown as { authorizationError?: string }).authorizationError = err ? (err.code ?? err.message) : undefined;
+  }
+  (s as unknown as Record<symbol, ClientAuthMark>)[clientAuthMark] = usable;
+}
+
 /** A request's standing under a client-certificate check. */
 export type ClientCertVerdict =
   | { allow: true; headers: Record<string, string> }

@@ -6,6 +6,7 @@ import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect } from 'node:tls';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../../helpers/wait.ts';
@@ -54,6 +55,20 @@ describe('netplane ingress client certificates', () => {
   async function caNames(sni: string): Promise<string> {
     const { stdout } = await run('sh', ['-c', `openssl s_client -connect 127.0.0.1:${gw.https} -servername ${sni} </dev/null 2>/dev/null`]);
     return stdout.includes('Acceptable client certificate CA names') ? stdout.split('Acceptable client certificate CA names')[1]!.split('\n')[1]!.trim() : 'none asked';
+  }
+
+  /** One HTTP/1.1 request for secure.test over a TLS connection as `as`, resuming `session` when given. */
+  function overTls(as: Pems, session?: Buffer): Promise<{ status: number; reused: boolean; session?: Buffer }> {
+    return new Promise((resolve, reject) => {
+      let saved: Buffer | undefined;
+      let text = '';
+      const s = connect({ host: '127.0.0.1', port: gw.https, servername: 'secure.test', rejectUnauthorized: false, cert: as.cert, key: as.key, ALPNProtocols: ['http/1.1'], ...(session ? { session } : {}) });
+      s.on('session', (x: Buffer) => (saved = x));
+      s.on('secureConnect', () => s.write('GET / HTTP/1.1\r\nHost: secure.test\r\nConnection: close\r\n\r\n'));
+      s.on('data', (d) => (text += d));
+      s.on('end', () => resolve({ status: Number(text.split(' ')[1]), reused: s.isSessionReused(), ...(saved ? { session: saved } : {}) }));
+      s.on('error', reject);
+    });
   }
 
   beforeAll(async () => {
@@ -158,11 +173,21 @@ describe('netplane ingress client certificates', () => {
     expect(await caNames('missing.test')).toBe('none asked');
   });
 
+  it('keeps a resumed TLS session to what its first handshake verified', async () => {
+    const first = await overTls(alice);
+    expect([first.status, first.reused]).toEqual([200, false]);
+    const again = await overTls(alice, first.session);
+    expect([again.status, again.reused]).toEqual([200, true]);
+  });
+
   it('checks against the new CA bundle from the next handshake when the Secret changes', async () => {
+    const before = await overTls(alice);
     gw.write('ca.yaml', caSecretYaml('clients-ca', rogue));
     await waitFor('the new CA bundle', async () => (await curl('secure.test', 'mallory')).status === 200, 10_000, 100);
     expect((await curl('secure.test', 'alice')).status).toBe(400);
     expect(await caNames('secure.test')).toBe('CN = Rogue CA');
+    // A session verified against the old bundle is not resumed: the handshake is made again, and refused.
+    expect(await overTls(alice, before.session)).toMatchObject({ status: 400, reused: false });
     // A bundle that cannot be read keeps the last good one.
     gw.write('ca.yaml', caSecretYaml('clients-ca', { cert: 'not a certificate', key: '' }));
     await waitFor('the bad bundle to be seen', async () => gw.output.includes('CA bundle not usable'), 10_000, 100);
