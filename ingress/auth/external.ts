@@ -99,7 +99,10 @@ export class ExternalAuthenticator implements Authenticator {
   }
 }
 
-/** The headers of the subrequest: the client's minus connection-specific ones, plus where the request was going. */
+/**
+ * The headers of the subrequest: the client's minus connection-specific ones, plus where the request was going and
+ * what the gateway verified of a client certificate.
+ */
 export function subrequestHeaders(req: AuthRequest): Record<string, string | string[]> {
   const skip = new Set(dropped);
   for (const name of ours) skip.add(name);
@@ -109,9 +112,12 @@ export function subrequestHeaders(req: AuthRequest): Record<string, string | str
   }
   const out: Record<string, string | string[]> = {};
   for (const [name, value] of Object.entries(req.headers)) {
-    if (value === undefined || name.startsWith(':') || skip.has(name.toLowerCase())) continue;
+    const lower = name.toLowerCase();
+    // ssl-client-* come from the gateway's own check of the client certificate, never from the client.
+    if (value === undefined || name.startsWith(':') || skip.has(lower) || lower.startsWith('ssl-client-')) continue;
     out[name] = value;
   }
+  if (req.clientCert) Object.assign(out, req.clientCert);
   out['x-original-url'] = `${req.proto}://${req.host}${req.url}`;
   out['x-original-method'] = req.method;
   out['x-forwarded-for'] = req.clientIP;

@@ -12,6 +12,8 @@ export interface AuthRequest {
   proto: 'http' | 'https';
   clientIP: string;
   headers: IncomingHttpHeaders;
+  /** What the gateway verified of a client certificate (ssl-client-* headers), on hosts that check them. */
+  clientCert?: Readonly<Record<string, string>>;
 }
 
 /**

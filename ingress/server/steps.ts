@@ -196,6 +196,7 @@ export const authenticate: Step = {
       proto: x.proto,
       clientIP: x.clientIP,
       headers: x.req.headers,
+      ...(x.tlsHeaders ? { clientCert: x.tlsHeaders } : {}),
     });
     if (result.allow) {
       x.authHeaders = result.upstreamHeaders;

@@ -194,6 +194,17 @@ describe('the subrequest', () => {
     expect(s.headers['content-length'] ?? '0').toBe('0');
   });
 
+  it('passes what the gateway verified of a client certificate, never the client-sent ssl-client-* headers', async () => {
+    const { url, seen } = await authService(answer(200));
+    const auth = authenticator(policy(url));
+    const spoofed = { 'ssl-client-verify': 'SUCCESS', 'SSL-Client-Subject-DN': 'CN=admin', 'ssl-client-cert': 'x' };
+    expect((await auth.check(authRequest(spoofed))).allow).toBe(true);
+    expect((await auth.check(authRequest(spoofed, { clientCert: { 'ssl-client-verify': 'NONE' } }))).allow).toBe(true);
+    const [plain, checked] = seen.map((s) => Object.keys(s.headers).filter((k) => k.startsWith('ssl-client-')).map((k) => `${k}: ${s.headers[k]}`));
+    expect(plain).toEqual([]);
+    expect(checked).toEqual(['ssl-client-verify: NONE']);
+  });
+
   it('uses GET by default, with no body', async () => {
     const { url, seen } = await authService(answer(200));
     await authenticator(policy(url)).check(authRequest({}, { method: 'DELETE' }));
