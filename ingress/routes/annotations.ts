@@ -17,7 +17,7 @@ const sharedNames = [
   'affinity', 'session-cookie-name', 'session-cookie-max-age', 'session-cookie-path', 'load-balance',
   'canary', 'canary-by-header', 'canary-by-header-value', 'canary-weight', 'canary-weight-total',
   'allowlist-source-range', 'whitelist-source-range', 'denylist-source-range',
-  'auth-tls-secret', 'auth-tls-verify-client', 'auth-tls-verify-depth', 'auth-tls-pass-certificate-to-upstream',
+  'auth-tls-secret', 'auth-tls-verify-client', 'auth-tls-verify-depth', 'auth-tls-pass-certificate-to-upstream', 'auth-tls-error-page',
 ] as const;
 
 /** Names read only under netplane.io/ (ingress-nginx has no such annotation, or means something else by it). */

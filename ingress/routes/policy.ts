@@ -101,11 +101,12 @@ function readSourceRange(a: AnnotationReader): IngressPolicy['sourceRange'] {
   return { ...(allow ? { allow } : {}), ...(deny ? { deny } : {}) };
 }
 
-const clientCertNames = ['auth-tls-verify-client', 'auth-tls-verify-depth', 'auth-tls-pass-certificate-to-upstream'] as const;
+const clientCertNames = ['auth-tls-verify-client', 'auth-tls-verify-depth', 'auth-tls-pass-certificate-to-upstream', 'auth-tls-error-page'] as const;
 
 /**
  * ingress-nginx's auth-tls-secret (the Secret with `ca.crt`), auth-tls-verify-client (on, the default; optional;
- * optional_no_ca; off), auth-tls-verify-depth (default 1) and auth-tls-pass-certificate-to-upstream.
+ * optional_no_ca; off), auth-tls-verify-depth (default 1), auth-tls-pass-certificate-to-upstream and
+ * auth-tls-error-page (an absolute http or https URL).
  */
 function readClientCert(a: AnnotationReader, namespace: string): ClientCertPolicy | undefined {
   const secret = a.get('auth-tls-secret');
@@ -120,9 +121,10 @@ function readClientCert(a: AnnotationReader, namespace: string): ClientCertPolic
   const verify = a.oneOf('auth-tls-verify-client', ['on', 'optional', 'optional_no_ca', 'off'] as const) ?? 'on';
   const depth = a.int('auth-tls-verify-depth', 0, 10) ?? 1;
   const passCertificate = a.bool('auth-tls-pass-certificate-to-upstream', false);
+  const errorPage = a.get('auth-tls-error-page');
   const ref = secretRef(secret, namespace);
   if (verify === 'off') return undefined;
-  return { secret: ref, verify, depth, passCertificate };
+  return { secret: ref, verify, depth, passCertificate, ...(errorPage ? { errorPage: httpUrl(errorPage) } : {}) };
 }
 
 function readRateLimit(a: AnnotationReader): RateLimitPolicy | undefined {

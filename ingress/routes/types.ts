@@ -71,6 +71,8 @@ export interface ClientCertPolicy {
   depth: number;
   /** Send the client's certificate upstream (URL-encoded PEM) in `ssl-client-cert`. */
   passCertificate: boolean;
+  /** Where a refused client is redirected (302) instead of getting 400 (ingress-nginx `auth-tls-error-page`). */
+  errorPage?: string;
 }
 
 /** What the annotations of one Ingress ask for; the defaults when it has none. */

@@ -77,6 +77,7 @@ export function reply(x: Exchange, status: number, refused: string, headers: Rec
 }
 
 const statusText: Record<number, string> = {
+  302: 'Found',
   308: 'Permanent Redirect',
   400: 'Bad Request',
   401: 'Unauthorized',
@@ -159,7 +160,11 @@ export const clientCertificate: Step = {
     const policy = s.table.clientCert(x.host);
     if (!policy) return 'next';
     const v = judgeClientCertificate(policy, x.proto === 'https' ? (x.req.socket as TLSSocket) : undefined);
-    if (!v.allow) return reply(x, v.status, `client-certificate: ${v.reason}`);
+    if (!v.allow) {
+      // Only a refused certificate goes to the error page; a misdirected connection or a missing CA does not.
+      if (v.status === 400 && policy.errorPage !== undefined) return reply(x, 302, `client-certificate: ${v.reason}`, { location: policy.errorPage });
+      return reply(x, v.status, `client-certificate: ${v.reason}`);
+    }
     x.tlsHeaders = v.headers;
     return 'next';
   },

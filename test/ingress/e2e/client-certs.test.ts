@@ -94,6 +94,7 @@ describe('netplane ingress client certificates', () => {
         ingress('shallow', 'shallow.test', guard({ [`${ngx}auth-tls-verify-depth`]: '0' })),
         ingress('bundled', 'bundled.test', { [`${ngx}auth-tls-secret`]: 'team-bundle', [`${ngx}auth-tls-verify-depth`]: '0' }),
         caSecretYaml('team-bundle', { cert: `${root.cert}\n${intermediate.cert}`, key: '' }),
+        ingress('paged', 'paged.test', guard({ [`${ngx}auth-tls-error-page`]: 'https://help.example.com/certificates?from=gateway' })),
         ingress('missing', 'missing.test', { [`${ngx}auth-tls-secret`]: 'absent-ca' }),
         ingress('open', 'open.test'),
       ].join('---\n'),
@@ -137,6 +138,12 @@ describe('netplane ingress client certificates', () => {
     expect((await curl('bundled.test', 'alice')).status).toBe(200);
     expect((await curl('bundled.test', 'bob-alone')).status).toBe(400);
     expect((await curl('secure.test', 'bob-alone')).status).toBe(400);
+  });
+
+  it('sends a refused client to the error page when the Ingress names one', async () => {
+    const { stdout } = await run('curl', ['-sk', '--resolve', `paged.test:${gw.https}:127.0.0.1`, '-o', '/dev/null', '-w', '%{http_code} %{redirect_url}', `https://paged.test:${gw.https}/`]);
+    expect(stdout).toBe('302 https://help.example.com/certificates?from=gateway');
+    expect((await curl('paged.test', 'alice')).status).toBe(200);
   });
 
   it('verify "optional" admits a client without a certificate, never one with a bad certificate', async () => {

@@ -67,6 +67,11 @@ describe('annotations with good values', () => {
       { [`${ngx}auth-tls-secret`]: 'ca', [`${ngx}auth-tls-verify-client`]: 'optional_no_ca', [`${ngx}auth-tls-verify-depth`]: '2', [`${ngx}auth-tls-pass-certificate-to-upstream`]: 'true' },
       { clientCert: { secret: { namespace: 'shop', name: 'ca' }, verify: 'optional_no_ca', depth: 2, passCertificate: true } },
     ],
+    [
+      'client certificates with an error page',
+      { [`${ngx}auth-tls-secret`]: 'ca', [`${ngx}auth-tls-error-page`]: 'https://help.example.com/certificates' },
+      { clientCert: { secret: { namespace: 'shop', name: 'ca' }, verify: 'on', depth: 1, passCertificate: false, errorPage: 'https://help.example.com/certificates' } },
+    ],
     ['client certificates off', { [`${ngx}auth-tls-secret`]: 'ca', [`${ngx}auth-tls-verify-client`]: 'off' }, {}],
     ['netplane.io wins over nginx', { [`${np}limit-rps`]: '7', [`${ngx}limit-rps`]: 'not read' }, { rateLimit: { rps: 7, burstMultiplier: 5 } }],
     ['unknown nginx annotations are ignored, never interpreted', { [`${ngx}configuration-snippet`]: 'more_set_headers "X: y";\nreturn 200;', [`${ngx}auth-jwt-jwks-url`]: 'x' }, {}],
@@ -154,6 +159,7 @@ describe('annotations with values that cannot be honoured', () => {
     ['auth-tls-secret in another namespace', { [`${ngx}auth-tls-secret`]: 'other/ca' }, `${ngx}auth-tls-secret`, 'other/ca', 'own namespace'],
     ['auth-tls-verify-client unknown', { [`${ngx}auth-tls-secret`]: 'ca', [`${ngx}auth-tls-verify-client`]: 'required' }, `${ngx}auth-tls-verify-client`, 'required', 'on, optional, optional_no_ca, off'],
     ['auth-tls-verify-depth too deep', { [`${ngx}auth-tls-secret`]: 'ca', [`${ngx}auth-tls-verify-depth`]: '11' }, `${ngx}auth-tls-verify-depth`, '11', 'from 0 to 10'],
+    ['auth-tls-error-page relative', { [`${ngx}auth-tls-secret`]: 'ca', [`${ngx}auth-tls-error-page`]: '/help' }, `${ngx}auth-tls-error-page`, '/help', 'http or https'],
     ['auth-tls setting without auth-tls-secret', { [`${ngx}auth-tls-verify-client`]: 'on' }, `${ngx}auth-tls-verify-client`, 'on', 'auth-tls-secret, which is not set'],
   ];
 
