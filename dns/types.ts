@@ -46,6 +46,18 @@ export interface DnsAnswer {
   additionals: ResourceRecord[];
   /** Which handler answered, for the `plugin` label of coredns_dns_responses_total. */
   source: string;
+  /**
+   * Set on an answer that is not authoritative but may still be replayed byte for byte to an identical query
+   * (server/replay.ts) while `valid()` holds (a cache hit: until its TTL next counts down or the entry goes);
+   * `replayed()` hears of each replay, for the handler's own counting.
+   */
+  replay?: ReplayTerms;
+}
+
+/** When a non-authoritative answer may be replayed, and who counts the replays. */
+export interface ReplayTerms {
+  valid(): boolean;
+  replayed(): void;
 }
 
 /** A handler's verdict: an answer, or "not mine" for the next handler. */

@@ -164,6 +164,11 @@ export class DnsCache {
     return this.#entries.size;
   }
 
+  /** The entry under a key, without counting a hit or moving it. */
+  current(key: string): CacheEntry | undefined {
+    return this.#entries.get(key);
+  }
+
   /** Looks a key up at `now`. A fresh hit counts towards popularity and may ask for a prefetch (once per entry). */
   lookup(key: string, now: number): Lookup {
     const entry = this.#entries.get(key);

@@ -5,8 +5,8 @@ import { isIP } from 'node:net';
 import { Registry } from 'prom-client';
 import type { HostPort } from '../../runtime/flags.ts';
 import type { Logger } from '../../runtime/logger.ts';
-import type { DnsAnswer, DnsHandler, DnsQuery } from '../types.ts';
-import { DnsCache, cacheKey, type CacheSettings, type Lookup } from './cache.ts';
+import type { DnsAnswer, DnsHandler, DnsQuery, ReplayTerms } from '../types.ts';
+import { DnsCache, cacheKey, remainingTtl, type CacheEntry, type CacheSettings, type Lookup } from './cache.ts';
 import { UpstreamAbortedError, UpstreamTimeoutError, encodeQuery, exchange, type UpstreamReply } from './exchange.ts';
 import { ForwardMetrics } from './metrics.ts';
 import { UpstreamSet, type Policy } from './upstreams.ts';
@@ -107,7 +107,8 @@ export class Forwarder implements DnsHandler {
     try {
       if (this.#abort.signal.aborted) return servfail();
       const key = cacheKey(q);
-      const found = this.cache.lookup(key, this.#now());
+      const now = this.#now();
+      const found = this.cache.lookup(key, now);
       this.#metrics.cacheRequest();
       if (found.kind === 'hit') {
         this.#metrics.hit(found.entry.type);
@@ -115,6 +116,8 @@ export class Forwarder implements DnsHandler {
           this.#metrics.prefetch();
           void this.#flight(key, q);
         }
+        // The same answer object comes back for the rest of this TTL second: it may be replayed until then.
+        found.answer.replay ??= this.#replayTerms(key, found.entry, remainingTtl(found.entry, now));
         return found.answer;
       }
       this.#metrics.miss();
@@ -122,6 +125,21 @@ export class Forwarder implements DnsHandler {
     } catch (e) {
       return this.#failed(q, e);
     }
+  }
+
+  /**
+   * A cache hit may be replayed to identical queries while its entry is still the one cached under the key and its
+   * remaining TTL is the one written in the answer; each replay counts as a cache request and hit. Replays skip
+   * the hit counting of prefetch, but a TTL second never passes without one real lookup of a name still asked.
+   */
+  #replayTerms(key: string, entry: CacheEntry, ttl: number): ReplayTerms {
+    return {
+      valid: () => this.cache.current(key) === entry && remainingTtl(entry, this.#now()) === ttl,
+      replayed: () => {
+        this.#metrics.cacheRequest();
+        this.#metrics.hit(entry.type);
+      },
+    };
   }
 
   /** Cancels upstream queries in flight (their queries get SERVFAIL) and stops health probes. */

@@ -1,10 +1,11 @@
 // Replaying answers byte for byte. A UDP query whose bytes after the ID equal an earlier query's (same name in the
 // same letter case, type, flags and EDNS options) gets the earlier response again with its own ID, without being
-// parsed, looked up or encoded — as long as the handler that answered says its data is unchanged (its `version`).
-// Only authoritative answers built synchronously by a handler with a version are kept (the cluster zone's, whose
-// TTLs are fixed); forwarded answers, whose TTLs count down, never are. On the benchmark's 10,000 names this brings
-// the cost of a zone query down to Node's own cost of receiving and sending a datagram.
-import type { DnsHandler } from '../types.ts';
+// parsed, looked up or encoded — as long as the answer is still what the handler would give. Two kinds are kept,
+// both answered synchronously: authoritative answers of a handler with a version, while that version stands (the
+// cluster zone's, whose TTLs are fixed), and answers that carry their own replay terms (the forwarder's cache hits,
+// until their TTL next counts down or the entry is replaced). On the benchmark's 10,000 names this brings the cost
+// of a zone query down to Node's own cost of receiving and sending a datagram.
+import type { DnsHandler, ReplayTerms } from '../types.ts';
 import type { ZoneSlot } from './metrics.ts';
 
 /** What a replayed response is counted as in the metrics (as the first one was). */
@@ -20,8 +21,10 @@ export interface ReplayMetrics {
 export interface Replay {
   /** The response, ID bytes included (overwritten when replayed). */
   bytes: Buffer;
-  handler: DnsHandler;
+  /** The authoritative handler and its version when stored; or the terms the answer came with. */
+  handler: DnsHandler | undefined;
   version: number;
+  terms: ReplayTerms | undefined;
   metrics: ReplayMetrics | undefined;
 }
 
@@ -38,22 +41,28 @@ export class ReplayCache {
     return this.#entries.size;
   }
 
-  /** The response remembered for these query bytes, if its handler's data has not changed since. */
+  /** The response remembered for these query bytes, if it is still what its handler would answer. */
   lookup(msg: Buffer): Replay | undefined {
     if (msg.length < 12) return undefined;
     const key = msg.toString('latin1', 2);
     const r = this.#entries.get(key);
     if (r === undefined) return undefined;
-    if (r.version === r.handler.version?.()) return r;
+    if (r.terms !== undefined ? r.terms.valid() : r.version === r.handler?.version?.()) return r;
     this.#entries.delete(key);
     return undefined;
   }
 
-  /** Remembers `bytes` as the response to `msg` from `handler` (which must have a version). */
-  store(msg: Buffer, bytes: Buffer, handler: DnsHandler, metrics: ReplayMetrics | undefined): void {
-    const version = handler.version?.();
-    if (version === undefined || msg.length < 12) return;
+  /**
+   * Remembers `bytes` as the response to `msg`: from `handler`, which must have a version (an authoritative
+   * answer), or under `terms` (an answer that brought its own).
+   */
+  store(msg: Buffer, bytes: Buffer, from: { handler: DnsHandler } | { terms: ReplayTerms }, metrics: ReplayMetrics | undefined): void {
+    if (msg.length < 12) return;
+    const handler = 'handler' in from ? from.handler : undefined;
+    const version = handler?.version?.();
+    const terms = 'terms' in from ? from.terms : undefined;
+    if (terms === undefined && version === undefined) return;
     if (this.#entries.size >= this.#max) this.#entries = new Map();
-    this.#entries.set(msg.toString('latin1', 2), { bytes: Buffer.from(bytes), handler, version, metrics });
+    this.#entries.set(msg.toString('latin1', 2), { bytes: Buffer.from(bytes), handler, version: version ?? 0, terms, metrics });
   }
 }

@@ -282,6 +282,7 @@ export class DnsServer {
     buf[0] = msg[0]!;
     buf[1] = msg[1]!;
     out.send(buf, client);
+    r.terms?.replayed();
     const m = r.metrics;
     if (m !== undefined) m.slot.record(m.typeSlot, out.proto, client.family === 'IPv6' ? 1 : 0, m.dnssecOk, msg.length, buf.length, m.rcode, m.byRcode, (now() - start) / 1000);
   }
@@ -325,11 +326,12 @@ export class DnsServer {
         c.slot!.record(typeSlot(q.qtype), out.proto, family, q.dnssecOk, q.wireSize, size, enc.rcode, c.byRcode!, (now() - start) / 1000);
       }
       // The response bytes are still intact: nothing was allocated since it was sent.
-      if (replayable && out.prefix === 0 && a.authoritative && (a.rcode === 'NOERROR' || a.rcode === 'NXDOMAIN')) {
-        const h = this.#byName.get(a.source);
-        if (h?.version !== undefined) {
+      if (replayable && out.prefix === 0 && (a.rcode === 'NOERROR' || a.rcode === 'NXDOMAIN')) {
+        const h = a.authoritative ? this.#byName.get(a.source) : undefined;
+        const from = h?.version !== undefined ? { handler: h } : a.replay !== undefined ? { terms: a.replay } : undefined;
+        if (from !== undefined) {
           const metrics = c.slot && c.byRcode ? { slot: c.slot, byRcode: c.byRcode, typeSlot: typeSlot(q.qtype), dnssecOk: q.dnssecOk, rcode: enc.rcode } : undefined;
-          this.#replay.store(msg, buf, h, metrics);
+          this.#replay.store(msg, buf, from, metrics);
         }
       }
     } catch (e) {

@@ -1,6 +1,7 @@
 // Replayed responses (dns/server/replay.ts): an identical UDP query gets the earlier response with its own ID and
 // is counted in the metrics, without the handler being asked; a new version of the handler's data, another letter
-// case, TCP, a non-authoritative or asynchronous answer, or a handler without a version are never replayed.
+// case, TCP, a non-authoritative or asynchronous answer, or a handler without a version are never replayed; the
+// forwarder's cache hits are, within the second their TTL stands, counted as hits.
 import dnsPacket from 'dns-packet';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,6 +9,9 @@ import { DnsServer } from '../../../dns/server/server.ts';
 import type { DnsAnswer, DnsHandler, DnsQuery, HandlerResult } from '../../../dns/types.ts';
 import { silentLogger } from '../../../runtime/logger.ts';
 import { aQuery, frame, readFrames, tcpConnect, udpExchange } from './helpers.ts';
+import { Forwarder } from '../../../dns/forward/forwarder.ts';
+import { waitFor } from '../../helpers/wait.ts';
+import { a, startUpstream, type FakeUpstream } from '../forward/fake-upstream.ts';
 
 /** A zone-like handler: names under test.local from a table, with a version bumped on every change. */
 class VersionedHandler implements DnsHandler {
@@ -124,5 +128,57 @@ describe('replayed responses', () => {
     sock.destroy();
     expect(replies.map((r) => dnsPacket.decode(r).id)).toEqual([7, 8]);
     expect(versioned.asked - asked).toBe(2);
+  });
+});
+
+describe('replayed cache hits of the forwarder', () => {
+  const clock = { now: 1_700_000_000_000 };
+  const reg = new Registry();
+  let upstream: FakeUpstream;
+  let forwarder: Forwarder;
+  let srv: DnsServer;
+  let srvPort: number;
+  /** Calls into the forwarder: a replayed query makes none. */
+  let asked = 0;
+
+  beforeAll(async () => {
+    upstream = await startUpstream((q) => ({ answers: [a(q.name, '192.0.2.7', 300)] }));
+    forwarder = new Forwarder({ upstreams: [upstream.hostPort], log: silentLogger(), registry: reg, now: () => clock.now });
+    const counting: DnsHandler = { name: 'forward', handle: (q) => (asked++, forwarder.handle(q)) };
+    srv = new DnsServer({ listen: [{ host: '127.0.0.1', port: 0, text: '127.0.0.1:0' }], handlers: [counting], log: silentLogger(), registry: reg, zoneOf: () => '.' });
+    srvPort = (await srv.start())[0]!.port;
+  });
+  afterAll(async () => {
+    await srv.close();
+    await forwarder.close();
+    await upstream.close();
+  });
+
+  const askExt = async (id: number) => dnsPacket.decode(await udpExchange(srvPort, aQuery('ext.example.com', id)));
+  const ttlOf = (p: dnsPacket.Packet) => (p.answers ?? []).map((r) => (r as { ttl?: number }).ttl);
+  const hits = async () => (await reg.getSingleMetric('coredns_cache_hits_total')!.get()).values.reduce((n, v) => n + v.value, 0);
+
+  it('replays a hit within its TTL second, counted as a hit; the next second is looked up again, one second older', async () => {
+    const miss = await askExt(1);
+    expect(ttlOf(miss)).toEqual([300]);
+    expect([asked, upstream.count()]).toEqual([1, 1]);
+    const hit = await askExt(2);
+    expect([asked, await hits()]).toEqual([2, 1]);
+    const replayed = await askExt(3);
+    expect(replayed.id).toBe(3);
+    expect(ttlOf(replayed)).toEqual([300]);
+    expect((replayed.answers ?? []).map((r) => (r as { data: string }).data)).toEqual(['192.0.2.7']);
+    expect([asked, await hits(), upstream.count()]).toEqual([2, 2, 1]);
+    expect(ttlOf(hit)).toEqual([300]);
+
+    clock.now += 1000;
+    const older = await askExt(4);
+    expect(ttlOf(older)).toEqual([299]);
+    expect([asked, await hits()]).toEqual([3, 3]);
+    clock.now += 300_000;
+    await askExt(5);
+    // Expired: not replayed, and asked upstream again.
+    expect(asked).toBe(4);
+    await waitFor('the refresh upstream', () => upstream.count() === 2);
   });
 });
