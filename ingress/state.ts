@@ -30,6 +30,7 @@ export const emptyTable: RouteTable = {
   tls: () => undefined,
   clientCert: () => undefined,
   secrets: new Set(),
+  clientCas: new Set(),
   backends: new Map(),
   protocols: new Map(),
   ingresses: new Map(),

@@ -48,6 +48,7 @@ export function compileRoutes(input: CompileInput): CompileResult {
     tlsExact: new Map(),
     tlsWildcard: new Map(),
     secrets: new Set(),
+    clientCas: new Set(),
     backends: new Map(),
     protocols: new Map(),
     ingresses: new Map(),
@@ -145,7 +146,10 @@ function addClientCert(parts: TableParts, c: CompiledIngress, policy: ClientCert
   for (const host of new Set(c.rules.map((r) => r.host))) {
     const set = parts.index.hostSet(host);
     if (set === undefined) continue;
-    if (set.clientCert === undefined) set.clientCert = { policy, ingress: c.key };
+    if (set.clientCert === undefined) {
+      set.clientCert = { policy, ingress: c.key };
+      parts.clientCas.add(`${policy.secret.namespace}/${policy.secret.name}`);
+    }
     else if (JSON.stringify(set.clientCert.policy) !== JSON.stringify(policy)) {
       const first = set.clientCert.ingress;
       parts.problems.push({

@@ -145,6 +145,7 @@ export interface TableParts {
   tlsExact: Map<string, TlsChoice>;
   tlsWildcard: Map<string, TlsChoice>;
   secrets: Set<string>;
+  clientCas: Set<string>;
   backends: Map<string, BackendRef>;
   protocols: Map<string, IngressPolicy['backendProtocol']>;
   ingresses: Map<string, IngressPolicy>;
@@ -158,6 +159,7 @@ export class CompiledRouteTable implements RouteTable {
   readonly #tlsExact: Map<string, TlsChoice>;
   readonly #tlsWildcard: Map<string, TlsChoice>;
   readonly secrets: ReadonlySet<string>;
+  readonly clientCas: ReadonlySet<string>;
   readonly backends: ReadonlyMap<string, BackendRef>;
   readonly protocols: ReadonlyMap<string, IngressPolicy['backendProtocol']>;
   readonly ingresses: ReadonlyMap<string, IngressPolicy>;
@@ -170,6 +172,7 @@ export class CompiledRouteTable implements RouteTable {
     this.#tlsExact = parts.tlsExact;
     this.#tlsWildcard = parts.tlsWildcard;
     this.secrets = parts.secrets;
+    this.clientCas = parts.clientCas;
     this.backends = parts.backends;
     this.protocols = parts.protocols;
     this.ingresses = parts.ingresses;

@@ -157,6 +157,8 @@ export interface RouteTable {
   clientCert(host: string): ClientCertPolicy | undefined;
   /** Every Secret (`namespace/name`) a served route references for TLS or auth: the only ones the gateway reads. */
   readonly secrets: ReadonlySet<string>;
+  /** The Secrets (`namespace/name`) whose `ca.crt` guards a host (auth-tls-secret); also in `secrets`. */
+  readonly clientCas: ReadonlySet<string>;
   /** Every backend of a served route or canary, by BackendRef.key. */
   readonly backends: ReadonlyMap<string, BackendRef>;
   /** The protocol each backend is spoken to in (backend-protocol of the first route using it), by BackendRef.key. */

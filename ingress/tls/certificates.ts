@@ -14,7 +14,7 @@ import { isKeyPair, loadKeyPair, validityProblem, type KeyPair } from './keypair
 import { askForClientCertificate, clientAuthMark, markResumed, parseCaBundle } from './client-auth.ts';
 
 /** The part of a route table the certificates read. */
-export type TlsTable = Pick<RouteTable, 'tls' | 'secrets' | 'clientCert'>;
+export type TlsTable = Pick<RouteTable, 'tls' | 'secrets' | 'clientCert' | 'clientCas'>;
 
 /** A CA bundle (a Secret's ca.crt) as last looked at, and the last good one. */
 interface CaState {
@@ -42,7 +42,7 @@ interface SecretState {
 
 type TlsData = { cert: string; key: string } | { problem: string };
 
-const noRoutes: TlsTable = { tls: () => undefined, secrets: new Set(), clientCert: () => undefined };
+const noRoutes: TlsTable = { tls: () => undefined, secrets: new Set(), clientCert: () => undefined, clientCas: new Set() };
 const secretParts = { cert: 'tls.crt', key: 'tls.key' };
 
 /**
@@ -136,11 +136,13 @@ export class Certificates {
       live.add(key);
       this.#load(key, data);
     }
+    // Only the Secrets that guard a host: TLS Secrets often carry a ca.crt too (cert-manager's do), meant for no one here.
     const cas = new Set<string>();
-    for (const key of table.secrets) {
+    for (const key of table.clientCas) {
       const ref = parseRef(key);
-      const pem = ref && secrets(ref) && secretValue(secrets(ref)!, 'ca.crt');
-      if (pem === undefined || pem === null || !ref) continue;
+      const secret = ref && secrets(ref);
+      const pem = secret ? secretValue(secret, 'ca.crt') : undefined;
+      if (!pem) continue;
       cas.add(key);
       this.#loadCa(key, pem.toString('utf8'));
     }

@@ -207,6 +207,7 @@ describe('client certificates guard hosts', () => {
     const { table } = compile([guarded, other]);
     expect(table.problems).toEqual([]);
     expect(table.secrets.has('shop/ca')).toBe(true);
+    expect([...table.clientCas]).toEqual(['shop/ca']);
     expect(table.clientCert('shop.com')?.secret).toEqual({ namespace: 'shop', name: 'ca' });
     expect(table.clientCert('SHOP.com')?.verify).toBe('on');
     expect(table.match('shop.com', '/api')?.ingress).toBe('shop/b');
@@ -223,6 +224,7 @@ describe('client certificates guard hosts', () => {
     const looser = ingress('c', { namespace: 'shop', annotations: tlsAuth('ca', { [`${ngx}auth-tls-verify-client`]: 'optional' }), rules: [rule('shop.com', 'Prefix /c web:80')] });
     const { table } = compile([looser, same, first]);
     expect(table.clientCert('shop.com')?.verify).toBe('on');
+    expect([...table.clientCas]).toEqual(['shop/ca']);
     expect(table.problems.map((p) => [p.ingress, p.reason])).toEqual([['shop/c', 'the auth-tls settings for host "shop.com" are not used: Ingress shop/a, which comes first by namespace/name set other ones for it, which guard the host']]);
     expect(table.match('shop.com', '/c')?.ingress).toBe('shop/c');
   });

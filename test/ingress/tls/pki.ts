@@ -49,6 +49,8 @@ export class FakeTable {
     this.secrets = new Set([...Object.values(hosts).filter((s): s is string => !!s), ...authSecrets]);
   }
 
+  readonly clientCas: ReadonlySet<string> = new Set();
+
   /** No host of this stand-in checks client certificates. */
   clientCert(_host: string): ClientCertPolicy | undefined {
     return undefined;
