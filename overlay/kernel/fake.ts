@@ -138,7 +138,11 @@ export class FakeKernel implements OverlayKernel {
       else if (change.mtu < 68 || change.mtu > (link.name === 'lo' ? 65536 : 65535)) throw new KernelError(op, 'EINVAL', { detail: `MTU ${change.mtu}` });
       link.mtu = change.mtu;
     }
-    if (address !== undefined) link.mac = address;
+    if (address !== undefined && address !== link.mac) {
+      link.mac = address;
+      // NETDEV_CHANGEADDR: the kernel flushes the device's neighbours, permanent ones too.
+      for (const [k, n] of this.#neighbours) if (n.index === index) this.#neighbours.delete(k);
+    }
     if (change.up !== undefined) this.#setUp(link, change.up);
   }
 

@@ -58,6 +58,8 @@ export function diffOverlay(plan: OverlayPlan, view: DeviceView): OverlayChanges
     if (view.link.mac !== d.mac) change.mac = d.mac;
     if (!view.link.up) change.up = true;
     if (Object.keys(change).length > 0) links.push({ kind: 'link', op: 'set', change });
+    // A new device MAC makes the kernel flush the device's neighbours, permanent ones too: they are added again.
+    if (change.mac !== undefined) cur = { ...view, neighbours: new Map() };
   }
   for (const a of cur.addresses) if (!d.addresses.includes(a)) before.push({ kind: 'address', op: 'delete', cidr: a });
   for (const a of d.addresses) if (!cur.addresses.has(a)) before.push({ kind: 'address', op: 'add', cidr: a });
@@ -88,7 +90,10 @@ export function recordOp(view: DeviceView, op: OverlayOp, created?: LinkState): 
     case 'link':
       if (op.op === 'delete') Object.assign(view, emptyView(), { link: undefined });
       else if (op.op === 'create') Object.assign(view, emptyView(), { link: created });
-      else if (view.link) view.link = { ...view.link, ...op.change };
+      else if (view.link) {
+        view.link = { ...view.link, ...op.change };
+        if (op.change.mac !== undefined) view.neighbours.clear();
+      }
       return;
     case 'address':
       if (op.op === 'add') view.addresses.add(op.cidr);

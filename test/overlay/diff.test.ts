@@ -62,6 +62,10 @@ describe('diffOverlay', () => {
     ['MTU, MAC and up flag drifted: one link change', plan([1]), programmed([], (v) => Object.assign(v.link!, { mtu: 1500, mac: '0a:00:00:00:00:01', up: false })), [
       [`link set mtu 1450 mac ${mac(1)} up true`],
     ]],
+    ["a new device MAC: the kernel flushes the device's neighbours, so every one is added again", plan([1], [2], [3]), programmed([2, 3], (v) => (v.link!.mac = '0a:00:00:00:00:01')), [
+      [`link set mac ${mac(1)}`],
+      [`neighbour replace 10.244.2.0 lladdr ${mac(2)}`, `neighbour replace 10.244.3.0 lladdr ${mac(3)}`],
+    ]],
     ['other VXLAN attributes (learning on): the device is made again with every entry', plan([1], [2]), programmed([2], (v) => (v.link!.vxlan!.learning = true)), [
       ['link delete', `link create netplane.1 vni 1 port 8472 local 192.168.60.1 dev eth0 mtu 1450 mac ${mac(1)} nolearning`, 'link set up true'],
       ['address add 10.244.1.0/32'],

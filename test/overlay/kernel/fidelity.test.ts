@@ -53,6 +53,8 @@ const OPS: KernelOp[] = [
   { op: 'deleteNeighbour', args: [{ ...n, ip: '10.244.77.0' }] },
   { op: 'deleteAddress', args: [{ index: VX, cidr: '10.244.77.0/32' }] },
   ...reads(VX),
+  { op: 'setLink', args: [VX, { mac: '0a:58:0a:f4:01:09' }] }, // flushes the neighbours
+  ...reads(VX),
   { op: 'setLink', args: [VX, { mtu: 1451 }] }, // EINVAL
   { op: 'setLink', args: [VX, { mac: '01:00:5e:00:00:01' }] }, // EADDRNOTAVAIL
   { op: 'setLink', args: [9999, { up: true }] }, // ENODEV
