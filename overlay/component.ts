@@ -46,6 +46,7 @@ const flags = {
     help: "write Flannel's subnet.env here for the flannel CNI plugin (Flannel's path: /run/flannel/subnet.env; default: none)",
     parse: nonEmpty,
   }),
+  'flannel-annotations': switchFlag("also publish Flannel's Node annotations (kubernetes mode), so that Flannel nodes reach this one during a migration"),
   'resync-period': durationFlag({ help: 'read the kernel again and repair what differs at least this often', default: '30s' }),
   cleanup: switchFlag('remove the VXLAN device (with its routes and entries) and the masquerade tables, and exit'),
 };
@@ -199,5 +200,6 @@ async function makePublisher(ctx: ComponentContext, f: OverlayFlags, patch: Patc
     patch: patch ?? (await kubernetesPatcher(loadKubeConfig(f.kubeconfig))),
     current: () => ctx.store.get('Node', ctx.nodeName)?.metadata.annotations,
     log: ctx.log,
+    ...(f['flannel-annotations'] ? { flannelVni: f.vni } : {}),
   });
 }

@@ -3,7 +3,8 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from '../runtime/logger.ts';
 import type { SelfVtep } from './agent.ts';
-import { publicIPAnnotation, vtepMacAnnotation } from './plan/node.ts';
+import { isIPv6 } from 'node:net';
+import { flannelAnnotations, publicIPAnnotation, vtepMacAnnotation } from './plan/node.ts';
 
 /** Merge-patches annotations onto a Node; rejects with the API error. */
 export type PatchAnnotations = (nodeName: string, annotations: Record<string, string>) => Promise<void>;
@@ -25,6 +26,8 @@ export interface PublisherOptions {
   /** The Node's annotations as the cluster view has them now (undefined when the Node is not in the view). */
   current: () => Readonly<Record<string, string>> | undefined;
   log: Logger;
+  /** Also publish Flannel's annotations, with this VNI (--flannel-annotations), for Flannel nodes to reach this one. */
+  flannelVni?: number;
   retryBaseMs?: number;
   retryMaxMs?: number;
 }
@@ -66,9 +69,9 @@ export class VtepPublisher {
     this.#timer = undefined;
     const want = this.#want;
     if (this.#stopped || !want) return;
-    const annotations = { [vtepMacAnnotation]: want.mac, [publicIPAnnotation]: want.ip };
+    const annotations = annotationsFor(want, this.#o.flannelVni);
     const now = this.#o.current();
-    if (now && now[vtepMacAnnotation] === want.mac && now[publicIPAnnotation] === want.ip) return;
+    if (now && Object.entries(annotations).every(([k, v]) => now[k] === v)) return;
     const sent = this.#sent;
     if (sent && sent.mac === want.mac && sent.ip === want.ip && sent.against === now) return;
     this.#busy = true;
@@ -89,4 +92,16 @@ export class VtepPublisher {
     // A newer value may have come while the patch was in flight.
     if (this.#want !== want) void this.#run();
   }
+}
+
+/** The annotations that publish `self`: netplane's, and Flannel's kube subnet manager ones when `flannelVni` is set. */
+export function annotationsFor(self: SelfVtep, flannelVni?: number): Record<string, string> {
+  const out: Record<string, string> = { [vtepMacAnnotation]: self.mac, [publicIPAnnotation]: self.ip };
+  if (flannelVni === undefined) return out;
+  const v6 = isIPv6(self.ip);
+  out[flannelAnnotations.backendType] = 'vxlan';
+  out[flannelAnnotations.kubeSubnetManager] = 'true';
+  out[v6 ? flannelAnnotations.backendV6Data : flannelAnnotations.backendData] = JSON.stringify({ VNI: flannelVni, VtepMAC: self.mac });
+  out[v6 ? flannelAnnotations.publicIPv6 : flannelAnnotations.publicIP] = self.ip;
+  return out;
 }

@@ -10,6 +10,21 @@ export const vtepMacAnnotation = 'netplane.io/vtep-mac';
 /** Annotation holding a node's underlay (public) IP; it wins over status.addresses. */
 export const publicIPAnnotation = 'netplane.io/public-ip';
 
+/**
+ * Flannel's Node annotations (kube subnet manager). Read when netplane's own are absent, and published too with
+ * --flannel-annotations, so that during a migration Flannel nodes and netplane nodes reach each other: both speak
+ * VXLAN with the VTEP at the pod network's address, VNI 1 and port 8472 by default.
+ */
+export const flannelAnnotations = {
+  backendType: 'flannel.alpha.coreos.com/backend-type',
+  backendData: 'flannel.alpha.coreos.com/backend-data',
+  backendV6Data: 'flannel.alpha.coreos.com/backend-v6-data',
+  kubeSubnetManager: 'flannel.alpha.coreos.com/kube-subnet-manager',
+  publicIP: 'flannel.alpha.coreos.com/public-ip',
+  publicIPv6: 'flannel.alpha.coreos.com/public-ipv6',
+  publicIPOverwrite: 'flannel.alpha.coreos.com/public-ip-overwrite',
+} as const;
+
 /** Lower-case colon-separated MAC text. */
 const macPattern = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
 
@@ -34,19 +49,24 @@ export function networkOf(cidr: string): string {
   return canonicalCIDR(cidr).split('/')[0]!;
 }
 
+/** The annotations that may name a node's underlay address, in the order they count. */
+const publicIPKeys = [publicIPAnnotation, flannelAnnotations.publicIPOverwrite, flannelAnnotations.publicIP, flannelAnnotations.publicIPv6];
+
 /**
  * A node's underlay address as the other nodes see it: the `netplane.io/public-ip` annotation when it holds an
- * address, else the first InternalIP, else the first ExternalIP (IPv4 preferred). `useAnnotation` false skips the
- * annotation (for the agent's own node in kubernetes mode, where the annotation is its own output). With `family`,
- * only an address of that family counts: the underlay of a cluster is all IPv4 or all IPv6.
+ * address, else Flannel's (`public-ip-overwrite`, `public-ip`, `public-ipv6`), else the first InternalIP, else the
+ * first ExternalIP (IPv4 preferred). `useAnnotation` false skips the annotations (for the agent's own node in
+ * kubernetes mode, where they are its own output). With `family`, only an address of that family counts: the
+ * underlay of a cluster is all IPv4 or all IPv6.
  */
 export function underlayAddress(node: Node, useAnnotation = true, family?: 4 | 6): { ip?: string; problem?: string } {
-  const annotated = node.metadata.annotations[publicIPAnnotation];
   const fits = (a: string) => (family === undefined ? isIPv4(a) || isIPv6(a) : family === 4 ? isIPv4(a) : isIPv6(a));
   let problem: string | undefined;
-  if (useAnnotation && annotated !== undefined) {
-    if (fits(annotated)) return { ip: canonicalIP(annotated) };
-    if (!isIPv4(annotated) && !isIPv6(annotated)) problem = `annotation ${publicIPAnnotation} ${JSON.stringify(annotated)} is not an IP address; using status.addresses`;
+  for (const key of useAnnotation ? publicIPKeys : []) {
+    const annotated = node.metadata.annotations[key]?.trim();
+    if (annotated === undefined) continue;
+    if (fits(annotated)) return { ip: canonicalIP(annotated), ...(problem ? { problem } : {}) };
+    if (!isIPv4(annotated) && !isIPv6(annotated)) problem ??= `annotation ${key} ${JSON.stringify(annotated)} is not an IP address; using status.addresses`;
   }
   for (const type of ['InternalIP', 'ExternalIP']) {
     const addrs = node.status.addresses.filter((a) => a.type === type && fits(a.address)).map((a) => a.address);
@@ -58,18 +78,39 @@ export function underlayAddress(node: Node, useAnnotation = true, family?: 4 | 6
 }
 
 /**
- * A node's VTEP MAC: the `netplane.io/vtep-mac` annotation when it holds a unicast MAC, else one derived from the
- * underlay IP. A malformed annotation is ignored (the node's own agent ignores it the same way) with a problem.
+ * A node's VTEP MAC: the `netplane.io/vtep-mac` annotation when it holds a unicast MAC, else the `VtepMAC` of
+ * Flannel's backend data for the underlay's family, else one derived from the underlay IP. A malformed annotation
+ * is ignored (the node's own agent ignores it the same way) with a problem. `vni` is Flannel's VNI when the MAC
+ * came from its backend data and names one.
  */
-export function vtepMac(node: Node, underlayIP: string): { mac: string; problem?: string } {
+export function vtepMac(node: Node, underlayIP: string): { mac: string; vni?: number; problem?: string } {
   const annotated = node.metadata.annotations[vtepMacAnnotation];
-  if (annotated === undefined) return { mac: derivedMac(underlayIP) };
-  const mac = annotated.trim().toLowerCase().replaceAll('-', ':');
-  if (macPattern.test(mac) && (parseInt(mac.slice(0, 2), 16) & 1) === 0 && mac !== '00:00:00:00:00:00') return { mac };
-  return {
-    mac: derivedMac(underlayIP),
-    problem: `annotation ${vtepMacAnnotation} ${JSON.stringify(annotated)} is not a unicast MAC such as 0a:58:0a:f4:01:00; using one derived from ${underlayIP}`,
-  };
+  const derived = derivedMac(underlayIP);
+  if (annotated !== undefined) {
+    const mac = unicastMac(annotated);
+    if (mac !== undefined) return { mac };
+    return { mac: derived, problem: `annotation ${vtepMacAnnotation} ${JSON.stringify(annotated)} is not a unicast MAC such as 0a:58:0a:f4:01:00; using one derived from ${underlayIP}` };
+  }
+  const key = isIPv6(underlayIP) ? flannelAnnotations.backendV6Data : flannelAnnotations.backendData;
+  const data = node.metadata.annotations[key];
+  if (data === undefined) return { mac: derived };
+  const bad = { mac: derived, problem: `annotation ${key} ${JSON.stringify(data.slice(0, 100))} is not Flannel's {"VNI":N,"VtepMAC":"..."}; using a MAC derived from ${underlayIP}` };
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(data);
+  } catch {
+    return bad;
+  }
+  const { VtepMAC, VNI } = (typeof parsed === 'object' && parsed !== null ? parsed : {}) as { VtepMAC?: unknown; VNI?: unknown };
+  const mac = typeof VtepMAC === 'string' ? unicastMac(VtepMAC) : undefined;
+  if (mac === undefined || (VNI !== undefined && !(Number.isInteger(VNI) && (VNI as number) >= 0 && (VNI as number) < 2 ** 24))) return bad;
+  return { mac, ...(VNI !== undefined ? { vni: VNI as number } : {}) };
+}
+
+/** A unicast MAC in lower-case colon form, or undefined. */
+function unicastMac(text: string): string | undefined {
+  const mac = text.trim().toLowerCase().replaceAll('-', ':');
+  return macPattern.test(mac) && (parseInt(mac.slice(0, 2), 16) & 1) === 0 && mac !== '00:00:00:00:00:00' ? mac : undefined;
 }
 
 /**

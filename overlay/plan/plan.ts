@@ -33,7 +33,7 @@ export function planOverlay(nodes: readonly Node[], options: OverlayOptions, hos
   const remotes: Remote[] = [];
   for (const node of sorted) {
     if (node === self) continue;
-    const r = planRemote(node, family, taken, problems);
+    const r = planRemote(node, family, options.vni, taken, problems);
     if (r) remotes.push(r);
   }
   const all = sorted.flatMap((n) => cidrFacts(n).ranges.map((r) => r.c));
@@ -109,6 +109,8 @@ interface CidrFacts {
 interface UnderlayFacts {
   ip?: string;
   mac?: string;
+  /** The VNI Flannel's backend data names, when the MAC came from it. */
+  vni?: number;
   notes: string[];
 }
 
@@ -137,13 +139,14 @@ function underlayFacts(node: Node, family: 4 | 6): UnderlayFacts {
   f = {
     ...(found.ip !== undefined ? { ip: found.ip } : {}),
     ...(mac ? { mac: mac.mac } : {}),
+    ...(mac?.vni !== undefined ? { vni: mac.vni } : {}),
     notes: [found.problem, mac?.problem].filter((p): p is string => p !== undefined),
   };
   underlayCache[family].set(node, f);
   return f;
 }
 
-function planRemote(node: Node, family: 4 | 6, taken: Taken, problems: Problem[]): Remote | undefined {
+function planRemote(node: Node, family: 4 | 6, vni: number, taken: Taken, problems: Problem[]): Remote | undefined {
   const name = node.metadata.name;
   const fail = (reason: string) => {
     problems.push({ node: name, reason });
@@ -156,6 +159,7 @@ function planRemote(node: Node, family: 4 | 6, taken: Taken, problems: Problem[]
   for (const reason of u.notes) problems.push({ node: name, reason });
   const ip = u.ip;
   if (ip === undefined || u.mac === undefined) return undefined;
+  if (u.vni !== undefined && u.vni !== vni) return fail(`its Flannel backend data names VNI ${u.vni}, not this overlay's ${vni} (--vni): its VXLAN packets would not be taken; left out`);
   if (taken.ips.has(ip)) return fail(`its underlay address ${ip} is also node ${taken.ips.get(ip)}'s; left out`);
   const clash = c.ranges.find((m) => taken.ranges.some((t) => t.family === m.family && t.lo <= m.hi && m.lo <= t.hi));
   if (clash) return fail(`its podCIDR ${clash.c} overlaps another node's; left out`);

@@ -188,6 +188,22 @@ describe('netplane overlay in the kernel: three dual-stack nodes on an underlay 
     await waitFor('node1 to add node3 back', async () => JSON.stringify(await entries(t, node(1))) === JSON.stringify(expectedEntries(node(1), others(1))), 5000);
   });
 
+  it("a node announced the way Flannel announces it is reached at Flannel's VTEP MAC, and its own agent takes that MAC", async () => {
+    const mac = 'b2:94:ef:49:0c:e8';
+    const flannel = { 'flannel.alpha.coreos.com/backend-type': 'vxlan', 'flannel.alpha.coreos.com/backend-data': `{"VNI":1,"VtepMAC":"${mac}"}`, 'flannel.alpha.coreos.com/kube-subnet-manager': 'true', 'flannel.alpha.coreos.com/public-ip': node(3).ip };
+    const announced = t.nodes.map((n) => (n.name === 'node3' ? { ...n, annotations: flannel } : n));
+    await t.writeNodes(announced);
+    await waitFor("node3's device to take Flannel's MAC", async () => (await t.sh(node(3).ns, 'ip', ['link', 'show', 'netplane.1'])).includes(`link/ether ${mac}`), 5000);
+    for (const n of t.nodes.slice(0, 2)) {
+      const i = Number(n.name.slice(4));
+      await waitFor(`${n.name} to use Flannel's MAC for node3`, async () => JSON.stringify(await entries(t, n)) === JSON.stringify(expectedEntries(n, others(i).map((o) => (o.name === 'node3' ? { ...o, mac } : o)))), 5000);
+    }
+    const rs = await t.probe(node(1).pods[0]!.ns, 'tcp', node(3).pods[0]!.ip, undefined, 3);
+    expect(rs.map((r) => (r.ok ? r.name : r.error))).toEqual(['pod31', 'pod31', 'pod31']);
+    await t.writeNodes();
+    await waitFor("node1 to go back to node3's derived MAC", async () => JSON.stringify(await entries(t, node(1))) === JSON.stringify(expectedEntries(node(1), others(1))), 5000);
+  });
+
   it('--cleanup removes the device, its routes and the masquerade tables, and nothing else', async () => {
     for (const n of t.nodes) await t.stopAgent(n, 'SIGTERM');
     const n1 = node(1);

@@ -45,6 +45,9 @@ describe('node facts', () => {
     ['annotation ignored for own node in kubernetes mode', node('a', { ip: '192.168.60.2', annotations: { 'netplane.io/public-ip': '10.0.0.2' } }), false, { ip: '192.168.60.2' }],
     ['bad annotation falls back', node('a', { ip: '192.168.60.2', annotations: { 'netplane.io/public-ip': 'nope' } }), true, { ip: '192.168.60.2', problem: /netplane.io\/public-ip "nope" is not an IP address/ }],
     ['no address', node('a'), true, { problem: /has no InternalIP or ExternalIP/ }],
+    ["Flannel's public-ip", node('a', { ip: '192.168.60.2', annotations: { 'flannel.alpha.coreos.com/public-ip': '10.0.0.3' } }), true, { ip: '10.0.0.3' }],
+    ["Flannel's public-ip-overwrite wins over its public-ip", node('a', { ip: '192.168.60.2', annotations: { 'flannel.alpha.coreos.com/public-ip': '10.0.0.3', 'flannel.alpha.coreos.com/public-ip-overwrite': '10.0.0.4' } }), true, { ip: '10.0.0.4' }],
+    ["netplane's wins over Flannel's", node('a', { ip: '192.168.60.2', annotations: { 'flannel.alpha.coreos.com/public-ip': '10.0.0.3', 'netplane.io/public-ip': '10.0.0.2' } }), true, { ip: '10.0.0.2' }],
   ])('underlayAddress: %s', (_name, n, useAnnotation, want) => {
     const got = underlayAddress(n, useAnnotation);
     expect(got.ip).toBe(want.ip);
@@ -147,6 +150,16 @@ describe('planOverlay: an IPv6 underlay', () => {
   });
 });
 
+/** The annotations Flannel's kube subnet manager puts on a node. */
+function flannelNode(backendData: string, publicIP?: string): Record<string, string> {
+  return {
+    'flannel.alpha.coreos.com/backend-type': 'vxlan',
+    'flannel.alpha.coreos.com/backend-data': backendData,
+    'flannel.alpha.coreos.com/kube-subnet-manager': 'true',
+    ...(publicIP ? { 'flannel.alpha.coreos.com/public-ip': publicIP } : {}),
+  };
+}
+
 describe('planOverlay: other nodes', () => {
   const rows: Array<[string, Node[], string[]]> = [
     ['two remotes, sorted by name', [clusterNode(3), clusterNode(1), clusterNode(2)], [
@@ -158,6 +171,22 @@ describe('planOverlay: other nodes', () => {
     ]],
     ['annotations win', [clusterNode(1), clusterNode(2, { annotations: { 'netplane.io/public-ip': '192.168.61.2', 'netplane.io/vtep-mac': '0a:00:00:00:00:02' } })], [
       'node2 192.168.61.2 0a:00:00:00:00:02 10.244.2.0 10.244.2.0/24',
+    ]],
+    ['a Flannel node (its kube subnet manager annotations)', [clusterNode(1), clusterNode(2, { annotations: flannelNode('{"VNI":1,"VtepMAC":"2E:F7:D3:70:96:48"}', '192.168.61.2') })], [
+      'node2 192.168.61.2 2e:f7:d3:70:96:48 10.244.2.0 10.244.2.0/24',
+    ]],
+    ['an old Flannel node (backend data without VNI)', [clusterNode(1), clusterNode(2, { annotations: flannelNode('{"VtepMAC":"ce:fc:e9:ca:db:28"}') })], [
+      'node2 192.168.60.2 ce:fc:e9:ca:db:28 10.244.2.0 10.244.2.0/24',
+    ]],
+    ['netplane annotations win over Flannel ones', [clusterNode(1), clusterNode(2, { annotations: { ...flannelNode('{"VNI":1,"VtepMAC":"2e:f7:d3:70:96:48"}', '192.168.61.2'), 'netplane.io/public-ip': '192.168.62.2', 'netplane.io/vtep-mac': '0a:00:00:00:00:02' } })], [
+      'node2 192.168.62.2 0a:00:00:00:00:02 10.244.2.0 10.244.2.0/24',
+    ]],
+    ['a Flannel node on another VNI: left out', [clusterNode(1), clusterNode(2, { annotations: flannelNode('{"VNI":4096,"VtepMAC":"2e:f7:d3:70:96:48"}') })], [
+      "problem node2: its Flannel backend data names VNI 4096, not this overlay's 1 (--vni): its VXLAN packets would not be taken; left out",
+    ]],
+    ['unreadable Flannel backend data: a derived MAC', [clusterNode(1), clusterNode(2, { annotations: flannelNode('{"VtepMAC":') })], [
+      `node2 192.168.60.2 ${mac2} 10.244.2.0 10.244.2.0/24`,
+      'problem node2: annotation flannel.alpha.coreos.com/backend-data "{\\"VtepMAC\\":" is not Flannel\'s {"VNI":N,"VtepMAC":"..."}; using a MAC derived from 192.168.60.2',
     ]],
     ['no podCIDR: left out', [clusterNode(1), node('node2', { ip: '192.168.60.2' })], [
       'problem node2: has no podCIDR yet; its pods are not reachable over the overlay until it has one',

@@ -79,4 +79,28 @@ describe('VtepPublisher against the API server', () => {
     await waitFor('the annotations in the view', () => annotations()['netplane.io/public-ip'] === moved.ip, 5000);
     expect(annotations()).toEqual({ 'netplane.io/vtep-mac': vtep.mac, 'netplane.io/public-ip': moved.ip });
   });
+
+  it("also publishes Flannel's annotations with --flannel-annotations, and keeps them when a Flannel agent rewrites them", async () => {
+    publisher.stop();
+    const flannelled = new VtepPublisher({ nodeName: 'node1', patch: await kubernetesPatcher(loadKubeConfig(await api.kubeconfigPath())), current: () => store.get('Node', 'node1')?.metadata.annotations, log: captureLogger().log, flannelVni: 1, retryBaseMs: 20, retryMaxMs: 50 });
+    api.apply(rawNode('node1', { podCIDRs: ['10.244.1.0/24'], ip: '192.168.60.1' }));
+    await source.start(store);
+    flannelled.publish(vtep);
+    await flannelled.settled();
+    const want = {
+      ...published,
+      'flannel.alpha.coreos.com/backend-type': 'vxlan',
+      'flannel.alpha.coreos.com/backend-data': '{"VNI":1,"VtepMAC":"0a:00:00:00:00:01"}',
+      'flannel.alpha.coreos.com/kube-subnet-manager': 'true',
+      'flannel.alpha.coreos.com/public-ip': '192.168.60.1',
+    };
+    await waitFor('the annotations in the view', () => annotations()['flannel.alpha.coreos.com/public-ip'] === vtep.ip);
+    expect(annotations()).toEqual(want);
+    api.apply(rawNode('node1', { podCIDRs: ['10.244.1.0/24'], ip: '192.168.60.1', annotations: { ...want, 'flannel.alpha.coreos.com/backend-data': '{"VNI":1,"VtepMAC":"0a:00:00:00:00:99"}' } }));
+    await waitFor('the overwrite in the view', () => annotations()['flannel.alpha.coreos.com/backend-data']!.includes(':99'));
+    flannelled.publish(vtep);
+    await flannelled.settled();
+    await waitFor('the annotations restored', () => annotations()['flannel.alpha.coreos.com/backend-data'] === want['flannel.alpha.coreos.com/backend-data']);
+    flannelled.stop();
+  });
 });
