@@ -1,4 +1,5 @@
 // Which node this process runs on, and what the cluster says about it.
+import { isIPv4, isIPv6 } from 'node:net';
 import { hostname } from 'node:os';
 import { zoneLabel, type Node } from './model/index.ts';
 import type { Store } from './store.ts';
@@ -16,4 +17,20 @@ export function findNode(store: Store, nodeName: string): Node | undefined {
 /** This node's zone from its `topology.kubernetes.io/zone` label, if the view has the node and the label. */
 export function nodeZone(store: Store, nodeName: string): string | undefined {
   return findNode(store, nodeName)?.metadata.labels[zoneLabel];
+}
+
+/**
+ * A node's primary addresses as its Node object gives them, one per family: the first InternalIP of the family,
+ * else the first ExternalIP (what kube-proxy takes for `--nodeport-addresses primary`).
+ */
+export function primaryAddresses(node: Node | undefined): { 4?: string; 6?: string } {
+  const out: { 4?: string; 6?: string } = {};
+  for (const type of ['InternalIP', 'ExternalIP']) {
+    for (const a of node?.status.addresses ?? []) {
+      if (a.type !== type) continue;
+      if (isIPv4(a.address)) out[4] ??= a.address;
+      else if (isIPv6(a.address)) out[6] ??= a.address;
+    }
+  }
+  return out;
 }

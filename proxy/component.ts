@@ -1,7 +1,9 @@
 // netplane proxy: kube-proxy's job. Every Service is reachable at its virtual addresses on this node, and
 // connections are spread over its endpoints, by nftables, iptables or a userspace proxy.
-import { nodeZone } from '../cluster/node.ts';
+import { findNode, nodeZone, primaryAddresses } from '../cluster/node.ts';
+import type { Node } from '../cluster/model/index.ts';
 import { defineComponent, type ComponentContext } from '../runtime/component.ts';
+import { UsageError } from '../runtime/errors.ts';
 import { HostRunner } from '../runtime/exec.ts';
 import { durationFlag, listFlag, oneOf, parseCIDRList, positiveInt, switchFlag, valueFlag } from '../runtime/flags.ts';
 import type { Logger } from '../runtime/logger.ts';
@@ -11,10 +13,17 @@ import { HealthCheckServers } from './healthcheck.ts';
 import { registerProxyMetrics } from './metrics.ts';
 import { ProxySyncer } from './sync.ts';
 
+/** The value of `--nodeport-addresses primary`. */
+const primaryKeyword = 'primary';
+
 const flags = {
   mode: valueFlag({ value: 'MODE', help: `how Services are programmed: ${proxyModes.join(', ')}`, parse: oneOf(proxyModes), default: 'nftables' as ProxyMode }),
   'cluster-cidr': listFlag({ value: 'CIDRS', help: 'pod network CIDRs, comma-separated; traffic from outside them to a Service is masqueraded', parse: parseCIDRList }),
-  'nodeport-addresses': listFlag({ value: 'CIDRS', help: 'accept NodePorts only on local addresses in these CIDRs (default: every local address but loopback)', parse: parseCIDRList }),
+  'nodeport-addresses': listFlag({
+    value: 'CIDRS|primary',
+    help: "accept NodePorts only on local addresses in these CIDRs, or with 'primary' only on the Node's InternalIP of each family (default: every local address but loopback)",
+    parse: (raw) => (raw.trim() === 'primary' ? [primaryKeyword] : parseCIDRList(raw)),
+  }),
   'masquerade-all': switchFlag('masquerade every connection to a Service'),
   zone: valueFlag({ value: 'ZONE', help: "this node's zone for topology-aware routing (default: the node's topology.kubernetes.io/zone label)" }),
   'bind-address': valueFlag({ value: 'ADDR', help: 'userspace mode: the address Service ports listen on', default: '127.0.0.1' }),
@@ -34,6 +43,8 @@ export const proxyComponent = defineComponent({
   defaultAdmin: '127.0.0.1:10249',
   flags,
   async before(f, log) {
+    const np = f['nodeport-addresses'].flat();
+    if (np.includes(primaryKeyword) && np.length > 1) throw new UsageError(`netplane proxy: --nodeport-addresses ${primaryKeyword} takes no CIDRs beside it`);
     const runner = new HostRunner();
     if (f.cleanup) return cleanup(runner, log);
     if (f.mode === 'userspace') return undefined;
@@ -78,6 +89,11 @@ async function runProxy(ctx: ComponentContext, f: ProxyFlags): Promise<void> {
     log: ctx.log,
     proxyHealthy: () => syncer.health().ok,
   });
+  let warned = '';
+  const warnOnce = (message: string) => {
+    if (message !== warned) ctx.log.warn(message);
+    warned = message;
+  };
   const syncer: ProxySyncer = new ProxySyncer({
     backend,
     serviceMap,
@@ -94,7 +110,7 @@ async function runProxy(ctx: ComponentContext, f: ProxyFlags): Promise<void> {
         ...(zone !== undefined ? { zone } : {}),
         clusterCIDRs: f['cluster-cidr'].flat(),
         masqueradeAll: f['masquerade-all'],
-        nodePortAddresses: f['nodeport-addresses'].flat(),
+        nodePortAddresses: nodePortCIDRs(f['nodeport-addresses'].flat(), findNode(ctx.store, ctx.nodeName), warnOnce),
       };
     },
     async afterSync(prev, next) {
@@ -123,4 +139,18 @@ async function runProxy(ctx: ComponentContext, f: ProxyFlags): Promise<void> {
     await backend.close();
   });
   ctx.log.info({ mode: f.mode, clusterCIDRs: f['cluster-cidr'].flat(), nodePortAddresses: f['nodeport-addresses'].flat() }, 'proxy running');
+}
+
+/**
+ * The NodePort CIDRs: the flag's as given, or for `primary` (alone: checked at start) the node's primary addresses
+ * (a /32 or /128 each).
+ * Without any (the Node is not in the view, or has no address), loopback only, as kube-proxy does, after `warn`.
+ */
+export function nodePortCIDRs(flag: readonly string[], node: Node | undefined, warn: (message: string) => void): string[] {
+  if (!flag.includes(primaryKeyword)) return [...flag];
+  const ips = primaryAddresses(node);
+  const out = [...(ips[4] ? [`${ips[4]}/32`] : []), ...(ips[6] ? [`${ips[6]}/128`] : [])];
+  if (out.length > 0) return out;
+  warn(`--nodeport-addresses primary: the Node ${node ? 'has no InternalIP or ExternalIP' : 'is not in the cluster view'}; NodePorts are accepted on loopback only`);
+  return ['127.0.0.1/32', '::1/128'];
 }

@@ -66,9 +66,9 @@ for (const mode of ['nftables', 'iptables'] as const) {
 
     const write = (webEndpoints: number[]) => writeFile(join(dir, 'cluster.yaml'), manifests(t, webEndpoints).map((o) => JSON.stringify(o)).join('\n---\n'));
     const syncs = () => logs.filter((l) => l.msg === 'rules synced').length;
-    async function startProxy(): Promise<void> {
+    async function startProxy(extra: string[] = []): Promise<void> {
       logs = [];
-      const p = t.lab.spawn(t.node, process.execPath, [bin, 'proxy', '--manifests', dir, '--node-name', 'node1', '--mode', mode, '--cluster-cidr', '10.244.0.0/16,fd00:244::/32', '--admin', '127.0.0.1:0', '--min-sync-period', '50ms']);
+      const p = t.lab.spawn(t.node, process.execPath, [bin, 'proxy', '--manifests', dir, '--node-name', 'node1', '--mode', mode, '--cluster-cidr', '10.244.0.0/16,fd00:244::/32', '--admin', '127.0.0.1:0', '--min-sync-period', '50ms', ...extra]);
       onLogLines(p.stdout!, (r) => logs.push(r));
       proxy = p;
       await waitFor('the first sync', () => syncs() > 0 || p.exitCode !== null, 15_000);
@@ -207,6 +207,23 @@ for (const mode of ['nftables', 'iptables'] as const) {
       await startProxy();
       expect((await held)[0]).toMatchObject({ ok: true });
       expect(names(await t.probe(t.client, 'tcp', '10.96.0.10', 80, 5)).every((n) => n.startsWith('pod'))).toBe(true);
+    });
+
+    it("--nodeport-addresses primary accepts NodePorts on the Node's InternalIP only", async () => {
+      const pod = t.pods[0]!.ns;
+      // By default every local address takes NodePorts: the pod bridge's address too.
+      const allOk = (rs: ProbeResult[]) => rs.length > 0 && rs.every((r) => r.ok);
+      expect(allOk(await t.probe(pod, 'tcp', '10.244.1.1', 30080, 1))).toBe(true);
+      await stopProxy();
+      await startProxy(['--nodeport-addresses', 'primary']);
+      try {
+        expect(allOk(await t.probe(pod, 'tcp', '192.168.50.1', 30080, 3))).toBe(true);
+        expect(allOk(await t.probe(t.client, 'tcp', '192.168.50.1', 30080, 3))).toBe(true);
+        expect((await t.probe(pod, 'tcp', '10.244.1.1', 30080, 1))[0]).toMatchObject({ ok: false });
+      } finally {
+        await stopProxy();
+        await startProxy();
+      }
     });
 
     it('--cleanup removes everything netplane made and nothing else', async () => {
