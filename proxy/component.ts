@@ -5,7 +5,8 @@ import type { Node } from '../cluster/model/index.ts';
 import { defineComponent, type ComponentContext } from '../runtime/component.ts';
 import { UsageError } from '../runtime/errors.ts';
 import { HostRunner } from '../runtime/exec.ts';
-import { durationFlag, listFlag, oneOf, parseCIDRList, positiveInt, switchFlag, valueFlag } from '../runtime/flags.ts';
+import { durationFlag, listFlag, oneOf, parseCIDRList, parseHostPort, positiveInt, switchFlag, valueFlag } from '../runtime/flags.ts';
+import { ProxyHealthz } from './healthz.ts';
 import type { Logger } from '../runtime/logger.ts';
 import { createBackend, privilegeProbe, proxyModes, type ProxyMode } from './backends.ts';
 import { deleteFlows, staleFlows } from './conntrack.ts';
@@ -28,6 +29,11 @@ const flags = {
   zone: valueFlag({ value: 'ZONE', help: "this node's zone for topology-aware routing (default: the node's topology.kubernetes.io/zone label)" }),
   'bind-address': valueFlag({ value: 'ADDR', help: 'userspace mode: the address Service ports listen on', default: '127.0.0.1' }),
   'userspace-threads': valueFlag({ value: 'N', help: 'userspace mode: threads accepting TCP connections (SO_REUSEPORT)', parse: positiveInt, default: 1 }),
+  'healthz-bind-address': valueFlag({
+    value: 'ADDR:PORT',
+    help: "serve kube-proxy's /healthz and /livez here, which cloud load balancers probe (default: 0.0.0.0:10256 in the kernel modes, none in userspace mode)",
+    parse: parseHostPort,
+  }),
   'health-check-address': valueFlag({ value: 'ADDR', help: 'the address health-check node ports listen on', default: '0.0.0.0' }),
   'min-sync-period': durationFlag({ help: 'least time between two syncs; changes in between are batched', default: '1s' }),
   'sync-period': durationFlag({ help: 'a sync runs at least this often; /healthz fails when a change waits twice this', default: '30s' }),
@@ -122,6 +128,15 @@ async function runProxy(ctx: ComponentContext, f: ProxyFlags): Promise<void> {
     },
   });
   ctx.admin.addHealthCheck('proxy-sync', syncer.health);
+  const healthzAddr = f['healthz-bind-address'] ?? (f.mode === 'userspace' ? undefined : parseHostPort('0.0.0.0:10256'));
+  const healthz = healthzAddr && new ProxyHealthz({ health: syncer.health, lastSyncedAt: () => syncer.lastSyncedAt, node: () => findNode(ctx.store, ctx.nodeName) });
+  if (healthz && healthzAddr) {
+    // Not fatal: the rules matter more than the probe (another kube-proxy may still hold the port during a migration).
+    await healthz.listen(healthzAddr).then(
+      (port) => ctx.log.info({ address: `${healthzAddr.host}:${port}` }, 'serving kube-proxy /healthz and /livez'),
+      (e: Error) => ctx.log.warn({ err: e.message, address: `${healthzAddr.host}:${healthzAddr.port}` }, 'cannot serve /healthz for load balancers; the rules are programmed all the same'),
+    );
+  }
   // The node's zone comes from its Node object; a change to it re-plans.
   ctx.store.subscribe((changes) => {
     if (changes.some((c) => c.kind === 'Node' && c.key === ctx.nodeName)) syncer.requestSync();
@@ -135,6 +150,7 @@ async function runProxy(ctx: ComponentContext, f: ProxyFlags): Promise<void> {
   ctx.shutdown.add('proxy', async () => {
     await syncer.stop();
     await health.close();
+    await healthz?.close();
     // The rules stay programmed: a restart must not cut traffic. Userspace listeners close with the process.
     await backend.close();
   });

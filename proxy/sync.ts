@@ -46,6 +46,7 @@ export class ProxySyncer {
   /** Services whose changes are taken from the tracker but not yet programmed, with when each was first seen. */
   #unapplied = new Map<string, number>();
   #unsubscribe?: () => void;
+  #lastSyncedAt: number | undefined;
 
   constructor(options: SyncerOptions) {
     this.#o = options;
@@ -54,6 +55,11 @@ export class ProxySyncer {
   /** The last plan programmed successfully. */
   get lastPlan(): ProxyPlan | undefined {
     return this.#lastPlan;
+  }
+
+  /** When the last sync succeeded (ms since the epoch); undefined before the first. */
+  get lastSyncedAt(): number | undefined {
+    return this.#lastSyncedAt;
   }
 
   /** Starts syncing: a full sync now, then on every change and every sync period. Call once the view is loaded. */
@@ -166,6 +172,7 @@ export class ProxySyncer {
     for (const since of this.#unapplied.values()) o.metrics.networkProgramming.observe(Math.max(0, now - since) / 1000);
     this.#unapplied.clear();
     if (full) this.#lastFullAt = now;
+    this.#lastSyncedAt = now;
     if (full || result.operations > 0) {
       o.log.info({ full, ms: Math.round(seconds * 1000), ports: plan.ports.length, rules: result.rules, elements: result.elements, operations: result.operations }, 'rules synced');
     }

@@ -33,10 +33,10 @@ const webPorts = [
 ];
 
 /** The cluster every scenario runs against; pods 1-3 are on this node ("node1"), endpoints on "node2" are pretend-remote. */
-function manifests(t: ProxyTopology, webEndpoints: number[]) {
+function manifests(t: ProxyTopology, webEndpoints: number[], taints: string[] = []) {
   const p = (i: number) => t.pods[i - 1]!;
   return [
-    { apiVersion: 'v1', kind: 'Node', metadata: { name: 'node1' }, spec: { podCIDR: '10.244.1.0/24' }, status: { addresses: [{ type: 'InternalIP', address: '192.168.50.1' }] } },
+    { apiVersion: 'v1', kind: 'Node', metadata: { name: 'node1' }, spec: { podCIDR: '10.244.1.0/24', taints: taints.map((key) => ({ key, effect: 'NoSchedule' })) }, status: { addresses: [{ type: 'InternalIP', address: '192.168.50.1' }] } },
     svc('web', { type: 'LoadBalancer', clusterIPs: ['10.96.0.10', 'fd00:96::10'], ipFamilies: ['IPv4', 'IPv6'], ports: webPorts }, { loadBalancer: { ingress: [{ ip: '203.0.113.10' }] } }),
     eps('web', 4, webEndpoints.map((i) => [p(i).ip4, 'node1'])),
     eps('web', 6, webEndpoints.map((i) => [p(i).ip6, 'node1'])),
@@ -64,7 +64,7 @@ for (const mode of ['nftables', 'iptables'] as const) {
     let proxy: ChildProcess | undefined;
     let logs: Array<Record<string, unknown>> = [];
 
-    const write = (webEndpoints: number[]) => writeFile(join(dir, 'cluster.yaml'), manifests(t, webEndpoints).map((o) => JSON.stringify(o)).join('\n---\n'));
+    const write = (webEndpoints: number[], taints: string[] = []) => writeFile(join(dir, 'cluster.yaml'), manifests(t, webEndpoints, taints).map((o) => JSON.stringify(o)).join('\n---\n'));
     const syncs = () => logs.filter((l) => l.msg === 'rules synced').length;
     async function startProxy(extra: string[] = []): Promise<void> {
       logs = [];
@@ -207,6 +207,22 @@ for (const mode of ['nftables', 'iptables'] as const) {
       await startProxy();
       expect((await held)[0]).toMatchObject({ ok: true });
       expect(names(await t.probe(t.client, 'tcp', '10.96.0.10', 80, 5)).every((n) => n.startsWith('pod'))).toBe(true);
+    });
+
+    it("serves kube-proxy's /healthz on port 10256 to load balancers, 503 while the cluster autoscaler removes the node", async () => {
+      const healthz = async () => {
+        const out = (await t.lab.exec(t.client, 'curl', ['-s', '-w', '\n%{http_code}', 'http://192.168.50.1:10256/healthz'])).stdout;
+        const [body = '', code = ''] = out.split('\n');
+        return { status: Number(code), body: JSON.parse(body) as { nodeEligible: boolean; lastUpdated: string } };
+      };
+      const ok = await healthz();
+      expect([ok.status, ok.body.nodeEligible]).toEqual([200, true]);
+      expect(Date.now() - Date.parse(ok.body.lastUpdated)).toBeLessThan(120_000);
+      await write([1, 2, 3], ['ToBeDeletedByClusterAutoscaler']);
+      await waitFor('/healthz to say the node is leaving', async () => (await healthz()).status === 503, 5000);
+      expect((await healthz()).body.nodeEligible).toBe(false);
+      await write([1, 2, 3]);
+      await waitFor('/healthz to be 200 again', async () => (await healthz()).status === 200, 5000);
     });
 
     it("--nodeport-addresses primary accepts NodePorts on the Node's InternalIP only", async () => {
