@@ -7,12 +7,20 @@ import { UsageError } from '../runtime/errors.ts';
 import { HostRunner } from '../runtime/exec.ts';
 import { durationFlag, listFlag, oneOf, parseCIDRList, parseHostPort, positiveInt, switchFlag, valueFlag } from '../runtime/flags.ts';
 import { ProxyHealthz } from './healthz.ts';
+import { applyConntrack, conntrackDefaults } from './conntrack-tuning.ts';
+import { availableParallelism } from 'node:os';
 import type { Logger } from '../runtime/logger.ts';
 import { createBackend, privilegeProbe, proxyModes, type ProxyMode } from './backends.ts';
 import { deleteFlows, staleFlows } from './conntrack.ts';
 import { HealthCheckServers } from './healthcheck.ts';
 import { registerProxyMetrics } from './metrics.ts';
 import { ProxySyncer } from './sync.ts';
+
+/** A whole number, 0 included. */
+function wholeNumber(raw: string): number {
+  if (!/^\d{1,9}$/.test(raw.trim())) throw new Error('must be a whole number');
+  return Number(raw.trim());
+}
 
 /** The value of `--nodeport-addresses primary`. */
 const primaryKeyword = 'primary';
@@ -35,6 +43,11 @@ const flags = {
     parse: parseHostPort,
   }),
   'health-check-address': valueFlag({ value: 'ADDR', help: 'the address health-check node ports listen on', default: '0.0.0.0' }),
+  'conntrack-max-per-core': valueFlag({ value: 'N', help: 'kernel modes: raise nf_conntrack_max to at least N per core (0: leave it)', parse: wholeNumber, default: conntrackDefaults.maxPerCore }),
+  'conntrack-min': valueFlag({ value: 'N', help: 'kernel modes: raise nf_conntrack_max to at least N in any case (0: no floor)', parse: wholeNumber, default: conntrackDefaults.min }),
+  'conntrack-tcp-timeout-established': durationFlag({ help: 'kernel modes: how long an idle established TCP entry is kept (0s: leave it)', default: '24h' }),
+  'conntrack-tcp-timeout-close-wait': durationFlag({ help: 'kernel modes: how long a TCP entry in CLOSE_WAIT is kept (0s: leave it)', default: '1h' }),
+  'conntrack-tcp-be-liberal': switchFlag('kernel modes: set nf_conntrack_tcp_be_liberal (out-of-window TCP packets are not marked INVALID)'),
   'min-sync-period': durationFlag({ help: 'least time between two syncs; changes in between are batched', default: '1s' }),
   'sync-period': durationFlag({ help: 'a sync runs at least this often; /healthz fails when a change waits twice this', default: '30s' }),
   cleanup: switchFlag('remove every rule netplane made (nftables and iptables) and exit'),
@@ -128,6 +141,19 @@ async function runProxy(ctx: ComponentContext, f: ProxyFlags): Promise<void> {
     },
   });
   ctx.admin.addHealthCheck('proxy-sync', syncer.health);
+  if (f.mode !== 'userspace') {
+    await applyConntrack(
+      {
+        maxPerCore: f['conntrack-max-per-core'],
+        min: f['conntrack-min'],
+        tcpEstablishedSeconds: Math.round(f['conntrack-tcp-timeout-established'] / 1000),
+        tcpCloseWaitSeconds: Math.round(f['conntrack-tcp-timeout-close-wait'] / 1000),
+        tcpBeLiberal: f['conntrack-tcp-be-liberal'],
+      },
+      availableParallelism(),
+      ctx.log,
+    );
+  }
   const healthzAddr = f['healthz-bind-address'] ?? (f.mode === 'userspace' ? undefined : parseHostPort('0.0.0.0:10256'));
   const healthz = healthzAddr && new ProxyHealthz({ health: syncer.health, lastSyncedAt: () => syncer.lastSyncedAt, node: () => findNode(ctx.store, ctx.nodeName) });
   if (healthz && healthzAddr) {

@@ -209,6 +209,13 @@ for (const mode of ['nftables', 'iptables'] as const) {
       expect(names(await t.probe(t.client, 'tcp', '10.96.0.10', 80, 5)).every((n) => n.startsWith('pod'))).toBe(true);
     });
 
+    it('sets conntrack as kube-proxy does: established TCP entries kept 24 h, CLOSE_WAIT ones 1 h', async () => {
+      const sysctl = async (key: string) => Number((await t.lab.exec(t.node, 'sysctl', ['-n', key])).stdout.trim());
+      expect(await sysctl('net.netfilter.nf_conntrack_tcp_timeout_established')).toBe(86_400);
+      expect(await sysctl('net.netfilter.nf_conntrack_tcp_timeout_close_wait')).toBe(3_600);
+      // The table size is the host's (read-only in this namespace) and already larger than the floor here.
+    });
+
     it("serves kube-proxy's /healthz on port 10256 to load balancers, 503 while the cluster autoscaler removes the node", async () => {
       const healthz = async () => {
         const out = (await t.lab.exec(t.client, 'curl', ['-s', '-w', '\n%{http_code}', 'http://192.168.50.1:10256/healthz'])).stdout;
