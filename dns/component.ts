@@ -3,6 +3,8 @@ import { Counter } from 'prom-client';
 import { defineComponent, type ComponentContext } from '../runtime/component.ts';
 import { listFlag, oneOf, parseCIDRList, parseHostPort, positiveInt, switchFlag, valueFlag, type HostPort } from '../runtime/flags.ts';
 import { Forwarder, readResolvConf } from './forward/forwarder.ts';
+import { UsageError } from '../runtime/errors.ts';
+import { StubDomains } from './forward/stubs.ts';
 import { DnsServer } from './server/server.ts';
 import { ClusterZoneHandler } from './zone/handler.ts';
 import { RecordIndex } from './zone/records.ts';
@@ -11,6 +13,14 @@ const zoneName = (raw: string) => {
   const z = raw.toLowerCase().replace(/\.$/, '');
   if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/.test(z)) throw new Error('must be a domain name such as cluster.local');
   return z;
+};
+/** `DOMAIN=ADDR:PORT[,ADDR:PORT...]`: a stub domain and its upstreams. */
+const stubDomain = (raw: string) => {
+  const eq = raw.indexOf('=');
+  if (eq <= 0) throw new Error('must be DOMAIN=ADDR:PORT[,ADDR:PORT...], e.g. consul.local=10.0.0.10:53');
+  const domain = zoneName(raw.slice(0, eq));
+  const upstreams = raw.slice(eq + 1).split(',').map((u) => parseHostPort(u.trim()));
+  return { domain, upstreams };
 };
 const serviceRef = (raw: string) => {
   const m = /^([a-z0-9-]+)\/([a-z0-9-]+)$/.exec(raw);
@@ -21,6 +31,11 @@ const serviceRef = (raw: string) => {
 const flags = {
   listen: listFlag({ value: 'ADDR:PORT', help: 'answer DNS over UDP and TCP here', parse: parseHostPort, default: [parseHostPort('0.0.0.0:53')] }),
   zone: valueFlag({ value: 'DOMAIN', help: 'the cluster domain', parse: zoneName, default: 'cluster.local' }),
+  'stub-domain': listFlag({
+    value: 'DOMAIN=ADDR:PORT,...',
+    help: "forward names at and under DOMAIN to these upstreams instead, with their own cache (kube-dns stubDomains; CoreDNS's per-domain forward)",
+    parse: stubDomain,
+  }),
   upstream: listFlag({ value: 'ADDR:PORT', help: 'forward other names here (default: the nameservers in /etc/resolv.conf)', parse: parseHostPort }),
   ttl: valueFlag({ value: 'SECONDS', help: 'TTL of answers from the cluster zone', parse: positiveInt, default: 5 }),
   pods: valueFlag({ value: 'MODE', help: 'pod records a-b-c-d.<ns>.pod.<zone>: disabled or insecure (answered from the name alone)', parse: oneOf(['disabled', 'insecure'] as const), default: 'disabled' as 'disabled' | 'insecure' }),
@@ -38,6 +53,12 @@ export const dnsComponent = defineComponent({
   // CoreDNS's metrics port.
   defaultAdmin: '127.0.0.1:9153',
   flags,
+  async before(f) {
+    for (const s of f['stub-domain']) {
+      if (s.domain === f.zone || s.domain.endsWith(`.${f.zone}`)) throw new UsageError(`netplane dns: --stub-domain ${s.domain} is inside the cluster zone ${f.zone}, which is answered here`);
+    }
+    return undefined;
+  },
   async run(ctx, f) {
     await runDns(ctx, f);
   },
@@ -56,6 +77,21 @@ async function runDns(ctx: ComponentContext, f: DnsFlags): Promise<void> {
   }
   const serverLabel = `dns://${f.listen[0]!.host === '0.0.0.0' ? '' : f.listen[0]!.host}:${f.listen[0]!.port}`;
   const forwarder = new Forwarder({ upstreams, log: ctx.log, registry: ctx.registry, server: serverLabel, cache: { maxEntries: f['cache-size'] } });
+  let stubs: StubDomains;
+  try {
+    stubs = new StubDomains(
+      f['stub-domain'].map((s) => ({
+        domain: s.domain,
+        forwarder: new Forwarder({ upstreams: s.upstreams, log: ctx.log, registry: ctx.registry, server: serverLabel, domain: s.domain, cache: { maxEntries: f['cache-size'] } }),
+      })),
+    );
+  } catch (e) {
+    ctx.log.fatal({ err: (e as Error).message }, `--stub-domain: ${(e as Error).message}`);
+    await forwarder.close();
+    await ctx.shutdown.run(1);
+    return;
+  }
+  const forwarderFor = (lname: string) => stubs.forwarderFor(lname) ?? forwarder;
   const serviceMap = ctx.serviceMap();
   const index = new RecordIndex(f.zone);
   const tracker = serviceMap.tracker();
@@ -78,16 +114,21 @@ async function runDns(ctx: ComponentContext, f: DnsFlags): Promise<void> {
     reverseCIDRs: f['reverse-cidr'].flat(),
     nameservers: () => index.service(self.namespace, self.name)?.clusterIPs ?? f.listen.map((l) => l.host).filter((h) => h !== '0.0.0.0' && h !== '::'),
     synced: () => synced,
-    resolve: async (name, type, q) => forwarder.handle({ ...q, name, lname: name.toLowerCase(), type, qtype: type === 'A' ? 1 : 28 }),
+    resolve: async (name, type, q) => forwarderFor(name.toLowerCase()).handle({ ...q, name, lname: name.toLowerCase(), type, qtype: type === 'A' ? 1 : 28 }),
   });
   const zoneLabel = `${f.zone}.`;
+  // CoreDNS labels a stub domain's requests with its server block's zone.
+  const stubZone = (lname: string) => {
+    const s = stubs.find(lname);
+    return s ? `${s.domain}.` : '.';
+  };
   const server = new DnsServer({
     listen: f.listen,
-    handlers: [zone, forwarder],
+    handlers: f['stub-domain'].length > 0 ? [zone, stubs, forwarder] : [zone, forwarder],
     log: ctx.log,
     registry: ctx.registry,
     serverLabel,
-    zoneOf: (lname) => (lname === f.zone || lname.endsWith(`.${f.zone}`) ? zoneLabel : '.'),
+    zoneOf: (lname) => (lname === f.zone || lname.endsWith(`.${f.zone}`) ? zoneLabel : stubZone(lname)),
     reusePort: f['reuse-port'],
   });
   let listening = false;
@@ -104,6 +145,7 @@ async function runDns(ctx: ComponentContext, f: DnsFlags): Promise<void> {
   ctx.shutdown.add('dns', async () => {
     await server.close();
     await forwarder.close();
+    await stubs.close();
   });
-  ctx.log.info({ listen: bound.map((b) => `${b.transport}://${b.address}:${b.port}`), zone: f.zone, upstreams: upstreams.map((u) => u.text) }, 'dns serving');
+  ctx.log.info({ listen: bound.map((b) => `${b.transport}://${b.address}:${b.port}`), zone: f.zone, upstreams: upstreams.map((u) => u.text), stubDomains: f['stub-domain'].map((s) => `${s.domain}=${s.upstreams.map((u) => u.text).join(',')}`) }, 'dns serving');
 }

@@ -30,6 +30,8 @@ export interface ForwarderOptions {
   registry?: Registry;
   /** The `server` label of the cache metrics. Default "dns://:53". */
   server?: string;
+  /** The stub domain this forwarder serves (lower case, no trailing dot), for the `zones` label. Default: the root. */
+  domain?: string;
   /** Time for one attempt at one upstream (and again for its TCP retry), ms. Default 2000. */
   timeoutMs?: number;
   /** Time for the whole query across upstreams and retries, ms. Default 5000. */
@@ -82,7 +84,7 @@ export class Forwarder implements DnsHandler {
     this.#log = o.log;
     this.#now = o.now ?? Date.now;
     this.cache = new DnsCache(o.cache, (type) => this.#metrics.evicted(type));
-    this.#metrics = new ForwardMetrics(o.registry ?? new Registry(), { server: o.server ?? 'dns://:53', zones: '.', view: '' }, (t) => this.cache.count(t));
+    this.#metrics = new ForwardMetrics(o.registry ?? new Registry(), { server: o.server ?? 'dns://:53', zones: o.domain === undefined ? '.' : `${o.domain}.`, view: '' }, (t) => this.cache.count(t));
     this.#upstreams = new UpstreamSet(o.upstreams, {
       policy: o.policy ?? 'sequential',
       maxFails: o.maxFails ?? 2,

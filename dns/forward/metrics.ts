@@ -25,7 +25,95 @@ interface CacheCounts {
   evictions: Record<CacheType, number>;
 }
 
-/** Everything the forwarder counts. Creating it registers the metrics; a registry can hold one set. */
+/** One forwarder's cache as the shared collectors see it. */
+interface CacheSource {
+  labels: CacheLabels;
+  counts: CacheCounts;
+  entries: (type: CacheType) => number;
+}
+
+/** The metrics of one registry, shared by every forwarder on it (the default one and each stub domain's). */
+interface SharedMetrics {
+  sources: CacheSource[];
+  requests: Counter<'to'>;
+  responses: Counter<'rcode' | 'to'>;
+  duration: Histogram<'proxy_name' | 'to' | 'rcode'>;
+  probeFailures: Counter<'proxy_name' | 'to'>;
+  broken: Counter;
+}
+
+const shared = new WeakMap<Registry, SharedMetrics>();
+
+/** Registers the metrics on a registry once; each forwarder adds its cache as a source. */
+function sharedMetrics(registry: Registry): SharedMetrics {
+  const known = shared.get(registry);
+  if (known) return known;
+  const registers = [registry];
+  const sources: CacheSource[] = [];
+  const cacheLabels = ['server', 'zones', 'view'] as const;
+  const typed = ['server', 'type', 'zones', 'view'] as const;
+  // Every series exists from the start (at zero), so rates and ratios are defined before the first event.
+  const scraped = (name: string, help: string, count: (c: CacheCounts) => number) =>
+    new Counter({
+      name,
+      help,
+      labelNames: cacheLabels,
+      registers,
+      collect() {
+        this.reset();
+        for (const s of sources) this.inc(s.labels, count(s.counts));
+      },
+    });
+  const scrapedByType = (name: string, help: string, counts: (c: CacheCounts) => Record<CacheType, number>) =>
+    new Counter({
+      name,
+      help,
+      labelNames: typed,
+      registers,
+      collect() {
+        this.reset();
+        for (const s of sources) for (const type of ['success', 'denial'] as const) this.inc({ ...s.labels, type }, counts(s.counts)[type]);
+      },
+    });
+  new Gauge({
+    name: 'coredns_cache_entries',
+    help: 'The number of elements in the cache.',
+    labelNames: typed,
+    registers,
+    collect() {
+      for (const s of sources) for (const type of ['success', 'denial'] as const) this.set({ ...s.labels, type }, s.entries(type));
+    },
+  });
+  scraped('coredns_cache_requests_total', 'The count of cache requests.', (c) => c.requests);
+  scrapedByType('coredns_cache_hits_total', 'The count of cache hits.', (c) => c.hits);
+  scraped('coredns_cache_misses_total', 'The count of cache misses.', (c) => c.misses);
+  scraped('coredns_cache_prefetch_total', 'The number of times the cache has prefetched a cached item.', (c) => c.prefetches);
+  scraped('coredns_cache_served_stale_total', 'The number of requests served from stale cache entries.', (c) => c.stale);
+  scrapedByType('coredns_cache_evictions_total', 'The count of cache evictions.', (c) => c.evictions);
+  const m: SharedMetrics = {
+    sources,
+    requests: new Counter({ name: 'coredns_forward_requests_total', help: 'Counter of requests made per upstream.', labelNames: ['to'], registers }),
+    responses: new Counter({ name: 'coredns_forward_responses_total', help: 'Counter of responses received per upstream.', labelNames: ['rcode', 'to'], registers }),
+    duration: new Histogram({
+      name: 'coredns_proxy_request_duration_seconds',
+      help: 'Histogram of the time each request took.',
+      labelNames: ['proxy_name', 'to', 'rcode'],
+      // CoreDNS's plugin.TimeBuckets: 0.25 ms to about 8 s.
+      buckets: exponentialBuckets(0.00025, 2, 16),
+      registers,
+    }),
+    probeFailures: new Counter({ name: 'coredns_proxy_healthcheck_failures_total', help: 'Counter of the number of failed healthchecks.', labelNames: ['proxy_name', 'to'], registers }),
+    broken: new Counter({ name: 'coredns_forward_healthcheck_broken_total', help: 'Counter of the number of complete failures of the healthchecks.', registers }),
+  };
+  shared.set(registry, m);
+  return m;
+}
+
+/**
+ * Everything one forwarder counts. The metrics are registered on a registry once and shared by its forwarders
+ * (the default one and each stub domain's): the cache series are told apart by their `zones` label, the upstream
+ * series by `to`.
+ */
 export class ForwardMetrics {
   // A labelled prom-client counter hashes and validates its labels on every inc(), which is a few percent of a
   // cache hit at ~100k queries/s: the cache counters are plain numbers here, copied into the counters when scraped.
@@ -38,74 +126,13 @@ export class ForwardMetrics {
 
   /** `entries` is read at scrape time for coredns_cache_entries. */
   constructor(registry: Registry, labels: CacheLabels, entries: (type: CacheType) => number) {
-    const registers = [registry];
-    const cacheLabels = ['server', 'zones', 'view'] as const;
-    const typed = ['server', 'type', 'zones', 'view'] as const;
-    const c = this.#c;
-    // Every series exists from the start (at zero), so rates and ratios are defined before the first event.
-    const scraped = (name: string, help: string, count: () => number) =>
-      new Counter({
-        name,
-        help,
-        labelNames: cacheLabels,
-        registers,
-        collect() {
-          this.reset();
-          this.inc(labels, count());
-        },
-      });
-    const scrapedByType = (name: string, help: string, counts: () => Record<CacheType, number>) =>
-      new Counter({
-        name,
-        help,
-        labelNames: typed,
-        registers,
-        collect() {
-          this.reset();
-          for (const type of ['success', 'denial'] as const) this.inc({ ...labels, type }, counts()[type]);
-        },
-      });
-    new Gauge({
-      name: 'coredns_cache_entries',
-      help: 'The number of elements in the cache.',
-      labelNames: typed,
-      registers,
-      collect() {
-        for (const type of ['success', 'denial'] as const) this.set({ ...labels, type }, entries(type));
-      },
-    });
-    scraped('coredns_cache_requests_total', 'The count of cache requests.', () => c.requests);
-    scrapedByType('coredns_cache_hits_total', 'The count of cache hits.', () => c.hits);
-    scraped('coredns_cache_misses_total', 'The count of cache misses.', () => c.misses);
-    scraped('coredns_cache_prefetch_total', 'The number of times the cache has prefetched a cached item.', () => c.prefetches);
-    scraped('coredns_cache_served_stale_total', 'The number of requests served from stale cache entries.', () => c.stale);
-    scrapedByType('coredns_cache_evictions_total', 'The count of cache evictions.', () => c.evictions);
-    this.#requests = new Counter({ name: 'coredns_forward_requests_total', help: 'Counter of requests made per upstream.', labelNames: ['to'], registers });
-    this.#responses = new Counter({
-      name: 'coredns_forward_responses_total',
-      help: 'Counter of responses received per upstream.',
-      labelNames: ['rcode', 'to'],
-      registers,
-    });
-    this.#duration = new Histogram({
-      name: 'coredns_proxy_request_duration_seconds',
-      help: 'Histogram of the time each request took.',
-      labelNames: ['proxy_name', 'to', 'rcode'],
-      // CoreDNS's plugin.TimeBuckets: 0.25 ms to about 8 s.
-      buckets: exponentialBuckets(0.00025, 2, 16),
-      registers,
-    });
-    this.#probeFailures = new Counter({
-      name: 'coredns_proxy_healthcheck_failures_total',
-      help: 'Counter of the number of failed healthchecks.',
-      labelNames: ['proxy_name', 'to'],
-      registers,
-    });
-    this.#broken = new Counter({
-      name: 'coredns_forward_healthcheck_broken_total',
-      help: 'Counter of the number of complete failures of the healthchecks.',
-      registers,
-    });
+    const m = sharedMetrics(registry);
+    m.sources.push({ labels, counts: this.#c, entries });
+    this.#requests = m.requests;
+    this.#responses = m.responses;
+    this.#duration = m.duration;
+    this.#probeFailures = m.probeFailures;
+    this.#broken = m.broken;
   }
 
   /** Declares an upstream's series at zero. */

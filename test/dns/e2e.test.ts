@@ -39,16 +39,16 @@ const objects = (webIP = '10.96.0.10') => [
   service('search', { type: 'ExternalName', externalName: 'search.example.com' }),
 ];
 
-/** A tiny upstream that knows example.com names and counts what it was asked. */
-function upstream(): Promise<{ socket: Socket; port: number; asked: string[] }> {
+/** A tiny upstream that knows the names under `domain` (example.com) and counts what it was asked. */
+function upstream(domain = 'example.com', ip = '192.0.2.7'): Promise<{ socket: Socket; port: number; asked: string[] }> {
   const socket = createSocket('udp4');
   const asked: string[] = [];
   socket.on('message', (msg, r) => {
     const q = dnsPacket.decode(msg);
     const question = q.questions![0]!;
     asked.push(`${question.name} ${question.type}`);
-    const known = question.name.toLowerCase().endsWith('example.com');
-    const answers = known && question.type === 'A' ? [{ name: question.name, type: 'A' as const, ttl: 60, data: '192.0.2.7' }] : [];
+    const known = question.name.toLowerCase().endsWith(domain);
+    const answers = known && question.type === 'A' ? [{ name: question.name, type: 'A' as const, ttl: 60, data: ip }] : [];
     const reply = dnsPacket.encode({ id: q.id, type: 'response', flags: dnsPacket.RECURSION_DESIRED | dnsPacket.RECURSION_AVAILABLE | (known ? 0 : 3), questions: q.questions, answers });
     socket.send(reply, r.port, r.address);
   });
@@ -68,19 +68,26 @@ describe('netplane dns from a manifest directory, with dig', () => {
   let port: number;
   let dns: ChildProcess;
   let up: Awaited<ReturnType<typeof upstream>>;
+  let corp: Awaited<ReturnType<typeof upstream>>;
+  let logs: () => string;
+  /** The admin port the process logged at start. */
+  const admin = () => /"admin":"127\.0\.0\.1:(\d+)"/.exec(logs())?.[1];
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'netplane-dns-'));
     await writeFile(join(dir, 'cluster.yaml'), objects().map((o) => JSON.stringify(o)).join('\n---\n'));
     up = await upstream();
+    corp = await upstream('corp.test', '198.51.100.9');
     port = await freePort();
-    const started = startDns(['--manifests', dir, '--listen', `127.0.0.1:${port}`, '--upstream', `127.0.0.1:${up.port}`, '--pods', 'insecure', '--reverse-cidr', '10.96.0.0/16']);
+    const started = startDns(['--manifests', dir, '--listen', `127.0.0.1:${port}`, '--upstream', `127.0.0.1:${up.port}`, '--pods', 'insecure', '--reverse-cidr', '10.96.0.0/16', '--stub-domain', `Corp.Test.=127.0.0.1:${corp.port}`]);
     dns = started.proc;
+    logs = started.logs;
     await waitFor('dns answering', async () => (await dig(port, 'web.default.svc.cluster.local').catch(() => undefined))?.status === 'NOERROR', 15_000);
   });
   afterAll(async () => {
     dns?.kill('SIGTERM');
     up?.socket.close();
+    corp?.socket.close();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
@@ -132,6 +139,19 @@ describe('netplane dns from a manifest directory, with dig', () => {
       if (c.aa !== undefined) expect(r.flags.includes('aa')).toBe(c.aa);
     });
   }
+
+  it('forwards a stub domain to its own upstream, with its own cache, and the rest to the default one', async () => {
+    const before = up.asked.length;
+    const r = await dig(port, 'db.corp.test');
+    expect([r.status, r.answer]).toEqual(['NOERROR', ['db.corp.test. IN A 198.51.100.9']]);
+    expect(corp.asked).toEqual(['db.corp.test A']);
+    await dig(port, 'db.corp.test');
+    expect(corp.asked).toHaveLength(1);
+    expect(up.asked.length).toBe(before);
+    const metrics = await (await fetch(`http://127.0.0.1:${admin()}/metrics`)).text();
+    expect(metrics).toMatch(/coredns_cache_hits_total\{[^}]*zones="corp\.test\."[^}]*type="success"\} 1\n/);
+    expect(metrics).toMatch(/coredns_dns_requests_total\{[^}]*zone="corp\.test\."[^}]*\} 2/);
+  });
 
   it('answers the SOA at the apex', async () => {
     const r = await dig(port, 'cluster.local', 'SOA');
