@@ -13,6 +13,15 @@ import type { GatewayState } from './server/steps.ts';
 import { emptyTable, IngressState } from './state.ts';
 import { Certificates, hstsHeader, parseCertificateFlag } from './tls/index.ts';
 import { Upstreams } from './upstream/upstreams.ts';
+import { parseSize } from './routes/annotations.ts';
+import { defaultMaxBodyBytes } from './routes/policy.ts';
+
+/** --proxy-body-size: a size as nginx writes one. */
+function bodySizeFlag(raw: string): number {
+  const n = parseSize(raw);
+  if (n === undefined) throw new Error('must be a size such as 0 (no limit), 512, 100k, 8m or 1g');
+  return n;
+}
 
 /** ADDR:PORT, or `off` for no listener. */
 const listener = (raw: string): HostPort | 'off' => (raw === 'off' ? 'off' : parseHostPort(raw));
@@ -33,6 +42,10 @@ const flags = {
   'max-connections-per-ip': valueFlag({ value: 'N', help: 'open client connections allowed from one IP', parse: positiveInt, default: 1000 }),
   'proxy-connect-timeout': durationFlag({ help: 'default time to connect to an endpoint (504 after)', default: '5s' }),
   'proxy-read-timeout': durationFlag({ help: 'default time to wait for an endpoint to answer (504 after)', default: '60s' }),
+  'proxy-body-size': {
+    ...valueFlag({ value: 'SIZE', help: 'default largest request body, as nginx writes sizes (512, 100k, 8m, 1g; 0: no limit); larger gets 413', parse: bodySizeFlag, default: defaultMaxBodyBytes }),
+    shown: '1m',
+  },
   'headers-timeout': durationFlag({ help: 'time a client has to send the request headers', default: '60s' }),
   'request-timeout': durationFlag({ help: 'time a client has to send a whole request', default: '5m' }),
   'keepalive-timeout': durationFlag({ help: 'idle time before a client keep-alive connection is closed', default: '75s' }),
@@ -103,7 +116,7 @@ async function runIngress(ctx: ComponentContext, f: IngressFlags): Promise<void>
     log,
     metrics,
     className: f['ingress-class'],
-    defaults: { connectTimeoutMs: f['proxy-connect-timeout'], readTimeoutMs: f['proxy-read-timeout'] },
+    defaults: { connectTimeoutMs: f['proxy-connect-timeout'], readTimeoutMs: f['proxy-read-timeout'], maxBodyBytes: f['proxy-body-size'] },
     certificates,
   });
   keeper.start();

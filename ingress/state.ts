@@ -7,6 +7,7 @@ import type { Store, StoreChange } from '../cluster/store.ts';
 import type { Ingress } from '../cluster/model/ingress.ts';
 import type { Logger } from '../runtime/logger.ts';
 import { compileRoutes } from './routes/compile.ts';
+import type { PolicyDefaults } from './routes/policy.ts';
 import type { BackendRef, ObjectRef, RouteTable } from './routes/types.ts';
 import type { GatewayMetrics } from './server/metrics.ts';
 import type { GatewayState } from './server/steps.ts';
@@ -20,7 +21,7 @@ export interface IngressStateOptions {
   log: Logger;
   metrics: GatewayMetrics;
   className: string;
-  defaults: { connectTimeoutMs: number; readTimeoutMs: number };
+  defaults: PolicyDefaults;
   certificates?: Certificates;
 }
 

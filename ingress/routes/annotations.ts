@@ -13,7 +13,7 @@ const sharedNames = [
   'ssl-redirect', 'force-ssl-redirect',
   'limit-rps', 'limit-rpm', 'limit-connections', 'limit-burst-multiplier',
   'auth-type', 'auth-secret', 'auth-realm', 'auth-url', 'auth-method', 'auth-response-headers',
-  'rewrite-target', 'use-regex', 'backend-protocol', 'proxy-connect-timeout', 'proxy-read-timeout',
+  'rewrite-target', 'use-regex', 'backend-protocol', 'proxy-connect-timeout', 'proxy-read-timeout', 'proxy-body-size',
   'affinity', 'session-cookie-name', 'session-cookie-max-age', 'session-cookie-path', 'load-balance',
   'canary', 'canary-by-header', 'canary-by-header-value', 'canary-weight', 'canary-weight-total',
   'allowlist-source-range', 'whitelist-source-range', 'denylist-source-range',
@@ -100,6 +100,15 @@ export class AnnotationReader {
     return a === undefined ? undefined : intIn(a, min, max);
   }
 
+  /** A size as nginx writes one (`0`, `512`, `100k`, `8m`, `1g`; any case) in bytes; undefined when not set. */
+  bytes(name: AnnotationName): number | undefined {
+    const a = this.get(name);
+    if (a === undefined) return undefined;
+    const n = parseSize(a.value);
+    if (n === undefined) throw invalid(a, 'allowed is a size such as 0 (no limit), 512, 100k, 8m or 1g');
+    return n;
+  }
+
   /** A time in whole seconds (1 to 86400, nginx style, no unit) as milliseconds; `fallbackMs` when not set. */
   secondsAsMs(name: AnnotationName, fallbackMs: number): number {
     const a = this.get(name);
@@ -142,6 +151,14 @@ export interface OneOfOptions {
 /** The AnnotationError for `a`: one sentence naming the key, the value and `allowed`. */
 export function invalid(a: Annotation, allowed: string): AnnotationError {
   return new AnnotationError(a.key, `annotation ${a.key} is ${quote(a.value)}; ${allowed}`);
+}
+
+/** A size as nginx writes one (`0`, `512`, `100k`, `8m`, `1g`; any case) in bytes, at most 1 TiB; undefined when it is not one. */
+export function parseSize(text: string): number | undefined {
+  const m = /^(\d{1,10})([kmg]?)$/i.exec(text.trim());
+  if (!m) return undefined;
+  const n = Number(m[1]) * { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[m[2]!.toLowerCase() as '' | 'k' | 'm' | 'g'];
+  return n <= 1024 ** 4 ? n : undefined;
 }
 
 function intIn(a: Annotation, min: number, max: number, unit = ''): number {

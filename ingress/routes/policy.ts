@@ -6,11 +6,16 @@ import { addressBlock, addressBlockText } from '../limits/client-ip.ts';
 import { AnnotationError, quote } from './errors.ts';
 import type { AuthPolicy, ClientCertPolicy, IngressPolicy, JwtAuthPolicy, ObjectRef, RateLimitPolicy } from './types.ts';
 
-/** Timeouts used when an Ingress does not set proxy-connect-timeout / proxy-read-timeout. */
+/** Timeouts (and body size) used when an Ingress does not set proxy-connect-timeout / proxy-read-timeout / proxy-body-size. */
 export interface PolicyDefaults {
   connectTimeoutMs: number;
   readTimeoutMs: number;
+  /** --proxy-body-size; ingress-nginx's 1 MiB when absent. */
+  maxBodyBytes?: number;
 }
+
+/** ingress-nginx's default proxy-body-size: 1m. */
+export const defaultMaxBodyBytes = 1024 * 1024;
 
 /** The canary annotations of an Ingress with `canary: "true"`. */
 export interface CanarySettings {
@@ -55,6 +60,7 @@ export function readPolicy(namespace: string, annotations: Readonly<Record<strin
     sslRedirect: a.bool('ssl-redirect', true),
     forceSslRedirect: a.bool('force-ssl-redirect', false),
     backendProtocol: a.oneOf('backend-protocol', ['HTTP', 'HTTPS'] as const, { upper: true, unsupported: ['GRPC', 'GRPCS', 'AJP', 'FCGI'] }) ?? 'HTTP',
+    maxBodyBytes: a.bytes('proxy-body-size') ?? defaults.maxBodyBytes ?? defaultMaxBodyBytes,
     connectTimeoutMs: a.secondsAsMs('proxy-connect-timeout', defaults.connectTimeoutMs),
     readTimeoutMs: a.secondsAsMs('proxy-read-timeout', defaults.readTimeoutMs),
     loadBalance: a.oneOf('load-balance', ['round_robin', 'least_request'] as const, { aliases: { ewma: 'least_request' } }) ?? 'round_robin',

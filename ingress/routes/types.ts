@@ -89,6 +89,8 @@ export interface IngressPolicy {
    */
   rewriteTarget?: string;
   backendProtocol: 'HTTP' | 'HTTPS';
+  /** Largest request body in bytes (ingress-nginx `proxy-body-size`); larger gets 413. 0: no limit. */
+  maxBodyBytes: number;
   connectTimeoutMs: number;
   readTimeoutMs: number;
   /** Cookie affinity (ingress-nginx `affinity: cookie`). */

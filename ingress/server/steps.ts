@@ -83,6 +83,7 @@ const statusText: Record<number, string> = {
   401: 'Unauthorized',
   403: 'Forbidden',
   404: 'Not Found',
+  413: 'Request Entity Too Large',
   421: 'Misdirected Request',
   429: 'Too Many Requests',
   500: 'Internal Server Error',
@@ -115,6 +116,22 @@ export const route: Step = {
     if (!r) return reply(x, 404, 'no-route');
     x.route = r;
     return 'next';
+  },
+};
+
+/**
+ * 413 for a declared body (Content-Length) larger than the route's proxy-body-size, before anything else runs (as
+ * nginx checks client_max_body_size); a streamed body without a length is counted on its way upstream.
+ */
+export const bodySize: Step = {
+  name: 'body-size',
+  run(x) {
+    const limit = x.route!.policy.maxBodyBytes;
+    const length = x.req.headers['content-length'];
+    if (limit === 0 || length === undefined || !(Number(length) > limit)) return 'next';
+    // The body is not read: the connection closes after the answer.
+    if ('shouldKeepAlive' in x.res) x.res.shouldKeepAlive = false;
+    return reply(x, 413, 'body-size');
   },
 };
 
@@ -260,7 +277,7 @@ export const forward: Step = {
 };
 
 /** The steps in order. */
-export const pipeline: readonly Step[] = [parse, route, sourceRange, redirect, clientCertificate, limit, authenticate, chooseBackend, forward];
+export const pipeline: readonly Step[] = [parse, route, bodySize, sourceRange, redirect, clientCertificate, limit, authenticate, chooseBackend, forward];
 
 /** Runs the steps until one answers. Synchronous steps cost no promise. */
 export async function runPipeline(x: Exchange, s: GatewayState, steps: readonly Step[] = pipeline): Promise<void> {

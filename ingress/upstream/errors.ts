@@ -13,6 +13,7 @@ export type UpstreamErrorCode =
   | 'INVALID_REQUEST'
   | 'UPSTREAM_CLOSED'
   | 'CLIENT_ABORTED'
+  | 'BODY_TOO_LARGE'
   | 'UPSTREAM_ERROR';
 
 /** An upstream failure with a stable code; `cause` holds the socket or undici error. */
@@ -91,6 +92,8 @@ const ownCodes: Record<UpstreamErrorCode, FailureClass> = {
   INVALID_REQUEST: invalidRequest,
   UPSTREAM_CLOSED: closed,
   CLIENT_ABORTED: aborted,
+  // A streamed request body went past proxy-body-size: the client's fault, as nginx's 413.
+  BODY_TOO_LARGE: failure('BODY_TOO_LARGE', 413, false),
   UPSTREAM_ERROR: other,
 };
 
@@ -111,6 +114,7 @@ export function classifyError(err: unknown): FailureClass {
 /** The plain-text body of an error status, as nginx words it. */
 export function statusText(status: number): string {
   switch (status) {
+    case 413: return '413 Request Entity Too Large';
     case 400: return '400 Bad Request';
     case 502: return '502 Bad Gateway';
     case 503: return '503 Service Temporarily Unavailable';

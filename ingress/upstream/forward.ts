@@ -1,6 +1,7 @@
 // One proxied request: an undici dispatch handler that writes the upstream's answer straight into the client's
 // response (no intermediate stream), with backpressure both ways, retries of safe requests on connect failures and
 // the error statuses nginx gives (502 refused/reset, 504 timeouts, 503 no endpoints).
+import { Transform } from 'node:stream';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { Dispatcher } from 'undici';
@@ -94,6 +95,23 @@ export function writeErrorStatus(response: ClientResponse, status: number): void
   res.end(body);
 }
 
+/**
+ * The request body as a stream that fails with BODY_TOO_LARGE once more than `limit` bytes came, without touching
+ * the client's connection (the gateway still answers 413 on it).
+ */
+function limitBody(req: ClientRequest, limit: number): Transform {
+  let seen = 0;
+  const counted = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      seen += chunk.length;
+      if (seen > limit) return done(new UpstreamError('BODY_TOO_LARGE', `the request body is larger than ${limit} bytes (proxy-body-size)`));
+      done(null, chunk);
+    },
+  });
+  (req as NodeJS.ReadableStream).pipe(counted);
+  return counted;
+}
+
 /** Forwards one request; the dispatch handler of all its attempts. Resolves `done` exactly once, never rejects. */
 export class Exchange implements Dispatcher.DispatchHandler {
   readonly #req: ClientRequest;
@@ -103,7 +121,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
   readonly #log: Logger;
   readonly #done: (result: ForwardResult) => void;
   #headers: string[] = [];
-  #body: ClientRequest | null = null;
+  #body: ClientRequest | Transform | null = null;
   #retriable = false;
   #member: UpstreamEndpoint | null = null;
   #cookieMember: UpstreamEndpoint | undefined;
@@ -140,7 +158,10 @@ export class Exchange implements Dispatcher.DispatchHandler {
     first ??= backend.pick(policy, null, now);
     if (first === undefined) return this.#fail(503, 'NO_ENDPOINTS');
     const body = hasBody(req);
-    this.#body = body ? req : null;
+    const limit = this.#target.policy.maxBodyBytes;
+    // A body without Content-Length (chunked, or HTTP/2 without it) is counted as it streams; a declared length was
+    // checked before (the body-size step).
+    this.#body = !body ? null : limit > 0 && req.headers['content-length'] === undefined ? limitBody(req, limit) : req;
     this.#retriable = !body && retriableMethods.has(req.method ?? '');
     this.#headers = upstreamRequestHeaders(req.rawHeaders, this.#target.headers);
     this.#res.once('close', () => this.#onClientClose());
@@ -242,6 +263,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
   }
 
   #fail(status: number, code: UpstreamErrorCode): void {
+    // The rest of a body too large is not read: the connection closes after the answer, as nginx does.
+    if (status === 413 && 'shouldKeepAlive' in this.#res) (this.#res as unknown as ServerResponse).shouldKeepAlive = false;
     if (status !== 499) writeErrorStatus(this.#res as unknown as ClientResponse, status);
     this.#finish(status, code);
   }

@@ -20,7 +20,7 @@ function policyOf(annotations: Record<string, string>): IngressPolicy | undefine
   return table.ingresses.get('shop/a');
 }
 
-const basePolicy: IngressPolicy = { sslRedirect: true, forceSslRedirect: false, backendProtocol: 'HTTP', connectTimeoutMs: 5000, readTimeoutMs: 60_000, loadBalance: 'round_robin' };
+const basePolicy: IngressPolicy = { sslRedirect: true, forceSslRedirect: false, backendProtocol: 'HTTP', maxBodyBytes: 1024 * 1024, connectTimeoutMs: 5000, readTimeoutMs: 60_000, loadBalance: 'round_robin' };
 
 describe('annotations with good values', () => {
   // [what, annotations, the policy fields they change]
@@ -61,6 +61,9 @@ describe('annotations with good values', () => {
     ['allowlist-source-range, addresses and blocks of both families', { [`${ngx}allowlist-source-range`]: '10.0.0.0/8, 192.0.2.7,fd00::/8' }, { sourceRange: { allow: ['10.0.0.0/8', '192.0.2.7', 'fd00::/8'] } }],
     ['whitelist-source-range, its older name', { [`${ngx}whitelist-source-range`]: '10.0.0.0/8' }, { sourceRange: { allow: ['10.0.0.0/8'] } }],
     ['allowlist wins over whitelist; denylist beside it', { [`${np}allowlist-source-range`]: '10.1.0.0/16', [`${ngx}whitelist-source-range`]: '10.0.0.0/8', [`${ngx}denylist-source-range`]: '10.1.2.3' }, { sourceRange: { allow: ['10.1.0.0/16'], deny: ['10.1.2.3'] } }],
+    ['proxy-body-size in megabytes', { [`${ngx}proxy-body-size`]: '8m' }, { maxBodyBytes: 8 * 1024 * 1024 }],
+    ['proxy-body-size in kilobytes, upper case', { [`${ngx}proxy-body-size`]: '100K' }, { maxBodyBytes: 100 * 1024 }],
+    ['proxy-body-size 0: no limit', { [`${ngx}proxy-body-size`]: '0' }, { maxBodyBytes: 0 }],
     ['client certificates, ingress-nginx defaults', { [`${ngx}auth-tls-secret`]: 'shop/ca' }, { clientCert: { secret: { namespace: 'shop', name: 'ca' }, verify: 'on', depth: 1, passCertificate: false } }],
     [
       'client certificates optional, depth 2, passed upstream',
@@ -159,6 +162,7 @@ describe('annotations with values that cannot be honoured', () => {
     ['auth-tls-secret in another namespace', { [`${ngx}auth-tls-secret`]: 'other/ca' }, `${ngx}auth-tls-secret`, 'other/ca', 'own namespace'],
     ['auth-tls-verify-client unknown', { [`${ngx}auth-tls-secret`]: 'ca', [`${ngx}auth-tls-verify-client`]: 'required' }, `${ngx}auth-tls-verify-client`, 'required', 'on, optional, optional_no_ca, off'],
     ['auth-tls-verify-depth too deep', { [`${ngx}auth-tls-secret`]: 'ca', [`${ngx}auth-tls-verify-depth`]: '11' }, `${ngx}auth-tls-verify-depth`, '11', 'from 0 to 10'],
+    ['proxy-body-size with a unit nginx does not know', { [`${ngx}proxy-body-size`]: '8mb' }, `${ngx}proxy-body-size`, '8mb', 'such as 0 (no limit), 512, 100k, 8m or 1g'],
     ['auth-tls-error-page relative', { [`${ngx}auth-tls-secret`]: 'ca', [`${ngx}auth-tls-error-page`]: '/help' }, `${ngx}auth-tls-error-page`, '/help', 'http or https'],
     ['auth-tls setting without auth-tls-secret', { [`${ngx}auth-tls-verify-client`]: 'on' }, `${ngx}auth-tls-verify-client`, 'on', 'auth-tls-secret, which is not set'],
   ];

@@ -1,0 +1,66 @@
+// Request body limits (ingress-nginx `proxy-body-size`, default 1m) through `netplane ingress` with curl: a declared
+// length over the limit gets 413 before anything is sent upstream, a chunked body is counted as it streams, an
+// Ingress may raise the limit or lift it (0), and a request within the limit reaches the backend whole.
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EchoBackend, GatewayProcess, ingressClassYaml, ingressYaml, serviceYaml, type Echo } from './harness.ts';
+
+const run = promisify(execFile);
+const ngx = 'nginx.ingress.kubernetes.io/';
+
+describe('netplane ingress request body limits', () => {
+  const web = new EchoBackend('web');
+  const gw = new GatewayProcess();
+  const files = mkdtempSync(join(tmpdir(), 'netplane-body-'));
+  const twoMiB = join(files, 'two-mib');
+  let seen = 0;
+
+  /** POSTs the 2 MiB file to `host` with curl; `chunked` sends it without Content-Length. */
+  async function post(host: string, chunked = false): Promise<{ status: number; echo?: Echo }> {
+    const argv = ['-s', '-o', '-', '-w', '\n%{http_code}', '--data-binary', `@${twoMiB}`, '-H', `Host: ${host}`, '-H', 'Content-Type: application/octet-stream'];
+    if (chunked) argv.push('-H', 'Transfer-Encoding: chunked');
+    const { stdout } = await run('curl', [...argv, `http://127.0.0.1:${gw.http}/upload`], { maxBuffer: 16 << 20 });
+    const cut = stdout.lastIndexOf('\n');
+    const status = Number(stdout.slice(cut + 1));
+    return { status, ...(status === 200 ? { echo: JSON.parse(stdout.slice(0, cut)) as Echo } : {}) };
+  }
+
+  beforeAll(async () => {
+    writeFileSync(twoMiB, Buffer.alloc(2 * 1024 * 1024, 'x'));
+    await web.start();
+    web.server.on('request', () => seen++);
+    const ing = (name: string, annotations: Record<string, string> = {}) => ingressYaml({ name, host: `${name}.test`, paths: [['Prefix', '/', 'web']], annotations });
+    gw.write('all.yaml', [ingressClassYaml, serviceYaml('web', [web]), ing('small'), ing('large', { [`${ngx}proxy-body-size`]: '4m' }), ing('open', { [`${ngx}proxy-body-size`]: '0' })].join('---\n'));
+    await gw.start([], { host: 'small.test' });
+  }, 30_000);
+  afterAll(async () => {
+    await gw.stop();
+    await web.stop();
+    rmSync(files, { recursive: true, force: true });
+  });
+
+  it.each([false, true])('refuses 2 MiB over the default 1m limit with 413 (chunked: %s)', async (chunked) => {
+    const before = seen;
+    expect((await post('small.test', chunked)).status).toBe(413);
+    // A declared length is refused before anything goes upstream; a chunked body is cut on its way there.
+    if (!chunked) expect(seen).toBe(before);
+    // A small body still passes.
+    const ok = await gw.get('small.test', '/upload', { method: 'POST', body: 'hello' });
+    expect(ok.status).toBe(200);
+  });
+
+  it.each([
+    ['an Ingress that raises the limit to 4m', 'large.test'],
+    ['an Ingress that lifts it (0)', 'open.test'],
+  ])('lets 2 MiB through %s, whole', async (_what, host) => {
+    for (const chunked of [false, true]) {
+      const r = await post(host, chunked);
+      expect(r.status).toBe(200);
+      expect(r.echo!.body.length).toBe(2 * 1024 * 1024);
+    }
+  });
+});
