@@ -78,6 +78,13 @@ export function readPolicy(namespace: string, annotations: Readonly<Record<strin
   if (affinity !== undefined) policy.affinity = affinity;
   const sourceRange = readSourceRange(a);
   if (sourceRange !== undefined) policy.sourceRange = sourceRange;
+  const redirect = readRedirect(a);
+  if (redirect !== undefined) policy.redirect = redirect;
+  const appRoot = a.get('app-root');
+  if (appRoot !== undefined) {
+    if (appRoot.value === '/' || !plainPath.test(appRoot.value) || appRoot.value.startsWith('//')) throw invalid(appRoot, 'allowed is a path other than "/" starting with "/" made of URL path characters, such as /app');
+    policy.appRoot = appRoot.value;
+  }
   const clientCert = readClientCert(a, namespace);
   if (clientCert !== undefined) policy.clientCert = clientCert;
 
@@ -131,6 +138,27 @@ function readClientCert(a: AnnotationReader, namespace: string): ClientCertPolic
   const ref = secretRef(secret, namespace);
   if (verify === 'off') return undefined;
   return { secret: ref, verify, depth, passCertificate, ...(errorPage ? { errorPage: httpUrl(errorPage) } : {}) };
+}
+
+const redirectCodes = [301, 302, 303, 307, 308] as const;
+
+/** permanent-redirect (301 or permanent-redirect-code) or temporal-redirect (302 or temporal-redirect-code); not both. */
+function readRedirect(a: AnnotationReader): IngressPolicy['redirect'] {
+  const permanent = a.get('permanent-redirect');
+  const temporal = a.get('temporal-redirect');
+  const code = (name: 'permanent-redirect-code' | 'temporal-redirect-code', fallback: 301 | 302) => {
+    const c = a.get(name);
+    if (c === undefined) return fallback;
+    const n = Number(c.value);
+    if (!(redirectCodes as readonly number[]).includes(n) || !/^\d{3}$/.test(c.value)) throw invalid(c, `allowed are ${redirectCodes.join(', ')}`);
+    return n as (typeof redirectCodes)[number];
+  };
+  const permanentCode = code('permanent-redirect-code', 301);
+  const temporalCode = code('temporal-redirect-code', 302);
+  if (permanent !== undefined && temporal !== undefined) throw invalid(temporal, 'an Ingress redirects one way: permanent-redirect is set too');
+  if (permanent !== undefined) return { url: httpUrl(permanent), status: permanentCode };
+  if (temporal !== undefined) return { url: httpUrl(temporal), status: temporalCode };
+  return undefined;
 }
 
 function readRateLimit(a: AnnotationReader): RateLimitPolicy | undefined {

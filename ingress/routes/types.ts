@@ -99,6 +99,10 @@ export interface IngressPolicy {
   /** Client addresses (IPs and CIDR blocks) that may reach the Ingress, and those that may not; others get 403. */
   sourceRange?: { allow?: readonly string[]; deny?: readonly string[] };
   clientCert?: ClientCertPolicy;
+  /** Every request answered with a redirect here (ingress-nginx permanent-redirect / temporal-redirect). */
+  redirect?: { url: string; status: 301 | 302 | 303 | 307 | 308 };
+  /** Requests for `/` redirected (302) to this path (ingress-nginx app-root). */
+  appRoot?: string;
 }
 
 /** A canary backend attached to a route by another Ingress with the `canary` annotation. */

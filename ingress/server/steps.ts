@@ -78,6 +78,9 @@ export function reply(x: Exchange, status: number, refused: string, headers: Rec
 
 const statusText: Record<number, string> = {
   302: 'Found',
+  301: 'Moved Permanently',
+  303: 'See Other',
+  307: 'Temporary Redirect',
   308: 'Permanent Redirect',
   400: 'Bad Request',
   401: 'Unauthorized',
@@ -149,6 +152,17 @@ export const sourceRange: Step = {
       sourceSets.set(p, sets);
     }
     if ((sets.allow && !sets.allow.has(x.clientIP)) || sets.deny?.has(x.clientIP)) return reply(x, 403, 'source-range');
+    return 'next';
+  },
+};
+
+/** The route's own redirects: permanent-redirect / temporal-redirect for every request, app-root for `/`. */
+export const routeRedirect: Step = {
+  name: 'route-redirect',
+  run(x) {
+    const p = x.route!.policy;
+    if (p.redirect !== undefined) return reply(x, p.redirect.status, 'redirect', { location: p.redirect.url });
+    if (p.appRoot !== undefined && x.path === '/') return reply(x, 302, 'app-root', { location: `${p.appRoot}${x.query}` });
     return 'next';
   },
 };
@@ -277,7 +291,7 @@ export const forward: Step = {
 };
 
 /** The steps in order. */
-export const pipeline: readonly Step[] = [parse, route, bodySize, sourceRange, redirect, clientCertificate, limit, authenticate, chooseBackend, forward];
+export const pipeline: readonly Step[] = [parse, route, bodySize, sourceRange, redirect, clientCertificate, routeRedirect, limit, authenticate, chooseBackend, forward];
 
 /** Runs the steps until one answers. Synchronous steps cost no promise. */
 export async function runPipeline(x: Exchange, s: GatewayState, steps: readonly Step[] = pipeline): Promise<void> {

@@ -1,6 +1,7 @@
 // Request body limits (ingress-nginx `proxy-body-size`, default 1m) through `netplane ingress` with curl: a declared
 // length over the limit gets 413 before anything is sent upstream, a chunked body is counted as it streams, an
-// Ingress may raise the limit or lift it (0), and a request within the limit reaches the backend whole.
+// Ingress may raise the limit or lift it (0), and a request within the limit reaches the backend whole. Then the
+// redirect annotations: permanent-redirect, temporal-redirect with its code, app-root.
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -34,7 +35,10 @@ describe('netplane ingress request body limits', () => {
     await web.start();
     web.server.on('request', () => seen++);
     const ing = (name: string, annotations: Record<string, string> = {}) => ingressYaml({ name, host: `${name}.test`, paths: [['Prefix', '/', 'web']], annotations });
-    gw.write('all.yaml', [ingressClassYaml, serviceYaml('web', [web]), ing('small'), ing('large', { [`${ngx}proxy-body-size`]: '4m' }), ing('open', { [`${ngx}proxy-body-size`]: '0' })].join('---\n'));
+    gw.write('all.yaml', [ingressClassYaml, serviceYaml('web', [web]), ing('small'), ing('large', { [`${ngx}proxy-body-size`]: '4m' }), ing('open', { [`${ngx}proxy-body-size`]: '0' }),
+      ing('moved', { [`${ngx}permanent-redirect`]: 'https://new.example.com/shop' }),
+      ing('down', { [`${ngx}temporal-redirect`]: 'https://status.example.com/', [`${ngx}temporal-redirect-code`]: '307' }),
+      ing('rooted', { [`${ngx}app-root`]: '/app1' })].join('---\n'));
     await gw.start([], { host: 'small.test' });
   }, 30_000);
   afterAll(async () => {
@@ -62,5 +66,20 @@ describe('netplane ingress request body limits', () => {
       expect(r.status).toBe(200);
       expect(r.echo!.body.length).toBe(2 * 1024 * 1024);
     }
+  });
+
+  it.each([
+    ['moved.test', '/any/path?q=1', 301, 'https://new.example.com/shop'],
+    ['down.test', '/', 307, 'https://status.example.com/'],
+    ['rooted.test', '/?lang=en', 302, '/app1?lang=en'],
+  ])('redirects %s%s with %i to %s', async (host, path, status, location) => {
+    const r = await gw.get(host, path);
+    expect([r.status, r.headers.location]).toEqual([status, location]);
+  });
+
+  it('app-root leaves every other path to the backend', async () => {
+    const r = await gw.get('rooted.test', '/app1/page');
+    expect(r.status).toBe(200);
+    expect((JSON.parse(r.text) as Echo).url).toBe('/app1/page');
   });
 });
