@@ -3,6 +3,7 @@
 // serving it without (say) its auth or with a different rewrite would be serving something its author did not write.
 import { AnnotationReader, httpToken, invalid, type Annotation } from './annotations.ts';
 import { addressBlock, addressBlockText } from '../limits/client-ip.ts';
+import { readCors } from './cors.ts';
 import { AnnotationError, quote } from './errors.ts';
 import type { AuthPolicy, ClientCertPolicy, IngressPolicy, JwtAuthPolicy, ObjectRef, RateLimitPolicy } from './types.ts';
 
@@ -87,6 +88,8 @@ export function readPolicy(namespace: string, annotations: Readonly<Record<strin
   }
   const clientCert = readClientCert(a, namespace);
   if (clientCert !== undefined) policy.clientCert = clientCert;
+  const cors = readCors(a);
+  if (cors !== undefined) policy.cors = cors;
 
   const result: AnnotatedPolicy = { policy, secrets: [] };
   if (clientCert !== undefined) result.secrets.push(`${clientCert.secret.namespace}/${clientCert.secret.name}`);

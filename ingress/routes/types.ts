@@ -103,6 +103,19 @@ export interface IngressPolicy {
   redirect?: { url: string; status: 301 | 302 | 303 | 307 | 308 };
   /** Requests for `/` redirected (302) to this path (ingress-nginx app-root). */
   appRoot?: string;
+  /** CORS (ingress-nginx enable-cors and cors-*). */
+  cors?: CorsPolicy;
+}
+
+/** Which cross-origin requests browsers may make (ingress-nginx `enable-cors`). */
+export interface CorsPolicy {
+  /** ['*'], or lower-case origins (`https://*.example.com` matches subdomains). */
+  origins: string[];
+  methods: string;
+  headers: string;
+  expose?: string;
+  credentials: boolean;
+  maxAgeSeconds: number;
 }
 
 /** A canary backend attached to a route by another Ingress with the `canary` annotation. */

@@ -8,6 +8,7 @@ import { AddressSet } from '../limits/client-ip.ts';
 import type { RateLimiters } from '../limits/rate.ts';
 import { upstreamPath } from '../routes/rewrite.ts';
 import { judgeClientCertificate } from '../tls/client-auth.ts';
+import { corsHeaders } from '../routes/cors.ts';
 import type { BackendRef, Route, RouteTable } from '../routes/types.ts';
 import type { ForwardResult, Upstreams } from '../upstream/upstreams.ts';
 import { forwardedHeaders, requestHost, requestPath } from './request.ts';
@@ -36,6 +37,8 @@ export interface Exchange {
   authHeaders?: Record<string, string>;
   /** Headers the client-certificate step wants upstream (ssl-client-*). */
   tlsHeaders?: Record<string, string>;
+  /** Headers the CORS step wants on the response. */
+  responseHeaders?: Record<string, string>;
   /** Releases the per-IP concurrency slot, when one was taken. */
   release?: () => void;
   /** The X-Request-Id sent upstream. */
@@ -167,6 +170,29 @@ export const routeRedirect: Step = {
   },
 };
 
+/**
+ * CORS (enable-cors): a preflight (OPTIONS with an Origin) is answered here with 204 before auth, as browsers send
+ * no credentials with it; other requests from an allowed origin get the CORS headers on their response.
+ */
+export const cors: Step = {
+  name: 'cors',
+  run(x) {
+    const p = x.route!.policy.cors;
+    if (p === undefined) return 'next';
+    const origin = x.req.headers.origin;
+    const preflight = x.req.method === 'OPTIONS' && origin !== undefined;
+    const headers = corsHeaders(p, origin, preflight);
+    if (preflight) {
+      x.refused = 'cors-preflight';
+      (x.res as ServerResponse).writeHead(204, { ...headers, 'content-type': 'text/plain; charset=utf-8', 'content-length': '0' });
+      x.res.end();
+      return 'done';
+    }
+    if (headers !== undefined) x.responseHeaders = headers;
+    return 'next';
+  },
+};
+
 /** Sends plain-HTTP requests for hosts with TLS (or with force-ssl-redirect) to HTTPS with a 308. */
 export const redirect: Step = {
   name: 'redirect',
@@ -285,13 +311,14 @@ export const forward: Step = {
       policy: x.canary ? r.canary!.policy : r.policy,
       path: upstreamPath(r, x.path, x.query),
       headers,
+      ...(x.responseHeaders ? { responseHeaders: x.responseHeaders } : {}),
     });
     return 'done';
   },
 };
 
 /** The steps in order. */
-export const pipeline: readonly Step[] = [parse, route, bodySize, sourceRange, redirect, clientCertificate, routeRedirect, limit, authenticate, chooseBackend, forward];
+export const pipeline: readonly Step[] = [parse, route, bodySize, sourceRange, redirect, clientCertificate, routeRedirect, cors, limit, authenticate, chooseBackend, forward];
 
 /** Runs the steps until one answers. Synchronous steps cost no promise. */
 export async function runPipeline(x: Exchange, s: GatewayState, steps: readonly Step[] = pipeline): Promise<void> {

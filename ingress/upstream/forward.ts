@@ -22,6 +22,8 @@ export interface ForwardTarget {
   path: string;
   /** Headers of the pipeline (X-Forwarded-*, X-Request-Id, auth); they replace the client's of the same name. */
   headers: Record<string, HeaderValue>;
+  /** Headers added to the response (CORS); they replace the upstream's of the same name. Lower-case names. */
+  responseHeaders?: Record<string, string>;
 }
 
 /** How a forwarded request went, for the access log and metrics. */
@@ -93,6 +95,16 @@ export function writeErrorStatus(response: ClientResponse, status: number): void
   const body = `<html><head><title>${statusText(status)}</title></head><body><center><h1>${statusText(status)}</h1></center></body></html>\n`;
   res.writeHead(status, ['content-type', 'text/html', 'content-length', String(Buffer.byteLength(body))]);
   res.end(body);
+}
+
+/** A flat header list with `extra` (lower-case names) in place of the list's headers of those names. */
+function withHeaders(list: HeaderList, extra: Record<string, string>): HeaderList {
+  const out: HeaderList = [];
+  for (let i = 0; i < list.length; i += 2) {
+    if (!Object.hasOwn(extra, (list[i] as string).toLowerCase())) out.push(list[i]!, list[i + 1]!);
+  }
+  for (const name in extra) out.push(name, extra[name]!);
+  return out;
 }
 
 /**
@@ -205,7 +217,9 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const affinity = this.#target.policy.affinity;
     const cookie = affinity !== undefined && m !== this.#cookieMember ? affinitySetCookie(affinity, m.cookie) : undefined;
     try {
-      this.#res.writeHead(statusCode, clientResponseHeaders(headers, cookie));
+      const list = clientResponseHeaders(headers, cookie);
+      const extra = this.#target.responseHeaders;
+      this.#res.writeHead(statusCode, extra === undefined ? list : withHeaders(list, extra));
     } catch (err) {
       controller.abort(new UpstreamError('BAD_RESPONSE', `upstream response headers cannot be relayed: ${(err as Error).message}`, { cause: err }));
     }

@@ -1,12 +1,14 @@
 // Request body limits (ingress-nginx `proxy-body-size`, default 1m) through `netplane ingress` with curl: a declared
 // length over the limit gets 413 before anything is sent upstream, a chunked body is counted as it streams, an
 // Ingress may raise the limit or lift it (0), and a request within the limit reaches the backend whole. Then the
-// redirect annotations: permanent-redirect, temporal-redirect with its code, app-root.
+// redirect annotations: permanent-redirect, temporal-redirect with its code, app-root. Then CORS with curl as the
+// browser: preflights answered before auth, headers only for allowed origins, `*` never with credentials.
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import bcrypt from 'bcryptjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EchoBackend, GatewayProcess, ingressClassYaml, ingressYaml, serviceYaml, type Echo } from './harness.ts';
 
@@ -38,7 +40,10 @@ describe('netplane ingress request body limits', () => {
     gw.write('all.yaml', [ingressClassYaml, serviceYaml('web', [web]), ing('small'), ing('large', { [`${ngx}proxy-body-size`]: '4m' }), ing('open', { [`${ngx}proxy-body-size`]: '0' }),
       ing('moved', { [`${ngx}permanent-redirect`]: 'https://new.example.com/shop' }),
       ing('down', { [`${ngx}temporal-redirect`]: 'https://status.example.com/', [`${ngx}temporal-redirect-code`]: '307' }),
-      ing('rooted', { [`${ngx}app-root`]: '/app1' })].join('---\n'));
+      ing('rooted', { [`${ngx}app-root`]: '/app1' }),
+      ing('api', { [`${ngx}enable-cors`]: 'true', [`${ngx}cors-allow-origin`]: 'https://app.example.com, https://*.example.org', [`${ngx}cors-expose-headers`]: 'X-Total', [`${ngx}auth-type`]: 'basic', [`${ngx}auth-secret`]: 'users' }),
+      ing('public', { [`${ngx}enable-cors`]: 'true' }),
+      `---\napiVersion: v1\nkind: Secret\nmetadata: { name: users, namespace: default }\ntype: Opaque\ndata: { auth: ${Buffer.from(`alice:${bcrypt.hashSync('wonderland', 4)}\n`).toString('base64')} }\n`].join('---\n'));
     await gw.start([], { host: 'small.test' });
   }, 30_000);
   afterAll(async () => {
@@ -81,5 +86,45 @@ describe('netplane ingress request body limits', () => {
     const r = await gw.get('rooted.test', '/app1/page');
     expect(r.status).toBe(200);
     expect((JSON.parse(r.text) as Echo).url).toBe('/app1/page');
+  });
+
+  /** A request with curl; the status and the response headers (lower-case names). */
+  async function headersOf(host: string, args: string[]): Promise<{ status: number; headers: Record<string, string> }> {
+    const { stdout } = await run('curl', ['-s', '-o', '/dev/null', '-D', '-', '-H', `Host: ${host}`, ...args, `http://127.0.0.1:${gw.http}/items`]);
+    const lines = stdout.split('\r\n');
+    const headers: Record<string, string> = {};
+    for (const l of lines.slice(1)) {
+      const i = l.indexOf(':');
+      if (i > 0) headers[l.slice(0, i).toLowerCase()] = l.slice(i + 1).trim();
+    }
+    return { status: Number(lines[0]!.split(' ')[1]), headers };
+  }
+
+  it('answers a CORS preflight itself, before auth, for an allowed origin', async () => {
+    const r = await headersOf('api.test', ['-X', 'OPTIONS', '-H', 'Origin: https://shop.example.org', '-H', 'Access-Control-Request-Method: PUT']);
+    expect(r.status).toBe(204);
+    expect(r.headers).toMatchObject({
+      'access-control-allow-origin': 'https://shop.example.org',
+      'access-control-allow-credentials': 'true',
+      'access-control-allow-methods': 'GET, PUT, POST, DELETE, PATCH, OPTIONS',
+      'access-control-max-age': '1728000',
+      vary: 'Origin',
+    });
+    const other = await headersOf('api.test', ['-X', 'OPTIONS', '-H', 'Origin: https://evil.example.com', '-H', 'Access-Control-Request-Method: PUT']);
+    expect(other.status).toBe(204);
+    expect(other.headers['access-control-allow-origin']).toBeUndefined();
+  });
+
+  it('adds CORS headers to responses for allowed origins only, after auth', async () => {
+    const user = ['-u', 'alice:wonderland'];
+    const ok = await headersOf('api.test', [...user, '-H', 'Origin: https://app.example.com']);
+    expect(ok.status).toBe(200);
+    expect(ok.headers).toMatchObject({ 'access-control-allow-origin': 'https://app.example.com', 'access-control-allow-credentials': 'true', 'access-control-expose-headers': 'X-Total' });
+    expect(ok.headers['access-control-allow-methods']).toBeUndefined();
+    expect((await headersOf('api.test', [...user, '-H', 'Origin: https://evil.example.com'])).headers['access-control-allow-origin']).toBeUndefined();
+    expect((await headersOf('api.test', ['-H', 'Origin: https://app.example.com'])).status).toBe(401);
+    const any = await headersOf('public.test', ['-H', 'Origin: https://anyone.example.net']);
+    expect(any.headers['access-control-allow-origin']).toBe('*');
+    expect(any.headers['access-control-allow-credentials']).toBeUndefined();
   });
 });
