@@ -90,6 +90,17 @@ export function readPolicy(namespace: string, annotations: Readonly<Record<strin
   if (clientCert !== undefined) policy.clientCert = clientCert;
   const cors = readCors(a);
   if (cors !== undefined) policy.cors = cors;
+  const vhost = a.get('upstream-vhost');
+  if (vhost !== undefined) {
+    // A host name or address with an optional port: what a Host header may hold, and nothing nginx would expand.
+    if (!/^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$/.test(vhost.value)) throw invalid(vhost, 'allowed is a host name or address with an optional port, such as api.example.com or api.example.com:8443');
+    policy.upstreamVhost = vhost.value;
+  }
+  const prefix = a.get('x-forwarded-prefix');
+  if (prefix !== undefined) {
+    if (prefix.value.includes('$') || !plainPath.test(prefix.value)) throw invalid(prefix, 'allowed is a path starting with "/" made of URL path characters (nginx variables are not expanded)');
+    policy.forwardedPrefix = prefix.value;
+  }
 
   const result: AnnotatedPolicy = { policy, secrets: [] };
   if (clientCert !== undefined) result.secrets.push(`${clientCert.secret.namespace}/${clientCert.secret.name}`);

@@ -105,6 +105,10 @@ export interface IngressPolicy {
   appRoot?: string;
   /** CORS (ingress-nginx enable-cors and cors-*). */
   cors?: CorsPolicy;
+  /** The Host header sent upstream instead of the client's (ingress-nginx upstream-vhost). */
+  upstreamVhost?: string;
+  /** Sent upstream as X-Forwarded-Prefix (ingress-nginx x-forwarded-prefix). */
+  forwardedPrefix?: string;
 }
 
 /** Which cross-origin requests browsers may make (ingress-nginx `enable-cors`). */

@@ -303,12 +303,15 @@ export const forward: Step = {
       port: x.port,
     });
     x.requestId = headers['x-request-id'];
+    const p = x.canary ? r.canary!.policy : r.policy;
+    if (p.upstreamVhost !== undefined) headers.host = p.upstreamVhost;
+    if (p.forwardedPrefix !== undefined) headers['x-forwarded-prefix'] = p.forwardedPrefix;
     if (x.tlsHeaders) Object.assign(headers, x.tlsHeaders);
     if (x.authHeaders) Object.assign(headers, x.authHeaders);
     if (x.proto === 'https' && s.hsts) x.res.setHeader('strict-transport-security', s.hsts);
     x.upstream = await s.upstreams.forward(x.req, x.res, {
       backend: x.backend!.key,
-      policy: x.canary ? r.canary!.policy : r.policy,
+      policy: p,
       path: upstreamPath(r, x.path, x.query),
       headers,
       ...(x.responseHeaders ? { responseHeaders: x.responseHeaders } : {}),

@@ -43,6 +43,7 @@ describe('netplane ingress request body limits', () => {
       ing('rooted', { [`${ngx}app-root`]: '/app1' }),
       ing('api', { [`${ngx}enable-cors`]: 'true', [`${ngx}cors-allow-origin`]: 'https://app.example.com, https://*.example.org', [`${ngx}cors-expose-headers`]: 'X-Total', [`${ngx}auth-type`]: 'basic', [`${ngx}auth-secret`]: 'users' }),
       ing('public', { [`${ngx}enable-cors`]: 'true' }),
+      ing('vhost', { [`${ngx}upstream-vhost`]: 'api.internal', [`${ngx}x-forwarded-prefix`]: '/shop' }),
       `---\napiVersion: v1\nkind: Secret\nmetadata: { name: users, namespace: default }\ntype: Opaque\ndata: { auth: ${Buffer.from(`alice:${bcrypt.hashSync('wonderland', 4)}\n`).toString('base64')} }\n`].join('---\n'));
     await gw.start([], { host: 'small.test' });
   }, 30_000);
@@ -126,5 +127,11 @@ describe('netplane ingress request body limits', () => {
     const any = await headersOf('public.test', ['-H', 'Origin: https://anyone.example.net']);
     expect(any.headers['access-control-allow-origin']).toBe('*');
     expect(any.headers['access-control-allow-credentials']).toBeUndefined();
+  });
+
+  it('sends the upstream-vhost as Host and the x-forwarded-prefix, whatever the client sent', async () => {
+    const r = await gw.get('vhost.test', '/items', { headers: { 'x-forwarded-prefix': '/spoofed' } });
+    const seenHeaders = (JSON.parse(r.text) as Echo).headers;
+    expect([seenHeaders.host, seenHeaders['x-forwarded-prefix'], seenHeaders['x-forwarded-host']]).toEqual(['api.internal', '/shop', 'vhost.test']);
   });
 });

@@ -64,6 +64,7 @@ describe('annotations with good values', () => {
     ['permanent-redirect', { [`${ngx}permanent-redirect`]: 'https://new.example.com/shop' }, { redirect: { url: 'https://new.example.com/shop', status: 301 } }],
     ['temporal-redirect with its code', { [`${ngx}temporal-redirect`]: 'https://maintenance.example.com/', [`${ngx}temporal-redirect-code`]: '307' }, { redirect: { url: 'https://maintenance.example.com/', status: 307 } }],
     ['app-root', { [`${ngx}app-root`]: '/app1' }, { appRoot: '/app1' }],
+    ['upstream-vhost and x-forwarded-prefix', { [`${ngx}upstream-vhost`]: 'api.internal:8443', [`${ngx}x-forwarded-prefix`]: '/shop' }, { upstreamVhost: 'api.internal:8443', forwardedPrefix: '/shop' }],
     ['enable-cors with its defaults', { [`${ngx}enable-cors`]: 'true' }, { cors: { origins: ['*'], methods: 'GET, PUT, POST, DELETE, PATCH, OPTIONS', headers: 'DNT,Keep-Alive,User-Agent,X-Requested-With,If-Modified-Since,Cache-Control,Content-Type,Range,Authorization', credentials: true, maxAgeSeconds: 1728000 } }],
     [
       'enable-cors with origins, methods, headers, expose, credentials off, max age',
@@ -178,6 +179,9 @@ describe('annotations with values that cannot be honoured', () => {
     ['both redirects', { [`${ngx}permanent-redirect`]: 'https://a.example.com/', [`${ngx}temporal-redirect`]: 'https://b.example.com/' }, `${ngx}temporal-redirect`, 'https://b.example.com/', 'one way'],
     ['cors-allow-origin with a path', { [`${ngx}enable-cors`]: 'true', [`${ngx}cors-allow-origin`]: 'https://app.example.com/x' }, `${ngx}cors-allow-origin`, 'https://app.example.com/x', 'origins such as'],
     ['cors-allow-headers with a space in a name', { [`${ngx}enable-cors`]: 'true', [`${ngx}cors-allow-headers`]: 'X Token' }, `${ngx}cors-allow-headers`, 'X Token', 'HTTP tokens'],
+    ['upstream-vhost with nginx variables', { [`${ngx}upstream-vhost`]: '$host' }, `${ngx}upstream-vhost`, '$host', 'host name or address'],
+    ['upstream-vhost with a path', { [`${ngx}upstream-vhost`]: 'a.example.com/x' }, `${ngx}upstream-vhost`, 'a.example.com/x', 'host name or address'],
+    ['x-forwarded-prefix with nginx variables', { [`${ngx}x-forwarded-prefix`]: '/$1' }, `${ngx}x-forwarded-prefix`, '/$1', 'not expanded'],
     ['app-root "/"', { [`${ngx}app-root`]: '/' }, `${ngx}app-root`, '/', 'other than "/"'],
     ['app-root protocol-relative', { [`${ngx}app-root`]: '//evil.example.com' }, `${ngx}app-root`, '//evil.example.com', 'other than "/"'],
     ['proxy-body-size with a unit nginx does not know', { [`${ngx}proxy-body-size`]: '8mb' }, `${ngx}proxy-body-size`, '8mb', 'such as 0 (no limit), 512, 100k, 8m or 1g'],
