@@ -33,6 +33,8 @@ export interface AnnotatedPolicy {
   canary?: CanarySettings;
   /** The Secrets (`namespace/name`) the policy's auth reads. */
   secrets: string[];
+  /** More names for the Ingress's first host (ingress-nginx server-alias), lower case. */
+  aliases?: string[];
 }
 
 /** The default basic-auth realm, as in ingress-nginx. */
@@ -51,6 +53,8 @@ export const jwtAlgorithms: readonly string[] = [
 const plainPath = /^\/[A-Za-z0-9\-._~%!&'()*+,;=:@/]*$/;
 // A cookie Path attribute (RFC 6265 path-value): visible ASCII except ";".
 const cookiePath = /^\/[\x21-\x3a\x3c-\x7e]*$/;
+// A server-alias: a DNS name with at least one dot or a single label, not an IPv4 address.
+const aliasName = /^(?![0-9]+(\.[0-9]+){3}$)[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$/;
 // A Kubernetes object name (RFC 1123 subdomain).
 const objectName = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 
@@ -108,6 +112,8 @@ export function readPolicy(namespace: string, annotations: Readonly<Record<strin
   if (auth?.type === 'jwt' && auth.secret !== undefined) result.secrets.push(`${auth.secret.namespace}/${auth.secret.name}`);
   const canary = readCanary(a);
   if (canary !== undefined) result.canary = canary;
+  const aliases = a.list('server-alias', { test: (s) => s.length <= 253 && aliasName.test(s.toLowerCase()), allowed: 'DNS names such as www.example.com (no wildcard, no IP address)' });
+  if (aliases !== undefined && aliases.length > 0) result.aliases = aliases.map((h) => h.toLowerCase());
   return result;
 }
 

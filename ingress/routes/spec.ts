@@ -64,7 +64,7 @@ const objectName = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 /** Checks and normalises one Ingress; throws IngressSpecError when any part of it cannot be served. */
 export function compileIngress(ingress: Ingress, defaults: PolicyDefaults): CompiledIngress {
   const { namespace, annotations } = ingress.metadata;
-  const { policy, canary, secrets } = readPolicy(namespace, annotations, defaults);
+  const { policy, canary, secrets, aliases } = readPolicy(namespace, annotations, defaults);
   const compiled: CompiledIngress = { key: ingressKey(ingress), namespace, ingress, policy, rules: [], tls: [], authSecrets: secrets };
   if (canary !== undefined) compiled.canary = canary;
   const { spec } = ingress;
@@ -90,7 +90,24 @@ export function compileIngress(ingress: Ingress, defaults: PolicyDefaults): Comp
       compiled.tls.push({ host: checkHost(h, `spec.tls[${i}].hosts[${j}]`), choice });
     });
   });
+  if (aliases !== undefined) addAliases(compiled, aliases);
   return compiled;
+}
+
+/**
+ * server-alias: the rules of the Ingress's first host (and its TLS choice) again under each alias, as ingress-nginx
+ * adds the aliases to that host's server block. An Ingress without a host rule has nothing to alias.
+ */
+function addAliases(c: CompiledIngress, aliases: readonly string[]): void {
+  const first = c.rules.find((r) => r.host !== '')?.host;
+  if (first === undefined) throw new IngressSpecError('server-alias needs a rule with a host: the aliases are more names for the first host');
+  const rules = c.rules.filter((r) => r.host === first);
+  const tls = c.tls.find((t) => t.host === first);
+  for (const alias of new Set(aliases)) {
+    if (alias === first) continue;
+    for (const r of rules) c.rules.push({ ...r, host: alias });
+    if (tls !== undefined) c.tls.push({ host: alias, choice: tls.choice });
+  }
 }
 
 /** A host lower-cased and checked: an RFC 1123 name, optionally `*.` and a name; never an IP address. */

@@ -182,6 +182,8 @@ describe('annotations with values that cannot be honoured', () => {
     ['upstream-vhost with nginx variables', { [`${ngx}upstream-vhost`]: '$host' }, `${ngx}upstream-vhost`, '$host', 'host name or address'],
     ['upstream-vhost with a path', { [`${ngx}upstream-vhost`]: 'a.example.com/x' }, `${ngx}upstream-vhost`, 'a.example.com/x', 'host name or address'],
     ['x-forwarded-prefix with nginx variables', { [`${ngx}x-forwarded-prefix`]: '/$1' }, `${ngx}x-forwarded-prefix`, '/$1', 'not expanded'],
+    ['server-alias with a wildcard', { [`${ngx}server-alias`]: 'www.a.com, *.a.com' }, `${ngx}server-alias`, 'www.a.com, *.a.com', 'no wildcard'],
+    ['server-alias an IP address', { [`${ngx}server-alias`]: '10.0.0.1' }, `${ngx}server-alias`, '10.0.0.1', 'no IP address'],
     ['app-root "/"', { [`${ngx}app-root`]: '/' }, `${ngx}app-root`, '/', 'other than "/"'],
     ['app-root protocol-relative', { [`${ngx}app-root`]: '//evil.example.com' }, `${ngx}app-root`, '//evil.example.com', 'other than "/"'],
     ['proxy-body-size with a unit nginx does not know', { [`${ngx}proxy-body-size`]: '8mb' }, `${ngx}proxy-body-size`, '8mb', 'such as 0 (no limit), 512, 100k, 8m or 1g'],
@@ -263,5 +265,34 @@ describe('client certificates guard hosts', () => {
     expect(table.problems).toHaveLength(1);
     expect(table.problems[0]!.reason).toContain(reason);
     expect(table.match('shop.com', '/')).toBeUndefined();
+  });
+});
+
+describe('server-alias', () => {
+  const alias = (name: string, aliases: string, rules = [rule(`${name}.com`, 'Prefix / web:80', 'Exact /api api:80')], tls?: object[]) =>
+    ingress(name, { namespace: 'shop', annotations: { [`${ngx}server-alias`]: aliases }, rules, ...(tls ? { tls } : {}) });
+
+  it("serves the first host's rules and certificate under every alias", () => {
+    const { table } = compile([alias('a', 'www.a.com, A.example.org', [rule('a.com', 'Prefix / web:80', 'Exact /api api:80'), rule('b.com', 'Prefix / other:80')], [{ hosts: ['a.com'], secretName: 'a-tls' }])]);
+    expect(table.problems).toEqual([]);
+    for (const host of ['a.com', 'www.a.com', 'a.example.org']) {
+      expect([host, table.match(host, '/x')?.backend.key, table.match(host, '/api')?.backend.key]).toEqual([host, 'shop/web:80', 'shop/api:80']);
+      expect(table.tls(host)?.secret).toEqual({ namespace: 'shop', name: 'a-tls' });
+    }
+    // Only the first host is aliased.
+    expect(table.match('www.a.com', '/x')?.backend.key).not.toBe('shop/other:80');
+  });
+
+  it("leaves another Ingress's rules for an alias host to that Ingress (the first by name keeps them)", () => {
+    const owner = ingress('a-owner', { namespace: 'shop', rules: [rule('www.b.com', 'Prefix / owner:80')] });
+    const { table } = compile([owner, alias('b', 'www.b.com')]);
+    expect(table.match('www.b.com', '/')?.backend.key).toBe('shop/owner:80');
+    expect(table.match('www.b.com', '/api')?.backend.key).toBe('shop/api:80');
+    expect(table.problems.map((p) => p.ingress)).toEqual(['shop/b']);
+  });
+
+  it('refuses an Ingress with aliases and no host rule', () => {
+    const { table } = compile([alias('c', 'www.c.com', [rule('', 'Prefix / web:80')])]);
+    expect(table.problems[0]?.reason).toContain('server-alias needs a rule with a host');
   });
 });
