@@ -191,6 +191,9 @@ function readRateLimit(a: AnnotationReader): RateLimitPolicy | undefined {
   if (rps !== undefined) limit.rps = rps;
   if (rpm !== undefined) limit.rpm = rpm;
   if (connections !== undefined) limit.connections = connections;
+  const block = { test: (s: string) => addressBlock(s) !== undefined, allowed: addressBlockText };
+  const exempt = a.list('limit-allowlist', block) ?? a.list('limit-whitelist', block);
+  if (exempt !== undefined && exempt.length > 0) limit.exempt = exempt;
   return limit;
 }
 

@@ -57,6 +57,8 @@ export interface RateLimitPolicy {
   burstMultiplier: number;
   /** Concurrent connections (in-flight requests) per client IP. */
   connections?: number;
+  /** Client addresses and CIDR blocks the limits do not apply to (ingress-nginx limit-whitelist). */
+  exempt?: readonly string[];
 }
 
 /**

@@ -141,6 +141,15 @@ export const bodySize: Step = {
   },
 };
 
+const exemptSets = new WeakMap<readonly string[], AddressSet>();
+
+/** The AddressSet of a policy's list, parsed once per list (policies are immutable). */
+function addressSet(list: readonly string[]): AddressSet {
+  let set = exemptSets.get(list);
+  if (!set) exemptSets.set(list, (set = AddressSet.parse(list)));
+  return set;
+}
+
 const sourceSets = new WeakMap<object, { allow?: AddressSet; deny?: AddressSet }>();
 
 /** Refuses (403) a client outside the route's allowed sources or inside its denied ones, before anything else. */
@@ -233,6 +242,7 @@ export const limit: Step = {
   run(x, s) {
     const policy = x.route!.policy.rateLimit;
     if (!policy) return 'next';
+    if (policy.exempt !== undefined && addressSet(policy.exempt).has(x.clientIP)) return 'next';
     const limiter = s.limiters.get(x.route!.ingress, policy);
     const taken = limiter.take(x.clientIP);
     if (!taken.allowed) return reply(x, 429, 'rate-limit', { 'retry-after': String(taken.retryAfterSeconds) });

@@ -61,6 +61,7 @@ describe('netplane ingress TLS and auth', () => {
         ingress('jwt', 'jwt.test', { 'netplane.io/auth-type': 'jwt', 'netplane.io/auth-jwt-jwks-url': `http://127.0.0.1:${jwksPort}/jwks`, 'netplane.io/auth-jwt-issuer': 'https://issuer.test', 'netplane.io/auth-jwt-audience': 'shop' }),
         ingress('ext', 'ext.test', { 'nginx.ingress.kubernetes.io/auth-url': `http://127.0.0.1:${authPort}/check`, 'nginx.ingress.kubernetes.io/auth-response-headers': 'X-Auth-User', 'netplane.io/auth-timeout': '1' }),
         ingress('limited', 'limited.test', { 'nginx.ingress.kubernetes.io/limit-rps': '2', 'nginx.ingress.kubernetes.io/limit-burst-multiplier': '1' }),
+        ingress('exempt', 'exempt.test', { 'nginx.ingress.kubernetes.io/limit-rps': '1', 'nginx.ingress.kubernetes.io/limit-burst-multiplier': '1', 'nginx.ingress.kubernetes.io/limit-whitelist': '10.0.0.0/8, 127.0.0.1' }),
         ingress('inside', 'inside.test', { 'nginx.ingress.kubernetes.io/allowlist-source-range': '10.0.0.0/8, 127.0.0.0/8' }),
         ingress('outside', 'outside.test', { 'nginx.ingress.kubernetes.io/whitelist-source-range': '10.0.0.0/8,fd00::/8' }),
         ingress('denied', 'denied.test', { 'nginx.ingress.kubernetes.io/allowlist-source-range': '127.0.0.0/8', 'nginx.ingress.kubernetes.io/denylist-source-range': '127.0.0.1' }),
@@ -169,7 +170,8 @@ describe('netplane ingress TLS and auth', () => {
     expect(statuses.filter((s) => s === 200).length).toBeLessThanOrEqual(4);
     expect(statuses).toContain(429);
     expect(Number(retryAfter)).toBeGreaterThanOrEqual(1);
-    // Other hosts are not limited.
+    // Other hosts are not limited, nor are clients the Ingress's limit-whitelist names.
     for (let i = 0; i < 8; i++) expect((await gw.get('basic.test', '/')).status).toBe(401);
+    for (let i = 0; i < 8; i++) expect((await gw.get('exempt.test', '/')).status).toBe(200);
   });
 });

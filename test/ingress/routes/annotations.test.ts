@@ -33,6 +33,7 @@ describe('annotations with good values', () => {
     ['limit-rps', { [`${ngx}limit-rps`]: '10' }, { rateLimit: { rps: 10, burstMultiplier: 5 } }],
     ['limit-rpm and burst multiplier', { [`${ngx}limit-rpm`]: '600', [`${ngx}limit-burst-multiplier`]: '2' }, { rateLimit: { rpm: 600, burstMultiplier: 2 } }],
     ['limit-connections, spaces trimmed', { [`${np}limit-connections`]: ' 4 ' }, { rateLimit: { connections: 4, burstMultiplier: 5 } }],
+    ['limit-whitelist exempts addresses and blocks', { [`${ngx}limit-rps`]: '10', [`${ngx}limit-whitelist`]: '10.0.0.0/8, 192.0.2.7' }, { rateLimit: { rps: 10, burstMultiplier: 5, exempt: ['10.0.0.0/8', '192.0.2.7'] } }],
     ['burst multiplier alone sets no limit', { [`${np}limit-burst-multiplier`]: '3' }, {}],
     ['basic auth', { [`${ngx}auth-type`]: 'basic', [`${ngx}auth-secret`]: 'htpasswd' }, { auth: { type: 'basic', secret: { namespace: 'shop', name: 'htpasswd' }, realm: 'Authentication Required' } }],
     ['basic auth, secret with its own namespace, realm', { [`${ngx}auth-type`]: 'basic', [`${ngx}auth-secret`]: 'shop/htpasswd', [`${ngx}auth-realm`]: 'Shop staff' }, { auth: { type: 'basic', secret: { namespace: 'shop', name: 'htpasswd' }, realm: 'Shop staff' } }],
