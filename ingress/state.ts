@@ -8,11 +8,13 @@ import type { Ingress } from '../cluster/model/ingress.ts';
 import type { Logger } from '../runtime/logger.ts';
 import { compileRoutes } from './routes/compile.ts';
 import type { PolicyDefaults } from './routes/policy.ts';
-import type { BackendRef, ObjectRef, RouteTable } from './routes/types.ts';
+import type { BackendRef, BackendTlsPolicy, ObjectRef, RouteTable } from './routes/types.ts';
+import { createHash } from 'node:crypto';
+import { secretValue, type Secret } from '../cluster/model/secret.ts';
 import type { GatewayMetrics } from './server/metrics.ts';
 import type { GatewayState } from './server/steps.ts';
 import type { Certificates } from './tls/certificates.ts';
-import type { Endpoint } from './upstream/upstreams.ts';
+import type { Endpoint, UpstreamTls } from './upstream/upstreams.ts';
 
 /** What the state keeper needs. */
 export interface IngressStateOptions {
@@ -34,6 +36,7 @@ export const emptyTable: RouteTable = {
   clientCas: new Set(),
   backends: new Map(),
   protocols: new Map(),
+  backendTls: new Map(),
   ingresses: new Map(),
   problems: [],
   size: 0,
@@ -141,13 +144,30 @@ export class IngressState {
   }
 
   #applyEndpoints(b: BackendRef, table: RouteTable = this.#state.table): void {
-    this.#state.upstreams.setEndpoints(b.key, endpointsOf(this.#o.serviceMap, b), table.protocols.get(b.key) ?? 'HTTP');
+    const protocol = table.protocols.get(b.key) ?? 'HTTP';
+    const verify = protocol === 'HTTPS' ? table.backendTls.get(b.key) : undefined;
+    if (verify === undefined) return this.#state.upstreams.setEndpoints(b.key, endpointsOf(this.#o.serviceMap, b), protocol);
+    const tls = upstreamTls(b, verify, (ref) => this.#o.store.get('Secret', `${ref.namespace}/${ref.name}`));
+    if ('problem' in tls) {
+      // Fail closed: without the CA the backend is not reached at all (503), never unverified.
+      this.#logOnce(`backend-tls ${b.key}`, tls.problem, () => this.#o.log.warn({ backend: b.key, reason: tls.problem }, `backend ${b.key} is not reached: ${tls.problem}`));
+      return this.#state.upstreams.setEndpoints(b.key, [], protocol);
+    }
+    this.#logged.delete(`backend-tls ${b.key}`);
+    this.#state.upstreams.setEndpoints(b.key, endpointsOf(this.#o.serviceMap, b), protocol, tls);
   }
 
   #applySecrets(table: RouteTable, changed: readonly string[] | undefined): void {
     const lookup = (ref: ObjectRef) => this.#o.store.get('Secret', `${ref.namespace}/${ref.name}`);
     this.#o.certificates?.update(table, lookup);
     if (changed) this.#state.auth.secretsChanged(changed);
+    // Backends verified against a CA of a changed Secret take the new bundle (new pools) from the next request on.
+    if (changed) {
+      for (const b of table.backends.values()) {
+        const v = table.backendTls.get(b.key);
+        if (v !== undefined && changed.includes(`${v.secret.namespace}/${v.secret.name}`)) this.#applyEndpoints(b, table);
+      }
+    }
     for (const p of this.#o.certificates?.problems() ?? []) this.#logOnce(`secret ${p.secret}`, p.reason, () => this.#o.log.warn({ secret: p.secret, reason: p.reason }, `TLS Secret ${p.secret} is not used: ${p.reason}`));
   }
 
@@ -185,4 +205,18 @@ export function endpointsOf(map: ServiceMap, b: BackendRef): Endpoint[] {
   let usable = port.endpoints.filter((e) => e.ready);
   if (usable.length === 0) usable = port.endpoints.filter((e) => e.serving);
   return usable.map((e) => ({ ip: e.ip, port: e.port }));
+}
+
+/** The verification settings of a backend from its CA Secret; a problem when the Secret or its ca.crt is missing. */
+export function upstreamTls(b: BackendRef, v: BackendTlsPolicy, secrets: (ref: ObjectRef) => Secret | undefined): UpstreamTls | { problem: string } {
+  const ref = `${v.secret.namespace}/${v.secret.name}`;
+  const secret = secrets(v.secret);
+  if (secret === undefined) return { problem: `proxy-ssl-secret ${ref} is not there` };
+  const ca = secretValue(secret, 'ca.crt')?.toString('utf8');
+  if (!ca || !ca.includes('-----BEGIN CERTIFICATE-----')) return { problem: `proxy-ssl-secret ${ref} has no PEM ca.crt` };
+  const cert = secretValue(secret, 'tls.crt')?.toString('utf8');
+  const key = secretValue(secret, 'tls.key')?.toString('utf8');
+  const name = v.name ?? `${b.service}.${b.namespace}.svc`;
+  const id = createHash('sha256').update(ca).update('\0').update(cert ?? '').update('\0').update(key ?? '').update('\0').update(name).update(v.sni ? '1' : '0').digest('hex');
+  return { id, ca, ...(cert && key ? { cert, key } : {}), name, sni: v.sni };
 }

@@ -16,6 +16,7 @@ const sharedNames = [
   'rewrite-target', 'use-regex', 'backend-protocol', 'proxy-connect-timeout', 'proxy-read-timeout', 'proxy-body-size',
   'permanent-redirect', 'permanent-redirect-code', 'temporal-redirect', 'temporal-redirect-code', 'app-root',
   'upstream-vhost', 'x-forwarded-prefix', 'server-alias',
+  'proxy-ssl-verify', 'proxy-ssl-secret', 'proxy-ssl-name', 'proxy-ssl-server-name',
   'enable-cors', 'cors-allow-origin', 'cors-allow-methods', 'cors-allow-headers', 'cors-expose-headers', 'cors-allow-credentials', 'cors-max-age',
   'affinity', 'session-cookie-name', 'session-cookie-max-age', 'session-cookie-path', 'load-balance',
   'canary', 'canary-by-header', 'canary-by-header-value', 'canary-weight', 'canary-weight-total',
@@ -38,10 +39,8 @@ const known: ReadonlySet<string> = new Set([...sharedNames, ...netplaneNames]);
 // client certificate's CN). Ignoring them would serve the Ingress to more clients than its author allowed, so an
 // Ingress that sets one is refused instead (fail closed).
 const unenforced: readonly string[] = ['auth-tls-match-cn'];
-// The same for values that ask for a check netplane does not make: verifying the backend's certificate.
-const unenforcedValues: Readonly<Record<string, (value: string) => boolean>> = {
-  'proxy-ssl-verify': (v) => v.trim().toLowerCase() === 'on',
-};
+// The same for values that ask for a check netplane does not make (none at present).
+const unenforcedValues: Readonly<Record<string, (value: string) => boolean>> = {};
 
 const controlCharacter = /[\x00-\x1f\x7f]/;
 
@@ -75,7 +74,7 @@ export class AnnotationReader {
       const key = nginxPrefix + name;
       const value = annotations[key];
       if (value !== undefined && refused(value)) {
-        throw new AnnotationError(key, `annotation ${key} is ${quote(value)}; netplane does not verify backend certificates, and serving the Ingress without it would trust a backend its author wanted checked`);
+        throw new AnnotationError(key, `annotation ${key} is ${quote(value)}; netplane does not make that check, and serving the Ingress without it would trust what its author wanted checked`);
       }
     }
     for (const name of unenforced) {

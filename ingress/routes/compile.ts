@@ -51,6 +51,7 @@ export function compileRoutes(input: CompileInput): CompileResult {
     clientCas: new Set(),
     backends: new Map(),
     protocols: new Map(),
+    backendTls: new Map(),
     ingresses: new Map(),
     problems,
   };
@@ -164,7 +165,10 @@ function addClientCert(parts: TableParts, c: CompiledIngress, policy: ClientCert
 /** Records a backend and, the first time it is seen, the protocol it is spoken to in. */
 function addBackend(parts: TableParts, backend: BackendRef, policy: IngressPolicy): void {
   parts.backends.set(backend.key, backend);
-  if (!parts.protocols.has(backend.key)) parts.protocols.set(backend.key, policy.backendProtocol);
+  if (!parts.protocols.has(backend.key)) {
+    parts.protocols.set(backend.key, policy.backendProtocol);
+    if (policy.backendTls !== undefined) parts.backendTls.set(backend.key, policy.backendTls);
+  }
 }
 
 function describeTls(choice: TlsChoice): string {

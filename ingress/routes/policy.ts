@@ -94,6 +94,8 @@ export function readPolicy(namespace: string, annotations: Readonly<Record<strin
   if (clientCert !== undefined) policy.clientCert = clientCert;
   const cors = readCors(a);
   if (cors !== undefined) policy.cors = cors;
+  const backendTls = readBackendTls(a, namespace, policy.backendProtocol);
+  if (backendTls !== undefined) policy.backendTls = backendTls;
   const vhost = a.get('upstream-vhost');
   if (vhost !== undefined) {
     // A host name or address with an optional port: what a Host header may hold, and nothing nginx would expand.
@@ -108,6 +110,7 @@ export function readPolicy(namespace: string, annotations: Readonly<Record<strin
 
   const result: AnnotatedPolicy = { policy, secrets: [] };
   if (clientCert !== undefined) result.secrets.push(`${clientCert.secret.namespace}/${clientCert.secret.name}`);
+  if (backendTls !== undefined) result.secrets.push(`${backendTls.secret.namespace}/${backendTls.secret.name}`);
   if (auth?.type === 'basic') result.secrets.push(`${auth.secret.namespace}/${auth.secret.name}`);
   if (auth?.type === 'jwt' && auth.secret !== undefined) result.secrets.push(`${auth.secret.namespace}/${auth.secret.name}`);
   const canary = readCanary(a);
@@ -158,6 +161,24 @@ function readClientCert(a: AnnotationReader, namespace: string): ClientCertPolic
   const ref = secretRef(secret, namespace);
   if (verify === 'off') return undefined;
   return { secret: ref, verify, depth, passCertificate, ...(errorPage ? { errorPage: httpUrl(errorPage) } : {}) };
+}
+
+const hostOnly = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$/;
+
+/**
+ * ingress-nginx's proxy-ssl-verify (on|off, default off), proxy-ssl-secret (the Secret with ca.crt), proxy-ssl-name
+ * (the name to verify, also the SNI) and proxy-ssl-server-name (on|off: send SNI, default off).
+ */
+function readBackendTls(a: AnnotationReader, namespace: string, protocol: IngressPolicy['backendProtocol']): IngressPolicy['backendTls'] {
+  const verify = a.oneOf('proxy-ssl-verify', ['on', 'off'] as const) ?? 'off';
+  const secret = a.get('proxy-ssl-secret');
+  const name = a.get('proxy-ssl-name');
+  const sni = (a.oneOf('proxy-ssl-server-name', ['on', 'off'] as const) ?? 'off') === 'on';
+  if (verify === 'off') return undefined;
+  if (protocol !== 'HTTPS') throw invalid(a.get('proxy-ssl-verify')!, 'it takes effect only with backend-protocol "HTTPS", which is not set');
+  if (secret === undefined) throw invalid(a.get('proxy-ssl-verify')!, 'verifying the backend needs proxy-ssl-secret naming the Secret with ca.crt, which is not set');
+  if (name !== undefined && !hostOnly.test(name.value.toLowerCase())) throw invalid(name, 'allowed is a DNS name such as api.shop.svc');
+  return { secret: secretRef(secret, namespace), ...(name !== undefined ? { name: name.value.toLowerCase() } : {}), sni };
 }
 
 const redirectCodes = [301, 302, 303, 307, 308] as const;

@@ -2,7 +2,7 @@
 // for the host (exact, then the wildcard of the parent domain, then any host), then, in that host's one Map, one
 // for the whole path and one per path element, from the longest element prefix a Prefix rule could match down to
 // `/`. Nothing in a match reads a route until it is returned, and keys shared by many hosts are one string.
-import type { BackendRef, ClientCertPolicy, IngressPolicy, IngressProblem, Route, RouteTable, TlsChoice } from './types.ts';
+import type { BackendRef, BackendTlsPolicy, ClientCertPolicy, IngressPolicy, IngressProblem, Route, RouteTable, TlsChoice } from './types.ts';
 
 /**
  * The rules of one host (or of the wildcard, or of any host) in one Map, keyed so that a key's last character tells
@@ -148,6 +148,7 @@ export interface TableParts {
   clientCas: Set<string>;
   backends: Map<string, BackendRef>;
   protocols: Map<string, IngressPolicy['backendProtocol']>;
+  backendTls: Map<string, BackendTlsPolicy>;
   ingresses: Map<string, IngressPolicy>;
   problems: IngressProblem[];
 }
@@ -162,6 +163,7 @@ export class CompiledRouteTable implements RouteTable {
   readonly clientCas: ReadonlySet<string>;
   readonly backends: ReadonlyMap<string, BackendRef>;
   readonly protocols: ReadonlyMap<string, IngressPolicy['backendProtocol']>;
+  readonly backendTls: ReadonlyMap<string, BackendTlsPolicy>;
   readonly ingresses: ReadonlyMap<string, IngressPolicy>;
   readonly problems: readonly IngressProblem[];
 
@@ -175,6 +177,7 @@ export class CompiledRouteTable implements RouteTable {
     this.clientCas = parts.clientCas;
     this.backends = parts.backends;
     this.protocols = parts.protocols;
+    this.backendTls = parts.backendTls;
     this.ingresses = parts.ingresses;
     this.problems = deepFreeze(parts.problems);
   }

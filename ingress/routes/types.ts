@@ -111,6 +111,17 @@ export interface IngressPolicy {
   upstreamVhost?: string;
   /** Sent upstream as X-Forwarded-Prefix (ingress-nginx x-forwarded-prefix). */
   forwardedPrefix?: string;
+  /** Verify the HTTPS backend's certificate (ingress-nginx proxy-ssl-verify on). */
+  backendTls?: BackendTlsPolicy;
+}
+
+/** How an HTTPS backend's certificate is verified (ingress-nginx proxy-ssl-*). */
+export interface BackendTlsPolicy {
+  /** The Secret with `ca.crt` (and optionally `tls.crt`/`tls.key`, a client certificate shown to the backend). */
+  secret: ObjectRef;
+  /** The name the certificate must carry, also sent as SNI when `sni`; default the Service's `<name>.<namespace>.svc`. */
+  name?: string;
+  sni: boolean;
 }
 
 /** Which cross-origin requests browsers may make (ingress-nginx `enable-cors`). */
@@ -188,6 +199,8 @@ export interface RouteTable {
   readonly backends: ReadonlyMap<string, BackendRef>;
   /** The protocol each backend is spoken to in (backend-protocol of the first route using it), by BackendRef.key. */
   readonly protocols: ReadonlyMap<string, IngressPolicy['backendProtocol']>;
+  /** How each HTTPS backend's certificate is verified (the first route using it), by BackendRef.key; absent: not. */
+  readonly backendTls: ReadonlyMap<string, BackendTlsPolicy>;
   /** Ingresses (`namespace/name`) served, with the policy each uses. */
   readonly ingresses: ReadonlyMap<string, IngressPolicy>;
   readonly problems: readonly IngressProblem[];

@@ -4,7 +4,7 @@ import type { Logger } from '../../runtime/logger.ts';
 import type { IngressPolicy } from '../routes/types.ts';
 import { RoundRobin, pickLeastRequest } from './balancer.ts';
 import type { OutlierTracker } from './outlier.ts';
-import { UpstreamEndpoint, endpointAddress, type BackendProtocol, type Endpoint } from './pool.ts';
+import { UpstreamEndpoint, endpointAddress, type BackendProtocol, type Endpoint, type UpstreamTls } from './pool.ts';
 
 /** The endpoints of one backend (BackendRef.key) and their balancing state. */
 export class Backend {
@@ -32,7 +32,7 @@ export class Backend {
   }
 
   /** Replaces the endpoint list; endpoints that stay keep their pools and state. Returns the ones removed. */
-  update(endpoints: readonly Endpoint[], protocol: BackendProtocol): UpstreamEndpoint[] {
+  update(endpoints: readonly Endpoint[], protocol: BackendProtocol, tls?: UpstreamTls): UpstreamEndpoint[] {
     const old = new Map<string, UpstreamEndpoint>();
     for (const m of this.#members) old.set(m.address, m);
     const next: UpstreamEndpoint[] = [];
@@ -42,8 +42,8 @@ export class Backend {
       if (seen.has(address)) continue;
       seen.add(address);
       let m = old.get(address);
-      if (m !== undefined && m.protocol === protocol) old.delete(address);
-      else m = new UpstreamEndpoint(e, protocol, this.#connections);
+      if (m !== undefined && m.protocol === protocol && m.tls?.id === (protocol === 'HTTPS' ? tls?.id : undefined)) old.delete(address);
+      else m = new UpstreamEndpoint(e, protocol, this.#connections, tls);
       next.push(m);
     }
     this.#byCookie.clear();

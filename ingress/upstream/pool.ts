@@ -1,5 +1,6 @@
 // One endpoint of a backend: its address, load, outlier state and undici pools (keep-alive, no pipelining).
 import { isIPv6 } from 'node:net';
+import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import { Pool, buildConnector } from 'undici';
 import { affinityValue } from './affinity.ts';
 import type { OutlierState } from './outlier.ts';
@@ -13,6 +14,20 @@ export interface Endpoint {
 /** The protocol spoken to a backend's endpoints. */
 export type BackendProtocol = 'HTTP' | 'HTTPS';
 
+/** How an HTTPS backend's certificate is verified; `id` names the settings and content (pools are kept while equal). */
+export interface UpstreamTls {
+  id: string;
+  /** CA bundle, PEM. */
+  ca: string;
+  /** A client certificate and key shown to the backend, PEM. */
+  cert?: string;
+  key?: string;
+  /** The name the certificate must carry. */
+  name: string;
+  /** Send `name` as SNI. */
+  sni: boolean;
+}
+
 /** `ip:port`, with brackets around an IPv6 address: the endpoint's name in results, logs and the affinity hash. */
 export function endpointAddress(e: Endpoint): string {
   return isIPv6(e.ip) ? `[${e.ip}]:${e.port}` : `${e.ip}:${e.port}`;
@@ -25,6 +40,8 @@ export class UpstreamEndpoint implements OutlierState {
   readonly ip: string;
   readonly port: number;
   readonly protocol: BackendProtocol;
+  /** Certificate verification of an HTTPS endpoint; undefined: not verified. */
+  readonly tls: UpstreamTls | undefined;
   /** The affinity cookie value naming this endpoint. */
   readonly cookie: string;
   /** Requests (and upgraded connections) in flight. */
@@ -40,11 +57,12 @@ export class UpstreamEndpoint implements OutlierState {
   #lastPool: Pool | null = null;
   #closed = false;
 
-  constructor(endpoint: Endpoint, protocol: BackendProtocol, connections: number) {
+  constructor(endpoint: Endpoint, protocol: BackendProtocol, connections: number, tls?: UpstreamTls) {
     this.ip = endpoint.ip;
     this.port = endpoint.port;
     this.address = endpointAddress(endpoint);
     this.protocol = protocol;
+    this.tls = protocol === 'HTTPS' ? tls : undefined;
     this.cookie = affinityValue(this.address);
     this.#connections = connections;
   }
@@ -91,6 +109,20 @@ export class UpstreamEndpoint implements OutlierState {
       allowH2: false,
     };
     if (!https) return new Pool(origin, { ...common, connectTimeout: connectTimeoutMs });
+    const tls = this.tls;
+    if (tls !== undefined) {
+      // proxy-ssl-verify on: the chain against the Secret's CA bundle, the name against `tls.name` (whatever
+      // address was dialled), SNI only when asked for (proxy-ssl-server-name).
+      const verifying = buildConnector({
+        rejectUnauthorized: true,
+        ca: tls.ca,
+        ...(tls.cert !== undefined && tls.key !== undefined ? { cert: tls.cert, key: tls.key } : {}),
+        checkServerIdentity: (_host: string, cert: PeerCertificate) => checkServerIdentity(tls.name, cert),
+        allowH2: false,
+        timeout: connectTimeoutMs,
+      } as buildConnector.BuildOptions);
+      return new Pool(origin, { ...common, connect: (options, callback) => verifying({ ...options, servername: tls.sni ? tls.name : undefined }, callback) });
+    }
     // Upstream certificates are not verified, as ingress-nginx does by default (proxy_ssl_verify off): backends
     // inside the cluster usually serve self-signed certificates. Nor is SNI sent (proxy_ssl_server_name off).
     const connector = buildConnector({ rejectUnauthorized: false, allowH2: false, timeout: connectTimeoutMs });

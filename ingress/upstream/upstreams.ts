@@ -6,10 +6,10 @@ import type { Logger } from '../../runtime/logger.ts';
 import { Backend } from './backend.ts';
 import { Exchange, type ClientRequest, type ClientResponse, type ForwardResult, type ForwardTarget } from './forward.ts';
 import { OutlierTracker, type OutlierOptions } from './outlier.ts';
-import type { BackendProtocol, Endpoint, UpstreamEndpoint } from './pool.ts';
+import type { BackendProtocol, Endpoint, UpstreamEndpoint, UpstreamTls } from './pool.ts';
 import { UpgradeRelay } from './upgrade.ts';
 
-export type { Endpoint, BackendProtocol } from './pool.ts';
+export type { Endpoint, BackendProtocol, UpstreamTls } from './pool.ts';
 export type { ForwardTarget, ForwardResult } from './forward.ts';
 export type { UpstreamErrorCode } from './errors.ts';
 export type { OutlierOptions } from './outlier.ts';
@@ -42,13 +42,13 @@ export class Upstreams {
    * Sets a backend's endpoints. Endpoints that stay keep their pools, connections and outlier state; removed ones
    * take no new request and close once their requests in flight are done.
    */
-  setEndpoints(backend: string, endpoints: readonly Endpoint[], protocol: BackendProtocol): void {
+  setEndpoints(backend: string, endpoints: readonly Endpoint[], protocol: BackendProtocol, tls?: UpstreamTls): void {
     let b = this.#backends.get(backend);
     if (b === undefined) {
       b = new Backend(backend, this.#tracker, this.#log, this.#connections);
       this.#backends.set(backend, b);
     }
-    this.#closeGracefully(b.update(endpoints, protocol));
+    this.#closeGracefully(b.update(endpoints, protocol, tls));
   }
 
   /** Drops the backends not in `backends`, closing their pools gracefully. */

@@ -90,7 +90,12 @@ describe('annotations with good values', () => {
     ['client certificates off', { [`${ngx}auth-tls-secret`]: 'ca', [`${ngx}auth-tls-verify-client`]: 'off' }, {}],
     ['netplane.io wins over nginx', { [`${np}limit-rps`]: '7', [`${ngx}limit-rps`]: 'not read' }, { rateLimit: { rps: 7, burstMultiplier: 5 } }],
     ['unknown nginx annotations are ignored, never interpreted', { [`${ngx}configuration-snippet`]: 'more_set_headers "X: y";\nreturn 200;', [`${ngx}auth-jwt-jwks-url`]: 'x' }, {}],
-    ['proxy-ssl-verify off is what netplane does', { [`${ngx}proxy-ssl-verify`]: 'off' }, {}],
+    ['proxy-ssl-verify off, the default', { [`${ngx}proxy-ssl-verify`]: 'off' }, {}],
+    [
+      'proxy-ssl-verify on with a CA Secret, a name and SNI',
+      { [`${ngx}backend-protocol`]: 'HTTPS', [`${ngx}proxy-ssl-verify`]: 'on', [`${ngx}proxy-ssl-secret`]: 'shop/backend-ca', [`${ngx}proxy-ssl-name`]: 'API.internal', [`${ngx}proxy-ssl-server-name`]: 'on' },
+      { backendProtocol: 'HTTPS', backendTls: { secret: { namespace: 'shop', name: 'backend-ca' }, name: 'api.internal', sni: true } },
+    ],
     ['other prefixes are not read', { 'kubectl.kubernetes.io/last-applied-configuration': '{"a":1}\n', 'example.com/limit-rps': 'x' }, {}],
   ];
   it.each(cases)('%s', (_name, annotations, want) => {
@@ -186,7 +191,9 @@ describe('annotations with values that cannot be honoured', () => {
     ['x-forwarded-prefix with nginx variables', { [`${ngx}x-forwarded-prefix`]: '/$1' }, `${ngx}x-forwarded-prefix`, '/$1', 'not expanded'],
     ['server-alias with a wildcard', { [`${ngx}server-alias`]: 'www.a.com, *.a.com' }, `${ngx}server-alias`, 'www.a.com, *.a.com', 'no wildcard'],
     ['server-alias an IP address', { [`${ngx}server-alias`]: '10.0.0.1' }, `${ngx}server-alias`, '10.0.0.1', 'no IP address'],
-    ['proxy-ssl-verify on (backend certificates are not verified)', { [`${ngx}proxy-ssl-verify`]: 'on' }, `${ngx}proxy-ssl-verify`, 'on', 'does not verify backend certificates'],
+    ['proxy-ssl-verify on without HTTPS to the backend', { [`${ngx}proxy-ssl-verify`]: 'on', [`${ngx}proxy-ssl-secret`]: 'ca' }, `${ngx}proxy-ssl-verify`, 'on', 'backend-protocol "HTTPS"'],
+    ['proxy-ssl-verify on without a CA', { [`${ngx}backend-protocol`]: 'HTTPS', [`${ngx}proxy-ssl-verify`]: 'on' }, `${ngx}proxy-ssl-verify`, 'on', 'proxy-ssl-secret'],
+    ['proxy-ssl-name not a name', { [`${ngx}backend-protocol`]: 'HTTPS', [`${ngx}proxy-ssl-verify`]: 'on', [`${ngx}proxy-ssl-secret`]: 'ca', [`${ngx}proxy-ssl-name`]: '$host' }, `${ngx}proxy-ssl-name`, '$host', 'DNS name'],
     ['app-root "/"', { [`${ngx}app-root`]: '/' }, `${ngx}app-root`, '/', 'other than "/"'],
     ['app-root protocol-relative', { [`${ngx}app-root`]: '//evil.example.com' }, `${ngx}app-root`, '//evil.example.com', 'other than "/"'],
     ['proxy-body-size with a unit nginx does not know', { [`${ngx}proxy-body-size`]: '8mb' }, `${ngx}proxy-body-size`, '8mb', 'such as 0 (no limit), 512, 100k, 8m or 1g'],
