@@ -12,7 +12,7 @@ export const nginxPrefix = 'nginx.ingress.kubernetes.io/';
 const sharedNames = [
   'ssl-redirect', 'force-ssl-redirect',
   'limit-rps', 'limit-rpm', 'limit-connections', 'limit-burst-multiplier', 'limit-whitelist', 'limit-allowlist',
-  'auth-type', 'auth-secret', 'auth-realm', 'auth-url', 'auth-method', 'auth-response-headers',
+  'auth-type', 'auth-secret', 'auth-realm', 'auth-url', 'auth-method', 'auth-response-headers', 'auth-signin',
   'rewrite-target', 'use-regex', 'backend-protocol', 'proxy-connect-timeout', 'proxy-read-timeout', 'proxy-body-size',
   'permanent-redirect', 'permanent-redirect-code', 'temporal-redirect', 'temporal-redirect-code', 'app-root',
   'upstream-vhost', 'x-forwarded-prefix', 'server-alias',

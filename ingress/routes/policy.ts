@@ -202,6 +202,21 @@ function readRedirect(a: AnnotationReader): IngressPolicy['redirect'] {
   return undefined;
 }
 
+/** The variables auth-signin may use, as nginx names them; they are filled in with data, never evaluated. */
+export const signinVariables = ['$escaped_request_uri', '$pass_access_scheme', '$request_uri', '$http_host', '$scheme', '$host'] as const;
+
+function readSignin(a: AnnotationReader): { signin?: string } {
+  const s = a.get('auth-signin');
+  if (s === undefined) return {};
+  let probe = s.value;
+  for (const v of signinVariables) probe = probe.replaceAll(v, v === '$scheme' || v === '$pass_access_scheme' ? 'https' : 'x');
+  const url = URL.parse(probe);
+  if (probe.includes('$') || url === null || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+    throw invalid(s, `allowed is an absolute http or https URL, which may use ${signinVariables.join(', ')}`);
+  }
+  return { signin: s.value };
+}
+
 function readRateLimit(a: AnnotationReader): RateLimitPolicy | undefined {
   const rps = a.int('limit-rps');
   const rpm = a.int('limit-rpm');
@@ -240,6 +255,7 @@ function readAuth(a: AnnotationReader, namespace: string): AuthPolicy | undefine
       method: a.oneOf('auth-method', ['GET', 'HEAD', 'POST'] as const, { upper: true }) ?? 'GET',
       responseHeaders: a.list('auth-response-headers', httpToken) ?? [],
       timeoutMs: a.secondsAsMs('auth-timeout', defaultAuthTimeoutMs),
+      ...readSignin(a),
     };
   }
   if (type === 'basic') {

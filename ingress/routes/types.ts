@@ -45,6 +45,11 @@ export interface ExternalAuthPolicy {
   /** Headers of the auth response copied onto the upstream request (ingress-nginx `auth-response-headers`). */
   responseHeaders: string[];
   timeoutMs: number;
+  /**
+   * Where a client the auth service answers 401 is sent (302) to sign in (ingress-nginx auth-signin): an absolute URL
+   * in which `$scheme`, `$host`, `$http_host`, `$request_uri` and `$escaped_request_uri` stand for the request's.
+   */
+  signin?: string;
 }
 
 export type AuthPolicy = BasicAuthPolicy | JwtAuthPolicy | ExternalAuthPolicy;

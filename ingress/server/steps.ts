@@ -9,6 +9,7 @@ import type { RateLimiters } from '../limits/rate.ts';
 import { upstreamPath } from '../routes/rewrite.ts';
 import { judgeClientCertificate } from '../tls/client-auth.ts';
 import { corsHeaders } from '../routes/cors.ts';
+import { signinVariables } from '../routes/policy.ts';
 import type { BackendRef, Route, RouteTable } from '../routes/types.ts';
 import type { ForwardResult, Upstreams } from '../upstream/upstreams.ts';
 import { forwardedHeaders, requestHost, requestPath } from './request.ts';
@@ -275,9 +276,32 @@ export const authenticate: Step = {
       return 'next';
     }
     if (x.res.headersSent || x.res.destroyed) return 'done';
+    if (result.status === 401 && policy.type === 'external' && policy.signin !== undefined) {
+      return reply(x, 302, `auth: ${result.reason}; sent to sign in`, { location: signinLocation(policy.signin, x) });
+    }
     return reply(x, result.status, `auth: ${result.reason}`, result.headers);
   },
 };
+
+/**
+ * The sign-in URL for this request: the variables filled in with the request's scheme, host (the parsed one, never
+ * the raw header) and URI, and, as ingress-nginx does, `rd=` (where to come back) added when the URL has none.
+ */
+export function signinLocation(template: string, x: Pick<Exchange, 'proto' | 'host' | 'path' | 'query'>): string {
+  const uri = `${x.path}${x.query}`;
+  const values: Record<(typeof signinVariables)[number], string> = {
+    $escaped_request_uri: encodeURIComponent(uri),
+    $pass_access_scheme: x.proto,
+    $request_uri: uri,
+    $http_host: x.host,
+    $scheme: x.proto,
+    $host: x.host,
+  };
+  let url = template;
+  for (const v of signinVariables) url = url.replaceAll(v, values[v]);
+  if (/[?&]rd=/.test(url)) return url;
+  return `${url}${url.includes('?') ? '&' : '?'}rd=${encodeURIComponent(`${x.proto}://${x.host}${uri}`)}`;
+}
 
 /** Picks the route's backend or its canary: by header first ("always"/"never", or the configured value), then by weight. */
 export const chooseBackend: Step = {

@@ -59,6 +59,7 @@ describe('netplane ingress TLS and auth', () => {
         ingress('apps', '*.apps.test', { 'nginx.ingress.kubernetes.io/ssl-redirect': 'false' }, 'apps-tls'),
         ingress('basic', 'basic.test', { 'nginx.ingress.kubernetes.io/auth-type': 'basic', 'nginx.ingress.kubernetes.io/auth-secret': 'users', 'nginx.ingress.kubernetes.io/auth-realm': 'Staff only' }),
         ingress('jwt', 'jwt.test', { 'netplane.io/auth-type': 'jwt', 'netplane.io/auth-jwt-jwks-url': `http://127.0.0.1:${jwksPort}/jwks`, 'netplane.io/auth-jwt-issuer': 'https://issuer.test', 'netplane.io/auth-jwt-audience': 'shop' }),
+        ingress('signin', 'signin.test', { 'nginx.ingress.kubernetes.io/auth-url': `http://127.0.0.1:${authPort}/check`, 'nginx.ingress.kubernetes.io/auth-signin': 'https://$host/oauth2/start?rd=$escaped_request_uri' }),
         ingress('ext', 'ext.test', { 'nginx.ingress.kubernetes.io/auth-url': `http://127.0.0.1:${authPort}/check`, 'nginx.ingress.kubernetes.io/auth-response-headers': 'X-Auth-User', 'netplane.io/auth-timeout': '1' }),
         ingress('limited', 'limited.test', { 'nginx.ingress.kubernetes.io/limit-rps': '2', 'nginx.ingress.kubernetes.io/limit-burst-multiplier': '1' }),
         ingress('exempt', 'exempt.test', { 'nginx.ingress.kubernetes.io/limit-rps': '1', 'nginx.ingress.kubernetes.io/limit-burst-multiplier': '1', 'nginx.ingress.kubernetes.io/limit-whitelist': '10.0.0.0/8, 127.0.0.1' }),
@@ -145,6 +146,14 @@ describe('netplane ingress TLS and auth', () => {
     const good = await sign({ sub: 'alice' });
     const [h, , s] = good.split('.');
     expect((await bearer(`${h}.${b64(JSON.stringify({ sub: 'root', iss: 'https://issuer.test', aud: 'shop', exp: 9e9 })).replace(/=+$/, '')}.${s}`)).status).toBe(401);
+  });
+
+  it('external auth with auth-signin: a 401 sends the client to sign in, with where to come back', async () => {
+    const r = await gw.get('signin.test', '/cart?id=7');
+    expect([r.status, r.headers.location]).toEqual([302, 'https://signin.test/oauth2/start?rd=%2Fcart%3Fid%3D7']);
+    expect((await gw.get('signin.test', '/', { headers: { authorization: 'Bearer ok' } })).status).toBe(200);
+    // Other refusals are not sign-in matters.
+    expect((await gw.get('signin.test', '/', { headers: { authorization: 'Bearer broken' } })).status).toBe(500);
   });
 
   it('external auth: 2xx passes with the chosen headers, 401 goes back, other answers and time-outs fail closed', async () => {

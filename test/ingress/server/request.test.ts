@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { forwardedHeaders, requestHost, requestId, requestPath } from '../../../ingress/server/request.ts';
+import { signinLocation } from '../../../ingress/server/steps.ts';
 
 describe('requestHost', () => {
   it.each([
@@ -61,5 +62,17 @@ describe('requestId', () => {
     for (const bad of [undefined, 'has space', 'a\r\nb', 'x'.repeat(200), ['a', 'b']]) {
       expect(requestId(bad)).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
     }
+  });
+});
+
+describe('signinLocation', () => {
+  const x = { proto: 'https' as const, host: 'shop.example.com', path: '/cart', query: '?id=7&x=1' };
+  it.each([
+    ['oauth2-proxy style, rd given', 'https://$host/oauth2/start?rd=$escaped_request_uri', 'https://shop.example.com/oauth2/start?rd=%2Fcart%3Fid%3D7%26x%3D1'],
+    ['no rd: added, absolute', 'https://login.example.com/start', 'https://login.example.com/start?rd=https%3A%2F%2Fshop.example.com%2Fcart%3Fid%3D7%26x%3D1'],
+    ['a query already: rd after &', 'https://login.example.com/start?app=shop', 'https://login.example.com/start?app=shop&rd=https%3A%2F%2Fshop.example.com%2Fcart%3Fid%3D7%26x%3D1'],
+    ['scheme and http_host', '$scheme://$http_host/auth?rd=$scheme://$host$request_uri', 'https://shop.example.com/auth?rd=https://shop.example.com/cart?id=7&x=1'],
+  ])('%s', (_what, template, want) => {
+    expect(signinLocation(template, x)).toBe(want);
   });
 });
