@@ -120,8 +120,10 @@ describe('netplane ingress routing over HTTP', () => {
     const m = await gw.metrics();
     expect(m).toMatch(/nginx_ingress_controller_requests\{ingress="exact-host",namespace="default",service="svc-a",status="200",method="GET",canary=""\} \d+/);
     expect(m).toMatch(/nginx_ingress_controller_request_duration_seconds_count\{ingress="exact-host"/);
-    const line = gw.output.split('\n').find((l) => l.includes('"/counted"'));
-    expect(JSON.parse(line!)).toMatchObject({ access: true, method: 'GET', host: 'foo.bar.com', path: '/counted', status: 200, ingress: 'default/exact-host', backend: 'default/svc-a:80' });
+    // The access line is written when the response has ended, which may be after the client has read it.
+    const line = () => gw.output.split('\n').find((l) => l.includes('"/counted"'));
+    await waitFor('the access log line', () => line() !== undefined, 5000, 20);
+    expect(JSON.parse(line()!)).toMatchObject({ access: true, method: 'GET', host: 'foo.bar.com', path: '/counted', status: 200, ingress: 'default/exact-host', backend: 'default/svc-a:80' });
   });
 
   it('routes unmatched requests to a default backend once one is added, without a restart', async () => {
