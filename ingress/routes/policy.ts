@@ -94,6 +94,9 @@ export function readPolicy(namespace: string, annotations: Readonly<Record<strin
   if (clientCert !== undefined) policy.clientCert = clientCert;
   const cors = readCors(a);
   if (cors !== undefined) policy.cors = cors;
+  // 0 is nginx's "no limit": as many as there are endpoints, at most 10 here.
+  const tries = a.int('proxy-next-upstream-tries', 0, 10);
+  if (tries !== undefined) policy.upstreamTries = tries === 0 ? 10 : tries;
   const backendTls = readBackendTls(a, namespace, policy.backendProtocol);
   if (backendTls !== undefined) policy.backendTls = backendTls;
   const vhost = a.get('upstream-vhost');

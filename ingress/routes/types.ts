@@ -116,6 +116,8 @@ export interface IngressPolicy {
   upstreamVhost?: string;
   /** Sent upstream as X-Forwarded-Prefix (ingress-nginx x-forwarded-prefix). */
   forwardedPrefix?: string;
+  /** Attempts per request on different endpoints, first one included (ingress-nginx proxy-next-upstream-tries); default 3. */
+  upstreamTries?: number;
   /** Verify the HTTPS backend's certificate (ingress-nginx proxy-ssl-verify on). */
   backendTls?: BackendTlsPolicy;
 }

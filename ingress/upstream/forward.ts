@@ -257,7 +257,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const backend = this.#backend as Backend;
     const now = Date.now();
     if (failure.connect) backend.failed(m, now);
-    if (failure.retry && this.#retriable && this.#attempts < maxAttempts) {
+    if (failure.retry && this.#retriable && this.#attempts < (this.#target.policy.upstreamTries ?? maxAttempts)) {
       (this.#tried ??= []).push(m);
       const next = backend.pick(this.#target.policy, this.#tried, now);
       if (next !== undefined) {

@@ -231,7 +231,7 @@ export class UpgradeRelay {
     const now = Date.now();
     const log = { backend: this.#target.backend, endpoint: m.address, code: failure.code, attempt: this.#attempts, err: err.message };
     if (failure.connect) backend.failed(m, now);
-    if (failure.retry && this.#retriable && this.#receivedBytes === 0 && this.#attempts < maxAttempts) {
+    if (failure.retry && this.#retriable && this.#receivedBytes === 0 && this.#attempts < (this.#target.policy.upstreamTries ?? maxAttempts)) {
       this.#tried.push(m);
       const next = backend.pick(this.#target.policy, this.#tried, now);
       if (next !== undefined) {

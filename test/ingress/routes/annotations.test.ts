@@ -70,6 +70,8 @@ describe('annotations with good values', () => {
     ['permanent-redirect', { [`${ngx}permanent-redirect`]: 'https://new.example.com/shop' }, { redirect: { url: 'https://new.example.com/shop', status: 301 } }],
     ['temporal-redirect with its code', { [`${ngx}temporal-redirect`]: 'https://maintenance.example.com/', [`${ngx}temporal-redirect-code`]: '307' }, { redirect: { url: 'https://maintenance.example.com/', status: 307 } }],
     ['app-root', { [`${ngx}app-root`]: '/app1' }, { appRoot: '/app1' }],
+    ['proxy-next-upstream-tries', { [`${ngx}proxy-next-upstream-tries`]: '5' }, { upstreamTries: 5 }],
+    ['proxy-next-upstream-tries 0: as many as allowed', { [`${ngx}proxy-next-upstream-tries`]: '0' }, { upstreamTries: 10 }],
     ['upstream-vhost and x-forwarded-prefix', { [`${ngx}upstream-vhost`]: 'api.internal:8443', [`${ngx}x-forwarded-prefix`]: '/shop' }, { upstreamVhost: 'api.internal:8443', forwardedPrefix: '/shop' }],
     ['enable-cors with its defaults', { [`${ngx}enable-cors`]: 'true' }, { cors: { origins: ['*'], methods: 'GET, PUT, POST, DELETE, PATCH, OPTIONS', headers: 'DNT,Keep-Alive,User-Agent,X-Requested-With,If-Modified-Since,Cache-Control,Content-Type,Range,Authorization', credentials: true, maxAgeSeconds: 1728000 } }],
     [

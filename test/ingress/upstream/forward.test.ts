@@ -359,6 +359,15 @@ describe('forward: retries', () => {
     expect((await get(g.port, '/')).status).toBe(502);
     expect(g.results[0]).toMatchObject({ status: 502, attempts: 3, error: 'CONNECT_REFUSED' });
   });
+
+  it.each([1, 2, 4])('makes at most proxy-next-upstream-tries attempts (%i)', async (tries) => {
+    const u = upstreamsFor(closer);
+    const ports = [await deadPort(), await deadPort(), await deadPort(), await deadPort(), await deadPort()];
+    u.setEndpoints('ns/svc:80', ports.map((port) => ({ ip: '127.0.0.1', port })), 'HTTP');
+    const g = await gateway(closer, u, target({ upstreamTries: tries }));
+    expect((await get(g.port, '/')).status).toBe(502);
+    expect(g.results[0]).toMatchObject({ status: 502, attempts: tries, error: 'CONNECT_REFUSED' });
+  });
 });
 
 describe('forward: HTTPS backends', () => {
