@@ -61,6 +61,8 @@ export function compileRoutes(input: CompileInput): CompileResult {
     if (c.canary !== undefined) continue;
     deepFreeze(c.policy);
     for (const rule of c.rules) addRoute(parts, c, rule);
+    // The custom error backend is a backend like the others: its endpoints are followed (spoken to in HTTP).
+    if (c.policy.errorBackend !== undefined) addBackend(parts, c.policy.errorBackend, { sslRedirect: true, forceSslRedirect: false, backendProtocol: 'HTTP', maxBodyBytes: 0, connectTimeoutMs: c.policy.connectTimeoutMs, readTimeoutMs: c.policy.readTimeoutMs, loadBalance: 'round_robin' });
     if (c.policy.clientCert !== undefined) addClientCert(parts, c, c.policy.clientCert);
     if (c.defaultBackend !== undefined && parts.defaultRoute === undefined) {
       parts.defaultRoute = { ingress: c.key, namespace: c.namespace, host: '', path: '/', pathType: 'Prefix', backend: c.defaultBackend, policy: c.policy };

@@ -5,7 +5,7 @@ import { AnnotationReader, httpToken, invalid, type Annotation } from './annotat
 import { addressBlock, addressBlockText } from '../limits/client-ip.ts';
 import { readCors } from './cors.ts';
 import { AnnotationError, quote } from './errors.ts';
-import type { AuthPolicy, ClientCertPolicy, IngressPolicy, JwtAuthPolicy, ObjectRef, RateLimitPolicy } from './types.ts';
+import type { AuthPolicy, BackendRef, ClientCertPolicy, IngressPolicy, JwtAuthPolicy, ObjectRef, RateLimitPolicy } from './types.ts';
 
 /** Timeouts (and body size) used when an Ingress does not set proxy-connect-timeout / proxy-read-timeout / proxy-body-size. */
 export interface PolicyDefaults {
@@ -94,6 +94,10 @@ export function readPolicy(namespace: string, annotations: Readonly<Record<strin
   if (clientCert !== undefined) policy.clientCert = clientCert;
   const cors = readCors(a);
   if (cors !== undefined) policy.cors = cors;
+  const codes = a.list('custom-http-errors', { test: (s) => /^[45]\d\d$/.test(s), allowed: 'HTTP status codes from 400 to 599' });
+  if (codes !== undefined && codes.length > 0) policy.customErrors = [...new Set(codes.map(Number))];
+  const errorBackend = a.get('default-backend');
+  if (errorBackend !== undefined) policy.errorBackend = readErrorBackend(errorBackend, namespace);
   // 0 is nginx's "no limit": as many as there are endpoints, at most 10 here.
   const tries = a.int('proxy-next-upstream-tries', 0, 10);
   if (tries !== undefined) policy.upstreamTries = tries === 0 ? 10 : tries;
@@ -164,6 +168,18 @@ function readClientCert(a: AnnotationReader, namespace: string): ClientCertPolic
   const ref = secretRef(secret, namespace);
   if (verify === 'off') return undefined;
   return { secret: ref, verify, depth, passCertificate, ...(errorPage ? { errorPage: httpUrl(errorPage) } : {}) };
+}
+
+const serviceName = /^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+/** default-backend: a Service of the Ingress's namespace, `name` (port 80) or `name:port` (number or port name). */
+function readErrorBackend(a: Annotation, namespace: string): BackendRef {
+  const [service = '', portText, extra] = a.value.split(':');
+  const port = portText === undefined ? 80 : /^\d{1,5}$/.test(portText) ? Number(portText) : portText;
+  if (extra !== undefined || !serviceName.test(service) || (typeof port === 'number' && (port < 1 || port > 65535)) || (typeof port === 'string' && !/^[a-z0-9]([-a-z0-9]{0,13}[a-z0-9])?$/.test(port))) {
+    throw invalid(a, 'allowed is a Service of the Ingress\'s namespace: NAME (port 80) or NAME:PORT');
+  }
+  return { namespace, service, port, key: `${namespace}/${service}:${port}` };
 }
 
 const hostOnly = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$/;

@@ -116,6 +116,10 @@ export interface IngressPolicy {
   upstreamVhost?: string;
   /** Sent upstream as X-Forwarded-Prefix (ingress-nginx x-forwarded-prefix). */
   forwardedPrefix?: string;
+  /** Upstream statuses answered by `errorBackend` instead (ingress-nginx custom-http-errors). */
+  customErrors?: readonly number[];
+  /** The Service that answers them (ingress-nginx default-backend annotation); absent: the gateway's own page. */
+  errorBackend?: BackendRef;
   /** Attempts per request on different endpoints, first one included (ingress-nginx proxy-next-upstream-tries); default 3. */
   upstreamTries?: number;
   /** Verify the HTTPS backend's certificate (ingress-nginx proxy-ssl-verify on). */

@@ -10,7 +10,8 @@ import { upstreamPath } from '../routes/rewrite.ts';
 import { judgeClientCertificate } from '../tls/client-auth.ts';
 import { corsHeaders } from '../routes/cors.ts';
 import { signinVariables } from '../routes/policy.ts';
-import type { BackendRef, Route, RouteTable } from '../routes/types.ts';
+import type { BackendRef, IngressPolicy, Route, RouteTable } from '../routes/types.ts';
+import { writeErrorStatus } from '../upstream/forward.ts';
 import type { ForwardResult, Upstreams } from '../upstream/upstreams.ts';
 import { forwardedHeaders, requestHost, requestPath } from './request.ts';
 
@@ -349,10 +350,45 @@ export const forward: Step = {
       path: upstreamPath(r, x.path, x.query),
       headers,
       ...(x.responseHeaders ? { responseHeaders: x.responseHeaders } : {}),
+      ...(p.customErrors ? { intercept: p.customErrors } : {}),
     });
+    if (x.upstream.intercepted) await customError(x, s, p, headers);
     return 'done';
   },
 };
+
+/**
+ * custom-http-errors: the upstream answered one of the listed statuses, and nothing of it was sent. The Ingress's
+ * default-backend answers instead, asked with ingress-nginx's headers (X-Code, X-Format, X-Original-URI,
+ * X-Namespace, X-Ingress-Name, X-Service-Name, X-Service-Port, X-Request-ID); without one, the gateway's own page.
+ */
+async function customError(x: Exchange, s: GatewayState, p: IngressPolicy, headers: Record<string, string>): Promise<void> {
+  const status = x.upstream!.status;
+  const r = x.route!;
+  const eb = p.errorBackend;
+  if (eb === undefined) {
+    writeErrorStatus(x.res, status);
+    return;
+  }
+  const accept = x.req.headers.accept;
+  x.upstream = await s.upstreams.forward(x.req, x.res, {
+    backend: eb.key,
+    policy: p,
+    path: `${x.path}${x.query}`,
+    method: x.req.method === 'HEAD' ? 'HEAD' : 'GET',
+    noBody: true,
+    headers: {
+      ...headers,
+      'x-code': String(status),
+      'x-format': typeof accept === 'string' ? accept : 'text/html',
+      'x-original-uri': `${x.path}${x.query}`,
+      'x-namespace': r.namespace,
+      'x-ingress-name': r.ingress.slice(r.namespace.length + 1),
+      'x-service-name': x.backend!.service,
+      'x-service-port': String(x.backend!.port),
+    },
+  });
+}
 
 /** The steps in order. */
 export const pipeline: readonly Step[] = [parse, route, bodySize, sourceRange, redirect, clientCertificate, routeRedirect, cors, limit, authenticate, chooseBackend, forward];

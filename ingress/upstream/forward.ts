@@ -24,6 +24,11 @@ export interface ForwardTarget {
   headers: Record<string, HeaderValue>;
   /** Headers added to the response (CORS); they replace the upstream's of the same name. Lower-case names. */
   responseHeaders?: Record<string, string>;
+  /** Upstream statuses not relayed (custom-http-errors): the response is read and dropped, `intercepted` set. */
+  intercept?: readonly number[];
+  /** Another method than the client's, and no body (the request to a custom error backend). */
+  method?: string;
+  noBody?: boolean;
 }
 
 /** How a forwarded request went, for the access log and metrics. */
@@ -37,6 +42,8 @@ export interface ForwardResult {
   /** Endpoints tried (0 when none was available). */
   attempts: number;
   error?: UpstreamErrorCode;
+  /** The upstream answered a status of ForwardTarget.intercept: nothing was sent to the client. */
+  intercepted?: boolean;
 }
 
 /** A client request of either HTTP version. */
@@ -97,6 +104,13 @@ export function writeErrorStatus(response: ClientResponse, status: number): void
   res.end(body);
 }
 
+/** A header list without the client's body framing (Content-Length), for a request sent without the body. */
+function withoutBodyHeaders(list: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < list.length; i += 2) if (list[i]!.toLowerCase() !== 'content-length') out.push(list[i]!, list[i + 1]!);
+  return out;
+}
+
 /** A flat header list with `extra` (lower-case names) in place of the list's headers of those names. */
 function withHeaders(list: HeaderList, extra: Record<string, string>): HeaderList {
   const out: HeaderList = [];
@@ -146,6 +160,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
   #clientGone: UpstreamError | null = null;
   #t0 = 0;
   #drain: (() => void) | null = null;
+  #intercepted = false;
 
   constructor(backend: Backend | undefined, req: ClientRequest, res: ClientResponse, target: ForwardTarget, log: Logger, done: (result: ForwardResult) => void) {
     this.#backend = backend;
@@ -169,13 +184,14 @@ export class Exchange implements Dispatcher.DispatchHandler {
     }
     first ??= backend.pick(policy, null, now);
     if (first === undefined) return this.#fail(503, 'NO_ENDPOINTS');
-    const body = hasBody(req);
+    const body = this.#target.noBody !== true && hasBody(req);
     const limit = this.#target.policy.maxBodyBytes;
     // A body without Content-Length (chunked, or HTTP/2 without it) is counted as it streams; a declared length was
     // checked before (the body-size step).
     this.#body = !body ? null : limit > 0 && req.headers['content-length'] === undefined ? limitBody(req, limit) : req;
     this.#retriable = !body && retriableMethods.has(req.method ?? '');
     this.#headers = upstreamRequestHeaders(req.rawHeaders, this.#target.headers);
+    if (this.#target.noBody === true) this.#headers = withoutBodyHeaders(this.#headers);
     this.#res.once('close', () => this.#onClientClose());
     this.#t0 = performance.now();
     this.#attempt(first);
@@ -189,7 +205,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const policy = this.#target.policy;
     const options = {
       path: this.#target.path,
-      method: this.#req.method ?? 'GET',
+      method: this.#target.method ?? this.#req.method ?? 'GET',
       headers: this.#headers,
       body: this.#body,
       headersTimeout: policy.readTimeoutMs,
@@ -213,6 +229,12 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const m = this.#member as UpstreamEndpoint;
     this.#started = true;
     this.#status = statusCode;
+    if (this.#target.intercept?.includes(statusCode)) {
+      // Read and dropped, keeping the connection; the caller answers instead.
+      this.#intercepted = true;
+      (this.#backend as Backend).succeeded(m, Date.now());
+      return;
+    }
     (this.#backend as Backend).succeeded(m, Date.now());
     const affinity = this.#target.policy.affinity;
     const cookie = affinity !== undefined && m !== this.#cookieMember ? affinitySetCookie(affinity, m.cookie) : undefined;
@@ -227,7 +249,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
 
   /** undici: a body chunk; pauses the upstream while the client's buffer is full. */
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (this.#clientGone !== null) return;
+    if (this.#clientGone !== null || this.#intercepted) return;
     if (!this.#res.write(chunk)) {
       controller.pause();
       this.#res.once('drain', (this.#drain ??= () => this.#controller?.resume()));
@@ -237,7 +259,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
   /** undici: the response is complete (trailers are not relayed). */
   onResponseEnd(): void {
     (this.#member as UpstreamEndpoint).inFlight--;
-    this.#res.end();
+    if (!this.#intercepted) this.#res.end();
     this.#finish(this.#status);
   }
 
@@ -251,6 +273,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const log = { backend: this.#target.backend, endpoint: m.address, code: failure.code, attempt: this.#attempts, err: err.message };
     if (this.#started) {
       this.#log.warn(log, 'upstream response cut short');
+      if (this.#intercepted) return this.#finish(this.#status, failure.code);
       this.#res.destroy();
       return this.#finish(this.#status, failure.code);
     }
@@ -286,6 +309,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
   #finish(status: number, error?: UpstreamErrorCode): void {
     if (this.#finished) return;
     this.#finished = true;
-    this.#done(forwardResult(status, this.#attempts, this.#member, this.#t0, error));
+    const result = forwardResult(status, this.#attempts, this.#member, this.#t0, error);
+    if (this.#intercepted) result.intercepted = true;
+    this.#done(result);
   }
 }

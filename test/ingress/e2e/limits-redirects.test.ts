@@ -17,6 +17,7 @@ const ngx = 'nginx.ingress.kubernetes.io/';
 
 describe('netplane ingress request body limits', () => {
   const web = new EchoBackend('web');
+  const errors = new EchoBackend('errors');
   const gw = new GatewayProcess();
   const files = mkdtempSync(join(tmpdir(), 'netplane-body-'));
   const twoMiB = join(files, 'two-mib');
@@ -35,6 +36,19 @@ describe('netplane ingress request body limits', () => {
   beforeAll(async () => {
     writeFileSync(twoMiB, Buffer.alloc(2 * 1024 * 1024, 'x'));
     await web.start();
+    await errors.start();
+    // /status/NNN answers NNN with a body of its own; the error backend answers the X-Code it is given.
+    web.handler = (req, res) => {
+      const m = /^\/status\/(\d{3})/.exec(req.url ?? '');
+      if (!m) return false;
+      res.writeHead(Number(m[1]), { 'content-type': 'text/plain' }).end(`upstream says ${m[1]}\n`);
+      return true;
+    };
+    errors.handler = (req, res) => {
+      res.writeHead(Number(req.headers['x-code'] ?? 500), { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ custom: true, method: req.method, headers: req.headers }));
+      return true;
+    };
     web.server.on('request', () => seen++);
     const ing = (name: string, annotations: Record<string, string> = {}) => ingressYaml({ name, host: `${name}.test`, paths: [['Prefix', '/', 'web']], annotations });
     gw.write('all.yaml', [ingressClassYaml, serviceYaml('web', [web]), ing('small'), ing('large', { [`${ngx}proxy-body-size`]: '4m' }), ing('open', { [`${ngx}proxy-body-size`]: '0' }),
@@ -44,12 +58,16 @@ describe('netplane ingress request body limits', () => {
       ing('api', { [`${ngx}enable-cors`]: 'true', [`${ngx}cors-allow-origin`]: 'https://app.example.com, https://*.example.org', [`${ngx}cors-expose-headers`]: 'X-Total', [`${ngx}auth-type`]: 'basic', [`${ngx}auth-secret`]: 'users' }),
       ing('public', { [`${ngx}enable-cors`]: 'true' }),
       ing('vhost', { [`${ngx}upstream-vhost`]: 'api.internal', [`${ngx}x-forwarded-prefix`]: '/shop' }),
+      ing('custom', { [`${ngx}custom-http-errors`]: '404, 503', [`${ngx}default-backend`]: 'errors' }),
+      ing('pageonly', { [`${ngx}custom-http-errors`]: '503' }),
+      serviceYaml('errors', [errors]),
       `---\napiVersion: v1\nkind: Secret\nmetadata: { name: users, namespace: default }\ntype: Opaque\ndata: { auth: ${Buffer.from(`alice:${bcrypt.hashSync('wonderland', 4)}\n`).toString('base64')} }\n`].join('---\n'));
     await gw.start([], { host: 'small.test' });
   }, 30_000);
   afterAll(async () => {
     await gw.stop();
     await web.stop();
+    await errors.stop();
     rmSync(files, { recursive: true, force: true });
   });
 
@@ -133,5 +151,26 @@ describe('netplane ingress request body limits', () => {
     const r = await gw.get('vhost.test', '/items', { headers: { 'x-forwarded-prefix': '/spoofed' } });
     const seenHeaders = (JSON.parse(r.text) as Echo).headers;
     expect([seenHeaders.host, seenHeaders['x-forwarded-prefix'], seenHeaders['x-forwarded-host']]).toEqual(['api.internal', '/shop', 'vhost.test']);
+  });
+
+  it('answers the listed upstream statuses from the default-backend, with ingress-nginx headers', async () => {
+    const r = await gw.get('custom.test', '/status/503?x=1', { method: 'POST', body: 'payload', headers: { accept: 'application/json' } });
+    expect(r.status).toBe(503);
+    const body = JSON.parse(r.text) as { custom: boolean; method: string; headers: Record<string, string> };
+    expect(body.custom).toBe(true);
+    expect(body.method).toBe('GET');
+    expect(body.headers).toMatchObject({ 'x-code': '503', 'x-format': 'application/json', 'x-original-uri': '/status/503?x=1', 'x-namespace': 'default', 'x-ingress-name': 'custom', 'x-service-name': 'web', 'x-service-port': '80' });
+    expect(body.headers['content-length']).toBeUndefined();
+    expect((await gw.get('custom.test', '/status/404')).status).toBe(404);
+    // Statuses not listed are the upstream's own.
+    const other = await gw.get('custom.test', '/status/500');
+    expect([other.status, other.text]).toEqual([500, 'upstream says 500\n']);
+  });
+
+  it("answers a listed status with the gateway's own page when no default-backend is named", async () => {
+    const r = await gw.get('pageonly.test', '/status/503');
+    expect(r.status).toBe(503);
+    expect(r.text).not.toContain('upstream says');
+    expect(r.text).toContain('503');
   });
 });
