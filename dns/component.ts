@@ -5,6 +5,8 @@ import { listFlag, oneOf, parseCIDRList, parseHostPort, positiveInt, switchFlag,
 import { Forwarder, readResolvConf } from './forward/forwarder.ts';
 import { UsageError } from '../runtime/errors.ts';
 import { StubDomains } from './forward/stubs.ts';
+import { followHostsFile } from './hosts/file.ts';
+import { HostsHandler } from './hosts/hosts.ts';
 import { DnsServer } from './server/server.ts';
 import { ClusterZoneHandler } from './zone/handler.ts';
 import { RecordIndex } from './zone/records.ts';
@@ -31,6 +33,8 @@ const serviceRef = (raw: string) => {
 const flags = {
   listen: listFlag({ value: 'ADDR:PORT', help: 'answer DNS over UDP and TCP here', parse: parseHostPort, default: [parseHostPort('0.0.0.0:53')] }),
   zone: valueFlag({ value: 'DOMAIN', help: 'the cluster domain', parse: zoneName, default: 'cluster.local' }),
+  hosts: valueFlag({ value: 'FILE', help: "answer the names of this hosts file (CoreDNS's hosts plugin), read again when it changes; cluster names are answered first", parse: (r: string) => r }),
+  'hosts-ttl': valueFlag({ value: 'SECONDS', help: 'TTL of answers from --hosts', parse: positiveInt, default: 3600 }),
   'stub-domain': listFlag({
     value: 'DOMAIN=ADDR:PORT,...',
     help: "forward names at and under DOMAIN to these upstreams instead, with their own cache (kube-dns stubDomains; CoreDNS's per-domain forward)",
@@ -92,6 +96,8 @@ async function runDns(ctx: ComponentContext, f: DnsFlags): Promise<void> {
     return;
   }
   const forwarderFor = (lname: string) => stubs.forwarderFor(lname) ?? forwarder;
+  const hosts = f.hosts !== undefined ? new HostsHandler(f['hosts-ttl']) : undefined;
+  const stopHosts = hosts && f.hosts !== undefined ? await followHostsFile(f.hosts, hosts, ctx.log) : undefined;
   const serviceMap = ctx.serviceMap();
   const index = new RecordIndex(f.zone);
   const tracker = serviceMap.tracker();
@@ -124,7 +130,7 @@ async function runDns(ctx: ComponentContext, f: DnsFlags): Promise<void> {
   };
   const server = new DnsServer({
     listen: f.listen,
-    handlers: f['stub-domain'].length > 0 ? [zone, stubs, forwarder] : [zone, forwarder],
+    handlers: [zone, ...(hosts ? [hosts] : []), ...(f['stub-domain'].length > 0 ? [stubs] : []), forwarder],
     log: ctx.log,
     registry: ctx.registry,
     serverLabel,
@@ -143,6 +149,7 @@ async function runDns(ctx: ComponentContext, f: DnsFlags): Promise<void> {
     return;
   }
   ctx.shutdown.add('dns', async () => {
+    stopHosts?.();
     await server.close();
     await forwarder.close();
     await stubs.close();

@@ -78,8 +78,9 @@ describe('netplane dns from a manifest directory, with dig', () => {
     await writeFile(join(dir, 'cluster.yaml'), objects().map((o) => JSON.stringify(o)).join('\n---\n'));
     up = await upstream();
     corp = await upstream('corp.test', '198.51.100.9');
+    await writeFile(`${dir}.hosts`, '10.0.0.5 db.static.example db\nfd00::5 db.static.example\n');
     port = await freePort();
-    const started = startDns(['--manifests', dir, '--listen', `127.0.0.1:${port}`, '--upstream', `127.0.0.1:${up.port}`, '--pods', 'insecure', '--reverse-cidr', '10.96.0.0/16', '--stub-domain', `Corp.Test.=127.0.0.1:${corp.port}`]);
+    const started = startDns(['--manifests', dir, '--listen', `127.0.0.1:${port}`, '--upstream', `127.0.0.1:${up.port}`, '--pods', 'insecure', '--reverse-cidr', '10.96.0.0/16', '--stub-domain', `Corp.Test.=127.0.0.1:${corp.port}`, '--hosts', `${dir}.hosts`]);
     dns = started.proc;
     logs = started.logs;
     await waitFor('dns answering', async () => (await dig(port, 'web.default.svc.cluster.local').catch(() => undefined))?.status === 'NOERROR', 15_000);
@@ -89,6 +90,7 @@ describe('netplane dns from a manifest directory, with dig', () => {
     up?.socket.close();
     corp?.socket.close();
     if (dir) await rm(dir, { recursive: true, force: true });
+    if (dir) await rm(`${dir}.hosts`, { force: true });
   });
 
   const cases: Array<{ q: [string, string, ...string[]]; status: string; answer?: string[]; authority?: RegExp; additional?: string[]; aa?: boolean }> = [
@@ -152,6 +154,16 @@ describe('netplane dns from a manifest directory, with dig', () => {
     expect(metrics).toMatch(/coredns_cache_hits_total\{[^}]*zones="corp\.test\."[^}]*type="success"\} 1\n/);
     expect(metrics).toMatch(/coredns_dns_requests_total\{[^}]*zone="corp\.test\."[^}]*\} 2/);
   });
+
+  it('answers the names of the --hosts file, their reverse names, and follows edits of it', async () => {
+    expect((await dig(port, 'db.static.example')).answer).toEqual(['db.static.example. IN A 10.0.0.5']);
+    expect((await dig(port, 'db.static.example', 'AAAA')).answer).toEqual(['db.static.example. IN AAAA fd00::5']);
+    expect((await dig(port, '10.0.0.5', 'PTR', '-x')).answer).toEqual(['5.0.0.10.in-addr.arpa. IN PTR db.static.example.', '5.0.0.10.in-addr.arpa. IN PTR db.']);
+    const mx = await dig(port, 'db.static.example', 'MX');
+    expect([mx.status, mx.answer]).toEqual(['NOERROR', []]);
+    await writeFile(`${dir}.hosts`, '10.0.0.6 db.static.example\n');
+    await waitFor('the edited hosts file', async () => JSON.stringify((await dig(port, 'db.static.example')).answer) === JSON.stringify(['db.static.example. IN A 10.0.0.6']), 15_000, 200);
+  }, 20_000);
 
   it('answers the SOA at the apex', async () => {
     const r = await dig(port, 'cluster.local', 'SOA');

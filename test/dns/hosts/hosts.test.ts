@@ -1,0 +1,59 @@
+// The hosts file as CoreDNS's hosts plugin serves it: parsing (bad lines left out with their number) and answers.
+import { describe, expect, it } from 'vitest';
+import { HostsHandler, parseHosts } from '../../../dns/hosts/hosts.ts';
+import { query } from '../forward/fake-upstream.ts';
+
+const text = `# static names
+10.0.0.5   db.corp.example db   # two names
+fd00::5    db.corp.example
+10.0.0.6   Files.Corp.Example.
+not-an-ip  broken.example
+10.0.0.7
+10.0.0.8   bad_name!.example ok.example
+`;
+
+describe('parseHosts', () => {
+  it('reads names per address, lower-cased, and leaves out bad lines and names with their line number', () => {
+    const { table, problems } = parseHosts(text);
+    expect(Object.fromEntries(table.byName)).toEqual({
+      'db.corp.example': ['10.0.0.5', 'fd00::5'],
+      db: ['10.0.0.5'],
+      'files.corp.example': ['10.0.0.6'],
+      'ok.example': ['10.0.0.8'],
+    });
+    expect(table.byReverse.get('5.0.0.10.in-addr.arpa')).toEqual(['db.corp.example', 'db']);
+    expect(problems).toEqual([
+      { line: 5, reason: '"not-an-ip" is not an IP address' },
+      { line: 6, reason: 'no name after the address' },
+      { line: 7, reason: '"bad_name!.example" is not a host name' },
+    ]);
+  });
+});
+
+describe('HostsHandler', () => {
+  const h = new HostsHandler(3600);
+  h.replace(parseHosts(text).table);
+  const data = (r: unknown) => (r === 'pass' ? 'pass' : (r as { rcode: string; answers: Array<{ data: string; ttl: number }> }).rcode + ' ' + (r as { answers: Array<{ data: string }> }).answers.map((a) => a.data).join(','));
+
+  it.each([
+    ['db.corp.example', 'A', 'NOERROR 10.0.0.5'],
+    ['DB.corp.example', 'AAAA', 'NOERROR fd00::5'],
+    ['files.corp.example', 'AAAA', 'NOERROR '],
+    ['db.corp.example', 'MX', 'NOERROR '],
+    ['5.0.0.10.in-addr.arpa', 'PTR', 'NOERROR db.corp.example,db'],
+    ['9.0.0.10.in-addr.arpa', 'PTR', 'pass'],
+    ['www.example.com', 'A', 'pass'],
+  ])('%s %s → %s', (name, type, want) => {
+    expect(data(h.handle(query(name, type)))).toBe(want);
+  });
+
+  it('changes its version with every new table, and answers from the new one', () => {
+    const before = h.version();
+    const again = new HostsHandler(60);
+    again.replace(parseHosts('10.9.9.9 db.corp.example').table);
+    expect(data(again.handle(query('db.corp.example', 'A')))).toBe('NOERROR 10.9.9.9');
+    h.replace(parseHosts('10.9.9.9 db.corp.example').table);
+    expect(h.version()).toBe(before + 1);
+    expect(data(h.handle(query('db.corp.example', 'A')))).toBe('NOERROR 10.9.9.9');
+  });
+});
