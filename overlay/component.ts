@@ -35,6 +35,17 @@ const flags = {
   vni: valueFlag({ value: 'N', help: 'the VXLAN network identifier', parse: intIn(0, 16_777_215), default: 1 }),
   port: valueFlag({ value: 'PORT', help: "the VXLAN UDP port (Flannel's default; 4789 is the IANA one)", parse: intIn(1, 65535), default: 8472 }),
   mtu: valueFlag({ value: 'BYTES', help: "the device's MTU (default: the underlay interface's MTU less 50, less 70 over IPv6)", parse: intIn(68, 65535) }),
+  'iface-regex': listFlag({
+    value: 'REGEX',
+    help: "without --iface: the first interface whose name matches (each regex tried in order, as Flannel's --iface-regex)",
+    parse: (raw: string) => {
+      try {
+        return new RegExp(raw);
+      } catch {
+        throw new Error('must be a regular expression such as ^(eth|ens)');
+      }
+    },
+  }),
   iface: valueFlag({ value: 'NAME', help: "the underlay interface; its IPv4 (else global IPv6) address is this node's underlay address (default: the interface holding the Node's address)", parse: ifName }),
   'cluster-cidr': listFlag({
     value: 'CIDRS',
@@ -140,6 +151,7 @@ export async function runOverlay(ctx: ComponentContext, f: OverlayFlags, deps: O
       port: f.port,
       ...(f.mtu !== undefined ? { mtu: f.mtu } : {}),
       ...(f.iface !== undefined ? { iface: f.iface } : {}),
+      ...(f['iface-regex'].length > 0 ? { ifaceRegex: f['iface-regex'] } : {}),
       publishes: publisher !== undefined,
     },
     clusterCIDRs,

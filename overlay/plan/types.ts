@@ -15,6 +15,8 @@ export interface OverlayOptions {
   mtu?: number;
   /** The underlay interface; default the one holding the node's address. */
   iface?: string;
+  /** Without `iface`: the first interface whose name matches one of these (tried in order), as Flannel's --iface-regex. */
+  ifaceRegex?: readonly RegExp[];
   /**
    * True in kubernetes mode, where this agent publishes its own `netplane.io/public-ip`: that annotation is then
    * an output, and this node's underlay address comes from --iface or status.addresses.

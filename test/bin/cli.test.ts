@@ -43,6 +43,7 @@ describe('netplane command line', () => {
     [['dns', '--kubeconfig', '/does/not/exist'], /^netplane dns: cannot load kubeconfig \/does\/not\/exist/],
     [['up', '--component', 'dnz', '--manifests', examples], /^netplane up: --component "dnz": must be one of proxy, dns, ingress, overlay/],
     [['dns', '--stub-domain', 'svc.cluster.local=10.0.0.10:53', '--manifests', examples], /^netplane dns: --stub-domain svc\.cluster\.local is inside the cluster zone cluster\.local, which is answered here/],
+    [['overlay', '--iface-regex', '(eth', '--manifests', examples], /^netplane overlay: --iface-regex "\(eth": must be a regular expression/],
     [['dns', '--stub-domain', 'corp.test', '--manifests', examples], /^netplane dns: --stub-domain "corp\.test": must be DOMAIN=ADDR:PORT/],
     [['proxy', '--nodeport-addresses', 'primary', '--nodeport-addresses', '10.0.0.0/8', '--manifests', examples], /^netplane proxy: --nodeport-addresses primary takes no CIDRs beside it/],
     [['proxy', '--nodeport-addresses', 'primary,10.0.0.0/8', '--manifests', examples], /^netplane proxy: --nodeport-addresses "primary,10.0.0.0\/8": "primary" is not a CIDR/],

@@ -93,6 +93,20 @@ describe('planOverlay: this node', () => {
     expect(plan.device).toMatchObject({ local: '192.168.60.1', underlayIndex: 2, mac: '0a:00:00:00:00:01' });
   });
 
+  it('takes the first interface --iface-regex matches, each regex in order, with a usable address', () => {
+    const host: HostView = {
+      links: [...host1.links, { index: 3, name: 'ens5', kind: 'veth', mac: '02:00:00:00:00:03', mtu: 9001, up: true }, { index: 4, name: 'ens6', kind: 'veth', mac: '02:00:00:00:00:04', mtu: 1500, up: true }],
+      addresses: [...host1.addresses, { index: 4, cidr: '10.20.0.4/24' }, { index: 3, cidr: 'fe80::1/64' }],
+    };
+    const self = clusterNode(1, { ip: '10.9.9.9' });
+    // ens5 has only a link-local address: passed over for ens6.
+    expect(planOverlay([self], { ...options1, ifaceRegex: [/^ens/] }, host).device).toMatchObject({ local: '10.20.0.4', underlay: 'ens6', mtu: 1450 });
+    expect(planOverlay([self], { ...options1, ifaceRegex: [/^wlan/, /^eth/, /^ens/] }, host).device).toMatchObject({ local: '192.168.60.1', underlay: 'eth0' });
+    const none = planOverlay([self], { ...options1, ifaceRegex: [/^wlan/] }, host);
+    expect(none.device).toBeUndefined();
+    expect(none.problems.map((p) => p.reason)).toContain('--iface-regex ^wlan: no interface here matches with an IPv4 or global IPv6 address');
+  });
+
   const waiting: Array<[string, Node[], OverlayOptions, RegExp]> = [
     ['not in the view', [clusterNode(2)], options1, /^node1 is not in the cluster view/],
     ['no podCIDR yet', [node('node1', { ip: '192.168.60.1' })], options1, /^node1 has no podCIDR yet/],
