@@ -8,10 +8,9 @@ import { AddressSet } from '../limits/client-ip.ts';
 import type { RateLimiters } from '../limits/rate.ts';
 import { upstreamPath } from '../routes/rewrite.ts';
 import { judgeClientCertificate } from '../tls/client-auth.ts';
+import { customError, signinLocation } from './answers.ts';
 import { corsHeaders } from '../routes/cors.ts';
-import { signinVariables } from '../routes/policy.ts';
-import type { BackendRef, IngressPolicy, Route, RouteTable } from '../routes/types.ts';
-import { writeErrorStatus } from '../upstream/forward.ts';
+import type { BackendRef, Route, RouteTable } from '../routes/types.ts';
 import type { ForwardResult, Upstreams } from '../upstream/upstreams.ts';
 import { forwardedHeaders, requestHost, requestPath } from './request.ts';
 
@@ -284,26 +283,6 @@ export const authenticate: Step = {
   },
 };
 
-/**
- * The sign-in URL for this request: the variables filled in with the request's scheme, host (the parsed one, never
- * the raw header) and URI, and, as ingress-nginx does, `rd=` (where to come back) added when the URL has none.
- */
-export function signinLocation(template: string, x: Pick<Exchange, 'proto' | 'host' | 'path' | 'query'>): string {
-  const uri = `${x.path}${x.query}`;
-  const values: Record<(typeof signinVariables)[number], string> = {
-    $escaped_request_uri: encodeURIComponent(uri),
-    $pass_access_scheme: x.proto,
-    $request_uri: uri,
-    $http_host: x.host,
-    $scheme: x.proto,
-    $host: x.host,
-  };
-  let url = template;
-  for (const v of signinVariables) url = url.replaceAll(v, values[v]);
-  if (/[?&]rd=/.test(url)) return url;
-  return `${url}${url.includes('?') ? '&' : '?'}rd=${encodeURIComponent(`${x.proto}://${x.host}${uri}`)}`;
-}
-
 /** Picks the route's backend or its canary: by header first ("always"/"never", or the configured value), then by weight. */
 export const chooseBackend: Step = {
   name: 'chooseBackend',
@@ -356,39 +335,6 @@ export const forward: Step = {
     return 'done';
   },
 };
-
-/**
- * custom-http-errors: the upstream answered one of the listed statuses, and nothing of it was sent. The Ingress's
- * default-backend answers instead, asked with ingress-nginx's headers (X-Code, X-Format, X-Original-URI,
- * X-Namespace, X-Ingress-Name, X-Service-Name, X-Service-Port, X-Request-ID); without one, the gateway's own page.
- */
-async function customError(x: Exchange, s: GatewayState, p: IngressPolicy, headers: Record<string, string>): Promise<void> {
-  const status = x.upstream!.status;
-  const r = x.route!;
-  const eb = p.errorBackend;
-  if (eb === undefined) {
-    writeErrorStatus(x.res, status);
-    return;
-  }
-  const accept = x.req.headers.accept;
-  x.upstream = await s.upstreams.forward(x.req, x.res, {
-    backend: eb.key,
-    policy: p,
-    path: `${x.path}${x.query}`,
-    method: x.req.method === 'HEAD' ? 'HEAD' : 'GET',
-    noBody: true,
-    headers: {
-      ...headers,
-      'x-code': String(status),
-      'x-format': typeof accept === 'string' ? accept : 'text/html',
-      'x-original-uri': `${x.path}${x.query}`,
-      'x-namespace': r.namespace,
-      'x-ingress-name': r.ingress.slice(r.namespace.length + 1),
-      'x-service-name': x.backend!.service,
-      'x-service-port': String(x.backend!.port),
-    },
-  });
-}
 
 /** The steps in order. */
 export const pipeline: readonly Step[] = [parse, route, bodySize, sourceRange, redirect, clientCertificate, routeRedirect, cors, limit, authenticate, chooseBackend, forward];

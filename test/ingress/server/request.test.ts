@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { forwardedHeaders, requestHost, requestId, requestPath } from '../../../ingress/server/request.ts';
-import { signinLocation } from '../../../ingress/server/steps.ts';
+import { signinLocation } from '../../../ingress/server/answers.ts';
 
 describe('requestHost', () => {
   it.each([

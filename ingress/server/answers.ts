@@ -1,0 +1,59 @@
+// Answers the pipeline builds for the steps in steps.ts: the sign-in redirect of external auth (auth-signin) and the
+// custom error page of an upstream status (custom-http-errors).
+import type { IngressPolicy } from '../routes/types.ts';
+import { signinVariables } from '../routes/policy.ts';
+import { writeErrorStatus } from '../upstream/forward.ts';
+import type { Exchange, GatewayState } from './steps.ts';
+
+/**
+ * The sign-in URL for this request: the variables filled in with the request's scheme, host (the parsed one, never
+ * the raw header) and URI, and, as ingress-nginx does, `rd=` (where to come back) added when the URL has none.
+ */
+export function signinLocation(template: string, x: Pick<Exchange, 'proto' | 'host' | 'path' | 'query'>): string {
+  const uri = `${x.path}${x.query}`;
+  const values: Record<(typeof signinVariables)[number], string> = {
+    $escaped_request_uri: encodeURIComponent(uri),
+    $pass_access_scheme: x.proto,
+    $request_uri: uri,
+    $http_host: x.host,
+    $scheme: x.proto,
+    $host: x.host,
+  };
+  let url = template;
+  for (const v of signinVariables) url = url.replaceAll(v, values[v]);
+  if (/[?&]rd=/.test(url)) return url;
+  return `${url}${url.includes('?') ? '&' : '?'}rd=${encodeURIComponent(`${x.proto}://${x.host}${uri}`)}`;
+}
+
+/**
+ * custom-http-errors: the upstream answered one of the listed statuses, and nothing of it was sent. The Ingress's
+ * default-backend answers instead, asked with ingress-nginx's headers (X-Code, X-Format, X-Original-URI,
+ * X-Namespace, X-Ingress-Name, X-Service-Name, X-Service-Port, X-Request-ID); without one, the gateway's own page.
+ */
+export async function customError(x: Exchange, s: GatewayState, p: IngressPolicy, headers: Record<string, string>): Promise<void> {
+  const status = x.upstream!.status;
+  const r = x.route!;
+  const eb = p.errorBackend;
+  if (eb === undefined) {
+    writeErrorStatus(x.res, status);
+    return;
+  }
+  const accept = x.req.headers.accept;
+  x.upstream = await s.upstreams.forward(x.req, x.res, {
+    backend: eb.key,
+    policy: p,
+    path: `${x.path}${x.query}`,
+    method: x.req.method === 'HEAD' ? 'HEAD' : 'GET',
+    noBody: true,
+    headers: {
+      ...headers,
+      'x-code': String(status),
+      'x-format': typeof accept === 'string' ? accept : 'text/html',
+      'x-original-uri': `${x.path}${x.query}`,
+      'x-namespace': r.namespace,
+      'x-ingress-name': r.ingress.slice(r.namespace.length + 1),
+      'x-service-name': x.backend!.service,
+      'x-service-port': String(x.backend!.port),
+    },
+  });
+}
