@@ -37,6 +37,7 @@ export const emptyTable: RouteTable = {
   backends: new Map(),
   protocols: new Map(),
   backendTls: new Map(),
+  viaService: new Set(),
   ingresses: new Map(),
   problems: [],
   size: 0,
@@ -146,7 +147,7 @@ export class IngressState {
   #applyEndpoints(b: BackendRef, table: RouteTable = this.#state.table): void {
     const protocol = table.protocols.get(b.key) ?? 'HTTP';
     const verify = protocol === 'HTTPS' ? table.backendTls.get(b.key) : undefined;
-    if (verify === undefined) return this.#state.upstreams.setEndpoints(b.key, endpointsOf(this.#o.serviceMap, b), protocol);
+    if (verify === undefined) return this.#state.upstreams.setEndpoints(b.key, endpointsOf(this.#o.serviceMap, b, table.viaService.has(b.key)), protocol);
     const tls = upstreamTls(b, verify, (ref) => this.#o.store.get('Secret', `${ref.namespace}/${ref.name}`));
     if ('problem' in tls) {
       // Fail closed: without the CA the backend is not reached at all (503), never unverified.
@@ -154,7 +155,7 @@ export class IngressState {
       return this.#state.upstreams.setEndpoints(b.key, [], protocol);
     }
     this.#logged.delete(`backend-tls ${b.key}`);
-    this.#state.upstreams.setEndpoints(b.key, endpointsOf(this.#o.serviceMap, b), protocol, tls);
+    this.#state.upstreams.setEndpoints(b.key, endpointsOf(this.#o.serviceMap, b, table.viaService.has(b.key)), protocol, tls);
   }
 
   #applySecrets(table: RouteTable, changed: readonly string[] | undefined): void {
@@ -197,11 +198,14 @@ export class IngressState {
  * The ready endpoints of a backend's Service port (by number or by name, TCP). When none is ready, the serving
  * ones that are terminating, as kube-proxy falls back to them; an unknown Service or port has none (503).
  */
-export function endpointsOf(map: ServiceMap, b: BackendRef): Endpoint[] {
+export function endpointsOf(map: ServiceMap, b: BackendRef, viaService = false): Endpoint[] {
   const svc = map.services.get(`${b.namespace}/${b.service}`);
   if (!svc) return [];
   const port = svc.ports.find((p) => p.protocol === 'TCP' && (typeof b.port === 'number' ? p.port === b.port : p.portName === b.port));
   if (!port) return [];
+  // service-upstream: the Service's virtual address, as a mesh or kube-proxy balances it; a headless Service has
+  // none, so its endpoints are used.
+  if (viaService && svc.clusterIPs.length > 0) return [{ ip: svc.clusterIPs[0]!, port: port.port }];
   let usable = port.endpoints.filter((e) => e.ready);
   if (usable.length === 0) usable = port.endpoints.filter((e) => e.serving);
   return usable.map((e) => ({ ip: e.ip, port: e.port }));

@@ -52,6 +52,7 @@ export function compileRoutes(input: CompileInput): CompileResult {
     backends: new Map(),
     protocols: new Map(),
     backendTls: new Map(),
+    viaService: new Set(),
     ingresses: new Map(),
     problems,
   };
@@ -170,6 +171,7 @@ function addBackend(parts: TableParts, backend: BackendRef, policy: IngressPolic
   if (!parts.protocols.has(backend.key)) {
     parts.protocols.set(backend.key, policy.backendProtocol);
     if (policy.backendTls !== undefined) parts.backendTls.set(backend.key, policy.backendTls);
+    if (policy.serviceUpstream === true) parts.viaService.add(backend.key);
   }
 }
 

@@ -98,6 +98,7 @@ export function readPolicy(namespace: string, annotations: Readonly<Record<strin
   if (codes !== undefined && codes.length > 0) policy.customErrors = [...new Set(codes.map(Number))];
   const errorBackend = a.get('default-backend');
   if (errorBackend !== undefined) policy.errorBackend = readErrorBackend(errorBackend, namespace);
+  if (a.bool('service-upstream', false)) policy.serviceUpstream = true;
   // 0 is nginx's "no limit": as many as there are endpoints, at most 10 here.
   const tries = a.int('proxy-next-upstream-tries', 0, 10);
   if (tries !== undefined) policy.upstreamTries = tries === 0 ? 10 : tries;

@@ -149,6 +149,7 @@ export interface TableParts {
   backends: Map<string, BackendRef>;
   protocols: Map<string, IngressPolicy['backendProtocol']>;
   backendTls: Map<string, BackendTlsPolicy>;
+  viaService: Set<string>;
   ingresses: Map<string, IngressPolicy>;
   problems: IngressProblem[];
 }
@@ -164,6 +165,7 @@ export class CompiledRouteTable implements RouteTable {
   readonly backends: ReadonlyMap<string, BackendRef>;
   readonly protocols: ReadonlyMap<string, IngressPolicy['backendProtocol']>;
   readonly backendTls: ReadonlyMap<string, BackendTlsPolicy>;
+  readonly viaService: ReadonlySet<string>;
   readonly ingresses: ReadonlyMap<string, IngressPolicy>;
   readonly problems: readonly IngressProblem[];
 
@@ -178,6 +180,7 @@ export class CompiledRouteTable implements RouteTable {
     this.backends = parts.backends;
     this.protocols = parts.protocols;
     this.backendTls = parts.backendTls;
+    this.viaService = parts.viaService;
     this.ingresses = parts.ingresses;
     this.problems = deepFreeze(parts.problems);
   }

@@ -120,6 +120,8 @@ export interface IngressPolicy {
   customErrors?: readonly number[];
   /** The Service that answers them (ingress-nginx default-backend annotation); absent: the gateway's own page. */
   errorBackend?: BackendRef;
+  /** Send to the Service's cluster IP instead of its endpoints (ingress-nginx service-upstream), e.g. for a mesh. */
+  serviceUpstream?: boolean;
   /** Attempts per request on different endpoints, first one included (ingress-nginx proxy-next-upstream-tries); default 3. */
   upstreamTries?: number;
   /** Verify the HTTPS backend's certificate (ingress-nginx proxy-ssl-verify on). */
@@ -212,6 +214,8 @@ export interface RouteTable {
   readonly protocols: ReadonlyMap<string, IngressPolicy['backendProtocol']>;
   /** How each HTTPS backend's certificate is verified (the first route using it), by BackendRef.key; absent: not. */
   readonly backendTls: ReadonlyMap<string, BackendTlsPolicy>;
+  /** Backends reached at their Service's cluster IP (service-upstream of the first route using them), by key. */
+  readonly viaService: ReadonlySet<string>;
   /** Ingresses (`namespace/name`) served, with the policy each uses. */
   readonly ingresses: ReadonlyMap<string, IngressPolicy>;
   readonly problems: readonly IngressProblem[];

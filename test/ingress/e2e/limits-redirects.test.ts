@@ -18,6 +18,7 @@ const ngx = 'nginx.ingress.kubernetes.io/';
 describe('netplane ingress request body limits', () => {
   const web = new EchoBackend('web');
   const errors = new EchoBackend('errors');
+  const vip = new EchoBackend('vip');
   const gw = new GatewayProcess();
   const files = mkdtempSync(join(tmpdir(), 'netplane-body-'));
   const twoMiB = join(files, 'two-mib');
@@ -37,6 +38,7 @@ describe('netplane ingress request body limits', () => {
     writeFileSync(twoMiB, Buffer.alloc(2 * 1024 * 1024, 'x'));
     await web.start();
     await errors.start();
+    await vip.start();
     // /status/NNN answers NNN with a body of its own; the error backend answers the X-Code it is given.
     web.handler = (req, res) => {
       const m = /^\/status\/(\d{3})/.exec(req.url ?? '');
@@ -61,6 +63,14 @@ describe('netplane ingress request body limits', () => {
       ing('custom', { [`${ngx}custom-http-errors`]: '404, 503', [`${ngx}default-backend`]: 'errors' }),
       ing('pageonly', { [`${ngx}custom-http-errors`]: '503' }),
       serviceYaml('errors', [errors]),
+      // Services whose "cluster IP" is this host, on the port of the backend `vip`; their endpoint is `web`.
+      ...['meshed', 'unmeshed'].map(
+        (svc) =>
+          `---\napiVersion: v1\nkind: Service\nmetadata: { name: ${svc}, namespace: default }\nspec: { clusterIP: 127.0.0.1, ports: [{ name: http, port: ${vip.port}, targetPort: http, protocol: TCP }] }\n` +
+          `---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: { name: ${svc}-0, namespace: default, labels: { kubernetes.io/service-name: ${svc} } }\naddressType: IPv4\nports: [{ name: http, port: ${web.port}, protocol: TCP }]\nendpoints: [{ addresses: ["127.0.0.1"], conditions: { ready: true } }]\n`,
+      ),
+      ...[['direct', 'false', 'unmeshed'], ['mesh', 'true', 'meshed']].map(([name, via, svc]) =>
+        `---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: { name: ${name}, namespace: default, annotations: { nginx.ingress.kubernetes.io/service-upstream: "${via}" } }\nspec: { ingressClassName: netplane, rules: [{ host: ${name}.test, http: { paths: [{ path: /, pathType: Prefix, backend: { service: { name: ${svc}, port: { number: ${vip.port} } } } }] } }] }\n`),
       `---\napiVersion: v1\nkind: Secret\nmetadata: { name: users, namespace: default }\ntype: Opaque\ndata: { auth: ${Buffer.from(`alice:${bcrypt.hashSync('wonderland', 4)}\n`).toString('base64')} }\n`].join('---\n'));
     await gw.start([], { host: 'small.test' });
   }, 30_000);
@@ -68,6 +78,7 @@ describe('netplane ingress request body limits', () => {
     await gw.stop();
     await web.stop();
     await errors.stop();
+    await vip.stop();
     rmSync(files, { recursive: true, force: true });
   });
 
@@ -172,5 +183,10 @@ describe('netplane ingress request body limits', () => {
     expect(r.status).toBe(503);
     expect(r.text).not.toContain('upstream says');
     expect(r.text).toContain('503');
+  });
+
+  it("service-upstream sends to the Service's cluster IP and port, not to its endpoints", async () => {
+    expect((JSON.parse((await gw.get('direct.test', '/')).text) as Echo).backend).toBe('web');
+    expect((JSON.parse((await gw.get('mesh.test', '/')).text) as Echo).backend).toBe('vip');
   });
 });

@@ -71,6 +71,7 @@ describe('annotations with good values', () => {
     ['temporal-redirect with its code', { [`${ngx}temporal-redirect`]: 'https://maintenance.example.com/', [`${ngx}temporal-redirect-code`]: '307' }, { redirect: { url: 'https://maintenance.example.com/', status: 307 } }],
     ['app-root', { [`${ngx}app-root`]: '/app1' }, { appRoot: '/app1' }],
     ['proxy-next-upstream-tries', { [`${ngx}proxy-next-upstream-tries`]: '5' }, { upstreamTries: 5 }],
+    ['service-upstream', { [`${ngx}service-upstream`]: 'true' }, { serviceUpstream: true }],
     ['custom-http-errors with a default-backend', { [`${ngx}custom-http-errors`]: '404,503, 404', [`${ngx}default-backend`]: 'errors:8080' }, { customErrors: [404, 503], errorBackend: { namespace: 'shop', service: 'errors', port: 8080, key: 'shop/errors:8080' } }],
     ['proxy-next-upstream-tries 0: as many as allowed', { [`${ngx}proxy-next-upstream-tries`]: '0' }, { upstreamTries: 10 }],
     ['upstream-vhost and x-forwarded-prefix', { [`${ngx}upstream-vhost`]: 'api.internal:8443', [`${ngx}x-forwarded-prefix`]: '/shop' }, { upstreamVhost: 'api.internal:8443', forwardedPrefix: '/shop' }],
