@@ -99,6 +99,7 @@ export function readPolicy(namespace: string, annotations: Readonly<Record<strin
   const errorBackend = a.get('default-backend');
   if (errorBackend !== undefined) policy.errorBackend = readErrorBackend(errorBackend, namespace);
   if (a.bool('service-upstream', false)) policy.serviceUpstream = true;
+  if (a.oneOf('satisfy', ['all', 'any'] as const) === 'any') policy.satisfyAny = true;
   // 0 is nginx's "no limit": as many as there are endpoints, at most 10 here.
   const tries = a.int('proxy-next-upstream-tries', 0, 10);
   if (tries !== undefined) policy.upstreamTries = tries === 0 ? 10 : tries;

@@ -105,6 +105,8 @@ export interface IngressPolicy {
   loadBalance: 'round_robin' | 'least_request';
   /** Client addresses (IPs and CIDR blocks) that may reach the Ingress, and those that may not; others get 403. */
   sourceRange?: { allow?: readonly string[]; deny?: readonly string[] };
+  /** ingress-nginx `satisfy: any`: with both a source range and auth, either one lets a request through. */
+  satisfyAny?: boolean;
   clientCert?: ClientCertPolicy;
   /** Every request answered with a redirect here (ingress-nginx permanent-redirect / temporal-redirect). */
   redirect?: { url: string; status: 301 | 302 | 303 | 307 | 308 };

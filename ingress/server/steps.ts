@@ -40,6 +40,8 @@ export interface Exchange {
   tlsHeaders?: Record<string, string>;
   /** Headers the CORS step wants on the response. */
   responseHeaders?: Record<string, string>;
+  /** Under `satisfy: any`, the source range let the request in: auth is not asked. */
+  sourceGranted?: boolean;
   /** Releases the per-IP concurrency slot, when one was taken. */
   release?: () => void;
   /** The X-Request-Id sent upstream. */
@@ -164,7 +166,14 @@ export const sourceRange: Step = {
       sets = { ...(p.allow ? { allow: AddressSet.parse(p.allow) } : {}), ...(p.deny ? { deny: AddressSet.parse(p.deny) } : {}) };
       sourceSets.set(p, sets);
     }
-    if ((sets.allow && !sets.allow.has(x.clientIP)) || sets.deny?.has(x.clientIP)) return reply(x, 403, 'source-range');
+    const refused = (sets.allow !== undefined && !sets.allow.has(x.clientIP)) || sets.deny?.has(x.clientIP) === true;
+    const policy = x.route!.policy;
+    // satisfy any: a request the range refuses may still pass auth; one it lets in needs no auth.
+    if (policy.satisfyAny === true && policy.auth !== undefined) {
+      x.sourceGranted = !refused;
+      return 'next';
+    }
+    if (refused) return reply(x, 403, 'source-range');
     return 'next';
   },
 };
@@ -261,7 +270,7 @@ export const authenticate: Step = {
   name: 'authenticate',
   async run(x, s) {
     const policy = x.route!.policy.auth;
-    if (!policy) return 'next';
+    if (!policy || x.sourceGranted === true) return 'next';
     const result = await s.auth.get(x.route!.ingress, policy).check({
       method: x.req.method ?? 'GET',
       url: `${x.path}${x.query}`,

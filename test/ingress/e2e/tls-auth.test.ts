@@ -63,6 +63,9 @@ describe('netplane ingress TLS and auth', () => {
         ingress('ext', 'ext.test', { 'nginx.ingress.kubernetes.io/auth-url': `http://127.0.0.1:${authPort}/check`, 'nginx.ingress.kubernetes.io/auth-response-headers': 'X-Auth-User', 'netplane.io/auth-timeout': '1' }),
         ingress('limited', 'limited.test', { 'nginx.ingress.kubernetes.io/limit-rps': '2', 'nginx.ingress.kubernetes.io/limit-burst-multiplier': '1' }),
         ingress('exempt', 'exempt.test', { 'nginx.ingress.kubernetes.io/limit-rps': '1', 'nginx.ingress.kubernetes.io/limit-burst-multiplier': '1', 'nginx.ingress.kubernetes.io/limit-whitelist': '10.0.0.0/8, 127.0.0.1' }),
+        ingress('office', 'office.test', { 'nginx.ingress.kubernetes.io/auth-type': 'basic', 'nginx.ingress.kubernetes.io/auth-secret': 'users', 'nginx.ingress.kubernetes.io/allowlist-source-range': '127.0.0.0/8', 'nginx.ingress.kubernetes.io/satisfy': 'any' }),
+        ingress('remote', 'remote.test', { 'nginx.ingress.kubernetes.io/auth-type': 'basic', 'nginx.ingress.kubernetes.io/auth-secret': 'users', 'nginx.ingress.kubernetes.io/allowlist-source-range': '10.0.0.0/8', 'nginx.ingress.kubernetes.io/satisfy': 'any' }),
+        ingress('both', 'both.test', { 'nginx.ingress.kubernetes.io/auth-type': 'basic', 'nginx.ingress.kubernetes.io/auth-secret': 'users', 'nginx.ingress.kubernetes.io/allowlist-source-range': '10.0.0.0/8' }),
         ingress('inside', 'inside.test', { 'nginx.ingress.kubernetes.io/allowlist-source-range': '10.0.0.0/8, 127.0.0.0/8' }),
         ingress('outside', 'outside.test', { 'nginx.ingress.kubernetes.io/whitelist-source-range': '10.0.0.0/8,fd00::/8' }),
         ingress('denied', 'denied.test', { 'nginx.ingress.kubernetes.io/allowlist-source-range': '127.0.0.0/8', 'nginx.ingress.kubernetes.io/denylist-source-range': '127.0.0.1' }),
@@ -97,6 +100,14 @@ describe('netplane ingress TLS and auth', () => {
     expect(r.status).toBe(308);
     expect(r.headers.location).toBe(`https://shop.test:${gw.https}/cart?id=1`);
     expect((await gw.get('x.apps.test', '/')).status).toBe(200);
+  });
+
+  it('satisfy any: a client in the source range needs no credentials, one outside it needs them; satisfy all needs both', async () => {
+    const alice = { authorization: `Basic ${b64('alice:wonderland')}` };
+    expect((await gw.get('office.test', '/')).status).toBe(200);
+    expect((await gw.get('remote.test', '/')).status).toBe(401);
+    expect((await gw.get('remote.test', '/', { headers: alice })).status).toBe(200);
+    expect((await gw.get('both.test', '/', { headers: alice })).status).toBe(403);
   });
 
   it('source ranges: clients outside the allowlist or inside the denylist get 403, others pass', async () => {
