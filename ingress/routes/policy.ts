@@ -1,6 +1,7 @@
 // The IngressPolicy an Ingress's annotations ask for, with its canary settings and the Secrets its auth reads.
 // Any value netplane cannot honour throws AnnotationError: the Ingress is then not served as written at all, since
 // serving it without (say) its auth or with a different rewrite would be serving something its author did not write.
+import { backendKey, dnsName, ipv4, objectName, portName, serviceName } from './names.ts';
 import { AnnotationReader, httpToken, invalid, type Annotation } from './annotations.ts';
 import { addressBlock, addressBlockText } from '../limits/client-ip.ts';
 import { readCors } from './cors.ts';
@@ -53,10 +54,6 @@ export const jwtAlgorithms: readonly string[] = [
 const plainPath = /^\/[A-Za-z0-9\-._~%!&'()*+,;=:@/]*$/;
 // A cookie Path attribute (RFC 6265 path-value): visible ASCII except ";".
 const cookiePath = /^\/[\x21-\x3a\x3c-\x7e]*$/;
-// A server-alias: a DNS name with at least one dot or a single label, not an IPv4 address.
-const aliasName = /^(?![0-9]+(\.[0-9]+){3}$)[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$/;
-// A Kubernetes object name (RFC 1123 subdomain).
-const objectName = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 
 /** Reads the policy of an Ingress in `namespace` from its annotations; throws AnnotationError when one cannot be honoured. */
 export function readPolicy(namespace: string, annotations: Readonly<Record<string, string>>, defaults: PolicyDefaults): AnnotatedPolicy {
@@ -124,7 +121,7 @@ export function readPolicy(namespace: string, annotations: Readonly<Record<strin
   if (auth?.type === 'jwt' && auth.secret !== undefined) result.secrets.push(`${auth.secret.namespace}/${auth.secret.name}`);
   const canary = readCanary(a);
   if (canary !== undefined) result.canary = canary;
-  const aliases = a.list('server-alias', { test: (s) => s.length <= 253 && aliasName.test(s.toLowerCase()), allowed: 'DNS names such as www.example.com (no wildcard, no IP address)' });
+  const aliases = a.list('server-alias', { test: (s) => s.length <= 253 && dnsName.test(s.toLowerCase()) && !ipv4.test(s), allowed: 'DNS names such as www.example.com (no wildcard, no IP address)' });
   if (aliases !== undefined && aliases.length > 0) result.aliases = aliases.map((h) => h.toLowerCase());
   return result;
 }
@@ -172,19 +169,15 @@ function readClientCert(a: AnnotationReader, namespace: string): ClientCertPolic
   return { secret: ref, verify, depth, passCertificate, ...(errorPage ? { errorPage: httpUrl(errorPage) } : {}) };
 }
 
-const serviceName = /^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/;
-
 /** default-backend: a Service of the Ingress's namespace, `name` (port 80) or `name:port` (number or port name). */
 function readErrorBackend(a: Annotation, namespace: string): BackendRef {
   const [service = '', portText, extra] = a.value.split(':');
   const port = portText === undefined ? 80 : /^\d{1,5}$/.test(portText) ? Number(portText) : portText;
-  if (extra !== undefined || !serviceName.test(service) || (typeof port === 'number' && (port < 1 || port > 65535)) || (typeof port === 'string' && !/^[a-z0-9]([-a-z0-9]{0,13}[a-z0-9])?$/.test(port))) {
+  if (extra !== undefined || !serviceName.test(service) || (typeof port === 'number' && (port < 1 || port > 65535)) || (typeof port === 'string' && !portName.test(port))) {
     throw invalid(a, 'allowed is a Service of the Ingress\'s namespace: NAME (port 80) or NAME:PORT');
   }
-  return { namespace, service, port, key: `${namespace}/${service}:${port}` };
+  return { namespace, service, port, key: backendKey(namespace, service, port) };
 }
-
-const hostOnly = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$/;
 
 /**
  * ingress-nginx's proxy-ssl-verify (on|off, default off), proxy-ssl-secret (the Secret with ca.crt), proxy-ssl-name
@@ -198,7 +191,7 @@ function readBackendTls(a: AnnotationReader, namespace: string, protocol: Ingres
   if (verify === 'off') return undefined;
   if (protocol !== 'HTTPS') throw invalid(a.get('proxy-ssl-verify')!, 'it takes effect only with backend-protocol "HTTPS", which is not set');
   if (secret === undefined) throw invalid(a.get('proxy-ssl-verify')!, 'verifying the backend needs proxy-ssl-secret naming the Secret with ca.crt, which is not set');
-  if (name !== undefined && !hostOnly.test(name.value.toLowerCase())) throw invalid(name, 'allowed is a DNS name such as api.shop.svc');
+  if (name !== undefined && !dnsName.test(name.value.toLowerCase())) throw invalid(name, 'allowed is a DNS name such as api.shop.svc');
   return { secret: secretRef(secret, namespace), ...(name !== undefined ? { name: name.value.toLowerCase() } : {}), sni };
 }
 

@@ -1,6 +1,7 @@
 // One Ingress on its own: its hosts, paths, backends, TLS entries and annotations checked and normalised, before
 // any other Ingress is looked at. Anything that cannot be served throws IngressSpecError (or AnnotationError) with
 // one sentence naming the field, the value and what is allowed.
+import { backendKey, hostName, ipv4, objectName, portName, serviceName } from './names.ts';
 import type { Ingress, IngressBackend } from '../../cluster/model/ingress.ts';
 import { IngressSpecError, quote } from './errors.ts';
 import { readPolicy, type CanarySettings, type PolicyDefaults } from './policy.ts';
@@ -50,16 +51,10 @@ export function ingressKey(ingress: Ingress): string {
   return `${ingress.metadata.namespace}/${ingress.metadata.name}`;
 }
 
-const label = '[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?';
-const hostName = new RegExp(`^(\\*\\.)?${label}(\\.${label})*$`);
-const ipv4 = /^[0-9]+(\.[0-9]+){3}$/;
 // RFC 3986 path characters (pchar and "/").
 const urlPath = /^\/[A-Za-z0-9\-._~%!$&'()*+,;=:@/]*$/;
 // Kubernetes refuses these in Exact and Prefix paths; netplane reads ImplementationSpecific as Prefix, so there too.
 const badSequence = /\/\/|\/\.\.?(\/|$)|%2f/i;
-const serviceName = /^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/;
-const portName = /^[a-z0-9]([-a-z0-9]{0,13}[a-z0-9])?$/;
-const objectName = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 
 /** Checks and normalises one Ingress; throws IngressSpecError when any part of it cannot be served. */
 export function compileIngress(ingress: Ingress, defaults: PolicyDefaults): CompiledIngress {
@@ -147,5 +142,5 @@ function backendRef(backend: IngressBackend, namespace: string, where: string): 
   if (typeof port === 'string' && !portName.test(port)) {
     throw new IngressSpecError(`${where}.service.port.name ${quote(port)} is not allowed; it must be a port name (lower-case letters, digits and "-", at most 15)`);
   }
-  return { namespace, service: service.name, port, key: `${namespace}/${service.name}:${port}` };
+  return { namespace, service: service.name, port, key: backendKey(namespace, service.name, port) };
 }
