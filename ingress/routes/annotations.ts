@@ -39,8 +39,6 @@ const known: ReadonlySet<string> = new Set([...sharedNames, ...netplaneNames]);
 // client certificate's CN). Ignoring them would serve the Ingress to more clients than its author allowed, so an
 // Ingress that sets one is refused instead (fail closed).
 const unenforced: readonly string[] = ['auth-tls-match-cn'];
-// The same for values that ask for a check netplane does not make (none at present).
-const unenforcedValues: Readonly<Record<string, (value: string) => boolean>> = {};
 
 const controlCharacter = /[\x00-\x1f\x7f]/;
 
@@ -69,13 +67,6 @@ export class AnnotationReader {
     for (const [key, value] of Object.entries(annotations)) {
       const readable = key.startsWith(netplanePrefix) || (key.startsWith(nginxPrefix) && shared.has(key.slice(nginxPrefix.length)));
       if (readable && controlCharacter.test(value)) throw invalid({ key, value }, 'annotation values must not contain control characters');
-    }
-    for (const [name, refused] of Object.entries(unenforcedValues)) {
-      const key = nginxPrefix + name;
-      const value = annotations[key];
-      if (value !== undefined && refused(value)) {
-        throw new AnnotationError(key, `annotation ${key} is ${quote(value)}; netplane does not make that check, and serving the Ingress without it would trust what its author wanted checked`);
-      }
     }
     for (const name of unenforced) {
       const key = nginxPrefix + name;

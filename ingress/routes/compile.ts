@@ -63,7 +63,7 @@ export function compileRoutes(input: CompileInput): CompileResult {
     deepFreeze(c.policy);
     for (const rule of c.rules) addRoute(parts, c, rule);
     // The custom error backend is a backend like the others: its endpoints are followed (spoken to in HTTP).
-    if (c.policy.errorBackend !== undefined) addBackend(parts, c.policy.errorBackend, { sslRedirect: true, forceSslRedirect: false, backendProtocol: 'HTTP', maxBodyBytes: 0, connectTimeoutMs: c.policy.connectTimeoutMs, readTimeoutMs: c.policy.readTimeoutMs, loadBalance: 'round_robin' });
+    if (c.policy.errorBackend !== undefined) addBackend(parts, c.policy.errorBackend, { backendProtocol: 'HTTP' });
     if (c.policy.clientCert !== undefined) addClientCert(parts, c, c.policy.clientCert);
     if (c.defaultBackend !== undefined && parts.defaultRoute === undefined) {
       parts.defaultRoute = { ingress: c.key, namespace: c.namespace, host: '', path: '/', pathType: 'Prefix', backend: c.defaultBackend, policy: c.policy };
@@ -166,7 +166,7 @@ function addClientCert(parts: TableParts, c: CompiledIngress, policy: ClientCert
 }
 
 /** Records a backend and, the first time it is seen, the protocol it is spoken to in. */
-function addBackend(parts: TableParts, backend: BackendRef, policy: IngressPolicy): void {
+function addBackend(parts: TableParts, backend: BackendRef, policy: Pick<IngressPolicy, 'backendProtocol' | 'backendTls' | 'serviceUpstream'>): void {
   parts.backends.set(backend.key, backend);
   if (!parts.protocols.has(backend.key)) {
     parts.protocols.set(backend.key, policy.backendProtocol);
