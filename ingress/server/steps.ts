@@ -144,16 +144,14 @@ export const bodySize: Step = {
   },
 };
 
-const exemptSets = new WeakMap<readonly string[], AddressSet>();
+const addressSets = new WeakMap<readonly string[], AddressSet>();
 
 /** The AddressSet of a policy's list, parsed once per list (policies are immutable). */
 function addressSet(list: readonly string[]): AddressSet {
-  let set = exemptSets.get(list);
-  if (!set) exemptSets.set(list, (set = AddressSet.parse(list)));
+  let set = addressSets.get(list);
+  if (!set) addressSets.set(list, (set = AddressSet.parse(list)));
   return set;
 }
-
-const sourceSets = new WeakMap<object, { allow?: AddressSet; deny?: AddressSet }>();
 
 /** Refuses (403) a client outside the route's allowed sources or inside its denied ones, before anything else. */
 export const sourceRange: Step = {
@@ -161,12 +159,7 @@ export const sourceRange: Step = {
   run(x) {
     const p = x.route!.policy.sourceRange;
     if (!p) return 'next';
-    let sets = sourceSets.get(p);
-    if (!sets) {
-      sets = { ...(p.allow ? { allow: AddressSet.parse(p.allow) } : {}), ...(p.deny ? { deny: AddressSet.parse(p.deny) } : {}) };
-      sourceSets.set(p, sets);
-    }
-    const refused = (sets.allow !== undefined && !sets.allow.has(x.clientIP)) || sets.deny?.has(x.clientIP) === true;
+    const refused = (p.allow !== undefined && !addressSet(p.allow).has(x.clientIP)) || (p.deny !== undefined && addressSet(p.deny).has(x.clientIP));
     const policy = x.route!.policy;
     // satisfy any: a request the range refuses may still pass auth; one it lets in needs no auth.
     if (policy.satisfyAny === true && policy.auth !== undefined) {
