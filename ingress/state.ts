@@ -11,6 +11,7 @@ import type { PolicyDefaults } from './routes/policy.ts';
 import type { BackendRef, BackendTlsPolicy, ObjectRef, RouteTable } from './routes/types.ts';
 import { createHash } from 'node:crypto';
 import { secretValue, type Secret } from '../cluster/model/secret.ts';
+import { parseCaBundle } from './tls/client-auth.ts';
 import type { GatewayMetrics } from './server/metrics.ts';
 import type { GatewayState } from './server/steps.ts';
 import type { Certificates } from './tls/certificates.ts';
@@ -211,13 +212,22 @@ export function endpointsOf(map: ServiceMap, b: BackendRef, viaService = false):
   return usable.map((e) => ({ ip: e.ip, port: e.port }));
 }
 
+const caProblems = new WeakMap<Secret, string>();
+
 /** The verification settings of a backend from its CA Secret; a problem when the Secret or its ca.crt is missing. */
 export function upstreamTls(b: BackendRef, v: BackendTlsPolicy, secrets: (ref: ObjectRef) => Secret | undefined): UpstreamTls | { problem: string } {
   const ref = `${v.secret.namespace}/${v.secret.name}`;
   const secret = secrets(v.secret);
   if (secret === undefined) return { problem: `proxy-ssl-secret ${ref} is not there` };
   const ca = secretValue(secret, 'ca.crt')?.toString('utf8');
-  if (!ca || !ca.includes('-----BEGIN CERTIFICATE-----')) return { problem: `proxy-ssl-secret ${ref} has no PEM ca.crt` };
+  if (!ca) return { problem: `proxy-ssl-secret ${ref} has no ca.crt` };
+  // Checked once per Secret version: a bundle OpenSSL cannot read would fail every connection instead.
+  let bad = caProblems.get(secret);
+  if (bad === undefined) {
+    const parsed = parseCaBundle(ca);
+    caProblems.set(secret, (bad = Array.isArray(parsed) ? '' : parsed.reason));
+  }
+  if (bad !== '') return { problem: `proxy-ssl-secret ${ref}: ${bad}` };
   const cert = secretValue(secret, 'tls.crt')?.toString('utf8');
   const key = secretValue(secret, 'tls.key')?.toString('utf8');
   const name = v.name ?? `${b.service}.${b.namespace}.svc`;

@@ -6,6 +6,7 @@
 import { X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import type { ClientCertPolicy } from '../routes/types.ts';
+import { certificateBlocks } from './keypair.ts';
 
 /** Set on a TLS socket whose handshake asked for a client certificate. */
 export const clientAuthMark = Symbol('netplane.clientAuth');
@@ -19,9 +20,9 @@ export interface ClientAuthMark {
   peer?: { cert: X509Certificate; intermediates: number } | null;
 }
 
-/** Reads and checks a PEM CA bundle; a reason when it holds no certificate or a malformed one. */
+/** Reads and checks a PEM CA bundle (a Secret's ca.crt); a reason when it holds no certificate or a malformed one. */
 export function parseCaBundle(pem: string): X509Certificate[] | { reason: string } {
-  const blocks = pem.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? [];
+  const blocks = certificateBlocks(pem);
   if (blocks.length === 0) return { reason: 'ca.crt holds no PEM certificate' };
   const out: X509Certificate[] = [];
   for (const [i, block] of blocks.entries()) {
