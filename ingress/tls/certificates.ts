@@ -82,8 +82,8 @@ export class Certificates {
   #tlsRefs = new Set<string>();
   /** CA bundles of referenced Secrets that have a ca.crt. */
   #cas = new Map<string, CaState>();
-  /** Contexts of guarded hosts (server certificate + CA bundle), by both hashes; emptied when anything changes. */
-  #guarded = new Map<string, SecureContext>();
+  /** Contexts of guarded hosts: by key pair, then by CA bundle hash; dropped when anything changes. */
+  #guarded = new WeakMap<KeyPair, Map<string, SecureContext>>();
   /**
    * Called when a CA bundle changes or goes: the listener forgets its TLS session tickets, so that no session
    * verified against the old bundle is resumed.
@@ -149,14 +149,14 @@ export class Certificates {
     for (const key of this.#cas.keys()) {
       if (!cas.has(key)) {
         this.#cas.delete(key);
-        this.#guarded.clear();
+        this.#guarded = new WeakMap();
         this.onClientCaChange?.();
       }
     }
     for (const key of this.#states.keys()) {
       if (!live.has(key)) {
         this.#states.delete(key);
-        this.#guarded.clear();
+        this.#guarded = new WeakMap();
         this.#log.info({ secret: key }, 'TLS Secret no longer served');
       }
     }
@@ -200,7 +200,7 @@ export class Certificates {
       this.#cas.set(key, { seen: hash, served: state?.served, problem: anchors.reason });
       this.#log.warn({ secret: key, reason: anchors.reason }, `CA bundle not usable; ${state?.served ? 'keeping the last good one' : 'the hosts it guards answer 503'}`);
     }
-    this.#guarded.clear();
+    this.#guarded = new WeakMap();
     if (state !== undefined) this.onClientCaChange?.();
   }
 
@@ -233,7 +233,7 @@ export class Certificates {
     const pair = 'problem' in data ? { reason: data.problem } : loadKeyPair(data.cert, data.key, secretParts);
     if (isKeyPair(pair)) {
       this.#states.set(key, { seen: hash, served: { ...pair, hash } });
-      this.#guarded.clear();
+      this.#guarded = new WeakMap();
       const fields = { secret: key, subject: pair.subject, notAfter: pair.notAfter.toISOString() };
       const invalid = validityProblem(pair, new Date());
       if (invalid) this.#log.warn({ ...fields, reason: invalid }, 'TLS certificate is not valid now; serving it anyway');
@@ -259,12 +259,11 @@ export class Certificates {
     const ca = `${guard.secret.namespace}/${guard.secret.name}`;
     const bundle = this.#cas.get(ca)?.served;
     if (!askForClientCertificate(socket, { ca, ...(bundle ? { anchors: bundle.anchors } : {}) }) || !bundle) return pair.context;
-    const id = `${createHash('sha256').update(pair.cert).digest('hex')}|${bundle.hash}`;
-    let context = this.#guarded.get(id);
-    if (!context) {
-      context = createSecureContext({ cert: pair.cert, key: pair.key, ca: bundle.pem });
-      this.#guarded.set(id, context);
-    }
+    // Looked up by identity: no hashing in the handshake.
+    let byCa = this.#guarded.get(pair);
+    if (!byCa) this.#guarded.set(pair, (byCa = new Map()));
+    let context = byCa.get(bundle.hash);
+    if (!context) byCa.set(bundle.hash, (context = createSecureContext({ cert: pair.cert, key: pair.key, ca: bundle.pem })));
     return context;
   }
 
