@@ -1,33 +1,72 @@
-// ClientIP affinity entries the kernel recorded (IPv4 `affinity` map: client . Service address . protocol . port →
-// endpoint) that must go when their endpoint leaves the Service, or the Service drops affinity: otherwise the
-// client would keep being sent to an endpoint that is gone. Pure functions; the backend lists and deletes.
-import type { ProxyPlan } from '../plan/types.ts';
-import { canonicalIP } from './model.ts';
+// ClientIP affinity entries the kernel recorded in the `affinity` maps that must go when their endpoint leaves the
+// Service, or the Service drops affinity: otherwise the client would keep being sent to an endpoint that is gone.
+// IPv4 entries name their Service (client . address . protocol . port → endpoint address . port); IPv6 entries
+// carry a hash of it (hash of client and Service . hash of Service → endpoint address, layout.ts), which
+// jhash.ts computes here for every affinity Service. Pure functions; the backend lists and deletes.
+import type { PortPlan, ProxyPlan, Target } from '../plan/types.ts';
+import { addressKeyBytes, nftJhash, nodePortKeyBytes } from './jhash.ts';
+import { serviceHashSeed } from './layout.ts';
+import { canonicalIP, type Family } from './model.ts';
 
-/** For each affinity frontend (IPv4), the endpoints (`ip . port`) its entries may point at. */
+/** For each affinity frontend, the endpoints its entries may point at. */
 export interface AffinityIndex {
-  /** `address . proto . port` → endpoints. */
+  /** IPv4 `address . proto . port` → endpoints (`ip . port`). */
   addresses: Map<string, Set<string>>;
-  /** NodePorts: `proto . port` → endpoints. */
+  /** IPv4 NodePorts: `proto . port` → endpoints. */
   nodePorts: Map<string, Set<string>>;
+  /** IPv6: the Service hash of an address or NodePort → endpoint addresses. */
+  hashed: Map<string, Set<string>>;
+}
+
+/**
+ * The one port all endpoints of an IPv6 Service port listen on, which its affinity entries (addresses only) need;
+ * undefined when they differ or there are none.
+ */
+export function endpointsPort(p: PortPlan): number | undefined {
+  let port: number | undefined;
+  for (const e of [...p.clusterEndpoints, ...p.externalEndpoints]) {
+    if (port !== undefined && e.port !== port) return undefined;
+    port = e.port;
+  }
+  return port;
 }
 
 /** The affinity frontends of a plan and their endpoints. Pure. */
 export function affinityIndex(plan: ProxyPlan): AffinityIndex {
-  const index: AffinityIndex = { addresses: new Map(), nodePorts: new Map() };
-  const add = (m: Map<string, Set<string>>, key: string, eps: ReadonlyArray<{ ip: string; port: number }>) => {
-    const s = m.get(key) ?? new Set<string>();
-    for (const e of eps) s.add(`${canonicalIP(e.ip)} . ${e.port}`);
-    m.set(key, s);
+  const index: AffinityIndex = { addresses: new Map(), nodePorts: new Map(), hashed: new Map() };
+  // Two frontends whose IPv6 hashes collide keep only the endpoints both have: an entry is never kept for an
+  // endpoint that left its Service.
+  const owner = new Map<string, string>();
+  const add = (m: Map<string, Set<string>>, key: string, eps: readonly Target[], text: (e: Target) => string, frontend = key) => {
+    const now = new Set(eps.map(text));
+    const had = m.get(key);
+    if (!had) {
+      m.set(key, now);
+      owner.set(key, frontend);
+    } else if (owner.get(key) === frontend) for (const e of now) had.add(e);
+    else for (const e of had) if (!now.has(e)) had.delete(e);
   };
+  const v4 = (e: Target) => `${canonicalIP(e.ip)} . ${e.port}`;
+  const v6 = (e: Target) => canonicalIP(e.ip);
   for (const p of plan.ports) {
-    if (p.family !== 4 || p.affinitySeconds === 0) continue;
+    if (p.affinitySeconds === 0) continue;
+    if (p.family === 6 && endpointsPort(p) === undefined) continue;
     const proto = p.protocol.toLowerCase();
-    for (const ip of p.clusterIPs) add(index.addresses, `${ip} . ${proto} . ${p.port}`, p.clusterEndpoints);
     // External traffic takes externalEndpoints, or clusterEndpoints from a pod or the node under the Local policy.
     const external = p.externalLocal ? [...p.externalEndpoints, ...p.clusterEndpoints] : p.externalEndpoints;
-    for (const ip of [...p.externalIPs, ...p.loadBalancerIPs]) add(index.addresses, `${ip} . ${proto} . ${p.port}`, external);
-    if (p.nodePort !== undefined) add(index.nodePorts, `${proto} . ${p.nodePort}`, external);
+    const addresses: Array<[string, readonly Target[]]> = [
+      ...p.clusterIPs.map((ip): [string, readonly Target[]] => [ip, p.clusterEndpoints]),
+      ...[...p.externalIPs, ...p.loadBalancerIPs].map((ip): [string, readonly Target[]] => [ip, external]),
+    ];
+    for (const [ip, eps] of addresses) {
+      const key = `${canonicalIP(ip)} . ${proto} . ${p.port}`;
+      if (p.family === 4) add(index.addresses, key, eps, v4);
+      else add(index.hashed, String(nftJhash(addressKeyBytes(ip, proto, p.port), serviceHashSeed)), eps, v6, key);
+    }
+    if (p.nodePort === undefined) continue;
+    const key = `${proto} . ${p.nodePort}`;
+    if (p.family === 4) add(index.nodePorts, key, external, v4);
+    else add(index.hashed, String(nftJhash(nodePortKeyBytes(proto, p.nodePort), serviceHashSeed)), external, v6, key);
   }
   return index;
 }
@@ -43,15 +82,18 @@ export function affinityShrank(prev: AffinityIndex | undefined, next: AffinityIn
     }
     return false;
   };
-  return shrank(prev.addresses, next.addresses) || shrank(prev.nodePorts, next.nodePorts);
+  return shrank(prev.addresses, next.addresses) || shrank(prev.nodePorts, next.nodePorts) || shrank(prev.hashed, next.hashed);
 }
 
-/** Keys of recorded entries (`client . address . proto . port` → `ip . port`) that are no longer valid. */
-export function staleAffinity(entries: ReadonlyMap<string, string>, index: AffinityIndex): string[] {
+/** Keys of recorded entries of a family's map (key text → endpoint text) that are no longer valid. */
+export function staleAffinity(family: Family, entries: ReadonlyMap<string, string>, index: AffinityIndex): string[] {
   const stale: string[] = [];
   for (const [key, endpoint] of entries) {
     const parts = key.split(' . ');
-    const allowed = index.addresses.get(parts.slice(1).join(' . ')) ?? index.nodePorts.get(parts.slice(2).join(' . '));
+    const allowed =
+      family === 4
+        ? (index.addresses.get(parts.slice(1).join(' . ')) ?? index.nodePorts.get(parts.slice(2).join(' . ')))
+        : index.hashed.get(parts[1] ?? '');
     if (!allowed?.has(endpoint)) stale.push(key);
   }
   return stale;

@@ -58,7 +58,7 @@ export class NftablesBackend implements ProxyBackend {
     const index = affinityIndex(plan);
     if (kernel || affinityShrank(this.#affinity, index)) {
       // A full sync has just read the recorded entries along with the table.
-      operations += await this.#removeStaleAffinity(index, kernel ? (kernel[4].sets.get(affinityMap)?.elements ?? new Map()) : undefined);
+      for (const f of families) operations += await this.#removeStaleAffinity(f, index, kernel ? (kernel[f].sets.get(affinityMap)?.elements ?? new Map()) : undefined);
     }
     this.#affinity = index;
     return { ...ledger!.counts(), operations };
@@ -85,31 +85,31 @@ export class NftablesBackend implements ProxyBackend {
    * main transaction: an entry may time out between listing and deleting, which fails the whole deletion, so it
    * is retried once from a fresh listing and otherwise left to expire). Returns the lines sent.
    */
-  async #removeStaleAffinity(index: AffinityIndex, known: ReadonlyMap<string, string> | undefined): Promise<number> {
+  async #removeStaleAffinity(family: Family, index: AffinityIndex, known: ReadonlyMap<string, string> | undefined): Promise<number> {
     for (let attempt = 0; ; attempt++) {
       let entries = known;
       known = undefined;
       try {
-        entries ??= await this.#listAffinity();
-        const stale = staleAffinity(entries, index);
+        entries ??= await this.#listAffinity(family);
+        const stale = staleAffinity(family, entries, index);
         if (stale.length === 0) return 0;
-        const tx = new Transaction().deleteElements(4, affinityMap, stale);
+        const tx = new Transaction().deleteElements(family, affinityMap, stale);
         await this.#runner.run('nft', ['-f', '-'], tx.text());
-        this.#log.debug({ entries: stale.length }, 'removed stale ClientIP affinity entries');
+        this.#log.debug({ family, entries: stale.length }, 'removed stale ClientIP affinity entries');
         return tx.lines;
       } catch (e) {
         if (attempt >= 1) {
-          this.#log.warn({ err: (e as Error).message }, 'could not remove stale ClientIP affinity entries; they expire with their timeout');
+          this.#log.warn({ family, err: (e as Error).message }, 'could not remove stale ClientIP affinity entries; they expire with their timeout');
           return 0;
         }
       }
     }
   }
 
-  async #listAffinity(): Promise<ReadonlyMap<string, string>> {
+  async #listAffinity(family: Family): Promise<ReadonlyMap<string, string>> {
     try {
-      const { stdout } = await this.#runner.run('nft', ['-j', 'list', 'map', tableFamily[4], tableName, affinityMap]);
-      return parseTable(4, stdout).sets.get(affinityMap)?.elements ?? new Map();
+      const { stdout } = await this.#runner.run('nft', ['-j', 'list', 'map', tableFamily[family], tableName, affinityMap]);
+      return parseTable(family, stdout).sets.get(affinityMap)?.elements ?? new Map();
     } catch (e) {
       if (isMissing(e)) return new Map();
       throw e;

@@ -8,7 +8,7 @@
 //     drop what loadBalancerSourceRanges exclude; reject or drop Services without usable endpoints (the
 //     *-no-endpoints verdict maps), before DNAT so that it happens at once.
 //   nat-prerouting / nat-output (priority dstnat) → services → nodeports:
-//     set the masquerade mark, look up ClientIP affinity (IPv4), then dispatch through a verdict map to
+//     set the masquerade mark, look up ClientIP affinity, then dispatch through a verdict map to
 //     <pool>-lb-N, which DNATs with `... . numgen random mod N map @<pool>-lb-N-endpoints`.
 //   nat-postrouting: record affinity, mark hairpin connections, masquerade marked connections.
 //
@@ -26,19 +26,27 @@
 //     DNAT rule added in a later transaction fails ("conflicting protocols specified: ip vs. th"), and with
 //     `tcp dport` it silently becomes TCP-only. So each endpoints map is created in the same transaction as the
 //     rule that uses it (hence a map per load-balancing chain), and every other map is declared with `type`.
-//   - A dynamic map update gets 16 bytes of key and 16 of data: the IPv4 affinity key (4+4+4+4) fits, an IPv6 one
-//     cannot. So IPv6 ClientIP affinity has its own chains, `<pool>-sticky-N-T` (N endpoints, T seconds), one
-//     per endpoint count and timeout: a connection whose (client, Service) hash is in the timed set of index i
-//     goes to pick chain i, which refreshes that entry and DNATs to the Service's i-th endpoint (a map per index:
-//     nft cannot put a constant into a lookup key); a new client picks i at random. A hash collision can only cost
-//     a client its stickiness: every index of the chain is a valid endpoint of every Service in it.
+//   - A dynamic map update gets 16 bytes of key and 16 of data: the IPv4 affinity key (4+4+4+4) and endpoint
+//     (4+4) fit, IPv6's cannot. So the IPv6 `affinity` map is keyed by two 32-bit hashes, of the client and
+//     Service (`jhash ip6 saddr . <key>`) and of the Service alone (`jhash <key>`, which the control plane computes
+//     too, jhash.ts, to find and delete entries whose endpoint left their Service), and holds the endpoint's
+//     address only; the port comes from the `affinity-ports` maps (Service → its endpoints' port). A client-hash
+//     collision within one Service can only cost a client its stickiness. That needs every endpoint of the Service
+//     port on one port; a port whose endpoints differ (a named targetPort mid-rollout) has chains of its own,
+//     `<pool>-sticky-N-T` (N endpoints, T seconds): a connection whose (client, Service) hash is in the timed set
+//     of index i goes to pick chain i, which refreshes that entry and DNATs to the Service's i-th endpoint (a map
+//     per index: nft cannot put a constant into a lookup key); a new client picks i at random, and a change of the
+//     endpoint count balances its clients anew.
 import type { Family } from './model.ts';
+import { hashModulus } from './jhash.ts';
 import type { BaseChain, NftSet } from './model.ts';
 
 /** kube-proxy's masquerade bit, so that both never disagree on a node running both during a migration. */
 export const masqueradeMark = '0x4000';
-/** Seed of the IPv6 affinity hash: fixed, so that rewriting a chain does not forget its clients. */
+/** Seed of the IPv6 affinity hash of client and Service: fixed, so that rewriting a rule does not forget clients. */
 export const hashSeed = '0x6e70';
+/** Seed of the IPv6 affinity hash of the Service alone (see jhash.ts). */
+export const serviceHashSeed = 0x6e71;
 
 /** Endpoint pools: each has load-balancing chains (with their endpoints maps) per endpoint count. */
 export const pools = ['cluster', 'external', 'nodeport', 'fallback-nodeport'] as const;
@@ -87,12 +95,19 @@ export function lbUnitOf(name: string): string | undefined {
   const m = unitPart.exec(name);
   return m && parseLbChain(m[1]!) ? m[1] : undefined;
 }
-/** Per distinct affinity timeout T (IPv4): the set of Service addresses with that timeout. */
+/** Per distinct affinity timeout T: the set of Service addresses with that timeout. */
 export const affinitySet = (seconds: number): string => `affinity-${seconds}`;
-/** Per distinct affinity timeout T (IPv4): the set of NodePorts with that timeout. */
+/** Per distinct affinity timeout T: the set of NodePorts with that timeout. */
 export const affinityNodePortSet = (seconds: number): string => `affinity-nodeports-${seconds}`;
-/** The dynamic map of ClientIP affinity entries (IPv4): client . address . protocol . port → endpoint. */
+/**
+ * The dynamic map of ClientIP affinity entries. IPv4: client . address . protocol . port → endpoint address . port.
+ * IPv6: hash of client and Service . hash of the Service → endpoint address (see the header).
+ */
 export const affinityMap = 'affinity';
+/** IPv6: the port of the endpoints of each affinity Service address (`address . protocol . port` → port). */
+export const affinityPorts = 'affinity-ports';
+/** IPv6: the same for affinity NodePorts (`protocol . port` → port). */
+export const affinityNodePortPorts = 'affinity-nodeport-ports';
 /** The chain refusing new connections: TCP reset, else ICMP(v6) port unreachable. */
 export const rejectChain = 'service-reject';
 
@@ -117,7 +132,7 @@ export interface LayoutConfig {
   hasClusterCIDRs: boolean;
   /** NodePorts on every local address, or on those in the `nodeport-addresses` set. */
   nodePortsOnAll: boolean;
-  /** Distinct ClientIP affinity timeouts in seconds (IPv4; IPv6 has its own chains), sorted. */
+  /** Distinct ClientIP affinity timeouts in seconds, sorted. */
   affinityTimeouts: number[];
 }
 
@@ -136,13 +151,18 @@ export function layoutSets(c: LayoutConfig): Map<string, NftSet> {
   add('source-ranged-vips', 'set', `type ${d.addrType} . inet_proto . inet_service;`);
   add('source-ranges', 'set', `type ${d.addrType} . inet_proto . inet_service . ${d.addrType}; flags interval;`);
   add('hairpin', 'set', `type ${d.addrType} . ${d.addrType};`);
+  // Filled by the kernel (nat-postrouting), read at sync time only to remove entries of removed endpoints. The IPv6
+  // key: `typeof`, as `jhash` has no type name usable in a `type` declaration.
   if (c.family === 4) {
-    // Filled by the kernel (nat-postrouting), read at sync time only to remove entries of removed endpoints.
     add(affinityMap, 'map', `type ipv4_addr . ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; size 1048576; flags dynamic,timeout; timeout 3h;`, false);
-    for (const t of c.affinityTimeouts) {
-      add(affinitySet(t), 'set', `type ipv4_addr . inet_proto . inet_service;`);
-      add(affinityNodePortSet(t), 'set', `type inet_proto . inet_service;`);
-    }
+  } else {
+    add(affinityMap, 'map', `typeof numgen random mod 2 . numgen random mod 2 : ip6 daddr; size 1048576; flags dynamic,timeout; timeout 3h;`, false);
+    add(affinityPorts, 'map', `type ipv6_addr . inet_proto . inet_service : inet_service;`);
+    add(affinityNodePortPorts, 'map', `type inet_proto . inet_service : inet_service;`);
+  }
+  for (const t of c.affinityTimeouts) {
+    add(affinitySet(t), 'set', `type ${d.addrType} . inet_proto . inet_service;`);
+    add(affinityNodePortSet(t), 'set', `type inet_proto . inet_service;`);
   }
   return sets;
 }
@@ -168,7 +188,7 @@ export function layoutChains(c: LayoutConfig): Map<string, string[]> {
   const fromNode = 'fib saddr type local';
   const fromOutside = `${ip} saddr != @pod-cidrs ${fromNode.replace('local', '!= local')}`;
   const toNodePort = c.nodePortsOnAll ? `fib daddr type local ${ip} daddr != ${d.loopback}` : `fib daddr type local ${ip} daddr @nodeport-addresses`;
-  const affinity = c.family === 4 ? c.affinityTimeouts : [];
+  const affinity = c.affinityTimeouts;
   const chains = new Map<string, string[]>();
 
   chains.set('filter-prerouting', ['ct state new jump filter-services']);
@@ -204,9 +224,16 @@ export function layoutChains(c: LayoutConfig): Map<string, string[]> {
     ...(c.masqueradeAll ? [`${fromPod} ${k} @${fallback} ${mark}`] : []),
     `${fromNode} ${k} @${fallback} ${mark}`,
   ];
+  // ClientIP affinity: a recorded client goes to its endpoint (see the header for IPv6's key and port).
+  const clientHash = (client: string, k: string) => `jhash ${client} . ${k} mod ${hashModulus} seed ${hashSeed}`;
+  const serviceHash = (k: string) => `jhash ${k} mod ${hashModulus} seed 0x${serviceHashSeed.toString(16)}`;
+  const lookup = (k: string, set: string, ports: string) =>
+    c.family === 4
+      ? `${k} @${set} dnat ip to ip saddr . ${key} map @${affinityMap}`
+      : `meta l4proto { tcp, udp, sctp } ${k} @${set} dnat ip6 to ${clientHash('ip6 saddr', key)} . ${serviceHash(k)} map @${affinityMap} : ${k} map @${ports}`;
   chains.set('services', [
     ...marks(key, 'cluster-vips', 'external-vips', 'fallback-vips'),
-    ...affinity.map((t) => `${key} @${affinitySet(t)} dnat ip to ip saddr . ${key} map @${affinityMap}`),
+    ...affinity.map((t) => lookup(key, affinitySet(t), affinityPorts)),
     `${key} vmap @cluster-vips`,
     `${fromPod} ${key} vmap @fallback-vips`,
     `${fromNode} ${key} vmap @fallback-vips`,
@@ -216,7 +243,7 @@ export function layoutChains(c: LayoutConfig): Map<string, string[]> {
   ]);
   chains.set('nodeports', [
     ...marks(pkey, undefined, 'nodeports', 'fallback-nodeports'),
-    ...affinity.map((t) => `${pkey} @${affinityNodePortSet(t)} dnat ip to ip saddr . ${key} map @${affinityMap}`),
+    ...affinity.map((t) => lookup(pkey, affinityNodePortSet(t), affinityNodePortPorts)),
     `${fromPod} ${pkey} vmap @fallback-nodeports`,
     `${fromNode} ${pkey} vmap @fallback-nodeports`,
     `${pkey} vmap @nodeports`,
@@ -225,14 +252,16 @@ export function layoutChains(c: LayoutConfig): Map<string, string[]> {
 
   // In postrouting the connection is DNATed: `ip daddr . th dport` is the endpoint, the original tuple the Service.
   // nft needs the protocol before `ct original proto-dst` in a concatenation, hence one rule per protocol.
-  const record = (t: number, proto: string, guard: string) =>
-    `meta l4proto ${proto} ct state new ct status dnat ${guard} update @${affinityMap} { ct original ip saddr . ct original ip daddr . meta l4proto . ct original proto-dst timeout ${t}s : ip daddr . th dport }`;
+  const original = `ct original ${ip} daddr . meta l4proto . ct original proto-dst`;
+  const originalPort = 'meta l4proto . ct original proto-dst';
+  const record = (t: number, proto: string, k: string, set: string) =>
+    `meta l4proto ${proto} ct state new ct status dnat ${k} @${set} update @${affinityMap} { ` +
+    (c.family === 4
+      ? `ct original ip saddr . ${original} timeout ${t}s : ip daddr . th dport }`
+      : `${clientHash('ct original ip6 saddr', original)} . ${serviceHash(k)} timeout ${t}s : ip6 daddr }`);
   chains.set('nat-postrouting', [
     ...affinity.flatMap((t) =>
-      ['tcp', 'udp', 'sctp'].flatMap((proto) => [
-        record(t, proto, `ct original ip daddr . meta l4proto . ct original proto-dst @${affinitySet(t)}`),
-        record(t, proto, `meta l4proto . ct original proto-dst @${affinityNodePortSet(t)}`),
-      ]),
+      ['tcp', 'udp', 'sctp'].flatMap((proto) => [record(t, proto, original, affinitySet(t)), record(t, proto, originalPort, affinityNodePortSet(t))]),
     ),
     `ct status dnat ${ip} saddr . ${ip} daddr @hairpin ${mark}`,
     `meta mark & ${masqueradeMark} == ${masqueradeMark} meta mark set meta mark ^ ${masqueradeMark} masquerade fully-random`,
@@ -259,7 +288,7 @@ export function lbUnit(family: Family, chain: string): { chains: Array<[string, 
     return { chains: [[chain, [`dnat ${ip} to ${key} . numgen random mod ${lb.n} map @${lbMap(chain)}`]]], sets: [[lbMap(chain), { kind: 'map', spec, elements: new Map(), fragile: true }]] };
   }
   // The client and the Service (its dispatch key), hashed to 32 bits: the affinity sets' key.
-  const hash = `jhash ${ip} saddr . ${key} mod 4294967295 seed ${hashSeed}`;
+  const hash = `jhash ${ip} saddr . ${key} mod ${hashModulus} seed ${hashSeed}`;
   const indexes = [...Array(lb.n).keys()];
   const lookups = indexes.map((i) => `${hash} @${stickySet(chain, i)} goto ${stickyPick(chain, i)}`);
   const pickNew = `numgen random mod ${lb.n} vmap { ${indexes.map((i) => `${i} : goto ${stickyPick(chain, i)}`).join(', ')} }`;

@@ -137,7 +137,7 @@ function fromBigInt4(n: bigint): string {
 }
 
 /** The eight 16-bit groups of an IPv6 address (an embedded IPv4 tail is accepted). */
-function parseIPv6(ip: string): number[] {
+export function parseIPv6(ip: string): number[] {
   let text = ip.toLowerCase();
   const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
   if (v4) {

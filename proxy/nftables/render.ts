@@ -3,8 +3,11 @@
 // shared maps and may need a load-balancing chain (layout.ts). renderPort() is separate so that a sync can
 // re-render only the ports that changed (ledger.ts).
 import type { NoEndpoints, PortPlan, ProxyPlan, Target } from '../plan/types.ts';
+import { endpointsPort } from './affinity.ts';
 import {
+  affinityNodePortPorts,
   affinityNodePortSet,
+  affinityPorts,
   affinitySet,
   baseChains,
   layoutChains,
@@ -34,7 +37,7 @@ export interface PortObjects {
 /** The fixed-rule configuration of one family in a plan. */
 export function layoutConfig(plan: ProxyPlan, family: Family): LayoutConfig {
   const timeouts = new Set<number>();
-  if (family === 4) for (const p of plan.ports) if (p.family === 4 && p.affinitySeconds > 0) timeouts.add(p.affinitySeconds);
+  for (const p of plan.ports) if (p.family === family && p.affinitySeconds > 0) timeouts.add(p.affinitySeconds);
   return {
     family,
     masqueradeAll: plan.masqueradeAll,
@@ -129,9 +132,11 @@ export function renderPort(p: PortPlan): PortObjects {
     entries.push([set, key, value]);
     return true;
   };
-  // IPv6 affinity has its own chains; IPv4's is recorded in postrouting for the addresses in the affinity sets.
-  const stickySeconds = p.family === 6 ? p.affinitySeconds : 0;
-  const affinity = p.family === 4 && p.affinitySeconds > 0;
+  // Affinity is recorded in postrouting for the addresses in the affinity sets; IPv6 needs every endpoint on one
+  // port (the affinity-ports maps give it), else the port has sticky chains of its own (layout.ts).
+  const port6 = p.family === 6 && p.affinitySeconds > 0 ? endpointsPort(p) : undefined;
+  const stickySeconds = p.family === 6 && port6 === undefined ? p.affinitySeconds : 0;
+  const affinity = p.affinitySeconds > 0 && stickySeconds === 0;
   const proto = p.protocol.toLowerCase();
   const addrKey = (ip: string) => `${canonicalIP(ip)} . ${proto} . ${p.port}`;
   /** Dispatches `key` through `map` to a load-balancing chain over `eps`. */
@@ -156,16 +161,21 @@ export function renderPort(p: PortPlan): PortObjects {
     else put(maps.fallbackNoEndpoints, key, verdictOf(p.clusterNoEndpoints));
   };
 
+  const sticky = (set: string, ports: string, key: string) => {
+    if (!affinity) return;
+    put(set, key);
+    if (port6 !== undefined) put(ports, key, String(port6));
+  };
   for (const ip of p.clusterIPs) {
     const key = addrKey(ip);
     if (p.clusterEndpoints.length > 0) balance('cluster-vips', 'cluster', key, p.clusterEndpoints);
     else put('no-endpoints', key, verdictOf(p.clusterNoEndpoints));
-    if (affinity) put(affinitySet(p.affinitySeconds), key);
+    sticky(affinitySet(p.affinitySeconds), affinityPorts, key);
   }
   for (const ip of [...p.externalIPs, ...p.loadBalancerIPs]) {
     const key = addrKey(ip);
     external(key, addressMaps);
-    if (affinity) put(affinitySet(p.affinitySeconds), key);
+    sticky(affinitySet(p.affinitySeconds), affinityPorts, key);
   }
   if (p.sourceRanges.length > 0) {
     const ranges = normalizeCIDRs(p.sourceRanges);
@@ -178,7 +188,7 @@ export function renderPort(p: PortPlan): PortObjects {
   if (p.nodePort !== undefined) {
     const key = `${proto} . ${p.nodePort}`;
     external(key, nodePortMaps);
-    if (affinity) put(affinityNodePortSet(p.affinitySeconds), key);
+    sticky(affinityNodePortSet(p.affinitySeconds), affinityNodePortPorts, key);
   }
   // A pod reaching itself through a Service must be masqueraded, or it would answer itself directly. Only
   // endpoints that may run here can do that (see Target.local), which keeps this set small at scale.

@@ -4,6 +4,8 @@
 import { describe, expect, it } from 'vitest';
 import { NftablesBackend } from '../../../proxy/nftables/backend.ts';
 import { FakeNft } from '../../../proxy/nftables/fake.ts';
+import { addressKeyBytes, nftJhash, nodePortKeyBytes } from '../../../proxy/nftables/jhash.ts';
+import { serviceHashSeed } from '../../../proxy/nftables/layout.ts';
 import { TransactionError } from '../../../proxy/nftables/transaction.ts';
 import { CommandError } from '../../../runtime/exec.ts';
 import { silentLogger } from '../../../runtime/logger.ts';
@@ -104,6 +106,25 @@ describe('NftablesBackend', () => {
     // A restarted proxy removes what went stale while it was away.
     await fake.run('nft', ['-f', '-'], `add element ip netplane affinity { ${entry('192.168.50.5', '10.96.0.40', '10.244.1.13')} }\n`);
     await backend(fake).sync(sticky(['10.244.1.11']), { full: true });
+    expect(recorded()).toEqual([entries[0]]);
+  });
+
+  it('removes IPv6 affinity entries by the Service hash they carry, when their endpoint left that Service or it dropped affinity', async () => {
+    const sticky6 = (ips: string[], nodePort?: number) =>
+      plan([served('sticky6', eps(ips), { family: 6, clusterIPs: ['fd00:96::40'], affinitySeconds: 10800, nodePort })]);
+    const fake = new FakeNft();
+    const b = backend(fake);
+    await b.sync(sticky6(['fd00:244:1::11', 'fd00:244:1::12'], 30040), { full: true });
+    const vip = nftJhash(addressKeyBytes('fd00:96::40', 'tcp', 80), serviceHashSeed);
+    const nodePort = nftJhash(nodePortKeyBytes('tcp', 30040), serviceHashSeed);
+    const other = nftJhash(addressKeyBytes('fd00:96::41', 'tcp', 80), serviceHashSeed);
+    const entries = [`1 . ${vip} : fd00:244:1::11`, `2 . ${vip} : fd00:244:1::12`, `3 . ${nodePort} : fd00:244:1::11`, `4 . ${nodePort} : fd00:244:1::12`, `5 . ${other} : fd00:244:1::11`];
+    await fake.run('nft', ['-f', '-'], `add element ip6 netplane affinity { ${entries.join(', ')} }\n`);
+    const recorded = () => fake.dump().filter((l) => l.startsWith('element ip6 netplane affinity ')).map((l) => l.replace('element ip6 netplane affinity ', ''));
+    await b.sync(sticky6(['fd00:244:1::11'], 30040), { full: false });
+    expect(recorded()).toEqual([entries[0], entries[2]]);
+    // The NodePort removed: its entries go too, also when found by a restarted proxy.
+    await backend(fake).sync(sticky6(['fd00:244:1::11']), { full: true });
     expect(recorded()).toEqual([entries[0]]);
   });
 });

@@ -11,6 +11,9 @@ const web = (ips: string[], o: Parameters<typeof served>[2] = {}) => served('web
 const other = served('other', eps(['10.244.1.21', '10.244.1.22']), { clusterIPs: ['10.96.0.11'] });
 const lb = (cluster: string[], local: string[]) =>
   port('lb', { loadBalancerIPs: ['203.0.113.20'], externalLocal: true, clusterEndpoints: eps(cluster), externalEndpoints: eps(local), externalNoEndpoints: 'drop' });
+/** An IPv6 Service port whose endpoints listen on 8080 (the first) and 8081 (the others). */
+const mixed6 = (ips: string[], o: Parameters<typeof served>[2] = {}) =>
+  served('web', ips.map((ip, i) => ({ ip, port: i === 0 ? 8080 : 8081 })), { family: 6, clusterIPs: ['fd00:96::10'], ...o });
 const lbChainRule = (f: 'ip' | 'ip6', n: number) =>
   `add rule ${f} netplane cluster-lb-${n} dnat ${f} to ${f} daddr . meta l4proto . th dport . numgen random mod ${n} map @cluster-lb-${n}-endpoints comment`;
 
@@ -144,12 +147,31 @@ const cases: Array<{ name: string; from: ProxyPlan; to: ProxyPlan; tx: string[] 
     ],
   },
   {
-    name: 'IPv6 affinity: the Service moves to a sticky chain, with a pick chain, map and timed set per endpoint',
-    from: plan([web(['fd00:244:1::11'], { family: 6, clusterIPs: ['fd00:96::10'] })]),
-    to: plan([web(['fd00:244:1::11', 'fd00:244:1::12'], { family: 6, clusterIPs: ['fd00:96::10'], affinitySeconds: 60 })]),
+    name: 'IPv6 affinity, an endpoint added: only balancing changes; the recorded clients keep their endpoints',
+    from: plan([web(['fd00:244:1::11', 'fd00:244:1::12'], { family: 6, clusterIPs: ['fd00:96::10'], affinitySeconds: 60 })]),
+    to: plan([web(['fd00:244:1::11', 'fd00:244:1::12', 'fd00:244:1::13'], { family: 6, clusterIPs: ['fd00:96::10'], affinitySeconds: 60 })]),
+    tx: [
+      'flush chain ip6 netplane cluster-lb-2',
+      'delete element ip6 netplane cluster-vips { fd00:96::10 . tcp . 80 }',
+      'delete map ip6 netplane cluster-lb-2-endpoints',
+      'delete chain ip6 netplane cluster-lb-2',
+      'add map ip6 netplane cluster-lb-3-endpoints { typeof ip6 daddr . meta l4proto . th dport . numgen random mod 2 : ip6 daddr . th dport; comment',
+      'add chain ip6 netplane cluster-lb-3',
+      lbChainRule('ip6', 3),
+      'add element ip6 netplane cluster-vips { fd00:96::10 . tcp . 80 : goto cluster-lb-3 }',
+      'add element ip6 netplane hairpin { fd00:244:1::13 . fd00:244:1::13 }',
+      'add element ip6 netplane cluster-lb-3-endpoints { fd00:96::10 . tcp . 80 . 0 : fd00:244:1::11 . 8080, fd00:96::10 . tcp . 80 . 1 : fd00:244:1::12 . 8080, fd00:96::10 . tcp . 80 . 2 : fd00:244:1::13 . 8080 }',
+    ],
+  },
+  {
+    name: 'IPv6 affinity, endpoints now on two ports: the Service leaves the affinity sets for a sticky chain, with a pick chain, map and timed set per endpoint',
+    from: plan([mixed6(['fd00:244:1::11'], { affinitySeconds: 60 })]),
+    to: plan([mixed6(['fd00:244:1::11', 'fd00:244:1::12'], { affinitySeconds: 60 })]),
     tx: [
       'flush chain ip6 netplane cluster-lb-1',
       'delete element ip6 netplane cluster-vips { fd00:96::10 . tcp . 80 }',
+      'delete element ip6 netplane affinity-ports { fd00:96::10 . tcp . 80 }',
+      'delete element ip6 netplane affinity-60 { fd00:96::10 . tcp . 80 }',
       'delete map ip6 netplane cluster-lb-1-endpoints',
       'delete chain ip6 netplane cluster-lb-1',
       ...[0, 1].flatMap((i) => [
@@ -168,18 +190,18 @@ const cases: Array<{ name: string; from: ProxyPlan; to: ProxyPlan; tx: string[] 
       'add element ip6 netplane cluster-vips { fd00:96::10 . tcp . 80 : goto cluster-sticky-2-60 }',
       'add element ip6 netplane hairpin { fd00:244:1::12 . fd00:244:1::12 }',
       'add element ip6 netplane cluster-sticky-2-60-endpoints-0 { fd00:96::10 . tcp . 80 : fd00:244:1::11 . 8080 }',
-      'add element ip6 netplane cluster-sticky-2-60-endpoints-1 { fd00:96::10 . tcp . 80 : fd00:244:1::12 . 8080 }',
+      'add element ip6 netplane cluster-sticky-2-60-endpoints-1 { fd00:96::10 . tcp . 80 : fd00:244:1::12 . 8081 }',
     ],
   },
   {
-    name: 'IPv6 affinity: an endpoint replaced changes one element of its index map, and nothing else',
-    from: plan([web(['fd00:244:1::11', 'fd00:244:1::12'], { family: 6, clusterIPs: ['fd00:96::10'], affinitySeconds: 60 })]),
-    to: plan([web(['fd00:244:1::11', 'fd00:244:1::13'], { family: 6, clusterIPs: ['fd00:96::10'], affinitySeconds: 60 })]),
+    name: 'IPv6 affinity, endpoints on two ports: an endpoint replaced changes one element of its index map, and nothing else',
+    from: plan([mixed6(['fd00:244:1::11', 'fd00:244:1::12'], { affinitySeconds: 60 })]),
+    to: plan([mixed6(['fd00:244:1::11', 'fd00:244:1::13'], { affinitySeconds: 60 })]),
     tx: [
       'delete element ip6 netplane hairpin { fd00:244:1::12 . fd00:244:1::12 }',
       'delete element ip6 netplane cluster-sticky-2-60-endpoints-1 { fd00:96::10 . tcp . 80 }',
       'add element ip6 netplane hairpin { fd00:244:1::13 . fd00:244:1::13 }',
-      'add element ip6 netplane cluster-sticky-2-60-endpoints-1 { fd00:96::10 . tcp . 80 : fd00:244:1::13 . 8080 }',
+      'add element ip6 netplane cluster-sticky-2-60-endpoints-1 { fd00:96::10 . tcp . 80 : fd00:244:1::13 . 8081 }',
     ],
   },
 ];

@@ -2,6 +2,9 @@
 // plans made by hand, the backend run in-process with nft executed inside the node namespace, real packets.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NftablesBackend } from '../../../proxy/nftables/backend.ts';
+import { addressKeyBytes, nftJhash, nodePortKeyBytes } from '../../../proxy/nftables/jhash.ts';
+import { parseTable } from '../../../proxy/nftables/kernel.ts';
+import { serviceHashSeed } from '../../../proxy/nftables/layout.ts';
 import type { PortPlan, ProxyPlan } from '../../../proxy/plan/types.ts';
 import type { CommandRunner } from '../../../runtime/exec.ts';
 import { silentLogger } from '../../../runtime/logger.ts';
@@ -18,8 +21,8 @@ describe('nftables backend in the kernel', () => {
   let backend: NftablesBackend;
   const pod = (i: number) => t.pods[i - 1]!;
 
-  /** The cluster as a plan; `web` lists the pods behind the web Service, `sticky` those behind the sticky one. */
-  function cluster(web: number[], sticky: number[] = [1, 2, 3]): ProxyPlan {
+  /** The cluster as a plan; `web` lists the pods behind the web Service, `sticky` and `sticky6` those behind the sticky ones. */
+  function cluster(web: number[], sticky: number[] = [1, 2, 3], sticky6: number[] = [1, 2, 3]): ProxyPlan {
     const v4 = (list: number[]) => eps(list.map((i) => pod(i).ip4));
     const v6 = (list: number[]) => eps(list.map((i) => pod(i).ip6));
     const ports: PortPlan[] = [
@@ -32,6 +35,7 @@ describe('nftables backend in the kernel', () => {
       port('local', { clusterIPs: ['10.96.0.20'], loadBalancerIPs: ['203.0.113.20'], nodePort: 30081, externalLocal: true, clusterEndpoints: v4([1, 2]), externalEndpoints: v4([1]) }),
       port('remote-only', { clusterIPs: ['10.96.0.21'], nodePort: 30082, externalLocal: true, clusterEndpoints: v4([2]), externalEndpoints: [], externalNoEndpoints: 'drop' }),
       served('sticky', v4(sticky), { clusterIPs: ['10.96.0.40'], affinitySeconds: 30 }),
+      served('sticky', v6(sticky6), { family: 6, clusterIPs: ['fd00:96::40'], affinitySeconds: 30, nodePort: 30040 }),
       served('self', v4([1]), { clusterIPs: ['10.96.0.50'] }),
       served('ranged', v4([3]), { clusterIPs: ['10.96.0.60'], loadBalancerIPs: ['203.0.113.30'], sourceRanges: ['10.0.0.0/8'] }),
     ];
@@ -121,6 +125,31 @@ describe('nftables backend in the kernel', () => {
     const after = names(await t.probe(t.client, 'tcp', '10.96.0.40', 80, 6));
     expect(new Set(after).size).toBe(1);
     expect(rest.map((i) => `pod${i}`)).toContain(after[0]);
+  });
+
+  it('IPv6 ClientIP affinity holds while other endpoints come and go; a removed endpoint releases its clients', async () => {
+    for (const [host, p] of [['fd00:96::40', 80], [t.nodeIP6, 30040]] as const) {
+      const first = names(await t.probe(t.client, 'tcp', host, p, 8));
+      expect(new Set(first).size).toBe(1);
+      const stuck = Number(first[0]!.replace('pod', ''));
+      const others = [1, 2, 3].filter((i) => i !== stuck);
+      // Another endpoint leaves and comes back: the endpoint count changes twice, the client stays.
+      await backend.sync(cluster([1, 2, 3], [1, 2, 3], [stuck, others[0]!]), { full: false });
+      expect(names(await t.probe(t.client, 'tcp', host, p, 6))).toEqual(Array(6).fill(`pod${stuck}`));
+      await backend.sync(cluster([1, 2, 3]), { full: false });
+      expect(names(await t.probe(t.client, 'tcp', host, p, 6))).toEqual(Array(6).fill(`pod${stuck}`));
+      // The kernel's entry carries the Service hash the control plane computes (jhash.ts), and the endpoint.
+      const { stdout } = await runner.run('nft', ['-j', 'list', 'map', 'ip6', 'netplane', 'affinity']);
+      const service = nftJhash(p === 80 ? addressKeyBytes(host, 'tcp', p) : nodePortKeyBytes('tcp', p), serviceHashSeed);
+      const entries = [...parseTable(6, stdout).sets.get('affinity')!.elements];
+      expect(entries.filter(([k]) => k.endsWith(` . ${service}`)).map(([, v]) => v)).toEqual([pod(stuck).ip6]);
+      // Its endpoint leaves: the entry goes, and the client is balanced anew over the rest.
+      await backend.sync(cluster([1, 2, 3], [1, 2, 3], others), { full: false });
+      const after = names(await t.probe(t.client, 'tcp', host, p, 6));
+      expect(new Set(after).size).toBe(1);
+      expect(others.map((i) => `pod${i}`)).toContain(after[0]);
+      await backend.sync(cluster([1, 2, 3]), { full: false });
+    }
   });
 
   it('applies an endpoint change with a small transaction', async () => {

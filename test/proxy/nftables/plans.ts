@@ -27,7 +27,7 @@ export function plan(ports: PortPlan[], o: Partial<ProxyPlan> = {}): ProxyPlan {
 }
 
 /** A small plan with one of each kind: ClusterIP TCP and UDP, LoadBalancer, NodePort, no endpoints, the Local
- * policy, ClientIP affinity, source ranges, and IPv6 with affinity. */
+ * policy, ClientIP affinity, source ranges, and IPv6 with affinity (endpoints on one port, and on two). */
 export const smallPlan: ProxyPlan = plan([
   served('web', eps(['10.244.1.11', '10.244.1.12']), { clusterIPs: ['10.96.0.10'], loadBalancerIPs: ['203.0.113.10'], nodePort: 30080 }),
   served('dns', eps(['10.244.1.11'], 5353), { protocol: 'UDP', port: 53, clusterIPs: ['10.96.0.10'] }),
@@ -44,4 +44,5 @@ export const smallPlan: ProxyPlan = plan([
   served('sticky', eps(['10.244.1.11', '10.244.1.12', '10.244.1.13']), { clusterIPs: ['10.96.0.40'], affinitySeconds: 10800 }),
   served('ranged', eps(['10.244.1.13']), { loadBalancerIPs: ['203.0.113.30'], sourceRanges: ['10.0.0.0/8', '192.168.7.1/32'] }),
   served('web6', eps(['fd00:244:1::11']), { family: 6, clusterIPs: ['fd00:96::10'], affinitySeconds: 60 }),
+  served('mixed6', [...eps(['fd00:244:1::11']), ...eps(['fd00:244:1::12'], 8081)], { family: 6, clusterIPs: ['fd00:96::50'], affinitySeconds: 60 }),
 ]);

@@ -60,9 +60,15 @@ describe('nftables render', () => {
       'element ip netplane source-ranged-vips 203.0.113.30 . tcp . 80',
       'element ip netplane source-ranges 203.0.113.30 . tcp . 80 . 10.0.0.0/8',
       'element ip netplane source-ranges 203.0.113.30 . tcp . 80 . 192.168.7.1',
-      'element ip6 netplane cluster-sticky-1-60-endpoints-0 fd00:96::10 . tcp . 80 : fd00:244:1::11 . 8080',
-      'element ip6 netplane cluster-vips fd00:96::10 . tcp . 80 : goto cluster-sticky-1-60',
+      'element ip6 netplane affinity-60 fd00:96::10 . tcp . 80',
+      'element ip6 netplane affinity-ports fd00:96::10 . tcp . 80 : 8080',
+      'element ip6 netplane cluster-lb-1-endpoints fd00:96::10 . tcp . 80 . 0 : fd00:244:1::11 . 8080',
+      'element ip6 netplane cluster-sticky-2-60-endpoints-0 fd00:96::50 . tcp . 80 : fd00:244:1::11 . 8080',
+      'element ip6 netplane cluster-sticky-2-60-endpoints-1 fd00:96::50 . tcp . 80 : fd00:244:1::12 . 8081',
+      'element ip6 netplane cluster-vips fd00:96::10 . tcp . 80 : goto cluster-lb-1',
+      'element ip6 netplane cluster-vips fd00:96::50 . tcp . 80 : goto cluster-sticky-2-60',
       'element ip6 netplane hairpin fd00:244:1::11 . fd00:244:1::11',
+      'element ip6 netplane hairpin fd00:244:1::12 . fd00:244:1::12',
       'element ip6 netplane pod-cidrs fd00:244::/32',
       'rule ip netplane cluster-lb-1 00 dnat ip to ip daddr . meta l4proto . th dport . numgen random mod 1 map @cluster-lb-1-endpoints',
       'rule ip netplane cluster-lb-2 00 dnat ip to ip daddr . meta l4proto . th dport . numgen random mod 2 map @cluster-lb-2-endpoints',
@@ -72,13 +78,44 @@ describe('nftables render', () => {
       'rule ip netplane fallback-nodeport-lb-2 00 dnat ip to meta l4proto . th dport . numgen random mod 2 map @fallback-nodeport-lb-2-endpoints',
       'rule ip netplane nodeport-lb-1 00 dnat ip to meta l4proto . th dport . numgen random mod 1 map @nodeport-lb-1-endpoints',
       'rule ip netplane nodeport-lb-2 00 dnat ip to meta l4proto . th dport . numgen random mod 2 map @nodeport-lb-2-endpoints',
+      'rule ip6 netplane cluster-lb-1 00 dnat ip6 to ip6 daddr . meta l4proto . th dport . numgen random mod 1 map @cluster-lb-1-endpoints',
     ]);
   });
 
-  it('gives IPv6 ClientIP affinity a chain per endpoint count and timeout: known (client, Service) hashes first, then a random pick', async () => {
+  it('records IPv6 ClientIP affinity under two hashes (client and Service, Service) with the endpoint address, its port from affinity-ports', async () => {
+    const dump = await programmed(plan([served('a', eps(['fd00:244:1::11', 'fd00:244:1::12']), { family: 6, clusterIPs: ['fd00:96::1'], affinitySeconds: 30, nodePort: 30002 })]));
+    const vip = 'ip6 daddr . meta l4proto . th dport';
+    const np = 'meta l4proto . th dport';
+    const orig = 'ct original ip6 daddr . meta l4proto . ct original proto-dst';
+    const origNp = 'meta l4proto . ct original proto-dst';
+    const client = (src: string, key: string) => `jhash ${src} . ${key} mod 4294967295 seed 0x6e70`;
+    const service = (key: string) => `jhash ${key} mod 4294967295 seed 0x6e71`;
+    expect(dump.filter((l) => / ip6 .*affinity/.test(l))).toEqual([
+      'element ip6 netplane affinity-30 fd00:96::1 . tcp . 80',
+      'element ip6 netplane affinity-nodeport-ports tcp . 30002 : 8080',
+      'element ip6 netplane affinity-nodeports-30 tcp . 30002',
+      'element ip6 netplane affinity-ports fd00:96::1 . tcp . 80 : 8080',
+      'map ip6 netplane affinity { typeof numgen random mod 2 . numgen random mod 2 : ip6 daddr; size 1048576; flags dynamic,timeout; timeout 3h; }',
+      'map ip6 netplane affinity-nodeport-ports { type inet_proto . inet_service : inet_service; }',
+      'map ip6 netplane affinity-ports { type ipv6_addr . inet_proto . inet_service : inet_service; }',
+      ...['tcp', 'udp', 'sctp'].flatMap((proto, i) => [
+        `rule ip6 netplane nat-postrouting 0${2 * i} meta l4proto ${proto} ct state new ct status dnat ${orig} @affinity-30 update @affinity { ${client('ct original ip6 saddr', orig)} . ${service(orig)} timeout 30s : ip6 daddr }`,
+        `rule ip6 netplane nat-postrouting 0${2 * i + 1} meta l4proto ${proto} ct state new ct status dnat ${origNp} @affinity-nodeports-30 update @affinity { ${client('ct original ip6 saddr', orig)} . ${service(origNp)} timeout 30s : ip6 daddr }`,
+      ]),
+      `rule ip6 netplane nodeports 02 meta l4proto { tcp, udp, sctp } ${np} @affinity-nodeports-30 dnat ip6 to ${client('ip6 saddr', vip)} . ${service(np)} map @affinity : ${np} map @affinity-nodeport-ports`,
+      `rule ip6 netplane services 03 meta l4proto { tcp, udp, sctp } ${vip} @affinity-30 dnat ip6 to ${client('ip6 saddr', vip)} . ${service(vip)} map @affinity : ${vip} map @affinity-ports`,
+      'set ip6 netplane affinity-30 { type ipv6_addr . inet_proto . inet_service; }',
+      'set ip6 netplane affinity-nodeports-30 { type inet_proto . inet_service; }',
+    ]);
+    // New clients are balanced by the ordinary chains.
+    expect(dump.filter((l) => /-sticky-/.test(l))).toEqual([]);
+    expect(dump).toContain('element ip6 netplane cluster-vips fd00:96::1 . tcp . 80 : goto cluster-lb-2');
+  });
+
+  it('gives an IPv6 affinity port whose endpoints listen on different ports a chain per endpoint count and timeout: known (client, Service) hashes first, then a random pick', async () => {
     const twoWay = plan([
-      served('a', eps(['fd00:244:1::11', 'fd00:244:1::12']), { family: 6, clusterIPs: ['fd00:96::1'], affinitySeconds: 30 }),
-      served('b', eps(['fd00:244:1::21', 'fd00:244:1::22']), { family: 6, clusterIPs: ['fd00:96::2'], affinitySeconds: 30, nodePort: 30002 }),
+      served('a', [...eps(['fd00:244:1::11']), ...eps(['fd00:244:1::12'], 8081)], { family: 6, clusterIPs: ['fd00:96::1'], affinitySeconds: 30 }),
+      served('b', [...eps(['fd00:244:1::21']), ...eps(['fd00:244:1::22'], 8081)], { family: 6, clusterIPs: ['fd00:96::2'], affinitySeconds: 30, nodePort: 30002 }),
     ]);
     const dump = (await programmed(twoWay)).filter((l) => /sticky/.test(l) && /^(element|rule) /.test(l));
     const hash = (key: string) => `jhash ip6 saddr . ${key} mod 4294967295 seed 0x6e70`;
@@ -87,12 +124,12 @@ describe('nftables render', () => {
     expect(dump).toEqual([
       'element ip6 netplane cluster-sticky-2-30-endpoints-0 fd00:96::1 . tcp . 80 : fd00:244:1::11 . 8080',
       'element ip6 netplane cluster-sticky-2-30-endpoints-0 fd00:96::2 . tcp . 80 : fd00:244:1::21 . 8080',
-      'element ip6 netplane cluster-sticky-2-30-endpoints-1 fd00:96::1 . tcp . 80 : fd00:244:1::12 . 8080',
-      'element ip6 netplane cluster-sticky-2-30-endpoints-1 fd00:96::2 . tcp . 80 : fd00:244:1::22 . 8080',
+      'element ip6 netplane cluster-sticky-2-30-endpoints-1 fd00:96::1 . tcp . 80 : fd00:244:1::12 . 8081',
+      'element ip6 netplane cluster-sticky-2-30-endpoints-1 fd00:96::2 . tcp . 80 : fd00:244:1::22 . 8081',
       'element ip6 netplane cluster-vips fd00:96::1 . tcp . 80 : goto cluster-sticky-2-30',
       'element ip6 netplane cluster-vips fd00:96::2 . tcp . 80 : goto cluster-sticky-2-30',
       'element ip6 netplane nodeport-sticky-2-30-endpoints-0 tcp . 30002 : fd00:244:1::21 . 8080',
-      'element ip6 netplane nodeport-sticky-2-30-endpoints-1 tcp . 30002 : fd00:244:1::22 . 8080',
+      'element ip6 netplane nodeport-sticky-2-30-endpoints-1 tcp . 30002 : fd00:244:1::22 . 8081',
       'element ip6 netplane nodeports tcp . 30002 : goto nodeport-sticky-2-30',
       ...(['cluster', 'nodeport'] as const).flatMap((pool) => {
         const c = `${pool}-sticky-2-30`;
@@ -155,16 +192,15 @@ describe('nftables render', () => {
     ]);
   });
 
-  it('gives IPv6 the same layout in ip6 terms, with its own affinity chains instead of the affinity map', async () => {
+  it('gives IPv6 the same layout in ip6 terms, but for affinity', async () => {
     const dump = await programmed(small);
-    // Rule positions differ (IPv6 has no affinity rules), so compare without them.
+    // Rule positions differ (the two families have different affinity timeouts), so compare without them.
     const unindexed = (l: string) => l.replace(/^(rule \S+ \S+ \S+) \d\d /, '$1 ');
     const v4 = dump.filter((l) => / ip netplane /.test(l) && !/affinity|-lb-|-sticky-|^element/.test(l)).map(unindexed);
     const v6 = dump.filter((l) => / ip6 netplane /.test(l) && !/affinity|-lb-|-sticky-|^element/.test(l)).map(unindexed);
     const as6 = (l: string) =>
       l.replaceAll(' ip netplane ', ' ip6 netplane ').replaceAll('ip saddr', 'ip6 saddr').replaceAll('ip daddr', 'ip6 daddr').replaceAll('ipv4_addr', 'ipv6_addr').replace('127.0.0.0/8', '::1');
     expect(v6.sort()).toEqual(v4.map(as6).sort());
-    expect(dump.filter((l) => / ip6 netplane .*affinity/.test(l) && !/-sticky-/.test(l))).toEqual([]);
   });
 
   const services = (p: ProxyPlan) => render(p)[4].chains.get('services')!.rules;
