@@ -36,7 +36,7 @@ const flags = {
   https: valueFlag({ value: 'ADDR:PORT', help: 'serve HTTPS (HTTP/2 and HTTP/1.1) here (`off`: none)', parse: listener, default: parseHostPort('0.0.0.0:443') as HostPort | 'off' }),
   'ingress-class': valueFlag({ value: 'NAME', help: 'serve Ingresses of this class (and class-less ones when this IngressClass is the default)', parse: className, default: 'netplane' }),
   'default-certificate': valueFlag({ value: 'CERT.pem,KEY.pem', help: 'certificate for names without one (default: self-signed, made at start)', parse: nonEmpty }),
-  'trusted-proxies': valueFlag({ value: 'CIDRS', help: 'believe X-Forwarded-For only from peers in these ranges', parse: parseCIDRList, default: [] as string[] }),
+  'trusted-proxies': valueFlag({ value: 'CIDRS', help: 'believe X-Forwarded-For, -Proto, -Host and -Port only from peers in these ranges', parse: parseCIDRList, default: [] as string[] }),
   hsts: valueFlag({ value: 'DURATION', help: 'send Strict-Transport-Security with this max-age on HTTPS (0s: off)', parse: seconds, default: 0 }),
   'hsts-include-subdomains': switchFlag('add includeSubDomains to Strict-Transport-Security'),
   'max-connections-per-ip': valueFlag({ value: 'N', help: 'open client connections allowed from one IP', parse: positiveInt, default: 1000 }),

@@ -327,8 +327,10 @@ function httpUrl(a: Annotation): string {
   if (a.value.includes('$')) throw invalid(a, 'nginx variables ($host, $request_uri ...) are not expanded: allowed is an absolute http or https URL');
   const url = URL.parse(a.value);
   if (url === null || (url.protocol !== 'http:' && url.protocol !== 'https:')) throw invalid(a, 'allowed is an absolute http or https URL');
-  return a.value;
+  // Sent as a header value (Location) or fetched: a non-ASCII host or path is written in its encoded form.
+  return visibleAscii.test(a.value) ? a.value : url.href;
 }
+const visibleAscii = /^[\x21-\x7e]+$/;
 
 function readRewrite(a: Annotation): string {
   if (a.value.includes('$')) {

@@ -12,8 +12,7 @@ import type { Certificates } from '../tls/certificates.ts';
 import type { TLSSocket } from 'node:tls';
 import { randomBytes } from 'node:crypto';
 import type { GatewayMetrics } from './metrics.ts';
-import { forwardedHeaders } from './request.ts';
-import { authenticate, chooseBackend, clientCertificate, limit, parse, route, runPipeline, sourceRange, type Exchange, type GatewayState, type Step } from './steps.ts';
+import { reply, runPipeline, upgradePipeline, upstreamTarget, type Exchange, type GatewayState } from './steps.ts';
 
 /** Protections and listeners of the gateway. */
 export interface GatewayOptions {
@@ -34,8 +33,6 @@ export interface GatewayOptions {
   maxHeaderSize: number;
   maxHeadersCount: number;
 }
-
-const upgradeSteps: readonly Step[] = [parse, route, sourceRange, clientCertificate, limit, authenticate, chooseBackend];
 
 /** The HTTP and HTTPS listeners over one shared, swappable state. */
 export class Gateway {
@@ -98,7 +95,14 @@ export class Gateway {
           session.once('close', () => this.#sessions.delete(session));
           if (this.#draining) session.close();
         });
-        // The HTTP/1.1 side of the secure server takes the same time-outs as the plain listener.
+        // The HTTP/1.1 side of the secure server runs node:http's connection handling, which reads its limits from
+        // the server object: the same as the plain listener's. (createSecureServer takes none of them as options.)
+        const h1 = s as unknown as { maxHeaderSize: number; maxHeadersCount: number; headersTimeout: number; requestTimeout: number; keepAliveTimeout: number };
+        h1.maxHeaderSize = o.maxHeaderSize;
+        h1.maxHeadersCount = o.maxHeadersCount;
+        h1.headersTimeout = o.headersTimeoutMs;
+        h1.requestTimeout = o.requestTimeoutMs;
+        h1.keepAliveTimeout = o.keepAliveTimeoutMs;
         s.setTimeout(o.requestTimeoutMs);
         this.#https = s;
         this.#guard(s);
@@ -169,10 +173,12 @@ export class Gateway {
       proto,
       port,
       clientIP: clientIP(peer, req.headers['x-forwarded-for'], this.#o.trusted),
+      peer,
       trustedPeer: this.#o.trusted.has(peer),
       host: '',
       hostHeader: '',
       path: '',
+      matchPath: '',
       query: '',
       canary: false,
     };
@@ -184,6 +190,12 @@ export class Gateway {
     this.#inFlight++;
     if (this.#draining && 'shouldKeepAlive' in res) res.shouldKeepAlive = false;
     res.once('close', () => this.#done(x, started));
+    // HTTP/2 only advertises the header size limit (SETTINGS_MAX_HEADER_LIST_SIZE); it is enforced here, counted
+    // as RFC 9113 counts it. HTTP/1.1's parser enforces its own.
+    if (req.httpVersionMajor === 2 && headerListSize(req.rawHeaders) > this.#o.maxHeaderSize) {
+      reply(x, 431, 'header-size');
+      return;
+    }
     runPipeline(x, this.#state).catch((e: Error) => {
       this.#o.log.error({ err: e, path: x.path }, 'request failed inside the gateway');
       if (!res.headersSent) {
@@ -203,7 +215,7 @@ export class Gateway {
     this.#inFlight++;
     let relayed = false;
     try {
-      await runPipeline(x, this.#state, [...upgradeSteps, { name: 'relay', run: () => ((relayed = true), 'done') }]);
+      await runPipeline(x, this.#state, [...upgradePipeline, { name: 'relay', run: () => ((relayed = true), 'done') }]);
     } catch (e) {
       this.#o.log.error({ err: e }, 'upgrade failed inside the gateway');
       socket.destroy();
@@ -215,21 +227,8 @@ export class Gateway {
     }
     res.detachSocket(socket);
     socket.once('close', () => this.#done(x, started));
-    const headers = forwardedHeaders({
-      clientIP: x.clientIP,
-      trustedPeer: x.trustedPeer,
-      incomingFor: req.headers['x-forwarded-for'],
-      incomingRequestId: req.headers['x-request-id'],
-      proto,
-      host: x.hostHeader,
-      port: x.port,
-    });
-    x.upstream = await this.#state.upstreams.upgrade(req, socket, head, {
-      backend: x.backend!.key,
-      policy: x.route!.policy,
-      path: `${x.path}${x.query}`,
-      headers: { ...headers, ...x.tlsHeaders, ...x.authHeaders },
-    });
+    const { policy, path, headers } = upstreamTarget(x);
+    x.upstream = await this.#state.upstreams.upgrade(req, socket, head, { backend: x.backend!.key, policy, path, headers });
   }
 
   /** Counts and logs a finished (or aborted) request. */
@@ -272,6 +271,13 @@ export class Gateway {
     });
     if (--this.#inFlight === 0 && this.#draining) this.#idle?.();
   }
+}
+
+/** The size of a header list as RFC 9113 6.5.2 counts it: names and values plus 32 bytes per field. */
+function headerListSize(raw: readonly string[]): number {
+  let n = 0;
+  for (let i = 0; i < raw.length; i++) n += raw[i]!.length + (i % 2 === 0 ? 32 : 0);
+  return n;
 }
 
 /** Listens on one address; rejects with the bind error. */

@@ -26,38 +26,95 @@ const hostChars = /^[A-Za-z0-9.\-_[\]:]+$/;
 
 /** A request target split into the path routes match on and the query, or undefined for a target that is not a path. */
 export interface RequestPath {
+  /**
+   * The path as it goes upstream, normalised the way nginx reads it before matching a location: unreserved
+   * characters percent-decoded (`%61` is `a`, `%2e` is `.`), `\\` read as `/`, repeated slashes merged, dot segments
+   * resolved. Other escapes stay as sent (`%2F` reaches the backend as `%2F`, as in ingress-nginx).
+   */
   path: string;
+  /**
+   * The path routes, limits and auth match on: `path` with every escape decoded and normalised again, so that
+   * `/admin%2Fusers` and `/%61dmin/users` are the `/admin` route's, whatever the backend makes of them.
+   */
+  matchPath: string;
   /** The query with its leading `?`, or ''. */
   query: string;
 }
 
 /**
- * Splits a request target. The path is normalised the way a browser would (dot segments resolved, `%2e` included),
- * so `/public/../admin` is matched, limited and authenticated as `/admin`, and that is also what goes upstream.
+ * Splits a request target and normalises its path (see RequestPath). Undefined for a target that is not a path or
+ * an escape that decodes to a control character (`%00`, `%0A`: nginx answers these 400 too).
  */
 export function requestPath(target: string | undefined): RequestPath | undefined {
   if (!target || target.charCodeAt(0) !== 47 /* / */) return undefined;
   const q = target.indexOf('?');
   let path = q < 0 ? target : target.slice(0, q);
   const query = q < 0 ? '' : target.slice(q);
-  // Only a path that might hold a dot segment, an encoded character or a backslash pays for the URL parser.
-  if (path.includes('/.') || path.includes('%') || path.includes('\\') || path.startsWith('//')) {
-    try {
-      path = new URL(path.replace(/^\/+/, '/'), 'http://h').pathname;
-    } catch {
-      return undefined;
+  // Only a path that might hold a dot segment, an escape, a backslash or an empty segment pays for normalising.
+  if (!path.includes('/.') && !path.includes('%') && !path.includes('\\') && !path.includes('//')) return { path, matchPath: path, query };
+  path = resolveSegments(path.replace(escape, decodeUnreserved).replaceAll('\\', '/'));
+  if (!path.includes('%')) return { path, matchPath: path, query };
+  // Escapes are bytes (Node reads the target as latin1); the bytes are read as UTF-8, as routes are written.
+  const decoded = Buffer.from(path.replace(escape, (_, hex: string) => String.fromCharCode(parseInt(hex, 16))), 'latin1').toString('utf8');
+  if (controls.test(decoded)) return undefined;
+  return { path, matchPath: resolveSegments(decoded.replaceAll('\\', '/')), query };
+}
+
+const escape = /%([0-9A-Fa-f]{2})/g;
+const controls = /[\u0000-\u001f\u007f]/;
+
+/** A `%XX` escape: the character itself when it is unreserved (RFC 3986 2.3), else the escape in upper case. */
+function decodeUnreserved(_: string, hex: string): string {
+  const c = parseInt(hex, 16);
+  const unreserved = (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || c === 0x2d || c === 0x2e || c === 0x5f || c === 0x7e;
+  return unreserved ? String.fromCharCode(c) : `%${hex.toUpperCase()}`;
+}
+
+/** Merges repeated slashes and resolves `.` and `..` segments (never above the root); keeps a trailing slash. */
+function resolveSegments(path: string): string {
+  const out: string[] = [];
+  const parts = path.split('/');
+  let trailing = false;
+  for (let i = 1; i < parts.length; i++) {
+    const seg = parts[i]!;
+    const last = i === parts.length - 1;
+    if (seg === '' || seg === '.') trailing = last;
+    else if (seg === '..') {
+      out.pop();
+      trailing = last;
+    } else {
+      out.push(seg);
+      trailing = false;
     }
   }
-  return { path, query };
+  return out.length === 0 ? '/' : `/${out.join('/')}${trailing ? '/' : ''}`;
+}
+
+/**
+ * An absolute-form request target (`http://host:port/path?q`, as sent to proxies): its authority and its
+ * origin-form target. Undefined for anything else (`*`, an authority alone, another scheme, userinfo).
+ */
+export function absoluteTarget(url: string): { host: string; target: string } | undefined {
+  const m = /^https?:\/\/([^/?#@]+)(.*)$/i.exec(url);
+  if (!m) return undefined;
+  const rest = m[2]!;
+  if (rest.includes('#')) return undefined;
+  return { host: m[1]!, target: rest === '' || rest.charCodeAt(0) === 63 /* ? */ ? `/${rest}` : rest };
 }
 
 /** What the forwarded headers are made from. */
 export interface ForwardedFacts {
   clientIP: string;
-  /** The socket's peer is a trusted proxy: an incoming X-Forwarded-For is kept and extended. */
+  /** The socket's peer address. */
+  peer: string;
+  /** The peer is a trusted proxy: its X-Forwarded-* headers are believed, and its X-Forwarded-For extended. */
   trustedPeer: boolean;
   incomingFor: string | string[] | undefined;
   incomingRequestId: string | string[] | undefined;
+  /** The client's X-Forwarded-Proto, -Host and -Port (used only from a trusted peer). */
+  incomingProto?: string | string[] | undefined;
+  incomingHost?: string | string[] | undefined;
+  incomingPort?: string | string[] | undefined;
   proto: 'http' | 'https';
   /** The Host header as received. */
   host: string;
@@ -65,20 +122,33 @@ export interface ForwardedFacts {
 }
 
 /**
- * The X-Forwarded-* headers, X-Real-IP and X-Request-Id for the upstream request. An X-Forwarded-For from an
- * untrusted peer is replaced, not extended, so a client cannot forge where it came from.
+ * The X-Forwarded-* headers, X-Real-IP and X-Request-Id for the upstream request. From an untrusted peer they are
+ * made afresh (X-Forwarded-For replaced, not extended), so a client cannot forge where it came from or how; from a
+ * trusted proxy (a load balancer in front) its X-Forwarded-For is extended with the proxy's own address, and its
+ * X-Forwarded-Proto, -Host and -Port are kept when well-formed, as ingress-nginx does with use-forwarded-headers.
  */
 export function forwardedHeaders(f: ForwardedFacts): Record<string, string> {
   const incoming = Array.isArray(f.incomingFor) ? f.incomingFor.join(', ') : f.incomingFor;
+  const trustedHost = f.trustedPeer ? single(f.incomingHost) : undefined;
+  const trustedPort = f.trustedPeer ? single(f.incomingPort) : undefined;
   return {
-    'x-forwarded-for': f.trustedPeer && incoming ? `${incoming}, ${f.clientIP}` : f.clientIP,
-    'x-forwarded-proto': f.proto,
-    'x-forwarded-host': f.host,
-    'x-forwarded-port': String(f.port),
+    'x-forwarded-for': f.trustedPeer && incoming ? `${incoming}, ${f.peer}` : f.clientIP,
+    'x-forwarded-proto': forwardedProto(f) ?? f.proto,
+    'x-forwarded-host': trustedHost !== undefined && requestHost(trustedHost) !== undefined ? trustedHost : f.host,
+    'x-forwarded-port': trustedPort !== undefined && /^[0-9]{1,5}$/.test(trustedPort) && Number(trustedPort) <= 65535 ? trustedPort : String(f.port),
     'x-real-ip': f.clientIP,
     'x-request-id': requestId(f.incomingRequestId),
   };
 }
+
+/** The scheme a trusted proxy says the client used (X-Forwarded-Proto `http` or `https`); else undefined. */
+export function forwardedProto(f: Pick<ForwardedFacts, 'trustedPeer' | 'incomingProto'>): 'http' | 'https' | undefined {
+  if (!f.trustedPeer) return undefined;
+  const v = single(f.incomingProto)?.trim().toLowerCase();
+  return v === 'https' || v === 'http' ? v : undefined;
+}
+
+const single = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v);
 
 const requestIdShape = /^[A-Za-z0-9._:-]{1,128}$/;
 

@@ -12,7 +12,7 @@ import { customError, signinLocation } from './answers.ts';
 import { corsHeaders } from '../routes/cors.ts';
 import type { BackendRef, Route, RouteTable } from '../routes/types.ts';
 import type { ForwardResult, Upstreams } from '../upstream/upstreams.ts';
-import { forwardedHeaders, requestHost, requestPath } from './request.ts';
+import { absoluteTarget, forwardedHeaders, forwardedProto, requestHost, requestPath } from './request.ts';
 
 /** One request as it passes through the steps. */
 export interface Exchange {
@@ -22,12 +22,16 @@ export interface Exchange {
   /** The port the request arrived on. */
   port: number;
   clientIP: string;
-  /** The socket's peer is a trusted proxy (its X-Forwarded-For is believed). */
+  /** The socket's peer address. */
+  peer: string;
+  /** The socket's peer is a trusted proxy (its X-Forwarded-* headers are believed). */
   trustedPeer: boolean;
   /** Set by `parse`. */
   host: string;
   hostHeader: string;
+  /** The path as it goes upstream; `matchPath` is what routes match on (see requestPath). */
   path: string;
+  matchPath: string;
   query: string;
   /** Set by `route`. */
   route?: Route;
@@ -101,27 +105,51 @@ const statusText: Record<number, string> = {
   504: 'Gateway Timeout',
 };
 
-/** Reads the host and the path; 400 when either is not usable. */
+/**
+ * Reads the host and the path; 400 when either is not usable, when an HTTP/1.1 request has no Host or two (RFC 9112
+ * 3.2), or when an HTTP/2 request's Host names another authority than its :authority (RFC 9113 8.3.1). An
+ * absolute-form target (`GET http://host/path`) names the host itself (RFC 9112 3.2.2); an HTTP/1.0 request without
+ * Host is served by the rules without a host.
+ */
 export const parse: Step = {
   name: 'parse',
   run(x) {
-    const hostHeader = (x.req.headers[':authority'] as string | undefined) ?? x.req.headers.host;
-    const host = requestHost(hostHeader);
-    const target = requestPath(x.req.url);
+    const h = x.req.headers;
+    const authority = h[':authority'] as string | undefined;
+    let hostHeader = authority ?? h.host;
+    if (authority !== undefined ? h.host !== undefined && h.host.toLowerCase() !== authority.toLowerCase() : hostLines(x.req.rawHeaders) > 1) {
+      return reply(x, 400, 'bad-request');
+    }
+    let url = x.req.url;
+    const absolute = url !== undefined && url.charCodeAt(0) !== 47 /* / */ ? absoluteTarget(url) : undefined;
+    if (absolute) {
+      hostHeader = absolute.host;
+      url = absolute.target;
+    }
+    const host = hostHeader === undefined && x.req.httpVersion === '1.0' ? '' : requestHost(hostHeader);
+    const target = requestPath(url);
     if (host === undefined || target === undefined) return reply(x, 400, 'bad-request');
     x.host = host;
-    x.hostHeader = hostHeader!;
+    x.hostHeader = hostHeader ?? '';
     x.path = target.path;
+    x.matchPath = target.matchPath;
     x.query = target.query;
     return 'next';
   },
 };
 
+/** How many Host header lines a request has. */
+function hostLines(raw: readonly string[]): number {
+  let n = 0;
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === 4 && raw[i]!.toLowerCase() === 'host') n++;
+  return n;
+}
+
 /** Finds the route; 404 when none matches. */
 export const route: Step = {
   name: 'route',
   run(x, s) {
-    const r = s.table.match(x.host, x.path);
+    const r = s.table.match(x.host, x.matchPath);
     if (!r) return reply(x, 404, 'no-route');
     x.route = r;
     return 'next';
@@ -205,11 +233,17 @@ export const cors: Step = {
   },
 };
 
-/** Sends plain-HTTP requests for hosts with TLS (or with force-ssl-redirect) to HTTPS with a 308. */
+/** The scheme the client used: the connection's, or what a trusted proxy in front says (X-Forwarded-Proto). */
+export const clientProto = (x: Exchange): 'http' | 'https' => forwardedProto({ trustedPeer: x.trustedPeer, incomingProto: x.req.headers['x-forwarded-proto'] }) ?? x.proto;
+
+/**
+ * Sends plain-HTTP requests for hosts with TLS (or with force-ssl-redirect) to HTTPS with a 308; not those a trusted
+ * proxy in front says arrived over HTTPS (it terminated TLS), which would loop.
+ */
 export const redirect: Step = {
   name: 'redirect',
   run(x, s) {
-    if (x.proto !== 'http' || s.httpsPort === undefined) return 'next';
+    if (x.proto !== 'http' || s.httpsPort === undefined || clientProto(x) === 'https') return 'next';
     const p = x.route!.policy;
     if (!p.forceSslRedirect && !(p.sslRedirect && s.table.tls(x.host))) return 'next';
     const port = s.httpsPort === 443 ? '' : `:${s.httpsPort}`;
@@ -304,31 +338,45 @@ export const chooseBackend: Step = {
   },
 };
 
+/**
+ * Where a routed request goes upstream, for plain requests and upgrades alike: the policy of the chosen backend (the
+ * canary's own), the rewritten target, and the headers the pipeline adds (forwarded headers, upstream-vhost,
+ * x-forwarded-prefix, ssl-client-*, auth).
+ */
+export function upstreamTarget(x: Exchange): { policy: Route['policy']; path: string; headers: Record<string, string> } {
+  const r = x.route!;
+  const headers: Record<string, string> = forwardedHeaders({
+    clientIP: x.clientIP,
+    peer: x.peer,
+    trustedPeer: x.trustedPeer,
+    incomingFor: x.req.headers['x-forwarded-for'],
+    incomingRequestId: x.req.headers['x-request-id'],
+    incomingProto: x.req.headers['x-forwarded-proto'],
+    incomingHost: x.req.headers['x-forwarded-host'],
+    incomingPort: x.req.headers['x-forwarded-port'],
+    proto: x.proto,
+    host: x.hostHeader,
+    port: x.port,
+  });
+  x.requestId = headers['x-request-id'];
+  const policy = x.canary ? r.canary!.policy : r.policy;
+  if (policy.upstreamVhost !== undefined) headers.host = policy.upstreamVhost;
+  if (policy.forwardedPrefix !== undefined) headers['x-forwarded-prefix'] = policy.forwardedPrefix;
+  if (x.tlsHeaders) Object.assign(headers, x.tlsHeaders);
+  if (x.authHeaders) Object.assign(headers, x.authHeaders);
+  return { policy, path: upstreamPath(r, x.path, x.query), headers };
+}
+
 /** Forwards upstream; the upstream pools answer 502/503/504 themselves when they cannot. */
 export const forward: Step = {
   name: 'forward',
   async run(x, s): Promise<Verdict> {
-    const r = x.route!;
-    const headers: Record<string, string> = forwardedHeaders({
-      clientIP: x.clientIP,
-      trustedPeer: x.trustedPeer,
-      incomingFor: x.req.headers['x-forwarded-for'],
-      incomingRequestId: x.req.headers['x-request-id'],
-      proto: x.proto,
-      host: x.hostHeader,
-      port: x.port,
-    });
-    x.requestId = headers['x-request-id'];
-    const p = x.canary ? r.canary!.policy : r.policy;
-    if (p.upstreamVhost !== undefined) headers.host = p.upstreamVhost;
-    if (p.forwardedPrefix !== undefined) headers['x-forwarded-prefix'] = p.forwardedPrefix;
-    if (x.tlsHeaders) Object.assign(headers, x.tlsHeaders);
-    if (x.authHeaders) Object.assign(headers, x.authHeaders);
-    if (x.proto === 'https' && s.hsts) x.res.setHeader('strict-transport-security', s.hsts);
+    const { policy: p, path, headers } = upstreamTarget(x);
+    if (s.hsts && clientProto(x) === 'https') x.res.setHeader('strict-transport-security', s.hsts);
     x.upstream = await s.upstreams.forward(x.req, x.res, {
       backend: x.backend!.key,
       policy: p,
-      path: upstreamPath(r, x.path, x.query),
+      path,
       headers,
       ...(x.responseHeaders ? { responseHeaders: x.responseHeaders } : {}),
       ...(p.customErrors ? { intercept: p.customErrors } : {}),
@@ -340,6 +388,12 @@ export const forward: Step = {
 
 /** The steps in order. */
 export const pipeline: readonly Step[] = [parse, route, bodySize, sourceRange, redirect, clientCertificate, routeRedirect, cors, limit, authenticate, chooseBackend, forward];
+
+/**
+ * The steps of an upgrade (WebSocket) before it is relayed: those of a request that apply to one — the body size
+ * and CORS do not (an upgrade has no body, and browsers send no preflight for it).
+ */
+export const upgradePipeline: readonly Step[] = [parse, route, sourceRange, redirect, clientCertificate, routeRedirect, limit, authenticate, chooseBackend];
 
 /** Runs the steps until one answers. Synchronous steps cost no promise. */
 export async function runPipeline(x: Exchange, s: GatewayState, steps: readonly Step[] = pipeline): Promise<void> {

@@ -68,6 +68,7 @@ describe('annotations with good values', () => {
     ['whitelist-source-range, its older name', { [`${ngx}whitelist-source-range`]: '10.0.0.0/8' }, { sourceRange: { allow: ['10.0.0.0/8'] } }],
     ['allowlist wins over whitelist; denylist beside it', { [`${np}allowlist-source-range`]: '10.1.0.0/16', [`${ngx}whitelist-source-range`]: '10.0.0.0/8', [`${ngx}denylist-source-range`]: '10.1.2.3' }, { sourceRange: { allow: ['10.1.0.0/16'], deny: ['10.1.2.3'] } }],
     ['permanent-redirect', { [`${ngx}permanent-redirect`]: 'https://new.example.com/shop' }, { redirect: { url: 'https://new.example.com/shop', status: 301 } }],
+    ['permanent-redirect to a non-ASCII URL, encoded', { [`${ngx}permanent-redirect`]: 'https://例え.jp/パス' }, { redirect: { url: 'https://xn--r8jz45g.jp/%E3%83%91%E3%82%B9', status: 301 } }],
     ['temporal-redirect with its code', { [`${ngx}temporal-redirect`]: 'https://maintenance.example.com/', [`${ngx}temporal-redirect-code`]: '307' }, { redirect: { url: 'https://maintenance.example.com/', status: 307 } }],
     ['app-root', { [`${ngx}app-root`]: '/app1' }, { appRoot: '/app1' }],
     ['proxy-next-upstream-tries', { [`${ngx}proxy-next-upstream-tries`]: '5' }, { upstreamTries: 5 }],

@@ -30,17 +30,39 @@ describe('requestPath', () => {
     ['//evil.example/x', '/evil.example/x', ''],
     ['/a\\..\\admin', '/admin', ''],
     ['/caf%C3%A9', '/caf%C3%A9', ''],
+    ['/%61dmin/users', '/admin/users', ''],
+    ['/.//admin/users', '/admin/users', ''],
+    ['/a//b///c/', '/a/b/c/', ''],
+    ['/a/b/..', '/a/', ''],
+    ['/..', '/', ''],
+    ['/admin%2fusers?x', '/admin%2Fusers', '?x'],
   ])('%j -> path %j query %j', (target, path, query) => {
-    expect(requestPath(target)).toEqual({ path, query });
+    expect(requestPath(target)).toMatchObject({ path, query });
   });
 
-  it.each(['', 'http://example.com/x', '*', undefined])('refuses %j', (target) => {
+  // What routes, limits and auth see: every escape decoded, so no spelling of a path escapes its route.
+  it.each([
+    ['/a/b', '/a/b'],
+    ['/%61dmin/users', '/admin/users'],
+    ['/admin%2fusers', '/admin/users'],
+    ['/admin%2Fusers', '/admin/users'],
+    ['/public%2F..%2Fadmin', '/admin'],
+    ['/public%5C..%5Cadmin', '/admin'],
+    ['/%2F%2Fadmin', '/admin'],
+    ['/caf%C3%A9', '/café'],
+    ['/100%', '/100%'],
+    ['/a%FFb', '/a\ufffdb'],
+  ])('%j is matched as %j', (target, matchPath) => {
+    expect(requestPath(target)?.matchPath).toBe(matchPath);
+  });
+
+  it.each(['', 'http://example.com/x', '*', undefined, '/a%00b', '/a%0d%0aSet-Cookie:x'])('refuses %j', (target) => {
     expect(requestPath(target)).toBeUndefined();
   });
 });
 
 describe('forwardedHeaders', () => {
-  const base = { clientIP: '192.0.2.7', incomingRequestId: undefined, proto: 'https' as const, host: 'shop.example:8443', port: 8443 };
+  const base = { clientIP: '192.0.2.7', peer: '10.0.0.9', incomingRequestId: undefined, proto: 'https' as const, host: 'shop.example:8443', port: 8443 };
 
   it('replaces an X-Forwarded-For sent by an untrusted peer', () => {
     const h = forwardedHeaders({ ...base, trustedPeer: false, incomingFor: '1.2.3.4' });
@@ -51,8 +73,19 @@ describe('forwardedHeaders', () => {
     expect(h['x-forwarded-port']).toBe('8443');
   });
 
-  it('extends the X-Forwarded-For of a trusted peer', () => {
-    expect(forwardedHeaders({ ...base, trustedPeer: true, incomingFor: ['1.2.3.4', '5.6.7.8'] })['x-forwarded-for']).toBe('1.2.3.4, 5.6.7.8, 192.0.2.7');
+  it('extends the X-Forwarded-For of a trusted peer with the peer itself', () => {
+    expect(forwardedHeaders({ ...base, trustedPeer: true, incomingFor: ['1.2.3.4', '5.6.7.8'] })['x-forwarded-for']).toBe('1.2.3.4, 5.6.7.8, 10.0.0.9');
+    expect(forwardedHeaders({ ...base, clientIP: '1.2.3.4', trustedPeer: true, incomingFor: '1.2.3.4' })['x-forwarded-for']).toBe('1.2.3.4, 10.0.0.9');
+  });
+
+  it("keeps a trusted peer's X-Forwarded-Proto, -Host and -Port when well-formed, and never an untrusted one's", () => {
+    const sent = { incomingFor: '1.2.3.4', incomingProto: 'HTTPS', incomingHost: 'www.example.com', incomingPort: '443' };
+    const trusted = forwardedHeaders({ ...base, proto: 'http', trustedPeer: true, ...sent });
+    expect([trusted['x-forwarded-proto'], trusted['x-forwarded-host'], trusted['x-forwarded-port']]).toEqual(['https', 'www.example.com', '443']);
+    const untrusted = forwardedHeaders({ ...base, proto: 'http', trustedPeer: false, ...sent });
+    expect([untrusted['x-forwarded-proto'], untrusted['x-forwarded-host'], untrusted['x-forwarded-port']]).toEqual(['http', 'shop.example:8443', '8443']);
+    const odd = forwardedHeaders({ ...base, proto: 'http', trustedPeer: true, incomingFor: '1.2.3.4', incomingProto: 'gopher', incomingHost: 'a b', incomingPort: '99999' });
+    expect([odd['x-forwarded-proto'], odd['x-forwarded-host'], odd['x-forwarded-port']]).toEqual(['http', 'shop.example:8443', '8443']);
   });
 });
 
