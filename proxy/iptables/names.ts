@@ -83,6 +83,8 @@ export interface PortChains {
   svc: string;
   /** External endpoints, when they differ from the cluster endpoints (a Local traffic policy). */
   svx: string;
+  /** Short-cut endpoints (pods and the node to Local-policy external destinations), when they differ from the cluster endpoints. */
+  sca: string;
   /** External destinations (external IPs, load-balancer IPs, NodePort): masquerade and policy. */
   ext: string;
   /** Load-balancer IPs with source ranges: sources in range go on to `ext`. */
@@ -92,10 +94,10 @@ export interface PortChains {
 /** Chain names for one port key. */
 export function portChains(key: string): PortChains {
   const h = hash(key);
-  return { svc: `NETPLANE-SVC-${h}`, svx: `NETPLANE-SVX-${h}`, ext: `NETPLANE-EXT-${h}`, fw: `NETPLANE-FW-${h}` };
+  return { svc: `NETPLANE-SVC-${h}`, svx: `NETPLANE-SVX-${h}`, sca: `NETPLANE-SCA-${h}`, ext: `NETPLANE-EXT-${h}`, fw: `NETPLANE-FW-${h}` };
 }
 
-/** The chain that DNATs to one endpoint of one port (shared by the port's SVC and SVX chains). */
+/** The chain that DNATs to one endpoint of one port (shared by the port's SVC, SVX and SCA chains). */
 export function endpointChain(key: string, endpoint: string): string {
   return `NETPLANE-SEP-${hash(`${key}|${endpoint}`)}`;
 }

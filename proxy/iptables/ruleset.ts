@@ -3,7 +3,8 @@
 //
 // nat   PREROUTING, OUTPUT -> NETPLANE-SERVICES: cluster IP -> SVC, external IP -> EXT, load-balancer IP -> FW or
 //       EXT, last: node-port addresses -> NETPLANE-NODEPORTS: nodePort -> EXT.
-//       SVC (cluster endpoints) / SVX (external endpoints, when they differ): random choice -> SEP -> DNAT.
+//       SVC (cluster endpoints) / SVX (external endpoints, when they differ) / SCA (short-cut endpoints, when they
+//       differ from the cluster endpoints): random choice -> SEP -> DNAT.
 //       EXT: masquerade and the Local-policy short cuts; FW: source ranges. POSTROUTING -> NETPLANE-POSTROUTING.
 // filter INPUT, FORWARD, OUTPUT (new connections) -> NETPLANE-SERVICES: what the nat table did not DNAT and must not
 //       pass: load-balancer traffic from outside the source ranges (DROP), destinations without endpoints (REJECT
@@ -85,7 +86,7 @@ interface Context {
 
 /** Why a port cannot be programmed, or undefined when every address and number in it is valid. */
 function invalid(p: PortPlan): string | undefined {
-  const targets = [...p.clusterEndpoints, ...p.externalEndpoints];
+  const targets = [...p.clusterEndpoints, ...p.externalEndpoints, ...p.shortcutEndpoints];
   const badIP = [...p.clusterIPs, ...p.externalIPs, ...p.loadBalancerIPs, ...targets.map((t) => t.ip)].find((ip) => !validIP(ip, p.family));
   const badRange = p.sourceRanges.find((c) => !validCIDR(c, p.family));
   const why =
@@ -166,8 +167,10 @@ function addPort(ctx: Context, p: PortPlan): void {
   const hasExternal = p.externalEndpoints.length > 0;
   const externalChain = sameTargets(p.clusterEndpoints, p.externalEndpoints) ? ch.svc : ch.svx;
   const externalDestinations = p.externalIPs.length > 0 || p.loadBalancerIPs.length > 0 || p.nodePort !== undefined;
-  // Under the Local policy, pods and this node reach external destinations through the cluster endpoints.
-  const shortCut = p.externalLocal && hasCluster;
+  // Under the Local policy, pods and this node reach external destinations through the short-cut endpoints: the
+  // cluster endpoints, or all of them in a chain of their own when internalTrafficPolicy Local narrows those.
+  const shortCut = p.externalLocal && p.shortcutEndpoints.length > 0;
+  const shortCutChain = sameTargets(p.clusterEndpoints, p.shortcutEndpoints) ? ch.svc : ch.sca;
   const usesExt = externalDestinations && (hasExternal || shortCut);
   const usesFw = usesExt && p.loadBalancerIPs.length > 0 && p.sourceRanges.length > 0;
 
@@ -200,6 +203,7 @@ function addPort(ctx: Context, p: PortPlan): void {
     addEndpoints(ctx, p, name, ch.svc, p.clusterEndpoints);
   }
   if (hasExternal && externalChain === ch.svx) addEndpoints(ctx, p, name, ch.svx, p.externalEndpoints);
+  if (usesExt && shortCut && shortCutChain === ch.sca) addEndpoints(ctx, p, name, ch.sca, p.shortcutEndpoints);
 
   if (usesExt && !p.externalLocal) {
     // Cluster policy: the endpoint may be on a third node, whose reply must come back through this one (a pod
@@ -212,10 +216,10 @@ function addPort(ctx: Context, p: PortPlan): void {
     if (shortCut) {
       for (const c of cidrs) {
         if (plan.masqueradeAll) b.add('nat', ch.ext, `${comment(`masquerade pod traffic for ${name} external destinations`)} -s ${c} -j ${base.markMasq}`);
-        b.add('nat', ch.ext, `${comment(`pod traffic for ${name} external destinations`)} -s ${c} -j ${ch.svc}`);
+        b.add('nat', ch.ext, `${comment(`pod traffic for ${name} external destinations`)} -s ${c} -j ${shortCutChain}`);
       }
       b.add('nat', ch.ext, `${comment(`masquerade LOCAL traffic for ${name} external destinations`)} -m addrtype --src-type LOCAL -j ${base.markMasq}`);
-      b.add('nat', ch.ext, `${comment(`route LOCAL traffic for ${name} external destinations`)} -m addrtype --src-type LOCAL -j ${ch.svc}`);
+      b.add('nat', ch.ext, `${comment(`route LOCAL traffic for ${name} external destinations`)} -m addrtype --src-type LOCAL -j ${shortCutChain}`);
     }
     if (hasExternal) b.add('nat', ch.ext, `-j ${externalChain}`);
   }

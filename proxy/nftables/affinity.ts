@@ -24,7 +24,7 @@ export interface AffinityIndex {
  */
 export function endpointsPort(p: PortPlan): number | undefined {
   let port: number | undefined;
-  for (const e of [...p.clusterEndpoints, ...p.externalEndpoints]) {
+  for (const e of [...p.clusterEndpoints, ...p.externalEndpoints, ...p.shortcutEndpoints]) {
     if (port !== undefined && e.port !== port) return undefined;
     port = e.port;
   }
@@ -52,8 +52,8 @@ export function affinityIndex(plan: ProxyPlan): AffinityIndex {
     if (p.affinitySeconds === 0) continue;
     if (p.family === 6 && endpointsPort(p) === undefined) continue;
     const proto = p.protocol.toLowerCase();
-    // External traffic takes externalEndpoints, or clusterEndpoints from a pod or the node under the Local policy.
-    const external = p.externalLocal ? [...p.externalEndpoints, ...p.clusterEndpoints] : p.externalEndpoints;
+    // External traffic takes externalEndpoints, or shortcutEndpoints from a pod or the node under the Local policy.
+    const external = p.externalLocal ? [...p.externalEndpoints, ...p.shortcutEndpoints] : p.externalEndpoints;
     const addresses: Array<[string, readonly Target[]]> = [
       ...p.clusterIPs.map((ip): [string, readonly Target[]] => [ip, p.clusterEndpoints]),
       ...[...p.externalIPs, ...p.loadBalancerIPs].map((ip): [string, readonly Target[]] => [ip, external]),

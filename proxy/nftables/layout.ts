@@ -14,12 +14,12 @@
 //
 // Traffic classes (PortPlan semantics), by verdict map:
 //   cluster-vips        cluster IPs, any source                 → cluster-lb-N  (clusterEndpoints)
-//   fallback-vips       external/LB IPs of Local-policy ports,  → cluster-lb-N  (clusterEndpoints, keyed by that IP)
+//   fallback-vips       external/LB IPs of Local-policy ports,  → cluster-lb-N  (shortcutEndpoints, keyed by that IP)
 //                       from a pod (pod-cidrs) or this node
 //   external-vips       external/LB IPs of Cluster-policy ports → external-lb-N (externalEndpoints)
 //   local-vips          external/LB IPs of Local-policy ports   → external-lb-N (externalEndpoints), never masqueraded
 //   nodeports, local-nodeports, fallback-nodeports: the same three classes for NodePorts, with the pools
-//                       nodeport (externalEndpoints) and fallback-nodeport (clusterEndpoints).
+//                       nodeport (externalEndpoints) and fallback-nodeport (shortcutEndpoints).
 //
 // Two nft 1.0.6 limits shape this (both verified on this machine):
 //   - A map declared with `typeof ... : <addr> . th dport` is misread when nft loads it back from the kernel: a

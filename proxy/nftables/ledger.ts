@@ -272,6 +272,7 @@ export function samePort(a: PortPlan, b: PortPlan): boolean {
     sameStrings(a.loadBalancerIPs, b.loadBalancerIPs) &&
     sameStrings(a.sourceRanges, b.sourceRanges) &&
     sameTargets(a.clusterEndpoints, b.clusterEndpoints) &&
-    sameTargets(a.externalEndpoints, b.externalEndpoints)
+    sameTargets(a.externalEndpoints, b.externalEndpoints) &&
+    sameTargets(a.shortcutEndpoints, b.shortcutEndpoints)
   );
 }

@@ -157,8 +157,8 @@ export function renderPort(p: PortPlan): PortObjects {
     // any endpoint (kube-proxy's short-circuit).
     if (p.externalEndpoints.length > 0) balance(maps.local, maps.externalPool, key, p.externalEndpoints);
     else put(maps.localNoEndpoints, key, verdictOf(p.externalNoEndpoints));
-    if (p.clusterEndpoints.length > 0) balance(maps.fallback, maps.fallbackPool, key, p.clusterEndpoints);
-    else put(maps.fallbackNoEndpoints, key, verdictOf(p.clusterNoEndpoints));
+    if (p.shortcutEndpoints.length > 0) balance(maps.fallback, maps.fallbackPool, key, p.shortcutEndpoints);
+    else put(maps.fallbackNoEndpoints, key, verdictOf('reject'));
   };
 
   const sticky = (set: string, ports: string, key: string) => {
@@ -193,7 +193,7 @@ export function renderPort(p: PortPlan): PortObjects {
   // A pod reaching itself through a Service must be masqueraded, or it would answer itself directly. Only
   // endpoints that may run here can do that (see Target.local), which keeps this set small at scale.
   const hairpin = new Set<string>();
-  for (const list of p.externalEndpoints === p.clusterEndpoints ? [p.clusterEndpoints] : [p.clusterEndpoints, p.externalEndpoints]) {
+  for (const list of new Set([p.clusterEndpoints, p.externalEndpoints, p.shortcutEndpoints])) {
     for (const ep of list) if (ep.local !== false) hairpin.add(canonicalIP(ep.ip));
   }
   for (const ip of hairpin) entries.push(['hairpin', `${ip} . ${ip}`, '']);

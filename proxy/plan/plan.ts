@@ -45,8 +45,11 @@ export function planPort(p: ServicePortInfo, family: Family, config: PlanConfig)
   const { cluster, local, hasAny } = categorize(s, eps, config.nodeName, config.zone);
   const internalLocal = s.internalTrafficPolicy === 'Local';
   const externalLocal = s.externalTrafficPolicy === 'Local';
-  const clusterEndpoints = targets(internalLocal ? local : cluster);
-  const externalEndpoints = targets(externalLocal ? local : cluster);
+  // One list per policy; a list used for two purposes is the same array, so that backends can tell.
+  const all = targets(cluster);
+  const mine = internalLocal || externalLocal ? targets(local) : all;
+  const clusterEndpoints = internalLocal ? mine : all;
+  const externalEndpoints = externalLocal ? mine : all;
   // With a Local policy and endpoints elsewhere only, new connections are dropped (not refused), as kube-proxy does.
   const verdict = (isLocal: boolean): NoEndpoints => (hasAny && isLocal ? 'drop' : 'reject');
   const plan: PortPlan = {
@@ -66,6 +69,9 @@ export function planPort(p: ServicePortInfo, family: Family, config: PlanConfig)
     clusterNoEndpoints: verdict(internalLocal),
     externalEndpoints,
     externalNoEndpoints: verdict(externalLocal),
+    // kube-proxy's short-circuit ignores internalTrafficPolicy: pods and the node reach external destinations as
+    // if through an outside load balancer, which would send them to any endpoint.
+    shortcutEndpoints: all,
     externalLocal,
     affinitySeconds: s.sessionAffinity === 'ClientIP' ? s.sessionAffinityTimeoutSeconds : 0,
     localEndpoints: local.length,

@@ -49,17 +49,25 @@ export interface PortPlan {
   sourceRanges: string[];
   nodePort?: number;
   /**
-   * Endpoints for traffic to the cluster IPs, and for external traffic under the Cluster policy or coming from a
-   * pod or from this node under the Local policy. Empty means `clusterNoEndpoints` applies.
+   * Endpoints for traffic to the cluster IPs: this node's endpoints under internalTrafficPolicy Local, else the
+   * same as `shortcutEndpoints`. Empty means `clusterNoEndpoints` applies.
    */
   clusterEndpoints: Target[];
   clusterNoEndpoints: NoEndpoints;
   /**
-   * Endpoints for traffic from outside to nodePort, external IPs and load-balancer IPs. Equal to clusterEndpoints
-   * under the Cluster policy; this node's endpoints under the Local policy. Empty means `externalNoEndpoints`.
+   * Endpoints for traffic from outside to nodePort, external IPs and load-balancer IPs: the same as
+   * `shortcutEndpoints` under the Cluster policy; this node's endpoints under the Local policy. Empty means
+   * `externalNoEndpoints`.
    */
   externalEndpoints: Target[];
   externalNoEndpoints: NoEndpoints;
+  /**
+   * The Cluster policy's endpoints (topology-filtered; neither traffic policy applies): what pods and this node
+   * use to reach the external IPs, load-balancer IPs and nodePort under externalTrafficPolicy Local (kube-proxy's
+   * short-circuit), also when internalTrafficPolicy is Local. Empty only when the Service has no usable endpoint
+   * anywhere: reject.
+   */
+  shortcutEndpoints: Target[];
   /** externalTrafficPolicy is Local: external traffic keeps its source address (no masquerade). */
   externalLocal: boolean;
   /** ClientIP affinity timeout in seconds; 0 without affinity. */

@@ -44,6 +44,8 @@ function manifests(t: ProxyTopology, webEndpoints: number[], taints: string[] = 
     eps('local', 4, [[p(1).ip4, 'node1'], [p(2).ip4, 'node2']], [{ name: 'http', port: 8080 }]),
     svc('remote-only', { type: 'NodePort', clusterIP: '10.96.0.21', externalTrafficPolicy: 'Local', ports: [{ name: 'http', port: 80, targetPort: 8080, nodePort: 30082 }] }),
     eps('remote-only', 4, [[p(2).ip4, 'node2']], [{ name: 'http', port: 8080 }]),
+    svc('both-local', { type: 'LoadBalancer', clusterIP: '10.96.0.22', externalIPs: ['198.51.100.22'], internalTrafficPolicy: 'Local', externalTrafficPolicy: 'Local', ports: [{ name: 'http', port: 80, targetPort: 8080, nodePort: 30084 }] }, { loadBalancer: { ingress: [{ ip: '203.0.113.22' }] } }),
+    eps('both-local', 4, [[p(2).ip4, 'node2']], [{ name: 'http', port: 8080 }]),
     svc('empty', { clusterIP: '10.96.0.30', ports: [{ name: 'http', port: 80, protocol: 'TCP' }, { name: 'dns', port: 53, protocol: 'UDP' }] }),
     svc('sticky', { clusterIPs: ['10.96.0.40', 'fd00:96::40'], ipFamilies: ['IPv4', 'IPv6'], sessionAffinity: 'ClientIP', sessionAffinityConfig: { clientIP: { timeoutSeconds: 1 } }, ports: [{ name: 'http', port: 80, targetPort: 8080 }] }),
     eps('sticky', 4, [1, 2, 3].map((i) => [p(i).ip4, 'node1']), [{ name: 'http', port: 8080 }]),
@@ -128,6 +130,20 @@ for (const mode of ['nftables', 'iptables'] as const) {
       expect(external).toMatchObject({ ok: false, error: 'timeout' });
       const [cluster] = await t.probe(t.pods[0]!.ns, 'tcp', '10.96.0.21', 80);
       expect(cluster).toMatchObject({ ok: true, name: 'pod2' });
+    });
+
+    it('both policies Local, endpoints elsewhere only: pods and the node reach the external destinations, outside and cluster-IP traffic is dropped', async () => {
+      const reach = [
+        [t.pods[0]!.ns, '203.0.113.22', 80],
+        [t.pods[0]!.ns, '198.51.100.22', 80],
+        [t.pods[0]!.ns, '192.168.50.1', 30084],
+        [t.node, '203.0.113.22', 80],
+        [t.node, '198.51.100.22', 80],
+        [t.node, '192.168.50.1', 30084],
+      ] as const;
+      for (const [from, host, port] of reach) expect([from, host, names(await t.probe(from, 'tcp', host, port, 3))]).toEqual([from, host, ['pod2', 'pod2', 'pod2']]);
+      expect((await t.probe(t.client, 'tcp', '203.0.113.22', 80))[0]).toMatchObject({ ok: false, error: 'timeout' });
+      expect((await t.probe(t.pods[0]!.ns, 'tcp', '10.96.0.22', 80))[0]).toMatchObject({ ok: false, error: 'timeout' });
     });
 
     it('refuses a Service without endpoints at once, TCP and UDP', async () => {

@@ -34,9 +34,9 @@ export function readable(text: string, p: ProxyPlan): string {
   for (const x of p.ports) {
     const ch = portChains(x.key);
     for (const [kind, chain] of Object.entries(ch)) names.set(chain, `NETPLANE-${kind.toUpperCase()}-${x.name}`);
-    for (const t of [...x.clusterEndpoints, ...x.externalEndpoints]) names.set(endpointChain(x.key, ipPort(t, x.family)), `NETPLANE-SEP-${x.name}/${ipPort(t, x.family)}`);
+    for (const t of [...x.clusterEndpoints, ...x.externalEndpoints, ...x.shortcutEndpoints]) names.set(endpointChain(x.key, ipPort(t, x.family)), `NETPLANE-SEP-${x.name}/${ipPort(t, x.family)}`);
   }
-  return text.replace(/NETPLANE-(SVC|SVX|EXT|FW|SEP)-[A-Z2-7]{15}/g, (n) => names.get(n) ?? n);
+  return text.replace(/NETPLANE-(SVC|SVX|SCA|EXT|FW|SEP)-[A-Z2-7]{15}/g, (n) => names.get(n) ?? n);
 }
 
 /** The rules of the given chains (all chains when none given) as `-A` lines with readable names. */

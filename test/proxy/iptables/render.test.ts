@@ -137,6 +137,20 @@ const cases: Case[] = [
     ],
   },
   {
+    name: 'both policies Local: pods and the node short-cut through SCA to every endpoint, not the local-only SVC',
+    plan: plan([port('web', { clusterIPs: ['10.96.0.10'], nodePort: 30080, externalLocal: true, clusterEndpoints: one, externalEndpoints: one, shortcutEndpoints: eps('10.244.1.11:8080', '10.244.2.11:8080') })]),
+    table: 'nat',
+    chains: ['NETPLANE-EXT-web', 'NETPLANE-SCA-web'],
+    want: [
+      `-A NETPLANE-SCA-web ${to('10.244.1.11:8080')} -m statistic --mode random --probability 0.5000000000 -j NETPLANE-SEP-web/10.244.1.11:8080`,
+      `-A NETPLANE-SCA-web ${to('10.244.2.11:8080')} -j NETPLANE-SEP-web/10.244.2.11:8080`,
+      `-A NETPLANE-EXT-web ${C('pod traffic for default/web:http external destinations')} -s 10.244.0.0/16 -j NETPLANE-SCA-web`,
+      `-A NETPLANE-EXT-web ${C('masquerade LOCAL traffic for default/web:http external destinations')} -m addrtype --src-type LOCAL -j NETPLANE-MARK-MASQ`,
+      `-A NETPLANE-EXT-web ${C('route LOCAL traffic for default/web:http external destinations')} -m addrtype --src-type LOCAL -j NETPLANE-SCA-web`,
+      '-A NETPLANE-EXT-web -j NETPLANE-SVC-web',
+    ],
+  },
+  {
     name: 'no pod CIDR: cluster IP never masqueraded, Cluster-policy external always',
     plan: plan([port('web', { clusterIPs: ['10.96.0.10'], nodePort: 30080, clusterEndpoints: one })], { clusterCIDRs: { 4: [], 6: [] } }),
     table: 'nat',

@@ -6,7 +6,7 @@ import { FakeNft } from '../../../proxy/nftables/fake.ts';
 import { render } from '../../../proxy/nftables/render.ts';
 import type { ProxyPlan } from '../../../proxy/plan/types.ts';
 import { silentLogger } from '../../../runtime/logger.ts';
-import { eps, plan, served, smallPlan as small } from './plans.ts';
+import { eps, plan, port, served, smallPlan as small } from './plans.ts';
 
 /** The state a fake nft holds after a full sync of `p`. */
 async function programmed(p: ProxyPlan): Promise<string[]> {
@@ -245,6 +245,32 @@ describe('nftables render', () => {
       expect(nodeports(c.plan).filter((r) => r.endsWith(mark))).toEqual(c.nodeports);
     });
   }
+
+  it('short-cuts pods and the node to the short-cut endpoints, not the narrowed cluster ones (both policies Local)', async () => {
+    const both = plan([
+      port('both', {
+        clusterIPs: ['10.96.0.60'],
+        loadBalancerIPs: ['203.0.113.60'],
+        nodePort: 30086,
+        externalLocal: true,
+        clusterEndpoints: [],
+        clusterNoEndpoints: 'drop',
+        externalEndpoints: [],
+        externalNoEndpoints: 'drop',
+        shortcutEndpoints: eps(['10.244.2.21']),
+      }),
+    ]);
+    expect((await programmed(both)).filter((l) => l.startsWith('element') && !l.includes('pod-cidrs'))).toEqual([
+      'element ip netplane cluster-lb-1-endpoints 203.0.113.60 . tcp . 80 . 0 : 10.244.2.21 . 8080',
+      'element ip netplane fallback-nodeport-lb-1-endpoints tcp . 30086 . 0 : 10.244.2.21 . 8080',
+      'element ip netplane fallback-nodeports tcp . 30086 : goto fallback-nodeport-lb-1',
+      'element ip netplane fallback-vips 203.0.113.60 . tcp . 80 : goto cluster-lb-1',
+      'element ip netplane hairpin 10.244.2.21 . 10.244.2.21',
+      'element ip netplane local-no-endpoints 203.0.113.60 . tcp . 80 : drop',
+      'element ip netplane local-nodeport-no-endpoints tcp . 30086 : drop',
+      'element ip netplane no-endpoints 10.96.0.60 . tcp . 80 : drop',
+    ]);
+  });
 
   it('accepts NodePorts on the listed addresses only, when given', () => {
     const t = render(plan([], { nodePortAddresses: { 4: ['192.168.50.0/24', '192.168.50.7/32'], 6: [] } }));

@@ -28,7 +28,7 @@ const svcWith = (spec: object, eps: Ep[], labels?: Record<string, string>) => [
 const ips = (t: { ip: string }[]) => t.map((x) => x.ip);
 
 describe('planProxy: endpoint choice', () => {
-  const cases: Array<{ name: string; spec?: object; eps: Ep[]; cfg?: Partial<PlanConfig>; cluster: string[]; external?: string[]; clusterNo?: string; externalNo?: string }> = [
+  const cases: Array<{ name: string; spec?: object; eps: Ep[]; cfg?: Partial<PlanConfig>; cluster: string[]; external?: string[]; shortcut?: string[]; clusterNo?: string; externalNo?: string }> = [
     { name: 'ready endpoints only', eps: [{ ip: '10.244.1.1' }, { ip: '10.244.2.1', ready: false }], cluster: ['10.244.1.1'] },
     {
       name: 'serving-terminating ones when none is ready',
@@ -63,6 +63,39 @@ describe('planProxy: endpoint choice', () => {
       cluster: ['10.244.2.1'],
       external: [],
       externalNo: 'drop',
+    },
+    {
+      name: 'both policies Local: cluster IP local only, pods and the node short-cut to every endpoint',
+      spec: { type: 'LoadBalancer', internalTrafficPolicy: 'Local', externalTrafficPolicy: 'Local', ports: [{ name: 'http', port: 80, nodePort: 30080 }] },
+      eps: [{ ip: '10.244.1.1', node: 'n1' }, { ip: '10.244.2.1', node: 'n2' }],
+      cluster: ['10.244.1.1'],
+      external: ['10.244.1.1'],
+      shortcut: ['10.244.1.1', '10.244.2.1'],
+    },
+    {
+      name: 'both policies Local without local endpoints: drop from outside and to the cluster IP, short-cut still works',
+      spec: { type: 'LoadBalancer', internalTrafficPolicy: 'Local', externalTrafficPolicy: 'Local', ports: [{ name: 'http', port: 80, nodePort: 30080 }] },
+      eps: [{ ip: '10.244.2.1', node: 'n2' }],
+      cluster: [],
+      clusterNo: 'drop',
+      external: [],
+      externalNo: 'drop',
+      shortcut: ['10.244.2.1'],
+    },
+    {
+      name: 'the short-cut is topology-filtered like the Cluster policy',
+      spec: { type: 'LoadBalancer', internalTrafficPolicy: 'Local', externalTrafficPolicy: 'Local', trafficDistribution: 'PreferClose', ports: [{ name: 'http', port: 80, nodePort: 30080 }] },
+      eps: [{ ip: '10.244.2.1', node: 'n2', zone: 'a' }, { ip: '10.244.3.1', node: 'n3', zone: 'b' }],
+      cluster: [],
+      shortcut: ['10.244.2.1'],
+    },
+    {
+      name: 'internalTrafficPolicy Local with the Cluster external policy: external traffic uses every endpoint',
+      spec: { type: 'NodePort', internalTrafficPolicy: 'Local', ports: [{ name: 'http', port: 80, nodePort: 30080 }] },
+      eps: [{ ip: '10.244.2.1', node: 'n2' }],
+      cluster: [],
+      external: ['10.244.2.1'],
+      externalNo: 'reject',
     },
     {
       name: 'zone hints for our zone narrow cluster traffic',
@@ -115,6 +148,7 @@ describe('planProxy: endpoint choice', () => {
       expect(rest).toEqual([]);
       expect(ips(p!.clusterEndpoints)).toEqual(c.cluster);
       if (c.external) expect(ips(p!.externalEndpoints)).toEqual(c.external);
+      if (c.shortcut) expect(ips(p!.shortcutEndpoints)).toEqual(c.shortcut);
       if (c.clusterNo) expect(p!.clusterNoEndpoints).toBe(c.clusterNo);
       if (c.externalNo) expect(p!.externalNoEndpoints).toBe(c.externalNo);
     });
