@@ -63,10 +63,11 @@ export class AnnotationReader {
         throw new AnnotationError(key, `annotation ${key} is not a netplane annotation; known names under ${netplanePrefix} are ${[...known].join(', ')}`);
       }
     }
-    // Every value netplane could read is checked up front, read or not (an nginx value under a netplane.io one).
+    // Every value netplane could read is checked up front, read or not (an nginx value under a netplane.io one). Values
+    // are read trimmed, so the line break a YAML block scalar (`|`) leaves at the end is no control character.
     for (const [key, value] of Object.entries(annotations)) {
       const readable = key.startsWith(netplanePrefix) || (key.startsWith(nginxPrefix) && shared.has(key.slice(nginxPrefix.length)));
-      if (readable && controlCharacter.test(value)) throw invalid({ key, value }, 'annotation values must not contain control characters');
+      if (readable && controlCharacter.test(value.trim())) throw invalid({ key, value }, 'annotation values must not contain control characters');
     }
     for (const name of unenforced) {
       const key = nginxPrefix + name;
