@@ -74,7 +74,9 @@ export function planPort(p: ServicePortInfo, family: Family, config: PlanConfig)
     shortcutEndpoints: all,
     externalLocal,
     affinitySeconds: s.sessionAffinity === 'ClientIP' ? s.sessionAffinityTimeoutSeconds : 0,
-    localEndpoints: local.length,
+    // kube-proxy's getLocalReadyEndpointIPs: a node whose pods are all terminating fails the health check, so
+    // that load balancers drain it (KEP-1669), while connections that arrive still go to them.
+    localEndpoints: eps.filter((e) => e.local && e.ready).length,
   };
   if (p.nodePort !== undefined) plan.nodePort = p.nodePort;
   if (s.type === 'LoadBalancer' && externalLocal && s.healthCheckNodePort !== undefined) plan.healthCheckNodePort = s.healthCheckNodePort;
@@ -120,14 +122,15 @@ export function planProxy(ports: Iterable<ServicePortInfo>, config: PlanConfig, 
   };
 }
 
-/** One health check per Service with a health-check node port; local endpoints counted once per address. */
+/** One health check per Service with a health-check node port; ready local endpoints counted once per address. */
 function healthChecks(ports: readonly PortPlan[]): HealthCheckPlan[] {
   const byPort = new Map<number, { namespace: string; name: string; ips: Set<string> }>();
   for (const p of ports) {
     if (p.healthCheckNodePort === undefined) continue;
     const hc = byPort.get(p.healthCheckNodePort) ?? { namespace: p.namespace, name: p.name, ips: new Set<string>() };
-    // externalEndpoints are exactly the local endpoints under the Local policy.
-    for (const e of p.externalEndpoints) hc.ips.add(e.ip);
+    // Under the Local policy externalEndpoints are this node's ready endpoints when it has any (localEndpoints > 0),
+    // else its serving-terminating ones, which do not count.
+    if (p.localEndpoints > 0) for (const e of p.externalEndpoints) hc.ips.add(e.ip);
     byPort.set(p.healthCheckNodePort, hc);
   }
   return [...byPort.entries()]

@@ -74,11 +74,11 @@ export interface PortPlan {
   affinitySeconds: number;
   /** Set for LoadBalancer Services with externalTrafficPolicy Local: the port the health check is served on. */
   healthCheckNodePort?: number;
-  /** Number of this node's usable endpoints, for the health check. */
+  /** Number of this node's ready endpoints (serving-terminating ones do not count), for the health check. */
   localEndpoints: number;
 }
 
-/** A health-check node port: answers 200 when the Service has endpoints on this node, else 503. */
+/** A health-check node port: answers 200 when the Service has ready endpoints on this node (and the proxy is healthy), else 503. */
 export interface HealthCheckPlan {
   port: number;
   namespace: string;

@@ -46,6 +46,11 @@ function manifests(t: ProxyTopology, webEndpoints: number[], taints: string[] = 
     eps('remote-only', 4, [[p(2).ip4, 'node2']], [{ name: 'http', port: 8080 }]),
     svc('both-local', { type: 'LoadBalancer', clusterIP: '10.96.0.22', externalIPs: ['198.51.100.22'], internalTrafficPolicy: 'Local', externalTrafficPolicy: 'Local', ports: [{ name: 'http', port: 80, targetPort: 8080, nodePort: 30084 }] }, { loadBalancer: { ingress: [{ ip: '203.0.113.22' }] } }),
     eps('both-local', 4, [[p(2).ip4, 'node2']], [{ name: 'http', port: 8080 }]),
+    svc('draining', { type: 'LoadBalancer', clusterIP: '10.96.0.23', externalTrafficPolicy: 'Local', healthCheckNodePort: 30998, ports: [{ name: 'http', port: 80, targetPort: 8080, nodePort: 30085 }] }, { loadBalancer: { ingress: [{ ip: '203.0.113.23' }] } }),
+    { ...eps('draining', 4, [[p(3).ip4, 'node1'], [p(2).ip4, 'node2']], [{ name: 'http', port: 8080 }]), endpoints: [
+      { addresses: [p(3).ip4], nodeName: 'node1', conditions: { ready: false, serving: true, terminating: true } },
+      { addresses: [p(2).ip4], nodeName: 'node2', conditions: { ready: true } },
+    ] },
     svc('empty', { clusterIP: '10.96.0.30', ports: [{ name: 'http', port: 80, protocol: 'TCP' }, { name: 'dns', port: 53, protocol: 'UDP' }] }),
     svc('sticky', { clusterIPs: ['10.96.0.40', 'fd00:96::40'], ipFamilies: ['IPv4', 'IPv6'], sessionAffinity: 'ClientIP', sessionAffinityConfig: { clientIP: { timeoutSeconds: 1 } }, ports: [{ name: 'http', port: 80, targetPort: 8080 }] }),
     eps('sticky', 4, [1, 2, 3].map((i) => [p(i).ip4, 'node1']), [{ name: 'http', port: 8080 }]),
@@ -193,6 +198,14 @@ for (const mode of ['nftables', 'iptables'] as const) {
       const [body, code] = stdout.split('\n');
       expect(code).toBe('200');
       expect(JSON.parse(body!)).toEqual({ service: { namespace: 'default', name: 'local' }, localEndpoints: 1, serviceProxyHealthy: true });
+    });
+
+    it('fails the health check of a node whose local endpoints are all terminating, while their traffic still flows', async () => {
+      const { stdout } = await t.lab.exec(t.client, 'curl', ['-s', '-w', '\n%{http_code}', 'http://192.168.50.1:30998/']);
+      const [body, code] = stdout.split('\n');
+      expect(code).toBe('503');
+      expect(JSON.parse(body!)).toEqual({ service: { namespace: 'default', name: 'draining' }, localEndpoints: 0, serviceProxyHealthy: true });
+      expect(names(await t.probe(t.client, 'tcp', '203.0.113.23', 80, 3))).toEqual(['pod3', 'pod3', 'pod3']);
     });
 
     it('applies an endpoint change, and UDP flows to the removed endpoint move instead of black-holing', async () => {

@@ -208,6 +208,22 @@ describe('planProxy: which Services and what of them', () => {
     expect(p.healthChecks).toEqual([{ port: 32000, namespace: 'default', name: 'dns', localEndpoints: 2 }]);
   });
 
+  describe('the health-check node port counts ready local endpoints only', () => {
+    const lb = { type: 'LoadBalancer', externalTrafficPolicy: 'Local', healthCheckNodePort: 32001, ports: [{ name: 'http', port: 80, nodePort: 30080 }] };
+    const terminating = { ready: false, serving: true, terminating: true };
+    const rows: Array<[name: string, eps: Ep[], localEndpoints: number, external: string[]]> = [
+      ['ready local endpoints count', [{ ip: '10.244.1.1', node: 'n1' }, { ip: '10.244.1.2', node: 'n1' }, { ip: '10.244.2.1', node: 'n2' }], 2, ['10.244.1.1', '10.244.1.2']],
+      ['only a terminating local endpoint: 0 (the node is drained), though its traffic still goes there', [{ ip: '10.244.1.3', node: 'n1', ...terminating }, { ip: '10.244.2.1', node: 'n2' }], 0, ['10.244.1.3']],
+      ['a terminating one beside a ready one: 1', [{ ip: '10.244.1.1', node: 'n1' }, { ip: '10.244.1.3', node: 'n1', ...terminating }], 1, ['10.244.1.1']],
+      ['no local endpoint: 0', [{ ip: '10.244.2.1', node: 'n2' }], 0, []],
+    ];
+    it.each(rows)('%s', (_name, eps, localEndpoints, external) => {
+      const p = plan(svcWith(lb, eps));
+      expect(p.healthChecks).toEqual([{ port: 32001, namespace: 'default', name: 'web', localEndpoints }]);
+      expect([p.ports[0]!.localEndpoints, ips(p.ports[0]!.externalEndpoints)]).toEqual([localEndpoints, external]);
+    });
+  });
+
   it('splits cluster CIDRs and nodeport addresses by family; no nodeport addresses means all', () => {
     expect(plan([]).nodePortAddresses).toEqual({ 4: 'all', 6: 'all' });
     const p = plan([], { nodePortAddresses: ['192.168.0.0/24', 'fd00::/64'], masqueradeAll: true });
