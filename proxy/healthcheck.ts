@@ -4,10 +4,13 @@ import { createServer, type Server } from 'node:http';
 import type { Logger } from '../runtime/logger.ts';
 import type { HealthCheckPlan } from './plan/types.ts';
 
-/** The response body, as kube-proxy writes it. */
+/**
+ * The status and body, as kube-proxy answers them: 200 only with ready local endpoints and a healthy proxy (its
+ * rules current), so that a load balancer also leaves a node whose rules are stale; else 503.
+ */
 export function healthBody(hc: HealthCheckPlan, proxyHealthy: boolean): { status: number; body: string } {
   const body = JSON.stringify({ service: { namespace: hc.namespace, name: hc.name }, localEndpoints: hc.localEndpoints, serviceProxyHealthy: proxyHealthy });
-  return { status: hc.localEndpoints > 0 ? 200 : 503, body };
+  return { status: hc.localEndpoints > 0 && proxyHealthy ? 200 : 503, body };
 }
 
 /** Serves one HTTP listener per health-check node port and keeps them in line with the plan. */

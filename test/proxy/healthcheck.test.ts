@@ -1,9 +1,23 @@
 import { createServer } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { HealthCheckServers } from '../../proxy/healthcheck.ts';
+import { healthBody, HealthCheckServers } from '../../proxy/healthcheck.ts';
 import { silentLogger } from '../../runtime/logger.ts';
 import { freePort } from '../helpers/ports.ts';
 
+
+describe('healthBody', () => {
+  const rows: Array<[localEndpoints: number, proxyHealthy: boolean, status: number]> = [
+    [2, true, 200],
+    [2, false, 503],
+    [0, true, 503],
+    [0, false, 503],
+  ];
+  it.each(rows)('%i local endpoints, proxy healthy %s: %i', (localEndpoints, proxyHealthy, status) => {
+    const r = healthBody({ port: 1, namespace: 'd', name: 'x', localEndpoints }, proxyHealthy);
+    expect(r.status).toBe(status);
+    expect(JSON.parse(r.body)).toEqual({ service: { namespace: 'd', name: 'x' }, localEndpoints, serviceProxyHealthy: proxyHealthy });
+  });
+});
 
 describe('health-check node ports', () => {
   let servers: HealthCheckServers | undefined;
