@@ -19,9 +19,17 @@ export interface ZoneOptions {
   synced: () => boolean;
   /** Resolves an ExternalName target outside the zone through the rest of the chain. */
   resolve?: Resolve;
+  /**
+   * Most answers memoized at once (default 100,000). Only names of indexed objects are memoized (a Service has a
+   * handful of names and types), so this is far above what a cluster needs; it bounds what any mistake could make
+   * the memo keep. When full, the memo starts again empty.
+   */
+  maxMemoized?: number;
 }
 
 type Family = 4 | 6;
+/** Default of ZoneOptions.maxMemoized. */
+export const defaultMaxMemoized = 100_000;
 /** One SRV target: the named port it serves, its port number, its name, and the addresses behind that name. */
 interface SrvTarget {
   portName: string;
@@ -43,6 +51,7 @@ export class ClusterZoneHandler implements DnsHandler {
   /** Answers by query type, then by query name: a lookup hashes only the name the query brought, no key is built. */
   #memo = new Map<string, Map<string, DnsAnswer>>();
   #memoGeneration = -1;
+  #memoCount = 0;
   #shared?: { nxdomain: DnsAnswer; nodata: DnsAnswer; soa: ResourceRecord };
 
   constructor(index: RecordIndex, options: ZoneOptions) {
@@ -111,7 +120,9 @@ export class ClusterZoneHandler implements DnsHandler {
         return this.#o.pods === 'insecure' ? this.#nodata() : this.#nxdomain();
       case 'pod': {
         const ip = this.#o.pods === 'insecure' ? podLabelIP(z.address) : undefined;
-        return ip ? this.#byFamily(q, [ip]) : this.#nxdomain();
+        // Not memoized: the name comes from the client alone (2^32 addresses times any namespace), so keeping its
+        // answer would let any client grow our memory without bound. CoreDNS builds these on the fly too.
+        return ip ? this.#byFamily(q, [ip], false) : this.#nxdomain();
       }
       case 'none':
         return this.#nxdomain();
@@ -192,11 +203,12 @@ export class ClusterZoneHandler implements DnsHandler {
   }
 
   /** A or AAAA records of the addresses of the asked family; NODATA for other types or when none matches. */
-  #byFamily(q: DnsQuery, ips: readonly string[]): HandlerResult {
+  #byFamily(q: DnsQuery, ips: readonly string[], memo = true): HandlerResult {
     const family = familyOf(q.type);
     const matching = family === undefined ? [] : ips.filter((ip) => ipFamily(ip) === family);
     if (matching.length === 0) return this.#nodata();
-    return this.#memoized(q, () => this.#answer(matching.map((ip) => this.#rr(q.lname, q.type, ip))));
+    const build = () => this.#answer(matching.map((ip) => this.#rr(q.lname, q.type, ip)));
+    return memo ? this.#memoized(q, build) : build();
   }
 
   #addresses(name: string, ips: readonly string[]): ResourceRecord[] {
@@ -219,15 +231,27 @@ export class ClusterZoneHandler implements DnsHandler {
     let a = byName.get(q.lname);
     if (!a) {
       a = build();
+      if (this.#memoCount >= (this.#o.maxMemoized ?? defaultMaxMemoized)) {
+        this.#memo.clear();
+        this.#memo.set(q.type, (byName = new Map()));
+        this.#memoCount = 0;
+      }
       byName.set(q.lname, a);
+      this.#memoCount++;
     }
     return a;
+  }
+
+  /** Answers memoized now (at most ZoneOptions.maxMemoized). */
+  get memoized(): number {
+    return this.#memoCount;
   }
 
   /** Drops memoized answers when the index has changed since they were built. */
   #fresh(): void {
     if (this.#memoGeneration === this.#index.generation && this.#shared) return;
     this.#memo.clear();
+    this.#memoCount = 0;
     this.#memoGeneration = this.#index.generation;
     const zone = this.#zone;
     const soa = this.#rr(zone, 'SOA', {

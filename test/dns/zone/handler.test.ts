@@ -154,6 +154,25 @@ describe('cluster zone behaviour', () => {
     expect(await ask(handler, 'fd00--5.default.pod.cluster.local', 'AAAA')).toMatchObject({ answer: ['fd00--5.default.pod.cluster.local AAAA fd00::5'] });
   });
 
+  it('keeps no pod answer: a flood of distinct pod names leaves the memo empty', async () => {
+    const { handler } = setup({ pods: 'insecure' });
+    for (let i = 0; i < 20_000; i++) {
+      const a = await ask(handler, `10-${i >> 16}-${(i >> 8) & 255}-${i & 255}.ns${i % 1000}.pod.cluster.local`, 'A');
+      expect(a).toMatchObject({ rcode: 'NOERROR' });
+    }
+    expect(handler.memoized).toBe(0);
+  });
+
+  it('memoizes at most maxMemoized answers, starting again empty when full', async () => {
+    const { handler } = setup({ maxMemoized: 3 });
+    const names = ['web.default', 'db.shop', 'eager.shop', 'dns.kube-system'].map((n) => `${n}.svc.cluster.local`);
+    for (const n of [...names, ...names]) {
+      await handler.handle(query(n, 'A'));
+      expect(handler.memoized).toBeLessThanOrEqual(3);
+    }
+    expect(await ask(handler, names[0]!, 'A')).toMatchObject({ answer: ['web.default.svc.cluster.local A 10.96.0.10'] });
+  });
+
   it('SERVFAILs zone queries until the first full view is loaded', async () => {
     const s = setup();
     s.setSynced(false);
