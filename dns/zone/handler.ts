@@ -28,6 +28,8 @@ export interface ZoneOptions {
 }
 
 type Family = 4 | 6;
+/** Most CNAMEs in an answer's chain of ExternalNames (CoreDNS stops adding them after 8). */
+export const maxChain = 8;
 /** Default of ZoneOptions.maxMemoized. */
 export const defaultMaxMemoized = 100_000;
 /** One SRV target: the named port it serves, its port number, its name, and the addresses behind that name. */
@@ -183,23 +185,44 @@ export class ClusterZoneHandler implements DnsHandler {
     return this.#answer(answers, [...glue].flatMap(([target, ips]) => this.#addresses(target, [...new Set(ips)])));
   }
 
+  /**
+   * The CNAME chain from an ExternalName, followed while its targets are ExternalNames of the zone, then the
+   * addresses of the last target (from the zone, or through the forwarder). As CoreDNS does, the chain stops before
+   * a CNAME whose target is already in it (a loop) and after maxChain CNAMEs; a self-reference gets NODATA.
+   */
   async #externalName(q: DnsQuery, svc: ServiceRecords): Promise<HandlerResult> {
-    const target = svc.externalName!;
-    const cname = this.#rr(q.lname, 'CNAME', target);
     const family = familyOf(q.type);
-    // Every other type gets the CNAME alone, as a resolver then asks again for the target.
-    if (family === undefined) return this.#answer([cname]);
-    const lower = target.toLowerCase();
-    let rest: ResourceRecord[] = [];
-    if (parseZoneName(lower, this.#zone)) {
-      // A target inside the zone is answered from the zone itself (one level: a chain of ExternalNames stops here).
-      const inner = await this.handle({ ...q, name: target, lname: lower });
-      if (inner !== 'pass' && inner.rcode === 'NOERROR') rest = inner.answers.filter((r) => r.type !== 'CNAME');
-    } else if (this.#o.resolve) {
-      const upstream = await this.#o.resolve(target, q.type as 'A' | 'AAAA', q);
-      if (upstream.rcode === 'NOERROR') rest = upstream.answers;
+    const chain: ResourceRecord[] = [];
+    const seen = new Set([q.lname]);
+    let owner = q.name;
+    let target = svc.externalName!;
+    for (;;) {
+      const lower = target.toLowerCase();
+      if (seen.has(lower) || chain.length >= maxChain) break;
+      seen.add(lower);
+      chain.push(this.#rr(owner, 'CNAME', target));
+      // Every other type gets the first CNAME alone, as a resolver then asks again for the target.
+      if (family === undefined) break;
+      const z = parseZoneName(lower, this.#zone);
+      const next = z?.kind === 'service' ? this.#index.service(z.namespace, z.service) : undefined;
+      if (next?.kind === 'external-name') {
+        owner = target;
+        target = next.externalName!;
+        continue;
+      }
+      let rest: ResourceRecord[] = [];
+      if (z) {
+        // Not an ExternalName: the zone answers synchronously.
+        const inner = (await this.handle({ ...q, name: target, lname: lower })) as HandlerResult;
+        if (inner !== 'pass' && inner.rcode === 'NOERROR') rest = inner.answers;
+      } else if (this.#o.resolve) {
+        const upstream = await this.#o.resolve(target, q.type as 'A' | 'AAAA', q);
+        if (upstream.rcode === 'NOERROR') rest = upstream.answers;
+      }
+      return { ...this.#answer([...chain, ...rest]), recursionAvailable: this.#o.resolve !== undefined };
     }
-    return { ...this.#answer([cname, ...rest]), recursionAvailable: this.#o.resolve !== undefined };
+    if (chain.length === 0) return this.#nodata();
+    return family === undefined ? this.#answer(chain) : { ...this.#answer(chain), recursionAvailable: this.#o.resolve !== undefined };
   }
 
   /** A or AAAA records of the addresses of the asked family; NODATA for other types or when none matches. */

@@ -37,6 +37,11 @@ const objects = (webIP = '10.96.0.10') => [
   slice('db-1', 'db', [ep('10.244.2.7', { hostname: 'db-0' }), ep('10.244.2.8')], [{ name: 'pg', port: 5432 }], { namespace: 'shop' }),
   slice('db-6', 'db', [ep('fd00:244:2::8')], [{ name: 'pg', port: 5432 }], { namespace: 'shop', addressType: 'IPv6' }),
   service('search', { type: 'ExternalName', externalName: 'search.example.com' }),
+  service('alias', { type: 'ExternalName', externalName: 'web.default.svc.cluster.local' }),
+  service('chain', { type: 'ExternalName', externalName: 'alias.default.svc.cluster.local' }),
+  service('loop', { type: 'ExternalName', externalName: 'loop.default.svc.cluster.local' }),
+  service('loopa', { type: 'ExternalName', externalName: 'loopb.default.svc.cluster.local' }),
+  service('loopb', { type: 'ExternalName', externalName: 'loopa.default.svc.cluster.local' }),
 ];
 
 /** A tiny upstream that knows the names under `domain` (example.com) and counts what it was asked. */
@@ -125,6 +130,13 @@ describe('netplane dns from a manifest directory, with dig', () => {
     { q: ['fd00:96::10', 'PTR', '-x'], status: 'NOERROR', answer: [`${'0.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.6.9.0.0.0.0.d.f'}.ip6.arpa. IN PTR web.default.svc.cluster.local.`] },
     { q: ['99.0.96.10.in-addr.arpa', 'PTR'], status: 'NXDOMAIN' },
     { q: ['search.default.svc.cluster.local', 'A'], status: 'NOERROR', answer: ['search.default.svc.cluster.local. IN CNAME search.example.com.', 'search.example.com. IN A 192.0.2.7'] },
+    {
+      q: ['chain.default.svc.cluster.local', 'A'],
+      status: 'NOERROR',
+      answer: ['chain.default.svc.cluster.local. IN CNAME alias.default.svc.cluster.local.', 'alias.default.svc.cluster.local. IN CNAME web.default.svc.cluster.local.', 'web.default.svc.cluster.local. IN A 10.96.0.10'],
+    },
+    { q: ['loop.default.svc.cluster.local', 'A'], status: 'NOERROR', answer: [], authority: /IN SOA/ },
+    { q: ['loopa.default.svc.cluster.local', 'A'], status: 'NOERROR', answer: ['loopa.default.svc.cluster.local. IN CNAME loopb.default.svc.cluster.local.'] },
     { q: ['dns-version.cluster.local', 'TXT'], status: 'NOERROR', answer: ['dns-version.cluster.local. IN TXT "1.1.0"'] },
     { q: ['10-244-1-5.default.pod.cluster.local', 'A'], status: 'NOERROR', answer: ['10-244-1-5.default.pod.cluster.local. IN A 10.244.1.5'] },
     { q: ['www.example.com', 'A'], status: 'NOERROR', answer: ['www.example.com. IN A 192.0.2.7'], aa: false },

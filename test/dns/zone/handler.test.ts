@@ -23,6 +23,14 @@ function cluster(): object[] {
     slice('eager-1', 'eager', [ep('10.244.3.2', { conditions: { ready: false } })], [], { namespace: 'shop' }),
     service('search', { type: 'ExternalName', externalName: 'search.example.com' }),
     service('alias', { type: 'ExternalName', externalName: 'web.default.svc.cluster.local' }),
+    service('chain1', { type: 'ExternalName', externalName: 'Alias.default.svc.cluster.local' }),
+    service('chain2', { type: 'ExternalName', externalName: 'chain1.default.svc.cluster.local' }),
+    service('outchain', { type: 'ExternalName', externalName: 'search.default.svc.cluster.local' }),
+    service('loop', { type: 'ExternalName', externalName: 'loop.default.svc.cluster.local' }),
+    service('loopa', { type: 'ExternalName', externalName: 'loopb.default.svc.cluster.local' }),
+    service('loopb', { type: 'ExternalName', externalName: 'loopa.default.svc.cluster.local' }),
+    ...Array.from({ length: 10 }, (_, i) => service(`hop${i}`, { type: 'ExternalName', externalName: `hop${i + 1}.default.svc.cluster.local` })),
+    service('hop10', { type: 'ExternalName', externalName: 'web.default.svc.cluster.local' }),
     service('dns', { clusterIP: '10.96.0.53', ports: [{ name: 'dns', port: 53, protocol: 'UDP' }, { name: 'dns-tcp', port: 53, protocol: 'TCP' }] }, { namespace: 'kube-system' }),
   ];
 }
@@ -125,6 +133,33 @@ describe('cluster zone answers', () => {
     {
       q: ['alias.default.svc.cluster.local', 'A'],
       want: { rcode: 'NOERROR', answer: ['alias.default.svc.cluster.local CNAME web.default.svc.cluster.local', 'web.default.svc.cluster.local A 10.96.0.10'] },
+    },
+    {
+      q: ['chain2.default.svc.cluster.local', 'A'],
+      want: {
+        rcode: 'NOERROR',
+        answer: [
+          'chain2.default.svc.cluster.local CNAME chain1.default.svc.cluster.local',
+          'chain1.default.svc.cluster.local CNAME Alias.default.svc.cluster.local',
+          'Alias.default.svc.cluster.local CNAME web.default.svc.cluster.local',
+          'web.default.svc.cluster.local A 10.96.0.10',
+        ],
+      },
+    },
+    {
+      q: ['outchain.default.svc.cluster.local', 'AAAA'],
+      want: {
+        rcode: 'NOERROR',
+        answer: ['outchain.default.svc.cluster.local CNAME search.default.svc.cluster.local', 'search.default.svc.cluster.local CNAME search.example.com', 'search.example.com AAAA 2001:db8::1'],
+      },
+    },
+    { q: ['chain2.default.svc.cluster.local', 'TXT'], want: { rcode: 'NOERROR', answer: ['chain2.default.svc.cluster.local CNAME chain1.default.svc.cluster.local'] } },
+    // Loops: the chain stops before the CNAME that would close it; a self-reference has no CNAME to give.
+    { q: ['loop.default.svc.cluster.local', 'A'], want: nodata },
+    { q: ['loopa.default.svc.cluster.local', 'A'], want: { rcode: 'NOERROR', answer: ['loopa.default.svc.cluster.local CNAME loopb.default.svc.cluster.local'] } },
+    {
+      q: ['hop0.default.svc.cluster.local', 'A'],
+      want: { rcode: 'NOERROR', answer: Array.from({ length: 8 }, (_, i) => `hop${i}.default.svc.cluster.local CNAME hop${i + 1}.default.svc.cluster.local`) },
     },
     { q: ['10.0.96.10.in-addr.arpa', 'PTR'], want: { rcode: 'NOERROR', answer: ['10.0.96.10.in-addr.arpa PTR web.default.svc.cluster.local'] } },
     { q: ['7.2.244.10.in-addr.arpa', 'PTR'], want: { rcode: 'NOERROR', answer: ['7.2.244.10.in-addr.arpa PTR db-0.db.shop.svc.cluster.local'] } },
