@@ -70,6 +70,9 @@ export class Gateway {
     try {
       if (o.http) {
         const s = createServer(serverOptions, (req, res) => this.#request(req, res, 'http', bound.http!));
+        // `Expect: 100-continue` is answered when the request is forwarded (steps.ts), not before the route's checks:
+        // a client refused with 401, 403, 413 or 429 never sends its body, as with nginx.
+        s.on('checkContinue', (req, res) => this.#request(req, res, 'http', bound.http!));
         s.maxHeadersCount = o.maxHeadersCount;
         this.#http = s;
         this.#guard(s);
@@ -86,6 +89,7 @@ export class Gateway {
           settings: { maxHeaderListSize: o.maxHeaderSize },
         });
         s.on('request', (req, res) => this.#request(req, res, 'https', bound.https!));
+        s.on('checkContinue', (req: Http2ServerRequest, res: Http2ServerResponse) => this.#request(req, res, 'https', bound.https!));
         // A resumed TLS session skips the SNI callback: its client-certificate standing is read from the session.
         const certificates = o.certificates;
         s.on('secureConnection', (socket: TLSSocket) => certificates.resumed(socket));

@@ -373,6 +373,9 @@ export const forward: Step = {
   async run(x, s): Promise<Verdict> {
     const { policy: p, path, headers } = upstreamTarget(x);
     if (s.hsts && clientProto(x) === 'https') x.res.setHeader('strict-transport-security', s.hsts);
+    // The client waits for this before it sends its body (see the checkContinue listeners in gateway.ts).
+    const expect = x.req.headers.expect;
+    if (expect !== undefined && expect.toLowerCase() === '100-continue') x.res.writeContinue();
     x.upstream = await s.upstreams.forward(x.req, x.res, {
       backend: x.backend!.key,
       policy: p,

@@ -4,7 +4,7 @@
 // X-Forwarded-* headers of a trusted load balancer in front.
 import { connect as tcpConnect } from 'node:net';
 import { connect as h2Connect } from 'node:http2';
-import { request as httpsRequest } from 'node:https';
+import { request as httpsRequest, type RequestOptions } from 'node:https';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import bcrypt from 'bcryptjs';
@@ -74,7 +74,8 @@ function h2(port: number, servername: string, headers: Record<string, string>): 
 /** An HTTPS/1.1 request with extra headers; resolves with the status. */
 function https1(port: number, servername: string, headers: Record<string, string>): Promise<number> {
   return new Promise((resolve, reject) => {
-    const req = httpsRequest({ host: '127.0.0.1', port, servername, path: '/', headers: { host: servername, ...headers }, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] }, (res) => {
+    const options: RequestOptions = { host: '127.0.0.1', port, servername, path: '/', headers: { host: servername, ...headers }, rejectUnauthorized: false };
+    const req = httpsRequest(options, (res) => {
       res.resume();
       res.on('end', () => resolve(res.statusCode ?? 0));
     });
@@ -157,6 +158,25 @@ describe('netplane ingress: other spellings of a request', () => {
     expect(bodyOf(r)).toMatchObject({ backend: 'web', url: '/?x=1' });
     // No rule without a host here: 404, not 400.
     expect(statusOf(await raw(gw.http, 'GET / HTTP/1.0\r\n\r\n'))).toBe(404);
+  });
+
+  it('answers Expect: 100-continue only when the request is forwarded: a refused client never sends its body', async () => {
+    const head = (auth: string) => `POST /admin/upload HTTP/1.1\r\nHost: app.test\r\n${auth}Content-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n`;
+    const refused = await raw(gw.http, head(''));
+    expect(statusOf(refused)).toBe(401);
+    expect(refused).not.toContain('100 Continue');
+    const answered = await new Promise<string>((resolve, reject) => {
+      let got = '';
+      const s = tcpConnect(gw.http, '127.0.0.1', () => s.write(head(`Authorization: Basic ${b64('alice:wonderland')}\r\n`)));
+      s.on('data', (d) => {
+        got += d.toString();
+        if (got.startsWith('HTTP/1.1 100 Continue\r\n\r\n') && got.length === 25) s.write('hello');
+      });
+      s.on('end', () => resolve(got));
+      s.on('error', reject);
+    });
+    expect(answered.startsWith('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200')).toBe(true);
+    expect(bodyOf(answered.slice(25))).toMatchObject({ backend: 'admin', method: 'POST', body: 'hello' });
   });
 
   it('applies the header size limit on the HTTPS listener too, HTTP/1.1 and HTTP/2', async () => {
