@@ -65,7 +65,9 @@ export function compileRoutes(input: CompileInput): CompileResult {
     // The custom error backend is a backend like the others: its endpoints are followed (spoken to in HTTP).
     if (c.policy.errorBackend !== undefined) addBackend(parts, c.policy.errorBackend, { backendProtocol: 'HTTP' });
     if (c.policy.clientCert !== undefined) addClientCert(parts, c, c.policy.clientCert);
-    if (c.defaultBackend !== undefined && parts.defaultRoute === undefined) {
+    // As in ingress-nginx: the defaultBackend of an Ingress without rules answers what nothing else matches, on any
+    // host (the first such Ingress by namespace/name); that of an Ingress with rules only on its own hosts (below).
+    if (c.defaultBackend !== undefined && c.rules.length === 0 && parts.defaultRoute === undefined) {
       parts.defaultRoute = { ingress: c.key, namespace: c.namespace, host: '', path: '/', pathType: 'Prefix', backend: c.defaultBackend, policy: c.policy };
       addBackend(parts, c.defaultBackend, c.policy);
     }
@@ -73,6 +75,15 @@ export function compileRoutes(input: CompileInput): CompileResult {
     served.set(c.key, c.ingress);
     parts.ingresses.set(c.key, c.policy);
     for (const s of c.authSecrets) parts.secrets.add(s);
+  }
+  // Host default backends after every rule: they take a host's `/` only when no Ingress has a rule for it.
+  for (const c of compiled) {
+    if (c.canary !== undefined || c.defaultBackend === undefined) continue;
+    for (const host of new Set(c.rules.map((r) => r.host))) {
+      if (parts.index.get(host, '/', 'Prefix') !== undefined) continue;
+      parts.index.add({ ingress: c.key, namespace: c.namespace, host, path: '/', pathType: 'Prefix', backend: c.defaultBackend, policy: c.policy });
+      addBackend(parts, c.defaultBackend, c.policy);
+    }
   }
   // Canaries after every primary, so a canary attaches whatever the order of names.
   for (const c of compiled) {

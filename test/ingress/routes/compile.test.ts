@@ -235,9 +235,28 @@ describe('table contents', () => {
   it('gives each backend the backend-protocol of the Ingress that routes to it', () => {
     const { table: t } = compile([
       ingress('plain', { rules: [rule('a.com', 'Prefix / web:80')] }),
-      ingress('secure', { annotations: { 'nginx.ingress.kubernetes.io/backend-protocol': 'HTTPS' }, rules: [rule('b.com', 'Prefix / tls:443')], defaultBackend: backend('fallback:8443') }),
+      ingress('secure', { annotations: { 'nginx.ingress.kubernetes.io/backend-protocol': 'HTTPS' }, rules: [rule('b.com', 'Prefix /api tls:443')], defaultBackend: backend('fallback:8443') }),
     ]);
     expect(Object.fromEntries(t.protocols)).toEqual({ 'default/web:80': 'HTTP', 'default/tls:443': 'HTTPS', 'default/fallback:8443': 'HTTPS' });
+  });
+
+  it("scopes an Ingress's defaultBackend to its own hosts, as ingress-nginx does; one without rules answers every host", () => {
+    const { table: t } = compile([
+      ingress('a-shop', { rules: [rule('shop.com', 'Prefix /cart cart:80')], defaultBackend: backend('shop-home:80') }),
+      ingress('b-blog', { rules: [rule('blog.com', 'Prefix /posts posts:80')] }),
+      ingress('c-site', { rules: [rule('site.com', 'Prefix /docs docs:80')], defaultBackend: backend('site-home:80') }),
+      ingress('d-site-root', { rules: [rule('site.com', 'Prefix / site-root:80')] }),
+      ingress('z-catch-all', { defaultBackend: backend('catch-all:80') }),
+    ]);
+    expect(['shop.com /cart/1', 'shop.com /about', 'blog.com /about', 'site.com /about', 'other.com /'].map((q) => t.match(q.split(' ')[0]!, q.split(' ')[1]!)?.backend.key)).toEqual([
+      'default/cart:80',
+      'default/shop-home:80',
+      'default/catch-all:80',
+      // An explicit `/` rule, even of a later Ingress, comes before a defaultBackend.
+      'default/site-root:80',
+      'default/catch-all:80',
+    ]);
+    expect(t.backends.has('default/site-home:80')).toBe(false);
   });
 
   it('counts rules and lists served Ingresses with their policies', () => {
