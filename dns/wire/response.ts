@@ -1,8 +1,10 @@
 // Writing responses (RFC 1035 4.1, RFC 6891 6.1.3, RFC 7766 8): an answer's sections are encoded once with
 // dns-packet and reused; a response is then the header, the question copied from the query as it came (letter
-// case kept), the cached sections and our OPT record.
+// case kept), the cached sections and our OPT record. Only a response too big for its limit is compressed and cut
+// (truncate.ts), as CoreDNS does: the usual answer is copied as it was encoded.
 import { answerCodec, nameCodec, rcodeNumbers } from './codec.ts';
 import type { DnsAnswer, ResourceRecord } from '../types.ts';
+import { buildFitted } from './truncate.ts';
 
 /** An answer's three sections on the wire, for any question with the name it was encoded for. */
 export interface EncodedAnswer {
@@ -135,42 +137,40 @@ function frame(out: Buffer, prefix: 0 | 2, size: number, msg: Buffer): Buffer {
 }
 
 /**
- * Builds the response to `msg` (whose parse is `q`) from an encoded answer. When the whole response exceeds
- * `limit`, only the header, question and OPT go out, with TC set. `prefix` is 2 for TCP (the length is written
- * in front), 0 for UDP. Every byte of the returned buffer is written.
+ * Builds the response to `msg` (whose parse is `q`) from an encoded answer. When the response exceeds `limit`, it is
+ * written compressed with the records that fit (truncate.ts: extras dropped first, TC once answers must go).
+ * `prefix` is 2 for TCP (the length is written in front), 0 for UDP. Every byte of the returned buffer is written.
  */
 export function buildResponse(msg: Buffer, q: QueryShape, enc: EncodedAnswer, limit: number, ourSize: number, prefix: 0 | 2, into: Allocator = pooled): Buffer {
   const qend = q.questionEnd;
   const optLen = q.edns ? optLength : 0;
-  const full = qend + enc.body.length + optLen;
-  const tc = full > limit || full > maxMessage;
-  const size = tc ? qend + optLen : full;
+  const size = qend + enc.body.length + optLen;
+  if (size > limit || size > maxMessage) {
+    return buildFitted(msg, q, enc, Math.min(limit, maxMessage), optLen, prefix, into, (out, off) => writeOpt(out, off, ourSize, 0, q.dnssecOk));
+  }
   const out = frame(into.alloc(prefix + size), prefix, size, msg);
   const h = prefix;
-  // QR, opcode QUERY, AA from the answer, TC, RD copied; RA and rcode from the answer, CD copied.
-  out[h + 2] = 0x80 | enc.aa | (tc ? 0x02 : 0) | (msg[2]! & 0x01);
+  // QR, opcode QUERY, AA from the answer, RD copied; RA and rcode from the answer, CD copied.
+  out[h + 2] = 0x80 | enc.aa | (msg[2]! & 0x01);
   out[h + 3] = enc.flags3 | (msg[3]! & 0x10);
   out[h + 4] = 0;
   out[h + 5] = 1;
-  const arCount = tc ? 0 : enc.ar;
-  const ar = arCount + (q.edns ? 1 : 0);
-  out[h + 6] = tc ? 0 : enc.an >> 8;
-  out[h + 7] = tc ? 0 : enc.an & 0xff;
-  out[h + 8] = tc ? 0 : enc.ns >> 8;
-  out[h + 9] = tc ? 0 : enc.ns & 0xff;
+  const ar = enc.ar + (q.edns ? 1 : 0);
+  out[h + 6] = enc.an >> 8;
+  out[h + 7] = enc.an & 0xff;
+  out[h + 8] = enc.ns >> 8;
+  out[h + 9] = enc.ns & 0xff;
   out[h + 10] = ar >> 8;
   out[h + 11] = ar & 0xff;
   let off = h + 12;
   for (let i = 12; i < qend; i++) out[off++] = msg[i]!;
-  if (!tc) {
-    const body = enc.body;
-    const n = body.length;
-    // Buffer.copy has a fixed cost that outweighs a byte loop for the usual few dozen bytes.
-    if (n > 64) {
-      body.copy(out, off);
-      off += n;
-    } else for (let i = 0; i < n; i++) out[off++] = body[i]!;
-  }
+  const body = enc.body;
+  const n = body.length;
+  // Buffer.copy has a fixed cost that outweighs a byte loop for the usual few dozen bytes.
+  if (n > 64) {
+    body.copy(out, off);
+    off += n;
+  } else for (let i = 0; i < n; i++) out[off++] = body[i]!;
   if (q.edns) writeOpt(out, off, ourSize, 0, q.dnssecOk);
   return out;
 }

@@ -42,6 +42,10 @@ const objects = (webIP = '10.96.0.10') => [
   service('loop', { type: 'ExternalName', externalName: 'loop.default.svc.cluster.local' }),
   service('loopa', { type: 'ExternalName', externalName: 'loopb.default.svc.cluster.local' }),
   service('loopb', { type: 'ExternalName', externalName: 'loopa.default.svc.cluster.local' }),
+  service('six', { clusterIP: 'None', ports: [{ name: 'http', port: 80 }] }),
+  slice('six-1', 'six', Array.from({ length: 6 }, (_, i) => ep(`10.244.6.${i + 1}`)), [{ name: 'http', port: 8080 }]),
+  service('many', { clusterIP: 'None', ports: [{ name: 'http', port: 80 }] }),
+  slice('many-1', 'many', Array.from({ length: 100 }, (_, i) => ep(`10.244.7.${i + 1}`)), [{ name: 'http', port: 8080 }]),
 ];
 
 /** A tiny upstream that knows the names under `domain` (example.com) and counts what it was asked. */
@@ -176,6 +180,21 @@ describe('netplane dns from a manifest directory, with dig', () => {
     await writeFile(`${dir}.hosts`, '10.0.0.6 db.static.example\n');
     await waitFor('the edited hosts file', async () => JSON.stringify((await dig(port, 'db.static.example')).answer) === JSON.stringify(['db.static.example. IN A 10.0.0.6']), 15_000, 200);
   }, 20_000);
+
+  it('fits big answers into UDP as CoreDNS does: compressed, extras dropped without TC, then whole answers with TC', async () => {
+    // Six SRV records (60 bytes each, their targets in full as RFC 2782 asks) fit in 512 bytes; not all the glue does.
+    const six = await dig(port, '_http._tcp.six.default.svc.cluster.local', 'SRV', '+noedns', '+ignore');
+    expect([six.status, six.flags.includes('tc'), six.answer.length]).toEqual(['NOERROR', false, 6]);
+    expect(six.additional.length).toBeGreaterThan(0);
+    // 100 A records: as many as fit, with TC (16 bytes each after a 47-byte header and question).
+    const small = await dig(port, 'many.default.svc.cluster.local', 'A', '+noedns', '+ignore');
+    expect([small.status, small.flags.includes('tc'), small.answer.length]).toEqual(['NOERROR', true, 29]);
+    expect(small.answer[0]).toBe('many.default.svc.cluster.local. IN A 10.244.7.1');
+    const edns = await dig(port, 'many.default.svc.cluster.local', 'A', '+bufsize=1232', '+ignore');
+    expect([edns.flags.includes('tc'), edns.answer.length]).toEqual([true, 73]);
+    // dig retries over TCP on TC and gets them all.
+    expect((await dig(port, 'many.default.svc.cluster.local', 'A', '+noedns')).answer).toHaveLength(100);
+  });
 
   it('answers the SOA at the apex', async () => {
     const r = await dig(port, 'cluster.local', 'SOA');

@@ -93,21 +93,84 @@ describe('encodeAnswer + buildResponse', () => {
   });
 
   const many = Array.from({ length: 40 }, (_, i) => a('big.cluster.local', `10.1.0.${i}`)); // 40 x 16 bytes after the pointer
-  const truncation: Array<{ what: string; limit: number; edns: boolean; tc: boolean }> = [
-    { what: 'over 512 without EDNS', limit: 512, edns: false, tc: true },
-    { what: 'fits the EDNS size', limit: 1232, edns: true, tc: false },
-    { what: 'over a small EDNS size', limit: 600, edns: true, tc: true },
-    { what: 'TCP limit', limit: 65535, edns: false, tc: false },
+  // Header 12, question 23 (big.cluster.local A), OPT 11: as many 16-byte records as fit in the rest, then TC.
+  const truncation: Array<{ what: string; limit: number; edns: boolean; tc: boolean; answers: number }> = [
+    { what: 'over 512 without EDNS', limit: 512, edns: false, tc: true, answers: 29 },
+    { what: 'fits the EDNS size', limit: 1232, edns: true, tc: false, answers: 40 },
+    { what: 'over a small EDNS size', limit: 600, edns: true, tc: true, answers: 34 },
+    { what: 'TCP limit', limit: 65535, edns: false, tc: false, answers: 40 },
   ];
-  it.each(truncation)('truncation: $what', ({ limit, edns, tc }) => {
+  it.each(truncation)('truncation: $what', ({ limit, edns, tc, answers }) => {
     const { msg, q } = query('big.cluster.local', 'A', { edns });
     const out = buildResponse(msg, q, encodeAnswer(answer({ answers: many }), q.lname), limit, 1232, 0);
     expect(out.length).toBeLessThanOrEqual(limit);
     const res = decode(out);
     expect(res.flag_tc).toBe(tc);
     expect(res.questions).toHaveLength(1);
-    expect(res.answers).toHaveLength(tc ? 0 : 40);
+    expect(res.answers!.map((r) => (r as { data: string }).data)).toEqual(many.slice(0, answers).map((r) => r.data));
     expect(res.additionals!.filter((r) => r.type === 'OPT')).toHaveLength(edns ? 1 : 0);
+  });
+
+  // Six headless endpoints behind a named port: 765 bytes as encoded, so over 512 only compressed.
+  const svc = 'six.default.svc.cluster.local';
+  const targets = Array.from({ length: 6 }, (_, i) => `10-244-1-${i}.${svc}`);
+  const srv = targets.map((target) => ({ name: `_http._tcp.${svc}`, type: 'SRV' as const, ttl: 5, data: { priority: 0, weight: 16, port: 8080, target } }));
+  const glue = targets.map((t, i) => a(t, `10.244.1.${i}`));
+
+  it('compresses a response over the limit: owner names, glue owners pointing at SRV targets, SOA names', () => {
+    const { msg, q } = query(`_http._tcp.${svc}`, 'SRV');
+    const enc = encodeAnswer(answer({ answers: srv, additionals: glue }), q.lname);
+    expect(12 + (q.questionEnd - 12) + enc.body.length).toBeGreaterThan(512);
+    const out = buildResponse(msg, q, enc, 512, 1232, 0);
+    expect(out.length).toBeLessThanOrEqual(512);
+    const res = decode(out);
+    expect(res.flag_tc).toBe(false);
+    expect(res.answers!.map((r) => [r.name, (r as dnsPacket.SrvAnswer).data.target])).toEqual(targets.map((t) => [`_http._tcp.${svc}`, t]));
+    // 6 SRV records of 60 bytes after 58 of header and question; 5 of the 16-byte glue records fit after them.
+    expect(res.additionals!.map((r) => [r.name, (r as { data: string }).data])).toEqual(glue.slice(0, 5).map((g) => [g.name, g.data]));
+    // SRV targets are written in full (RFC 2782); the glue owners point at them.
+    for (const t of targets) expect(out.includes(Buffer.concat([...t.split('.').map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)])), Buffer.from([0])]))).toBe(true);
+
+    const soaQuery = query('x.cluster.local', 'A');
+    const neg = encodeAnswer(answer({ rcode: 'NXDOMAIN', answers: many.slice(0, 26), authorities: [soa] }), soaQuery.q.lname);
+    // 26 answers (449 bytes with header and question) leave 63 bytes: the SOA takes 93 in full, 54 compressed.
+    const negRes = decode(buildResponse(soaQuery.msg, soaQuery.q, neg, 512, 1232, 0));
+    expect([negRes.flag_tc, negRes.answers!.length]).toEqual([false, 26]);
+    expect(negRes.authorities).toEqual([expect.objectContaining({ name: 'cluster.local', data: expect.objectContaining({ mname: 'ns.dns.cluster.local', rname: 'hostmaster.cluster.local', expire: 86400 }) })]);
+  });
+
+  it('drops additional records that do not fit without setting TC (RFC 2181 9)', () => {
+    const { msg, q } = query(`_http._tcp.${svc}`, 'SRV');
+    const extra = Array.from({ length: 30 }, (_, i) => a(`glue-${i}.other.example`, `192.0.2.${i}`));
+    const out = buildResponse(msg, q, encodeAnswer(answer({ answers: srv.slice(0, 3), additionals: [...glue.slice(0, 3), ...extra] }), q.lname), 512, 1232, 0);
+    const res = decode(out);
+    expect(out.length).toBeLessThanOrEqual(512);
+    expect(res.flag_tc).toBe(false);
+    expect(res.answers).toHaveLength(3);
+    expect(res.additionals!.length).toBeGreaterThan(3);
+    expect(res.additionals!.length).toBeLessThan(33);
+    expect(res.additionals!.slice(3).map((r) => r.name)).toEqual(extra.slice(0, res.additionals!.length - 3).map((r) => r.name));
+  });
+
+  it('keeps the whole answers that fit and sets TC when answers must go, additionals then left out', () => {
+    const { msg, q } = query(`_http._tcp.${svc}`, 'SRV');
+    const lots = Array.from({ length: 40 }, (_, i) => ({ ...srv[0]!, data: { ...srv[0]!.data, target: `host-${i}.${svc}` } }));
+    const out = buildResponse(msg, q, encodeAnswer(answer({ answers: lots, additionals: glue }), q.lname), 512, 1232, 0);
+    const res = decode(out);
+    expect(res.flag_tc).toBe(true);
+    expect(res.answers!.length).toBeGreaterThan(5);
+    expect(res.answers!.map((r) => (r as dnsPacket.SrvAnswer).data.target)).toEqual(lots.slice(0, res.answers!.length).map((r) => r.data.target));
+    expect(res.additionals).toEqual([]);
+  });
+
+  it('fits a TCP response over 65,535 bytes, length prefix included', () => {
+    const { msg, q } = query('big.cluster.local', 'A');
+    const huge = Array.from({ length: 5000 }, (_, i) => a('big.cluster.local', `10.${i >> 16}.${(i >> 8) & 255}.${i & 255}`));
+    const out = buildResponse(msg, q, encodeAnswer(answer({ answers: huge }), q.lname), 65535, 1232, 2);
+    expect(out.readUInt16BE(0)).toBe(out.length - 2);
+    const res = dnsPacket.streamDecode(out) as dnsPacket.DecodedPacket & { flag_tc: boolean };
+    expect(res.flag_tc).toBe(true);
+    expect(res.answers!.length).toBe(Math.floor((65535 - 35) / 16));
   });
 
   it('frames TCP responses with their length', () => {
