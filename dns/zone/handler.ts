@@ -136,7 +136,12 @@ export class ClusterZoneHandler implements DnsHandler {
     if (!svc) return this.#nxdomain();
     if (svc.kind === 'external-name') return this.#externalName(q, svc);
     if (svc.kind === 'headless' && svc.endpoints.length === 0) return this.#nxdomain();
-    if (q.type === 'SRV') return this.#memoized(q, () => this.#srv(svc, this.#srvTargets(svc)));
+    if (q.type === 'SRV') {
+      // The Service name asks for every port, named or not (CoreDNS reads the missing _port._proto as wildcards);
+      // a Service without ports has no SRV record, which is NODATA like any other missing type.
+      const targets = this.#srvTargets(svc);
+      return targets.length === 0 ? this.#nodata() : this.#memoized(q, () => this.#srv(svc, targets));
+    }
     const ips = svc.kind === 'headless' ? svc.endpoints.map((e) => e.ip) : svc.clusterIPs;
     return this.#byFamily(q, ips);
   }
@@ -155,7 +160,7 @@ export class ClusterZoneHandler implements DnsHandler {
     return q.type === 'SRV' ? this.#memoized(q, () => this.#srv(svc, targets, q.lname)) : this.#nodata();
   }
 
-  /** SRV targets: the Service name per named port, or each published endpoint per named port (headless). */
+  /** SRV targets: the Service name per port, or each published endpoint per port (headless). */
   #srvTargets(svc: ServiceRecords): SrvTarget[] {
     const fqdn = `${svc.name}.${svc.namespace}.svc.${this.#zone}`;
     if (svc.kind === 'cluster-ip') return svc.ports.map((p) => ({ portName: p.name, protocol: p.protocol, port: p.port, target: fqdn, ips: svc.clusterIPs }));

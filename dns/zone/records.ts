@@ -10,7 +10,7 @@ export interface EndpointRecord {
   family: 4 | 6;
   /** The endpoint's DNS label: its hostname, else its address with dashes. */
   label: string;
-  /** Port numbers by `portname/protocol` (lower case), from the Service's ports. */
+  /** Port numbers by `portname/protocol` (lower case; `/tcp` for an unnamed port), from the Service's ports. */
   ports: Map<string, number>;
 }
 
@@ -21,7 +21,10 @@ export interface ServiceRecords {
   kind: 'cluster-ip' | 'headless' | 'external-name';
   clusterIPs: string[];
   externalName?: string;
-  /** Named ports: name and protocol in lower case, and the Service port. */
+  /**
+   * Ports: name ("" for the one unnamed port) and protocol in lower case, and the Service port. Unnamed ports have
+   * no `_port._proto` name but are in the Service name's SRV answer, as CoreDNS answers it.
+   */
   ports: Array<{ name: string; protocol: string; port: number }>;
   /** Published endpoints (headless Services only), sorted by address. */
   endpoints: EndpointRecord[];
@@ -40,7 +43,7 @@ export function serviceRecords(svc: ServiceInfo): ServiceRecords {
     name: svc.name,
     kind,
     clusterIPs: kind === 'cluster-ip' ? svc.clusterIPs : [],
-    ports: svc.ports.filter((p) => p.portName !== '').map((p) => ({ name: p.portName.toLowerCase(), protocol: p.protocol.toLowerCase(), port: p.port })),
+    ports: svc.ports.map((p) => ({ name: p.portName.toLowerCase(), protocol: p.protocol.toLowerCase(), port: p.port })),
     endpoints: [],
   };
   if (svc.externalName !== undefined) rec.externalName = svc.externalName.replace(/\.$/, '');
@@ -50,7 +53,7 @@ export function serviceRecords(svc: ServiceInfo): ServiceRecords {
     const ports = new Map<string, number>();
     for (const p of svc.ports) {
       const ep = p.endpoints.find((e) => e.ip === a.ip);
-      if (ep && p.portName !== '') ports.set(`${p.portName.toLowerCase()}/${p.protocol.toLowerCase()}`, ep.port);
+      if (ep) ports.set(`${p.portName.toLowerCase()}/${p.protocol.toLowerCase()}`, ep.port);
     }
     return { ip: a.ip, family: a.family, label: (a.hostname ?? dashedIP(a.ip)).toLowerCase(), ports };
   });

@@ -23,6 +23,10 @@ function cluster(): object[] {
     slice('eager-1', 'eager', [ep('10.244.3.2', { conditions: { ready: false } })], [], { namespace: 'shop' }),
     service('search', { type: 'ExternalName', externalName: 'search.example.com' }),
     service('alias', { type: 'ExternalName', externalName: 'web.default.svc.cluster.local' }),
+    service('single', { clusterIP: '10.96.0.20', ports: [{ port: 80 }] }),
+    service('noports', { clusterIP: '10.96.0.21' }),
+    service('hsingle', { clusterIP: 'None', ports: [{ port: 80 }] }),
+    slice('hsingle-1', 'hsingle', [ep('10.244.4.1')], [{ port: 8080 }]),
     service('chain1', { type: 'ExternalName', externalName: 'Alias.default.svc.cluster.local' }),
     service('chain2', { type: 'ExternalName', externalName: 'chain1.default.svc.cluster.local' }),
     service('outchain', { type: 'ExternalName', externalName: 'search.default.svc.cluster.local' }),
@@ -108,6 +112,15 @@ describe('cluster zone answers', () => {
       want: { rcode: 'NOERROR', answer: ['_http._tcp.web.default.svc.cluster.local SRV 0 100 80 web.default.svc.cluster.local'], extra: ['web.default.svc.cluster.local A 10.96.0.10', 'web.default.svc.cluster.local AAAA fd00:96::10'] },
     },
     { q: ['_http._udp.web.default.svc.cluster.local', 'SRV'], want: nx },
+    // The Service name's SRV answer has every port, unnamed ones too (CoreDNS); no ports at all is NODATA.
+    {
+      q: ['single.default.svc.cluster.local', 'SRV'],
+      want: { rcode: 'NOERROR', answer: ['single.default.svc.cluster.local SRV 0 100 80 single.default.svc.cluster.local'], extra: ['single.default.svc.cluster.local A 10.96.0.20'] },
+    },
+    { q: ['hsingle.default.svc.cluster.local', 'SRV'], want: { rcode: 'NOERROR', answer: ['hsingle.default.svc.cluster.local SRV 0 100 8080 10-244-4-1.hsingle.default.svc.cluster.local'] } },
+    { q: ['noports.default.svc.cluster.local', 'SRV'], want: nodata },
+    { q: ['noports.default.svc.cluster.local', 'A'], want: { rcode: 'NOERROR', answer: ['noports.default.svc.cluster.local A 10.96.0.21'] } },
+    { q: ['_http._tcp.single.default.svc.cluster.local', 'SRV'], want: nx },
     { q: ['_http._tcp.web.default.svc.cluster.local', 'A'], want: nodata },
     {
       q: ['_pg._tcp.db.shop.svc.cluster.local', 'SRV'],
