@@ -11,7 +11,7 @@ import { applyConntrack, conntrackDefaults } from './conntrack-tuning.ts';
 import { availableParallelism } from 'node:os';
 import type { Logger } from '../runtime/logger.ts';
 import { createBackend, privilegeProbe, proxyModes, type ProxyMode } from './backends.ts';
-import { deleteFlows, staleFlows } from './conntrack.ts';
+import { cleanStaleFlows } from './conntrack.ts';
 import { HealthCheckServers } from './healthcheck.ts';
 import { registerProxyMetrics } from './metrics.ts';
 import { ProxySyncer } from './sync.ts';
@@ -134,7 +134,7 @@ async function runProxy(ctx: ComponentContext, f: ProxyFlags): Promise<void> {
     },
     async afterSync(prev, next) {
       if (f.mode !== 'userspace') {
-        const deleted = await deleteFlows(runner, staleFlows(prev, next), ctx.log);
+        const deleted = await cleanStaleFlows(runner, prev, next, ctx.log);
         metrics.conntrackDeletions.inc(deleted);
       }
       await health.update(next.healthChecks);

@@ -86,7 +86,7 @@ export function benchPlan(services: number, endpoints: number, shorter: Readonly
     ports.push({
       key: `bench/${name}:http/TCP/v4`, portKey: `bench/${name}:http/TCP`, namespace: 'bench', name, portName: 'http', family: 4, protocol: 'TCP', port: 80,
       clusterIPs: [clusterIP(s)], externalIPs: [], loadBalancerIPs: [], sourceRanges: [],
-      clusterEndpoints: eps, clusterNoEndpoints: 'reject', externalEndpoints: eps, externalNoEndpoints: 'reject', shortcutEndpoints: eps,
+      clusterEndpoints: eps, clusterNoEndpoints: 'reject', externalEndpoints: eps, externalNoEndpoints: 'reject', shortcutEndpoints: eps, servingEndpoints: eps,
       externalLocal: false, affinitySeconds: 0, localEndpoints: 0,
     });
   }

@@ -20,7 +20,7 @@ const ports: PortPlan[] = pairs.map((pair, i) => {
     port: listen, clusterIPs: [], externalIPs: [], loadBalancerIPs: [], sourceRanges: [],
     clusterEndpoints: [{ ip: '127.0.0.1', port: target }], clusterNoEndpoints: 'reject',
     externalEndpoints: [{ ip: '127.0.0.1', port: target }], externalNoEndpoints: 'reject',
-    shortcutEndpoints: [{ ip: '127.0.0.1', port: target }],
+    shortcutEndpoints: [{ ip: '127.0.0.1', port: target }], servingEndpoints: [{ ip: '127.0.0.1', port: target }],
     externalLocal: false, affinitySeconds: 0, localEndpoints: 1,
   };
 });

@@ -22,6 +22,16 @@ const ofFamily = (list: readonly string[], f: Family) => list.filter((a) => fami
 const targets = (eps: readonly EndpointInfo[]): Target[] =>
   eps.map((e) => ({ ip: e.ip, port: e.port, local: e.local || e.nodeName === undefined }));
 
+/**
+ * Every serving endpoint, whatever the policies and topology: flows already DNATed to one are left alone (kube-proxy
+ * CleanStaleEntries). The same array as `all` when that holds them all, which is the common case.
+ */
+function servingTargets(eps: readonly EndpointInfo[], all: Target[]): Target[] {
+  const serving = eps.filter((e) => e.serving || e.ready);
+  // `all` is a subset of the serving endpoints (ready ones, else serving-terminating ones).
+  return serving.length === all.length ? all : targets(serving);
+}
+
 /** Whether the proxy programs this Service port at all. */
 export function handled(p: ServicePortInfo): boolean {
   const s = p.service;
@@ -72,6 +82,7 @@ export function planPort(p: ServicePortInfo, family: Family, config: PlanConfig)
     // kube-proxy's short-circuit ignores internalTrafficPolicy: pods and the node reach external destinations as
     // if through an outside load balancer, which would send them to any endpoint.
     shortcutEndpoints: all,
+    servingEndpoints: servingTargets(eps, all),
     externalLocal,
     affinitySeconds: s.sessionAffinity === 'ClientIP' ? s.sessionAffinityTimeoutSeconds : 0,
     // kube-proxy's getLocalReadyEndpointIPs: a node whose pods are all terminating fails the health check, so

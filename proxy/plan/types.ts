@@ -68,6 +68,11 @@ export interface PortPlan {
    * anywhere: reject.
    */
   shortcutEndpoints: Target[];
+  /**
+   * Every serving endpoint of the port in this family, on any node and whatever the topology (a superset of the
+   * lists above): UDP and SCTP conntrack entries DNATed to one of these are kept, others to the port are deleted.
+   */
+  servingEndpoints: Target[];
   /** externalTrafficPolicy is Local: external traffic keeps its source address (no masquerade). */
   externalLocal: boolean;
   /** ClientIP affinity timeout in seconds; 0 without affinity. */

@@ -28,7 +28,7 @@ const svcWith = (spec: object, eps: Ep[], labels?: Record<string, string>) => [
 const ips = (t: { ip: string }[]) => t.map((x) => x.ip);
 
 describe('planProxy: endpoint choice', () => {
-  const cases: Array<{ name: string; spec?: object; eps: Ep[]; cfg?: Partial<PlanConfig>; cluster: string[]; external?: string[]; shortcut?: string[]; clusterNo?: string; externalNo?: string }> = [
+  const cases: Array<{ name: string; spec?: object; eps: Ep[]; cfg?: Partial<PlanConfig>; cluster: string[]; external?: string[]; shortcut?: string[]; serving?: string[]; clusterNo?: string; externalNo?: string }> = [
     { name: 'ready endpoints only', eps: [{ ip: '10.244.1.1' }, { ip: '10.244.2.1', ready: false }], cluster: ['10.244.1.1'] },
     {
       name: 'serving-terminating ones when none is ready',
@@ -98,6 +98,13 @@ describe('planProxy: endpoint choice', () => {
       externalNo: 'reject',
     },
     {
+      name: 'serving endpoints (whose flows conntrack clean-up keeps): terminating and remote ones too, not the unserving',
+      spec: { internalTrafficPolicy: 'Local' },
+      eps: [{ ip: '10.244.1.1', node: 'n1' }, { ip: '10.244.1.2', node: 'n1', ready: false, serving: true, terminating: true }, { ip: '10.244.2.1', node: 'n2' }, { ip: '10.244.2.2', node: 'n2', ready: false }],
+      cluster: ['10.244.1.1'],
+      serving: ['10.244.1.1', '10.244.1.2', '10.244.2.1'],
+    },
+    {
       name: 'zone hints for our zone narrow cluster traffic',
       eps: [{ ip: '10.244.1.1', zones: ['a'] }, { ip: '10.244.2.1', zones: ['b'] }],
       cluster: ['10.244.1.1'],
@@ -149,6 +156,7 @@ describe('planProxy: endpoint choice', () => {
       expect(ips(p!.clusterEndpoints)).toEqual(c.cluster);
       if (c.external) expect(ips(p!.externalEndpoints)).toEqual(c.external);
       if (c.shortcut) expect(ips(p!.shortcutEndpoints)).toEqual(c.shortcut);
+      if (c.serving) expect(ips(p!.servingEndpoints)).toEqual(c.serving);
       if (c.clusterNo) expect(p!.clusterNoEndpoints).toBe(c.clusterNo);
       if (c.externalNo) expect(p!.externalNoEndpoints).toBe(c.externalNo);
     });

@@ -11,7 +11,7 @@ export function portPlan(p: Partial<PortPlan> & { name: string }): PortPlan {
     key: `${portKey}/v${family}`, portKey, namespace: 'default', portName, family, protocol, port: 80,
     clusterIPs: [], externalIPs: [], loadBalancerIPs: [], sourceRanges: [],
     clusterEndpoints: [], clusterNoEndpoints: 'reject', externalEndpoints: [], externalNoEndpoints: 'reject',
-    externalLocal: false, affinitySeconds: 0, localEndpoints: 0, shortcutEndpoints: p.clusterEndpoints ?? [],
+    externalLocal: false, affinitySeconds: 0, localEndpoints: 0, shortcutEndpoints: p.clusterEndpoints ?? [], servingEndpoints: [...(p.clusterEndpoints ?? []), ...(p.externalEndpoints ?? [])],
     ...p,
   };
 }
