@@ -82,6 +82,9 @@ export class HostsHandler implements DnsHandler {
   }
 
   handle(q: DnsQuery): HandlerResult {
+    // The table is class IN; ANY gets the same answers. Other classes (CH, HS) pass on, before the memo: its key
+    // has no class.
+    if (q.qclass !== 1 && q.qclass !== 255) return 'pass';
     const key = `${q.qtype} ${q.lname}`;
     const known = this.#memo.get(key);
     if (known !== undefined) return known;
@@ -91,7 +94,6 @@ export class HostsHandler implements DnsHandler {
   }
 
   #answer(q: DnsQuery): HandlerResult {
-    if (q.qclass !== 1) return 'pass';
     const addresses = this.#table.byName.get(q.lname);
     if (addresses !== undefined) {
       const want = q.type === 'A' ? isIPv4 : q.type === 'AAAA' ? isIPv6 : undefined;

@@ -43,6 +43,8 @@ interface SrvTarget {
 const familyOf = (type: string): Family | undefined => (type === 'A' ? 4 : type === 'AAAA' ? 6 : undefined);
 const ipFamily = (ip: string): Family => (isIPv6(ip) ? 6 : 4);
 
+const refused: DnsAnswer = { rcode: 'REFUSED', authoritative: false, answers: [], authorities: [], additionals: [], source: 'kubernetes' };
+
 /** Answers the cluster zone. Same question, same data: the same DnsAnswer object (the server reuses its bytes). */
 export class ClusterZoneHandler implements DnsHandler {
   readonly name = 'kubernetes';
@@ -72,7 +74,9 @@ export class ClusterZoneHandler implements DnsHandler {
   }
 
   handle(q: DnsQuery): HandlerResult | Promise<HandlerResult> {
-    if (q.qclass !== 1) return 'pass';
+    // The zone is class IN; ANY (255) gets its IN records. Our names in another class (CH, HS, NONE) are refused,
+    // never forwarded: they would leak cluster names upstream and answer with someone else's data.
+    if (q.qclass !== 1 && q.qclass !== 255) return this.#owns(q.lname) ? refused : 'pass';
     // Most queries repeat a question already answered since the index last changed: serve that answer before
     // parsing the name (an answer is memoized only once it is known to be ours and current).
     if (this.#o.synced()) {
@@ -93,6 +97,13 @@ export class ClusterZoneHandler implements DnsHandler {
     if (names.length === 0) return ours ? this.#nxdomain() : 'pass';
     if (q.type !== 'PTR') return this.#nodata();
     return this.#memoized(q, () => this.#answer(names.map((n) => this.#rr(q.lname, 'PTR', n))));
+  }
+
+  /** Whether a name is ours to answer: in the zone, or the reverse name of an address we own or know. */
+  #owns(lname: string): boolean {
+    if (parseZoneName(lname, this.#zone)) return true;
+    const rev = parseReverseName(lname);
+    return rev !== undefined && (this.#reverse.check(rev.ip, isIPv6(rev.ip) ? 'ipv6' : 'ipv4') || this.#index.namesOf(rev.ip).length > 0);
   }
 
   #answerZone(q: DnsQuery, z: ZoneName): HandlerResult | Promise<HandlerResult> {

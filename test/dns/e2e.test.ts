@@ -200,6 +200,15 @@ describe('netplane dns from a manifest directory, with dig', () => {
     expect((await dig(port, 'many.default.svc.cluster.local', 'A', '+noedns')).answer).toHaveLength(100);
   });
 
+  it('never forwards cluster names asked in another class: ANY is answered from the zone, CH refused', async () => {
+    const before = up.asked.length;
+    const any = await dig(port, 'db-0.db.shop.svc.cluster.local', 'A', '-c', 'ANY');
+    expect([any.status, any.answer]).toEqual(['NOERROR', ['db-0.db.shop.svc.cluster.local. IN A 10.244.2.7']]);
+    expect((await dig(port, 'db-0.db.shop.svc.cluster.local', 'A', '-c', 'CH')).status).toBe('REFUSED');
+    expect((await dig(port, '10.0.96.10.in-addr.arpa', 'PTR', '-c', 'CH')).status).toBe('REFUSED');
+    expect(up.asked.slice(before).filter((a) => /cluster\.local|arpa/.test(a))).toEqual([]);
+  });
+
   it('answers the SOA at the apex', async () => {
     const r = await dig(port, 'cluster.local', 'SOA');
     expect(r.answer[0]).toMatch(/^cluster\.local\. IN SOA ns\.dns\.cluster\.local\. hostmaster\.cluster\.local\. \d+ 7200 1800 86400 5$/);

@@ -47,6 +47,12 @@ describe('HostsHandler', () => {
     expect(data(h.handle(query(name, type)))).toBe(want);
   });
 
+  it('answers class ANY as IN and passes other classes on, also for a name answered in IN before', () => {
+    expect(data(h.handle(query('db.corp.example', 'A')))).toBe('NOERROR 10.0.0.5');
+    expect(data(h.handle(query('db.corp.example', 'A', { qclass: 3 })))).toBe('pass');
+    expect(data(h.handle(query('db.corp.example', 'A', { qclass: 255 })))).toBe('NOERROR 10.0.0.5');
+  });
+
   it('changes its version with every new table, and answers from the new one', () => {
     const before = h.version();
     const again = new HostsHandler(60);

@@ -196,6 +196,21 @@ describe('cluster zone answers', () => {
 });
 
 describe('cluster zone behaviour', () => {
+  it('answers class ANY from the zone, refuses our names in other classes and passes other names on', async () => {
+    const { handler } = setup();
+    const inClass = (name: string, type: string, qclass: number) => handler.handle({ ...query(name, type), qclass });
+    const web = (await inClass('web.default.svc.cluster.local', 'A', 1)) as DnsAnswer;
+    expect(await inClass('web.default.svc.cluster.local', 'A', 255)).toBe(web);
+    for (const qclass of [3, 4, 254]) {
+      expect(await inClass('web.default.svc.cluster.local', 'A', qclass)).toMatchObject({ rcode: 'REFUSED', answers: [] });
+      expect(await inClass('cluster.local', 'SOA', qclass)).toMatchObject({ rcode: 'REFUSED' });
+      expect(await inClass('99.0.96.10.in-addr.arpa', 'PTR', qclass)).toMatchObject({ rcode: 'REFUSED' });
+      expect(await inClass('7.2.244.10.in-addr.arpa', 'PTR', qclass)).toMatchObject({ rcode: 'REFUSED' });
+      expect(await inClass('version.bind', 'TXT', qclass)).toBe('pass');
+      expect(await inClass('1.1.168.192.in-addr.arpa', 'PTR', qclass)).toBe('pass');
+    }
+  });
+
   it('answers pod names from the name alone with --pods insecure', async () => {
     const { handler } = setup({ pods: 'insecure' });
     expect(await ask(handler, '10-244-1-5.default.pod.cluster.local', 'A')).toMatchObject({ rcode: 'NOERROR', answer: ['10-244-1-5.default.pod.cluster.local A 10.244.1.5'] });
