@@ -1,5 +1,6 @@
 // What the userspace proxy listens on, as a pure function of the plan: one listener per Service port, on the bind
-// address at the nodePort (external endpoints) or else at the Service port (cluster endpoints).
+// address at the nodePort (external endpoints) or else at the Service port (cluster endpoints); none for a UDP port
+// without endpoints, so that the kernel refuses its datagrams.
 import type { Family, PortPlan, ProxyPlan, Target } from '../plan/types.ts';
 
 /** One listener the userspace proxy should have open. Plain data: it is also sent to worker threads. */
@@ -38,7 +39,7 @@ export interface ListenerSet {
  * bind address can take its port once: the plan of the bind address's family is used, else the other one (a
  * userspace proxy can forward across families). SCTP ports and ports another Service port already took (two Services
  * on one port cannot share one address) are skipped. A port goes to the key in `held` (a listener already open
- * keeps its port), else to the first by key.
+ * keeps its port), else to the first by key. A UDP port without endpoints keeps its claim but gets no listener.
  */
 export function listenerSpecs(plan: ProxyPlan, family: Family, held: ReadonlySet<string> = new Set()): ListenerSet {
   const chosen = new Map<string, PortPlan>();
@@ -66,13 +67,17 @@ export function listenerSpecs(plan: ProxyPlan, family: Family, held: ReadonlySet
       continue;
     }
     owner.set(slot, p.key);
+    const endpoints = nodePort ? p.externalEndpoints : p.clusterEndpoints;
+    // A bound UDP socket swallows datagrams it cannot forward, and the client waits for a time-out; unbound, the
+    // kernel answers ICMP port unreachable at once, as the kernel modes' reject does. (TCP listens and resets.)
+    if (p.protocol === 'UDP' && endpoints.length === 0) continue;
     specs.push({
       key: p.key,
       service,
       protocol: p.protocol,
       port,
       nodePort,
-      endpoints: (nodePort ? p.externalEndpoints : p.clusterEndpoints).map((t) => ({ ip: t.ip, port: t.port })),
+      endpoints: endpoints.map((t) => ({ ip: t.ip, port: t.port })),
       affinitySeconds: p.affinitySeconds,
     });
   }

@@ -31,8 +31,9 @@ interface Flow {
 const maxPending = 64;
 
 /**
- * A UDP listener forwarding to the endpoints of one Service port. Without endpoints datagrams are dropped: a
- * userspace socket cannot answer with ICMP port unreachable as the kernel modes do, so clients see a timeout.
+ * A UDP listener forwarding to the endpoints of one Service port. It is opened only while the port has endpoints
+ * (listeners.ts): a bound socket cannot answer ICMP port unreachable, an unbound port gets it from the kernel.
+ * Datagrams that find no endpoint meanwhile (the last one just left) are dropped.
  */
 export class UdpListener {
   #spec: ListenerSpec;

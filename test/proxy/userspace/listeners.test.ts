@@ -19,6 +19,13 @@ describe('listenerSpecs', () => {
     expect(specs[0]).toMatchObject({ key: p.key, service: 'default/a', ...want });
   });
 
+  it('a UDP port without endpoints gets no listener (so the kernel refuses its datagrams), TCP keeps one (it resets)', () => {
+    const udp = portPlan({ name: 'u', protocol: 'UDP', port: 53 });
+    const nodePort = portPlan({ name: 'n', protocol: 'UDP', port: 53, nodePort: 30053, clusterEndpoints: cluster });
+    const tcp = portPlan({ name: 't', port: 80 });
+    expect(listenerSpecs(plan(udp, nodePort, tcp), 4)).toEqual({ specs: [expect.objectContaining({ key: tcp.key, endpoints: [] })], skipped: [] });
+  });
+
   it('skips SCTP', () => {
     const { specs, skipped } = listenerSpecs(plan(portPlan({ name: 's', protocol: 'SCTP', port: 9 })), 4);
     expect(specs).toEqual([]);
@@ -38,7 +45,7 @@ describe('listenerSpecs', () => {
   });
 
   it('two Service ports on one port: the first by key keeps it, unless the other already holds it', () => {
-    const ports = [portPlan({ name: 'a', port: 80 }), portPlan({ name: 'b', port: 80 }), portPlan({ name: 'c', port: 80, protocol: 'UDP' })];
+    const ports = [portPlan({ name: 'a', port: 80 }), portPlan({ name: 'b', port: 80 }), portPlan({ name: 'c', port: 80, protocol: 'UDP', clusterEndpoints: cluster })];
     const fresh = listenerSpecs(plan(...ports), 4);
     expect(fresh.specs.map((s) => s.key)).toEqual(['default/a:p/TCP/v4', 'default/c:p/UDP/v4']);
     expect(fresh.skipped).toEqual([{ key: 'default/b:p/TCP/v4', service: 'default/b', protocol: 'TCP', port: 80, reason: 'port-taken', takenBy: 'default/a:p/TCP/v4' }]);

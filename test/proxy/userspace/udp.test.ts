@@ -54,9 +54,27 @@ describe('userspace backend, UDP', () => {
     expect((await udpAsk(c, port, 'y'))[0]).not.toBe(first);
   });
 
-  it('drops datagrams when there is no endpoint (no ICMP from userspace: the client times out)', async () => {
-    const { port } = await setup([]);
-    await expect(udpAsk(await udpClient(), port, 'lost', 300)).rejects.toThrow('no UDP reply');
+  it('refuses at once while there is no endpoint (the port is left unbound: ICMP port unreachable), and serves again when one comes', async () => {
+    const { eps, port, backend, portPlanOf } = await setup(['a']);
+    /** A connected client's answer: the reply, or the error ICMP port unreachable gives it, with the time taken. */
+    const ask = async () => {
+      const s = createSocket('udp4');
+      const t0 = performance.now();
+      const got = await new Promise<string>((resolve) => {
+        s.on('message', (m) => resolve(m.toString()));
+        s.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
+        setTimeout(() => resolve('timeout'), 1000);
+        s.connect(port, '127.0.0.1', () => s.send('ping'));
+      });
+      s.close();
+      return { got, fast: performance.now() - t0 < 500 };
+    };
+    expect(await ask()).toEqual({ got: 'a ping', fast: true });
+    const r = await backend.sync(plan(portPlanOf([])), { full: false });
+    expect(r).toMatchObject({ rules: 0, failed: 0 });
+    expect(await ask()).toEqual({ got: 'ECONNREFUSED', fast: true });
+    await backend.sync(plan(portPlanOf(eps.map((e) => e.target))), { full: false });
+    expect(await ask()).toEqual({ got: 'a ping', fast: true });
   });
 
   it('moves flows off an endpoint that was removed', async () => {
