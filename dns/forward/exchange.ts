@@ -5,7 +5,8 @@
 import { randomInt } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { connect, isIPv6 } from 'node:net';
-import dnsPacket, { type DecodedPacket, type OptAnswer } from 'dns-packet';
+import dnsPacket, { type DecodedPacket } from 'dns-packet';
+import { nameToWire } from '../wire/name.ts';
 import type { HostPort } from '../../runtime/flags.ts';
 import type { Rcode, ResourceRecord } from '../types.ts';
 
@@ -76,29 +77,28 @@ const optLength = 11;
 
 const pipelineRcodes: ReadonlySet<string> = new Set<Rcode>(['NOERROR', 'FORMERR', 'SERVFAIL', 'NXDOMAIN', 'NOTIMP', 'REFUSED']);
 
-/** The wire form of a query with this ID: RD set (we forward to recursive resolvers), CD and DO as asked. */
+/**
+ * The wire form of a query with this ID: RD set (we forward to recursive resolvers), CD and DO as asked, the name's
+ * labels exactly as its presentation form spells them (`\.` and `\DDD` escapes included). Throws NameError for a
+ * name that cannot be written.
+ */
 export function encodeQuery(q: UpstreamQuestion, id: number): Buffer {
-  const opt: OptAnswer = {
-    type: 'OPT',
-    name: '.',
-    udpPayloadSize: ednsUdpSize,
-    extendedRcode: 0,
-    ednsVersion: 0,
-    flags: q.dnssecOk ? dnsPacket.DNSSEC_OK : 0,
-    flag_do: q.dnssecOk,
-    options: [],
-  };
-  const buf = dnsPacket.encode({
-    type: 'query',
-    id,
-    flags: dnsPacket.RECURSION_DESIRED | (q.checkingDisabled ? dnsPacket.CHECKING_DISABLED : 0),
-    questions: [{ name: q.name, type: 'A', class: 'IN' }],
-    additionals: [opt],
-  });
-  // dns-packet encodes types and classes only by name; write the numbers into the question ourselves.
-  const at = buf.length - optLength - 4;
-  buf.writeUInt16BE(q.qtype, at);
-  buf.writeUInt16BE(q.qclass, at + 2);
+  const name = nameToWire(q.name);
+  const buf = Buffer.alloc(12 + name.length + 4 + optLength);
+  buf.writeUInt16BE(id, 0);
+  buf[2] = 0x01; // RD
+  buf[3] = q.checkingDisabled ? 0x10 : 0;
+  buf.writeUInt16BE(1, 4); // QDCOUNT
+  buf.writeUInt16BE(1, 10); // ARCOUNT: our OPT
+  name.copy(buf, 12);
+  let off = 12 + name.length;
+  buf.writeUInt16BE(q.qtype, off);
+  buf.writeUInt16BE(q.qclass, off + 2);
+  off += 4;
+  // OPT: root owner, type 41, our UDP size, extended rcode 0, version 0, DO as asked, no options.
+  buf[off + 2] = 41;
+  buf.writeUInt16BE(ednsUdpSize, off + 3);
+  buf[off + 7] = q.dnssecOk ? 0x80 : 0;
   return buf;
 }
 

@@ -9,6 +9,8 @@ import type { DnsAnswer, DnsHandler, DnsQuery, ReplayTerms } from '../types.ts';
 import { DnsCache, cacheKey, remainingTtl, type CacheEntry, type CacheSettings, type Lookup } from './cache.ts';
 import { UpstreamAbortedError, UpstreamTimeoutError, encodeQuery, exchange, type UpstreamReply } from './exchange.ts';
 import { ForwardMetrics } from './metrics.ts';
+import { nameCodec } from '../wire/codec.ts';
+import { nameToWire } from '../wire/name.ts';
 import { UpstreamSet, type Policy } from './upstreams.ts';
 
 export { ResolvConfError, parseResolvConf, readResolvConf } from './resolvconf.ts';
@@ -179,6 +181,7 @@ export class Forwarder implements DnsHandler {
     try {
       const reply = await this.#forward(q);
       if (!reply) return { answer: servfail(), failed: true };
+      if (q.name.includes('\\')) ownerNamesBack(reply, q.name);
       const now = this.#now();
       const entry = this.cache.store(key, reply, now);
       return { answer: entry ? this.cache.answer(entry, now, 'forward') : fromReply(reply), failed: reply.rcode === 'SERVFAIL' };
@@ -218,6 +221,23 @@ export class Forwarder implements DnsHandler {
       }
       if (!timedOut) return undefined;
     }
+  }
+}
+
+/**
+ * Gives records owned by an escaped question (`a\\.b.example.com`) the question's name back. dns-packet decodes
+ * labels as UTF-8 joined by dots, so their owner came back as `a.b.example.com`, which the response writer would
+ * encode as other labels.
+ */
+export function ownerNamesBack(reply: UpstreamReply, name: string): void {
+  let decoded: string;
+  try {
+    decoded = nameCodec.decode(nameToWire(name)).toLowerCase();
+  } catch {
+    return;
+  }
+  for (const rr of [...reply.answers, ...reply.authorities, ...reply.additionals]) {
+    if (rr.name.toLowerCase() === decoded) rr.name = name;
   }
 }
 

@@ -59,9 +59,19 @@ function upstream(domain = 'example.com', ip = '192.0.2.7'): Promise<{ socket: S
     const question = q.questions![0]!;
     asked.push(`${question.name} ${question.type}`);
     const known = question.name.toLowerCase().endsWith(domain);
-    const answers = known && question.type === 'A' ? [{ name: question.name, type: 'A' as const, ttl: 60, data: ip }] : [];
-    const reply = dnsPacket.encode({ id: q.id, type: 'response', flags: dnsPacket.RECURSION_DESIRED | dnsPacket.RECURSION_AVAILABLE | (known ? 0 : 3), questions: q.questions, answers });
-    socket.send(reply, r.port, r.address);
+    // As real resolvers do, the question goes back as it came (dns-packet would re-encode escaped labels otherwise).
+    let end = 12;
+    while (msg[end] !== 0) end += msg[end]! + 1;
+    const reply = Buffer.from(msg.subarray(0, end + 5));
+    reply[2] = 0x81;
+    reply[3] = 0x80 | (known ? 0 : 3);
+    reply.writeUInt32BE(0, 6);
+    reply.writeUInt16BE(0, 10);
+    if (known && question.type === 'A') {
+      reply.writeUInt16BE(1, 6);
+      const rr = Buffer.from([0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, ...ip.split('.').map(Number)]);
+      socket.send(Buffer.concat([reply, rr]), r.port, r.address);
+    } else socket.send(reply, r.port, r.address);
   });
   return new Promise((resolve) => socket.bind(0, '127.0.0.1', () => resolve({ socket, port: socket.address().port, asked })));
 }
@@ -207,6 +217,17 @@ describe('netplane dns from a manifest directory, with dig', () => {
     expect((await dig(port, 'db-0.db.shop.svc.cluster.local', 'A', '-c', 'CH')).status).toBe('REFUSED');
     expect((await dig(port, '10.0.96.10.in-addr.arpa', 'PTR', '-c', 'CH')).status).toBe('REFUSED');
     expect(up.asked.slice(before).filter((a) => /cluster\.local|arpa/.test(a))).toEqual([]);
+  });
+
+  it('forwards names with escaped bytes as the client sent them and answers for that name', async () => {
+    const dotted = await dig(port, 'a\\.b.example.com', 'A');
+    expect([dotted.status, dotted.answer]).toEqual(['NOERROR', ['a\\.b.example.com. IN A 192.0.2.7']]);
+    const spaced = await dig(port, 'sp\\032ace.example.com', 'A');
+    expect(spaced.answer).toEqual(['sp\\032ace.example.com. IN A 192.0.2.7']);
+    // The upstream decodes labels naively: one label "a.b" prints as "a.b", the wrong labels "a\" "b" as "a\\.b".
+    expect(up.asked).toContain('a.b.example.com A');
+    expect(up.asked).toContain('sp ace.example.com A');
+    expect(up.asked.filter((a) => a.includes('\\'))).toEqual([]);
   });
 
   it('answers the SOA at the apex', async () => {
