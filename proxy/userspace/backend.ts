@@ -2,6 +2,7 @@
 // listening socket on the bind address (at its nodePort if it has one, else at its port), and connections and UDP
 // flows are forwarded inside the process to the port's endpoints.
 import { isIPv6 } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import type { ProxyBackend, SyncResult } from '../backend.ts';
 import type { ProxyPlan } from '../plan/types.ts';
 import type { Logger } from '../../runtime/logger.ts';
@@ -31,6 +32,16 @@ export interface UserspaceOptions {
   threads?: number;
   /** Relay TCP on native handles when Node's bindings allow (relay.ts). Default true; false keeps to net.Socket. */
   nativeRelay?: boolean;
+  /**
+   * This node's addresses, read at every sync: clients from them (and from the pod network) take the short-cut of
+   * Local-policy nodePorts. Default: the addresses of the network namespace's interfaces.
+   */
+  localAddresses?: () => string[];
+}
+
+/** The addresses of this network namespace's interfaces. */
+function interfaceAddresses(): string[] {
+  return Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((a) => a.address.split('%')[0]!));
 }
 
 /** SyncResult plus what could not be programmed: ports that failed to bind, and SCTP ports skipped. */
@@ -65,6 +76,7 @@ export class UserspaceBackend implements ProxyBackend {
   readonly #connectTimeoutMs: number;
   readonly #threads: number;
   readonly #nativeRelay: boolean;
+  readonly #localAddresses: () => string[];
   readonly #open = new Map<string, Listener>();
   /** TCP listeners of ports that went away whose established connections still run (cut by close()). */
   readonly #draining = new Set<TcpListener>();
@@ -81,6 +93,7 @@ export class UserspaceBackend implements ProxyBackend {
     this.#connectTimeoutMs = options.connectTimeoutMs ?? 5_000;
     this.#threads = Math.max(1, Math.floor(options.threads ?? 1));
     this.#nativeRelay = options.nativeRelay ?? true;
+    this.#localAddresses = options.localAddresses ?? interfaceAddresses;
   }
 
   /** Where each Service port listens now, sorted by key. */
@@ -92,7 +105,7 @@ export class UserspaceBackend implements ProxyBackend {
 
   /** Makes the listeners match `plan`. `full` changes nothing here: the state lives in this process. */
   async sync(plan: ProxyPlan, _options: { full: boolean }): Promise<UserspaceSyncResult> {
-    const { specs, skipped } = listenerSpecs(plan, isIPv6(this.#host) ? 6 : 4, new Set(this.#open.keys()));
+    const { specs, skipped } = listenerSpecs(plan, isIPv6(this.#host) ? 6 : 4, new Set(this.#open.keys()), this.#localAddresses());
     const desired = new Map(specs.map((s) => [s.key, s]));
     let operations = 0;
     for (const l of this.#draining) if (l.connections === 0) this.#draining.delete(l);

@@ -3,6 +3,9 @@
 // without endpoints, so that the kernel refuses its datagrams.
 import type { Family, PortPlan, ProxyPlan, Target } from '../plan/types.ts';
 
+const loopback = ['127.0.0.0/8', '::1/128'];
+const sameTargets = (a: readonly Target[], b: readonly Target[]) => a.length === b.length && a.every((t, i) => t.ip === b[i]!.ip && t.port === b[i]!.port);
+
 /** One listener the userspace proxy should have open. Plain data: it is also sent to worker threads. */
 export interface ListenerSpec {
   /** The PortPlan's key, e.g. `default/web:http/TCP/v4`. */
@@ -15,6 +18,12 @@ export interface ListenerSpec {
   nodePort: boolean;
   endpoints: Target[];
   affinitySeconds: number;
+  /**
+   * Under externalTrafficPolicy Local at a nodePort, when they differ from `endpoints`: clients from `sources`
+   * (CIDRs: loopback, this node's addresses, the pod network) use `endpoints` of the short-cut instead, as if
+   * through an outside load balancer (kube-proxy's short-circuit; the plan's shortcutEndpoints).
+   */
+  shortcut?: { endpoints: Target[]; sources: string[] };
 }
 
 /** A PortPlan that gets no listener, and why. */
@@ -40,8 +49,10 @@ export interface ListenerSet {
  * userspace proxy can forward across families). SCTP ports and ports another Service port already took (two Services
  * on one port cannot share one address) are skipped. A port goes to the key in `held` (a listener already open
  * keeps its port), else to the first by key. A UDP port without endpoints keeps its claim but gets no listener.
+ * `localAddresses` are this node's own (the short-cut's sources, with loopback and the plan's pod network).
  */
-export function listenerSpecs(plan: ProxyPlan, family: Family, held: ReadonlySet<string> = new Set()): ListenerSet {
+export function listenerSpecs(plan: ProxyPlan, family: Family, held: ReadonlySet<string> = new Set(), localAddresses: readonly string[] = []): ListenerSet {
+  const sources = [...loopback, ...localAddresses, ...plan.clusterCIDRs[4], ...plan.clusterCIDRs[6]];
   const chosen = new Map<string, PortPlan>();
   for (const p of plan.ports) {
     const have = chosen.get(p.portKey);
@@ -68,9 +79,10 @@ export function listenerSpecs(plan: ProxyPlan, family: Family, held: ReadonlySet
     }
     owner.set(slot, p.key);
     const endpoints = nodePort ? p.externalEndpoints : p.clusterEndpoints;
+    const shortcut = nodePort && p.externalLocal && !sameTargets(p.shortcutEndpoints, endpoints) ? p.shortcutEndpoints : undefined;
     // A bound UDP socket swallows datagrams it cannot forward, and the client waits for a time-out; unbound, the
     // kernel answers ICMP port unreachable at once, as the kernel modes' reject does. (TCP listens and resets.)
-    if (p.protocol === 'UDP' && endpoints.length === 0) continue;
+    if (p.protocol === 'UDP' && endpoints.length === 0 && !shortcut?.length) continue;
     specs.push({
       key: p.key,
       service,
@@ -79,6 +91,7 @@ export function listenerSpecs(plan: ProxyPlan, family: Family, held: ReadonlySet
       nodePort,
       endpoints: endpoints.map((t) => ({ ip: t.ip, port: t.port })),
       affinitySeconds: p.affinitySeconds,
+      ...(shortcut ? { shortcut: { endpoints: shortcut.map((t) => ({ ip: t.ip, port: t.port })), sources } } : {}),
     });
   }
   specs.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));

@@ -1,6 +1,8 @@
 // Choosing an endpoint for a new TCP connection or UDP flow: round-robin (even by construction), with kube-proxy's
 // ClientIP session affinity. Pure: no I/O, the clock is injected, so the rules are unit-tested without sockets.
+import { BlockList, isIPv6 } from 'node:net';
 import type { Target } from '../plan/types.ts';
+import type { ListenerSpec } from './listeners.ts';
 
 /** `ip:port` (`[ip]:port` for IPv6): how an endpoint is identified. */
 export function targetKey(t: Target): string {
@@ -102,5 +104,77 @@ export class EndpointPicker {
     if (now - this.#lastPrune < this.#affinityMs) return;
     this.#lastPrune = now;
     for (const [ip, s] of this.#sticky) if (now - s.last > this.#affinityMs) this.#sticky.delete(ip);
+  }
+}
+
+/** What a listener's picker reads of its spec. */
+export type PickerSpec = Pick<ListenerSpec, 'endpoints' | 'affinitySeconds' | 'shortcut'>;
+
+/** A BlockList of CIDRs (`addr/len`; a bare address is a host); malformed entries are left out. */
+function cidrList(cidrs: readonly string[]): BlockList {
+  const list = new BlockList();
+  for (const c of cidrs) {
+    const [addr = '', len] = c.split('/');
+    const v6 = isIPv6(addr);
+    try {
+      list.addSubnet(addr, len === undefined ? (v6 ? 128 : 32) : Number(len), v6 ? 'ipv6' : 'ipv4');
+    } catch {
+      // not an address: matches nothing
+    }
+  }
+  return list;
+}
+
+/**
+ * The endpoint choice of one listener. With a short-cut in the spec (externalTrafficPolicy Local at a nodePort),
+ * clients from its sources (this node, the pod network) pick among the short-cut endpoints, others among
+ * `endpoints`, each with its own round-robin and affinity table; else every client picks among `endpoints`.
+ */
+export class ListenerPicker {
+  readonly #main: EndpointPicker;
+  #shortcut?: EndpointPicker;
+  #sources?: BlockList;
+  readonly #now: () => number;
+
+  constructor(spec: PickerSpec, now: () => number = Date.now) {
+    this.#now = now;
+    this.#main = new EndpointPicker(spec.endpoints, spec.affinitySeconds, now);
+    this.update(spec);
+  }
+
+  /** Takes new endpoints, affinity and short-cut in place. */
+  update(spec: PickerSpec): void {
+    this.#main.update(spec.endpoints, spec.affinitySeconds);
+    if (!spec.shortcut) {
+      this.#shortcut = undefined;
+      this.#sources = undefined;
+      return;
+    }
+    if (this.#shortcut) this.#shortcut.update(spec.shortcut.endpoints, spec.affinitySeconds);
+    else this.#shortcut = new EndpointPicker(spec.shortcut.endpoints, spec.affinitySeconds, this.#now);
+    this.#sources = cidrList(spec.shortcut.sources);
+  }
+
+  /** Whether picks depend on the client IP (affinity, or a short-cut). */
+  get needsClientIP(): boolean {
+    return this.#shortcut !== undefined || this.#main.needsClientIP;
+  }
+
+  /** Whether a client at `ip` takes the short-cut endpoints. */
+  shortcuts(ip: string): boolean {
+    if (!this.#sources) return false;
+    // A dual-stack socket shows IPv4 clients as IPv4-mapped IPv6 addresses.
+    const plain = ip.startsWith('::ffff:') && ip.includes('.') ? ip.slice(7) : ip;
+    return this.#sources.check(plain, isIPv6(plain) ? 'ipv6' : 'ipv4');
+  }
+
+  /** The endpoint for a new connection or flow from `clientIP` (see EndpointPicker.pick); undefined when none. */
+  pick(clientIP: string, avoid?: Target): Target | undefined {
+    return (this.#shortcut && this.shortcuts(clientIP) ? this.#shortcut : this.#main).pick(clientIP, avoid);
+  }
+
+  /** Every endpoint a client may be sent to. */
+  get endpoints(): readonly Target[] {
+    return this.#shortcut ? [...this.#main.endpoints, ...this.#shortcut.endpoints] : this.#main.endpoints;
   }
 }

@@ -5,7 +5,7 @@ import { connect, createServer, type Server, type Socket, type TcpNetConnectOpts
 import type { Target } from '../plan/types.ts';
 import type { ListenerSpec } from './listeners.ts';
 import { DialDeadlines } from './deadlines.ts';
-import { EndpointPicker } from './picker.ts';
+import { ListenerPicker } from './picker.ts';
 import { native, Relay, type RelayHost, type TcpHandle } from './relay.ts';
 
 /** How a TCP listener binds and dials. */
@@ -33,7 +33,7 @@ const fullRead = 64 * 1024;
 export class TcpListener {
   #spec: ListenerSpec;
   readonly #options: TcpOptions;
-  readonly #picker: EndpointPicker;
+  readonly #picker: ListenerPicker;
   readonly #server: Server;
   readonly #connections = new Set<{ destroy(): void }>();
   readonly #deadlines: DialDeadlines;
@@ -44,7 +44,7 @@ export class TcpListener {
   constructor(spec: ListenerSpec, options: TcpOptions) {
     this.#spec = spec;
     this.#options = options;
-    this.#picker = new EndpointPicker(spec.endpoints, spec.affinitySeconds);
+    this.#picker = new ListenerPicker(spec);
     this.#deadlines = new DialDeadlines(options.connectTimeoutMs);
     // The client is read while the endpoint is dialled (into the stream's buffer, bounded by highWaterMark; `end` is
     // not emitted before it is consumed), which saves a loop iteration per connection over pauseOnConnect.
@@ -93,7 +93,7 @@ export class TcpListener {
   /** Takes new endpoints and affinity in place; connections already relayed keep their endpoint. */
   update(spec: ListenerSpec): void {
     this.#spec = spec;
-    this.#picker.update(spec.endpoints, spec.affinitySeconds);
+    this.#picker.update(spec);
   }
 
   /** Stops accepting (the port is free when this resolves); established connections run until they end. */

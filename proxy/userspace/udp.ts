@@ -4,7 +4,7 @@ import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import type { Target } from '../plan/types.ts';
 import type { ListenerSpec } from './listeners.ts';
-import { EndpointPicker, targetKey } from './picker.ts';
+import { ListenerPicker, targetKey } from './picker.ts';
 
 /** How a UDP listener binds and how long its flows live. */
 export interface UdpOptions {
@@ -38,7 +38,7 @@ const maxPending = 64;
 export class UdpListener {
   #spec: ListenerSpec;
   readonly #options: UdpOptions;
-  readonly #picker: EndpointPicker;
+  readonly #picker: ListenerPicker;
   readonly #socket: Socket;
   readonly #flows = new Map<string, Flow>();
   #sweeper?: NodeJS.Timeout;
@@ -46,7 +46,7 @@ export class UdpListener {
   constructor(spec: ListenerSpec, options: UdpOptions) {
     this.#spec = spec;
     this.#options = options;
-    this.#picker = new EndpointPicker(spec.endpoints, spec.affinitySeconds);
+    this.#picker = new ListenerPicker(spec);
     this.#socket = createSocket({ type: isIPv6(options.host) ? 'udp6' : 'udp4' });
     this.#socket.on('message', (msg, rinfo) => this.#receive(msg, rinfo));
   }
@@ -78,8 +78,8 @@ export class UdpListener {
   /** Takes new endpoints and affinity in place. Flows to an endpoint that is gone are closed (kube-proxy clears their conntrack entries too). */
   update(spec: ListenerSpec): void {
     this.#spec = spec;
-    this.#picker.update(spec.endpoints, spec.affinitySeconds);
-    const live = new Set(spec.endpoints.map(targetKey));
+    this.#picker.update(spec);
+    const live = new Set(this.#picker.endpoints.map(targetKey));
     for (const [key, flow] of this.#flows) if (!live.has(flow.targetKey)) this.#closeFlow(key, flow);
   }
 

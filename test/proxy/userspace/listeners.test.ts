@@ -26,6 +26,22 @@ describe('listenerSpecs', () => {
     expect(listenerSpecs(plan(udp, nodePort, tcp), 4)).toEqual({ specs: [expect.objectContaining({ key: tcp.key, endpoints: [] })], skipped: [] });
   });
 
+  describe('Local policy at a nodePort: a short-cut for this node and the pod network when its endpoints differ', () => {
+    const withCIDRs = (...ports: Parameters<typeof plan>) => ({ ...plan(...ports), clusterCIDRs: { 4: ['10.244.0.0/16'], 6: [] } });
+    const local = (o: Parameters<typeof portPlan>[0]) => portPlan({ port: 80, nodePort: 30080, externalLocal: true, ...o });
+    const sources = ['127.0.0.0/8', '::1/128', '192.168.50.1', '10.244.0.0/16'];
+    it.each([
+      ['endpoints elsewhere only: outside none, the node and pods all', local({ name: 'a', externalEndpoints: [], shortcutEndpoints: cluster }), { endpoints: [], shortcut: { endpoints: cluster, sources } }],
+      ['the same endpoints either way: no short-cut', local({ name: 'a', externalEndpoints: cluster, shortcutEndpoints: cluster }), { endpoints: cluster, shortcut: undefined }],
+      ['a UDP port with endpoints elsewhere only is bound for the short-cut', local({ name: 'a', protocol: 'UDP', externalEndpoints: [], shortcutEndpoints: cluster }), { endpoints: [], shortcut: { endpoints: cluster, sources } }],
+      ['the Cluster policy: no short-cut', portPlan({ name: 'a', port: 80, nodePort: 30080, externalEndpoints: external, shortcutEndpoints: cluster }), { endpoints: external, shortcut: undefined }],
+    ])('%s', (_name, p, want) => {
+      const { specs } = listenerSpecs(withCIDRs(p), 4, new Set(), ['192.168.50.1']);
+      expect(specs).toHaveLength(1);
+      expect({ endpoints: specs[0]!.endpoints, shortcut: specs[0]!.shortcut }).toEqual(want);
+    });
+  });
+
   it('skips SCTP', () => {
     const { specs, skipped } = listenerSpecs(plan(portPlan({ name: 's', protocol: 'SCTP', port: 9 })), 4);
     expect(specs).toEqual([]);

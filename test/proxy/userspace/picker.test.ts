@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Target } from '../../../proxy/plan/types.ts';
-import { EndpointPicker, targetKey } from '../../../proxy/userspace/picker.ts';
+import { EndpointPicker, ListenerPicker, targetKey } from '../../../proxy/userspace/picker.ts';
 
 const ep = (n: number): Target => ({ ip: `10.0.0.${n}`, port: 8080 });
 const three = [ep(1), ep(2), ep(3)];
@@ -94,5 +94,32 @@ describe('EndpointPicker with ClientIP affinity', () => {
     expect(picker.stickyClients).toBe(1);
     picker.update(three, 0);
     expect(picker.stickyClients).toBe(0);
+  });
+});
+
+describe('ListenerPicker', () => {
+  const local = [ep(1)];
+  const all = [ep(1), ep(2)];
+  const sources = ['127.0.0.0/8', '::1/128', '192.168.50.1', 'fd00:50::1', '10.244.0.0/16'];
+  it.each([
+    ['loopback', '127.0.0.1', true],
+    ['this node\'s address', '192.168.50.1', true],
+    ['this node\'s IPv6 address', 'fd00:50::1', true],
+    ['a pod', '10.244.2.7', true],
+    ['a pod seen through a dual-stack socket', '::ffff:10.244.2.7', true],
+    ['a client outside', '192.168.50.2', false],
+    ['an IPv6 client outside', 'fd00:50::2', false],
+  ])('%s (%s) takes the short-cut: %s', (_name, ip, shortcut) => {
+    const picker = new ListenerPicker({ endpoints: local, affinitySeconds: 0, shortcut: { endpoints: all, sources } });
+    expect(picker.shortcuts(ip)).toBe(shortcut);
+    const picks = new Set(Array.from({ length: 4 }, () => targetKey(picker.pick(ip)!)));
+    expect([...picks].sort()).toEqual((shortcut ? all : local).map(targetKey));
+  });
+
+  it('without a short-cut every client picks among the endpoints, and the client IP is not needed', () => {
+    const picker = new ListenerPicker({ endpoints: local, affinitySeconds: 0 });
+    expect([picker.needsClientIP, picker.shortcuts('127.0.0.1'), targetKey(picker.pick('127.0.0.1')!)]).toEqual([false, false, '10.0.0.1:8080']);
+    picker.update({ endpoints: [], affinitySeconds: 0, shortcut: { endpoints: all, sources } });
+    expect([picker.needsClientIP, picker.pick('192.168.50.2'), picker.endpoints.length]).toEqual([true, undefined, 2]);
   });
 });

@@ -166,6 +166,15 @@ describe.each([true, false])('userspace backend, TCP (native relay: %s)', (nativ
     expect(await whoAnswers(nodePort)).toBe('external');
   });
 
+  it("Local policy at a nodePort with every endpoint elsewhere: the node's own clients take the short-cut (all endpoints)", async () => {
+    const [remote] = await endpoints('remote');
+    const [port, nodePort] = [await freePort(), await freePort()];
+    const b = backend();
+    const p = portPlan({ name: 'np', port, nodePort, externalLocal: true, clusterEndpoints: [remote!.target], externalEndpoints: [], externalNoEndpoints: 'drop', shortcutEndpoints: [remote!.target] });
+    await b.sync(plan(p), { full: true });
+    expect(await answers(nodePort, 3)).toEqual(['remote', 'remote', 'remote']);
+  });
+
   it('skips a port it cannot bind, logs the Service and reason, keeps the others, and binds it at a later sync', async () => {
     const [a] = await endpoints('a');
     const squatter = createServer();

@@ -77,6 +77,15 @@ describe('userspace backend, UDP', () => {
     expect(await ask()).toEqual({ got: 'a ping', fast: true });
   });
 
+  it("Local policy at a nodePort with every endpoint elsewhere: the node's own clients are relayed to the short-cut endpoints", async () => {
+    const { eps, backend } = await setup([]);
+    const [remote] = await Promise.all([udpEndpoint('remote')]);
+    cleanups.push(() => remote!.close());
+    const nodePort = await freePort();
+    await backend.sync(plan(portPlan({ name: 'dns', protocol: 'UDP', port: 53, nodePort, externalLocal: true, clusterEndpoints: [remote!.target], externalEndpoints: eps.map((e) => e.target), externalNoEndpoints: 'drop', shortcutEndpoints: [remote!.target] })), { full: false });
+    expect(await udpAsk(await udpClient(), nodePort, 'hi')).toBe('remote hi');
+  });
+
   it('moves flows off an endpoint that was removed', async () => {
     const { eps, port, backend, portPlanOf } = await setup(['a', 'b']);
     const c = await udpClient();
