@@ -1,8 +1,9 @@
 // The cluster zone: answers names under --zone (and reverse names of cluster addresses) from the record index,
 // to the Kubernetes DNS specification 1.1.0, as CoreDNS's kubernetes plugin does. Names it does not own pass on.
-import { BlockList, isIPv6 } from 'node:net';
+import { isIPv6 } from 'node:net';
 import type { DnsAnswer, DnsHandler, DnsQuery, HandlerResult, Resolve, ResourceRecord } from '../types.ts';
-import { parseReverseName, parseZoneName, podLabelIP, type ZoneName } from './parse.ts';
+import { parseReverseName, parseZoneName, podLabelIP, reversePlace, type ZoneName } from './parse.ts';
+import { ReverseZones } from './reverse.ts';
 import type { EndpointRecord, RecordIndex, ServiceRecords } from './records.ts';
 
 /** Options of the zone handler. */
@@ -11,7 +12,10 @@ export interface ZoneOptions {
   ttl: number;
   /** Pod records `a-b-c-d.<ns>.pod.<zone>`: answered from the name alone (insecure) or not at all. */
   pods: 'disabled' | 'insecure';
-  /** Reverse names of addresses in these CIDRs are ours: unknown ones get NXDOMAIN instead of going upstream. */
+  /**
+   * The reverse zones of these CIDRs are ours (octet or nibble aligned, as CoreDNS cuts them): unknown names in
+   * them get NXDOMAIN with the reverse zone's SOA instead of going upstream.
+   */
   reverseCIDRs: readonly string[];
   /** Addresses of this DNS service, for `ns.dns.<zone>` (the NS record's glue). */
   nameservers: () => string[];
@@ -43,6 +47,13 @@ interface SrvTarget {
 const familyOf = (type: string): Family | undefined => (type === 'A' ? 4 : type === 'AAAA' ? 6 : undefined);
 const ipFamily = (ip: string): Family => (isIPv6(ip) ? 6 : 4);
 
+/** A zone's SOA record and the negative answers that carry it. */
+interface Shared {
+  soa: ResourceRecord;
+  nxdomain: DnsAnswer;
+  nodata: DnsAnswer;
+}
+
 const refused: DnsAnswer = { rcode: 'REFUSED', authoritative: false, answers: [], authorities: [], additionals: [], source: 'kubernetes' };
 
 /** Answers the cluster zone. Same question, same data: the same DnsAnswer object (the server reuses its bytes). */
@@ -51,21 +62,19 @@ export class ClusterZoneHandler implements DnsHandler {
   #index: RecordIndex;
   #o: ZoneOptions;
   #zone: string;
-  #reverse = new BlockList();
+  #reverse: ReverseZones;
   /** Answers by query type, then by query name: a lookup hashes only the name the query brought, no key is built. */
   #memo = new Map<string, Map<string, DnsAnswer>>();
   #memoGeneration = -1;
   #memoCount = 0;
-  #shared?: { nxdomain: DnsAnswer; nodata: DnsAnswer; soa: ResourceRecord };
+  /** The SOA and negative answers of the zone and of each reverse zone asked, by apex, for this generation. */
+  #shared = new Map<string, Shared>();
 
   constructor(index: RecordIndex, options: ZoneOptions) {
     this.#index = index;
     this.#o = options;
     this.#zone = index.zone;
-    for (const cidr of options.reverseCIDRs) {
-      const [addr = '', len = ''] = cidr.split('/');
-      this.#reverse.addSubnet(addr, Number(len), isIPv6(addr) ? 'ipv6' : 'ipv4');
-    }
+    this.#reverse = new ReverseZones(options.reverseCIDRs);
   }
 
   /** The record index's generation: every answer is a function of the index (and of the fixed options). */
@@ -89,27 +98,36 @@ export class ClusterZoneHandler implements DnsHandler {
       if (!this.#o.synced()) return this.#servfail();
       return this.#answerZone(q, zoneName);
     }
+    const rzone = this.#reverse.zoneOf(q.lname);
     const rev = parseReverseName(q.lname);
-    if (!rev) return 'pass';
-    const ours = this.#reverse.check(rev.ip, isIPv6(rev.ip) ? 'ipv6' : 'ipv4');
-    if (!this.#o.synced()) return ours ? this.#servfail() : 'pass';
-    const names = this.#index.namesOf(rev.ip);
-    if (names.length === 0) return ours ? this.#nxdomain() : 'pass';
-    if (q.type !== 'PTR') return this.#nodata();
+    if (rzone === undefined && !rev) return 'pass';
+    if (!this.#o.synced()) return rzone !== undefined ? this.#servfail() : 'pass';
+    const names = rev ? this.#index.namesOf(rev.ip) : [];
+    if (names.length === 0) return rzone !== undefined ? this.#answerReverse(q, rzone, rev !== undefined) : 'pass';
+    if (q.type !== 'PTR') return this.#nodata(rzone);
     return this.#memoized(q, () => this.#answer(names.map((n) => this.#rr(q.lname, 'PTR', n))));
   }
 
-  /** Whether a name is ours to answer: in the zone, or the reverse name of an address we own or know. */
+  /** A name of reverse zone `rzone` without PTR records: the apex's SOA, NODATA above addresses, else NXDOMAIN. */
+  #answerReverse(q: DnsQuery, rzone: string, address: boolean): DnsAnswer {
+    const place = address ? 'none' : reversePlace(q.lname, rzone);
+    if (place === 'apex' && q.type === 'SOA') return this.#memoized(q, () => this.#answer([this.#negatives(rzone).soa]));
+    // Names above whole addresses may have addresses under them: NODATA, never an NXDOMAIN that a resolver would
+    // take for the whole subtree (RFC 8020) while minimising its queries (RFC 9156).
+    return place === 'none' ? this.#nxdomain(rzone) : this.#nodata(rzone);
+  }
+
+  /** Whether a name is ours to answer: in the zone or a reverse zone, or the reverse name of an address we know. */
   #owns(lname: string): boolean {
-    if (parseZoneName(lname, this.#zone)) return true;
+    if (parseZoneName(lname, this.#zone) || this.#reverse.zoneOf(lname) !== undefined) return true;
     const rev = parseReverseName(lname);
-    return rev !== undefined && (this.#reverse.check(rev.ip, isIPv6(rev.ip) ? 'ipv6' : 'ipv4') || this.#index.namesOf(rev.ip).length > 0);
+    return rev !== undefined && this.#index.namesOf(rev.ip).length > 0;
   }
 
   #answerZone(q: DnsQuery, z: ZoneName): HandlerResult | Promise<HandlerResult> {
     switch (z.kind) {
       case 'apex':
-        if (q.type === 'SOA') return this.#memoized(q, () => this.#answer([this.#shared!.soa]));
+        if (q.type === 'SOA') return this.#memoized(q, () => this.#answer([this.#negatives(this.#zone).soa]));
         if (q.type === 'NS') {
           return this.#memoized(q, () => this.#answer([this.#rr(q.lname, 'NS', `ns.dns.${this.#zone}`)], this.#addresses(`ns.dns.${this.#zone}`, this.#o.nameservers())));
         }
@@ -288,12 +306,21 @@ export class ClusterZoneHandler implements DnsHandler {
 
   /** Drops memoized answers when the index has changed since they were built. */
   #fresh(): void {
-    if (this.#memoGeneration === this.#index.generation && this.#shared) return;
+    if (this.#memoGeneration === this.#index.generation) return;
     this.#memo.clear();
     this.#memoCount = 0;
+    this.#shared.clear();
     this.#memoGeneration = this.#index.generation;
+  }
+
+  /** The SOA of `apex` (the zone or a reverse zone) and its negative answers, for this generation. */
+  #negatives(apex: string): Shared {
+    this.#fresh();
+    let sh = this.#shared.get(apex);
+    if (sh) return sh;
     const zone = this.#zone;
-    const soa = this.#rr(zone, 'SOA', {
+    // A reverse zone's SOA names our nameserver and mailbox in the cluster zone: names that resolve.
+    const soa = this.#rr(apex, 'SOA', {
       mname: `ns.dns.${zone}`,
       rname: `hostmaster.${zone}`,
       serial: this.#index.changedAt >>> 0,
@@ -303,17 +330,18 @@ export class ClusterZoneHandler implements DnsHandler {
       minimum: this.#o.ttl,
     });
     const negative = (rcode: 'NXDOMAIN' | 'NOERROR'): DnsAnswer => ({ rcode, authoritative: true, answers: [], authorities: [soa], additionals: [], source: this.name });
-    this.#shared = { soa, nxdomain: negative('NXDOMAIN'), nodata: negative('NOERROR') };
+    this.#shared.set(apex, (sh = { soa, nxdomain: negative('NXDOMAIN'), nodata: negative('NOERROR') }));
+    return sh;
   }
 
-  #nxdomain(): DnsAnswer {
-    this.#fresh();
-    return this.#shared!.nxdomain;
+  /** NXDOMAIN with the SOA of `apex` (default: the cluster zone). */
+  #nxdomain(apex = this.#zone): DnsAnswer {
+    return this.#negatives(apex).nxdomain;
   }
 
-  #nodata(): DnsAnswer {
-    this.#fresh();
-    return this.#shared!.nodata;
+  /** NODATA with the SOA of `apex` (default: the cluster zone). */
+  #nodata(apex = this.#zone): DnsAnswer {
+    return this.#negatives(apex).nodata;
   }
 
   #servfail(): DnsAnswer {

@@ -123,3 +123,45 @@ function compressIPv6(groups: string[]): string {
   if (best < 0) return groups.join(':');
   return `${groups.slice(0, best).join(':')}::${groups.slice(best + bestLen).join(':')}`;
 }
+
+/**
+ * The reverse zones a CIDR's addresses fall in, as CoreDNS derives them: the prefix rounded up to whole octets
+ * (in-addr.arpa) or nibbles (ip6.arpa), one zone per resulting network (10.96.0.0/12 gives 96.10 ... 111.10).
+ * `cidr` must be valid (the flag parser checked it).
+ */
+export function reverseZones(cidr: string): string[] {
+  const [addr = '', len = '0'] = cidr.split('/');
+  const prefix = Number(len);
+  const v6 = isIPv6(addr);
+  const step = v6 ? 4 : 8;
+  const aligned = Math.ceil(prefix / step) * step;
+  // Digits (octets or nibbles) of the address, most significant first.
+  const digits = v6 ? expandIPv6(addr).replace(/:/g, '').split('').map((h) => parseInt(h, 16)) : addr.split('.').map(Number);
+  const kept = aligned / step;
+  const suffix = v6 ? 'ip6.arpa' : 'in-addr.arpa';
+  const zones: string[] = [];
+  // The free bits between the prefix and the aligned prefix all lie in the last kept digit.
+  const free = aligned - prefix;
+  for (let i = 0; i < 1 << free; i++) {
+    const d = digits.slice(0, kept);
+    if (kept > 0) d[kept - 1] = (d[kept - 1]! & ~((1 << free) - 1)) | i;
+    const labels = d.reverse().map((x) => (v6 ? x.toString(16) : String(x)));
+    zones.push([...labels, suffix].join('.'));
+  }
+  return zones;
+}
+
+/**
+ * Where a reverse name stands in reverse zone `zone` (which it is at or under): the apex, a name above a whole
+ * address that addresses may be under (`0.96.10.in-addr.arpa`), or `none` when no address can be under it (a label
+ * that is not an octet or nibble, or more labels than an address has). Whole addresses are parseReverseName's.
+ */
+export function reversePlace(lname: string, zone: string): 'apex' | 'inner' | 'none' {
+  if (lname === zone) return 'apex';
+  const v6 = zone.endsWith('ip6.arpa');
+  const labels = lname.slice(0, lname.length - zone.length - 1).split('.');
+  const zoneDigits = zone.split('.').length - 2;
+  if (labels.length + zoneDigits >= (v6 ? 32 : 4)) return 'none';
+  const ok = v6 ? labels.every((x) => /^[0-9a-f]$/.test(x)) : labels.every((p) => /^(0|[1-9]\d{0,2})$/.test(p) && Number(p) <= 255);
+  return ok ? 'inner' : 'none';
+}

@@ -146,7 +146,9 @@ describe('netplane dns from a manifest directory, with dig', () => {
     { q: ['10.0.96.10.in-addr.arpa', 'PTR'], status: 'NOERROR', answer: ['10.0.96.10.in-addr.arpa. IN PTR web.default.svc.cluster.local.'] },
     { q: ['7.2.244.10.in-addr.arpa', 'PTR'], status: 'NOERROR', answer: ['7.2.244.10.in-addr.arpa. IN PTR db-0.db.shop.svc.cluster.local.'] },
     { q: ['fd00:96::10', 'PTR', '-x'], status: 'NOERROR', answer: [`${'0.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.6.9.0.0.0.0.d.f'}.ip6.arpa. IN PTR web.default.svc.cluster.local.`] },
-    { q: ['99.0.96.10.in-addr.arpa', 'PTR'], status: 'NXDOMAIN' },
+    { q: ['99.0.96.10.in-addr.arpa', 'PTR'], status: 'NXDOMAIN', authority: /^96\.10\.in-addr\.arpa\. IN SOA ns\.dns\.cluster\.local\. hostmaster\.cluster\.local\. / },
+    { q: ['96.10.in-addr.arpa', 'SOA'], status: 'NOERROR', aa: true },
+    { q: ['0.96.10.in-addr.arpa', 'PTR'], status: 'NOERROR', answer: [], authority: /^96\.10\.in-addr\.arpa\. IN SOA / },
     { q: ['search.default.svc.cluster.local', 'A'], status: 'NOERROR', answer: ['search.default.svc.cluster.local. IN CNAME search.example.com.', 'search.example.com. IN A 192.0.2.7'] },
     {
       q: ['chain.default.svc.cluster.local', 'A'],

@@ -84,6 +84,7 @@ async function ask(h: ClusterZoneHandler, name: string, type: string): Promise<{
 
 const soa = ['cluster.local SOA ns.dns.cluster.local hostmaster.cluster.local'];
 const nx = { rcode: 'NXDOMAIN', answer: [], ns: soa };
+const revSoa = ['96.10.in-addr.arpa SOA ns.dns.cluster.local hostmaster.cluster.local'];
 const nodata = { rcode: 'NOERROR', answer: [], ns: soa };
 
 describe('cluster zone answers', () => {
@@ -176,7 +177,16 @@ describe('cluster zone answers', () => {
     },
     { q: ['10.0.96.10.in-addr.arpa', 'PTR'], want: { rcode: 'NOERROR', answer: ['10.0.96.10.in-addr.arpa PTR web.default.svc.cluster.local'] } },
     { q: ['7.2.244.10.in-addr.arpa', 'PTR'], want: { rcode: 'NOERROR', answer: ['7.2.244.10.in-addr.arpa PTR db-0.db.shop.svc.cluster.local'] } },
-    { q: ['99.0.96.10.in-addr.arpa', 'PTR'], want: { rcode: 'NXDOMAIN' } },
+    // --reverse-cidr 10.96.0.0/16 is the zone 96.10.in-addr.arpa: its negative answers carry its own SOA.
+    { q: ['99.0.96.10.in-addr.arpa', 'PTR'], want: { rcode: 'NXDOMAIN', aa: true, answer: [], ns: revSoa } },
+    { q: ['10.0.96.10.in-addr.arpa', 'A'], want: { rcode: 'NOERROR', answer: [], ns: revSoa } },
+    { q: ['96.10.in-addr.arpa', 'SOA'], want: { rcode: 'NOERROR', aa: true, answer: revSoa, ns: [] } },
+    { q: ['96.10.in-addr.arpa', 'NS'], want: { rcode: 'NOERROR', answer: [], ns: revSoa } },
+    { q: ['0.96.10.in-addr.arpa', 'PTR'], want: { rcode: 'NOERROR', answer: [], ns: revSoa } },
+    { q: ['x.96.10.in-addr.arpa', 'PTR'], want: { rcode: 'NXDOMAIN', ns: revSoa } },
+    { q: ['1.99.0.96.10.in-addr.arpa', 'PTR'], want: { rcode: 'NXDOMAIN', ns: revSoa } },
+    { q: ['10.in-addr.arpa', 'SOA'], want: 'pass' },
+    { q: ['7.2.244.10.in-addr.arpa', 'TXT'], want: nodata },
     { q: ['1.1.168.192.in-addr.arpa', 'PTR'], want: 'pass' },
     { q: ['dns-version.cluster.local', 'TXT'], want: { rcode: 'NOERROR', answer: ['dns-version.cluster.local TXT 1.1.0'] } },
     { q: ['cluster.local', 'SOA'], want: { rcode: 'NOERROR', answer: soa } },

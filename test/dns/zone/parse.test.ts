@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { dashedIP, parseReverseName, parseZoneName, podLabelIP, reverseName } from '../../../dns/zone/parse.ts';
+import { dashedIP, parseReverseName, parseZoneName, podLabelIP, reverseName, reversePlace, reverseZones } from '../../../dns/zone/parse.ts';
+import { ReverseZones } from '../../../dns/zone/reverse.ts';
 
 describe('parseZoneName', () => {
   const z = 'cluster.local';
@@ -51,4 +52,42 @@ describe('addresses in names', () => {
     expect(reverseName('10.96.0.10')).toBe('10.0.96.10.in-addr.arpa');
     expect(reverseName('fd00::1')).toBe(`1.${'0.'.repeat(27)}0.0.d.f.ip6.arpa`);
   });
+});
+
+describe('reverse zones of CIDRs (octet and nibble aligned, as CoreDNS cuts them)', () => {
+  const nibbles = (hex: string) => hex.split('').reverse().join('.');
+  const cases: Array<[string, string[]]> = [
+    ['10.96.0.0/16', ['96.10.in-addr.arpa']],
+    ['10.0.0.0/8', ['10.in-addr.arpa']],
+    ['10.96.0.0/12', Array.from({ length: 16 }, (_, i) => `${96 + i}.10.in-addr.arpa`)],
+    ['10.96.0.0/20', Array.from({ length: 16 }, (_, i) => `${i}.96.10.in-addr.arpa`)],
+    ['192.168.1.0/24', ['1.168.192.in-addr.arpa']],
+    ['0.0.0.0/0', ['in-addr.arpa']],
+    ['fd00:96::/64', [`${nibbles('fd00009600000000')}.ip6.arpa`]],
+    ['fd00::/62', [0, 1, 2, 3].map((i) => `${nibbles(`fd0000000000000${i}`)}.ip6.arpa`)],
+  ];
+  it.each(cases)('%s', (cidr, want) => expect(reverseZones(cidr)).toEqual(want));
+
+  const zones = new ReverseZones(['10.96.0.0/12', 'fd00:96::/64']);
+  const zoneOf: Array<[string, string | undefined]> = [
+    ['1.0.100.10.in-addr.arpa', '100.10.in-addr.arpa'],
+    ['96.10.in-addr.arpa', '96.10.in-addr.arpa'],
+    ['0.96.10.in-addr.arpa', '96.10.in-addr.arpa'],
+    ['10.in-addr.arpa', undefined],
+    ['1.0.112.10.in-addr.arpa', undefined],
+    [`1.${'0.'.repeat(15)}${nibbles('fd00009600000000')}.ip6.arpa`, `${nibbles('fd00009600000000')}.ip6.arpa`],
+    ['web.default.svc.cluster.local', undefined],
+  ];
+  it.each(zoneOf)('zone of %s', (name, want) => expect(zones.zoneOf(name)).toBe(want));
+
+  const places: Array<[string, string, ReturnType<typeof reversePlace>]> = [
+    ['96.10.in-addr.arpa', '96.10.in-addr.arpa', 'apex'],
+    ['0.96.10.in-addr.arpa', '96.10.in-addr.arpa', 'inner'],
+    ['x.96.10.in-addr.arpa', '96.10.in-addr.arpa', 'none'],
+    ['256.96.10.in-addr.arpa', '96.10.in-addr.arpa', 'none'],
+    ['1.2.3.96.10.in-addr.arpa', '96.10.in-addr.arpa', 'none'],
+    ['a.b.ip6.arpa', 'ip6.arpa', 'inner'],
+    ['ab.ip6.arpa', 'ip6.arpa', 'none'],
+  ];
+  it.each(places)('%s in %s: %s', (name, zone, want) => expect(reversePlace(name, zone)).toBe(want));
 });
