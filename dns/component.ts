@@ -2,7 +2,7 @@
 import { Counter } from 'prom-client';
 import { defineComponent, type ComponentContext } from '../runtime/component.ts';
 import { listFlag, oneOf, parseCIDRList, parseHostPort, positiveInt, switchFlag, valueFlag, type HostPort } from '../runtime/flags.ts';
-import { Forwarder, readResolvConf } from './forward/forwarder.ts';
+import { Forwarder, readResolvConf, type PrefetchSettings } from './forward/forwarder.ts';
 import { UsageError } from '../runtime/errors.ts';
 import { StubDomains } from './forward/stubs.ts';
 import { followHostsFile } from './hosts/file.ts';
@@ -24,6 +24,17 @@ const stubDomain = (raw: string) => {
   const upstreams = raw.slice(eq + 1).split(',').map((u) => parseHostPort(u.trim()));
   return { domain, upstreams };
 };
+/** `off`, or `AMOUNT[:SECONDS[:PERCENT]]`: CoreDNS's `prefetch AMOUNT DURATION PERCENTAGE%`. */
+export const prefetchSetting = (raw: string): PrefetchSettings | false => {
+  if (raw === 'off') return false;
+  const m = /^(\d+)(?::(\d+)(?::(\d+))?)?$/.exec(raw);
+  const [amount, windowSeconds, percentage] = [Number(m?.[1]), Number(m?.[2] ?? 60), Number(m?.[3] ?? 10)];
+  if (!m || amount < 1 || windowSeconds < 1 || percentage < 1 || percentage > 100) {
+    throw new Error('must be off or AMOUNT[:SECONDS[:PERCENT]] with AMOUNT and SECONDS at least 1 and PERCENT from 1 to 100, e.g. 2:60:10');
+  }
+  return { amount, windowSeconds, percentage };
+};
+
 const serviceRef = (raw: string) => {
   const m = /^([a-z0-9-]+)\/([a-z0-9-]+)$/.exec(raw);
   if (!m) throw new Error('must be NAMESPACE/NAME');
@@ -46,6 +57,15 @@ const flags = {
   'reverse-cidr': listFlag({ value: 'CIDRS', help: 'reverse names of these ranges are answered here (NXDOMAIN when unknown), not forwarded', parse: parseCIDRList }),
   'dns-service': valueFlag({ value: 'NAMESPACE/NAME', help: "this DNS server's own Service, whose cluster IPs are ns.dns.<zone>", parse: serviceRef, default: { namespace: 'kube-system', name: 'kube-dns' } }),
   'cache-size': valueFlag({ value: 'N', help: 'forwarded answers kept in the cache (0 turns it off)', parse: (r: string) => (r === '0' ? 0 : positiveInt(r)), default: 10_000 }),
+  prefetch: {
+    ...valueFlag({
+      value: 'AMOUNT[:SECONDS[:PERCENT]]',
+      help: 'refresh a cached answer before it expires once it was asked AMOUNT times with no gap of SECONDS, in the last PERCENT of its TTL (CoreDNS prefetch); off turns it off',
+      parse: prefetchSetting,
+      default: prefetchSetting('2:60:10'),
+    }),
+    shown: '2:60:10',
+  },
   'reuse-port': switchFlag('share the listen ports with other processes (SO_REUSEPORT): run one per core and the kernel spreads clients over them'),
 };
 
@@ -80,13 +100,14 @@ async function runDns(ctx: ComponentContext, f: DnsFlags): Promise<void> {
     return;
   }
   const serverLabel = `dns://${f.listen[0]!.host === '0.0.0.0' ? '' : f.listen[0]!.host}:${f.listen[0]!.port}`;
-  const forwarder = new Forwarder({ upstreams, log: ctx.log, registry: ctx.registry, server: serverLabel, cache: { maxEntries: f['cache-size'] } });
+  const cache = { maxEntries: f['cache-size'], prefetch: f.prefetch };
+  const forwarder = new Forwarder({ upstreams, log: ctx.log, registry: ctx.registry, server: serverLabel, cache });
   let stubs: StubDomains;
   try {
     stubs = new StubDomains(
       f['stub-domain'].map((s) => ({
         domain: s.domain,
-        forwarder: new Forwarder({ upstreams: s.upstreams, log: ctx.log, registry: ctx.registry, server: serverLabel, domain: s.domain, cache: { maxEntries: f['cache-size'] } }),
+        forwarder: new Forwarder({ upstreams: s.upstreams, log: ctx.log, registry: ctx.registry, server: serverLabel, domain: s.domain, cache }),
       })),
     );
   } catch (e) {

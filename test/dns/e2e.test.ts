@@ -69,7 +69,9 @@ function upstream(domain = 'example.com', ip = '192.0.2.7'): Promise<{ socket: S
     reply.writeUInt16BE(0, 10);
     if (known && question.type === 'A') {
       reply.writeUInt16BE(1, 6);
-      const rr = Buffer.from([0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, ...ip.split('.').map(Number)]);
+      // Names starting "short" live 5 s (the cache's floor), the rest 60 s.
+      const ttl = question.name.toLowerCase().startsWith('short') ? 5 : 60;
+      const rr = Buffer.from([0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, ttl, 0, 4, ...ip.split('.').map(Number)]);
       socket.send(Buffer.concat([reply, rr]), r.port, r.address);
     } else socket.send(reply, r.port, r.address);
   });
@@ -242,6 +244,28 @@ describe('netplane dns from a manifest directory, with dig', () => {
     await dig(port, 'cached.example.com', 'A');
     expect(up.asked.filter((a) => a === 'cached.example.com A')).toHaveLength(1);
   });
+
+  it('prefetches a name asked steadily before it expires: upstream sees the refresh, clients never a miss', async () => {
+    const metric = async (name: string) => {
+      const text = await (await fetch(`http://127.0.0.1:${admin()}/metrics`)).text();
+      return Number(new RegExp(`^${name}\\{[^}]*zones="\\."[^}]*\\} (\\d+)`, 'm').exec(text)?.[1] ?? NaN);
+    };
+    const [misses, prefetches] = [await metric('coredns_cache_misses_total'), await metric('coredns_cache_prefetch_total')];
+    const ttls: number[] = [];
+    // Every 400 ms for 7.6 s: past the 5 s TTL once, so without prefetch the 13th or so query would be a miss.
+    for (let i = 0; i < 20; i++) {
+      const r = await dig(port, 'short.example.com', 'A', '+ttlid');
+      expect(r.answer).toEqual(['short.example.com. IN A 192.0.2.7']);
+      ttls.push(Number(/\s(\d+)\s+IN\s+A/.exec(r.raw)?.[1]));
+      await new Promise((res) => setTimeout(res, 400));
+    }
+    expect(up.asked.filter((a) => a === 'short.example.com A').length).toBeGreaterThanOrEqual(2);
+    expect(await metric('coredns_cache_misses_total')).toBe(misses + 1);
+    expect(await metric('coredns_cache_prefetch_total')).toBeGreaterThan(prefetches);
+    // The TTL came back up after the refresh, never reaching 0.
+    expect(Math.min(...ttls)).toBeGreaterThan(0);
+    expect(ttls.slice(ttls.indexOf(Math.min(...ttls))).some((t) => t >= 4)).toBe(true);
+  }, 20_000);
 
   it('follows edits of the manifests, also for a query whose earlier answer it replays', async () => {
     // Without a cookie, dig's queries differ only in their ID: the second is answered by replay (server/replay.ts).
