@@ -30,3 +30,9 @@ export const privilegeProbe: Record<Exclude<ProxyMode, 'userspace'>, [string, st
   nftables: ['nft', ['list', 'tables']],
   iptables: ['iptables-save', ['-t', 'nat']],
 };
+
+/**
+ * The kernel mode whose rules a kernel mode removes once its own first sync has succeeded, as kube-proxy's
+ * platformCleanup does at start: after a switch of --mode the old rules would keep deleted Services reachable.
+ */
+export const otherKernelMode = { nftables: 'iptables', iptables: 'nftables' } as const satisfies Record<Exclude<ProxyMode, 'userspace'>, ProxyMode>;

@@ -10,7 +10,7 @@ import { ProxyHealthz } from './healthz.ts';
 import { applyConntrack, conntrackDefaults } from './conntrack-tuning.ts';
 import { availableParallelism } from 'node:os';
 import type { Logger } from '../runtime/logger.ts';
-import { createBackend, privilegeProbe, proxyModes, type ProxyMode } from './backends.ts';
+import { createBackend, otherKernelMode, privilegeProbe, proxyModes, type ProxyMode } from './backends.ts';
 import { cleanStaleFlows } from './conntrack.ts';
 import { HealthCheckServers } from './healthcheck.ts';
 import { registerProxyMetrics } from './metrics.ts';
@@ -95,6 +95,16 @@ async function cleanup(runner: HostRunner, log: Logger): Promise<number> {
   return failed ? 1 : 0;
 }
 
+/** Removes what the other kernel mode programmed (a --mode switch); a failure is logged, not fatal. */
+async function removeOtherMode(mode: ProxyMode, runner: HostRunner, log: Logger): Promise<void> {
+  try {
+    await (await createBackend(mode, { runner, log, bindAddress: '127.0.0.1', threads: 1 })).cleanup();
+    log.debug({ mode }, 'removed what the other proxy mode programmed, if anything');
+  } catch (e) {
+    log.warn({ mode, err: (e as Error).message }, 'could not remove the rules of the other proxy mode; they may keep removed Services reachable');
+  }
+}
+
 type ProxyFlags = Parameters<NonNullable<typeof proxyComponent.run>>[1];
 
 async function runProxy(ctx: ComponentContext, f: ProxyFlags): Promise<void> {
@@ -108,6 +118,8 @@ async function runProxy(ctx: ComponentContext, f: ProxyFlags): Promise<void> {
     log: ctx.log,
     proxyHealthy: () => syncer.health().ok,
   });
+  // Removed only once this mode's rules are in place, so that the node is never without working rules.
+  let leftovers = f.mode === 'userspace' ? undefined : otherKernelMode[f.mode];
   let warned = '';
   const warnOnce = (message: string) => {
     if (message !== warned) ctx.log.warn(message);
@@ -133,6 +145,11 @@ async function runProxy(ctx: ComponentContext, f: ProxyFlags): Promise<void> {
       };
     },
     async afterSync(prev, next) {
+      if (leftovers) {
+        const mode = leftovers;
+        leftovers = undefined;
+        await removeOtherMode(mode, runner, ctx.log);
+      }
       if (f.mode !== 'userspace') {
         const deleted = await cleanStaleFlows(runner, prev, next, ctx.log);
         metrics.conntrackDeletions.inc(deleted);

@@ -1,6 +1,6 @@
 // State that outlives a change in the kernel, tested with netplane proxy as users run it (the CLI in the node's
 // network namespace, from a manifest directory): UDP conntrack entries that would keep a client on an endpoint
-// that is gone.
+// that is gone, and the rules of the other kernel mode after a switch of --mode.
 import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -15,59 +15,75 @@ const bin = fileURLToPath(new URL('../../bin/netplane.ts', import.meta.url));
 const echo = fileURLToPath(new URL('../helpers/echo.ts', import.meta.url));
 const answer = (rs: ProbeResult[]) => (rs[0]?.ok ? rs[0].name : rs[0]?.error);
 
-/** What the manifests hold: the endpoint (pod number, port) of Service `dns`, and whether Service `late` exists. */
+/** What the manifests hold: the endpoint (pod number, port) of Service `dns`, whether Service `late` exists, and TCP Service `gone`. */
 interface Cluster {
   dns: [pod: number, port: number];
   late: boolean;
+  gone?: boolean;
 }
 
 function manifests(t: ProxyTopology, c: Cluster): object[] {
   const meta = (name: string, labels?: object) => ({ name, namespace: 'default', ...(labels ? { labels } : {}) });
-  const service = (name: string, clusterIP: string) => ({ apiVersion: 'v1', kind: 'Service', metadata: meta(name), spec: { clusterIP, ports: [{ name: 'dns', port: 53, protocol: 'UDP' }] } });
-  const slice = (name: string, pod: number, port: number) => ({
+  const service = (name: string, clusterIP: string, protocol = 'UDP') => ({ apiVersion: 'v1', kind: 'Service', metadata: meta(name), spec: { clusterIP, ports: [{ name: 'dns', port: 53, protocol }] } });
+  const slice = (name: string, pod: number, port: number, protocol = 'UDP') => ({
     apiVersion: 'discovery.k8s.io/v1',
     kind: 'EndpointSlice',
     metadata: meta(`${name}-1`, { 'kubernetes.io/service-name': name }),
     addressType: 'IPv4',
     endpoints: [{ addresses: [t.pods[pod - 1]!.ip4], nodeName: 'node1', conditions: { ready: true } }],
-    ports: [{ name: 'dns', port, protocol: 'UDP' }],
+    ports: [{ name: 'dns', port, protocol }],
   });
   return [
     service('dns', '10.96.0.14'),
     slice('dns', ...c.dns),
     ...(c.late ? [service('late', '10.96.0.20'), slice('late', 1, 8080)] : []),
+    ...(c.gone ? [service('gone', '10.96.0.15', 'TCP'), slice('gone', 2, 8080, 'TCP')] : []),
   ];
+}
+
+type KernelMode = 'nftables' | 'iptables';
+
+/** Runs netplane proxy in the node namespace of `t` on the manifests in `dir`, one process at a time. */
+function proxyRunner(t: ProxyTopology, dir: () => string) {
+  let proxy: ChildProcess | undefined;
+  let logs: Array<Record<string, unknown>> = [];
+  const syncs = () => logs.filter((l) => l.msg === 'rules synced').length;
+  const write = (c: Cluster) => writeFile(join(dir(), 'cluster.yaml'), manifests(t, c).map((o) => JSON.stringify(o)).join('\n---\n'));
+  return {
+    write,
+    /** Starts the proxy and waits for its first sync. */
+    async start(mode: KernelMode): Promise<void> {
+      logs = [];
+      const p = t.lab.spawn(t.node, process.execPath, [bin, 'proxy', '--manifests', dir(), '--node-name', 'node1', '--mode', mode, '--cluster-cidr', '10.244.0.0/16',
+        '--admin', '127.0.0.1:0', '--min-sync-period', '50ms', '--conntrack-max-per-core', '0', '--conntrack-min', '0']);
+      onLogLines(p.stdout!, (r) => logs.push(r));
+      proxy = p;
+      await waitFor('the first sync', () => syncs() > 0 || p.exitCode !== null, 15_000);
+      expect(p.exitCode).toBeNull();
+    },
+    /** Stops it (SIGTERM); its rules stay. */
+    async stop(): Promise<void> {
+      const p = proxy!;
+      const exited = new Promise((r) => p.once('exit', r));
+      p.kill('SIGTERM');
+      await exited;
+      proxy = undefined;
+    },
+    /** Writes new manifests and waits for the sync that applies them. */
+    async change(c: Cluster): Promise<void> {
+      const n = syncs();
+      await write(c);
+      await waitFor('the resync', () => syncs() > n, 5000);
+    },
+    kill: () => proxy?.kill('SIGKILL'),
+  };
 }
 
 for (const mode of ['nftables', 'iptables'] as const) {
   describe(`netplane proxy --mode ${mode}: stale UDP conntrack entries`, () => {
     let t: ProxyTopology;
     let dir: string;
-    let proxy: ChildProcess | undefined;
-    let logs: Array<Record<string, unknown>> = [];
-    const syncs = () => logs.filter((l) => l.msg === 'rules synced').length;
-    const write = (c: Cluster) => writeFile(join(dir, 'cluster.yaml'), manifests(t, c).map((o) => JSON.stringify(o)).join('\n---\n'));
-
-    async function start(): Promise<void> {
-      logs = [];
-      const p = t.lab.spawn(t.node, process.execPath, [bin, 'proxy', '--manifests', dir, '--node-name', 'node1', '--mode', mode, '--cluster-cidr', '10.244.0.0/16',
-        '--admin', '127.0.0.1:0', '--min-sync-period', '50ms', '--conntrack-max-per-core', '0', '--conntrack-min', '0']);
-      onLogLines(p.stdout!, (r) => logs.push(r));
-      proxy = p;
-      await waitFor('the first sync', () => syncs() > 0 || p.exitCode !== null, 15_000);
-      expect(p.exitCode).toBeNull();
-    }
-    async function stop(): Promise<void> {
-      const p = proxy!;
-      const exited = new Promise((r) => p.once('exit', r));
-      p.kill('SIGTERM');
-      await exited;
-    }
-    async function change(c: Cluster): Promise<void> {
-      const n = syncs();
-      await write(c);
-      await waitFor('the resync', () => syncs() > n, 5000);
-    }
+    let run: ReturnType<typeof proxyRunner>;
     /** A client with a fixed source port that keeps sending until `name` answers (or gives up after a while). */
     const keepSending = (sourcePort: number, host: string, name: string) =>
       waitFor(`${name} to answer ${host} from port ${sourcePort}`, async () => answer(await t.probe(t.pods[1]!.ns, 'udp', host, 53, 1, ['--source-port', String(sourcePort)])) === name, 8000, 100);
@@ -78,33 +94,79 @@ for (const mode of ['nftables', 'iptables'] as const) {
       const other = t.lab.spawn(t.pods[0]!.ns, process.execPath, [echo, 'pod1-8081', '8081']);
       await new Promise((r) => other.stdout!.once('data', r));
       dir = await mkdtemp(join(tmpdir(), `netplane-stale-${mode}-`));
-      await write({ dns: [3, 8080], late: false });
-      await start();
+      run = proxyRunner(t, () => dir);
+      await run.write({ dns: [3, 8080], late: false });
+      await run.start(mode);
     }, 60_000);
     afterAll(async () => {
-      proxy?.kill('SIGKILL');
+      run?.kill();
       await t?.lab.destroy();
       if (dir) await rm(dir, { recursive: true, force: true });
     });
 
     it('after a restart, a flow to an endpoint removed meanwhile moves to a live one', async () => {
       expect(answer(await t.probe(t.pods[1]!.ns, 'udp', '10.96.0.14', 53, 1, ['--source-port', '40500']))).toBe('pod3');
-      await stop();
-      await write({ dns: [1, 8080], late: false });
-      await start();
+      await run.stop();
+      await run.write({ dns: [1, 8080], late: false });
+      await run.start(mode);
       await keepSending(40500, '10.96.0.14', 'pod1');
     });
 
     it('a flow that began before its Service existed reaches the endpoint once the Service is there', async () => {
       expect(answer(await t.probe(t.pods[1]!.ns, 'udp', '10.96.0.20', 53, 1, ['--source-port', '40501']))).toBe('timeout');
-      await change({ dns: [1, 8080], late: true });
+      await run.change({ dns: [1, 8080], late: true });
       await keepSending(40501, '10.96.0.20', 'pod1');
     });
 
     it('a flow moves when its endpoint keeps its address but changes its port', async () => {
       expect(answer(await t.probe(t.pods[1]!.ns, 'udp', '10.96.0.14', 53, 1, ['--source-port', '40502']))).toBe('pod1');
-      await change({ dns: [1, 8081], late: true });
+      await run.change({ dns: [1, 8081], late: true });
       await keepSending(40502, '10.96.0.14', 'pod1-8081');
     });
   });
 }
+
+describe('netplane proxy: switching --mode removes the other mode\'s rules once the new mode\'s are in place', () => {
+  let t: ProxyTopology;
+  let dir: string;
+  let run: ReturnType<typeof proxyRunner>;
+  const iptables = async () => (await t.lab.exec(t.node, 'iptables-save', [])).stdout + (await t.lab.exec(t.node, 'ip6tables-save', [])).stdout;
+  const nftTables = async () => (await t.lab.exec(t.node, 'nft', ['list', 'tables'])).stdout;
+  const reach = async () => answer(await t.probe(t.pods[0]!.ns, 'tcp', '10.96.0.15', 53));
+
+  beforeAll(async () => {
+    t = await buildTopology(2, [8080]);
+    dir = await mkdtemp(join(tmpdir(), 'netplane-switch-'));
+    run = proxyRunner(t, () => dir);
+    // Someone else's objects of both kinds, which must stay.
+    await t.lab.exec(t.node, 'nft', ['add', 'table', 'inet', 'someone-else']);
+    await t.lab.exec(t.node, 'iptables', ['-t', 'nat', '-N', 'SOMEONE-ELSE']);
+  }, 60_000);
+  afterAll(async () => {
+    run?.kill();
+    await t?.lab.destroy();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  const switches: Array<[from: KernelMode, to: KernelMode, leftover: () => Promise<boolean>]> = [
+    ['iptables', 'nftables', async () => /NETPLANE/.test(await iptables())],
+    ['nftables', 'iptables', async () => /netplane/.test(await nftTables())],
+  ];
+  for (const [from, to, leftover] of switches) {
+    it(`${from} to ${to}: a Service deleted afterwards is gone, and others' tables and chains stay`, async () => {
+      await run.write({ dns: [1, 8080], late: false, gone: true });
+      await run.start(from);
+      expect(await reach()).toBe('pod2');
+      await run.stop();
+      expect(await leftover()).toBe(true);
+      await run.start(to);
+      await waitFor(`the ${from} rules to be removed`, async () => !(await leftover()), 5000);
+      expect(await reach()).toBe('pod2');
+      await run.change({ dns: [1, 8080], late: false });
+      expect(await reach()).not.toBe('pod2');
+      expect(await nftTables()).toMatch(/someone-else/);
+      expect(await iptables()).toMatch(/SOMEONE-ELSE/);
+      await run.stop();
+    });
+  }
+});
