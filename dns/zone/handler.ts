@@ -54,6 +54,9 @@ interface Shared {
   nodata: DnsAnswer;
 }
 
+/** AXFR (252) and IXFR (251): refused, as CoreDNS's kubernetes plugin refuses them without the transfer plugin. */
+const isTransfer = (qtype: number) => qtype === 252 || qtype === 251;
+
 const refused: DnsAnswer = { rcode: 'REFUSED', authoritative: false, answers: [], authorities: [], additionals: [], source: 'kubernetes' };
 
 /** Answers the cluster zone. Same question, same data: the same DnsAnswer object (the server reuses its bytes). */
@@ -95,12 +98,14 @@ export class ClusterZoneHandler implements DnsHandler {
     }
     const zoneName = parseZoneName(q.lname, this.#zone);
     if (zoneName) {
+      if (isTransfer(q.qtype)) return refused;
       if (!this.#o.synced()) return this.#servfail();
       return this.#answerZone(q, zoneName);
     }
     const rzone = this.#reverse.zoneOf(q.lname);
     const rev = parseReverseName(q.lname);
     if (rzone === undefined && !rev) return 'pass';
+    if (rzone !== undefined && isTransfer(q.qtype)) return refused;
     if (!this.#o.synced()) return rzone !== undefined ? this.#servfail() : 'pass';
     const names = rev ? this.#index.namesOf(rev.ip) : [];
     if (names.length === 0) return rzone !== undefined ? this.#answerReverse(q, rzone, rev !== undefined) : 'pass';

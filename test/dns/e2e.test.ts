@@ -234,6 +234,21 @@ describe('netplane dns from a manifest directory, with dig', () => {
     expect(up.asked.filter((a) => a.includes('\\'))).toEqual([]);
   });
 
+  it('refuses zone transfers over TCP and UDP', async () => {
+    const tcp = await host.run('dig', ['@127.0.0.1', '-p', String(port), '+time=2', '+tries=1', 'cluster.local', 'AXFR']).then((r) => r.stdout);
+    expect(tcp).toMatch(/Transfer failed|REFUSED/);
+    expect(tcp).not.toMatch(/IN\s+SOA/);
+    for (const type of ['AXFR', 'IXFR']) {
+      const s = createSocket('udp4');
+      const reply = await new Promise<Buffer>((resolve) => {
+        s.on('message', resolve);
+        s.send(dnsPacket.encode({ id: 7, questions: [{ name: 'cluster.local', type: type as 'A' }] }), port, '127.0.0.1');
+      });
+      s.close();
+      expect((dnsPacket.decode(reply) as { rcode?: string }).rcode).toBe('REFUSED');
+    }
+  });
+
   it('answers the SOA at the apex', async () => {
     const r = await dig(port, 'cluster.local', 'SOA');
     expect(r.answer[0]).toMatch(/^cluster\.local\. IN SOA ns\.dns\.cluster\.local\. hostmaster\.cluster\.local\. \d+ 7200 1800 86400 5$/);

@@ -206,6 +206,16 @@ describe('cluster zone answers', () => {
 });
 
 describe('cluster zone behaviour', () => {
+  it('refuses zone transfers (AXFR, IXFR) of the zone and of its reverse zones, and passes others on', async () => {
+    const { handler } = setup();
+    for (const [type, qtype] of [['AXFR', 252], ['IXFR', 251]] as const) {
+      for (const name of ['cluster.local', 'web.default.svc.cluster.local', '96.10.in-addr.arpa']) {
+        expect(await handler.handle({ ...query(name, type), qtype })).toMatchObject({ rcode: 'REFUSED', answers: [] });
+      }
+      expect(await handler.handle({ ...query('example.com', type), qtype })).toBe('pass');
+    }
+  });
+
   it('answers class ANY from the zone, refuses our names in other classes and passes other names on', async () => {
     const { handler } = setup();
     const inClass = (name: string, type: string, qclass: number) => handler.handle({ ...query(name, type), qclass });
