@@ -31,6 +31,8 @@ export class TcpConnection implements Output {
   #pending: Buffer | null = null;
   #inFlight = 0;
   #paused = false;
+  /** Ending after a message that could not be read: nothing more is read or answered. */
+  #closing = false;
 
   constructor(sock: Socket, serve: Serve, limits: TcpLimits) {
     this.#sock = sock;
@@ -50,7 +52,7 @@ export class TcpConnection implements Output {
 
   /** Whether the connection can still take a response. */
   get alive(): boolean {
-    return !this.#sock.destroyed;
+    return !this.#sock.destroyed && !this.#closing;
   }
 
   /** Closes the connection at once. */
@@ -68,16 +70,20 @@ export class TcpConnection implements Output {
     const sock = this.#sock;
     if (sock.destroyed) return;
     if (buf === null) {
-      // No readable header: the stream is not DNS (or lost its framing); nothing after it can be trusted.
-      sock.destroy();
+      // No readable header: the stream is not DNS (or lost its framing); nothing after it can be trusted. end()
+      // uncorks first, so answers already written for earlier queries still go out.
+      this.#closing = true;
+      sock.end();
       return;
     }
+    if (this.#closing) return;
     sock.write(buf);
     if (sock.writableLength > this.#limits.maxUnread) sock.destroy();
     else if (this.#paused) this.#maybeResume();
   }
 
   #onData(chunk: Buffer): void {
+    if (this.#closing) return;
     const data = this.#pending === null ? chunk : Buffer.concat([this.#pending, chunk]);
     const sock = this.#sock;
     let off = 0;
@@ -94,9 +100,12 @@ export class TcpConnection implements Output {
         if (data.length - off - 2 < len) break;
         const msg = data.subarray(off + 2, off + 2 + len);
         off += 2 + len;
+        // A response (QR set) is not ours to answer: skipped, and the connection goes on, as miekg/dns does.
+        // Dropping the connection here would also throw away the answers still corked for earlier queries.
+        if (msg[2]! & 0x80) continue;
         this.#inFlight++;
         this.#serve(msg, this, this.#client);
-        if (sock.destroyed) return;
+        if (sock.destroyed || this.#closing) return;
       }
     } finally {
       if (!sock.destroyed) sock.uncork();

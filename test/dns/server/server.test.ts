@@ -145,7 +145,6 @@ describe('DnsServer over TCP', () => {
     { what: 'a zero length prefix', bytes: Buffer.from([0, 0]) },
     { what: 'a length prefix longer than any query (65,535)', bytes: Buffer.from([0xff, 0xff, 0, 0, 0]) },
     { what: 'a length prefix of 4,097', bytes: Buffer.from([0x10, 0x01]) },
-    { what: 'a response instead of a query', bytes: frame(Buffer.alloc(12, 0xff)) },
   ];
   it.each(garbage)('closes a connection that sends $what, and serves the others', async ({ bytes }) => {
     const good = await tcpConnect(port);
@@ -158,6 +157,21 @@ describe('DnsServer over TCP', () => {
     good.write(frame(aQuery('svc.test.local', 77)));
     expect(dnsPacket.decode((await got)[0]!).answers![0]).toMatchObject({ data: '10.0.0.1' });
     good.destroy();
+  });
+
+  it('skips a response (QR set) in a pipelined stream and answers the queries before and after it', async () => {
+    const sock = await tcpConnect(port);
+    const got = readFrames(sock, 2);
+    const response = aQuery('svc.test.local', 7);
+    response[2]! |= 0x80;
+    sock.write(Buffer.concat([frame(aQuery('svc.test.local', 6)), frame(response), frame(Buffer.alloc(12, 0xff)), frame(aQuery('nope.test.local', 8))]));
+    const res = (await got).map((b) => dnsPacket.decode(b) as dnsPacket.DecodedPacket & { rcode: string });
+    expect(res.map((r) => [r.id, r.rcode])).toEqual([
+      [6, 'NOERROR'],
+      [8, 'NXDOMAIN'],
+    ]);
+    expect(sock.destroyed).toBe(false);
+    sock.destroy();
   });
 
   it('waits for the rest of a message that comes in pieces', async () => {
