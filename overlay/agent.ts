@@ -169,7 +169,7 @@ export class OverlayAgent {
         this.#host = await readHost(o.kernel);
       }
       if (full) this.#view = await readDevice(o.kernel, o.overlay.device, this.#host.links);
-      plan = planOverlay(o.store.list('Node'), o.overlay, this.#host);
+      plan = planOverlay(o.store.list('Node'), { ...o.overlay, clusterCIDRs: o.clusterCIDRs }, this.#host);
       this.#lastPlan = plan;
       this.#reportProblems(plan);
       const changes = diffOverlay(plan, this.#view!);

@@ -126,7 +126,7 @@ function applyEntry(kernel: OverlayKernel, index: number, op: OverlayOp): Promis
     }
     case 'route': {
       const e = { index, dst: op.dst, gateway: op.gateway, onlink: op.onlink };
-      return op.op === 'replace' ? kernel.replaceRoute(e) : kernel.deleteRoute(e);
+      return op.op === 'add' ? kernel.addRoute(e) : kernel.deleteRoute(e);
     }
     case 'link':
       throw new Error(`${opText(op)}: link operations run alone`);

@@ -234,12 +234,13 @@ export class FakeKernel implements OverlayKernel {
   }
 
   /**
-   * Adds or replaces the route to `dst`. ENETDOWN when the device is down, EINVAL for host bits in an IPv4 `dst`,
+   * Adds the route to `dst`. EEXIST when a route to `dst` is there (on any device; for IPv4 also the kernel's prefix
+   * route of an address on an up device), ENETDOWN when the device is down, EINVAL for host bits in an IPv4 `dst`,
    * ENETUNREACH without onlink for a gateway outside the device's prefixes, ENODEV.
    */
-  async replaceRoute(entry: RouteEntry): Promise<void> {
-    const op = `replaceRoute ${entry.dst}`;
-    this.#enter('replaceRoute', op);
+  async addRoute(entry: RouteEntry): Promise<void> {
+    const op = `addRoute ${entry.dst}`;
+    this.#enter('addRoute', op);
     const dst = cidr(op, entry.dst);
     const gateway = ip(op, entry.gateway);
     if (dst.ip.length === 4 && hasHostBits(dst)) throw new KernelError(op, 'EINVAL', { detail: 'invalid prefix for given prefix length' });
@@ -250,6 +251,7 @@ export class FakeKernel implements OverlayKernel {
     // The kernel looks the gateway up through that device only ("Nexthop has invalid gateway", ENETUNREACH).
     if (!entry.onlink && !linkLocal && !this.#onLink(entry.index, gateway)) throw new KernelError(op, 'ENETUNREACH', { detail: `gateway ${entry.gateway} is not on ${link.name}` });
     const key = `${formatIp(dst.ip)}/${dst.prefixLength}`;
+    if (this.#routes.has(key) || this.#isPrefixRoute(dst)) throw new KernelError(op, 'EEXIST', { detail: `a route to ${key} exists` });
     this.#routes.set(key, { dst: key, gateway: formatIp(gateway), index: entry.index, onlink: entry.onlink });
   }
 
@@ -294,6 +296,18 @@ export class FakeKernel implements OverlayKernel {
     const key = addressKey(entry.index, c);
     if (this.#addresses.has(key)) throw new KernelError(op, 'EEXIST');
     this.#addresses.set(key, { index: entry.index, cidr: `${formatIp(c.ip)}/${c.prefixLength}` });
+  }
+
+  // An IPv4 address (shorter than /32) on an up device gives the main table its prefix route, proto kernel, metric
+  // 0: the key an added route of that prefix clashes with. IPv6 prefix routes have metric 256, ours 1024: no clash.
+  #isPrefixRoute(dst: Cidr): boolean {
+    if (dst.ip.length !== 4) return false;
+    for (const a of this.#addresses.values()) {
+      const c = parseCidr(a.cidr);
+      if (!c || c.ip.length !== 4 || c.prefixLength !== dst.prefixLength || c.prefixLength === 32 || !this.#links.get(a.index)?.up) continue;
+      if (contains(dst, c.ip)) return true;
+    }
+    return false;
   }
 
   #onLink(index: number, gateway: Buffer): boolean {

@@ -201,19 +201,26 @@ export class NetlinkKernel implements OverlayKernel {
     return out;
   }
 
-  /** Adds or replaces the route (main table, proto static, scope universe, RTNH_F_ONLINK when onlink). */
-  async replaceRoute(entry: RouteEntry): Promise<void> {
-    const op = `replaceRoute ${entry.dst}`;
+  /**
+   * Adds the route (main table, proto static, scope universe, RTNH_F_ONLINK when onlink) with NLM_F_CREATE|NLM_F_EXCL:
+   * EEXIST when the table holds a route of that destination (and, IPv6, metric) already, whatever its device or
+   * protocol. Never NLM_F_REPLACE: that would take over a route netplane did not make, such as a connected one.
+   */
+  async addRoute(entry: RouteEntry): Promise<void> {
+    const op = `addRoute ${entry.dst}`;
     const { dst, gateway } = routeAddrs(op, entry);
     const data: rt.Route = {
       family: family(dst.ip), dstLen: dst.prefixLength, table: RT_TABLE_MAIN, protocol: RTPROT_STATIC, scope: RT_SCOPE_UNIVERSE, type: RTN_UNICAST,
       flags: { __unknown: entry.onlink ? RTNH_F_ONLINK : 0 },
     };
     const request = format(rt.formatRouteMessage, { kind: 'route', data, attrs: { dst: dst.ip, gateway, oif: entry.index } });
-    await this.#writes.request(rt.MessageType.NEWROUTE, request, { op, flags: NLM_F.CREATE | NLM_F.REPLACE });
+    await this.#writes.request(rt.MessageType.NEWROUTE, request, { op, flags: NLM_F.CREATE | NLM_F.EXCL });
   }
 
-  /** Deletes the route to `dst` through that gateway and device, whatever its protocol; an absent one is fine. */
+  /**
+   * Deletes the route to `dst` through that gateway and device, whatever its protocol; an absent one is fine. The
+   * kernel matches the device and gateway too, so a route of the same destination on another device stays.
+   */
   async deleteRoute(entry: RouteEntry): Promise<void> {
     const op = `deleteRoute ${entry.dst}`;
     const { dst, gateway } = routeAddrs(op, entry);

@@ -99,8 +99,12 @@ export interface OverlayKernel {
   deleteFdb(entry: FdbEntry): Promise<void>;
   /** Routes of the main table through an interface. */
   routes(index: number): Promise<RouteEntry[]>;
-  /** Adds or replaces a route (main table, static protocol, scope universe, RTNH_F_ONLINK when onlink). */
-  replaceRoute(entry: RouteEntry): Promise<void>;
+  /**
+   * Adds a route (main table, static protocol, scope universe, RTNH_F_ONLINK when onlink); EEXIST when one to that
+   * destination is there already, on any device: a route is never taken over.
+   */
+  addRoute(entry: RouteEntry): Promise<void>;
+  /** Deletes the route to `dst` only if it has that gateway and device. */
   deleteRoute(entry: RouteEntry): Promise<void>;
   close(): void;
 }

@@ -65,7 +65,12 @@ export function diffOverlay(plan: OverlayPlan, view: DeviceView): OverlayChanges
   for (const a of d.addresses) if (!cur.addresses.has(a)) before.push({ kind: 'address', op: 'add', cidr: a });
 
   const want = desiredEntries(plan);
-  for (const [dst, r] of cur.routes) if (!want.routes.has(dst)) before.push({ kind: 'route', op: 'delete', dst, gateway: r.gateway, onlink: r.onlink });
+  // A route is only ever added (never replaced: a replace could take over a route of another device), so one of
+  // ours that differs is deleted first. Deletes name the device and gateway: they touch only the device's routes.
+  for (const [dst, r] of cur.routes) {
+    const gateway = want.routes.get(dst);
+    if (gateway === undefined || gateway !== r.gateway || !r.onlink) before.push({ kind: 'route', op: 'delete', dst, gateway: r.gateway, onlink: r.onlink });
+  }
   for (const [ip, n] of cur.neighbours) {
     // Entries the kernel made itself (incomplete or failed resolutions) are not netplane's to remove.
     if (n.permanent && !want.neighbours.has(ip)) entries.push({ kind: 'neighbour', op: 'delete', ip, mac: n.mac });
@@ -79,7 +84,7 @@ export function diffOverlay(plan: OverlayPlan, view: DeviceView): OverlayChanges
   for (const [mac, dst] of want.fdb) if (!cur.fdb.has(`${mac} ${dst}`)) entries.push({ kind: 'fdb', op: 'replace', mac, dst });
   for (const [dst, gateway] of want.routes) {
     const r = cur.routes.get(dst);
-    if (!r || r.gateway !== gateway || !r.onlink) after.push({ kind: 'route', op: 'replace', dst, gateway, onlink: true });
+    if (!r || r.gateway !== gateway || !r.onlink) after.push({ kind: 'route', op: 'add', dst, gateway, onlink: true });
   }
   return { phases: [links, before, entries, after].filter((p) => p.length > 0) };
 }
@@ -111,7 +116,7 @@ export function recordOp(view: DeviceView, op: OverlayOp, created?: LinkState): 
       } else view.fdb.delete(`${op.mac} ${op.dst}`);
       return;
     case 'route':
-      if (op.op === 'replace') view.routes.set(op.dst, { gateway: op.gateway, onlink: op.onlink });
+      if (op.op === 'add') view.routes.set(op.dst, { gateway: op.gateway, onlink: op.onlink });
       else view.routes.delete(op.dst);
   }
 }

@@ -10,8 +10,8 @@ export const vxlanOverhead = { 4: 50, 6: 70 } as const;
 
 /**
  * Plans the overlay. Nodes that cannot be used (no podCIDR, no underlay address of this node's underlay family, a
- * podCIDR, address or MAC that another node already has) are left out with a problem; the first by name keeps a
- * contested value. The underlay is IPv4 or IPv6, as this node's own address is; pods may be IPv4, IPv6 or both.
+ * podCIDR, address or MAC that another node already has, a podCIDR that overlaps this host's own addresses or lies
+ * outside --cluster-cidr) are left out with a problem; the first by name keeps a contested value. The underlay is IPv4 or IPv6, as this node's own address is; pods may be IPv4, IPv6 or both.
  */
 export function planOverlay(nodes: readonly Node[], options: OverlayOptions, host: HostView): OverlayPlan {
   const sorted = [...nodes].sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0));
@@ -30,10 +30,11 @@ export function planOverlay(nodes: readonly Node[], options: OverlayOptions, hos
   // The underlay family: that of this node's device, else (no device yet) of its address.
   const ownIP = device?.local ?? (self ? underlayAddress(self).ip : undefined);
   const family = ownIP !== undefined && isIPv6(ownIP) ? 6 : 4;
+  const fence = fenceOf(options, host);
   const remotes: Remote[] = [];
   for (const node of sorted) {
     if (node === self) continue;
-    const r = planRemote(node, family, options.vni, taken, problems);
+    const r = planRemote(node, family, options.vni, taken, fence, problems);
     if (r) remotes.push(r);
   }
   const all = sorted.flatMap((n) => cidrFacts(n).ranges.map((r) => r.c));
@@ -164,7 +165,38 @@ function underlayFacts(node: Node, family: 4 | 6): UnderlayFacts {
   return f;
 }
 
-function planRemote(node: Node, family: 4 | 6, vni: number, taken: Taken, problems: Problem[]): Remote | undefined {
+/** Where remote podCIDRs may not go (this host's own networks) and, with --cluster-cidr, where they must. */
+interface Fence {
+  host: Array<ReturnType<typeof cidrRange> & { text: string; device: string }>;
+  cluster: Array<ReturnType<typeof cidrRange> & { c: string }>;
+}
+
+function fenceOf(o: OverlayOptions, host: HostView): Fence {
+  const names = new Map(host.links.map((l) => [l.index, l.name]));
+  // The overlay device's own addresses are this node's VTEPs (its podCIDR's, checked as a node's) or stale ones
+  // it will delete: they fence nothing.
+  const own = host.addresses
+    .filter((a) => names.get(a.index) !== o.device)
+    .map((a) => ({ text: a.cidr, device: names.get(a.index) ?? `if${a.index}`, ...cidrRange(a.cidr) }));
+  return { host: own, cluster: (o.clusterCIDRs ?? []).map((c) => ({ c, ...cidrRange(c) })) };
+}
+
+/** Why a remote's pod networks cannot be routed to it, or undefined: they cover this host's networks or leave the cluster's. */
+function fenced(c: CidrFacts, fence: Fence): string | undefined {
+  for (const m of c.ranges) {
+    // A route to it would take over (or shadow part of) a network this host is attached to: its underlay, a bridge.
+    const h = fence.host.find((t) => t.family === m.family && t.lo <= m.hi && m.lo <= t.hi);
+    if (h) return `its podCIDR ${m.c} overlaps this host's address ${h.text} on ${h.device}; left out`;
+    const mine = fence.cluster.filter((t) => t.family === m.family);
+    // Only a family --cluster-cidr names is fenced, as Flannel ignores subnets outside its Network.
+    if (mine.length > 0 && !mine.some((t) => t.lo <= m.lo && m.hi <= t.hi)) {
+      return `its podCIDR ${m.c} is outside --cluster-cidr ${mine.map((t) => t.c).join(',')}; left out`;
+    }
+  }
+  return undefined;
+}
+
+function planRemote(node: Node, family: 4 | 6, vni: number, taken: Taken, fence: Fence, problems: Problem[]): Remote | undefined {
   const name = node.metadata.name;
   const fail = (reason: string) => {
     problems.push({ node: name, reason });
@@ -181,6 +213,8 @@ function planRemote(node: Node, family: 4 | 6, vni: number, taken: Taken, proble
   if (taken.ips.has(ip)) return fail(`its underlay address ${ip} is also node ${taken.ips.get(ip)}'s; left out`);
   const clash = c.ranges.find((m) => taken.ranges.some((t) => t.family === m.family && t.lo <= m.hi && m.lo <= t.hi));
   if (clash) return fail(`its podCIDR ${clash.c} overlaps another node's; left out`);
+  const outside = fenced(c, fence);
+  if (outside) return fail(outside);
   if (taken.macs.has(u.mac)) return fail(`its VTEP MAC ${u.mac} is also node ${taken.macs.get(u.mac)}'s; left out`);
   taken.ranges.push(...c.ranges);
   taken.ips.set(ip, name);

@@ -18,6 +18,10 @@ export interface OverlayOptions {
   /** Without `iface`: the first interface whose name matches one of these (tried in order), as Flannel's --iface-regex. */
   ifaceRegex?: readonly RegExp[];
   /**
+   * --cluster-cidr: a remote podCIDR of a family listed here must lie inside one of them, or the node is left out.
+   */
+  clusterCIDRs?: readonly string[];
+  /**
    * True in kubernetes mode, where this agent publishes its own `netplane.io/public-ip`: that annotation is then
    * an output, and this node's underlay address comes from --iface or status.addresses.
    */
@@ -101,7 +105,7 @@ export type OverlayOp =
   | { kind: 'address'; op: 'add' | 'delete'; cidr: string }
   | { kind: 'neighbour'; op: 'replace' | 'delete'; ip: string; mac: string }
   | { kind: 'fdb'; op: 'replace' | 'delete'; mac: string; dst: string }
-  | { kind: 'route'; op: 'replace' | 'delete'; dst: string; gateway: string; onlink: boolean };
+  | { kind: 'route'; op: 'add' | 'delete'; dst: string; gateway: string; onlink: boolean };
 
 /**
  * The difference to apply, in phases run one after the other. Operations inside a phase are independent and

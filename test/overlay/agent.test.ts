@@ -130,7 +130,7 @@ describe('OverlayAgent', () => {
     const r = await start([clusterNode(1), clusterNode(3), clusterNode(5)], kernel);
     expect(lines(kernel)).toEqual(expected([3, 5]));
     expect(mutations({ calls: kernel.calls.slice(again) } as FakeKernel).sort()).toEqual(
-      ['deleteFdb', 'deleteNeighbour', 'deleteRoute', 'replaceFdb', 'replaceNeighbour', 'replaceRoute'].sort(),
+      ['deleteFdb', 'deleteNeighbour', 'deleteRoute', 'replaceFdb', 'replaceNeighbour', 'addRoute'].sort(),
     );
     expect(r.selves[0]?.mac).toBe(mac(1));
   });
@@ -149,7 +149,7 @@ describe('OverlayAgent', () => {
 
   it('keeps what works when an operation fails, counts the error, and retries with a full sync', async () => {
     const kernel = host();
-    kernel.failNext('replaceRoute', 'EIO');
+    kernel.failNext('addRoute', 'EIO');
     const r = await start([clusterNode(1), clusterNode(2), clusterNode(3)], kernel);
     await r.agent.settled();
     expect(lines(kernel)).toEqual(expected([2, 3]));

@@ -36,7 +36,7 @@ describe('diffOverlay', () => {
       [`link create netplane.1 vni 1 port 8472 local 192.168.60.1 dev eth0 mtu 1450 mac ${mac(1)} nolearning`, 'link set up true'],
       ['address add 10.244.1.0/32'],
       [`neighbour replace 10.244.2.0 lladdr ${mac(2)}`, `fdb replace ${mac(2)} dst 192.168.60.2`],
-      ['route replace 10.244.2.0/24 via 10.244.2.0 onlink'],
+      ['route add 10.244.2.0/24 via 10.244.2.0 onlink'],
     ]],
     ['the kernel already right: nothing', plan([1], [2], [3]), programmed([2, 3]), []],
     ['a node gone: its three entries go, route first', plan([1], [2]), programmed([2, 3]), [
@@ -49,8 +49,9 @@ describe('diffOverlay', () => {
     ['a node whose address changed (derived MAC changes with it): neighbour replaced, old MAC entry removed', plan([1], [3, { ip: '192.168.60.13' }]), programmed([3]), [
       [`fdb delete ${mac(3)} dst 192.168.60.3`, `neighbour replace 10.244.3.0 lladdr ${derivedMac('192.168.60.13')}`, `fdb replace ${derivedMac('192.168.60.13')} dst 192.168.60.13`],
     ]],
-    ['a route with another gateway or without onlink: replaced', plan([1], [2]), programmed([2], (v) => v.routes.set('10.244.2.0/24', { gateway: '10.244.2.1', onlink: false })), [
-      ['route replace 10.244.2.0/24 via 10.244.2.0 onlink'],
+    ['a route of ours with another gateway or without onlink: deleted, then added (never replaced)', plan([1], [2]), programmed([2], (v) => v.routes.set('10.244.2.0/24', { gateway: '10.244.2.1', onlink: false })), [
+      ['route delete 10.244.2.0/24 via 10.244.2.1'],
+      ['route add 10.244.2.0/24 via 10.244.2.0 onlink'],
     ]],
     ["a kernel-made neighbour entry: made permanent when wanted, left alone when not", plan([1], [2]), programmed([2], (v) => {
       v.neighbours.set('10.244.2.0', { mac: mac(2), permanent: false });
@@ -70,7 +71,7 @@ describe('diffOverlay', () => {
       ['link delete', `link create netplane.1 vni 1 port 8472 local 192.168.60.1 dev eth0 mtu 1450 mac ${mac(1)} nolearning`, 'link set up true'],
       ['address add 10.244.1.0/32'],
       [`neighbour replace 10.244.2.0 lladdr ${mac(2)}`, `fdb replace ${mac(2)} dst 192.168.60.2`],
-      ['route replace 10.244.2.0/24 via 10.244.2.0 onlink'],
+      ['route add 10.244.2.0/24 via 10.244.2.0 onlink'],
     ]],
     ['this node cannot have a device: nothing changes, the last state stays', plan([2], [3]), programmed([2, 4]), []],
   ];
@@ -83,7 +84,7 @@ describe('diffOverlay', () => {
     expect(phases(p, programmed([]))).toEqual([
       ['address add fd00:244:1::/128'],
       [`neighbour replace 10.244.2.0 lladdr ${mac(2)}`, `neighbour replace fd00:244:2:: lladdr ${mac(2)}`, `fdb replace ${mac(2)} dst 192.168.60.2`],
-      ['route replace 10.244.2.0/24 via 10.244.2.0 onlink', 'route replace fd00:244:2::/64 via fd00:244:2:: onlink'],
+      ['route add 10.244.2.0/24 via 10.244.2.0 onlink', 'route add fd00:244:2::/64 via fd00:244:2:: onlink'],
     ]);
   });
 

@@ -73,7 +73,7 @@ describe('netplane overlay in the kernel: three dual-stack nodes on an underlay 
     expect(addr).toContain('inet6 fd00:244:1::/128');
     // Flannel's subnet.env, for the flannel CNI plugin.
     expect(await readFile(join(envDir, 'node2', 'subnet.env'), 'utf8')).toBe(
-      'FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.2.1/24\nFLANNEL_IPV6_NETWORK=fd00:244::/48\nFLANNEL_IPV6_SUBNET=fd00:244:2::1/64\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n',
+      'FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.2.1/24\nFLANNEL_IPV6_NETWORK=fd00:244::/32\nFLANNEL_IPV6_SUBNET=fd00:244:2::1/64\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n',
     );
     for (const n of t.nodes) {
       const i = Number(n.name.slice(4));
@@ -121,6 +121,24 @@ describe('netplane overlay in the kernel: three dual-stack nodes on an underlay 
     expect(text).toMatch(/netplane_overlay_programming_errors_total(\{[^}]*\})? 0|# TYPE netplane_overlay_programming_errors_total counter/);
     const lint = await t.lab.exec(node(1).ns, 'promtool', ['check', 'metrics'], text).catch((e: { stderr?: string; stdout?: string }) => e);
     expect('stderr' in lint ? lint.stderr : '').toBe('');
+  });
+
+  it("a Node whose podCIDR covers the underlay network is left out: the host's route stays, also when the Node goes", async () => {
+    const n1 = node(1);
+    const unusable = async () => /netplane_overlay_nodes\{state="unusable"\} (\d+)/.exec(await t.sh(n1.ns, 'curl', ['-sf', 'http://127.0.0.1:10247/metrics']))?.[1];
+    const underlayRoute = async () => (await t.sh(n1.ns, 'ip', ['route', 'show', '192.168.60.0/24'])).trim();
+    expect(await underlayRoute()).toBe('192.168.60.0/24 dev eth0 proto kernel scope link src 192.168.60.1');
+    await t.writeNodes([...t.nodes, { name: 'node4', ip: '192.168.60.4', podCIDR: '192.168.60.0/24' }]);
+    await waitFor('node1 to leave node4 out', async () => (await unusable()) === '1', 5000);
+    const agent = t.agents.get('node1')!;
+    expect(agent.logs).toContainEqual(expect.objectContaining({ level: 40, msg: "node node4 its podCIDR 192.168.60.0/24 overlaps this host's address 192.168.60.1/24 on eth0; left out" }));
+    expect(await underlayRoute()).toBe('192.168.60.0/24 dev eth0 proto kernel scope link src 192.168.60.1');
+    await t.writeNodes();
+    await waitFor('node1 to forget node4', async () => (await unusable()) === '0', 5000);
+    expect(await underlayRoute()).toBe('192.168.60.0/24 dev eth0 proto kernel scope link src 192.168.60.1');
+    // The underlay and the overlay both still carry traffic.
+    expect(await t.probe(n1.ns, 'tcp', t.outside.ip)).toEqual([expect.objectContaining({ ok: true, name: 'outside' })]);
+    expect(await t.probe(n1.pods[0]!.ns, 'tcp', node(2).pods[0]!.ip)).toEqual([expect.objectContaining({ ok: true, name: 'pod21' })]);
   });
 
   it('removing a node from the manifests removes its entries on the others; adding it back restores them', async () => {

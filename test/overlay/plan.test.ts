@@ -230,6 +230,31 @@ describe('planOverlay: other nodes', () => {
     expect(summary(planOverlay(nodes, options1, host1))).toEqual(want);
   });
 
+  const fenced: Array<[string, Node, OverlayOptions, string | undefined]> = [
+    ["a podCIDR equal to this host's underlay network", clusterNode(2, { podCIDRs: ['192.168.60.0/24'] }), options1, "its podCIDR 192.168.60.0/24 overlaps this host's address 192.168.60.1/24 on eth0; left out"],
+    ['a podCIDR inside the underlay network', clusterNode(2, { podCIDRs: ['192.168.60.128/25'] }), options1, "its podCIDR 192.168.60.128/25 overlaps this host's address 192.168.60.1/24 on eth0; left out"],
+    ['a podCIDR covering the underlay network', clusterNode(2, { podCIDRs: ['192.168.0.0/16'] }), options1, "its podCIDR 192.168.0.0/16 overlaps this host's address 192.168.60.1/24 on eth0; left out"],
+    ['a podCIDR over loopback', clusterNode(2, { podCIDRs: ['127.0.0.0/16'] }), options1, "its podCIDR 127.0.0.0/16 overlaps this host's address 127.0.0.1/8 on lo; left out"],
+    ['a podCIDR outside --cluster-cidr', clusterNode(2, { podCIDRs: ['10.245.2.0/24'] }), { ...options1, clusterCIDRs: ['10.244.0.0/16'] }, 'its podCIDR 10.245.2.0/24 is outside --cluster-cidr 10.244.0.0/16; left out'],
+    ['a podCIDR straddling --cluster-cidr', clusterNode(2, { podCIDRs: ['10.246.0.0/15'] }), { ...options1, clusterCIDRs: ['10.246.0.0/16'] }, 'its podCIDR 10.246.0.0/15 is outside --cluster-cidr 10.246.0.0/16; left out'],
+    ['an IPv6 podCIDR outside the IPv6 --cluster-cidr', clusterNode(2, { podCIDRs: ['10.244.2.0/24', 'fd00:245:2::/64'] }), { ...options1, clusterCIDRs: ['10.244.0.0/16', 'fd00:244::/32'] }, 'its podCIDR fd00:245:2::/64 is outside --cluster-cidr fd00:244::/32; left out'],
+    ['inside --cluster-cidr: used', clusterNode(2), { ...options1, clusterCIDRs: ['10.244.0.0/16'] }, undefined],
+    ['an IPv6 podCIDR when --cluster-cidr names no IPv6 network: used', clusterNode(2, { podCIDRs: ['10.244.2.0/24', 'fd00:245:2::/64'] }), { ...options1, clusterCIDRs: ['10.244.0.0/16'] }, undefined],
+  ];
+  it.each(fenced)('%s', (_name, remote, options, problem) => {
+    const plan = planOverlay([clusterNode(1), remote], options, host1);
+    expect(plan.remotes.map((r) => r.node)).toEqual(problem ? [] : ['node2']);
+    expect(plan.problems.map((p) => `${p.node} ${p.reason}`)).toEqual(problem ? [`node2 ${problem}`] : []);
+  });
+
+  it("does not count the overlay device's own addresses (a stale VTEP address is deleted, not a fence)", () => {
+    const host: HostView = {
+      links: [...host1.links, { index: 3, name: 'netplane.1', kind: 'vxlan', mac: '02:00:00:00:00:03', mtu: 1450, up: true }],
+      addresses: [...host1.addresses, { index: 3, cidr: '10.244.1.0/32' }, { index: 3, cidr: '10.244.9.0/32' }],
+    };
+    expect(summary(planOverlay([clusterNode(1), clusterNode(9)], options1, host))).toEqual([`node9 192.168.60.9 ${derivedMac('192.168.60.9')} 10.244.9.0 10.244.9.0/24`]);
+  });
+
   it('plans the remotes while this node waits, so they are ready when it can have a device', () => {
     const plan = planOverlay([clusterNode(2), clusterNode(3)], options1, host1);
     expect(plan.device).toBeUndefined();

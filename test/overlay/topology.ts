@@ -144,7 +144,7 @@ export async function buildOverlayTopology(nodeCount = 3, podsPerNode = 2, dualS
       },
       async startAgent(node, extra = []) {
         const proc = lab.spawn(node.ns, process.execPath, [
-          bin, 'overlay', '--manifests', dir, '--node-name', node.name, '--cluster-cidr', dualStack ? '10.244.0.0/16,fd00:244::/48' : '10.244.0.0/16', '--admin', '127.0.0.1:10247', ...extra,
+          bin, 'overlay', '--manifests', dir, '--node-name', node.name, '--cluster-cidr', dualStack ? '10.244.0.0/16,fd00:244::/32' : '10.244.0.0/16', '--admin', '127.0.0.1:10247', ...extra,
         ]);
         const agent: Agent = { proc, logs: [] };
         onLogLines(proc.stdout!, (r) => agent.logs.push(r));

@@ -135,23 +135,25 @@ describe('FakeKernel', () => {
     await rejects(k.replaceFdb({ ...entry, index: 99 }), 'ENODEV');
   });
 
-  it('replaces routes by destination, onlink through the VXLAN device, and knows the kernel refusals', async () => {
+  it('adds routes by destination, onlink through the VXLAN device, never over another one, and knows the kernel refusals', async () => {
     const { k, eth0, vx } = await withVxlan();
     const route = { dst: '10.244.2.0/24', gateway: '10.244.2.0', index: vx, onlink: true };
-    await k.replaceRoute(route);
-    await k.replaceRoute({ ...route, gateway: '10.244.2.1' });
+    await k.addRoute({ ...route, gateway: '10.244.2.1' });
+    await rejects(k.addRoute(route), 'EEXIST');
+    // eth0's prefix route (10.0.0.1/24, up) is the kernel's: adding one of that prefix is refused.
+    await rejects(k.addRoute({ ...route, dst: '10.0.0.0/24', gateway: '10.0.0.0' }), 'EEXIST');
     expect(await k.routes(vx)).toEqual([{ ...route, gateway: '10.244.2.1' }]);
     await k.deleteRoute(route); // another gateway: absent
     expect(await k.routes(vx)).toHaveLength(1);
     await k.deleteRoute({ ...route, gateway: '10.244.2.1' });
     await k.deleteRoute({ ...route, dst: '10.244.9.0/24' });
     expect(await k.routes(vx)).toEqual([]);
-    await rejects(k.replaceRoute({ ...route, dst: '10.244.2.1/24' }), 'EINVAL');
-    await rejects(k.replaceRoute({ ...route, onlink: false }), 'ENETUNREACH');
-    await rejects(k.replaceRoute({ ...route, gateway: '10.0.0.2', onlink: false }), 'ENETUNREACH'); // on eth0, not here
-    await k.replaceRoute({ dst: '192.168.0.0/16', gateway: '10.0.0.254', index: eth0, onlink: false });
+    await rejects(k.addRoute({ ...route, dst: '10.244.2.1/24' }), 'EINVAL');
+    await rejects(k.addRoute({ ...route, onlink: false }), 'ENETUNREACH');
+    await rejects(k.addRoute({ ...route, gateway: '10.0.0.2', onlink: false }), 'ENETUNREACH'); // on eth0, not here
+    await k.addRoute({ dst: '192.168.0.0/16', gateway: '10.0.0.254', index: eth0, onlink: false });
     await k.setLink(vx, { up: false });
-    await rejects(k.replaceRoute(route), 'ENETDOWN');
+    await rejects(k.addRoute(route), 'ENETDOWN');
   });
 
   it('link down flushes neighbours, routes and IPv6 addresses but keeps permanent FDB entries; delete takes all', async () => {
@@ -160,7 +162,7 @@ describe('FakeKernel', () => {
     await k.addAddress({ index: vx, cidr: 'fd00::1/64' });
     await k.replaceNeighbour({ index: vx, ip: '10.244.2.0', mac: '0a:58:0a:f4:02:00', permanent: true });
     await k.replaceFdb({ index: vx, mac: '0a:58:0a:f4:02:00', dst: '10.0.0.2', permanent: true });
-    await k.replaceRoute({ dst: '10.244.2.0/24', gateway: '10.244.2.0', index: vx, onlink: true });
+    await k.addRoute({ dst: '10.244.2.0/24', gateway: '10.244.2.0', index: vx, onlink: true });
     await k.setLink(vx, { up: false });
     expect(k.dump().split('\n').filter((l) => l.includes('netplane.1'))).toEqual([
       'addr netplane.1 10.244.1.0/32',
@@ -176,15 +178,15 @@ describe('FakeKernel', () => {
 
   it('fails the next calls of a method as asked, before changing anything, then works again', async () => {
     const { k, vx } = await withVxlan();
-    k.failNext('replaceRoute', 'ENOBUFS', 2);
+    k.failNext('addRoute', 'ENOBUFS', 2);
     const route = { dst: '10.244.2.0/24', gateway: '10.244.2.0', index: vx, onlink: true };
     for (let i = 0; i < 2; i++) {
-      const err = await k.replaceRoute(route).catch((e: unknown) => e);
+      const err = await k.addRoute(route).catch((e: unknown) => e);
       expect(err).toMatchObject({ name: 'KernelError', code: KERNEL_ERROR_CODE, errno: 'ENOBUFS' });
     }
     expect(await k.routes(vx)).toEqual([]);
-    await k.replaceRoute(route);
+    await k.addRoute(route);
     expect(await k.routes(vx)).toHaveLength(1);
-    expect(k.calls.filter((c) => c === 'replaceRoute')).toHaveLength(3);
+    expect(k.calls.filter((c) => c === 'addRoute')).toHaveLength(3);
   });
 });

@@ -16,7 +16,7 @@ const reads = (index: string): KernelOp[] => ['addresses', 'neighbours', 'fdb', 
 const OPS: KernelOp[] = [
   { op: 'createVxlan', args: [SPEC] },
   { op: 'replaceNeighbour', args: [{ ...n, ip: '10.244.9.0' }] }, // allowed while down
-  { op: 'replaceRoute', args: [r] }, // ENETDOWN
+  { op: 'addRoute', args: [r] }, // ENETDOWN
   { op: 'addAddress', args: [{ index: VX, cidr: 'fd00::9/64' }] },
   { op: 'setLink', args: [VX, { up: true }] },
   { op: 'link', args: ['netplane.1'] },
@@ -36,14 +36,18 @@ const OPS: KernelOp[] = [
   { op: 'replaceFdb', args: [{ ...f, mac: '0a:58:0a:f4:03:00', dst: 'fd00::3' }] }, // EAFNOSUPPORT
   { op: 'replaceFdb', args: [{ ...f, index: '$index:eth0' }] }, // accepted, not listed
   { op: 'replaceFdb', args: [{ ...f, index: 9999 }] }, // ENODEV
-  { op: 'replaceRoute', args: [r] },
-  { op: 'replaceRoute', args: [{ ...r, gateway: '10.244.2.1' }] },
-  { op: 'replaceRoute', args: [{ dst: 'fd00:2::/64', gateway: 'fd00:2::1', index: VX, onlink: true }] },
-  { op: 'replaceRoute', args: [{ ...r, dst: '10.244.3.1/24' }] }, // EINVAL: host bits
-  { op: 'replaceRoute', args: [{ ...r, dst: '10.244.3.0/24', gateway: '10.9.9.9', onlink: false }] }, // ENETUNREACH
-  { op: 'replaceRoute', args: [{ ...r, dst: '10.244.4.0/24', gateway: '10.0.0.2', onlink: false }] }, // ENETUNREACH: on eth0
-  { op: 'replaceRoute', args: [{ ...r, dst: '10.244.5.0/24', gateway: '10.244.1.5', onlink: false }] },
-  { op: 'replaceRoute', args: [{ dst: '192.168.0.0/16', gateway: '10.0.0.254', index: '$index:eth0', onlink: false }] },
+  { op: 'addRoute', args: [r] },
+  { op: 'addRoute', args: [{ ...r, gateway: '10.244.2.1' }] }, // EEXIST: added, never replaced
+  { op: 'addRoute', args: [{ ...r, dst: '10.0.0.0/24', gateway: '10.0.0.0' }] }, // EEXIST: eth0's prefix route stays
+  { op: 'deleteRoute', args: [{ ...r, dst: '10.0.0.0/24', gateway: '10.0.0.0' }] }, // not on this device: stays
+  { op: 'addRoute', args: [{ ...r, dst: '10.0.0.0/25', gateway: '10.0.0.0' }] }, // a more specific one is added: keeping podCIDRs off host networks is the planner's job
+  { op: 'deleteRoute', args: [{ ...r, dst: '10.0.0.0/25', gateway: '10.0.0.0' }] },
+  { op: 'addRoute', args: [{ dst: 'fd00:2::/64', gateway: 'fd00:2::1', index: VX, onlink: true }] },
+  { op: 'addRoute', args: [{ ...r, dst: '10.244.3.1/24' }] }, // EINVAL: host bits
+  { op: 'addRoute', args: [{ ...r, dst: '10.244.3.0/24', gateway: '10.9.9.9', onlink: false }] }, // ENETUNREACH
+  { op: 'addRoute', args: [{ ...r, dst: '10.244.4.0/24', gateway: '10.0.0.2', onlink: false }] }, // ENETUNREACH: on eth0
+  { op: 'addRoute', args: [{ ...r, dst: '10.244.5.0/24', gateway: '10.244.1.5', onlink: false }] },
+  { op: 'addRoute', args: [{ dst: '192.168.0.0/16', gateway: '10.0.0.254', index: '$index:eth0', onlink: false }] },
   ...reads(VX),
   { op: 'fdb', args: ['$index:eth0'] },
   { op: 'routes', args: ['$index:eth0'] },
@@ -69,7 +73,7 @@ const OPS: KernelOp[] = [
   { op: 'setLink', args: [VX, { up: false }] },
   { op: 'link', args: ['netplane.1'] },
   ...reads(VX),
-  { op: 'replaceRoute', args: [r] }, // ENETDOWN
+  { op: 'addRoute', args: [r] }, // ENETDOWN
   { op: 'setLink', args: [VX, { up: true }] },
   { op: 'addresses', args: [VX] },
   { op: 'deleteLink', args: ['$index:eth0'] },

@@ -15,6 +15,8 @@ export type OpResult = { ok: true; value: unknown } | { ok: false; error: { name
 export interface BulkArgs {
   vxlan: string;
   count: number;
+  /** The first node's number (default 0): a second run with another offset adds other nodes' entries. */
+  offset?: number;
   /** Await each request before sending the next. */
   sequential?: boolean;
   /** Also dump links, neighbours, FDB and routes, 5 times each, while the writes are in flight. */
@@ -48,22 +50,23 @@ async function resolve(kernel: OverlayKernel, value: unknown): Promise<unknown> 
 }
 
 /** The entries of the bulk operation: node i has MAC 0a:58:0a:HI:LO:00, gateway 10.HI.LO.0, VTEP 192.168.x.y. */
-export function bulkEntries(count: number): { mac: string; gateway: string; vtep: string }[] {
-  return Array.from({ length: count }, (_, i) => {
+export function bulkEntries(count: number, offset = 0): { mac: string; gateway: string; vtep: string }[] {
+  return Array.from({ length: count }, (_, n) => {
+    const i = n + offset;
     const hi = 100 + ((i >> 8) & 0xff);
     const lo = i & 0xff;
     return { mac: `0a:58:0a:${hi.toString(16)}:${lo.toString(16).padStart(2, '0')}:00`, gateway: `10.${hi}.${lo}.0`, vtep: `192.168.${i >> 8}.${(lo % 250) + 2}` };
   });
 }
 
-async function bulk(kernel: OverlayKernel, { vxlan, count, sequential, readWhileWriting }: BulkArgs): Promise<{ entries: number; ms: number; reads?: number }> {
+async function bulk(kernel: OverlayKernel, { vxlan, count, offset, sequential, readWhileWriting }: BulkArgs): Promise<{ entries: number; ms: number; reads?: number }> {
   const index = (await kernel.link(vxlan))?.index;
   if (index === undefined) throw new Error(`no interface ${vxlan}`);
   const ops: (() => Promise<void>)[] = [];
-  for (const { mac, gateway, vtep } of bulkEntries(count)) {
+  for (const { mac, gateway, vtep } of bulkEntries(count, offset)) {
     ops.push(() => kernel.replaceNeighbour({ index, ip: gateway, mac, permanent: true }));
     ops.push(() => kernel.replaceFdb({ index, mac, dst: vtep, permanent: true }));
-    ops.push(() => kernel.replaceRoute({ dst: `${gateway}/24`, gateway, index, onlink: true }));
+    ops.push(() => kernel.addRoute({ dst: `${gateway}/24`, gateway, index, onlink: true }));
   }
   const reads: (() => Promise<unknown[]>)[] = [];
   for (let i = 0; readWhileWriting && i < 5; i++) reads.push(() => kernel.links(), () => kernel.neighbours(index), () => kernel.fdb(index), () => kernel.routes(index));
