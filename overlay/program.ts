@@ -1,8 +1,9 @@
 // The thin layer between the differ and the kernel: read the host and the overlay's device into a view, and send
 // a set of changes through an OverlayKernel, keeping the view in step with what succeeded.
 import { isIPv6 } from 'node:net';
-import { canonicalCIDR, canonicalIP } from '../proxy/nftables/model.ts';
+import { canonicalIP } from '../proxy/nftables/model.ts';
 import type { LinkState, OverlayKernel } from './kernel/types.ts';
+import { networkCIDR } from './plan/cidr.ts';
 import { opText, recordOp } from './plan/diff.ts';
 import { emptyView, type DeviceView, type HostView, type OverlayChanges, type OverlayOp } from './plan/types.ts';
 
@@ -43,7 +44,7 @@ export async function readDevice(kernel: OverlayKernel, name: string, links?: re
   for (const r of routes) {
     // Routes without a gateway (the kernel's own, an IPv6 link-local prefix) are not netplane's.
     if (!r.gateway) continue;
-    view.routes.set(canonicalCIDR(r.dst), { gateway: canonicalIP(r.gateway), onlink: r.onlink });
+    view.routes.set(networkCIDR(r.dst) ?? r.dst, { gateway: canonicalIP(r.gateway), onlink: r.onlink });
   }
   return view;
 }

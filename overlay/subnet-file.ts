@@ -5,7 +5,8 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname, join, basename } from 'node:path';
 import { isIPv6 } from 'node:net';
-import { canonicalCIDR, firstHost } from '../proxy/nftables/model.ts';
+import { firstHost } from '../proxy/nftables/model.ts';
+import { networkCIDR } from './plan/cidr.ts';
 import { cidrRange } from './plan/node.ts';
 
 /** What subnet.env says. */
@@ -52,7 +53,7 @@ export function coveringCIDRs(cidrs: readonly string[]): string[] {
     }
     const [ip = '', len = ''] = mine[0]!.split('/');
     for (let l = Number(len); l >= 0; l--) {
-      const candidate = canonicalCIDR(`${ip}/${l}`);
+      const candidate = networkCIDR(`${ip}/${l}`)!;
       const r = cidrRange(candidate);
       if (r.lo <= lo && r.hi >= hi) {
         out.push(candidate);

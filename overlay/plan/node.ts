@@ -3,7 +3,8 @@
 import { createHash } from 'node:crypto';
 import { isIPv4, isIPv6 } from 'node:net';
 import type { Node } from '../../cluster/model/index.ts';
-import { canonicalCIDR, canonicalIP } from '../../proxy/nftables/model.ts';
+import { canonicalIP } from '../../proxy/nftables/model.ts';
+import { networkCIDR } from './cidr.ts';
 
 /** Annotation holding a node's VTEP MAC; the agent publishes it in kubernetes mode. */
 export const vtepMacAnnotation = 'netplane.io/vtep-mac';
@@ -28,13 +29,15 @@ export const flannelAnnotations = {
 /** Lower-case colon-separated MAC text. */
 const macPattern = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
 
-/** The first IPv4 and the first IPv6 podCIDR of a node, canonical (host bits cleared). */
+/** The first IPv4 and the first IPv6 podCIDR of a node, canonical (host bits cleared, the length always written). */
 export function podCIDRs(node: Node): { v4?: string; v6?: string } {
   const out: { v4?: string; v6?: string } = {};
   for (const c of node.spec.podCIDRs) {
     const ip = c.split('/')[0] ?? '';
-    if (isIPv4(ip)) out.v4 ??= canonicalCIDR(c);
-    else if (isIPv6(ip)) out.v6 ??= canonicalCIDR(c);
+    const network = networkCIDR(c);
+    if (network === undefined) continue;
+    if (isIPv4(ip)) out.v4 ??= network;
+    else if (isIPv6(ip)) out.v6 ??= network;
   }
   return out;
 }
@@ -46,7 +49,7 @@ export function vtepAddress(cidr: string): string {
 
 /** The network address of a CIDR in canonical text. */
 export function networkOf(cidr: string): string {
-  return canonicalCIDR(cidr).split('/')[0]!;
+  return (networkCIDR(cidr) ?? cidr).split('/')[0]!;
 }
 
 /** The annotations that may name a node's underlay address, in the order they count. */

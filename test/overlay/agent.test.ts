@@ -135,6 +135,16 @@ describe('OverlayAgent', () => {
     expect(r.selves[0]?.mac).toBe(mac(1));
   });
 
+  it('programs a /32 and a /128 podCIDR as routes of that length, without a failure', async () => {
+    const r = await start([clusterNode(1, { podCIDRs: ['10.244.1.0/24', 'fd00:244:1::/64'] }), clusterNode(5, { podCIDRs: ['10.244.5.0/32', 'fd00:244:7::/128'] })]);
+    expect(lines(r.kernel).filter((l) => l.startsWith('route'))).toEqual([
+      'route 10.244.5.0/32 via 10.244.5.0 dev netplane.1 onlink',
+      'route fd00:244:7::/128 via fd00:244:7:: dev netplane.1 onlink',
+    ]);
+    expect(r.records.filter((l) => Number(l.level) >= 50)).toEqual([]);
+    expect(r.agent.health()).toEqual({ ok: true });
+  });
+
   it('batches the Nodes of one event-loop turn into one sync: 200 nodes, 600 entries', async () => {
     const r = await start([clusterNode(1)]);
     const syncs = () => r.records.filter((l) => l.msg === 'overlay synced').length;

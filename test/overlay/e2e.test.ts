@@ -141,6 +141,22 @@ describe('netplane overlay in the kernel: three dual-stack nodes on an underlay 
     expect(await t.probe(n1.pods[0]!.ns, 'tcp', node(2).pods[0]!.ip)).toEqual([expect.objectContaining({ ok: true, name: 'pod21' })]);
   });
 
+  it('a Node with a /32 and a /128 podCIDR gets routes of that length; nothing fails, and they go with it', async () => {
+    const n1 = node(1);
+    const agent = t.agents.get('node1')!;
+    const errorsBefore = agent.logs.filter((l) => Number(l.level) >= 50).length;
+    const routes = async () => [
+      (await t.sh(n1.ns, 'ip', ['route', 'show', '10.244.5.0/32'])).trim(),
+      (await t.sh(n1.ns, 'ip', ['-6', 'route', 'show', 'fd00:244:7::/128'])).trim(),
+    ];
+    await t.writeNodes([...t.nodes, { name: 'node5', ip: '192.168.60.5', podCIDR: '10.244.5.0/32', podCIDR6: 'fd00:244:7::/128' }]);
+    await waitFor("node1 to route node5's /32", async () => (await routes())[0] !== '', 5000);
+    expect(await routes()).toEqual(['10.244.5.0 via 10.244.5.0 dev netplane.1 proto static onlink', 'fd00:244:7:: via fd00:244:7:: dev netplane.1 proto static metric 1024 onlink pref medium']);
+    expect(agent.logs.slice(errorsBefore).filter((l) => Number(l.level) >= 50)).toEqual([]);
+    await t.writeNodes();
+    await waitFor("node1 to remove node5's routes", async () => (await routes()).join('') === '', 5000);
+  });
+
   it('removing a node from the manifests removes its entries on the others; adding it back restores them', async () => {
     const two = t.nodes.slice(0, 2);
     await t.writeNodes(two);

@@ -33,6 +33,7 @@ describe('node facts', () => {
     ['podCIDR only', node('a', { podCIDRs: ['10.244.1.0/24'] }), { v4: '10.244.1.0/24' }],
     ['dual-stack, IPv6 first', node('a', { podCIDRs: ['fd00:244:1::/64', '10.244.1.0/24'] }), { v4: '10.244.1.0/24', v6: 'fd00:244:1::/64' }],
     ['host bits cleared', node('a', { podCIDRs: ['10.244.1.7/24'] }), { v4: '10.244.1.0/24' }],
+    ['a /32 and a /128 keep their length', node('a', { podCIDRs: ['10.244.5.0/32', 'fd00:244:7::/128'] }), { v4: '10.244.5.0/32', v6: 'fd00:244:7::/128' }],
     ['none', node('a'), {}],
   ])('podCIDRs: %s', (_name, n, want) => {
     expect(podCIDRs(n)).toEqual(want);
@@ -201,6 +202,9 @@ describe('planOverlay: other nodes', () => {
     ['unreadable Flannel backend data: a derived MAC', [clusterNode(1), clusterNode(2, { annotations: flannelNode('{"VtepMAC":') })], [
       `node2 192.168.60.2 ${mac2} 10.244.2.0 10.244.2.0/24`,
       'problem node2: annotation flannel.alpha.coreos.com/backend-data "{\\"VtepMAC\\":" is not Flannel\'s {"VNI":N,"VtepMAC":"..."}; using a MAC derived from 192.168.60.2',
+    ]],
+    ['a /32 and a /128 podCIDR: routed as such', [clusterNode(1), clusterNode(5, { podCIDRs: ['10.244.5.0/32', 'fd00:244:7::/128'] })], [
+      `node5 192.168.60.5 ${derivedMac('192.168.60.5')} 10.244.5.0 10.244.5.0/32 fd00:244:7:: fd00:244:7::/128`,
     ]],
     ['no podCIDR: left out', [clusterNode(1), node('node2', { ip: '192.168.60.2' })], [
       'problem node2: has no podCIDR yet; its pods are not reachable over the overlay until it has one',

@@ -38,6 +38,7 @@ describe('coveringCIDRs', () => {
     expect(coveringCIDRs(['10.244.1.0/24', '10.244.2.0/24', '10.244.3.0/24'])).toEqual(['10.244.0.0/22']);
     expect(coveringCIDRs(['10.244.1.0/24', '10.244.200.0/24', 'fd00:244:1::/64', 'fd00:244:2::/64'])).toEqual(['10.244.0.0/16', 'fd00:244::/46']);
     expect(coveringCIDRs(['10.244.7.0/24'])).toEqual(['10.244.7.0/24']);
+    expect(coveringCIDRs(['10.244.5.0/32', 'fd00:244:7::/128'])).toEqual(['10.244.5.0/32', 'fd00:244:7::/128']);
     expect(coveringCIDRs([])).toEqual([]);
   });
 });
