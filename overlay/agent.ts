@@ -1,14 +1,16 @@
 // The overlay's node agent: reads the kernel at start and reconciles it with the Nodes, then applies each batch of
 // Node changes (one batch per event-loop turn) as a difference against what it last programmed. A failure keeps
 // what was programmed, is retried with backoff, and makes the next sync a full one (the kernel is read again);
-// a full sync also runs every resync period. Talks to the kernel only through an OverlayKernel.
+// a full sync also runs every resync period. A Node change never waits for a retry: it syncs at once. Failures are
+// per entry: one node's refused route leaves the others programmed and the agent healthy. Talks to the kernel only
+// through an OverlayKernel.
 import type { Store } from '../cluster/store.ts';
 import type { HealthCheck } from '../runtime/admin.ts';
 import type { Logger } from '../runtime/logger.ts';
 import type { OverlayKernel } from './kernel/types.ts';
 import type { VxlanEndpoint } from './masquerade.ts';
 import type { OverlayMetrics } from './metrics.ts';
-import { diffOverlay, opText, viewCounts } from './plan/diff.ts';
+import { diffOverlay, entryOwner, opText, viewCounts } from './plan/diff.ts';
 import { planOverlay } from './plan/plan.ts';
 import type { DeviceView, HostView, OverlayOptions, OverlayPlan } from './plan/types.ts';
 import { applyChanges, readDevice, readHost } from './program.ts';
@@ -59,7 +61,9 @@ export class OverlayAgent {
   #problems = '';
   #started = false;
   #stopped = false;
-  #scheduled: NodeJS.Immediate | NodeJS.Timeout | undefined;
+  #scheduled: NodeJS.Immediate | undefined;
+  /** The retry after a failure; a new request replaces it with a sync at once. */
+  #retry: NodeJS.Timeout | undefined;
   #running: Promise<void> | undefined;
   #again = false;
   #interval: NodeJS.Timeout | undefined;
@@ -107,15 +111,22 @@ export class OverlayAgent {
       this.#again = true;
       return;
     }
+    // A pending retry must not hold back a new change: the sync it would run, runs now.
+    clearTimeout(this.#retry);
+    this.#retry = undefined;
     this.#scheduled ??= setImmediate(() => this.#runNow());
   }
 
-  /** Resolves when no sync is running or scheduled; for tests and shutdown. */
+  /** Resolves when no sync is running, scheduled or waiting to be retried; for tests and shutdown. */
   async settled(): Promise<void> {
-    while (this.#running || this.#scheduled) await (this.#running ?? new Promise((r) => setTimeout(r, 2)));
+    while (this.#running || this.#scheduled || this.#retry) await (this.#running ?? new Promise((r) => setTimeout(r, 2)));
   }
 
-  /** /healthz: failing when programming has failed for longer than two resync periods. */
+  /**
+   * /healthz: failing when programming has failed for longer than two resync periods: reading the kernel, the
+   * device, its address or nft. Entries of single nodes that the kernel refuses are logged and retried, but a
+   * restart would not help them, so they leave the agent healthy.
+   */
   readonly health: HealthCheck = () => {
     const since = this.#failingSince;
     if (since === undefined || Date.now() - since <= 2 * this.#o.resyncPeriodMs) return { ok: true };
@@ -127,11 +138,10 @@ export class OverlayAgent {
     this.#stopped = true;
     this.#unsubscribe?.();
     clearInterval(this.#interval);
-    if (this.#scheduled) {
-      clearTimeout(this.#scheduled as NodeJS.Timeout);
-      clearImmediate(this.#scheduled as NodeJS.Immediate);
-      this.#scheduled = undefined;
-    }
+    clearImmediate(this.#scheduled);
+    this.#scheduled = undefined;
+    clearTimeout(this.#retry);
+    this.#retry = undefined;
     await this.#running;
   }
 
@@ -149,8 +159,11 @@ export class OverlayAgent {
 
   #retryLater(): void {
     const delay = Math.min(this.#o.resyncPeriodMs, (this.#o.retryBaseMs ?? 100) * 2 ** (this.#failures - 1));
-    clearTimeout(this.#scheduled as NodeJS.Timeout);
-    this.#scheduled = setTimeout(() => this.#runNow(), delay);
+    clearTimeout(this.#retry);
+    this.#retry = setTimeout(() => {
+      this.#retry = undefined;
+      this.requestSync();
+    }, delay);
   }
 
   async #sync(): Promise<void> {
@@ -160,7 +173,7 @@ export class OverlayAgent {
     const taken = this.#pending;
     this.#pending = new Map();
     let plan: OverlayPlan;
-    let failed: Array<{ kind: string; text: string; error: Error }> = [];
+    let failed: Failure[] = [];
     let applied = 0;
     let masqueraded = false;
     try {
@@ -175,7 +188,10 @@ export class OverlayAgent {
       const changes = diffOverlay(plan, this.#view!);
       const result = await applyChanges(o.kernel, this.#view!, changes);
       applied = result.applied;
-      failed = result.failed.map((f) => ({ kind: f.op.kind, text: opText(f.op), error: f.error }));
+      failed = result.failed.map((f) => {
+        const node = entryOwner(plan, f.op);
+        return { kind: f.op.kind, text: `${opText(f.op)}${node ? ` (node ${node})` : ''}`, error: f.error, entry: isEntry(f.op.kind) };
+      });
       if (plan.device && o.masquerade) {
         try {
           const cidrs = o.clusterCIDRs.length > 0 ? o.clusterCIDRs : plan.podCIDRs;
@@ -193,7 +209,7 @@ export class OverlayAgent {
     o.metrics.syncDuration.observe({ full: String(full) }, ms / 1000);
     this.#updateGauges(plan);
     if (failed.length > 0) {
-      this.#fail(taken, failed, full);
+      this.#fail(taken, failed, full, applied);
       return;
     }
     const now = performance.now();
@@ -216,13 +232,14 @@ export class OverlayAgent {
     }
   }
 
-  #fail(taken: ReadonlyMap<string, number>, failed: Array<{ kind: string; text: string; error: Error }>, full: boolean): void {
+  #fail(taken: ReadonlyMap<string, number>, failed: Failure[], full: boolean, applied: number): void {
     const o = this.#o;
     for (const f of failed) o.metrics.programmingErrors.inc({ kind: f.kind });
     // The changes are still unapplied: their programming time keeps counting from when they were seen.
     for (const [k, since] of taken) if (!this.#pending.has(k) || this.#pending.get(k)! > since) this.#pending.set(k, since);
     this.#failures++;
-    this.#failingSince ??= Date.now();
+    if (failed.some((f) => !f.entry)) this.#failingSince ??= Date.now();
+    else this.#failingSince = undefined;
     this.#needFull = true;
     this.#hostStale = true;
     // EPERM from netlink, "Operation not permitted" from nft: the process lacks CAP_NET_ADMIN.
@@ -230,6 +247,7 @@ export class OverlayAgent {
     o.log.error(
       {
         full,
+        operations: applied,
         failed: failed.length,
         errors: failed.slice(0, 5).map((f) => `${f.text}: ${f.error.message}`),
         retry: this.#failures,
@@ -254,6 +272,18 @@ export class OverlayAgent {
     m.nodes.set({ state: 'unusable' }, Math.max(0, plan.nodes - usable));
     if (this.#view) for (const [kind, n] of Object.entries(viewCounts(this.#view))) m.entries.set({ kind }, n);
   }
+}
+
+/** One operation (or step) that failed in a sync; `entry` when it is one node's neighbour, FDB entry or route. */
+interface Failure {
+  kind: string;
+  text: string;
+  error: Error;
+  entry?: boolean;
+}
+
+function isEntry(kind: string): boolean {
+  return kind === 'neighbour' || kind === 'fdb' || kind === 'route';
 }
 
 function round(ms: number): number {

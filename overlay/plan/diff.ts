@@ -121,6 +121,23 @@ export function recordOp(view: DeviceView, op: OverlayOp, created?: LinkState): 
   }
 }
 
+/** The remote node an entry operation programs, for logs; undefined for deletes of entries no node wants. */
+export function entryOwner(plan: OverlayPlan, op: OverlayOp): string | undefined {
+  const r = plan.remotes.find((x) => {
+    switch (op.kind) {
+      case 'neighbour':
+        return x.vtep4 === op.ip || x.vtep6 === op.ip;
+      case 'fdb':
+        return x.vtepMAC === op.mac;
+      case 'route':
+        return x.podCIDR4 === op.dst || x.podCIDR6 === op.dst;
+      default:
+        return false;
+    }
+  });
+  return r?.node;
+}
+
 /** Counts of the entries in a view, for metrics. */
 export function viewCounts(view: DeviceView): { address: number; neighbour: number; fdb: number; route: number } {
   return { address: view.addresses.size, neighbour: [...view.neighbours.values()].filter((n) => n.permanent).length, fdb: view.fdb.size, route: view.routes.size };

@@ -8,7 +8,7 @@ import { OverlayAgent, type SelfVtep } from '../../overlay/agent.ts';
 import { FakeKernel, type KernelMethod } from '../../overlay/kernel/fake.ts';
 import { registerOverlayMetrics } from '../../overlay/metrics.ts';
 import { derivedMac } from '../../overlay/plan/node.ts';
-import { captureLogger } from '../helpers/wait.ts';
+import { captureLogger, waitFor } from '../helpers/wait.ts';
 import { clusterNode, options1 } from './fixtures.ts';
 
 const mac = (i: number) => derivedMac(`192.168.60.${i}`);
@@ -51,7 +51,16 @@ afterEach(async () => {
   for (const a of agents.splice(0)) await a.stop();
 });
 
-async function start(nodes: Node[], kernel = host(), extra: { clusterCIDRs?: string[]; failMasquerade?: number } = {}): Promise<Rig> {
+interface Extra {
+  clusterCIDRs?: string[];
+  failMasquerade?: number;
+  resyncPeriodMs?: number;
+  retryBaseMs?: number;
+  /** Wait for the first sync to have run, not for it to have succeeded (retries may be pending). */
+  noSettle?: boolean;
+}
+
+async function start(nodes: Node[], kernel = host(), extra: Extra = {}): Promise<Rig> {
   const store = new Store(['Node']);
   store.apply(nodes.map((object) => ({ kind: 'Node' as const, object })));
   store.markSynced('Node');
@@ -76,13 +85,14 @@ async function start(nodes: Node[], kernel = host(), extra: { clusterCIDRs?: str
     },
     metrics: registerOverlayMetrics(registry),
     log,
-    resyncPeriodMs: 60_000,
-    retryBaseMs: 2,
+    resyncPeriodMs: extra.resyncPeriodMs ?? 60_000,
+    retryBaseMs: extra.retryBaseMs ?? 2,
     onSelf: (s) => selves.push(s),
   });
   agents.push(agent);
   agent.start();
-  await agent.settled();
+  if (extra.noSettle) await waitFor('the first sync', () => records.some((l) => Number(l.level) >= 30 && /overlay synced|programming the overlay failed/.test(String(l.msg))));
+  else await agent.settled();
   return { agent, store, kernel, registry, records, masq, selves };
 }
 
@@ -167,6 +177,52 @@ describe('OverlayAgent', () => {
     const failure = r.records.find((l) => l.msg === 'programming the overlay failed; what works stays, retrying with a full sync');
     expect(failure).toMatchObject({ level: 50, failed: 1 });
     expect(r.records.filter((l) => l.msg === 'overlay synced').at(-1)).toMatchObject({ full: true });
+  });
+
+  describe("one node's entry that the kernel refuses every time (another device's route to its podCIDR)", () => {
+    /** A host whose eth0 already routes 10.244.5.0/24 (a static route someone added): node5's route is refused. */
+    async function taken(): Promise<FakeKernel> {
+      const kernel = host();
+      const eth0 = (await kernel.link('eth0'))!.index;
+      await kernel.addRoute({ dst: '10.244.5.0/24', gateway: '192.168.60.254', index: eth0, onlink: false });
+      return kernel;
+    }
+    const foreign = 'route 10.244.5.0/24 via 192.168.60.254 dev eth0';
+
+    it('programs the other nodes, names the node, never takes the route over, and leaves it when the node goes', async () => {
+      const r = await start([clusterNode(1), clusterNode(2), clusterNode(5)], await taken(), { retryBaseMs: 60_000, noSettle: true });
+      await waitFor('node2 programmed', () => lines(r.kernel).includes('route 10.244.2.0/24 via 10.244.2.0 dev netplane.1 onlink'));
+      expect(r.kernel.dump()).toContain(foreign);
+      const failure = r.records.find((l) => l.msg === 'programming the overlay failed; what works stays, retrying with a full sync');
+      expect(failure).toMatchObject({ failed: 1, errors: [expect.stringMatching(/^route add 10\.244\.5\.0\/24 via 10\.244\.5\.0 onlink \(node node5\): addRoute 10\.244\.5\.0\/24: EEXIST/)] });
+      remove(r, 'node5');
+      await waitFor("node5's neighbour and FDB entries removed", () => !lines(r.kernel).some((l) => l.includes('10.244.5.0') || l.includes(mac(5))));
+      expect(r.kernel.dump()).toContain(foreign);
+      expect(lines(r.kernel)).toEqual(expected([2]));
+    });
+
+    it('does not hold back a Node change until the retry: it is programmed at once', async () => {
+      // The retry after the failure is a minute away.
+      const r = await start([clusterNode(1), clusterNode(5)], await taken(), { retryBaseMs: 60_000, noSettle: true });
+      const t0 = performance.now();
+      put(r, clusterNode(3));
+      await waitFor("node3's route", () => lines(r.kernel).includes('route 10.244.3.0/24 via 10.244.3.0 dev netplane.1 onlink'), 2000);
+      expect(performance.now() - t0).toBeLessThan(1000);
+      // And a removal too, while the retry still waits.
+      remove(r, 'node3');
+      await waitFor("node3's entries removed", () => !lines(r.kernel).some((l) => l.includes('10.244.3.0')), 2000);
+      expect(performance.now() - t0).toBeLessThan(2000);
+    });
+
+    it('keeps the agent healthy past two resync periods, where a failing nft is not', async () => {
+      const r = await start([clusterNode(1), clusterNode(2), clusterNode(5)], await taken(), { resyncPeriodMs: 20, noSettle: true });
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(r.agent.health()).toEqual({ ok: true });
+      expect(lines(r.kernel)).toEqual(expect.arrayContaining(expected([2])));
+      const nft = await start([clusterNode(1), clusterNode(2)], host(), { resyncPeriodMs: 20, failMasquerade: 1000, noSettle: true });
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(nft.agent.health()).toMatchObject({ ok: false, reason: expect.stringMatching(/^programming the overlay has failed for/) });
+    });
   });
 
   it('retries when reading the kernel fails, and when nft fails', async () => {
