@@ -31,7 +31,7 @@ export interface AgentOptions {
   kernel: OverlayKernel;
   store: Store;
   overlay: OverlayOptions;
-  /** --cluster-cidr; empty means every Node's podCIDRs. */
+  /** --cluster-cidr; empty means the podCIDRs of the nodes in use (the plan's podCIDRs). */
   clusterCIDRs: readonly string[];
   masquerade?: MasqueradeSync;
   metrics: OverlayMetrics;

@@ -49,7 +49,7 @@ const flags = {
   iface: valueFlag({ value: 'NAME', help: "the underlay interface; its IPv4 (else global IPv6) address is this node's underlay address (default: the interface holding the Node's address)", parse: ifName }),
   'cluster-cidr': listFlag({
     value: 'CIDRS',
-    help: "pod network CIDRs, comma-separated; pod traffic to anywhere else is masqueraded (default: every Node's podCIDRs)",
+    help: "pod network CIDRs, comma-separated; pod traffic to anywhere else is masqueraded (default: the podCIDRs of the nodes in use, none left out)",
     parse: parseCIDRList,
   }),
   'subnet-file': valueFlag({
@@ -175,7 +175,7 @@ export async function runOverlay(ctx: ComponentContext, f: OverlayFlags, deps: O
     // The device and its entries stay: pods keep reaching each other while the agent is away.
     kernel.close();
   });
-  if (clusterCIDRs.length === 0) ctx.log.info("no --cluster-cidr: pod traffic leaving every Node's podCIDRs is masqueraded");
+  if (clusterCIDRs.length === 0) ctx.log.info("no --cluster-cidr: pod traffic leaving the podCIDRs of the nodes in use is masqueraded");
   if ((await readFile('/proc/sys/net/ipv4/ip_forward', 'utf8').catch(() => '1')).trim() === '0') {
     ctx.log.warn('net.ipv4.ip_forward is 0: this node will not forward pod traffic to or from the overlay');
   }

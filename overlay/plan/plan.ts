@@ -32,12 +32,17 @@ export function planOverlay(nodes: readonly Node[], options: OverlayOptions, hos
   const family = ownIP !== undefined && isIPv6(ownIP) ? 6 : 4;
   const fence = fenceOf(options, host);
   const remotes: Remote[] = [];
+  // Only nodes in use define the pod networks: a node left out (0.0.0.0/0, the underlay's network) changes nothing.
+  const used: Node[] = self ? [self] : [];
   for (const node of sorted) {
     if (node === self) continue;
     const r = planRemote(node, family, options.vni, taken, fence, problems);
-    if (r) remotes.push(r);
+    if (r) {
+      remotes.push(r);
+      used.push(node);
+    }
   }
-  const all = sorted.flatMap((n) => cidrFacts(n).ranges.map((r) => r.c));
+  const all = used.flatMap((n) => cidrFacts(n).ranges.map((r) => r.c));
   return { ...(device ? { device } : {}), remotes, problems, podCIDRs: outermost(all), nodes: sorted.length };
 }
 

@@ -73,7 +73,10 @@ export interface OverlayPlan {
   device?: DeviceSpec;
   remotes: Remote[];
   problems: Problem[];
-  /** Every node's podCIDRs (canonical, sorted): the cluster's pod networks when --cluster-cidr is not given. */
+  /**
+   * The podCIDRs of this node and of the remotes (canonical, sorted; nodes left out do not count): the cluster's pod
+   * networks when --cluster-cidr is not given.
+   */
   podCIDRs: string[];
   /** Nodes in the view, usable or not, this node included. */
   nodes: number;

@@ -264,6 +264,14 @@ describe('OverlayAgent', () => {
     expect(r.masq).toEqual([['10.244.1.0/24', '10.244.2.0/24'], ['10.244.1.0/24', '10.244.2.0/24', '10.244.3.0/24']]);
   });
 
+  it('without a cluster CIDR, a node left out does not change the masqueraded networks (0.0.0.0/0 would end masquerading)', async () => {
+    const r = await start([clusterNode(1), clusterNode(2)], host(), { clusterCIDRs: [] });
+    put(r, clusterNode(7, { podCIDRs: ['0.0.0.0/0'] }), clusterNode(4, { podCIDRs: ['192.168.60.0/24'] }));
+    await r.agent.settled();
+    expect(r.masq).toEqual([['10.244.1.0/24', '10.244.2.0/24']]);
+    expect(r.agent.lastPlan?.problems.map((p) => p.node)).toEqual(['node4', 'node7']);
+  });
+
   it('a full resync repairs what someone else changed: a deleted entry, a downed device, a stray FDB entry', async () => {
     const r = await start([clusterNode(1), clusterNode(2), clusterNode(3)]);
     const dev = (await r.kernel.link('netplane.1'))!;

@@ -259,6 +259,15 @@ describe('planOverlay: other nodes', () => {
     expect(summary(planOverlay([clusterNode(1), clusterNode(9)], options1, host))).toEqual([`node9 192.168.60.9 ${derivedMac('192.168.60.9')} 10.244.9.0 10.244.9.0/24`]);
   });
 
+  it.each<[string, Node[], string[]]>([
+    ['every node in use', [clusterNode(1), clusterNode(2, { podCIDRs: ['10.244.2.0/24', 'fd00:244:2::/64'] })], ['10.244.1.0/24', '10.244.2.0/24', 'fd00:244:2::/64']],
+    ["a node whose podCIDR overlaps another node's (0.0.0.0/0)", [clusterNode(1), clusterNode(2), clusterNode(7, { podCIDRs: ['0.0.0.0/0'] })], ['10.244.1.0/24', '10.244.2.0/24']],
+    ["a node whose podCIDR is the underlay's network", [clusterNode(1), clusterNode(4, { podCIDRs: ['192.168.60.0/24'] })], ['10.244.1.0/24']],
+    ['a node without an address', [clusterNode(1), node('node2', { podCIDRs: ['10.244.2.0/24'] })], ['10.244.1.0/24']],
+  ])('counts only the nodes in use as the pod networks (masquerade, subnet.env): %s', (_name, nodes, want) => {
+    expect(planOverlay(nodes, options1, host1).podCIDRs).toEqual(want);
+  });
+
   it('plans the remotes while this node waits, so they are ready when it can have a device', () => {
     const plan = planOverlay([clusterNode(2), clusterNode(3)], options1, host1);
     expect(plan.device).toBeUndefined();
