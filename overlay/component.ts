@@ -2,6 +2,7 @@
 // FDB entry and a route, programmed over netlink from the Node objects; pod traffic leaving the cluster is
 // masqueraded with nftables. The data plane stays as it is when the agent stops or crashes.
 import { readFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
 import { defineComponent, type ComponentContext } from '../runtime/component.ts';
 import { HostRunner, type CommandRunner } from '../runtime/exec.ts';
 import { durationFlag, listFlag, nonEmpty, parseCIDRList, switchFlag, valueFlag } from '../runtime/flags.ts';
@@ -30,6 +31,13 @@ function ifName(raw: string): string {
   return raw;
 }
 
+/** Parses an --iface value: an IP address, or an interface name as the kernel accepts it. */
+function ifNameOrIP(raw: string): string {
+  if (isIP(raw)) return raw;
+  if (!/^[^/:\s]{1,15}$/.test(raw) || raw === '.' || raw === '..') throw new Error('must be an IP address or an interface name of 1 to 15 characters without "/", ":" or spaces');
+  return raw;
+}
+
 const flags = {
   device: valueFlag({ value: 'NAME', help: 'the VXLAN device', parse: ifName, default: 'netplane.1' }),
   vni: valueFlag({ value: 'N', help: 'the VXLAN network identifier', parse: intIn(0, 16_777_215), default: 1 }),
@@ -37,7 +45,7 @@ const flags = {
   mtu: valueFlag({ value: 'BYTES', help: "the device's MTU (default: the underlay interface's MTU less 50, less 70 over IPv6)", parse: intIn(68, 65535) }),
   'iface-regex': listFlag({
     value: 'REGEX',
-    help: "without --iface: the first interface whose name matches (each regex tried in order, as Flannel's --iface-regex)",
+    help: "when no --iface fits: the first interface whose IPv4 (else global IPv6) address, else whose name, matches (repeatable, each regex tried in order, as Flannel's --iface-regex)",
     parse: (raw: string) => {
       try {
         return new RegExp(raw);
@@ -46,7 +54,11 @@ const flags = {
       }
     },
   }),
-  iface: valueFlag({ value: 'NAME', help: "the underlay interface; its IPv4 (else global IPv6) address is this node's underlay address (default: the interface holding the Node's address)", parse: ifName }),
+  iface: listFlag({
+    value: 'NAME|IP',
+    help: "the underlay interface, by name (its IPv4, else global IPv6, address is this node's underlay address) or by IP address; repeatable, the first that is here is used, as Flannel's (default: the interface holding the Node's address)",
+    parse: ifNameOrIP,
+  }),
   'cluster-cidr': listFlag({
     value: 'CIDRS',
     help: "pod network CIDRs, comma-separated; pod traffic to anywhere else is masqueraded (default: the podCIDRs of the nodes in use, none left out)",
@@ -150,7 +162,7 @@ export async function runOverlay(ctx: ComponentContext, f: OverlayFlags, deps: O
       vni: f.vni,
       port: f.port,
       ...(f.mtu !== undefined ? { mtu: f.mtu } : {}),
-      ...(f.iface !== undefined ? { iface: f.iface } : {}),
+      ...(f.iface.length > 0 ? { ifaces: f.iface } : {}),
       ...(f['iface-regex'].length > 0 ? { ifaceRegex: f['iface-regex'] } : {}),
       publishes: publisher !== undefined,
     },
@@ -179,7 +191,7 @@ export async function runOverlay(ctx: ComponentContext, f: OverlayFlags, deps: O
   if ((await readFile('/proc/sys/net/ipv4/ip_forward', 'utf8').catch(() => '1')).trim() === '0') {
     ctx.log.warn('net.ipv4.ip_forward is 0: this node will not forward pod traffic to or from the overlay');
   }
-  ctx.log.info({ device: f.device, vni: f.vni, port: f.port, mtu: f.mtu ?? 'auto', iface: f.iface ?? 'auto', clusterCIDRs, publishes: publisher !== undefined }, 'overlay running');
+  ctx.log.info({ device: f.device, vni: f.vni, port: f.port, mtu: f.mtu ?? 'auto', iface: f.iface.length > 0 ? f.iface : 'auto', ifaceRegex: f['iface-regex'].map((r) => r.source), clusterCIDRs, publishes: publisher !== undefined }, 'overlay running');
   return agent;
 }
 

@@ -3,6 +3,7 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import type { Node } from '../../cluster/model/index.ts';
 import { cidrRange, podCIDRs, underlayAddress, vtepAddress, vtepMac } from './node.ts';
+import { pickUnderlay } from './underlay.ts';
 import type { DeviceSpec, HostView, OverlayOptions, OverlayPlan, Problem, Remote } from './types.ts';
 
 /** VXLAN over IPv4 adds 50 bytes (outer IPv4 20, UDP 8, VXLAN 8, inner Ethernet 14); over IPv6, 70. */
@@ -57,33 +58,11 @@ function planDevice(self: Node, o: OverlayOptions, host: HostView, problems: Pro
 
   let local: string | undefined;
   let underlayIndex: number | undefined;
-  // IPv4 first; else a global IPv6 address (a link-local one does not reach other links).
-  const addressOf = (index: number) => {
-    const on = host.addresses.filter((a) => a.index === index).map((a) => a.cidr.split('/')[0]!);
-    return on.find((a) => isIPv4(a)) ?? on.find((a) => isIPv6(a) && !/^fe[89ab]/i.test(a));
-  };
-  if (o.iface !== undefined) {
-    const link = host.links.find((l) => l.name === o.iface);
-    if (!link) return fail(`--iface ${o.iface}: there is no such interface here`);
-    const addr = addressOf(link.index);
-    if (!addr) return fail(`--iface ${o.iface}: the interface has no IPv4 or global IPv6 address`);
-    local = addr;
-    underlayIndex = link.index;
-  } else if (o.ifaceRegex !== undefined && o.ifaceRegex.length > 0) {
-    let found: { link: (typeof host.links)[number]; addr: string } | undefined;
-    for (const re of o.ifaceRegex) {
-      for (const link of host.links) {
-        const addr = link.name !== 'lo' && re.test(link.name) ? addressOf(link.index) : undefined;
-        if (addr !== undefined) {
-          found = { link, addr };
-          break;
-        }
-      }
-      if (found) break;
-    }
-    if (!found) return fail(`--iface-regex ${o.ifaceRegex.map((r) => r.source).join(', ')}: no interface here matches with an IPv4 or global IPv6 address`);
+  if ((o.ifaces?.length ?? 0) > 0 || (o.ifaceRegex?.length ?? 0) > 0) {
+    const found = pickUnderlay(host, o.ifaces ?? [], o.ifaceRegex ?? []);
+    if ('problem' in found) return fail(found.problem);
     local = found.addr;
-    underlayIndex = found.link.index;
+    underlayIndex = found.index;
   } else {
     const found = underlayAddress(self, !o.publishes);
     if (found.problem) problems.push({ node: name, reason: found.problem });

@@ -13,9 +13,12 @@ export interface OverlayOptions {
   port: number;
   /** The device's MTU; default the underlay interface's MTU less the VXLAN overhead. */
   mtu?: number;
-  /** The underlay interface; default the one holding the node's address. */
-  iface?: string;
-  /** Without `iface`: the first interface whose name matches one of these (tried in order), as Flannel's --iface-regex. */
+  /**
+   * --iface, as Flannel's: interface names or IP addresses, tried in order; the first that is here with a usable
+   * address is the underlay. Default (with no --iface-regex either) the interface holding the node's address.
+   */
+  ifaces?: readonly string[];
+  /** When no `ifaces` fits: regexes tried in order, each against the interfaces' addresses, then their names (Flannel's --iface-regex). */
   ifaceRegex?: readonly RegExp[];
   /**
    * --cluster-cidr: a remote podCIDR of a family listed here must lie inside one of them, or the node is left out.

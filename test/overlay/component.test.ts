@@ -49,7 +49,9 @@ describe('netplane overlay in kubernetes mode (in-memory kernel)', () => {
       },
     };
     shutdown.add('source', () => source.stop());
-    const flags = parseFlags('netplane overlay', { ...commonFlags(overlayComponent.defaultAdmin), ...overlayComponent.flags }, ['--kubeconfig', kubeconfig, '--node-name', 'node1']) as OverlayFlags;
+    const flags = parseFlags('netplane overlay', { ...commonFlags(overlayComponent.defaultAdmin), ...overlayComponent.flags }, ['--kubeconfig', kubeconfig, '--node-name', 'node1', '--iface', 'eth9', '--iface', '192.168.60.1']) as OverlayFlags;
+    // --iface is repeatable and takes an address, as Flannel's: eth9 is not here, the interface holding 192.168.60.1 is.
+    expect(flags.iface).toEqual(['eth9', '192.168.60.1']);
     const kernel = new FakeKernel([{ name: 'eth0', kind: 'veth', up: true, addresses: ['192.168.60.1/24'] }]);
     const nft: string[] = [];
     const runner: CommandRunner = {
@@ -88,6 +90,7 @@ describe('netplane overlay command line', () => {
     [['--port', '0'], /^netplane overlay: --port "0": must be a whole number from 1 to 65535/],
     [['--mtu', '20'], /^netplane overlay: --mtu "20": must be a whole number from 68 to 65535/],
     [['--device', 'a/b'], /^netplane overlay: --device "a\/b": must be an interface name of 1 to 15 characters/],
+    [['--iface', 'fd00::1::2'], /^netplane overlay: --iface "fd00::1::2": must be an IP address or an interface name of 1 to 15 characters/],
     [['--cluster-cidr', '10.244.0.0/33'], /^netplane overlay: --cluster-cidr "10.244.0.0\/33": "10.244.0.0\/33" is not a CIDR/],
   ];
   it.each(wrong)('exits 2 with one sentence for %j', (args, message) => {

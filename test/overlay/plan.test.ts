@@ -90,7 +90,7 @@ describe('planOverlay: this node', () => {
 
   it('takes the address of --iface, and the annotated MAC', () => {
     const self = clusterNode(1, { ip: '10.9.9.9', annotations: { 'netplane.io/vtep-mac': '0a:00:00:00:00:01' } });
-    const plan = planOverlay([self], { ...options1, iface: 'eth0' }, host1);
+    const plan = planOverlay([self], { ...options1, ifaces: ['eth0'] }, host1);
     expect(plan.device).toMatchObject({ local: '192.168.60.1', underlayIndex: 2, mac: '0a:00:00:00:00:01' });
   });
 
@@ -105,7 +105,53 @@ describe('planOverlay: this node', () => {
     expect(planOverlay([self], { ...options1, ifaceRegex: [/^wlan/, /^eth/, /^ens/] }, host).device).toMatchObject({ local: '192.168.60.1', underlay: 'eth0' });
     const none = planOverlay([self], { ...options1, ifaceRegex: [/^wlan/] }, host);
     expect(none.device).toBeUndefined();
-    expect(none.problems.map((p) => p.reason)).toContain('--iface-regex ^wlan: no interface here matches with an IPv4 or global IPv6 address');
+    expect(none.problems.map((p) => p.reason)).toContain('--iface-regex ^wlan: no interface here matches, by address or by name, with an IPv4 or global IPv6 address');
+  });
+
+  describe('--iface and --iface-regex, as Flannel reads them', () => {
+    // eth0 192.168.60.1 and 192.168.61.1; ens5 only link-local; ens6 10.20.0.4 and fd00:20::4; ens7 only fd00:30::7.
+    const host: HostView = {
+      links: [
+        ...host1.links,
+        { index: 3, name: 'ens5', kind: 'veth', mac: '02:00:00:00:00:03', mtu: 9001, up: true },
+        { index: 4, name: 'ens6', kind: 'veth', mac: '02:00:00:00:00:04', mtu: 1500, up: true },
+        { index: 5, name: 'ens7', kind: 'veth', mac: '02:00:00:00:00:05', mtu: 1500, up: true },
+      ],
+      addresses: [
+        ...host1.addresses,
+        { index: 2, cidr: '192.168.61.1/24' },
+        { index: 3, cidr: 'fe80::1/64' },
+        { index: 4, cidr: 'fe80::4/64' },
+        { index: 4, cidr: '10.20.0.4/24' },
+        { index: 4, cidr: 'fd00:20::4/64' },
+        { index: 5, cidr: 'fd00:30::7/64' },
+      ],
+    };
+    const self = clusterNode(1, { ip: '10.9.9.9' });
+    const rows: Array<[string, string[], RegExp[], string]> = [
+      ['--iface NAME: its first IPv4 address', ['ens6'], [], 'ens6 10.20.0.4'],
+      ['--iface NAME of an interface with only IPv6: its global address', ['ens7'], [], 'ens7 fd00:30::7'],
+      ['--iface IP: the interface holding it, with that address (not its first)', ['192.168.61.1'], [], 'eth0 192.168.61.1'],
+      ['--iface IPv6 address', ['fd00:20::4'], [], 'ens6 fd00:20::4'],
+      ['--iface IPv6 address in another spelling', ['FD00:20:0::4'], [], 'ens6 fd00:20::4'],
+      ['--iface repeated: the first that is here', ['eth9', '10.9.9.9', 'ens5', 'ens6', 'eth0'], [], 'ens6 10.20.0.4'],
+      ['--iface first, --iface-regex when none fits', ['eth9'], [/^eth/], 'eth0 192.168.60.1'],
+      ['--iface wins over --iface-regex', ['ens6'], [/^eth/], 'ens6 10.20.0.4'],
+      ['--iface-regex on an address', [], [/^10\.20\./], 'ens6 10.20.0.4'],
+      ['--iface-regex on an IPv6 address', [], [/^fd00:30:/], 'ens7 fd00:30::7'],
+      ['--iface-regex: addresses before names', [], [/^(eth0|10\.20\.0\.4)$/], 'ens6 10.20.0.4'],
+      ['--iface-regex: a name when no address matches', [], [/^ens6$/], 'ens6 10.20.0.4'],
+      ['--iface-regex: each in order', [], [/^wlan/, /^192\.168\.61\./, /^ens/], 'eth0 192.168.61.1'],
+      ['--iface-regex never picks loopback', [], [/^127\./, /^lo$/], 'problem --iface-regex ^127\\., ^lo$: no interface here matches, by address or by name, with an IPv4 or global IPv6 address'],
+      ['--iface-regex never picks a link-local address', [], [/^fe80:/], 'problem --iface-regex ^fe80:: no interface here matches, by address or by name, with an IPv4 or global IPv6 address'],
+      ['--iface IP that no interface has', ['10.9.9.9'], [], 'problem --iface 10.9.9.9: no interface here has that address'],
+      ['--iface link-local IP', ['fe80::4'], [], 'problem --iface fe80::4: a link-local address does not reach other links'],
+      ['every --iface and --iface-regex fails: each reason', ['eth9', 'ens5'], [/^wlan/], 'problem --iface eth9: there is no such interface here; --iface ens5: the interface has no IPv4 or global IPv6 address; --iface-regex ^wlan: no interface here matches, by address or by name, with an IPv4 or global IPv6 address'],
+    ];
+    it.each(rows)('%s', (_name, ifaces, ifaceRegex, want) => {
+      const plan = planOverlay([self], { ...options1, ifaces, ifaceRegex }, host);
+      expect(plan.device ? `${plan.device.underlay} ${plan.device.local}` : `problem ${plan.problems.map((p) => p.reason).join(' | ')}`).toBe(want);
+    });
   });
 
   const waiting: Array<[string, Node[], OverlayOptions, RegExp]> = [
@@ -113,7 +159,7 @@ describe('planOverlay: this node', () => {
     ['no podCIDR yet', [node('node1', { ip: '192.168.60.1' })], options1, /^node1 has no podCIDR yet/],
     ['address on no interface', [clusterNode(1, { ip: '192.168.99.1' })], options1, /^node1 its underlay address 192.168.99.1 is on no interface of this host/],
     ['loopback address (the quick start)', [clusterNode(1, { ip: '127.0.0.1' })], options1, /^node1 its underlay address 127.0.0.1 is on the loopback interface/],
-    ['unknown --iface', [clusterNode(1)], { ...options1, iface: 'eth9' }, /^node1 --iface eth9: there is no such interface here/],
+    ['unknown --iface', [clusterNode(1)], { ...options1, ifaces: ['eth9'] }, /^node1 --iface eth9: there is no such interface here/],
     ['given an MTU the underlay cannot carry', [clusterNode(1)], { ...options1, mtu: 1460 }, /^node1 --mtu 1460 does not fit: the underlay eth0 has MTU 1500, so at most 1450 is left for VXLAN/],
   ];
   it.each(waiting)('plans no device when this node is %s', (_name, nodes, options, problem) => {
@@ -158,10 +204,10 @@ describe('planOverlay: an IPv6 underlay', () => {
   });
 
   it('--iface takes a global IPv6 address when the interface has no IPv4 one, never the link-local one', () => {
-    const plan = planOverlay([v6Node(1, { ip: '10.9.9.9' })], { ...options1, iface: 'eth0' }, host6);
+    const plan = planOverlay([v6Node(1, { ip: '10.9.9.9' })], { ...options1, ifaces: ['eth0'] }, host6);
     expect(plan.device).toMatchObject({ local: 'fd00:60::1', mtu: 1430 });
     const linkLocalOnly: HostView = { links: host1.links, addresses: [{ index: 2, cidr: 'fe80::1/64' }] };
-    expect(planOverlay([v6Node(1)], { ...options1, iface: 'eth0' }, linkLocalOnly).problems.map((p) => p.reason)).toContain('--iface eth0: the interface has no IPv4 or global IPv6 address');
+    expect(planOverlay([v6Node(1)], { ...options1, ifaces: ['eth0'] }, linkLocalOnly).problems.map((p) => p.reason)).toContain('--iface eth0: the interface has no IPv4 or global IPv6 address');
   });
 });
 

@@ -1,0 +1,69 @@
+// Which interface carries the VXLAN packets when --iface or --iface-regex says, chosen as Flannel chooses: each
+// --iface in order (an IP address, or a name), then each --iface-regex in order, matched against the interfaces'
+// addresses first and their names second. Pure.
+import { isIPv4, isIPv6 } from 'node:net';
+import { canonicalIp } from '../kernel/addr.ts';
+import type { HostView } from './types.ts';
+
+/** The chosen underlay: the interface's index and this node's underlay address on it. */
+export interface Underlay {
+  index: number;
+  addr: string;
+}
+
+/** An IPv6 link-local address reaches only its own link; it is never an underlay address. */
+const linkLocal = (ip: string) => isIPv6(ip) && /^fe[89ab]/i.test(ip);
+
+/** The addresses of an interface that can be an underlay address, IPv4 ones first, then global IPv6 ones. */
+function usable(host: HostView, index: number): string[] {
+  const on = host.addresses.filter((a) => a.index === index).map((a) => a.cidr.split('/')[0]!);
+  return [...on.filter((a) => isIPv4(a)), ...on.filter((a) => isIPv6(a) && !linkLocal(a))];
+}
+
+/** One --iface value: the interface holding that address (with it), or the interface of that name (with its first usable address). */
+function byIface(host: HostView, iface: string): Underlay | string {
+  const ip = canonicalIp(iface);
+  if (ip !== undefined) {
+    const held = host.addresses.find((a) => a.cidr.split('/')[0] === ip);
+    if (!held) return `--iface ${iface}: no interface here has that address`;
+    if (linkLocal(ip)) return `--iface ${iface}: a link-local address does not reach other links`;
+    return { index: held.index, addr: ip };
+  }
+  const link = host.links.find((l) => l.name === iface);
+  if (!link) return `--iface ${iface}: there is no such interface here`;
+  const addr = usable(host, link.index)[0];
+  return addr !== undefined ? { index: link.index, addr } : `--iface ${iface}: the interface has no IPv4 or global IPv6 address`;
+}
+
+/** One --iface-regex: the first address (of any interface but loopback) it matches, else the first interface name with a usable address. */
+function byRegex(host: HostView, re: RegExp): Underlay | undefined {
+  const links = host.links.filter((l) => l.name !== 'lo');
+  for (const link of links) {
+    const addr = usable(host, link.index).find((a) => re.test(a));
+    if (addr !== undefined) return { index: link.index, addr };
+  }
+  for (const link of links) {
+    const addr = re.test(link.name) ? usable(host, link.index)[0] : undefined;
+    if (addr !== undefined) return { index: link.index, addr };
+  }
+  return undefined;
+}
+
+/**
+ * The underlay that --iface values (tried first, in order) and --iface-regex patterns (then, in order) choose, or
+ * one sentence saying why none fits.
+ */
+export function pickUnderlay(host: HostView, ifaces: readonly string[], regexes: readonly RegExp[]): Underlay | { problem: string } {
+  const reasons: string[] = [];
+  for (const iface of ifaces) {
+    const found = byIface(host, iface);
+    if (typeof found !== 'string') return found;
+    reasons.push(found);
+  }
+  for (const re of regexes) {
+    const found = byRegex(host, re);
+    if (found) return found;
+  }
+  if (regexes.length > 0) reasons.push(`--iface-regex ${regexes.map((r) => r.source).join(', ')}: no interface here matches, by address or by name, with an IPv4 or global IPv6 address`);
+  return { problem: reasons.join('; ') };
+}
