@@ -80,6 +80,30 @@ export function underlayAddress(node: Node, useAnnotation = true, family?: 4 | 6
   return { problem: problem ?? 'has no InternalIP or ExternalIP address and no netplane.io/public-ip annotation' };
 }
 
+/** Address blocks that never reach another node as a VXLAN destination, with what they are. */
+const unroutable: ReadonlyArray<[string, string]> = [
+  ['0.0.0.0/8', 'unspecified'],
+  ['127.0.0.0/8', 'loopback'],
+  ['169.254.0.0/16', 'link-local'],
+  ['224.0.0.0/4', 'multicast'],
+  ['240.0.0.0/4', 'reserved or broadcast'],
+  ['::/128', 'unspecified'],
+  ['::1/128', 'loopback'],
+  ['::ffff:0:0/96', 'IPv4-mapped'],
+  ['fe80::/10', 'link-local'],
+  ['ff00::/8', 'multicast'],
+];
+
+/**
+ * Why an address cannot be another node's underlay address (where its VXLAN packets are sent), or undefined:
+ * unspecified, loopback, link-local, multicast (the FDB entry would flood that node's traffic to the whole link),
+ * reserved, broadcast or IPv4-mapped.
+ */
+export function unusableUnderlay(ip: string): string | undefined {
+  const hit = unroutable.find(([cidr]) => contains(cidr, ip));
+  return hit && `is ${hit[1]} (${hit[0]})`;
+}
+
 /**
  * A node's VTEP MAC: the `netplane.io/vtep-mac` annotation when it holds a unicast MAC, else the `VtepMAC` of
  * Flannel's backend data for the underlay's family, else one derived from the underlay IP. A malformed annotation

@@ -2,7 +2,7 @@
 // other usable node, the VTEP it is reached through. Pure: no I/O, the same input gives the same plan.
 import { isIPv4, isIPv6 } from 'node:net';
 import type { Node } from '../../cluster/model/index.ts';
-import { cidrRange, podCIDRs, underlayAddress, vtepAddress, vtepMac } from './node.ts';
+import { cidrRange, podCIDRs, underlayAddress, unusableUnderlay, vtepAddress, vtepMac } from './node.ts';
 import { pickUnderlay } from './underlay.ts';
 import type { DeviceSpec, HostView, OverlayOptions, OverlayPlan, Problem, Remote } from './types.ts';
 
@@ -10,8 +10,8 @@ import type { DeviceSpec, HostView, OverlayOptions, OverlayPlan, Problem, Remote
 export const vxlanOverhead = { 4: 50, 6: 70 } as const;
 
 /**
- * Plans the overlay. Nodes that cannot be used (no podCIDR, no underlay address of this node's underlay family, a
- * podCIDR, address or MAC that another node already has, a podCIDR that overlaps this host's own addresses or lies
+ * Plans the overlay. Nodes that cannot be used (no podCIDR, no usable underlay address of this node's underlay
+ * family, a podCIDR, address or MAC that another node already has, a podCIDR that overlaps this host's own addresses or lies
  * outside --cluster-cidr) are left out with a problem; the first by name keeps a contested value. The underlay is IPv4 or IPv6, as this node's own address is; pods may be IPv4, IPv6 or both.
  */
 export function planOverlay(nodes: readonly Node[], options: OverlayOptions, host: HostView): OverlayPlan {
@@ -194,6 +194,8 @@ function planRemote(node: Node, family: 4 | 6, vni: number, taken: Taken, fence:
   const ip = u.ip;
   if (ip === undefined || u.mac === undefined) return undefined;
   if (u.vni !== undefined && u.vni !== vni) return fail(`its Flannel backend data names VNI ${u.vni}, not this overlay's ${vni} (--vni): its VXLAN packets would not be taken; left out`);
+  const unusable = unusableUnderlay(ip);
+  if (unusable) return fail(`its underlay address ${ip} ${unusable}: VXLAN packets sent there would not reach it; left out`);
   if (taken.ips.has(ip)) return fail(`its underlay address ${ip} is also node ${taken.ips.get(ip)}'s; left out`);
   const clash = c.ranges.find((m) => taken.ranges.some((t) => t.family === m.family && t.lo <= m.hi && m.lo <= t.hi));
   if (clash) return fail(`its podCIDR ${clash.c} overlaps another node's; left out`);

@@ -203,6 +203,12 @@ describe('planOverlay: an IPv6 underlay', () => {
     ]);
   });
 
+  it.each(['::', '::1', 'ff02::1', 'fe80::2', '::ffff:192.168.60.2'])('leaves out a remote whose underlay address is %s, with a problem', (bad) => {
+    const plan = planOverlay([v6Node(1), v6Node(2, { annotations: { 'netplane.io/public-ip': bad } }), v6Node(3)], options1, host6);
+    expect(plan.remotes.map((r) => r.node)).toEqual(['node3']);
+    expect(plan.problems.map((p) => `${p.node} ${p.reason}`)).toEqual([expect.stringMatching(new RegExp(`^node2 its underlay address \\S+ is (unspecified|loopback|multicast|link-local|IPv4-mapped) \\(.+\\): VXLAN packets sent there would not reach it; left out$`))]);
+  });
+
   it('--iface takes a global IPv6 address when the interface has no IPv4 one, never the link-local one', () => {
     const plan = planOverlay([v6Node(1, { ip: '10.9.9.9' })], { ...options1, ifaces: ['eth0'] }, host6);
     expect(plan.device).toMatchObject({ local: 'fd00:60::1', mtu: 1430 });
@@ -268,6 +274,22 @@ describe('planOverlay: other nodes', () => {
     ['same MAC as another: left out', [clusterNode(1), clusterNode(2, { annotations: { 'netplane.io/vtep-mac': '0a:00:00:00:00:09' } }), clusterNode(3, { annotations: { 'netplane.io/vtep-mac': '0a:00:00:00:00:09' } })], [
       'node2 192.168.60.2 0a:00:00:00:00:09 10.244.2.0 10.244.2.0/24',
       "problem node3: its VTEP MAC 0a:00:00:00:00:09 is also node node2's; left out",
+    ]],
+    ['a loopback public-ip: left out', [clusterNode(1), clusterNode(2, { annotations: { 'netplane.io/public-ip': '127.0.0.1' } }), clusterNode(3)], [
+      `node3 192.168.60.3 ${mac3} 10.244.3.0 10.244.3.0/24`,
+      'problem node2: its underlay address 127.0.0.1 is loopback (127.0.0.0/8): VXLAN packets sent there would not reach it; left out',
+    ]],
+    ['unspecified, multicast, link-local and broadcast addresses: left out', [
+      clusterNode(1),
+      clusterNode(2, { ip: '0.0.0.0' }),
+      clusterNode(3, { annotations: { 'netplane.io/public-ip': '224.0.0.1' } }),
+      clusterNode(4, { annotations: { 'flannel.alpha.coreos.com/public-ip': '169.254.0.4' } }),
+      clusterNode(5, { ip: '255.255.255.255' }),
+    ], [
+      'problem node2: its underlay address 0.0.0.0 is unspecified (0.0.0.0/8): VXLAN packets sent there would not reach it; left out',
+      'problem node3: its underlay address 224.0.0.1 is multicast (224.0.0.0/4): VXLAN packets sent there would not reach it; left out',
+      'problem node4: its underlay address 169.254.0.4 is link-local (169.254.0.0/16): VXLAN packets sent there would not reach it; left out',
+      'problem node5: its underlay address 255.255.255.255 is reserved or broadcast (240.0.0.0/4): VXLAN packets sent there would not reach it; left out',
     ]],
     ['only an IPv6 address where the underlay is IPv4: left out', [clusterNode(1), clusterNode(2, { ip: 'fd00:60::2' })], [
       "problem node2: has no IPv4 underlay address (InternalIP, ExternalIP or netplane.io/public-ip), and this node's underlay is IPv4",
