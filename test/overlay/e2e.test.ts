@@ -297,4 +297,14 @@ describe('netplane overlay in the kernel: dual-stack pods on an IPv6 underlay', 
     // The underlay has no IPv4 at all: what carried the pods' IPv4 packets across was VXLAN over IPv6.
     expect(await t.sh(node(1).ns, 'ip', ['-4', 'addr', 'show', 'dev', 'eth0'])).toBe('');
   });
+
+  it('masquerades IPv6 pod traffic leaving the cluster CIDR (fd00:244::/32) to the node address, and not pod-to-pod', async () => {
+    for (const n of t.nodes) {
+      const [out] = await t.probe(n.pods[0]!.ns, 'tcp', t.outside.ip);
+      expect(out, `${n.pods[0]!.name} → outside`).toMatchObject({ ok: true, name: 'outside', seenAs: n.ip });
+    }
+    expect(await t.sh(node(1).ns, 'nft', ['list', 'set', 'ip6', 'netplane-overlay', 'cluster'])).toMatch(/elements = \{ fd00:244::\/32 \}/);
+    const [across] = await t.probe(node(1).pods[0]!.ns, 'tcp', node(2).pods[0]!.ip6!);
+    expect(across).toMatchObject({ ok: true, name: node(2).pods[0]!.name, seenAs: node(1).pods[0]!.ip6 });
+  });
 });
