@@ -347,10 +347,14 @@ function readAffinity(a: AnnotationReader): IngressPolicy['affinity'] {
   const maxAge = a.int('session-cookie-max-age');
   const path = a.get('session-cookie-path');
   if (path !== undefined && !cookiePath.test(path.value)) throw invalid(path, 'allowed is a cookie path starting with "/", visible ASCII without ";"');
+  const secure = a.bool('session-cookie-secure', false);
+  const sameSite = a.oneOf('session-cookie-samesite', ['None', 'Lax', 'Strict'] as const);
   if (affinity === undefined) return undefined;
   const result: NonNullable<IngressPolicy['affinity']> = { cookieName: name?.value ?? defaultCookieName };
   if (maxAge !== undefined) result.maxAgeSeconds = maxAge;
   if (path !== undefined) result.path = path.value;
+  if (secure) result.secure = true;
+  if (sameSite !== undefined) result.sameSite = sameSite;
   return result;
 }
 

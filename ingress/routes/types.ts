@@ -101,7 +101,11 @@ export interface IngressPolicy {
   connectTimeoutMs: number;
   readTimeoutMs: number;
   /** Cookie affinity (ingress-nginx `affinity: cookie`). */
-  affinity?: { cookieName: string; maxAgeSeconds?: number; path?: string };
+  /**
+   * Cookie affinity. The cookie's Path is `path`, else the route's path (ingress-nginx's location); it is Secure on
+   * HTTPS requests, or always with `secure`; `sameSite` as given.
+   */
+  affinity?: { cookieName: string; maxAgeSeconds?: number; path?: string; secure?: boolean; sameSite?: 'None' | 'Lax' | 'Strict' };
   loadBalance: 'round_robin' | 'least_request';
   /** Client addresses (IPs and CIDR blocks) that may reach the Ingress, and those that may not; others get 403. */
   sourceRange?: { allow?: readonly string[]; deny?: readonly string[] };

@@ -1,6 +1,6 @@
 // The gateway's listeners: plain HTTP/1.1, and HTTPS with HTTP/2 by ALPN. Each request runs the pipeline against
 // the current state; upgrades are routed, limited and authenticated the same way, then relayed. SIGTERM drains.
-import { createServer, ServerResponse, type IncomingMessage, type Server } from 'node:http';
+import { createServer, METHODS, ServerResponse, type IncomingMessage, type Server } from 'node:http';
 import { createSecureServer, type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse, type Http2Session } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -12,7 +12,7 @@ import type { Certificates } from '../tls/certificates.ts';
 import type { TLSSocket } from 'node:tls';
 import { randomBytes } from 'node:crypto';
 import type { GatewayMetrics } from './metrics.ts';
-import { reply, runPipeline, upgradePipeline, upstreamTarget, type Exchange, type GatewayState } from './steps.ts';
+import { clientProto, reply, runPipeline, upgradePipeline, upstreamTarget, type Exchange, type GatewayState } from './steps.ts';
 
 /** Protections and listeners of the gateway. */
 export interface GatewayOptions {
@@ -86,7 +86,8 @@ export class Gateway {
           allowHTTP1: true,
           maxHeaderListPairs: o.maxHeadersCount,
           maxSessionInvalidFrames: 100,
-          settings: { maxHeaderListSize: o.maxHeaderSize },
+          // nginx's http2_max_concurrent_streams: one connection cannot hold more requests than this at once.
+          settings: { maxHeaderListSize: o.maxHeaderSize, maxConcurrentStreams: 128 },
         });
         s.on('request', (req, res) => this.#request(req, res, 'https', bound.https!));
         s.on('checkContinue', (req: Http2ServerRequest, res: Http2ServerResponse) => this.#request(req, res, 'https', bound.https!));
@@ -193,20 +194,31 @@ export class Gateway {
     const x = this.#exchange(req, res, proto, port);
     this.#inFlight++;
     if (this.#draining && 'shouldKeepAlive' in res) res.shouldKeepAlive = false;
-    res.once('close', () => this.#done(x, started));
+    // Counted and logged once the response is closed and the pipeline has finished (the upstream's figures are
+    // known only then; the response of a proxied request may close first).
+    let pending = 2;
+    const settle = () => {
+      if (--pending === 0) this.#done(x, started);
+    };
+    res.once('close', settle);
+    // HSTS on every HTTPS response (as ingress-nginx), refusals and errors included.
+    if (this.#state.hsts !== undefined && clientProto(x) === 'https') res.setHeader('strict-transport-security', this.#state.hsts);
     // HTTP/2 only advertises the header size limit (SETTINGS_MAX_HEADER_LIST_SIZE); it is enforced here, counted
     // as RFC 9113 counts it. HTTP/1.1's parser enforces its own.
     if (req.httpVersionMajor === 2 && headerListSize(req.rawHeaders) > this.#o.maxHeaderSize) {
       reply(x, 431, 'header-size');
+      settle();
       return;
     }
-    runPipeline(x, this.#state).catch((e: Error) => {
-      this.#o.log.error({ err: e, path: x.path }, 'request failed inside the gateway');
-      if (!res.headersSent) {
-        (res as ServerResponse).writeHead(500);
-        res.end();
-      } else res.destroy();
-    });
+    runPipeline(x, this.#state)
+      .catch((e: Error) => {
+        this.#o.log.error({ err: e, path: x.path }, 'request failed inside the gateway');
+        if (!res.headersSent) {
+          (res as ServerResponse).writeHead(500);
+          res.end();
+        } else res.destroy();
+      })
+      .finally(settle);
   }
 
   async #upgrade(req: IncomingMessage, socket: Socket, head: Buffer, proto: 'http' | 'https'): Promise<void> {
@@ -230,9 +242,13 @@ export class Gateway {
       return;
     }
     res.detachSocket(socket);
-    socket.once('close', () => this.#done(x, started));
-    const { policy, path, headers } = upstreamTarget(x);
-    x.upstream = await this.#state.upstreams.upgrade(req, socket, head, { backend: x.backend!.key, policy, path, headers });
+    const { policy, path, headers, cookieScope } = upstreamTarget(x);
+    try {
+      // Resolves when both connections are closed, or at once with an error status.
+      x.upstream = await this.#state.upstreams.upgrade(req, socket, head, { backend: x.backend!.key, policy, path, headers, cookieScope });
+    } finally {
+      this.#done(x, started);
+    }
   }
 
   /** Counts and logs a finished (or aborted) request. */
@@ -240,15 +256,17 @@ export class Gateway {
     x.release?.();
     const { metrics, accessLog } = this.#o;
     const seconds = (performance.now() - started) / 1000;
-    // 499 as nginx logs it: the client went away before it got its answer.
-    const status = x.res.headersSent || x.refused ? x.res.statusCode : 499;
+    // An upgrade's status is the relayed one (101, or the error sent); else the response's, or 499 as nginx logs
+    // it: the client went away before it got its answer.
+    const status = x.res.headersSent || x.refused ? x.res.statusCode : (x.upstream?.status ?? 499);
     const backend = x.backend;
     const labels = {
       ingress: x.route ? x.route.ingress.slice(x.route.namespace.length + 1) : '',
       namespace: x.route?.namespace ?? '',
-      service: backend?.service ?? '',
+      // A request refused before a backend was chosen (auth, limits) counts under its route's Service.
+      service: (backend ?? x.route?.backend)?.service ?? '',
       status: String(status),
-      method: x.req.method ?? '',
+      method: methodLabel(x.req.method),
     };
     metrics.requests.inc({ ...labels, canary: x.canary ? backend!.key : '' });
     metrics.requestDuration.observe(labels, seconds);
@@ -275,6 +293,16 @@ export class Gateway {
     });
     if (--this.#inFlight === 0 && this.#draining) this.#idle?.();
   }
+}
+
+const knownMethods: ReadonlySet<string> = new Set(METHODS);
+
+/**
+ * The method as a metric label: HTTP/2 lets a client send any token as its method, and each new label value is a
+ * new series kept for the life of the process, so methods outside node:http's list count as OTHER.
+ */
+export function methodLabel(method: string | undefined): string {
+  return method !== undefined && knownMethods.has(method) ? method : 'OTHER';
 }
 
 /** The size of a header list as RFC 9113 6.5.2 counts it: names and values plus 32 bytes per field. */

@@ -11,6 +11,7 @@ import { judgeClientCertificate } from '../tls/client-auth.ts';
 import { customError, signinLocation } from './answers.ts';
 import { corsHeaders } from '../routes/cors.ts';
 import type { BackendRef, Route, RouteTable } from '../routes/types.ts';
+import type { CookieScope } from '../upstream/affinity.ts';
 import type { ForwardResult, Upstreams } from '../upstream/upstreams.ts';
 import { absoluteTarget, forwardedHeaders, forwardedProto, requestHost, requestPath } from './request.ts';
 
@@ -302,7 +303,7 @@ export const authenticate: Step = {
       method: x.req.method ?? 'GET',
       url: `${x.path}${x.query}`,
       host: x.host,
-      proto: x.proto,
+      proto: clientProto(x),
       clientIP: x.clientIP,
       headers: x.req.headers,
       ...(x.tlsHeaders ? { clientCert: x.tlsHeaders } : {}),
@@ -313,7 +314,7 @@ export const authenticate: Step = {
     }
     if (x.res.headersSent || x.res.destroyed) return 'done';
     if (result.status === 401 && policy.type === 'external' && policy.signin !== undefined) {
-      return reply(x, 302, `auth: ${result.reason}; sent to sign in`, { location: signinLocation(policy.signin, x) });
+      return reply(x, 302, `auth: ${result.reason}; sent to sign in`, { location: signinLocation(policy.signin, { ...x, proto: clientProto(x) }) });
     }
     return reply(x, result.status, `auth: ${result.reason}`, result.headers);
   },
@@ -343,7 +344,7 @@ export const chooseBackend: Step = {
  * canary's own), the rewritten target, and the headers the pipeline adds (forwarded headers, upstream-vhost,
  * x-forwarded-prefix, ssl-client-*, auth).
  */
-export function upstreamTarget(x: Exchange): { policy: Route['policy']; path: string; headers: Record<string, string> } {
+export function upstreamTarget(x: Exchange): { policy: Route['policy']; path: string; headers: Record<string, string>; cookieScope: CookieScope } {
   const r = x.route!;
   const headers: Record<string, string> = forwardedHeaders({
     clientIP: x.clientIP,
@@ -364,15 +365,14 @@ export function upstreamTarget(x: Exchange): { policy: Route['policy']; path: st
   if (policy.forwardedPrefix !== undefined) headers['x-forwarded-prefix'] = policy.forwardedPrefix;
   if (x.tlsHeaders) Object.assign(headers, x.tlsHeaders);
   if (x.authHeaders) Object.assign(headers, x.authHeaders);
-  return { policy, path: upstreamPath(r, x.path, x.query), headers };
+  return { policy, path: upstreamPath(r, x.path, x.query), headers, cookieScope: { path: r.path, https: clientProto(x) === 'https' } };
 }
 
 /** Forwards upstream; the upstream pools answer 502/503/504 themselves when they cannot. */
 export const forward: Step = {
   name: 'forward',
   async run(x, s): Promise<Verdict> {
-    const { policy: p, path, headers } = upstreamTarget(x);
-    if (s.hsts && clientProto(x) === 'https') x.res.setHeader('strict-transport-security', s.hsts);
+    const { policy: p, path, headers, cookieScope } = upstreamTarget(x);
     // The client waits for this before it sends its body (see the checkContinue listeners in gateway.ts).
     const expect = x.req.headers.expect;
     if (expect !== undefined && expect.toLowerCase() === '100-continue') x.res.writeContinue();
@@ -381,6 +381,7 @@ export const forward: Step = {
       policy: p,
       path,
       headers,
+      cookieScope,
       ...(x.responseHeaders ? { responseHeaders: x.responseHeaders } : {}),
       ...(p.customErrors ? { intercept: p.customErrors } : {}),
     });

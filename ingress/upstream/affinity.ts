@@ -31,12 +31,24 @@ export function readCookie(header: string | string[] | undefined, name: string):
 const tokenName = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const safePath = /^[\x21-\x3a\x3c-\x7e]*$/; // printable ASCII without ';' or space (RFC 6265 path-av)
 
-/** The Set-Cookie value pinning a client to the endpoint whose affinity value is `value`; undefined when the policy's cookie name or path could not be written safely. */
-export function affinitySetCookie(affinity: NonNullable<IngressPolicy['affinity']>, value: string): string | undefined {
-  const path = affinity.path ?? '/';
+/** Where the affinity cookie is set: the route's path (when the policy names none) and whether the request came over HTTPS. */
+export interface CookieScope {
+  path: string;
+  https: boolean;
+}
+
+/**
+ * The Set-Cookie value pinning a client to the endpoint whose affinity value is `value`, as ingress-nginx writes it:
+ * Path the policy's, else the route's; Secure over HTTPS (or always with session-cookie-secure); HttpOnly. Undefined
+ * when the cookie name or path could not be written safely.
+ */
+export function affinitySetCookie(affinity: NonNullable<IngressPolicy['affinity']>, value: string, scope: CookieScope = { path: '/', https: false }): string | undefined {
+  const path = affinity.path ?? scope.path;
   if (!tokenName.test(affinity.cookieName) || !safePath.test(path)) return undefined;
   let cookie = `${affinity.cookieName}=${value}; Path=${path}; HttpOnly`;
   const maxAge = affinity.maxAgeSeconds;
   if (maxAge !== undefined && Number.isInteger(maxAge) && maxAge > 0) cookie += `; Max-Age=${maxAge}`;
+  if (affinity.secure === true || scope.https) cookie += '; Secure';
+  if (affinity.sameSite !== undefined) cookie += `; SameSite=${affinity.sameSite}`;
   return cookie;
 }

@@ -3,11 +3,11 @@
 // the error statuses nginx gives (502 refused/reset, 504 timeouts, 503 no endpoints).
 import { Transform } from 'node:stream';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import { constants as http2Constants, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
 import type { Dispatcher } from 'undici';
 import type { Logger } from '../../runtime/logger.ts';
 import type { IngressPolicy } from '../routes/types.ts';
-import { affinitySetCookie, readCookie } from './affinity.ts';
+import { affinitySetCookie, readCookie, type CookieScope } from './affinity.ts';
 import type { Backend } from './backend.ts';
 import { UpstreamError, classifyError, statusText, type UpstreamErrorCode } from './errors.ts';
 import { clientResponseHeaders, upstreamRequestHeaders, type HeaderList, type HeaderValue } from './headers.ts';
@@ -29,6 +29,8 @@ export interface ForwardTarget {
   /** Another method than the client's, and no body (the request to a custom error backend). */
   method?: string;
   noBody?: boolean;
+  /** Where an affinity cookie is set (the route's path, HTTPS or not); default `/`, plain HTTP. */
+  cookieScope?: CookieScope;
 }
 
 /** How a forwarded request went, for the access log and metrics. */
@@ -95,6 +97,15 @@ export function clientClosed(req: ClientRequest): boolean {
   return socket === null || socket.destroyed;
 }
 
+/**
+ * Ends a response that has begun and cannot be completed so that the client sees it incomplete: HTTP/1.1 by closing
+ * the connection, HTTP/2 by resetting the stream with INTERNAL_ERROR (a plain close would end it as complete).
+ */
+function cutShort(req: ClientRequest, res: ResponseSink): void {
+  if (req.httpVersionMajor === 2) (req as Http2ServerRequest).stream.close(http2Constants.NGHTTP2_INTERNAL_ERROR);
+  else res.destroy();
+}
+
 /** Writes an nginx-style plain-text error status, unless a response has begun or the client is gone. */
 export function writeErrorStatus(response: ClientResponse, status: number): void {
   const res = response as unknown as ResponseSink;
@@ -122,20 +133,29 @@ function withHeaders(list: HeaderList, extra: Record<string, string>): HeaderLis
 }
 
 /**
- * The request body as a stream that fails with BODY_TOO_LARGE once more than `limit` bytes came, without touching
- * the client's connection (the gateway still answers 413 on it).
+ * The request body as a stream that fails with BODY_TOO_LARGE once more than `limit` bytes came (0: no limit),
+ * without touching the client's connection (the gateway still answers 413 on it); and, for HTTP/2, that fails
+ * instead of ending when the client reset its stream: Node ends an HTTP/2 request normally when its stream is reset,
+ * so without this a cancelled upload reaches the backend as aborted only if the response's close aborts the upstream
+ * request before the body's end is written. (A client that ends its stream and then resets it sent a whole body.)
  */
-function limitBody(req: ClientRequest, limit: number): Transform {
+function guardedBody(req: ClientRequest, limit: number): Transform {
   let seen = 0;
-  const counted = new Transform({
+  const stream = req.httpVersionMajor === 2 ? (req as Http2ServerRequest).stream : undefined;
+  const guarded = new Transform({
     transform(chunk: Buffer, _enc, done) {
       seen += chunk.length;
-      if (seen > limit) return done(new UpstreamError('BODY_TOO_LARGE', `the request body is larger than ${limit} bytes (proxy-body-size)`));
+      if (limit > 0 && seen > limit) return done(new UpstreamError('BODY_TOO_LARGE', `the request body is larger than ${limit} bytes (proxy-body-size)`));
       done(null, chunk);
     },
+    flush(done) {
+      // A stream reset before its END_STREAM is marked aborted before the request ends.
+      if (stream !== undefined && stream.aborted) return done(new UpstreamError('CLIENT_ABORTED', 'the client reset its stream before the body was complete'));
+      done();
+    },
   });
-  (req as NodeJS.ReadableStream).pipe(counted);
-  return counted;
+  (req as NodeJS.ReadableStream).pipe(guarded);
+  return guarded;
 }
 
 /** Forwards one request; the dispatch handler of all its attempts. Resolves `done` exactly once, never rejects. */
@@ -188,7 +208,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const limit = this.#target.policy.maxBodyBytes;
     // A body without Content-Length (chunked, or HTTP/2 without it) is counted as it streams; a declared length was
     // checked before (the body-size step).
-    this.#body = !body ? null : limit > 0 && req.headers['content-length'] === undefined ? limitBody(req, limit) : req;
+    this.#body = !body ? null : req.httpVersionMajor === 2 || (limit > 0 && req.headers['content-length'] === undefined) ? guardedBody(req, req.headers['content-length'] === undefined ? limit : 0) : req;
     this.#retriable = !body && retriableMethods.has(req.method ?? '');
     this.#headers = upstreamRequestHeaders(req.rawHeaders, this.#target.headers);
     if (this.#target.noBody === true) this.#headers = withoutBodyHeaders(this.#headers);
@@ -237,7 +257,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     }
     (this.#backend as Backend).succeeded(m, Date.now());
     const affinity = this.#target.policy.affinity;
-    const cookie = affinity !== undefined && m !== this.#cookieMember ? affinitySetCookie(affinity, m.cookie) : undefined;
+    const cookie = affinity !== undefined && m !== this.#cookieMember ? affinitySetCookie(affinity, m.cookie, this.#target.cookieScope) : undefined;
     try {
       const list = clientResponseHeaders(headers, cookie);
       const extra = this.#target.responseHeaders;
@@ -274,7 +294,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (this.#started) {
       this.#log.warn(log, 'upstream response cut short');
       if (this.#intercepted) return this.#finish(this.#status, failure.code);
-      this.#res.destroy();
+      cutShort(this.#req, this.#res);
       return this.#finish(this.#status, failure.code);
     }
     const backend = this.#backend as Backend;

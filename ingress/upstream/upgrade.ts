@@ -178,7 +178,7 @@ export class UpgradeRelay {
     this.#phase = 'relay';
     let head = all.subarray(0, end + 2);
     const affinity = this.#target.policy.affinity;
-    const cookie = affinity !== undefined && m !== this.#cookieMember ? affinitySetCookie(affinity, m.cookie) : undefined;
+    const cookie = affinity !== undefined && m !== this.#cookieMember ? affinitySetCookie(affinity, m.cookie, this.#target.cookieScope) : undefined;
     if (cookie !== undefined) head = Buffer.concat([head, Buffer.from(`set-cookie: ${cookie}\r\n`, 'latin1')]);
     this.#relay(head, all.subarray(end + 2));
   }

@@ -61,6 +61,7 @@ describe('annotations with good values', () => {
     ['backend-protocol, any case', { [`${ngx}backend-protocol`]: 'https' }, { backendProtocol: 'HTTPS' }],
     ['proxy timeouts in seconds', { [`${ngx}proxy-connect-timeout`]: '10', [`${ngx}proxy-read-timeout`]: '3600' }, { connectTimeoutMs: 10_000, readTimeoutMs: 3_600_000 }],
     ['cookie affinity', { [`${ngx}affinity`]: 'cookie' }, { affinity: { cookieName: 'INGRESSCOOKIE' } }],
+    ['cookie affinity, Secure always and SameSite', { [`${ngx}affinity`]: 'cookie', [`${ngx}session-cookie-secure`]: 'true', [`${ngx}session-cookie-samesite`]: 'Strict' }, { affinity: { cookieName: 'INGRESSCOOKIE', secure: true, sameSite: 'Strict' } }],
     ['a value from a YAML block scalar, its line break trimmed', { [`${ngx}whitelist-source-range`]: '10.0.0.0/8\n' }, { sourceRange: { allow: ['10.0.0.0/8'] } }],
     ['cookie affinity with name, max age, path', { [`${ngx}affinity`]: 'cookie', [`${ngx}session-cookie-name`]: 'route', [`${ngx}session-cookie-max-age`]: '3600', [`${ngx}session-cookie-path`]: '/shop' }, { affinity: { cookieName: 'route', maxAgeSeconds: 3600, path: '/shop' } }],
     ['load-balance least_request', { [`${np}load-balance`]: 'least_request' }, { loadBalance: 'least_request' }],
