@@ -137,6 +137,25 @@ function frame(out: Buffer, prefix: 0 | 2, size: number, msg: Buffer): Buffer {
 }
 
 /**
+ * Writes a response's header for the query `msg` (after the length prefix, if any): its ID; QR, opcode QUERY, AA
+ * from the answer, TC when `tc`, RD copied; RA and rcode from the answer, CD copied; one question; the counts.
+ */
+export function writeHeader(out: Buffer, prefix: 0 | 2, size: number, msg: Buffer, enc: EncodedAnswer, an: number, ns: number, ar: number, tc: boolean): void {
+  frame(out, prefix, size, msg);
+  const h = prefix;
+  out[h + 2] = 0x80 | enc.aa | (tc ? 0x02 : 0) | (msg[2]! & 0x01);
+  out[h + 3] = enc.flags3 | (msg[3]! & 0x10);
+  out[h + 4] = 0;
+  out[h + 5] = 1;
+  out[h + 6] = an >> 8;
+  out[h + 7] = an & 0xff;
+  out[h + 8] = ns >> 8;
+  out[h + 9] = ns & 0xff;
+  out[h + 10] = ar >> 8;
+  out[h + 11] = ar & 0xff;
+}
+
+/**
  * Builds the response to `msg` (whose parse is `q`) from an encoded answer. When the response exceeds `limit`, it is
  * written compressed with the records that fit (truncate.ts: extras dropped first, TC once answers must go).
  * `prefix` is 2 for TCP (the length is written in front), 0 for UDP. Every byte of the returned buffer is written.
@@ -148,20 +167,9 @@ export function buildResponse(msg: Buffer, q: QueryShape, enc: EncodedAnswer, li
   if (size > limit || size > maxMessage) {
     return buildFitted(msg, q, enc, Math.min(limit, maxMessage), optLen, prefix, into, (out, off) => writeOpt(out, off, ourSize, 0, q.dnssecOk));
   }
-  const out = frame(into.alloc(prefix + size), prefix, size, msg);
+  const out = into.alloc(prefix + size);
   const h = prefix;
-  // QR, opcode QUERY, AA from the answer, RD copied; RA and rcode from the answer, CD copied.
-  out[h + 2] = 0x80 | enc.aa | (msg[2]! & 0x01);
-  out[h + 3] = enc.flags3 | (msg[3]! & 0x10);
-  out[h + 4] = 0;
-  out[h + 5] = 1;
-  const ar = enc.ar + (q.edns ? 1 : 0);
-  out[h + 6] = enc.an >> 8;
-  out[h + 7] = enc.an & 0xff;
-  out[h + 8] = enc.ns >> 8;
-  out[h + 9] = enc.ns & 0xff;
-  out[h + 10] = ar >> 8;
-  out[h + 11] = ar & 0xff;
+  writeHeader(out, prefix, size, msg, enc, enc.an, enc.ns, enc.ar + (q.edns ? 1 : 0), false);
   let off = h + 12;
   for (let i = 12; i < qend; i++) out[off++] = msg[i]!;
   const body = enc.body;

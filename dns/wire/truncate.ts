@@ -2,7 +2,7 @@
 // names compressed (RFC 1035 4.1.4), and the records are written in order while they fit. Additional records that
 // do not fit are left out without TC (RFC 2181 9: TC is for data the client needs, not for extras); once an answer
 // or authority record is left out, TC is set and nothing after it is written.
-import type { Allocator, EncodedAnswer, QueryShape } from './response.ts';
+import { writeHeader, type Allocator, type EncodedAnswer, type QueryShape } from './response.ts';
 
 /** Largest offset a compression pointer can hold (14 bits). */
 const maxPointerTarget = 0x3fff;
@@ -210,24 +210,7 @@ export function buildFitted(
   const out = into.alloc(prefix + limit);
   const f = fit(msg, q, enc, limit, optLen, out, prefix);
   const size = f.size + optLen;
-  const h = prefix;
-  if (prefix) {
-    out[0] = size >> 8;
-    out[1] = size & 0xff;
-  }
-  out[h] = msg[0]!;
-  out[h + 1] = msg[1]!;
-  out[h + 2] = 0x80 | enc.aa | (f.tc ? 0x02 : 0) | (msg[2]! & 0x01);
-  out[h + 3] = enc.flags3 | (msg[3]! & 0x10);
-  out[h + 4] = 0;
-  out[h + 5] = 1;
-  const ar = f.ar + (optLen > 0 ? 1 : 0);
-  out[h + 6] = f.an >> 8;
-  out[h + 7] = f.an & 0xff;
-  out[h + 8] = f.ns >> 8;
-  out[h + 9] = f.ns & 0xff;
-  out[h + 10] = ar >> 8;
-  out[h + 11] = ar & 0xff;
-  if (optLen > 0) writeOpt(out, h + f.size);
+  writeHeader(out, prefix, size, msg, enc, f.an, f.ns, f.ar + (optLen > 0 ? 1 : 0), f.tc);
+  if (optLen > 0) writeOpt(out, prefix + f.size);
   return out.subarray(0, prefix + size);
 }
