@@ -71,8 +71,10 @@ describe('netplane overlay in the kernel: three dual-stack nodes on an underlay 
     const addr = await t.sh(node(1).ns, 'ip', ['addr', 'show', 'dev', 'netplane.1']);
     expect(addr).toContain('inet 10.244.1.0/32');
     expect(addr).toContain('inet6 fd00:244:1::/128');
-    // Flannel's subnet.env, for the flannel CNI plugin.
-    expect(await readFile(join(envDir, 'node2', 'subnet.env'), 'utf8')).toBe(
+    // Flannel's subnet.env, for the flannel CNI plugin: written (asynchronously) after the first sync.
+    const envFile = join(envDir, 'node2', 'subnet.env');
+    await waitFor('subnet.env to be written', async () => (await readFile(envFile, 'utf8').catch(() => '')) !== '', 5000, 20);
+    expect(await readFile(envFile, 'utf8')).toBe(
       'FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.2.1/24\nFLANNEL_IPV6_NETWORK=fd00:244::/32\nFLANNEL_IPV6_SUBNET=fd00:244:2::1/64\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n',
     );
     for (const n of t.nodes) {
