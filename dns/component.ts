@@ -56,6 +56,7 @@ const flags = {
   pods: valueFlag({ value: 'MODE', help: 'pod records a-b-c-d.<ns>.pod.<zone>: disabled or insecure (answered from the name alone)', parse: oneOf(['disabled', 'insecure'] as const), default: 'disabled' as 'disabled' | 'insecure' }),
   'reverse-cidr': listFlag({ value: 'CIDRS', help: 'reverse names of these ranges are answered here (NXDOMAIN when unknown), not forwarded', parse: parseCIDRList }),
   'dns-service': valueFlag({ value: 'NAMESPACE/NAME', help: "this DNS server's own Service, whose cluster IPs are ns.dns.<zone>", parse: serviceRef, default: { namespace: 'kube-system', name: 'kube-dns' } }),
+  'max-concurrent': valueFlag({ value: 'N', help: 'upstream queries under way at most per forwarder (CoreDNS max_concurrent); a query above it gets SERVFAIL at once', parse: positiveInt, default: 1000 }),
   'cache-size': valueFlag({ value: 'N', help: 'forwarded answers kept in the cache (0 turns it off)', parse: (r: string) => (r === '0' ? 0 : positiveInt(r)), default: 10_000 }),
   prefetch: {
     ...valueFlag({
@@ -101,13 +102,14 @@ async function runDns(ctx: ComponentContext, f: DnsFlags): Promise<void> {
   }
   const serverLabel = `dns://${f.listen[0]!.host === '0.0.0.0' ? '' : f.listen[0]!.host}:${f.listen[0]!.port}`;
   const cache = { maxEntries: f['cache-size'], prefetch: f.prefetch };
-  const forwarder = new Forwarder({ upstreams, log: ctx.log, registry: ctx.registry, server: serverLabel, cache });
+  const maxConcurrent = f['max-concurrent'];
+  const forwarder = new Forwarder({ upstreams, log: ctx.log, registry: ctx.registry, server: serverLabel, cache, maxConcurrent });
   let stubs: StubDomains;
   try {
     stubs = new StubDomains(
       f['stub-domain'].map((s) => ({
         domain: s.domain,
-        forwarder: new Forwarder({ upstreams: s.upstreams, log: ctx.log, registry: ctx.registry, server: serverLabel, domain: s.domain, cache }),
+        forwarder: new Forwarder({ upstreams: s.upstreams, log: ctx.log, registry: ctx.registry, server: serverLabel, domain: s.domain, cache, maxConcurrent }),
       })),
     );
   } catch (e) {

@@ -7,7 +7,7 @@ import type { HostPort } from '../../runtime/flags.ts';
 import type { Logger } from '../../runtime/logger.ts';
 import type { DnsAnswer, DnsHandler, DnsQuery, ReplayTerms } from '../types.ts';
 import { DnsCache, cacheKey, remainingTtl, type CacheEntry, type CacheSettings, type Lookup } from './cache.ts';
-import { UpstreamAbortedError, UpstreamTimeoutError, encodeQuery, exchange, type UpstreamReply } from './exchange.ts';
+import { ExchangeScope, UpstreamAbortedError, UpstreamTimeoutError, encodeQuery, exchange, type UpstreamReply } from './exchange.ts';
 import { ForwardMetrics } from './metrics.ts';
 import { nameCodec } from '../wire/codec.ts';
 import { nameToWire } from '../wire/name.ts';
@@ -42,6 +42,11 @@ export interface ForwarderOptions {
   policy?: Policy;
   /** Failed exchanges in a row before an upstream is tried last and probed. Default 2, as CoreDNS's max_fails. */
   maxFails?: number;
+  /**
+   * Upstream resolutions under way at most (CoreDNS forward's max_concurrent); a miss above it is answered SERVFAIL
+   * (or stale) at once and counted. Bounds sockets and memory when an upstream is silent. Default 1000.
+   */
+  maxConcurrent?: number;
   cache?: CacheSettings;
   /** The cache's clock, ms since the epoch; tests inject one. Default Date.now. */
   now?: () => number;
@@ -70,7 +75,8 @@ export class Forwarder implements DnsHandler {
   #budgetMs: number;
   #now: () => number;
   #flights = new Map<string, Promise<Outcome>>();
-  #abort = new AbortController();
+  #maxConcurrent: number;
+  #scope = new ExchangeScope();
 
   /** Throws ForwarderConfigError for no upstreams, an upstream that is not an IP address, or a bad duration. */
   constructor(o: ForwarderOptions) {
@@ -83,6 +89,10 @@ export class Forwarder implements DnsHandler {
     }
     this.#timeoutMs = positive('timeoutMs', o.timeoutMs ?? 2000);
     this.#budgetMs = positive('budgetMs', o.budgetMs ?? 5000);
+    this.#maxConcurrent = o.maxConcurrent ?? 1000;
+    if (!Number.isInteger(this.#maxConcurrent) || this.#maxConcurrent < 1) {
+      throw new ForwarderConfigError(`DNS forwarder option maxConcurrent is ${this.#maxConcurrent}; it must be a whole number of at least 1`);
+    }
     this.#log = o.log;
     this.#now = o.now ?? Date.now;
     this.cache = new DnsCache(o.cache, (type) => this.#metrics.evicted(type));
@@ -93,7 +103,7 @@ export class Forwarder implements DnsHandler {
       probeIntervalMs,
       log: o.log,
       probe: async (u) => {
-        await exchange(u.to, probeQuery, { timeoutMs: this.#timeoutMs, signal: this.#abort.signal });
+        await exchange(u.to, probeQuery, { timeoutMs: this.#timeoutMs, scope: this.#scope });
         return true;
       },
       onProbeFailed: (u) => this.#metrics.probeFailed(u.label),
@@ -109,7 +119,7 @@ export class Forwarder implements DnsHandler {
    */
   handle(q: DnsQuery): DnsAnswer | Promise<DnsAnswer> {
     try {
-      if (this.#abort.signal.aborted) return servfail();
+      if (this.#scope.closed) return servfail();
       const key = cacheKey(q);
       const now = this.#now();
       const found = this.cache.lookup(key, now);
@@ -149,7 +159,7 @@ export class Forwarder implements DnsHandler {
   /** Cancels upstream queries in flight (their queries get SERVFAIL) and stops health probes. */
   async close(): Promise<void> {
     this.#upstreams.close();
-    this.#abort.abort();
+    this.#scope.close();
     await Promise.allSettled([...this.#flights.values()]);
   }
 
@@ -161,6 +171,12 @@ export class Forwarder implements DnsHandler {
   /** A miss waits for upstream; an expired entry is served stale when no fresh answer comes within staleAfterMs. */
   async #afterMiss(key: string, q: DnsQuery, found: Lookup): Promise<DnsAnswer> {
     const flight = this.#flight(key, q);
+    if (!flight) {
+      this.#metrics.rejected();
+      if (found.kind !== 'stale') return servfail();
+      this.#metrics.servedStale();
+      return this.cache.staleAnswer(found.entry);
+    }
     if (found.kind !== 'stale') return (await flight).answer;
     const fresh = await within(flight, staleAfterMs);
     if (fresh && !fresh.failed) return fresh.answer;
@@ -168,10 +184,11 @@ export class Forwarder implements DnsHandler {
     return this.cache.staleAnswer(found.entry);
   }
 
-  /** The resolution of `key` under way, or a new one (single flight). Never rejects. */
-  #flight(key: string, q: DnsQuery): Promise<Outcome> {
+  /** The resolution of `key` under way, or a new one (single flight); undefined at maxConcurrent. Never rejects. */
+  #flight(key: string, q: DnsQuery): Promise<Outcome> | undefined {
     const running = this.#flights.get(key);
     if (running) return running;
+    if (this.#flights.size >= this.#maxConcurrent) return undefined;
     const flight = this.#resolve(key, q).finally(() => this.#flights.delete(key));
     this.#flights.set(key, flight);
     return flight;
@@ -204,11 +221,11 @@ export class Forwarder implements DnsHandler {
     for (;;) {
       let timedOut = false;
       for (const u of order) {
-        if (this.#abort.signal.aborted || deadline - performance.now() < 1) return undefined;
+        if (this.#scope.closed || deadline - performance.now() < 1) return undefined;
         this.#metrics.request(u.label);
         const started = performance.now();
         try {
-          const reply = await exchange(u.to, query, { timeoutMs: this.#timeoutMs, deadline, signal: this.#abort.signal });
+          const reply = await exchange(u.to, query, { timeoutMs: this.#timeoutMs, deadline, scope: this.#scope });
           this.#metrics.response(u.label, reply.wireRcode, (performance.now() - started) / 1000);
           this.#upstreams.succeeded(u);
           return reply;

@@ -40,6 +40,7 @@ interface SharedMetrics {
   duration: Histogram<'proxy_name' | 'to' | 'rcode'>;
   probeFailures: Counter<'proxy_name' | 'to'>;
   broken: Counter;
+  rejects: Counter;
 }
 
 const shared = new WeakMap<Registry, SharedMetrics>();
@@ -104,6 +105,7 @@ function sharedMetrics(registry: Registry): SharedMetrics {
     }),
     probeFailures: new Counter({ name: 'coredns_proxy_healthcheck_failures_total', help: 'Counter of the number of failed healthchecks.', labelNames: ['proxy_name', 'to'], registers }),
     broken: new Counter({ name: 'coredns_forward_healthcheck_broken_total', help: 'Counter of the number of complete failures of the healthchecks.', registers }),
+    rejects: new Counter({ name: 'coredns_forward_max_concurrent_rejects_total', help: 'Counter of the number of queries rejected because the concurrent queries were at maximum.', registers }),
   };
   shared.set(registry, m);
   return m;
@@ -123,6 +125,7 @@ export class ForwardMetrics {
   #duration: Histogram<'proxy_name' | 'to' | 'rcode'>;
   #probeFailures: Counter<'proxy_name' | 'to'>;
   #broken: Counter;
+  #rejects: Counter;
 
   /** `entries` is read at scrape time for coredns_cache_entries. */
   constructor(registry: Registry, labels: CacheLabels, entries: (type: CacheType) => number) {
@@ -133,6 +136,7 @@ export class ForwardMetrics {
     this.#duration = m.duration;
     this.#probeFailures = m.probeFailures;
     this.#broken = m.broken;
+    this.#rejects = m.rejects;
   }
 
   /** Declares an upstream's series at zero. */
@@ -190,5 +194,10 @@ export class ForwardMetrics {
   /** Every upstream is down. */
   allDown(): void {
     this.#broken.inc();
+  }
+
+  /** A query answered SERVFAIL at once because maxConcurrent upstream resolutions were already under way. */
+  rejected(): void {
+    this.#rejects.inc();
   }
 }

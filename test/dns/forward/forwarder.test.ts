@@ -133,10 +133,24 @@ describe('forwarding', () => {
       { upstreams: [{ host: '8.8.8.8', port: 0, text: '8.8.8.8:0' }] },
       { timeoutMs: 0 },
       { budgetMs: Number.NaN },
+      { maxConcurrent: 0 },
     ];
     for (const over of bad) {
       expect(() => new Forwarder({ upstreams: [{ host: '8.8.8.8', port: 53, text: '8.8.8.8:53' }], log: silentLogger(), ...over })).toThrow(ForwarderConfigError);
     }
+  });
+
+  it('answers SERVFAIL at once above maxConcurrent upstream queries, counts it, and takes new ones once they end', async () => {
+    const up = await upstream(() => 'silent');
+    const { f, metric } = forwarder([up.hostPort], { maxConcurrent: 2, timeoutMs: 300, budgetMs: 300 });
+    const pending = [f.handle(query('one.example.com')), f.handle(query('two.example.com'))];
+    const started = performance.now();
+    expect(await f.handle(query('three.example.com'))).toMatchObject({ rcode: 'SERVFAIL' });
+    expect(performance.now() - started).toBeLessThan(100);
+    expect(await metric('coredns_forward_max_concurrent_rejects_total')).toBe(1);
+    await Promise.all(pending);
+    up.script = answerA('10.0.0.4');
+    expect((await f.handle(query('three.example.com'))).answers).toMatchObject([{ data: '10.0.0.4' }]);
   });
 
   it('answers SERVFAIL to queries in flight when closed', async () => {

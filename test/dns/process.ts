@@ -1,0 +1,67 @@
+// A real `netplane dns` process for end-to-end tests of its life cycle: started from a manifest directory with one
+// Service, queried with dig, its admin endpoints read over HTTP.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createSocket, type Socket } from 'node:dgram';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { service } from '../fixtures/objects.ts';
+import { waitFor } from '../helpers/wait.ts';
+import { HostRunner } from '../../runtime/exec.ts';
+
+const bin = fileURLToPath(new URL('../../bin/netplane.ts', import.meta.url));
+const host = new HostRunner();
+
+/** dig's status (undefined when it got no reply within a second) and answer lines without TTL. */
+export async function dig(port: number, name: string, type = 'A'): Promise<{ status: string | undefined; answer: string[] }> {
+  const { stdout } = await host.run('dig', ['@127.0.0.1', '-p', String(port), '+time=1', '+tries=1', '+nocmd', '+nostats', name, type]).catch(() => ({ stdout: '' }));
+  const m = /;; ANSWER SECTION:\n([\s\S]*?)(?:\n\n|$)/.exec(stdout);
+  const answer = (m?.[1] ?? '').split('\n').filter((l) => l && !l.startsWith(';')).map((l) => l.split(/\s+/).filter((_, i) => i !== 1).join(' '));
+  return { status: /status: (\w+)/.exec(stdout)?.[1], answer };
+}
+
+/** A running `netplane dns`. */
+export interface DnsProcess {
+  proc: ChildProcess;
+  logs(): string;
+  /** Resolves with the exit code. */
+  exited: Promise<number | null>;
+  /** GETs an admin path: status and body. */
+  admin(path: string): Promise<{ status: number; body: string }>;
+  stop(): Promise<void>;
+}
+
+/** Starts `netplane dns` on a manifest directory holding default/web (10.96.0.10), with these extra flags. */
+export async function startDns(args: string[]): Promise<DnsProcess> {
+  const dir = await mkdtemp(join(tmpdir(), 'netplane-dns-'));
+  await writeFile(join(dir, 'web.yaml'), JSON.stringify(service('web', { clusterIP: '10.96.0.10', ports: [{ name: 'http', port: 80 }] })));
+  const proc = spawn(process.execPath, [bin, 'dns', '--manifests', dir, '--admin', '127.0.0.1:0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  proc.stdout!.on('data', (d) => (out += d));
+  proc.stderr!.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  const adminPort = () => waitFor('admin port in the log', () => /"admin":"127\.0\.0\.1:(\d+)"/.exec(out)?.[1], 15_000);
+  return {
+    proc,
+    logs: () => out,
+    exited,
+    async admin(path) {
+      const res = await fetch(`http://127.0.0.1:${await adminPort()}${path}`);
+      return { status: res.status, body: await res.text() };
+    },
+    async stop() {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+      await exited;
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A UDP "upstream" that receives queries and never answers, as behind a firewall that drops them. */
+export function silentUpstream(): Promise<{ socket: Socket; port: number; received: () => number }> {
+  const socket = createSocket('udp4');
+  let received = 0;
+  socket.on('message', () => received++);
+  return new Promise((resolve) => socket.bind(0, '127.0.0.1', () => resolve({ socket, port: socket.address().port, received: () => received })));
+}
