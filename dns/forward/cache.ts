@@ -67,6 +67,8 @@ export interface CacheEntry {
   touched: number;
   memo: { ttl: number; answer: DnsAnswer } | undefined;
   staleMemo: DnsAnswer | undefined;
+  /** Until then (cache clock, ms) a refresh of this expired entry failed, so it is served stale at once. 0: never. */
+  recheckAt: number;
 }
 
 /** The outcome of a lookup: a fresh hit (and whether to prefetch), an expired entry still allowed as stale, or nothing. */
@@ -218,6 +220,7 @@ export class DnsCache {
       touched: ++this.#moves,
       memo: undefined,
       staleMemo: undefined,
+      recheckAt: 0,
     };
     this.#entries.set(key, entry);
     this.#counts[entry.type]++;

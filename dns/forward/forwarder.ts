@@ -60,6 +60,8 @@ interface Outcome {
 
 // RFC 8767 §5: with a stale answer at hand, wait at most the client response timer (1.8 s) for a fresh one.
 const staleAfterMs = 1800;
+// RFC 8767 §5's failure recheck timer (30 s recommended): after a refresh failed, stale is served at once that long.
+const failureRecheckMs = 30_000;
 const probeIntervalMs = 500;
 // Health probes ask ". IN NS", as CoreDNS does: any reply at all means the upstream is alive.
 const probeQuery = encodeQuery({ name: '', qtype: 2, qclass: 1, dnssecOk: false, checkingDisabled: false }, 0);
@@ -168,7 +170,10 @@ export class Forwarder implements DnsHandler {
     return servfail();
   }
 
-  /** A miss waits for upstream; an expired entry is served stale when no fresh answer comes within staleAfterMs. */
+  /**
+   * A miss waits for upstream; an expired entry is served stale when no fresh answer comes within staleAfterMs, and
+   * at once (refreshing in the background) for failureRecheckMs after a refresh failed.
+   */
   async #afterMiss(key: string, q: DnsQuery, found: Lookup): Promise<DnsAnswer> {
     const flight = this.#flight(key, q);
     if (!flight) {
@@ -178,10 +183,17 @@ export class Forwarder implements DnsHandler {
       return this.cache.staleAnswer(found.entry);
     }
     if (found.kind !== 'stale') return (await flight).answer;
-    const fresh = await within(flight, staleAfterMs);
-    if (fresh && !fresh.failed) return fresh.answer;
+    const entry = found.entry;
+    if (entry.recheckAt > this.#now()) {
+      // The flight refreshes in the background (CoreDNS serve_stale immediate); a failure keeps the timer going.
+      void flight.then((o) => o.failed && (entry.recheckAt = this.#now() + failureRecheckMs));
+    } else {
+      const fresh = await within(flight, staleAfterMs);
+      if (fresh && !fresh.failed) return fresh.answer;
+      entry.recheckAt = this.#now() + failureRecheckMs;
+    }
     this.#metrics.servedStale();
-    return this.cache.staleAnswer(found.entry);
+    return this.cache.staleAnswer(entry);
   }
 
   /** The resolution of `key` under way, or a new one (single flight); undefined at maxConcurrent. Never rejects. */

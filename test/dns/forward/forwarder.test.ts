@@ -297,6 +297,38 @@ describe('cache', () => {
     expect(await f.handle(query('www.example.com'))).toMatchObject({ source: 'cache', answers: [{ data: '10.0.0.1', ttl: 30 }] });
   });
 
+  it('after a refresh failed, serves stale at once for the 30 s recheck period and refreshes in the background', async () => {
+    const up = await upstream(answerA('10.0.0.1', 30));
+    const { f, advance } = forwarder([up.hostPort], { timeoutMs: 500 });
+    const timed = async () => {
+      const started = performance.now();
+      const got = await f.handle(query('www.example.com'));
+      return { data: got.answers.map((rr) => rr.type === 'A' && rr.data), source: got.source, ms: performance.now() - started };
+    };
+    await f.handle(query('www.example.com'));
+    up.script = () => 'silent';
+    advance(31);
+    // RFC 8767's client response timer, once: the upstream drops the query.
+    const first = await timed();
+    expect(first).toMatchObject({ data: ['10.0.0.1'], source: 'cache' });
+    expect(first.ms).toBeGreaterThanOrEqual(1700);
+    for (let i = 0; i < 3; i++) {
+      const again = await timed();
+      expect(again).toMatchObject({ data: ['10.0.0.1'], source: 'cache' });
+      expect(again.ms).toBeLessThan(100);
+    }
+    const asked = up.count();
+    up.script = answerA('10.0.0.2', 30);
+    await waitFor('the background refresh', async () => (await timed()).data[0] === '10.0.0.2', 5000);
+    expect(up.count()).toBeGreaterThan(asked);
+    // A new failure after the refresh: the recheck period starts again from the first wait.
+    up.script = () => 'silent';
+    advance(31);
+    expect((await timed()).ms).toBeGreaterThanOrEqual(1700);
+    advance(31);
+    expect((await timed()).ms).toBeGreaterThanOrEqual(1700);
+  }, 15_000);
+
   it('serves stale when the upstream answers SERVFAIL, and fresh again once it answers', async () => {
     const up = await upstream(answerA('10.0.0.1', 30));
     const { f, advance } = forwarder([up.hostPort]);
@@ -305,6 +337,9 @@ describe('cache', () => {
     advance(40);
     expect((await f.handle(query('www.example.com'))).answers).toMatchObject([{ data: '10.0.0.1', ttl: 30 }]);
     up.script = answerA('10.0.0.4', 30);
+    // Within the recheck period the stale answer comes at once and the refresh runs behind it.
+    expect((await f.handle(query('www.example.com'))).answers).toMatchObject([{ data: '10.0.0.1', ttl: 30 }]);
+    await waitFor('the refreshed answer', async () => (await f.handle(query('www.example.com'))).answers.some((rr) => rr.type === 'A' && rr.data === '10.0.0.4'));
     expect((await f.handle(query('www.example.com'))).answers).toMatchObject([{ data: '10.0.0.4', ttl: 30 }]);
   });
 
