@@ -21,6 +21,12 @@ export interface ProxyBackend {
    * what works before the new state is in place. Rejects when the kernel refuses; the previous state then stays.
    */
   sync(plan: ProxyPlan, options: { full: boolean }): Promise<SyncResult>;
+  /**
+   * Optional canary, run by the sync loop once per sync period (never on change-driven syncs): checks cheaply that
+   * the kernel still holds what the last sync applied. Returns one sentence naming what was removed or altered
+   * (the loop then runs a full sync, which reconciles), or undefined when it matches. Rejects when it cannot read.
+   */
+  verify?(): Promise<string | undefined>;
   /** Removes everything this backend made, and nothing else. */
   cleanup(): Promise<void>;
   /** Releases sockets or handles; the programmed state stays (a restart must not cut traffic). */

@@ -40,6 +40,8 @@ export class ProxySyncer {
   #interval?: NodeJS.Timeout;
   #running?: Promise<void>;
   #again = false;
+  /** Set by the sync-period tick: the next sync first runs the backend's canary check. */
+  #checkDue = false;
   #failures = 0;
   #started = false;
   #stopped = false;
@@ -67,7 +69,10 @@ export class ProxySyncer {
     if (this.#started) return;
     this.#started = true;
     this.#unsubscribe = this.#o.tracker.onChange(() => this.requestSync());
-    this.#interval = setInterval(() => this.requestSync(), this.#o.syncPeriodMs);
+    this.#interval = setInterval(() => {
+      this.#checkDue = true;
+      this.requestSync();
+    }, this.#o.syncPeriodMs);
     this.#interval.unref();
     this.requestSync();
   }
@@ -136,6 +141,22 @@ export class ProxySyncer {
     }, delayMs);
   }
 
+  /** Runs the backend's canary (periodic syncs only); true when the kernel lost or changed what was applied. */
+  async #canaryFailed(): Promise<boolean> {
+    const o = this.#o;
+    if (!o.backend.verify) return false;
+    let drift: string | undefined;
+    try {
+      drift = await o.backend.verify();
+    } catch (e) {
+      drift = `the rules could not be read back: ${(e as Error).message}`;
+    }
+    if (drift === undefined) return false;
+    o.metrics.canaryRepairs.inc({ mode: o.backend.mode });
+    o.log.warn({ drift }, 'the kernel no longer holds the programmed rules (removed or changed outside netplane); running a full sync');
+    return true;
+  }
+
   async #run(): Promise<void> {
     const o = this.#o;
     this.#lastStartAt = Date.now();
@@ -147,7 +168,11 @@ export class ProxySyncer {
       if (prev === undefined || since < prev) this.#unapplied.set(svc, since);
     }
     this.#updatePending();
-    const full = this.#needFull || (o.fullSyncPeriodMs !== undefined && Date.now() - this.#lastFullAt > o.fullSyncPeriodMs);
+    let full = this.#needFull || (o.fullSyncPeriodMs !== undefined && Date.now() - this.#lastFullAt > o.fullSyncPeriodMs);
+    if (this.#checkDue) {
+      this.#checkDue = false;
+      if (!full) full = await this.#canaryFailed();
+    }
     const plan = planProxy(o.serviceMap.ports.values(), o.config(), this.#cache);
     const t0 = performance.now();
     let result;

@@ -5,6 +5,7 @@ import type { Family, ProxyPlan } from '../plan/types.ts';
 import type { CommandRunner } from '../../runtime/exec.ts';
 import type { Logger } from '../../runtime/logger.ts';
 import { cleanupText, lineCount, parseSave, restoreText, type SavedTables } from './render.ts';
+import { driftOf } from './canary.ts';
 import { buildRuleset, ruleCount, type Ruleset } from './ruleset.ts';
 
 /**
@@ -59,6 +60,23 @@ export class IptablesBackend implements ProxyBackend {
    */
   sync(plan: ProxyPlan, options: { full: boolean }): Promise<SyncResult> {
     return this.#serialize(() => this.#sync(plan, options.full));
+  }
+
+  /**
+   * The periodic canary: reads nat and filter back (iptables-save) for each family that was applied and checks
+   * that every jump from the built-in chains is there once and every netplane chain holds as many rules as were
+   * written. Returns what differs (the next sync must be full) or undefined. Rejects when a table cannot be read.
+   */
+  verify(): Promise<string | undefined> {
+    return this.#serialize(async () => {
+      for (const family of families) {
+        const applied = this.#applied.get(family);
+        if (!applied) continue;
+        const drift = driftOf(applied, await this.#read(family));
+        if (drift) return `IPv${family}: ${drift}`;
+      }
+      return undefined;
+    });
   }
 
   /** Removes netplane's jumps and every NETPLANE-* chain from nat and filter, both families; nothing else. */

@@ -62,7 +62,7 @@ const normalize = (spec: string) => spec.replace(/"/g, '').replace(/\s+/g, ' ').
  * first in their chain, duplicates and jumps to netplane chains that are not current are deleted. Nothing else in
  * the built-in chains is touched.
  */
-function jumpLines(table: TableName, saved: SavedTable): string[] {
+export function jumpLines(table: TableName, saved: SavedTable): string[] {
   const deletes: string[] = [];
   const inserts: string[] = [];
   const wanted = jumps[table];

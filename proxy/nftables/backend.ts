@@ -6,6 +6,7 @@ import type { Logger } from '../../runtime/logger.ts';
 import type { ProxyBackend, SyncResult } from '../backend.ts';
 import type { ProxyPlan } from '../plan/types.ts';
 import { affinityIndex, affinityShrank, staleAffinity, type AffinityIndex } from './affinity.ts';
+import { readShape, shapeDifference } from './canary.ts';
 import { diff } from './diff.ts';
 import { isMissing, parseTable, readTable } from './kernel.ts';
 import { affinityMap } from './layout.ts';
@@ -62,6 +63,18 @@ export class NftablesBackend implements ProxyBackend {
     }
     this.#affinity = index;
     return { ...ledger!.counts(), operations };
+  }
+
+  /**
+   * The periodic canary: lists both tables without their elements and compares tables, chains, sets and rule
+   * identities with the last applied state. Returns what differs (the next sync must be full), or undefined when
+   * they match or nothing was applied yet. Rejects with CommandError when nft cannot list.
+   */
+  async verify(): Promise<string | undefined> {
+    const applied = this.#ledger?.applied;
+    if (!applied) return undefined;
+    const [v4, v6] = await Promise.all([readShape(this.#runner, 4), readShape(this.#runner, 6)]);
+    return shapeDifference({ 4: v4, 6: v6 }, applied);
   }
 
   /** Deletes both tables (absent ones are fine). Rejects with CommandError when nft fails otherwise. */

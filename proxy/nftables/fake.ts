@@ -45,11 +45,14 @@ export class FakeNft implements CommandRunner {
       for (const [k, v] of work) this.tables.set(k, v);
       return { stdout: '', stderr: '' };
     }
-    if (args[0] === '-j' && args[1] === 'list' && (args[2] === 'table' || args[2] === 'map')) {
-      const key = `${args[3]} ${args[4]}`;
+    // `-t` (terse) lists sets without their elements.
+    const terse = args[0] === '-j' && args[1] === '-t';
+    const list = terse ? ['-j', ...args.slice(2)] : args;
+    if (list[0] === '-j' && list[1] === 'list' && (list[2] === 'table' || list[2] === 'map')) {
+      const key = `${list[3]} ${list[4]}`;
       const t = this.tables.get(key) ?? fail('Could not process rule: No such file or directory');
-      if (args[2] === 'map' && !t.sets.has(args[5]!)) fail('Could not process rule: No such file or directory');
-      return { stdout: JSON.stringify(toJson(args[3]!, args[4]!, t, args[2] === 'map' ? args[5] : undefined)), stderr: '' };
+      if (list[2] === 'map' && !t.sets.has(list[5]!)) fail('Could not process rule: No such file or directory');
+      return { stdout: JSON.stringify(toJson(list[3]!, list[4]!, t, list[2] === 'map' ? list[5] : undefined, terse)), stderr: '' };
     }
     if (args[0] === 'delete' && args[1] === 'table') {
       if (!this.tables.delete(`${args[2]} ${args[3]}`)) fail('Could not process rule: No such file or directory');
@@ -174,13 +177,13 @@ export function elemJson(text: string): Json {
   return parts.length === 1 ? part(parts[0]!) : { concat: parts.map(part) };
 }
 
-function toJson(family: string, name: string, t: FakeTable, only?: string): { nftables: Json[] } {
+function toJson(family: string, name: string, t: FakeTable, only?: string, terse = false): { nftables: Json[] } {
   const out: Json[] = [{ metainfo: { version: '1.0.6', release_name: 'fake', json_schema_version: 1 } }];
   out.push({ table: { family, name, handle: 1 } });
   for (const [s, set] of t.sets) {
     if (only !== undefined && s !== only) continue;
     const elem = [...set.elements].map(([k, v]): Json => (set.kind === 'map' ? [elemJson(k), elemJson(v)] : elemJson(k)));
-    out.push({ [set.kind]: { family, name: s, table: name, ...(set.comment !== undefined ? { comment: set.comment } : {}), ...(elem.length ? { elem } : {}) } });
+    out.push({ [set.kind]: { family, name: s, table: name, ...(set.comment !== undefined ? { comment: set.comment } : {}), ...(elem.length && !terse ? { elem } : {}) } });
   }
   if (only !== undefined) return { nftables: out };
   for (const [c, chain] of t.chains) {

@@ -41,6 +41,11 @@ export class Ledger {
   /** `family name` of a load-balancing chain → number of ports using it. */
   #chains = new Map<string, number>();
 
+  /** The tables last applied (both families); undefined before the first commit. */
+  get applied(): Desired | undefined {
+    return this.#applied;
+  }
+
   /** Rules and elements programmed. */
   counts(): { rules: number; elements: number } {
     let rules = 0;

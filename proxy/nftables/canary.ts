@@ -1,0 +1,49 @@
+// The periodic canary of the nftables backend: does the kernel still hold the tables, chains, sets and rules the
+// last sync applied? Read with `nft -j -t list table` (terse: no set elements, so it stays cheap at 10,000
+// Services) and compared by identity (set declaration digests and rule digests, kept as comments). Elements are
+// not compared: a firewall reload or `nft flush ruleset` removes the table, and that is what this catches.
+import type { CommandRunner } from '../../runtime/exec.ts';
+import { isMissing, parseTable } from './kernel.ts';
+import { absent, digest, families, setId, tableFamily, tableName, type BaseChain, type Family, type TableState } from './model.ts';
+import type { Desired } from './render.ts';
+
+const sameBase = (a: BaseChain | undefined, b: BaseChain | undefined) =>
+  a === b || (!!a && !!b && a.type === b.type && a.hook === b.hook && a.prio === b.prio && a.policy === b.policy);
+
+/**
+ * The first difference between what the kernel holds (read tersely) and what was applied, as one sentence, or
+ * undefined when the shapes match. Pure. Extra objects nobody applied count as a difference too.
+ */
+export function shapeDifference(kernel: Record<Family, TableState>, applied: Desired): string | undefined {
+  for (const f of families) {
+    const k = kernel[f];
+    const want = applied[f];
+    const table = `${tableFamily[f]} ${tableName}`;
+    if (!k.exists) return `table ${table} is missing`;
+    for (const [name, s] of want.sets) {
+      const got = k.sets.get(name);
+      if (!got) return `set ${name} of ${table} is missing`;
+      if (got.id !== setId(s)) return `set ${name} of ${table} is declared differently`;
+    }
+    for (const name of k.sets.keys()) if (!want.sets.has(name)) return `set ${name} of ${table} is not netplane's`;
+    for (const [name, c] of want.chains) {
+      const got = k.chains.get(name);
+      if (!got) return `chain ${name} of ${table} is missing`;
+      if (!sameBase(got.base, c.base)) return `chain ${name} of ${table} has another hook`;
+      if (got.ruleIds.length !== c.rules.length || c.rules.some((r, i) => got.ruleIds[i] !== digest(r))) return `the rules of chain ${name} of ${table} were changed`;
+    }
+    for (const name of k.chains.keys()) if (!want.chains.has(name)) return `chain ${name} of ${table} is not netplane's`;
+  }
+  return undefined;
+}
+
+/** Reads one family's table without set elements; an absent table gives an empty state. Rejects with CommandError. */
+export async function readShape(runner: CommandRunner, family: Family): Promise<TableState> {
+  try {
+    const { stdout } = await runner.run('nft', ['-j', '-t', 'list', 'table', tableFamily[family], tableName]);
+    return parseTable(family, stdout);
+  } catch (e) {
+    if (isMissing(e)) return absent(family);
+    throw e;
+  }
+}
