@@ -55,18 +55,22 @@ const flags = {
   ttl: valueFlag({ value: 'SECONDS', help: 'TTL of answers from the cluster zone', parse: positiveInt, default: 5 }),
   pods: valueFlag({ value: 'MODE', help: 'pod records a-b-c-d.<ns>.pod.<zone>: disabled or insecure (answered from the name alone)', parse: oneOf(['disabled', 'insecure'] as const), default: 'disabled' as 'disabled' | 'insecure' }),
   'reverse-cidr': listFlag({ value: 'CIDRS', help: 'reverse names of these ranges are answered here (NXDOMAIN when unknown), not forwarded', parse: parseCIDRList }),
-  'dns-service': valueFlag({ value: 'NAMESPACE/NAME', help: "this DNS server's own Service, whose cluster IPs are ns.dns.<zone>", parse: serviceRef, default: { namespace: 'kube-system', name: 'kube-dns' } }),
+  'dns-service': valueFlag({
+    value: 'NAMESPACE/NAME',
+    help: "this DNS server's own Service, whose cluster IPs are ns.dns.<zone>",
+    parse: serviceRef,
+    default: serviceRef('kube-system/kube-dns'),
+    shown: 'kube-system/kube-dns',
+  }),
   'max-concurrent': valueFlag({ value: 'N', help: 'upstream queries under way at most per forwarder (CoreDNS max_concurrent); a query above it gets SERVFAIL at once', parse: positiveInt, default: 1000 }),
   'cache-size': valueFlag({ value: 'N', help: 'forwarded answers kept in the cache (0 turns it off)', parse: (r: string) => (r === '0' ? 0 : positiveInt(r)), default: 10_000 }),
-  prefetch: {
-    ...valueFlag({
-      value: 'AMOUNT[:SECONDS[:PERCENT]]',
-      help: 'refresh a cached answer before it expires once it was asked AMOUNT times with no gap of SECONDS, in the last PERCENT of its TTL (CoreDNS prefetch); off turns it off',
-      parse: prefetchSetting,
-      default: prefetchSetting('2:60:10'),
-    }),
+  prefetch: valueFlag({
+    value: 'AMOUNT[:SECONDS[:PERCENT]]',
+    help: 'refresh a cached answer before it expires once it was asked AMOUNT times with no gap of SECONDS, in the last PERCENT of its TTL (CoreDNS prefetch); off turns it off',
+    parse: prefetchSetting,
+    default: prefetchSetting('2:60:10'),
     shown: '2:60:10',
-  },
+  }),
   'reuse-port': switchFlag('share the listen ports with other processes (SO_REUSEPORT): run one per core and the kernel spreads clients over them'),
 };
 

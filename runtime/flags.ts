@@ -56,11 +56,13 @@ export function switchFlag(help: string): SwitchFlag {
 
 const identity = (raw: string) => raw;
 
-/** Declares a flag with one value; with a default its value is never undefined. */
+/** Declares a flag with one value; with a default its value is never undefined (`shown` is how help writes it). */
 export function valueFlag<T = string>(spec: { help: string; value: string; parse?: (raw: string) => T }): ValueFlag<T, false>;
-export function valueFlag<T = string>(spec: { help: string; value: string; parse?: (raw: string) => T; default: T }): ValueFlag<T, true>;
-export function valueFlag<T>(spec: { help: string; value: string; parse?: (raw: string) => T; default?: T }): ValueFlag<T, boolean> {
-  return { kind: 'value', parse: (spec.parse ?? identity) as (raw: string) => T, default: spec.default, help: spec.help, value: spec.value };
+export function valueFlag<T = string>(spec: { help: string; value: string; parse?: (raw: string) => T; default: T; shown?: string }): ValueFlag<T, true>;
+export function valueFlag<T>(spec: { help: string; value: string; parse?: (raw: string) => T; default?: T; shown?: string }): ValueFlag<T, boolean> {
+  const flag: ValueFlag<T, boolean> = { kind: 'value', parse: (spec.parse ?? identity) as (raw: string) => T, default: spec.default, help: spec.help, value: spec.value };
+  if (spec.shown !== undefined) flag.shown = spec.shown;
+  return flag;
 }
 
 /** Declares a duration flag (500ms, 1s, 2m, 1h), in milliseconds; the default is written the same way. */

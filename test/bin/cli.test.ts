@@ -31,7 +31,9 @@ describe('netplane command line', () => {
       expect(r.status).toBe(0);
       expect(r.stdout).toContain(`Usage: netplane ${cmd} [flags]`);
       expect(r.stdout).toContain('--manifests DIR');
+      expect(r.stdout).not.toContain('[object Object]');
     }
+    expect(netplane('dns', '--help').stdout).toMatch(/--dns-service NAMESPACE\/NAME .*\(default kube-system\/kube-dns\)/);
   });
 
   const wrong: Array<[string[], RegExp]> = [
