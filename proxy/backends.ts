@@ -8,7 +8,10 @@ export const proxyModes = ['nftables', 'iptables', 'userspace'] as const;
 export type ProxyMode = (typeof proxyModes)[number];
 
 /** Creates the backend of a mode. */
-export async function createBackend(mode: ProxyMode, options: { runner: CommandRunner; log: Logger; bindAddress: string; threads: number }): Promise<ProxyBackend> {
+export async function createBackend(
+  mode: ProxyMode,
+  options: { runner: CommandRunner; log: Logger; bindAddress: string; threads: number; udpIdleMs?: number; udpMaxFlows?: number; onUdpEviction?: () => void },
+): Promise<ProxyBackend> {
   switch (mode) {
     case 'nftables': {
       const { NftablesBackend } = await import('./nftables/backend.ts');
@@ -20,7 +23,8 @@ export async function createBackend(mode: ProxyMode, options: { runner: CommandR
     }
     case 'userspace': {
       const { UserspaceBackend } = await import('./userspace/backend.ts');
-      return new UserspaceBackend({ log: options.log, bindAddress: options.bindAddress, threads: options.threads });
+      const { runner: _runner, ...rest } = options;
+      return new UserspaceBackend(rest);
     }
   }
 }

@@ -37,6 +37,8 @@ const flags = {
   zone: valueFlag({ value: 'ZONE', help: "this node's zone for topology-aware routing (default: the node's topology.kubernetes.io/zone label)" }),
   'bind-address': valueFlag({ value: 'ADDR', help: 'userspace mode: the address Service ports listen on', default: '127.0.0.1' }),
   'userspace-threads': valueFlag({ value: 'N', help: 'userspace mode: threads accepting TCP connections (SO_REUSEPORT)', parse: positiveInt, default: 1 }),
+  'udp-timeout': durationFlag({ help: "userspace mode: a UDP flow idle this long is closed (kube-proxy's --udp-timeout)", default: '250ms' }),
+  'udp-max-flows': valueFlag({ value: 'N', help: 'userspace mode: UDP flows per Service port; past it the least recently used is evicted', parse: positiveInt, default: 4096 }),
   'healthz-bind-address': valueFlag({
     value: 'ADDR:PORT',
     help: "serve kube-proxy's /healthz and /livez here, which cloud load balancers probe (default: 0.0.0.0:10256 in the kernel modes, none in userspace mode)",
@@ -110,7 +112,15 @@ type ProxyFlags = Parameters<NonNullable<typeof proxyComponent.run>>[1];
 async function runProxy(ctx: ComponentContext, f: ProxyFlags): Promise<void> {
   const runner = new HostRunner();
   const metrics = registerProxyMetrics(ctx.registry);
-  const backend = await createBackend(f.mode, { runner, log: ctx.log, bindAddress: f['bind-address'], threads: f['userspace-threads'] });
+  const backend = await createBackend(f.mode, {
+    runner,
+    log: ctx.log,
+    bindAddress: f['bind-address'],
+    threads: f['userspace-threads'],
+    udpIdleMs: f['udp-timeout'],
+    udpMaxFlows: f['udp-max-flows'],
+    onUdpEviction: () => metrics.udpFlowEvictions.inc(),
+  });
   const serviceMap = ctx.serviceMap();
   const tracker = serviceMap.tracker();
   const health = new HealthCheckServers({

@@ -23,6 +23,7 @@ export interface ProxyMetrics {
   rules: Gauge<'mode'>;
   elements: Gauge<'mode'>;
   conntrackDeletions: Counter;
+  udpFlowEvictions: Counter;
 }
 
 /** Registers the proxy's metrics. */
@@ -48,6 +49,7 @@ export function registerProxyMetrics(registry: Registry): ProxyMetrics {
     canaryRepairs: new Counter({ name: 'netplane_proxy_canary_resyncs_total', help: 'Periodic checks that found rules removed or changed in the kernel, each followed by a full sync.', labelNames: ['mode'], registers }),
     rules: new Gauge({ name: 'netplane_proxy_rules', help: 'Rules (userspace: listeners) programmed after the last sync.', labelNames: ['mode'], registers }),
     elements: new Gauge({ name: 'netplane_proxy_map_elements', help: 'Map and set elements (userspace: endpoints) programmed after the last sync.', labelNames: ['mode'], registers }),
+    udpFlowEvictions: new Counter({ name: 'netplane_proxy_udp_flow_evictions_total', help: 'userspace mode: UDP flows closed at the flow cap to make room for a new client (least recently used first).', registers }),
     conntrackDeletions: new Counter({ name: 'netplane_proxy_conntrack_deletions_total', help: 'conntrack deletions run for stale UDP/SCTP flows to removed endpoints.', registers }),
   };
 }

@@ -16,10 +16,12 @@ export interface UserspaceOptions {
   log: Logger;
   /** The address every Service port listens on. Default 127.0.0.1. */
   bindAddress?: string;
-  /** A UDP flow with no datagram either way for this long is closed. Default 30 s. */
+  /** A UDP flow with no datagram either way for this long is closed (kube-proxy's --udp-timeout). Default 250 ms. */
   udpIdleMs?: number;
-  /** At most this many UDP flows per Service port. Default 4096. */
+  /** At most this many UDP flows per Service port; past it the least recently used is evicted. Default 4096. */
   udpMaxFlows?: number;
+  /** Called once per UDP flow evicted at the cap (a metric). */
+  onUdpEviction?: () => void;
   /** A connect to an endpoint slower than this fails over to one other endpoint. Default 5 s. */
   connectTimeoutMs?: number;
   /**
@@ -63,6 +65,12 @@ export interface ListenerInfo {
 type Listener = TcpListener | UdpListener;
 
 /**
+ * UDP flow defaults: kube-proxy's userspace --udp-timeout (250 ms: a DNS-like exchange is over by then, and a
+ * socket per client is not held for long), and a cap per Service port on sockets held.
+ */
+export const udpDefaults = { idleMs: 250, maxFlows: 4096 } as const;
+
+/**
  * The userspace proxy backend. `sync` opens listeners for new Service ports, closes those of ports that went away,
  * and updates endpoints in place without touching established connections. A port that cannot be bound is logged
  * with its Service and the reason, counted in `failed`, and retried at the next sync; the other ports keep working.
@@ -73,6 +81,7 @@ export class UserspaceBackend implements ProxyBackend {
   readonly #host: string;
   readonly #udpIdleMs: number;
   readonly #udpMaxFlows: number;
+  readonly #onUdpEviction: (() => void) | undefined;
   readonly #connectTimeoutMs: number;
   readonly #threads: number;
   readonly #nativeRelay: boolean;
@@ -88,8 +97,9 @@ export class UserspaceBackend implements ProxyBackend {
   constructor(options: UserspaceOptions) {
     this.#log = options.log;
     this.#host = options.bindAddress ?? '127.0.0.1';
-    this.#udpIdleMs = options.udpIdleMs ?? 30_000;
-    this.#udpMaxFlows = options.udpMaxFlows ?? 4096;
+    this.#udpIdleMs = options.udpIdleMs ?? udpDefaults.idleMs;
+    this.#udpMaxFlows = options.udpMaxFlows ?? udpDefaults.maxFlows;
+    this.#onUdpEviction = options.onUdpEviction;
     this.#connectTimeoutMs = options.connectTimeoutMs ?? 5_000;
     this.#threads = Math.max(1, Math.floor(options.threads ?? 1));
     this.#nativeRelay = options.nativeRelay ?? true;
@@ -176,7 +186,7 @@ export class UserspaceBackend implements ProxyBackend {
     const l: Listener =
       spec.protocol === 'TCP'
         ? new TcpListener(spec, { host: this.#host, reusePort: this.#threads > 1, connectTimeoutMs: this.#connectTimeoutMs, nativeRelay: this.#nativeRelay, onError })
-        : new UdpListener(spec, { host: this.#host, idleMs: this.#udpIdleMs, maxFlows: this.#udpMaxFlows, onError });
+        : new UdpListener(spec, { host: this.#host, idleMs: this.#udpIdleMs, maxFlows: this.#udpMaxFlows, ...(this.#onUdpEviction ? { onEvict: this.#onUdpEviction } : {}), onError });
     try {
       await l.listen();
     } catch (e) {

@@ -1,5 +1,7 @@
 // One UDP listener of the userspace proxy. Each client address gets a "flow": a socket connected to the endpoint
-// picked for it, whose replies are sent back to the client from the Service port. Idle flows are closed.
+// picked for it, whose replies are sent back to the client from the Service port. Idle flows are closed; at the
+// flow cap the least recently used flow makes room, so a new client is never dropped. #flows is kept in
+// least-recently-used order (a Map iterates in insertion order; a used flow is moved to the end).
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import type { Target } from '../plan/types.ts';
@@ -11,8 +13,10 @@ export interface UdpOptions {
   host: string;
   /** A flow with no datagram either way for this long is closed. */
   idleMs: number;
-  /** At most this many flows at once; datagrams that would open more are dropped (a bound on sockets held). */
+  /** At most this many flows at once (a bound on sockets held); a new client past it evicts the least recently used flow. */
   maxFlows: number;
+  /** Called once per flow evicted to make room for a new client. */
+  onEvict?: () => void;
   /** Errors of the listening socket after it is open. */
   onError: (err: Error) => void;
 }
@@ -98,9 +102,10 @@ export class UdpListener {
 
   #receive(msg: Buffer, rinfo: RemoteInfo): void {
     const key = `${rinfo.address}|${rinfo.port}`;
-    const flow = this.#flows.get(key) ?? this.#open(key, rinfo);
+    let flow = this.#flows.get(key);
+    if (flow) this.#touch(key, flow);
+    else flow = this.#open(key, rinfo);
     if (!flow) return;
-    flow.last = Date.now();
     if (flow.pending) {
       if (flow.pending.length < maxPending) flow.pending.push(msg);
     } else {
@@ -108,15 +113,26 @@ export class UdpListener {
     }
   }
 
+  /** Marks a flow used now: it moves to the most recently used end. */
+  #touch(key: string, flow: Flow): void {
+    flow.last = Date.now();
+    this.#flows.delete(key);
+    this.#flows.set(key, flow);
+  }
+
   #open(key: string, rinfo: RemoteInfo): Flow | undefined {
-    if (this.#flows.size >= this.#options.maxFlows) return undefined;
     const target = this.#picker.pick(rinfo.address);
     if (!target) return undefined;
+    while (this.#flows.size >= this.#options.maxFlows) {
+      const [oldKey, oldest] = this.#flows.entries().next().value!;
+      this.#closeFlow(oldKey, oldest);
+      this.#options.onEvict?.();
+    }
     const socket = createSocket({ type: isIPv6(target.ip) ? 'udp6' : 'udp4' });
     const flow: Flow = { socket, target, targetKey: targetKey(target), clientAddress: rinfo.address, clientPort: rinfo.port, last: Date.now(), pending: [] };
     this.#flows.set(key, flow);
     socket.on('message', (reply) => {
-      flow.last = Date.now();
+      if (this.#flows.get(key) === flow) this.#touch(key, flow);
       this.#socket.send(reply, flow.clientPort, flow.clientAddress);
     });
     // A connected UDP socket reports the endpoint's ICMP port unreachable as ECONNREFUSED: end the flow, so the
@@ -141,6 +157,10 @@ export class UdpListener {
 
   #sweep(): void {
     const cutoff = Date.now() - this.#options.idleMs;
-    for (const [key, flow] of this.#flows) if (flow.last < cutoff) this.#closeFlow(key, flow);
+    // Least recently used first: stop at the first flow still in use.
+    for (const [key, flow] of this.#flows) {
+      if (flow.last >= cutoff) break;
+      this.#closeFlow(key, flow);
+    }
   }
 }

@@ -11,11 +11,11 @@ afterEach(async () => {
   while (cleanups.length > 0) await cleanups.pop()!();
 });
 
-async function setup(names: string[], udpIdleMs = 30_000) {
+async function setup(names: string[], udpIdleMs = 30_000, extra: { udpMaxFlows?: number; onUdpEviction?: () => void } = {}) {
   const eps = await Promise.all(names.map((n) => udpEndpoint(n)));
   cleanups.push(() => Promise.all(eps.map((e) => e.close())));
   const port = await freePort();
-  const backend = new UserspaceBackend({ log: silentLogger(), udpIdleMs });
+  const backend = new UserspaceBackend({ log: silentLogger(), udpIdleMs, ...extra });
   cleanups.push(() => backend.close());
   const portPlanOf = (targets = eps.map((e) => e.target)) => portPlan({ name: 'dns', protocol: 'UDP', port, clusterEndpoints: targets });
   await backend.sync(plan(portPlanOf()), { full: true });
@@ -52,6 +52,25 @@ describe('userspace backend, UDP', () => {
     const first = (await udpAsk(c, port, 'x'))[0];
     await new Promise((r) => setTimeout(r, 400));
     expect((await udpAsk(c, port, 'y'))[0]).not.toBe(first);
+  });
+
+  it('past the flow cap every fresh client is answered: the least recently used flow is evicted and counted', async () => {
+    let evicted = 0;
+    const cap = 16;
+    const { port } = await setup(['a', 'b'], 30_000, { udpMaxFlows: cap, onUdpEviction: () => evicted++ });
+    const clients = await Promise.all(Array.from({ length: 5 * cap }, () => udpClient()));
+    // In waves of half the cap (each answered before the next), as DNS clients with fresh source ports come.
+    const answers: string[] = [];
+    for (let i = 0; i < clients.length; i += cap / 2) {
+      const wave = clients.slice(i, i + cap / 2);
+      answers.push(...(await Promise.all(wave.map((c, j) => udpAsk(c, port, `q${i + j}`).catch(() => 'no reply')))));
+    }
+    expect(answers.filter((a) => /^[ab] q\d+$/.test(a))).toHaveLength(5 * cap);
+    expect(evicted).toBe(4 * cap);
+    // The most recent client's flow survived: it keeps its endpoint.
+    const last = clients.at(-1)!;
+    expect((await udpAsk(last, port, 'again'))[0]).toBe(answers.at(-1)![0]);
+    expect(evicted).toBe(4 * cap);
   });
 
   it('refuses at once while there is no endpoint (the port is left unbound: ICMP port unreachable), and serves again when one comes', async () => {
