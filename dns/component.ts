@@ -1,7 +1,7 @@
 // netplane dns: CoreDNS's job. Answers the cluster zone from the service map, forwards and caches the rest.
 import { Counter } from 'prom-client';
 import { defineComponent, type ComponentContext } from '../runtime/component.ts';
-import { listFlag, oneOf, parseCIDRList, parseHostPort, positiveInt, switchFlag, valueFlag, type HostPort } from '../runtime/flags.ts';
+import { durationFlag, listFlag, oneOf, parseCIDRList, parseHostPort, positiveInt, switchFlag, valueFlag, type HostPort } from '../runtime/flags.ts';
 import { Forwarder, readResolvConf, type PrefetchSettings } from './forward/forwarder.ts';
 import { UsageError } from '../runtime/errors.ts';
 import { StubDomains } from './forward/stubs.ts';
@@ -70,6 +70,10 @@ const flags = {
     parse: prefetchSetting,
     default: prefetchSetting('2:60:10'),
     shown: '2:60:10',
+  }),
+  lameduck: durationFlag({
+    help: 'on SIGTERM, fail /readyz at once but keep answering this long before closing the listeners, while endpoints and conntrack move away (CoreDNS health lameduck); 0s turns it off',
+    default: '5s',
   }),
   'reuse-port': switchFlag('share the listen ports with other processes (SO_REUSEPORT): run one per core and the kernel spreads clients over them'),
 };
@@ -165,7 +169,10 @@ async function runDns(ctx: ComponentContext, f: DnsFlags): Promise<void> {
     reusePort: f['reuse-port'],
   });
   let listening = false;
-  ctx.admin.addReadinessCheck('listeners', () => (listening ? { ok: true } : { ok: false, reason: 'not listening yet' }));
+  let lameDuck = false;
+  ctx.admin.addReadinessCheck('listeners', () =>
+    lameDuck ? { ok: false, reason: 'shutting down: answering until the lame-duck period ends' } : listening ? { ok: true } : { ok: false, reason: 'not listening yet' },
+  );
   let bound;
   try {
     bound = await server.start();
@@ -175,7 +182,14 @@ async function runDns(ctx: ComponentContext, f: DnsFlags): Promise<void> {
     await ctx.shutdown.run(1);
     return;
   }
+  // Registered last, so run first: the admin server and the cluster view stay up through the lame-duck period.
+  ctx.shutdown.allow(f.lameduck + 10_000);
   ctx.shutdown.add('dns', async () => {
+    lameDuck = true;
+    if (f.lameduck > 0) {
+      ctx.log.info({ lameduckMs: f.lameduck }, 'dns lame duck: /readyz fails, queries are still answered');
+      await new Promise((resolve) => setTimeout(resolve, f.lameduck));
+    }
     stopHosts?.();
     await server.close();
     await forwarder.close();

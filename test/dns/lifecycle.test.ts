@@ -1,0 +1,40 @@
+// netplane dns at the ends of its life: the lame-duck period after SIGTERM, and a forwarding loop found at start.
+import { afterEach, describe, expect, it } from 'vitest';
+import { freePort } from '../helpers/ports.ts';
+import { waitFor } from '../helpers/wait.ts';
+import { dig, silentUpstream, startDns, type DnsProcess } from './process.ts';
+
+const cleanup: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const c of cleanup.splice(0).reverse()) await c();
+});
+
+async function running(args: string[]): Promise<{ dns: DnsProcess; port: number }> {
+  const port = await freePort();
+  const dns = await startDns(['--listen', `127.0.0.1:${port}`, ...args]);
+  cleanup.push(() => dns.stop());
+  await waitFor('dns answering', async () => (await dig(port, 'web.default.svc.cluster.local')).status === 'NOERROR', 15_000);
+  return { dns, port };
+}
+
+const web = { status: 'NOERROR', answer: ['web.default.svc.cluster.local. IN A 10.96.0.10'] };
+
+describe('netplane dns shutting down', () => {
+  it('on SIGTERM fails /readyz at once, keeps answering for --lameduck, then exits', async () => {
+    const up = await silentUpstream();
+    cleanup.push(() => void up.socket.close());
+    const { dns, port } = await running(['--upstream', `127.0.0.1:${up.port}`, '--lameduck', '2s']);
+    await waitFor('ready', async () => (await dns.admin('/readyz')).status === 200, 10_000);
+    const signalled = Date.now();
+    dns.proc.kill('SIGTERM');
+    const ready = await dns.admin('/readyz');
+    expect(ready.status).toBe(503);
+    expect(JSON.parse(ready.body).waiting).toMatchObject([{ check: 'listeners', reason: expect.stringContaining('shutting down') }]);
+    expect(await dig(port, 'web.default.svc.cluster.local')).toEqual(web);
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(await dig(port, 'web.default.svc.cluster.local')).toEqual(web);
+    expect(await dns.exited).toBe(0);
+    expect(Date.now() - signalled).toBeGreaterThanOrEqual(1900);
+    expect((await dig(port, 'web.default.svc.cluster.local')).status).toBeUndefined();
+  }, 30_000);
+});
