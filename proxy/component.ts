@@ -212,14 +212,20 @@ async function runProxy(ctx: ComponentContext, f: ProxyFlags): Promise<void> {
 
 /**
  * The NodePort CIDRs: the flag's as given, or for `primary` (alone: checked at start) the node's primary addresses
- * (a /32 or /128 each).
- * Without any (the Node is not in the view, or has no address), loopback only, as kube-proxy does, after `warn`.
+ * (a /32 or /128 each), loopback ones skipped as kube-proxy does (`!nodeIP.IsLoopback()`). Without any (the Node
+ * is not in the view, or has no usable address) `[]`, which means every local address but loopback, after `warn`.
  */
 export function nodePortCIDRs(flag: readonly string[], node: Node | undefined, warn: (message: string) => void): string[] {
   if (!flag.includes(primaryKeyword)) return [...flag];
   const ips = primaryAddresses(node);
-  const out = [...(ips[4] ? [`${ips[4]}/32`] : []), ...(ips[6] ? [`${ips[6]}/128`] : [])];
+  const usable = (ip: string | undefined) => ip !== undefined && !isLoopback(ip);
+  const out = [...(usable(ips[4]) ? [`${ips[4]}/32`] : []), ...(usable(ips[6]) ? [`${ips[6]}/128`] : [])];
   if (out.length > 0) return out;
-  warn(`--nodeport-addresses primary: the Node ${node ? 'has no InternalIP or ExternalIP' : 'is not in the cluster view'}; NodePorts are accepted on loopback only`);
-  return ['127.0.0.1/32', '::1/128'];
+  warn(`--nodeport-addresses primary: the Node ${node ? 'has no InternalIP or ExternalIP but loopback' : 'is not in the cluster view'}; NodePorts are accepted on every local address but loopback`);
+  return [];
+}
+
+/** Whether an address is loopback: 127.0.0.0/8 or ::1. */
+function isLoopback(ip: string): boolean {
+  return ip.startsWith('127.') || /^(0{0,4}:){2,7}0{0,3}1$/.test(ip) || ip === '::1';
 }

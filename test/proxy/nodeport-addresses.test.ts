@@ -1,5 +1,6 @@
 // `--nodeport-addresses`: CIDRs as given, or `primary`: the Node's InternalIP of each family (else its ExternalIP),
-// and loopback only, with a warning, when the Node gives none (as kube-proxy does).
+// loopback ones skipped; when the Node gives none, every local address but loopback, with a warning (as kube-proxy
+// does).
 import { describe, expect, it } from 'vitest';
 import { parseKind } from '../../cluster/model/index.ts';
 import { nodePortCIDRs } from '../../proxy/component.ts';
@@ -13,6 +14,7 @@ describe('--nodeport-addresses', () => {
     ['none: every local address (the planner reads [] as all)', [], undefined, []],
     ['primary: the InternalIP of each family', ['primary'], node([['Hostname', 'node1'], ['ExternalIP', '203.0.113.1'], ['InternalIP', '192.168.50.1'], ['InternalIP', '192.168.50.2'], ['InternalIP', 'fd00:50::1']]), ['192.168.50.1/32', 'fd00:50::1/128']],
     ['primary: the ExternalIP when there is no InternalIP', ['primary'], node([['ExternalIP', '203.0.113.1']]), ['203.0.113.1/32']],
+    ['primary: a loopback InternalIP is skipped, the other family kept', ['primary'], node([['InternalIP', '127.0.0.1'], ['InternalIP', 'fd00:50::1']]), ['fd00:50::1/128']],
   ])('%s', (_what, flag, n, want) => {
     const warnings: string[] = [];
     expect(nodePortCIDRs(flag, n, (m) => warnings.push(m))).toEqual(want);
@@ -20,12 +22,14 @@ describe('--nodeport-addresses', () => {
   });
 
   it.each<[string, ReturnType<typeof node> | undefined, RegExp]>([
-    ['the Node is not in the view', undefined, /the Node is not in the cluster view; NodePorts are accepted on loopback only/],
-    ['the Node has no address', node([['Hostname', 'node1']]), /the Node has no InternalIP or ExternalIP; NodePorts are accepted on loopback only/],
-  ])('primary when %s: loopback only, with a warning', (_what, n, warning) => {
+    ['the Node is not in the view', undefined, /the Node is not in the cluster view; NodePorts are accepted on every local address but loopback/],
+    ['the Node has no address', node([['Hostname', 'node1']]), /the Node has no InternalIP or ExternalIP but loopback; NodePorts are accepted on every local address but loopback/],
+    ['the Node has only loopback addresses', node([['InternalIP', '127.0.0.1'], ['InternalIP', '::1']]), /has no InternalIP or ExternalIP but loopback/],
+  ])('primary when %s: every local address but loopback, with a warning', (_what, n, warning) => {
     const warnings: string[] = [];
-    expect(nodePortCIDRs(['primary'], n, (m) => warnings.push(m))).toEqual(['127.0.0.1/32', '::1/128']);
+    expect(nodePortCIDRs(['primary'], n, (m) => warnings.push(m))).toEqual([]);
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toMatch(warning);
   });
+
 });
