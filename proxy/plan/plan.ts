@@ -4,6 +4,7 @@ import { isIP } from 'node:net';
 import type { EndpointInfo, ServicePortInfo } from '../../cluster/servicemap/index.ts';
 import { categorize } from './endpoints.ts';
 import type { Family, HealthCheckPlan, NoEndpoints, PortPlan, ProxyPlan, Target } from './types.ts';
+import { nodePortAddressesOf } from './nodeports.ts';
 
 /** What the planner needs to know about this proxy. */
 export interface PlanConfig {
@@ -123,7 +124,7 @@ export function planProxy(ports: Iterable<ServicePortInfo>, config: PlanConfig, 
     out.push(...(cache ? cache.plans(p, config, configKey) : families(p).map((f) => planPort(p, f, config))));
   }
   out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-  const np = (f: Family): string[] | 'all' => (config.nodePortAddresses.length === 0 ? 'all' : ofFamily(config.nodePortAddresses, f));
+  const np = (f: Family): string[] | 'all' => nodePortAddressesOf(config.nodePortAddresses, f);
   return {
     ports: out,
     clusterCIDRs: { 4: ofFamily(config.clusterCIDRs, 4), 6: ofFamily(config.clusterCIDRs, 6) },

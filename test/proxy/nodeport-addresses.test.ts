@@ -1,9 +1,11 @@
 // `--nodeport-addresses`: CIDRs as given, or `primary`: the Node's InternalIP of each family (else its ExternalIP),
 // loopback ones skipped; when the Node gives none, every local address but loopback, with a warning (as kube-proxy
-// does).
+// does). Loopback never accepts NodePorts: loopback CIDRs are dropped and ranges around loopback lose it.
 import { describe, expect, it } from 'vitest';
 import { parseKind } from '../../cluster/model/index.ts';
 import { nodePortCIDRs } from '../../proxy/component.ts';
+import { nodePortAddressesOf } from '../../proxy/plan/nodeports.ts';
+import type { Family } from '../../proxy/plan/types.ts';
 
 const node = (addresses: Array<[type: string, address: string]>) =>
   parseKind('Node', { apiVersion: 'v1', kind: 'Node', metadata: { name: 'node1' }, status: { addresses: addresses.map(([type, address]) => ({ type, address })) } });
@@ -32,4 +34,16 @@ describe('--nodeport-addresses', () => {
     expect(warnings[0]).toMatch(warning);
   });
 
+  it.each<[string[], Family, string[] | 'all']>([
+    [[], 4, 'all'],
+    [['0.0.0.0/0', '::/0'], 4, 'all'],
+    [['0.0.0.0/0', '::/0'], 6, 'all'],
+    [['127.0.0.0/8', '192.168.77.0/24'], 4, ['192.168.77.0/24']],
+    [['127.0.0.1/32'], 4, []],
+    [['::1/128', 'fd00::/8'], 6, ['fd00::/8']],
+    [['96.0.0.0/3'], 4, ['96.0.0.0/4', '112.0.0.0/5', '120.0.0.0/6', '124.0.0.0/7', '126.0.0.0/8']],
+    [['192.168.77.0/24'], 6, []],
+  ])('%j, IPv%i: %j (loopback never accepts NodePorts)', (flag, family, want) => {
+    expect(nodePortAddressesOf(flag, family)).toEqual(want);
+  });
 });
