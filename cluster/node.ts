@@ -9,6 +9,16 @@ export function defaultNodeName(): string {
   return hostname().toLowerCase();
 }
 
+/**
+ * A `--node-name` value as the kubelet registers the node: trimmed and in lower case (kube-proxy's
+ * `nodeutil.GetHostname`). Throws when nothing is left.
+ */
+export function parseNodeName(raw: string): string {
+  const name = raw.trim().toLowerCase();
+  if (name === '') throw new Error('must not be empty');
+  return name;
+}
+
 /** This node's object in the store, if the view has it. */
 export function findNode(store: Store, nodeName: string): Node | undefined {
   return store.get('Node', nodeName);

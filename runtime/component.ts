@@ -4,7 +4,7 @@ import { stat } from 'node:fs/promises';
 import type { Registry } from 'prom-client';
 import { ManifestsSource } from '../cluster/manifests/source.ts';
 import type { Kind } from '../cluster/model/index.ts';
-import { defaultNodeName } from '../cluster/node.ts';
+import { defaultNodeName, parseNodeName } from '../cluster/node.ts';
 import { ServiceMap } from '../cluster/servicemap/index.ts';
 import type { ClusterSource } from '../cluster/source.ts';
 import { Store } from '../cluster/store.ts';
@@ -21,7 +21,7 @@ export function commonFlags(defaultAdmin: string) {
   return {
     manifests: valueFlag({ value: 'DIR', help: 'read the cluster from a directory of YAML/JSON manifests (watched)', parse: nonEmpty }),
     kubeconfig: valueFlag({ value: 'FILE', help: 'read the cluster from the API server in this kubeconfig (else $KUBECONFIG, else in-cluster)', parse: nonEmpty }),
-    'node-name': valueFlag({ value: 'NAME', help: 'the node this process serves', parse: nonEmpty, default: defaultNodeName() }),
+    'node-name': valueFlag({ value: 'NAME', help: 'the node this process serves (trimmed, lower-cased, as the kubelet registers it)', parse: parseNodeName, default: defaultNodeName() }),
     admin: valueFlag({ value: 'ADDR:PORT', help: 'serve /metrics, /healthz, /livez and /readyz here', parse: parseHostPort, default: parseHostPort(defaultAdmin) }),
     'log-level': valueFlag({ value: 'LEVEL', help: `log level: ${logLevels.join(', ')}`, parse: oneOf(logLevels), default: 'info' as const }),
   };

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../runtime/errors.ts';
+import { commonFlags } from '../../runtime/component.ts';
 import { durationFlag, formatHelp, listFlag, oneOf, parseFlags, parseHostPort, switchFlag, valueFlag } from '../../runtime/flags.ts';
 
 const specs = {
@@ -76,5 +77,17 @@ describe('durationFlag', () => {
   it('shows the default as written, and refuses what is not a duration in one sentence', () => {
     expect(formatHelp('netplane x', 'does x', specs)).toMatch(/--period DURATION +how often \(default 30s\)/);
     expect(() => parseFlags('netplane x', specs, ['--period', '30'])).toThrow('netplane x: --period "30": must be a duration such as 500ms, 1s, 2m or 1h');
+  });
+
+  it.each([
+    ['N1', 'n1'],
+    [' Node-A.Example.COM ', 'node-a.example.com'],
+    ['n1', 'n1'],
+  ])('--node-name %j is the node %j, for every component (kube-proxy GetHostname)', (raw, want) => {
+    expect(parseFlags('netplane proxy', commonFlags('127.0.0.1:0'), ['--node-name', raw])!['node-name']).toBe(want);
+  });
+
+  it('refuses a blank --node-name', () => {
+    expect(() => parseFlags('netplane proxy', commonFlags('127.0.0.1:0'), ['--node-name', '  '])).toThrow(UsageError);
   });
 });
