@@ -19,6 +19,8 @@ export interface ProxyMetrics {
   lastSync: Gauge;
   lastQueued: Gauge;
   syncFailures: Counter<'mode'>;
+  /** kube-proxy's per-mode failure counters; the userspace mode has none. */
+  kernelSyncFailures: Record<'nftables' | 'iptables', Counter>;
   canaryRepairs: Counter<'mode'>;
   rules: Gauge<'mode'>;
   elements: Gauge<'mode'>;
@@ -46,6 +48,10 @@ export function registerProxyMetrics(registry: Registry): ProxyMetrics {
     lastSync: new Gauge({ name: 'kubeproxy_sync_proxy_rules_last_timestamp_seconds', help: 'When the rules were last programmed successfully (Unix time).', registers }),
     lastQueued: new Gauge({ name: 'kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds', help: 'When a change was last queued for programming (Unix time).', registers }),
     syncFailures: new Counter({ name: 'netplane_proxy_sync_failures_total', help: 'Syncs the kernel refused; the previous rules stayed and a full sync follows.', labelNames: ['mode'], registers }),
+    kernelSyncFailures: {
+      nftables: new Counter({ name: 'kubeproxy_sync_proxy_rules_nftables_sync_failures_total', help: 'nftables syncs the kernel refused (nft failed); the previous rules stayed.', registers }),
+      iptables: new Counter({ name: 'kubeproxy_sync_proxy_rules_iptables_restore_failures_total', help: 'iptables syncs the kernel refused (iptables-restore failed); the previous rules stayed.', registers }),
+    },
     canaryRepairs: new Counter({ name: 'netplane_proxy_canary_resyncs_total', help: 'Periodic checks that found rules removed or changed in the kernel, each followed by a full sync.', labelNames: ['mode'], registers }),
     rules: new Gauge({ name: 'netplane_proxy_rules', help: 'Rules (userspace: listeners) programmed after the last sync.', labelNames: ['mode'], registers }),
     elements: new Gauge({ name: 'netplane_proxy_map_elements', help: 'Map and set elements (userspace: endpoints) programmed after the last sync.', labelNames: ['mode'], registers }),

@@ -175,21 +175,28 @@ export class ProxySyncer {
     }
     const plan = planProxy(o.serviceMap.ports.values(), o.config(), this.#cache);
     const t0 = performance.now();
+    // Observed for failed syncs too, as kube-proxy's deferred SyncProxyRulesLatency is.
+    const observe = () => {
+      const seconds = (performance.now() - t0) / 1000;
+      o.metrics.syncDuration.observe(seconds);
+      (full ? o.metrics.fullSyncDuration : o.metrics.partialSyncDuration).observe(seconds);
+      return seconds;
+    };
     let result;
     try {
       result = await o.backend.sync(plan, { full });
     } catch (e) {
+      observe();
       this.#failures++;
       this.#needFull = true;
       o.metrics.syncFailures.inc({ mode: o.backend.mode });
+      if (o.backend.mode !== 'userspace') o.metrics.kernelSyncFailures[o.backend.mode].inc();
       const retryMs = Math.min(o.syncPeriodMs, o.minSyncPeriodMs * 2 ** this.#failures);
       o.log.error({ err: (e as Error).message, full, retryMs }, 'sync failed; the previous rules stay, retrying with a full sync');
       setTimeout(() => this.#schedule(0), retryMs).unref();
       return;
     }
-    const seconds = (performance.now() - t0) / 1000;
-    o.metrics.syncDuration.observe(seconds);
-    (full ? o.metrics.fullSyncDuration : o.metrics.partialSyncDuration).observe(seconds);
+    const seconds = observe();
     o.metrics.lastSync.set(Date.now() / 1000);
     o.metrics.rules.set({ mode: o.backend.mode }, result.rules);
     o.metrics.elements.set({ mode: o.backend.mode }, result.elements);

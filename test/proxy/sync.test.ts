@@ -95,6 +95,21 @@ describe('ProxySyncer', () => {
     expect(await s.registry.getSingleMetricAsString('netplane_proxy_sync_failures_total')).toContain('netplane_proxy_sync_failures_total{mode="nftables"} 1');
   });
 
+  it("counts failures under kube-proxy's names too, and records the duration of failed syncs", async () => {
+    const s = setup();
+    syncer = s.syncer;
+    s.put(web(80), ep('10.244.1.1'));
+    s.backend.failNext = 2;
+    s.syncer.start();
+    await waitFor('the sync after two failures', () => s.backend.syncs.length === 1, 3000);
+    const text = await s.registry.metrics();
+    expect(text).toMatch(/^kubeproxy_sync_proxy_rules_nftables_sync_failures_total 2$/m);
+    expect(text).toMatch(/^kubeproxy_sync_proxy_rules_iptables_restore_failures_total 0$/m);
+    expect(text).toMatch(/^netplane_proxy_sync_failures_total\{mode="nftables"\} 2$/m);
+    expect(text).toMatch(/^kubeproxy_sync_proxy_rules_duration_seconds_count 3$/m);
+    expect(text).toMatch(/^kubeproxy_sync_full_proxy_rules_duration_seconds_count 3$/m);
+  });
+
   it('fails its health check when a change waits longer than two sync periods, and recovers once programmed', async () => {
     const s = setup({ syncPeriodMs: 50 });
     syncer = s.syncer;
