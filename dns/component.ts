@@ -2,7 +2,7 @@
 import { Counter } from 'prom-client';
 import { defineComponent, type ComponentContext } from '../runtime/component.ts';
 import { durationFlag, listFlag, oneOf, parseCIDRList, parseHostPort, positiveInt, switchFlag, valueFlag, type HostPort } from '../runtime/flags.ts';
-import { Forwarder, readResolvConf, type PrefetchSettings } from './forward/forwarder.ts';
+import { Forwarder, LoopDetector, readResolvConf, type PrefetchSettings } from './forward/forwarder.ts';
 import { UsageError } from '../runtime/errors.ts';
 import { StubDomains } from './forward/stubs.ts';
 import { followHostsFile } from './hosts/file.ts';
@@ -111,15 +111,15 @@ async function runDns(ctx: ComponentContext, f: DnsFlags): Promise<void> {
   const serverLabel = `dns://${f.listen[0]!.host === '0.0.0.0' ? '' : f.listen[0]!.host}:${f.listen[0]!.port}`;
   const cache = { maxEntries: f['cache-size'], prefetch: f.prefetch };
   const maxConcurrent = f['max-concurrent'];
-  const forwarder = new Forwarder({ upstreams, log: ctx.log, registry: ctx.registry, server: serverLabel, cache, maxConcurrent });
+  const loops = new LoopDetector();
+  const forwarder = new Forwarder({ upstreams, log: ctx.log, registry: ctx.registry, server: serverLabel, cache, maxConcurrent, loops });
+  const forwarders = [{ domain: '.', forwarder }];
   let stubs: StubDomains;
   try {
-    stubs = new StubDomains(
-      f['stub-domain'].map((s) => ({
-        domain: s.domain,
-        forwarder: new Forwarder({ upstreams: s.upstreams, log: ctx.log, registry: ctx.registry, server: serverLabel, domain: s.domain, cache, maxConcurrent }),
-      })),
-    );
+    for (const s of f['stub-domain']) {
+      forwarders.push({ domain: s.domain, forwarder: new Forwarder({ upstreams: s.upstreams, log: ctx.log, registry: ctx.registry, server: serverLabel, domain: s.domain, cache, maxConcurrent, loops }) });
+    }
+    stubs = new StubDomains(forwarders.slice(1));
   } catch (e) {
     ctx.log.fatal({ err: (e as Error).message }, `--stub-domain: ${(e as Error).message}`);
     await forwarder.close();
@@ -170,6 +170,12 @@ async function runDns(ctx: ComponentContext, f: DnsFlags): Promise<void> {
   });
   let listening = false;
   let lameDuck = false;
+  // A forwarder whose every upstream loops back here can answer no external name: not ready, so it is noticed.
+  ctx.admin.addReadinessCheck('upstreams', () => {
+    const dead = forwarders.filter((w) => w.forwarder.looping.none);
+    if (dead.length === 0) return { ok: true };
+    return { ok: false, reason: dead.map((w) => `every upstream of ${w.domain} (${w.forwarder.looping.upstreams.join(', ')}) forwards back to this server`).join('; ') };
+  });
   ctx.admin.addReadinessCheck('listeners', () =>
     lameDuck ? { ok: false, reason: 'shutting down: answering until the lame-duck period ends' } : listening ? { ok: true } : { ok: false, reason: 'not listening yet' },
   );
@@ -195,5 +201,6 @@ async function runDns(ctx: ComponentContext, f: DnsFlags): Promise<void> {
     await forwarder.close();
     await stubs.close();
   });
+  void Promise.all(forwarders.map((w) => w.forwarder.checkLoops()));
   ctx.log.info({ listen: bound.map((b) => `${b.transport}://${b.address}:${b.port}`), zone: f.zone, upstreams: upstreams.map((u) => u.text), stubDomains: f['stub-domain'].map((s) => `${s.domain}=${s.upstreams.map((u) => u.text).join(',')}`) }, 'dns serving');
 }

@@ -8,11 +8,13 @@ import type { Logger } from '../../runtime/logger.ts';
 import type { DnsAnswer, DnsHandler, DnsQuery, ReplayTerms } from '../types.ts';
 import { DnsCache, cacheKey, remainingTtl, type CacheEntry, type CacheSettings, type Lookup } from './cache.ts';
 import { ExchangeScope, UpstreamAbortedError, UpstreamTimeoutError, encodeQuery, exchange, type UpstreamReply } from './exchange.ts';
+import type { LoopDetector } from './loop.ts';
 import { ForwardMetrics } from './metrics.ts';
 import { nameCodec } from '../wire/codec.ts';
 import { nameToWire } from '../wire/name.ts';
 import { UpstreamSet, type Policy } from './upstreams.ts';
 
+export { LoopDetector } from './loop.ts';
 export { ResolvConfError, parseResolvConf, readResolvConf } from './resolvconf.ts';
 export type { CacheSettings, PrefetchSettings } from './cache.ts';
 export type { Policy } from './upstreams.ts';
@@ -48,6 +50,8 @@ export interface ForwarderOptions {
    */
   maxConcurrent?: number;
   cache?: CacheSettings;
+  /** Shared by every forwarder of the server: probe names that come back here are answered NXDOMAIN, not forwarded. */
+  loops?: LoopDetector;
   /** The cache's clock, ms since the epoch; tests inject one. Default Date.now. */
   now?: () => number;
 }
@@ -79,6 +83,8 @@ export class Forwarder implements DnsHandler {
   #flights = new Map<string, Promise<Outcome>>();
   #maxConcurrent: number;
   #scope = new ExchangeScope();
+  #loops: LoopDetector | undefined;
+  #looping: string[] = [];
 
   /** Throws ForwarderConfigError for no upstreams, an upstream that is not an IP address, or a bad duration. */
   constructor(o: ForwarderOptions) {
@@ -97,6 +103,7 @@ export class Forwarder implements DnsHandler {
     }
     this.#log = o.log;
     this.#now = o.now ?? Date.now;
+    this.#loops = o.loops;
     this.cache = new DnsCache(o.cache, (type) => this.#metrics.evicted(type));
     this.#metrics = new ForwardMetrics(o.registry ?? new Registry(), { server: o.server ?? 'dns://:53', zones: o.domain === undefined ? '.' : `${o.domain}.`, view: '' }, (t) => this.cache.count(t));
     this.#upstreams = new UpstreamSet(o.upstreams, {
@@ -137,6 +144,8 @@ export class Forwarder implements DnsHandler {
         return found.answer;
       }
       this.#metrics.miss();
+      // Only on a miss: our probes are never cached, and a hit costs no extra check.
+      if (this.#loops?.heard(q.lname)) return nxdomain();
       return this.#afterMiss(key, q, found).catch((e: unknown) => this.#failed(q, e));
     } catch (e) {
       return this.#failed(q, e);
@@ -156,6 +165,31 @@ export class Forwarder implements DnsHandler {
         this.#metrics.hit(entry.type);
       },
     };
+  }
+
+  /**
+   * Asks every upstream a loop probe (needs the server listening, and `loops`). An upstream whose probe comes back to
+   * this server is logged as an error and no longer used. Resolves once every probe has its reply or timed out.
+   */
+  async checkLoops(): Promise<void> {
+    const loops = this.#loops;
+    if (!loops) return;
+    await Promise.allSettled(
+      this.#upstreams.all.map((u) => {
+        const name = loops.probeName(() => {
+          this.#looping.push(u.label);
+          this.#upstreams.exclude(u);
+          this.#log.error({ upstream: u.label, left: this.#upstreams.usable }, `DNS forwarding loop: upstream ${u.label} sent our loop-check query back to this server; it is no longer used`);
+        });
+        // HINFO, as CoreDNS's loop plugin asks: nothing caches or answers it specially on the way.
+        return exchange(u.to, encodeQuery({ name, qtype: 13, qclass: 1, dnssecOk: false, checkingDisabled: false }, 0), { timeoutMs: this.#timeoutMs, scope: this.#scope });
+      }),
+    );
+  }
+
+  /** The upstreams found to loop back to this server; when they are all of them, nothing is forwarded (SERVFAIL). */
+  get looping(): { upstreams: readonly string[]; none: boolean } {
+    return { upstreams: this.#looping, none: this.#upstreams.usable === 0 };
   }
 
   /** Cancels upstream queries in flight (their queries get SERVFAIL) and stops health probes. */
@@ -273,6 +307,11 @@ export function ownerNamesBack(reply: UpstreamReply, name: string): void {
 /** A SERVFAIL answer; a new object each time, as it answers one question. */
 function servfail(): DnsAnswer {
   return { rcode: 'SERVFAIL', authoritative: false, recursionAvailable: true, answers: [], authorities: [], additionals: [], source: 'forward' };
+}
+
+/** NXDOMAIN for our own loop probe come back. */
+function nxdomain(): DnsAnswer {
+  return { rcode: 'NXDOMAIN', authoritative: false, recursionAvailable: true, answers: [], authorities: [], additionals: [], source: 'forward' };
 }
 
 /** An uncached reply as an answer, TTLs as received. */

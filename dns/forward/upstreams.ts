@@ -41,6 +41,8 @@ export function upstreamLabel(to: HostPort): string {
 /** The upstreams of one forwarder. */
 export class UpstreamSet {
   readonly all: readonly Upstream[];
+  /** The upstreams still used: all but those excluded (found to loop back to us). */
+  #active: Upstream[];
   #o: UpstreamSetOptions;
   #probes = new Map<Upstream, NodeJS.Timeout>();
   #probing = new Set<Upstream>();
@@ -48,15 +50,17 @@ export class UpstreamSet {
 
   constructor(upstreams: readonly HostPort[], options: UpstreamSetOptions) {
     this.all = upstreams.map((to) => ({ to, label: upstreamLabel(to), fails: 0, down: false }));
+    this.#active = [...this.all];
     this.#o = options;
   }
 
   /** The order to try upstreams in for one query: healthy ones by policy, then down ones as configured. */
   order(): Upstream[] {
-    const up = this.all.filter((u) => !u.down);
+    const active = this.#active;
+    const up = active.filter((u) => !u.down);
     if (up.length === 0) {
-      this.#o.onAllDown?.();
-      return [...this.all];
+      if (active.length > 0) this.#o.onAllDown?.();
+      return [...active];
     }
     if (this.#o.policy === 'random') {
       for (let i = up.length - 1; i > 0; i--) {
@@ -64,7 +68,19 @@ export class UpstreamSet {
         [up[i], up[j]] = [up[j]!, up[i]!];
       }
     }
-    return up.length === this.all.length ? up : [...up, ...this.all.filter((u) => u.down)];
+    return up.length === active.length ? up : [...up, ...active.filter((u) => u.down)];
+  }
+
+  /** Upstreams still used. */
+  get usable(): number {
+    return this.#active.length;
+  }
+
+  /** Stops using `u` for good (it forwards back to us), probes included. */
+  exclude(u: Upstream): void {
+    this.#active = this.#active.filter((a) => a !== u);
+    clearInterval(this.#probes.get(u));
+    this.#probes.delete(u);
   }
 
   /** An exchange (or probe) got a reply: the upstream is healthy. */
@@ -80,7 +96,7 @@ export class UpstreamSet {
   /** An exchange failed (timeout, refused, bad reply). */
   failed(u: Upstream): void {
     u.fails++;
-    if (u.down || u.fails < this.#o.maxFails || this.#closed) return;
+    if (u.down || u.fails < this.#o.maxFails || this.#closed || !this.#active.includes(u)) return;
     u.down = true;
     this.#o.log.warn({ upstream: u.label, fails: u.fails }, 'DNS upstream failed repeatedly; trying it last and probing it until it answers');
     const timer = setInterval(() => void this.#probe(u), this.#o.probeIntervalMs);

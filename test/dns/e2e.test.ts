@@ -180,9 +180,12 @@ describe('netplane dns from a manifest directory, with dig', () => {
     const before = up.asked.length;
     const r = await dig(port, 'db.corp.test');
     expect([r.status, r.answer]).toEqual(['NOERROR', ['db.corp.test. IN A 198.51.100.9']]);
-    expect(corp.asked).toEqual(['db.corp.test A']);
+    // Besides the loop check every upstream gets at start (HINFO for <random>.netplane-loop-check).
+    const asked = () => corp.asked.filter((a) => !/\.netplane-loop-check HINFO$/.test(a));
+    expect(corp.asked.length - asked().length).toBe(1);
+    expect(asked()).toEqual(['db.corp.test A']);
     await dig(port, 'db.corp.test');
-    expect(corp.asked).toHaveLength(1);
+    expect(asked()).toHaveLength(1);
     expect(up.asked.length).toBe(before);
     const metrics = await (await fetch(`http://127.0.0.1:${admin()}/metrics`)).text();
     expect(metrics).toMatch(/coredns_cache_hits_total\{[^}]*zones="corp\.test\."[^}]*type="success"\} 1\n/);
