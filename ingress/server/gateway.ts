@@ -210,15 +210,14 @@ export class Gateway {
       settle();
       return;
     }
-    runPipeline(x, this.#state)
-      .catch((e: Error) => {
-        this.#o.log.error({ err: e, path: x.path }, 'request failed inside the gateway');
-        if (!res.headersSent) {
-          (res as ServerResponse).writeHead(500);
-          res.end();
-        } else res.destroy();
-      })
-      .finally(settle);
+    runPipeline(x, this.#state).then(settle, (e: Error) => {
+      this.#o.log.error({ err: e, path: x.path }, 'request failed inside the gateway');
+      if (!res.headersSent) {
+        (res as ServerResponse).writeHead(500);
+        res.end();
+      } else res.destroy();
+      settle();
+    });
   }
 
   async #upgrade(req: IncomingMessage, socket: Socket, head: Buffer, proto: 'http' | 'https'): Promise<void> {
@@ -245,7 +244,7 @@ export class Gateway {
     const { policy, path, headers, cookieScope } = upstreamTarget(x);
     try {
       // Resolves when both connections are closed, or at once with an error status.
-      x.upstream = await this.#state.upstreams.upgrade(req, socket, head, { backend: x.backend!.key, policy, path, headers, cookieScope });
+      x.upstream = await this.#state.upstreams.upgrade(req, socket, head, { backend: x.backend!.key, policy, path, headers, ...(cookieScope ? { cookieScope } : {}) });
     } finally {
       this.#done(x, started);
     }

@@ -344,7 +344,7 @@ export const chooseBackend: Step = {
  * canary's own), the rewritten target, and the headers the pipeline adds (forwarded headers, upstream-vhost,
  * x-forwarded-prefix, ssl-client-*, auth).
  */
-export function upstreamTarget(x: Exchange): { policy: Route['policy']; path: string; headers: Record<string, string>; cookieScope: CookieScope } {
+export function upstreamTarget(x: Exchange): { policy: Route['policy']; path: string; headers: Record<string, string>; cookieScope?: CookieScope } {
   const r = x.route!;
   const headers: Record<string, string> = forwardedHeaders({
     clientIP: x.clientIP,
@@ -365,7 +365,10 @@ export function upstreamTarget(x: Exchange): { policy: Route['policy']; path: st
   if (policy.forwardedPrefix !== undefined) headers['x-forwarded-prefix'] = policy.forwardedPrefix;
   if (x.tlsHeaders) Object.assign(headers, x.tlsHeaders);
   if (x.authHeaders) Object.assign(headers, x.authHeaders);
-  return { policy, path: upstreamPath(r, x.path, x.query), headers, cookieScope: { path: r.path, https: clientProto(x) === 'https' } };
+  const path = upstreamPath(r, x.path, x.query);
+  // Only a route with cookie affinity sets a cookie, and needs to know where.
+  if (policy.affinity === undefined) return { policy, path, headers };
+  return { policy, path, headers, cookieScope: { path: r.path, https: clientProto(x) === 'https' } };
 }
 
 /** Forwards upstream; the upstream pools answer 502/503/504 themselves when they cannot. */
@@ -381,7 +384,7 @@ export const forward: Step = {
       policy: p,
       path,
       headers,
-      cookieScope,
+      ...(cookieScope ? { cookieScope } : {}),
       ...(x.responseHeaders ? { responseHeaders: x.responseHeaders } : {}),
       ...(p.customErrors ? { intercept: p.customErrors } : {}),
     });
