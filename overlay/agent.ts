@@ -162,6 +162,8 @@ export class OverlayAgent {
     clearTimeout(this.#retry);
     this.#retry = setTimeout(() => {
       this.#retry = undefined;
+      // The retry reads the kernel again: an entry may have failed because the view was stale.
+      this.#needFull = true;
       this.requestSync();
     }, delay);
   }
@@ -238,10 +240,14 @@ export class OverlayAgent {
     // The changes are still unapplied: their programming time keeps counting from when they were seen.
     for (const [k, since] of taken) if (!this.#pending.has(k) || this.#pending.get(k)! > since) this.#pending.set(k, since);
     this.#failures++;
-    if (failed.some((f) => !f.entry)) this.#failingSince ??= Date.now();
-    else this.#failingSince = undefined;
-    this.#needFull = true;
-    this.#hostStale = true;
+    // A failure of the device, its address or nft: the next sync, whatever starts it, reads everything again. A
+    // refused entry (one node's route, say, which may stay refused) leaves Node-event syncs to a plain diff — the
+    // view holds what succeeded — and only the retry and the periodic resync read the kernel again.
+    if (failed.some((f) => !f.entry)) {
+      this.#failingSince ??= Date.now();
+      this.#needFull = true;
+      this.#hostStale = true;
+    } else this.#failingSince = undefined;
     // EPERM from netlink, "Operation not permitted" from nft: the process lacks CAP_NET_ADMIN.
     const unprivileged = failed.some((f) => (f.error as { errno?: string }).errno === 'EPERM' || /Operation not permitted/.test(f.error.message));
     o.log.error(

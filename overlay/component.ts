@@ -34,8 +34,11 @@ function ifName(raw: string): string {
 /** Parses an --iface value: an IP address, or an interface name as the kernel accepts it. */
 function ifNameOrIP(raw: string): string {
   if (isIP(raw)) return raw;
-  if (!/^[^/:\s]{1,15}$/.test(raw) || raw === '.' || raw === '..') throw new Error('must be an IP address or an interface name of 1 to 15 characters without "/", ":" or spaces');
-  return raw;
+  try {
+    return ifName(raw);
+  } catch (e) {
+    throw new Error(`must be an IP address or an ${(e as Error).message.replace(/^must be an /, '')}`);
+  }
 }
 
 const flags = {

@@ -100,9 +100,12 @@ const unroutable: ReadonlyArray<[string, string]> = [
  * reserved, broadcast or IPv4-mapped.
  */
 export function unusableUnderlay(ip: string): string | undefined {
-  const hit = unroutable.find(([cidr]) => contains(cidr, ip));
-  return hit && `is ${hit[1]} (${hit[0]})`;
+  const a = cidrRange(ip);
+  const hit = (unroutableRanges ??= unroutable.map(([cidr, why]) => ({ cidr, why, ...cidrRange(cidr) }))).find((r) => r.family === a.family && r.lo <= a.lo && a.lo <= r.hi);
+  return hit && `is ${hit.why} (${hit.cidr})`;
 }
+/** `unroutable` as ranges, parsed once. */
+let unroutableRanges: Array<{ cidr: string; why: string; family: 4 | 6; lo: bigint; hi: bigint }> | undefined;
 
 /**
  * A node's VTEP MAC: the `netplane.io/vtep-mac` annotation when it holds a unicast MAC, else the `VtepMAC` of
