@@ -6,6 +6,7 @@
 // Entries DNATed for a Service port that left the plan are deleted too (from the previous plan).
 import type { Logger } from '../runtime/logger.ts';
 import type { CommandRunner } from '../runtime/exec.ts';
+import { canonicalIP } from './nftables/model.ts';
 import type { Family, PortPlan, ProxyPlan, Target } from './plan/types.ts';
 
 /** The protocols whose flows are cleaned (TCP needs none: a reset ends a connection to a missing endpoint). */
@@ -35,11 +36,9 @@ export interface FrontendIndex {
   nodePorts: Map<number, Set<string>>;
 }
 
-/** An address in one spelling (conntrack prints IPv6 in RFC 5952 form), so that the plan's and the kernel's compare. */
-export function normalIP(ip: string): string {
-  return ip.includes(':') ? new URL(`http://[${ip}]/`).hostname.slice(1, -1) : ip;
-}
-const ipPort = (ip: string, port: number) => `${normalIP(ip)}|${port}`;
+// Addresses in one spelling (conntrack prints IPv6 in RFC 5952 form, as canonicalIP writes it), so that the
+// plan's and the kernel's compare.
+const ipPort = (ip: string, port: number) => `${canonicalIP(ip)}|${port}`;
 const protocolOf = (p: PortPlan): DatagramProtocol | undefined => (p.protocol === 'UDP' ? 'udp' : p.protocol === 'SCTP' ? 'sctp' : undefined);
 
 /** The frontends of a plan's ports of `family` and `protocol`, with their serving endpoints. Pure. */
@@ -86,7 +85,7 @@ export function staleFlows(prev: ProxyPlan | undefined, next: ProxyPlan, family:
         ? serving.size > 0 && !serving.has(src)
         : (before?.addresses.has(dst) || before?.nodePorts.has(e.origPortDst)) === true && src !== dst;
     if (!stale) continue;
-    const f: FlowFilter = { family, protocol, origDst: normalIP(e.origDst), origPortDst: e.origPortDst, replySrc: normalIP(e.replySrc), replyPortSrc: e.replyPortSrc };
+    const f: FlowFilter = { family, protocol, origDst: canonicalIP(e.origDst), origPortDst: e.origPortDst, replySrc: canonicalIP(e.replySrc), replyPortSrc: e.replyPortSrc };
     out.set(`${dst} ${src}`, f);
   }
   return [...out.values()];

@@ -4,11 +4,9 @@
 // not compared: a firewall reload or `nft flush ruleset` removes the table, and that is what this catches.
 import type { CommandRunner } from '../../runtime/exec.ts';
 import { isMissing, parseTable } from './kernel.ts';
-import { absent, digest, families, setId, tableFamily, tableName, type BaseChain, type Family, type TableState } from './model.ts';
+import { sameBase, sameRules } from './diff.ts';
+import { absent, families, setId, tableFamily, tableName, type Family, type TableState } from './model.ts';
 import type { Desired } from './render.ts';
-
-const sameBase = (a: BaseChain | undefined, b: BaseChain | undefined) =>
-  a === b || (!!a && !!b && a.type === b.type && a.hook === b.hook && a.prio === b.prio && a.policy === b.policy);
 
 /**
  * The first difference between what the kernel holds (read tersely) and what was applied, as one sentence, or
@@ -30,7 +28,7 @@ export function shapeDifference(kernel: Record<Family, TableState>, applied: Des
       const got = k.chains.get(name);
       if (!got) return `chain ${name} of ${table} is missing`;
       if (!sameBase(got.base, c.base)) return `chain ${name} of ${table} has another hook`;
-      if (got.ruleIds.length !== c.rules.length || c.rules.some((r, i) => got.ruleIds[i] !== digest(r))) return `the rules of chain ${name} of ${table} were changed`;
+      if (!sameRules(got.ruleIds, c)) return `the rules of chain ${name} of ${table} were changed`;
     }
     for (const name of k.chains.keys()) if (!want.chains.has(name)) return `chain ${name} of ${table} is not netplane's`;
   }

@@ -15,9 +15,11 @@ export function diff(prev: Record<Family, TableState>, next: Desired): Transacti
   return tx;
 }
 
-const sameBase = (a: BaseChain | undefined, b: BaseChain | undefined) =>
+/** The same hook (or both none). */
+export const sameBase = (a: BaseChain | undefined, b: BaseChain | undefined): boolean =>
   a === b || (!!a && !!b && a.type === b.type && a.hook === b.hook && a.prio === b.prio && a.policy === b.policy);
-const sameRules = (ids: ReadonlyArray<string | undefined>, want: NftChain) => ids.length === want.rules.length && want.rules.every((r, i) => ids[i] === digest(r));
+/** The kernel's rule identities are those of the wanted rules, in order. */
+export const sameRules = (ids: ReadonlyArray<string | undefined>, want: NftChain): boolean => ids.length === want.rules.length && want.rules.every((r, i) => ids[i] === digest(r));
 const references = (rule: string) => [...rule.matchAll(/@([a-z0-9-]+)/g)].map((m) => m[1]!);
 
 function diffTable(tx: Transaction, prev: TableState, next: NftTable): void {
