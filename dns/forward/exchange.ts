@@ -7,6 +7,7 @@ import { createSocket } from 'node:dgram';
 import { connect, isIPv6 } from 'node:net';
 import dnsPacket, { type DecodedPacket } from 'dns-packet';
 import { nameToWire } from '../wire/name.ts';
+import { optLength, writeOpt } from '../wire/response.ts';
 import type { HostPort } from '../../runtime/flags.ts';
 import type { Rcode, ResourceRecord } from '../types.ts';
 
@@ -110,8 +111,6 @@ export class ExchangeScope {
 
 /** The EDNS0 UDP payload size we advertise: DNS Flag Day 2020's value, which avoids IP fragmentation. */
 export const ednsUdpSize = 1232;
-// Our query ends with the OPT record: root name (1) + type, class, TTL, RDLENGTH (10), no options.
-const optLength = 11;
 
 const pipelineRcodes: ReadonlySet<string> = new Set<Rcode>(['NOERROR', 'FORMERR', 'SERVFAIL', 'NXDOMAIN', 'NOTIMP', 'REFUSED']);
 
@@ -133,10 +132,7 @@ export function encodeQuery(q: UpstreamQuestion, id: number): Buffer {
   buf.writeUInt16BE(q.qtype, off);
   buf.writeUInt16BE(q.qclass, off + 2);
   off += 4;
-  // OPT: root owner, type 41, our UDP size, extended rcode 0, version 0, DO as asked, no options.
-  buf[off + 2] = 41;
-  buf.writeUInt16BE(ednsUdpSize, off + 3);
-  buf[off + 7] = q.dnssecOk ? 0x80 : 0;
+  writeOpt(buf, off, ednsUdpSize, 0, q.dnssecOk);
   return buf;
 }
 

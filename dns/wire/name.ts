@@ -1,6 +1,7 @@
 // Names in presentation form (RFC 1035 5.1, RFC 4343 2.1), as wire/query.ts writes them for labels holding dots,
 // backslashes or bytes outside printable ASCII: `\.`, `\\` and `\DDD`. dns-packet's encoder splits at every dot and
 // writes the rest as UTF-8, so `a\.b` would become the labels `a\` and `b`.
+import { maxNameWireLength } from './query.ts';
 
 /** A name that cannot be written on the wire; the message names the name and what is wrong. */
 export class NameError extends Error {
@@ -8,12 +9,9 @@ export class NameError extends Error {
   readonly code = 'NETPLANE_DNS_NAME';
 }
 
-/** Largest name on the wire, root label included (RFC 1035 2.3.4). */
-const maxWire = 255;
-
 /** The wire labels of a name in presentation form ("" or "." is the root), ending in the root label. Throws NameError. */
 export function nameToWire(name: string): Buffer {
-  const out = Buffer.alloc(maxWire + 64);
+  const out = Buffer.alloc(maxNameWireLength + 64);
   let off = 0;
   let lenAt = 0;
   let label = 0;
@@ -25,7 +23,7 @@ export function nameToWire(name: string): Buffer {
     }
     out[off++] = b;
     out[lenAt] = ++label;
-    if (off + 1 > maxWire) throw fail(`longer than ${maxWire} bytes on the wire`);
+    if (off + 1 > maxNameWireLength) throw fail(`longer than ${maxNameWireLength} bytes on the wire`);
   };
   const end = name.endsWith('.') && !name.endsWith('\\.') ? name.length - 1 : name.length;
   for (let i = 0; i < end; i++) {

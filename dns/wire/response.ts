@@ -103,8 +103,8 @@ export function encodeAnswer(answer: DnsAnswer, qlname: string): EncodedAnswer {
   };
 }
 
-/** Writes our OPT record at `off`. */
-function writeOpt(out: Buffer, off: number, ourSize: number, extendedRcode: number, dnssecOk: boolean): void {
+/** Writes our OPT record at `off` (root owner, type 41, our UDP size, no options), for responses and upstream queries. */
+export function writeOpt(out: Buffer, off: number, ourSize: number, extendedRcode: number, dnssecOk: boolean): void {
   out[off] = 0;
   out[off + 1] = 0;
   out[off + 2] = 41;

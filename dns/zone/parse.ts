@@ -75,7 +75,7 @@ export function dashedIP(ip: string): string {
 export function parseReverseName(lname: string): { ip: string } | undefined {
   if (lname.endsWith('.in-addr.arpa')) {
     const parts = lname.slice(0, -'.in-addr.arpa'.length).split('.');
-    if (parts.length !== 4 || !parts.every((p) => /^(0|[1-9]\d{0,2})$/.test(p) && Number(p) <= 255)) return undefined;
+    if (parts.length !== 4 || !parts.every(isOctetLabel)) return undefined;
     return { ip: parts.reverse().join('.') };
   }
   if (lname.endsWith('.ip6.arpa')) {
@@ -162,6 +162,11 @@ export function reversePlace(lname: string, zone: string): 'apex' | 'inner' | 'n
   const labels = lname.slice(0, lname.length - zone.length - 1).split('.');
   const zoneDigits = zone.split('.').length - 2;
   if (labels.length + zoneDigits >= (v6 ? 32 : 4)) return 'none';
-  const ok = v6 ? labels.every((x) => /^[0-9a-f]$/.test(x)) : labels.every((p) => /^(0|[1-9]\d{0,2})$/.test(p) && Number(p) <= 255);
+  const ok = v6 ? labels.every((x) => /^[0-9a-f]$/.test(x)) : labels.every(isOctetLabel);
   return ok ? 'inner' : 'none';
+}
+
+/** A label holding one IPv4 octet in decimal, without leading zeros. */
+function isOctetLabel(p: string): boolean {
+  return /^(0|[1-9]\d{0,2})$/.test(p) && Number(p) <= 255;
 }
