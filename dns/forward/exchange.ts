@@ -183,9 +183,13 @@ export function exchangeUdp(to: HostPort, query: Buffer, limits: ExchangeLimits)
       else end.ok(() => resolve(decoded));
     });
     if (end.done) return;
-    socket.connect(to.port, to.host, () => {
-      if (!end.done) socket.send(query);
-    });
+    // A failed connect (no route to the upstream: ENETUNREACH, EACCES, ...) is handed to this callback, not emitted
+    // as 'error'; sending on the unconnected socket would then throw out of the event loop.
+    const connected = (err?: Error | null): void => {
+      if (err) end.fail(new UpstreamUnreachableError(`DNS upstream ${to.text} over UDP: ${err.message}`, { cause: err }));
+      else if (!end.done) socket.send(query);
+    };
+    socket.connect(to.port, to.host, connected as () => void);
   });
 }
 

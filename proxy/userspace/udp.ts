@@ -138,11 +138,15 @@ export class UdpListener {
     // A connected UDP socket reports the endpoint's ICMP port unreachable as ECONNREFUSED: end the flow, so the
     // client's next datagram picks again.
     socket.on('error', () => this.#closeFlow(key, flow));
-    socket.connect(target.port, target.ip, () => {
+    // A failed connect (no route to the endpoint: ENETUNREACH, EACCES) comes to this callback, not as 'error':
+    // end the flow (sending on the unconnected socket would throw out of the event loop).
+    const connected = (err?: Error | null): void => {
+      if (err) return this.#closeFlow(key, flow);
       const pending = flow.pending ?? [];
       flow.pending = undefined;
       for (const m of pending) socket.send(m);
-    });
+    };
+    socket.connect(target.port, target.ip, connected as () => void);
     return flow;
   }
 

@@ -64,6 +64,8 @@ describe('exchange', () => {
     fake = await startUpstream(() => 'silent');
     await expect(exchange(fake.hostPort, encodeQuery(question(), 0), { timeoutMs: 50 })).rejects.toBeInstanceOf(UpstreamTimeoutError);
     await expect(exchange(await deadUpstream(), encodeQuery(question(), 0), { timeoutMs: 1000 })).rejects.toBeInstanceOf(UpstreamUnreachableError);
+    // An upstream the host cannot route to: connect() fails (EACCES for broadcast, ENETUNREACH without a route).
+    await expect(exchange({ ...fake.hostPort, host: '255.255.255.255', text: '255.255.255.255:53' }, encodeQuery(question(), 0), { timeoutMs: 1000 })).rejects.toBeInstanceOf(UpstreamUnreachableError);
     fake.script = (q) => (q.transport === 'udp' ? { truncated: true } : { decoysFirst: true });
     await expect(exchange(fake.hostPort, encodeQuery(question(), 0), { timeoutMs: 1000 })).rejects.toBeInstanceOf(UpstreamReplyError);
   });

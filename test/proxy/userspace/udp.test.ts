@@ -105,6 +105,18 @@ describe('userspace backend, UDP', () => {
     expect(await udpAsk(await udpClient(), nodePort, 'hi')).toBe('remote hi');
   });
 
+  it('an endpoint the node cannot route to ends its flow (no crash); the next datagram picks again', async () => {
+    const { eps, port, backend, portPlanOf } = await setup(['a']);
+    // connect() to the broadcast address fails with EACCES, as an address without a route fails with ENETUNREACH.
+    await backend.sync(plan(portPlanOf([{ ip: '255.255.255.255', port: 9 }, eps[0]!.target])), { full: false });
+    const replies: string[] = [];
+    for (let i = 0; i < 6 && replies.length < 2; i++) {
+      const reply = await udpAsk(await udpClient(), port, `q${i}`, 300).catch(() => null);
+      if (reply !== null) replies.push(reply);
+    }
+    expect(replies).toEqual([expect.stringMatching(/^a q\d$/), expect.stringMatching(/^a q\d$/)]);
+  });
+
   it('moves flows off an endpoint that was removed', async () => {
     const { eps, port, backend, portPlanOf } = await setup(['a', 'b']);
     const c = await udpClient();
