@@ -3,6 +3,7 @@
 // DnsAnswer object. Nothing a client sends can throw out of here: bad messages get FORMERR or are dropped,
 // handler failures and timeouts become SERVFAIL.
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import type { Registry } from 'prom-client';
 import type { HostPort } from '../../runtime/flags.ts';
 import type { Logger } from '../../runtime/logger.ts';
@@ -12,6 +13,7 @@ import { parseQuery, type ParsedQuery, type ParseFailure } from '../wire/query.t
 import { buildError, buildResponse, encodeAnswer, type EncodedAnswer } from '../wire/response.ts';
 import { DnsMetrics, typeSlot, type ZoneSlot } from './metrics.ts';
 import type { Client, Output } from './output.ts';
+import { isWildcard, PinnedSet } from './pinned.ts';
 import { ReplayCache, type Replay } from './replay.ts';
 import { TcpConnection } from './tcp.ts';
 import { UdpEndpoint } from './udp.ts';
@@ -43,6 +45,11 @@ export interface DnsServerOptions {
   reusePort?: boolean;
   /** SO_RCVBUF of the UDP sockets, so that bursts wait instead of being dropped; default 4 MiB (capped by net.core.rmem_max). */
   udpRecvBufferSize?: number;
+  /**
+   * How often the local addresses are read again for the UDP sockets pinned to each (pinned.ts) beside a wildcard
+   * listen address; default 5000 ms; 0: pin none.
+   */
+  pinRefreshMs?: number;
 }
 
 /** One bound socket, as start() reports it. */
@@ -90,6 +97,9 @@ export class DnsServer {
   /** SERVFAIL answers per handler name (the `plugin` label says whose failure it was). */
   readonly #servfails = new Map<string, DnsAnswer>();
   readonly #udp: UdpEndpoint[] = [];
+  /** UDP sockets pinned to each local address beside a wildcard listen address, so that answers leave from it. */
+  readonly #pinned: PinnedSet[] = [];
+  #pinTimer: NodeJS.Timeout | undefined;
   readonly #tcp: NetServer[] = [];
   readonly #conns = new Set<TcpConnection>();
   readonly #serve = (msg: Buffer, out: Output, client: Client) => this.#onMessage(msg, out, client);
@@ -118,17 +128,57 @@ export class DnsServer {
       await this.close();
       throw e;
     }
+    await this.#pin(bound);
     const listen = bound.map((b) => `${b.transport}://${b.address.includes(':') ? `[${b.address}]` : b.address}:${b.port}`);
-    this.#log.info({ listen, udpDirect: this.#udp.every((u) => u.direct) }, 'dns server listening');
+    const pinned = this.#pinned.flatMap((p) => p.addresses);
+    this.#log.info({ listen, udpDirect: this.#udp.every((u) => u.direct), ...(pinned.length > 0 ? { udpPinned: pinned } : {}) }, 'dns server listening');
     return bound;
+  }
+
+  /** Pins a UDP socket to each local address beside every wildcard UDP listen address, and keeps them current. */
+  async #pin(bound: readonly BoundAddress[]): Promise<void> {
+    const every = this.#o.pinRefreshMs ?? 5000;
+    if (every <= 0) return;
+    const udp = bound.filter((b) => b.transport === 'udp' && isWildcard(b.address));
+    for (const b of udp) {
+      // 0.0.0.0 on the same port pins the IPv4 addresses; a :: beside it then pins only IPv6 ones.
+      const ipv4 = b.address === '0.0.0.0' || !udp.some((o) => o.address === '0.0.0.0' && o.port === b.port);
+      const set = new PinnedSet(b.address as '0.0.0.0' | '::', b.port, {
+        bind: (address, port) => this.#bindPinned(address, port),
+        interfaces: () => networkInterfaces(),
+        warn: (fields, msg) => this.#log.warn(fields, msg),
+      }, { ipv4 });
+      this.#pinned.push(set);
+      await set.refresh();
+    }
+    if (this.#pinned.length === 0) return;
+    this.#pinTimer = setInterval(() => {
+      if (!this.#closed) for (const set of this.#pinned) void set.refresh();
+    }, every);
+    this.#pinTimer.unref();
+  }
+
+  async #bindPinned(address: string, port: number): Promise<UdpEndpoint> {
+    const udp = await UdpEndpoint.bind(
+      { host: address, port, reusePort: this.#o.reusePort ?? false, reuseAddr: true, recvBufferSize: this.#o.udpRecvBufferSize ?? 4 << 20 },
+      this.#serve,
+      (e) => this.#warn({ err: e }, 'udp socket error'),
+    );
+    if (this.#closed) {
+      await udp.close();
+      throw new Error('the server is closing');
+    }
+    return udp;
   }
 
   /** Stops serving: sockets closed, TCP connections dropped; answers still pending are discarded. */
   async close(): Promise<void> {
     this.#closed = true;
+    clearInterval(this.#pinTimer);
     for (const c of this.#conns) c.destroy();
     this.#conns.clear();
     await Promise.all([
+      ...this.#pinned.splice(0).map((p) => p.close()),
       ...this.#udp.splice(0).map((u) => u.close()),
       ...this.#tcp.splice(0).map((s) => new Promise<void>((resolve) => s.close(() => resolve()))),
     ]);
@@ -139,7 +189,7 @@ export class DnsServer {
     // TCP, so try a few.
     for (let attempt = 0; ; attempt++) {
       const udp = await UdpEndpoint.bind(
-        { host, port, reusePort: this.#o.reusePort ?? false, recvBufferSize: this.#o.udpRecvBufferSize ?? 4 << 20 },
+        { host, port, reusePort: this.#o.reusePort ?? false, reuseAddr: isWildcard(host), recvBufferSize: this.#o.udpRecvBufferSize ?? 4 << 20 },
         this.#serve,
         (e) => this.#warn({ err: e }, 'udp socket error'),
       );

@@ -56,10 +56,13 @@ export class UdpEndpoint implements Output {
     this.#onError = onError;
   }
 
-  /** Binds host:port (port 0: any free one). Rejects with the bind error (EADDRINUSE, EACCES, ...). */
-  static async bind(o: { host: string; port: number; reusePort: boolean; recvBufferSize: number }, onMessage: OnDatagram, onError: (e: Error) => void): Promise<UdpEndpoint> {
+  /**
+   * Binds host:port (port 0: any free one); `reuseAddr` lets a wildcard socket and the sockets pinned to single
+   * addresses share the port. Rejects with the bind error (EADDRINUSE, EACCES, ...).
+   */
+  static async bind(o: { host: string; port: number; reusePort: boolean; reuseAddr?: boolean; recvBufferSize: number }, onMessage: OnDatagram, onError: (e: Error) => void): Promise<UdpEndpoint> {
     const type = isIP(o.host) === 6 ? 'udp6' : 'udp4';
-    const socket = createSocket({ type, lookup: literalLookup as never, reusePort: o.reusePort });
+    const socket = createSocket({ type, lookup: literalLookup as never, reusePort: o.reusePort, reuseAddr: o.reuseAddr ?? false });
     const ep = new UdpEndpoint(socket, onError);
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);
