@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto';
 import { isIPv4, isIPv6 } from 'node:net';
 import type { Node } from '../../cluster/model/index.ts';
-import { canonicalIP } from '../../proxy/nftables/model.ts';
+import { canonicalIP, ipToBigInt } from '../../proxy/nftables/model.ts';
 import { networkCIDR } from './cidr.ts';
 
 /** Annotation holding a node's VTEP MAC; the agent publishes it in kubernetes mode. */
@@ -165,7 +165,7 @@ export function cidrRange(cidr: string): { family: 4 | 6; lo: bigint; hi: bigint
   const v6 = isIPv6(ip);
   const bits = v6 ? 128 : 32;
   const len = lenText === undefined ? bits : Number(lenText);
-  const n = v6 ? ipv6ToBigInt(ip) : ipv4ToBigInt(ip);
+  const n = ipToBigInt(ip);
   const host = (1n << BigInt(bits - len)) - 1n;
   return { family: v6 ? 6 : 4, lo: n & ~host, hi: (n & ~host) | host };
 }
@@ -180,23 +180,4 @@ export function overlaps(a: string, b: string): boolean {
 /** True when `ip` lies inside `cidr`. */
 export function contains(cidr: string, ip: string): boolean {
   return overlaps(cidr, ip);
-}
-
-function ipv4ToBigInt(ip: string): bigint {
-  return ip.split('.').reduce((n, part) => (n << 8n) | BigInt(Number(part)), 0n);
-}
-
-function ipv6ToBigInt(ip: string): bigint {
-  let text = ip;
-  // An embedded IPv4 tail (::ffff:1.2.3.4) becomes two groups.
-  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
-  if (v4) {
-    const n = ipv4ToBigInt(v4[1]!);
-    text = text.slice(0, v4.index) + `${(n >> 16n).toString(16)}:${(n & 0xffffn).toString(16)}`;
-  }
-  const [head = '', tail] = text.split('::');
-  const h = head ? head.split(':') : [];
-  const t = tail ? tail.split(':') : [];
-  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
-  return groups.reduce((n, g) => (n << 16n) | BigInt(parseInt(g || '0', 16)), 0n);
 }

@@ -86,6 +86,16 @@ export function canonicalIP(ip: string): string {
   return formatIPv6(parseIPv6(ip));
 }
 
+/** An IPv4 or IPv6 address (an embedded IPv4 tail accepted) as a number: 32 or 128 bits. Expects a valid address. */
+export function ipToBigInt(ip: string): bigint {
+  return isIPv6(ip) ? toBigInt6(parseIPv6(ip)) : toBigInt4(ip);
+}
+
+/** A number of 32 (IPv4) or 128 bits (IPv6) as a canonical address. */
+export function bigIntToIP(n: bigint, v6: boolean): string {
+  return v6 ? formatIPv6(fromBigInt6(n)) : fromBigInt4(n);
+}
+
 /** A CIDR as nft prints it in an interval set: host bits cleared, a full-length prefix as a plain address. */
 export function canonicalCIDR(cidr: string): string {
   const [ip = '', lenText] = cidr.split('/');

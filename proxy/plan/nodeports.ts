@@ -4,6 +4,7 @@
 // around loopback loses it (0.0.0.0/0 means every local address but loopback). The iptables mode follows suit
 // rather than setting route_localnet, so both kernel modes behave alike.
 import { isIPv6 } from 'node:net';
+import { bigIntToIP, ipToBigInt } from '../nftables/model.ts';
 import type { Family } from './types.ts';
 
 const loopback: Record<Family, { net: bigint; len: number }> = { 4: { net: 127n << 24n, len: 8 }, 6: { net: 1n, len: 128 } };
@@ -27,7 +28,7 @@ export function nodePortAddressesOf(cidrs: readonly string[], family: Family): s
       out.push(cidr);
       continue;
     }
-    out.push(...withoutLoopback(cidr, toBig(ip, family), len, family));
+    out.push(...withoutLoopback(cidr, ipToBigInt(ip), len, family));
   }
   return out;
 }
@@ -44,23 +45,9 @@ function withoutLoopback(cidr: string, addr: bigint, len: number, family: Family
     const out: string[] = [];
     for (let l = len + 1; l <= lo.len; l++) {
       const half = lo.net & mask(l);
-      out.push(`${fromBig(half ^ (1n << BigInt(bits - l)), family)}/${l}`);
+      out.push(`${bigIntToIP(half ^ (1n << BigInt(bits - l)), family === 6)}/${l}`);
     }
     return out;
   }
   return [cidr];
-}
-
-function toBig(ip: string, family: Family): bigint {
-  if (family === 4) return ip.split('.').reduce((n, o) => (n << 8n) | BigInt(Number(o)), 0n);
-  const [head = '', tail] = ip.toLowerCase().split('::');
-  const h = head ? head.split(':') : [];
-  const t = tail === undefined ? [] : tail ? tail.split(':') : [];
-  const groups = [...h, ...Array<string>(tail === undefined ? 0 : 8 - h.length - t.length).fill('0'), ...t];
-  return groups.reduce((n, g) => (n << 16n) | BigInt(parseInt(g, 16)), 0n);
-}
-
-function fromBig(n: bigint, family: Family): string {
-  if (family === 4) return [24n, 16n, 8n, 0n].map((s) => String((n >> s) & 255n)).join('.');
-  return Array.from({ length: 8 }, (_, i) => ((n >> BigInt((7 - i) * 16)) & 0xffffn).toString(16)).join(':');
 }
