@@ -2,8 +2,9 @@
 // honoured is replaced by its last good version when that still compiles, else left out. Then, in namespace/name
 // order, the rules go into the index (the first Ingress to claim a host+path+type keeps it), canaries attach to
 // the routes they shadow, and TLS hosts, Secrets and backends are collected from what is actually served.
-// As in ingress-nginx, the primary Ingress owns a host's server: a canary Ingress contributes only its rules (as
-// canaries) and the Secrets of its auth; its defaultBackend and tls entries are not used.
+// As in ingress-nginx, the primary Ingress owns a host's server and its locations: a canary Ingress contributes only
+// its rules, as another backend of the primary's routes, and its other annotations give way to the primary's (see
+// canaryPolicy); its auth, defaultBackend and tls entries are not used, and its Secrets are not read.
 import type { Ingress, IngressClass } from '../../cluster/model/ingress.ts';
 import { defaultClassAnnotation } from '../../cluster/model/ingress.ts';
 import { IngressSpecError, quote } from './errors.ts';
@@ -90,7 +91,6 @@ export function compileRoutes(input: CompileInput): CompileResult {
     if (c.canary !== undefined && attachCanary(parts, c) > 0) {
       served.set(c.key, c.ingress);
       parts.ingresses.set(c.key, c.policy);
-      for (const s of c.authSecrets) parts.secrets.add(s);
     }
   }
   return { table: new CompiledRouteTable(parts), served };
@@ -225,12 +225,30 @@ function attachCanary(parts: TableParts, c: CompiledIngress): number {
     } else if (primary.canary !== undefined) {
       parts.problems.push({ ingress: c.key, reason: `canary ${describeRule(rule)} is dropped: Ingress ${primary.canary.ingress} is already its canary (one canary per route)`, keptLastGood: false });
     } else {
-      primary.canary = { ingress: c.key, backend: rule.backend, weight: settings.weight, weightTotal: settings.weightTotal, policy: c.policy };
+      const policy = canaryPolicy(primary.policy, c.policy);
+      primary.canary = { ingress: c.key, backend: rule.backend, weight: settings.weight, weightTotal: settings.weightTotal, policy };
       if (settings.header !== undefined) primary.canary.header = settings.header;
       if (settings.headerValue !== undefined) primary.canary.headerValue = settings.headerValue;
-      addBackend(parts, rule.backend, c.policy);
+      addBackend(parts, rule.backend, policy);
       attached++;
     }
   }
   return attached;
+}
+
+/**
+ * The policy of requests a route sends to its canary: the primary's, as ingress-nginx documents it ("all the other
+ * non-canary annotations will be ignored (inherited from the corresponding main ingress) except load-balance,
+ * upstream-hash-by, and annotations related to session affinity"). The canary is one more upstream of the primary's
+ * location, so the location's settings apply to it: upstream-vhost, x-forwarded-prefix, time-outs, body size,
+ * backend-protocol and proxy-ssl-*, custom errors, retries. What belongs to the upstream itself is the canary's:
+ * load-balance, and service-upstream (ingress-nginx's createUpstreams reads it from the Ingress that names the
+ * Service, canaries included). Session affinity is the primary's: ingress-nginx's default affinity-canary-behavior
+ * (sticky) copies the primary upstream's affinity onto the canary's (mergeAlternativeBackend).
+ */
+export function canaryPolicy(primary: IngressPolicy, canary: IngressPolicy): IngressPolicy {
+  const policy: IngressPolicy = { ...primary, loadBalance: canary.loadBalance };
+  if (canary.serviceUpstream !== undefined) policy.serviceUpstream = canary.serviceUpstream;
+  else delete policy.serviceUpstream;
+  return policy;
 }

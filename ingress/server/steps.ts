@@ -340,9 +340,9 @@ export const chooseBackend: Step = {
 };
 
 /**
- * Where a routed request goes upstream, for plain requests and upgrades alike: the policy of the chosen backend (the
- * canary's own), the rewritten target, and the headers the pipeline adds (forwarded headers, upstream-vhost,
- * x-forwarded-prefix, ssl-client-*, auth).
+ * Where a routed request goes upstream, for plain requests and upgrades alike: the policy of the chosen backend (a
+ * canary's is the primary's but for its load balancing: see canaryPolicy in compile.ts), the rewritten target, and
+ * the headers the pipeline adds (forwarded headers, upstream-vhost, x-forwarded-prefix, ssl-client-*, auth).
  */
 export function upstreamTarget(x: Exchange): { policy: Route['policy']; path: string; headers: Record<string, string>; cookieScope?: CookieScope } {
   const r = x.route!;

@@ -162,7 +162,7 @@ describe('canaries', () => {
       headerValue: 'yes',
       weight: 20,
       weightTotal: 100,
-      policy: table.ingresses.get('default/a-canary'),
+      policy: { ...table.ingresses.get('default/main'), loadBalance: 'round_robin' },
     });
     expect(table.match('a.com', '/login')?.canary).toBeUndefined();
     expect([table.size, table.problems, [...served.keys()].sort()]).toEqual([2, [], ['default/a-canary', 'default/main']]);
@@ -199,6 +199,30 @@ describe('canaries', () => {
     });
     const { table } = compile([c, canary('d', {}, 'Prefix /api again:80')]);
     expect([table.size, table.tls('a.com'), table.match('a.com', '/x'), table.problems.map((p) => p.ingress)]).toEqual([0, undefined, undefined, ['default/c', 'default/d']]);
+  });
+
+  it("sends canary requests with the primary's settings, but for the canary's load balancing and service-upstream", () => {
+    const ngx = 'nginx.ingress.kubernetes.io/';
+    const main = ingress('main', {
+      rules: [rule('a.com', 'Prefix /api main:80')],
+      annotations: {
+        [`${ngx}upstream-vhost`]: 'internal.svc', [`${ngx}x-forwarded-prefix`]: '/pre', [`${ngx}proxy-read-timeout`]: '2', [`${ngx}proxy-connect-timeout`]: '1',
+        [`${ngx}proxy-body-size`]: '50m', [`${ngx}backend-protocol`]: 'HTTPS', [`${ngx}custom-http-errors`]: '503', [`${ngx}default-backend`]: 'errors',
+        [`${ngx}proxy-next-upstream-tries`]: '1', [`${ngx}affinity`]: 'cookie', [`${ngx}rewrite-target`]: '/v2',
+      },
+    });
+    const c = canary('c', {
+      [`${ngx}canary-by-header`]: 'X-Canary', [`${ngx}upstream-vhost`]: 'canary.svc', [`${ngx}proxy-read-timeout`]: '30', [`${ngx}load-balance`]: 'ewma', [`${ngx}service-upstream`]: 'true',
+      [`${ngx}auth-type`]: 'basic', [`${ngx}auth-secret`]: 'canary-users',
+    }, 'Prefix /api next:80');
+    const { table } = compile([main, c]);
+    expect(table.problems).toEqual([]);
+    const primary = table.ingresses.get('default/main')!;
+    expect(table.match('a.com', '/api')!.canary!.policy).toEqual({ ...primary, loadBalance: 'least_request', serviceUpstream: true });
+    // Spoken to as the primary's location says; reached at its cluster IP as its own Ingress says.
+    expect([table.protocols.get('default/next:80'), table.viaService.has('default/next:80'), table.viaService.has('default/main:80')]).toEqual(['HTTPS', true, false]);
+    // The canary's auth is not used (the primary's route runs the primary's), so its Secret is not read.
+    expect(table.secrets.has('default/canary-users')).toBe(false);
   });
 
   it('a canary that is "false" is an ordinary Ingress', () => {
