@@ -12,7 +12,7 @@ import type { Certificates } from '../tls/certificates.ts';
 import type { TLSSocket } from 'node:tls';
 import { randomBytes } from 'node:crypto';
 import type { GatewayMetrics } from './metrics.ts';
-import { clientProto, reply, runPipeline, upgradePipeline, upstreamTarget, type Exchange, type GatewayState } from './steps.ts';
+import { clientProto, reply, runPipeline, targetBackend, upgradePipeline, upstreamTarget, type Exchange, type GatewayState } from './steps.ts';
 
 /** Protections and listeners of the gateway. */
 export interface GatewayOptions {
@@ -244,7 +244,7 @@ export class Gateway {
     const { policy, path, headers, cookieScope } = upstreamTarget(x);
     try {
       // Resolves when both connections are closed, or at once with an error status.
-      x.upstream = await this.#state.upstreams.upgrade(req, socket, head, { backend: x.backend!.key, policy, path, headers, ...(cookieScope ? { cookieScope } : {}) });
+      x.upstream = await this.#state.upstreams.upgrade(req, socket, head, { backend: targetBackend(x, this.#state, policy).key, policy, path, headers, ...(cookieScope ? { cookieScope } : {}) });
     } finally {
       this.#done(x, started);
     }
@@ -282,6 +282,7 @@ export class Gateway {
       ingress: x.route?.ingress,
       backend: backend?.key,
       canary: x.canary || undefined,
+      defaultBackend: x.defaultBackend?.key,
       endpoint: x.upstream?.endpoint,
       upstreamMs: x.upstream?.upstreamSeconds === undefined ? undefined : Math.round(x.upstream.upstreamSeconds * 10_000) / 10,
       attempts: x.upstream?.attempts,

@@ -10,7 +10,7 @@ import { upstreamPath } from '../routes/rewrite.ts';
 import { judgeClientCertificate } from '../tls/client-auth.ts';
 import { customError, signinLocation } from './answers.ts';
 import { corsHeaders } from '../routes/cors.ts';
-import type { BackendRef, Route, RouteTable } from '../routes/types.ts';
+import type { BackendRef, IngressPolicy, Route, RouteTable } from '../routes/types.ts';
 import type { CookieScope } from '../upstream/affinity.ts';
 import type { ForwardResult, Upstreams } from '../upstream/upstreams.ts';
 import { absoluteTarget, forwardedHeaders, forwardedProto, requestHost, requestPath } from './request.ts';
@@ -39,6 +39,8 @@ export interface Exchange {
   /** Set by `chooseBackend`: the backend this request goes to, and whether it is the canary. */
   backend?: BackendRef;
   canary: boolean;
+  /** Set when `backend` has no endpoints and the Ingress's default-backend answers instead (see targetBackend). */
+  defaultBackend?: BackendRef;
   /** Headers the auth step wants upstream. */
   authHeaders?: Record<string, string>;
   /** Headers the client-certificate step wants upstream (ssl-client-*). */
@@ -371,6 +373,21 @@ export function upstreamTarget(x: Exchange): { policy: Route['policy']; path: st
   return { policy, path, headers, cookieScope: { path: r.path, https: clientProto(x) === 'https' } };
 }
 
+/**
+ * The backend a routed request is sent to: the chosen one; or, when that has no endpoint and the Ingress names a
+ * default-backend that has one, the default-backend — as ingress-nginx puts the custom default backend in place of a
+ * location's upstream that has no active endpoint (controller.go, "so using custom default backend for location"):
+ * the whole request goes there as it would have gone to the Service, and its answer is relayed. The usual
+ * maintenance page: scale the app to 0 and the default-backend serves the page instead of a 503.
+ */
+export function targetBackend(x: Exchange, s: GatewayState, p: IngressPolicy): BackendRef {
+  const chosen = x.backend!;
+  const eb = p.errorBackend;
+  if (eb === undefined || s.upstreams.endpoints(chosen.key).length > 0 || s.upstreams.endpoints(eb.key).length === 0) return chosen;
+  x.defaultBackend = eb;
+  return eb;
+}
+
 /** Forwards upstream; the upstream pools answer 502/503/504 themselves when they cannot. */
 export const forward: Step = {
   name: 'forward',
@@ -380,7 +397,7 @@ export const forward: Step = {
     const expect = x.req.headers.expect;
     if (expect !== undefined && expect.toLowerCase() === '100-continue') x.res.writeContinue();
     x.upstream = await s.upstreams.forward(x.req, x.res, {
-      backend: x.backend!.key,
+      backend: targetBackend(x, s, p).key,
       policy: p,
       path,
       headers,
