@@ -10,6 +10,8 @@ export interface SyncResult {
   elements: number;
   /** Lines or operations sent to the kernel in this sync (0 when nothing changed). */
   operations: number;
+  /** iptables: the rules in netplane's chains per table, both families together (kube-proxy's iptables_total). */
+  rulesByTable?: Record<'nat' | 'filter', number>;
 }
 
 /** A proxy backend: nftables, iptables or userspace. */

@@ -1,12 +1,15 @@
 // The iptables backend of `netplane proxy --mode iptables`, for hosts without nftables: it programs the rules of
 // ruleset.ts with iptables-restore (IPv4) and ip6tables-restore (IPv6) through an injected CommandRunner.
+import { readFile } from 'node:fs/promises';
 import type { ProxyBackend, SyncResult } from '../backend.ts';
+import { conntrackFiles } from '../conntrack-tuning.ts';
 import type { Family, ProxyPlan } from '../plan/types.ts';
 import type { CommandRunner } from '../../runtime/exec.ts';
 import type { Logger } from '../../runtime/logger.ts';
 import { cleanupText, lineCount, parseSave, restoreText, type SavedTables } from './render.ts';
 import { driftOf } from './canary.ts';
-import { buildRuleset, ruleCount, type Ruleset } from './ruleset.ts';
+import { tableNames } from './names.ts';
+import { buildRuleset, ruleCount, tableRuleCount, type Ruleset } from './ruleset.ts';
 
 /**
  * Which iptables binaries to run: the host's `iptables` (on current distributions the nft-based variant), or
@@ -19,6 +22,17 @@ export type IptablesVariant = 'default' | 'legacy' | 'nft';
 export interface IptablesOptions {
   log: Logger;
   variant?: IptablesVariant;
+  /**
+   * Whether nf_conntrack_tcp_be_liberal is set (then INVALID packets are not dropped), read at every full sync.
+   * Default: reads /proc/sys/net/netfilter/nf_conntrack_tcp_be_liberal; unreadable counts as not set.
+   */
+  tcpBeLiberal?: () => Promise<boolean>;
+}
+
+/** Reads nf_conntrack_tcp_be_liberal of this network namespace: true when it is set to a non-zero value. */
+export async function readTcpBeLiberal(file: string = conntrackFiles.tcpBeLiberal): Promise<boolean> {
+  const text = await readFile(file, 'utf8').catch(() => '0');
+  return Number(text.trim()) > 0;
 }
 
 /** The save and restore commands of one family and variant, e.g. `ip6tables-legacy-restore`. */
@@ -41,6 +55,10 @@ export class IptablesBackend implements ProxyBackend {
   readonly #runner: CommandRunner;
   readonly #log: Logger;
   readonly #variant: IptablesVariant;
+  readonly #readTcpBeLiberal: () => Promise<boolean>;
+  /** nf_conntrack_tcp_be_liberal as read at the last full sync. */
+  #tcpBeLiberal = false;
+  #tcpBeLiberalRead = false;
   /** What was last applied per family; absent means unknown (never applied, or a failed restore). */
   readonly #applied = new Map<Family, Ruleset>();
   /** Families whose tables could not be read while they had no ports (no ip6tables, IPv6 off): warned once. */
@@ -51,6 +69,7 @@ export class IptablesBackend implements ProxyBackend {
     this.#runner = runner;
     this.#log = options.log;
     this.#variant = options.variant ?? 'default';
+    this.#readTcpBeLiberal = options.tcpBeLiberal ?? (() => readTcpBeLiberal());
   }
 
   /**
@@ -94,16 +113,25 @@ export class IptablesBackend implements ProxyBackend {
   }
 
   async #sync(plan: ProxyPlan, full: boolean): Promise<SyncResult> {
-    const result: SyncResult = { rules: 0, elements: 0, operations: 0 };
+    const rulesByTable = { nat: 0, filter: 0 };
+    const result: SyncResult = { rules: 0, elements: 0, operations: 0, rulesByTable };
+    // Read at full syncs only, so that partial syncs compare rulesets built alike (a change shows at the next one).
+    if (full || !this.#tcpBeLiberalRead) {
+      const liberal = await this.#readTcpBeLiberal().catch(() => false);
+      if (liberal !== this.#tcpBeLiberal) this.#log.info({ tcpBeLiberal: liberal }, liberal ? 'nf_conntrack_tcp_be_liberal is set: INVALID packets are not dropped' : 'nf_conntrack_tcp_be_liberal is not set: INVALID forwarded packets are dropped');
+      this.#tcpBeLiberal = liberal;
+      this.#tcpBeLiberalRead = true;
+    }
     let failure: unknown;
     for (const family of families) {
-      const next = buildRuleset(plan, family);
+      const next = buildRuleset(plan, family, { tcpBeLiberal: this.#tcpBeLiberal });
       try {
         const lines = await this.#syncFamily(next, full);
         if (lines === undefined) continue;
         result.operations += lines;
         result.rules += ruleCount(next);
         result.elements += next.endpoints;
+        for (const table of tableNames) rulesByTable[table] += tableRuleCount(next, table);
       } catch (e) {
         failure ??= e;
       }

@@ -23,12 +23,16 @@ export const base = {
   markMasq: 'NETPLANE-MARK-MASQ',
   /** nat: sets the masquerade mark unless the source is in the pod network (plan.clusterCIDRs). */
   markNonPod: 'NETPLANE-MARK-NONPOD',
+  /** filter: entry from FORWARD for every packet (kube-proxy's KUBE-FORWARD): Service traffic passes a DROP policy. */
+  forward: 'NETPLANE-FORWARD',
+  /** filter: entry from INPUT for every packet (kube-proxy's filter KUBE-NODEPORTS): health-check node ports. */
+  healthChecks: 'NETPLANE-HEALTH-CHECKS',
 } as const;
 
 /** The fixed chains of each table, in the order they are written. */
 export const baseChains: Record<TableName, readonly string[]> = {
   nat: [base.services, base.nodePorts, base.postrouting, base.markMasq, base.markNonPod],
-  filter: [base.services, base.nodePorts],
+  filter: [base.services, base.nodePorts, base.forward, base.healthChecks],
 };
 
 /** The packet mark that asks NETPLANE-POSTROUTING to masquerade (kube-proxy's 0x4000, so both never disagree). */
@@ -49,9 +53,14 @@ export const jumps: Record<TableName, readonly Jump[]> = {
     { chain: 'OUTPUT', spec: `${portals} -j ${base.services}` },
     { chain: 'POSTROUTING', spec: `-m comment --comment "netplane postrouting rules" -j ${base.postrouting}` },
   ],
-  // Only new connections: verdicts for Services without endpoints and the load-balancer firewall are decided once.
+  // NETPLANE-SERVICES sees only new connections: verdicts for Services without endpoints and the load-balancer
+  // firewall are decided once. NETPLANE-FORWARD and NETPLANE-HEALTH-CHECKS see every packet, so that the rest of a
+  // connection they accept passes a DROP policy too (Docker sets FORWARD to DROP). Missing jumps are inserted first
+  // in their chain in this order, so NETPLANE-SERVICES ends up before NETPLANE-FORWARD: no accept overrides its drops.
   filter: [
+    { chain: 'INPUT', spec: `-m comment --comment "netplane health check service ports" -j ${base.healthChecks}` },
     { chain: 'INPUT', spec: `-m conntrack --ctstate NEW ${portals} -j ${base.services}` },
+    { chain: 'FORWARD', spec: `-m comment --comment "netplane forwarding rules" -j ${base.forward}` },
     { chain: 'FORWARD', spec: `-m conntrack --ctstate NEW ${portals} -j ${base.services}` },
     { chain: 'OUTPUT', spec: `-m conntrack --ctstate NEW ${portals} -j ${base.services}` },
   ],

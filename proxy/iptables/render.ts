@@ -5,7 +5,7 @@
 // chains are flushed the same way and deleted with `-X` at the end, once nothing refers to them.
 import type { Family, ProxyPlan } from '../plan/types.ts';
 import { chainPrefix, jumps, tableNames, type TableName } from './names.ts';
-import { buildRuleset, type Ruleset } from './ruleset.ts';
+import { buildRuleset, type Ruleset, type RulesetOptions } from './ruleset.ts';
 
 /** One table as read back with iptables-save. */
 export interface SavedTable {
@@ -125,8 +125,8 @@ export function cleanupText(kernel: SavedTables): string {
 }
 
 /** The iptables-restore input for netplane's chains in one family of `plan` (every chain, no jumps). Pure. */
-export function render(plan: ProxyPlan, family: Family): string {
-  return restoreText(buildRuleset(plan, family));
+export function render(plan: ProxyPlan, family: Family, options: RulesetOptions = {}): string {
+  return restoreText(buildRuleset(plan, family, options));
 }
 
 /** Number of lines in a restore input (what SyncResult.operations counts). */

@@ -9,6 +9,8 @@
 // filter INPUT, FORWARD, OUTPUT (new connections) -> NETPLANE-SERVICES: what the nat table did not DNAT and must not
 //       pass: load-balancer traffic from outside the source ranges (DROP), destinations without endpoints (REJECT
 //       or DROP); the same for node ports in NETPLANE-NODEPORTS.
+//       FORWARD (every packet) -> NETPLANE-FORWARD: conntrack INVALID dropped, masquerade-marked and established
+//       traffic accepted (kube-proxy's KUBE-FORWARD); INPUT (every packet) -> NETPLANE-HEALTH-CHECKS: accepted.
 import { isIP } from 'node:net';
 import type { Family, NoEndpoints, PortPlan, ProxyPlan, Target } from '../plan/types.ts';
 import { base, baseChains, endpointChain, masqueradeMark, portChains, type TableName } from './names.ts';
@@ -106,8 +108,24 @@ function validCIDRs(list: readonly string[], family: Family, what: string, skipp
   return ok;
 }
 
+/** Host facts the rules depend on beside the plan. */
+export interface RulesetOptions {
+  /**
+   * nf_conntrack_tcp_be_liberal is set: conntrack then marks only out-of-window resets INVALID, so netplane does not
+   * drop INVALID packets (kube-proxy's conntrackTCPLiberal). Default false.
+   */
+  tcpBeLiberal?: boolean;
+}
+
+/** Number of rules in netplane's chains of one table of a ruleset (kube-proxy's iptables_total per table). */
+export function tableRuleCount(r: Ruleset, table: TableName): number {
+  let n = 0;
+  for (const rules of r.tables[table].values()) n += rules.length;
+  return n;
+}
+
 /** Builds netplane's rules for the ports of `family` in `plan`. Pure; never throws (bad input is left out, see `skipped`). */
-export function buildRuleset(plan: ProxyPlan, family: Family): Ruleset {
+export function buildRuleset(plan: ProxyPlan, family: Family, options: RulesetOptions = {}): Ruleset {
   const b = new Builder();
   const skipped: string[] = [];
   const cidrs = validCIDRs(plan.clusterCIDRs[family], family, 'Cluster CIDR', skipped);
@@ -130,12 +148,20 @@ export function buildRuleset(plan: ProxyPlan, family: Family): Ruleset {
     else addPort(ctx, p);
   }
 
-  // kube-proxy accepts health-check node ports too, for hosts whose INPUT policy drops.
+  // Health-check node ports are accepted for hosts whose INPUT policy drops; the chain sees every packet of the
+  // connection, not only the first (kube-proxy's filter KUBE-NODEPORTS).
   for (const hc of plan.healthChecks) {
     if (!validPort(hc.port)) continue;
-    const hcComment = comment(`${hc.namespace}/${hc.name} health check node port`);
-    b.add('filter', base.services, `${hcComment} -m addrtype --dst-type LOCAL -p tcp -m tcp --dport ${hc.port} -j ACCEPT`);
+    b.add('filter', base.healthChecks, `${comment(`${hc.namespace}/${hc.name} health check node port`)} -p tcp -m tcp --dport ${hc.port} -j ACCEPT`);
   }
+
+  // kube-proxy's KUBE-FORWARD. Without tcp_be_liberal, conntrack marks out-of-window TCP packets INVALID and does
+  // not translate them; forwarded with a pod's own address, they draw a reset that kills the connection (kubernetes#74839).
+  if (!options.tcpBeLiberal) b.add('filter', base.forward, '-m conntrack --ctstate INVALID -j DROP');
+  // Marked packets are Service traffic (NodePort, external and cluster-IP traffic from outside the pod network):
+  // forwarded even when the FORWARD policy drops; the rest of their connection then passes as established.
+  b.add('filter', base.forward, `${comment('netplane forwarding rules')} -m mark --mark ${masqueradeMark}/${masqueradeMark} -j ACCEPT`);
+  b.add('filter', base.forward, `${comment('netplane forwarding conntrack rule')} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`);
 
   // Node ports last, so that a load-balancer or external IP that is also a local address keeps its own rules.
   const np = plan.nodePortAddresses[family];

@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { IptablesBackend, iptablesCommands } from '../../../proxy/iptables/backend.ts';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { IptablesBackend, iptablesCommands, readTcpBeLiberal } from '../../../proxy/iptables/backend.ts';
 import { endpointChain, portChains } from '../../../proxy/iptables/names.ts';
 import { CommandError } from '../../../runtime/exec.ts';
 import { silentLogger } from '../../../runtime/logger.ts';
@@ -9,11 +12,19 @@ import { eps, plan, port } from './plans.ts';
 const web = (list = eps('10.244.1.11:8080', '10.244.1.12:8080')) =>
   plan([port('web', { clusterIPs: ['10.96.0.10'], clusterEndpoints: list }), port('web', { family: 6, clusterIPs: ['fd00:96::10'], clusterEndpoints: eps('[fd00:244:1::11]:8080') })]);
 
-function setup() {
+function setup(tcpBeLiberal = false) {
   const fake = new FakeIptables();
-  const backend = new IptablesBackend(fake, { log: silentLogger() });
-  return { fake, backend };
+  const liberal = { value: tcpBeLiberal, reads: 0 };
+  const read = async () => {
+    liberal.reads++;
+    return liberal.value;
+  };
+  const backend = new IptablesBackend(fake, { log: silentLogger(), tcpBeLiberal: read });
+  return { fake, backend, liberal };
 }
+
+/** nat PREROUTING, OUTPUT, POSTROUTING; filter INPUT ×2 (services, health checks), FORWARD ×2 (services, forwarding), OUTPUT. */
+const jumpsPerFamily = 8;
 
 const restores = (fake: FakeIptables) => fake.calls.filter((c) => c.command.endsWith('-restore'));
 const jumpLines = (dump: string) => dump.split('\n').filter((l) => /^(nat|filter) (PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING) /.test(l));
@@ -30,7 +41,7 @@ describe('IptablesBackend with a fake iptables', () => {
       'ip6tables-save -t filter',
       'ip6tables-restore -w 5 --noflush',
     ]);
-    for (const f of [4, 6] as const) expect(jumpLines(fake.dump(f))).toHaveLength(6);
+    for (const f of [4, 6] as const) expect(jumpLines(fake.dump(f))).toHaveLength(jumpsPerFamily);
     expect(r.elements).toBe(3);
     expect(r.rules).toBeGreaterThan(10);
     expect(r.operations).toBe(restores(fake).reduce((n, c) => n + c.input!.trimEnd().split('\n').length, 0));
@@ -58,10 +69,10 @@ describe('IptablesBackend with a fake iptables', () => {
     const { fake, backend } = setup();
     await backend.sync(web(), { full: true });
     fake.apply(4, '*nat\n:NETPLANE-SVC-STALESTALESTAL - [0:0]\n:OTHER - [0:0]\n-I PREROUTING 1 -m comment --comment "netplane service portals" -j NETPLANE-SERVICES\n-A PREROUTING -j OTHER\nCOMMIT\n');
-    const fresh = new IptablesBackend(fake, { log: silentLogger() });
+    const fresh = new IptablesBackend(fake, { log: silentLogger(), tcpBeLiberal: async () => false });
     await fresh.sync(web(), { full: true });
     const dump = fake.dump(4);
-    expect(jumpLines(dump).filter((l) => l.includes('NETPLANE'))).toHaveLength(6);
+    expect(jumpLines(dump).filter((l) => l.includes('NETPLANE'))).toHaveLength(jumpsPerFamily);
     expect(dump).toContain('nat PREROUTING -j OTHER');
     expect(dump).toContain('nat :OTHER');
     expect(dump).not.toContain('STALE');
@@ -119,7 +130,43 @@ describe('IptablesBackend with a fake iptables', () => {
     // Cleaning up twice is harmless, and a sync afterwards starts from scratch.
     await backend.cleanup();
     await backend.sync(web(), { full: false });
-    expect(jumpLines(fake.dump(6))).toHaveLength(6);
+    expect(jumpLines(fake.dump(6))).toHaveLength(jumpsPerFamily);
+  });
+
+  it("reports rules per table as kube-proxy's iptables_total counts them: rules in its own chains, both families", async () => {
+    const { fake, backend } = setup();
+    const r = await backend.sync(web(), { full: true });
+    const own = (table: string) => [4, 6].flatMap((f) => fake.dump(f as 4 | 6).split('\n')).filter((l) => new RegExp(`^${table} NETPLANE-\\S+ `).test(l)).length;
+    expect(r.rulesByTable).toEqual({ nat: own('nat'), filter: own('filter') });
+    expect(r.rulesByTable!.nat + r.rulesByTable!.filter).toBe(r.rules);
+  });
+
+  it('drops INVALID forwarded packets unless nf_conntrack_tcp_be_liberal is set, read again at full syncs only', async () => {
+    const { fake, backend, liberal } = setup(true);
+    const invalid = (f: 4 | 6) => fake.dump(f).includes('filter NETPLANE-FORWARD -m conntrack --ctstate INVALID -j DROP');
+    await backend.sync(web(), { full: false });
+    expect([invalid(4), invalid(6)]).toEqual([false, false]);
+    liberal.value = false;
+    await backend.sync(web(eps('10.244.1.13:8080')), { full: false });
+    expect(liberal.reads).toBe(1);
+    expect(invalid(4)).toBe(false);
+    await backend.sync(web(eps('10.244.1.13:8080')), { full: true });
+    expect(liberal.reads).toBe(2);
+    expect([invalid(4), invalid(6)]).toEqual([true, true]);
+  });
+
+  it('reads nf_conntrack_tcp_be_liberal from a file: non-zero is set; unreadable is not', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'np-liberal-'));
+    try {
+      const rows: Array<[string | undefined, boolean]> = [['1\n', true], ['0\n', false], [undefined, false]];
+      for (const [content, want] of rows) {
+        const file = join(dir, `v${String(content).trim()}`);
+        if (content !== undefined) await writeFile(file, content);
+        expect(await readTcpBeLiberal(file)).toBe(want);
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('names the binaries of each variant', () => {

@@ -62,7 +62,8 @@ function hooks(text: string): string[] {
   }
   return out.sort();
 }
-const oneHookEach = ['filter FORWARD', 'filter INPUT', 'filter OUTPUT', 'nat OUTPUT', 'nat POSTROUTING', 'nat PREROUTING'];
+// filter INPUT: Services (new connections) and health checks; FORWARD: Services and forwarding accepts.
+const oneHookEach = ['filter FORWARD', 'filter FORWARD', 'filter INPUT', 'filter INPUT', 'filter OUTPUT', 'nat OUTPUT', 'nat POSTROUTING', 'nat PREROUTING'];
 
 describe('iptables backend in a network namespace', () => {
   beforeAll(async () => {

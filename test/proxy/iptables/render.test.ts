@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { render } from '../../../proxy/iptables/render.ts';
-import { buildRuleset } from '../../../proxy/iptables/ruleset.ts';
+import { buildRuleset, type RulesetOptions } from '../../../proxy/iptables/ruleset.ts';
 import type { ProxyPlan } from '../../../proxy/plan/types.ts';
 import { chainDump, eps, plan, port, readable, type Family } from './plans.ts';
 
@@ -16,6 +16,7 @@ interface Case {
   name: string;
   plan: ProxyPlan;
   family?: Family;
+  options?: RulesetOptions;
   table: 'nat' | 'filter';
   chains: string[];
   want: string[];
@@ -275,20 +276,40 @@ const cases: Case[] = [
     ],
   },
   {
-    name: 'health-check node ports are accepted',
+    name: 'health-check node ports are accepted in a chain of their own (INPUT jumps to it for every packet)',
     plan: plan([], { healthChecks: [{ port: 32000, namespace: 'default', name: 'web', localEndpoints: 1 }] }),
     table: 'filter',
-    chains: ['NETPLANE-SERVICES'],
+    chains: ['NETPLANE-SERVICES', 'NETPLANE-HEALTH-CHECKS'],
+    want: [`-A NETPLANE-SERVICES ${nodePortsJump}`, `-A NETPLANE-HEALTH-CHECKS ${C('default/web health check node port')} -p tcp -m tcp --dport 32000 -j ACCEPT`],
+  },
+  {
+    name: "forwarding (kube-proxy's KUBE-FORWARD): INVALID dropped, marked and established traffic accepted",
+    plan: plan([]),
+    table: 'filter',
+    chains: ['NETPLANE-FORWARD'],
     want: [
-      `-A NETPLANE-SERVICES ${C('default/web health check node port')} -m addrtype --dst-type LOCAL -p tcp -m tcp --dport 32000 -j ACCEPT`,
-      `-A NETPLANE-SERVICES ${nodePortsJump}`,
+      '-A NETPLANE-FORWARD -m conntrack --ctstate INVALID -j DROP',
+      `-A NETPLANE-FORWARD ${C('netplane forwarding rules')} -m mark --mark 0x4000/0x4000 -j ACCEPT`,
+      `-A NETPLANE-FORWARD ${C('netplane forwarding conntrack rule')} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`,
+    ],
+  },
+  {
+    name: 'forwarding with nf_conntrack_tcp_be_liberal: INVALID packets are not dropped',
+    plan: plan([]),
+    family: 6,
+    options: { tcpBeLiberal: true },
+    table: 'filter',
+    chains: ['NETPLANE-FORWARD'],
+    want: [
+      `-A NETPLANE-FORWARD ${C('netplane forwarding rules')} -m mark --mark 0x4000/0x4000 -j ACCEPT`,
+      `-A NETPLANE-FORWARD ${C('netplane forwarding conntrack rule')} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`,
     ],
   },
 ];
 
 describe('buildRuleset', () => {
   it.each(cases)('$name', (c) => {
-    const rs = buildRuleset(c.plan, c.family ?? 4);
+    const rs = buildRuleset(c.plan, c.family ?? 4, c.options);
     expect(chainDump(rs, c.plan, c.table, (n) => c.chains.includes(n))).toBe(c.want.join('\n'));
   });
 
@@ -315,14 +336,16 @@ describe('buildRuleset', () => {
     const rs = buildRuleset(p, 4);
     expect(rs.skipped).toHaveLength(2);
     expect(rs.skipped[0]).toContain('default/bad:http/TCP/v4');
-    expect(render(p, 4)).not.toMatch(/ACCEPT|fd00::1/);
+    expect(render(p, 4)).not.toMatch(/10\.96\.0\.10|fd00::1/);
     expect(render(p, 4)).toContain('-d 10.96.0.11 ');
   });
 
   it('an empty plan still has the fixed chains in both families', () => {
     for (const f of [4, 6] as const) {
       const text = render(plan([]), f);
-      for (const c of ['NETPLANE-SERVICES', 'NETPLANE-NODEPORTS', 'NETPLANE-POSTROUTING', 'NETPLANE-MARK-MASQ', 'NETPLANE-MARK-NONPOD']) expect(text).toContain(`:${c} - [0:0]`);
+      for (const c of ['NETPLANE-SERVICES', 'NETPLANE-NODEPORTS', 'NETPLANE-POSTROUTING', 'NETPLANE-MARK-MASQ', 'NETPLANE-MARK-NONPOD', 'NETPLANE-FORWARD', 'NETPLANE-HEALTH-CHECKS']) {
+        expect(text).toContain(`:${c} - [0:0]`);
+      }
     }
   });
 });
@@ -355,6 +378,11 @@ describe('render', () => {
         '*filter',
         ':NETPLANE-SERVICES - [0:0]',
         ':NETPLANE-NODEPORTS - [0:0]',
+        ':NETPLANE-FORWARD - [0:0]',
+        ':NETPLANE-HEALTH-CHECKS - [0:0]',
+        '-A NETPLANE-FORWARD -m conntrack --ctstate INVALID -j DROP',
+        `-A NETPLANE-FORWARD ${C('netplane forwarding rules')} -m mark --mark 0x4000/0x4000 -j ACCEPT`,
+        `-A NETPLANE-FORWARD ${C('netplane forwarding conntrack rule')} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`,
         'COMMIT',
         '',
       ].join('\n'),
