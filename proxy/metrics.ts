@@ -1,6 +1,8 @@
 // The proxy's metrics. Where kube-proxy has a metric with the same meaning, it has kube-proxy's full name, so
 // dashboards and alerts written for kube-proxy keep working.
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { ProxyBackend, SyncResult } from './backend.ts';
+import type { ProxyPlan } from './plan/types.ts';
 
 // kube-proxy's buckets for sync durations: exponential from 1 ms.
 const syncBuckets = [0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.024, 2.048, 4.096, 8.192, 16.384];
@@ -24,6 +26,10 @@ export interface ProxyMetrics {
   canaryRepairs: Counter<'mode'>;
   rules: Gauge<'mode'>;
   elements: Gauge<'mode'>;
+  /** kube-proxy's iptables_total: iptables mode only (other modes leave it without samples). */
+  iptablesRules: Gauge<'table'>;
+  /** kube-proxy's no_local_endpoints_total: kernel modes only (other modes leave it without samples). */
+  noLocalEndpoints: Gauge<'traffic_policy'>;
   conntrackDeletions: Counter;
   udpFlowEvictions: Counter;
 }
@@ -55,7 +61,45 @@ export function registerProxyMetrics(registry: Registry): ProxyMetrics {
     canaryRepairs: new Counter({ name: 'netplane_proxy_canary_resyncs_total', help: 'Periodic checks that found rules removed or changed in the kernel, each followed by a full sync.', labelNames: ['mode'], registers }),
     rules: new Gauge({ name: 'netplane_proxy_rules', help: 'Rules (userspace: listeners) programmed after the last sync.', labelNames: ['mode'], registers }),
     elements: new Gauge({ name: 'netplane_proxy_map_elements', help: 'Map and set elements (userspace: endpoints) programmed after the last sync.', labelNames: ['mode'], registers }),
+    iptablesRules: new Gauge({
+      name: 'kubeproxy_sync_proxy_rules_iptables_total',
+      help: "iptables mode: rules in netplane's own chains per table after the last sync, IPv4 and IPv6 together.",
+      labelNames: ['table'],
+      registers,
+    }),
+    noLocalEndpoints: new Gauge({
+      name: 'kubeproxy_sync_proxy_rules_no_local_endpoints_total',
+      help: 'Service ports with a Local traffic policy whose endpoints are all on other nodes, so this node drops that traffic (internal: internalTrafficPolicy, external: externalTrafficPolicy).',
+      labelNames: ['traffic_policy'],
+      registers,
+    }),
     udpFlowEvictions: new Counter({ name: 'netplane_proxy_udp_flow_evictions_total', help: 'userspace mode: UDP flows closed at the flow cap to make room for a new client (least recently used first).', registers }),
     conntrackDeletions: new Counter({ name: 'netplane_proxy_conntrack_deletions_total', help: 'conntrack deletions run for stale UDP/SCTP flows to removed endpoints.', registers }),
   };
+}
+
+/** Service ports (each counted once over its IP families) whose Local traffic policy finds no endpoint on this node while others exist. Pure. */
+export function noLocalEndpoints(plan: ProxyPlan): { internal: number; external: number } {
+  const internal = new Set<string>();
+  const external = new Set<string>();
+  for (const p of plan.ports) {
+    // 'drop' is the planner's verdict for a Local policy with endpoints elsewhere only (no endpoint at all: 'reject').
+    if (p.clusterEndpoints.length === 0 && p.clusterNoEndpoints === 'drop') internal.add(p.portKey);
+    const externallyReachable = p.nodePort !== undefined || p.externalIPs.length > 0 || p.loadBalancerIPs.length > 0;
+    if (externallyReachable && p.externalLocal && p.externalEndpoints.length === 0 && p.externalNoEndpoints === 'drop') external.add(p.portKey);
+  }
+  return { internal: internal.size, external: external.size };
+}
+
+/** Sets the gauges of what a successful sync programmed: rules and elements, and kube-proxy's per-mode gauges. */
+export function recordProgrammed(m: ProxyMetrics, mode: ProxyBackend['mode'], plan: ProxyPlan, result: SyncResult): void {
+  m.rules.set({ mode }, result.rules);
+  m.elements.set({ mode }, result.elements);
+  if (result.rulesByTable) for (const [table, n] of Object.entries(result.rulesByTable)) m.iptablesRules.set({ table }, n);
+  // userspace mode serves a Service port on one listener, under one of the two policies (its nodePort's or its
+  // port's), and refuses rather than drops: the kernel modes' count would not describe what it does.
+  if (mode === 'userspace') return;
+  const n = noLocalEndpoints(plan);
+  m.noLocalEndpoints.set({ traffic_policy: 'internal' }, n.internal);
+  m.noLocalEndpoints.set({ traffic_policy: 'external' }, n.external);
 }

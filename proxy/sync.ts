@@ -5,7 +5,7 @@ import type { ChangeTracker, ServiceMap } from '../cluster/servicemap/index.ts';
 import type { HealthCheck } from '../runtime/admin.ts';
 import type { Logger } from '../runtime/logger.ts';
 import type { ProxyBackend } from './backend.ts';
-import type { ProxyMetrics } from './metrics.ts';
+import { recordProgrammed, type ProxyMetrics } from './metrics.ts';
 import { PlanCache, planProxy, type PlanConfig } from './plan/plan.ts';
 import type { ProxyPlan } from './plan/types.ts';
 
@@ -198,8 +198,7 @@ export class ProxySyncer {
     }
     const seconds = observe();
     o.metrics.lastSync.set(Date.now() / 1000);
-    o.metrics.rules.set({ mode: o.backend.mode }, result.rules);
-    o.metrics.elements.set({ mode: o.backend.mode }, result.elements);
+    recordProgrammed(o.metrics, o.backend.mode, plan, result);
     const now = Date.now();
     for (const since of this.#unapplied.values()) o.metrics.networkProgramming.observe(Math.max(0, now - since) / 1000);
     this.#unapplied.clear();
