@@ -8,6 +8,8 @@ import type { Ingress } from '../cluster/model/ingress.ts';
 import type { Logger } from '../runtime/logger.ts';
 import { compileRoutes } from './routes/compile.ts';
 import type { PolicyDefaults } from './routes/policy.ts';
+import { readsNginxName } from './routes/annotations.ts';
+import { IgnoredAnnotationLog } from './routes/unhonoured.ts';
 import type { BackendRef, BackendTlsPolicy, ObjectRef, RouteTable } from './routes/types.ts';
 import { createHash } from 'node:crypto';
 import { secretValue, type Secret } from '../cluster/model/secret.ts';
@@ -51,6 +53,8 @@ export class IngressState {
   #lastGood = new Map<string, Ingress>();
   /** Problems already logged, by Ingress, so a recompile does not repeat them. */
   #logged = new Map<string, string>();
+  /** The ingress-nginx annotations each served Ingress sets that netplane ignores, logged once. */
+  readonly #ignored = new IgnoredAnnotationLog(readsNginxName);
   /** Backends by the Service (namespace/name) they read. */
   #byService = new Map<string, BackendRef[]>();
   #pending = false;
@@ -101,6 +105,7 @@ export class IngressState {
       defaults: this.#o.defaults,
     });
     this.#lastGood = served;
+    this.#ignored.report(served, log);
     this.#reportProblems(table);
     this.#applyBackends(table);
     this.#state.table = table;

@@ -1,7 +1,9 @@
 // Reading Ingress annotations: the names netplane knows under `netplane.io/` and `nginx.ingress.kubernetes.io/`,
 // and the value parsers that turn text into numbers, booleans and lists or fail with one sentence. Nothing read
-// here is ever executed or rendered into a configuration language; unknown nginx annotations are not read at all.
+// here is ever executed or rendered into a configuration language; the ingress-nginx annotations netplane does not
+// read are refused or reported as ignored by unhonoured.ts.
 import { AnnotationError, quote } from './errors.ts';
+import { refuseUnhonoured } from './unhonoured.ts';
 
 /** Prefix of netplane's own annotations; wins over the nginx one of the same name. */
 export const netplanePrefix = 'netplane.io/';
@@ -12,7 +14,7 @@ export const nginxPrefix = 'nginx.ingress.kubernetes.io/';
 const sharedNames = [
   'ssl-redirect', 'force-ssl-redirect',
   'limit-rps', 'limit-rpm', 'limit-connections', 'limit-burst-multiplier', 'limit-whitelist', 'limit-allowlist',
-  'auth-type', 'auth-secret', 'auth-realm', 'auth-url', 'auth-method', 'auth-response-headers', 'auth-signin',
+  'auth-type', 'auth-secret', 'auth-secret-type', 'auth-realm', 'auth-url', 'auth-method', 'auth-response-headers', 'auth-signin',
   'rewrite-target', 'use-regex', 'backend-protocol', 'proxy-connect-timeout', 'proxy-read-timeout', 'proxy-body-size',
   'permanent-redirect', 'permanent-redirect-code', 'temporal-redirect', 'temporal-redirect-code', 'app-root',
   'upstream-vhost', 'x-forwarded-prefix', 'server-alias', 'proxy-next-upstream-tries', 'custom-http-errors', 'default-backend', 'service-upstream', 'satisfy',
@@ -35,10 +37,10 @@ export type AnnotationName = (typeof sharedNames)[number] | (typeof netplaneName
 const shared: ReadonlySet<string> = new Set(sharedNames);
 const known: ReadonlySet<string> = new Set([...sharedNames, ...netplaneNames]);
 
-// ingress-nginx annotations that narrow who may reach a backend and that netplane does not enforce (a regex on the
-// client certificate's CN). Ignoring them would serve the Ingress to more clients than its author allowed, so an
-// Ingress that sets one is refused instead (fail closed).
-const unenforced: readonly string[] = ['auth-tls-match-cn'];
+/** Whether netplane reads the ingress-nginx annotation `name` (without prefix). */
+export function readsNginxName(name: string): boolean {
+  return shared.has(name);
+}
 
 const controlCharacter = /[\x00-\x1f\x7f]/;
 
@@ -51,7 +53,8 @@ export interface Annotation {
 /**
  * The annotations of one Ingress, by name: `netplane.io/<name>` when set, else `nginx.ingress.kubernetes.io/<name>`.
  * The constructor throws AnnotationError for an unknown `netplane.io/` name (a typo) and for an ingress-nginx
- * access restriction netplane does not enforce; every reader throws AnnotationError for a value it cannot honour.
+ * annotation that changes who may reach what, or what a request does, that netplane does not honour (a snippet, a
+ * WAF, ssl-passthrough ...: see unhonoured.ts); every reader throws AnnotationError for a value it cannot honour.
  */
 export class AnnotationReader {
   readonly #annotations: Readonly<Record<string, string>>;
@@ -69,13 +72,7 @@ export class AnnotationReader {
       const readable = key.startsWith(netplanePrefix) || (key.startsWith(nginxPrefix) && shared.has(key.slice(nginxPrefix.length)));
       if (readable && controlCharacter.test(value.trim())) throw invalid({ key, value }, 'annotation values must not contain control characters');
     }
-    for (const name of unenforced) {
-      const key = nginxPrefix + name;
-      const value = annotations[key];
-      if (value !== undefined) {
-        throw new AnnotationError(key, `annotation ${key} is ${quote(value)}; netplane does not enforce ${name}, and serving the Ingress without it would admit clients its author shut out`);
-      }
-    }
+    refuseUnhonoured(annotations);
   }
 
   /** The annotation `name`, or undefined when neither prefix sets it. */

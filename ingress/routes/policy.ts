@@ -275,6 +275,8 @@ function readAuth(a: AnnotationReader, namespace: string): AuthPolicy | undefine
   if (type === 'basic') {
     const secret = a.get('auth-secret');
     if (secret === undefined) throw invalid(a.get('auth-type')!, 'basic auth needs auth-secret naming the Secret with the htpasswd file, which is not set');
+    // auth-map (a Secret key per user) would be read as an htpasswd file without the key `auth`: every request 503.
+    a.oneOf('auth-secret-type', ['auth-file'] as const, { unsupported: ['auth-map'] });
     const realm = a.get('auth-realm');
     // The realm is sent inside a quoted string of WWW-Authenticate, where " and \ would need escaping.
     if (realm !== undefined && /["\\]/.test(realm.value)) throw invalid(realm, 'allowed is text without " and \\');

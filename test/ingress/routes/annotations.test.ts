@@ -103,7 +103,7 @@ describe('annotations with good values', () => {
     ],
     ['client certificates off', { [`${ngx}auth-tls-secret`]: 'ca', [`${ngx}auth-tls-verify-client`]: 'off' }, {}],
     ['netplane.io wins over nginx', { [`${np}limit-rps`]: '7', [`${ngx}limit-rps`]: 'not read' }, { rateLimit: { rps: 7, burstMultiplier: 5 } }],
-    ['unknown nginx annotations are ignored, never interpreted', { [`${ngx}configuration-snippet`]: 'more_set_headers "X: y";\nreturn 200;', [`${ngx}auth-jwt-jwks-url`]: 'x' }, {}],
+    ['unknown nginx annotations are ignored, never interpreted', { [`${ngx}some-future-annotation`]: 'more_set_headers "X: y";\nreturn 200;', [`${ngx}auth-jwt-jwks-url`]: 'x' }, {}],
     ['proxy-ssl-verify off, the default', { [`${ngx}proxy-ssl-verify`]: 'off' }, {}],
     [
       'proxy-ssl-verify on with a CA Secret, a name and SNI',

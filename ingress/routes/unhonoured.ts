@@ -1,0 +1,159 @@
+// The ingress-nginx annotations netplane does not honour, in two groups. Those that change who may reach what, or
+// what a request does (a snippet's `deny all;`, a WAF, a passthrough, a cookie that picks the canary ...) take the
+// Ingress out of service: serving it without them would serve something its author did not write. Pure tuning of
+// nginx itself (buffers, its own timeouts, tracing) is ignored and said so once per Ingress at info. Every other
+// `nginx.ingress.kubernetes.io/` name that netplane does not read is reported with the ignored ones.
+import type { Logger } from '../../runtime/logger.ts';
+import { AnnotationError, quote } from './errors.ts';
+
+const nginxPrefix = 'nginx.ingress.kubernetes.io/';
+
+/** An ingress-nginx annotation netplane refuses when `applies` says its value asks for something. */
+interface Refusal {
+  /** The name without prefix; a name starting with `*` matches by suffix (`*-snippet`). */
+  name: string;
+  /** Whether the value (trimmed) asks for the behaviour; `all` reads the Ingress's other annotations, by name. */
+  applies: (value: string, all: (name: string) => string | undefined) => boolean;
+  /** Why serving the Ingress without it is wrong: what netplane does not do, and what would follow. */
+  why: string;
+}
+
+// Go's ParseBool false words, and the empty value: what asks for nothing. Any other value counts as "on", so a
+// garbled boolean fails closed.
+const falseWords: ReadonlySet<string> = new Set(['', 'false', 'False', 'FALSE', 'f', 'F', '0']);
+const on = (v: string): boolean => !falseWords.has(v);
+const set = (v: string): boolean => v !== '';
+const nonZero = (v: string): boolean => v !== '' && v !== '0';
+
+const noSnippets = 'netplane never runs nginx configuration, and serving the Ingress without it would drop whatever it enforces (deny rules, returns, headers)';
+
+/** The refused ingress-nginx annotations, most used first. */
+export const refusals: readonly Refusal[] = [
+  { name: '*-snippet', applies: set, why: noSnippets },
+  { name: 'auth-tls-match-cn', applies: set, why: 'netplane does not enforce auth-tls-match-cn, and serving the Ingress without it would admit clients its author shut out' },
+  { name: 'enable-modsecurity', applies: on, why: 'netplane has no web application firewall, and serving the Ingress without it would pass requests the firewall was to stop' },
+  { name: 'enable-owasp-core-rules', applies: on, why: 'netplane has no web application firewall, and serving the Ingress without it would pass requests the rules were to stop' },
+  { name: 'global-rate-limit', applies: nonZero, why: 'netplane has no rate limit shared between replicas (limit-rps and limit-rpm count per gateway), and serving the Ingress without it would lift the limit' },
+  { name: 'global-rate-limit-window', applies: set, why: 'netplane has no rate limit shared between replicas (limit-rps and limit-rpm count per gateway)' },
+  { name: 'global-rate-limit-key', applies: set, why: 'netplane has no rate limit shared between replicas (limit-rps and limit-rpm count per gateway)' },
+  { name: 'global-rate-limit-ignored-cidrs', applies: set, why: 'netplane has no rate limit shared between replicas (limit-rps and limit-rpm count per gateway)' },
+  { name: 'limit-rate', applies: nonZero, why: 'netplane does not throttle the bandwidth of responses, and serving the Ingress without it would lift the limit' },
+  { name: 'limit-rate-after', applies: nonZero, why: 'netplane does not throttle the bandwidth of responses, and serving the Ingress without it would lift the limit' },
+  { name: 'ssl-passthrough', applies: on, why: 'netplane terminates TLS itself and cannot pass the connection through to the backend, which would then get plain HTTP' },
+  { name: 'canary-by-cookie', applies: set, why: 'netplane picks a canary by header and weight only, so clients with the cookie would not reach the canary' },
+  {
+    name: 'canary-by-header-pattern',
+    // ingress-nginx ignores the pattern when canary-by-header-value is set.
+    applies: (v, all) => set(v) && all('canary-by-header-value') === undefined,
+    why: 'netplane matches a canary header by exact value (canary-by-header-value), never by regex, so clients sending a matching value would not reach the canary',
+  },
+  { name: 'from-to-www-redirect', applies: on, why: 'netplane does not add the redirect between www and the bare name, so those requests would get 404' },
+  { name: 'upstream-hash-by', applies: set, why: 'netplane balances round robin, by least request or by cookie affinity, never by a hash of request data, so requests would lose the backend they stick to' },
+  { name: 'mirror-target', applies: set, why: 'netplane does not mirror requests, so the mirror would silently get nothing' },
+  { name: 'custom-headers', applies: set, why: 'netplane does not add response headers from a ConfigMap, so responses would lack them (often security headers)' },
+  { name: 'auth-proxy-set-headers', applies: set, why: 'netplane does not send headers from a ConfigMap to the auth service, which may decide on them' },
+  { name: 'auth-request-redirect', applies: set, why: 'netplane sends X-Auth-Request-Redirect as the request\'s own URI, not a set value' },
+  { name: 'auth-always-set-cookie', applies: on, why: 'netplane does not pass the auth service\'s Set-Cookie to clients it lets through, so sessions it refreshes would expire' },
+  { name: 'auth-signin-redirect-param', applies: (v) => set(v) && v !== 'rd', why: 'netplane names the return address of auth-signin rd, as ingress-nginx does by default' },
+  { name: 'proxy-cookie-domain', applies: (v) => set(v) && v !== 'off', why: 'netplane does not rewrite the Set-Cookie headers of responses, so cookies would keep the backend\'s domain' },
+  { name: 'proxy-cookie-path', applies: (v) => set(v) && v !== 'off', why: 'netplane does not rewrite the Set-Cookie headers of responses, so cookies would keep the backend\'s path' },
+  { name: 'proxy-redirect-from', applies: (v) => set(v) && v !== 'off' && v !== 'default', why: 'netplane does not rewrite the Location and Refresh headers of responses, so clients would be sent to the backend\'s addresses' },
+  {
+    name: 'disable-proxy-intercept-errors',
+    applies: (v, all) => on(v) && all('custom-http-errors') !== undefined,
+    why: 'netplane always answers the custom-http-errors statuses itself, so the backend\'s own error bodies would be replaced',
+  },
+];
+
+/**
+ * The ingress-nginx annotations that tune nginx itself (buffers, its own time-outs, tracing, access-log switches,
+ * TLS ciphers) or refine a feature netplane does its own way: accepted, and reported once per Ingress as ignored.
+ */
+export const ignoredNames: readonly string[] = [
+  'proxy-buffering', 'proxy-buffer-size', 'proxy-buffers-number', 'proxy-max-temp-file-size', 'proxy-request-buffering',
+  'client-body-buffer-size', 'proxy-http-version', 'proxy-send-timeout', 'proxy-next-upstream', 'proxy-next-upstream-timeout',
+  'connection-proxy-header', 'http2-push-preload', 'preserve-trailing-slash', 'relative-redirects', 'proxy-redirect-to',
+  'enable-access-log', 'enable-rewrite-log', 'enable-opentracing', 'opentracing-trust-incoming-span', 'enable-opentelemetry',
+  'opentelemetry-trust-incoming-span', 'opentelemetry-operation-name', 'enable-influxdb', 'influxdb-measurement', 'influxdb-port',
+  'influxdb-host', 'influxdb-server-name', 'modsecurity-transaction-id', 'ssl-ciphers', 'ssl-prefer-server-ciphers',
+  'proxy-ssl-ciphers', 'proxy-ssl-protocols', 'proxy-ssl-verify-depth', 'auth-cache-key', 'auth-cache-duration', 'auth-keepalive',
+  'auth-keepalive-share-vars', 'auth-keepalive-requests', 'auth-keepalive-timeout', 'enable-global-auth', 'affinity-mode',
+  'affinity-canary-behavior', 'session-cookie-expires', 'session-cookie-change-on-failure', 'session-cookie-conditional-samesite-none',
+  'upstream-hash-by-subset', 'upstream-hash-by-subset-size', 'mirror-request-body', 'mirror-host', 'fastcgi-index', 'fastcgi-params-configmap',
+];
+const ignored: ReadonlySet<string> = new Set(ignoredNames);
+
+function refusalOf(name: string): Refusal | undefined {
+  return refusals.find((r) => (r.name.startsWith('*') ? name.endsWith(r.name.slice(1)) : name === r.name));
+}
+
+/**
+ * Throws AnnotationError for the first ingress-nginx annotation of `annotations` whose value asks for something
+ * netplane does not do (see `refusals`): one sentence naming the annotation, its value and why.
+ */
+export function refuseUnhonoured(annotations: Readonly<Record<string, string>>): void {
+  const all = (name: string) => annotations[nginxPrefix + name];
+  for (const [key, value] of Object.entries(annotations)) {
+    if (!key.startsWith(nginxPrefix)) continue;
+    const refusal = refusalOf(key.slice(nginxPrefix.length));
+    if (refusal !== undefined && refusal.applies(value.trim(), (n) => all(n)?.trim())) {
+      throw new AnnotationError(key, `annotation ${key} is ${quote(value.trim())}; ${refusal.why}`);
+    }
+  }
+}
+
+/** What an Ingress sets under `nginx.ingress.kubernetes.io/` that netplane does not use, full keys, sorted. */
+export interface IgnoredAnnotations {
+  /** Tuning of nginx itself (`ignoredNames`), and refusable ones set to a value that asks for nothing (`"false"`). */
+  tuning: string[];
+  /** Names netplane does not know at all (misspelt, retired, or newer than netplane). */
+  unknown: string[];
+}
+
+/** Sorts the ingress-nginx annotations netplane does not use into tuning and unknown; `known` says what netplane reads. */
+export function ignoredAnnotations(annotations: Readonly<Record<string, string>>, known: (name: string) => boolean): IgnoredAnnotations {
+  const out: IgnoredAnnotations = { tuning: [], unknown: [] };
+  for (const key of Object.keys(annotations).sort()) {
+    if (!key.startsWith(nginxPrefix)) continue;
+    const name = key.slice(nginxPrefix.length);
+    if (known(name)) continue;
+    if (ignored.has(name) || refusalOf(name) !== undefined) out.tuning.push(key);
+    else out.unknown.push(key);
+  }
+  return out;
+}
+
+/** Something with annotations, as an Ingress has. */
+interface Annotated {
+  metadata: { annotations: Readonly<Record<string, string>> };
+}
+
+/**
+ * Logs at info, for each served Ingress, the ingress-nginx annotations it sets that netplane ignores: once per
+ * Ingress, and again only when that list changes.
+ */
+export class IgnoredAnnotationLog {
+  readonly #known: (name: string) => boolean;
+  readonly #logged = new Map<string, string>();
+
+  constructor(known: (name: string) => boolean) {
+    this.#known = known;
+  }
+
+  /** Reports the served Ingresses (`namespace/name` → Ingress) and forgets those no longer served. */
+  report(served: ReadonlyMap<string, Annotated>, log: Logger): void {
+    for (const key of this.#logged.keys()) if (!served.has(key)) this.#logged.delete(key);
+    for (const [ingress, object] of served) {
+      const { tuning, unknown } = ignoredAnnotations(object.metadata.annotations, this.#known);
+      const text = `${tuning.join(',')}|${unknown.join(',')}`;
+      if (this.#logged.get(ingress) === text) continue;
+      this.#logged.set(ingress, text);
+      if (tuning.length === 0 && unknown.length === 0) continue;
+      const parts = [
+        ...(tuning.length > 0 ? [`nginx tuning netplane does not need: ${tuning.join(', ')}`] : []),
+        ...(unknown.length > 0 ? [`not known to netplane: ${unknown.join(', ')}`] : []),
+      ];
+      log.info({ ingress, ignored: tuning, unknown }, `Ingress ${ingress}: annotations ignored (${parts.join('; ')})`);
+    }
+  }
+}
