@@ -30,7 +30,7 @@ const flags = {
   'cluster-cidr': listFlag({ value: 'CIDRS', help: 'pod network CIDRs, comma-separated; traffic from outside them to a Service is masqueraded', parse: parseCIDRList }),
   'nodeport-addresses': listFlag({
     value: 'CIDRS|primary',
-    help: "accept NodePorts only on local addresses in these CIDRs, or with 'primary' only on the Node's InternalIP of each family (default: every local address but loopback)",
+    help: "accept NodePorts only on local addresses in these CIDRs, or with 'primary' only on the Node's InternalIP of each family; a family without any accepts them on every local address but loopback (the default)",
     parse: (raw) => (raw.trim() === 'primary' ? [primaryKeyword] : parseCIDRList(raw)),
   }),
   'masquerade-all': switchFlag('masquerade every connection to a Service'),
@@ -212,8 +212,9 @@ async function runProxy(ctx: ComponentContext, f: ProxyFlags): Promise<void> {
 
 /**
  * The NodePort CIDRs: the flag's as given, or for `primary` (alone: checked at start) the node's primary addresses
- * (a /32 or /128 each), loopback ones skipped as kube-proxy does (`!nodeIP.IsLoopback()`). Without any (the Node
- * is not in the view, or has no usable address) `[]`, which means every local address but loopback, after `warn`.
+ * (a /32 or /128 each), loopback ones skipped as kube-proxy does (`!nodeIP.IsLoopback()`); a family left without
+ * one accepts NodePorts on every local address (nodePortAddressesOf). Without any (the Node is not in the view, or
+ * has no usable address) `[]`, which means every local address but loopback, after `warn`.
  */
 export function nodePortCIDRs(flag: readonly string[], node: Node | undefined, warn: (message: string) => void): string[] {
   if (!flag.includes(primaryKeyword)) return [...flag];

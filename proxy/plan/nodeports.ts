@@ -11,15 +11,16 @@ const loopback: Record<Family, { net: bigint; len: number }> = { 4: { net: 127n 
 const bitsOf = (f: Family) => (f === 4 ? 32 : 128);
 
 /**
- * The NodePort CIDRs of one family: 'all' (every local address but loopback) when none is configured at all or
+ * The NodePort CIDRs of one family: 'all' (every local address but loopback) when none of this family is
+ * configured (even with CIDRs of the other family, as kube-proxy's NewNodePortAddresses adds 0.0.0.0/0 or ::/0) or
  * one is the whole family; else the family's CIDRs with loopback taken out. Pure; expects valid CIDRs.
  */
 export function nodePortAddressesOf(cidrs: readonly string[], family: Family): string[] | 'all' {
-  if (cidrs.length === 0) return 'all';
+  const mine = cidrs.filter((cidr) => (isIPv6(cidr.split('/')[0]!) ? 6 : 4) === family);
+  if (mine.length === 0) return 'all';
   const out: string[] = [];
-  for (const cidr of cidrs) {
+  for (const cidr of mine) {
     const [ip = '', lenText] = cidr.split('/');
-    if ((isIPv6(ip) ? 6 : 4) !== family) continue;
     const bits = bitsOf(family);
     const len = lenText === undefined ? bits : Number(lenText);
     if (len === 0) return 'all';

@@ -1,10 +1,12 @@
 // `--nodeport-addresses`: CIDRs as given, or `primary`: the Node's InternalIP of each family (else its ExternalIP),
 // loopback ones skipped; when the Node gives none, every local address but loopback, with a warning (as kube-proxy
-// does). Loopback never accepts NodePorts: loopback CIDRs are dropped and ranges around loopback lose it.
+// does). A family without CIDRs of its own accepts NodePorts on every address. Loopback never accepts NodePorts:
+// loopback CIDRs are dropped and ranges around loopback lose it.
 import { describe, expect, it } from 'vitest';
 import { parseKind } from '../../cluster/model/index.ts';
 import { nodePortCIDRs } from '../../proxy/component.ts';
 import { nodePortAddressesOf } from '../../proxy/plan/nodeports.ts';
+import { planProxy } from '../../proxy/plan/plan.ts';
 import type { Family } from '../../proxy/plan/types.ts';
 
 const node = (addresses: Array<[type: string, address: string]>) =>
@@ -42,8 +44,21 @@ describe('--nodeport-addresses', () => {
     [['127.0.0.1/32'], 4, []],
     [['::1/128', 'fd00::/8'], 6, ['fd00::/8']],
     [['96.0.0.0/3'], 4, ['96.0.0.0/4', '112.0.0.0/5', '120.0.0.0/6', '124.0.0.0/7', '126.0.0.0/8']],
-    [['192.168.77.0/24'], 6, []],
+    // A family without CIDRs of its own accepts NodePorts on all its addresses (kube-proxy adds 0.0.0.0/0 or ::/0).
+    [['192.168.77.0/24'], 6, 'all'],
+    [['fd00:77::/64'], 4, 'all'],
+    [['fd00:77::/64'], 6, ['fd00:77::/64']],
   ])('%j, IPv%i: %j (loopback never accepts NodePorts)', (flag, family, want) => {
     expect(nodePortAddressesOf(flag, family)).toEqual(want);
+  });
+
+  it.each<[string, ReturnType<typeof node>, Record<Family, string[] | 'all'>]>([
+    ['an IPv4 InternalIP only: IPv6 NodePorts on every address', node([['InternalIP', '192.168.50.1']]), { 4: ['192.168.50.1/32'], 6: 'all' }],
+    ['an IPv6 InternalIP only: IPv4 NodePorts on every address', node([['InternalIP', 'fd00:50::1']]), { 4: 'all', 6: ['fd00:50::1/128'] }],
+    ['a loopback IPv4 InternalIP: IPv4 NodePorts on every address but loopback', node([['InternalIP', '127.0.0.1'], ['InternalIP', 'fd00:50::1']]), { 4: 'all', 6: ['fd00:50::1/128'] }],
+  ])('primary on a node with %s', (_what, n, want) => {
+    const cidrs = nodePortCIDRs(['primary'], n, () => {});
+    const config = { nodeName: 'node1', clusterCIDRs: [], masqueradeAll: false, nodePortAddresses: cidrs };
+    expect(planProxy([], config).nodePortAddresses).toEqual(want);
   });
 });
