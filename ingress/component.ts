@@ -11,7 +11,7 @@ import { Gateway } from './server/gateway.ts';
 import { GatewayMetrics } from './server/metrics.ts';
 import type { GatewayState } from './server/steps.ts';
 import { emptyTable, IngressState } from './state.ts';
-import { Certificates, hstsHeader, parseCertificateFlag } from './tls/index.ts';
+import { Certificates, DefaultCertificateFiles, hstsHeader } from './tls/index.ts';
 import { Upstreams } from './upstream/upstreams.ts';
 import { parseSize } from './routes/annotations.ts';
 import { defaultMaxBodyBytes } from './routes/policy.ts';
@@ -35,7 +35,7 @@ const flags = {
   http: valueFlag({ value: 'ADDR:PORT', help: 'serve plain HTTP here (`off`: none)', parse: listener, default: parseHostPort('0.0.0.0:80') as HostPort | 'off' }),
   https: valueFlag({ value: 'ADDR:PORT', help: 'serve HTTPS (HTTP/2 and HTTP/1.1) here (`off`: none)', parse: listener, default: parseHostPort('0.0.0.0:443') as HostPort | 'off' }),
   'ingress-class': valueFlag({ value: 'NAME', help: 'serve Ingresses of this class (and class-less ones when this IngressClass is the default)', parse: className, default: 'netplane' }),
-  'default-certificate': valueFlag({ value: 'CERT.pem,KEY.pem', help: 'certificate for names without one (default: self-signed, made at start)', parse: nonEmpty }),
+  'default-certificate': valueFlag({ value: 'CERT.pem,KEY.pem', help: 'certificate for names without one, re-read when the files change (default: self-signed, made at start)', parse: nonEmpty }),
   'trusted-proxies': valueFlag({ value: 'CIDRS', help: 'believe X-Forwarded-For, -Proto, -Host and -Port only from peers in these ranges', parse: parseCIDRList, default: [] as string[] }),
   hsts: valueFlag({ value: 'DURATION', help: 'send Strict-Transport-Security with this max-age on HTTPS (0s: off)', parse: seconds, default: 0 }),
   'hsts-include-subdomains': switchFlag('add includeSubDomains to Strict-Transport-Security'),
@@ -87,10 +87,12 @@ type IngressFlags = Parameters<NonNullable<typeof ingressComponent.run>>[1];
 async function runIngress(ctx: ComponentContext, f: IngressFlags): Promise<void> {
   const { log } = ctx;
   let defaultCertificate: { cert: string; key: string } | undefined;
+  let defaultFiles: DefaultCertificateFiles | undefined;
   if (f['default-certificate']) {
-    const [cert, key] = f['default-certificate'].split(',') as [string, string];
+    const [certPath, keyPath] = f['default-certificate'].split(',') as [string, string];
     try {
-      defaultCertificate = parseCertificateFlag(cert, key);
+      defaultFiles = new DefaultCertificateFiles({ certPath, keyPath, log });
+      defaultCertificate = defaultFiles.load();
     } catch (e) {
       log.fatal({ err: (e as Error).message }, `--default-certificate: ${(e as Error).message}`);
       await ctx.shutdown.run(2);
@@ -101,6 +103,11 @@ async function runIngress(ctx: ComponentContext, f: IngressFlags): Promise<void>
   const http = f.http === 'off' ? undefined : f.http;
   const certificates = https ? await Certificates.create({ log, defaultCertificate }) : undefined;
   const metrics = new GatewayMetrics(ctx.registry);
+  // The files are followed only when something serves them; a renewed certificate is served from the next handshake.
+  if (certificates && defaultFiles) {
+    defaultFiles.onProblem = (bad) => metrics.defaultCertificateProblem.set(bad ? 1 : 0);
+    defaultFiles.follow(certificates);
+  }
   const upstreams = new Upstreams({ log });
   const state: GatewayState = {
     table: emptyTable,
@@ -157,6 +164,7 @@ async function runIngress(ctx: ComponentContext, f: IngressFlags): Promise<void>
   ctx.shutdown.allow(f['drain-timeout'] + 5000);
   ctx.shutdown.add('ingress', async () => {
     keeper.stop();
+    defaultFiles?.close();
     clearInterval(pruning);
     log.info({ inFlight: gateway.inFlight }, 'draining');
     await gateway.drain(f['drain-timeout']);

@@ -95,6 +95,9 @@ export class Gateway {
         const certificates = o.certificates;
         s.on('secureConnection', (socket: TLSSocket) => certificates.resumed(socket));
         certificates.onClientCaChange = () => s.setTicketKeys(randomBytes(48));
+        // A new default certificate: handshakes without SNI use the server's own context, so it is replaced too
+        // (those with SNI get it from the SNI callback). Only the certificate differs from the options above.
+        certificates.onDefaultChange = () => s.setSecureContext(certificates.defaultOptions);
         s.on('session', (session: Http2Session) => {
           this.#sessions.add(session);
           session.once('close', () => this.#sessions.delete(session));

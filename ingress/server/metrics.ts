@@ -14,6 +14,7 @@ export class GatewayMetrics {
   readonly ingressProblems: Gauge<'namespace' | 'ingress' | 'served'>;
   readonly rejected: Counter<'reason'>;
   readonly connections: Gauge<'state'>;
+  readonly defaultCertificateProblem: Gauge;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -69,6 +70,11 @@ export class GatewayMetrics {
       name: 'nginx_ingress_controller_nginx_process_connections',
       help: 'Client connections, by state (ingress-nginx meaning: active).',
       labelNames: ['state'],
+      registers,
+    });
+    this.defaultCertificateProblem = new Gauge({
+      name: 'netplane_ingress_default_certificate_problem',
+      help: '1 while the --default-certificate files hold a pair that cannot be served (the one served before is kept), else 0.',
       registers,
     });
   }

@@ -10,7 +10,7 @@ import type { Logger } from '../../runtime/logger.ts';
 import type { ObjectRef, RouteTable } from '../routes/types.ts';
 import { generateDefaultCertificate } from './default-certificate.ts';
 import { BadCertificateError } from './errors.ts';
-import { isKeyPair, loadKeyPair, validityProblem, type KeyPair } from './keypair.ts';
+import { isKeyPair, loadKeyPair, validityProblem, type KeyPair, type KeyPairProblem, type PartNames } from './keypair.ts';
 import { askForClientCertificate, clientAuthMark, markResumed, parseCaBundle } from './client-auth.ts';
 
 /** The part of a route table the certificates read. */
@@ -70,8 +70,6 @@ function parseRef(key: string): ObjectRef | undefined {
 export class Certificates {
   /** For tls.createServer / http2.createSecureServer: picks the context by SNI; an unknown name gets the default. */
   readonly sniCallback: (this: TLSSocket, servername: string, cb: (err: Error | null, ctx?: SecureContext) => void) => void;
-  /** The default certificate (chain) and key, PEM, for the server's own options. */
-  readonly defaultOptions: { cert: string; key: string };
   #log: Logger;
   #default: KeyPair;
   #table: TlsTable = noRoutes;
@@ -89,6 +87,11 @@ export class Certificates {
    * verified against the old bundle is resumed.
    */
   onClientCaChange?: () => void;
+  /**
+   * Called when the default certificate is replaced (setDefault): the listener takes `defaultOptions` as its own
+   * context (server.setSecureContext), which answers handshakes without SNI; those with SNI read it here.
+   */
+  onDefaultChange?: () => void;
 
   /**
    * With the default certificate given (PEM), else a self-signed one generated now (EC P-256, one year). Throws
@@ -109,12 +112,29 @@ export class Certificates {
   constructor(log: Logger, defaultPair: KeyPair) {
     this.#log = log;
     this.#default = defaultPair;
-    this.defaultOptions = { cert: defaultPair.cert, key: defaultPair.key };
     const self = this;
     this.sniCallback = function (this: TLSSocket, servername, cb) {
       // Node calls the SNI callback on the TLS socket of the handshake (lib/_tls_wrap.js loadSNI).
       cb(null, self.#contextFor(servername, typeof this === 'object' && this !== null && 'encrypted' in this ? this : undefined));
     };
+  }
+
+  /** The default certificate (chain) and key, PEM, for the server's own options (the current ones). */
+  get defaultOptions(): { cert: string; key: string } {
+    return { cert: this.#default.cert, key: this.#default.key };
+  }
+
+  /**
+   * Serves `pems` as the default certificate from the next handshake on, when they form a usable key pair (an
+   * expired one is served, as a Secret's is; the caller reports it); otherwise keeps the current one. Returns the
+   * key pair now served, or why `pems` are not; reasons call the parts as `names` says.
+   */
+  setDefault(pems: { cert: string; key: string }, names: PartNames): KeyPair | KeyPairProblem {
+    const pair = loadKeyPair(pems.cert, pems.key, names);
+    if (!isKeyPair(pair)) return pair;
+    this.#default = pair;
+    this.onDefaultChange?.();
+    return pair;
   }
 
   /**
