@@ -146,12 +146,14 @@ async function runProxy(ctx: ComponentContext, f: ProxyFlags): Promise<void> {
     fullSyncPeriodMs: 3_600_000,
     config: () => {
       const zone = f.zone ?? nodeZone(ctx.store, ctx.nodeName);
+      const node = findNode(ctx.store, ctx.nodeName);
       return {
         nodeName: ctx.nodeName,
         ...(zone !== undefined ? { zone } : {}),
         clusterCIDRs: f['cluster-cidr'].flat(),
         masqueradeAll: f['masquerade-all'],
-        nodePortAddresses: nodePortCIDRs(f['nodeport-addresses'].flat(), findNode(ctx.store, ctx.nodeName), warnOnce),
+        nodePortAddresses: nodePortCIDRs(f['nodeport-addresses'].flat(), node, warnOnce),
+        nodeIPs: primaryAddresses(node),
       };
     },
     async afterSync(prev, next) {

@@ -5,6 +5,7 @@ import type { EndpointInfo, ServicePortInfo } from '../../cluster/servicemap/ind
 import { categorize } from './endpoints.ts';
 import type { Family, HealthCheckPlan, NoEndpoints, PortPlan, ProxyPlan, Target } from './types.ts';
 import { nodePortAddressesOf } from './nodeports.ts';
+import { ipToBigInt } from '../nftables/model.ts';
 
 /** What the planner needs to know about this proxy. */
 export interface PlanConfig {
@@ -16,6 +17,8 @@ export interface PlanConfig {
   masqueradeAll: boolean;
   /** --nodeport-addresses as CIDRs; empty means every local address. */
   nodePortAddresses: readonly string[];
+  /** This node's primary address of each family (its Node's InternalIP, else ExternalIP), where known. */
+  nodeIPs?: { 4?: string; 6?: string };
 }
 
 const familyOf = (ip: string): Family => (isIP(ip.split('/')[0]!) === 6 ? 6 : 4);
@@ -31,6 +34,27 @@ function servingTargets(eps: readonly EndpointInfo[], all: Target[]): Target[] {
   const serving = eps.filter((e) => e.serving || e.ready);
   // `all` is a subset of the serving endpoints (ready ones, else serving-terminating ones).
   return serving.length === all.length ? all : targets(serving);
+}
+
+/**
+ * The sources that may reach the load-balancer IPs: the family's loadBalancerSourceRanges, plus the load-balancer
+ * IPs themselves when a range holds this node's address (kube-proxy's allowFromNode): a VIP bound on the node is
+ * reached from the node with the VIP as source, which no range names.
+ */
+function allowedSources(ranges: readonly string[], lbIPs: readonly string[], family: Family, nodeIP: string | undefined): string[] {
+  const mine = ofFamily(ranges, family);
+  if (nodeIP === undefined || !mine.some((r) => cidrContains(r, nodeIP))) return mine;
+  return [...mine, ...ofFamily(lbIPs, family).map((ip) => `${ip}/${family === 4 ? 32 : 128}`)];
+}
+
+/** Whether a CIDR of one family holds an address (false for an address of the other family). */
+function cidrContains(cidr: string, ip: string): boolean {
+  const [net = '', lenText] = cidr.split('/');
+  const family = familyOf(net);
+  if (familyOf(ip) !== family) return false;
+  const bits = family === 4 ? 32 : 128;
+  const shift = BigInt(bits - (lenText === undefined ? bits : Number(lenText)));
+  return ipToBigInt(net) >> shift === ipToBigInt(ip) >> shift;
 }
 
 /** Whether the proxy programs this Service port at all. */
@@ -75,7 +99,7 @@ export function planPort(p: ServicePortInfo, family: Family, config: PlanConfig)
     clusterIPs: ofFamily(s.clusterIPs, family),
     externalIPs: ofFamily(s.externalIPs, family),
     loadBalancerIPs: ofFamily(s.loadBalancerIPs, family),
-    sourceRanges: ofFamily(s.loadBalancerSourceRanges, family),
+    sourceRanges: allowedSources(s.loadBalancerSourceRanges, s.loadBalancerIPs, family, config.nodeIPs?.[family]),
     clusterEndpoints,
     clusterNoEndpoints: verdict(internalLocal),
     externalEndpoints,

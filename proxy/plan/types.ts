@@ -45,7 +45,11 @@ export interface PortPlan {
   externalIPs: string[];
   /** status.loadBalancer.ingress IPs (VIP mode) of this family. */
   loadBalancerIPs: string[];
-  /** spec.loadBalancerSourceRanges of this family; when non-empty, traffic to the load-balancer IPs from other sources is dropped. */
+  /**
+   * spec.loadBalancerSourceRanges of this family, plus the load-balancer IPs (as /32 or /128) when a range holds
+   * this node's address (kube-proxy's allowFromNode); when non-empty, traffic to the load-balancer IPs from other
+   * sources is dropped.
+   */
   sourceRanges: string[];
   nodePort?: number;
   /**

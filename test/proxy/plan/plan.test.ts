@@ -192,6 +192,24 @@ describe('planProxy: which Services and what of them', () => {
     ]);
   });
 
+  // kube-proxy's allowFromNode: a load-balancer IP bound on the node is reached from the node with that IP as source.
+  it.each<[string, PlanConfig['nodeIPs'], string[], string[]]>([
+    ['a range holds the node address: the LB IPs are allowed sources too', { 4: '192.168.77.1', 6: 'fd00:77::1' }, ['192.168.77.0/24', '203.0.113.12/32'], ['fd00:77::/64', '2001:db8::12/128']],
+    ['only the IPv6 range holds it', { 4: '192.168.99.1', 6: 'fd00:77::1' }, ['192.168.77.0/24'], ['fd00:77::/64', '2001:db8::12/128']],
+    ['no range holds it', { 4: '10.0.0.1', 6: 'fd00:99::1' }, ['192.168.77.0/24'], ['fd00:77::/64']],
+    ['the node address is unknown', undefined, ['192.168.77.0/24'], ['fd00:77::/64']],
+  ])('loadBalancerSourceRanges when %s', (_what, nodeIPs, v4, v6) => {
+    const p = plan([
+      service('lbsr', {
+        type: 'LoadBalancer',
+        clusterIPs: ['10.96.0.12', 'fd00:96::12'],
+        loadBalancerSourceRanges: ['192.168.77.0/24', 'fd00:77::/64'],
+        ports: [{ name: 'http', port: 80, nodePort: 30080 }],
+      }, { status: { loadBalancer: { ingress: [{ ip: '203.0.113.12' }, { ip: '2001:db8::12' }] } } }),
+    ], nodeIPs ? { nodeIPs } : {});
+    expect(p.ports.map((x) => x.sourceRanges)).toEqual([v4, v6]);
+  });
+
   it('carries protocol, ports, affinity and the health-check node port of a Local LoadBalancer', () => {
     const p = plan([
       service('dns', {
