@@ -1,8 +1,10 @@
 // External auth (ingress-nginx `auth-url`): a bodiless subrequest carrying the client's headers and where the
 // request was going; the auth service's status decides. Fails closed: anything but 2xx/401/403 is 500, no answer
-// in time is 503.
+// in time is 503. An auth URL with nginx variables (`https://$host/oauth2/auth`) is filled in per request with the
+// route's host, never one a client chose (see routes/variables.ts).
 import { request, type Dispatcher } from 'undici';
 import type { ExternalAuthPolicy } from '../routes/types.ts';
+import { expandUrl, type UrlFacts } from '../routes/variables.ts';
 import { AuthConfigError, deny, failClosed, type AuthRequest, type AuthResult, type Authenticator } from './types.ts';
 
 // RFC 9110 §7.6.1 connection-specific fields (plus the legacy ones), and fields undici refuses or sets itself.
@@ -30,7 +32,8 @@ const tokenPattern = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 export function externalAuthenticator(policy: ExternalAuthPolicy, dispatcher: Dispatcher): Authenticator {
   let url: URL;
   try {
-    url = new URL(policy.url);
+    // A URL with variables is checked as it would be for a request to a host of the route.
+    url = new URL(expandUrl(policy.url, sampleFacts, 'fetched') ?? policy.url);
   } catch {
     return failClosed(new AuthConfigError(`external auth url ${JSON.stringify(policy.url)} is not a URL`));
   }
@@ -47,16 +50,22 @@ export function externalAuthenticator(policy: ExternalAuthPolicy, dispatcher: Di
   return new ExternalAuthenticator(url, policy, dispatcher);
 }
 
+const sampleFacts: UrlFacts = { proto: 'https', host: 'host.example', route: { host: 'host.example' }, path: '/', query: '' };
+
 /** Asks an auth service about each request. */
 export class ExternalAuthenticator implements Authenticator {
   readonly #url: URL;
+  /** The auth URL with nginx variables, filled in per request; undefined when it has none. */
+  readonly #template: string | undefined;
   readonly #method: string;
   readonly #responseHeaders: readonly string[];
   readonly #timeoutMs: number;
   readonly #dispatcher: Dispatcher;
 
+  /** `url` is the policy's URL parsed, or one filled in as a sample when it has variables. */
   constructor(url: URL, policy: ExternalAuthPolicy, dispatcher: Dispatcher) {
     this.#url = url;
+    this.#template = policy.url.includes('$') ? policy.url : undefined;
     this.#method = policy.method.toUpperCase();
     this.#responseHeaders = policy.responseHeaders;
     this.#timeoutMs = policy.timeoutMs;
@@ -64,9 +73,13 @@ export class ExternalAuthenticator implements Authenticator {
   }
 
   async check(req: AuthRequest): Promise<AuthResult> {
+    const url = this.#template === undefined ? this.#url : fillIn(this.#template, req);
+    if (url === undefined) {
+      return deny(503, 'the auth URL names the request\'s host, and the route has no host rule to take it from (a client would choose where the subrequest goes)');
+    }
     let res: Dispatcher.ResponseData;
     try {
-      res = await request(this.#url, {
+      res = await request(url, {
         method: this.#method as Dispatcher.HttpMethod,
         headers: subrequestHeaders(req),
         dispatcher: this.#dispatcher,
@@ -76,7 +89,7 @@ export class ExternalAuthenticator implements Authenticator {
         bodyTimeout: this.#timeoutMs,
       });
     } catch (e) {
-      return deny(503, `auth service ${this.#url.origin} did not answer: ${describe(e)}`);
+      return deny(503, `auth service ${url.origin} did not answer: ${describe(e)}`);
     }
     // The verdict needs only status and headers; the body is read and dropped so the connection can be reused.
     res.body.dump().catch(() => {});
@@ -97,6 +110,21 @@ export class ExternalAuthenticator implements Authenticator {
     }
     return deny(500, `auth service answered ${status}`);
   }
+}
+
+/** The auth URL for one request; undefined when it needs a host the route cannot vouch for. */
+function fillIn(template: string, req: AuthRequest): URL | undefined {
+  const q = req.url.indexOf('?');
+  const facts: UrlFacts = {
+    proto: req.proto,
+    host: req.host,
+    // Without the route (a caller that does not say), no host is trusted: the subrequest fails closed.
+    route: { host: req.routeHost ?? '' },
+    path: q < 0 ? req.url : req.url.slice(0, q),
+    query: q < 0 ? '' : req.url.slice(q),
+  };
+  const text = expandUrl(template, facts, 'fetched');
+  return text === undefined ? undefined : URL.parse(text) ?? undefined;
 }
 
 /**

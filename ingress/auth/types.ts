@@ -9,6 +9,11 @@ export interface AuthRequest {
   /** Path and query as received. */
   url: string;
   host: string;
+  /**
+   * The host of the route the request matched: a name, `*.domain` for a wildcard rule, '' for a rule without host.
+   * An auth URL with `$host` takes it from here; absent, such a URL fails closed.
+   */
+  routeHost?: string;
   proto: 'http' | 'https';
   clientIP: string;
   headers: IncomingHttpHeaders;

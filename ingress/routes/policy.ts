@@ -5,6 +5,7 @@ import { backendKey, dnsName, ipv4, objectName, portName, serviceName } from './
 import { AnnotationReader, httpToken, invalid, type Annotation } from './annotations.ts';
 import { addressBlock, addressBlockText } from '../limits/client-ip.ts';
 import { readCors } from './cors.ts';
+import { readUrlTemplate } from './variables.ts';
 import { AnnotationError, quote } from './errors.ts';
 import type { AuthPolicy, BackendRef, ClientCertPolicy, IngressPolicy, JwtAuthPolicy, ObjectRef, RateLimitPolicy } from './types.ts';
 
@@ -197,7 +198,10 @@ function readBackendTls(a: AnnotationReader, namespace: string, protocol: Ingres
 
 const redirectCodes = [301, 302, 303, 307, 308] as const;
 
-/** permanent-redirect (301 or permanent-redirect-code) or temporal-redirect (302 or temporal-redirect-code); not both. */
+/**
+ * permanent-redirect (301 or permanent-redirect-code) or temporal-redirect (302 or temporal-redirect-code), not both:
+ * an absolute URL that may use the variables of variables.ts (`https://new.example.com$request_uri`).
+ */
 function readRedirect(a: AnnotationReader): IngressPolicy['redirect'] {
   const permanent = a.get('permanent-redirect');
   const temporal = a.get('temporal-redirect');
@@ -211,24 +215,14 @@ function readRedirect(a: AnnotationReader): IngressPolicy['redirect'] {
   const permanentCode = code('permanent-redirect-code', 301);
   const temporalCode = code('temporal-redirect-code', 302);
   if (permanent !== undefined && temporal !== undefined) throw invalid(temporal, 'an Ingress redirects one way: permanent-redirect is set too');
-  if (permanent !== undefined) return { url: httpUrl(permanent), status: permanentCode };
-  if (temporal !== undefined) return { url: httpUrl(temporal), status: temporalCode };
+  if (permanent !== undefined) return { url: readUrlTemplate(permanent, 'client'), status: permanentCode };
+  if (temporal !== undefined) return { url: readUrlTemplate(temporal, 'client'), status: temporalCode };
   return undefined;
 }
 
-/** The variables auth-signin may use, as nginx names them; they are filled in with data, never evaluated. */
-export const signinVariables = ['$escaped_request_uri', '$pass_access_scheme', '$request_uri', '$http_host', '$scheme', '$host'] as const;
-
 function readSignin(a: AnnotationReader): { signin?: string } {
   const s = a.get('auth-signin');
-  if (s === undefined) return {};
-  let probe = s.value;
-  for (const v of signinVariables) probe = probe.replaceAll(v, v === '$scheme' || v === '$pass_access_scheme' ? 'https' : 'x');
-  const url = URL.parse(probe);
-  if (probe.includes('$') || url === null || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
-    throw invalid(s, `allowed is an absolute http or https URL, which may use ${signinVariables.join(', ')}`);
-  }
-  return { signin: s.value };
+  return s === undefined ? {} : { signin: readUrlTemplate(s, 'client') };
 }
 
 function readRateLimit(a: AnnotationReader): RateLimitPolicy | undefined {
@@ -265,7 +259,7 @@ function readAuth(a: AnnotationReader, namespace: string): AuthPolicy | undefine
     }
     return {
       type: 'external',
-      url: httpUrl(url),
+      url: readUrlTemplate(url, 'fetched'),
       method: a.oneOf('auth-method', ['GET', 'HEAD', 'POST'] as const, { upper: true }) ?? 'GET',
       responseHeaders: a.list('auth-response-headers', httpToken) ?? [],
       timeoutMs: a.secondsAsMs('auth-timeout', defaultAuthTimeoutMs),

@@ -1,28 +1,16 @@
 // Answers the pipeline builds for the steps in steps.ts: the sign-in redirect of external auth (auth-signin) and the
 // custom error page of an upstream status (custom-http-errors).
 import type { IngressPolicy } from '../routes/types.ts';
-import { signinVariables } from '../routes/policy.ts';
+import { signinUrl } from '../routes/variables.ts';
 import { writeErrorStatus } from '../upstream/forward.ts';
 import type { Exchange, GatewayState } from './steps.ts';
 
 /**
- * The sign-in URL for this request: the variables filled in with the request's scheme, host (the parsed one, never
- * the raw header) and URI, and, as ingress-nginx does, `rd=` (where to come back) added when the URL has none.
+ * The sign-in URL for this request: the variables filled in (routes/variables.ts: the route's host, the request's
+ * scheme and URI) and, as ingress-nginx does, `rd=` (where to come back) added when the URL has none.
  */
-export function signinLocation(template: string, x: Pick<Exchange, 'proto' | 'host' | 'path' | 'query'>): string {
-  const uri = `${x.path}${x.query}`;
-  const values: Record<(typeof signinVariables)[number], string> = {
-    $escaped_request_uri: encodeURIComponent(uri),
-    $pass_access_scheme: x.proto,
-    $request_uri: uri,
-    $http_host: x.host,
-    $scheme: x.proto,
-    $host: x.host,
-  };
-  let url = template;
-  for (const v of signinVariables) url = url.replaceAll(v, values[v]);
-  if (/[?&]rd=/.test(url)) return url;
-  return `${url}${url.includes('?') ? '&' : '?'}rd=${encodeURIComponent(`${x.proto}://${x.host}${uri}`)}`;
+export function signinLocation(template: string, x: Pick<Exchange, 'proto' | 'host' | 'path' | 'query'> & Partial<Pick<Exchange, 'hostHeader' | 'route'>>): string {
+  return signinUrl(template, x);
 }
 
 /**

@@ -7,6 +7,7 @@ import type { Authenticators } from '../auth/authenticators.ts';
 import { AddressSet } from '../limits/client-ip.ts';
 import type { RateLimiters } from '../limits/rate.ts';
 import { upstreamPath } from '../routes/rewrite.ts';
+import { redirectUrl } from '../routes/variables.ts';
 import { judgeClientCertificate } from '../tls/client-auth.ts';
 import { customError, signinLocation } from './answers.ts';
 import { corsHeaders } from '../routes/cors.ts';
@@ -207,7 +208,7 @@ export const routeRedirect: Step = {
   name: 'route-redirect',
   run(x) {
     const p = x.route!.policy;
-    if (p.redirect !== undefined) return reply(x, p.redirect.status, 'redirect', { location: p.redirect.url });
+    if (p.redirect !== undefined) return reply(x, p.redirect.status, 'redirect', { location: redirectUrl(p.redirect.url, { ...x, proto: clientProto(x) }) });
     if (p.appRoot !== undefined && x.path === '/') return reply(x, 302, 'app-root', { location: `${p.appRoot}${x.query}` });
     return 'next';
   },
@@ -305,6 +306,7 @@ export const authenticate: Step = {
       method: x.req.method ?? 'GET',
       url: `${x.path}${x.query}`,
       host: x.host,
+      routeHost: x.route!.host,
       proto: clientProto(x),
       clientIP: x.clientIP,
       headers: x.req.headers,
