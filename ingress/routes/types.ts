@@ -91,8 +91,8 @@ export interface IngressPolicy {
   rateLimit?: RateLimitPolicy;
   auth?: AuthPolicy;
   /**
-   * Replaces the matched path prefix with this (no regex captures: those are rejected at compile time), e.g. path
-   * `/app` rewrite `/` turns `/app/x?q` into `/x?q`.
+   * Replaces the whole request path with this, the query kept, as ingress-nginx rewrites (no regex captures: those
+   * are rejected at compile time), e.g. path `/app` rewrite `/` turns `/app/x?q` into `/?q` (routes/rewrite.ts).
    */
   rewriteTarget?: string;
   backendProtocol: 'HTTP' | 'HTTPS';

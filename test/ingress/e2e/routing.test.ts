@@ -98,8 +98,9 @@ describe('netplane ingress routing over HTTP', () => {
     expect(echoOf(await gw.get('case2.test', '/bar/%2e%2e/foo')).url).toBe('/foo');
   });
 
-  it('rewrites the matched prefix (rewrite-target)', async () => {
-    expect(echoOf(await gw.get('rewrite.test', '/app/page?q=1')).url).toBe('/page?q=1');
+  it('sends every path of the rule as the rewrite-target, the query kept, as ingress-nginx does', async () => {
+    expect(echoOf(await gw.get('rewrite.test', '/app/page?q=1')).url).toBe('/?q=1');
+    expect(echoOf(await gw.get('rewrite.test', '/app')).url).toBe('/');
   });
 
   it('sends requests with the canary header to the canary backend, the rest to the main one', async () => {
