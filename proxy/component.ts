@@ -41,10 +41,10 @@ const flags = {
   'udp-max-flows': valueFlag({ value: 'N', help: 'userspace mode: UDP flows per Service port; past it the least recently used is evicted', parse: positiveInt, default: 4096 }),
   'healthz-bind-address': valueFlag({
     value: 'ADDR:PORT',
-    help: "serve kube-proxy's /healthz and /livez here, which cloud load balancers probe (default: 0.0.0.0:10256 in the kernel modes, none in userspace mode)",
+    help: "serve kube-proxy's /healthz and /livez here, which cloud load balancers probe; 0.0.0.0 takes IPv6 too (default: 0.0.0.0:10256 in the kernel modes, none in userspace mode)",
     parse: parseHostPort,
   }),
-  'health-check-address': valueFlag({ value: 'ADDR', help: 'the address health-check node ports listen on', default: '0.0.0.0' }),
+  'health-check-address': valueFlag({ value: 'ADDR', help: 'the address health-check node ports listen on; 0.0.0.0 takes IPv6 too', default: '0.0.0.0' }),
   'conntrack-max-per-core': valueFlag({ value: 'N', help: 'kernel modes: raise nf_conntrack_max to at least N per core (0: leave it)', parse: wholeNumber, default: conntrackDefaults.maxPerCore }),
   'conntrack-min': valueFlag({ value: 'N', help: 'kernel modes: raise nf_conntrack_max to at least N in any case (0: no floor)', parse: wholeNumber, default: conntrackDefaults.min }),
   'conntrack-tcp-timeout-established': durationFlag({ help: 'kernel modes: how long an idle established TCP entry is kept (0s: leave it)', default: '24h' }),

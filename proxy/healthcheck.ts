@@ -1,8 +1,46 @@
 // Health-check node ports of LoadBalancer Services with externalTrafficPolicy Local: a load balancer asks each
 // node whether it has endpoints of the Service and sends traffic only to nodes that answer 200.
 import { createServer, type Server } from 'node:http';
+import type { ListenOptions } from 'node:net';
 import type { Logger } from '../runtime/logger.ts';
 import type { HealthCheckPlan } from './plan/types.ts';
+
+/** What listenDualStack needs of a server (node:http and node:net servers have it). */
+export interface Listenable {
+  listen(options: ListenOptions, listening: () => void): unknown;
+  once(event: 'error', listener: (e: Error) => void): unknown;
+  off(event: 'error', listener: (e: Error) => void): unknown;
+}
+
+// Errors of a `::` bind on a host without IPv6 (booted with ipv6.disable=1: no AF_INET6 sockets).
+const noIPv6 = new Set(['EAFNOSUPPORT', 'EADDRNOTAVAIL', 'EPROTONOSUPPORT']);
+
+/**
+ * Listens on host:port as kube-proxy's Go listeners do: the IPv4 wildcard 0.0.0.0 is a dual-stack `::` socket
+ * (ipv6Only false), so IPv6 load-balancer health checks reach the node too, and IPv4 only on a host without IPv6;
+ * any other host as given. Rejects with the bind error (EADDRINUSE, ...).
+ */
+export async function listenDualStack(server: Listenable, port: number, host: string): Promise<void> {
+  if (host === '0.0.0.0') {
+    try {
+      return await bind(server, { port, host: '::', ipv6Only: false });
+    } catch (e) {
+      if (!noIPv6.has((e as NodeJS.ErrnoException).code ?? '')) throw e;
+    }
+  }
+  return bind(server, { port, host });
+}
+
+function bind(server: Listenable, options: ListenOptions): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const failed = (e: Error) => reject(e);
+    server.once('error', failed);
+    server.listen(options, () => {
+      server.off('error', failed);
+      resolve();
+    });
+  });
+}
 
 /**
  * The status and body, as kube-proxy answers them: 200 only with ready local endpoints and a healthy proxy (its
@@ -13,7 +51,10 @@ export function healthBody(hc: HealthCheckPlan, proxyHealthy: boolean): { status
   return { status: hc.localEndpoints > 0 && proxyHealthy ? 200 : 503, body };
 }
 
-/** Serves one HTTP listener per health-check node port and keeps them in line with the plan. */
+/**
+ * Serves one HTTP listener per health-check node port and keeps them in line with the plan; host 0.0.0.0 also
+ * takes IPv6 (listenDualStack).
+ */
 export class HealthCheckServers {
   #servers = new Map<number, { server: Server; plan: HealthCheckPlan }>();
   #host: string;
@@ -47,10 +88,7 @@ export class HealthCheckServers {
         res.end(body);
       }), plan };
       try {
-        await new Promise<void>((resolve, reject) => {
-          entry.server.once('error', reject);
-          entry.server.listen(plan.port, this.#host, () => resolve());
-        });
+        await listenDualStack(entry.server, plan.port, this.#host);
         this.#servers.set(plan.port, entry);
       } catch (e) {
         // Not recorded: the next update tries again.

@@ -5,6 +5,7 @@ import { createServer, type Server } from 'node:http';
 import type { Node } from '../cluster/model/index.ts';
 import type { HostPort } from '../runtime/flags.ts';
 import type { HealthCheck } from '../runtime/admin.ts';
+import { listenDualStack } from './healthcheck.ts';
 
 /** The taint the cluster autoscaler puts on a node it is about to remove. */
 export const toBeDeletedTaint = 'ToBeDeletedByClusterAutoscaler';
@@ -53,18 +54,14 @@ export class ProxyHealthz {
     });
   }
 
-  /** Listens; resolves with the bound port, rejects with the bind error. */
-  listen(addr: HostPort): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.#server.once('error', reject);
-      this.#server.listen(addr.port, addr.host, () => {
-        this.#server.off('error', reject);
-        const a = this.#server.address();
-        resolve(typeof a === 'object' && a ? a.port : addr.port);
-      });
-    });
+  /** Listens (0.0.0.0 also on IPv6, as kube-proxy's Go listener); resolves with the bound port, rejects with the bind error. */
+  async listen(addr: HostPort): Promise<number> {
+    await listenDualStack(this.#server, addr.port, addr.host);
+    const a = this.#server.address();
+    return typeof a === 'object' && a ? a.port : addr.port;
   }
 
+  /** Stops listening and closes open connections. */
   async close(): Promise<void> {
     await new Promise((r) => {
       this.#server.close(r);

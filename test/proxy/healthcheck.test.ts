@@ -1,6 +1,7 @@
-import { createServer } from 'node:net';
+import { EventEmitter } from 'node:events';
+import { createServer, type ListenOptions } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { healthBody, HealthCheckServers } from '../../proxy/healthcheck.ts';
+import { healthBody, HealthCheckServers, listenDualStack } from '../../proxy/healthcheck.ts';
 import { silentLogger } from '../../runtime/logger.ts';
 import { freePort } from '../helpers/ports.ts';
 
@@ -59,5 +60,44 @@ describe('health-check node ports', () => {
     await new Promise((r) => busy.close(r));
     await servers.update(plans);
     expect(servers.ports()).toEqual([taken, free].sort((x, y) => x - y));
+  });
+});
+
+describe('listenDualStack', () => {
+  let servers: HealthCheckServers | undefined;
+  afterEach(async () => servers?.close());
+
+  /** A server whose binds fail with the given code for the given hosts; records the binds tried. */
+  const fake = (fails: Record<string, string>) => {
+    const tried: ListenOptions[] = [];
+    const server = Object.assign(new EventEmitter(), {
+      listen(options: ListenOptions, listening: () => void) {
+        tried.push(options);
+        const code = fails[options.host ?? ''];
+        if (code) setImmediate(() => server.emit('error', Object.assign(new Error(code), { code })));
+        else setImmediate(listening);
+      },
+    });
+    return { server, tried };
+  };
+
+  it.each<[string, string, Record<string, string>, ListenOptions[], string | undefined]>([
+    ['0.0.0.0 listens on :: for both families', '0.0.0.0', {}, [{ port: 1, host: '::', ipv6Only: false }], undefined],
+    ['0.0.0.0 on a host without IPv6 falls back to IPv4', '0.0.0.0', { '::': 'EAFNOSUPPORT' }, [{ port: 1, host: '::', ipv6Only: false }, { port: 1, host: '0.0.0.0' }], undefined],
+    ['0.0.0.0 with the port taken fails as it is', '0.0.0.0', { '::': 'EADDRINUSE' }, [{ port: 1, host: '::', ipv6Only: false }], 'EADDRINUSE'],
+    ['another address is used as given', '192.168.50.1', {}, [{ port: 1, host: '192.168.50.1' }], undefined],
+  ])('%s', async (_what, host, fails, binds, error) => {
+    const { server, tried } = fake(fails);
+    const done = listenDualStack(server, 1, host);
+    if (error) await expect(done).rejects.toMatchObject({ code: error });
+    else await done;
+    expect(tried).toEqual(binds);
+  });
+
+  it('health-check node ports on 0.0.0.0 answer on IPv4 and IPv6 loopback', async () => {
+    servers = new HealthCheckServers({ host: '0.0.0.0', log: silentLogger(), proxyHealthy: () => true });
+    const port = await freePort();
+    await servers.update([{ port, namespace: 'shop', name: 'edge', localEndpoints: 1 }]);
+    for (const host of ['127.0.0.1', '[::1]']) expect((await fetch(`http://${host}:${port}/`)).status).toBe(200);
   });
 });

@@ -51,4 +51,14 @@ describe('kube-proxy health answers', () => {
       await server.close();
     }
   });
+
+  it('on 0.0.0.0 answers on IPv6 too, as kube-proxy\'s Go listener', async () => {
+    const server = new ProxyHealthz(source({}));
+    const port = await server.listen(parseHostPort('0.0.0.0:0'));
+    try {
+      for (const host of ['127.0.0.1', '[::1]']) expect((await fetch(`http://${host}:${port}/healthz`)).status).toBe(200);
+    } finally {
+      await server.close();
+    }
+  });
 });
