@@ -250,6 +250,8 @@ function addPort(ctx: Context, p: PortPlan): void {
     if (hasExternal) b.add('nat', ch.ext, `-j ${externalChain}`);
   }
   if (usesFw) {
+    // The planner adds the load-balancer IPs to the ranges when one holds this node's address (kube-proxy's
+    // allowFromNode): the node reaches a VIP bound on itself with the VIP as source.
     for (const r of p.sourceRanges) b.add('nat', ch.fw, `${comment(`${name} loadbalancer IP`)} -s ${r} -j ${ch.ext}`);
     b.add('nat', ch.fw, comment(`other traffic to ${name} will be dropped by the filter table`));
   }
