@@ -10,6 +10,7 @@ import { compileRoutes } from './routes/compile.ts';
 import type { PolicyDefaults } from './routes/policy.ts';
 import { readsNginxName } from './routes/annotations.ts';
 import { IgnoredAnnotationLog } from './routes/unhonoured.ts';
+import { basicAuthProblems } from './auth/secret-problems.ts';
 import type { BackendRef, BackendTlsPolicy, ObjectRef, RouteTable } from './routes/types.ts';
 import { createHash } from 'node:crypto';
 import { secretValue, type Secret } from '../cluster/model/secret.ts';
@@ -106,7 +107,6 @@ export class IngressState {
     });
     this.#lastGood = served;
     this.#ignored.report(served, log);
-    this.#reportProblems(table);
     this.#applyBackends(table);
     this.#state.table = table;
     // Secrets read by reference: the source now reads exactly the ones this table names.
@@ -114,12 +114,14 @@ export class IngressState {
     this.#state.auth.retain(new Set(table.ingresses.keys()));
     this.#state.limiters.retain(new Set(table.ingresses.keys()));
     this.#applySecrets(table, undefined);
+    // After the Secrets are wanted: one that arrives meanwhile is read by the basic-auth check.
+    const problems = this.#reportProblems(table);
     this.#compiled = this.#compiled || store.status.synced;
-    const ok = table.problems.length === 0;
+    const ok = problems === 0;
     metrics.configReloads.inc({ result: ok ? 'ok' : 'problems' });
     metrics.configLastSuccessful.set(ok ? 1 : 0);
     if (ok) metrics.configLastTimestamp.set(Date.now() / 1000);
-    log.info({ ingresses: table.ingresses.size, rules: table.size, backends: table.backends.size, problems: table.problems.length, ms: Math.round(performance.now() - started) }, 'routes updated');
+    log.info({ ingresses: table.ingresses.size, rules: table.size, backends: table.backends.size, problems, ms: Math.round(performance.now() - started) }, 'routes updated');
   }
 
   #onStore(changes: readonly StoreChange[]): void {
@@ -128,7 +130,11 @@ export class IngressState {
       if (c.kind === 'Ingress' || c.kind === 'IngressClass') this.#schedule();
       else if (c.kind === 'Secret' && this.#state.table.secrets.has(c.key)) secrets.push(c.key);
     }
-    if (secrets.length > 0) this.#applySecrets(this.#state.table, secrets);
+    if (secrets.length > 0) {
+      this.#applySecrets(this.#state.table, secrets);
+      // A basic-auth Secret that changed may have become usable, or unusable.
+      this.#o.metrics.configLastSuccessful.set(this.#reportProblems(this.#state.table) === 0 ? 1 : 0);
+    }
   }
 
   /** Batches the changes of one turn of the event loop into one compile. */
@@ -178,19 +184,24 @@ export class IngressState {
     for (const p of this.#o.certificates?.problems() ?? []) this.#logOnce(`secret ${p.secret}`, p.reason, () => this.#o.log.warn({ secret: p.secret, reason: p.reason }, `TLS Secret ${p.secret} is not used: ${p.reason}`));
   }
 
-  #reportProblems(table: RouteTable): void {
+  /** Sets the problems gauge and logs new problems: the table's, and those of basic-auth Secrets; returns how many. */
+  #reportProblems(table: RouteTable): number {
     const { metrics, log } = this.#o;
     metrics.ingressProblems.reset();
     const now = new Set<string>();
-    for (const p of table.problems) {
+    const auth = basicAuthProblems(table.ingresses, (ref) => this.#o.store.get('Secret', `${ref.namespace}/${ref.name}`));
+    for (const p of [...table.problems, ...auth]) {
       const [namespace, name] = p.ingress.split('/') as [string, string];
       metrics.ingressProblems.set({ namespace, ingress: name, served: p.keptLastGood ? 'last-good' : 'no' }, 1);
-      now.add(p.ingress);
-      this.#logOnce(p.ingress, p.reason, () =>
+      // An Ingress may have a problem of each kind: each is logged once under its own key.
+      const key = auth.includes(p) ? `auth ${p.ingress}` : p.ingress;
+      now.add(key);
+      this.#logOnce(key, p.reason, () =>
         log.warn({ ingress: p.ingress, reason: p.reason, served: p.keptLastGood ? 'last good version' : 'no' }, `Ingress ${p.ingress}: ${p.reason}`),
       );
     }
     for (const key of this.#logged.keys()) if (!key.startsWith('secret ') && !now.has(key)) this.#logged.delete(key);
+    return table.problems.length + auth.length;
   }
 
   #logOnce(key: string, reason: string, write: () => void): void {

@@ -1,11 +1,16 @@
 // htpasswd files as ingress-nginx reads them from a Secret's `auth` key (nginx auth_basic_user_file format:
-// `user:hash[:comment]`, `#` comments), limited to hash schemes that are still safe to store passwords with.
-import { randomInt } from 'node:crypto';
+// `user:hash[:comment]`, `#` comments): bcrypt and SHA-crypt, and Apache's MD5 (`$apr1$`), which is what `htpasswd`
+// writes by default and what nearly every ingress-nginx basic-auth Secret holds. Other schemes are refused.
+import { randomInt, timingSafeEqual } from 'node:crypto';
+import { createRequire } from 'node:module';
 import bcrypt from 'bcryptjs';
 import { verify as shaCryptVerify } from 'unixcrypt';
 
+// apache-md5 is CommonJS exporting the function itself, while its typings declare a default export.
+const aprMd5 = createRequire(import.meta.url)('apache-md5') as (password: string, salt: string) => string;
+
 /** The accepted hash schemes. */
-export type HashScheme = 'bcrypt' | 'sha256-crypt' | 'sha512-crypt';
+export type HashScheme = 'bcrypt' | 'sha256-crypt' | 'sha512-crypt' | 'apr1-md5';
 
 /** One usable htpasswd line. `cost` is the bcrypt cost or the SHA-crypt rounds. */
 export interface HtpasswdEntry {
@@ -35,6 +40,10 @@ const minShaCryptRounds = 1000;
 const cryptAlphabet = './0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 
 const bcryptPattern = /^\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}$/;
+// Apache's MD5 (`htpasswd -m`, its default): `$apr1$`, a salt of up to 8 characters, a 22-character digest; always
+// 1000 rounds, which nginx reads too.
+const apr1Pattern = /^\$apr1\$[./A-Za-z0-9]{0,8}\$[./A-Za-z0-9]{22}$/;
+const apr1Rounds = 1000;
 // glibc crypt(3): `$5$[rounds=N$]salt$digest`, salt up to 16 characters, digest 43 (SHA-256) or 86 (SHA-512).
 const shaCryptPattern = /^\$([56])\$(?:rounds=(\d{1,9})\$)?[./A-Za-z0-9]{0,16}\$([./A-Za-z0-9]+)$/;
 
@@ -82,11 +91,12 @@ export function classifyHash(hash: string): { scheme: HashScheme; cost: number }
     }
     return { scheme, cost: rounds };
   }
-  return { refused: `${describeRefused(hash)} is not accepted (only bcrypt $2a$/$2b$/$2y$, SHA-256-crypt $5$ and SHA-512-crypt $6$ are)` };
+  if (apr1Pattern.test(hash)) return { scheme: 'apr1-md5', cost: apr1Rounds };
+  return { refused: `${describeRefused(hash)} is not accepted (only bcrypt $2a$/$2b$/$2y$, SHA-256-crypt $5$, SHA-512-crypt $6$ and Apache MD5 $apr1$ are)` };
 }
 
 function describeRefused(hash: string): string {
-  if (hash.startsWith('$apr1$')) return 'an MD5 ($apr1$) hash';
+  if (hash.startsWith('$apr1$')) return 'a malformed Apache MD5 ($apr1$) hash';
   if (hash.startsWith('$1$')) return 'an MD5-crypt ($1$) hash';
   if (hash.startsWith('{SHA}')) return 'a SHA-1 ({SHA}) hash';
   if (/^\$2[aby]\$/.test(hash)) return 'a malformed bcrypt hash';
@@ -100,6 +110,7 @@ function describeRefused(hash: string): string {
 export async function verifyPassword(password: string, entry: Pick<HtpasswdEntry, 'hash' | 'scheme'>): Promise<boolean> {
   try {
     if (entry.scheme === 'bcrypt') return await bcrypt.compare(password, entry.hash);
+    if (entry.scheme === 'apr1-md5') return apr1Verify(password, entry.hash);
     return shaCryptVerify(password, entry.hash);
   } catch {
     // unixcrypt throws when the computed hash has another length (e.g. a salt glibc would have truncated).
@@ -115,10 +126,22 @@ export function dummyHash(like: Pick<HtpasswdEntry, 'scheme' | 'cost'>): Pick<Ht
   if (like.scheme === 'bcrypt') {
     return { scheme: 'bcrypt', hash: `$2b$${String(like.cost).padStart(2, '0')}$${randomCrypt64(53)}` };
   }
+  if (like.scheme === 'apr1-md5') return { scheme: 'apr1-md5', hash: `$apr1$${randomCrypt64(8)}$${randomCrypt64(22)}` };
   const id = like.scheme === 'sha256-crypt' ? '5' : '6';
   const rounds = like.cost === defaultShaCryptRounds ? '' : `rounds=${like.cost}$`;
   const digest = randomCrypt64(like.scheme === 'sha256-crypt' ? 43 : 86);
   return { scheme: like.scheme, hash: `$${id}$${rounds}${randomCrypt64(16)}$${digest}` };
+}
+
+/**
+ * Whether `password` matches an `$apr1$` hash, compared in constant time. apache-md5 hashes a string by its
+ * character codes (Node's "ascii"), so the password goes in as its UTF-8 bytes, one character per byte, as Apache's
+ * htpasswd and nginx hash it; else two different non-Latin passwords could hash alike.
+ */
+function apr1Verify(password: string, hash: string): boolean {
+  const computed = Buffer.from(aprMd5(Buffer.from(password, 'utf8').toString('latin1'), hash), 'latin1');
+  const expected = Buffer.from(hash, 'latin1');
+  return computed.length === expected.length && timingSafeEqual(computed, expected);
 }
 
 function randomCrypt64(length: number): string {

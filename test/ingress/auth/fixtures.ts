@@ -66,6 +66,7 @@ export class Servers {
 //   openssl passwd -5 -salt saltsalt secret / openssl passwd -6 -salt saltsalt secret / -6 -salt abcdefgh 'pässwörd'
 //   glibc crypt(3) via python3 crypt.crypt('secret', '$5$rounds=10000$saltsalt')
 //   OpenBSD bcrypt test vector ("U*U", cost 5)
+//   openssl passwd -apr1 -salt saltsalt secret / -apr1 -salt x secret / -apr1 -salt abcdefgh 'pässwörd' (UTF-8)
 /** Password hashes made by real tools, not by the libraries under test. */
 export const knownVectors: Array<{ name: string; password: string; hash: string; scheme: HashScheme; cost: number }> = [
   { name: 'openssl -5', password: 'secret', hash: '$5$saltsalt$0IyaXrmV7.sGNS6tirgqHLqX/G.FBvgkYA.lpPdS5sA', scheme: 'sha256-crypt', cost: 5000 },
@@ -85,4 +86,7 @@ export const knownVectors: Array<{ name: string; password: string; hash: string;
   },
   { name: 'glibc $5$ rounds=10000', password: 'secret', hash: '$5$rounds=10000$saltsalt$RUsnTSO2Cw.gkRW/RZSmG6BCeuh1a6eDbZfnX4oz1c5', scheme: 'sha256-crypt', cost: 10000 },
   { name: 'OpenBSD bcrypt vector', password: 'U*U', hash: '$2a$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW', scheme: 'bcrypt', cost: 5 },
+  { name: 'openssl -apr1 (htpasswd\'s default)', password: 'secret', hash: '$apr1$saltsalt$LrttParrLPdxvgutaSXWJ0', scheme: 'apr1-md5', cost: 1000 },
+  { name: 'openssl -apr1, short salt', password: 'secret', hash: '$apr1$x$12YdXEY0/hH4rDNkmZupO0', scheme: 'apr1-md5', cost: 1000 },
+  { name: 'openssl -apr1, UTF-8 password', password: 'pässwörd', hash: '$apr1$abcdefgh$030j6I3f1zNCF9tihqdd11', scheme: 'apr1-md5', cost: 1000 },
 ];

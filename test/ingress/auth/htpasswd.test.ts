@@ -36,7 +36,8 @@ describe('hashes generated in the test', () => {
 
 describe('classifyHash refuses', () => {
   const cases: Array<[string, string, RegExp]> = [
-    ['MD5 apr1 (htpasswd default)', '$apr1$saltsalt$LrttParrLPdxvgutaSXWJ0', /MD5 \(\$apr1\$\)/],
+    ['MD5 apr1 cut short', '$apr1$saltsalt$LrttParrLPdxvgutaSXW', /malformed Apache MD5/],
+    ['MD5 apr1 with a 9-character salt', '$apr1$saltsalts$LrttParrLPdxvgutaSXWJ0', /malformed Apache MD5/],
     ['MD5-crypt', '$1$saltsalt$9xy1btjgzLYfb7hivXtC//', /MD5-crypt/],
     ['SHA-1 {SHA}', '{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=', /SHA-1/],
     ['DES crypt', 'saEyRmpPjGDvA', /DES crypt/],
@@ -70,7 +71,7 @@ describe('parseHtpasswd', () => {
       '# users', // 1
       `alice:${sha}`, // 2
       '', // 3
-      'bob:$apr1$saltsalt$LrttParrLPdxvgutaSXWJ0', // 4
+      'bob:$1$saltsalt$9xy1btjgzLYfb7hivXtC//', // 4
       `carol:${sha}:a comment nginx allows\r`, // 5
       'no-separator', // 6
       `:${sha}`, // 7
@@ -82,12 +83,29 @@ describe('parseHtpasswd', () => {
       ['carol', 5, 'sha256-crypt', sha],
     ]);
     expect(refused.map((r) => r.line)).toEqual([4, 6, 7, 8]);
-    expect(refused.map((r) => r.reason).join(' ')).not.toMatch(/plaintext|LrttPar/);
+    expect(refused.map((r) => r.reason).join(' ')).not.toMatch(/plaintext|9xy1btjg/);
+  });
+});
+
+describe('Apache MD5 ($apr1$)', () => {
+  it('hashes the UTF-8 bytes of a password, so characters beyond Latin-1 do not collide', async () => {
+    // apache-md5 alone hashes character codes cut to 8 bits: "Ġ" (U+0120) would then pass for " " (0x20).
+    const space = { hash: '$apr1$abcdefgh$2aXUDpWJ69a1pIYK6XYme/', scheme: 'apr1-md5' as const };
+    expect(await verifyPassword(' ', space)).toBe(true);
+    expect(await verifyPassword('\u0120', space)).toBe(false);
+    // openssl passwd -apr1 -salt abcdefgh 'Ā' (UTF-8 C4 80), which the 8-bit cut would read as NUL.
+    expect(await verifyPassword('\u0100', { hash: '$apr1$abcdefgh$ArxtKN7xNFdw0gi0G/aV2.', scheme: 'apr1-md5' })).toBe(true);
+  });
+
+  it('is read from an htpasswd file as htpasswd -c writes it', () => {
+    const { entries, refused } = parseHtpasswd('foo:$apr1$saltsalt$LrttParrLPdxvgutaSXWJ0\n');
+    expect([entries.map((e) => [e.user, e.scheme, e.cost]), refused]).toEqual([[['foo', 'apr1-md5', 1000]], []]);
   });
 });
 
 describe('dummyHash', () => {
   const likes: Array<{ scheme: HashScheme; cost: number }> = [
+    { scheme: 'apr1-md5', cost: 1000 },
     { scheme: 'bcrypt', cost: 5 },
     { scheme: 'sha256-crypt', cost: 5000 },
     { scheme: 'sha512-crypt', cost: 20000 },
