@@ -18,7 +18,7 @@ export interface BackendRef {
   key: string;
 }
 
-/** Basic auth: htpasswd lines from the Secret's `auth` key (bcrypt, SHA-256-crypt, SHA-512-crypt). */
+/** Basic auth: htpasswd lines from the Secret's `auth` key (bcrypt, SHA-256-crypt, SHA-512-crypt, Apache MD5 `$apr1$`). */
 export interface BasicAuthPolicy {
   type: 'basic';
   secret: ObjectRef;
@@ -39,6 +39,7 @@ export interface JwtAuthPolicy {
 /** External auth: a subrequest to `url`; 2xx lets the request through, 401/403 go back, anything else fails closed. */
 export interface ExternalAuthPolicy {
   type: 'external';
+  /** The auth URL; it may use the nginx variables of routes/variables.ts, filled in per request with the route's host. */
   url: string;
   /** Subrequest method (ingress-nginx `auth-method`); GET by default. */
   method: string;
@@ -47,7 +48,7 @@ export interface ExternalAuthPolicy {
   timeoutMs: number;
   /**
    * Where a client the auth service answers 401 is sent (302) to sign in (ingress-nginx auth-signin): an absolute URL
-   * in which `$scheme`, `$host`, `$http_host`, `$request_uri` and `$escaped_request_uri` stand for the request's.
+   * that may use the nginx variables of routes/variables.ts (`$host`, `$escaped_request_uri` ...), filled in per request.
    */
   signin?: string;
 }
@@ -112,7 +113,10 @@ export interface IngressPolicy {
   /** ingress-nginx `satisfy: any`: with both a source range and auth, either one lets a request through. */
   satisfyAny?: boolean;
   clientCert?: ClientCertPolicy;
-  /** Every request answered with a redirect here (ingress-nginx permanent-redirect / temporal-redirect). */
+  /**
+   * Every request answered with a redirect here (ingress-nginx permanent-redirect / temporal-redirect); the URL may use
+   * the nginx variables of routes/variables.ts (`https://new.example.com$request_uri`), filled in per request.
+   */
   redirect?: { url: string; status: 301 | 302 | 303 | 307 | 308 };
   /** Requests for `/` redirected (302) to this path (ingress-nginx app-root). */
   appRoot?: string;
