@@ -132,9 +132,23 @@ export function trustedHost(f: UrlFacts, use: UrlUse): string | undefined {
   return use === 'client' ? f.host : undefined;
 }
 
-/** `text` escaped as nginx's set_escape_uri does for $escaped_request_uri: all but letters, digits and `-._~`. */
+/**
+ * `text` escaped as nginx's set_escape_uri does for $escaped_request_uri: every byte but letters, digits and `-._~`.
+ * The request's path and query are bytes as Node read them (one character per byte), so a UTF-8 path comes out as
+ * its own bytes escaped, not encoded twice.
+ */
 export function escapeUri(text: string): string {
-  return encodeURIComponent(text).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  let out = '';
+  for (const b of bytesOf(text)) out += unreserved(b) ? String.fromCharCode(b) : hex(b);
+  return out;
+}
+
+const unreserved = (b: number): boolean => (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a) || b === 0x2d || b === 0x2e || b === 0x5f || b === 0x7e;
+const hex = (b: number): string => `%${b.toString(16).toUpperCase().padStart(2, '0')}`;
+
+/** The bytes of request text: one per character as Node reads a request line; UTF-8 if a character is beyond a byte. */
+function bytesOf(text: string): Buffer {
+  return Buffer.from(text, /[^\x00-\xff]/.test(text) ? 'utf8' : 'latin1');
 }
 
 type Token = string | { name: string; kind: Kind | undefined };
@@ -219,9 +233,12 @@ function valueOf(name: string, f: UrlFacts, use: UrlUse): string | undefined {
   }
 }
 
-/** Characters a Location must not carry raw (spaces, controls, non-ASCII bytes as Node read them) percent-encoded. */
+/** `text` with the bytes a Location must not carry raw (spaces, controls, non-ASCII) percent-encoded. */
 function encodeLoose(text: string): string {
-  return text.replace(/[^\x21-\x7e]/g, (c) => `%${(c.charCodeAt(0) & 0xff).toString(16).toUpperCase().padStart(2, '0')}`);
+  if (/^[\x21-\x7e]*$/.test(text)) return text;
+  let out = '';
+  for (const b of bytesOf(text)) out += b > 0x20 && b < 0x7f ? String.fromCharCode(b) : hex(b);
+  return out;
 }
 
 /** A URL without variables: absolute http(s); non-ASCII text comes back encoded. */

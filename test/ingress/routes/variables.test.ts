@@ -67,7 +67,10 @@ describe('expandUrl', () => {
     ['request URI kept, unsafe bytes encoded', 'https://new.example.com$request_uri', request(), 'client', 'https://new.example.com/cart/%E4%20b?id=7&x=(1)'],
     ['path and query apart', 'https://new.example.com/v2$uri$is_args$args', request(), 'client', 'https://new.example.com/v2/cart/%E4%20b?id=7&x=(1)'],
     ['no query: no "?"', 'https://new.example.com$uri$is_args$args', request({ query: '' }), 'client', 'https://new.example.com/cart/%E4%20b'],
-    ['escaped as nginx escapes it', 'http://auth.svc/check?rd=$escaped_request_uri', request(), 'fetched', 'http://auth.svc/check?rd=%2Fcart%2F%C3%A4%20b%3Fid%3D7%26x%3D%281%29'],
+    ['escaped as nginx escapes it', 'http://auth.svc/check?rd=$escaped_request_uri', request(), 'fetched', 'http://auth.svc/check?rd=%2Fcart%2F%E4%20b%3Fid%3D7%26x%3D%281%29'],
+    // Node reads a request line one character per byte: the UTF-8 bytes of "ä" arrive as "Ã¤".
+    ['a UTF-8 path: its bytes escaped once', 'http://auth.svc/check?rd=$escaped_request_uri', request({ path: '/\u00c3\u00a4', query: '' }), 'fetched', 'http://auth.svc/check?rd=%2F%C3%A4'],
+    ['a UTF-8 path kept in a redirect', 'https://new.example.com$request_uri', request({ path: '/\u00c3\u00a4', query: '' }), 'client', 'https://new.example.com/%C3%A4'],
     ['braces and schemes', '${scheme}://${host}/x?s=$pass_access_scheme', request({ proto: 'http' }), 'client', 'http://shop.example.com/x?s=http'],
     ['no variables: as written', 'https://a.example.com/x', request(), 'fetched', 'https://a.example.com/x'],
   ];
