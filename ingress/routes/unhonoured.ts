@@ -150,7 +150,7 @@ export class IgnoredAnnotationLog {
       this.#logged.set(ingress, text);
       if (tuning.length === 0 && unknown.length === 0) continue;
       const parts = [
-        ...(tuning.length > 0 ? [`nginx tuning netplane does not need: ${tuning.join(', ')}`] : []),
+        ...(tuning.length > 0 ? [`nginx tuning, or asking for nothing: ${tuning.join(', ')}`] : []),
         ...(unknown.length > 0 ? [`not known to netplane: ${unknown.join(', ')}`] : []),
       ];
       log.info({ ingress, ignored: tuning, unknown }, `Ingress ${ingress}: annotations ignored (${parts.join('; ')})`);
