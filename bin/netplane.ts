@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The one command line: netplane <proxy|dns|ingress|overlay|up|lab> [flags].
 import { readFileSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { dnsComponent } from '../dns/component.ts';
 import { ingressComponent } from '../ingress/component.ts';
@@ -69,6 +70,9 @@ async function up(argv: readonly string[]): Promise<number> {
   }
   if (!flags.manifests && !flags.kubeconfig && !process.env.KUBECONFIG) {
     throw new UsageError('netplane up: give --manifests DIR or --kubeconfig FILE');
+  }
+  if (flags.manifests && !(await stat(flags.manifests).catch(() => undefined))?.isDirectory()) {
+    throw new UsageError(`netplane up: --manifests ${JSON.stringify(flags.manifests)}: no such directory`);
   }
   const childArgs = [
     ...(flags.manifests ? ['--manifests', flags.manifests] : []),

@@ -1,7 +1,7 @@
 // netplane dns: CoreDNS's job. Answers the cluster zone from the service map, forwards and caches the rest.
 import { Counter } from 'prom-client';
 import { defineComponent, type ComponentContext } from '../runtime/component.ts';
-import { durationFlag, listFlag, oneOf, parseCIDRList, parseHostPort, positiveInt, switchFlag, valueFlag, type HostPort } from '../runtime/flags.ts';
+import { durationFlag, intInRange, listFlag, oneOf, parseCIDRList, parseDestination, parseHostPort, positiveInt, switchFlag, valueFlag, type HostPort } from '../runtime/flags.ts';
 import { Forwarder, LoopDetector, readResolvConf, type PrefetchSettings } from './forward/forwarder.ts';
 import { UsageError } from '../runtime/errors.ts';
 import { StubDomains } from './forward/stubs.ts';
@@ -21,7 +21,7 @@ const stubDomain = (raw: string) => {
   const eq = raw.indexOf('=');
   if (eq <= 0) throw new Error('must be DOMAIN=ADDR:PORT[,ADDR:PORT...], e.g. consul.local=10.0.0.10:53');
   const domain = zoneName(raw.slice(0, eq));
-  const upstreams = raw.slice(eq + 1).split(',').map((u) => parseHostPort(u.trim()));
+  const upstreams = raw.slice(eq + 1).split(',').map((u) => parseDestination(u.trim()));
   return { domain, upstreams };
 };
 /** `off`, or `AMOUNT[:SECONDS[:PERCENT]]`: CoreDNS's `prefetch AMOUNT DURATION PERCENTAGE%`. */
@@ -45,14 +45,14 @@ const flags = {
   listen: listFlag({ value: 'ADDR:PORT', help: 'answer DNS over UDP and TCP here', parse: parseHostPort, default: [parseHostPort('0.0.0.0:53')] }),
   zone: valueFlag({ value: 'DOMAIN', help: 'the cluster domain', parse: zoneName, default: 'cluster.local' }),
   hosts: valueFlag({ value: 'FILE', help: "answer the names of this hosts file (CoreDNS's hosts plugin), read again when it changes; cluster names are answered first", parse: (r: string) => r }),
-  'hosts-ttl': valueFlag({ value: 'SECONDS', help: 'TTL of answers from --hosts', parse: positiveInt, default: 3600 }),
+  'hosts-ttl': valueFlag({ value: 'SECONDS', help: 'TTL of answers from --hosts', parse: intInRange(0, 2_147_483_647), default: 3600 }),
   'stub-domain': listFlag({
     value: 'DOMAIN=ADDR:PORT,...',
     help: "forward names at and under DOMAIN to these upstreams instead, with their own cache (kube-dns stubDomains; CoreDNS's per-domain forward)",
     parse: stubDomain,
   }),
-  upstream: listFlag({ value: 'ADDR:PORT', help: 'forward other names here (default: the nameservers in /etc/resolv.conf)', parse: parseHostPort }),
-  ttl: valueFlag({ value: 'SECONDS', help: 'TTL of answers from the cluster zone', parse: positiveInt, default: 5 }),
+  upstream: listFlag({ value: 'ADDR:PORT', help: 'forward other names here (default: the nameservers in /etc/resolv.conf)', parse: parseDestination }),
+  ttl: valueFlag({ value: 'SECONDS', help: 'TTL of answers from the cluster zone, 0 to 3600 (CoreDNS kubernetes ttl)', parse: intInRange(0, 3600), default: 5 }),
   pods: valueFlag({ value: 'MODE', help: 'pod records a-b-c-d.<ns>.pod.<zone>: disabled or insecure (answered from the name alone)', parse: oneOf(['disabled', 'insecure'] as const), default: 'disabled' as 'disabled' | 'insecure' }),
   'reverse-cidr': listFlag({ value: 'CIDRS', help: 'reverse names of these ranges are answered here (NXDOMAIN when unknown), not forwarded', parse: parseCIDRList }),
   'dns-service': valueFlag({

@@ -142,7 +142,16 @@ export async function runComponent(c: Component, argv: readonly string[], versio
     log.warn(`netplane ${c.name} is not built yet (${c.notBuilt}): this process only loads the cluster view and serves /metrics, /healthz, /livez and /readyz`);
     return;
   }
-  await c.run(ctx, flags as never);
+  try {
+    await c.run(ctx, flags as never);
+  } catch (e) {
+    // Nothing may keep serving /readyz after its work failed to start: stop everything, with exit code 2 for a
+    // command line the component found wrong, else 1.
+    const usage = e instanceof UsageError;
+    if (usage) process.stderr.write(`${(e as Error).message}\n`);
+    log.fatal({ err: e }, `${command} could not start: ${(e as Error).message}`);
+    await shutdown.run(usage ? 2 : 1);
+  }
 }
 
 /** Picks the source from the flags; a wrong or missing choice is a UsageError. */

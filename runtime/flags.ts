@@ -65,9 +65,19 @@ export function valueFlag<T>(spec: { help: string; value: string; parse?: (raw: 
   return flag;
 }
 
-/** Declares a duration flag (500ms, 1s, 2m, 1h), in milliseconds; the default is written the same way. */
-export function durationFlag(spec: { help: string; default: string }): ValueFlag<number, true> {
-  return { kind: 'value', parse: parseDuration, default: parseDuration(spec.default), shown: spec.default, help: spec.help, value: 'DURATION' };
+/**
+ * Declares a duration flag (500ms, 1s, 2m, 1h), in milliseconds; the default is written the same way. `min` and `max`
+ * (written the same way) bound it; without `max`, 24 days is the most (Node's timers cannot wait longer).
+ */
+export function durationFlag(spec: { help: string; default: string; min?: string; max?: string }): ValueFlag<number, true> {
+  const min = spec.min === undefined ? 0 : parseDuration(spec.min);
+  const max = parseDuration(spec.max ?? '576h');
+  const parse = (raw: string): number => {
+    const ms = parseDuration(raw);
+    if (ms < min || ms > max) throw new Error(`must be from ${spec.min ?? '0s'} to ${spec.max ?? '576h'}`);
+    return ms;
+  };
+  return { kind: 'value', parse, default: parseDuration(spec.default), shown: spec.default, help: spec.help, value: 'DURATION' };
 }
 
 /** Declares a repeatable flag. */
@@ -77,7 +87,7 @@ export function listFlag<T = string>(spec: { help: string; value: string; parse?
 
 /** Parses argv against specs; `--help` returns null. Throws UsageError for unknown flags, positionals or bad values. */
 export function parseFlags<S extends FlagSpecs>(command: string, specs: S, argv: readonly string[]): FlagValues<S> | null {
-  const options: Record<string, { type: 'string' | 'boolean'; multiple: boolean }> = { help: { type: 'boolean', multiple: false } };
+  const options: Record<string, { type: 'string' | 'boolean'; multiple: boolean; short?: string }> = { help: { type: 'boolean', multiple: false, short: 'h' } };
   for (const [name, f] of Object.entries(specs)) options[name] = { type: f.kind === 'switch' ? 'boolean' : 'string', multiple: f.kind === 'list' };
   let parsed;
   try {
@@ -120,6 +130,7 @@ function explainParseError(e: Error & { code?: string }, specs: FlagSpecs): stri
     case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE': {
       const name = token?.replace(/^--?/, '').split(' ')[0] ?? '';
       const spec = specs[name];
+      if (spec && spec.kind !== 'switch' && /ambiguous/.test(e.message)) return `--${name}: a value that starts with "-" is written --${name}=VALUE`;
       return spec && spec.kind !== 'switch' ? `--${name} needs a value ${spec.value}` : `--${name} takes no value`;
     }
     default:
@@ -152,12 +163,17 @@ export interface HostPort {
   text: string;
 }
 
-/** Parses ADDR:PORT or [IPv6]:PORT; a port of 0 asks the system for a free one. Throws with what is allowed. */
+/**
+ * Parses ADDR:PORT or [IPv6]:PORT, ADDR an IP address or `localhost` (empty: 0.0.0.0); a port of 0 asks the system
+ * for a free one. Throws with what is allowed.
+ */
 export function parseHostPort(raw: string): HostPort {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s[\]]*)):(\d{1,5})$/.exec(raw);
   const port = m ? Number(m[3]) : NaN;
-  if (!m || port > 65535) throw new Error('must be ADDR:PORT, e.g. 127.0.0.1:9153 or [::1]:9153');
-  const host = m[1] ?? m[2] ?? '';
+  const host = m?.[1] ?? m?.[2] ?? '';
+  // A name other than localhost would be looked up only when a socket binds or connects, failing there.
+  const hostOk = host === '' || host === 'localhost' || (m?.[1] !== undefined ? isIP(host) === 6 : isIP(host) === 4);
+  if (!m || port > 65535 || !hostOk) throw new Error('must be ADDR:PORT with an IP address (or localhost), e.g. 127.0.0.1:9153 or [::1]:9153');
   return { host: host === '' ? '0.0.0.0' : host, port, text: raw };
 }
 
@@ -206,4 +222,20 @@ export function positiveInt(raw: string): number {
   const n = Number(raw);
   if (!/^\d+$/.test(raw) || n < 1) throw new Error('must be a whole number of at least 1');
   return n;
+}
+
+/** A parser for a whole number from `min` to `max`. */
+export function intInRange(min: number, max: number): (raw: string) => number {
+  return (raw) => {
+    const n = Number(raw);
+    if (!/^\d+$/.test(raw) || n < min || n > max) throw new Error(`must be a whole number from ${min} to ${max}`);
+    return n;
+  };
+}
+
+/** Parses ADDR:PORT to connect to: as parseHostPort, with a port from 1 to 65535. */
+export function parseDestination(raw: string): HostPort {
+  const hp = parseHostPort(raw);
+  if (hp.port === 0) throw new Error('must name a port from 1 to 65535');
+  return hp;
 }

@@ -3,6 +3,7 @@
 // answers, and stops them all on Ctrl-C (or when one of them dies).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
+import { constants } from 'node:os';
 import { createInterface } from 'node:readline';
 import { UsageError } from './errors.ts';
 import type { Component } from './component.ts';
@@ -67,7 +68,8 @@ export async function supervise(options: UpOptions): Promise<number> {
       createInterface({ input: stream }).on('line', (line) => out.write(`${name.padEnd(width)} | ${line}\n`));
     }
     const exited = new Promise<number>((resolve) => {
-      proc.on('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
+      // Killed by a signal: 128 + its number, as a shell reports it.
+      proc.on('exit', (code, signal) => resolve(code ?? (signal ? 128 + (constants.signals[signal] ?? 0) : 1)));
       proc.on('error', (e) => {
         say(`cannot start ${name}: ${e.message}`);
         resolve(1);

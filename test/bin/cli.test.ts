@@ -25,6 +25,12 @@ describe('netplane command line', () => {
     expect([r.status, r.stdout]).toEqual([0, 'netplane 0.1.0\n']);
   });
 
+  it('prints help for -h as for --help', () => {
+    const r = netplane('dns', '-h');
+    expect([r.status, r.stderr]).toEqual([0, '']);
+    expect(r.stdout).toContain('Usage: netplane dns [flags]');
+  });
+
   it('prints help for every command', () => {
     for (const cmd of ['proxy', 'dns', 'ingress', 'overlay', 'up']) {
       const r = netplane(cmd, '--help');
@@ -49,6 +55,11 @@ describe('netplane command line', () => {
     [['dns', '--stub-domain', 'corp.test', '--manifests', examples], /^netplane dns: --stub-domain "corp\.test": must be DOMAIN=ADDR:PORT/],
     [['proxy', '--nodeport-addresses', 'primary', '--nodeport-addresses', '10.0.0.0/8', '--manifests', examples], /^netplane proxy: --nodeport-addresses primary takes no CIDRs beside it/],
     [['proxy', '--nodeport-addresses', 'primary,10.0.0.0/8', '--manifests', examples], /^netplane proxy: --nodeport-addresses "primary,10.0.0.0\/8": "primary" is not a CIDR/],
+    [['dns', '--admin', '1.2.3.4.5:80', '--manifests', examples], /^netplane dns: --admin "1\.2\.3\.4\.5:80": must be ADDR:PORT with an IP address/],
+    [['dns', '--ttl', '99999999999', '--manifests', examples], /^netplane dns: --ttl "99999999999": must be a whole number from 0 to 3600/],
+    [['dns', '--ttl', '-1', '--manifests', examples], /^netplane dns: --ttl: a value that starts with "-" is written --ttl=VALUE/],
+    [['dns', '--upstream', '1.1.1.1:0', '--manifests', examples], /^netplane dns: --upstream "1\.1\.1\.1:0": must name a port from 1 to 65535/],
+    [['up', '--manifests', '/does/not/exist'], /^netplane up: --manifests "\/does\/not\/exist": no such directory/],
   ];
   for (const [args, message] of wrong) {
     it(`exits 2 with one line for: ${args.join(' ')}`, () => {

@@ -36,7 +36,8 @@ describe('parseFlags', () => {
     [['stray'], 'netplane x: unexpected argument stray; every setting is a --flag (see netplane x --help)'],
     [['--mode'], 'netplane x: --mode needs a value MODE (see netplane x --help)'],
     [['--mode', 'ipvs'], 'netplane x: --mode "ipvs": must be one of nftables, iptables'],
-    [['--admin', ':99999'], 'netplane x: --admin ":99999": must be ADDR:PORT, e.g. 127.0.0.1:9153 or [::1]:9153'],
+    [['--admin', ':99999'], 'netplane x: --admin ":99999": must be ADDR:PORT with an IP address (or localhost), e.g. 127.0.0.1:9153 or [::1]:9153'],
+    [['--admin', 'node1.example:80'], 'netplane x: --admin "node1.example:80": must be ADDR:PORT with an IP address (or localhost), e.g. 127.0.0.1:9153 or [::1]:9153'],
     [['--cleanup=yes'], 'netplane x: --cleanup takes no value (see netplane x --help)'],
   ];
   for (const [argv, message] of bad) {
@@ -62,7 +63,7 @@ describe('parseHostPort', () => {
     ['localhost:10249', 'localhost', 10249],
   ];
   for (const [raw, host, port] of cases) it(raw, () => expect(parseHostPort(raw)).toMatchObject({ host, port }));
-  for (const raw of ['53', '1.2.3.4', '1.2.3.4:65536', '::1:53', '[::1]', 'a b:1']) it(`refuses ${raw}`, () => expect(() => parseHostPort(raw)).toThrow(/ADDR:PORT/));
+  for (const raw of ['53', '1.2.3.4', '1.2.3.4:65536', '::1:53', '[::1]', 'a b:1', '1.2.3.4.5:80', '[1.2.3.4]:80', 'example.com:53']) it(`refuses ${raw}`, () => expect(() => parseHostPort(raw)).toThrow(/ADDR:PORT/));
 });
 
 describe('durationFlag', () => {
@@ -77,6 +78,14 @@ describe('durationFlag', () => {
   it('shows the default as written, and refuses what is not a duration in one sentence', () => {
     expect(formatHelp('netplane x', 'does x', specs)).toMatch(/--period DURATION +how often \(default 30s\)/);
     expect(() => parseFlags('netplane x', specs, ['--period', '30'])).toThrow('netplane x: --period "30": must be a duration such as 500ms, 1s, 2m or 1h');
+  });
+
+  it('keeps a duration within its bounds, and under what Node timers can wait without them', () => {
+    const bounded = { every: durationFlag({ help: 'how often', default: '30s', min: '1s', max: '1h' }) };
+    expect(parseFlags('netplane x', bounded, ['--every', '1s'])!.every).toBe(1000);
+    expect(() => parseFlags('netplane x', bounded, ['--every', '0s'])).toThrow('netplane x: --every "0s": must be from 1s to 1h');
+    expect(() => parseFlags('netplane x', bounded, ['--every', '61m'])).toThrow('netplane x: --every "61m": must be from 1s to 1h');
+    expect(() => parseFlags('netplane x', specs, ['--period', '600h'])).toThrow('netplane x: --period "600h": must be from 0s to 576h');
   });
 
   it.each([
