@@ -219,17 +219,17 @@ for (const mode of ['nftables', 'iptables'] as const) {
       await waitFor('the resync', () => syncs() > n, 5000);
       // The stale conntrack entries are deleted just after the rules are synced (and logged): ask until the flow has
       // moved. Were the entry left, every probe would keep black-holing on the removed endpoint and refresh it.
-      const after = await waitFor(
+      const after = await waitFor<ProbeResult[] | null>(
         'the UDP flow to move off the removed endpoint',
         async () => {
           const got = await t.probe(t.client, 'udp', '10.96.0.10', 53, 1, ['--source-port', '40053']);
-          return got[0]!.ok && names(got)[0] !== stuckOn ? got : undefined;
+          return got[0]!.ok && names(got)[0] !== stuckOn ? got : null;
         },
         5000,
         100,
       );
-      expect(after[0]).toMatchObject({ ok: true });
-      expect(names(after)[0]).not.toBe(stuckOn);
+      expect(after![0]).toMatchObject({ ok: true });
+      expect(names(after!)[0]).not.toBe(stuckOn);
       const tcp = await t.probe(t.client, 'tcp', '10.96.0.10', 80, 20);
       expect(Object.keys(counts(tcp)).sort()).toEqual(keep.map((i) => `pod${i}`));
       await write([1, 2, 3]);
