@@ -10,9 +10,9 @@ import type { Logger } from '../runtime/logger.ts';
 import type { OverlayKernel } from './kernel/types.ts';
 import type { VxlanEndpoint } from './masquerade.ts';
 import type { OverlayMetrics } from './metrics.ts';
-import { diffOverlay, entryOwner, opText, viewCounts } from './plan/diff.ts';
+import { diffOverlay, entryOwner, opText, programmedNodes, viewCounts } from './plan/diff.ts';
 import { planOverlay } from './plan/plan.ts';
-import type { DeviceView, HostView, OverlayOptions, OverlayPlan } from './plan/types.ts';
+import type { DeviceView, HostView, OverlayOptions, OverlayPlan, SelfVtep } from './plan/types.ts';
 import { applyChanges, readDevice, readHost } from './program.ts';
 
 /** Keeps the masquerade rules in step; Masquerade implements it. */
@@ -20,10 +20,9 @@ export interface MasqueradeSync {
   sync(clusterCIDRs: readonly string[], vxlan?: VxlanEndpoint, force?: boolean): Promise<boolean>;
 }
 
-/** This node's VTEP, once it has one: what the kubernetes mode publishes on its Node. */
-export interface SelfVtep {
-  mac: string;
-  ip: string;
+/** Keeps the forward-accept rules for the pod networks in step; ForwardAccept implements it. */
+export interface ForwardSync {
+  sync(clusterCIDRs: readonly string[], force?: boolean): Promise<boolean>;
 }
 
 /** Options of the agent. */
@@ -34,13 +33,15 @@ export interface AgentOptions {
   /** --cluster-cidr; empty means the podCIDRs of the nodes in use (the plan's podCIDRs). */
   clusterCIDRs: readonly string[];
   masquerade?: MasqueradeSync;
+  /** Accepts forwarded pod traffic where the host's iptables FORWARD could drop it (Docker's policy DROP). */
+  forward?: ForwardSync;
   metrics: OverlayMetrics;
   log: Logger;
   /** A full sync (kernel re-read) runs at least this often; the longest retry delay. */
   resyncPeriodMs: number;
   /** First retry delay after a failure, doubled per failure. */
   retryBaseMs?: number;
-  /** Called after every sync that planned a device. Must not throw. */
+  /** Called with what this node announces after every sync that planned a device. Must not throw. */
   onSelf?: (self: SelfVtep) => void;
   /** Called with the plan after every sync that planned a device (subnet.env follows it). Must not throw. */
   onPlan?: (plan: OverlayPlan) => void;
@@ -124,8 +125,8 @@ export class OverlayAgent {
 
   /**
    * /healthz: failing when programming has failed for longer than two resync periods: reading the kernel, the
-   * device, its address or nft. Entries of single nodes that the kernel refuses are logged and retried, but a
-   * restart would not help them, so they leave the agent healthy.
+   * device, its address, nft or iptables. Entries of single nodes that the kernel refuses are logged and retried,
+   * but a restart would not help them, so they leave the agent healthy.
    */
   readonly health: HealthCheck = () => {
     const since = this.#failingSince;
@@ -178,6 +179,7 @@ export class OverlayAgent {
     let failed: Failure[] = [];
     let applied = 0;
     let masqueraded = false;
+    let forwarded = false;
     try {
       if (full || this.#hostStale || !this.#host) {
         this.#hostStale = false;
@@ -189,17 +191,33 @@ export class OverlayAgent {
       this.#reportProblems(plan);
       const changes = diffOverlay(plan, this.#view!);
       const result = await applyChanges(o.kernel, this.#view!, changes);
+      // An address taken off can make the kernel drop routes and ARP entries (the device's last IPv4 address: the
+      // view models that, the kernel has the last word): read the device again and put back what is missing now.
+      // After a failure the retry reads everything anyway.
+      if (result.failed.length === 0 && changes.phases.some((phase) => phase.some((op) => op.kind === 'address' && op.op === 'delete'))) {
+        this.#view = await readDevice(o.kernel, o.overlay.device);
+        const again = await applyChanges(o.kernel, this.#view, diffOverlay(plan, this.#view));
+        result.applied += again.applied;
+        result.failed.push(...again.failed);
+      }
       applied = result.applied;
       failed = result.failed.map((f) => {
         const node = entryOwner(plan, f.op);
         return { kind: f.op.kind, text: `${opText(f.op)}${node ? ` (node ${node})` : ''}`, error: f.error, entry: isEntry(f.op.kind) };
       });
+      const cidrs = o.clusterCIDRs.length > 0 ? o.clusterCIDRs : plan.podCIDRs;
       if (plan.device && o.masquerade) {
         try {
-          const cidrs = o.clusterCIDRs.length > 0 ? o.clusterCIDRs : plan.podCIDRs;
           masqueraded = await o.masquerade.sync(cidrs, { local: plan.device.local, port: plan.device.port }, full);
         } catch (e) {
           failed.push({ kind: 'nftables', text: 'masquerade tables', error: e as Error });
+        }
+      }
+      if (plan.device && o.forward) {
+        try {
+          forwarded = await o.forward.sync(cidrs, full);
+        } catch (e) {
+          failed.push({ kind: 'iptables', text: 'forward-accept rules', error: e as Error });
         }
       }
     } catch (e) {
@@ -221,15 +239,15 @@ export class OverlayAgent {
     this.#needFull = false;
     this.#failures = 0;
     this.#failingSince = undefined;
-    if (full || applied > 0 || masqueraded) {
+    if (full || applied > 0 || masqueraded || forwarded) {
       const counts = viewCounts(this.#view!);
       o.log.info(
-        { full, ms: round(ms), ...(seenMs !== undefined ? { seenMs: round(seenMs) } : {}), operations: applied, masquerade: masqueraded, remotes: plan.remotes.length, ...counts },
+        { full, ms: round(ms), ...(seenMs !== undefined ? { seenMs: round(seenMs) } : {}), operations: applied, masquerade: masqueraded, forward: forwarded, remotes: plan.remotes.length, ...counts },
         plan.device ? 'overlay synced' : 'overlay waiting: this node cannot have a VXLAN device yet',
       );
     }
     if (plan.device) {
-      o.onSelf?.({ mac: plan.device.mac, ip: plan.device.local });
+      if (plan.self) o.onSelf?.(plan.self);
       o.onPlan?.(plan);
     }
   }
@@ -240,9 +258,9 @@ export class OverlayAgent {
     // The changes are still unapplied: their programming time keeps counting from when they were seen.
     for (const [k, since] of taken) if (!this.#pending.has(k) || this.#pending.get(k)! > since) this.#pending.set(k, since);
     this.#failures++;
-    // A failure of the device, its address or nft: the next sync, whatever starts it, reads everything again. A
-    // refused entry (one node's route, say, which may stay refused) leaves Node-event syncs to a plain diff — the
-    // view holds what succeeded — and only the retry and the periodic resync read the kernel again.
+    // A failure of the device, its address, nft or iptables: the next sync, whatever starts it, reads everything
+    // again. A refused entry (one node's route, say, which may stay refused) leaves Node-event syncs to a plain diff
+    // — the view holds what succeeded — and only the retry and the periodic resync read the kernel again.
     if (failed.some((f) => !f.entry)) {
       this.#failingSince ??= Date.now();
       this.#needFull = true;
@@ -273,9 +291,13 @@ export class OverlayAgent {
 
   #updateGauges(plan: OverlayPlan): void {
     const m = this.#o.metrics;
-    const usable = plan.remotes.length + (plan.device ? 1 : 0);
+    const planned = plan.remotes.length + (plan.device ? 1 : 0);
+    // Usable means programmed: this node's device up with its addresses, and each other node's entries in the
+    // kernel, as far as the view knows. A node planned but not programmed (a refused entry, no device) is not.
+    const usable = this.#view ? programmedNodes(plan, this.#view) : 0;
     m.nodes.set({ state: 'usable' }, usable);
-    m.nodes.set({ state: 'unusable' }, Math.max(0, plan.nodes - usable));
+    m.nodes.set({ state: 'unprogrammed' }, planned - usable);
+    m.nodes.set({ state: 'unusable' }, Math.max(0, plan.nodes - planned));
     if (this.#view) for (const [kind, n] of Object.entries(viewCounts(this.#view))) m.entries.set({ kind }, n);
   }
 }

@@ -5,15 +5,17 @@ import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { defineComponent, type ComponentContext } from '../runtime/component.ts';
 import { HostRunner, type CommandRunner } from '../runtime/exec.ts';
-import { durationFlag, listFlag, nonEmpty, parseCIDRList, switchFlag, valueFlag } from '../runtime/flags.ts';
+import { durationFlag, listFlag, nonEmpty, oneOf, parseCIDRList, switchFlag, valueFlag } from '../runtime/flags.ts';
 import type { Logger } from '../runtime/logger.ts';
 import { OverlayAgent } from './agent.ts';
 import type { OverlayKernel } from './kernel/types.ts';
+import { ForwardAccept, forwardChain } from './forward.ts';
 import { Masquerade } from './masquerade.ts';
 import { podCIDRs } from './plan/node.ts';
-import type { OverlayPlan } from './plan/types.ts';
+import type { OverlayPlan, SelfVtep } from './plan/types.ts';
 import { coveringCIDRs, renderSubnetEnv, SubnetFile } from './subnet-file.ts';
 import { registerOverlayMetrics } from './metrics.ts';
+import { kubernetesStatusPatcher, NetworkConditionReporter, type PatchNodeStatus } from './node-status.ts';
 import { kubernetesPatcher, VtepPublisher, type PatchAnnotations } from './publish.ts';
 
 /** Parses a whole number within [min, max]. */
@@ -73,8 +75,14 @@ const flags = {
     parse: nonEmpty,
   }),
   'flannel-annotations': switchFlag("also publish Flannel's Node annotations (kubernetes mode), so that Flannel nodes reach this one during a migration"),
+  'set-node-network-unavailable': valueFlag({
+    value: 'true|false',
+    help: "once the overlay is up, set this node's NetworkUnavailable condition to False (kubernetes mode; Flannel's flag and default)",
+    parse: oneOf(['true', 'false']),
+    default: 'true',
+  }),
   'resync-period': durationFlag({ help: 'read the kernel again and repair what differs at least this often', default: '30s' }),
-  cleanup: switchFlag('remove the VXLAN device (with its routes and entries) and the masquerade tables, and exit'),
+  cleanup: switchFlag('remove the VXLAN device (with its routes and entries), the masquerade tables and the forward-accept chain, and exit'),
 };
 
 /** The overlay component. */
@@ -102,6 +110,8 @@ export interface OverlayDeps {
   runner: CommandRunner;
   /** In kubernetes mode: how the VTEP annotations are written (default: a merge patch through the kubeconfig). */
   patch?: PatchAnnotations;
+  /** In kubernetes mode: how the Node's status is patched (default: a strategic merge patch of nodes/status). */
+  patchStatus?: PatchNodeStatus;
 }
 
 /** Opens the kernel layer; loaded only when used (it loads a native module). */
@@ -110,7 +120,7 @@ async function openKernel(): Promise<OverlayKernel> {
   return NetlinkKernel.open();
 }
 
-/** Deletes the device (its routes, neighbour and FDB entries go with it) and both masquerade tables. */
+/** Deletes the device (its routes, neighbour and FDB entries go with it), both masquerade tables and the forward-accept chain. */
 async function cleanup(device: string, log: Logger): Promise<number> {
   let failed = false;
   try {
@@ -137,6 +147,13 @@ async function cleanup(device: string, log: Logger): Promise<number> {
     failed = true;
     log.error({ err: (e as Error).message }, 'cannot remove the masquerade tables');
   }
+  try {
+    await new ForwardAccept(new HostRunner()).cleanup();
+    log.info(`removed the forward-accept chain ${forwardChain}`);
+  } catch (e) {
+    failed = true;
+    log.error({ err: (e as Error).message }, `cannot remove the forward-accept chain ${forwardChain}`);
+  }
   return failed ? 1 : 0;
 }
 
@@ -155,7 +172,13 @@ export async function runOverlay(ctx: ComponentContext, f: OverlayFlags, deps: O
     return undefined;
   }
   const clusterCIDRs = f['cluster-cidr'].flat();
-  const publisher = ctx.source.name === 'kubernetes' ? await makePublisher(ctx, f, deps.patch) : undefined;
+  const kube = ctx.source.name === 'kubernetes';
+  const publisher = kube ? await makePublisher(ctx, f, deps.patch) : undefined;
+  const reporter = kube && f['set-node-network-unavailable'] === 'true' ? await makeReporter(ctx, f, deps.patchStatus) : undefined;
+  const onSelf = (self: SelfVtep) => {
+    publisher?.publish(self);
+    reporter?.up();
+  };
   const agent = new OverlayAgent({
     kernel,
     store: ctx.store,
@@ -171,10 +194,11 @@ export async function runOverlay(ctx: ComponentContext, f: OverlayFlags, deps: O
     },
     clusterCIDRs,
     masquerade: new Masquerade(deps.runner),
+    forward: new ForwardAccept(deps.runner, ctx.log),
     metrics: registerOverlayMetrics(ctx.registry),
     log: ctx.log,
     resyncPeriodMs: f['resync-period'],
-    ...(publisher ? { onSelf: publisher.publish } : {}),
+    ...(kube ? { onSelf } : {}),
     ...(f['subnet-file'] ? { onPlan: subnetEnvWriter(ctx, f['subnet-file'], clusterCIDRs) } : {}),
   });
   ctx.admin.addHealthCheck('overlay', agent.health);
@@ -186,6 +210,7 @@ export async function runOverlay(ctx: ComponentContext, f: OverlayFlags, deps: O
   startWhenSynced();
   ctx.shutdown.add('overlay', async () => {
     publisher?.stop();
+    reporter?.stop();
     await agent.stop();
     // The device and its entries stay: pods keep reaching each other while the agent is away.
     kernel.close();
@@ -218,6 +243,11 @@ function subnetEnvWriter(ctx: ComponentContext, path: string, clusterCIDRs: read
       },
     );
   };
+}
+
+async function makeReporter(ctx: ComponentContext, f: OverlayFlags, patch: PatchNodeStatus | undefined): Promise<NetworkConditionReporter> {
+  const { loadKubeConfig } = await import('../cluster/kubernetes/config.ts');
+  return new NetworkConditionReporter({ nodeName: ctx.nodeName, patch: patch ?? (await kubernetesStatusPatcher(loadKubeConfig(f.kubeconfig))), store: ctx.store, log: ctx.log });
 }
 
 async function makePublisher(ctx: ComponentContext, f: OverlayFlags, patch: PatchAnnotations | undefined): Promise<VtepPublisher> {

@@ -2,10 +2,11 @@
 // a set of changes through an OverlayKernel, keeping the view in step with what succeeded.
 import { isIPv6 } from 'node:net';
 import { canonicalIP } from '../proxy/nftables/model.ts';
+import { isKernelError } from './kernel/errors.ts';
 import type { LinkState, OverlayKernel } from './kernel/types.ts';
 import { networkCIDR } from './plan/cidr.ts';
 import { opText, recordOp } from './plan/diff.ts';
-import { emptyView, type DeviceView, type HostView, type OverlayChanges, type OverlayOp } from './plan/types.ts';
+import { emptyView, type DeviceSpec, type DeviceView, type HostView, type OverlayChanges, type OverlayOp } from './plan/types.ts';
 
 /** Operations in flight at once inside a phase: enough to hide the round trips, few enough for the socket buffer. */
 const inFlight = 64;
@@ -101,16 +102,51 @@ export async function applyChanges(kernel: OverlayKernel, view: DeviceView, chan
   return result;
 }
 
+/**
+ * The VXLAN device cannot be created because another one (a leftover flannel.1) has its VNI and port: the kernel
+ * allows one device per VNI, UDP port and address family in a network namespace. `device` names the other one.
+ */
+export class VniInUseError extends Error {
+  override readonly name = 'VniInUseError';
+  readonly code = 'NETPLANE_OVERLAY_VNI_IN_USE';
+  /** The device that has the VNI and port. */
+  readonly device: string;
+
+  constructor(spec: DeviceSpec, other: LinkState, options?: ErrorOptions) {
+    super(
+      `cannot create ${spec.name}: device ${other.name} already has VXLAN VNI ${spec.vni} on port ${spec.port}, and the kernel allows one device per VNI and port; ` +
+        `if it is Flannel's, stop flanneld and delete it (ip link delete ${other.name}), else give netplane another --vni or --port`,
+      options,
+    );
+    this.device = other.name;
+  }
+}
+
 async function applyLink(kernel: OverlayKernel, view: DeviceView, op: OverlayOp & { kind: 'link' }): Promise<LinkState | undefined> {
   if (op.op === 'create') {
     const s = op.spec;
-    return kernel.createVxlan({ name: s.name, vni: s.vni, port: s.port, local: s.local, underlayIndex: s.underlayIndex, learning: false, mtu: s.mtu, mac: s.mac });
+    try {
+      return await kernel.createVxlan({ name: s.name, vni: s.vni, port: s.port, local: s.local, underlayIndex: s.underlayIndex, learning: false, mtu: s.mtu, mac: s.mac });
+    } catch (e) {
+      // EEXIST is also the answer for a VNI in use, where the kernel's own words ("A VXLAN device with the specified
+      // VNI already exists") come only as an extended ACK, which the netlink package cannot ask for (it exposes no
+      // setsockopt for NETLINK_EXT_ACK): find the device that has it.
+      if (!isKernelError(e, 'EEXIST')) throw e;
+      const other = (await kernel.links().catch(() => [])).find((l) => l.name !== s.name && vniClash(l, s));
+      throw other ? new VniInUseError(s, other, { cause: e }) : e;
+    }
   }
   const index = view.link?.index;
   if (index === undefined) throw new Error(`${opText(op)}: there is no device`);
   if (op.op === 'delete') await kernel.deleteLink(index);
   else await kernel.setLink(index, op.change);
   return undefined;
+}
+
+/** Whether a link is a VXLAN device the kernel would not let `spec` live beside: same VNI, port and address family. */
+function vniClash(link: LinkState, spec: DeviceSpec): boolean {
+  const x = link.vxlan;
+  return link.kind === 'vxlan' && x !== undefined && x.vni === spec.vni && x.port === spec.port && isIPv6(x.local) === isIPv6(spec.local);
 }
 
 function applyEntry(kernel: OverlayKernel, index: number, op: OverlayOp): Promise<void> {

@@ -1,10 +1,10 @@
 // Kubernetes mode: the agent writes its VTEP MAC and underlay IP on its own Node as annotations, which the other
 // nodes' agents read. One merge patch per change; a failure is retried with backoff and the latest value wins.
 import type { KubeConfig } from '@kubernetes/client-node';
+import { isIPv4, isIPv6 } from 'node:net';
 import type { Logger } from '../runtime/logger.ts';
-import type { SelfVtep } from './agent.ts';
-import { isIPv6 } from 'node:net';
 import { flannelAnnotations, publicIPAnnotation, vtepMacAnnotation } from './plan/node.ts';
+import type { SelfVtep } from './plan/types.ts';
 
 /** Merge-patches annotations onto a Node; rejects with the API error. */
 export type PatchAnnotations = (nodeName: string, annotations: Record<string, string>) => Promise<void>;
@@ -40,8 +40,10 @@ export class VtepPublisher {
   #failures = 0;
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
-  /** The last value sent, and the annotations the view held when it was sent (until the watch brings the change back). */
-  #sent: { mac: string; ip: string; against: unknown } | undefined;
+  /** The annotations last sent, and those the view held when they were sent (until the watch brings the change back). */
+  #sent: { annotations: string; against: unknown } | undefined;
+  /** The notes last logged. */
+  #notes = '';
 
   constructor(options: PublisherOptions) {
     this.#o = options;
@@ -50,6 +52,7 @@ export class VtepPublisher {
   /** Asks for `self` to be on the Node; cheap when it already is. Never throws. */
   readonly publish = (self: SelfVtep): void => {
     this.#want = self;
+    this.#logNotes(self);
     if (!this.#busy && !this.#timer) void this.#run();
   };
 
@@ -72,12 +75,13 @@ export class VtepPublisher {
     const annotations = annotationsFor(want, this.#o.flannelVni);
     const now = this.#o.current();
     if (now && Object.entries(annotations).every(([k, v]) => now[k] === v)) return;
+    const text = JSON.stringify(annotations);
     const sent = this.#sent;
-    if (sent && sent.mac === want.mac && sent.ip === want.ip && sent.against === now) return;
+    if (sent && sent.annotations === text && sent.against === now) return;
     this.#busy = true;
     try {
       await this.#o.patch(this.#o.nodeName, annotations);
-      this.#sent = { ...want, against: now };
+      this.#sent = { annotations: text, against: now };
       this.#failures = 0;
       this.#o.log.info({ node: this.#o.nodeName, ...annotations }, 'published this node\'s VTEP on its Node');
     } catch (e) {
@@ -92,16 +96,36 @@ export class VtepPublisher {
     // A newer value may have come while the patch was in flight.
     if (this.#want !== want) void this.#run();
   }
+
+  #logNotes(self: SelfVtep): void {
+    const notes = [...(self.notes ?? []), ...(this.#o.flannelVni !== undefined ? (self.flannelNotes ?? []) : [])];
+    const text = notes.join('\n');
+    if (text === this.#notes) return;
+    this.#notes = text;
+    for (const note of notes) this.#o.log.warn({ node: this.#o.nodeName }, `node ${this.#o.nodeName} ${note}`);
+  }
 }
 
-/** The annotations that publish `self`: netplane's, and Flannel's kube subnet manager ones when `flannelVni` is set. */
+/**
+ * The annotations that publish `self`: netplane's, and with `flannelVni` Flannel's kube subnet manager ones for
+ * each family `self` has an address of (backend data and public IP; a dual-stack Flannel node drops a node without
+ * both families' — its nodeToLease parses public-ip and public-ipv6).
+ */
 export function annotationsFor(self: SelfVtep, flannelVni?: number): Record<string, string> {
   const out: Record<string, string> = { [vtepMacAnnotation]: self.mac, [publicIPAnnotation]: self.ip };
   if (flannelVni === undefined) return out;
-  const v6 = isIPv6(self.ip);
   out[flannelAnnotations.backendType] = 'vxlan';
   out[flannelAnnotations.kubeSubnetManager] = 'true';
-  out[v6 ? flannelAnnotations.backendV6Data : flannelAnnotations.backendData] = JSON.stringify({ VNI: flannelVni, VtepMAC: self.mac });
-  out[v6 ? flannelAnnotations.publicIPv6 : flannelAnnotations.publicIP] = self.ip;
+  const data = JSON.stringify({ VNI: flannelVni, VtepMAC: self.mac });
+  const ip4 = self.ip4 ?? (isIPv4(self.ip) ? self.ip : undefined);
+  const ip6 = self.ip6 ?? (isIPv6(self.ip) ? self.ip : undefined);
+  if (ip4 !== undefined) {
+    out[flannelAnnotations.backendData] = data;
+    out[flannelAnnotations.publicIP] = ip4;
+  }
+  if (ip6 !== undefined) {
+    out[flannelAnnotations.backendV6Data] = data;
+    out[flannelAnnotations.publicIPv6] = ip6;
+  }
   return out;
 }

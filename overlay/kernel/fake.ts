@@ -167,14 +167,22 @@ export class FakeKernel implements OverlayKernel {
     this.#addAddress(op, entry);
   }
 
-  /** Deletes an address (IP and length must match); absent is fine. */
+  /**
+   * Deletes an address (IP and length must match); absent is fine. When the device's last IPv4 address goes, so do
+   * its IPv4 routes and ARP entries, permanent ones too (the kernel's fib_disable_ip).
+   */
   async deleteAddress(entry: AddressEntry): Promise<void> {
     const op = `deleteAddress ${entry.index} ${entry.cidr}`;
     this.#enter('deleteAddress', op);
     const c = cidr(op, entry.cidr);
     const key = addressKey(entry.index, c);
     const found = this.#addresses.get(key);
-    if (found && parseCidr(found.cidr)?.prefixLength === c.prefixLength) this.#addresses.delete(key);
+    if (!found || parseCidr(found.cidr)?.prefixLength !== c.prefixLength) return;
+    this.#addresses.delete(key);
+    const v4 = (text: string) => parseIp(text.split('/')[0]!)?.length === 4;
+    if (c.ip.length !== 4 || [...this.#addresses.values()].some((a) => a.index === entry.index && v4(a.cidr))) return;
+    for (const [k, r] of this.#routes) if (r.index === entry.index && v4(r.dst)) this.#routes.delete(k);
+    for (const [k, n] of this.#neighbours) if (n.index === entry.index && v4(n.ip)) this.#neighbours.delete(k);
   }
 
   /** Neighbour entries of an interface. */

@@ -1,5 +1,6 @@
 // The overlay differ: a plan against a view of the kernel → the operations that make the kernel match, and the
 // bookkeeping that keeps the view current as operations succeed. Pure.
+import { isIPv4 } from 'node:net';
 import type { LinkState } from '../kernel/types.ts';
 import { emptyView, type DeviceSpec, type DeviceView, type OverlayChanges, type OverlayOp, type OverlayPlan } from './types.ts';
 
@@ -45,6 +46,7 @@ export function diffOverlay(plan: OverlayPlan, view: DeviceView): OverlayChanges
   if (!d) return { phases: [] };
   const links: OverlayOp[] = [];
   const before: OverlayOp[] = [];
+  const unaddress: OverlayOp[] = [];
   const entries: OverlayOp[] = [];
   const after: OverlayOp[] = [];
   let cur = view;
@@ -61,8 +63,10 @@ export function diffOverlay(plan: OverlayPlan, view: DeviceView): OverlayChanges
     // A new device MAC makes the kernel flush the device's neighbours, permanent ones too: they are added again.
     if (change.mac !== undefined) cur = { ...view, neighbours: new Map() };
   }
-  for (const a of cur.addresses) if (!d.addresses.includes(a)) before.push({ kind: 'address', op: 'delete', cidr: a });
+  // New addresses go on before old ones come off: when the last IPv4 address leaves a device, the kernel
+  // (fib_disable_ip) removes every IPv4 route through it and every ARP entry on it, permanent ones too.
   for (const a of d.addresses) if (!cur.addresses.has(a)) before.push({ kind: 'address', op: 'add', cidr: a });
+  for (const a of cur.addresses) if (!d.addresses.includes(a)) unaddress.push({ kind: 'address', op: 'delete', cidr: a });
 
   const want = desiredEntries(plan);
   // A route is only ever added (never replaced: a replace could take over a route of another device), so one of
@@ -86,7 +90,7 @@ export function diffOverlay(plan: OverlayPlan, view: DeviceView): OverlayChanges
     const r = cur.routes.get(dst);
     if (!r || r.gateway !== gateway || !r.onlink) after.push({ kind: 'route', op: 'add', dst, gateway, onlink: true });
   }
-  return { phases: [links, before, entries, after].filter((p) => p.length > 0) };
+  return { phases: [links, before, unaddress, entries, after].filter((p) => p.length > 0) };
 }
 
 /** Updates a view after an operation succeeded; `created` is the link a create returned. */
@@ -102,7 +106,14 @@ export function recordOp(view: DeviceView, op: OverlayOp, created?: LinkState): 
       return;
     case 'address':
       if (op.op === 'add') view.addresses.add(op.cidr);
-      else view.addresses.delete(op.cidr);
+      else {
+        view.addresses.delete(op.cidr);
+        // The last IPv4 address gone: the kernel flushed the device's IPv4 routes and ARP entries (fib_disable_ip).
+        if (isIPv4(op.cidr.split('/')[0]!) && ![...view.addresses].some((a) => isIPv4(a.split('/')[0]!))) {
+          for (const dst of view.routes.keys()) if (isIPv4(dst.split('/')[0]!)) view.routes.delete(dst);
+          for (const ip of view.neighbours.keys()) if (isIPv4(ip)) view.neighbours.delete(ip);
+        }
+      }
       return;
     case 'neighbour':
       if (op.op === 'replace') view.neighbours.set(op.ip, { mac: op.mac, permanent: true });
@@ -136,6 +147,20 @@ export function entryOwner(plan: OverlayPlan, op: OverlayOp): string | undefined
     }
   });
   return r?.node;
+}
+
+/**
+ * How many of the plan's nodes the view shows programmed: this node when its device is up with every VTEP
+ * address, and then each remote whose FDB entry, neighbour entries and routes are all there. 0 without a device.
+ */
+export function programmedNodes(plan: OverlayPlan, view: DeviceView): number {
+  const d = plan.device;
+  if (!d || !view.link?.up || !linkMatches(view.link, d) || !d.addresses.every((a) => view.addresses.has(a))) return 0;
+  const has = (vtep: string | undefined, cidr: string | undefined, mac: string) =>
+    vtep === undefined || cidr === undefined || (view.neighbours.get(vtep)?.mac === mac && view.neighbours.get(vtep)?.permanent === true && view.routes.get(cidr)?.gateway === vtep);
+  let n = 1;
+  for (const r of plan.remotes) if (view.fdb.has(`${r.vtepMAC} ${r.underlayIP}`) && has(r.vtep4, r.podCIDR4, r.vtepMAC) && has(r.vtep6, r.podCIDR6, r.vtepMAC)) n++;
+  return n;
 }
 
 /** Counts of the entries in a view, for metrics. */

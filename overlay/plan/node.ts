@@ -24,7 +24,11 @@ export const flannelAnnotations = {
   publicIP: 'flannel.alpha.coreos.com/public-ip',
   publicIPv6: 'flannel.alpha.coreos.com/public-ipv6',
   publicIPOverwrite: 'flannel.alpha.coreos.com/public-ip-overwrite',
+  publicIPv6Overwrite: 'flannel.alpha.coreos.com/public-ipv6-overwrite',
 } as const;
+
+/** Flannel's overwrite annotation of each family: set by hand, the address a node (behind NAT) is reached at. */
+export const overwriteAnnotations = { 4: flannelAnnotations.publicIPOverwrite, 6: flannelAnnotations.publicIPv6Overwrite } as const;
 
 /** Lower-case colon-separated MAC text. */
 const macPattern = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
@@ -52,20 +56,27 @@ export function networkOf(cidr: string): string {
   return (networkCIDR(cidr) ?? cidr).split('/')[0]!;
 }
 
-/** The annotations that may name a node's underlay address, in the order they count. */
-const publicIPKeys = [publicIPAnnotation, flannelAnnotations.publicIPOverwrite, flannelAnnotations.publicIP, flannelAnnotations.publicIPv6];
+/**
+ * The annotations that may name a node's underlay address, in the order they count: `peer` for another node (an
+ * overwrite, set by hand, wins over what agents publish); `own` for this node's VXLAN source address from
+ * manifests (an overwrite names an address outside this host, never a source); `none` for this node in kubernetes
+ * mode, where the annotations are its own output.
+ */
+const publicIPKeys = {
+  peer: [flannelAnnotations.publicIPOverwrite, flannelAnnotations.publicIPv6Overwrite, publicIPAnnotation, flannelAnnotations.publicIP, flannelAnnotations.publicIPv6],
+  own: [publicIPAnnotation, flannelAnnotations.publicIP, flannelAnnotations.publicIPv6],
+  none: [],
+} as const;
 
 /**
- * A node's underlay address as the other nodes see it: the `netplane.io/public-ip` annotation when it holds an
- * address, else Flannel's (`public-ip-overwrite`, `public-ip`, `public-ipv6`), else the first InternalIP, else the
- * first ExternalIP (IPv4 preferred). `useAnnotation` false skips the annotations (for the agent's own node in
- * kubernetes mode, where they are its own output). With `family`, only an address of that family counts: the
- * underlay of a cluster is all IPv4 or all IPv6.
+ * A node's underlay address: the first annotation of `keys` (see publicIPKeys) that holds an address, else the
+ * first InternalIP, else the first ExternalIP (IPv4 preferred). With `family`, only an address of that family
+ * counts: the underlay of a cluster is all IPv4 or all IPv6.
  */
-export function underlayAddress(node: Node, useAnnotation = true, family?: 4 | 6): { ip?: string; problem?: string } {
+export function underlayAddress(node: Node, keys: keyof typeof publicIPKeys = 'peer', family?: 4 | 6): { ip?: string; problem?: string } {
   const fits = (a: string) => (family === undefined ? isIPv4(a) || isIPv6(a) : family === 4 ? isIPv4(a) : isIPv6(a));
   let problem: string | undefined;
-  for (const key of useAnnotation ? publicIPKeys : []) {
+  for (const key of publicIPKeys[keys]) {
     const annotated = node.metadata.annotations[key]?.trim();
     if (annotated === undefined) continue;
     if (fits(annotated)) return { ip: canonicalIP(annotated), ...(problem ? { problem } : {}) };

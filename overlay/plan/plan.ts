@@ -2,6 +2,7 @@
 // other usable node, the VTEP it is reached through. Pure: no I/O, the same input gives the same plan.
 import { isIPv4, isIPv6 } from 'node:net';
 import type { Node } from '../../cluster/model/index.ts';
+import { planAnnouncement } from './announce.ts';
 import { cidrRange, podCIDRs, underlayAddress, unusableUnderlay, vtepAddress, vtepMac } from './node.ts';
 import { pickUnderlay } from './underlay.ts';
 import type { DeviceSpec, HostView, OverlayOptions, OverlayPlan, Problem, Remote } from './types.ts';
@@ -29,7 +30,7 @@ export function planOverlay(nodes: readonly Node[], options: OverlayOptions, hos
     taken.macs.set(device.mac, self.metadata.name);
   }
   // The underlay family: that of this node's device, else (no device yet) of its address.
-  const ownIP = device?.local ?? (self ? underlayAddress(self).ip : undefined);
+  const ownIP = device?.local ?? (self ? underlayAddress(self, options.publishes ? 'none' : 'own').ip : undefined);
   const family = ownIP !== undefined && isIPv6(ownIP) ? 6 : 4;
   const fence = fenceOf(options, host);
   const remotes: Remote[] = [];
@@ -44,7 +45,8 @@ export function planOverlay(nodes: readonly Node[], options: OverlayOptions, hos
     }
   }
   const all = used.flatMap((n) => cidrFacts(n).ranges.map((r) => r.c));
-  return { ...(device ? { device } : {}), remotes, problems, podCIDRs: outermost(all), nodes: sorted.length };
+  const announced = device && self ? planAnnouncement(self, device, host) : undefined;
+  return { ...(device ? { device } : {}), ...(announced ? { self: announced } : {}), remotes, problems, podCIDRs: outermost(all), nodes: sorted.length };
 }
 
 function planDevice(self: Node, o: OverlayOptions, host: HostView, problems: Problem[]): DeviceSpec | undefined {
@@ -64,7 +66,7 @@ function planDevice(self: Node, o: OverlayOptions, host: HostView, problems: Pro
     local = found.addr;
     underlayIndex = found.index;
   } else {
-    const found = underlayAddress(self, !o.publishes);
+    const found = underlayAddress(self, o.publishes ? 'none' : 'own');
     if (found.problem) problems.push({ node: name, reason: found.problem });
     if (!found.ip) return undefined;
     local = found.ip;
@@ -137,7 +139,7 @@ function cidrFacts(node: Node): CidrFacts {
 function underlayFacts(node: Node, family: 4 | 6): UnderlayFacts {
   let f = underlayCache[family].get(node);
   if (f) return f;
-  const found = underlayAddress(node, true, family);
+  const found = underlayAddress(node, 'peer', family);
   const mac = found.ip !== undefined ? vtepMac(node, found.ip) : undefined;
   f = {
     ...(found.ip !== undefined ? { ip: found.ip } : {}),

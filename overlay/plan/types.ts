@@ -70,10 +70,29 @@ export interface Problem {
   reason: string;
 }
 
+/**
+ * What this node announces on its Node in kubernetes mode: its VTEP MAC, the address other nodes send its VXLAN
+ * packets to (`ip`: Flannel's public-ip-overwrite of the underlay's family when set, else the VXLAN source
+ * address), and the address of each family for Flannel's annotations (`ip4`, `ip6`: the underlay's family and
+ * every pod family that has one).
+ */
+export interface SelfVtep {
+  mac: string;
+  ip: string;
+  ip4?: string;
+  ip6?: string;
+  /** Sentences about what was not used (a bad overwrite), for the log. */
+  notes?: string[];
+  /** Sentences that matter only to Flannel nodes (a pod family without an address), for the log with --flannel-annotations. */
+  flannelNotes?: string[];
+}
+
 /** The desired overlay of this node. */
 export interface OverlayPlan {
   /** Undefined while this node cannot have a device (no podCIDR yet, no underlay address...): nothing is changed. */
   device?: DeviceSpec;
+  /** What this node announces, with its device. */
+  self?: SelfVtep;
   remotes: Remote[];
   problems: Problem[];
   /**
@@ -115,7 +134,8 @@ export type OverlayOp =
 
 /**
  * The difference to apply, in phases run one after the other. Operations inside a phase are independent and
- * may be sent together: link changes; address changes and route deletions; neighbour and FDB changes; route
+ * may be sent together: link changes; address additions and route deletions; address deletions (after the
+ * additions, so the device is never left without an IPv4 address in between); neighbour and FDB changes; route
  * additions (last, so a route never leads to a VTEP whose neighbour and FDB entries are missing).
  */
 export interface OverlayChanges {

@@ -42,6 +42,8 @@ export const resources: readonly Resource[] = [
   resource('discovery.k8s.io', 'v1', 'EndpointSlice', 'endpointslices', true),
   resource('networking.k8s.io', 'v1', 'Ingress', 'ingresses', true),
   resource('networking.k8s.io', 'v1', 'IngressClass', 'ingressclasses', false),
+  // For leader election: created and replaced (POST, PUT) rather than only read.
+  resource('coordination.k8s.io', 'v1', 'Lease', 'leases', true),
 ];
 
 /** The resource of an apiVersion and kind, or undefined when it is not served. */
@@ -56,6 +58,8 @@ export interface Target {
   namespace?: string;
   /** Set for single-object paths. */
   name?: string;
+  /** `status` for `.../{name}/status`: a patch there changes only the status (and metadata), as the real server's. */
+  subresource?: 'status';
 }
 
 /** Parses `/api/v1/...` and `/apis/{group}/{version}/...` into a Target; undefined for any other shape. */
@@ -72,9 +76,17 @@ export function parseTarget(pathname: string): Target | undefined {
   }
   const version = rest.shift();
   const find = (plural: string | undefined) => resources.find((r) => r.group === group && r.version === version && r.plural === plural);
+  if (rest[0] === 'namespaces' && rest.length === 5 && rest[4] === 'status') {
+    const r = find(rest[2]);
+    return r?.namespaced ? { resource: r, namespace: rest[1], name: rest[3], subresource: 'status' } : undefined;
+  }
   if (rest[0] === 'namespaces' && rest.length >= 3 && rest.length <= 4) {
     const r = find(rest[2]);
     return r?.namespaced ? { resource: r, namespace: rest[1], name: rest[3] } : undefined;
+  }
+  if (rest.length === 3 && rest[2] === 'status') {
+    const r = find(rest[0]);
+    return r && !r.namespaced ? { resource: r, name: rest[1], subresource: 'status' } : undefined;
   }
   if (rest.length >= 1 && rest.length <= 2) {
     const r = find(rest[0]);
@@ -101,13 +113,33 @@ export function status(code: number, reason: string, message: string, details?: 
   return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, ...(details ? { details } : {}), code };
 }
 
-/** Applies an RFC 7386 JSON merge patch: objects merge key by key, null deletes, anything else replaces. */
-export function mergePatch(target: unknown, patch: unknown): unknown {
+/**
+ * Lists that a strategic merge patch merges item by item, by this key (the core types' patchMergeKey: NodeStatus
+ * conditions and addresses by type, NodeSpec taints by key); every other list is replaced, as in a merge patch.
+ */
+const listMergeKeys: Readonly<Record<string, string>> = { conditions: 'type', addresses: 'type', taints: 'key' };
+
+/**
+ * Applies an RFC 7386 JSON merge patch: objects merge key by key, null deletes, anything else replaces. With
+ * `strategic`, the lists of listMergeKeys merge by their key instead (an item of the patch replaces fields of the
+ * item with the same key, or is appended); `$patch` directives are not supported.
+ */
+export function mergePatch(target: unknown, patch: unknown, strategic = false, key = ''): unknown {
+  const mergeKey = listMergeKeys[key];
+  if (strategic && mergeKey && Array.isArray(patch) && Array.isArray(target)) {
+    const out = structuredClone(target) as unknown[];
+    for (const item of patch) {
+      const at = isPlainObject(item) ? out.findIndex((t) => isPlainObject(t) && t[mergeKey] === item[mergeKey]) : -1;
+      if (at < 0) out.push(structuredClone(item));
+      else out[at] = mergePatch(out[at], item, true);
+    }
+    return out;
+  }
   if (!isPlainObject(patch)) return structuredClone(patch);
   const out: Record<string, unknown> = isPlainObject(target) ? { ...target } : {};
-  for (const [key, value] of Object.entries(patch)) {
-    if (value === null) delete out[key];
-    else out[key] = mergePatch(out[key], value);
+  for (const [k, value] of Object.entries(patch)) {
+    if (value === null) delete out[k];
+    else out[k] = mergePatch(out[k], value, strategic, k);
   }
   return out;
 }

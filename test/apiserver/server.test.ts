@@ -1,7 +1,7 @@
 // The test API server, exercised through the real @kubernetes/client-node: list, watch, bookmarks, 410 Expired and
 // relist, outages, selectors and node patches.
 import { afterEach, describe, expect, it } from 'vitest';
-import { ApiException, CoreV1Api, KubeConfig, Watch, makeInformer, setHeaderOptions, type V1Service } from '@kubernetes/client-node';
+import { ApiException, CoordinationV1Api, CoreV1Api, KubeConfig, V1MicroTime, Watch, makeInformer, setHeaderOptions, type V1Service } from '@kubernetes/client-node';
 import { waitFor } from '../helpers/wait.ts';
 import { TestApiServer } from './server.ts';
 import { InvalidObjectError } from './store.ts';
@@ -288,6 +288,25 @@ describe('TestApiServer', () => {
       expect(w.events[1]!.object.metadata.labels).toEqual({ zone: 'a' });
     });
 
+    it('patches status only through nodes/status, merging conditions by type with a strategic merge patch', async () => {
+      const { s, core } = await setup();
+      const ready = { type: 'Ready', status: 'True', reason: 'KubeletReady' };
+      s.apply({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'n1' }, spec: { podCIDR: '10.244.1.0/24' }, status: { conditions: [{ type: 'NetworkUnavailable', status: 'True', reason: 'NoRouteCreated' }, ready] } });
+      const strategic = setHeaderOptions('Content-Type', 'application/strategic-merge-patch+json');
+      const cleared = { type: 'NetworkUnavailable', status: 'False', reason: 'RouteCreated' };
+      // Through the object itself a status change is ignored, as the real server ignores it.
+      await core.patchNode({ name: 'n1', body: { status: { conditions: [cleared] } } }, strategic);
+      expect((await core.readNode({ name: 'n1' })).status?.conditions).toHaveLength(2);
+      const node = await core.patchNodeStatus({ name: 'n1', body: { spec: { podCIDR: '10.9.9.0/24' }, status: { conditions: [cleared] } } }, strategic);
+      expect(node.status?.conditions).toEqual([cleared, ready]);
+      expect(node.spec?.podCIDR).toBe('10.244.1.0/24');
+      // A merge patch replaces the list whole, as RFC 7386 says.
+      const merged = await core.patchNodeStatus({ name: 'n1', body: { status: { conditions: [cleared] } } }, merge);
+      expect(merged.status?.conditions).toEqual([cleared]);
+      const missing = await core.patchNodeStatus({ name: 'n2', body: { status: {} } }, strategic).catch((e: unknown) => e);
+      expect((missing as ApiException<unknown>).code).toBe(404);
+    });
+
     it('answers 404 for a missing node and 415 for the client default JSON Patch type', async () => {
       const { s, core } = await setup();
       s.apply({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'n1' } });
@@ -296,6 +315,46 @@ describe('TestApiServer', () => {
       // Without a Content-Type override the client sends application/json-patch+json.
       const jsonPatch = await core.patchNode({ name: 'n1', body: [{ op: 'add', path: '/metadata/labels', value: {} }] }).catch((e: unknown) => e);
       expect((jsonPatch as ApiException<unknown>).code).toBe(415);
+    });
+  });
+
+  describe('create and replace (Leases)', () => {
+    const spec = (holder: string) => ({ holderIdentity: holder, leaseDurationSeconds: 15, renewTime: new V1MicroTime(Date.UTC(2025, 0, 2, 3, 4, 5, 678)) });
+
+    it('creates once, then replaces only from the current resourceVersion, as leader election needs', async () => {
+      const { s, kc } = await setup();
+      const leases = kc.makeApiClient(CoordinationV1Api);
+      const created = await leases.createNamespacedLease({ namespace: 'ops', body: { metadata: { name: 'leader' }, spec: spec('a') } });
+      expect(created.metadata).toMatchObject({ name: 'leader', namespace: 'ops' });
+      expect(String(created.spec?.renewTime)).toBe('2025-01-02T03:04:05.678000Z');
+      const again = await leases.createNamespacedLease({ namespace: 'ops', body: { metadata: { name: 'leader' }, spec: spec('b') } }).catch((e: unknown) => e);
+      expect((again as ApiException<unknown>).code).toBe(409);
+      const rv = created.metadata!.resourceVersion!;
+      const taken = await leases.replaceNamespacedLease({ name: 'leader', namespace: 'ops', body: { metadata: { name: 'leader', resourceVersion: rv }, spec: spec('b') } });
+      expect(taken.spec?.holderIdentity).toBe('b');
+      expect(Number(taken.metadata!.resourceVersion)).toBeGreaterThan(Number(rv));
+      // A second writer still holding the old version loses.
+      const stale = await leases.replaceNamespacedLease({ name: 'leader', namespace: 'ops', body: { metadata: { name: 'leader', resourceVersion: rv }, spec: spec('c') } }).catch((e: unknown) => e);
+      expect((stale as ApiException<unknown>).code).toBe(409);
+      expect((await leases.readNamespacedLease({ name: 'leader', namespace: 'ops' })).spec?.holderIdentity).toBe('b');
+      const missing = await leases.replaceNamespacedLease({ name: 'other', namespace: 'ops', body: { metadata: { name: 'other' }, spec: spec('a') } }).catch((e: unknown) => e);
+      expect((missing as ApiException<unknown>).code).toBe(404);
+      expect(s.requests.filter((r) => r.method === 'POST' || r.method === 'PUT').map((r) => `${r.method} ${r.path}`)).toEqual([
+        'POST /apis/coordination.k8s.io/v1/namespaces/ops/leases',
+        'POST /apis/coordination.k8s.io/v1/namespaces/ops/leases',
+        'PUT /apis/coordination.k8s.io/v1/namespaces/ops/leases/leader',
+        'PUT /apis/coordination.k8s.io/v1/namespaces/ops/leases/leader',
+        'PUT /apis/coordination.k8s.io/v1/namespaces/ops/leases/other',
+      ]);
+    });
+
+    it('refuses a Lease time without six fraction digits, as the real server parses MicroTime', async () => {
+      const { kc } = await setup();
+      const leases = kc.makeApiClient(CoordinationV1Api);
+      // A plain Date serializes with milliseconds only.
+      const body = { metadata: { name: 'leader' }, spec: { holderIdentity: 'a', renewTime: new Date() as V1MicroTime } };
+      const refused = await leases.createNamespacedLease({ namespace: 'ops', body }).catch((e: unknown) => e);
+      expect((refused as ApiException<unknown>).code).toBe(400);
     });
   });
 
@@ -308,7 +367,7 @@ describe('TestApiServer', () => {
       };
       expect((await get('/version')).body.major).toBe('1');
       expect((await get('/api')).body.versions).toEqual(['v1']);
-      expect((await get('/apis')).body.groups.map((g: { name: string }) => g.name)).toEqual(['discovery.k8s.io', 'networking.k8s.io']);
+      expect((await get('/apis')).body.groups.map((g: { name: string }) => g.name)).toEqual(['discovery.k8s.io', 'networking.k8s.io', 'coordination.k8s.io']);
       expect((await get('/apis/discovery.k8s.io/v1')).body.resources[0].name).toBe('endpointslices');
       for (const path of ['/api/v1/pods', '/api/v1/services/web', '/api/v1/namespaces/x/nodes', '/healthz/nope']) {
         expect(await get(path)).toMatchObject({ code: 404, body: { kind: 'Status', reason: 'NotFound', code: 404 } });

@@ -1,11 +1,12 @@
 // A Kubernetes API server for tests: list, get, watch and merge-patch over plain HTTP for the kinds netplane reads,
-// with one etcd-like resourceVersion, compaction (410 Expired), bookmarks, and outages the test controls.
+// create and replace (with resourceVersion conflicts) for those it writes whole, such as Leases, with one etcd-like
+// resourceVersion, compaction (410 Expired), bookmarks, and outages the test controls.
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { discovery, listItem, parseTarget, resourceByKind, resources, status, type Resource, type Target } from './resources.ts';
+import { discovery, isPlainObject, listItem, parseTarget, resourceByKind, resources, status, type KubeObject, type Resource, type Target } from './resources.ts';
 import { parseFieldSelector, parseLabelSelector, SelectorError } from './selectors.ts';
 import { InvalidObjectError, ObjectStore } from './store.ts';
 import { WatchStream } from './watch.ts';
@@ -154,6 +155,9 @@ export class TestApiServer {
       if (method === 'GET' && (query.watch === 'true' || query.watch === '1')) return this.#watch(res, target, query);
       if (method === 'GET') return target.name === undefined ? this.#list(res, target, query) : this.#get(res, target);
       if (method === 'PATCH' && target.name !== undefined) return await this.#patch(req, res, target);
+      if (method === 'POST' && target.name === undefined && (target.namespace !== undefined || !target.resource.namespaced)) return await this.#create(req, res, target);
+      // A subresource is written only by PATCH here.
+      if (method === 'PUT' && target.name !== undefined && !url.pathname.endsWith('/status')) return await this.#replace(req, res, target);
       send(res, 405, status(405, 'MethodNotAllowed', `the server does not allow this method on the requested resource`, {}));
     } catch (e) {
       if (e instanceof SelectorError) return send(res, 400, status(400, 'BadRequest', e.message));
@@ -211,7 +215,7 @@ export class TestApiServer {
     this.#watches.add(stream);
   }
 
-  async #patch(req: IncomingMessage, res: ServerResponse, { resource, namespace, name }: Target): Promise<void> {
+  async #patch(req: IncomingMessage, res: ServerResponse, { resource, namespace, name, subresource }: Target): Promise<void> {
     const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
     const body = await readBody(req);
     if (!MERGE_PATCH_TYPES.includes(type)) {
@@ -225,10 +229,89 @@ export class TestApiServer {
     } catch (e) {
       return send(res, 400, status(400, 'BadRequest', `error decoding patch: ${(e as Error).message}`));
     }
-    const obj = this.#store.patch(resource, namespace, name!, patch);
+    const strategic = type === 'application/strategic-merge-patch+json';
+    const obj = this.#store.patch(resource, namespace, name!, patch, { strategic, ...(subresource ? { subresource } : {}) });
     if (obj) return send(res, 200, obj);
     send(res, 404, notFound(resource.plural, name!));
   }
+
+  /** POST on a collection: 201 with the stored object, 409 AlreadyExists when the name is taken. */
+  async #create(req: IncomingMessage, res: ServerResponse, { resource, namespace }: Target): Promise<void> {
+    const obj = await readObject(req, res, resource, namespace);
+    if (!obj) return;
+    const name = String(obj.metadata.name ?? '');
+    if (this.#store.get(resource, namespace, name)) {
+      return send(res, 409, status(409, 'AlreadyExists', `${resource.plural}${groupSuffix(resource)} "${name}" already exists`, { name, group: resource.group, kind: resource.plural }));
+    }
+    send(res, 201, this.#store.apply(resource, obj));
+  }
+
+  /**
+   * PUT on an object: 200 with the stored object; 404 when it does not exist; 409 Conflict when the body carries a
+   * resourceVersion other than the stored one (optimistic concurrency, which leader election relies on).
+   */
+  async #replace(req: IncomingMessage, res: ServerResponse, { resource, namespace, name }: Target): Promise<void> {
+    const obj = await readObject(req, res, resource, namespace);
+    if (!obj) return;
+    if (obj.metadata.name !== name) return send(res, 400, status(400, 'BadRequest', `the name of the object (${String(obj.metadata.name)}) does not match the name on the URL (${name})`));
+    const prev = this.#store.get(resource, namespace, name!);
+    if (!prev) return send(res, 404, notFound(resource.plural, name!));
+    const rv = obj.metadata.resourceVersion;
+    if (rv !== undefined && rv !== '' && rv !== prev.metadata.resourceVersion) {
+      const message = `Operation cannot be fulfilled on ${resource.plural}${groupSuffix(resource)} "${name}": the object has been modified; please apply your changes to the latest version and try again`;
+      return send(res, 409, status(409, 'Conflict', message, { name, group: resource.group, kind: resource.plural }));
+    }
+    // The real server keeps the status of kinds with a status subresource when the object itself is replaced.
+    if (STATUS_KINDS.has(resource.kind)) {
+      if (prev.status === undefined) delete obj.status;
+      else obj.status = prev.status;
+    }
+    send(res, 200, this.#store.apply(resource, obj));
+  }
+}
+
+/** Kinds whose status only their status subresource changes. */
+const STATUS_KINDS = new Set(['Service', 'Node', 'Ingress']);
+
+const groupSuffix = (r: Resource) => (r.group ? `.${r.group}` : '');
+
+/**
+ * The JSON body of a create or replace as an object of `resource` in `namespace`, or undefined after answering 400:
+ * not JSON, another kind, another namespace, no name, or a Lease time the real server cannot parse.
+ */
+async function readObject(req: IncomingMessage, res: ServerResponse, resource: Resource, namespace: string | undefined): Promise<KubeObject | undefined> {
+  let obj: unknown;
+  try {
+    obj = JSON.parse(await readBody(req));
+  } catch (e) {
+    send(res, 400, status(400, 'BadRequest', `error decoding body: ${(e as Error).message}`));
+    return undefined;
+  }
+  const bad = (message: string) => (send(res, 400, status(400, 'BadRequest', message)), undefined);
+  if (!isPlainObject(obj) || !isPlainObject(obj.metadata)) return bad('the body must be an object with metadata');
+  if ((obj.kind ?? resource.kind) !== resource.kind || (obj.apiVersion ?? resource.apiVersion) !== resource.apiVersion) {
+    return bad(`the body is ${String(obj.apiVersion)} ${String(obj.kind)}, not ${resource.apiVersion} ${resource.kind}`);
+  }
+  if (typeof obj.metadata.name !== 'string' || obj.metadata.name === '') return bad('metadata.name: Required value: name is required');
+  if (resource.namespaced) {
+    if (obj.metadata.namespace !== undefined && obj.metadata.namespace !== namespace) return bad('the namespace of the provided object does not match the namespace sent on the request');
+    obj.metadata.namespace = namespace;
+  }
+  const problem = resource.kind === 'Lease' ? leaseTimeProblem(obj.spec) : undefined;
+  if (problem) return bad(`Lease in version "v1" cannot be handled as a Lease: ${problem}`);
+  return { ...obj, kind: resource.kind, apiVersion: resource.apiVersion } as KubeObject;
+}
+
+/** The real server parses a Lease's times as MicroTime (RFC 3339 with exactly six fraction digits); what it refuses. */
+function leaseTimeProblem(spec: unknown): string | undefined {
+  if (!isPlainObject(spec)) return undefined;
+  for (const field of ['acquireTime', 'renewTime']) {
+    const v = spec[field];
+    if (v !== undefined && v !== null && !(typeof v === 'string' && /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}(Z|[+-]\d\d:\d\d)$/.test(v))) {
+      return `parsing time ${JSON.stringify(v)} as "2006-01-02T15:04:05.000000Z07:00": cannot parse as RFC3339Micro`;
+    }
+  }
+  return undefined;
 }
 
 function served(apiVersion: string, kind: string): Resource {

@@ -79,11 +79,21 @@ export class ObjectStore {
     return this.#commit(prev ? 'MODIFIED' : 'ADDED', resource, obj, prev);
   }
 
-  /** Applies an RFC 7386 merge patch to an existing object (identity fields stay); undefined when it does not exist. */
-  patch(resource: Resource, namespace: string | undefined, name: string, patch: unknown): KubeObject | undefined {
+  /**
+   * Applies a merge patch (RFC 7386, or strategic: see mergePatch) to an existing object (identity fields stay);
+   * undefined when it does not exist. Through the `status` subresource only status and metadata change; a Node
+   * patched directly keeps its status, as the real server keeps it for every type with a status subresource.
+   */
+  patch(resource: Resource, namespace: string | undefined, name: string, patch: unknown, options: { strategic?: boolean; subresource?: 'status' } = {}): KubeObject | undefined {
     const prev = this.get(resource, namespace, name);
     if (!prev) return undefined;
-    const obj = mergePatch(prev, patch) as KubeObject;
+    const obj = mergePatch(prev, patch, options.strategic ?? false) as KubeObject;
+    if (options.subresource === 'status') {
+      for (const k of Object.keys(obj)) if (k !== 'status' && k !== 'metadata') obj[k] = structuredClone(prev[k]);
+    } else if (resource.kind === 'Node') {
+      if (prev.status === undefined) delete obj.status;
+      else obj.status = structuredClone(prev.status);
+    }
     obj.kind = prev.kind;
     obj.apiVersion = prev.apiVersion;
     const { name: n, namespace: ns, uid, creationTimestamp, resourceVersion } = prev.metadata;

@@ -51,6 +51,7 @@ const cases: { name: string; rule: Rule; edit: Edit }[] = [
   { name: 'DNS granted Secrets it does not read', rule: 'rbac-grant', edit: (get) => get('ClusterRole', 'netplane-dns').rules[0].resources.push('secrets') },
   { name: 'ingress lacking watch on endpointslices', rule: 'rbac-missing', edit: (get) => (get('ClusterRole', 'netplane-ingress').rules[1].verbs = ['list']) },
   { name: 'the node agent lacking patch on nodes', rule: 'rbac-missing', edit: (get) => get('ClusterRole', 'netplane-node').rules.pop() },
+  { name: 'the node agent lacking patch on nodes/status', rule: 'rbac-missing', edit: (get) => (get('ClusterRole', 'netplane-node').rules[2].resources = ['nodes']) },
   { name: 'a workload running under another workload\'s ServiceAccount', rule: 'rbac-grant', edit: (get) => (dns(get).spec.serviceAccountName = 'netplane-ingress') },
   { name: 'a binding to a role not in deploy/', rule: 'binding-ref', edit: (get) => (get('ClusterRoleBinding', 'netplane-dns').roleRef.name = 'netplane-reader') },
   { name: 'a binding subject in another namespace', rule: 'binding-ref', edit: (get) => (get('ClusterRoleBinding', 'netplane-node').subjects[0].namespace = 'kube-system') },

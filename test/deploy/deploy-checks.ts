@@ -38,14 +38,15 @@ const componentsByName = new Map<string, Component>(
 
 /**
  * What one pod needs, from the components its containers run (the first argument): list and watch on each
- * kind the component reads, and patch on Nodes for the overlay, which publishes its VTEP annotations.
+ * kind the component reads, and patch on Nodes and nodes/status for the overlay, which publishes its VTEP
+ * annotations and clears its Node's NetworkUnavailable condition.
  */
 export function neededGrants(pod: Obj): Set<string> {
   const need = new Set<string>();
   for (const c of arr(pod.containers).map(obj)) {
     const component = componentsByName.get(String(arr(c.args)[0]));
     for (const kind of component?.kinds ?? []) for (const v of ['list', 'watch']) need.add(`${resourceOf[kind]}:${v}`);
-    if (component === overlayComponent) need.add('/nodes:patch');
+    if (component === overlayComponent) for (const g of ['/nodes:patch', '/nodes/status:patch']) need.add(g);
   }
   return need;
 }

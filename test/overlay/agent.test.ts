@@ -4,10 +4,11 @@ import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Node } from '../../cluster/model/index.ts';
 import { Store } from '../../cluster/store.ts';
-import { OverlayAgent, type SelfVtep } from '../../overlay/agent.ts';
+import { OverlayAgent } from '../../overlay/agent.ts';
 import { FakeKernel, type KernelMethod } from '../../overlay/kernel/fake.ts';
 import { registerOverlayMetrics } from '../../overlay/metrics.ts';
 import { derivedMac } from '../../overlay/plan/node.ts';
+import type { SelfVtep } from '../../overlay/plan/types.ts';
 import { captureLogger, waitFor } from '../helpers/wait.ts';
 import { clusterNode, options1 } from './fixtures.ts';
 
@@ -109,7 +110,7 @@ describe('OverlayAgent', () => {
     const r = await start([clusterNode(1), clusterNode(2), clusterNode(3)]);
     expect(lines(r.kernel)).toEqual(expected([2, 3]));
     expect(r.masq).toEqual([['10.244.0.0/16']]);
-    expect(r.selves).toEqual([{ mac: mac(1), ip: '192.168.60.1' }]);
+    expect(r.selves).toEqual([{ mac: mac(1), ip: '192.168.60.1', ip4: '192.168.60.1' }]);
     expect(await metric(r, 'netplane_overlay_entries')).toEqual(expect.arrayContaining(['netplane_overlay_entries{kind="fdb"} 2', 'netplane_overlay_entries{kind="route"} 2']));
     expect(await metric(r, 'netplane_overlay_nodes')).toEqual(expect.arrayContaining(['netplane_overlay_nodes{state="usable"} 3']));
   });

@@ -67,7 +67,7 @@ describe('netplane overlay in kubernetes mode (in-memory kernel)', () => {
     const fdb = kernel.dump().split('\n').filter((l) => l.startsWith('fdb'));
     expect(fdb).toEqual([`fdb netplane.1 0a:00:00:00:00:02 dst 192.168.61.2 self permanent`, `fdb netplane.1 ${derivedMac('192.168.60.3')} dst 192.168.60.3 self permanent`].sort());
     // No --cluster-cidr: the nodes' podCIDRs are the cluster.
-    expect(nft.at(-1)).toContain('elements = { 10.244.1.0/24, 10.244.2.0/24, 10.244.3.0/24 }');
+    expect(nft.filter((c) => c.startsWith('nft ')).at(-1)).toContain('elements = { 10.244.1.0/24, 10.244.2.0/24, 10.244.3.0/24 }');
 
     const mine = { 'netplane.io/vtep-mac': derivedMac('192.168.60.1'), 'netplane.io/public-ip': '192.168.60.1' };
     const annotations = () => store.get('Node', 'node1')?.metadata.annotations ?? {};
@@ -81,6 +81,79 @@ describe('netplane overlay in kubernetes mode (in-memory kernel)', () => {
     await agent.settled();
     expect(kernel.dump()).toMatch(/link netplane.1 vxlan vni 1 port 8472 local 192.168.60.1 dev eth0 nolearning mtu 1450 up mac 0a:00:00:00:00:01/);
     expect(records.filter((r) => Number(r.level) >= 50)).toEqual([]);
+  });
+});
+
+describe('netplane overlay in kubernetes mode: a node behind NAT, and its NetworkUnavailable condition', () => {
+  const cleanups: Array<() => Promise<void> | void> = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+
+  /** The component on node1 against a fresh API server holding `nodes`, with the in-memory kernel. */
+  async function boot(nodes: Array<Record<string, unknown>>, args: string[] = []) {
+    const api = await TestApiServer.start();
+    cleanups.push(() => api.close());
+    for (const n of nodes) api.apply(n);
+    const kubeconfig = await api.kubeconfigPath();
+    const { log, records } = captureLogger();
+    const store = new Store(overlayComponent.kinds);
+    const registry = new Registry();
+    const source = new KubernetesSource(loadKubeConfig(kubeconfig), { log, initialBackoffMs: 50, maxBackoffMs: 200 });
+    const shutdown = new Shutdown(log, { exit: () => {} });
+    cleanups.push(() => shutdown.run(0));
+    const ctx: ComponentContext = {
+      name: 'overlay', log, registry, store, source, nodeName: 'node1', admin: new AdminServer(registry, store), shutdown,
+      serviceMap: () => {
+        throw new Error('the overlay needs no service map');
+      },
+    };
+    shutdown.add('source', () => source.stop());
+    const flags = parseFlags('netplane overlay', { ...commonFlags(overlayComponent.defaultAdmin), ...overlayComponent.flags }, ['--kubeconfig', kubeconfig, '--node-name', 'node1', ...args]) as OverlayFlags;
+    const kernel = new FakeKernel([{ name: 'eth0', kind: 'veth', up: true, addresses: ['192.168.60.1/24'] }]);
+    const runner: CommandRunner = { run: async () => ({ stdout: '', stderr: '' }) };
+    await source.start(store);
+    const agent = (await runOverlay(ctx, flags, { openKernel: async () => kernel, runner }))!;
+    await agent.settled();
+    const annotations = () => store.get('Node', 'node1')?.metadata.annotations ?? {};
+    const node = async () => (await (await fetch(`${api.url}/api/v1/nodes/node1`)).json()) as { status: { conditions?: Array<Record<string, string>> } };
+    return { api, kernel, records, annotations, node };
+  }
+
+  const nat = { 'flannel.alpha.coreos.com/public-ip-overwrite': '203.0.113.1' };
+
+  it("publishes Flannel's public-ip-overwrite as its public IP, keeps the interface address as the VXLAN source, and leaves a matching hand-set value alone", async () => {
+    const { api, kernel, annotations } = await boot([rawNode('node1', { podCIDRs: ['10.244.1.0/24'], ip: '192.168.60.1', annotations: nat }), rawNode('node2', { podCIDRs: ['10.244.2.0/24'], ip: '192.168.60.2' })], ['--flannel-annotations']);
+    await waitFor('the published annotations', () => annotations()['netplane.io/public-ip'] === '203.0.113.1', 5000);
+    expect(annotations()).toMatchObject({ 'netplane.io/public-ip': '203.0.113.1', 'flannel.alpha.coreos.com/public-ip': '203.0.113.1', ...nat });
+    expect(kernel.dump()).toMatch(/link netplane.1 vxlan vni 1 port 8472 local 192.168.60.1 dev eth0 /);
+    const patches = () => api.requests.filter((r) => r.method === 'PATCH' && r.path === '/api/v1/nodes/node1').length;
+    const before = patches();
+    // Someone sets netplane.io/public-ip by hand to the NAT address as well: nothing to write back.
+    api.apply(rawNode('node1', { podCIDRs: ['10.244.1.0/24'], ip: '192.168.60.1', annotations: { ...annotations(), 'netplane.io/public-ip': '203.0.113.1' } }));
+    api.apply(rawNode('node2', { podCIDRs: ['10.244.2.0/24'], ip: '192.168.60.3' }));
+    await waitFor("node2's move", () => kernel.dump().includes('dst 192.168.60.3'), 5000);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(patches()).toBe(before);
+    expect(annotations()['netplane.io/public-ip']).toBe('203.0.113.1');
+  });
+
+  it('sets NetworkUnavailable to False once the overlay is up, unless --set-node-network-unavailable false', async () => {
+    const withCondition = () => {
+      const n = rawNode('node1', { podCIDRs: ['10.244.1.0/24'], ip: '192.168.60.1' }) as { status: Record<string, unknown> };
+      n.status.conditions = [{ type: 'NetworkUnavailable', status: 'True', reason: 'NoRouteCreated' }, { type: 'Ready', status: 'True', reason: 'KubeletReady' }];
+      return n as Record<string, unknown>;
+    };
+    const on = await boot([withCondition()]);
+    await waitFor('the condition', async () => (await on.node()).status.conditions?.[0]?.status === 'False', 5000);
+    expect((await on.node()).status.conditions).toEqual([
+      expect.objectContaining({ type: 'NetworkUnavailable', status: 'False', reason: 'NetplaneOverlayIsUp' }),
+      { type: 'Ready', status: 'True', reason: 'KubeletReady' },
+    ]);
+    const off = await boot([withCondition()], ['--set-node-network-unavailable', 'false']);
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await off.node()).status.conditions?.[0]).toMatchObject({ status: 'True' });
+    expect(off.api.requests.filter((r) => r.path.endsWith('/status'))).toEqual([]);
   });
 });
 

@@ -1,7 +1,7 @@
 // The overlay differ: a plan against a view of the kernel → operations, phase by phase, as text.
 import { describe, expect, it } from 'vitest';
 import type { LinkState } from '../../overlay/kernel/types.ts';
-import { diffOverlay, opText, recordOp } from '../../overlay/plan/diff.ts';
+import { diffOverlay, opText, programmedNodes, recordOp } from '../../overlay/plan/diff.ts';
 import { derivedMac } from '../../overlay/plan/node.ts';
 import { planOverlay } from '../../overlay/plan/plan.ts';
 import { emptyView, type DeviceView, type OverlayPlan } from '../../overlay/plan/types.ts';
@@ -60,6 +60,10 @@ describe('diffOverlay', () => {
       [`neighbour replace 10.244.2.0 lladdr ${mac(2)}`],
     ]],
     ['a stray address: removed', plan([1]), programmed([], (v) => v.addresses.add('10.244.9.0/32')), [['address delete 10.244.9.0/32']]],
+    ["this node's podCIDR changed: the new VTEP address goes on before the old one comes off, the entries stay", plan([1, { podCIDRs: ['10.244.31.0/24'] }], [2]), programmed([2]), [
+      ['address add 10.244.31.0/32'],
+      ['address delete 10.244.1.0/32'],
+    ]],
     ['MTU, MAC and up flag drifted: one link change', plan([1]), programmed([], (v) => Object.assign(v.link!, { mtu: 1500, mac: '0a:00:00:00:00:01', up: false })), [
       [`link set mtu 1450 mac ${mac(1)} up true`],
     ]],
@@ -86,6 +90,30 @@ describe('diffOverlay', () => {
       [`neighbour replace 10.244.2.0 lladdr ${mac(2)}`, `neighbour replace fd00:244:2:: lladdr ${mac(2)}`, `fdb replace ${mac(2)} dst 192.168.60.2`],
       ['route add 10.244.2.0/24 via 10.244.2.0 onlink', 'route add fd00:244:2::/64 via fd00:244:2:: onlink'],
     ]);
+  });
+
+  it("records the kernel's flush when the device's last IPv4 address goes: IPv4 routes and ARP entries, not IPv6 ones", () => {
+    const v = programmed([2, 3], (x) => {
+      x.addresses.add('fd00:244:1::/128');
+      x.neighbours.set('fd00:244:2::', { mac: mac(2), permanent: true });
+      x.routes.set('fd00:244:2::/64', { gateway: 'fd00:244:2::', onlink: true });
+    });
+    recordOp(v, { kind: 'address', op: 'add', cidr: '10.244.31.0/32' });
+    recordOp(v, { kind: 'address', op: 'delete', cidr: '10.244.1.0/32' });
+    expect(v.routes.size).toBe(3);
+    recordOp(v, { kind: 'address', op: 'delete', cidr: '10.244.31.0/32' });
+    expect([...v.routes.keys(), ...v.neighbours.keys()]).toEqual(['fd00:244:2::/64', 'fd00:244:2::']);
+    expect(v.fdb.size).toBe(2);
+  });
+
+  it('counts as programmed only what the view holds: the device up with its addresses, then each complete remote', () => {
+    const p = plan([1], [2], [3]);
+    expect(programmedNodes(p, programmed([2, 3]))).toBe(3);
+    expect(programmedNodes(p, programmed([2]))).toBe(2);
+    expect(programmedNodes(p, programmed([2, 3], (v) => v.routes.delete('10.244.3.0/24')))).toBe(2);
+    expect(programmedNodes(p, programmed([2, 3], (v) => (v.link!.up = false)))).toBe(0);
+    expect(programmedNodes(p, programmed([2, 3], (v) => v.addresses.clear()))).toBe(0);
+    expect(programmedNodes(p, emptyView())).toBe(0);
   });
 
   it('recording every operation of a diff makes the view what the plan wants', () => {

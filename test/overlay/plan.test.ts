@@ -39,18 +39,22 @@ describe('node facts', () => {
     expect(podCIDRs(n)).toEqual(want);
   });
 
-  it.each<[string, Node, boolean, { ip?: string; problem?: RegExp }]>([
-    ['InternalIP', node('a', { ip: '192.168.60.2' }), true, { ip: '192.168.60.2' }],
-    ['ExternalIP when no InternalIP', node('a', { externalIP: '203.0.113.2' }), true, { ip: '203.0.113.2' }],
-    ['annotation wins', node('a', { ip: '192.168.60.2', annotations: { 'netplane.io/public-ip': '10.0.0.2' } }), true, { ip: '10.0.0.2' }],
-    ['annotation ignored for own node in kubernetes mode', node('a', { ip: '192.168.60.2', annotations: { 'netplane.io/public-ip': '10.0.0.2' } }), false, { ip: '192.168.60.2' }],
-    ['bad annotation falls back', node('a', { ip: '192.168.60.2', annotations: { 'netplane.io/public-ip': 'nope' } }), true, { ip: '192.168.60.2', problem: /netplane.io\/public-ip "nope" is not an IP address/ }],
-    ['no address', node('a'), true, { problem: /has no InternalIP or ExternalIP/ }],
-    ["Flannel's public-ip", node('a', { ip: '192.168.60.2', annotations: { 'flannel.alpha.coreos.com/public-ip': '10.0.0.3' } }), true, { ip: '10.0.0.3' }],
-    ["Flannel's public-ip-overwrite wins over its public-ip", node('a', { ip: '192.168.60.2', annotations: { 'flannel.alpha.coreos.com/public-ip': '10.0.0.3', 'flannel.alpha.coreos.com/public-ip-overwrite': '10.0.0.4' } }), true, { ip: '10.0.0.4' }],
-    ["netplane's wins over Flannel's", node('a', { ip: '192.168.60.2', annotations: { 'flannel.alpha.coreos.com/public-ip': '10.0.0.3', 'netplane.io/public-ip': '10.0.0.2' } }), true, { ip: '10.0.0.2' }],
-  ])('underlayAddress: %s', (_name, n, useAnnotation, want) => {
-    const got = underlayAddress(n, useAnnotation);
+  it.each<[string, Node, 'peer' | 'own' | 'none', { ip?: string; problem?: RegExp }]>([
+    ['InternalIP', node('a', { ip: '192.168.60.2' }), 'peer', { ip: '192.168.60.2' }],
+    ['ExternalIP when no InternalIP', node('a', { externalIP: '203.0.113.2' }), 'peer', { ip: '203.0.113.2' }],
+    ['annotation wins', node('a', { ip: '192.168.60.2', annotations: { 'netplane.io/public-ip': '10.0.0.2' } }), 'peer', { ip: '10.0.0.2' }],
+    ['annotation ignored for own node in kubernetes mode', node('a', { ip: '192.168.60.2', annotations: { 'netplane.io/public-ip': '10.0.0.2' } }), 'none', { ip: '192.168.60.2' }],
+    ['bad annotation falls back', node('a', { ip: '192.168.60.2', annotations: { 'netplane.io/public-ip': 'nope' } }), 'peer', { ip: '192.168.60.2', problem: /netplane.io\/public-ip "nope" is not an IP address/ }],
+    ['no address', node('a'), 'peer', { problem: /has no InternalIP or ExternalIP/ }],
+    ["Flannel's public-ip", node('a', { ip: '192.168.60.2', annotations: { 'flannel.alpha.coreos.com/public-ip': '10.0.0.3' } }), 'peer', { ip: '10.0.0.3' }],
+    ["Flannel's public-ip-overwrite wins over its public-ip", node('a', { ip: '192.168.60.2', annotations: { 'flannel.alpha.coreos.com/public-ip': '10.0.0.3', 'flannel.alpha.coreos.com/public-ip-overwrite': '10.0.0.4' } }), 'peer', { ip: '10.0.0.4' }],
+    ["netplane's wins over Flannel's", node('a', { ip: '192.168.60.2', annotations: { 'flannel.alpha.coreos.com/public-ip': '10.0.0.3', 'netplane.io/public-ip': '10.0.0.2' } }), 'peer', { ip: '10.0.0.2' }],
+    ["an overwrite (set by hand) wins over what an agent published", node('a', { ip: '192.168.60.2', annotations: { 'netplane.io/public-ip': '192.168.60.2', 'flannel.alpha.coreos.com/public-ip-overwrite': '203.0.113.2' } }), 'peer', { ip: '203.0.113.2' }],
+    ["public-ipv6-overwrite on an IPv6 underlay", node('a', { ip: 'fd00:60::2', annotations: { 'flannel.alpha.coreos.com/public-ipv6-overwrite': '2001:db8::2' } }), 'peer', { ip: '2001:db8::2' }],
+    ["this node's own source address from manifests: an overwrite is not one", node('a', { ip: '192.168.60.2', annotations: { 'flannel.alpha.coreos.com/public-ip-overwrite': '203.0.113.2' } }), 'own', { ip: '192.168.60.2' }],
+    ["this node's own source address from manifests: netplane.io/public-ip is one", node('a', { ip: '192.168.60.2', annotations: { 'netplane.io/public-ip': '192.168.61.2' } }), 'own', { ip: '192.168.61.2' }],
+  ])('underlayAddress: %s', (_name, n, keys, want) => {
+    const got = underlayAddress(n, keys);
     expect(got.ip).toBe(want.ip);
     if (want.problem) expect(got.problem).toMatch(want.problem);
     else expect(got.problem).toBeUndefined();

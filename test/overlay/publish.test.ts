@@ -1,10 +1,11 @@
 // Kubernetes mode: the agent's VTEP annotations reach its Node through the real client and the test API server,
 // once per change, restored when someone else overwrites them, and retried while the Node is missing.
+import { isIPv4, isIPv6 } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadKubeConfig } from '../../cluster/kubernetes/config.ts';
 import { KubernetesSource } from '../../cluster/kubernetes/source.ts';
 import { Store } from '../../cluster/store.ts';
-import { kubernetesPatcher, VtepPublisher, type PatchAnnotations } from '../../overlay/publish.ts';
+import { annotationsFor, kubernetesPatcher, VtepPublisher, type PatchAnnotations } from '../../overlay/publish.ts';
 import { TestApiServer } from '../apiserver/server.ts';
 import { captureLogger, waitFor } from '../helpers/wait.ts';
 import { rawNode } from './fixtures.ts';
@@ -103,4 +104,72 @@ describe('VtepPublisher against the API server', () => {
     await waitFor('the annotations restored', () => annotations()['flannel.alpha.coreos.com/backend-data'] === want['flannel.alpha.coreos.com/backend-data']);
     flannelled.stop();
   });
+
+  it("publishes Flannel's IPv6 annotations for a dual-stack node too, so a dual-stack Flannel node accepts it", async () => {
+    publisher.stop();
+    const flannelled = new VtepPublisher({ nodeName: 'node1', patch: await kubernetesPatcher(loadKubeConfig(await api.kubeconfigPath())), current: () => store.get('Node', 'node1')?.metadata.annotations, log: captureLogger().log, flannelVni: 1, retryBaseMs: 20, retryMaxMs: 50 });
+    api.apply(rawNode('node1', { podCIDRs: ['10.244.1.0/24', 'fd00:244:1::/64'], ip: '192.168.60.1' }));
+    await source.start(store);
+    flannelled.publish({ ...vtep, ip4: vtep.ip, ip6: 'fd00:60::1' });
+    await flannelled.settled();
+    await waitFor('the annotations in the view', () => annotations()['flannel.alpha.coreos.com/public-ipv6'] !== undefined);
+    expect(annotations()).toMatchObject({
+      'flannel.alpha.coreos.com/backend-v6-data': '{"VNI":1,"VtepMAC":"0a:00:00:00:00:01"}',
+      'flannel.alpha.coreos.com/public-ipv6': 'fd00:60::1',
+      'flannel.alpha.coreos.com/public-ip': '192.168.60.1',
+    });
+    const n = (await (await fetch(`${api.url}/api/v1/nodes/node1`)).json()) as Parameters<typeof flannelNodeToLease>[0];
+    expect(flannelNodeToLease(n, { ipv4: true, ipv6: true })).toEqual({ publicIP: '192.168.60.1', publicIPv6: 'fd00:60::1', subnet: '10.244.1.0/24', ipv6Subnet: 'fd00:244:1::/64' });
+    flannelled.stop();
+  });
 });
+
+describe('annotationsFor', () => {
+  const self = { mac: '0a:00:00:00:00:01', ip: '192.168.60.1' };
+  const data = '{"VNI":1,"VtepMAC":"0a:00:00:00:00:01"}';
+  const flannel = { 'flannel.alpha.coreos.com/backend-type': 'vxlan', 'flannel.alpha.coreos.com/kube-subnet-manager': 'true' };
+  it.each<[string, Parameters<typeof annotationsFor>[0], number | undefined, Record<string, string>]>([
+    ["netplane's only", self, undefined, { 'netplane.io/vtep-mac': self.mac, 'netplane.io/public-ip': self.ip }],
+    ["an IPv4 node with Flannel's", { ...self, ip4: self.ip }, 1, {
+      'netplane.io/vtep-mac': self.mac, 'netplane.io/public-ip': self.ip, ...flannel, 'flannel.alpha.coreos.com/backend-data': data, 'flannel.alpha.coreos.com/public-ip': self.ip,
+    }],
+    ['a dual-stack node: both families', { ...self, ip4: self.ip, ip6: 'fd00:60::1' }, 1, {
+      'netplane.io/vtep-mac': self.mac, 'netplane.io/public-ip': self.ip, ...flannel,
+      'flannel.alpha.coreos.com/backend-data': data, 'flannel.alpha.coreos.com/public-ip': self.ip,
+      'flannel.alpha.coreos.com/backend-v6-data': data, 'flannel.alpha.coreos.com/public-ipv6': 'fd00:60::1',
+    }],
+    ['behind NAT: the overwrite is the public IP', { ...self, ip: '203.0.113.1', ip4: '203.0.113.1' }, 1, {
+      'netplane.io/vtep-mac': self.mac, 'netplane.io/public-ip': '203.0.113.1', ...flannel, 'flannel.alpha.coreos.com/backend-data': data, 'flannel.alpha.coreos.com/public-ip': '203.0.113.1',
+    }],
+    ['an IPv6 underlay', { mac: self.mac, ip: 'fd00:60::1' }, 1, {
+      'netplane.io/vtep-mac': self.mac, 'netplane.io/public-ip': 'fd00:60::1', ...flannel, 'flannel.alpha.coreos.com/backend-v6-data': data, 'flannel.alpha.coreos.com/public-ipv6': 'fd00:60::1',
+    }],
+  ])('%s', (_name, s, vni, want) => {
+    expect(annotationsFor(s, vni)).toEqual(want);
+  });
+});
+
+/**
+ * What Flannel's kube subnet manager reads from a Node (pkg/subnet/kube/kube.go, handleAddLeaseEvent and
+ * nodeToLease), for the families its net-conf enables: the node is dropped (an Error) unless kube-subnet-manager is
+ * "true" and each enabled family's public IP parses as an address of that family.
+ */
+function flannelNodeToLease(n: { metadata: { annotations?: Record<string, string> }; spec: { podCIDRs?: string[] } }, enable: { ipv4: boolean; ipv6: boolean }): Record<string, string> | Error {
+  const a = n.metadata.annotations ?? {};
+  if (a['flannel.alpha.coreos.com/kube-subnet-manager'] !== 'true') return new Error('not a Flannel-managed node');
+  const out: Record<string, string> = {};
+  const cidrs = n.spec.podCIDRs ?? [];
+  if (enable.ipv4) {
+    const ip = a['flannel.alpha.coreos.com/public-ip'] ?? '';
+    if (!isIPv4(ip)) return new Error(`public-ip ${JSON.stringify(ip)} is not IPv4`);
+    out.publicIP = ip;
+    out.subnet = cidrs.find((c) => isIPv4(c.split('/')[0]!)) ?? '';
+  }
+  if (enable.ipv6) {
+    const ip = a['flannel.alpha.coreos.com/public-ipv6'] ?? '';
+    if (!isIPv6(ip)) return new Error(`public-ipv6 ${JSON.stringify(ip)} is not IPv6`);
+    out.publicIPv6 = ip;
+    out.ipv6Subnet = cidrs.find((c) => isIPv6(c.split('/')[0]!)) ?? '';
+  }
+  return out;
+}

@@ -76,6 +76,17 @@ const OPS: KernelOp[] = [
   { op: 'addRoute', args: [r] }, // ENETDOWN
   { op: 'setLink', args: [VX, { up: true }] },
   { op: 'addresses', args: [VX] },
+  // The VTEP address changes: with the new IPv4 address on first, the routes and ARP entries stay; when the last
+  // IPv4 address goes, they go too (permanent ones included), and the IPv6 ones stay.
+  { op: 'replaceNeighbour', args: [n] },
+  { op: 'replaceNeighbour', args: [{ ...n, ip: 'fd00::2' }] },
+  { op: 'addRoute', args: [r] },
+  { op: 'addAddress', args: [{ index: VX, cidr: '10.244.31.0/32' }] },
+  { op: 'deleteAddress', args: [{ index: VX, cidr: '10.244.1.0/32' }] },
+  { op: 'deleteAddress', args: [{ index: VX, cidr: '10.244.1.0/24' }] },
+  ...reads(VX),
+  { op: 'deleteAddress', args: [{ index: VX, cidr: '10.244.31.0/32' }] },
+  ...reads(VX),
   { op: 'deleteLink', args: ['$index:eth0'] },
   { op: 'link', args: ['netplane.1'] },
   { op: 'link', args: ['netplane.2'] },
