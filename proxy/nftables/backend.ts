@@ -104,7 +104,7 @@ export class NftablesBackend implements ProxyBackend {
       known = undefined;
       try {
         entries ??= await this.#listAffinity(family);
-        const stale = staleAffinity(family, entries, index);
+        const stale = staleAffinity(entries, index);
         if (stale.length === 0) return 0;
         const tx = new Transaction().deleteElements(family, affinityMap, stale);
         await this.#runner.run('nft', ['-f', '-'], tx.text());

@@ -10,7 +10,8 @@
 //   nat-prerouting / nat-output (priority dstnat) → services → nodeports:
 //     set the masquerade mark, look up ClientIP affinity, then dispatch through a verdict map to
 //     <pool>-lb-N, which DNATs with `... . numgen random mod N map @<pool>-lb-N-endpoints`.
-//   nat-postrouting: record affinity, mark hairpin connections, masquerade marked connections.
+//   affinity-prerouting / affinity-output (priority dstnat + 1): record ClientIP affinity.
+//   nat-postrouting: mark hairpin connections, masquerade marked connections.
 //
 // Traffic classes (PortPlan semantics), by verdict map:
 //   cluster-vips        cluster IPs, any source                 → cluster-lb-N  (clusterEndpoints)
@@ -21,32 +22,41 @@
 //   nodeports, local-nodeports, fallback-nodeports: the same three classes for NodePorts, with the pools
 //                       nodeport (externalEndpoints) and fallback-nodeport (shortcutEndpoints).
 //
+// ClientIP affinity is kept per Service port, as kube-proxy keeps it ("without regard to which service IP was used
+// to reach the service"): a client has one endpoint whether it comes to the cluster IP, an external or LB IP or a
+// NodePort on any node address. Every endpoint list of an affinity port (its Cluster-policy list, and this node's
+// under a Local policy) has a 32-bit ID (affinity.ts), and the `affinity-*ids` maps give the ID of each address
+// and NodePort, by traffic class as the dispatch maps. The affinity map is keyed by client and ID. nft 1.0.6 puts
+// no map lookup inside a concatenation, so the ID travels in the packet mark, for the first packet only and only
+// between priority dstnat and dstnat + 1, where no other hook reads it: in nat-prerouting/nat-output the mark is
+// saved (`affinity-saved`, keyed by conntrack id; `affinity-pending` says a mark is out), replaced by the ID,
+// looked up (`client . ID` → endpoint: DNAT, done) or left for the dispatch; at dstnat + 1 the connection, now
+// DNATed, is recorded under its client and ID with the port's timeout, and the saved mark is put back before the
+// routing decision (a route chain on output, so that the route is looked up again with the original mark).
+//
 // Two nft 1.0.6 limits shape this (both verified on this machine):
 //   - A map declared with `typeof ... : <addr> . th dport` is misread when nft loads it back from the kernel: a
 //     DNAT rule added in a later transaction fails ("conflicting protocols specified: ip vs. th"), and with
 //     `tcp dport` it silently becomes TCP-only. So each endpoints map is created in the same transaction as the
 //     rule that uses it (hence a map per load-balancing chain), and every other map is declared with `type`.
-//   - A dynamic map update gets 16 bytes of key and 16 of data: the IPv4 affinity key (4+4+4+4) and endpoint
-//     (4+4) fit, IPv6's cannot. So the IPv6 `affinity` map is keyed by two 32-bit hashes, of the client and
-//     Service (`jhash ip6 saddr . <key>`) and of the Service alone (`jhash <key>`, which the control plane computes
-//     too, jhash.ts, to find and delete entries whose endpoint left their Service), and holds the endpoint's
-//     address only; the port comes from the `affinity-ports` maps (Service → its endpoints' port). A client-hash
-//     collision within one Service can only cost a client its stickiness. That needs every endpoint of the Service
-//     port on one port; a port whose endpoints differ (a named targetPort mid-rollout) has chains of its own,
-//     `<pool>-sticky-N-T` (N endpoints, T seconds): a connection whose (client, Service) hash is in the timed set
-//     of index i goes to pick chain i, which refreshes that entry and DNATs to the Service's i-th endpoint (a map
-//     per index: nft cannot put a constant into a lookup key); a new client picks i at random, and a change of the
-//     endpoint count balances its clients anew.
+//   - A dynamic map update gets 16 bytes of key and 16 of data: the IPv4 affinity key (4+4) and endpoint (4+4)
+//     fit, IPv6's cannot. So the IPv6 `affinity` map is keyed by a 32-bit hash of client and ID (`jhash ip6 saddr
+//     . meta mark`) and the ID, and holds the endpoint's address only; the port comes from `affinity-ports` (ID →
+//     the port all its endpoints listen on). A client-hash collision within one ID can only cost a client its
+//     stickiness. An IPv6 list whose endpoints differ in port (a named targetPort mid-rollout) has chains of its
+//     own instead, `sticky-N-T` (N endpoints, T seconds), shared by every pool as they are keyed by ID: a
+//     connection whose (client, ID) hash is in the timed set of index i goes to pick chain i, which refreshes that
+//     entry and DNATs to the list's i-th endpoint (a map per index: nft cannot put a constant into a lookup key); a
+//     new client picks i at random, and a change of the endpoint count balances its clients anew.
 import type { Family } from './model.ts';
-import { hashModulus } from './jhash.ts';
 import type { BaseChain, NftSet } from './model.ts';
 
 /** kube-proxy's masquerade bit, so that both never disagree on a node running both during a migration. */
 export const masqueradeMark = '0x4000';
-/** Seed of the IPv6 affinity hash of client and Service: fixed, so that rewriting a rule does not forget clients. */
+/** Seed of the IPv6 affinity hash of client and ID: fixed, so that rewriting a rule does not forget clients. */
 export const hashSeed = '0x6e70';
-/** Seed of the IPv6 affinity hash of the Service alone (see jhash.ts). */
-export const serviceHashSeed = 0x6e71;
+/** The modulus of that hash: the whole 32-bit range but one value (nft needs one). */
+export const hashModulus = 4294967295;
 
 /** Endpoint pools: each has load-balancing chains (with their endpoints maps) per endpoint count. */
 export const pools = ['cluster', 'external', 'nodeport', 'fallback-nodeport'] as const;
@@ -64,12 +74,15 @@ export const noEndpointMaps = ['no-endpoints', 'fallback-no-endpoints', 'local-n
 /** The verdict maps of the no-endpoints check for NodePorts, by class. */
 export const noEndpointNodePortMaps = ['nodeport-no-endpoints', 'fallback-nodeport-no-endpoints', 'local-nodeport-no-endpoints'] as const;
 
-/** Name of a load-balancing chain; `stickySeconds` > 0: an IPv6 ClientIP affinity chain with that timeout. */
-export const lbChain = (pool: Pool, n: number, stickySeconds = 0): string => (stickySeconds > 0 ? `${pool}-sticky-${n}-${stickySeconds}` : `${pool}-lb-${n}`);
-const lbPattern = /^(cluster|external|nodeport|fallback-nodeport)-(?:lb-(\d+)|sticky-(\d+)-(\d+))$/;
-/** A load-balancing chain: its pool, endpoint count, and affinity timeout (0: none). */
+/**
+ * Name of a load-balancing chain: `<pool>-lb-N`; with `stickySeconds` > 0 an IPv6 ClientIP affinity chain keyed by
+ * ID, `sticky-N-T`, which every pool shares.
+ */
+export const lbChain = (pool: Pool, n: number, stickySeconds = 0): string => (stickySeconds > 0 ? `sticky-${n}-${stickySeconds}` : `${pool}-lb-${n}`);
+const lbPattern = /^(?:(cluster|external|nodeport|fallback-nodeport)-lb-(\d+)|sticky-(\d+)-(\d+))$/;
+/** A load-balancing chain: its pool (none for a sticky chain), endpoint count, and affinity timeout (0: none). */
 export interface LbChain {
-  pool: Pool;
+  pool: Pool | undefined;
   n: number;
   stickySeconds: number;
 }
@@ -77,11 +90,11 @@ export interface LbChain {
 export function parseLbChain(name: string): LbChain | undefined {
   const m = lbPattern.exec(name);
   if (!m) return undefined;
-  return m[2] !== undefined ? { pool: m[1] as Pool, n: Number(m[2]), stickySeconds: 0 } : { pool: m[1] as Pool, n: Number(m[3]), stickySeconds: Number(m[4]) };
+  return m[2] !== undefined ? { pool: m[1] as Pool, n: Number(m[2]), stickySeconds: 0 } : { pool: undefined, n: Number(m[3]), stickySeconds: Number(m[4]) };
 }
 /** The endpoints map of a load-balancing chain without affinity: `<key> . index` → endpoint. */
 export const lbMap = (chain: string): string => `${chain}-endpoints`;
-/** Of a sticky chain, for endpoint index i: the chain that picks it, its map (`<key>` → endpoint i), its affinity set. */
+/** Of a sticky chain, for endpoint index i: the chain that picks it, its map (ID → endpoint i), its affinity set. */
 export const stickyPick = (chain: string, i: number): string => `${chain}-pick-${i}`;
 export const stickyMap = (chain: string, i: number): string => `${chain}-endpoints-${i}`;
 export const stickySet = (chain: string, i: number): string => `${chain}-affinity-${i}`;
@@ -95,19 +108,25 @@ export function lbUnitOf(name: string): string | undefined {
   const m = unitPart.exec(name);
   return m && parseLbChain(m[1]!) ? m[1] : undefined;
 }
-/** Per distinct affinity timeout T: the set of Service addresses with that timeout. */
+/** Per distinct affinity timeout T: the IDs recorded in the affinity map with that timeout. */
 export const affinitySet = (seconds: number): string => `affinity-${seconds}`;
-/** Per distinct affinity timeout T: the set of NodePorts with that timeout. */
-export const affinityNodePortSet = (seconds: number): string => `affinity-nodeports-${seconds}`;
+/** The maps from Service address to affinity ID, by traffic class (any source; Local-policy from outside; from a pod or the node). */
+export const idMaps = { any: 'affinity-ids', local: 'affinity-local-ids', fallback: 'affinity-fallback-ids' } as const;
+/** The same for NodePorts. */
+export const nodePortIdMaps = { any: 'affinity-nodeport-ids', local: 'affinity-local-nodeport-ids', fallback: 'affinity-fallback-nodeport-ids' } as const;
 /**
- * The dynamic map of ClientIP affinity entries. IPv4: client . address . protocol . port → endpoint address . port.
- * IPv6: hash of client and Service . hash of the Service → endpoint address (see the header).
+ * The dynamic map of ClientIP affinity entries. IPv4: client . ID → endpoint address . port. IPv6: hash of client
+ * and ID . ID → endpoint address (see the header).
  */
 export const affinityMap = 'affinity';
-/** IPv6: the port of the endpoints of each affinity Service address (`address . protocol . port` → port). */
+/** IPv6: the port of the endpoints of each affinity ID (ID → port). */
 export const affinityPorts = 'affinity-ports';
-/** IPv6: the same for affinity NodePorts (`protocol . port` → port). */
-export const affinityNodePortPorts = 'affinity-nodeport-ports';
+/** The mark a first packet had before the affinity ID replaced it, by conntrack id (filled by the kernel). */
+export const savedMarks = 'affinity-saved';
+/** The conntrack ids whose packet carries an affinity ID in its mark right now (filled by the kernel). */
+export const pendingMarks = 'affinity-pending';
+/** The chain recording affinity entries and putting the saved mark back. */
+export const recordChain = 'affinity-record';
 /** The chain refusing new connections: TCP reset, else ICMP(v6) port unreachable. */
 export const rejectChain = 'service-reject';
 
@@ -151,19 +170,21 @@ export function layoutSets(c: LayoutConfig): Map<string, NftSet> {
   add('source-ranged-vips', 'set', `type ${d.addrType} . inet_proto . inet_service;`);
   add('source-ranges', 'set', `type ${d.addrType} . inet_proto . inet_service . ${d.addrType}; flags interval;`);
   add('hairpin', 'set', `type ${d.addrType} . ${d.addrType};`);
-  // Filled by the kernel (nat-postrouting), read at sync time only to remove entries of removed endpoints. The IPv6
-  // key: `typeof`, as `jhash` has no type name usable in a `type` declaration.
+  for (const m of Object.values(idMaps)) add(m, 'map', `type ${d.addrType} . inet_proto . inet_service : mark;`);
+  for (const m of Object.values(nodePortIdMaps)) add(m, 'map', 'type inet_proto . inet_service : mark;');
+  // Filled by the kernel, read at sync time only to remove entries of removed endpoints. The IPv6 key: `typeof`,
+  // as `jhash` has no type name usable in a `type` declaration.
   if (c.family === 4) {
-    add(affinityMap, 'map', `type ipv4_addr . ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; size 1048576; flags dynamic,timeout; timeout 3h;`, false);
+    add(affinityMap, 'map', 'type ipv4_addr . mark : ipv4_addr . inet_service; size 1048576; flags dynamic,timeout; timeout 3h;', false);
   } else {
-    add(affinityMap, 'map', `typeof numgen random mod 2 . numgen random mod 2 : ip6 daddr; size 1048576; flags dynamic,timeout; timeout 3h;`, false);
-    add(affinityPorts, 'map', `type ipv6_addr . inet_proto . inet_service : inet_service;`);
-    add(affinityNodePortPorts, 'map', `type inet_proto . inet_service : inet_service;`);
+    add(affinityMap, 'map', 'typeof numgen random mod 2 . meta mark : ip6 daddr; size 1048576; flags dynamic,timeout; timeout 3h;', false);
+    add(affinityPorts, 'map', 'type mark : inet_service;');
   }
-  for (const t of c.affinityTimeouts) {
-    add(affinitySet(t), 'set', `type ${d.addrType} . inet_proto . inet_service;`);
-    add(affinityNodePortSet(t), 'set', `type inet_proto . inet_service;`);
-  }
+  // An entry lives from priority dstnat to dstnat + 1 of one packet; the timeout only clears what a packet dropped
+  // in between left behind.
+  add(savedMarks, 'map', 'typeof ct id : meta mark; size 65536; flags dynamic,timeout; timeout 1s;', false);
+  add(pendingMarks, 'set', 'typeof ct id; size 65536; flags dynamic,timeout; timeout 1s;', false);
+  for (const t of c.affinityTimeouts) add(affinitySet(t), 'set', 'type mark;');
   return sets;
 }
 
@@ -174,6 +195,10 @@ export const baseChains: Record<string, BaseChain> = {
   'filter-output': base('filter', 'output', -110),
   'nat-prerouting': base('nat', 'prerouting', -100),
   'nat-output': base('nat', 'output', -100),
+  // Right after DNAT and before routing; on output a route chain, which looks the route up again when the mark
+  // it puts back differs.
+  'affinity-prerouting': base('filter', 'prerouting', -99),
+  'affinity-output': base('route', 'output', -99),
   'nat-postrouting': base('nat', 'postrouting', 100),
 };
 
@@ -224,16 +249,21 @@ export function layoutChains(c: LayoutConfig): Map<string, string[]> {
     ...(c.masqueradeAll ? [`${fromPod} ${k} @${fallback} ${mark}`] : []),
     `${fromNode} ${k} @${fallback} ${mark}`,
   ];
-  // ClientIP affinity: a recorded client goes to its endpoint (see the header for IPv6's key and port).
-  const clientHash = (client: string, k: string) => `jhash ${client} . ${k} mod ${hashModulus} seed ${hashSeed}`;
-  const serviceHash = (k: string) => `jhash ${k} mod ${hashModulus} seed 0x${serviceHashSeed.toString(16)}`;
-  const lookup = (k: string, set: string, ports: string) =>
-    c.family === 4
-      ? `${k} @${set} dnat ip to ip saddr . ${key} map @${affinityMap}`
-      : `meta l4proto { tcp, udp, sctp } ${k} @${set} dnat ip6 to ${clientHash('ip6 saddr', key)} . ${serviceHash(k)} map @${affinityMap} : ${k} map @${ports}`;
+  // ClientIP affinity (see the header): the ID of the address or NodePort, by traffic class, replaces the saved mark,
+  // and a recorded client goes to its endpoint; a new one goes on to the dispatch below with the ID still set.
+  const clientHash = `jhash ${ip} saddr . meta mark mod ${hashModulus} seed ${hashSeed}`;
+  const recorded = c.family === 4 ? `ip saddr . meta mark map @${affinityMap}` : `${clientHash} . meta mark map @${affinityMap} : meta mark map @${affinityPorts}`;
+  const assign = (k: string, ids: { any: string; local: string; fallback: string }) =>
+    c.affinityTimeouts.length === 0
+      ? []
+      : ([['', ids.any], [fromPod, ids.fallback], [fromNode, ids.fallback], [fromOutside, ids.local]] as const).map(
+          ([from, m]) =>
+            `meta l4proto { tcp, udp, sctp } ${from ? `${from} ` : ''}${k} @${m} update @${savedMarks} { ct id : meta mark } update @${pendingMarks} { ct id } ` +
+            `meta mark set ${k} map @${m} dnat ${ip} to ${recorded}`,
+        );
   chains.set('services', [
     ...marks(key, 'cluster-vips', 'external-vips', 'fallback-vips'),
-    ...affinity.map((t) => lookup(key, affinitySet(t), affinityPorts)),
+    ...assign(key, idMaps),
     `${key} vmap @cluster-vips`,
     `${fromPod} ${key} vmap @fallback-vips`,
     `${fromNode} ${key} vmap @fallback-vips`,
@@ -243,26 +273,25 @@ export function layoutChains(c: LayoutConfig): Map<string, string[]> {
   ]);
   chains.set('nodeports', [
     ...marks(pkey, undefined, 'nodeports', 'fallback-nodeports'),
-    ...affinity.map((t) => lookup(pkey, affinityNodePortSet(t), affinityNodePortPorts)),
+    ...assign(pkey, nodePortIdMaps),
     `${fromPod} ${pkey} vmap @fallback-nodeports`,
     `${fromNode} ${pkey} vmap @fallback-nodeports`,
     `${pkey} vmap @nodeports`,
     `${pkey} vmap @local-nodeports`,
   ]);
 
-  // In postrouting the connection is DNATed: `ip daddr . th dport` is the endpoint, the original tuple the Service.
-  // nft needs the protocol before `ct original proto-dst` in a concatenation, hence one rule per protocol.
-  const original = `ct original ${ip} daddr . meta l4proto . ct original proto-dst`;
-  const originalPort = 'meta l4proto . ct original proto-dst';
-  const record = (t: number, proto: string, k: string, set: string) =>
-    `meta l4proto ${proto} ct state new ct status dnat ${k} @${set} update @${affinityMap} { ` +
-    (c.family === 4
-      ? `ct original ip saddr . ${original} timeout ${t}s : ip daddr . th dport }`
-      : `${clientHash('ct original ip6 saddr', original)} . ${serviceHash(k)} timeout ${t}s : ip6 daddr }`);
+  if (c.affinityTimeouts.length > 0) {
+    // The packet is DNATed: `daddr . th dport` is the endpoint. Sticky lists' IDs are in no timed set.
+    const entry = c.family === 4 ? 'ip saddr . meta mark' : `${clientHash} . meta mark`;
+    const endpoint = c.family === 4 ? 'ip daddr . th dport' : 'ip6 daddr';
+    chains.set('affinity-prerouting', [`ct state new ct id @${pendingMarks} jump ${recordChain}`]);
+    chains.set('affinity-output', [`ct state new ct id @${pendingMarks} jump ${recordChain}`]);
+    chains.set(recordChain, [
+      ...c.affinityTimeouts.map((t) => `ct status dnat meta mark @${affinitySet(t)} update @${affinityMap} { ${entry} timeout ${t}s : ${endpoint} }`),
+      `meta mark set ct id map @${savedMarks} delete @${pendingMarks} { ct id }`,
+    ]);
+  }
   chains.set('nat-postrouting', [
-    ...affinity.flatMap((t) =>
-      ['tcp', 'udp', 'sctp'].flatMap((proto) => [record(t, proto, original, affinitySet(t)), record(t, proto, originalPort, affinityNodePortSet(t))]),
-    ),
     `ct status dnat ${ip} saddr . ${ip} daddr @hairpin ${mark}`,
     `meta mark & ${masqueradeMark} == ${masqueradeMark} meta mark set meta mark ^ ${masqueradeMark} masquerade fully-random`,
   ]);
@@ -274,29 +303,29 @@ const poolKey = (family: Family, pool: Pool) => (addressPools.has(pool) ? `${dia
 
 /**
  * The chains and sets of a load-balancing chain, from its name alone (sets empty). Without affinity: one rule,
- * `<key> . numgen random mod N` looked up in its endpoints map. With affinity, see the header.
+ * `<key> . numgen random mod N` looked up in its endpoints map. With affinity (sticky-N-T), see the header.
  */
 export function lbUnit(family: Family, chain: string): { chains: Array<[string, string[]]>; sets: Array<[string, NftSet]> } {
   const lb = parseLbChain(chain);
   if (!lb) throw new Error(`${chain} is not a load-balancing chain`);
   const ip = dialects[family].ip;
-  const key = poolKey(family, lb.pool);
-  if (lb.stickySeconds === 0) {
+  if (lb.pool !== undefined) {
+    const key = poolKey(family, lb.pool);
     // typeof: numgen has no type name usable in a `type` declaration. The modulus is any. Only this chain's rule uses
     // the map (see the header).
     const spec = `typeof ${key} . numgen random mod 2 : ${ip} daddr . th dport;`;
     return { chains: [[chain, [`dnat ${ip} to ${key} . numgen random mod ${lb.n} map @${lbMap(chain)}`]]], sets: [[lbMap(chain), { kind: 'map', spec, elements: new Map(), fragile: true }]] };
   }
-  // The client and the Service (its dispatch key), hashed to 32 bits: the affinity sets' key.
-  const hash = `jhash ${ip} saddr . ${key} mod ${hashModulus} seed ${hashSeed}`;
+  // The client and the list's ID (in the mark, see the header), hashed to 32 bits: the affinity sets' key.
+  const hash = `jhash ${ip} saddr . meta mark mod ${hashModulus} seed ${hashSeed}`;
   const indexes = [...Array(lb.n).keys()];
   const lookups = indexes.map((i) => `${hash} @${stickySet(chain, i)} goto ${stickyPick(chain, i)}`);
   const pickNew = `numgen random mod ${lb.n} vmap { ${indexes.map((i) => `${i} : goto ${stickyPick(chain, i)}`).join(', ')} }`;
   const chains: Array<[string, string[]]> = [[chain, [...lookups, pickNew]]];
   const sets: Array<[string, NftSet]> = [];
   for (const i of indexes) {
-    chains.push([stickyPick(chain, i), [`update @${stickySet(chain, i)} { ${hash} timeout ${lb.stickySeconds}s }`, `dnat ${ip} to ${key} map @${stickyMap(chain, i)}`]]);
-    sets.push([stickyMap(chain, i), { kind: 'map', spec: `typeof ${key} : ${ip} daddr . th dport;`, elements: new Map(), fragile: true }]);
+    chains.push([stickyPick(chain, i), [`update @${stickySet(chain, i)} { ${hash} timeout ${lb.stickySeconds}s }`, `meta l4proto { tcp, udp, sctp } dnat ${ip} to meta mark map @${stickyMap(chain, i)}`]]);
+    sets.push([stickyMap(chain, i), { kind: 'map', spec: `typeof meta mark : ${ip} daddr . th dport;`, elements: new Map(), fragile: true }]);
     // Filled by the kernel; `typeof numgen` gives the 32-bit integer key that `jhash` yields.
     sets.push([stickySet(chain, i), { kind: 'set', spec: `typeof numgen random mod 2; size 1048576; flags dynamic,timeout; timeout ${lb.stickySeconds}s;`, elements: undefined }]);
   }

@@ -5,6 +5,7 @@
 // the two partial tables (what changes, before and after) that diff() turns into a transaction; commit() records
 // it once nft succeeded.
 import type { PortPlan, ProxyPlan } from '../plan/types.ts';
+import { affinityIds, idSignature } from './affinity.ts';
 import { lbUnit, lbUnitOf } from './layout.ts';
 import { families, setId, stateOf, type Family, type NftTable, type TableState } from './model.ts';
 import { addLbUnit, renderBase, renderPort, type Desired, type PortObjects } from './render.ts';
@@ -22,6 +23,13 @@ type Owners = string | Claim[];
 /** Family → set → key → owners. */
 type OwnerBook = Record<Family, Map<string, Map<string, Owners>>>;
 
+/** What the ledger keeps of one port. */
+interface LedgerPort {
+  port: PortPlan;
+  objects: PortObjects;
+  ids: string;
+}
+
 /** A pending change: diff `prev` → `next`, and commit() when the kernel took it. */
 export interface LedgerChange {
   prev: Record<Family, TableState>;
@@ -36,7 +44,8 @@ const own = (set: string) => set === 'pod-cidrs' || set === 'nodeport-addresses'
 /** The last applied state, by port. */
 export class Ledger {
   #applied: Desired | undefined;
-  #ports = new Map<string, { port: PortPlan; objects: PortObjects }>();
+  /** Per port key: the plan rendered, its objects, and the affinity IDs they used (idSignature). */
+  #ports = new Map<string, LedgerPort>();
   #owners: OwnerBook = { 4: new Map(), 6: new Map() };
   /** `family name` of a load-balancing chain → number of ports using it. */
   #chains = new Map<string, number>();
@@ -89,15 +98,17 @@ export class Ledger {
       }
       for (const c of objects.chains) chainDelta.set(chainId(f, c), (chainDelta.get(chainId(f, c)) ?? 0) + (add ? 1 : -1));
     };
-    const ports = new Map<string, { port: PortPlan; objects: PortObjects }>();
+    const ids = affinityIds(plan.ports);
+    const ports = new Map<string, LedgerPort>();
     for (const p of plan.ports) {
       const old = this.#ports.get(p.key);
-      if (old && samePort(old.port, p)) {
+      const signature = idSignature(p, ids);
+      if (old && samePort(old.port, p) && old.ids === signature) {
         ports.set(p.key, old);
         continue;
       }
-      const objects = renderPort(p);
-      ports.set(p.key, { port: p, objects });
+      const objects = renderPort(p, ids);
+      ports.set(p.key, { port: p, objects, ids: signature });
       if (old) apply(old.port.family, p.key, old.objects, false);
       apply(p.family, p.key, objects, true);
     }
@@ -186,11 +197,12 @@ export class Ledger {
   #build(plan: ProxyPlan, bases: Desired): LedgerChange {
     const owners: OwnerBook = { 4: new Map(), 6: new Map() };
     const chains = new Map<string, number>();
-    const ports = new Map<string, { port: PortPlan; objects: PortObjects }>();
+    const ids = affinityIds(plan.ports);
+    const ports = new Map<string, LedgerPort>();
     const next = { 4: partial(bases[4]), 6: partial(bases[6]) };
     for (const p of plan.ports) {
-      const objects = renderPort(p);
-      ports.set(p.key, { port: p, objects });
+      const objects = renderPort(p, ids);
+      ports.set(p.key, { port: p, objects, ids: idSignature(p, ids) });
       const f = p.family;
       const t = next[f];
       for (const c of objects.chains) {

@@ -29,7 +29,7 @@ export interface NftSet {
 
 /** The hook of a base chain, as `nft -j` reports it. */
 export interface BaseChain {
-  type: 'filter' | 'nat';
+  type: 'filter' | 'nat' | 'route';
   hook: 'prerouting' | 'input' | 'forward' | 'output' | 'postrouting';
   prio: number;
   policy: 'accept';

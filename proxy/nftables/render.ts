@@ -3,18 +3,18 @@
 // shared maps and may need a load-balancing chain (layout.ts). renderPort() is separate so that a sync can
 // re-render only the ports that changed (ledger.ts).
 import type { NoEndpoints, PortPlan, ProxyPlan, Target } from '../plan/types.ts';
-import { endpointsPort } from './affinity.ts';
+import { affinityIdKey, affinityIds, endpointsPort, roleOf, type AffinityIds } from './affinity.ts';
 import {
-  affinityNodePortPorts,
-  affinityNodePortSet,
   affinityPorts,
   affinitySet,
   baseChains,
+  idMaps,
   layoutChains,
   layoutSets,
   lbChain,
   lbMap,
   lbUnit,
+  nodePortIdMaps,
   rejectChain,
   stickyMap,
   type LayoutConfig,
@@ -72,10 +72,11 @@ export function addLbUnit(t: NftTable, chain: string): void {
 /** The desired tables for a plan. Pure. Ports claiming the same element: the first by port key wins. */
 export function render(plan: ProxyPlan): Desired {
   const out: Desired = { 4: renderBase(plan, 4), 6: renderBase(plan, 6) };
+  const ids = affinityIds(plan.ports);
   // The planner sorts ports by key; sorting again keeps hand-made plans consistent with the ledger.
   for (const p of [...plan.ports].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))) {
     const t = out[p.family];
-    const objects = renderPort(p);
+    const objects = renderPort(p, ids);
     for (const c of objects.chains) if (!t.chains.has(c)) addLbUnit(t, c);
     for (const [set, key, value] of objects.entries) {
       const e = t.sets.get(set)!.elements!;
@@ -96,6 +97,7 @@ interface ClassMaps {
   fallbackNoEndpoints: string;
   externalPool: Pool;
   fallbackPool: Pool;
+  ids: { any: string; local: string; fallback: string };
 }
 const addressMaps: ClassMaps = {
   cluster: 'external-vips',
@@ -106,6 +108,7 @@ const addressMaps: ClassMaps = {
   fallbackNoEndpoints: 'fallback-no-endpoints',
   externalPool: 'external',
   fallbackPool: 'cluster',
+  ids: idMaps,
 };
 const nodePortMaps: ClassMaps = {
   cluster: 'nodeports',
@@ -116,10 +119,11 @@ const nodePortMaps: ClassMaps = {
   fallbackNoEndpoints: 'fallback-nodeport-no-endpoints',
   externalPool: 'nodeport',
   fallbackPool: 'fallback-nodeport',
+  ids: nodePortIdMaps,
 };
 
-/** The elements and load-balancing chains of one Service port. Pure. */
-export function renderPort(p: PortPlan): PortObjects {
+/** The elements and load-balancing chains of one Service port, with the affinity IDs of the plan. Pure. */
+export function renderPort(p: PortPlan, ids: AffinityIds): PortObjects {
   const entries: Entry[] = [];
   const seen = new Set<string>();
   const chains = new Set<string>();
@@ -132,51 +136,49 @@ export function renderPort(p: PortPlan): PortObjects {
     entries.push([set, key, value]);
     return true;
   };
-  // Affinity is recorded in postrouting for the addresses in the affinity sets; IPv6 needs every endpoint on one
-  // port (the affinity-ports maps give it), else the port has sticky chains of its own (layout.ts).
-  const port6 = p.family === 6 && p.affinitySeconds > 0 ? endpointsPort(p) : undefined;
-  const stickySeconds = p.family === 6 && port6 === undefined ? p.affinitySeconds : 0;
-  const affinity = p.affinitySeconds > 0 && stickySeconds === 0;
   const proto = p.protocol.toLowerCase();
   const addrKey = (ip: string) => `${canonicalIP(ip)} . ${proto} . ${p.port}`;
-  /** Dispatches `key` through `map` to a load-balancing chain over `eps`. */
-  const balance = (map: string, pool: Pool, key: string, eps: readonly Target[]) => {
+  const endpoint = (ep: Target) => `${canonicalIP(ep.ip)} . ${ep.port}`;
+  /**
+   * Dispatches `key` through `map` to a load-balancing chain over `eps`; with affinity, `idMap` gives the key the
+   * ID of `eps` (layout.ts), which is recorded with the port's timeout, or, for an IPv6 list on several ports,
+   * dispatches to a sticky chain keyed by that ID.
+   */
+  const balance = (map: string, pool: Pool, key: string, eps: readonly Target[], idMap: string) => {
+    const id = p.affinitySeconds > 0 ? ids.get(affinityIdKey(p, roleOf(p, eps))) : undefined;
+    const port6 = id !== undefined && p.family === 6 ? endpointsPort(eps) : undefined;
+    const stickySeconds = id !== undefined && p.family === 6 && port6 === undefined ? p.affinitySeconds : 0;
     const chain = lbChain(pool, eps.length, stickySeconds);
     chains.add(chain);
     if (!put(map, key, `goto ${chain}`)) return;
-    if (stickySeconds > 0) eps.forEach((ep, i) => entries.push([stickyMap(chain, i), key, `${canonicalIP(ep.ip)} . ${ep.port}`]));
-    else eps.forEach((ep, i) => entries.push([lbMap(chain), `${key} . ${i}`, `${canonicalIP(ep.ip)} . ${ep.port}`]));
+    if (id !== undefined) {
+      put(idMap, key, String(id));
+      if (stickySeconds === 0) put(affinitySet(p.affinitySeconds), String(id));
+      if (port6 !== undefined) put(affinityPorts, String(id), String(port6));
+    }
+    if (stickySeconds > 0) eps.forEach((ep, i) => put(stickyMap(chain, i), String(id), endpoint(ep)));
+    else eps.forEach((ep, i) => entries.push([lbMap(chain), `${key} . ${i}`, endpoint(ep)]));
   };
   const external = (key: string, maps: ClassMaps) => {
     if (!p.externalLocal) {
-      if (p.externalEndpoints.length > 0) balance(maps.cluster, maps.externalPool, key, p.externalEndpoints);
+      if (p.externalEndpoints.length > 0) balance(maps.cluster, maps.externalPool, key, p.externalEndpoints, maps.ids.any);
       else put(maps.noEndpoints, key, verdictOf(p.externalNoEndpoints));
       return;
     }
     // Local policy: traffic from outside keeps to this node's endpoints; from a pod or this node it may go to
     // any endpoint (kube-proxy's short-circuit).
-    if (p.externalEndpoints.length > 0) balance(maps.local, maps.externalPool, key, p.externalEndpoints);
+    if (p.externalEndpoints.length > 0) balance(maps.local, maps.externalPool, key, p.externalEndpoints, maps.ids.local);
     else put(maps.localNoEndpoints, key, verdictOf(p.externalNoEndpoints));
-    if (p.shortcutEndpoints.length > 0) balance(maps.fallback, maps.fallbackPool, key, p.shortcutEndpoints);
+    if (p.shortcutEndpoints.length > 0) balance(maps.fallback, maps.fallbackPool, key, p.shortcutEndpoints, maps.ids.fallback);
     else put(maps.fallbackNoEndpoints, key, verdictOf('reject'));
   };
 
-  const sticky = (set: string, ports: string, key: string) => {
-    if (!affinity) return;
-    put(set, key);
-    if (port6 !== undefined) put(ports, key, String(port6));
-  };
   for (const ip of p.clusterIPs) {
     const key = addrKey(ip);
-    if (p.clusterEndpoints.length > 0) balance('cluster-vips', 'cluster', key, p.clusterEndpoints);
+    if (p.clusterEndpoints.length > 0) balance('cluster-vips', 'cluster', key, p.clusterEndpoints, idMaps.any);
     else put('no-endpoints', key, verdictOf(p.clusterNoEndpoints));
-    sticky(affinitySet(p.affinitySeconds), affinityPorts, key);
   }
-  for (const ip of [...p.externalIPs, ...p.loadBalancerIPs]) {
-    const key = addrKey(ip);
-    external(key, addressMaps);
-    sticky(affinitySet(p.affinitySeconds), affinityPorts, key);
-  }
+  for (const ip of [...p.externalIPs, ...p.loadBalancerIPs]) external(addrKey(ip), addressMaps);
   if (p.sourceRanges.length > 0) {
     const ranges = normalizeCIDRs(p.sourceRanges);
     for (const ip of p.loadBalancerIPs) {
@@ -185,11 +187,7 @@ export function renderPort(p: PortPlan): PortObjects {
       for (const r of ranges) put('source-ranges', `${key} . ${r}`);
     }
   }
-  if (p.nodePort !== undefined) {
-    const key = `${proto} . ${p.nodePort}`;
-    external(key, nodePortMaps);
-    sticky(affinityNodePortSet(p.affinitySeconds), affinityNodePortPorts, key);
-  }
+  if (p.nodePort !== undefined) external(`${proto} . ${p.nodePort}`, nodePortMaps);
   // A pod reaching itself through a Service must be masqueraded, or it would answer itself directly. Only
   // endpoints that may run here can do that (see Target.local), which keeps this set small at scale.
   const hairpin = new Set<string>();

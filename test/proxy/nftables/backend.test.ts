@@ -4,16 +4,18 @@
 import { describe, expect, it } from 'vitest';
 import { NftablesBackend } from '../../../proxy/nftables/backend.ts';
 import { FakeNft } from '../../../proxy/nftables/fake.ts';
-import { addressKeyBytes, nftJhash, nodePortKeyBytes } from '../../../proxy/nftables/jhash.ts';
-import { serviceHashSeed } from '../../../proxy/nftables/layout.ts';
+import { affinityIdKey, affinityIds, type AffinityRole } from '../../../proxy/nftables/affinity.ts';
 import { TransactionError } from '../../../proxy/nftables/transaction.ts';
 import { CommandError } from '../../../runtime/exec.ts';
 import { silentLogger } from '../../../runtime/logger.ts';
-import { eps, plan, served, smallPlan } from './plans.ts';
+import type { ProxyPlan } from '../../../proxy/plan/types.ts';
+import { eps, plan, port, served, smallPlan } from './plans.ts';
 
 const backend = (fake: FakeNft) => new NftablesBackend(fake, { log: silentLogger() });
 const applies = (fake: FakeNft) => fake.calls.filter((c) => c.args.join(' ') === '-f -').length;
 const sticky = (ips: string[]) => plan([served('sticky', eps(ips), { clusterIPs: ['10.96.0.40'], affinitySeconds: 10800 })]);
+/** The affinity ID of the first port of a plan named `name`, for one of its endpoint lists. */
+const idOf = (p: ProxyPlan, name: string, role: AffinityRole = 'all') => affinityIds(p.ports).get(affinityIdKey(p.ports.find((x) => x.name === name)!, role));
 
 describe('NftablesBackend', () => {
   it('programs a plan, and a full resync (also by a new instance, after a restart) sends nothing', async () => {
@@ -46,14 +48,14 @@ describe('NftablesBackend', () => {
       'add rule ip netplane services ip daddr 10.96.0.10 dnat to 10.244.1.99',
       'delete element ip netplane cluster-vips { 10.96.0.20 . tcp . 80 }',
       'add element ip netplane cluster-vips { 10.96.0.99 . tcp . 80 : goto cluster-lb-1 }',
-      'add element ip netplane affinity { 192.168.50.2 . 10.96.0.40 . tcp . 80 : 10.244.1.12 . 8080 }',
+      `add element ip netplane affinity { 192.168.50.2 . ${idOf(smallPlan, 'sticky')} : 10.244.1.12 . 8080 }`,
       '',
     ].join('\n'));
     const before = applies(fake);
     const result = await backend(fake).sync(smallPlan, { full: true });
     expect(applies(fake) - before).toBe(1);
     expect(result.operations).toBeGreaterThan(0);
-    expect(fake.dump()).toEqual([...reference.dump(), 'element ip netplane affinity 192.168.50.2 . 10.96.0.40 . tcp . 80 : 10.244.1.12 . 8080'].sort());
+    expect(fake.dump()).toEqual([...reference.dump(), `element ip netplane affinity 192.168.50.2 . ${idOf(smallPlan, 'sticky')} : 10.244.1.12 . 8080`].sort());
   });
 
   it('on a refused transaction rejects, changes nothing, keeps the last applied state, and recovers', async () => {
@@ -96,35 +98,48 @@ describe('NftablesBackend', () => {
     const fake = new FakeNft();
     const b = backend(fake);
     await b.sync(sticky(['10.244.1.11', '10.244.1.12']), { full: true });
-    const entry = (client: string, vip: string, ep: string) => `${client} . ${vip} . tcp . 80 : ${ep} . 8080`;
-    const entries = [entry('192.168.50.2', '10.96.0.40', '10.244.1.11'), entry('192.168.50.3', '10.96.0.40', '10.244.1.12'), entry('192.168.50.4', '10.96.0.41', '10.244.1.11')];
+    const id = idOf(sticky([]), 'sticky');
+    const entry = (client: string, ep: string, of = id) => `${client} . ${of} : ${ep} . 8080`;
+    const entries = [entry('192.168.50.2', '10.244.1.11'), entry('192.168.50.3', '10.244.1.12'), entry('192.168.50.4', '10.244.1.11', 12345)];
     await fake.run('nft', ['-f', '-'], `add element ip netplane affinity { ${entries.join(', ')} }\n`);
     const recorded = () => fake.dump().filter((l) => l.startsWith('element ip netplane affinity ')).map((l) => l.replace('element ip netplane affinity ', ''));
     const result = await b.sync(sticky(['10.244.1.11']), { full: false });
     expect(recorded()).toEqual([entries[0]]);
     expect(result.operations).toBeGreaterThan(1);
     // A restarted proxy removes what went stale while it was away.
-    await fake.run('nft', ['-f', '-'], `add element ip netplane affinity { ${entry('192.168.50.5', '10.96.0.40', '10.244.1.13')} }\n`);
+    await fake.run('nft', ['-f', '-'], `add element ip netplane affinity { ${entry('192.168.50.5', '10.244.1.13')} }\n`);
     await backend(fake).sync(sticky(['10.244.1.11']), { full: true });
     expect(recorded()).toEqual([entries[0]]);
   });
 
-  it('removes IPv6 affinity entries by the Service hash they carry, when their endpoint left that Service or it dropped affinity', async () => {
-    const sticky6 = (ips: string[], nodePort?: number) =>
-      plan([served('sticky6', eps(ips), { family: 6, clusterIPs: ['fd00:96::40'], affinitySeconds: 10800, nodePort })]);
+  it('checks each entry against the endpoint list of its ID: under the Local policy, this node\'s list and the Cluster one', async () => {
+    const local = (cluster: string[], here: string[]) =>
+      plan([port('l', { clusterIPs: ['10.96.0.2'], loadBalancerIPs: ['203.0.113.2'], externalLocal: true, clusterEndpoints: eps(cluster), externalEndpoints: eps(here), affinitySeconds: 30 })]);
     const fake = new FakeNft();
     const b = backend(fake);
-    await b.sync(sticky6(['fd00:244:1::11', 'fd00:244:1::12'], 30040), { full: true });
-    const vip = nftJhash(addressKeyBytes('fd00:96::40', 'tcp', 80), serviceHashSeed);
-    const nodePort = nftJhash(nodePortKeyBytes('tcp', 30040), serviceHashSeed);
-    const other = nftJhash(addressKeyBytes('fd00:96::41', 'tcp', 80), serviceHashSeed);
-    const entries = [`1 . ${vip} : fd00:244:1::11`, `2 . ${vip} : fd00:244:1::12`, `3 . ${nodePort} : fd00:244:1::11`, `4 . ${nodePort} : fd00:244:1::12`, `5 . ${other} : fd00:244:1::11`];
+    const before = local(['10.244.1.11', '10.244.2.21'], ['10.244.1.11']);
+    await b.sync(before, { full: true });
+    const [all, mine] = [idOf(before, 'l', 'all'), idOf(before, 'l', 'local')];
+    const entries = [`192.168.50.2 . ${mine} : 10.244.1.11 . 8080`, `192.168.50.3 . ${mine} : 10.244.2.21 . 8080`, `10.244.1.5 . ${all} : 10.244.2.21 . 8080`];
+    await fake.run('nft', ['-f', '-'], `add element ip netplane affinity { ${entries.join(', ')} }\n`);
+    await backend(fake).sync(before, { full: true });
+    // A remote endpoint is never this node's: its entry under the local ID goes.
+    expect(fake.dump().filter((l) => l.startsWith('element ip netplane affinity ')).map((l) => l.replace('element ip netplane affinity ', ''))).toEqual([entries[2], entries[0]].sort());
+  });
+
+  it('removes IPv6 affinity entries by the ID they carry, when their endpoint left that list or the port dropped affinity', async () => {
+    const sticky6 = (ips: string[], affinitySeconds = 10800) => plan([served('sticky6', eps(ips), { family: 6, clusterIPs: ['fd00:96::40'], affinitySeconds, nodePort: 30040 })]);
+    const fake = new FakeNft();
+    const b = backend(fake);
+    await b.sync(sticky6(['fd00:244:1::11', 'fd00:244:1::12']), { full: true });
+    const id = idOf(sticky6([]), 'sticky6');
+    const entries = [`1 . ${id} : fd00:244:1::11`, `2 . ${id} : fd00:244:1::12`, `3 . 12345 : fd00:244:1::11`];
     await fake.run('nft', ['-f', '-'], `add element ip6 netplane affinity { ${entries.join(', ')} }\n`);
     const recorded = () => fake.dump().filter((l) => l.startsWith('element ip6 netplane affinity ')).map((l) => l.replace('element ip6 netplane affinity ', ''));
-    await b.sync(sticky6(['fd00:244:1::11'], 30040), { full: false });
-    expect(recorded()).toEqual([entries[0], entries[2]]);
-    // The NodePort removed: its entries go too, also when found by a restarted proxy.
-    await backend(fake).sync(sticky6(['fd00:244:1::11']), { full: true });
+    await b.sync(sticky6(['fd00:244:1::11']), { full: false });
     expect(recorded()).toEqual([entries[0]]);
+    // Affinity dropped: its entries go too, also when found by a restarted proxy.
+    await backend(fake).sync(sticky6(['fd00:244:1::11'], 0), { full: true });
+    expect(recorded()).toEqual([]);
   });
 });

@@ -1,6 +1,7 @@
 // Incremental syncs: from one plan to the next, the transaction holds only the difference, and applying it gives
 // exactly what a full sync of the new plan gives.
 import { describe, expect, it } from 'vitest';
+import { affinityIdKey, affinityIds } from '../../../proxy/nftables/affinity.ts';
 import { diff } from '../../../proxy/nftables/diff.ts';
 import { FakeNft } from '../../../proxy/nftables/fake.ts';
 import { Ledger } from '../../../proxy/nftables/ledger.ts';
@@ -17,8 +18,10 @@ const mixed6 = (ips: string[], o: Parameters<typeof served>[2] = {}) =>
 const lbChainRule = (f: 'ip' | 'ip6', n: number) =>
   `add rule ${f} netplane cluster-lb-${n} dnat ${f} to ${f} daddr . meta l4proto . th dport . numgen random mod ${n} map @cluster-lb-${n}-endpoints comment`;
 
-/** The (client, Service) hash keying IPv6 affinity. */
-const hash6 = 'jhash ip6 saddr . ip6 daddr . meta l4proto . th dport mod 4294967295 seed 0x6e70';
+/** The (client, ID) hash keying IPv6 affinity. */
+const hash6 = 'jhash ip6 saddr . meta mark mod 4294967295 seed 0x6e70';
+/** The affinity ID of mixed6's (Cluster-policy) endpoint list. */
+const mixedId = affinityIds([mixed6([], { affinitySeconds: 60 })]).get(affinityIdKey(mixed6([], { affinitySeconds: 60 }), 'all'));
 
 /** The transaction from `a` to `b`, comments (rule digests) cut off. */
 function step(a: ProxyPlan, b: ProxyPlan): string[] {
@@ -164,33 +167,33 @@ const cases: Array<{ name: string; from: ProxyPlan; to: ProxyPlan; tx: string[] 
     ],
   },
   {
-    name: 'IPv6 affinity, endpoints now on two ports: the Service leaves the affinity sets for a sticky chain, with a pick chain, map and timed set per endpoint',
+    name: 'IPv6 affinity, endpoints now on two ports: the Service keeps its ID but leaves the recorded IDs for a sticky chain, with a pick chain, map and timed set per endpoint',
     from: plan([mixed6(['fd00:244:1::11'], { affinitySeconds: 60 })]),
     to: plan([mixed6(['fd00:244:1::11', 'fd00:244:1::12'], { affinitySeconds: 60 })]),
     tx: [
       'flush chain ip6 netplane cluster-lb-1',
       'delete element ip6 netplane cluster-vips { fd00:96::10 . tcp . 80 }',
-      'delete element ip6 netplane affinity-ports { fd00:96::10 . tcp . 80 }',
-      'delete element ip6 netplane affinity-60 { fd00:96::10 . tcp . 80 }',
+      `delete element ip6 netplane affinity-ports { ${mixedId} }`,
+      `delete element ip6 netplane affinity-60 { ${mixedId} }`,
       'delete map ip6 netplane cluster-lb-1-endpoints',
       'delete chain ip6 netplane cluster-lb-1',
       ...[0, 1].flatMap((i) => [
-        `add map ip6 netplane cluster-sticky-2-60-endpoints-${i} { typeof ip6 daddr . meta l4proto . th dport : ip6 daddr . th dport; comment`,
-        `add set ip6 netplane cluster-sticky-2-60-affinity-${i} { typeof numgen random mod 2; size 1048576; flags dynamic,timeout; timeout 60s; comment`,
+        `add map ip6 netplane sticky-2-60-endpoints-${i} { typeof meta mark : ip6 daddr . th dport; comment`,
+        `add set ip6 netplane sticky-2-60-affinity-${i} { typeof numgen random mod 2; size 1048576; flags dynamic,timeout; timeout 60s; comment`,
       ]),
-      'add chain ip6 netplane cluster-sticky-2-60',
-      'add chain ip6 netplane cluster-sticky-2-60-pick-0',
-      'add chain ip6 netplane cluster-sticky-2-60-pick-1',
-      ...[0, 1].map((i) => `add rule ip6 netplane cluster-sticky-2-60 ${hash6} @cluster-sticky-2-60-affinity-${i} goto cluster-sticky-2-60-pick-${i} comment`),
-      'add rule ip6 netplane cluster-sticky-2-60 numgen random mod 2 vmap { 0 : goto cluster-sticky-2-60-pick-0, 1 : goto cluster-sticky-2-60-pick-1 } comment',
+      'add chain ip6 netplane sticky-2-60',
+      'add chain ip6 netplane sticky-2-60-pick-0',
+      'add chain ip6 netplane sticky-2-60-pick-1',
+      ...[0, 1].map((i) => `add rule ip6 netplane sticky-2-60 ${hash6} @sticky-2-60-affinity-${i} goto sticky-2-60-pick-${i} comment`),
+      'add rule ip6 netplane sticky-2-60 numgen random mod 2 vmap { 0 : goto sticky-2-60-pick-0, 1 : goto sticky-2-60-pick-1 } comment',
       ...[0, 1].flatMap((i) => [
-        `add rule ip6 netplane cluster-sticky-2-60-pick-${i} update @cluster-sticky-2-60-affinity-${i} { ${hash6} timeout 60s } comment`,
-        `add rule ip6 netplane cluster-sticky-2-60-pick-${i} dnat ip6 to ip6 daddr . meta l4proto . th dport map @cluster-sticky-2-60-endpoints-${i} comment`,
+        `add rule ip6 netplane sticky-2-60-pick-${i} update @sticky-2-60-affinity-${i} { ${hash6} timeout 60s } comment`,
+        `add rule ip6 netplane sticky-2-60-pick-${i} meta l4proto { tcp, udp, sctp } dnat ip6 to meta mark map @sticky-2-60-endpoints-${i} comment`,
       ]),
-      'add element ip6 netplane cluster-vips { fd00:96::10 . tcp . 80 : goto cluster-sticky-2-60 }',
+      'add element ip6 netplane cluster-vips { fd00:96::10 . tcp . 80 : goto sticky-2-60 }',
       'add element ip6 netplane hairpin { fd00:244:1::12 . fd00:244:1::12 }',
-      'add element ip6 netplane cluster-sticky-2-60-endpoints-0 { fd00:96::10 . tcp . 80 : fd00:244:1::11 . 8080 }',
-      'add element ip6 netplane cluster-sticky-2-60-endpoints-1 { fd00:96::10 . tcp . 80 : fd00:244:1::12 . 8081 }',
+      `add element ip6 netplane sticky-2-60-endpoints-0 { ${mixedId} : fd00:244:1::11 . 8080 }`,
+      `add element ip6 netplane sticky-2-60-endpoints-1 { ${mixedId} : fd00:244:1::12 . 8081 }`,
     ],
   },
   {
@@ -199,9 +202,9 @@ const cases: Array<{ name: string; from: ProxyPlan; to: ProxyPlan; tx: string[] 
     to: plan([mixed6(['fd00:244:1::11', 'fd00:244:1::13'], { affinitySeconds: 60 })]),
     tx: [
       'delete element ip6 netplane hairpin { fd00:244:1::12 . fd00:244:1::12 }',
-      'delete element ip6 netplane cluster-sticky-2-60-endpoints-1 { fd00:96::10 . tcp . 80 }',
+      `delete element ip6 netplane sticky-2-60-endpoints-1 { ${mixedId} }`,
       'add element ip6 netplane hairpin { fd00:244:1::13 . fd00:244:1::13 }',
-      'add element ip6 netplane cluster-sticky-2-60-endpoints-1 { fd00:96::10 . tcp . 80 : fd00:244:1::13 . 8081 }',
+      `add element ip6 netplane sticky-2-60-endpoints-1 { ${mixedId} : fd00:244:1::13 . 8081 }`,
     ],
   },
 ];
@@ -211,22 +214,27 @@ describe('nftables incremental sync', () => {
     it(c.name, () => expect(step(c.from, c.to)).toEqual(c.tx));
   }
 
-  it('IPv4 affinity with a new timeout: its sets are created and the three chains using them rewritten', () => {
-    const tx = step(plan([other]), plan([other, web(['10.244.1.11'], { affinitySeconds: 30 })]));
+  it('IPv4 affinity with a new timeout: its set and the recording chains are created, the two dispatching chains rewritten', () => {
+    const next = web(['10.244.1.11'], { affinitySeconds: 30 });
+    const id = affinityIds([next]).get(affinityIdKey(next, 'all'));
+    const tx = step(plan([other]), plan([other, next]));
     expect(tx.filter((l) => !l.startsWith('add rule'))).toEqual([
       'flush chain ip netplane services',
       'flush chain ip netplane nodeports',
-      'flush chain ip netplane nat-postrouting',
-      'add set ip netplane affinity-30 { type ipv4_addr . inet_proto . inet_service; comment',
-      'add set ip netplane affinity-nodeports-30 { type inet_proto . inet_service; comment',
+      'add set ip netplane affinity-30 { type mark; comment',
       'add map ip netplane cluster-lb-1-endpoints { typeof ip daddr . meta l4proto . th dport . numgen random mod 2 : ip daddr . th dport; comment',
+      'add chain ip netplane affinity-prerouting { type filter hook prerouting priority -99; policy accept; }',
+      'add chain ip netplane affinity-output { type route hook output priority -99; policy accept; }',
+      'add chain ip netplane affinity-record',
       'add chain ip netplane cluster-lb-1',
       'add element ip netplane cluster-vips { 10.96.0.10 . tcp . 80 : goto cluster-lb-1 }',
       'add element ip netplane hairpin { 10.244.1.11 . 10.244.1.11 }',
-      'add element ip netplane affinity-30 { 10.96.0.10 . tcp . 80 }',
+      `add element ip netplane affinity-ids { 10.96.0.10 . tcp . 80 : ${id} }`,
+      `add element ip netplane affinity-30 { ${id} }`,
       'add element ip netplane cluster-lb-1-endpoints { 10.96.0.10 . tcp . 80 . 0 : 10.244.1.11 . 8080 }',
     ]);
-    expect(tx.filter((l) => l.includes('@affinity-30 update @affinity'))).toHaveLength(3);
+    expect(tx.filter((l) => l.includes('@affinity-30 update @affinity'))).toHaveLength(1);
+    expect(tx.filter((l) => l.includes('update @affinity-saved'))).toHaveLength(8);
   });
 
   it('changing one of 10,000 Services sends a handful of lines', () => {

@@ -1,10 +1,9 @@
 // The nftables backend in a real kernel: a node namespace with three pods and an outside client (topology.ts),
 // plans made by hand, the backend run in-process with nft executed inside the node namespace, real packets.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { affinityIdKey, affinityIds } from '../../../proxy/nftables/affinity.ts';
 import { NftablesBackend } from '../../../proxy/nftables/backend.ts';
-import { addressKeyBytes, nftJhash, nodePortKeyBytes } from '../../../proxy/nftables/jhash.ts';
 import { parseTable } from '../../../proxy/nftables/kernel.ts';
-import { serviceHashSeed } from '../../../proxy/nftables/layout.ts';
 import type { PortPlan, ProxyPlan } from '../../../proxy/plan/types.ts';
 import type { CommandRunner } from '../../../runtime/exec.ts';
 import { silentLogger } from '../../../runtime/logger.ts';
@@ -38,12 +37,19 @@ describe('nftables backend in the kernel', () => {
       served('sticky', v6(sticky6), { family: 6, clusterIPs: ['fd00:96::40'], affinitySeconds: 30, nodePort: 30040 }),
       served('self', v4([1]), { clusterIPs: ['10.96.0.50'] }),
       served('ranged', v4([3]), { clusterIPs: ['10.96.0.60'], loadBalancerIPs: ['203.0.113.30'], sourceRanges: ['10.0.0.0/8'] }),
+      // Affinity on every kind of address, both families.
+      served('affx', v4([1, 2, 3]), { clusterIPs: ['10.96.0.45'], externalIPs: ['198.51.100.45'], loadBalancerIPs: ['203.0.113.45'], nodePort: 30045, affinitySeconds: 60 }),
+      served('affx', v6([1, 2, 3]), { family: 6, clusterIPs: ['fd00:96::45'], loadBalancerIPs: ['2001:db8::45'], nodePort: 30045, affinitySeconds: 60 }),
+      // IPv6 affinity with endpoints on two ports (a sticky chain keyed by the list's ID).
+      served('mixed6', [{ ip: pod(1).ip6, port: 8080 }, { ip: pod(2).ip6, port: 8081 }, { ip: pod(3).ip6, port: 8081 }], { family: 6, clusterIPs: ['fd00:96::47'], loadBalancerIPs: ['2001:db8::47'], nodePort: 30047, affinitySeconds: 60 }),
+      // Affinity under the Local policy: outside clients keep to this node's endpoints (pods 1 and 2).
+      port('affl', { clusterIPs: ['10.96.0.46'], loadBalancerIPs: ['203.0.113.46'], nodePort: 30046, externalLocal: true, clusterEndpoints: v4([1, 2, 3]), externalEndpoints: v4([1, 2]), affinitySeconds: 60 }),
     ];
     return plan(ports);
   }
 
   beforeAll(async () => {
-    t = await buildTopology(3, [8080]);
+    t = await buildTopology(3, [8080, 8081]);
     runner = { run: (command, args, input) => t.lab.exec(t.node, command, args, input) };
     backend = new NftablesBackend(runner, { log: silentLogger() });
     await backend.sync(cluster([1, 2, 3]), { full: true });
@@ -138,17 +144,74 @@ describe('nftables backend in the kernel', () => {
       expect(names(await t.probe(t.client, 'tcp', host, p, 6))).toEqual(Array(6).fill(`pod${stuck}`));
       await backend.sync(cluster([1, 2, 3]), { full: false });
       expect(names(await t.probe(t.client, 'tcp', host, p, 6))).toEqual(Array(6).fill(`pod${stuck}`));
-      // The kernel's entry carries the Service hash the control plane computes (jhash.ts), and the endpoint.
+      // The kernel's entry carries the ID of the Service port's endpoint list (affinity.ts), and the endpoint.
       const { stdout } = await runner.run('nft', ['-j', 'list', 'map', 'ip6', 'netplane', 'affinity']);
-      const service = nftJhash(p === 80 ? addressKeyBytes(host, 'tcp', p) : nodePortKeyBytes('tcp', p), serviceHashSeed);
+      const plan6 = cluster([1, 2, 3]).ports.find((x) => x.name === 'sticky' && x.family === 6)!;
+      const id = affinityIds(cluster([1, 2, 3]).ports).get(affinityIdKey(plan6, 'all'));
       const entries = [...parseTable(6, stdout).sets.get('affinity')!.elements];
-      expect(entries.filter(([k]) => k.endsWith(` . ${service}`)).map(([, v]) => v)).toEqual([pod(stuck).ip6]);
+      expect(entries.filter(([k]) => k.endsWith(` . ${id}`)).map(([, v]) => v)).toEqual([pod(stuck).ip6]);
       // Its endpoint leaves: the entry goes, and the client is balanced anew over the rest.
       await backend.sync(cluster([1, 2, 3], [1, 2, 3], others), { full: false });
       const after = names(await t.probe(t.client, 'tcp', host, p, 6));
       expect(new Set(after).size).toBe(1);
       expect(others.map((i) => `pod${i}`)).toContain(after[0]);
       await backend.sync(cluster([1, 2, 3]), { full: false });
+    }
+  });
+
+  it('ClientIP affinity is per Service port: a client keeps one endpoint over the cluster IP, external and LB IPs and the NodePort on every node address (IPv6 also with endpoints on two ports)', async () => {
+    const v4: Array<[string, number]> = [['10.96.0.45', 80], ['198.51.100.45', 80], ['203.0.113.45', 80], [t.nodeIP4, 30045], ['10.244.1.1', 30045]];
+    const v6: Array<[string, number]> = [['fd00:96::45', 80], ['2001:db8::45', 80], [t.nodeIP6, 30045], ['fd00:244:1::1', 30045]];
+    const mixed6: Array<[string, number]> = [['fd00:96::47', 80], ['2001:db8::47', 80], [t.nodeIP6, 30047], ['fd00:244:1::1', 30047]];
+    // (Not from the node: its source address is chosen per destination, so it is another client each time.)
+    for (const from of [t.client, pod(1).ns]) {
+      for (const targets of [v4, v6, mixed6]) {
+        const seenBy: string[] = [];
+        for (const [host, p] of [...targets, ...targets]) seenBy.push(...names(await t.probe(from, 'tcp', host, p, 2)));
+        expect([from, new Set(seenBy).size, seenBy.every((n) => n.startsWith('pod'))]).toEqual([from, 1, true]);
+      }
+    }
+    // Masquerading is decided as without affinity: the client's mark comes back after the affinity ID used it.
+    expect(seen(await t.probe(t.client, 'tcp', '10.96.0.45', 80, 2)).every((x) => x.endsWith(' 10.244.1.1'))).toBe(true);
+    expect(seen(await t.probe(pod(2).ns, 'tcp', '10.96.0.45', 80, 2)).every((x) => x.endsWith(` ${pod(2).ip4}`) || x.endsWith(' 10.244.1.1'))).toBe(true);
+  });
+
+  it('ClientIP affinity under the Local policy: outside clients stick to a local endpoint, pods to any, over every address', async () => {
+    const outside = [...names(await t.probe(t.client, 'tcp', '203.0.113.46', 80, 3)), ...names(await t.probe(t.client, 'tcp', t.nodeIP4, 30046, 3))];
+    expect(new Set(outside).size).toBe(1);
+    expect(['pod1', 'pod2']).toContain(outside[0]);
+    const inside = [...names(await t.probe(pod(3).ns, 'tcp', '203.0.113.46', 80, 3)), ...names(await t.probe(pod(3).ns, 'tcp', t.nodeIP4, 30046, 3)), ...names(await t.probe(pod(3).ns, 'tcp', '10.96.0.46', 80, 3))];
+    expect(new Set(inside).size).toBe(1);
+    expect(inside[0]).toMatch(/^pod[123]$/);
+  });
+
+  it("keeps a packet's own mark: the affinity ID replaces it only between NAT and routing", async () => {
+    // Another table marks the client's packets before netplane (priority mangle) and counts them after it: the
+    // mark is exactly its own again (netplane's masquerade bit came and went).
+    await runner.run('nft', ['-f', '-'], [
+      'table ip marker {',
+      '  chain pre {',
+      '    type filter hook prerouting priority -150; policy accept;',
+      '    ip saddr 192.168.50.2 tcp dport { 80, 30045 } meta mark set meta mark | 0x10000',
+      '  }',
+      '  chain out {',
+      '    type route hook output priority -150; policy accept;',
+      '    ip daddr 10.96.0.45 meta mark set meta mark | 0x10000',
+      '  }',
+      '  chain post {',
+      '    type filter hook postrouting priority 200; policy accept;',
+      '    ct state new ct original ip daddr { 10.96.0.45, 192.168.50.1 } meta mark 0x10000 counter',
+      '  }',
+      '}',
+    ].join('\n'));
+    try {
+      // From outside (prerouting) to the cluster IP and the NodePort, and from the node itself (output).
+      const rs = [...(await t.probe(t.client, 'tcp', '10.96.0.45', 80, 3)), ...(await t.probe(t.client, 'tcp', t.nodeIP4, 30045, 3)), ...(await t.probe(t.node, 'tcp', '10.96.0.45', 80, 2))];
+      expect(rs.every((r) => r.ok)).toBe(true);
+      const { stdout } = await runner.run('nft', ['list', 'chain', 'ip', 'marker', 'post']);
+      expect(/counter packets (\d+)/.exec(stdout)?.[1]).toBe('8');
+    } finally {
+      await runner.run('nft', ['delete', 'table', 'ip', 'marker']);
     }
   });
 

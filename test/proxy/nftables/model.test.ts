@@ -2,6 +2,7 @@
 // real kernel lists (fixtures captured from nft 1.0.6 by fixtures/capture.ts).
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { affinityIdKey, affinityIds } from '../../../proxy/nftables/affinity.ts';
 import { diff } from '../../../proxy/nftables/diff.ts';
 import { elemText, parseTable } from '../../../proxy/nftables/kernel.ts';
 import { canonicalCIDR, canonicalIP, normalizeCIDRs } from '../../../proxy/nftables/model.ts';
@@ -56,12 +57,13 @@ describe('nftables kernel reader', () => {
     expect(tx.text()).toBe('');
   });
 
-  it('reads the affinity entries the kernel recorded, with their endpoints', () => {
-    const t = parseTable(4, fixture('ip'));
-    expect([...t.sets.get('affinity')!.elements]).toEqual([
-      ['192.168.50.2 . 10.96.0.40 . tcp . 80', '10.244.1.12 . 8080'],
-      ['192.168.50.3 . 10.96.0.40 . tcp . 80', '10.244.1.99 . 8080'],
+  it('reads the affinity entries the kernel recorded (client or hash . ID), with their endpoints', () => {
+    const id = (name: string) => affinityIds(smallPlan.ports).get(affinityIdKey(smallPlan.ports.find((p) => p.name === name)!, 'all'));
+    expect([...parseTable(4, fixture('ip')).sets.get('affinity')!.elements]).toEqual([
+      [`192.168.50.2 . ${id('sticky')}`, '10.244.1.12 . 8080'],
+      [`192.168.50.3 . ${id('sticky')}`, '10.244.1.99 . 8080'],
     ]);
+    expect([...parseTable(6, fixture('ip6')).sets.get('affinity')!.elements]).toEqual([[`3595430098 . ${id('web6')}`, 'fd00:244:1::11']]);
   });
 
   it('sees a table without netplane comments as foreign: every chain is rewritten, every set recreated', () => {
