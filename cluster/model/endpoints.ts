@@ -1,26 +1,24 @@
 // core/v1 Endpoints, accepted from manifests and converted to EndpointSlices, as the mirroring controller does.
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { ipAddress, list, namespacedMeta, portNumber, protocol } from './meta.ts';
+import { ipAddress, list, namespacedMeta, portNumber, protocol, struct } from './meta.ts';
 import { serviceNameLabel, type EndpointSlice } from './endpointslice.ts';
 
-const address = z.object({
+const address = struct({
   ip: ipAddress,
   hostname: z.string().optional(),
   nodeName: z.string().optional(),
-  targetRef: z
-    .object({ kind: z.string().optional(), namespace: z.string().optional(), name: z.string().optional() })
-    .nullish(),
+  targetRef: struct({ kind: z.string().optional(), namespace: z.string().optional(), name: z.string().optional() }).nullish(),
 });
 
 /** core/v1 Endpoints: subsets of ready and not-ready addresses sharing ports. */
-export const endpointsSchema = z.object({
+export const endpointsSchema = struct({
   metadata: namespacedMeta,
   subsets: list(
-    z.object({
+    struct({
       addresses: list(address),
       notReadyAddresses: list(address),
-      ports: list(z.object({ name: z.string().default(''), port: portNumber, protocol, appProtocol: z.string().optional() })),
+      ports: list(struct({ name: z.string().default(''), port: portNumber, protocol, appProtocol: z.string().optional() })),
     }),
   ),
 });

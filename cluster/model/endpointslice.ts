@@ -1,53 +1,47 @@
 // EndpointSlice (discovery.k8s.io/v1), with conditions resolved to booleans the way kube-proxy reads them.
 import { z } from 'zod';
-import { list, namespacedMeta, portNumber, protocol } from './meta.ts';
+import { list, namespacedMeta, portNumber, protocol, struct } from './meta.ts';
 
 /** The label that ties an EndpointSlice to its Service. */
 export const serviceNameLabel = 'kubernetes.io/service-name';
 
-const endpoint = z
-  .object({
-    addresses: z.array(z.string().min(1)).min(1, 'must hold at least one address'),
-    conditions: z
-      .object({
-        ready: z.boolean().nullish(),
-        serving: z.boolean().nullish(),
-        terminating: z.boolean().nullish(),
-      })
-      .nullish(),
-    hostname: z.string().optional(),
-    nodeName: z.string().optional(),
-    zone: z.string().optional(),
-    hints: z
-      .object({
-        forZones: list(z.object({ name: z.string() })),
-        forNodes: list(z.object({ name: z.string() })),
-      })
-      .nullish(),
-    targetRef: z
-      .object({ kind: z.string().optional(), namespace: z.string().optional(), name: z.string().optional() })
-      .nullish(),
-  })
-  .transform((e) => {
-    // discovery/v1: an unset ready or serving means "unknown" and is read as true; terminating as false.
-    const ready = e.conditions?.ready ?? true;
-    return {
-      addresses: e.addresses,
-      ready,
-      serving: e.conditions?.serving ?? ready,
-      terminating: e.conditions?.terminating ?? false,
-      hostname: e.hostname,
-      nodeName: e.nodeName,
-      zone: e.zone,
-      zoneHints: e.hints ? e.hints.forZones.map((z) => z.name) : undefined,
-      nodeHints: e.hints ? e.hints.forNodes.map((n) => n.name) : undefined,
-      targetRef: e.targetRef?.name
-        ? { kind: e.targetRef.kind ?? '', namespace: e.targetRef.namespace ?? '', name: e.targetRef.name }
-        : undefined,
-    };
-  });
+const endpoint = struct({
+  addresses: z.array(z.string().min(1)).min(1, 'must hold at least one address'),
+  conditions: struct({
+    ready: z.boolean().nullish(),
+    serving: z.boolean().nullish(),
+    terminating: z.boolean().nullish(),
+  }).nullish(),
+  hostname: z.string().optional(),
+  nodeName: z.string().optional(),
+  zone: z.string().optional(),
+  hints: struct({
+    forZones: list(struct({ name: z.string() })),
+    forNodes: list(struct({ name: z.string() })),
+  }).nullish(),
+  targetRef: struct({ kind: z.string().optional(), namespace: z.string().optional(), name: z.string().optional() }).nullish(),
+}).transform((e) => {
+  // discovery/v1 EndpointConditions: "A nil value should be interpreted as "true"" for ready and for serving,
+  // "false" for terminating; kube-proxy reads `Serving == nil || *Serving`. (Serving deferring to ready was the
+  // v1beta1 rule.)
+  const ready = e.conditions?.ready ?? true;
+  return {
+    addresses: e.addresses,
+    ready,
+    serving: e.conditions?.serving ?? true,
+    terminating: e.conditions?.terminating ?? false,
+    hostname: e.hostname,
+    nodeName: e.nodeName,
+    zone: e.zone,
+    zoneHints: e.hints ? e.hints.forZones.map((z) => z.name) : undefined,
+    nodeHints: e.hints ? e.hints.forNodes.map((n) => n.name) : undefined,
+    targetRef: e.targetRef?.name
+      ? { kind: e.targetRef.kind ?? '', namespace: e.targetRef.namespace ?? '', name: e.targetRef.name }
+      : undefined,
+  };
+});
 
-const slicePort = z.object({
+const slicePort = struct({
   name: z.string().nullish().transform((v) => v ?? ''),
   protocol,
   // A port left unset means "all ports"; kube-proxy cannot program that and skips it, so do we.
@@ -56,24 +50,22 @@ const slicePort = z.object({
 });
 
 /** An EndpointSlice: one address family, a list of endpoints and the ports they serve. */
-export const endpointSliceSchema = z
-  .object({
-    metadata: namespacedMeta,
-    addressType: z.enum(['IPv4', 'IPv6', 'FQDN']),
-    endpoints: list(endpoint),
-    ports: list(slicePort),
-  })
-  .superRefine((s, ctx) => {
-    if (s.addressType === 'FQDN') return;
-    const family = s.addressType === 'IPv4' ? z.ipv4() : z.ipv6();
-    s.endpoints.forEach((e, i) => {
-      e.addresses.forEach((a, j) => {
-        if (!family.safeParse(a).success) {
-          ctx.addIssue({ code: 'custom', path: ['endpoints', i, 'addresses', j], message: `"${a}" is not an ${s.addressType} address` });
-        }
-      });
+export const endpointSliceSchema = struct({
+  metadata: namespacedMeta,
+  addressType: z.enum(['IPv4', 'IPv6', 'FQDN']),
+  endpoints: list(endpoint),
+  ports: list(slicePort),
+}).superRefine((s, ctx) => {
+  if (s.addressType === 'FQDN') return;
+  const family = s.addressType === 'IPv4' ? z.ipv4() : z.ipv6();
+  s.endpoints.forEach((e, i) => {
+    e.addresses.forEach((a, j) => {
+      if (!family.safeParse(a).success) {
+        ctx.addIssue({ code: 'custom', path: ['endpoints', i, 'addresses', j], message: `"${a}" is not an ${s.addressType} address` });
+      }
     });
   });
+});
 
 /** A validated EndpointSlice. */
 export type EndpointSlice = z.output<typeof endpointSliceSchema>;

@@ -1,39 +1,37 @@
 // Ingress and IngressClass (networking.k8s.io/v1).
 import { z } from 'zod';
-import { clusterMeta, list, namespacedMeta, portNumber } from './meta.ts';
+import { clusterMeta, list, namespacedMeta, portNumber, struct } from './meta.ts';
 
-const serviceBackend = z
-  .object({
-    name: z.string().min(1),
-    port: z
-      .object({ name: z.string().min(1).optional(), number: portNumber.optional() })
-      .refine((p) => (p.name === undefined) !== (p.number === undefined), 'must set exactly one of name and number'),
-  });
+const serviceBackend = struct({
+  name: z.string().min(1),
+  port: struct({ name: z.string().min(1).optional(), number: portNumber.optional() }).refine(
+    (p) => (p.name === undefined) !== (p.number === undefined),
+    'must set exactly one of name and number',
+  ),
+});
 
-const backend = z
-  .object({
-    service: serviceBackend.optional(),
-    resource: z.object({ apiGroup: z.string().optional(), kind: z.string(), name: z.string() }).optional(),
-  })
-  .refine((b) => (b.service === undefined) !== (b.resource === undefined), 'must set exactly one of service and resource');
+const backend = struct({
+  service: serviceBackend.optional(),
+  resource: struct({ apiGroup: z.string().optional(), kind: z.string(), name: z.string() }).optional(),
+}).refine((b) => (b.service === undefined) !== (b.resource === undefined), 'must set exactly one of service and resource');
 
-const path = z.object({
+const path = struct({
   path: z.string().optional(),
   pathType: z.enum(['Exact', 'Prefix', 'ImplementationSpecific'], { error: 'must be Exact, Prefix or ImplementationSpecific' }),
   backend,
 });
 
 /** An Ingress: class, default backend, TLS hosts and secrets, and host/path rules. */
-export const ingressSchema = z.object({
+export const ingressSchema = struct({
   metadata: namespacedMeta,
-  spec: z.object({
+  spec: struct({
     ingressClassName: z.string().optional(),
     defaultBackend: backend.optional(),
-    tls: list(z.object({ hosts: list(z.string()), secretName: z.string().optional() })),
+    tls: list(struct({ hosts: list(z.string()), secretName: z.string().optional() })),
     rules: list(
-      z.object({
+      struct({
         host: z.string().optional(),
-        http: z.object({ paths: z.array(path) }).optional(),
+        http: struct({ paths: z.array(path) }).optional(),
       }),
     ),
   }),
@@ -45,9 +43,9 @@ export type Ingress = z.output<typeof ingressSchema>;
 export type IngressBackend = z.output<typeof backend>;
 
 /** An IngressClass: which controller serves it; the default-class annotation lives in metadata. */
-export const ingressClassSchema = z.object({
+export const ingressClassSchema = struct({
   metadata: clusterMeta,
-  spec: z.object({ controller: z.string().optional() }).default({}),
+  spec: struct({ controller: z.string().optional() }).default({}),
 });
 
 /** A validated IngressClass. */

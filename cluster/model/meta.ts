@@ -1,8 +1,29 @@
 // Shared pieces of the object model: metadata, addresses, and the helpers every kind's schema uses.
 import { z } from 'zod';
 
-/** Labels and annotations: string to string; anything else is rejected. */
-export const stringMap = z.record(z.string(), z.string());
+/**
+ * Drops the null-valued keys of a plain object: the API server decodes a null field as unset (Go's JSON decoder
+ * leaves the zero value), so `labels:` or `selector:` with nothing after it is the same as leaving it out.
+ */
+function dropNullKeys(value: unknown): unknown {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return value;
+  if (!Object.values(value).includes(null)) return value;
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== null));
+}
+
+/**
+ * An object schema (a Go struct in the API) whose null fields count as unset, so they take their default or stay
+ * absent. Maps (`z.record`) are not structs: a null map value decodes to the empty string, as `stringMap` does.
+ */
+export function struct<S extends z.ZodRawShape>(shape: S) {
+  return z.preprocess(dropNullKeys, z.object(shape));
+}
+
+/** Labels, annotations, selectors: string to string (a null value is the empty string); anything else is rejected. */
+export const stringMap = z.record(z.string(), z.string().nullable().transform((v) => v ?? ''));
+
+/** A map that may be written as null or left out; always an object after parsing. */
+export const optionalStringMap = stringMap.nullish().transform((v) => v ?? {});
 
 /** A DNS-1123 label or subdomain as Kubernetes allows for object names. */
 const objectName = z
@@ -12,19 +33,22 @@ const objectName = z
   .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be lower-case letters, digits, "-" and "." (RFC 1123)');
 
 /** Metadata of a namespaced object; a missing namespace means "default", as kubectl does. */
-export const namespacedMeta = z.object({
+export const namespacedMeta = struct({
   name: objectName,
   namespace: objectName.default('default'),
-  labels: stringMap.default({}),
-  annotations: stringMap.default({}),
+  labels: optionalStringMap,
+  annotations: optionalStringMap,
 });
 
-/** Metadata of a cluster-scoped object (Node, IngressClass): a namespace is dropped. */
-export const clusterMeta = z.object({
+/** The fields of a cluster-scoped object's metadata, for kinds that read more of it. */
+export const clusterMetaShape = {
   name: objectName,
-  labels: stringMap.default({}),
-  annotations: stringMap.default({}),
-});
+  labels: optionalStringMap,
+  annotations: optionalStringMap,
+};
+
+/** Metadata of a cluster-scoped object (Node, IngressClass): a namespace is dropped. */
+export const clusterMeta = struct(clusterMetaShape);
 
 /** An IPv4 or IPv6 address in canonical-enough text form. */
 export const ipAddress = z.union([z.ipv4(), z.ipv6()], { error: 'must be an IPv4 or IPv6 address' });

@@ -1,21 +1,19 @@
 // Node (core/v1): pod CIDRs, addresses, and the labels and annotations netplane reads.
 import { z } from 'zod';
-import { cidr, clusterMeta, list } from './meta.ts';
+import { cidr, clusterMetaShape, list, struct } from './meta.ts';
 
 /** A Node: podCIDRs (filled from podCIDR when only that is set), the keys of its taints, and status addresses. */
-export const nodeSchema = z.object({
+export const nodeSchema = struct({
   // Set when the Node is being deleted: kube-proxy's /healthz then says the node is not eligible for load balancers.
-  metadata: clusterMeta.extend({ deletionTimestamp: z.string().optional() }),
-  spec: z
-    .object({ podCIDR: cidr.optional(), podCIDRs: list(cidr), unschedulable: z.boolean().default(false), taints: list(z.object({ key: z.string(), effect: z.string().optional() })) })
+  metadata: struct({ ...clusterMetaShape, deletionTimestamp: z.string().optional() }),
+  spec: struct({ podCIDR: cidr.optional(), podCIDRs: list(cidr), unschedulable: z.boolean().default(false), taints: list(struct({ key: z.string(), effect: z.string().optional() })) })
     .default({ podCIDRs: [], unschedulable: false, taints: [] })
     .transform((s) => ({
       podCIDRs: s.podCIDRs.length > 0 ? s.podCIDRs : s.podCIDR ? [s.podCIDR] : [],
       unschedulable: s.unschedulable,
       taints: s.taints.map((t) => t.key),
     })),
-  status: z
-    .object({ addresses: list(z.object({ type: z.string(), address: z.string() })) })
+  status: struct({ addresses: list(struct({ type: z.string(), address: z.string() })) })
     .nullish()
     .transform((st) => ({ addresses: st?.addresses ?? [] })),
 });

@@ -1,43 +1,36 @@
 // Service (core/v1), defaulted the way the API server defaults it, so that manifests and the API give equal objects.
 import { z } from 'zod';
-import { cidr, ipAddress, list, namespacedMeta, portNumber, protocol } from './meta.ts';
+import { cidr, ipAddress, list, namespacedMeta, portNumber, protocol, stringMap, struct } from './meta.ts';
 
-const servicePort = z
-  .object({
-    name: z.string().default(''),
-    protocol,
-    port: portNumber,
-    targetPort: z.union([portNumber, z.string().min(1)]).optional(),
-    nodePort: portNumber.optional(),
-    appProtocol: z.string().optional(),
-  })
-  .transform((p) => ({ ...p, targetPort: p.targetPort ?? p.port }));
+const servicePort = struct({
+  name: z.string().default(''),
+  protocol,
+  port: portNumber,
+  targetPort: z.union([portNumber, z.string().min(1)]).optional(),
+  nodePort: portNumber.optional(),
+  appProtocol: z.string().optional(),
+}).transform((p) => ({ ...p, targetPort: p.targetPort ?? p.port }));
 
-const serviceSpec = z
-  .object({
-    type: z.enum(['ClusterIP', 'NodePort', 'LoadBalancer', 'ExternalName']).default('ClusterIP'),
-    clusterIP: z.union([ipAddress, z.literal('None'), z.literal('')]).optional(),
-    clusterIPs: list(z.union([ipAddress, z.literal('None')])),
-    ipFamilies: list(z.enum(['IPv4', 'IPv6'])),
-    ports: list(servicePort),
-    selector: z.record(z.string(), z.string()).nullish(),
-    sessionAffinity: z.enum(['None', 'ClientIP']).default('None'),
-    sessionAffinityConfig: z
-      .object({
-        clientIP: z
-          .object({ timeoutSeconds: z.int().min(1).max(86400).optional() })
-          .nullish(),
-      })
-      .nullish(),
-    externalIPs: list(ipAddress),
-    loadBalancerSourceRanges: list(cidr),
-    externalTrafficPolicy: z.enum(['Cluster', 'Local']).optional(),
-    internalTrafficPolicy: z.enum(['Cluster', 'Local']).optional(),
-    healthCheckNodePort: portNumber.optional(),
-    externalName: z.string().optional(),
-    publishNotReadyAddresses: z.boolean().default(false),
-    trafficDistribution: z.string().optional(),
-  })
+const serviceSpec = struct({
+  type: z.enum(['ClusterIP', 'NodePort', 'LoadBalancer', 'ExternalName']).default('ClusterIP'),
+  clusterIP: z.union([ipAddress, z.literal('None'), z.literal('')]).optional(),
+  clusterIPs: list(z.union([ipAddress, z.literal('None')])),
+  ipFamilies: list(z.enum(['IPv4', 'IPv6'])),
+  ports: list(servicePort),
+  selector: stringMap.nullish(),
+  sessionAffinity: z.enum(['None', 'ClientIP']).default('None'),
+  sessionAffinityConfig: struct({
+    clientIP: struct({ timeoutSeconds: z.int().min(1).max(86400).optional() }).nullish(),
+  }).nullish(),
+  externalIPs: list(ipAddress),
+  loadBalancerSourceRanges: list(cidr),
+  externalTrafficPolicy: z.enum(['Cluster', 'Local']).optional(),
+  internalTrafficPolicy: z.enum(['Cluster', 'Local']).optional(),
+  healthCheckNodePort: portNumber.optional(),
+  externalName: z.string().optional(),
+  publishNotReadyAddresses: z.boolean().default(false),
+  trafficDistribution: z.string().optional(),
+})
   .transform((s) => {
     // The API server fills clusterIPs from clusterIP; "None" marks a headless Service.
     const clusterIPs = s.clusterIPs.length > 0 ? s.clusterIPs : s.clusterIP ? [s.clusterIP] : [];
@@ -79,7 +72,7 @@ const serviceSpec = z
     });
   });
 
-const loadBalancerIngress = z.object({
+const loadBalancerIngress = struct({
   ip: ipAddress.optional(),
   hostname: z.string().optional(),
   // "Proxy" means the load balancer does not deliver packets with the VIP as destination.
@@ -87,11 +80,10 @@ const loadBalancerIngress = z.object({
 });
 
 /** A Service: metadata, defaulted spec, and the load-balancer ingress from its status. */
-export const serviceSchema = z.object({
+export const serviceSchema = struct({
   metadata: namespacedMeta,
   spec: serviceSpec,
-  status: z
-    .object({ loadBalancer: z.object({ ingress: list(loadBalancerIngress) }).nullish() })
+  status: struct({ loadBalancer: struct({ ingress: list(loadBalancerIngress) }).nullish() })
     .nullish()
     .transform((st) => ({ loadBalancer: { ingress: st?.loadBalancer?.ingress ?? [] } })),
 });

@@ -47,9 +47,15 @@ describe('parseObject: defaults filled as the API server fills them', () => {
       },
     },
     {
-      name: 'serving follows ready when unset',
+      // discovery/v1: "A nil value should be interpreted as "true"" (serving), kube-proxy: Serving == nil || *Serving.
+      name: 'unset serving reads as true even when not ready (a terminating endpoint stays usable as a fallback)',
       raw: { apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata: { name: 's' }, addressType: 'IPv4', endpoints: [{ addresses: ['10.1.0.1'], conditions: { ready: false, terminating: true } }] },
-      expect: (o) => expect(o.endpoints[0]).toMatchObject({ ready: false, serving: false, terminating: true }),
+      expect: (o) => expect(o.endpoints[0]).toMatchObject({ ready: false, serving: true, terminating: true }),
+    },
+    {
+      name: 'null conditions read as unset: ready, serving, not terminating',
+      raw: { apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata: { name: 's' }, addressType: 'IPv4', endpoints: [{ addresses: ['10.1.0.1'], conditions: { ready: null, serving: null, terminating: null } }] },
+      expect: (o) => expect(o.endpoints[0]).toMatchObject({ ready: true, serving: true, terminating: false }),
     },
     {
       name: 'Secret stringData is folded into data as base64',
@@ -63,6 +69,82 @@ describe('parseObject: defaults filled as the API server fills them', () => {
         expect(o.spec.podCIDRs).toEqual(['10.244.1.0/24']);
         expect(o.metadata).not.toHaveProperty('namespace');
       },
+    },
+  ];
+  for (const c of cases) {
+    it(c.name, () => {
+      const [first, ...rest] = parseObject(c.raw);
+      expect(rest).toEqual([]);
+      c.expect(first!.object);
+    });
+  }
+});
+
+describe('parseObject: null is unset, as the API server decodes it', () => {
+  // Templated output often leaves `labels:` or `selector:` with nothing after it; kubectl and the API server take
+  // a null field as unset and a null map value as "".
+  const cases: Array<{ name: string; raw: object; expect: (o: any) => void }> = [
+    {
+      name: 'null labels and annotations are empty',
+      raw: svc({ clusterIP: '10.0.0.1' }, { name: 'web', labels: null, annotations: null }),
+      expect: (o) => expect([o.metadata.labels, o.metadata.annotations]).toEqual([{}, {}]),
+    },
+    {
+      name: 'a null label value is the empty string',
+      raw: svc({}, { name: 'web', labels: { app: null } }),
+      expect: (o) => expect(o.metadata.labels).toEqual({ app: '' }),
+    },
+    {
+      name: 'null namespace is "default"',
+      raw: svc({}, { name: 'web', namespace: null }),
+      expect: (o) => expect(o.metadata.namespace).toBe('default'),
+    },
+    {
+      name: 'null selector, ports, policies, affinity config and status take their defaults',
+      raw: {
+        ...svc({ selector: null, ports: null, externalTrafficPolicy: null, internalTrafficPolicy: null, sessionAffinity: null, sessionAffinityConfig: null, type: null, clusterIP: '10.0.0.1', externalIPs: null }),
+        status: { loadBalancer: null },
+      },
+      expect: (o) => {
+        expect(o.spec).toMatchObject({ type: 'ClusterIP', ports: [], externalIPs: [], externalTrafficPolicy: 'Cluster', internalTrafficPolicy: 'Cluster', sessionAffinity: 'None' });
+        expect(o.spec.selector).toBeUndefined();
+        expect(o.status).toEqual({ loadBalancer: { ingress: [] } });
+      },
+    },
+    {
+      name: 'null port fields: name and protocol defaulted, targetPort from port',
+      raw: svc({ ports: [{ name: null, protocol: null, port: 80, targetPort: null, nodePort: null, appProtocol: null }] }),
+      expect: (o) => expect(o.spec.ports).toEqual([{ name: '', protocol: 'TCP', port: 80, targetPort: 80 }]),
+    },
+    {
+      name: 'EndpointSlice: null endpoints, ports, hostname, nodeName, zone, hints',
+      raw: {
+        apiVersion: 'discovery.k8s.io/v1',
+        kind: 'EndpointSlice',
+        metadata: { name: 's', labels: null },
+        addressType: 'IPv4',
+        endpoints: [{ addresses: ['10.1.0.1'], hostname: null, nodeName: null, zone: null, hints: null, targetRef: null }],
+        ports: [{ name: null, port: 80, protocol: null, appProtocol: null }],
+      },
+      expect: (o) => {
+        expect(o.endpoints[0]).toMatchObject({ addresses: ['10.1.0.1'], nodeName: undefined, zone: undefined, zoneHints: undefined });
+        expect(o.ports).toEqual([{ name: '', protocol: 'TCP', port: 80 }]);
+      },
+    },
+    {
+      name: 'Ingress: null class, default backend, tls and rules',
+      raw: { apiVersion: 'networking.k8s.io/v1', kind: 'Ingress', metadata: { name: 'i', annotations: null }, spec: { ingressClassName: null, defaultBackend: null, tls: null, rules: null } },
+      expect: (o) => expect(o.spec).toEqual({ tls: [], rules: [] }),
+    },
+    {
+      name: 'Node: null spec and status',
+      raw: { apiVersion: 'v1', kind: 'Node', metadata: { name: 'n1', labels: null }, spec: null, status: null },
+      expect: (o) => expect([o.spec, o.status]).toEqual([{ podCIDRs: [], unschedulable: false, taints: [] }, { addresses: [] }]),
+    },
+    {
+      name: 'Secret: null type and data, a null data value is empty',
+      raw: { apiVersion: 'v1', kind: 'Secret', metadata: { name: 's' }, type: null, data: { a: null }, stringData: null },
+      expect: (o) => expect([o.type, o.data]).toEqual(['Opaque', { a: '' }]),
     },
   ];
   for (const c of cases) {

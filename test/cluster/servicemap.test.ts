@@ -78,6 +78,31 @@ describe('ServiceMap endpoint rules', () => {
     ]);
   });
 
+  it('reads unset conditions as discovery/v1 says (ready and serving true, terminating false), as kube-proxy does', () => {
+    const store = storeWith([
+      service('a', { clusterIP: '10.96.1.1', ports: [{ port: 80 }] }),
+      slice(
+        'a-1',
+        'a',
+        [
+          { addresses: ['10.0.0.1'] },
+          { addresses: ['10.0.0.2'], conditions: { ready: false, terminating: true } },
+          { addresses: ['10.0.0.3'], conditions: { ready: false, serving: false, terminating: true } },
+          { addresses: ['10.0.0.4'], conditions: { ready: false } },
+        ],
+        [{ port: 80 }],
+      ),
+    ]);
+    const eps = new ServiceMap(store, { nodeName: 'x' }).ports.get('default/a:/TCP')!.endpoints;
+    expect(eps.map((e) => [e.ip, e.ready, e.serving, e.terminating])).toEqual([
+      ['10.0.0.1', true, true, false],
+      // Terminating with serving unset: still serving, so a fallback when no endpoint is ready.
+      ['10.0.0.2', false, true, true],
+      ['10.0.0.3', false, false, true],
+      ['10.0.0.4', false, true, false],
+    ]);
+  });
+
   it('ignores slices of other Services, other namespaces, FQDN slices and ports of other names or protocols', () => {
     const store = storeWith([
       service('a', { clusterIP: '10.96.1.1', ports: [{ name: 'http', port: 80 }] }),
