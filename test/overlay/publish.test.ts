@@ -124,6 +124,21 @@ describe('VtepPublisher against the API server', () => {
   });
 });
 
+describe('VtepPublisher notes', () => {
+  it('logs what the announcement could not use once per change, and Flannel-only notes only with --flannel-annotations', () => {
+    const self = { mac: '0a:00:00:00:00:01', ip: '192.168.60.1', notes: ['annotation flannel.alpha.coreos.com/public-ip-overwrite "x" is not an IPv4 address; publishing 192.168.60.1'], flannelNotes: ['has an IPv6 podCIDR but no IPv6 underlay address'] };
+    for (const [flannelVni, want] of [[undefined, 1], [1, 2]] as const) {
+      const { log, records } = captureLogger();
+      const p = new VtepPublisher({ nodeName: 'node1', patch: async () => {}, current: () => undefined, log, ...(flannelVni !== undefined ? { flannelVni } : {}) });
+      p.publish(self);
+      p.publish(self);
+      p.stop();
+      const warned = records.filter((r) => Number(r.level) === 40 && String(r.msg).startsWith('node node1 '));
+      expect(warned.map((r) => r.msg)).toEqual([`node node1 ${self.notes[0]}`, ...(want === 2 ? [`node node1 ${self.flannelNotes[0]}`] : [])]);
+    }
+  });
+});
+
 describe('annotationsFor', () => {
   const self = { mac: '0a:00:00:00:00:01', ip: '192.168.60.1' };
   const data = '{"VNI":1,"VtepMAC":"0a:00:00:00:00:01"}';
