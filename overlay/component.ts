@@ -81,7 +81,7 @@ const flags = {
     parse: oneOf(['true', 'false']),
     default: 'true',
   }),
-  'resync-period': durationFlag({ help: 'read the kernel again and repair what differs at least this often', default: '30s' }),
+  'resync-period': durationFlag({ help: 'read the kernel again and repair what differs at least this often', default: '30s', min: '1s', max: '24h' }),
   cleanup: switchFlag('remove the VXLAN device (with its routes and entries), the masquerade tables and the forward-accept chain, and exit'),
 };
 

@@ -59,6 +59,8 @@ describe('netplane command line', () => {
     [['dns', '--ttl', '99999999999', '--manifests', examples], /^netplane dns: --ttl "99999999999": must be a whole number from 0 to 3600/],
     [['dns', '--ttl', '-1', '--manifests', examples], /^netplane dns: --ttl: a value that starts with "-" is written --ttl=VALUE/],
     [['dns', '--upstream', '1.1.1.1:0', '--manifests', examples], /^netplane dns: --upstream "1\.1\.1\.1:0": must name a port from 1 to 65535/],
+    [['overlay', '--resync-period', '0s', '--manifests', examples], /^netplane overlay: --resync-period "0s": must be from 1s to 24h/],
+    [['overlay', '--resync-period', '600h', '--manifests', examples], /^netplane overlay: --resync-period "600h": must be from 1s to 24h/],
     [['up', '--manifests', '/does/not/exist'], /^netplane up: --manifests "\/does\/not\/exist": no such directory/],
   ];
   for (const [args, message] of wrong) {
