@@ -52,6 +52,8 @@ const cases: { name: string; rule: Rule; edit: Edit }[] = [
   { name: 'ingress lacking watch on endpointslices', rule: 'rbac-missing', edit: (get) => (get('ClusterRole', 'netplane-ingress').rules[1].verbs = ['list']) },
   { name: 'the node agent lacking patch on nodes', rule: 'rbac-missing', edit: (get) => get('ClusterRole', 'netplane-node').rules.pop() },
   { name: 'the node agent lacking patch on nodes/status', rule: 'rbac-missing', edit: (get) => (get('ClusterRole', 'netplane-node').rules[2].resources = ['nodes']) },
+  { name: 'the ingress gateway lacking patch on ingresses/status', rule: 'rbac-missing', edit: (get) => get('ClusterRole', 'netplane-ingress').rules.pop() },
+  { name: 'the ingress gateway lacking its Lease', rule: 'rbac-missing', edit: (get, docs) => docs.splice(docs.findIndex((d) => d.body.kind === 'RoleBinding' && (d.body.metadata as Any).name === 'netplane-ingress-leader'), 1) },
   { name: 'a workload running under another workload\'s ServiceAccount', rule: 'rbac-grant', edit: (get) => (dns(get).spec.serviceAccountName = 'netplane-ingress') },
   { name: 'a binding to a role not in deploy/', rule: 'binding-ref', edit: (get) => (get('ClusterRoleBinding', 'netplane-dns').roleRef.name = 'netplane-reader') },
   { name: 'a binding subject in another namespace', rule: 'binding-ref', edit: (get) => (get('ClusterRoleBinding', 'netplane-node').subjects[0].namespace = 'kube-system') },
