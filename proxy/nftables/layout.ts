@@ -94,9 +94,11 @@ export function parseLbChain(name: string): LbChain | undefined {
 }
 /** The endpoints map of a load-balancing chain without affinity: `<key> . index` → endpoint. */
 export const lbMap = (chain: string): string => `${chain}-endpoints`;
-/** Of a sticky chain, for endpoint index i: the chain that picks it, its map (ID → endpoint i), its affinity set. */
+/** Of a sticky chain, for endpoint index i: the chain that picks it. */
 export const stickyPick = (chain: string, i: number): string => `${chain}-pick-${i}`;
+/** Of a sticky chain, for endpoint index i: its map, ID → the list's endpoint i. */
 export const stickyMap = (chain: string, i: number): string => `${chain}-endpoints-${i}`;
+/** Of a sticky chain, for endpoint index i: the timed set of (client, ID) hashes sent to endpoint i. */
 export const stickySet = (chain: string, i: number): string => `${chain}-affinity-${i}`;
 const unitPart = /^(.*?)-(?:endpoints|(?:pick|endpoints|affinity)-\d+)$/;
 /**
