@@ -14,27 +14,33 @@ export type ParsedFile = { ok: true; objects: AnyObject[] } | { ok: false; probl
 
 /**
  * Parses a YAML or JSON file that may hold several documents (`---`). Fails on the first document that does not
- * parse or validate; never throws. Empty documents are skipped.
+ * parse, resolve (aliases) or validate; never throws. Empty documents are skipped.
  */
 export function parseManifestText(file: string, text: string): ParsedFile {
   if (file.endsWith('.json')) {
     const parsed = parseJson(file, text);
     if (parsed !== undefined) return parsed;
   }
-  // Keys such as "<<" must stay plain data: no merge keys, no custom tags, so nothing in a file is interpreted.
-  const docs = parseAllDocuments(text, { merge: false, prettyErrors: true, uniqueKeys: true });
+  let docs;
+  try {
+    // Keys such as "<<" must stay plain data: no merge keys, no custom tags, so nothing in a file is interpreted.
+    docs = parseAllDocuments(text, { merge: false, prettyErrors: true, uniqueKeys: true });
+  } catch (e) {
+    return { ok: false, problem: { file, reason: reasonOf(e) } };
+  }
   if (!Array.isArray(docs)) return { ok: true, objects: [] };
   const objects: AnyObject[] = [];
   for (const [i, doc] of docs.entries()) {
     const document = i + 1;
-    const err = doc.errors[0];
-    if (err) return { ok: false, problem: { file, document, reason: oneLine(err.message) } };
-    const raw: unknown = doc.toJS({ maxAliasCount: 100 });
-    if (raw === null || raw === undefined) continue;
     try {
+      const err = doc.errors[0];
+      if (err) return { ok: false, problem: { file, document, reason: oneLine(err.message) } };
+      // toJS throws for an alias to no anchor (`*nope`) and for more alias expansions than this (an alias bomb).
+      const raw: unknown = doc.toJS({ maxAliasCount: 100 });
+      if (raw === null || raw === undefined) continue;
       objects.push(...parseObject(raw));
     } catch (e) {
-      return { ok: false, problem: { file, document, reason: (e as Error).message } };
+      return { ok: false, problem: { file, document, reason: reasonOf(e) } };
     }
   }
   return { ok: true, objects };
@@ -56,11 +62,16 @@ function parseJson(file: string, text: string): ParsedFile | undefined {
   try {
     return { ok: true, objects: parseObject(raw) };
   } catch (e) {
-    return { ok: false, problem: { file, document: 1, reason: (e as Error).message } };
+    return { ok: false, problem: { file, document: 1, reason: reasonOf(e) } };
   }
 }
 
 function oneLine(message: string): string {
   // yaml's pretty errors append a source excerpt on further lines; the first line carries line and column.
   return message.split('\n')[0]!.trim().replace(/:$/, '');
+}
+
+/** One line saying why: the message of what was thrown (deep nesting can throw a RangeError from the stack). */
+function reasonOf(e: unknown): string {
+  return oneLine(e instanceof Error ? e.message : String(e));
 }

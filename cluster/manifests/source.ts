@@ -1,15 +1,16 @@
 // The manifests source: a directory of YAML/JSON files, rescanned on change, where a bad file keeps its last
 // good version and never stops the other files from applying.
 import { createHash } from 'node:crypto';
-import { watch, type FSWatcher } from 'node:fs';
-import { readFile, readdir, stat } from 'node:fs/promises';
-import { join, relative } from 'node:path';
+import { readFile, stat } from 'node:fs/promises';
+import { relative, sep } from 'node:path';
 import type { Logger } from '../../runtime/logger.ts';
 import type { AnyObject, Kind } from '../model/index.ts';
 import type { ClusterSource } from '../source.ts';
 import type { Store, StoreWrite } from '../store.ts';
+import { listManifests, type Listing } from './files.ts';
 import { diffDesired, mergeFiles, type Desired } from './merge.ts';
 import { parseManifestText, type ManifestProblem } from './parse.ts';
+import { TreeWatch } from './watch.ts';
 
 /** The directory given to `--manifests` cannot be read. */
 export class ManifestDirectoryError extends Error {
@@ -24,6 +25,11 @@ export interface ManifestsOptions {
   debounceMs?: number;
   /** A full rescan at this interval catches changes that file-system events miss (bind mounts, symlink swaps). */
   rescanMs?: number;
+  /**
+   * How long a file that turned empty (0 bytes) keeps the objects it had: a writer that truncates first (a shell
+   * `>` redirect) leaves it empty for a moment. A file deleted is gone at once.
+   */
+  emptyGraceMs?: number;
 }
 
 interface FileState {
@@ -32,9 +38,9 @@ interface FileState {
   /** The objects of the last version that parsed and validated; empty if none ever did. */
   objects: readonly AnyObject[];
   problem?: ManifestProblem;
+  /** When the file was found empty while it still had objects; they go once it has stayed empty emptyGraceMs. */
+  emptySince?: number;
 }
-
-const manifestFile = /\.(ya?ml|json)$/i;
 
 /** Reads Kubernetes objects from every `*.yaml`, `*.yml` and `*.json` file under a directory and watches it. */
 export class ManifestsSource implements ClusterSource {
@@ -43,14 +49,21 @@ export class ManifestsSource implements ClusterSource {
   #log: Logger;
   #debounceMs: number;
   #rescanMs: number;
+  #emptyGraceMs: number;
   #files = new Map<string, FileState>();
   #applied: Desired = new Map();
   #store?: Store;
-  #watchers: FSWatcher[] = [];
+  #tree?: TreeWatch;
   #unwant?: () => void;
   /** Whether the first scan is in the store (before it, wanted objects are offered when it ends). */
   #loaded = false;
+  /** Why the directory cannot be read now, while it cannot. */
+  #lost?: string;
+  /** Subdirectories that cannot be read, and symlinks that lead to a directory read already, as last reported. */
+  #unreadable: Listing['unreadable'] = [];
+  #repeats = new Set<string>();
   #timer?: NodeJS.Timeout;
+  #timers = new Set<NodeJS.Timeout>();
   #interval?: NodeJS.Timeout;
   #chain: Promise<void> = Promise.resolve();
   #queued = false;
@@ -61,13 +74,16 @@ export class ManifestsSource implements ClusterSource {
     this.#log = options.log;
     this.#debounceMs = options.debounceMs ?? 50;
     this.#rescanMs = options.rescanMs ?? 2000;
+    this.#emptyGraceMs = options.emptyGraceMs ?? 1000;
   }
 
-  /** Files that currently fail to parse or validate, with the document and the reason. */
+  /** Files (and subdirectories) that currently fail to read, parse or validate, with the document and the reason. */
   problems(): ManifestProblem[] {
-    return [...this.#files.values()].flatMap((f) => (f.problem ? [f.problem] : []));
+    const files = [...this.#files.values()].flatMap((f) => (f.problem ? [f.problem] : []));
+    return [...files, ...this.#unreadable.map((u) => ({ file: `${this.#rel(u.path)}${sep}`, reason: u.reason }))];
   }
 
+  /** Loads every file once; rejects with ManifestDirectoryError when the directory cannot be read. */
   async start(store: Store): Promise<void> {
     const info = await stat(this.dir).catch((e: NodeJS.ErrnoException) => {
       throw new ManifestDirectoryError(`--manifests ${this.dir}: ${e.code === 'ENOENT' ? 'no such directory' : e.message}`, { cause: e });
@@ -75,22 +91,20 @@ export class ManifestsSource implements ClusterSource {
     if (!info.isDirectory()) throw new ManifestDirectoryError(`--manifests ${this.dir}: not a directory`);
     this.#store = store;
     this.#unwant = store.onWanted((kind, keys) => this.#offer(kind, keys));
-    await this.#enqueue();
+    this.#tree = new TreeWatch(this.dir, () => this.#schedule(), this.#log);
+    // The first scan's failure is start's failure: an unreadable directory must not look like an empty cluster.
+    const first = this.#chain.then(() => this.#scan(true));
+    this.#chain = first.catch(() => undefined);
+    try {
+      await first;
+    } catch (e) {
+      await this.stop();
+      throw e;
+    }
     store.markStale(false);
     for (const kind of store.kinds) store.markSynced(kind);
     this.#loaded = true;
     for (const kind of store.byReference) this.#offer(kind, store.wanted(kind)!);
-    try {
-      // Node's recursive watch on Linux misses a file replaced by rename (editors, `kubectl cp`, and the ConfigMap
-      // volume's `..data` symlink swap); a plain watch of the top directory sees those, as inotify reports the move.
-      for (const recursive of [true, false]) {
-        const w = watch(this.dir, { recursive }, () => this.#schedule());
-        w.on('error', (e) => this.#log.warn({ err: e }, 'manifest directory watch failed; relying on periodic rescans'));
-        this.#watchers.push(w);
-      }
-    } catch (e) {
-      this.#log.warn({ err: e }, 'cannot watch the manifest directory; relying on periodic rescans');
-    }
     this.#interval = setInterval(() => this.#schedule(), this.#rescanMs);
     this.#interval.unref();
   }
@@ -98,8 +112,9 @@ export class ManifestsSource implements ClusterSource {
   async stop(): Promise<void> {
     this.#stopped = true;
     this.#unwant?.();
-    for (const w of this.#watchers) w.close();
+    this.#tree?.close();
     clearTimeout(this.#timer);
+    for (const t of this.#timers) clearTimeout(t);
     clearInterval(this.#interval);
     await this.#chain;
   }
@@ -131,60 +146,135 @@ export class ManifestsSource implements ClusterSource {
     return this.#chain;
   }
 
-  async #scan(): Promise<void> {
-    let paths: string[];
+  async #scan(first = false): Promise<void> {
+    if (this.#stopped) return;
+    let listing: Listing;
     try {
-      paths = await listFiles(this.dir);
+      listing = await listManifests(this.dir);
     } catch (e) {
-      // The whole directory vanishing (an unmounted volume) is not a request to delete everything.
-      this.#log.error({ err: e, dir: this.dir }, 'cannot read the manifest directory; keeping the last view');
+      const reason = `--manifests ${this.dir}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such directory' : (e as Error).message}`;
+      if (first) throw new ManifestDirectoryError(reason, { cause: e });
+      // Watches of a directory that is gone are dead; the parent's watch sees it come back.
+      await this.#tree?.sync([]);
+      this.#cutOff(reason, e);
       return;
     }
+    if (this.#lost !== undefined) {
+      this.#lost = undefined;
+      this.#log.info({ dir: this.dir }, 'the manifest directory can be read again');
+      this.#store?.markStale(false);
+    }
+    // A directory watched for the first time may have got files between its listing and its watch: look again.
+    if (await this.#tree?.sync(listing.dirs)) this.#schedule();
+    this.#report(listing);
+    const listed = new Set(listing.files);
+    const hidden = (path: string) => listing.unreadable.some((u) => path.startsWith(u.path + sep));
+    // Broken files gone in this scan, by content: one listed under another name is the same file renamed.
+    const gone = new Map<string, FileState>();
     let changed = false;
-    const seen = new Set(paths);
-    for (const path of this.#files.keys()) {
-      if (!seen.has(path)) {
-        this.#files.delete(path);
-        changed = true;
-        this.#log.info({ file: this.#rel(path) }, 'manifest file removed');
+    for (const [path, f] of this.#files) {
+      if (listed.has(path) || hidden(path)) continue;
+      this.#files.delete(path);
+      if (f.problem && f.objects.length > 0) gone.set(f.hash, f);
+      changed ||= f.objects.length > 0;
+      this.#log.info({ file: this.#rel(path) }, 'manifest file removed');
+    }
+    for (const path of listing.files) {
+      try {
+        changed = (await this.#load(path, gone)) || changed;
+      } catch (e) {
+        // Nothing in one file may stop the others from applying.
+        this.#reject(path, this.#files.get(path), { fingerprint: '', hash: '' }, { file: this.#rel(path), reason: (e as Error).message });
       }
     }
-    for (const path of paths) changed = (await this.#load(path)) || changed;
     if (changed) this.#publish();
   }
 
+  /** The directory cannot be read: the view is kept, marked stale (an unmounted volume is no request to delete). */
+  #cutOff(reason: string, err: unknown): void {
+    if (this.#lost !== reason) this.#log.error({ err, dir: this.dir }, `${reason}; keeping the last view, marked stale`);
+    this.#lost = reason;
+    this.#store?.markStale(true, reason);
+  }
+
+  /** Logs unreadable subdirectories and symlink loops when they appear, not on every rescan. */
+  #report(listing: Listing): void {
+    const before = new Set(this.#unreadable.map((u) => `${u.path}\n${u.reason}`));
+    for (const u of listing.unreadable) {
+      if (!before.has(`${u.path}\n${u.reason}`)) this.#log.error({ dir: this.#rel(u.path), reason: u.reason }, `cannot read ${this.#rel(u.path)}: ${u.reason}; keeping what its files held`);
+    }
+    this.#unreadable = listing.unreadable;
+    const repeats = new Set(listing.repeats.map((r) => r.path));
+    for (const r of listing.repeats) {
+      if (!this.#repeats.has(r.path)) this.#log.warn({ path: this.#rel(r.path), target: r.real }, `${this.#rel(r.path)} leads to ${r.real}, which is read already; reading it once`);
+    }
+    this.#repeats = repeats;
+  }
+
   /** Loads one file if it changed; returns whether its objects changed. */
-  async #load(path: string): Promise<boolean> {
+  async #load(path: string, gone: ReadonlyMap<string, FileState>): Promise<boolean> {
     const prev = this.#files.get(path);
+    const file = this.#rel(path);
     let fingerprint: string;
     let text: string;
     try {
       const st = await stat(path);
       fingerprint = `${st.ino}:${st.size}:${st.mtimeMs}`;
-      if (prev && prev.fingerprint === fingerprint) return false;
+      if (prev && prev.fingerprint === fingerprint) return this.#emptyLongEnough(path, prev);
       text = await readFile(path, 'utf8');
     } catch (e) {
       // Gone between listing and reading: the next scan sees it missing.
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
-      throw e;
+      return this.#reject(path, prev, { fingerprint: '', hash: '' }, { file, reason: (e as Error).message });
     }
     const hash = createHash('sha256').update(text).digest('hex');
     if (prev && prev.hash === hash) {
-      this.#files.set(path, { ...prev, fingerprint });
+      const same = { ...prev, fingerprint };
+      this.#files.set(path, same);
+      return this.#emptyLongEnough(path, same);
+    }
+    if (text.length === 0 && prev && prev.objects.length > 0) {
+      this.#files.set(path, { ...prev, fingerprint, hash, emptySince: Date.now() });
+      const t = setTimeout(() => {
+        this.#timers.delete(t);
+        this.#schedule();
+      }, this.#emptyGraceMs);
+      t.unref();
+      this.#timers.add(t);
+      this.#log.debug({ file }, `manifest ${file} is empty; keeping its objects for ${this.#emptyGraceMs} ms unless it gets content`);
       return false;
     }
-    const file = this.#rel(path);
     const parsed = parseManifestText(file, text);
-    if (!parsed.ok) {
-      this.#files.set(path, { fingerprint, hash, objects: prev?.objects ?? [], problem: parsed.problem });
-      this.#log.error(
-        { file, document: parsed.problem.document, reason: parsed.problem.reason },
-        `manifest ${file}${parsed.problem.document ? ` document ${parsed.problem.document}` : ''} rejected: ${parsed.problem.reason}; keeping its last good version`,
-      );
-      return false;
-    }
+    if (!parsed.ok) return this.#reject(path, prev, { fingerprint, hash }, parsed.problem, gone.get(hash));
     this.#files.set(path, { fingerprint, hash, objects: parsed.objects });
     if (prev?.problem) this.#log.info({ file }, 'manifest file is valid again');
+    return true;
+  }
+
+  /**
+   * Records a file that cannot be used, keeping its last good objects. A new path whose content is that of a
+   * broken file gone in the same scan is that file renamed: objects are named by kind, namespace and name, not by
+   * file, so the rename keeps them too. Returns whether the file's objects changed (only through such a rename).
+   */
+  #reject(path: string, prev: FileState | undefined, version: { fingerprint: string; hash: string }, problem: ManifestProblem, renamed?: FileState): boolean {
+    const from = prev ?? renamed;
+    this.#files.set(path, { ...version, objects: from?.objects ?? [], problem });
+    const doc = problem.document ? ` document ${problem.document}` : '';
+    const message = `manifest ${problem.file}${doc} rejected: ${problem.reason}; keeping its last good version`;
+    const again = prev?.problem?.reason === problem.reason && prev.problem.document === problem.document;
+    (again ? this.#log.debug : this.#log.error).call(this.#log, { file: problem.file, document: problem.document, reason: problem.reason }, message);
+    if (!prev && renamed) {
+      this.#log.info({ file: problem.file, from: renamed.problem?.file }, `manifest ${renamed.problem?.file} was renamed to ${problem.file}; keeping its last good version`);
+      return true;
+    }
+    return false;
+  }
+
+  /** Drops the objects of a file that has stayed empty for the grace period; returns whether it did. */
+  #emptyLongEnough(path: string, f: FileState): boolean {
+    if (f.emptySince === undefined || Date.now() - f.emptySince < this.#emptyGraceMs) return false;
+    this.#files.set(path, { fingerprint: f.fingerprint, hash: f.hash, objects: [] });
+    this.#log.info({ file: this.#rel(path) }, `manifest ${this.#rel(path)} stayed empty; its objects are removed`);
     return true;
   }
 
@@ -216,23 +306,4 @@ export class ManifestsSource implements ClusterSource {
   #rel(path: string): string {
     return relative(this.dir, path) || path;
   }
-}
-
-/** Every manifest file under dir, skipping hidden entries (editor swap files, Kubernetes' `..data` links). */
-async function listFiles(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const entry of await readdir(dir, { withFileTypes: true })) {
-    if (entry.name.startsWith('.')) continue;
-    const path = join(dir, entry.name);
-    let isDir = entry.isDirectory();
-    let isFile = entry.isFile();
-    if (entry.isSymbolicLink()) {
-      const st = await stat(path).catch(() => undefined);
-      isDir = st?.isDirectory() ?? false;
-      isFile = st?.isFile() ?? false;
-    }
-    if (isDir) out.push(...(await listFiles(path)));
-    else if (isFile && manifestFile.test(entry.name)) out.push(path);
-  }
-  return out.sort();
 }

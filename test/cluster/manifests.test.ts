@@ -38,6 +38,10 @@ describe('parseManifestText', () => {
     ['a .json file that fails validation names the field', JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'A_B' } }), { document: 1, reason: /metadata\.name/ }, 'f.json'],
     ['a .json file with a syntax error is reported with line and column', '{"apiVersion": "v1",\n  "kind": "Node"', { document: 1, reason: /line \d+, column \d+/ }, 'f.json'],
     ['merge keys stay plain data', 'apiVersion: v1\nkind: Node\nmetadata: { name: a, labels: { "<<": x } }\n', { objects: ['Node'] }],
+    // yaml's toJS throws for these; the problem must name the document like any other.
+    ['an alias to no anchor', `${web(80)}---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg}\ndata:\n  a: *nope\n`, { document: 2, reason: /Unresolved alias.*nope/ }],
+    ['an alias bomb', `a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n`, { document: 1, reason: /Excessive alias count/ }],
+    ['nesting too deep for the stack', '['.repeat(20000) + ']'.repeat(20000), { document: 1, reason: /call stack/ }],
   ];
   for (const [name, text, want, file = 'f.yaml'] of cases) {
     it(name, () => {
@@ -174,12 +178,15 @@ describe('ManifestsSource', () => {
     await waitFor('the other definition', () => store.get('Service', 'default/web')?.spec.ports[0]?.port === 81, 1000);
   });
 
-  it('keeps the whole view when the directory itself disappears', async () => {
+  it('keeps the whole view, marked stale, when the directory itself disappears', async () => {
     await writeFile(join(dir, 'web.yaml'), web(80));
     const { store, records } = await start();
     await rm(dir, { recursive: true, force: true });
     await source!.rescan();
+    await source!.rescan();
     expect(store.get('Service', 'default/web')).toBeDefined();
-    expect(records.some((r) => r.level === 50 && /keeping the last view/.test(String(r.msg)))).toBe(true);
+    expect(store.status).toMatchObject({ stale: true, staleReason: expect.stringMatching(/no such directory/) });
+    // Logged when it happens, not on every rescan.
+    expect(records.filter((r) => r.level === 50 && /keeping the last view, marked stale/.test(String(r.msg)))).toHaveLength(1);
   });
 });

@@ -1,0 +1,64 @@
+// Listing a manifest directory: every manifest file under it, each real directory read once (symlinks followed,
+// loops cut), and the subdirectories that could not be read, so that their files are not taken for deleted.
+import { readdir, realpath, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+
+/** What one listing of a manifest directory found. */
+export interface Listing {
+  /** Manifest files (`*.yaml`, `*.yml`, `*.json`), by the path they were reached through, sorted. */
+  files: string[];
+  /** The real path of every directory read, the top one first. */
+  dirs: string[];
+  /** Directories reached a second time through a symlink (a loop such as `ln -s . loop`): not read again. */
+  repeats: Array<{ path: string; real: string }>;
+  /** Subdirectories that exist but could not be read; what was under them is unknown, not gone. */
+  unreadable: Array<{ path: string; reason: string }>;
+}
+
+const manifestFile = /\.(ya?ml|json)$/i;
+
+/**
+ * Lists `dir` recursively, skipping hidden entries (editor swap files, Kubernetes' `..data` links) and following
+ * symlinks, each real directory once. Rejects when `dir` itself cannot be read; a subdirectory that cannot be read
+ * is reported in `unreadable` instead.
+ */
+export async function listManifests(dir: string): Promise<Listing> {
+  const listing: Listing = { files: [], dirs: [], repeats: [], unreadable: [] };
+  const seen = new Set<string>();
+  await walk(dir, true, seen, listing);
+  listing.files.sort();
+  return listing;
+}
+
+async function walk(dir: string, top: boolean, seen: Set<string>, out: Listing): Promise<void> {
+  let real: string;
+  let entries;
+  try {
+    real = await realpath(dir);
+    if (seen.has(real)) {
+      out.repeats.push({ path: dir, real });
+      return;
+    }
+    seen.add(real);
+    entries = await readdir(dir, { withFileTypes: true });
+  } catch (e) {
+    if (top) throw e;
+    // Removed while being listed: simply gone. Anything else (EACCES, EIO) leaves its files unknown.
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') out.unreadable.push({ path: dir, reason: (e as Error).message });
+    return;
+  }
+  out.dirs.push(real);
+  for (const entry of entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+    if (entry.name.startsWith('.')) continue;
+    const path = join(dir, entry.name);
+    let isDir = entry.isDirectory();
+    let isFile = entry.isFile();
+    if (entry.isSymbolicLink()) {
+      const st = await stat(path).catch(() => undefined);
+      isDir = st?.isDirectory() ?? false;
+      isFile = st?.isFile() ?? false;
+    }
+    if (isDir) await walk(path, false, seen, out);
+    else if (isFile && manifestFile.test(entry.name)) out.files.push(path);
+  }
+}
