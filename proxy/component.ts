@@ -5,7 +5,7 @@ import type { Node } from '../cluster/model/index.ts';
 import { defineComponent, type ComponentContext } from '../runtime/component.ts';
 import { UsageError } from '../runtime/errors.ts';
 import { HostRunner } from '../runtime/exec.ts';
-import { durationFlag, listFlag, oneOf, parseCIDRList, parseHostPort, positiveInt, switchFlag, valueFlag } from '../runtime/flags.ts';
+import { durationFlag, intInRange, listFlag, oneOf, parseCIDRList, parseHostPort, parseIPAddress, positiveInt, switchFlag, valueFlag } from '../runtime/flags.ts';
 import { ProxyHealthz } from './healthz.ts';
 import { applyConntrack, conntrackDefaults } from './conntrack-tuning.ts';
 import { availableParallelism } from 'node:os';
@@ -35,23 +35,23 @@ const flags = {
   }),
   'masquerade-all': switchFlag('masquerade every connection to a Service'),
   zone: valueFlag({ value: 'ZONE', help: "this node's zone for topology-aware routing (default: the node's topology.kubernetes.io/zone label)" }),
-  'bind-address': valueFlag({ value: 'ADDR', help: 'userspace mode: the address Service ports listen on', default: '127.0.0.1' }),
-  'userspace-threads': valueFlag({ value: 'N', help: 'userspace mode: threads accepting TCP connections (SO_REUSEPORT)', parse: positiveInt, default: 1 }),
-  'udp-timeout': durationFlag({ help: "userspace mode: a UDP flow idle this long is closed (kube-proxy's --udp-timeout)", default: '250ms' }),
+  'bind-address': valueFlag({ value: 'ADDR', help: 'userspace mode: the address Service ports listen on', parse: parseIPAddress, default: '127.0.0.1' }),
+  'userspace-threads': valueFlag({ value: 'N', help: 'userspace mode: threads accepting TCP connections (SO_REUSEPORT), 1 to 64', parse: intInRange(1, 64), default: 1 }),
+  'udp-timeout': durationFlag({ help: "userspace mode: a UDP flow idle this long is closed (kube-proxy's --udp-timeout)", default: '250ms', min: '1ms' }),
   'udp-max-flows': valueFlag({ value: 'N', help: 'userspace mode: UDP flows per Service port; past it the least recently used is evicted', parse: positiveInt, default: 4096 }),
   'healthz-bind-address': valueFlag({
     value: 'ADDR:PORT',
     help: "serve kube-proxy's /healthz and /livez here, which cloud load balancers probe; 0.0.0.0 takes IPv6 too (default: 0.0.0.0:10256 in the kernel modes, none in userspace mode)",
     parse: parseHostPort,
   }),
-  'health-check-address': valueFlag({ value: 'ADDR', help: 'the address health-check node ports listen on; 0.0.0.0 takes IPv6 too', default: '0.0.0.0' }),
+  'health-check-address': valueFlag({ value: 'ADDR', help: 'the address health-check node ports listen on; 0.0.0.0 takes IPv6 too', parse: parseIPAddress, default: '0.0.0.0' }),
   'conntrack-max-per-core': valueFlag({ value: 'N', help: 'kernel modes: raise nf_conntrack_max to at least N per core (0: leave it)', parse: wholeNumber, default: conntrackDefaults.maxPerCore }),
   'conntrack-min': valueFlag({ value: 'N', help: 'kernel modes: raise nf_conntrack_max to at least N in any case (0: no floor)', parse: wholeNumber, default: conntrackDefaults.min }),
   'conntrack-tcp-timeout-established': durationFlag({ help: 'kernel modes: how long an idle established TCP entry is kept (0s: leave it)', default: '24h' }),
   'conntrack-tcp-timeout-close-wait': durationFlag({ help: 'kernel modes: how long a TCP entry in CLOSE_WAIT is kept (0s: leave it)', default: '1h' }),
   'conntrack-tcp-be-liberal': switchFlag('kernel modes: set nf_conntrack_tcp_be_liberal (out-of-window TCP packets are not marked INVALID)'),
-  'min-sync-period': durationFlag({ help: 'least time between two syncs; changes in between are batched', default: '1s' }),
-  'sync-period': durationFlag({ help: 'a sync runs at least this often; /healthz fails when a change waits twice this', default: '30s' }),
+  'min-sync-period': durationFlag({ help: 'least time between two syncs; changes in between are batched', default: '1s', max: '1h' }),
+  'sync-period': durationFlag({ help: 'a sync runs at least this often; /healthz fails when a change waits twice this', default: '30s', min: '1s', max: '24h' }),
   cleanup: switchFlag('remove every rule netplane made (nftables and iptables) and exit'),
 };
 

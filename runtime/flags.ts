@@ -239,3 +239,9 @@ export function parseDestination(raw: string): HostPort {
   if (hp.port === 0) throw new Error('must name a port from 1 to 65535');
   return hp;
 }
+
+/** Parses an IPv4 or IPv6 address (no brackets, no port). */
+export function parseIPAddress(raw: string): string {
+  if (isIP(raw) === 0) throw new Error('must be an IPv4 or IPv6 address, e.g. 127.0.0.1 or ::1');
+  return raw;
+}
