@@ -220,6 +220,24 @@ describe('TestApiServer', () => {
     expect(list.metadata?.resourceVersion).toBe(s.resourceVersion);
   });
 
+  it('accepts connections but answers nothing while hung, then serves what was held and ends the silent watches', async () => {
+    const { s, kc, core } = await setup();
+    s.apply(service('web'));
+    const w = await watch(kc, '/api/v1/services', { resourceVersion: s.resourceVersion, allowWatchBookmarks: true });
+    s.hang();
+    s.apply(service('api'));
+    s.bookmark();
+    let answered = false;
+    const list = core.listServiceForAllNamespaces().then((l) => ((answered = true), l));
+    await new Promise((r) => setTimeout(r, 200));
+    expect([answered, w.events]).toEqual([false, []]);
+
+    s.resume();
+    expect(names((await list).items)).toEqual(['api', 'web']);
+    // The watch that missed 'api' while silent is ended, so that the client watches again from its revision.
+    expect(await w.done).toBeNull();
+  });
+
   describe('selectors', () => {
     const rows: Array<{ label?: string; field?: string; want: string[] }> = [
       { label: '', want: ['api', 'db', 'web'] },

@@ -41,15 +41,22 @@ export class TestApiServer {
   #watches = new Set<WatchStream>();
   #bookmarkTimer?: NodeJS.Timeout;
   #tmpDir?: string;
+  /** While hung: the requests waiting for an answer. */
+  #held?: Array<() => void>;
 
   private constructor(server: Server, port: number, opts: TestApiServerOptions) {
     this.#server = server;
     this.#port = port;
     this.url = `http://127.0.0.1:${port}`;
     this.#store = new ObjectStore((change) => {
-      for (const w of this.#watches) w.change(change);
+      if (!this.#held) for (const w of this.#watches) w.change(change);
     });
-    server.on('request', (req: IncomingMessage, res: ServerResponse) => void this.#handle(req, res));
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      const serve = () => void this.#handle(req, res);
+      // A client that gave up while the server was hung gets nothing when it answers again.
+      if (this.#held) this.#held.push(() => req.socket.destroyed || serve());
+      else serve();
+    });
     if (opts.bookmarkIntervalMs) {
       this.#bookmarkTimer = setInterval(() => this.bookmark(), opts.bookmarkIntervalMs);
       this.#bookmarkTimer.unref();
@@ -105,7 +112,28 @@ export class TestApiServer {
 
   /** Sends a BOOKMARK at the current resourceVersion on every open watch that asked for bookmarks. */
   bookmark(): void {
+    if (this.#held) return;
     for (const w of this.#watches) w.bookmark(this.#store.resourceVersion);
+  }
+
+  /**
+   * Stops answering, as a frozen API server or load balancer does: connections are still accepted, requests get no
+   * answer, open watches send nothing (no events, no bookmarks).
+   */
+  hang(): void {
+    this.#held ??= [];
+  }
+
+  /**
+   * Answers again: held requests are served, and the watches that went silent are ended, so that clients watch again
+   * from their last revision and get what changed meanwhile.
+   */
+  resume(): void {
+    const held = this.#held;
+    if (!held) return;
+    this.#held = undefined;
+    this.dropWatches();
+    for (const serve of held) serve();
   }
 
   /** Ends every open watch response cleanly; clients normally re-watch from their last resourceVersion. */
