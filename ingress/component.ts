@@ -15,6 +15,8 @@ import { Certificates, DefaultCertificateFiles, hstsHeader } from './tls/index.t
 import { Upstreams } from './upstream/upstreams.ts';
 import { parseSize } from './routes/annotations.ts';
 import { defaultMaxBodyBytes } from './routes/policy.ts';
+import { parseServiceRef, parseStatusAddresses, type PublishSource } from './status/addresses.ts';
+import type { StatusPublisher } from './status/index.ts';
 
 /** --proxy-body-size: a size as nginx writes one. */
 function bodySizeFlag(raw: string): number {
@@ -30,6 +32,8 @@ const className = (raw: string) => {
   return raw;
 };
 const seconds = (raw: string) => Math.round(parseDuration(raw) / 1000);
+const bool = oneOf(['true', 'false'] as const);
+const yes = (raw: string) => bool(raw) === 'true';
 
 const flags = {
   http: valueFlag({ value: 'ADDR:PORT', help: 'serve plain HTTP here (`off`: none)', parse: listener, default: parseHostPort('0.0.0.0:80') as HostPort | 'off' }),
@@ -59,6 +63,16 @@ const flags = {
     parse: oneOf(['referenced', 'all'] as const),
     default: 'referenced' as 'referenced' | 'all',
   }),
+  'publish-service': valueFlag({
+    value: 'NAMESPACE/NAME',
+    help: "write this Service's addresses into the status of served Ingresses: its load-balancer IPs or names and external IPs (LoadBalancer), external IPs (NodePort), cluster IP, or external name",
+    parse: parseServiceRef,
+  }),
+  'publish-status-address': valueFlag({ value: 'ADDRS', help: 'write these addresses (IPs or DNS names, comma-separated) into the status of served Ingresses', parse: parseStatusAddresses }),
+  'update-status': valueFlag({ value: 'true|false', help: 'keep status.loadBalancer of served Ingresses (one replica writes, elected by a Lease; not with --manifests)', parse: yes, default: true }),
+  'update-status-on-shutdown': valueFlag({ value: 'true|false', help: 'when the writing replica stops and no other takes over, empty the status it wrote', parse: yes, default: true }),
+  'election-id': valueFlag({ value: 'NAME', help: 'the Lease electing the replica that writes status, in $POD_NAMESPACE (else the kubeconfig namespace)', parse: className, default: 'netplane-ingress-leader' }),
+  'election-ttl': durationFlag({ help: 'how long a writing replica that stopped renewing its Lease keeps it', default: '30s', min: '1s', max: '1h' }),
 };
 
 /** The ingress component. */
@@ -74,6 +88,10 @@ export const ingressComponent = defineComponent({
     if (f.http === 'off' && f.https === 'off') throw new UsageError('netplane ingress: --http and --https are both off; nothing to serve');
     if (f['default-certificate'] !== undefined && !/^[^,]+,[^,]+$/.test(f['default-certificate'])) {
       throw new UsageError(`netplane ingress: --default-certificate ${JSON.stringify(f['default-certificate'])}: must be CERT.pem,KEY.pem`);
+    }
+    // As in ingress-nginx, where they are mutually exclusive.
+    if (f['publish-service'] !== undefined && f['publish-status-address'] !== undefined) {
+      throw new UsageError('netplane ingress: give --publish-service or --publish-status-address, not both');
     }
     return undefined;
   },
@@ -127,6 +145,7 @@ async function runIngress(ctx: ComponentContext, f: IngressFlags): Promise<void>
     certificates,
   });
   keeper.start();
+  const status = await startStatus(ctx, f, { served: () => state.table.ingresses.keys(), ready: () => keeper.ready });
   // Clients idle with full buckets are forgotten, so the limiters' memory follows the active clients.
   const pruning = setInterval(() => state.limiters.prune(), 30_000).unref();
   let listening = false;
@@ -163,6 +182,8 @@ async function runIngress(ctx: ComponentContext, f: IngressFlags): Promise<void>
   listening = true;
   ctx.shutdown.allow(f['drain-timeout'] + 5000);
   ctx.shutdown.add('ingress', async () => {
+    // Handed over or emptied while the requests in flight drain.
+    const statusDone = status?.shutdown();
     keeper.stop();
     defaultFiles?.close();
     clearInterval(pruning);
@@ -170,6 +191,42 @@ async function runIngress(ctx: ComponentContext, f: IngressFlags): Promise<void>
     await gateway.drain(f['drain-timeout']);
     await upstreams.close();
     state.auth.close();
+    await statusDone;
   });
   log.info({ http: bound.http, https: bound.https, class: f['ingress-class'] }, 'ingress serving');
+}
+
+/**
+ * Starts the Ingress status publisher when the gateway reads the Kubernetes API and an address source is given;
+ * otherwise says once why status is not written. A kubeconfig that cannot be loaded here was already refused.
+ */
+async function startStatus(ctx: ComponentContext, f: IngressFlags, gateway: { served: () => Iterable<string>; ready: () => boolean }): Promise<StatusPublisher | undefined> {
+  const { log } = ctx;
+  if (!f['update-status']) return undefined;
+  if (ctx.source.name !== 'kubernetes') {
+    log.info('Ingress status is not written: the cluster is read from manifests, not the Kubernetes API');
+    return undefined;
+  }
+  const publish: PublishSource | undefined = f['publish-service'] !== undefined ? { service: f['publish-service'] } : f['publish-status-address'] !== undefined ? { addresses: f['publish-status-address'] } : undefined;
+  if (publish === undefined) {
+    // ingress-nginx falls back to the addresses of the nodes its pods run on, which needs Pods and Nodes.
+    log.info('Ingress status is not written: give --publish-service or --publish-status-address to say which addresses to publish');
+    return undefined;
+  }
+  // Loaded only here: manifests mode needs none of the client library.
+  const { loadKubeConfig } = await import('../cluster/kubernetes/config.ts');
+  const { StatusPublisher, defaultIdentity, leaseNamespace } = await import('./status/index.ts');
+  const kc = loadKubeConfig(f.kubeconfig);
+  const publisher = new StatusPublisher({
+    kc,
+    store: ctx.store,
+    ...gateway,
+    publish,
+    log: log.child({ part: 'status' }),
+    registry: ctx.registry,
+    election: { namespace: leaseNamespace(kc), name: f['election-id'], identity: defaultIdentity(), ttlMs: f['election-ttl'] },
+    clearOnShutdown: f['update-status-on-shutdown'],
+  });
+  publisher.start();
+  return publisher;
 }

@@ -1,0 +1,153 @@
+// The status writer's side of the Kubernetes API, through @kubernetes/client-node: the leader Lease
+// (coordination.k8s.io/v1), a watch of every Ingress's status, and the merge patch on ingresses/status.
+import { CoordinationV1Api, ListWatch, NetworkingV1Api, setHeaderOptions, V1MicroTime, Watch, type KubeConfig, type V1Ingress, type V1Lease } from '@kubernetes/client-node';
+import type { Logger } from '../../runtime/logger.ts';
+import { normalize, type LoadBalancerAddress } from './addresses.ts';
+import { LeaseConflictError, microTime, type LeaseRecord, type LeaseStore } from './lease.ts';
+import type { StatusObserver, WriteStatus } from './sync.ts';
+
+const code = (e: unknown) => (e as { code?: unknown }).code;
+
+/** A time the API sent (a string, or a Date when the library made one), as MicroTime text. */
+function timeText(t: unknown): string | undefined {
+  if (typeof t === 'string') return t;
+  return t instanceof Date ? microTime(t.getTime()) : undefined;
+}
+
+/** The Lease `namespace/name` in the API; a 409 from create or replace becomes LeaseConflictError. */
+export function kubernetesLeaseStore(kc: KubeConfig, namespace: string, name: string): LeaseStore {
+  const api = kc.makeApiClient(CoordinationV1Api);
+  const fromApi = (l: V1Lease): LeaseRecord => ({
+    holder: l.spec?.holderIdentity ?? '',
+    leaseDurationSeconds: l.spec?.leaseDurationSeconds ?? 0,
+    acquireTime: timeText(l.spec?.acquireTime),
+    renewTime: timeText(l.spec?.renewTime),
+    transitions: l.spec?.leaseTransitions ?? 0,
+    resourceVersion: l.metadata?.resourceVersion,
+  });
+  // V1MicroTime writes six fraction digits; a plain Date's three are refused by the API server.
+  const micro = (t: string | undefined) => (t === undefined ? undefined : new V1MicroTime(Date.parse(t)));
+  const toApi = (r: LeaseRecord): V1Lease => ({
+    metadata: { name, namespace, ...(r.resourceVersion ? { resourceVersion: r.resourceVersion } : {}) },
+    spec: { holderIdentity: r.holder, leaseDurationSeconds: r.leaseDurationSeconds, acquireTime: micro(r.acquireTime), renewTime: micro(r.renewTime), leaseTransitions: r.transitions },
+  });
+  const conflict = (e: unknown) => {
+    throw code(e) === 409 ? new LeaseConflictError(`Lease ${namespace}/${name} was written by another candidate`, { cause: e }) : e;
+  };
+  return {
+    name: `${namespace}/${name}`,
+    get: () => api.readNamespacedLease({ name, namespace }).then(fromApi, (e: unknown) => (code(e) === 404 ? undefined : Promise.reject(e))),
+    create: (r) => api.createNamespacedLease({ namespace, body: toApi(r) }).then(fromApi, conflict),
+    update: (r) => api.replaceNamespacedLease({ name, namespace, body: toApi(r) }).then(fromApi, conflict),
+  };
+}
+
+/**
+ * Writes status.loadBalancer.ingress with a JSON merge patch on the status subresource (RBAC: patch on
+ * ingresses/status): the list is replaced whole, the rest of the status is left alone, and no read comes first.
+ */
+export function kubernetesStatusWriter(kc: KubeConfig): WriteStatus {
+  const api = kc.makeApiClient(NetworkingV1Api);
+  const merge = setHeaderOptions('Content-Type', 'application/merge-patch+json');
+  return async (namespace, name, addresses) => {
+    // null removes the list; the API server would drop an empty one anyway.
+    const body = { status: { loadBalancer: { ingress: addresses.length > 0 ? addresses : null } } };
+    await api.patchNamespacedIngressStatus({ name, namespace, body }, merge);
+  };
+}
+
+/** Options of the status watch. */
+export interface StatusWatchOptions {
+  log: Logger;
+  initialBackoffMs?: number;
+  maxBackoffMs?: number;
+}
+
+/** Watches every Ingress and keeps only its status addresses; restarts with backoff after an error. */
+export class IngressStatusWatch implements StatusObserver {
+  readonly #kc: KubeConfig;
+  readonly #o: StatusWatchOptions;
+  #statuses = new Map<string, LoadBalancerAddress[]>();
+  #informer: ListWatch<V1Ingress> | undefined;
+  #synced = false;
+  #failures = 0;
+  #retry: NodeJS.Timeout | undefined;
+
+  constructor(kc: KubeConfig, options: StatusWatchOptions) {
+    this.#kc = kc;
+    this.#o = options;
+  }
+
+  get synced(): boolean {
+    return this.#synced;
+  }
+
+  get(key: string): LoadBalancerAddress[] | undefined {
+    return this.#statuses.get(key);
+  }
+
+  wrote(key: string, addresses: LoadBalancerAddress[]): void {
+    if (this.#statuses.has(key)) this.#statuses.set(key, normalize(addresses));
+  }
+
+  start(onChange: () => void): void {
+    if (this.#informer) return;
+    // Ingresses deleted while nobody watched must not linger.
+    this.#statuses = new Map();
+    const api = this.#kc.makeApiClient(NetworkingV1Api);
+    const list = async () => {
+      const all = await api.listIngressForAllNamespaces();
+      // The informer files the items as soon as this resolves, in the same turn.
+      setImmediate(() => {
+        if (this.#informer !== informer) return;
+        this.#synced = true;
+        this.#failures = 0;
+        onChange();
+      });
+      return all;
+    };
+    const informer = new ListWatch<V1Ingress>('/apis/networking.k8s.io/v1/ingresses', new BookmarkingWatch(this.#kc), list, false);
+    const key = (o: V1Ingress) => `${o.metadata?.namespace ?? 'default'}/${o.metadata?.name ?? ''}`;
+    const put = (o: V1Ingress) => {
+      this.#statuses.set(key(o), normalize(o.status?.loadBalancer?.ingress));
+      if (this.#synced) onChange();
+    };
+    informer.on('add', put);
+    informer.on('update', put);
+    informer.on('delete', (o) => this.#statuses.delete(key(o)));
+    informer.on('error', (err) => {
+      if (this.#informer !== informer) return;
+      this.#failures++;
+      const delay = Math.min(this.#o.maxBackoffMs ?? 30_000, (this.#o.initialBackoffMs ?? 500) * 2 ** (this.#failures - 1));
+      const log = this.#failures === 1 ? this.#o.log.warn.bind(this.#o.log) : this.#o.log.debug.bind(this.#o.log);
+      log({ err: (err as Error)?.message ?? String(err), retryInMs: delay }, 'watching Ingress status failed; retrying');
+      this.#retry = setTimeout(() => void informer.start(), delay);
+    });
+    this.#informer = informer;
+    void informer.start();
+  }
+
+  async stop(): Promise<void> {
+    clearTimeout(this.#retry);
+    const informer = this.#informer;
+    this.#informer = undefined;
+    this.#synced = false;
+    await informer?.stop();
+  }
+}
+
+/**
+ * The library's Watch asking for bookmarks, so a quiet watch resumes where it was instead of listing again, and for
+ * a server-side timeout of 5 to 10 minutes, as client-go does; silence longer than bookmarks leave ends it.
+ */
+class BookmarkingWatch extends Watch {
+  constructor(kc: KubeConfig) {
+    super(kc);
+    // Private in the typings only; the library reads it for every watch (its wait for the next chunk).
+    (this as unknown as { requestTimeoutMs: number }).requestTimeoutMs = 90_000;
+  }
+
+  override watch(path: string, query: Record<string, string | number | boolean | undefined>, callback: (phase: string, obj: any, watchObj?: any) => void, done: (err: any) => void): Promise<AbortController> {
+    return super.watch(path, { ...query, allowWatchBookmarks: true, timeoutSeconds: 300 + Math.floor(Math.random() * 300) }, callback, done);
+  }
+}
