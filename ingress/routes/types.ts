@@ -92,8 +92,9 @@ export interface IngressPolicy {
   rateLimit?: RateLimitPolicy;
   auth?: AuthPolicy;
   /**
-   * Replaces the whole request path with this, the query kept, as ingress-nginx rewrites (no regex captures: those
-   * are rejected at compile time), e.g. path `/app` rewrite `/` turns `/app/x?q` into `/?q` (routes/rewrite.ts).
+   * Replaces the whole request path with this, the query kept, as ingress-nginx rewrites: path `/app` rewrite `/`
+   * turns `/app/x?q` into `/?q`; `$1`..`$9` are the capture groups of the rule's regex path (Route.regex, which
+   * holds the rewrite of each rule; routes/rewrite.ts).
    */
   rewriteTarget?: string;
   backendProtocol: 'HTTP' | 'HTTPS';
@@ -185,7 +186,38 @@ export interface Route {
   backend: BackendRef;
   canary?: Canary;
   policy: IngressPolicy;
+  /**
+   * Set on the rules of an Ingress with use-regex or a rewrite-target: `path` is then the path as written, matched
+   * and rewritten as ingress-nginx's regex location would (routes/pattern.ts), and `pathType` does not count.
+   */
+  regex?: RegexPath;
 }
+
+/**
+ * An ingress-nginx regex path (`location ~* "^<path>"`, `rewrite "(?i)<path>" <target> break;`) in one of the shapes
+ * routes/pattern.ts recognises, held as data: matched by its structure, never run as an expression.
+ */
+export interface RegexPath {
+  /** The path as written: ingress-nginx orders a host's regex locations by it (longest first). */
+  source: string;
+  /** The fixed start, lower-case, matched ASCII-case-insensitively; a NUL stands for the expression's `.` (any ASCII character). */
+  prefix: string;
+  /**
+   * What must follow the prefix: anything; at least one character; nothing; "/" or nothing (`(/|$)`);
+   * "/" and at least one more (`(/|$)(.+)`); "/" or nothing, and then nothing (`/?$`).
+   */
+  after: 'any' | 'some' | 'none' | 'slash-or-none' | 'slash-and-some' | 'slash-then-none';
+  /** The capture groups in order ($1, $2 ...). */
+  groups: readonly RegexGroup[];
+  /** The rewrite-target as literal parts and group numbers (1-based; past the last group: empty); absent: no rewrite. */
+  rewrite?: readonly (string | number)[];
+}
+
+/**
+ * A capture group of a RegexPath: characters `from` to `to` (absent: the end) of the request path; `slash`: "/" when
+ * the rest after the prefix starts with one, else empty; `after-slash`: that rest without its leading "/".
+ */
+export type RegexGroup = { from: number; to?: number } | 'slash' | 'after-slash';
 
 /** A certificate choice for a TLS host: the Secret, or the default certificate when the Ingress names none. */
 export interface TlsChoice {
