@@ -69,7 +69,7 @@ export function compileRoutes(input: CompileInput): CompileResult {
     // As in ingress-nginx: the defaultBackend of an Ingress without rules answers what nothing else matches, on any
     // host (the first such Ingress by namespace/name); that of an Ingress with rules only on its own hosts (below).
     if (c.defaultBackend !== undefined && c.rules.length === 0 && parts.defaultRoute === undefined) {
-      parts.defaultRoute = { ingress: c.key, namespace: c.namespace, host: '', path: '/', pathType: 'Prefix', backend: c.defaultBackend, policy: c.policy };
+      parts.defaultRoute = defaultRoute(c, '', c.defaultBackend);
       addBackend(parts, c.defaultBackend, c.policy);
     }
     for (const { host, choice } of c.tls) addTls(parts, tlsOwner, c, host, choice);
@@ -81,8 +81,8 @@ export function compileRoutes(input: CompileInput): CompileResult {
   for (const c of compiled) {
     if (c.canary !== undefined || c.defaultBackend === undefined) continue;
     for (const host of new Set(c.rules.map((r) => r.host))) {
-      if (parts.index.get(host, '/', 'Prefix') !== undefined) continue;
-      parts.index.add({ ingress: c.key, namespace: c.namespace, host, path: '/', pathType: 'Prefix', backend: c.defaultBackend, policy: c.policy });
+      if (parts.index.get(host, '/', 'Prefix') !== undefined || parts.index.getRegex(host, '/') !== undefined) continue;
+      parts.index.add(defaultRoute(c, host, c.defaultBackend));
       addBackend(parts, c.defaultBackend, c.policy);
     }
   }
@@ -133,8 +133,31 @@ function compileOrKeep(ingress: Ingress, input: CompileInput, problems: IngressP
   return undefined;
 }
 
+/** The route of an Ingress's default backend for `host` ('' for any): path `/`, a regex one when its paths are. */
+function defaultRoute(c: CompiledIngress, host: string, backend: BackendRef): Route {
+  const route: Route = { ingress: c.key, namespace: c.namespace, host, path: '/', pathType: 'Prefix', backend, policy: c.policy };
+  if (c.rootRegex !== undefined) route.regex = c.rootRegex;
+  return route;
+}
+
 function describeRule(rule: CompiledRule): string {
-  return `rule ${rule.host === '' ? 'for any host' : `host ${quote(rule.host)}`} path ${quote(rule.path)} (${rule.pathType})`;
+  return `rule ${rule.host === '' ? 'for any host' : `host ${quote(rule.host)}`} path ${quote(rule.path)} (${rule.regex === undefined ? rule.pathType : 'regex'})`;
+}
+
+/**
+ * The route already there for a rule: by host and path as written for a regex rule, by host, path and type for
+ * another. A canary finds its primary by the path as written either way, as ingress-nginx matches them (a regex
+ * rule's plain twin is the same path without its trailing slashes).
+ */
+function existingRoute(parts: TableParts, rule: CompiledRule, canary = false): Route | undefined {
+  if (rule.regex !== undefined) {
+    const route = parts.index.getRegex(rule.host, rule.path);
+    if (route !== undefined || !canary) return route;
+    let end = rule.path.length;
+    while (rule.pathType === 'Prefix' && end > 1 && rule.path.charCodeAt(end - 1) === 0x2f) end--;
+    return parts.index.get(rule.host, rule.path.slice(0, end), rule.pathType);
+  }
+  return parts.index.get(rule.host, rule.path, rule.pathType) ?? (canary ? parts.index.getRegex(rule.host, rule.path) : undefined);
 }
 
 function owner(c: CompiledIngress, other: string): string {
@@ -142,12 +165,13 @@ function owner(c: CompiledIngress, other: string): string {
 }
 
 function addRoute(parts: TableParts, c: CompiledIngress, rule: CompiledRule): void {
-  const existing = parts.index.get(rule.host, rule.path, rule.pathType);
+  const existing = existingRoute(parts, rule);
   if (existing !== undefined) {
     parts.problems.push({ ingress: c.key, reason: `${describeRule(rule)} is dropped: ${owner(c, existing.ingress)} already routes it`, keptLastGood: false });
     return;
   }
   const route: Route = { ingress: c.key, namespace: c.namespace, host: rule.host, path: rule.path, pathType: rule.pathType, backend: rule.backend, policy: c.policy };
+  if (rule.regex !== undefined) route.regex = rule.regex;
   parts.index.add(route);
   addBackend(parts, rule.backend, c.policy);
 }
@@ -219,7 +243,7 @@ function attachCanary(parts: TableParts, c: CompiledIngress): number {
   deepFreeze(c.policy);
   let attached = 0;
   for (const rule of c.rules) {
-    const primary = parts.index.get(rule.host, rule.path, rule.pathType);
+    const primary = existingRoute(parts, rule, true);
     if (primary === undefined) {
       parts.problems.push({ ingress: c.key, reason: `canary ${describeRule(rule)} has no primary: no served Ingress without canary routes this host, path and path type`, keptLastGood: false });
     } else if (primary.canary !== undefined) {

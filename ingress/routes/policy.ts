@@ -37,6 +37,8 @@ export interface AnnotatedPolicy {
   secrets: string[];
   /** More names for the Ingress's first host (ingress-nginx server-alias), lower case. */
   aliases?: string[];
+  /** use-regex: the Ingress's paths are ingress-nginx regular expressions (spec.ts reads them with routes/pattern.ts). */
+  regex?: true;
 }
 
 /** The default basic-auth realm, as in ingress-nginx. */
@@ -72,9 +74,7 @@ export function readPolicy(namespace: string, annotations: Readonly<Record<strin
   if (rateLimit !== undefined) policy.rateLimit = rateLimit;
   const auth = readAuth(a, namespace);
   if (auth !== undefined) policy.auth = auth;
-  if (a.bool('use-regex', false)) {
-    throw invalid(a.get('use-regex')!, 'netplane matches paths exactly or by prefix, never by regex, so only "false" is allowed');
-  }
+  const regex = a.bool('use-regex', false);
   const rewrite = a.get('rewrite-target');
   if (rewrite !== undefined) policy.rewriteTarget = readRewrite(rewrite);
   const affinity = readAffinity(a);
@@ -116,6 +116,7 @@ export function readPolicy(namespace: string, annotations: Readonly<Record<strin
   }
 
   const result: AnnotatedPolicy = { policy, secrets: [] };
+  if (regex) result.regex = true;
   if (clientCert !== undefined) result.secrets.push(`${clientCert.secret.namespace}/${clientCert.secret.name}`);
   if (backendTls !== undefined) result.secrets.push(`${backendTls.secret.namespace}/${backendTls.secret.name}`);
   if (auth?.type === 'basic') result.secrets.push(`${auth.secret.namespace}/${auth.secret.name}`);
@@ -328,13 +329,19 @@ function httpUrl(a: Annotation): string {
 }
 const visibleAscii = /^[\x21-\x7e]+$/;
 
+/**
+ * rewrite-target: a path of URL path characters that may hold capture references `$1` to `$9` (nginx reads `$12` as
+ * `$1` and "2"). Any other `$` would be an nginx variable, never expanded here. Whether each rule's rewrite starts with
+ * "/" depends on its path's groups: spec.ts checks that (routes/pattern.ts rewriteParts).
+ */
 function readRewrite(a: Annotation): string {
-  if (a.value.includes('$')) {
-    throw invalid(a, 'regex captures ($1, $2 ...) are not supported: allowed is a plain path starting with "/", which replaces the matched path prefix');
+  if (/\$(?![1-9])/.test(a.value)) {
+    throw invalid(a, 'a "$" may only start a capture reference $1 to $9 (nginx variables are not expanded): allowed is a path starting with "/" made of URL path characters, such as /$2 or /api/$1');
   }
-  if (!plainPath.test(a.value)) throw invalid(a, 'allowed is a path starting with "/" made of URL path characters');
+  if (!rewriteTarget.test(a.value)) throw invalid(a, 'allowed is a path starting with "/" (or with a capture reference such as $1) made of URL path characters');
   return a.value;
 }
+const rewriteTarget = /^(\/|\$[1-9])[A-Za-z0-9\-._~%!$&'()*+,;=:@/]*$/;
 
 function readAffinity(a: AnnotationReader): IngressPolicy['affinity'] {
   const affinity = a.oneOf('affinity', ['cookie'] as const);

@@ -1,36 +1,55 @@
-// The path a request is forwarded with: the route's rewrite-target in place of the request's path, as ingress-nginx
-// (0.22.0 and later) rewrites. Its template writes `rewrite "(?i)<rule path>" <target> break;` (buildProxyPass), and
-// nginx's rewrite replaces the whole URI with the replacement when the expression matches, keeping the arguments.
-// Without regex captures (which are refused at compile time) that is every request of the rule: `/app` with target
-// `/` sends `/app`, `/app/x` and `/app/x/y` all as `/`. Since 0.22.0, ingress-nginx users who want the rest of the
-// path kept write it as a capture (`/app(/|$)(.*)` with `/$2`): an Ingress without one that works there relies on
-// the whole path being replaced, and is served the same here.
-
+// The path a request is forwarded with. ingress-nginx (0.22.0 and later) rewrites with `rewrite "(?i)<rule path>"
+// <target> break;` (buildProxyPass): nginx replaces the whole URI with the target, its `$1`..`$9` filled in from the
+// path's capture groups (a group the path does not have is empty), and keeps the arguments. A target without
+// groups sends every request of the rule as the target: `/app` with `/` sends `/app`, `/app/x` and `/app/x/y` all
+// as `/`; users who want the rest kept capture it (`/app(/|$)(.*)` with `/$2`). Only the rules of an Ingress with
+// use-regex or a changing rewrite-target rewrite (they carry Route.regex, with the rewrite of each rule: none where
+// the target is the rule's own path); nginx rewrites $uri, the decoded path, so the groups are taken from it and
+// escaped again, as nginx's proxy escapes a rewritten URI.
+import { rewritePath } from './pattern.ts';
 import type { Route } from './types.ts';
 
 /**
- * The upstream request target for `path` (no query) matched by `route`, with `query` (with or without its leading
- * "?") kept. Without rewrite-target, or with one equal to the rule's path (ingress-nginx writes no rewrite then; a
- * Prefix rule's trailing slash does not count): the path and query unchanged. Otherwise the target and the query.
- * A path the route does not match is returned unchanged.
+ * The upstream request target for `path` (as the pipeline forwards it: normalised, escapes of reserved characters
+ * kept; no query) matched by `route`, with `query` (with or without its leading "?") kept. Without a rewrite: the
+ * path and query unchanged. A path the route does not match is returned unchanged.
  */
 export function upstreamPath(route: Route, path: string, query: string): string {
   const q = query === '' || query === '?' ? '' : query.startsWith('?') ? query : `?${query}`;
-  const target = route.policy.rewriteTarget;
-  if (target === undefined || !rewrites(route, target) || !matches(route, path)) return path + q;
-  return target + q;
+  const regex = route.regex;
+  const rewrite = regex?.rewrite;
+  if (regex === undefined || rewrite === undefined) return path + q;
+  return (rewritePath(regex, rewrite, uriOf(path)) ?? path) + q;
 }
 
-/** Whether the route's rewrite-target changes anything: not when it is the rule's own path. */
-function rewrites(route: Route, target: string): boolean {
-  if (target === route.path) return false;
-  // A Prefix rule's path is kept without its trailing slash: `/app/` with target `/app/` is the same path.
-  return !(route.pathType === 'Prefix' && target === `${route.path}/`);
+const escape = /%([0-9A-Fa-f]{2})/g;
+
+/**
+ * The request path as nginx's $uri: every escape decoded, one character per byte (Node reads a request target as
+ * latin1, so raw bytes are already one character each), `\` read as `/` and segments resolved again, as
+ * server/request.ts reads the path routes match on (there decoded further as UTF-8).
+ */
+function uriOf(path: string): string {
+  if (!path.includes('%')) return path;
+  return resolveSegments(path.replace(escape, (_, hex: string) => String.fromCharCode(parseInt(hex, 16))).replaceAll('\\', '/'));
 }
 
-/** Whether `path` is one the route matches (Exact: the same; Prefix: by path element). */
-function matches(route: Route, path: string): boolean {
-  if (route.pathType === 'Exact') return path === route.path;
-  if (route.path === '/') return true;
-  return path.startsWith(route.path) && (path.length === route.path.length || path.charCodeAt(route.path.length) === 0x2f);
+/** Merges repeated slashes and resolves `.` and `..` segments (never above the root); keeps a trailing slash. */
+function resolveSegments(path: string): string {
+  const out: string[] = [];
+  const parts = path.split('/');
+  let trailing = false;
+  for (let i = 1; i < parts.length; i++) {
+    const seg = parts[i]!;
+    const last = i === parts.length - 1;
+    if (seg === '' || seg === '.') trailing = last;
+    else if (seg === '..') {
+      out.pop();
+      trailing = last;
+    } else {
+      out.push(seg);
+      trailing = false;
+    }
+  }
+  return out.length === 0 ? '/' : `/${out.join('/')}${trailing ? '/' : ''}`;
 }

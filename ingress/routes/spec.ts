@@ -4,8 +4,9 @@
 import { backendKey, hostName, ipv4, objectName, portName, serviceName } from './names.ts';
 import type { Ingress, IngressBackend } from '../../cluster/model/ingress.ts';
 import { IngressSpecError, quote } from './errors.ts';
+import { parseRegexPath, rewriteParts } from './pattern.ts';
 import { readPolicy, type CanarySettings, type PolicyDefaults } from './policy.ts';
-import type { BackendRef, IngressPolicy, TlsChoice } from './types.ts';
+import type { BackendRef, IngressPolicy, RegexPath, TlsChoice } from './types.ts';
 
 /** One host/path rule of an Ingress, normalised. */
 export interface CompiledRule {
@@ -15,6 +16,8 @@ export interface CompiledRule {
   path: string;
   pathType: 'Exact' | 'Prefix';
   backend: BackendRef;
+  /** Set when the Ingress's paths are regular expressions (see regexPaths): `path` is then the path as written. */
+  regex?: RegexPath;
 }
 
 /** One Ingress checked on its own. */
@@ -32,6 +35,8 @@ export interface CompiledIngress {
   tls: { host: string; choice: TlsChoice }[];
   /** Secrets (`namespace/name`) its auth reads. */
   authSecrets: string[];
+  /** When its paths are regular expressions and it has a default backend: the regex of the default backend's `/`. */
+  rootRegex?: RegexPath;
 }
 
 /**
@@ -51,28 +56,55 @@ export function ingressKey(ingress: Ingress): string {
   return `${ingress.metadata.namespace}/${ingress.metadata.name}`;
 }
 
+/**
+ * Whether ingress-nginx reads the Ingress's paths as regular expressions: with use-regex, or with a rewrite-target
+ * other than one of its paths (enforceRegexModifier with needsRewrite; a default backend's location is `/`).
+ * ingress-nginx then does so for every Ingress of the host; netplane for this one only, so an Ingress keeps the
+ * Kubernetes meaning of its paths whatever another Ingress of the host asks for. A canary's paths name its
+ * primary's, so they are read as regular expressions also when they look like one.
+ */
+function regexPaths(useRegex: boolean, target: string | undefined, paths: readonly string[], defaultBackend: boolean, canary: boolean): boolean {
+  if (useRegex) return true;
+  if (target !== undefined && (paths.some((p) => p !== target) || (defaultBackend && target !== '/'))) return true;
+  return canary && paths.some(looksRegex);
+}
+
 // RFC 3986 path characters (pchar and "/").
 const urlPath = /^\/[A-Za-z0-9\-._~%!$&'()*+,;=:@/]*$/;
+/** Whether a path holds a group, `.*` or `.+`, or ends in `$`: written as a regular expression. */
+function looksRegex(path: string): boolean {
+  const open = path.indexOf('(');
+  return (open >= 0 && path.indexOf(')', open) > 0) || path.includes('.*') || path.includes('.+') || path.endsWith('$');
+}
 // Kubernetes refuses these in Exact and Prefix paths; netplane reads ImplementationSpecific as Prefix, so there too.
 const badSequence = /\/\/|\/\.\.?(\/|$)|%2f/i;
 
 /** Checks and normalises one Ingress; throws IngressSpecError when any part of it cannot be served. */
 export function compileIngress(ingress: Ingress, defaults: PolicyDefaults): CompiledIngress {
   const { namespace, annotations } = ingress.metadata;
-  const { policy, canary, secrets, aliases } = readPolicy(namespace, annotations, defaults);
+  const { policy, canary, secrets, aliases, regex } = readPolicy(namespace, annotations, defaults);
   const compiled: CompiledIngress = { key: ingressKey(ingress), namespace, ingress, policy, rules: [], tls: [], authSecrets: secrets };
   if (canary !== undefined) compiled.canary = canary;
   const { spec } = ingress;
   if (spec.defaultBackend !== undefined) compiled.defaultBackend = backendRef(spec.defaultBackend, namespace, 'spec.defaultBackend');
+  const written = (p: { path?: string | undefined }) => (p.path === undefined || p.path === '' ? '/' : p.path);
+  const target = policy.rewriteTarget;
+  const asRegex = regexPaths(regex === true, target, spec.rules.flatMap((r) => r.http?.paths.map(written) ?? []), spec.defaultBackend !== undefined, canary !== undefined);
+  const readRegex = (source: string, where: string): RegexPath => {
+    const rx = parseRegexPath(source, where);
+    return target === undefined || target === source ? rx : { ...rx, rewrite: rewriteParts(target, rx, where) };
+  };
   spec.rules.forEach((rule, i) => {
     const host = rule.host === undefined || rule.host === '' ? '' : checkHost(rule.host, `spec.rules[${i}].host`);
     rule.http?.paths.forEach((p, j) => {
       const where = `spec.rules[${i}].http.paths[${j}]`;
       const pathType = p.pathType === 'Exact' ? 'Exact' : 'Prefix';
-      const path = checkPath(p.path === undefined || p.path === '' ? '/' : p.path, pathType, `${where}.path`);
-      compiled.rules.push({ host, path, pathType, backend: backendRef(p.backend, namespace, `${where}.backend`) });
+      const backend = backendRef(p.backend, namespace, `${where}.backend`);
+      if (asRegex) compiled.rules.push({ host, path: written(p), pathType, backend, regex: readRegex(written(p), `${where}.path`) });
+      else compiled.rules.push({ host, path: checkPath(written(p), pathType, `${where}.path`), pathType, backend });
     });
   });
+  if (asRegex && spec.defaultBackend !== undefined) compiled.rootRegex = readRegex('/', 'spec.defaultBackend path');
   if (policy.clientCert !== undefined) checkClientCertHosts(compiled);
   spec.tls.forEach((entry, i) => {
     const secretName = entry.secretName === '' ? undefined : entry.secretName;
@@ -117,7 +149,12 @@ function checkHost(raw: string, where: string): string {
 /** A path checked and, for Prefix, stripped of trailing slashes (`/` stays `/`). */
 function checkPath(raw: string, pathType: 'Exact' | 'Prefix', where: string): string {
   if (!urlPath.test(raw)) {
-    throw new IngressSpecError(`${where} ${quote(raw)} is not allowed; it must start with "/" and hold only URL path characters (netplane does not match regex paths)`);
+    throw new IngressSpecError(`${where} ${quote(raw)} is not allowed; it must start with "/" and hold only URL path characters (a regular expression needs use-regex: "true")`);
+  }
+  if (looksRegex(raw)) {
+    // ingress-nginx reads such a path as a regex when another Ingress of the host has use-regex or a rewrite-target,
+    // else character for character: served either way here, it would match nothing its author meant.
+    throw new IngressSpecError(`${where} ${quote(raw)} is written as a regular expression, but the Ingress sets neither use-regex nor a rewrite-target; set use-regex: "true" on it`);
   }
   if (badSequence.test(raw)) {
     throw new IngressSpecError(`${where} ${quote(raw)} is not allowed; it must not contain "//", "/./", "/../" or "%2F", nor end in "/." or "/.."`);

@@ -1,7 +1,10 @@
 // The compiled routing table and its indexes. Matching costs the same with 10 rules as with 10,000: one Map lookup
 // for the host (exact, then the wildcard of the parent domain, then any host), then, in that host's one Map, one
 // for the whole path and one per path element, from the longest element prefix a Prefix rule could match down to
-// `/`. Nothing in a match reads a route until it is returned, and keys shared by many hosts are one string.
+// `/`. Nothing in a match reads a route until it is returned, and keys shared by many hosts are one string. Only
+// the regex rules of a host (Ingresses with use-regex or a rewrite-target) are tried one by one, in ingress-nginx's
+// location order, each a comparison of its fixed start (routes/pattern.ts).
+import { locationBefore, regexMatches } from './pattern.ts';
 import type { BackendRef, BackendTlsPolicy, ClientCertPolicy, IngressPolicy, IngressProblem, Route, RouteTable, TlsChoice } from './types.ts';
 
 /**
@@ -17,6 +20,10 @@ export class PathSet extends Map<string, Route> {
   slashExact: Map<string, Route> | undefined;
   /** The host's client-certificate check, and the Ingress (`namespace/name`) that set it. */
   clientCert: { policy: ClientCertPolicy; ingress: string } | undefined;
+  /** Rules with Route.regex, in ingress-nginx's location order once the index is frozen. */
+  regex: Route[] | undefined;
+  /** The same rules by the path as written. */
+  regexBySource: Map<string, Route> | undefined;
 }
 
 /** The key of a Prefix rule's path (stored without trailing slash): `/aaa` → `/aaa/`; `/` stays `/`. */
@@ -49,15 +56,23 @@ export class RouteIndex {
     return path.endsWith('/') ? set.slashExact?.get(path) : set.get(path);
   }
 
+  /** The regex rule (Route.regex) for exactly this host and path as written; undefined when there is none. */
+  getRegex(host: string, source: string): Route | undefined {
+    return this.#set(host, false)?.regexBySource?.get(source);
+  }
+
   /** The rules of exactly this host (`*.foo.com` for a wildcard), without falling back; undefined when it has none. */
   hostSet(host: string): PathSet | undefined {
     return host === '' ? undefined : this.#set(host, false);
   }
 
-  /** Adds a route; the caller has checked with get() that its host, path and type are free. */
+  /** Adds a route; the caller has checked with get() (getRegex() for a regex rule) that its host and path are free. */
   add(route: Route): void {
     const set = this.#set(route.host, true)!;
-    if (route.pathType === 'Prefix') {
+    if (route.regex !== undefined) {
+      (set.regex ??= []).push(route);
+      (set.regexBySource ??= new Map()).set(route.regex.source, route);
+    } else if (route.pathType === 'Prefix') {
       const key = this.#intern(prefixKey(route.path));
       set.set(key, route);
       if (key.length > set.maxKey) set.maxKey = key.length;
@@ -76,6 +91,8 @@ export class RouteIndex {
     for (const set of sets) {
       for (const route of set.values()) deepFreeze(route);
       for (const route of set.slashExact?.values() ?? []) deepFreeze(route);
+      set.regex?.sort((a, b) => (a.regex!.source === b.regex!.source ? 0 : locationBefore(a.regex!.source, b.regex!.source) ? -1 : 1));
+      for (const route of set.regex ?? []) deepFreeze(route);
       deepFreeze(set.clientCert);
     }
   }
@@ -110,9 +127,39 @@ export class RouteIndex {
 /**
  * The route of `path` within one host's rules: an Exact rule equal to the path, else the Prefix rule with the most
  * path elements in common (`/aaa/bbb` matches `/aaa/bbb`, `/aaa/bbb/` and `/aaa/bbb/ccc`, never `/aaa/bbbxyz`).
- * Costs one lookup per path element at most, none for elements longer than the longest Prefix rule.
+ * Costs one lookup per path element at most, none for elements longer than the longest Prefix rule. A host with
+ * regex rules: see matchRegex.
  */
 export function matchPath(set: PathSet, path: string): Route | undefined {
+  const plain = matchPlain(set, path);
+  return set.regex === undefined ? plain : matchRegex(set.regex, path, plain);
+}
+
+/**
+ * The first regex rule, in ingress-nginx's location order, that matches `path` — unless the plain rule found
+ * (`plain`) stands before it in that order, where ingress-nginx would write it: `/p/` for a request below Prefix
+ * `/p`, `/p` for `/p` itself and for Exact `/p` (at a tie, the plain rule). ingress-nginx, once a host has a regex
+ * location, writes each of its locations as a regex and takes the first that matches, the longest written path
+ * first; netplane keeps the plain rules' own matching (by path element, case-sensitive) and their place in that order.
+ */
+function matchRegex(rules: readonly Route[], path: string, plain: Route | undefined): Route | undefined {
+  const key = plain === undefined ? undefined : locationKey(plain, path);
+  for (const route of rules) {
+    const regex = route.regex!;
+    if (key !== undefined && !locationBefore(regex.source, key)) return plain;
+    if (regexMatches(regex, path)) return route;
+  }
+  return plain;
+}
+
+/** Where ingress-nginx writes the location of plain rule `route` that a request for `path` matches. */
+function locationKey(route: Route, path: string): string {
+  if (route.pathType === 'Exact' || route.path === '/' || path === route.path) return route.path;
+  return `${route.path}/`;
+}
+
+/** The plain (not regex) rule of `path`: see matchPath. */
+function matchPlain(set: PathSet, path: string): Route | undefined {
   if (set.slashExact !== undefined) {
     const exact = set.slashExact.get(path);
     if (exact !== undefined) return exact;
