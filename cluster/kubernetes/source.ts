@@ -1,13 +1,18 @@
 // The Kubernetes source: one informer per kind from @kubernetes/client-node, feeding the store in batches;
-// relists on 410 Gone (the library does), reconnects with backoff, and marks the view stale while cut off.
+// relists on 410 Gone (the library does), reconnects with backoff, and marks the view stale while cut off, including
+// while the API server takes connections but does not answer.
 import {
+  ApiException,
   CoreV1Api,
   DiscoveryV1Api,
   ListWatch,
   NetworkingV1Api,
+  Observable,
+  type ConfigurationOptions,
   type KubeConfig,
   type KubernetesListObject,
   type KubernetesObject,
+  type ObservableMiddleware,
 } from '@kubernetes/client-node';
 import type { Logger } from '../../runtime/logger.ts';
 import { InvalidObjectError, kinds, objectKey, parseKind, type Kind } from '../model/index.ts';
@@ -26,26 +31,41 @@ interface Endpoint {
 }
 
 /** One object of a by-reference kind: its namespace's path, selected by name (as the kubelet reads Secrets). */
-function byName(core: CoreV1Api, kind: Kind, key: string): Endpoint {
+function byName(core: CoreV1Api, kind: Kind, key: string, o: ConfigurationOptions): Endpoint {
   if (kind !== 'Secret') throw new Error(`${kind} cannot be read by reference`);
   const [namespace, name] = key.split('/') as [string, string];
   const fieldSelector = `metadata.name=${name}`;
-  return { path: `/api/v1/namespaces/${namespace}/secrets`, list: () => core.listNamespacedSecret({ namespace, fieldSelector }), fieldSelector };
+  return { path: `/api/v1/namespaces/${namespace}/secrets`, list: () => core.listNamespacedSecret({ namespace, fieldSelector }, o), fieldSelector };
 }
 
 /** The API path and list call of each kind, across all namespaces. */
-function endpoints(kc: KubeConfig): Record<Kind, Endpoint> {
+function endpoints(kc: KubeConfig, o: ConfigurationOptions): Record<Kind, Endpoint> {
   const core = kc.makeApiClient(CoreV1Api);
   const discovery = kc.makeApiClient(DiscoveryV1Api);
   const networking = kc.makeApiClient(NetworkingV1Api);
   return {
-    Service: { path: '/api/v1/services', list: () => core.listServiceForAllNamespaces() },
-    EndpointSlice: { path: '/apis/discovery.k8s.io/v1/endpointslices', list: () => discovery.listEndpointSliceForAllNamespaces() },
-    Ingress: { path: '/apis/networking.k8s.io/v1/ingresses', list: () => networking.listIngressForAllNamespaces() },
-    IngressClass: { path: '/apis/networking.k8s.io/v1/ingressclasses', list: () => networking.listIngressClass() },
-    Secret: { path: '/api/v1/secrets', list: () => core.listSecretForAllNamespaces() },
-    Node: { path: '/api/v1/nodes', list: () => core.listNode() },
+    Service: { path: '/api/v1/services', list: () => core.listServiceForAllNamespaces({}, o) },
+    EndpointSlice: { path: '/apis/discovery.k8s.io/v1/endpointslices', list: () => discovery.listEndpointSliceForAllNamespaces({}, o) },
+    Ingress: { path: '/apis/networking.k8s.io/v1/ingresses', list: () => networking.listIngressForAllNamespaces({}, o) },
+    IngressClass: { path: '/apis/networking.k8s.io/v1/ingressclasses', list: () => networking.listIngressClass({}, o) },
+    Secret: { path: '/api/v1/secrets', list: () => core.listSecretForAllNamespaces({}, o) },
+    Node: { path: '/api/v1/nodes', list: () => core.listNode({}, o) },
   };
+}
+
+/**
+ * Request options that abort a list with a TimeoutError after `ms`: the informer waits for its list without any
+ * limit of its own, so a list sent to an API server that has stopped answering would hold the kind forever.
+ */
+function listTimeout(ms: number): ConfigurationOptions {
+  const timeout: ObservableMiddleware = {
+    pre: (request) => {
+      request.setSignal(AbortSignal.timeout(ms));
+      return new Observable(Promise.resolve(request));
+    },
+    post: (response) => new Observable(Promise.resolve(response)),
+  };
+  return { middleware: [timeout], middlewareMergeStrategy: 'append' };
 }
 
 /** Options of the Kubernetes source. */
@@ -54,6 +74,14 @@ export interface KubernetesOptions {
   /** First reconnect delay; doubled per failure up to maxBackoffMs, with jitter. */
   initialBackoffMs?: number;
   maxBackoffMs?: number;
+  /**
+   * How often the API server is expected to send a bookmark on a quiet watch (kube-apiserver: once a minute). A watch
+   * with nothing on it for 1.5 intervals is opened again; a kind that has heard nothing from the API server (no
+   * list, no watch response, no event or bookmark) for 2 intervals marks the view stale until it does.
+   */
+  bookmarkIntervalMs?: number;
+  /** A list that has not been answered in this long fails and is retried with backoff. */
+  listTimeoutMs?: number;
   /** Called for every object the API server sent that netplane cannot use (kept out of the store). */
   onInvalid?: (kind: Kind, key: string, reason: string) => void;
 }
@@ -67,6 +95,10 @@ interface Feed {
   failures: number;
   retry?: NodeJS.Timeout;
   lastError?: string;
+  /** When the API server last answered for this feed: a list, a watch response, an event or a bookmark. */
+  heardAt: number;
+  /** Marked stale for silence (the library reports no error when its watches time out one after another). */
+  silent: boolean;
 }
 
 /** Reads the kinds a store keeps from the Kubernetes API with list and watch. */
@@ -76,6 +108,9 @@ export class KubernetesSource implements ClusterSource {
   #log: Logger;
   #initialBackoffMs: number;
   #maxBackoffMs: number;
+  #bookmarkIntervalMs: number;
+  #requestOptions: ConfigurationOptions;
+  #liveness?: NodeJS.Timeout;
   #onInvalid?: KubernetesOptions['onInvalid'];
   #feeds: Feed[] = [];
   /** By-reference feeds, by `kind|key`. */
@@ -93,6 +128,8 @@ export class KubernetesSource implements ClusterSource {
     this.#log = options.log;
     this.#initialBackoffMs = options.initialBackoffMs ?? 500;
     this.#maxBackoffMs = options.maxBackoffMs ?? 30_000;
+    this.#bookmarkIntervalMs = options.bookmarkIntervalMs ?? 60_000;
+    this.#requestOptions = listTimeout(options.listTimeoutMs ?? 60_000);
     this.#onInvalid = options.onInvalid;
   }
 
@@ -102,7 +139,7 @@ export class KubernetesSource implements ClusterSource {
    */
   async start(store: Store): Promise<void> {
     this.#store = store;
-    const all = endpoints(this.#kc);
+    const all = endpoints(this.#kc, this.#requestOptions);
     const firstSync: Promise<void>[] = [];
     for (const kind of store.kinds) {
       if (store.byReference.has(kind)) {
@@ -116,12 +153,16 @@ export class KubernetesSource implements ClusterSource {
     this.#unwant = store.onWanted((kind, keys) => this.#follow(kind, keys));
     for (const kind of store.byReference) this.#follow(kind, store.wanted(kind)!);
     for (const feed of this.#feeds) void feed.informer.start();
+    const every = Math.max(10, Math.min(this.#bookmarkIntervalMs / 2, 5000));
+    this.#liveness = setInterval(() => this.#checkLiveness(), every);
+    this.#liveness.unref();
     await Promise.all(firstSync);
   }
 
   async stop(): Promise<void> {
     this.#stopped = true;
     this.#unwant?.();
+    clearInterval(this.#liveness);
     for (const f of [...this.#feeds, ...this.#named.values()]) {
       clearTimeout(f.retry);
       await f.informer.stop();
@@ -130,9 +171,15 @@ export class KubernetesSource implements ClusterSource {
   }
 
   #feed(kind: Kind, key: string | undefined, at: Endpoint, synced: () => void): Feed {
-    const feed: Feed = { kind, key, connected: false, failures: 0 } as Feed;
-    const watch = new BookmarkWatch(this.#kc, () => this.#connected(feed, synced));
-    feed.informer = new ListWatch(at.path, watch, at.list, false, undefined, at.fieldSelector);
+    const feed: Feed = { kind, key, connected: false, failures: 0, heardAt: Date.now(), silent: false } as Feed;
+    const heard = () => (feed.heardAt = Date.now());
+    const watch = new BookmarkWatch(this.#kc, {
+      onConnected: () => this.#connected(feed, synced),
+      onEvent: heard,
+      idleTimeoutMs: Math.round(this.#bookmarkIntervalMs * 1.5),
+    });
+    const list = () => at.list().then((l) => (heard(), l));
+    feed.informer = new ListWatch(at.path, watch, list, false, undefined, at.fieldSelector);
     feed.informer.on('add', (o) => this.#put(kind, o));
     feed.informer.on('update', (o) => this.#put(kind, o));
     feed.informer.on('delete', (o) => this.#delete(kind, o));
@@ -153,7 +200,7 @@ export class KubernetesSource implements ClusterSource {
       const id = `${kind}|${key}`;
       if (this.#named.has(id)) continue;
       this.#core ??= this.#kc.makeApiClient(CoreV1Api);
-      const feed = this.#feed(kind, key, byName(this.#core, kind, key), () => this.#store?.markLoaded(kind, key));
+      const feed = this.#feed(kind, key, byName(this.#core, kind, key, this.#requestOptions), () => this.#store?.markLoaded(kind, key));
       this.#named.set(id, feed);
       void feed.informer.start();
     }
@@ -164,9 +211,11 @@ export class KubernetesSource implements ClusterSource {
   #connected(feed: Feed, synced: () => void): void {
     // The library lists before it watches, so an open watch means the kind's list is in the pending batch.
     this.#flush();
-    const wasCut = !feed.connected && feed.failures > 0;
+    const wasCut = !feed.connected && (feed.failures > 0 || feed.silent);
     feed.connected = true;
     feed.failures = 0;
+    feed.silent = false;
+    feed.heardAt = Date.now();
     this.#checkCurrent();
     if (!feed.key) this.#store?.markSynced(feed.kind);
     synced();
@@ -176,6 +225,24 @@ export class KubernetesSource implements ClusterSource {
   /** The view is current once every feed is connected (a by-reference feed not yet connected has not failed either). */
   #checkCurrent(): void {
     if (this.#feeds.every((f) => f.connected) && [...this.#named.values()].every((f) => f.connected || f.failures === 0)) this.#store?.markStale(false);
+  }
+
+  /**
+   * Marks stale each feed that has heard nothing for two bookmark intervals although its watch counts as open: the
+   * library ends a watch that stays silent with a TimeoutError and opens it again without reporting an error, so a
+   * server that accepts connections and never answers (frozen, or behind a hung load balancer) shows only here.
+   */
+  #checkLiveness(): void {
+    const limit = 2 * this.#bookmarkIntervalMs;
+    const now = Date.now();
+    for (const feed of [...this.#feeds, ...this.#named.values()]) {
+      if (!feed.connected || now - feed.heardAt <= limit) continue;
+      feed.connected = false;
+      feed.silent = true;
+      feed.lastError = `no answer from the API server for ${Math.round((now - feed.heardAt) / 1000)} s (no event or bookmark, and the watch cannot be opened again)`;
+      this.#store?.markStale(true, `${feed.kind}: ${feed.lastError}`);
+      this.#log.warn({ kind: feed.kind, ...(feed.key ? { key: feed.key } : {}), err: feed.lastError }, 'the API server does not answer; keeping the last view, marked stale');
+    }
   }
 
   #failed(feed: Feed, err: unknown): void {
@@ -233,10 +300,33 @@ function rawKey(kind: Kind, raw: KubernetesObject): string {
   return objectKey(kind, { name: meta.name ?? '', namespace: kinds[kind].namespaced ? (meta.namespace ?? 'default') : undefined });
 }
 
-function describe(err: unknown): string {
+/**
+ * One line for a failed list or watch. The library's ApiException puts the status, the body and every response
+ * header in its message; the status and the API server's own message are what a reader needs.
+ */
+export function describe(err: unknown): string {
+  if (err instanceof ApiException) {
+    const body = typeof err.body === 'string' ? parseJson(err.body) : err.body;
+    // The API server's Status message, else the generated client's word for the status (it drops a 401's body).
+    const fromBody = (body as { message?: unknown } | undefined)?.message;
+    const fromClient = /^Message: (.+)$/m.exec(err.message)?.[1];
+    const message = typeof fromBody === 'string' ? fromBody : fromClient !== 'Unknown API Status Code!' ? fromClient : undefined;
+    return `HTTP ${err.code}${message ? `: ${message}` : ''}`;
+  }
   if (err instanceof Error) {
+    if (err.name === 'TimeoutError') return 'no answer in time (timed out)';
+    const status = (err as { statusCode?: unknown }).statusCode;
+    if (typeof status === 'number') return `HTTP ${status}: ${err.message}`;
     const code = (err as { code?: unknown; cause?: { code?: unknown } }).cause?.code ?? (err as { code?: unknown }).code;
     return code ? `${err.message} (${String(code)})` : err.message;
   }
   return String(err);
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
 }
