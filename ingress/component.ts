@@ -145,7 +145,6 @@ async function runIngress(ctx: ComponentContext, f: IngressFlags): Promise<void>
     certificates,
   });
   keeper.start();
-  const status = await startStatus(ctx, f, { served: () => state.table.ingresses.keys(), ready: () => keeper.ready });
   // Clients idle with full buckets are forgotten, so the limiters' memory follows the active clients.
   const pruning = setInterval(() => state.limiters.prune(), 30_000).unref();
   let listening = false;
@@ -181,6 +180,8 @@ async function runIngress(ctx: ComponentContext, f: IngressFlags): Promise<void>
   }
   listening = true;
   ctx.shutdown.allow(f['drain-timeout'] + 5000);
+  // Only a gateway that serves runs for the Lease: its addresses are then worth publishing.
+  const status = await startStatus(ctx, f, { served: () => state.table.ingresses.keys(), ready: () => keeper.ready });
   ctx.shutdown.add('ingress', async () => {
     // Handed over or emptied while the requests in flight drain.
     const statusDone = status?.shutdown();

@@ -1,12 +1,50 @@
 // The status writer's side of the Kubernetes API, through @kubernetes/client-node: the leader Lease
 // (coordination.k8s.io/v1), a watch of every Ingress's status, and the merge patch on ingresses/status.
-import { CoordinationV1Api, ListWatch, NetworkingV1Api, setHeaderOptions, V1MicroTime, Watch, type KubeConfig, type V1Ingress, type V1Lease } from '@kubernetes/client-node';
+import { ApiException, CoordinationV1Api, ListWatch, NetworkingV1Api, setHeaderOptions, V1MicroTime, Watch, type KubeConfig, type V1Ingress, type V1Lease } from '@kubernetes/client-node';
 import type { Logger } from '../../runtime/logger.ts';
 import { normalize, type LoadBalancerAddress } from './addresses.ts';
 import { LeaseConflictError, microTime, type LeaseRecord, type LeaseStore } from './lease.ts';
 import type { StatusObserver, WriteStatus } from './sync.ts';
 
-const code = (e: unknown) => (e as { code?: unknown }).code;
+const code = (e: unknown) => (e instanceof ApiException ? e.code : 0);
+
+/** A Kubernetes API call that failed; `status` is the HTTP status, 0 when no answer came. The message is one line. */
+export class ApiCallError extends Error {
+  override readonly name = 'ApiCallError';
+  readonly code = 'NETPLANE_API_CALL';
+  readonly status: number;
+
+  constructor(message: string, status: number, options?: ErrorOptions) {
+    super(message, options);
+    this.status = status;
+  }
+}
+
+/**
+ * An API error as one line: the HTTP status and the server's message (the library's own message carries the
+ * response headers), or a network error with its code.
+ */
+export function apiErrorText(e: unknown): string {
+  if (e instanceof ApiException) {
+    let body: unknown = e.body;
+    if (typeof body === 'string') {
+      try {
+        body = JSON.parse(body);
+      } catch {
+        // Not JSON: shown as it came, shortened.
+      }
+    }
+    const message = typeof (body as { message?: unknown } | undefined)?.message === 'string' ? (body as { message: string }).message : typeof body === 'string' ? body.slice(0, 200) : '';
+    return `HTTP ${e.code}${message ? `: ${message}` : ''}`;
+  }
+  if (e instanceof Error) {
+    const c = (e as { cause?: { code?: unknown } }).cause?.code ?? (e as { code?: unknown }).code;
+    return c ? `${e.message} (${String(c)})` : e.message;
+  }
+  return String(e);
+}
+
+const apiError = (e: unknown) => new ApiCallError(apiErrorText(e), code(e), { cause: e });
 
 /** A time the API sent (a string, or a Date when the library made one), as MicroTime text. */
 function timeText(t: unknown): string | undefined {
@@ -32,11 +70,11 @@ export function kubernetesLeaseStore(kc: KubeConfig, namespace: string, name: st
     spec: { holderIdentity: r.holder, leaseDurationSeconds: r.leaseDurationSeconds, acquireTime: micro(r.acquireTime), renewTime: micro(r.renewTime), leaseTransitions: r.transitions },
   });
   const conflict = (e: unknown) => {
-    throw code(e) === 409 ? new LeaseConflictError(`Lease ${namespace}/${name} was written by another candidate`, { cause: e }) : e;
+    throw code(e) === 409 ? new LeaseConflictError(`Lease ${namespace}/${name} was written by another candidate`, { cause: e }) : apiError(e);
   };
   return {
     name: `${namespace}/${name}`,
-    get: () => api.readNamespacedLease({ name, namespace }).then(fromApi, (e: unknown) => (code(e) === 404 ? undefined : Promise.reject(e))),
+    get: () => api.readNamespacedLease({ name, namespace }).then(fromApi, (e: unknown) => (code(e) === 404 ? undefined : Promise.reject(apiError(e)))),
     create: (r) => api.createNamespacedLease({ namespace, body: toApi(r) }).then(fromApi, conflict),
     update: (r) => api.replaceNamespacedLease({ name, namespace, body: toApi(r) }).then(fromApi, conflict),
   };
@@ -52,7 +90,7 @@ export function kubernetesStatusWriter(kc: KubeConfig): WriteStatus {
   return async (namespace, name, addresses) => {
     // null removes the list; the API server would drop an empty one anyway.
     const body = { status: { loadBalancer: { ingress: addresses.length > 0 ? addresses : null } } };
-    await api.patchNamespacedIngressStatus({ name, namespace, body }, merge);
+    await api.patchNamespacedIngressStatus({ name, namespace, body }, merge).catch((e: unknown) => Promise.reject(apiError(e)));
   };
 }
 
@@ -120,7 +158,7 @@ export class IngressStatusWatch implements StatusObserver {
       this.#failures++;
       const delay = Math.min(this.#o.maxBackoffMs ?? 30_000, (this.#o.initialBackoffMs ?? 500) * 2 ** (this.#failures - 1));
       const log = this.#failures === 1 ? this.#o.log.warn.bind(this.#o.log) : this.#o.log.debug.bind(this.#o.log);
-      log({ err: (err as Error)?.message ?? String(err), retryInMs: delay }, 'watching Ingress status failed; retrying');
+      log({ err: apiErrorText(err), retryInMs: delay }, 'watching Ingress status failed; retrying');
       this.#retry = setTimeout(() => void informer.start(), delay);
     });
     this.#informer = informer;

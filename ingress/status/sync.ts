@@ -20,7 +20,7 @@ export interface StatusObserver {
   wrote(key: string, addresses: LoadBalancerAddress[]): void;
 }
 
-/** Writes an Ingress's status.loadBalancer.ingress; rejects with the API error (`code` 404 when the Ingress is gone). */
+/** Writes an Ingress's status.loadBalancer.ingress; rejects with an error whose `status` is 404 when the Ingress is gone. */
 export type WriteStatus = (namespace: string, name: string, addresses: LoadBalancerAddress[]) => Promise<void>;
 
 /** Counts writes for the status metrics. */
@@ -196,7 +196,7 @@ export class StatusSync {
     } catch (e) {
       this.#o.countWrite?.('error');
       // The Ingress was deleted meanwhile: the watch drops it; nothing to retry.
-      if ((e as { code?: unknown }).code === 404) return false;
+      if ((e as { status?: unknown }).status === 404) return false;
       const count = (this.#failures.get(key)?.count ?? 0) + 1;
       const base = this.#o.retryBaseMs ?? 1000;
       const delay = Math.min(this.#o.retryMaxMs ?? 60_000, base * 2 ** (count - 1)) * (0.8 + Math.random() * 0.4);

@@ -8,7 +8,7 @@ import { KubernetesSource } from '../../../cluster/kubernetes/source.ts';
 import { Store } from '../../../cluster/store.ts';
 import type { LoadBalancerAddress } from '../../../ingress/status/addresses.ts';
 import { StatusPublisher } from '../../../ingress/status/index.ts';
-import { IngressStatusWatch, kubernetesStatusWriter } from '../../../ingress/status/kube.ts';
+import { ApiCallError, IngressStatusWatch, kubernetesStatusWriter } from '../../../ingress/status/kube.ts';
 import { StatusSync } from '../../../ingress/status/sync.ts';
 import { TestApiServer } from '../../apiserver/server.ts';
 import { service } from '../../fixtures/objects.ts';
@@ -170,7 +170,16 @@ describe('Ingress status', () => {
     await waitFor('a failed write', () => records.some((r) => r.msg === 'cannot write the status of Ingress shop/blog; trying again'), 3000);
     await api.comeUp();
     await waitFor('blog written', async () => (await statusOf('blog'))[0]?.hostname === 'lb.example.com', 5000);
-    expect(records.filter((r) => r.msg === 'cannot write the status of Ingress shop/blog; trying again' && r.level === 40)).toHaveLength(1);
+    const warned = records.filter((r) => r.msg === 'cannot write the status of Ingress shop/blog; trying again' && r.level === 40);
+    expect(warned).toHaveLength(1);
+    expect(warned[0]!.err).toMatch(/^fetch failed \(ECONNREFUSED\)$/);
+  });
+
+  it('reports a refused write as one line with the HTTP status and the server message', async () => {
+    await start();
+    const refused = await kubernetesStatusWriter(kc)('shop', 'nope', [{ ip: '192.0.2.1' }]).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(ApiCallError);
+    expect([(refused as ApiCallError).status, (refused as ApiCallError).message]).toEqual([404, 'HTTP 404: ingresses "nope" not found']);
   });
 });
 
