@@ -35,7 +35,7 @@ function uriOf(path: string): string {
 }
 
 /** Merges repeated slashes and resolves `.` and `..` segments (never above the root); keeps a trailing slash. */
-function resolveSegments(path: string): string {
+export function resolveSegments(path: string): string {
   const out: string[] = [];
   const parts = path.split('/');
   let trailing = false;

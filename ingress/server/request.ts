@@ -1,6 +1,7 @@
 // Pure pieces of reading a request: the host it names, the path routes match on, and the X-Forwarded-* headers
 // sent upstream.
 import { randomUUID } from 'node:crypto';
+import { resolveSegments } from '../routes/rewrite.ts';
 
 /**
  * The host a request names, lower-case, without port or trailing dot; IPv6 literals keep their brackets.
@@ -68,26 +69,6 @@ function decodeUnreserved(_: string, hex: string): string {
   const c = parseInt(hex, 16);
   const unreserved = (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || c === 0x2d || c === 0x2e || c === 0x5f || c === 0x7e;
   return unreserved ? String.fromCharCode(c) : `%${hex.toUpperCase()}`;
-}
-
-/** Merges repeated slashes and resolves `.` and `..` segments (never above the root); keeps a trailing slash. */
-function resolveSegments(path: string): string {
-  const out: string[] = [];
-  const parts = path.split('/');
-  let trailing = false;
-  for (let i = 1; i < parts.length; i++) {
-    const seg = parts[i]!;
-    const last = i === parts.length - 1;
-    if (seg === '' || seg === '.') trailing = last;
-    else if (seg === '..') {
-      out.pop();
-      trailing = last;
-    } else {
-      out.push(seg);
-      trailing = false;
-    }
-  }
-  return out.length === 0 ? '/' : `/${out.join('/')}${trailing ? '/' : ''}`;
 }
 
 /**
