@@ -224,7 +224,7 @@ export function endpointsOf(map: ServiceMap, b: BackendRef, viaService = false):
   // none, so its endpoints are used.
   if (viaService && svc.clusterIPs.length > 0) return [{ ip: svc.clusterIPs[0]!, port: port.port }];
   let usable = port.endpoints.filter((e) => e.ready);
-  if (usable.length === 0) usable = port.endpoints.filter((e) => e.serving);
+  if (usable.length === 0) usable = port.endpoints.filter((e) => e.serving && e.terminating);
   return usable.map((e) => ({ ip: e.ip, port: e.port }));
 }
 

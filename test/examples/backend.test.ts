@@ -46,6 +46,6 @@ describe('the example backend', () => {
   it('exits 2 with one sentence for a wrong --listen', () => {
     const r = spawnSync(process.execPath, [script, '--listen', 'nowhere'], { encoding: 'utf8', timeout: 10_000 });
     expect(r.status).toBe(2);
-    expect(r.stderr).toBe('examples/backend.ts: --listen "nowhere": must be ADDR:PORT, e.g. 127.0.0.1:9153 or [::1]:9153\n');
+    expect(r.stderr).toBe('examples/backend.ts: --listen "nowhere": must be ADDR:PORT with an IP address (or localhost), e.g. 127.0.0.1:9153 or [::1]:9153\n');
   });
 });
