@@ -130,9 +130,9 @@ export async function runComponent(c: Component, argv: readonly string[], versio
   shutdown.add('admin server', () => admin.close());
   shutdown.add('cluster source', () => ctx.source.stop());
   store.onStatus((st) => log.info(st, st.stale ? 'cluster view is stale' : st.synced ? 'cluster view is current' : 'cluster view loading'));
-  const started = Date.now();
+  const started = performance.now();
   ctx.source.start(store).then(
-    () => log.info({ ms: Date.now() - started, objects: Object.fromEntries(c.kinds.map((k) => [k, store.count(k)])) }, 'first full view loaded'),
+    () => log.info({ ms: Math.round(performance.now() - started), objects: Object.fromEntries(c.kinds.map((k) => [k, store.count(k)])) }, 'first full view loaded'),
     (e: Error) => {
       log.fatal({ err: e }, e.message);
       void shutdown.run(1);

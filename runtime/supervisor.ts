@@ -111,7 +111,7 @@ export async function supervise(options: UpOptions): Promise<number> {
   process.on('SIGTERM', onSignal);
   if (options.ready) {
     const { lines, probes, timeoutMs = 15_000 } = options.ready;
-    const deadline = Date.now() + timeoutMs;
+    const deadline = performance.now() + timeoutMs;
     void untilListening(probes, deadline, () => stopping).then(async (silent) => {
       // Listening is not answering: each component also says on /readyz that it has loaded the view (and, for dns
       // and the ingress, that its answers come from it).
@@ -135,7 +135,7 @@ async function untilListening(probes: readonly ReadyProbe[], deadline: number, s
   for (const [i, p] of probes.entries()) {
     while (!(await accepts(p))) {
       if (stopped()) return [];
-      if (Date.now() >= deadline) return probes.slice(i);
+      if (performance.now() >= deadline) return probes.slice(i);
       await new Promise((r) => setTimeout(r, 100));
     }
   }
@@ -148,7 +148,7 @@ async function untilReady(components: ReadonlyArray<{ name: string; admin: strin
   for (const c of components) {
     while (!(await readyz(c.admin))) {
       if (stopped()) return [];
-      if (Date.now() >= deadline) {
+      if (performance.now() >= deadline) {
         waiting.push(c.name);
         break;
       }

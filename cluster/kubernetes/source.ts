@@ -95,7 +95,7 @@ interface Feed {
   failures: number;
   retry?: NodeJS.Timeout;
   lastError?: string;
-  /** When the API server last answered for this feed: a list, a watch response, an event or a bookmark. */
+  /** When the API server last answered for this feed (performance.now() ms): a list, a watch response, an event or a bookmark. */
   heardAt: number;
   /** Marked stale for silence (the library reports no error when its watches time out one after another). */
   silent: boolean;
@@ -171,8 +171,8 @@ export class KubernetesSource implements ClusterSource {
   }
 
   #feed(kind: Kind, key: string | undefined, at: Endpoint, synced: () => void): Feed {
-    const feed: Feed = { kind, key, connected: false, failures: 0, heardAt: Date.now(), silent: false } as Feed;
-    const heard = () => (feed.heardAt = Date.now());
+    const feed: Feed = { kind, key, connected: false, failures: 0, heardAt: performance.now(), silent: false } as Feed;
+    const heard = () => (feed.heardAt = performance.now());
     const watch = new BookmarkWatch(this.#kc, {
       onConnected: () => this.#connected(feed, synced),
       onEvent: heard,
@@ -215,7 +215,7 @@ export class KubernetesSource implements ClusterSource {
     feed.connected = true;
     feed.failures = 0;
     feed.silent = false;
-    feed.heardAt = Date.now();
+    feed.heardAt = performance.now();
     this.#checkCurrent();
     if (!feed.key) this.#store?.markSynced(feed.kind);
     synced();
@@ -234,7 +234,7 @@ export class KubernetesSource implements ClusterSource {
    */
   #checkLiveness(): void {
     const limit = 2 * this.#bookmarkIntervalMs;
-    const now = Date.now();
+    const now = performance.now();
     for (const feed of [...this.#feeds, ...this.#named.values()]) {
       if (!feed.connected || now - feed.heardAt <= limit) continue;
       feed.connected = false;

@@ -38,7 +38,7 @@ interface FileState {
   /** The objects of the last version that parsed and validated; empty if none ever did. */
   objects: readonly AnyObject[];
   problem?: ManifestProblem;
-  /** When the file was found empty while it still had objects; they go once it has stayed empty emptyGraceMs. */
+  /** When the file was found empty while it still had objects; they go once it has stayed empty emptyGraceMs (performance.now() ms). */
   emptySince?: number;
 }
 
@@ -234,7 +234,7 @@ export class ManifestsSource implements ClusterSource {
       return this.#emptyLongEnough(path, same);
     }
     if (text.length === 0 && prev && prev.objects.length > 0) {
-      this.#files.set(path, { ...prev, fingerprint, hash, emptySince: Date.now() });
+      this.#files.set(path, { ...prev, fingerprint, hash, emptySince: performance.now() });
       const t = setTimeout(() => {
         this.#timers.delete(t);
         this.#schedule();
@@ -272,7 +272,7 @@ export class ManifestsSource implements ClusterSource {
 
   /** Drops the objects of a file that has stayed empty for the grace period; returns whether it did. */
   #emptyLongEnough(path: string, f: FileState): boolean {
-    if (f.emptySince === undefined || Date.now() - f.emptySince < this.#emptyGraceMs) return false;
+    if (f.emptySince === undefined || performance.now() - f.emptySince < this.#emptyGraceMs) return false;
     this.#files.set(path, { fingerprint: f.fingerprint, hash: f.hash, objects: [] });
     this.#log.info({ file: this.#rel(path) }, `manifest ${this.#rel(path)} stayed empty; its objects are removed`);
     return true;
