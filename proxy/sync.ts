@@ -34,8 +34,10 @@ export class ProxySyncer {
   #cache = new PlanCache();
   #lastPlan?: ProxyPlan;
   #needFull = true;
-  #lastFullAt = 0;
-  #lastStartAt = 0;
+  // Intervals are measured with performance.now() (monotonic): a wall clock stepped back would hold syncs back for
+  // the length of the step. Both start long ago, so the first sync waits for nothing.
+  #lastFullAt = -Infinity;
+  #lastStartAt = -Infinity;
   #timer?: NodeJS.Timeout;
   #interval?: NodeJS.Timeout;
   #running?: Promise<void>;
@@ -45,7 +47,7 @@ export class ProxySyncer {
   #failures = 0;
   #started = false;
   #stopped = false;
-  /** Services whose changes are taken from the tracker but not yet programmed, with when each was first seen. */
+  /** Services whose changes are taken from the tracker but not yet programmed, with when each was first seen (performance.now() ms). */
   #unapplied = new Map<string, number>();
   #unsubscribe?: () => void;
   #lastSyncedAt: number | undefined;
@@ -82,7 +84,7 @@ export class ProxySyncer {
     if (!this.#started || this.#stopped) return;
     this.#o.metrics.lastQueued.set(Date.now() / 1000);
     this.#updatePending();
-    this.#schedule(Math.max(0, this.#lastStartAt + this.#o.minSyncPeriodMs - Date.now()));
+    this.#schedule(Math.max(0, this.#lastStartAt + this.#o.minSyncPeriodMs - performance.now()));
   }
 
   /** Resolves when no sync is running or scheduled; for tests and shutdown. */
@@ -95,7 +97,7 @@ export class ProxySyncer {
   /** /healthz: failing when a change seen has waited longer than two sync periods. */
   readonly health: HealthCheck = () => {
     const oldest = this.#oldestUnapplied();
-    const waited = oldest === undefined ? 0 : Date.now() - oldest;
+    const waited = oldest === undefined ? 0 : performance.now() - oldest;
     return waited > 2 * this.#o.syncPeriodMs
       ? { ok: false, reason: `a change has waited ${Math.round(waited / 1000)} s to be programmed (sync period ${this.#o.syncPeriodMs / 1000} s)` }
       : { ok: true };
@@ -135,7 +137,7 @@ export class ProxySyncer {
         this.#running = undefined;
         if (this.#again && !this.#stopped) {
           this.#again = false;
-          this.#schedule(Math.max(0, this.#lastStartAt + this.#o.minSyncPeriodMs - Date.now()));
+          this.#schedule(Math.max(0, this.#lastStartAt + this.#o.minSyncPeriodMs - performance.now()));
         }
       });
     }, delayMs);
@@ -159,7 +161,7 @@ export class ProxySyncer {
 
   async #run(): Promise<void> {
     const o = this.#o;
-    this.#lastStartAt = Date.now();
+    this.#lastStartAt = performance.now();
     const pending = o.tracker.pending();
     o.metrics.serviceChangesTotal.inc(pending.services);
     o.metrics.endpointChangesTotal.inc(pending.endpoints);
@@ -168,7 +170,7 @@ export class ProxySyncer {
       if (prev === undefined || since < prev) this.#unapplied.set(svc, since);
     }
     this.#updatePending();
-    let full = this.#needFull || (o.fullSyncPeriodMs !== undefined && Date.now() - this.#lastFullAt > o.fullSyncPeriodMs);
+    let full = this.#needFull || (o.fullSyncPeriodMs !== undefined && performance.now() - this.#lastFullAt > o.fullSyncPeriodMs);
     if (this.#checkDue) {
       this.#checkDue = false;
       if (!full) full = await this.#canaryFailed();
@@ -199,11 +201,12 @@ export class ProxySyncer {
     const seconds = observe();
     o.metrics.lastSync.set(Date.now() / 1000);
     recordProgrammed(o.metrics, o.backend.mode, plan, result);
-    const now = Date.now();
+    const now = performance.now();
     for (const since of this.#unapplied.values()) o.metrics.networkProgramming.observe(Math.max(0, now - since) / 1000);
     this.#unapplied.clear();
     if (full) this.#lastFullAt = now;
-    this.#lastSyncedAt = now;
+    // A timestamp, not an interval: /healthz reports it as lastUpdated, in wall-clock time as kube-proxy does.
+    this.#lastSyncedAt = Date.now();
     if (full || result.operations > 0) {
       o.log.info({ full, ms: Math.round(seconds * 1000), ports: plan.ports.length, rules: result.rules, elements: result.elements, operations: result.operations }, 'rules synced');
     }

@@ -20,7 +20,7 @@ export class ChangeTracker {
     return { services: this.#servicesPending.size, endpoints: this.#endpointsPending.size };
   }
 
-  /** When the oldest unread change was seen (ms since the epoch), or undefined when nothing is unread. */
+  /** When the oldest unread change was seen (performance.now() ms, a monotonic clock), or undefined when nothing is unread. */
   oldestPending(): number | undefined {
     let oldest: number | undefined;
     for (const t of this.#since.values()) if (oldest === undefined || t < oldest) oldest = t;
@@ -96,7 +96,7 @@ export class ServiceMap {
   /** A new tracker that records every change from now on; existing entries count as unread changes. */
   tracker(): ChangeTracker {
     const t = new ChangeTracker();
-    const now = Date.now();
+    const now = performance.now();
     for (const svc of this.#services.values()) t.record(svc.key, svc.ports.map((p) => p.key), 'service', now);
     this.#trackers.add(t);
     return t;
@@ -121,7 +121,7 @@ export class ServiceMap {
       }
     }
     if (dirty.size === 0) return;
-    const now = Date.now();
+    const now = performance.now();
     let recorded = false;
     for (const [key, cause] of dirty) recorded = this.#rebuild(key, cause, now) || recorded;
     if (recorded) for (const t of this.#trackers) t.notify();

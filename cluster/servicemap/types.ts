@@ -80,6 +80,6 @@ export interface ServiceMapChanges {
   services: ReadonlySet<string>;
   /** Service ports (ServicePortInfo.key) that were added, removed or changed. */
   ports: ReadonlySet<string>;
-  /** For each changed Service, when its first unread change was seen (ms since the epoch). */
+  /** For each changed Service, when its first unread change was seen (performance.now() ms, a monotonic clock). */
   since: ReadonlyMap<string, number>;
 }

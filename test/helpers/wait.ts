@@ -2,9 +2,9 @@
 import { Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
 
-/** Polls `check` until it returns a truthy value or the deadline passes; throws naming what was awaited. */
+/** Polls `check` until it returns a truthy value or the deadline passes (monotonic, so tests may fake the wall clock); throws naming what was awaited. */
 export async function waitFor<T>(what: string, check: () => T | Promise<T>, timeoutMs = 5000, everyMs = 20): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
+  const deadline = performance.now() + timeoutMs;
   let last: unknown;
   for (;;) {
     try {
@@ -13,7 +13,7 @@ export async function waitFor<T>(what: string, check: () => T | Promise<T>, time
     } catch (e) {
       last = e;
     }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }

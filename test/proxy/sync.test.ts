@@ -1,5 +1,5 @@
 import { Registry } from 'prom-client';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { parseObject } from '../../cluster/model/index.ts';
 import { ServiceMap } from '../../cluster/servicemap/index.ts';
 import { Store } from '../../cluster/store.ts';
@@ -53,6 +53,7 @@ const ep = (...ips: string[]) => slice('web-1', 'web', ips.map((ip) => ({ addres
 describe('ProxySyncer', () => {
   let syncer: ProxySyncer | undefined;
   afterEach(async () => {
+    vi.restoreAllMocks();
     await syncer?.stop();
   });
 
@@ -140,5 +141,34 @@ describe('ProxySyncer', () => {
     expect(text).toMatch(/kubeproxy_sync_proxy_rules_service_changes_total 1/);
     expect(text).toMatch(/kubeproxy_sync_proxy_rules_endpoint_changes_pending 0/);
     expect(text).toMatch(/netplane_proxy_map_elements\{mode="nftables"\} 1/);
+  });
+
+  // An NTP step or a VM resume moves the wall clock; intervals are measured on the monotonic clock, so neither holds
+  // rule programming back for the length of the step nor fails /healthz.
+  it('a sync requested after the wall clock stepped back an hour still runs within min-sync-period', async () => {
+    const s = setup({ minSyncPeriodMs: 200 });
+    syncer = s.syncer;
+    s.put(web(80), ep('10.244.1.1'));
+    s.syncer.start();
+    await waitFor('first sync', () => s.backend.syncs.length === 1);
+    const wall = Date.now();
+    vi.spyOn(Date, 'now').mockReturnValue(wall - 3_600_000);
+    const t0 = performance.now();
+    s.put(ep('10.244.1.1', '10.244.1.2'));
+    await waitFor('the sync after the step', () => s.backend.syncs.length === 2, 2000);
+    expect(performance.now() - t0).toBeLessThan(1000);
+    expect(s.backend.syncs[1]!.plan.ports[0]!.clusterEndpoints).toHaveLength(2);
+  });
+
+  it('a wall clock stepped forward an hour does not make a waiting change look an hour old', async () => {
+    const s = setup({ minSyncPeriodMs: 300, syncPeriodMs: 60_000 });
+    syncer = s.syncer;
+    s.put(web(80), ep('10.244.1.1'));
+    s.syncer.start();
+    await waitFor('first sync', () => s.backend.syncs.length === 1);
+    s.put(ep('10.244.1.1', '10.244.1.2'));
+    vi.spyOn(Date, 'now').mockReturnValue(Date.now() + 3_600_000);
+    expect(s.syncer.health()).toEqual({ ok: true });
+    await waitFor('second sync', () => s.backend.syncs.length === 2, 2000);
   });
 });
