@@ -11,7 +11,7 @@ export function targetKey(t: Target): string {
 
 interface Sticky {
   key: string;
-  /** When the client last started a connection or flow (ms). */
+  /** When the client last started a connection or flow (ms on the picker's clock: performance.now() unless a test injects one). */
   last: number;
 }
 
@@ -29,7 +29,7 @@ export class EndpointPicker {
   #lastPrune = 0;
   readonly #now: () => number;
 
-  constructor(endpoints: readonly Target[], affinitySeconds: number, now: () => number = Date.now) {
+  constructor(endpoints: readonly Target[], affinitySeconds: number, now: () => number = () => performance.now()) {
     this.#now = now;
     // A random start, so that several threads or a restart do not all send their first connection to endpoint 0.
     this.#next = Math.floor(Math.random() * 1024);
@@ -136,7 +136,7 @@ export class ListenerPicker {
   #sources?: BlockList;
   readonly #now: () => number;
 
-  constructor(spec: PickerSpec, now: () => number = Date.now) {
+  constructor(spec: PickerSpec, now: () => number = () => performance.now()) {
     this.#now = now;
     this.#main = new EndpointPicker(spec.endpoints, spec.affinitySeconds, now);
     this.update(spec);

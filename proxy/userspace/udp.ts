@@ -27,6 +27,7 @@ interface Flow {
   targetKey: string;
   clientAddress: string;
   clientPort: number;
+  /** When a datagram last passed either way (performance.now() ms: a wall-clock step must not end or keep flows). */
   last: number;
   /** Datagrams received before the flow socket is connected (a few at most). */
   pending: Buffer[] | undefined;
@@ -115,7 +116,7 @@ export class UdpListener {
 
   /** Marks a flow used now: it moves to the most recently used end. */
   #touch(key: string, flow: Flow): void {
-    flow.last = Date.now();
+    flow.last = performance.now();
     this.#flows.delete(key);
     this.#flows.set(key, flow);
   }
@@ -129,7 +130,7 @@ export class UdpListener {
       this.#options.onEvict?.();
     }
     const socket = createSocket({ type: isIPv6(target.ip) ? 'udp6' : 'udp4' });
-    const flow: Flow = { socket, target, targetKey: targetKey(target), clientAddress: rinfo.address, clientPort: rinfo.port, last: Date.now(), pending: [] };
+    const flow: Flow = { socket, target, targetKey: targetKey(target), clientAddress: rinfo.address, clientPort: rinfo.port, last: performance.now(), pending: [] };
     this.#flows.set(key, flow);
     socket.on('message', (reply) => {
       if (this.#flows.get(key) === flow) this.#touch(key, flow);
@@ -160,7 +161,7 @@ export class UdpListener {
   }
 
   #sweep(): void {
-    const cutoff = Date.now() - this.#options.idleMs;
+    const cutoff = performance.now() - this.#options.idleMs;
     // Least recently used first: stop at the first flow still in use.
     for (const [key, flow] of this.#flows) {
       if (flow.last >= cutoff) break;

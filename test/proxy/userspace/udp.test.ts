@@ -1,6 +1,6 @@
 // The userspace backend relaying UDP on loopback to in-process endpoints.
 import { createSocket, type Socket } from 'node:dgram';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { UserspaceBackend } from '../../../proxy/userspace/backend.ts';
 import { silentLogger } from '../../../runtime/logger.ts';
 import { plan, portPlan } from './plans.ts';
@@ -8,6 +8,7 @@ import { freePort, udpAsk, udpEndpoint } from './servers.ts';
 
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
+  vi.restoreAllMocks();
   while (cleanups.length > 0) await cleanups.pop()!();
 });
 
@@ -50,6 +51,15 @@ describe('userspace backend, UDP', () => {
     const { port } = await setup(['a', 'b'], 150);
     const c = await udpClient();
     const first = (await udpAsk(c, port, 'x'))[0];
+    await new Promise((r) => setTimeout(r, 400));
+    expect((await udpAsk(c, port, 'y'))[0]).not.toBe(first);
+  });
+
+  it('closes idle flows after the idle timeout even when the wall clock stepped back an hour meanwhile', async () => {
+    const { port } = await setup(['a', 'b'], 150);
+    const c = await udpClient();
+    const first = (await udpAsk(c, port, 'x'))[0];
+    vi.spyOn(Date, 'now').mockReturnValue(Date.now() - 3_600_000);
     await new Promise((r) => setTimeout(r, 400));
     expect((await udpAsk(c, port, 'y'))[0]).not.toBe(first);
   });
