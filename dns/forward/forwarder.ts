@@ -52,7 +52,7 @@ export interface ForwarderOptions {
   cache?: CacheSettings;
   /** Shared by every forwarder of the server: probe names that come back here are answered NXDOMAIN, not forwarded. */
   loops?: LoopDetector;
-  /** The cache's clock, ms since the epoch; tests inject one. Default Date.now. */
+  /** The cache's clock in ms, monotonic (TTLs are ages, and a wall-clock step must not expire or prolong entries); tests inject one. Default performance.now(). */
   now?: () => number;
 }
 
@@ -102,7 +102,7 @@ export class Forwarder implements DnsHandler {
       throw new ForwarderConfigError(`DNS forwarder option maxConcurrent is ${this.#maxConcurrent}; it must be a whole number of at least 1`);
     }
     this.#log = o.log;
-    this.#now = o.now ?? Date.now;
+    this.#now = o.now ?? (() => performance.now());
     this.#loops = o.loops;
     this.cache = new DnsCache(o.cache, (type) => this.#metrics.evicted(type));
     this.#metrics = new ForwardMetrics(o.registry ?? new Registry(), { server: o.server ?? 'dns://:53', zones: o.domain === undefined ? '.' : `${o.domain}.`, view: '' }, (t) => this.cache.count(t));

@@ -104,7 +104,7 @@ export class DnsServer {
   readonly #conns = new Set<TcpConnection>();
   readonly #serve = (msg: Buffer, out: Output, client: Client) => this.#onMessage(msg, out, client);
   #closed = false;
-  #logBudget = { windowStart: 0, left: 0, suppressed: 0 };
+  #logBudget = { windowStart: -Infinity, left: 0, suppressed: 0 };
 
   constructor(o: DnsServerOptions) {
     this.#o = o;
@@ -422,7 +422,7 @@ export class DnsServer {
   /** Logs a warning, at most 10 a second (a flood of bad queries must not become a flood of log lines). */
   #warn(obj: object, msg: string): void {
     const b = this.#logBudget;
-    const t = Date.now();
+    const t = now();
     if (t - b.windowStart >= 1000) {
       if (b.suppressed > 0) this.#log.warn({ suppressed: b.suppressed }, 'dns warnings suppressed');
       b.windowStart = t;
