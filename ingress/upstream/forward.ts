@@ -197,7 +197,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const req = this.#req;
     if (backend === undefined || backend.members.length === 0) return this.#fail(503, 'NO_ENDPOINTS');
     const policy = this.#target.policy;
-    const now = Date.now();
+    const now = performance.now();
     let first: UpstreamEndpoint | undefined;
     if (policy.affinity !== undefined) {
       first = this.#cookieMember = backend.byCookie(readCookie(req.headers.cookie, policy.affinity.cookieName), now);
@@ -252,10 +252,10 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (this.#target.intercept?.includes(statusCode)) {
       // Read and dropped, keeping the connection; the caller answers instead.
       this.#intercepted = true;
-      (this.#backend as Backend).succeeded(m, Date.now());
+      (this.#backend as Backend).succeeded(m, performance.now());
       return;
     }
-    (this.#backend as Backend).succeeded(m, Date.now());
+    (this.#backend as Backend).succeeded(m, performance.now());
     const affinity = this.#target.policy.affinity;
     const cookie = affinity !== undefined && m !== this.#cookieMember ? affinitySetCookie(affinity, m.cookie, this.#target.cookieScope) : undefined;
     try {
@@ -298,7 +298,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
       return this.#finish(this.#status, failure.code);
     }
     const backend = this.#backend as Backend;
-    const now = Date.now();
+    const now = performance.now();
     if (failure.connect) backend.failed(m, now);
     if (failure.retry && this.#retriable && this.#attempts < (this.#target.policy.upstreamTries ?? maxAttempts)) {
       (this.#tried ??= []).push(m);

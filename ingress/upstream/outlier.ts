@@ -25,7 +25,7 @@ export const defaultOutlierOptions: Readonly<OutlierOptions> = Object.freeze({
 export interface OutlierState {
   /** Consecutive connect failures since the last success or ejection. */
   failures: number;
-  /** Ejected while now < ejectedUntil (ms, same clock as `now`). */
+  /** Ejected while now < ejectedUntil (ms, same clock as `now`: the forwarders pass performance.now(), monotonic). */
   ejectedUntil: number;
   /** Ejections in the current streak: the next one lasts base × 2^ejections. */
   ejections: number;

@@ -89,7 +89,7 @@ export class UpgradeRelay {
     this.#requestHead = head;
     this.#retriable = !hasBody(this.#req) && this.#req.method === 'GET';
     const policy = this.#target.policy;
-    const now = Date.now();
+    const now = performance.now();
     let first: UpstreamEndpoint | undefined;
     if (policy.affinity !== undefined) {
       first = this.#cookieMember = backend.byCookie(readCookie(this.#req.headers.cookie, policy.affinity.cookieName), now);
@@ -173,7 +173,7 @@ export class UpgradeRelay {
     if (this.#timer !== null) clearTimeout(this.#timer);
     this.#timer = null;
     const m = this.#member as UpstreamEndpoint;
-    (this.#backend as Backend).succeeded(m, Date.now());
+    (this.#backend as Backend).succeeded(m, performance.now());
     this.#status = Number(match[1]);
     this.#phase = 'relay';
     let head = all.subarray(0, end + 2);
@@ -228,7 +228,7 @@ export class UpgradeRelay {
     if (this.#phase === 'done') return;
     const failure = classifyError(err);
     const backend = this.#backend as Backend;
-    const now = Date.now();
+    const now = performance.now();
     const log = { backend: this.#target.backend, endpoint: m.address, code: failure.code, attempt: this.#attempts, err: err.message };
     if (failure.connect) backend.failed(m, now);
     if (failure.retry && this.#retriable && this.#receivedBytes === 0 && this.#attempts < (this.#target.policy.upstreamTries ?? maxAttempts)) {
