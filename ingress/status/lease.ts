@@ -46,7 +46,14 @@ export interface ElectorOptions {
   log: Logger;
   onStartedLeading: () => void;
   onStoppedLeading: () => void;
+  /** Wall clock (ms since the epoch) for the renewTime and acquireTime written to the Lease; Date.now by default. */
   now?: () => number;
+  /**
+   * Monotonic clock (ms) for what is measured here: how long a holder's record has gone unchanged, the renew
+   * deadline, waits. client-go measures these on Go's monotonic reading, so a wall-clock step neither ends nor
+   * prolongs a lease; performance.now() by default.
+   */
+  clock?: () => number;
 }
 
 /** The Lease time format of the API (MicroTime): RFC 3339 with exactly six fraction digits. */
@@ -58,11 +65,12 @@ export function microTime(ms: number): string {
 export class LeaderElector {
   readonly #o: ElectorOptions;
   readonly #now: () => number;
+  readonly #clock: () => number;
   #leading = false;
   #stopped = true;
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<void> | undefined;
-  /** The record last read and when it was first seen with that content, by this clock. */
+  /** The record last read and when it was first seen with that content, by the monotonic clock. */
   #observed: { record: LeaseRecord; key: string; at: number } | undefined;
   #lastRenew = 0;
   #failing = false;
@@ -73,6 +81,7 @@ export class LeaderElector {
     }
     this.#o = options;
     this.#now = options.now ?? Date.now;
+    this.#clock = options.clock ?? (() => performance.now());
   }
 
   /** Whether this candidate leads now. */
@@ -117,12 +126,12 @@ export class LeaderElector {
 
   /** After stop: waits up to `ms` for another candidate to hold the Lease; its identity once one does. Never rejects. */
   async otherHolder(ms: number): Promise<string | undefined> {
-    const deadline = this.#now() + ms;
+    const deadline = this.#clock() + ms;
     for (;;) {
       const record = await this.#o.lease.get().catch(() => undefined);
       if (record && record.holder !== '' && record.holder !== this.#o.identity) return record.holder;
-      if (this.#now() >= deadline) return undefined;
-      await new Promise((r) => setTimeout(r, Math.min(this.#o.retryPeriodMs / 2, Math.max(0, deadline - this.#now()))));
+      if (this.#clock() >= deadline) return undefined;
+      await new Promise((r) => setTimeout(r, Math.min(this.#o.retryPeriodMs / 2, Math.max(0, deadline - this.#clock()))));
     }
   }
 
@@ -157,7 +166,7 @@ export class LeaderElector {
       clearTimeout(timer);
     }
     if (this.#stopped && !this.#leading) return;
-    const now = this.#now();
+    const now = this.#clock();
     if (ok) {
       this.#lastRenew = now;
       if (!this.#leading) {
@@ -182,9 +191,12 @@ export class LeaderElector {
       return this.#write(() => lease.create(record));
     }
     const key = `${current.holder}|${current.renewTime ?? ''}|${current.leaseDurationSeconds}|${current.transitions}`;
-    if (this.#observed?.key !== key) this.#observed = { record: current, key, at: now };
+    // Expiry is judged by how long this candidate has seen the record unchanged (client-go's observedTime), never
+    // by the holder's renewTime: another node's wall clock, and a clock step, must not decide it.
+    const seen = this.#clock();
+    if (this.#observed?.key !== key) this.#observed = { record: current, key, at: seen };
     const held = current.holder !== '' && current.holder !== identity;
-    if (held && this.#observed.at + current.leaseDurationSeconds * 1000 > now) return false;
+    if (held && this.#observed.at + current.leaseDurationSeconds * 1000 > seen) return false;
     const mine = current.holder === identity;
     const record: LeaseRecord = {
       ...current,
@@ -200,7 +212,7 @@ export class LeaderElector {
   async #write(write: () => Promise<LeaseRecord>): Promise<boolean> {
     try {
       const written = await write();
-      this.#observed = { record: written, key: '', at: this.#now() };
+      this.#observed = { record: written, key: '', at: this.#clock() };
       return true;
     } catch (e) {
       if (e instanceof LeaseConflictError) return false;

@@ -70,7 +70,7 @@ export class StatusSync {
   #running: Promise<void> | undefined;
   #again = false;
   #unsubscribe: Array<() => void> = [];
-  /** Failed writes by Ingress: how many in a row, and not before when to try again. */
+  /** Failed writes by Ingress key: how many in a row, and when the next may be tried (performance.now() ms). */
   #failures = new Map<string, { count: number; retryAt: number }>();
   /** The problem with the published addresses last logged (empty when none). */
   #problem = '';
@@ -154,7 +154,7 @@ export class StatusSync {
     }
     if (this.#problem !== '') log.info({ addresses: addressText(published.addresses) }, 'Ingress status can be written again');
     this.#problem = '';
-    const now = Date.now();
+    const now = performance.now();
     const due: string[] = [];
     const differ = statusWrites(this.#o.served(), published.addresses, (k) => observer.get(k));
     // Failures of Ingresses that no longer need a write are forgotten.
@@ -170,7 +170,7 @@ export class StatusSync {
     let next = Infinity;
     for (const f of this.#failures.values()) next = Math.min(next, f.retryAt);
     if (next === Infinity || !this.#active) return;
-    this.#retry = setTimeout(() => this.#schedule(0), Math.max(0, next - Date.now()));
+    this.#retry = setTimeout(() => this.#schedule(0), Math.max(0, next - performance.now()));
   }
 
   /** Writes `addresses` to each key, `concurrency` at a time; `done` hears each outcome. */
@@ -200,7 +200,7 @@ export class StatusSync {
       const count = (this.#failures.get(key)?.count ?? 0) + 1;
       const base = this.#o.retryBaseMs ?? 1000;
       const delay = Math.min(this.#o.retryMaxMs ?? 60_000, base * 2 ** (count - 1)) * (0.8 + Math.random() * 0.4);
-      this.#failures.set(key, { count, retryAt: Date.now() + delay });
+      this.#failures.set(key, { count, retryAt: performance.now() + delay });
       const write = count === 1 ? log.warn.bind(log) : log.debug.bind(log);
       write({ ingress: key, err: (e as Error).message, failures: count, retryInMs: Math.round(delay) }, `cannot write the status of Ingress ${key}; trying again`);
       return false;
