@@ -12,7 +12,7 @@ import { FailClosedAuthenticator, refKey, type Authenticator, type SecretLookup 
 export interface AuthenticatorsOptions {
   secrets: SecretLookup;
   log: Logger;
-  /** Clock for the basic-auth verification cache, in ms; Date.now by default (tests pass their own). */
+  /** Clock for the basic-auth verification cache, in ms, monotonic; performance.now() by default (tests pass their own). */
   now?: () => number;
 }
 
@@ -35,7 +35,7 @@ export class Authenticators {
   constructor(options: AuthenticatorsOptions) {
     this.#secrets = options.secrets;
     this.#log = options.log;
-    this.#now = options.now ?? Date.now;
+    this.#now = options.now ?? (() => performance.now());
   }
 
   /** The Authenticator of `ingress` (`namespace/name`); the same instance while the policy is deep-equal and its Secrets unchanged. */

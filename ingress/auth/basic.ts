@@ -25,7 +25,7 @@ export const basicCacheMaxEntries = 10_000;
 
 /** Collaborators of a BasicAuthenticator; tests pass their own clock or wrap the verification. */
 export interface BasicAuthenticatorOptions {
-  /** Clock in ms for the verification cache; Date.now by default. */
+  /** Clock in ms for the verification cache, monotonic (a wall-clock step must not keep or drop entries); performance.now() by default. */
   now?: () => number;
   /** Password verification; verifyPassword by default. */
   verify?: (password: string, entry: Pick<HtpasswdEntry, 'hash' | 'scheme'>) => Promise<boolean>;
@@ -72,7 +72,7 @@ export class BasicAuthenticator implements Authenticator {
     this.#users = entries.map((entry) => ({ digest: sha256(entry.user), entry }));
     this.#dummy = dummyHash(first);
     this.#challenge = { 'www-authenticate': `Basic realm="${safeRealm(realm)}"` };
-    this.#now = options.now ?? Date.now;
+    this.#now = options.now ?? (() => performance.now());
     this.#verify = options.verify ?? verifyPassword;
   }
 
