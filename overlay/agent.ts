@@ -57,6 +57,7 @@ export class OverlayAgent {
   /** Nodes changed but not yet programmed, with when each change was first seen. */
   #pending = new Map<string, number>();
   #failures = 0;
+  /** Since when (performance.now() ms) programming the host has failed; undefined while it succeeds. */
   #failingSince: number | undefined;
   #lastPlan: OverlayPlan | undefined;
   #problems = '';
@@ -130,8 +131,8 @@ export class OverlayAgent {
    */
   readonly health: HealthCheck = () => {
     const since = this.#failingSince;
-    if (since === undefined || Date.now() - since <= 2 * this.#o.resyncPeriodMs) return { ok: true };
-    return { ok: false, reason: `programming the overlay has failed for ${Math.round((Date.now() - since) / 1000)} s` };
+    if (since === undefined || performance.now() - since <= 2 * this.#o.resyncPeriodMs) return { ok: true };
+    return { ok: false, reason: `programming the overlay has failed for ${Math.round((performance.now() - since) / 1000)} s` };
   };
 
   /** Stops syncing; what is programmed stays. */
@@ -262,7 +263,7 @@ export class OverlayAgent {
     // again. A refused entry (one node's route, say, which may stay refused) leaves Node-event syncs to a plain diff
     // — the view holds what succeeded — and only the retry and the periodic resync read the kernel again.
     if (failed.some((f) => !f.entry)) {
-      this.#failingSince ??= Date.now();
+      this.#failingSince ??= performance.now();
       this.#needFull = true;
       this.#hostStale = true;
     } else this.#failingSince = undefined;

@@ -53,6 +53,7 @@ export interface NetworkConditionOptions {
 export class NetworkConditionReporter {
   #o: NetworkConditionOptions;
   #done = false;
+  /** When the condition was last written (performance.now() ms). */
   #lastPatch = 0;
   #busy = false;
   #failures = 0;
@@ -73,7 +74,7 @@ export class NetworkConditionReporter {
     if (this.#stopped) return;
     const node = this.#o.store.get('Node', this.#o.nodeName);
     if (!node) return;
-    if (this.#done && node.spec.taints.includes(networkUnavailableTaint) && Date.now() - this.#lastPatch >= (this.#o.repeatMs ?? 60_000)) this.#done = false;
+    if (this.#done && node.spec.taints.includes(networkUnavailableTaint) && performance.now() - this.#lastPatch >= (this.#o.repeatMs ?? 60_000)) this.#done = false;
     if (!this.#done && !this.#busy && !this.#timer) void this.#run();
   };
 
@@ -98,7 +99,7 @@ export class NetworkConditionReporter {
     try {
       await this.#o.patch(this.#o.nodeName, { conditions: [condition] });
       this.#done = true;
-      this.#lastPatch = Date.now();
+      this.#lastPatch = performance.now();
       this.#failures = 0;
       this.#o.log.info({ node: this.#o.nodeName, reason: condition.reason }, "set this node's NetworkUnavailable condition to False");
     } catch (e) {
