@@ -27,8 +27,8 @@ export async function labDown(stateDir: string): Promise<DownResult> {
     await lab.destroy();
     await removeEtcNetns(lab.prefix);
   }
-  const deadline = Date.now() + 5000;
-  while (alive.some((p) => pidAlive(p.pid)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  const deadline = performance.now() + 5000;
+  while (alive.some((p) => pidAlive(p.pid)) && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   await removeState(stateDir);
   return { namespaces, hostLinks: state.hostLinks, processes: alive.length };
 }

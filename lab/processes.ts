@@ -123,7 +123,7 @@ export async function logTail(p: LabProcess, lines = 5): Promise<string> {
  * and, for components, answers 200 on /readyz and /healthz. Rejects with LabNotReadyError when one exits or the time is up, naming it and quoting its log.
  */
 export async function waitProcessesReady(processes: readonly LabProcess[], timeoutMs: number, signal?: AbortSignal): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
+  const deadline = performance.now() + timeoutMs;
   let pending = [...processes];
   for (;;) {
     signal?.throwIfAborted();
@@ -138,7 +138,7 @@ export async function waitProcessesReady(processes: readonly LabProcess[], timeo
     if (dead) throw new LabNotReadyError(`${dead.p.name} exited while starting; the end of ${dead.p.log}:\n${await logTail(dead.p)}`);
     pending = checked.filter((c) => !c.ready).map((c) => c.p);
     if (pending.length === 0) return;
-    if (Date.now() > deadline) {
+    if (performance.now() > deadline) {
       const p = pending[0]!;
       const h = checked.find((c) => c.p === p)!.h;
       const why = h.readyz ? ` (/readyz ${h.readyz.status ?? h.readyz.detail}, /healthz ${h.healthz?.status ?? h.healthz?.detail})` : '';
@@ -178,9 +178,9 @@ export async function ingressAnswer(plan: LabPlan, timeoutMs = 1500): Promise<st
 export async function stopProcess(p: LabProcess, signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 5000): Promise<void> {
   if (!isRecordedProcess(p)) return;
   process.kill(p.pid, signal);
-  const deadline = Date.now() + timeoutMs;
+  const deadline = performance.now() + timeoutMs;
   while (pidAlive(p.pid)) {
-    if (Date.now() > deadline) {
+    if (performance.now() > deadline) {
       process.kill(p.pid, 'SIGKILL');
       break;
     }

@@ -20,7 +20,7 @@ export interface RestartResult {
 
 /** Restarts `component` on `node` of the lab in `stateDir`; resolves once the new process is ready. */
 export async function labRestart(stateDir: string, node: string, component: LabComponent, timeoutMs = 30_000): Promise<RestartResult> {
-  const t0 = Date.now();
+  const t0 = performance.now();
   const state = await readState(stateDir);
   const i = state.processes.findIndex((p) => p.node === node && p.component === component);
   if (i < 0 || !state.plan) {
@@ -37,5 +37,5 @@ export async function labRestart(stateDir: string, node: string, component: LabC
   fresh.processes = fresh.processes.map((p) => (p.name === started.name ? started : p));
   await saveState(fresh);
   await waitProcessesReady([started], timeoutMs);
-  return { wasRunning, process: started, ms: Date.now() - t0 };
+  return { wasRunning, process: started, ms: Math.round(performance.now() - t0) };
 }

@@ -34,7 +34,7 @@ export class NoSubnetError extends Error {
 
 /** Builds and starts a lab; resolves with its state once everything is ready. Rejects after removing what it made. */
 export async function labUp(o: UpOptions): Promise<LabState> {
-  const t0 = Date.now();
+  const t0 = performance.now();
   const say = o.progress ?? (() => {});
   const state = await claimState(o.stateDir);
   try {
@@ -44,7 +44,7 @@ export async function labUp(o: UpOptions): Promise<LabState> {
     await saveState(state);
     await buildNetwork(lab, plan, o.signal);
     state.namespaces = [...lab.namespaces];
-    say(`network built: ${lab.namespaces.length} namespaces on ${plan.underlayCIDR}, host link ${plan.hostLink} ${plan.hostIP} (${Date.now() - t0} ms)`);
+    say(`network built: ${lab.namespaces.length} namespaces on ${plan.underlayCIDR}, host link ${plan.hostLink} ${plan.hostIP} (${Math.round(performance.now() - t0)} ms)`);
     await writeManifests(state, plan, o.extraManifests);
     await mkdir(state.logs, { recursive: true });
     o.signal?.throwIfAborted();
@@ -57,7 +57,7 @@ export async function labUp(o: UpOptions): Promise<LabState> {
     await waitIngress(plan, 10_000, o.signal);
     state.phase = 'running';
     await saveState(state);
-    say(`ready in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    say(`ready in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     return state;
   } catch (e) {
     await labDown(o.stateDir).catch((err: Error) => say(`cleaning up after the failure failed too: ${err.message}`));
@@ -137,10 +137,10 @@ async function writeManifests(state: LabState, plan: LabPlan, extra: string | un
 }
 
 async function waitIngress(plan: LabPlan, timeoutMs: number, signal?: AbortSignal): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
+  const deadline = performance.now() + timeoutMs;
   while ((await ingressAnswer(plan)) === undefined) {
     signal?.throwIfAborted();
-    if (Date.now() > deadline) throw new LabNotReadyError(`the ingress on ${plan.nodes[0]!.ip} did not answer for ${labCluster.ingressHost} within ${timeoutMs} ms`);
+    if (performance.now() > deadline) throw new LabNotReadyError(`the ingress on ${plan.nodes[0]!.ip} did not answer for ${labCluster.ingressHost} within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
