@@ -54,6 +54,7 @@ const flags = {
   upstream: listFlag({ value: 'ADDR:PORT', help: 'forward other names here (default: the nameservers in /etc/resolv.conf)', parse: parseDestination }),
   ttl: valueFlag({ value: 'SECONDS', help: 'TTL of answers from the cluster zone, 0 to 3600 (CoreDNS kubernetes ttl)', parse: intInRange(0, 3600), default: 5 }),
   pods: valueFlag({ value: 'MODE', help: 'pod records a-b-c-d.<ns>.pod.<zone>: disabled or insecure (answered from the name alone)', parse: oneOf(['disabled', 'insecure'] as const), default: 'disabled' as 'disabled' | 'insecure' }),
+  'endpoint-pod-names': switchFlag("name endpoints without a hostname after their Pod (<pod>.<svc>.<ns>.svc.<zone>, PTR too) instead of their dashed address (CoreDNS endpoint_pod_names)"),
   'reverse-cidr': listFlag({ value: 'CIDRS', help: 'reverse names of these ranges are answered here (NXDOMAIN when unknown), not forwarded', parse: parseCIDRList }),
   'dns-service': valueFlag({
     value: 'NAMESPACE/NAME',
@@ -130,7 +131,7 @@ async function runDns(ctx: ComponentContext, f: DnsFlags): Promise<void> {
   const hosts = f.hosts !== undefined ? new HostsHandler(f['hosts-ttl']) : undefined;
   const stopHosts = hosts && f.hosts !== undefined ? await followHostsFile(f.hosts, hosts, ctx.log) : undefined;
   const serviceMap = ctx.serviceMap();
-  const index = new RecordIndex(f.zone);
+  const index = new RecordIndex(f.zone, { endpointPodNames: f['endpoint-pod-names'] });
   const tracker = serviceMap.tracker();
   const programming = new Counter({ name: 'netplane_dns_index_updates_total', help: 'Services re-indexed after a change.', registers: [ctx.registry] });
   const sync = () => {

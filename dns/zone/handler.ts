@@ -182,7 +182,9 @@ export class ClusterZoneHandler implements DnsHandler {
 
   #endpoint(q: DnsQuery, namespace: string, name: string, label: string): HandlerResult {
     const svc = this.#index.service(namespace, name);
-    const eps = svc?.kind === 'headless' ? svc.endpoints.filter((e) => e.label === label) : [];
+    // Every Service's endpoints have names, not only a headless Service's (CoreDNS findServices: "Endpoint query
+    // or headless service"); the ClusterIP Service's own name still answers with its cluster IPs.
+    const eps = svc ? svc.endpoints.filter((e) => e.label === label) : [];
     return eps.length === 0 ? this.#nxdomain() : this.#byFamily(q, eps.map((e) => e.ip));
   }
 

@@ -8,7 +8,7 @@ import { dashedIP, expandIPv6 } from './parse.ts';
 export interface EndpointRecord {
   ip: string;
   family: 4 | 6;
-  /** The endpoint's DNS label: its hostname, else its address with dashes. */
+  /** The endpoint's DNS label: its hostname, else (with endpoint pod names) its Pod's name, else its address with dashes. */
   label: string;
   /** Port numbers by `portname/protocol` (lower case; `/tcp` for an unnamed port), from the Service's ports. */
   ports: Map<string, number>;
@@ -26,7 +26,11 @@ export interface ServiceRecords {
    * no `_port._proto` name but are in the Service name's SRV answer, as CoreDNS answers it.
    */
   ports: Array<{ name: string; protocol: string; port: number }>;
-  /** Published endpoints (headless Services only), sorted by address. */
+  /**
+   * Published endpoints of every Service but ExternalNames, sorted by address. A headless Service's name answers
+   * with them; every Service's `<endpoint>.<svc>` names and the PTR of their addresses come from them, as CoreDNS
+   * answers an endpoint query and `serviceRecordForIP` for ClusterIP Services too.
+   */
   endpoints: EndpointRecord[];
 }
 
@@ -35,8 +39,25 @@ export function addressKey(ip: string): string {
   return isIPv6(ip) ? expandIPv6(ip) : ip;
 }
 
+/** How endpoints are named. */
+export interface NamingOptions {
+  /**
+   * An endpoint without a hostname is named after the Pod behind it (its targetRef) instead of its address, as
+   * CoreDNS's `endpoint_pod_names`; a name longer than a label is not used.
+   */
+  endpointPodNames?: boolean;
+}
+
+/** The DNS label of an endpoint, as CoreDNS's endpointHostname: hostname, else Pod name (when asked), else dashed IP. */
+export function endpointLabel(a: ServiceInfo['addresses'][number], naming: NamingOptions = {}): string {
+  if (a.hostname) return a.hostname.toLowerCase();
+  const ref = a.targetRef?.name;
+  if (naming.endpointPodNames && ref !== undefined && ref.length > 0 && ref.length < 64) return ref.toLowerCase();
+  return dashedIP(a.ip).toLowerCase();
+}
+
 /** Builds the records of a Service (pure). */
-export function serviceRecords(svc: ServiceInfo): ServiceRecords {
+export function serviceRecords(svc: ServiceInfo, naming: NamingOptions = {}): ServiceRecords {
   const kind = svc.type === 'ExternalName' ? 'external-name' : svc.headless ? 'headless' : 'cluster-ip';
   const rec: ServiceRecords = {
     namespace: svc.namespace,
@@ -47,7 +68,7 @@ export function serviceRecords(svc: ServiceInfo): ServiceRecords {
     endpoints: [],
   };
   if (svc.externalName !== undefined) rec.externalName = svc.externalName.replace(/\.$/, '');
-  if (kind !== 'headless') return rec;
+  if (kind === 'external-name') return rec;
   const published = svc.addresses.filter((a) => a.ready || svc.publishNotReadyAddresses);
   rec.endpoints = published.map((a) => {
     const ports = new Map<string, number>();
@@ -55,7 +76,7 @@ export function serviceRecords(svc: ServiceInfo): ServiceRecords {
       const ep = p.endpoints.find((e) => e.ip === a.ip);
       if (ep) ports.set(`${p.portName.toLowerCase()}/${p.protocol.toLowerCase()}`, ep.port);
     }
-    return { ip: a.ip, family: a.family, label: (a.hostname ?? dashedIP(a.ip)).toLowerCase(), ports };
+    return { ip: a.ip, family: a.family, label: endpointLabel(a, naming), ports };
   });
   return rec;
 }
@@ -65,12 +86,17 @@ export class RecordIndex {
   readonly zone: string;
   #services = new Map<string, ServiceRecords>();
   #namespaces = new Map<string, number>();
+  /** Service names by cluster IP. */
   #ptr = new Map<string, Set<string>>();
+  /** Endpoint names by endpoint IP: asked only when no cluster IP matches, as CoreDNS's serviceRecordForIP. */
+  #epPtr = new Map<string, Set<string>>();
+  #naming: NamingOptions;
   #generation = 0;
   #changedAt = Math.floor(Date.now() / 1000);
 
-  constructor(zone: string) {
+  constructor(zone: string, naming: NamingOptions = {}) {
     this.zone = zone;
+    this.#naming = naming;
   }
 
   /** Bumped on every change; answers built from an older generation are stale. */
@@ -93,9 +119,13 @@ export class RecordIndex {
     return this.#namespaces.has(namespace);
   }
 
-  /** The names an address has (Service FQDNs for cluster IPs, endpoint FQDNs for headless endpoints). */
+  /**
+   * The names an address has: the Service FQDN of a cluster IP; else the endpoint FQDNs of every Service the
+   * address is a published endpoint of (CoreDNS's serviceRecordForIP: cluster IPs first, then all endpoints).
+   */
   namesOf(ip: string): string[] {
-    return [...(this.#ptr.get(addressKey(ip)) ?? [])].sort();
+    const key = addressKey(ip);
+    return [...(this.#ptr.get(key) ?? this.#epPtr.get(key) ?? [])].sort();
   }
 
   /** Number of Services indexed. */
@@ -110,7 +140,7 @@ export class RecordIndex {
       const [namespace = '', name = ''] = key.split('/');
       this.#remove(namespace, name);
       const svc = map.services.get(key);
-      if (svc) this.#add(serviceRecords(svc));
+      if (svc) this.#add(serviceRecords(svc, this.#naming));
     }
     if (todo.length > 0) {
       this.#generation++;
@@ -125,11 +155,9 @@ export class RecordIndex {
   #add(r: ServiceRecords): void {
     this.#services.set(`${r.name}.${r.namespace}`, r);
     this.#namespaces.set(r.namespace, (this.#namespaces.get(r.namespace) ?? 0) + 1);
-    for (const [ip, name] of this.#ptrEntries(r)) {
-      let set = this.#ptr.get(ip);
-      if (!set) this.#ptr.set(ip, (set = new Set()));
-      set.add(name);
-    }
+    const fqdn = this.#fqdn(r);
+    for (const ip of r.clusterIPs) addName(this.#ptr, addressKey(ip), fqdn);
+    for (const e of r.endpoints) addName(this.#epPtr, addressKey(e.ip), `${e.label}.${fqdn}`);
   }
 
   #remove(namespace: string, name: string): void {
@@ -139,18 +167,20 @@ export class RecordIndex {
     const left = (this.#namespaces.get(namespace) ?? 1) - 1;
     if (left === 0) this.#namespaces.delete(namespace);
     else this.#namespaces.set(namespace, left);
-    for (const [ip, fqdn] of this.#ptrEntries(r)) {
-      const set = this.#ptr.get(ip);
-      set?.delete(fqdn);
-      if (set?.size === 0) this.#ptr.delete(ip);
-    }
-  }
-
-  #ptrEntries(r: ServiceRecords): Array<[string, string]> {
     const fqdn = this.#fqdn(r);
-    return [
-      ...r.clusterIPs.map((ip): [string, string] => [addressKey(ip), fqdn]),
-      ...r.endpoints.map((e): [string, string] => [addressKey(e.ip), `${e.label}.${fqdn}`]),
-    ];
+    for (const ip of r.clusterIPs) deleteName(this.#ptr, addressKey(ip), fqdn);
+    for (const e of r.endpoints) deleteName(this.#epPtr, addressKey(e.ip), `${e.label}.${fqdn}`);
   }
+}
+
+function addName(index: Map<string, Set<string>>, key: string, name: string): void {
+  let set = index.get(key);
+  if (!set) index.set(key, (set = new Set()));
+  set.add(name);
+}
+
+function deleteName(index: Map<string, Set<string>>, key: string, name: string): void {
+  const set = index.get(key);
+  set?.delete(name);
+  if (set?.size === 0) index.delete(key);
 }

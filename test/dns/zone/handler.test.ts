@@ -35,6 +35,12 @@ function cluster(): object[] {
     service('loopb', { type: 'ExternalName', externalName: 'loopa.default.svc.cluster.local' }),
     ...Array.from({ length: 10 }, (_, i) => service(`hop${i}`, { type: 'ExternalName', externalName: `hop${i + 1}.default.svc.cluster.local` })),
     service('hop10', { type: 'ExternalName', externalName: 'web.default.svc.cluster.local' }),
+    // A ClusterIP Service whose endpoints have names and PTR records too; 10.244.1.5 is also behind web.
+    service('half', { clusterIP: '10.96.0.30', ports: [{ name: 'http', port: 80 }] }),
+    slice('half-1', 'half', [ep('10.244.1.5'), ep('10.244.1.6', { conditions: { ready: false } }), ep('10.244.1.7', { hostname: 'first' })], [{ name: 'http', port: 8080 }]),
+    service('api', { clusterIP: '10.96.0.31', ports: [{ name: 'http', port: 80 }] }),
+    slice('api-1', 'api', [ep('10.244.8.1', { targetRef: { kind: 'Pod', name: 'api-7d9f', namespace: 'default' } })], [{ name: 'http', port: 8080 }]),
+    slice('api-6', 'api', [ep('fd00:244:8::1')], [{ name: 'http', port: 8080 }], { addressType: 'IPv6' }),
     service('dns', { clusterIP: '10.96.0.53', ports: [{ name: 'dns', port: 53, protocol: 'UDP' }, { name: 'dns-tcp', port: 53, protocol: 'TCP' }] }, { namespace: 'kube-system' }),
   ];
 }
@@ -176,6 +182,30 @@ describe('cluster zone answers', () => {
       want: { rcode: 'NOERROR', answer: Array.from({ length: 8 }, (_, i) => `hop${i}.default.svc.cluster.local CNAME hop${i + 1}.default.svc.cluster.local`) },
     },
     { q: ['10.0.96.10.in-addr.arpa', 'PTR'], want: { rcode: 'NOERROR', answer: ['10.0.96.10.in-addr.arpa PTR web.default.svc.cluster.local'] } },
+    // Endpoints of ClusterIP Services (CoreDNS findServices and serviceRecordForIP): named by hostname, else the
+    // dashed address; ready ones only; the Service's own name keeps its cluster IP; an address behind two Services
+    // has both names.
+    { q: ['10-244-1-5.web.default.svc.cluster.local', 'A'], want: { rcode: 'NOERROR', aa: true, answer: ['10-244-1-5.web.default.svc.cluster.local A 10.244.1.5'] } },
+    { q: ['10-244-1-5.web.default.svc.cluster.local', 'AAAA'], want: nodata },
+    { q: ['first.half.default.svc.cluster.local', 'A'], want: { rcode: 'NOERROR', answer: ['first.half.default.svc.cluster.local A 10.244.1.7'] } },
+    { q: ['10-244-1-7.half.default.svc.cluster.local', 'A'], want: nx },
+    { q: ['10-244-1-6.half.default.svc.cluster.local', 'A'], want: nx },
+    { q: ['10-244-1-9.web.default.svc.cluster.local', 'A'], want: nx },
+    { q: ['half.default.svc.cluster.local', 'A'], want: { rcode: 'NOERROR', answer: ['half.default.svc.cluster.local A 10.96.0.30'] } },
+    { q: ['api-7d9f.api.default.svc.cluster.local', 'A'], want: nx },
+    { q: ['10-244-8-1.api.default.svc.cluster.local', 'A'], want: { rcode: 'NOERROR', answer: ['10-244-8-1.api.default.svc.cluster.local A 10.244.8.1'] } },
+    { q: ['fd00-244-8--1.api.default.svc.cluster.local', 'AAAA'], want: { rcode: 'NOERROR', answer: ['fd00-244-8--1.api.default.svc.cluster.local AAAA fd00:244:8::1'] } },
+    {
+      q: ['5.1.244.10.in-addr.arpa', 'PTR'],
+      want: { rcode: 'NOERROR', aa: true, answer: ['5.1.244.10.in-addr.arpa PTR 10-244-1-5.half.default.svc.cluster.local', '5.1.244.10.in-addr.arpa PTR 10-244-1-5.web.default.svc.cluster.local'] },
+    },
+    { q: ['7.1.244.10.in-addr.arpa', 'PTR'], want: { rcode: 'NOERROR', answer: ['7.1.244.10.in-addr.arpa PTR first.half.default.svc.cluster.local'] } },
+    { q: ['6.1.244.10.in-addr.arpa', 'PTR'], want: 'pass' },
+    {
+      q: ['1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.0.0.0.4.4.2.0.0.0.d.f.ip6.arpa', 'PTR'],
+      want: { rcode: 'NOERROR', answer: ['1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.0.0.0.4.4.2.0.0.0.d.f.ip6.arpa PTR fd00-244-8--1.api.default.svc.cluster.local'] },
+    },
+    { q: ['_http._tcp.half.default.svc.cluster.local', 'SRV'], want: { rcode: 'NOERROR', answer: ['_http._tcp.half.default.svc.cluster.local SRV 0 100 80 half.default.svc.cluster.local'] } },
     { q: ['7.2.244.10.in-addr.arpa', 'PTR'], want: { rcode: 'NOERROR', answer: ['7.2.244.10.in-addr.arpa PTR db-0.db.shop.svc.cluster.local'] } },
     // --reverse-cidr 10.96.0.0/16 is the zone 96.10.in-addr.arpa: its negative answers carry its own SOA.
     { q: ['99.0.96.10.in-addr.arpa', 'PTR'], want: { rcode: 'NXDOMAIN', aa: true, answer: [], ns: revSoa } },
@@ -229,6 +259,23 @@ describe('cluster zone behaviour', () => {
       expect(await inClass('version.bind', 'TXT', qclass)).toBe('pass');
       expect(await inClass('1.1.168.192.in-addr.arpa', 'PTR', qclass)).toBe('pass');
     }
+  });
+
+  it('names endpoints after their Pod with endpointPodNames, as CoreDNS endpoint_pod_names (hostname first)', async () => {
+    const store = new Store();
+    store.apply(cluster().flatMap((r) => parseObject(r)));
+    const map = new ServiceMap(store, { nodeName: 'n1' });
+    const index = new RecordIndex('cluster.local', { endpointPodNames: true });
+    index.update(map);
+    const handler = new ClusterZoneHandler(index, { ttl: 5, pods: 'disabled', reverseCIDRs: [], nameservers: () => [], synced: () => true });
+    const cases: Array<[string, string, object]> = [
+      ['api-7d9f.api.default.svc.cluster.local', 'A', { rcode: 'NOERROR', answer: ['api-7d9f.api.default.svc.cluster.local A 10.244.8.1'] }],
+      ['10-244-8-1.api.default.svc.cluster.local', 'A', nx],
+      ['1.8.244.10.in-addr.arpa', 'PTR', { answer: ['1.8.244.10.in-addr.arpa PTR api-7d9f.api.default.svc.cluster.local'] }],
+      ['first.half.default.svc.cluster.local', 'A', { answer: ['first.half.default.svc.cluster.local A 10.244.1.7'] }],
+      ['fd00-244-8--1.api.default.svc.cluster.local', 'AAAA', { answer: ['fd00-244-8--1.api.default.svc.cluster.local AAAA fd00:244:8::1'] }],
+    ];
+    for (const [name, type, want] of cases) expect(await ask(handler, name, type), `${name} ${type}`).toMatchObject(want);
   });
 
   it('answers pod names from the name alone with --pods insecure', async () => {
