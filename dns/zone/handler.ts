@@ -1,6 +1,6 @@
 // The cluster zone: answers names under --zone (and reverse names of cluster addresses) from the record index,
 // to the Kubernetes DNS specification 1.1.0, as CoreDNS's kubernetes plugin does. Names it does not own pass on.
-import { isIPv6 } from 'node:net';
+import { isIP, isIPv6 } from 'node:net';
 import type { DnsAnswer, DnsHandler, DnsQuery, HandlerResult, Resolve, ResourceRecord } from '../types.ts';
 import { parseReverseName, parseZoneName, podLabelIP, reversePlace, type ZoneName } from './parse.ts';
 import { ReverseZones } from './reverse.ts';
@@ -34,6 +34,8 @@ export interface ZoneOptions {
 type Family = 4 | 6;
 /** Most CNAMEs in an answer's chain of ExternalNames (CoreDNS stops adding them after 8). */
 export const maxChain = 8;
+/** The zone SOA's TTL at most (CoreDNS plugin/backend_lookup.go SOA); its MINIMUM is --ttl. */
+export const maxSoaTtl = 300;
 /** Default of ZoneOptions.maxMemoized. */
 export const defaultMaxMemoized = 100_000;
 /** One SRV target: the named port it serves, its port number, its name, and the addresses behind that name. */
@@ -168,7 +170,7 @@ export class ClusterZoneHandler implements DnsHandler {
   #service(q: DnsQuery, namespace: string, name: string): HandlerResult | Promise<HandlerResult> {
     const svc = this.#index.service(namespace, name);
     if (!svc) return this.#nxdomain();
-    if (svc.kind === 'external-name') return this.#externalName(q, svc);
+    if (svc.kind === 'external-name') return isIP(svc.externalName!) ? this.#nxdomain() : this.#externalName(q, svc);
     if (svc.kind === 'headless' && svc.endpoints.length === 0) return this.#nxdomain();
     if (q.type === 'SRV') {
       // The Service name asks for every port, named or not (CoreDNS reads the missing _port._proto as wildcards);
@@ -246,7 +248,8 @@ export class ClusterZoneHandler implements DnsHandler {
       if (family === undefined) break;
       const z = parseZoneName(lower, this.#zone);
       const next = z?.kind === 'service' ? this.#index.service(z.namespace, z.service) : undefined;
-      if (next?.kind === 'external-name') {
+      // An ExternalName holding an IP answers NXDOMAIN below, so the chain ends at its name.
+      if (next?.kind === 'external-name' && !isIP(next.externalName!)) {
         owner = target;
         target = next.externalName!;
         continue;
@@ -279,8 +282,8 @@ export class ClusterZoneHandler implements DnsHandler {
     return ips.map((ip) => this.#rr(name, ipFamily(ip) === 6 ? 'AAAA' : 'A', ip));
   }
 
-  #rr(name: string, type: string, data: unknown): ResourceRecord {
-    return { name, type, class: 'IN', ttl: this.#o.ttl, data } as ResourceRecord;
+  #rr(name: string, type: string, data: unknown, ttl = this.#o.ttl): ResourceRecord {
+    return { name, type, class: 'IN', ttl, data } as ResourceRecord;
   }
 
   #answer(answers: ResourceRecord[], additionals: ResourceRecord[] = []): DnsAnswer {
@@ -327,6 +330,8 @@ export class ClusterZoneHandler implements DnsHandler {
     if (sh) return sh;
     const zone = this.#zone;
     // A reverse zone's SOA names our nameserver and mailbox in the cluster zone: names that resolve.
+    // The SOA's own TTL is capped while MINIMUM stays --ttl, as CoreDNS's plugin.SOA (min(MinTTL, 300)): a
+    // resolver caches a negative answer for min(SOA TTL, MINIMUM) (RFC 2308).
     const soa = this.#rr(apex, 'SOA', {
       mname: `ns.dns.${zone}`,
       rname: `hostmaster.${zone}`,
@@ -335,7 +340,7 @@ export class ClusterZoneHandler implements DnsHandler {
       retry: 1800,
       expire: 86400,
       minimum: this.#o.ttl,
-    });
+    }, Math.min(this.#o.ttl, maxSoaTtl));
     const negative = (rcode: 'NXDOMAIN' | 'NOERROR'): DnsAnswer => ({ rcode, authoritative: true, answers: [], authorities: [soa], additionals: [], source: this.name });
     this.#shared.set(apex, (sh = { soa, nxdomain: negative('NXDOMAIN'), nodata: negative('NOERROR') }));
     return sh;

@@ -53,11 +53,14 @@ export function parseZoneName(lname: string, zone: string): ZoneName | undefined
   return { kind: 'none' };
 }
 
-/** The IP a pod label spells (`10-244-1-5`, IPv6 `fd00--1`), or undefined when it spells none. */
+/**
+ * The IP a pod label spells (`10-244-1-5`, IPv6 `fd00--1`), or undefined when it spells none. Octets with leading
+ * zeros (`010-244-001-005`) spell none, as Go's net.ParseIP that CoreDNS uses rejects them.
+ */
 export function podLabelIP(label: string): string | undefined {
   if (/^\d{1,3}(-\d{1,3}){3}$/.test(label)) {
-    const parts = label.split('-').map(Number);
-    return parts.every((p) => p <= 255) ? parts.join('.') : undefined;
+    const parts = label.split('-');
+    return parts.every(isOctetLabel) ? parts.join('.') : undefined;
   }
   const v6 = label.replace(/-/g, ':');
   return isIPv6(v6) ? v6 : undefined;

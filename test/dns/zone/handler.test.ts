@@ -41,6 +41,9 @@ function cluster(): object[] {
     service('api', { clusterIP: '10.96.0.31', ports: [{ name: 'http', port: 80 }] }),
     slice('api-1', 'api', [ep('10.244.8.1', { targetRef: { kind: 'Pod', name: 'api-7d9f', namespace: 'default' } })], [{ name: 'http', port: 8080 }]),
     slice('api-6', 'api', [ep('fd00:244:8::1')], [{ name: 'http', port: 8080 }], { addressType: 'IPv6' }),
+    service('extip', { type: 'ExternalName', externalName: '192.0.2.55' }),
+    service('extip6', { type: 'ExternalName', externalName: '2001:db8::55' }),
+    service('toextip', { type: 'ExternalName', externalName: 'extip.default.svc.cluster.local' }),
     service('dns', { clusterIP: '10.96.0.53', ports: [{ name: 'dns', port: 53, protocol: 'UDP' }, { name: 'dns-tcp', port: 53, protocol: 'TCP' }] }, { namespace: 'kube-system' }),
   ];
 }
@@ -206,6 +209,12 @@ describe('cluster zone answers', () => {
       want: { rcode: 'NOERROR', answer: ['1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.0.0.0.4.4.2.0.0.0.d.f.ip6.arpa PTR fd00-244-8--1.api.default.svc.cluster.local'] },
     },
     { q: ['_http._tcp.half.default.svc.cluster.local', 'SRV'], want: { rcode: 'NOERROR', answer: ['_http._tcp.half.default.svc.cluster.local SRV 0 100 80 half.default.svc.cluster.local'] } },
+    // An ExternalName holding an IP is not a CNAME: CoreDNS skips it (HostType() != TypeCNAME), so NXDOMAIN, and
+    // a chain reaching it ends there without asking anyone for the IP as a name.
+    { q: ['extip.default.svc.cluster.local', 'A'], want: nx },
+    { q: ['extip.default.svc.cluster.local', 'CNAME'], want: nx },
+    { q: ['extip6.default.svc.cluster.local', 'AAAA'], want: nx },
+    { q: ['toextip.default.svc.cluster.local', 'A'], want: { rcode: 'NOERROR', answer: ['toextip.default.svc.cluster.local CNAME extip.default.svc.cluster.local'] } },
     { q: ['7.2.244.10.in-addr.arpa', 'PTR'], want: { rcode: 'NOERROR', answer: ['7.2.244.10.in-addr.arpa PTR db-0.db.shop.svc.cluster.local'] } },
     // --reverse-cidr 10.96.0.0/16 is the zone 96.10.in-addr.arpa: its negative answers carry its own SOA.
     { q: ['99.0.96.10.in-addr.arpa', 'PTR'], want: { rcode: 'NXDOMAIN', aa: true, answer: [], ns: revSoa } },
@@ -282,6 +291,8 @@ describe('cluster zone behaviour', () => {
     const { handler } = setup({ pods: 'insecure' });
     expect(await ask(handler, '10-244-1-5.default.pod.cluster.local', 'A')).toMatchObject({ rcode: 'NOERROR', answer: ['10-244-1-5.default.pod.cluster.local A 10.244.1.5'] });
     expect(await ask(handler, 'fd00--5.default.pod.cluster.local', 'AAAA')).toMatchObject({ answer: ['fd00--5.default.pod.cluster.local AAAA fd00::5'] });
+    // Not an address as Go's net.ParseIP reads it (CoreDNS): leading zeros, an octet past 255.
+    for (const label of ['010-244-001-005', '10-244-1-05', '10-244-1-256']) expect(await ask(handler, `${label}.default.pod.cluster.local`, 'A')).toMatchObject(nx);
   });
 
   it('keeps no pod answer: a flood of distinct pod names leaves the memo empty', async () => {
@@ -324,6 +335,21 @@ describe('cluster zone behaviour', () => {
     expect(a2).not.toBe(a1);
     expect(a2.answers.map(line)).toEqual(['web.default.svc.cluster.local A 10.96.0.11']);
     expect(await ask(s.handler, '10.0.96.10.in-addr.arpa', 'PTR')).toMatchObject({ rcode: 'NXDOMAIN' });
+  });
+
+  it('caps the SOA TTL at 300 s while MINIMUM is the TTL given, as CoreDNS', async () => {
+    const cases: Array<[number, string, string, { ttl: number; minimum: number }]> = [
+      [30, 'x.default.svc.cluster.local', 'A', { ttl: 30, minimum: 30 }],
+      [300, 'x.default.svc.cluster.local', 'A', { ttl: 300, minimum: 300 }],
+      [3600, 'x.default.svc.cluster.local', 'A', { ttl: 300, minimum: 3600 }],
+      [3600, 'cluster.local', 'SOA', { ttl: 300, minimum: 3600 }],
+      [3600, '99.0.96.10.in-addr.arpa', 'PTR', { ttl: 300, minimum: 3600 }],
+    ];
+    for (const [ttl, name, type, want] of cases) {
+      const a = (await setup({ ttl }).handler.handle(query(name, type))) as DnsAnswer;
+      const soaRecord = (a.answers[0] ?? a.authorities[0]) as { ttl: number; data: { minimum: number } };
+      expect({ ttl: soaRecord.ttl, minimum: soaRecord.data.minimum }, `--ttl ${ttl} ${name} ${type}`).toEqual(want);
+    }
   });
 
   it('uses the TTL given, in answers and as the SOA minimum', async () => {

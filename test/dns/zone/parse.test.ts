@@ -29,6 +29,10 @@ describe('addresses in names', () => {
   const pods: Array<[string, string | undefined]> = [
     ['10-244-1-5', '10.244.1.5'],
     ['10-244-1-256', undefined],
+    // Leading zeros: Go's net.ParseIP (CoreDNS) rejects them; a lone 0 is an octet.
+    ['010-244-001-005', undefined],
+    ['10-244-1-05', undefined],
+    ['10-0-0-0', '10.0.0.0'],
     ['fd00--1', 'fd00::1'],
     ['5678-abcd--1', '5678:abcd::1'],
     ['not-an-ip', undefined],
