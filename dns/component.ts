@@ -7,6 +7,7 @@ import { UsageError } from '../runtime/errors.ts';
 import { StubDomains } from './forward/stubs.ts';
 import { followHostsFile } from './hosts/file.ts';
 import { HostsHandler } from './hosts/hosts.ts';
+import { loadBalancePolicies } from './server/balance.ts';
 import { DnsServer } from './server/server.ts';
 import { ClusterZoneHandler } from './zone/handler.ts';
 import { RecordIndex } from './zone/records.ts';
@@ -75,6 +76,12 @@ const flags = {
   lameduck: durationFlag({
     help: 'on SIGTERM, fail /readyz at once but keep answering this long before closing the listeners, while endpoints and conntrack move away (CoreDNS health lameduck); 0s turns it off',
     default: '5s',
+  }),
+  loadbalance: valueFlag({
+    value: 'POLICY',
+    help: "round_robin: rotate the A/AAAA and MX records of every NOERROR answer per response, CNAMEs first (CoreDNS loadbalance, in every default Corefile); off: keep their order",
+    parse: oneOf(loadBalancePolicies),
+    default: 'round_robin' as (typeof loadBalancePolicies)[number],
   }),
   'reuse-port': switchFlag('share the listen ports with other processes (SO_REUSEPORT): run one per core and the kernel spreads clients over them'),
 };
@@ -168,6 +175,7 @@ async function runDns(ctx: ComponentContext, f: DnsFlags): Promise<void> {
     serverLabel,
     zoneOf: (lname) => (lname === f.zone || lname.endsWith(`.${f.zone}`) ? zoneLabel : stubZone(lname)),
     reusePort: f['reuse-port'],
+    loadBalance: f.loadbalance,
   });
   let listening = false;
   let lameDuck = false;

@@ -6,6 +6,7 @@
 // until their TTL next counts down or the entry is replaced). On the benchmark's 10,000 names this brings the cost
 // of a zone query down to Node's own cost of receiving and sending a datagram.
 import type { DnsHandler, ReplayTerms } from '../types.ts';
+import type { BalancePlan } from './balance.ts';
 import type { ZoneSlot } from './metrics.ts';
 
 /** What a replayed response is counted as in the metrics (as the first one was). */
@@ -26,6 +27,8 @@ export interface Replay {
   version: number;
   terms: ReplayTerms | undefined;
   metrics: ReplayMetrics | undefined;
+  /** Records rotated on every replay (balance.ts), whose body starts at `bodyAt` in `bytes`; undefined: none. */
+  balance: { plan: BalancePlan; bodyAt: number } | undefined;
 }
 
 /** Responses by the query's bytes after its ID; at most `max` of them (then it starts again, empty). */
@@ -56,13 +59,13 @@ export class ReplayCache {
    * Remembers `bytes` as the response to `msg`: from `handler`, which must have a version (an authoritative
    * answer), or under `terms` (an answer that brought its own).
    */
-  store(msg: Buffer, bytes: Buffer, from: { handler: DnsHandler } | { terms: ReplayTerms }, metrics: ReplayMetrics | undefined): void {
+  store(msg: Buffer, bytes: Buffer, from: { handler: DnsHandler } | { terms: ReplayTerms }, metrics: ReplayMetrics | undefined, balance?: Replay['balance']): void {
     if (msg.length < 12) return;
     const handler = 'handler' in from ? from.handler : undefined;
     const version = handler?.version?.();
     const terms = 'terms' in from ? from.terms : undefined;
     if (terms === undefined && version === undefined) return;
     if (this.#entries.size >= this.#max) this.#entries = new Map();
-    this.#entries.set(msg.toString('latin1', 2), { bytes: Buffer.from(bytes), handler, version: version ?? 0, terms, metrics });
+    this.#entries.set(msg.toString('latin1', 2), { bytes: Buffer.from(bytes), handler, version: version ?? 0, terms, metrics, balance });
   }
 }

@@ -10,7 +10,8 @@ import type { Logger } from '../../runtime/logger.ts';
 import type { DnsAnswer, DnsHandler, HandlerResult } from '../types.ts';
 import { rcodeNumbers } from '../wire/codec.ts';
 import { parseQuery, type ParsedQuery, type ParseFailure } from '../wire/query.ts';
-import { buildError, buildResponse, encodeAnswer, type EncodedAnswer } from '../wire/response.ts';
+import { buildError, buildResponse, encodeAnswer, maxMessage, optLength, type EncodedAnswer } from '../wire/response.ts';
+import { planBalance, rotate, rotatedBody, type BalancePlan, type LoadBalance } from './balance.ts';
 import { DnsMetrics, typeSlot, type ZoneSlot } from './metrics.ts';
 import type { Client, Output } from './output.ts';
 import { isWildcard, PinnedSet } from './pinned.ts';
@@ -50,6 +51,11 @@ export interface DnsServerOptions {
    * listen address; default 5000 ms; 0: pin none.
    */
   pinRefreshMs?: number;
+  /**
+   * 'round_robin' (the default, as CoreDNS's loadbalance in every default Corefile): the A/AAAA and MX records of
+   * each NOERROR response are rotated per response, CNAMEs first (balance.ts); 'off': sent as the handler gave them.
+   */
+  loadBalance?: LoadBalance;
 }
 
 /** One bound socket, as start() reports it. */
@@ -62,6 +68,8 @@ export interface BoundAddress {
 /** What the server keeps per answer object: its encoding and the metrics slot last used with it. */
 interface Cached {
   enc: EncodedAnswer;
+  /** The record groups rotated per response, or null (one address, not NOERROR, or load balancing off). */
+  plan: BalancePlan | null;
   /** The query name `slot` was found for (an answer shared by several names looks it up again). */
   slotName: string | null;
   slot: ZoneSlot | null;
@@ -104,6 +112,9 @@ export class DnsServer {
   readonly #conns = new Set<TcpConnection>();
   readonly #serve = (msg: Buffer, out: Output, client: Client) => this.#onMessage(msg, out, client);
   #closed = false;
+  readonly #balance: boolean;
+  /** Advanced per response that has records to rotate: how far they are rotated. */
+  #turn = 0;
   #logBudget = { windowStart: -Infinity, left: 0, suppressed: 0 };
 
   constructor(o: DnsServerOptions) {
@@ -114,6 +125,7 @@ export class DnsServer {
     this.#ourSize = Math.max(512, Math.min(65535, o.udpBufferSize ?? 1232));
     this.#timeoutMs = o.queryTimeoutMs ?? 5000;
     this.#zoneOf = o.zoneOf ?? (() => '.');
+    this.#balance = (o.loadBalance ?? 'round_robin') !== 'off';
     const first = o.listen[0];
     const host = !first || first.host === '0.0.0.0' || first.host === '::' ? '' : first.host.includes(':') ? `[${first.host}]` : first.host;
     this.#metrics = o.registry ? new DnsMetrics(o.serverLabel ?? `dns://${host}:${first?.port ?? 53}`, o.registry) : undefined;
@@ -331,6 +343,7 @@ export class DnsServer {
     r.bytes.copy(buf);
     buf[0] = msg[0]!;
     buf[1] = msg[1]!;
+    if (r.balance !== undefined) rotate(buf, r.balance.bodyAt, r.balance.plan, (this.#turn = (this.#turn + 1) >>> 0));
     out.send(buf, client);
     r.terms?.replayed();
     const m = r.metrics;
@@ -355,13 +368,31 @@ export class DnsServer {
           a = this.#handlerFailed({ name: String(a?.source ?? ''), handle: () => 'pass' }, e);
           enc = encodeAnswer(a, q.lname);
         }
-        c = { enc, slotName: null, slot: null, byRcode: null };
+        let plan: BalancePlan | null = null;
+        if (this.#balance) ({ enc, plan } = planBalance(enc));
+        c = { enc, plan, slotName: null, slot: null, byRcode: null };
         this.#encoded.set(a, c);
       }
       const enc = c.enc;
       const ourSize = this.#ourSize;
       const limit = out.prefix ? 65535 : q.udpSize === undefined ? 512 : q.udpSize < ourSize ? q.udpSize : ourSize;
-      const buf = buildResponse(msg, q, enc, limit, ourSize, out.prefix, out);
+      const plan = c.plan;
+      let buf: Buffer;
+      // Set when the response is the encoding as it was (not compressed and cut to fit): where its records start.
+      let bodyAt = -1;
+      if (plan === null) buf = buildResponse(msg, q, enc, limit, ourSize, out.prefix, out);
+      else {
+        const turn = (this.#turn = (this.#turn + 1) >>> 0);
+        const whole = q.questionEnd + enc.body.length + (q.edns ? optLength : 0);
+        if (whole <= limit && whole <= maxMessage) {
+          buf = buildResponse(msg, q, enc, limit, ourSize, out.prefix, out);
+          bodyAt = out.prefix + q.questionEnd;
+          rotate(buf, bodyAt, plan, turn);
+        } else {
+          // Rotated before it is cut, as CoreDNS shuffles before truncating: a different part of a big set each time.
+          buf = buildResponse(msg, q, { ...enc, body: rotatedBody(enc.body, plan, turn) }, limit, ourSize, out.prefix, out);
+        }
+      }
       const size = buf.length - out.prefix;
       sent = true;
       out.send(buf, client);
@@ -376,12 +407,13 @@ export class DnsServer {
         c.slot!.record(typeSlot(q.qtype), out.proto, family, q.dnssecOk, q.wireSize, size, enc.rcode, c.byRcode!, (now() - start) / 1000);
       }
       // The response bytes are still intact: nothing was allocated since it was sent.
-      if (replayable && out.prefix === 0 && (a.rcode === 'NOERROR' || a.rcode === 'NXDOMAIN')) {
+      // A response cut to fit is not replayed when it has records to rotate: its bytes no longer match the plan.
+      if (replayable && out.prefix === 0 && (a.rcode === 'NOERROR' || a.rcode === 'NXDOMAIN') && (plan === null || bodyAt >= 0)) {
         const h = a.authoritative ? this.#byName.get(a.source) : undefined;
         const from = h?.version !== undefined ? { handler: h } : a.replay !== undefined ? { terms: a.replay } : undefined;
         if (from !== undefined) {
           const metrics = c.slot && c.byRcode ? { slot: c.slot, byRcode: c.byRcode, typeSlot: typeSlot(q.qtype), dnssecOk: q.dnssecOk, rcode: enc.rcode } : undefined;
-          this.#replay.store(msg, buf, from, metrics);
+          this.#replay.store(msg, buf, from, metrics, plan === null ? undefined : { plan, bodyAt });
         }
       }
     } catch (e) {

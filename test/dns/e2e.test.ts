@@ -210,11 +210,31 @@ describe('netplane dns from a manifest directory, with dig', () => {
     // 100 A records: as many as fit, with TC (16 bytes each after a 47-byte header and question).
     const small = await dig(port, 'many.default.svc.cluster.local', 'A', '+noedns', '+ignore');
     expect([small.status, small.flags.includes('tc'), small.answer.length]).toEqual(['NOERROR', true, 29]);
-    expect(small.answer[0]).toBe('many.default.svc.cluster.local. IN A 10.244.7.1');
+    // Rotated per response (loadbalance): 29 of the 100, starting anywhere.
+    expect(new Set(small.answer).size).toBe(29);
+    for (const l of small.answer) expect(l).toMatch(/^many\.default\.svc\.cluster\.local\. IN A 10\.244\.7\.\d+$/);
     const edns = await dig(port, 'many.default.svc.cluster.local', 'A', '+bufsize=1232', '+ignore');
     expect([edns.flags.includes('tc'), edns.answer.length]).toEqual([true, 73]);
     // dig retries over TCP on TC and gets them all.
     expect((await dig(port, 'many.default.svc.cluster.local', 'A', '+noedns')).answer).toHaveLength(100);
+  });
+
+  it("rotates a headless Service's addresses per response over UDP and TCP (loadbalance); --loadbalance off keeps them sorted", async () => {
+    const firsts = async (p: number, ...opts: string[]) => {
+      const out: string[] = [];
+      for (let i = 0; i < 6; i++) out.push((await dig(p, 'six.default.svc.cluster.local', 'A', ...opts)).answer[0]!);
+      return new Set(out);
+    };
+    expect((await firsts(port)).size).toBe(6);
+    expect((await firsts(port, '+tcp')).size).toBe(6);
+    const offPort = await freePort();
+    const off = startDns(['--manifests', dir, '--listen', `127.0.0.1:${offPort}`, '--upstream', `127.0.0.1:${up.port}`, '--loadbalance', 'off']);
+    try {
+      await waitFor('dns answering', async () => (await dig(offPort, 'web.default.svc.cluster.local').catch(() => undefined))?.status === 'NOERROR', 15_000);
+      expect([...(await firsts(offPort))]).toEqual(['six.default.svc.cluster.local. IN A 10.244.6.1']);
+    } finally {
+      off.proc.kill('SIGKILL');
+    }
   });
 
   it('never forwards cluster names asked in another class: ANY is answered from the zone, CH refused', async () => {
