@@ -36,6 +36,17 @@ export const prefetchSetting = (raw: string): PrefetchSettings | false => {
   return { amount, windowSeconds, percentage };
 };
 
+/** `SECONDS[:MINSECONDS]`: the longest cache TTL and, optionally, the shortest (CoreDNS cache `success|denial CAPACITY TTL MINTTL`). */
+export const ttlBounds = (raw: string): { max: number; min: number | undefined } => {
+  const m = /^(\d+)(?::(\d+))?$/.exec(raw);
+  const max = Number(m?.[1]);
+  const min = m?.[2] === undefined ? undefined : Number(m[2]);
+  if (!m || max < 1 || max > 2_147_483_647 || (min !== undefined && min > 2_147_483_647)) {
+    throw new Error('must be SECONDS[:MINSECONDS] with SECONDS at least 1 (the cap) and MINSECONDS at least 0 (the floor), e.g. 30 or 30:5');
+  }
+  return { max, min };
+};
+
 const serviceRef = (raw: string) => {
   const m = /^([a-z0-9-]+)\/([a-z0-9-]+)$/.exec(raw);
   if (!m) throw new Error('must be NAMESPACE/NAME');
@@ -66,6 +77,22 @@ const flags = {
   }),
   'max-concurrent': valueFlag({ value: 'N', help: 'upstream queries under way at most per forwarder (CoreDNS max_concurrent); a query above it gets SERVFAIL at once', parse: positiveInt, default: 1000 }),
   'cache-size': valueFlag({ value: 'N', help: 'forwarded answers kept in the cache (0 turns it off)', parse: (r: string) => (r === '0' ? 0 : positiveInt(r)), default: 10_000 }),
+  'cache-ttl': valueFlag({
+    value: 'SECONDS',
+    help: "the longest a forwarded answer, positive or negative, is cached, which is also the most TTL clients are given (CoreDNS cache TTL: the default Corefile's cache 30)",
+    parse: intInRange(1, 2_147_483_647),
+    default: 30,
+  }),
+  'cache-success-ttl': valueFlag({
+    value: 'SECONDS[:MINSECONDS]',
+    help: 'positive answers: the longest cache TTL (default --cache-ttl) and the shortest, to which lower TTLs are raised (default 5) (CoreDNS cache success ... TTL MINTTL)',
+    parse: ttlBounds,
+  }),
+  'cache-denial-ttl': valueFlag({
+    value: 'SECONDS[:MINSECONDS]',
+    help: 'NXDOMAIN and NODATA answers: the longest cache TTL (default --cache-ttl) and the shortest (default 5) (CoreDNS cache denial ... TTL MINTTL)',
+    parse: ttlBounds,
+  }),
   prefetch: valueFlag({
     value: 'AMOUNT[:SECONDS[:PERCENT]]',
     help: 'refresh a cached answer before it expires once it was asked AMOUNT times with no gap of SECONDS, in the last PERCENT of its TTL (CoreDNS prefetch); off turns it off',
@@ -117,7 +144,16 @@ async function runDns(ctx: ComponentContext, f: DnsFlags): Promise<void> {
     return;
   }
   const serverLabel = `dns://${f.listen[0]!.host === '0.0.0.0' ? '' : f.listen[0]!.host}:${f.listen[0]!.port}`;
-  const cache = { maxEntries: f['cache-size'], prefetch: f.prefetch };
+  const success = f['cache-success-ttl'];
+  const denial = f['cache-denial-ttl'];
+  const cache = {
+    maxEntries: f['cache-size'],
+    prefetch: f.prefetch,
+    maxTtl: success?.max ?? f['cache-ttl'],
+    minTtl: success?.min ?? 5,
+    maxNegativeTtl: denial?.max ?? f['cache-ttl'],
+    minNegativeTtl: denial?.min ?? 5,
+  };
   const maxConcurrent = f['max-concurrent'];
   const loops = new LoopDetector();
   const forwarder = new Forwarder({ upstreams, log: ctx.log, registry: ctx.registry, server: serverLabel, cache, maxConcurrent, loops });

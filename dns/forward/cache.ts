@@ -23,12 +23,14 @@ export interface CacheSettings {
    * least recently used: see DnsCache). 0 turns the cache off. Default 10,000.
    */
   maxEntries?: number;
-  /** Upper bound of a positive TTL, seconds. Default 3600 (CoreDNS `success`). */
+  /** Upper bound of a positive TTL, seconds. Default 3600 (CoreDNS cache's own default; `cache 30` makes it 30). */
   maxTtl?: number;
-  /** Lower bound of every TTL, seconds: shorter TTLs are raised to it, as CoreDNS does. Default 5. */
+  /** Lower bound of a positive TTL, seconds: shorter TTLs are raised to it (CoreDNS `success ... MINTTL`). Default 5. */
   minTtl?: number;
-  /** Upper bound of a negative TTL, seconds. Default 1800 (CoreDNS `denial`). */
+  /** Upper bound of a negative TTL, seconds. Default 1800 (CoreDNS cache's own default; `cache 30` makes it 30). */
   maxNegativeTtl?: number;
+  /** Lower bound of a negative TTL, seconds (CoreDNS `denial ... MINTTL`). Default 5. */
+  minNegativeTtl?: number;
   /** Refresh popular entries before they expire; `true` takes the PrefetchSettings defaults. Default off. */
   prefetch?: boolean | PrefetchSettings;
   /** How long past expiry an entry may still be served when no upstream answers, seconds; 0 never. Default 3600. */
@@ -41,6 +43,7 @@ export interface ResolvedCacheSettings {
   maxTtl: number;
   minTtl: number;
   maxNegativeTtl: number;
+  minNegativeTtl: number;
   prefetch: { amount: number; windowMs: number; percentage: number } | undefined;
   staleMaxSeconds: number;
 }
@@ -85,6 +88,7 @@ export function resolveCacheSettings(s: CacheSettings = {}): ResolvedCacheSettin
     maxTtl: s.maxTtl ?? 3600,
     minTtl: s.minTtl ?? 5,
     maxNegativeTtl: s.maxNegativeTtl ?? 1800,
+    minNegativeTtl: s.minNegativeTtl ?? 5,
     prefetch: p && { amount: p.amount ?? 2, windowMs: (p.windowSeconds ?? 60) * 1000, percentage: p.percentage ?? 10 },
     staleMaxSeconds: s.staleMaxSeconds ?? 3600,
   };
@@ -103,9 +107,10 @@ export function cacheKey(q: Pick<DnsQuery, 'lname' | 'qtype' | 'qclass' | 'dnsse
 
 /**
  * How long a reply may be cached, seconds, and as what; undefined when it must not be. Positive: the smallest TTL of
- * every record in the reply (CoreDNS looks at all sections, so no record outlives its own TTL), clamped to
- * [minTtl, maxTtl]. Negative (NXDOMAIN, or NOERROR without answers): RFC 2308 §5, the smaller of the SOA's TTL and its
- * MINIMUM field, clamped to [minTtl, maxNegativeTtl]; without an SOA it is not cached (RFC 2308 §5: SHOULD NOT).
+ * every record in the reply (CoreDNS looks at all sections, so no record outlives its own TTL), raised to minTtl, then
+ * capped at maxTtl (the cap wins when it is the lower, as in CoreDNS's computeTTL). Negative (NXDOMAIN, or NOERROR
+ * without answers): RFC 2308 §5, the smaller of the SOA's TTL and its MINIMUM field, raised to minNegativeTtl and
+ * capped at maxNegativeTtl; without an SOA it is not cached (RFC 2308 §5: SHOULD NOT).
  * SERVFAIL, REFUSED, FORMERR and NOTIMP are never cached: the upstream's trouble should not outlive the upstream's.
  */
 export function cacheTtl(reply: UpstreamReply, s: ResolvedCacheSettings): { type: CacheType; ttl: number } | undefined {
@@ -114,17 +119,18 @@ export function cacheTtl(reply: UpstreamReply, s: ResolvedCacheSettings): { type
   let type: CacheType;
   let ttl: number;
   let max: number;
+  let min: number;
   if (reply.rcode === 'NOERROR' && reply.answers.length > 0) {
-    [type, ttl, max] = ['success', smallest, s.maxTtl];
+    [type, ttl, min, max] = ['success', smallest, s.minTtl, s.maxTtl];
   } else if (reply.rcode === 'NXDOMAIN' || (reply.rcode === 'NOERROR' && reply.answers.length === 0)) {
     const soa = reply.authorities.find((rr): rr is SoaAnswer => rr.type === 'SOA');
     if (!soa) return undefined;
-    [type, ttl, max] = ['denial', Math.min(smallest, soa.data.minimum ?? Infinity), s.maxNegativeTtl];
+    [type, ttl, min, max] = ['denial', Math.min(smallest, soa.data.minimum ?? Infinity), s.minNegativeTtl, s.maxNegativeTtl];
   } else {
     return undefined;
   }
-  if (!Number.isFinite(ttl)) ttl = s.minTtl;
-  ttl = Math.min(Math.max(ttl, s.minTtl), max);
+  if (!Number.isFinite(ttl)) ttl = min;
+  ttl = Math.min(Math.max(ttl, min), max);
   return ttl > 0 ? { type, ttl } : undefined;
 }
 

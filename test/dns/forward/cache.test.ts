@@ -24,6 +24,12 @@ describe('cacheTtl', () => {
     ['NXDOMAIN: SOA TTL below minimum', reply('NXDOMAIN', [], [soa('example.com', 30, 600)]), { type: 'denial', ttl: 30 }],
     ['NXDOMAIN: capped by maxNegativeTtl', reply('NXDOMAIN', [], [soa('example.com', 86400, 86400)]), { type: 'denial', ttl: 1800 }],
     ['NXDOMAIN: own maxNegativeTtl', reply('NXDOMAIN', [], [soa('example.com', 86400, 86400)]), { type: 'denial', ttl: 20 }, { maxNegativeTtl: 20 }],
+    ['NXDOMAIN: raised to minNegativeTtl', reply('NXDOMAIN', [], [soa('example.com', 1, 1)]), { type: 'denial', ttl: 5 }],
+    ['NXDOMAIN: own minNegativeTtl, apart from minTtl', reply('NXDOMAIN', [], [soa('example.com', 1, 1)]), { type: 'denial', ttl: 2 }, { minNegativeTtl: 2, minTtl: 20 }],
+    ['positive: minTtl apart from minNegativeTtl', reply('NOERROR', [a('x', '10.0.0.1', 1)]), { type: 'success', ttl: 20 }, { minNegativeTtl: 2, minTtl: 20 }],
+    ['cache 30: a long positive TTL capped at 30', reply('NOERROR', [a('x', '10.0.0.1', 86400)]), { type: 'success', ttl: 30 }, { maxTtl: 30, maxNegativeTtl: 30 }],
+    ['cache 30: a long negative TTL capped at 30', reply('NXDOMAIN', [], [soa('example.com', 3600, 3600)]), { type: 'denial', ttl: 30 }, { maxTtl: 30, maxNegativeTtl: 30 }],
+    ['a cap below the floor wins (CoreDNS computeTTL)', reply('NOERROR', [a('x', '10.0.0.1', 1)]), { type: 'success', ttl: 3 }, { maxTtl: 3 }],
     ['NODATA: NOERROR without answers, with SOA', reply('NOERROR', [], [soa('example.com', 300, 120)]), { type: 'denial', ttl: 120 }],
     ['NXDOMAIN without SOA is not cached', reply('NXDOMAIN'), undefined],
     ['NOERROR without answers or SOA (referral) is not cached', reply('NOERROR', [], [ns(300)]), undefined],
@@ -147,7 +153,7 @@ describe('DnsCache', () => {
   });
 
   it('uses the defaults CoreDNS uses', () => {
-    expect(s).toEqual({ maxEntries: 10_000, maxTtl: 3600, minTtl: 5, maxNegativeTtl: 1800, prefetch: undefined, staleMaxSeconds: 3600 });
+    expect(s).toEqual({ maxEntries: 10_000, maxTtl: 3600, minTtl: 5, maxNegativeTtl: 1800, minNegativeTtl: 5, prefetch: undefined, staleMaxSeconds: 3600 });
     expect(resolveCacheSettings({ prefetch: true }).prefetch).toEqual({ amount: 2, windowMs: 60_000, percentage: 10 });
   });
 });
