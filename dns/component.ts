@@ -2,7 +2,7 @@
 import { Counter } from 'prom-client';
 import { defineComponent, type ComponentContext } from '../runtime/component.ts';
 import { durationFlag, intInRange, listFlag, oneOf, parseCIDRList, parseDestination, parseHostPort, positiveInt, switchFlag, valueFlag, type HostPort } from '../runtime/flags.ts';
-import { Forwarder, LoopDetector, readResolvConf, type PrefetchSettings } from './forward/forwarder.ts';
+import { Forwarder, LoopDetector, policies, readResolvConf, type PrefetchSettings } from './forward/forwarder.ts';
 import { UsageError } from '../runtime/errors.ts';
 import { StubDomains } from './forward/stubs.ts';
 import { followHostsFile } from './hosts/file.ts';
@@ -74,6 +74,12 @@ const flags = {
     parse: serviceRef,
     default: serviceRef('kube-system/kube-dns'),
     shown: 'kube-system/kube-dns',
+  }),
+  'forward-policy': valueFlag({
+    value: 'POLICY',
+    help: "the order healthy upstreams are tried in per query: random, round_robin or sequential (as given: failover only); unhealthy ones always go last (CoreDNS forward policy)",
+    parse: oneOf(policies),
+    default: 'random' as (typeof policies)[number],
   }),
   'max-concurrent': valueFlag({ value: 'N', help: 'upstream queries under way at most per forwarder (CoreDNS max_concurrent); a query above it gets SERVFAIL at once', parse: positiveInt, default: 1000 }),
   'cache-size': valueFlag({ value: 'N', help: 'forwarded answers kept in the cache (0 turns it off)', parse: (r: string) => (r === '0' ? 0 : positiveInt(r)), default: 10_000 }),
@@ -155,13 +161,14 @@ async function runDns(ctx: ComponentContext, f: DnsFlags): Promise<void> {
     minNegativeTtl: denial?.min ?? 5,
   };
   const maxConcurrent = f['max-concurrent'];
+  const policy = f['forward-policy'];
   const loops = new LoopDetector();
-  const forwarder = new Forwarder({ upstreams, log: ctx.log, registry: ctx.registry, server: serverLabel, cache, maxConcurrent, loops });
+  const forwarder = new Forwarder({ upstreams, log: ctx.log, registry: ctx.registry, server: serverLabel, cache, maxConcurrent, policy, loops });
   const forwarders = [{ domain: '.', forwarder }];
   let stubs: StubDomains;
   try {
     for (const s of f['stub-domain']) {
-      forwarders.push({ domain: s.domain, forwarder: new Forwarder({ upstreams: s.upstreams, log: ctx.log, registry: ctx.registry, server: serverLabel, domain: s.domain, cache, maxConcurrent, loops }) });
+      forwarders.push({ domain: s.domain, forwarder: new Forwarder({ upstreams: s.upstreams, log: ctx.log, registry: ctx.registry, server: serverLabel, domain: s.domain, cache, maxConcurrent, policy, loops }) });
     }
     stubs = new StubDomains(forwarders.slice(1));
   } catch (e) {

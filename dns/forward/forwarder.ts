@@ -17,7 +17,7 @@ import { UpstreamSet, type Policy } from './upstreams.ts';
 export { LoopDetector } from './loop.ts';
 export { ResolvConfError, parseResolvConf, readResolvConf } from './resolvconf.ts';
 export type { CacheSettings, PrefetchSettings } from './cache.ts';
-export type { Policy } from './upstreams.ts';
+export { policies, type Policy } from './upstreams.ts';
 
 /** Options the forwarder cannot work with; the message names the option, the value and what is allowed. */
 export class ForwarderConfigError extends Error {
@@ -40,7 +40,7 @@ export interface ForwarderOptions {
   timeoutMs?: number;
   /** Time for the whole query across upstreams and retries, ms. Default 5000. */
   budgetMs?: number;
-  /** Upstream order: "sequential" (as given, failover; the default) or "random" (per query, CoreDNS's default). */
+  /** Upstream order: "sequential" (as given, failover; the default here), "random" (per query, CoreDNS's default) or "round_robin". */
   policy?: Policy;
   /** Failed exchanges in a row before an upstream is tried last and probed. Default 2, as CoreDNS's max_fails. */
   maxFails?: number;

@@ -6,8 +6,14 @@ import { isIPv6 } from 'node:net';
 import type { HostPort } from '../../runtime/flags.ts';
 import type { Logger } from '../../runtime/logger.ts';
 
-/** How upstreams are ordered for a query: as configured (resolv.conf order, failover), or shuffled per query. */
-export type Policy = 'sequential' | 'random';
+/**
+ * How healthy upstreams are ordered for a query (CoreDNS forward `policy`): shuffled per query (`random`, CoreDNS's
+ * default), rotated by one per query (`round_robin`), or as configured (`sequential`: resolv.conf order, failover).
+ */
+export type Policy = 'random' | 'round_robin' | 'sequential';
+
+/** The policies, for flag checking. */
+export const policies: readonly Policy[] = ['random', 'round_robin', 'sequential'];
 
 /** One upstream and its health. */
 export interface Upstream {
@@ -47,6 +53,8 @@ export class UpstreamSet {
   #probes = new Map<Upstream, NodeJS.Timeout>();
   #probing = new Set<Upstream>();
   #closed = false;
+  /** Queries ordered so far under round_robin. */
+  #robin = 0;
 
   constructor(upstreams: readonly HostPort[], options: UpstreamSetOptions) {
     this.all = upstreams.map((to) => ({ to, label: upstreamLabel(to), fails: 0, down: false }));
@@ -67,6 +75,9 @@ export class UpstreamSet {
         const j = Math.floor(Math.random() * (i + 1));
         [up[i], up[j]] = [up[j]!, up[i]!];
       }
+    } else if (this.#o.policy === 'round_robin' && up.length > 1) {
+      const r = this.#robin++ % up.length;
+      up.push(...up.splice(0, r));
     }
     return up.length === active.length ? up : [...up, ...active.filter((u) => u.down)];
   }

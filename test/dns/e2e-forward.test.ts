@@ -1,5 +1,5 @@
 // netplane dns as users run it, forwarding to scripted upstreams and queried with dig: the TTLs clients get for
-// forwarded answers (CoreDNS `cache 30` and its success/denial TTLs).
+// forwarded answers (CoreDNS `cache 30` and its success/denial TTLs) and the upstream policy.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/wait.ts';
 import { HostRunner } from '../../runtime/exec.ts';
@@ -88,5 +88,32 @@ describe('forwarded TTLs', () => {
     running.push(dns);
     expect(await dns.exited).not.toBe(0);
     expect(dns.logs()).toMatch(/--cache-success-ttl "0": must be SECONDS\[:MINSECONDS\]/);
+  });
+});
+
+describe('upstream policy', () => {
+  const running: Array<{ close(): Promise<void> } | DnsProcess> = [];
+  afterAll(async () => {
+    await Promise.all(running.map((r) => ('stop' in r ? r.stop() : r.close())));
+  });
+  const run = async (...args: string[]) => {
+    const ups = [await startUpstream(byTtl), await startUpstream(byTtl)];
+    running.push(...ups);
+    const { dns, port } = await serve([...ups.flatMap((u) => ['--upstream', u.hostPort.text]), ...args]);
+    running.push(dns);
+    for (let i = 0; i < 20; i++) expect((await dig(port, `n${i}.example.com`)).status).toBe('NOERROR');
+    // The loop check's HINFO probe goes to each upstream once.
+    return ups.map((u) => u.seen.filter((q) => q.type === 'A').length);
+  };
+
+  it('spreads distinct names over the upstreams at random by default, as CoreDNS forward', async () => {
+    const counts = await run();
+    expect(counts[0]! + counts[1]!).toBe(20);
+    expect(Math.min(...counts)).toBeGreaterThan(0);
+  });
+
+  it('--forward-policy round_robin alternates; sequential keeps to the first', async () => {
+    expect(await run('--forward-policy', 'round_robin')).toEqual([10, 10]);
+    expect(await run('--forward-policy', 'sequential')).toEqual([20, 0]);
   });
 });

@@ -95,6 +95,34 @@ describe('forwarding', () => {
     expect(await metric('coredns_proxy_request_duration_seconds', { proxy_name: 'forward', to: good.hostPort.text })).toBeGreaterThan(0);
   });
 
+  const policyCases: Array<{ policy: ForwarderOptions['policy']; check: (counts: number[]) => void }> = [
+    // CoreDNS's default: a shuffle per query (20 queries all on one of three: about 3 in a billion).
+    { policy: 'random', check: (c) => expect(c.filter((n) => n > 0).length).toBeGreaterThanOrEqual(2) },
+    { policy: 'round_robin', check: (c) => expect(c).toEqual([7, 7, 6]) },
+    { policy: 'sequential', check: (c) => expect(c).toEqual([20, 0, 0]) },
+  ];
+  it.each(policyCases)('spreads 20 names over three upstreams by policy $policy', async ({ policy, check }) => {
+    const ups = [await upstream(answerA('10.0.0.1')), await upstream(answerA('10.0.0.2')), await upstream(answerA('10.0.0.3'))];
+    const { f } = forwarder(ups.map((u) => u.hostPort), { policy, cache: { maxEntries: 0 } });
+    for (let i = 0; i < 20; i++) expect((await f.handle(query(`p${i}.example.com`))).rcode).toBe('NOERROR');
+    check(ups.map((u) => u.count()));
+  });
+
+  it.each(['random', 'round_robin'] as const)('with policy %s, a silent upstream goes last once down: no query waits for it again', async (policy) => {
+    const silent = await upstream(() => 'silent');
+    const good = await upstream(answerA('10.0.0.2'));
+    const { f } = forwarder([silent.hostPort, good.hostPort], { policy, timeoutMs: 100, cache: { maxEntries: 0 } });
+    // Until the silent one has failed twice, some queries time out on it first, then fail over.
+    const asked = () => silent.seen.filter((q) => q.name !== '.').length;
+    for (let i = 0; asked() < 2 && i < 40; i++) expect((await f.handle(query(`w${i}.example.com`))).rcode).toBe('NOERROR');
+    const before = asked();
+    const started = performance.now();
+    for (let i = 0; i < 10; i++) expect((await f.handle(query(`d${i}.example.com`))).answers).toMatchObject([{ data: '10.0.0.2' }]);
+    expect(performance.now() - started).toBeLessThan(500);
+    // Health probes (". NS") go on in the background; no query is sent to it.
+    expect(asked() - before).toBe(0);
+  });
+
   it('answers SERVFAIL within the budget when every upstream is silent', async () => {
     const one = await upstream(() => 'silent');
     const two = await upstream(() => 'silent');
