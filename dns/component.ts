@@ -7,6 +7,8 @@ import { UsageError } from '../runtime/errors.ts';
 import { StubDomains } from './forward/stubs.ts';
 import { followHostsFile } from './hosts/file.ts';
 import { HostsHandler } from './hosts/hosts.ts';
+import { chainOf, RewriteHandler } from './rewrite/handler.ts';
+import { parseNameRule } from './rewrite/rules.ts';
 import { loadBalancePolicies } from './server/balance.ts';
 import { DnsServer } from './server/server.ts';
 import { ClusterZoneHandler } from './zone/handler.ts';
@@ -67,6 +69,11 @@ const flags = {
   ttl: valueFlag({ value: 'SECONDS', help: 'TTL of answers from the cluster zone, 0 to 3600 (CoreDNS kubernetes ttl)', parse: intInRange(0, 3600), default: 5 }),
   pods: valueFlag({ value: 'MODE', help: 'pod records a-b-c-d.<ns>.pod.<zone>: disabled or insecure (answered from the name alone)', parse: oneOf(['disabled', 'insecure'] as const), default: 'disabled' as 'disabled' | 'insecure' }),
   'endpoint-pod-names': switchFlag("name endpoints without a hostname after their Pod (<pod>.<svc>.<ns>.svc.<zone>, PTR too) instead of their dashed address (CoreDNS endpoint_pod_names)"),
+  'rewrite-name': listFlag({
+    value: 'exact|suffix:FROM:TO',
+    help: "ask names matching FROM (the whole name, or its end) as TO instead and map the answer's names back (CoreDNS rewrite name ... answer auto); the first rule that matches applies",
+    parse: parseNameRule,
+  }),
   'reverse-cidr': listFlag({ value: 'CIDRS', help: 'reverse names of these ranges are answered here (NXDOMAIN when unknown), not forwarded', parse: parseCIDRList }),
   'dns-service': valueFlag({
     value: 'NAMESPACE/NAME',
@@ -210,9 +217,10 @@ async function runDns(ctx: ComponentContext, f: DnsFlags): Promise<void> {
     const s = stubs.find(lname);
     return s ? `${s.domain}.` : '.';
   };
+  const chain = [zone, ...(hosts ? [hosts] : []), ...(f['stub-domain'].length > 0 ? [stubs] : []), forwarder];
   const server = new DnsServer({
     listen: f.listen,
-    handlers: [zone, ...(hosts ? [hosts] : []), ...(f['stub-domain'].length > 0 ? [stubs] : []), forwarder],
+    handlers: f['rewrite-name'].length > 0 ? [new RewriteHandler(f['rewrite-name'], chainOf(chain)), ...chain] : chain,
     log: ctx.log,
     registry: ctx.registry,
     serverLabel,
