@@ -88,7 +88,7 @@ const flags = {
     parse: oneOf(policies),
     default: 'random' as (typeof policies)[number],
   }),
-  'max-concurrent': valueFlag({ value: 'N', help: 'upstream queries under way at most per forwarder (CoreDNS max_concurrent); a query above it gets SERVFAIL at once', parse: positiveInt, default: 1000 }),
+  'max-concurrent': valueFlag({ value: 'N', help: 'upstream queries under way at most per forwarder (CoreDNS max_concurrent); a query above it gets REFUSED at once, as from CoreDNS', parse: positiveInt, default: 1000 }),
   'cache-size': valueFlag({ value: 'N', help: 'forwarded answers kept in the cache (0 turns it off)', parse: (r: string) => (r === '0' ? 0 : positiveInt(r)), default: 10_000 }),
   'cache-ttl': valueFlag({
     value: 'SECONDS',

@@ -45,8 +45,8 @@ export interface ForwarderOptions {
   /** Failed exchanges in a row before an upstream is tried last and probed. Default 2, as CoreDNS's max_fails. */
   maxFails?: number;
   /**
-   * Upstream resolutions under way at most (CoreDNS forward's max_concurrent); a miss above it is answered SERVFAIL
-   * (or stale) at once and counted. Bounds sockets and memory when an upstream is silent. Default 1000.
+   * Upstream resolutions under way at most (CoreDNS forward's max_concurrent); a miss above it is answered REFUSED
+   * (as CoreDNS's ErrLimitExceeded), or stale when an expired entry is at hand, at once and counted. Bounds sockets and memory when an upstream is silent. Default 1000.
    */
   maxConcurrent?: number;
   cache?: CacheSettings;
@@ -212,7 +212,8 @@ export class Forwarder implements DnsHandler {
     const flight = this.#flight(key, q);
     if (!flight) {
       this.#metrics.rejected();
-      if (found.kind !== 'stale') return servfail();
+      // CoreDNS forward returns RcodeRefused with ErrLimitExceeded; resolvers then try their next server.
+      if (found.kind !== 'stale') return refused();
       this.#metrics.servedStale();
       return this.cache.staleAnswer(found.entry);
     }
@@ -307,6 +308,11 @@ export function ownerNamesBack(reply: UpstreamReply, name: string): void {
 /** A SERVFAIL answer; a new object each time, as it answers one question. */
 function servfail(): DnsAnswer {
   return { rcode: 'SERVFAIL', authoritative: false, recursionAvailable: true, answers: [], authorities: [], additionals: [], source: 'forward' };
+}
+
+/** REFUSED above maxConcurrent; a new object each time. */
+function refused(): DnsAnswer {
+  return { rcode: 'REFUSED', authoritative: false, recursionAvailable: true, answers: [], authorities: [], additionals: [], source: 'forward' };
 }
 
 /** NXDOMAIN for our own loop probe come back. */

@@ -196,7 +196,7 @@ export class ForwardMetrics {
     this.#broken.inc();
   }
 
-  /** A query answered SERVFAIL at once because maxConcurrent upstream resolutions were already under way. */
+  /** A query answered REFUSED (or stale) at once because maxConcurrent upstream resolutions were already under way. */
   rejected(): void {
     this.#rejects.inc();
   }

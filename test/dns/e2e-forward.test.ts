@@ -1,10 +1,11 @@
 // netplane dns as users run it, forwarding to scripted upstreams and queried with dig: the TTLs clients get for
-// forwarded answers (CoreDNS `cache 30` and its success/denial TTLs) and the upstream policy.
+// forwarded answers (CoreDNS `cache 30` and its success/denial TTLs), the upstream policy, and REFUSED above
+// --max-concurrent.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/wait.ts';
 import { HostRunner } from '../../runtime/exec.ts';
 import { a, soa, startUpstream, type FakeUpstream } from './forward/fake-upstream.ts';
-import { startDns, type DnsProcess } from './process.ts';
+import { silentUpstream, startDns, type DnsProcess } from './process.ts';
 
 const host = new HostRunner();
 
@@ -115,5 +116,26 @@ describe('upstream policy', () => {
   it('--forward-policy round_robin alternates; sequential keeps to the first', async () => {
     expect(await run('--forward-policy', 'round_robin')).toEqual([10, 10]);
     expect(await run('--forward-policy', 'sequential')).toEqual([20, 0]);
+  });
+});
+
+describe('--max-concurrent', () => {
+  it('answers REFUSED at once above it, as CoreDNS forward, and counts it', async () => {
+    const silent = await silentUpstream();
+    const { dns, port } = await serve(['--upstream', `127.0.0.1:${silent.port}`, '--max-concurrent', '1']);
+    try {
+      // Never answered upstream: it holds the one slot (dig gives up before the server's 5 s budget ends).
+      const pending = dig(port, 'first.example.com').catch(() => undefined);
+      await waitFor('the first query upstream', () => silent.received() >= 2);
+      const started = performance.now();
+      const r = await dig(port, 'second.example.com');
+      expect(r.status, r.raw).toBe('REFUSED');
+      expect(performance.now() - started).toBeLessThan(1000);
+      expect((await dns.admin('/metrics')).body).toMatch(/^coredns_forward_max_concurrent_rejects_total(\{[^}]*\})? 1$/m);
+      await pending;
+    } finally {
+      await dns.stop();
+      silent.socket.close();
+    }
   });
 });

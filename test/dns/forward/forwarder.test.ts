@@ -168,12 +168,12 @@ describe('forwarding', () => {
     }
   });
 
-  it('answers SERVFAIL at once above maxConcurrent upstream queries, counts it, and takes new ones once they end', async () => {
+  it('answers REFUSED at once above maxConcurrent upstream queries (CoreDNS ErrLimitExceeded), counts it, and takes new ones once they end', async () => {
     const up = await upstream(() => 'silent');
     const { f, metric } = forwarder([up.hostPort], { maxConcurrent: 2, timeoutMs: 300, budgetMs: 300 });
     const pending = [f.handle(query('one.example.com')), f.handle(query('two.example.com'))];
     const started = performance.now();
-    expect(await f.handle(query('three.example.com'))).toMatchObject({ rcode: 'SERVFAIL' });
+    expect(await f.handle(query('three.example.com'))).toMatchObject({ rcode: 'REFUSED', source: 'forward' });
     expect(performance.now() - started).toBeLessThan(100);
     expect(await metric('coredns_forward_max_concurrent_rejects_total')).toBe(1);
     await Promise.all(pending);
