@@ -1,7 +1,7 @@
 // The gateway's listeners: plain HTTP/1.1, and HTTPS with HTTP/2 by ALPN. Each request runs the pipeline against
 // the current state; upgrades are routed, limited and authenticated the same way, then relayed. SIGTERM drains.
 import { createServer, METHODS, ServerResponse, type IncomingMessage, type Server } from 'node:http';
-import { createSecureServer, type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse, type Http2Session } from 'node:http2';
+import { constants as h2constants, createSecureServer, type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse, type Http2Session } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../../runtime/logger.ts';
@@ -204,6 +204,16 @@ export class Gateway {
       if (--pending === 0) this.#done(x, started);
     };
     res.once('close', settle);
+    // A stream the client reset with NO_ERROR while the response was unfinished: Node keeps it (and its response)
+    // open until the unread request side ends and the stalled writes drain, which never happens, so the response
+    // would never close, be logged, or let a drain finish. Destroying it closes both. (Any other code, and a reset
+    // of ours, which forward.ts sends as INTERNAL_ERROR, Node destroys itself, after the frame is out.)
+    if (req.httpVersionMajor === 2) {
+      const stream = (req as Http2ServerRequest).stream;
+      stream.once('aborted', () => {
+        if (stream.rstCode === h2constants.NGHTTP2_NO_ERROR) stream.destroy();
+      });
+    }
     // HSTS on every HTTPS response (as ingress-nginx), refusals and errors included.
     if (this.#state.hsts !== undefined && clientProto(x) === 'https') res.setHeader('strict-transport-security', this.#state.hsts);
     // HTTP/2 only advertises the header size limit (SETTINGS_MAX_HEADER_LIST_SIZE); it is enforced here, counted

@@ -13,6 +13,8 @@ export type UpstreamErrorCode =
   | 'INVALID_REQUEST'
   | 'UPSTREAM_CLOSED'
   | 'CLIENT_ABORTED'
+  /** The client took none of the response for proxy-read-timeout (nginx's send_timeout): it was cut. */
+  | 'CLIENT_TIMEOUT'
   | 'BODY_TOO_LARGE'
   | 'UPSTREAM_ERROR';
 
@@ -92,6 +94,8 @@ const ownCodes: Record<UpstreamErrorCode, FailureClass> = {
   INVALID_REQUEST: invalidRequest,
   UPSTREAM_CLOSED: closed,
   CLIENT_ABORTED: aborted,
+  // Only ever logged after the response began (nginx: 408 when nothing was sent, which cannot happen here).
+  CLIENT_TIMEOUT: failure('CLIENT_TIMEOUT', 408, false),
   // A streamed request body went past proxy-body-size: the client's fault, as nginx's 413.
   BODY_TOO_LARGE: failure('BODY_TOO_LARGE', 413, false),
   UPSTREAM_ERROR: other,

@@ -180,6 +180,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
   #clientGone: UpstreamError | null = null;
   #t0 = 0;
   #drain: (() => void) | null = null;
+  #stalled: NodeJS.Timeout | undefined;
   #intercepted = false;
 
   constructor(backend: Backend | undefined, req: ClientRequest, res: ClientResponse, target: ForwardTarget, log: Logger, done: (result: ForwardResult) => void) {
@@ -212,7 +213,11 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.#retriable = !body && retriableMethods.has(req.method ?? '');
     this.#headers = upstreamRequestHeaders(req.rawHeaders, this.#target.headers);
     if (this.#target.noBody === true) this.#headers = withoutBodyHeaders(this.#headers);
-    this.#res.once('close', () => this.#onClientClose());
+    const gone = () => this.#onClientClose();
+    this.#res.once('close', gone);
+    // An HTTP/2 stream closed by the client with the response unfinished (RST_STREAM, of any code): Node emits
+    // 'aborted' at once, while the response's 'close' may wait (gateway.ts destroys such a stream).
+    if (req.httpVersionMajor === 2) (req as Http2ServerRequest).stream.once('aborted', gone);
     this.#t0 = performance.now();
     this.#attempt(first);
   }
@@ -272,8 +277,30 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (this.#clientGone !== null || this.#intercepted) return;
     if (!this.#res.write(chunk)) {
       controller.pause();
-      this.#res.once('drain', (this.#drain ??= () => this.#controller?.resume()));
+      this.#res.once('drain', (this.#drain ??= () => this.#onDrain()));
+      this.#stalled ??= setTimeout(() => this.#onStalled(), this.#target.policy.readTimeoutMs);
     }
+  }
+
+  #onDrain(): void {
+    clearTimeout(this.#stalled);
+    this.#stalled = undefined;
+    this.#controller?.resume();
+  }
+
+  /**
+   * The client took nothing for the read timeout while the upstream waits (nginx's send_timeout, 60 s, cuts such a
+   * client). Also the bound for a client whose connection is gone without Node noticing: an HTTP/2 session stops
+   * reading its socket while a write to it is pending, so a peer that closes then is not seen until it is destroyed.
+   */
+  #onStalled(): void {
+    this.#stalled = undefined;
+    if (this.#finished || this.#clientGone !== null) return;
+    this.#clientGone = new UpstreamError('CLIENT_TIMEOUT', `the client took no data for ${this.#target.policy.readTimeoutMs} ms`);
+    this.#controller?.abort(this.#clientGone);
+    // Destroyed, not reset: a reset is a frame that a stalled session would never send.
+    if (this.#req.httpVersionMajor === 2) (this.#req as Http2ServerRequest).stream.destroy();
+    else this.#res.destroy();
   }
 
   /** undici: the response is complete (trailers are not relayed). */
@@ -288,7 +315,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const m = this.#member as UpstreamEndpoint;
     m.inFlight--;
     if (this.#clientGone === null && clientClosed(this.#req)) this.#clientGone = new UpstreamError('CLIENT_ABORTED', 'the client went away', { cause: err });
-    if (this.#clientGone !== null) return this.#finish(this.#started ? this.#status : 499, 'CLIENT_ABORTED');
+    if (this.#clientGone !== null) return this.#finish(this.#started ? this.#status : 499, this.#clientGone.code);
     const failure = classifyError(err);
     const log = { backend: this.#target.backend, endpoint: m.address, code: failure.code, attempt: this.#attempts, err: err.message };
     if (this.#started) {
@@ -312,11 +339,17 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.#fail(failure.status, failure.code);
   }
 
+  /**
+   * The client went away (connection closed or destroyed, stream reset or closed unfinished): the upstream request
+   * is aborted at once, which closes its connection (undici destroys the socket of an aborted request).
+   */
   #onClientClose(): void {
     if (this.#finished) return;
     this.#clientGone ??= new UpstreamError('CLIENT_ABORTED', 'the client went away');
-    // Before onRequestStart there is no controller: onRequestStart aborts the attempt when it comes.
-    this.#controller?.abort(this.#clientGone);
+    if (this.#controller !== null) return this.#controller.abort(this.#clientGone);
+    // Still waiting for a pooled connection: onRequestStart aborts the attempt when it comes; the request ends now
+    // (logged 499, not held until a connection frees up, nor through a drain).
+    this.#finish(499, 'CLIENT_ABORTED');
   }
 
   #fail(status: number, code: UpstreamErrorCode): void {
@@ -329,6 +362,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
   #finish(status: number, error?: UpstreamErrorCode): void {
     if (this.#finished) return;
     this.#finished = true;
+    clearTimeout(this.#stalled);
     const result = forwardResult(status, this.#attempts, this.#member, this.#t0, error);
     if (this.#intercepted) result.intercepted = true;
     this.#done(result);
