@@ -249,7 +249,9 @@ async function serve(target: Target, pin: boolean, processes = 1): Promise<{ por
       const admin = await freePort();
       admins.push(admin);
       const argv = [...prefix, process.execPath, ...(target === 'netplane' ? nodeFlags : []), bin, 'dns', '--manifests', manifests, '--listen', `127.0.0.1:${port}`];
-      argv.push('--upstream', `127.0.0.1:${upstreamPort}`, '--admin', `127.0.0.1:${admin}`, '--log-level', 'warn', '--node-name', 'bench', ...(processes > 1 ? ['--reuse-port'] : []));
+      // The upstream's answers live 3600 s and dnsmasq caches them that long; netplane's default cap (30 s, as the
+      // default Corefile's `cache 30`) would make the cache-hit test measure refetches instead.
+      argv.push('--upstream', `127.0.0.1:${upstreamPort}`, '--cache-ttl', '3600', '--admin', `127.0.0.1:${admin}`, '--log-level', 'warn', '--node-name', 'bench', ...(processes > 1 ? ['--reuse-port'] : []));
       kids.push(start(argv, `netplane dns ${i + 1}`));
     }
   } else {
