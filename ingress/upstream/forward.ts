@@ -1,6 +1,7 @@
 // One proxied request: an undici dispatch handler that writes the upstream's answer straight into the client's
 // response (no intermediate stream), with backpressure both ways, retries of safe requests on connect failures and
 // the error statuses nginx gives (502 refused/reset, 504 timeouts, 503 no endpoints).
+import { subscribe } from 'node:diagnostics_channel';
 import { Transform } from 'node:stream';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { constants as http2Constants, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
@@ -81,6 +82,20 @@ export function forwardResult(status: number, attempts: number, member: { addres
 export const maxAttempts = 3;
 
 const retriableMethods: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
+
+// Requests sent per upstream connection, to tell a kept-alive connection from a new one. undici's dispatch handler
+// is not told which connection carries a request; its `undici:client:sendHeaders` channel is, synchronously within
+// the same write as the handler's onRequestStart, so the exchange that started last is the one being sent.
+const sentOn = new WeakMap<object, number>();
+let sending: ((reused: boolean) => void) | null = null;
+subscribe('undici:client:sendHeaders', (message) => {
+  const socket = (message as { socket: object }).socket;
+  const sent = sentOn.get(socket) ?? 0;
+  sentOn.set(socket, sent + 1);
+  const note = sending;
+  sending = null;
+  note?.(sent > 0);
+});
 
 /** True when the request carries a body: Content-Length > 0 or Transfer-Encoding (HTTP/1), or no END_STREAM on its HEADERS (HTTP/2). */
 export function hasBody(req: ClientRequest): boolean {
@@ -181,6 +196,9 @@ export class Exchange implements Dispatcher.DispatchHandler {
   #t0 = 0;
   #drain: (() => void) | null = null;
   #stalled: NodeJS.Timeout | undefined;
+  // The attempt went out on a kept-alive connection; a second attempt on the same endpoint was made for that.
+  #reused = false;
+  #resent = false;
   #intercepted = false;
 
   constructor(backend: Backend | undefined, req: ClientRequest, res: ClientResponse, target: ForwardTarget, log: Logger, done: (result: ForwardResult) => void) {
@@ -222,9 +240,10 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.#attempt(first);
   }
 
-  #attempt(m: UpstreamEndpoint): void {
+  #attempt(m: UpstreamEndpoint, fresh = false): void {
     this.#member = m;
     this.#controller = null;
+    this.#reused = false;
     this.#attempts++;
     m.inFlight++;
     const policy = this.#target.policy;
@@ -238,13 +257,14 @@ export class Exchange implements Dispatcher.DispatchHandler {
       // Constant per endpoint (see pool.ts): keeps undici from reconnecting when the Host changes.
       servername: m.protocol === 'HTTPS' ? m.address : undefined,
     };
-    m.pool(policy.connectTimeoutMs).dispatch(options as Dispatcher.DispatchOptions, this);
+    (fresh ? m.fresh(policy.connectTimeoutMs) : m.pool(policy.connectTimeoutMs)).dispatch(options as Dispatcher.DispatchOptions, this);
   }
 
   /** undici: the request is being written; the controller pauses, resumes and aborts it. */
   onRequestStart(controller: Dispatcher.DispatchController): void {
     if (this.#clientGone !== null) return controller.abort(this.#clientGone);
     this.#controller = controller;
+    sending = (reused) => (this.#reused = reused);
   }
 
   /** undici: status and headers of the upstream's response. */
@@ -325,9 +345,19 @@ export class Exchange implements Dispatcher.DispatchHandler {
       return this.#finish(this.#status, failure.code);
     }
     const backend = this.#backend as Backend;
+    // A kept-alive connection the endpoint closed or reset before any answer (it timed the connection out as the
+    // request went): sent again to the same endpoint on a new connection, neither a try nor the endpoint's failure,
+    // as nginx does (ngx_http_upstream_next: an error on a cached connection adds a try). Only a request that may be
+    // sent twice: undici reports this only for a request it has written, which the endpoint may have processed.
+    if (this.#reused && !this.#resent && failure.code === 'CONNECTION_RESET' && this.#retriable) {
+      this.#resent = true;
+      this.#log.debug(log, 'kept-alive upstream connection failed, sending again on a new connection');
+      return this.#attempt(m, true);
+    }
     const now = performance.now();
     if (failure.connect) backend.failed(m, now);
-    if (failure.retry && this.#retriable && this.#attempts < (this.#target.policy.upstreamTries ?? maxAttempts)) {
+    const tries = (this.#target.policy.upstreamTries ?? maxAttempts) + (this.#resent ? 1 : 0);
+    if (failure.retry && this.#retriable && this.#attempts < tries) {
       (this.#tried ??= []).push(m);
       const next = backend.pick(this.#target.policy, this.#tried, now);
       if (next !== undefined) {

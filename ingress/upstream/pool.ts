@@ -81,6 +81,17 @@ export class UpstreamEndpoint implements OutlierState {
     return pool;
   }
 
+  /**
+   * A pool of one new connection, closed once its request is done: for sending a request again after a kept-alive
+   * connection failed under it (the pools' other idle connections may be as stale).
+   */
+  fresh(connectTimeoutMs: number): Pool {
+    const pool = this.#makePool(connectTimeoutMs, 1);
+    // close() lets the dispatched request finish first.
+    queueMicrotask(() => void pool.close());
+    return pool;
+  }
+
   /** Closes the pools once their queued and running requests are done; no new request is accepted. */
   async close(): Promise<void> {
     this.#closed = true;
@@ -99,11 +110,11 @@ export class UpstreamEndpoint implements OutlierState {
     await Promise.all(pools.map((p) => p.destroy()));
   }
 
-  #makePool(connectTimeoutMs: number): Pool {
+  #makePool(connectTimeoutMs: number, connections = this.#connections): Pool {
     const https = this.protocol === 'HTTPS';
     const origin = `${https ? 'https' : 'http'}://${this.address}`;
     const common = {
-      connections: this.#connections,
+      connections,
       pipelining: 1,
       // HTTP/1.1 to upstreams, as nginx speaks; undici 8 would otherwise offer h2 over TLS.
       allowH2: false,
