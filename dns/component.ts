@@ -12,7 +12,7 @@ import { parseNameRule } from './rewrite/rules.ts';
 import { loadBalancePolicies } from './server/balance.ts';
 import { DnsServer } from './server/server.ts';
 import { ClusterZoneHandler } from './zone/handler.ts';
-import { RecordIndex } from './zone/records.ts';
+import { followNamespaces, RecordIndex } from './zone/records.ts';
 
 const zoneName = (raw: string) => {
   const z = raw.toLowerCase().replace(/\.$/, '');
@@ -130,7 +130,8 @@ const flags = {
 export const dnsComponent = defineComponent({
   name: 'dns',
   summary: "Answers cluster DNS to the Kubernetes DNS specification and forwards the rest (CoreDNS's job).",
-  kinds: ['Service', 'EndpointSlice'],
+  // Namespaces: pod names answer only in namespaces that exist (CoreDNS watches them too, whatever its pod mode).
+  kinds: ['Service', 'EndpointSlice', 'Namespace'],
   // CoreDNS's metrics port.
   defaultAdmin: '127.0.0.1:9153',
   flags,
@@ -199,6 +200,7 @@ async function runDns(ctx: ComponentContext, f: DnsFlags): Promise<void> {
   };
   tracker.onChange(sync);
   sync();
+  followNamespaces(ctx.store, index);
   // Read on every zone query: kept current from the store's status events instead of copying the status each time.
   let synced = ctx.store.status.synced;
   ctx.store.onStatus((st) => (synced = st.synced));

@@ -50,6 +50,7 @@ function endpoints(kc: KubeConfig, o: ConfigurationOptions): Record<Kind, Endpoi
     IngressClass: { path: '/apis/networking.k8s.io/v1/ingressclasses', list: () => networking.listIngressClass({}, o) },
     Secret: { path: '/api/v1/secrets', list: () => core.listSecretForAllNamespaces({}, o) },
     Node: { path: '/api/v1/nodes', list: () => core.listNode({}, o) },
+    Namespace: { path: '/api/v1/namespaces', list: () => core.listNamespace({}, o) },
   };
 }
 

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { endpointSliceSchema, type EndpointSlice } from './endpointslice.ts';
 import { endpointsSchema, endpointsToSlices } from './endpoints.ts';
 import { ingressClassSchema, ingressSchema, type Ingress, type IngressClass } from './ingress.ts';
+import { namespaceSchema, type Namespace } from './namespace.ts';
 import { nodeSchema, type Node } from './node.ts';
 import { secretSchema, type Secret } from './secret.ts';
 import { serviceSchema, type Service } from './service.ts';
@@ -12,6 +13,7 @@ export type { EndpointSlice, SliceEndpoint } from './endpointslice.ts';
 export type { Ingress, IngressBackend, IngressClass } from './ingress.ts';
 export type { Secret } from './secret.ts';
 export type { Node } from './node.ts';
+export type { Namespace } from './namespace.ts';
 export { serviceNameLabel } from './endpointslice.ts';
 export { defaultClassAnnotation } from './ingress.ts';
 export { zoneLabel } from './node.ts';
@@ -25,6 +27,7 @@ export const kinds = {
   IngressClass: { apiVersion: 'networking.k8s.io/v1', namespaced: false },
   Secret: { apiVersion: 'v1', namespaced: true },
   Node: { apiVersion: 'v1', namespaced: false },
+  Namespace: { apiVersion: 'v1', namespaced: false },
 } as const;
 
 /** A kind kept in the store. */
@@ -40,6 +43,7 @@ export interface ObjectOf {
   IngressClass: IngressClass;
   Secret: Secret;
   Node: Node;
+  Namespace: Namespace;
 }
 
 /** Any stored object, tagged with its kind. */
@@ -52,6 +56,7 @@ const schemas: { [K in Kind]: z.ZodType<ObjectOf[K]> } = {
   IngressClass: ingressClassSchema,
   Secret: secretSchema,
   Node: nodeSchema,
+  Namespace: namespaceSchema,
 };
 
 /** The store key of an object: `namespace/name`, or `name` for cluster-scoped kinds. */

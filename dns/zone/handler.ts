@@ -154,10 +154,12 @@ export class ClusterZoneHandler implements DnsHandler {
       case 'srv':
         return this.#srvName(q, z.namespace, z.service, z.port, z.protocol);
       case 'pod-root':
-      case 'pod-namespace':
         return this.#o.pods === 'insecure' ? this.#nodata() : this.#nxdomain();
+      // As CoreDNS's findPods: a namespace that does not exist has no pod names.
+      case 'pod-namespace':
+        return this.#o.pods === 'insecure' && this.#index.hasNamespace(z.namespace) ? this.#nodata() : this.#nxdomain();
       case 'pod': {
-        const ip = this.#o.pods === 'insecure' ? podLabelIP(z.address) : undefined;
+        const ip = this.#o.pods === 'insecure' && this.#index.hasNamespace(z.namespace) ? podLabelIP(z.address) : undefined;
         // Not memoized: the name comes from the client alone (2^32 addresses times any namespace), so keeping its
         // answer would let any client grow our memory without bound. CoreDNS builds these on the fly too.
         return ip ? this.#byFamily(q, [ip], false) : this.#nxdomain();

@@ -2,6 +2,7 @@
 // plugin/kubernetes/object): Services by `name.namespace`, endpoints by hostname, and names by IP for PTR.
 import { isIPv6 } from 'node:net';
 import type { ServiceInfo, ServiceMap } from '../../cluster/servicemap/index.ts';
+import type { Store } from '../../cluster/store.ts';
 import { dashedIP, expandIPv6 } from './parse.ts';
 
 /** One published endpoint of a Service: ready, or any with publishNotReadyAddresses. */
@@ -85,7 +86,10 @@ export function serviceRecords(svc: ServiceInfo, naming: NamingOptions = {}): Se
 export class RecordIndex {
   readonly zone: string;
   #services = new Map<string, ServiceRecords>();
+  /** Services per namespace. */
   #namespaces = new Map<string, number>();
+  /** Names of the Namespace objects. */
+  #namespaceObjects = new Set<string>();
   /** Service names by cluster IP. */
   #ptr = new Map<string, Set<string>>();
   /** Endpoint names by endpoint IP: asked only when no cluster IP matches, as CoreDNS's serviceRecordForIP. */
@@ -114,9 +118,22 @@ export class RecordIndex {
     return this.#services.get(`${name}.${namespace}`);
   }
 
-  /** Whether some Service lives in the namespace (DNS has no Namespace objects; CoreDNS answers the same way then). */
+  /**
+   * Whether the namespace exists: its Namespace object does, or some Service lives in it. Against an API server the
+   * two agree (a Service cannot outlive its namespace), so this is CoreDNS's check; a manifest directory seldom
+   * holds Namespace objects, and there the namespaces of its Services exist too.
+   */
   hasNamespace(namespace: string): boolean {
-    return this.#namespaces.has(namespace);
+    return this.#namespaceObjects.has(namespace) || this.#namespaces.has(namespace);
+  }
+
+  /** Records that the Namespace object `name` exists (`present`) or is gone. */
+  setNamespace(name: string, present: boolean): void {
+    if (this.#namespaceObjects.has(name) === present) return;
+    if (present) this.#namespaceObjects.add(name);
+    else this.#namespaceObjects.delete(name);
+    this.#generation++;
+    this.#changedAt = Math.floor(Date.now() / 1000);
   }
 
   /**
@@ -171,6 +188,15 @@ export class RecordIndex {
     for (const ip of r.clusterIPs) deleteName(this.#ptr, addressKey(ip), fqdn);
     for (const e of r.endpoints) deleteName(this.#epPtr, addressKey(e.ip), `${e.label}.${fqdn}`);
   }
+}
+
+/** Keeps the index's Namespace objects those of the store, now and on every change; returns a function that stops. */
+export function followNamespaces(store: Store, index: RecordIndex): () => void {
+  const stop = store.subscribe((changes) => {
+    for (const c of changes) if (c.kind === 'Namespace') index.setNamespace(c.key, c.object !== undefined);
+  });
+  for (const ns of store.list('Namespace')) index.setNamespace(ns.metadata.name, true);
+  return stop;
 }
 
 function addName(index: Map<string, Set<string>>, key: string, name: string): void {

@@ -106,6 +106,21 @@ describe('KubernetesSource', () => {
     expect(fromApi.changes.slice(0, 4).map((c) => c.object)).toEqual(fromFiles.changes.map((c) => c.object));
   });
 
+  it('lists and watches Namespaces (core/v1) as the manifests source reads them', async () => {
+    const shop = { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop', labels: { team: 'a' } }, spec: { finalizers: ['kubernetes'] }, status: { phase: 'Active' } };
+    api.apply(shop);
+    await writeFile(join(dir, 'ns.yaml'), toYaml([shop]));
+    const fromApi = await startKubernetes(new Store(['Namespace']));
+    const fromFiles = await startManifests(new Store(['Namespace']));
+    expect(fromApi.store.status).toMatchObject({ synced: true });
+    expect(fromApi.store.dump()).toEqual(fromFiles.store.dump());
+    expect(fromApi.store.get('Namespace', 'shop')?.metadata).toMatchObject({ name: 'shop', labels: { team: 'a' } });
+    api.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'late' } });
+    api.remove('v1', 'Namespace', 'shop');
+    await waitFor('add and delete', () => fromApi.changes.length === 3);
+    expect(events(fromApi.changes)).toEqual(['added Namespace shop', 'added Namespace late', 'deleted Namespace shop']);
+  });
+
   it('relists after 410 Gone and catches up on what happened while its watch was down, deletes included', async () => {
     api.apply(service('a', { clusterIP: '10.96.0.1' }));
     api.apply(service('b', { clusterIP: '10.96.0.2' }));

@@ -37,6 +37,8 @@ describe('parseManifestText', () => {
     ['a .json file takes the JSON fast path', JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [{ apiVersion: 'v1', kind: 'Node', metadata: { name: 'a' } }, { apiVersion: 'v1', kind: 'Node', metadata: { name: 'b' } }] }), { objects: ['Node', 'Node'] }, 'f.json'],
     ['a .json file that fails validation names the field', JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'A_B' } }), { document: 1, reason: /metadata\.name/ }, 'f.json'],
     ['a .json file with a syntax error is reported with line and column', '{"apiVersion": "v1",\n  "kind": "Node"', { document: 1, reason: /line \d+, column \d+/ }, 'f.json'],
+    ['a Namespace, its spec and status not read', 'apiVersion: v1\nkind: Namespace\nmetadata: { name: shop, namespace: ignored }\nspec: { finalizers: [kubernetes] }\nstatus: { phase: Active }\n', { objects: ['Namespace'] }],
+    ['a Namespace name must be a DNS name', 'apiVersion: v1\nkind: Namespace\nmetadata: { name: Shop }\n', { document: 1, reason: /Namespace: metadata\.name/ }],
     ['merge keys stay plain data', 'apiVersion: v1\nkind: Node\nmetadata: { name: a, labels: { "<<": x } }\n', { objects: ['Node'] }],
     // yaml's toJS throws for these; the problem must name the document like any other.
     ['an alias to no anchor', `${web(80)}---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg}\ndata:\n  a: *nope\n`, { document: 2, reason: /Unresolved alias.*nope/ }],

@@ -30,6 +30,7 @@ const resourceOf: Readonly<Record<Kind, string>> = {
   IngressClass: 'networking.k8s.io/ingressclasses',
   Secret: '/secrets',
   Node: '/nodes',
+  Namespace: '/namespaces',
 };
 
 const componentsByName = new Map<string, Component>(

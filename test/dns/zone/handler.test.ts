@@ -5,7 +5,7 @@ import { ServiceMap } from '../../../cluster/servicemap/index.ts';
 import { Store } from '../../../cluster/store.ts';
 import type { DnsAnswer, DnsQuery, ResourceRecord } from '../../../dns/types.ts';
 import { ClusterZoneHandler, type ZoneOptions } from '../../../dns/zone/handler.ts';
-import { RecordIndex } from '../../../dns/zone/records.ts';
+import { followNamespaces, RecordIndex } from '../../../dns/zone/records.ts';
 import { service, slice } from '../../fixtures/objects.ts';
 
 const ep = (ip: string, extra: object = {}) => ({ addresses: [ip], ...extra });
@@ -295,8 +295,43 @@ describe('cluster zone behaviour', () => {
     for (const label of ['010-244-001-005', '10-244-1-05', '10-244-1-256']) expect(await ask(handler, `${label}.default.pod.cluster.local`, 'A')).toMatchObject(nx);
   });
 
+  describe('pod names exist only in namespaces that exist, as CoreDNS findPods (--pods insecure)', () => {
+    const { handler, store, index } = setup({ pods: 'insecure' });
+    // `empty` has a Namespace object and nothing in it; `shop` has Services; `nope` has neither.
+    store.apply(parseObject({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'empty' } }));
+    followNamespaces(store, index);
+    const pod = (ns: string) => ({ rcode: 'NOERROR', answer: [`10-244-1-5.${ns}.pod.cluster.local A 10.244.1.5`] });
+    const rows: Array<[string, string, object]> = [
+      ['10-244-1-5.shop.pod.cluster.local', 'A', pod('shop')],
+      ['10-244-1-5.empty.pod.cluster.local', 'A', pod('empty')],
+      ['10-244-1-5.nope.pod.cluster.local', 'A', nx],
+      ['10-244-1-5.nope.pod.cluster.local', 'AAAA', nx],
+      ['fd00--5.nope.pod.cluster.local', 'AAAA', nx],
+      ['shop.pod.cluster.local', 'A', nodata],
+      ['empty.pod.cluster.local', 'A', nodata],
+      ['nope.pod.cluster.local', 'A', nx],
+      // `*` and `any` were wildcards in CoreDNS before 1.9; no namespace has that name now.
+      ['10-244-1-5.any.pod.cluster.local', 'A', nx],
+      ['empty.svc.cluster.local', 'A', nodata],
+      ['pod.cluster.local', 'A', nodata],
+    ];
+    for (const [name, type, want] of rows) it(`${name} ${type}`, async () => expect(await ask(handler, name, type)).toMatchObject(want));
+
+    it('follows Namespaces as they come and go', async () => {
+      store.apply(parseObject({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'late' } }));
+      expect(await ask(handler, '10-244-1-5.late.pod.cluster.local', 'A')).toMatchObject(pod('late'));
+      store.apply([{ kind: 'Namespace', key: 'late', object: undefined }]);
+      expect(await ask(handler, '10-244-1-5.late.pod.cluster.local', 'A')).toMatchObject(nx);
+      // A namespace whose object is gone still has its Services until they are deleted too.
+      store.apply(parseObject({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop' } }));
+      store.apply([{ kind: 'Namespace', key: 'shop', object: undefined }]);
+      expect(await ask(handler, '10-244-1-5.shop.pod.cluster.local', 'A')).toMatchObject(pod('shop'));
+    });
+  });
+
   it('keeps no pod answer: a flood of distinct pod names leaves the memo empty', async () => {
-    const { handler } = setup({ pods: 'insecure' });
+    const { handler, index } = setup({ pods: 'insecure' });
+    for (let i = 0; i < 1000; i++) index.setNamespace(`ns${i}`, true);
     for (let i = 0; i < 20_000; i++) {
       const a = await ask(handler, `10-${i >> 16}-${(i >> 8) & 255}-${i & 255}.ns${i % 1000}.pod.cluster.local`, 'A');
       expect(a).toMatchObject({ rcode: 'NOERROR' });
