@@ -1,6 +1,8 @@
 // The status writer's side of the Kubernetes API, through @kubernetes/client-node: the leader Lease
 // (coordination.k8s.io/v1), a watch of every Ingress's status, and the merge patch on ingresses/status.
-import { ApiException, CoordinationV1Api, ListWatch, NetworkingV1Api, setHeaderOptions, V1MicroTime, Watch, type KubeConfig, type V1Ingress, type V1Lease } from '@kubernetes/client-node';
+import { ApiException, CoordinationV1Api, ListWatch, NetworkingV1Api, setHeaderOptions, V1MicroTime, type KubeConfig, type V1Ingress, type V1Lease } from '@kubernetes/client-node';
+import { describe } from '../../cluster/kubernetes/source.ts';
+import { BookmarkWatch } from '../../cluster/kubernetes/watch.ts';
 import type { Logger } from '../../runtime/logger.ts';
 import { normalize, type LoadBalancerAddress } from './addresses.ts';
 import { LeaseConflictError, microTime, type LeaseRecord, type LeaseStore } from './lease.ts';
@@ -20,31 +22,7 @@ export class ApiCallError extends Error {
   }
 }
 
-/**
- * An API error as one line: the HTTP status and the server's message (the library's own message carries the
- * response headers), or a network error with its code.
- */
-export function apiErrorText(e: unknown): string {
-  if (e instanceof ApiException) {
-    let body: unknown = e.body;
-    if (typeof body === 'string') {
-      try {
-        body = JSON.parse(body);
-      } catch {
-        // Not JSON: shown as it came, shortened.
-      }
-    }
-    const message = typeof (body as { message?: unknown } | undefined)?.message === 'string' ? (body as { message: string }).message : typeof body === 'string' ? body.slice(0, 200) : '';
-    return `HTTP ${e.code}${message ? `: ${message}` : ''}`;
-  }
-  if (e instanceof Error) {
-    const c = (e as { cause?: { code?: unknown } }).cause?.code ?? (e as { code?: unknown }).code;
-    return c ? `${e.message} (${String(c)})` : e.message;
-  }
-  return String(e);
-}
-
-const apiError = (e: unknown) => new ApiCallError(apiErrorText(e), code(e), { cause: e });
+const apiError = (e: unknown) => new ApiCallError(describe(e), code(e), { cause: e });
 
 /** A time the API sent (a string, or a Date when the library made one), as MicroTime text. */
 function timeText(t: unknown): string | undefined {
@@ -144,7 +122,7 @@ export class IngressStatusWatch implements StatusObserver {
       });
       return all;
     };
-    const informer = new ListWatch<V1Ingress>('/apis/networking.k8s.io/v1/ingresses', new BookmarkingWatch(this.#kc), list, false);
+    const informer = new ListWatch<V1Ingress>('/apis/networking.k8s.io/v1/ingresses', new BookmarkWatch(this.#kc, { onConnected: () => {}, onEvent: () => {}, idleTimeoutMs: 90_000 }), list, false);
     const key = (o: V1Ingress) => `${o.metadata?.namespace ?? 'default'}/${o.metadata?.name ?? ''}`;
     const put = (o: V1Ingress) => {
       this.#statuses.set(key(o), normalize(o.status?.loadBalancer?.ingress));
@@ -158,7 +136,7 @@ export class IngressStatusWatch implements StatusObserver {
       this.#failures++;
       const delay = Math.min(this.#o.maxBackoffMs ?? 30_000, (this.#o.initialBackoffMs ?? 500) * 2 ** (this.#failures - 1));
       const log = this.#failures === 1 ? this.#o.log.warn.bind(this.#o.log) : this.#o.log.debug.bind(this.#o.log);
-      log({ err: apiErrorText(err), retryInMs: delay }, 'watching Ingress status failed; retrying');
+      log({ err: describe(err), retryInMs: delay }, 'watching Ingress status failed; retrying');
       this.#retry = setTimeout(() => void informer.start(), delay);
     });
     this.#informer = informer;
@@ -171,21 +149,5 @@ export class IngressStatusWatch implements StatusObserver {
     this.#informer = undefined;
     this.#synced = false;
     await informer?.stop();
-  }
-}
-
-/**
- * The library's Watch asking for bookmarks, so a quiet watch resumes where it was instead of listing again, and for
- * a server-side timeout of 5 to 10 minutes, as client-go does; silence longer than bookmarks leave ends it.
- */
-class BookmarkingWatch extends Watch {
-  constructor(kc: KubeConfig) {
-    super(kc);
-    // Private in the typings only; the library reads it for every watch (its wait for the next chunk).
-    (this as unknown as { requestTimeoutMs: number }).requestTimeoutMs = 90_000;
-  }
-
-  override watch(path: string, query: Record<string, string | number | boolean | undefined>, callback: (phase: string, obj: any, watchObj?: any) => void, done: (err: any) => void): Promise<AbortController> {
-    return super.watch(path, { ...query, allowWatchBookmarks: true, timeoutSeconds: 300 + Math.floor(Math.random() * 300) }, callback, done);
   }
 }
