@@ -5,7 +5,7 @@ import { backendKey, dnsName, ipv4, objectName, portName, serviceName } from './
 import { AnnotationReader, httpToken, invalid, type Annotation } from './annotations.ts';
 import { addressBlock, addressBlockText } from '../limits/client-ip.ts';
 import { readCors } from './cors.ts';
-import { readUrlTemplate } from './variables.ts';
+import { plainUrl, readUrlTemplate } from './variables.ts';
 import { AnnotationError, quote } from './errors.ts';
 import type { AuthPolicy, BackendRef, ClientCertPolicy, IngressPolicy, JwtAuthPolicy, ObjectRef, RateLimitPolicy } from './types.ts';
 
@@ -322,12 +322,8 @@ function secretRef(a: Annotation, namespace: string): ObjectRef {
 
 function httpUrl(a: Annotation): string {
   if (a.value.includes('$')) throw invalid(a, 'nginx variables ($host, $request_uri ...) are not expanded: allowed is an absolute http or https URL');
-  const url = URL.parse(a.value);
-  if (url === null || (url.protocol !== 'http:' && url.protocol !== 'https:')) throw invalid(a, 'allowed is an absolute http or https URL');
-  // Sent as a header value (Location) or fetched: a non-ASCII host or path is written in its encoded form.
-  return visibleAscii.test(a.value) ? a.value : url.href;
+  return plainUrl(a);
 }
-const visibleAscii = /^[\x21-\x7e]+$/;
 
 /**
  * rewrite-target: a path of URL path characters that may hold capture references `$1` to `$9` (nginx reads `$12` as

@@ -241,8 +241,8 @@ function encodeLoose(text: string): string {
   return out;
 }
 
-/** A URL without variables: absolute http(s); non-ASCII text comes back encoded. */
-function plainUrl(a: Annotation): string {
+/** A URL without variables: absolute http(s); non-ASCII text comes back encoded. Throws InvalidAnnotation. */
+export function plainUrl(a: Annotation): string {
   const url = URL.parse(a.value);
   if (url === null || (url.protocol !== 'http:' && url.protocol !== 'https:')) throw invalid(a, 'allowed is an absolute http or https URL');
   // Sent as a header value (Location) or fetched: a non-ASCII host or path is written in its encoded form.
