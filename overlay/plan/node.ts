@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto';
 import { isIPv4, isIPv6 } from 'node:net';
 import type { Node } from '../../cluster/model/index.ts';
-import { canonicalIP, ipToBigInt } from '../../proxy/nftables/model.ts';
+import { canonicalIP, cidrRange, contains, overlaps } from '../../proxy/nftables/model.ts';
 import { networkCIDR } from './cidr.ts';
 
 /** Annotation holding a node's VTEP MAC; the agent publishes it in kubernetes mode. */
@@ -170,25 +170,5 @@ export function isMac(mac: string): boolean {
   return macPattern.test(mac);
 }
 
-/** The first and last address of a CIDR as numbers, with its family; for overlap checks. */
-export function cidrRange(cidr: string): { family: 4 | 6; lo: bigint; hi: bigint } {
-  const [ip = '', lenText] = cidr.split('/');
-  const v6 = isIPv6(ip);
-  const bits = v6 ? 128 : 32;
-  const len = lenText === undefined ? bits : Number(lenText);
-  const n = ipToBigInt(ip);
-  const host = (1n << BigInt(bits - len)) - 1n;
-  return { family: v6 ? 6 : 4, lo: n & ~host, hi: (n & ~host) | host };
-}
-
-/** True when two CIDRs share an address. */
-export function overlaps(a: string, b: string): boolean {
-  const x = cidrRange(a);
-  const y = cidrRange(b);
-  return x.family === y.family && x.lo <= y.hi && y.lo <= x.hi;
-}
-
-/** True when `ip` lies inside `cidr`. */
-export function contains(cidr: string, ip: string): boolean {
-  return overlaps(cidr, ip);
-}
+// CIDR ranges and overlap checks are shared with the proxy (proxy/nftables/model.ts).
+export { cidrRange, contains, overlaps };

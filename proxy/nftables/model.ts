@@ -186,3 +186,26 @@ function toBigInt6(groups: number[]): bigint {
 function fromBigInt6(n: bigint): number[] {
   return Array.from({ length: 8 }, (_, i) => Number((n >> BigInt((7 - i) * 16)) & 0xffffn));
 }
+
+/** The first and last address of a CIDR as numbers, with its family; for overlap checks. */
+export function cidrRange(cidr: string): { family: 4 | 6; lo: bigint; hi: bigint } {
+  const [ip = '', lenText] = cidr.split('/');
+  const v6 = isIPv6(ip);
+  const bits = v6 ? 128 : 32;
+  const len = lenText === undefined ? bits : Number(lenText);
+  const n = ipToBigInt(ip);
+  const host = (1n << BigInt(bits - len)) - 1n;
+  return { family: v6 ? 6 : 4, lo: n & ~host, hi: (n & ~host) | host };
+}
+
+/** True when two CIDRs share an address. */
+export function overlaps(a: string, b: string): boolean {
+  const x = cidrRange(a);
+  const y = cidrRange(b);
+  return x.family === y.family && x.lo <= y.hi && y.lo <= x.hi;
+}
+
+/** True when `ip` lies inside `cidr`. */
+export function contains(cidr: string, ip: string): boolean {
+  return overlaps(cidr, ip);
+}

@@ -5,7 +5,7 @@ import type { EndpointInfo, ServicePortInfo } from '../../cluster/servicemap/ind
 import { categorize } from './endpoints.ts';
 import type { Family, HealthCheckPlan, NoEndpoints, PortPlan, ProxyPlan, Target } from './types.ts';
 import { nodePortAddressesOf } from './nodeports.ts';
-import { ipToBigInt } from '../nftables/model.ts';
+import { contains } from '../nftables/model.ts';
 
 /** What the planner needs to know about this proxy. */
 export interface PlanConfig {
@@ -43,18 +43,8 @@ function servingTargets(eps: readonly EndpointInfo[], all: Target[]): Target[] {
  */
 function allowedSources(ranges: readonly string[], lbIPs: readonly string[], family: Family, nodeIP: string | undefined): string[] {
   const mine = ofFamily(ranges, family);
-  if (nodeIP === undefined || !mine.some((r) => cidrContains(r, nodeIP))) return mine;
+  if (nodeIP === undefined || !mine.some((r) => contains(r, nodeIP))) return mine;
   return [...mine, ...ofFamily(lbIPs, family).map((ip) => `${ip}/${family === 4 ? 32 : 128}`)];
-}
-
-/** Whether a CIDR of one family holds an address (false for an address of the other family). */
-function cidrContains(cidr: string, ip: string): boolean {
-  const [net = '', lenText] = cidr.split('/');
-  const family = familyOf(net);
-  if (familyOf(ip) !== family) return false;
-  const bits = family === 4 ? 32 : 128;
-  const shift = BigInt(bits - (lenText === undefined ? bits : Number(lenText)));
-  return ipToBigInt(net) >> shift === ipToBigInt(ip) >> shift;
 }
 
 /** Whether the proxy programs this Service port at all. */
