@@ -1,7 +1,7 @@
 // The `netplane lab` command: up, status, restart and down of a cluster in network namespaces on this machine.
 import { stat } from 'node:fs/promises';
 import { UsageError, usageExitCode } from '../runtime/errors.ts';
-import { formatHelp, nonEmpty, oneOf, parseFlags, switchFlag, valueFlag } from '../runtime/flags.ts';
+import { formatHelp, intInRange, nonEmpty, oneOf, parseFlags, switchFlag, valueFlag } from '../runtime/flags.ts';
 import { labDown } from './down.ts';
 import { labComponents } from './plan.ts';
 import { labRestart } from './restart.ts';
@@ -15,11 +15,7 @@ export const labSummary = 'Builds a cluster in network namespaces on this machin
 const stateDirFlag = () => valueFlag({ value: 'DIR', help: "where the lab's state, manifests and logs live", parse: nonEmpty, default: defaultStateDir });
 
 /** Parses --nodes: a whole number from 2 to 9. */
-function nodeCount(raw: string): number {
-  const n = Number(raw);
-  if (!/^\d+$/.test(raw) || n < 2 || n > 9) throw new Error('must be a whole number from 2 to 9');
-  return n;
-}
+const nodeCount = intInRange(2, 9);
 
 const specs = {
   up: () => ({

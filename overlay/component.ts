@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { defineComponent, type ComponentContext } from '../runtime/component.ts';
 import { HostRunner, type CommandRunner } from '../runtime/exec.ts';
-import { durationFlag, listFlag, nonEmpty, oneOf, parseCIDRList, switchFlag, valueFlag } from '../runtime/flags.ts';
+import { durationFlag, intInRange, listFlag, nonEmpty, oneOf, parseCIDRList, switchFlag, valueFlag } from '../runtime/flags.ts';
 import type { Logger } from '../runtime/logger.ts';
 import { OverlayAgent } from './agent.ts';
 import type { OverlayKernel } from './kernel/types.ts';
@@ -17,15 +17,6 @@ import { coveringCIDRs, renderSubnetEnv, SubnetFile } from './subnet-file.ts';
 import { registerOverlayMetrics } from './metrics.ts';
 import { kubernetesStatusPatcher, NetworkConditionReporter, type PatchNodeStatus } from './node-status.ts';
 import { kubernetesPatcher, VtepPublisher, type PatchAnnotations } from './publish.ts';
-
-/** Parses a whole number within [min, max]. */
-function intIn(min: number, max: number): (raw: string) => number {
-  return (raw) => {
-    const n = Number(raw);
-    if (!/^\d+$/.test(raw) || n < min || n > max) throw new Error(`must be a whole number from ${min} to ${max}`);
-    return n;
-  };
-}
 
 /** Parses an interface name as the kernel accepts it. */
 function ifName(raw: string): string {
@@ -45,9 +36,9 @@ function ifNameOrIP(raw: string): string {
 
 const flags = {
   device: valueFlag({ value: 'NAME', help: 'the VXLAN device', parse: ifName, default: 'netplane.1' }),
-  vni: valueFlag({ value: 'N', help: 'the VXLAN network identifier', parse: intIn(0, 16_777_215), default: 1 }),
-  port: valueFlag({ value: 'PORT', help: "the VXLAN UDP port (Flannel's default; 4789 is the IANA one)", parse: intIn(1, 65535), default: 8472 }),
-  mtu: valueFlag({ value: 'BYTES', help: "the device's MTU (default: the underlay interface's MTU less 50, less 70 over IPv6)", parse: intIn(68, 65535) }),
+  vni: valueFlag({ value: 'N', help: 'the VXLAN network identifier', parse: intInRange(0, 16_777_215), default: 1 }),
+  port: valueFlag({ value: 'PORT', help: "the VXLAN UDP port (Flannel's default; 4789 is the IANA one)", parse: intInRange(1, 65535), default: 8472 }),
+  mtu: valueFlag({ value: 'BYTES', help: "the device's MTU (default: the underlay interface's MTU less 50, less 70 over IPv6)", parse: intInRange(68, 65535) }),
   'iface-regex': listFlag({
     value: 'REGEX',
     help: "when no --iface fits: the first interface whose IPv4 (else global IPv6) address, else whose name, matches (repeatable, each regex tried in order, as Flannel's --iface-regex)",

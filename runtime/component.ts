@@ -9,7 +9,7 @@ import { ServiceMap } from '../cluster/servicemap/index.ts';
 import type { ClusterSource } from '../cluster/source.ts';
 import { Store } from '../cluster/store.ts';
 import { AdminServer } from './admin.ts';
-import { UsageError } from './errors.ts';
+import { UsageError, usageExitCode } from './errors.ts';
 import { formatHelp, nonEmpty, oneOf, parseFlags, parseHostPort, valueFlag, type FlagSpecs, type FlagValues } from './flags.ts';
 import { createLogger, logLevels, type Logger } from './logger.ts';
 import { createRegistry, registerStoreMetrics } from './metrics.ts';
@@ -150,7 +150,7 @@ export async function runComponent(c: Component, argv: readonly string[], versio
     const usage = e instanceof UsageError;
     if (usage) process.stderr.write(`${(e as Error).message}\n`);
     log.fatal({ err: e }, `${command} could not start: ${(e as Error).message}`);
-    await shutdown.run(usage ? 2 : 1);
+    await shutdown.run(usage ? usageExitCode : 1);
   }
 }
 
