@@ -6,6 +6,7 @@
 // still meets the policy of `ip filter FORWARD` (test/overlay/firewall.test.ts shows both). Each change is one
 // `iptables-restore --noflush` per variant and family, through the injected CommandRunner.
 import { isIPv6 } from 'node:net';
+import { iptablesCommands, restoreArgs } from '../proxy/iptables/backend.ts';
 import { normalizeCIDRs } from '../proxy/nftables/model.ts';
 import { CommandError, type CommandRunner } from '../runtime/exec.ts';
 import type { Logger } from '../runtime/logger.ts';
@@ -90,14 +91,6 @@ export function renderForward(state: ForwardState, cidrs: readonly string[]): st
   return lines.join('\n') + '\n';
 }
 
-/** The command of a family and variant: `iptables-nft-save`, `ip6tables-legacy-restore`... */
-export function forwardCommand(family: 4 | 6, variant: ForwardVariant, what: 'save' | 'restore'): string {
-  return `${family === 6 ? 'ip6tables' : 'iptables'}-${variant}-${what}`;
-}
-
-// Wait up to 5 s for the xtables lock (legacy) instead of failing while another tool holds it.
-const restoreArgs = ['-w', '5', '--noflush'];
-
 /** Keeps netplane's forward-accept chain in step with the cluster CIDRs in every iptables variant that needs it. */
 export class ForwardAccept {
   #runner: CommandRunner;
@@ -129,7 +122,7 @@ export class ForwardAccept {
         if (!state || !needsForward(state)) continue;
         const script = renderForward(state, mine);
         if (script === '') continue;
-        await this.#runner.run(forwardCommand(family, variant, 'restore'), restoreArgs, script);
+        await this.#runner.run(iptablesCommands(family, variant).restore, restoreArgs, script);
         changed = true;
         this.#note(family, variant, state, mine.length > 0);
       }
@@ -144,7 +137,7 @@ export class ForwardAccept {
       for (const variant of variants) {
         const state = await this.#read(family, variant);
         const script = state ? renderForward(state, []) : '';
-        if (script !== '') await this.#runner.run(forwardCommand(family, variant, 'restore'), restoreArgs, script);
+        if (script !== '') await this.#runner.run(iptablesCommands(family, variant).restore, restoreArgs, script);
       }
     }
     this.#applied = undefined;
@@ -154,7 +147,7 @@ export class ForwardAccept {
   /** The variant's filter table, or undefined when that variant is not installed or has no filter table. */
   async #read(family: 4 | 6, variant: ForwardVariant): Promise<ForwardState | undefined> {
     try {
-      const { stdout } = await this.#runner.run(forwardCommand(family, variant, 'save'), ['-t', 'filter']);
+      const { stdout } = await this.#runner.run(iptablesCommands(family, variant).save, ['-t', 'filter']);
       return parseFilter(stdout);
     } catch (e) {
       // Not installed (the command did not start), or legacy without its kernel module: nothing there can drop.

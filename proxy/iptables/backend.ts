@@ -41,8 +41,8 @@ export function iptablesCommands(family: Family, variant: IptablesVariant = 'def
   return { save: `${stem}-save`, restore: `${stem}-restore` };
 }
 
-// Wait up to 5 s for the xtables lock (legacy iptables) instead of failing when another tool holds it.
-const restoreArgs = ['-w', '5', '--noflush'];
+/** iptables-restore's arguments: wait up to 5 s for the xtables lock (legacy iptables) instead of failing when another tool holds it; keep other chains. */
+export const restoreArgs: readonly string[] = ['-w', '5', '--noflush'];
 const families: readonly Family[] = [4, 6];
 
 /**
