@@ -2,32 +2,18 @@
 // the rewritten name, and the answer's names are mapped back to the name asked (CoreDNS's rewrite plugin with
 // `answer auto`). Queries no rule matches pass on untouched.
 import type { DnsAnswer, DnsHandler, DnsQuery, HandlerResult, ResourceRecord } from '../types.ts';
+import { runHandlers } from '../chain.ts';
 import { isAskable, revertName, rewriteQueryName, type NameRule } from './rules.ts';
 
 /** The rest of the chain, run on a rewritten query: an answer, or 'pass' when every handler passed. */
 export type NextHandlers = (query: DnsQuery) => HandlerResult | Promise<HandlerResult>;
 
-/** Runs `handlers` in order as the server does, the first answer winning; a handler that throws gives SERVFAIL. */
+/** Runs `handlers` in order as the server does (dns/chain.ts), the first answer winning; a handler that fails gives SERVFAIL. */
 export function chainOf(handlers: readonly DnsHandler[]): NextHandlers {
-  return (q) => step(handlers, 0, q);
+  return (q) => runHandlers(handlers, q, 0, failed);
 }
 
-function step(handlers: readonly DnsHandler[], from: number, q: DnsQuery): HandlerResult | Promise<HandlerResult> {
-  for (let i = from; i < handlers.length; i++) {
-    let r: HandlerResult | Promise<HandlerResult>;
-    try {
-      r = handlers[i]!.handle(q);
-    } catch {
-      return failed(handlers[i]!.name);
-    }
-    if (r === 'pass') continue;
-    if (r instanceof Promise) return r.then((a) => (a === 'pass' ? step(handlers, i + 1, q) : a), () => failed(handlers[i]!.name));
-    return r;
-  }
-  return 'pass';
-}
-
-const failed = (source: string): DnsAnswer => ({ rcode: 'SERVFAIL', authoritative: false, answers: [], authorities: [], additionals: [], source });
+const failed = (h: DnsHandler): DnsAnswer => ({ rcode: 'SERVFAIL', authoritative: false, answers: [], authorities: [], additionals: [], source: h.name });
 
 /** Names in record data that CoreDNS's `answer auto` maps back too (getRecordValueForRewrite). */
 const nameInData: Readonly<Record<string, 'data' | 'target' | 'exchange' | 'mname'>> = {

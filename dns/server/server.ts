@@ -8,6 +8,7 @@ import type { Registry } from 'prom-client';
 import type { HostPort } from '../../runtime/flags.ts';
 import type { Logger } from '../../runtime/logger.ts';
 import type { DnsAnswer, DnsHandler, HandlerResult } from '../types.ts';
+import { runHandlers } from '../chain.ts';
 import { rcodeNumbers } from '../wire/codec.ts';
 import { parseQuery, type ParsedQuery, type ParseFailure } from '../wire/query.ts';
 import { buildError, buildResponse, encodeAnswer, maxMessage, optLength, type EncodedAnswer } from '../wire/response.ts';
@@ -262,7 +263,7 @@ export class DnsServer {
         this.#reject(msg, q, out, client, start);
         return;
       }
-      const result = this.#chain(q, 0);
+      const result = this.#chain(q);
       if (result instanceof Promise) this.#await(msg, q, result, out, client, start);
       else this.#respond(msg, q, result, out, client, start, true);
     } catch (e) {
@@ -273,35 +274,15 @@ export class DnsServer {
     }
   }
 
-  /** Runs handlers from index `from`: an answer when they answer synchronously, else a promise of one. */
-  #chain(q: ParsedQuery, from: number): ChainResult {
-    const hs = this.#handlers;
-    for (let i = from; i < hs.length; i++) {
-      const h = hs[i]!;
-      let r: HandlerResult | Promise<HandlerResult>;
-      try {
-        r = h.handle(q);
-      } catch (e) {
-        return this.#handlerFailed(h, e);
-      }
-      if (r === 'pass') continue;
-      if (r === null || typeof r !== 'object') return this.#handlerFailed(h, new TypeError(`handler returned ${String(r)}`));
-      if (typeof (r as Promise<HandlerResult>).then === 'function') return this.#chainAsync(q, i, r as Promise<HandlerResult>);
-      return r as DnsAnswer;
-    }
-    return refused;
+  /** Runs the handlers: an answer when they answer synchronously, else a promise of one; all passing is REFUSED. */
+  #chain(q: ParsedQuery): ChainResult {
+    const r = runHandlers(this.#handlers, q, 0, this.#failed);
+    if (r === 'pass') return refused;
+    if (typeof (r as Promise<HandlerResult>).then === 'function') return (r as Promise<HandlerResult>).then((a) => (a === 'pass' ? refused : a));
+    return r as DnsAnswer;
   }
 
-  async #chainAsync(q: ParsedQuery, i: number, pending: Promise<HandlerResult>): Promise<DnsAnswer> {
-    let r: HandlerResult;
-    try {
-      r = await pending;
-    } catch (e) {
-      return this.#handlerFailed(this.#handlers[i]!, e);
-    }
-    if (r === 'pass') return this.#chain(q, i + 1);
-    return r !== null && typeof r === 'object' ? r : this.#handlerFailed(this.#handlers[i]!, new TypeError(`handler resolved to ${String(r)}`));
-  }
+  readonly #failed = (h: DnsHandler, e: unknown): DnsAnswer => this.#handlerFailed(h, e);
 
   #handlerFailed(h: DnsHandler, e: unknown): DnsAnswer {
     this.#warn({ err: e, handler: h.name }, 'dns handler failed');
