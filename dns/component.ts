@@ -10,6 +10,7 @@ import { HostsHandler } from './hosts/hosts.ts';
 import { chainOf, RewriteHandler } from './rewrite/handler.ts';
 import { parseNameRule } from './rewrite/rules.ts';
 import { loadBalancePolicies } from './server/balance.ts';
+import { parseQueryClasses, QueryLog } from './server/querylog.ts';
 import { DnsServer } from './server/server.ts';
 import { ClusterZoneHandler } from './zone/handler.ts';
 import { followNamespaces, RecordIndex } from './zone/records.ts';
@@ -124,6 +125,12 @@ const flags = {
     default: 'round_robin' as (typeof loadBalancePolicies)[number],
   }),
   'reuse-port': switchFlag('share the listen ports with other processes (SO_REUSEPORT): run one per core and the kernel spreads clients over them'),
+  'log-queries': switchFlag("log one JSON line per answered query, whatever --log-level (except silent), with the fields of CoreDNS's log plugin: client, id, type, class, name, proto, sizes, DO, bufsize, rcode, flags, duration"),
+  'log-class': valueFlag({
+    value: 'CLASSES',
+    help: 'which answered queries --log-queries logs: all, or some of success, denial (NXDOMAIN, NODATA) and error, separated by commas (CoreDNS log class)',
+    parse: parseQueryClasses,
+  }),
 };
 
 /** The dns component. */
@@ -136,6 +143,7 @@ export const dnsComponent = defineComponent({
   defaultAdmin: '127.0.0.1:9153',
   flags,
   async before(f) {
+    if (f['log-class'] !== undefined && !f['log-queries']) throw new UsageError('netplane dns: --log-class chooses what --log-queries logs; give --log-queries too');
     for (const s of f['stub-domain']) {
       if (s.domain === f.zone || s.domain.endsWith(`.${f.zone}`)) throw new UsageError(`netplane dns: --stub-domain ${s.domain} is inside the cluster zone ${f.zone}, which is answered here`);
     }
@@ -229,6 +237,8 @@ async function runDns(ctx: ComponentContext, f: DnsFlags): Promise<void> {
     zoneOf: (lname) => (lname === f.zone || lname.endsWith(`.${f.zone}`) ? zoneLabel : stubZone(lname)),
     reusePort: f['reuse-port'],
     loadBalance: f.loadbalance,
+    // CoreDNS's log plugin prints whatever the level of other logs; --log-level silent still silences it.
+    queryLog: f['log-queries'] ? new QueryLog(ctx.log.level === 'silent' ? ctx.log : ctx.log.child({}, { level: 'info' }), f['log-class']) : undefined,
   });
   let listening = false;
   let lameDuck = false;

@@ -17,7 +17,8 @@ const otherType = monitoredTypes.length;
 const typeIndex = new Uint8Array(256).fill(otherType);
 monitoredTypes.forEach((t, i) => (typeIndex[typeNumbers[t]!] = i));
 const rcodeLabels = ['NOERROR', 'FORMERR', 'SERVFAIL', 'NXDOMAIN', 'NOTIMP', 'REFUSED', 'YXDOMAIN', 'YXRRSET', 'NXRRSET', 'NOTAUTH', 'NOTZONE'];
-const rcodeLabel = (rcode: number) => rcodeLabels[rcode] ?? (rcode === 16 ? 'BADVERS' : `RCODE${rcode}`);
+/** The name of an rcode as CoreDNS prints it (NOERROR, ..., BADVERS, else RCODE<n>). */
+export const rcodeLabel = (rcode: number): string => rcodeLabels[rcode] ?? (rcode === 16 ? 'BADVERS' : `RCODE${rcode}`);
 
 /** The `type` label slot of a query type. */
 export function typeSlot(qtype: number): number {

@@ -16,6 +16,7 @@ import { planBalance, rotate, rotatedBody, type BalancePlan, type LoadBalance } 
 import { DnsMetrics, typeSlot, type ZoneSlot } from './metrics.ts';
 import type { Client, Output } from './output.ts';
 import { isWildcard, PinnedSet } from './pinned.ts';
+import type { LoggedQuery, QueryLog } from './querylog.ts';
 import { ReplayCache, type Replay } from './replay.ts';
 import { TcpConnection } from './tcp.ts';
 import { UdpEndpoint } from './udp.ts';
@@ -57,6 +58,8 @@ export interface DnsServerOptions {
    * each NOERROR response are rotated per response, CNAMEs first (balance.ts); 'off': sent as the handler gave them.
    */
   loadBalance?: LoadBalance;
+  /** When given, every answered query is logged through it (CoreDNS's log plugin, querylog.ts). */
+  queryLog?: QueryLog;
 }
 
 /** One bound socket, as start() reports it. */
@@ -89,6 +92,19 @@ const now = () => performance.now();
 /** Largest TCP query accepted: a question, an OPT and a TSIG fit in far less; UPDATE and zone transfers are not served. */
 const maxTcpQuery = 4096;
 
+/** What the query log says of a message that got an error response: what could be read of it. */
+function rejectedQuery(msg: Buffer, f: ParseFailure): LoggedQuery {
+  const end = f.question?.end;
+  return {
+    id: (msg[0]! << 8) | msg[1]!,
+    name: f.question?.lname ?? '',
+    qtype: f.question?.qtype ?? 0,
+    qclass: end === undefined ? 0 : (msg[end - 2]! << 8) | msg[end - 1]!,
+    dnssecOk: f.dnssecOk,
+    wireSize: msg.length,
+  };
+}
+
 /** The DNS server: start() binds every listen address, close() stops serving and releases them. */
 export class DnsServer {
   readonly #o: DnsServerOptions;
@@ -98,6 +114,9 @@ export class DnsServer {
   readonly #timeoutMs: number;
   readonly #zoneOf: (lname: string) => string;
   readonly #metrics: DnsMetrics | undefined;
+  readonly #queryLog: QueryLog | undefined;
+  /** Whether a query's arrival time is read: for the duration histogram or the query log. */
+  readonly #timed: boolean;
   /** Encoded sections per answer object: handlers return the same object while their data is unchanged. */
   readonly #encoded = new WeakMap<DnsAnswer, Cached>();
   /** Authoritative UDP responses replayed to identical queries while their handler's data is unchanged. */
@@ -130,6 +149,8 @@ export class DnsServer {
     const first = o.listen[0];
     const host = !first || first.host === '0.0.0.0' || first.host === '::' ? '' : first.host.includes(':') ? `[${first.host}]` : first.host;
     this.#metrics = o.registry ? new DnsMetrics(o.serverLabel ?? `dns://${host}:${first?.port ?? 53}`, o.registry) : undefined;
+    this.#queryLog = o.queryLog;
+    this.#timed = this.#metrics !== undefined || this.#queryLog !== undefined;
   }
 
   /** Binds UDP and TCP on every listen address (the same port for both when port 0 asks for a free one). Rejects on a bind error, releasing what it bound. */
@@ -248,8 +269,8 @@ export class DnsServer {
 
   /** Serves one message; whatever happens, `out.send` is called once for it (a response or null). */
   #onMessage(msg: Buffer, out: Output, client: Client): void {
-    // The clock is read only for the duration histogram.
-    const start = this.#metrics === undefined ? 0 : now();
+    // The clock is read only for the duration histogram and the query log.
+    const start = this.#timed ? now() : 0;
     if (out.prefix === 0 && this.#replay.size > 0) {
       const r = this.#replay.lookup(msg);
       if (r !== undefined && out.alive && !this.#closed) {
@@ -329,6 +350,7 @@ export class DnsServer {
     r.terms?.replayed();
     const m = r.metrics;
     if (m !== undefined) m.slot.record(m.typeSlot, out.proto, client.family === 'IPv6' ? 1 : 0, m.dnssecOk, msg.length, buf.length, m.rcode, m.byRcode, (now() - start) / 1000);
+    if (this.#queryLog !== undefined) this.#queryLog.record(msg, undefined, buf, 0, out.transport, client, start);
   }
 
   /** Encodes and sends an answer; `replayable`: it came synchronously from the chain (see replay.ts). */
@@ -397,6 +419,7 @@ export class DnsServer {
           this.#replay.store(msg, buf, from, metrics, plan === null ? undefined : { plan, bodyAt });
         }
       }
+      if (this.#queryLog !== undefined) this.#queryLog.record(msg, q, buf, out.prefix, out.transport, client, start);
     } catch (e) {
       this.#warn({ err: e, name: q.name, type: q.type }, 'dns response failed');
       if (!sent) out.send(null, client);
@@ -422,6 +445,7 @@ export class DnsServer {
         const family = client.family === 'IPv6' ? 1 : 0;
         zone.record(typeSlot(f.question?.qtype ?? 0), out.proto, family, f.dnssecOk, msg.length, size, rcodeNumbers[rcode], zone.responsesOf(''), (now() - start) / 1000);
       }
+      if (this.#queryLog !== undefined) this.#queryLog.record(msg, rejectedQuery(msg, f), buf, out.prefix, out.transport, client, start);
     } catch (e) {
       this.#warn({ err: e }, 'dns error response failed');
       if (!sent) out.send(null, client);
