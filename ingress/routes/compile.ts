@@ -253,6 +253,7 @@ function attachCanary(parts: TableParts, c: CompiledIngress): number {
       primary.canary = { ingress: c.key, backend: rule.backend, weight: settings.weight, weightTotal: settings.weightTotal, policy };
       if (settings.header !== undefined) primary.canary.header = settings.header;
       if (settings.headerValue !== undefined) primary.canary.headerValue = settings.headerValue;
+      if (settings.cookie !== undefined) primary.canary.cookie = settings.cookie;
       addBackend(parts, rule.backend, policy);
       attached++;
     }

@@ -24,6 +24,8 @@ export const defaultMaxBodyBytes = 1024 * 1024;
 export interface CanarySettings {
   header?: string;
   headerValue?: string;
+  /** canary-by-cookie: the cookie whose value "always" or "never" decides when the header did not. */
+  cookie?: string;
   weight: number;
   weightTotal: number;
 }
@@ -362,11 +364,14 @@ function readCanary(a: AnnotationReader): CanarySettings | undefined {
   const header = a.get('canary-by-header');
   if (header !== undefined && !httpToken.test(header.value)) throw invalid(header, `allowed is a header name: ${httpToken.allowed}`);
   const headerValue = a.get('canary-by-header-value');
+  const cookie = a.get('canary-by-cookie');
+  if (cookie !== undefined && !httpToken.test(cookie.value)) throw invalid(cookie, `allowed is a cookie name: ${httpToken.allowed}`);
   const weightTotal = a.int('canary-weight-total') ?? 100;
   const weight = a.int('canary-weight', 0, weightTotal) ?? 0;
   if (!isCanary) return undefined;
   const canary: CanarySettings = { weight, weightTotal };
   if (header !== undefined) canary.header = header.value;
   if (headerValue !== undefined) canary.headerValue = headerValue.value;
+  if (cookie !== undefined) canary.cookie = cookie.value;
   return canary;
 }

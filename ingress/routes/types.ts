@@ -167,6 +167,11 @@ export interface Canary {
   /** Requests with this header go to the canary when its value is "always" (or equals headerValue when set); "never" keeps them off. */
   header?: string;
   headerValue?: string;
+  /**
+   * When the header did not decide: requests whose cookie of this name (matched as nginx does, ignoring case) is
+   * "always" go to the canary, "never" stay off it; any other value leaves the choice to the weight.
+   */
+  cookie?: string;
   /** Share of the other requests sent to the canary: weight out of weightTotal (default 100). */
   weight: number;
   weightTotal: number;

@@ -1,5 +1,5 @@
 // The ingress-nginx annotations netplane does not honour, in two groups. Those that change who may reach what, or
-// what a request does (a snippet's `deny all;`, a WAF, a passthrough, a cookie that picks the canary ...) take the
+// what a request does (a snippet's `deny all;`, a WAF, a passthrough, a header pattern that picks the canary ...) take the
 // Ingress out of service: serving it without them would serve something its author did not write. Pure tuning of
 // nginx itself (buffers, its own timeouts, tracing) is ignored and said so once per Ingress at info. Every other
 // `nginx.ingress.kubernetes.io/` name that netplane does not read is reported with the ignored ones.
@@ -40,7 +40,6 @@ export const refusals: readonly Refusal[] = [
   { name: 'limit-rate', applies: nonZero, why: 'netplane does not throttle the bandwidth of responses, and serving the Ingress without it would lift the limit' },
   { name: 'limit-rate-after', applies: nonZero, why: 'netplane does not throttle the bandwidth of responses, and serving the Ingress without it would lift the limit' },
   { name: 'ssl-passthrough', applies: on, why: 'netplane terminates TLS itself and cannot pass the connection through to the backend, which would then get plain HTTP' },
-  { name: 'canary-by-cookie', applies: set, why: 'netplane picks a canary by header and weight only, so clients with the cookie would not reach the canary' },
   {
     name: 'canary-by-header-pattern',
     // ingress-nginx ignores the pattern when canary-by-header-value is set.

@@ -6,6 +6,7 @@ import type { TLSSocket } from 'node:tls';
 import type { Authenticators } from '../auth/authenticators.ts';
 import { AddressSet } from '../limits/client-ip.ts';
 import type { RateLimiters } from '../limits/rate.ts';
+import { routesToCanary } from '../routes/canary.ts';
 import { upstreamPath } from '../routes/rewrite.ts';
 import { redirectUrl } from '../routes/variables.ts';
 import { judgeClientCertificate } from '../tls/client-auth.ts';
@@ -324,19 +325,13 @@ export const authenticate: Step = {
   },
 };
 
-/** Picks the route's backend or its canary: by header first ("always"/"never", or the configured value), then by weight. */
+/** Picks the route's backend or its canary: by header, then by cookie, then by weight (routes/canary.ts). */
 export const chooseBackend: Step = {
   name: 'chooseBackend',
   run(x) {
     const r = x.route!;
     const c = r.canary;
-    let canary = false;
-    if (c) {
-      const v = c.header ? x.req.headers[c.header.toLowerCase()] : undefined;
-      if (typeof v === 'string' && (c.headerValue !== undefined ? v === c.headerValue : v === 'always')) canary = true;
-      else if (typeof v === 'string' && c.headerValue === undefined && v === 'never') canary = false;
-      else canary = c.weight > 0 && Math.random() * c.weightTotal < c.weight;
-    }
+    const canary = c !== undefined && routesToCanary(c, x.req.headers);
     x.canary = canary;
     x.backend = canary ? c!.backend : r.backend;
     return 'next';

@@ -8,17 +8,21 @@ export function affinityValue(endpoint: string): string {
   return createHash('sha256').update(endpoint).digest('hex').slice(0, 16);
 }
 
-/** The value of cookie `name` in a Cookie header (`a=1; b=2`), or undefined. Scans without splitting. */
-export function readCookie(header: string | string[] | undefined, name: string): string | undefined {
+/**
+ * The value of the first cookie `name` in a Cookie header (`a=1; b=2`), or undefined. Scans without splitting.
+ * `ignoreCase`: the name matched ignoring ASCII case, as nginx's `$cookie_NAME` does.
+ */
+export function readCookie(header: string | string[] | undefined, name: string, ignoreCase = false): string | undefined {
   if (header === undefined) return undefined;
   const text = typeof header === 'string' ? header : header.join('; ');
+  const lower = ignoreCase ? name.toLowerCase() : name;
   let at = 0;
   while (at < text.length) {
     while (text.charCodeAt(at) === 32 || text.charCodeAt(at) === 59 /* ';' */) at++;
     const end = text.indexOf(';', at);
     const stop = end === -1 ? text.length : end;
     const eq = text.indexOf('=', at);
-    if (eq !== -1 && eq < stop && eq - at === name.length && text.startsWith(name, at)) {
+    if (eq !== -1 && eq < stop && eq - at === name.length && (ignoreCase ? text.slice(at, eq).toLowerCase() === lower : text.startsWith(name, at))) {
       let value = text.slice(eq + 1, stop).trim();
       if (value.length >= 2 && value.startsWith('"') && value.endsWith('"')) value = value.slice(1, -1);
       return value;

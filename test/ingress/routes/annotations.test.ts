@@ -128,6 +128,8 @@ describe('annotations with good values', () => {
     expect(attached({ [`${ngx}canary`]: 'true' })).not.toHaveProperty('header');
     expect(attached({ [`${ngx}canary`]: 'true', [`${ngx}canary-weight`]: '100' })).toMatchObject({ weight: 100, weightTotal: 100 });
     expect(attached({ [`${ngx}canary`]: 'true', [`${ngx}canary-by-header`]: 'X-Beta' })).toMatchObject({ header: 'X-Beta' });
+    expect(attached({ [`${ngx}canary`]: 'true' })).not.toHaveProperty('cookie');
+    expect(attached({ [`${ngx}canary`]: 'true', [`${ngx}canary-by-cookie`]: 'beta_user' })).toMatchObject({ cookie: 'beta_user', weight: 0 });
     expect(attached({ [`${ngx}canary-weight`]: '50' })).toBeUndefined();
   });
 });
@@ -186,6 +188,8 @@ describe('annotations with values that cannot be honoured', () => {
     ['canary-weight negative', { [`${ngx}canary-weight`]: '-5' }, `${ngx}canary-weight`, '-5', 'from 0 to 100'],
     ['canary-weight-total 0', { [`${ngx}canary-weight-total`]: '0' }, `${ngx}canary-weight-total`, '0', 'whole number'],
     ['canary-by-header with a colon', { [`${ngx}canary-by-header`]: 'X-Canary:' }, `${ngx}canary-by-header`, 'X-Canary:', 'header name'],
+    ['canary-by-cookie with a =', { [`${ngx}canary`]: 'true', [`${ngx}canary-by-cookie`]: 'beta=1' }, `${ngx}canary-by-cookie`, 'beta=1', 'cookie name'],
+    ['canary-by-cookie with a space', { [`${ngx}canary-by-cookie`]: 'beta user' }, `${ngx}canary-by-cookie`, 'beta user', 'cookie name'],
     ['unknown netplane.io annotation (a typo)', { [`${np}limit-rsp`]: '10' }, `${np}limit-rsp`, '', 'limit-rps'],
     ['control character, netplane.io', { [`${np}auth-realm`]: 'a\nb' }, `${np}auth-realm`, 'a\nb', 'control characters'],
     ['control character, nginx', { [`${ngx}rewrite-target`]: '/\u0000' }, `${ngx}rewrite-target`, '/\u0000', 'control characters'],

@@ -26,7 +26,6 @@ describe('refused: the Ingress is not served, with a problem naming the annotati
     [{ [`${ngx}limit-rate`]: '100' }, 'limit-rate', 'bandwidth'],
     [{ [`${ngx}limit-rate-after`]: '1024' }, 'limit-rate-after', 'bandwidth'],
     [{ [`${ngx}ssl-passthrough`]: 'true' }, 'ssl-passthrough', 'terminates TLS'],
-    [{ [`${ngx}canary`]: 'true', [`${ngx}canary-by-cookie`]: 'canary' }, 'canary-by-cookie', 'cookie'],
     [{ [`${ngx}canary`]: 'true', [`${ngx}canary-by-header`]: 'X-Canary', [`${ngx}canary-by-header-pattern`]: 'a|b' }, 'canary-by-header-pattern', 'regex'],
     [{ [`${ngx}from-to-www-redirect`]: 'true' }, 'from-to-www-redirect', 'www'],
     [{ [`${ngx}upstream-hash-by`]: '$request_uri' }, 'upstream-hash-by', 'hash'],
