@@ -93,6 +93,11 @@ export function compileRoutes(input: CompileInput): CompileResult {
       parts.ingresses.set(c.key, c.policy);
     }
   }
+  // The www redirects last: they take only names that no rule, default backend or canary of any Ingress has.
+  for (const c of compiled) {
+    if (c.canary !== undefined) continue;
+    for (const pair of c.wwwRedirects ?? []) addWwwRedirect(parts, c, pair.from, pair.to);
+  }
   return { table: new CompiledRouteTable(parts), served };
 }
 
@@ -231,6 +236,30 @@ function addTls(parts: TableParts, owners: Map<string, string>, c: CompiledIngre
       keptLastGood: false,
     });
   }
+}
+
+/**
+ * from-to-www-redirect: a route for `from` that answers every request with a 308 to `to` (the steps' routeRedirect),
+ * unless an Ingress routes `from` itself or by a wildcard — as ingress-nginx skips the redirect when a server of that
+ * name exists; here a wildcard rule also stands, so the redirect never takes a name another Ingress serves. Rules
+ * without a host do not count: ingress-nginx's redirect server takes the name before its catch-all. The first Ingress
+ * by namespace/name to ask for a name gets it. `from` gets the certificate of `to` when no TLS entry covers it, so an
+ * HTTPS request for it is answered under a certificate that names both when it does (ingress-nginx asks for one).
+ */
+function addWwwRedirect(parts: TableParts, c: CompiledIngress, from: string, to: string): void {
+  const parent = from.slice(from.indexOf('.') + 1);
+  if (parts.index.hostSet(from) !== undefined || parts.index.hostSet(`*.${parent}`) !== undefined) return;
+  const rule = c.rules.find((r) => r.host === to);
+  if (rule === undefined) return;
+  const p = c.policy;
+  // Only what a redirect needs: no HTTPS redirect first (ingress-nginx's redirect server has none), no limits or auth.
+  const policy: IngressPolicy = {
+    sslRedirect: false, forceSslRedirect: false, backendProtocol: p.backendProtocol, maxBodyBytes: p.maxBodyBytes,
+    connectTimeoutMs: p.connectTimeoutMs, readTimeoutMs: p.readTimeoutMs, loadBalance: p.loadBalance, redirectToHost: to,
+  };
+  parts.index.add({ ingress: c.key, namespace: c.namespace, host: from, path: '/', pathType: 'Prefix', backend: rule.backend, policy: deepFreeze(policy) });
+  const tls = parts.tlsExact.get(to) ?? parts.tlsWildcard.get(to.slice(to.indexOf('.') + 1));
+  if (tls !== undefined && !parts.tlsExact.has(from) && !parts.tlsWildcard.has(parent)) parts.tlsExact.set(from, tls);
 }
 
 /** Attaches each rule of a canary Ingress to its primary route; returns how many attached. */

@@ -41,6 +41,8 @@ export interface AnnotatedPolicy {
   aliases?: string[];
   /** use-regex: the Ingress's paths are ingress-nginx regular expressions (spec.ts reads them with routes/pattern.ts). */
   regex?: true;
+  /** from-to-www-redirect: the other name of each of the Ingress's hosts is redirected to it (spec.ts, compile.ts). */
+  fromToWww?: true;
 }
 
 /** The default basic-auth realm, as in ingress-nginx. */
@@ -119,6 +121,7 @@ export function readPolicy(namespace: string, annotations: Readonly<Record<strin
 
   const result: AnnotatedPolicy = { policy, secrets: [] };
   if (regex) result.regex = true;
+  if (a.bool('from-to-www-redirect', false)) result.fromToWww = true;
   if (clientCert !== undefined) result.secrets.push(`${clientCert.secret.namespace}/${clientCert.secret.name}`);
   if (backendTls !== undefined) result.secrets.push(`${backendTls.secret.namespace}/${backendTls.secret.name}`);
   if (auth?.type === 'basic') result.secrets.push(`${auth.secret.namespace}/${auth.secret.name}`);

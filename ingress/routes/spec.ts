@@ -37,6 +37,8 @@ export interface CompiledIngress {
   authSecrets: string[];
   /** When its paths are regular expressions and it has a default backend: the regex of the default backend's `/`. */
   rootRegex?: RegexPath;
+  /** from-to-www-redirect: the other name of each of its hosts, to be redirected to that host when no Ingress routes it. */
+  wwwRedirects?: { from: string; to: string }[];
 }
 
 /**
@@ -82,7 +84,7 @@ const badSequence = /\/\/|\/\.\.?(\/|$)|%2f/i;
 /** Checks and normalises one Ingress; throws IngressSpecError when any part of it cannot be served. */
 export function compileIngress(ingress: Ingress, defaults: PolicyDefaults): CompiledIngress {
   const { namespace, annotations } = ingress.metadata;
-  const { policy, canary, secrets, aliases, regex } = readPolicy(namespace, annotations, defaults);
+  const { policy, canary, secrets, aliases, regex, fromToWww } = readPolicy(namespace, annotations, defaults);
   const compiled: CompiledIngress = { key: ingressKey(ingress), namespace, ingress, policy, rules: [], tls: [], authSecrets: secrets };
   if (canary !== undefined) compiled.canary = canary;
   const { spec } = ingress;
@@ -117,8 +119,26 @@ export function compileIngress(ingress: Ingress, defaults: PolicyDefaults): Comp
       compiled.tls.push({ host: checkHost(h, `spec.tls[${i}].hosts[${j}]`), choice });
     });
   });
+  // Before the aliases: as in ingress-nginx, the redirect is for the Ingress's own hosts, not for its server-alias names.
+  if (fromToWww === true) compiled.wwwRedirects = wwwCounterparts(compiled.rules);
   if (aliases !== undefined) addAliases(compiled, aliases);
   return compiled;
+}
+
+/**
+ * from-to-www-redirect: for each host of the rules, the name to redirect from — `www.` and the host, or the host without
+ * its `www.` — as ingress-nginx pairs them. Wildcard hosts, rules without a host, and a pair whose other name would not
+ * be a name of two labels or more (`www.com` → `com`) get none.
+ */
+function wwwCounterparts(rules: readonly CompiledRule[]): { from: string; to: string }[] {
+  const pairs: { from: string; to: string }[] = [];
+  for (const to of new Set(rules.map((r) => r.host))) {
+    if (to === '' || to.startsWith('*.')) continue;
+    const from = to.startsWith('www.') ? to.slice(4) : `www.${to}`;
+    if (from.length > 253 || !from.includes('.')) continue;
+    pairs.push({ from, to });
+  }
+  return pairs;
 }
 
 /**

@@ -121,6 +121,11 @@ export interface IngressPolicy {
   redirect?: { url: string; status: 301 | 302 | 303 | 307 | 308 };
   /** Requests for `/` redirected (302) to this path (ingress-nginx app-root). */
   appRoot?: string;
+  /**
+   * Every request answered with a 308 to this host, its scheme, the Host header's port, path and query kept: the policy
+   * of the route that compile.ts adds for the other name (www. or not) of a host of an Ingress with from-to-www-redirect.
+   */
+  redirectToHost?: string;
   /** CORS (ingress-nginx enable-cors and cors-*). */
   cors?: CorsPolicy;
   /** The Host header sent upstream instead of the client's (ingress-nginx upstream-vhost). */

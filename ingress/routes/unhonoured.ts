@@ -46,7 +46,6 @@ export const refusals: readonly Refusal[] = [
     applies: (v, all) => set(v) && all('canary-by-header-value') === undefined,
     why: 'netplane matches a canary header by exact value (canary-by-header-value), never by regex, so clients sending a matching value would not reach the canary',
   },
-  { name: 'from-to-www-redirect', applies: on, why: 'netplane does not add the redirect between www and the bare name, so those requests would get 404' },
   { name: 'upstream-hash-by', applies: set, why: 'netplane balances round robin, by least request or by cookie affinity, never by a hash of request data, so requests would lose the backend they stick to' },
   { name: 'mirror-target', applies: set, why: 'netplane does not mirror requests, so the mirror would silently get nothing' },
   { name: 'custom-headers', applies: set, why: 'netplane does not add response headers from a ConfigMap, so responses would lack them (often security headers)' },

@@ -122,6 +122,15 @@ export function redirectUrl(template: string, f: UrlFacts): string {
   return expandUrl(template, f, 'client') ?? template;
 }
 
+/**
+ * The Location of a from-to-www-redirect: `host` (a name from the Ingress, never the client's) with the request's
+ * scheme, the Host header's port, and its path and query as they are.
+ */
+export function hostRedirectUrl(host: string, f: UrlFacts): string {
+  const port = /:(\d{1,5})$/.exec(f.hostHeader ?? '')?.[1];
+  return `${f.proto}://${host}${port === undefined ? '' : `:${port}`}${encodeLoose(`${f.path}${f.query}`)}`;
+}
+
 /** The host a URL may name for this request (see expandUrl); for the client, the request's own as a last resort. */
 export function trustedHost(f: UrlFacts, use: UrlUse): string | undefined {
   const rule = f.route?.host;

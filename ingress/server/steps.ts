@@ -8,7 +8,7 @@ import { AddressSet } from '../limits/client-ip.ts';
 import type { RateLimiters } from '../limits/rate.ts';
 import { routesToCanary } from '../routes/canary.ts';
 import { upstreamPath } from '../routes/rewrite.ts';
-import { redirectUrl } from '../routes/variables.ts';
+import { hostRedirectUrl, redirectUrl } from '../routes/variables.ts';
 import { judgeClientCertificate } from '../tls/client-auth.ts';
 import { customError, signinLocation } from './answers.ts';
 import { corsHeaders } from '../routes/cors.ts';
@@ -204,11 +204,15 @@ export const sourceRange: Step = {
   },
 };
 
-/** The route's own redirects: permanent-redirect / temporal-redirect for every request, app-root for `/`. */
+/**
+ * The route's own redirects: permanent-redirect / temporal-redirect for every request, app-root for `/`, and the 308
+ * of a from-to-www-redirect name to its Ingress's host (ingress-nginx's default http-redirect-code).
+ */
 export const routeRedirect: Step = {
   name: 'route-redirect',
   run(x) {
     const p = x.route!.policy;
+    if (p.redirectToHost !== undefined) return reply(x, 308, 'from-to-www-redirect', { location: hostRedirectUrl(p.redirectToHost, { ...x, proto: clientProto(x) }) });
     if (p.redirect !== undefined) return reply(x, p.redirect.status, 'redirect', { location: redirectUrl(p.redirect.url, { ...x, proto: clientProto(x) }) });
     if (p.appRoot !== undefined && x.path === '/') return reply(x, 302, 'app-root', { location: `${p.appRoot}${x.query}` });
     return 'next';

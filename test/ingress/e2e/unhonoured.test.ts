@@ -28,7 +28,7 @@ describe('netplane ingress and the ingress-nginx annotations it does not honour'
         ing('waf', { [`${ngx}enable-modsecurity`]: 'true', [`${ngx}enable-owasp-core-rules`]: 'true' }),
         ing('pass', { [`${ngx}ssl-passthrough`]: 'true' }),
         ing('hash', { [`${ngx}upstream-hash-by`]: '$request_uri' }),
-        ing('www', { [`${ngx}from-to-www-redirect`]: 'true' }),
+        ing('mirror', { [`${ngx}mirror-target`]: 'https://mirror.example.com$request_uri' }),
         ing('notpass', { [`${ngx}ssl-passthrough`]: 'false', [`${ngx}configuration-snippet`]: '' }),
         ing('tuned', { [`${ngx}proxy-buffer-size`]: '64k', [`${ngx}proxy-buffering`]: 'on', [`${ngx}no-such-thing`]: 'x' }),
       ].join('---\n'),
@@ -47,7 +47,7 @@ describe('netplane ingress and the ingress-nginx annotations it does not honour'
     ['waf', 'enable-modsecurity'],
     ['pass', 'ssl-passthrough'],
     ['hash', 'upstream-hash-by'],
-    ['www', 'from-to-www-redirect'],
+    ['mirror', 'mirror-target'],
   ])('does not serve %s (%s): 404, a warning naming the annotation, the problems gauge', async (name, annotation) => {
     expect((await gw.get(`${name}.test`, '/admin')).status).toBe(404);
     const warning = records().find((r) => r.ingress === `default/${name}` && r.level === 40);

@@ -27,7 +27,6 @@ describe('refused: the Ingress is not served, with a problem naming the annotati
     [{ [`${ngx}limit-rate-after`]: '1024' }, 'limit-rate-after', 'bandwidth'],
     [{ [`${ngx}ssl-passthrough`]: 'true' }, 'ssl-passthrough', 'terminates TLS'],
     [{ [`${ngx}canary`]: 'true', [`${ngx}canary-by-header`]: 'X-Canary', [`${ngx}canary-by-header-pattern`]: 'a|b' }, 'canary-by-header-pattern', 'regex'],
-    [{ [`${ngx}from-to-www-redirect`]: 'true' }, 'from-to-www-redirect', 'www'],
     [{ [`${ngx}upstream-hash-by`]: '$request_uri' }, 'upstream-hash-by', 'hash'],
     [{ [`${ngx}mirror-target`]: 'https://test.example.com$request_uri' }, 'mirror-target', 'mirror'],
     [{ [`${ngx}custom-headers`]: 'shop/security-headers' }, 'custom-headers', 'ConfigMap'],
