@@ -131,6 +131,8 @@ const flags = {
     help: 'which answered queries --log-queries logs: all, or some of success, denial (NXDOMAIN, NODATA) and error, separated by commas (CoreDNS log class)',
     parse: parseQueryClasses,
   }),
+  health: valueFlag({ value: 'ADDR:PORT', help: "also serve CoreDNS's /health alone here, as its health plugin on :8080, for probes copied from CoreDNS's manifests (--admin serves it too)", parse: parseHostPort }),
+  ready: valueFlag({ value: 'ADDR:PORT', help: "also serve CoreDNS's /ready alone here, as its ready plugin on :8181, for probes copied from CoreDNS's manifests (--admin serves it too)", parse: parseHostPort }),
 };
 
 /** The dns component. */
@@ -157,6 +159,16 @@ export const dnsComponent = defineComponent({
 type DnsFlags = Parameters<NonNullable<typeof dnsComponent.run>>[1];
 
 async function runDns(ctx: ComponentContext, f: DnsFlags): Promise<void> {
+  for (const [addr, path] of [[f.health, '/health'], [f.ready, '/ready']] as const) {
+    if (addr === undefined) continue;
+    try {
+      await ctx.admin.listen(addr, path);
+    } catch (e) {
+      ctx.log.fatal({ err: (e as Error).message }, `cannot serve ${path} on ${addr.text}: ${(e as Error).message}`);
+      await ctx.shutdown.run(1);
+      return;
+    }
+  }
   let upstreams: HostPort[];
   try {
     upstreams = f.upstream.length > 0 ? f.upstream : readResolvConf();

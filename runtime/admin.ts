@@ -1,4 +1,5 @@
-// The admin HTTP server of every process: /metrics, /healthz, /livez and /readyz.
+// The admin HTTP server of every process: /metrics, /healthz, /livez and /readyz, and CoreDNS's /health and /ready
+// (its health and ready plugins), which probes copied from CoreDNS's manifests ask for.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
 import type { Store } from '../cluster/store.ts';
@@ -13,7 +14,7 @@ export class AdminServer {
   readonly #store: Store;
   readonly #health = new Map<string, HealthCheck>();
   readonly #readiness = new Map<string, HealthCheck>();
-  #server?: Server;
+  readonly #servers: Server[] = [];
 
   constructor(registry: Registry, store: Store) {
     this.#registry = registry;
@@ -30,33 +31,50 @@ export class AdminServer {
     this.#readiness.set(name, check);
   }
 
-  /** Listens on addr; resolves with the bound address (useful with port 0). Rejects when it cannot bind. */
-  listen(addr: HostPort): Promise<{ host: string; port: number }> {
-    const server = createServer((req, res) => void this.#handle(req, res));
-    this.#server = server;
+  /**
+   * Listens on addr (again for each call: every address serves the same state); resolves with the bound address
+   * (useful with port 0). With `only`, this address serves just that path, as CoreDNS's health (`:8080`) and ready
+   * (`:8181`) listeners do. Rejects when it cannot bind.
+   */
+  listen(addr: HostPort, only?: '/health' | '/ready'): Promise<{ host: string; port: number }> {
+    const server = createServer((req, res) => void this.#handle(req, res, only));
     return new Promise((resolve, reject) => {
       server.once('error', reject);
       server.listen(addr.port, addr.host, () => {
         server.off('error', reject);
+        this.#servers.push(server);
         const a = server.address();
         resolve(typeof a === 'object' && a ? { host: a.address, port: a.port } : { host: addr.host, port: addr.port });
       });
     });
   }
 
-  /** Stops accepting and closes open connections. */
-  close(): Promise<void> {
-    const server = this.#server;
-    if (!server) return Promise.resolve();
-    return new Promise((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    });
+  /** Stops accepting on every address and closes open connections. */
+  async close(): Promise<void> {
+    await Promise.all(
+      this.#servers.splice(0).map(
+        (server) =>
+          new Promise<void>((resolve) => {
+            server.close(() => resolve());
+            server.closeAllConnections();
+          }),
+      ),
+    );
   }
 
-  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  /** Readiness: the cluster view loaded once and every readiness check passing; the checks that fail. */
+  #readyState(): { ready: boolean; waiting: Array<{ check: string; reason: string }> } {
+    const waiting = [...this.#readiness.entries()].flatMap(([name, check]) => {
+      const r = check();
+      return r.ok ? [] : [{ check: name, reason: r.reason }];
+    });
+    return { ready: this.#store.status.synced && waiting.length === 0, waiting };
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse, only: string | undefined): Promise<void> {
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, 'text/plain', 'only GET and HEAD\n');
     const path = (req.url ?? '/').split('?')[0];
+    if (only !== undefined && path !== only) return send(res, 404, 'text/plain', `not found; this address serves only ${only}\n`);
     try {
       switch (path) {
         case '/metrics':
@@ -72,13 +90,19 @@ export class AdminServer {
             ? send(res, 200, 'text/plain', 'ok\n')
             : send(res, 503, 'application/json', JSON.stringify({ healthy: false, failing }) + '\n');
         }
+        // CoreDNS's health plugin: 200 "OK" while the process serves, the lame-duck period included.
+        case '/health':
+          return send(res, 200, 'text/plain', 'OK');
+        // CoreDNS's ready plugin: 200 "OK" when ready, else 503 with what is not ready, names joined by commas.
+        case '/ready': {
+          const { ready, waiting } = this.#readyState();
+          if (ready) return send(res, 200, 'text/plain', 'OK');
+          const names = [...(this.#store.status.synced ? [] : ['cluster']), ...waiting.map((w) => w.check)].sort();
+          return send(res, 503, 'text/plain', names.join(','));
+        }
         case '/readyz': {
           const st = this.#store.status;
-          const waiting = [...this.#readiness].flatMap(([name, check]) => {
-            const r = check();
-            return r.ok ? [] : [{ check: name, reason: r.reason }];
-          });
-          const ready = st.synced && waiting.length === 0;
+          const { ready, waiting } = this.#readyState();
           const body = {
             ready,
             synced: st.synced,
@@ -90,7 +114,7 @@ export class AdminServer {
           return send(res, ready ? 200 : 503, 'application/json', JSON.stringify(body) + '\n');
         }
         default:
-          return send(res, 404, 'text/plain', 'not found; try /metrics, /healthz, /livez or /readyz\n');
+          return send(res, 404, 'text/plain', 'not found; try /metrics, /healthz, /livez, /readyz, /health or /ready\n');
       }
     } catch (e) {
       return send(res, 500, 'text/plain', `${(e as Error).message}\n`);
