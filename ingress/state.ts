@@ -158,7 +158,7 @@ export class IngressState {
 
   #applyEndpoints(b: BackendRef, table: RouteTable = this.#state.table): void {
     const protocol = table.protocols.get(b.key) ?? 'HTTP';
-    const verify = protocol === 'HTTPS' ? table.backendTls.get(b.key) : undefined;
+    const verify = protocol === 'HTTPS' || protocol === 'GRPCS' ? table.backendTls.get(b.key) : undefined;
     if (verify === undefined) return this.#state.upstreams.setEndpoints(b.key, endpointsOf(this.#o.serviceMap, b, table.viaService.has(b.key)), protocol);
     const tls = upstreamTls(b, verify, (ref) => this.#o.store.get('Secret', `${ref.namespace}/${ref.name}`));
     if ('problem' in tls) {

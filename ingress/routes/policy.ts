@@ -68,7 +68,7 @@ export function readPolicy(namespace: string, annotations: Readonly<Record<strin
   const policy: IngressPolicy = {
     sslRedirect: a.bool('ssl-redirect', true),
     forceSslRedirect: a.bool('force-ssl-redirect', false),
-    backendProtocol: a.oneOf('backend-protocol', ['HTTP', 'HTTPS'] as const, { upper: true, unsupported: ['GRPC', 'GRPCS', 'AJP', 'FCGI'] }) ?? 'HTTP',
+    backendProtocol: a.oneOf('backend-protocol', ['HTTP', 'HTTPS', 'GRPC', 'GRPCS'] as const, { upper: true, unsupported: ['AJP', 'FCGI'] }) ?? 'HTTP',
     maxBodyBytes: a.bytes('proxy-body-size') ?? defaults.maxBodyBytes ?? defaultMaxBodyBytes,
     connectTimeoutMs: a.secondsAsMs('proxy-connect-timeout', defaults.connectTimeoutMs),
     readTimeoutMs: a.secondsAsMs('proxy-read-timeout', defaults.readTimeoutMs),
@@ -196,7 +196,7 @@ function readBackendTls(a: AnnotationReader, namespace: string, protocol: Ingres
   const name = a.get('proxy-ssl-name');
   const sni = (a.oneOf('proxy-ssl-server-name', ['on', 'off'] as const) ?? 'off') === 'on';
   if (verify === 'off') return undefined;
-  if (protocol !== 'HTTPS') throw invalid(a.get('proxy-ssl-verify')!, 'it takes effect only with backend-protocol "HTTPS", which is not set');
+  if (protocol !== 'HTTPS' && protocol !== 'GRPCS') throw invalid(a.get('proxy-ssl-verify')!, 'it takes effect only with backend-protocol "HTTPS" or "GRPCS", which is not set');
   if (secret === undefined) throw invalid(a.get('proxy-ssl-verify')!, 'verifying the backend needs proxy-ssl-secret naming the Secret with ca.crt, which is not set');
   if (name !== undefined && !dnsName.test(name.value.toLowerCase())) throw invalid(name, 'allowed is a DNS name such as api.shop.svc');
   return { secret: secretRef(secret, namespace), ...(name !== undefined ? { name: name.value.toLowerCase() } : {}), sni };

@@ -97,7 +97,8 @@ export interface IngressPolicy {
    * holds the rewrite of each rule; routes/rewrite.ts).
    */
   rewriteTarget?: string;
-  backendProtocol: 'HTTP' | 'HTTPS';
+  /** HTTP/1.1 to the backend, in clear or over TLS; GRPC, GRPCS: HTTP/2 in clear (prior knowledge) or over TLS. */
+  backendProtocol: 'HTTP' | 'HTTPS' | 'GRPC' | 'GRPCS';
   /** Largest request body in bytes (ingress-nginx `proxy-body-size`); larger gets 413. 0: no limit. */
   maxBodyBytes: number;
   connectTimeoutMs: number;

@@ -4,7 +4,7 @@ import type { Logger } from '../../runtime/logger.ts';
 import type { IngressPolicy } from '../routes/types.ts';
 import { RoundRobin, pickLeastRequest } from './balancer.ts';
 import type { OutlierTracker } from './outlier.ts';
-import { UpstreamEndpoint, endpointAddress, type BackendProtocol, type Endpoint, type UpstreamTls } from './pool.ts';
+import { UpstreamEndpoint, endpointAddress, overTls, type BackendProtocol, type Endpoint, type UpstreamTls } from './pool.ts';
 
 /** The endpoints of one backend (BackendRef.key) and their balancing state. */
 export class Backend {
@@ -42,7 +42,7 @@ export class Backend {
       if (seen.has(address)) continue;
       seen.add(address);
       let m = old.get(address);
-      if (m !== undefined && m.protocol === protocol && m.tls?.id === (protocol === 'HTTPS' ? tls?.id : undefined)) old.delete(address);
+      if (m !== undefined && m.protocol === protocol && m.tls?.id === (overTls(protocol) ? tls?.id : undefined)) old.delete(address);
       else m = new UpstreamEndpoint(e, protocol, this.#connections, tls);
       next.push(m);
     }

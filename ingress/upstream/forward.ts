@@ -2,7 +2,7 @@
 // response (no intermediate stream), with backpressure both ways, retries of safe requests on connect failures and
 // the error statuses nginx gives (502 refused/reset, 504 timeouts, 503 no endpoints).
 import { subscribe } from 'node:diagnostics_channel';
-import { Transform } from 'node:stream';
+import type { Transform } from 'node:stream';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { constants as http2Constants, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
 import type { Dispatcher } from 'undici';
@@ -11,8 +11,10 @@ import type { IngressPolicy } from '../routes/types.ts';
 import { affinitySetCookie, readCookie, type CookieScope } from './affinity.ts';
 import type { Backend } from './backend.ts';
 import { UpstreamError, classifyError, statusText, type UpstreamErrorCode } from './errors.ts';
-import { clientResponseHeaders, upstreamRequestHeaders, type HeaderList, type HeaderValue } from './headers.ts';
-import type { UpstreamEndpoint } from './pool.ts';
+import { grpcStatusOf, relayedTrailers, splitTrailersOnly, writeGrpcFailure } from './grpc.ts';
+import { clientResponseHeaders, upstreamRequestHeaders, withHeaders, withoutBodyHeaders, type HeaderList, type HeaderValue } from './headers.ts';
+import { isGrpc, overTls, type UpstreamEndpoint } from './pool.ts';
+import { guardedBody } from './request-body.ts';
 
 /** Where and how to send one request. */
 export interface ForwardTarget {
@@ -47,6 +49,8 @@ export interface ForwardResult {
   error?: UpstreamErrorCode;
   /** The upstream answered a status of ForwardTarget.intercept: nothing was sent to the client. */
   intercepted?: boolean;
+  /** On a gRPC route: the grpc-status the client got, the backend's or the gateway's own. */
+  grpcStatus?: number;
 }
 
 /** A client request of either HTTP version. */
@@ -62,6 +66,7 @@ interface ResponseSink {
   readonly writableEnded: boolean;
   writeHead(status: number, headers: HeaderList): unknown;
   write(chunk: Buffer): boolean;
+  addTrailers(trailers: Record<string, HeaderValue>): void;
   end(chunk?: string): unknown;
   destroy(): unknown;
   once(event: 'close' | 'drain', listener: () => void): unknown;
@@ -130,49 +135,6 @@ export function writeErrorStatus(response: ClientResponse, status: number): void
   res.end(body);
 }
 
-/** A header list without the client's body framing (Content-Length), for a request sent without the body. */
-function withoutBodyHeaders(list: string[]): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < list.length; i += 2) if (list[i]!.toLowerCase() !== 'content-length') out.push(list[i]!, list[i + 1]!);
-  return out;
-}
-
-/** A flat header list with `extra` (lower-case names) in place of the list's headers of those names. */
-function withHeaders(list: HeaderList, extra: Record<string, string>): HeaderList {
-  const out: HeaderList = [];
-  for (let i = 0; i < list.length; i += 2) {
-    if (!Object.hasOwn(extra, (list[i] as string).toLowerCase())) out.push(list[i]!, list[i + 1]!);
-  }
-  for (const name in extra) out.push(name, extra[name]!);
-  return out;
-}
-
-/**
- * The request body as a stream that fails with BODY_TOO_LARGE once more than `limit` bytes came (0: no limit),
- * without touching the client's connection (the gateway still answers 413 on it); and, for HTTP/2, that fails
- * instead of ending when the client reset its stream: Node ends an HTTP/2 request normally when its stream is reset,
- * so without this a cancelled upload reaches the backend as aborted only if the response's close aborts the upstream
- * request before the body's end is written. (A client that ends its stream and then resets it sent a whole body.)
- */
-function guardedBody(req: ClientRequest, limit: number): Transform {
-  let seen = 0;
-  const stream = req.httpVersionMajor === 2 ? (req as Http2ServerRequest).stream : undefined;
-  const guarded = new Transform({
-    transform(chunk: Buffer, _enc, done) {
-      seen += chunk.length;
-      if (limit > 0 && seen > limit) return done(new UpstreamError('BODY_TOO_LARGE', `the request body is larger than ${limit} bytes (proxy-body-size)`));
-      done(null, chunk);
-    },
-    flush(done) {
-      // A stream reset before its END_STREAM is marked aborted before the request ends.
-      if (stream !== undefined && stream.aborted) return done(new UpstreamError('CLIENT_ABORTED', 'the client reset its stream before the body was complete'));
-      done();
-    },
-  });
-  (req as NodeJS.ReadableStream).pipe(guarded);
-  return guarded;
-}
-
 /** Forwards one request; the dispatch handler of all its attempts. Resolves `done` exactly once, never rejects. */
 export class Exchange implements Dispatcher.DispatchHandler {
   readonly #req: ClientRequest;
@@ -200,6 +162,11 @@ export class Exchange implements Dispatcher.DispatchHandler {
   #reused = false;
   #resent = false;
   #intercepted = false;
+  // A gRPC route: trailers relayed, failures answered with a grpc-status (grpc.ts).
+  readonly #grpc: boolean;
+  // The status fields of a Trailers-Only response, sent as trailers; the grpc-status the client got.
+  #heldTrailers: Record<string, HeaderValue> | null = null;
+  #grpcStatus: number | undefined;
 
   constructor(backend: Backend | undefined, req: ClientRequest, res: ClientResponse, target: ForwardTarget, log: Logger, done: (result: ForwardResult) => void) {
     this.#backend = backend;
@@ -208,6 +175,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.#target = target;
     this.#log = log;
     this.#done = done;
+    this.#grpc = isGrpc(target.policy.backendProtocol);
   }
 
   /** Picks an endpoint and sends the first attempt. */
@@ -229,7 +197,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
     // checked before (the body-size step).
     this.#body = !body ? null : req.httpVersionMajor === 2 || (limit > 0 && req.headers['content-length'] === undefined) ? guardedBody(req, req.headers['content-length'] === undefined ? limit : 0) : req;
     this.#retriable = !body && retriableMethods.has(req.method ?? '');
-    this.#headers = upstreamRequestHeaders(req.rawHeaders, this.#target.headers);
+    // gRPC needs `TE: trailers` (servers refuse calls without it), whatever the client sent.
+    this.#headers = upstreamRequestHeaders(req.rawHeaders, this.#grpc ? { ...this.#target.headers, te: 'trailers' } : this.#target.headers);
     if (this.#target.noBody === true) this.#headers = withoutBodyHeaders(this.#headers);
     const gone = () => this.#onClientClose();
     this.#res.once('close', gone);
@@ -255,7 +224,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
       headersTimeout: policy.readTimeoutMs,
       bodyTimeout: policy.readTimeoutMs,
       // Constant per endpoint (see pool.ts): keeps undici from reconnecting when the Host changes.
-      servername: m.protocol === 'HTTPS' ? m.address : undefined,
+      servername: overTls(m.protocol) ? m.address : undefined,
     };
     (fresh ? m.fresh(policy.connectTimeoutMs) : m.pool(policy.connectTimeoutMs)).dispatch(options as Dispatcher.DispatchOptions, this);
   }
@@ -284,7 +253,11 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const affinity = this.#target.policy.affinity;
     const cookie = affinity !== undefined && m !== this.#cookieMember ? affinitySetCookie(affinity, m.cookie, this.#target.cookieScope) : undefined;
     try {
-      const list = clientResponseHeaders(headers, cookie);
+      let list = clientResponseHeaders(headers, cookie);
+      if (this.#grpc && this.#req.httpVersionMajor === 2) {
+        const split = splitTrailersOnly(list);
+        if (split !== null) [list, this.#heldTrailers] = [split.headers, split.trailers];
+      }
       const extra = this.#target.responseHeaders;
       this.#res.writeHead(statusCode, extra === undefined ? list : withHeaders(list, extra));
     } catch (err) {
@@ -323,10 +296,24 @@ export class Exchange implements Dispatcher.DispatchHandler {
     else this.#res.destroy();
   }
 
-  /** undici: the response is complete (trailers are not relayed). */
-  onResponseEnd(): void {
+  /** undici: the response is complete; on a gRPC route its trailers are relayed (on other routes they are dropped). */
+  onResponseEnd(_controller: Dispatcher.DispatchController, trailers: Record<string, HeaderValue | undefined>): void {
     (this.#member as UpstreamEndpoint).inFlight--;
-    if (!this.#intercepted) this.#res.end();
+    if (!this.#intercepted) {
+      const relayed = this.#grpc ? relayedTrailers(trailers, this.#heldTrailers) : undefined;
+      if (relayed !== undefined) {
+        this.#grpcStatus = grpcStatusOf(relayed) ?? grpcStatusOf(this.#heldTrailers ?? undefined);
+        try {
+          this.#res.addTrailers(relayed);
+        } catch (err) {
+          // A field Node will not write: the client must not take the response as complete without its status.
+          this.#log.warn({ backend: this.#target.backend, err: (err as Error).message }, 'upstream trailers cannot be relayed');
+          cutShort(this.#req, this.#res);
+          return this.#finish(this.#status, 'BAD_RESPONSE');
+        }
+      }
+      this.#res.end();
+    }
     this.#finish(this.#status);
   }
 
@@ -385,7 +372,13 @@ export class Exchange implements Dispatcher.DispatchHandler {
   #fail(status: number, code: UpstreamErrorCode): void {
     // The rest of a body too large is not read: the connection closes after the answer, as nginx does.
     if (status === 413 && 'shouldKeepAlive' in this.#res) (this.#res as unknown as ServerResponse).shouldKeepAlive = false;
-    if (status !== 499) writeErrorStatus(this.#res as unknown as ClientResponse, status);
+    if (status === 499) return this.#finish(status, code);
+    if (!this.#grpc) writeErrorStatus(this.#res as unknown as ClientResponse, status);
+    else {
+      // gRPC clients read the failure from grpc-status, not from an HTTP status (grpc.ts says which).
+      this.#grpcStatus = writeGrpcFailure(this.#res, this.#req.httpVersionMajor === 2, code);
+      status = 200;
+    }
     this.#finish(status, code);
   }
 
@@ -395,6 +388,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     clearTimeout(this.#stalled);
     const result = forwardResult(status, this.#attempts, this.#member, this.#t0, error);
     if (this.#intercepted) result.intercepted = true;
+    if (this.#grpcStatus !== undefined) result.grpcStatus = this.#grpcStatus;
     this.#done(result);
   }
 }

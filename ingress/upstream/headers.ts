@@ -125,3 +125,20 @@ export function clientResponseHeaders(headers: Readonly<Record<string, HeaderVal
 export function isSafeHeaderValue(value: string): boolean {
   return !/[\r\n\0]/.test(value);
 }
+
+/** A header list without the client's body framing (Content-Length), for a request sent without the body. */
+export function withoutBodyHeaders(list: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < list.length; i += 2) if (list[i]!.toLowerCase() !== 'content-length') out.push(list[i]!, list[i + 1]!);
+  return out;
+}
+
+/** A flat header list with `extra` (lower-case names) in place of the list's headers of those names. */
+export function withHeaders(list: HeaderList, extra: Record<string, string>): HeaderList {
+  const out: HeaderList = [];
+  for (let i = 0; i < list.length; i += 2) {
+    if (!Object.hasOwn(extra, (list[i] as string).toLowerCase())) out.push(list[i]!, list[i + 1]!);
+  }
+  for (const name in extra) out.push(name, extra[name]!);
+  return out;
+}

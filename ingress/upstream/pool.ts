@@ -1,8 +1,9 @@
 // One endpoint of a backend: its address, load, outlier state and undici pools (keep-alive, no pipelining).
 import { isIPv6 } from 'node:net';
-import { checkServerIdentity, type PeerCertificate } from 'node:tls';
+import { checkServerIdentity, type PeerCertificate, type TLSSocket } from 'node:tls';
 import { Pool, buildConnector } from 'undici';
 import { affinityValue } from './affinity.ts';
+import { UpstreamError } from './errors.ts';
 import type { OutlierState } from './outlier.ts';
 
 /** An endpoint address; an IPv6 `ip` is written without brackets. */
@@ -11,8 +12,21 @@ export interface Endpoint {
   port: number;
 }
 
-/** The protocol spoken to a backend's endpoints. */
-export type BackendProtocol = 'HTTP' | 'HTTPS';
+/**
+ * The protocol spoken to a backend's endpoints (ingress-nginx backend-protocol): HTTP/1.1 in clear or over TLS, or
+ * gRPC: HTTP/2 in clear with prior knowledge (h2c), or over TLS agreed by ALPN.
+ */
+export type BackendProtocol = 'HTTP' | 'HTTPS' | 'GRPC' | 'GRPCS';
+
+/** True for the protocols spoken over TLS (HTTPS, GRPCS). */
+export function overTls(protocol: BackendProtocol): boolean {
+  return protocol === 'HTTPS' || protocol === 'GRPCS';
+}
+
+/** True for gRPC backends (GRPC, GRPCS), which are spoken to in HTTP/2. */
+export function isGrpc(protocol: BackendProtocol): boolean {
+  return protocol === 'GRPC' || protocol === 'GRPCS';
+}
 
 /** How an HTTPS backend's certificate is verified; `id` names the settings and content (pools are kept while equal). */
 export interface UpstreamTls {
@@ -40,7 +54,7 @@ export class UpstreamEndpoint implements OutlierState {
   readonly ip: string;
   readonly port: number;
   readonly protocol: BackendProtocol;
-  /** Certificate verification of an HTTPS endpoint; undefined: not verified. */
+  /** Certificate verification of an HTTPS or GRPCS endpoint; undefined: not verified. */
   readonly tls: UpstreamTls | undefined;
   /** The affinity cookie value naming this endpoint. */
   readonly cookie: string;
@@ -62,7 +76,7 @@ export class UpstreamEndpoint implements OutlierState {
     this.port = endpoint.port;
     this.address = endpointAddress(endpoint);
     this.protocol = protocol;
-    this.tls = protocol === 'HTTPS' ? tls : undefined;
+    this.tls = overTls(protocol) ? tls : undefined;
     this.cookie = affinityValue(this.address);
     this.#connections = connections;
   }
@@ -111,32 +125,38 @@ export class UpstreamEndpoint implements OutlierState {
   }
 
   #makePool(connectTimeoutMs: number, connections = this.#connections): Pool {
-    const https = this.protocol === 'HTTPS';
-    const origin = `${https ? 'https' : 'http'}://${this.address}`;
+    const tls = overTls(this.protocol);
+    const h2 = isGrpc(this.protocol);
+    const origin = `${tls ? 'https' : 'http'}://${this.address}`;
     const common = {
       connections,
       pipelining: 1,
-      // HTTP/1.1 to upstreams, as nginx speaks; undici 8 would otherwise offer h2 over TLS.
-      allowH2: false,
+      // HTTP/1.1 to upstreams, as nginx speaks (undici 8 would otherwise offer h2 over TLS); HTTP/2 to gRPC ones, as
+      // nginx's grpc_pass, each connection carrying up to 100 streams (fewer when the backend says so).
+      allowH2: h2,
     };
-    if (!https) return new Pool(origin, { ...common, connectTimeout: connectTimeoutMs });
-    const tls = this.tls;
-    if (tls !== undefined) {
+    // GRPC: HTTP/2 with prior knowledge, no Upgrade dance (what grpc_pass grpc:// does).
+    if (!tls) return new Pool(origin, { ...common, connectTimeout: connectTimeoutMs, ...(h2 ? { useH2c: true } : {}) });
+    const tlsConfig = this.tls;
+    if (tlsConfig !== undefined) {
       // proxy-ssl-verify on: the chain against the Secret's CA bundle, the name against `tls.name` (whatever
       // address was dialled), SNI only when asked for (proxy-ssl-server-name).
       const verifying = buildConnector({
         rejectUnauthorized: true,
-        ca: tls.ca,
-        ...(tls.cert !== undefined && tls.key !== undefined ? { cert: tls.cert, key: tls.key } : {}),
-        checkServerIdentity: (_host: string, cert: PeerCertificate) => checkServerIdentity(tls.name, cert),
-        allowH2: false,
+        ca: tlsConfig.ca,
+        ...(tlsConfig.cert !== undefined && tlsConfig.key !== undefined ? { cert: tlsConfig.cert, key: tlsConfig.key } : {}),
+        checkServerIdentity: (_host: string, cert: PeerCertificate) => checkServerIdentity(tlsConfig.name, cert),
+        allowH2: h2,
+        preferH2: h2,
         timeout: connectTimeoutMs,
       } as buildConnector.BuildOptions);
-      return new Pool(origin, { ...common, connect: (options, callback) => verifying({ ...options, servername: tls.sni ? tls.name : undefined }, callback) });
+      const connect = h2 ? requireH2(verifying) : verifying;
+      return new Pool(origin, { ...common, connect: (options, callback) => connect({ ...options, servername: tlsConfig.sni ? tlsConfig.name : undefined }, callback) });
     }
     // Upstream certificates are not verified, as ingress-nginx does by default (proxy_ssl_verify off): backends
     // inside the cluster usually serve self-signed certificates. Nor is SNI sent (proxy_ssl_server_name off).
-    const connector = buildConnector({ rejectUnauthorized: false, allowH2: false, timeout: connectTimeoutMs });
+    const built = buildConnector({ rejectUnauthorized: false, allowH2: h2, preferH2: h2, timeout: connectTimeoutMs });
+    const connector = h2 ? requireH2(built) : built;
     return new Pool(origin, {
       ...common,
       // Requests carry this endpoint's address as `servername` (see forward.ts) so that undici, which reconnects
@@ -144,4 +164,18 @@ export class UpstreamEndpoint implements OutlierState {
       connect: (options, callback) => connector({ ...options, servername: undefined }, callback),
     });
   }
+}
+
+/**
+ * A connector that fails (TLS_FAILED) when the backend did not choose HTTP/2 by ALPN: gRPC cannot be spoken in
+ * HTTP/1.1, and undici would otherwise send it so, to fail later with a less telling error.
+ */
+function requireH2(connector: buildConnector.connector): buildConnector.connector {
+  return (options, callback) =>
+    connector(options, (...args) => {
+      const [err, socket] = args;
+      if (err !== null || (socket as TLSSocket).alpnProtocol === 'h2') return callback(...args);
+      socket.destroy();
+      callback(new UpstreamError('TLS_FAILED', `the gRPC backend ${options.hostname}:${options.port} did not choose HTTP/2 in the TLS handshake (ALPN)`), null);
+    });
 }

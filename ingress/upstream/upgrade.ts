@@ -11,7 +11,7 @@ import type { Backend } from './backend.ts';
 import { UpstreamError, classifyError, statusText, type UpstreamErrorCode } from './errors.ts';
 import { type ForwardResult, type ForwardTarget, forwardResult, hasBody, maxAttempts } from './forward.ts';
 import { isSafeHeaderValue, upstreamRequestHeaders } from './headers.ts';
-import type { UpstreamEndpoint } from './pool.ts';
+import { overTls, type UpstreamEndpoint } from './pool.ts';
 
 const headerEnd = Buffer.from('\r\n\r\n');
 /** Largest upstream response head accepted, as nginx's default proxy_buffer_size order of magnitude. */
@@ -115,7 +115,7 @@ export class UpgradeRelay {
     this.#received = [];
     this.#receivedBytes = 0;
     const policy = this.#target.policy;
-    const https = m.protocol === 'HTTPS';
+    const https = overTls(m.protocol);
     // As for forwarded requests: certificates not verified, no SNI (ingress-nginx defaults); see pool.ts.
     const up = https
       ? tlsConnect({ host: m.ip, port: m.port, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] })
