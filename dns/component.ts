@@ -1,8 +1,8 @@
 // netplane dns: CoreDNS's job. Answers the cluster zone from the service map, forwards and caches the rest.
 import { Counter } from 'prom-client';
 import { defineComponent, type ComponentContext } from '../runtime/component.ts';
-import { durationFlag, intInRange, listFlag, oneOf, parseCIDRList, parseDestination, parseHostPort, positiveInt, switchFlag, valueFlag, type HostPort } from '../runtime/flags.ts';
-import { Forwarder, LoopDetector, policies, readResolvConf, type PrefetchSettings } from './forward/forwarder.ts';
+import { durationFlag, intInRange, listFlag, nonEmpty, oneOf, parseCIDRList, parseHostPort, positiveInt, switchFlag, valueFlag } from '../runtime/flags.ts';
+import { Forwarder, LoopDetector, TlsConfigError, parseServername, parseUpstream, policies, readCaFile, readResolvConf, type PrefetchSettings, type UpstreamAddress } from './forward/forwarder.ts';
 import { UsageError } from '../runtime/errors.ts';
 import { StubDomains } from './forward/stubs.ts';
 import { followHostsFile } from './hosts/file.ts';
@@ -20,12 +20,12 @@ const zoneName = (raw: string) => {
   if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/.test(z)) throw new Error('must be a domain name such as cluster.local');
   return z;
 };
-/** `DOMAIN=ADDR:PORT[,ADDR:PORT...]`: a stub domain and its upstreams. */
+/** `DOMAIN=UPSTREAM[,UPSTREAM...]`: a stub domain and its upstreams, each `ADDR:PORT` or `tls://ADDR[:PORT][#NAME]`. */
 const stubDomain = (raw: string) => {
   const eq = raw.indexOf('=');
-  if (eq <= 0) throw new Error('must be DOMAIN=ADDR:PORT[,ADDR:PORT...], e.g. consul.local=10.0.0.10:53');
+  if (eq <= 0) throw new Error('must be DOMAIN=ADDR:PORT[,ADDR:PORT...] (an upstream may be tls://ADDR[:PORT][#NAME]), e.g. consul.local=10.0.0.10:53');
   const domain = zoneName(raw.slice(0, eq));
-  const upstreams = raw.slice(eq + 1).split(',').map((u) => parseDestination(u.trim()));
+  const upstreams = raw.slice(eq + 1).split(',').map((u) => parseUpstream(u.trim()));
   return { domain, upstreams };
 };
 /** `off`, or `AMOUNT[:SECONDS[:PERCENT]]`: CoreDNS's `prefetch AMOUNT DURATION PERCENTAGE%`. */
@@ -50,6 +50,16 @@ export const ttlBounds = (raw: string): { max: number; min: number | undefined }
   return { max, min };
 };
 
+/** The certificates of an --upstream-tls-ca file; a UsageError (exit 2) when it cannot be used. */
+const caFile = (file: string): string[] => {
+  try {
+    return readCaFile(file);
+  } catch (e) {
+    if (e instanceof TlsConfigError) throw new UsageError(`netplane dns: --upstream-tls-ca ${JSON.stringify(file)}: ${e.message}`, { cause: e });
+    throw e;
+  }
+};
+
 const serviceRef = (raw: string) => {
   const m = /^([a-z0-9-]+)\/([a-z0-9-]+)$/.exec(raw);
   if (!m) throw new Error('must be NAMESPACE/NAME');
@@ -63,10 +73,17 @@ const flags = {
   'hosts-ttl': valueFlag({ value: 'SECONDS', help: 'TTL of answers from --hosts', parse: intInRange(0, 2_147_483_647), default: 3600 }),
   'stub-domain': listFlag({
     value: 'DOMAIN=ADDR:PORT,...',
-    help: "forward names at and under DOMAIN to these upstreams instead, with their own cache (kube-dns stubDomains; CoreDNS's per-domain forward)",
+    help: "forward names at and under DOMAIN to these upstreams instead, with their own cache (kube-dns stubDomains; CoreDNS's per-domain forward); an upstream may be tls://ADDR[:PORT][#NAME], as in --upstream",
     parse: stubDomain,
   }),
-  upstream: listFlag({ value: 'ADDR:PORT', help: 'forward other names here (default: the nameservers in /etc/resolv.conf)', parse: parseDestination }),
+  upstream: listFlag({
+    value: 'ADDR:PORT|tls://ADDR[:PORT][#NAME]',
+    help: 'forward other names here: plain DNS, or DNS over TLS (port 853 unless given; the certificate must match NAME, else --upstream-tls-servername, else ADDR) (default: the nameservers in /etc/resolv.conf)',
+    parse: parseUpstream,
+  }),
+  'upstream-tls-servername': valueFlag({ value: 'NAME', help: "the name the certificates of the tls:// --upstream must match, for those without #NAME (CoreDNS tls_servername)", parse: parseServername }),
+  'upstream-tls-ca': listFlag({ value: 'FILE', help: 'trust the CA certificates (PEM) in FILE for tls:// upstreams too, besides the system store', parse: nonEmpty }),
+  'upstream-tls-expire': durationFlag({ help: 'close a connection to a tls:// upstream unused this long (CoreDNS forward expire)', default: '10s', min: '1ms' }),
   ttl: valueFlag({ value: 'SECONDS', help: 'TTL of answers from the cluster zone, 0 to 3600 (CoreDNS kubernetes ttl)', parse: intInRange(0, 3600), default: 5 }),
   pods: valueFlag({ value: 'MODE', help: 'pod records a-b-c-d.<ns>.pod.<zone>: disabled or insecure (answered from the name alone)', parse: oneOf(['disabled', 'insecure'] as const), default: 'disabled' as 'disabled' | 'insecure' }),
   'endpoint-pod-names': switchFlag("name endpoints without a hostname after their Pod (<pod>.<svc>.<ns>.svc.<zone>, PTR too) instead of their dashed address (CoreDNS endpoint_pod_names)"),
@@ -149,6 +166,10 @@ export const dnsComponent = defineComponent({
     for (const s of f['stub-domain']) {
       if (s.domain === f.zone || s.domain.endsWith(`.${f.zone}`)) throw new UsageError(`netplane dns: --stub-domain ${s.domain} is inside the cluster zone ${f.zone}, which is answered here`);
     }
+    const servername = f['upstream-tls-servername'];
+    if (servername !== undefined && !f.upstream.some((u) => u.tls)) {
+      throw new UsageError(`netplane dns: --upstream-tls-servername ${servername} names the certificate of tls:// --upstream servers, and none is given (a stub domain's is written tls://ADDR#NAME)`);
+    }
     return undefined;
   },
   async run(ctx, f) {
@@ -169,9 +190,11 @@ async function runDns(ctx: ComponentContext, f: DnsFlags): Promise<void> {
       return;
     }
   }
-  let upstreams: HostPort[];
+  let upstreams: UpstreamAddress[];
+  const servername = f['upstream-tls-servername'];
+  const tls = { extraCa: f['upstream-tls-ca'].flatMap((file) => caFile(file)), expireMs: f['upstream-tls-expire'] };
   try {
-    upstreams = f.upstream.length > 0 ? f.upstream : readResolvConf();
+    upstreams = f.upstream.length > 0 ? f.upstream.map((u) => (u.tls && u.tls.servername === undefined && servername !== undefined ? { ...u, tls: { servername } } : u)) : readResolvConf();
   } catch (e) {
     ctx.log.fatal({ err: (e as Error).message }, `no upstream to forward to: ${(e as Error).message}; give --upstream ADDR:PORT`);
     await ctx.shutdown.run(1);
@@ -191,12 +214,12 @@ async function runDns(ctx: ComponentContext, f: DnsFlags): Promise<void> {
   const maxConcurrent = f['max-concurrent'];
   const policy = f['forward-policy'];
   const loops = new LoopDetector();
-  const forwarder = new Forwarder({ upstreams, log: ctx.log, registry: ctx.registry, server: serverLabel, cache, maxConcurrent, policy, loops });
+  const forwarder = new Forwarder({ upstreams, tls, log: ctx.log, registry: ctx.registry, server: serverLabel, cache, maxConcurrent, policy, loops });
   const forwarders = [{ domain: '.', forwarder }];
   let stubs: StubDomains;
   try {
     for (const s of f['stub-domain']) {
-      forwarders.push({ domain: s.domain, forwarder: new Forwarder({ upstreams: s.upstreams, log: ctx.log, registry: ctx.registry, server: serverLabel, domain: s.domain, cache, maxConcurrent, policy, loops }) });
+      forwarders.push({ domain: s.domain, forwarder: new Forwarder({ upstreams: s.upstreams, tls, log: ctx.log, registry: ctx.registry, server: serverLabel, domain: s.domain, cache, maxConcurrent, policy, loops }) });
     }
     stubs = new StubDomains(forwarders.slice(1));
   } catch (e) {

@@ -61,7 +61,7 @@ export interface UpstreamReply {
   answers: ResourceRecord[];
   authorities: ResourceRecord[];
   additionals: ResourceRecord[];
-  transport: 'udp' | 'tcp';
+  transport: 'udp' | 'tcp' | 'tls';
 }
 
 /** Limits of one exchange: each leg (UDP, then TCP) gets `timeoutMs`, never past `deadline` (performance.now() ms). */
@@ -219,7 +219,7 @@ export function exchangeTcp(to: HostPort, query: Buffer, limits: ExchangeLimits)
 }
 
 /** The pipeline's view of a decoded reply. */
-export function toReply(p: DecodedPacket, transport: 'udp' | 'tcp'): UpstreamReply {
+export function toReply(p: DecodedPacket, transport: UpstreamReply['transport']): UpstreamReply {
   const wireRcode = (p as DecodedPacket & { rcode?: string }).rcode ?? 'NOERROR';
   return {
     rcode: pipelineRcodes.has(wireRcode) ? (wireRcode as Rcode) : 'SERVFAIL',
@@ -231,7 +231,8 @@ export function toReply(p: DecodedPacket, transport: 'udp' | 'tcp'): UpstreamRep
   };
 }
 
-function decode(msg: Buffer, to: HostPort): DecodedPacket | UpstreamError {
+/** Decodes a reply; an UpstreamReplyError (returned, not thrown) when it does not decode. */
+export function decode(msg: Buffer, to: HostPort): DecodedPacket | UpstreamError {
   try {
     return dnsPacket.decode(msg);
   } catch (e) {
@@ -239,8 +240,11 @@ function decode(msg: Buffer, to: HostPort): DecodedPacket | UpstreamError {
   }
 }
 
-/** Timer, abort and cleanup shared by both transports: the first outcome wins, the socket is always released. */
-function settle(limits: ExchangeLimits, to: HostPort, proto: string, reject: (e: Error) => void, release: () => void) {
+/**
+ * Timer, abort and cleanup shared by every transport: the first outcome wins (ok delivers, fail rejects; later ones
+ * are ignored), `release` always runs once, before the outcome is handed on.
+ */
+export function settle(limits: ExchangeLimits, to: HostPort, proto: string, reject: (e: Error) => void, release: () => void) {
   const left = limits.deadline === undefined ? limits.timeoutMs : Math.min(limits.timeoutMs, limits.deadline - performance.now());
   const state = {
     done: false,

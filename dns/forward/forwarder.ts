@@ -2,22 +2,26 @@
 // forward plugins in one link). Identical questions in flight share one upstream query; a query never waits longer
 // than its budget and never throws: when every upstream fails it is answered from a stale entry or with SERVFAIL.
 import { isIP } from 'node:net';
+import type { SecureContext } from 'node:tls';
 import { Registry } from 'prom-client';
-import type { HostPort } from '../../runtime/flags.ts';
 import type { Logger } from '../../runtime/logger.ts';
 import type { DnsAnswer, DnsHandler, DnsQuery, ReplayTerms } from '../types.ts';
 import { DnsCache, cacheKey, remainingTtl, type CacheEntry, type CacheSettings, type Lookup } from './cache.ts';
-import { ExchangeScope, UpstreamAbortedError, UpstreamTimeoutError, encodeQuery, exchange, type UpstreamReply } from './exchange.ts';
+import type { UpstreamAddress } from './address.ts';
+import { ExchangeScope, UpstreamAbortedError, UpstreamTimeoutError, encodeQuery, exchange, type ExchangeLimits, type UpstreamReply } from './exchange.ts';
 import type { LoopDetector } from './loop.ts';
 import { ForwardMetrics } from './metrics.ts';
 import { nameCodec } from '../wire/codec.ts';
 import { nameToWire } from '../wire/name.ts';
-import { UpstreamSet, type Policy } from './upstreams.ts';
+import { DotPool, defaultExpireMs, trustContext } from './tls.ts';
+import { UpstreamSet, type Policy, type Upstream } from './upstreams.ts';
 
 export { LoopDetector } from './loop.ts';
 export { ResolvConfError, parseResolvConf, readResolvConf } from './resolvconf.ts';
 export type { CacheSettings, PrefetchSettings } from './cache.ts';
 export { policies, type Policy } from './upstreams.ts';
+export { parseServername, parseUpstream, type UpstreamAddress } from './address.ts';
+export { TlsConfigError, readCaFile } from './tls.ts';
 
 /** Options the forwarder cannot work with; the message names the option, the value and what is allowed. */
 export class ForwarderConfigError extends Error {
@@ -27,8 +31,10 @@ export class ForwarderConfigError extends Error {
 
 /** Options of the forwarder. */
 export interface ForwarderOptions {
-  /** IP addresses and ports to forward to: --upstream, else readResolvConf(). */
-  upstreams: HostPort[];
+  /** IP addresses and ports to forward to, plain or DNS over TLS: --upstream, else readResolvConf(). */
+  upstreams: UpstreamAddress[];
+  /** For DNS-over-TLS upstreams: CA certificates (PEM) trusted besides the system store, and how long an unused connection stays open (ms, default 10 000, CoreDNS expire). */
+  tls?: { extraCa?: readonly string[]; expireMs?: number };
   log: Logger;
   /** Where the CoreDNS-named metrics go; a private registry when absent. */
   registry?: Registry;
@@ -85,6 +91,8 @@ export class Forwarder implements DnsHandler {
   #scope = new ExchangeScope();
   #loops: LoopDetector | undefined;
   #looping: string[] = [];
+  /** The connections of each DNS-over-TLS upstream; plain upstreams get a fresh socket per query. */
+  #pools = new Map<Upstream, DotPool>();
 
   /** Throws ForwarderConfigError for no upstreams, an upstream that is not an IP address, or a bad duration. */
   constructor(o: ForwarderOptions) {
@@ -112,13 +120,26 @@ export class Forwarder implements DnsHandler {
       probeIntervalMs,
       log: o.log,
       probe: async (u) => {
-        await exchange(u.to, probeQuery, { timeoutMs: this.#timeoutMs, scope: this.#scope });
+        await this.#exchange(u, probeQuery, { timeoutMs: this.#timeoutMs, scope: this.#scope });
         return true;
       },
       onProbeFailed: (u) => this.#metrics.probeFailed(u.label),
       onAllDown: () => this.#metrics.allDown(),
     });
-    for (const u of this.#upstreams.all) this.#metrics.upstream(u.label);
+    let context: SecureContext | undefined;
+    for (const u of this.#upstreams.all) {
+      this.#metrics.upstream(u.label);
+      if (!u.to.tls) continue;
+      this.#metrics.tlsUpstream(u.label);
+      context ??= trustContext(o.tls?.extraCa ?? []);
+      const onDial = (reused: boolean) => this.#metrics.dialed(u.label, reused);
+      this.#pools.set(u, new DotPool(u.to, { context, expireMs: o.tls?.expireMs ?? defaultExpireMs, log: o.log, onDial }));
+    }
+  }
+
+  /** One exchange with one upstream, over its transport. */
+  #exchange(u: Upstream, query: Buffer, limits: ExchangeLimits): Promise<UpstreamReply> {
+    return this.#pools.get(u)?.exchange(query, limits) ?? exchange(u.to, query, limits);
   }
 
   /**
@@ -182,7 +203,7 @@ export class Forwarder implements DnsHandler {
           this.#log.error({ upstream: u.label, left: this.#upstreams.usable }, `DNS forwarding loop: upstream ${u.label} sent our loop-check query back to this server; it is no longer used`);
         });
         // HINFO, as CoreDNS's loop plugin asks: nothing caches or answers it specially on the way.
-        return exchange(u.to, encodeQuery({ name, qtype: 13, qclass: 1, dnssecOk: false, checkingDisabled: false }, 0), { timeoutMs: this.#timeoutMs, scope: this.#scope });
+        return this.#exchange(u, encodeQuery({ name, qtype: 13, qclass: 1, dnssecOk: false, checkingDisabled: false }, 0), { timeoutMs: this.#timeoutMs, scope: this.#scope });
       }),
     );
   }
@@ -192,10 +213,11 @@ export class Forwarder implements DnsHandler {
     return { upstreams: this.#looping, none: this.#upstreams.usable === 0 };
   }
 
-  /** Cancels upstream queries in flight (their queries get SERVFAIL) and stops health probes. */
+  /** Cancels upstream queries in flight (their queries get SERVFAIL), stops health probes and closes TLS connections. */
   async close(): Promise<void> {
     this.#upstreams.close();
     this.#scope.close();
+    for (const pool of this.#pools.values()) pool.close();
     await Promise.allSettled([...this.#flights.values()]);
   }
 
@@ -272,7 +294,7 @@ export class Forwarder implements DnsHandler {
         this.#metrics.request(u.label);
         const started = performance.now();
         try {
-          const reply = await exchange(u.to, query, { timeoutMs: this.#timeoutMs, deadline, scope: this.#scope });
+          const reply = await this.#exchange(u, query, { timeoutMs: this.#timeoutMs, deadline, scope: this.#scope });
           this.#metrics.response(u.label, reply.wireRcode, (performance.now() - started) / 1000);
           this.#upstreams.succeeded(u);
           return reply;

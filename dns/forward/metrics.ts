@@ -41,6 +41,8 @@ interface SharedMetrics {
   probeFailures: Counter<'proxy_name' | 'to'>;
   broken: Counter;
   rejects: Counter;
+  connHits: Counter<'proxy_name' | 'to' | 'proto'>;
+  connMisses: Counter<'proxy_name' | 'to' | 'proto'>;
 }
 
 const shared = new WeakMap<Registry, SharedMetrics>();
@@ -106,6 +108,9 @@ function sharedMetrics(registry: Registry): SharedMetrics {
     probeFailures: new Counter({ name: 'coredns_proxy_healthcheck_failures_total', help: 'Counter of the number of failed healthchecks.', labelNames: ['proxy_name', 'to'], registers }),
     broken: new Counter({ name: 'coredns_forward_healthcheck_broken_total', help: 'Counter of the number of complete failures of the healthchecks.', registers }),
     rejects: new Counter({ name: 'coredns_forward_max_concurrent_rejects_total', help: 'Counter of the number of queries rejected because the concurrent queries were at maximum.', registers }),
+    // Only TLS upstreams keep connections (proto "tcp-tls"); plain ones use a fresh socket per query.
+    connHits: new Counter({ name: 'coredns_proxy_conn_cache_hits_total', help: 'Counter of connection cache hits per upstream and protocol.', labelNames: ['proxy_name', 'to', 'proto'], registers }),
+    connMisses: new Counter({ name: 'coredns_proxy_conn_cache_misses_total', help: 'Counter of connection cache misses per upstream and protocol.', labelNames: ['proxy_name', 'to', 'proto'], registers }),
   };
   shared.set(registry, m);
   return m;
@@ -126,6 +131,8 @@ export class ForwardMetrics {
   #probeFailures: Counter<'proxy_name' | 'to'>;
   #broken: Counter;
   #rejects: Counter;
+  #connHits: Counter<'proxy_name' | 'to' | 'proto'>;
+  #connMisses: Counter<'proxy_name' | 'to' | 'proto'>;
 
   /** `entries` is read at scrape time for coredns_cache_entries. */
   constructor(registry: Registry, labels: CacheLabels, entries: (type: CacheType) => number) {
@@ -137,12 +144,25 @@ export class ForwardMetrics {
     this.#probeFailures = m.probeFailures;
     this.#broken = m.broken;
     this.#rejects = m.rejects;
+    this.#connHits = m.connHits;
+    this.#connMisses = m.connMisses;
   }
 
   /** Declares an upstream's series at zero. */
   upstream(to: string): void {
     this.#requests.inc({ to }, 0);
     this.#probeFailures.inc({ proxy_name: 'forward', to }, 0);
+  }
+
+  /** Declares a TLS upstream's connection series at zero. */
+  tlsUpstream(to: string): void {
+    this.#connHits.inc({ proxy_name: 'forward', to, proto: 'tcp-tls' }, 0);
+    this.#connMisses.inc({ proxy_name: 'forward', to, proto: 'tcp-tls' }, 0);
+  }
+
+  /** A query to a TLS upstream went on a connection already open (`reused`) or opened a new one. */
+  dialed(to: string, reused: boolean): void {
+    (reused ? this.#connHits : this.#connMisses).inc({ proxy_name: 'forward', to, proto: 'tcp-tls' });
   }
 
   /** A query looked up in the cache. */

@@ -5,6 +5,7 @@
 import { isIPv6 } from 'node:net';
 import type { HostPort } from '../../runtime/flags.ts';
 import type { Logger } from '../../runtime/logger.ts';
+import type { UpstreamAddress } from './address.ts';
 
 /**
  * How healthy upstreams are ordered for a query (CoreDNS forward `policy`): shuffled per query (`random`, CoreDNS's
@@ -17,8 +18,8 @@ export const policies: readonly Policy[] = ['random', 'round_robin', 'sequential
 
 /** One upstream and its health. */
 export interface Upstream {
-  readonly to: HostPort;
-  /** "host:port" ("[v6]:port"), the `to` label of the metrics. */
+  readonly to: UpstreamAddress;
+  /** "host:port" ("[v6]:port"), the `to` label of the metrics (also for DNS over TLS, as in CoreDNS). */
   readonly label: string;
   /** Failed exchanges (or probes) in a row. */
   fails: number;
@@ -56,7 +57,7 @@ export class UpstreamSet {
   /** Queries ordered so far under round_robin. */
   #robin = 0;
 
-  constructor(upstreams: readonly HostPort[], options: UpstreamSetOptions) {
+  constructor(upstreams: readonly UpstreamAddress[], options: UpstreamSetOptions) {
     this.all = upstreams.map((to) => ({ to, label: upstreamLabel(to), fails: 0, down: false }));
     this.#active = [...this.all];
     this.#o = options;
