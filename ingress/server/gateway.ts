@@ -301,6 +301,8 @@ export class Gateway {
       attempts: x.upstream?.attempts,
       refused: x.refused,
       error: x.upstream?.error,
+      // A gRPC call's outcome: its HTTP status is 200 whatever happened.
+      grpcStatus: x.upstream?.grpcStatus,
       id: x.requestId,
       agent: x.req.headers['user-agent'],
     });

@@ -101,6 +101,13 @@ const ownCodes: Record<UpstreamErrorCode, FailureClass> = {
   UPSTREAM_ERROR: other,
 };
 
+// The codes Node gives a certificate OpenSSL did not verify (its X509_V_ERR_* names without the prefix).
+const certificateErrors: ReadonlySet<string> = new Set([
+  'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN', 'CERT_SIGNATURE_FAILURE', 'CERT_NOT_YET_VALID', 'CERT_HAS_EXPIRED', 'CERT_REVOKED', 'CERT_UNTRUSTED',
+  'CERT_REJECTED', 'CERT_CHAIN_TOO_LONG', 'INVALID_CA', 'PATH_LENGTH_EXCEEDED', 'INVALID_PURPOSE', 'HOSTNAME_MISMATCH',
+]);
+
 /** Classifies a socket, TLS, undici or UpstreamError error; unknown errors are a plain 502. */
 export function classifyError(err: unknown): FailureClass {
   if (err instanceof UpstreamError) return ownCodes[err.code];
@@ -108,8 +115,9 @@ export function classifyError(err: unknown): FailureClass {
   if (typeof code !== 'string') return other;
   const known = byCode[code];
   if (known !== undefined) return known;
-  // Node's TLS layer: ERR_SSL_* from OpenSSL, ERR_TLS_* from Node; certificates are not verified (see pool.ts).
-  if (code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_')) return tls;
+  // Node's TLS layer: ERR_SSL_* from OpenSSL, ERR_TLS_* from Node, and OpenSSL's certificate verification results
+  // (proxy-ssl-verify, see pool.ts).
+  if (code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_') || certificateErrors.has(code)) return tls;
   // llhttp parse errors of the upstream's response.
   if (code.startsWith('HPE_')) return badResponse;
   return other;

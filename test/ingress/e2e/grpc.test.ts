@@ -1,0 +1,149 @@
+// gRPC through `netplane ingress` as users run it: a real gRPC client (@grpc/grpc-js) over TLS and HTTP/2 to the
+// gateway's HTTPS listener, Ingresses with backend-protocol GRPC (ingress-nginx spelling) and GRPCS (netplane.io
+// spelling) in front of real gRPC servers, beside plain HTTP Ingresses — one of them on the same host.
+import { connect as h2Connect } from 'node:http2';
+import * as grpc from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitFor } from '../../helpers/wait.ts';
+import { makeCert, type Pems } from '../tls/pki.ts';
+import { call, echoClient, failure, startEchoServer, type EchoServer } from '../upstream/grpc-service.ts';
+import { b64, EchoBackend, GatewayProcess, ingressClassYaml, ingressYaml, serviceYaml, tlsSecretYaml } from './harness.ts';
+
+const ngx = 'nginx.ingress.kubernetes.io/';
+const np = 'netplane.io/';
+const hosts = ['grpc.test', 'grpcs.test', 'verified.test', 'wrongca.test', 'empty.test', 'mixed.test'];
+
+describe('netplane ingress with gRPC backends', () => {
+  const gw = new GatewayProcess();
+  const web = new EchoBackend('web');
+  let clear: EchoServer;
+  let secure: EchoServer;
+  let ca: Pems;
+  const clients: grpc.Client[] = [];
+
+  /** A gRPC client to the gateway's HTTPS listener for `host` (SNI and :authority). */
+  function client(host: string): grpc.Client {
+    const c = echoClient(`127.0.0.1:${gw.https}`, { ca: ca.cert, host });
+    clients.push(c);
+    return c;
+  }
+
+  /** The access-log records of the gateway for `host` and `path`. */
+  function accessLines(host: string, path: string): Array<Record<string, unknown>> {
+    return gw.output
+      .split('\n')
+      .filter((l) => l.startsWith('{') && l.includes('"access":true'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((r) => r.host === host && r.path === path);
+  }
+
+  beforeAll(async () => {
+    ca = await makeCert('Gateway CA', ['ca.test'], { isCa: true });
+    const backendCa = await makeCert('Backend CA', ['backend-ca.test'], { isCa: true });
+    const backendCert = await makeCert('grpc backend', ['grpcs-backend.internal'], { ca: backendCa });
+    clear = await startEchoServer('clear');
+    secure = await startEchoServer('secure', backendCert);
+    await web.start();
+    const caSecret = (name: string, p: Pems) => `---\napiVersion: v1\nkind: Secret\nmetadata: { name: ${name}, namespace: default }\ntype: Opaque\ndata: { ca.crt: ${b64(p.cert)} }\n`;
+    const verify = (secret: string) => ({ [`${ngx}proxy-ssl-verify`]: 'on', [`${ngx}proxy-ssl-secret`]: secret, [`${ngx}proxy-ssl-name`]: 'grpcs-backend.internal' });
+    const grpcIngress = (name: string, host: string, service: string, annotations: Record<string, string>, path = '/') =>
+      ingressYaml({ name, host, paths: [['Prefix', path, service]], annotations, tlsSecret: 'grpc-tls' });
+    gw.write(
+      'all.yaml',
+      [
+        ingressClassYaml,
+        serviceYaml('clear', [{ port: clear.port } as EchoBackend]),
+        // A Service port is spoken to as the first Ingress naming it asks (per Service port, not per route): the
+        // verified and the wrongly verified route each have their own Service for the one TLS backend.
+        ...['secure', 'secure-verified', 'secure-wrongca'].map((name) => serviceYaml(name, [{ port: secure.port } as EchoBackend])),
+        serviceYaml('nothing', []),
+        serviceYaml('web', [web]),
+        tlsSecretYaml('grpc-tls', await makeCert('grpc hosts', hosts, { ca })),
+        caSecret('backend-ca', backendCa),
+        caSecret('gateway-ca', ca),
+        grpcIngress('grpc', 'grpc.test', 'clear', { [`${ngx}backend-protocol`]: 'GRPC' }),
+        grpcIngress('grpcs', 'grpcs.test', 'secure', { [`${np}backend-protocol`]: 'grpcs' }),
+        grpcIngress('verified', 'verified.test', 'secure-verified', { [`${ngx}backend-protocol`]: 'GRPCS', ...verify('backend-ca') }),
+        grpcIngress('wrongca', 'wrongca.test', 'secure-wrongca', { [`${ngx}backend-protocol`]: 'GRPCS', ...verify('gateway-ca') }),
+        grpcIngress('empty', 'empty.test', 'nothing', { [`${ngx}backend-protocol`]: 'GRPC' }),
+        // One host, two Ingresses: gRPC for the service's methods, plain HTTP for the rest.
+        grpcIngress('mixed-grpc', 'mixed.test', 'clear', { [`${ngx}backend-protocol`]: 'GRPC' }, '/netplane.test.Echo/'),
+        ingressYaml({ name: 'mixed-web', host: 'mixed.test', paths: [['Prefix', '/', 'web']] }),
+        ingressYaml({ name: 'web', host: 'web.test', paths: [['Prefix', '/', 'web']] }),
+      ].join('---\n'),
+    );
+    await gw.start([], { host: 'web.test' });
+  }, 30_000);
+
+  afterAll(async () => {
+    for (const c of clients) c.close();
+    await gw.stop();
+    await Promise.all([clear?.stop(), secure?.stop(), web.stop()]);
+  });
+
+  it.each([
+    ['GRPC (h2c to the backend)', 'grpc.test', 'clear'],
+    ['GRPCS (TLS to the backend, not verified)', 'grpcs.test', 'secure'],
+    ['GRPCS with proxy-ssl-verify', 'verified.test', 'secure'],
+  ])('%s: unary, server-, client- and bidi-streaming calls with metadata both ways', async (_what, host, name) => {
+    const c = client(host);
+    const unary = await call(c, 'Unary', ['hi'], { metadata: { 'x-client': 'from-client', 'x-blob-bin': Buffer.from([7]) } });
+    expect(unary).toMatchObject({ code: grpc.status.OK, messages: [`${name}: hi`], trailers: { 'x-trailer': 'done' } });
+    expect(unary.headers).toMatchObject({ 'x-server': name, 'x-server-saw': 'from-client', 'x-blob-bin': 'bin:07ff' });
+    expect(await call(c, 'Count', ['3'])).toMatchObject({ code: grpc.status.OK, messages: ['1', '2', '3'] });
+    expect(await call(c, 'Collect', ['p', 'q'])).toMatchObject({ code: grpc.status.OK, messages: ['p+q'] });
+    expect(await call(c, 'Chat', ['1', '2', '3'], { turns: true })).toMatchObject({ code: grpc.status.OK, messages: ['re: 1', 're: 2', 're: 3'], trailers: { 'x-trailer': 'done' } });
+  });
+
+  it('relays a failure status with its message and metadata, and logs it', async () => {
+    const failed = await call(client('grpc.test'), 'Fail', ['x']);
+    expect(failed).toMatchObject({ code: failure.code, details: failure.details, trailers: { 'x-why': 'testing' } });
+    await waitFor('the access log line', () => accessLines('grpc.test', '/netplane.test.Echo/Fail').length === 1);
+    expect(accessLines('grpc.test', '/netplane.test.Echo/Fail')[0]).toMatchObject({ status: 200, http: '2.0', grpcStatus: failure.code, backend: 'default/clear:80' });
+  });
+
+  it.each([
+    ['a Service without endpoints', 'empty.test', 'NO_ENDPOINTS'],
+    ['a GRPCS backend whose certificate another CA signed', 'wrongca.test', 'TLS_FAILED'],
+  ])('%s: UNAVAILABLE from the gateway, logged with its reason', async (_what, host, error) => {
+    const got = await call(client(host), 'Unary', ['x']);
+    expect(got.code).toBe(grpc.status.UNAVAILABLE);
+    expect(got.details).not.toMatch(/HTTP status/);
+    await waitFor('the access log line', () => accessLines(host, '/netplane.test.Echo/Unary').length > 0);
+    expect(accessLines(host, '/netplane.test.Echo/Unary')[0]).toMatchObject({ status: 200, grpcStatus: grpc.status.UNAVAILABLE, error });
+  });
+
+  it('plain HTTP Ingresses keep working beside them, also on the same host over the same HTTP/2 listener', async () => {
+    const plain = await gw.get('web.test', '/page');
+    expect(plain.status).toBe(200);
+    expect(JSON.parse(plain.text)).toMatchObject({ backend: 'web', url: '/page' });
+    // mixed.test: /netplane.test.Echo/ is gRPC to one Service, the rest HTTP/1.1 to another.
+    expect(await call(client('mixed.test'), 'Unary', ['m'])).toMatchObject({ code: grpc.status.OK, messages: ['clear: m'] });
+    const session = h2Connect(`https://127.0.0.1:${gw.https}`, { ca: ca.cert, servername: 'mixed.test' });
+    try {
+      const stream = session.request({ ':path': '/about', ':authority': 'mixed.test' });
+      const [status, body] = await new Promise<[number, string]>((resolve, reject) => {
+        let text = '';
+        let code = 0;
+        stream.on('response', (h) => (code = Number(h[':status'])));
+        stream.on('data', (d: Buffer) => (text += d));
+        stream.on('end', () => resolve([code, text]));
+        stream.on('error', reject);
+      });
+      expect(status).toBe(200);
+      expect(JSON.parse(body)).toMatchObject({ backend: 'web', url: '/about', method: 'GET' });
+    } finally {
+      session.destroy();
+    }
+    expect(await gw.metrics()).toMatch(/nginx_ingress_controller_requests\{[^}]*ingress="mixed-grpc"[^}]*status="200"[^}]*method="POST"[^}]*\} [1-9]/);
+  });
+
+  it('a gRPC client on the plain HTTP listener (h2c, which it does not speak) fails UNAVAILABLE', async () => {
+    const c = echoClient(`127.0.0.1:${gw.http}`, undefined, 'grpc.test');
+    clients.push(c);
+    const before = clear.calls.length;
+    const got = await call(c, 'Unary', ['x'], { deadlineMs: 5000 });
+    expect(got.code).toBe(grpc.status.UNAVAILABLE);
+    expect(clear.calls.length).toBe(before);
+  });
+});
