@@ -57,6 +57,9 @@ const flags = {
   'drain-timeout': durationFlag({ help: 'on SIGTERM, time requests in flight get to finish', default: '25s' }),
   'access-log': valueFlag({ value: 'on|off', help: 'one JSON line per request on stdout', parse: oneOf(['on', 'off'] as const), default: 'on' as 'on' | 'off' }),
   'reuse-port': switchFlag('listen with SO_REUSEPORT, so several gateway processes share the ports'),
+  'proxy-protocol': switchFlag('every connection to --http and --https must start with a PROXY protocol header (v1 or v2, as from a load balancer); its client address is used'),
+  'proxy-protocol-from': valueFlag({ value: 'CIDRS', help: 'with --proxy-protocol: peers allowed to connect (the load balancers); others are closed', parse: parseCIDRList }),
+  'proxy-protocol-timeout': durationFlag({ help: 'with --proxy-protocol: time a connection has to send its whole header', default: '5s', min: '1s', max: '1m' }),
   'read-secrets': valueFlag({
     value: 'referenced|all',
     help: 'read only the Secrets an Ingress names (one watch each), or all of them (one watch, for thousands of TLS hosts)',
@@ -93,6 +96,11 @@ export const ingressComponent = defineComponent({
     if (f['publish-service'] !== undefined && f['publish-status-address'] !== undefined) {
       throw new UsageError('netplane ingress: give --publish-service or --publish-status-address, not both');
     }
+    // The spec asks receivers to accept the header only from trusted proxies; with no list, anyone could name any address.
+    if (f['proxy-protocol'] && f['proxy-protocol-from'] === undefined) {
+      throw new UsageError('netplane ingress: --proxy-protocol needs --proxy-protocol-from CIDRS, the load balancers allowed to send the header (0.0.0.0/0,::/0 for any peer)');
+    }
+    if (!f['proxy-protocol'] && f['proxy-protocol-from'] !== undefined) throw new UsageError('netplane ingress: --proxy-protocol-from is given without --proxy-protocol');
     return undefined;
   },
   async run(ctx, f) {
@@ -169,6 +177,7 @@ async function runIngress(ctx: ComponentContext, f: IngressFlags): Promise<void>
     keepAliveTimeoutMs: f['keepalive-timeout'],
     maxHeaderSize: f['max-header-size'],
     maxHeadersCount: 100,
+    proxyProtocol: f['proxy-protocol'] ? { from: TrustedProxies.parse(f['proxy-protocol-from'] ?? []), timeoutMs: f['proxy-protocol-timeout'] } : undefined,
   });
   let bound;
   try {

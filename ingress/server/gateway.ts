@@ -2,11 +2,12 @@
 // the current state; upgrades are routed, limited and authenticated the same way, then relayed. SIGTERM drains.
 import { createServer, METHODS, ServerResponse, type IncomingMessage, type Server } from 'node:http';
 import { constants as h2constants, createSecureServer, type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse, type Http2Session } from 'node:http2';
-import type { Socket } from 'node:net';
+import type { Server as NetServer, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../../runtime/logger.ts';
 import type { HostPort } from '../../runtime/flags.ts';
-import { clientIP, type TrustedProxies } from '../limits/client-ip.ts';
+import { clientIP, type AddressSet, type TrustedProxies } from '../limits/client-ip.ts';
+import { connectionClient, EdgeListener } from '../edge/listener.ts';
 import type { ConnectionCap } from '../limits/connection-cap.ts';
 import type { Certificates } from '../tls/certificates.ts';
 import type { TLSSocket } from 'node:tls';
@@ -32,6 +33,8 @@ export interface GatewayOptions {
   keepAliveTimeoutMs: number;
   maxHeaderSize: number;
   maxHeadersCount: number;
+  /** Both listeners take only connections that start with a PROXY protocol header from these peers. */
+  proxyProtocol?: { from: AddressSet; timeoutMs: number };
 }
 
 /** The HTTP and HTTPS listeners over one shared, swappable state. */
@@ -40,6 +43,7 @@ export class Gateway {
   readonly #o: GatewayOptions;
   #http?: Server;
   #https?: Http2SecureServer;
+  readonly #edges: EdgeListener[] = [];
   readonly #sessions = new Set<Http2Session>();
   #inFlight = 0;
   #draining = false;
@@ -76,7 +80,8 @@ export class Gateway {
         s.maxHeadersCount = o.maxHeadersCount;
         this.#http = s;
         this.#guard(s);
-        bound.http = await listenOn(s, o.http, o.reusePort);
+        // node:http reads a handed-on socket from the data put back in front of it only once it flows again.
+        bound.http = await listenOn(this.#accepting(s, (socket) => (s.emit('connection', socket), socket.resume())), o.http, o.reusePort);
       }
       if (o.https) {
         if (!o.certificates) throw new Error('an HTTPS listener needs certificates');
@@ -114,11 +119,13 @@ export class Gateway {
         s.setTimeout(o.requestTimeoutMs);
         this.#https = s;
         this.#guard(s);
-        bound.https = await listenOn(s, o.https, o.reusePort);
+        // The TLS socket reads what was put back in front of the TCP socket itself (it must not flow before).
+        bound.https = await listenOn(this.#accepting(s, (socket) => s.emit('connection', socket)), o.https, o.reusePort);
       }
     } catch (e) {
       this.#http?.close();
       this.#https?.close();
+      for (const edge of this.#edges) edge.close();
       throw e;
     }
     return bound;
@@ -132,6 +139,7 @@ export class Gateway {
     this.#draining = true;
     this.#http?.close();
     this.#https?.close();
+    for (const edge of this.#edges) edge.close();
     this.#http?.closeIdleConnections();
     for (const s of this.#sessions) s.close();
     if (this.#inFlight > 0) {
@@ -147,11 +155,24 @@ export class Gateway {
     for (const s of this.#sessions) s.destroy();
   }
 
+  /**
+   * The socket to listen on for `server`: the server itself, or with --proxy-protocol an edge listener that reads
+   * each connection's header first and then gives it to `handOff`.
+   */
+  #accepting(server: NetServer, handOff: (socket: Socket) => void): NetServer {
+    const { proxyProtocol, metrics, log } = this.#o;
+    if (!proxyProtocol) return server;
+    const edge = new EdgeListener({ proxyProtocol, log, refused: (reason) => metrics.rejected.inc({ reason }), handOff });
+    this.#edges.push(edge);
+    return edge.server;
+  }
+
   /** Per-IP connection cap and the connection gauge, on the raw TCP connections of a listener. */
   #guard(server: Server | Http2SecureServer): void {
     const { connectionCap, metrics } = this.#o;
     server.on('connection', (socket: Socket) => {
-      const ip = socket.remoteAddress ?? '';
+      // The PROXY protocol header's client when there was one (read before the server got the connection).
+      const ip = connectionClient(socket).address;
       if (!connectionCap.acquire(ip)) {
         metrics.rejected.inc({ reason: 'connection-cap' });
         socket.destroy();
@@ -174,7 +195,7 @@ export class Gateway {
   }
 
   #exchange(req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse, proto: 'http' | 'https', port: number): Exchange {
-    const peer = req.socket.remoteAddress ?? '';
+    const peer = connectionClient(req.socket as Socket).address;
     return {
       req,
       res,
@@ -328,7 +349,7 @@ function headerListSize(raw: readonly string[]): number {
 }
 
 /** Listens on one address; rejects with the bind error. */
-function listenOn(server: Server | Http2SecureServer, addr: HostPort, reusePort: boolean): Promise<number> {
+function listenOn(server: NetServer, addr: HostPort, reusePort: boolean): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen({ host: addr.host, port: addr.port, reusePort }, () => {
