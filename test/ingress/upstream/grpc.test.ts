@@ -134,6 +134,16 @@ describe('gRPC backends through Upstreams', () => {
     expect(gw.results).toMatchObject([{ status: 200, grpcStatus: code, error }]);
   });
 
+  it('a streamed request past proxy-body-size: RESOURCE_EXHAUSTED', async () => {
+    // As nginx's client_max_body_size, the limit is on the whole request body: every message of a stream.
+    const { c, server, gw } = await setup('GRPC', { maxBodyBytes: 100 });
+    expect(await call(c, 'Collect', ['a'.repeat(40)])).toMatchObject({ code: grpc.status.OK });
+    const got = await call(c, 'Collect', ['a'.repeat(40), 'b'.repeat(40), 'c'.repeat(40)]);
+    expect(got).toMatchObject({ code: grpc.status.RESOURCE_EXHAUSTED, details: 'the request is larger than proxy-body-size' });
+    expect(gw.results[1]).toMatchObject({ status: 200, grpcStatus: grpc.status.RESOURCE_EXHAUSTED, error: 'BODY_TOO_LARGE' });
+    expect(server.calls).toEqual(['Collect', 'Collect']);
+  });
+
   it('a backend silent past proxy-read-timeout: DEADLINE_EXCEEDED', async () => {
     const { c, gw } = await setup('GRPC', { readTimeoutMs: 300 });
     const got = await call(c, 'Slow', ['x']);
