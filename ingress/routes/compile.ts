@@ -296,13 +296,15 @@ function attachCanary(parts: TableParts, c: CompiledIngress): number {
  * upstream-hash-by, and annotations related to session affinity"). The canary is one more upstream of the primary's
  * location, so the location's settings apply to it: upstream-vhost, x-forwarded-prefix, time-outs, body size,
  * backend-protocol and proxy-ssl-*, custom errors, retries. What belongs to the upstream itself is the canary's:
- * load-balance, and service-upstream (ingress-nginx's createUpstreams reads it from the Ingress that names the
- * Service, canaries included). Session affinity is the primary's: ingress-nginx's default affinity-canary-behavior
- * (sticky) copies the primary upstream's affinity onto the canary's (mergeAlternativeBackend).
+ * load-balance and upstream-hash-by, and service-upstream (ingress-nginx's createUpstreams reads it from the Ingress
+ * that names the Service, canaries included). Session affinity is the primary's: ingress-nginx's default
+ * affinity-canary-behavior (sticky) copies the primary upstream's affinity onto the canary's (mergeAlternativeBackend).
  */
 export function canaryPolicy(primary: IngressPolicy, canary: IngressPolicy): IngressPolicy {
   const policy: IngressPolicy = { ...primary, loadBalance: canary.loadBalance };
   if (canary.serviceUpstream !== undefined) policy.serviceUpstream = canary.serviceUpstream;
   else delete policy.serviceUpstream;
+  if (canary.upstreamHashBy !== undefined) policy.upstreamHashBy = canary.upstreamHashBy;
+  else delete policy.upstreamHashBy;
   return policy;
 }

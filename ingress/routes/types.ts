@@ -110,6 +110,11 @@ export interface IngressPolicy {
    */
   affinity?: { cookieName: string; maxAgeSeconds?: number; path?: string; secure?: boolean; sameSite?: 'None' | 'Lax' | 'Strict' };
   loadBalance: 'round_robin' | 'least_request';
+  /**
+   * upstream-hash-by: each request goes to the endpoint its key hashes to on a consistent hash ring (the key's parts
+   * filled in per request by routes/hash-key.ts), instead of `loadBalance`; cookie affinity, when set, comes first.
+   */
+  upstreamHashBy?: readonly HashKeyPart[];
   /** Client addresses (IPs and CIDR blocks) that may reach the Ingress, and those that may not; others get 403. */
   sourceRange?: { allow?: readonly string[]; deny?: readonly string[] };
   /** ingress-nginx `satisfy: any`: with both a source range and auth, either one lets a request through. */
@@ -144,6 +149,17 @@ export interface IngressPolicy {
   /** Verify the HTTPS backend's certificate (ingress-nginx proxy-ssl-verify on). */
   backendTls?: BackendTlsPolicy;
 }
+
+/** The request facts an upstream-hash-by key may use, by their nginx variable names. */
+export type HashVariable =
+  | 'remote_addr' | 'binary_remote_addr' | 'host' | 'http_host' | 'server_name' | 'scheme'
+  | 'request_uri' | 'uri' | 'args' | 'query_string' | 'is_args' | 'request_method';
+
+/**
+ * A part of an upstream-hash-by key: literal text; a fact of the request; or a request header ($http_NAME, held
+ * lower-case with "-" for "_"), cookie ($cookie_NAME) or query argument ($arg_NAME), by name.
+ */
+export type HashKeyPart = string | { variable: HashVariable } | { header: string } | { cookie: string } | { arg: string };
 
 /** How an HTTPS backend's certificate is verified (ingress-nginx proxy-ssl-*). */
 export interface BackendTlsPolicy {

@@ -162,17 +162,24 @@ function bytesOf(text: string): Buffer {
 
 type Token = string | { name: string; kind: Kind | undefined };
 
-function tokenize(template: string): Token[] {
-  const out: Token[] = [];
+/**
+ * `template` as literal text and nginx variables: `$name` (the name read greedily, as nginx reads it) or `${name}`.
+ * A `$` that starts no name (`$`, `${`, `$-`) gives a variable named ''.
+ */
+export function variableTokens(template: string): (string | { name: string })[] {
+  const out: (string | { name: string })[] = [];
   let at = 0;
   for (const m of template.matchAll(variable)) {
     if (m.index > at) out.push(template.slice(at, m.index));
-    const name = m[1] ?? m[2] ?? '';
-    out.push({ name, kind: kinds[name] });
+    out.push({ name: m[1] ?? m[2] ?? '' });
     at = m.index + m[0].length;
   }
   if (at < template.length) out.push(template.slice(at));
   return out;
+}
+
+function tokenize(template: string): Token[] {
+  return variableTokens(template).map((t) => (typeof t === 'string' ? t : { name: t.name, kind: kinds[t.name] }));
 }
 
 /**

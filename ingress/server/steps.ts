@@ -7,6 +7,7 @@ import type { Authenticators } from '../auth/authenticators.ts';
 import { AddressSet } from '../limits/client-ip.ts';
 import type { RateLimiters } from '../limits/rate.ts';
 import { routesToCanary } from '../routes/canary.ts';
+import { hashKeyOf } from '../routes/hash-key.ts';
 import { upstreamPath } from '../routes/rewrite.ts';
 import { hostRedirectUrl, redirectUrl } from '../routes/variables.ts';
 import { judgeClientCertificate } from '../tls/client-auth.ts';
@@ -347,7 +348,7 @@ export const chooseBackend: Step = {
  * canary's is the primary's but for its load balancing: see canaryPolicy in compile.ts), the rewritten target, and
  * the headers the pipeline adds (forwarded headers, upstream-vhost, x-forwarded-prefix, ssl-client-*, auth).
  */
-export function upstreamTarget(x: Exchange): { policy: Route['policy']; path: string; headers: Record<string, string>; cookieScope?: CookieScope } {
+export function upstreamTarget(x: Exchange): { policy: Route['policy']; path: string; headers: Record<string, string>; cookieScope?: CookieScope; hashKey?: string } {
   const r = x.route!;
   const headers: Record<string, string> = forwardedHeaders({
     clientIP: x.clientIP,
@@ -369,9 +370,13 @@ export function upstreamTarget(x: Exchange): { policy: Route['policy']; path: st
   if (x.tlsHeaders) Object.assign(headers, x.tlsHeaders);
   if (x.authHeaders) Object.assign(headers, x.authHeaders);
   const path = upstreamPath(r, x.path, x.query);
-  // Only a route with cookie affinity sets a cookie, and needs to know where.
-  if (policy.affinity === undefined) return { policy, path, headers };
-  return { policy, path, headers, cookieScope: { path: r.path, https: clientProto(x) === 'https' } };
+  // Only a route with cookie affinity sets a cookie, and needs to know where. Affinity comes before upstream-hash-by,
+  // as in ingress-nginx (a backend with both is balanced by its sticky cookie).
+  if (policy.affinity !== undefined) return { policy, path, headers, cookieScope: { path: r.path, https: clientProto(x) === 'https' } };
+  if (policy.upstreamHashBy === undefined) return { policy, path, headers };
+  const { clientIP, host, hostHeader, proto, query } = x;
+  const facts = { clientIP, host, hostHeader, routeHost: r.host, proto, method: x.req.method ?? 'GET', path: x.path, query, headers: x.req.headers };
+  return { policy, path, headers, hashKey: hashKeyOf(policy.upstreamHashBy, facts) };
 }
 
 /**

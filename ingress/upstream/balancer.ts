@@ -1,5 +1,7 @@
-// Endpoint choice: round robin, and least request as the power of two random choices on in-flight counts
-// (Mitzenmacher; what Envoy's LEAST_REQUEST and ingress-nginx's `ewma` approximate). Pure: no clocks, no I/O.
+// Endpoint choice: round robin, least request as the power of two random choices on in-flight counts
+// (Mitzenmacher; what Envoy's LEAST_REQUEST and ingress-nginx's `ewma` approximate), and consistent hashing of a
+// request key (ingress-nginx's upstream-hash-by, hash-ring.ts). Pure: no clocks, no I/O.
+import { HashRing } from './hash-ring.ts';
 
 /** Anything with an in-flight request count. */
 export interface Loaded {
@@ -56,4 +58,26 @@ export function pickLeastRequest<T extends Loaded>(items: readonly T[], accept?:
   const a = pool[i] as T;
   const b = pool[j] as T;
   return b.inFlight < a.inFlight ? b : a;
+}
+
+/** Anything named by an address, as an endpoint is by `ip:port`. */
+export interface Addressed {
+  readonly address: string;
+}
+
+// One ring per endpoint list: a backend replaces its list when its endpoints change, so a new list is a new ring.
+const rings = new WeakMap<readonly Addressed[], HashRing<Addressed>>();
+
+/**
+ * The item `key` hashes to on the consistent hash ring of `items` (placed by address), or when `accept` refuses it
+ * (ejected, or already tried), the next on the ring it takes; undefined when none is acceptable. The ring is built on
+ * the first pick from a list and kept while the list lives.
+ */
+export function pickByHash<T extends Addressed>(items: readonly T[], key: string, accept?: (item: T) => boolean): T | undefined {
+  let ring = rings.get(items) as HashRing<T> | undefined;
+  if (ring === undefined) {
+    ring = new HashRing(items, (item) => item.address);
+    rings.set(items, ring as HashRing<Addressed>);
+  }
+  return ring.find(key, accept);
 }
