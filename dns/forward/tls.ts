@@ -239,6 +239,8 @@ class DotConnection {
   #got: Buffer = Buffer.alloc(0);
   #idle: NodeJS.Timeout | undefined;
   #error: UpstreamError | undefined;
+  /** A session ticket received before the certificate verified. */
+  #session: Buffer | undefined;
 
   constructor(socket: TLSSocket, text: string, expireMs: number, events: ConnectionEvents) {
     this.#socket = socket;
@@ -247,7 +249,9 @@ class DotConnection {
     this.#events = events;
     socket.setNoDelay(true);
     socket.on('secureConnect', () => this.#secured());
-    socket.on('session', (s: Buffer) => events.session(s));
+    // A session resumed later skips Node's name check: only one from a connection that verified may be kept (under
+    // TLS 1.2 the ticket can come before the check).
+    socket.on('session', (s: Buffer) => (this.#ready ? events.session(s) : (this.#session = s)));
     socket.on('data', (chunk: Buffer) => this.#read(chunk));
     // The upstream closed its side: nothing more will be answered here.
     socket.on('end', () => this.retire());
@@ -300,6 +304,7 @@ class DotConnection {
   #secured(): void {
     this.#ready = true;
     this.#events.verified();
+    if (this.#session) this.#events.session(this.#session);
     this.#socket.cork();
     for (const frame of this.#queued) this.#socket.write(frame);
     this.#socket.uncork();

@@ -3,7 +3,7 @@
 import { createServer, type Server, type TLSSocket } from 'node:tls';
 import dnsPacket from 'dns-packet';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { encodeQuery, UpstreamTimeoutError, UpstreamUnreachableError } from '../../../dns/forward/exchange.ts';
+import { encodeQuery, UpstreamTimeoutError, UpstreamUnreachableError, type UpstreamReply } from '../../../dns/forward/exchange.ts';
 import { parseUpstream } from '../../../dns/forward/address.ts';
 import { DotPool, UpstreamTlsError, trustContext } from '../../../dns/forward/tls.ts';
 import { captureLogger } from '../../helpers/wait.ts';
@@ -17,16 +17,22 @@ interface ScriptedServer {
   port: number;
   /** Connections accepted, each with the IDs of the queries it carried. */
   connections: Array<{ ids: number[] }>;
+  /** For each connection, whether it resumed a session. */
+  resumed(): boolean[];
+  /** TCP connections accepted, handshakes that failed included. */
+  accepted(): number;
   close(): Promise<void>;
 }
 
 /** A TLS server answering DNS over TCP framing; `batch` queries are held 20 ms, then answered in reverse order. */
-async function scripted(pems: Pems, script: (name: string, conn: { ids: number[] }) => Action): Promise<ScriptedServer> {
+async function scripted(pems: Pems, script: (name: string, conn: { ids: number[] }) => Action, maxVersion: 'TLSv1.2' | 'TLSv1.3' = 'TLSv1.3'): Promise<ScriptedServer> {
   const connections: Array<{ ids: number[] }> = [];
+  const resumed: boolean[] = [];
   const sockets = new Set<TLSSocket>();
-  const server: Server = createServer({ cert: pems.cert, key: pems.key }, (socket) => {
+  const server: Server = createServer({ cert: pems.cert, key: pems.key, maxVersion }, (socket) => {
     const conn = { ids: [] as number[] };
     connections.push(conn);
+    resumed.push(socket.isSessionReused());
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => {});
@@ -53,10 +59,14 @@ async function scripted(pems: Pems, script: (name: string, conn: { ids: number[]
       }
     });
   });
+  let accepted = 0;
+  server.on('connection', () => accepted++);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return {
+    accepted: () => accepted,
     port: (server.address() as { port: number }).port,
     connections,
+    resumed: () => resumed,
     close: async () => {
       for (const s of sockets) s.destroy();
       await new Promise((r) => server.close(r));
@@ -65,7 +75,7 @@ async function scripted(pems: Pems, script: (name: string, conn: { ids: number[]
 }
 
 const query = (name: string) => encodeQuery({ name, qtype: 16, qclass: 1, dnssecOk: false, checkingDisabled: false }, 0);
-const txt = (r: { answers: Array<{ data?: unknown }> }) => String((r.answers[0]?.data as Buffer[] | undefined)?.[0] ?? '');
+const txt = (r: UpstreamReply) => String(((r.answers[0] as { data?: unknown } | undefined)?.data as Buffer[] | undefined)?.[0] ?? '');
 
 let ca: Pems;
 let pems: Pems;
@@ -138,15 +148,31 @@ describe('DotPool', () => {
     expect(p.connections).toBe(0);
   });
 
-  it('refuses a certificate for another name before sending anything, and logs the reason once', async () => {
-    const server = await scripted(pems, () => 'answer');
+  // Under TLS 1.2 the session ticket comes before Node checks the name, and a resumed session skips that check.
+  for (const version of ['TLSv1.2', 'TLSv1.3'] as const) {
+    it(`refuses a certificate for another name before sending anything, on every connection, and logs the reason once (${version})`, async () => {
+      const server = await scripted(pems, () => 'answer', version);
+      cleanup.push(() => server.close());
+      const { pool: p, records } = pool(server.port, 'other.test');
+      for (let i = 0; i < 3; i++) await expect(p.exchange(query(`n${i}.example`), { timeoutMs: 2000 })).rejects.toBeInstanceOf(UpstreamTlsError);
+      expect(server.accepted()).toBe(3);
+      expect(server.resumed().filter(Boolean)).toEqual([]);
+      expect(server.connections.flatMap((c) => c.ids)).toEqual([]);
+      const warnings = records.filter((r) => r.level === 40);
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toMatchObject({ upstream: `tls://127.0.0.1:${server.port}`, servername: 'other.test' });
+      expect(String(warnings[0]!.reason)).toMatch(/other\.test\. is not in the cert's altnames/);
+    });
+  }
+
+  it('resumes the session of a connection that verified', async () => {
+    const server = await scripted(pems, () => 'answer', 'TLSv1.2');
     cleanup.push(() => server.close());
-    const { pool: p, records } = pool(server.port, 'other.test');
-    for (let i = 0; i < 3; i++) await expect(p.exchange(query(`n${i}.example`), { timeoutMs: 2000 })).rejects.toBeInstanceOf(UpstreamTlsError);
-    expect(server.connections.flatMap((c) => c.ids)).toEqual([]);
-    const warnings = records.filter((r) => r.level === 40);
-    expect(warnings).toHaveLength(1);
-    expect(warnings[0]).toMatchObject({ upstream: `tls://127.0.0.1:${server.port}`, servername: 'other.test' });
-    expect(String(warnings[0]!.reason)).toMatch(/other\.test\. is not in the cert's altnames/);
+    const { pool: p } = pool(server.port, 'dot.test', 50);
+    await p.exchange(query('a.example'), { timeoutMs: 2000 });
+    await new Promise((r) => setTimeout(r, 200));
+    expect(p.connections).toBe(0);
+    await p.exchange(query('b.example'), { timeoutMs: 2000 });
+    expect(server.resumed()).toEqual([false, true]);
   });
 });
