@@ -1,6 +1,7 @@
 // One proxied request: an undici dispatch handler that writes the upstream's answer straight into the client's
 // response (no intermediate stream), with backpressure both ways, retries of safe requests on connect failures and
-// the error statuses nginx gives (502 refused/reset, 504 timeouts, 503 no endpoints).
+// the error statuses nginx gives (502 refused/reset, 504 timeouts, 503 no endpoints) — on gRPC routes a grpc-status
+// instead, and the response's trailers relayed (grpc.ts).
 import { subscribe } from 'node:diagnostics_channel';
 import type { Transform } from 'node:stream';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -164,7 +165,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
   #intercepted = false;
   // A gRPC route: trailers relayed, failures answered with a grpc-status (grpc.ts).
   readonly #grpc: boolean;
-  // The status fields of a Trailers-Only response, sent as trailers; the grpc-status the client got.
+  // The status and metadata of a Trailers-Only response, sent as trailers; the grpc-status the client got.
   #heldTrailers: Record<string, HeaderValue> | null = null;
   #grpcStatus: number | undefined;
 
@@ -302,7 +303,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (!this.#intercepted) {
       const relayed = this.#grpc ? relayedTrailers(trailers, this.#heldTrailers) : undefined;
       if (relayed !== undefined) {
-        this.#grpcStatus = grpcStatusOf(relayed) ?? grpcStatusOf(this.#heldTrailers ?? undefined);
+        this.#grpcStatus = grpcStatusOf(relayed);
         try {
           this.#res.addTrailers(relayed);
         } catch (err) {

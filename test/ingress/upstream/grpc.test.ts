@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { ForwardResult, ForwardTarget } from '../../../ingress/upstream/upstreams.ts';
 import type { Upstreams } from '../../../ingress/upstream/upstreams.ts';
 import { call, echoClient, failure, startEchoServer, type EchoServer } from './grpc-service.ts';
-import { Closer, deadPort, policy, stalledPort, upstreamsFor } from './helpers.ts';
+import { Closer, deadPort, httpsBackend, policy, stalledPort, upstreamsFor } from './helpers.ts';
 import { waitFor } from '../../helpers/wait.ts';
 
 const closer = new Closer();
@@ -196,6 +196,15 @@ describe('gRPC backends through Upstreams', () => {
     const trailers = await new Promise<Record<string, unknown>>((r) => stream.on('trailers', (t) => r(t)));
     expect(trailers['grpc-status']).toBe('0');
     expect(seen).toEqual(['trailers']);
+  });
+
+  it('a GRPCS backend that does not choose HTTP/2 by ALPN fails the call UNAVAILABLE (TLS_FAILED)', async () => {
+    const h1 = await httpsBackend(closer, (_req, res) => res.end('hello'));
+    const upstreams = upstreamsFor(closer);
+    upstreams.setEndpoints('default/grpc:50051', [{ ip: '127.0.0.1', port: h1.port }], 'GRPCS');
+    const gw = await h2Gateway(upstreams, target('GRPCS'));
+    expect((await call(client(gw.port), 'Unary', ['x'])).code).toBe(grpc.status.UNAVAILABLE);
+    expect(gw.results).toMatchObject([{ status: 200, grpcStatus: grpc.status.UNAVAILABLE, error: 'TLS_FAILED' }]);
   });
 
   it('a GRPC backend that speaks only HTTP/1.1 fails the call UNAVAILABLE, not with a broken stream', async () => {
