@@ -58,12 +58,11 @@ function handlers(name: string, calls: string[], cancelled: string[]): grpc.Unty
       call.sendMetadata(replyMetadata(name, call.metadata));
       done(null, utf8(`${name}: ${text(call.request)}`), trailer());
     },
-    Fail(call: grpc.ServerUnaryCall<Buffer, Buffer>, done: grpc.sendUnaryData<Buffer>) {
+    Fail(_call: grpc.ServerUnaryCall<Buffer, Buffer>, done: grpc.sendUnaryData<Buffer>) {
       calls.push('Fail');
       const md = new grpc.Metadata();
       md.set('x-why', 'testing');
       done({ code: failure.code, details: failure.details, metadata: md });
-      void call;
     },
     Slow(call: grpc.ServerUnaryCall<Buffer, Buffer>) {
       calls.push('Slow');
