@@ -13,6 +13,7 @@ import { loadBalancePolicies } from './server/balance.ts';
 import { parseQueryClasses, QueryLog } from './server/querylog.ts';
 import { DnsServer } from './server/server.ts';
 import { ClusterZoneHandler } from './zone/handler.ts';
+import { followPods } from './zone/pods.ts';
 import { followNamespaces, RecordIndex } from './zone/records.ts';
 
 const zoneName = (raw: string) => {
@@ -85,7 +86,12 @@ const flags = {
   'upstream-tls-ca': listFlag({ value: 'FILE', help: 'trust the CA certificates (PEM) in FILE for tls:// upstreams too, besides the system store', parse: nonEmpty }),
   'upstream-tls-expire': durationFlag({ help: 'close a connection to a tls:// upstream unused this long (CoreDNS forward expire)', default: '10s', min: '1ms' }),
   ttl: valueFlag({ value: 'SECONDS', help: 'TTL of answers from the cluster zone, 0 to 3600 (CoreDNS kubernetes ttl)', parse: intInRange(0, 3600), default: 5 }),
-  pods: valueFlag({ value: 'MODE', help: 'pod records a-b-c-d.<ns>.pod.<zone>: disabled or insecure (answered from the name alone)', parse: oneOf(['disabled', 'insecure'] as const), default: 'disabled' as 'disabled' | 'insecure' }),
+  pods: valueFlag({
+    value: 'MODE',
+    help: 'pod records a-b-c-d.<ns>.pod.<zone>: disabled, insecure (answered from the name alone) or verified (only while a Pod of that namespace has that address: Pods are read, list and watch)',
+    parse: oneOf(['disabled', 'insecure', 'verified'] as const),
+    default: 'disabled' as 'disabled' | 'insecure' | 'verified',
+  }),
   'endpoint-pod-names': switchFlag("name endpoints without a hostname after their Pod (<pod>.<svc>.<ns>.svc.<zone>, PTR too) instead of their dashed address (CoreDNS endpoint_pod_names)"),
   'rewrite-name': listFlag({
     value: 'exact|suffix:FROM:TO',
@@ -158,6 +164,8 @@ export const dnsComponent = defineComponent({
   summary: "Answers cluster DNS to the Kubernetes DNS specification and forwards the rest (CoreDNS's job).",
   // Namespaces: pod names answer only in namespaces that exist (CoreDNS watches them too, whatever its pod mode).
   kinds: ['Service', 'EndpointSlice', 'Namespace'],
+  // Pods only for --pods verified: every other mode, and every other component, lists and watches none.
+  flagKinds: (f) => (f.pods === 'verified' ? ['Pod'] : []),
   // CoreDNS's metrics port.
   defaultAdmin: '127.0.0.1:9153',
   flags,
@@ -244,6 +252,7 @@ async function runDns(ctx: ComponentContext, f: DnsFlags): Promise<void> {
   tracker.onChange(sync);
   sync();
   followNamespaces(ctx.store, index);
+  if (f.pods === 'verified') followPods(ctx.store, index);
   // Read on every zone query: kept current from the store's status events instead of copying the status each time.
   let synced = ctx.store.status.synced;
   ctx.store.onStatus((st) => (synced = st.synced));

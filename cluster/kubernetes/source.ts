@@ -38,6 +38,9 @@ function byName(core: CoreV1Api, kind: Kind, key: string, o: ConfigurationOption
   return { path: `/api/v1/namespaces/${namespace}/secrets`, list: () => core.listNamespacedSecret({ namespace, fieldSelector }, o), fieldSelector };
 }
 
+/** The Pods read: those that have not finished. */
+const runningPods = 'status.phase!=Succeeded,status.phase!=Failed';
+
 /** The API path and list call of each kind, across all namespaces. */
 function endpoints(kc: KubeConfig, o: ConfigurationOptions): Record<Kind, Endpoint> {
   const core = kc.makeApiClient(CoreV1Api);
@@ -51,6 +54,8 @@ function endpoints(kc: KubeConfig, o: ConfigurationOptions): Record<Kind, Endpoi
     Secret: { path: '/api/v1/secrets', list: () => core.listSecretForAllNamespaces({}, o) },
     Node: { path: '/api/v1/nodes', list: () => core.listNode({}, o) },
     Namespace: { path: '/api/v1/namespaces', list: () => core.listNamespace({}, o) },
+    // Pods that have finished are not read: their addresses may already be other Pods' (DNS --pods verified).
+    Pod: { path: '/api/v1/pods', list: () => core.listPodForAllNamespaces({ fieldSelector: runningPods }, o), fieldSelector: runningPods },
   };
 }
 

@@ -5,6 +5,7 @@ import { endpointsSchema, endpointsToSlices } from './endpoints.ts';
 import { ingressClassSchema, ingressSchema, type Ingress, type IngressClass } from './ingress.ts';
 import { namespaceSchema, type Namespace } from './namespace.ts';
 import { nodeSchema, type Node } from './node.ts';
+import { podSchema, type Pod } from './pod.ts';
 import { secretSchema, type Secret } from './secret.ts';
 import { serviceSchema, type Service } from './service.ts';
 
@@ -14,6 +15,7 @@ export type { Ingress, IngressBackend, IngressClass } from './ingress.ts';
 export type { Secret } from './secret.ts';
 export type { Node } from './node.ts';
 export type { Namespace } from './namespace.ts';
+export type { Pod } from './pod.ts';
 export { serviceNameLabel } from './endpointslice.ts';
 export { defaultClassAnnotation } from './ingress.ts';
 export { zoneLabel } from './node.ts';
@@ -28,6 +30,7 @@ export const kinds = {
   Secret: { apiVersion: 'v1', namespaced: true },
   Node: { apiVersion: 'v1', namespaced: false },
   Namespace: { apiVersion: 'v1', namespaced: false },
+  Pod: { apiVersion: 'v1', namespaced: true },
 } as const;
 
 /** A kind kept in the store. */
@@ -44,6 +47,7 @@ export interface ObjectOf {
   Secret: Secret;
   Node: Node;
   Namespace: Namespace;
+  Pod: Pod;
 }
 
 /** Any stored object, tagged with its kind. */
@@ -57,6 +61,7 @@ const schemas: { [K in Kind]: z.ZodType<ObjectOf[K]> } = {
   Secret: secretSchema,
   Node: nodeSchema,
   Namespace: namespaceSchema,
+  Pod: podSchema,
 };
 
 /** The store key of an object: `namespace/name`, or `name` for cluster-scoped kinds. */

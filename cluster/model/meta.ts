@@ -40,6 +40,9 @@ export const namespacedMeta = struct({
   annotations: optionalStringMap,
 });
 
+/** Metadata of a namespaced object read for its name and namespace alone (a Pod): labels and annotations dropped. */
+export const namespacedNameMeta = struct({ name: objectName, namespace: objectName.default('default') });
+
 /** The fields of a cluster-scoped object's metadata, for kinds that read more of it. */
 export const clusterMetaShape = {
   name: objectName,

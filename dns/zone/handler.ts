@@ -10,8 +10,11 @@ import type { EndpointRecord, RecordIndex, ServiceRecords } from './records.ts';
 export interface ZoneOptions {
   /** TTL of every answer (--ttl); also the SOA minimum, so negative answers are cached as long. */
   ttl: number;
-  /** Pod records `a-b-c-d.<ns>.pod.<zone>`: answered from the name alone (insecure) or not at all. */
-  pods: 'disabled' | 'insecure';
+  /**
+   * Pod records `a-b-c-d.<ns>.pod.<zone>`: answered from the name alone (insecure), only while a Pod of that
+   * namespace has that address (verified: the index holds Pods' addresses), or not at all.
+   */
+  pods: 'disabled' | 'insecure' | 'verified';
   /**
    * The reverse zones of these CIDRs are ours (octet or nibble aligned, as CoreDNS cuts them): unknown names in
    * them get NXDOMAIN with the reverse zone's SOA instead of going upstream.
@@ -154,15 +157,17 @@ export class ClusterZoneHandler implements DnsHandler {
       case 'srv':
         return this.#srvName(q, z.namespace, z.service, z.port, z.protocol);
       case 'pod-root':
-        return this.#o.pods === 'insecure' ? this.#nodata() : this.#nxdomain();
+        return this.#o.pods !== 'disabled' ? this.#nodata() : this.#nxdomain();
       // As CoreDNS's findPods: a namespace that does not exist has no pod names.
       case 'pod-namespace':
-        return this.#o.pods === 'insecure' && this.#index.hasNamespace(z.namespace) ? this.#nodata() : this.#nxdomain();
+        return this.#o.pods !== 'disabled' && this.#index.hasNamespace(z.namespace) ? this.#nodata() : this.#nxdomain();
       case 'pod': {
-        const ip = this.#o.pods === 'insecure' && this.#index.hasNamespace(z.namespace) ? podLabelIP(z.address) : undefined;
+        const ip = this.#o.pods !== 'disabled' && this.#index.hasNamespace(z.namespace) ? podLabelIP(z.address) : undefined;
+        // Verified: only an address some Pod of the namespace has (CoreDNS's findPods, podModeVerified).
+        if (ip === undefined || (this.#o.pods === 'verified' && !this.#index.hasPodIP(z.namespace, ip))) return this.#nxdomain();
         // Not memoized: the name comes from the client alone (2^32 addresses times any namespace), so keeping its
         // answer would let any client grow our memory without bound. CoreDNS builds these on the fly too.
-        return ip ? this.#byFamily(q, [ip], false) : this.#nxdomain();
+        return this.#byFamily(q, [ip], false);
       }
       case 'none':
         return this.#nxdomain();

@@ -90,6 +90,8 @@ export class RecordIndex {
   #namespaces = new Map<string, number>();
   /** Names of the Namespace objects. */
   #namespaceObjects = new Set<string>();
+  /** With --pods verified: by namespace, how many of its Pods have each address (addressKey). */
+  #podIPs = new Map<string, Map<string, number>>();
   /** Service names by cluster IP. */
   #ptr = new Map<string, Set<string>>();
   /** Endpoint names by endpoint IP: asked only when no cluster IP matches, as CoreDNS's serviceRecordForIP. */
@@ -121,10 +123,41 @@ export class RecordIndex {
   /**
    * Whether the namespace exists: its Namespace object does, or some Service lives in it. Against an API server the
    * two agree (a Service cannot outlive its namespace), so this is CoreDNS's check; a manifest directory seldom
-   * holds Namespace objects, and there the namespaces of its Services exist too.
+   * holds Namespace objects, and there the namespaces of its Services (and, with --pods verified, of its Pods)
+   * exist too.
    */
   hasNamespace(namespace: string): boolean {
-    return this.#namespaceObjects.has(namespace) || this.#namespaces.has(namespace);
+    return this.#namespaceObjects.has(namespace) || this.#namespaces.has(namespace) || this.#podIPs.has(namespace);
+  }
+
+  /** Whether a Pod of `namespace` has the address `ip` (any spelling of it), as CoreDNS's `pods verified` asks. */
+  hasPodIP(namespace: string, ip: string): boolean {
+    return this.#podIPs.get(namespace)?.has(addressKey(ip)) === true;
+  }
+
+  /**
+   * Counts the addresses of one Pod of `namespace` in (`delta` 1) or out (-1). A new generation only when an
+   * address of the namespace appears or goes: a second Pod with the same address (host network) changes no answer.
+   */
+  countPodIPs(namespace: string, ips: readonly string[], delta: 1 | -1): void {
+    let byIP = this.#podIPs.get(namespace);
+    if (byIP === undefined) {
+      if (delta < 0 || ips.length === 0) return;
+      this.#podIPs.set(namespace, (byIP = new Map()));
+    }
+    let changed = false;
+    for (const ip of ips) {
+      const key = addressKey(ip);
+      const n = (byIP.get(key) ?? 0) + delta;
+      if (n > 0) byIP.set(key, n);
+      else byIP.delete(key);
+      if (n === 0 || (n === 1 && delta > 0)) changed = true;
+    }
+    if (byIP.size === 0) this.#podIPs.delete(namespace);
+    if (changed) {
+      this.#generation++;
+      this.#changedAt = Math.floor(Date.now() / 1000);
+    }
   }
 
   /** Records that the Namespace object `name` exists (`present`) or is gone. */

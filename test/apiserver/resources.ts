@@ -40,6 +40,7 @@ export const resources: readonly Resource[] = [
   resource('', 'v1', 'Secret', 'secrets', true, { type: (o: KubeObject) => String(o.type ?? '') }),
   resource('', 'v1', 'Node', 'nodes', false),
   resource('', 'v1', 'Namespace', 'namespaces', false),
+  resource('', 'v1', 'Pod', 'pods', true, { 'status.phase': (o: KubeObject) => String((o.status as { phase?: unknown } | undefined)?.phase ?? '') }),
   resource('discovery.k8s.io', 'v1', 'EndpointSlice', 'endpointslices', true),
   resource('networking.k8s.io', 'v1', 'Ingress', 'ingresses', true),
   resource('networking.k8s.io', 'v1', 'IngressClass', 'ingressclasses', false),

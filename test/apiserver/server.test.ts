@@ -77,7 +77,7 @@ describe('TestApiServer', () => {
     const { s } = await setup();
     const before = s.resourceVersion;
     const bad = [
-      () => s.apply({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p' } }),
+      () => s.apply({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'p' } }),
       () => s.apply({ apiVersion: 'v1', kind: 'Service', metadata: {} }),
       () => s.remove('apps/v1', 'Deployment', 'd'),
     ];
@@ -387,7 +387,7 @@ describe('TestApiServer', () => {
       expect((await get('/api')).body.versions).toEqual(['v1']);
       expect((await get('/apis')).body.groups.map((g: { name: string }) => g.name)).toEqual(['discovery.k8s.io', 'networking.k8s.io', 'coordination.k8s.io']);
       expect((await get('/apis/discovery.k8s.io/v1')).body.resources[0].name).toBe('endpointslices');
-      for (const path of ['/api/v1/pods', '/api/v1/services/web', '/api/v1/namespaces/x/nodes', '/healthz/nope']) {
+      for (const path of ['/api/v1/configmaps', '/api/v1/services/web', '/api/v1/namespaces/x/nodes', '/healthz/nope']) {
         expect(await get(path)).toMatchObject({ code: 404, body: { kind: 'Status', reason: 'NotFound', code: 404 } });
       }
       expect(await get('/api/v1/nodes', { Authorization: 'Bearer wrong' })).toMatchObject({ code: 401, body: { reason: 'Unauthorized' } });

@@ -31,6 +31,7 @@ const resourceOf: Readonly<Record<Kind, string>> = {
   Secret: '/secrets',
   Node: '/nodes',
   Namespace: '/namespaces',
+  Pod: '/pods',
 };
 
 const componentsByName = new Map<string, Component>(
