@@ -5,6 +5,7 @@ import { backendKey, dnsName, ipv4, objectName, portName, serviceName } from './
 import { AnnotationReader, httpToken, invalid, type Annotation } from './annotations.ts';
 import { addressBlock, addressBlockText } from '../limits/client-ip.ts';
 import { readCors } from './cors.ts';
+import { readHashKey } from './hash-key.ts';
 import { plainUrl, readUrlTemplate } from './variables.ts';
 import { AnnotationError, quote } from './errors.ts';
 import type { AuthPolicy, BackendRef, ClientCertPolicy, IngressPolicy, JwtAuthPolicy, ObjectRef, RateLimitPolicy } from './types.ts';
@@ -83,6 +84,9 @@ export function readPolicy(namespace: string, annotations: Readonly<Record<strin
   if (rewrite !== undefined) policy.rewriteTarget = readRewrite(rewrite);
   const affinity = readAffinity(a);
   if (affinity !== undefined) policy.affinity = affinity;
+  // An empty value asks for nothing, as ingress-nginx reads it.
+  const hashBy = a.get('upstream-hash-by');
+  if (hashBy !== undefined && hashBy.value !== '') policy.upstreamHashBy = readHashKey(hashBy);
   const sourceRange = readSourceRange(a);
   if (sourceRange !== undefined) policy.sourceRange = sourceRange;
   const redirect = readRedirect(a);

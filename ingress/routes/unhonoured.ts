@@ -46,7 +46,11 @@ export const refusals: readonly Refusal[] = [
     applies: (v, all) => set(v) && all('canary-by-header-value') === undefined,
     why: 'netplane matches a canary header by exact value (canary-by-header-value), never by regex, so clients sending a matching value would not reach the canary',
   },
-  { name: 'upstream-hash-by', applies: set, why: 'netplane balances round robin, by least request or by cookie affinity, never by a hash of request data, so requests would lose the backend they stick to' },
+  {
+    name: 'upstream-hash-by-subset',
+    applies: (v, all) => on(v) && set(all('upstream-hash-by') ?? ''),
+    why: 'netplane hashes each key onto one endpoint, not onto a subset of them, so the requests of a key would all go to one endpoint instead of being spread over its subset',
+  },
   { name: 'mirror-target', applies: set, why: 'netplane does not mirror requests, so the mirror would silently get nothing' },
   { name: 'custom-headers', applies: set, why: 'netplane does not add response headers from a ConfigMap, so responses would lack them (often security headers)' },
   { name: 'auth-proxy-set-headers', applies: set, why: 'netplane does not send headers from a ConfigMap to the auth service, which may decide on them' },
@@ -77,7 +81,7 @@ export const ignoredNames: readonly string[] = [
   'proxy-ssl-ciphers', 'proxy-ssl-protocols', 'proxy-ssl-verify-depth', 'auth-cache-key', 'auth-cache-duration', 'auth-keepalive',
   'auth-keepalive-share-vars', 'auth-keepalive-requests', 'auth-keepalive-timeout', 'enable-global-auth', 'affinity-mode',
   'affinity-canary-behavior', 'session-cookie-expires', 'session-cookie-change-on-failure', 'session-cookie-conditional-samesite-none',
-  'upstream-hash-by-subset', 'upstream-hash-by-subset-size', 'mirror-request-body', 'mirror-host', 'fastcgi-index', 'fastcgi-params-configmap',
+  'upstream-hash-by-subset-size', 'mirror-request-body', 'mirror-host', 'fastcgi-index', 'fastcgi-params-configmap',
 ];
 const ignored: ReadonlySet<string> = new Set(ignoredNames);
 

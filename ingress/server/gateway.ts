@@ -275,10 +275,10 @@ export class Gateway {
       return;
     }
     res.detachSocket(socket);
-    const { policy, path, headers, cookieScope } = upstreamTarget(x);
+    const { policy, path, headers, cookieScope, hashKey } = upstreamTarget(x);
     try {
       // Resolves when both connections are closed, or at once with an error status.
-      x.upstream = await this.#state.upstreams.upgrade(req, socket, head, { backend: targetBackend(x, this.#state, policy).key, policy, path, headers, ...(cookieScope ? { cookieScope } : {}) });
+      x.upstream = await this.#state.upstreams.upgrade(req, socket, head, { backend: targetBackend(x, this.#state, policy).key, policy, path, headers, ...(cookieScope ? { cookieScope } : {}), ...(hashKey !== undefined ? { hashKey } : {}) });
     } finally {
       this.#done(x, started);
     }

@@ -398,7 +398,7 @@ export function targetBackend(x: Exchange, s: GatewayState, p: IngressPolicy): B
 export const forward: Step = {
   name: 'forward',
   async run(x, s): Promise<Verdict> {
-    const { policy: p, path, headers, cookieScope } = upstreamTarget(x);
+    const { policy: p, path, headers, cookieScope, hashKey } = upstreamTarget(x);
     // The client waits for this before it sends its body (see the checkContinue listeners in gateway.ts).
     const expect = x.req.headers.expect;
     if (expect !== undefined && expect.toLowerCase() === '100-continue') x.res.writeContinue();
@@ -408,6 +408,7 @@ export const forward: Step = {
       path,
       headers,
       ...(cookieScope ? { cookieScope } : {}),
+      ...(hashKey !== undefined ? { hashKey } : {}),
       ...(x.responseHeaders ? { responseHeaders: x.responseHeaders } : {}),
       ...(p.customErrors ? { intercept: p.customErrors } : {}),
     });

@@ -2,7 +2,7 @@
 // ejected endpoints and the ones a retry already tried.
 import type { Logger } from '../../runtime/logger.ts';
 import type { IngressPolicy } from '../routes/types.ts';
-import { RoundRobin, pickLeastRequest } from './balancer.ts';
+import { RoundRobin, pickByHash, pickLeastRequest } from './balancer.ts';
 import type { OutlierTracker } from './outlier.ts';
 import { UpstreamEndpoint, endpointAddress, overTls, type BackendProtocol, type Endpoint, type UpstreamTls } from './pool.ts';
 
@@ -68,19 +68,21 @@ export class Backend {
   }
 
   /**
-   * An endpoint by the policy's balancing, not ejected and not in `exclude`; undefined when none is left. When only
-   * ejected ones are left (the endpoint list changed under the ejections), they are used rather than none.
+   * An endpoint by the policy's balancing — by `hashKey` on the consistent hash ring when there is one — not ejected
+   * and not in `exclude`; undefined when none is left. When only ejected ones are left (the endpoint list changed
+   * under the ejections), they are used rather than none.
    */
-  pick(policy: IngressPolicy, exclude: readonly UpstreamEndpoint[] | null, now: number): UpstreamEndpoint | undefined {
+  pick(policy: IngressPolicy, exclude: readonly UpstreamEndpoint[] | null, now: number, hashKey?: string): UpstreamEndpoint | undefined {
     const ejected = this.#ejectedUntil > now;
-    if (exclude === null && !ejected) return this.#choose(policy, undefined, true);
+    if (exclude === null && !ejected) return this.#choose(policy, undefined, true, hashKey);
     const tracker = this.#tracker;
-    const m = this.#choose(policy, (m) => (exclude === null || !exclude.includes(m)) && !tracker.ejected(m, now), exclude === null);
+    const m = this.#choose(policy, (m) => (exclude === null || !exclude.includes(m)) && !tracker.ejected(m, now), exclude === null, hashKey);
     if (m !== undefined || !ejected) return m;
-    return exclude === null ? this.#choose(policy, undefined, true) : this.#choose(policy, (m) => !exclude.includes(m), false);
+    return exclude === null ? this.#choose(policy, undefined, true, hashKey) : this.#choose(policy, (m) => !exclude.includes(m), false, hashKey);
   }
 
-  #choose(policy: IngressPolicy, accept: ((m: UpstreamEndpoint) => boolean) | undefined, advance: boolean): UpstreamEndpoint | undefined {
+  #choose(policy: IngressPolicy, accept: ((m: UpstreamEndpoint) => boolean) | undefined, advance: boolean, hashKey: string | undefined): UpstreamEndpoint | undefined {
+    if (hashKey !== undefined) return pickByHash(this.#members, hashKey, accept);
     return policy.loadBalance === 'least_request' ? pickLeastRequest(this.#members, accept) : this.#rr.pick(this.#members, accept, advance);
   }
 

@@ -35,6 +35,8 @@ export interface ForwardTarget {
   noBody?: boolean;
   /** Where an affinity cookie is set (the route's path, HTTPS or not); default `/`, plain HTTP. */
   cookieScope?: CookieScope;
+  /** The request's upstream-hash-by key (routes/hash-key.ts): endpoints are then chosen on the backend's hash ring. */
+  hashKey?: string;
 }
 
 /** How a forwarded request went, for the access log and metrics. */
@@ -190,7 +192,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (policy.affinity !== undefined) {
       first = this.#cookieMember = backend.byCookie(readCookie(req.headers.cookie, policy.affinity.cookieName), now);
     }
-    first ??= backend.pick(policy, null, now);
+    first ??= backend.pick(policy, null, now, this.#target.hashKey);
     if (first === undefined) return this.#fail(503, 'NO_ENDPOINTS');
     const body = this.#target.noBody !== true && hasBody(req);
     const limit = this.#target.policy.maxBodyBytes;
@@ -347,7 +349,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const tries = (this.#target.policy.upstreamTries ?? maxAttempts) + (this.#resent ? 1 : 0);
     if (failure.retry && this.#retriable && this.#attempts < tries) {
       (this.#tried ??= []).push(m);
-      const next = backend.pick(this.#target.policy, this.#tried, now);
+      const next = backend.pick(this.#target.policy, this.#tried, now, this.#target.hashKey);
       if (next !== undefined) {
         this.#log.debug(log, 'upstream attempt failed, trying another endpoint');
         return this.#attempt(next);

@@ -94,7 +94,7 @@ export class UpgradeRelay {
     if (policy.affinity !== undefined) {
       first = this.#cookieMember = backend.byCookie(readCookie(this.#req.headers.cookie, policy.affinity.cookieName), now);
     }
-    first ??= backend.pick(policy, null, now);
+    first ??= backend.pick(policy, null, now, this.#target.hashKey);
     if (first === undefined) return this.#fail(503, 'NO_ENDPOINTS');
     this.#t0 = performance.now();
     this.#attempt(first);
@@ -233,7 +233,7 @@ export class UpgradeRelay {
     if (failure.connect) backend.failed(m, now);
     if (failure.retry && this.#retriable && this.#receivedBytes === 0 && this.#attempts < (this.#target.policy.upstreamTries ?? maxAttempts)) {
       this.#tried.push(m);
-      const next = backend.pick(this.#target.policy, this.#tried, now);
+      const next = backend.pick(this.#target.policy, this.#tried, now, this.#target.hashKey);
       if (next !== undefined) {
         this.#log.debug(log, 'upstream upgrade attempt failed, trying another endpoint');
         return this.#attempt(next);

@@ -1,5 +1,5 @@
 // ingress-nginx annotations netplane does not honour, through `netplane ingress` as users meet them (audit 3, defects
-// 1 and 2): an Ingress whose snippet, passthrough, canary cookie ... would be dropped is not served at all, with a
+// 1 and 2): an Ingress whose snippet, passthrough, unknown hash variable ... would be dropped is not served at all, with a
 // log line naming the annotation and the problems gauge set, while the other Ingresses keep working; tuning
 // annotations are served, and said once at info to be ignored.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -27,7 +27,7 @@ describe('netplane ingress and the ingress-nginx annotations it does not honour'
         ing('ssnip', { [`${ngx}server-snippet`]: 'location /admin { deny all; }' }),
         ing('waf', { [`${ngx}enable-modsecurity`]: 'true', [`${ngx}enable-owasp-core-rules`]: 'true' }),
         ing('pass', { [`${ngx}ssl-passthrough`]: 'true' }),
-        ing('hash', { [`${ngx}upstream-hash-by`]: '$request_uri' }),
+        ing('hash', { [`${ngx}upstream-hash-by`]: '$request_id' }),
         ing('mirror', { [`${ngx}mirror-target`]: 'https://mirror.example.com$request_uri' }),
         ing('notpass', { [`${ngx}ssl-passthrough`]: 'false', [`${ngx}configuration-snippet`]: '' }),
         ing('tuned', { [`${ngx}proxy-buffer-size`]: '64k', [`${ngx}proxy-buffering`]: 'on', [`${ngx}no-such-thing`]: 'x' }),
