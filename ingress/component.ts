@@ -8,9 +8,11 @@ import { TrustedProxies } from './limits/client-ip.ts';
 import { ConnectionCap } from './limits/connection-cap.ts';
 import { RateLimiters } from './limits/rate.ts';
 import { Gateway } from './server/gateway.ts';
+import { Passthrough } from './edge/passthrough.ts';
+import { allowSslPassthrough } from './routes/unhonoured.ts';
 import { GatewayMetrics } from './server/metrics.ts';
 import type { GatewayState } from './server/steps.ts';
-import { emptyTable, IngressState } from './state.ts';
+import { emptyTable, endpointsOf, IngressState } from './state.ts';
 import { Certificates, DefaultCertificateFiles, hstsHeader } from './tls/index.ts';
 import { Upstreams } from './upstream/upstreams.ts';
 import { parseSize } from './routes/annotations.ts';
@@ -60,6 +62,7 @@ const flags = {
   'proxy-protocol': switchFlag('every connection to --http and --https must start with a PROXY protocol header (v1 or v2, as from a load balancer); its client address is used'),
   'proxy-protocol-from': valueFlag({ value: 'CIDRS', help: 'with --proxy-protocol: peers allowed to connect (the load balancers); others are closed', parse: parseCIDRList }),
   'proxy-protocol-timeout': durationFlag({ help: 'with --proxy-protocol: time a connection has to send its whole header', default: '5s', min: '1s', max: '1m' }),
+  'enable-ssl-passthrough': switchFlag('pass the TLS connections of Ingresses with ssl-passthrough "true" through to their backend by SNI, unterminated'),
   'read-secrets': valueFlag({
     value: 'referenced|all',
     help: 'read only the Secrets an Ingress names (one watch each), or all of them (one watch, for thousands of TLS hosts)',
@@ -101,6 +104,7 @@ export const ingressComponent = defineComponent({
       throw new UsageError('netplane ingress: --proxy-protocol needs --proxy-protocol-from CIDRS, the load balancers allowed to send the header (0.0.0.0/0,::/0 for any peer)');
     }
     if (!f['proxy-protocol'] && f['proxy-protocol-from'] !== undefined) throw new UsageError('netplane ingress: --proxy-protocol-from is given without --proxy-protocol');
+    if (f['enable-ssl-passthrough'] && f.https === 'off') throw new UsageError('netplane ingress: --enable-ssl-passthrough needs the HTTPS listener, but --https is off');
     return undefined;
   },
   async run(ctx, f) {
@@ -143,6 +147,7 @@ async function runIngress(ctx: ComponentContext, f: IngressFlags): Promise<void>
     httpsPort: https?.port,
     hsts: f.hsts > 0 ? hstsHeader(f.hsts, f['hsts-include-subdomains'], false) : undefined,
   };
+  allowSslPassthrough(f['enable-ssl-passthrough']);
   const keeper = new IngressState(state, {
     store: ctx.store,
     serviceMap: ctx.serviceMap(),
@@ -177,6 +182,12 @@ async function runIngress(ctx: ComponentContext, f: IngressFlags): Promise<void>
     keepAliveTimeoutMs: f['keepalive-timeout'],
     maxHeaderSize: f['max-header-size'],
     maxHeadersCount: 100,
+    passthrough: f['enable-ssl-passthrough']
+      ? {
+          passthrough: new Passthrough({ table: () => state.table, annotationsOf: (ingress) => ctx.store.get('Ingress', ingress)?.metadata.annotations, endpoints: (b) => endpointsOf(ctx.serviceMap(), b) }),
+          connectTimeoutMs: f['proxy-connect-timeout'],
+        }
+      : undefined,
     proxyProtocol: f['proxy-protocol'] ? { from: TrustedProxies.parse(f['proxy-protocol-from'] ?? []), timeoutMs: f['proxy-protocol-timeout'] } : undefined,
   });
   let bound;

@@ -1,13 +1,17 @@
-// The gateway's accepting socket when bytes must be read before HTTP or TLS starts: the PROXY protocol header a
-// load balancer sends first (--proxy-protocol). A connection is handed to the HTTP or TLS server only once its
-// header is whole and valid, with the bytes after the header put back in front of the stream; one from a peer
-// outside --proxy-protocol-from, with no header, a garbled one, or one not whole within the time-out is closed
-// without a byte answered (the spec: never guess whether a header is there, abort on anything that does not
-// match). The header's source becomes the connection's client, found by connectionClient() from then on.
+// The gateway's accepting socket when bytes must be read before HTTP or TLS starts. First the PROXY protocol header
+// a load balancer sends (--proxy-protocol): one from a peer outside --proxy-protocol-from, with no header, a garbled
+// one, or one not whole within the time-out is closed without a byte answered (the spec: never guess whether a
+// header is there, abort on anything that does not match); the header's source becomes the connection's client,
+// found by connectionClient() from then on. Then, on the HTTPS listener with --enable-ssl-passthrough, the TLS
+// ClientHello is peeked: a server name that is passed through gets the raw connection spliced to its backend.
+// Every other connection is handed to the HTTP or TLS server with the bytes after the header put back in front.
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
 import type { Logger } from '../../runtime/logger.ts';
 import { normalizeIP, type AddressSet } from '../limits/client-ip.ts';
+import { parseClientHello } from './client-hello.ts';
+import type { Passthrough } from './passthrough.ts';
 import { parseProxyHeader } from './proxy-protocol.ts';
+import { splice } from './splice.ts';
 
 /** Where a connection comes from, as the gateway counts it (limits, source ranges, forwarded headers, access log). */
 export interface ConnectionClient {
@@ -31,15 +35,25 @@ export function connectionClient(socket: Socket): ConnectionClient {
 }
 
 /** Why a connection was closed before HTTP or TLS saw it (the `reason` of netplane_ingress_rejected_total). */
-export type EdgeRefusal = 'proxy-protocol-peer' | 'proxy-protocol-header' | 'proxy-protocol-timeout';
+export type EdgeRefusal = 'proxy-protocol-peer' | 'proxy-protocol-header' | 'proxy-protocol-timeout' | 'client-hello-timeout';
 
-/** How the edge reads connections. */
+/** How the edge reads connections; at least one of `proxyProtocol` and `passthrough`. */
 export interface EdgeOptions {
-  proxyProtocol: {
+  proxyProtocol?: {
     /** Peers allowed to send a header; every other connection is closed at once. */
     from: AddressSet;
     /** Time a connection has to send its whole header. */
     timeoutMs: number;
+  };
+  passthrough?: {
+    passthrough: Passthrough;
+    /** Time a client has to send its whole ClientHello. */
+    helloTimeoutMs: number;
+    connectTimeoutMs: number;
+    /** Counts and caps a connection about to be passed through, as the servers do theirs; false: it was closed. */
+    admit: (socket: Socket) => boolean;
+    /** Where one JSON line per passed-through connection goes, when it has closed. */
+    accessLog?: Logger;
   };
   log: Logger;
   /** Counts a connection closed before it was handed on. */
@@ -48,7 +62,10 @@ export interface EdgeOptions {
   handOff: (socket: Socket) => void;
 }
 
-/** A listening socket that reads each connection's PROXY header before handing the connection on. */
+/** What reading the start of a connection came to. */
+type Read<T> = { data: Buffer; parsed: Exclude<T, { status: 'incomplete' }> } | { data: Buffer; ended: 'end' | 'timeout' };
+
+/** A listening socket that reads the start of each connection before handing it on or passing it through. */
 export class EdgeListener {
   /** The accepting socket; listen on it instead of the HTTP or TLS server. */
   readonly server: NetServer;
@@ -58,62 +75,110 @@ export class EdgeListener {
 
   constructor(options: EdgeOptions) {
     this.#o = options;
-    this.server = createServer({ pauseOnConnect: true, noDelay: true }, (socket) => this.#accept(socket));
+    // Half-open as a passed-through connection needs; a handed-on one takes its server's setting (handOff).
+    this.server = createServer({ pauseOnConnect: true, noDelay: true, allowHalfOpen: true }, (socket) => void this.#accept(socket));
   }
 
-  /** Stops accepting and closes the connections whose header is still being read. */
+  /** Stops accepting and closes the connections still being read. */
   close(): void {
     this.server.close();
     for (const socket of this.#reading) socket.destroy();
     this.#reading.clear();
   }
 
-  #accept(socket: Socket): void {
-    const { proxyProtocol } = this.#o;
+  async #accept(socket: Socket): Promise<void> {
+    const { proxyProtocol, passthrough } = this.#o;
     const peer = socket.remoteAddress ?? '';
     socket.on('error', ignore);
-    if (!proxyProtocol.from.has(peer)) {
-      this.#refuse(socket, 'proxy-protocol-peer', `peer ${peer} is not in --proxy-protocol-from`);
-      return;
-    }
+    if (proxyProtocol && !proxyProtocol.from.has(peer)) return this.#refuse(socket, 'proxy-protocol-peer', `peer ${peer} is not in --proxy-protocol-from`);
     this.#reading.add(socket);
-    let received: Buffer = Buffer.alloc(0);
-    const timer = setTimeout(() => this.#refuse(socket, 'proxy-protocol-timeout', `no whole PROXY protocol header from ${peer} within ${proxyProtocol.timeoutMs} ms`), proxyProtocol.timeoutMs);
-    const stop = () => {
-      clearTimeout(timer);
-      this.#reading.delete(socket);
-      socket.off('data', onData);
-      socket.off('end', onEnd);
-      socket.off('close', stop);
-    };
-    const onEnd = () => {
-      stop();
-      // A balancer's TCP health check connects and closes without a byte: nothing was refused.
-      if (received.length === 0) socket.destroy();
-      else this.#refuse(socket, 'proxy-protocol-header', `${peer} closed the connection inside its PROXY protocol header`);
-    };
-    const onData = (chunk: Buffer) => {
-      // Bounded: the parser says incomplete only while the bytes are a beginning of a header, which is at most
-      // 107 bytes (version 1) or 16 + 4096 (version 2), so no more than that and one chunk is ever held.
-      received = received.length === 0 ? chunk : Buffer.concat([received, chunk]);
-      const parsed = parseProxyHeader(received);
-      if (parsed.status === 'incomplete') return;
-      stop();
-      if (parsed.status === 'invalid') {
-        this.#refuse(socket, 'proxy-protocol-header', `bad PROXY protocol header from ${peer}: ${parsed.reason}`);
-        return;
+    try {
+      let rest: Buffer = Buffer.alloc(0);
+      if (proxyProtocol) {
+        const r = await this.#read(socket, rest, proxyProtocol.timeoutMs, parseProxyHeader);
+        if ('ended' in r) {
+          // A balancer's TCP health check connects and closes without a byte: nothing was refused.
+          if (r.ended === 'end' && r.data.length === 0) return void socket.destroy();
+          return this.#refuse(socket, r.ended === 'end' ? 'proxy-protocol-header' : 'proxy-protocol-timeout', r.ended === 'end' ? `${peer} closed the connection inside its PROXY protocol header` : `no whole PROXY protocol header from ${peer} within ${proxyProtocol.timeoutMs} ms`);
+        }
+        if (r.parsed.status === 'invalid') return this.#refuse(socket, 'proxy-protocol-header', `bad PROXY protocol header from ${peer}: ${r.parsed.reason}`);
+        const { source, length } = r.parsed.header;
+        if (source) clients.set(socket, { address: normalizeIP(source.address) ?? source.address, port: source.port });
+        rest = r.data.subarray(length);
       }
-      socket.pause();
-      const { source } = parsed.header;
-      if (source) clients.set(socket, { address: normalizeIP(source.address) ?? source.address, port: source.port });
-      if (received.length > parsed.header.length) socket.unshift(received.subarray(parsed.header.length));
+      if (passthrough) {
+        const r = await this.#read(socket, rest, passthrough.helloTimeoutMs, parseClientHello);
+        if ('ended' in r) {
+          if (r.ended === 'end') return void socket.destroy();
+          return this.#refuse(socket, 'client-hello-timeout', `no whole TLS ClientHello from ${connectionClient(socket).address} within ${passthrough.helloTimeoutMs} ms`);
+        }
+        rest = r.data;
+        // A ClientHello that cannot be read is the TLS server's to answer, as is every name not passed through.
+        const target = r.parsed.status === 'complete' && r.parsed.serverName !== undefined ? passthrough.passthrough.target(r.parsed.serverName) : undefined;
+        if (target && r.parsed.status === 'complete') {
+          this.#reading.delete(socket);
+          if (!passthrough.admit(socket)) return;
+          socket.off('error', ignore);
+          const started = performance.now();
+          const result = await splice(socket, rest, target.endpoints, { connectTimeoutMs: passthrough.connectTimeoutMs, tries: 3 });
+          if (result.endpoint === undefined) this.#o.log.warn({ ingress: target.ingress, backend: target.backend.key, reason: result.error }, `TLS passthrough for ${r.parsed.serverName} found no endpoint: ${result.error}`);
+          passthrough.accessLog?.info({
+            remote: connectionClient(socket).address,
+            sni: r.parsed.serverName,
+            passthrough: true,
+            ingress: target.ingress,
+            backend: target.backend.key,
+            endpoint: result.endpoint,
+            ms: Math.round((performance.now() - started) * 10) / 10,
+            sent: result.sent,
+            received: result.received,
+            error: result.error,
+          });
+          return;
+        }
+      }
+      if (socket.destroyed) return;
+      if (rest.length > 0) socket.unshift(rest);
       socket.off('error', ignore);
       this.#o.handOff(socket);
-    };
-    socket.on('data', onData);
-    socket.on('end', onEnd);
-    socket.on('close', stop);
-    socket.resume();
+    } finally {
+      this.#reading.delete(socket);
+    }
+  }
+
+  /**
+   * Reads from `socket` (after the `initial` bytes already read) until `parse` says more than incomplete, the
+   * client ends, or `timeoutMs` passes; leaves the socket paused. Bounded: a parser says incomplete only while the
+   * bytes may begin what it reads, which is capped (a PROXY header at 4112 bytes, a ClientHello at 16 KiB), so no
+   * more than that and one chunk is held.
+   */
+  #read<T extends { status: string }>(socket: Socket, initial: Buffer, timeoutMs: number, parse: (data: Buffer) => T): Promise<Read<T>> {
+    let data = initial;
+    const whole = (p: T): p is Exclude<T, { status: 'incomplete' }> => p.status !== 'incomplete';
+    const first = data.length > 0 ? parse(data) : undefined;
+    if (first !== undefined && whole(first)) return Promise.resolve({ data, parsed: first });
+    if (socket.destroyed || socket.readableEnded) return Promise.resolve({ data, ended: 'end' });
+    return new Promise((resolve) => {
+      const done = (r: Read<T>) => {
+        clearTimeout(timer);
+        socket.pause();
+        socket.off('data', onData);
+        socket.off('end', onEnd);
+        socket.off('close', onEnd);
+        resolve(r);
+      };
+      const timer = setTimeout(() => done({ data, ended: 'timeout' }), timeoutMs);
+      const onEnd = () => done({ data, ended: 'end' });
+      const onData = (chunk: Buffer) => {
+        data = data.length === 0 ? chunk : Buffer.concat([data, chunk]);
+        const parsed = parse(data);
+        if (whole(parsed)) done({ data, parsed });
+      };
+      socket.on('data', onData);
+      socket.on('end', onEnd);
+      socket.on('close', onEnd);
+      socket.resume();
+    });
   }
 
   /**

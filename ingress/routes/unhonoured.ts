@@ -25,6 +25,16 @@ const on = (v: string): boolean => !falseWords.has(v);
 const set = (v: string): boolean => v !== '';
 const nonZero = (v: string): boolean => v !== '' && v !== '0';
 
+// --enable-ssl-passthrough (process-wide, set once at start): ingress/edge then passes the TLS connections of an
+// Ingress with ssl-passthrough "true" (Go's true words) through, so only other values are refused.
+let sslPassthrough = false;
+const goTrue: ReadonlySet<string> = new Set(['1', 't', 'T', 'TRUE', 'true', 'True']);
+
+/** Turns --enable-ssl-passthrough on or off: whether ssl-passthrough "true" is served (by ingress/edge) or refused. */
+export function allowSslPassthrough(on: boolean): void {
+  sslPassthrough = on;
+}
+
 const noSnippets = 'netplane never runs nginx configuration, and serving the Ingress without it would drop whatever it enforces (deny rules, returns, headers)';
 
 /** The refused ingress-nginx annotations, most used first. */
@@ -39,7 +49,11 @@ export const refusals: readonly Refusal[] = [
   { name: 'global-rate-limit-ignored-cidrs', applies: set, why: 'netplane has no rate limit shared between replicas (limit-rps and limit-rpm count per gateway)' },
   { name: 'limit-rate', applies: nonZero, why: 'netplane does not throttle the bandwidth of responses, and serving the Ingress without it would lift the limit' },
   { name: 'limit-rate-after', applies: nonZero, why: 'netplane does not throttle the bandwidth of responses, and serving the Ingress without it would lift the limit' },
-  { name: 'ssl-passthrough', applies: on, why: 'netplane terminates TLS itself and cannot pass the connection through to the backend, which would then get plain HTTP' },
+  {
+    name: 'ssl-passthrough',
+    applies: (v) => on(v) && !(sslPassthrough && goTrue.has(v)),
+    why: 'without --enable-ssl-passthrough (and a value of "true" with it) netplane terminates TLS itself, and the backend would then get plain HTTP',
+  },
   {
     name: 'canary-by-header-pattern',
     // ingress-nginx ignores the pattern when canary-by-header-value is set.
@@ -118,7 +132,7 @@ export function ignoredAnnotations(annotations: Readonly<Record<string, string>>
   for (const key of Object.keys(annotations).sort()) {
     if (!key.startsWith(nginxPrefix)) continue;
     const name = key.slice(nginxPrefix.length);
-    if (known(name)) continue;
+    if (known(name) || (name === 'ssl-passthrough' && sslPassthrough && goTrue.has(annotations[key]!.trim()))) continue;
     if (ignored.has(name) || refusalOf(name) !== undefined) out.tuning.push(key);
     else out.unknown.push(key);
   }

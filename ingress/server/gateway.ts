@@ -8,6 +8,7 @@ import type { Logger } from '../../runtime/logger.ts';
 import type { HostPort } from '../../runtime/flags.ts';
 import { clientIP, type AddressSet, type TrustedProxies } from '../limits/client-ip.ts';
 import { connectionClient, EdgeListener } from '../edge/listener.ts';
+import type { Passthrough } from '../edge/passthrough.ts';
 import type { ConnectionCap } from '../limits/connection-cap.ts';
 import type { Certificates } from '../tls/certificates.ts';
 import type { TLSSocket } from 'node:tls';
@@ -35,6 +36,8 @@ export interface GatewayOptions {
   maxHeadersCount: number;
   /** Both listeners take only connections that start with a PROXY protocol header from these peers. */
   proxyProtocol?: { from: AddressSet; timeoutMs: number };
+  /** The HTTPS listener passes the TLS connections of ssl-passthrough Ingresses through (--enable-ssl-passthrough). */
+  passthrough?: { passthrough: Passthrough; connectTimeoutMs: number };
 }
 
 /** The HTTP and HTTPS listeners over one shared, swappable state. */
@@ -81,7 +84,7 @@ export class Gateway {
         this.#http = s;
         this.#guard(s);
         // node:http reads a handed-on socket from the data put back in front of it only once it flows again.
-        bound.http = await listenOn(this.#accepting(s, (socket) => (s.emit('connection', socket), socket.resume())), o.http, o.reusePort);
+        bound.http = await listenOn(this.#accepting(s, false, (socket) => (s.emit('connection', socket), socket.resume())), o.http, o.reusePort);
       }
       if (o.https) {
         if (!o.certificates) throw new Error('an HTTPS listener needs certificates');
@@ -120,7 +123,7 @@ export class Gateway {
         this.#https = s;
         this.#guard(s);
         // The TLS socket reads what was put back in front of the TCP socket itself (it must not flow before).
-        bound.https = await listenOn(this.#accepting(s, (socket) => s.emit('connection', socket)), o.https, o.reusePort);
+        bound.https = await listenOn(this.#accepting(s, true, (socket) => s.emit('connection', socket)), o.https, o.reusePort);
       }
     } catch (e) {
       this.#http?.close();
@@ -156,34 +159,34 @@ export class Gateway {
   }
 
   /**
-   * The socket to listen on for `server`: the server itself, or with --proxy-protocol an edge listener that reads
-   * each connection's header first and then gives it to `handOff`.
+   * The socket to listen on for `server`: the server itself, or an edge listener that first reads each
+   * connection's PROXY protocol header (--proxy-protocol) and, on HTTPS, its ClientHello (--enable-ssl-passthrough),
+   * then passes it through or gives it to `handOff`.
    */
-  #accepting(server: NetServer, handOff: (socket: Socket) => void): NetServer {
-    const { proxyProtocol, metrics, log } = this.#o;
-    if (!proxyProtocol) return server;
-    const edge = new EdgeListener({ proxyProtocol, log, refused: (reason) => metrics.rejected.inc({ reason }), handOff });
+  #accepting(server: NetServer, https: boolean, handOff: (socket: Socket) => void): NetServer {
+    const { proxyProtocol, metrics, log, accessLog, headersTimeoutMs } = this.#o;
+    const passthrough = https ? this.#o.passthrough : undefined;
+    if (!proxyProtocol && !passthrough) return server;
+    const edge = new EdgeListener({
+      ...(proxyProtocol ? { proxyProtocol } : {}),
+      // A client has as long for its ClientHello as for its request headers.
+      ...(passthrough ? { passthrough: { ...passthrough, helloTimeoutMs: headersTimeoutMs, admit: (socket: Socket) => this.#admit(socket), ...(accessLog ? { accessLog } : {}) } } : {}),
+      log,
+      refused: (reason) => metrics.rejected.inc({ reason }),
+      handOff: (socket) => {
+        // As the server would have accepted it (node:http keeps half-open connections, TLS does not).
+        socket.allowHalfOpen = (server as { allowHalfOpen?: boolean }).allowHalfOpen ?? false;
+        handOff(socket);
+      },
+    });
     this.#edges.push(edge);
     return edge.server;
   }
 
   /** Per-IP connection cap and the connection gauge, on the raw TCP connections of a listener. */
   #guard(server: Server | Http2SecureServer): void {
-    const { connectionCap, metrics } = this.#o;
-    server.on('connection', (socket: Socket) => {
-      // The PROXY protocol header's client when there was one (read before the server got the connection).
-      const ip = connectionClient(socket).address;
-      if (!connectionCap.acquire(ip)) {
-        metrics.rejected.inc({ reason: 'connection-cap' });
-        socket.destroy();
-        return;
-      }
-      metrics.connections.inc({ state: 'active' });
-      socket.once('close', () => {
-        connectionCap.release(ip);
-        metrics.connections.dec({ state: 'active' });
-      });
-    });
+    const { metrics } = this.#o;
+    server.on('connection', (socket: Socket) => void this.#admit(socket));
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
       metrics.rejected.inc({ reason: err.code ?? 'client-error' });
       if (socket.writable && !(socket as Socket).destroyed) {
@@ -192,6 +195,24 @@ export class Gateway {
       } else socket.destroy();
     });
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => void this.#upgrade(req, socket as Socket, head, server === this.#https ? 'https' : 'http'));
+  }
+
+  /** Counts a new TCP connection and applies the per-IP cap to its client; false when it was over the cap and closed. */
+  #admit(socket: Socket): boolean {
+    const { connectionCap, metrics } = this.#o;
+    // The PROXY protocol header's client when there was one (read before the server got the connection).
+    const ip = connectionClient(socket).address;
+    if (!connectionCap.acquire(ip)) {
+      metrics.rejected.inc({ reason: 'connection-cap' });
+      socket.destroy();
+      return false;
+    }
+    metrics.connections.inc({ state: 'active' });
+    socket.once('close', () => {
+      connectionCap.release(ip);
+      metrics.connections.dec({ state: 'active' });
+    });
+    return true;
   }
 
   #exchange(req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse, proto: 'http' | 'https', port: number): Exchange {

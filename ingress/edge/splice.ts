@@ -1,0 +1,98 @@
+// Joins a client's TCP connection to an endpoint's, byte for byte, for TLS passthrough: the bytes already read
+// from the client (its ClientHello) go first, then both directions are piped with backpressure until either side
+// closes. Endpoints are tried in order until one accepts within the connect time-out (at most `tries`).
+import { connect, type Socket } from 'node:net';
+import type { Endpoint } from '../upstream/upstreams.ts';
+
+/** How a spliced connection ended. */
+export interface SpliceResult {
+  /** `ip:port` of the endpoint that took the connection; undefined when none did. */
+  endpoint?: string;
+  /** Why no endpoint took it, or why the relay ended in an error. */
+  error?: string;
+  /** Bytes from the client to the endpoint (the replayed ones included) and back. */
+  sent: number;
+  received: number;
+}
+
+/** Connects to the first endpoint that accepts and relays until both sockets are closed; never rejects. */
+export async function splice(client: Socket, first: Buffer, endpoints: readonly Endpoint[], o: { connectTimeoutMs: number; tries: number }): Promise<SpliceResult> {
+  let error = endpoints.length === 0 ? 'the backend has no endpoints' : undefined;
+  for (const e of endpoints.slice(0, o.tries)) {
+    if (client.destroyed) return { error: 'the client went away', sent: 0, received: 0 };
+    const upstream = await connected(e, o.connectTimeoutMs);
+    if (typeof upstream === 'string') {
+      error = `${e.ip}:${e.port}: ${upstream}`;
+      continue;
+    }
+    return relay(client, upstream, first, `${endpointText(e)}`);
+  }
+  client.destroy();
+  return { error, sent: 0, received: 0 };
+}
+
+const endpointText = (e: Endpoint) => (e.ip.includes(':') ? `[${e.ip}]:${e.port}` : `${e.ip}:${e.port}`);
+
+/** A connected socket, or the reason it could not connect. */
+function connected(e: Endpoint, timeoutMs: number): Promise<Socket | string> {
+  return new Promise((resolve) => {
+    const s = connect({ host: e.ip, port: e.port, noDelay: true, allowHalfOpen: true });
+    const timer = setTimeout(() => {
+      s.destroy();
+      resolve(`no connection within ${timeoutMs} ms`);
+    }, timeoutMs);
+    s.once('connect', () => {
+      clearTimeout(timer);
+      s.off('error', failed);
+      resolve(s);
+    });
+    const failed = (err: Error) => {
+      clearTimeout(timer);
+      resolve((err as NodeJS.ErrnoException).code ?? err.message);
+    };
+    s.once('error', failed);
+  });
+}
+
+function relay(client: Socket, upstream: Socket, first: Buffer, endpoint: string): Promise<SpliceResult> {
+  return new Promise((resolve) => {
+    let error: string | undefined;
+    let open = 2;
+    const fail = (side: string) => (err: NodeJS.ErrnoException) => {
+      error ??= `${side}: ${err.code ?? err.message}`;
+      client.destroy();
+      upstream.destroy();
+    };
+    const closed = () => {
+      if (--open > 0) return;
+      resolve({ endpoint, ...(error ? { error } : {}), sent: upstream.bytesWritten, received: client.bytesWritten });
+    };
+    client.on('error', fail('client'));
+    upstream.on('error', fail('endpoint'));
+    client.once('close', () => {
+      finish(upstream);
+      closed();
+    });
+    upstream.once('close', () => {
+      finish(client);
+      closed();
+    });
+    upstream.write(first);
+    // A half-close is passed on (pipe ends the other side's writing when one side ends its own).
+    client.pipe(upstream);
+    upstream.pipe(client);
+    client.resume();
+  });
+}
+
+/** Once its peer is gone: lets what is written to `s` go out, then closes it (nothing it sends has anywhere to go). */
+function finish(s: Socket): void {
+  if (s.destroyed || s.writableFinished) {
+    s.destroy();
+    return;
+  }
+  s.once('finish', () => s.destroy());
+  if (!s.writableEnded) s.end();
+  // A peer that never reads what is left is not waited for without end.
+  setTimeout(() => s.destroy(), 10_000).unref();
+}
