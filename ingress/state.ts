@@ -2,6 +2,11 @@
 // IngressClasses change, feeds each backend's ready endpoints to the upstream pools, and swaps certificates and
 // authenticators when a Secret that a route references changes. A change never interrupts a request: the table is
 // replaced whole, pools that stay are kept.
+// An upstream is built per BackendRef.key: one Service port reached one way (protocol, proxy-ssl-*,
+// service-upstream: its UpstreamSpec, from the Ingress of the route). The ways a port is reached share its
+// endpoints (read once per change of the Service), but each has its own pools and outlier ejection state: a TLS
+// or protocol failure of one way says nothing about another. A change of one Ingress's settings moves its routes
+// to another upstream; the others' are kept as they are.
 import type { ServiceMap } from '../cluster/servicemap/index.ts';
 import type { Store, StoreChange } from '../cluster/store.ts';
 import type { Ingress } from '../cluster/model/ingress.ts';
@@ -11,7 +16,7 @@ import type { PolicyDefaults } from './routes/policy.ts';
 import { readsNginxName } from './routes/annotations.ts';
 import { IgnoredAnnotationLog } from './routes/unhonoured.ts';
 import { basicAuthProblems } from './auth/secret-problems.ts';
-import type { BackendRef, BackendTlsPolicy, ObjectRef, RouteTable } from './routes/types.ts';
+import type { BackendRef, BackendTlsPolicy, ObjectRef, RouteTable, UpstreamSpec } from './routes/types.ts';
 import { createHash } from 'node:crypto';
 import { secretValue, type Secret } from '../cluster/model/secret.ts';
 import { parseCaBundle } from './tls/client-auth.ts';
@@ -39,9 +44,6 @@ export const emptyTable: RouteTable = {
   secrets: new Set(),
   clientCas: new Set(),
   backends: new Map(),
-  protocols: new Map(),
-  backendTls: new Map(),
-  viaService: new Set(),
   ingresses: new Map(),
   problems: [],
   size: 0,
@@ -56,7 +58,7 @@ export class IngressState {
   #logged = new Map<string, string>();
   /** The ingress-nginx annotations each served Ingress sets that netplane ignores, logged once. */
   readonly #ignored = new IgnoredAnnotationLog(readsNginxName);
-  /** Backends by the Service (namespace/name) they read. */
+  /** Upstreams (BackendRef) by the Service (namespace/name) whose endpoints they take. */
   #byService = new Map<string, BackendRef[]>();
   #pending = false;
   #compiled = false;
@@ -151,23 +153,24 @@ export class IngressState {
       const list = this.#byService.get(svc);
       if (list) list.push(b);
       else this.#byService.set(svc, [b]);
-      this.#applyEndpoints(b, table);
+      this.#applyEndpoints(b);
     }
     this.#state.upstreams.retain(new Set(table.backends.keys()));
   }
 
-  #applyEndpoints(b: BackendRef, table: RouteTable = this.#state.table): void {
-    const protocol = table.protocols.get(b.key) ?? 'HTTP';
-    const verify = protocol === 'HTTPS' || protocol === 'GRPCS' ? table.backendTls.get(b.key) : undefined;
-    if (verify === undefined) return this.#state.upstreams.setEndpoints(b.key, endpointsOf(this.#o.serviceMap, b, table.viaService.has(b.key)), protocol);
-    const tls = upstreamTls(b, verify, (ref) => this.#o.store.get('Secret', `${ref.namespace}/${ref.name}`));
+  /** Builds (or updates) the upstream `b.key` from `b.upstream` and the endpoints of its Service port. */
+  #applyEndpoints(b: BackendRef): void {
+    const spec: UpstreamSpec = b.upstream ?? plainHttp;
+    const { protocol } = spec;
+    if (spec.tls === undefined) return this.#state.upstreams.setEndpoints(b.key, endpointsOf(this.#o.serviceMap, b, spec.viaService), protocol);
+    const tls = upstreamTls(b, spec.tls, (ref) => this.#o.store.get('Secret', `${ref.namespace}/${ref.name}`));
     if ('problem' in tls) {
       // Fail closed: without the CA the backend is not reached at all (503), never unverified.
       this.#logOnce(`backend-tls ${b.key}`, tls.problem, () => this.#o.log.warn({ backend: b.key, reason: tls.problem }, `backend ${b.key} is not reached: ${tls.problem}`));
       return this.#state.upstreams.setEndpoints(b.key, [], protocol);
     }
     this.#logged.delete(`backend-tls ${b.key}`);
-    this.#state.upstreams.setEndpoints(b.key, endpointsOf(this.#o.serviceMap, b, table.viaService.has(b.key)), protocol, tls);
+    this.#state.upstreams.setEndpoints(b.key, endpointsOf(this.#o.serviceMap, b, spec.viaService), protocol, tls);
   }
 
   #applySecrets(table: RouteTable, changed: readonly string[] | undefined): void {
@@ -177,8 +180,8 @@ export class IngressState {
     // Backends verified against a CA of a changed Secret take the new bundle (new pools) from the next request on.
     if (changed) {
       for (const b of table.backends.values()) {
-        const v = table.backendTls.get(b.key);
-        if (v !== undefined && changed.includes(`${v.secret.namespace}/${v.secret.name}`)) this.#applyEndpoints(b, table);
+        const v = b.upstream?.tls;
+        if (v !== undefined && changed.includes(`${v.secret.namespace}/${v.secret.name}`)) this.#applyEndpoints(b);
       }
     }
     for (const p of this.#o.certificates?.problems() ?? []) this.#logOnce(`secret ${p.secret}`, p.reason, () => this.#o.log.warn({ secret: p.secret, reason: p.reason }, `TLS Secret ${p.secret} is not used: ${p.reason}`));
@@ -227,6 +230,9 @@ export function endpointsOf(map: ServiceMap, b: BackendRef, viaService = false):
   if (usable.length === 0) usable = port.endpoints.filter((e) => e.serving && e.terminating);
   return usable.map((e) => ({ ip: e.ip, port: e.port }));
 }
+
+/** How a BackendRef without `upstream` (an Ingress's errorBackend) is reached. */
+const plainHttp: UpstreamSpec = Object.freeze({ protocol: 'HTTP', viaService: false });
 
 const caProblems = new WeakMap<Secret, string>();
 

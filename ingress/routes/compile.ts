@@ -5,13 +5,17 @@
 // As in ingress-nginx, the primary Ingress owns a host's server and its locations: a canary Ingress contributes only
 // its rules, as another backend of the primary's routes, and its other annotations give way to the primary's (see
 // canaryPolicy); its auth, defaultBackend and tls entries are not used, and its Secrets are not read.
+// Each route's backend carries how its own Ingress reaches the Service port (backend-protocol, proxy-ssl-*,
+// service-upstream: an UpstreamSpec) and the key of the upstream built for exactly that (upstreamKey), so two
+// Ingresses that reach one Service port differently never share an upstream, and those that reach it alike do.
 import type { Ingress, IngressClass } from '../../cluster/model/ingress.ts';
 import { defaultClassAnnotation } from '../../cluster/model/ingress.ts';
 import { IngressSpecError, quote } from './errors.ts';
 import type { PolicyDefaults } from './policy.ts';
+import { backendKey } from './names.ts';
 import { compileIngress, ingressKey, type CompiledIngress, type CompiledRule } from './spec.ts';
 import { CompiledRouteTable, deepFreeze, RouteIndex, type TableParts } from './table.ts';
-import type { BackendRef, ClientCertPolicy, IngressPolicy, IngressProblem, Route, RouteTable, TlsChoice } from './types.ts';
+import type { BackendRef, ClientCertPolicy, IngressPolicy, IngressProblem, Route, RouteTable, TlsChoice, UpstreamSpec } from './types.ts';
 
 /** What compileRoutes reads. */
 export interface CompileInput {
@@ -51,9 +55,6 @@ export function compileRoutes(input: CompileInput): CompileResult {
     secrets: new Set(),
     clientCas: new Set(),
     backends: new Map(),
-    protocols: new Map(),
-    backendTls: new Map(),
-    viaService: new Set(),
     ingresses: new Map(),
     problems,
   };
@@ -63,14 +64,14 @@ export function compileRoutes(input: CompileInput): CompileResult {
     if (c.canary !== undefined) continue;
     deepFreeze(c.policy);
     for (const rule of c.rules) addRoute(parts, c, rule);
-    // The custom error backend is a backend like the others: its endpoints are followed (spoken to in HTTP).
-    if (c.policy.errorBackend !== undefined) addBackend(parts, c.policy.errorBackend, { backendProtocol: 'HTTP' });
+    // The custom error backend is a backend like the others: its endpoints are followed, spoken to in plain HTTP
+    // whatever the Ingress's own backends are (the key it has, and that the steps look it up by, says so too).
+    if (c.policy.errorBackend !== undefined) addBackend(parts, c.policy.errorBackend, errorBackendPolicy);
     if (c.policy.clientCert !== undefined) addClientCert(parts, c, c.policy.clientCert);
     // As in ingress-nginx: the defaultBackend of an Ingress without rules answers what nothing else matches, on any
     // host (the first such Ingress by namespace/name); that of an Ingress with rules only on its own hosts (below).
     if (c.defaultBackend !== undefined && c.rules.length === 0 && parts.defaultRoute === undefined) {
-      parts.defaultRoute = defaultRoute(c, '', c.defaultBackend);
-      addBackend(parts, c.defaultBackend, c.policy);
+      parts.defaultRoute = defaultRoute(c, '', addBackend(parts, c.defaultBackend, c.policy));
     }
     for (const { host, choice } of c.tls) addTls(parts, tlsOwner, c, host, choice);
     served.set(c.key, c.ingress);
@@ -82,8 +83,7 @@ export function compileRoutes(input: CompileInput): CompileResult {
     if (c.canary !== undefined || c.defaultBackend === undefined) continue;
     for (const host of new Set(c.rules.map((r) => r.host))) {
       if (parts.index.get(host, '/', 'Prefix') !== undefined || parts.index.getRegex(host, '/') !== undefined) continue;
-      parts.index.add(defaultRoute(c, host, c.defaultBackend));
-      addBackend(parts, c.defaultBackend, c.policy);
+      parts.index.add(defaultRoute(c, host, addBackend(parts, c.defaultBackend, c.policy)));
     }
   }
   // Canaries after every primary, so a canary attaches whatever the order of names.
@@ -175,10 +175,10 @@ function addRoute(parts: TableParts, c: CompiledIngress, rule: CompiledRule): vo
     parts.problems.push({ ingress: c.key, reason: `${describeRule(rule)} is dropped: ${owner(c, existing.ingress)} already routes it`, keptLastGood: false });
     return;
   }
-  const route: Route = { ingress: c.key, namespace: c.namespace, host: rule.host, path: rule.path, pathType: rule.pathType, backend: rule.backend, policy: c.policy };
+  const backend = addBackend(parts, rule.backend, c.policy);
+  const route: Route = { ingress: c.key, namespace: c.namespace, host: rule.host, path: rule.path, pathType: rule.pathType, backend, policy: c.policy };
   if (rule.regex !== undefined) route.regex = rule.regex;
   parts.index.add(route);
-  addBackend(parts, rule.backend, c.policy);
 }
 
 /**
@@ -205,14 +205,50 @@ function addClientCert(parts: TableParts, c: CompiledIngress, policy: ClientCert
   }
 }
 
-/** Records a backend and, the first time it is seen, the protocol it is spoken to in. */
-function addBackend(parts: TableParts, backend: BackendRef, policy: Pick<IngressPolicy, 'backendProtocol' | 'backendTls' | 'serviceUpstream'>): void {
-  parts.backends.set(backend.key, backend);
-  if (!parts.protocols.has(backend.key)) {
-    parts.protocols.set(backend.key, policy.backendProtocol);
-    if (policy.backendTls !== undefined) parts.backendTls.set(backend.key, policy.backendTls);
-    if (policy.serviceUpstream === true) parts.viaService.add(backend.key);
+/** The annotations of a policy that say how its backends are reached. */
+type UpstreamPolicy = Pick<IngressPolicy, 'backendProtocol' | 'backendTls' | 'serviceUpstream'>;
+
+/** A custom error backend (default-backend annotation) is asked in plain HTTP at its endpoints. */
+const errorBackendPolicy: UpstreamPolicy = { backendProtocol: 'HTTP' };
+
+/**
+ * How a policy reaches `backend`: its backend-protocol; its proxy-ssl-* only over TLS, with the name to verify filled
+ * in (so that writing the default name or leaving it out is one upstream); its service-upstream.
+ */
+export function upstreamSpec(backend: Pick<BackendRef, 'namespace' | 'service'>, policy: UpstreamPolicy): UpstreamSpec {
+  const spec: UpstreamSpec = { protocol: policy.backendProtocol, viaService: policy.serviceUpstream === true };
+  const v = policy.backendTls;
+  if (v !== undefined && (spec.protocol === 'HTTPS' || spec.protocol === 'GRPCS')) {
+    spec.tls = { secret: { namespace: v.secret.namespace, name: v.secret.name }, name: v.name ?? `${backend.service}.${backend.namespace}.svc`, sni: v.sni };
   }
+  return spec;
+}
+
+/**
+ * The key of the upstream that reaches a Service port as `spec` says: `namespace/service:port` for plain HTTP to the
+ * endpoints, else that followed by the protocol, ` verify=NS/SECRET name=NAME` (and ` sni`), ` service-upstream`.
+ * Every part is a DNS name, so different settings never write the same key; it names the upstream in logs.
+ */
+export function upstreamKey(backend: Pick<BackendRef, 'namespace' | 'service' | 'port'>, spec: UpstreamSpec): string {
+  let key = backendKey(backend.namespace, backend.service, backend.port);
+  if (spec.protocol !== 'HTTP') key += ` ${spec.protocol}`;
+  if (spec.tls !== undefined) key += ` verify=${spec.tls.secret.namespace}/${spec.tls.secret.name} name=${spec.tls.name}${spec.tls.sni ? ' sni' : ''}`;
+  if (spec.viaService) key += ' service-upstream';
+  return key;
+}
+
+/**
+ * The backend as `policy` reaches it, recorded in the table: a route's own copy with its UpstreamSpec and that
+ * upstream's key. Routes (of any Ingresses) that reach the port alike get the same object, hence one upstream.
+ */
+function addBackend(parts: TableParts, backend: BackendRef, policy: UpstreamPolicy): BackendRef {
+  const upstream = upstreamSpec(backend, policy);
+  const key = upstreamKey(backend, upstream);
+  const known = parts.backends.get(key);
+  if (known !== undefined) return known;
+  const placed: BackendRef = { namespace: backend.namespace, service: backend.service, port: backend.port, key, upstream };
+  parts.backends.set(key, deepFreeze(placed));
+  return placed;
 }
 
 function describeTls(choice: TlsChoice): string {
@@ -257,7 +293,10 @@ function addWwwRedirect(parts: TableParts, c: CompiledIngress, from: string, to:
     sslRedirect: false, forceSslRedirect: false, backendProtocol: p.backendProtocol, maxBodyBytes: p.maxBodyBytes,
     connectTimeoutMs: p.connectTimeoutMs, readTimeoutMs: p.readTimeoutMs, loadBalance: p.loadBalance, redirectToHost: to,
   };
-  parts.index.add({ ingress: c.key, namespace: c.namespace, host: from, path: '/', pathType: 'Prefix', backend: rule.backend, policy: deepFreeze(policy) });
+  // Never forwarded (every request is redirected), so no upstream is made for it; the backend says how the rule reaches it.
+  const upstream = upstreamSpec(rule.backend, p);
+  const backend: BackendRef = { namespace: rule.backend.namespace, service: rule.backend.service, port: rule.backend.port, key: upstreamKey(rule.backend, upstream), upstream };
+  parts.index.add({ ingress: c.key, namespace: c.namespace, host: from, path: '/', pathType: 'Prefix', backend, policy: deepFreeze(policy) });
   const tls = parts.tlsExact.get(to) ?? parts.tlsWildcard.get(to.slice(to.indexOf('.') + 1));
   if (tls !== undefined && !parts.tlsExact.has(from) && !parts.tlsWildcard.has(parent)) parts.tlsExact.set(from, tls);
 }
@@ -279,11 +318,12 @@ function attachCanary(parts: TableParts, c: CompiledIngress): number {
       parts.problems.push({ ingress: c.key, reason: `canary ${describeRule(rule)} is dropped: Ingress ${primary.canary.ingress} is already its canary (one canary per route)`, keptLastGood: false });
     } else {
       const policy = canaryPolicy(primary.policy, c.policy);
-      primary.canary = { ingress: c.key, backend: rule.backend, weight: settings.weight, weightTotal: settings.weightTotal, policy };
+      // Reached as the primary's location says (protocol, proxy-ssl-*), at its cluster IP as the canary's Ingress says.
+      const backend = addBackend(parts, rule.backend, policy);
+      primary.canary = { ingress: c.key, backend, weight: settings.weight, weightTotal: settings.weightTotal, policy };
       if (settings.header !== undefined) primary.canary.header = settings.header;
       if (settings.headerValue !== undefined) primary.canary.headerValue = settings.headerValue;
       if (settings.cookie !== undefined) primary.canary.cookie = settings.cookie;
-      addBackend(parts, rule.backend, policy);
       attached++;
     }
   }

@@ -5,7 +5,7 @@
 // the regex rules of a host (Ingresses with use-regex or a rewrite-target) are tried one by one, in ingress-nginx's
 // location order, each a comparison of its fixed start (routes/pattern.ts).
 import { locationBefore, regexMatches } from './pattern.ts';
-import type { BackendRef, BackendTlsPolicy, ClientCertPolicy, IngressPolicy, IngressProblem, Route, RouteTable, TlsChoice } from './types.ts';
+import type { BackendRef, ClientCertPolicy, IngressPolicy, IngressProblem, Route, RouteTable, TlsChoice } from './types.ts';
 
 /**
  * The rules of one host (or of the wildcard, or of any host) in one Map, keyed so that a key's last character tells
@@ -193,10 +193,8 @@ export interface TableParts {
   tlsWildcard: Map<string, TlsChoice>;
   secrets: Set<string>;
   clientCas: Set<string>;
+  /** Upstreams by BackendRef.key (see compile.ts addBackend). */
   backends: Map<string, BackendRef>;
-  protocols: Map<string, IngressPolicy['backendProtocol']>;
-  backendTls: Map<string, BackendTlsPolicy>;
-  viaService: Set<string>;
   ingresses: Map<string, IngressPolicy>;
   problems: IngressProblem[];
 }
@@ -210,9 +208,6 @@ export class CompiledRouteTable implements RouteTable {
   readonly secrets: ReadonlySet<string>;
   readonly clientCas: ReadonlySet<string>;
   readonly backends: ReadonlyMap<string, BackendRef>;
-  readonly protocols: ReadonlyMap<string, IngressPolicy['backendProtocol']>;
-  readonly backendTls: ReadonlyMap<string, BackendTlsPolicy>;
-  readonly viaService: ReadonlySet<string>;
   readonly ingresses: ReadonlyMap<string, IngressPolicy>;
   readonly problems: readonly IngressProblem[];
 
@@ -225,9 +220,6 @@ export class CompiledRouteTable implements RouteTable {
     this.secrets = parts.secrets;
     this.clientCas = parts.clientCas;
     this.backends = parts.backends;
-    this.protocols = parts.protocols;
-    this.backendTls = parts.backendTls;
-    this.viaService = parts.viaService;
     this.ingresses = parts.ingresses;
     this.problems = deepFreeze(parts.problems);
   }

@@ -8,14 +8,35 @@ export interface ObjectRef {
   name: string;
 }
 
-/** A Service port an Ingress sends traffic to. */
+/** A Service port an Ingress sends traffic to, and how the route reaches it. */
 export interface BackendRef {
   namespace: string;
   service: string;
   /** The Service port: its number, or its name. */
   port: number | string;
-  /** `namespace/service:port`: the key of the backend's upstream pool and of its metrics. */
+  /**
+   * The key of the upstream (its pools, balancing and ejection state) the requests go to, as routes/compile.ts
+   * upstreamKey writes it: `namespace/service:port` for plain HTTP to the endpoints — also the key of a BackendRef
+   * without `upstream` (an Ingress's errorBackend, spoken to in HTTP) — else followed by how the port is reached
+   * (`ns/api:443 HTTPS verify=ns/ca name=api.ns.svc`). Equal keys mean equal settings, so one upstream serves them.
+   */
   key: string;
+  /** How the port is reached; set on the backends of a RouteTable's routes and canaries. Absent: plain HTTP to the endpoints. */
+  upstream?: UpstreamSpec;
+}
+
+/**
+ * How a route reaches a Service port, from its Ingress's annotations (a canary's: canaryPolicy in compile.ts): the
+ * settings its upstream is built with. Per route, as ingress-nginx sets them per location: two Ingresses that reach
+ * one Service port differently get an upstream each.
+ */
+export interface UpstreamSpec {
+  /** backend-protocol. */
+  protocol: IngressPolicy['backendProtocol'];
+  /** proxy-ssl-* (only with HTTPS or GRPCS), `name` filled in (default `<service>.<namespace>.svc`); absent: not verified. */
+  tls?: BackendTlsPolicy;
+  /** service-upstream: the Service's cluster IP instead of its endpoints. */
+  viaService: boolean;
 }
 
 /** Basic auth: htpasswd lines from the Secret's `auth` key (bcrypt, SHA-256-crypt, SHA-512-crypt, Apache MD5 `$apr1$`). */
@@ -277,14 +298,11 @@ export interface RouteTable {
   readonly secrets: ReadonlySet<string>;
   /** The Secrets (`namespace/name`) whose `ca.crt` guards a host (auth-tls-secret); also in `secrets`. */
   readonly clientCas: ReadonlySet<string>;
-  /** Every backend of a served route or canary, by BackendRef.key. */
+  /**
+   * Every upstream a served route, default backend, canary or custom error backend uses, by BackendRef.key (a Service
+   * port reached in one way), each with its `upstream` settings.
+   */
   readonly backends: ReadonlyMap<string, BackendRef>;
-  /** The protocol each backend is spoken to in (backend-protocol of the first route using it), by BackendRef.key. */
-  readonly protocols: ReadonlyMap<string, IngressPolicy['backendProtocol']>;
-  /** How each HTTPS backend's certificate is verified (the first route using it), by BackendRef.key; absent: not. */
-  readonly backendTls: ReadonlyMap<string, BackendTlsPolicy>;
-  /** Backends reached at their Service's cluster IP (service-upstream of the first route using them), by key. */
-  readonly viaService: ReadonlySet<string>;
   /** Ingresses (`namespace/name`) served, with the policy each uses. */
   readonly ingresses: ReadonlyMap<string, IngressPolicy>;
   readonly problems: readonly IngressProblem[];

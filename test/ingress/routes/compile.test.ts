@@ -157,7 +157,7 @@ describe('canaries', () => {
     expect(route?.backend.key).toBe('default/main:80');
     expect(route?.canary).toEqual({
       ingress: 'default/a-canary',
-      backend: { namespace: 'default', service: 'next', port: 80, key: 'default/next:80' },
+      backend: { namespace: 'default', service: 'next', port: 80, key: 'default/next:80', upstream: { protocol: 'HTTP', viaService: false } },
       header: 'X-Canary',
       headerValue: 'yes',
       weight: 20,
@@ -220,7 +220,11 @@ describe('canaries', () => {
     const primary = table.ingresses.get('default/main')!;
     expect(table.match('a.com', '/api')!.canary!.policy).toEqual({ ...primary, loadBalance: 'least_request', serviceUpstream: true });
     // Spoken to as the primary's location says; reached at its cluster IP as its own Ingress says.
-    expect([table.protocols.get('default/next:80'), table.viaService.has('default/next:80'), table.viaService.has('default/main:80')]).toEqual(['HTTPS', true, false]);
+    expect([table.match('a.com', '/api')!.canary!.backend.upstream, table.match('a.com', '/api')!.backend.upstream]).toEqual([
+      { protocol: 'HTTPS', viaService: true },
+      { protocol: 'HTTPS', viaService: false },
+    ]);
+    expect([...table.backends.keys()].sort()).toEqual(['default/errors:80', 'default/main:80 HTTPS', 'default/next:80 HTTPS service-upstream']);
     // The canary's auth is not used (the primary's route runs the primary's), so its Secret is not read.
     expect(table.secrets.has('default/canary-users')).toBe(false);
   });
@@ -250,9 +254,9 @@ describe('table contents', () => {
 
   it('lists backends by key, with named ports', () => {
     expect([...table.backends.values()].sort((x, y) => (x.key < y.key ? -1 : 1))).toEqual([
-      { namespace: 'shop', service: 'api', port: 8080, key: 'shop/api:8080' },
-      { namespace: 'shop', service: 'b', port: 80, key: 'shop/b:80' },
-      { namespace: 'shop', service: 'web', port: 'http', key: 'shop/web:http' },
+      { namespace: 'shop', service: 'api', port: 8080, key: 'shop/api:8080', upstream: { protocol: 'HTTP', viaService: false } },
+      { namespace: 'shop', service: 'b', port: 80, key: 'shop/b:80', upstream: { protocol: 'HTTP', viaService: false } },
+      { namespace: 'shop', service: 'web', port: 'http', key: 'shop/web:http', upstream: { protocol: 'HTTP', viaService: false } },
     ]);
   });
 
@@ -261,7 +265,7 @@ describe('table contents', () => {
       ingress('plain', { rules: [rule('a.com', 'Prefix / web:80')] }),
       ingress('secure', { annotations: { 'nginx.ingress.kubernetes.io/backend-protocol': 'HTTPS' }, rules: [rule('b.com', 'Prefix /api tls:443')], defaultBackend: backend('fallback:8443') }),
     ]);
-    expect(Object.fromEntries(t.protocols)).toEqual({ 'default/web:80': 'HTTP', 'default/tls:443': 'HTTPS', 'default/fallback:8443': 'HTTPS' });
+    expect(Object.fromEntries([...t.backends].map(([k, b]) => [k, b.upstream?.protocol]))).toEqual({ 'default/web:80': 'HTTP', 'default/tls:443 HTTPS': 'HTTPS', 'default/fallback:8443 HTTPS': 'HTTPS' });
   });
 
   it("scopes an Ingress's defaultBackend to its own hosts, as ingress-nginx does; one without rules answers every host", () => {
