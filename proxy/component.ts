@@ -15,6 +15,7 @@ import { cleanStaleFlows } from './conntrack.ts';
 import { HealthCheckServers } from './healthcheck.ts';
 import { registerProxyMetrics } from './metrics.ts';
 import { ProxySyncer } from './sync.ts';
+import { detectLocalModes, detectLocalProblem, parseInterfaceName, resolveDetectLocal, type DetectLocalFlags, type DetectLocalMode } from './plan/local.ts';
 
 /** A whole number, 0 included. */
 function wholeNumber(raw: string): number {
@@ -34,6 +35,14 @@ const flags = {
     parse: (raw) => (raw.trim() === 'primary' ? [primaryKeyword] : parseCIDRList(raw)),
   }),
   'masquerade-all': switchFlag('masquerade every connection to a Service'),
+  'detect-local-mode': valueFlag({
+    value: 'MODE',
+    help: "kernel modes: how traffic from this node's pods is told apart (kube-proxy's --detect-local-mode): ClusterCIDR (sources in --cluster-cidr), NodeCIDR (sources in the Node's spec.podCIDRs), BridgeInterface (in on --pod-bridge-interface), InterfaceNamePrefix (in on interfaces named --pod-interface-name-prefix*)",
+    parse: oneOf(detectLocalModes),
+    default: 'ClusterCIDR' as DetectLocalMode,
+  }),
+  'pod-bridge-interface': valueFlag({ value: 'NAME', help: "with --detect-local-mode BridgeInterface: the bridge this node's pods are attached to, e.g. cni0", parse: parseInterfaceName }),
+  'pod-interface-name-prefix': valueFlag({ value: 'PREFIX', help: "with --detect-local-mode InterfaceNamePrefix: how this node's pod interfaces are named, e.g. veth", parse: parseInterfaceName }),
   zone: valueFlag({ value: 'ZONE', help: "this node's zone for topology-aware routing (default: the node's topology.kubernetes.io/zone label)" }),
   'bind-address': valueFlag({ value: 'ADDR', help: 'userspace mode: the address Service ports listen on', parse: parseIPAddress, default: '127.0.0.1' }),
   'userspace-threads': valueFlag({ value: 'N', help: 'userspace mode: threads accepting TCP connections (SO_REUSEPORT), 1 to 64', parse: intInRange(1, 64), default: 1 }),
@@ -66,6 +75,11 @@ export const proxyComponent = defineComponent({
   async before(f, log) {
     const np = f['nodeport-addresses'].flat();
     if (np.includes(primaryKeyword) && np.length > 1) throw new UsageError(`netplane proxy: --nodeport-addresses ${primaryKeyword} takes no CIDRs beside it`);
+    const localProblem = detectLocalProblem(detectLocalFlags(f));
+    if (localProblem) throw new UsageError(`netplane proxy: ${localProblem}`);
+    if (f.mode === 'userspace' && f['detect-local-mode'] !== 'ClusterCIDR') {
+      log.warn(`--detect-local-mode ${f['detect-local-mode']} has no effect in userspace mode: its sockets cannot see the interface a connection came in on, and its Local-policy NodePorts take every endpoint for clients from this node and --cluster-cidr`);
+    }
     const runner = new HostRunner();
     if (f.cleanup) return cleanup(runner, log);
     if (f.mode === 'userspace') return undefined;
@@ -109,6 +123,12 @@ async function removeOtherMode(mode: ProxyMode, runner: HostRunner, log: Logger)
 
 type ProxyFlags = Parameters<NonNullable<typeof proxyComponent.run>>[1];
 
+/** The --detect-local-mode flags; userspace mode always takes ClusterCIDR (it has no kernel rules to match with). */
+function detectLocalFlags(f: Pick<ProxyFlags, 'mode' | 'detect-local-mode' | 'pod-bridge-interface' | 'pod-interface-name-prefix'>, forRules = false): DetectLocalFlags {
+  if (forRules && f.mode === 'userspace') return { mode: 'ClusterCIDR' };
+  return { mode: f['detect-local-mode'], bridge: f['pod-bridge-interface'], prefix: f['pod-interface-name-prefix'] };
+}
+
 async function runProxy(ctx: ComponentContext, f: ProxyFlags): Promise<void> {
   const runner = new HostRunner();
   const metrics = registerProxyMetrics(ctx.registry);
@@ -135,6 +155,7 @@ async function runProxy(ctx: ComponentContext, f: ProxyFlags): Promise<void> {
     if (message !== warned) ctx.log.warn(message);
     warned = message;
   };
+  let localWarned: string | undefined;
   const syncer: ProxySyncer = new ProxySyncer({
     backend,
     serviceMap,
@@ -147,6 +168,11 @@ async function runProxy(ctx: ComponentContext, f: ProxyFlags): Promise<void> {
     config: () => {
       const zone = f.zone ?? nodeZone(ctx.store, ctx.nodeName);
       const node = findNode(ctx.store, ctx.nodeName);
+      const local = resolveDetectLocal(detectLocalFlags(f, true), ctx.nodeName, node, syncer.lastPlan);
+      if ('waitFor' in local) return local;
+      if (local.warning !== undefined && local.warning !== localWarned) ctx.log.warn(local.warning);
+      localWarned = local.warning;
+      if (local.notice) ctx.log.info(local.notice);
       return {
         nodeName: ctx.nodeName,
         ...(zone !== undefined ? { zone } : {}),
@@ -154,6 +180,7 @@ async function runProxy(ctx: ComponentContext, f: ProxyFlags): Promise<void> {
         masqueradeAll: f['masquerade-all'],
         nodePortAddresses: nodePortCIDRs(f['nodeport-addresses'].flat(), node, warnOnce),
         nodeIPs: primaryAddresses(node),
+        detectLocal: local.detect,
       };
     },
     async afterSync(prev, next) {
@@ -170,6 +197,7 @@ async function runProxy(ctx: ComponentContext, f: ProxyFlags): Promise<void> {
     },
   });
   ctx.admin.addHealthCheck('proxy-sync', syncer.health);
+  ctx.admin.addReadinessCheck('proxy-rules', syncer.readiness);
   if (f.mode !== 'userspace') {
     await applyConntrack(
       {
@@ -209,7 +237,7 @@ async function runProxy(ctx: ComponentContext, f: ProxyFlags): Promise<void> {
     // The rules stay programmed: a restart must not cut traffic. Userspace listeners close with the process.
     await backend.close();
   });
-  ctx.log.info({ mode: f.mode, clusterCIDRs: f['cluster-cidr'].flat(), nodePortAddresses: f['nodeport-addresses'].flat() }, 'proxy running');
+  ctx.log.info({ mode: f.mode, clusterCIDRs: f['cluster-cidr'].flat(), nodePortAddresses: f['nodeport-addresses'].flat(), detectLocal: detectLocalFlags(f, true) }, 'proxy running');
 }
 
 /**

@@ -9,13 +9,22 @@ import { recordProgrammed, type ProxyMetrics } from './metrics.ts';
 import { PlanCache, planProxy, type PlanConfig } from './plan/plan.ts';
 import type { ProxyPlan } from './plan/types.ts';
 
+/** What `config` gives instead of a configuration while nothing may be programmed: one sentence saying what is missing. */
+export interface SyncHold {
+  waitFor: string;
+}
+
 /** Options of the sync loop. */
 export interface SyncerOptions {
   backend: ProxyBackend;
   serviceMap: ServiceMap;
   tracker: ChangeTracker;
-  /** The planner's configuration, read at every sync (the node's zone can change). */
-  config: () => PlanConfig;
+  /**
+   * The planner's configuration, read at every sync (the node's zone can change); or a hold (--detect-local-mode
+   * NodeCIDR before the Node has pod CIDRs): the sync then programs nothing, changes stay pending, `readiness`
+   * fails with the reason, and a later requestSync (or the sync period) asks again.
+   */
+  config: () => PlanConfig | SyncHold;
   metrics: ProxyMetrics;
   log: Logger;
   /** Syncs are at least this far apart; changes in between are batched. */
@@ -51,6 +60,8 @@ export class ProxySyncer {
   #unapplied = new Map<string, number>();
   #unsubscribe?: () => void;
   #lastSyncedAt: number | undefined;
+  /** Set while `config` holds syncs back: what it waits for. */
+  #waitingFor: string | undefined;
 
   constructor(options: SyncerOptions) {
     this.#o = options;
@@ -102,6 +113,9 @@ export class ProxySyncer {
       ? { ok: false, reason: `a change has waited ${Math.round(waited / 1000)} s to be programmed (sync period ${this.#o.syncPeriodMs / 1000} s)` }
       : { ok: true };
   };
+
+  /** /readyz: failing while `config` holds syncs back, with what it waits for. */
+  readonly readiness: HealthCheck = () => (this.#waitingFor === undefined ? { ok: true } : { ok: false, reason: this.#waitingFor });
 
   /** Stops syncing; what is programmed stays. */
   async stop(): Promise<void> {
@@ -161,6 +175,15 @@ export class ProxySyncer {
 
   async #run(): Promise<void> {
     const o = this.#o;
+    const config = o.config();
+    if ('waitFor' in config) {
+      // Logged once per reason; the changes stay in the tracker for the sync that can program them.
+      if (config.waitFor !== this.#waitingFor) o.log.warn(config.waitFor);
+      this.#waitingFor = config.waitFor;
+      return;
+    }
+    if (this.#waitingFor !== undefined) o.log.info({ waited: this.#waitingFor }, 'no longer waiting; programming rules');
+    this.#waitingFor = undefined;
     this.#lastStartAt = performance.now();
     const pending = o.tracker.pending();
     o.metrics.serviceChangesTotal.inc(pending.services);
@@ -175,7 +198,7 @@ export class ProxySyncer {
       this.#checkDue = false;
       if (!full) full = await this.#canaryFailed();
     }
-    const plan = planProxy(o.serviceMap.ports.values(), o.config(), this.#cache);
+    const plan = planProxy(o.serviceMap.ports.values(), config, this.#cache);
     const t0 = performance.now();
     // Observed for failed syncs too, as kube-proxy's deferred SyncProxyRulesLatency is.
     const observe = () => {

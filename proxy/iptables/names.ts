@@ -21,7 +21,7 @@ export const base = {
   postrouting: 'NETPLANE-POSTROUTING',
   /** nat: sets the masquerade mark. */
   markMasq: 'NETPLANE-MARK-MASQ',
-  /** nat: sets the masquerade mark unless the source is in the pod network (plan.clusterCIDRs). */
+  /** nat: sets the masquerade mark unless the packet is local traffic (plan.localTraffic, by default the pod network). */
   markNonPod: 'NETPLANE-MARK-NONPOD',
   /** filter: entry from FORWARD for every packet (kube-proxy's KUBE-FORWARD): Service traffic passes a DROP policy. */
   forward: 'NETPLANE-FORWARD',

@@ -12,6 +12,7 @@
 //       FORWARD (every packet) -> NETPLANE-FORWARD: conntrack INVALID dropped, masquerade-marked and established
 //       traffic accepted (kube-proxy's KUBE-FORWARD); INPUT (every packet) -> NETPLANE-HEALTH-CHECKS: accepted.
 import { isIP } from 'node:net';
+import { localTrafficOf } from '../plan/local.ts';
 import type { Family, NoEndpoints, PortPlan, ProxyPlan, Target } from '../plan/types.ts';
 import { base, baseChains, endpointChain, masqueradeMark, portChains, type TableName } from './names.ts';
 
@@ -80,8 +81,8 @@ interface Context {
   b: Builder;
   plan: ProxyPlan;
   family: Family;
-  /** Valid pod-network CIDRs of the family. */
-  cidrs: string[];
+  /** The matches of local traffic (--detect-local-mode), any of which makes a packet local; none: nothing is. */
+  local: string[];
   /** filter NETPLANE-SERVICES rules that go before all others (the load-balancer firewall). */
   firewall: string[];
 }
@@ -108,6 +109,17 @@ function validCIDRs(list: readonly string[], family: Family, what: string, skipp
   return ok;
 }
 
+/**
+ * The iptables matches of local traffic in a family, any of which makes a packet local: `-s CIDR` for each valid
+ * local CIDR (a bad one adds a sentence to `skipped`), or `-i NAME` / `-i PREFIX+` for the incoming interface (empty
+ * for the node's own packets, so never local, as in kube-proxy).
+ */
+export function localMatches(plan: ProxyPlan, family: Family, skipped: string[]): string[] {
+  const local = localTrafficOf(plan);
+  if (local.by === 'interface') return [`-i ${local.name}${local.prefix ? '+' : ''}`];
+  return validCIDRs(local.cidrs[family], family, 'Pod CIDR', skipped).map((c) => `-s ${c}`);
+}
+
 /** Host facts the rules depend on beside the plan. */
 export interface RulesetOptions {
   /**
@@ -128,15 +140,15 @@ export function tableRuleCount(r: Ruleset, table: TableName): number {
 export function buildRuleset(plan: ProxyPlan, family: Family, options: RulesetOptions = {}): Ruleset {
   const b = new Builder();
   const skipped: string[] = [];
-  const cidrs = validCIDRs(plan.clusterCIDRs[family], family, 'Cluster CIDR', skipped);
-  const ctx: Context = { b, plan, family, cidrs, firewall: [] };
+  const local = localMatches(plan, family, skipped);
+  const ctx: Context = { b, plan, family, local, firewall: [] };
 
   // Masquerade marked packets once; clear the mark so a packet that traverses the stack again is not re-masqueraded.
   b.add('nat', base.postrouting, `-m mark ! --mark ${masqueradeMark}/${masqueradeMark} -j RETURN`);
   b.add('nat', base.postrouting, `-j MARK --xor-mark ${masqueradeMark}`);
   b.add('nat', base.postrouting, `${comment('netplane service traffic requiring SNAT')} -j MASQUERADE --random-fully`);
   b.add('nat', base.markMasq, `-j MARK --or-mark ${masqueradeMark}`);
-  for (const c of cidrs) b.add('nat', base.markNonPod, `${comment('pod traffic is not masqueraded')} -s ${c} -j RETURN`);
+  for (const m of local) b.add('nat', base.markNonPod, `${comment('pod traffic is not masqueraded')} ${m} -j RETURN`);
   b.add('nat', base.markNonPod, `-j ${base.markMasq}`);
 
   let ports = 0;
@@ -180,7 +192,7 @@ export function buildRuleset(plan: ProxyPlan, family: Family, options: RulesetOp
 
 /** Adds the rules of one valid port. */
 function addPort(ctx: Context, p: PortPlan): void {
-  const { b, plan, family, cidrs } = ctx;
+  const { b, plan, family, local } = ctx;
   const name = p.portName ? `${p.namespace}/${p.name}:${p.portName}` : `${p.namespace}/${p.name}`;
   const ch = portChains(p.key);
   const proto = p.protocol.toLowerCase();
@@ -222,9 +234,9 @@ function addPort(ctx: Context, p: PortPlan): void {
   }
 
   if (hasCluster) {
-    // Cluster-IP traffic from outside the pod network (or all of it, with --masquerade-all) is masqueraded, so
-    // that replies come back through this node; without a pod CIDR it never is.
-    const mark = plan.masqueradeAll ? base.markMasq : cidrs.length > 0 ? base.markNonPod : undefined;
+    // Cluster-IP traffic that is not local (or all of it, with --masquerade-all) is masqueraded, so that replies
+    // come back through this node; when nothing is local (no pod CIDR) it never is.
+    const mark = plan.masqueradeAll ? base.markMasq : local.length > 0 ? base.markNonPod : undefined;
     if (mark) for (const ip of p.clusterIPs) b.add('nat', ch.svc, `${comment(`${name} cluster IP`)} ${dst(ip)} -j ${mark}`);
     addEndpoints(ctx, p, name, ch.svc, p.clusterEndpoints);
   }
@@ -240,9 +252,9 @@ function addPort(ctx: Context, p: PortPlan): void {
     // Local policy: the client address is kept for traffic from outside; pods and this node use the cluster
     // endpoints (as if they went out to a load balancer and came back), and the node's own traffic is masqueraded.
     if (shortCut) {
-      for (const c of cidrs) {
-        if (plan.masqueradeAll) b.add('nat', ch.ext, `${comment(`masquerade pod traffic for ${name} external destinations`)} -s ${c} -j ${base.markMasq}`);
-        b.add('nat', ch.ext, `${comment(`pod traffic for ${name} external destinations`)} -s ${c} -j ${shortCutChain}`);
+      for (const m of local) {
+        if (plan.masqueradeAll) b.add('nat', ch.ext, `${comment(`masquerade pod traffic for ${name} external destinations`)} ${m} -j ${base.markMasq}`);
+        b.add('nat', ch.ext, `${comment(`pod traffic for ${name} external destinations`)} ${m} -j ${shortCutChain}`);
       }
       b.add('nat', ch.ext, `${comment(`masquerade LOCAL traffic for ${name} external destinations`)} -m addrtype --src-type LOCAL -j ${base.markMasq}`);
       b.add('nat', ch.ext, `${comment(`route LOCAL traffic for ${name} external destinations`)} -m addrtype --src-type LOCAL -j ${shortCutChain}`);

@@ -16,7 +16,7 @@
 // Traffic classes (PortPlan semantics), by verdict map:
 //   cluster-vips        cluster IPs, any source                 → cluster-lb-N  (clusterEndpoints)
 //   fallback-vips       external/LB IPs of Local-policy ports,  → cluster-lb-N  (shortcutEndpoints, keyed by that IP)
-//                       from a pod (pod-cidrs) or this node
+//                       from a pod (LocalMatch) or this node
 //   external-vips       external/LB IPs of Cluster-policy ports → external-lb-N (externalEndpoints)
 //   local-vips          external/LB IPs of Local-policy ports   → external-lb-N (externalEndpoints), never masqueraded
 //   nodeports, local-nodeports, fallback-nodeports: the same three classes for NodePorts, with the pools
@@ -145,12 +145,31 @@ export const dialects: Record<Family, Dialect> = {
   6: { ip: 'ip6', addrType: 'ipv6_addr', loopback: '::1' },
 };
 
+/**
+ * How a packet from this node's pods ("local", --detect-local-mode) is matched in one family: by source address in
+ * the `pod-cidrs` set (ClusterCIDR, NodeCIDR; `empty` when the family has none, so that nothing is local), or by the
+ * name of the interface it came in on, exactly or (`prefix`) by its start (BridgeInterface, InterfaceNamePrefix).
+ */
+export type LocalMatch = { by: 'pod-cidrs'; empty: boolean } | { by: 'iifname'; name: string; prefix: boolean };
+
+/**
+ * The nft expressions matching local and not-local packets. `iifname` is read from the packet's input device,
+ * empty for the node's own packets (output hook), which are so never local and always not-local, as with
+ * iptables' `-i`. The name is written bare (nft quotes would end the rule's identity comment): plan/local.ts
+ * allows only characters nft reads as part of one, and `name*` is nft's prefix match.
+ */
+export function localMatches(m: LocalMatch, ip: Dialect['ip']): { local: string; notLocal: string } {
+  if (m.by === 'pod-cidrs') return { local: `${ip} saddr @pod-cidrs`, notLocal: `${ip} saddr != @pod-cidrs` };
+  const name = m.prefix ? `${m.name}*` : m.name;
+  return { local: `iifname ${name}`, notLocal: `iifname != ${name}` };
+}
+
 /** The configuration the fixed rules depend on (everything else is map elements). */
 export interface LayoutConfig {
   family: Family;
   masqueradeAll: boolean;
-  /** The family has cluster CIDRs: traffic from outside them to cluster IPs is masqueraded. */
-  hasClusterCIDRs: boolean;
+  /** How local traffic is matched: traffic that is not local to cluster IPs is masqueraded (never when nothing is local). */
+  local: LocalMatch;
   /** NodePorts on every local address, or on those in the `nodeport-addresses` set. */
   nodePortsOnAll: boolean;
   /** Distinct ClientIP affinity timeouts in seconds, sorted. */
@@ -211,9 +230,10 @@ export function layoutChains(c: LayoutConfig): Map<string, string[]> {
   const key = `${ip} daddr . meta l4proto . th dport`;
   const pkey = 'meta l4proto . th dport';
   const mark = `meta mark set meta mark | ${masqueradeMark}`;
-  const fromPod = `${ip} saddr @pod-cidrs`;
+  const { local: fromPod, notLocal } = localMatches(c.local, ip);
+  const localKnown = c.local.by !== 'pod-cidrs' || !c.local.empty;
   const fromNode = 'fib saddr type local';
-  const fromOutside = `${ip} saddr != @pod-cidrs ${fromNode.replace('local', '!= local')}`;
+  const fromOutside = `${notLocal} ${fromNode.replace('local', '!= local')}`;
   const toNodePort = c.nodePortsOnAll ? `fib daddr type local ${ip} daddr != ${d.loopback}` : `fib daddr type local ${ip} daddr @nodeport-addresses`;
   const affinity = c.affinityTimeouts;
   const chains = new Map<string, string[]>();
@@ -241,12 +261,12 @@ export function layoutChains(c: LayoutConfig): Map<string, string[]> {
   chains.set('nat-output', ['jump services']);
   // Marks come first: they must be decided before an affinity hit DNATs, and each matches exactly the keys its
   // dispatch rule below takes (the maps are used as sets).
-  // Cluster IPs: from outside the pod network (never without cluster CIDRs). Cluster-policy external traffic:
+  // Cluster IPs: from outside the pod network (never when nothing is local). Cluster-policy external traffic:
   // always (its endpoint may be on a third node, whose reply must come back through this one). Local-policy
   // traffic: from this node (it takes the cluster endpoints), never from outside. masqueradeAll adds cluster-IP
   // traffic from pods and Local-policy traffic from pods; the client address under the Local policy stays.
   const marks = (k: string, cluster: string | undefined, external: string, fallback: string) => [
-    ...(cluster && (c.masqueradeAll || c.hasClusterCIDRs) ? [`${c.masqueradeAll ? '' : `${ip} saddr != @pod-cidrs `}${k} @${cluster} ${mark}`] : []),
+    ...(cluster && (c.masqueradeAll || localKnown) ? [`${c.masqueradeAll ? '' : `${notLocal} `}${k} @${cluster} ${mark}`] : []),
     `${k} @${external} ${mark}`,
     ...(c.masqueradeAll ? [`${fromPod} ${k} @${fallback} ${mark}`] : []),
     `${fromNode} ${k} @${fallback} ${mark}`,

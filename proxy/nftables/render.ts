@@ -2,6 +2,7 @@
 // (sets, hooked chains, rules) depends only on the proxy's configuration; each Service port adds elements to the
 // shared maps and may need a load-balancing chain (layout.ts). renderPort() is separate so that a sync can
 // re-render only the ports that changed (ledger.ts).
+import { localTrafficOf } from '../plan/local.ts';
 import type { NoEndpoints, PortPlan, ProxyPlan, Target } from '../plan/types.ts';
 import { affinityIdKey, affinityIds, endpointsPort, roleOf, type AffinityIds } from './affinity.ts';
 import {
@@ -18,6 +19,7 @@ import {
   rejectChain,
   stickyMap,
   type LayoutConfig,
+  type LocalMatch,
   type Pool,
 } from './layout.ts';
 import { canonicalIP, normalizeCIDRs, type Family, type NftChain, type NftSet, type NftTable } from './model.ts';
@@ -34,6 +36,18 @@ export interface PortObjects {
   chains: string[];
 }
 
+/** The local-traffic CIDRs of a family in a plan (none when local traffic is told by interface). */
+const localCIDRs = (plan: ProxyPlan, family: Family): string[] => {
+  const local = localTrafficOf(plan);
+  return local.by === 'cidr' ? local.cidrs[family] : [];
+};
+
+/** How a plan's local traffic is matched in one family. */
+function localMatch(plan: ProxyPlan, family: Family): LocalMatch {
+  const local = localTrafficOf(plan);
+  return local.by === 'cidr' ? { by: 'pod-cidrs', empty: local.cidrs[family].length === 0 } : { by: 'iifname', name: local.name, prefix: local.prefix };
+}
+
 /** The fixed-rule configuration of one family in a plan. */
 export function layoutConfig(plan: ProxyPlan, family: Family): LayoutConfig {
   const timeouts = new Set<number>();
@@ -41,7 +55,7 @@ export function layoutConfig(plan: ProxyPlan, family: Family): LayoutConfig {
   return {
     family,
     masqueradeAll: plan.masqueradeAll,
-    hasClusterCIDRs: plan.clusterCIDRs[family].length > 0,
+    local: localMatch(plan, family),
     nodePortsOnAll: plan.nodePortAddresses[family] === 'all',
     affinityTimeouts: [...timeouts].sort((a, b) => a - b),
   };
@@ -56,7 +70,7 @@ export function renderBase(plan: ProxyPlan, family: Family): NftTable {
     const base = baseChains[name];
     chains.set(name, base ? { base, rules } : { rules });
   }
-  for (const cidr of normalizeCIDRs(plan.clusterCIDRs[family])) sets.get('pod-cidrs')!.elements!.set(cidr, '');
+  for (const cidr of normalizeCIDRs(localCIDRs(plan, family))) sets.get('pod-cidrs')!.elements!.set(cidr, '');
   const np = plan.nodePortAddresses[family];
   if (np !== 'all') for (const cidr of normalizeCIDRs(np)) sets.get('nodeport-addresses')!.elements!.set(cidr, '');
   return { family, sets, chains };

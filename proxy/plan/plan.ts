@@ -6,6 +6,7 @@ import { categorize } from './endpoints.ts';
 import type { Family, HealthCheckPlan, NoEndpoints, PortPlan, ProxyPlan, Target } from './types.ts';
 import { nodePortAddressesOf } from './nodeports.ts';
 import { contains } from '../nftables/model.ts';
+import { localTrafficFor, type DetectLocal } from './local.ts';
 
 /** What the planner needs to know about this proxy. */
 export interface PlanConfig {
@@ -19,6 +20,8 @@ export interface PlanConfig {
   nodePortAddresses: readonly string[];
   /** This node's primary address of each family (its Node's InternalIP, else ExternalIP), where known. */
   nodeIPs?: { 4?: string; 6?: string };
+  /** --detect-local-mode, resolved (local.ts resolveDetectLocal); absent means ClusterCIDR, by `clusterCIDRs`. */
+  detectLocal?: DetectLocal;
 }
 
 const familyOf = (ip: string): Family => (isIP(ip.split('/')[0]!) === 6 ? 6 : 4);
@@ -142,6 +145,7 @@ export function planProxy(ports: Iterable<ServicePortInfo>, config: PlanConfig, 
   return {
     ports: out,
     clusterCIDRs: { 4: ofFamily(config.clusterCIDRs, 4), 6: ofFamily(config.clusterCIDRs, 6) },
+    localTraffic: localTrafficFor(config.detectLocal, config.clusterCIDRs),
     masqueradeAll: config.masqueradeAll,
     nodePortAddresses: { 4: np(4), 6: np(6) },
     healthChecks: healthChecks(out),

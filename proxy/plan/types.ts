@@ -95,6 +95,17 @@ export interface HealthCheckPlan {
   localEndpoints: number;
 }
 
+/**
+ * How traffic from this node's pods ("local" traffic) is told apart, as kube-proxy's --detect-local-mode: local
+ * traffic to a cluster IP keeps its source while other traffic is masqueraded, and local traffic to a Local-policy
+ * external address or NodePort may use every endpoint (the short-circuit); the node's own traffic is neither.
+ */
+export type LocalTraffic =
+  /** Sources in these CIDRs, by family (ClusterCIDR: --cluster-cidr; NodeCIDR: the Node's spec.podCIDRs); a family without any has no local traffic. */
+  | { by: 'cidr'; cidrs: Record<Family, string[]> }
+  /** Packets that came in on the interface `name` (BridgeInterface), or with `prefix` on any whose name starts with it (InterfaceNamePrefix). */
+  | { by: 'interface'; name: string; prefix: boolean };
+
 /** Everything a backend programs. */
 export interface ProxyPlan {
   /** Every Service port the proxy handles, sorted by key. */
@@ -106,6 +117,12 @@ export interface ProxyPlan {
    * the Local policy never from outside; and hairpin traffic always.
    */
   clusterCIDRs: Record<Family, string[]>;
+  /**
+   * How the kernel modes tell traffic from this node's pods ("local") from other traffic (--detect-local-mode):
+   * what `clusterCIDRs` above says of pod traffic holds for local traffic. Set by the planner; absent (a plan made
+   * by hand) means by `clusterCIDRs`, as the default ClusterCIDR mode. Read it with plan/local.ts localTrafficOf.
+   */
+  localTraffic?: LocalTraffic;
   /** --masquerade-all: masquerade every connection to a Service. */
   masqueradeAll: boolean;
   /**

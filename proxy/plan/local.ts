@@ -1,0 +1,116 @@
+// kube-proxy's --detect-local-mode: which traffic comes from this node's pods ("local" traffic). The choice becomes
+// data in the plan (ProxyPlan.localTraffic), which the kernel backends render as matches on the source address or
+// on the interface a packet came in on. Everything here is pure.
+import { isIP } from 'node:net';
+import type { Node } from '../../cluster/model/index.ts';
+import type { Family, LocalTraffic, ProxyPlan } from './types.ts';
+
+/** The values of --detect-local-mode, spelled as kube-proxy spells them. */
+export const detectLocalModes = ['ClusterCIDR', 'NodeCIDR', 'BridgeInterface', 'InterfaceNamePrefix'] as const;
+/** A --detect-local-mode value. */
+export type DetectLocalMode = (typeof detectLocalModes)[number];
+
+/** The local-traffic choice the planner is given (PlanConfig.detectLocal); absent means ClusterCIDR. */
+export type DetectLocal =
+  /** Sources in --cluster-cidr (the planner's clusterCIDRs). */
+  | { mode: 'ClusterCIDR' }
+  /** Sources in this node's spec.podCIDRs, as resolveDetectLocal found them. */
+  | { mode: 'NodeCIDR'; podCIDRs: readonly string[] }
+  /** Packets that came in on this bridge. */
+  | { mode: 'BridgeInterface'; bridge: string }
+  /** Packets that came in on an interface whose name starts with this. */
+  | { mode: 'InterfaceNamePrefix'; prefix: string };
+
+/** The flags as given: the mode and the interface arguments, checked together by detectLocalProblem. */
+export interface DetectLocalFlags {
+  mode: DetectLocalMode;
+  bridge?: string | undefined;
+  prefix?: string | undefined;
+}
+
+// Linux takes up to 15 bytes (IFNAMSIZ - 1). The name is written bare into nft rules (`iifname cni0`, `cali*`) and
+// iptables arguments (`-i cni0`, `cali+`), so only characters both read as part of a name are allowed: no quotes,
+// spaces, wildcards ('*', '+') or negation ('!').
+const interfacePattern = /^[A-Za-z][A-Za-z0-9_.-]{0,14}$/;
+
+/** Parses --pod-bridge-interface or --pod-interface-name-prefix. Throws with what is allowed. */
+export function parseInterfaceName(raw: string): string {
+  const name = raw.trim();
+  if (!interfacePattern.test(name)) throw new Error('must be an interface name of 1 to 15 characters: a letter, then letters, digits, "_", "." or "-", e.g. cni0');
+  return name;
+}
+
+/** Why the flags do not go together, as one sentence, or undefined when they do. */
+export function detectLocalProblem(f: DetectLocalFlags): string | undefined {
+  if (f.mode === 'BridgeInterface' && f.bridge === undefined) {
+    return "--detect-local-mode BridgeInterface needs --pod-bridge-interface NAME, the bridge this node's pods are attached to (e.g. cni0)";
+  }
+  if (f.mode === 'InterfaceNamePrefix' && f.prefix === undefined) {
+    return "--detect-local-mode InterfaceNamePrefix needs --pod-interface-name-prefix PREFIX, the start of the names of this node's pod interfaces (e.g. veth)";
+  }
+  if (f.bridge !== undefined && f.mode !== 'BridgeInterface') return `--pod-bridge-interface is used only with --detect-local-mode BridgeInterface, not ${f.mode}`;
+  if (f.prefix !== undefined && f.mode !== 'InterfaceNamePrefix') return `--pod-interface-name-prefix is used only with --detect-local-mode InterfaceNamePrefix, not ${f.mode}`;
+  return undefined;
+}
+
+const familyOf = (cidr: string): Family => (isIP(cidr.split('/')[0]!) === 6 ? 6 : 4);
+const byFamily = (cidrs: readonly string[]): Record<Family, string[]> => ({ 4: cidrs.filter((c) => familyOf(c) === 4), 6: cidrs.filter((c) => familyOf(c) === 6) });
+
+/**
+ * The plan's local traffic for a choice: by source CIDRs per family (--cluster-cidr, or the Node's podCIDRs), or by
+ * incoming interface, the same in both families (as kube-proxy, whose interface detectors serve both).
+ */
+export function localTrafficFor(detect: DetectLocal | undefined, clusterCIDRs: readonly string[]): LocalTraffic {
+  switch (detect?.mode) {
+    case undefined:
+    case 'ClusterCIDR':
+      return { by: 'cidr', cidrs: byFamily(clusterCIDRs) };
+    case 'NodeCIDR':
+      return { by: 'cidr', cidrs: byFamily(detect.podCIDRs) };
+    case 'BridgeInterface':
+      return { by: 'interface', name: detect.bridge, prefix: false };
+    case 'InterfaceNamePrefix':
+      return { by: 'interface', name: detect.prefix, prefix: true };
+  }
+}
+
+/** A plan's local traffic: as the planner set it, else (a plan made by hand) by its cluster CIDRs. */
+export function localTrafficOf(plan: Pick<ProxyPlan, 'clusterCIDRs' | 'localTraffic'>): LocalTraffic {
+  return plan.localTraffic ?? { by: 'cidr', cidrs: plan.clusterCIDRs };
+}
+
+/** What the planner gets now, with a sentence worth logging; or, instead, what programming waits for. */
+export type DetectLocalResolution = { detect: DetectLocal; warning?: string; notice?: string } | { waitFor: string };
+
+/**
+ * The choice for the flags, given this node's Node as the view has it and the last plan programmed. NodeCIDR takes
+ * the Node's spec.podCIDRs and follows them when they change (kube-proxy restarts itself then; here the next sync
+ * re-plans, with a notice). Without them (the Node is not in the view, or has none) it keeps the pod CIDRs of the
+ * last plan, with a warning, so that working rules are never dropped; before any plan it waits for them, as
+ * kube-proxy waits for the Node's podCIDR before it starts. The other modes never wait. Pure.
+ */
+export function resolveDetectLocal(f: DetectLocalFlags, nodeName: string, node: Node | undefined, last: ProxyPlan | undefined): DetectLocalResolution {
+  switch (f.mode) {
+    case 'ClusterCIDR':
+      return { detect: { mode: 'ClusterCIDR' } };
+    case 'BridgeInterface':
+      return { detect: { mode: 'BridgeInterface', bridge: f.bridge ?? '' } };
+    case 'InterfaceNamePrefix':
+      return { detect: { mode: 'InterfaceNamePrefix', prefix: f.prefix ?? '' } };
+    case 'NodeCIDR':
+      break;
+  }
+  const what = `--detect-local-mode NodeCIDR: the Node "${nodeName}"`;
+  const lastTraffic = last && localTrafficOf(last);
+  const kept = lastTraffic?.by === 'cidr' ? [...lastTraffic.cidrs[4], ...lastTraffic.cidrs[6]] : [];
+  const now = node?.spec.podCIDRs ?? [];
+  if (now.length === 0) {
+    const why = node ? 'has no spec.podCIDRs' : '(--node-name) is not in the cluster view';
+    if (kept.length === 0) return { waitFor: `${what} ${why} yet; no rule is programmed until it has its pod CIDRs` };
+    return { detect: { mode: 'NodeCIDR', podCIDRs: kept }, warning: `${what} ${why} any more; traffic from ${kept.join(', ')} stays local until it has pod CIDRs again` };
+  }
+  const changed = kept.length > 0 && !sameSet(kept, now);
+  return { detect: { mode: 'NodeCIDR', podCIDRs: [...now] }, ...(changed ? { notice: `${what} has new spec.podCIDRs ${now.join(', ')} (were ${kept.join(', ')}); traffic from them is local from this sync on` } : {}) };
+}
+
+const sameSet = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x) => b.includes(x));
