@@ -99,7 +99,7 @@ describe('netplane ingress with gRPC backends', () => {
     const failed = await call(client('grpc.test'), 'Fail', ['x']);
     expect(failed).toMatchObject({ code: failure.code, details: failure.details, trailers: { 'x-why': 'testing' } });
     await waitFor('the access log line', () => accessLines('grpc.test', '/netplane.test.Echo/Fail').length === 1);
-    expect(accessLines('grpc.test', '/netplane.test.Echo/Fail')[0]).toMatchObject({ status: 200, http: '2.0', grpcStatus: failure.code, backend: 'default/clear:80' });
+    expect(accessLines('grpc.test', '/netplane.test.Echo/Fail')[0]).toMatchObject({ status: 200, http: '2.0', grpcStatus: failure.code, backend: 'default/clear:80 GRPC' });
   });
 
   it.each([
