@@ -1,6 +1,8 @@
 // --detect-local-mode as data: the flags' checks, the planner's choice (resolveDetectLocal, planProxy), and the
 // local / not-local matches both kernel backends render for it (nftables through the fake nft, which also checks
 // that each transaction is one nft would take), as tables.
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { nodeSchema, type Node } from '../../cluster/model/node.ts';
 import { render as renderIptables } from '../../proxy/iptables/render.ts';
@@ -14,6 +16,24 @@ import { silentLogger } from '../../runtime/logger.ts';
 import { eps, plan, port } from './nftables/plans.ts';
 
 const node = (podCIDRs: string[]): Node => nodeSchema.parse({ metadata: { name: 'n1' }, spec: { podCIDRs } });
+const bin = fileURLToPath(new URL('../../bin/netplane.ts', import.meta.url));
+
+describe('netplane proxy refuses bad --detect-local-mode flags with one sentence and exit code 2', () => {
+  const rows: Array<[args: string[], stderr: string]> = [
+    [['--detect-local-mode', 'bridge'], 'netplane proxy: --detect-local-mode "bridge": must be one of ClusterCIDR, NodeCIDR, BridgeInterface, InterfaceNamePrefix'],
+    [['--detect-local-mode', 'BridgeInterface'], "netplane proxy: --detect-local-mode BridgeInterface needs --pod-bridge-interface NAME, the bridge this node's pods are attached to (e.g. cni0)"],
+    [['--detect-local-mode', 'InterfaceNamePrefix', '--pod-interface-name-prefix', 'cali*'], 'netplane proxy: --pod-interface-name-prefix "cali*": must be an interface name of 1 to 15 characters: a letter, then letters, digits, "_", "." or "-", e.g. cni0'],
+    [['--pod-bridge-interface', 'cni0'], 'netplane proxy: --pod-bridge-interface is used only with --detect-local-mode BridgeInterface, not ClusterCIDR'],
+  ];
+  for (const [args, stderr] of rows) {
+    it(args.join(' '), async () => {
+      const { code, err } = await new Promise<{ code: number | null; err: string }>((resolve) => {
+        const child = execFile(process.execPath, [bin, 'proxy', '--mode', 'userspace', '--manifests', '/nonexistent', ...args], (_e, _out, err) => resolve({ code: child.exitCode, err }));
+      });
+      expect({ code, err: err.trim() }).toEqual({ code: 2, err: stderr });
+    });
+  }
+});
 
 describe('--pod-bridge-interface and --pod-interface-name-prefix values', () => {
   const rows: Array<[raw: string, ok: string | undefined]> = [
