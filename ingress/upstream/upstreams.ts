@@ -1,5 +1,6 @@
 // The gateway's upstream side: per backend, its endpoints and an undici pool per endpoint; forwarding of requests
-// and of Upgrade connections to them.
+// and of Upgrade connections to them. A backend is an upstream key (BackendRef.key): one Service port reached one
+// way (protocol, TLS verification, cluster IP or endpoints), so each way has its own pools and ejection state.
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../../runtime/logger.ts';
