@@ -112,9 +112,10 @@ export interface ProxyPlan {
   ports: PortPlan[];
   /**
    * Pod network CIDRs (--cluster-cidr) by family: traffic from outside them to a cluster IP is masqueraded (without
-   * any, cluster-IP traffic is not). Traffic to external addresses and NodePorts under the Cluster policy is
-   * always masqueraded (its endpoint may be on a third node, whose reply must come back through this one), under
-   * the Local policy never from outside; and hairpin traffic always.
+   * any, cluster-IP traffic is not); in the kernel modes `localTraffic` says which traffic that is. Traffic to
+   * external addresses and NodePorts under the Cluster policy is always masqueraded (its endpoint may be on a third
+   * node, whose reply must come back through this one), under the Local policy never from outside; and hairpin
+   * traffic always.
    */
   clusterCIDRs: Record<Family, string[]>;
   /**
