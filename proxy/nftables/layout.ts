@@ -155,12 +155,12 @@ export type LocalMatch = { by: 'pod-cidrs'; empty: boolean } | { by: 'iifname'; 
 /**
  * The nft expressions matching local and not-local packets. `iifname` is read from the packet's input device,
  * empty for the node's own packets (output hook), which are so never local and always not-local, as with
- * iptables' `-i`. The name is written bare (nft quotes would end the rule's identity comment): plan/local.ts
- * allows only characters nft reads as part of one, and `name*` is nft's prefix match.
+ * iptables' `-i`. The name is quoted, so that one nft reads as a keyword (`meta`) stays a name; plan/local.ts allows
+ * only characters that need no escape, and `"name*"` is nft's prefix match.
  */
 export function localMatches(m: LocalMatch, ip: Dialect['ip']): { local: string; notLocal: string } {
   if (m.by === 'pod-cidrs') return { local: `${ip} saddr @pod-cidrs`, notLocal: `${ip} saddr != @pod-cidrs` };
-  const name = m.prefix ? `${m.name}*` : m.name;
+  const name = `"${m.name}${m.prefix ? '*' : ''}"`;
   return { local: `iifname ${name}`, notLocal: `iifname != ${name}` };
 }
 

@@ -15,8 +15,11 @@ type Phase = (typeof phases)[number];
 /** Elements per `add element`/`delete element` line: fewer lines parse faster, a line stays a few tens of KB. */
 const chunk = 1000;
 const namePattern = /^[a-z][a-z0-9-]*$/;
-// A line break would end the command, '#' start a comment, a quote end the identity comment.
+// A line break would end the command, '#' start a comment, a stray quote end the identity comment. The only quotes a
+// rule may hold are around an interface name (`iifname "cni0"`, `"cali*"`), so that a name nft reads as a keyword
+// (`meta`, `tcp`) is still a name.
 const unsafe = /[\n\r#"]/;
+const quotedName = /"[A-Za-z0-9_.-]+\*?"/g;
 // Element keys and values are addresses, protocols, numbers, prefixes and verdicts: never braces or separators.
 const unsafeElement = /[\n\r#{};,"]/;
 
@@ -131,7 +134,7 @@ export class Transaction {
   }
 
   #text(text: string, what: string): boolean {
-    return !unsafe.test(text) || this.#fail(`${what} holds a character nft would misread: ${JSON.stringify(text)}`);
+    return !unsafe.test(text.replace(quotedName, '')) || this.#fail(`${what} holds a character nft would misread: ${JSON.stringify(text)}`);
   }
 
   #fail(message: string): false {

@@ -28,7 +28,7 @@ export interface DetectLocalFlags {
   prefix?: string | undefined;
 }
 
-// Linux takes up to 15 bytes (IFNAMSIZ - 1). The name is written bare into nft rules (`iifname cni0`, `cali*`) and
+// Linux takes up to 15 bytes (IFNAMSIZ - 1). The name goes quoted into nft rules (`iifname "cni0"`, `"cali*"`) and bare into
 // iptables arguments (`-i cni0`, `cali+`), so only characters both read as part of a name are allowed: no quotes,
 // spaces, wildcards ('*', '+') or negation ('!').
 const interfacePattern = /^[A-Za-z][A-Za-z0-9_.-]{0,14}$/;

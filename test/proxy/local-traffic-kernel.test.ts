@@ -169,6 +169,15 @@ for (const mode of ['nftables', 'iptables'] as const) {
       await expectLocal({ bridged: true, routed: false, outside: false }, 6);
     }, 60_000);
 
+    if (mode === 'nftables') {
+      it('BridgeInterface: a bridge named like an nft keyword (meta) is still matched as a name', async () => {
+        await startProxy(['--detect-local-mode', 'BridgeInterface', '--pod-bridge-interface', 'meta'], () => syncs() > 0);
+        const rules = (await t.lab.exec(t.node, 'nft', ['list', 'chain', 'ip', 'netplane', 'services'])).stdout;
+        expect(rules).toMatch(/iifname "meta" ip daddr \. meta l4proto \. th dport vmap @fallback-vips/);
+        await expectLocal({ bridged: false, routed: false, outside: false });
+      }, 60_000);
+    }
+
     it('InterfaceNamePrefix: traffic in on an interface named cali* is local, the bridge is not', async () => {
       await startProxy(['--detect-local-mode', 'InterfaceNamePrefix', '--pod-interface-name-prefix', 'cali'], () => syncs() > 0);
       await expectLocal({ bridged: false, routed: true, outside: false });

@@ -178,14 +178,14 @@ describe('nftables: local and not-local matches', () => {
     {
       name: 'BridgeInterface: iifname, the same in both families, pod-cidrs left empty',
       local: { by: 'interface', name: 'cni0', prefix: false },
-      v4: rules('ip', 'iifname cni0', 'iifname != cni0'),
-      v6: rules('ip6', 'iifname cni0', 'iifname != cni0'),
+      v4: rules('ip', 'iifname "cni0"', 'iifname != "cni0"'),
+      v6: rules('ip6', 'iifname "cni0"', 'iifname != "cni0"'),
     },
     {
       name: "InterfaceNamePrefix: nft's prefix match",
       local: { by: 'interface', name: 'cali', prefix: true },
-      v4: rules('ip', 'iifname cali*', 'iifname != cali*'),
-      v6: rules('ip6', 'iifname cali*', 'iifname != cali*'),
+      v4: rules('ip', 'iifname "cali*"', 'iifname != "cali*"'),
+      v6: rules('ip6', 'iifname "cali*"', 'iifname != "cali*"'),
     },
   ];
   for (const r of rows) {

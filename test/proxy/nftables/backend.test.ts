@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { NftablesBackend } from '../../../proxy/nftables/backend.ts';
 import { FakeNft } from '../../../proxy/nftables/fake.ts';
 import { affinityIdKey, affinityIds, type AffinityRole } from '../../../proxy/nftables/affinity.ts';
-import { TransactionError } from '../../../proxy/nftables/transaction.ts';
+import { Transaction, TransactionError } from '../../../proxy/nftables/transaction.ts';
 import { CommandError } from '../../../runtime/exec.ts';
 import { silentLogger } from '../../../runtime/logger.ts';
 import type { ProxyPlan } from '../../../proxy/plan/types.ts';
@@ -80,6 +80,21 @@ describe('NftablesBackend', () => {
     const bad = plan([served('bad', eps(['10.244.1.11']), { clusterIPs: ['10.96.0.1 }; flush ruleset; {'] })]);
     await expect(backend(fake).sync(bad, { full: true })).rejects.toBeInstanceOf(TransactionError);
     expect(applies(fake)).toBe(0);
+  });
+
+  it('a rule may quote an interface name and nothing else', () => {
+    const rules: Array<[rule: string, ok: boolean]> = [
+      ['iifname "cni0" accept', true],
+      ['iifname != "cali*" accept', true],
+      ['iifname "meta" iifname "br-1.2_x" accept', true],
+      ['iifname "cni0" comment "x" accept', true],
+      ['iifname "cn"i0" accept', false],
+      ['iifname "cni0 accept', false],
+      ['iifname "a b" accept', false],
+      ['iifname "a\nflush ruleset" accept', false],
+      ['iifname "x" # "y"', false],
+    ];
+    for (const [rule, ok] of rules) expect([rule, new Transaction().addRule(4, 'services', rule).error === undefined]).toEqual([rule, ok]);
   });
 
   it('cleanup deletes both tables and nothing else, and is fine when they are gone', async () => {
