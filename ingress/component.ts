@@ -9,7 +9,6 @@ import { ConnectionCap } from './limits/connection-cap.ts';
 import { RateLimiters } from './limits/rate.ts';
 import { Gateway } from './server/gateway.ts';
 import { Passthrough } from './edge/passthrough.ts';
-import { allowSslPassthrough } from './routes/unhonoured.ts';
 import { GatewayMetrics } from './server/metrics.ts';
 import type { GatewayState } from './server/steps.ts';
 import { emptyTable, endpointsOf, IngressState } from './state.ts';
@@ -147,14 +146,13 @@ async function runIngress(ctx: ComponentContext, f: IngressFlags): Promise<void>
     httpsPort: https?.port,
     hsts: f.hsts > 0 ? hstsHeader(f.hsts, f['hsts-include-subdomains'], false) : undefined,
   };
-  allowSslPassthrough(f['enable-ssl-passthrough']);
   const keeper = new IngressState(state, {
     store: ctx.store,
     serviceMap: ctx.serviceMap(),
     log,
     metrics,
     className: f['ingress-class'],
-    defaults: { connectTimeoutMs: f['proxy-connect-timeout'], readTimeoutMs: f['proxy-read-timeout'], maxBodyBytes: f['proxy-body-size'] },
+    defaults: { connectTimeoutMs: f['proxy-connect-timeout'], readTimeoutMs: f['proxy-read-timeout'], maxBodyBytes: f['proxy-body-size'], sslPassthrough: f['enable-ssl-passthrough'] },
     certificates,
   });
   keeper.start();

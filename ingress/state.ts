@@ -57,7 +57,7 @@ export class IngressState {
   /** Problems already logged, by Ingress, so a recompile does not repeat them. */
   #logged = new Map<string, string>();
   /** The ingress-nginx annotations each served Ingress sets that netplane ignores, logged once. */
-  readonly #ignored = new IgnoredAnnotationLog(readsNginxName);
+  readonly #ignored: IgnoredAnnotationLog;
   /** Upstreams (BackendRef) by the Service (namespace/name) whose endpoints they take. */
   #byService = new Map<string, BackendRef[]>();
   #pending = false;
@@ -67,6 +67,7 @@ export class IngressState {
   constructor(state: GatewayState, options: IngressStateOptions) {
     this.#state = state;
     this.#o = options;
+    this.#ignored = new IgnoredAnnotationLog(readsNginxName, { sslPassthrough: options.defaults.sslPassthrough });
   }
 
   /** Whether a table has been compiled from a complete view of the cluster. */

@@ -3,7 +3,7 @@
 // here is ever executed or rendered into a configuration language; the ingress-nginx annotations netplane does not
 // read are refused or reported as ignored by unhonoured.ts.
 import { AnnotationError, quote } from './errors.ts';
-import { refuseUnhonoured } from './unhonoured.ts';
+import { refuseUnhonoured, type UnhonouredOptions } from './unhonoured.ts';
 
 /** Prefix of netplane's own annotations; wins over the nginx one of the same name. */
 export const netplanePrefix = 'netplane.io/';
@@ -59,7 +59,7 @@ export interface Annotation {
 export class AnnotationReader {
   readonly #annotations: Readonly<Record<string, string>>;
 
-  constructor(annotations: Readonly<Record<string, string>>) {
+  constructor(annotations: Readonly<Record<string, string>>, o: UnhonouredOptions = {}) {
     this.#annotations = annotations;
     for (const key of Object.keys(annotations)) {
       if (key.startsWith(netplanePrefix) && !known.has(key.slice(netplanePrefix.length))) {
@@ -72,7 +72,7 @@ export class AnnotationReader {
       const readable = key.startsWith(netplanePrefix) || (key.startsWith(nginxPrefix) && shared.has(key.slice(nginxPrefix.length)));
       if (readable && controlCharacter.test(value.trim())) throw invalid({ key, value }, 'annotation values must not contain control characters');
     }
-    refuseUnhonoured(annotations);
+    refuseUnhonoured(annotations, o);
   }
 
   /** The annotation `name`, or undefined when neither prefix sets it. */

@@ -16,6 +16,8 @@ export interface PolicyDefaults {
   readTimeoutMs: number;
   /** --proxy-body-size; ingress-nginx's 1 MiB when absent. */
   maxBodyBytes?: number;
+  /** --enable-ssl-passthrough: ssl-passthrough "true" is served (by ingress/edge) instead of refused. */
+  sslPassthrough?: boolean;
 }
 
 /** ingress-nginx's default proxy-body-size: 1m. */
@@ -65,7 +67,7 @@ const cookiePath = /^\/[\x21-\x3a\x3c-\x7e]*$/;
 
 /** Reads the policy of an Ingress in `namespace` from its annotations; throws AnnotationError when one cannot be honoured. */
 export function readPolicy(namespace: string, annotations: Readonly<Record<string, string>>, defaults: PolicyDefaults): AnnotatedPolicy {
-  const a = new AnnotationReader(annotations);
+  const a = new AnnotationReader(annotations, { sslPassthrough: defaults.sslPassthrough });
   const policy: IngressPolicy = {
     sslRedirect: a.bool('ssl-redirect', true),
     forceSslRedirect: a.bool('force-ssl-redirect', false),

@@ -13,7 +13,7 @@ interface Refusal {
   /** The name without prefix; a name starting with `*` matches by suffix (`*-snippet`). */
   name: string;
   /** Whether the value (trimmed) asks for the behaviour; `all` reads the Ingress's other annotations, by name. */
-  applies: (value: string, all: (name: string) => string | undefined) => boolean;
+  applies: (value: string, all: (name: string) => string | undefined, o: UnhonouredOptions) => boolean;
   /** Why serving the Ingress without it is wrong: what netplane does not do, and what would follow. */
   why: string;
 }
@@ -25,15 +25,17 @@ const on = (v: string): boolean => !falseWords.has(v);
 const set = (v: string): boolean => v !== '';
 const nonZero = (v: string): boolean => v !== '' && v !== '0';
 
-// --enable-ssl-passthrough (process-wide, set once at start): ingress/edge then passes the TLS connections of an
-// Ingress with ssl-passthrough "true" (Go's true words) through, so only other values are refused.
-let sslPassthrough = false;
-const goTrue: ReadonlySet<string> = new Set(['1', 't', 'T', 'TRUE', 'true', 'True']);
-
-/** Turns --enable-ssl-passthrough on or off: whether ssl-passthrough "true" is served (by ingress/edge) or refused. */
-export function allowSslPassthrough(on: boolean): void {
-  sslPassthrough = on;
+/** The gateway's switches that make a refusable annotation servable. */
+export interface UnhonouredOptions {
+  /**
+   * --enable-ssl-passthrough: ingress/edge passes the TLS connections of an Ingress with ssl-passthrough "true"
+   * (Go's true words) through, so only other values are refused.
+   */
+  sslPassthrough?: boolean | undefined;
 }
+
+const goTrue: ReadonlySet<string> = new Set(['1', 't', 'T', 'TRUE', 'true', 'True']);
+const passedThrough = (v: string, o: UnhonouredOptions): boolean => o.sslPassthrough === true && goTrue.has(v);
 
 const noSnippets = 'netplane never runs nginx configuration, and serving the Ingress without it would drop whatever it enforces (deny rules, returns, headers)';
 
@@ -51,7 +53,7 @@ export const refusals: readonly Refusal[] = [
   { name: 'limit-rate-after', applies: nonZero, why: 'netplane does not throttle the bandwidth of responses, and serving the Ingress without it would lift the limit' },
   {
     name: 'ssl-passthrough',
-    applies: (v) => on(v) && !(sslPassthrough && goTrue.has(v)),
+    applies: (v, _all, o) => on(v) && !passedThrough(v, o),
     why: 'without --enable-ssl-passthrough (and a value of "true" with it) netplane terminates TLS itself, and the backend would then get plain HTTP',
   },
   {
@@ -107,12 +109,12 @@ function refusalOf(name: string): Refusal | undefined {
  * Throws AnnotationError for the first ingress-nginx annotation of `annotations` whose value asks for something
  * netplane does not do (see `refusals`): one sentence naming the annotation, its value and why.
  */
-export function refuseUnhonoured(annotations: Readonly<Record<string, string>>): void {
+export function refuseUnhonoured(annotations: Readonly<Record<string, string>>, o: UnhonouredOptions = {}): void {
   const all = (name: string) => annotations[nginxPrefix + name];
   for (const [key, value] of Object.entries(annotations)) {
     if (!key.startsWith(nginxPrefix)) continue;
     const refusal = refusalOf(key.slice(nginxPrefix.length));
-    if (refusal !== undefined && refusal.applies(value.trim(), (n) => all(n)?.trim())) {
+    if (refusal !== undefined && refusal.applies(value.trim(), (n) => all(n)?.trim(), o)) {
       throw new AnnotationError(key, `annotation ${key} is ${quote(value.trim())}; ${refusal.why}`);
     }
   }
@@ -127,12 +129,12 @@ export interface IgnoredAnnotations {
 }
 
 /** Sorts the ingress-nginx annotations netplane does not use into tuning and unknown; `known` says what netplane reads. */
-export function ignoredAnnotations(annotations: Readonly<Record<string, string>>, known: (name: string) => boolean): IgnoredAnnotations {
+export function ignoredAnnotations(annotations: Readonly<Record<string, string>>, known: (name: string) => boolean, o: UnhonouredOptions = {}): IgnoredAnnotations {
   const out: IgnoredAnnotations = { tuning: [], unknown: [] };
   for (const key of Object.keys(annotations).sort()) {
     if (!key.startsWith(nginxPrefix)) continue;
     const name = key.slice(nginxPrefix.length);
-    if (known(name) || (name === 'ssl-passthrough' && sslPassthrough && goTrue.has(annotations[key]!.trim()))) continue;
+    if (known(name) || (name === 'ssl-passthrough' && passedThrough(annotations[key]!.trim(), o))) continue;
     if (ignored.has(name) || refusalOf(name) !== undefined) out.tuning.push(key);
     else out.unknown.push(key);
   }
@@ -151,16 +153,18 @@ interface Annotated {
 export class IgnoredAnnotationLog {
   readonly #known: (name: string) => boolean;
   readonly #logged = new Map<string, string>();
+  readonly #o: UnhonouredOptions;
 
-  constructor(known: (name: string) => boolean) {
+  constructor(known: (name: string) => boolean, o: UnhonouredOptions = {}) {
     this.#known = known;
+    this.#o = o;
   }
 
   /** Reports the served Ingresses (`namespace/name` → Ingress) and forgets those no longer served. */
   report(served: ReadonlyMap<string, Annotated>, log: Logger): void {
     for (const key of this.#logged.keys()) if (!served.has(key)) this.#logged.delete(key);
     for (const [ingress, object] of served) {
-      const { tuning, unknown } = ignoredAnnotations(object.metadata.annotations, this.#known);
+      const { tuning, unknown } = ignoredAnnotations(object.metadata.annotations, this.#known, this.#o);
       const text = `${tuning.join(',')}|${unknown.join(',')}`;
       if (this.#logged.get(ingress) === text) continue;
       this.#logged.set(ingress, text);

@@ -1,18 +1,17 @@
 // Which TLS server names are passed through, against route tables the real compiler builds; the round robin over
 // a backend's endpoints; and the ssl-passthrough annotation with and without --enable-ssl-passthrough.
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Passthrough, passthroughChoice } from '../../../ingress/edge/passthrough.ts';
 import { AnnotationReader } from '../../../ingress/routes/annotations.ts';
-import { allowSslPassthrough, ignoredAnnotations } from '../../../ingress/routes/unhonoured.ts';
+import { ignoredAnnotations } from '../../../ingress/routes/unhonoured.ts';
 import { AnnotationError } from '../../../ingress/routes/errors.ts';
-import { compile, ingress, rule } from '../routes/fixtures.ts';
+import { compile, defaults, ingress, rule } from '../routes/fixtures.ts';
 
 const key = 'nginx.ingress.kubernetes.io/ssl-passthrough';
 
-afterEach(() => allowSslPassthrough(false));
+const switchOn = { defaults: { ...defaults, sslPassthrough: true } };
 
 describe('passthroughChoice', () => {
-  allowSslPassthrough(true);
   const ingresses = [
     ingress('pass', { annotations: { [key]: 'true' }, rules: [rule('pass.test', 'Prefix / tls:443', 'Prefix /other web:80')] }),
     ingress('exact', { annotations: { [key]: 'True' }, rules: [rule('exact.test', 'Exact / tls:https')] }),
@@ -24,8 +23,7 @@ describe('passthroughChoice', () => {
     ingress('shared', { rules: [rule('shared.test', 'Prefix / web:80')] }),
     ingress('sharedpass', { annotations: { [key]: 'true' }, rules: [rule('shared.test', 'Prefix /api tls:443')] }),
   ];
-  const { table, served } = compile(ingresses);
-  allowSslPassthrough(false);
+  const { table, served } = compile(ingresses, switchOn);
   const annotationsOf = (name: string) => served.get(name)?.metadata.annotations;
 
   // [server name, Ingress passed through to and backend, or undefined: terminated]
@@ -56,9 +54,7 @@ describe('passthroughChoice', () => {
 
 describe('Passthrough', () => {
   const ingresses = [ingress('pass', { annotations: { [key]: 'true' }, rules: [rule('pass.test', 'Prefix / tls:443')] })];
-  allowSslPassthrough(true);
-  const { table, served } = compile(ingresses);
-  allowSslPassthrough(false);
+  const { table, served } = compile(ingresses, switchOn);
   const endpoints = [
     { ip: '10.0.0.1', port: 8443 },
     { ip: '10.0.0.2', port: 8443 },
@@ -94,21 +90,18 @@ describe('the ssl-passthrough annotation', () => {
   ];
   for (const [value, without, withSwitch] of cases) {
     it(JSON.stringify(value), () => {
-      const read = () => new AnnotationReader({ [key]: value });
-      allowSslPassthrough(false);
-      if (without) expect(read).toThrow(AnnotationError);
-      else expect(read).not.toThrow();
-      allowSslPassthrough(true);
-      if (withSwitch) expect(read).toThrow(/--enable-ssl-passthrough/);
-      else expect(read).not.toThrow();
+      const read = (sslPassthrough: boolean) => () => new AnnotationReader({ [key]: value }, { sslPassthrough });
+      if (without) expect(read(false)).toThrow(AnnotationError);
+      else expect(read(false)).not.toThrow();
+      if (withSwitch) expect(read(true)).toThrow(/--enable-ssl-passthrough/);
+      else expect(read(true)).not.toThrow();
     });
   }
 
   it('is not reported as ignored when it is served', () => {
     const known = () => false;
-    allowSslPassthrough(true);
-    expect(ignoredAnnotations({ [key]: 'true' }, known)).toEqual({ tuning: [], unknown: [] });
-    allowSslPassthrough(false);
-    expect(ignoredAnnotations({ [key]: 'false' }, known)).toEqual({ tuning: [key], unknown: [] });
+    expect(ignoredAnnotations({ [key]: 'true' }, known, { sslPassthrough: true })).toEqual({ tuning: [], unknown: [] });
+    expect(ignoredAnnotations({ [key]: 'false' }, known, { sslPassthrough: true })).toEqual({ tuning: [key], unknown: [] });
+    expect(ignoredAnnotations({ [key]: 'true' }, known)).toEqual({ tuning: [key], unknown: [] });
   });
 });
