@@ -1,12 +1,12 @@
 // netplane proxy as users run it (the CLI, in the node's network namespace, from a manifest directory), tested
 // with real packets from a pod and from a client outside the node, in nftables and in iptables mode.
-import type { ChildProcess } from 'node:child_process';
-import { onLogLines } from '../../lab/log-lines.ts';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eps, svc, writeManifests } from './manifests.ts';
+import { ProxyProcess } from './process.ts';
 import { buildTopology, type ProbeResult, type ProxyTopology } from './topology.ts';
 import { waitFor } from '../helpers/wait.ts';
 
@@ -14,23 +14,11 @@ const bin = fileURLToPath(new URL('../../bin/netplane.ts', import.meta.url));
 const names = (rs: ProbeResult[]) => rs.map((r) => (r.ok ? r.name : r.error));
 const counts = (rs: ProbeResult[]) => names(rs).reduce<Record<string, number>>((m, n) => ((m[n] = (m[n] ?? 0) + 1), m), {});
 
-function svc(name: string, spec: object, status?: object) {
-  return { apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: 'default' }, spec, ...(status ? { status } : {}) };
-}
-function eps(name: string, family: 4 | 6, endpoints: Array<[ip: string, node: string]>, ports: object[] = [{ name: 'http', port: 8080, protocol: 'TCP' }, { name: 'dns', port: 8080, protocol: 'UDP' }]) {
-  return {
-    apiVersion: 'discovery.k8s.io/v1',
-    kind: 'EndpointSlice',
-    metadata: { name: `${name}-v${family}`, namespace: 'default', labels: { 'kubernetes.io/service-name': name } },
-    addressType: family === 4 ? 'IPv4' : 'IPv6',
-    endpoints: endpoints.map(([ip, nodeName]) => ({ addresses: [ip], nodeName, conditions: { ready: true } })),
-    ports,
-  };
-}
 const webPorts = [
   { name: 'http', port: 80, targetPort: 8080, protocol: 'TCP', nodePort: 30080 },
   { name: 'dns', port: 53, targetPort: 8080, protocol: 'UDP', nodePort: 30053 },
 ];
+const webEndpointPorts = [{ name: 'http', port: 8080, protocol: 'TCP' }, { name: 'dns', port: 8080, protocol: 'UDP' }];
 
 /** The cluster every scenario runs against; pods 1-3 are on this node ("node1"), endpoints on "node2" are pretend-remote. */
 function manifests(t: ProxyTopology, webEndpoints: number[], taints: string[] = []) {
@@ -38,8 +26,8 @@ function manifests(t: ProxyTopology, webEndpoints: number[], taints: string[] = 
   return [
     { apiVersion: 'v1', kind: 'Node', metadata: { name: 'node1' }, spec: { podCIDR: '10.244.1.0/24', taints: taints.map((key) => ({ key, effect: 'NoSchedule' })) }, status: { addresses: [{ type: 'InternalIP', address: '192.168.50.1' }] } },
     svc('web', { type: 'LoadBalancer', clusterIPs: ['10.96.0.10', 'fd00:96::10'], ipFamilies: ['IPv4', 'IPv6'], ports: webPorts }, { loadBalancer: { ingress: [{ ip: '203.0.113.10' }] } }),
-    eps('web', 4, webEndpoints.map((i) => [p(i).ip4, 'node1'])),
-    eps('web', 6, webEndpoints.map((i) => [p(i).ip6, 'node1'])),
+    eps('web', 4, webEndpoints.map((i) => [p(i).ip4, 'node1']), webEndpointPorts),
+    eps('web', 6, webEndpoints.map((i) => [p(i).ip6, 'node1']), webEndpointPorts),
     svc('local', { type: 'LoadBalancer', clusterIP: '10.96.0.20', externalTrafficPolicy: 'Local', healthCheckNodePort: 30999, ports: [{ name: 'http', port: 80, targetPort: 8080, nodePort: 30081 }] }, { loadBalancer: { ingress: [{ ip: '203.0.113.20' }] } }),
     eps('local', 4, [[p(1).ip4, 'node1'], [p(2).ip4, 'node2']], [{ name: 'http', port: 8080 }]),
     svc('remote-only', { type: 'NodePort', clusterIP: '10.96.0.21', externalTrafficPolicy: 'Local', ports: [{ name: 'http', port: 80, targetPort: 8080, nodePort: 30082 }] }),
@@ -68,34 +56,22 @@ for (const mode of ['nftables', 'iptables'] as const) {
   describe(`netplane proxy --mode ${mode} in the kernel`, () => {
     let t: ProxyTopology;
     let dir: string;
-    let proxy: ChildProcess | undefined;
-    let logs: Array<Record<string, unknown>> = [];
+    let proxy: ProxyProcess;
 
-    const write = (webEndpoints: number[], taints: string[] = []) => writeFile(join(dir, 'cluster.yaml'), manifests(t, webEndpoints, taints).map((o) => JSON.stringify(o)).join('\n---\n'));
-    const syncs = () => logs.filter((l) => l.msg === 'rules synced').length;
-    async function startProxy(extra: string[] = []): Promise<void> {
-      logs = [];
-      const p = t.lab.spawn(t.node, process.execPath, [bin, 'proxy', '--manifests', dir, '--node-name', 'node1', '--mode', mode, '--cluster-cidr', '10.244.0.0/16,fd00:244::/32', '--admin', '127.0.0.1:0', '--min-sync-period', '50ms', ...extra]);
-      onLogLines(p.stdout!, (r) => logs.push(r));
-      proxy = p;
-      await waitFor('the first sync', () => syncs() > 0 || p.exitCode !== null, 15_000);
-      expect(p.exitCode).toBeNull();
-    }
-    async function stopProxy(): Promise<void> {
-      const p = proxy!;
-      const exited = new Promise((r) => p.once('exit', r));
-      p.kill('SIGTERM');
-      await exited;
-    }
+    const write = (webEndpoints: number[], taints: string[] = []) => writeManifests(dir, manifests(t, webEndpoints, taints));
+    const syncs = () => proxy.syncs();
+    const startProxy = (extra: string[] = []) => proxy.start({ mode, extra });
+    const stopProxy = () => proxy.stop();
 
     beforeAll(async () => {
       t = await buildTopology(3, [8080]);
       dir = await mkdtemp(join(tmpdir(), `netplane-proxy-${mode}-`));
       await write([1, 2, 3]);
+      proxy = new ProxyProcess(t, dir);
       await startProxy();
     }, 60_000);
     afterAll(async () => {
-      proxy?.kill('SIGKILL');
+      proxy?.kill();
       await t?.lab.destroy();
       if (dir) await rm(dir, { recursive: true, force: true });
     });

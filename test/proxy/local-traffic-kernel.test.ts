@@ -4,31 +4,14 @@
 // endpoint tells whether the client's address to a cluster IP was kept (local traffic) or masqueraded, and a
 // Local-policy load-balancer IP whether the client took every endpoint (local: the short-circuit) or only this
 // node's. One network per proxy mode; the detect-local modes run one after another in it.
-import type { ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { onLogLines } from '../../lab/log-lines.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { eps, svc, writeManifests } from './manifests.ts';
+import { ProxyProcess } from './process.ts';
 import { buildTopology, type ProbeResult, type ProxyTopology } from './topology.ts';
-
-const bin = fileURLToPath(new URL('../../bin/netplane.ts', import.meta.url));
-
-function svc(name: string, spec: object, status?: object) {
-  return { apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: 'default' }, spec, ...(status ? { status } : {}) };
-}
-function eps(name: string, family: 4 | 6, endpoints: Array<[ip: string, node: string]>) {
-  return {
-    apiVersion: 'discovery.k8s.io/v1',
-    kind: 'EndpointSlice',
-    metadata: { name: `${name}-v${family}`, namespace: 'default', labels: { 'kubernetes.io/service-name': name } },
-    addressType: family === 4 ? 'IPv4' : 'IPv6',
-    endpoints: endpoints.map(([ip, nodeName]) => ({ addresses: [ip], nodeName, conditions: { ready: true } })),
-    ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
-  };
-}
 
 /** "web": a dual-stack cluster IP served by pod2; "local": a Local-policy load-balancer IP, pod2 here and pod3 "elsewhere". */
 function manifests(t: ProxyTopology, podCIDRs: string[] | undefined) {
@@ -52,33 +35,19 @@ for (const mode of ['nftables', 'iptables'] as const) {
     let t: ProxyTopology;
     let dir: string;
     let routed: string;
-    let proxy: ChildProcess | undefined;
-    let logs: Array<Record<string, unknown>> = [];
+    let proxy: ProxyProcess;
     let from: Record<Client, { ns: string; 4: string; 6: string }>;
 
-    const write = (podCIDRs: string[] | undefined) => writeFile(join(dir, 'cluster.yaml'), manifests(t, podCIDRs).map((o) => JSON.stringify(o)).join('\n---\n'));
-    const syncs = () => logs.filter((l) => l.msg === 'rules synced').length;
-    const logged = (re: RegExp) => logs.some((l) => typeof l.msg === 'string' && re.test(l.msg));
+    const write = (podCIDRs: string[] | undefined) => writeManifests(dir, manifests(t, podCIDRs));
+    const syncs = () => proxy.syncs();
+    const logged = (re: RegExp) => proxy.logs.some((l) => typeof l.msg === 'string' && re.test(l.msg));
 
     async function startProxy(extra: string[], started: () => boolean): Promise<void> {
-      await stopProxy();
-      logs = [];
-      const p = t.lab.spawn(t.node, process.execPath, [bin, 'proxy', '--manifests', dir, '--node-name', 'node1', '--mode', mode, '--cluster-cidr', '10.244.0.0/16,fd00:244::/32', '--admin', '127.0.0.1:0', '--min-sync-period', '50ms', ...extra]);
-      onLogLines(p.stdout!, (r) => logs.push(r));
-      proxy = p;
-      await waitFor('the proxy to start', () => started() || p.exitCode !== null, 15_000);
-      expect(p.exitCode).toBeNull();
-    }
-    async function stopProxy(): Promise<void> {
-      const p = proxy;
-      proxy = undefined;
-      if (!p || p.exitCode !== null) return;
-      const exited = new Promise((r) => p.once('exit', r));
-      p.kill('SIGTERM');
-      await exited;
+      await proxy.stop();
+      await proxy.start({ mode, extra }, started, 'the proxy to start');
     }
     async function readyz(): Promise<{ code: string; body: string }> {
-      const admin = logs.find((l) => l.msg === 'netplane proxy starting')?.admin as string;
+      const admin = proxy.logs.find((l) => l.msg === 'netplane proxy starting')?.admin as string;
       const { stdout } = await t.lab.exec(t.node, 'curl', ['-s', '-w', '\n%{http_code}', `http://${admin}/readyz`]);
       const i = stdout.lastIndexOf('\n');
       return { code: stdout.slice(i + 1), body: stdout.slice(0, i) };
@@ -122,9 +91,10 @@ for (const mode of ['nftables', 'iptables'] as const) {
         outside: { ns: t.client, 4: t.clientIP4, 6: 'fd00:50::2' },
       };
       dir = await mkdtemp(join(tmpdir(), `netplane-detect-local-${mode}-`));
+      proxy = new ProxyProcess(t, dir);
     }, 60_000);
     afterAll(async () => {
-      proxy?.kill('SIGKILL');
+      proxy?.kill();
       await t?.lab.destroy();
       if (dir) await rm(dir, { recursive: true, force: true });
     });
@@ -159,7 +129,7 @@ for (const mode of ['nftables', 'iptables'] as const) {
       await write(undefined);
       await waitFor('the warning', () => logged(/the Node "node1" has no spec\.podCIDRs any more; traffic from 10\.244\.2\.0\/24 stays local/), 10_000);
       await expectLocal({ bridged: false, routed: true, outside: false });
-      expect(proxy!.exitCode).toBeNull();
+      expect(proxy.child!.exitCode).toBeNull();
     }, 60_000);
 
     it('BridgeInterface: traffic in on the bridge is local, in both families', async () => {
@@ -182,7 +152,7 @@ for (const mode of ['nftables', 'iptables'] as const) {
       await startProxy(['--detect-local-mode', 'InterfaceNamePrefix', '--pod-interface-name-prefix', 'cali'], () => syncs() > 0);
       await expectLocal({ bridged: false, routed: true, outside: false });
       await expectLocal({ bridged: false, routed: true, outside: false }, 6);
-      await stopProxy();
+      await proxy.stop();
     }, 60_000);
   });
 }

@@ -2,30 +2,20 @@
 // which addresses take NodePorts (`--nodeport-addresses` of one family, `primary`), health-check node ports and
 // /healthz over both families, and a load-balancer IP bound on the node reached from the node itself under
 // loadBalancerSourceRanges. Real packets in network namespaces (topology.ts), the CLI as users run it.
-import type { ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { onLogLines } from '../../lab/log-lines.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { eps, svc, writeManifests } from './manifests.ts';
+import { ProxyProcess } from './process.ts';
 import { buildTopology, type ProbeResult, type ProxyTopology } from './topology.ts';
 
-const bin = fileURLToPath(new URL('../../bin/netplane.ts', import.meta.url));
 const reached = (rs: ProbeResult[]) => rs.length > 0 && rs.every((r) => r.ok);
 
 function manifests(t: ProxyTopology): object[] {
   const p = (i: number) => t.pods[i - 1]!;
-  const svc = (name: string, spec: object, status?: object) => ({ apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: 'default' }, spec, ...(status ? { status } : {}) });
-  const slice = (name: string, family: 4 | 6, pods: number[]) => ({
-    apiVersion: 'discovery.k8s.io/v1',
-    kind: 'EndpointSlice',
-    metadata: { name: `${name}-v${family}`, namespace: 'default', labels: { 'kubernetes.io/service-name': name } },
-    addressType: family === 4 ? 'IPv4' : 'IPv6',
-    endpoints: pods.map((i) => ({ addresses: [family === 4 ? p(i).ip4 : p(i).ip6], nodeName: 'node1', conditions: { ready: true } })),
-    ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
-  });
+  const slice = (name: string, family: 4 | 6, pods: number[]) => eps(name, family, pods.map((i) => [family === 4 ? p(i).ip4 : p(i).ip6, 'node1']));
   const dual = { ipFamilies: ['IPv4', 'IPv6'], ipFamilyPolicy: 'RequireDualStack' };
   return [
     // A dual-stack node whose Node names only its IPv4 address, as with a kubelet given one --node-ip.
@@ -45,33 +35,18 @@ for (const mode of ['nftables', 'iptables'] as const) {
   describe(`netplane proxy --mode ${mode}: the node's own addresses, both families`, () => {
     let t: ProxyTopology;
     let dir: string;
-    let proxy: ChildProcess | undefined;
-
-    async function startProxy(extra: string[] = []): Promise<void> {
-      const logs: Array<Record<string, unknown>> = [];
-      const p = t.lab.spawn(t.node, process.execPath, [bin, 'proxy', '--manifests', dir, '--node-name', 'node1', '--mode', mode, '--cluster-cidr', '10.244.0.0/16,fd00:244::/32', '--admin', '127.0.0.1:0', '--min-sync-period', '50ms', ...extra]);
-      onLogLines(p.stdout!, (r) => logs.push(r));
-      proxy = p;
-      await waitFor('the first sync', () => logs.some((l) => l.msg === 'rules synced') || p.exitCode !== null, 15_000);
-      expect(p.exitCode).toBeNull();
-    }
-    async function stopProxy(): Promise<void> {
-      const p = proxy;
-      proxy = undefined;
-      if (!p || p.exitCode !== null) return;
-      const exited = new Promise((r) => p.once('exit', r));
-      p.kill('SIGTERM');
-      await exited;
-    }
+    let proxy: ProxyProcess;
+    const startProxy = (extra: string[] = []) => proxy.start({ mode, extra });
 
     beforeAll(async () => {
       t = await buildTopology(3, [8080]);
       dir = await mkdtemp(join(tmpdir(), `netplane-node-addresses-${mode}-`));
-      await writeFile(join(dir, 'cluster.yaml'), manifests(t).map((o) => JSON.stringify(o)).join('\n---\n'));
+      await writeManifests(dir, manifests(t));
+      proxy = new ProxyProcess(t, dir);
     }, 60_000);
-    afterEach(stopProxy);
+    afterEach(() => proxy?.stop());
     afterAll(async () => {
-      proxy?.kill('SIGKILL');
+      proxy?.kill();
       await t?.lab.destroy();
       if (dir) await rm(dir, { recursive: true, force: true });
     });

@@ -1,17 +1,16 @@
 // State that outlives a change in the kernel, tested with netplane proxy as users run it (the CLI in the node's
 // network namespace, from a manifest directory): UDP conntrack entries that would keep a client on an endpoint
 // that is gone, and the rules of the other kernel mode after a switch of --mode.
-import type { ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { onLogLines } from '../../lab/log-lines.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { eps, svc, writeManifests } from './manifests.ts';
+import { ProxyProcess, type ProxyFlags } from './process.ts';
 import { buildTopology, type ProbeResult, type ProxyTopology } from './topology.ts';
 
-const bin = fileURLToPath(new URL('../../bin/netplane.ts', import.meta.url));
 const echo = fileURLToPath(new URL('../helpers/echo.ts', import.meta.url));
 const answer = (rs: ProbeResult[]) => (rs[0]?.ok ? rs[0].name : rs[0]?.error);
 
@@ -23,16 +22,8 @@ interface Cluster {
 }
 
 function manifests(t: ProxyTopology, c: Cluster): object[] {
-  const meta = (name: string, labels?: object) => ({ name, namespace: 'default', ...(labels ? { labels } : {}) });
-  const service = (name: string, clusterIP: string, protocol = 'UDP') => ({ apiVersion: 'v1', kind: 'Service', metadata: meta(name), spec: { clusterIP, ports: [{ name: 'dns', port: 53, protocol }] } });
-  const slice = (name: string, pod: number, port: number, protocol = 'UDP') => ({
-    apiVersion: 'discovery.k8s.io/v1',
-    kind: 'EndpointSlice',
-    metadata: meta(`${name}-1`, { 'kubernetes.io/service-name': name }),
-    addressType: 'IPv4',
-    endpoints: [{ addresses: [t.pods[pod - 1]!.ip4], nodeName: 'node1', conditions: { ready: true } }],
-    ports: [{ name: 'dns', port, protocol }],
-  });
+  const service = (name: string, clusterIP: string, protocol = 'UDP') => svc(name, { clusterIP, ports: [{ name: 'dns', port: 53, protocol }] });
+  const slice = (name: string, pod: number, port: number, protocol = 'UDP') => eps(name, 4, [[t.pods[pod - 1]!.ip4, 'node1']], [{ name: 'dns', port, protocol }]);
   return [
     service('dns', '10.96.0.14'),
     slice('dns', ...c.dns),
@@ -41,41 +32,25 @@ function manifests(t: ProxyTopology, c: Cluster): object[] {
   ];
 }
 
-type KernelMode = 'nftables' | 'iptables';
+type KernelMode = ProxyFlags['mode'];
 
 /** Runs netplane proxy in the node namespace of `t` on the manifests in `dir`, one process at a time. */
-function proxyRunner(t: ProxyTopology, dir: () => string) {
-  let proxy: ChildProcess | undefined;
-  let logs: Array<Record<string, unknown>> = [];
-  const syncs = () => logs.filter((l) => l.msg === 'rules synced').length;
-  const write = (c: Cluster) => writeFile(join(dir(), 'cluster.yaml'), manifests(t, c).map((o) => JSON.stringify(o)).join('\n---\n'));
+function proxyRunner(t: ProxyTopology, dir: string) {
+  const proxy = new ProxyProcess(t, dir);
+  const write = (c: Cluster) => writeManifests(dir, manifests(t, c));
   return {
     write,
     /** Starts the proxy and waits for its first sync. */
-    async start(mode: KernelMode): Promise<void> {
-      logs = [];
-      const p = t.lab.spawn(t.node, process.execPath, [bin, 'proxy', '--manifests', dir(), '--node-name', 'node1', '--mode', mode, '--cluster-cidr', '10.244.0.0/16',
-        '--admin', '127.0.0.1:0', '--min-sync-period', '50ms', '--conntrack-max-per-core', '0', '--conntrack-min', '0']);
-      onLogLines(p.stdout!, (r) => logs.push(r));
-      proxy = p;
-      await waitFor('the first sync', () => syncs() > 0 || p.exitCode !== null, 15_000);
-      expect(p.exitCode).toBeNull();
-    },
+    start: (mode: KernelMode) => proxy.start({ mode, clusterCIDR: '10.244.0.0/16', extra: ['--conntrack-max-per-core', '0', '--conntrack-min', '0'] }),
     /** Stops it (SIGTERM); its rules stay. */
-    async stop(): Promise<void> {
-      const p = proxy!;
-      const exited = new Promise((r) => p.once('exit', r));
-      p.kill('SIGTERM');
-      await exited;
-      proxy = undefined;
-    },
+    stop: () => proxy.stop(),
     /** Writes new manifests and waits for the sync that applies them. */
     async change(c: Cluster): Promise<void> {
-      const n = syncs();
+      const n = proxy.syncs();
       await write(c);
-      await waitFor('the resync', () => syncs() > n, 5000);
+      await waitFor('the resync', () => proxy.syncs() > n, 5000);
     },
-    kill: () => proxy?.kill('SIGKILL'),
+    kill: () => proxy.kill(),
   };
 }
 
@@ -94,7 +69,7 @@ for (const mode of ['nftables', 'iptables'] as const) {
       const other = t.lab.spawn(t.pods[0]!.ns, process.execPath, [echo, 'pod1-8081', '8081']);
       await new Promise((r) => other.stdout!.once('data', r));
       dir = await mkdtemp(join(tmpdir(), `netplane-stale-${mode}-`));
-      run = proxyRunner(t, () => dir);
+      run = proxyRunner(t, dir);
       await run.write({ dns: [3, 8080], late: false });
       await run.start(mode);
     }, 60_000);
@@ -137,7 +112,7 @@ describe('netplane proxy: switching --mode removes the other mode\'s rules once 
   beforeAll(async () => {
     t = await buildTopology(2, [8080]);
     dir = await mkdtemp(join(tmpdir(), 'netplane-switch-'));
-    run = proxyRunner(t, () => dir);
+    run = proxyRunner(t, dir);
     // Someone else's objects of both kinds, which must stay.
     await t.lab.exec(t.node, 'nft', ['add', 'table', 'inet', 'someone-else']);
     await t.lab.exec(t.node, 'iptables', ['-t', 'nat', '-N', 'SOMEONE-ELSE']);

@@ -2,7 +2,7 @@
 // on loopback.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { connect, createServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/wait.ts';
 import { freePort } from '../helpers/ports.ts';
+import { writeManifests } from './manifests.ts';
 
 const bin = fileURLToPath(new URL('../../bin/netplane.ts', import.meta.url));
 
@@ -74,7 +75,7 @@ describe('netplane proxy --mode userspace', () => {
       { apiVersion: 'v1', kind: 'Service', metadata: { name: 'empty' }, spec: { clusterIP: '10.96.0.12', ports: [{ port: emptyPort }] } },
     ];
     dir = await mkdtemp(join(tmpdir(), 'netplane-userspace-'));
-    await writeFile(join(dir, 'cluster.yaml'), objects.map((o) => JSON.stringify(o)).join('\n---\n'));
+    await writeManifests(dir, objects);
     proxy = spawn(process.execPath, [bin, 'proxy', '--mode', 'userspace', '--manifests', dir, '--admin', '127.0.0.1:0', '--min-sync-period', '50ms'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     proxy.stdout!.on('data', (d) => (out += d));
