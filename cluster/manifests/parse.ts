@@ -1,6 +1,6 @@
 // Pure parsing of one manifest file's text into model objects, with errors that name the document and reason.
 import { parseAllDocuments } from 'yaml';
-import { parseObject, type AnyObject } from '../model/index.ts';
+import { allKinds, parseObject, type AnyObject, type Kind } from '../model/index.ts';
 
 /** What went wrong in one file: the 1-based document number (absent for whole-file problems) and why. */
 export interface ManifestProblem {
@@ -12,13 +12,17 @@ export interface ManifestProblem {
 /** The outcome of parsing one file: every object it holds, or the first problem found. */
 export type ParsedFile = { ok: true; objects: AnyObject[] } | { ok: false; problem: ManifestProblem };
 
+const everyKind: ReadonlySet<Kind> = new Set(allKinds);
+
 /**
- * Parses a YAML or JSON file that may hold several documents (`---`). Fails on the first document that does not
- * parse, resolve (aliases) or validate; never throws. Empty documents are skipped.
+ * Parses a YAML or JSON file that may hold several documents (`---`) into the objects of the kinds in `read` (the
+ * store's kinds; default every kind). Fails on the first document that does not parse, resolve (aliases) or, when
+ * of a kind in `read`, validate; never throws. Empty documents, and documents of other kinds, are skipped: a kind a
+ * component does not read (a Pod in the proxy) is never validated, so it cannot cost the file its other objects.
  */
-export function parseManifestText(file: string, text: string): ParsedFile {
+export function parseManifestText(file: string, text: string, read: ReadonlySet<Kind> = everyKind): ParsedFile {
   if (file.endsWith('.json')) {
-    const parsed = parseJson(file, text);
+    const parsed = parseJson(file, text, read);
     if (parsed !== undefined) return parsed;
   }
   let docs;
@@ -38,7 +42,7 @@ export function parseManifestText(file: string, text: string): ParsedFile {
       // toJS throws for an alias to no anchor (`*nope`) and for more alias expansions than this (an alias bomb).
       const raw: unknown = doc.toJS({ maxAliasCount: 100 });
       if (raw === null || raw === undefined) continue;
-      objects.push(...parseObject(raw));
+      objects.push(...parseObject(raw, read));
     } catch (e) {
       return { ok: false, problem: { file, document, reason: reasonOf(e) } };
     }
@@ -51,7 +55,7 @@ export function parseManifestText(file: string, text: string): ParsedFile {
  * per-node garbage, which matters for clusters of thousands of objects. Undefined when the text is not one JSON value
  * (several documents, comments): the YAML parser then reads it and reports any error with line and column.
  */
-function parseJson(file: string, text: string): ParsedFile | undefined {
+function parseJson(file: string, text: string, read: ReadonlySet<Kind>): ParsedFile | undefined {
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -60,7 +64,7 @@ function parseJson(file: string, text: string): ParsedFile | undefined {
   }
   if (raw === null) return { ok: true, objects: [] };
   try {
-    return { ok: true, objects: parseObject(raw) };
+    return { ok: true, objects: parseObject(raw, read) };
   } catch (e) {
     return { ok: false, problem: { file, document: 1, reason: reasonOf(e) } };
   }

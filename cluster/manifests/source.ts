@@ -244,7 +244,9 @@ export class ManifestsSource implements ClusterSource {
       this.#log.debug({ file }, `manifest ${file} is empty; keeping its objects for ${this.#emptyGraceMs} ms unless it gets content`);
       return false;
     }
-    const parsed = parseManifestText(file, text);
+    // Only the kinds the store keeps are validated: a bad Pod must not cost the proxy the Services beside it. The
+    // store is fixed for the source's life, so a file's cached result stays right.
+    const parsed = parseManifestText(file, text, this.#store!.kinds);
     if (!parsed.ok) return this.#reject(path, prev, { fingerprint, hash }, parsed.problem, gone.get(hash));
     this.#files.set(path, { fingerprint, hash, objects: parsed.objects });
     if (prev?.problem) this.#log.info({ file }, 'manifest file is valid again');

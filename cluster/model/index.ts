@@ -95,12 +95,16 @@ function validate<K extends Kind>(kind: K, raw: unknown): ObjectOf[K] {
   return result.data;
 }
 
+/** Every kind: what parseObject reads when not told which kinds are wanted. */
+const everyKind: ReadonlySet<Kind> = new Set(allKinds);
+
 /**
  * Validates one raw object (parsed JSON or YAML) and returns what the store keeps of it: zero objects for kinds
- * netplane does not read, several for a core/v1 Endpoints (converted to slices) or a `List`.
- * Throws InvalidObjectError naming the field and the reason.
+ * not in `read` (those netplane does not know, and known ones a component does not read, skipped without being
+ * validated), several for a core/v1 Endpoints (converted to slices, when EndpointSlices are read) or a `List`.
+ * Throws InvalidObjectError naming the field and the reason; an object without apiVersion and kind is always one.
  */
-export function parseObject(raw: unknown): AnyObject[] {
+export function parseObject(raw: unknown, read: ReadonlySet<Kind> = everyKind): AnyObject[] {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new InvalidObjectError('not an object with apiVersion and kind');
   }
@@ -113,25 +117,26 @@ export function parseObject(raw: unknown): AnyObject[] {
     if (!Array.isArray(items)) throw new InvalidObjectError(`${kind}: items must be a list`);
     return items.flatMap((item, i) => {
       try {
-        return parseObject(item);
+        return parseObject(item, read);
       } catch (e) {
         throw new InvalidObjectError(`items[${i}]: ${(e as Error).message}`);
       }
     });
   }
   if (kind === 'Endpoints' && apiVersion === 'v1') {
+    if (!read.has('EndpointSlice')) return [];
     const ep = endpointsSchema.safeParse(raw);
     if (!ep.success) throw new InvalidObjectError(`Endpoints: ${explain(ep.error)}`);
     return endpointsToSlices(ep.data).map((object) => ({ kind: 'EndpointSlice', object }));
   }
-  if (kind in kinds) {
+  if (kind in kinds && read.has(kind as Kind)) {
     const k = kind as Kind;
     if (kinds[k].apiVersion !== apiVersion) {
       throw new InvalidObjectError(`${kind}: apiVersion "${apiVersion}" is not supported; use "${kinds[k].apiVersion}"`);
     }
     return [{ kind: k, object: validate(k, raw) } as AnyObject];
   }
-  // Other kinds (Deployments, ConfigMaps, ...) may share the directory; netplane does not read them.
+  // Other kinds (Deployments, ConfigMaps, and known ones this reader does not keep) may share the directory.
   return [];
 }
 
