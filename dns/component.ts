@@ -178,6 +178,8 @@ export const dnsComponent = defineComponent({
     if (servername !== undefined && !f.upstream.some((u) => u.tls)) {
       throw new UsageError(`netplane dns: --upstream-tls-servername ${servername} names the certificate of tls:// --upstream servers, and none is given (a stub domain's is written tls://ADDR#NAME)`);
     }
+    // Checked here, before the admin and probe ports are bound, as every other flag is; run reads them again.
+    for (const file of f['upstream-tls-ca']) caFile(file);
     return undefined;
   },
   async run(ctx, f) {
