@@ -303,7 +303,7 @@ export class OverlayAgent {
   }
 }
 
-/** One operation (or step) that failed in a sync; `entry` when it is one node's neighbour, FDB entry or route. */
+/** One operation (or step) that failed in a sync; `entry` when it is one node's neighbour, FDB entry, route or direct route. */
 interface Failure {
   kind: string;
   text: string;
@@ -312,7 +312,7 @@ interface Failure {
 }
 
 function isEntry(kind: string): boolean {
-  return kind === 'neighbour' || kind === 'fdb' || kind === 'route';
+  return kind === 'neighbour' || kind === 'fdb' || kind === 'route' || kind === 'direct';
 }
 
 function round(ms: number): number {

@@ -1,6 +1,7 @@
 // netplane overlay: Flannel's VXLAN job. One VXLAN device per node; for every other node a neighbour entry, an
-// FDB entry and a route, programmed over netlink from the Node objects; pod traffic leaving the cluster is
-// masqueraded with nftables. The data plane stays as it is when the agent stops or crashes.
+// FDB entry and a route, programmed over netlink from the Node objects (or, with --direct-routing, a plain route
+// to a node on this node's underlay network); pod traffic leaving the cluster is masqueraded with nftables. The
+// data plane stays as it is when the agent stops or crashes.
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { defineComponent, type ComponentContext } from '../runtime/component.ts';
@@ -8,7 +9,7 @@ import { HostRunner, type CommandRunner } from '../runtime/exec.ts';
 import { durationFlag, intInRange, listFlag, nonEmpty, oneOf, parseCIDRList, switchFlag, valueFlag } from '../runtime/flags.ts';
 import type { Logger } from '../runtime/logger.ts';
 import { OverlayAgent } from './agent.ts';
-import type { OverlayKernel } from './kernel/types.ts';
+import { directRouteProtocol, type OverlayKernel } from './kernel/types.ts';
 import { ForwardAccept, forwardChain } from './forward.ts';
 import { Masquerade } from './masquerade.ts';
 import { podCIDRs } from './plan/node.ts';
@@ -65,6 +66,9 @@ const flags = {
     help: "write Flannel's subnet.env here for the flannel CNI plugin (Flannel's path: /run/flannel/subnet.env; default: none)",
     parse: nonEmpty,
   }),
+  'direct-routing': switchFlag(
+    `route a node's pod network straight to its address when that is on a network of this node's underlay interface, and use VXLAN only for the other nodes (Flannel's VXLAN DirectRouting; per pod family; routes of protocol ${directRouteProtocol})`,
+  ),
   'flannel-annotations': switchFlag("also publish Flannel's Node annotations (kubernetes mode), so that Flannel nodes reach this one during a migration"),
   'set-node-network-unavailable': valueFlag({
     value: 'true|false',
@@ -73,7 +77,7 @@ const flags = {
     default: 'true',
   }),
   'resync-period': durationFlag({ help: 'read the kernel again and repair what differs at least this often', default: '30s', min: '1s', max: '24h' }),
-  cleanup: switchFlag('remove the VXLAN device (with its routes and entries), the masquerade tables and the forward-accept chain, and exit'),
+  cleanup: switchFlag('remove the VXLAN device (with its routes and entries), the direct routes, the masquerade tables and the forward-accept chain, and exit'),
 };
 
 /** The overlay component. */
@@ -111,7 +115,10 @@ async function openKernel(): Promise<OverlayKernel> {
   return NetlinkKernel.open();
 }
 
-/** Deletes the device (its routes, neighbour and FDB entries go with it), both masquerade tables and the forward-accept chain. */
+/**
+ * Deletes the device (its routes, neighbour and FDB entries go with it), the direct routes (netplane's route
+ * protocol, whatever the device), both masquerade tables and the forward-accept chain.
+ */
 async function cleanup(device: string, log: Logger): Promise<number> {
   let failed = false;
   try {
@@ -124,6 +131,9 @@ async function cleanup(device: string, log: Logger): Promise<number> {
       } else if (link) {
         log.warn({ device, kind: link.kind ?? 'none' }, `${device} is not a VXLAN device; left alone`);
       }
+      const direct = await kernel.routesByProtocol(directRouteProtocol);
+      for (const r of direct) await kernel.deleteRoute({ ...r, protocol: directRouteProtocol });
+      if (direct.length > 0) log.info({ routes: direct.length, protocol: directRouteProtocol }, 'removed the direct routes');
     } finally {
       kernel.close();
     }
@@ -182,6 +192,7 @@ export async function runOverlay(ctx: ComponentContext, f: OverlayFlags, deps: O
       ...(f.iface.length > 0 ? { ifaces: f.iface } : {}),
       ...(f['iface-regex'].length > 0 ? { ifaceRegex: f['iface-regex'] } : {}),
       publishes: publisher !== undefined,
+      directRouting: f['direct-routing'],
     },
     clusterCIDRs,
     masquerade: new Masquerade(deps.runner),
@@ -210,7 +221,7 @@ export async function runOverlay(ctx: ComponentContext, f: OverlayFlags, deps: O
   if ((await readFile('/proc/sys/net/ipv4/ip_forward', 'utf8').catch(() => '1')).trim() === '0') {
     ctx.log.warn('net.ipv4.ip_forward is 0: this node will not forward pod traffic to or from the overlay');
   }
-  ctx.log.info({ device: f.device, vni: f.vni, port: f.port, mtu: f.mtu ?? 'auto', iface: f.iface.length > 0 ? f.iface : 'auto', ifaceRegex: f['iface-regex'].map((r) => r.source), clusterCIDRs, publishes: publisher !== undefined }, 'overlay running');
+  ctx.log.info({ device: f.device, vni: f.vni, port: f.port, mtu: f.mtu ?? 'auto', iface: f.iface.length > 0 ? f.iface : 'auto', ifaceRegex: f['iface-regex'].map((r) => r.source), clusterCIDRs, publishes: publisher !== undefined, directRouting: f['direct-routing'] }, 'overlay running');
   return agent;
 }
 

@@ -3,7 +3,7 @@
 import { isIPv6 } from 'node:net';
 import { canonicalIP } from '../proxy/nftables/model.ts';
 import { isKernelError } from './kernel/errors.ts';
-import type { LinkState, OverlayKernel } from './kernel/types.ts';
+import { directRouteProtocol, type LinkState, type OverlayKernel } from './kernel/types.ts';
 import { networkCIDR } from './plan/cidr.ts';
 import { opText, recordOp } from './plan/diff.ts';
 import { emptyView, type DeviceSpec, type DeviceView, type HostView, type OverlayChanges, type OverlayOp } from './plan/types.ts';
@@ -17,10 +17,15 @@ export async function readHost(kernel: OverlayKernel): Promise<HostView> {
   return { links, addresses };
 }
 
-/** The device called `name` and everything on it, or an empty view when it does not exist. */
+/**
+ * The device called `name` and everything on it (an empty view when it does not exist), and netplane's direct
+ * routes, which are read whether or not the device exists or --direct-routing is on: a restart without the flag
+ * removes them.
+ */
 export async function readDevice(kernel: OverlayKernel, name: string, links?: readonly LinkState[]): Promise<DeviceView> {
-  const link = links ? links.find((l) => l.name === name) : await kernel.link(name);
+  const [link, direct] = await Promise.all([links ? links.find((l) => l.name === name) : kernel.link(name), kernel.routesByProtocol(directRouteProtocol)]);
   const view = emptyView();
+  for (const r of direct) view.direct.set(networkCIDR(r.dst) ?? r.dst, { gateway: canonicalIP(r.gateway), index: r.index });
   if (!link) return view;
   view.link = link;
   const [addresses, neighbours, fdb, routes] = await Promise.all([
@@ -163,6 +168,11 @@ function applyEntry(kernel: OverlayKernel, index: number, op: OverlayOp): Promis
     }
     case 'route': {
       const e = { index, dst: op.dst, gateway: op.gateway, onlink: op.onlink };
+      return op.op === 'add' ? kernel.addRoute(e) : kernel.deleteRoute(e);
+    }
+    case 'direct': {
+      // Not onlink: the kernel checks that the gateway is on a network of the interface, as the plan expects.
+      const e = { index: op.index, dst: op.dst, gateway: op.gateway, onlink: false, protocol: directRouteProtocol };
       return op.op === 'add' ? kernel.addRoute(e) : kernel.deleteRoute(e);
     }
     case 'link':

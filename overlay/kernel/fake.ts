@@ -73,7 +73,7 @@ export class FakeKernel implements OverlayKernel {
     for (const a of this.#addresses.values()) lines.push(`addr ${name(a.index)} ${a.cidr}`);
     for (const n of this.#neighbours.values()) lines.push(`neigh ${name(n.index)} ${n.ip} lladdr ${n.mac} permanent`);
     for (const f of this.#fdb.values()) lines.push(`fdb ${name(f.index)} ${f.mac} dst ${f.dst} self permanent`);
-    for (const r of this.#routes.values()) lines.push(`route ${r.dst} via ${r.gateway} dev ${name(r.index)}${r.onlink ? ' onlink' : ''}`);
+    for (const r of this.#routes.values()) lines.push(`route ${r.dst} via ${r.gateway} dev ${name(r.index)}${r.onlink ? ' onlink' : ''}${r.protocol !== undefined ? ` proto ${r.protocol}` : ''}`);
     return lines.sort().join('\n');
   }
 
@@ -241,10 +241,17 @@ export class FakeKernel implements OverlayKernel {
     return [...this.#routes.values()].filter((r) => r.index === index).map((r) => ({ ...r }));
   }
 
+  /** Routes of the main table of that protocol (static: 4), through any interface. */
+  async routesByProtocol(protocol: number): Promise<RouteEntry[]> {
+    this.#enter('routesByProtocol', `routesByProtocol ${protocol}`);
+    return [...this.#routes.values()].filter((r) => (r.protocol ?? staticProtocol) === protocol).map((r) => ({ ...r }));
+  }
+
   /**
    * Adds the route to `dst`. EEXIST when a route to `dst` is there (on any device; for IPv4 also the kernel's prefix
    * route of an address on an up device), ENETDOWN when the device is down, EINVAL for host bits in an IPv4 `dst`,
-   * ENETUNREACH without onlink for a gateway outside the device's prefixes, ENODEV.
+   * ENETUNREACH without onlink for a gateway outside the device's prefixes, ENODEV, EINVAL for a protocol outside
+   * 0..255. The route keeps its protocol (static when none is given).
    */
   async addRoute(entry: RouteEntry): Promise<void> {
     const op = `addRoute ${entry.dst}`;
@@ -253,6 +260,8 @@ export class FakeKernel implements OverlayKernel {
     const gateway = ip(op, entry.gateway);
     if (dst.ip.length === 4 && hasHostBits(dst)) throw new KernelError(op, 'EINVAL', { detail: 'invalid prefix for given prefix length' });
     if (gateway.length !== dst.ip.length) throw new KernelError(op, 'EINVAL', { detail: `gateway ${entry.gateway} is of another family` });
+    // rtm_protocol is one byte: the netlink package refuses to encode anything else.
+    if (entry.protocol !== undefined && !(Number.isInteger(entry.protocol) && entry.protocol >= 0 && entry.protocol <= 255)) throw new KernelError(op, 'EINVAL', { detail: `protocol ${entry.protocol}` });
     const link = this.#mustLink(op, entry.index);
     if (!link.up) throw new KernelError(op, 'ENETDOWN', { detail: `${link.name} is not up` });
     const linkLocal = gateway.length === 16 && gateway.readUInt16BE(0) >> 6 === 0xfe80 >> 6;
@@ -260,17 +269,20 @@ export class FakeKernel implements OverlayKernel {
     if (!entry.onlink && !linkLocal && !this.#onLink(entry.index, gateway)) throw new KernelError(op, 'ENETUNREACH', { detail: `gateway ${entry.gateway} is not on ${link.name}` });
     const key = `${formatIp(dst.ip)}/${dst.prefixLength}`;
     if (this.#routes.has(key) || this.#isPrefixRoute(dst)) throw new KernelError(op, 'EEXIST', { detail: `a route to ${key} exists` });
-    this.#routes.set(key, { dst: key, gateway: formatIp(gateway), index: entry.index, onlink: entry.onlink });
+    const protocol = entry.protocol ?? staticProtocol;
+    this.#routes.set(key, { dst: key, gateway: formatIp(gateway), index: entry.index, onlink: entry.onlink, ...(protocol !== staticProtocol ? { protocol } : {}) });
   }
 
-  /** Deletes the route to `dst` if its gateway and device match; absent is fine. */
+  /** Deletes the route to `dst` if its gateway and device match, and its protocol when one is given; absent is fine. */
   async deleteRoute(entry: RouteEntry): Promise<void> {
     const op = `deleteRoute ${entry.dst}`;
     this.#enter('deleteRoute', op);
     const dst = cidr(op, entry.dst);
     const key = `${formatIp(dst.ip)}/${dst.prefixLength}`;
     const found = this.#routes.get(key);
-    if (found && found.index === entry.index && found.gateway === canonicalIp(entry.gateway)) this.#routes.delete(key);
+    // Protocol 0 matches any route (fib_table_delete, ip6_route_del).
+    const protocolMatches = !entry.protocol || (found?.protocol ?? staticProtocol) === entry.protocol;
+    if (found && found.index === entry.index && found.gateway === canonicalIp(entry.gateway) && protocolMatches) this.#routes.delete(key);
   }
 
   /** Nothing to release. */
@@ -357,6 +369,9 @@ export class FakeKernel implements OverlayKernel {
     for (const l of [...this.#links.values()]) if (l.vxlan?.underlayIndex === index) this.#removeLink(l.index);
   }
 }
+
+/** RTPROT_STATIC, the protocol of a route added without one. */
+const staticProtocol = 4;
 
 // VXLAN adds 50 bytes over IPv4 (outer IP 20, UDP 8, VXLAN 8, inner Ethernet 14) and 70 over IPv6.
 function vxlanMaxMtu(lower: LinkState, family: number): number {

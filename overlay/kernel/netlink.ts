@@ -193,16 +193,27 @@ export class NetlinkKernel implements OverlayKernel {
     for (const m of reply) {
       if (m.kind !== 'route' || m.attrs.oif !== index || (m.attrs.table ?? m.data.table) !== RT_TABLE_MAIN) continue;
       if (protocolNumber(m.data.protocol) === RTPROT_KERNEL || typeNumber(m.data.type) !== RTN_UNICAST) continue;
-      const family = m.data.family === AF_INET6 ? 16 : 4;
-      const dst = m.attrs.dst ?? Buffer.alloc(family);
-      const flags = m.data.flags ? rt.formatRouteFlags(m.data.flags) : 0;
-      out.push({ dst: `${formatIp(dst)}/${m.data.dstLen ?? 0}`, gateway: m.attrs.gateway ? formatIp(m.attrs.gateway) : '', index, onlink: (flags & RTNH_F_ONLINK) !== 0 });
+      out.push(routeEntry(m, index));
+    }
+    return out;
+  }
+
+  /** Unicast routes of the main table of that protocol with a single gateway, through any interface. */
+  async routesByProtocol(protocol: number): Promise<RouteEntry[]> {
+    const request = format(rt.formatRouteMessage, { kind: 'route', data: { table: RT_TABLE_MAIN }, attrs: {} });
+    const reply = await this.#dumps.dump(rt.MessageType.GETROUTE, request, { op: `routesByProtocol ${protocol}` });
+    const out: RouteEntry[] = [];
+    for (const m of reply) {
+      if (m.kind !== 'route' || (m.attrs.table ?? m.data.table) !== RT_TABLE_MAIN || protocolNumber(m.data.protocol) !== protocol) continue;
+      // A multipath route (no RTA_OIF) is not one netplane makes.
+      if (typeNumber(m.data.type) !== RTN_UNICAST || m.attrs.oif === undefined || !m.attrs.gateway) continue;
+      out.push(routeEntry(m, m.attrs.oif));
     }
     return out;
   }
 
   /**
-   * Adds the route (main table, proto static, scope universe, RTNH_F_ONLINK when onlink) with NLM_F_CREATE|NLM_F_EXCL:
+   * Adds the route (main table, its protocol else static, scope universe, RTNH_F_ONLINK when onlink) with NLM_F_CREATE|NLM_F_EXCL:
    * EEXIST when the table holds a route of that destination (and, IPv6, metric) already, whatever its device or
    * protocol. Never NLM_F_REPLACE: that would take over a route netplane did not make, such as a connected one.
    */
@@ -210,7 +221,7 @@ export class NetlinkKernel implements OverlayKernel {
     const op = `addRoute ${entry.dst}`;
     const { dst, gateway } = routeAddrs(op, entry);
     const data: rt.Route = {
-      family: family(dst.ip), dstLen: dst.prefixLength, table: RT_TABLE_MAIN, protocol: RTPROT_STATIC, scope: RT_SCOPE_UNIVERSE, type: RTN_UNICAST,
+      family: family(dst.ip), dstLen: dst.prefixLength, table: RT_TABLE_MAIN, protocol: entry.protocol ?? RTPROT_STATIC, scope: RT_SCOPE_UNIVERSE, type: RTN_UNICAST,
       flags: { __unknown: entry.onlink ? RTNH_F_ONLINK : 0 },
     };
     const request = format(rt.formatRouteMessage, { kind: 'route', data, attrs: { dst: dst.ip, gateway, oif: entry.index } });
@@ -218,14 +229,16 @@ export class NetlinkKernel implements OverlayKernel {
   }
 
   /**
-   * Deletes the route to `dst` through that gateway and device, whatever its protocol; an absent one is fine. The
-   * kernel matches the device and gateway too, so a route of the same destination on another device stays.
+   * Deletes the route to `dst` through that gateway and device, of the entry's protocol or, without one, of any;
+   * an absent one is fine. The kernel matches the device, gateway and a non-zero protocol too (fib_table_delete,
+   * ip6_route_del), so a route of the same destination on another device, or another protocol, stays.
    */
   async deleteRoute(entry: RouteEntry): Promise<void> {
     const op = `deleteRoute ${entry.dst}`;
     const { dst, gateway } = routeAddrs(op, entry);
     // Scope NOWHERE and protocol 0 match any route of that destination, gateway and device (fib_table_delete).
     const data: rt.Route = { family: family(dst.ip), dstLen: dst.prefixLength, table: RT_TABLE_MAIN, scope: RT_SCOPE_NOWHERE, type: RTN_UNICAST };
+    if (entry.protocol !== undefined) data.protocol = entry.protocol;
     const request = format(rt.formatRouteMessage, { kind: 'route', data, attrs: { dst: dst.ip, gateway, oif: entry.index } });
     await this.#delete(this.#writes.request(rt.MessageType.DELROUTE, request, { op }));
   }
@@ -260,6 +273,18 @@ function linkState(m: rt.Message): LinkState {
   if (info.kind !== undefined) state.kind = info.kind;
   if (info.vxlan) state.vxlan = info.vxlan;
   return state;
+}
+
+/** A route message as a RouteEntry through `index`; the protocol only when it is not static. */
+function routeEntry(m: rt.Message, index: number): RouteEntry {
+  if (m.kind !== 'route') throw new TypeError(`expected a route message, got ${m.kind}`);
+  const family = m.data.family === AF_INET6 ? 16 : 4;
+  const dst = m.attrs.dst ?? Buffer.alloc(family);
+  const flags = m.data.flags ? rt.formatRouteFlags(m.data.flags) : 0;
+  const protocol = protocolNumber(m.data.protocol) ?? 0;
+  const entry: RouteEntry = { dst: `${formatIp(dst)}/${m.data.dstLen ?? 0}`, gateway: m.attrs.gateway ? formatIp(m.attrs.gateway) : '', index, onlink: (flags & RTNH_F_ONLINK) !== 0 };
+  if (protocol !== RTPROT_STATIC) entry.protocol = protocol;
+  return entry;
 }
 
 function addressMessage(op: string, entry: AddressEntry): Uint8Array[] {

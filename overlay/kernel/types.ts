@@ -67,7 +67,19 @@ export interface RouteEntry {
   gateway: string;
   index: number;
   onlink: boolean;
+  /**
+   * rtm_protocol. Absent means static (4), the protocol of the VXLAN device's routes: routes() and
+   * routesByProtocol() give it only for another one, addRoute() uses it. deleteRoute() deletes only a route of the
+   * protocol given, and of any protocol when it is absent.
+   */
+  protocol?: number;
 }
+
+/**
+ * The route protocol (rtm_protocol) of netplane's direct routes (--direct-routing): not one the kernel or iproute2
+ * gives a meaning to, so a route of it on the underlay is netplane's (`ip route show proto 110`).
+ */
+export const directRouteProtocol = 110;
 
 /**
  * The kernel operations the overlay needs, in the network namespace of the calling process. Every method rejects
@@ -99,12 +111,14 @@ export interface OverlayKernel {
   deleteFdb(entry: FdbEntry): Promise<void>;
   /** Routes of the main table through an interface. */
   routes(index: number): Promise<RouteEntry[]>;
+  /** Unicast routes of the main table with that protocol and a gateway, through any interface, IPv4 and IPv6. */
+  routesByProtocol(protocol: number): Promise<RouteEntry[]>;
   /**
-   * Adds a route (main table, static protocol, scope universe, RTNH_F_ONLINK when onlink); EEXIST when one to that
-   * destination is there already, on any device: a route is never taken over.
+   * Adds a route (main table, its protocol or static, scope universe, RTNH_F_ONLINK when onlink); EEXIST when one to
+   * that destination is there already, on any device: a route is never taken over.
    */
   addRoute(entry: RouteEntry): Promise<void>;
-  /** Deletes the route to `dst` only if it has that gateway and device. */
+  /** Deletes the route to `dst` only if it has that gateway and device (and protocol, when given). */
   deleteRoute(entry: RouteEntry): Promise<void>;
   close(): void;
 }

@@ -12,21 +12,29 @@ export interface DesiredEntries {
   fdb: Map<string, string>;
   /** podCIDR → VTEP IP (onlink). */
   routes: Map<string, string>;
+  /** podCIDR → the remote's address, for the direct routes through the underlay interface (--direct-routing). */
+  direct: Map<string, string>;
 }
 
-/** The neighbour, FDB and route entries of every remote in a plan. */
+/**
+ * The neighbour, FDB and route entries of every remote in a plan; a pod family routed directly has a direct route
+ * instead of a neighbour entry and a route, and a remote with no family left over VXLAN has no FDB entry.
+ */
 export function desiredEntries(plan: OverlayPlan): DesiredEntries {
-  const out: DesiredEntries = { neighbours: new Map(), fdb: new Map(), routes: new Map() };
+  const out: DesiredEntries = { neighbours: new Map(), fdb: new Map(), routes: new Map(), direct: new Map() };
   for (const r of plan.remotes) {
-    out.fdb.set(r.vtepMAC, r.underlayIP);
-    if (r.vtep4 && r.podCIDR4) {
-      out.neighbours.set(r.vtep4, r.vtepMAC);
-      out.routes.set(r.podCIDR4, r.vtep4);
+    let vxlan = false;
+    for (const [vtep, cidr, direct] of [[r.vtep4, r.podCIDR4, r.direct4], [r.vtep6, r.podCIDR6, r.direct6]] as const) {
+      if (!vtep || !cidr) continue;
+      if (direct) {
+        out.direct.set(cidr, direct);
+        continue;
+      }
+      vxlan = true;
+      out.neighbours.set(vtep, r.vtepMAC);
+      out.routes.set(cidr, vtep);
     }
-    if (r.vtep6 && r.podCIDR6) {
-      out.neighbours.set(r.vtep6, r.vtepMAC);
-      out.routes.set(r.podCIDR6, r.vtep6);
-    }
+    if (vxlan) out.fdb.set(r.vtepMAC, r.underlayIP);
   }
   return out;
 }
@@ -53,7 +61,8 @@ export function diffOverlay(plan: OverlayPlan, view: DeviceView): OverlayChanges
   if (!view.link || !linkMatches(view.link, d)) {
     if (view.link) links.push({ kind: 'link', op: 'delete' });
     links.push({ kind: 'link', op: 'create', spec: d }, { kind: 'link', op: 'set', change: { up: true } });
-    cur = emptyView();
+    // Direct routes are on the underlay: the device's going does not take them.
+    cur = { ...emptyView(), direct: view.direct };
   } else {
     const change: { mtu?: number; mac?: string; up?: boolean } = {};
     if (view.link.mtu !== d.mtu) change.mtu = d.mtu;
@@ -75,6 +84,11 @@ export function diffOverlay(plan: OverlayPlan, view: DeviceView): OverlayChanges
     const gateway = want.routes.get(dst);
     if (gateway === undefined || gateway !== r.gateway || !r.onlink) before.push({ kind: 'route', op: 'delete', dst, gateway: r.gateway, onlink: r.onlink });
   }
+  // A direct route is ours by its protocol; one through another interface (the underlay changed) or to another
+  // gateway is deleted, then added again, as the routes above.
+  for (const [dst, r] of cur.direct) {
+    if (want.direct.get(dst) !== r.gateway || r.index !== d.underlayIndex) before.push({ kind: 'direct', op: 'delete', dst, gateway: r.gateway, index: r.index, dev: devName(d, r.index) });
+  }
   for (const [ip, n] of cur.neighbours) {
     // Entries the kernel made itself (incomplete or failed resolutions) are not netplane's to remove.
     if (n.permanent && !want.neighbours.has(ip)) entries.push({ kind: 'neighbour', op: 'delete', ip, mac: n.mac });
@@ -90,15 +104,25 @@ export function diffOverlay(plan: OverlayPlan, view: DeviceView): OverlayChanges
     const r = cur.routes.get(dst);
     if (!r || r.gateway !== gateway || !r.onlink) after.push({ kind: 'route', op: 'add', dst, gateway, onlink: true });
   }
+  for (const [dst, gateway] of want.direct) {
+    const r = cur.direct.get(dst);
+    if (!r || r.gateway !== gateway || r.index !== d.underlayIndex) after.push({ kind: 'direct', op: 'add', dst, gateway, index: d.underlayIndex, dev: d.underlay });
+  }
   return { phases: [links, before, unaddress, entries, after].filter((p) => p.length > 0) };
+}
+
+/** The name of interface `index` for logs: the underlay's, else `if<index>`. */
+function devName(d: DeviceSpec, index: number): string {
+  return index === d.underlayIndex ? d.underlay : `if${index}`;
 }
 
 /** Updates a view after an operation succeeded; `created` is the link a create returned. */
 export function recordOp(view: DeviceView, op: OverlayOp, created?: LinkState): void {
   switch (op.kind) {
     case 'link':
-      if (op.op === 'delete') Object.assign(view, emptyView(), { link: undefined });
-      else if (op.op === 'create') Object.assign(view, emptyView(), { link: created });
+      // The device's entries go with it; the direct routes, on the underlay, stay.
+      if (op.op === 'delete') Object.assign(view, emptyView(), { link: undefined, direct: view.direct });
+      else if (op.op === 'create') Object.assign(view, emptyView(), { link: created, direct: view.direct });
       else if (view.link) {
         view.link = { ...view.link, ...op.change };
         if (op.change.mac !== undefined) view.neighbours.clear();
@@ -129,6 +153,10 @@ export function recordOp(view: DeviceView, op: OverlayOp, created?: LinkState): 
     case 'route':
       if (op.op === 'add') view.routes.set(op.dst, { gateway: op.gateway, onlink: op.onlink });
       else view.routes.delete(op.dst);
+      return;
+    case 'direct':
+      if (op.op === 'add') view.direct.set(op.dst, { gateway: op.gateway, index: op.index });
+      else view.direct.delete(op.dst);
   }
 }
 
@@ -141,6 +169,7 @@ export function entryOwner(plan: OverlayPlan, op: OverlayOp): string | undefined
       case 'fdb':
         return x.vtepMAC === op.mac;
       case 'route':
+      case 'direct':
         return x.podCIDR4 === op.dst || x.podCIDR6 === op.dst;
       default:
         return false;
@@ -151,21 +180,26 @@ export function entryOwner(plan: OverlayPlan, op: OverlayOp): string | undefined
 
 /**
  * How many of the plan's nodes the view shows programmed: this node when its device is up with every VTEP
- * address, and then each remote whose FDB entry, neighbour entries and routes are all there. 0 without a device.
+ * address, and then each remote whose entries are all there: per pod family its direct route, or its neighbour
+ * entry and route with the FDB entry. 0 without a device.
  */
 export function programmedNodes(plan: OverlayPlan, view: DeviceView): number {
   const d = plan.device;
   if (!d || !view.link?.up || !linkMatches(view.link, d) || !d.addresses.every((a) => view.addresses.has(a))) return 0;
-  const has = (vtep: string | undefined, cidr: string | undefined, mac: string) =>
-    vtep === undefined || cidr === undefined || (view.neighbours.get(vtep)?.mac === mac && view.neighbours.get(vtep)?.permanent === true && view.routes.get(cidr)?.gateway === vtep);
+  const has = (r: OverlayPlan['remotes'][number], vtep: string | undefined, cidr: string | undefined, direct: string | undefined) => {
+    if (vtep === undefined || cidr === undefined) return true;
+    if (direct !== undefined) return view.direct.get(cidr)?.gateway === direct && view.direct.get(cidr)?.index === d.underlayIndex;
+    const n = view.neighbours.get(vtep);
+    return n?.mac === r.vtepMAC && n.permanent && view.routes.get(cidr)?.gateway === vtep && view.fdb.has(`${r.vtepMAC} ${r.underlayIP}`);
+  };
   let n = 1;
-  for (const r of plan.remotes) if (view.fdb.has(`${r.vtepMAC} ${r.underlayIP}`) && has(r.vtep4, r.podCIDR4, r.vtepMAC) && has(r.vtep6, r.podCIDR6, r.vtepMAC)) n++;
+  for (const r of plan.remotes) if (has(r, r.vtep4, r.podCIDR4, r.direct4) && has(r, r.vtep6, r.podCIDR6, r.direct6)) n++;
   return n;
 }
 
-/** Counts of the entries in a view, for metrics. */
-export function viewCounts(view: DeviceView): { address: number; neighbour: number; fdb: number; route: number } {
-  return { address: view.addresses.size, neighbour: [...view.neighbours.values()].filter((n) => n.permanent).length, fdb: view.fdb.size, route: view.routes.size };
+/** Counts of the entries in a view, for metrics: those on the device, and the direct routes. */
+export function viewCounts(view: DeviceView): { address: number; neighbour: number; fdb: number; route: number; direct: number } {
+  return { address: view.addresses.size, neighbour: [...view.neighbours.values()].filter((n) => n.permanent).length, fdb: view.fdb.size, route: view.routes.size, direct: view.direct.size };
 }
 
 /** One operation as a line of text, for logs and test dumps. */
@@ -186,5 +220,7 @@ export function opText(op: OverlayOp): string {
       return `fdb ${op.op} ${op.mac} dst ${op.dst}`;
     case 'route':
       return `route ${op.op} ${op.dst} via ${op.gateway}${op.onlink ? ' onlink' : ''}`;
+    case 'direct':
+      return `direct route ${op.op} ${op.dst} via ${op.gateway} dev ${op.dev}`;
   }
 }

@@ -3,6 +3,7 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import type { Node } from '../../cluster/model/index.ts';
 import { planAnnouncement } from './announce.ts';
+import { directGateway, directScope, type DirectScope } from './direct.ts';
 import { cidrRange, podCIDRs, underlayAddress, unusableUnderlay, vtepAddress, vtepMac } from './node.ts';
 import { pickUnderlay } from './underlay.ts';
 import type { DeviceSpec, HostView, OverlayOptions, OverlayPlan, Problem, Remote } from './types.ts';
@@ -14,6 +15,8 @@ export const vxlanOverhead = { 4: 50, 6: 70 } as const;
  * Plans the overlay. Nodes that cannot be used (no podCIDR, no usable underlay address of this node's underlay
  * family, a podCIDR, address or MAC that another node already has, a podCIDR that overlaps this host's own addresses or lies
  * outside --cluster-cidr) are left out with a problem; the first by name keeps a contested value. The underlay is IPv4 or IPv6, as this node's own address is; pods may be IPv4, IPv6 or both.
+ * With `directRouting`, each pod family of a remote whose address of that family is on a network of the underlay
+ * interface is routed to that address directly (Remote.direct4, direct6) instead of over VXLAN.
  */
 export function planOverlay(nodes: readonly Node[], options: OverlayOptions, host: HostView): OverlayPlan {
   const sorted = [...nodes].sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0));
@@ -33,12 +36,13 @@ export function planOverlay(nodes: readonly Node[], options: OverlayOptions, hos
   const ownIP = device?.local ?? (self ? underlayAddress(self, options.publishes ? 'none' : 'own').ip : undefined);
   const family = ownIP !== undefined && isIPv6(ownIP) ? 6 : 4;
   const fence = fenceOf(options, host);
+  const scope = options.directRouting && device ? directScope(host, device.underlayIndex) : undefined;
   const remotes: Remote[] = [];
   // Only nodes in use define the pod networks: a node left out (0.0.0.0/0, the underlay's network) changes nothing.
   const used: Node[] = self ? [self] : [];
   for (const node of sorted) {
     if (node === self) continue;
-    const r = planRemote(node, family, options.vni, taken, fence, problems);
+    const r = planRemote(node, family, options.vni, taken, fence, problems, scope);
     if (r) {
       remotes.push(r);
       used.push(node);
@@ -182,7 +186,7 @@ function fenced(c: CidrFacts, fence: Fence): string | undefined {
   return undefined;
 }
 
-function planRemote(node: Node, family: 4 | 6, vni: number, taken: Taken, fence: Fence, problems: Problem[]): Remote | undefined {
+function planRemote(node: Node, family: 4 | 6, vni: number, taken: Taken, fence: Fence, problems: Problem[], scope: DirectScope | undefined): Remote | undefined {
   const name = node.metadata.name;
   const fail = (reason: string) => {
     problems.push({ node: name, reason });
@@ -213,7 +217,24 @@ function planRemote(node: Node, family: 4 | 6, vni: number, taken: Taken, fence:
     vtepMAC: u.mac,
     ...(v4 ? { vtep4: c.vtep4!, podCIDR4: v4 } : {}),
     ...(v6 ? { vtep6: c.vtep6!, podCIDR6: v6 } : {}),
+    ...(scope ? directGateways(node, family, ip, c.cidrs, scope) : {}),
   };
+}
+
+/**
+ * A remote's direct-route gateways, per pod family: its address of that family (the underlay address for the
+ * underlay's family, else its other InternalIP, ExternalIP or public-ip annotation of that family) when it lies on
+ * this node's underlay network.
+ */
+function directGateways(node: Node, family: 4 | 6, ip: string, cidrs: CidrFacts['cidrs'], scope: DirectScope): { direct4?: string; direct6?: string } {
+  const address = (f: 4 | 6): string | undefined => {
+    if (f === family) return ip;
+    const other = underlayFacts(node, f).ip;
+    return other !== undefined && unusableUnderlay(other) === undefined ? other : undefined;
+  };
+  const direct4 = cidrs.v4 ? directGateway(address(4), scope) : undefined;
+  const direct6 = cidrs.v6 ? directGateway(address(6), scope) : undefined;
+  return { ...(direct4 ? { direct4 } : {}), ...(direct6 ? { direct6 } : {}) };
 }
 
 /** CIDRs without duplicates or prefixes inside another one, sorted by family and address: O(n log n). */

@@ -29,6 +29,12 @@ export interface OverlayOptions {
    * an output, and this node's underlay address comes from --iface or status.addresses.
    */
   publishes?: boolean;
+  /**
+   * --direct-routing, Flannel's VXLAN DirectRouting: a remote whose address of a pod family lies in a network of
+   * this node's underlay interface gets a plain route to its podCIDR of that family via that address, instead of
+   * VXLAN.
+   */
+  directRouting?: boolean;
 }
 
 /** The host's interfaces and addresses, read from the kernel, for finding the underlay. */
@@ -62,6 +68,10 @@ export interface Remote {
   podCIDR4?: string;
   vtep6?: string;
   podCIDR6?: string;
+  /** With --direct-routing: the remote's IPv4 address on this node's underlay network, the gateway of a direct route to podCIDR4 (no VXLAN for it). */
+  direct4?: string;
+  /** With --direct-routing: the remote's IPv6 address on this node's underlay network, the gateway of a direct route to podCIDR6. */
+  direct6?: string;
 }
 
 /** Why a node is left out (or only partly used): one sentence naming the node, the value and the rule. */
@@ -115,14 +125,19 @@ export interface DeviceView {
   fdb: Map<string, { mac: string; dst: string }>;
   /** Routes through the device that have a gateway, by destination. */
   routes: Map<string, { gateway: string; onlink: boolean }>;
+  /**
+   * netplane's direct routes (--direct-routing), by destination: main-table routes of its own route protocol, on
+   * any device. They are not on the VXLAN device, so they outlive it.
+   */
+  direct: Map<string, { gateway: string; index: number }>;
 }
 
-/** An empty view: no device. */
+/** An empty view: no device, no direct routes. */
 export function emptyView(): DeviceView {
-  return { addresses: new Set(), neighbours: new Map(), fdb: new Map(), routes: new Map() };
+  return { addresses: new Set(), neighbours: new Map(), fdb: new Map(), routes: new Map(), direct: new Map() };
 }
 
-/** One change to the kernel; every entry op is on the overlay's device. */
+/** One change to the kernel; every entry op but a direct route's is on the overlay's device. */
 export type OverlayOp =
   | { kind: 'link'; op: 'delete' }
   | { kind: 'link'; op: 'create'; spec: DeviceSpec }
@@ -130,13 +145,16 @@ export type OverlayOp =
   | { kind: 'address'; op: 'add' | 'delete'; cidr: string }
   | { kind: 'neighbour'; op: 'replace' | 'delete'; ip: string; mac: string }
   | { kind: 'fdb'; op: 'replace' | 'delete'; mac: string; dst: string }
-  | { kind: 'route'; op: 'add' | 'delete'; dst: string; gateway: string; onlink: boolean };
+  | { kind: 'route'; op: 'add' | 'delete'; dst: string; gateway: string; onlink: boolean }
+  /** A direct route (netplane's route protocol) through interface `index` (`dev` its name, for logs). */
+  | { kind: 'direct'; op: 'add' | 'delete'; dst: string; gateway: string; index: number; dev: string };
 
 /**
  * The difference to apply, in phases run one after the other. Operations inside a phase are independent and
- * may be sent together: link changes; address additions and route deletions; address deletions (after the
- * additions, so the device is never left without an IPv4 address in between); neighbour and FDB changes; route
- * additions (last, so a route never leads to a VTEP whose neighbour and FDB entries are missing).
+ * may be sent together: link changes; address additions and route deletions (VXLAN and direct); address deletions
+ * (after the additions, so the device is never left without an IPv4 address in between); neighbour and FDB changes;
+ * route additions (last, so a route never leads to a VTEP whose neighbour and FDB entries are missing, and a
+ * node switched between VXLAN and a direct route has its old route gone before the new one is added).
  */
 export interface OverlayChanges {
   phases: OverlayOp[][];

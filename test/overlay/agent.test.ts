@@ -13,7 +13,7 @@ import { captureLogger, waitFor } from '../helpers/wait.ts';
 import { clusterNode, options1 } from './fixtures.ts';
 
 const mac = (i: number) => derivedMac(`192.168.60.${i}`);
-const reads = new Set<KernelMethod>(['link', 'links', 'addresses', 'neighbours', 'fdb', 'routes']);
+const reads = new Set<KernelMethod>(['link', 'links', 'addresses', 'neighbours', 'fdb', 'routes', 'routesByProtocol']);
 
 /** The dump lines of node1's overlay device for the given remotes (numbers), sorted as dump() sorts them. */
 function expected(remotes: number[]): string[] {
@@ -59,6 +59,8 @@ interface Extra {
   retryBaseMs?: number;
   /** Wait for the first sync to have run, not for it to have succeeded (retries may be pending). */
   noSettle?: boolean;
+  /** --direct-routing. */
+  directRouting?: boolean;
 }
 
 async function start(nodes: Node[], kernel = host(), extra: Extra = {}): Promise<Rig> {
@@ -73,7 +75,7 @@ async function start(nodes: Node[], kernel = host(), extra: Extra = {}): Promise
   const agent = new OverlayAgent({
     kernel,
     store,
-    overlay: options1,
+    overlay: { ...options1, directRouting: extra.directRouting ?? false },
     clusterCIDRs: extra.clusterCIDRs ?? ['10.244.0.0/16'],
     masquerade: {
       async sync(cidrs, _vxlan, force) {
@@ -289,5 +291,74 @@ describe('OverlayAgent', () => {
     await kernel.createVxlan({ name: 'netplane.1', vni: 1, port: 4789, local: '192.168.60.1', underlayIndex: 2, learning: true, mtu: 1450, mac: mac(1) });
     const r = await start([clusterNode(1), clusterNode(2)], kernel);
     expect(lines(r.kernel)).toEqual(expected([2]));
+  });
+});
+
+describe('OverlayAgent --direct-routing', () => {
+  /** The routes through eth0, as dump() prints them. */
+  const eth0Routes = (k: FakeKernel) => k.dump().split('\n').filter((l) => l.startsWith('route ') && l.includes(' dev eth0'));
+  const directLine = (i: number) => `route 10.244.${i}.0/24 via 192.168.60.${i} dev eth0 proto 110`;
+  const foreign = 'route 10.99.0.0/16 via 192.168.60.254 dev eth0';
+  const device = expected([]);
+
+  it('at start removes the direct routes of nodes gone, keeps working ones untouched, and leaves routes of others', async () => {
+    const kernel = host();
+    const eth0 = (await kernel.link('eth0'))!.index;
+    for (const i of [2, 9]) await kernel.addRoute({ dst: `10.244.${i}.0/24`, gateway: `192.168.60.${i}`, index: eth0, onlink: false, protocol: 110 });
+    await kernel.addRoute({ dst: '10.99.0.0/16', gateway: '192.168.60.254', index: eth0, onlink: false });
+    const before = kernel.calls.length;
+    const r = await start([clusterNode(1), clusterNode(2), clusterNode(3)], kernel, { directRouting: true });
+    expect(eth0Routes(kernel)).toEqual([foreign, directLine(2), directLine(3)].sort());
+    // No neighbour, FDB entry or route on the device for a node routed directly.
+    expect(lines(kernel)).toEqual(device);
+    expect(mutations({ calls: kernel.calls.slice(before) } as FakeKernel).sort()).toEqual(['createVxlan', 'setLink', 'addAddress', 'deleteRoute', 'addRoute'].sort());
+    expect(await metric(r, 'netplane_overlay_entries{kind="direct"}')).toEqual(['netplane_overlay_entries{kind="direct"} 2']);
+    expect(await metric(r, 'netplane_overlay_nodes{state="usable"}')).toEqual(['netplane_overlay_nodes{state="usable"} 3']);
+  });
+
+  it('restarted without the flag, moves every node back to VXLAN and leaves no direct route; with it again, back', async () => {
+    const kernel = host();
+    const eth0 = (await kernel.link('eth0'))!.index;
+    await kernel.addRoute({ dst: '10.99.0.0/16', gateway: '192.168.60.254', index: eth0, onlink: false });
+    const nodes = [clusterNode(1), clusterNode(2), clusterNode(3)];
+    await (await start(nodes, kernel, { directRouting: true })).agent.stop();
+    expect(eth0Routes(kernel)).toEqual([foreign, directLine(2), directLine(3)].sort());
+    await (await start(nodes, kernel)).agent.stop();
+    expect(eth0Routes(kernel)).toEqual([foreign]);
+    expect(lines(kernel)).toEqual(expected([2, 3]));
+    await start(nodes, kernel, { directRouting: true });
+    expect(eth0Routes(kernel)).toEqual([foreign, directLine(2), directLine(3)].sort());
+    expect(lines(kernel)).toEqual(device);
+  });
+
+  it('follows a node that moves off the underlay network and back, leaving nothing of the other way behind', async () => {
+    const r = await start([clusterNode(1), clusterNode(2), clusterNode(3)], host(), { directRouting: true });
+    put(r, clusterNode(3, { ip: '192.168.61.3' }));
+    await r.agent.settled();
+    const moved = derivedMac('192.168.61.3');
+    expect(eth0Routes(r.kernel)).toEqual([directLine(2)]);
+    expect(lines(r.kernel)).toEqual([
+      ...device,
+      `neigh netplane.1 10.244.3.0 lladdr ${moved} permanent`,
+      `fdb netplane.1 ${moved} dst 192.168.61.3 self permanent`,
+      'route 10.244.3.0/24 via 10.244.3.0 dev netplane.1 onlink',
+    ].sort());
+    put(r, clusterNode(3));
+    await r.agent.settled();
+    expect(eth0Routes(r.kernel)).toEqual([directLine(2), directLine(3)]);
+    expect(lines(r.kernel)).toEqual(device);
+  });
+
+  it("a direct route the kernel refuses (someone's route to that podCIDR) is logged with the node, never taken over, and the others are programmed", async () => {
+    const kernel = host();
+    const eth0 = (await kernel.link('eth0'))!.index;
+    await kernel.addRoute({ dst: '10.244.3.0/24', gateway: '192.168.60.254', index: eth0, onlink: false });
+    const r = await start([clusterNode(1), clusterNode(2), clusterNode(3)], kernel, { directRouting: true, retryBaseMs: 60_000, noSettle: true });
+    await waitFor("node2's direct route", () => eth0Routes(kernel).includes(directLine(2)));
+    expect(eth0Routes(kernel)).toContain('route 10.244.3.0/24 via 192.168.60.254 dev eth0');
+    const failure = r.records.find((l) => l.msg === 'programming the overlay failed; what works stays, retrying with a full sync');
+    expect(failure).toMatchObject({ failed: 1, errors: [expect.stringMatching(/^direct route add 10\.244\.3\.0\/24 via 192\.168\.60\.3 dev eth0 \(node node3\): addRoute 10\.244\.3\.0\/24: EEXIST/)] });
+    expect(await metric(r, 'netplane_overlay_nodes{state="unprogrammed"}')).toEqual(['netplane_overlay_nodes{state="unprogrammed"} 1']);
+    expect(r.agent.health()).toEqual({ ok: true });
   });
 });
