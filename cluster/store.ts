@@ -11,7 +11,7 @@ export type StoreChange = {
 /** A write to the store: put an object, or delete the object at a key. */
 export type StoreWrite = AnyObject | { kind: Kind; key: string; object: undefined };
 
-/** Where the view stands: every wanted kind listed once (synced), and whether the source is currently cut off. */
+/** Where the view stands: every kind it waits for listed once (synced), and whether the source is currently cut off. */
 export interface StoreStatus {
   synced: boolean;
   stale: boolean;
@@ -32,6 +32,12 @@ export interface StoreOptions {
    * every object of the kind. The ingress gateway reads Secrets this way.
    */
   byReference?: Iterable<Kind>;
+  /**
+   * Kinds the view does not wait for: read only under a flag (dns's Pods with --pods verified), they must not hold
+   * back the rest, as CoreDNS serves Services while its Pods cannot be listed. The store is synced once the other
+   * kinds are; whoever reads one of these asks `hasSynced` before taking an absent object for a missing one.
+   */
+  optional?: Iterable<Kind>;
 }
 
 /**
@@ -41,6 +47,7 @@ export interface StoreOptions {
 export class Store {
   readonly kinds: ReadonlySet<Kind>;
   readonly byReference: ReadonlySet<Kind>;
+  readonly optional: ReadonlySet<Kind>;
   #objects = new Map<Kind, Map<string, unknown>>();
   #listeners = new Set<Listener>();
   #statusListeners = new Set<StatusListener>();
@@ -55,6 +62,7 @@ export class Store {
     for (const k of this.kinds) this.#objects.set(k, new Map());
     this.byReference = new Set([...(options.byReference ?? [])].filter((k) => this.kinds.has(k)));
     for (const k of this.byReference) this.#wanted.set(k, { keys: new Set(), loaded: new Set() });
+    this.optional = new Set([...(options.optional ?? [])].filter((k) => this.kinds.has(k)));
   }
 
   /** The object of a kind at a key, or undefined. */
@@ -157,11 +165,16 @@ export class Store {
     return () => this.#statusListeners.delete(listener);
   }
 
-  /** Records that a kind has been listed completely once; the store is synced when every kind has. */
+  /** Records that a kind has been listed completely once; the store is synced when every kind but the optional ones has. */
   markSynced(kind: Kind): void {
     this.#syncedKinds.add(kind);
-    const synced = [...this.kinds].every((k) => this.#syncedKinds.has(k));
+    const synced = [...this.kinds].every((k) => this.optional.has(k) || this.#syncedKinds.has(k));
     this.#setStatus({ synced: this.#status.synced || synced });
+  }
+
+  /** Whether a kind has been listed completely once (an optional kind may not be, long after the store is synced). */
+  hasSynced(kind: Kind): boolean {
+    return this.#syncedKinds.has(kind);
   }
 
   /** Marks the view stale (the source is cut off) with a reason, or current again. */

@@ -265,6 +265,7 @@ async function runDns(ctx: ComponentContext, f: DnsFlags): Promise<void> {
     reverseCIDRs: f['reverse-cidr'].flat(),
     nameservers: () => index.service(self.namespace, self.name)?.clusterIPs ?? f.listen.map((l) => l.host).filter((h) => h !== '0.0.0.0' && h !== '::'),
     synced: () => synced,
+    podsSynced: () => ctx.store.hasSynced('Pod'),
     resolve: async (name, type, q) => forwarderFor(name.toLowerCase()).handle({ ...q, name, lname: name.toLowerCase(), type, qtype: type === 'A' ? 1 : 28 }),
   });
   const zoneLabel = `${f.zone}.`;

@@ -50,7 +50,11 @@ export interface Component<S extends FlagSpecs = FlagSpecs> {
   summary: string;
   /** The kinds the component reads; the source lists and watches only these. */
   kinds: Kind[];
-  /** Kinds read only under some flags, besides `kinds` (dns's Pods with --pods verified): other modes list none of them. */
+  /**
+   * Kinds read only under some flags, besides `kinds` (dns's Pods with --pods verified): other modes list none of
+   * them, and the first full view and readiness do not wait for them (Store `optional`): a kind that cannot be listed
+   * (no RBAC rule for it) costs only what that flag adds.
+   */
   flagKinds?(flags: FlagValues<S> & CommonFlagValues): Kind[];
   /** Of those, the kinds read only by reference: just the objects the component names (see Store.want). */
   byReference?(flags: FlagValues<S> & CommonFlagValues): Kind[];
@@ -99,8 +103,9 @@ export async function runComponent(c: Component, argv: readonly string[], versio
   }
   const source = await chooseSource(command, flags);
   const registry = createRegistry(c.name, version);
-  const kinds = [...c.kinds, ...(c.flagKinds?.(flags as never) ?? [])];
-  const store = new Store(kinds, { byReference: c.byReference?.(flags as never) });
+  const optional = c.flagKinds?.(flags as never) ?? [];
+  const kinds = [...c.kinds, ...optional];
+  const store = new Store(kinds, { byReference: c.byReference?.(flags as never), optional });
   registerStoreMetrics(registry, store);
   const admin = new AdminServer(registry, store);
   const shutdown = new Shutdown(log);
@@ -135,7 +140,11 @@ export async function runComponent(c: Component, argv: readonly string[], versio
   store.onStatus((st) => log.info(st, st.stale ? 'cluster view is stale' : st.synced ? 'cluster view is current' : 'cluster view loading'));
   const started = performance.now();
   ctx.source.start(store).then(
-    () => log.info({ ms: Math.round(performance.now() - started), objects: Object.fromEntries(kinds.map((k) => [k, store.count(k)])) }, 'first full view loaded'),
+    () => {
+      const listing = optional.filter((k) => !store.hasSynced(k));
+      const objects = Object.fromEntries(kinds.map((k) => [k, store.count(k)]));
+      log.info({ ms: Math.round(performance.now() - started), objects, ...(listing.length > 0 ? { stillListing: listing } : {}) }, 'first full view loaded');
+    },
     (e: Error) => {
       log.fatal({ err: e }, e.message);
       void shutdown.run(1);

@@ -94,6 +94,8 @@ export interface KubernetesOptions {
 
 interface Feed {
   kind: Kind;
+  /** The API path listed and watched, which names the resource in an RBAC rule. */
+  path: string;
   /** The one object a by-reference feed reads. */
   key?: string;
   informer: ListWatch<KubernetesObject>;
@@ -140,8 +142,9 @@ export class KubernetesSource implements ClusterSource {
   }
 
   /**
-   * Starts an informer per kind; resolves when every kind has been listed once (retrying until it has). A kind the
-   * store keeps by reference gets one informer per wanted object instead, started and stopped as the wants change.
+   * Starts an informer per kind; resolves when every kind has been listed once (retrying until it has), except the
+   * store's optional kinds, which are marked synced whenever they are. A kind the store keeps by reference gets one
+   * informer per wanted object instead, started and stopped as the wants change.
    */
   async start(store: Store): Promise<void> {
     this.#store = store;
@@ -152,8 +155,8 @@ export class KubernetesSource implements ClusterSource {
         store.markSynced(kind);
         continue;
       }
-      let synced!: () => void;
-      firstSync.push(new Promise<void>((resolve) => (synced = resolve)));
+      let synced = () => {};
+      if (!store.optional.has(kind)) firstSync.push(new Promise<void>((resolve) => (synced = resolve)));
       this.#feeds.push(this.#feed(kind, undefined, all[kind], synced));
     }
     this.#unwant = store.onWanted((kind, keys) => this.#follow(kind, keys));
@@ -177,7 +180,7 @@ export class KubernetesSource implements ClusterSource {
   }
 
   #feed(kind: Kind, key: string | undefined, at: Endpoint, synced: () => void): Feed {
-    const feed: Feed = { kind, key, connected: false, failures: 0, heardAt: performance.now(), silent: false } as Feed;
+    const feed: Feed = { kind, path: at.path, key, connected: false, failures: 0, heardAt: performance.now(), silent: false } as Feed;
     const heard = () => (feed.heardAt = performance.now());
     const watch = new BookmarkWatch(this.#kc, {
       onConnected: () => this.#connected(feed, synced),
@@ -255,11 +258,15 @@ export class KubernetesSource implements ClusterSource {
     if (this.#stopped || (feed.key && this.#named.get(`${feed.kind}|${feed.key}`) !== feed)) return;
     feed.connected = false;
     feed.failures++;
-    feed.lastError = describe(err);
+    // A 403 is RBAC, not an outage: it lasts until someone adds the rule, so it says which one.
+    const rule = isForbidden(err) ? `the ServiceAccount needs list and watch on ${resourceOf(feed.path)} (see deploy/rbac.yaml)` : undefined;
+    feed.lastError = describe(err) + (rule ? `; ${rule}` : '');
     const delay = Math.min(this.#maxBackoffMs, this.#initialBackoffMs * 2 ** (feed.failures - 1)) * (0.8 + Math.random() * 0.4);
     this.#store?.markStale(true, `${feed.kind}: ${feed.lastError}`);
-    const log = feed.failures === 1 ? this.#log.warn.bind(this.#log) : this.#log.debug.bind(this.#log);
-    log({ kind: feed.kind, ...(feed.key ? { key: feed.key } : {}), err: feed.lastError, retryInMs: Math.round(delay) }, 'list/watch failed; keeping the last view and retrying');
+    const fields = { kind: feed.kind, ...(feed.key ? { key: feed.key } : {}), err: feed.lastError, retryInMs: Math.round(delay) };
+    if (feed.failures > 1) this.#log.debug(fields, 'list/watch failed; keeping the last view and retrying');
+    else if (rule) this.#log.error(fields, `the API server forbids reading ${feed.kind}: ${rule}; retrying`);
+    else this.#log.warn(fields, 'list/watch failed; keeping the last view and retrying');
     clearTimeout(feed.retry);
     feed.retry = setTimeout(() => void feed.informer.start(), delay);
   }
@@ -299,6 +306,19 @@ export class KubernetesSource implements ClusterSource {
     this.#pending = [];
     this.#store?.apply(writes);
   }
+}
+
+/** Whether the API server refused a list or watch with 403 Forbidden (an ApiException, or a watch's status error). */
+function isForbidden(err: unknown): boolean {
+  if (err instanceof ApiException) return err.code === 403;
+  return (err as { statusCode?: unknown } | undefined)?.statusCode === 403;
+}
+
+/** The resource of an API path as an RBAC rule names it: `pods`, `endpointslices in API group discovery.k8s.io`. */
+export function resourceOf(path: string): string {
+  const parts = path.split('/').filter(Boolean);
+  const plural = parts.at(-1) ?? path;
+  return parts[0] === 'apis' && parts[1] ? `${plural} in API group ${parts[1]}` : plural;
 }
 
 function rawKey(kind: Kind, raw: KubernetesObject): string {

@@ -24,6 +24,12 @@ export interface ZoneOptions {
   nameservers: () => string[];
   /** Whether the first full view of the cluster is loaded; until then zone queries get SERVFAIL. */
   synced: () => boolean;
+  /**
+   * With pods verified: whether the Pods have been listed once. The view does not wait for them (a missing RBAC rule
+   * must not take Services down); until then a pod name gets SERVFAIL, never an NXDOMAIN that resolvers would cache.
+   * Default: with the view.
+   */
+  podsSynced?: () => boolean;
   /** Resolves an ExternalName target outside the zone through the rest of the chain. */
   resolve?: Resolve;
   /**
@@ -163,8 +169,10 @@ export class ClusterZoneHandler implements DnsHandler {
         return this.#o.pods !== 'disabled' && this.#index.hasNamespace(z.namespace) ? this.#nodata() : this.#nxdomain();
       case 'pod': {
         const ip = this.#o.pods !== 'disabled' && this.#index.hasNamespace(z.namespace) ? podLabelIP(z.address) : undefined;
-        // Verified: only an address some Pod of the namespace has (CoreDNS's findPods, podModeVerified).
-        if (ip === undefined || (this.#o.pods === 'verified' && !this.#index.hasPodIP(z.namespace, ip))) return this.#nxdomain();
+        if (ip === undefined) return this.#nxdomain();
+        // Verified: only an address some Pod of the namespace has (CoreDNS's findPods, podModeVerified). Before the
+        // Pods are listed that is unknown: SERVFAIL, as CoreDNS answers a name error while unsynced.
+        if (this.#o.pods === 'verified' && !this.#index.hasPodIP(z.namespace, ip)) return this.#o.podsSynced?.() === false ? this.#servfail() : this.#nxdomain();
         // Not memoized: the name comes from the client alone (2^32 addresses times any namespace), so keeping its
         // answer would let any client grow our memory without bound. CoreDNS builds these on the fly too.
         return this.#byFamily(q, [ip], false);

@@ -394,6 +394,31 @@ describe('TestApiServer', () => {
       expect(s.requests.at(-1)).toEqual({ method: 'GET', path: '/api/v1/nodes', query: {} });
     });
 
+    it('answers 403 for a resource forbidden with forbid(), as RBAC without a rule does, until allow()', async () => {
+      const { s, kc, core } = await setup();
+      s.apply(service('web'));
+      const open = await watch(kc, '/api/v1/pods', { resourceVersion: s.resourceVersion });
+      s.forbid('pods');
+      expect(await open.done).toBeNull();
+      const get = async (path: string) => {
+        const res = await fetch(s.url + path);
+        return { code: res.status, body: (await res.json()) as Record<string, unknown> };
+      };
+      const rows: Array<[string, string]> = [
+        ['/api/v1/pods', 'pods is forbidden: User "system:serviceaccount:kube-system:netplane" cannot list resource "pods" in API group "" at the cluster scope'],
+        ['/api/v1/pods?watch=true', 'pods is forbidden: User "system:serviceaccount:kube-system:netplane" cannot watch resource "pods" in API group "" at the cluster scope'],
+        ['/api/v1/namespaces/shop/pods/a', 'pods "a" is forbidden: User "system:serviceaccount:kube-system:netplane" cannot get resource "pods" in API group "" in the namespace "shop"'],
+      ];
+      for (const [path, message] of rows) expect(await get(path), path).toEqual({ code: 403, body: { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason: 'Forbidden', details: expect.objectContaining({ kind: 'pods' }), code: 403 } });
+      // Through the client as netplane lists: an ApiException with the status; other resources are served.
+      const err = await core.listPodForAllNamespaces({}).catch((e: unknown) => e);
+      expect((err as ApiException<unknown>).code).toBe(403);
+      expect(names((await core.listServiceForAllNamespaces({})).items)).toEqual(['web']);
+      s.allow('pods');
+      expect((await get('/api/v1/pods')).code).toBe(200);
+      expect(() => s.forbid('configmaps')).toThrow(InvalidObjectError);
+    });
+
     it('ends a watch after timeoutSeconds and on dropWatches()', async () => {
       const { s, kc } = await setup();
       const dropped = await watch(kc, '/api/v1/endpoints', { resourceVersion: s.resourceVersion });

@@ -43,6 +43,8 @@ export class TestApiServer {
   #tmpDir?: string;
   /** While hung: the requests waiting for an answer. */
   #held?: Array<() => void>;
+  /** Resource plurals the test user may not read or write (RBAC without a rule for them): every request gets 403. */
+  #forbidden = new Set<string>();
 
   private constructor(server: Server, port: number, opts: TestApiServerOptions) {
     this.#server = server;
@@ -136,6 +138,21 @@ export class TestApiServer {
     for (const serve of held) serve();
   }
 
+  /**
+   * Answers 403 Forbidden to every request for a resource (its plural: `pods`), as a real API server does for a
+   * ServiceAccount without an RBAC rule for it; open watches of it end. `allow` gives it back.
+   */
+  forbid(plural: string): void {
+    if (!resources.some((r) => r.plural === plural)) throw new InvalidObjectError(`${plural} is not a served resource`);
+    this.#forbidden.add(plural);
+    for (const w of this.#watches) if (w.spec.resource.plural === plural) w.end();
+  }
+
+  /** Serves a resource forbidden with `forbid` again. */
+  allow(plural: string): void {
+    this.#forbidden.delete(plural);
+  }
+
   /** Ends every open watch response cleanly; clients normally re-watch from their last resourceVersion. */
   dropWatches(): void {
     for (const w of this.#watches) w.end();
@@ -180,6 +197,7 @@ export class TestApiServer {
       if (doc) return send(res, 200, doc);
       const target = parseTarget(url.pathname);
       if (!target) return send(res, 404, status(404, 'NotFound', 'the server could not find the requested resource', {}));
+      if (this.#forbidden.has(target.resource.plural)) return send(res, 403, forbidden(method, query, target));
       if (method === 'GET' && (query.watch === 'true' || query.watch === '1')) return this.#watch(res, target, query);
       if (method === 'GET') return target.name === undefined ? this.#list(res, target, query) : this.#get(res, target);
       if (method === 'PATCH' && target.name !== undefined) return await this.#patch(req, res, target);
@@ -350,6 +368,15 @@ function served(apiVersion: string, kind: string): Resource {
 }
 
 const VERSION = { major: '1', minor: '33', gitVersion: 'v1.33.0-netplane-test', platform: 'linux/amd64' };
+
+/** The real server's 403 Status for an RBAC denial: names the user, verb, resource, API group and scope. */
+function forbidden(method: string, query: Record<string, string>, { resource, namespace, name }: Target): Record<string, unknown> {
+  const watch = query.watch === 'true' || query.watch === '1';
+  const verbs: Record<string, string> = { GET: watch ? 'watch' : name === undefined ? 'list' : 'get', POST: 'create', PUT: 'update', PATCH: 'patch', DELETE: 'delete' };
+  const scope = namespace !== undefined ? `in the namespace "${namespace}"` : 'at the cluster scope';
+  const message = `${resource.plural}${name !== undefined ? ` "${name}"` : ''} is forbidden: User "system:serviceaccount:kube-system:netplane" cannot ${verbs[method] ?? method.toLowerCase()} resource "${resource.plural}" in API group "${resource.group}" ${scope}`;
+  return status(403, 'Forbidden', message, { ...(name !== undefined ? { name } : {}), ...(resource.group ? { group: resource.group } : {}), kind: resource.plural });
+}
 
 function notFound(plural: string, name: string): Record<string, unknown> {
   return status(404, 'NotFound', `${plural} "${name}" not found`, { name, kind: plural });

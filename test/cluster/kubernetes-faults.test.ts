@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { ApiException } from '@kubernetes/client-node';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { KubeConfigError, loadKubeConfig } from '../../cluster/kubernetes/config.ts';
-import { describe as describeError, KubernetesSource } from '../../cluster/kubernetes/source.ts';
+import { describe as describeError, KubernetesSource, resourceOf } from '../../cluster/kubernetes/source.ts';
 import { Store } from '../../cluster/store.ts';
 import { TestApiServer } from '../apiserver/server.ts';
 import { service } from '../fixtures/objects.ts';
@@ -121,6 +121,15 @@ describe('describing API errors', () => {
     ['a refused connection', refused, 'fetch failed (ECONNREFUSED)'],
   ];
   for (const [name, err, want] of rows) it(name, () => expect(describeError(err)).toBe(want));
+});
+
+describe('the resource a 403 asks an RBAC rule for', () => {
+  it.each([
+    ['/api/v1/pods', 'pods'],
+    ['/api/v1/namespaces/shop/secrets', 'secrets'],
+    ['/apis/discovery.k8s.io/v1/endpointslices', 'endpointslices in API group discovery.k8s.io'],
+    ['/apis/networking.k8s.io/v1/ingressclasses', 'ingressclasses in API group networking.k8s.io'],
+  ])('%s: %s', (path, want) => expect(resourceOf(path)).toBe(want));
 });
 
 describe('loadKubeConfig', () => {

@@ -92,6 +92,28 @@ describe('Pods from the API server and from manifests', () => {
     expect(fromApi.changes.map((c) => (c.kind === 'Pod' ? c.object?.status.podIPs : undefined))).toEqual([['10.244.1.5'], ['10.244.1.8']]);
   });
 
+  it('Pods the view does not wait for: forbidden (no RBAC rule), the rest loads and is synced; the 403 names the rule; listed once allowed', async () => {
+    api.apply(service('web', { clusterIP: '10.96.0.10', ports: [{ port: 80 }] }));
+    api.apply(pod('a', 'shop', { phase: 'Running', podIP: '10.244.1.5' }));
+    api.forbid('pods');
+    const { log, records } = captureLogger();
+    const source = new KubernetesSource(loadKubeConfig(await api.kubeconfigPath()), { log, initialBackoffMs: 50, maxBackoffMs: 200 });
+    sources.push(source);
+    const store = new Store(['Service', 'EndpointSlice', 'Namespace', 'Pod'], { optional: ['Pod'] });
+    await source.start(store);
+    expect(store.status.synced).toBe(true);
+    expect(store.count('Service')).toBe(1);
+    expect([store.hasSynced('Service'), store.hasSynced('Pod')]).toEqual([true, false]);
+    const rule = 'the ServiceAccount needs list and watch on pods (see deploy/rbac.yaml)';
+    const said = await waitFor('the 403 logged', () => records.find((r) => r.level === 50 && r.kind === 'Pod'));
+    expect(said).toMatchObject({ msg: `the API server forbids reading Pod: ${rule}; retrying`, err: expect.stringMatching(/^HTTP 403: pods is forbidden: .* cannot list resource "pods" in API group "" at the cluster scope; /) });
+    expect(store.status).toMatchObject({ stale: true, staleReason: expect.stringMatching(new RegExp(`^Pod: HTTP 403: .*; ${rule.replace(/[()]/g, '\\$&')}$`)) });
+
+    api.allow('pods');
+    await waitFor('the Pods listed', () => store.hasSynced('Pod') && !store.status.stale, 3000);
+    expect(store.list('Pod').map((p) => p.status.podIPs)).toEqual([['10.244.1.5']]);
+  });
+
   it('lists no Pods for a store that does not keep them', async () => {
     api.apply(pod('a', 'shop', { phase: 'Running', podIP: '10.244.1.5' }));
     api.apply(service('web', { clusterIP: '10.96.0.10', ports: [{ port: 80 }] }));

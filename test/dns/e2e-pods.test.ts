@@ -1,6 +1,7 @@
 // `netplane dns --pods verified` as users run it, queried with dig: from a manifest directory holding Pods (edits
 // followed, a replayed answer not outliving its Pod), and from the test API server (Pods listed and watched, finished
-// Pods gone); with --pods insecure no Pod is ever asked of the API server.
+// Pods gone, and Pods forbidden by RBAC costing only the pod names); with --pods insecure no Pod is ever asked of the
+// API server.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -25,7 +26,7 @@ afterEach(async () => {
 });
 
 /** Starts `netplane dns` with these flags on a free port; resolves once it answers the cluster zone. */
-async function start(args: string[]): Promise<{ port: number; proc: ChildProcess; logs: () => string }> {
+async function start(args: string[]): Promise<{ port: number; proc: ChildProcess; logs: () => string; admin: (path: string) => Promise<{ status: number; body: string }> }> {
   const port = await freePort();
   const proc = spawn(process.execPath, [bin, 'dns', '--admin', '127.0.0.1:0', '--listen', `127.0.0.1:${port}`, '--upstream', '127.0.0.1:9', '--lameduck', '0s', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
@@ -37,7 +38,12 @@ async function start(args: string[]): Promise<{ port: number; proc: ChildProcess
     return exited;
   });
   await waitFor('dns answering', async () => (await dig(port, 'web.default.svc.cluster.local')).status === 'NOERROR', 15_000);
-  return { port, proc, logs: () => out };
+  const adminPort = /"admin":"127\.0\.0\.1:(\d+)"/.exec(out)?.[1];
+  const admin = async (path: string) => {
+    const res = await fetch(`http://127.0.0.1:${adminPort}${path}`);
+    return { status: res.status, body: await res.text() };
+  };
+  return { port, proc, logs: () => out, admin };
 }
 
 const answer = async (port: number, name: string, type = 'A') => {
@@ -94,6 +100,30 @@ describe('netplane dns --pods on the Kubernetes API', () => {
     await waitFor('the finished Pod is gone', async () => (await answer(port, '10-244-1-5.shop.pod.cluster.local')) === 'NXDOMAIN', 10_000);
     expect(s.requests.some((r) => r.path === '/api/v1/pods' && r.query.watch === 'true')).toBe(true);
   }, 30_000);
+
+  it('verified without the pods RBAC rule: Services answer and it is ready; pod names SERVFAIL, the log names the rule; answered once allowed', async () => {
+    const s = await api();
+    s.apply(pod('a', 'shop', running('10.244.1.5')));
+    s.forbid('pods');
+    // start() waits for web.default.svc to answer NOERROR: the Services do not wait for the Pods.
+    const { port, logs, admin } = await start(['--kubeconfig', await s.kubeconfigPath(), '--pods', 'verified']);
+    const readyz = JSON.parse((await admin('/readyz')).body) as Record<string, unknown>;
+    expect(readyz).toMatchObject({ ready: true, synced: true, stale: true, staleReason: expect.stringContaining('the ServiceAccount needs list and watch on pods') });
+    const rows: Array<[string, string]> = [
+      ['10-244-1-5.shop.pod.cluster.local', 'SERVFAIL'],
+      ['10-244-1-7.shop.pod.cluster.local', 'SERVFAIL'],
+      ['10-244-1-5.nowhere.pod.cluster.local', 'NXDOMAIN'],
+      ['web.default.svc.cluster.local', 'NOERROR web.default.svc.cluster.local. IN A 10.96.0.10'],
+    ];
+    for (const [name, want] of rows) expect(await answer(port, name), name).toBe(want);
+    const line = logs().split('\n').find((l) => l.includes('"level":50') && l.includes('"kind":"Pod"'));
+    expect(line && JSON.parse(line)).toMatchObject({ msg: 'the API server forbids reading Pod: the ServiceAccount needs list and watch on pods (see deploy/rbac.yaml); retrying' });
+    expect(logs()).toMatch(/"stillListing":\["Pod"\].*"msg":"first full view loaded"/);
+
+    s.allow('pods');
+    await waitFor('the Pod answers', async () => (await answer(port, '10-244-1-5.shop.pod.cluster.local')).startsWith('NOERROR'), 15_000);
+    expect(await answer(port, '10-244-1-7.shop.pod.cluster.local')).toBe('NXDOMAIN');
+  }, 40_000);
 
   it('insecure: answers any address and asks the API server for no Pod', async () => {
     const s = await api();

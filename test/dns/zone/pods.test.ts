@@ -107,3 +107,36 @@ describe('Pods coming, changing and going with --pods verified', () => {
     }
   });
 });
+
+describe('--pods verified before the Pods are listed (no RBAC rule for them, say)', () => {
+  it('answers Services at once; pod names it would deny get SERVFAIL until the Pods are listed, then the truth', async () => {
+    // As runComponent builds it: Pods are a flag kind, which the view does not wait for.
+    const store = new Store(['Service', 'EndpointSlice', 'Namespace', 'Pod'], { optional: ['Pod'] });
+    store.apply(parseObject(service('db', { clusterIP: '10.96.0.7', ports: [{ port: 5432 }] }, { namespace: 'shop' })));
+    for (const kind of ['Service', 'EndpointSlice', 'Namespace'] as const) store.markSynced(kind);
+    const index = new RecordIndex('cluster.local');
+    index.update(new ServiceMap(store, { nodeName: 'n1' }));
+    followNamespaces(store, index);
+    followPods(store, index);
+    const handler = new ClusterZoneHandler(index, { ttl: 5, pods: 'verified', reverseCIDRs: [], nameservers: () => [], synced: () => store.status.synced, podsSynced: () => store.hasSynced('Pod') });
+    const ask = async (name: string) => {
+      const a = await handler.handle({ id: 1, name, lname: name, type: 'A', qtype: 1, qclass: 1, rd: true, cd: false, transport: 'udp', dnssecOk: false, client: { address: '127.0.0.1', port: 1 } });
+      return a === 'pass' ? 'pass' : `${a.rcode} ${a.answers.map((r) => String((r as { data: unknown }).data)).join(' ')}`.trim();
+    };
+    const rows: Array<[string, string, string]> = [
+      // [name, before the Pods are listed, after]
+      ['db.shop.svc.cluster.local', 'NOERROR 10.96.0.7', 'NOERROR 10.96.0.7'],
+      ['10-244-1-5.shop.pod.cluster.local', 'SERVFAIL', 'NOERROR 10.244.1.5'],
+      ['10-244-1-7.shop.pod.cluster.local', 'SERVFAIL', 'NXDOMAIN'],
+      // Known without Pods: the namespace does not exist, or the label is no address.
+      ['10-244-1-5.nowhere.pod.cluster.local', 'NXDOMAIN', 'NXDOMAIN'],
+      ['nope.shop.pod.cluster.local', 'NXDOMAIN', 'NXDOMAIN'],
+      ['shop.pod.cluster.local', 'NOERROR', 'NOERROR'],
+    ];
+    expect(store.status.synced).toBe(true);
+    for (const [name, before] of rows) expect(await ask(name), name).toBe(before);
+    store.apply(parseObject(pod('a', 'shop', running('10.244.1.5'))));
+    store.markSynced('Pod');
+    for (const [name, , after] of rows) expect(await ask(name), name).toBe(after);
+  });
+});
