@@ -250,7 +250,7 @@ export class FakeKernel implements OverlayKernel {
   /**
    * Adds the route to `dst`. EEXIST when a route to `dst` is there (on any device; for IPv4 also the kernel's prefix
    * route of an address on an up device), ENETDOWN when the device is down, EINVAL for host bits in an IPv4 `dst`,
-   * ENETUNREACH without onlink for a gateway outside the device's prefixes, ENODEV, EINVAL for a protocol outside
+   * ENETUNREACH (IPv6: EHOSTUNREACH) without onlink for a gateway outside the device's prefixes, ENODEV, EINVAL for a protocol outside
    * 0..255. The route keeps its protocol (static when none is given).
    */
   async addRoute(entry: RouteEntry): Promise<void> {
@@ -265,8 +265,11 @@ export class FakeKernel implements OverlayKernel {
     const link = this.#mustLink(op, entry.index);
     if (!link.up) throw new KernelError(op, 'ENETDOWN', { detail: `${link.name} is not up` });
     const linkLocal = gateway.length === 16 && gateway.readUInt16BE(0) >> 6 === 0xfe80 >> 6;
-    // The kernel looks the gateway up through that device only ("Nexthop has invalid gateway", ENETUNREACH).
-    if (!entry.onlink && !linkLocal && !this.#onLink(entry.index, gateway)) throw new KernelError(op, 'ENETUNREACH', { detail: `gateway ${entry.gateway} is not on ${link.name}` });
+    // The kernel looks the gateway up through that device only ("Nexthop has invalid gateway": ENETUNREACH for
+    // IPv4, EHOSTUNREACH for IPv6).
+    if (!entry.onlink && !linkLocal && !this.#onLink(entry.index, gateway)) {
+      throw new KernelError(op, gateway.length === 4 ? 'ENETUNREACH' : 'EHOSTUNREACH', { detail: `gateway ${entry.gateway} is not on ${link.name}` });
+    }
     const key = `${formatIp(dst.ip)}/${dst.prefixLength}`;
     if (this.#routes.has(key) || this.#isPrefixRoute(dst)) throw new KernelError(op, 'EEXIST', { detail: `a route to ${key} exists` });
     const protocol = entry.protocol ?? staticProtocol;

@@ -10,6 +10,9 @@ import { runOps, type KernelOp, type OpResult } from './ops.ts';
 const n = { index: VX, ip: '10.244.2.0', mac: '0a:58:0a:f4:02:00', permanent: true };
 const f = { index: VX, mac: '0a:58:0a:f4:02:00', dst: '10.0.0.2', permanent: true };
 const r = { dst: '10.244.2.0/24', gateway: '10.244.2.0', index: VX, onlink: true };
+/** A direct route (--direct-routing): netplane's protocol, via a neighbour on eth0's network, not onlink. */
+const d = { dst: '10.244.6.0/24', gateway: '10.0.0.6', index: '$index:eth0', onlink: false, protocol: 110 };
+const d6 = { ...d, dst: 'fd00:244:6::/64', gateway: 'fd00:10::6' };
 const vxlan = (over: Record<string, unknown>): KernelOp => ({ op: 'createVxlan', args: [{ ...SPEC, name: 'netplane.2', vni: 2, ...over }] });
 const reads = (index: string): KernelOp[] => ['addresses', 'neighbours', 'fdb', 'routes'].map((op) => ({ op, args: [index] }) as KernelOp);
 
@@ -87,7 +90,30 @@ const OPS: KernelOp[] = [
   ...reads(VX),
   { op: 'deleteAddress', args: [{ index: VX, cidr: '10.244.31.0/32' }] },
   ...reads(VX),
+  // Direct routes: made with a protocol, found by it on any device, deleted only with it (or with none given).
+  { op: 'addRoute', args: [d] },
+  { op: 'addRoute', args: [{ ...d, dst: '10.244.7.0/24', gateway: '10.0.0.7' }] },
+  { op: 'addRoute', args: [{ ...d, gateway: '10.0.0.66' }] }, // EEXIST
+  { op: 'addRoute', args: [{ ...d, dst: '192.168.0.0/16' }] }, // EEXIST: a static route of someone else
+  { op: 'addRoute', args: [{ ...d, dst: '10.244.8.0/24', gateway: '10.9.9.9' }] }, // ENETUNREACH: not on eth0's network
+  { op: 'addAddress', args: [{ index: '$index:eth0', cidr: 'fd00:10::1/64' }] },
+  { op: 'addRoute', args: [d6] },
+  { op: 'addRoute', args: [{ ...d6, dst: 'fd00:244:8::/64', gateway: 'fd00:99::8' }] }, // not on eth0's network
+  { op: 'routesByProtocol', args: [110] },
+  { op: 'routesByProtocol', args: [4] },
+  { op: 'routes', args: ['$index:eth0'] },
+  { op: 'deleteRoute', args: [{ ...d, protocol: 4 }] }, // another protocol: stays
+  { op: 'deleteRoute', args: [{ ...d6, protocol: 4 }] },
+  { op: 'deleteRoute', args: [{ ...d, gateway: '10.0.0.66' }] }, // another gateway: stays
+  { op: 'deleteRoute', args: [{ ...d, index: VX }] }, // another device: stays
+  { op: 'routesByProtocol', args: [110] },
+  { op: 'deleteRoute', args: [d] },
+  { op: 'deleteRoute', args: [d6] },
+  { op: 'deleteRoute', args: [{ ...d, dst: '10.244.7.0/24', gateway: '10.0.0.7', protocol: undefined }] }, // no protocol: any
+  { op: 'routesByProtocol', args: [110] },
+  { op: 'addRoute', args: [d] },
   { op: 'deleteLink', args: ['$index:eth0'] },
+  { op: 'routesByProtocol', args: [110] }, // gone with eth0
   { op: 'link', args: ['netplane.1'] },
   { op: 'link', args: ['netplane.2'] },
   { op: 'deleteLink', args: [9999] },
