@@ -21,8 +21,8 @@ export function registerOverlayMetrics(registry: Registry): OverlayMetrics {
   const registers = [registry];
   return {
     nodes: new Gauge({ name: 'netplane_overlay_nodes', help: 'Nodes in the cluster view, this one included: usable (programmed: for this node its device is up with its addresses, for another its entries are in the kernel), unprogrammed (planned, but not in the kernel: failed or pending), or unusable (left out for a problem, see the log).', labelNames: ['state'], registers }),
-    entries: new Gauge({ name: 'netplane_overlay_entries', help: 'Entries programmed on the VXLAN device, by kind (address, neighbour, fdb, route).', labelNames: ['kind'], registers }),
-    programmingErrors: new Counter({ name: 'netplane_overlay_programming_errors_total', help: 'Kernel operations that failed, by kind (link, address, neighbour, fdb, route, nftables, iptables, read); a full resync follows.', labelNames: ['kind'], registers }),
+    entries: new Gauge({ name: 'netplane_overlay_entries', help: 'Entries programmed, by kind: on the VXLAN device (address, neighbour, fdb, route), and direct routes through the underlay (direct, --direct-routing).', labelNames: ['kind'], registers }),
+    programmingErrors: new Counter({ name: 'netplane_overlay_programming_errors_total', help: 'Kernel operations that failed, by kind (link, address, neighbour, fdb, route, direct, nftables, iptables, read); a full resync follows.', labelNames: ['kind'], registers }),
     programmingDuration: new Histogram({ name: 'netplane_overlay_programming_duration_seconds', help: 'Time from seeing a Node change to its entries being in the kernel, in seconds.', buckets: programmingBuckets, registers }),
     syncDuration: new Histogram({ name: 'netplane_overlay_sync_duration_seconds', help: 'Latency of one sync (full: the kernel re-read), in seconds.', labelNames: ['full'], buckets: syncBuckets, registers }),
     lastSync: new Gauge({ name: 'netplane_overlay_last_sync_timestamp_seconds', help: 'When the overlay was last programmed completely (Unix time).', registers }),
