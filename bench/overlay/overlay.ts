@@ -45,6 +45,9 @@ export function formatOverlayBench(c: ConvergenceResult, tp: ThroughputResult | 
       `  underlay directly ${median(tp.underlay).toFixed(2)} Gbit/s, overlay ${median(tp.overlay).toFixed(2)} Gbit/s (medians); median pair ratio ${ratio.toFixed(3)}  ≥ ${targets.throughputRatio} ${verdict(ratio >= targets.throughputRatio)}`,
       `  pair ratios: ${tp.ratios.map((x) => x.toFixed(2)).join(', ')}`,
       `  node-to-node on the underlay ${median(tp.nodes).toFixed(2)} Gbit/s; overlay pod-to-pod / node-to-node ${median(tp.nodeRatios).toFixed(3)} (DESIGN.md's comparison)`,
+      `  the same pods with --direct-routing (nodes on one network): underlay ${median(tp.directUnderlay).toFixed(2)} Gbit/s, direct ${median(tp.direct).toFixed(2)} Gbit/s; median pair ratio ${median(tp.directRatios).toFixed(3)} beside VXLAN's ${ratio.toFixed(3)}`,
+      `  (a plain route, not VXLAN: it does not count toward the VXLAN target above)`,
+      `  --direct-routing pair ratios: ${tp.directRatios.map((x) => x.toFixed(2)).join(', ')}`,
     );
   }
   return out.join('\n');

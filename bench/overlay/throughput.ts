@@ -4,6 +4,9 @@
 // node's underlay address, MTU 1500). iperf3 runs over each path back to back, in alternating order; the ratio
 // of each pair is kept, so that load from other processes, which drifts over seconds, cancels out in the median.
 // Node-to-node on the underlay (the shortest path, which DESIGN.md's figures compare with) runs in each round too.
+// Then the agents are restarted with --direct-routing (both nodes are on one network, so the same overlay pods are
+// reached by a plain route via the other node's address, no VXLAN) and the same pods are measured again, paired
+// with the underlay path in the same way.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { buildOverlayTopology } from '../../test/overlay/topology.ts';
 
@@ -18,6 +21,11 @@ export interface ThroughputResult {
   ratios: number[];
   /** overlay / node-to-node of each round. */
   nodeRatios: number[];
+  /** The overlay pods again with --direct-routing, and the underlay pods paired with them. */
+  direct: number[];
+  directUnderlay: number[];
+  /** direct / underlay of each back-to-back pair. */
+  directRatios: number[];
 }
 
 /** Runs `rounds` alternating iperf3 measurements of `seconds` each; every namespace made is removed. */
@@ -51,7 +59,7 @@ export async function benchThroughput(options: { rounds?: number; seconds?: numb
       const doc = JSON.parse(stdout) as { end: { sum_received: { bits_per_second: number } } };
       return doc.end.sum_received.bits_per_second / 1e9;
     };
-    const result: ThroughputResult = { seconds, overlay: [], underlay: [], nodes: [], ratios: [], nodeRatios: [] };
+    const result: ThroughputResult = { seconds, overlay: [], underlay: [], nodes: [], ratios: [], nodeRatios: [], direct: [], directUnderlay: [], directRatios: [] };
     const paths = {
       overlay: () => run(t.nodes[0]!.pods[0]!.ns, t.nodes[1]!.pods[0]!.ip),
       underlay: () => run(direct[0]!, '10.245.2.11'),
@@ -67,6 +75,19 @@ export async function benchThroughput(options: { rounds?: number; seconds?: numb
       result.ratios.push(got.overlay / got.underlay);
       result.nodeRatios.push(got.overlay / got.nodes);
       say(`  round ${r + 1}: pod-to-pod underlay ${got.underlay.toFixed(2)} Gbit/s, overlay ${got.overlay.toFixed(2)} Gbit/s, ratio ${(got.overlay / got.underlay).toFixed(3)}; node-to-node ${got.nodes.toFixed(2)} Gbit/s`);
+    }
+    for (const node of t.nodes) await t.stopAgent(node, 'SIGTERM');
+    for (const node of t.nodes) await t.startAgent(node, ['--direct-routing']);
+    const route = await t.sh(t.nodes[0]!.ns, 'ip', ['route', 'show', '10.244.2.0/24']);
+    if (!route.includes('via 192.168.60.2 dev eth0 proto 110')) throw new Error(`--direct-routing did not route 10.244.2.0/24 directly: ${route.trim()}`);
+    for (let r = 0; r < rounds; r++) {
+      const order = r % 2 === 0 ? (['underlay', 'overlay'] as const) : (['overlay', 'underlay'] as const);
+      const got = { overlay: 0, underlay: 0 };
+      for (const path of order) got[path] = await paths[path]();
+      result.direct.push(got.overlay);
+      result.directUnderlay.push(got.underlay);
+      result.directRatios.push(got.overlay / got.underlay);
+      say(`  round ${r + 1} --direct-routing: pod-to-pod underlay ${got.underlay.toFixed(2)} Gbit/s, direct ${got.overlay.toFixed(2)} Gbit/s, ratio ${(got.overlay / got.underlay).toFixed(3)}`);
     }
     return result;
   } finally {
