@@ -182,7 +182,8 @@ async function runIngress(ctx: ComponentContext, f: IngressFlags): Promise<void>
     maxHeadersCount: 100,
     passthrough: f['enable-ssl-passthrough']
       ? {
-          passthrough: new Passthrough({ table: () => state.table, annotationsOf: (ingress) => ctx.store.get('Ingress', ingress)?.metadata.annotations, endpoints: (b) => endpointsOf(ctx.serviceMap(), b) }),
+          // The served table decides, never the Ingress as the cluster has it now (a refused version has no effect).
+          passthrough: new Passthrough({ table: () => state.table, endpoints: (b) => endpointsOf(ctx.serviceMap(), b), limiter: (ingress, policy) => state.limiters.get(ingress, policy) }),
           connectTimeoutMs: f['proxy-connect-timeout'],
         }
       : undefined,

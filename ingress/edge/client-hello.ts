@@ -3,7 +3,8 @@
 // the bytes received so far: `incomplete` while they are a valid beginning of a ClientHello within the size cap,
 // `invalid` as soon as they cannot be one (the caller then hands the connection to the TLS server, which answers
 // such bytes itself), and the name once the whole ClientHello is in. Nothing is consumed: the caller replays the
-// bytes as they came.
+// bytes as they came. ClientHelloReader reads them as they arrive, each byte once, so a ClientHello sent in many
+// tiny records costs no more than one sent whole.
 
 /** What the bytes received so far are. */
 export type HelloParse = { status: 'incomplete' } | { status: 'invalid'; reason: string } | { status: 'complete'; serverName?: string };
@@ -21,29 +22,84 @@ const hostName = 0x00;
 
 /** Reads the server name from the ClientHello at the start of `data`, which may span several TLS records. */
 export function parseClientHello(data: Uint8Array): HelloParse {
-  // The handshake bytes, unwrapped from as many records as have arrived.
-  const parts: Uint8Array[] = [];
-  let have = 0;
-  let wanted = -1;
-  for (let at = 0; at < data.length; ) {
-    if (data[at] !== handshakeRecord) return invalid(at === 0 ? 'the connection does not start with a TLS handshake record' : 'a record other than handshake came inside the ClientHello');
-    if (data.length - at < 5) return incomplete;
-    if (data[at + 1] !== 0x03) return invalid(`the record has version ${data[at + 1]}.${data[at + 2]}, not 3.x`);
-    const length = (data[at + 3]! << 8) | data[at + 4]!;
-    if (length === 0 || length > 16_384) return invalid(`a handshake record of ${length} bytes`);
-    const end = Math.min(data.length, at + 5 + length);
-    parts.push(data.subarray(at + 5, end));
-    have += end - at - 5;
-    if (wanted < 0 && have >= 4) {
-      const head = Buffer.concat(parts);
-      if (head[0] !== clientHello) return invalid(`the first handshake message is of type ${head[0]}, not ClientHello`);
-      wanted = head.readUIntBE(1, 3);
-      if (wanted > maxHelloLength) return invalid(`the ClientHello says ${wanted} bytes, more than the ${maxHelloLength} looked into`);
+  return new ClientHelloReader().push(data);
+}
+
+/**
+ * Reads a ClientHello as its bytes arrive, each byte looked at once (the handshake bytes are copied once into a
+ * buffer of the length the ClientHello declares, at most maxHelloLength): after each push, the same answer
+ * parseClientHello gives for all the bytes pushed so far. Once the answer is not `incomplete`, it stays.
+ */
+export class ClientHelloReader {
+  #result: HelloParse = incomplete;
+  #records = 0;
+  /** The header of the record being read, while it is not whole. */
+  readonly #header = new Uint8Array(5);
+  #headerHave = 0;
+  /** Payload bytes of the current record still to come. */
+  #recordLeft = 0;
+  /** The handshake message's type and length, while they are not whole. */
+  readonly #head = new Uint8Array(4);
+  #headHave = 0;
+  #body: Uint8Array | undefined;
+  #bodyHave = 0;
+
+  /** Takes the next bytes of the connection; what all the bytes so far are. */
+  push(chunk: Uint8Array): HelloParse {
+    let at = 0;
+    while (this.#result.status === 'incomplete' && at < chunk.length) {
+      at = this.#recordLeft === 0 ? this.#recordHeader(chunk, at) : this.#payload(chunk, at);
     }
-    if (wanted >= 0 && have >= 4 + wanted) return helloBody(Buffer.concat(parts).subarray(4, 4 + wanted));
-    at = end;
+    return this.#result;
   }
-  return incomplete;
+
+  #recordHeader(chunk: Uint8Array, at: number): number {
+    if (this.#headerHave === 0 && chunk[at] !== handshakeRecord) {
+      this.#result = invalid(this.#records === 0 ? 'the connection does not start with a TLS handshake record' : 'a record other than handshake came inside the ClientHello');
+      return at;
+    }
+    const n = Math.min(5 - this.#headerHave, chunk.length - at);
+    this.#header.set(chunk.subarray(at, at + n), this.#headerHave);
+    this.#headerHave += n;
+    if (this.#headerHave < 5) return at + n;
+    this.#headerHave = 0;
+    this.#records++;
+    const h = this.#header;
+    const length = (h[3]! << 8) | h[4]!;
+    if (h[1] !== 0x03) this.#result = invalid(`the record has version ${h[1]}.${h[2]}, not 3.x`);
+    else if (length === 0 || length > 16_384) this.#result = invalid(`a handshake record of ${length} bytes`);
+    else this.#recordLeft = length;
+    return at + n;
+  }
+
+  #payload(chunk: Uint8Array, at: number): number {
+    const end = at + Math.min(this.#recordLeft, chunk.length - at);
+    this.#recordLeft -= end - at;
+    let from = at;
+    if (this.#body === undefined) {
+      const n = Math.min(4 - this.#headHave, end - from);
+      this.#head.set(chunk.subarray(from, from + n), this.#headHave);
+      this.#headHave += n;
+      from += n;
+      if (this.#headHave < 4) return end;
+      if (this.#head[0] !== clientHello) {
+        this.#result = invalid(`the first handshake message is of type ${this.#head[0]}, not ClientHello`);
+        return end;
+      }
+      const wanted = (this.#head[1]! << 16) | (this.#head[2]! << 8) | this.#head[3]!;
+      if (wanted > maxHelloLength) {
+        this.#result = invalid(`the ClientHello says ${wanted} bytes, more than the ${maxHelloLength} looked into`);
+        return end;
+      }
+      this.#body = new Uint8Array(wanted);
+    }
+    const n = Math.min(this.#body.length - this.#bodyHave, end - from);
+    this.#body.set(chunk.subarray(from, from + n), this.#bodyHave);
+    this.#bodyHave += n;
+    // Bytes after the ClientHello (a change_cipher_spec, early data) are not looked at.
+    if (this.#bodyHave === this.#body.length) this.#result = helloBody(this.#body);
+    return end;
+  }
 }
 
 /** A reader over the ClientHello body that reports running past its end as `undefined`. */

@@ -5,13 +5,16 @@
 // found by connectionClient() from then on. Then, on the HTTPS listener with --enable-ssl-passthrough, the TLS
 // ClientHello is peeked: a server name that is passed through gets the raw connection spliced to its backend.
 // Every other connection is handed to the HTTP or TLS server with the bytes after the header put back in front.
+// Every connection counts toward --max-connections-per-ip from the moment it is accepted: under its peer while the
+// PROXY header is read, then under the client the header names. A socket here always has an error listener (a
+// client may reset it at any moment: while its header or ClientHello is read, while its backend is connected).
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
 import type { Logger } from '../../runtime/logger.ts';
 import { normalizeIP, type AddressSet } from '../limits/client-ip.ts';
-import { parseClientHello } from './client-hello.ts';
-import type { Passthrough } from './passthrough.ts';
+import { ClientHelloReader } from './client-hello.ts';
+import type { Passthrough, PassthroughRefusal, PassthroughTarget } from './passthrough.ts';
 import { parseProxyHeader } from './proxy-protocol.ts';
-import { splice } from './splice.ts';
+import { clientGone, splice } from './splice.ts';
 
 /** Where a connection comes from, as the gateway counts it (limits, source ranges, forwarded headers, access log). */
 export interface ConnectionClient {
@@ -34,8 +37,11 @@ export function connectionClient(socket: Socket): ConnectionClient {
   return { address: address === undefined ? '' : (normalizeIP(address) ?? address), port: socket.remotePort ?? 0 };
 }
 
-/** Why a connection was closed before HTTP or TLS saw it (the `reason` of netplane_ingress_rejected_total). */
-export type EdgeRefusal = 'proxy-protocol-peer' | 'proxy-protocol-header' | 'proxy-protocol-timeout' | 'client-hello-timeout';
+/**
+ * Why a connection was closed before HTTP or TLS saw it (the `reason` of netplane_ingress_rejected_total): its PROXY
+ * header or ClientHello, or the passthrough Ingress's source range or limit-connections.
+ */
+export type EdgeRefusal = 'proxy-protocol-peer' | 'proxy-protocol-header' | 'proxy-protocol-timeout' | 'client-hello-timeout' | PassthroughRefusal;
 
 /** How the edge reads connections; at least one of `proxyProtocol` and `passthrough`. */
 export interface EdgeOptions {
@@ -50,11 +56,14 @@ export interface EdgeOptions {
     /** Time a client has to send its whole ClientHello. */
     helloTimeoutMs: number;
     connectTimeoutMs: number;
-    /** Counts and caps a connection about to be passed through, as the servers do theirs; false: it was closed. */
-    admit: (socket: Socket) => boolean;
     /** Where one JSON line per passed-through connection goes, when it has closed. */
     accessLog?: Logger;
   };
+  /**
+   * Counts the connection under `ip` toward --max-connections-per-ip (moving it from the address it was counted
+   * under, if any); false when `ip` is at the cap: the connection was closed.
+   */
+  admit: (socket: Socket, ip: string) => boolean;
   log: Logger;
   /** Counts a connection closed before it was handed on. */
   refused: (reason: EdgeRefusal) => void;
@@ -87,15 +96,18 @@ export class EdgeListener {
   }
 
   async #accept(socket: Socket): Promise<void> {
-    const { proxyProtocol, passthrough } = this.#o;
+    const { proxyProtocol, passthrough, admit } = this.#o;
     const peer = socket.remoteAddress ?? '';
+    // Kept for the socket's whole life: the servers and the relay add their own, and an error (ECONNRESET) only
+    // ever comes with the socket destroyed, so this one has nothing to do but be there.
     socket.on('error', ignore);
     if (proxyProtocol && !proxyProtocol.from.has(peer)) return this.#refuse(socket, 'proxy-protocol-peer', `peer ${peer} is not in --proxy-protocol-from`);
+    if (!admit(socket, connectionClient(socket).address)) return;
     this.#reading.add(socket);
     try {
       let rest: Buffer = Buffer.alloc(0);
       if (proxyProtocol) {
-        const r = await this.#read(socket, rest, proxyProtocol.timeoutMs, parseProxyHeader);
+        const r = await this.#read(socket, rest, proxyProtocol.timeoutMs, wholeParse(parseProxyHeader));
         if ('ended' in r) {
           // A balancer's TCP health check connects and closes without a byte: nothing was refused.
           if (r.ended === 'end' && r.data.length === 0) return void socket.destroy();
@@ -105,41 +117,28 @@ export class EdgeListener {
         const { source, length } = r.parsed.header;
         if (source) clients.set(socket, { address: normalizeIP(source.address) ?? source.address, port: source.port });
         rest = r.data.subarray(length);
+        // From here on the connection counts as its client's, not the balancer's.
+        if (!admit(socket, connectionClient(socket).address)) return;
       }
       if (passthrough) {
-        const r = await this.#read(socket, rest, passthrough.helloTimeoutMs, parseClientHello);
+        const reader = new ClientHelloReader();
+        const r = await this.#read(socket, rest, passthrough.helloTimeoutMs, (chunk) => reader.push(chunk));
         if ('ended' in r) {
           if (r.ended === 'end') return void socket.destroy();
           return this.#refuse(socket, 'client-hello-timeout', `no whole TLS ClientHello from ${connectionClient(socket).address} within ${passthrough.helloTimeoutMs} ms`);
         }
         rest = r.data;
         // A ClientHello that cannot be read is the TLS server's to answer, as is every name not passed through.
-        const target = r.parsed.status === 'complete' && r.parsed.serverName !== undefined ? passthrough.passthrough.target(r.parsed.serverName) : undefined;
-        if (target && r.parsed.status === 'complete') {
-          this.#reading.delete(socket);
-          if (!passthrough.admit(socket)) return;
-          socket.off('error', ignore);
-          const started = performance.now();
-          const result = await splice(socket, rest, target.endpoints, { connectTimeoutMs: passthrough.connectTimeoutMs, tries: 3 });
-          if (result.endpoint === undefined) this.#o.log.warn({ ingress: target.ingress, backend: target.backend.key, reason: result.error }, `TLS passthrough for ${r.parsed.serverName} found no endpoint: ${result.error}`);
-          passthrough.accessLog?.info({
-            remote: connectionClient(socket).address,
-            sni: r.parsed.serverName,
-            passthrough: true,
-            ingress: target.ingress,
-            backend: target.backend.key,
-            endpoint: result.endpoint,
-            ms: Math.round((performance.now() - started) * 10) / 10,
-            sent: result.sent,
-            received: result.received,
-            error: result.error,
-          });
-          return;
+        if (r.parsed.status === 'complete' && r.parsed.serverName !== undefined) {
+          const target = passthrough.passthrough.target(r.parsed.serverName);
+          if (target) {
+            this.#reading.delete(socket);
+            return await this.#passThrough(socket, rest, r.parsed.serverName, target);
+          }
         }
       }
       if (socket.destroyed) return;
       if (rest.length > 0) socket.unshift(rest);
-      socket.off('error', ignore);
       this.#o.handOff(socket);
     } finally {
       this.#reading.delete(socket);
@@ -147,17 +146,50 @@ export class EdgeListener {
   }
 
   /**
-   * Reads from `socket` (after the `initial` bytes already read) until `parse` says more than incomplete, the
-   * client ends, or `timeoutMs` passes; leaves the socket paused. Bounded: a parser says incomplete only while the
-   * bytes may begin what it reads, which is capped (a PROXY header at 4112 bytes, a ClientHello at 16 KiB), so no
-   * more than that and one chunk is held.
+   * Splices a connection to its passthrough target once the Ingress's source range and limit-connections let its
+   * client in; one access-log line when it has closed (or was refused).
    */
-  #read<T extends { status: string }>(socket: Socket, initial: Buffer, timeoutMs: number, parse: (data: Buffer) => T): Promise<Read<T>> {
-    let data = initial;
+  async #passThrough(socket: Socket, first: Buffer, sni: string, target: PassthroughTarget): Promise<void> {
+    const passthrough = this.#o.passthrough!;
+    const remote = connectionClient(socket).address;
+    const started = performance.now();
+    const line = { remote, sni, passthrough: true, ingress: target.ingress, backend: target.backend.key };
+    // (A socket the client reset meanwhile is already closed: there is nothing to count or to connect.)
+    if (socket.destroyed) return;
+    const admitted = passthrough.passthrough.admit(target, remote);
+    if ('refused' in admitted) {
+      socket.destroy();
+      this.#o.refused(admitted.refused);
+      passthrough.accessLog?.info({ ...line, refused: admitted.refused });
+      return;
+    }
+    socket.once('close', admitted.release);
+    const result = await splice(socket, first, target.endpoints, { connectTimeoutMs: passthrough.connectTimeoutMs, tries: 3 });
+    if (result.endpoint === undefined && result.error !== clientGone) this.#o.log.warn({ ingress: target.ingress, backend: target.backend.key, reason: result.error }, `TLS passthrough for ${sni} found no endpoint: ${result.error}`);
+    passthrough.accessLog?.info({
+      ...line,
+      endpoint: result.endpoint,
+      ms: Math.round((performance.now() - started) * 10) / 10,
+      sent: result.sent,
+      received: result.received,
+      error: result.error,
+    });
+  }
+
+  /**
+   * Reads from `socket` (after the `initial` bytes already read) until `feed`, given each new chunk, says more than
+   * incomplete, the client ends, or `timeoutMs` passes; leaves the socket paused. Bounded: a parser says incomplete
+   * only while the bytes may begin what it reads, which is capped (a PROXY header at 4112 bytes, a ClientHello at
+   * 16 KiB in records of at least one byte each), so no more than that and one chunk is held; the chunks are joined
+   * once, at the end.
+   */
+  #read<T extends { status: string }>(socket: Socket, initial: Buffer, timeoutMs: number, feed: (chunk: Buffer) => T): Promise<Read<T>> {
+    const chunks: Buffer[] = initial.length > 0 ? [initial] : [];
+    const data = () => (chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
     const whole = (p: T): p is Exclude<T, { status: 'incomplete' }> => p.status !== 'incomplete';
-    const first = data.length > 0 ? parse(data) : undefined;
-    if (first !== undefined && whole(first)) return Promise.resolve({ data, parsed: first });
-    if (socket.destroyed || socket.readableEnded) return Promise.resolve({ data, ended: 'end' });
+    const first = initial.length > 0 ? feed(initial) : undefined;
+    if (first !== undefined && whole(first)) return Promise.resolve({ data: initial, parsed: first });
+    if (socket.destroyed || socket.readableEnded) return Promise.resolve({ data: data(), ended: 'end' });
     return new Promise((resolve) => {
       const done = (r: Read<T>) => {
         clearTimeout(timer);
@@ -167,12 +199,12 @@ export class EdgeListener {
         socket.off('close', onEnd);
         resolve(r);
       };
-      const timer = setTimeout(() => done({ data, ended: 'timeout' }), timeoutMs);
-      const onEnd = () => done({ data, ended: 'end' });
+      const timer = setTimeout(() => done({ data: data(), ended: 'timeout' }), timeoutMs);
+      const onEnd = () => done({ data: data(), ended: 'end' });
       const onData = (chunk: Buffer) => {
-        data = data.length === 0 ? chunk : Buffer.concat([data, chunk]);
-        const parsed = parse(data);
-        if (whole(parsed)) done({ data, parsed });
+        chunks.push(chunk);
+        const parsed = feed(chunk);
+        if (whole(parsed)) done({ data: data(), parsed });
       };
       socket.on('data', onData);
       socket.on('end', onEnd);
@@ -202,3 +234,15 @@ export class EdgeListener {
 }
 
 function ignore(): void {}
+
+/**
+ * A parser of the whole of what was received (parseProxyHeader) as a feed of chunks: the chunks so far are joined
+ * and parsed again on each one, which stays cheap because such a parser stops at a small cap.
+ */
+function wholeParse<T>(parse: (data: Buffer) => T): (chunk: Buffer) => T {
+  let data: Buffer = Buffer.alloc(0);
+  return (chunk) => {
+    data = data.length === 0 ? chunk : Buffer.concat([data, chunk]);
+    return parse(data);
+  };
+}

@@ -1,6 +1,8 @@
 // Joins a client's TCP connection to an endpoint's, byte for byte, for TLS passthrough: the bytes already read
 // from the client (its ClientHello) go first, then both directions are piped with backpressure until either side
-// closes. Endpoints are tried in order until one accepts within the connect time-out (at most `tries`).
+// closes. Endpoints are tried in order until one accepts within the connect time-out (at most `tries`). Either
+// socket may fail at any moment (the client resets while its endpoint is connected): each has an error listener
+// from its first moment here to its close, and a client gone while connecting closes the endpoint's connection.
 import { connect, type Socket } from 'node:net';
 import type { Endpoint } from '../upstream/upstreams.ts';
 
@@ -15,15 +17,26 @@ export interface SpliceResult {
   received: number;
 }
 
-/** Connects to the first endpoint that accepts and relays until both sockets are closed; never rejects. */
+/** SpliceResult.error when the client closed its connection before an endpoint took it. */
+export const clientGone = 'the client went away';
+
+/**
+ * Connects to the first endpoint that accepts and relays until both sockets are closed; never rejects. The caller
+ * keeps an error listener on `client` (a reset while an endpoint is connected must not go unhandled).
+ */
 export async function splice(client: Socket, first: Buffer, endpoints: readonly Endpoint[], o: { connectTimeoutMs: number; tries: number }): Promise<SpliceResult> {
   let error = endpoints.length === 0 ? 'the backend has no endpoints' : undefined;
   for (const e of endpoints.slice(0, o.tries)) {
-    if (client.destroyed) return { error: 'the client went away', sent: 0, received: 0 };
+    if (client.destroyed) return { error: clientGone, sent: 0, received: 0 };
     const upstream = await connected(e, o.connectTimeoutMs);
     if (typeof upstream === 'string') {
       error = `${e.ip}:${e.port}: ${upstream}`;
       continue;
+    }
+    // The client may have closed while the endpoint accepted: its 'close' is past, so no relay would ever end.
+    if (client.destroyed) {
+      upstream.destroy();
+      return { error: clientGone, sent: 0, received: 0 };
     }
     return relay(client, upstream, first, `${endpointText(e)}`);
   }
@@ -33,24 +46,26 @@ export async function splice(client: Socket, first: Buffer, endpoints: readonly 
 
 const endpointText = (e: Endpoint) => (e.ip.includes(':') ? `[${e.ip}]:${e.port}` : `${e.ip}:${e.port}`);
 
-/** A connected socket, or the reason it could not connect. */
+/**
+ * A connected socket, or the reason it could not connect. Its error listener stays (doing nothing once connected):
+ * the relay adds its own, and an error in between only ever comes with the socket destroyed.
+ */
 function connected(e: Endpoint, timeoutMs: number): Promise<Socket | string> {
   return new Promise((resolve) => {
     const s = connect({ host: e.ip, port: e.port, noDelay: true, allowHalfOpen: true });
+    let settled = false;
+    const settle = (v: Socket | string) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      resolve(v);
+    };
     const timer = setTimeout(() => {
       s.destroy();
-      resolve(`no connection within ${timeoutMs} ms`);
+      settle(`no connection within ${timeoutMs} ms`);
     }, timeoutMs);
-    s.once('connect', () => {
-      clearTimeout(timer);
-      s.off('error', failed);
-      resolve(s);
-    });
-    const failed = (err: Error) => {
-      clearTimeout(timer);
-      resolve((err as NodeJS.ErrnoException).code ?? err.message);
-    };
-    s.once('error', failed);
+    s.once('connect', () => settle(s));
+    s.on('error', (err: NodeJS.ErrnoException) => settle(err.code ?? err.message));
   });
 }
 

@@ -1,6 +1,8 @@
 // Who the client is: the socket's peer, or, behind trusted proxies (a load balancer in front of the gateway), the
 // address they recorded in X-Forwarded-For. Only hops added by trusted proxies are believed: the list is walked
-// from the right (the most recent hop) past trusted addresses, as nginx's `real_ip_recursive on` does.
+// from the right (the most recent hop) past trusted addresses, as nginx's `real_ip_recursive on` does. With
+// --proxy-protocol the PROXY header's address is the client and X-Forwarded-For is never read for it, as
+// ingress-nginx's use-proxy-protocol makes $the_real_ip $proxy_protocol_addr (server/gateway.ts).
 import { BlockList, isIP } from 'node:net';
 
 // ::ffff:0:0/96, IPv4-mapped IPv6 addresses (RFC 4291 §2.5.5.2), in whatever spelling.
@@ -48,6 +50,18 @@ export class AddressSet {
 /** The addresses whose X-Forwarded-For is believed. */
 export { AddressSet as TrustedProxies };
 
+const parsedSets = new WeakMap<readonly string[], AddressSet>();
+
+/**
+ * The AddressSet of a list from a compiled policy (already checked, immutable), parsed once per list; throws
+ * TrustedProxiesError for an entry that is not an address or CIDR block.
+ */
+export function addressSetOf(list: readonly string[]): AddressSet {
+  let set = parsedSets.get(list);
+  if (set === undefined) parsedSets.set(list, (set = AddressSet.parse(list)));
+  return set;
+}
+
 /** What addressBlock() accepts, for messages. */
 export const addressBlockText = 'an IPv4 or IPv6 address or CIDR block (like 10.0.0.0/8 or fd00::/8)';
 
@@ -92,7 +106,8 @@ function mappedIPv4(s: string): string {
 /**
  * The client address of a request: the socket's, or from X-Forwarded-For when the socket's address is trusted
  * (walking from the right past trusted hops; all trusted: the leftmost; an unparseable hop stops the walk at the
- * last good one). Normalised as normalizeIP does; '' when the socket has no address (it has closed).
+ * last good one). Normalised as normalizeIP does; '' when the socket has no address (it has closed). Not for a
+ * connection that came with a PROXY protocol header: its header's address is the client, whatever the headers say.
  */
 export function clientIP(remoteAddress: string | undefined, xForwardedFor: string | string[] | undefined, trusted: AddressSet): string {
   const socket = remoteAddress === undefined ? '' : (normalizeIP(remoteAddress) ?? remoteAddress);

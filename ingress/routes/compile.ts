@@ -78,6 +78,15 @@ export function compileRoutes(input: CompileInput): CompileResult {
     parts.ingresses.set(c.key, c.policy);
     for (const s of c.authSecrets) parts.secrets.add(s);
   }
+  // A passthrough host whose client certificates another Ingress checks is terminated instead (the check is made in
+  // a handshake netplane makes; edge/passthrough.ts): the passthrough Ingress is not served as written.
+  for (const c of compiled) {
+    for (const host of c.canary === undefined && served.has(c.key) ? (c.policy.sslPassthrough?.hosts ?? []) : []) {
+      const check = parts.index.hostSet(host)?.clientCert;
+      if (check === undefined) continue;
+      parts.problems.push({ ingress: c.key, reason: `host ${quote(host)} is not passed through: Ingress ${check.ingress} asks for client certificates for it, which netplane can check only on TLS it terminates`, keptLastGood: false });
+    }
+  }
   // Host default backends after every rule: they take a host's `/` only when no Ingress has a rule for it.
   for (const c of compiled) {
     if (c.canary !== undefined || c.defaultBackend === undefined) continue;

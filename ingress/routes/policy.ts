@@ -8,6 +8,7 @@ import { readCors } from './cors.ts';
 import { readHashKey } from './hash-key.ts';
 import { plainUrl, readUrlTemplate } from './variables.ts';
 import { AnnotationError, quote } from './errors.ts';
+import { asksPassthrough, sslPassthroughKey } from './unhonoured.ts';
 import type { AuthPolicy, BackendRef, ClientCertPolicy, IngressPolicy, JwtAuthPolicy, ObjectRef, RateLimitPolicy } from './types.ts';
 
 /** Timeouts (and body size) used when an Ingress does not set proxy-connect-timeout / proxy-read-timeout / proxy-body-size. */
@@ -46,6 +47,8 @@ export interface AnnotatedPolicy {
   regex?: true;
   /** from-to-www-redirect: the other name of each of the Ingress's hosts is redirected to it (spec.ts, compile.ts). */
   fromToWww?: true;
+  /** ssl-passthrough "true" with --enable-ssl-passthrough (spec.ts fills IngressPolicy.sslPassthrough with the hosts). */
+  passthrough?: true;
 }
 
 /** The default basic-auth realm, as in ingress-nginx. */
@@ -126,6 +129,10 @@ export function readPolicy(namespace: string, annotations: Readonly<Record<strin
   }
 
   const result: AnnotatedPolicy = { policy, secrets: [] };
+  if (asksPassthrough(annotations, { sslPassthrough: defaults.sslPassthrough })) {
+    refuseOnPassthrough(a, policy);
+    result.passthrough = true;
+  }
   if (regex) result.regex = true;
   if (a.bool('from-to-www-redirect', false)) result.fromToWww = true;
   if (clientCert !== undefined) result.secrets.push(`${clientCert.secret.namespace}/${clientCert.secret.name}`);
@@ -137,6 +144,29 @@ export function readPolicy(namespace: string, annotations: Readonly<Record<strin
   const aliases = a.list('server-alias', { test: (s) => s.length <= 253 && dnsName.test(s.toLowerCase()) && !ipv4.test(s), allowed: 'DNS names such as www.example.com (no wildcard, no IP address)' });
   if (aliases !== undefined && aliases.length > 0) result.aliases = aliases.map((h) => h.toLowerCase());
   return result;
+}
+
+/**
+ * ssl-passthrough: a passed-through TLS connection is never decrypted, so nothing that reads a request applies to
+ * it (ingress-nginx ignores every other annotation then). What decides who may reach the backend, or how often, and
+ * cannot be checked on the unterminated stream is refused, since passing the connection through would let in
+ * clients the Ingress keeps out: auth (basic, jwt, auth-url), client certificates, request rates. Source ranges
+ * and limit-connections are enforced per connection (ingress/edge/passthrough.ts).
+ */
+function refuseOnPassthrough(a: AnnotationReader, policy: IngressPolicy): void {
+  const conflicts: Array<[Annotation | undefined, string]> = [
+    [policy.auth?.type === 'external' ? a.get('auth-url') : policy.auth !== undefined ? a.get('auth-type') : undefined, 'ask for credentials'],
+    [policy.clientCert !== undefined ? a.get('auth-tls-secret') : undefined, 'ask for a client certificate'],
+    [policy.rateLimit?.rps !== undefined ? a.get('limit-rps') : undefined, 'count its requests'],
+    [policy.rateLimit?.rpm !== undefined ? a.get('limit-rpm') : undefined, 'count its requests'],
+  ];
+  for (const [other, cannot] of conflicts) {
+    if (other === undefined) continue;
+    throw new AnnotationError(
+      sslPassthroughKey,
+      `annotation ${sslPassthroughKey} is "true" while ${other.key} is ${quote(other.value)}; a passed-through TLS connection is never decrypted, so netplane cannot ${cannot}: set only one of them (source ranges and limit-connections do apply to passed-through connections)`,
+    );
+  }
 }
 
 /**

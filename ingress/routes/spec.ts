@@ -84,7 +84,7 @@ const badSequence = /\/\/|\/\.\.?(\/|$)|%2f/i;
 /** Checks and normalises one Ingress; throws IngressSpecError when any part of it cannot be served. */
 export function compileIngress(ingress: Ingress, defaults: PolicyDefaults): CompiledIngress {
   const { namespace, annotations } = ingress.metadata;
-  const { policy, canary, secrets, aliases, regex, fromToWww } = readPolicy(namespace, annotations, defaults);
+  const { policy, canary, secrets, aliases, regex, fromToWww, passthrough } = readPolicy(namespace, annotations, defaults);
   const compiled: CompiledIngress = { key: ingressKey(ingress), namespace, ingress, policy, rules: [], tls: [], authSecrets: secrets };
   if (canary !== undefined) compiled.canary = canary;
   const { spec } = ingress;
@@ -121,6 +121,8 @@ export function compileIngress(ingress: Ingress, defaults: PolicyDefaults): Comp
   });
   // Before the aliases: as in ingress-nginx, the redirect is for the Ingress's own hosts, not for its server-alias names.
   if (fromToWww === true) compiled.wwwRedirects = wwwCounterparts(compiled.rules);
+  // Likewise passthrough (ingress-nginx passes only a server's own host name through; its aliases stay on nginx).
+  if (passthrough === true) policy.sslPassthrough = { hosts: [...new Set(compiled.rules.map((r) => r.host).filter((h) => h !== ''))] };
   if (aliases !== undefined) addAliases(compiled, aliases);
   return compiled;
 }

@@ -169,6 +169,12 @@ export interface IngressPolicy {
   upstreamTries?: number;
   /** Verify the HTTPS backend's certificate (ingress-nginx proxy-ssl-verify on). */
   backendTls?: BackendTlsPolicy;
+  /**
+   * ssl-passthrough "true" with --enable-ssl-passthrough: TLS connections for these hosts of the Ingress's own rules
+   * (lower-case, wildcards as written; not its server-alias names) are passed unterminated to the backend of the
+   * host's `/` rule when that rule is this Ingress's (ingress/edge/passthrough.ts).
+   */
+  sslPassthrough?: { hosts: readonly string[] };
 }
 
 /** The request facts an upstream-hash-by key may use, by their nginx variable names. */

@@ -37,6 +37,15 @@ export interface UnhonouredOptions {
 const goTrue: ReadonlySet<string> = new Set(['1', 't', 'T', 'TRUE', 'true', 'True']);
 const passedThrough = (v: string, o: UnhonouredOptions): boolean => o.sslPassthrough === true && goTrue.has(v);
 
+/** The ssl-passthrough annotation's full key. */
+export const sslPassthroughKey = `${nginxPrefix}ssl-passthrough`;
+
+/** Whether the annotations ask for ssl-passthrough in a way the gateway serves (Go's true words, with the switch on). */
+export function asksPassthrough(annotations: Readonly<Record<string, string>>, o: UnhonouredOptions): boolean {
+  const value = annotations[sslPassthroughKey];
+  return value !== undefined && passedThrough(value.trim(), o);
+}
+
 const noSnippets = 'netplane never runs nginx configuration, and serving the Ingress without it would drop whatever it enforces (deny rules, returns, headers)';
 
 /** The refused ingress-nginx annotations, most used first. */

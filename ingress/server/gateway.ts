@@ -48,6 +48,8 @@ export class Gateway {
   #https?: Http2SecureServer;
   readonly #edges: EdgeListener[] = [];
   readonly #sessions = new Set<Http2Session>();
+  /** The IP each open connection is counted under toward --max-connections-per-ip. */
+  readonly #counted = new WeakMap<Socket, string>();
   #inFlight = 0;
   #draining = false;
   #idle?: () => void;
@@ -170,7 +172,10 @@ export class Gateway {
     const edge = new EdgeListener({
       ...(proxyProtocol ? { proxyProtocol } : {}),
       // A client has as long for its ClientHello as for its request headers.
-      ...(passthrough ? { passthrough: { ...passthrough, helloTimeoutMs: headersTimeoutMs, admit: (socket: Socket) => this.#admit(socket), ...(accessLog ? { accessLog } : {}) } } : {}),
+      ...(passthrough ? { passthrough: { ...passthrough, helloTimeoutMs: headersTimeoutMs, ...(accessLog ? { accessLog } : {}) } } : {}),
+      // Counted from accept, as the servers count theirs: a connection whose header or ClientHello is still being
+      // read holds a file descriptor too.
+      admit: (socket, ip) => this.#admit(socket, ip),
       log,
       refused: (reason) => metrics.rejected.inc({ reason }),
       handOff: (socket) => {
@@ -197,19 +202,29 @@ export class Gateway {
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => void this.#upgrade(req, socket as Socket, head, server === this.#https ? 'https' : 'http'));
   }
 
-  /** Counts a new TCP connection and applies the per-IP cap to its client; false when it was over the cap and closed. */
-  #admit(socket: Socket): boolean {
+  /**
+   * Counts a TCP connection under `ip` (by default its client: the PROXY protocol header's when there was one) and
+   * applies the per-IP cap; false when it was over the cap and closed. A connection the edge listener counted
+   * already is counted once: under the same IP nothing changes, under another (the PROXY header's client, after the
+   * balancer's address) it moves.
+   */
+  #admit(socket: Socket, ip: string = connectionClient(socket).address): boolean {
     const { connectionCap, metrics } = this.#o;
-    // The PROXY protocol header's client when there was one (read before the server got the connection).
-    const ip = connectionClient(socket).address;
+    const counted = this.#counted.get(socket);
+    if (counted === ip) return true;
     if (!connectionCap.acquire(ip)) {
       metrics.rejected.inc({ reason: 'connection-cap' });
       socket.destroy();
       return false;
     }
+    this.#counted.set(socket, ip);
+    if (counted !== undefined) {
+      connectionCap.release(counted);
+      return true;
+    }
     metrics.connections.inc({ state: 'active' });
     socket.once('close', () => {
-      connectionCap.release(ip);
+      connectionCap.release(this.#counted.get(socket) ?? ip);
       metrics.connections.dec({ state: 'active' });
     });
     return true;
@@ -222,7 +237,10 @@ export class Gateway {
       res,
       proto,
       port,
-      clientIP: clientIP(peer, req.headers['x-forwarded-for'], this.#o.trusted),
+      // With --proxy-protocol the header's address is the client, as ingress-nginx's use-proxy-protocol makes
+      // $the_real_ip $proxy_protocol_addr: X-Forwarded-For never names it, even from a trusted proxy (it is still
+      // extended for the upstream). Else a trusted peer's X-Forwarded-For is walked.
+      clientIP: this.#o.proxyProtocol ? peer : clientIP(peer, req.headers['x-forwarded-for'], this.#o.trusted),
       peer,
       trustedPeer: this.#o.trusted.has(peer),
       host: '',

@@ -1,0 +1,114 @@
+// splice() between real sockets on 127.0.0.1: the bytes already read go first and both directions are relayed; a
+// client that goes away at any moment (while its endpoint is being connected, while bytes flow, by a reset) ends
+// the splice with both connections closed and nothing thrown; endpoints that refuse are skipped.
+import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { clientGone, splice, type SpliceResult } from '../../../ingress/edge/splice.ts';
+import { freePort } from '../../helpers/ports.ts';
+import { waitFor } from '../../helpers/wait.ts';
+
+/** A server socket on 127.0.0.1 and the connections it accepted, each with what it received. */
+async function endpoint(onConnection: (s: Socket) => void = () => {}): Promise<{ server: Server; port: number; accepted: Array<{ socket: Socket; got: Buffer[]; closed: boolean }> }> {
+  const accepted: Array<{ socket: Socket; got: Buffer[]; closed: boolean }> = [];
+  const server = createServer((socket) => {
+    const entry = { socket, got: [] as Buffer[], closed: false };
+    accepted.push(entry);
+    socket.on('data', (d: Buffer) => entry.got.push(d));
+    socket.on('error', () => {});
+    socket.on('close', () => (entry.closed = true));
+    onConnection(socket);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { server, port: (server.address() as AddressInfo).port, accepted };
+}
+
+/** The gateway's side of a client connection (paused, with the error listener the edge listener keeps), and the client's. */
+async function clientPair(): Promise<{ gatewaySide: Socket; client: Socket; close: () => Promise<void> }> {
+  let gatewaySide!: Socket;
+  const front = createServer({ pauseOnConnect: true, allowHalfOpen: true }, (s) => {
+    s.on('error', () => {});
+    gatewaySide = s;
+  });
+  await new Promise<void>((r) => front.listen(0, '127.0.0.1', r));
+  const client = connect({ host: '127.0.0.1', port: (front.address() as AddressInfo).port });
+  client.on('error', () => {});
+  await waitFor('the accepted connection', () => gatewaySide !== undefined);
+  return { gatewaySide, client, close: () => new Promise((r) => front.close(() => r())) };
+}
+
+describe('splice', () => {
+  const cleanups: Array<() => Promise<void> | void> = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0)) await c();
+  });
+  const closeServer = (s: Server) => () => new Promise<void>((r) => s.close(() => r()));
+
+  it('relays the bytes already read, then both ways, and ends when the client ends', async () => {
+    const up = await endpoint((s) => s.on('data', (d: Buffer) => s.write(`echo:${d}`)));
+    const pair = await clientPair();
+    cleanups.push(closeServer(up.server), pair.close);
+    const done = splice(pair.gatewaySide, Buffer.from('hello'), [{ ip: '127.0.0.1', port: up.port }], { connectTimeoutMs: 1000, tries: 3 });
+    const got: Buffer[] = [];
+    pair.client.on('data', (d: Buffer) => got.push(d));
+    await waitFor('the echo', () => Buffer.concat(got).toString().includes('echo:hello'));
+    pair.client.end();
+    const result = await done;
+    expect(result).toMatchObject({ endpoint: `127.0.0.1:${up.port}`, sent: 5 });
+    expect(result.received).toBeGreaterThanOrEqual(10);
+  });
+
+  it('a client gone while its endpoint is being connected: the endpoint connection is closed and the splice ends', async () => {
+    const up = await endpoint();
+    const pair = await clientPair();
+    cleanups.push(closeServer(up.server), pair.close);
+    const done = splice(pair.gatewaySide, Buffer.from('hello'), [{ ip: '127.0.0.1', port: up.port }], { connectTimeoutMs: 1000, tries: 3 });
+    // The connect has started but cannot have finished: it needs the event loop.
+    pair.client.resetAndDestroy();
+    pair.gatewaySide.destroy();
+    const result = await Promise.race([done, new Promise<string>((r) => setTimeout(() => r('still open'), 3000))]);
+    expect(result).toEqual({ error: clientGone, sent: 0, received: 0 });
+    await waitFor('the endpoint connection closed', () => up.accepted.length === 1 && up.accepted[0]!.closed, 3000);
+    expect(Buffer.concat(up.accepted[0]!.got).length).toBe(0);
+  });
+
+  it('a reset from the client while its endpoint is being connected is handled (nothing thrown)', async () => {
+    const up = await endpoint();
+    const pair = await clientPair();
+    cleanups.push(closeServer(up.server), pair.close);
+    // Reading, as a socket with buffered data does while it waits: the reset arrives as an 'error'.
+    pair.gatewaySide.resume();
+    pair.gatewaySide.pause();
+    const done = splice(pair.gatewaySide, Buffer.from('hello'), [{ ip: '127.0.0.1', port: up.port }], { connectTimeoutMs: 1000, tries: 3 });
+    pair.client.resetAndDestroy();
+    const result: SpliceResult = await done;
+    expect(result.endpoint === undefined ? result.error : 'relayed').toMatch(/the client went away|relayed/);
+    await waitFor('both connections closed', () => pair.gatewaySide.destroyed && up.accepted.every((a) => a.closed), 3000);
+  });
+
+  it.each([['reset', (s: Socket) => s.resetAndDestroy()], ['close', (s: Socket) => s.destroy()]] as const)('a client that goes away (%s) while bytes flow: both closed, the result says so', async (_how, away) => {
+    const up = await endpoint((s) => s.write('server hello'));
+    const pair = await clientPair();
+    cleanups.push(closeServer(up.server), pair.close);
+    const done = splice(pair.gatewaySide, Buffer.from('hello'), [{ ip: '127.0.0.1', port: up.port }], { connectTimeoutMs: 1000, tries: 3 });
+    await new Promise<void>((r) => pair.client.once('data', () => r()));
+    away(pair.client);
+    const result = await done;
+    expect(result.endpoint).toBe(`127.0.0.1:${up.port}`);
+    await waitFor('the endpoint connection closed', () => up.accepted[0]?.closed === true, 3000);
+  });
+
+  it('skips an endpoint that refuses, and says why when none takes the connection', async () => {
+    const up = await endpoint();
+    const closed = await freePort();
+    const pair = await clientPair();
+    cleanups.push(closeServer(up.server), pair.close);
+    const result = splice(pair.gatewaySide, Buffer.from('x'), [{ ip: '127.0.0.1', port: closed }, { ip: '127.0.0.1', port: up.port }], { connectTimeoutMs: 1000, tries: 3 });
+    await waitFor('the second endpoint', () => up.accepted.length === 1);
+    pair.client.end();
+    expect(await result).toMatchObject({ endpoint: `127.0.0.1:${up.port}` });
+    const pair2 = await clientPair();
+    cleanups.push(pair2.close);
+    expect(await splice(pair2.gatewaySide, Buffer.from('x'), [{ ip: '127.0.0.1', port: closed }], { connectTimeoutMs: 1000, tries: 3 })).toEqual({ error: `127.0.0.1:${closed}: ECONNREFUSED`, sent: 0, received: 0 });
+    expect(pair2.gatewaySide.destroyed).toBe(true);
+  });
+});
