@@ -1,7 +1,8 @@
 // `netplane ingress --proxy-protocol` behind real senders: curl --haproxy-protocol (v1), HAProxy with send-proxy and
 // send-proxy-v2 in front of both listeners (HTTP, HTTPS with HTTP/2), and raw sockets for version 2 edge cases and
-// for what must be refused. The client the header names — not the socket's peer, always 127.0.0.1 here — is what
-// X-Forwarded-For, source ranges, rate limits, the connection cap and the access log see.
+// for what must be refused. The client the header names — not the socket's peer, always 127.0.0.1 here, nor what
+// its X-Forwarded-For says — is what X-Forwarded-For, source ranges, rate limits, the connection cap and the access
+// log see. Connections count toward the cap from accept, under the peer until the header is in.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
@@ -38,15 +39,15 @@ function expand(a: string): string {
 /** What a raw connection got back: the response's status and echo, or `closed` when nothing came before the close. */
 type RawReply = { status: number; echo?: Echo } | 'closed';
 
-/** Sends `parts` (a gap between them) then a GET for `host` with Connection: close on one TCP connection. */
-async function raw(port: number, parts: Buffer[], host: string, o: { localAddress?: string; gapMs?: number; request?: boolean } = {}): Promise<RawReply> {
+/** Sends `parts` (a gap between them) then a GET for `host` with Connection: close (and `headers`) on one TCP connection. */
+async function raw(port: number, parts: Buffer[], host: string, o: { localAddress?: string; gapMs?: number; request?: boolean; headers?: string } = {}): Promise<RawReply> {
   const socket = connect({ host: '127.0.0.1', port, ...(o.localAddress ? { localAddress: o.localAddress } : {}) });
   const chunks: Buffer[] = [];
   socket.on('data', (d: Buffer) => chunks.push(d));
   const closed = new Promise<void>((r) => socket.on('close', () => r()));
   socket.on('error', () => {});
   await new Promise<void>((r) => socket.once('connect', () => r()));
-  const request = Buffer.from(`GET /who HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+  const request = Buffer.from(`GET /who HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n${o.headers ?? ''}\r\n`);
   for (const part of o.request === false ? parts : [...parts, request]) {
     if (socket.destroyed) break;
     socket.write(part);
@@ -106,7 +107,7 @@ describe('netplane ingress --proxy-protocol', () => {
     gw.write('all.yaml', [ingressClassYaml, serviceYaml('web', [web]), tlsSecretYaml('open-tls', cert), ing('open', { [`${ngx}ssl-redirect`]: 'false' }, true),
       ing('ranged', { [`${ngx}allowlist-source-range`]: '198.51.100.0/24, 127.0.0.7/32, 2001:db8::/64' }),
       ing('limited', { [`${ngx}limit-rpm`]: '1', [`${ngx}limit-burst-multiplier`]: '1' })].join('---\n'));
-    await gw.start(['--proxy-protocol', '--proxy-protocol-from', '127.0.0.1/32', '--proxy-protocol-timeout', '1s', '--max-connections-per-ip', '2']);
+    await gw.start(['--proxy-protocol', '--proxy-protocol-from', '127.0.0.1/32', '--proxy-protocol-timeout', '1s', '--max-connections-per-ip', '2', '--trusted-proxies', '10.0.0.0/8']);
     await waitFor('a route for open.test', async () => (await raw(gw.http, [Buffer.from('PROXY UNKNOWN\r\n')], 'open.test')) !== 'closed', 10_000, 50);
 
     // HAProxy in TCP mode in front of both listeners: it connects from 127.0.0.1 and names its own client.
@@ -209,6 +210,31 @@ listen tls
       expect(await raw(gw.http, [v2({ source: '198.51.100.77' })], 'ranged.test')).toMatchObject({ status: 200 });
     });
 
+    // As ingress-nginx with use-proxy-protocol ($the_real_ip is $proxy_protocol_addr, real_ip_header proxy_protocol):
+    // the header's address is the client even when it is in --trusted-proxies (10.0.0.0/8 here); what it says in
+    // X-Forwarded-For is passed on, extended with that address, never believed.
+    // [PROXY client, X-Forwarded-For sent, host, status, X-Forwarded-For and X-Real-IP upstream]
+    const forwarded: Array<[string, string | undefined, string, number, [string, string]?]> = [
+      ['10.1.1.1', '127.0.0.7', 'ranged.test', 403],
+      ['10.1.1.1', '203.0.113.5, 127.0.0.7', 'ranged.test', 403],
+      ['10.1.1.1', undefined, 'ranged.test', 403],
+      ['198.51.100.9', '203.0.113.5', 'ranged.test', 200, ['198.51.100.9', '198.51.100.9']],
+      ['10.1.1.1', '203.0.113.5', 'open.test', 200, ['203.0.113.5, 10.1.1.1', '10.1.1.1']],
+    ];
+    for (const [client, xff, host, status, upstream] of forwarded) {
+      it(`PROXY client ${client}, X-Forwarded-For ${xff ?? 'none'}: ${host} answers ${status}${upstream ? `, upstream X-Forwarded-For ${upstream[0]}` : ''}`, async () => {
+        const r = await raw(gw.http, [Buffer.from(`PROXY TCP4 ${client} 127.0.0.1 4000 80\r\n`)], host, xff === undefined ? {} : { headers: `X-Forwarded-For: ${xff}\r\n` });
+        expect(r === 'closed' ? 'closed' : r.status).toBe(status);
+        if (upstream && r !== 'closed') expect([r.echo?.headers['x-forwarded-for'], r.echo?.headers['x-real-ip']]).toEqual(upstream);
+      });
+    }
+
+    it('the access log names the PROXY client, not what its X-Forwarded-For says', async () => {
+      await raw(gw.http, [Buffer.from('PROXY TCP4 10.2.2.2 127.0.0.1 4000 80\r\n')], 'open.test', { headers: 'X-Forwarded-For: 203.0.113.99\r\n' });
+      await waitFor('the access log line', async () => gw.output.includes('"remote":"10.2.2.2"'), 5000, 50);
+      expect(gw.output).not.toContain('"remote":"203.0.113.99"');
+    });
+
     it('the rate limit counts each named client on its own', async () => {
       const from = (ip: string) => raw(gw.http, [Buffer.from(`PROXY TCP4 ${ip} 127.0.0.1 4000 80\r\n`)], 'limited.test');
       // rpm 1 with burst multiplier 1: two at once, then 429 — for that client only.
@@ -247,6 +273,21 @@ listen tls
         expect(await raw(port, [Buffer.from('PROXY TCP4 198.51.100.51 127.0.0.1 4000 80\r\n')], 'open.test', { localAddress: '127.0.0.9' })).toBe('closed');
       }
       expect(await gw.metrics()).toMatch(/netplane_ingress_rejected_total\{reason="proxy-protocol-peer"\} 2/);
+    });
+
+    it('connections whose header is still to come count toward the cap, under the peer (cap 2)', async () => {
+      const held = [connect({ host: '127.0.0.1', port: gw.http }), connect({ host: '127.0.0.1', port: gw.http })];
+      for (const s of held) s.on('error', () => {});
+      try {
+        await waitFor('both held connections counted', async () => /nginx_ingress_controller_nginx_process_connections\{state="active"\} 2/.test(await gw.metrics()), 5000, 20);
+        const third = connect({ host: '127.0.0.1', port: gw.http });
+        third.on('error', () => {});
+        expect(await closedAfter(third)).toBeLessThan(500);
+      } finally {
+        for (const s of held) s.destroy();
+      }
+      // Counted out again: a whole header is served.
+      await waitFor('the held ones counted out', async () => forwardedFor(await raw(gw.http, [Buffer.from('PROXY TCP4 198.51.100.44 127.0.0.1 4000 80\r\n')], 'open.test')) === '198.51.100.44', 5000, 50);
     });
 
     it('a header not whole within --proxy-protocol-timeout is closed', async () => {
