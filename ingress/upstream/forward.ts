@@ -3,7 +3,6 @@
 // the error statuses nginx gives (502 refused/reset, 504 timeouts, 503 no endpoints) — on gRPC routes a grpc-status
 // instead, and the response's trailers relayed (grpc.ts).
 import { subscribe } from 'node:diagnostics_channel';
-import type { Transform } from 'node:stream';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { constants as http2Constants, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
 import type { Dispatcher } from 'undici';
@@ -15,7 +14,7 @@ import { UpstreamError, classifyError, statusText, type UpstreamErrorCode } from
 import { grpcStatusOf, relayedTrailers, splitTrailersOnly, writeGrpcFailure } from './grpc.ts';
 import { clientResponseHeaders, upstreamRequestHeaders, withHeaders, withoutBodyHeaders, type HeaderList, type HeaderValue } from './headers.ts';
 import { isGrpc, overTls, type UpstreamEndpoint } from './pool.ts';
-import { guardedBody } from './request-body.ts';
+import { UpstreamBody } from './request-body.ts';
 
 /** Where and how to send one request. */
 export interface ForwardTarget {
@@ -129,6 +128,11 @@ function cutShort(req: ClientRequest, res: ResponseSink): void {
   else res.destroy();
 }
 
+/** `err` as an UpstreamError with the code it is classified under (itself when it is one). */
+function asUpstreamError(err: Error): UpstreamError {
+  return err instanceof UpstreamError ? err : new UpstreamError(classifyError(err).code, err.message, { cause: err });
+}
+
 /** Writes an nginx-style plain-text error status, unless a response has begun or the client is gone. */
 export function writeErrorStatus(response: ClientResponse, status: number): void {
   const res = response as unknown as ResponseSink;
@@ -147,7 +151,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
   readonly #log: Logger;
   readonly #done: (result: ForwardResult) => void;
   #headers: string[] = [];
-  #body: ClientRequest | Transform | null = null;
+  #body: ClientRequest | UpstreamBody | null = null;
   #retriable = false;
   #member: UpstreamEndpoint | null = null;
   #cookieMember: UpstreamEndpoint | undefined;
@@ -197,8 +201,10 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const body = this.#target.noBody !== true && hasBody(req);
     const limit = this.#target.policy.maxBodyBytes;
     // A body without Content-Length (chunked, or HTTP/2 without it) is counted as it streams; a declared length was
-    // checked before (the body-size step).
-    this.#body = !body ? null : req.httpVersionMajor === 2 || (limit > 0 && req.headers['content-length'] === undefined) ? guardedBody(req, req.headers['content-length'] === undefined ? limit : 0) : req;
+    // checked before (the body-size step). An HTTP/2 client's body is watched for its reset, and a body sent to an
+    // HTTP/2 (gRPC) upstream is one the exchange can abort there (request-body.ts).
+    const streamed = limit > 0 && req.headers['content-length'] === undefined;
+    this.#body = !body ? null : req.httpVersionMajor === 2 || this.#grpc || streamed ? new UpstreamBody(req, streamed ? limit : 0) : req;
     this.#retriable = !body && retriableMethods.has(req.method ?? '');
     // gRPC needs `TE: trailers` (servers refuse calls without it), whatever the client sent.
     this.#headers = upstreamRequestHeaders(req.rawHeaders, this.#grpc ? { ...this.#target.headers, te: 'trailers' } : this.#target.headers);
@@ -324,6 +330,14 @@ export class Exchange implements Dispatcher.DispatchHandler {
   onResponseError(_controller: Dispatcher.DispatchController | null, err: Error): void {
     const m = this.#member as UpstreamEndpoint;
     m.inFlight--;
+    // undici calls this before it closes an HTTP/2 upstream stream, which must be reset here first (request-body.ts
+    // says why). A body stopped on its way (too large, the client gone) is the failure, whatever undici saw of it.
+    if (this.#body instanceof UpstreamBody) {
+      const stopped = this.#body.failure;
+      this.#body.cancel(stopped ?? asUpstreamError(err));
+      if (stopped !== null) err = stopped;
+      if (stopped?.code === 'CLIENT_ABORTED') this.#clientGone ??= stopped;
+    }
     if (this.#clientGone === null && clientClosed(this.#req)) this.#clientGone = new UpstreamError('CLIENT_ABORTED', 'the client went away', { cause: err });
     if (this.#clientGone !== null) return this.#finish(this.#started ? this.#status : 499, this.#clientGone.code);
     const failure = classifyError(err);
@@ -366,6 +380,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
   #onClientClose(): void {
     if (this.#finished) return;
     this.#clientGone ??= new UpstreamError('CLIENT_ABORTED', 'the client went away');
+    // The upload stops here: the upstream sees it aborted (reset, or its connection closed), never complete.
+    if (this.#body instanceof UpstreamBody) this.#body.cancel(this.#clientGone);
     if (this.#controller !== null) return this.#controller.abort(this.#clientGone);
     // Still waiting for a pooled connection: onRequestStart aborts the attempt when it comes; the request ends now
     // (logged 499, not held until a connection frees up, nor through a drain).

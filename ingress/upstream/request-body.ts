@@ -1,32 +1,99 @@
 // The request body as it is sent upstream when it must be watched on its way: counted against proxy-body-size, and
-// an HTTP/2 client's reset seen as an abort.
+// stopped so that the upstream sees the upload aborted, never complete, when it cannot be finished.
+//
+// Over HTTP/2 upstreams (gRPC) undici writes a stream body with stream.pipeline(body, h2stream), and aborts a
+// request with h2stream.close(). Node's close() emits 'aborted' before it submits the RST_STREAM frame, and the
+// pipeline's end-of-stream watcher destroys the stream on 'aborted', dropping its native handle: the RST_STREAM is
+// never submitted and nghttp2 keeps the stream open with its data source. When the backend then opens the
+// flow-control window, Node's data source callback answers 0 bytes for the stream it no longer knows, and nghttp2
+// writes empty DATA frames in a loop that never returns (memory grows by about 1 GB/s until the process is killed).
+// So the upstream stream is reset here first, the way Node resets a stream itself: destroyed with an AbortError,
+// which submits RST_STREAM(CANCEL) while the handle is there and sends no END_STREAM. undici's close() then finds
+// the stream closed and does nothing more.
 import type { Http2ServerRequest } from 'node:http2';
-import { Transform } from 'node:stream';
+import { Transform, addAbortSignal, type Writable } from 'node:stream';
 import { UpstreamError } from './errors.ts';
 import type { ClientRequest } from './forward.ts';
 
 /**
- * The request body as a stream that fails with BODY_TOO_LARGE once more than `limit` bytes came (0: no limit),
- * without touching the client's connection (the gateway still answers 413 on it); and, for HTTP/2, that fails
- * instead of ending when the client reset its stream: Node ends an HTTP/2 request normally when its stream is reset,
- * so without this a cancelled upload reaches the backend as aborted only if the response's close aborts the upstream
- * request before the body's end is written. (A client that ends its stream and then resets it sent a whole body.)
+ * A client's request body on its way upstream. It fails with BODY_TOO_LARGE once more than `limit` bytes came
+ * (0: no limit), without touching the client's connection (the gateway still answers 413 or RESOURCE_EXHAUSTED on
+ * it). For an HTTP/2 client whose stream was reset before its END_STREAM it fails instead of ending: Node ends such
+ * a request normally. `cancel()` stops it for any reason; `failure` says why it stopped.
  */
-export function guardedBody(req: ClientRequest, limit: number): Transform {
-  let seen = 0;
-  const stream = req.httpVersionMajor === 2 ? (req as Http2ServerRequest).stream : undefined;
-  const guarded = new Transform({
-    transform(chunk: Buffer, _enc, done) {
-      seen += chunk.length;
-      if (limit > 0 && seen > limit) return done(new UpstreamError('BODY_TOO_LARGE', `the request body is larger than ${limit} bytes (proxy-body-size)`));
-      done(null, chunk);
-    },
-    flush(done) {
-      // A stream reset before its END_STREAM is marked aborted before the request ends.
-      if (stream !== undefined && stream.aborted) return done(new UpstreamError('CLIENT_ABORTED', 'the client reset its stream before the body was complete'));
+export class UpstreamBody extends Transform {
+  readonly #req: ClientRequest;
+  readonly #limit: number;
+  readonly #clientStream: Http2ServerRequest['stream'] | undefined;
+  #seen = 0;
+  #failure: UpstreamError | null = null;
+  // What undici pipes the body into: the upstream HTTP/2 stream (HTTP/1.1 bodies are read with 'data' events).
+  #sink: Writable | null = null;
+
+  constructor(req: ClientRequest, limit: number) {
+    super();
+    this.#req = req;
+    this.#limit = limit;
+    this.#clientStream = req.httpVersionMajor === 2 ? (req as Http2ServerRequest).stream : undefined;
+    // Failures reach the exchange through undici and `failure`; a late one must not be an unhandled 'error'.
+    this.on('error', () => {});
+    (req as NodeJS.ReadableStream).pipe(this);
+  }
+
+  /** Why the body stopped before its end (BODY_TOO_LARGE, CLIENT_ABORTED, or the upstream request's failure); null while it flows or after it ended. */
+  get failure(): UpstreamError | null {
+    return this.#failure;
+  }
+
+  /** Remembers the stream undici writes the body into (stream.pipeline pipes a readable source). */
+  override pipe<T extends NodeJS.WritableStream>(destination: T, options?: { end?: boolean }): T {
+    this.#sink = destination as unknown as Writable;
+    return super.pipe(destination, options);
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: (err?: Error | null, data?: Buffer) => void): void {
+    this.#seen += chunk.length;
+    if (this.#limit > 0 && this.#seen > this.#limit) {
+      this.cancel(new UpstreamError('BODY_TOO_LARGE', `the request body is larger than ${this.#limit} bytes (proxy-body-size)`));
+      return done();
+    }
+    done(null, chunk);
+  }
+
+  override _flush(done: (err?: Error | null) => void): void {
+    const stream = this.#clientStream;
+    if (stream === undefined) return done();
+    // Node's HTTP/2 client (grpc-js's cancel) resets a stream with END_STREAM and then RST_STREAM, which a peer in
+    // another process mostly reads at once; Node hands the end over before it reads the reset. So the end goes
+    // upstream once the frames read with it are handled: a stream reset by then is an aborted upload.
+    setImmediate(() => {
+      if (this.#failure !== null || this.destroyed) return;
+      if (stream.aborted) return this.cancel(new UpstreamError('CLIENT_ABORTED', 'the client reset its stream before the body was complete'));
       done();
-    },
-  });
-  (req as NodeJS.ReadableStream).pipe(guarded);
-  return guarded;
+    });
+  }
+
+  /**
+   * Stops the body for `reason` (the first reason is kept): the client is no longer read, and the upstream sees the
+   * upload aborted. An HTTP/2 upstream stream still open is reset with CANCEL (also after the whole body went: the
+   * request is being given up); otherwise the body fails, which makes undici close an HTTP/1.1 connection.
+   */
+  cancel(reason: UpstreamError): void {
+    if (this.#failure !== null) return;
+    this.#failure = reason;
+    (this.#req as NodeJS.ReadableStream).unpipe(this);
+    const sink = this.#sink;
+    if (sink === null) this.destroy(reason);
+    else if (!sink.destroyed) resetWithCancel(sink);
+  }
+}
+
+/**
+ * Destroys an HTTP/2 stream with an AbortError, which Node sends as RST_STREAM(CANCEL) and without END_STREAM (an
+ * AbortSignal is the public way to get Node's own AbortError; addAbortSignal destroys the stream with it at once).
+ */
+function resetWithCancel(stream: Writable): void {
+  const controller = new AbortController();
+  addAbortSignal(controller.signal, stream);
+  controller.abort();
 }

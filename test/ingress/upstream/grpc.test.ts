@@ -1,14 +1,14 @@
 // gRPC backends (backend-protocol GRPC, GRPCS) through Upstreams: a real gRPC client (@grpc/grpc-js) speaks HTTP/2
 // to a small gateway around Upstreams.forward, which speaks HTTP/2 to real gRPC servers, in clear (h2c) or over TLS.
-import { createServer, connect as h2connect, constants as h2, type Http2Server } from 'node:http2';
+import { createServer, createSecureServer, connect as h2connect, constants as h2, type Http2Server, type ServerHttp2Stream } from 'node:http2';
 import { connect as tcpConnect, createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { generate } from 'selfsigned';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ForwardResult, ForwardTarget } from '../../../ingress/upstream/upstreams.ts';
 import type { Upstreams } from '../../../ingress/upstream/upstreams.ts';
-import { call, echoClient, failure, startEchoServer, type EchoServer } from './grpc-service.ts';
-import { Closer, deadPort, httpsBackend, policy, stalledPort, upstreamsFor } from './helpers.ts';
+import { call, echoClient, echoService, failure, startEchoServer, type EchoServer } from './grpc-service.ts';
+import { Closer, deadPort, httpsBackend, policy, sleep, stalledPort, upstreamsFor } from './helpers.ts';
 import { waitFor } from '../../helpers/wait.ts';
 
 const closer = new Closer();
@@ -58,6 +58,39 @@ async function countingRelay(port: number): Promise<{ port: number; connections:
     return new Promise<void>((r) => server.close(() => r()));
   });
   return relay;
+}
+
+/**
+ * A TCP relay to `port` that holds what the client sends until the client has been quiet for `ms` milliseconds and
+ * then passes it on in one write (what the server sends goes back at once): frames a client writes close together
+ * reach the server in one read.
+ */
+async function batchingRelay(port: number, ms: number): Promise<{ port: number }> {
+  const sockets = new Set<Socket>();
+  const server = createTcpServer((inbound) => {
+    const outbound = tcpConnect(port, '127.0.0.1');
+    let held: Buffer[] = [];
+    let timer: NodeJS.Timeout | undefined;
+    for (const s of [inbound, outbound]) {
+      sockets.add(s);
+      s.on('error', () => {}).on('close', () => (clearTimeout(timer), inbound.destroy(), outbound.destroy()));
+    }
+    inbound.on('data', (d: Buffer) => {
+      held.push(d);
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        outbound.write(Buffer.concat(held));
+        held = [];
+      }, ms);
+    });
+    outbound.pipe(inbound);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  closer.add(() => {
+    for (const s of sockets) s.destroy();
+    return new Promise<void>((r) => server.close(() => r()));
+  });
+  return { port: (server.address() as AddressInfo).port };
 }
 
 /** A client of the gateway, closed after the test. */
@@ -216,5 +249,126 @@ describe('gRPC backends through Upstreams', () => {
     upstreams.setEndpoints('default/grpc:50051', [{ ip: '127.0.0.1', port: (plain.address() as AddressInfo).port }], 'GRPC');
     const gw = await h2Gateway(upstreams, target('GRPC'));
     expect((await call(client(gw.port), 'Unary', ['x'])).code).toBe(grpc.status.UNAVAILABLE);
+  });
+});
+
+/** How a stream to a bare HTTP/2 backend ended: its END_STREAM seen, and the RST_STREAM code it was reset with. */
+interface Seen {
+  ended: boolean;
+  rstCode?: number;
+}
+
+/**
+ * A bare HTTP/2 backend in clear that never answers and records, per stream, whether END_STREAM came and the code
+ * of the RST_STREAM that closed it. It reads request bodies; with `window: 'none'` it opens no flow-control window
+ * (SETTINGS_INITIAL_WINDOW_SIZE 0), so only HEADERS arrive and a body stays in the gateway. Over TLS with `tls`.
+ */
+async function bareBackend(window: 'open' | 'none', tls?: { cert: string; key: string }): Promise<{ port: number; seen: Seen[] }> {
+  const seen: Seen[] = [];
+  const settings = window === 'none' ? { initialWindowSize: 0 } : {};
+  const server = tls === undefined ? createServer({ settings }) : createSecureServer({ settings, ...tls });
+  server.on('stream', (stream: ServerHttp2Stream) => {
+    const s: Seen = { ended: false };
+    seen.push(s);
+    // Node ends a reset stream's readable side too, after 'aborted': only an end before any reset is END_STREAM.
+    stream.on('end', () => (s.ended = !stream.aborted));
+    stream.on('close', () => (s.rstCode = stream.rstCode));
+    stream.on('error', () => {});
+    stream.resume();
+  });
+  const sessions = new Set<import('node:http2').ServerHttp2Session>();
+  server.on('session', (s) => (sessions.add(s), s.once('close', () => sessions.delete(s))));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  closer.add(() => {
+    for (const s of sessions) s.destroy();
+    return new Promise<void>((r) => server.close(() => r()));
+  });
+  return { port: (server.address() as AddressInfo).port, seen };
+}
+
+/** A gRPC frame (uncompressed) of `n` bytes of payload. */
+function frame(n: number): Buffer {
+  const f = Buffer.alloc(5 + n, 0x61);
+  f[0] = 0;
+  f.writeUInt32BE(n, 1);
+  return f;
+}
+
+/**
+ * Starts a Collect call, sends three messages 50 ms apart and a fourth, and cancels it at once, as grpc-js does:
+ * Node's HTTP/2 client writes END_STREAM and then RST_STREAM(CANCEL).
+ */
+async function cancelledUpload(c: grpc.Client): Promise<void> {
+  const def = echoService.Collect;
+  const w = c.makeClientStreamRequest(def.path, def.requestSerialize, def.responseDeserialize, () => {});
+  for (let i = 0; i < 3; i++) {
+    w.write(Buffer.from(`m${i}`));
+    await sleep(50);
+  }
+  w.write(Buffer.from('last'));
+  w.cancel();
+}
+
+describe('request bodies on gRPC routes: an upload that cannot be completed is reset upstream, never ended', () => {
+  // From another process or host, the END_STREAM and RST_STREAM of a grpc-js cancel mostly reach the gateway in
+  // one read; a relay that passes the client's bytes on after 10 ms of quiet makes sure they do.
+  it.each(['GRPC', 'GRPCS'] as const)('%s: a client-streaming call cancelled mid-upload is cancelled at the backend too', async (protocol) => {
+    const pems = await generate([{ name: 'commonName', value: 'grpc.test' }], { keyType: 'ec', algorithm: 'sha256' });
+    const server = await echo('one', protocol === 'GRPCS' ? { cert: pems.cert, key: pems.private } : undefined);
+    const upstreams = upstreamsFor(closer);
+    upstreams.setEndpoints('default/grpc:50051', [{ ip: '127.0.0.1', port: server.port }], protocol);
+    const gw = await h2Gateway(upstreams, target(protocol));
+    const c = client((await batchingRelay(gw.port, 10)).port);
+    for (let run = 1; run <= 3; run++) {
+      await cancelledUpload(c);
+      await waitFor(`the backend to see upload ${run} cancelled`, () => server.uploads.filter((u) => u.startsWith('cancelled')).length === run, 2000);
+    }
+    await waitFor('the gateway to log the calls', () => gw.results.length === 3);
+    expect(gw.results.map((r) => [r.status, r.error])).toEqual(Array(3).fill([499, 'CLIENT_ABORTED']));
+    // The HTTP/2 connection to the backend still serves calls.
+    expect(await call(c, 'Collect', ['a', 'b'])).toMatchObject({ code: grpc.status.OK, messages: ['a+b'] });
+  });
+
+  it.each(['GRPC', 'GRPCS'] as const)('%s: a client-streaming call cancelled mid-upload: the backend stream gets RST_STREAM(CANCEL) and no END_STREAM', async (protocol) => {
+    const pems = await generate([{ name: 'commonName', value: 'grpc.test' }], { keyType: 'ec', algorithm: 'sha256' });
+    const bare = await bareBackend('open', protocol === 'GRPCS' ? { cert: pems.cert, key: pems.private } : undefined);
+    const upstreams = upstreamsFor(closer);
+    upstreams.setEndpoints('default/grpc:50051', [{ ip: '127.0.0.1', port: bare.port }], protocol);
+    const gw = await h2Gateway(upstreams, target(protocol));
+    const c = client((await batchingRelay(gw.port, 10)).port);
+    for (let run = 1; run <= 3; run++) {
+      await cancelledUpload(c);
+      await waitFor(`upload ${run} to be closed at the backend`, () => bare.seen[run - 1]?.rstCode !== undefined);
+    }
+    expect(bare.seen).toEqual(Array(3).fill({ ended: false, rstCode: h2.NGHTTP2_CANCEL }));
+  });
+
+  it.each([
+    ['past proxy-body-size', 'too-large'],
+    ['that the client resets (CANCEL)', 'client-reset'],
+  ] as const)('an upload %s: the backend stream is reset with CANCEL, without END_STREAM', async (_what, how) => {
+    const bare = await bareBackend('none');
+    const upstreams = upstreamsFor(closer);
+    upstreams.setEndpoints('default/grpc:50051', [{ ip: '127.0.0.1', port: bare.port }], 'GRPC');
+    const gw = await h2Gateway(upstreams, target('GRPC', { maxBodyBytes: 1000 }));
+    const session = h2connect(`http://127.0.0.1:${gw.port}`);
+    closer.add(() => void session.destroy());
+    const stream = session.request({ ':method': 'POST', ':path': '/netplane.test.Echo/Collect', 'content-type': 'application/grpc', te: 'trailers' });
+    stream.on('error', () => {});
+    stream.resume();
+    const trailers = new Promise<Record<string, unknown>>((r) => stream.on('trailers', (t) => r(t)));
+    stream.write(frame(400));
+    await waitFor('the request to reach the backend', () => bare.seen.length === 1);
+    if (how === 'too-large') {
+      stream.write(frame(400));
+      stream.write(frame(400));
+      expect((await trailers)['grpc-status']).toBe(String(grpc.status.RESOURCE_EXHAUSTED));
+    } else {
+      stream.close(h2.NGHTTP2_CANCEL);
+    }
+    await waitFor('the backend stream to be reset', () => bare.seen[0]!.rstCode !== undefined);
+    expect(bare.seen[0]).toEqual({ ended: false, rstCode: h2.NGHTTP2_CANCEL });
+    await waitFor('the gateway to log the call', () => gw.results.length === 1);
+    expect(gw.results[0]).toMatchObject(how === 'too-large' ? { status: 200, grpcStatus: grpc.status.RESOURCE_EXHAUSTED, error: 'BODY_TOO_LARGE' } : { status: 499, error: 'CLIENT_ABORTED' });
   });
 });
