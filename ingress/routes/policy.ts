@@ -130,7 +130,7 @@ export function readPolicy(namespace: string, annotations: Readonly<Record<strin
 
   const result: AnnotatedPolicy = { policy, secrets: [] };
   if (asksPassthrough(annotations, { sslPassthrough: defaults.sslPassthrough })) {
-    refuseOnPassthrough(a, policy);
+    refuseOnPassthrough(a, policy, annotations[sslPassthroughKey]!.trim());
     result.passthrough = true;
   }
   if (regex) result.regex = true;
@@ -153,7 +153,7 @@ export function readPolicy(namespace: string, annotations: Readonly<Record<strin
  * clients the Ingress keeps out: auth (basic, jwt, auth-url), client certificates, request rates. Source ranges
  * and limit-connections are enforced per connection (ingress/edge/passthrough.ts).
  */
-function refuseOnPassthrough(a: AnnotationReader, policy: IngressPolicy): void {
+function refuseOnPassthrough(a: AnnotationReader, policy: IngressPolicy, passthrough: string): void {
   const conflicts: Array<[Annotation | undefined, string]> = [
     [policy.auth?.type === 'external' ? a.get('auth-url') : policy.auth !== undefined ? a.get('auth-type') : undefined, 'ask for credentials'],
     [policy.clientCert !== undefined ? a.get('auth-tls-secret') : undefined, 'ask for a client certificate'],
@@ -164,7 +164,7 @@ function refuseOnPassthrough(a: AnnotationReader, policy: IngressPolicy): void {
     if (other === undefined) continue;
     throw new AnnotationError(
       sslPassthroughKey,
-      `annotation ${sslPassthroughKey} is "true" while ${other.key} is ${quote(other.value)}; a passed-through TLS connection is never decrypted, so netplane cannot ${cannot}: set only one of them (source ranges and limit-connections do apply to passed-through connections)`,
+      `annotation ${sslPassthroughKey} is ${quote(passthrough)} while ${other.key} is ${quote(other.value)}; a passed-through TLS connection is never decrypted, so netplane cannot ${cannot}: set only one of them (source ranges and limit-connections do apply to passed-through connections)`,
     );
   }
 }
