@@ -133,6 +133,19 @@ function asUpstreamError(err: Error): UpstreamError {
   return err instanceof UpstreamError ? err : new UpstreamError(classifyError(err).code, err.message, { cause: err });
 }
 
+/**
+ * Resets an HTTP/2 client's stream with NO_ERROR once its response is out, unless its request side ended (Node's
+ * response ends its stream on its trailers: the reset follows them).
+ */
+function stopUpload(req: Http2ServerRequest): void {
+  const stream = req.stream;
+  const close = () => {
+    if (!stream.destroyed && !stream.closed && !req.complete) stream.close(http2Constants.NGHTTP2_NO_ERROR);
+  };
+  if (stream.sentTrailers !== undefined) close();
+  else stream.once('wantTrailers', () => setImmediate(close));
+}
+
 /** Writes an nginx-style plain-text error status, unless a response has begun or the client is gone. */
 export function writeErrorStatus(response: ClientResponse, status: number): void {
   const res = response as unknown as ResponseSink;
@@ -389,7 +402,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
   }
 
   #fail(status: number, code: UpstreamErrorCode): void {
-    // The rest of a body too large is not read: the connection closes after the answer, as nginx does.
+    // The rest of a body too large is not read: the connection closes after the answer, as nginx does; an HTTP/2
+    // stream is reset with NO_ERROR after the answer, which asks the client to stop sending (RFC 9113 §8.1).
     if (status === 413 && 'shouldKeepAlive' in this.#res) (this.#res as unknown as ServerResponse).shouldKeepAlive = false;
     if (status === 499) return this.#finish(status, code);
     if (!this.#grpc) writeErrorStatus(this.#res as unknown as ClientResponse, status);
@@ -398,6 +412,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
       this.#grpcStatus = writeGrpcFailure(this.#res, this.#req.httpVersionMajor === 2, code);
       status = 200;
     }
+    if (code === 'BODY_TOO_LARGE' && this.#req.httpVersionMajor === 2) stopUpload(this.#req as Http2ServerRequest);
     this.#finish(status, code);
   }
 

@@ -1,14 +1,14 @@
 // gRPC backends (backend-protocol GRPC, GRPCS) through Upstreams: a real gRPC client (@grpc/grpc-js) speaks HTTP/2
 // to a small gateway around Upstreams.forward, which speaks HTTP/2 to real gRPC servers, in clear (h2c) or over TLS.
-import { createServer, createSecureServer, connect as h2connect, constants as h2, type Http2Server, type ServerHttp2Stream } from 'node:http2';
+import { createServer, createSecureServer, connect as h2connect, constants as h2, type ServerHttp2Stream } from 'node:http2';
 import { connect as tcpConnect, createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
+import { addAbortSignal } from 'node:stream';
 import { generate } from 'selfsigned';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { ForwardResult, ForwardTarget } from '../../../ingress/upstream/upstreams.ts';
-import type { Upstreams } from '../../../ingress/upstream/upstreams.ts';
+import type { ForwardTarget } from '../../../ingress/upstream/upstreams.ts';
 import { call, echoClient, echoService, failure, startEchoServer, type EchoServer } from './grpc-service.ts';
-import { Closer, deadPort, httpsBackend, policy, sleep, stalledPort, upstreamsFor } from './helpers.ts';
+import { Closer, batchingRelay, deadPort, h2Gateway, httpsBackend, policy, sleep, stalledPort, upstreamsFor } from './helpers.ts';
 import { waitFor } from '../../helpers/wait.ts';
 
 const closer = new Closer();
@@ -19,23 +19,6 @@ async function echo(name: string, tls?: { cert: string; key: string }): Promise<
   const s = await startEchoServer(name, tls);
   closer.add(() => s.stop());
   return s;
-}
-
-/**
- * An HTTP/2 gateway in clear (gRPC clients speak h2c with prior knowledge) forwarding every request to `target`,
- * with the request's own path (the gRPC method).
- */
-async function h2Gateway(upstreams: Upstreams, target: ForwardTarget): Promise<{ port: number; results: ForwardResult[] }> {
-  const results: ForwardResult[] = [];
-  const server: Http2Server = createServer((req, res) => void upstreams.forward(req, res, { ...target, path: req.url }).then((r) => results.push(r)));
-  const sessions = new Set<import('node:http2').Http2Session>();
-  server.on('session', (s) => (sessions.add(s), s.once('close', () => sessions.delete(s))));
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  closer.add(() => {
-    for (const s of sessions) s.destroy();
-    return new Promise<void>((r) => server.close(() => r()));
-  });
-  return { port: (server.address() as AddressInfo).port, results };
 }
 
 /** A TCP relay to `port` on 127.0.0.1 that counts the connections made through it. */
@@ -60,39 +43,6 @@ async function countingRelay(port: number): Promise<{ port: number; connections:
   return relay;
 }
 
-/**
- * A TCP relay to `port` that holds what the client sends until the client has been quiet for `ms` milliseconds and
- * then passes it on in one write (what the server sends goes back at once): frames a client writes close together
- * reach the server in one read.
- */
-async function batchingRelay(port: number, ms: number): Promise<{ port: number }> {
-  const sockets = new Set<Socket>();
-  const server = createTcpServer((inbound) => {
-    const outbound = tcpConnect(port, '127.0.0.1');
-    let held: Buffer[] = [];
-    let timer: NodeJS.Timeout | undefined;
-    for (const s of [inbound, outbound]) {
-      sockets.add(s);
-      s.on('error', () => {}).on('close', () => (clearTimeout(timer), inbound.destroy(), outbound.destroy()));
-    }
-    inbound.on('data', (d: Buffer) => {
-      held.push(d);
-      clearTimeout(timer);
-      timer = setTimeout(() => {
-        outbound.write(Buffer.concat(held));
-        held = [];
-      }, ms);
-    });
-    outbound.pipe(inbound);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  closer.add(() => {
-    for (const s of sockets) s.destroy();
-    return new Promise<void>((r) => server.close(() => r()));
-  });
-  return { port: (server.address() as AddressInfo).port };
-}
-
 /** A client of the gateway, closed after the test. */
 function client(port: number): grpc.Client {
   const c = echoClient(`127.0.0.1:${port}`);
@@ -113,7 +63,7 @@ describe('gRPC backends through Upstreams', () => {
     const server = await echo('one', protocol === 'GRPCS' ? { cert: pems.cert, key: pems.private } : undefined);
     const upstreams = upstreamsFor(closer);
     upstreams.setEndpoints('default/grpc:50051', [{ ip: '127.0.0.1', port: server.port }], protocol);
-    const gw = await h2Gateway(upstreams, target(protocol, over));
+    const gw = await h2Gateway(closer, upstreams, target(protocol, over));
     return { server, upstreams, gw, c: client(gw.port) };
   }
 
@@ -160,7 +110,7 @@ describe('gRPC backends through Upstreams', () => {
     const upstreams = upstreamsFor(closer);
     const port = kind === 'refused' ? await deadPort() : kind === 'stalled' ? await stalledPort(closer) : 0;
     upstreams.setEndpoints('default/grpc:50051', kind === 'none' ? [] : [{ ip: '127.0.0.1', port }], 'GRPC');
-    const gw = await h2Gateway(upstreams, target('GRPC', { connectTimeoutMs: 300 }));
+    const gw = await h2Gateway(closer, upstreams, target('GRPC', { connectTimeoutMs: 300 }));
     const got = await call(client(gw.port), 'Unary', ['x']);
     expect(got.code).toBe(code);
     expect(got.details).not.toMatch(/HTTP status|RST_STREAM|without gRPC status/);
@@ -189,7 +139,7 @@ describe('gRPC backends through Upstreams', () => {
     const [ta, tb] = [await countingRelay(a.port), await countingRelay(b.port)];
     const upstreams = upstreamsFor(closer);
     upstreams.setEndpoints('default/grpc:50051', [{ ip: '127.0.0.1', port: ta.port }, { ip: '127.0.0.1', port: tb.port }], 'GRPC');
-    const gw = await h2Gateway(upstreams, target('GRPC'));
+    const gw = await h2Gateway(closer, upstreams, target('GRPC'));
     const c = client(gw.port);
     const got = await Promise.all(Array.from({ length: 8 }, (_, i) => call(c, 'Unary', [String(i)])));
     expect(got.map((r) => r.code)).toEqual(Array(8).fill(grpc.status.OK));
@@ -220,7 +170,7 @@ describe('gRPC backends through Upstreams', () => {
     closer.add(() => new Promise<void>((r) => bare.close(() => r())));
     const upstreams = upstreamsFor(closer);
     upstreams.setEndpoints('default/grpc:50051', [{ ip: '127.0.0.1', port: (bare.address() as AddressInfo).port }], 'GRPC');
-    const gw = await h2Gateway(upstreams, target('GRPC'));
+    const gw = await h2Gateway(closer, upstreams, target('GRPC'));
     const session = h2connect(`http://127.0.0.1:${gw.port}`);
     closer.add(() => void session.destroy());
     const stream = session.request({ ':method': 'POST', ':path': '/netplane.test.Echo/Unary', 'content-type': 'application/grpc' });
@@ -235,7 +185,7 @@ describe('gRPC backends through Upstreams', () => {
     const h1 = await httpsBackend(closer, (_req, res) => res.end('hello'));
     const upstreams = upstreamsFor(closer);
     upstreams.setEndpoints('default/grpc:50051', [{ ip: '127.0.0.1', port: h1.port }], 'GRPCS');
-    const gw = await h2Gateway(upstreams, target('GRPCS'));
+    const gw = await h2Gateway(closer, upstreams, target('GRPCS'));
     expect((await call(client(gw.port), 'Unary', ['x'])).code).toBe(grpc.status.UNAVAILABLE);
     expect(gw.results).toMatchObject([{ status: 200, grpcStatus: grpc.status.UNAVAILABLE, error: 'TLS_FAILED' }]);
   });
@@ -247,7 +197,7 @@ describe('gRPC backends through Upstreams', () => {
     closer.add(() => new Promise<void>((r) => (plain.closeAllConnections(), plain.close(() => r()))));
     const upstreams = upstreamsFor(closer);
     upstreams.setEndpoints('default/grpc:50051', [{ ip: '127.0.0.1', port: (plain.address() as AddressInfo).port }], 'GRPC');
-    const gw = await h2Gateway(upstreams, target('GRPC'));
+    const gw = await h2Gateway(closer, upstreams, target('GRPC'));
     expect((await call(client(gw.port), 'Unary', ['x'])).code).toBe(grpc.status.UNAVAILABLE);
   });
 });
@@ -317,8 +267,8 @@ describe('request bodies on gRPC routes: an upload that cannot be completed is r
     const server = await echo('one', protocol === 'GRPCS' ? { cert: pems.cert, key: pems.private } : undefined);
     const upstreams = upstreamsFor(closer);
     upstreams.setEndpoints('default/grpc:50051', [{ ip: '127.0.0.1', port: server.port }], protocol);
-    const gw = await h2Gateway(upstreams, target(protocol));
-    const c = client((await batchingRelay(gw.port, 10)).port);
+    const gw = await h2Gateway(closer, upstreams, target(protocol));
+    const c = client((await batchingRelay(closer, gw.port, 10)).port);
     for (let run = 1; run <= 3; run++) {
       await cancelledUpload(c);
       await waitFor(`the backend to see upload ${run} cancelled`, () => server.uploads.filter((u) => u.startsWith('cancelled')).length === run, 2000);
@@ -334,8 +284,8 @@ describe('request bodies on gRPC routes: an upload that cannot be completed is r
     const bare = await bareBackend('open', protocol === 'GRPCS' ? { cert: pems.cert, key: pems.private } : undefined);
     const upstreams = upstreamsFor(closer);
     upstreams.setEndpoints('default/grpc:50051', [{ ip: '127.0.0.1', port: bare.port }], protocol);
-    const gw = await h2Gateway(upstreams, target(protocol));
-    const c = client((await batchingRelay(gw.port, 10)).port);
+    const gw = await h2Gateway(closer, upstreams, target(protocol));
+    const c = client((await batchingRelay(closer, gw.port, 10)).port);
     for (let run = 1; run <= 3; run++) {
       await cancelledUpload(c);
       await waitFor(`upload ${run} to be closed at the backend`, () => bare.seen[run - 1]?.rstCode !== undefined);
@@ -344,13 +294,14 @@ describe('request bodies on gRPC routes: an upload that cannot be completed is r
   });
 
   it.each([
-    ['past proxy-body-size', 'too-large'],
-    ['that the client resets (CANCEL)', 'client-reset'],
-  ] as const)('an upload %s: the backend stream is reset with CANCEL, without END_STREAM', async (_what, how) => {
-    const bare = await bareBackend('none');
+    ['past proxy-body-size', 'too-large', 'none'],
+    ['that the client closes with CANCEL (END_STREAM queued behind its data, then RST_STREAM)', 'client-close', 'none'],
+    ['that the client resets with RST_STREAM(CANCEL) alone, as Go and C gRPC clients do', 'client-reset', 'open'],
+  ] as const)('an upload %s: the backend stream is reset with CANCEL, without END_STREAM', async (_what, how, window) => {
+    const bare = await bareBackend(window);
     const upstreams = upstreamsFor(closer);
     upstreams.setEndpoints('default/grpc:50051', [{ ip: '127.0.0.1', port: bare.port }], 'GRPC');
-    const gw = await h2Gateway(upstreams, target('GRPC', { maxBodyBytes: 1000 }));
+    const gw = await h2Gateway(closer, upstreams, target('GRPC', { maxBodyBytes: 1000 }));
     const session = h2connect(`http://127.0.0.1:${gw.port}`);
     closer.add(() => void session.destroy());
     const stream = session.request({ ':method': 'POST', ':path': '/netplane.test.Echo/Collect', 'content-type': 'application/grpc', te: 'trailers' });
@@ -363,8 +314,13 @@ describe('request bodies on gRPC routes: an upload that cannot be completed is r
       stream.write(frame(400));
       stream.write(frame(400));
       expect((await trailers)['grpc-status']).toBe(String(grpc.status.RESOURCE_EXHAUSTED));
-    } else {
+    } else if (how === 'client-close') {
       stream.close(h2.NGHTTP2_CANCEL);
+    } else {
+      // Destroyed with an AbortError: RST_STREAM(CANCEL) and no END_STREAM.
+      const abort = new AbortController();
+      addAbortSignal(abort.signal, stream);
+      abort.abort();
     }
     await waitFor('the backend stream to be reset', () => bare.seen[0]!.rstCode !== undefined);
     expect(bare.seen[0]).toEqual({ ended: false, rstCode: h2.NGHTTP2_CANCEL });

@@ -2,7 +2,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type RequestListener, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import { connect, type AddressInfo, type Socket } from 'node:net';
+import { createServer as createH2Server, type Http2Server, type Http2Session } from 'node:http2';
+import { connect, createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { generate } from 'selfsigned';
 import type { IngressPolicy } from '../../../ingress/routes/types.ts';
@@ -74,6 +75,56 @@ export async function gateway(closer: Closer, upstreams: Upstreams, route: (req:
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   closer.add(() => closeServer(server));
   return { port: (server.address() as AddressInfo).port, results };
+}
+
+/**
+ * An HTTP/2 gateway in clear (h2c with prior knowledge, as gRPC clients speak it) forwarding every request to
+ * `target`, with the request's own path; results recorded.
+ */
+export async function h2Gateway(closer: Closer, upstreams: Upstreams, target: ForwardTarget): Promise<{ port: number; results: ForwardResult[] }> {
+  const results: ForwardResult[] = [];
+  const server: Http2Server = createH2Server((req, res) => void upstreams.forward(req, res, { ...target, path: req.url }).then((r) => results.push(r)));
+  const sessions = new Set<Http2Session>();
+  server.on('session', (s) => (sessions.add(s), s.once('close', () => sessions.delete(s))));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  closer.add(() => {
+    for (const s of sessions) s.destroy();
+    return new Promise<void>((r) => server.close(() => r()));
+  });
+  return { port: (server.address() as AddressInfo).port, results };
+}
+
+/**
+ * A TCP relay to `port` that holds what the client sends until the client has been quiet for `ms` milliseconds and
+ * then passes it on in one write (what the server sends goes back at once): frames a client writes close together
+ * reach the server in one read.
+ */
+export async function batchingRelay(closer: Closer, port: number, ms: number): Promise<{ port: number }> {
+  const sockets = new Set<Socket>();
+  const server = createTcpServer((inbound) => {
+    const outbound = connect(port, '127.0.0.1');
+    let held: Buffer[] = [];
+    let timer: NodeJS.Timeout | undefined;
+    for (const s of [inbound, outbound]) {
+      sockets.add(s);
+      s.on('error', () => {}).on('close', () => (clearTimeout(timer), inbound.destroy(), outbound.destroy()));
+    }
+    inbound.on('data', (d: Buffer) => {
+      held.push(d);
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        outbound.write(Buffer.concat(held));
+        held = [];
+      }, ms);
+    });
+    outbound.pipe(inbound);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  closer.add(() => {
+    for (const s of sockets) s.destroy();
+    return new Promise<void>((r) => server.close(() => r()));
+  });
+  return { port: (server.address() as AddressInfo).port };
 }
 
 /** A fresh Upstreams with a silent logger, closed after the test. */
