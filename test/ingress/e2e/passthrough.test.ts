@@ -20,7 +20,7 @@ import { freePort } from '../../helpers/ports.ts';
 import { waitFor } from '../../helpers/wait.ts';
 import { makeCert, type Pems } from '../tls/pki.ts';
 import { captureHello, closedOf, cpuSeconds, dripHello, proxyV1, rude, seeded, type Leaving, type Stage } from './edge-clients.ts';
-import { b64, EchoBackend, GatewayProcess, ingressClassYaml, ingressYaml, peerCert, serviceYaml, tlsSecretYaml } from './harness.ts';
+import { b64, EchoBackend, GatewayProcess, ingressClassYaml, ingressYaml, serviceYaml, tlsSecretYaml } from './harness.ts';
 
 const run = promisify(execFile);
 const ngx = 'nginx.ingress.kubernetes.io/';
@@ -119,8 +119,8 @@ describe('netplane ingress --enable-ssl-passthrough', () => {
     // Rewritten by the tests of refused edits.
     gw.write('pt.yaml', ingressYaml({ name: 'pt', host: 'pt.test', paths: [['Prefix', '/', 'tlsweb']], annotations: basic }));
     gw.write('back.yaml', ingressYaml({ name: 'back', host: 'back.test', paths: [['Prefix', '/', 'tlsweb']], annotations: pass }));
-    await gw.start(['--enable-ssl-passthrough', '--max-connections-per-ip', '3'], { host: 'term.test' });
-    await both.start(['--enable-ssl-passthrough', '--proxy-protocol', '--proxy-protocol-from', '127.0.0.0/8', '--max-connections-per-ip', '3']);
+    await gw.start(['--enable-ssl-passthrough', '--max-connections-per-ip', '4'], { host: 'term.test' });
+    await both.start(['--enable-ssl-passthrough', '--proxy-protocol', '--proxy-protocol-from', '127.0.0.0/8', '--max-connections-per-ip', '4']);
     await waitFor('routes in the second gateway', async () => (await curl('pass.test', both.https, 'backend', ['--haproxy-protocol'])).status === 200, 10_000, 50);
 
     await run('sh', ['-c', 'command -v haproxy']).catch(() => {
@@ -185,8 +185,15 @@ describe('netplane ingress --enable-ssl-passthrough', () => {
     await waitFor('the access log line', async () => /"sni":"pass\.test","passthrough":true,"ingress":"default\/pass","backend":"default\/tlsweb:80","endpoint":"127\.0\.0\.1:\d+"/.test(gw.output), 5000, 50);
   });
 
-  /** The issuer of the certificate a TLS client gets for `name`: the backend's CA when passed through. */
-  const issuer = async (port: number, name: string) => (await peerCert(port, name)).issuer.CN;
+  /** The issuer of the certificate a TLS client gets for `name` (the backend's CA when passed through); closed after. */
+  const issuer = (port: number, name: string) =>
+    new Promise<string>((resolve, reject) => {
+      const s = tlsConnect({ host: '127.0.0.1', port, servername: name, rejectUnauthorized: false }, () => {
+        const cn = String(s.getPeerCertificate().issuer.CN);
+        s.once('close', () => resolve(cn)).destroy();
+      });
+      s.once('error', reject);
+    });
   /** curl -k for `host`: the status (0: the connection failed). */
   const status = async (host: string, port: number, extra: string[] = []) => {
     const r = await run('curl', ['-sk', '-m', '10', '-o', '/dev/null', '-w', '%{http_code}', '--resolve', `${host}:${port}:127.0.0.1`, ...extra, `https://${host}:${port}/`]).catch((e: { stdout: string }) => e);
@@ -243,9 +250,9 @@ describe('netplane ingress --enable-ssl-passthrough', () => {
     expect(await curl('back.test', gw.https, 'backend')).toMatchObject({ status: 200 });
   });
 
-  it('connections count toward --max-connections-per-ip while their ClientHello is read (cap 3)', async () => {
-    expect(await closedOf(gw.https, 8, { localAddress: '127.0.0.20', ms: 500 })).toBe(5);
-    expect(await closedOf(gw.https, 8, { localAddress: '127.0.0.21', send: Buffer.from([0x16, 0x03, 0x01]), ms: 500 })).toBe(5);
+  it('connections count toward --max-connections-per-ip while their ClientHello is read (cap 4)', async () => {
+    expect(await closedOf(gw.https, 8, { localAddress: '127.0.0.20', ms: 500 })).toBe(4);
+    expect(await closedOf(gw.https, 8, { localAddress: '127.0.0.21', send: Buffer.from([0x16, 0x03, 0x01]), ms: 500 })).toBe(4);
     expect((await curl('pass.test', gw.https, 'backend')).status).toBe(200);
   });
 
@@ -336,11 +343,11 @@ describe('netplane ingress --enable-ssl-passthrough', () => {
       expect(r.status).toBe(want);
     });
 
-    it('connections count toward --max-connections-per-ip from accept: under the balancer while the header is read, then under its client (cap 3)', async () => {
+    it('connections count toward --max-connections-per-ip from accept: under the balancer while the header is read, then under its client (cap 4)', async () => {
       // No header yet: counted under the peer.
-      expect(await closedOf(both.https, 8, { localAddress: '127.0.0.40', ms: 500 })).toBe(5);
+      expect(await closedOf(both.https, 8, { localAddress: '127.0.0.40', ms: 500 })).toBe(4);
       // A header naming one client, then no ClientHello: counted under that client, whatever the peer.
-      expect(await closedOf(both.https, 8, { localAddress: '127.0.0.41', send: proxyV1('198.51.100.5'), ms: 500 })).toBe(5);
+      expect(await closedOf(both.https, 8, { localAddress: '127.0.0.41', send: proxyV1('198.51.100.5'), ms: 500 })).toBe(4);
       expect((await curl('pass.test', both.https, 'backend', ['--haproxy-protocol'])).status).toBe(200);
     });
   });
