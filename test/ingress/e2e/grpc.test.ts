@@ -1,7 +1,10 @@
 // gRPC through `netplane ingress` as users run it: a real gRPC client (@grpc/grpc-js) over TLS and HTTP/2 to the
 // gateway's HTTPS listener, Ingresses with backend-protocol GRPC (ingress-nginx spelling) and GRPCS (netplane.io
 // spelling) in front of real gRPC servers, beside plain HTTP Ingresses — one of them on the same host.
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { connect as h2Connect } from 'node:http2';
+import { promisify } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../../helpers/wait.ts';
@@ -9,9 +12,11 @@ import { makeCert, type Pems } from '../tls/pki.ts';
 import { call, echoClient, failure, startEchoServer, type EchoServer } from '../upstream/grpc-service.ts';
 import { b64, EchoBackend, GatewayProcess, ingressClassYaml, ingressYaml, serviceYaml, tlsSecretYaml } from './harness.ts';
 
+const run = promisify(execFile);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const ngx = 'nginx.ingress.kubernetes.io/';
 const np = 'netplane.io/';
-const hosts = ['grpc.test', 'grpcs.test', 'verified.test', 'wrongca.test', 'empty.test', 'mixed.test'];
+const hosts = ['grpc.test', 'grpcs.test', 'verified.test', 'wrongca.test', 'empty.test', 'mixed.test', 'small.test', 'smalls.test'];
 
 describe('netplane ingress with gRPC backends', () => {
   const gw = new GatewayProcess();
@@ -66,6 +71,8 @@ describe('netplane ingress with gRPC backends', () => {
         grpcIngress('verified', 'verified.test', 'secure-verified', { [`${ngx}backend-protocol`]: 'GRPCS', ...verify('backend-ca') }),
         grpcIngress('wrongca', 'wrongca.test', 'secure-wrongca', { [`${ngx}backend-protocol`]: 'GRPCS', ...verify('gateway-ca') }),
         grpcIngress('empty', 'empty.test', 'nothing', { [`${ngx}backend-protocol`]: 'GRPC' }),
+        grpcIngress('small', 'small.test', 'clear', { [`${ngx}backend-protocol`]: 'GRPC', [`${ngx}proxy-body-size`]: '100k' }),
+        grpcIngress('smalls', 'smalls.test', 'secure', { [`${ngx}backend-protocol`]: 'GRPCS', [`${ngx}proxy-body-size`]: '100k' }),
         // One host, two Ingresses: gRPC for the service's methods, plain HTTP for the rest.
         grpcIngress('mixed-grpc', 'mixed.test', 'clear', { [`${ngx}backend-protocol`]: 'GRPC' }, '/netplane.test.Echo/'),
         ingressYaml({ name: 'mixed-web', host: 'mixed.test', paths: [['Prefix', '/', 'web']] }),
@@ -111,6 +118,47 @@ describe('netplane ingress with gRPC backends', () => {
     expect(got.details).not.toMatch(/HTTP status/);
     await waitFor('the access log line', () => accessLines(host, '/netplane.test.Echo/Unary').length > 0);
     expect(accessLines(host, '/netplane.test.Echo/Unary')[0]).toMatchObject({ status: 200, grpcStatus: grpc.status.UNAVAILABLE, error });
+  });
+
+  it.each([
+    ['GRPC', 'small.test', 'clear'],
+    ['GRPCS', 'smalls.test', 'secure'],
+  ] as const)('%s: uploads past proxy-body-size get RESOURCE_EXHAUSTED; the gateway stays at its size and the backend connection serves on', async (_protocol, host, name) => {
+    // One such upload made the gateway write empty HTTP/2 frames to the backend in a loop, ~1 GB/s until it was
+    // killed. Its RSS is watched from here; past 300 MB more it is killed, so a failing run does not eat the machine.
+    const pid = gw.child!.pid!;
+    const rss = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
+    await call(client(host), 'Unary', ['warm-up']);
+    const base = rss();
+    let peak = base;
+    const watch = setInterval(() => {
+      try {
+        peak = Math.max(peak, rss());
+        if (peak > base + 300e6) gw.child!.kill('SIGKILL');
+      } catch {
+        clearInterval(watch);
+      }
+    }, 5);
+    try {
+      // grpc-js over HTTP/2: 30 messages of 10 kB, 300 kB in all.
+      const big = Array.from({ length: 30 }, (_, i) => String(i).padEnd(10_000, 'x'));
+      expect(await call(client(host), 'Collect', big)).toMatchObject({ code: grpc.status.RESOURCE_EXHAUSTED, details: 'the request is larger than proxy-body-size' });
+      // curl over HTTP/1.1, chunked (gRPC-Web style: the status in the headers), and over HTTP/2 (where curl exits 92
+      // for an upload the server did not take whole, with or without the RST_STREAM(NO_ERROR) that asks it to stop).
+      for (const http of ['--http1.1', '--http2']) {
+        const { stdout } = await run('sh', ['-c', `head -c 300000 /dev/zero | curl -sk ${http} --resolve ${host}:${gw.https}:127.0.0.1 -H 'content-type: application/grpc' -H 'te: trailers' ${http === '--http1.1' ? "-H 'Transfer-Encoding: chunked'" : ''} -X POST -T - -D - -o /dev/null https://${host}:${gw.https}/netplane.test.Echo/Collect; true`]);
+        expect(stdout).toMatch(/^grpc-status: 8\r?$/m);
+      }
+      await sleep(300);
+      expect(await call(client(host), 'Unary', ['after'])).toMatchObject({ code: grpc.status.OK, messages: [`${name}: after`] });
+      expect(await call(client(host), 'Collect', ['p', 'q'])).toMatchObject({ code: grpc.status.OK, messages: ['p+q'] });
+    } finally {
+      clearInterval(watch);
+    }
+    expect(gw.child!.exitCode).toBe(null);
+    expect(peak - base).toBeLessThan(100e6);
+    const lines = accessLines(host, '/netplane.test.Echo/Collect');
+    expect(lines.filter((l) => l.error === 'BODY_TOO_LARGE').map((l) => [l.status, l.grpcStatus])).toEqual(Array(3).fill([200, grpc.status.RESOURCE_EXHAUSTED]));
   });
 
   it('plain HTTP Ingresses keep working beside them, also on the same host over the same HTTP/2 listener', async () => {

@@ -51,7 +51,7 @@ const text = (b: Buffer) => b.toString('utf8');
 const utf8 = (s: string) => Buffer.from(s, 'utf8');
 
 /** The handlers; `name` tells which server answered. */
-function handlers(name: string, calls: string[], cancelled: string[], uploads: string[]): grpc.UntypedServiceImplementation {
+function handlers(name: string, calls: string[], cancelled: string[]): grpc.UntypedServiceImplementation {
   return {
     Unary(call: grpc.ServerUnaryCall<Buffer, Buffer>, done: grpc.sendUnaryData<Buffer>) {
       calls.push('Unary');
@@ -82,9 +82,7 @@ function handlers(name: string, calls: string[], cancelled: string[], uploads: s
       calls.push('Collect');
       const parts: string[] = [];
       call.on('data', (b: Buffer) => parts.push(text(b)));
-      // How the upload ended: complete (the client's END_STREAM) or cancelled (its stream reset).
-      call.on('end', () => (uploads.push(`end after ${parts.length}`), done(null, utf8(parts.join('+')), trailer())));
-      call.on('cancelled', () => uploads.push(`cancelled after ${parts.length}`));
+      call.on('end', () => done(null, utf8(parts.join('+')), trailer()));
     },
     Chat(call: grpc.ServerDuplexStream<Buffer, Buffer>) {
       calls.push('Chat');
@@ -99,8 +97,6 @@ export interface EchoServer {
   port: number;
   calls: string[];
   cancelled: string[];
-  /** How each Collect upload ended, in order: `end after N` (N messages, then END_STREAM) or `cancelled after N`. */
-  uploads: string[];
   stop(): Promise<void>;
 }
 
@@ -109,11 +105,10 @@ export async function startEchoServer(name: string, tls?: { cert: string; key: s
   const server = new grpc.Server();
   const calls: string[] = [];
   const cancelled: string[] = [];
-  const uploads: string[] = [];
-  server.addService(echoService, handlers(name, calls, cancelled, uploads));
+  server.addService(echoService, handlers(name, calls, cancelled));
   const creds = tls === undefined ? grpc.ServerCredentials.createInsecure() : grpc.ServerCredentials.createSsl(null, [{ cert_chain: Buffer.from(tls.cert), private_key: Buffer.from(tls.key) }]);
   const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', creds, (err, p) => (err ? reject(err) : resolve(p))));
-  return { port, calls, cancelled, uploads, stop: () => new Promise<void>((r) => server.tryShutdown(() => r())).then(() => server.forceShutdown()) };
+  return { port, calls, cancelled, stop: () => new Promise<void>((r) => server.tryShutdown(() => r())).then(() => server.forceShutdown()) };
 }
 
 /** A client of the echo service. */

@@ -97,6 +97,9 @@ async function upload(port: number, http: 1 | 2, size: number, arrived: () => bo
   stream.write(first);
   await waitFor('the first bytes to reach the backend', arrived);
   stream.end(rest);
+  // More than the flow-control window: the client can only finish when the gateway resets its stream (NO_ERROR).
+  await waitFor('the gateway to reset the client stream', () => stream.closed);
+  expect(stream.rstCode).toBe(0);
   return status;
 }
 
