@@ -42,7 +42,7 @@ const flags = {
     default: 'ClusterCIDR' as DetectLocalMode,
   }),
   'pod-bridge-interface': valueFlag({ value: 'NAME', help: "with --detect-local-mode BridgeInterface: the bridge this node's pods are attached to, e.g. cni0", parse: parseInterfaceName }),
-  'pod-interface-name-prefix': valueFlag({ value: 'PREFIX', help: "with --detect-local-mode InterfaceNamePrefix: how this node's pod interfaces are named, e.g. veth", parse: parseInterfaceName }),
+  'pod-interface-name-prefix': valueFlag({ value: 'PREFIX', help: "with --detect-local-mode InterfaceNamePrefix: how this node's pod interfaces are named, e.g. veth", parse: (v) => parseInterfaceName(v, true) }),
   zone: valueFlag({ value: 'ZONE', help: "this node's zone for topology-aware routing (default: the node's topology.kubernetes.io/zone label)" }),
   'bind-address': valueFlag({ value: 'ADDR', help: 'userspace mode: the address Service ports listen on', parse: parseIPAddress, default: '127.0.0.1' }),
   'userspace-threads': valueFlag({ value: 'N', help: 'userspace mode: threads accepting TCP connections (SO_REUSEPORT), 1 to 64', parse: intInRange(1, 64), default: 1 }),

@@ -31,12 +31,18 @@ export interface DetectLocalFlags {
 // Linux takes up to 15 bytes (IFNAMSIZ - 1). The name goes quoted into nft rules (`iifname "cni0"`, `"cali*"`) and bare into
 // iptables arguments (`-i cni0`, `cali+`), so only characters both read as part of a name are allowed: no quotes,
 // spaces, wildcards ('*', '+') or negation ('!').
-const interfacePattern = /^[A-Za-z][A-Za-z0-9_.-]{0,14}$/;
+const interfacePattern = /^[A-Za-z][A-Za-z0-9_.-]*$/;
 
-/** Parses --pod-bridge-interface or --pod-interface-name-prefix. Throws with what is allowed. */
-export function parseInterfaceName(raw: string): string {
+/**
+ * Parses --pod-bridge-interface (up to 15 characters) or, with `prefix`, --pod-interface-name-prefix (up to 14: the
+ * wildcard the rules add, `cali*` / `cali+`, must fit the 15 as well). Throws with what is allowed.
+ */
+export function parseInterfaceName(raw: string, prefix = false): string {
   const name = raw.trim();
-  if (!interfacePattern.test(name)) throw new Error('must be an interface name of 1 to 15 characters: a letter, then letters, digits, "_", "." or "-", e.g. cni0');
+  const most = prefix ? 14 : 15;
+  if (!interfacePattern.test(name) || name.length > most) {
+    throw new Error(`must be ${prefix ? 'the start of an interface name' : 'an interface name'} of 1 to ${most} characters: a letter, then letters, digits, "_", "." or "-", e.g. ${prefix ? 'cali' : 'cni0'}`);
+  }
   return name;
 }
 

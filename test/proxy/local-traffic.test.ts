@@ -22,7 +22,9 @@ describe('netplane proxy refuses bad --detect-local-mode flags with one sentence
   const rows: Array<[args: string[], stderr: string]> = [
     [['--detect-local-mode', 'bridge'], 'netplane proxy: --detect-local-mode "bridge": must be one of ClusterCIDR, NodeCIDR, BridgeInterface, InterfaceNamePrefix'],
     [['--detect-local-mode', 'BridgeInterface'], "netplane proxy: --detect-local-mode BridgeInterface needs --pod-bridge-interface NAME, the bridge this node's pods are attached to (e.g. cni0)"],
-    [['--detect-local-mode', 'InterfaceNamePrefix', '--pod-interface-name-prefix', 'cali*'], 'netplane proxy: --pod-interface-name-prefix "cali*": must be an interface name of 1 to 15 characters: a letter, then letters, digits, "_", "." or "-", e.g. cni0'],
+    [['--detect-local-mode', 'InterfaceNamePrefix', '--pod-interface-name-prefix', 'cali*'], 'netplane proxy: --pod-interface-name-prefix "cali*": must be the start of an interface name of 1 to 14 characters: a letter, then letters, digits, "_", "." or "-", e.g. cali'],
+    // The wildcard the rules add must fit IFNAMSIZ too (nft and iptables-restore refuse 16 characters).
+    [['--detect-local-mode', 'InterfaceNamePrefix', '--pod-interface-name-prefix', 'abcdefghijklmno'], 'netplane proxy: --pod-interface-name-prefix "abcdefghijklmno": must be the start of an interface name of 1 to 14 characters: a letter, then letters, digits, "_", "." or "-", e.g. cali'],
     [['--pod-bridge-interface', 'cni0'], 'netplane proxy: --pod-bridge-interface is used only with --detect-local-mode BridgeInterface, not ClusterCIDR'],
   ];
   for (const [args, stderr] of rows) {
@@ -59,6 +61,10 @@ describe('--pod-bridge-interface and --pod-interface-name-prefix values', () => 
       else expect(parseInterfaceName(raw)).toBe(ok);
     });
   }
+  it('a prefix takes at most 14 characters, so that prefix* fits the 15 of an interface name', () => {
+    expect(parseInterfaceName('a2345678901234', true)).toBe('a2345678901234');
+    expect(() => parseInterfaceName('a23456789012345', true)).toThrow(/must be the start of an interface name of 1 to 14 characters/);
+  });
 });
 
 describe('--detect-local-mode flag combinations', () => {
