@@ -3,7 +3,8 @@
 // spelling) in front of real gRPC servers, beside plain HTTP Ingresses — one of them on the same host.
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { connect as h2Connect } from 'node:http2';
+import { connect as h2Connect, createServer as createH2Server, type Http2Session, type ServerHttp2Stream } from 'node:http2';
+import type { AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,7 +17,7 @@ const run = promisify(execFile);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const ngx = 'nginx.ingress.kubernetes.io/';
 const np = 'netplane.io/';
-const hosts = ['grpc.test', 'grpcs.test', 'verified.test', 'wrongca.test', 'empty.test', 'mixed.test', 'small.test', 'smalls.test'];
+const hosts = ['grpc.test', 'grpcs.test', 'verified.test', 'wrongca.test', 'empty.test', 'mixed.test', 'small.test', 'smalls.test', 'late.test'];
 
 describe('netplane ingress with gRPC backends', () => {
   const gw = new GatewayProcess();
@@ -25,6 +26,12 @@ describe('netplane ingress with gRPC backends', () => {
   let secure: EchoServer;
   let ca: Pems;
   const clients: grpc.Client[] = [];
+  // A bare HTTP/2 backend in clear that takes nothing of a request body for its first 1.5 s, then reads it, and never
+  // answers: the RST_STREAM code of each stream that closes is recorded.
+  const late = createH2Server();
+  const lateSessions = new Set<Http2Session>();
+  const lateResets: number[] = [];
+  let lateReading = 0;
 
   /** A gRPC client to the gateway's HTTPS listener for `host` (SNI and :authority). */
   function client(host: string): grpc.Client {
@@ -42,10 +49,38 @@ describe('netplane ingress with gRPC backends', () => {
       .filter((r) => r.host === host && r.path === path);
   }
 
+  /**
+   * Watches the gateway's RSS from the test: `peak()` is its largest growth since the call. Past 300 MB of growth the
+   * gateway is killed, so that a run that fails this way does not eat the machine.
+   */
+  function watchMemory(): { stop(): void; peak(): number } {
+    const pid = gw.child!.pid!;
+    const rss = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
+    const base = rss();
+    let peak = base;
+    const timer = setInterval(() => {
+      try {
+        peak = Math.max(peak, rss());
+        if (peak > base + 300e6) gw.child!.kill('SIGKILL');
+      } catch {
+        clearInterval(timer);
+      }
+    }, 5);
+    return { stop: () => clearInterval(timer), peak: () => peak - base };
+  }
+
   beforeAll(async () => {
     ca = await makeCert('Gateway CA', ['ca.test'], { isCa: true });
     const backendCa = await makeCert('Backend CA', ['backend-ca.test'], { isCa: true });
     const backendCert = await makeCert('grpc backend', ['grpcs-backend.internal'], { ca: backendCa });
+    late.on('session', (x) => (lateSessions.add(x), x.once('close', () => lateSessions.delete(x))));
+    late.on('stream', (stream: ServerHttp2Stream) => {
+      stream.on('error', () => {});
+      stream.on('close', () => lateResets.push(stream.rstCode));
+      stream.pause();
+      setTimeout(() => (lateReading++, stream.resume()), 1500);
+    });
+    await new Promise<void>((r) => late.listen(0, '127.0.0.1', r));
     clear = await startEchoServer('clear');
     secure = await startEchoServer('secure', backendCert);
     await web.start();
@@ -62,6 +97,7 @@ describe('netplane ingress with gRPC backends', () => {
         // verified and the wrongly verified route each have their own Service for the one TLS backend.
         ...['secure', 'secure-verified', 'secure-wrongca'].map((name) => serviceYaml(name, [{ port: secure.port } as EchoBackend])),
         serviceYaml('nothing', []),
+        serviceYaml('late', [{ port: (late.address() as AddressInfo).port } as EchoBackend]),
         serviceYaml('web', [web]),
         tlsSecretYaml('grpc-tls', await makeCert('grpc hosts', hosts, { ca })),
         caSecret('backend-ca', backendCa),
@@ -71,6 +107,7 @@ describe('netplane ingress with gRPC backends', () => {
         grpcIngress('verified', 'verified.test', 'secure-verified', { [`${ngx}backend-protocol`]: 'GRPCS', ...verify('backend-ca') }),
         grpcIngress('wrongca', 'wrongca.test', 'secure-wrongca', { [`${ngx}backend-protocol`]: 'GRPCS', ...verify('gateway-ca') }),
         grpcIngress('empty', 'empty.test', 'nothing', { [`${ngx}backend-protocol`]: 'GRPC' }),
+        grpcIngress('late', 'late.test', 'late', { [`${ngx}backend-protocol`]: 'GRPC', [`${ngx}proxy-read-timeout`]: '1' }),
         grpcIngress('small', 'small.test', 'clear', { [`${ngx}backend-protocol`]: 'GRPC', [`${ngx}proxy-body-size`]: '100k' }),
         grpcIngress('smalls', 'smalls.test', 'secure', { [`${ngx}backend-protocol`]: 'GRPCS', [`${ngx}proxy-body-size`]: '100k' }),
         // One host, two Ingresses: gRPC for the service's methods, plain HTTP for the rest.
@@ -85,7 +122,8 @@ describe('netplane ingress with gRPC backends', () => {
   afterAll(async () => {
     for (const c of clients) c.close();
     await gw.stop();
-    await Promise.all([clear?.stop(), secure?.stop(), web.stop()]);
+    for (const x of lateSessions) x.destroy();
+    await Promise.all([clear?.stop(), secure?.stop(), web.stop(), new Promise((r) => late.close(r))]);
   });
 
   it.each([
@@ -125,20 +163,9 @@ describe('netplane ingress with gRPC backends', () => {
     ['GRPCS', 'smalls.test', 'secure'],
   ] as const)('%s: uploads past proxy-body-size get RESOURCE_EXHAUSTED; the gateway stays at its size and the backend connection serves on', async (_protocol, host, name) => {
     // One such upload made the gateway write empty HTTP/2 frames to the backend in a loop, ~1 GB/s until it was
-    // killed. Its RSS is watched from here; past 300 MB more it is killed, so a failing run does not eat the machine.
-    const pid = gw.child!.pid!;
-    const rss = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
+    // killed.
     await call(client(host), 'Unary', ['warm-up']);
-    const base = rss();
-    let peak = base;
-    const watch = setInterval(() => {
-      try {
-        peak = Math.max(peak, rss());
-        if (peak > base + 300e6) gw.child!.kill('SIGKILL');
-      } catch {
-        clearInterval(watch);
-      }
-    }, 5);
+    const growth = watchMemory();
     try {
       // grpc-js over HTTP/2: 30 messages of 10 kB, 300 kB in all.
       const big = Array.from({ length: 30 }, (_, i) => String(i).padEnd(10_000, 'x'));
@@ -153,12 +180,38 @@ describe('netplane ingress with gRPC backends', () => {
       expect(await call(client(host), 'Unary', ['after'])).toMatchObject({ code: grpc.status.OK, messages: [`${name}: after`] });
       expect(await call(client(host), 'Collect', ['p', 'q'])).toMatchObject({ code: grpc.status.OK, messages: ['p+q'] });
     } finally {
-      clearInterval(watch);
+      growth.stop();
     }
     expect(gw.child!.exitCode).toBe(null);
-    expect(peak - base).toBeLessThan(100e6);
+    expect(growth.peak()).toBeLessThan(100e6);
     const lines = accessLines(host, '/netplane.test.Echo/Collect');
     expect(lines.filter((l) => l.error === 'BODY_TOO_LARGE').map((l) => [l.status, l.grpcStatus])).toEqual(Array(3).fill([200, grpc.status.RESOURCE_EXHAUSTED]));
+  });
+
+  it('a backend silent past proxy-read-timeout while an upload fills its window: DEADLINE_EXCEEDED, the backend stream reset, and no growth once it reads again', async () => {
+    // The same loop as for an oversized upload, after undici's own read timeout aborted the request.
+    const growth = watchMemory();
+    const session = h2Connect(`https://127.0.0.1:${gw.https}`, { ca: ca.cert, servername: 'late.test' });
+    session.on('error', () => {});
+    try {
+      const stream = session.request({ ':method': 'POST', ':path': '/netplane.test.Echo/Collect', ':authority': 'late.test', 'content-type': 'application/grpc', te: 'trailers' });
+      stream.on('error', () => {});
+      stream.resume();
+      const trailers = new Promise<Record<string, unknown>>((r) => stream.on('trailers', (t) => r(t)));
+      stream.write(Buffer.alloc(300_000));
+      expect((await trailers)['grpc-status']).toBe(String(grpc.status.DEADLINE_EXCEEDED));
+      await waitFor('the backend stream to be reset', () => lateResets.length === 1, 3000);
+      expect(lateResets).toEqual([0x8]);
+      // The backend reads again after 1.5 s, which opens the window of the stream the gateway gave up.
+      await waitFor('the backend to read', () => lateReading === 1, 3000);
+      await sleep(200);
+      expect(await call(client('grpc.test'), 'Unary', ['still'])).toMatchObject({ code: grpc.status.OK });
+    } finally {
+      growth.stop();
+      session.destroy();
+    }
+    expect(gw.child!.exitCode).toBe(null);
+    expect(growth.peak()).toBeLessThan(100e6);
   });
 
   it('plain HTTP Ingresses keep working beside them, also on the same host over the same HTTP/2 listener', async () => {
