@@ -15,6 +15,7 @@ import { customError, signinLocation } from './answers.ts';
 import { corsHeaders } from '../routes/cors.ts';
 import type { BackendRef, IngressPolicy, Route, RouteTable } from '../routes/types.ts';
 import type { CookieScope } from '../upstream/affinity.ts';
+import { lingerAfterRefusal } from '../upstream/request-body.ts';
 import type { ForwardResult, Upstreams } from '../upstream/upstreams.ts';
 import { absoluteTarget, forwardedHeaders, forwardedProto, requestHost, requestPath } from './request.ts';
 
@@ -172,8 +173,9 @@ export const bodySize: Step = {
     const limit = x.route!.policy.maxBodyBytes;
     const length = x.req.headers['content-length'];
     if (limit === 0 || length === undefined || !(Number(length) > limit)) return 'next';
-    // The body is not read: the connection closes after the answer.
-    if ('shouldKeepAlive' in x.res) x.res.shouldKeepAlive = false;
+    // The body is not read: an HTTP/1.1 connection closes after the answer, lingering so that the answer is not lost
+    // to a TCP reset (request-body.ts). (Node resets an HTTP/2 stream whose unread request outlives its response.)
+    if (x.req.httpVersionMajor !== 2) lingerAfterRefusal(x.req as IncomingMessage, x.res as ServerResponse);
     return reply(x, 413, 'body-size');
   },
 };

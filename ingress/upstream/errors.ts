@@ -123,6 +123,11 @@ export function classifyError(err: unknown): FailureClass {
   return other;
 }
 
+/** `err` as an UpstreamError with the code it is classified under (itself when it is one). */
+export function asUpstreamError(err: Error): UpstreamError {
+  return err instanceof UpstreamError ? err : new UpstreamError(classifyError(err).code, err.message, { cause: err });
+}
+
 /** The plain-text body of an error status, as nginx words it. */
 export function statusText(status: number): string {
   switch (status) {

@@ -10,11 +10,11 @@ import type { Logger } from '../../runtime/logger.ts';
 import type { IngressPolicy } from '../routes/types.ts';
 import { affinitySetCookie, readCookie, type CookieScope } from './affinity.ts';
 import type { Backend } from './backend.ts';
-import { UpstreamError, classifyError, statusText, type UpstreamErrorCode } from './errors.ts';
+import { UpstreamError, asUpstreamError, classifyError, statusText, type UpstreamErrorCode } from './errors.ts';
 import { grpcStatusOf, relayedTrailers, splitTrailersOnly, writeGrpcFailure } from './grpc.ts';
 import { clientResponseHeaders, upstreamRequestHeaders, withHeaders, withoutBodyHeaders, type HeaderList, type HeaderValue } from './headers.ts';
 import { isGrpc, overTls, type UpstreamEndpoint } from './pool.ts';
-import { UpstreamBody } from './request-body.ts';
+import { UpstreamBody, lingerAfterRefusal, stopUpload } from './request-body.ts';
 
 /** Where and how to send one request. */
 export interface ForwardTarget {
@@ -126,24 +126,6 @@ export function clientClosed(req: ClientRequest): boolean {
 function cutShort(req: ClientRequest, res: ResponseSink): void {
   if (req.httpVersionMajor === 2) (req as Http2ServerRequest).stream.close(http2Constants.NGHTTP2_INTERNAL_ERROR);
   else res.destroy();
-}
-
-/** `err` as an UpstreamError with the code it is classified under (itself when it is one). */
-function asUpstreamError(err: Error): UpstreamError {
-  return err instanceof UpstreamError ? err : new UpstreamError(classifyError(err).code, err.message, { cause: err });
-}
-
-/**
- * Resets an HTTP/2 client's stream with NO_ERROR once its response is out, unless its request side ended (Node's
- * response ends its stream on its trailers: the reset follows them).
- */
-function stopUpload(req: Http2ServerRequest): void {
-  const stream = req.stream;
-  const close = () => {
-    if (!stream.destroyed && !stream.closed && !req.complete) stream.close(http2Constants.NGHTTP2_NO_ERROR);
-  };
-  if (stream.sentTrailers !== undefined) close();
-  else stream.once('wantTrailers', () => setImmediate(close));
 }
 
 /** Writes an nginx-style plain-text error status, unless a response has begun or the client is gone. */
@@ -402,9 +384,9 @@ export class Exchange implements Dispatcher.DispatchHandler {
   }
 
   #fail(status: number, code: UpstreamErrorCode): void {
-    // The rest of a body too large is not read: the connection closes after the answer, as nginx does; an HTTP/2
-    // stream is reset with NO_ERROR after the answer, which asks the client to stop sending (RFC 9113 §8.1).
-    if (status === 413 && 'shouldKeepAlive' in this.#res) (this.#res as unknown as ServerResponse).shouldKeepAlive = false;
+    // The rest of a body too large is not sent upstream: an HTTP/1.1 connection closes after the answer (lingering,
+    // as nginx's); an HTTP/2 stream is reset with NO_ERROR after it, which asks the client to stop (RFC 9113 §8.1).
+    if (code === 'BODY_TOO_LARGE' && this.#req.httpVersionMajor !== 2) lingerAfterRefusal(this.#req as IncomingMessage, this.#res as unknown as ServerResponse);
     if (status === 499) return this.#finish(status, code);
     if (!this.#grpc) writeErrorStatus(this.#res as unknown as ClientResponse, status);
     else {

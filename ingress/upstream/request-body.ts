@@ -10,7 +10,9 @@
 // So the upstream stream is reset here first, the way Node resets a stream itself: destroyed with an AbortError,
 // which submits RST_STREAM(CANCEL) while the handle is there and sends no END_STREAM. undici's close() then finds
 // the stream closed and does nothing more.
-import type { Http2ServerRequest } from 'node:http2';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { constants as http2Constants, type Http2ServerRequest } from 'node:http2';
+import type { Socket } from 'node:net';
 import { Transform, addAbortSignal, type Writable } from 'node:stream';
 import { UpstreamError } from './errors.ts';
 import type { ClientRequest } from './forward.ts';
@@ -40,12 +42,15 @@ export class UpstreamBody extends Transform {
     (req as NodeJS.ReadableStream).pipe(this);
   }
 
-  /** Why the body stopped before its end (BODY_TOO_LARGE, CLIENT_ABORTED, or the upstream request's failure); null while it flows or after it ended. */
+  /** Why the body was stopped (BODY_TOO_LARGE, CLIENT_ABORTED, or the upstream request's failure); null when it was not. */
   get failure(): UpstreamError | null {
     return this.#failure;
   }
 
-  /** Remembers the stream undici writes the body into (stream.pipeline pipes a readable source). */
+  /**
+   * Remembers the stream undici writes the body into (its HTTP/2 client uses stream.pipeline, which pipes a readable
+   * source). The tests of this reset (test/ingress/upstream/grpc.test.ts) fail should undici write it otherwise.
+   */
   override pipe<T extends NodeJS.WritableStream>(destination: T, options?: { end?: boolean }): T {
     this.#sink = destination as unknown as Writable;
     return super.pipe(destination, options);
@@ -86,6 +91,46 @@ export class UpstreamBody extends Transform {
     if (sink === null) this.destroy(reason);
     else if (!sink.destroyed) resetWithCancel(sink);
   }
+}
+
+/**
+ * Resets an HTTP/2 client's stream with NO_ERROR once its response is out, unless its request side ended: the rest
+ * of an upload that was refused is not wanted (RFC 9113 §8.1; nginx does the same), and a client blocked on the
+ * flow-control window would otherwise wait forever. Node's response ends the stream on its trailers: the reset
+ * follows them.
+ */
+export function stopUpload(req: Http2ServerRequest): void {
+  const stream = req.stream;
+  const close = () => {
+    if (!stream.destroyed && !stream.closed && !req.complete) stream.close(http2Constants.NGHTTP2_NO_ERROR);
+  };
+  if (stream.sentTrailers !== undefined) close();
+  else stream.once('wantTrailers', () => setImmediate(close));
+}
+
+// nginx's lingering close (lingering_close on, lingering_timeout 5s, lingering_time 30s).
+const lingerIdleMs = 5_000;
+const lingerMaxMs = 30_000;
+
+/**
+ * Closes an HTTP/1.1 connection after a refused upload without losing the answer, as nginx's lingering close does:
+ * the rest of the body is read and dropped, the connection is half-closed once the answer is out, and it is closed
+ * when the client closes its side, sends nothing for 5 s, or after 30 s. (Closed at once, with the client's data
+ * still arriving, the kernel answers that data with a TCP reset, which can reach the client before the answer does.)
+ */
+export function lingerAfterRefusal(req: IncomingMessage, res: ServerResponse): void {
+  res.shouldKeepAlive = false;
+  req.resume();
+  const socket = req.socket;
+  // Node's server ends the connection of a last response with destroySoon() (end, then destroy once written).
+  socket.destroySoon = function lingeringClose(this: Socket): void {
+    if (this.writable) this.end();
+    const idle = setTimeout(() => this.destroy(), lingerIdleMs);
+    const max = setTimeout(() => this.destroy(), lingerMaxMs);
+    this.on('data', () => idle.refresh());
+    this.once('end', () => this.destroy());
+    this.once('close', () => (clearTimeout(idle), clearTimeout(max)));
+  };
 }
 
 /**

@@ -1,13 +1,16 @@
 // Request bodies that stop midway over HTTP/1.1 backends (HTTP and HTTPS): a client that goes away mid-upload, over
 // HTTP/1.1 or HTTP/2, and a body past proxy-body-size reach the backend as a request cut short (its connection
-// closed before the body's end), never as a complete one.
-import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+// closed before the body's end), never as a complete one. A refused upload's client gets its answer: an HTTP/1.1
+// connection lingers, an HTTP/2 stream is reset with NO_ERROR after the answer.
+import { createServer as createHttpServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { connect as h2connect } from 'node:http2';
 import { addAbortSignal } from 'node:stream';
+import { connect, type AddressInfo, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { bodySize, type Exchange as StepExchange, type GatewayState } from '../../../ingress/server/steps.ts';
 import type { ForwardResult, ForwardTarget } from '../../../ingress/upstream/upstreams.ts';
 import { waitFor } from '../../helpers/wait.ts';
-import { Closer, backend, batchingRelay, gateway, h2Gateway, httpsBackend, policy, upstreamsFor } from './helpers.ts';
+import { Closer, backend, batchingRelay, gateway, h2Gateway, httpsBackend, policy, sleep, upstreamsFor } from './helpers.ts';
 
 const closer = new Closer();
 afterEach(() => closer.closeAll());
@@ -120,6 +123,22 @@ async function setup(protocol: 'HTTP' | 'HTTPS', http: 1 | 2, maxBodyBytes = 0):
   return { ...g, seen };
 }
 
+/** A gateway that runs only the body-size step (a declared Content-Length over `limit` is refused), answering 204 otherwise. */
+async function bodySizeGateway(limit: number): Promise<{ port: number }> {
+  const server = createHttpServer((req, res) => {
+    const x = { req, res, route: { policy: policy({ maxBodyBytes: limit }) } } as unknown as StepExchange;
+    if (bodySize.run(x, {} as GatewayState) === 'next') res.writeHead(204).end();
+  });
+  const sockets = new Set<Socket>();
+  server.on('connection', (c: Socket) => (sockets.add(c), c.once('close', () => sockets.delete(c))));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  closer.add(() => {
+    for (const c of sockets) c.destroy();
+    return new Promise<void>((r) => server.close(() => r()));
+  });
+  return { port: (server.address() as AddressInfo).port };
+}
+
 describe('request bodies that stop midway, over HTTP/1.1 backends', () => {
   it.each<[Client, 'HTTP' | 'HTTPS']>([
     ['http1-close', 'HTTP'],
@@ -149,5 +168,30 @@ describe('request bodies that stop midway, over HTTP/1.1 backends', () => {
     expect(g.seen.uploads).toEqual(['cut']);
     expect(g.seen.bytes[0]).toBeLessThanOrEqual(50_000);
     expect(g.results[0]).toMatchObject({ status: 413, error: 'BODY_TOO_LARGE' });
+  });
+
+  it.each([
+    ['streamed, refused on its way upstream', 'chunked'],
+    ['with a Content-Length over the limit, refused by the body-size step', 'declared'],
+  ] as const)('an HTTP/1.1 client still sending after its upload (%s) was refused still reads the 413 (the connection lingers)', async (_what, how) => {
+    const g: { port: number; results?: ForwardResult[] } = how === 'chunked' ? await setup('HTTP', 1, 50_000) : await bodySizeGateway(50_000);
+    const socket = connect(g.port, '127.0.0.1');
+    socket.on('error', () => {});
+    // Not read until the upload is given up, as a client that sends its whole body first.
+    socket.pause();
+    socket.write(`POST /up HTTP/1.1\r\nHost: up.test\r\n${how === 'chunked' ? 'Transfer-Encoding: chunked' : 'Content-Length: 10000000'}\r\n\r\n`);
+    const chunk = how === 'chunked' ? `${(16_384).toString(16)}\r\n${'e'.repeat(16_384)}\r\n` : 'e'.repeat(16_384);
+    for (let i = 0; i < 40 && !socket.destroyed; i++) {
+      socket.write(chunk);
+      await sleep(5);
+    }
+    let text = '';
+    socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
+    socket.resume();
+    let closed = socket.destroyed;
+    socket.once('close', () => (closed = true));
+    await waitFor('the connection to close', () => closed);
+    expect(text).toMatch(/^HTTP\/1\.1 413 /);
+    if (how === 'chunked') expect(g.results?.[0]).toMatchObject({ status: 413, error: 'BODY_TOO_LARGE' });
   });
 });
