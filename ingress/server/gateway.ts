@@ -362,7 +362,7 @@ export class Gateway {
       refused: x.refused,
       error: x.upstream?.error,
       // A gRPC call's outcome: its HTTP status is 200 whatever happened.
-      grpcStatus: x.upstream?.grpcStatus,
+      grpcStatus: x.upstream?.grpcStatus ?? x.grpcStatus,
       id: x.requestId,
       agent: x.req.headers['user-agent'],
     });

@@ -16,6 +16,7 @@ import { corsHeaders } from '../routes/cors.ts';
 import type { BackendRef, IngressPolicy, Route, RouteTable } from '../routes/types.ts';
 import type { CookieScope } from '../upstream/affinity.ts';
 import { lingerAfterRefusal } from '../upstream/request-body.ts';
+import { writeGrpcFailure, type GrpcSink } from '../upstream/grpc.ts';
 import type { ForwardResult, Upstreams } from '../upstream/upstreams.ts';
 import { absoluteTarget, forwardedHeaders, forwardedProto, requestHost, requestPath } from './request.ts';
 
@@ -59,6 +60,8 @@ export interface Exchange {
   requestId?: string;
   /** Why a step answered the request itself (for the access log). */
   refused?: string;
+  /** The grpc-status a step answered a gRPC request with itself (for the access log). */
+  grpcStatus?: number;
   upstream?: ForwardResult;
 }
 
@@ -165,7 +168,8 @@ export const route: Step = {
 
 /**
  * 413 for a declared body (Content-Length) larger than the route's proxy-body-size, before anything else runs (as
- * nginx checks client_max_body_size); a streamed body without a length is counted on its way upstream.
+ * nginx checks client_max_body_size); a streamed body without a length is counted on its way upstream. On a gRPC
+ * route the answer is RESOURCE_EXHAUSTED, as for a streamed body (a gRPC client would read a 413 as UNKNOWN).
  */
 export const bodySize: Step = {
   name: 'body-size',
@@ -176,6 +180,12 @@ export const bodySize: Step = {
     // The body is not read: an HTTP/1.1 connection closes after the answer, lingering so that the answer is not lost
     // to a TCP reset (request-body.ts). (Node resets an HTTP/2 stream whose unread request outlives its response.)
     if (x.req.httpVersionMajor !== 2) lingerAfterRefusal(x.req as IncomingMessage, x.res as ServerResponse);
+    const protocol = x.route!.backend.upstream?.protocol;
+    if (protocol === 'GRPC' || protocol === 'GRPCS') {
+      x.refused = 'body-size';
+      x.grpcStatus = writeGrpcFailure(x.res as GrpcSink, x.req.httpVersionMajor === 2, 'BODY_TOO_LARGE');
+      return 'done';
+    }
     return reply(x, 413, 'body-size');
   },
 };

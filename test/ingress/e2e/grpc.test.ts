@@ -176,6 +176,15 @@ describe('netplane ingress with gRPC backends', () => {
         const { stdout } = await run('sh', ['-c', `head -c 300000 /dev/zero | curl -sk ${http} --resolve ${host}:${gw.https}:127.0.0.1 -H 'content-type: application/grpc' -H 'te: trailers' ${http === '--http1.1' ? "-H 'Transfer-Encoding: chunked'" : ''} -X POST -T - -D - -o /dev/null https://${host}:${gw.https}/netplane.test.Echo/Collect; true`]);
         expect(stdout).toMatch(/^grpc-status: 8\r?$/m);
       }
+      // A declared length past the limit is refused before anything runs: RESOURCE_EXHAUSTED too, never a 413 that a
+      // gRPC client would read as UNKNOWN.
+      for (const http of ['--http1.1', '--http2']) {
+        const { stdout } = await run('sh', ['-c', `head -c 300000 /dev/zero | curl -sk ${http} --resolve ${host}:${gw.https}:127.0.0.1 -H 'content-type: application/grpc' -H 'te: trailers' --data-binary @- -D - -o /dev/null https://${host}:${gw.https}/netplane.test.Echo/Collect; true`]);
+        expect(stdout).toMatch(/^HTTP\/[\d.]+ 200/);
+        expect(stdout).toMatch(/^content-type: application\/grpc\r?$/m);
+        expect(stdout).not.toMatch(/ 413/);
+        if (http === '--http1.1') expect(stdout).toMatch(/^grpc-status: 8\r?$/m);
+      }
       await sleep(300);
       expect(await call(client(host), 'Unary', ['after'])).toMatchObject({ code: grpc.status.OK, messages: [`${name}: after`] });
       expect(await call(client(host), 'Collect', ['p', 'q'])).toMatchObject({ code: grpc.status.OK, messages: ['p+q'] });
@@ -186,6 +195,7 @@ describe('netplane ingress with gRPC backends', () => {
     expect(growth.peak()).toBeLessThan(100e6);
     const lines = accessLines(host, '/netplane.test.Echo/Collect');
     expect(lines.filter((l) => l.error === 'BODY_TOO_LARGE').map((l) => [l.status, l.grpcStatus])).toEqual(Array(3).fill([200, grpc.status.RESOURCE_EXHAUSTED]));
+    expect(lines.filter((l) => l.refused === 'body-size').map((l) => [l.status, l.grpcStatus])).toEqual(Array(2).fill([200, grpc.status.RESOURCE_EXHAUSTED]));
   });
 
   it('a backend silent past proxy-read-timeout while an upload fills its window: DEADLINE_EXCEEDED, the backend stream reset, and no growth once it reads again', async () => {
