@@ -180,7 +180,7 @@ export const bodySize: Step = {
     // The body is not read: an HTTP/1.1 connection closes after the answer, lingering so that the answer is not lost
     // to a TCP reset (request-body.ts). (Node resets an HTTP/2 stream whose unread request outlives its response.)
     if (x.req.httpVersionMajor !== 2) lingerAfterRefusal(x.req as IncomingMessage, x.res as ServerResponse);
-    const protocol = x.route!.backend.upstream?.protocol;
+    const protocol = x.route!.backend?.upstream?.protocol;
     if (protocol === 'GRPC' || protocol === 'GRPCS') {
       x.refused = 'body-size';
       x.grpcStatus = writeGrpcFailure(x.res as GrpcSink, x.req.httpVersionMajor === 2, 'BODY_TOO_LARGE');
