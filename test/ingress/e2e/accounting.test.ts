@@ -9,7 +9,7 @@ import bcrypt from 'bcryptjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../../helpers/wait.ts';
 import { makeCert } from '../tls/pki.ts';
-import { b64, EchoBackend, GatewayProcess, ingressClassYaml, ingressYaml, serviceYaml, tlsSecretYaml } from './harness.ts';
+import { b64, EchoBackend, GatewayProcess, ingressClassYaml, ingressYaml, serviceYaml, tlsSecretYaml, listenLoopback } from './harness.ts';
 
 /** A backend that records how each request body ended: 'complete' or 'aborted'; `/cut` sends half its body and resets. */
 class RecordingBackend {
@@ -36,8 +36,7 @@ class RecordingBackend {
     this.server.on('upgrade', (_req, socket) => socket.end('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n'));
   }
   async start(): Promise<this> {
-    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
-    this.port = (this.server.address() as AddressInfo).port;
+    this.port = await listenLoopback(this.server);
     return this;
   }
 }

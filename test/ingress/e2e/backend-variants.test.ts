@@ -4,12 +4,12 @@
 // a port alike share one upstream (one connection at the backend), and a change of one Ingress's settings leaves
 // the others' connections as they are and fails no request in flight.
 import { createServer, type Server } from 'node:https';
-import type { AddressInfo, Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../../helpers/wait.ts';
 import { makeCert, type Pems } from '../tls/pki.ts';
-import { b64, EchoBackend, GatewayProcess, ingressClassYaml, ingressYaml, serviceYaml } from './harness.ts';
+import { b64, EchoBackend, GatewayProcess, ingressClassYaml, ingressYaml, serviceYaml, listenLoopback } from './harness.ts';
 
 const ngx = 'nginx.ingress.kubernetes.io/';
 const https = { [`${ngx}backend-protocol`]: 'HTTPS' };
@@ -39,8 +39,7 @@ class TlsBackend {
   }
 
   async start(): Promise<this> {
-    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
-    this.port = (this.server.address() as AddressInfo).port;
+    this.port = await listenLoopback(this.server);
     return this;
   }
 

@@ -9,7 +9,7 @@ import { connect as tcpConnect, createServer as createTcpServer, type AddressInf
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../../helpers/wait.ts';
 import { makeCert } from '../tls/pki.ts';
-import { EchoBackend, GatewayProcess, ingressClassYaml, ingressYaml, serviceYaml, tlsSecretYaml } from './harness.ts';
+import { EchoBackend, GatewayProcess, ingressClassYaml, ingressYaml, serviceYaml, tlsSecretYaml, listenLoopback } from './harness.ts';
 
 /** A backend whose `/endless` body never ends and whose `/late` answers after 10 s; counts its open connections. */
 class EndlessBackend {
@@ -39,8 +39,7 @@ class EndlessBackend {
     });
   }
   async start(): Promise<this> {
-    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
-    this.port = (this.server.address() as AddressInfo).port;
+    this.port = await listenLoopback(this.server);
     return this;
   }
 }

@@ -3,7 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Server as NetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,6 +22,12 @@ export interface Echo {
   url: string;
   headers: Record<string, string | string[] | undefined>;
   body: string;
+}
+
+/** Listens on a free port of 127.0.0.1 and resolves with it (the test backends' start). */
+export async function listenLoopback(server: NetServer): Promise<number> {
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return (server.address() as AddressInfo).port;
 }
 
 /** A backend on 127.0.0.1 that answers every request with an Echo; `handler` may take over. */
@@ -46,8 +52,7 @@ export class EchoBackend {
   }
 
   async start(): Promise<this> {
-    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
-    this.port = (this.server.address() as AddressInfo).port;
+    this.port = await listenLoopback(this.server);
     return this;
   }
 

@@ -10,7 +10,6 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createSecureServer, type Http2SecureServer } from 'node:http2';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
@@ -20,7 +19,7 @@ import { freePort } from '../../helpers/ports.ts';
 import { waitFor } from '../../helpers/wait.ts';
 import { makeCert, type Pems } from '../tls/pki.ts';
 import { captureHello, closedOf, cpuSeconds, dripHello, proxyV1, rude, seeded, type Leaving, type Stage } from './edge-clients.ts';
-import { b64, EchoBackend, GatewayProcess, ingressClassYaml, ingressYaml, serviceYaml, tlsSecretYaml } from './harness.ts';
+import { b64, EchoBackend, GatewayProcess, ingressClassYaml, ingressYaml, serviceYaml, tlsSecretYaml, listenLoopback } from './harness.ts';
 
 const run = promisify(execFile);
 const ngx = 'nginx.ingress.kubernetes.io/';
@@ -40,8 +39,7 @@ class TlsBackend {
     });
   }
   async start(): Promise<this> {
-    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
-    this.port = (this.server.address() as AddressInfo).port;
+    this.port = await listenLoopback(this.server);
     return this;
   }
   async stop(): Promise<void> {
