@@ -176,7 +176,12 @@ export class GatewayProcess {
     child.stdout!.on('data', (d) => (this.output += d));
     child.stderr!.on('data', (d) => (this.output += d));
     this.exited = new Promise((r) => child.on('exit', (code) => r(code)));
-    await waitFor('the gateway to be ready', async () => (await fetch(`http://127.0.0.1:${this.admin}/readyz`)).status === 200, 15_000, 50);
+    // A gateway that exits, or never gets ready, fails the test at once with what it printed.
+    const died = this.exited.then((code) => Promise.reject(new Error(`the gateway exited (${code}) before it was ready:\n${this.output}`)));
+    const ready = waitFor('the gateway to be ready', async () => (await fetch(`http://127.0.0.1:${this.admin}/readyz`)).status === 200, 15_000, 50);
+    await Promise.race([ready, died]).catch((e: Error) => {
+      throw this.output && !e.message.includes(this.output) ? new Error(`${e.message}\ngateway output:\n${this.output}`) : e;
+    });
     if (probe) await waitFor(`a route for ${probe.host}`, async () => (await this.get(probe.host, probe.path ?? '/')).status !== 404, 10_000, 50);
   }
 
