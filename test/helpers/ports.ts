@@ -2,14 +2,15 @@
 //
 // Ports come from below the kernel's ephemeral range (32768–60999 by default), so nothing that binds port 0 or makes
 // an outgoing connection can take one between this check and the child's bind. Each vitest worker (VITEST_POOL_ID)
-// has its own block, and a worker walks its block without handing out a port twice.
+// has its own block, and a worker walks its block from a random start without handing out a port twice (two test
+// runs at once on one machine then rarely meet).
 import { createSocket } from 'node:dgram';
 import { createServer } from 'node:net';
 
 const FIRST = 20_000;
 const BLOCK = 1_500;
 const pool = Number(process.env.VITEST_POOL_ID ?? process.pid) % 8;
-let next = 0;
+let next = Math.floor(Math.random() * BLOCK);
 
 async function tcpFree(port: number): Promise<boolean> {
   const s = createServer();
