@@ -8,10 +8,12 @@
 //     `Host: bench.local`. Rounds rotate the order of the targets so that load from elsewhere hits all alike; the
 //     median round is reported, with proxy CPU time per request (utime + stime from /proc, the process and its
 //     children) and the ratios against the targets.
+//     Two more references run only when named in --only: tcp-relay (bytes relayed, no HTTP: the ceiling of any Node
+//     proxy) and llhttp-proxy (Node's own HTTP parser on libuv handles, with only the forwarding headers' work).
 //  2. both cores: netplane as two processes sharing the port (`--reuse-port`), nginx with `worker_processes 2`, both
 //     unpinned, wrk `-t2 -c64` unpinned, to an unpinned one-worker backend.
 // Usage: npx node bench/ingress/ingress.ts [--json] [--rounds 3] [--seconds 5] [--connections 64]
-//        [--only direct,nginx,http-proxy,undici-proxy,netplane] [--no-both-cores] [--wait-idle 30]
+//        [--only direct,nginx,http-proxy,undici-proxy,netplane,tcp-relay,llhttp-proxy] [--no-both-cores] [--wait-idle 30]
 //        [--max-others 10] [--attempts 4]
 // --wait-idle: before each run, wait up to this many seconds for the machine to be quiet (0: never); each run
 // prints `others`, the CPU that processes outside the benchmark used during it, as % of the machine; a run with
@@ -33,9 +35,11 @@ const { args, opt, asJSON, log } = benchArgs();
 const rounds = Number(opt('rounds', '3'));
 const seconds = Number(opt('seconds', '5'));
 const connections = Number(opt('connections', '64'));
-const allTargets = ['direct', 'nginx', 'http-proxy', 'undici-proxy', 'netplane'] as const;
+const allTargets = ['direct', 'nginx', 'http-proxy', 'undici-proxy', 'netplane', 'tcp-relay', 'llhttp-proxy'] as const;
 type Target = (typeof allTargets)[number];
-const only = opt('only', allTargets.join(',')).split(',').filter(Boolean);
+/** The references that run only when --only names them. */
+const onRequest: readonly Target[] = ['tcp-relay', 'llhttp-proxy'];
+const only = opt('only', allTargets.filter((t) => !onRequest.includes(t)).join(',')).split(',').filter(Boolean);
 for (const t of only) {
   if (!(allTargets as readonly string[]).includes(t)) {
     process.stderr.write(`--only: "${t}" is not a target; allowed: ${allTargets.join(', ')}\n`);
@@ -60,6 +64,10 @@ const root = fileURLToPath(new URL('../../', import.meta.url));
 const netplaneBin = join(root, 'bin/netplane.ts');
 const httpProxyScript = fileURLToPath(new URL('./http-proxy-server.ts', import.meta.url));
 const undiciScript = fileURLToPath(new URL('./undici-proxy-server.ts', import.meta.url));
+const referenceScripts = {
+  'tcp-relay': fileURLToPath(new URL('./tcp-relay-server.ts', import.meta.url)),
+  'llhttp-proxy': fileURLToPath(new URL('./llhttp-proxy-server.ts', import.meta.url)),
+};
 if (Number(process.versions.node.split('.')[0]) < 24) {
   process.stderr.write(`node ${process.version} is too old: run with Node 24 (npx node bench/ingress/ingress.ts)\n`);
   process.exit(2);
@@ -215,6 +223,8 @@ async function startProxy(target: Exclude<Target, 'direct'>, backendPort: number
     launch([...prefix, process.execPath, httpProxyScript, String(port), String(backendPort)], 'http-proxy');
   } else if (target === 'undici-proxy') {
     launch([...prefix, process.execPath, undiciScript, String(port), String(backendPort)], 'undici-proxy');
+  } else if (target === 'tcp-relay' || target === 'llhttp-proxy') {
+    launch([...prefix, process.execPath, referenceScripts[target], String(port), String(backendPort)], target);
   } else {
     const dirManifests = manifests(dir, `manifests-${tag}`, backendPort, host);
     for (let i = 0; i < processes; i++) {
@@ -353,13 +363,17 @@ if (asJSON) {
   const cleanNote = (r: Measured) => (r.clean < r.rounds.length ? `  [${r.clean} of ${r.rounds.length} runs clean]` : '');
   const x = (v: number | undefined) => (v === undefined ? 'n/a' : `${v.toFixed(2)}x`);
   const lines = [`one core (median of ${rounds} rounds; proxy on CPU 0, wrk -t1 -c${connections} and backend on CPU 1):`];
-  for (const [t, r] of one) lines.push(`  ${t.padEnd(11)} ${fmt(r.median)}${cleanNote(r)}`);
+  for (const [t, r] of one) lines.push(`  ${t.padEnd(12)} ${fmt(r.median)}${cleanNote(r)}`);
   if (np) {
     lines.push(`  netplane/nginx requests/s ${x(ratios.rpsVsNginx)} (target >= 0.75: ${mark(goals.rpsVsNginx, 'netplane', 'nginx')})`);
     lines.push(`  netplane/http-proxy requests/s ${x(ratios.rpsVsHttpProxy)} (target > 2: ${mark(goals.rpsVsHttpProxy, 'netplane', 'http-proxy')})`);
     lines.push(`  netplane/nginx p99 ${x(ratios.p99VsNginx)} (target <= 2: ${mark(goals.p99VsNginx, 'netplane', 'nginx')})`);
     lines.push(`  netplane/nginx CPU per request ${x(ratios.cpuVsNginx)}`);
     if (up) lines.push(`  netplane/undici-proxy requests/s ${x(ratios.rpsVsUndiciProxy)}, CPU per request ${x(ratios.cpuVsUndiciProxy)} (the gateway beside a plain Node proxy on undici)`);
+    for (const ref of onRequest) {
+      const m = med(one, ref);
+      if (m) lines.push(`  netplane/${ref} requests/s ${x(np.rps / m.rps)}, CPU per request ${x(np.cpuUsPerRequest / m.cpuUsPerRequest)}${ng ? `; ${ref}/nginx requests/s ${x(m.rps / ng.rps)}` : ''}`);
+    }
     if (np.non2xx > 0) lines.push(`  WARNING: netplane answered ${np.non2xx} non-2xx responses in a round: its figures are not of proxied requests`);
   }
   if (two) {
