@@ -2,12 +2,15 @@
 // Node changes (one batch per event-loop turn) as a difference against what it last programmed. A failure keeps
 // what was programmed, is retried with backoff, and makes the next sync a full one (the kernel is read again);
 // a full sync also runs every resync period. A Node change never waits for a retry: it syncs at once. Failures are
-// per entry: one node's refused route leaves the others programmed and the agent healthy. Talks to the kernel only
-// through an OverlayKernel.
+// per entry: one node's refused route leaves the others programmed and the agent healthy. A change of this host's
+// addresses (announced by the kernel) reads the host again and re-plans after a short debounce, so that a node
+// becomes directly reachable, or stops being so, at once rather than at the next resync. Talks to the kernel only
+// through an OverlayKernel (and, for the announcements, an address watch).
 import type { Store } from '../cluster/store.ts';
 import type { HealthCheck } from '../runtime/admin.ts';
 import type { Logger } from '../runtime/logger.ts';
 import type { OverlayKernel } from './kernel/types.ts';
+import type { AddressChange, AddressWatch } from './kernel/watch.ts';
 import type { VxlanEndpoint } from './masquerade.ts';
 import type { OverlayMetrics } from './metrics.ts';
 import { diffOverlay, entryOwner, opText, programmedNodes, viewCounts } from './plan/diff.ts';
@@ -41,6 +44,10 @@ export interface AgentOptions {
   resyncPeriodMs: number;
   /** First retry delay after a failure, doubled per failure. */
   retryBaseMs?: number;
+  /** Announces this host's address changes (kernel/watch.ts watchAddresses); without it they are seen at the resync. */
+  watchAddresses?: (onChange: (change: AddressChange) => void) => AddressWatch;
+  /** How long address changes are gathered before one sync (default 100 ms: a burst, such as an interface going down, is one). */
+  hostDebounceMs?: number;
   /** Called with what this node announces after every sync that planned a device. Must not throw. */
   onSelf?: (self: SelfVtep) => void;
   /** Called with the plan after every sync that planned a device (subnet.env follows it). Must not throw. */
@@ -70,6 +77,9 @@ export class OverlayAgent {
   #again = false;
   #interval: NodeJS.Timeout | undefined;
   #unsubscribe: (() => void) | undefined;
+  #addressWatch: AddressWatch | undefined;
+  /** The debounce of address changes: set from the first change until its sync is asked for. */
+  #hostTimer: NodeJS.Timeout | undefined;
 
   constructor(options: AgentOptions) {
     this.#o = options;
@@ -97,6 +107,7 @@ export class OverlayAgent {
     });
     this.#interval = setInterval(() => this.resync(), this.#o.resyncPeriodMs);
     this.#interval.unref();
+    this.#watchHost();
     this.requestSync();
   }
 
@@ -139,12 +150,42 @@ export class OverlayAgent {
   async stop(): Promise<void> {
     this.#stopped = true;
     this.#unsubscribe?.();
+    this.#addressWatch?.close();
+    clearTimeout(this.#hostTimer);
     clearInterval(this.#interval);
     clearImmediate(this.#scheduled);
     this.#scheduled = undefined;
     clearTimeout(this.#retry);
     this.#retry = undefined;
     await this.#running;
+  }
+
+  /**
+   * Follows this host's address changes: each burst (within the debounce) reads the host again in one sync. Changes
+   * that cannot alter the plan are skipped: on the VXLAN device itself (netplane's own) and IPv6 link-local ones
+   * (every new interface, each pod's veth among them, gets one). A lifetime refresh (DHCP, router advertisements)
+   * is announced as a new address: its sync finds nothing to change and stays quiet.
+   */
+  #watchHost(): void {
+    const o = this.#o;
+    if (!o.watchAddresses) return;
+    const onChange = (c: AddressChange) => {
+      if (this.#stopped) return;
+      if (c.index !== undefined && c.index === this.#view?.link?.index) return;
+      if (c.cidr !== undefined && /^fe[89ab][0-9a-f]:/i.test(c.cidr)) return;
+      if (this.#hostTimer) return;
+      this.#hostTimer = setTimeout(() => {
+        this.#hostTimer = undefined;
+        o.log.debug({ index: c.index, cidr: c.cidr, added: c.added }, "this host's addresses changed; planning again");
+        this.#hostStale = true;
+        this.requestSync();
+      }, o.hostDebounceMs ?? 100);
+    };
+    try {
+      this.#addressWatch = o.watchAddresses(onChange);
+    } catch (e) {
+      o.log.warn({ err: (e as Error).message }, "cannot follow this host's address changes; they are seen at the next resync");
+    }
   }
 
   #runNow(): void {

@@ -10,6 +10,7 @@ import { durationFlag, intInRange, listFlag, nonEmpty, oneOf, parseCIDRList, swi
 import type { Logger } from '../runtime/logger.ts';
 import { OverlayAgent } from './agent.ts';
 import { directRouteProtocol, type OverlayKernel } from './kernel/types.ts';
+import type { AddressChange, AddressWatch } from './kernel/watch.ts';
 import { ForwardAccept, forwardChain } from './forward.ts';
 import { Masquerade } from './masquerade.ts';
 import { podCIDRs } from './plan/node.ts';
@@ -107,12 +108,19 @@ export interface OverlayDeps {
   patch?: PatchAnnotations;
   /** In kubernetes mode: how the Node's status is patched (default: a strategic merge patch of nodes/status). */
   patchStatus?: PatchNodeStatus;
+  /** Loads what announces this host's address changes (default: rtnetlink's); without it they are seen at the resync. */
+  loadAddressWatch?: () => Promise<(onChange: (change: AddressChange) => void) => AddressWatch>;
 }
 
 /** Opens the kernel layer; loaded only when used (it loads a native module). */
 async function openKernel(): Promise<OverlayKernel> {
   const { NetlinkKernel } = await import('./kernel/netlink.ts');
   return NetlinkKernel.open();
+}
+
+/** Loads the rtnetlink address watch; loaded only when used (it loads a native module). */
+async function loadAddressWatch(): Promise<(onChange: (change: AddressChange) => void) => AddressWatch> {
+  return (await import('./kernel/watch.ts')).watchAddresses;
 }
 
 /**
@@ -163,7 +171,7 @@ async function cleanup(device: string, log: Logger): Promise<number> {
  * annotation publisher; stops them on shutdown, leaving the kernel as it is. Logs and exits 1 when rtnetlink
  * cannot be opened.
  */
-export async function runOverlay(ctx: ComponentContext, f: OverlayFlags, deps: OverlayDeps = { openKernel, runner: new HostRunner() }): Promise<OverlayAgent | undefined> {
+export async function runOverlay(ctx: ComponentContext, f: OverlayFlags, deps: OverlayDeps = { openKernel, runner: new HostRunner(), loadAddressWatch }): Promise<OverlayAgent | undefined> {
   let kernel: OverlayKernel;
   try {
     kernel = await deps.openKernel();
@@ -200,6 +208,7 @@ export async function runOverlay(ctx: ComponentContext, f: OverlayFlags, deps: O
     metrics: registerOverlayMetrics(ctx.registry),
     log: ctx.log,
     resyncPeriodMs: f['resync-period'],
+    ...(deps.loadAddressWatch ? { watchAddresses: await deps.loadAddressWatch() } : {}),
     ...(kube ? { onSelf } : {}),
     ...(f['subnet-file'] ? { onPlan: subnetEnvWriter(ctx, f['subnet-file'], clusterCIDRs) } : {}),
   });
