@@ -8,13 +8,15 @@
 // Every connection counts toward --max-connections-per-ip from the moment it is accepted: under its peer while the
 // PROXY header is read, then under the client the header names. A socket here always has an error listener (a
 // client may reset it at any moment: while its header or ClientHello is read, while its backend is connected).
+// A passed-through connection is work in flight from the moment its name is chosen for passthrough until it has
+// closed: the gateway counts it as it counts a request, so that a drain waits for it (and cuts it at the end).
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
 import type { Logger } from '../../runtime/logger.ts';
 import { normalizeIP, type AddressSet } from '../limits/client-ip.ts';
 import { ClientHelloReader } from './client-hello.ts';
 import type { Passthrough, PassthroughRefusal, PassthroughTarget } from './passthrough.ts';
 import { parseProxyHeader } from './proxy-protocol.ts';
-import { clientGone, splice } from './splice.ts';
+import { clientGone, cutByShutdown, splice } from './splice.ts';
 
 /** Where a connection comes from, as the gateway counts it (limits, source ranges, forwarded headers, access log). */
 export interface ConnectionClient {
@@ -69,6 +71,11 @@ export interface EdgeOptions {
   refused: (reason: EdgeRefusal) => void;
   /** Gives a connection to the HTTP or TLS server (with the bytes after the header still to be read). */
   handOff: (socket: Socket) => void;
+  /**
+   * Counts a passed-through connection as work in flight; the function returned is called once, when it has closed
+   * (or was refused).
+   */
+  relaying?: () => () => void;
 }
 
 /** What reading the start of a connection came to. */
@@ -80,6 +87,9 @@ export class EdgeListener {
   readonly server: NetServer;
   readonly #o: EdgeOptions;
   readonly #reading = new Set<Socket>();
+  // Cuts every passed-through connection (cutRelays), at any stage of its splice.
+  readonly #cut = new AbortController();
+  #relays = 0;
   readonly #warned = new Map<EdgeRefusal, { at: number; since: number }>();
 
   constructor(options: EdgeOptions) {
@@ -88,11 +98,24 @@ export class EdgeListener {
     this.server = createServer({ pauseOnConnect: true, noDelay: true, allowHalfOpen: true }, (socket) => void this.#accept(socket));
   }
 
-  /** Stops accepting and closes the connections still being read. */
+  /**
+   * Stops accepting and closes the connections still being read; passed-through connections go on (a drain lets
+   * them end on their own, then cuts them with cutRelays).
+   */
   close(): void {
     this.server.close();
     for (const socket of this.#reading) socket.destroy();
     this.#reading.clear();
+  }
+
+  /** Passed-through connections open now (or still connecting to their backend). */
+  get relays(): number {
+    return this.#relays;
+  }
+
+  /** Closes every passed-through connection, both its sides, at once (and any that starts later). */
+  cutRelays(): void {
+    this.#cut.abort();
   }
 
   async #accept(socket: Socket): Promise<void> {
@@ -133,7 +156,14 @@ export class EdgeListener {
           const target = passthrough.passthrough.target(r.parsed.serverName);
           if (target) {
             this.#reading.delete(socket);
-            return await this.#passThrough(socket, rest, r.parsed.serverName, target);
+            this.#relays++;
+            const done = this.#o.relaying?.();
+            try {
+              return await this.#passThrough(socket, rest, r.parsed.serverName, target);
+            } finally {
+              this.#relays--;
+              done?.();
+            }
           }
         }
       }
@@ -164,8 +194,8 @@ export class EdgeListener {
       return;
     }
     socket.once('close', admitted.release);
-    const result = await splice(socket, first, target.endpoints, { connectTimeoutMs: passthrough.connectTimeoutMs, tries: 3 });
-    if (result.endpoint === undefined && result.error !== clientGone) this.#o.log.warn({ ingress: target.ingress, backend: target.backend.key, reason: result.error }, `TLS passthrough for ${sni} found no endpoint: ${result.error}`);
+    const result = await splice(socket, first, target.endpoints, { connectTimeoutMs: passthrough.connectTimeoutMs, tries: 3, signal: this.#cut.signal });
+    if (result.endpoint === undefined && result.error !== clientGone && result.error !== cutByShutdown) this.#o.log.warn({ ingress: target.ingress, backend: target.backend.key, reason: result.error }, `TLS passthrough for ${sni} found no endpoint: ${result.error}`);
     passthrough.accessLog?.info({
       ...line,
       endpoint: result.endpoint,

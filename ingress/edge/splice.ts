@@ -3,6 +3,7 @@
 // closes. Endpoints are tried in order until one accepts within the connect time-out (at most `tries`). Either
 // socket may fail at any moment (the client resets while its endpoint is connected): each has an error listener
 // from its first moment here to its close, and a client gone while connecting closes the endpoint's connection.
+// A signal (the gateway's drain timing out) closes both sides at any stage.
 import { connect, type Socket } from 'node:net';
 import type { Endpoint } from '../upstream/upstreams.ts';
 
@@ -20,28 +21,47 @@ export interface SpliceResult {
 /** SpliceResult.error when the client closed its connection before an endpoint took it. */
 export const clientGone = 'the client went away';
 
+/** SpliceResult.error when the signal cut the connection (the gateway's drain timed out). */
+export const cutByShutdown = 'closed at shutdown (--drain-timeout)';
+
+/** How a splice connects, and what may cut it. */
+export interface SpliceOptions {
+  connectTimeoutMs: number;
+  /** Endpoints tried at most. */
+  tries: number;
+  /** Aborted: the client's and the endpoint's connections are closed at once, whatever the stage. */
+  signal?: AbortSignal;
+}
+
 /**
  * Connects to the first endpoint that accepts and relays until both sockets are closed; never rejects. The caller
  * keeps an error listener on `client` (a reset while an endpoint is connected must not go unhandled).
  */
-export async function splice(client: Socket, first: Buffer, endpoints: readonly Endpoint[], o: { connectTimeoutMs: number; tries: number }): Promise<SpliceResult> {
+export async function splice(client: Socket, first: Buffer, endpoints: readonly Endpoint[], o: SpliceOptions): Promise<SpliceResult> {
   let error = endpoints.length === 0 ? 'the backend has no endpoints' : undefined;
-  for (const e of endpoints.slice(0, o.tries)) {
-    if (client.destroyed) return { error: clientGone, sent: 0, received: 0 };
-    const upstream = await connected(e, o.connectTimeoutMs);
-    if (typeof upstream === 'string') {
-      error = `${e.ip}:${e.port}: ${upstream}`;
-      continue;
+  const cut = () => client.destroy();
+  if (o.signal?.aborted) cut();
+  o.signal?.addEventListener('abort', cut, { once: true });
+  try {
+    for (const e of endpoints.slice(0, o.tries)) {
+      if (client.destroyed) return { error: o.signal?.aborted ? cutByShutdown : clientGone, sent: 0, received: 0 };
+      const upstream = await connected(e, o.connectTimeoutMs, o.signal);
+      if (typeof upstream === 'string') {
+        error = `${e.ip}:${e.port}: ${upstream}`;
+        continue;
+      }
+      // The client may have closed while the endpoint accepted: its 'close' is past, so no relay would ever end.
+      if (client.destroyed) {
+        upstream.destroy();
+        return { error: o.signal?.aborted ? cutByShutdown : clientGone, sent: 0, received: 0 };
+      }
+      return await relay(client, upstream, first, `${endpointText(e)}`, o.signal);
     }
-    // The client may have closed while the endpoint accepted: its 'close' is past, so no relay would ever end.
-    if (client.destroyed) {
-      upstream.destroy();
-      return { error: clientGone, sent: 0, received: 0 };
-    }
-    return relay(client, upstream, first, `${endpointText(e)}`);
+  } finally {
+    o.signal?.removeEventListener('abort', cut);
   }
   client.destroy();
-  return { error, sent: 0, received: 0 };
+  return { error: o.signal?.aborted ? cutByShutdown : error, sent: 0, received: 0 };
 }
 
 const endpointText = (e: Endpoint) => (e.ip.includes(':') ? `[${e.ip}]:${e.port}` : `${e.ip}:${e.port}`);
@@ -50,16 +70,22 @@ const endpointText = (e: Endpoint) => (e.ip.includes(':') ? `[${e.ip}]:${e.port}
  * A connected socket, or the reason it could not connect. Its error listener stays (doing nothing once connected):
  * the relay adds its own, and an error in between only ever comes with the socket destroyed.
  */
-function connected(e: Endpoint, timeoutMs: number): Promise<Socket | string> {
+function connected(e: Endpoint, timeoutMs: number, signal: AbortSignal | undefined): Promise<Socket | string> {
   return new Promise((resolve) => {
     const s = connect({ host: e.ip, port: e.port, noDelay: true, allowHalfOpen: true });
     let settled = false;
+    const abort = () => {
+      s.destroy();
+      settle(cutByShutdown);
+    };
     const settle = (v: Socket | string) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      signal?.removeEventListener('abort', abort);
       resolve(v);
     };
+    signal?.addEventListener('abort', abort, { once: true });
     const timer = setTimeout(() => {
       s.destroy();
       settle(`no connection within ${timeoutMs} ms`);
@@ -69,7 +95,7 @@ function connected(e: Endpoint, timeoutMs: number): Promise<Socket | string> {
   });
 }
 
-function relay(client: Socket, upstream: Socket, first: Buffer, endpoint: string): Promise<SpliceResult> {
+function relay(client: Socket, upstream: Socket, first: Buffer, endpoint: string, signal: AbortSignal | undefined): Promise<SpliceResult> {
   return new Promise((resolve) => {
     let error: string | undefined;
     let open = 2;
@@ -78,8 +104,17 @@ function relay(client: Socket, upstream: Socket, first: Buffer, endpoint: string
       client.destroy();
       upstream.destroy();
     };
+    // Both at once: finish() would otherwise give the endpoint's side up to 10 s to take what is left.
+    const cut = () => {
+      error ??= cutByShutdown;
+      client.destroy();
+      upstream.destroy();
+    };
+    if (signal?.aborted) cut();
+    signal?.addEventListener('abort', cut, { once: true });
     const closed = () => {
       if (--open > 0) return;
+      signal?.removeEventListener('abort', cut);
       resolve({ endpoint, ...(error ? { error } : {}), sent: upstream.bytesWritten, received: client.bytesWritten });
     };
     client.on('error', fail('client'));

@@ -52,14 +52,15 @@ export class Gateway {
   readonly #counted = new WeakMap<Socket, string>();
   #inFlight = 0;
   #draining = false;
-  #idle?: () => void;
+  /** Called whenever in-flight work ends while draining. */
+  #settledHook?: () => void;
 
   constructor(state: GatewayState, options: GatewayOptions) {
     this.#state = state;
     this.#o = options;
   }
 
-  /** Requests being answered now. */
+  /** Requests being answered now, upgraded connections and passed-through connections (--enable-ssl-passthrough) included. */
   get inFlight(): number {
     return this.#inFlight;
   }
@@ -137,8 +138,9 @@ export class Gateway {
   }
 
   /**
-   * Stops accepting, lets requests in flight finish (keep-alive connections are closed as they go idle, HTTP/2
-   * sessions get GOAWAY), and after `timeoutMs` cuts what is left.
+   * Stops accepting, lets requests in flight and passed-through connections finish (keep-alive connections are
+   * closed as they go idle, HTTP/2 sessions get GOAWAY, connections whose ClientHello is still read are closed), and
+   * after `timeoutMs` cuts what is left.
    */
   async drain(timeoutMs: number): Promise<void> {
     this.#draining = true;
@@ -147,17 +149,39 @@ export class Gateway {
     for (const edge of this.#edges) edge.close();
     this.#http?.closeIdleConnections();
     for (const s of this.#sessions) s.close();
-    if (this.#inFlight > 0) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, timeoutMs);
-        this.#idle = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-    }
+    await this.#until(() => this.#inFlight === 0, timeoutMs);
+    if (this.#inFlight > 0) this.#o.log.warn({ inFlight: this.#inFlight, passthrough: this.#relays(), timeoutMs }, 'drain timeout: closing what is still in flight');
     this.#http?.closeAllConnections();
     for (const s of this.#sessions) s.destroy();
+    for (const edge of this.#edges) edge.cutRelays();
+    // A cut connection closes on a later turn of the loop, and is logged then.
+    await this.#until(() => this.#relays() === 0, 1000);
+  }
+
+  /** Passed-through connections open now. */
+  #relays(): number {
+    return this.#edges.reduce((n, edge) => n + edge.relays, 0);
+  }
+
+  /** Resolves once `done()` holds, checked as in-flight work ends, or after `ms`. */
+  #until(done: () => boolean, ms: number): Promise<void> {
+    if (done()) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(finish, ms);
+      function finish(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.#settledHook = () => {
+        if (done()) finish();
+      };
+    }).finally(() => (this.#settledHook = undefined));
+  }
+
+  /** One piece of in-flight work has ended. */
+  #settled(): void {
+    this.#inFlight--;
+    if (this.#draining) this.#settledHook?.();
   }
 
   /**
@@ -182,6 +206,11 @@ export class Gateway {
         // As the server would have accepted it (node:http keeps half-open connections, TLS does not).
         socket.allowHalfOpen = (server as { allowHalfOpen?: boolean }).allowHalfOpen ?? false;
         handOff(socket);
+      },
+      // In flight as a request is: a drain waits for it, and the 'draining' line counts it.
+      relaying: () => {
+        this.#inFlight++;
+        return () => this.#settled();
       },
     });
     this.#edges.push(edge);
@@ -366,7 +395,7 @@ export class Gateway {
       id: x.requestId,
       agent: x.req.headers['user-agent'],
     });
-    if (--this.#inFlight === 0 && this.#draining) this.#idle?.();
+    this.#settled();
   }
 }
 
