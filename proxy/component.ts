@@ -15,7 +15,7 @@ import { cleanStaleFlows } from './conntrack.ts';
 import { HealthCheckServers } from './healthcheck.ts';
 import { registerProxyMetrics } from './metrics.ts';
 import { ProxySyncer } from './sync.ts';
-import { detectLocalModes, detectLocalProblem, parseInterfaceName, resolveDetectLocal, type DetectLocalFlags, type DetectLocalMode } from './plan/local.ts';
+import { clusterCIDRWarning, detectLocalModes, detectLocalProblem, parseInterfaceName, resolveDetectLocal, type DetectLocalFlags, type DetectLocalMode } from './plan/local.ts';
 
 /** A whole number, 0 included. */
 function wholeNumber(raw: string): number {
@@ -183,6 +183,11 @@ async function runProxy(ctx: ComponentContext, f: ProxyFlags): Promise<void> {
         detectLocal: local.detect,
       };
     },
+    onGiveUp(reason, waitedMs) {
+      // kube-proxy stops with "timeout waiting for PodCIDR allocation" and is restarted by its DaemonSet.
+      ctx.log.fatal({ waited: reason, waitedS: Math.round(waitedMs / 1000) }, `gave up after ${Math.round(waitedMs / 1000)} s ${reason.split(':')[0]}, as kube-proxy does; exiting`);
+      void ctx.shutdown.run(1);
+    },
     async afterSync(prev, next) {
       if (leftovers) {
         const mode = leftovers;
@@ -197,6 +202,8 @@ async function runProxy(ctx: ComponentContext, f: ProxyFlags): Promise<void> {
     },
   });
   ctx.admin.addHealthCheck('proxy-sync', syncer.health);
+  const noLocal = f.mode === 'userspace' ? undefined : clusterCIDRWarning(f['detect-local-mode'], f['cluster-cidr'].flat());
+  if (noLocal) ctx.log.warn(noLocal);
   ctx.admin.addReadinessCheck('proxy-rules', syncer.readiness);
   if (f.mode !== 'userspace') {
     await applyConntrack(

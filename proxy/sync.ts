@@ -12,6 +12,8 @@ import type { ProxyPlan } from './plan/types.ts';
 /** What `config` gives instead of a configuration while nothing may be programmed: one sentence saying what is missing. */
 export interface SyncHold {
   waitFor: string;
+  /** Holding longer than this in all (since the first hold) calls `onGiveUp`; absent: holds without end. */
+  giveUpAfterMs?: number;
 }
 
 /** Options of the sync loop. */
@@ -22,9 +24,12 @@ export interface SyncerOptions {
   /**
    * The planner's configuration, read at every sync (the node's zone can change); or a hold (--detect-local-mode
    * NodeCIDR before the Node has pod CIDRs): the sync then programs nothing, changes stay pending, `readiness`
-   * fails with the reason, and a later requestSync (or the sync period) asks again.
+   * fails with the reason, which is logged when the hold starts and again every sync period while it lasts, and a
+   * later requestSync (or the sync period) asks again.
    */
   config: () => PlanConfig | SyncHold;
+  /** Called once when a hold has lasted past its giveUpAfterMs, with its reason and how long it lasted. */
+  onGiveUp?: (reason: string, waitedMs: number) => void;
   metrics: ProxyMetrics;
   log: Logger;
   /** Syncs are at least this far apart; changes in between are batched. */
@@ -60,8 +65,11 @@ export class ProxySyncer {
   #unapplied = new Map<string, number>();
   #unsubscribe?: () => void;
   #lastSyncedAt: number | undefined;
-  /** Set while `config` holds syncs back: what it waits for. */
+  /** Set while `config` holds syncs back: what it waits for, since when, and when that was last logged (performance.now() ms). */
   #waitingFor: string | undefined;
+  #waitingSince: number | undefined;
+  #holdLoggedAt = -Infinity;
+  #giveUp?: NodeJS.Timeout;
 
   constructor(options: SyncerOptions) {
     this.#o = options;
@@ -123,6 +131,7 @@ export class ProxySyncer {
     this.#unsubscribe?.();
     clearInterval(this.#interval);
     clearTimeout(this.#timer);
+    clearTimeout(this.#giveUp);
     this.#timer = undefined;
     await this.#running;
   }
@@ -157,6 +166,28 @@ export class ProxySyncer {
     }, delayMs);
   }
 
+  /**
+   * A sync held back: logs the reason when the hold starts or the reason changes, and again once a sync period
+   * has passed (the periodic tick runs a sync), with how long it has lasted; arms the give-up timer once.
+   */
+  #hold(hold: SyncHold): void {
+    const o = this.#o;
+    const now = performance.now();
+    const since = (this.#waitingSince ??= now);
+    const giveUpAt = hold.giveUpAfterMs === undefined ? undefined : since + hold.giveUpAfterMs;
+    // Timers fire a little early or late: a tick counts as a period gone by.
+    if (hold.waitFor !== this.#waitingFor || now - this.#holdLoggedAt >= 0.9 * o.syncPeriodMs) {
+      o.log.warn({ waitedS: Math.round((now - since) / 1000), ...(giveUpAt !== undefined ? { giveUpInS: Math.max(0, Math.round((giveUpAt - now) / 1000)) } : {}) }, hold.waitFor);
+      this.#holdLoggedAt = now;
+    }
+    this.#waitingFor = hold.waitFor;
+    if (giveUpAt === undefined || this.#giveUp) return;
+    this.#giveUp = setTimeout(() => {
+      if (this.#waitingFor !== undefined && !this.#stopped) o.onGiveUp?.(this.#waitingFor, performance.now() - since);
+    }, Math.max(0, giveUpAt - now));
+    this.#giveUp.unref();
+  }
+
   /** Runs the backend's canary (periodic syncs only); true when the kernel lost or changed what was applied. */
   async #canaryFailed(): Promise<boolean> {
     const o = this.#o;
@@ -177,13 +208,17 @@ export class ProxySyncer {
     const o = this.#o;
     const config = o.config();
     if ('waitFor' in config) {
-      // Logged once per reason; the changes stay in the tracker for the sync that can program them.
-      if (config.waitFor !== this.#waitingFor) o.log.warn(config.waitFor);
-      this.#waitingFor = config.waitFor;
+      // The changes stay in the tracker for the sync that can program them.
+      this.#hold(config);
       return;
     }
-    if (this.#waitingFor !== undefined) o.log.info({ waited: this.#waitingFor }, 'no longer waiting; programming rules');
+    if (this.#waitingFor !== undefined) {
+      o.log.info({ waited: this.#waitingFor, waitedS: Math.round((performance.now() - this.#waitingSince!) / 1000) }, 'no longer waiting; programming rules');
+    }
     this.#waitingFor = undefined;
+    this.#waitingSince = undefined;
+    clearTimeout(this.#giveUp);
+    this.#giveUp = undefined;
     this.#lastStartAt = performance.now();
     const pending = o.tracker.pending();
     o.metrics.serviceChangesTotal.inc(pending.services);

@@ -46,6 +46,19 @@ export function parseInterfaceName(raw: string, prefix = false): string {
   return name;
 }
 
+/**
+ * The start-up warning for ClusterCIDR without --cluster-cidr, or undefined. kube-proxy logs that it cannot detect
+ * local traffic then and uses a detector that matches nothing; the plan does the same with no CIDRs (localTrafficFor).
+ */
+export function clusterCIDRWarning(mode: DetectLocalMode, clusterCIDRs: readonly string[]): string | undefined {
+  if (mode !== 'ClusterCIDR' || clusterCIDRs.length > 0) return undefined;
+  return (
+    '--detect-local-mode ClusterCIDR without --cluster-cidr: traffic from pods cannot be told from other traffic, so none is treated as local: ' +
+    "connections from outside the cluster to cluster IPs are not masqueraded, and pods reaching a Local-policy load-balancer or external IP get only this node's endpoints; " +
+    'give --cluster-cidr, or another --detect-local-mode'
+  );
+}
+
 /** Why the flags do not go together, as one sentence, or undefined when they do. */
 export function detectLocalProblem(f: DetectLocalFlags): string | undefined {
   if (f.mode === 'BridgeInterface' && f.bridge === undefined) {
@@ -85,15 +98,25 @@ export function localTrafficOf(plan: Pick<ProxyPlan, 'clusterCIDRs' | 'localTraf
   return plan.localTraffic ?? { by: 'cidr', cidrs: plan.clusterCIDRs };
 }
 
-/** What the planner gets now, with a sentence worth logging; or, instead, what programming waits for. */
-export type DetectLocalResolution = { detect: DetectLocal; warning?: string; notice?: string } | { waitFor: string };
+/**
+ * How long NodeCIDR waits for the Node's spec.podCIDRs before the first plan: kube-proxy's timeoutForNodePodCIDR,
+ * after which it stops with an error (and is restarted by its DaemonSet).
+ */
+export const podCIDRWaitMs = 5 * 60_000;
+
+/**
+ * What the planner gets now, with a sentence worth logging; or, instead, what programming waits for and how long
+ * before giving up.
+ */
+export type DetectLocalResolution = { detect: DetectLocal; warning?: string; notice?: string } | { waitFor: string; giveUpAfterMs: number };
 
 /**
  * The choice for the flags, given this node's Node as the view has it and the last plan programmed. NodeCIDR takes
  * the Node's spec.podCIDRs and follows them when they change (kube-proxy restarts itself then; here the next sync
  * re-plans, with a notice). Without them (the Node is not in the view, or has none) it keeps the pod CIDRs of the
  * last plan, with a warning, so that working rules are never dropped; before any plan it waits for them, as
- * kube-proxy waits for the Node's podCIDR before it starts. The other modes never wait. Pure.
+ * kube-proxy waits for the Node's podCIDR before it starts, and gives up after podCIDRWaitMs as it does. The other
+ * modes never wait. Pure.
  */
 export function resolveDetectLocal(f: DetectLocalFlags, nodeName: string, node: Node | undefined, last: ProxyPlan | undefined): DetectLocalResolution {
   switch (f.mode) {
@@ -111,8 +134,11 @@ export function resolveDetectLocal(f: DetectLocalFlags, nodeName: string, node: 
   const kept = lastTraffic?.by === 'cidr' ? [...lastTraffic.cidrs[4], ...lastTraffic.cidrs[6]] : [];
   const now = node?.spec.podCIDRs ?? [];
   if (now.length === 0) {
+    if (kept.length === 0) {
+      const state = node ? 'it has none yet' : 'it is not in the cluster view yet (--node-name)';
+      return { waitFor: `waiting for Node "${nodeName}"'s spec.podCIDRs (--detect-local-mode NodeCIDR): ${state}; no rule is programmed until it has them`, giveUpAfterMs: podCIDRWaitMs };
+    }
     const why = node ? 'has no spec.podCIDRs' : '(--node-name) is not in the cluster view';
-    if (kept.length === 0) return { waitFor: `${what} ${why} yet; no rule is programmed until it has its pod CIDRs` };
     return { detect: { mode: 'NodeCIDR', podCIDRs: kept }, warning: `${what} ${why} any more; traffic from ${kept.join(', ')} stays local until it has pod CIDRs again` };
   }
   const changed = kept.length > 0 && !sameSet(kept, now);

@@ -101,7 +101,7 @@ for (const mode of ['nftables', 'iptables'] as const) {
 
     it('NodeCIDR: programs nothing and is not ready until the Node has podCIDRs, then only they are local (both families)', async () => {
       await write(undefined);
-      const waiting = /^--detect-local-mode NodeCIDR: the Node "node1" has no spec\.podCIDRs yet; no rule is programmed until it has its pod CIDRs$/;
+      const waiting = /^waiting for Node "node1"'s spec\.podCIDRs \(--detect-local-mode NodeCIDR\): it has none yet; no rule is programmed until it has them$/;
       await startProxy(['--detect-local-mode', 'NodeCIDR'], () => logged(waiting));
       const unready = await readyz();
       expect(unready.code).toBe('503');

@@ -95,8 +95,8 @@ describe('resolveDetectLocal', () => {
     { name: 'BridgeInterface', flags: { mode: 'BridgeInterface', bridge: 'cni0' }, detect: { mode: 'BridgeInterface', bridge: 'cni0' } },
     { name: 'InterfaceNamePrefix', flags: { mode: 'InterfaceNamePrefix', prefix: 'cali' }, detect: { mode: 'InterfaceNamePrefix', prefix: 'cali' } },
     { name: "NodeCIDR takes the Node's podCIDRs, both families", flags: { mode: 'NodeCIDR' }, node: node(['10.244.1.0/24', 'fd00:244:1::/64']), detect: { mode: 'NodeCIDR', podCIDRs: ['10.244.1.0/24', 'fd00:244:1::/64'] } },
-    { name: 'NodeCIDR waits for a Node the view does not have', flags: { mode: 'NodeCIDR' }, waitFor: /^--detect-local-mode NodeCIDR: the Node "n1" \(--node-name\) is not in the cluster view yet; no rule is programmed until it has its pod CIDRs$/ },
-    { name: 'NodeCIDR waits for a Node without podCIDRs', flags: { mode: 'NodeCIDR' }, node: node([]), waitFor: /the Node "n1" has no spec.podCIDRs yet/ },
+    { name: 'NodeCIDR waits for a Node the view does not have', flags: { mode: 'NodeCIDR' }, waitFor: /^waiting for Node "n1"'s spec\.podCIDRs \(--detect-local-mode NodeCIDR\): it is not in the cluster view yet \(--node-name\); no rule is programmed until it has them$/ },
+    { name: 'NodeCIDR waits for a Node without podCIDRs', flags: { mode: 'NodeCIDR' }, node: node([]), waitFor: /^waiting for Node "n1"'s spec\.podCIDRs \(--detect-local-mode NodeCIDR\): it has none yet;/ },
     {
       name: 'NodeCIDR keeps the last plan\'s CIDRs when the Node loses them',
       flags: { mode: 'NodeCIDR' },
@@ -113,7 +113,7 @@ describe('resolveDetectLocal', () => {
     it(r.name, () => {
       const got = resolveDetectLocal(r.flags, 'n1', r.node, r.last);
       if (r.waitFor) {
-        expect(got).toEqual({ waitFor: expect.stringMatching(r.waitFor) });
+        expect(got).toEqual({ waitFor: expect.stringMatching(r.waitFor), giveUpAfterMs: 300_000 });
         return;
       }
       expect('detect' in got && got.detect).toEqual(r.detect);
