@@ -12,9 +12,11 @@ import { parseNameRule } from './rewrite/rules.ts';
 import { loadBalancePolicies } from './server/balance.ts';
 import { parseQueryClasses, QueryLog } from './server/querylog.ts';
 import { DnsServer } from './server/server.ts';
+import { AutopathHandler } from './zone/autopath-handler.ts';
 import { ClusterZoneHandler } from './zone/handler.ts';
 import { followPods } from './zone/pods.ts';
 import { followNamespaces, RecordIndex } from './zone/records.ts';
+import type { DnsHandler } from './types.ts';
 
 const zoneName = (raw: string) => {
   const z = raw.toLowerCase().replace(/\.$/, '');
@@ -92,6 +94,9 @@ const flags = {
     parse: oneOf(['disabled', 'insecure', 'verified'] as const),
     default: 'disabled' as 'disabled' | 'insecure' | 'verified',
   }),
+  autopath: switchFlag(
+    "answer a client Pod's first search-path query (NAME.<its ns>.svc.<zone>) with the first of NAME.<ns>.svc.<zone>, NAME.svc.<zone>, NAME.<zone> and NAME that exists, behind a CNAME, in one round trip (CoreDNS autopath @kubernetes); needs --pods verified",
+  ),
   'endpoint-pod-names': switchFlag("name endpoints without a hostname after their Pod (<pod>.<svc>.<ns>.svc.<zone>, PTR too) instead of their dashed address (CoreDNS endpoint_pod_names)"),
   'rewrite-name': listFlag({
     value: 'exact|suffix:FROM:TO',
@@ -170,6 +175,7 @@ export const dnsComponent = defineComponent({
   defaultAdmin: '127.0.0.1:9153',
   flags,
   async before(f) {
+    if (f.autopath && f.pods !== 'verified') throw new UsageError(`netplane dns: --autopath finds a client's namespace from the Pod with its address, so it needs --pods verified, not --pods ${f.pods}`);
     if (f['log-class'] !== undefined && !f['log-queries']) throw new UsageError('netplane dns: --log-class chooses what --log-queries logs; give --log-queries too');
     for (const s of f['stub-domain']) {
       if (s.domain === f.zone || s.domain.endsWith(`.${f.zone}`)) throw new UsageError(`netplane dns: --stub-domain ${s.domain} is inside the cluster zone ${f.zone}, which is answered here`);
@@ -188,6 +194,12 @@ export const dnsComponent = defineComponent({
 });
 
 type DnsFlags = Parameters<NonNullable<typeof dnsComponent.run>>[1];
+
+/** --autopath: the handler, finding clients' namespaces in the index's Pods, and coredns_autopath_success_total. */
+function autopathHandler(ctx: ComponentContext, zone: string, index: RecordIndex, rest: readonly DnsHandler[], server: string): AutopathHandler {
+  const success = new Counter({ name: 'coredns_autopath_success_total', help: "Queries answered from a later name of the client Pod's search path.", labelNames: ['server'], registers: [ctx.registry] }).labels(server);
+  return new AutopathHandler({ zone, namespaceOf: (ip) => index.podNamespace(ip), next: chainOf(rest), onSuccess: () => success.inc() });
+}
 
 async function runDns(ctx: ComponentContext, f: DnsFlags): Promise<void> {
   for (const [addr, path] of [[f.health, '/health'], [f.ready, '/ready']] as const) {
@@ -274,7 +286,9 @@ async function runDns(ctx: ComponentContext, f: DnsFlags): Promise<void> {
     const s = stubs.find(lname);
     return s ? `${s.domain}.` : '.';
   };
-  const chain = [zone, ...(hosts ? [hosts] : []), ...(f['stub-domain'].length > 0 ? [stubs] : []), forwarder];
+  const rest = [zone, ...(hosts ? [hosts] : []), ...(f['stub-domain'].length > 0 ? [stubs] : []), forwarder];
+  // After the rewrite handler and before the zone, as CoreDNS orders its plugins.
+  const chain = f.autopath ? [autopathHandler(ctx, f.zone, index, rest, serverLabel), ...rest] : rest;
   const server = new DnsServer({
     listen: f.listen,
     handlers: f['rewrite-name'].length > 0 ? [new RewriteHandler(f['rewrite-name'], chainOf(chain)), ...chain] : chain,

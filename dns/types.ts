@@ -52,6 +52,11 @@ export interface DnsAnswer {
    * `replayed()` hears of each replay, for the handler's own counting.
    */
   replay?: ReplayTerms;
+  /**
+   * Set on an answer that holds only for the client that asked (autopath's, which depends on the client Pod's
+   * namespace): never replayed to another query (server/replay.ts), however authoritative.
+   */
+  clientBound?: boolean;
 }
 
 /** When a non-authoritative answer may be replayed, and who counts the replays. */

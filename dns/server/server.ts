@@ -411,7 +411,7 @@ export class DnsServer {
       }
       // The response bytes are still intact: nothing was allocated since it was sent.
       // A response cut to fit is not replayed when it has records to rotate: its bytes no longer match the plan.
-      if (replayable && out.prefix === 0 && (a.rcode === 'NOERROR' || a.rcode === 'NXDOMAIN') && (plan === null || bodyAt >= 0)) {
+      if (replayable && out.prefix === 0 && a.clientBound !== true && (a.rcode === 'NOERROR' || a.rcode === 'NXDOMAIN') && (plan === null || bodyAt >= 0)) {
         const h = a.authoritative ? this.#byName.get(a.source) : undefined;
         const from = h?.version !== undefined ? { handler: h } : a.replay !== undefined ? { terms: a.replay } : undefined;
         if (from !== undefined) {

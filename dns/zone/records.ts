@@ -90,8 +90,10 @@ export class RecordIndex {
   #namespaces = new Map<string, number>();
   /** Names of the Namespace objects. */
   #namespaceObjects = new Set<string>();
-  /** With --pods verified: by namespace, how many of its Pods have each address (addressKey). */
+  /** With --pods verified: by address (addressKey), how many Pods of each namespace have it. */
   #podIPs = new Map<string, Map<string, number>>();
+  /** With --pods verified: by namespace, how many distinct addresses its Pods have. */
+  #podNamespaces = new Map<string, number>();
   /** Service names by cluster IP. */
   #ptr = new Map<string, Set<string>>();
   /** Endpoint names by endpoint IP: asked only when no cluster IP matches, as CoreDNS's serviceRecordForIP. */
@@ -127,12 +129,23 @@ export class RecordIndex {
    * exist too.
    */
   hasNamespace(namespace: string): boolean {
-    return this.#namespaceObjects.has(namespace) || this.#namespaces.has(namespace) || this.#podIPs.has(namespace);
+    return this.#namespaceObjects.has(namespace) || this.#namespaces.has(namespace) || this.#podNamespaces.has(namespace);
   }
 
   /** Whether a Pod of `namespace` has the address `ip` (any spelling of it), as CoreDNS's `pods verified` asks. */
   hasPodIP(namespace: string, ip: string): boolean {
-    return this.#podIPs.get(namespace)?.has(addressKey(ip)) === true;
+    return this.#podIPs.get(addressKey(ip))?.has(namespace) === true;
+  }
+
+  /**
+   * The namespace of the Pods that have the address `ip` (any spelling of it), as autopath finds a client's;
+   * undefined when no Pod has it, or Pods of several namespaces do (host network: the node's address names no one).
+   */
+  podNamespace(ip: string): string | undefined {
+    const byNamespace = this.#podIPs.get(addressKey(ip));
+    if (byNamespace?.size !== 1) return undefined;
+    for (const namespace of byNamespace.keys()) return namespace;
+    return undefined;
   }
 
   /**
@@ -140,20 +153,24 @@ export class RecordIndex {
    * address of the namespace appears or goes: a second Pod with the same address (host network) changes no answer.
    */
   countPodIPs(namespace: string, ips: readonly string[], delta: 1 | -1): void {
-    let byIP = this.#podIPs.get(namespace);
-    if (byIP === undefined) {
-      if (delta < 0 || ips.length === 0) return;
-      this.#podIPs.set(namespace, (byIP = new Map()));
-    }
     let changed = false;
     for (const ip of ips) {
       const key = addressKey(ip);
-      const n = (byIP.get(key) ?? 0) + delta;
-      if (n > 0) byIP.set(key, n);
-      else byIP.delete(key);
-      if (n === 0 || (n === 1 && delta > 0)) changed = true;
+      let byNamespace = this.#podIPs.get(key);
+      if (byNamespace === undefined) {
+        if (delta < 0) continue;
+        this.#podIPs.set(key, (byNamespace = new Map()));
+      }
+      const n = (byNamespace.get(namespace) ?? 0) + delta;
+      if (n > 0) byNamespace.set(namespace, n);
+      else if (byNamespace.delete(namespace) && byNamespace.size === 0) this.#podIPs.delete(key);
+      if (n === 0 || (n === 1 && delta > 0)) {
+        changed = true;
+        const addresses = (this.#podNamespaces.get(namespace) ?? 0) + (n === 0 ? -1 : 1);
+        if (addresses > 0) this.#podNamespaces.set(namespace, addresses);
+        else this.#podNamespaces.delete(namespace);
+      }
     }
-    if (byIP.size === 0) this.#podIPs.delete(namespace);
     if (changed) {
       this.#generation++;
       this.#changedAt = Math.floor(Date.now() / 1000);
