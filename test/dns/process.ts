@@ -13,9 +13,10 @@ import { HostRunner } from '../../runtime/exec.ts';
 const bin = fileURLToPath(new URL('../../bin/netplane.ts', import.meta.url));
 const host = new HostRunner();
 
-/** dig's status (undefined when it got no reply within a second) and answer lines without TTL. */
-export async function dig(port: number, name: string, type = 'A'): Promise<{ status: string | undefined; answer: string[] }> {
-  const { stdout } = await host.run('dig', ['@127.0.0.1', '-p', String(port), '+time=1', '+tries=1', '+nocmd', '+nostats', name, type]).catch(() => ({ stdout: '' }));
+/** dig's status (undefined when it got no reply within a second) and answer lines without TTL; sent from `source` when given. */
+export async function dig(port: number, name: string, type = 'A', source?: string): Promise<{ status: string | undefined; answer: string[] }> {
+  const from = source === undefined ? [] : ['-b', source];
+  const { stdout } = await host.run('dig', ['@127.0.0.1', '-p', String(port), ...from, '+time=1', '+tries=1', '+nocmd', '+nostats', name, type]).catch(() => ({ stdout: '' }));
   const m = /;; ANSWER SECTION:\n([\s\S]*?)(?:\n\n|$)/.exec(stdout);
   const answer = (m?.[1] ?? '').split('\n').filter((l) => l && !l.startsWith(';')).map((l) => l.split(/\s+/).filter((_, i) => i !== 1).join(' '));
   return { status: /status: (\w+)/.exec(stdout)?.[1], answer };
@@ -32,10 +33,11 @@ export interface DnsProcess {
   stop(): Promise<void>;
 }
 
-/** Starts `netplane dns` on a manifest directory holding default/web (10.96.0.10), with these extra flags. */
-export async function startDns(args: string[]): Promise<DnsProcess> {
+/** Starts `netplane dns` on a manifest directory holding default/web (10.96.0.10) and `objects`, with these extra flags. */
+export async function startDns(args: string[], objects: object[] = []): Promise<DnsProcess> {
   const dir = await mkdtemp(join(tmpdir(), 'netplane-dns-'));
   await writeFile(join(dir, 'web.yaml'), JSON.stringify(service('web', { clusterIP: '10.96.0.10', ports: [{ name: 'http', port: 80 }] })));
+  if (objects.length > 0) await writeFile(join(dir, 'objects.yaml'), objects.map((o) => JSON.stringify(o)).join('\n---\n'));
   const proc = spawn(process.execPath, [bin, 'dns', '--manifests', dir, '--admin', '127.0.0.1:0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout!.on('data', (d) => (out += d));
