@@ -15,6 +15,7 @@ import { grpcStatusOf, relayedTrailers, splitTrailersOnly, writeGrpcFailure } fr
 import { clientResponseHeaders, upstreamRequestHeaders, withHeaders, withoutBodyHeaders, type HeaderList, type HeaderValue } from './headers.ts';
 import { isGrpc, overTls, type UpstreamEndpoint } from './pool.ts';
 import { UpstreamBody, lingerAfterRefusal, stopUpload } from './request-body.ts';
+import { watchResetPeer } from './reset-peer.ts';
 
 /** Where and how to send one request. */
 export interface ForwardTarget {
@@ -160,6 +161,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
   #t0 = 0;
   #drain: (() => void) | null = null;
   #stalled: NodeJS.Timeout | undefined;
+  // Stops the watch for an HTTP/2 client reset while a write to it stalls (reset-peer.ts), once one has stalled.
+  #unwatch: (() => void) | undefined;
   // The attempt went out on a kept-alive connection; a second attempt on the same endpoint was made for that.
   #reused = false;
   #resent = false;
@@ -276,6 +279,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
       controller.pause();
       this.#res.once('drain', (this.#drain ??= () => this.#onDrain()));
       this.#stalled ??= setTimeout(() => this.#onStalled(), this.#target.policy.readTimeoutMs);
+      if (this.#req.httpVersionMajor === 2) this.#unwatch ??= watchResetPeer(this.#req as Http2ServerRequest, () => this.#stalled !== undefined);
     }
   }
 
@@ -287,8 +291,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
 
   /**
    * The client took nothing for the read timeout while the upstream waits (nginx's send_timeout, 60 s, cuts such a
-   * client). Also the bound for a client whose connection is gone without Node noticing: an HTTP/2 session stops
-   * reading its socket while a write to it is pending, so a peer that closes then is not seen until it is destroyed.
+   * client). Also the bound for an HTTP/2 client whose connection is gone without Node noticing and without a reset
+   * (reset-peer.ts catches those with one): the session stops reading its socket while a write to it is pending.
    */
   #onStalled(): void {
     this.#stalled = undefined;
@@ -402,6 +406,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (this.#finished) return;
     this.#finished = true;
     clearTimeout(this.#stalled);
+    this.#unwatch?.();
     const result = forwardResult(status, this.#attempts, this.#member, this.#t0, error);
     if (this.#intercepted) result.intercepted = true;
     if (this.#grpcStatus !== undefined) result.grpcStatus = this.#grpcStatus;
