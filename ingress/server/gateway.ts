@@ -166,16 +166,12 @@ export class Gateway {
   /** Resolves once `done()` holds, checked as in-flight work ends, or after `ms`. */
   #until(done: () => boolean, ms: number): Promise<void> {
     if (done()) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      const timer = setTimeout(finish, ms);
-      function finish(): void {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.#settledHook = () => {
-        if (done()) finish();
-      };
-    }).finally(() => (this.#settledHook = undefined));
+    const { promise, resolve } = Promise.withResolvers<void>();
+    const timer = setTimeout(resolve, ms);
+    this.#settledHook = () => {
+      if (done()) (clearTimeout(timer), resolve());
+    };
+    return promise.finally(() => (this.#settledHook = undefined));
   }
 
   /** One piece of in-flight work has ended. */
