@@ -68,6 +68,8 @@ export class ProxySyncer {
   /** Set while `config` holds syncs back: what it waits for, since when, and when that was last logged (performance.now() ms). */
   #waitingFor: string | undefined;
   #waitingSince: number | undefined;
+  /** When the last hold ended (performance.now() ms); changes it kept back count from then. */
+  #holdEndedAt = -Infinity;
   #holdLoggedAt = -Infinity;
   #giveUp?: NodeJS.Timeout;
 
@@ -113,10 +115,16 @@ export class ProxySyncer {
     }
   }
 
-  /** /healthz: failing when a change seen has waited longer than two sync periods. */
+  /**
+   * /healthz: failing when a change seen has waited longer than two sync periods. A hold is not a failure to
+   * program (readiness says what it waits for, and a hold with a time-out ends the process): while it lasts /healthz
+   * stays up, else a liveness probe would restart the proxy over and over before the Node has its pod CIDRs, and the
+   * changes it kept back count from its end.
+   */
   readonly health: HealthCheck = () => {
+    if (this.#waitingFor !== undefined) return { ok: true };
     const oldest = this.#oldestUnapplied();
-    const waited = oldest === undefined ? 0 : performance.now() - oldest;
+    const waited = oldest === undefined ? 0 : performance.now() - Math.max(oldest, this.#holdEndedAt);
     return waited > 2 * this.#o.syncPeriodMs
       ? { ok: false, reason: `a change has waited ${Math.round(waited / 1000)} s to be programmed (sync period ${this.#o.syncPeriodMs / 1000} s)` }
       : { ok: true };
@@ -215,6 +223,7 @@ export class ProxySyncer {
     if (this.#waitingFor !== undefined) {
       o.log.info({ waited: this.#waitingFor, waitedS: Math.round((performance.now() - this.#waitingSince!) / 1000) }, 'no longer waiting; programming rules');
     }
+    if (this.#waitingFor !== undefined) this.#holdEndedAt = performance.now();
     this.#waitingFor = undefined;
     this.#waitingSince = undefined;
     clearTimeout(this.#giveUp);
