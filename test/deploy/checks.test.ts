@@ -65,6 +65,8 @@ const cases: { name: string; rule: Rule; edit: Edit }[] = [
   { name: 'a Service targetPort naming no pod port', rule: 'service-selector', edit: (get) => (get('Service', 'netplane-ingress').spec.ports[1].targetPort = 'tls') },
   { name: 'a ServiceMonitor selecting no Service', rule: 'monitor-selector', edit: (get) => (get('ServiceMonitor', 'netplane-ingress').spec.selector.matchLabels['app.kubernetes.io/component'] = 'gateway') },
   { name: 'a ServiceMonitor scraping an unknown port', rule: 'monitor-selector', edit: (get) => (get('ServiceMonitor', 'netplane-node').spec.endpoints[1].port = 'metrics') },
+  { name: 'the proxy not privileged', rule: 'privileges', edit: (get) => (node(get).spec.containers[0].securityContext.privileged = false) },
+  { name: 'the proxy without a securityContext', rule: 'privileges', edit: (get) => delete node(get).spec.containers[0].securityContext },
   { name: 'a file left out of the kustomization', rule: 'kustomization', edit: (_get, _docs, files) => files.push('deploy/extra.yaml') },
   { name: 'a kustomization listing a missing file', rule: 'kustomization', edit: (_get, _docs, files) => files.splice(files.indexOf('deploy/monitoring.yaml'), 1) },
 ];

@@ -28,7 +28,8 @@ export type Rule =
   | 'service-account'
   | 'service-selector'
   | 'monitor-selector'
-  | 'kustomization';
+  | 'kustomization'
+  | 'privileges';
 
 /** One parsed manifest document. */
 export interface Doc {

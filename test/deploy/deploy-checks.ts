@@ -135,6 +135,22 @@ export function checkServiceAccounts(docs: Doc[]): Problem[] {
   });
 }
 
+/**
+ * A container running `proxy` in a kernel mode is privileged, as kube-proxy's is: it writes the conntrack sysctls
+ * under /proc/sys/net/netfilter and /sys/module/nf_conntrack/parameters/hashsize, which a container runtime mounts
+ * read-only for unprivileged containers whatever their capabilities.
+ */
+export function checkPrivileges(docs: Doc[]): Problem[] {
+  return docs.flatMap((d) =>
+    arr(podSpecOf(d)?.containers).map(obj).flatMap((c) => {
+      const args = arr(c.args).map(String);
+      const mode = args.find((a) => a.startsWith('--mode='))?.slice('--mode='.length) ?? 'nftables';
+      if (args[0] !== 'proxy' || mode === 'userspace' || obj(c.securityContext).privileged === true) return [];
+      return [{ rule: 'privileges' as const, at: d.at, detail: `${ref(d)}: container ${String(c.name)} runs proxy in ${mode} mode without privileged: true (the conntrack sysctls are read-only)` }];
+    }),
+  );
+}
+
 /** Each Service with a selector selects a workload, and its named targetPorts are ports of that workload. */
 export function checkServiceSelectors(docs: Doc[]): Problem[] {
   const out: Problem[] = [];
@@ -191,4 +207,5 @@ export const deployChecks: readonly { name: string; check: (docs: Doc[], files: 
   { name: 'Service selectors and targetPorts resolve to pods', check: checkServiceSelectors },
   { name: 'ServiceMonitors select Services with the scraped ports', check: checkMonitors },
   { name: 'kustomization lists every file', check: checkKustomization },
+  { name: 'the proxy in a kernel mode runs privileged', check: checkPrivileges },
 ];
