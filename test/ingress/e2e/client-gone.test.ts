@@ -201,7 +201,7 @@ describe('netplane ingress: clients that go away', () => {
     expect(await gw.metrics()).toMatch(/nginx_ingress_controller_requests\{[^}]*service="big"[^}]*status="499"[^}]*\} 2\n/);
   }, 30_000);
 
-  it('a client gone while a write to it is pending is cut after proxy-read-timeout, even 130 of them at once', async () => {
+  it('a client gone while a write to it is pending is cut (once its reset is seen, at the latest after proxy-read-timeout), even 130 of them at once', async () => {
     const before = accessLines(gw, '/endless').length;
     await Promise.all(Array.from({ length: 130 }, () => h2StalledDrop(gw.https, '/endless')));
     await waitFor('the upstream connections to close', () => big.sockets.size === 0, 8000, 50);
