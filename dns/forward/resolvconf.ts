@@ -1,5 +1,6 @@
-// The host's nameservers from resolv.conf, the forwarder's upstreams when --upstream is not given (CoreDNS's
-// `forward . /etc/resolv.conf`). Only `nameserver` lines count; every one is kept, in order, stub addresses such as
+// The host's resolv.conf: its nameservers, the forwarder's upstreams when --upstream is not given (CoreDNS's
+// `forward . /etc/resolv.conf`), and its search domains, walked by --autopath after the cluster's (CoreDNS's kubernetes
+// plugin reads them from /etc/resolv.conf too). Every `nameserver` is kept, in order, stub addresses such as
 // 127.0.0.53 included (in a pod that is the node's resolver, which is what the user configured).
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
@@ -25,6 +26,22 @@ export function parseResolvConf(text: string): HostPort[] {
   return out;
 }
 
+/**
+ * The search domains of resolv.conf text, as the kubelet reads the node's file to append them to a ClusterFirst Pod's
+ * search list: the last `search` line wins (a `domain` line does not count), "." is dropped and a trailing dot
+ * trimmed. Letter case and order are kept; duplicates too (the walk skips those: zone/autopath.ts).
+ */
+export function parseSearchDomains(text: string): string[] {
+  let out: string[] = [];
+  for (const raw of text.split('\n')) {
+    // [^]: a comment runs to the end of the line, a CR of CRLF included.
+    const [keyword, ...values] = raw.replace(/[#;][^]*$/, '').trim().split(/\s+/);
+    if (keyword !== 'search') continue;
+    out = values.filter((v) => v !== '' && v !== '.').map((v) => v.replace(/\.$/, ''));
+  }
+  return out;
+}
+
 /** The nameservers of the resolv.conf at `path`. Throws ResolvConfError when it cannot be read or names none. */
 export function readResolvConf(path = '/etc/resolv.conf'): HostPort[] {
   let text: string;
@@ -36,4 +53,13 @@ export function readResolvConf(path = '/etc/resolv.conf'): HostPort[] {
   const servers = parseResolvConf(text);
   if (servers.length === 0) throw new ResolvConfError(`${path} has no "nameserver ADDRESS" line; give --upstream ADDR:PORT instead`);
   return servers;
+}
+
+/** The search domains of the resolv.conf at `path` (none when it has no `search` line). Throws ResolvConfError when it cannot be read. */
+export function readSearchDomains(path = '/etc/resolv.conf'): string[] {
+  try {
+    return parseSearchDomains(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new ResolvConfError(`cannot read ${path} for its search domains (${(e as Error).message})`, { cause: e });
+  }
 }

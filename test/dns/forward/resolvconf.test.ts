@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ResolvConfError, parseResolvConf, readResolvConf } from '../../../dns/forward/resolvconf.ts';
+import { ResolvConfError, parseResolvConf, parseSearchDomains, readResolvConf, readSearchDomains } from '../../../dns/forward/resolvconf.ts';
 
 describe('parseResolvConf', () => {
   const cases: Array<[string, string, string[]]> = [
@@ -23,6 +23,43 @@ describe('parseResolvConf', () => {
       for (const h of got) expect(h.port).toBe(53);
     });
   }
+});
+
+describe('parseSearchDomains', () => {
+  it.each([
+    ['one line, in order, case kept', 'nameserver 10.0.0.10\nsearch corp.example Lab.Example\n', ['corp.example', 'Lab.Example']],
+    ['the last search line wins', 'search old.example\nsearch corp.example\n', ['corp.example']],
+    ['an empty search line clears', 'search corp.example\nsearch\n', []],
+    ['a domain line does not count (the kubelet reads search only)', 'domain corp.example\n', []],
+    ['trailing dots trimmed, "." dropped, duplicates kept', 'search corp.example. . corp.example\n', ['corp.example', 'corp.example']],
+    ['tabs, comments, CRLF', 'search\tcorp.example  lab.example # node\r\n#search x.example\n', ['corp.example', 'lab.example']],
+    ['keyword must be exact', 'searches a.example\nSEARCH b.example\n', []],
+    ['none', 'nameserver 10.0.0.10\n', []],
+  ])('%s', (_, text, want) => {
+    expect(parseSearchDomains(text)).toEqual(want);
+  });
+});
+
+describe('readSearchDomains', () => {
+  it('reads a file, none without a search line, and fails with a code when it is missing', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'resolv-'));
+    try {
+      writeFileSync(join(dir, 'ok'), 'nameserver 10.96.0.10\nsearch corp.example\n');
+      writeFileSync(join(dir, 'none'), 'nameserver 10.96.0.10\n');
+      expect(readSearchDomains(join(dir, 'ok'))).toEqual(['corp.example']);
+      expect(readSearchDomains(join(dir, 'none'))).toEqual([]);
+      let err: unknown;
+      try {
+        readSearchDomains(join(dir, 'missing'));
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(ResolvConfError);
+      expect((err as ResolvConfError).code).toBe('NETPLANE_DNS_RESOLV_CONF');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('readResolvConf', () => {
