@@ -4,6 +4,7 @@ import { defineComponent, type ComponentContext } from '../runtime/component.ts'
 import { durationFlag, intInRange, listFlag, nonEmpty, oneOf, parseCIDRList, parseHostPort, positiveInt, switchFlag, valueFlag } from '../runtime/flags.ts';
 import { Forwarder, LoopDetector, TlsConfigError, parseServername, parseUpstream, policies, readCaFile, readResolvConf, type PrefetchSettings, type UpstreamAddress } from './forward/forwarder.ts';
 import { UsageError } from '../runtime/errors.ts';
+import { readSearchDomains } from './forward/resolvconf.ts';
 import { StubDomains } from './forward/stubs.ts';
 import { followHostsFile } from './hosts/file.ts';
 import { HostsHandler } from './hosts/hosts.ts';
@@ -12,6 +13,7 @@ import { parseNameRule } from './rewrite/rules.ts';
 import { loadBalancePolicies } from './server/balance.ts';
 import { parseQueryClasses, QueryLog } from './server/querylog.ts';
 import { DnsServer } from './server/server.ts';
+import { nodeSearchDomains } from './zone/autopath.ts';
 import { AutopathHandler } from './zone/autopath-handler.ts';
 import { ClusterZoneHandler } from './zone/handler.ts';
 import { followPods } from './zone/pods.ts';
@@ -95,7 +97,7 @@ const flags = {
     default: 'disabled' as 'disabled' | 'insecure' | 'verified',
   }),
   autopath: switchFlag(
-    "answer a client Pod's first search-path query (NAME.<its ns>.svc.<zone>) with the first of NAME.<ns>.svc.<zone>, NAME.svc.<zone>, NAME.<zone> and NAME that exists, behind a CNAME, in one round trip (CoreDNS autopath @kubernetes); needs --pods verified",
+    "answer a client Pod's first search-path query (NAME.<its ns>.svc.<zone>) with the first of NAME.<ns>.svc.<zone>, NAME.svc.<zone>, NAME.<zone>, NAME.<each search domain of /etc/resolv.conf, read at start> and NAME that exists, behind a CNAME, in one round trip (CoreDNS autopath @kubernetes); needs --pods verified",
   ),
   'endpoint-pod-names': switchFlag("name endpoints without a hostname after their Pod (<pod>.<svc>.<ns>.svc.<zone>, PTR too) instead of their dashed address (CoreDNS endpoint_pod_names)"),
   'rewrite-name': listFlag({
@@ -195,10 +197,29 @@ export const dnsComponent = defineComponent({
 
 type DnsFlags = Parameters<NonNullable<typeof dnsComponent.run>>[1];
 
-/** --autopath: the handler, finding clients' namespaces in the index's Pods, and coredns_autopath_success_total. */
-function autopathHandler(ctx: ComponentContext, zone: string, index: RecordIndex, rest: readonly DnsHandler[], server: string): AutopathHandler {
+/** The resolv.conf whose search domains --autopath walks, as CoreDNS's kubernetes plugin (and the kubelet, for Pods) reads. */
+const resolvConf = '/etc/resolv.conf';
+
+/**
+ * --autopath: the handler, finding clients' namespaces in the index's Pods, walking the search domains of resolv.conf
+ * (read once, as the upstreams from it are), and coredns_autopath_success_total. An unreadable resolv.conf or a bad
+ * domain in it is logged and walked without, as CoreDNS does.
+ */
+function autopathHandler(ctx: ComponentContext, zone: string, index: RecordIndex, rest: readonly DnsHandler[], server: string): { handler: AutopathHandler; nodeSearch: string[] } {
   const success = new Counter({ name: 'coredns_autopath_success_total', help: "Queries answered from a later name of the client Pod's search path.", labelNames: ['server'], registers: [ctx.registry] }).labels(server);
-  return new AutopathHandler({ zone, namespaceOf: (ip) => index.podNamespace(ip), next: chainOf(rest), onSuccess: () => success.inc() });
+  let raw: string[] = [];
+  try {
+    raw = readSearchDomains(resolvConf);
+  } catch (e) {
+    ctx.log.warn({ file: resolvConf, err: (e as Error).message }, `autopath walks no search domains of the node: ${(e as Error).message}`);
+  }
+  const { domains, skipped } = nodeSearchDomains(raw, zone);
+  for (const s of skipped) {
+    const at = s.reason === 'not a domain name' ? 'warn' : 'debug';
+    ctx.log[at]({ file: resolvConf, domain: s.domain, reason: s.reason }, `autopath does not walk search domain ${JSON.stringify(s.domain)} of ${resolvConf}: ${s.reason}`);
+  }
+  const handler = new AutopathHandler({ zone, nodeSearch: domains, namespaceOf: (ip) => index.podNamespace(ip), next: chainOf(rest), onSuccess: () => success.inc() });
+  return { handler, nodeSearch: domains };
 }
 
 async function runDns(ctx: ComponentContext, f: DnsFlags): Promise<void> {
@@ -288,7 +309,8 @@ async function runDns(ctx: ComponentContext, f: DnsFlags): Promise<void> {
   };
   const rest = [zone, ...(hosts ? [hosts] : []), ...(f['stub-domain'].length > 0 ? [stubs] : []), forwarder];
   // After the rewrite handler and before the zone, as CoreDNS orders its plugins.
-  const chain = f.autopath ? [autopathHandler(ctx, f.zone, index, rest, serverLabel), ...rest] : rest;
+  const autopath = f.autopath ? autopathHandler(ctx, f.zone, index, rest, serverLabel) : undefined;
+  const chain = autopath ? [autopath.handler, ...rest] : rest;
   const server = new DnsServer({
     listen: f.listen,
     handlers: f['rewrite-name'].length > 0 ? [new RewriteHandler(f['rewrite-name'], chainOf(chain)), ...chain] : chain,
@@ -335,5 +357,5 @@ async function runDns(ctx: ComponentContext, f: DnsFlags): Promise<void> {
     await stubs.close();
   });
   void Promise.all(forwarders.map((w) => w.forwarder.checkLoops()));
-  ctx.log.info({ listen: bound.map((b) => `${b.transport}://${b.address}:${b.port}`), zone: f.zone, upstreams: upstreams.map((u) => u.text), stubDomains: f['stub-domain'].map((s) => `${s.domain}=${s.upstreams.map((u) => u.text).join(',')}`) }, 'dns serving');
+  ctx.log.info({ listen: bound.map((b) => `${b.transport}://${b.address}:${b.port}`), zone: f.zone, upstreams: upstreams.map((u) => u.text), stubDomains: f['stub-domain'].map((s) => `${s.domain}=${s.upstreams.map((u) => u.text).join(',')}`), ...(autopath ? { autopathSearch: autopath.nodeSearch } : {}) }, 'dns serving');
 }

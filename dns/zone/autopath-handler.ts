@@ -1,8 +1,9 @@
 // The autopath handler (CoreDNS's `autopath @kubernetes`), first in the chain after the rewrite handler: a query that
 // is a client Pod's first search-path query (`X.<its ns>.svc.<zone>`) is asked of the rest of the chain as
-// X.<ns>.svc.<zone>, X.svc.<zone>, X.<zone> and X in turn, and the first answer that is not NXDOMAIN is the reply
-// (with a CNAME from the asked name when a later name answered). Pods are found by the source address in the record
-// index that `--pods verified` keeps. Which names and what answer: autopath.ts.
+// X.<ns>.svc.<zone>, X.svc.<zone>, X.<zone>, X.<each of the node's search domains> and X in turn, and the first
+// answer that is not NXDOMAIN is the reply (with a CNAME from the asked name when a later name answered). Pods are
+// found by the source address in the record index that `--pods verified` keeps. Which names and what answer:
+// autopath.ts.
 import type { DnsAnswer, DnsHandler, DnsQuery, HandlerResult } from '../types.ts';
 import type { NextHandlers } from '../rewrite/handler.ts';
 import { answerFor, candidates, clientAddress, inSomeSearchPath, walksOn, type Candidate } from './autopath.ts';
@@ -11,6 +12,8 @@ import { answerFor, candidates, clientAddress, inSomeSearchPath, walksOn, type C
 export interface AutopathOptions {
   /** The cluster zone (lower case, no trailing dot). */
   zone: string;
+  /** The node's search domains, walked after `<zone>` (nodeSearchDomains in autopath.ts: lower case, none twice). */
+  nodeSearch?: readonly string[];
   /** The namespace of the Pod with this address, undefined when none (or several namespaces') has it. */
   namespaceOf: (ip: string) => string | undefined;
   /** The handlers after this one (rewrite/handler.ts chainOf). */
@@ -39,7 +42,7 @@ export class AutopathHandler implements DnsHandler {
   handle(q: DnsQuery): HandlerResult | Promise<HandlerResult> {
     if (!inSomeSearchPath(q.lname, this.#o.zone)) return 'pass';
     const namespace = this.#o.namespaceOf(clientAddress(q.client.address));
-    const names = namespace === undefined ? undefined : candidates(q.name, namespace, this.#o.zone);
+    const names = namespace === undefined ? undefined : candidates(q.name, namespace, this.#o.zone, this.#o.nodeSearch);
     // Not this client's first search-path query: the chain's own answer. Still, its NXDOMAIN is the one thing a Pod
     // of that namespace would be answered differently, so it must not be replayed to one.
     if (names === undefined) {

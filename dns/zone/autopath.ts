@@ -10,12 +10,43 @@ export interface Candidate {
   lname: string;
 }
 
+/** The longest name in presentation form, without the final dot, that fits the wire's 255 octets. */
+const maxName = 253;
+
+/** Why a search domain of the node's resolv.conf is not walked. */
+export type SkipReason = 'not a domain name' | "in every Pod's search path already" | 'given twice';
+
+/**
+ * The node's search domains (resolvconf.ts parseSearchDomains) as the walk takes them: in lower case, in order, without
+ * those it cannot ask or would ask twice. The kubelet appends the node's search domains to a ClusterFirst Pod's search
+ * list and drops those equal to one before them, so `<zone>` and `svc.<zone>` are skipped here, and
+ * `<ns>.svc.<zone>` per Pod (searchPath). Other names inside the zone stay: they are in the Pod's list too.
+ */
+export function nodeSearchDomains(raw: readonly string[], zone: string): { domains: string[]; skipped: Array<{ domain: string; reason: SkipReason }> } {
+  const domains: string[] = [];
+  const skipped: Array<{ domain: string; reason: SkipReason }> = [];
+  for (const domain of raw) {
+    const d = domain.toLowerCase().replace(/\.$/, '');
+    const reason: SkipReason | undefined = !isDomainName(d) ? 'not a domain name' : d === zone || d === `svc.${zone}` ? "in every Pod's search path already" : domains.includes(d) ? 'given twice' : undefined;
+    if (reason === undefined) domains.push(d);
+    else skipped.push({ domain, reason });
+  }
+  return { domains, skipped };
+}
+
+/** Labels of 1 to 63 characters, no space, at most 253 characters in all (a name that fits the wire). */
+function isDomainName(d: string): boolean {
+  return d.length > 0 && d.length <= maxName && !/\s/.test(d) && d.split('.').every((l) => l.length > 0 && l.length <= 63);
+}
+
 /**
  * The search path of a Pod of `namespace`, as CoreDNS's kubernetes plugin builds it for autopath (and as the kubelet
- * writes it into the Pod's resolv.conf): `<ns>.svc.<zone>`, `svc.<zone>`, `<zone>`, then "" for the name itself.
+ * writes it into the Pod's resolv.conf): `<ns>.svc.<zone>`, `svc.<zone>`, `<zone>`, the node's search domains
+ * (nodeSearchDomains) but `<ns>.svc.<zone>`, then "" for the name itself.
  */
-export function searchPath(namespace: string, zone: string): readonly string[] {
-  return [`${namespace}.svc.${zone}`, `svc.${zone}`, zone, ''];
+export function searchPath(namespace: string, zone: string, node: readonly string[] = []): readonly string[] {
+  const first = `${namespace}.svc.${zone}`;
+  return [first, `svc.${zone}`, zone, ...node.filter((d) => d !== first), ''];
 }
 
 /**
@@ -34,17 +65,19 @@ export function inSomeSearchPath(lname: string, zone: string): boolean {
 
 /**
  * The names the walk asks, in order, for a query `name` from a Pod of `namespace`: the base (what the client's
- * resolver put the first search domain after) with each element of the search path. Undefined when `name` is not
- * under that Pod's first search domain, or is that domain itself (no base: CoreDNS fails those with SERVFAIL;
- * here they are answered as without autopath).
+ * resolver put the first search domain after) with each element of the search path, `node` being the node's search
+ * domains (nodeSearchDomains). A name longer than a DNS name can be is left out (it could not be asked). Undefined
+ * when `name` is not under that Pod's first search domain, or is that domain itself (no base: CoreDNS fails those with
+ * SERVFAIL; here they are answered as without autopath).
  */
-export function candidates(name: string, namespace: string, zone: string): Candidate[] | undefined {
-  const [first, ...rest] = searchPath(namespace, zone);
+export function candidates(name: string, namespace: string, zone: string, node: readonly string[] = []): Candidate[] | undefined {
+  const [first, ...rest] = searchPath(namespace, zone, node);
   const lname = name.toLowerCase();
   if (!lname.endsWith(`.${first!}`)) return undefined;
   const base = name.slice(0, name.length - first!.length - 1);
   if (base === '' || base.endsWith('.')) return undefined;
-  return [{ name, lname }, ...rest.map((s) => (s === '' ? base : `${base}.${s}`)).map((n) => ({ name: n, lname: n.toLowerCase() }))];
+  const names = rest.map((s) => (s === '' ? base : `${base}.${s}`)).filter((n) => n.length <= maxName);
+  return [{ name, lname }, ...names.map((n) => ({ name: n, lname: n.toLowerCase() }))];
 }
 
 /** Whether the walk goes on to the next name after an answer with this rcode: only NXDOMAIN does (as CoreDNS). */

@@ -33,12 +33,29 @@ export interface DnsProcess {
   stop(): Promise<void>;
 }
 
+/** Options of startDns. */
+export interface StartOptions {
+  /**
+   * The text the process reads as /etc/resolv.conf: bind-mounted over it in a mount namespace of its own (unshare), so
+   * the host's file and every other process are untouched.
+   */
+  resolvConf?: string;
+}
+
 /** Starts `netplane dns` on a manifest directory holding default/web (10.96.0.10) and `objects`, with these extra flags. */
-export async function startDns(args: string[], objects: object[] = []): Promise<DnsProcess> {
+export async function startDns(args: string[], objects: object[] = [], options: StartOptions = {}): Promise<DnsProcess> {
   const dir = await mkdtemp(join(tmpdir(), 'netplane-dns-'));
   await writeFile(join(dir, 'web.yaml'), JSON.stringify(service('web', { clusterIP: '10.96.0.10', ports: [{ name: 'http', port: 80 }] })));
   if (objects.length > 0) await writeFile(join(dir, 'objects.yaml'), objects.map((o) => JSON.stringify(o)).join('\n---\n'));
-  const proc = spawn(process.execPath, [bin, 'dns', '--manifests', dir, '--admin', '127.0.0.1:0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const argv = [process.execPath, bin, 'dns', '--manifests', dir, '--admin', '127.0.0.1:0', ...args];
+  let cmd = argv;
+  if (options.resolvConf !== undefined) {
+    const file = join(dir, 'resolv.conf');
+    await writeFile(file, options.resolvConf);
+    // sh execs node, so the process (and its pid) is netplane's and the mount namespace ends with it.
+    cmd = ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', 'mount --bind "$0" /etc/resolv.conf && exec "$@"', file, ...argv];
+  }
+  const proc = spawn(cmd[0]!, cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout!.on('data', (d) => (out += d));
   proc.stderr!.on('data', (d) => (out += d));

@@ -6,7 +6,7 @@ import { parseObject } from '../../../cluster/model/index.ts';
 import { Store } from '../../../cluster/store.ts';
 import type { DnsAnswer, DnsQuery, HandlerResult, Rcode } from '../../../dns/types.ts';
 import { AutopathHandler } from '../../../dns/zone/autopath-handler.ts';
-import { answerFor, candidates, clientAddress, inSomeSearchPath, searchPath, walksOn } from '../../../dns/zone/autopath.ts';
+import { answerFor, candidates, clientAddress, inSomeSearchPath, nodeSearchDomains, searchPath, walksOn } from '../../../dns/zone/autopath.ts';
 import { followPods } from '../../../dns/zone/pods.ts';
 import { RecordIndex } from '../../../dns/zone/records.ts';
 import { pod } from '../../fixtures/pods.ts';
@@ -16,6 +16,26 @@ const zone = 'cluster.local';
 describe('the search path and its names', () => {
   it('is <ns>.svc.<zone>, svc.<zone>, <zone>, then the name itself', () => {
     expect(searchPath('shop', zone)).toEqual(['shop.svc.cluster.local', 'svc.cluster.local', 'cluster.local', '']);
+  });
+
+  it("puts the node's search domains after <zone> and before the name itself, but the Pod's own first domain", () => {
+    const node = ['corp.example', 'shop.svc.cluster.local', 'lab.example'];
+    expect(searchPath('shop', zone, node)).toEqual(['shop.svc.cluster.local', 'svc.cluster.local', 'cluster.local', 'corp.example', 'lab.example', '']);
+    // Another namespace's domain inside the zone is in that Pod's resolv.conf too (the kubelet drops only equal ones).
+    expect(searchPath('jobs', zone, node)).toEqual(['jobs.svc.cluster.local', 'svc.cluster.local', 'cluster.local', 'corp.example', 'shop.svc.cluster.local', 'lab.example', '']);
+  });
+
+  const long = `${'a'.repeat(63)}.${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(61)}`;
+  it.each([
+    ['kept in order, in lower case, a trailing dot trimmed', ['Corp.Example', 'lab.example.'], ['corp.example', 'lab.example'], []],
+    ['the zone and svc.<zone> are in every search path already', ['cluster.local', 'svc.cluster.local', 'Cluster.Local.', 'corp.example'], ['corp.example'], [['cluster.local', "in every Pod's search path already"], ['svc.cluster.local', "in every Pod's search path already"], ['Cluster.Local.', "in every Pod's search path already"]]],
+    ['other names inside the zone stay (the kubelet keeps them)', ['shop.svc.cluster.local', 'other.cluster.local'], ['shop.svc.cluster.local', 'other.cluster.local'], []],
+    ['a duplicate, also in another case', ['corp.example', 'CORP.example.', 'lab.example', 'corp.example'], ['corp.example', 'lab.example'], [['CORP.example.', 'given twice'], ['corp.example', 'given twice']]],
+    ['not a domain name', ['a..b', 'x'.repeat(64) + '.example', `${long}.e`, '.'], [], [['a..b', 'not a domain name'], ['x'.repeat(64) + '.example', 'not a domain name'], [`${long}.e`, 'not a domain name'], ['.', 'not a domain name']]],
+    ['a name of 253 characters is one', [long], [long], []],
+    ['none', [], [], []],
+  ])("node search domains: %s", (_, raw, domains, skipped) => {
+    expect(nodeSearchDomains(raw, zone)).toEqual({ domains, skipped: skipped.map(([domain, reason]) => ({ domain, reason })) });
   });
 
   it.each([
@@ -45,6 +65,23 @@ describe('the search path and its names', () => {
   ])('%s from a Pod of %s tries %j', (name, namespace, want) => {
     expect(candidates(name, namespace, zone)?.map((c) => c.name)).toEqual(want);
     expect(candidates(name, namespace, zone)?.map((c) => c.lname)).toEqual(want?.map((n) => n.toLowerCase()));
+  });
+
+  const node = ['corp.example', 'shop.svc.cluster.local', 'lab.example'];
+  it.each([
+    ['intranet.shop.svc.cluster.local', 'shop', ['intranet.shop.svc.cluster.local', 'intranet.svc.cluster.local', 'intranet.cluster.local', 'intranet.corp.example', 'intranet.lab.example', 'intranet']],
+    ['Intranet.JOBS.svc.cluster.local', 'jobs', ['Intranet.JOBS.svc.cluster.local', 'Intranet.svc.cluster.local', 'Intranet.cluster.local', 'Intranet.corp.example', 'Intranet.shop.svc.cluster.local', 'Intranet.lab.example', 'Intranet']],
+  ])("%s from a Pod of %s with the node's search domains tries %j", (name, namespace, want) => {
+    expect(candidates(name, namespace, zone, node)?.map((c) => c.name)).toEqual(want);
+  });
+
+  it('leaves out a name longer than DNS allows (a node domain longer than <ns>.svc.<zone>)', () => {
+    const longDomain = `${'l'.repeat(40)}.example`; // 48 characters
+    const base = (n: number) => `${'x'.repeat(63)}.${'y'.repeat(63)}.${'z'.repeat(n - 128)}`;
+    const tried = (b: string) => candidates(`${b}.shop.svc.cluster.local`, 'shop', zone, ['corp.example', longDomain])?.map((c) => c.lname.slice(b.length));
+    const all = ['.shop.svc.cluster.local', '.svc.cluster.local', '.cluster.local', '.corp.example', `.${longDomain}`, ''];
+    expect(tried(base(204))).toEqual(all); // 204 + 1 + 48 = 253
+    expect(tried(base(205))).toEqual(all.filter((s) => s !== `.${longDomain}`));
   });
 
   it.each([
@@ -143,6 +180,30 @@ describe('AutopathHandler', () => {
       if (!later) expect(await h.handle(query(name, client))).toBe(a);
     });
   }
+});
+
+describe("AutopathHandler with the node's search domains", () => {
+  const intranet = answer('NOERROR', [rr('intranet.corp.example', 'A', '192.0.2.80', 60)], 'forward');
+  const labOnly = answer('NOERROR', [rr('wiki.lab.example', 'A', '192.0.2.81', 60)], 'forward');
+  const bare = answer('NOERROR', [rr('wiki', 'A', '192.0.2.82', 60)], 'forward');
+  const cart = answer('NOERROR', [rr('cart.shop.svc.cluster.local', 'A', '10.96.0.11')]);
+  const table = { 'intranet.corp.example': intranet, 'wiki.lab.example': labOnly, wiki: bare, 'intranet.lab.example': labOnly, 'cart.shop.svc.cluster.local': cart };
+  const pods: Record<string, string> = { '10.244.1.5': 'shop', '10.244.2.5': 'jobs' };
+  const nodeSearch = ['corp.example', 'shop.svc.cluster.local', 'lab.example'];
+  const rows: Array<[string, string, string, string[], Partial<DnsAnswer>]> = [
+    // [name asked, client, what, names the chain was asked, the answer]
+    ['intranet.shop.svc.cluster.local', '10.244.1.5', 'the first node domain, before a later one', ['intranet.shop.svc.cluster.local', 'intranet.svc.cluster.local', 'intranet.cluster.local', 'intranet.corp.example'], { rcode: 'NOERROR', answers: [rr('intranet.shop.svc.cluster.local', 'CNAME', 'intranet.corp.example', 60), ...intranet.answers] }],
+    ['wiki.shop.svc.cluster.local', '10.244.1.5', 'a later node domain, before the name itself; its own first domain not asked twice', ['wiki.shop.svc.cluster.local', 'wiki.svc.cluster.local', 'wiki.cluster.local', 'wiki.corp.example', 'wiki.lab.example'], { rcode: 'NOERROR', answers: [rr('wiki.shop.svc.cluster.local', 'CNAME', 'wiki.lab.example', 60), ...labOnly.answers] }],
+    ['cart.jobs.svc.cluster.local', '10.244.2.5', "another namespace's domain of the node, inside the zone", ['cart.jobs.svc.cluster.local', 'cart.svc.cluster.local', 'cart.cluster.local', 'cart.corp.example', 'cart.shop.svc.cluster.local'], { rcode: 'NOERROR', answers: [rr('cart.jobs.svc.cluster.local', 'CNAME', 'cart.shop.svc.cluster.local', 5), ...cart.answers] }],
+    ['nowhere.shop.svc.cluster.local', '10.244.1.5', 'NXDOMAIN everywhere', ['nowhere.shop.svc.cluster.local', 'nowhere.svc.cluster.local', 'nowhere.cluster.local', 'nowhere.corp.example', 'nowhere.lab.example', 'nowhere'], { rcode: 'NXDOMAIN', clientBound: true }],
+  ];
+  it.each(rows)('%s from %s (%s)', async (name, client, _, wantAsked, want) => {
+    const { asked, next } = scripted(table);
+    const h = new AutopathHandler({ zone, nodeSearch, namespaceOf: (ip) => pods[ip], next });
+    const a = await h.handle(query(name, client));
+    expect(asked).toEqual(wantAsked);
+    expect(a).toMatchObject({ ...want, clientBound: true });
+  });
 });
 
 describe("the Pod index's namespace by address", () => {
