@@ -1,5 +1,6 @@
 // The test API server, exercised through the real @kubernetes/client-node: list, watch, bookmarks, 410 Expired and
 // relist, outages, selectors and node patches.
+import { generate } from 'selfsigned';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ApiException, CoordinationV1Api, CoreV1Api, KubeConfig, V1MicroTime, Watch, makeInformer, setHeaderOptions, type V1Service } from '@kubernetes/client-node';
 import { waitFor } from '../helpers/wait.ts';
@@ -417,6 +418,43 @@ describe('TestApiServer', () => {
       s.allow('pods');
       expect((await get('/api/v1/pods')).code).toBe(200);
       expect(() => s.forbid('configmaps')).toThrow(InvalidObjectError);
+    });
+
+    it('with requireToken answers 401 to a request without the current token; token rotates it', async () => {
+      const s = (server = await TestApiServer.start({ requireToken: true }));
+      const code = async (headers: Record<string, string> = {}) => (await fetch(`${s.url}/api/v1/nodes`, { headers })).status;
+      expect(await code()).toBe(401);
+      expect(await code({ Authorization: `Bearer ${s.token}` })).toBe(200);
+      s.token = 'next';
+      expect(await code({ Authorization: 'Bearer netplane-test-token' })).toBe(401);
+      expect(await code({ Authorization: 'Bearer next' })).toBe(200);
+    });
+
+    it('serves HTTPS with tls, and its kubeconfig trusts the certificate', async () => {
+      const pems = await generate([{ name: 'commonName', value: 'kube-apiserver' }], { keyType: 'ec', algorithm: 'sha256', extensions: [{ name: 'subjectAltName', altNames: [{ type: 7, ip: '127.0.0.1' }] }] });
+      const s = (server = await TestApiServer.start({ tls: { cert: pems.cert, key: pems.private } }));
+      expect(s.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+      s.apply(service('web'));
+      const kc = new KubeConfig();
+      kc.loadFromFile(await s.kubeconfigPath());
+      expect(names((await kc.makeApiClient(CoreV1Api).listServiceForAllNamespaces({})).items)).toEqual(['web']);
+    });
+
+    it('sends raw list items ahead of the stored objects, and raw lines on open watches, as a broken server might', async () => {
+      const { s, kc } = await setup();
+      s.apply(service('web'));
+      s.rawListItems('services', [null, 'junk']);
+      const list = (await (await fetch(`${s.url}/api/v1/services`)).json()) as { items: unknown[] };
+      expect(list.items.slice(0, 2)).toEqual([null, 'junk']);
+      expect(names(list.items.slice(2) as Array<{ metadata: { name: string } }>)).toEqual(['web']);
+      expect(() => s.rawListItems('configmaps', [null])).toThrow(InvalidObjectError);
+      const open = await watch(kc, '/api/v1/services', { resourceVersion: s.resourceVersion });
+      s.rawWatchEvent('services', { type: 'ADDED', object: null });
+      s.rawWatchEvent('nodes', { type: 'ADDED', object: null });
+      await waitFor('the raw event', () => open.events.length === 1);
+      expect(open.events).toEqual([{ type: 'ADDED', object: null }]);
+      s.rawListItems('services', []);
+      expect(((await (await fetch(`${s.url}/api/v1/services`)).json()) as { items: unknown[] }).items).toHaveLength(1);
     });
 
     it('ends a watch after timeoutSeconds and on dropWatches()', async () => {

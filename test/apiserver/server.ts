@@ -1,8 +1,10 @@
-// A Kubernetes API server for tests: list, get, watch and merge-patch over plain HTTP for the kinds netplane reads,
-// create and replace (with resourceVersion conflicts) for those it writes whole, such as Leases, with one etcd-like
-// resourceVersion, compaction (410 Expired), bookmarks, and outages the test controls.
+// A Kubernetes API server for tests: list, get, watch and merge-patch over plain HTTP (or HTTPS) for the kinds netplane
+// reads, create and replace (with resourceVersion conflicts) for those it writes whole, such as Leases, with one
+// etcd-like resourceVersion, compaction (410 Expired), bookmarks, bearer tokens, and outages and malformed answers
+// the test controls.
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +13,7 @@ import { parseFieldSelector, parseLabelSelector, SelectorError } from './selecto
 import { InvalidObjectError, ObjectStore } from './store.ts';
 import { WatchStream } from './watch.ts';
 
-/** The bearer token the kubeconfig carries; a request with a different Authorization header gets 401. */
+/** The bearer token accepted at first and carried by kubeconfigPath(); a request with another one gets 401. */
 export const TEST_TOKEN = 'netplane-test-token';
 
 /** One request the server received. */
@@ -25,14 +27,20 @@ export interface RequestRecord {
 export interface TestApiServerOptions {
   /** Send a BOOKMARK this often on every watch that asked for bookmarks (the real server: about once a minute). */
   bookmarkIntervalMs?: number;
+  /** Answer 401 to a request without a bearer token too (by default one is served as an anonymous user). */
+  requireToken?: boolean;
+  /** Serve HTTPS with this certificate chain and key instead of plain HTTP. */
+  tls?: { cert: string; key: string };
 }
 
 const MERGE_PATCH_TYPES = ['application/merge-patch+json', 'application/strategic-merge-patch+json'];
 
 /** An in-process Kubernetes API server on 127.0.0.1 that the real @kubernetes/client-node can list and watch. */
 export class TestApiServer {
-  /** Base URL, `http://127.0.0.1:PORT`; the port stays the same across goDown()/comeUp(). */
+  /** Base URL, `http://127.0.0.1:PORT` (`https` with the tls option); the port stays the same across goDown()/comeUp(). */
   readonly url: string;
+  /** The one bearer token accepted; set it to rotate the token (open watches are not ended). */
+  token = TEST_TOKEN;
   /** Every request received, in order, for assertions such as "it listed again". */
   readonly requests: RequestRecord[] = [];
   #server: Server;
@@ -45,11 +53,17 @@ export class TestApiServer {
   #held?: Array<() => void>;
   /** Resource plurals the test user may not read or write (RBAC without a rule for them): every request gets 403. */
   #forbidden = new Set<string>();
+  /** Per resource plural: items sent as they are, ahead of the stored objects, in every list of it. */
+  #rawItems = new Map<string, unknown[]>();
+  #requireToken: boolean;
+  #ca?: string;
 
   private constructor(server: Server, port: number, opts: TestApiServerOptions) {
     this.#server = server;
     this.#port = port;
-    this.url = `http://127.0.0.1:${port}`;
+    this.url = `${opts.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
+    this.#requireToken = opts.requireToken ?? false;
+    this.#ca = opts.tls?.cert;
     this.#store = new ObjectStore((change) => {
       if (!this.#held) for (const w of this.#watches) w.change(change);
     });
@@ -67,7 +81,8 @@ export class TestApiServer {
 
   /** Starts a server on a free port of 127.0.0.1. */
   static async start(opts: TestApiServerOptions = {}): Promise<TestApiServer> {
-    const server = createServer();
+    // An HTTPS server is an HTTP server on TLS sockets: the same request events, close and closeAllConnections.
+    const server = opts.tls ? (createTlsServer({ cert: opts.tls.cert, key: opts.tls.key }) as unknown as Server) : createServer();
     await listen(server, 0);
     return new TestApiServer(server, (server.address() as AddressInfo).port, opts);
   }
@@ -76,12 +91,14 @@ export class TestApiServer {
   async kubeconfigPath(): Promise<string> {
     this.#tmpDir ??= await mkdtemp(join(tmpdir(), 'netplane-apiserver-'));
     const file = join(this.#tmpDir, 'kubeconfig.yaml');
-    // The client refuses a plain-http server unless insecure-skip-tls-verify is set.
+    // The client library refuses a plain-http server unless insecure-skip-tls-verify is set; with tls, the
+    // certificate is its own CA.
+    const trust = this.#ca ? { 'certificate-authority-data': Buffer.from(this.#ca).toString('base64') } : { 'insecure-skip-tls-verify': true };
     const config = {
       apiVersion: 'v1',
       kind: 'Config',
-      clusters: [{ name: 'test', cluster: { server: this.url, 'insecure-skip-tls-verify': true } }],
-      users: [{ name: 'test', user: { token: TEST_TOKEN } }],
+      clusters: [{ name: 'test', cluster: { server: this.url, ...trust } }],
+      users: [{ name: 'test', user: { token: this.token } }],
       contexts: [{ name: 'test', context: { cluster: 'test', user: 'test', namespace: 'default' } }],
       'current-context': 'test',
     };
@@ -153,6 +170,21 @@ export class TestApiServer {
     this.#forbidden.delete(plural);
   }
 
+  /**
+   * Sends `items` as they are (null, a string, an object without metadata) ahead of the stored objects in every list
+   * of a resource (its plural), as a broken API server or proxy might; an empty array stops it.
+   */
+  rawListItems(plural: string, items: unknown[]): void {
+    if (!resources.some((r) => r.plural === plural)) throw new InvalidObjectError(`${plural} is not a served resource`);
+    if (items.length === 0) this.#rawItems.delete(plural);
+    else this.#rawItems.set(plural, items);
+  }
+
+  /** Writes `event` as it is, as one JSON line, on every open watch of a resource (its plural): `{type, object: null}`. */
+  rawWatchEvent(plural: string, event: unknown): void {
+    for (const w of this.#watches) if (w.spec.resource.plural === plural) w.raw(event);
+  }
+
   /** Ends every open watch response cleanly; clients normally re-watch from their last resourceVersion. */
   dropWatches(): void {
     for (const w of this.#watches) w.end();
@@ -190,8 +222,8 @@ export class TestApiServer {
     this.requests.push({ method, path: url.pathname, query });
     try {
       const auth = req.headers.authorization;
-      // No header is let through as an anonymous user, so plain fetch() works in tests.
-      if (auth !== undefined && auth !== `Bearer ${TEST_TOKEN}`) return send(res, 401, status(401, 'Unauthorized', 'Unauthorized'));
+      // No header is let through as an anonymous user unless requireToken, so plain fetch() works in tests.
+      if ((auth !== undefined || this.#requireToken) && auth !== `Bearer ${this.token}`) return send(res, 401, status(401, 'Unauthorized', 'Unauthorized'));
       if (method === 'GET' && url.pathname === '/version') return send(res, 200, VERSION);
       const doc = method === 'GET' ? discovery(url.pathname, `127.0.0.1:${this.#port}`) : undefined;
       if (doc) return send(res, 200, doc);
@@ -219,7 +251,7 @@ export class TestApiServer {
       kind: `${resource.kind}List`,
       apiVersion: resource.apiVersion,
       metadata: { resourceVersion: this.resourceVersion },
-      items: items.map(listItem),
+      items: [...(this.#rawItems.get(resource.plural) ?? []), ...items.map(listItem)],
     });
   }
 

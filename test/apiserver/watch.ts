@@ -86,6 +86,11 @@ export class WatchStream {
     this.end();
   }
 
+  /** Writes `event` as one JSON line, whatever it is (a malformed event, for tests of the client). */
+  raw(event: unknown): void {
+    if (!this.#res.writableEnded && !this.#res.destroyed) this.#res.write(`${JSON.stringify(event)}\n`);
+  }
+
   /** Ends the response cleanly: the client sees the stream close and normally re-watches from its last revision. */
   end(): void {
     if (!this.#res.writableEnded) this.#res.end();
