@@ -1,7 +1,13 @@
-// Where the API server is: --kubeconfig, else $KUBECONFIG, else the in-cluster service account.
-import { existsSync } from 'node:fs';
-import { delimiter } from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
+// Where the API server is: --kubeconfig, else $KUBECONFIG, else the in-cluster service account. Read as kubectl and
+// client-go read them where the client library differs: a user's tokenFile (kubeadm writes one for kube-proxy) and
+// the service account's token are read again while the process runs, and a plain-http server (kubectl proxy) is used.
+import { existsSync, readFileSync } from 'node:fs';
+import { isIPv6 } from 'node:net';
+import { delimiter, dirname, join, resolve } from 'node:path';
+import { KubeConfig, type Cluster, type User } from '@kubernetes/client-node';
+import { parse } from 'yaml';
+import type { Logger } from '../../runtime/logger.ts';
+import { defaultTokenRefreshMs, TokenFileAuth } from './token-file.ts';
 
 /** No way to reach an API server was given or found. */
 export class KubeConfigError extends Error {
@@ -9,16 +15,32 @@ export class KubeConfigError extends Error {
   readonly code = 'NETPLANE_KUBECONFIG';
 }
 
+/** Internal settings of loadKubeConfig, for tests. */
+export interface LoadOptions {
+  /** How often a token file is read again; client-go's minute by default. */
+  tokenRefreshMs?: number;
+  /** The directory that stands for `/` in the in-cluster paths (var/run/secrets/kubernetes.io/serviceaccount/...). */
+  inClusterRoot?: string;
+}
+
+/** Where the service account's token, CA certificate and namespace are mounted in every Pod. */
+const serviceAccountDir = '/var/run/secrets/kubernetes.io/serviceaccount';
+
+/** The token-file authenticator of each configuration loadKubeConfig made. */
+const tokenFiles = new WeakMap<KubeConfig, TokenFileAuth>();
+
 /**
  * Loads the client configuration: the file given, else `$KUBECONFIG` (a list merged as kubectl merges it), else
- * the in-cluster service account. Throws KubeConfigError, with one line, when none applies or a file is unusable.
+ * the in-cluster service account. Throws KubeConfigError, with one line, when none applies or a file is unusable
+ * (a token file that cannot be read included).
  */
-export function loadKubeConfig(file: string | undefined, env: NodeJS.ProcessEnv = process.env): KubeConfig {
-  let kc = new KubeConfig();
+export function loadKubeConfig(file: string | undefined, env: NodeJS.ProcessEnv = process.env, options: LoadOptions = {}): KubeConfig {
+  const tokens = new TokenFileAuth(options.tokenRefreshMs ?? defaultTokenRefreshMs);
+  let kc: KubeConfig;
   try {
-    if (file) kc.loadFromFile(file);
-    else if (env.KUBECONFIG) kc = mergeKubeConfigs(env.KUBECONFIG);
-    else if (env.KUBERNETES_SERVICE_HOST) kc.loadFromCluster();
+    if (file) kc = loadFile(file, tokens);
+    else if (env.KUBECONFIG) kc = mergeKubeConfigs(env.KUBECONFIG, tokens);
+    else if (env.KUBERNETES_SERVICE_HOST) kc = loadInCluster(env, tokens, options.inClusterRoot ?? '/');
     else throw new KubeConfigError('no cluster given: pass --manifests DIR or --kubeconfig FILE, set KUBECONFIG, or run inside a cluster');
   } catch (e) {
     if (e instanceof KubeConfigError) throw e;
@@ -27,7 +49,77 @@ export function loadKubeConfig(file: string | undefined, env: NodeJS.ProcessEnv 
     throw new KubeConfigError(`cannot load kubeconfig ${file ?? env.KUBECONFIG ?? '(in-cluster)'}: ${reason}`, { cause: e });
   }
   if (!kc.getCurrentCluster()) throw new KubeConfigError(`kubeconfig ${file ?? env.KUBECONFIG}: no current cluster`);
+  // kubectl talks plain HTTP to an http:// server (kubectl proxy); the library refuses it unless TLS verification is
+  // off, which means nothing without TLS.
+  kc.clusters = kc.clusters.map((c): Cluster => (c.server.startsWith('http:') ? { ...c, skipTLSVerify: true } : c));
+  kc.addAuthenticator(tokens);
+  tokenFiles.set(kc, tokens);
   return kc;
+}
+
+/** Logs to `log` the token files of `kc` that cannot be read again (a configuration loadKubeConfig made; else nothing). */
+export function logTokenFiles(kc: KubeConfig, log: Logger): void {
+  tokenFiles.get(kc)?.logTo(log);
+}
+
+/**
+ * One kubeconfig file. A user's `tokenFile` (the key client-go reads) or `token-file` (the one the library reads, once)
+ * is taken out before the library sees the file and read by `tokens`, relative paths against the file's directory.
+ */
+function loadFile(file: string, tokens: TokenFileAuth): KubeConfig {
+  const dir = dirname(file);
+  const doc: unknown = parse(readFileSync(file, 'utf8'), { merge: true });
+  if (!isObject(doc)) throw new KubeConfigError(`kubeconfig ${file} is not a YAML mapping of clusters, users and contexts`);
+  const paths = new Map<string, string>();
+  for (const entry of Array.isArray(doc.users) ? doc.users : []) {
+    if (!isObject(entry) || !isObject(entry.user)) continue;
+    const path = entry.user.tokenFile ?? entry.user['token-file'];
+    delete entry.user.tokenFile;
+    delete entry.user['token-file'];
+    if (path === undefined || path === null || path === '') continue;
+    if (typeof path !== 'string') throw new KubeConfigError(`kubeconfig ${file}: user ${String(entry.name)}: tokenFile must be a file path, not ${JSON.stringify(path)}`);
+    paths.set(String(entry.name), resolve(dir, path));
+  }
+  const kc = new KubeConfig();
+  kc.loadFromString(JSON.stringify(doc)); // JSON is YAML
+  // Certificate and key paths relative to the file's directory, as kubectl resolves them.
+  kc.makePathsAbsolute(dir);
+  kc.users = kc.users.map((u) => {
+    const path = paths.get(u.name);
+    return path === undefined ? u : withTokenFile(tokens, u, path, `kubeconfig ${file}: user ${u.name}`);
+  });
+  return kc;
+}
+
+/**
+ * The service account of the Pod, as client-go's InClusterConfig reads it: https to KUBERNETES_SERVICE_HOST and
+ * _PORT, the mounted CA certificate, and the mounted token, read again as the kubelet rotates it.
+ */
+function loadInCluster(env: NodeJS.ProcessEnv, tokens: TokenFileAuth, root: string): KubeConfig {
+  const host = env.KUBERNETES_SERVICE_HOST!;
+  const port = env.KUBERNETES_SERVICE_PORT;
+  if (!port) throw new KubeConfigError('in-cluster: KUBERNETES_SERVICE_HOST is set but KUBERNETES_SERVICE_PORT is not');
+  const dir = join(root, serviceAccountDir);
+  const ca = join(dir, 'ca.crt');
+  const namespaceFile = join(dir, 'namespace');
+  const namespace = existsSync(namespaceFile) ? readFileSync(namespaceFile, 'utf8').trim() : undefined;
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    // client-go goes on without the CA file when it is missing (the system's CAs are used then).
+    clusters: [{ name: 'inCluster', server: `https://${isIPv6(host) ? `[${host}]` : host}:${port}`, skipTLSVerify: false, ...(existsSync(ca) ? { caFile: ca } : {}) }],
+    users: [withTokenFile(tokens, { name: 'inClusterUser' }, join(dir, 'token'), 'in-cluster service account')],
+    contexts: [{ name: 'inClusterContext', cluster: 'inCluster', user: 'inClusterUser', ...(namespace ? { namespace } : {}) }],
+    currentContext: 'inClusterContext',
+  });
+  return kc;
+}
+
+function withTokenFile(tokens: TokenFileAuth, user: User, path: string, where: string): User {
+  try {
+    return tokens.user(user, path);
+  } catch (e) {
+    throw new KubeConfigError(`${where}: ${(e as Error).message}`, { cause: e });
+  }
 }
 
 /**
@@ -35,14 +127,13 @@ export function loadKubeConfig(file: string | undefined, env: NodeJS.ProcessEnv 
  * cluster, user or context name (or current-context) wins. The client library instead fails on a missing file and
  * on a name set twice.
  */
-function mergeKubeConfigs(list: string): KubeConfig {
+function mergeKubeConfigs(list: string, tokens: TokenFileAuth): KubeConfig {
   const files = list.split(delimiter).filter((f) => f !== '' && existsSync(f));
   if (files.length === 0) throw new KubeConfigError(`KUBECONFIG ${list}: none of its files exists`);
   const merged = { clusters: new Map(), users: new Map(), contexts: new Map(), currentContext: '' };
   for (const f of files) {
-    const one = new KubeConfig();
-    // Each file on its own, so that relative certificate paths resolve against that file's directory.
-    one.loadFromFile(f);
+    // Each file on its own, so that relative paths resolve against that file's directory.
+    const one = loadFile(f, tokens);
     for (const c of one.clusters) if (!merged.clusters.has(c.name)) merged.clusters.set(c.name, c);
     for (const u of one.users) if (!merged.users.has(u.name)) merged.users.set(u.name, u);
     for (const c of one.contexts) if (!merged.contexts.has(c.name)) merged.contexts.set(c.name, c);
@@ -56,4 +147,8 @@ function mergeKubeConfigs(list: string): KubeConfig {
     currentContext: merged.currentContext,
   });
   return kc;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }

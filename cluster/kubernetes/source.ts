@@ -18,6 +18,7 @@ import type { Logger } from '../../runtime/logger.ts';
 import { InvalidObjectError, kinds, objectKey, parseKind, type Kind } from '../model/index.ts';
 import type { ClusterSource } from '../source.ts';
 import type { Store, StoreWrite } from '../store.ts';
+import { logTokenFiles } from './config.ts';
 import { BookmarkWatch } from './watch.ts';
 
 type ListFn = () => Promise<KubernetesListObject<KubernetesObject>>;
@@ -139,6 +140,7 @@ export class KubernetesSource implements ClusterSource {
     this.#bookmarkIntervalMs = options.bookmarkIntervalMs ?? 60_000;
     this.#requestOptions = listTimeout(options.listTimeoutMs ?? 60_000);
     this.#onInvalid = options.onInvalid;
+    logTokenFiles(kc, options.log);
   }
 
   /**
