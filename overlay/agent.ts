@@ -4,13 +4,16 @@
 // a full sync also runs every resync period. A Node change never waits for a retry: it syncs at once. Failures are
 // per entry: one node's refused route leaves the others programmed and the agent healthy. A change of this host's
 // addresses (announced by the kernel) reads the host again and re-plans after a short debounce, so that a node
-// becomes directly reachable, or stops being so, at once rather than at the next resync. Talks to the kernel only
-// through an OverlayKernel (and, for the announcements, an address watch).
+// becomes directly reachable, or stops being so, at once rather than at the next resync; a change of an interface
+// the overlay uses (the underlay taken down and up, the VXLAN device deleted) runs a full sync the same way, which
+// puts back what the kernel dropped (host-changes.ts). Talks to the kernel only through an OverlayKernel (and, for
+// the announcements, the watches of kernel/watch.ts).
 import type { Store } from '../cluster/store.ts';
 import type { HealthCheck } from '../runtime/admin.ts';
 import type { Logger } from '../runtime/logger.ts';
 import type { OverlayKernel } from './kernel/types.ts';
-import type { AddressChange, AddressWatch } from './kernel/watch.ts';
+import type { AddressChange, HostWatch, LinkChange } from './kernel/watch.ts';
+import { HostChanges, type HostUse } from './host-changes.ts';
 import type { VxlanEndpoint } from './masquerade.ts';
 import type { OverlayMetrics } from './metrics.ts';
 import { diffOverlay, entryOwner, opText, programmedNodes, viewCounts } from './plan/diff.ts';
@@ -45,8 +48,10 @@ export interface AgentOptions {
   /** First retry delay after a failure, doubled per failure. */
   retryBaseMs?: number;
   /** Announces this host's address changes (kernel/watch.ts watchAddresses); without it they are seen at the resync. */
-  watchAddresses?: (onChange: (change: AddressChange) => void) => AddressWatch;
-  /** How long address changes are gathered before one sync (default 100 ms: a burst, such as an interface going down, is one). */
+  watchAddresses?: (onChange: (change: AddressChange) => void) => HostWatch;
+  /** Announces this host's interface changes (kernel/watch.ts watchLinks); without it what the kernel drops is put back at the resync. */
+  watchLinks?: (onChange: (change: LinkChange) => void) => HostWatch;
+  /** How long host changes are gathered before one sync (default 100 ms: a burst, such as an interface going down and up, is one). */
   hostDebounceMs?: number;
   /** Called with what this node announces after every sync that planned a device. Must not throw. */
   onSelf?: (self: SelfVtep) => void;
@@ -77,9 +82,13 @@ export class OverlayAgent {
   #again = false;
   #interval: NodeJS.Timeout | undefined;
   #unsubscribe: (() => void) | undefined;
-  #addressWatch: AddressWatch | undefined;
-  /** The debounce of address changes: set from the first change until its sync is asked for. */
-  #hostTimer: NodeJS.Timeout | undefined;
+  #hostChanges: HostChanges | undefined;
+  /**
+   * The next full sync was asked for by an interface change: it reads the kernel's devices, entries and routes again
+   * and repairs them, leaves nft and iptables (which no interface change touches) to their usual diff, and is
+   * logged only when it repairs something.
+   */
+  #hostFull = false;
 
   constructor(options: AgentOptions) {
     this.#o = options;
@@ -107,13 +116,14 @@ export class OverlayAgent {
     });
     this.#interval = setInterval(() => this.resync(), this.#o.resyncPeriodMs);
     this.#interval.unref();
-    this.#watchHost();
+    this.#followHost();
     this.requestSync();
   }
 
   /** Asks for a full sync (the kernel read again) soon. */
   resync(): void {
     this.#needFull = true;
+    this.#hostFull = false;
     this.requestSync();
   }
 
@@ -150,8 +160,7 @@ export class OverlayAgent {
   async stop(): Promise<void> {
     this.#stopped = true;
     this.#unsubscribe?.();
-    this.#addressWatch?.close();
-    clearTimeout(this.#hostTimer);
+    this.#hostChanges?.close();
     clearInterval(this.#interval);
     clearImmediate(this.#scheduled);
     this.#scheduled = undefined;
@@ -161,31 +170,40 @@ export class OverlayAgent {
   }
 
   /**
-   * Follows this host's address changes: each burst (within the debounce) reads the host again in one sync. Changes
-   * that cannot alter the plan are skipped: on the VXLAN device itself (netplane's own) and IPv6 link-local ones
-   * (every new interface, each pod's veth among them, gets one). A lifetime refresh (DHCP, router advertisements)
-   * is announced as a new address: its sync finds nothing to change and stays quiet.
+   * Follows this host's address and interface changes (host-changes.ts): each burst that matters, within the
+   * debounce, is one sync; an address change reads the host again, an interface change reads everything again. A
+   * lifetime refresh (DHCP, router advertisements) is announced as a new address: its sync finds nothing to change and
+   * stays quiet, as does a full sync after an interface change that finds nothing missing.
    */
-  #watchHost(): void {
+  #followHost(): void {
     const o = this.#o;
-    if (!o.watchAddresses) return;
-    const onChange = (c: AddressChange) => {
-      if (this.#stopped) return;
-      if (c.index !== undefined && c.index === this.#view?.link?.index) return;
-      if (c.cidr !== undefined && /^fe[89ab][0-9a-f]:/i.test(c.cidr)) return;
-      if (this.#hostTimer) return;
-      this.#hostTimer = setTimeout(() => {
-        this.#hostTimer = undefined;
-        o.log.debug({ index: c.index, cidr: c.cidr, added: c.added }, "this host's addresses changed; planning again");
+    if (!o.watchAddresses && !o.watchLinks) return;
+    this.#hostChanges = new HostChanges({
+      ...(o.watchAddresses ? { watchAddresses: o.watchAddresses } : {}),
+      ...(o.watchLinks ? { watchLinks: o.watchLinks } : {}),
+      debounceMs: o.hostDebounceMs ?? 100,
+      use: () => this.#hostUse(),
+      onChange: (full) => {
+        if (this.#stopped) return;
+        if (full && !this.#needFull) {
+          this.#needFull = true;
+          this.#hostFull = true;
+        }
         this.#hostStale = true;
         this.requestSync();
-      }, o.hostDebounceMs ?? 100);
-    };
-    try {
-      this.#addressWatch = o.watchAddresses(onChange);
-    } catch (e) {
-      o.log.warn({ err: (e as Error).message }, "cannot follow this host's address changes; they are seen at the next resync");
-    }
+      },
+      log: o.log,
+    });
+    this.#hostChanges.start();
+  }
+
+  /** What the overlay uses of this host, as far as the agent knows. */
+  #hostUse(): HostUse {
+    const links = new Set<number>();
+    // The underlay as planned and as the device has it (they differ while the device is being moved).
+    for (const i of [this.#lastPlan?.device?.underlayIndex, this.#view?.link?.vxlan?.underlayIndex]) if (i !== undefined) links.add(i);
+    for (const r of this.#view?.direct.values() ?? []) links.add(r.index);
+    return { device: this.#o.overlay.device, deviceIndex: this.#view?.link?.index, deviceUp: this.#view?.link?.up === true, links };
   }
 
   #runNow(): void {
@@ -207,6 +225,7 @@ export class OverlayAgent {
       this.#retry = undefined;
       // The retry reads the kernel again: an entry may have failed because the view was stale.
       this.#needFull = true;
+      this.#hostFull = false;
       this.requestSync();
     }, delay);
   }
@@ -215,6 +234,12 @@ export class OverlayAgent {
     const o = this.#o;
     const t0 = performance.now();
     const full = this.#needFull || !this.#view;
+    const fromHost = this.#hostFull && !!this.#view;
+    this.#hostFull = false;
+    const force = full && !fromHost;
+    // Taken now, not cleared at the end: a full sync asked for while this one runs (the kernel dropped entries
+    // after it read them) must still run.
+    this.#needFull = false;
     const taken = this.#pending;
     this.#pending = new Map();
     let plan: OverlayPlan;
@@ -250,14 +275,14 @@ export class OverlayAgent {
       const cidrs = o.clusterCIDRs.length > 0 ? o.clusterCIDRs : plan.podCIDRs;
       if (plan.device && o.masquerade) {
         try {
-          masqueraded = await o.masquerade.sync(cidrs, { local: plan.device.local, port: plan.device.port }, full);
+          masqueraded = await o.masquerade.sync(cidrs, { local: plan.device.local, port: plan.device.port }, force);
         } catch (e) {
           failed.push({ kind: 'nftables', text: 'masquerade tables', error: e as Error });
         }
       }
       if (plan.device && o.forward) {
         try {
-          forwarded = await o.forward.sync(cidrs, full);
+          forwarded = await o.forward.sync(cidrs, force);
         } catch (e) {
           failed.push({ kind: 'iptables', text: 'forward-accept rules', error: e as Error });
         }
@@ -271,6 +296,7 @@ export class OverlayAgent {
     o.metrics.syncDuration.observe({ full: String(full) }, ms / 1000);
     this.#updateGauges(plan);
     if (failed.length > 0) {
+      if (full) this.#needFull = true;
       this.#fail(taken, failed, full, applied);
       return;
     }
@@ -278,10 +304,9 @@ export class OverlayAgent {
     const seenMs = taken.size > 0 ? now - Math.min(...taken.values()) : undefined;
     if (plan.device) for (const since of taken.values()) o.metrics.programmingDuration.observe((now - since) / 1000);
     o.metrics.lastSync.set(Date.now() / 1000);
-    this.#needFull = false;
     this.#failures = 0;
     this.#failingSince = undefined;
-    if (full || applied > 0 || masqueraded || forwarded) {
+    if (force || applied > 0 || masqueraded || forwarded) {
       const counts = viewCounts(this.#view!);
       o.log.info(
         { full, ms: round(ms), ...(seenMs !== undefined ? { seenMs: round(seenMs) } : {}), operations: applied, masquerade: masqueraded, forward: forwarded, remotes: plan.remotes.length, ...counts },

@@ -10,7 +10,7 @@ import { durationFlag, intInRange, listFlag, nonEmpty, oneOf, parseCIDRList, swi
 import type { Logger } from '../runtime/logger.ts';
 import { OverlayAgent } from './agent.ts';
 import { directRouteProtocol, type OverlayKernel } from './kernel/types.ts';
-import type { AddressChange, AddressWatch } from './kernel/watch.ts';
+import type { AddressChange, HostWatch, LinkChange } from './kernel/watch.ts';
 import { ForwardAccept, forwardChain } from './forward.ts';
 import { Masquerade } from './masquerade.ts';
 import { podCIDRs } from './plan/node.ts';
@@ -108,8 +108,8 @@ export interface OverlayDeps {
   patch?: PatchAnnotations;
   /** In kubernetes mode: how the Node's status is patched (default: a strategic merge patch of nodes/status). */
   patchStatus?: PatchNodeStatus;
-  /** Loads what announces this host's address changes (default: rtnetlink's); without it they are seen at the resync. */
-  loadAddressWatch?: () => Promise<(onChange: (change: AddressChange) => void) => AddressWatch>;
+  /** Loads what announces this host's address and interface changes (default: rtnetlink's); without it they are seen at the resync. */
+  loadHostWatch?: () => Promise<HostWatches>;
 }
 
 /** Opens the kernel layer; loaded only when used (it loads a native module). */
@@ -118,9 +118,16 @@ async function openKernel(): Promise<OverlayKernel> {
   return NetlinkKernel.open();
 }
 
-/** Loads the rtnetlink address watch; loaded only when used (it loads a native module). */
-async function loadAddressWatch(): Promise<(onChange: (change: AddressChange) => void) => AddressWatch> {
-  return (await import('./kernel/watch.ts')).watchAddresses;
+/** The watches of this host's address and interface changes. */
+export interface HostWatches {
+  watchAddresses: (onChange: (change: AddressChange) => void) => HostWatch;
+  watchLinks: (onChange: (change: LinkChange) => void) => HostWatch;
+}
+
+/** Loads the rtnetlink watches; loaded only when used (they load a native module). */
+async function loadHostWatch(): Promise<HostWatches> {
+  const { watchAddresses, watchLinks } = await import('./kernel/watch.ts');
+  return { watchAddresses, watchLinks };
 }
 
 /**
@@ -171,7 +178,7 @@ async function cleanup(device: string, log: Logger): Promise<number> {
  * annotation publisher; stops them on shutdown, leaving the kernel as it is. Logs and exits 1 when rtnetlink
  * cannot be opened.
  */
-export async function runOverlay(ctx: ComponentContext, f: OverlayFlags, deps: OverlayDeps = { openKernel, runner: new HostRunner(), loadAddressWatch }): Promise<OverlayAgent | undefined> {
+export async function runOverlay(ctx: ComponentContext, f: OverlayFlags, deps: OverlayDeps = { openKernel, runner: new HostRunner(), loadHostWatch }): Promise<OverlayAgent | undefined> {
   let kernel: OverlayKernel;
   try {
     kernel = await deps.openKernel();
@@ -208,7 +215,7 @@ export async function runOverlay(ctx: ComponentContext, f: OverlayFlags, deps: O
     metrics: registerOverlayMetrics(ctx.registry),
     log: ctx.log,
     resyncPeriodMs: f['resync-period'],
-    ...(deps.loadAddressWatch ? { watchAddresses: await deps.loadAddressWatch() } : {}),
+    ...(deps.loadHostWatch ? await deps.loadHostWatch() : {}),
     ...(kube ? { onSelf } : {}),
     ...(f['subnet-file'] ? { onPlan: subnetEnvWriter(ctx, f['subnet-file'], clusterCIDRs) } : {}),
   });

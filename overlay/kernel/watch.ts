@@ -1,18 +1,25 @@
-// This host's address changes as the kernel announces them: an rtnetlink socket in the multicast groups of IPv4 and
-// IPv6 interface addresses, which gets an RTM_NEWADDR or RTM_DELADDR for every address added or removed on any
-// interface of the namespace. Only says what changed; the agent reads the host again itself.
+// This host's address and interface changes as the kernel announces them: rtnetlink sockets in the multicast groups
+// of IPv4 and IPv6 interface addresses (an RTM_NEWADDR or RTM_DELADDR for every address added or removed on any
+// interface of the namespace) and of links (an RTM_NEWLINK for every change of an interface, an RTM_DELLINK when one
+// goes). Only says what changed; the agent reads the host again itself.
 import { endianness } from 'node:os';
 import { Protocol, RawNetlinkSocket, rt } from 'netlink';
 import { formatIp } from './addr.ts';
 import { KernelError } from './errors.ts';
 
-// RTNLGRP_IPV4_IFADDR and RTNLGRP_IPV6_IFADDR (include/uapi/linux/rtnetlink.h): group numbers, as
-// NETLINK_ADD_MEMBERSHIP takes them (the bind-time masks RTMGRP_IPV4_IFADDR 0x10 and RTMGRP_IPV6_IFADDR 0x100 are
-// 1 << (group - 1)).
+// RTNLGRP_LINK, RTNLGRP_IPV4_IFADDR and RTNLGRP_IPV6_IFADDR (include/uapi/linux/rtnetlink.h): group numbers, as
+// NETLINK_ADD_MEMBERSHIP takes them (the bind-time masks RTMGRP_LINK 0x1, RTMGRP_IPV4_IFADDR 0x10 and
+// RTMGRP_IPV6_IFADDR 0x100 are 1 << (group - 1)).
+const RTNLGRP_LINK = 1;
 const RTNLGRP_IPV4_IFADDR = 5;
 const RTNLGRP_IPV6_IFADDR = 9;
+const RTM_NEWLINK = 16;
+const RTM_DELLINK = 17;
 const RTM_NEWADDR = 20;
 const RTM_DELADDR = 21;
+// A bridge also sends RTM_NEWLINK and RTM_DELLINK of family AF_BRIDGE to RTNLGRP_LINK for its ports (a port
+// leaving the bridge is an AF_BRIDGE RTM_DELLINK): only AF_UNSPEC ones are about the interface itself.
+const AF_UNSPEC = 0;
 const HEADER = 16;
 const LE = endianness() === 'LE';
 // Announcements come in bursts (an interface going down drops all its addresses at once); past the receive buffer
@@ -29,8 +36,31 @@ export interface AddressChange {
   added: boolean;
 }
 
+/** What is followed of an interface: a change of any of these is announced, any other (statistics, say) is not. */
+export interface LinkSeen {
+  name: string;
+  /** IFF_UP. Taken down, the kernel deletes the routes through the interface and its neighbour entries. */
+  up: boolean;
+  /** IFF_LOWER_UP: the carrier. */
+  lowerUp: boolean;
+  /** IFLA_OPERSTATE (RFC 2863: 2 down, 5 dormant, 6 up, 0 unknown...). */
+  operstate: number;
+  mtu: number;
+}
+
+/** One announced change of an interface, or, with `index` undefined, announcements lost: anything may have changed. */
+export interface LinkChange {
+  index: number | undefined;
+  /** Deleted (or moved to another network namespace). */
+  deleted: boolean;
+  /** The interface as announced (for a deleted one, as it was); undefined when announcements were lost. */
+  now: LinkSeen | undefined;
+  /** As last announced before, since the watch started; undefined for the first announcement of the interface. */
+  before: LinkSeen | undefined;
+}
+
 /** Stops a watch. */
-export interface AddressWatch {
+export interface HostWatch {
   close(): void;
 }
 
@@ -39,17 +69,90 @@ export interface AddressWatch {
  * IPv6, and once with undefined fields after the kernel dropped announcements (the socket is then opened again).
  * The socket does not keep the process alive. Throws KernelError when the kernel refuses the socket.
  */
-export function watchAddresses(onChange: (change: AddressChange) => void): AddressWatch {
+export function watchAddresses(onChange: (change: AddressChange) => void): HostWatch {
+  return watch('watch addresses', [RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR], {
+    message: (buf) => {
+      for (const change of parseAddressChanges(buf)) onChange(change);
+    },
+    lost: () => onChange({ index: undefined, cidr: undefined, added: false }),
+  });
+}
+
+/**
+ * Calls `onChange` when an interface of this network namespace appears, goes, or changes its name, IFF_UP,
+ * IFF_LOWER_UP, operational state or MTU; an RTM_NEWLINK that changes none of them (statistics, a bridge port's
+ * state, a promiscuity count) is not passed on. Once with `index` undefined after the kernel dropped announcements
+ * (the socket is then opened again, and every interface counts as not seen before). The socket does not keep the
+ * process alive. Throws KernelError when the kernel refuses the socket.
+ */
+export function watchLinks(onChange: (change: LinkChange) => void): HostWatch {
+  const tracker = new LinkTracker();
+  return watch('watch links', [RTNLGRP_LINK], {
+    message: (buf) => {
+      for (const m of parseLinkMessages(buf)) {
+        const change = tracker.update(m);
+        if (change) onChange(change);
+      }
+    },
+    lost: () => {
+      tracker.forget();
+      onChange({ index: undefined, deleted: false, now: undefined, before: undefined });
+    },
+  });
+}
+
+/** One RTM_NEWLINK or RTM_DELLINK of an interface (AF_UNSPEC). */
+export interface LinkMessage {
+  index: number;
+  deleted: boolean;
+  seen: LinkSeen;
+}
+
+/**
+ * What was last announced of each interface, to pass on only what changed. Holds one entry per interface of the
+ * namespace: a deleted one is forgotten.
+ */
+export class LinkTracker {
+  #seen = new Map<number, LinkSeen>();
+
+  /** The change `m` makes, or undefined when it changes nothing that is followed. */
+  update(m: LinkMessage): LinkChange | undefined {
+    const before = this.#seen.get(m.index);
+    if (m.deleted) {
+      this.#seen.delete(m.index);
+      return { index: m.index, deleted: true, now: m.seen, before };
+    }
+    if (before && sameLink(before, m.seen)) return undefined;
+    this.#seen.set(m.index, m.seen);
+    return { index: m.index, deleted: false, now: m.seen, before };
+  }
+
+  /** Forgets everything: after lost announcements, what was seen may be out of date. */
+  forget(): void {
+    this.#seen.clear();
+  }
+
+  /** How many interfaces are remembered. */
+  get size(): number {
+    return this.#seen.size;
+  }
+}
+
+function sameLink(a: LinkSeen, b: LinkSeen): boolean {
+  return a.name === b.name && a.up === b.up && a.lowerUp === b.lowerUp && a.operstate === b.operstate && a.mtu === b.mtu;
+}
+
+/** An rtnetlink socket in `groups`; `lost` after ENOBUFS or a poll error, on a new socket. */
+function watch(what: string, groups: readonly number[], on: { message: (buf: Buffer) => void; lost: () => void }): HostWatch {
   let closed = false;
   let raw = open();
   function open(): RawNetlinkSocket {
     let s: RawNetlinkSocket;
     try {
       s = new RawNetlinkSocket(Protocol.ROUTE);
-      s.addMembership(RTNLGRP_IPV4_IFADDR);
-      s.addMembership(RTNLGRP_IPV6_IFADDR);
+      for (const g of groups) s.addMembership(g);
     } catch (e) {
-      throw new KernelError('watch addresses', errnoOf(e), { cause: e });
+      throw new KernelError(what, errnoOf(e), { cause: e });
     }
     try {
       s.setRecvBufferSize(RECV_BUFFER);
@@ -57,9 +160,7 @@ export function watchAddresses(onChange: (change: AddressChange) => void): Addre
       // The default buffer holds a few hundred announcements.
     }
     s.unref();
-    s.on('message', (buf) => {
-      for (const change of parseAddressChanges(buf)) onChange(change);
-    });
+    s.on('message', on.message);
     s.on('error', () => {
       // ENOBUFS (announcements dropped) leaves the socket open, a poll error closes it: start again on a new one
       // either way, and say that anything may have changed.
@@ -74,7 +175,7 @@ export function watchAddresses(onChange: (change: AddressChange) => void): Addre
       } catch {
         // Left closed: the periodic resync still repairs what changes.
       }
-      onChange({ index: undefined, cidr: undefined, added: false });
+      on.lost();
     });
     return s;
   }
@@ -91,15 +192,21 @@ export function watchAddresses(onChange: (change: AddressChange) => void): Addre
   };
 }
 
+/** The netlink messages of one datagram: type and payload. */
+function* messages(buf: Buffer): Generator<{ type: number; data: Buffer }> {
+  for (let off = 0; off + HEADER <= buf.length; ) {
+    const length = LE ? buf.readUInt32LE(off) : buf.readUInt32BE(off);
+    if (length < HEADER || off + length > buf.length) return;
+    const type = LE ? buf.readUInt16LE(off + 4) : buf.readUInt16BE(off + 4);
+    yield { type, data: buf.subarray(off + HEADER, off + length) };
+    off += (length + 3) & ~3;
+  }
+}
+
 /** The address changes in one datagram of the multicast groups; other messages are skipped. Pure. */
 export function parseAddressChanges(buf: Buffer): AddressChange[] {
   const out: AddressChange[] = [];
-  for (let off = 0; off + HEADER <= buf.length; ) {
-    const length = LE ? buf.readUInt32LE(off) : buf.readUInt32BE(off);
-    if (length < HEADER || off + length > buf.length) break;
-    const type = LE ? buf.readUInt16LE(off + 4) : buf.readUInt16BE(off + 4);
-    const data = buf.subarray(off + HEADER, off + length);
-    off += (length + 3) & ~3;
+  for (const { type, data } of messages(buf)) {
     if (type !== RTM_NEWADDR && type !== RTM_DELADDR) continue;
     let m: rt.Message;
     try {
@@ -112,6 +219,28 @@ export function parseAddressChanges(buf: Buffer): AddressChange[] {
     const ip = m.attrs.local ?? m.attrs.address;
     if (!ip || (ip.length !== 4 && ip.length !== 16)) continue;
     out.push({ index: m.data.index ?? 0, cidr: `${formatIp(ip)}/${m.data.prefixlen ?? 0}`, added: type === RTM_NEWADDR });
+  }
+  return out;
+}
+
+/** The interface announcements in one datagram of RTNLGRP_LINK; other messages, and AF_BRIDGE port ones, are skipped. Pure. */
+export function parseLinkMessages(buf: Buffer): LinkMessage[] {
+  const out: LinkMessage[] = [];
+  for (const { type, data } of messages(buf)) {
+    if (type !== RTM_NEWLINK && type !== RTM_DELLINK) continue;
+    let m: rt.Message;
+    try {
+      m = rt.parseMessage(type, data);
+    } catch {
+      continue;
+    }
+    if (m.kind !== 'link' || (m.data.family ?? AF_UNSPEC) !== AF_UNSPEC || !m.data.index) continue;
+    const flags = m.data.flags ?? {};
+    out.push({
+      index: m.data.index,
+      deleted: type === RTM_DELLINK,
+      seen: { name: m.attrs.ifname ?? '', up: flags.up === true, lowerUp: flags.lowerUp === true, operstate: m.attrs.operstate ?? 0, mtu: m.attrs.mtu ?? 0 },
+    });
   }
   return out;
 }

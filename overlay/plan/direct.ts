@@ -22,10 +22,15 @@ export interface DirectScope {
   own: Set<string>;
 }
 
-/** The scope for direct routes through the interface `underlayIndex`. */
+/**
+ * The scope for direct routes through the interface `underlayIndex`. None while the interface is down: the kernel
+ * has taken its networks' routes away (and would refuse a route via a gateway on them), as Flannel's route lookup
+ * would find; the nodes go over VXLAN until it is up again.
+ */
 export function directScope(host: HostView, underlayIndex: number): DirectScope {
   const networks: Network[] = [];
-  for (const a of host.addresses) {
+  const up = host.links.find((l) => l.index === underlayIndex)?.up === true;
+  for (const a of up ? host.addresses : []) {
     if (a.index !== underlayIndex) continue;
     const ip = a.cidr.split('/')[0]!;
     if (isIPv6(ip) && /^fe[89ab]/i.test(ip)) continue;

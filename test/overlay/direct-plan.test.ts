@@ -53,6 +53,10 @@ describe('planOverlay --direct-routing: which remotes are on this node\'s underl
     ],
     ['--iface eth1: the networks of eth1 count, not those of eth0', [clusterNode(1), clusterNode(2), clusterNode(5, { ip: '10.0.0.5' })], { ...direct, ifaces: ['eth1'] }, hostDual, ['node2 v4 vxlan', 'node5 v4 10.0.0.5']],
     ['a remote left out stays out', [clusterNode(1), clusterNode(2, { podCIDRs: ['10.244.1.0/24'] })], direct, host1, ["problem node2: its podCIDR 10.244.1.0/24 overlaps another node's; left out"]],
+    [
+      'the underlay interface down (the kernel took its networks\' routes away): over VXLAN until it is up',
+      [clusterNode(1), clusterNode(2)], direct, { links: host1.links.map((l) => (l.name === 'eth0' ? { ...l, up: false } : l)), addresses: host1.addresses }, ['node2 v4 vxlan'],
+    ],
   ];
   it.each(rows)('%s', (_name, nodes, options, host, want) => {
     expect(routing(planOverlay(nodes, options, host))).toEqual(want);

@@ -79,12 +79,13 @@ export interface OverlayTopology {
 
 /**
  * Builds `nodeCount` nodes with `podsPerNode` pods each; `dualStack` adds IPv6 pod networks fd00:244:i::/64;
- * `underlay: 6` gives the nodes (and the outside host) IPv6 underlay addresses only, fd00:60::i/64.
+ * `underlay: 6` gives the nodes (and the outside host) IPv6 underlay addresses only, fd00:60::i/64; `labId` names
+ * the namespaces (NetnsLab's id; random by default).
  */
-export async function buildOverlayTopology(nodeCount = 3, podsPerNode = 2, dualStack = false, underlay: 4 | 6 = 4): Promise<OverlayTopology> {
+export async function buildOverlayTopology(nodeCount = 3, podsPerNode = 2, dualStack = false, underlay: 4 | 6 = 4, labId?: string): Promise<OverlayTopology> {
   const underlayAddr = (i: number) => (underlay === 6 ? `fd00:60::${i}` : `192.168.60.${i}`);
   const underlayCidr = (i: number) => `${underlayAddr(i)}/${underlay === 6 ? 64 : 24}`;
-  const lab = NetnsLab.create();
+  const lab = NetnsLab.create(labId !== undefined ? { id: labId } : {});
   const dir = await mkdtemp(join(tmpdir(), 'netplane-overlay-'));
   const agents = new Map<string, Agent>();
   try {

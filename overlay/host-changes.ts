@@ -1,0 +1,124 @@
+// Which of this host's announced changes the overlay agent acts on, gathered into one sync per burst. An address
+// change can change the plan (a node becomes direct, or stops being so): the host is read again and re-planned. A
+// change of an interface the overlay uses can drop what is programmed: taking the underlay down deletes the routes
+// through it (the direct routes among them) and bringing it up puts none back; taking the VXLAN device down deletes
+// its routes and neighbour entries; deleting the underlay deletes the VXLAN device over it. None of these is
+// announced as a route or neighbour change the agent follows, so each is answered with a full sync (the kernel read
+// again and repaired). Everything else — other interfaces (each pod's veth among them), the agent's own work on the
+// VXLAN device — starts nothing.
+import type { Logger } from '../runtime/logger.ts';
+import type { AddressChange, HostWatch, LinkChange } from './kernel/watch.ts';
+
+/** What the overlay uses of this host now, as the agent knows it. */
+export interface HostUse {
+  /** The VXLAN device's name (--device). */
+  device: string;
+  /** The VXLAN device's index, when it exists; undefined before it is made. */
+  deviceIndex: number | undefined;
+  /** Whether the agent believes the device is up (it sets it up and never down). */
+  deviceUp: boolean;
+  /** The other interfaces the overlay's entries go through: the underlay, the interfaces of the direct routes. */
+  links: ReadonlySet<number>;
+}
+
+/** Options of HostChanges. */
+export interface HostChangesOptions {
+  /** Announces this host's address changes (kernel/watch.ts watchAddresses). */
+  watchAddresses?: (onChange: (change: AddressChange) => void) => HostWatch;
+  /** Announces this host's interface changes (kernel/watch.ts watchLinks). */
+  watchLinks?: (onChange: (change: LinkChange) => void) => HostWatch;
+  /** How long changes are gathered before one sync. */
+  debounceMs: number;
+  /** What the overlay uses now; asked at each change. */
+  use: () => HostUse;
+  /** Called once per burst; `full` when the kernel may have dropped programmed entries (read everything again). */
+  onChange: (full: boolean) => void;
+  log: Logger;
+}
+
+/**
+ * Whether an address change can alter the plan: not one on the VXLAN device itself (netplane's own), nor an IPv6
+ * link-local one (every new interface, each pod's veth among them, gets one). Lost announcements can. Pure.
+ */
+export function addressMatters(c: AddressChange, use: HostUse): boolean {
+  if (c.index !== undefined && c.index === use.deviceIndex) return false;
+  if (c.cidr !== undefined && /^fe[89ab][0-9a-f]:/i.test(c.cidr)) return false;
+  return true;
+}
+
+/**
+ * Whether an interface change can have dropped what is programmed, or changes the plan: any change of an interface
+ * the overlay's entries go through (the watch passes on only changes of up, carrier, operational state, name or
+ * MTU); of the VXLAN device only its deletion or its being taken down (the agent's own creation and setting up are
+ * skipped); lost announcements. Pure.
+ */
+export function linkMatters(c: LinkChange, use: HostUse): boolean {
+  if (c.index === undefined || !c.now) return true;
+  if (c.index === use.deviceIndex || c.now.name === use.device) {
+    if (c.deleted) return true;
+    // Down now, and up before as far as anyone saw: the watch, else the agent (a device made before the watch saw it).
+    return !c.now.up && (c.before ? c.before.up : c.index === use.deviceIndex && use.deviceUp);
+  }
+  return use.links.has(c.index);
+}
+
+/** Follows this host's address and interface changes for the agent: one `onChange` per burst that matters. */
+export class HostChanges {
+  #o: HostChangesOptions;
+  #watches: HostWatch[] = [];
+  /** The debounce: set from the first change that matters until its sync is asked for. */
+  #timer: NodeJS.Timeout | undefined;
+  #full = false;
+  #closed = false;
+
+  constructor(options: HostChangesOptions) {
+    this.#o = options;
+  }
+
+  /** Opens the watches; one the kernel refuses is logged, and its changes are seen at the next resync. */
+  start(): void {
+    const o = this.#o;
+    if (o.watchAddresses) {
+      this.#open('address', () => o.watchAddresses!((c) => {
+        if (this.#closed || !addressMatters(c, o.use())) return;
+        this.#changed(false, () => o.log.debug({ index: c.index, cidr: c.cidr, added: c.added }, "this host's addresses changed; planning again"));
+      }));
+    }
+    if (o.watchLinks) {
+      this.#open('interface', () => o.watchLinks!((c) => {
+        if (this.#closed || !linkMatters(c, o.use())) return;
+        this.#changed(true, () =>
+          o.log.debug({ index: c.index, name: c.now?.name, deleted: c.deleted, up: c.now?.up, lowerUp: c.now?.lowerUp, operstate: c.now?.operstate }, 'an interface the overlay uses changed; reading the kernel again'),
+        );
+      }));
+    }
+  }
+
+  /** Closes the watches; a change already gathered starts nothing. */
+  close(): void {
+    this.#closed = true;
+    for (const w of this.#watches.splice(0)) w.close();
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #open(what: string, open: () => HostWatch): void {
+    try {
+      this.#watches.push(open());
+    } catch (e) {
+      this.#o.log.warn({ err: (e as Error).message }, `cannot follow this host's ${what} changes; they are seen at the next resync`);
+    }
+  }
+
+  #changed(full: boolean, logFirst: () => void): void {
+    this.#full ||= full;
+    if (this.#timer) return;
+    logFirst();
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      const wasFull = this.#full;
+      this.#full = false;
+      this.#o.onChange(wasFull);
+    }, this.#o.debounceMs);
+  }
+}

@@ -1,0 +1,92 @@
+// The pure parts of the rtnetlink watches (overlay/kernel/watch.ts): parsing RTNLGRP_LINK datagrams, and the tracker
+// that passes on only interface changes that matter (a chatty RTM_NEWLINK that changes nothing followed is dropped).
+// The watch itself runs against the kernel in test/overlay/link-bounce.test.ts.
+import { endianness } from 'node:os';
+import { AttrStream, rt } from 'netlink';
+import { describe, expect, it } from 'vitest';
+import { LinkTracker, parseAddressChanges, parseLinkMessages, type LinkMessage, type LinkSeen } from '../../../overlay/kernel/watch.ts';
+
+const RTM_NEWLINK = 16;
+const RTM_DELLINK = 17;
+const AF_BRIDGE = 7;
+
+/** One netlink message: header (length, type, flags, seq, pid in host order) and payload, padded to 4 bytes. */
+function message(type: number, payload: Buffer): Buffer {
+  const header = Buffer.alloc(16);
+  const le = endianness() === 'LE';
+  if (le) header.writeUInt32LE(16 + payload.length, 0);
+  else header.writeUInt32BE(16 + payload.length, 0);
+  if (le) header.writeUInt16LE(type, 4);
+  else header.writeUInt16BE(type, 4);
+  return Buffer.concat([header, payload, Buffer.alloc((4 - (payload.length % 4)) % 4)]);
+}
+
+/** An RTM_NEWLINK or RTM_DELLINK as the kernel sends it. */
+function link(type: number, index: number, name: string, flags: rt.DeviceFlags, operstate: number, mtu = 1500, family = 0): Buffer {
+  const out = new AttrStream();
+  rt.formatLinkMessage({ kind: 'link', data: { family, index, flags }, attrs: { ifname: name, mtu, operstate } }, out);
+  return message(type, Buffer.concat(out.bufs));
+}
+
+const up = { up: true, lowerUp: true, running: true } as const;
+
+describe('parseLinkMessages', () => {
+  it('reads each interface message of a datagram; skips AF_BRIDGE port messages and other types', () => {
+    const buf = Buffer.concat([
+      link(RTM_NEWLINK, 2, 'eth0', up, 6),
+      // A port leaving a bridge: an AF_BRIDGE RTM_DELLINK, which is no deletion of the interface.
+      link(RTM_DELLINK, 2, 'eth0', up, 6, 1500, AF_BRIDGE),
+      link(RTM_NEWLINK, 3, 'veth1', { up: true }, 2, 1450),
+      link(RTM_DELLINK, 4, 'netplane.1', {}, 2, 1450),
+    ]);
+    expect(parseLinkMessages(buf)).toEqual([
+      { index: 2, deleted: false, seen: { name: 'eth0', up: true, lowerUp: true, operstate: 6, mtu: 1500 } },
+      { index: 3, deleted: false, seen: { name: 'veth1', up: true, lowerUp: false, operstate: 2, mtu: 1450 } },
+      { index: 4, deleted: true, seen: { name: 'netplane.1', up: false, lowerUp: false, operstate: 2, mtu: 1450 } },
+    ]);
+    // The address parser skips them, as the link parser skips address messages.
+    expect(parseAddressChanges(buf)).toEqual([]);
+  });
+
+  it('stops at a truncated message', () => {
+    const whole = link(RTM_NEWLINK, 2, 'eth0', up, 6);
+    expect(parseLinkMessages(Buffer.concat([whole, whole.subarray(0, 20)]))).toHaveLength(1);
+  });
+});
+
+describe('LinkTracker', () => {
+  const seen = (s: Partial<LinkSeen> = {}): LinkSeen => ({ name: 'eth0', up: true, lowerUp: true, operstate: 6, mtu: 1500, ...s });
+  const msg = (index: number, s: Partial<LinkSeen> = {}, deleted = false): LinkMessage => ({ index, deleted, seen: seen(s) });
+
+  // Rows run in order on one tracker: what each message passes on (as `before → now`, or "-" for nothing).
+  const rows: Array<[what: string, m: LinkMessage, passed: string]> = [
+    ['eth0 first seen', msg(2), 'new → up'],
+    ['the same again (statistics, a promiscuity count)', msg(2), '-'],
+    ['and again', msg(2), '-'],
+    ['carrier lost', msg(2, { lowerUp: false, operstate: 2 }), 'up → up nocarrier'],
+    ['taken down', msg(2, { up: false, lowerUp: false, operstate: 2 }), 'up nocarrier → down'],
+    ['up again', msg(2), 'down → up'],
+    ['MTU changed', msg(2, { mtu: 9000 }), 'up → up'],
+    ['renamed', msg(2, { name: 'ens5', mtu: 9000 }), 'up → up'],
+    ['another interface, first seen', msg(7, { name: 'vethabc' }), 'new → up'],
+    ['that one deleted', msg(7, { name: 'vethabc' }, true), 'up → deleted'],
+    ['its index used again by a new interface', msg(7, { name: 'vethdef' }), 'new → up'],
+  ];
+  it('passes on only what changes up, carrier, operational state, name or MTU, and forgets deleted interfaces', () => {
+    const tracker = new LinkTracker();
+    const text = (s: LinkSeen | undefined) => (s ? `${s.up ? 'up' : 'down'}${s.up && !s.lowerUp ? ' nocarrier' : ''}` : 'new');
+    const got = rows.map(([what, m]) => {
+      const c = tracker.update(m);
+      return [what, c ? `${text(c.before)} → ${c.deleted ? 'deleted' : text(c.now)}` : '-'];
+    });
+    expect(got).toEqual(rows.map(([what, , passed]) => [what, passed]));
+    expect(tracker.size).toBe(2);
+  });
+
+  it('after forget() (announcements lost) every interface counts as not seen before', () => {
+    const tracker = new LinkTracker();
+    tracker.update(msg(2));
+    tracker.forget();
+    expect(tracker.update(msg(2))).toEqual({ index: 2, deleted: false, now: seen(), before: undefined });
+  });
+});

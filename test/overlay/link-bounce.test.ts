@@ -1,0 +1,123 @@
+// netplane overlay puts back what the kernel drops when an interface it uses changes, without waiting for the
+// resync (an hour here): the underlay eth0 taken down and up (the kernel deletes the direct routes through it and
+// puts none back), the VXLAN device taken down and up (its routes and neighbour entries go) or deleted. Two nodes
+// on an underlay bridge, one pod each; first with --direct-routing, then without (VXLAN between them).
+//
+//   underlay: br0 ─┬─ node1 eth0 192.168.60.1/24 ── cni0 ── pod11 10.244.1.11
+//                  └─ node2 eth0 192.168.60.2/24 ── cni0 ── pod21 10.244.2.11
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { derivedMac } from '../../overlay/plan/node.ts';
+import { waitFor } from '../helpers/wait.ts';
+import { buildOverlayTopology, type OverlayTopology, type TestNode } from './topology.ts';
+
+/** node1's entries for node2: a direct route (protocol 110), or the VXLAN device's neighbour, FDB entry and route. */
+const direct = ['direct 10.244.2.0/24 via 192.168.60.2 dev eth0'];
+const vxlan = [`fdb ${derivedMac('192.168.60.2')} 192.168.60.2`, `neigh 10.244.2.0 ${derivedMac('192.168.60.2')}`, 'route 10.244.2.0/24 via 10.244.2.0'].sort();
+const agentFlags = ['--resync-period', '1h', '--log-level', 'debug'];
+
+describe('netplane overlay repairs what the kernel drops when an interface it uses changes (resync period 1 h)', () => {
+  let t: OverlayTopology;
+  let node1: TestNode;
+  let node2: TestNode;
+
+  /** node1's direct routes and VXLAN entries as sorted lines. */
+  async function state(): Promise<string[]> {
+    const json = async <T>(args: string[]): Promise<T[]> => JSON.parse((await t.lab.exec(node1.ns, args[0]!, ['-j', ...args.slice(1)])).stdout || '[]') as T[];
+    type Route = { dst: string; gateway?: string; dev: string };
+    const routes = await json<Route>(['ip', 'route', 'show', 'proto', '110']);
+    const hasDevice = (await t.lab.exec(node1.ns, 'ip', ['link', 'show', 'netplane.1']).then(() => true, () => false));
+    const neigh = hasDevice ? await json<{ dst: string; lladdr: string }>(['ip', 'neigh', 'show', 'dev', 'netplane.1', 'nud', 'permanent']) : [];
+    const fdb = hasDevice ? await json<{ mac: string; dst: string }>(['bridge', 'fdb', 'show', 'dev', 'netplane.1']) : [];
+    const onDevice = hasDevice ? (await json<Route>(['ip', 'route', 'show', 'dev', 'netplane.1'])).filter((r) => r.gateway) : [];
+    return [
+      ...routes.map((r) => `direct ${r.dst} via ${r.gateway} dev ${r.dev}`),
+      ...neigh.map((n) => `neigh ${n.dst} ${n.lladdr}`),
+      ...fdb.filter((f) => f.dst).map((f) => `fdb ${f.mac} ${f.dst}`),
+      ...onDevice.map((r) => `route ${r.dst} via ${r.gateway}`),
+    ].sort();
+  }
+
+  /** Waits (at most 2 s) for node1's entries for node2 to be `want`, then pod11 must ping pod21. */
+  async function back(want: string[]): Promise<void> {
+    await waitFor(`node1's entries for node2 to be ${JSON.stringify(want)}`, async () => JSON.stringify(await state()) === JSON.stringify(want), 2000, 10);
+    // A failed ping rejects (CommandError with its output).
+    await t.lab.exec(node1.pods[0]!.ns, 'ping', ['-c', '1', '-W', '1', node2.pods[0]!.ip]);
+    // Still so a moment later: nothing flaps back.
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await state()).toEqual(want);
+  }
+
+  const ip = (args: string[]) => t.lab.exec(node1.ns, 'ip', args);
+  const failures = () => [...t.agents.values()].flatMap((a) => a.logs.filter((l) => Number(l.level) >= 40 || l.stderr));
+
+  beforeAll(async () => {
+    t = await buildOverlayTopology(2, 1, false, 4, `ovl7${randomBytes(3).toString('hex')}`);
+    [node1, node2] = t.nodes as [TestNode, TestNode];
+    await t.writeNodes();
+    await Promise.all(t.nodes.map((n) => t.startAgent(n, [...agentFlags, '--direct-routing'])));
+  }, 60_000);
+  afterAll(async () => {
+    await t?.destroy();
+  });
+
+  describe('with --direct-routing', () => {
+    it('routes node2 directly at start, and pod11 reaches pod21', async () => {
+      await back(direct);
+    });
+
+    it('eth0 taken down and up at once: the direct route is back within 2 s, and pod traffic with it', async () => {
+      await ip(['link', 'set', 'eth0', 'down']);
+      await ip(['link', 'set', 'eth0', 'up']);
+      await back(direct);
+    });
+
+    it('eth0 down for a while: node2 goes over VXLAN meanwhile (no route can go through a down interface), direct again once eth0 is up', async () => {
+      await ip(['link', 'set', 'eth0', 'down']);
+      try {
+        await waitFor('VXLAN entries while eth0 is down', async () => JSON.stringify(await state()) === JSON.stringify(vxlan), 2000, 10);
+      } finally {
+        await ip(['link', 'set', 'eth0', 'up']);
+      }
+      await back(direct);
+    });
+
+    it('logged no failure', () => {
+      expect(failures()).toEqual([]);
+    });
+  });
+
+  describe('without --direct-routing (VXLAN)', () => {
+    beforeAll(async () => {
+      for (const n of t.nodes) await t.stopAgent(n, 'SIGTERM');
+      t.agents.clear();
+      await Promise.all(t.nodes.map((n) => t.startAgent(n, agentFlags)));
+    }, 30_000);
+
+    it('reaches node2 over VXLAN, and pod11 reaches pod21', async () => {
+      await back(vxlan);
+    });
+
+    it('eth0 taken down and up: pod traffic over VXLAN works again within 2 s', async () => {
+      await ip(['link', 'set', 'eth0', 'down']);
+      await ip(['link', 'set', 'eth0', 'up']);
+      await back(vxlan);
+    });
+
+    it('the VXLAN device taken down and up by hand (its routes and neighbour entries go): all back within 2 s', async () => {
+      await ip(['link', 'set', 'netplane.1', 'down']);
+      await ip(['link', 'set', 'netplane.1', 'up']);
+      await back(vxlan);
+    });
+
+    it('the VXLAN device deleted by hand is made again with its entries within 2 s', async () => {
+      await ip(['link', 'delete', 'netplane.1']);
+      await back(vxlan);
+      expect(await t.sh(node1.ns, 'ip', ['-d', 'link', 'show', 'netplane.1'])).toMatch(/vxlan id 1 local 192\.168\.60\.1 dev eth0 /);
+    });
+
+    it('logged no failure', () => {
+      expect(failures()).toEqual([]);
+    });
+  });
+});
