@@ -1,6 +1,7 @@
-// The client library's Watch, asking for bookmarks and a server-side timeout, and reporting when a watch is up and
-// when anything arrives on it, for the source's liveness check.
+// The client library's Watch, asking for bookmarks and a server-side timeout, reporting when a watch is up and when
+// anything arrives on it, for the source's liveness check, and holding back events the library cannot take.
 import { Watch, type KubeConfig } from '@kubernetes/client-node';
+import { unusableObject } from './unusable.ts';
 
 /** What a BookmarkWatch reports, and how long it waits. */
 export interface BookmarkWatchOptions {
@@ -13,17 +14,21 @@ export interface BookmarkWatchOptions {
    * informer watches again at once. The library reports no error for it, so the source checks liveness itself.
    */
   idleTimeoutMs: number;
+  /** Called for each event skipped because its object is unusable (see unusableObject), with the event type and why. */
+  onMalformed?: (type: string, reason: string) => void;
 }
 
 /** Watch that sends allowWatchBookmarks and timeoutSeconds, and reports connections and events. */
 export class BookmarkWatch extends Watch {
   #onConnected: () => void;
   #onEvent: () => void;
+  #onMalformed?: (type: string, reason: string) => void;
 
   constructor(config: KubeConfig, options: BookmarkWatchOptions) {
     super(config);
     this.#onConnected = options.onConnected;
     this.#onEvent = options.onEvent;
+    this.#onMalformed = options.onMalformed;
     // The field is private in the typings only; the library reads it for every watch, for the wait for the response
     // and then for the silence between two chunks.
     (this as unknown as { requestTimeoutMs: number }).requestTimeoutMs = options.idleTimeoutMs;
@@ -40,12 +45,22 @@ export class BookmarkWatch extends Watch {
     const timeoutSeconds = 300 + Math.floor(Math.random() * 300);
     const onEvent = (phase: string, apiObj: any, watchObj?: any) => {
       this.#onEvent();
+      const reason = unusableObject(apiObj, phase);
+      if (reason) return this.#onMalformed?.(String(phase), `its object ${reason}`);
       callback(phase, apiObj, watchObj);
     };
-    const controller = await super.watch(path, { ...queryParams, allowWatchBookmarks: true, timeoutSeconds }, onEvent, (err) => {
-      if (err) failed = true;
-      done(err);
-    });
+    let controller: AbortController;
+    try {
+      controller = await super.watch(path, { ...queryParams, allowWatchBookmarks: true, timeoutSeconds }, onEvent, (err) => {
+        if (err) failed = true;
+        done(err);
+      });
+    } catch (e) {
+      // The library prepares the request (credentials, TLS options) outside its error handling; the informer awaits
+      // this call where nothing catches, so a throw here would end the process. It is a failed watch instead.
+      done(e);
+      return new AbortController();
+    }
     if (!failed) this.#onConnected();
     return controller;
   }

@@ -4,10 +4,11 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ApiException } from '@kubernetes/client-node';
+import { ApiException, KubeConfig } from '@kubernetes/client-node';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { KubeConfigError, loadKubeConfig } from '../../cluster/kubernetes/config.ts';
 import { describe as describeError, KubernetesSource, resourceOf } from '../../cluster/kubernetes/source.ts';
+import { BookmarkWatch } from '../../cluster/kubernetes/watch.ts';
 import { Store } from '../../cluster/store.ts';
 import { TestApiServer } from '../apiserver/server.ts';
 import { service } from '../fixtures/objects.ts';
@@ -93,6 +94,53 @@ describe('KubernetesSource faults', () => {
     expect(store.get('Service', 'default/a')).toBeDefined();
   });
 
+  it('skips, and logs with where and why, list items and watch events the client library would crash on; the rest is used', async () => {
+    api = await TestApiServer.start();
+    api.apply(service('a', { clusterIP: '10.96.0.1' }));
+    api.rawListItems('services', [null, 'junk', { metadata: null }]);
+    const store = new Store(['Service', 'Node']);
+    const { s, records } = source(await api.kubeconfigPath());
+    await s.start(store);
+    expect(store.status).toMatchObject({ synced: true, stale: false });
+    expect(store.get('Service', 'default/a')).toBeDefined();
+    const skipped = records.filter((r) => r.level === 40 && r.path === '/api/v1/services' && r.item !== undefined);
+    expect(skipped.map((r) => [r.item, r.reason])).toEqual([
+      [0, 'is null'],
+      // The library makes an empty Service of a string item, before netplane sees it.
+      [1, 'has no metadata'],
+      [2, 'has no metadata'],
+    ]);
+    expect(skipped[0]!.msg).toBe('Service list: skipped items[0], which is null');
+
+    const events = [
+      { type: 'ADDED', object: null },
+      { type: 'MODIFIED', object: { kind: 'Service', metadata: null } },
+      { type: 'DELETED', object: 'a' },
+      { type: 'BOOKMARK', object: null },
+      { type: 'ERROR', object: null },
+      { type: 'ADDED' },
+    ];
+    for (const event of events) api.rawWatchEvent('services', event);
+    api.apply(service('b', { clusterIP: '10.96.0.2' }));
+    await waitFor('the next good event on the same watch', () => store.get('Service', 'default/b'));
+    const dropped = records.filter((r) => r.level === 40 && r.path === '/api/v1/services' && r.event !== undefined);
+    expect(dropped.map((r) => r.msg)).toEqual([
+      'Service watch: skipped event ADDED: its object is null',
+      'Service watch: skipped event MODIFIED: its object has no metadata',
+      'Service watch: skipped event DELETED: its object is a string, not an object',
+      'Service watch: skipped event BOOKMARK: its object is null',
+      'Service watch: skipped event ERROR: its object is null',
+      'Service watch: skipped event ADDED: its object is undefined',
+    ]);
+    // A relist (after 410 Gone) meets the bad items again and still files the good ones, deletes included.
+    await api.goDown();
+    api.remove('v1', 'Service', 'a');
+    api.compact();
+    await api.comeUp();
+    await waitFor('the relist', () => !store.get('Service', 'default/a') && store.get('Service', 'default/b'), 5000);
+    expect(records.filter((r) => r.item === 0).length).toBe(2);
+  });
+
   it('logs an API error as one line with the status and the server message, without the response headers', async () => {
     api = await TestApiServer.start();
     const good = await api.kubeconfigPath();
@@ -104,6 +152,22 @@ describe('KubernetesSource faults', () => {
     const failed = await waitFor('the failure', () => records.find((r) => r.level === 40 && /retrying/.test(String(r.msg))), 2000);
     expect(failed?.err).toBe('HTTP 401: Unauthorized');
     expect(store.status.staleReason).toBe('Service: HTTP 401: Unauthorized');
+  });
+});
+
+describe('BookmarkWatch', () => {
+  it('reports a watch request that cannot be prepared (a CA file gone) to done, instead of rejecting where nothing catches', async () => {
+    const kc = new KubeConfig();
+    kc.loadFromOptions({
+      clusters: [{ name: 'c', server: 'https://127.0.0.1:1', skipTLSVerify: false, caFile: join(tmpdir(), 'netplane-no-such-ca.crt') }],
+      users: [{ name: 'u', token: 't' }],
+      contexts: [{ name: 'c', cluster: 'c', user: 'u' }],
+      currentContext: 'c',
+    });
+    let failure: unknown;
+    const watch = new BookmarkWatch(kc, { onConnected: () => {}, onEvent: () => {}, idleTimeoutMs: 1000 });
+    await watch.watch('/api/v1/services', {}, () => {}, (err) => (failure = err));
+    expect((failure as { code?: unknown }).code).toBe('ENOENT');
   });
 });
 

@@ -1,0 +1,32 @@
+// What the client library's informer cannot take from an API server (a null list item, an event without an object)
+// and would crash on: found here, so the source can skip and log it.
+import type { KubernetesListObject, KubernetesObject } from '@kubernetes/client-node';
+
+/**
+ * Why the client library's informer cannot take `object` (a list item, or a watch event's object when `type` is
+ * given), or undefined when it can. The informer reads `metadata.namespace` of every item and event object, and
+ * `code` of an ERROR event's, outside any error handling: a null there is a TypeError that ends the process.
+ */
+export function unusableObject(object: unknown, type?: string): string | undefined {
+  if (object === null || object === undefined) return `is ${String(object)}`;
+  if (typeof object !== 'object' || Array.isArray(object)) return `is ${Array.isArray(object) ? 'an array' : `a ${typeof object}`}, not an object`;
+  if (type === 'ERROR') return undefined;
+  const metadata = (object as { metadata?: unknown }).metadata;
+  if (metadata === null || metadata === undefined) return 'has no metadata';
+  if (typeof metadata !== 'object' || Array.isArray(metadata)) return 'has metadata that is not an object';
+  return undefined;
+}
+
+/**
+ * `list` without the items unusableObject refuses, each reported to `skipped` with its index and why; the same list
+ * when every item is usable.
+ */
+export function usableItems<T extends KubernetesObject>(list: KubernetesListObject<T>, skipped: (index: number, reason: string) => void): KubernetesListObject<T> {
+  if (!Array.isArray(list.items)) return list;
+  const items = list.items.filter((item: unknown, i) => {
+    const reason = unusableObject(item);
+    if (reason) skipped(i, reason);
+    return !reason;
+  });
+  return items.length === list.items.length ? list : { ...list, items };
+}
