@@ -234,9 +234,10 @@ async function startStatus(ctx: ComponentContext, f: IngressFlags, gateway: { se
     return undefined;
   }
   // Loaded only here: manifests mode needs none of the client library.
-  const { loadKubeConfig } = await import('../cluster/kubernetes/config.ts');
+  const { loadKubeConfig, logTokenFiles } = await import('../cluster/kubernetes/config.ts');
   const { StatusPublisher, defaultIdentity, leaseNamespace } = await import('./status/index.ts');
   const kc = loadKubeConfig(f.kubeconfig);
+  logTokenFiles(kc, log.child({ part: 'status' }));
   const publisher = new StatusPublisher({
     kc,
     store: ctx.store,

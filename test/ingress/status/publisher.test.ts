@@ -102,6 +102,16 @@ describe('Ingress status', () => {
     expect(writes('shop')).toBe(4);
   });
 
+  it('skips list items the API server sends without an object, logs them, and writes the status of the rest', async () => {
+    await start();
+    api.rawListItems('ingresses', [null, { metadata: null }]);
+    const { records } = await replica('a');
+    await waitFor('the status of shop', async () => (await statusOf('shop')).length === 1);
+    expect(await statusOf('shop')).toEqual([{ ip: '203.0.113.10' }]);
+    const skipped = records.filter((r) => typeof r.msg === 'string' && r.msg.startsWith('Ingress status list: skipped items['));
+    expect(skipped.map((r) => [r.item, r.reason])).toEqual(expect.arrayContaining([[0, expect.any(String)], [1, 'has no metadata']]));
+  });
+
   it('lets one of two replicas write; when it stops, the other takes over and the status stays', async () => {
     await start();
     const a = await replica('a');
