@@ -1,5 +1,5 @@
 // Pure parsing of one manifest file's text into model objects, with errors that name the document and reason.
-import { parseAllDocuments } from 'yaml';
+import { Composer, isMap, isScalar, isSeq, LineCounter, Parser, type Document, type Node, type YAMLMap } from 'yaml';
 import { allKinds, parseObject, type AnyObject, type Kind } from '../model/index.ts';
 
 /** What went wrong in one file: the 1-based document number (absent for whole-file problems) and why. */
@@ -16,38 +16,89 @@ const everyKind: ReadonlySet<Kind> = new Set(allKinds);
 
 /**
  * Parses a YAML or JSON file that may hold several documents (`---`) into the objects of the kinds in `read` (the
- * store's kinds; default every kind). Fails on the first document that does not parse, resolve (aliases) or, when
- * of a kind in `read`, validate; never throws. Empty documents, and documents of other kinds, are skipped: a kind a
- * component does not read (a Pod in the proxy) is never validated, so it cannot cost the file its other objects.
+ * store's kinds; default every kind). Fails on the first document that does not parse, repeats a key in a map,
+ * does not resolve (aliases) or, when of a kind in `read`, does not validate; never throws. Empty documents, and
+ * documents of other kinds, are skipped: a kind a component does not read (a Pod in the proxy) is never validated,
+ * so it cannot cost the file its other objects. Time and memory grow linearly with the text; the parsed YAML
+ * (some 70 times the text in memory) is held for one document at a time.
  */
 export function parseManifestText(file: string, text: string, read: ReadonlySet<Kind> = everyKind): ParsedFile {
   if (file.endsWith('.json')) {
     const parsed = parseJson(file, text, read);
     if (parsed !== undefined) return parsed;
   }
-  let docs;
-  try {
-    // Keys such as "<<" must stay plain data: no merge keys, no custom tags, so nothing in a file is interpreted.
-    docs = parseAllDocuments(text, { merge: false, prettyErrors: true, uniqueKeys: true });
-  } catch (e) {
-    return { ok: false, problem: { file, reason: reasonOf(e) } };
-  }
-  if (!Array.isArray(docs)) return { ok: true, objects: [] };
+  const lines = new LineCounter();
+  const at = (offset: number) => {
+    const { line, col } = lines.linePos(offset);
+    return `at line ${line}, column ${col}`;
+  };
+  // Keys such as "<<" must stay plain data: no merge keys, no custom tags, so nothing in a file is interpreted.
+  // yaml's own duplicate check (uniqueKeys) compares each key with every earlier key of its map: quadratic in the
+  // size of a map (40,000 keys took a minute), so keys are checked here instead, each map once with a Set.
+  const composer = new Composer({ merge: false, uniqueKeys: false });
   const objects: AnyObject[] = [];
-  for (const [i, doc] of docs.entries()) {
-    const document = i + 1;
+  // Documents are composed one at a time as the parser reaches their end, and dropped once converted.
+  const docs = composer.compose(new Parser(lines.addNewLine).parse(text));
+  for (let document = 1; ; document++) {
     try {
+      const next = docs.next();
+      if (next.done) break;
+      const doc = next.value;
       const err = doc.errors[0];
-      if (err) return { ok: false, problem: { file, document, reason: oneLine(err.message) } };
+      if (err) return { ok: false, problem: { file, document, reason: oneLine(`${err.message} ${at(err.pos[0])}`) } };
+      const repeated = repeatedKey(doc);
+      if (repeated) return { ok: false, problem: { file, document, reason: `Map keys must be unique: ${quote(repeated.key)} is repeated ${at(repeated.offset)}` } };
       // toJS throws for an alias to no anchor (`*nope`) and for more alias expansions than this (an alias bomb).
       const raw: unknown = doc.toJS({ maxAliasCount: 100 });
       if (raw === null || raw === undefined) continue;
-      objects.push(...parseObject(raw, read));
+      for (const object of parseObject(raw, read)) objects.push(object);
     } catch (e) {
+      // Thrown while composing a document (deep nesting can overflow the stack) or converting it.
       return { ok: false, problem: { file, document, reason: reasonOf(e) } };
     }
   }
   return { ok: true, objects };
+}
+
+/**
+ * The first repeated key (by position) in any map of `doc`, with its offset. Keys are compared as the object built
+ * by toJS names them (`1` and `"1"` are the same key there, the later silently winning). Keys that are aliases or
+ * collections are not compared, as yaml's own check did not either; Kubernetes objects have neither.
+ */
+function repeatedKey(doc: Document.Parsed): { key: string; offset: number } | undefined {
+  let first: { key: string; offset: number } | undefined;
+  // An explicit stack, not recursion: the depth of a document is the file's to choose.
+  const stack: unknown[] = [doc.contents];
+  while (stack.length > 0) {
+    const node = stack.pop();
+    if (isMap(node)) {
+      const found = repeatedIn(node as YAMLMap<Node, unknown>);
+      if (found && (!first || found.offset < first.offset)) first = found;
+      for (const pair of node.items) stack.push(pair.key, pair.value);
+    } else if (isSeq(node)) {
+      for (const item of node.items) stack.push(item);
+    }
+  }
+  return first;
+}
+
+function repeatedIn(map: YAMLMap<Node, unknown>): { key: string; offset: number } | undefined {
+  const seen = new Set<string>();
+  for (const { key } of map.items) {
+    if (!isScalar(key)) continue;
+    const value = key.value;
+    if (typeof value === 'object' && value !== null) continue;
+    const name = value === null ? '' : String(value);
+    if (seen.has(name)) return { key: name, offset: key.range?.[0] ?? 0 };
+    seen.add(name);
+  }
+  return undefined;
+}
+
+/** A key as the log shows it: JSON-quoted, cut short when long. */
+function quote(key: string): string {
+  const q = JSON.stringify(key);
+  return q.length > 60 ? `${q.slice(0, 56)}..."` : q;
 }
 
 /**
@@ -71,7 +122,7 @@ function parseJson(file: string, text: string, read: ReadonlySet<Kind>): ParsedF
 }
 
 function oneLine(message: string): string {
-  // yaml's pretty errors append a source excerpt on further lines; the first line carries line and column.
+  // yaml's messages may carry a source excerpt on further lines; the first line says what and where.
   return message.split('\n')[0]!.trim().replace(/:$/, '');
 }
 

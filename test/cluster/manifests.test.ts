@@ -33,7 +33,12 @@ describe('parseManifestText', () => {
     ['JSON', JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'n1' } }), { objects: ['Node'] }],
     ['YAML syntax error names the file line', `${web(80)}---\nkind: [unclosed\n`, { document: 2, reason: /at line 9, column 1$/ }],
     ['validation error names the field', `${slice}---\n${web(0)}`, { document: 2, reason: /Service: spec\.ports\[0\]\.port: must be 1 to 65535/ }],
-    ['duplicate keys are refused', 'apiVersion: v1\nkind: Node\nkind: Node\nmetadata: { name: a }\n', { document: 1, reason: /unique/i }],
+    ['duplicate keys are refused, the key and its line named', 'apiVersion: v1\nkind: Node\nkind: Node\nmetadata: { name: a }\n', { document: 1, reason: /^Map keys must be unique: "kind" is repeated at line 3, column 1$/ }],
+    // The check walks every map, not only the top one: a label repeated would silently keep the last value.
+    ['a key repeated in a nested map (metadata.labels)', `${web(80)}---\napiVersion: v1\nkind: Node\nmetadata:\n  name: a\n  labels:\n    zone: a\n    team: x\n    zone: b\n`, { document: 2, reason: /^Map keys must be unique: "zone" is repeated at line 15, column 5$/ }],
+    ['a key repeated in a flow map inside a list', `${web(80)}---\n${slice.replace('{ name: http, port: 8080 }', '{ name: http, port: 8080, name: web }')}`, { document: 2, reason: /"name" is repeated at line 13, column 35$/ }],
+    ['a key written once as a number and once as a string is one key (toJS would keep the last)', 'apiVersion: v1\nkind: Node\nmetadata: { name: a, labels: { 1: x, "1": y } }\n', { document: 1, reason: /"1" is repeated at line 3, column 38$/ }],
+    ['the same key in two maps is no repeat', 'apiVersion: v1\nkind: Node\nmetadata: { name: a, labels: { name: x }, annotations: { name: y } }\n', { objects: ['Node'] }],
     ['a .json file takes the JSON fast path', JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [{ apiVersion: 'v1', kind: 'Node', metadata: { name: 'a' } }, { apiVersion: 'v1', kind: 'Node', metadata: { name: 'b' } }] }), { objects: ['Node', 'Node'] }, 'f.json'],
     ['a .json file that fails validation names the field', JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'A_B' } }), { document: 1, reason: /metadata\.name/ }, 'f.json'],
     ['a .json file with a syntax error is reported with line and column', '{"apiVersion": "v1",\n  "kind": "Node"', { document: 1, reason: /line \d+, column \d+/ }, 'f.json'],
