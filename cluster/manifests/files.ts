@@ -1,6 +1,6 @@
 // Listing a manifest directory: every manifest file under it, each real directory read once (symlinks followed,
 // loops cut), and the subdirectories that could not be read, so that their files are not taken for deleted.
-import { readdir, realpath, stat } from 'node:fs/promises';
+import { open, readdir, realpath, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 
 /** What one listing of a manifest directory found. */
@@ -60,5 +60,38 @@ async function walk(dir: string, top: boolean, seen: Set<string>, out: Listing):
     }
     if (isDir) await walk(path, false, seen, out);
     else if (isFile && manifestFile.test(entry.name)) out.files.push(path);
+  }
+}
+
+/** What readManifest found: the file's identity, and its text unless it is over the size limit. */
+export interface ManifestRead {
+  /** Inode, size and modification time, from the descriptor the text is read through. */
+  fingerprint: string;
+  /** The size in bytes: at the stat, or what was read past the limit when the file grew while read. */
+  size: number;
+  /** Absent when the file is the same as `unless` (not read), or larger than the limit (read no further). */
+  text?: string;
+}
+
+/**
+ * Reads a manifest file as UTF-8 unless its fingerprint is `unless`, and never more than `maxBytes` + 1 bytes: a
+ * larger file, or one that grows past the limit while read, gets no text. Rejects as `open` and `read` do.
+ */
+export async function readManifest(path: string, maxBytes: number, unless?: string): Promise<ManifestRead> {
+  const fh = await open(path, 'r');
+  try {
+    const st = await fh.stat();
+    const fingerprint = `${st.ino}:${st.size}:${st.mtimeMs}`;
+    if (fingerprint === unless || st.size > maxBytes) return { fingerprint, size: st.size };
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of fh.createReadStream({ start: 0, end: maxBytes, autoClose: false }) as AsyncIterable<Buffer>) {
+      chunks.push(chunk);
+      size += chunk.length;
+    }
+    if (size > maxBytes) return { fingerprint, size };
+    return { fingerprint, size, text: Buffer.concat(chunks, size).toString('utf8') };
+  } finally {
+    await fh.close();
   }
 }

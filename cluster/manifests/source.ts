@@ -1,15 +1,16 @@
 // The manifests source: a directory of YAML/JSON files, rescanned on change, where a bad file keeps its last
 // good version and never stops the other files from applying.
 import { createHash } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { relative, sep } from 'node:path';
 import type { Logger } from '../../runtime/logger.ts';
 import type { AnyObject, Kind } from '../model/index.ts';
 import type { ClusterSource } from '../source.ts';
 import type { Store, StoreWrite } from '../store.ts';
-import { listManifests, type Listing } from './files.ts';
+import { listManifests, readManifest, type Listing } from './files.ts';
 import { diffDesired, mergeFiles, type Desired } from './merge.ts';
-import { parseManifestText, type ManifestProblem } from './parse.ts';
+import type { ManifestProblem } from './parse.ts';
+import { ManifestParser } from './parser.ts';
 import { TreeWatch } from './watch.ts';
 
 /** The directory given to `--manifests` cannot be read. */
@@ -30,7 +31,17 @@ export interface ManifestsOptions {
    * `>` redirect) leaves it empty for a moment. A file deleted is gone at once.
    */
   emptyGraceMs?: number;
+  /**
+   * Files larger than this are refused (logged, their last good version kept) without being read: YAML parses at
+   * about a second per MiB here, and one document (a List) takes some 70 times its size in memory while it parses.
+   * Default 16 MiB. The total is not limited: a refused file keeps its last version anyway, so a total limit would
+   * bound nothing, only make one file's fate depend on the others' sizes.
+   */
+  maxFileBytes?: number;
 }
+
+/** The default limit on the size of one manifest file. */
+export const defaultMaxFileBytes = 16 * 1024 * 1024;
 
 interface FileState {
   fingerprint: string;
@@ -50,6 +61,8 @@ export class ManifestsSource implements ClusterSource {
   #debounceMs: number;
   #rescanMs: number;
   #emptyGraceMs: number;
+  #maxFileBytes: number;
+  #parser = new ManifestParser();
   #files = new Map<string, FileState>();
   #applied: Desired = new Map();
   #store?: Store;
@@ -75,6 +88,7 @@ export class ManifestsSource implements ClusterSource {
     this.#debounceMs = options.debounceMs ?? 50;
     this.#rescanMs = options.rescanMs ?? 2000;
     this.#emptyGraceMs = options.emptyGraceMs ?? 1000;
+    this.#maxFileBytes = options.maxFileBytes ?? defaultMaxFileBytes;
   }
 
   /** Files (and subdirectories) that currently fail to read, parse or validate, with the document and the reason. */
@@ -116,6 +130,8 @@ export class ManifestsSource implements ClusterSource {
     clearTimeout(this.#timer);
     for (const t of this.#timers) clearTimeout(t);
     clearInterval(this.#interval);
+    // A large file being parsed is given up rather than waited for.
+    await this.#parser.close();
     await this.#chain;
   }
 
@@ -183,6 +199,7 @@ export class ManifestsSource implements ClusterSource {
       try {
         changed = (await this.#load(path, gone)) || changed;
       } catch (e) {
+        if (this.#stopped) return;
         // Nothing in one file may stop the others from applying.
         this.#reject(path, this.#files.get(path), { fingerprint: '', hash: '' }, { file: this.#rel(path), reason: (e as Error).message });
       }
@@ -215,17 +232,19 @@ export class ManifestsSource implements ClusterSource {
   async #load(path: string, gone: ReadonlyMap<string, FileState>): Promise<boolean> {
     const prev = this.#files.get(path);
     const file = this.#rel(path);
-    let fingerprint: string;
-    let text: string;
+    let read;
     try {
-      const st = await stat(path);
-      fingerprint = `${st.ino}:${st.size}:${st.mtimeMs}`;
-      if (prev && prev.fingerprint === fingerprint) return this.#emptyLongEnough(path, prev);
-      text = await readFile(path, 'utf8');
+      read = await readManifest(path, this.#maxFileBytes, prev?.fingerprint);
     } catch (e) {
       // Gone between listing and reading: the next scan sees it missing.
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
       return this.#reject(path, prev, { fingerprint: '', hash: '' }, { file, reason: (e as Error).message });
+    }
+    const { fingerprint, text } = read;
+    if (prev && prev.fingerprint === fingerprint) return this.#emptyLongEnough(path, prev);
+    if (text === undefined) {
+      const reason = `${mib(read.size)} is over the limit of ${mib(this.#maxFileBytes)} for one manifest file`;
+      return this.#reject(path, prev, { fingerprint, hash: '' }, { file, reason });
     }
     const hash = createHash('sha256').update(text).digest('hex');
     if (prev && prev.hash === hash) {
@@ -246,7 +265,8 @@ export class ManifestsSource implements ClusterSource {
     }
     // Only the kinds the store keeps are validated: a bad Pod must not cost the proxy the Services beside it. The
     // store is fixed for the source's life, so a file's cached result stays right.
-    const parsed = parseManifestText(file, text, this.#store!.kinds);
+    const parsed = await this.#parser.parse(file, text, this.#store!.kinds);
+    if (this.#stopped) return false;
     if (!parsed.ok) return this.#reject(path, prev, { fingerprint, hash }, parsed.problem, gone.get(hash));
     this.#files.set(path, { fingerprint, hash, objects: parsed.objects });
     if (prev?.problem) this.#log.info({ file }, 'manifest file is valid again');
@@ -308,4 +328,9 @@ export class ManifestsSource implements ClusterSource {
   #rel(path: string): string {
     return relative(this.dir, path) || path;
   }
+}
+
+/** A size for a log line: MiB with two decimals, and the exact bytes. */
+function mib(bytes: number): string {
+  return `${(bytes / 1048576).toFixed(2).replace(/\.?0+$/, '')} MiB (${bytes} bytes)`;
 }

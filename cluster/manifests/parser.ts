@@ -1,0 +1,121 @@
+// Parsing manifest files off the main thread. The YAML parser takes about a second per MiB here (10,000 Services
+// with their EndpointSlices are some 8 MiB): on the main thread that long, a component answers nothing, neither DNS
+// nor /healthz. Small files are parsed in place; larger ones in a worker thread, started when first needed and
+// stopped when idle, so that its memory (the parsed YAML is some 50 times the text) goes back.
+import { Worker } from 'node:worker_threads';
+import type { Kind } from '../model/index.ts';
+import { parseManifestText, type ParsedFile } from './parse.ts';
+
+/** Main thread → parser thread: one file to parse. */
+export interface ParseRequest {
+  id: number;
+  file: string;
+  text: string;
+  kinds: Kind[];
+}
+
+/** Parser thread → main thread: the file's outcome, or why the thread could not give one. */
+export type ParseReply = { id: number; parsed: ParsedFile } | { id: number; error: string };
+
+/** The parser thread stopped, or failed, before it answered for a file. */
+export class ParserThreadError extends Error {
+  override readonly name = 'ParserThreadError';
+  readonly code = 'NETPLANE_MANIFEST_PARSER_THREAD';
+}
+
+/** Options of a ManifestParser. */
+export interface ManifestParserOptions {
+  /** Texts shorter than this many characters are parsed on the calling thread (about 30 ms here). Default 32 KiB. */
+  inlineChars?: number;
+  /** The thread is stopped after this long without a file to parse. Default 30 s. */
+  idleMs?: number;
+}
+
+interface Pending {
+  resolve: (parsed: ParsedFile) => void;
+  reject: (err: Error) => void;
+}
+
+/** Parses manifest files as parseManifestText does, large ones on a worker thread. */
+export class ManifestParser {
+  readonly #inlineChars: number;
+  readonly #idleMs: number;
+  #worker?: Worker;
+  #pending = new Map<number, Pending>();
+  #seq = 0;
+  #idle?: NodeJS.Timeout;
+  #closed = false;
+
+  constructor(options: ManifestParserOptions = {}) {
+    this.#inlineChars = options.inlineChars ?? 32 * 1024;
+    this.#idleMs = options.idleMs ?? 30_000;
+  }
+
+  /** Whether a parser thread is running now. */
+  get threadRunning(): boolean {
+    return this.#worker !== undefined;
+  }
+
+  /**
+   * The objects of `text` (see parseManifestText). Rejects with ParserThreadError when the parser thread exits or
+   * fails before answering (then the next file gets a new thread), or after close.
+   */
+  parse(file: string, text: string, kinds: ReadonlySet<Kind>): Promise<ParsedFile> {
+    if (this.#closed) return Promise.reject(new ParserThreadError('the manifest parser is closed'));
+    if (text.length < this.#inlineChars) return Promise.resolve(parseManifestText(file, text, kinds));
+    clearTimeout(this.#idle);
+    const worker = this.#worker ?? this.#start();
+    worker.ref();
+    const id = ++this.#seq;
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      worker.postMessage({ id, file, text, kinds: [...kinds] } satisfies ParseRequest);
+    });
+  }
+
+  /** Stops the thread; a parse still waiting for it rejects. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearTimeout(this.#idle);
+    const worker = this.#worker;
+    this.#forget(new ParserThreadError('the manifest parser was closed before it answered'));
+    await worker?.terminate();
+  }
+
+  #start(): Worker {
+    const worker = new Worker(new URL('./parser-worker.ts', import.meta.url), { name: 'netplane-manifests' });
+    this.#worker = worker;
+    worker.on('message', (reply: ParseReply) => {
+      const p = this.#pending.get(reply.id);
+      this.#pending.delete(reply.id);
+      if ('parsed' in reply) p?.resolve(reply.parsed);
+      else p?.reject(new ParserThreadError(`the manifest parser thread failed: ${reply.error}`));
+      if (this.#pending.size === 0 && this.#worker === worker) this.#rest(worker);
+    });
+    worker.on('error', (err) => {
+      if (this.#worker === worker) this.#forget(new ParserThreadError(`the manifest parser thread failed: ${err.message}`, { cause: err }));
+    });
+    worker.on('exit', (code) => {
+      if (this.#worker === worker) this.#forget(new ParserThreadError(`the manifest parser thread exited (code ${code})`));
+    });
+    return worker;
+  }
+
+  /** No file waits: the thread no longer keeps the process alive, and stops if it stays idle. */
+  #rest(worker: Worker): void {
+    worker.unref();
+    this.#idle = setTimeout(() => {
+      this.#forget(new ParserThreadError('the manifest parser thread stopped when idle'));
+      void worker.terminate();
+    }, this.#idleMs);
+    this.#idle.unref();
+  }
+
+  /** Drops the current thread, rejecting what waits for it. */
+  #forget(err: Error): void {
+    this.#worker = undefined;
+    const pending = [...this.#pending.values()];
+    this.#pending.clear();
+    for (const p of pending) p.reject(err);
+  }
+}

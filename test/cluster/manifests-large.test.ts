@@ -1,0 +1,184 @@
+// Large manifest files: the size limit per file, keys checked in linear time, and parsing off the main thread so
+// that a large file does not stop the process's other work (DNS answers, /healthz) while it parses.
+import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { parseManifestText } from '../../cluster/manifests/parse.ts';
+import { ManifestParser } from '../../cluster/manifests/parser.ts';
+import { defaultMaxFileBytes, ManifestsSource } from '../../cluster/manifests/source.ts';
+import { Store } from '../../cluster/store.ts';
+import { captureLogger, waitFor } from '../helpers/wait.ts';
+
+const svc = (name: string, ip: string) => `apiVersion: v1
+kind: Service
+metadata: { name: ${name} }
+spec: { clusterIP: ${ip}, ports: [{ port: 80 }] }
+`;
+
+/** `n` Services, each with an EndpointSlice, as documents; Service `dupAt` gets a label written twice. */
+function services(n: number, options: { port?: number; dupAt?: number } = {}): string {
+  const docs: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const dup = i === options.dupAt ? '    tier: again\n' : '';
+    docs.push(`apiVersion: v1
+kind: Service
+metadata:
+  name: svc-${i}
+  labels:
+    app: app-${i}
+    tier: backend
+${dup}spec:
+  clusterIP: 10.96.${i >> 8}.${i & 255}
+  ports:
+    - { name: http, port: ${options.port ?? 80}, targetPort: 8080 }
+`, `apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: svc-${i}-a
+  labels: { kubernetes.io/service-name: svc-${i} }
+addressType: IPv4
+endpoints:
+  - { addresses: [10.244.1.${i & 255}], conditions: { ready: true } }
+  - { addresses: [10.244.2.${i & 255}], conditions: { ready: true } }
+ports: [{ name: http, port: 8080 }]
+`);
+  }
+  return docs.join('---\n');
+}
+
+/** The line of the first occurrence of `needle` in `text`, 1-based. */
+const lineOf = (text: string, needle: string) => text.slice(0, text.indexOf(needle)).split('\n').length;
+
+const kinds = new Set(['Service', 'EndpointSlice'] as const);
+
+describe('parseManifestText on large input', () => {
+  it('finds a key repeated at the end of a map of 20,000 keys, with its line', () => {
+    const keys = Array.from({ length: 20_000 }, (_, i) => `  key-${i}: v\n`).join('');
+    const text = `apiVersion: v1\nkind: ConfigMap\nmetadata: { name: big }\ndata:\n${keys}  key-7: again\n`;
+    const r = parseManifestText('big.yaml', text);
+    expect(r).toEqual({ ok: false, problem: { file: 'big.yaml', document: 1, reason: `Map keys must be unique: "key-7" is repeated at line ${4 + 20_000 + 1}, column 3` } });
+  });
+
+  it('reads a List of 2,000 items, and names the item whose labels repeat a key', () => {
+    const docs = services(1000, { dupAt: 900 }).split('---\n');
+    const items = docs.map((d) => d.trimEnd().split('\n').map((l, k) => (k === 0 ? `  - ${l}` : `    ${l}`)).join('\n')).join('\n');
+    const text = `apiVersion: v1\nkind: List\nitems:\n${items}\n`;
+    const r = parseManifestText('list.yaml', text);
+    expect(r).toEqual({ ok: false, problem: { file: 'list.yaml', document: 1, reason: `Map keys must be unique: "tier" is repeated at line ${lineOf(text, 'tier: again')}, column 9` } });
+    const fine = parseManifestText('list.yaml', text.replace('tier: again', 'role: again'));
+    expect(fine.ok && fine.objects.length).toBe(2000);
+  });
+});
+
+describe('ManifestParser', () => {
+  let parser: ManifestParser | undefined;
+  afterEach(async () => {
+    await parser?.close();
+    parser = undefined;
+  });
+
+  it('parses a large file on its thread to what parseManifestText gives, while the event loop keeps turning', async () => {
+    parser = new ManifestParser({ idleMs: 100 });
+    const text = services(1000);
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 5);
+    const parsed = await parser.parse('big.yaml', text, kinds);
+    clearInterval(timer);
+    // Parsed in place, the file would have kept every timer waiting until it was done.
+    expect(ticks).toBeGreaterThan(0);
+    expect(parsed).toEqual(parseManifestText('big.yaml', text, kinds));
+    expect(parsed.ok && parsed.objects.length).toBe(2000);
+    // A problem comes back like an outcome, with its document and line.
+    const bad = services(1000, { dupAt: 400 });
+    expect(await parser.parse('big.yaml', bad, kinds)).toEqual({ ok: false, problem: { file: 'big.yaml', document: 801, reason: `Map keys must be unique: "tier" is repeated at line ${lineOf(bad, 'tier: again')}, column 5` } });
+  });
+
+  it('stops its thread when idle and starts another when needed; after close a parse rejects with a code', async () => {
+    parser = new ManifestParser({ idleMs: 50 });
+    // A small file is parsed in place, with no thread.
+    expect(await parser.parse('small.yaml', svc('a', '10.96.0.1'), kinds)).toMatchObject({ ok: true, objects: [{ kind: 'Service' }] });
+    expect(parser.threadRunning).toBe(false);
+    await parser.parse('big.yaml', services(200), kinds);
+    expect(parser.threadRunning).toBe(true);
+    await waitFor('the idle thread stopped', () => !parser!.threadRunning, 1000);
+    expect(await parser.parse('big.yaml', services(200), kinds)).toMatchObject({ ok: true });
+    const waiting = parser.parse('big.yaml', services(1000), kinds);
+    const given = expect(waiting).rejects.toMatchObject({ code: 'NETPLANE_MANIFEST_PARSER_THREAD' });
+    await parser.close();
+    await given;
+    await expect(parser.parse('a.yaml', '', kinds)).rejects.toMatchObject({ code: 'NETPLANE_MANIFEST_PARSER_THREAD' });
+  });
+});
+
+describe('ManifestsSource with large files', () => {
+  let dir: string;
+  let source: ManifestsSource | undefined;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'netplane-large-'));
+  });
+  afterEach(async () => {
+    await source?.stop();
+    source = undefined;
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  async function start() {
+    const { log, records } = captureLogger();
+    const store = new Store();
+    source = new ManifestsSource(dir, { log, debounceMs: 20, rescanMs: 60_000 });
+    await source.start(store);
+    return { store, records };
+  }
+  const clusterIP = (store: Store, name: string) => store.get('Service', `default/${name}`)?.spec.clusterIPs[0];
+
+  it(`refuses a file over 16 MiB without reading it, logs its size and the limit, and keeps its last good version`, async () => {
+    await writeFile(join(dir, 'big.yaml'), svc('big', '10.96.5.1'));
+    await writeFile(join(dir, 'other.yaml'), svc('other', '10.96.5.2'));
+    const { store, records } = await start();
+    // An edit that also makes the file one byte too large: refused as a whole, the edit included.
+    const head = `${svc('big', '10.96.5.9')}# `;
+    const over = head + 'x'.repeat(defaultMaxFileBytes + 1 - head.length - 1) + '\n';
+    expect(Buffer.byteLength(over)).toBe(defaultMaxFileBytes + 1);
+    await writeFile(join(dir, 'big.yaml.tmp~'), over);
+    await rename(join(dir, 'big.yaml.tmp~'), join(dir, 'big.yaml'));
+    await writeFile(join(dir, 'other.yaml'), svc('other', '10.96.5.3'));
+    await waitFor('the refusal', () => source!.problems().length > 0, 5000);
+    await waitFor('the other file', () => clusterIP(store, 'other') === '10.96.5.3', 1000);
+    const reason = `16 MiB (${defaultMaxFileBytes + 1} bytes) is over the limit of 16 MiB (${defaultMaxFileBytes} bytes) for one manifest file`;
+    expect(source!.problems()).toEqual([{ file: 'big.yaml', reason }]);
+    expect(clusterIP(store, 'big')).toBe('10.96.5.1');
+    const logged = records.filter((r) => r.level === 50 && r.file === 'big.yaml');
+    expect(logged.map((r) => r.msg)).toEqual([`manifest big.yaml rejected: ${reason}; keeping its last good version`]);
+    // Rescans of the same file neither read it nor log it again.
+    await source!.rescan();
+    expect(records.filter((r) => r.level === 50 && r.file === 'big.yaml')).toHaveLength(1);
+
+    // A new file over the limit holds nothing; back under the limit, the file applies.
+    await writeFile(join(dir, 'huge.yaml'), over.replace("name: big", "name: huge"));
+    await waitFor('the second refusal', () => source!.problems().length === 2, 5000);
+    expect(store.get('Service', 'default/huge')).toBeUndefined();
+    await writeFile(join(dir, 'big.yaml'), svc('big', '10.96.5.10'));
+    await waitFor('the file under the limit', () => clusterIP(store, 'big') === '10.96.5.10', 5000);
+    expect(source!.problems().map((p) => p.file)).toEqual(['huge.yaml']);
+  });
+
+  it('rejects a large file with a key repeated in one of its 2,000 objects, naming the line, and keeps its last good version', async () => {
+    await writeFile(join(dir, 'many.yaml'), services(1000));
+    const { store, records } = await start();
+    expect(store.count('Service')).toBe(1000);
+    expect(store.count('EndpointSlice')).toBe(1000);
+    const bad = services(1000, { port: 81, dupAt: 700 });
+    await writeFile(join(dir, 'many.yaml'), bad);
+    await waitFor('the rejection', () => source!.problems().length > 0, 10_000);
+    const reason = `Map keys must be unique: "tier" is repeated at line ${lineOf(bad, 'tier: again')}, column 5`;
+    expect(source!.problems()).toEqual([{ file: 'many.yaml', document: 1401, reason }]);
+    expect(records.some((r) => r.level === 50 && r.msg === `manifest many.yaml document 1401 rejected: ${reason}; keeping its last good version`)).toBe(true);
+    expect(store.count('Service')).toBe(1000);
+    expect(store.get('Service', 'default/svc-999')?.spec.ports[0]?.port).toBe(80);
+    // Fixed, the whole new version applies.
+    await writeFile(join(dir, 'many.yaml'), services(1000, { port: 81 }));
+    await waitFor('the fixed file', () => store.get('Service', 'default/svc-999')?.spec.ports[0]?.port === 81, 10_000);
+    expect(source!.problems()).toEqual([]);
+  });
+});
