@@ -1,6 +1,7 @@
 // Pure parsing of one manifest file's text into model objects, with errors that name the document and reason.
-import { Composer, isMap, isScalar, isSeq, LineCounter, Parser, type Document, type Node, type YAMLMap } from 'yaml';
+import { Composer, LineCounter, Parser } from 'yaml';
 import { allKinds, parseObject, type AnyObject, type Kind } from '../model/index.ts';
+import { repeatedJsonKey, repeatedKey, type RepeatedKey } from './keys.ts';
 
 /** What went wrong in one file: the 1-based document number (absent for whole-file problems) and why. */
 export interface ManifestProblem {
@@ -47,7 +48,7 @@ export function parseManifestText(file: string, text: string, read: ReadonlySet<
       const err = doc.errors[0];
       if (err) return { ok: false, problem: { file, document, reason: oneLine(`${err.message} ${at(err.pos[0])}`) } };
       const repeated = repeatedKey(doc);
-      if (repeated) return { ok: false, problem: { file, document, reason: `Map keys must be unique: ${quote(repeated.key)} is repeated ${at(repeated.offset)}` } };
+      if (repeated) return { ok: false, problem: { file, document, reason: repeatedReason(repeated, at(repeated.offset)) } };
       // toJS throws for an alias to no anchor (`*nope`) and for more alias expansions than this (an alias bomb).
       const raw: unknown = doc.toJS({ maxAliasCount: 100 });
       if (raw === null || raw === undefined) continue;
@@ -60,51 +61,28 @@ export function parseManifestText(file: string, text: string, read: ReadonlySet<
   return { ok: true, objects };
 }
 
-/**
- * The first repeated key (by position) in any map of `doc`, with its offset. Keys are compared as the object built
- * by toJS names them (`1` and `"1"` are the same key there, the later silently winning). Keys that are aliases or
- * collections are not compared, as yaml's own check did not either; Kubernetes objects have neither.
- */
-function repeatedKey(doc: Document.Parsed): { key: string; offset: number } | undefined {
-  let first: { key: string; offset: number } | undefined;
-  // An explicit stack, not recursion: the depth of a document is the file's to choose.
-  const stack: unknown[] = [doc.contents];
-  while (stack.length > 0) {
-    const node = stack.pop();
-    if (isMap(node)) {
-      const found = repeatedIn(node as YAMLMap<Node, unknown>);
-      if (found && (!first || found.offset < first.offset)) first = found;
-      for (const pair of node.items) stack.push(pair.key, pair.value);
-    } else if (isSeq(node)) {
-      for (const item of node.items) stack.push(item);
-    }
-  }
-  return first;
-}
-
-function repeatedIn(map: YAMLMap<Node, unknown>): { key: string; offset: number } | undefined {
-  const seen = new Set<string>();
-  for (const { key } of map.items) {
-    if (!isScalar(key)) continue;
-    const value = key.value;
-    if (typeof value === 'object' && value !== null) continue;
-    const name = value === null ? '' : String(value);
-    if (seen.has(name)) return { key: name, offset: key.range?.[0] ?? 0 };
-    seen.add(name);
-  }
-  return undefined;
-}
-
-/** A key as the log shows it: JSON-quoted, cut short when long. */
-function quote(key: string): string {
+/** Why a map with a repeated key is refused; the key JSON-quoted, cut short when long. */
+function repeatedReason({ key }: RepeatedKey, where: string): string {
   const q = JSON.stringify(key);
-  return q.length > 60 ? `${q.slice(0, 56)}..."` : q;
+  return `Map keys must be unique: ${q.length > 60 ? `${q.slice(0, 56)}..."` : q} is repeated ${where}`;
+}
+
+/** Where `offset` is in `text`, as yaml says it: "at line 3, column 1". */
+function lineColumn(text: string, offset: number): string {
+  let line = 1;
+  let start = 0;
+  for (let nl = text.indexOf('\n'); nl !== -1 && nl < offset; nl = text.indexOf('\n', nl + 1)) {
+    line++;
+    start = nl + 1;
+  }
+  return `at line ${line}, column ${offset - start + 1}`;
 }
 
 /**
  * A .json file holding one JSON value, read with JSON.parse: about 50x faster than the YAML parser and without its
- * per-node garbage, which matters for clusters of thousands of objects. Undefined when the text is not one JSON value
- * (several documents, comments): the YAML parser then reads it and reports any error with line and column.
+ * per-node garbage, which matters for clusters of thousands of objects; repeated keys are looked for in one more pass.
+ * Undefined when the text is not one JSON value (several documents, comments): the YAML parser then reads it and
+ * reports any error with line and column.
  */
 function parseJson(file: string, text: string, read: ReadonlySet<Kind>): ParsedFile | undefined {
   let raw: unknown;
@@ -114,6 +92,9 @@ function parseJson(file: string, text: string, read: ReadonlySet<Kind>): ParsedF
     return undefined;
   }
   if (raw === null) return { ok: true, objects: [] };
+  // JSON.parse keeps the last of repeated keys; the YAML path refuses them, and so does this one.
+  const repeated = repeatedJsonKey(text);
+  if (repeated) return { ok: false, problem: { file, document: 1, reason: repeatedReason(repeated, lineColumn(text, repeated.offset)) } };
   try {
     return { ok: true, objects: parseObject(raw, read) };
   } catch (e) {
