@@ -63,19 +63,19 @@ async function walk(dir: string, top: boolean, seen: Set<string>, out: Listing):
   }
 }
 
-/** What readManifest found: the file's identity, and its text unless it is over the size limit. */
+/** What readManifest found: the file's identity, and its bytes unless it is over the size limit. */
 export interface ManifestRead {
   /** Inode, size and modification time, from the descriptor the text is read through. */
   fingerprint: string;
   /** The size in bytes: at the stat, or what was read past the limit when the file grew while read. */
   size: number;
   /** Absent when the file is the same as `unless` (not read), or larger than the limit (read no further). */
-  text?: string;
+  bytes?: Buffer;
 }
 
 /**
- * Reads a manifest file as UTF-8 unless its fingerprint is `unless`, and never more than `maxBytes` + 1 bytes: a
- * larger file, or one that grows past the limit while read, gets no text. Rejects as `open` and `read` do.
+ * Reads a manifest file unless its fingerprint is `unless`, and never more than `maxBytes` + 1 bytes: a larger
+ * file, or one that grows past the limit while read, gets no bytes. Rejects as `open` and `read` do.
  */
 export async function readManifest(path: string, maxBytes: number, unless?: string): Promise<ManifestRead> {
   const fh = await open(path, 'r');
@@ -90,7 +90,7 @@ export async function readManifest(path: string, maxBytes: number, unless?: stri
       size += chunk.length;
     }
     if (size > maxBytes) return { fingerprint, size };
-    return { fingerprint, size, text: Buffer.concat(chunks, size).toString('utf8') };
+    return { fingerprint, size, bytes: Buffer.concat(chunks, size) };
   } finally {
     await fh.close();
   }

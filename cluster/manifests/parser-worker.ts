@@ -1,11 +1,11 @@
 // The manifest parser thread (see parser.ts): parses each file it is sent and answers with the outcome.
 import { parentPort } from 'node:worker_threads';
 import { parseManifestText } from './parse.ts';
-import type { ParseReply, ParseRequest } from './parser.ts';
+import { decode, type ParseReply, type ParseRequest } from './parser.ts';
 
 const port = parentPort!;
 port.on('message', (req: ParseRequest) => {
-  const parsed = parseManifestText(req.file, req.text, new Set(req.kinds));
+  const parsed = parseManifestText(req.file, decode(req.bytes), new Set(req.kinds));
   try {
     port.postMessage({ id: req.id, parsed } satisfies ParseReply);
   } catch (e) {

@@ -6,11 +6,11 @@ import { Worker } from 'node:worker_threads';
 import type { Kind } from '../model/index.ts';
 import { parseManifestText, type ParsedFile } from './parse.ts';
 
-/** Main thread → parser thread: one file to parse. */
+/** Main thread → parser thread: one file to parse, as read (UTF-8). */
 export interface ParseRequest {
   id: number;
   file: string;
-  text: string;
+  bytes: Uint8Array;
   kinds: Kind[];
 }
 
@@ -25,8 +25,8 @@ export class ParserThreadError extends Error {
 
 /** Options of a ManifestParser. */
 export interface ManifestParserOptions {
-  /** Texts shorter than this many characters are parsed on the calling thread (about 30 ms here). Default 32 KiB. */
-  inlineChars?: number;
+  /** Files shorter than this many bytes are parsed on the calling thread (about 30 ms here). Default 32 KiB. */
+  inlineBytes?: number;
   /** The thread is stopped after this long without a file to parse. Default 30 s. */
   idleMs?: number;
 }
@@ -38,7 +38,7 @@ interface Pending {
 
 /** Parses manifest files as parseManifestText does, large ones on a worker thread. */
 export class ManifestParser {
-  readonly #inlineChars: number;
+  readonly #inlineBytes: number;
   readonly #idleMs: number;
   #worker?: Worker;
   #pending = new Map<number, Pending>();
@@ -47,7 +47,7 @@ export class ManifestParser {
   #closed = false;
 
   constructor(options: ManifestParserOptions = {}) {
-    this.#inlineChars = options.inlineChars ?? 32 * 1024;
+    this.#inlineBytes = options.inlineBytes ?? 32 * 1024;
     this.#idleMs = options.idleMs ?? 30_000;
   }
 
@@ -57,19 +57,20 @@ export class ManifestParser {
   }
 
   /**
-   * The objects of `text` (see parseManifestText). Rejects with ParserThreadError when the parser thread exits or
+   * The objects of a file's bytes, decoded as UTF-8 (see parseManifestText); decoding is left to the thread too. Rejects with ParserThreadError when the parser thread exits or
    * fails before answering (then the next file gets a new thread), or after close.
    */
-  parse(file: string, text: string, kinds: ReadonlySet<Kind>): Promise<ParsedFile> {
+  parse(file: string, bytes: Uint8Array, kinds: ReadonlySet<Kind>): Promise<ParsedFile> {
     if (this.#closed) return Promise.reject(new ParserThreadError('the manifest parser is closed'));
-    if (text.length < this.#inlineChars) return Promise.resolve(parseManifestText(file, text, kinds));
+    if (bytes.length < this.#inlineBytes) return Promise.resolve(parseManifestText(file, decode(bytes), kinds));
     clearTimeout(this.#idle);
     const worker = this.#worker ?? this.#start();
     worker.ref();
     const id = ++this.#seq;
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
-      worker.postMessage({ id, file, text, kinds: [...kinds] } satisfies ParseRequest);
+      // Copied, not transferred: a small Buffer shares its memory with others.
+      worker.postMessage({ id, file, bytes, kinds: [...kinds] } satisfies ParseRequest);
     });
   }
 
@@ -118,4 +119,9 @@ export class ManifestParser {
     this.#pending.clear();
     for (const p of pending) p.reject(err);
   }
+}
+
+/** A file's bytes as text, as `readFile(path, 'utf8')` gives it (bad sequences become U+FFFD). */
+export function decode(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
 }

@@ -240,19 +240,19 @@ export class ManifestsSource implements ClusterSource {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
       return this.#reject(path, prev, { fingerprint: '', hash: '' }, { file, reason: (e as Error).message });
     }
-    const { fingerprint, text } = read;
+    const { fingerprint, bytes } = read;
     if (prev && prev.fingerprint === fingerprint) return this.#emptyLongEnough(path, prev);
-    if (text === undefined) {
+    if (bytes === undefined) {
       const reason = `${mib(read.size)} is over the limit of ${mib(this.#maxFileBytes)} for one manifest file`;
       return this.#reject(path, prev, { fingerprint, hash: '' }, { file, reason });
     }
-    const hash = createHash('sha256').update(text).digest('hex');
+    const hash = createHash('sha256').update(bytes).digest('hex');
     if (prev && prev.hash === hash) {
       const same = { ...prev, fingerprint };
       this.#files.set(path, same);
       return this.#emptyLongEnough(path, same);
     }
-    if (text.length === 0 && prev && prev.objects.length > 0) {
+    if (bytes.length === 0 && prev && prev.objects.length > 0) {
       this.#files.set(path, { ...prev, fingerprint, hash, emptySince: performance.now() });
       const t = setTimeout(() => {
         this.#timers.delete(t);
@@ -265,7 +265,7 @@ export class ManifestsSource implements ClusterSource {
     }
     // Only the kinds the store keeps are validated: a bad Pod must not cost the proxy the Services beside it. The
     // store is fixed for the source's life, so a file's cached result stays right.
-    const parsed = await this.#parser.parse(file, text, this.#store!.kinds);
+    const parsed = await this.#parser.parse(file, bytes, this.#store!.kinds);
     if (this.#stopped) return false;
     if (!parsed.ok) return this.#reject(path, prev, { fingerprint, hash }, parsed.problem, gone.get(hash));
     this.#files.set(path, { fingerprint, hash, objects: parsed.objects });

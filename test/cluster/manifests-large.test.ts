@@ -28,7 +28,8 @@ metadata:
   labels:
     app: app-${i}
     tier: backend
-${dup}spec:
+${dup}  annotations: { note: "grüße ☃ ${i}" }
+spec:
   clusterIP: 10.96.${i >> 8}.${i & 255}
   ports:
     - { name: http, port: ${options.port ?? 80}, targetPort: 8080 }
@@ -83,31 +84,32 @@ describe('ManifestParser', () => {
     const text = services(1000);
     let ticks = 0;
     const timer = setInterval(() => ticks++, 5);
-    const parsed = await parser.parse('big.yaml', text, kinds);
+    const parsed = await parser.parse('big.yaml', Buffer.from(text), kinds);
     clearInterval(timer);
     // Parsed in place, the file would have kept every timer waiting until it was done.
     expect(ticks).toBeGreaterThan(0);
     expect(parsed).toEqual(parseManifestText('big.yaml', text, kinds));
     expect(parsed.ok && parsed.objects.length).toBe(2000);
+    expect(parsed.ok && parsed.objects[1998]!.object.metadata).toMatchObject({ name: 'svc-999', annotations: { note: 'grüße ☃ 999' } });
     // A problem comes back like an outcome, with its document and line.
     const bad = services(1000, { dupAt: 400 });
-    expect(await parser.parse('big.yaml', bad, kinds)).toEqual({ ok: false, problem: { file: 'big.yaml', document: 801, reason: `Map keys must be unique: "tier" is repeated at line ${lineOf(bad, 'tier: again')}, column 5` } });
+    expect(await parser.parse('big.yaml', Buffer.from(bad), kinds)).toEqual({ ok: false, problem: { file: 'big.yaml', document: 801, reason: `Map keys must be unique: "tier" is repeated at line ${lineOf(bad, 'tier: again')}, column 5` } });
   });
 
   it('stops its thread when idle and starts another when needed; after close a parse rejects with a code', async () => {
     parser = new ManifestParser({ idleMs: 50 });
     // A small file is parsed in place, with no thread.
-    expect(await parser.parse('small.yaml', svc('a', '10.96.0.1'), kinds)).toMatchObject({ ok: true, objects: [{ kind: 'Service' }] });
+    expect(await parser.parse('small.yaml', Buffer.from(svc('a', '10.96.0.1')), kinds)).toMatchObject({ ok: true, objects: [{ kind: 'Service' }] });
     expect(parser.threadRunning).toBe(false);
-    await parser.parse('big.yaml', services(200), kinds);
+    await parser.parse('big.yaml', Buffer.from(services(200)), kinds);
     expect(parser.threadRunning).toBe(true);
     await waitFor('the idle thread stopped', () => !parser!.threadRunning, 1000);
-    expect(await parser.parse('big.yaml', services(200), kinds)).toMatchObject({ ok: true });
-    const waiting = parser.parse('big.yaml', services(1000), kinds);
+    expect(await parser.parse('big.yaml', Buffer.from(services(200)), kinds)).toMatchObject({ ok: true });
+    const waiting = parser.parse('big.yaml', Buffer.from(services(1000)), kinds);
     const given = expect(waiting).rejects.toMatchObject({ code: 'NETPLANE_MANIFEST_PARSER_THREAD' });
     await parser.close();
     await given;
-    await expect(parser.parse('a.yaml', '', kinds)).rejects.toMatchObject({ code: 'NETPLANE_MANIFEST_PARSER_THREAD' });
+    await expect(parser.parse('a.yaml', Buffer.alloc(0), kinds)).rejects.toMatchObject({ code: 'NETPLANE_MANIFEST_PARSER_THREAD' });
   });
 });
 
