@@ -264,15 +264,21 @@ function subnetEnvWriter(ctx: ComponentContext, path: string, clusterCIDRs: read
 }
 
 async function makeReporter(ctx: ComponentContext, f: OverlayFlags, patch: PatchNodeStatus | undefined): Promise<NetworkConditionReporter> {
-  const { loadKubeConfig } = await import('../cluster/kubernetes/config.ts');
-  return new NetworkConditionReporter({ nodeName: ctx.nodeName, patch: patch ?? (await kubernetesStatusPatcher(loadKubeConfig(f.kubeconfig))), store: ctx.store, log: ctx.log });
+  return new NetworkConditionReporter({ nodeName: ctx.nodeName, patch: patch ?? (await kubernetesStatusPatcher(await patchConfig(ctx, f))), store: ctx.store, log: ctx.log });
+}
+
+/** The kubeconfig the overlay's writes use; a token file it cannot read again is logged. */
+async function patchConfig(ctx: ComponentContext, f: OverlayFlags) {
+  const { loadKubeConfig, logTokenFiles } = await import('../cluster/kubernetes/config.ts');
+  const kc = loadKubeConfig(f.kubeconfig);
+  logTokenFiles(kc, ctx.log);
+  return kc;
 }
 
 async function makePublisher(ctx: ComponentContext, f: OverlayFlags, patch: PatchAnnotations | undefined): Promise<VtepPublisher> {
-  const { loadKubeConfig } = await import('../cluster/kubernetes/config.ts');
   return new VtepPublisher({
     nodeName: ctx.nodeName,
-    patch: patch ?? (await kubernetesPatcher(loadKubeConfig(f.kubeconfig))),
+    patch: patch ?? (await kubernetesPatcher(await patchConfig(ctx, f))),
     current: () => ctx.store.get('Node', ctx.nodeName)?.metadata.annotations,
     log: ctx.log,
     ...(f['flannel-annotations'] ? { flannelVni: f.vni } : {}),
