@@ -29,7 +29,11 @@ it('deploy/dns.yaml runs with --pods=insecure, as every default Corefile, and po
   const dns = await startDns([...kept, '--listen', '127.0.0.1:0', '--upstream', up.hostPort.text, '--lameduck', '0s']);
   open.push(dns);
   const port = Number(await waitFor('dns listening', () => /"udp:\/\/127\.0\.0\.1:(\d+)"/.exec(dns.logs())?.[1], 15_000));
-  const r = await dig(port, '10-244-1-5.default.pod.cluster.local');
-  expect(r.status, dns.logs()).toBe('NOERROR');
-  expect(r.answer).toEqual(['10-244-1-5.default.pod.cluster.local. IN A 10.244.1.5']);
+  // The zone answers SERVFAIL until the first full view of the manifests is loaded, which may come after listening.
+  const r = await waitFor('an answer from the loaded zone', async () => {
+    const a = await dig(port, '10-244-1-5.default.pod.cluster.local');
+    return a.status === 'SERVFAIL' ? undefined : a;
+  }, 15_000);
+  expect(r?.status, dns.logs()).toBe('NOERROR');
+  expect(r?.answer).toEqual(['10-244-1-5.default.pod.cluster.local. IN A 10.244.1.5']);
 });

@@ -14,6 +14,7 @@ import { onLogLines, type LogRecord } from '../../lab/log-lines.ts';
 import { NetnsLab } from '../../lab/netns.ts';
 import { derivedMac } from '../../overlay/plan/node.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { overlayEntries } from './entries.ts';
 
 const bin = fileURLToPath(new URL('../../bin/netplane.ts', import.meta.url));
 
@@ -33,20 +34,7 @@ describe("netplane overlay --direct-routing follows this host's address changes 
   const logs: LogRecord[] = [];
 
   /** node1's direct routes and VXLAN entries as sorted lines. */
-  async function state(): Promise<string[]> {
-    const json = async <T>(args: string[]): Promise<T[]> => JSON.parse((await lab.exec(node1, args[0]!, ['-j', ...args.slice(1)])).stdout || '[]') as T[];
-    type Route = { dst: string; gateway?: string; dev: string };
-    const routes = await json<Route>(['ip', 'route', 'show', 'proto', '110']);
-    const neigh = await json<{ dst: string; lladdr: string }>(['ip', 'neigh', 'show', 'dev', 'netplane.1', 'nud', 'permanent']);
-    const fdb = await json<{ mac: string; dst: string }>(['bridge', 'fdb', 'show', 'dev', 'netplane.1']);
-    const onDevice = (await json<Route>(['ip', 'route', 'show', 'dev', 'netplane.1'])).filter((r) => r.gateway);
-    return [
-      ...routes.map((r) => `direct ${r.dst} via ${r.gateway} dev ${r.dev}`),
-      ...neigh.map((n) => `neigh ${n.dst} ${n.lladdr}`),
-      ...fdb.filter((f) => f.dst).map((f) => `fdb ${f.mac} ${f.dst}`),
-      ...onDevice.map((r) => `route ${r.dst} via ${r.gateway}`),
-    ].sort();
-  }
+  const state = () => overlayEntries(lab, node1);
 
   beforeAll(async () => {
     lab = NetnsLab.create({ id: `gap${randomBytes(3).toString('hex')}` });

@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { derivedMac } from '../../overlay/plan/node.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { overlayEntries } from './entries.ts';
 import { buildOverlayTopology, type OverlayTopology, type TestNode } from './topology.ts';
 
 /** node1's entries for node2: a direct route (protocol 110), or the VXLAN device's neighbour, FDB entry and route. */
@@ -22,21 +23,7 @@ describe('netplane overlay repairs what the kernel drops when an interface it us
   let node2: TestNode;
 
   /** node1's direct routes and VXLAN entries as sorted lines. */
-  async function state(): Promise<string[]> {
-    const json = async <T>(args: string[]): Promise<T[]> => JSON.parse((await t.lab.exec(node1.ns, args[0]!, ['-j', ...args.slice(1)])).stdout || '[]') as T[];
-    type Route = { dst: string; gateway?: string; dev: string };
-    const routes = await json<Route>(['ip', 'route', 'show', 'proto', '110']);
-    const hasDevice = (await t.lab.exec(node1.ns, 'ip', ['link', 'show', 'netplane.1']).then(() => true, () => false));
-    const neigh = hasDevice ? await json<{ dst: string; lladdr: string }>(['ip', 'neigh', 'show', 'dev', 'netplane.1', 'nud', 'permanent']) : [];
-    const fdb = hasDevice ? await json<{ mac: string; dst: string }>(['bridge', 'fdb', 'show', 'dev', 'netplane.1']) : [];
-    const onDevice = hasDevice ? (await json<Route>(['ip', 'route', 'show', 'dev', 'netplane.1'])).filter((r) => r.gateway) : [];
-    return [
-      ...routes.map((r) => `direct ${r.dst} via ${r.gateway} dev ${r.dev}`),
-      ...neigh.map((n) => `neigh ${n.dst} ${n.lladdr}`),
-      ...fdb.filter((f) => f.dst).map((f) => `fdb ${f.mac} ${f.dst}`),
-      ...onDevice.map((r) => `route ${r.dst} via ${r.gateway}`),
-    ].sort();
-  }
+  const state = () => overlayEntries(t.lab, node1.ns);
 
   /** Waits (at most 2 s) for node1's entries for node2 to be `want`, then pod11 must ping pod21. */
   async function back(want: string[]): Promise<void> {
