@@ -4,7 +4,7 @@
 // through it (the direct routes among them) and bringing it up puts none back; taking the VXLAN device down deletes
 // its routes and neighbour entries; deleting the underlay deletes the VXLAN device over it. None of these is
 // announced as a route or neighbour change the agent follows, so each is answered with a full sync (the kernel read
-// again and repaired). Everything else — other interfaces (each pod's veth among them), the agent's own work on the
+// again and repaired); so is an address removed from such an interface (its last one takes the routes with it). Everything else — other interfaces (each pod's veth among them), the agent's own work on the
 // VXLAN device — starts nothing.
 import type { Logger } from '../runtime/logger.ts';
 import type { AddressChange, HostWatch, LinkChange } from './kernel/watch.ts';
@@ -47,6 +47,15 @@ export function addressMatters(c: AddressChange, use: HostUse): boolean {
 }
 
 /**
+ * Whether an address change can have dropped programmed entries: an address removed from an interface the overlay's
+ * entries go through (the kernel deletes the routes through an interface whose last address of a family goes, and
+ * announces no route change the agent follows), or lost announcements. Pure.
+ */
+export function addressDropsEntries(c: AddressChange, use: HostUse): boolean {
+  return c.index === undefined || (!c.added && use.links.has(c.index));
+}
+
+/**
  * Whether an interface change can have dropped what is programmed, or changes the plan: any change of an interface
  * the overlay's entries go through (the watch passes on only changes of up, carrier, operational state, name or
  * MTU); of the VXLAN device only its deletion or its being taken down (the agent's own creation and setting up are
@@ -80,8 +89,9 @@ export class HostChanges {
     const o = this.#o;
     if (o.watchAddresses) {
       this.#open('address', () => o.watchAddresses!((c) => {
-        if (this.#closed || !addressMatters(c, o.use())) return;
-        this.#changed(false, () => o.log.debug({ index: c.index, cidr: c.cidr, added: c.added }, "this host's addresses changed; planning again"));
+        const use = o.use();
+        if (this.#closed || !addressMatters(c, use)) return;
+        this.#changed(addressDropsEntries(c, use), () => o.log.debug({ index: c.index, cidr: c.cidr, added: c.added }, "this host's addresses changed; planning again"));
       }));
     }
     if (o.watchLinks) {

@@ -72,6 +72,16 @@ describe('netplane overlay repairs what the kernel drops when an interface it us
     it('logged no failure', () => {
       expect(failures()).toEqual([]);
     });
+
+    it("eth0's address deleted and added again (the kernel deletes the routes through eth0 with it): the direct route is back within 2 s", async () => {
+      await ip(['addr', 'del', `${node1.ip}/24`, 'dev', 'eth0']);
+      try {
+        await waitFor('the direct route gone with the address', async () => !(await state()).some((l) => l.startsWith('direct ')), 2000, 10);
+      } finally {
+        await ip(['addr', 'add', `${node1.ip}/24`, 'dev', 'eth0']);
+      }
+      await back(direct);
+    });
   });
 
   describe('without --direct-routing (VXLAN)', () => {
