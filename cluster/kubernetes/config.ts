@@ -36,10 +36,13 @@ const tokenFiles = new WeakMap<KubeConfig, TokenFileAuth>();
  */
 export function loadKubeConfig(file: string | undefined, env: NodeJS.ProcessEnv = process.env, options: LoadOptions = {}): KubeConfig {
   const tokens = new TokenFileAuth(options.tokenRefreshMs ?? defaultTokenRefreshMs);
+  // Token files that could not be read, by user name: an error only for the user the current context uses, as
+  // client-go resolves only that one.
+  const unreadable = new Map<string, KubeConfigError>();
   let kc: KubeConfig;
   try {
-    if (file) kc = loadFile(file, tokens);
-    else if (env.KUBECONFIG) kc = mergeKubeConfigs(env.KUBECONFIG, tokens);
+    if (file) kc = loadFile(file, tokens, unreadable);
+    else if (env.KUBECONFIG) kc = mergeKubeConfigs(env.KUBECONFIG, tokens, unreadable);
     else if (env.KUBERNETES_SERVICE_HOST) kc = loadInCluster(env, tokens, options.inClusterRoot ?? '/');
     else throw new KubeConfigError('no cluster given: pass --manifests DIR or --kubeconfig FILE, set KUBECONFIG, or run inside a cluster');
   } catch (e) {
@@ -49,6 +52,9 @@ export function loadKubeConfig(file: string | undefined, env: NodeJS.ProcessEnv 
     throw new KubeConfigError(`cannot load kubeconfig ${file ?? env.KUBECONFIG ?? '(in-cluster)'}: ${reason}`, { cause: e });
   }
   if (!kc.getCurrentCluster()) throw new KubeConfigError(`kubeconfig ${file ?? env.KUBECONFIG}: no current cluster`);
+  const user = kc.getCurrentUser();
+  const failed = user ? unreadable.get(user.name) : undefined;
+  if (failed) throw failed;
   // kubectl talks plain HTTP to an http:// server (kubectl proxy); the library refuses it unless TLS verification is
   // off, which means nothing without TLS.
   kc.clusters = kc.clusters.map((c): Cluster => (c.server.startsWith('http:') ? { ...c, skipTLSVerify: true } : c));
@@ -66,7 +72,7 @@ export function logTokenFiles(kc: KubeConfig, log: Logger): void {
  * One kubeconfig file. A user's `tokenFile` (the key client-go reads) or `token-file` (the one the library reads, once)
  * is taken out before the library sees the file and read by `tokens`, relative paths against the file's directory.
  */
-function loadFile(file: string, tokens: TokenFileAuth): KubeConfig {
+function loadFile(file: string, tokens: TokenFileAuth, unreadable: Map<string, KubeConfigError>): KubeConfig {
   const dir = dirname(file);
   const doc: unknown = parse(readFileSync(file, 'utf8'), { merge: true });
   if (!isObject(doc)) throw new KubeConfigError(`kubeconfig ${file} is not a YAML mapping of clusters, users and contexts`);
@@ -85,8 +91,16 @@ function loadFile(file: string, tokens: TokenFileAuth): KubeConfig {
   // Certificate and key paths relative to the file's directory, as kubectl resolves them.
   kc.makePathsAbsolute(dir);
   kc.users = kc.users.map((u) => {
-    const path = paths.get(u.name);
-    return path === undefined ? u : withTokenFile(tokens, u, path, `kubeconfig ${file}: user ${u.name}`);
+    // A name written as a YAML number (`name: 1001`) is a string to kubectl and to the library.
+    const path = paths.get(String(u.name));
+    if (path === undefined) return u;
+    try {
+      return withTokenFile(tokens, u, path, `kubeconfig ${file}: user ${u.name}`);
+    } catch (e) {
+      if (!(e instanceof KubeConfigError)) throw e;
+      unreadable.set(String(u.name), e);
+      return u;
+    }
   });
   return kc;
 }
@@ -127,15 +141,21 @@ function withTokenFile(tokens: TokenFileAuth, user: User, path: string, where: s
  * cluster, user or context name (or current-context) wins. The client library instead fails on a missing file and
  * on a name set twice.
  */
-function mergeKubeConfigs(list: string, tokens: TokenFileAuth): KubeConfig {
+function mergeKubeConfigs(list: string, tokens: TokenFileAuth, unreadable: Map<string, KubeConfigError>): KubeConfig {
   const files = list.split(delimiter).filter((f) => f !== '' && existsSync(f));
   if (files.length === 0) throw new KubeConfigError(`KUBECONFIG ${list}: none of its files exists`);
   const merged = { clusters: new Map(), users: new Map(), contexts: new Map(), currentContext: '' };
   for (const f of files) {
     // Each file on its own, so that relative paths resolve against that file's directory.
-    const one = loadFile(f, tokens);
+    const failed = new Map<string, KubeConfigError>();
+    const one = loadFile(f, tokens, failed);
     for (const c of one.clusters) if (!merged.clusters.has(c.name)) merged.clusters.set(c.name, c);
-    for (const u of one.users) if (!merged.users.has(u.name)) merged.users.set(u.name, u);
+    for (const u of one.users) {
+      if (merged.users.has(u.name)) continue;
+      merged.users.set(u.name, u);
+      const e = failed.get(String(u.name));
+      if (e) unreadable.set(String(u.name), e);
+    }
     for (const c of one.contexts) if (!merged.contexts.has(c.name)) merged.contexts.set(c.name, c);
     merged.currentContext ||= one.currentContext ?? '';
   }

@@ -2,7 +2,7 @@
 // client library does not: a kubeconfig user's tokenFile (kubeadm writes one for kube-proxy), the service account's
 // token in a Pod, both read again as they rotate, and a plain-http server (kubectl proxy). All through the real
 // @kubernetes/client-node against the test API server, which here accepts only its current token.
-import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generate } from 'selfsigned';
@@ -137,6 +137,32 @@ describe('KubernetesSource credentials and plain HTTP', () => {
     expect(() => loadKubeConfig(undefined, { KUBERNETES_SERVICE_HOST: '10.96.0.1' }, { inClusterRoot: dir })).toThrow(/^in-cluster: KUBERNETES_SERVICE_HOST is set but KUBERNETES_SERVICE_PORT is not$/);
     const env = { KUBERNETES_SERVICE_HOST: '10.96.0.1', KUBERNETES_SERVICE_PORT: '443' };
     expect(() => loadKubeConfig(undefined, env, { inClusterRoot: dir })).toThrow(/^in-cluster service account: cannot read the token file .*\/var\/run\/secrets\/kubernetes\.io\/serviceaccount\/token: ENOENT/);
+  });
+
+  it("reads only the current user's token file, as client-go does, and takes a user named by a YAML number", async () => {
+    api = await TestApiServer.start({ requireToken: true });
+    api.apply(service('a', { clusterIP: '10.96.0.1' }));
+    const tokenFile = join(dir, 'token');
+    await writeFile(tokenFile, api.token);
+    // A user the current context does not use, with a token file that is gone, stops nothing; the current user is
+    // written `name: 1001` (a number to YAML, a string to kubectl).
+    const file = join(dir, 'kubeconfig.yaml');
+    await writeFile(file, [
+      'apiVersion: v1',
+      'kind: Config',
+      `clusters: [{name: c, cluster: {server: "${api.url}", insecure-skip-tls-verify: true}}]`,
+      'users:',
+      `- {name: 1001, user: {token-file: ${tokenFile}}}`,
+      `- {name: stale, user: {tokenFile: ${join(dir, 'missing')}}}`,
+      'contexts: [{name: c, context: {cluster: c, user: 1001}}, {name: old, context: {cluster: c, user: stale}}]',
+      'current-context: c',
+      '',
+    ].join('\n'));
+    const { store } = await start(file);
+    expect(store.get('Service', 'default/a')).toBeDefined();
+    // The same file with the stale user's context current is refused, naming that user.
+    await writeFile(file, (await readFile(file, 'utf8')).replace('current-context: c', 'current-context: old'));
+    expect(() => loadKubeConfig(file, {})).toThrow(/user stale: cannot read the token file .*missing: ENOENT/);
   });
 
   it('in a Pod, talks https to KUBERNETES_SERVICE_HOST with the mounted CA and sends the mounted token as it rotates', async () => {
