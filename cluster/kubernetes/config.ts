@@ -142,7 +142,8 @@ function withTokenFile(tokens: TokenFileAuth, user: User, path: string, where: s
  * on a name set twice.
  */
 function mergeKubeConfigs(list: string, tokens: TokenFileAuth, unreadable: Map<string, KubeConfigError>): KubeConfig {
-  const files = list.split(delimiter).filter((f) => f !== '' && existsSync(f));
+  // An empty file counts as none, as client-go loads empty data as an empty configuration.
+  const files = list.split(delimiter).filter((f) => f !== '' && existsSync(f) && readFileSync(f, 'utf8').trim() !== '');
   if (files.length === 0) throw new KubeConfigError(`KUBECONFIG ${list}: none of its files exists`);
   const merged = { clusters: new Map(), users: new Map(), contexts: new Map(), currentContext: '' };
   for (const f of files) {

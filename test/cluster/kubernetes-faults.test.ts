@@ -215,10 +215,11 @@ describe('loadKubeConfig', () => {
       ...(current ? { 'current-context': current } : {}),
     });
 
-  it('skips missing files in a KUBECONFIG list, as kubectl does, and the first file to set a name wins', async () => {
+  it('skips missing and empty files in a KUBECONFIG list, as kubectl does, and the first file to set a name wins', async () => {
     await writeFile(join(dir, 'a.yaml'), config('a', 'https://a.example:6443', 'a'));
     await writeFile(join(dir, 'b.yaml'), config('a', 'https://other.example:6443', 'b').replace(/"b"/g, '"a"'));
-    const list = [join(dir, 'missing.yaml'), '', join(dir, 'a.yaml'), join(dir, 'b.yaml')].join(':');
+    await writeFile(join(dir, 'empty.yaml'), '\n');
+    const list = [join(dir, 'missing.yaml'), '', join(dir, 'empty.yaml'), join(dir, 'a.yaml'), join(dir, 'b.yaml')].join(':');
     const kc = loadKubeConfig(undefined, { KUBECONFIG: list });
     expect(kc.getCurrentCluster()?.server).toBe('https://a.example:6443');
     expect(kc.getCurrentContext()).toBe('a');
