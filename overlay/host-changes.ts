@@ -37,11 +37,12 @@ export interface HostChangesOptions {
 }
 
 /**
- * Whether an address change can alter the plan: not one on the VXLAN device itself (netplane's own), nor an IPv6
- * link-local one (every new interface, each pod's veth among them, gets one). Lost announcements can. Pure.
+ * Whether an address change can alter the plan or drop what is programmed: not one added to the VXLAN device
+ * (netplane's own work; one removed from it is put back), nor an IPv6 link-local one (every new interface, each pod's
+ * veth among them, gets one). Lost announcements can. Pure.
  */
 export function addressMatters(c: AddressChange, use: HostUse): boolean {
-  if (c.index !== undefined && c.index === use.deviceIndex) return false;
+  if (c.index !== undefined && c.index === use.deviceIndex) return !c.added && !/^fe[89ab][0-9a-f]:/i.test(c.cidr ?? '');
   if (c.cidr !== undefined && /^fe[89ab][0-9a-f]:/i.test(c.cidr)) return false;
   return true;
 }
@@ -52,19 +53,21 @@ export function addressMatters(c: AddressChange, use: HostUse): boolean {
  * announces no route change the agent follows), or lost announcements. Pure.
  */
 export function addressDropsEntries(c: AddressChange, use: HostUse): boolean {
-  return c.index === undefined || (!c.added && use.links.has(c.index));
+  return c.index === undefined || (!c.added && (use.links.has(c.index) || c.index === use.deviceIndex));
 }
 
 /**
  * Whether an interface change can have dropped what is programmed, or changes the plan: any change of an interface
  * the overlay's entries go through (the watch passes on only changes of up, carrier, operational state, name or
- * MTU); of the VXLAN device only its deletion or its being taken down (the agent's own creation and setting up are
+ * MTU); of the VXLAN device only its deletion, its being taken down or an MTU change (the agent's own creation and setting up are
  * skipped); lost announcements. Pure.
  */
 export function linkMatters(c: LinkChange, use: HostUse): boolean {
   if (c.index === undefined || !c.now) return true;
   if (c.index === use.deviceIndex || c.now.name === use.device) {
     if (c.deleted) return true;
+    // Its MTU changed (by hand, or by the agent following the underlay's: one read more, which finds nothing to do).
+    if (c.before && c.before.mtu !== c.now.mtu) return true;
     // Down now, and up before as far as anyone saw: the watch, else the agent (a device made before the watch saw it).
     return !c.now.up && (c.before ? c.before.up : c.index === use.deviceIndex && use.deviceUp);
   }

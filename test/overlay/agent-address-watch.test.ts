@@ -217,6 +217,7 @@ describe("the overlay agent follows this host's interface changes", () => {
     ["a pod's veth deleted", () => ({ index: 42, deleted: true, now: { ...downState, name: 'veth1' }, before: downState }), 0],
     ["the VXLAN device set up (the agent's own work)", (r) => upAgain(r.device, 'netplane.1'), 0],
     ['the VXLAN device losing its carrier while up', (r) => ({ index: r.device, deleted: false, now: { ...upState, name: 'netplane.1', lowerUp: false }, before: { ...upState, name: 'netplane.1' } }), 0],
+    ["the VXLAN device's MTU changed", (r) => ({ index: r.device, deleted: false, now: { ...upState, name: 'netplane.1', mtu: 1300 }, before: { ...upState, name: 'netplane.1', mtu: 1450 } }), 1],
     ['the VXLAN device taken down', (r) => down(r.device, 'netplane.1'), 1],
     ['the VXLAN device deleted', (r) => ({ index: r.device, deleted: true, now: { ...downState, name: 'netplane.1' }, before: upState }), 1],
     ['announcements lost (ENOBUFS)', () => ({ index: undefined, deleted: false, now: undefined, before: undefined }), 1],

@@ -12,7 +12,9 @@ describe('address changes', () => {
     ['added to the underlay', { index: 2, cidr: '192.168.60.1/24', added: true }, true, false],
     ['removed from another interface', { index: 3, cidr: '10.0.0.1/24', added: false }, true, false],
     ['added to another interface', { index: 3, cidr: '10.0.0.1/24', added: true }, true, false],
-    ['on the VXLAN device', { index: 9, cidr: '10.244.1.0/32', added: false }, false, false],
+    ['added to the VXLAN device (the agent\'s own)', { index: 9, cidr: '10.244.1.0/32', added: true }, false, false],
+    ['removed from the VXLAN device', { index: 9, cidr: '10.244.1.0/32', added: false }, true, true],
+    ['an IPv6 link-local one removed from the VXLAN device', { index: 9, cidr: 'fe80::1/64', added: false }, false, true],
     ['an IPv6 link-local one removed from the underlay', { index: 2, cidr: 'fe80::1/64', added: false }, false, true],
     ['lost announcements', { index: undefined, cidr: undefined, added: false }, true, true],
   ];

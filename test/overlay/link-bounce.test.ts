@@ -113,6 +113,20 @@ describe('netplane overlay repairs what the kernel drops when an interface it us
       expect(await t.sh(node1.ns, 'ip', ['-d', 'link', 'show', 'netplane.1'])).toMatch(/vxlan id 1 local 192\.168\.60\.1 dev eth0 /);
     });
 
+    it("the VXLAN device's MTU changed and its address flushed by hand: both put back within 2 s, with pod traffic", async () => {
+      const device = async () => {
+        const [link] = JSON.parse(await t.sh(node1.ns, 'ip', ['-j', 'addr', 'show', 'dev', 'netplane.1'])) as Array<{ mtu: number; addr_info: Array<{ local: string; prefixlen: number }> }>;
+        return JSON.stringify({ mtu: link!.mtu, addresses: link!.addr_info.map((a) => `${a.local}/${a.prefixlen}`).filter((a) => !a.startsWith('fe80:')) });
+      };
+      const want = await device();
+      expect(want).toBe(JSON.stringify({ mtu: 1450, addresses: ['10.244.1.0/32'] }));
+      await ip(['link', 'set', 'netplane.1', 'mtu', '1300']);
+      await waitFor('the MTU put back', async () => (await device()) === want, 2000, 10);
+      await ip(['addr', 'flush', 'dev', 'netplane.1']);
+      await waitFor('the address put back', async () => (await device()) === want, 2000, 10);
+      await back(vxlan);
+    });
+
     it('logged no failure', () => {
       expect(failures()).toEqual([]);
     });
