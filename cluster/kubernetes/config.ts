@@ -74,7 +74,8 @@ export function logTokenFiles(kc: KubeConfig, log: Logger): void {
  */
 function loadFile(file: string, tokens: TokenFileAuth, unreadable: Map<string, KubeConfigError>): KubeConfig {
   const dir = dirname(file);
-  const doc: unknown = parse(readFileSync(file, 'utf8'), { merge: true });
+  // An empty file is an empty configuration, as client-go loads it (skipped in a KUBECONFIG list).
+  const doc: unknown = parse(readFileSync(file, 'utf8'), { merge: true }) ?? {};
   if (!isObject(doc)) throw new KubeConfigError(`kubeconfig ${file} is not a YAML mapping of clusters, users and contexts`);
   const paths = new Map<string, string>();
   for (const entry of Array.isArray(doc.users) ? doc.users : []) {
@@ -142,8 +143,7 @@ function withTokenFile(tokens: TokenFileAuth, user: User, path: string, where: s
  * on a name set twice.
  */
 function mergeKubeConfigs(list: string, tokens: TokenFileAuth, unreadable: Map<string, KubeConfigError>): KubeConfig {
-  // An empty file counts as none, as client-go loads empty data as an empty configuration.
-  const files = list.split(delimiter).filter((f) => f !== '' && existsSync(f) && readFileSync(f, 'utf8').trim() !== '');
+  const files = list.split(delimiter).filter((f) => f !== '' && existsSync(f));
   if (files.length === 0) throw new KubeConfigError(`KUBECONFIG ${list}: none of its files exists`);
   const merged = { clusters: new Map(), users: new Map(), contexts: new Map(), currentContext: '' };
   for (const f of files) {

@@ -18,8 +18,7 @@ export class ResolvConfError extends Error {
  */
 export function parseResolvConf(text: string): HostPort[] {
   const out: HostPort[] = [];
-  for (const raw of text.split('\n')) {
-    const [keyword, value] = raw.replace(/[#;].*$/, '').trim().split(/\s+/);
+  for (const [keyword, value] of directives(text)) {
     if (keyword !== 'nameserver' || !value || isIP(value) === 0) continue;
     out.push({ host: value, port: 53, text: isIP(value) === 6 ? `[${value}]:53` : `${value}:53` });
   }
@@ -33,13 +32,17 @@ export function parseResolvConf(text: string): HostPort[] {
  */
 export function parseSearchDomains(text: string): string[] {
   let out: string[] = [];
-  for (const raw of text.split('\n')) {
-    // [^]: a comment runs to the end of the line, a CR of CRLF included.
-    const [keyword, ...values] = raw.replace(/[#;][^]*$/, '').trim().split(/\s+/);
+  for (const [keyword, ...values] of directives(text)) {
     if (keyword !== 'search') continue;
     out = values.filter((v) => v !== '' && v !== '.').map((v) => v.replace(/\.$/, ''));
   }
   return out;
+}
+
+/** Each line of resolv.conf text as its words, comments ('#' or ';', also after a value) left out. */
+function directives(text: string): string[][] {
+  // [^]: a comment runs to the end of the line, a CR of CRLF included.
+  return text.split('\n').map((line) => line.replace(/[#;][^]*$/, '').trim().split(/\s+/));
 }
 
 /** The nameservers of the resolv.conf at `path`. Throws ResolvConfError when it cannot be read or names none. */
