@@ -203,22 +203,29 @@ function* messages(buf: Buffer): Generator<{ type: number; data: Buffer }> {
   }
 }
 
-/** The address changes in one datagram of the multicast groups; other messages are skipped. Pure. */
-export function parseAddressChanges(buf: Buffer): AddressChange[] {
-  const out: AddressChange[] = [];
+/** The messages of one datagram whose type is `added` or `removed`, parsed; those that do not parse are skipped. */
+function* rtMessages(buf: Buffer, added: number, removed: number): Generator<{ m: rt.Message; removed: boolean }> {
   for (const { type, data } of messages(buf)) {
-    if (type !== RTM_NEWADDR && type !== RTM_DELADDR) continue;
+    if (type !== added && type !== removed) continue;
     let m: rt.Message;
     try {
       m = rt.parseMessage(type, data);
     } catch {
       continue;
     }
+    yield { m, removed: type === removed };
+  }
+}
+
+/** The address changes in one datagram of the multicast groups; other messages are skipped. Pure. */
+export function parseAddressChanges(buf: Buffer): AddressChange[] {
+  const out: AddressChange[] = [];
+  for (const { m, removed } of rtMessages(buf, RTM_NEWADDR, RTM_DELADDR)) {
     if (m.kind !== 'address') continue;
     // IFA_LOCAL is the address of a point-to-point interface's own end; IFA_ADDRESS otherwise (as `ip` reads them).
     const ip = m.attrs.local ?? m.attrs.address;
     if (!ip || (ip.length !== 4 && ip.length !== 16)) continue;
-    out.push({ index: m.data.index ?? 0, cidr: `${formatIp(ip)}/${m.data.prefixlen ?? 0}`, added: type === RTM_NEWADDR });
+    out.push({ index: m.data.index ?? 0, cidr: `${formatIp(ip)}/${m.data.prefixlen ?? 0}`, added: !removed });
   }
   return out;
 }
@@ -226,19 +233,12 @@ export function parseAddressChanges(buf: Buffer): AddressChange[] {
 /** The interface announcements in one datagram of RTNLGRP_LINK; other messages, and AF_BRIDGE port ones, are skipped. Pure. */
 export function parseLinkMessages(buf: Buffer): LinkMessage[] {
   const out: LinkMessage[] = [];
-  for (const { type, data } of messages(buf)) {
-    if (type !== RTM_NEWLINK && type !== RTM_DELLINK) continue;
-    let m: rt.Message;
-    try {
-      m = rt.parseMessage(type, data);
-    } catch {
-      continue;
-    }
+  for (const { m, removed } of rtMessages(buf, RTM_NEWLINK, RTM_DELLINK)) {
     if (m.kind !== 'link' || (m.data.family ?? AF_UNSPEC) !== AF_UNSPEC || !m.data.index) continue;
     const flags = m.data.flags ?? {};
     out.push({
       index: m.data.index,
-      deleted: type === RTM_DELLINK,
+      deleted: removed,
       seen: { name: m.attrs.ifname ?? '', up: flags.up === true, lowerUp: flags.lowerUp === true, operstate: m.attrs.operstate ?? 0, mtu: m.attrs.mtu ?? 0 },
     });
   }
