@@ -19,7 +19,7 @@ import { InvalidObjectError, kinds, objectKey, parseKind, type Kind } from '../m
 import type { ClusterSource } from '../source.ts';
 import type { Store, StoreWrite } from '../store.ts';
 import { logTokenFiles } from './config.ts';
-import { usableItems } from './unusable.ts';
+import { skipLoggers, usableItems } from './unusable.ts';
 import { BookmarkWatch } from './watch.ts';
 
 type ListFn = () => Promise<KubernetesListObject<KubernetesObject>>;
@@ -185,15 +185,15 @@ export class KubernetesSource implements ClusterSource {
   #feed(kind: Kind, key: string | undefined, at: Endpoint, synced: () => void): Feed {
     const feed: Feed = { kind, path: at.path, key, connected: false, failures: 0, heardAt: performance.now(), silent: false } as Feed;
     const heard = () => (feed.heardAt = performance.now());
+    const skipped = skipLoggers(this.#log, kind, at.path);
     const watch = new BookmarkWatch(this.#kc, {
       onConnected: () => this.#connected(feed, synced),
       onEvent: heard,
       idleTimeoutMs: Math.round(this.#bookmarkIntervalMs * 1.5),
-      onMalformed: (type, reason) => this.#log.warn({ kind, path: at.path, event: type, reason }, `${kind} watch: skipped event ${type}: ${reason}`),
+      onMalformed: skipped.event,
     });
     // The informer would throw on an item it cannot file, where nothing catches: such items are skipped.
-    const skipped = (i: number, reason: string) => this.#log.warn({ kind, path: at.path, item: i, reason }, `${kind} list: skipped items[${i}], which ${reason}`);
-    const list = () => at.list().then((l) => (heard(), usableItems(l, skipped)));
+    const list = () => at.list().then((l) => (heard(), usableItems(l, skipped.item)));
     feed.informer = new ListWatch(at.path, watch, list, false, undefined, at.fieldSelector);
     feed.informer.on('add', (o) => this.#put(kind, o));
     feed.informer.on('update', (o) => this.#put(kind, o));

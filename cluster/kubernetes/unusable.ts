@@ -1,6 +1,7 @@
 // What the client library's informer cannot take from an API server (a null list item, an event without an object)
 // and would crash on: found here, so the source can skip and log it.
 import type { KubernetesListObject, KubernetesObject } from '@kubernetes/client-node';
+import type { Logger } from '../../runtime/logger.ts';
 
 /**
  * Why the client library's informer cannot take `object` (a list item, or a watch event's object when `type` is
@@ -29,4 +30,15 @@ export function usableItems<T extends KubernetesObject>(list: KubernetesListObje
     return !reason;
   });
   return items.length === list.items.length ? list : { ...list, items };
+}
+
+/**
+ * Logs what was skipped of `kind`'s list and watch at `path`: a warn line each, naming the item or event and why;
+ * `what` names the informer in the message (default the kind).
+ */
+export function skipLoggers(log: Logger, kind: string, path: string, what = kind) {
+  return {
+    item: (i: number, reason: string) => log.warn({ kind, path, item: i, reason }, `${what} list: skipped items[${i}], which ${reason}`),
+    event: (type: string, reason: string) => log.warn({ kind, path, event: type, reason }, `${what} watch: skipped event ${type}: ${reason}`),
+  };
 }

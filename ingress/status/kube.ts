@@ -2,7 +2,7 @@
 // (coordination.k8s.io/v1), a watch of every Ingress's status, and the merge patch on ingresses/status.
 import { ApiException, CoordinationV1Api, ListWatch, NetworkingV1Api, setHeaderOptions, V1MicroTime, type KubeConfig, type V1Ingress, type V1Lease } from '@kubernetes/client-node';
 import { describe } from '../../cluster/kubernetes/source.ts';
-import { usableItems } from '../../cluster/kubernetes/unusable.ts';
+import { skipLoggers, usableItems } from '../../cluster/kubernetes/unusable.ts';
 import { BookmarkWatch } from '../../cluster/kubernetes/watch.ts';
 import type { Logger } from '../../runtime/logger.ts';
 import { normalize, type LoadBalancerAddress } from './addresses.ts';
@@ -112,11 +112,11 @@ export class IngressStatusWatch implements StatusObserver {
     // Ingresses deleted while nobody watched must not linger.
     this.#statuses = new Map();
     const api = this.#kc.makeApiClient(NetworkingV1Api);
+    const path = '/apis/networking.k8s.io/v1/ingresses';
+    const skipped = skipLoggers(this.#o.log, 'Ingress', path, 'Ingress status');
     const list = async () => {
       // The informer would throw on an item it cannot file, where nothing catches: such items are skipped.
-      const all = usableItems(await api.listIngressForAllNamespaces(), (i, reason) =>
-        this.#o.log.warn({ kind: 'Ingress', path: '/apis/networking.k8s.io/v1/ingresses', item: i, reason }, `Ingress status list: skipped items[${i}], which ${reason}`),
-      );
+      const all = usableItems(await api.listIngressForAllNamespaces(), skipped.item);
       // The informer files the items as soon as this resolves, in the same turn.
       setImmediate(() => {
         if (this.#informer !== informer) return;
@@ -126,7 +126,7 @@ export class IngressStatusWatch implements StatusObserver {
       });
       return all;
     };
-    const informer = new ListWatch<V1Ingress>('/apis/networking.k8s.io/v1/ingresses', new BookmarkWatch(this.#kc, { onConnected: () => {}, onEvent: () => {}, idleTimeoutMs: 90_000, onMalformed: (type, reason) => this.#o.log.warn({ kind: 'Ingress', event: type, reason }, `Ingress status watch: skipped event ${type}: ${reason}`) }), list, false);
+    const informer = new ListWatch<V1Ingress>(path, new BookmarkWatch(this.#kc, { onConnected: () => {}, onEvent: () => {}, idleTimeoutMs: 90_000, onMalformed: skipped.event }), list, false);
     const key = (o: V1Ingress) => `${o.metadata?.namespace ?? 'default'}/${o.metadata?.name ?? ''}`;
     const put = (o: V1Ingress) => {
       this.#statuses.set(key(o), normalize(o.status?.loadBalancer?.ingress));
