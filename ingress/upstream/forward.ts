@@ -236,11 +236,16 @@ export class Exchange implements Dispatcher.DispatchHandler {
     (fresh ? m.fresh(policy.connectTimeoutMs) : m.pool(policy.connectTimeoutMs)).dispatch(options as Dispatcher.DispatchOptions, this);
   }
 
-  /** undici: the request is being written; the controller pauses, resumes and aborts it. */
-  onRequestStart(controller: Dispatcher.DispatchController): void {
+  /**
+   * The request is being written; the controller pauses, resumes and aborts it. netplane's own client (h1/) says in
+   * `context` whether the connection was kept alive; undici says it on its diagnostics channel (above).
+   */
+  onRequestStart(controller: Dispatcher.DispatchController, context?: unknown): void {
     if (this.#clientGone !== null) return controller.abort(this.#clientGone);
     this.#controller = controller;
-    sending = (reused) => (this.#reused = reused);
+    const reused = (context as { reused?: unknown } | undefined)?.reused;
+    if (typeof reused === 'boolean') this.#reused = reused;
+    else sending = (kept) => (this.#reused = kept);
   }
 
   /** undici: status and headers of the upstream's response. */

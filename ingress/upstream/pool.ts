@@ -1,10 +1,24 @@
-// One endpoint of a backend: its address, load, outlier state and undici pools (keep-alive, no pipelining).
+// One endpoint of a backend: its address, load, outlier state and connection pools (keep-alive, no pipelining):
+// netplane's own HTTP/1.1 client (h1/) for plain-HTTP endpoints, undici for TLS and HTTP/2 (gRPC) ones.
 import { isIPv6 } from 'node:net';
 import { checkServerIdentity, type PeerCertificate, type TLSSocket } from 'node:tls';
-import { Pool, buildConnector } from 'undici';
+import { Pool, buildConnector, type Dispatcher } from 'undici';
+import { tcpBindings } from '../../runtime/tcp-handles.ts';
 import { affinityValue } from './affinity.ts';
 import { UpstreamError } from './errors.ts';
+import { H1Pool } from './h1/pool.ts';
 import type { OutlierState } from './outlier.ts';
+
+/** What forward.ts asks of a pool: an undici Pool, or an H1Pool, which takes the same calls. */
+export interface UpstreamPool {
+  dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean;
+  close(): Promise<void>;
+  destroy(): Promise<void>;
+}
+
+// NETPLANE_INGRESS_UPSTREAM_CLIENT=undici sends plain-HTTP requests through undici too (for comparison); so does a
+// Node whose native TCP bindings are not as expected.
+const ownClient = tcpBindings !== null && process.env.NETPLANE_INGRESS_UPSTREAM_CLIENT !== 'undici';
 
 /** An endpoint address; an IPv6 `ip` is written without brackets. */
 export interface Endpoint {
@@ -66,9 +80,9 @@ export class UpstreamEndpoint implements OutlierState {
   lastEjectionMs = 0;
   readonly #connections: number;
   // A pool per connect timeout: undici sets it per connector. Nearly always one; the last one used is cached.
-  readonly #pools = new Map<number, Pool>();
+  readonly #pools = new Map<number, UpstreamPool>();
   #lastTimeout = -1;
-  #lastPool: Pool | null = null;
+  #lastPool: UpstreamPool | null = null;
   #closed = false;
 
   constructor(endpoint: Endpoint, protocol: BackendProtocol, connections: number, tls?: UpstreamTls) {
@@ -82,7 +96,7 @@ export class UpstreamEndpoint implements OutlierState {
   }
 
   /** The pool for requests with this connect timeout, made on first use. */
-  pool(connectTimeoutMs: number): Pool {
+  pool(connectTimeoutMs: number): UpstreamPool {
     if (connectTimeoutMs === this.#lastTimeout && this.#lastPool !== null) return this.#lastPool;
     let pool = this.#pools.get(connectTimeoutMs);
     if (pool === undefined) {
@@ -99,7 +113,7 @@ export class UpstreamEndpoint implements OutlierState {
    * A pool of one new connection, closed once its request is done: for sending a request again after a kept-alive
    * connection failed under it (the pools' other idle connections may be as stale).
    */
-  fresh(connectTimeoutMs: number): Pool {
+  fresh(connectTimeoutMs: number): UpstreamPool {
     const pool = this.#makePool(connectTimeoutMs, 1);
     // close() lets the dispatched request finish first.
     queueMicrotask(() => void pool.close());
@@ -124,9 +138,10 @@ export class UpstreamEndpoint implements OutlierState {
     await Promise.all(pools.map((p) => p.destroy()));
   }
 
-  #makePool(connectTimeoutMs: number, connections = this.#connections): Pool {
+  #makePool(connectTimeoutMs: number, connections = this.#connections): UpstreamPool {
     const tls = overTls(this.protocol);
     const h2 = isGrpc(this.protocol);
+    if (!tls && !h2 && ownClient) return new H1Pool(this.ip, this.port, this.address, { connections, connectTimeoutMs }) as unknown as UpstreamPool;
     const origin = `${tls ? 'https' : 'http'}://${this.address}`;
     const common = {
       connections,

@@ -3,7 +3,7 @@
 // A net.Socket per side costs a Duplex stream (two stream states, events, buffers) for every connection; with
 // `Connection: close` traffic that set-up and tear-down is most of the proxy's own CPU. Here the listening handle's
 // accepted connections and the upstream dials stay native TCP handles (Node 24's tcp_wrap and stream_wrap
-// bindings, the ones lib/net.js itself drives): reads arrive through `onread`, writes go out with writeBuffer or
+// bindings, the ones lib/net.js itself drives; runtime/tcp-handles.ts loads them): reads arrive through `onread`, writes go out with writeBuffer or
 // writev, backpressure stops reading the other side, end of stream becomes a shutdown, a reset a reset. Measured on
 // this machine with wrk `Connection: close` through the proxy to nginx: 110 instead of 133 µs of CPU per connection.
 // The bindings are checked when loaded; anything unexpected (or NETPLANE_PROXY_TCP_DIRECT=0) makes tcp.ts keep
@@ -12,74 +12,20 @@ import { isIPv6 } from 'node:net';
 import { constants } from 'node:os';
 import type { Target } from '../plan/types.ts';
 import type { DialDeadlines } from './deadlines.ts';
+import { tcpBindings, type HandleReq, type TcpBindings, type TcpHandle as NativeTcpHandle } from '../../runtime/tcp-handles.ts';
 
-/** The methods of a native TCP handle that this file calls (lib/net.js calls the same). */
-export interface TcpHandle {
-  readStart(): number;
-  readStop(): number;
-  writeBuffer(req: object, data: Uint8Array): number;
-  writev(req: object, chunks: Uint8Array[], allBuffers: boolean): number;
-  shutdown(req: object): number;
-  close(cb?: () => void): void;
-  reset(cb?: () => void): number;
-  setNoDelay(on: boolean): number;
-  getpeername(out: { address?: string }): number;
-  connect(req: object, address: string, port: number): number;
-  connect6(req: object, address: string, port: number): number;
-  onread: ((this: TcpHandle, buffer: ArrayBuffer | undefined) => void) | null;
+/** A native TCP handle (runtime/tcp-handles.ts) with the side of the relay it belongs to. */
+export interface TcpHandle extends NativeTcpHandle {
   side?: Side;
 }
 
-interface Req {
-  handle?: TcpHandle;
-  oncomplete?: (status: number) => void;
+interface Req extends HandleReq {
   side?: Side;
   buffer?: Uint8Array | Uint8Array[];
 }
 
-interface Bindings {
-  TCP: new (type: number) => TcpHandle;
-  TCPConnectWrap: new () => Req;
-  WriteWrap: new () => Req;
-  ShutdownWrap: new () => Req;
-  SOCKET: number;
-  state: Int32Array;
-  readBytes: number;
-  offset: number;
-  lastWriteAsync: number;
-}
-
-/** The bindings, or null when they are not as expected (then tcp.ts relays with net.Socket). */
-export const native: Bindings | null = load();
-
-function load(): Bindings | null {
-  if (process.env.NETPLANE_PROXY_TCP_DIRECT === '0') return null;
-  try {
-    const binding = (process as unknown as { binding(name: string): Record<string, unknown> }).binding;
-    const tcp = binding('tcp_wrap') as { TCP?: Bindings['TCP']; TCPConnectWrap?: Bindings['TCPConnectWrap']; constants?: { SOCKET?: number } };
-    const stream = binding('stream_wrap') as Record<string, unknown>;
-    const b = {
-      TCP: tcp.TCP,
-      TCPConnectWrap: tcp.TCPConnectWrap,
-      WriteWrap: stream.WriteWrap,
-      ShutdownWrap: stream.ShutdownWrap,
-      SOCKET: tcp.constants?.SOCKET,
-      state: stream.streamBaseState,
-      readBytes: stream.kReadBytesOrError,
-      offset: stream.kArrayBufferOffset,
-      lastWriteAsync: stream.kLastWriteWasAsync,
-    };
-    if (typeof b.TCP !== 'function' || typeof b.TCPConnectWrap !== 'function' || typeof b.WriteWrap !== 'function' || typeof b.ShutdownWrap !== 'function') return null;
-    if (typeof b.SOCKET !== 'number' || !(b.state instanceof Int32Array) || typeof b.readBytes !== 'number' || typeof b.offset !== 'number' || typeof b.lastWriteAsync !== 'number') return null;
-    const proto = b.TCP.prototype as unknown as Record<string, unknown>;
-    for (const m of ['readStart', 'readStop', 'writeBuffer', 'writev', 'shutdown', 'close', 'reset', 'setNoDelay', 'getpeername', 'connect', 'connect6']) {
-      if (typeof proto[m] !== 'function') return null;
-    }
-    return b as Bindings;
-  } catch {
-    return null;
-  }
-}
+/** The bindings, or null when they are not as expected or NETPLANE_PROXY_TCP_DIRECT=0 (then tcp.ts relays with net.Socket). */
+export const native: TcpBindings | null = process.env.NETPLANE_PROXY_TCP_DIRECT === '0' ? null : tcpBindings;
 
 /** libuv's end-of-stream code (the same on every platform), and a reset as libuv reports it on this one. */
 const UV_EOF = -4095;
