@@ -1,0 +1,884 @@
+// The HTTP/1.1 upstream client (ingress/upstream/h1) against scripted raw servers (h1-servers.ts): what goes on the
+// wire, how responses are framed, keep-alive, bad input on both sides, timeouts, flow control, abort and the pool's
+// limits and shutdown. Every request's handler must hear exactly one ending (onResponseEnd or onResponseError): the
+// afterEach hook checks it for every request a test made.
+import { createHash } from 'node:crypto';
+import { connect } from 'node:net';
+import { Readable } from 'node:stream';
+import { afterEach, describe, expect, it } from 'vitest';
+import { UpstreamError, classifyError } from '../../../ingress/upstream/errors.ts';
+import { H1Pool, type H1Controller, type H1Handler, type H1PoolOptions } from '../../../ingress/upstream/h1/pool.ts';
+import { Closer, deadPort, sleep, stalledPort } from './helpers.ts';
+import { bodyOf, headerValues, ok, scriptedServer, until, type Responder, type ScriptedServer } from './h1-servers.ts';
+
+type DispatchOptions = Parameters<H1Pool['dispatch']>[0];
+
+/** Everything a request's handler heard. */
+interface Outcome {
+  events: string[];
+  reused: boolean[];
+  /** Every onResponseStart, 1xx included. */
+  starts: { status: number; headers: Record<string, string | string[]>; message: string }[];
+  chunks: Buffer[];
+  trailers: Record<string, string | string[]> | null;
+  error: Error | null;
+  errorController: H1Controller | null | undefined;
+  ends: number;
+  errors: number;
+  controller: H1Controller | null;
+  /** performance.now() of the ending. */
+  endedAt: number;
+}
+
+const closer = new Closer();
+const outcomes: Outcome[] = [];
+
+afterEach(async () => {
+  await closer.closeAll();
+  await sleep(30);
+  const all = outcomes.splice(0);
+  // Exactly one ending per request, whatever happened to it.
+  expect(all.map((o) => [o.ends + o.errors, o.events.filter((e) => e === 'end' || e === 'error').length])).toEqual(all.map(() => [1, 1]));
+});
+
+/** A pool to `ip`:`port` (127.0.0.1 by default), destroyed after the test. */
+function poolTo(port: number, options: Partial<H1PoolOptions> = {}, ip = '127.0.0.1', address = `${ip}:${port}`): H1Pool {
+  const pool = new H1Pool(ip, port, address, { connections: 4, connectTimeoutMs: 1000, ...options });
+  closer.add(() => pool.destroy());
+  return pool;
+}
+
+const body = (o: Outcome): string => Buffer.concat(o.chunks).toString('latin1');
+const final = (o: Outcome) => o.starts.at(-1);
+
+/** Dispatches one request recording what its handler hears; `hooks` run after the recording. Resolves at the ending. */
+function send(pool: H1Pool, options: Partial<DispatchOptions> = {}, hooks: H1Handler = {}): Promise<Outcome> & { outcome: Outcome } {
+  const o: Outcome = { events: [], reused: [], starts: [], chunks: [], trailers: null, error: null, errorController: undefined, ends: 0, errors: 0, controller: null, endedAt: 0 };
+  outcomes.push(o);
+  let done!: (o: Outcome) => void;
+  const promise = new Promise<Outcome>((r) => (done = r));
+  const handler: H1Handler = {
+    onRequestStart(controller, context) {
+      o.events.push('start');
+      o.controller = controller;
+      o.reused.push(context.reused);
+      hooks.onRequestStart?.(controller, context);
+    },
+    onResponseStart(controller, status, headers, message) {
+      o.events.push(`head ${status}`);
+      o.starts.push({ status, headers, message });
+      hooks.onResponseStart?.(controller, status, headers, message);
+    },
+    onResponseData(controller, chunk) {
+      o.events.push('data');
+      o.chunks.push(Buffer.from(chunk));
+      hooks.onResponseData?.(controller, chunk);
+    },
+    onResponseEnd(controller, trailers) {
+      o.events.push('end');
+      o.ends++;
+      o.trailers = trailers;
+      o.endedAt = performance.now();
+      hooks.onResponseEnd?.(controller, trailers);
+      done(o);
+    },
+    onResponseError(controller, err) {
+      o.events.push('error');
+      o.errors++;
+      o.error = err;
+      o.errorController = controller;
+      o.endedAt = performance.now();
+      hooks.onResponseError?.(controller, err);
+      done(o);
+    },
+  };
+  pool.dispatch({ path: '/', method: 'GET', headers: [], body: null, headersTimeout: 2000, bodyTimeout: 2000, ...options }, handler);
+  return Object.assign(promise, { outcome: o });
+}
+
+/** True when a TCP connection to `ip`:`port` is accepted within `ms`. */
+function connects(ip: string, port: number, ms: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, ip);
+    const done = (ok: boolean): void => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(ok);
+    };
+    const timer = setTimeout(() => done(false), ms);
+    socket.once('connect', () => done(true)).once('error', () => done(false));
+  });
+}
+
+/** The code of an UpstreamError ending, or the `code` of another error, or 'none'. */
+function codeOf(o: Outcome): string {
+  if (o.error === null) return 'none';
+  if (o.error instanceof UpstreamError) return o.error.code;
+  return String((o.error as { code?: unknown }).code);
+}
+
+/** Expects a complete 200 with `text` as its body. */
+function expectOk(o: Outcome, text = 'ok'): void {
+  expect(o.error).toBeNull();
+  expect(final(o)?.status).toBe(200);
+  expect(body(o)).toBe(text);
+}
+
+const answerOk: Responder = (_req, conn) => conn.write(ok());
+
+describe('h1 client: the request on the wire', () => {
+  it('GET without a body: the request line, the headers in order, Host added, no body framing', async () => {
+    const s = await scriptedServer(closer, answerOk);
+    const pool = poolTo(s.port);
+    const given = ['X-First', 'one', 'x-multi', 'a', 'Accept', '*/*', 'x-multi', 'b'];
+    expectOk(await send(pool, { path: '/path?q=1&r=%20', headers: given }));
+    const head = s.requests[0]!.head;
+    const lines = head.slice(0, -4).split('\r\n');
+    expect(lines[0]).toBe('GET /path?q=1&r=%20 HTTP/1.1');
+    expect(lines.slice(1, 5)).toEqual(['X-First: one', 'x-multi: a', 'Accept: */*', 'x-multi: b']);
+    const rest = lines.slice(5);
+    expect(rest.filter((l) => l.toLowerCase().startsWith('host:'))).toEqual([`host: 127.0.0.1:${s.port}`]);
+    // Nothing else but Host (and at most a keep-alive Connection): no Content-Length, no Transfer-Encoding.
+    expect(rest.filter((l) => !l.toLowerCase().startsWith('host:') && l.toLowerCase() !== 'connection: keep-alive')).toEqual([]);
+    expect(s.conns[0]!.received().toString('latin1')).toBe(head);
+  });
+
+  it('GET with a Host in the list: that Host is sent, once, and none added', async () => {
+    const s = await scriptedServer(closer, answerOk);
+    const pool = poolTo(s.port);
+    expectOk(await send(pool, { path: '/', headers: ['x-a', '1', 'Host', 'example.test', 'x-b', '2'] }));
+    const req = s.requests[0]!;
+    expect(headerValues(req, 'host')).toEqual(['example.test']);
+    expect(req.headers.slice(0, 3)).toEqual([['x-a', '1'], ['Host', 'example.test'], ['x-b', '2']]);
+    expect(headerValues(req, 'content-length')).toEqual([]);
+    expect(headerValues(req, 'transfer-encoding')).toEqual([]);
+  });
+
+  it('keep-alive: two requests in a row share one connection; the second is told it was reused', async () => {
+    const s = await scriptedServer(closer, answerOk);
+    const pool = poolTo(s.port);
+    const a = await send(pool, { path: '/a' });
+    const b = await send(pool, { path: '/b' });
+    expectOk(a);
+    expectOk(b);
+    expect(a.reused).toEqual([false]);
+    expect(b.reused).toEqual([true]);
+    expect(s.conns.length).toBe(1);
+    expect(s.conns[0]!.requests.map((r) => r.path)).toEqual(['/a', '/b']);
+    expect(pool.connectionCount).toBe(1);
+  });
+
+  it('an IPv6 endpoint: connects to [::1], Host is [::1]:port', async () => {
+    const s = await scriptedServer(closer, answerOk, undefined, '::1');
+    const pool = poolTo(s.port, {}, '::1', `[::1]:${s.port}`);
+    expectOk(await send(pool));
+    expect(headerValues(s.requests[0]!, 'host')).toEqual([`[::1]:${s.port}`]);
+  });
+});
+
+describe('h1 client: response framing', () => {
+  it('a Content-Length body; headers lower-case, a repeated name as an array in order; the connection is reused', async () => {
+    const s = await scriptedServer(closer, (_req, conn) => conn.write('HTTP/1.1 200 Fine Thanks\r\nContent-Length: 5\r\nX-Y: a\r\nContent-Type: text/plain\r\nx-y: b\r\n\r\nhello'));
+    const pool = poolTo(s.port);
+    const a = await send(pool);
+    expect(a.error).toBeNull();
+    expect(a.starts).toHaveLength(1);
+    expect(final(a)).toMatchObject({ status: 200, message: 'Fine Thanks' });
+    expect({ ...final(a)!.headers }).toEqual({ 'content-length': '5', 'x-y': ['a', 'b'], 'content-type': 'text/plain' });
+    expect(body(a)).toBe('hello');
+    expect({ ...a.trailers }).toEqual({});
+    const b = await send(pool);
+    expect(body(b)).toBe('hello');
+    expect(b.reused).toEqual([true]);
+    expect(s.conns.length).toBe(1);
+  });
+
+  it('a chunked body with extensions and trailers: the trailers reach onResponseEnd with lower-case names', async () => {
+    const s = await scriptedServer(closer, (_req, conn) =>
+      conn.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-Sum: Abc\r\nX-Two: 1\r\n\r\n'),
+    );
+    const pool = poolTo(s.port);
+    const a = await send(pool);
+    expect(a.error).toBeNull();
+    expect(body(a)).toBe('hello world');
+    expect({ ...a.trailers }).toEqual({ 'x-sum': 'Abc', 'x-two': '1' });
+    const b = await send(pool);
+    expect(body(b)).toBe('hello world');
+    expect(b.reused).toEqual([true]);
+    expect(s.conns.length).toBe(1);
+  });
+
+  it('a body delimited by the close of the connection: all of it, then a new connection for the next request', async () => {
+    let n = 0;
+    const s = await scriptedServer(closer, (_req, conn) => {
+      if (n++ > 0) return conn.write(ok());
+      conn.write('HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nabc');
+      setTimeout(() => {
+        conn.write('def');
+        conn.socket.end();
+      }, 50);
+    });
+    const pool = poolTo(s.port);
+    const a = await send(pool);
+    expect(a.error).toBeNull();
+    expect(body(a)).toBe('abcdef');
+    const b = await send(pool);
+    expectOk(b);
+    expect(b.reused).toEqual([false]);
+    expect(s.conns.length).toBe(2);
+  });
+
+  it('HEAD: a Content-Length header without a body completes, and the next response on the connection parses', async () => {
+    const s = await scriptedServer(closer, (req, conn) => conn.write(req.method === 'HEAD' ? 'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n' : ok('after')));
+    const pool = poolTo(s.port);
+    const a = await send(pool, { method: 'HEAD' });
+    expect(a.error).toBeNull();
+    expect(final(a)?.status).toBe(200);
+    expect(final(a)?.headers['content-length']).toBe('100');
+    expect(a.chunks).toEqual([]);
+    const b = await send(pool);
+    expectOk(b, 'after');
+    expect(b.reused).toEqual([true]);
+    expect(s.conns.length).toBe(1);
+  });
+
+  it('204 and 304 (even with a Content-Length) end without a body; the connection carries on', async () => {
+    const answers = ['HTTP/1.1 204 No Content\r\n\r\n', 'HTTP/1.1 304 Not Modified\r\nETag: "x"\r\nContent-Length: 10\r\n\r\n', ok('third')];
+    const s = await scriptedServer(closer, (_req, conn) => conn.write(answers.shift()!));
+    const pool = poolTo(s.port);
+    const a = await send(pool);
+    const b = await send(pool);
+    const c = await send(pool);
+    expect([final(a)?.status, a.chunks.length, a.error]).toEqual([204, 0, null]);
+    expect([final(b)?.status, b.chunks.length, b.error, final(b)?.headers.etag]).toEqual([304, 0, null, '"x"']);
+    expectOk(c, 'third');
+    expect([a.reused, b.reused, c.reused]).toEqual([[false], [true], [true]]);
+    expect(s.conns.length).toBe(1);
+  });
+
+  it.each([
+    ['100 Continue', 'HTTP/1.1 100 Continue\r\n\r\n'],
+    ['103 Early Hints', 'HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n'],
+    ['two 1xx', 'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\n'],
+  ])('%s before the final response: the final response follows and completes', async (_name, informational) => {
+    const s = await scriptedServer(closer, (_req, conn) => conn.write(`${informational}HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Final: 1\r\n\r\nok`));
+    const pool = poolTo(s.port);
+    const a = await send(pool);
+    expectOk(a);
+    // forward.ts ignores an onResponseStart below 200 (undici's semantics): any there are come first.
+    expect(a.starts.slice(0, -1).every((st) => st.status >= 100 && st.status < 200)).toBe(true);
+    expect(final(a)?.headers['x-final']).toBe('1');
+    expect(a.events.filter((e) => e === 'data').length).toBeGreaterThan(0);
+    expect(a.events.indexOf('data')).toBeGreaterThan(a.events.indexOf('head 200'));
+    const b = await send(pool);
+    expectOk(b);
+    expect(b.reused).toEqual([true]);
+  });
+
+  it.each<[string, string]>([
+    ['a second response after the first', 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nevil'],
+    ['garbage after the first', 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok\0\x01garbage'],
+  ])('bytes past the end of a response (%s) are never taken for the next request\'s response', async (_name, answer) => {
+    let n = 0;
+    const s = await scriptedServer(closer, (_req, conn) => conn.write(n++ === 0 ? answer : ok('second')));
+    const pool = poolTo(s.port);
+    expectOk(await send(pool));
+    await sleep(20);
+    const b = await send(pool);
+    expectOk(b, 'second');
+    expect(b.reused).toEqual([false]);
+  });
+
+  it('the same bytes arriving while the connection is idle: it is not used again', async () => {
+    let n = 0;
+    const s = await scriptedServer(closer, (_req, conn) => {
+      if (n++ > 0) return conn.write(ok('second'));
+      conn.write(ok());
+      setTimeout(() => conn.write('HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nevil'), 20);
+    });
+    const pool = poolTo(s.port);
+    expectOk(await send(pool));
+    await sleep(60);
+    const b = await send(pool);
+    expectOk(b, 'second');
+    expect(b.reused).toEqual([false]);
+  });
+
+  it('an HTTP/1.0 response without Keep-Alive: the connection is closed by the client, not reused', async () => {
+    const s = await scriptedServer(closer, (_req, conn) => conn.write('HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok'));
+    const pool = poolTo(s.port);
+    expectOk(await send(pool));
+    await until(() => s.conns[0]!.closed, 1000, 'the client to close the connection');
+    const b = await send(pool);
+    expectOk(b);
+    expect(b.reused).toEqual([false]);
+  });
+
+  it('a response written a byte at a time (head, chunk sizes, trailers) parses', async () => {
+    const text = 'HTTP/1.1 200 OK\r\nX-Slow: yes\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\nX-T: 1\r\n\r\n';
+    const s = await scriptedServer(closer, (_req, conn) => {
+      let i = 0;
+      const next = (): void => {
+        if (i >= text.length) return;
+        conn.write(text[i++]!);
+        setTimeout(next, 1);
+      };
+      next();
+    });
+    const pool = poolTo(s.port);
+    const a = await send(pool);
+    expect(a.error).toBeNull();
+    expect(final(a)?.headers['x-slow']).toBe('yes');
+    expect(body(a)).toBe('abcde');
+    expect({ ...a.trailers }).toEqual({ 'x-t': '1' });
+  });
+});
+
+describe('h1 client: request bodies', () => {
+  it('with a Content-Length: the bytes as they are, no chunking', async () => {
+    const s = await scriptedServer(closer, answerOk);
+    const pool = poolTo(s.port);
+    expectOk(await send(pool, { method: 'POST', headers: ['content-type', 'text/plain', 'content-length', '11'], body: bodyOf(['hello ', 'world'], 10) }));
+    const req = s.requests[0]!;
+    expect(headerValues(req, 'content-length')).toEqual(['11']);
+    expect(headerValues(req, 'transfer-encoding')).toEqual([]);
+    expect(req.rawBody.toString('latin1')).toBe('hello world');
+    expect(s.conns[0]!.received().toString('latin1')).toBe(req.head + 'hello world');
+  });
+
+  it('without a Content-Length: chunked, framed correctly and terminated (the connection carries on)', async () => {
+    const s = await scriptedServer(closer, answerOk);
+    const pool = poolTo(s.port);
+    expectOk(await send(pool, { method: 'POST', path: '/up', body: bodyOf(['abc', Buffer.alloc(70_000, 0x61), 'xyz'], 10) }));
+    expectOk(await send(pool, { method: 'PUT', path: '/empty', body: bodyOf([]) }));
+    expectOk(await send(pool, { path: '/next' }));
+    expect(s.conns.length).toBe(1);
+    expect(s.conns[0]!.malformed).toBeNull();
+    const [up, empty, next] = s.requests;
+    expect(headerValues(up!, 'transfer-encoding')).toEqual(['chunked']);
+    expect(headerValues(up!, 'content-length')).toEqual([]);
+    expect(up!.chunked).toBe(true);
+    expect(up!.body.toString('latin1')).toBe(`abc${'a'.repeat(70_000)}xyz`);
+    expect(up!.rawBody.subarray(-5).toString('latin1')).toBe('0\r\n\r\n');
+    expect(headerValues(empty!, 'transfer-encoding')).toEqual(['chunked']);
+    expect(empty!.body.length).toBe(0);
+    expect(next!.path).toBe('/next');
+  });
+
+  it.each(['POST', 'PUT', 'PATCH'])('%s with no body sends content-length: 0', async (method) => {
+    const s = await scriptedServer(closer, answerOk);
+    const pool = poolTo(s.port);
+    expectOk(await send(pool, { method, headers: ['x-a', '1'] }));
+    const req = s.requests[0]!;
+    expect(req.method).toBe(method);
+    expect(headerValues(req, 'content-length')).toEqual(['0']);
+    expect(headerValues(req, 'transfer-encoding')).toEqual([]);
+  });
+
+  it.each<[string, string[]]>([
+    ['with a Content-Length', ['content-length', String(8 * 1024 * 1024)]],
+    ['chunked', []],
+  ])('an 8 MiB upload %s arrives intact', async (_name, headers) => {
+    const data = Buffer.alloc(8 * 1024 * 1024);
+    for (let i = 0; i < data.length; i += 4) data.writeUInt32BE(i * 7, i);
+    const s = await scriptedServer(closer, (req, conn) => conn.write(ok(createHash('sha256').update(req.body).digest('hex'))));
+    const pool = poolTo(s.port);
+    const parts = Array.from({ length: 128 }, (_, i) => data.subarray(i * 65536, (i + 1) * 65536));
+    expectOk(await send(pool, { method: 'PUT', headers, body: Readable.from(parts, { objectMode: false }) }), createHash('sha256').update(data).digest('hex'));
+  });
+
+  it('a body stream that fails part way: onResponseError, and the chunked body is not terminated', async () => {
+    const s = await scriptedServer(closer, answerOk);
+    const pool = poolTo(s.port);
+    const stream = new Readable({ read() {} });
+    stream.push('abc');
+    setTimeout(() => stream.destroy(new Error('client body broke')), 30);
+    const a = await send(pool, { method: 'POST', body: stream });
+    expect(a.error?.message).toBe('client body broke');
+    await until(() => s.conns.every((c) => c.closed), 1000, 'the connection to close');
+    expect(s.requests).toEqual([]);
+    expect(s.conns[0]!.received().toString('latin1')).not.toContain('0\r\n\r\n');
+  });
+
+  it('an answer before the body is all sent: one ending, and the next request is read cleanly by the server', async () => {
+    const s = await scriptedServer(
+      closer,
+      (req, conn) => conn.write(ok(req.path)),
+      (conn) => conn.socket.once('data', (d: Buffer) => d.toString('latin1').startsWith('POST') && conn.write('HTTP/1.1 413 Too Large\r\nContent-Length: 0\r\n\r\n')),
+    );
+    const pool = poolTo(s.port);
+    const a = await send(pool, { method: 'POST', path: '/up', body: bodyOf(['a'.repeat(100), 'b'.repeat(100), 'c'.repeat(100)], 40) });
+    expect(a.ends + a.errors).toBe(1);
+    if (a.error === null) expect(final(a)?.status).toBe(413);
+    const b = await send(pool, { path: '/next' });
+    expectOk(b, '/next');
+    expect(s.conns.every((c) => c.malformed === null)).toBe(true);
+  });
+
+  const smuggled = 'GET /smuggled HTTP/1.1\r\nhost: x\r\n\r\n';
+  it.each<[string, string[]]>([
+    ['in one chunk', [`hello${smuggled}`]],
+    ['in two chunks', ['hello', smuggled]],
+  ])('a body longer than its Content-Length (%s) fails INVALID_REQUEST; the extra bytes never reach the server', async (_name, chunks) => {
+    // No answer: whatever the client does, it decides it alone.
+    const s = await scriptedServer(closer, () => {});
+    const pool = poolTo(s.port);
+    const a = await send(pool, { method: 'POST', headers: ['content-length', '5'], body: bodyOf(chunks, 20) });
+    expect(codeOf(a)).toBe('INVALID_REQUEST');
+    await until(() => s.conns.every((c) => c.closed), 1000, 'the connection to close');
+    expect(s.requests.map((r) => r.path)).not.toContain('/smuggled');
+    expect(s.conns.map((c) => c.received().toString('latin1')).join('')).not.toContain('/smuggled');
+    expect(s.requests.every((r) => r.body.toString('latin1') === 'hello')).toBe(true);
+  });
+
+  it('a body shorter than its Content-Length fails INVALID_REQUEST; the server never sees a complete request', async () => {
+    const s = await scriptedServer(closer, () => {});
+    const pool = poolTo(s.port);
+    const a = await send(pool, { method: 'POST', headers: ['content-length', '10'], body: bodyOf(['hel', 'lo'], 10) });
+    expect(codeOf(a)).toBe('INVALID_REQUEST');
+    await until(() => s.conns.every((c) => c.closed), 1000, 'the connection to close');
+    expect(s.requests).toEqual([]);
+  });
+});
+
+describe('h1 client: bad requests are never written', () => {
+  it.each<[string, Partial<DispatchOptions>]>([
+    ['a header value with CRLF', { headers: ['x-a', 'v\r\nX-Injected: 1'] }],
+    ['a header value with a bare LF', { headers: ['x-a', 'v\nX-Injected: 1'] }],
+    ['a header value with a bare CR', { headers: ['x-a', 'v\rX'] }],
+    ['a header value with NUL', { headers: ['x-a', 'v\0'] }],
+    ['a header name with a space', { headers: ['x a', '1'] }],
+    ['a header name with a colon', { headers: ['x:a', '1'] }],
+    ['an empty header name', { headers: ['', '1'] }],
+    ['a path with a space', { path: '/a b' }],
+    ['a path with CRLF', { path: '/a\r\nX: y' }],
+    ['a path with NUL', { path: '/a\0' }],
+    ['a path not starting with /', { path: 'a/b' }],
+    ['an empty path', { path: '' }],
+  ])('%s: INVALID_REQUEST, nothing on the wire, and the pool still works', async (_name, options) => {
+    const s = await scriptedServer(closer, answerOk);
+    const pool = poolTo(s.port);
+    const a = await send(pool, options);
+    expect(codeOf(a)).toBe('INVALID_REQUEST');
+    expect(classifyError(a.error).code).toBe('INVALID_REQUEST');
+    expect(a.starts).toEqual([]);
+    await sleep(50);
+    expect(s.bytes()).toBe(0);
+    expect(s.requests).toEqual([]);
+    expectOk(await send(pool, { path: '/fine' }));
+    expect(s.requests.map((r) => r.path)).toEqual(['/fine']);
+  });
+});
+
+describe('h1 client: the handler', () => {
+  it('abort from onRequestStart: onResponseError with the reason, nothing written, the pool still works', async () => {
+    const s = await scriptedServer(closer, answerOk);
+    const pool = poolTo(s.port);
+    const reason = new Error('changed my mind');
+    const a = await send(pool, { path: '/no' }, { onRequestStart: (controller) => controller.abort(reason) });
+    expect(a.error).toBe(reason);
+    await sleep(30);
+    expect(s.bytes()).toBe(0);
+    expectOk(await send(pool, { path: '/yes' }));
+    expect(s.requests.map((r) => r.path)).toEqual(['/yes']);
+  });
+
+  it('a handler throwing in onResponseData: the request fails with what it threw, once', async () => {
+    const s = await scriptedServer(closer, (_req, conn) => conn.write(ok('some body')));
+    const pool = poolTo(s.port);
+    const thrown = new Error('handler bug');
+    const a = await send(pool, {}, {
+      onResponseData() {
+        throw thrown;
+      },
+    });
+    expect(a.error).toBe(thrown);
+    expect(a.ends).toBe(0);
+  });
+});
+
+describe('h1 client: bad responses', () => {
+  it.each<[string, string]>([
+    ['Content-Length and Transfer-Encoding', 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n'],
+    ['two different Content-Lengths', 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!'],
+    ['a bad chunk size', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n'],
+    ['a header block over 16 KiB', `HTTP/1.1 200 OK\r\nX-Big: ${'a'.repeat(17 * 1024)}\r\nContent-Length: 2\r\n\r\nok`],
+    ['a 101 to a plain request', 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n'],
+    ['a garbled status line', 'HTTX/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'],
+  ])('%s: BAD_RESPONSE, and the next request gets a new connection', async (_name, answer) => {
+    let n = 0;
+    const s = await scriptedServer(closer, (_req, conn) => conn.write(n++ === 0 ? answer : ok()));
+    const pool = poolTo(s.port);
+    const a = await send(pool);
+    expect(codeOf(a)).toBe('BAD_RESPONSE');
+    expect(a.ends).toBe(0);
+    const b = await send(pool);
+    expectOk(b);
+    expect(b.reused).toEqual([false]);
+    expect(s.conns.length).toBe(2);
+    await until(() => s.conns[0]!.closed, 1000, 'the first connection to close');
+  });
+});
+
+describe('h1 client: connection lifetime', () => {
+  it('Connection: close from the server: the connection is closed, not reused', async () => {
+    // The server keeps its side open: only the client can close it.
+    const s = await scriptedServer(closer, (_req, conn) => conn.write(ok('ok', 'Connection: close\r\n')));
+    const pool = poolTo(s.port);
+    expectOk(await send(pool));
+    await until(() => s.conns[0]!.closed, 1000, 'the client to close the connection');
+    const b = await send(pool);
+    expectOk(b);
+    expect(b.reused).toEqual([false]);
+    expect(s.conns.length).toBe(2);
+  });
+
+  it('Keep-Alive: timeout=1 from the server: the client closes the idle connection before 1 s', async () => {
+    const s = await scriptedServer(closer, (_req, conn) => conn.write(ok('ok', 'Keep-Alive: timeout=1\r\n')));
+    const pool = poolTo(s.port);
+    const a = await send(pool);
+    expectOk(a);
+    await until(() => s.conns[0]!.closed, 1000, 'the client to close the idle connection');
+    expect(s.conns[0]!.closedAt - a.endedAt).toBeLessThan(1000);
+    await sleep(1500 - (performance.now() - a.endedAt));
+    const b = await send(pool);
+    expectOk(b);
+    expect(b.reused).toEqual([false]);
+    expect(s.conns.length).toBe(2);
+  });
+
+  it('keepAliveTimeoutMs: an idle connection is closed after it', async () => {
+    const s = await scriptedServer(closer, answerOk);
+    const pool = poolTo(s.port, { keepAliveTimeoutMs: 200 });
+    const a = await send(pool);
+    expectOk(a);
+    await sleep(100);
+    expect(s.conns[0]!.closed).toBe(false);
+    await until(() => s.conns[0]!.closed, 800, 'the idle connection to close');
+    expect(s.conns[0]!.closedAt - a.endedAt).toBeGreaterThanOrEqual(150);
+    expect(pool.connectionCount).toBe(0);
+    const b = await send(pool);
+    expectOk(b);
+    expect(b.reused).toEqual([false]);
+  });
+
+  it('a kept-alive connection the server closed while idle is not used: the next request gets a new one', async () => {
+    const s = await scriptedServer(closer, (_req, conn) => {
+      conn.write(ok());
+      setTimeout(() => conn.socket.end(), 30);
+    });
+    const pool = poolTo(s.port);
+    expectOk(await send(pool));
+    await until(() => s.conns[0]!.closed, 1000, 'the server to close');
+    await sleep(50);
+    expect(pool.connectionCount).toBe(0);
+    const b = await send(pool);
+    expectOk(b);
+    expect(b.reused).toEqual([false]);
+    expect(s.conns.length).toBe(2);
+  });
+
+  it.each<[string, 'fin' | 'rst']>([
+    ['closed (FIN)', 'fin'],
+    ['reset (RST)', 'rst'],
+  ])('a connection %s right after a request is read: CONNECTION_RESET, reused telling whether it was kept alive', async (_name, ending) => {
+    // Per connection: the first request is answered, the second is read and the connection dropped. A new connection's
+    // first request is dropped as well when the test asks (`dropFirst`).
+    let dropFirst = true;
+    const s = await scriptedServer(closer, (_req, conn) => {
+      if (conn.requests.length === 1 && !dropFirst) return conn.write(ok());
+      if (ending === 'rst') conn.socket.resetAndDestroy();
+      else conn.socket.end();
+    });
+    const pool = poolTo(s.port);
+    const fresh = await send(pool, { path: '/fresh' });
+    expect(codeOf(fresh)).toBe('CONNECTION_RESET');
+    expect(fresh.reused).toEqual([false]);
+    expect(fresh.starts).toEqual([]);
+    dropFirst = false;
+    expectOk(await send(pool, { path: '/one' }));
+    const kept = await send(pool, { path: '/two' });
+    expect(codeOf(kept)).toBe('CONNECTION_RESET');
+    expect(kept.reused).toEqual([true]);
+    expect(s.requests.map((r) => r.path)).toEqual(['/fresh', '/one', '/two']);
+  });
+
+  it('a connection closed in the middle of a Content-Length body: CONNECTION_RESET after the data, no end', async () => {
+    const s = await scriptedServer(closer, (_req, conn) => {
+      conn.write('HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc');
+      setTimeout(() => conn.socket.end(), 30);
+    });
+    const pool = poolTo(s.port);
+    const a = await send(pool);
+    expect(codeOf(a)).toBe('CONNECTION_RESET');
+    expect(final(a)?.status).toBe(200);
+    expect(body(a)).toBe('abc');
+  });
+});
+
+describe('h1 client: timeouts and connect failures', () => {
+  it('headersTimeout: no answer at all gives READ_TIMEOUT', async () => {
+    const s = await scriptedServer(closer, () => {});
+    const pool = poolTo(s.port);
+    const t0 = performance.now();
+    const a = await send(pool, { headersTimeout: 200 });
+    expect(codeOf(a)).toBe('READ_TIMEOUT');
+    expect(a.endedAt - t0).toBeGreaterThanOrEqual(150);
+    expect(a.starts).toEqual([]);
+    await until(() => s.conns[0]!.closed, 1000, 'the connection to close');
+  });
+
+  it('headersTimeout: half a head, then nothing, gives READ_TIMEOUT', async () => {
+    const s = await scriptedServer(closer, (_req, conn) => conn.write('HTTP/1.1 200 OK\r\nContent-Le'));
+    const pool = poolTo(s.port);
+    const a = await send(pool, { headersTimeout: 200 });
+    expect(codeOf(a)).toBe('READ_TIMEOUT');
+    expect(a.starts).toEqual([]);
+  });
+
+  it('bodyTimeout: a head, some body, then nothing gives READ_TIMEOUT after onResponseStart', async () => {
+    const s = await scriptedServer(closer, (_req, conn) => conn.write('HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc'));
+    const pool = poolTo(s.port);
+    const a = await send(pool, { bodyTimeout: 200 });
+    expect(codeOf(a)).toBe('READ_TIMEOUT');
+    expect(final(a)?.status).toBe(200);
+    expect(body(a)).toBe('abc');
+    await until(() => s.conns[0]!.closed, 1000, 'the connection to close');
+  });
+
+  it.each(['onResponseStart', 'onResponseData'] as const)('bodyTimeout does not run while the handler has paused (from %s)', async (where) => {
+    const s = await scriptedServer(closer, (_req, conn) => {
+      conn.write('HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nabc');
+      setTimeout(() => conn.write('def'), 20);
+    });
+    const pool = poolTo(s.port);
+    let paused = false;
+    const pause = (controller: H1Controller): void => {
+      if (paused) return;
+      paused = true;
+      controller.pause();
+      setTimeout(() => controller.resume(), 450);
+    };
+    const a = await send(pool, { bodyTimeout: 150 }, where === 'onResponseStart' ? { onResponseStart: pause } : { onResponseData: pause });
+    expect(a.error).toBeNull();
+    expect(body(a)).toBe('abcdef');
+  });
+
+  it('bodyTimeout runs between body reads: a slow trickle within it completes', async () => {
+    const s = await scriptedServer(closer, (_req, conn) => {
+      conn.write('HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n');
+      let i = 0;
+      const timer = setInterval(() => {
+        conn.write('abcde'[i++]!);
+        if (i === 5) clearInterval(timer);
+      }, 120);
+    });
+    const pool = poolTo(s.port);
+    const a = await send(pool, { bodyTimeout: 300 });
+    expect(a.error).toBeNull();
+    expect(body(a)).toBe('abcde');
+  });
+
+  it('headersTimeout starts when the request is written: a slow upload longer than it completes', async () => {
+    const s = await scriptedServer(closer, (req, conn) => conn.write(ok(req.body.toString('latin1'))));
+    const pool = poolTo(s.port);
+    const a = await send(pool, { method: 'POST', headersTimeout: 200, body: bodyOf(['a', 'b', 'c', 'd'], 150) });
+    expectOk(a, 'abcd');
+  });
+
+  it('connect timeout: a listener that never accepts gives CONNECT_TIMEOUT', async () => {
+    const port = await stalledPort(closer);
+    const pool = poolTo(port, { connectTimeoutMs: 200 });
+    const t0 = performance.now();
+    const a = await send(pool);
+    expect(codeOf(a)).toBe('CONNECT_TIMEOUT');
+    expect(classifyError(a.error).code).toBe('CONNECT_TIMEOUT');
+    expect(a.endedAt - t0).toBeLessThan(1000);
+    expect(a.reused).toEqual([]);
+  });
+
+  it('connect timeout: a non-routable address gives CONNECT_TIMEOUT (or unreachable) within 1 s', async (ctx) => {
+    // Some sandboxes answer every outgoing connection themselves (a transparent proxy): nothing to time out then.
+    if (await connects('10.255.255.1', 81, 300)) return ctx.skip('10.255.255.1:81 accepts connections here (a transparent proxy)');
+    const pool = poolTo(81, { connectTimeoutMs: 200 }, '10.255.255.1');
+    const t0 = performance.now();
+    const a = await send(pool);
+    expect(['CONNECT_TIMEOUT', 'ENETUNREACH', 'EHOSTUNREACH']).toContain(codeOf(a));
+    expect(['CONNECT_TIMEOUT', 'CONNECT_REFUSED']).toContain(classifyError(a.error).code);
+    expect(a.endedAt - t0).toBeLessThan(1000);
+  });
+
+  it('a refused connection gives an error with code ECONNREFUSED', async () => {
+    const pool = poolTo(await deadPort());
+    const a = await send(pool);
+    expect(codeOf(a)).toBe('ECONNREFUSED');
+    expect(classifyError(a.error).code).toBe('CONNECT_REFUSED');
+    expect(pool.connectionCount).toBe(0);
+  });
+
+  it('refused with requests waiting: every one of them fails ECONNREFUSED', async () => {
+    const pool = poolTo(await deadPort(), { connections: 1 });
+    const all = await Promise.all([1, 2, 3].map(() => send(pool)));
+    expect(all.map(codeOf)).toEqual(['ECONNREFUSED', 'ECONNREFUSED', 'ECONNREFUSED']);
+    expect(pool.connectionCount).toBe(0);
+  });
+});
+
+describe('h1 client: flow control and abort', () => {
+  it('pause holds a 4 MiB body back; after resume all of it arrives intact', async () => {
+    const total = 4 * 1024 * 1024;
+    const data = Buffer.alloc(total);
+    for (let i = 0; i < total; i += 4) data.writeUInt32BE(i, i);
+    const s = await scriptedServer(closer, (_req, conn) => {
+      conn.write(`HTTP/1.1 200 OK\r\nContent-Length: ${total}\r\n\r\n`);
+      conn.write(data);
+    });
+    const pool = poolTo(s.port);
+    let atPause = -1;
+    let received = 0;
+    let duringPause = -1;
+    let pausedFlag = false;
+    const a = await send(pool, {}, {
+      onResponseData(controller, chunk) {
+        received += chunk.length;
+        if (atPause >= 0) return;
+        atPause = received;
+        controller.pause();
+        pausedFlag = controller.paused;
+        setTimeout(() => {
+          duringPause = received - atPause;
+          controller.resume();
+        }, 300);
+      },
+    });
+    expect(a.error).toBeNull();
+    expect(pausedFlag).toBe(true);
+    // What arrived in the 300 ms paused: at most what the client had read before it stopped reading.
+    expect(duringPause).toBeGreaterThanOrEqual(0);
+    expect(duringPause).toBeLessThan(1024 * 1024);
+    expect(received).toBe(total);
+    expect(createHash('sha256').update(Buffer.concat(a.chunks)).digest('hex')).toBe(createHash('sha256').update(data).digest('hex'));
+  });
+
+  it('abort while the body streams: onResponseError with the reason, the server sees the close, no onResponseEnd', async () => {
+    const s = await scriptedServer(closer, (_req, conn) => {
+      conn.write('HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n');
+      const timer = setInterval(() => conn.write(Buffer.alloc(1000, 0x62)), 5);
+      void conn.closedPromise.then(() => clearInterval(timer));
+    });
+    const pool = poolTo(s.port);
+    const reason = new Error('client went away');
+    const a = await send(pool, {}, {
+      onResponseData(controller) {
+        if (!controller.aborted) controller.abort(reason);
+      },
+    });
+    expect(a.error).toBe(reason);
+    expect(a.ends).toBe(0);
+    expect(a.controller?.aborted).toBe(true);
+    await until(() => s.conns[0]!.closed, 1000, 'the server to see the close');
+    await sleep(30);
+    expect(a.events.slice(a.events.indexOf('error'))).toEqual(['error']);
+    expect(pool.connectionCount).toBe(0);
+  });
+
+  it('abort while waiting for the head: onResponseError with the reason, the connection closed', async () => {
+    const s = await scriptedServer(closer, () => {});
+    const pool = poolTo(s.port);
+    const reason = new Error('stop');
+    const p = send(pool);
+    await until(() => s.requests.length === 1, 1000, 'the request');
+    p.outcome.controller!.abort(reason);
+    const a = await p;
+    expect(a.error).toBe(reason);
+    await until(() => s.conns[0]!.closed, 1000, 'the server to see the close');
+  });
+});
+
+describe('h1 client: the pool', () => {
+  it('connections: 2 with 5 requests at once: never more than 2 connections, all 5 complete', async () => {
+    const s = await scriptedServer(closer, (req, conn) => setTimeout(() => conn.write(ok(req.path)), 80));
+    const pool = poolTo(s.port, { connections: 2 });
+    let most = 0;
+    const sample = setInterval(() => (most = Math.max(most, pool.connectionCount)), 2);
+    try {
+      const all = await Promise.all([1, 2, 3, 4, 5].map((i) => send(pool, { path: `/${i}` })));
+      all.forEach((o, i) => expectOk(o, `/${i + 1}`));
+    } finally {
+      clearInterval(sample);
+    }
+    expect(s.maxOpen).toBeLessThanOrEqual(2);
+    expect(s.conns.length).toBeLessThanOrEqual(2);
+    expect(most).toBeLessThanOrEqual(2);
+    expect(s.requests.map((r) => r.path).sort()).toEqual(['/1', '/2', '/3', '/4', '/5']);
+  });
+
+  it('one request at a time per connection: the second is written only after the first response', async () => {
+    const seenWhenAnswering: number[] = [];
+    const s = await scriptedServer(closer, (req, conn) =>
+      setTimeout(() => {
+        seenWhenAnswering.push(conn.requests.length + (conn.pending().length > 0 ? 1 : 0));
+        conn.write(ok(req.path));
+      }, 60),
+    );
+    const pool = poolTo(s.port, { connections: 1 });
+    const all = await Promise.all(['/1', '/2', '/3'].map((path) => send(pool, { path })));
+    all.forEach((o, i) => expectOk(o, `/${i + 1}`));
+    expect(seenWhenAnswering).toEqual([1, 2, 3]);
+    expect(s.conns.length).toBe(1);
+  });
+
+  it('close() while the first connection is still being made: the request goes out and completes', async () => {
+    const s = await scriptedServer(closer, answerOk);
+    const pool = poolTo(s.port);
+    const a = send(pool);
+    await pool.close();
+    expectOk(await a);
+    expect(pool.connectionCount).toBe(0);
+    await until(() => s.conns.every((c) => c.closed), 1000, 'the connection to close');
+  });
+
+  it('close(): the request in flight and a queued one complete, then the connection closes; later dispatches fail UPSTREAM_CLOSED', async () => {
+    const s = await scriptedServer(closer, (req, conn) => setTimeout(() => conn.write(ok(req.path)), 100));
+    const pool = poolTo(s.port, { connections: 1 });
+    const a = send(pool, { path: '/a' });
+    const b = send(pool, { path: '/b' });
+    await until(() => s.requests.length === 1, 1000, 'the first request');
+    let closedAt = 0;
+    const closing = pool.close().then(() => (closedAt = performance.now()));
+    const late = await send(pool, { path: '/late' });
+    expect(codeOf(late)).toBe('UPSTREAM_CLOSED');
+    expectOk(await a, '/a');
+    expectOk(await b, '/b');
+    await closing;
+    expect(closedAt).toBeGreaterThanOrEqual(b.outcome.endedAt);
+    await until(() => s.conns.every((c) => c.closed), 1000, 'the connection to close');
+    expect(pool.connectionCount).toBe(0);
+    expect(s.requests.map((r) => r.path)).toEqual(['/a', '/b']);
+    const later = await send(pool);
+    expect(codeOf(later)).toBe('UPSTREAM_CLOSED');
+  });
+
+  it('close() with idle connections only: they close', async () => {
+    const s = await scriptedServer(closer, answerOk);
+    const pool = poolTo(s.port);
+    expectOk(await send(pool));
+    await pool.close();
+    await until(() => s.conns[0]!.closed, 1000, 'the idle connection to close');
+    expect(pool.connectionCount).toBe(0);
+  });
+
+  it('destroy(): the request in flight and a queued one fail UPSTREAM_CLOSED, the connection closes', async () => {
+    const s = await scriptedServer(closer, () => {});
+    const pool = poolTo(s.port, { connections: 1 });
+    const a = send(pool, { path: '/a' });
+    const b = send(pool, { path: '/b' });
+    await until(() => s.requests.length === 1, 1000, 'the first request');
+    await pool.destroy();
+    expect(codeOf(await a)).toBe('UPSTREAM_CLOSED');
+    expect(codeOf(await b)).toBe('UPSTREAM_CLOSED');
+    await until(() => s.conns.every((c) => c.closed), 1000, 'the connection to close');
+    expect(pool.connectionCount).toBe(0);
+    expect(codeOf(await send(pool))).toBe('UPSTREAM_CLOSED');
+  });
+});
