@@ -3,6 +3,7 @@
 // The query path only bumps numbers in per-zone slots found once per zone; prom-client reads them at scrape time
 // (a labelled prom-client child hashes its labels on every call, too slow for ~100k queries/s).
 import type { Registry } from 'prom-client';
+import { Histo, histogramSamples, registerScraped, type Sample } from '../../runtime/fast-metrics.ts';
 
 /** CoreDNS plugin.TimeBuckets: 0.25 ms doubling to 8.192 s. */
 export const timeBuckets: readonly number[] = Array.from({ length: 16 }, (_, i) => 0.00025 * 2 ** i);
@@ -23,29 +24,6 @@ export const rcodeLabel = (rcode: number): string => rcodeLabels[rcode] ?? (rcod
 /** The `type` label slot of a query type. */
 export function typeSlot(qtype: number): number {
   return qtype < 256 ? typeIndex[qtype]! : otherType;
-}
-
-/** A histogram's counts without labels: one count per bucket (not cumulative), a sum and a total. */
-class Histo {
-  readonly counts: Float64Array;
-  sum = 0;
-  count = 0;
-  readonly #bounds: readonly number[];
-  constructor(bounds: readonly number[]) {
-    this.#bounds = bounds;
-    this.counts = new Float64Array(bounds.length);
-  }
-  observe(v: number): void {
-    const b = this.#bounds;
-    for (let i = 0; i < b.length; i++) {
-      if (v <= b[i]!) {
-        this.counts[i]!++;
-        break;
-      }
-    }
-    this.sum += v;
-    this.count++;
-  }
 }
 
 /** One zone's numbers. Proto slot: 0 udp, 1 tcp; family slot: 0 IPv4, 1 IPv6. */
@@ -81,22 +59,6 @@ export class ZoneSlot {
   }
 }
 
-interface Sample {
-  labels: Record<string, string | number>;
-  value: number;
-  metricName?: string;
-}
-
-/** A metric that prom-client's Registry renders: it calls get() at scrape time. */
-interface ScrapedMetric {
-  name: string;
-  help: string;
-  type: 'counter' | 'histogram';
-  aggregator: 'sum';
-  get(): Promise<{ name: string; help: string; type: string; aggregator: 'sum'; values: Sample[] }>;
-  reset(): void;
-}
-
 /** The server's metrics: per-zone slots for the query path, rendered by prom-client when a registry is given. */
 export class DnsMetrics {
   readonly #zones = new Map<string, ZoneSlot>();
@@ -104,7 +66,7 @@ export class DnsMetrics {
 
   constructor(server: string, registry?: Registry) {
     this.#server = server;
-    if (registry) for (const m of this.#metrics()) registry.registerMetric(m as never);
+    if (registry) this.#register(registry);
   }
 
   /** The slot of a zone, made on first use. */
@@ -114,71 +76,52 @@ export class DnsMetrics {
     return z;
   }
 
-  #metrics(): ScrapedMetric[] {
+  #register(registry: Registry): void {
     const server = this.#server;
     const view = '';
     const protos = ['udp', 'tcp'];
     const zones = () => [...this.#zones.values()];
-    const metric = (name: string, help: string, type: 'counter' | 'histogram', values: () => Sample[]): ScrapedMetric => ({
-      name,
-      help,
-      type,
-      aggregator: 'sum',
-      get: async () => ({ name, help, type, aggregator: 'sum', values: values() }),
-      reset: () => this.#zones.clear(),
-    });
-    const histogram = (name: string, h: Histo, bounds: readonly number[], labels: Record<string, string>): Sample[] => {
-      const out: Sample[] = [];
-      let acc = 0;
-      bounds.forEach((le, i) => {
-        acc += h.counts[i]!;
-        out.push({ metricName: `${name}_bucket`, labels: { ...labels, le }, value: acc });
-      });
-      out.push({ metricName: `${name}_bucket`, labels: { ...labels, le: '+Inf' }, value: h.count });
-      out.push({ metricName: `${name}_sum`, labels, value: h.sum });
-      out.push({ metricName: `${name}_count`, labels, value: h.count });
-      return out;
-    };
-    return [
-      metric('coredns_dns_requests_total', 'Counter of DNS requests made per zone, protocol and family.', 'counter', () =>
-        zones().flatMap((z) =>
-          typeLabels.flatMap((type, t) =>
-            [0, 1, 2, 3]
-              .filter((pf) => z.requests[t * 4 + pf]! > 0)
-              .map((pf) => ({ labels: { server, zone: z.zone, view, proto: protos[pf >> 1]!, family: String((pf & 1) + 1), type }, value: z.requests[t * 4 + pf]! })),
-          ),
+    const metric = (name: string, help: string, type: 'counter' | 'histogram', values: () => Sample[]): void =>
+      registerScraped(registry, name, help, type, values, () => this.#zones.clear());
+    const histogram = histogramSamples;
+    metric('coredns_dns_requests_total', 'Counter of DNS requests made per zone, protocol and family.', 'counter', () =>
+      zones().flatMap((z) =>
+        typeLabels.flatMap((type, t) =>
+          [0, 1, 2, 3]
+            .filter((pf) => z.requests[t * 4 + pf]! > 0)
+            .map((pf) => ({ labels: { server, zone: z.zone, view, proto: protos[pf >> 1]!, family: String((pf & 1) + 1), type }, value: z.requests[t * 4 + pf]! })),
         ),
       ),
-      metric('coredns_dns_responses_total', 'Counter of response status codes.', 'counter', () =>
-        zones().flatMap((z) =>
-          [...z.responses].flatMap(([plugin, byRcode]) =>
-            [...byRcode.keys()].filter((r) => byRcode[r]! > 0).map((r) => ({ labels: { server, zone: z.zone, view, rcode: rcodeLabel(r), plugin }, value: byRcode[r]! })),
-          ),
+    );
+    metric('coredns_dns_responses_total', 'Counter of response status codes.', 'counter', () =>
+      zones().flatMap((z) =>
+        [...z.responses].flatMap(([plugin, byRcode]) =>
+          [...byRcode.keys()].filter((r) => byRcode[r]! > 0).map((r) => ({ labels: { server, zone: z.zone, view, rcode: rcodeLabel(r), plugin }, value: byRcode[r]! })),
         ),
       ),
-      metric('coredns_dns_do_requests_total', 'Counter of DNS requests with DO bit set per zone.', 'counter', () =>
-        zones()
-          .filter((z) => z.doRequests > 0)
-          .map((z) => ({ labels: { server, zone: z.zone, view }, value: z.doRequests })),
+    );
+    metric('coredns_dns_do_requests_total', 'Counter of DNS requests with DO bit set per zone.', 'counter', () =>
+      zones()
+        .filter((z) => z.doRequests > 0)
+        .map((z) => ({ labels: { server, zone: z.zone, view }, value: z.doRequests })),
+    );
+    metric('coredns_dns_request_duration_seconds', 'Histogram of the time (in seconds) each request took per zone.', 'histogram', () =>
+      zones().flatMap((z) =>
+        typeLabels.flatMap((type, t) => {
+          const h = z.duration[t];
+          return h ? histogram('coredns_dns_request_duration_seconds', h, timeBuckets, { server, zone: z.zone, view, type }) : [];
+        }),
       ),
-      metric('coredns_dns_request_duration_seconds', 'Histogram of the time (in seconds) each request took per zone.', 'histogram', () =>
-        zones().flatMap((z) =>
-          typeLabels.flatMap((type, t) => {
-            const h = z.duration[t];
-            return h ? histogram('coredns_dns_request_duration_seconds', h, timeBuckets, { server, zone: z.zone, view, type }) : [];
-          }),
-        ),
+    );
+    metric('coredns_dns_request_size_bytes', 'Size of the EDNS0 UDP buffer in bytes (64K for TCP) per zone and protocol.', 'histogram', () =>
+      zones().flatMap((z) =>
+        protos.flatMap((proto, p) => (z.requestSize[p]!.count > 0 ? histogram('coredns_dns_request_size_bytes', z.requestSize[p]!, sizeBuckets, { server, zone: z.zone, view, proto }) : [])),
       ),
-      metric('coredns_dns_request_size_bytes', 'Size of the EDNS0 UDP buffer in bytes (64K for TCP) per zone and protocol.', 'histogram', () =>
-        zones().flatMap((z) =>
-          protos.flatMap((proto, p) => (z.requestSize[p]!.count > 0 ? histogram('coredns_dns_request_size_bytes', z.requestSize[p]!, sizeBuckets, { server, zone: z.zone, view, proto }) : [])),
-        ),
+    );
+    metric('coredns_dns_response_size_bytes', 'Size of the returned response in bytes.', 'histogram', () =>
+      zones().flatMap((z) =>
+        protos.flatMap((proto, p) => (z.responseSize[p]!.count > 0 ? histogram('coredns_dns_response_size_bytes', z.responseSize[p]!, sizeBuckets, { server, zone: z.zone, view, proto }) : [])),
       ),
-      metric('coredns_dns_response_size_bytes', 'Size of the returned response in bytes.', 'histogram', () =>
-        zones().flatMap((z) =>
-          protos.flatMap((proto, p) => (z.responseSize[p]!.count > 0 ? histogram('coredns_dns_response_size_bytes', z.responseSize[p]!, sizeBuckets, { server, zone: z.zone, view, proto }) : [])),
-        ),
-      ),
-    ];
+    );
   }
 }

@@ -357,17 +357,19 @@ export class Gateway {
     // it: the client went away before it got its answer.
     const status = x.res.headersSent || x.refused ? x.res.statusCode : (x.upstream?.status ?? 499);
     const backend = x.backend;
-    const labels = {
-      ingress: x.route ? x.route.ingress.slice(x.route.namespace.length + 1) : '',
-      namespace: x.route?.namespace ?? '',
+    // ingress, namespace, service, status, method (GatewayMetrics' label order).
+    const labels = [
+      x.route ? x.route.ingress.slice(x.route.namespace.length + 1) : '',
+      x.route?.namespace ?? '',
       // A request refused before a backend was chosen (auth, limits) counts under its route's Service.
-      service: (backend ?? x.route?.backend)?.service ?? '',
-      status: String(status),
-      method: methodLabel(x.req.method),
-    };
-    metrics.requests.inc({ ...labels, canary: x.canary ? backend!.key : '' });
-    metrics.requestDuration.observe(labels, seconds);
-    if (x.upstream?.upstreamSeconds !== undefined) metrics.upstreamDuration.observe(labels, x.upstream.upstreamSeconds);
+      (backend ?? x.route?.backend)?.service ?? '',
+      String(status),
+      methodLabel(x.req.method),
+    ];
+    metrics.requestDuration.child(labels).observe(seconds);
+    if (x.upstream?.upstreamSeconds !== undefined) metrics.upstreamDuration.child(labels).observe(x.upstream.upstreamSeconds);
+    labels.push(x.canary ? backend!.key : '');
+    metrics.requests.child(labels).value++;
     accessLog?.info({
       remote: x.clientIP,
       method: x.req.method,
