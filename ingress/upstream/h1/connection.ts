@@ -93,6 +93,8 @@ export class H1Connection implements Carrier {
   #bodyDone = false;
   #stopBody: (() => void) | null = null;
   #bodyPaused = false;
+  // The response is not being read (its handler paused it).
+  #readStopped = false;
 
   constructor(owner: ConnectionOwner, ip: string, port: number, address: string, connectTimeoutMs: number, keepAliveMs: number) {
     this.#owner = owner;
@@ -146,6 +148,12 @@ export class H1Connection implements Carrier {
   }
 
   #toIdle(): void {
+    // A response paused by its handler can complete within the read that paused it: the connection reads again, to
+    // see the next response or the upstream's close.
+    if (this.#readStopped) {
+      this.#readStopped = false;
+      this.#handle.readStart();
+    }
     this.#state = 'idle';
     this.#exchange = null;
     this.#setDeadline('idle', this.#idleMs);
@@ -175,6 +183,7 @@ export class H1Connection implements Carrier {
   flow(reading: boolean): void {
     if (this.#state !== 'busy') return;
     const ex = this.#exchange as Exchange;
+    this.#readStopped = !reading;
     if (reading) {
       this.#handle.readStart();
       if (ex.started) this.#setDeadline('body', ex.bodyTimeout);

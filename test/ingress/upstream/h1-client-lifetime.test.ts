@@ -251,6 +251,18 @@ describe('h1 client: flow control and abort', () => {
     expect(createHash('sha256').update(Buffer.concat(a.chunks)).digest('hex')).toBe(createHash('sha256').update(data).digest('hex'));
   });
 
+  it('a response paused by its handler that completes within the same read leaves a connection that reads the next one', async () => {
+    // forward.ts pauses when the client's buffer is full, and the rest of a small response may already be parsed.
+    const s = await scriptedServer(closer, (req, conn) => conn.write(ok(`body of ${req.path}`)));
+    const pool = poolTo(s.port, { connections: 1 });
+    const first = await send(pool, { path: '/one' }, { onResponseData: (controller) => controller.pause() });
+    expectOk(first, 'body of /one');
+    const second = await send(pool, { path: '/two', headersTimeout: 1000 });
+    expectOk(second, 'body of /two');
+    expect(second.reused).toEqual([true]);
+    expect(s.conns.length).toBe(1);
+  });
+
   it('abort while the body streams: onResponseError with the reason, the server sees the close, no onResponseEnd', async () => {
     const s = await scriptedServer(closer, (_req, conn) => {
       conn.write('HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n');
