@@ -12,9 +12,12 @@ import { bodyOf, ok, scriptedServer, until } from './h1-servers.ts';
 checkEndings();
 
 describe('h1 client: connection lifetime', () => {
-  it('Connection: close from the server: the connection is closed, not reused', async () => {
+  it.each([
+    ['Connection: close from the server', ok('ok', 'Connection: close\r\n')],
+    ['an HTTP/1.0 response without Keep-Alive', 'HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok'],
+  ])('%s: the connection is closed by the client, not reused', async (_name, response) => {
     // The server keeps its side open: only the client can close it.
-    const s = await scriptedServer(closer, (_req, conn) => conn.write(ok('ok', 'Connection: close\r\n')));
+    const s = await scriptedServer(closer, (_req, conn) => conn.write(response));
     const pool = poolTo(s.port);
     expectOk(await send(pool));
     await until(() => s.conns[0]!.closed, 1000, 'the client to close the connection');

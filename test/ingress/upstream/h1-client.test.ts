@@ -190,16 +190,6 @@ describe('h1 client: response framing', () => {
     expect(b.reused).toEqual([false]);
   });
 
-  it('an HTTP/1.0 response without Keep-Alive: the connection is closed by the client, not reused', async () => {
-    const s = await scriptedServer(closer, (_req, conn) => conn.write('HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok'));
-    const pool = poolTo(s.port);
-    expectOk(await send(pool));
-    await until(() => s.conns[0]!.closed, 1000, 'the client to close the connection');
-    const b = await send(pool);
-    expectOk(b);
-    expect(b.reused).toEqual([false]);
-  });
-
   it('a response written a byte at a time (head, chunk sizes, trailers) parses', async () => {
     const text = 'HTTP/1.1 200 OK\r\nX-Slow: yes\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\nX-T: 1\r\n\r\n';
     const s = await scriptedServer(closer, (_req, conn) => {
