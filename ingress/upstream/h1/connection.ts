@@ -46,7 +46,7 @@ const writeHighWater = 64 * 1024;
 // How much earlier than the upstream's Keep-Alive timeout an idle connection is let go (undici's threshold).
 const keepAliveMarginMs = 1000;
 
-type Deadline = 'none' | 'connect' | 'headers' | 'body' | 'idle';
+type Deadline = 'none' | 'connect' | 'send' | 'headers' | 'body' | 'idle';
 
 // Every open connection, checked for its deadline every 100 ms by one timer that does not keep the process alive.
 const timed = new Set<H1Connection>();
@@ -212,6 +212,7 @@ export class H1Connection implements Carrier {
     const ex = this.#exchange;
     if (kind === 'connect') return this.#close(new UpstreamError('CONNECT_TIMEOUT', `connecting to ${this.#address} timed out`));
     if (kind === 'idle' || ex === null) return this.#close(null);
+    if (kind === 'send') return this.#fail(ex, new UpstreamError('READ_TIMEOUT', `${this.#address} took none of the request body for ${ex.headersTimeout} ms`));
     const what = kind === 'headers' ? 'a response head' : 'more of the response body';
     this.#fail(ex, new UpstreamError('READ_TIMEOUT', `${this.#address} sent no ${what} for ${kind === 'headers' ? ex.headersTimeout : ex.bodyTimeout} ms`));
   }
@@ -244,6 +245,7 @@ export class H1Connection implements Carrier {
     }
     if (this.#bodyPaused && this.#handle.writeQueueSize <= writeHighWater) {
       this.#bodyPaused = false;
+      if (this.#deadlineKind === 'send') this.#setDeadline('none', 0);
       (this.#exchange?.body as NodeJS.ReadableStream | null)?.resume();
     }
   };
@@ -265,6 +267,8 @@ export class H1Connection implements Carrier {
       if (this.#handle.writeQueueSize > writeHighWater && !this.#bodyPaused) {
         this.#bodyPaused = true;
         body.pause();
+        // An upstream that takes none of the body for the read timeout is given up (nginx's proxy_send_timeout).
+        if (this.#deadlineKind === 'none') this.#setDeadline('send', ex.headersTimeout);
       }
     };
     const onEnd = () => {
@@ -290,6 +294,11 @@ export class H1Connection implements Carrier {
     body.once('close', onClose);
     this.#stopBody = () => {
       this.#stopBody = null;
+      // A body held back for the upstream is let go: what is left of it is the client's server's to drain.
+      if (this.#bodyPaused) {
+        this.#bodyPaused = false;
+        body.resume();
+      }
       body.off('data', onData);
       body.off('end', onEnd);
       body.off('error', onError);

@@ -2,6 +2,8 @@
 // long connections live, timeouts and connect failures, flow control, abort, and the pool's limits and shutdown.
 // Part one (h1-client.test.ts) covers the wire. Every request must hear exactly one ending (checkEndings).
 import { createHash } from 'node:crypto';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
+import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { classifyError } from '../../../ingress/upstream/errors.ts';
 import type { H1Controller } from '../../../ingress/upstream/h1/pool.ts';
@@ -178,6 +180,27 @@ describe('h1 client: timeouts and connect failures', () => {
     const pool = poolTo(s.port);
     const a = await send(pool, { method: 'POST', headersTimeout: 200, body: bodyOf(['a', 'b', 'c', 'd'], 150) });
     expectOk(a, 'abcd');
+  });
+
+  it('an upstream that takes none of a request body for headersTimeout fails READ_TIMEOUT (a stalled upload does not hang)', async () => {
+    const sockets: Socket[] = [];
+    const server = createServer((socket) => {
+      sockets.push(socket);
+      socket.on('error', () => {});
+      // Reads the head, then nothing more: the client's writes back up.
+      socket.once('data', () => socket.pause());
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    closer.add(() => new Promise<void>((r) => (sockets.forEach((x) => x.destroy()), server.close(() => r()))));
+    const pool = poolTo((server.address() as AddressInfo).port);
+    const chunk = Buffer.alloc(64 * 1024, 0x61);
+    let left = 512; // 32 MiB: far more than the socket buffers hold
+    const upload = new Readable({ read() { this.push(left-- > 0 ? chunk : null); } });
+    const t0 = performance.now();
+    const a = await send(pool, { method: 'POST', headers: ['content-length', String(512 * chunk.length)], body: upload, headersTimeout: 300 });
+    expect(codeOf(a)).toBe('READ_TIMEOUT');
+    expect(classifyError(a.error).status).toBe(504);
+    expect(a.endedAt - t0).toBeLessThan(2000);
   });
 
   it('connect timeout: a listener that never accepts gives CONNECT_TIMEOUT', async () => {
