@@ -132,11 +132,6 @@ export class H1Connection implements Carrier {
     if (err !== 0) queueMicrotask(() => this.#connected(err));
   }
 
-  /** Requests written on this connection so far. */
-  get sent(): number {
-    return this.#sent;
-  }
-
   #connected(status: number): void {
     if (this.#state !== 'connecting') return;
     if (status !== 0) return this.#close(systemError(status, 'connect', this.#address));
@@ -172,7 +167,7 @@ export class H1Connection implements Carrier {
     this.#bodyDone = ex.body === null;
     if (!ex.start(this.#sent > 0)) return;
     const err = this.#handle.writeLatin1String(this.#writeReq(), ex.head.text);
-    if (err !== 0) return this.#fail(ex, new UpstreamError('CONNECTION_RESET', `writing to ${this.#address}: ${getSystemErrorName(err)}`));
+    if (err !== 0) return this.#fail(ex, this.#writeFailed(err));
     ex.written = true;
     this.#sent++;
     if (ex.body === null) this.#setDeadline('headers', ex.headersTimeout);
@@ -229,6 +224,11 @@ export class H1Connection implements Carrier {
     this.#deadline = kind === 'none' || ms <= 0 ? Infinity : performance.now() + ms;
   }
 
+  /** A write the kernel refused (status: -errno). */
+  #writeFailed(status: number): UpstreamError {
+    return new UpstreamError('CONNECTION_RESET', `writing to ${this.#address}: ${getSystemErrorName(status)}`);
+  }
+
   #writeReq(): HandleReq {
     const req = new this.#n.WriteWrap();
     req.handle = this.#handle;
@@ -241,7 +241,7 @@ export class H1Connection implements Carrier {
   readonly #written = (status: number): void => {
     if (status < 0 && this.#state === 'busy') {
       const ex = this.#exchange as Exchange;
-      return this.#fail(ex, new UpstreamError('CONNECTION_RESET', `writing to ${this.#address}: ${getSystemErrorName(status)}`));
+      return this.#fail(ex, this.#writeFailed(status));
     }
     if (this.#bodyPaused && this.#handle.writeQueueSize <= writeHighWater) {
       this.#bodyPaused = false;
@@ -263,7 +263,7 @@ export class H1Connection implements Carrier {
       // The buffers must live until the write completes.
       req.buffer = chunk;
       const err = chunked ? this.#handle.writev(req, [chunkHeader(chunk.length), 'latin1', chunk, '', '\r\n', 'latin1'], false) : this.#handle.writeBuffer(req, chunk);
-      if (err !== 0) return this.#fail(ex, new UpstreamError('CONNECTION_RESET', `writing to ${this.#address}: ${getSystemErrorName(err)}`));
+      if (err !== 0) return this.#fail(ex, this.#writeFailed(err));
       if (this.#handle.writeQueueSize > writeHighWater && !this.#bodyPaused) {
         this.#bodyPaused = true;
         body.pause();
@@ -277,7 +277,7 @@ export class H1Connection implements Carrier {
       if (!chunked && sent !== contentLength) return this.#fail(ex, new UpstreamError('INVALID_REQUEST', `the request body ended after ${sent} of its ${contentLength} bytes`));
       if (chunked) {
         const err = this.#handle.writeLatin1String(this.#writeReq(), lastChunk);
-        if (err !== 0) return this.#fail(ex, new UpstreamError('CONNECTION_RESET', `writing to ${this.#address}: ${getSystemErrorName(err)}`));
+        if (err !== 0) return this.#fail(ex, this.#writeFailed(err));
       }
       this.#bodyDone = true;
       if (!ex.started) this.#setDeadline('headers', ex.headersTimeout);
