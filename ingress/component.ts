@@ -47,6 +47,7 @@ const flags = {
   'max-connections-per-ip': valueFlag({ value: 'N', help: 'open client connections allowed from one IP', parse: positiveInt, default: 1000 }),
   'proxy-connect-timeout': durationFlag({ help: 'default time to connect to an endpoint (504 after)', default: '5s', min: '1ms', max: '1h' }),
   'proxy-read-timeout': durationFlag({ help: 'default time to wait for an endpoint to answer (504 after)', default: '60s', min: '1ms', max: '24h' }),
+  'proxy-send-timeout': durationFlag({ help: 'default time an endpoint may take none of a request body (504 after)', default: '60s', min: '1ms', max: '24h' }),
   'proxy-body-size': {
     ...valueFlag({ value: 'SIZE', help: 'default largest request body, as nginx writes sizes (512, 100k, 8m, 1g; 0: no limit); larger gets 413', parse: bodySizeFlag, default: defaultMaxBodyBytes }),
     shown: '1m',
@@ -152,7 +153,7 @@ async function runIngress(ctx: ComponentContext, f: IngressFlags): Promise<void>
     log,
     metrics,
     className: f['ingress-class'],
-    defaults: { connectTimeoutMs: f['proxy-connect-timeout'], readTimeoutMs: f['proxy-read-timeout'], maxBodyBytes: f['proxy-body-size'], sslPassthrough: f['enable-ssl-passthrough'] },
+    defaults: { connectTimeoutMs: f['proxy-connect-timeout'], readTimeoutMs: f['proxy-read-timeout'], sendTimeoutMs: f['proxy-send-timeout'], maxBodyBytes: f['proxy-body-size'], sslPassthrough: f['enable-ssl-passthrough'] },
     certificates,
   });
   keeper.start();

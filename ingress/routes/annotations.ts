@@ -15,7 +15,7 @@ const sharedNames = [
   'ssl-redirect', 'force-ssl-redirect',
   'limit-rps', 'limit-rpm', 'limit-connections', 'limit-burst-multiplier', 'limit-whitelist', 'limit-allowlist',
   'auth-type', 'auth-secret', 'auth-secret-type', 'auth-realm', 'auth-url', 'auth-method', 'auth-response-headers', 'auth-signin',
-  'rewrite-target', 'use-regex', 'backend-protocol', 'proxy-connect-timeout', 'proxy-read-timeout', 'proxy-body-size',
+  'rewrite-target', 'use-regex', 'backend-protocol', 'proxy-connect-timeout', 'proxy-read-timeout', 'proxy-send-timeout', 'proxy-body-size',
   'permanent-redirect', 'permanent-redirect-code', 'temporal-redirect', 'temporal-redirect-code', 'app-root',
   'upstream-vhost', 'x-forwarded-prefix', 'server-alias', 'from-to-www-redirect', 'proxy-next-upstream-tries', 'custom-http-errors', 'default-backend', 'service-upstream', 'satisfy',
   'proxy-ssl-verify', 'proxy-ssl-secret', 'proxy-ssl-name', 'proxy-ssl-server-name',

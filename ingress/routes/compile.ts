@@ -300,7 +300,7 @@ function addWwwRedirect(parts: TableParts, c: CompiledIngress, from: string, to:
   // Only what a redirect needs: no HTTPS redirect first (ingress-nginx's redirect server has none), no limits or auth.
   const policy: IngressPolicy = {
     sslRedirect: false, forceSslRedirect: false, backendProtocol: p.backendProtocol, maxBodyBytes: p.maxBodyBytes,
-    connectTimeoutMs: p.connectTimeoutMs, readTimeoutMs: p.readTimeoutMs, loadBalance: p.loadBalance, redirectToHost: to,
+    connectTimeoutMs: p.connectTimeoutMs, readTimeoutMs: p.readTimeoutMs, sendTimeoutMs: p.sendTimeoutMs, loadBalance: p.loadBalance, redirectToHost: to,
   };
   // Never forwarded (every request is redirected), so no upstream is made for it; the backend says how the rule reaches it.
   const upstream = upstreamSpec(rule.backend, p);

@@ -11,10 +11,12 @@ import { AnnotationError, quote } from './errors.ts';
 import { asksPassthrough, sslPassthroughKey } from './unhonoured.ts';
 import type { AuthPolicy, BackendRef, ClientCertPolicy, IngressPolicy, JwtAuthPolicy, ObjectRef, RateLimitPolicy } from './types.ts';
 
-/** Timeouts (and body size) used when an Ingress does not set proxy-connect-timeout / proxy-read-timeout / proxy-body-size. */
+/** Timeouts (and body size) used when an Ingress does not set proxy-connect-timeout / -read-timeout / -send-timeout / proxy-body-size. */
 export interface PolicyDefaults {
   connectTimeoutMs: number;
   readTimeoutMs: number;
+  /** --proxy-send-timeout; nginx's 60 s when absent. */
+  sendTimeoutMs?: number;
   /** --proxy-body-size; ingress-nginx's 1 MiB when absent. */
   maxBodyBytes?: number;
   /** --enable-ssl-passthrough: ssl-passthrough "true" is served (by ingress/edge) instead of refused. */
@@ -23,6 +25,9 @@ export interface PolicyDefaults {
 
 /** ingress-nginx's default proxy-body-size: 1m. */
 export const defaultMaxBodyBytes = 1024 * 1024;
+
+/** nginx's default proxy_send_timeout: 60s. */
+export const defaultSendTimeoutMs = 60_000;
 
 /** The canary annotations of an Ingress with `canary: "true"`. */
 export interface CanarySettings {
@@ -78,6 +83,7 @@ export function readPolicy(namespace: string, annotations: Readonly<Record<strin
     maxBodyBytes: a.bytes('proxy-body-size') ?? defaults.maxBodyBytes ?? defaultMaxBodyBytes,
     connectTimeoutMs: a.secondsAsMs('proxy-connect-timeout', defaults.connectTimeoutMs),
     readTimeoutMs: a.secondsAsMs('proxy-read-timeout', defaults.readTimeoutMs),
+    sendTimeoutMs: a.secondsAsMs('proxy-send-timeout', defaults.sendTimeoutMs ?? defaultSendTimeoutMs),
     loadBalance: a.oneOf('load-balance', ['round_robin', 'least_request'] as const, { aliases: { ewma: 'least_request' } }) ?? 'round_robin',
   };
   const rateLimit = readRateLimit(a);

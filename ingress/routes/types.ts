@@ -124,6 +124,11 @@ export interface IngressPolicy {
   maxBodyBytes: number;
   connectTimeoutMs: number;
   readTimeoutMs: number;
+  /**
+   * How long the backend may take none of a request body that is waiting to be written (nginx's proxy_send_timeout,
+   * between two successive writes); 504 after. Applies to plain-HTTP backends (netplane's own client).
+   */
+  sendTimeoutMs: number;
   /** Cookie affinity (ingress-nginx `affinity: cookie`). */
   /**
    * Cookie affinity. The cookie's Path is `path`, else the route's path (ingress-nginx's location); it is Secure on

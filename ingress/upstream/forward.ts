@@ -230,6 +230,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
       body: this.#body,
       headersTimeout: policy.readTimeoutMs,
       bodyTimeout: policy.readTimeoutMs,
+      // netplane's own client (plain HTTP) only; undici has none and ignores it.
+      sendTimeout: policy.sendTimeoutMs,
       // Constant per endpoint (see pool.ts): keeps undici from reconnecting when the Host changes.
       servername: overTls(m.protocol) ? m.address : undefined,
     };

@@ -93,6 +93,8 @@ export class H1Connection implements Carrier {
   #bodyDone = false;
   #stopBody: (() => void) | null = null;
   #bodyPaused = false;
+  // The write queue's size when the send deadline was last set: a smaller one means the upstream took bytes since.
+  #sendQueued = 0;
   // The response is not being read (its handler paused it).
   #readStopped = false;
 
@@ -201,13 +203,16 @@ export class H1Connection implements Carrier {
 
   /** The timer: fails what waited too long, lets go of a connection idle too long. */
   checkDeadline(now: number): void {
+    // libuv shrinks the queue as bytes go, even part of a write: progress restarts the send deadline (nginx's
+    // proxy_send_timeout runs between two successive writes), seen within a tick.
+    if (this.#deadlineKind === 'send' && this.#handle.writeQueueSize < this.#sendQueued) this.#armSend();
     if (now < this.#deadline) return;
     const kind = this.#deadlineKind;
     this.#setDeadline('none', 0);
     const ex = this.#exchange;
     if (kind === 'connect') return this.#close(new UpstreamError('CONNECT_TIMEOUT', `connecting to ${this.#address} timed out`));
     if (kind === 'idle' || ex === null) return this.#close(null);
-    if (kind === 'send') return this.#fail(ex, new UpstreamError('READ_TIMEOUT', `${this.#address} took none of the request body for ${ex.headersTimeout} ms`));
+    if (kind === 'send') return this.#fail(ex, new UpstreamError('READ_TIMEOUT', `${this.#address} took none of the request body for ${ex.sendTimeout} ms`));
     const what = kind === 'headers' ? 'a response head' : 'more of the response body';
     this.#fail(ex, new UpstreamError('READ_TIMEOUT', `${this.#address} sent no ${what} for ${kind === 'headers' ? ex.headersTimeout : ex.bodyTimeout} ms`));
   }
@@ -222,6 +227,12 @@ export class H1Connection implements Carrier {
   #setDeadline(kind: Deadline, ms: number): void {
     this.#deadlineKind = kind;
     this.#deadline = kind === 'none' || ms <= 0 ? Infinity : performance.now() + ms;
+  }
+
+  /** The send deadline, from now, against the write queue as it is now. */
+  #armSend(): void {
+    this.#sendQueued = this.#handle.writeQueueSize;
+    this.#setDeadline('send', (this.#exchange as Exchange).sendTimeout);
   }
 
   /** A write the kernel refused (status: -errno). */
@@ -243,9 +254,15 @@ export class H1Connection implements Carrier {
       const ex = this.#exchange as Exchange;
       return this.#fail(ex, this.#writeFailed(status));
     }
-    if (this.#bodyPaused && this.#handle.writeQueueSize <= writeHighWater) {
+    const queued = this.#handle.writeQueueSize;
+    if (this.#deadlineKind === 'send') {
+      // The body went out whole: from here the upstream's answer is waited for. Else the body is read again below.
+      if (this.#bodyDone) {
+        if (queued === 0) this.#setDeadline('headers', (this.#exchange as Exchange).headersTimeout);
+      } else if (queued <= writeHighWater) this.#setDeadline('none', 0);
+    }
+    if (this.#bodyPaused && queued <= writeHighWater) {
       this.#bodyPaused = false;
-      if (this.#deadlineKind === 'send') this.#setDeadline('none', 0);
       (this.#exchange?.body as NodeJS.ReadableStream | null)?.resume();
     }
   };
@@ -267,8 +284,8 @@ export class H1Connection implements Carrier {
       if (this.#handle.writeQueueSize > writeHighWater && !this.#bodyPaused) {
         this.#bodyPaused = true;
         body.pause();
-        // An upstream that takes none of the body for the read timeout is given up (nginx's proxy_send_timeout).
-        if (this.#deadlineKind === 'none') this.#setDeadline('send', ex.headersTimeout);
+        // An upstream that takes none of the body for the send timeout is given up (nginx's proxy_send_timeout).
+        if (this.#deadlineKind === 'none') this.#armSend();
       }
     };
     const onEnd = () => {
@@ -280,7 +297,8 @@ export class H1Connection implements Carrier {
         if (err !== 0) return this.#fail(ex, this.#writeFailed(err));
       }
       this.#bodyDone = true;
-      if (!ex.started) this.#setDeadline('headers', ex.headersTimeout);
+      // Bytes of it still waiting for the upstream keep the send deadline until they are written (#written).
+      if (!ex.started && this.#deadlineKind !== 'send') this.#setDeadline('headers', ex.headersTimeout);
     };
     const onError = (err: Error) => {
       if (this.#exchange === ex) this.#fail(ex, err);

@@ -31,12 +31,21 @@ export interface Carrier {
   aborted(exchange: Exchange): void;
 }
 
+export interface ExchangeTimeouts {
+  headers: number;
+  body: number;
+  send: number;
+}
+
+export const noTimeouts: ExchangeTimeouts = { headers: 0, body: 0, send: 0 };
+
 export class Exchange implements H1Controller {
   readonly head: RequestHead;
   readonly method: string;
   readonly body: NodeJS.ReadableStream | null;
   readonly headersTimeout: number;
   readonly bodyTimeout: number;
+  readonly sendTimeout: number;
   readonly #handler: H1Handler;
   carrier: Carrier | null = null;
   /** The request's head went out (on `carrier`). */
@@ -47,12 +56,14 @@ export class Exchange implements H1Controller {
   #aborted = false;
   #paused = false;
 
-  constructor(head: RequestHead, method: string, body: NodeJS.ReadableStream | null, headersTimeout: number, bodyTimeout: number, handler: H1Handler) {
+  /** Timeouts in ms, 0 for none: see H1DispatchOptions. */
+  constructor(head: RequestHead, method: string, body: NodeJS.ReadableStream | null, timeouts: ExchangeTimeouts, handler: H1Handler) {
     this.head = head;
     this.method = method;
     this.body = body;
-    this.headersTimeout = headersTimeout;
-    this.bodyTimeout = bodyTimeout;
+    this.headersTimeout = timeouts.headers;
+    this.bodyTimeout = timeouts.body;
+    this.sendTimeout = timeouts.send;
     this.#handler = handler;
   }
 

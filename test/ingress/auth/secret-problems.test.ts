@@ -4,7 +4,7 @@ import { basicAuthProblems } from '../../../ingress/auth/secret-problems.ts';
 import type { IngressPolicy } from '../../../ingress/routes/types.ts';
 import { knownVectors, secret, secretStore } from './fixtures.ts';
 
-const base: IngressPolicy = { sslRedirect: true, forceSslRedirect: false, backendProtocol: 'HTTP', maxBodyBytes: 1 << 20, connectTimeoutMs: 5000, readTimeoutMs: 60_000, loadBalance: 'round_robin' };
+const base: IngressPolicy = { sslRedirect: true, forceSslRedirect: false, backendProtocol: 'HTTP', maxBodyBytes: 1 << 20, connectTimeoutMs: 5000, readTimeoutMs: 60_000, sendTimeoutMs: 60_000, loadBalance: 'round_robin' };
 const basicOn = (name: string): IngressPolicy => ({ ...base, auth: { type: 'basic', secret: { namespace: 'team', name }, realm: 'r' } });
 
 describe('basicAuthProblems', () => {

@@ -20,7 +20,7 @@ function policyOf(annotations: Record<string, string>): IngressPolicy | undefine
   return table.ingresses.get('shop/a');
 }
 
-const basePolicy: IngressPolicy = { sslRedirect: true, forceSslRedirect: false, backendProtocol: 'HTTP', maxBodyBytes: 1024 * 1024, connectTimeoutMs: 5000, readTimeoutMs: 60_000, loadBalance: 'round_robin' };
+const basePolicy: IngressPolicy = { sslRedirect: true, forceSslRedirect: false, backendProtocol: 'HTTP', maxBodyBytes: 1024 * 1024, connectTimeoutMs: 5000, readTimeoutMs: 60_000, sendTimeoutMs: 60_000, loadBalance: 'round_robin' };
 
 describe('annotations with good values', () => {
   // [what, annotations, the policy fields they change]
@@ -71,6 +71,7 @@ describe('annotations with good values', () => {
       { backendProtocol: 'GRPCS', backendTls: { secret: { namespace: 'shop', name: 'backend-ca' }, sni: false } },
     ],
     ['proxy timeouts in seconds', { [`${ngx}proxy-connect-timeout`]: '10', [`${ngx}proxy-read-timeout`]: '3600' }, { connectTimeoutMs: 10_000, readTimeoutMs: 3_600_000 }],
+    ['proxy-send-timeout in seconds', { [`${ngx}proxy-send-timeout`]: '5' }, { sendTimeoutMs: 5000 }],
     ['cookie affinity', { [`${ngx}affinity`]: 'cookie' }, { affinity: { cookieName: 'INGRESSCOOKIE' } }],
     ['cookie affinity, Secure always and SameSite', { [`${ngx}affinity`]: 'cookie', [`${ngx}session-cookie-secure`]: 'true', [`${ngx}session-cookie-samesite`]: 'Strict' }, { affinity: { cookieName: 'INGRESSCOOKIE', secure: true, sameSite: 'Strict' } }],
     ['a value from a YAML block scalar, its line break trimmed', { [`${ngx}whitelist-source-range`]: '10.0.0.0/8\n' }, { sourceRange: { allow: ['10.0.0.0/8'] } }],

@@ -93,7 +93,7 @@ describe('from-to-www-redirect', () => {
     });
     const { table } = compile([a]);
     expect(table.match('www.example.com', '/')?.policy).toEqual({
-      sslRedirect: false, forceSslRedirect: false, backendProtocol: 'HTTP', maxBodyBytes: 1024 * 1024, connectTimeoutMs: 5000, readTimeoutMs: 60_000, loadBalance: 'round_robin', redirectToHost: 'example.com',
+      sslRedirect: false, forceSslRedirect: false, backendProtocol: 'HTTP', maxBodyBytes: 1024 * 1024, connectTimeoutMs: 5000, readTimeoutMs: 60_000, sendTimeoutMs: 60_000, loadBalance: 'round_robin', redirectToHost: 'example.com',
     });
   });
 

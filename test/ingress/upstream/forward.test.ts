@@ -252,6 +252,18 @@ describe('forward: errors', () => {
     expect(g.results[0]).toMatchObject({ status: 504, error: 'READ_TIMEOUT', attempts: 1 });
   });
 
+  it('504 when the upstream takes none of the request body within the send timeout (proxy-send-timeout)', async () => {
+    const b = await backend(closer, (req) => req.pause());
+    const u = upstreamsFor(closer);
+    u.setEndpoints('ns/svc:80', [{ ip: '127.0.0.1', port: b.port }], 'HTTP');
+    const g = await gateway(closer, u, target({ readTimeoutMs: 20_000, sendTimeoutMs: 300 }));
+    const t0 = Date.now();
+    const got = await get(g.port, '/up', { method: 'POST', body: Buffer.alloc(32 << 20) });
+    expect(got.status).toBe(504);
+    expect(Date.now() - t0).toBeLessThan(5000);
+    expect(g.results[0]).toMatchObject({ status: 504, error: 'READ_TIMEOUT', attempts: 1 });
+  });
+
   it('a body that stalls past the read timeout cuts the client response', async () => {
     const b = await backend(closer, (_req, res) => {
       res.writeHead(200, { 'content-length': '100' });

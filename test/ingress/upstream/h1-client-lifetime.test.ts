@@ -203,6 +203,73 @@ describe('h1 client: timeouts and connect failures', () => {
     expect(a.endedAt - t0).toBeLessThan(2000);
   });
 
+  /** A server that reads the request head, then reads on only as `reader` lets it; answers ok after `length` body bytes. */
+  async function slowReader(length: number, reader: (socket: Socket) => void): Promise<number> {
+    const sockets: Socket[] = [];
+    const server = createServer((socket) => {
+      sockets.push(socket);
+      socket.on('error', () => {});
+      let got = -1;
+      socket.on('data', (d: Buffer) => {
+        if (got < 0) {
+          const end = d.indexOf('\r\n\r\n');
+          got = d.length - end - 4;
+          reader(socket);
+        } else got += d.length;
+        if (got >= length) socket.write(ok());
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    closer.add(() => new Promise<void>((r) => (sockets.forEach((x) => x.destroy()), server.close(() => r()))));
+    return (server.address() as AddressInfo).port;
+  }
+
+  function upload(chunks: number, chunk = Buffer.alloc(64 * 1024, 0x61)): { body: Readable; length: number } {
+    let left = chunks;
+    return { body: new Readable({ read() { this.push(left-- > 0 ? chunk : null); } }), length: chunks * chunk.length };
+  }
+
+  it.each([
+    ['still being read from the client', () => upload(512)],
+    // Read whole at once: what waits is in the write queue, and the headers timeout must not take over from it.
+    ['read whole, waiting in the write queue', () => ({ body: Readable.from([Buffer.alloc(32 << 20, 0x61)]), length: 32 << 20 })],
+  ])('sendTimeout, when given, is the limit for a stalled upload instead of headersTimeout: body %s', async (_name, make) => {
+    const port = await slowReader(Infinity, (socket) => socket.pause());
+    const pool = poolTo(port);
+    const u = make();
+    const t0 = performance.now();
+    const a = await send(pool, { method: 'POST', headers: ['content-length', String(u.length)], body: u.body, headersTimeout: 20_000, sendTimeout: 300 });
+    expect(codeOf(a)).toBe('READ_TIMEOUT');
+    expect(String(a.error)).toContain('took none of the request body for 300 ms');
+    expect(a.endedAt - t0).toBeLessThan(2000);
+  });
+
+  it('sendTimeout counts from the last bytes the upstream took: a slow reader that keeps reading completes', async () => {
+    // Takes 512 KiB every 100 ms, well inside the 300 ms send timeout; the whole upload takes far longer than that.
+    const length = 16 * 1024 * 1024;
+    const port = await slowReader(length, (socket) => {
+      socket.pause();
+      let burst = 0;
+      socket.on('data', (d: Buffer) => {
+        burst += d.length;
+        if (burst >= 512 * 1024) socket.pause();
+      });
+      const timer = setInterval(() => {
+        burst = 0;
+        socket.resume();
+      }, 100);
+      socket.on('close', () => clearInterval(timer));
+    });
+    const pool = poolTo(port);
+    // One write of it all: its progress shows only in the write queue's size, not in completed writes.
+    const body = Readable.from([Buffer.alloc(length, 0x61)]);
+    const t0 = performance.now();
+    const a = await send(pool, { method: 'POST', headers: ['content-length', String(length)], body, headersTimeout: 20_000, bodyTimeout: 20_000, sendTimeout: 300 });
+    expectOk(a);
+    // It did run past the send timeout, so the deadline was moved on by the upstream's reads.
+    expect(a.endedAt - t0).toBeGreaterThan(900);
+  }, 30_000);
+
   it('connect timeout: a listener that never accepts gives CONNECT_TIMEOUT', async () => {
     const port = await stalledPort(closer);
     const pool = poolTo(port, { connectTimeoutMs: 200 });

@@ -13,7 +13,7 @@ import { freePort } from '../../helpers/ports.ts';
 
 /** An IngressPolicy with the defaults and quick timeouts, plus `over`. */
 export function policy(over: Partial<IngressPolicy> = {}): IngressPolicy {
-  return { sslRedirect: true, forceSslRedirect: false, backendProtocol: 'HTTP', maxBodyBytes: 0, connectTimeoutMs: 1000, readTimeoutMs: 5000, loadBalance: 'round_robin', ...over };
+  return { sslRedirect: true, forceSslRedirect: false, backendProtocol: 'HTTP', maxBodyBytes: 0, connectTimeoutMs: 1000, readTimeoutMs: 5000, sendTimeoutMs: 5000, loadBalance: 'round_robin', ...over };
 }
 
 /** Servers and sockets to close after each test. */
