@@ -1,9 +1,10 @@
 // Where the API server is: --kubeconfig, else $KUBECONFIG, else the in-cluster service account. Read as kubectl and
 // client-go read them where the client library differs: a user's tokenFile (kubeadm writes one for kube-proxy) and
-// the service account's token are read again while the process runs, and a plain-http server (kubectl proxy) is used.
+// the service account's token are read again while the process runs, an exec plugin's relative command is found from
+// the kubeconfig's directory, and a plain-http server (kubectl proxy) is used.
 import { existsSync, readFileSync } from 'node:fs';
 import { isIPv6 } from 'node:net';
-import { delimiter, dirname, join, resolve } from 'node:path';
+import { delimiter, dirname, isAbsolute, join, resolve } from 'node:path';
 import { KubeConfig, type Cluster, type User } from '@kubernetes/client-node';
 import { parse } from 'yaml';
 import type { Logger } from '../../runtime/logger.ts';
@@ -91,7 +92,7 @@ function loadFile(file: string, tokens: TokenFileAuth, unreadable: Map<string, K
   kc.loadFromString(JSON.stringify(doc)); // JSON is YAML
   // Certificate and key paths relative to the file's directory, as kubectl resolves them.
   kc.makePathsAbsolute(dir);
-  kc.users = kc.users.map((u) => {
+  kc.users = kc.users.map((u) => withExecCommandResolved(u, dir)).map((u) => {
     // A name written as a YAML number (`name: 1001`) is a string to kubectl and to the library.
     const path = paths.get(String(u.name));
     if (path === undefined) return u;
@@ -127,6 +128,18 @@ function loadInCluster(env: NodeJS.ProcessEnv, tokens: TokenFileAuth, root: stri
     currentContext: 'inClusterContext',
   });
   return kc;
+}
+
+/**
+ * An exec credential plugin's command, as client-go resolves it: one with a slash in it is a path, relative to the
+ * kubeconfig's directory; a bare name is looked up in PATH when it runs. The library runs a relative one from the
+ * process's working directory instead.
+ */
+function withExecCommandResolved(user: User, dir: string): User {
+  const exec = user.exec as { command?: unknown } | undefined;
+  const command = exec?.command;
+  if (typeof command !== 'string' || !command.includes('/') || isAbsolute(command)) return user;
+  return { ...user, exec: { ...exec, command: resolve(dir, command) } };
 }
 
 function withTokenFile(tokens: TokenFileAuth, user: User, path: string, where: string): User {

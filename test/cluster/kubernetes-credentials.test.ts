@@ -104,6 +104,22 @@ describe('KubernetesSource credentials and plain HTTP', () => {
     });
   }
 
+  it('runs an exec credential plugin named by a path relative to the kubeconfig, as client-go does; a bare name is left to PATH', async () => {
+    api = await TestApiServer.start({ requireToken: true });
+    api.token = 'exec-token';
+    api.apply(service('a', { clusterIP: '10.96.0.1' }));
+    await mkdir(join(dir, 'plugins'));
+    const credential = { apiVersion: 'client.authentication.k8s.io/v1', kind: 'ExecCredential', status: { token: 'exec-token' } };
+    await writeFile(join(dir, 'plugins', 'creds.sh'), `#!/bin/sh\necho '${JSON.stringify(credential)}'\n`, { mode: 0o755 });
+    const exec = (command: string) => ({ exec: { apiVersion: 'client.authentication.k8s.io/v1', command, interactiveMode: 'Never' } });
+    // The working directory is elsewhere (the repository): only the kubeconfig's directory has the plugin.
+    expect(process.cwd()).not.toBe(dir);
+    const { store } = await start(await kubeconfig(api.url, exec('plugins/creds.sh')));
+    expect(store.get('Service', 'default/a')).toBeDefined();
+    const bare = loadKubeConfig(await kubeconfig(api.url, exec('creds-plugin')), {});
+    expect((bare.getCurrentUser()?.exec as { command: string }).command).toBe('creds-plugin');
+  });
+
   it('keeps sending the last token read, and says so once, while the token file cannot be read', async () => {
     api = await TestApiServer.start({ requireToken: true });
     const tokenFile = join(dir, 'token');
