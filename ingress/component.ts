@@ -235,10 +235,9 @@ async function startStatus(ctx: ComponentContext, f: IngressFlags, gateway: { se
     return undefined;
   }
   // Loaded only here: manifests mode needs none of the client library.
-  const { loadKubeConfig, logTokenFiles } = await import('../cluster/kubernetes/config.ts');
+  const { writerConfig } = await import('../cluster/kubernetes/source.ts');
   const { StatusPublisher, defaultIdentity, leaseNamespace } = await import('./status/index.ts');
-  const kc = loadKubeConfig(f.kubeconfig);
-  logTokenFiles(kc, log.child({ part: 'status' }));
+  const kc = writerConfig(ctx.source, f.kubeconfig, log.child({ part: 'status' }));
   const publisher = new StatusPublisher({
     kc,
     store: ctx.store,

@@ -267,12 +267,10 @@ async function makeReporter(ctx: ComponentContext, f: OverlayFlags, patch: Patch
   return new NetworkConditionReporter({ nodeName: ctx.nodeName, patch: patch ?? (await kubernetesStatusPatcher(await patchConfig(ctx, f))), store: ctx.store, log: ctx.log });
 }
 
-/** The kubeconfig the overlay's writes use; a token file it cannot read again is logged. */
+/** The kubeconfig the overlay's writes use. */
 async function patchConfig(ctx: ComponentContext, f: OverlayFlags) {
-  const { loadKubeConfig, logTokenFiles } = await import('../cluster/kubernetes/config.ts');
-  const kc = loadKubeConfig(f.kubeconfig);
-  logTokenFiles(kc, ctx.log);
-  return kc;
+  const { writerConfig } = await import('../cluster/kubernetes/source.ts');
+  return writerConfig(ctx.source, f.kubeconfig, ctx.log);
 }
 
 async function makePublisher(ctx: ComponentContext, f: OverlayFlags, patch: PatchAnnotations | undefined): Promise<VtepPublisher> {

@@ -18,7 +18,7 @@ import type { Logger } from '../../runtime/logger.ts';
 import { InvalidObjectError, kinds, objectKey, parseKind, type Kind } from '../model/index.ts';
 import type { ClusterSource } from '../source.ts';
 import type { Store, StoreWrite } from '../store.ts';
-import { logTokenFiles } from './config.ts';
+import { loadKubeConfig, logTokenFiles } from './config.ts';
 import { skipLoggers, usableItems } from './unusable.ts';
 import { BookmarkWatch } from './watch.ts';
 
@@ -114,6 +114,8 @@ interface Feed {
 /** Reads the kinds a store keeps from the Kubernetes API with list and watch. */
 export class KubernetesSource implements ClusterSource {
   readonly name = 'kubernetes';
+  /** The configuration it reads with: a component's own writes (the overlay's Node patches) use the same one. */
+  readonly kubeConfig: KubeConfig;
   #kc: KubeConfig;
   #log: Logger;
   #initialBackoffMs: number;
@@ -135,6 +137,7 @@ export class KubernetesSource implements ClusterSource {
 
   constructor(kc: KubeConfig, options: KubernetesOptions) {
     this.#kc = kc;
+    this.kubeConfig = kc;
     this.#log = options.log;
     this.#initialBackoffMs = options.initialBackoffMs ?? 500;
     this.#maxBackoffMs = options.maxBackoffMs ?? 30_000;
@@ -361,4 +364,16 @@ function parseJson(text: string): unknown {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The configuration a component's own writes to the API use (the overlay's Node patches, the ingress's status): the
+ * one the cluster view is read with, so that its token files are read once for both, else one loaded from `file`
+ * (its unreadable token files logged to `log`).
+ */
+export function writerConfig(source: ClusterSource, file: string | undefined, log: Logger): KubeConfig {
+  if (source instanceof KubernetesSource) return source.kubeConfig;
+  const kc = loadKubeConfig(file);
+  logTokenFiles(kc, log);
+  return kc;
 }

@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { generate } from 'selfsigned';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { KubeConfigError, loadKubeConfig, type LoadOptions } from '../../cluster/kubernetes/config.ts';
-import { KubernetesSource } from '../../cluster/kubernetes/source.ts';
+import { KubernetesSource, writerConfig } from '../../cluster/kubernetes/source.ts';
+import { ManifestsSource } from '../../cluster/manifests/source.ts';
 import { Store } from '../../cluster/store.ts';
 import { TestApiServer } from '../apiserver/server.ts';
 import { service } from '../fixtures/objects.ts';
@@ -118,6 +119,16 @@ describe('KubernetesSource credentials and plain HTTP', () => {
     expect(store.get('Service', 'default/a')).toBeDefined();
     const bare = loadKubeConfig(await kubeconfig(api.url, exec('creds-plugin')), {});
     expect((bare.getCurrentUser()?.exec as { command: string }).command).toBe('creds-plugin');
+  });
+
+  it("gives a component's own writes the configuration the view is read with; with manifests, one loaded from the file", async () => {
+    const { log } = captureLogger();
+    const file = await kubeconfig('http://127.0.0.1:1', { token: 't' });
+    const kc = loadKubeConfig(file, {});
+    expect(writerConfig(new KubernetesSource(kc, { log }), file, log)).toBe(kc);
+    const loaded = writerConfig(new ManifestsSource(dir, { log }), file, log);
+    expect(loaded).not.toBe(kc);
+    expect(loaded.getCurrentCluster()?.server).toBe('http://127.0.0.1:1');
   });
 
   it('keeps sending the last token read, and says so once, while the token file cannot be read', async () => {
