@@ -2,7 +2,7 @@
 // with their EndpointSlices are some 8 MiB): on the main thread that long, a component answers nothing, neither DNS
 // nor /healthz. Small files are parsed in place; larger ones in a worker thread, started when first needed and
 // stopped when idle, so that its memory (the parsed YAML is some 50 times the text) goes back.
-import { Worker } from 'node:worker_threads';
+import { Worker, type ResourceLimits } from 'node:worker_threads';
 import type { Kind } from '../model/index.ts';
 import { parseManifestText, type ParsedFile } from './parse.ts';
 
@@ -32,6 +32,8 @@ export interface ManifestParserOptions {
    * about 90 MiB until it stops, and starting one again costs tens of milliseconds.
    */
   idleMs?: number;
+  /** The thread's V8 limits (none by default): a file that needs more heap ends the thread, not the process. */
+  resourceLimits?: ResourceLimits;
 }
 
 interface Pending {
@@ -43,6 +45,7 @@ interface Pending {
 export class ManifestParser {
   readonly #inlineBytes: number;
   readonly #idleMs: number;
+  readonly #resourceLimits: ResourceLimits | undefined;
   #worker?: Worker;
   #pending = new Map<number, Pending>();
   #seq = 0;
@@ -52,6 +55,7 @@ export class ManifestParser {
   constructor(options: ManifestParserOptions = {}) {
     this.#inlineBytes = options.inlineBytes ?? 32 * 1024;
     this.#idleMs = options.idleMs ?? 5_000;
+    this.#resourceLimits = options.resourceLimits;
   }
 
   /** Whether a parser thread is running now. */
@@ -87,7 +91,7 @@ export class ManifestParser {
   }
 
   #start(): Worker {
-    const worker = new Worker(new URL('./parser-worker.ts', import.meta.url), { name: 'netplane-manifests' });
+    const worker = new Worker(new URL('./parser-worker.ts', import.meta.url), { name: 'netplane-manifests', ...(this.#resourceLimits ? { resourceLimits: this.#resourceLimits } : {}) });
     this.#worker = worker;
     worker.on('message', (reply: ParseReply) => {
       const p = this.#pending.get(reply.id);

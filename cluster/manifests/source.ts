@@ -10,7 +10,7 @@ import type { Store, StoreWrite } from '../store.ts';
 import { listManifests, readManifest, type Listing } from './files.ts';
 import { diffDesired, mergeFiles, type Desired } from './merge.ts';
 import type { ManifestProblem } from './parse.ts';
-import { ManifestParser } from './parser.ts';
+import { ManifestParser, ParserThreadError, type ManifestParserOptions } from './parser.ts';
 import { TreeWatch } from './watch.ts';
 
 /** The directory given to `--manifests` cannot be read. */
@@ -38,7 +38,16 @@ export interface ManifestsOptions {
    * bound nothing, only make one file's fate depend on the others' sizes.
    */
   maxFileBytes?: number;
+  /** Options of the parser thread. */
+  parser?: ManifestParserOptions;
+  /**
+   * After the parser thread died on a file (out of memory, most likely), the same content is parsed again only after
+   * this long, then twice as long each time up to 5 minutes, not on every rescan; a changed file at once. Default 10 s.
+   */
+  parserRetryMs?: number;
 }
+
+const maxParserRetryMs = 5 * 60_000;
 
 /** The default limit on the size of one manifest file. */
 export const defaultMaxFileBytes = 16 * 1024 * 1024;
@@ -51,6 +60,9 @@ interface FileState {
   problem?: ManifestProblem;
   /** When the file was found empty while it still had objects; they go once it has stayed empty emptyGraceMs (performance.now() ms). */
   emptySince?: number;
+  /** The parser thread died on this content: when it is tried again (performance.now() ms), and the wait that set it. */
+  retryAt?: number;
+  retryMs?: number;
 }
 
 /** Reads Kubernetes objects from every `*.yaml`, `*.yml` and `*.json` file under a directory and watches it. */
@@ -62,7 +74,8 @@ export class ManifestsSource implements ClusterSource {
   #rescanMs: number;
   #emptyGraceMs: number;
   #maxFileBytes: number;
-  #parser = new ManifestParser();
+  #parser: ManifestParser;
+  #parserRetryMs: number;
   #files = new Map<string, FileState>();
   #applied: Desired = new Map();
   #store?: Store;
@@ -89,6 +102,8 @@ export class ManifestsSource implements ClusterSource {
     this.#rescanMs = options.rescanMs ?? 2000;
     this.#emptyGraceMs = options.emptyGraceMs ?? 1000;
     this.#maxFileBytes = options.maxFileBytes ?? defaultMaxFileBytes;
+    this.#parser = new ManifestParser(options.parser);
+    this.#parserRetryMs = options.parserRetryMs ?? 10_000;
   }
 
   /** Files (and subdirectories) that currently fail to read, parse or validate, with the document and the reason. */
@@ -232,22 +247,24 @@ export class ManifestsSource implements ClusterSource {
   async #load(path: string, gone: ReadonlyMap<string, FileState>): Promise<boolean> {
     const prev = this.#files.get(path);
     const file = this.#rel(path);
+    // Due to be parsed again after the parser thread died on it: read even if unchanged.
+    const retry = prev?.retryAt !== undefined && performance.now() >= prev.retryAt;
     let read;
     try {
-      read = await readManifest(path, this.#maxFileBytes, prev?.fingerprint);
+      read = await readManifest(path, this.#maxFileBytes, retry ? undefined : prev?.fingerprint);
     } catch (e) {
       // Gone between listing and reading: the next scan sees it missing.
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
       return this.#reject(path, prev, { fingerprint: '', hash: '' }, { file, reason: (e as Error).message });
     }
     const { fingerprint, bytes } = read;
-    if (prev && prev.fingerprint === fingerprint) return this.#emptyLongEnough(path, prev);
+    if (prev && prev.fingerprint === fingerprint && !retry) return this.#emptyLongEnough(path, prev);
     if (bytes === undefined) {
       const reason = `${mib(read.size)} is over the limit of ${mib(this.#maxFileBytes)} for one manifest file`;
       return this.#reject(path, prev, { fingerprint, hash: '' }, { file, reason });
     }
     const hash = createHash('sha256').update(bytes).digest('hex');
-    if (prev && prev.hash === hash) {
+    if (prev && prev.hash === hash && !retry) {
       const same = { ...prev, fingerprint };
       this.#files.set(path, same);
       return this.#emptyLongEnough(path, same);
@@ -265,7 +282,17 @@ export class ManifestsSource implements ClusterSource {
     }
     // Only the kinds the store keeps are validated: a bad Pod must not cost the proxy the Services beside it. The
     // store is fixed for the source's life, so a file's cached result stays right.
-    const parsed = await this.#parser.parse(file, bytes, this.#store!.kinds);
+    let parsed;
+    try {
+      parsed = await this.#parser.parse(file, bytes, this.#store!.kinds);
+    } catch (e) {
+      if (!(e instanceof ParserThreadError) || this.#stopped) throw e;
+      // Parsing this content again would most likely kill the next thread too: not before a wait that doubles.
+      const retryMs = prev?.hash === hash && prev.retryMs !== undefined ? Math.min(maxParserRetryMs, prev.retryMs * 2) : this.#parserRetryMs;
+      this.#reject(path, prev, { fingerprint, hash }, { file, reason: e.message });
+      this.#files.set(path, { ...this.#files.get(path)!, retryAt: performance.now() + retryMs, retryMs });
+      return false;
+    }
     if (this.#stopped) return false;
     if (!parsed.ok) return this.#reject(path, prev, { fingerprint, hash }, parsed.problem, gone.get(hash));
     this.#files.set(path, { fingerprint, hash, objects: parsed.objects });

@@ -125,10 +125,10 @@ describe('ManifestsSource with large files', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  async function start() {
+  async function start(options: Partial<ConstructorParameters<typeof ManifestsSource>[1]> = {}) {
     const { log, records } = captureLogger();
     const store = new Store();
-    source = new ManifestsSource(dir, { log, debounceMs: 20, rescanMs: 60_000 });
+    source = new ManifestsSource(dir, { log, debounceMs: 20, rescanMs: 60_000, ...options });
     await source.start(store);
     return { store, records };
   }
@@ -181,6 +181,37 @@ describe('ManifestsSource with large files', () => {
     // Fixed, the whole new version applies.
     await writeFile(join(dir, 'many.yaml'), services(1000, { port: 81 }));
     await waitFor('the fixed file', () => store.get('Service', 'default/svc-999')?.spec.ports[0]?.port === 81, 10_000);
+    expect(source!.problems()).toEqual([]);
+  });
+
+  it('a file the parser thread dies on is kept at its last good version and not parsed again on every rescan; a changed file is', async () => {
+    await writeFile(join(dir, 'many.yaml'), svc('many', '10.96.6.1'));
+    await writeFile(join(dir, 'other.yaml'), svc('other', '10.96.6.2'));
+    // A thread heap far too small for 2,000 objects: the thread runs out of memory, as a huge file would make it.
+    const { store, records } = await start({ rescanMs: 50, parserRetryMs: 400, parser: { resourceLimits: { maxOldGenerationSizeMb: 8, maxYoungGenerationSizeMb: 2 } } });
+    let threads = 0;
+    const counted = () => threads++;
+    process.on('worker', counted);
+    try {
+      await writeFile(join(dir, 'many.yaml'), services(1000));
+      await waitFor('the rejection', () => source!.problems().length > 0, 10_000);
+      expect(source!.problems()).toEqual([{ file: 'many.yaml', reason: expect.stringMatching(/^the manifest parser thread (failed|exited)/) }]);
+      expect(clusterIP(store, 'many')).toBe('10.96.6.1');
+      await writeFile(join(dir, 'other.yaml'), svc('other', '10.96.6.3'));
+      await waitFor('the other file', () => clusterIP(store, 'other') === '10.96.6.3', 2000);
+      // 1.5 s of rescans every 50 ms: tried again after 400 ms and 800 ms more, not 30 times.
+      const start = threads;
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(threads - start).toBeGreaterThanOrEqual(1);
+      expect(threads - start).toBeLessThanOrEqual(3);
+      expect(records.filter((r) => r.level === 50 && r.file === 'many.yaml')).toHaveLength(1);
+    } finally {
+      process.off('worker', counted);
+    }
+    // Changed to something the thread can take: parsed at once.
+    await writeFile(join(dir, 'many.yaml'), services(20));
+    await waitFor('the changed file', () => store.count('Service') === 21, 5000);
+    expect(clusterIP(store, 'many')).toBeUndefined();
     expect(source!.problems()).toEqual([]);
   });
 });
