@@ -73,6 +73,8 @@ export class OverlayAgent {
   #failingSince: number | undefined;
   #lastPlan: OverlayPlan | undefined;
   #problems = '';
+  /** The reasons of the last problems reported, by node. */
+  #problemNodes = new Map<string, string[]>();
   #started = false;
   #stopped = false;
   #scheduled: NodeJS.Immediate | undefined;
@@ -203,7 +205,9 @@ export class OverlayAgent {
     // The underlay as planned and as the device has it (they differ while the device is being moved).
     for (const i of [this.#lastPlan?.device?.underlayIndex, this.#view?.link?.vxlan?.underlayIndex]) if (i !== undefined) links.add(i);
     for (const r of this.#view?.direct.values() ?? []) links.add(r.index);
-    return { device: this.#o.overlay.device, deviceIndex: this.#view?.link?.index, deviceUp: this.#view?.link?.up === true, links };
+    const { ifaces = [], ifaceRegex = [] } = this.#o.overlay;
+    const named = ifaces.length + ifaceRegex.length > 0 ? (name: string) => ifaces.includes(name) || ifaceRegex.some((r) => r.test(name)) : undefined;
+    return { device: this.#o.overlay.device, deviceIndex: this.#view?.link?.index, deviceUp: this.#view?.link?.up === true, links, ...(named ? { named } : {}) };
   }
 
   #runNow(): void {
@@ -349,11 +353,20 @@ export class OverlayAgent {
     this.#retryLater();
   }
 
+  /** Warns of each node's problems when they change, and says when a node's are gone. */
   #reportProblems(plan: OverlayPlan): void {
     const text = plan.problems.map((p) => `node ${p.node} ${p.reason}`).join('\n');
     if (text === this.#problems) return;
+    const before = this.#problemNodes;
     this.#problems = text;
-    for (const p of plan.problems) this.#o.log.warn({ node: p.node }, `node ${p.node} ${p.reason}`);
+    this.#problemNodes = new Map();
+    for (const p of plan.problems) {
+      this.#o.log.warn({ node: p.node }, `node ${p.node} ${p.reason}`);
+      this.#problemNodes.set(p.node, [...(this.#problemNodes.get(p.node) ?? []), p.reason]);
+    }
+    for (const [node, reasons] of before) {
+      if (!this.#problemNodes.has(node)) this.#o.log.info({ node, was: reasons }, `node ${node} has no problem any more (it had: ${reasons.join('; ')})`);
+    }
   }
 
   #updateGauges(plan: OverlayPlan): void {

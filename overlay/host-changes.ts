@@ -4,8 +4,9 @@
 // through it (the direct routes among them) and bringing it up puts none back; taking the VXLAN device down deletes
 // its routes and neighbour entries; deleting the underlay deletes the VXLAN device over it. None of these is
 // announced as a route or neighbour change the agent follows, so each is answered with a full sync (the kernel read
-// again and repaired); so is an address removed from such an interface (its last one takes the routes with it). Everything else — other interfaces (each pod's veth among them), the agent's own work on the
-// VXLAN device — starts nothing.
+// again and repaired); so is an address removed from such an interface (its last one takes the routes with it), and
+// an interface renamed to or from a name --iface or --iface-regex asks for. Everything else — other interfaces (each
+// pod's veth among them), the agent's own work on the VXLAN device — starts nothing.
 import type { Logger } from '../runtime/logger.ts';
 import type { AddressChange, HostWatch, LinkChange } from './kernel/watch.ts';
 
@@ -19,6 +20,8 @@ export interface HostUse {
   deviceUp: boolean;
   /** The other interfaces the overlay's entries go through: the underlay, the interfaces of the direct routes. */
   links: ReadonlySet<number>;
+  /** Whether --iface or --iface-regex asks for an interface of this name (absent: neither names one). */
+  named?: (name: string) => boolean;
 }
 
 /** Options of HostChanges. */
@@ -60,7 +63,7 @@ export function addressDropsEntries(c: AddressChange, use: HostUse): boolean {
  * Whether an interface change can have dropped what is programmed, or changes the plan: any change of an interface
  * the overlay's entries go through (the watch passes on only changes of up, carrier, operational state, name or
  * MTU); of the VXLAN device only its deletion, its being taken down or an MTU change (the agent's own creation and setting up are
- * skipped); lost announcements. Pure.
+ * skipped); an interface renamed to or from a name --iface or --iface-regex asks for; lost announcements. Pure.
  */
 export function linkMatters(c: LinkChange, use: HostUse): boolean {
   if (c.index === undefined || !c.now) return true;
@@ -71,6 +74,8 @@ export function linkMatters(c: LinkChange, use: HostUse): boolean {
     // Down now, and up before as far as anyone saw: the watch, else the agent (a device made before the watch saw it).
     return !c.now.up && (c.before ? c.before.up : c.index === use.deviceIndex && use.deviceUp);
   }
+  // Renamed to or from a name the underlay is chosen by: the underlay may be another interface now.
+  if (use.named && c.before && c.before.name !== c.now.name && (use.named(c.now.name) || use.named(c.before.name))) return true;
   return use.links.has(c.index);
 }
 

@@ -15,6 +15,15 @@ const RTNLGRP_IPV4_IFADDR = 5;
 const RTNLGRP_IPV6_IFADDR = 9;
 const RTM_NEWLINK = 16;
 const RTM_DELLINK = 17;
+const RTM_GETLINK = 18;
+// nlmsg_flags (include/uapi/linux/netlink.h): a request; a dump of every object (NLM_F_ROOT | NLM_F_MATCH); a part
+// of a multipart reply (every message of a dump).
+const NLM_F_REQUEST = 0x1;
+const NLM_F_MULTI = 0x2;
+const NLM_F_DUMP = 0x300;
+// The sequence number of the link watch's own dump: its replies tell the tracker how each interface is now, so the
+// first announcement of an interface after the watch starts is compared with that, not taken as a change.
+const SEED_SEQ = 0x6e70;
 const RTM_NEWADDR = 20;
 const RTM_DELADDR = 21;
 // A bridge also sends RTM_NEWLINK and RTM_DELLINK of family AF_BRIDGE to RTNLGRP_LINK for its ports (a port
@@ -88,8 +97,14 @@ export function watchAddresses(onChange: (change: AddressChange) => void): HostW
 export function watchLinks(onChange: (change: LinkChange) => void): HostWatch {
   const tracker = new LinkTracker();
   return watch('watch links', [RTNLGRP_LINK], {
+    // Asked on every socket the watch opens: after lost announcements the tracker starts again from the kernel's state.
+    request: linkDumpRequest(),
     message: (buf) => {
       for (const m of parseLinkMessages(buf)) {
+        if (m.seed) {
+          tracker.seed(m);
+          continue;
+        }
         const change = tracker.update(m);
         if (change) onChange(change);
       }
@@ -106,6 +121,8 @@ export interface LinkMessage {
   index: number;
   deleted: boolean;
   seen: LinkSeen;
+  /** A reply to the watch's own dump: how the interface is, not a change. */
+  seed?: boolean;
 }
 
 /**
@@ -127,6 +144,11 @@ export class LinkTracker {
     return { index: m.index, deleted: false, now: m.seen, before };
   }
 
+  /** Records how an interface is without passing on a change (a reply to the watch's dump). */
+  seed(m: LinkMessage): void {
+    if (!m.deleted) this.#seen.set(m.index, m.seen);
+  }
+
   /** Forgets everything: after lost announcements, what was seen may be out of date. */
   forget(): void {
     this.#seen.clear();
@@ -143,7 +165,7 @@ function sameLink(a: LinkSeen, b: LinkSeen): boolean {
 }
 
 /** An rtnetlink socket in `groups`; `lost` after ENOBUFS or a poll error, on a new socket. */
-function watch(what: string, groups: readonly number[], on: { message: (buf: Buffer) => void; lost: () => void }): HostWatch {
+function watch(what: string, groups: readonly number[], on: { request?: Buffer; message: (buf: Buffer) => void; lost: () => void }): HostWatch {
   let closed = false;
   let raw = open();
   function open(): RawNetlinkSocket {
@@ -161,6 +183,8 @@ function watch(what: string, groups: readonly number[], on: { message: (buf: Buf
     }
     s.unref();
     s.on('message', on.message);
+    // Its replies come as messages like the announcements; one that cannot be sent leaves the watch as it was.
+    if (on.request) s.send(on.request, { port: 0 }, () => {});
     s.on('error', () => {
       // ENOBUFS (announcements dropped) leaves the socket open, a poll error closes it: start again on a new one
       // either way, and say that anything may have changed.
@@ -192,20 +216,25 @@ function watch(what: string, groups: readonly number[], on: { message: (buf: Buf
   };
 }
 
-/** The netlink messages of one datagram: type and payload. */
-function* messages(buf: Buffer): Generator<{ type: number; data: Buffer }> {
+/** The netlink messages of one datagram: type, flags, sequence number and payload. */
+function* messages(buf: Buffer): Generator<{ type: number; flags: number; seq: number; data: Buffer }> {
   for (let off = 0; off + HEADER <= buf.length; ) {
     const length = LE ? buf.readUInt32LE(off) : buf.readUInt32BE(off);
     if (length < HEADER || off + length > buf.length) return;
     const type = LE ? buf.readUInt16LE(off + 4) : buf.readUInt16BE(off + 4);
-    yield { type, data: buf.subarray(off + HEADER, off + length) };
+    const flags = LE ? buf.readUInt16LE(off + 6) : buf.readUInt16BE(off + 6);
+    const seq = LE ? buf.readUInt32LE(off + 8) : buf.readUInt32BE(off + 8);
+    yield { type, flags, seq, data: buf.subarray(off + HEADER, off + length) };
     off += (length + 3) & ~3;
   }
 }
 
-/** The messages of one datagram whose type is `added` or `removed`, parsed; those that do not parse are skipped. */
-function* rtMessages(buf: Buffer, added: number, removed: number): Generator<{ m: rt.Message; removed: boolean }> {
-  for (const { type, data } of messages(buf)) {
+/**
+ * The messages of one datagram whose type is `added` or `removed`, parsed (those that do not parse are skipped);
+ * `seed` for the replies to the link watch's dump.
+ */
+function* rtMessages(buf: Buffer, added: number, removed: number): Generator<{ m: rt.Message; removed: boolean; seed: boolean }> {
+  for (const { type, flags, seq, data } of messages(buf)) {
     if (type !== added && type !== removed) continue;
     let m: rt.Message;
     try {
@@ -213,8 +242,21 @@ function* rtMessages(buf: Buffer, added: number, removed: number): Generator<{ m
     } catch {
       continue;
     }
-    yield { m, removed: type === removed };
+    yield { m, removed: type === removed, seed: seq === SEED_SEQ && (flags & NLM_F_MULTI) !== 0 };
   }
+}
+
+/** RTM_GETLINK with NLM_F_DUMP for every interface (AF_UNSPEC), sequence number SEED_SEQ. */
+export function linkDumpRequest(): Buffer {
+  const b = Buffer.alloc(HEADER + 16);
+  const u32 = (v: number, o: number) => (LE ? b.writeUInt32LE(v, o) : b.writeUInt32BE(v, o));
+  const u16 = (v: number, o: number) => (LE ? b.writeUInt16LE(v, o) : b.writeUInt16BE(v, o));
+  u32(b.length, 0);
+  u16(RTM_GETLINK, 4);
+  u16(NLM_F_REQUEST | NLM_F_DUMP, 6);
+  u32(SEED_SEQ, 8);
+  // struct ifinfomsg after the header: all zero, ifi_family AF_UNSPEC.
+  return b;
 }
 
 /** The address changes in one datagram of the multicast groups; other messages are skipped. Pure. */
@@ -233,13 +275,14 @@ export function parseAddressChanges(buf: Buffer): AddressChange[] {
 /** The interface announcements in one datagram of RTNLGRP_LINK; other messages, and AF_BRIDGE port ones, are skipped. Pure. */
 export function parseLinkMessages(buf: Buffer): LinkMessage[] {
   const out: LinkMessage[] = [];
-  for (const { m, removed } of rtMessages(buf, RTM_NEWLINK, RTM_DELLINK)) {
+  for (const { m, removed, seed } of rtMessages(buf, RTM_NEWLINK, RTM_DELLINK)) {
     if (m.kind !== 'link' || (m.data.family ?? AF_UNSPEC) !== AF_UNSPEC || !m.data.index) continue;
     const flags = m.data.flags ?? {};
     out.push({
       index: m.data.index,
       deleted: removed,
       seen: { name: m.attrs.ifname ?? '', up: flags.up === true, lowerUp: flags.lowerUp === true, operstate: m.attrs.operstate ?? 0, mtu: m.attrs.mtu ?? 0 },
+      ...(seed ? { seed: true } : {}),
     });
   }
   return out;

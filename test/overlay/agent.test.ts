@@ -258,6 +258,8 @@ describe('OverlayAgent', () => {
     put(r, clusterNode(1));
     await r.agent.settled();
     expect(lines(r.kernel)).toEqual(expected([2]));
+    // The warning has its counterpart once the problem is gone.
+    expect(r.records).toContainEqual(expect.objectContaining({ level: 30, node: 'node1', msg: expect.stringMatching(/^node node1 has no problem any more \(it had: has no podCIDR yet/) }));
   });
 
   it('masquerades the pod networks of the known nodes when no cluster CIDR is given', async () => {

@@ -1,8 +1,8 @@
 // Which announced address changes the overlay agent answers with a full sync (the kernel read again and repaired)
 // rather than a re-plan: an address removed from an interface its entries go through, and lost announcements.
 import { describe, expect, it } from 'vitest';
-import { addressDropsEntries, addressMatters, type HostUse } from '../../overlay/host-changes.ts';
-import type { AddressChange } from '../../overlay/kernel/watch.ts';
+import { addressDropsEntries, addressMatters, linkMatters, type HostUse } from '../../overlay/host-changes.ts';
+import type { AddressChange, LinkChange, LinkSeen } from '../../overlay/kernel/watch.ts';
 
 const use: HostUse = { device: 'netplane.1', deviceIndex: 9, deviceUp: true, links: new Set([2]) };
 
@@ -21,5 +21,24 @@ describe('address changes', () => {
   it.each(rows)('%s: matters %s, full sync %s', (_what, change, matters, full) => {
     expect(addressMatters(change, use)).toBe(matters);
     expect(addressDropsEntries(change, use)).toBe(full);
+  });
+});
+
+describe('interface changes', () => {
+  const seen = (name: string, o: Partial<LinkSeen> = {}): LinkSeen => ({ name, up: true, lowerUp: true, operstate: 6, mtu: 1500, ...o });
+  const named: HostUse = { ...use, named: (name) => name === 'uplink' || /^bond\d+$/.test(name) };
+  const rows: Array<[what: string, change: LinkChange, matters: boolean, mattersNamed: boolean]> = [
+    ['the underlay taken down', { index: 2, deleted: false, before: seen('eth0'), now: seen('eth0', { up: false }) }, true, true],
+    ['another interface taken down', { index: 3, deleted: false, before: seen('eth1'), now: seen('eth1', { up: false }) }, false, false],
+    ['another interface renamed to the name --iface gives', { index: 3, deleted: false, before: seen('eth1'), now: seen('uplink') }, false, true],
+    ['the interface --iface named renamed away', { index: 3, deleted: false, before: seen('uplink'), now: seen('eth1') }, false, true],
+    ['another interface renamed to a name --iface-regex matches', { index: 3, deleted: false, before: seen('eth1'), now: seen('bond0') }, false, true],
+    ['another interface renamed to a name nothing asks for', { index: 3, deleted: false, before: seen('eth1'), now: seen('eth2') }, false, false],
+    ['a new interface with the name --iface gives (no address yet: the address watch sees it get one)', { index: 5, deleted: false, before: undefined, now: seen('uplink') }, false, false],
+    ['lost announcements', { index: undefined, deleted: false, before: undefined, now: undefined }, true, true],
+  ];
+  it.each(rows)('%s: matters %s, with --iface uplink --iface-regex ^bond\\d+$ %s', (_what, change, matters, mattersNamed) => {
+    expect(linkMatters(change, use)).toBe(matters);
+    expect(linkMatters(change, named)).toBe(mattersNamed);
   });
 });

@@ -53,6 +53,13 @@ describe('netplane overlay repairs what the kernel drops when an interface it us
       await back(direct);
     });
 
+    it('started with one full sync: the link watch knew each interface from its own dump, so no first announcement counted as a change', () => {
+      for (const a of t.agents.values()) {
+        expect(a.logs.filter((l) => l.msg === 'an interface the overlay uses changed; reading the kernel again')).toEqual([]);
+        expect(a.logs.filter((l) => l.msg === 'overlay synced' && l.full === true)).toHaveLength(1);
+      }
+    });
+
     it('eth0 taken down and up at once: the direct route is back within 2 s, and pod traffic with it', async () => {
       await ip(['link', 'set', 'eth0', 'down']);
       await ip(['link', 'set', 'eth0', 'up']);

@@ -64,8 +64,8 @@ export interface OverlayTopology {
   agents: Map<string, Agent>;
   /** Writes the Node manifests (default: every node as built). */
   writeNodes(nodes?: ReadonlyArray<{ name: string; ip: string; podCIDR: string; podCIDR6?: string; annotations?: Record<string, string> }>): Promise<void>;
-  /** Starts `netplane overlay` on a node and waits for its first sync. */
-  startAgent(node: TestNode, extra?: string[]): Promise<Agent>;
+  /** Starts `netplane overlay` on a node and waits for its first sync (or for a log line `until` accepts). */
+  startAgent(node: TestNode, extra?: string[], until?: (line: Record<string, unknown>) => boolean): Promise<Agent>;
   /** SIGKILLs (or SIGTERMs) a node's agent and waits for it to exit. */
   stopAgent(node: TestNode, signal?: NodeJS.Signals): Promise<void>;
   /** Runs the probe client in a namespace. */
@@ -143,7 +143,7 @@ export async function buildOverlayTopology(nodeCount = 3, podsPerNode = 2, dualS
         // its 2 s rescan); a half-written file is rejected and read again after the source's debounce.
         await writeFile(join(dir, 'nodes.yaml'), docs.map((d) => JSON.stringify(d)).join('\n---\n'));
       },
-      async startAgent(node, extra = []) {
+      async startAgent(node, extra = [], until = (l) => l.msg === 'overlay synced') {
         const proc = lab.spawn(node.ns, process.execPath, [
           bin, 'overlay', '--manifests', dir, '--node-name', node.name, '--cluster-cidr', dualStack ? '10.244.0.0/16,fd00:244::/32' : '10.244.0.0/16', '--admin', '127.0.0.1:10247', ...extra,
         ]);
@@ -151,7 +151,7 @@ export async function buildOverlayTopology(nodeCount = 3, podsPerNode = 2, dualS
         onLogLines(proc.stdout!, (r) => agent.logs.push(r));
         proc.stderr!.on('data', (d) => agent.logs.push({ msg: String(d), stderr: true }));
         agents.set(node.name, agent);
-        await waitFor(`${node.name}'s first sync`, () => agent.logs.some((l) => l.msg === 'overlay synced') || proc.exitCode !== null, 15_000);
+        await waitFor(`${node.name}'s first sync`, () => agent.logs.some(until) || proc.exitCode !== null, 15_000);
         if (proc.exitCode !== null) throw new Error(`the agent on ${node.name} exited with ${proc.exitCode}: ${JSON.stringify(agent.logs.slice(-5))}`);
         return agent;
       },

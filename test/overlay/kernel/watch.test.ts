@@ -4,28 +4,32 @@
 import { endianness } from 'node:os';
 import { AttrStream, rt } from 'netlink';
 import { describe, expect, it } from 'vitest';
-import { LinkTracker, parseAddressChanges, parseLinkMessages, type LinkMessage, type LinkSeen } from '../../../overlay/kernel/watch.ts';
+import { linkDumpRequest, LinkTracker, parseAddressChanges, parseLinkMessages, type LinkMessage, type LinkSeen } from '../../../overlay/kernel/watch.ts';
 
 const RTM_NEWLINK = 16;
 const RTM_DELLINK = 17;
 const AF_BRIDGE = 7;
 
 /** One netlink message: header (length, type, flags, seq, pid in host order) and payload, padded to 4 bytes. */
-function message(type: number, payload: Buffer): Buffer {
+function message(type: number, payload: Buffer, flags = 0, seq = 0): Buffer {
   const header = Buffer.alloc(16);
   const le = endianness() === 'LE';
   if (le) header.writeUInt32LE(16 + payload.length, 0);
   else header.writeUInt32BE(16 + payload.length, 0);
   if (le) header.writeUInt16LE(type, 4);
   else header.writeUInt16BE(type, 4);
+  if (le) header.writeUInt16LE(flags, 6);
+  else header.writeUInt16BE(flags, 6);
+  if (le) header.writeUInt32LE(seq, 8);
+  else header.writeUInt32BE(seq, 8);
   return Buffer.concat([header, payload, Buffer.alloc((4 - (payload.length % 4)) % 4)]);
 }
 
 /** An RTM_NEWLINK or RTM_DELLINK as the kernel sends it. */
-function link(type: number, index: number, name: string, flags: rt.DeviceFlags, operstate: number, mtu = 1500, family = 0): Buffer {
+function link(type: number, index: number, name: string, flags: rt.DeviceFlags, operstate: number, mtu = 1500, family = 0, header: { flags?: number; seq?: number } = {}): Buffer {
   const out = new AttrStream();
   rt.formatLinkMessage({ kind: 'link', data: { family, index, flags }, attrs: { ifname: name, mtu, operstate } }, out);
-  return message(type, Buffer.concat(out.bufs));
+  return message(type, Buffer.concat(out.bufs), header.flags, header.seq);
 }
 
 const up = { up: true, lowerUp: true, running: true } as const;
@@ -46,6 +50,23 @@ describe('parseLinkMessages', () => {
     ]);
     // The address parser skips them, as the link parser skips address messages.
     expect(parseAddressChanges(buf)).toEqual([]);
+  });
+
+  it("marks the replies to the watch's own dump (NLM_F_MULTI with its sequence number) as seeds, not announcements", () => {
+    const request = linkDumpRequest();
+    const seq = endianness() === 'LE' ? request.readUInt32LE(8) : request.readUInt32BE(8);
+    const NLM_F_MULTI = 2;
+    const got = parseLinkMessages(Buffer.concat([
+      link(RTM_NEWLINK, 2, 'eth0', up, 6, 1500, 0, { flags: NLM_F_MULTI, seq }),
+      // Another request's reply, and an announcement carrying a requester's sequence number: not seeds.
+      link(RTM_NEWLINK, 3, 'eth1', up, 6, 1500, 0, { flags: NLM_F_MULTI, seq: seq + 1 }),
+      link(RTM_NEWLINK, 4, 'eth2', up, 6, 1500, 0, { seq }),
+    ]));
+    expect(got.map((m) => [m.index, m.seed === true])).toEqual([[2, true], [3, false], [4, false]]);
+    // The request: RTM_GETLINK (18), NLM_F_REQUEST | NLM_F_DUMP, followed by an all-zero ifinfomsg.
+    expect(request.length).toBe(32);
+    expect(endianness() === 'LE' ? [request.readUInt16LE(4), request.readUInt16LE(6)] : [request.readUInt16BE(4), request.readUInt16BE(6)]).toEqual([18, 0x301]);
+    expect(request.subarray(16).equals(Buffer.alloc(16))).toBe(true);
   });
 
   it('stops at a truncated message', () => {
@@ -80,6 +101,15 @@ describe('LinkTracker', () => {
       return [what, c ? `${text(c.before)} → ${c.deleted ? 'deleted' : text(c.now)}` : '-'];
     });
     expect(got).toEqual(rows.map(([what, , passed]) => [what, passed]));
+    expect(tracker.size).toBe(2);
+  });
+
+  it('seed() records an interface without passing it on: its first announcement counts only if it differs', () => {
+    const tracker = new LinkTracker();
+    tracker.seed(msg(2));
+    tracker.seed(msg(3, { name: 'eth1' }));
+    expect(tracker.update(msg(2))).toBeUndefined();
+    expect(tracker.update(msg(3, { name: 'eth1', up: false }))).toMatchObject({ index: 3, before: seen({ name: 'eth1' }) });
     expect(tracker.size).toBe(2);
   });
 
