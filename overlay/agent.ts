@@ -12,11 +12,12 @@ import type { Store } from '../cluster/store.ts';
 import type { HealthCheck } from '../runtime/admin.ts';
 import type { Logger } from '../runtime/logger.ts';
 import type { OverlayKernel } from './kernel/types.ts';
+import type { EntryChange } from './kernel/entry-watch.ts';
 import type { AddressChange, HostWatch, LinkChange } from './kernel/watch.ts';
 import { HostChanges, type HostUse } from './host-changes.ts';
 import type { VxlanEndpoint } from './masquerade.ts';
 import type { OverlayMetrics } from './metrics.ts';
-import { diffOverlay, entryOwner, opText, programmedNodes, viewCounts } from './plan/diff.ts';
+import { desiredEntries, diffOverlay, entryOwner, opText, programmedNodes, viewCounts, type DesiredEntries } from './plan/diff.ts';
 import { planOverlay } from './plan/plan.ts';
 import type { DeviceView, HostView, OverlayOptions, OverlayPlan, SelfVtep } from './plan/types.ts';
 import { applyChanges, readDevice, readHost } from './program.ts';
@@ -51,6 +52,8 @@ export interface AgentOptions {
   watchAddresses?: (onChange: (change: AddressChange) => void) => HostWatch;
   /** Announces this host's interface changes (kernel/watch.ts watchLinks); without it what the kernel drops is put back at the resync. */
   watchLinks?: (onChange: (change: LinkChange) => void) => HostWatch;
+  /** Announces neighbour, FDB and route changes (kernel/entry-watch.ts watchEntries); without it what others undo is put back at the resync. */
+  watchEntries?: (onChange: (change: EntryChange) => void) => HostWatch;
   /** How long host changes are gathered before one sync (default 100 ms: a burst, such as an interface going down and up, is one). */
   hostDebounceMs?: number;
   /** Called with what this node announces after every sync that planned a device. Must not throw. */
@@ -73,6 +76,9 @@ export class OverlayAgent {
   #failingSince: number | undefined;
   #lastPlan: OverlayPlan | undefined;
   #problems = '';
+  /** The entries #wantOf wants, computed when first asked (host-changes.ts entryMatters). */
+  #want: DesiredEntries | undefined;
+  #wantOf: OverlayPlan | undefined;
   /** The reasons of the last problems reported, by node. */
   #problemNodes = new Map<string, string[]>();
   #started = false;
@@ -179,10 +185,11 @@ export class OverlayAgent {
    */
   #followHost(): void {
     const o = this.#o;
-    if (!o.watchAddresses && !o.watchLinks) return;
+    if (!o.watchAddresses && !o.watchLinks && !o.watchEntries) return;
     this.#hostChanges = new HostChanges({
       ...(o.watchAddresses ? { watchAddresses: o.watchAddresses } : {}),
       ...(o.watchLinks ? { watchLinks: o.watchLinks } : {}),
+      ...(o.watchEntries ? { watchEntries: o.watchEntries } : {}),
       debounceMs: o.hostDebounceMs ?? 100,
       use: () => this.#hostUse(),
       onChange: (full) => {
@@ -207,7 +214,13 @@ export class OverlayAgent {
     for (const r of this.#view?.direct.values() ?? []) links.add(r.index);
     const { ifaces = [], ifaceRegex = [] } = this.#o.overlay;
     const named = ifaces.length + ifaceRegex.length > 0 ? (name: string) => ifaces.includes(name) || ifaceRegex.some((r) => r.test(name)) : undefined;
-    return { device: this.#o.overlay.device, deviceIndex: this.#view?.link?.index, deviceUp: this.#view?.link?.up === true, links, ...(named ? { named } : {}) };
+    const plan = this.#lastPlan;
+    if (plan?.device !== undefined && this.#wantOf !== plan) {
+      this.#wantOf = plan;
+      this.#want = desiredEntries(plan);
+    }
+    const want = plan?.device !== undefined ? this.#want : undefined;
+    return { device: this.#o.overlay.device, deviceIndex: this.#view?.link?.index, deviceUp: this.#view?.link?.up === true, links, ...(named ? { named } : {}), ...(want ? { want } : {}) };
   }
 
   #runNow(): void {

@@ -10,6 +10,7 @@ import { durationFlag, intInRange, listFlag, nonEmpty, oneOf, parseCIDRList, swi
 import type { Logger } from '../runtime/logger.ts';
 import { OverlayAgent } from './agent.ts';
 import { directRouteProtocol, type OverlayKernel } from './kernel/types.ts';
+import type { EntryChange } from './kernel/entry-watch.ts';
 import type { AddressChange, HostWatch, LinkChange } from './kernel/watch.ts';
 import { ForwardAccept, forwardChain } from './forward.ts';
 import { Masquerade } from './masquerade.ts';
@@ -122,12 +123,14 @@ async function openKernel(): Promise<OverlayKernel> {
 export interface HostWatches {
   watchAddresses: (onChange: (change: AddressChange) => void) => HostWatch;
   watchLinks: (onChange: (change: LinkChange) => void) => HostWatch;
+  watchEntries: (onChange: (change: EntryChange) => void) => HostWatch;
 }
 
 /** Loads the rtnetlink watches; loaded only when used (they load a native module). */
 async function loadHostWatch(): Promise<HostWatches> {
   const { watchAddresses, watchLinks } = await import('./kernel/watch.ts');
-  return { watchAddresses, watchLinks };
+  const { watchEntries } = await import('./kernel/entry-watch.ts');
+  return { watchAddresses, watchLinks, watchEntries };
 }
 
 /**

@@ -5,10 +5,14 @@
 // its routes and neighbour entries; deleting the underlay deletes the VXLAN device over it. None of these is
 // announced as a route or neighbour change the agent follows, so each is answered with a full sync (the kernel read
 // again and repaired); so is an address removed from such an interface (its last one takes the routes with it), and
-// an interface renamed to or from a name --iface or --iface-regex asks for. Everything else — other interfaces (each
-// pod's veth among them), the agent's own work on the VXLAN device — starts nothing.
+// an interface renamed to or from a name --iface or --iface-regex asks for. So does a neighbour, FDB entry or route
+// of the overlay's changed by someone else (entryMatters). Everything else — other interfaces (each pod's veth among
+// them), the agent's own work on the VXLAN device — starts nothing.
 import type { Logger } from '../runtime/logger.ts';
+import type { EntryChange } from './kernel/entry-watch.ts';
 import type { AddressChange, HostWatch, LinkChange } from './kernel/watch.ts';
+import { directRouteProtocol } from './kernel/types.ts';
+import type { DesiredEntries } from './plan/diff.ts';
 
 /** What the overlay uses of this host now, as the agent knows it. */
 export interface HostUse {
@@ -22,6 +26,8 @@ export interface HostUse {
   links: ReadonlySet<number>;
   /** Whether --iface or --iface-regex asks for an interface of this name (absent: neither names one). */
   named?: (name: string) => boolean;
+  /** The entries the current plan wants (absent: no plan with a device yet). */
+  want?: DesiredEntries;
 }
 
 /** Options of HostChanges. */
@@ -30,6 +36,8 @@ export interface HostChangesOptions {
   watchAddresses?: (onChange: (change: AddressChange) => void) => HostWatch;
   /** Announces this host's interface changes (kernel/watch.ts watchLinks). */
   watchLinks?: (onChange: (change: LinkChange) => void) => HostWatch;
+  /** Announces this host's neighbour, FDB and route changes (kernel/entry-watch.ts watchEntries). */
+  watchEntries?: (onChange: (change: EntryChange) => void) => HostWatch;
   /** How long changes are gathered before one sync. */
   debounceMs: number;
   /** What the overlay uses now; asked at each change. */
@@ -79,6 +87,43 @@ export function linkMatters(c: LinkChange, use: HostUse): boolean {
   return use.links.has(c.index);
 }
 
+/**
+ * Whether an announced neighbour, FDB or route change leaves the kernel other than the plan wants: one of the VXLAN
+ * device's entries or a direct route gone or changed, or an entry the plan does not want put on the device (the
+ * full sync that follows puts back, or removes, what differs). The agent's own work moves the kernel towards the
+ * plan, so its announcements do not matter (nor do the kernel's own neighbour resolutions on the device, which are
+ * not permanent). Compared with the plan, not with the view, so that an announcement read before the agent has
+ * recorded its own operation cannot count. Lost announcements matter. Pure.
+ */
+export function entryMatters(c: EntryChange, use: HostUse): boolean {
+  if (c.kind === 'lost') return true;
+  const want = use.want;
+  if (want === undefined) return false;
+  switch (c.kind) {
+    case 'neighbour': {
+      if (c.index !== use.deviceIndex) return false;
+      const mac = want.neighbours.get(c.ip);
+      if (c.deleted) return mac !== undefined;
+      return c.permanent ? mac !== c.mac : mac !== undefined;
+    }
+    case 'fdb': {
+      if (c.index !== use.deviceIndex) return false;
+      const wanted = want.fdb.get(c.mac) === c.dst;
+      return c.deleted ? wanted : !wanted;
+    }
+    case 'route': {
+      if (c.protocol === directRouteProtocol) {
+        const wanted = want.direct.get(c.dst) === c.gateway;
+        return c.deleted ? wanted : !wanted;
+      }
+      // Through the device with a gateway: the VXLAN routes (the kernel's own routes there have none).
+      if (c.index !== use.deviceIndex || c.gateway === '') return false;
+      const wanted = want.routes.get(c.dst) === c.gateway;
+      return c.deleted ? wanted : !wanted;
+    }
+  }
+}
+
 /** Follows this host's address and interface changes for the agent: one `onChange` per burst that matters. */
 export class HostChanges {
   #o: HostChangesOptions;
@@ -108,6 +153,12 @@ export class HostChanges {
         this.#changed(true, () =>
           o.log.debug({ index: c.index, name: c.now?.name, deleted: c.deleted, up: c.now?.up, lowerUp: c.now?.lowerUp, operstate: c.now?.operstate }, 'an interface the overlay uses changed; reading the kernel again'),
         );
+      }));
+    }
+    if (o.watchEntries) {
+      this.#open('neighbour and route', () => o.watchEntries!((c) => {
+        if (this.#closed || !entryMatters(c, o.use())) return;
+        this.#changed(true, () => o.log.debug({ change: c }, "one of the overlay's entries changed by someone else; reading the kernel again"));
       }));
     }
   }

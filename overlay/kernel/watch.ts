@@ -165,7 +165,7 @@ function sameLink(a: LinkSeen, b: LinkSeen): boolean {
 }
 
 /** An rtnetlink socket in `groups`; `lost` after ENOBUFS or a poll error, on a new socket. */
-function watch(what: string, groups: readonly number[], on: { request?: Buffer; message: (buf: Buffer) => void; lost: () => void }): HostWatch {
+export function watch(what: string, groups: readonly number[], on: { request?: Buffer; message: (buf: Buffer) => void; lost: () => void }): HostWatch {
   let closed = false;
   let raw = open();
   function open(): RawNetlinkSocket {
@@ -233,7 +233,7 @@ function* messages(buf: Buffer): Generator<{ type: number; flags: number; seq: n
  * The messages of one datagram whose type is `added` or `removed`, parsed (those that do not parse are skipped);
  * `seed` for the replies to the link watch's dump.
  */
-function* rtMessages(buf: Buffer, added: number, removed: number): Generator<{ m: rt.Message; removed: boolean; seed: boolean }> {
+export function* rtMessages(buf: Buffer, added: number, removed: number): Generator<{ m: rt.Message; removed: boolean; seed: boolean }> {
   for (const { type, flags, seq, data } of messages(buf)) {
     if (type !== added && type !== removed) continue;
     let m: rt.Message;

@@ -1,7 +1,8 @@
 // Which announced address changes the overlay agent answers with a full sync (the kernel read again and repaired)
 // rather than a re-plan: an address removed from an interface its entries go through, and lost announcements.
 import { describe, expect, it } from 'vitest';
-import { addressDropsEntries, addressMatters, linkMatters, type HostUse } from '../../overlay/host-changes.ts';
+import { addressDropsEntries, addressMatters, entryMatters, linkMatters, type HostUse } from '../../overlay/host-changes.ts';
+import type { EntryChange } from '../../overlay/kernel/entry-watch.ts';
 import type { AddressChange, LinkChange, LinkSeen } from '../../overlay/kernel/watch.ts';
 
 const use: HostUse = { device: 'netplane.1', deviceIndex: 9, deviceUp: true, links: new Set([2]) };
@@ -40,5 +41,51 @@ describe('interface changes', () => {
   it.each(rows)('%s: matters %s, with --iface uplink --iface-regex ^bond\\d+$ %s', (_what, change, matters, mattersNamed) => {
     expect(linkMatters(change, use)).toBe(matters);
     expect(linkMatters(change, named)).toBe(mattersNamed);
+  });
+});
+
+describe('neighbour, FDB and route changes', () => {
+  const mac2 = '0e:6d:c0:a8:3c:02';
+  const want = {
+    neighbours: new Map([['10.244.2.0', mac2]]),
+    fdb: new Map([[mac2, '192.168.60.2']]),
+    routes: new Map([['10.244.2.0/24', '10.244.2.0']]),
+    direct: new Map([['10.244.3.0/24', '192.168.60.3']]),
+  };
+  const planned: HostUse = { ...use, want };
+  const n = (o: Partial<Extract<EntryChange, { kind: 'neighbour' }>>): EntryChange => ({ kind: 'neighbour', index: 9, ip: '10.244.2.0', mac: mac2, permanent: true, deleted: false, ...o });
+  const f = (o: Partial<Extract<EntryChange, { kind: 'fdb' }>>): EntryChange => ({ kind: 'fdb', index: 9, mac: mac2, dst: '192.168.60.2', deleted: false, ...o });
+  const r = (o: Partial<Extract<EntryChange, { kind: 'route' }>>): EntryChange => ({ kind: 'route', index: 9, dst: '10.244.2.0/24', gateway: '10.244.2.0', protocol: 4, deleted: false, ...o });
+  const rows: Array<[what: string, change: EntryChange, matters: boolean]> = [
+    ['a wanted neighbour added (the agent\'s own)', n({}), false],
+    ['a wanted neighbour deleted', n({ deleted: true, mac: '' }), true],
+    ['a wanted neighbour given another MAC', n({ mac: '02:00:00:00:00:01' }), true],
+    ['a wanted neighbour made dynamic', n({ permanent: false }), true],
+    ['the kernel resolving another address on the device', n({ ip: '10.244.9.9', permanent: false, mac: '' }), false],
+    ['a permanent neighbour nobody wants put on the device', n({ ip: '10.244.9.9' }), true],
+    ['an unwanted neighbour deleted (the agent\'s own)', n({ ip: '10.244.9.9', deleted: true }), false],
+    ['a neighbour on another interface', n({ index: 3, deleted: true }), false],
+    ['a wanted FDB entry added', f({}), false],
+    ['a wanted FDB entry deleted', f({ deleted: true }), true],
+    ['an FDB entry pointed elsewhere', f({ dst: '192.168.60.100' }), true],
+    ['the old FDB entry of a moved node deleted (the agent\'s own)', f({ dst: '192.168.60.20', deleted: true }), false],
+    ['an FDB entry on another interface', f({ index: 3, dst: '10.0.0.1' }), false],
+    ['a wanted route added', r({}), false],
+    ['a wanted route deleted', r({ deleted: true }), true],
+    ['a route through the device to another gateway', r({ gateway: '10.244.2.1' }), true],
+    ['a route without a gateway on the device (the kernel\'s)', r({ dst: '10.244.2.0/32', gateway: '' }), false],
+    ['a route on another interface', r({ index: 3, deleted: true }), false],
+    ['a wanted direct route deleted', r({ index: 2, dst: '10.244.3.0/24', gateway: '192.168.60.3', protocol: 110, deleted: true }), true],
+    ['a direct route pointed elsewhere', r({ index: 2, dst: '10.244.3.0/24', gateway: '192.168.60.100', protocol: 110 }), true],
+    ['a wanted direct route added', r({ index: 2, dst: '10.244.3.0/24', gateway: '192.168.60.3', protocol: 110 }), false],
+    ['lost announcements', { kind: 'lost' }, true],
+  ];
+  it.each(rows)('%s: matters %s', (_what, change, matters) => {
+    expect(entryMatters(change, planned)).toBe(matters);
+  });
+
+  it('before a plan with a device, only lost announcements matter', () => {
+    expect(entryMatters(n({ deleted: true }), use)).toBe(false);
+    expect(entryMatters({ kind: 'lost' }, use)).toBe(true);
   });
 });

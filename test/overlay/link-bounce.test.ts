@@ -89,6 +89,13 @@ describe('netplane overlay repairs what the kernel drops when an interface it us
       }
       await back(direct);
     });
+
+    it('the direct route deleted by hand, or pointed elsewhere, is put back within 2 s (route announcements)', async () => {
+      await ip(['route', 'del', '10.244.2.0/24', 'proto', '110']);
+      await back(direct);
+      await ip(['route', 'replace', '10.244.2.0/24', 'via', '192.168.60.100', 'dev', 'eth0', 'proto', '110']);
+      await back(direct);
+    });
   });
 
   describe('without --direct-routing (VXLAN)', () => {
@@ -111,6 +118,33 @@ describe('netplane overlay repairs what the kernel drops when an interface it us
     it('the VXLAN device taken down and up by hand (its routes and neighbour entries go): all back within 2 s', async () => {
       await ip(['link', 'set', 'netplane.1', 'down']);
       await ip(['link', 'set', 'netplane.1', 'up']);
+      await back(vxlan);
+    });
+
+    it.each([
+      ['the FDB entry deleted', ['bridge', 'fdb', 'del', derivedMac('192.168.60.2'), 'dev', 'netplane.1', 'dst', '192.168.60.2']],
+      ['the FDB entry pointed at another host', ['bridge', 'fdb', 'replace', derivedMac('192.168.60.2'), 'dev', 'netplane.1', 'dst', '192.168.60.100', 'self', 'permanent']],
+      ['the neighbour entry deleted', ['ip', 'neigh', 'del', '10.244.2.0', 'dev', 'netplane.1']],
+      ['the neighbour entry given another MAC', ['ip', 'neigh', 'replace', '10.244.2.0', 'lladdr', '02:00:00:00:00:01', 'dev', 'netplane.1', 'nud', 'permanent']],
+      ['the route deleted', ['ip', 'route', 'del', '10.244.2.0/24', 'dev', 'netplane.1']],
+      ['an FDB entry nobody asked for added', ['bridge', 'fdb', 'append', '02:00:00:00:00:02', 'dev', 'netplane.1', 'dst', '192.168.60.100', 'self', 'permanent']],
+    ])('%s by hand: node1 repairs it within 2 s (neighbour and route announcements)', async (_what, [cmd, ...args]) => {
+      await t.lab.exec(node1.ns, cmd!, args);
+      await back(vxlan);
+    });
+
+    it("the agent's own entry changes start no full sync: node2's podCIDR changed and back is synced without reading the kernel again", async () => {
+      const a = t.agents.get(node1.name)!;
+      const synced = (full?: boolean) => a.logs.filter((l) => l.msg === 'overlay synced' && (full === undefined || l.full === full)).length;
+      const [fullBefore, syncsBefore] = [synced(true), synced()];
+      await t.writeNodes([node1, { ...node2, podCIDR: '10.244.3.0/24' }]);
+      const moved = [`fdb ${derivedMac('192.168.60.2')} 192.168.60.2`, `neigh 10.244.3.0 ${derivedMac('192.168.60.2')}`, 'route 10.244.3.0/24 via 10.244.3.0'].sort();
+      await waitFor('the moved entries', async () => JSON.stringify(await state()) === JSON.stringify(moved), 3000, 10);
+      await t.writeNodes();
+      await waitFor('the entries back', async () => JSON.stringify(await state()) === JSON.stringify(vxlan), 3000, 10);
+      await new Promise((r) => setTimeout(r, 500));
+      expect(synced() - syncsBefore).toBeGreaterThanOrEqual(2);
+      expect(synced(true) - fullBefore).toBe(0);
       await back(vxlan);
     });
 

@@ -1,0 +1,74 @@
+// The overlay's own entries as the kernel announces their changes: neighbour and FDB entries (RTNLGRP_NEIGH: an
+// RTM_NEWNEIGH or RTM_DELNEIGH for every ARP, NDP and bridge forwarding entry added, changed or removed on any
+// interface) and main-table routes (RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE). Someone deleting or replacing one of
+// the VXLAN device's entries or a direct route by hand is seen at once instead of at the next resync; which changes
+// matter is decided by the agent (host-changes.ts entryMatters). Only says what changed.
+import { rt } from 'netlink';
+import { formatIp, formatMac } from './addr.ts';
+import { rtMessages, watch, type HostWatch } from './watch.ts';
+
+// Multicast groups (include/uapi/linux/rtnetlink.h) and message types.
+const RTNLGRP_NEIGH = 3;
+const RTNLGRP_IPV4_ROUTE = 7;
+const RTNLGRP_IPV6_ROUTE = 11;
+const RTM_NEWROUTE = 24;
+const RTM_DELROUTE = 25;
+const RTM_NEWNEIGH = 28;
+const RTM_DELNEIGH = 29;
+const AF_INET = 2;
+const AF_INET6 = 10;
+const AF_BRIDGE = 7;
+const RT_TABLE_MAIN = 254;
+const RTN_UNICAST = 1;
+
+/** One announced change of a neighbour, FDB entry or main-table unicast route; `lost` when announcements were dropped. */
+export type EntryChange =
+  | { kind: 'neighbour'; index: number; ip: string; mac: string; permanent: boolean; deleted: boolean }
+  | { kind: 'fdb'; index: number; mac: string; dst: string; deleted: boolean }
+  | { kind: 'route'; index: number; dst: string; gateway: string; protocol: number; deleted: boolean }
+  | { kind: 'lost' };
+
+/**
+ * Calls `onChange` for every neighbour, FDB entry and main-table unicast route with an output interface that is
+ * added, changed or removed in this network namespace; `{ kind: 'lost' }` after the kernel dropped announcements
+ * (the socket is then opened again). The socket does not keep the process alive. Throws KernelError when the kernel
+ * refuses the socket.
+ */
+export function watchEntries(onChange: (change: EntryChange) => void): HostWatch {
+  return watch('watch entries', [RTNLGRP_NEIGH, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE], {
+    message: (buf) => {
+      for (const c of parseEntryChanges(buf)) onChange(c);
+    },
+    lost: () => onChange({ kind: 'lost' }),
+  });
+}
+
+/** The neighbour, FDB and route changes in one datagram of those groups; anything else is skipped. Pure. */
+export function parseEntryChanges(buf: Buffer): EntryChange[] {
+  const out: EntryChange[] = [];
+  for (const { m, removed } of rtMessages(buf, RTM_NEWNEIGH, RTM_DELNEIGH)) {
+    if (m.kind !== 'neighbor' || !m.data.ifindex) continue;
+    const { dst, lladdr } = m.attrs;
+    if (!dst || (dst.length !== 4 && dst.length !== 16)) continue;
+    const mac = lladdr && lladdr.length === 6 ? formatMac(lladdr) : '';
+    // An FDB entry is known by its MAC; a neighbour by its IP (a deleted one comes without its MAC, its state failed).
+    if (m.data.family === AF_BRIDGE) {
+      if (mac !== '') out.push({ kind: 'fdb', index: m.data.ifindex, mac, dst: formatIp(dst), deleted: removed });
+    } else if (m.data.family === AF_INET || m.data.family === AF_INET6) {
+      out.push({ kind: 'neighbour', index: m.data.ifindex, ip: formatIp(dst), mac, permanent: m.data.state?.permanent === true, deleted: removed });
+    }
+  }
+  for (const { m, removed } of rtMessages(buf, RTM_NEWROUTE, RTM_DELROUTE)) {
+    if (m.kind !== 'route' || (m.attrs.table ?? m.data.table) !== RT_TABLE_MAIN || m.attrs.oif === undefined) continue;
+    if (numberOf(m.data.type, rt.RouteType) !== RTN_UNICAST) continue;
+    const family = m.data.family === AF_INET6 ? 16 : 4;
+    const dst = `${formatIp(m.attrs.dst ?? Buffer.alloc(family))}/${m.data.dstLen ?? 0}`;
+    const gateway = m.attrs.gateway ? formatIp(m.attrs.gateway) : '';
+    out.push({ kind: 'route', index: m.attrs.oif, dst, gateway, protocol: numberOf(m.data.protocol, rt.RouteProtocol) ?? 0, deleted: removed });
+  }
+  return out;
+}
+
+function numberOf(v: string | number | undefined, names: Record<string, number | string>): number | undefined {
+  return typeof v === 'string' ? (names[v] as number | undefined) : v;
+}
