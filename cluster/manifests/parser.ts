@@ -32,7 +32,11 @@ export interface ManifestParserOptions {
    * about 90 MiB until it stops, and starting one again costs tens of milliseconds.
    */
   idleMs?: number;
-  /** The thread's V8 limits (none by default): a file that needs more heap ends the thread, not the process. */
+  /**
+   * The thread's V8 limits: a file that needs more heap ends the thread, not the process. The stack is 1 MiB unless
+   * given, which lets YAML nest as deep as on the main thread (about 1,250 levels here; Node's default of 4 MiB, some
+   * 5,000): a file's fate must not depend on its size, which decides where it is parsed.
+   */
   resourceLimits?: ResourceLimits;
 }
 
@@ -45,7 +49,7 @@ interface Pending {
 export class ManifestParser {
   readonly #inlineBytes: number;
   readonly #idleMs: number;
-  readonly #resourceLimits: ResourceLimits | undefined;
+  readonly #resourceLimits: ResourceLimits;
   #worker?: Worker;
   #pending = new Map<number, Pending>();
   #seq = 0;
@@ -55,7 +59,7 @@ export class ManifestParser {
   constructor(options: ManifestParserOptions = {}) {
     this.#inlineBytes = options.inlineBytes ?? 32 * 1024;
     this.#idleMs = options.idleMs ?? 5_000;
-    this.#resourceLimits = options.resourceLimits;
+    this.#resourceLimits = { stackSizeMb: 1, ...options.resourceLimits };
   }
 
   /** Whether a parser thread is running now. */
@@ -91,7 +95,7 @@ export class ManifestParser {
   }
 
   #start(): Worker {
-    const worker = new Worker(new URL('./parser-worker.ts', import.meta.url), { name: 'netplane-manifests', ...(this.#resourceLimits ? { resourceLimits: this.#resourceLimits } : {}) });
+    const worker = new Worker(new URL('./parser-worker.ts', import.meta.url), { name: 'netplane-manifests', resourceLimits: this.#resourceLimits });
     this.#worker = worker;
     worker.on('message', (reply: ParseReply) => {
       const p = this.#pending.get(reply.id);

@@ -95,6 +95,9 @@ function validate<K extends Kind>(kind: K, raw: unknown): ObjectOf[K] {
   return result.data;
 }
 
+/** How deep Lists may be nested in Lists. */
+export const maxListDepth = 8;
+
 /** Every kind: what parseObject reads when not told which kinds are wanted. */
 const everyKind: ReadonlySet<Kind> = new Set(allKinds);
 
@@ -103,8 +106,9 @@ const everyKind: ReadonlySet<Kind> = new Set(allKinds);
  * not in `read` (those netplane does not know, and known ones a component does not read, skipped without being
  * validated), several for a core/v1 Endpoints (converted to slices, when EndpointSlices are read) or a `List`.
  * Throws InvalidObjectError naming the field and the reason; an object without apiVersion and kind is always one.
+ * Lists may hold Lists, as kubectl flattens them, up to maxListDepth deep.
  */
-export function parseObject(raw: unknown, read: ReadonlySet<Kind> = everyKind): AnyObject[] {
+export function parseObject(raw: unknown, read: ReadonlySet<Kind> = everyKind, depth = 0): AnyObject[] {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new InvalidObjectError('not an object with apiVersion and kind');
   }
@@ -115,9 +119,11 @@ export function parseObject(raw: unknown, read: ReadonlySet<Kind> = everyKind): 
   if (kind === 'List' || kind.endsWith('List')) {
     const items = (raw as { items?: unknown }).items;
     if (!Array.isArray(items)) throw new InvalidObjectError(`${kind}: items must be a list`);
+    // Deeper is no manifest anyone writes; refused before the reason (items[0]: ... per level) grows with it.
+    if (depth >= maxListDepth) throw new InvalidObjectError(`${kind}: Lists nested more than ${maxListDepth} deep`);
     return items.flatMap((item, i) => {
       try {
-        return parseObject(item, read);
+        return parseObject(item, read, depth + 1);
       } catch (e) {
         throw new InvalidObjectError(`items[${i}]: ${(e as Error).message}`);
       }

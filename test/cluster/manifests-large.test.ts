@@ -113,6 +113,30 @@ describe('ManifestParser', () => {
   });
 });
 
+describe('deeply nested YAML', () => {
+  const nested = (depth: number) => {
+    let y = 'x: 1';
+    for (let i = 0; i < depth; i++) y = `- ${y.replace(/\n/g, '\n  ')}`;
+    return y;
+  };
+  it("fares the same on the parser thread as in place, so that a file's size does not decide it", async () => {
+    const parser = new ManifestParser({ inlineBytes: 0 });
+    try {
+      for (const depth of [600, 3000]) {
+        const text = nested(depth);
+        const inline = parseManifestText('deep.yaml', text, kinds);
+        const threaded = await parser.parse('deep.yaml', Buffer.from(text), kinds);
+        expect([depth, threaded.ok ? 'ok' : threaded.problem.reason.replace(/ at line.*/, '')]).toEqual([depth, inline.ok ? 'ok' : inline.problem.reason.replace(/ at line.*/, '')]);
+      }
+      // 600 levels are read (into no object: a nested sequence is no Kubernetes object); 3,000 overflow the stack.
+      expect(parseManifestText('deep.yaml', nested(600), kinds)).toMatchObject({ ok: false, problem: { reason: 'not an object with apiVersion and kind' } });
+      expect(parseManifestText('deep.yaml', nested(3000), kinds)).toMatchObject({ ok: false, problem: { reason: expect.stringMatching(/^Maximum call stack size exceeded/) } });
+    } finally {
+      await parser.close();
+    }
+  });
+});
+
 describe('ManifestsSource with large files', () => {
   let dir: string;
   let source: ManifestsSource | undefined;

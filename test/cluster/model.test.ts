@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { InvalidObjectError, parseObject } from '../../cluster/model/index.ts';
+import { InvalidObjectError, maxListDepth, parseObject } from '../../cluster/model/index.ts';
 
 const svc = (spec: object, metadata: object = { name: 'web' }) => ({ apiVersion: 'v1', kind: 'Service', metadata, spec });
 
@@ -184,6 +184,18 @@ describe('parseObject: conversions and kinds it does not keep', () => {
       items: [svc({ clusterIP: '10.0.0.1' }), { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'd' } }],
     });
     expect(out.map((o) => o.kind)).toEqual(['Service']);
+  });
+
+  it(`reads Lists nested in Lists up to ${maxListDepth} deep, and refuses deeper ones with a reason of bounded length`, () => {
+    const nest = (depth: number) => {
+      let raw: unknown = svc({ clusterIP: '10.0.0.1' });
+      for (let i = 0; i < depth; i++) raw = { apiVersion: 'v1', kind: 'List', items: [raw] };
+      return raw;
+    };
+    expect(parseObject(nest(maxListDepth)).map((o) => o.kind)).toEqual(['Service']);
+    expect(() => parseObject(nest(maxListDepth + 1))).toThrow(new InvalidObjectError(`${'items[0]: '.repeat(maxListDepth)}List: Lists nested more than ${maxListDepth} deep`));
+    // 3,000 levels: refused at the same depth, not after walking them all into a reason of 30,000 characters.
+    expect(() => parseObject(nest(3000))).toThrow(new InvalidObjectError(`${'items[0]: '.repeat(maxListDepth)}List: Lists nested more than ${maxListDepth} deep`));
   });
 });
 
