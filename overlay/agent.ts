@@ -220,7 +220,11 @@ export class OverlayAgent {
       this.#want = desiredEntries(plan);
     }
     const want = plan?.device !== undefined ? this.#want : undefined;
-    return { device: this.#o.overlay.device, deviceIndex: this.#view?.link?.index, deviceUp: this.#view?.link?.up === true, links, ...(named ? { named } : {}), ...(want ? { want } : {}) };
+    const underlayIndex = plan?.device?.underlayIndex;
+    return {
+      device: this.#o.overlay.device, deviceIndex: this.#view?.link?.index, deviceUp: this.#view?.link?.up === true, links,
+      ...(named ? { named } : {}), ...(want ? { want } : {}), ...(underlayIndex !== undefined ? { underlayIndex } : {}),
+    };
   }
 
   #runNow(): void {
@@ -378,7 +382,9 @@ export class OverlayAgent {
       this.#problemNodes.set(p.node, [...(this.#problemNodes.get(p.node) ?? []), p.reason]);
     }
     for (const [node, reasons] of before) {
-      if (!this.#problemNodes.has(node)) this.#o.log.info({ node, was: reasons }, `node ${node} has no problem any more (it had: ${reasons.join('; ')})`);
+      // A node deleted took its problem with it: that is no news of the node.
+      if (this.#problemNodes.has(node) || this.#o.store.get('Node', node) === undefined) continue;
+      this.#o.log.info({ node, was: reasons }, `node ${node} has no problem any more (it had: ${reasons.join('; ')})`);
     }
   }
 

@@ -28,6 +28,8 @@ export interface HostUse {
   named?: (name: string) => boolean;
   /** The entries the current plan wants (absent: no plan with a device yet). */
   want?: DesiredEntries;
+  /** The planned underlay interface, which the direct routes go through. */
+  underlayIndex?: number;
 }
 
 /** Options of HostChanges. */
@@ -108,20 +110,39 @@ export function entryMatters(c: EntryChange, use: HostUse): boolean {
     }
     case 'fdb': {
       if (c.index !== use.deviceIndex) return false;
-      const wanted = want.fdb.get(c.mac) === c.dst;
-      return c.deleted ? wanted : !wanted;
+      const dst = want.fdb.get(c.mac);
+      // Not a MAC the plan wants: one added is to be removed.
+      if (dst === undefined) return !c.deleted;
+      const ours = c.dst === dst && c.extras === '';
+      // A wanted MAC's entry deleted: ours, or one that had taken its place (another port, VNI or interface). The
+      // agent's own deletes are of a moved node's old address, without extras.
+      return c.deleted ? ours || c.extras !== '' : !ours;
     }
-    case 'route': {
-      if (c.protocol === directRouteProtocol) {
-        const wanted = want.direct.get(c.dst) === c.gateway;
-        return c.deleted ? wanted : !wanted;
-      }
-      // Through the device with a gateway: the VXLAN routes (the kernel's own routes there have none).
-      if (c.index !== use.deviceIndex || c.gateway === '') return false;
-      const wanted = want.routes.get(c.dst) === c.gateway;
-      return c.deleted ? wanted : !wanted;
-    }
+    case 'route':
+      return routeMatters(c, use, want);
   }
+}
+
+/**
+ * A route change, judged by its destination as Flannel's route check does: for one the plan routes, any route
+ * that is not exactly the plan's (its device, gateway and, for a direct route, protocol) coming, and the plan's
+ * route or one that took its place (another device, protocol, a multipath route) going; for any other
+ * destination, a route that looks like netplane's (through the device with a gateway, or of its protocol) coming.
+ */
+function routeMatters(c: Extract<EntryChange, { kind: 'route' }>, use: HostUse, want: DesiredEntries): boolean {
+  const vxlan = want.routes.get(c.dst);
+  if (vxlan !== undefined) {
+    const ours = c.index === use.deviceIndex && c.gateway === vxlan;
+    // The agent deletes a route of the device only when its gateway is no longer the plan's.
+    return c.deleted ? ours || c.index !== use.deviceIndex : !ours;
+  }
+  const direct = want.direct.get(c.dst);
+  if (direct !== undefined) {
+    const ours = c.protocol === directRouteProtocol && c.gateway === direct && c.index === use.underlayIndex;
+    return c.deleted ? ours || c.protocol !== directRouteProtocol : !ours;
+  }
+  if (c.deleted) return false;
+  return c.protocol === directRouteProtocol || (c.index === use.deviceIndex && c.gateway !== '');
 }
 
 /** Follows this host's address and interface changes for the agent: one `onChange` per burst that matters. */

@@ -45,7 +45,8 @@ export async function readDevice(kernel: OverlayKernel, name: string, links?: re
     if (!f.dst) continue;
     const mac = f.mac.toLowerCase();
     const dst = canonicalIP(f.dst);
-    view.fdb.set(`${mac} ${dst}`, { mac, dst });
+    // An entry with a port, VNI or interface of its own is not netplane's: under another key, the plan's is put back.
+    view.fdb.set(f.extras ? `${mac} ${dst} ${f.extras}` : `${mac} ${dst}`, { mac, dst });
   }
   for (const r of routes) {
     // Routes without a gateway (the kernel's own, an IPv6 link-local prefix) are not netplane's.

@@ -5,6 +5,7 @@
 // matter is decided by the agent (host-changes.ts entryMatters). Only says what changed.
 import { rt } from 'netlink';
 import { formatIp, formatMac } from './addr.ts';
+import { fdbExtras } from './netlink.ts';
 import { rtMessages, watch, type HostWatch } from './watch.ts';
 
 // Multicast groups (include/uapi/linux/rtnetlink.h) and message types.
@@ -20,16 +21,18 @@ const AF_INET6 = 10;
 const AF_BRIDGE = 7;
 const RT_TABLE_MAIN = 254;
 const RTN_UNICAST = 1;
+const RTM_F_CLONED = 0x200;
 
 /** One announced change of a neighbour, FDB entry or main-table unicast route; `lost` when announcements were dropped. */
 export type EntryChange =
   | { kind: 'neighbour'; index: number; ip: string; mac: string; permanent: boolean; deleted: boolean }
-  | { kind: 'fdb'; index: number; mac: string; dst: string; deleted: boolean }
+  | { kind: 'fdb'; index: number; mac: string; dst: string; extras: string; deleted: boolean }
+  /** `index` -1: a multipath route (RTA_MULTIPATH, no single output interface or gateway). */
   | { kind: 'route'; index: number; dst: string; gateway: string; protocol: number; deleted: boolean }
   | { kind: 'lost' };
 
 /**
- * Calls `onChange` for every neighbour, FDB entry and main-table unicast route with an output interface that is
+ * Calls `onChange` for every neighbour, FDB entry and main-table unicast route (multipath ones included) that is
  * added, changed or removed in this network namespace; `{ kind: 'lost' }` after the kernel dropped announcements
  * (the socket is then opened again). The socket does not keep the process alive. Throws KernelError when the kernel
  * refuses the socket.
@@ -53,18 +56,22 @@ export function parseEntryChanges(buf: Buffer): EntryChange[] {
     const mac = lladdr && lladdr.length === 6 ? formatMac(lladdr) : '';
     // An FDB entry is known by its MAC; a neighbour by its IP (a deleted one comes without its MAC, its state failed).
     if (m.data.family === AF_BRIDGE) {
-      if (mac !== '') out.push({ kind: 'fdb', index: m.data.ifindex, mac, dst: formatIp(dst), deleted: removed });
+      if (mac !== '') out.push({ kind: 'fdb', index: m.data.ifindex, mac, dst: formatIp(dst), extras: fdbExtras(m.attrs), deleted: removed });
     } else if (m.data.family === AF_INET || m.data.family === AF_INET6) {
       out.push({ kind: 'neighbour', index: m.data.ifindex, ip: formatIp(dst), mac, permanent: m.data.state?.permanent === true, deleted: removed });
     }
   }
   for (const { m, removed } of rtMessages(buf, RTM_NEWROUTE, RTM_DELROUTE)) {
-    if (m.kind !== 'route' || (m.attrs.table ?? m.data.table) !== RT_TABLE_MAIN || m.attrs.oif === undefined) continue;
+    if (m.kind !== 'route' || (m.attrs.table ?? m.data.table) !== RT_TABLE_MAIN) continue;
     if (numberOf(m.data.type, rt.RouteType) !== RTN_UNICAST) continue;
+    // A cached route (an IPv6 path MTU exception, say) is the kernel's, not an entry anyone programs.
+    if (m.data.flags && (rt.formatRouteFlags(m.data.flags) & RTM_F_CLONED) !== 0) continue;
+    const index = m.attrs.oif ?? (m.attrs.multipath ? -1 : undefined);
+    if (index === undefined) continue;
     const family = m.data.family === AF_INET6 ? 16 : 4;
     const dst = `${formatIp(m.attrs.dst ?? Buffer.alloc(family))}/${m.data.dstLen ?? 0}`;
-    const gateway = m.attrs.gateway ? formatIp(m.attrs.gateway) : '';
-    out.push({ kind: 'route', index: m.attrs.oif, dst, gateway, protocol: numberOf(m.data.protocol, rt.RouteProtocol) ?? 0, deleted: removed });
+    const gateway = m.attrs.gateway && index !== -1 ? formatIp(m.attrs.gateway) : '';
+    out.push({ kind: 'route', index, dst, gateway, protocol: numberOf(m.data.protocol, rt.RouteProtocol) ?? 0, deleted: removed });
   }
   return out;
 }

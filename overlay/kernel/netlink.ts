@@ -1,5 +1,6 @@
 // OverlayKernel over rtnetlink with the `netlink` package: links (VXLAN link info encoded in vxlan.ts),
 // addresses, neighbours, the VXLAN FDB (AF_BRIDGE neighbours) and main-table routes. Never runs a command.
+import { endianness } from 'node:os';
 import { AttrStream, rt } from 'netlink';
 import { formatIp, formatMac, type Cidr } from './addr.ts';
 import { ABSENT_ERRNOS, isKernelError, KernelError } from './errors.ts';
@@ -164,7 +165,10 @@ export class NetlinkKernel implements OverlayKernel {
       if (m.kind !== 'neighbor' || m.data.family !== AF_BRIDGE || m.data.ifindex !== index) continue;
       const { dst, lladdr } = m.attrs;
       if (!dst || !lladdr || lladdr.length !== 6 || (dst.length !== 4 && dst.length !== 16)) continue;
-      out.push({ index, mac: formatMac(lladdr), dst: formatIp(dst), permanent: m.data.state?.permanent === true });
+      const entry: FdbEntry = { index, mac: formatMac(lladdr), dst: formatIp(dst), permanent: m.data.state?.permanent === true };
+      const extras = fdbExtras(m.attrs);
+      if (extras !== '') entry.extras = extras;
+      out.push(entry);
     }
     return out;
   }
@@ -310,6 +314,22 @@ function routeAddrs(op: string, entry: RouteEntry): { dst: Cidr; gateway: Buffer
 
 function family(ip: Buffer): number {
   return ip.length === 4 ? AF_INET : AF_INET6;
+}
+
+/**
+ * What an FDB entry carries beyond MAC and dst: NDA_PORT (big-endian u16), NDA_VNI and NDA_IFINDEX (u32), present
+ * only when they differ from the device's own; '' when none.
+ */
+export function fdbExtras(attrs: rt.NeighborAttrs): string {
+  const parts: string[] = [];
+  if (attrs.port && attrs.port.length >= 2) parts.push(`port ${attrs.port.readUInt16BE(0)}`);
+  if (attrs.vni && attrs.vni.length >= 4) parts.push(`vni ${hostU32Of(attrs.vni)}`);
+  if (attrs.ifindex && attrs.ifindex.length >= 4) parts.push(`via if${hostU32Of(attrs.ifindex)}`);
+  return parts.join(' ');
+}
+
+function hostU32Of(b: Buffer): number {
+  return endianness() === 'LE' ? b.readUInt32LE(0) : b.readUInt32BE(0);
 }
 
 function protocolNumber(p: rt.Route['protocol']): number | undefined {

@@ -58,6 +58,11 @@ export interface FdbEntry {
   /** NDA_DST: the remote VTEP's underlay IP. */
   dst: string;
   permanent: boolean;
+  /**
+   * A remote port, VNI or interface of the entry's own (NDA_PORT, NDA_VNI, NDA_IFINDEX, which the kernel gives only
+   * when they differ from the device's), as `port 9999 vni 77`; netplane's entries have none.
+   */
+  extras?: string;
 }
 
 /** A route in the main table. */

@@ -262,6 +262,15 @@ describe('OverlayAgent', () => {
     expect(r.records).toContainEqual(expect.objectContaining({ level: 30, node: 'node1', msg: expect.stringMatching(/^node node1 has no problem any more \(it had: has no podCIDR yet/) }));
   });
 
+  it('says nothing of a node with a problem that is deleted: its problem went with it', async () => {
+    const r = await start([clusterNode(1), clusterNode(2), clusterNode(3, { podCIDRs: [] })]);
+    expect(r.records).toContainEqual(expect.objectContaining({ level: 40, msg: expect.stringMatching(/^node node3 has no podCIDR yet/) }));
+    remove(r, 'node3');
+    await r.agent.settled();
+    expect(r.agent.lastPlan?.problems).toEqual([]);
+    expect(r.records.filter((l) => /no problem any more/.test(String(l.msg)))).toEqual([]);
+  });
+
   it('masquerades the pod networks of the known nodes when no cluster CIDR is given', async () => {
     const r = await start([clusterNode(1), clusterNode(2)], host(), { clusterCIDRs: [] });
     put(r, clusterNode(3));

@@ -52,9 +52,9 @@ describe('neighbour, FDB and route changes', () => {
     routes: new Map([['10.244.2.0/24', '10.244.2.0']]),
     direct: new Map([['10.244.3.0/24', '192.168.60.3']]),
   };
-  const planned: HostUse = { ...use, want };
+  const planned: HostUse = { ...use, want, underlayIndex: 2 };
   const n = (o: Partial<Extract<EntryChange, { kind: 'neighbour' }>>): EntryChange => ({ kind: 'neighbour', index: 9, ip: '10.244.2.0', mac: mac2, permanent: true, deleted: false, ...o });
-  const f = (o: Partial<Extract<EntryChange, { kind: 'fdb' }>>): EntryChange => ({ kind: 'fdb', index: 9, mac: mac2, dst: '192.168.60.2', deleted: false, ...o });
+  const f = (o: Partial<Extract<EntryChange, { kind: 'fdb' }>>): EntryChange => ({ kind: 'fdb', index: 9, mac: mac2, dst: '192.168.60.2', extras: '', deleted: false, ...o });
   const r = (o: Partial<Extract<EntryChange, { kind: 'route' }>>): EntryChange => ({ kind: 'route', index: 9, dst: '10.244.2.0/24', gateway: '10.244.2.0', protocol: 4, deleted: false, ...o });
   const rows: Array<[what: string, change: EntryChange, matters: boolean]> = [
     ['a wanted neighbour added (the agent\'s own)', n({}), false],
@@ -70,14 +70,29 @@ describe('neighbour, FDB and route changes', () => {
     ['an FDB entry pointed elsewhere', f({ dst: '192.168.60.100' }), true],
     ['the old FDB entry of a moved node deleted (the agent\'s own)', f({ dst: '192.168.60.20', deleted: true }), false],
     ['an FDB entry on another interface', f({ index: 3, dst: '10.0.0.1' }), false],
+    ['a wanted FDB entry given a port of its own', f({ extras: 'port 9999' }), true],
+    ['a wanted FDB entry given a VNI of its own', f({ extras: 'vni 77' }), true],
+    ['that entry deleted (nothing is left for the MAC)', f({ extras: 'vni 77', deleted: true }), true],
+    ['an FDB entry for a MAC nobody wants added', f({ mac: '02:00:00:00:00:02' }), true],
+    ['an FDB entry for a MAC nobody wants deleted', f({ mac: '02:00:00:00:00:02', deleted: true }), false],
     ['a wanted route added', r({}), false],
     ['a wanted route deleted', r({ deleted: true }), true],
     ['a route through the device to another gateway', r({ gateway: '10.244.2.1' }), true],
     ['a route without a gateway on the device (the kernel\'s)', r({ dst: '10.244.2.0/32', gateway: '' }), false],
-    ['a route on another interface', r({ index: 3, deleted: true }), false],
+    ['a route for a wanted destination through another interface deleted (it may have taken the place of ours)', r({ index: 3, deleted: true }), true],
     ['a wanted direct route deleted', r({ index: 2, dst: '10.244.3.0/24', gateway: '192.168.60.3', protocol: 110, deleted: true }), true],
     ['a direct route pointed elsewhere', r({ index: 2, dst: '10.244.3.0/24', gateway: '192.168.60.100', protocol: 110 }), true],
     ['a wanted direct route added', r({ index: 2, dst: '10.244.3.0/24', gateway: '192.168.60.3', protocol: 110 }), false],
+    ['a direct route with the right gateway through another interface', r({ index: 5, dst: '10.244.3.0/24', gateway: '192.168.60.3', protocol: 110 }), true],
+    ['a wanted direct route replaced by a static one of someone else', r({ index: 2, dst: '10.244.3.0/24', gateway: '192.168.60.99', protocol: 4 }), true],
+    ['that static route deleted (the direct route is gone with it)', r({ index: 2, dst: '10.244.3.0/24', gateway: '192.168.60.99', protocol: 4, deleted: true }), true],
+    ["a moved node's old direct route deleted (the agent's own)", r({ index: 2, dst: '10.244.3.0/24', gateway: '192.168.60.30', protocol: 110, deleted: true }), false],
+    ['a wanted VXLAN route replaced by one through another interface', r({ index: 4, gateway: '' }), true],
+    ['that route deleted', r({ index: 4, gateway: '', deleted: true }), true],
+    ['a wanted VXLAN route replaced by one through the device without a gateway', r({ gateway: '' }), true],
+    ['a wanted VXLAN route made multipath', r({ index: -1, gateway: '' }), true],
+    ["a route of the device with an old gateway deleted (the agent's own)", r({ gateway: '10.244.2.9', deleted: true }), false],
+    ['a route nobody routes through another interface', r({ index: 3, dst: '192.0.2.0/24', gateway: '10.0.0.1' }), false],
     ['lost announcements', { kind: 'lost' }, true],
   ];
   it.each(rows)('%s: matters %s', (_what, change, matters) => {

@@ -96,6 +96,13 @@ describe('netplane overlay repairs what the kernel drops when an interface it us
       await ip(['route', 'replace', '10.244.2.0/24', 'via', '192.168.60.100', 'dev', 'eth0', 'proto', '110']);
       await back(direct);
     });
+
+    it('the direct route replaced by a route of someone else, which is then deleted: put back within 2 s', async () => {
+      // A replace announces only the new route; its later deletion leaves the destination with no route at all.
+      await ip(['route', 'replace', '10.244.2.0/24', 'via', '192.168.60.100', 'dev', 'eth0']);
+      await ip(['route', 'del', '10.244.2.0/24', 'via', '192.168.60.100', 'dev', 'eth0']);
+      await back(direct);
+    });
   });
 
   describe('without --direct-routing (VXLAN)', () => {
@@ -130,6 +137,26 @@ describe('netplane overlay repairs what the kernel drops when an interface it us
       ['an FDB entry nobody asked for added', ['bridge', 'fdb', 'append', '02:00:00:00:00:02', 'dev', 'netplane.1', 'dst', '192.168.60.100', 'self', 'permanent']],
     ])('%s by hand: node1 repairs it within 2 s (neighbour and route announcements)', async (_what, [cmd, ...args]) => {
       await t.lab.exec(node1.ns, cmd!, args);
+      await back(vxlan);
+    });
+
+    it('a route of someone else that replaced the VXLAN route, deleted: the route is put back within 2 s', async () => {
+      // (While it stands, netplane does not take it over: its routes are only ever added, never replaced.)
+      await ip(['route', 'replace', '10.244.2.0/24', 'dev', 'cni0']);
+      await ip(['route', 'del', '10.244.2.0/24', 'dev', 'cni0']);
+      await back(vxlan);
+    });
+
+    it.each([['port', '9999'], ['vni', '77']])("the FDB entry given a %s of its own by hand is put back as the device's within 2 s", async (what, value) => {
+      const mac = derivedMac('192.168.60.2');
+      const extras = async () => {
+        const all = JSON.parse(await t.sh(node1.ns, 'bridge', ['-j', '-d', 'fdb', 'show', 'dev', 'netplane.1'])) as Array<{ mac: string; dst?: string; port?: number; vni?: number }>;
+        const e = all.find((f) => f.mac === mac && f.dst);
+        return e ? `${e.dst} ${e.port ?? '-'} ${e.vni ?? '-'}` : 'none';
+      };
+      expect(await extras()).toBe('192.168.60.2 - -');
+      await t.lab.exec(node1.ns, 'bridge', ['fdb', 'replace', mac, 'dev', 'netplane.1', 'dst', '192.168.60.2', what, value, 'self', 'permanent']);
+      await waitFor('the entry as the device has it', async () => (await extras()) === '192.168.60.2 - -', 2000, 10);
       await back(vxlan);
     });
 

@@ -127,25 +127,35 @@ describe('parseEntryChanges', () => {
   const RTM_DELROUTE = 25;
   const RTM_NEWNEIGH = 28;
   const RTM_DELNEIGH = 29;
-  const neigh = (type: number, family: number, index: number, dst: number[], lladdr: number[] | undefined, state: rt.NeighborState) => {
+  const neigh = (type: number, family: number, index: number, dst: number[], lladdr: number[] | undefined, state: rt.NeighborState, extra: rt.NeighborAttrs = {}) => {
     const out = new AttrStream();
-    rt.formatNeighborMessage({ kind: 'neighbor', data: { family, ifindex: index, state }, attrs: { dst: Buffer.from(dst), ...(lladdr ? { lladdr: Buffer.from(lladdr) } : {}) } }, out);
+    rt.formatNeighborMessage({ kind: 'neighbor', data: { family, ifindex: index, state }, attrs: { dst: Buffer.from(dst), ...(lladdr ? { lladdr: Buffer.from(lladdr) } : {}), ...extra } }, out);
     return message(type, Buffer.concat(out.bufs));
   };
-  const route = (type: number, o: { dst: number[]; len: number; gateway?: number[]; oif?: number; table?: number; protocol?: number; routeType?: number }) => {
+  const route = (type: number, o: { dst: number[]; len: number; gateway?: number[]; oif?: number; table?: number; protocol?: number; routeType?: number; multipath?: boolean; cloned?: boolean }) => {
     const out = new AttrStream();
-    const data: rt.Route = { family: o.dst.length === 16 ? 10 : 2, dstLen: o.len, table: o.table ?? 254, protocol: o.protocol ?? 4, type: o.routeType ?? 1 };
-    const attrs: rt.RouteAttrs = { dst: Buffer.from(o.dst), ...(o.gateway ? { gateway: Buffer.from(o.gateway) } : {}), ...(o.oif !== undefined ? { oif: o.oif } : {}) };
+    const data: rt.Route = { family: o.dst.length === 16 ? 10 : 2, dstLen: o.len, table: o.table ?? 254, protocol: o.protocol ?? 4, type: o.routeType ?? 1, ...(o.cloned ? { flags: { cloned: true } } : {}) };
+    const attrs: rt.RouteAttrs = {
+      dst: Buffer.from(o.dst), ...(o.gateway ? { gateway: Buffer.from(o.gateway) } : {}), ...(o.oif !== undefined ? { oif: o.oif } : {}), ...(o.multipath ? { multipath: Buffer.alloc(16) } : {}),
+    };
     rt.formatRouteMessage({ kind: 'route', data, attrs }, out);
     return message(type, Buffer.concat(out.bufs));
   };
   const mac = [0x0e, 0x6d, 0x01, 0x02, 0x03, 0x04];
+  const u32 = (v: number) => {
+    const b = Buffer.alloc(4);
+    if (endianness() === 'LE') b.writeUInt32LE(v);
+    else b.writeUInt32BE(v);
+    return b;
+  };
 
   it('reads neighbour, FDB and main-table unicast route changes; a deleted neighbour may come without its MAC', () => {
     const got = parseEntryChanges(Buffer.concat([
       neigh(RTM_NEWNEIGH, 2, 9, [10, 244, 2, 0], mac, { permanent: true }),
       neigh(RTM_DELNEIGH, 2, 9, [10, 244, 2, 0], undefined, { failed: true }),
       neigh(RTM_NEWNEIGH, 7, 9, [192, 168, 60, 2], mac, { permanent: true }),
+      // With a port (big-endian) and a VNI (host order) of its own, as the kernel gives them only when not the device's.
+      neigh(RTM_NEWNEIGH, 7, 9, [192, 168, 60, 2], mac, { permanent: true }, { port: Buffer.from([0x27, 0x0f]), vni: u32(77) }),
       // An FDB entry without a MAC is not one: skipped.
       neigh(RTM_DELNEIGH, 7, 9, [192, 168, 60, 2], undefined, {}),
       route(RTM_NEWROUTE, { dst: [10, 244, 2, 0], len: 24, gateway: [10, 244, 2, 0], oif: 9 }),
@@ -154,13 +164,18 @@ describe('parseEntryChanges', () => {
       route(RTM_NEWROUTE, { dst: [10, 244, 4, 0], len: 24, gateway: [10, 244, 4, 0], oif: 9, table: 100 }),
       route(RTM_NEWROUTE, { dst: [10, 244, 1, 0], len: 32, oif: 9, table: 255, routeType: 2 }),
       route(RTM_NEWROUTE, { dst: [10, 244, 5, 0], len: 24 }),
+      // A multipath route: no single interface; a cached route (a path MTU exception): the kernel's.
+      route(RTM_NEWROUTE, { dst: [10, 244, 6, 0], len: 24, multipath: true }),
+      route(RTM_NEWROUTE, { dst: [10, 244, 2, 7], len: 32, gateway: [10, 244, 2, 0], oif: 9, cloned: true }),
     ]));
     expect(got).toEqual([
       { kind: 'neighbour', index: 9, ip: '10.244.2.0', mac: '0e:6d:01:02:03:04', permanent: true, deleted: false },
       { kind: 'neighbour', index: 9, ip: '10.244.2.0', mac: '', permanent: false, deleted: true },
-      { kind: 'fdb', index: 9, mac: '0e:6d:01:02:03:04', dst: '192.168.60.2', deleted: false },
+      { kind: 'fdb', index: 9, mac: '0e:6d:01:02:03:04', dst: '192.168.60.2', extras: '', deleted: false },
+      { kind: 'fdb', index: 9, mac: '0e:6d:01:02:03:04', dst: '192.168.60.2', extras: 'port 9999 vni 77', deleted: false },
       { kind: 'route', index: 9, dst: '10.244.2.0/24', gateway: '10.244.2.0', protocol: 4, deleted: false },
       { kind: 'route', index: 2, dst: '10.244.3.0/24', gateway: '192.168.60.3', protocol: 110, deleted: true },
+      { kind: 'route', index: -1, dst: '10.244.6.0/24', gateway: '', protocol: 4, deleted: false },
     ]);
   });
 });
