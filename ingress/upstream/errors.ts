@@ -9,6 +9,8 @@ export type UpstreamErrorCode =
   | 'CONNECTION_RESET'
   | 'TLS_FAILED'
   | 'READ_TIMEOUT'
+  /** The upstream took none of the request body for proxy-send-timeout (nginx's proxy_send_timeout). */
+  | 'SEND_TIMEOUT'
   | 'BAD_RESPONSE'
   | 'INVALID_REQUEST'
   | 'UPSTREAM_CLOSED'
@@ -90,6 +92,7 @@ const ownCodes: Record<UpstreamErrorCode, FailureClass> = {
   CONNECTION_RESET: reset,
   TLS_FAILED: tls,
   READ_TIMEOUT: readTimeout,
+  SEND_TIMEOUT: failure('SEND_TIMEOUT', 504, false),
   BAD_RESPONSE: badResponse,
   INVALID_REQUEST: invalidRequest,
   UPSTREAM_CLOSED: closed,

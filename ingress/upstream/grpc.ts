@@ -23,6 +23,7 @@ const failures: Readonly<Record<UpstreamErrorCode, readonly [code: number, messa
   UPSTREAM_CLOSED: [grpcCode.UNAVAILABLE, 'the backend connection was closed'],
   UPSTREAM_ERROR: [grpcCode.UNAVAILABLE, 'the request to the backend failed'],
   READ_TIMEOUT: [grpcCode.DEADLINE_EXCEEDED, 'the backend did not answer within proxy-read-timeout'],
+  SEND_TIMEOUT: [grpcCode.DEADLINE_EXCEEDED, 'the backend took none of the request within proxy-send-timeout'],
   BAD_RESPONSE: [grpcCode.INTERNAL, 'the backend response cannot be relayed'],
   INVALID_REQUEST: [grpcCode.INTERNAL, 'the request cannot be sent to the backend'],
   BODY_TOO_LARGE: [grpcCode.RESOURCE_EXHAUSTED, 'the request is larger than proxy-body-size'],

@@ -212,8 +212,8 @@ export class H1Connection implements Carrier {
     const ex = this.#exchange;
     if (kind === 'connect') return this.#close(new UpstreamError('CONNECT_TIMEOUT', `connecting to ${this.#address} timed out`));
     if (kind === 'idle' || ex === null) return this.#close(null);
-    if (kind === 'send') return this.#fail(ex, new UpstreamError('READ_TIMEOUT', `${this.#address} took none of the request body for ${ex.sendTimeout} ms`));
-    const what = kind === 'headers' ? 'a response head' : 'more of the response body';
+    if (kind === 'send') return this.#fail(ex, new UpstreamError('SEND_TIMEOUT', `${this.#address} took none of the request body for ${ex.sendTimeout} ms`));
+    const what = kind === 'headers' ? 'response head' : 'more of the response body';
     this.#fail(ex, new UpstreamError('READ_TIMEOUT', `${this.#address} sent no ${what} for ${kind === 'headers' ? ex.headersTimeout : ex.bodyTimeout} ms`));
   }
 

@@ -261,7 +261,7 @@ describe('forward: errors', () => {
     const got = await get(g.port, '/up', { method: 'POST', body: Buffer.alloc(32 << 20) });
     expect(got.status).toBe(504);
     expect(Date.now() - t0).toBeLessThan(5000);
-    expect(g.results[0]).toMatchObject({ status: 504, error: 'READ_TIMEOUT', attempts: 1 });
+    expect(g.results[0]).toMatchObject({ status: 504, error: 'SEND_TIMEOUT', attempts: 1 });
   });
 
   it('a body that stalls past the read timeout cuts the client response', async () => {
