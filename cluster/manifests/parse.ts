@@ -1,5 +1,5 @@
 // Pure parsing of one manifest file's text into model objects, with errors that name the document and reason.
-import { Composer, LineCounter, Parser } from 'yaml';
+import { Composer, LineCounter, Parser, type CST } from 'yaml';
 import { allKinds, parseObject, type AnyObject, type Kind } from '../model/index.ts';
 import { repeatedJsonKey, repeatedKey, type RepeatedKey } from './keys.ts';
 
@@ -14,6 +14,14 @@ export interface ManifestProblem {
 export type ParsedFile = { ok: true; objects: AnyObject[] } | { ok: false; problem: ManifestProblem };
 
 const everyKind: ReadonlySet<Kind> = new Set(allKinds);
+
+/**
+ * How deep YAML collections may nest. yaml composes documents recursively, so the stack would end it somewhere
+ * past a thousand levels, at a depth that depends on the thread and on how warm the JIT is; this limit, checked on
+ * the parser's tokens without recursion, refuses such a document the same way wherever it is parsed. Kubernetes
+ * objects nest a few dozen levels at most.
+ */
+export const maxYamlDepth = 256;
 
 /**
  * Parses a YAML or JSON file that may hold several documents (`---`) into the objects of the kinds in `read` (the
@@ -39,7 +47,7 @@ export function parseManifestText(file: string, text: string, read: ReadonlySet<
   const composer = new Composer({ merge: false, uniqueKeys: false });
   const objects: AnyObject[] = [];
   // Documents are composed one at a time as the parser reaches their end, and dropped once converted.
-  const docs = composer.compose(new Parser(lines.addNewLine).parse(text));
+  const docs = composer.compose(depthChecked(new Parser(lines.addNewLine).parse(text), at));
   for (let document = 1; ; document++) {
     try {
       const next = docs.next();
@@ -54,11 +62,47 @@ export function parseManifestText(file: string, text: string, read: ReadonlySet<
       if (raw === null || raw === undefined) continue;
       for (const object of parseObject(raw, read)) objects.push(object);
     } catch (e) {
-      // Thrown while composing a document (deep nesting can overflow the stack) or converting it.
-      return { ok: false, problem: { file, document, reason: reasonOf(e) } };
+      // Thrown while composing a document or converting it.
+      return { ok: false, problem: { file, document: e instanceof NestingError ? e.document : document, reason: reasonOf(e) } };
     }
   }
   return { ok: true, objects };
+}
+
+/** A document nested deeper than maxYamlDepth: its number (the composer reads ahead, so its own count is behind). */
+class NestingError extends Error {
+  readonly document: number;
+  constructor(document: number, message: string) {
+    super(message);
+    this.document = document;
+  }
+}
+
+/** The parser's tokens, passed on; throws NestingError at a document whose collections nest deeper than maxYamlDepth. */
+function* depthChecked(tokens: Generator<CST.Token>, at: (offset: number) => string): Generator<CST.Token> {
+  let documents = 0;
+  for (const token of tokens) {
+    if (token.type === 'document') {
+      documents++;
+      const deep = tooDeep(token);
+      if (deep !== undefined) throw new NestingError(documents, `collections nested more than ${maxYamlDepth} deep ${at(deep)}`);
+    }
+    yield token;
+  }
+}
+
+/** The offset of the first collection deeper than maxYamlDepth in a document, or undefined; walks without recursion. */
+function tooDeep(doc: CST.Document): number | undefined {
+  const stack: Array<[CST.Token | null | undefined, number]> = [[doc.value, 0]];
+  while (stack.length > 0) {
+    const [token, depth] = stack.pop()!;
+    if (!token || !('items' in token) || !Array.isArray(token.items)) continue;
+    if (depth + 1 > maxYamlDepth) return token.offset;
+    for (const item of token.items as Array<{ key?: CST.Token | null; value?: CST.Token }>) {
+      stack.push([item.key, depth + 1], [item.value, depth + 1]);
+    }
+  }
+  return undefined;
 }
 
 /** Why a map with a repeated key is refused; the key JSON-quoted, cut short when long. */

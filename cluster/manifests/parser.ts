@@ -104,6 +104,11 @@ export class ManifestParser {
       else p?.reject(new ParserThreadError(`the manifest parser thread failed: ${reply.error}`));
       if (this.#pending.size === 0 && this.#worker === worker) this.#rest(worker);
     });
+    // A reply that cannot be read (it never happens with plain data) must not leave a parse waiting forever.
+    worker.on('messageerror', (err) => {
+      if (this.#worker === worker) this.#forget(new ParserThreadError(`the manifest parser thread's reply could not be read: ${err.message}`, { cause: err }));
+      void worker.terminate();
+    });
     worker.on('error', (err) => {
       if (this.#worker === worker) this.#forget(new ParserThreadError(`the manifest parser thread failed: ${err.message}`, { cause: err }));
     });

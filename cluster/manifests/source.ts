@@ -270,7 +270,9 @@ export class ManifestsSource implements ClusterSource {
       return this.#emptyLongEnough(path, same);
     }
     if (bytes.length === 0 && prev && prev.objects.length > 0) {
-      this.#files.set(path, { ...prev, fingerprint, hash, emptySince: performance.now() });
+      // New content (none): a retry due for the old content is dropped with it.
+      const { retryAt: _at, retryMs: _ms, ...kept } = prev;
+      this.#files.set(path, { ...kept, fingerprint, hash, emptySince: performance.now() });
       const t = setTimeout(() => {
         this.#timers.delete(t);
         this.#schedule();
@@ -289,9 +291,10 @@ export class ManifestsSource implements ClusterSource {
       if (!(e instanceof ParserThreadError) || this.#stopped) throw e;
       // Parsing this content again would most likely kill the next thread too: not before a wait that doubles.
       const retryMs = prev?.hash === hash && prev.retryMs !== undefined ? Math.min(maxParserRetryMs, prev.retryMs * 2) : this.#parserRetryMs;
-      this.#reject(path, prev, { fingerprint, hash }, { file, reason: e.message });
+      // A file renamed keeps its last good objects here too.
+      const changed = this.#reject(path, prev, { fingerprint, hash }, { file, reason: e.message }, gone.get(hash));
       this.#files.set(path, { ...this.#files.get(path)!, retryAt: performance.now() + retryMs, retryMs });
-      return false;
+      return changed;
     }
     if (this.#stopped) return false;
     if (!parsed.ok) return this.#reject(path, prev, { fingerprint, hash }, parsed.problem, gone.get(hash));

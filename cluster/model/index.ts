@@ -117,6 +117,9 @@ export function parseObject(raw: unknown, read: ReadonlySet<Kind> = everyKind, d
     throw new InvalidObjectError('apiVersion and kind must both be set');
   }
   if (kind === 'List' || kind.endsWith('List')) {
+    // A typed list (ServiceList) holds only its kind: one this reader does not keep, or a custom resource whose name
+    // ends in List (IPAllowList), is skipped as any other kind is, without being read.
+    if (kind !== 'List' && !keeps(kind.slice(0, -4), apiVersion, read)) return [];
     const items = (raw as { items?: unknown }).items;
     if (!Array.isArray(items)) throw new InvalidObjectError(`${kind}: items must be a list`);
     // Deeper is no manifest anyone writes; refused before the reason (items[0]: ... per level) grows with it.
@@ -144,6 +147,12 @@ export function parseObject(raw: unknown, read: ReadonlySet<Kind> = everyKind, d
   }
   // Other kinds (Deployments, ConfigMaps, and known ones this reader does not keep) may share the directory.
   return [];
+}
+
+/** Whether parseObject keeps objects of this kind and apiVersion (core/v1 Endpoints: as EndpointSlices). */
+function keeps(kind: string, apiVersion: string, read: ReadonlySet<Kind>): boolean {
+  if (kind === 'Endpoints' && apiVersion === 'v1') return read.has('EndpointSlice');
+  return kind in kinds && read.has(kind as Kind);
 }
 
 /** Validates a raw object of a known kind, as delivered by the API server. Throws InvalidObjectError. */

@@ -4,7 +4,7 @@ import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { parseManifestText } from '../../cluster/manifests/parse.ts';
+import { maxYamlDepth, parseManifestText } from '../../cluster/manifests/parse.ts';
 import { ManifestParser } from '../../cluster/manifests/parser.ts';
 import { defaultMaxFileBytes, ManifestsSource } from '../../cluster/manifests/source.ts';
 import { Store } from '../../cluster/store.ts';
@@ -114,23 +114,27 @@ describe('ManifestParser', () => {
 });
 
 describe('deeply nested YAML', () => {
-  const nested = (depth: number) => {
+  // A Service, then a ConfigMap (a kind the reader skips) whose collections nest `depth` deep in all (its own map
+  // is the first level), by a field in block or flow style.
+  const file = (depth: number, flow: boolean) => {
     let y = 'x: 1';
-    for (let i = 0; i < depth; i++) y = `- ${y.replace(/\n/g, '\n  ')}`;
-    return y;
+    if (flow) y = `${'['.repeat(depth - 1)}1${']'.repeat(depth - 1)}`;
+    else for (let i = 0; i < depth - 2; i++) y = `- ${y.replace(/\n/g, '\n  ')}`;
+    const extra = flow ? `extra: ${y}` : `extra:\n  ${y.replace(/\n/g, '\n  ')}`;
+    return `${svc('a', '10.96.0.1')}---\napiVersion: v1\nkind: ConfigMap\nmetadata: { name: deep }\n${extra}\n`;
   };
-  it("fares the same on the parser thread as in place, so that a file's size does not decide it", async () => {
+  const outcome = (r: { ok: boolean; objects?: unknown[]; problem?: { document?: number; reason: string } }) =>
+    r.ok ? `ok ${r.objects!.length}` : `document ${r.problem!.document}: ${r.problem!.reason.replace(/ at line.*/, '')}`;
+
+  it.each([false, true])(`is read up to ${maxYamlDepth} levels and refused past them, the same on the parser thread as in place (flow style: %s)`, async (flow) => {
     const parser = new ManifestParser({ inlineBytes: 0 });
     try {
-      for (const depth of [600, 3000]) {
-        const text = nested(depth);
-        const inline = parseManifestText('deep.yaml', text, kinds);
-        const threaded = await parser.parse('deep.yaml', Buffer.from(text), kinds);
-        expect([depth, threaded.ok ? 'ok' : threaded.problem.reason.replace(/ at line.*/, '')]).toEqual([depth, inline.ok ? 'ok' : inline.problem.reason.replace(/ at line.*/, '')]);
+      for (const [depth, want] of [[maxYamlDepth, 'ok 1'], [maxYamlDepth + 1, `document 2: collections nested more than ${maxYamlDepth} deep`], [5000, `document 2: collections nested more than ${maxYamlDepth} deep`]] as const) {
+        const text = file(depth, flow);
+        expect([depth, outcome(parseManifestText('deep.yaml', text, kinds))]).toEqual([depth, want]);
+        expect([depth, outcome(await parser.parse('deep.yaml', Buffer.from(text), kinds))]).toEqual([depth, want]);
       }
-      // 600 levels are read (into no object: a nested sequence is no Kubernetes object); 3,000 overflow the stack.
-      expect(parseManifestText('deep.yaml', nested(600), kinds)).toMatchObject({ ok: false, problem: { reason: 'not an object with apiVersion and kind' } });
-      expect(parseManifestText('deep.yaml', nested(3000), kinds)).toMatchObject({ ok: false, problem: { reason: expect.stringMatching(/^Maximum call stack size exceeded/) } });
+      expect(parseManifestText('deep.yaml', file(5000, flow), kinds)).toMatchObject({ ok: false, problem: { reason: expect.stringMatching(/ at line \d+, column \d+$/) } });
     } finally {
       await parser.close();
     }
@@ -237,5 +241,26 @@ describe('ManifestsSource with large files', () => {
     await waitFor('the changed file', () => store.count('Service') === 21, 5000);
     expect(clusterIP(store, 'many')).toBeUndefined();
     expect(source!.problems()).toEqual([]);
+  });
+
+  it('a file the parser thread died on keeps its objects when renamed, and loses them when emptied, as any file', async () => {
+    await writeFile(join(dir, 'many.yaml'), svc('many', '10.96.7.1'));
+    // Tried again every 100 ms: the emptying below falls after a retry was due, where it once spun.
+    const { store, records } = await start({ rescanMs: 50, emptyGraceMs: 300, parserRetryMs: 100, parser: { resourceLimits: { maxOldGenerationSizeMb: 8, maxYoungGenerationSizeMb: 2 } } });
+    await writeFile(join(dir, 'many.yaml'), services(1000));
+    await waitFor('the rejection', () => source!.problems().length > 0, 10_000);
+    await rename(join(dir, 'many.yaml'), join(dir, 'moved.yaml'));
+    await waitFor('the renamed file rejected again', () => source!.problems().some((p) => p.file === 'moved.yaml'), 10_000);
+    expect(source!.problems().map((p) => p.file)).toEqual(['moved.yaml']);
+    expect(clusterIP(store, 'many')).toBe('10.96.7.1');
+    expect(records).toContainEqual(expect.objectContaining({ msg: 'manifest many.yaml was renamed to moved.yaml; keeping its last good version' }));
+    await new Promise((r) => setTimeout(r, 300));
+    await writeFile(join(dir, 'moved.yaml'), '');
+    await waitFor('the emptied file to lose its objects', () => clusterIP(store, 'many') === undefined, 3000);
+    // And the scans settle: no more "is empty" lines once its objects are gone.
+    const emptyLines = () => records.filter((r) => typeof r.msg === 'string' && r.msg.startsWith('manifest moved.yaml is empty')).length;
+    const settled = emptyLines();
+    await new Promise((r) => setTimeout(r, 500));
+    expect(emptyLines()).toBe(settled);
   });
 });

@@ -186,6 +186,16 @@ describe('parseObject: conversions and kinds it does not keep', () => {
     expect(out.map((o) => o.kind)).toEqual(['Service']);
   });
 
+  it('reads a typed list of a kind it keeps (ServiceList, EndpointsList as slices), and skips others unread: a custom resource named ...List without items included', () => {
+    const services = parseObject({ apiVersion: 'v1', kind: 'ServiceList', items: [svc({ clusterIP: '10.0.0.1' })] }, new Set(['Service']));
+    expect(services.map((o) => o.kind)).toEqual(['Service']);
+    expect(parseObject({ apiVersion: 'v1', kind: 'ServiceList', items: [svc({ clusterIP: '10.0.0.1' })] }, new Set(['Node']))).toEqual([]);
+    const endpoints = { apiVersion: 'v1', kind: 'EndpointsList', items: [{ apiVersion: 'v1', kind: 'Endpoints', metadata: { name: 'web', namespace: 'default' }, subsets: [{ addresses: [{ ip: '10.1.0.1' }], ports: [{ port: 80 }] }] }] };
+    expect(parseObject(endpoints, new Set(['EndpointSlice'])).map((o) => o.kind)).toEqual(['EndpointSlice']);
+    expect(parseObject({ apiVersion: 'example.com/v1', kind: 'IPAllowList', metadata: { name: 'x' }, spec: { cidrs: [] } })).toEqual([]);
+    expect(() => parseObject({ apiVersion: 'v1', kind: 'ServiceList' })).toThrow('ServiceList: items must be a list');
+  });
+
   it(`reads Lists nested in Lists up to ${maxListDepth} deep, and refuses deeper ones with a reason of bounded length`, () => {
     const nest = (depth: number) => {
       let raw: unknown = svc({ clusterIP: '10.0.0.1' });
@@ -194,6 +204,10 @@ describe('parseObject: conversions and kinds it does not keep', () => {
     };
     expect(parseObject(nest(maxListDepth)).map((o) => o.kind)).toEqual(['Service']);
     expect(() => parseObject(nest(maxListDepth + 1))).toThrow(new InvalidObjectError(`${'items[0]: '.repeat(maxListDepth)}List: Lists nested more than ${maxListDepth} deep`));
+    // A typed list of a kind not read is skipped unread, as that kind is: however deep, and whatever it holds.
+    let configMaps: unknown = { apiVersion: 'v1', kind: 'ConfigMapList', items: [] };
+    for (let i = 0; i < maxListDepth; i++) configMaps = { apiVersion: 'v1', kind: 'List', items: [configMaps, svc({ clusterIP: '10.0.0.2' })] };
+    expect(parseObject(configMaps, new Set(['Service'])).map((o) => o.kind)).toEqual(Array(maxListDepth).fill('Service'));
     // 3,000 levels: refused at the same depth, not after walking them all into a reason of 30,000 characters.
     expect(() => parseObject(nest(3000))).toThrow(new InvalidObjectError(`${'items[0]: '.repeat(maxListDepth)}List: Lists nested more than ${maxListDepth} deep`));
   });
