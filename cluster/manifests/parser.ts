@@ -33,9 +33,8 @@ export interface ManifestParserOptions {
    */
   idleMs?: number;
   /**
-   * The thread's V8 limits: a file that needs more heap ends the thread, not the process. The stack is 1 MiB unless
-   * given, which lets YAML nest as deep as on the main thread (about 1,250 levels here; Node's default of 4 MiB, some
-   * 5,000): a file's fate must not depend on its size, which decides where it is parsed.
+   * The thread's V8 limits (Node's defaults when absent): a file that needs more heap ends the thread, not the
+   * process. How deep YAML may nest does not depend on the stack (parse.ts maxYamlDepth).
    */
   resourceLimits?: ResourceLimits;
 }
@@ -59,7 +58,7 @@ export class ManifestParser {
   constructor(options: ManifestParserOptions = {}) {
     this.#inlineBytes = options.inlineBytes ?? 32 * 1024;
     this.#idleMs = options.idleMs ?? 5_000;
-    this.#resourceLimits = { stackSizeMb: 1, ...options.resourceLimits };
+    this.#resourceLimits = { ...options.resourceLimits };
   }
 
   /** Whether a parser thread is running now. */
