@@ -77,20 +77,22 @@ const clusterIP = (s: number) => `10.96.${s >> 8}.${s & 255}`;
 
 /** S ClusterIP Services (TCP 80) with E endpoints each; the Services in `shorter` lose their first endpoint. */
 export function benchPlan(services: number, endpoints: number, shorter: ReadonlySet<number> = new Set()): ProxyPlan {
-  const ports: PortPlan[] = [];
-  for (let s = 0; s < services; s++) {
-    // Endpoints spread over a 100-node cluster, as the service map marks them: about 1 in 100 on this node.
-    const all = Array.from({ length: endpoints }, (_, e) => ({ ip: endpointIP(s, e), port: 8080, local: (s * endpoints + e) % 100 === 0 }));
-    const eps = shorter.has(s) ? all.slice(1) : all;
-    const name = `svc${String(s).padStart(6, '0')}`;
-    ports.push({
-      key: `bench/${name}:http/TCP/v4`, portKey: `bench/${name}:http/TCP`, namespace: 'bench', name, portName: 'http', family: 4, protocol: 'TCP', port: 80,
-      clusterIPs: [clusterIP(s)], externalIPs: [], loadBalancerIPs: [], sourceRanges: [],
-      clusterEndpoints: eps, clusterNoEndpoints: 'reject', externalEndpoints: eps, externalNoEndpoints: 'reject', shortcutEndpoints: eps, servingEndpoints: eps,
-      externalLocal: false, affinitySeconds: 0, localEndpoints: 0,
-    });
-  }
+  const ports = Array.from({ length: services }, (_, s) => benchPort(s, endpoints, shorter.has(s)));
   return { ports, clusterCIDRs: { 4: ['10.128.0.0/10'], 6: [] }, masqueradeAll: false, nodePortAddresses: { 4: 'all', 6: 'all' }, healthChecks: [] };
+}
+
+/** Service `s` of benchPlan; `shorter`: without its first endpoint. */
+function benchPort(s: number, endpoints: number, shorter: boolean): PortPlan {
+  // Endpoints spread over a 100-node cluster, as the service map marks them: about 1 in 100 on this node.
+  const all = Array.from({ length: endpoints }, (_, e) => ({ ip: endpointIP(s, e), port: 8080, local: (s * endpoints + e) % 100 === 0 }));
+  const eps = shorter ? all.slice(1) : all;
+  const name = `svc${String(s).padStart(6, '0')}`;
+  return {
+    key: `bench/${name}:http/TCP/v4`, portKey: `bench/${name}:http/TCP`, namespace: 'bench', name, portName: 'http', family: 4, protocol: 'TCP', port: 80,
+    clusterIPs: [clusterIP(s)], externalIPs: [], loadBalancerIPs: [], sourceRanges: [],
+    clusterEndpoints: eps, clusterNoEndpoints: 'reject', externalEndpoints: eps, externalNoEndpoints: 'reject', shortcutEndpoints: eps, servingEndpoints: eps,
+    externalLocal: false, affinitySeconds: 0, localEndpoints: 0,
+  };
 }
 
 /** A fresh namespace for `body`, deleted afterwards whatever happens. */
@@ -118,9 +120,10 @@ async function measureNetplane(services: number, endpoints: number): Promise<Nft
     for (let k = 0; k < 5; k++) {
       const s = (services >> 1) + k;
       shorter.add(s);
-      // As the proxy's planner cache does, unchanged ports keep their PortPlan objects; only one is new.
+      // As the proxy's planner cache does, unchanged ports keep their PortPlan objects; only one is new. Only that one
+      // is made here: a whole new plan per change left garbage that was collected inside the timed sync.
       const ports = current.ports.slice();
-      ports[s] = benchPlan(services, endpoints, shorter).ports[s]!;
+      ports[s] = benchPort(s, endpoints, true);
       const changed = { ...current, ports };
       current = changed;
       t0 = performance.now();
