@@ -61,6 +61,11 @@ export class ManifestParser {
     this.#resourceLimits = { ...options.resourceLimits };
   }
 
+  /** Whether a file of this many bytes is parsed in place (at once) rather than on the thread. */
+  inline(bytes: number): boolean {
+    return bytes < this.#inlineBytes;
+  }
+
   /** Whether a parser thread is running now. */
   get threadRunning(): boolean {
     return this.#worker !== undefined;

@@ -9,7 +9,7 @@ import type { ClusterSource } from '../source.ts';
 import type { Store, StoreWrite } from '../store.ts';
 import { listManifests, readManifest, type Listing } from './files.ts';
 import { diffDesired, mergeFiles, type Desired } from './merge.ts';
-import type { ManifestProblem } from './parse.ts';
+import type { ManifestProblem, ParsedFile } from './parse.ts';
 import { ManifestParser, ParserThreadError, type ManifestParserOptions } from './parser.ts';
 import { TreeWatch } from './watch.ts';
 
@@ -93,6 +93,15 @@ export class ManifestsSource implements ClusterSource {
   #interval?: NodeJS.Timeout;
   #chain: Promise<void> = Promise.resolve();
   #queued = false;
+  /** The queued scan is to wait for the files parsing on the thread (rescan()). */
+  #complete = false;
+  /**
+   * Files parsing on the thread, by path, and their outcomes not yet taken by a scan: a scan does not wait for a
+   * large file (seconds per MiB), so that the other files' changes apply meanwhile; the outcome is taken by the scan
+   * it schedules, if the file still has that content.
+   */
+  #parsing = new Map<string, { hash: string; done: Promise<void> }>();
+  #parsed = new Map<string, { hash: string; outcome: ParsedFile | ParserThreadError }>();
   #stopped = false;
 
   constructor(dir: string, options: ManifestsOptions) {
@@ -122,7 +131,7 @@ export class ManifestsSource implements ClusterSource {
     this.#unwant = store.onWanted((kind, keys) => this.#offer(kind, keys));
     this.#tree = new TreeWatch(this.dir, () => this.#schedule(), this.#log);
     // The first scan's failure is start's failure: an unreadable directory must not look like an empty cluster.
-    const first = this.#chain.then(() => this.#scan(true));
+    const first = this.#chain.then(() => this.#scan(true, true));
     this.#chain = first.catch(() => undefined);
     try {
       await first;
@@ -150,9 +159,9 @@ export class ManifestsSource implements ClusterSource {
     await this.#chain;
   }
 
-  /** Rescans now and resolves when the store reflects the directory; for tests and `SIGHUP`. */
+  /** Rescans now and resolves when the store reflects the directory, large files included; for tests and `SIGHUP`. */
   rescan(): Promise<void> {
-    return this.#enqueue();
+    return this.#enqueue(true);
   }
 
   #schedule(): void {
@@ -162,13 +171,16 @@ export class ManifestsSource implements ClusterSource {
   }
 
   /** Runs scans one at a time; a request made while one is queued joins it. */
-  #enqueue(): Promise<void> {
+  #enqueue(complete = false): Promise<void> {
+    this.#complete ||= complete;
     if (!this.#queued) {
       this.#queued = true;
       this.#chain = this.#chain.then(async () => {
         this.#queued = false;
+        const whole = this.#complete;
+        this.#complete = false;
         try {
-          await this.#scan();
+          await this.#scan(false, whole);
         } catch (e) {
           this.#log.error({ err: e }, 'manifest rescan failed; keeping the last view');
         }
@@ -177,7 +189,16 @@ export class ManifestsSource implements ClusterSource {
     return this.#chain;
   }
 
-  async #scan(first = false): Promise<void> {
+  /** Scans; `complete`: then waits for the files parsing on the thread and takes their outcomes (start, rescan()). */
+  async #scan(first = false, complete = false): Promise<void> {
+    await this.#scanOnce(first);
+    while (complete && !this.#stopped && this.#parsing.size > 0) {
+      await Promise.all([...this.#parsing.values()].map((p) => p.done));
+      await this.#scanOnce(false);
+    }
+  }
+
+  async #scanOnce(first: boolean): Promise<void> {
     if (this.#stopped) return;
     let listing: Listing;
     try {
@@ -200,13 +221,19 @@ export class ManifestsSource implements ClusterSource {
     this.#report(listing);
     const listed = new Set(listing.files);
     const hidden = (path: string) => listing.unreadable.some((u) => path.startsWith(u.path + sep));
-    // Broken files gone in this scan, by content: one listed under another name is the same file renamed.
+    // Files gone in this scan, by content: one listed under another name is the same file renamed.
     const gone = new Map<string, FileState>();
     let changed = false;
+    // A parse of a file no longer listed is given up (its outcome is dropped when it comes).
+    for (const path of [...this.#parsing.keys(), ...this.#parsed.keys()]) {
+      if (listed.has(path)) continue;
+      this.#parsing.delete(path);
+      this.#parsed.delete(path);
+    }
     for (const [path, f] of this.#files) {
       if (listed.has(path) || hidden(path)) continue;
       this.#files.delete(path);
-      if (f.problem && f.objects.length > 0) gone.set(f.hash, f);
+      if (f.hash !== '') gone.set(f.hash, f);
       changed ||= f.objects.length > 0;
       this.#log.info({ file: this.#rel(path) }, 'manifest file removed');
     }
@@ -264,6 +291,10 @@ export class ManifestsSource implements ClusterSource {
       return this.#reject(path, prev, { fingerprint, hash: '' }, { file, reason });
     }
     const hash = createHash('sha256').update(bytes).digest('hex');
+    // A file renamed (its content gone from another path in this scan): it is what it was, not parsed again. A large
+    // file would otherwise lose its objects while its copy parses on the thread.
+    const renamed = prev ? undefined : gone.get(hash);
+    if (renamed !== undefined) return this.#renamed(path, renamed, fingerprint);
     if (prev && prev.hash === hash && !retry) {
       const same = { ...prev, fingerprint };
       this.#files.set(path, same);
@@ -284,22 +315,64 @@ export class ManifestsSource implements ClusterSource {
     }
     // Only the kinds the store keeps are validated: a bad Pod must not cost the proxy the Services beside it. The
     // store is fixed for the source's life, so a file's cached result stays right.
-    let parsed;
-    try {
-      parsed = await this.#parser.parse(file, bytes, this.#store!.kinds);
-    } catch (e) {
-      if (!(e instanceof ParserThreadError) || this.#stopped) throw e;
+    const outcome = await this.#parse(path, file, hash, bytes);
+    // On the thread still: the last good version stays until its outcome comes.
+    if (outcome === undefined) return false;
+    if (this.#stopped) return false;
+    if (outcome instanceof ParserThreadError) {
       // Parsing this content again would most likely kill the next thread too: not before a wait that doubles.
       const retryMs = prev?.hash === hash && prev.retryMs !== undefined ? Math.min(maxParserRetryMs, prev.retryMs * 2) : this.#parserRetryMs;
       // A file renamed keeps its last good objects here too.
-      const changed = this.#reject(path, prev, { fingerprint, hash }, { file, reason: e.message }, gone.get(hash));
+      const changed = this.#reject(path, prev, { fingerprint, hash }, { file, reason: outcome.message }, gone.get(hash));
       this.#files.set(path, { ...this.#files.get(path)!, retryAt: performance.now() + retryMs, retryMs });
       return changed;
     }
+    const parsed = outcome;
     if (this.#stopped) return false;
     if (!parsed.ok) return this.#reject(path, prev, { fingerprint, hash }, parsed.problem, gone.get(hash));
     this.#files.set(path, { fingerprint, hash, objects: parsed.objects });
     if (prev?.problem) this.#log.info({ file }, 'manifest file is valid again');
+    return true;
+  }
+
+  /**
+   * The outcome of parsing this content: at once for a small file; for a large one, the outcome the thread gave if it
+   * is in, else undefined, the parse started (when not already running for this content) and a scan scheduled for
+   * when it ends.
+   */
+  async #parse(path: string, file: string, hash: string, bytes: Uint8Array): Promise<ParsedFile | ParserThreadError | undefined> {
+    const kinds = this.#store!.kinds;
+    if (this.#parser.inline(bytes.length)) return this.#parser.parse(file, bytes, kinds);
+    const done = this.#parsed.get(path);
+    if (done !== undefined) {
+      this.#parsed.delete(path);
+      if (done.hash === hash) return done.outcome;
+    }
+    if (this.#parsing.get(path)?.hash === hash) return undefined;
+    const entry: { hash: string; done: Promise<void> } = { hash, done: Promise.resolve() };
+    entry.done = this.#parser.parse(file, bytes, kinds).then(
+      (outcome): void => this.#parseEnded(path, entry, outcome),
+      (e: unknown): void => this.#parseEnded(path, entry, e instanceof ParserThreadError ? e : new ParserThreadError(`the manifest parser failed: ${String(e)}`)),
+    );
+    this.#parsing.set(path, entry);
+    return undefined;
+  }
+
+  #parseEnded(path: string, entry: { hash: string }, outcome: ParsedFile | ParserThreadError): void {
+    // Given up (the file went), or superseded by a parse of newer content.
+    if (this.#parsing.get(path) !== entry) return;
+    this.#parsing.delete(path);
+    this.#parsed.set(path, { hash: entry.hash, outcome });
+    this.#schedule();
+  }
+
+  /** Takes over the state of a file renamed to `path` in this scan; returns whether objects changed (they did: they moved). */
+  #renamed(path: string, from: FileState, fingerprint: string): boolean {
+    const file = this.#rel(path);
+    const problem = from.problem && { ...from.problem, file };
+    this.#files.set(path, { ...from, fingerprint, ...(problem ? { problem } : {}) });
+    if (problem) this.#log.info({ file, from: from.problem?.file }, `manifest ${from.problem?.file} was renamed to ${file}; keeping its last good version`);
+    else this.#log.debug({ file }, `manifest ${file} holds what a file removed in this scan held: taken as renamed, not parsed again`);
     return true;
   }
 

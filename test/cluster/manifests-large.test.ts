@@ -193,6 +193,47 @@ describe('ManifestsSource with large files', () => {
     expect(source!.problems().map((p) => p.file)).toEqual(['huge.yaml']);
   });
 
+  it('a large file parsing on the thread holds up no other file; deleted meanwhile, its objects never come', async () => {
+    await writeFile(join(dir, 'small.yaml'), svc('small', '10.96.8.1'));
+    const { store } = await start({ rescanMs: 60_000 });
+    // Some seconds of parsing (4,000 Services with their slices, about 2.6 MiB), then a small change.
+    await writeFile(join(dir, 'big.yaml'), services(4000));
+    await new Promise((r) => setTimeout(r, 100));
+    await writeFile(join(dir, 'small.yaml'), svc('small', '10.96.8.2'));
+    await waitFor('the small change', () => clusterIP(store, 'small') === '10.96.8.2', 2000);
+    expect(store.count('Service')).toBe(1);
+    await waitFor('the large file', () => store.count('Service') === 4001, 20_000);
+    // Changed and deleted while it parses: its parse is given up, and none of its objects appear.
+    await writeFile(join(dir, 'big.yaml'), services(4000, { port: 81 }));
+    await new Promise((r) => setTimeout(r, 200));
+    await rm(join(dir, 'big.yaml'));
+    await waitFor('the deleted file gone', () => store.count('Service') === 1, 5000);
+    await source!.rescan();
+    await new Promise((r) => setTimeout(r, 3000));
+    expect(store.count('Service')).toBe(1);
+  }, 40_000);
+
+  it('a large file renamed keeps its objects all along (not parsed again), and rescan() waits for large files', async () => {
+    await writeFile(join(dir, 'big.yaml'), services(1000));
+    const { store } = await start({ rescanMs: 60_000 });
+    expect(store.count('Service')).toBe(1000);
+    let lowest = Infinity;
+    const watch = setInterval(() => (lowest = Math.min(lowest, store.count('Service'))), 5);
+    try {
+      await rename(join(dir, 'big.yaml'), join(dir, 'moved.yaml'));
+      await source!.rescan();
+      await new Promise((r) => setTimeout(r, 300));
+    } finally {
+      clearInterval(watch);
+    }
+    expect(lowest).toBe(1000);
+    expect(source!.problems()).toEqual([]);
+    // rescan() resolves once a new large file is in, not while it is still parsing.
+    await writeFile(join(dir, 'more.yaml'), services(1000, { port: 82 }).replaceAll('svc-', 'more-'));
+    await source!.rescan();
+    expect(store.count('Service')).toBe(2000);
+  }, 30_000);
+
   it('rejects a large file with a key repeated in one of its 2,000 objects, naming the line, and keeps its last good version', async () => {
     await writeFile(join(dir, 'many.yaml'), services(1000));
     const { store, records } = await start();
