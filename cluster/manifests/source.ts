@@ -159,7 +159,7 @@ export class ManifestsSource implements ClusterSource {
     await this.#chain;
   }
 
-  /** Rescans now and resolves when the store reflects the directory, large files included; for tests and `SIGHUP`. */
+  /** Rescans now and resolves when the store reflects the directory, large files included; for tests. */
   rescan(): Promise<void> {
     return this.#enqueue(true);
   }
