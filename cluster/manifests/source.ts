@@ -322,14 +322,13 @@ export class ManifestsSource implements ClusterSource {
     if (outcome instanceof ParserThreadError) {
       // Parsing this content again would most likely kill the next thread too: not before a wait that doubles.
       const retryMs = prev?.hash === hash && prev.retryMs !== undefined ? Math.min(maxParserRetryMs, prev.retryMs * 2) : this.#parserRetryMs;
-      // A file renamed keeps its last good objects here too.
-      const changed = this.#reject(path, prev, { fingerprint, hash }, { file, reason: outcome.message }, gone.get(hash));
+      this.#reject(path, prev, { fingerprint, hash }, { file, reason: outcome.message });
       this.#files.set(path, { ...this.#files.get(path)!, retryAt: performance.now() + retryMs, retryMs });
-      return changed;
+      return false;
     }
     const parsed = outcome;
     if (this.#stopped) return false;
-    if (!parsed.ok) return this.#reject(path, prev, { fingerprint, hash }, parsed.problem, gone.get(hash));
+    if (!parsed.ok) return this.#reject(path, prev, { fingerprint, hash }, parsed.problem);
     this.#files.set(path, { fingerprint, hash, objects: parsed.objects });
     if (prev?.problem) this.#log.info({ file }, 'manifest file is valid again');
     return true;
@@ -377,21 +376,15 @@ export class ManifestsSource implements ClusterSource {
   }
 
   /**
-   * Records a file that cannot be used, keeping its last good objects. A new path whose content is that of a
-   * broken file gone in the same scan is that file renamed: objects are named by kind, namespace and name, not by
-   * file, so the rename keeps them too. Returns whether the file's objects changed (only through such a rename).
+   * Records a file that cannot be used, keeping its last good objects (a renamed file's are taken over before it is
+   * parsed: #renamed). Returns false: the file's objects did not change.
    */
-  #reject(path: string, prev: FileState | undefined, version: { fingerprint: string; hash: string }, problem: ManifestProblem, renamed?: FileState): boolean {
-    const from = prev ?? renamed;
-    this.#files.set(path, { ...version, objects: from?.objects ?? [], problem });
+  #reject(path: string, prev: FileState | undefined, version: { fingerprint: string; hash: string }, problem: ManifestProblem): boolean {
+    this.#files.set(path, { ...version, objects: prev?.objects ?? [], problem });
     const doc = problem.document ? ` document ${problem.document}` : '';
     const message = `manifest ${problem.file}${doc} rejected: ${problem.reason}; keeping its last good version`;
     const again = prev?.problem?.reason === problem.reason && prev.problem.document === problem.document;
     (again ? this.#log.debug : this.#log.error).call(this.#log, { file: problem.file, document: problem.document, reason: problem.reason }, message);
-    if (!prev && renamed) {
-      this.#log.info({ file: problem.file, from: renamed.problem?.file }, `manifest ${renamed.problem?.file} was renamed to ${problem.file}; keeping its last good version`);
-      return true;
-    }
     return false;
   }
 
