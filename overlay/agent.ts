@@ -79,6 +79,8 @@ export class OverlayAgent {
   /** The entries #wantOf wants, computed when first asked (host-changes.ts entryMatters). */
   #want: DesiredEntries | undefined;
   #wantOf: OverlayPlan | undefined;
+  /** Whether --iface or --iface-regex asks for an interface of this name (absent: neither names one). */
+  readonly #named: ((name: string) => boolean) | undefined;
   /** The reasons of the last problems reported, by node. */
   #problemNodes = new Map<string, string[]>();
   #started = false;
@@ -100,6 +102,8 @@ export class OverlayAgent {
 
   constructor(options: AgentOptions) {
     this.#o = options;
+    const { ifaces = [], ifaceRegex = [] } = options.overlay;
+    this.#named = ifaces.length + ifaceRegex.length > 0 ? (name) => ifaces.includes(name) || ifaceRegex.some((r) => r.test(name)) : undefined;
   }
 
   /** The last plan computed (programmed or not). */
@@ -208,13 +212,18 @@ export class OverlayAgent {
 
   /** What the overlay uses of this host, as far as the agent knows. */
   #hostUse(): HostUse {
-    const links = new Set<number>();
-    // The underlay as planned and as the device has it (they differ while the device is being moved).
-    for (const i of [this.#lastPlan?.device?.underlayIndex, this.#view?.link?.vxlan?.underlayIndex]) if (i !== undefined) links.add(i);
-    for (const r of this.#view?.direct.values() ?? []) links.add(r.index);
-    const { ifaces = [], ifaceRegex = [] } = this.#o.overlay;
-    const named = ifaces.length + ifaceRegex.length > 0 ? (name: string) => ifaces.includes(name) || ifaceRegex.some((r) => r.test(name)) : undefined;
+    // Asked for every announcement, a busy node's neighbour churn included: the interfaces used (a walk over the
+    // direct routes) are gathered only when asked for.
     const plan = this.#lastPlan;
+    const view = this.#view;
+    const links = (): Set<number> => {
+      const set = new Set<number>();
+      // The underlay as planned and as the device has it (they differ while the device is being moved).
+      for (const i of [plan?.device?.underlayIndex, view?.link?.vxlan?.underlayIndex]) if (i !== undefined) set.add(i);
+      for (const r of view?.direct.values() ?? []) set.add(r.index);
+      return set;
+    };
+    const named = this.#named;
     if (plan?.device !== undefined && this.#wantOf !== plan) {
       this.#wantOf = plan;
       this.#want = desiredEntries(plan);
@@ -222,7 +231,10 @@ export class OverlayAgent {
     const want = plan?.device !== undefined ? this.#want : undefined;
     const underlayIndex = plan?.device?.underlayIndex;
     return {
-      device: this.#o.overlay.device, deviceIndex: this.#view?.link?.index, deviceUp: this.#view?.link?.up === true, links,
+      device: this.#o.overlay.device, deviceIndex: view?.link?.index, deviceUp: view?.link?.up === true,
+      get links() {
+        return links();
+      },
       ...(named ? { named } : {}), ...(want ? { want } : {}), ...(underlayIndex !== undefined ? { underlayIndex } : {}),
     };
   }
