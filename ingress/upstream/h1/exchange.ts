@@ -31,14 +31,6 @@ export interface Carrier {
   aborted(exchange: Exchange): void;
 }
 
-export interface ExchangeTimeouts {
-  headers: number;
-  body: number;
-  send: number;
-}
-
-export const noTimeouts: ExchangeTimeouts = { headers: 0, body: 0, send: 0 };
-
 export class Exchange implements H1Controller {
   readonly head: RequestHead;
   readonly method: string;
@@ -57,13 +49,13 @@ export class Exchange implements H1Controller {
   #paused = false;
 
   /** Timeouts in ms, 0 for none: see H1DispatchOptions. */
-  constructor(head: RequestHead, method: string, body: NodeJS.ReadableStream | null, timeouts: ExchangeTimeouts, handler: H1Handler) {
+  constructor(head: RequestHead, method: string, body: NodeJS.ReadableStream | null, headersTimeout: number, bodyTimeout: number, sendTimeout: number, handler: H1Handler) {
     this.head = head;
     this.method = method;
     this.body = body;
-    this.headersTimeout = timeouts.headers;
-    this.bodyTimeout = timeouts.body;
-    this.sendTimeout = timeouts.send;
+    this.headersTimeout = headersTimeout;
+    this.bodyTimeout = bodyTimeout;
+    this.sendTimeout = sendTimeout;
     this.#handler = handler;
   }
 

@@ -5,7 +5,7 @@
 // TLS and HTTP/2 (gRPC) upstreams stay on undici (pool.ts chooses).
 import { UpstreamError } from '../errors.ts';
 import { H1Connection, type ConnectionOwner } from './connection.ts';
-import { Exchange, noTimeouts, type H1Handler } from './exchange.ts';
+import { Exchange, type H1Handler } from './exchange.ts';
 import { requestHead } from './head.ts';
 
 export type { H1Controller, H1Handler } from './exchange.ts';
@@ -29,8 +29,8 @@ export interface H1DispatchOptions {
   /** Between two reads of the response body (not while paused); 0: none. */
   bodyTimeout?: number;
   /**
-   * While a request body waits on a full write queue, between two completed writes (nginx's proxy_send_timeout);
-   * headersTimeout when absent, 0: none.
+   * While a request body waits on a full write queue: how long the upstream may take none of it (nginx's
+   * proxy_send_timeout, counted again when it takes some); headersTimeout when absent, 0: none.
    */
   sendTimeout?: number;
 }
@@ -71,11 +71,11 @@ export class H1Pool implements ConnectionOwner {
     const body = options.body ?? null;
     const head = requestHead({ method: options.method, path: options.path, headers: options.headers, hasBody: body !== null }, this.#address);
     if (head instanceof UpstreamError) {
-      new Exchange({ text: '', contentLength: 0, chunked: false }, options.method, null, noTimeouts, handler).fail(head);
+      new Exchange({ text: '', contentLength: 0, chunked: false }, options.method, null, 0, 0, 0, handler).fail(head);
       return true;
     }
-    const headers = options.headersTimeout ?? 0;
-    const ex = new Exchange(head, options.method, body, { headers, body: options.bodyTimeout ?? 0, send: options.sendTimeout ?? headers }, handler);
+    const headersTimeout = options.headersTimeout ?? 0;
+    const ex = new Exchange(head, options.method, body, headersTimeout, options.bodyTimeout ?? 0, options.sendTimeout ?? headersTimeout, handler);
     if (this.#closed) ex.fail(new UpstreamError('UPSTREAM_CLOSED', `the connections to ${this.#address} are closed`));
     else {
       this.#queue.push(ex);
