@@ -5,7 +5,7 @@
 // matter is decided by the agent (host-changes.ts entryMatters). Only says what changed.
 import { rt } from 'netlink';
 import { formatIp, formatMac } from './addr.ts';
-import { fdbExtras } from './netlink.ts';
+import { fdbExtras, routeEntry, typeNumber } from './netlink.ts';
 import { rtMessages, watch, type HostWatch } from './watch.ts';
 
 // Multicast groups (include/uapi/linux/rtnetlink.h) and message types.
@@ -21,6 +21,8 @@ const AF_INET6 = 10;
 const AF_BRIDGE = 7;
 const RT_TABLE_MAIN = 254;
 const RTN_UNICAST = 1;
+// What routeEntry leaves out of a route of this protocol.
+const RTPROT_STATIC = 4;
 const RTM_F_CLONED = 0x200;
 
 /** One announced change of a neighbour, FDB entry or main-table unicast route; `lost` when announcements were dropped. */
@@ -63,19 +65,13 @@ export function parseEntryChanges(buf: Buffer): EntryChange[] {
   }
   for (const { m, removed } of rtMessages(buf, RTM_NEWROUTE, RTM_DELROUTE)) {
     if (m.kind !== 'route' || (m.attrs.table ?? m.data.table) !== RT_TABLE_MAIN) continue;
-    if (numberOf(m.data.type, rt.RouteType) !== RTN_UNICAST) continue;
+    if (typeNumber(m.data.type) !== RTN_UNICAST) continue;
     // A cached route (an IPv6 path MTU exception, say) is the kernel's, not an entry anyone programs.
     if (m.data.flags && (rt.formatRouteFlags(m.data.flags) & RTM_F_CLONED) !== 0) continue;
     const index = m.attrs.oif ?? (m.attrs.multipath ? -1 : undefined);
     if (index === undefined) continue;
-    const family = m.data.family === AF_INET6 ? 16 : 4;
-    const dst = `${formatIp(m.attrs.dst ?? Buffer.alloc(family))}/${m.data.dstLen ?? 0}`;
-    const gateway = m.attrs.gateway && index !== -1 ? formatIp(m.attrs.gateway) : '';
-    out.push({ kind: 'route', index, dst, gateway, protocol: numberOf(m.data.protocol, rt.RouteProtocol) ?? 0, deleted: removed });
+    const r = routeEntry(m, index);
+    out.push({ kind: 'route', index, dst: r.dst, gateway: r.gateway, protocol: r.protocol ?? RTPROT_STATIC, deleted: removed });
   }
   return out;
-}
-
-function numberOf(v: string | number | undefined, names: Record<string, number | string>): number | undefined {
-  return typeof v === 'string' ? (names[v] as number | undefined) : v;
 }

@@ -1,13 +1,12 @@
 // OverlayKernel over rtnetlink with the `netlink` package: links (VXLAN link info encoded in vxlan.ts),
 // addresses, neighbours, the VXLAN FDB (AF_BRIDGE neighbours) and main-table routes. Never runs a command.
-import { endianness } from 'node:os';
 import { AttrStream, rt } from 'netlink';
 import { formatIp, formatMac, type Cidr } from './addr.ts';
 import { ABSENT_ERRNOS, isKernelError, KernelError } from './errors.ts';
 import { NLM_F, RtSocket } from './socket.ts';
 import { requireCidr as cidr, requireIp as ip, requireMac } from './validate.ts';
 import type { AddressEntry, FdbEntry, LinkState, NeighbourEntry, OverlayKernel, RouteEntry, VxlanSpec } from './types.ts';
-import { decodeLinkInfo, encodeVxlanLinkInfo, hostU32 } from './vxlan.ts';
+import { decodeLinkInfo, encodeVxlanLinkInfo, hostU32, readU32 } from './vxlan.ts';
 
 const AF_INET = 2;
 const AF_INET6 = 10;
@@ -280,7 +279,7 @@ function linkState(m: rt.Message): LinkState {
 }
 
 /** A route message as a RouteEntry through `index`; the protocol only when it is not static. */
-function routeEntry(m: rt.Message, index: number): RouteEntry {
+export function routeEntry(m: rt.Message, index: number): RouteEntry {
   if (m.kind !== 'route') throw new TypeError(`expected a route message, got ${m.kind}`);
   const family = m.data.family === AF_INET6 ? 16 : 4;
   const dst = m.attrs.dst ?? Buffer.alloc(family);
@@ -323,20 +322,16 @@ function family(ip: Buffer): number {
 export function fdbExtras(attrs: rt.NeighborAttrs): string {
   const parts: string[] = [];
   if (attrs.port && attrs.port.length >= 2) parts.push(`port ${attrs.port.readUInt16BE(0)}`);
-  if (attrs.vni && attrs.vni.length >= 4) parts.push(`vni ${hostU32Of(attrs.vni)}`);
-  if (attrs.ifindex && attrs.ifindex.length >= 4) parts.push(`via if${hostU32Of(attrs.ifindex)}`);
+  if (attrs.vni && attrs.vni.length >= 4) parts.push(`vni ${readU32(attrs.vni)}`);
+  if (attrs.ifindex && attrs.ifindex.length >= 4) parts.push(`via if${readU32(attrs.ifindex)}`);
   return parts.join(' ');
 }
 
-function hostU32Of(b: Buffer): number {
-  return endianness() === 'LE' ? b.readUInt32LE(0) : b.readUInt32BE(0);
-}
-
-function protocolNumber(p: rt.Route['protocol']): number | undefined {
+export function protocolNumber(p: rt.Route['protocol']): number | undefined {
   return typeof p === 'string' ? rt.RouteProtocol[p] : p;
 }
 
-function typeNumber(t: rt.Route['type']): number | undefined {
+export function typeNumber(t: rt.Route['type']): number | undefined {
   return typeof t === 'string' ? rt.RouteType[t] : t;
 }
 

@@ -110,7 +110,8 @@ export function hostU32(n: number): Buffer {
   return b;
 }
 
-function readU32(b: Buffer): number {
+/** A u32 attribute in host byte order (0 when short). */
+export function readU32(b: Buffer): number {
   if (b.length < 4) return 0;
   return LE ? b.readUInt32LE(0) : b.readUInt32BE(0);
 }
