@@ -2,7 +2,7 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 
-const tools: Record<string, string> = { nft: 'nftables', iptables: 'iptables', ip: 'iproute2', dig: 'dnsutils', conntrack: 'conntrack', promtool: 'prometheus', curl: 'curl', sysctl: 'procps', ping: 'iputils-ping', unbound: 'unbound', haproxy: 'haproxy' };
+const tools: Record<string, string> = { nft: 'nftables', iptables: 'iptables', ip: 'iproute2', dig: 'dnsutils', conntrack: 'conntrack', promtool: 'prometheus', curl: 'curl', sysctl: 'procps', ping: 'iputils-ping', unbound: 'unbound', haproxy: 'haproxy', nginx: 'nginx-light' };
 
 const missing = Object.entries(tools).filter(([tool]) => {
   try {

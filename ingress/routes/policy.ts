@@ -6,6 +6,7 @@ import { AnnotationReader, httpToken, invalid, type Annotation } from './annotat
 import { addressBlock, addressBlockText } from '../limits/client-ip.ts';
 import { readCors } from './cors.ts';
 import { readHashKey } from './hash-key.ts';
+import { readCookieRewrite } from './proxy-cookie.ts';
 import { plainUrl, readUrlTemplate } from './variables.ts';
 import { AnnotationError, quote } from './errors.ts';
 import { asksPassthrough, sslPassthroughKey } from './unhonoured.ts';
@@ -133,6 +134,8 @@ export function readPolicy(namespace: string, annotations: Readonly<Record<strin
     if (prefix.value.includes('$') || !plainPath.test(prefix.value)) throw invalid(prefix, 'allowed is a path starting with "/" made of URL path characters (nginx variables are not expanded)');
     policy.forwardedPrefix = prefix.value;
   }
+  const cookieRewrite = readCookieRewrite(a);
+  if (cookieRewrite !== undefined) policy.cookieRewrite = cookieRewrite;
 
   const result: AnnotatedPolicy = { policy, secrets: [] };
   if (asksPassthrough(annotations, { sslPassthrough: defaults.sslPassthrough })) {

@@ -164,6 +164,8 @@ export interface IngressPolicy {
   upstreamVhost?: string;
   /** Sent upstream as X-Forwarded-Prefix (ingress-nginx x-forwarded-prefix). */
   forwardedPrefix?: string;
+  /** The Path and Domain attributes of the backend's Set-Cookie headers rewritten (ingress-nginx proxy-cookie-path, proxy-cookie-domain). */
+  cookieRewrite?: CookieRewrite;
   /** Upstream statuses answered by `errorBackend` instead (ingress-nginx custom-http-errors). */
   customErrors?: readonly number[];
   /** The Service that answers them (ingress-nginx default-backend annotation); absent: the gateway's own page. */
@@ -180,6 +182,16 @@ export interface IngressPolicy {
    * host's `/` rule when that rule is this Ingress's (ingress/edge/passthrough.ts).
    */
   sslPassthrough?: { hosts: readonly string[] };
+}
+
+/**
+ * nginx's proxy_cookie_path and proxy_cookie_domain in their plain-text form (ingress/upstream/cookie-rewrite.ts):
+ * a Path starting with `path.from` gets `path.to` in place of that prefix; a Domain equal to `domain.from`
+ * (lower-case; compared ignoring case and a leading dot) becomes `domain.to`.
+ */
+export interface CookieRewrite {
+  path?: { from: string; to: string };
+  domain?: { from: string; to: string };
 }
 
 /** The request facts an upstream-hash-by key may use, by their nginx variable names. */

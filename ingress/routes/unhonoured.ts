@@ -82,8 +82,6 @@ export const refusals: readonly Refusal[] = [
   { name: 'auth-request-redirect', applies: set, why: 'netplane sends X-Auth-Request-Redirect as the request\'s own URI, not a set value' },
   { name: 'auth-always-set-cookie', applies: on, why: 'netplane does not pass the auth service\'s Set-Cookie to clients it lets through, so sessions it refreshes would expire' },
   { name: 'auth-signin-redirect-param', applies: (v) => set(v) && v !== 'rd', why: 'netplane names the return address of auth-signin rd, as ingress-nginx does by default' },
-  { name: 'proxy-cookie-domain', applies: (v) => set(v) && v !== 'off', why: 'netplane does not rewrite the Set-Cookie headers of responses, so cookies would keep the backend\'s domain' },
-  { name: 'proxy-cookie-path', applies: (v) => set(v) && v !== 'off', why: 'netplane does not rewrite the Set-Cookie headers of responses, so cookies would keep the backend\'s path' },
   { name: 'proxy-redirect-from', applies: (v) => set(v) && v !== 'off' && v !== 'default', why: 'netplane does not rewrite the Location and Refresh headers of responses, so clients would be sent to the backend\'s addresses' },
   {
     name: 'disable-proxy-intercept-errors',

@@ -12,6 +12,7 @@ import { affinitySetCookie, readCookie, type CookieScope } from './affinity.ts';
 import type { Backend } from './backend.ts';
 import { UpstreamError, asUpstreamError, classifyError, statusText, type UpstreamErrorCode } from './errors.ts';
 import { grpcStatusOf, relayedTrailers, splitTrailersOnly, writeGrpcFailure } from './grpc.ts';
+import { rewriteSetCookies } from './cookie-rewrite.ts';
 import { clientResponseHeaders, upstreamRequestHeaders, withHeaders, withoutBodyHeaders, type HeaderList, type HeaderValue } from './headers.ts';
 import { isGrpc, overTls, type UpstreamEndpoint } from './pool.ts';
 import { UpstreamBody, lingerAfterRefusal, stopUpload } from './request-body.ts';
@@ -267,6 +268,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const affinity = this.#target.policy.affinity;
     const cookie = affinity !== undefined && m !== this.#cookieMember ? affinitySetCookie(affinity, m.cookie, this.#target.cookieScope) : undefined;
     try {
+      const rewrite = this.#target.policy.cookieRewrite;
+      if (rewrite !== undefined && headers['set-cookie'] !== undefined) headers['set-cookie'] = rewriteSetCookies(headers['set-cookie'], rewrite);
       let list = clientResponseHeaders(headers, cookie);
       if (this.#grpc && this.#req.httpVersionMajor === 2) {
         const split = splitTrailersOnly(list);

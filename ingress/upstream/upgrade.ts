@@ -7,6 +7,7 @@ import type { Duplex } from 'node:stream';
 import { connect as tlsConnect } from 'node:tls';
 import type { Logger } from '../../runtime/logger.ts';
 import { affinitySetCookie, readCookie } from './affinity.ts';
+import { rewriteSetCookieHead } from './cookie-rewrite.ts';
 import type { Backend } from './backend.ts';
 import { UpstreamError, classifyError, statusText, type UpstreamErrorCode } from './errors.ts';
 import { type ForwardResult, type ForwardTarget, forwardResult, hasBody, maxAttempts } from './forward.ts';
@@ -177,6 +178,8 @@ export class UpgradeRelay {
     this.#status = Number(match[1]);
     this.#phase = 'relay';
     let head = all.subarray(0, end + 2);
+    const rewrite = this.#target.policy.cookieRewrite;
+    if (rewrite !== undefined) head = rewriteSetCookieHead(head, rewrite);
     const affinity = this.#target.policy.affinity;
     const cookie = affinity !== undefined && m !== this.#cookieMember ? affinitySetCookie(affinity, m.cookie, this.#target.cookieScope) : undefined;
     if (cookie !== undefined) head = Buffer.concat([head, Buffer.from(`set-cookie: ${cookie}\r\n`, 'latin1')]);

@@ -34,8 +34,6 @@ describe('refused: the Ingress is not served, with a problem naming the annotati
     [{ [`${ngx}auth-url`]: 'https://auth.example.com/', [`${ngx}auth-request-redirect`]: 'https://shop.com/' }, 'auth-request-redirect', 'X-Auth-Request-Redirect'],
     [{ [`${ngx}auth-url`]: 'https://auth.example.com/', [`${ngx}auth-always-set-cookie`]: 'true' }, 'auth-always-set-cookie', 'Set-Cookie'],
     [{ [`${ngx}auth-url`]: 'https://auth.example.com/', [`${ngx}auth-signin-redirect-param`]: 'return_to' }, 'auth-signin-redirect-param', 'rd'],
-    [{ [`${ngx}proxy-cookie-domain`]: 'backend.svc shop.com' }, 'proxy-cookie-domain', 'Set-Cookie'],
-    [{ [`${ngx}proxy-cookie-path`]: '/ /shop' }, 'proxy-cookie-path', 'Set-Cookie'],
     [{ [`${ngx}proxy-redirect-from`]: 'http://backend/', [`${ngx}proxy-redirect-to`]: 'https://shop.com/' }, 'proxy-redirect-from', 'Location'],
     [{ [`${ngx}custom-http-errors`]: '503', [`${ngx}disable-proxy-intercept-errors`]: 'true' }, 'disable-proxy-intercept-errors', 'error bodies'],
     [{ [`${ngx}auth-type`]: 'basic', [`${ngx}auth-secret`]: 'users', [`${ngx}auth-secret-type`]: 'auth-map' }, 'auth-secret-type', 'auth-map'],

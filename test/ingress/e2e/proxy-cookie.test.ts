@@ -1,0 +1,159 @@
+// proxy-cookie-path and proxy-cookie-domain through `netplane ingress`, beside nginx itself with the directives
+// ingress-nginx writes for them (`proxy_cookie_path /two/ /one/; proxy_cookie_domain backend.local example.org;`),
+// both proxying to the same backend: the Set-Cookie headers a client gets are the same, on a plain response and on
+// a WebSocket handshake (101); an Ingress without the annotations passes them on untouched; a regex value takes
+// only its own Ingress out of service.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../../helpers/ports.ts';
+import { waitFor } from '../../helpers/wait.ts';
+import { EchoBackend, GatewayProcess, ingressClassYaml, ingressYaml, serviceYaml } from './harness.ts';
+
+const ngx = 'nginx.ingress.kubernetes.io/';
+
+/** What the backend sets: the cases nginx's parser treats differently (the cookie named path, spacing, case, a leading dot). */
+const cookies = [
+  's=1; Path=/two/x; Domain=.Backend.Local; HttpOnly',
+  'path=/two; Max-Age=5;path=/two/y',
+  't=2;  PATH  =  /two/z ;domain=backend.local;Secure',
+  'u=3',
+  'v=4;  path=/TWO/a;domain=other.local',
+  'w=5; path=/twox; domain=',
+  'x=6; domain=sub.backend.local; path=/two/',
+];
+
+const handshake = 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSet-Cookie: ws=1; Path=/two/ws; Domain=backend.local\r\n\r\n';
+
+/** The head of the answer to a WebSocket handshake sent to 127.0.0.1:`port` with Host `host`. */
+function upgradeHead(port: number, host: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = connect(port, '127.0.0.1');
+    let got = '';
+    s.on('data', (d) => {
+      got += d.toString('latin1');
+      const end = got.indexOf('\r\n\r\n');
+      if (end !== -1) {
+        s.destroy();
+        resolve(got.slice(0, end));
+      }
+    });
+    s.on('error', reject);
+    s.write(`GET /ws HTTP/1.1\r\nHost: ${host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+  });
+}
+
+const setCookieLines = (head: string) => head.split('\r\n').filter((l) => /^set-cookie:/i.test(l)).map((l) => l.slice(l.indexOf(':') + 1).trim());
+
+describe('proxy-cookie-path and proxy-cookie-domain, as nginx rewrites them', () => {
+  const web = new EchoBackend('web');
+  const gw = new GatewayProcess();
+  const dir = mkdtempSync(join(tmpdir(), 'netplane-cookie-nginx-'));
+  let nginx: ChildProcess | undefined;
+  let nginxPort = 0;
+
+  beforeAll(async () => {
+    web.handler = (req, res) => {
+      if (req.url !== '/c') return false;
+      res.writeHead(200, [['set-cookie', cookies[0]!], ...cookies.slice(1).map((c) => ['set-cookie', c] as [string, string]), ['content-type', 'text/plain']].flat());
+      res.end('ok');
+      return true;
+    };
+    web.server.on('upgrade', (_req, socket) => socket.end(handshake));
+    await web.start();
+    nginxPort = await freePort();
+    const d = dir;
+    writeFileSync(
+      join(dir, 'nginx.conf'),
+      `daemon off; master_process off; worker_processes 1; pid ${d}/nginx.pid; error_log ${d}/error.log;
+events {}
+http {
+  access_log off;
+  client_body_temp_path ${d}/body; proxy_temp_path ${d}/proxy; fastcgi_temp_path ${d}/fastcgi; uwsgi_temp_path ${d}/uwsgi; scgi_temp_path ${d}/scgi;
+  server {
+    listen 127.0.0.1:${nginxPort};
+    location / {
+      proxy_pass http://127.0.0.1:${web.port};
+      proxy_http_version 1.1;
+      proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection "upgrade";
+      proxy_cookie_path /two/ /one/;
+      proxy_cookie_domain backend.local example.org;
+    }
+  }
+}
+`,
+    );
+    const bin = spawnSync('sh', ['-c', 'command -v nginx'], { encoding: 'utf8' }).stdout.trim();
+    if (bin === '') throw new Error('nginx is not installed (Debian package nginx-light, in .ci/packages)');
+    nginx = spawn(bin, ['-p', dir, '-c', join(dir, 'nginx.conf')], { stdio: 'ignore' });
+    await waitFor('nginx to listen', async () => (await request(`http://127.0.0.1:${nginxPort}/`).then((r) => r.body.text().then(() => true)).catch(() => false)), 10_000, 50);
+
+    const ing = (name: string, annotations: Record<string, string>) => ingressYaml({ name, host: `${name}.test`, paths: [['Prefix', '/', 'web']], annotations });
+    gw.write(
+      'all.yaml',
+      [
+        ingressClassYaml,
+        serviceYaml('web', [web]),
+        ing('cookie', { [`${ngx}proxy-cookie-path`]: '/two/ /one/', [`${ngx}proxy-cookie-domain`]: 'backend.local example.org' }),
+        ing('plain', {}),
+        ing('regex', { [`${ngx}proxy-cookie-path`]: '~^/two/(.*) /one/$1' }),
+      ].join('---\n'),
+    );
+    await gw.start([], { host: 'cookie.test' });
+  }, 30_000);
+
+  afterAll(async () => {
+    nginx?.kill('SIGTERM');
+    await gw.stop();
+    await web.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const through = async (port: number, host: string) => {
+    const r = await request(`http://127.0.0.1:${port}/c`, { headers: { host } });
+    await r.body.text();
+    return r.headers['set-cookie'];
+  };
+
+  it('sends the same Set-Cookie headers as nginx', async () => {
+    const ours = await through(gw.http, 'cookie.test');
+    expect(ours).toEqual(await through(nginxPort, 'cookie.test'));
+    expect(ours).toEqual([
+      's=1; Path=/one/x; Domain=.example.org; HttpOnly',
+      'path=/two; Max-Age=5; path=/one/y',
+      't=2; PATH=/one/z; domain=example.org; Secure',
+      'u=3',
+      'v=4;  path=/TWO/a;domain=other.local',
+      'w=5; path=/twox; domain=',
+      'x=6; domain=sub.backend.local; path=/one/',
+    ]);
+  });
+
+  it('rewrites the Set-Cookie of a WebSocket handshake as nginx does', async () => {
+    const ours = setCookieLines(await upgradeHead(gw.http, 'cookie.test'));
+    expect(ours).toEqual(setCookieLines(await upgradeHead(nginxPort, 'cookie.test')));
+    expect(ours).toEqual(['ws=1; Path=/one/ws; Domain=example.org']);
+  });
+
+  it('passes the headers on untouched for an Ingress without the annotations', async () => {
+    expect(await through(gw.http, 'plain.test')).toEqual(cookies);
+    expect(setCookieLines(await upgradeHead(gw.http, 'plain.test'))).toEqual(['ws=1; Path=/two/ws; Domain=backend.local']);
+  });
+
+  it('takes an Ingress with a regex value out of service, naming the annotation, and serves the others', async () => {
+    expect((await gw.get('regex.test', '/c')).status).toBe(404);
+    const warning = gw.output
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .find((r) => r.ingress === 'default/regex' && r.level === 40);
+    expect(warning?.reason).toContain(`annotation ${ngx}proxy-cookie-path is "~^/two/(.*) /one/$1"`);
+    expect(await gw.metrics()).toMatch(/netplane_ingress_problems\{namespace="default",ingress="regex",served="no"\} 1/);
+    expect((await gw.get('plain.test', '/c')).status).toBe(200);
+  });
+});
