@@ -3,8 +3,20 @@
 // limited to 28 characters and Service names are not.
 import { createHash } from 'node:crypto';
 
-/** Every chain netplane owns starts with this; nothing else on the host may use it. */
-export const chainPrefix = 'NETPLANE-';
+/** Every chain the proxy owns starts with this, but for the other components' (below); nothing else on the host may use it. */
+const chainPrefix = 'NETPLANE-';
+
+/**
+ * Chains of other netplane components under the same prefix, which the proxy never deletes, empties or unhooks:
+ * the overlay's forward-accept chain NETPLANE-OVERLAY-FWD (overlay/forward.ts), which a node running both keeps in
+ * the same filter table.
+ */
+const otherComponents = 'NETPLANE-OVERLAY-';
+
+/** Whether the chain `name` is the proxy's. */
+export function isProxyChain(name: string): boolean {
+  return name.startsWith(chainPrefix) && !name.startsWith(otherComponents);
+}
 
 /** The two iptables tables netplane programs. */
 export type TableName = 'nat' | 'filter';

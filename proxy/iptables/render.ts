@@ -4,7 +4,7 @@
 // that follow refill it; each table's part is committed atomically, so a chain is never seen half-written. Stale
 // chains are flushed the same way and deleted with `-X` at the end, once nothing refers to them.
 import type { Family, ProxyPlan } from '../plan/types.ts';
-import { chainPrefix, jumps, tableNames, type TableName } from './names.ts';
+import { isProxyChain, jumps, tableNames, type TableName } from './names.ts';
 import { buildRuleset, type Ruleset, type RulesetOptions } from './ruleset.ts';
 
 /** One table as read back with iptables-save. */
@@ -49,9 +49,10 @@ export function parseSave(text: string): SavedTables {
   return out;
 }
 
-/** The netplane chain a rule jumps or goes to, if any. */
+/** The proxy's chain a rule jumps or goes to, if any. */
 function netplaneTarget(spec: string): string | undefined {
-  return /(?:^|\s)-[jg]\s+(NETPLANE-\S+)/.exec(spec)?.[1];
+  const target = /(?:^|\s)-[jg]\s+(NETPLANE-\S+)/.exec(spec)?.[1];
+  return target !== undefined && isProxyChain(target) ? target : undefined;
 }
 
 // iptables-save of the nft-based variant quotes every comment, the legacy one only those with spaces.
@@ -95,7 +96,7 @@ export function restoreText(next: Ruleset, from: RestoreBase = {}): string {
     const chains = next.tables[table];
     const prev = from.kernel ? undefined : from.previous?.tables[table];
     const written = [...chains.keys()].filter((name) => !prev || !sameRules(prev.get(name), chains.get(name)!));
-    const existing = from.kernel ? from.kernel[table].chains.filter((c) => c.startsWith(chainPrefix)) : [...(prev?.keys() ?? [])];
+    const existing = from.kernel ? from.kernel[table].chains.filter((c) => isProxyChain(c)) : [...(prev?.keys() ?? [])];
     const stale = existing.filter((c) => !chains.has(c));
     const hooks = from.kernel ? jumpLines(table, from.kernel[table]) : [];
     if (written.length + stale.length + hooks.length === 0) continue;
@@ -111,12 +112,12 @@ export function restoreText(next: Ruleset, from: RestoreBase = {}): string {
 
 const sameRules = (a: readonly string[] | undefined, b: readonly string[]) => a !== undefined && a.length === b.length && a.every((r, i) => r === b[i]);
 
-/** The restore input that removes netplane's jumps from the built-in chains and every NETPLANE-* chain. */
+/** The restore input that removes the proxy's jumps from the built-in chains and every chain of its own (isProxyChain). */
 export function cleanupText(kernel: SavedTables): string {
   const lines: string[] = [];
   for (const table of tableNames) {
     const saved = kernel[table];
-    const ours = saved.chains.filter((c) => c.startsWith(chainPrefix));
+    const ours = saved.chains.filter((c) => isProxyChain(c));
     const unhook = saved.rules.filter((r) => saved.builtins.has(r.chain) && netplaneTarget(r.spec) !== undefined).map((r) => `-D ${r.chain} ${r.spec}`);
     if (ours.length + unhook.length === 0) continue;
     lines.push(`*${table}`, ...ours.map((c) => `:${c} - [0:0]`), ...unhook, ...ours.map((c) => `-X ${c}`), 'COMMIT');

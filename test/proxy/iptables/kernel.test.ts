@@ -2,6 +2,7 @@
 // the node, from pods and from the node itself. Every namespace is removed at the end, also on failure.
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ForwardAccept, forwardChain } from '../../../overlay/forward.ts';
 import { IptablesBackend } from '../../../proxy/iptables/backend.ts';
 import type { Target } from '../../../proxy/plan/types.ts';
 import { CommandError, type CommandRunner } from '../../../runtime/exec.ts';
@@ -200,6 +201,29 @@ describe('iptables backend in a network namespace', () => {
     expect(await saved('iptables-save')).toContain('-A POSTROUTING -s 10.99.0.0/16 -j RETURN');
     const [r] = await probeQuick(topo.client, 'tcp', '10.96.0.10', 80, 500);
     expect(r!.ok).toBe(false);
+  });
+
+  it("leaves the overlay's forward-accept chain alone: full syncs and a clean-up keep NETPLANE-OVERLAY-FWD and its jump", async () => {
+    const overlay = new ForwardAccept(runner);
+    const overlayLines = (save: string) => save.split('\n').filter((l) => l.includes(forwardChain));
+    await runner.run('iptables', ['-P', 'FORWARD', 'DROP']);
+    try {
+      expect(await overlay.sync(['10.244.0.0/16'])).toBe(true);
+      const installed = overlayLines(await saved('iptables-save'));
+      // The chain, its two accepts and the jump from FORWARD.
+      expect(installed.filter((l) => l.startsWith('-A '))).toHaveLength(3);
+      const proxy = new IptablesBackend(runner, { log: silentLogger() });
+      await proxy.sync(services(), { full: true });
+      await proxy.sync(services(), { full: true });
+      expect(overlayLines(await saved('iptables-save'))).toEqual(installed);
+      await proxy.cleanup();
+      const left = await saved('iptables-save');
+      expect(overlayLines(left)).toEqual(installed);
+      expect(left.split('\n').filter((l) => l.includes('NETPLANE') && !l.includes(forwardChain))).toEqual([]);
+    } finally {
+      await overlay.cleanup();
+      await runner.run('iptables', ['-P', 'FORWARD', 'ACCEPT']);
+    }
   });
 
   it('works the same with iptables-legacy', async () => {
