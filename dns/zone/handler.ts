@@ -193,7 +193,8 @@ export class ClusterZoneHandler implements DnsHandler {
       const targets = this.#srvTargets(svc);
       return targets.length === 0 ? this.#nodata() : this.#memoized(q, () => this.#srv(svc, targets));
     }
-    const ips = svc.kind === 'headless' ? svc.endpoints.map((e) => e.ip) : svc.clusterIPs;
+    // An address named twice (two endpoints of one address, in two slices) is answered once, as CoreDNS does.
+    const ips = svc.kind === 'headless' ? [...new Set(svc.endpoints.map((e) => e.ip))] : svc.clusterIPs;
     return this.#byFamily(q, ips);
   }
 

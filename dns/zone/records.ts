@@ -70,15 +70,25 @@ export function serviceRecords(svc: ServiceInfo, naming: NamingOptions = {}): Se
   };
   if (svc.externalName !== undefined) rec.externalName = svc.externalName.replace(/\.$/, '');
   if (kind === 'external-name') return rec;
-  const published = svc.addresses.filter((a) => a.ready || svc.publishNotReadyAddresses);
-  rec.endpoints = published.map((a) => {
-    const ports = new Map<string, number>();
-    for (const p of svc.ports) {
-      const ep = p.endpoints.find((e) => e.ip === a.ip);
-      if (ep) ports.set(`${p.portName.toLowerCase()}/${p.protocol.toLowerCase()}`, ep.port);
-    }
-    return { ip: a.ip, family: a.family, label: endpointLabel(a, naming), ports };
-  });
+  // One record per address and name, its ports from the slice rows of that endpoint that are published, as
+  // CoreDNS walks each slice's endpoints with that slice's ports: an address in two slices (hostNetwork pods of one
+  // node, each with its own port and hostname) is two endpoints, each with its own port and readiness.
+  const byEndpoint = new Map<string, EndpointRecord>();
+  const add = (a: ServiceInfo['addresses'][number], portKey?: string, port?: number) => {
+    if (!a.ready && !svc.publishNotReadyAddresses) return;
+    const label = endpointLabel(a, naming);
+    const key = `${a.ip}|${label}`;
+    let r = byEndpoint.get(key);
+    if (r === undefined) byEndpoint.set(key, (r = { ip: a.ip, family: a.family, label, ports: new Map() }));
+    if (portKey !== undefined && !r.ports.has(portKey)) r.ports.set(portKey, port!);
+  };
+  for (const p of svc.ports) {
+    const portKey = `${p.portName.toLowerCase()}/${p.protocol.toLowerCase()}`;
+    for (const e of p.endpoints) add(e, portKey, e.port);
+  }
+  // Addresses without a port row (a headless Service without ports) still have their names.
+  for (const a of svc.addresses) add(a);
+  rec.endpoints = [...byEndpoint.values()].sort((a, b) => (a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : a.label < b.label ? -1 : a.label > b.label ? 1 : 0));
   return rec;
 }
 

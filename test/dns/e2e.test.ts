@@ -46,6 +46,10 @@ const objects = (webIP = '10.96.0.10') => [
   service('noports', { clusterIP: '10.96.0.21' }),
   service('six', { clusterIP: 'None', ports: [{ name: 'http', port: 80 }] }),
   slice('six-1', 'six', Array.from({ length: 6 }, (_, i) => ep(`10.244.6.${i + 1}`)), [{ name: 'http', port: 8080 }]),
+  // One address in two slices, each with its own port, hostname and readiness (hostNetwork pods of one node).
+  service('hn', { clusterIP: 'None', ports: [{ name: 'http', port: 80 }] }),
+  slice('hn-a', 'hn', [ep('10.244.8.5', { hostname: 'a' }), ep('10.244.8.6', { conditions: { ready: false } })], [{ name: 'http', port: 8081 }]),
+  slice('hn-b', 'hn', [ep('10.244.8.5', { hostname: 'b' }), ep('10.244.8.6')], [{ name: 'http', port: 8082 }]),
   service('many', { clusterIP: 'None', ports: [{ name: 'http', port: 80 }] }),
   slice('many-1', 'many', Array.from({ length: 100 }, (_, i) => ep(`10.244.7.${i + 1}`)), [{ name: 'http', port: 8080 }]),
 ];
@@ -143,6 +147,19 @@ describe('netplane dns from a manifest directory, with dig', () => {
         '_pg._tcp.db.shop.svc.cluster.local. IN SRV 0 33 5432 fd00-244-2--8.db.shop.svc.cluster.local.',
       ],
     },
+    {
+      // Each endpoint with the port and readiness of its own slice, as CoreDNS answers (found by an audit: both were
+      // 8081, the ready 10.244.8.6:8082 sent to its not-ready port, and b had no record at all).
+      q: ['_http._tcp.hn.default.svc.cluster.local', 'SRV'],
+      status: 'NOERROR',
+      answer: [
+        '_http._tcp.hn.default.svc.cluster.local. IN SRV 0 33 8081 a.hn.default.svc.cluster.local.',
+        '_http._tcp.hn.default.svc.cluster.local. IN SRV 0 33 8082 b.hn.default.svc.cluster.local.',
+        '_http._tcp.hn.default.svc.cluster.local. IN SRV 0 33 8082 10-244-8-6.hn.default.svc.cluster.local.',
+      ],
+    },
+    { q: ['b.hn.default.svc.cluster.local', 'A'], status: 'NOERROR', answer: ['b.hn.default.svc.cluster.local. IN A 10.244.8.5'] },
+    { q: ['hn.default.svc.cluster.local', 'A'], status: 'NOERROR', answer: ['hn.default.svc.cluster.local. IN A 10.244.8.5', 'hn.default.svc.cluster.local. IN A 10.244.8.6'] },
     { q: ['single.default.svc.cluster.local', 'SRV'], status: 'NOERROR', answer: ['single.default.svc.cluster.local. IN SRV 0 100 80 single.default.svc.cluster.local.'] },
     { q: ['noports.default.svc.cluster.local', 'SRV'], status: 'NOERROR', answer: [], authority: /^cluster\.local\. IN SOA / },
     { q: ['10.0.96.10.in-addr.arpa', 'PTR'], status: 'NOERROR', answer: ['10.0.96.10.in-addr.arpa. IN PTR web.default.svc.cluster.local.'] },
