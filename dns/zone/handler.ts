@@ -270,16 +270,22 @@ export class ClusterZoneHandler implements DnsHandler {
         target = next.externalName!;
         continue;
       }
-      let rest: ResourceRecord[] = [];
+      const recursionAvailable = this.#o.resolve !== undefined;
+      // The last name's answer: its records after the chain; a negative one keeps its rcode and SOA (RFC 6604: the
+      // rcode is the last name's; RFC 2308 §2.2: the SOA lets a resolver cache that the target has nothing).
+      let last: DnsAnswer | undefined;
       if (z) {
         // Not an ExternalName: the zone answers synchronously.
         const inner = (await this.handle({ ...q, name: target, lname: lower })) as HandlerResult;
-        if (inner !== 'pass' && inner.rcode === 'NOERROR') rest = inner.answers;
+        if (inner !== 'pass') last = inner;
       } else if (this.#o.resolve) {
-        const upstream = await this.#o.resolve(target, q.type as 'A' | 'AAAA', q);
-        if (upstream.rcode === 'NOERROR') rest = upstream.answers;
+        last = await this.#o.resolve(target, q.type as 'A' | 'AAAA', q);
       }
-      return { ...this.#answer([...chain, ...rest]), recursionAvailable: this.#o.resolve !== undefined };
+      if (last !== undefined && last.answers.length === 0 && (last.rcode === 'NXDOMAIN' || last.rcode === 'NOERROR')) {
+        return { ...this.#answer(chain), rcode: last.rcode, authorities: last.authorities, recursionAvailable };
+      }
+      const rest = last?.rcode === 'NOERROR' ? last.answers : [];
+      return { ...this.#answer([...chain, ...rest]), recursionAvailable };
     }
     if (chain.length === 0) return this.#nodata();
     return family === undefined ? this.#answer(chain) : { ...this.#answer(chain), recursionAvailable: this.#o.resolve !== undefined };

@@ -42,6 +42,9 @@ const objects = (webIP = '10.96.0.10') => [
   service('loop', { type: 'ExternalName', externalName: 'loop.default.svc.cluster.local' }),
   service('loopa', { type: 'ExternalName', externalName: 'loopb.default.svc.cluster.local' }),
   service('loopb', { type: 'ExternalName', externalName: 'loopa.default.svc.cluster.local' }),
+  service('extnx', { type: 'ExternalName', externalName: 'nope.default.svc.cluster.local' }),
+  service('tosingle', { type: 'ExternalName', externalName: 'single.default.svc.cluster.local' }),
+  service('gone', { type: 'ExternalName', externalName: 'gone.nowhere.test' }),
   service('single', { clusterIP: '10.96.0.20', ports: [{ port: 80 }] }),
   service('noports', { clusterIP: '10.96.0.21' }),
   service('six', { clusterIP: 'None', ports: [{ name: 'http', port: 80 }] }),
@@ -174,6 +177,12 @@ describe('netplane dns from a manifest directory, with dig', () => {
       status: 'NOERROR',
       answer: ['chain.default.svc.cluster.local. IN CNAME alias.default.svc.cluster.local.', 'alias.default.svc.cluster.local. IN CNAME web.default.svc.cluster.local.', 'web.default.svc.cluster.local. IN A 10.96.0.10'],
     },
+    // The rcode is the last name's, with its SOA, the CNAMEs kept (RFC 6604, RFC 2308 §2.2; found by an audit:
+    // these were NOERROR without SOA).
+    { q: ['extnx.default.svc.cluster.local', 'A'], status: 'NXDOMAIN', answer: ['extnx.default.svc.cluster.local. IN CNAME nope.default.svc.cluster.local.'], authority: /^cluster\.local\. IN SOA / },
+    { q: ['tosingle.default.svc.cluster.local', 'AAAA'], status: 'NOERROR', answer: ['tosingle.default.svc.cluster.local. IN CNAME single.default.svc.cluster.local.'], authority: /^cluster\.local\. IN SOA / },
+    { q: ['tosingle.default.svc.cluster.local', 'A'], status: 'NOERROR', answer: ['tosingle.default.svc.cluster.local. IN CNAME single.default.svc.cluster.local.', 'single.default.svc.cluster.local. IN A 10.96.0.20'] },
+    { q: ['gone.default.svc.cluster.local', 'A'], status: 'NXDOMAIN', answer: ['gone.default.svc.cluster.local. IN CNAME gone.nowhere.test.'] },
     { q: ['loop.default.svc.cluster.local', 'A'], status: 'NOERROR', answer: [], authority: /IN SOA/ },
     { q: ['loopa.default.svc.cluster.local', 'A'], status: 'NOERROR', answer: ['loopa.default.svc.cluster.local. IN CNAME loopb.default.svc.cluster.local.'] },
     { q: ['dns-version.cluster.local', 'TXT'], status: 'NOERROR', answer: ['dns-version.cluster.local. IN TXT "1.1.0"'] },
