@@ -2,15 +2,20 @@
 import type { CommandRunner } from '../runtime/exec.ts';
 import type { Logger } from '../runtime/logger.ts';
 import type { ProxyBackend } from './backend.ts';
+import type { IptablesVariant } from './iptables/backend.ts';
 
 /** The proxy modes. */
 export const proxyModes = ['nftables', 'iptables', 'userspace'] as const;
 export type ProxyMode = (typeof proxyModes)[number];
 
+/** What --iptables-variant takes (proxy/iptables/variant.ts decides `auto`). */
+export const variantChoices = ['auto', 'nft', 'legacy'] as const;
+export type VariantChoice = (typeof variantChoices)[number];
+
 /** Creates the backend of a mode. */
 export async function createBackend(
   mode: ProxyMode,
-  options: { runner: CommandRunner; log: Logger; bindAddress: string; threads: number; udpIdleMs?: number; udpMaxFlows?: number; onUdpEviction?: () => void },
+  options: { runner: CommandRunner; log: Logger; bindAddress: string; threads: number; udpIdleMs?: number; udpMaxFlows?: number; onUdpEviction?: () => void; iptablesVariant?: IptablesVariant },
 ): Promise<ProxyBackend> {
   switch (mode) {
     case 'nftables': {
@@ -19,11 +24,11 @@ export async function createBackend(
     }
     case 'iptables': {
       const { IptablesBackend } = await import('./iptables/backend.ts');
-      return new IptablesBackend(options.runner, { log: options.log });
+      return new IptablesBackend(options.runner, { log: options.log, ...(options.iptablesVariant ? { variant: options.iptablesVariant } : {}) });
     }
     case 'userspace': {
       const { UserspaceBackend } = await import('./userspace/backend.ts');
-      const { runner: _runner, ...rest } = options;
+      const { runner: _runner, iptablesVariant: _variant, ...rest } = options;
       return new UserspaceBackend(rest);
     }
   }

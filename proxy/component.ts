@@ -10,7 +10,8 @@ import { ProxyHealthz } from './healthz.ts';
 import { applyConntrack, conntrackDefaults } from './conntrack-tuning.ts';
 import { availableParallelism } from 'node:os';
 import type { Logger } from '../runtime/logger.ts';
-import { createBackend, otherKernelMode, privilegeProbe, proxyModes, type ProxyMode } from './backends.ts';
+import { createBackend, otherKernelMode, privilegeProbe, proxyModes, variantChoices, type ProxyMode, type VariantChoice } from './backends.ts';
+import type { IptablesVariant } from './iptables/backend.ts';
 import { cleanStaleFlows } from './conntrack.ts';
 import { HealthCheckServers } from './healthcheck.ts';
 import { registerProxyMetrics } from './metrics.ts';
@@ -61,6 +62,12 @@ const flags = {
   'conntrack-tcp-be-liberal': switchFlag('kernel modes: set nf_conntrack_tcp_be_liberal (out-of-window TCP packets are not marked INVALID)'),
   'min-sync-period': durationFlag({ help: 'least time between two syncs; changes in between are batched', default: '1s', max: '1h' }),
   'sync-period': durationFlag({ help: 'a sync runs at least this often; /healthz fails when a change waits twice this', default: '30s', min: '1s', max: '24h' }),
+  'iptables-variant': valueFlag({
+    value: 'VARIANT',
+    help: "iptables mode: which iptables the host uses, auto (kubelet's KUBE-IPTABLES-HINT as kube-proxy's images read it, else where the host's rules are), nft or legacy",
+    parse: oneOf(variantChoices),
+    default: 'auto' as VariantChoice,
+  }),
   cleanup: switchFlag('remove every rule netplane made (nftables and iptables) and exit'),
 };
 
@@ -97,11 +104,25 @@ export const proxyComponent = defineComponent({
   },
 });
 
+/** Removes what a kernel mode programmed: for iptables, in each variant that is installed (an earlier run may have used either). */
+async function cleanMode(mode: Exclude<ProxyMode, 'userspace'>, runner: HostRunner, log: Logger): Promise<void> {
+  const variants = mode === 'iptables' ? await (await import('./iptables/variant.ts')).installedVariants(runner) : [undefined];
+  let failure: unknown;
+  for (const iptablesVariant of variants) {
+    try {
+      await (await createBackend(mode, { runner, log, bindAddress: '127.0.0.1', threads: 1, ...(iptablesVariant ? { iptablesVariant } : {}) })).cleanup();
+    } catch (e) {
+      failure ??= e;
+    }
+  }
+  if (failure !== undefined) throw failure;
+}
+
 async function cleanup(runner: HostRunner, log: Logger): Promise<number> {
   let failed = false;
   for (const mode of ['nftables', 'iptables'] as const) {
     try {
-      await (await createBackend(mode, { runner, log, bindAddress: '127.0.0.1', threads: 1 })).cleanup();
+      await cleanMode(mode, runner, log);
       log.info({ mode }, 'removed what netplane programmed');
     } catch (e) {
       failed = true;
@@ -112,9 +133,9 @@ async function cleanup(runner: HostRunner, log: Logger): Promise<number> {
 }
 
 /** Removes what the other kernel mode programmed (a --mode switch); a failure is logged, not fatal. */
-async function removeOtherMode(mode: ProxyMode, runner: HostRunner, log: Logger): Promise<void> {
+async function removeOtherMode(mode: Exclude<ProxyMode, 'userspace'>, runner: HostRunner, log: Logger): Promise<void> {
   try {
-    await (await createBackend(mode, { runner, log, bindAddress: '127.0.0.1', threads: 1 })).cleanup();
+    await cleanMode(mode, runner, log);
     log.debug({ mode }, 'removed what the other proxy mode programmed, if anything');
   } catch (e) {
     log.warn({ mode, err: (e as Error).message }, 'could not remove the rules of the other proxy mode; they may keep removed Services reachable');
@@ -132,7 +153,14 @@ function detectLocalFlags(f: Pick<ProxyFlags, 'mode' | 'detect-local-mode' | 'po
 async function runProxy(ctx: ComponentContext, f: ProxyFlags): Promise<void> {
   const runner = new HostRunner();
   const metrics = registerProxyMetrics(ctx.registry);
+  let iptablesVariant: IptablesVariant | undefined;
+  if (f.mode === 'iptables') {
+    const chosen = await (await import('./iptables/variant.ts')).resolveVariant(f['iptables-variant'], runner);
+    iptablesVariant = chosen.variant;
+    ctx.log.info({ variant: chosen.variant, why: chosen.why }, `iptables mode programs ${chosen.variant === 'default' ? 'the host\'s iptables' : `iptables-${chosen.variant}`}`);
+  }
   const backend = await createBackend(f.mode, {
+    ...(iptablesVariant ? { iptablesVariant } : {}),
     runner,
     log: ctx.log,
     bindAddress: f['bind-address'],
