@@ -134,6 +134,9 @@ export function readPolicy(namespace: string, annotations: Readonly<Record<strin
     if (prefix.value.includes('$') || !plainPath.test(prefix.value)) throw invalid(prefix, 'allowed is a path starting with "/" made of URL path characters (nginx variables are not expanded)');
     policy.forwardedPrefix = prefix.value;
   }
+  // Kilobytes as ingress-nginx writes them (limit_rate <n>k); 0 is no limit, and limit-rate-after alone limits nothing.
+  const rateKiB = a.int('limit-rate', 0, 1 << 30);
+  if (rateKiB !== undefined && rateKiB > 0) policy.responseRate = { bytesPerSecond: rateKiB * 1024, afterBytes: (a.int('limit-rate-after', 0, 1 << 30) ?? 0) * 1024 };
   const cookieRewrite = readCookieRewrite(a);
   if (cookieRewrite !== undefined) policy.cookieRewrite = cookieRewrite;
 

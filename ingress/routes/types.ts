@@ -164,6 +164,8 @@ export interface IngressPolicy {
   upstreamVhost?: string;
   /** Sent upstream as X-Forwarded-Prefix (ingress-nginx x-forwarded-prefix). */
   forwardedPrefix?: string;
+  /** Response bodies sent no faster than this after the first `afterBytes` (ingress-nginx limit-rate, limit-rate-after; ingress/upstream/pacer.ts). */
+  responseRate?: { bytesPerSecond: number; afterBytes: number };
   /** The Path and Domain attributes of the backend's Set-Cookie headers rewritten (ingress-nginx proxy-cookie-path, proxy-cookie-domain). */
   cookieRewrite?: CookieRewrite;
   /** Upstream statuses answered by `errorBackend` instead (ingress-nginx custom-http-errors). */

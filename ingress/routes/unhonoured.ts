@@ -58,8 +58,6 @@ export const refusals: readonly Refusal[] = [
   { name: 'global-rate-limit-window', applies: set, why: 'netplane has no rate limit shared between replicas (limit-rps and limit-rpm count per gateway)' },
   { name: 'global-rate-limit-key', applies: set, why: 'netplane has no rate limit shared between replicas (limit-rps and limit-rpm count per gateway)' },
   { name: 'global-rate-limit-ignored-cidrs', applies: set, why: 'netplane has no rate limit shared between replicas (limit-rps and limit-rpm count per gateway)' },
-  { name: 'limit-rate', applies: nonZero, why: 'netplane does not throttle the bandwidth of responses, and serving the Ingress without it would lift the limit' },
-  { name: 'limit-rate-after', applies: nonZero, why: 'netplane does not throttle the bandwidth of responses, and serving the Ingress without it would lift the limit' },
   {
     name: 'ssl-passthrough',
     applies: (v, _all, o) => on(v) && !passedThrough(v, o),

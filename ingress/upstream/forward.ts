@@ -13,6 +13,7 @@ import type { Backend } from './backend.ts';
 import { UpstreamError, asUpstreamError, classifyError, statusText, type UpstreamErrorCode } from './errors.ts';
 import { grpcStatusOf, relayedTrailers, splitTrailersOnly, writeGrpcFailure } from './grpc.ts';
 import { rewriteSetCookies } from './cookie-rewrite.ts';
+import { Pacer } from './pacer.ts';
 import { clientResponseHeaders, upstreamRequestHeaders, withHeaders, withoutBodyHeaders, type HeaderList, type HeaderValue } from './headers.ts';
 import { isGrpc, overTls, type UpstreamEndpoint } from './pool.ts';
 import { UpstreamBody, lingerAfterRefusal, stopUpload } from './request-body.ts';
@@ -173,6 +174,9 @@ export class Exchange implements Dispatcher.DispatchHandler {
   // The status and metadata of a Trailers-Only response, sent as trailers; the grpc-status the client got.
   #heldTrailers: Record<string, HeaderValue> | null = null;
   #grpcStatus: number | undefined;
+  // limit-rate: the body goes out through it; the end waits for its queue (#endDeferred).
+  #pacer: Pacer | undefined;
+  #endDeferred = false;
 
   constructor(backend: Backend | undefined, req: ClientRequest, res: ClientResponse, target: ForwardTarget, log: Logger, done: (result: ForwardResult) => void) {
     this.#backend = backend;
@@ -277,6 +281,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
       }
       const extra = this.#target.responseHeaders;
       this.#res.writeHead(statusCode, extra === undefined ? list : withHeaders(list, extra));
+      const rate = this.#target.policy.responseRate;
+      if (rate !== undefined && !this.#grpc) this.#pacer = new Pacer(this.#res, rate);
     } catch (err) {
       controller.abort(new UpstreamError('BAD_RESPONSE', `upstream response headers cannot be relayed: ${(err as Error).message}`, { cause: err }));
     }
@@ -285,9 +291,12 @@ export class Exchange implements Dispatcher.DispatchHandler {
   /** undici: a body chunk; pauses the upstream while the client's buffer is full. */
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.#clientGone !== null || this.#intercepted) return;
-    if (!this.#res.write(chunk)) {
+    const pacer = this.#pacer;
+    if (!(pacer ? pacer.write(chunk) : this.#res.write(chunk))) {
       controller.pause();
-      this.#res.once('drain', (this.#drain ??= () => this.#onDrain()));
+      this.#drain ??= () => this.#onDrain();
+      if (pacer) pacer.once('drain', this.#drain);
+      else this.#res.once('drain', this.#drain);
       this.#stalled ??= setTimeout(() => this.#onStalled(), this.#target.policy.readTimeoutMs);
       if (this.#req.httpVersionMajor === 2) this.#unwatch ??= watchResetPeer(this.#req as Http2ServerRequest, () => this.#stalled !== undefined);
     }
@@ -307,6 +316,11 @@ export class Exchange implements Dispatcher.DispatchHandler {
   #onStalled(): void {
     this.#stalled = undefined;
     if (this.#finished || this.#clientGone !== null) return;
+    // Chunks held back by limit-rate, not by the client: the client is not stalled.
+    if (this.#pacer !== undefined && !this.#pacer.clientFull) {
+      this.#stalled = setTimeout(() => this.#onStalled(), this.#target.policy.readTimeoutMs);
+      return;
+    }
     this.#clientGone = new UpstreamError('CLIENT_TIMEOUT', `the client took no data for ${this.#target.policy.readTimeoutMs} ms`);
     this.#controller?.abort(this.#clientGone);
     // Destroyed, not reset: a reset is a frame that a stalled session would never send.
@@ -317,6 +331,15 @@ export class Exchange implements Dispatcher.DispatchHandler {
   /** undici: the response is complete; on a gRPC route its trailers are relayed (on other routes they are dropped). */
   onResponseEnd(_controller: Dispatcher.DispatchController, trailers: Record<string, HeaderValue | undefined>): void {
     (this.#member as UpstreamEndpoint).inFlight--;
+    if (this.#pacer?.pending === true && !this.#intercepted) {
+      this.#endDeferred = true;
+      return this.#pacer.whenEmpty(() => this.#endResponse(trailers));
+    }
+    this.#endResponse(trailers);
+  }
+
+  /** The upstream's response is complete and the client has all of its body: the response ends. */
+  #endResponse(trailers: Record<string, HeaderValue | undefined>): void {
     if (!this.#intercepted) {
       const relayed = this.#grpc ? relayedTrailers(trailers, this.#heldTrailers) : undefined;
       if (relayed !== undefined) {
@@ -389,6 +412,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
   #onClientClose(): void {
     if (this.#finished) return;
     this.#clientGone ??= new UpstreamError('CLIENT_ABORTED', 'the client went away');
+    // The upstream is done, the rest of its body was still waiting for limit-rate: nothing more will come to end it.
+    if (this.#endDeferred) return this.#finish(this.#status, 'CLIENT_ABORTED');
     // The upload stops here: the upstream sees it aborted (reset, or its connection closed), never complete.
     if (this.#body instanceof UpstreamBody) this.#body.cancel(this.#clientGone);
     if (this.#controller !== null) return this.#controller.abort(this.#clientGone);
@@ -416,6 +441,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (this.#finished) return;
     this.#finished = true;
     clearTimeout(this.#stalled);
+    this.#pacer?.stop();
     this.#unwatch?.();
     const result = forwardResult(status, this.#attempts, this.#member, this.#t0, error);
     if (this.#intercepted) result.intercepted = true;

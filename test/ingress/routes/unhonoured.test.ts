@@ -23,8 +23,6 @@ describe('refused: the Ingress is not served, with a problem naming the annotati
     [{ [`${ngx}enable-modsecurity`]: 'yes' }, 'enable-modsecurity', 'firewall'],
     [{ [`${ngx}global-rate-limit`]: '100', [`${ngx}global-rate-limit-window`]: '1m' }, 'global-rate-limit', 'shared between replicas'],
     [{ [`${ngx}global-rate-limit-key`]: '$remote_addr' }, 'global-rate-limit-key', 'shared between replicas'],
-    [{ [`${ngx}limit-rate`]: '100' }, 'limit-rate', 'bandwidth'],
-    [{ [`${ngx}limit-rate-after`]: '1024' }, 'limit-rate-after', 'bandwidth'],
     [{ [`${ngx}ssl-passthrough`]: 'true' }, 'ssl-passthrough', 'terminates TLS'],
     [{ [`${ngx}canary`]: 'true', [`${ngx}canary-by-header`]: 'X-Canary', [`${ngx}canary-by-header-pattern`]: 'a|b' }, 'canary-by-header-pattern', 'regex'],
     [{ [`${ngx}upstream-hash-by`]: '$request_uri', [`${ngx}upstream-hash-by-subset`]: 'true' }, 'upstream-hash-by-subset', 'subset'],
