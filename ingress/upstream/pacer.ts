@@ -1,7 +1,7 @@
 // limit-rate and limit-rate-after: a response body written to the client no faster than a rate, after a first part
 // sent at full speed, as nginx's limit_rate and limit_rate_after (ngx_http_write_filter): by the time t seconds have
 // passed since the response began, at most `after + rate × (t + 1)` bytes have gone out — one second's worth may go
-// at once, and a client that reads slowly builds up no credit beyond what the clock allows. Chunks from the upstream
+// at once, and a client that fell behind may catch up with the clock but never get ahead of it. Chunks from the upstream
 // wait in a queue; `write` returns false while any wait, and 'drain' (once) says the queue has gone out, so the
 // upstream is read no faster than the client is served.
 

@@ -57,7 +57,7 @@ describe('Pacer', () => {
     expect([total(), drained, p.pending, p.sent]).toEqual([3000, 1, false, 3000]);
   });
 
-  it('builds no credit while idle beyond what the clock allows', () => {
+  it('lets a response that fell behind catch up with the clock, not beyond it', () => {
     const out = sink();
     const p = new Pacer(out, { bytesPerSecond: 1000, afterBytes: 0 }, () => Date.now());
     vi.advanceTimersByTime(5000);
