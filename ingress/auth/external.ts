@@ -61,6 +61,7 @@ export class ExternalAuthenticator implements Authenticator {
   readonly #responseHeaders: readonly string[];
   readonly #timeoutMs: number;
   readonly #dispatcher: Dispatcher;
+  readonly #requestRedirect: string | undefined;
 
   /** `url` is the policy's URL parsed, or one filled in as a sample when it has variables. */
   constructor(url: URL, policy: ExternalAuthPolicy, dispatcher: Dispatcher) {
@@ -70,6 +71,7 @@ export class ExternalAuthenticator implements Authenticator {
     this.#responseHeaders = policy.responseHeaders;
     this.#timeoutMs = policy.timeoutMs;
     this.#dispatcher = dispatcher;
+    this.#requestRedirect = policy.requestRedirect;
   }
 
   async check(req: AuthRequest): Promise<AuthResult> {
@@ -81,7 +83,7 @@ export class ExternalAuthenticator implements Authenticator {
     try {
       res = await request(url, {
         method: this.#method as Dispatcher.HttpMethod,
-        headers: subrequestHeaders(req),
+        headers: subrequestHeaders(req, this.#requestRedirect),
         dispatcher: this.#dispatcher,
         // One deadline for connect, headers and body alike.
         signal: AbortSignal.timeout(this.#timeoutMs),
@@ -131,7 +133,7 @@ function fillIn(template: string, req: AuthRequest): URL | undefined {
  * The headers of the subrequest: the client's minus connection-specific ones, plus where the request was going and
  * what the gateway verified of a client certificate.
  */
-export function subrequestHeaders(req: AuthRequest): Record<string, string | string[]> {
+export function subrequestHeaders(req: AuthRequest, requestRedirect?: string): Record<string, string | string[]> {
   const skip = new Set(dropped);
   for (const name of ours) skip.add(name);
   // Fields named in Connection are connection-specific too (RFC 9110 §7.6.1).
@@ -152,7 +154,7 @@ export function subrequestHeaders(req: AuthRequest): Record<string, string | str
   out['x-forwarded-host'] = req.host;
   out['x-forwarded-proto'] = req.proto;
   out['x-real-ip'] = req.clientIP;
-  out['x-auth-request-redirect'] = req.url;
+  out['x-auth-request-redirect'] = requestRedirect ?? req.url;
   return out;
 }
 

@@ -274,9 +274,23 @@ function readRedirect(a: AnnotationReader): IngressPolicy['redirect'] {
   return undefined;
 }
 
-function readSignin(a: AnnotationReader): { signin?: string } {
+function readSignin(a: AnnotationReader): { signin?: string; signinParam?: string; requestRedirect?: string } {
   const s = a.get('auth-signin');
-  return s === undefined ? {} : { signin: readUrlTemplate(s, 'client') };
+  const out: { signin?: string; signinParam?: string; requestRedirect?: string } = s === undefined ? {} : { signin: readUrlTemplate(s, 'client') };
+  const param = a.get('auth-signin-redirect-param');
+  if (param !== undefined && param.value !== '' && param.value !== 'rd') {
+    if (!/^[A-Za-z0-9_.~-]{1,64}$/.test(param.value)) throw invalid(param, 'allowed is a query parameter name of letters, digits and -._~, such as rd or return_to');
+    out.signinParam = param.value;
+  }
+  const redirect = a.get('auth-request-redirect');
+  if (redirect !== undefined && redirect.value !== '') {
+    // Sent as a header value: a path or an absolute URL, written out; nginx variables are not filled in here.
+    if (redirect.value.includes('$') || !(/^\/[A-Za-z0-9\-._~%!&'()*+,;=:@/?]*$/.test(redirect.value) || URL.canParse(redirect.value))) {
+      throw invalid(redirect, 'allowed is a path starting with "/" or an absolute http or https URL (nginx variables are not filled in)');
+    }
+    out.requestRedirect = redirect.value.startsWith('/') ? redirect.value : plainUrl(redirect);
+  }
+  return out;
 }
 
 function readRateLimit(a: AnnotationReader): RateLimitPolicy | undefined {

@@ -72,6 +72,10 @@ export interface ExternalAuthPolicy {
    * that may use the nginx variables of routes/variables.ts (`$host`, `$escaped_request_uri` ...), filled in per request.
    */
   signin?: string;
+  /** The query parameter of the sign-in URL that says where to come back (ingress-nginx auth-signin-redirect-param); default `rd`. */
+  signinParam?: string;
+  /** X-Auth-Request-Redirect sent to the auth service instead of the request's URI (ingress-nginx auth-request-redirect). */
+  requestRedirect?: string;
 }
 
 export type AuthPolicy = BasicAuthPolicy | JwtAuthPolicy | ExternalAuthPolicy;

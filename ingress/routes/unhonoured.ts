@@ -77,9 +77,7 @@ export const refusals: readonly Refusal[] = [
   { name: 'mirror-target', applies: set, why: 'netplane does not mirror requests, so the mirror would silently get nothing' },
   { name: 'custom-headers', applies: set, why: 'netplane does not add response headers from a ConfigMap, so responses would lack them (often security headers)' },
   { name: 'auth-proxy-set-headers', applies: set, why: 'netplane does not send headers from a ConfigMap to the auth service, which may decide on them' },
-  { name: 'auth-request-redirect', applies: set, why: 'netplane sends X-Auth-Request-Redirect as the request\'s own URI, not a set value' },
   { name: 'auth-always-set-cookie', applies: on, why: 'netplane does not pass the auth service\'s Set-Cookie to clients it lets through, so sessions it refreshes would expire' },
-  { name: 'auth-signin-redirect-param', applies: (v) => set(v) && v !== 'rd', why: 'netplane names the return address of auth-signin rd, as ingress-nginx does by default' },
   { name: 'proxy-redirect-from', applies: (v) => set(v) && v !== 'off' && v !== 'default', why: 'netplane does not rewrite the Location and Refresh headers of responses, so clients would be sent to the backend\'s addresses' },
   {
     name: 'disable-proxy-intercept-errors',

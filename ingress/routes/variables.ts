@@ -110,11 +110,12 @@ export function expandUrl(template: string, f: UrlFacts, use: UrlUse): string | 
  * auth-signin's Location for one request: the template filled in for the client and, as ingress-nginx does, `rd=`
  * (where to come back: scheme, host and port, escaped URI) added when the URL has none.
  */
-export function signinUrl(template: string, f: UrlFacts): string {
+export function signinUrl(template: string, f: UrlFacts, param = 'rd'): string {
   const url = expandUrl(template, f, 'client') ?? template;
-  if (/[?&]rd=/.test(url)) return url;
+  const query = url.indexOf('?') === -1 ? '' : url.slice(url.indexOf('?') + 1);
+  if (query.split('&').some((kv) => kv.startsWith(`${param}=`))) return url;
   const back = `${f.proto}://${valueOf('http_host', f, 'client')}${encodeLoose(`${f.path}${f.query}`)}`;
-  return `${url}${url.includes('?') ? '&' : '?'}rd=${escapeUri(back)}`;
+  return `${url}${url.includes('?') ? '&' : '?'}${param}=${escapeUri(back)}`;
 }
 
 /** The Location of permanent-redirect / temporal-redirect for one request. */

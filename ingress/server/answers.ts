@@ -9,8 +9,8 @@ import type { Exchange, GatewayState } from './steps.ts';
  * The sign-in URL for this request: the variables filled in (routes/variables.ts: the route's host, the request's
  * scheme and URI) and, as ingress-nginx does, `rd=` (where to come back) added when the URL has none.
  */
-export function signinLocation(template: string, x: Pick<Exchange, 'proto' | 'host' | 'path' | 'query'> & Partial<Pick<Exchange, 'hostHeader' | 'route'>>): string {
-  return signinUrl(template, x);
+export function signinLocation(template: string, x: Pick<Exchange, 'proto' | 'host' | 'path' | 'query'> & Partial<Pick<Exchange, 'hostHeader' | 'route'>>, param?: string): string {
+  return signinUrl(template, x, param);
 }
 
 /**

@@ -336,7 +336,7 @@ export const authenticate: Step = {
     }
     if (x.res.headersSent || x.res.destroyed) return 'done';
     if (result.status === 401 && policy.type === 'external' && policy.signin !== undefined) {
-      return reply(x, 302, `auth: ${result.reason}; sent to sign in`, { location: signinLocation(policy.signin, { ...x, proto: clientProto(x) }) });
+      return reply(x, 302, `auth: ${result.reason}; sent to sign in`, { location: signinLocation(policy.signin, { ...x, proto: clientProto(x) }, policy.signinParam) });
     }
     return reply(x, result.status, `auth: ${result.reason}`, result.headers);
   },

@@ -41,6 +41,13 @@ describe('netplane ingress fills in nginx variables as data', () => {
         }),
         // No host rule: `$host` would be whatever a client sends.
         ing('anyhost', undefined, { [`${ngx}auth-url`]: `http://$host:${port}/oauth2/auth` }),
+        // oauth2-proxy style with its own return parameter and a fixed place to come back to.
+        ing('returnto', 'returnto.test', {
+          [`${ngx}auth-url`]: `http://127.0.0.1:${port}/oauth2/auth`,
+          [`${ngx}auth-signin`]: 'https://login.example.com/start',
+          [`${ngx}auth-signin-redirect-param`]: 'return_to',
+          [`${ngx}auth-request-redirect`]: 'https://returnto.test/home',
+        }),
         ing('moved', 'moved.test', { [`${ngx}permanent-redirect`]: 'https://new.example.com$request_uri' }),
         ing('split', 'split.test', { [`${ngx}temporal-redirect`]: '$scheme://www.${host}/v2$uri$is_args$args', [`${ngx}temporal-redirect-code`]: '307' }),
         ing('unknown', 'unknown.test', { [`${ngx}permanent-redirect`]: 'https://new.example.com/?u=$remote_user' }),
@@ -76,6 +83,17 @@ describe('netplane ingress fills in nginx variables as data', () => {
       expect([host, r.status]).toEqual([host, 503]);
     }
     expect(asked).toEqual([]);
+  });
+
+  it('names the return address with auth-signin-redirect-param, and sends the auth service auth-request-redirect', async () => {
+    asked.length = 0;
+    const r = await gw.get('returnto.test', '/orders/7?all=1');
+    expect([r.status, r.headers.location]).toEqual([302, 'https://login.example.com/start?return_to=http%3A%2F%2Freturnto.test%2Forders%2F7%3Fall%3D1']);
+    expect(asked.map((a) => a.headers['x-auth-request-redirect'])).toEqual(['https://returnto.test/home']);
+    // Without the annotation the auth service gets the request's own URI, as before.
+    asked.length = 0;
+    await gw.get('localhost', '/orders/7?all=1', { headers: { authorization: 'Bearer ok' } });
+    expect(asked.map((a) => a.headers['x-auth-request-redirect'])).toEqual(['/orders/7?all=1']);
   });
 
   it.each([
