@@ -7,6 +7,7 @@ import { addressBlock, addressBlockText } from '../limits/client-ip.ts';
 import { readCors } from './cors.ts';
 import { readHashKey } from './hash-key.ts';
 import { readCookieRewrite } from './proxy-cookie.ts';
+import { readLocationRewrite } from './proxy-redirect.ts';
 import { plainUrl, readUrlTemplate } from './variables.ts';
 import { AnnotationError, quote } from './errors.ts';
 import { asksPassthrough, sslPassthroughKey } from './unhonoured.ts';
@@ -137,6 +138,8 @@ export function readPolicy(namespace: string, annotations: Readonly<Record<strin
   // Kilobytes as ingress-nginx writes them (limit_rate <n>k); 0 is no limit, and limit-rate-after alone limits nothing.
   const rateKiB = a.int('limit-rate', 0, 1 << 30);
   if (rateKiB !== undefined && rateKiB > 0) policy.responseRate = { bytesPerSecond: rateKiB * 1024, afterBytes: (a.int('limit-rate-after', 0, 1 << 30) ?? 0) * 1024 };
+  const locationRewrite = readLocationRewrite(a);
+  if (locationRewrite !== undefined) policy.locationRewrite = locationRewrite;
   const cookieRewrite = readCookieRewrite(a);
   if (cookieRewrite !== undefined) policy.cookieRewrite = cookieRewrite;
 

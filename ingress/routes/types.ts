@@ -168,6 +168,11 @@ export interface IngressPolicy {
   upstreamVhost?: string;
   /** Sent upstream as X-Forwarded-Prefix (ingress-nginx x-forwarded-prefix). */
   forwardedPrefix?: string;
+  /**
+   * The start of the backend's Location and Refresh URLs replaced (ingress-nginx proxy-redirect-from/-to); `to` may
+   * use the nginx variables of routes/variables.ts, filled in per request.
+   */
+  locationRewrite?: { from: string; to: string };
   /** Response bodies sent no faster than this after the first `afterBytes` (ingress-nginx limit-rate, limit-rate-after; ingress/upstream/pacer.ts). */
   responseRate?: { bytesPerSecond: number; afterBytes: number };
   /** The Path and Domain attributes of the backend's Set-Cookie headers rewritten (ingress-nginx proxy-cookie-path, proxy-cookie-domain). */

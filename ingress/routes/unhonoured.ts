@@ -78,7 +78,6 @@ export const refusals: readonly Refusal[] = [
   { name: 'custom-headers', applies: set, why: 'netplane does not add response headers from a ConfigMap, so responses would lack them (often security headers)' },
   { name: 'auth-proxy-set-headers', applies: set, why: 'netplane does not send headers from a ConfigMap to the auth service, which may decide on them' },
   { name: 'auth-always-set-cookie', applies: on, why: 'netplane does not pass the auth service\'s Set-Cookie to clients it lets through, so sessions it refreshes would expire' },
-  { name: 'proxy-redirect-from', applies: (v) => set(v) && v !== 'off' && v !== 'default', why: 'netplane does not rewrite the Location and Refresh headers of responses, so clients would be sent to the backend\'s addresses' },
   {
     name: 'disable-proxy-intercept-errors',
     applies: (v, all) => on(v) && all('custom-http-errors') !== undefined,
@@ -93,7 +92,7 @@ export const refusals: readonly Refusal[] = [
 export const ignoredNames: readonly string[] = [
   'proxy-buffering', 'proxy-buffer-size', 'proxy-buffers-number', 'proxy-max-temp-file-size', 'proxy-request-buffering',
   'client-body-buffer-size', 'proxy-http-version', 'proxy-next-upstream', 'proxy-next-upstream-timeout',
-  'connection-proxy-header', 'http2-push-preload', 'preserve-trailing-slash', 'relative-redirects', 'proxy-redirect-to',
+  'connection-proxy-header', 'http2-push-preload', 'preserve-trailing-slash', 'relative-redirects',
   'enable-access-log', 'enable-rewrite-log', 'enable-opentracing', 'opentracing-trust-incoming-span', 'enable-opentelemetry',
   'opentelemetry-trust-incoming-span', 'opentelemetry-operation-name', 'enable-influxdb', 'influxdb-measurement', 'influxdb-port',
   'influxdb-host', 'influxdb-server-name', 'modsecurity-transaction-id', 'ssl-ciphers', 'ssl-prefer-server-ciphers',

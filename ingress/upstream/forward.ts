@@ -14,6 +14,7 @@ import { UpstreamError, asUpstreamError, classifyError, statusText, type Upstrea
 import { grpcStatusOf, relayedTrailers, splitTrailersOnly, writeGrpcFailure } from './grpc.ts';
 import { rewriteSetCookies } from './cookie-rewrite.ts';
 import { Pacer } from './pacer.ts';
+import { rewriteLocation, rewriteRefresh } from './location-rewrite.ts';
 import { clientResponseHeaders, upstreamRequestHeaders, withHeaders, withoutBodyHeaders, type HeaderList, type HeaderValue } from './headers.ts';
 import { isGrpc, overTls, type UpstreamEndpoint } from './pool.ts';
 import { UpstreamBody, lingerAfterRefusal, stopUpload } from './request-body.ts';
@@ -39,6 +40,8 @@ export interface ForwardTarget {
   cookieScope?: CookieScope;
   /** The request's upstream-hash-by key (routes/hash-key.ts): endpoints are then chosen on the backend's hash ring. */
   hashKey?: string;
+  /** proxy-redirect-from/-to, `to` filled in for this request: the start of Location and Refresh URLs replaced. */
+  locationRewrite?: { from: string; to: string };
 }
 
 /** How a forwarded request went, for the access log and metrics. */
@@ -272,6 +275,11 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const affinity = this.#target.policy.affinity;
     const cookie = affinity !== undefined && m !== this.#cookieMember ? affinitySetCookie(affinity, m.cookie, this.#target.cookieScope) : undefined;
     try {
+      const moved = this.#target.locationRewrite;
+      if (moved !== undefined) {
+        if (typeof headers.location === 'string') headers.location = rewriteLocation(headers.location, moved.from, moved.to);
+        if (typeof headers.refresh === 'string') headers.refresh = rewriteRefresh(headers.refresh, moved.from, moved.to);
+      }
       const rewrite = this.#target.policy.cookieRewrite;
       if (rewrite !== undefined && headers['set-cookie'] !== undefined) headers['set-cookie'] = rewriteSetCookies(headers['set-cookie'], rewrite);
       let list = clientResponseHeaders(headers, cookie);

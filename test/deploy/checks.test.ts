@@ -67,6 +67,11 @@ const cases: { name: string; rule: Rule; edit: Edit }[] = [
   { name: 'a ServiceMonitor scraping an unknown port', rule: 'monitor-selector', edit: (get) => (get('ServiceMonitor', 'netplane-node').spec.endpoints[1].port = 'metrics') },
   { name: 'the proxy not privileged', rule: 'privileges', edit: (get) => (node(get).spec.containers[0].securityContext.privileged = false) },
   { name: 'the proxy without a securityContext', rule: 'privileges', edit: (get) => delete node(get).spec.containers[0].securityContext },
+  { name: 'the proxy on the default API server address', rule: 'apiserver-address', edit: (get) => delete node(get).spec.containers[0].envFrom },
+  { name: 'the overlay on the default API server address', rule: 'apiserver-address', edit: (get) => delete node(get).spec.containers[1].envFrom },
+  { name: 'the API server ConfigMap without a port', rule: 'apiserver-address', edit: (get) => delete get('ConfigMap', 'netplane-apiserver').data.KUBERNETES_SERVICE_PORT },
+  { name: 'the API server ConfigMap with an empty host', rule: 'apiserver-address', edit: (get) => (get('ConfigMap', 'netplane-apiserver').data.KUBERNETES_SERVICE_HOST = '') },
+  { name: 'envFrom naming a ConfigMap not in deploy/', rule: 'env-ref', edit: (get) => (node(get).spec.containers[1].envFrom[0].configMapRef.name = 'apiserver') },
   { name: 'a file left out of the kustomization', rule: 'kustomization', edit: (_get, _docs, files) => files.push('deploy/extra.yaml') },
   { name: 'a kustomization listing a missing file', rule: 'kustomization', edit: (_get, _docs, files) => files.splice(files.indexOf('deploy/monitoring.yaml'), 1) },
 ];

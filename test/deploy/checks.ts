@@ -29,7 +29,8 @@ export type Rule =
   | 'service-selector'
   | 'monitor-selector'
   | 'kustomization'
-  | 'privileges';
+  | 'privileges'
+  | 'apiserver-address';
 
 /** One parsed manifest document. */
 export interface Doc {

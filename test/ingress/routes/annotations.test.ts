@@ -102,6 +102,8 @@ describe('annotations with good values', () => {
     ['proxy-cookie-path off, proxy-cookie-domain off (ingress-nginx\'s defaults)', { [`${ngx}proxy-cookie-path`]: 'off', [`${ngx}proxy-cookie-domain`]: 'off' }, {}],
     ['limit-rate and limit-rate-after, in kilobytes', { [`${ngx}limit-rate`]: '100', [`${ngx}limit-rate-after`]: '1024' }, { responseRate: { bytesPerSecond: 102_400, afterBytes: 1_048_576 } }],
     ['limit-rate 0: no limit; limit-rate-after alone limits nothing', { [`${ngx}limit-rate`]: '0', [`${ngx}limit-rate-after`]: '10' }, {}],
+    ['proxy-redirect-from and -to', { [`${ngx}proxy-redirect-from`]: 'http://backend.svc:8080/', [`${ngx}proxy-redirect-to`]: 'https://$host/' }, { locationRewrite: { from: 'http://backend.svc:8080/', to: 'https://$host/' } }],
+    ['proxy-redirect-from default, or off: nothing', { [`${ngx}proxy-redirect-from`]: 'default', [`${ngx}proxy-redirect-to`]: '/x' }, {}],
     ['proxy-cookie-path under netplane.io', { [`${np}proxy-cookie-path`]: '/api/ /', [`${ngx}proxy-cookie-path`]: '/x /y' }, { cookieRewrite: { path: { from: '/api/', to: '/' } } }],
     ['enable-cors with its defaults', { [`${ngx}enable-cors`]: 'true' }, { cors: { origins: ['*'], methods: 'GET, PUT, POST, DELETE, PATCH, OPTIONS', headers: 'DNT,Keep-Alive,User-Agent,X-Requested-With,If-Modified-Since,Cache-Control,Content-Type,Range,Authorization', credentials: true, maxAgeSeconds: 1728000 } }],
     [
@@ -232,6 +234,9 @@ describe('annotations with values that cannot be honoured', () => {
     ['upstream-vhost with a path', { [`${ngx}upstream-vhost`]: 'a.example.com/x' }, `${ngx}upstream-vhost`, 'a.example.com/x', 'host name or address'],
     ['x-forwarded-prefix with nginx variables', { [`${ngx}x-forwarded-prefix`]: '/$1' }, `${ngx}x-forwarded-prefix`, '/$1', 'not expanded'],
     ['limit-rate with a unit', { [`${ngx}limit-rate`]: '100k' }, `${ngx}limit-rate`, '100k', 'whole number'],
+    ['proxy-redirect-from without -to', { [`${ngx}proxy-redirect-from`]: '/app/' }, `${ngx}proxy-redirect-from`, '/app/', 'needs proxy-redirect-to'],
+    ['proxy-redirect-from as a regex', { [`${ngx}proxy-redirect-from`]: '~^http://(.*)', [`${ngx}proxy-redirect-to`]: '/' }, `${ngx}proxy-redirect-from`, '~^http://(.*)', 'regexes and variables are not read'],
+    ['proxy-redirect-to with a variable netplane does not fill in', { [`${ngx}proxy-redirect-from`]: '/a/', [`${ngx}proxy-redirect-to`]: 'https://$remote_user/' }, `${ngx}proxy-redirect-to`, 'https://$remote_user/', 'not a variable netplane fills in'],
     ['proxy-cookie-path as a regex', { [`${ngx}proxy-cookie-path`]: '~*^/app(.*) /x$1' }, `${ngx}proxy-cookie-path`, '~*^/app(.*) /x$1', 'regexes and variables are not read'],
     ['proxy-cookie-path with one word', { [`${ngx}proxy-cookie-path`]: '/app' }, `${ngx}proxy-cookie-path`, '/app', 'a path and its replacement'],
     ['proxy-cookie-path with three words', { [`${ngx}proxy-cookie-path`]: '/a /b /c' }, `${ngx}proxy-cookie-path`, '/a /b /c', 'a path and its replacement'],

@@ -30,7 +30,6 @@ describe('refused: the Ingress is not served, with a problem naming the annotati
     [{ [`${ngx}custom-headers`]: 'shop/security-headers' }, 'custom-headers', 'ConfigMap'],
     [{ [`${ngx}auth-url`]: 'https://auth.example.com/', [`${ngx}auth-proxy-set-headers`]: 'shop/auth-headers' }, 'auth-proxy-set-headers', 'auth service'],
     [{ [`${ngx}auth-url`]: 'https://auth.example.com/', [`${ngx}auth-always-set-cookie`]: 'true' }, 'auth-always-set-cookie', 'Set-Cookie'],
-    [{ [`${ngx}proxy-redirect-from`]: 'http://backend/', [`${ngx}proxy-redirect-to`]: 'https://shop.com/' }, 'proxy-redirect-from', 'Location'],
     [{ [`${ngx}custom-http-errors`]: '503', [`${ngx}disable-proxy-intercept-errors`]: 'true' }, 'disable-proxy-intercept-errors', 'error bodies'],
     [{ [`${ngx}auth-type`]: 'basic', [`${ngx}auth-secret`]: 'users', [`${ngx}auth-secret-type`]: 'auth-map' }, 'auth-secret-type', 'auth-map'],
     [{ [`${ngx}auth-tls-secret`]: 'ca', [`${ngx}auth-tls-match-cn`]: 'CN=alice' }, 'auth-tls-match-cn', 'without it'],

@@ -1,8 +1,9 @@
-// proxy-cookie-path and proxy-cookie-domain through `netplane ingress`, beside nginx itself with the directives
-// ingress-nginx writes for them (`proxy_cookie_path /two/ /one/; proxy_cookie_domain backend.local example.org;`),
-// both proxying to the same backend: the Set-Cookie headers a client gets are the same, on a plain response and on
-// a WebSocket handshake (101); an Ingress without the annotations passes them on untouched; a regex value takes
-// only its own Ingress out of service.
+// proxy-cookie-path, proxy-cookie-domain and proxy-redirect-from/-to through `netplane ingress`, beside nginx itself
+// with the directives ingress-nginx writes for them (`proxy_cookie_path /two/ /one/; proxy_cookie_domain
+// backend.local example.org;`, `proxy_redirect http://backend.local:8080/ https://$host/;`), both proxying to the
+// same backend: the Set-Cookie, Location and Refresh headers a client gets are the same, on a plain response and (for
+// cookies) on a WebSocket handshake (101); an Ingress without the annotations passes them on untouched; a regex value
+// takes only its own Ingress out of service.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
@@ -58,6 +59,12 @@ describe('proxy-cookie-path and proxy-cookie-domain, as nginx rewrites them', ()
 
   beforeAll(async () => {
     web.handler = (req, res) => {
+      if (req.url === '/r' || req.url === '/elsewhere') {
+        const to = req.url === '/r' ? 'http://backend.local:8080/login?next=%2Fr' : 'http://other.local/x';
+        res.writeHead(302, { location: to, refresh: `3; url=${to}` });
+        res.end();
+        return true;
+      }
       if (req.url !== '/c') return false;
       res.writeHead(200, [['set-cookie', cookies[0]!], ...cookies.slice(1).map((c) => ['set-cookie', c] as [string, string]), ['content-type', 'text/plain']].flat());
       res.end('ok');
@@ -83,6 +90,7 @@ http {
       proxy_set_header Connection "upgrade";
       proxy_cookie_path /two/ /one/;
       proxy_cookie_domain backend.local example.org;
+      proxy_redirect http://backend.local:8080/ https://$host/;
     }
   }
 }
@@ -101,6 +109,7 @@ http {
         serviceYaml('web', [web]),
         ing('cookie', { [`${ngx}proxy-cookie-path`]: '/two/ /one/', [`${ngx}proxy-cookie-domain`]: 'backend.local example.org' }),
         ing('plain', {}),
+        ing('moved', { [`${ngx}proxy-redirect-from`]: 'http://backend.local:8080/', [`${ngx}proxy-redirect-to`]: 'https://$host/' }),
         ing('regex', { [`${ngx}proxy-cookie-path`]: '~^/two/(.*) /one/$1' }),
       ].join('---\n'),
     );
@@ -138,6 +147,18 @@ http {
     const ours = setCookieLines(await upgradeHead(gw.http, 'cookie.test'));
     expect(ours).toEqual(setCookieLines(await upgradeHead(nginxPort, 'cookie.test')));
     expect(ours).toEqual(['ws=1; Path=/one/ws; Domain=example.org']);
+  });
+
+  const redirectOf = async (port: number, host: string, path: string) => {
+    const r = await request(`http://127.0.0.1:${port}${path}`, { headers: { host } });
+    await r.body.text();
+    return [r.statusCode, r.headers.location, r.headers.refresh];
+  };
+
+  it('rewrites Location and Refresh as nginx does, the variable filled in from the request, other URLs untouched', async () => {
+    for (const path of ['/r', '/elsewhere']) expect(await redirectOf(gw.http, 'moved.test', path)).toEqual(await redirectOf(nginxPort, 'moved.test', path));
+    expect(await redirectOf(gw.http, 'moved.test', '/r')).toEqual([302, 'https://moved.test/login?next=%2Fr', '3; url=https://moved.test/login?next=%2Fr']);
+    expect(await redirectOf(gw.http, 'plain.test', '/r')).toEqual([302, 'http://backend.local:8080/login?next=%2Fr', '3; url=http://backend.local:8080/login?next=%2Fr']);
   });
 
   it('passes the headers on untouched for an Ingress without the annotations', async () => {
