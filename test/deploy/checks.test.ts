@@ -84,6 +84,21 @@ describe('checks on a broken copy of deploy/', () => {
   it.each(cases)('$name → $rule', ({ edit, rule }) => {
     expect(rulesAfter(edit)).toContain(rule);
   });
+
+  it.each<[string, Edit]>([
+    ['in env', (get) => {
+      const proxy = node(get).spec.containers[0];
+      delete proxy.envFrom;
+      proxy.env.push({ name: 'KUBERNETES_SERVICE_HOST', value: '192.168.1.10' }, { name: 'KUBERNETES_SERVICE_PORT', value: '6443' });
+    }],
+    ['by a kubeconfig', (get) => {
+      const proxy = node(get).spec.containers[0];
+      delete proxy.envFrom;
+      proxy.args.push('--kubeconfig=/var/lib/netplane/kubeconfig');
+    }],
+  ])('take the API server address given %s', (_name, edit) => {
+    expect(rulesAfter(edit)).toEqual([]);
+  });
 });
 
 describe('parseText', () => {

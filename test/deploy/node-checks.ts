@@ -1,0 +1,94 @@
+// Checks of the node agent's pod in deploy/ (the containers running `proxy` and `overlay` on every node): what its
+// environment resolves to, through env and the ConfigMaps envFrom names, and what the containers need to run.
+import { arr, obj, podSpecOf, ref, str, type Doc, type Obj, type Problem } from './checks.ts';
+
+/** The components that run on every node on the host network, before any Service (the `kubernetes` one too) works. */
+const nodeAgents = new Set(['proxy', 'overlay']);
+
+/** The variables a container's environment has, and what the kubelet would refuse. */
+interface ContainerEnv {
+  /** Each variable set by env or by a ConfigMap of envFrom, with its value when it is a literal. */
+  vars: Map<string, string | undefined>;
+  /** Whether some envFrom source cannot be read here (a Secret, an optional ConfigMap not in deploy/). */
+  open: boolean;
+  /** envFrom ConfigMaps that are not in deploy/ and not optional: the kubelet does not start the container. */
+  missing: string[];
+}
+
+/**
+ * The environment of container `c` of workload `d`, as the kubelet makes it from envFrom (ConfigMaps of deploy/ in
+ * the workload's namespace, `prefix` added to each key) and then env. The variables the kubelet adds for Services
+ * (KUBERNETES_SERVICE_HOST among them) are not here: they are what this file checks is replaced.
+ */
+export function containerEnv(docs: Doc[], d: Doc, c: Obj): ContainerEnv {
+  const out: ContainerEnv = { vars: new Map(), open: false, missing: [] };
+  const ns = obj(d.body.metadata).namespace;
+  for (const from of arr(c.envFrom).map(obj)) {
+    const cmRef = obj(from.configMapRef);
+    const name = str(cmRef.name);
+    if (name === undefined) {
+      out.open = true;
+      continue;
+    }
+    const cm = docs.find((x) => x.body.kind === 'ConfigMap' && obj(x.body.metadata).name === name && obj(x.body.metadata).namespace === ns);
+    if (!cm) {
+      if (cmRef.optional === true) out.open = true;
+      else out.missing.push(name);
+      continue;
+    }
+    const prefix = str(from.prefix) ?? '';
+    for (const [k, v] of Object.entries(obj(cm.body.data))) out.vars.set(prefix + k, typeof v === 'string' ? v : undefined);
+  }
+  for (const e of arr(c.env).map(obj)) {
+    const name = str(e.name);
+    if (name !== undefined) out.vars.set(name, typeof e.value === 'string' ? e.value : undefined);
+  }
+  return out;
+}
+
+/** Each container of each workload with its first argument (the netplane component it runs). */
+function containers(docs: Doc[]): { d: Doc; c: Obj; name: string; component: string | undefined }[] {
+  return docs.flatMap((d) => arr(podSpecOf(d)?.containers).map(obj).map((c) => ({ d, c, name: String(c.name), component: str(arr(c.args)[0]) })));
+}
+
+/**
+ * For containers with envFrom (checkPodSpec looks at the others): envFrom names ConfigMaps that deploy/ has, and each
+ * `$(VAR)` in command and args is set by env or by one of them — the kubelet leaves an unknown one as written.
+ */
+export function checkEnvFrom(docs: Doc[]): Problem[] {
+  return containers(docs).flatMap(({ d, c, name }) => {
+    if (c.envFrom === undefined) return [];
+    const env = containerEnv(docs, d, c);
+    const say = (detail: string): Problem => ({ rule: 'env-ref', at: d.at, detail: `${ref(d)}: container ${name}: ${detail}` });
+    const out = env.missing.map((cm) => say(`envFrom names ConfigMap ${cm}, which is not in deploy/ (the container would not start)`));
+    if (env.open) return out;
+    for (const a of [...arr(c.command), ...arr(c.args)]) {
+      for (const m of String(a).matchAll(/(?<!\$)\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g)) {
+        if (!env.vars.has(m[1]!)) out.push(say(`$(${m[1]}) in args is set neither by env nor by an envFrom ConfigMap`));
+      }
+    }
+    return out;
+  });
+}
+
+/**
+ * The node agent's containers reach the API server at an address given to them — KUBERNETES_SERVICE_HOST and
+ * KUBERNETES_SERVICE_PORT from env or an envFrom ConfigMap, or a kubeconfig (--kubeconfig, KUBECONFIG) — not at the
+ * `kubernetes` Service's ClusterIP the kubelet puts there by default, which only netplane's own proxy makes reachable
+ * on a cluster without kube-proxy.
+ */
+export function checkApiServerAddress(docs: Doc[]): Problem[] {
+  return containers(docs).flatMap(({ d, c, name, component }) => {
+    if (component === undefined || !nodeAgents.has(component)) return [];
+    const args = arr(c.args).map(String);
+    const env = containerEnv(docs, d, c);
+    if (args.some((a) => a === '--kubeconfig' || a.startsWith('--kubeconfig=')) || env.vars.has('KUBECONFIG')) return [];
+    const unset = ['KUBERNETES_SERVICE_HOST', 'KUBERNETES_SERVICE_PORT'].filter((v) => !env.vars.has(v) || env.vars.get(v) === '');
+    if (unset.length === 0) return [];
+    return [{
+      rule: 'apiserver-address' as const,
+      at: d.at,
+      detail: `${ref(d)}: container ${name} runs ${component} without ${unset.join(' and ')} from env or an envFrom ConfigMap (or a kubeconfig): it would reach the API server through the kubernetes Service's ClusterIP, which nothing programs before it on a cluster without kube-proxy`,
+    }];
+  });
+}
