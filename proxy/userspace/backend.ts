@@ -22,7 +22,7 @@ export interface UserspaceOptions {
   udpMaxFlows?: number;
   /** Called once per UDP flow evicted at the cap (a metric). */
   onUdpEviction?: () => void;
-  /** A connect to an endpoint slower than this fails over to one other endpoint. Default 5 s. */
+  /** The first dial's time-out; each of the up to three retries (on another endpoint when there is one) waits twice as long. Default 250 ms, as kube-proxy's userspace proxier. */
   connectTimeoutMs?: number;
   /**
    * Threads that accept and relay TCP. Default 1: everything runs in the main thread, which suits a node agent.
@@ -100,7 +100,8 @@ export class UserspaceBackend implements ProxyBackend {
     this.#udpIdleMs = options.udpIdleMs ?? udpDefaults.idleMs;
     this.#udpMaxFlows = options.udpMaxFlows ?? udpDefaults.maxFlows;
     this.#onUdpEviction = options.onUdpEviction;
-    this.#connectTimeoutMs = options.connectTimeoutMs ?? 5_000;
+    // kube-proxy's userspace proxier: 250 ms for the first dial, doubled for each of the next three (deadlines.ts).
+    this.#connectTimeoutMs = options.connectTimeoutMs ?? 250;
     this.#threads = Math.max(1, Math.floor(options.threads ?? 1));
     this.#nativeRelay = options.nativeRelay ?? true;
     this.#localAddresses = options.localAddresses ?? interfaceAddresses;

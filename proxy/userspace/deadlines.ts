@@ -2,10 +2,14 @@
 // `socket.setTimeout` arms) is set up and torn down for every connection; at thousands of new connections per
 // second that bookkeeping is a measurable share of the proxy's CPU, while a connect timeout needs no precision.
 
+/** Dials per new connection, each to another endpoint when there is one (kube-proxy's userspace EndpointDialTimeouts). */
+export const maxDialAttempts = 4;
+
 /**
- * Calls a dial's `onTimeout` once it has been pending for `timeoutMs` (give or take one tick, a fifth of the
- * timeout, at most 1 s). Time is counted in ticks of the interval, so a wall-clock jump neither fires nor delays one.
- * The interval is unref'd and stops at the first tick that finds nothing pending.
+ * Calls a dial's `onTimeout` once it has been pending for `timeoutMs` — doubled for each retry, as kube-proxy's
+ * userspace proxier waits 250 ms, 500 ms, 1 s and 2 s — give or take one tick (a fifth of `timeoutMs`, at most 1 s).
+ * Time is counted in ticks of the interval, so a wall-clock jump neither fires nor delays one. The interval is
+ * unref'd and stops at the first tick that finds nothing pending.
  */
 export class DialDeadlines {
   readonly #tickMs: number;
@@ -25,9 +29,12 @@ export class DialDeadlines {
     return this.#pending.size;
   }
 
-  /** Starts the clock of the dial `key`; `onTimeout` runs at most once, unless `settle(key)` comes first. */
-  start(key: object, onTimeout: () => void): void {
-    this.#pending.set(key, { expires: this.#now + this.#ticks + 1, onTimeout });
+  /**
+   * Starts the clock of the dial `key`, the `attempt`-th (from 0) for its connection; `onTimeout` runs at most once,
+   * unless `settle(key)` comes first.
+   */
+  start(key: object, onTimeout: () => void, attempt = 0): void {
+    this.#pending.set(key, { expires: this.#now + this.#ticks * 2 ** attempt + 1, onTimeout });
     this.#timer ??= setInterval(() => this.#tick(), this.#tickMs).unref();
   }
 

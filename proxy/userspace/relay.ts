@@ -11,7 +11,7 @@
 import { isIPv6 } from 'node:net';
 import { constants } from 'node:os';
 import type { Target } from '../plan/types.ts';
-import type { DialDeadlines } from './deadlines.ts';
+import { maxDialAttempts, type DialDeadlines } from './deadlines.ts';
 import { tcpBindings, type HandleReq, type TcpBindings, type TcpHandle as NativeTcpHandle } from '../../runtime/tcp-handles.ts';
 
 /** A native TCP handle (runtime/tcp-handles.ts) with the side of the relay it belongs to. */
@@ -108,7 +108,7 @@ export class Relay {
     this.#host.opened(this);
     client.setNoDelay(true);
     client.readStart();
-    this.#dial(target, true);
+    this.#dial(target, 0);
   }
 
   /** Cuts the connection (both sides closed). */
@@ -120,7 +120,11 @@ export class Relay {
     this.#finish();
   }
 
-  #dial(target: Target, mayRetry: boolean): void {
+  /**
+   * Dials `target`, the `attempt`-th try (from 0); a failure or time-out tries another endpoint (the same when it is
+   * the only one) with a longer time-out, up to maxDialAttempts, then resets the client.
+   */
+  #dial(target: Target, attempt: number): void {
     const n = native!;
     const upstream = new n.TCP(n.SOCKET);
     this.#upstream = upstream;
@@ -128,8 +132,8 @@ export class Relay {
     const failed = () => {
       closeHandle(upstream);
       if (this.#done) return;
-      const other = mayRetry ? this.#host.pick(this.#ip, target) : undefined;
-      if (other) this.#dial(other, false);
+      const other = attempt + 1 < maxDialAttempts ? (this.#host.pick(this.#ip, target) ?? this.#host.pick(this.#ip)) : undefined;
+      if (other) this.#dial(other, attempt + 1);
       else {
         this.#client.closed = true;
         resetHandle(this.#client.handle);
@@ -144,7 +148,7 @@ export class Relay {
     };
     const err = isIPv6(target.ip) ? upstream.connect6(req, target.ip, target.port) : upstream.connect(req, target.ip, target.port);
     if (err) return void setImmediate(failed);
-    this.#host.deadlines.start(req, failed);
+    this.#host.deadlines.start(req, failed, attempt);
   }
 
   #connected(upstream: TcpHandle): void {

@@ -4,7 +4,7 @@
 import { connect, createServer, type Server, type Socket, type TcpNetConnectOpts } from 'node:net';
 import type { Target } from '../plan/types.ts';
 import type { ListenerSpec } from './listeners.ts';
-import { DialDeadlines } from './deadlines.ts';
+import { DialDeadlines, maxDialAttempts } from './deadlines.ts';
 import { ListenerPicker } from './picker.ts';
 import { native, Relay, type RelayHost, type TcpHandle } from './relay.ts';
 
@@ -13,7 +13,7 @@ export interface TcpOptions {
   host: string;
   /** Set SO_REUSEPORT, so that worker threads can listen on the same port (the kernel spreads connections). */
   reusePort: boolean;
-  /** A connect to an endpoint that takes longer counts as failed (then one other endpoint is tried). */
+  /** The first dial's time-out; retries (deadlines.ts maxDialAttempts) wait twice as long each. */
   connectTimeoutMs: number;
   /** Relay on native handles when the bindings allow (relay.ts); else, or when false, on net.Socket. */
   nativeRelay?: boolean;
@@ -143,21 +143,22 @@ export class TcpListener {
       this.#connections.delete(client);
       if (link.upstream) forwardClose(client, link.upstream);
     });
-    this.#dial(link, ip, target, true);
+    this.#dial(link, ip, target, 0);
   }
 
-  #dial(link: Link, ip: string, target: Target, mayRetry: boolean): void {
+  /** Dials `target` as relay.ts does: up to maxDialAttempts endpoints, each time-out twice the one before. */
+  #dial(link: Link, ip: string, target: Target, attempt: number): void {
     const { client } = link;
     // highWaterMark is a stream option net.Socket passes on to Duplex; @types/node does not list it for connect().
     const upstream = connect({ host: target.ip, port: target.port, allowHalfOpen: true, noDelay: true, highWaterMark } as TcpNetConnectOpts);
     const failed = () => {
       upstream.destroy();
       if (client.destroyed) return;
-      const other = mayRetry ? this.#picker.pick(ip, target) : undefined;
-      if (other) this.#dial(link, ip, other, false);
+      const other = attempt + 1 < maxDialAttempts ? (this.#picker.pick(ip, target) ?? this.#picker.pick(ip)) : undefined;
+      if (other) this.#dial(link, ip, other, attempt + 1);
       else client.resetAndDestroy();
     };
-    this.#deadlines.start(upstream, failed);
+    this.#deadlines.start(upstream, failed, attempt);
     upstream.on('error', (err: NodeJS.ErrnoException) => {
       if (link.upstream === upstream) forwardError(err, client);
       else if (this.#deadlines.settle(upstream)) failed();

@@ -18,6 +18,25 @@ describe('DialDeadlines', () => {
     expect(d.size).toBe(0);
   });
 
+  it('doubles the timeout for each retry (250, 500, 1000, 2000 ms as kube-proxy)', () => {
+    const d = new DialDeadlines(250);
+    const fired = [vi.fn(), vi.fn(), vi.fn(), vi.fn()];
+    fired.forEach((f, attempt) => d.start({}, f, attempt));
+    const at = (_ms: number) => fired.map((f) => f.mock.calls.length > 0);
+    vi.advanceTimersByTime(240);
+    expect(at(240)).toEqual([false, false, false, false]);
+    vi.advanceTimersByTime(60);
+    expect(at(300)).toEqual([true, false, false, false]);
+    vi.advanceTimersByTime(250);
+    expect(at(550)).toEqual([true, true, false, false]);
+    vi.advanceTimersByTime(500);
+    expect(at(1050)).toEqual([true, true, true, false]);
+    vi.advanceTimersByTime(900);
+    expect(at(1950)).toEqual([true, true, true, false]);
+    vi.advanceTimersByTime(150);
+    expect(at(2100)).toEqual([true, true, true, true]);
+  });
+
   it('never fires for a settled dial, and settle reports whether it was pending', () => {
     const d = new DialDeadlines(100);
     const key = {};
