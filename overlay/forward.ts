@@ -150,8 +150,11 @@ export class ForwardAccept {
       const { stdout } = await this.#runner.run(iptablesCommands(family, variant).save, ['-t', 'filter']);
       return parseFilter(stdout);
     } catch (e) {
-      // Not installed (the command did not start), or legacy without its kernel module: nothing there can drop.
-      if (e instanceof CommandError && (e.exitCode === null || /Table does not exist|can't initialize/i.test(e.stderr))) return undefined;
+      // Not installed (the command did not start), or legacy without its kernel module: nothing there can drop. Any
+      // other failure to open the table stops the sync: without CAP_NET_RAW legacy says "Permission denied" (the save
+      // "Cannot initialize: ...", iptables itself "can't initialize iptables table `filter': ..."), and then its
+      // FORWARD drop is still there, unseen.
+      if (e instanceof CommandError && (e.exitCode === null || /Table does not exist/i.test(e.stderr))) return undefined;
       throw e;
     }
   }

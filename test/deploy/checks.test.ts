@@ -72,6 +72,9 @@ const cases: { name: string; rule: Rule; edit: Edit }[] = [
   { name: 'the API server ConfigMap without a port', rule: 'apiserver-address', edit: (get) => delete get('ConfigMap', 'netplane-apiserver').data.KUBERNETES_SERVICE_PORT },
   { name: 'the API server ConfigMap with an empty host', rule: 'apiserver-address', edit: (get) => (get('ConfigMap', 'netplane-apiserver').data.KUBERNETES_SERVICE_HOST = '') },
   { name: 'envFrom naming a ConfigMap not in deploy/', rule: 'env-ref', edit: (get) => (node(get).spec.containers[1].envFrom[0].configMapRef.name = 'apiserver') },
+  { name: 'the overlay without NET_RAW', rule: 'capabilities', edit: (get) => (node(get).spec.containers[1].securityContext.capabilities.add = ['NET_ADMIN']) },
+  { name: 'the overlay without NET_ADMIN', rule: 'capabilities', edit: (get) => (node(get).spec.containers[1].securityContext.capabilities.add = ['CAP_NET_RAW']) },
+  { name: 'the overlay without a securityContext', rule: 'capabilities', edit: (get) => delete node(get).spec.containers[1].securityContext },
   { name: 'a file left out of the kustomization', rule: 'kustomization', edit: (_get, _docs, files) => files.push('deploy/extra.yaml') },
   { name: 'a kustomization listing a missing file', rule: 'kustomization', edit: (_get, _docs, files) => files.splice(files.indexOf('deploy/monitoring.yaml'), 1) },
 ];

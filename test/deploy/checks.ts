@@ -30,7 +30,8 @@ export type Rule =
   | 'monitor-selector'
   | 'kustomization'
   | 'privileges'
-  | 'apiserver-address';
+  | 'apiserver-address'
+  | 'capabilities';
 
 /** One parsed manifest document. */
 export interface Doc {

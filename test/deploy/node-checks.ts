@@ -92,3 +92,24 @@ export function checkApiServerAddress(docs: Doc[]): Problem[] {
     }];
   });
 }
+
+/** A capability as written in a securityContext ("NET_RAW", "CAP_NET_RAW", any case), as the runtimes read it. */
+const capability = (v: unknown) => String(v).toUpperCase().replace(/^CAP_/, '');
+
+/**
+ * A container running `overlay` has NET_ADMIN (links, FDB, routes, nftables) and NET_RAW, or is privileged: without
+ * NET_RAW, iptables-legacy cannot open its tables ("Cannot initialize: Permission denied"), so on a host whose
+ * FORWARD drop is in legacy the accept rules cannot go in. Flannel's manifest adds both. A runtime that grants
+ * NET_RAW by default (containerd, Docker) hides the gap; CRI-O's default set has no NET_RAW.
+ */
+export function checkOverlayCapabilities(docs: Doc[]): Problem[] {
+  return containers(docs).flatMap(({ d, c, name, component }) => {
+    if (component !== 'overlay') return [];
+    const sc = obj(c.securityContext);
+    if (sc.privileged === true) return [];
+    const added = new Set(arr(obj(sc.capabilities).add).map(capability));
+    const lacking = added.has('ALL') ? [] : ['NET_ADMIN', 'NET_RAW'].filter((cap) => !added.has(cap));
+    if (lacking.length === 0) return [];
+    return [{ rule: 'capabilities' as const, at: d.at, detail: `${ref(d)}: container ${name} runs overlay without ${lacking.join(' and ')} in securityContext.capabilities.add (or privileged: true)` }];
+  });
+}
