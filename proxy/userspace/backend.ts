@@ -93,6 +93,7 @@ export class UserspaceBackend implements ProxyBackend {
   readonly #failing = new Map<string, string>();
   readonly #warnedSctp = new Set<string>();
   #pool?: TcpWorkerPool;
+  #wildcardUdpWarned = false;
 
   constructor(options: UserspaceOptions) {
     this.#log = options.log;
@@ -197,6 +198,14 @@ export class UserspaceBackend implements ProxyBackend {
       return false;
     }
     this.#open.set(spec.key, l);
+    if (spec.protocol === 'UDP' && !this.#wildcardUdpWarned && (this.#host === '0.0.0.0' || this.#host === '::')) {
+      // Node's dgram has no IP_PKTINFO: a reply leaves from the kernel's preferred source address toward the client.
+      this.#wildcardUdpWarned = true;
+      this.#log.warn(
+        { address: this.#host, key: spec.key },
+        `UDP Service ports bound to ${this.#host} answer from the address the kernel prefers toward each client, which is not always the one the client sent to: clients that check the reply's source (connected UDP sockets, most DNS resolvers) then see no answer when they use another of this node's addresses. Give --bind-address one address to avoid it`,
+      );
+    }
     const wasFailing = this.#failing.delete(spec.key);
     this.#log.info({ service: spec.service, key: spec.key, protocol: spec.protocol, address: this.#host, port: spec.port, endpoints: spec.endpoints.length, retried: wasFailing }, 'listening for a Service port');
     return true;

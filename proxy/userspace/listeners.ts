@@ -24,6 +24,11 @@ export interface ListenerSpec {
    * through an outside load balancer (kube-proxy's short-circuit; the plan's shortcutEndpoints).
    */
   shortcut?: { endpoints: Target[]; sources: string[] };
+  /**
+   * UDP: every serving endpoint of the port (terminating ones and those policy or topology leave out included): a
+   * flow to one of them is kept when it stops being chosen, as the kernel modes keep such conntrack entries.
+   */
+  serving?: Target[];
 }
 
 /** A PortPlan that gets no listener, and why. */
@@ -92,6 +97,7 @@ export function listenerSpecs(plan: ProxyPlan, family: Family, held: ReadonlySet
       endpoints: endpoints.map((t) => ({ ip: t.ip, port: t.port })),
       affinitySeconds: p.affinitySeconds,
       ...(shortcut ? { shortcut: { endpoints: shortcut.map((t) => ({ ip: t.ip, port: t.port })), sources } } : {}),
+      ...(p.protocol === 'UDP' ? { serving: p.servingEndpoints.map((t) => ({ ip: t.ip, port: t.port })) } : {}),
     });
   }
   specs.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));

@@ -80,11 +80,16 @@ export class UdpListener {
     });
   }
 
-  /** Takes new endpoints and affinity in place. Flows to an endpoint that is gone are closed (kube-proxy clears their conntrack entries too). */
+  /**
+   * Takes new endpoints and affinity in place. A flow to an endpoint that no longer serves is closed (kube-proxy
+   * clears its conntrack entries too); one to an endpoint still serving but no longer chosen (terminating, or left
+   * out by policy or topology) is kept, as the kernel modes keep its conntrack entry, so a client is not moved in the
+   * middle of an exchange while its endpoint drains.
+   */
   update(spec: ListenerSpec): void {
     this.#spec = spec;
     this.#picker.update(spec);
-    const live = new Set(this.#picker.endpoints.map(targetKey));
+    const live = new Set([...this.#picker.endpoints, ...(spec.serving ?? [])].map(targetKey));
     for (const [key, flow] of this.#flows) if (!live.has(flow.targetKey)) this.#closeFlow(key, flow);
   }
 

@@ -5,6 +5,7 @@ import { UserspaceBackend } from '../../../proxy/userspace/backend.ts';
 import { silentLogger } from '../../../runtime/logger.ts';
 import { plan, portPlan } from './plans.ts';
 import { freePort, udpAsk, udpEndpoint } from './servers.ts';
+import { captureLogger } from '../../helpers/wait.ts';
 
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
@@ -45,6 +46,37 @@ describe('userspace backend, UDP', () => {
     for (let i = 0; i < 3; i++) expect((await udpAsk(one, port, `n${i}`))[0]).toBe(first[0]);
     const two = await udpClient();
     expect((await udpAsk(two, port, 'ping'))[0]).not.toBe(first[0]);
+  });
+
+  it('keeps a flow to an endpoint that still serves but is no longer chosen (terminating), and ends it once it stops serving (found by an audit: it was cut at once)', async () => {
+    const { eps, port, backend } = await setup(['a', 'b']);
+    const c = await udpClient();
+    const first = (await udpAsk(c, port, 'x'))[0]!;
+    const mine = eps[first === 'a' ? 0 : 1]!.target;
+    const other = eps[first === 'a' ? 1 : 0]!.target;
+    // Its endpoint terminates: no longer chosen for new clients, still serving.
+    await backend.sync(plan(portPlan({ name: 'dns', protocol: 'UDP', port, clusterEndpoints: [other], servingEndpoints: [mine, other] })), { full: false });
+    for (let i = 0; i < 3; i++) expect((await udpAsk(c, port, `q${i}`))[0]).toBe(first);
+    const fresh = await udpClient();
+    expect((await udpAsk(fresh, port, 'new'))[0]).not.toBe(first);
+    // It is gone: the flow ends and the client moves.
+    await backend.sync(plan(portPlan({ name: 'dns', protocol: 'UDP', port, clusterEndpoints: [other], servingEndpoints: [other] })), { full: false });
+    expect((await udpAsk(c, port, 'moved'))[0]).not.toBe(first);
+  });
+
+  it('says once that UDP ports bound to a wildcard address answer from the kernel\'s preferred source (found by an audit)', async () => {
+    const { log, records } = captureLogger();
+    const [a] = await Promise.all([udpEndpoint('a')]);
+    cleanups.push(() => a!.close());
+    const [p1, p2] = [await freePort(), await freePort()];
+    const wild = new UserspaceBackend({ log, bindAddress: '0.0.0.0' });
+    cleanups.push(() => wild.close());
+    await wild.sync(plan(portPlan({ name: 'one', protocol: 'UDP', port: p1, clusterEndpoints: [a!.target] }), portPlan({ name: 'two', protocol: 'UDP', port: p2, clusterEndpoints: [a!.target] })), { full: true });
+    expect(records.filter((r) => String(r.msg).includes('answer from the address the kernel prefers'))).toHaveLength(1);
+    const one = new UserspaceBackend({ log, bindAddress: '127.0.0.1' });
+    cleanups.push(() => one.close());
+    await one.sync(plan(portPlan({ name: 'three', protocol: 'UDP', port: await freePort(), clusterEndpoints: [a!.target] })), { full: true });
+    expect(records.filter((r) => String(r.msg).includes('answer from the address the kernel prefers'))).toHaveLength(1);
   });
 
   it('closes idle flows: after the idle timeout the same client gets a new flow (round-robin moves it)', async () => {
