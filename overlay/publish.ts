@@ -1,5 +1,6 @@
 // Kubernetes mode: the agent writes its VTEP MAC and underlay IP on its own Node as annotations, which the other
-// nodes' agents read. One merge patch per change; a failure is retried with backoff and the latest value wins.
+// nodes' agents read. One merge patch per change, through the nodes/status subresource as Flannel writes its own
+// (so the node agent needs `patch` on nodes/status only); a failure is retried with backoff and the latest value wins.
 import type { KubeConfig } from '@kubernetes/client-node';
 import { isIPv4, isIPv6 } from 'node:net';
 import type { Logger } from '../runtime/logger.ts';
@@ -9,13 +10,17 @@ import type { SelfVtep } from './plan/types.ts';
 /** Merge-patches annotations onto a Node; rejects with the API error. */
 export type PatchAnnotations = (nodeName: string, annotations: Record<string, string>) => Promise<void>;
 
-/** A PatchAnnotations over the API server of a kubeconfig (`application/merge-patch+json`, which RBAC's `patch` on nodes allows). */
+/**
+ * A PatchAnnotations over the API server of a kubeconfig: an `application/merge-patch+json` of metadata.annotations on
+ * nodes/status, which RBAC's `patch` on `nodes/status` allows. The API server takes metadata from a status update of
+ * a Node (its status strategy resets only spec), which is how Flannel's kube subnet manager writes its annotations.
+ */
 export async function kubernetesPatcher(kc: KubeConfig): Promise<PatchAnnotations> {
   const { CoreV1Api, setHeaderOptions } = await import('@kubernetes/client-node');
   const core = kc.makeApiClient(CoreV1Api);
   const merge = setHeaderOptions('Content-Type', 'application/merge-patch+json');
   return async (name, annotations) => {
-    await core.patchNode({ name, body: { metadata: { annotations } } }, merge);
+    await core.patchNodeStatus({ name, body: { metadata: { annotations } } }, merge);
   };
 }
 

@@ -41,8 +41,8 @@ const componentsByName = new Map<string, Component>(
 
 /**
  * What one pod needs, from the components its containers run (the first argument): list and watch on each
- * kind the component reads, and patch on Nodes and nodes/status for the overlay, which publishes its VTEP
- * annotations and clears its Node's NetworkUnavailable condition; patch on ingresses/status and its Lease for the
+ * kind the component reads, and patch on nodes/status for the overlay, which publishes its VTEP annotations and
+ * clears its Node's NetworkUnavailable condition both through that subresource; patch on ingresses/status and its Lease for the
  * ingress gateway, which writes the status of the Ingresses it serves from the replica elected by that Lease.
  */
 export function neededGrants(pod: Obj): Set<string> {
@@ -50,7 +50,7 @@ export function neededGrants(pod: Obj): Set<string> {
   for (const c of arr(pod.containers).map(obj)) {
     const component = componentsByName.get(String(arr(c.args)[0]));
     for (const kind of component?.kinds ?? []) for (const v of ['list', 'watch']) need.add(`${resourceOf[kind]}:${v}`);
-    if (component === overlayComponent) for (const g of ['/nodes:patch', '/nodes/status:patch']) need.add(g);
+    if (component === overlayComponent) need.add('/nodes/status:patch');
     if (component === ingressComponent) {
       for (const g of ['networking.k8s.io/ingresses/status:patch', 'coordination.k8s.io/leases:create', 'coordination.k8s.io/leases:get', 'coordination.k8s.io/leases:update']) need.add(g);
     }

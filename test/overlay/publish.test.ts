@@ -70,6 +70,18 @@ describe('VtepPublisher against the API server', () => {
     expect(patches).toHaveLength(2);
   });
 
+  it('writes through the nodes/status subresource, the only patch the node agent is granted (as Flannel writes its annotations), and leaves spec and status alone', async () => {
+    api.apply(rawNode('node1', { podCIDRs: ['10.244.1.0/24'], ip: '192.168.60.1' }));
+    await source.start(store);
+    publisher.publish(vtep);
+    await publisher.settled();
+    await waitFor('the annotations in the view', () => annotations()['netplane.io/vtep-mac'] === vtep.mac);
+    expect(api.requests.filter((r) => r.method !== 'GET').map((r) => `${r.method} ${r.path}`)).toEqual(['PATCH /api/v1/nodes/node1/status']);
+    const stored = (await (await fetch(`${api.url}/api/v1/nodes/node1`)).json()) as Record<string, any>;
+    expect(stored.metadata.annotations).toEqual(published);
+    expect({ spec: stored.spec, status: stored.status }).toEqual({ spec: { podCIDRs: ['10.244.1.0/24'] }, status: { addresses: [{ type: 'InternalIP', address: '192.168.60.1' }] } });
+  });
+
   it('retries while the Node does not exist yet, and publishes the latest value', async () => {
     await source.start(store);
     publisher.publish(vtep);
