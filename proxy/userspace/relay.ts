@@ -42,6 +42,8 @@ export interface RelayHost {
   pick(ip: string, failed?: Target): Target | undefined;
   readonly needsClientIP: boolean;
   readonly deadlines: DialDeadlines;
+  /** A dial failed with libuv status `status` (negative errno): the listener reports what is this host's own trouble. */
+  dialFailed(status: number, target: Target): void;
   /** The relay now counts as a connection of the listener, until `closed`. */
   opened(r: Relay): void;
   closed(r: Relay): void;
@@ -129,8 +131,9 @@ export class Relay {
     const upstream = new n.TCP(n.SOCKET);
     this.#upstream = upstream;
     const req = new n.TCPConnectWrap();
-    const failed = () => {
+    const failed = (status?: number) => {
       closeHandle(upstream);
+      if (status !== undefined) this.#host.dialFailed(status, target);
       if (this.#done) return;
       const other = attempt + 1 < maxDialAttempts ? (this.#host.pick(this.#ip, target) ?? this.#host.pick(this.#ip)) : undefined;
       if (other) this.#dial(other, attempt + 1);
@@ -143,11 +146,11 @@ export class Relay {
     req.oncomplete = (status: number) => {
       // False: the dial timed out and was handled; its handle is closed.
       if (!this.#host.deadlines.settle(req)) return;
-      if (status < 0) return failed();
+      if (status < 0) return failed(status);
       this.#connected(upstream);
     };
     const err = isIPv6(target.ip) ? upstream.connect6(req, target.ip, target.port) : upstream.connect(req, target.ip, target.port);
-    if (err) return void setImmediate(failed);
+    if (err) return void setImmediate(() => failed(err));
     this.#host.deadlines.start(req, failed, attempt);
   }
 

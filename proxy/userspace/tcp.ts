@@ -2,6 +2,7 @@
 // both directions with backpressure and half-close. Runs in the main thread and, with `threads > 1`, in workers.
 // The relaying runs on the native handles (relay.ts) when Node's bindings are as expected, else on net.Socket.
 import { connect, createServer, type Server, type Socket, type TcpNetConnectOpts } from 'node:net';
+import { getSystemErrorName } from 'node:util';
 import type { Target } from '../plan/types.ts';
 import type { ListenerSpec } from './listeners.ts';
 import { DialDeadlines, maxDialAttempts } from './deadlines.ts';
@@ -26,6 +27,8 @@ export interface TcpOptions {
 // keeps bulk transfers flowing while still bounding what a slow reader can make us hold.
 const highWaterMark = 1 << 20;
 const listenBacklog = 4096;
+/** Dial errors that are this host's own (descriptors, ports, memory), not the endpoint's. */
+const localDialErrors: ReadonlySet<string> = new Set(['EMFILE', 'ENFILE', 'ENOBUFS', 'ENOMEM', 'EADDRNOTAVAIL']);
 // What libuv asks Node for per socket read: a read this long filled the buffer, so the kernel likely holds more.
 const fullRead = 64 * 1024;
 
@@ -40,6 +43,7 @@ export class TcpListener {
   /** What relays on native handles use of this listener. */
   readonly #host: RelayHost;
   #native = false;
+  #lastDialReport = -Infinity;
 
   constructor(spec: ListenerSpec, options: TcpOptions) {
     this.#spec = spec;
@@ -57,6 +61,7 @@ export class TcpListener {
         return picker.needsClientIP;
       },
       deadlines: this.#deadlines,
+      dialFailed: (status, target) => this.#dialFailed(getSystemErrorName(status), target),
       opened: (r) => connections.add(r),
       closed: (r) => connections.delete(r),
     };
@@ -64,6 +69,19 @@ export class TcpListener {
 
   get spec(): ListenerSpec {
     return this.#spec;
+  }
+
+  /**
+   * A dial that failed for this host's own reason (out of file descriptors or ephemeral ports) goes to onError, at
+   * most every 10 s: clients are being reset, and nothing else would say why. Refusals and time-outs are the
+   * endpoints' and are not reported.
+   */
+  #dialFailed(code: string, target: Target): void {
+    if (!localDialErrors.has(code)) return;
+    const now = performance.now();
+    if (now - this.#lastDialReport < 10_000) return;
+    this.#lastDialReport = now;
+    this.#options.onError(new Error(`cannot dial endpoint ${target.ip}:${target.port}: ${code}; connections to this Service port are reset while it lasts`));
   }
 
   /** Client connections being relayed now. */
@@ -161,7 +179,10 @@ export class TcpListener {
     this.#deadlines.start(upstream, failed, attempt);
     upstream.on('error', (err: NodeJS.ErrnoException) => {
       if (link.upstream === upstream) forwardError(err, client);
-      else if (this.#deadlines.settle(upstream)) failed();
+      else if (this.#deadlines.settle(upstream)) {
+        this.#dialFailed(err.code ?? err.message, target);
+        failed();
+      }
     });
     upstream.on('close', () => {
       if (link.upstream === upstream) forwardClose(upstream, client);

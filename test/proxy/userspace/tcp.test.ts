@@ -1,5 +1,8 @@
 // The userspace backend forwarding TCP on loopback to in-process endpoints.
+import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { createServer, type AddressInfo } from 'node:net';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { UserspaceBackend, type UserspaceOptions } from '../../../proxy/userspace/backend.ts';
@@ -11,6 +14,7 @@ import { captureLogger, waitFor } from '../../helpers/wait.ts';
 import { plan, portPlan } from './plans.ts';
 import { client, freePort, hashEndpoint, tcpEndpoint, whoAnswers, type TcpEndpoint } from './servers.ts';
 
+const run = promisify(execFile);
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
   while (cleanups.length > 0) await cleanups.pop()!();
@@ -110,6 +114,16 @@ describe.each([true, false])('userspace backend, TCP (native relay: %s)', (nativ
     const b = backend();
     await b.sync(plan(portPlan({ name: 'web', port, clusterEndpoints: [...dead, live!.target] })), { full: true });
     expect(await answers(port, 12)).toEqual(Array(12).fill('live'));
+  });
+
+  it('says why clients are reset when this process is out of descriptors (found by an audit: nothing was logged)', async () => {
+    const script = fileURLToPath(new URL('./fd-exhaustion.ts', import.meta.url));
+    const { stdout } = await run('prlimit', ['--nofile=256:256', process.execPath, script, nativeRelay ? 'native' : 'sockets']);
+    const r = JSON.parse(stdout) as { reported: string[]; ended: string; after: string };
+    expect(r.ended).toBe('ECONNRESET');
+    expect(r.reported).toHaveLength(1);
+    expect(r.reported[0]).toMatch(/^cannot dial endpoint 127\.0\.0\.1:\d+: EMFILE; connections to this Service port are reset while it lasts$/);
+    expect(r.after).toBe('hi');
   });
 
   it('moves on from an endpoint that refuses, and resets when none answers', async () => {
