@@ -76,6 +76,11 @@ const cases: { name: string; rule: Rule; edit: Edit }[] = [
   { name: 'the overlay without NET_RAW', rule: 'capabilities', edit: (get) => (node(get).spec.containers[1].securityContext.capabilities.add = ['NET_ADMIN']) },
   { name: 'the overlay without NET_ADMIN', rule: 'capabilities', edit: (get) => (node(get).spec.containers[1].securityContext.capabilities.add = ['CAP_NET_RAW']) },
   { name: 'the overlay without a securityContext', rule: 'capabilities', edit: (get) => delete node(get).spec.containers[1].securityContext },
+  { name: 'the proxy with the default --detect-local-mode and no --cluster-cidr', rule: 'local-traffic', edit: (get) => node(get).spec.containers[0].args.pop() },
+  { name: 'the proxy with --detect-local-mode ClusterCIDR and no --cluster-cidr', rule: 'local-traffic', edit: (get) => (node(get).spec.containers[0].args.splice(-1, 1, '--detect-local-mode', 'ClusterCIDR')) },
+  { name: 'the proxy with --detect-local-mode BridgeInterface and no bridge', rule: 'local-traffic', edit: (get) => (node(get).spec.containers[0].args.splice(-1, 1, '--detect-local-mode=BridgeInterface')) },
+  { name: 'a flag the proxy does not take', rule: 'args', edit: (get) => node(get).spec.containers[0].args.push('--cluster-cidrs=10.244.0.0/16') },
+  { name: 'a DNS flag value dns refuses', rule: 'args', edit: (get) => dns(get).spec.containers[0].args.push('--pods=maybe') },
   { name: 'a file left out of the kustomization', rule: 'kustomization', edit: (_get, _docs, files) => files.push('deploy/extra.yaml') },
   { name: 'a kustomization listing a missing file', rule: 'kustomization', edit: (_get, _docs, files) => files.splice(files.indexOf('deploy/monitoring.yaml'), 1) },
 ];
@@ -102,6 +107,14 @@ describe('checks on a broken copy of deploy/', () => {
     }],
   ])('take the API server address given %s', (_name, edit) => {
     expect(rulesAfter(edit)).toEqual([]);
+  });
+
+  it.each<[string, string[]]>([
+    ['--cluster-cidr with the default mode', ['--cluster-cidr=10.244.0.0/16']],
+    ['ClusterCIDR with --cluster-cidr, as two arguments each', ['--detect-local-mode', 'ClusterCIDR', '--cluster-cidr', '10.244.0.0/16,fd00:244::/56']],
+    ['InterfaceNamePrefix with its prefix', ['--detect-local-mode=InterfaceNamePrefix', '--pod-interface-name-prefix=veth']],
+  ])('take a proxy that tells local traffic by %s', (_name, args) => {
+    expect(rulesAfter((get) => node(get).spec.containers[0].args.splice(-1, 1, ...args))).toEqual([]);
   });
 });
 

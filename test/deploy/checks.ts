@@ -31,7 +31,9 @@ export type Rule =
   | 'kustomization'
   | 'privileges'
   | 'apiserver-address'
-  | 'capabilities';
+  | 'capabilities'
+  | 'args'
+  | 'local-traffic';
 
 /** One parsed manifest document. */
 export interface Doc {

@@ -8,7 +8,7 @@ import { overlayComponent } from '../../overlay/component.ts';
 import { proxyComponent } from '../../proxy/component.ts';
 import type { Component } from '../../runtime/component.ts';
 import { arr, isKustomization, obj, podSpecOf, ref, str, templateLabels, type Doc, type Obj, type Problem } from './checks.ts';
-import { checkApiServerAddress, checkEnvFrom, checkOverlayCapabilities } from './node-checks.ts';
+import { checkApiServerAddress, checkArgs, checkEnvFrom, checkLocalTraffic, checkOverlayCapabilities } from './node-checks.ts';
 
 /** The namespace everything namespaced in deploy/ lives in. */
 export const namespace = 'netplane-system';
@@ -212,4 +212,6 @@ export const deployChecks: readonly { name: string; check: (docs: Doc[], files: 
   { name: '$(VAR) in args of containers with envFrom is set by env or a ConfigMap of deploy/', check: checkEnvFrom },
   { name: 'the node agent reaches the API server at an address it is given, not the kubernetes Service', check: checkApiServerAddress },
   { name: 'the overlay has NET_ADMIN and NET_RAW', check: checkOverlayCapabilities },
+  { name: "each component accepts its container's args", check: checkArgs },
+  { name: 'the proxy can tell local traffic (--cluster-cidr or a --detect-local-mode other than ClusterCIDR)', check: checkLocalTraffic },
 ];

@@ -1,5 +1,12 @@
 // Checks of the node agent's pod in deploy/ (the containers running `proxy` and `overlay` on every node): what its
 // environment resolves to, through env and the ConfigMaps envFrom names, and what the containers need to run.
+import { dnsComponent } from '../../dns/component.ts';
+import { ingressComponent } from '../../ingress/component.ts';
+import { overlayComponent } from '../../overlay/component.ts';
+import { proxyComponent } from '../../proxy/component.ts';
+import { clusterCIDRWarning, detectLocalProblem } from '../../proxy/plan/local.ts';
+import { commonFlags } from '../../runtime/component.ts';
+import { parseFlags, type FlagSpecs } from '../../runtime/flags.ts';
 import { arr, obj, podSpecOf, ref, str, type Doc, type Obj, type Problem } from './checks.ts';
 
 /** The components that run on every node on the host network, before any Service (the `kubernetes` one too) works. */
@@ -111,5 +118,50 @@ export function checkOverlayCapabilities(docs: Doc[]): Problem[] {
     const lacking = added.has('ALL') ? [] : ['NET_ADMIN', 'NET_RAW'].filter((cap) => !added.has(cap));
     if (lacking.length === 0) return [];
     return [{ rule: 'capabilities' as const, at: d.at, detail: `${ref(d)}: container ${name} runs overlay without ${lacking.join(' and ')} in securityContext.capabilities.add (or privileged: true)` }];
+  });
+}
+
+/** Each component's flags as `netplane COMPONENT` parses them: the common ones and its own. */
+const flagSpecs = new Map<string, FlagSpecs>(
+  [proxyComponent, dnsComponent, ingressComponent, overlayComponent].map((c) => [c.name, { ...commonFlags(c.defaultAdmin), ...c.flags } as FlagSpecs]),
+);
+
+/** A container's args parsed as its component parses them, or the one-line reason it would refuse them. */
+function parseArgs(component: string, args: readonly string[]): { flags: Record<string, unknown> } | { error: string } | undefined {
+  const specs = flagSpecs.get(component);
+  if (!specs) return undefined;
+  try {
+    return { flags: (parseFlags(`netplane ${component}`, specs, args.slice(1)) ?? {}) as Record<string, unknown> };
+  } catch (e) {
+    return { error: (e as Error).message };
+  }
+}
+
+/** Each container running a netplane component has args that component accepts (else it exits at start). */
+export function checkArgs(docs: Doc[]): Problem[] {
+  return containers(docs).flatMap(({ d, c, name, component }) => {
+    const parsed = component === undefined ? undefined : parseArgs(component, arr(c.args).map(String));
+    if (!parsed || !('error' in parsed)) return [];
+    return [{ rule: 'args' as const, at: d.at, detail: `${ref(d)}: container ${name}: ${parsed.error}` }];
+  });
+}
+
+/**
+ * A proxy in a kernel mode can tell this node's pods' traffic from the rest: --cluster-cidr, or a --detect-local-mode
+ * other than ClusterCIDR with what it needs. Otherwise the proxy warns at start that none is local (clusterCIDRWarning,
+ * the same words): outside connections to cluster IPs are not masqueraded, and pods reaching a Local-policy
+ * load-balancer or external IP get only this node's endpoints.
+ */
+export function checkLocalTraffic(docs: Doc[]): Problem[] {
+  return containers(docs).flatMap(({ d, c, name, component }) => {
+    if (component !== 'proxy') return [];
+    const parsed = parseArgs(component, arr(c.args).map(String));
+    if (!parsed || 'error' in parsed) return [];
+    const f = parsed.flags;
+    if (f.mode === 'userspace') return [];
+    const mode = f['detect-local-mode'] as Parameters<typeof clusterCIDRWarning>[0];
+    const cidrs = (f['cluster-cidr'] as string[][]).flat();
+    const problem = detectLocalProblem({ mode, bridge: f['pod-bridge-interface'] as string | undefined, prefix: f['pod-interface-name-prefix'] as string | undefined }) ?? clusterCIDRWarning(mode, cidrs);
+    return problem ? [{ rule: 'local-traffic' as const, at: d.at, detail: `${ref(d)}: container ${name}: ${problem}` }] : [];
   });
 }
