@@ -72,7 +72,7 @@ export function parseQuery(msg: Buffer, transport: 'udp' | 'tcp', client: { addr
   if (len < 12) return dropShort;
   const b2 = msg[2]!;
   if (b2 & 0x80) return dropResponse;
-  if ((b2 >> 3) & 0xf) return fail('NOTIMP', 'opcode');
+  if ((b2 >> 3) & 0xf) return notImplemented(msg, transport, client);
   if (msg[4]! !== 0 || msg[5]! !== 1) return fail('FORMERR', 'qdcount');
   const an = (msg[6]! << 8) | msg[7]!;
   const ns = (msg[8]! << 8) | msg[9]!;
@@ -163,6 +163,20 @@ export function parseQuery(msg: Buffer, transport: 'udp' | 'tcp', client: { addr
     edns,
     wireSize: len,
   };
+}
+
+/**
+ * NOTIMP for an opcode other than QUERY: the rest of the message read as a query's would be (opcode bits cleared in
+ * a copy), so that the answer carries the question and, to a client that sent an OPT record, ours (RFC 6891 7: a
+ * responder that knows EDNS includes OPT in its answers to EDNS requests). A message that does not read that way
+ * (UPDATE's prerequisites, a NOTIFY's answer) gets a bare NOTIMP.
+ */
+function notImplemented(msg: Buffer, transport: 'udp' | 'tcp', client: { address: string; port: number }): ParseFailure {
+  const copy = Buffer.from(msg);
+  copy[2] = copy[2]! & 0x87;
+  const r = parseQuery(copy, transport, client);
+  if (!r.ok) return fail('NOTIMP', 'opcode', undefined, r.rcode === 'BADVERS', r.dnssecOk);
+  return fail('NOTIMP', 'opcode', { end: r.questionEnd, lname: r.lname, qtype: r.qtype }, r.edns, r.dnssecOk);
 }
 
 /**

@@ -283,6 +283,19 @@ describe('netplane dns from a manifest directory, with dig', () => {
     expect(up.asked.filter((a) => a.includes('\\'))).toEqual([]);
   });
 
+  it('answers another opcode NOTIMP with the question, and with its OPT record to an EDNS client (found by an audit: dig warned the server knew no EDNS)', async () => {
+    for (const opcode of ['2', '4']) {
+      const r = await dig(port, 'web.default.svc.cluster.local', 'A', `+opcode=${opcode}`);
+      expect(r.status).toBe('NOTIMP');
+      expect(r.raw).toContain('OPT PSEUDOSECTION');
+      expect(r.raw).not.toContain('WARNING: EDNS query returned status');
+      expect(r.raw).toMatch(/QUERY: 1,/);
+    }
+    const plain = await dig(port, 'web.default.svc.cluster.local', 'A', '+opcode=2', '+noedns');
+    expect(plain.status).toBe('NOTIMP');
+    expect(plain.raw).not.toContain('OPT PSEUDOSECTION');
+  });
+
   it('refuses zone transfers over TCP and UDP', async () => {
     const tcp = await host.run('dig', ['@127.0.0.1', '-p', String(port), '+time=2', '+tries=1', 'cluster.local', 'AXFR']).then((r) => r.stdout);
     expect(tcp).toMatch(/Transfer failed|REFUSED/);
