@@ -33,6 +33,24 @@ describe('deploy/', () => {
   });
 });
 
+// What tools written for CoreDNS look for: its label on the pods and the Service (NetworkPolicies allowing DNS egress
+// select it), and its toleration of the control-plane taint (kubeadm), so that DNS runs before any worker joins.
+describe('deploy/dns.yaml', () => {
+  const get = (kind: string) => deploy.docs.find((d) => d.body.kind === kind && (d.body.metadata as { name?: string }).name === 'netplane-dns')!.body as Record<string, any>;
+
+  it('labels the DNS pods and Service k8s-app: kube-dns, keeping the selector a live Deployment already has', () => {
+    const dns = get('Deployment');
+    expect(dns.spec.template.metadata.labels).toMatchObject({ 'k8s-app': 'kube-dns' });
+    expect(get('Service').metadata.labels).toMatchObject({ 'k8s-app': 'kube-dns' });
+    // spec.selector is immutable: a changed one makes `kubectl apply` fail on every cluster already running netplane.
+    expect(dns.spec.selector).toEqual({ matchLabels: { 'app.kubernetes.io/name': 'netplane', 'app.kubernetes.io/component': 'dns' } });
+  });
+
+  it("tolerates the control-plane taint, as CoreDNS's Deployment does", () => {
+    expect(get('Deployment').spec.template.spec.tolerations).toContainEqual({ key: 'node-role.kubernetes.io/control-plane', effect: 'NoSchedule' });
+  });
+});
+
 // examples/ is written separately and may not exist yet; the checks apply to whatever is there.
 describe('examples/', () => {
   it('parses without YAML errors or warnings', () => {
