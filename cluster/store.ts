@@ -17,7 +17,7 @@ export interface StoreStatus {
   stale: boolean;
   /** Why the view is stale, when it is. */
   staleReason?: string;
-  /** Milliseconds since the epoch of the last time the source was known current. */
+  /** Milliseconds since the epoch of the last time the source was known current: now while it is current; 0 before it ever was. */
   lastCurrentAt: number;
 }
 
@@ -156,6 +156,8 @@ export class Store {
 
   /** The current status. */
   get status(): StoreStatus {
+    // While the source is current, it is current now: the time moves on (what an age alert subtracts from).
+    if (this.#status.lastCurrentAt > 0 && !this.#status.stale) return { ...this.#status, lastCurrentAt: Date.now() };
     return { ...this.#status };
   }
 
@@ -179,7 +181,8 @@ export class Store {
 
   /** Marks the view stale (the source is cut off) with a reason, or current again. */
   markStale(stale: boolean, reason?: string): void {
-    if (stale) this.#setStatus({ stale: true, staleReason: reason });
+    // The view was current until now, the moment it is found stale (not moved again while it stays stale).
+    if (stale) this.#setStatus({ stale: true, staleReason: reason, ...(this.#status.stale || this.#status.lastCurrentAt === 0 ? {} : { lastCurrentAt: Date.now() }) });
     else this.#setStatus({ stale: false, staleReason: undefined, lastCurrentAt: Date.now() });
   }
 
