@@ -6,7 +6,13 @@ import type { ProxyPlan } from './plan/types.ts';
 
 // kube-proxy's buckets for sync durations: exponential from 1 ms.
 const syncBuckets = [0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.024, 2.048, 4.096, 8.192, 16.384];
-const programmingBuckets = [0.25, 0.5, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 15, 20, 30, 45, 60, 120, 300];
+// kube-proxy's network programming buckets: 0, 0.25 and 0.5 s, each second to 59, every 5 s to 115, every 30 s to 300.
+const programmingBuckets = [
+  0, 0.25, 0.5,
+  ...Array.from({ length: 59 }, (_, i) => i + 1),
+  ...Array.from({ length: 12 }, (_, i) => 60 + 5 * i),
+  ...Array.from({ length: 7 }, (_, i) => 120 + 30 * i),
+];
 
 /** Every metric the proxy records. */
 export interface ProxyMetrics {
@@ -48,9 +54,9 @@ export function registerProxyMetrics(registry: Registry): ProxyMetrics {
       registers,
     }),
     endpointChangesPending: new Gauge({ name: 'kubeproxy_sync_proxy_rules_endpoint_changes_pending', help: 'Services with endpoint changes not yet programmed.', registers }),
-    endpointChangesTotal: new Counter({ name: 'kubeproxy_sync_proxy_rules_endpoint_changes_total', help: 'Services whose endpoints changed.', registers }),
+    endpointChangesTotal: new Counter({ name: 'kubeproxy_sync_proxy_rules_endpoint_changes_total', help: 'EndpointSlice events (added, changed, deleted) seen, as kube-proxy counts them.', registers }),
     serviceChangesPending: new Gauge({ name: 'kubeproxy_sync_proxy_rules_service_changes_pending', help: 'Services with spec changes not yet programmed.', registers }),
-    serviceChangesTotal: new Counter({ name: 'kubeproxy_sync_proxy_rules_service_changes_total', help: 'Services whose spec changed.', registers }),
+    serviceChangesTotal: new Counter({ name: 'kubeproxy_sync_proxy_rules_service_changes_total', help: 'Service events (added, changed, deleted) seen, as kube-proxy counts them.', registers }),
     lastSync: new Gauge({ name: 'kubeproxy_sync_proxy_rules_last_timestamp_seconds', help: 'When the rules were last programmed successfully (Unix time).', registers }),
     lastQueued: new Gauge({ name: 'kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds', help: 'When a change was last queued for programming (Unix time).', registers }),
     syncFailures: new Counter({ name: 'netplane_proxy_sync_failures_total', help: 'Syncs the kernel refused; the previous rules stayed and a full sync follows.', labelNames: ['mode'], registers }),

@@ -63,6 +63,8 @@ export class ProxySyncer {
   #stopped = false;
   /** Services whose changes are taken from the tracker but not yet programmed, with when each was first seen (performance.now() ms). */
   #unapplied = new Map<string, number>();
+  /** Services of #unapplied that only the first view brought: not observed in the programming latency. */
+  #unmeasured = new Set<string>();
   #unsubscribe?: () => void;
   #lastSyncedAt: number | undefined;
   /** Set while `config` holds syncs back: what it waits for, since when, and when that was last logged (performance.now() ms). */
@@ -229,11 +231,19 @@ export class ProxySyncer {
     clearTimeout(this.#giveUp);
     this.#giveUp = undefined;
     this.#lastStartAt = performance.now();
-    const pending = o.tracker.pending();
-    o.metrics.serviceChangesTotal.inc(pending.services);
-    o.metrics.endpointChangesTotal.inc(pending.endpoints);
-    for (const [svc, since] of o.tracker.take().since) {
+    const events = o.tracker.takeEvents();
+    o.metrics.serviceChangesTotal.inc(events.services);
+    o.metrics.endpointChangesTotal.inc(events.endpoints);
+    const taken = o.tracker.take();
+    for (const [svc, since] of taken.since) {
       const prev = this.#unapplied.get(svc);
+      if (taken.initial.has(svc)) {
+        if (prev === undefined) this.#unmeasured.add(svc);
+      } else if (this.#unmeasured.delete(svc)) {
+        // The first change since the first view: its latency counts from it.
+        this.#unapplied.set(svc, since);
+        continue;
+      }
       if (prev === undefined || since < prev) this.#unapplied.set(svc, since);
     }
     this.#updatePending();
@@ -269,8 +279,9 @@ export class ProxySyncer {
     o.metrics.lastSync.set(Date.now() / 1000);
     recordProgrammed(o.metrics, o.backend.mode, plan, result);
     const now = performance.now();
-    for (const since of this.#unapplied.values()) o.metrics.networkProgramming.observe(Math.max(0, now - since) / 1000);
+    for (const [svc, since] of this.#unapplied) if (!this.#unmeasured.has(svc)) o.metrics.networkProgramming.observe(Math.max(0, now - since) / 1000);
     this.#unapplied.clear();
+    this.#unmeasured.clear();
     if (full) this.#lastFullAt = now;
     // A timestamp, not an interval: /healthz reports it as lastUpdated, in wall-clock time as kube-proxy does.
     this.#lastSyncedAt = Date.now();

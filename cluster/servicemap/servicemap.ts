@@ -15,6 +15,27 @@ export class ChangeTracker {
   #endpointsPending = new Set<string>();
   #listeners = new Set<() => void>();
 
+  #initial = new Set<string>();
+  #serviceEvents = 0;
+  #endpointEvents = 0;
+
+  /**
+   * The Service and EndpointSlice events (added, changed or deleted, the first list's included) since the last call,
+   * as kube-proxy's *_changes_total count each informer event, effective or not.
+   */
+  takeEvents(): { services: number; endpoints: number } {
+    const events = { services: this.#serviceEvents, endpoints: this.#endpointEvents };
+    this.#serviceEvents = 0;
+    this.#endpointEvents = 0;
+    return events;
+  }
+
+  /** @internal Called by ServiceMap. */
+  countEvents(services: number, endpoints: number): void {
+    this.#serviceEvents += services;
+    this.#endpointEvents += endpoints;
+  }
+
   /** Services with unread changes to their spec, and with unread changes to their endpoints. */
   pending(): { services: number; endpoints: number } {
     return { services: this.#servicesPending.size, endpoints: this.#endpointsPending.size };
@@ -29,7 +50,8 @@ export class ChangeTracker {
 
   /** Returns what changed since the last call, and forgets it. */
   take(): ServiceMapChanges {
-    const changes = { services: this.#services, ports: this.#ports, since: this.#since };
+    const changes = { services: this.#services, ports: this.#ports, since: this.#since, initial: this.#initial };
+    this.#initial = new Set();
     this.#services = new Set();
     this.#ports = new Set();
     this.#since = new Map();
@@ -45,10 +67,16 @@ export class ChangeTracker {
   }
 
   /** @internal Called by ServiceMap. */
-  record(service: string, ports: Iterable<string>, cause: 'service' | 'endpoints', at: number): void {
+  record(service: string, ports: Iterable<string>, cause: 'service' | 'endpoints', at: number, initial = false): void {
     this.#services.add(service);
     for (const p of ports) this.#ports.add(p);
-    if (!this.#since.has(service)) this.#since.set(service, at);
+    if (initial) {
+      if (!this.#since.has(service)) {
+        this.#since.set(service, at);
+        this.#initial.add(service);
+      }
+      // A real change to a Service the first view held: its latency counts from now.
+    } else if (this.#initial.delete(service) || !this.#since.has(service)) this.#since.set(service, at);
     (cause === 'service' ? this.#servicesPending : this.#endpointsPending).add(service);
   }
 
@@ -97,7 +125,10 @@ export class ServiceMap {
   tracker(): ChangeTracker {
     const t = new ChangeTracker();
     const now = performance.now();
-    for (const svc of this.#services.values()) t.record(svc.key, svc.ports.map((p) => p.key), 'service', now);
+    for (const svc of this.#services.values()) t.record(svc.key, svc.ports.map((p) => p.key), 'service', now, true);
+    let slices = 0;
+    for (const m of this.#slicesByService.values()) slices += m.size;
+    t.countEvents(this.#services.size, slices);
     this.#trackers.add(t);
     return t;
   }
@@ -110,9 +141,14 @@ export class ServiceMap {
 
   #onChanges(changes: readonly StoreChange[]): void {
     const dirty = new Map<string, 'service' | 'endpoints'>();
+    let services = 0;
+    let endpoints = 0;
     for (const c of changes) {
-      if (c.kind === 'Service') dirty.set(c.key, 'service');
-      else if (c.kind === 'EndpointSlice') {
+      if (c.kind === 'Service') {
+        dirty.set(c.key, 'service');
+        services++;
+      } else if (c.kind === 'EndpointSlice') {
+        endpoints++;
         for (const slice of [c.old, c.object]) {
           const svcKey = sliceService(slice);
           if (svcKey && !dirty.has(svcKey)) dirty.set(svcKey, 'endpoints');
@@ -120,10 +156,13 @@ export class ServiceMap {
         this.#indexSlice(c.key, c.old, c.object);
       }
     }
+    if (services + endpoints > 0) for (const t of this.#trackers) t.countEvents(services, endpoints);
     if (dirty.size === 0) return;
     const now = performance.now();
     let recorded = false;
-    for (const [key, cause] of dirty) recorded = this.#rebuild(key, cause, now) || recorded;
+    // Until the first full view is in, what arrives is that view, not a change.
+    const initial = !this.#store.status.synced;
+    for (const [key, cause] of dirty) recorded = this.#rebuild(key, cause, now, initial) || recorded;
     if (recorded) for (const t of this.#trackers) t.notify();
   }
 
@@ -143,7 +182,7 @@ export class ServiceMap {
   }
 
   /** Recomputes one Service's entry; returns whether anything changed. */
-  #rebuild(key: string, cause: 'service' | 'endpoints', now: number): boolean {
+  #rebuild(key: string, cause: 'service' | 'endpoints', now: number, initial: boolean): boolean {
     const svc = this.#store.get('Service', key);
     const prev = this.#services.get(key);
     const next = svc ? buildServiceInfo(svc, this.#slicesByService.get(key)?.values() ?? [], this.nodeName) : undefined;
@@ -161,7 +200,7 @@ export class ServiceMap {
     }
     if (next) this.#services.set(key, next);
     else this.#services.delete(key);
-    for (const t of this.#trackers) t.record(key, changedPorts, cause, now);
+    for (const t of this.#trackers) t.record(key, changedPorts, cause, now, initial);
     return true;
   }
 }

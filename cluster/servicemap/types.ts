@@ -82,4 +82,10 @@ export interface ServiceMapChanges {
   ports: ReadonlySet<string>;
   /** For each changed Service, when its first unread change was seen (performance.now() ms, a monotonic clock). */
   since: ReadonlyMap<string, number>;
+  /**
+   * Services of `since` that are there only because they existed when the tracker was made (the first view), not
+   * because they changed since: no change to measure programming latency from (kube-proxy skips changes older than
+   * its own start).
+   */
+  initial: ReadonlySet<string>;
 }

@@ -128,7 +128,9 @@ describe('ProxySyncer', () => {
   it('records kube-proxy metrics: durations, programming latency, changes', async () => {
     const s = setup();
     syncer = s.syncer;
+    // The first view: in the store before it is synced.
     s.put(web(80), ep('10.244.1.1'));
+    for (const k of s.store.kinds) s.store.markSynced(k);
     s.syncer.start();
     await waitFor('first sync', () => s.backend.syncs.length === 1);
     s.put(ep('10.244.1.2'));
@@ -136,8 +138,12 @@ describe('ProxySyncer', () => {
     const text = await s.registry.metrics();
     expect(text).toMatch(/kubeproxy_sync_proxy_rules_duration_seconds_count 2/);
     expect(text).toMatch(/kubeproxy_sync_full_proxy_rules_duration_seconds_count 1/);
-    expect(text).toMatch(/kubeproxy_network_programming_duration_seconds_count 2/);
-    expect(text).toMatch(/kubeproxy_sync_proxy_rules_endpoint_changes_total 1/);
+    // The first view is no change to measure (kube-proxy skips changes from before it started); the slice update is.
+    expect(text).toMatch(/kubeproxy_network_programming_duration_seconds_count 1/);
+    expect(text).toMatch(/kubeproxy_network_programming_duration_seconds_bucket\{le="0"\} 0/);
+    expect(text).toMatch(/kubeproxy_network_programming_duration_seconds_bucket\{le="59"\} 1/);
+    // Each Service and EndpointSlice event counts, as kube-proxy's informer handlers count them.
+    expect(text).toMatch(/kubeproxy_sync_proxy_rules_endpoint_changes_total 2/);
     expect(text).toMatch(/kubeproxy_sync_proxy_rules_service_changes_total 1/);
     expect(text).toMatch(/kubeproxy_sync_proxy_rules_endpoint_changes_pending 0/);
     expect(text).toMatch(/netplane_proxy_map_elements\{mode="nftables"\} 1/);
