@@ -361,14 +361,16 @@ export class Gateway {
     const labels = [
       x.route ? x.route.ingress.slice(x.route.namespace.length + 1) : '',
       x.route?.namespace ?? '',
-      // A request refused before a backend was chosen (auth, limits) counts under its route's Service.
-      (backend ?? x.route?.backend)?.service ?? '',
+      // A request refused before a backend was chosen (auth, limits) counts under its route's Service; a canary's under
+      // the primary's, as ingress-nginx counts it (the canary is an alternative upstream of the primary's location).
+      (x.canary ? x.route?.backend : (backend ?? x.route?.backend))?.service ?? '',
       String(status),
       methodLabel(x.req.method),
     ];
     metrics.requestDuration.child(labels).observe(seconds);
     if (x.upstream?.upstreamSeconds !== undefined) metrics.upstreamDuration.child(labels).observe(x.upstream.upstreamSeconds);
-    labels.push(x.canary ? backend!.key : '');
+    // ingress-nginx's $proxy_alternative_upstream_name: the canary's upstream, namespace-service-port.
+    labels.push(x.canary ? `${backend!.namespace}-${backend!.service}-${backend!.port}` : '');
     metrics.requests.child(labels).value++;
     accessLog?.info({
       remote: x.clientIP,

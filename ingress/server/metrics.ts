@@ -34,7 +34,7 @@ export class GatewayMetrics {
     this.upstreamDuration = new FastHistogram(
       registry,
       'nginx_ingress_controller_response_duration_seconds',
-      'Time the upstream took to answer: from sending the request to its response headers (ingress-nginx meaning).',
+      'Time the upstream took to answer: from sending the request to the last byte of its response (ingress-nginx upstream_response_time).',
       labels,
       buckets,
     );

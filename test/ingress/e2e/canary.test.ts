@@ -102,6 +102,15 @@ describe('netplane ingress canaries take the primary Ingress’s settings', () =
     expect([echo.backend, echo.body.length, echo.headers['transfer-encoding']]).toEqual([backend, 2 << 20, 'chunked']);
   });
 
+  it('counts a canary\'s requests under the primary\'s Service, naming the canary upstream as ingress-nginx does (namespace-service-port)', async () => {
+    await gw.get('can.test', '/m', { headers: { 'x-canary': 'always' } });
+    await gw.get('can.test', '/m', { headers: { 'x-canary': 'never' } });
+    const m = await gw.metrics();
+    expect(m).toMatch(/nginx_ingress_controller_requests\{ingress="can",namespace="default",service="main",status="200",method="GET",canary="default-next-80"\} \d+/);
+    expect(m).toMatch(/nginx_ingress_controller_requests\{ingress="can",namespace="default",service="main",status="200",method="GET",canary=""\} \d+/);
+    expect(m).not.toMatch(/nginx_ingress_controller_requests\{[^}]*service="next"/);
+  });
+
   it.each([
     ['the primary', 'never', 'secure-main'],
     ['the canary', 'always', 'secure-next'],
