@@ -194,6 +194,8 @@ export class KubernetesSource implements ClusterSource {
       onEvent: heard,
       idleTimeoutMs: Math.round(this.#bookmarkIntervalMs * 1.5),
       onMalformed: skipped.event,
+      // The library's reconnect delay (private in its typings) grows with each quiet watch; a normal end resets it.
+      onCleanClose: () => ((feed.informer as unknown as { reconnectDelayMs: number }).reconnectDelayMs = 0),
     });
     // The informer would throw on an item it cannot file, where nothing catches: such items are skipped.
     const list = () => at.list().then((l) => (heard(), usableItems(l, skipped.item)));

@@ -16,19 +16,29 @@ export interface BookmarkWatchOptions {
   idleTimeoutMs: number;
   /** Called for each event skipped because its object is unusable (see unusableObject), with the event type and why. */
   onMalformed?: (type: string, reason: string) => void;
+  /**
+   * Called when the server ends a watch without error after it was open at least a second: the informer should watch
+   * again at once (the library doubles its reconnect delay after every watch that brought no event, up to 30 s).
+   */
+  onCleanClose?: () => void;
 }
+
+/** A watch shorter than this that ends without error keeps the library's backoff (client-go's "very short watch"). */
+const minWatchMs = 1000;
 
 /** Watch that sends allowWatchBookmarks and timeoutSeconds, and reports connections and events. */
 export class BookmarkWatch extends Watch {
   #onConnected: () => void;
   #onEvent: () => void;
   #onMalformed?: (type: string, reason: string) => void;
+  #onCleanClose?: () => void;
 
   constructor(config: KubeConfig, options: BookmarkWatchOptions) {
     super(config);
     this.#onConnected = options.onConnected;
     this.#onEvent = options.onEvent;
     this.#onMalformed = options.onMalformed;
+    this.#onCleanClose = options.onCleanClose;
     // The field is private in the typings only; the library reads it for every watch, for the wait for the response
     // and then for the silence between two chunks.
     (this as unknown as { requestTimeoutMs: number }).requestTimeoutMs = options.idleTimeoutMs;
@@ -50,9 +60,13 @@ export class BookmarkWatch extends Watch {
       callback(phase, apiObj, watchObj);
     };
     let controller: AbortController;
+    const openedAt = performance.now();
     try {
       controller = await super.watch(path, { ...queryParams, allowWatchBookmarks: true, timeoutSeconds }, onEvent, (err) => {
         if (err) failed = true;
+        // A watch the server ended normally after a while (its timeout, a proxy's idle cut) is watched again at
+        // once, as client-go's reflector does; only errors and very short watches (under 1 s) back off.
+        else if (performance.now() - openedAt >= minWatchMs) this.#onCleanClose?.();
         done(err);
       });
     } catch (e) {

@@ -37,6 +37,24 @@ describe('KubernetesSource faults', () => {
     return { s, records };
   }
 
+  it('watches again at once after the server ends quiet watches, however many in a row (found by an audit: the library\'s delay doubled to 30 s)', async () => {
+    api = await TestApiServer.start();
+    api.apply(service('a', { clusterIP: '10.96.0.1' }));
+    const store = new Store(['Service']);
+    const { s } = source(await api.kubeconfigPath(), { bookmarkIntervalMs: 60_000 });
+    await s.start(store);
+    // Five watches, each open a little over a second with nothing on it, ended by the server (its timeout, a proxy).
+    for (let i = 0; i < 5; i++) {
+      await waitFor(`watch ${i + 1}`, () => api.openWatches() === 1, 1500);
+      await sleep(1100);
+      api.dropWatches();
+    }
+    await waitFor('the sixth watch', () => api.openWatches() === 1, 1500);
+    api.apply(service('a', { clusterIP: '10.96.0.2' }));
+    await waitFor('the change', () => store.get('Service', 'default/a')?.spec.clusterIPs[0] === '10.96.0.2', 1500);
+    expect(store.status.stale).toBe(false);
+  }, 20_000);
+
   it('marks the view stale, and logs it, when the API server takes connections but stops answering; current again when it answers', async () => {
     // Bookmarks expected every 300 ms (the real server sends one a minute): two intervals of silence make the view
     // stale. The server sends one every 100 ms.
