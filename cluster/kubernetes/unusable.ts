@@ -27,10 +27,25 @@ export function usableItems<T extends KubernetesObject>(list: KubernetesListObje
   const items = list.items.filter((item: unknown, i) => {
     const reason = unusableObject(item);
     if (reason) skipped(i, reason);
+    else trimObject(item);
     return !reason;
   });
   return items.length === list.items.length ? list : { ...list, items };
 }
+
+/**
+ * Drops what no component reads and the client library's cache would otherwise hold for every object: the server's
+ * managedFields and kubectl's last-applied-configuration annotation, often larger than the rest of the object
+ * (client-go users trim them with an informer transform for the same reason). In place: the object was just parsed.
+ */
+export function trimObject(obj: unknown): void {
+  const meta = (obj as { metadata?: { managedFields?: unknown; annotations?: Record<string, string> } } | null)?.metadata;
+  if (meta === undefined || meta === null || typeof meta !== 'object') return;
+  delete meta.managedFields;
+  if (meta.annotations && typeof meta.annotations === 'object') delete meta.annotations[lastApplied];
+}
+
+const lastApplied = 'kubectl.kubernetes.io/last-applied-configuration';
 
 /**
  * Logs what was skipped of `kind`'s list and watch at `path`: a warn line each, naming the item or event and why;

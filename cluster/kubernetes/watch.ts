@@ -1,7 +1,7 @@
 // The client library's Watch, asking for bookmarks and a server-side timeout, reporting when a watch is up and when
 // anything arrives on it, for the source's liveness check, and holding back events the library cannot take.
 import { Watch, type KubeConfig } from '@kubernetes/client-node';
-import { unusableObject } from './unusable.ts';
+import { trimObject, unusableObject } from './unusable.ts';
 
 /** What a BookmarkWatch reports, and how long it waits. */
 export interface BookmarkWatchOptions {
@@ -57,6 +57,7 @@ export class BookmarkWatch extends Watch {
       this.#onEvent();
       const reason = unusableObject(apiObj, phase);
       if (reason) return this.#onMalformed?.(String(phase), `its object ${reason}`);
+      trimObject(apiObj);
       callback(phase, apiObj, watchObj);
     };
     let controller: AbortController;

@@ -70,6 +70,22 @@ describe('KubernetesSource', () => {
     }
   });
 
+  it('drops managedFields and kubectl\'s last-applied-configuration from listed and watched objects, keeping other annotations', async () => {
+    const heavy = (ip: string) => {
+      const svc = service('web', { clusterIP: ip }) as { metadata: Record<string, unknown> };
+      svc.metadata.annotations = { 'kubectl.kubernetes.io/last-applied-configuration': '{"big":"x"}', 'example.com/keep': 'yes' };
+      svc.metadata.managedFields = [{ manager: 'kubectl', operation: 'Apply', fieldsV1: { 'f:spec': {} } }];
+      return svc;
+    };
+    api.apply(heavy('10.96.0.10'));
+    const { store } = await startKubernetes();
+    const annotationsOf = () => (store.get('Service', 'default/web')?.metadata as { annotations?: Record<string, string> }).annotations;
+    expect(annotationsOf()).toEqual({ 'example.com/keep': 'yes' });
+    api.apply(heavy('10.96.0.11'));
+    await waitFor('the change', () => store.get('Service', 'default/web')?.spec.clusterIPs[0] === '10.96.0.11');
+    expect(annotationsOf()).toEqual({ 'example.com/keep': 'yes' });
+  });
+
   it('delivers add, modify and delete as the same change events as the manifests source', async () => {
     const web = service('web', { clusterIP: '10.96.0.10', ports: [{ port: 80 }] });
     api.apply(web);
