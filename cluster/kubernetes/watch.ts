@@ -23,6 +23,13 @@ export interface BookmarkWatchOptions {
   onCleanClose?: () => void;
 }
 
+/** Whether a watch ERROR's Status says the resourceVersion asked is ahead of the server (client-go's isTooLargeResourceVersionError). */
+function tooLargeVersion(status: any): boolean {
+  if (status === null || typeof status !== 'object' || status.code !== 504) return false;
+  const causes: any[] = Array.isArray(status.details?.causes) ? status.details.causes : [];
+  return causes.some((c) => c?.reason === 'ResourceVersionTooLarge') || /too large resource version/i.test(String(status.message ?? ''));
+}
+
 /** A watch shorter than this that ends without error keeps the library's backoff (client-go's "very short watch"). */
 const minWatchMs = 1000;
 
@@ -55,6 +62,10 @@ export class BookmarkWatch extends Watch {
     const timeoutSeconds = 300 + Math.floor(Math.random() * 300);
     const onEvent = (phase: string, apiObj: any, watchObj?: any) => {
       this.#onEvent();
+      // "Too large resource version" (the server is behind the version asked, e.g. after a failover to a lagging
+      // replica) comes as an ERROR of code 504; client-go relists then, as for 410 Gone. The library relists only on
+      // 410, and would ask again from the same version forever.
+      if (phase === 'ERROR' && tooLargeVersion(apiObj)) return callback(phase, { ...apiObj, code: 410 }, watchObj);
       const reason = unusableObject(apiObj, phase);
       if (reason) return this.#onMalformed?.(String(phase), `its object ${reason}`);
       trimObject(apiObj);

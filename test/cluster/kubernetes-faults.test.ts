@@ -37,6 +37,25 @@ describe('KubernetesSource faults', () => {
     return { s, records };
   }
 
+  it('relists after a watch ERROR saying the resourceVersion is too large, as client-go does (the library would re-watch from it)', async () => {
+    api = await TestApiServer.start();
+    api.apply(service('a', { clusterIP: '10.96.0.1' }));
+    const store = new Store(['Service']);
+    const { s } = source(await api.kubeconfigPath(), { bookmarkIntervalMs: 60_000 });
+    await s.start(store);
+    await waitFor('the watch', () => api.openWatches() === 1, 1500);
+    const lists = () => api.requests.filter((r) => r.path.endsWith('/services') && r.query.watch !== 'true').length;
+    const before = lists();
+    api.rawWatchEvent('services', {
+      type: 'ERROR',
+      object: { kind: 'Status', apiVersion: 'v1', status: 'Failure', message: 'Too large resource version: 900, current: 12', reason: 'Timeout', code: 504, details: { causes: [{ reason: 'ResourceVersionTooLarge', message: 'Too large resource version' }] } },
+    });
+    api.dropWatches();
+    await waitFor('a relist', () => lists() === before + 1, 3000);
+    await waitFor('the watch again', () => api.openWatches() === 1, 3000);
+    expect(store.get('Service', 'default/a')).toBeDefined();
+  });
+
   it('watches again at once after the server ends quiet watches, however many in a row (found by an audit: the library\'s delay doubled to 30 s)', async () => {
     api = await TestApiServer.start();
     api.apply(service('a', { clusterIP: '10.96.0.1' }));
