@@ -109,6 +109,8 @@ interface Feed {
   heardAt: number;
   /** Marked stale for silence (the library reports no error when its watches time out one after another). */
   silent: boolean;
+  /** Stopped (no longer wanted, or the source stopped): a list still in flight is not applied and opens no watch. */
+  stopped?: boolean;
 }
 
 /** Reads the kinds a store keeps from the Kubernetes API with list and watch. */
@@ -180,6 +182,7 @@ export class KubernetesSource implements ClusterSource {
     clearInterval(this.#liveness);
     for (const f of [...this.#feeds, ...this.#named.values()]) {
       clearTimeout(f.retry);
+      f.stopped = true;
       await f.informer.stop();
     }
     this.#flush();
@@ -198,7 +201,14 @@ export class KubernetesSource implements ClusterSource {
       onCleanClose: () => ((feed.informer as unknown as { reconnectDelayMs: number }).reconnectDelayMs = 0),
     });
     // The informer would throw on an item it cannot file, where nothing catches: such items are skipped.
-    const list = () => at.list().then((l) => (heard(), usableItems(l, skipped.item)));
+    const list = () =>
+      at.list().then((l) => {
+        // The library checks for a stop only before it lists: a list that was in flight when the feed stopped would
+        // still be applied and open a watch that lives until the server's timeout.
+        if (feed.stopped) throw new Error('the feed stopped while it was listing');
+        heard();
+        return usableItems(l, skipped.item);
+      });
     feed.informer = new ListWatch(at.path, watch, list, false, undefined, at.fieldSelector);
     feed.informer.on('add', (o) => this.#put(kind, o));
     feed.informer.on('update', (o) => this.#put(kind, o));
@@ -214,6 +224,7 @@ export class KubernetesSource implements ClusterSource {
       if (feed.kind !== kind || keys.has(feed.key!)) continue;
       this.#named.delete(id);
       clearTimeout(feed.retry);
+      feed.stopped = true;
       void feed.informer.stop();
     }
     for (const key of keys) {

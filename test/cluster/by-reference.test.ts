@@ -98,6 +98,25 @@ describe('sources reading Secrets by reference', () => {
     expect(valueOf(store, 'default/b')).toBe('2b');
   });
 
+  it('kubernetes: a Secret no longer wanted while its list is in flight is not stored and gets no watch (found by reading in an audit)', async () => {
+    api.apply(secret('a', '1'));
+    const store = new Store(['Secret', 'Service'], { byReference: ['Secret'] });
+    const source = new KubernetesSource(loadKubeConfig(await api.kubeconfigPath()), { log: captureLogger().log, initialBackoffMs: 50, maxBackoffMs: 200 });
+    sources.push(source);
+    await source.start(store);
+    await waitFor('the Services watch', () => api.openWatches() === 1);
+    api.hang();
+    store.want('Secret', ['default/a']);
+    // Its list goes out and is held by the hung server.
+    await new Promise((r) => setTimeout(r, 300));
+    store.want('Secret', []);
+    api.resume();
+    await new Promise((r) => setTimeout(r, 500));
+    expect(store.get('Secret', 'default/a')).toBeUndefined();
+    expect(api.requests.filter((r) => r.path.includes('secrets') && r.query.watch === 'true')).toEqual([]);
+    await waitFor('only the Services watch', () => api.openWatches() === 1);
+  });
+
   it('kubernetes: one list/watch per wanted Secret, by name; no request ever reads the others', async () => {
     api.apply(secret('a', '1'));
     api.apply(secret('b', '2'));
