@@ -1,7 +1,8 @@
 // limit-rate and limit-rate-after: a response body written to the client no faster than a rate, after a first part
-// sent at full speed, as nginx's limit_rate and limit_rate_after (ngx_http_write_filter): by the time t seconds have
-// passed since the response began, at most `after + rate × (t + 1)` bytes have gone out — one second's worth may go
-// at once, and a client that fell behind may catch up with the clock but never get ahead of it. Chunks from the upstream
+// sent at full speed, as nginx's limit_rate and limit_rate_after take it (ngx_http_write_filter): by the time t seconds
+// have passed since the response began, at most `after + rate × t` bytes have gone out, so a body takes
+// (size − after) / rate in all, as through nginx; a client that fell behind may catch up with the clock but never get
+// ahead of it. Chunks from the upstream
 // wait in a queue; `write` returns false while any wait, and 'drain' (once) says the queue has gone out, so the
 // upstream is read no faster than the client is served.
 
@@ -85,10 +86,14 @@ export class Pacer {
     this.#empty = undefined;
   }
 
-  /** How many bytes may go out now (nginx's limit); negative when over. */
+  /**
+   * How many bytes may go out now; negative when over. nginx's write filter lets `after + rate × (t + 1)` go but then
+   * waits for each send's bytes at the rate, which pays the extra second back: a response takes
+   * (size − after) / rate in all. The bound here is that total's: `after + rate × t`.
+   */
   allowance(): number {
     const seconds = (this.#now() - this.#start) / 1000;
-    return Math.floor(this.#rate.afterBytes + this.#rate.bytesPerSecond * (seconds + 1)) - this.#sent;
+    return Math.floor(this.#rate.afterBytes + this.#rate.bytesPerSecond * seconds) - this.#sent;
   }
 
   #queued(): number {
