@@ -93,6 +93,14 @@ http {
       proxy_redirect http://backend.local:8080/ https://$host/;
     }
   }
+  server {
+    listen 127.0.0.1:${nginxPort};
+    server_name dotted.test;
+    location / {
+      proxy_pass http://127.0.0.1:${web.port};
+      proxy_cookie_domain .backend.local .example.org;
+    }
+  }
 }
 `,
     );
@@ -109,6 +117,7 @@ http {
         serviceYaml('web', [web]),
         ing('cookie', { [`${ngx}proxy-cookie-path`]: '/two/ /one/', [`${ngx}proxy-cookie-domain`]: 'backend.local example.org' }),
         ing('plain', {}),
+        ing('dotted', { [`${ngx}proxy-cookie-domain`]: '.backend.local .example.org' }),
         ing('moved', { [`${ngx}proxy-redirect-from`]: 'http://backend.local:8080/', [`${ngx}proxy-redirect-to`]: 'https://$host/' }),
         ing('regex', { [`${ngx}proxy-cookie-path`]: '~^/two/(.*) /one/$1' }),
       ].join('---\n'),
@@ -141,6 +150,12 @@ http {
       'w=5; path=/twox; domain=',
       'x=6; domain=sub.backend.local; path=/one/',
     ]);
+  });
+
+  it('takes a domain written with a leading dot as nginx does (it drops the dot from both words)', async () => {
+    const ours = await through(gw.http, 'dotted.test');
+    expect(ours).toEqual(await through(nginxPort, 'dotted.test'));
+    expect(ours).toContain('s=1; Path=/two/x; Domain=.example.org; HttpOnly');
   });
 
   it('rewrites the Set-Cookie of a WebSocket handshake as nginx does', async () => {

@@ -104,6 +104,7 @@ describe('annotations with good values', () => {
     ['limit-rate 0: no limit; limit-rate-after alone limits nothing', { [`${ngx}limit-rate`]: '0', [`${ngx}limit-rate-after`]: '10' }, {}],
     ['proxy-redirect-from and -to', { [`${ngx}proxy-redirect-from`]: 'http://backend.svc:8080/', [`${ngx}proxy-redirect-to`]: 'https://$host/' }, { locationRewrite: { from: 'http://backend.svc:8080/', to: 'https://$host/' } }],
     ['proxy-redirect-from default, or off: nothing', { [`${ngx}proxy-redirect-from`]: 'default', [`${ngx}proxy-redirect-to`]: '/x' }, {}],
+    ['proxy-cookie-domain with leading dots, which nginx drops', { [`${ngx}proxy-cookie-domain`]: '.Backend.Local .shop.com' }, { cookieRewrite: { domain: { from: 'backend.local', to: 'shop.com' } } }],
     ['proxy-cookie-path under netplane.io', { [`${np}proxy-cookie-path`]: '/api/ /', [`${ngx}proxy-cookie-path`]: '/x /y' }, { cookieRewrite: { path: { from: '/api/', to: '/' } } }],
     ['enable-cors with its defaults', { [`${ngx}enable-cors`]: 'true' }, { cors: { origins: ['*'], methods: 'GET, PUT, POST, DELETE, PATCH, OPTIONS', headers: 'DNT,Keep-Alive,User-Agent,X-Requested-With,If-Modified-Since,Cache-Control,Content-Type,Range,Authorization', credentials: true, maxAgeSeconds: 1728000 } }],
     [
@@ -242,8 +243,7 @@ describe('annotations with values that cannot be honoured', () => {
     ['proxy-cookie-path with three words', { [`${ngx}proxy-cookie-path`]: '/a /b /c' }, `${ngx}proxy-cookie-path`, '/a /b /c', 'a path and its replacement'],
     ['proxy-cookie-path with nginx syntax', { [`${ngx}proxy-cookie-path`]: '/a /b;add_header' }, `${ngx}proxy-cookie-path`, '/a /b;add_header', 'a path and its replacement'],
     ['proxy-cookie-path quoted', { [`${ngx}proxy-cookie-path`]: '"/a" /b' }, `${ngx}proxy-cookie-path`, '"/a" /b', 'a path and its replacement'],
-    ['proxy-cookie-domain with a variable', { [`${ngx}proxy-cookie-domain`]: 'backend.local $host' }, `${ngx}proxy-cookie-domain`, 'backend.local $host', 'host names without a leading dot'],
-    ['proxy-cookie-domain with a leading dot', { [`${ngx}proxy-cookie-domain`]: '.backend.local shop.com' }, `${ngx}proxy-cookie-domain`, '.backend.local shop.com', 'without a leading dot'],
+    ['proxy-cookie-domain with a variable', { [`${ngx}proxy-cookie-domain`]: 'backend.local $host' }, `${ngx}proxy-cookie-domain`, 'backend.local $host', 'variables are not read'],
     ['server-alias with a wildcard', { [`${ngx}server-alias`]: 'www.a.com, *.a.com' }, `${ngx}server-alias`, 'www.a.com, *.a.com', 'no wildcard'],
     ['server-alias an IP address', { [`${ngx}server-alias`]: '10.0.0.1' }, `${ngx}server-alias`, '10.0.0.1', 'no IP address'],
     ['proxy-ssl-verify on without HTTPS to the backend', { [`${ngx}proxy-ssl-verify`]: 'on', [`${ngx}proxy-ssl-secret`]: 'ca' }, `${ngx}proxy-ssl-verify`, 'on', 'backend-protocol "HTTPS"'],
