@@ -423,7 +423,7 @@ export const forward: Step = {
       ...(hashKey !== undefined ? { hashKey } : {}),
       ...(x.responseHeaders ? { responseHeaders: x.responseHeaders } : {}),
       ...(p.customErrors ? { intercept: p.customErrors } : {}),
-      ...(p.locationRewrite ? { locationRewrite: { from: p.locationRewrite.from, to: redirectUrl(p.locationRewrite.to, { ...x, proto: clientProto(x) }) } } : {}),
+      ...(p.locationRewrite ? { locationRewrite: { from: p.locationRewrite.from, to: redirectUrl(p.locationRewrite.to, { ...x, proto: clientProto(x) }), origin: `${clientProto(x)}://${x.host}` } } : {}),
     });
     if (x.upstream.intercepted) await customError(x, s, p, headers);
     return 'done';

@@ -41,7 +41,7 @@ export interface ForwardTarget {
   /** The request's upstream-hash-by key (routes/hash-key.ts): endpoints are then chosen on the backend's hash ring. */
   hashKey?: string;
   /** proxy-redirect-from/-to, `to` filled in for this request: the start of Location and Refresh URLs replaced. */
-  locationRewrite?: { from: string; to: string };
+  locationRewrite?: { from: string; to: string; origin: string };
 }
 
 /** How a forwarded request went, for the access log and metrics. */
@@ -277,7 +277,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     try {
       const moved = this.#target.locationRewrite;
       if (moved !== undefined) {
-        if (typeof headers.location === 'string') headers.location = rewriteLocation(headers.location, moved.from, moved.to);
+        if (typeof headers.location === 'string') headers.location = rewriteLocation(headers.location, moved.from, moved.to, moved.origin);
         if (typeof headers.refresh === 'string') headers.refresh = rewriteRefresh(headers.refresh, moved.from, moved.to);
       }
       const rewrite = this.#target.policy.cookieRewrite;

@@ -59,8 +59,8 @@ describe('proxy-cookie-path and proxy-cookie-domain, as nginx rewrites them', ()
 
   beforeAll(async () => {
     web.handler = (req, res) => {
-      if (req.url === '/r' || req.url === '/elsewhere') {
-        const to = req.url === '/r' ? 'http://backend.local:8080/login?next=%2Fr' : 'http://other.local/x';
+      if (req.url === '/r' || req.url === '/elsewhere' || req.url === '/rel') {
+        const to = req.url === '/r' ? 'http://backend.local:8080/login?next=%2Fr' : req.url === '/rel' ? '/rel/x' : 'http://other.local/x';
         res.writeHead(302, { location: to, refresh: `3; url=${to}` });
         res.end();
         return true;
@@ -95,6 +95,15 @@ http {
   }
   server {
     listen 127.0.0.1:${nginxPort};
+    server_name relative.test;
+    port_in_redirect off;
+    location / {
+      proxy_pass http://127.0.0.1:${web.port};
+      proxy_redirect / /app/;
+    }
+  }
+  server {
+    listen 127.0.0.1:${nginxPort};
     server_name dotted.test;
     location / {
       proxy_pass http://127.0.0.1:${web.port};
@@ -117,6 +126,7 @@ http {
         serviceYaml('web', [web]),
         ing('cookie', { [`${ngx}proxy-cookie-path`]: '/two/ /one/', [`${ngx}proxy-cookie-domain`]: 'backend.local example.org' }),
         ing('plain', {}),
+        ing('relative', { [`${ngx}proxy-redirect-from`]: '/', [`${ngx}proxy-redirect-to`]: '/app/' }),
         ing('dotted', { [`${ngx}proxy-cookie-domain`]: '.backend.local .example.org' }),
         ing('moved', { [`${ngx}proxy-redirect-from`]: 'http://backend.local:8080/', [`${ngx}proxy-redirect-to`]: 'https://$host/' }),
         ing('regex', { [`${ngx}proxy-cookie-path`]: '~^/two/(.*) /one/$1' }),
@@ -173,6 +183,11 @@ http {
   it('rewrites Location and Refresh as nginx does, the variable filled in from the request, other URLs untouched', async () => {
     for (const path of ['/r', '/elsewhere']) expect(await redirectOf(gw.http, 'moved.test', path)).toEqual(await redirectOf(nginxPort, 'moved.test', path));
     expect(await redirectOf(gw.http, 'moved.test', '/r')).toEqual([302, 'https://moved.test/login?next=%2Fr', '3; url=https://moved.test/login?next=%2Fr']);
+    // A path rewritten is made absolute with the request's scheme and host (no port), as nginx's header filter does;
+    // one not rewritten (plain.test) stays as it was.
+    expect(await redirectOf(gw.http, 'relative.test:8080', '/rel')).toEqual(await redirectOf(nginxPort, 'relative.test:8080', '/rel'));
+    expect((await redirectOf(gw.http, 'relative.test:8080', '/rel'))[1]).toBe('http://relative.test/app/rel/x');
+    expect((await redirectOf(gw.http, 'plain.test', '/rel'))[1]).toBe('/rel/x');
     expect(await redirectOf(gw.http, 'plain.test', '/r')).toEqual([302, 'http://backend.local:8080/login?next=%2Fr', '3; url=http://backend.local:8080/login?next=%2Fr']);
   });
 
