@@ -8,6 +8,7 @@ import { readSearchDomains } from './forward/resolvconf.ts';
 import { StubDomains } from './forward/stubs.ts';
 import { followHostsFile } from './hosts/file.ts';
 import { HostsHandler } from './hosts/hosts.ts';
+import { inDomain } from './wire/name.ts';
 import { chainOf, RewriteHandler } from './rewrite/handler.ts';
 import { parseNameRule } from './rewrite/rules.ts';
 import { loadBalancePolicies } from './server/balance.ts';
@@ -317,7 +318,7 @@ async function runDns(ctx: ComponentContext, f: DnsFlags): Promise<void> {
     log: ctx.log,
     registry: ctx.registry,
     serverLabel,
-    zoneOf: (lname) => (lname === f.zone || lname.endsWith(`.${f.zone}`) ? zoneLabel : stubZone(lname)),
+    zoneOf: (lname) => (inDomain(lname, f.zone) ? zoneLabel : stubZone(lname)),
     reusePort: f['reuse-port'],
     loadBalance: f.loadbalance,
     // CoreDNS's log plugin prints whatever the level of other logs; --log-level silent still silences it.

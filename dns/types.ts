@@ -28,7 +28,7 @@ export interface DnsQuery {
 }
 
 /** Response codes the pipeline produces. */
-export type Rcode = 'NOERROR' | 'FORMERR' | 'SERVFAIL' | 'NXDOMAIN' | 'NOTIMP' | 'REFUSED';
+export type Rcode = 'NOERROR' | 'FORMERR' | 'SERVFAIL' | 'NXDOMAIN' | 'NOTIMP' | 'REFUSED' | 'YXDOMAIN' | 'YXRRSET' | 'NXRRSET' | 'NOTAUTH' | 'NOTZONE';
 
 /**
  * An answer to one query. Handlers may hand back the same object for the same question while their data is
@@ -39,6 +39,8 @@ export interface DnsAnswer {
   rcode: Rcode;
   /** AA: the answer comes from our own zone. */
   authoritative: boolean;
+  /** AD: the upstream said it validated the data (DNSSEC); relayed and kept in the cache as CoreDNS does. */
+  authenticatedData?: boolean;
   /** RA: recursion available (set when a forwarder is configured). */
   recursionAvailable?: boolean;
   answers: ResourceRecord[];

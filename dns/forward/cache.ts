@@ -58,6 +58,8 @@ export interface CacheEntry {
   readonly answers: readonly ResourceRecord[];
   readonly authorities: readonly ResourceRecord[];
   readonly additionals: readonly ResourceRecord[];
+  /** The reply's AD bit, set again on every hit (CoreDNS cache's item.AuthenticatedData). */
+  readonly authenticatedData: boolean;
   /** The TTL it was cached for, seconds, after the caps. */
   readonly ttl: number;
   readonly storedAt: number;
@@ -217,6 +219,7 @@ export class DnsCache {
       answers: reply.answers,
       authorities: reply.authorities,
       additionals: reply.additionals,
+      authenticatedData: reply.authenticatedData === true,
       ttl: life.ttl,
       storedAt: now,
       // The miss that brought a new name in was its first query.
@@ -280,6 +283,7 @@ function build(entry: CacheEntry, ttl: number, source: 'cache' | 'forward'): Dns
     rcode: entry.rcode,
     authoritative: false,
     recursionAvailable: true,
+    ...(entry.authenticatedData ? { authenticatedData: true } : {}),
     answers: entry.answers.map(withTtl),
     authorities: entry.authorities.map(withTtl),
     additionals: entry.additionals.map(withTtl),

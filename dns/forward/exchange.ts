@@ -62,6 +62,8 @@ export interface UpstreamReply {
   authorities: ResourceRecord[];
   additionals: ResourceRecord[];
   transport: 'udp' | 'tcp' | 'tls';
+  /** The reply's AD bit. */
+  authenticatedData?: boolean;
 }
 
 /** Limits of one exchange: each leg (UDP, then TCP) gets `timeoutMs`, never past `deadline` (performance.now() ms). */
@@ -112,7 +114,8 @@ export class ExchangeScope {
 /** The EDNS0 UDP payload size we advertise: DNS Flag Day 2020's value, which avoids IP fragmentation. */
 export const ednsUdpSize = 1232;
 
-const pipelineRcodes: ReadonlySet<string> = new Set<Rcode>(['NOERROR', 'FORMERR', 'SERVFAIL', 'NXDOMAIN', 'NOTIMP', 'REFUSED']);
+// An upstream's rcode is passed on as it is (CoreDNS forward relays the message); one outside these is a SERVFAIL.
+const pipelineRcodes: ReadonlySet<string> = new Set<Rcode>(['NOERROR', 'FORMERR', 'SERVFAIL', 'NXDOMAIN', 'NOTIMP', 'REFUSED', 'YXDOMAIN', 'YXRRSET', 'NXRRSET', 'NOTAUTH', 'NOTZONE']);
 
 /**
  * The wire form of a query with this ID: RD set (we forward to recursive resolvers), CD and DO as asked, the name's
@@ -228,6 +231,7 @@ export function toReply(p: DecodedPacket, transport: UpstreamReply['transport'])
     authorities: p.authorities ?? [],
     additionals: (p.additionals ?? []).filter((rr) => rr.type !== 'OPT'),
     transport,
+    authenticatedData: (p as DecodedPacket & { flag_ad?: boolean }).flag_ad === true,
   };
 }
 

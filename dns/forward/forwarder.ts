@@ -348,6 +348,7 @@ function fromReply(r: UpstreamReply): DnsAnswer {
     rcode: r.rcode,
     authoritative: false,
     recursionAvailable: true,
+    ...(r.authenticatedData ? { authenticatedData: true } : {}),
     answers: r.answers,
     authorities: r.authorities,
     additionals: r.additionals,

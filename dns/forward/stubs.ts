@@ -3,6 +3,7 @@
 // other name passes on to the default forwarder.
 import type { DnsAnswer, DnsHandler, DnsQuery } from '../types.ts';
 import type { Forwarder } from './forwarder.ts';
+import { inDomain } from '../wire/name.ts';
 
 /** One stub domain: lower case, without trailing dot, and its forwarder. */
 export interface StubDomain {
@@ -23,7 +24,7 @@ export class StubDomains implements DnsHandler {
   /** The most specific stub domain covering a lower-case name, or undefined. */
   find(lname: string): StubDomain | undefined {
     for (const s of this.#stubs) {
-      if (lname === s.domain || (lname.length > s.domain.length && lname.endsWith(s.domain) && lname.charCodeAt(lname.length - s.domain.length - 1) === 0x2e)) return s;
+      if (inDomain(lname, s.domain)) return s;
     }
     return undefined;
   }

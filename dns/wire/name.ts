@@ -49,3 +49,21 @@ export function nameToWire(name: string): Buffer {
   out[off++] = 0;
   return Buffer.from(out.subarray(0, off));
 }
+
+/**
+ * Whether the name `lname` (presentation form, lower case, no trailing dot) is `domain` or below it, by whole labels:
+ * the dot before `domain` must be a label boundary, not an escaped dot inside a label (`a\.cluster.local` has the
+ * labels `a.cluster` and `local`), as CoreDNS's dns.IsSubDomain compares them.
+ */
+export function inDomain(lname: string, domain: string): boolean {
+  if (lname === domain) return true;
+  const cut = lname.length - domain.length - 1;
+  return cut > 0 && lname.charCodeAt(cut) === 0x2e && lname.endsWith(domain) && !escapedAt(lname, cut);
+}
+
+/** Whether the character at `i` is escaped: preceded by an odd number of backslashes. */
+export function escapedAt(text: string, i: number): boolean {
+  let n = 0;
+  for (let j = i - 1; j >= 0 && text.charCodeAt(j) === 0x5c; j--) n++;
+  return n % 2 === 1;
+}

@@ -97,7 +97,7 @@ export function encodeAnswer(answer: DnsAnswer, qlname: string): EncodedAnswer {
     ns,
     ar,
     pointerName: pointerUsed ? qlname : null,
-    flags3: (answer.recursionAvailable ? 0x80 : 0) | (rcode & 0xf),
+    flags3: (answer.recursionAvailable ? 0x80 : 0) | (answer.authenticatedData ? 0x20 : 0) | (rcode & 0xf),
     aa: answer.authoritative ? 0x04 : 0,
     rcode,
   };

@@ -1,6 +1,7 @@
 // Pure parsing of a query name inside the cluster zone, the way CoreDNS's kubernetes plugin reads it
 // (plugin/kubernetes/parse.go): what a name asks for, by its labels right to left.
 import { isIPv6 } from 'node:net';
+import { escapedAt } from '../wire/name.ts';
 
 /** What a name in the zone refers to. Names it cannot refer to anything are `none`. */
 export type ZoneName =
@@ -26,7 +27,7 @@ export function parseZoneName(lname: string, zone: string): ZoneName | undefined
   if (lname === zone) return { kind: 'apex' };
   // Every forwarded query asks this first: no string is built for the check.
   const cut = lname.length - zone.length - 1;
-  if (cut < 0 || lname.charCodeAt(cut) !== 0x2e || !lname.endsWith(zone)) return undefined;
+  if (cut < 0 || lname.charCodeAt(cut) !== 0x2e || !lname.endsWith(zone) || (lname.charCodeAt(cut - 1) === 0x5c && escapedAt(lname, cut))) return undefined;
   const labels = lname.slice(0, cut).split('.');
   const n = labels.length;
   const last = labels[n - 1]!;

@@ -189,6 +189,8 @@ describe('netplane dns from a manifest directory, with dig', () => {
     { q: ['10-244-1-5.default.pod.cluster.local', 'A'], status: 'NOERROR', answer: ['10-244-1-5.default.pod.cluster.local. IN A 10.244.1.5'] },
     { q: ['www.example.com', 'A'], status: 'NOERROR', answer: ['www.example.com. IN A 192.0.2.7'], aa: false },
     { q: ['nowhere.test', 'A'], status: 'NXDOMAIN', answer: [] },
+    // Labels `x.cluster` and `local`: not the cluster zone, so forwarded (the upstream knows only example.com).
+    { q: ['x\\.cluster.local', 'A'], status: 'NXDOMAIN', answer: [], aa: false },
   ];
   for (const c of cases) {
     it(`${c.q.slice(2).join(' ')} ${c.q[0]} ${c.q[1]}`.trim(), async () => {

@@ -24,7 +24,9 @@ export interface SeenQuery {
 export type Reply =
   | 'silent'
   | {
-      rcode?: 'NOERROR' | 'FORMERR' | 'SERVFAIL' | 'NXDOMAIN' | 'NOTIMP' | 'REFUSED';
+      rcode?: 'NOERROR' | 'FORMERR' | 'SERVFAIL' | 'NXDOMAIN' | 'NOTIMP' | 'REFUSED' | 'YXDOMAIN';
+      /** Set AD (the upstream validated the answer). */
+      authenticated?: boolean;
       answers?: Answer[];
       authorities?: Answer[];
       additionals?: Answer[];
@@ -48,7 +50,7 @@ export interface FakeUpstream {
   close(): Promise<void>;
 }
 
-const rcodeNumber = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 } as const;
+const rcodeNumber = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5, YXDOMAIN: 6 } as const;
 
 /** Starts a fake upstream on a free 127.0.0.1 port (UDP and TCP). */
 export async function startUpstream(script: Script): Promise<FakeUpstream> {
@@ -171,7 +173,7 @@ function replies(q: DecodedPacket, seen: SeenQuery, r: Exclude<Reply, 'silent'>,
     const buf = dnsPacket.encode({
       type: 'response',
       id,
-      flags: dnsPacket.RECURSION_DESIRED | dnsPacket.RECURSION_AVAILABLE | (truncated ? dnsPacket.TRUNCATED_RESPONSE : 0) | rcodeNumber[r.rcode ?? 'NOERROR'],
+      flags: dnsPacket.RECURSION_DESIRED | dnsPacket.RECURSION_AVAILABLE | (truncated ? dnsPacket.TRUNCATED_RESPONSE : 0) | (r.authenticated ? dnsPacket.AUTHENTIC_DATA : 0) | rcodeNumber[r.rcode ?? 'NOERROR'],
       questions: [{ name, type: 'A', class: 'IN' }],
       answers: truncated ? [] : (r.answers ?? []),
       authorities: truncated ? [] : (r.authorities ?? []),

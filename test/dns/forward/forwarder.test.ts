@@ -41,6 +41,9 @@ describe('forwarding', () => {
     ['NXDOMAIN with its SOA', { rcode: 'NXDOMAIN', authorities: [soa('example.com', 900, 60)] }, { rcode: 'NXDOMAIN', answers: [], authorities: [{ type: 'SOA', ttl: 60 }] }],
     ['REFUSED', { rcode: 'REFUSED' }, { rcode: 'REFUSED', answers: [] }],
     ['SERVFAIL', { rcode: 'SERVFAIL' }, { rcode: 'SERVFAIL' }],
+    // Found by an audit: YXDOMAIN became SERVFAIL, and the AD bit was dropped.
+    ['YXDOMAIN', { rcode: 'YXDOMAIN' }, { rcode: 'YXDOMAIN' }],
+    ['the AD bit', { answers: [a('www.example.com', '10.0.0.1', 60)], authenticated: true }, { rcode: 'NOERROR', authenticatedData: true }],
     ['additional records without the OPT', { answers: [a('www.example.com', '10.0.0.1')], additionals: [a('ns1.example.com', '10.0.0.53')] }, { additionals: [{ name: 'ns1.example.com' }] }],
   ];
   for (const [name, reply, want] of cases) {
@@ -209,6 +212,15 @@ describe('cache', () => {
     expect(await metric('coredns_cache_misses_total')).toBe(2);
     expect(await metric('coredns_cache_requests_total')).toBe(3);
     expect(await metric('coredns_cache_entries', { type: 'success' })).toBe(2);
+  });
+
+  it('keeps the upstream\'s AD bit on cache hits, as CoreDNS\'s cache does, and none where the upstream set none', async () => {
+    const up = await upstream((q) => ({ answers: [a(q.name, '10.0.0.1', 300)], authenticated: q.name.startsWith('signed') }));
+    const { f } = forwarder([up.hostPort]);
+    await f.handle(query('signed.example.com'));
+    expect(await f.handle(query('signed.example.com'))).toMatchObject({ source: 'cache', authenticatedData: true });
+    await f.handle(query('plain.example.com'));
+    expect((await f.handle(query('plain.example.com'))).authenticatedData).toBeUndefined();
   });
 
   it('answers a fresh hit synchronously, the same object until the remaining TTL changes', async () => {

@@ -19,6 +19,10 @@ describe('StubDomains', () => {
     ['xcorp.test', undefined],
     ['corp.test.example', undefined],
     ['example.com', undefined],
+    // An escaped dot is inside a label (found by an audit): `a\.corp` and `test` are not under corp.test.
+    ['a\\.corp.test', undefined],
+    ['a\\.lab.corp.test', 'corp.test'],
+    ['a\\\\.corp.test', 'corp.test'],
   ])('%s → %s', (name, want) => {
     expect(stubs.find(name)?.domain).toBe(want);
   });

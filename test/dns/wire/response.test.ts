@@ -58,6 +58,9 @@ describe('encodeAnswer + buildResponse', () => {
     { what: 'SERVFAIL, not authoritative', flags: dnsPacket.RECURSION_DESIRED, ans: { rcode: 'SERVFAIL', authoritative: false }, want: { rcode: 'SERVFAIL', flag_aa: false } },
     { what: 'REFUSED', flags: 0, ans: { rcode: 'REFUSED', authoritative: false }, want: { rcode: 'REFUSED' } },
     { what: 'CD copied', flags: dnsPacket.CHECKING_DISABLED, ans: {}, want: { flag_cd: true } },
+    { what: 'AD from the answer', flags: 0, ans: { authoritative: false, recursionAvailable: true, authenticatedData: true }, want: { flag_ad: true, flag_ra: true } },
+    { what: 'no AD otherwise', flags: 0, ans: {}, want: { flag_ad: false } },
+    { what: 'YXDOMAIN relayed', flags: 0, ans: { rcode: 'YXDOMAIN', authoritative: false }, want: { rcode: 'YXDOMAIN' } },
   ];
   it.each(headerCases)('header: $what', ({ flags, ans, want }) => {
     const { msg, q } = query('x.cluster.local', 'A', { flags });

@@ -21,6 +21,8 @@ describe('parseZoneName', () => {
     ['other.cluster.local', { kind: 'none' }],
     ['example.com', undefined],
     ['notcluster.local', undefined],
+    // An escaped dot is inside a label: `x.cluster` and `local` are not in cluster.local (found by an audit).
+    ['x\\.cluster.local', undefined],
   ];
   for (const [name, want] of cases) it(name, () => expect(parseZoneName(name, z)).toEqual(want));
 });
