@@ -88,7 +88,9 @@ export function listFlag<T = string>(spec: { help: string; value: string; parse?
 /** Parses argv against specs; `--help` returns null. Throws UsageError for unknown flags, positionals or bad values. */
 export function parseFlags<S extends FlagSpecs>(command: string, specs: S, argv: readonly string[]): FlagValues<S> | null {
   const options: Record<string, { type: 'string' | 'boolean'; multiple: boolean; short?: string }> = { help: { type: 'boolean', multiple: false, short: 'h' } };
-  for (const [name, f] of Object.entries(specs)) options[name] = { type: f.kind === 'switch' ? 'boolean' : 'string', multiple: f.kind === 'list' };
+  // Every value flag is collected as a list, so that a single-value flag given twice is refused rather than the last
+  // one winning unchecked.
+  for (const [name, f] of Object.entries(specs)) options[name] = { type: f.kind === 'switch' ? 'boolean' : 'string', multiple: f.kind !== 'switch' };
   let parsed;
   try {
     parsed = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false });
@@ -107,6 +109,9 @@ export function parseFlags<S extends FlagSpecs>(command: string, specs: S, argv:
       out[name] = f.default;
       continue;
     }
+    if (f.kind === 'value' && Array.isArray(raw) && raw.length > 1) {
+      throw new UsageError(`${command}: --${name} is given ${raw.length === 2 ? 'twice' : `${raw.length} times`}; give it once`);
+    }
     const one = (v: string) => {
       try {
         return f.parse(v);
@@ -114,7 +119,7 @@ export function parseFlags<S extends FlagSpecs>(command: string, specs: S, argv:
         throw new UsageError(`${command}: --${name} ${JSON.stringify(v)}: ${(e as Error).message}`, { cause: e });
       }
     };
-    out[name] = Array.isArray(raw) ? raw.map(one) : one(raw as string);
+    out[name] = f.kind === 'list' ? (raw as string[]).map(one) : one((raw as string[])[0]!);
   }
   return out as FlagValues<S>;
 }

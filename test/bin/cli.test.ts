@@ -67,6 +67,8 @@ describe('netplane command line', () => {
     [['overlay', '--resync-period', '0s', '--manifests', examples], /^netplane overlay: --resync-period "0s": must be from 1s to 24h/],
     [['overlay', '--resync-period', '600h', '--manifests', examples], /^netplane overlay: --resync-period "600h": must be from 1s to 24h/],
     [['up', '--manifests', '/does/not/exist'], /^netplane up: --manifests "\/does\/not\/exist": no such directory/],
+    [['proxy', '--mode', 'ipvs', '--mode', 'userspace', '--manifests', examples], /^netplane proxy: --mode is given twice; give it once\n$/],
+    [['up', '--manifests', examples, '--manifests', examples], /^netplane up: --manifests is given twice; give it once\n$/],
     // Found before the admin port is bound: nothing on stdout, no stack trace.
     [['dns', '--upstream', 'tls://127.0.0.1:853', '--upstream-tls-ca', bin, '--admin', '127.0.0.1:0', '--manifests', examples], /^netplane dns: --upstream-tls-ca ".*netplane\.ts": holds no PEM certificate \(-----BEGIN CERTIFICATE-----\): it must hold the CA certificates that sign the upstream certificates\n$/],
     [['dns', '--upstream', 'tls://127.0.0.1:853', '--upstream-tls-ca', '/does/not/exist.pem', '--admin', '127.0.0.1:0', '--manifests', examples], /^netplane dns: --upstream-tls-ca "\/does\/not\/exist\.pem": cannot be read \(ENOENT/],

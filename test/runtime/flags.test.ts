@@ -39,6 +39,10 @@ describe('parseFlags', () => {
     [['--admin', ':99999'], 'netplane x: --admin ":99999": must be ADDR:PORT with an IP address (or localhost), e.g. 127.0.0.1:9153 or [::1]:9153'],
     [['--admin', 'node1.example:80'], 'netplane x: --admin "node1.example:80": must be ADDR:PORT with an IP address (or localhost), e.g. 127.0.0.1:9153 or [::1]:9153'],
     [['--cleanup=yes'], 'netplane x: --cleanup takes no value (see netplane x --help)'],
+    // A single-value flag given more than once: refused, the earlier value never silently dropped unchecked.
+    [['--mode', 'ipvs', '--mode', 'iptables'], 'netplane x: --mode is given twice; give it once'],
+    [['--mode=iptables', '--mode', 'iptables'], 'netplane x: --mode is given twice; give it once'],
+    [['--admin', ':1', '--admin', ':2', '--admin=:3'], 'netplane x: --admin is given 3 times; give it once'],
   ];
   for (const [argv, message] of bad) {
     it(`refuses ${argv.join(' ')} with one sentence`, () => {
