@@ -192,18 +192,30 @@ export class Forwarder implements DnsHandler {
    * Asks every upstream a loop probe (needs the server listening, and `loops`). An upstream whose probe comes back to
    * this server is logged as an error and no longer used. Resolves once every probe has its reply or timed out.
    */
-  async checkLoops(): Promise<void> {
+  async checkLoops(retryMs = loopRetryMs, forMs = loopCheckMs): Promise<void> {
     const loops = this.#loops;
     if (!loops) return;
+    const until = performance.now() + forMs;
     await Promise.allSettled(
-      this.#upstreams.all.map((u) => {
+      this.#upstreams.all.map(async (u) => {
+        let found = false;
         const name = loops.probeName(() => {
+          found = true;
           this.#looping.push(u.label);
           this.#upstreams.exclude(u);
           this.#log.error({ upstream: u.label, left: this.#upstreams.usable }, `DNS forwarding loop: upstream ${u.label} sent our loop-check query back to this server; it is no longer used`);
         });
-        // HINFO, as CoreDNS's loop plugin asks: nothing caches or answers it specially on the way.
-        return this.#exchange(u, encodeQuery({ name, qtype: 13, qclass: 1, dnssecOk: false, checkingDisabled: false }, 0), { timeoutMs: this.#timeoutMs, scope: this.#scope });
+        // HINFO, as CoreDNS's loop plugin asks: nothing caches or answers it specially on the way. An upstream that
+        // does not answer (down, or not yet up at start) is asked again, as CoreDNS's loop plugin keeps probing while
+        // its exchange fails: a loop there would otherwise never be found.
+        for (;;) {
+          const r = await this.#exchange(u, encodeQuery({ name, qtype: 13, qclass: 1, dnssecOk: false, checkingDisabled: false }, 0), { timeoutMs: this.#timeoutMs, scope: this.#scope }).then(
+            () => true,
+            () => false,
+          );
+          if (r || found || this.#scope.closed || performance.now() + retryMs > until) return;
+          await new Promise((resolve) => setTimeout(resolve, retryMs).unref());
+        }
       }),
     );
   }
@@ -355,6 +367,10 @@ function fromReply(r: UpstreamReply): DnsAnswer {
     source: 'forward',
   };
 }
+
+/** How often, and for how long after start, an upstream that does not answer the loop probe is asked again. */
+const loopRetryMs = 2000;
+const loopCheckMs = 30_000;
 
 /** The promise's value if it settles within `ms`, else undefined. */
 async function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
