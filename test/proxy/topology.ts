@@ -6,6 +6,7 @@
 //                                                    ├─ pod1 10.244.1.11 fd00:244:1::11
 //                                                    ├─ pod2 10.244.1.12 ...
 import type { ChildProcess } from 'node:child_process';
+import { afterAll, beforeAll } from 'vitest';
 import { fileURLToPath } from 'node:url';
 import { NetnsLab } from '../../lab/netns.ts';
 
@@ -96,4 +97,25 @@ export async function buildTopology(podCount: number, ports: number[]): Promise<
     await lab.destroy();
     throw e;
   }
+}
+
+/**
+ * The topology for one describe block: built before its tests (`setup` then runs in it; the namespaces are removed if
+ * either fails) and removed after them. Returns a getter for the tests.
+ */
+export function topologyForSuite(podCount: number, ports: number[], setup: (t: ProxyTopology) => Promise<void> = async () => {}): () => ProxyTopology {
+  let topo: ProxyTopology | undefined;
+  beforeAll(async () => {
+    topo = await buildTopology(podCount, ports);
+    try {
+      await setup(topo);
+    } catch (e) {
+      await topo.lab.destroy();
+      throw e;
+    }
+  }, 30_000);
+  afterAll(async () => {
+    await topo?.lab.destroy();
+  });
+  return () => topo!;
 }

@@ -3,12 +3,12 @@
 // (kube-proxy's KUBE-FORWARD and filter KUBE-NODEPORTS), while other traffic stays dropped. Real packets from a
 // client outside the node; every namespace is removed at the end, also on failure.
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { IptablesBackend } from '../../../proxy/iptables/backend.ts';
 import type { Target } from '../../../proxy/plan/types.ts';
 import type { CommandRunner } from '../../../runtime/exec.ts';
 import { silentLogger } from '../../../runtime/logger.ts';
-import { buildTopology, type ProbeResult, type ProxyTopology } from '../topology.ts';
+import { topologyForSuite, type ProbeResult, type ProxyTopology } from '../topology.ts';
 import { plan, port } from './plans.ts';
 
 const echo = fileURLToPath(new URL('../../helpers/echo.ts', import.meta.url));
@@ -40,37 +40,28 @@ async function probeQuick(ns: string, host: string, port: number): Promise<Probe
 }
 
 describe('iptables mode with FORWARD and INPUT policies DROP', () => {
-  beforeAll(async () => {
-    topo = await buildTopology(2, [8080]);
-    try {
-      const inNode = (command: string, args: string[]) => topo.lab.exec(topo.node, command, args);
-      for (const cmd of ['iptables', 'ip6tables']) {
-        // Docker's filter table: FORWARD drops, and every forwarded packet first passes DOCKER-USER.
-        await inNode(cmd, ['-P', 'FORWARD', 'DROP']);
-        await inNode(cmd, ['-N', 'DOCKER-USER']);
-        await inNode(cmd, ['-A', 'DOCKER-USER', '-j', 'RETURN']);
-        await inNode(cmd, ['-A', 'FORWARD', '-j', 'DOCKER-USER']);
-        // A host firewall that accepts nothing but loopback (and ICMPv6, without which IPv6 neighbours are not found).
-        await inNode(cmd, ['-P', 'INPUT', 'DROP']);
-        await inNode(cmd, ['-A', 'INPUT', '-i', 'lo', '-j', 'ACCEPT']);
-      }
-      await inNode('ip6tables', ['-A', 'INPUT', '-p', 'ipv6-icmp', '-j', 'ACCEPT']);
-      const ready = new Promise<void>((resolve, reject) => {
-        const server = topo.lab.spawn(topo.node, process.execPath, [echo, 'node', String(healthPort), String(otherNodePort)]);
-        server.stdout!.once('data', () => resolve());
-        server.once('exit', (code) => reject(new Error(`echo server exited with ${code}`)));
-      });
-      await ready;
-      const runner: CommandRunner = { run: (command, args, input) => topo.lab.exec(topo.node, command, args, input) };
-      await new IptablesBackend(runner, { log: silentLogger(), tcpBeLiberal: async () => false }).sync(services, { full: true });
-    } catch (e) {
-      await topo.lab.destroy();
-      throw e;
+  topologyForSuite(2, [8080], async (t) => {
+    topo = t;
+    const inNode = (command: string, args: string[]) => topo.lab.exec(topo.node, command, args);
+    for (const cmd of ['iptables', 'ip6tables']) {
+      // Docker's filter table: FORWARD drops, and every forwarded packet first passes DOCKER-USER.
+      await inNode(cmd, ['-P', 'FORWARD', 'DROP']);
+      await inNode(cmd, ['-N', 'DOCKER-USER']);
+      await inNode(cmd, ['-A', 'DOCKER-USER', '-j', 'RETURN']);
+      await inNode(cmd, ['-A', 'FORWARD', '-j', 'DOCKER-USER']);
+      // A host firewall that accepts nothing but loopback (and ICMPv6, without which IPv6 neighbours are not found).
+      await inNode(cmd, ['-P', 'INPUT', 'DROP']);
+      await inNode(cmd, ['-A', 'INPUT', '-i', 'lo', '-j', 'ACCEPT']);
     }
-  }, 30_000);
-
-  afterAll(async () => {
-    await topo?.lab.destroy();
+    await inNode('ip6tables', ['-A', 'INPUT', '-p', 'ipv6-icmp', '-j', 'ACCEPT']);
+    const ready = new Promise<void>((resolve, reject) => {
+      const server = topo.lab.spawn(topo.node, process.execPath, [echo, 'node', String(healthPort), String(otherNodePort)]);
+      server.stdout!.once('data', () => resolve());
+      server.once('exit', (code) => reject(new Error(`echo server exited with ${code}`)));
+    });
+    await ready;
+    const runner: CommandRunner = { run: (command, args, input) => topo.lab.exec(topo.node, command, args, input) };
+    await new IptablesBackend(runner, { log: silentLogger(), tcpBeLiberal: async () => false }).sync(services, { full: true });
   });
 
   it('NodePort over TCP and UDP, load-balancer IP and cluster IP reach the pods from outside (IPv4 and IPv6)', async () => {

@@ -1,14 +1,14 @@
 // The iptables backend against the kernel: rules programmed in a node namespace, real packets from a client outside
 // the node, from pods and from the node itself. Every namespace is removed at the end, also on failure.
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ForwardAccept, forwardChain } from '../../../overlay/forward.ts';
 import { IptablesBackend } from '../../../proxy/iptables/backend.ts';
 import type { Target } from '../../../proxy/plan/types.ts';
 import { CommandError, type CommandRunner } from '../../../runtime/exec.ts';
 import { silentLogger } from '../../../runtime/logger.ts';
 import { waitFor } from '../../helpers/wait.ts';
-import { buildTopology, type ProbeResult, type ProxyTopology } from '../topology.ts';
+import { topologyForSuite, type ProbeResult, type ProxyTopology } from '../topology.ts';
 import { plan, port } from './plans.ts';
 
 const probeScript = fileURLToPath(new URL('../../helpers/probe.ts', import.meta.url));
@@ -67,20 +67,11 @@ function hooks(text: string): string[] {
 const oneHookEach = ['filter FORWARD', 'filter FORWARD', 'filter INPUT', 'filter INPUT', 'filter OUTPUT', 'nat OUTPUT', 'nat POSTROUTING', 'nat PREROUTING'];
 
 describe('iptables backend in a network namespace', () => {
-  beforeAll(async () => {
-    topo = await buildTopology(3, [8080]);
-    try {
-      runner = { run: (command, args, input) => topo.lab.exec(topo.node, command, args, input) };
-      backend = new IptablesBackend(runner, { log: silentLogger() });
-      await backend.sync(services(), { full: true });
-    } catch (e) {
-      await topo.lab.destroy();
-      throw e;
-    }
-  }, 30_000);
-
-  afterAll(async () => {
-    await topo?.lab.destroy();
+  topologyForSuite(3, [8080], async (t) => {
+    topo = t;
+    runner = { run: (command, args, input) => topo.lab.exec(topo.node, command, args, input) };
+    backend = new IptablesBackend(runner, { log: silentLogger() });
+    await backend.sync(services(), { full: true });
   });
 
   it('ClusterIP: TCP and UDP spread over every endpoint; the client outside the pod network is masqueraded', async () => {

@@ -3,7 +3,7 @@
 // source address, which kube-proxy allows when a range holds the node's address (allowFromNode), and only then.
 // Every namespace is removed at the end, also on failure.
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseObject } from '../../../cluster/model/index.ts';
 import { ServiceMap } from '../../../cluster/servicemap/index.ts';
 import { Store } from '../../../cluster/store.ts';
@@ -12,7 +12,7 @@ import { planProxy } from '../../../proxy/plan/plan.ts';
 import type { CommandRunner } from '../../../runtime/exec.ts';
 import { silentLogger } from '../../../runtime/logger.ts';
 import { service, slice } from '../../fixtures/objects.ts';
-import { buildTopology, type ProbeResult, type ProxyTopology } from '../topology.ts';
+import { topologyForSuite, type ProbeResult, type ProxyTopology } from '../topology.ts';
 
 const probeScript = fileURLToPath(new URL('../../helpers/probe.ts', import.meta.url));
 
@@ -34,36 +34,27 @@ async function probeQuick(ns: string, host: string): Promise<ProbeResult> {
 const outcome = (r: ProbeResult) => (r.ok ? r.name : r.error);
 
 describe('iptables mode: loadBalancerSourceRanges and a VIP bound on the node', () => {
-  beforeAll(async () => {
-    topo = await buildTopology(1, [8080]);
-    try {
-      for (const vip of ['192.168.60.13', '192.168.60.14', '192.168.60.15']) await topo.lab.exec(topo.node, 'ip', ['addr', 'add', `${vip}/32`, 'dev', 'lo']);
-      const store = new Store();
-      store.apply(
-        [
-          // The node's address 192.168.50.1 is in the range, and so is the client's.
-          ...vipService('held', '192.168.60.13', ['192.168.50.0/24']),
-          ...vipService('other', '192.168.60.14', ['10.0.0.0/8']),
-          ...vipService('local', '192.168.60.15', ['192.168.50.0/24'], 'Local'),
-        ].flatMap((r) => parseObject(r)),
-      );
-      const plan = planProxy(new ServiceMap(store, { nodeName: 'n1' }).ports.values(), {
-        nodeName: 'n1',
-        clusterCIDRs: ['10.244.0.0/16'],
-        masqueradeAll: false,
-        nodePortAddresses: [],
-        nodeIPs: { 4: topo.nodeIP4 },
-      });
-      const runner: CommandRunner = { run: (command, args, input) => topo.lab.exec(topo.node, command, args, input) };
-      await new IptablesBackend(runner, { log: silentLogger(), tcpBeLiberal: async () => false }).sync(plan, { full: true });
-    } catch (e) {
-      await topo.lab.destroy();
-      throw e;
-    }
-  }, 30_000);
-
-  afterAll(async () => {
-    await topo?.lab.destroy();
+  topologyForSuite(1, [8080], async (t) => {
+    topo = t;
+    for (const vip of ['192.168.60.13', '192.168.60.14', '192.168.60.15']) await topo.lab.exec(topo.node, 'ip', ['addr', 'add', `${vip}/32`, 'dev', 'lo']);
+    const store = new Store();
+    store.apply(
+      [
+        // The node's address 192.168.50.1 is in the range, and so is the client's.
+        ...vipService('held', '192.168.60.13', ['192.168.50.0/24']),
+        ...vipService('other', '192.168.60.14', ['10.0.0.0/8']),
+        ...vipService('local', '192.168.60.15', ['192.168.50.0/24'], 'Local'),
+      ].flatMap((r) => parseObject(r)),
+    );
+    const plan = planProxy(new ServiceMap(store, { nodeName: 'n1' }).ports.values(), {
+      nodeName: 'n1',
+      clusterCIDRs: ['10.244.0.0/16'],
+      masqueradeAll: false,
+      nodePortAddresses: [],
+      nodeIPs: { 4: topo.nodeIP4 },
+    });
+    const runner: CommandRunner = { run: (command, args, input) => topo.lab.exec(topo.node, command, args, input) };
+    await new IptablesBackend(runner, { log: silentLogger(), tcpBeLiberal: async () => false }).sync(plan, { full: true });
   });
 
   it('a range holds the node address: the node reaches the VIP (its packets carry the VIP as source), Cluster and Local policy', async () => {

@@ -1,13 +1,13 @@
 // --iptables-variant auto: which iptables the host uses. The choice as a table, then in the kernel: a node whose
 // FORWARD policy is DROP in iptables-legacy (found by an audit: netplane wrote its accepts into iptables-nft, where
 // they do not get a packet past legacy's DROP, and NodePorts timed out). Every namespace is removed at the end.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { IptablesBackend } from '../../../proxy/iptables/backend.ts';
 import { hostUse, installedVariants, pickVariant, resolveVariant } from '../../../proxy/iptables/variant.ts';
 import type { Target } from '../../../proxy/plan/types.ts';
 import type { CommandRunner } from '../../../runtime/exec.ts';
 import { silentLogger } from '../../../runtime/logger.ts';
-import { buildTopology, type ProxyTopology } from '../topology.ts';
+import { topologyForSuite } from '../topology.ts';
 import { plan, port } from './plans.ts';
 
 const save = (...lines: string[]) => ['*filter', ':INPUT ACCEPT [0:0]', ...lines, 'COMMIT'].join('\n');
@@ -38,28 +38,16 @@ const ep = (i: number): Target => ({ ip: `10.244.1.${10 + i}`, port: 8080 });
 const services = plan([port('web', { clusterIPs: ['10.96.0.10'], nodePort: 30080, clusterEndpoints: [ep(1), ep(2)] })]);
 
 describe('--iptables-variant auto on a host whose FORWARD DROP is in iptables-legacy', () => {
-  let topo: ProxyTopology;
   let runner: CommandRunner;
-
-  beforeAll(async () => {
-    topo = await buildTopology(2, [8080]);
-    try {
-      runner = { run: (command, args, input) => topo.lab.exec(topo.node, command, args, input) };
-      for (const cmd of ['iptables-legacy', 'ip6tables-legacy']) await runner.run(cmd, ['-P', 'FORWARD', 'DROP']);
-    } catch (e) {
-      await topo.lab.destroy();
-      throw e;
-    }
-  }, 30_000);
-
-  afterAll(async () => {
-    await topo?.lab.destroy();
+  const suite = topologyForSuite(2, [8080], async (t) => {
+    runner = { run: (command, args, input) => t.lab.exec(t.node, command, args, input) };
+    for (const cmd of ['iptables-legacy', 'ip6tables-legacy']) await runner.run(cmd, ['-P', 'FORWARD', 'DROP']);
   });
 
   it('in iptables-nft, the accepts do not pass legacy\'s DROP: a NodePort from outside times out', async () => {
     const nft = new IptablesBackend(runner, { log: silentLogger(), variant: 'nft', tcpBeLiberal: async () => false });
     await nft.sync(services, { full: true });
-    const [r] = await topo.probe(topo.client, 'tcp', topo.nodeIP4, 30080, 1);
+    const [r] = await suite().probe(suite().client, 'tcp', suite().nodeIP4, 30080, 1);
     expect(r!.ok).toBe(false);
     await nft.cleanup();
   });
@@ -70,7 +58,7 @@ describe('--iptables-variant auto on a host whose FORWARD DROP is in iptables-le
     expect(chosen.why).toContain('iptables-legacy');
     const legacy = new IptablesBackend(runner, { log: silentLogger(), variant: chosen.variant, tcpBeLiberal: async () => false });
     await legacy.sync(services, { full: true });
-    const rs = await topo.probe(topo.client, 'tcp', topo.nodeIP4, 30080, 4);
+    const rs = await suite().probe(suite().client, 'tcp', suite().nodeIP4, 30080, 4);
     expect(rs.map((r) => r.ok)).toEqual([true, true, true, true]);
     // The choice does not move once netplane's own rules are in legacy.
     expect((await resolveVariant('auto', runner)).variant).toBe('legacy');
