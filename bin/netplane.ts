@@ -1,13 +1,12 @@
 #!/usr/bin/env node
 // The one command line: netplane <proxy|dns|ingress|overlay|up|lab> [flags].
 import { readFileSync } from 'node:fs';
-import { stat } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { dnsComponent } from '../dns/component.ts';
 import { ingressComponent } from '../ingress/component.ts';
 import { overlayComponent } from '../overlay/component.ts';
 import { proxyComponent } from '../proxy/component.ts';
-import { commonFlags, runComponent, type Component } from '../runtime/component.ts';
+import { chooseSource, commonFlags, runComponent, sourceGiven, type Component } from '../runtime/component.ts';
 import { UsageError, usageExitCode } from '../runtime/errors.ts';
 import { formatHelp, listFlag, oneOf, parseFlags, parseHostPort, switchFlag, valueFlag } from '../runtime/flags.ts';
 import { proxyModes, type ProxyMode } from '../proxy/backends.ts';
@@ -68,12 +67,11 @@ async function up(argv: readonly string[]): Promise<number> {
     process.stdout.write(formatHelp('netplane up', 'Runs components as separate child processes; Ctrl-C stops them all.', specs));
     return 0;
   }
-  if (!flags.manifests && !flags.kubeconfig && !process.env.KUBECONFIG) {
+  if (!sourceGiven(flags)) {
     throw new UsageError('netplane up: give --manifests DIR or --kubeconfig FILE');
   }
-  if (flags.manifests && !(await stat(flags.manifests).catch(() => undefined))?.isDirectory()) {
-    throw new UsageError(`netplane up: --manifests ${JSON.stringify(flags.manifests)}: no such directory`);
-  }
+  // Checked here as each component checks it, so that a wrong source stops `up` before any child starts.
+  await chooseSource('netplane up', flags);
   const childArgs = [
     ...(flags.manifests ? ['--manifests', flags.manifests] : []),
     ...(flags.kubeconfig ? ['--kubeconfig', flags.kubeconfig] : []),

@@ -79,6 +79,7 @@ export const proxyComponent = defineComponent({
   // kube-proxy's metrics port, so scrape configs written for it keep working.
   defaultAdmin: '127.0.0.1:10249',
   flags,
+  readsNoCluster: (f) => f.cleanup,
   async before(f, log) {
     const np = f['nodeport-addresses'].flat();
     if (np.includes(primaryKeyword) && np.length > 1) throw new UsageError(`netplane proxy: --nodeport-addresses ${primaryKeyword} takes no CIDRs beside it`);

@@ -69,6 +69,11 @@ export interface Component<S extends FlagSpecs = FlagSpecs> {
    * (a one-shot command such as `proxy --cleanup`); returning undefined carries on.
    */
   before?(flags: FlagValues<S> & CommonFlagValues, log: Logger): Promise<number | undefined>;
+  /**
+   * Whether these flags ask for a one-shot command that reads no cluster (`proxy --cleanup`): then only the source
+   * flags that are given are checked, and none is needed.
+   */
+  readsNoCluster?(flags: FlagValues<S> & CommonFlagValues): boolean;
 }
 
 /** Declares a component, keeping its flag types. */
@@ -94,6 +99,10 @@ export async function runComponent(c: Component, argv: readonly string[], versio
     return;
   }
   const log = createLogger(c.name, flags['log-level']);
+  // The source flags are checked before the component's own checks and `before` (a privilege probe, a clean-up), so
+  // that a wrong one is always a usage error and nothing runs on a command line that cannot work.
+  const oneShot = c.readsNoCluster?.(flags as never) === true;
+  let source = !oneShot || sourceGiven(flags) ? await chooseSource(command, flags) : undefined;
   if (c.before) {
     const code = await c.before(flags as never, log);
     if (code !== undefined) {
@@ -101,7 +110,7 @@ export async function runComponent(c: Component, argv: readonly string[], versio
       return;
     }
   }
-  const source = await chooseSource(command, flags);
+  source ??= await chooseSource(command, flags);
   const registry = createRegistry(c.name, version);
   const optional = c.flagKinds?.(flags as never) ?? [];
   const kinds = [...c.kinds, ...optional];
@@ -166,13 +175,25 @@ export async function runComponent(c: Component, argv: readonly string[], versio
   }
 }
 
-/** Picks the source from the flags; a wrong or missing choice is a UsageError. */
-async function chooseSource(command: string, flags: CommonFlagValues): Promise<(log: Logger) => ClusterSource> {
+/** Whether a source is named: --manifests, --kubeconfig or $KUBECONFIG (else only the in-cluster one is left). */
+export function sourceGiven(flags: SourceFlags, env: NodeJS.ProcessEnv = process.env): boolean {
+  return flags.manifests !== undefined || flags.kubeconfig !== undefined || !!env.KUBECONFIG;
+}
+
+/** The flags that choose the cluster source. */
+export type SourceFlags = Pick<CommonFlagValues, 'manifests' | 'kubeconfig'>;
+
+/**
+ * Picks the source from the flags (`netplane up` checks its own with it); a wrong or missing choice is a UsageError:
+ * both flags, a --manifests that is no directory, a kubeconfig that cannot be loaded.
+ */
+export async function chooseSource(command: string, flags: SourceFlags): Promise<(log: Logger) => ClusterSource> {
   if (flags.manifests && flags.kubeconfig) throw new UsageError(`${command}: give --manifests or --kubeconfig, not both`);
   if (flags.manifests) {
     const dir = flags.manifests;
     const info = await stat(dir).catch(() => undefined);
-    if (!info?.isDirectory()) throw new UsageError(`${command}: --manifests ${JSON.stringify(dir)}: no such directory`);
+    if (!info) throw new UsageError(`${command}: --manifests ${JSON.stringify(dir)}: no such directory`);
+    if (!info.isDirectory()) throw new UsageError(`${command}: --manifests ${JSON.stringify(dir)}: not a directory`);
     return (log) => new ManifestsSource(dir, { log });
   }
   // Loaded only when used: the client library takes most of a second to import, and manifests mode needs none of it.

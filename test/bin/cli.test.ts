@@ -67,6 +67,10 @@ describe('netplane command line', () => {
     [['overlay', '--resync-period', '0s', '--manifests', examples], /^netplane overlay: --resync-period "0s": must be from 1s to 24h/],
     [['overlay', '--resync-period', '600h', '--manifests', examples], /^netplane overlay: --resync-period "600h": must be from 1s to 24h/],
     [['up', '--manifests', '/does/not/exist'], /^netplane up: --manifests "\/does\/not\/exist": no such directory/],
+    [['dns', '--manifests', bin], /^netplane dns: --manifests ".*netplane\.ts": not a directory\n$/],
+    // Checked by `up` as by the components, before any child starts (nothing on stdout).
+    [['up', '--manifests', examples, '--kubeconfig', '/x'], /^netplane up: give --manifests or --kubeconfig, not both\n$/],
+    [['up', '--kubeconfig', '/does/not/exist'], /^netplane up: cannot load kubeconfig \/does\/not\/exist: ENOENT/],
     [['proxy', '--mode', 'ipvs', '--mode', 'userspace', '--manifests', examples], /^netplane proxy: --mode is given twice; give it once\n$/],
     [['up', '--manifests', examples, '--manifests', examples], /^netplane up: --manifests is given twice; give it once\n$/],
     // Found before the admin port is bound: nothing on stdout, no stack trace.
@@ -82,6 +86,34 @@ describe('netplane command line', () => {
       expect(r.stdout).toBe('');
     });
   }
+});
+
+describe('the source flags', () => {
+  // Without nft and iptables-save on PATH, the proxy's privilege probe and clean-up fail (exit 1): the source flags
+  // must be refused before either runs.
+  const noTools = () => mkdtemp(join(tmpdir(), 'netplane-path-'));
+
+  it.each([
+    [['proxy', '--manifests', '/does/not/exist'], /^netplane proxy: --manifests "\/does\/not\/exist": no such directory\n$/],
+    [['proxy', '--cleanup', '--manifests', '/does/not/exist', '--kubeconfig', '/does/not/exist'], /^netplane proxy: give --manifests or --kubeconfig, not both\n$/],
+    [['proxy', '--cleanup', '--kubeconfig', '/does/not/exist'], /^netplane proxy: cannot load kubeconfig \/does\/not\/exist: ENOENT/],
+  ])('are checked before the proxy probes or cleans the kernel: %j', async (args, message) => {
+    const path = await noTools();
+    try {
+      const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 15_000, env: { ...process.env, PATH: path } });
+      expect([r.status, r.stdout]).toEqual([2, '']);
+      expect(r.stderr).toMatch(message);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    } finally {
+      await rm(path, { recursive: true, force: true });
+    }
+  });
+
+  it('are checked by up from $KUBECONFIG too, before any child starts', () => {
+    const r = spawnSync(process.execPath, [bin, 'up'], { encoding: 'utf8', timeout: 15_000, env: { ...process.env, KUBECONFIG: '/does/not/exist' } });
+    expect([r.status, r.stdout]).toEqual([2, '']);
+    expect(r.stderr).toBe('netplane up: KUBECONFIG /does/not/exist: none of its files exists\n');
+  });
 });
 
 describe('a component process', () => {
