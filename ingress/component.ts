@@ -3,6 +3,7 @@
 import { defineComponent, type ComponentContext } from '../runtime/component.ts';
 import { UsageError } from '../runtime/errors.ts';
 import { durationFlag, type HostPort, nonEmpty, oneOf, parseCIDRList, parseDuration, parseHostPort, positiveInt, switchFlag, valueFlag } from '../runtime/flags.ts';
+import type { Logger } from '../runtime/logger.ts';
 import { Authenticators } from './auth/authenticators.ts';
 import { TrustedProxies } from './limits/client-ip.ts';
 import { ConnectionCap } from './limits/connection-cap.ts';
@@ -90,11 +91,13 @@ export const ingressComponent = defineComponent({
   // ingress-nginx's metrics port.
   defaultAdmin: '127.0.0.1:10254',
   flags,
-  async before(f) {
+  async before(f, log) {
     if (f.http === 'off' && f.https === 'off') throw new UsageError('netplane ingress: --http and --https are both off; nothing to serve');
     if (f['default-certificate'] !== undefined && !/^[^,]+,[^,]+$/.test(f['default-certificate'])) {
       throw new UsageError(`netplane ingress: --default-certificate ${JSON.stringify(f['default-certificate'])}: must be CERT.pem,KEY.pem`);
     }
+    // Read here, before the admin and listening ports are bound, as every other flag is checked; run reads it again.
+    if (f['default-certificate'] !== undefined) loadDefaultCertificate(f['default-certificate'], log);
     // As in ingress-nginx, where they are mutually exclusive.
     if (f['publish-service'] !== undefined && f['publish-status-address'] !== undefined) {
       throw new UsageError('netplane ingress: give --publish-service or --publish-status-address, not both');
@@ -114,20 +117,24 @@ export const ingressComponent = defineComponent({
 
 type IngressFlags = Parameters<NonNullable<typeof ingressComponent.run>>[1];
 
+/** Reads the --default-certificate pair (CERT.pem,KEY.pem); one that cannot be served is a UsageError naming the file. */
+function loadDefaultCertificate(flag: string, log: Logger): { files: DefaultCertificateFiles; pems: { cert: string; key: string } } {
+  const [certPath, keyPath] = flag.split(',') as [string, string];
+  const files = new DefaultCertificateFiles({ certPath, keyPath, log });
+  try {
+    return { files, pems: files.load() };
+  } catch (e) {
+    const why = (e as Error).message.replace(/^./, (c) => c.toLowerCase()).replace(/\.$/, '');
+    throw new UsageError(`netplane ingress: --default-certificate ${JSON.stringify(flag)}: ${why}`, { cause: e });
+  }
+}
+
 async function runIngress(ctx: ComponentContext, f: IngressFlags): Promise<void> {
   const { log } = ctx;
   let defaultCertificate: { cert: string; key: string } | undefined;
   let defaultFiles: DefaultCertificateFiles | undefined;
   if (f['default-certificate']) {
-    const [certPath, keyPath] = f['default-certificate'].split(',') as [string, string];
-    try {
-      defaultFiles = new DefaultCertificateFiles({ certPath, keyPath, log });
-      defaultCertificate = defaultFiles.load();
-    } catch (e) {
-      log.fatal({ err: (e as Error).message }, `--default-certificate: ${(e as Error).message}`);
-      await ctx.shutdown.run(2);
-      return;
-    }
+    ({ files: defaultFiles, pems: defaultCertificate } = loadDefaultCertificate(f['default-certificate'], log));
   }
   const https = f.https === 'off' ? undefined : f.https;
   const http = f.http === 'off' ? undefined : f.http;

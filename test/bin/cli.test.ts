@@ -76,6 +76,8 @@ describe('netplane command line', () => {
     // Found before the admin port is bound: nothing on stdout, no stack trace.
     [['dns', '--upstream', 'tls://127.0.0.1:853', '--upstream-tls-ca', bin, '--admin', '127.0.0.1:0', '--manifests', examples], /^netplane dns: --upstream-tls-ca ".*netplane\.ts": holds no PEM certificate \(-----BEGIN CERTIFICATE-----\): it must hold the CA certificates that sign the upstream certificates\n$/],
     [['dns', '--upstream', 'tls://127.0.0.1:853', '--upstream-tls-ca', '/does/not/exist.pem', '--admin', '127.0.0.1:0', '--manifests', examples], /^netplane dns: --upstream-tls-ca "\/does\/not\/exist\.pem": cannot be read \(ENOENT/],
+    [['ingress', '--default-certificate', '/does/not/exist.pem,/does/not/exist.key', '--admin', '127.0.0.1:0', '--http', '127.0.0.1:0', '--https', '127.0.0.1:0', '--manifests', examples], /^netplane ingress: --default-certificate "\/does\/not\/exist\.pem,\/does\/not\/exist\.key": cannot read the certificate file \/does\/not\/exist\.pem \(ENOENT\)\n$/],
+    [['ingress', '--default-certificate', `${bin},${bin}`, '--admin', '127.0.0.1:0', '--http', '127.0.0.1:0', '--https', '127.0.0.1:0', '--manifests', examples], /^netplane ingress: --default-certificate ".*": the certificate file .*netplane\.ts holds no PEM certificate/],
   ];
   for (const [args, message] of wrong) {
     it(`exits 2 with one line for: ${args.join(' ')}`, () => {
