@@ -117,6 +117,17 @@ export async function runComponent(c: Component, argv: readonly string[], versio
   const store = new Store(kinds, { byReference: c.byReference?.(flags as never), optional });
   registerStoreMetrics(registry, store);
   const admin = new AdminServer(registry, store);
+  // Bound before anything else starts: a port that cannot be had ends the process here, with one sentence.
+  let bound: { host: string; port: number };
+  try {
+    bound = await admin.listen(flags.admin);
+  } catch (e) {
+    const message = `${command}: cannot serve the admin endpoints on ${flags.admin.text}: ${listenProblem(e as NodeJS.ErrnoException)}`;
+    process.stderr.write(`${message}\n`);
+    log.fatal(message);
+    process.exitCode = 1;
+    return;
+  }
   const shutdown = new Shutdown(log);
   shutdown.installSignalHandlers();
   if (process.env[supervisedEnv] === '1') {
@@ -136,14 +147,7 @@ export async function runComponent(c: Component, argv: readonly string[], versio
     shutdown,
     serviceMap: () => (serviceMap ??= new ServiceMap(store, { nodeName: flags['node-name'] })),
   };
-  try {
-    const bound = await admin.listen(flags.admin);
-    log.info({ admin: `${bound.host}:${bound.port}`, source: ctx.source.name, node: ctx.nodeName, version }, `${command} starting`);
-  } catch (e) {
-    log.fatal({ err: e }, `cannot serve the admin endpoints on ${flags.admin.text}: ${(e as Error).message}`);
-    process.exitCode = 1;
-    return;
-  }
+  log.info({ admin: `${bound.host}:${bound.port}`, source: ctx.source.name, node: ctx.nodeName, version }, `${command} starting`);
   shutdown.add('admin server', () => admin.close());
   shutdown.add('cluster source', () => ctx.source.stop());
   store.onStatus((st) => log.info(st, st.stale ? 'cluster view is stale' : st.synced ? 'cluster view is current' : 'cluster view loading'));
@@ -173,6 +177,17 @@ export async function runComponent(c: Component, argv: readonly string[], versio
     log.fatal({ err: e }, `${command} could not start: ${(e as Error).message}`);
     await shutdown.run(usage ? usageExitCode : 1);
   }
+}
+
+/** Why a port could not be bound, in words, with the error code. */
+export function listenProblem(e: NodeJS.ErrnoException): string {
+  const words: Record<string, string> = {
+    EADDRINUSE: 'address in use',
+    EACCES: 'permission denied (a port below 1024 needs root or CAP_NET_BIND_SERVICE)',
+    EADDRNOTAVAIL: 'no such address on this host',
+  };
+  const said = e.code !== undefined ? words[e.code] : undefined;
+  return said !== undefined ? `${said} (${e.code})` : (e.code ?? e.message);
 }
 
 /** Whether a source is named: --manifests, --kubeconfig or $KUBECONFIG (else only the in-cluster one is left). */

@@ -1,5 +1,6 @@
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -115,6 +116,28 @@ describe('the source flags', () => {
     const r = spawnSync(process.execPath, [bin, 'up'], { encoding: 'utf8', timeout: 15_000, env: { ...process.env, KUBECONFIG: '/does/not/exist' } });
     expect([r.status, r.stdout]).toEqual([2, '']);
     expect(r.stderr).toBe('netplane up: KUBECONFIG /does/not/exist: none of its files exists\n');
+  });
+});
+
+describe('an admin port that is taken', () => {
+  it.each([['info'], ['silent']])('ends the process with one stderr sentence and exit 1, nothing started (--log-level %s)', async (level) => {
+    const taken = createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+    const port = (taken.address() as AddressInfo).port;
+    try {
+      const r = await new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+        execFile(process.execPath, [bin, 'dns', '--manifests', examples, '--listen', '127.0.0.1:0', '--admin', `127.0.0.1:${port}`, '--log-level', level], { timeout: 15_000 }, (e, stdout, stderr) =>
+          resolve({ status: e ? ((e as { code?: number }).code ?? null) : 0, stdout, stderr }),
+        );
+      });
+      expect(r.status).toBe(1);
+      expect(r.stderr).toBe(`netplane dns: cannot serve the admin endpoints on 127.0.0.1:${port}: address in use (EADDRINUSE)\n`);
+      expect(r.stdout).not.toContain('stack');
+      expect(r.stdout).not.toContain('first full view loaded');
+      expect(r.stdout).not.toContain('dns serving');
+    } finally {
+      taken.close();
+    }
   });
 });
 
