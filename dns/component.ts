@@ -75,7 +75,7 @@ const serviceRef = (raw: string) => {
 const flags = {
   listen: listFlag({ value: 'ADDR:PORT', help: 'answer DNS over UDP and TCP here', parse: parseHostPort, default: [parseHostPort('0.0.0.0:53')] }),
   zone: valueFlag({ value: 'DOMAIN', help: 'the cluster domain', parse: zoneName, default: 'cluster.local' }),
-  hosts: valueFlag({ value: 'FILE', help: "answer the names of this hosts file (CoreDNS's hosts plugin), read again when it changes; cluster names are answered first", parse: (r: string) => r }),
+  hosts: valueFlag({ value: 'FILE', help: "answer the names of this hosts file (CoreDNS's hosts plugin), read again when it changes; cluster names are answered first", parse: nonEmpty }),
   'hosts-ttl': valueFlag({ value: 'SECONDS', help: 'TTL of answers from --hosts', parse: intInRange(0, 2_147_483_647), default: 3600 }),
   'stub-domain': listFlag({
     value: 'DOMAIN=ADDR:PORT,...',

@@ -5,7 +5,7 @@ import type { Node } from '../cluster/model/index.ts';
 import { defineComponent, type ComponentContext } from '../runtime/component.ts';
 import { UsageError } from '../runtime/errors.ts';
 import { HostRunner } from '../runtime/exec.ts';
-import { durationFlag, intInRange, listFlag, oneOf, parseCIDRList, parseHostPort, parseIPAddress, positiveInt, switchFlag, valueFlag } from '../runtime/flags.ts';
+import { durationFlag, intInRange, listFlag, nonEmpty, oneOf, parseCIDRList, parseHostPort, parseIPAddress, positiveInt, switchFlag, valueFlag } from '../runtime/flags.ts';
 import { ProxyHealthz } from './healthz.ts';
 import { applyConntrack, conntrackDefaults } from './conntrack-tuning.ts';
 import { availableParallelism } from 'node:os';
@@ -44,7 +44,7 @@ const flags = {
   }),
   'pod-bridge-interface': valueFlag({ value: 'NAME', help: "with --detect-local-mode BridgeInterface: the bridge this node's pods are attached to, e.g. cni0", parse: parseInterfaceName }),
   'pod-interface-name-prefix': valueFlag({ value: 'PREFIX', help: "with --detect-local-mode InterfaceNamePrefix: how this node's pod interfaces are named, e.g. veth", parse: (v) => parseInterfaceName(v, true) }),
-  zone: valueFlag({ value: 'ZONE', help: "this node's zone for topology-aware routing (default: the node's topology.kubernetes.io/zone label)" }),
+  zone: valueFlag({ value: 'ZONE', help: "this node's zone for topology-aware routing (default: the node's topology.kubernetes.io/zone label)", parse: nonEmpty }),
   'bind-address': valueFlag({ value: 'ADDR', help: 'userspace mode: the address Service ports listen on', parse: parseIPAddress, default: '127.0.0.1' }),
   'userspace-threads': valueFlag({ value: 'N', help: 'userspace mode: threads accepting TCP connections (SO_REUSEPORT), 1 to 64', parse: intInRange(1, 64), default: 1 }),
   'udp-timeout': durationFlag({ help: "userspace mode: a UDP flow idle this long is closed (kube-proxy's --udp-timeout)", default: '250ms', min: '1ms' }),

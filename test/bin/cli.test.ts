@@ -68,6 +68,8 @@ describe('netplane command line', () => {
     [['overlay', '--resync-period', '0s', '--manifests', examples], /^netplane overlay: --resync-period "0s": must be from 1s to 24h/],
     [['overlay', '--resync-period', '600h', '--manifests', examples], /^netplane overlay: --resync-period "600h": must be from 1s to 24h/],
     [['up', '--manifests', '/does/not/exist'], /^netplane up: --manifests "\/does\/not\/exist": no such directory/],
+    [['dns', '--hosts', '', '--manifests', examples], /^netplane dns: --hosts "": must not be empty\n$/],
+    [['proxy', '--mode', 'userspace', '--zone', '', '--manifests', examples], /^netplane proxy: --zone "": must not be empty\n$/],
     [['dns', '--manifests', bin], /^netplane dns: --manifests ".*netplane\.ts": not a directory\n$/],
     // Checked by `up` as by the components, before any child starts (nothing on stdout).
     [['up', '--manifests', examples, '--kubeconfig', '/x'], /^netplane up: give --manifests or --kubeconfig, not both\n$/],
