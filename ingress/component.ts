@@ -33,7 +33,17 @@ const className = (raw: string) => {
   if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(raw)) throw new Error('must be an IngressClass name (lower-case letters, digits, "-" and ".")');
   return raw;
 };
-const seconds = (raw: string) => Math.round(parseDuration(raw) / 1000);
+/** A Kubernetes object name as a Lease takes it (a DNS subdomain). */
+const leaseName = (raw: string) => {
+  if (raw.length > 253 || !/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(raw)) throw new Error('must be a Lease name (lower-case letters, digits, "-" and ".")');
+  return raw;
+};
+/** A duration in whole seconds, as max-age is written; a fraction is refused rather than rounded (0.4s is not off). */
+const seconds = (raw: string) => {
+  const ms = parseDuration(raw);
+  if (ms % 1000 !== 0) throw new Error('must be a whole number of seconds, e.g. 1s, 30m or 8760h (0s: off)');
+  return ms / 1000;
+};
 const bool = oneOf(['true', 'false'] as const);
 const yes = (raw: string) => bool(raw) === 'true';
 
@@ -43,7 +53,7 @@ const flags = {
   'ingress-class': valueFlag({ value: 'NAME', help: 'serve Ingresses of this class (and class-less ones when this IngressClass is the default)', parse: className, default: 'netplane' }),
   'default-certificate': valueFlag({ value: 'CERT.pem,KEY.pem', help: 'certificate for names without one, re-read when the files change (default: self-signed, made at start)', parse: nonEmpty }),
   'trusted-proxies': valueFlag({ value: 'CIDRS', help: 'believe X-Forwarded-For, -Proto, -Host and -Port only from peers in these ranges', parse: parseCIDRList, default: [] as string[] }),
-  hsts: valueFlag({ value: 'DURATION', help: 'send Strict-Transport-Security with this max-age on HTTPS (0s: off)', parse: seconds, default: 0 }),
+  hsts: valueFlag({ value: 'DURATION', help: 'send Strict-Transport-Security with this max-age on HTTPS (0s: off)', parse: seconds, default: 0, shown: '0s' }),
   'hsts-include-subdomains': switchFlag('add includeSubDomains to Strict-Transport-Security'),
   'max-connections-per-ip': valueFlag({ value: 'N', help: 'open client connections allowed from one IP', parse: positiveInt, default: 1000 }),
   'proxy-connect-timeout': durationFlag({ help: 'default time to connect to an endpoint (504 after)', default: '5s', min: '1ms', max: '1h' }),
@@ -78,7 +88,7 @@ const flags = {
   'publish-status-address': valueFlag({ value: 'ADDRS', help: 'write these addresses (IPs or DNS names, comma-separated) into the status of served Ingresses', parse: parseStatusAddresses }),
   'update-status': valueFlag({ value: 'true|false', help: 'keep status.loadBalancer of served Ingresses (one replica writes, elected by a Lease; not with --manifests)', parse: yes, default: true }),
   'update-status-on-shutdown': valueFlag({ value: 'true|false', help: 'when the writing replica stops and no other takes over, empty the status it wrote', parse: yes, default: true }),
-  'election-id': valueFlag({ value: 'NAME', help: 'the Lease electing the replica that writes status, in $POD_NAMESPACE (else the kubeconfig namespace)', parse: className, default: 'netplane-ingress-leader' }),
+  'election-id': valueFlag({ value: 'NAME', help: 'the Lease electing the replica that writes status, in $POD_NAMESPACE (else the kubeconfig namespace)', parse: leaseName, default: 'netplane-ingress-leader' }),
   'election-ttl': durationFlag({ help: 'how long a writing replica that stopped renewing its Lease keeps it', default: '30s', min: '1s', max: '1h' }),
 };
 

@@ -41,6 +41,7 @@ describe('netplane command line', () => {
       expect(r.stdout).not.toContain('[object Object]');
     }
     expect(netplane('dns', '--help').stdout).toMatch(/--dns-service NAMESPACE\/NAME .*\(default kube-system\/kube-dns\)/);
+    expect(netplane('ingress', '--help').stdout).toMatch(/--hsts DURATION .*\(default 0s\)\n/);
   });
 
   const wrong: Array<[string[], RegExp]> = [
@@ -70,6 +71,9 @@ describe('netplane command line', () => {
     [['up', '--manifests', '/does/not/exist'], /^netplane up: --manifests "\/does\/not\/exist": no such directory/],
     [['dns', '--hosts', '', '--manifests', examples], /^netplane dns: --hosts "": must not be empty\n$/],
     [['proxy', '--mode', 'userspace', '--zone', '', '--manifests', examples], /^netplane proxy: --zone "": must not be empty\n$/],
+    [['ingress', '--hsts', '0.4s', '--manifests', examples], /^netplane ingress: --hsts "0\.4s": must be a whole number of seconds/],
+    [['ingress', '--hsts', '1500ms', '--manifests', examples], /^netplane ingress: --hsts "1500ms": must be a whole number of seconds/],
+    [['ingress', '--election-id', '', '--manifests', examples], /^netplane ingress: --election-id "": must be a Lease name/],
     [['dns', '--manifests', bin], /^netplane dns: --manifests ".*netplane\.ts": not a directory\n$/],
     // Checked by `up` as by the components, before any child starts (nothing on stdout).
     [['up', '--manifests', examples, '--kubeconfig', '/x'], /^netplane up: give --manifests or --kubeconfig, not both\n$/],
