@@ -38,7 +38,8 @@ function upFlags() {
   const { manifests, kubeconfig, 'node-name': nodeName, 'log-level': logLevel } = commonFlags('127.0.0.1:0');
   return {
     manifests,
-    kubeconfig,
+    // `up` runs on a workstation: it takes no in-cluster configuration.
+    kubeconfig: { ...kubeconfig, help: 'read the cluster from the API server in this kubeconfig (else $KUBECONFIG)' },
     'node-name': nodeName,
     'log-level': logLevel,
     'proxy-mode': valueFlag({
@@ -111,7 +112,8 @@ async function up(argv: readonly string[]): Promise<number> {
 async function main(argv: readonly string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
-    process.stdout.write(usage);
+    // Asked for, the usage goes to stdout; as the answer to a missing command, to stderr.
+    (command === undefined ? process.stderr : process.stdout).write(usage);
     return command === undefined ? usageExitCode : 0;
   }
   if (command === '--version' || command === 'version') {

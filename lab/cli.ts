@@ -54,7 +54,7 @@ Run "netplane lab <command> --help" for its flags.
 export async function labCommand(argv: readonly string[]): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub === undefined || sub === '--help' || sub === '-h' || sub === 'help') {
-    process.stdout.write(usage);
+    (sub === undefined ? process.stderr : process.stdout).write(usage);
     return sub === undefined ? usageExitCode : 0;
   }
   if (!(sub in specs)) throw new UsageError(`netplane lab: unknown command ${JSON.stringify(sub)}; commands are up, status, restart, down (see netplane lab --help)`);

@@ -44,7 +44,7 @@ const flags = {
   mtu: valueFlag({ value: 'BYTES', help: "the device's MTU (default: the underlay interface's MTU less 50, less 70 over IPv6)", parse: intInRange(68, 65535) }),
   'iface-regex': listFlag({
     value: 'REGEX',
-    help: "when no --iface fits: the first interface whose IPv4 (else global IPv6) address, else whose name, matches (repeatable, each regex tried in order, as Flannel's --iface-regex)",
+    help: "when no --iface fits: the first interface whose IPv4 (else global IPv6) address, else whose name, matches, each regex tried in order, as Flannel's --iface-regex",
     parse: (raw: string) => {
       try {
         return new RegExp(raw);
@@ -55,7 +55,7 @@ const flags = {
   }),
   iface: listFlag({
     value: 'NAME|IP',
-    help: "the underlay interface, by name (its IPv4, else global IPv6, address is this node's underlay address) or by IP address; repeatable, the first that is here is used, as Flannel's (default: the interface holding the Node's address)",
+    help: "the underlay interface, by name (its IPv4, else global IPv6, address is this node's underlay address) or by IP address; the first that is here is used, as Flannel's (default: the interface holding the Node's address)",
     parse: ifNameOrIP,
   }),
   'cluster-cidr': listFlag({

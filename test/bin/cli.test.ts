@@ -32,6 +32,19 @@ describe('netplane command line', () => {
     expect(r.stdout).toContain('Usage: netplane dns [flags]');
   });
 
+  it('prints the usage on stderr with exit 2 when no command is given', () => {
+    for (const args of [[], ['lab']]) {
+      const r = netplane(...args);
+      expect([r.status, r.stdout]).toEqual([2, '']);
+      expect(r.stderr).toMatch(/^Usage: netplane /);
+    }
+  });
+
+  it('says "repeatable" once per flag, and up offers no in-cluster configuration', () => {
+    for (const line of netplane('overlay', '--help').stdout.split('\n')) expect(line.match(/repeatable/g)?.length ?? 0).toBeLessThanOrEqual(1);
+    expect(netplane('up', '--help').stdout).toMatch(/--kubeconfig FILE +read the cluster from the API server in this kubeconfig \(else \$KUBECONFIG\)\n/);
+  });
+
   it('prints help for every command', () => {
     for (const cmd of ['proxy', 'dns', 'ingress', 'overlay', 'up']) {
       const r = netplane(cmd, '--help');
