@@ -54,7 +54,7 @@ const flags = {
     help: "serve kube-proxy's /healthz and /livez here, which cloud load balancers probe; 0.0.0.0 takes IPv6 too (default: 0.0.0.0:10256 in the kernel modes, none in userspace mode)",
     parse: parseHostPort,
   }),
-  'health-check-address': valueFlag({ value: 'ADDR', help: 'the address health-check node ports listen on; 0.0.0.0 takes IPv6 too', parse: parseIPAddress, default: '0.0.0.0' }),
+  'health-check-address': valueFlag({ value: 'ADDR', help: 'kernel modes: the address health-check node ports listen on (default 0.0.0.0, which takes IPv6 too; userspace mode uses --bind-address)', parse: parseIPAddress }),
   'conntrack-max-per-core': valueFlag({ value: 'N', help: 'kernel modes: raise nf_conntrack_max to at least N per core (0: leave it)', parse: wholeNumber, default: conntrackDefaults.maxPerCore }),
   'conntrack-min': valueFlag({ value: 'N', help: 'kernel modes: raise nf_conntrack_max to at least N in any case (0: no floor)', parse: wholeNumber, default: conntrackDefaults.min }),
   'conntrack-tcp-timeout-established': durationFlag({ help: 'kernel modes: how long an idle established TCP entry is kept (0s: leave it)', default: '24h' }),
@@ -87,6 +87,9 @@ export const proxyComponent = defineComponent({
     if (localProblem) throw new UsageError(`netplane proxy: ${localProblem}`);
     if (f.mode === 'userspace' && f['detect-local-mode'] !== 'ClusterCIDR') {
       log.warn(`--detect-local-mode ${f['detect-local-mode']} has no effect in userspace mode: its sockets cannot see the interface a connection came in on, and its Local-policy NodePorts take every endpoint for clients from this node and --cluster-cidr`);
+    }
+    if (f.mode === 'userspace' && f['health-check-address'] !== undefined) {
+      log.warn(`--health-check-address ${f['health-check-address']} has no effect in userspace mode: its health-check node ports listen on --bind-address ${f['bind-address']}`);
     }
     const runner = new HostRunner();
     if (f.cleanup) return cleanup(runner, log);
@@ -173,7 +176,7 @@ async function runProxy(ctx: ComponentContext, f: ProxyFlags): Promise<void> {
   const serviceMap = ctx.serviceMap();
   const tracker = serviceMap.tracker();
   const health = new HealthCheckServers({
-    host: f.mode === 'userspace' ? f['bind-address'] : f['health-check-address'],
+    host: f.mode === 'userspace' ? f['bind-address'] : (f['health-check-address'] ?? '0.0.0.0'),
     log: ctx.log,
     proxyHealthy: () => syncer.health().ok,
   });

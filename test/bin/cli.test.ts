@@ -138,6 +138,26 @@ describe('the source flags', () => {
   });
 });
 
+describe('the proxy in userspace mode', () => {
+  it('warns once that --health-check-address has no effect there', async () => {
+    // No Services: nothing listens beside the admin port.
+    const empty = await mkdtemp(join(tmpdir(), 'netplane-empty-'));
+    const child = spawn(process.execPath, [bin, 'proxy', '--mode', 'userspace', '--health-check-address', '127.0.0.2', '--admin', '127.0.0.1:0', '--manifests', empty], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    try {
+      await waitFor('started', () => out.includes('netplane proxy starting'), 10_000);
+      const warnings = out.split('\n').filter((l) => l.includes('--health-check-address 127.0.0.2 has no effect in userspace mode'));
+      expect(warnings).toHaveLength(1);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect(await exited).toBe(0);
+    await rm(empty, { recursive: true, force: true });
+  });
+});
+
 describe('an admin port that is taken', () => {
   it.each([['info'], ['silent']])('ends the process with one stderr sentence and exit 1, nothing started (--log-level %s)', async (level) => {
     const taken = createServer();
