@@ -89,6 +89,8 @@ export const overlayComponent = defineComponent({
   kinds: ['Node'],
   defaultAdmin: '127.0.0.1:10247',
   flags,
+  // --cleanup reads no cluster: without a source flag it needs none (in-cluster config may not even exist there).
+  readsNoCluster: (f) => f.cleanup,
   async before(f, log) {
     if (!f.cleanup) return undefined;
     return cleanup(f.device, log);

@@ -17,6 +17,7 @@ import { eps, plan, port } from './nftables/plans.ts';
 
 const node = (podCIDRs: string[]): Node => nodeSchema.parse({ metadata: { name: 'n1' }, spec: { podCIDRs } });
 const bin = fileURLToPath(new URL('../../bin/netplane.ts', import.meta.url));
+const quickstart = fileURLToPath(new URL('../../examples/quickstart', import.meta.url));
 
 describe('netplane proxy refuses bad --detect-local-mode flags with one sentence and exit code 2', () => {
   const rows: Array<[args: string[], stderr: string]> = [
@@ -30,7 +31,8 @@ describe('netplane proxy refuses bad --detect-local-mode flags with one sentence
   for (const [args, stderr] of rows) {
     it(args.join(' '), async () => {
       const { code, err } = await new Promise<{ code: number | null; err: string }>((resolve) => {
-        const child = execFile(process.execPath, [bin, 'proxy', '--mode', 'userspace', '--manifests', '/nonexistent', ...args], (_e, _out, err) => resolve({ code: child.exitCode, err }));
+        // A manifests directory that exists: the source is checked before these flags.
+        const child = execFile(process.execPath, [bin, 'proxy', '--mode', 'userspace', '--manifests', quickstart, ...args], (_e, _out, err) => resolve({ code: child.exitCode, err }));
       });
       expect({ code, err: err.trim() }).toEqual({ code: 2, err: stderr });
     });
