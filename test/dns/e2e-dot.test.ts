@@ -14,7 +14,7 @@ const host = new HostRunner();
 
 /** dig's status and the addresses it got. */
 async function dig(port: number, name: string): Promise<{ status: string | undefined; addresses: string[]; raw: string }> {
-  const { stdout } = await host.run('dig', ['@127.0.0.1', '-p', String(port), '+time=3', '+tries=1', '+nocmd', '+nostats', name, 'A']).catch(() => ({ stdout: '' }));
+  const { stdout } = await host.run('dig', ['@127.0.0.1', '-p', String(port), '+time=6', '+tries=1', '+nocmd', '+nostats', name, 'A']).catch(() => ({ stdout: '' }));
   const m = /;; ANSWER SECTION:\n([\s\S]*?)(?:\n\n|$)/.exec(stdout);
   const addresses = (m?.[1] ?? '').split('\n').filter((l) => l && !l.startsWith(';')).map((l) => l.split(/\s+/)[4] ?? '');
   return { status: /status: (\w+)/.exec(stdout)?.[1], addresses, raw: stdout };

@@ -98,7 +98,9 @@ describe('netplane ingress writing Ingress status', () => {
   });
 
   it('refuses --publish-service with --publish-status-address, and a bad address', () => {
-    const run = (...args: string[]) => spawnSync(process.execPath, [bin, 'ingress', ...args], { encoding: 'utf8', timeout: 15_000 });
+    // An existing manifests directory: the source is checked before these flags.
+    const dir = fileURLToPath(new URL('../../../examples/quickstart', import.meta.url));
+    const run = (...args: string[]) => spawnSync(process.execPath, [bin, 'ingress', '--manifests', dir, ...args], { encoding: 'utf8', timeout: 15_000 });
     const both = run('--publish-service', 'ops/gw', '--publish-status-address', '203.0.113.10');
     expect([both.status, both.stderr.trim()]).toEqual([2, 'netplane ingress: give --publish-service or --publish-status-address, not both']);
     const bad = run('--publish-status-address', '203.0.113.10,http://x');
