@@ -9,12 +9,9 @@ import type { CommandRunner } from '../../runtime/exec.ts';
 import type { VariantChoice } from '../backends.ts';
 import { iptablesCommands, type IptablesVariant } from './backend.ts';
 
-
 /** What was read of one variant: its saved tables of both families, as text; undefined when it cannot be run. */
 export interface VariantFacts {
-  /** `iptables-nft-save -t mangle` and its IPv6 twin, joined. */
-  nftMangle?: string;
-  /** `iptables-nft-save` and `ip6tables-nft-save`, every table, joined. */
+  /** `iptables-nft-save` and `ip6tables-nft-save`, every table (kubelet's mangle chains included), joined. */
   nft?: string;
   /** `iptables-legacy-save` and its IPv6 twin, every table (never `-t mangle`, which would make the table), joined. */
   legacy?: string;
@@ -45,7 +42,7 @@ export function hostUse(save: string | undefined): number {
 
 /** Picks the variant (pure): kubelet's chains first, as iptables-wrappers does, then the host's own use; nft by default. */
 export function pickVariant(f: VariantFacts): VariantChoiceResult {
-  if (f.nftMangle !== undefined && kubeletChains.test(f.nftMangle)) return { variant: 'nft', why: "kubelet's chains (KUBE-IPTABLES-HINT, KUBE-KUBELET-CANARY) are in iptables-nft" };
+  if (f.nft !== undefined && kubeletChains.test(f.nft)) return { variant: 'nft', why: "kubelet's chains (KUBE-IPTABLES-HINT, KUBE-KUBELET-CANARY) are in iptables-nft" };
   if (f.legacy !== undefined && kubeletChains.test(f.legacy)) return { variant: 'legacy', why: "kubelet's chains (KUBE-IPTABLES-HINT, KUBE-KUBELET-CANARY) are in iptables-legacy" };
   const legacy = hostUse(f.legacy);
   const nft = hostUse(f.nft);
@@ -71,10 +68,10 @@ async function saveBoth(runner: CommandRunner, variant: 'nft' | 'legacy', args: 
 
 /** Reads what pickVariant needs through `runner`; a variant whose commands fail is absent. */
 export async function readVariantFacts(runner: CommandRunner): Promise<VariantFacts> {
-  const nftMangle = await saveBoth(runner, 'nft', ['-t', 'mangle']);
-  const nft = nftMangle === undefined ? undefined : await saveBoth(runner, 'nft', []);
+  // Whole tables, read once: kubelet's chains are looked for in them, and the host's own rules counted.
+  const nft = await saveBoth(runner, 'nft', []);
   const legacy = await saveBoth(runner, 'legacy', []);
-  return { ...(nftMangle !== undefined ? { nftMangle } : {}), ...(nft !== undefined ? { nft } : {}), ...(legacy !== undefined ? { legacy } : {}) };
+  return { ...(nft !== undefined ? { nft } : {}), ...(legacy !== undefined ? { legacy } : {}) };
 }
 
 /**

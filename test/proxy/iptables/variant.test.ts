@@ -15,12 +15,12 @@ const hint = '*mangle\n:PREROUTING ACCEPT [0:0]\n:KUBE-IPTABLES-HINT - [0:0]\nCO
 
 describe('pickVariant', () => {
   it.each([
-    ["kubelet's hint in nft", { nftMangle: hint, nft: hint, legacy: save(':FORWARD DROP [0:0]') }, 'nft'],
-    ["kubelet's canary in legacy (IPv6 only)", { nftMangle: '', nft: save('-A INPUT -j ACCEPT'), legacy: '\n*mangle\n:KUBE-KUBELET-CANARY - [0:0]\nCOMMIT' }, 'legacy'],
-    ["Docker's FORWARD DROP in legacy, nothing in nft", { nftMangle: '', nft: '', legacy: save(':FORWARD DROP [0:0]', '-A FORWARD -j DOCKER-USER') }, 'legacy'],
-    ['more of the host in nft', { nftMangle: '', nft: save('-A INPUT -i lo -j ACCEPT', '-A INPUT -p tcp -j ACCEPT'), legacy: save('-A INPUT -j ACCEPT') }, 'nft'],
-    ["netplane's own rules do not count", { nftMangle: '', nft: save(':NETPLANE-FORWARD - [0:0]', '-A FORWARD -j NETPLANE-FORWARD', '-A NETPLANE-FORWARD -j ACCEPT'), legacy: save('-A INPUT -j ACCEPT') }, 'legacy'],
-    ['nothing anywhere', { nftMangle: '', nft: '', legacy: '' }, 'nft'],
+    ["kubelet's hint in nft", { nft: hint, legacy: save(':FORWARD DROP [0:0]') }, 'nft'],
+    ["kubelet's canary in legacy (IPv6 only)", { nft: save('-A INPUT -j ACCEPT'), legacy: '\n*mangle\n:KUBE-KUBELET-CANARY - [0:0]\nCOMMIT' }, 'legacy'],
+    ["Docker's FORWARD DROP in legacy, nothing in nft", { nft: '', legacy: save(':FORWARD DROP [0:0]', '-A FORWARD -j DOCKER-USER') }, 'legacy'],
+    ['more of the host in nft', { nft: save('-A INPUT -i lo -j ACCEPT', '-A INPUT -p tcp -j ACCEPT'), legacy: save('-A INPUT -j ACCEPT') }, 'nft'],
+    ["netplane's own rules do not count", { nft: save(':NETPLANE-FORWARD - [0:0]', '-A FORWARD -j NETPLANE-FORWARD', '-A NETPLANE-FORWARD -j ACCEPT'), legacy: save('-A INPUT -j ACCEPT') }, 'legacy'],
+    ['nothing anywhere', { nft: '', legacy: '' }, 'nft'],
     ['no iptables-nft at all', { legacy: '' }, 'legacy'],
   ] as const)('%s: %s', (_name, facts, variant) => {
     const got = pickVariant(facts);
