@@ -17,10 +17,11 @@ import type { AddressChange, HostWatch, LinkChange } from './kernel/watch.ts';
 import { HostChanges, type HostUse } from './host-changes.ts';
 import type { VxlanEndpoint } from './masquerade.ts';
 import type { OverlayMetrics } from './metrics.ts';
-import { desiredEntries, diffOverlay, entryOwner, opText, programmedNodes, viewCounts, type DesiredEntries } from './plan/diff.ts';
+import { devicePlans } from './plan/device6.ts';
+import { desiredEntries, diffOverlay, diffSteps, entryOwner, opText, programmedSet, viewCounts, type DesiredEntries } from './plan/diff.ts';
 import { planOverlay } from './plan/plan.ts';
-import type { DeviceView, HostView, OverlayOptions, OverlayPlan, SelfVtep } from './plan/types.ts';
-import { applyChanges, readDevice, readHost } from './program.ts';
+import { emptyView, type DeviceView, type HostView, type OverlayOp, type OverlayOptions, type OverlayPlan, type SelfVtep } from './plan/types.ts';
+import { applyChanges, applyDevices, readDevice, readHost, type DeviceWork } from './program.ts';
 
 /** Keeps the masquerade rules in step; Masquerade implements it. */
 export interface MasqueradeSync {
@@ -66,6 +67,8 @@ export interface AgentOptions {
 export class OverlayAgent {
   #o: AgentOptions;
   #view: DeviceView | undefined;
+  /** The IPv6 device (--ipv6-device) as the kernel holds it; read only when the option names one. Never has direct routes. */
+  #view6: DeviceView | undefined;
   #host: HostView | undefined;
   #needFull = true;
   #hostStale = true;
@@ -78,6 +81,7 @@ export class OverlayAgent {
   #problems = '';
   /** The entries #wantOf wants, computed when first asked (host-changes.ts entryMatters). */
   #want: DesiredEntries | undefined;
+  #want6: DesiredEntries | undefined;
   #wantOf: OverlayPlan | undefined;
   /** Whether --iface or --iface-regex asks for an interface of this name (absent: neither names one). */
   readonly #named: ((name: string) => boolean) | undefined;
@@ -226,11 +230,17 @@ export class OverlayAgent {
     const named = this.#named;
     if (plan?.device !== undefined && this.#wantOf !== plan) {
       this.#wantOf = plan;
-      this.#want = desiredEntries(plan);
+      const parts = devicePlans(plan);
+      this.#want = desiredEntries(parts.main);
+      this.#want6 = parts.v6 ? desiredEntries(parts.v6) : undefined;
     }
     const want = plan?.device !== undefined ? this.#want : undefined;
+    const want6 = plan?.device !== undefined ? this.#want6 : undefined;
     const underlayIndex = plan?.device?.underlayIndex;
+    const name6 = this.#o.overlay.ipv6Device?.name;
+    const view6 = this.#view6;
     return {
+      ...(name6 !== undefined ? { device6: { name: name6, index: view6?.link?.index, up: view6?.link?.up === true, ...(want6 ? { want: want6 } : {}) } } : {}),
       device: this.#o.overlay.device, deviceIndex: view?.link?.index, deviceUp: view?.link?.up === true,
       get links() {
         return links();
@@ -285,26 +295,42 @@ export class OverlayAgent {
         this.#hostStale = false;
         this.#host = await readHost(o.kernel);
       }
-      if (full) this.#view = await readDevice(o.kernel, o.overlay.device, this.#host.links);
+      const name6 = o.overlay.ipv6Device?.name;
+      if (full) {
+        this.#view = await readDevice(o.kernel, o.overlay.device, this.#host.links);
+        if (name6 !== undefined) this.#view6 = await readDevice(o.kernel, name6, this.#host.links, false);
+      }
       plan = planOverlay(o.store.list('Node'), { ...o.overlay, clusterCIDRs: o.clusterCIDRs }, this.#host);
       this.#lastPlan = plan;
       this.#reportProblems(plan);
-      const changes = diffOverlay(plan, this.#view!);
-      const result = await applyChanges(o.kernel, this.#view!, changes);
-      // An address taken off can make the kernel drop routes and ARP entries (the device's last IPv4 address: the
-      // view models that, the kernel has the last word): read the device again and put back what is missing now.
-      // After a failure the retry reads everything anyway.
-      if (result.failed.length === 0 && changes.phases.some((phase) => phase.some((op) => op.kind === 'address' && op.op === 'delete'))) {
-        this.#view = await readDevice(o.kernel, o.overlay.device);
-        const again = await applyChanges(o.kernel, this.#view, diffOverlay(plan, this.#view));
-        result.applied += again.applied;
-        result.failed.push(...again.failed);
+      const parts = devicePlans(plan);
+      const devices: Array<{ plan: OverlayPlan; work: DeviceWork; name: string }> = [{ plan: parts.main, work: { view: this.#view!, steps: diffSteps(parts.main, this.#view!) }, name: o.overlay.device }];
+      if (name6 !== undefined && this.#view6) {
+        // Without an IPv6 device in the plan (the flag off, no IPv6 address any more) one left in the kernel goes,
+        // its routes with it, before the first device takes its pod networks back.
+        const gone = plan.device !== undefined && this.#view6.link?.kind === 'vxlan' ? [[{ kind: 'link', op: 'delete' } as OverlayOp]] : [];
+        devices.push({ plan: parts.v6 ?? plan, work: { view: this.#view6, steps: parts.v6 ? diffSteps(parts.v6, this.#view6) : gone }, name: name6 });
       }
-      applied = result.applied;
-      failed = result.failed.map((f) => {
-        const node = entryOwner(plan, f.op);
-        return { kind: f.op.kind, text: `${opText(f.op)}${node ? ` (node ${node})` : ''}`, error: f.error, entry: isEntry(f.op.kind) };
-      });
+      const results = await applyDevices(o.kernel, devices.map((d) => d.work));
+      for (const [j, d] of devices.entries()) {
+        const result = results[j]!;
+        // An address taken off can make the kernel drop routes and ARP entries (the device's last IPv4 address: the
+        // view models that, the kernel has the last word): read the device again and put back what is missing now.
+        // After a failure the retry reads everything anyway.
+        if (result.failed.length === 0 && d.work.steps.some((phase) => phase.some((op) => op.kind === 'address' && op.op === 'delete'))) {
+          const view = await readDevice(o.kernel, d.name, undefined, j === 0);
+          if (j === 0) this.#view = view;
+          else this.#view6 = view;
+          const again = await applyChanges(o.kernel, view, diffOverlay(d.plan, view));
+          result.applied += again.applied;
+          result.failed.push(...again.failed);
+        }
+        applied += result.applied;
+        failed.push(...result.failed.map((f) => {
+          const node = entryOwner(d.plan, f.op);
+          return { kind: f.op.kind, text: `${j > 0 ? `${d.name}: ` : ''}${opText(f.op)}${node ? ` (node ${node})` : ''}`, error: f.error, entry: isEntry(f.op.kind) };
+        }));
+      }
       const cidrs = o.clusterCIDRs.length > 0 ? o.clusterCIDRs : plan.podCIDRs;
       if (plan.device && o.masquerade) {
         try {
@@ -340,7 +366,7 @@ export class OverlayAgent {
     this.#failures = 0;
     this.#failingSince = undefined;
     if (force || applied > 0 || masqueraded || forwarded) {
-      const counts = viewCounts(this.#view!);
+      const counts = { ...viewCounts(this.#view!), ...(this.#view6?.link ? { ipv6Device: viewCounts(this.#view6) } : {}) };
       o.log.info(
         { full, ms: round(ms), ...(seenMs !== undefined ? { seenMs: round(seenMs) } : {}), operations: applied, masquerade: masqueraded, forward: forwarded, remotes: plan.remotes.length, ...counts },
         plan.device ? 'overlay synced' : 'overlay waiting: this node cannot have a VXLAN device yet',
@@ -405,11 +431,29 @@ export class OverlayAgent {
     const planned = plan.remotes.length + (plan.device ? 1 : 0);
     // Usable means programmed: this node's device up with its addresses, and each other node's entries in the
     // kernel, as far as the view knows. A node planned but not programmed (a refused entry, no device) is not.
-    const usable = this.#view ? programmedNodes(plan, this.#view) : 0;
+    const usable = this.#usable(plan);
     m.nodes.set({ state: 'usable' }, usable);
     m.nodes.set({ state: 'unprogrammed' }, planned - usable);
     m.nodes.set({ state: 'unusable' }, Math.max(0, plan.nodes - planned));
     if (this.#view) for (const [kind, n] of Object.entries(viewCounts(this.#view))) m.entries.set({ kind }, n);
+    if (this.#o.overlay.ipv6Device) {
+      const { direct: _, ...counts } = viewCounts(this.#view6?.link ? this.#view6 : emptyView());
+      for (const [kind, n] of Object.entries(counts)) m.entries6.set({ kind }, n);
+    }
+  }
+
+  /**
+   * How many of the plan's nodes are programmed: this node when its device (and IPv6 device, when planned) is up with
+   * its addresses, and each remote whose entries are all there, on either device.
+   */
+  #usable(plan: OverlayPlan): number {
+    const parts = devicePlans(plan);
+    const main = this.#view ? programmedSet(parts.main, this.#view) : undefined;
+    if (!main) return 0;
+    if (!parts.v6) return main.size + 1;
+    const v6 = this.#view6 ? programmedSet(parts.v6, this.#view6) : undefined;
+    const on6 = new Set(parts.v6.remotes.map((r) => r.node));
+    return (v6 ? 1 : 0) + [...main].filter((n) => !on6.has(n) || v6?.has(n)).length;
   }
 }
 

@@ -5,6 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { defineComponent, type ComponentContext } from '../runtime/component.ts';
+import { UsageError } from '../runtime/errors.ts';
 import { HostRunner, type CommandRunner } from '../runtime/exec.ts';
 import { durationFlag, intInRange, listFlag, nonEmpty, oneOf, parseCIDRList, switchFlag, valueFlag } from '../runtime/flags.ts';
 import type { Logger } from '../runtime/logger.ts';
@@ -78,8 +79,15 @@ const flags = {
     parse: oneOf(['true', 'false']),
     default: 'true',
   }),
+  'ipv6-device': valueFlag({
+    value: 'auto|off',
+    help: "auto: with an IPv6 podCIDR and a global IPv6 address on the IPv4 underlay interface, build a second VXLAN device over IPv6 for the IPv6 pods, as Flannel's VXLAN backend does with IPv6 enabled (flannel-v6.1), so that Flannel nodes' IPv6 pod traffic arrives; set it on every node",
+    parse: oneOf(['auto', 'off']),
+    default: 'off',
+  }),
+  'ipv6-device-name': valueFlag({ value: 'NAME', help: 'the IPv6 VXLAN device (--ipv6-device auto)', parse: ifName, default: 'netplane-v6.1' }),
   'resync-period': durationFlag({ help: 'read the kernel again and repair what differs at least this often', default: '30s', min: '1s', max: '24h' }),
-  cleanup: switchFlag('remove the VXLAN device (with its routes and entries), the direct routes, the masquerade tables and the forward-accept chain, and exit'),
+  cleanup: switchFlag('remove the VXLAN devices (with their routes and entries; --device and --ipv6-device-name), the direct routes, the masquerade tables and the forward-accept chain, and exit'),
 };
 
 /** The overlay component. */
@@ -92,8 +100,9 @@ export const overlayComponent = defineComponent({
   // --cleanup reads no cluster: without a source flag it needs none (in-cluster config may not even exist there).
   readsNoCluster: (f) => f.cleanup,
   async before(f, log) {
+    if (f['ipv6-device-name'] === f.device) throw new UsageError(`netplane overlay: --ipv6-device-name ${f.device} is also --device; give the IPv6 device a name of its own`);
     if (!f.cleanup) return undefined;
-    return cleanup(f.device, log);
+    return cleanup([f.device, f['ipv6-device-name']], log);
   },
   async run(ctx, f) {
     await runOverlay(ctx, f);
@@ -136,20 +145,23 @@ async function loadHostWatch(): Promise<HostWatches> {
 }
 
 /**
- * Deletes the device (its routes, neighbour and FDB entries go with it), the direct routes (netplane's route
+ * Deletes the devices (their routes, neighbour and FDB entries go with them), the direct routes (netplane's route
  * protocol, whatever the device), both masquerade tables and the forward-accept chain.
  */
-async function cleanup(device: string, log: Logger): Promise<number> {
+async function cleanup(devices: readonly string[], log: Logger): Promise<number> {
   let failed = false;
+  const device = devices.join(',');
   try {
     const kernel = await openKernel();
     try {
-      const link = await kernel.link(device);
-      if (link && link.kind === 'vxlan') {
-        await kernel.deleteLink(link.index);
-        log.info({ device }, 'removed the VXLAN device with its routes and entries');
-      } else if (link) {
-        log.warn({ device, kind: link.kind ?? 'none' }, `${device} is not a VXLAN device; left alone`);
+      for (const device of devices) {
+        const link = await kernel.link(device);
+        if (link && link.kind === 'vxlan') {
+          await kernel.deleteLink(link.index);
+          log.info({ device }, 'removed the VXLAN device with its routes and entries');
+        } else if (link) {
+          log.warn({ device, kind: link.kind ?? 'none' }, `${device} is not a VXLAN device; left alone`);
+        }
       }
       const direct = await kernel.routesByProtocol(directRouteProtocol);
       for (const r of direct) await kernel.deleteRoute({ ...r, protocol: directRouteProtocol });
@@ -213,6 +225,7 @@ export async function runOverlay(ctx: ComponentContext, f: OverlayFlags, deps: O
       ...(f['iface-regex'].length > 0 ? { ifaceRegex: f['iface-regex'] } : {}),
       publishes: publisher !== undefined,
       directRouting: f['direct-routing'],
+      ipv6Device: { name: f['ipv6-device-name'], auto: f['ipv6-device'] === 'auto' },
     },
     clusterCIDRs,
     masquerade: new Masquerade(deps.runner),
@@ -242,7 +255,7 @@ export async function runOverlay(ctx: ComponentContext, f: OverlayFlags, deps: O
   if ((await readFile('/proc/sys/net/ipv4/ip_forward', 'utf8').catch(() => '1')).trim() === '0') {
     ctx.log.warn('net.ipv4.ip_forward is 0: this node will not forward pod traffic to or from the overlay');
   }
-  ctx.log.info({ device: f.device, vni: f.vni, port: f.port, mtu: f.mtu ?? 'auto', iface: f.iface.length > 0 ? f.iface : 'auto', ifaceRegex: f['iface-regex'].map((r) => r.source), clusterCIDRs, publishes: publisher !== undefined, directRouting: f['direct-routing'] }, 'overlay running');
+  ctx.log.info({ device: f.device, vni: f.vni, port: f.port, mtu: f.mtu ?? 'auto', iface: f.iface.length > 0 ? f.iface : 'auto', ifaceRegex: f['iface-regex'].map((r) => r.source), clusterCIDRs, publishes: publisher !== undefined, directRouting: f['direct-routing'], ipv6Device: f['ipv6-device'] === 'auto' ? f['ipv6-device-name'] : 'off' }, 'overlay running');
   return agent;
 }
 

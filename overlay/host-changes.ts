@@ -30,6 +30,13 @@ export interface HostUse {
   want?: DesiredEntries;
   /** The planned underlay interface, which the direct routes go through. */
   underlayIndex?: number;
+  /** The second, IPv6, VXLAN device (--ipv6-device): judged as the first, against the entries its plan wants. */
+  device6?: { name: string; index: number | undefined; up: boolean; want?: DesiredEntries };
+}
+
+/** Whether interface `index` is one of the overlay's VXLAN devices. */
+function isDevice(index: number | undefined, use: HostUse): boolean {
+  return index !== undefined && (index === use.deviceIndex || index === use.device6?.index);
 }
 
 /** Options of HostChanges. */
@@ -55,7 +62,7 @@ export interface HostChangesOptions {
  * veth among them, gets one). Lost announcements can. Pure.
  */
 export function addressMatters(c: AddressChange, use: HostUse): boolean {
-  if (c.index !== undefined && c.index === use.deviceIndex) return !c.added && !/^fe[89ab][0-9a-f]:/i.test(c.cidr ?? '');
+  if (isDevice(c.index, use)) return !c.added && !/^fe[89ab][0-9a-f]:/i.test(c.cidr ?? '');
   if (c.cidr !== undefined && /^fe[89ab][0-9a-f]:/i.test(c.cidr)) return false;
   return true;
 }
@@ -66,7 +73,7 @@ export function addressMatters(c: AddressChange, use: HostUse): boolean {
  * announces no route change the agent follows), or lost announcements. Pure.
  */
 export function addressDropsEntries(c: AddressChange, use: HostUse): boolean {
-  return c.index === undefined || (!c.added && (use.links.has(c.index) || c.index === use.deviceIndex));
+  return c.index === undefined || (!c.added && (use.links.has(c.index) || isDevice(c.index, use)));
 }
 
 /**
@@ -77,12 +84,14 @@ export function addressDropsEntries(c: AddressChange, use: HostUse): boolean {
  */
 export function linkMatters(c: LinkChange, use: HostUse): boolean {
   if (c.index === undefined || !c.now) return true;
-  if (c.index === use.deviceIndex || c.now.name === use.device) {
+  const d6 = use.device6;
+  const which = c.index === use.deviceIndex || c.now.name === use.device ? { index: use.deviceIndex, up: use.deviceUp } : d6 && (c.index === d6.index || c.now.name === d6.name) ? d6 : undefined;
+  if (which) {
     if (c.deleted) return true;
     // Its MTU changed (by hand, or by the agent following the underlay's: one read more, which finds nothing to do).
     if (c.before && c.before.mtu !== c.now.mtu) return true;
     // Down now, and up before as far as anyone saw: the watch, else the agent (a device made before the watch saw it).
-    return !c.now.up && (c.before ? c.before.up : c.index === use.deviceIndex && use.deviceUp);
+    return !c.now.up && (c.before ? c.before.up : c.index === which.index && which.up);
   }
   // Renamed to or from a name the underlay is chosen by: the underlay may be another interface now.
   if (use.named && c.before && c.before.name !== c.now.name && (use.named(c.now.name) || use.named(c.before.name))) return true;
@@ -99,17 +108,19 @@ export function linkMatters(c: LinkChange, use: HostUse): boolean {
  */
 export function entryMatters(c: EntryChange, use: HostUse): boolean {
   if (c.kind === 'lost') return true;
-  const want = use.want;
+  if (use.want === undefined) return false;
+  if (c.kind === 'route') return routeMatters(c, use, use.want);
+  // Neighbour and FDB entries belong to one device: judged against what that device's plan wants.
+  const d6 = use.device6;
+  const want = c.index === use.deviceIndex ? use.want : d6 && c.index === d6.index ? d6.want : undefined;
   if (want === undefined) return false;
   switch (c.kind) {
     case 'neighbour': {
-      if (c.index !== use.deviceIndex) return false;
       const mac = want.neighbours.get(c.ip);
       if (c.deleted) return mac !== undefined;
       return c.permanent ? mac !== c.mac : mac !== undefined;
     }
     case 'fdb': {
-      if (c.index !== use.deviceIndex) return false;
       const dst = want.fdb.get(c.mac);
       // Not a MAC the plan wants: one added is to be removed.
       if (dst === undefined) return !c.deleted;
@@ -118,8 +129,6 @@ export function entryMatters(c: EntryChange, use: HostUse): boolean {
       // agent's own deletes are of a moved node's old address, without extras.
       return c.deleted ? ours || c.extras !== '' : !ours;
     }
-    case 'route':
-      return routeMatters(c, use, want);
   }
 }
 
@@ -130,11 +139,15 @@ export function entryMatters(c: EntryChange, use: HostUse): boolean {
  * destination, a route that looks like netplane's (through the device with a gateway, or of its protocol) coming.
  */
 function routeMatters(c: Extract<EntryChange, { kind: 'route' }>, use: HostUse, want: DesiredEntries): boolean {
-  const vxlan = want.routes.get(c.dst);
+  // A pod network routed over the IPv6 device is judged by that device's index.
+  const d6 = use.device6;
+  const on6 = d6?.want?.routes.get(c.dst);
+  const vxlan = on6 ?? want.routes.get(c.dst);
+  const index = on6 !== undefined ? d6!.index : use.deviceIndex;
   if (vxlan !== undefined) {
-    const ours = c.index === use.deviceIndex && c.gateway === vxlan;
+    const ours = c.index === index && c.gateway === vxlan;
     // The agent deletes a route of the device only when its gateway is no longer the plan's.
-    return c.deleted ? ours || c.index !== use.deviceIndex : !ours;
+    return c.deleted ? ours || c.index !== index : !ours;
   }
   const direct = want.direct.get(c.dst);
   if (direct !== undefined) {
@@ -142,7 +155,7 @@ function routeMatters(c: Extract<EntryChange, { kind: 'route' }>, use: HostUse, 
     return c.deleted ? ours || c.protocol !== directRouteProtocol : !ours;
   }
   if (c.deleted) return false;
-  return c.protocol === directRouteProtocol || (c.index === use.deviceIndex && c.gateway !== '');
+  return c.protocol === directRouteProtocol || (isDevice(c.index, use) && c.gateway !== '');
 }
 
 /** Follows this host's address and interface changes for the agent: one `onChange` per burst that matters. */

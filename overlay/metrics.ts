@@ -10,6 +10,8 @@ const syncBuckets = [0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.
 export interface OverlayMetrics {
   nodes: Gauge<'state'>;
   entries: Gauge<'kind'>;
+  /** Entries on the IPv6 device (--ipv6-device). */
+  entries6: Gauge<'kind'>;
   programmingErrors: Counter<'kind'>;
   programmingDuration: Histogram;
   syncDuration: Histogram<'full'>;
@@ -22,6 +24,7 @@ export function registerOverlayMetrics(registry: Registry): OverlayMetrics {
   return {
     nodes: new Gauge({ name: 'netplane_overlay_nodes', help: 'Nodes in the cluster view, this one included: usable (programmed: for this node its device is up with its addresses, for another its entries are in the kernel), unprogrammed (planned, but not in the kernel: failed or pending), or unusable (left out for a problem, see the log).', labelNames: ['state'], registers }),
     entries: new Gauge({ name: 'netplane_overlay_entries', help: 'Entries programmed, by kind: on the VXLAN device (address, neighbour, fdb, route), and direct routes through the underlay (direct, --direct-routing).', labelNames: ['kind'], registers }),
+    entries6: new Gauge({ name: 'netplane_overlay_ipv6_device_entries', help: 'Entries programmed on the IPv6 VXLAN device (--ipv6-device auto), by kind (address, neighbour, fdb, route); 0 while it does not exist.', labelNames: ['kind'], registers }),
     programmingErrors: new Counter({ name: 'netplane_overlay_programming_errors_total', help: 'Kernel operations that failed, by kind (link, address, neighbour, fdb, route, direct, nftables, iptables, read); a full resync follows.', labelNames: ['kind'], registers }),
     programmingDuration: new Histogram({ name: 'netplane_overlay_programming_duration_seconds', help: 'Time from seeing a Node change to its entries being in the kernel, in seconds.', buckets: programmingBuckets, registers }),
     syncDuration: new Histogram({ name: 'netplane_overlay_sync_duration_seconds', help: 'Latency of one sync (full: the kernel re-read), in seconds.', labelNames: ['full'], buckets: syncBuckets, registers }),

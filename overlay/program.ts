@@ -22,8 +22,8 @@ export async function readHost(kernel: OverlayKernel): Promise<HostView> {
  * routes, which are read whether or not the device exists or --direct-routing is on: a restart without the flag
  * removes them.
  */
-export async function readDevice(kernel: OverlayKernel, name: string, links?: readonly LinkState[]): Promise<DeviceView> {
-  const [link, direct] = await Promise.all([links ? links.find((l) => l.name === name) : kernel.link(name), kernel.routesByProtocol(directRouteProtocol)]);
+export async function readDevice(kernel: OverlayKernel, name: string, links?: readonly LinkState[], withDirect = true): Promise<DeviceView> {
+  const [link, direct] = await Promise.all([links ? links.find((l) => l.name === name) : kernel.link(name), withDirect ? kernel.routesByProtocol(directRouteProtocol) : []]);
   const view = emptyView();
   for (const r of direct) view.direct.set(networkCIDR(r.dst) ?? r.dst, { gateway: canonicalIP(r.gateway), index: r.index });
   if (!link) return view;
@@ -106,6 +106,34 @@ export async function applyChanges(kernel: OverlayKernel, view: DeviceView, chan
     await Promise.all(Array.from({ length: Math.min(inFlight, phase.length) }, worker));
   }
   return result;
+}
+
+/** One device's view and the phases to apply to it (diffSteps). */
+export interface DeviceWork {
+  view: DeviceView;
+  steps: readonly OverlayOp[][];
+}
+
+/**
+ * Applies the phases of several devices side by side: phase i of every device before phase i+1 of any, so that a
+ * route moving between devices is deleted from one before it is added to the other. A device whose link phase
+ * fails stops there (nothing else can follow on it); the others go on. One result per device.
+ */
+export async function applyDevices(kernel: OverlayKernel, work: readonly DeviceWork[]): Promise<ApplyResult[]> {
+  const results = work.map((): ApplyResult => ({ applied: 0, failed: [] }));
+  const stopped = new Set<number>();
+  const phases = Math.max(0, ...work.map((w) => w.steps.length));
+  for (let i = 0; i < phases; i++) {
+    for (const [j, w] of work.entries()) {
+      const phase = w.steps[i];
+      if (stopped.has(j) || !phase || phase.length === 0) continue;
+      const r = await applyChanges(kernel, w.view, { phases: [phase] });
+      results[j]!.applied += r.applied;
+      results[j]!.failed.push(...r.failed);
+      if (phase[0]?.kind === 'link' && r.failed.length > 0) stopped.add(j);
+    }
+  }
+  return results;
 }
 
 /**

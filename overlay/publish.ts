@@ -4,11 +4,11 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import { isIPv4, isIPv6 } from 'node:net';
 import type { Logger } from '../runtime/logger.ts';
-import { flannelAnnotations, publicIPAnnotation, vtepMacAnnotation } from './plan/node.ts';
+import { flannelAnnotations, publicIPAnnotation, publicIPv6Annotation, vtepMacAnnotation, vtepV6MacAnnotation } from './plan/node.ts';
 import type { SelfVtep } from './plan/types.ts';
 
-/** Merge-patches annotations onto a Node; rejects with the API error. */
-export type PatchAnnotations = (nodeName: string, annotations: Record<string, string>) => Promise<void>;
+/** Merge-patches annotations onto a Node (null removes one); rejects with the API error. */
+export type PatchAnnotations = (nodeName: string, annotations: Record<string, string | null>) => Promise<void>;
 
 /**
  * A PatchAnnotations over the API server of a kubeconfig: an `application/merge-patch+json` of metadata.annotations on
@@ -77,9 +77,12 @@ export class VtepPublisher {
     this.#timer = undefined;
     const want = this.#want;
     if (this.#stopped || !want) return;
-    const annotations = annotationsFor(want, this.#o.flannelVni);
     const now = this.#o.current();
-    if (now && Object.entries(annotations).every(([k, v]) => now[k] === v)) return;
+    // The IPv6 device's annotations are removed when it is gone (other nodes would send to a device that is not
+    // there), and only then: a Node that never had them is patched as before.
+    const annotations: Record<string, string | null> = { ...annotationsFor(want, this.#o.flannelVni) };
+    for (const key of [vtepV6MacAnnotation, publicIPv6Annotation]) if (!want.v6 && now?.[key] !== undefined) annotations[key] = null;
+    if (now && Object.entries(annotations).every(([k, v]) => (v === null ? now[k] === undefined : now[k] === v))) return;
     const text = JSON.stringify(annotations);
     const sent = this.#sent;
     if (sent && sent.annotations === text && sent.against === now) return;
@@ -112,12 +115,17 @@ export class VtepPublisher {
 }
 
 /**
- * The annotations that publish `self`: netplane's, and with `flannelVni` Flannel's kube subnet manager ones for
- * each family `self` has an address of (backend data and public IP; a dual-stack Flannel node drops a node without
- * both families' — its nodeToLease parses public-ip and public-ipv6).
+ * The annotations that publish `self`: netplane's (with the IPv6 device's MAC and address when it has one), and with
+ * `flannelVni` Flannel's kube subnet manager ones for each family `self` has an address of (backend data and public
+ * IP; a dual-stack Flannel node drops a node without both families' — its nodeToLease parses public-ip and
+ * public-ipv6). `backend-v6-data` names the IPv6 device's MAC when there is one, as Flannel's does flannel-v6.1's.
  */
 export function annotationsFor(self: SelfVtep, flannelVni?: number): Record<string, string> {
   const out: Record<string, string> = { [vtepMacAnnotation]: self.mac, [publicIPAnnotation]: self.ip };
+  if (self.v6) {
+    out[vtepV6MacAnnotation] = self.v6.mac;
+    out[publicIPv6Annotation] = self.v6.ip;
+  }
   if (flannelVni === undefined) return out;
   out[flannelAnnotations.backendType] = 'vxlan';
   out[flannelAnnotations.kubeSubnetManager] = 'true';
@@ -129,7 +137,7 @@ export function annotationsFor(self: SelfVtep, flannelVni?: number): Record<stri
     out[flannelAnnotations.publicIP] = ip4;
   }
   if (ip6 !== undefined) {
-    out[flannelAnnotations.backendV6Data] = data;
+    out[flannelAnnotations.backendV6Data] = self.v6 ? JSON.stringify({ VNI: flannelVni, VtepMAC: self.v6.mac }) : data;
     out[flannelAnnotations.publicIPv6] = ip6;
   }
   return out;

@@ -12,7 +12,7 @@ const isFamily = (ip: string, family: 4 | 6) => (family === 4 ? isIPv4(ip) : isI
 const linkLocal = (ip: string) => isIPv6(ip) && /^fe[89ab]/i.test(ip);
 
 /** This node's announcement, given the device planned for it. */
-export function planAnnouncement(self: Node, device: DeviceSpec, host: HostView): SelfVtep {
+export function planAnnouncement(self: Node, device: DeviceSpec, host: HostView, device6?: DeviceSpec): SelfVtep {
   const notes: string[] = [];
   const flannelNotes: string[] = [];
   const family = isIPv6(device.local) ? 6 : 4;
@@ -20,7 +20,9 @@ export function planAnnouncement(self: Node, device: DeviceSpec, host: HostView)
   const byFamily: { 4?: string; 6?: string } = { [family]: overwrite(self, family, device.local, notes) ?? device.local };
   const pods = podCIDRs(self);
   if (other === 6 ? pods.v6 : pods.v4) {
-    const addr = overwrite(self, other, undefined, notes) ?? ownAddress(self, other, device, host);
+    // With the IPv6 device, its source address is what others reach it at (Flannel's ExtV6Addr).
+    const source = other === 6 ? device6?.local : undefined;
+    const addr = overwrite(self, other, source, notes) ?? source ?? ownAddress(self, other, device, host);
     if (addr !== undefined) byFamily[other] = addr;
     else {
       flannelNotes.push(
@@ -34,6 +36,7 @@ export function planAnnouncement(self: Node, device: DeviceSpec, host: HostView)
     ip: byFamily[family]!,
     ...(byFamily[4] !== undefined ? { ip4: byFamily[4] } : {}),
     ...(byFamily[6] !== undefined ? { ip6: byFamily[6] } : {}),
+    ...(device6 && byFamily[6] !== undefined ? { v6: { mac: device6.mac, ip: byFamily[6] } } : {}),
     ...(notes.length > 0 ? { notes } : {}),
     ...(flannelNotes.length > 0 ? { flannelNotes } : {}),
   };

@@ -50,8 +50,19 @@ export function linkMatches(link: LinkState, d: DeviceSpec): boolean {
  * state stays). A device with other VXLAN attributes is deleted and made again, with every entry.
  */
 export function diffOverlay(plan: OverlayPlan, view: DeviceView): OverlayChanges {
+  return { phases: diffSteps(plan, view).filter((p) => p.length > 0) };
+}
+
+/** The phases of the OverlayChanges as diffOverlay orders them (none left out when empty), for one device. */
+export type DiffSteps = [links: OverlayOp[], before: OverlayOp[], unaddress: OverlayOp[], entries: OverlayOp[], after: OverlayOp[]];
+
+/**
+ * diffOverlay's phases, always five (some empty), so that two devices' phases can be run side by side: a pod
+ * network moving from one device to the other has its old route deleted (phase 2) before the new one is added (5).
+ */
+export function diffSteps(plan: OverlayPlan, view: DeviceView): DiffSteps {
   const d = plan.device;
-  if (!d) return { phases: [] };
+  if (!d) return [[], [], [], [], []];
   const links: OverlayOp[] = [];
   const before: OverlayOp[] = [];
   const unaddress: OverlayOp[] = [];
@@ -108,7 +119,7 @@ export function diffOverlay(plan: OverlayPlan, view: DeviceView): OverlayChanges
     const r = cur.direct.get(dst);
     if (!r || r.gateway !== gateway || r.index !== d.underlayIndex) after.push({ kind: 'direct', op: 'add', dst, gateway, index: d.underlayIndex, dev: d.underlay });
   }
-  return { phases: [links, before, unaddress, entries, after].filter((p) => p.length > 0) };
+  return [links, before, unaddress, entries, after];
 }
 
 /** The name of interface `index` for logs: the underlay's, else `if<index>`. */
@@ -184,17 +195,26 @@ export function entryOwner(plan: OverlayPlan, op: OverlayOp): string | undefined
  * entry and route with the FDB entry. 0 without a device.
  */
 export function programmedNodes(plan: OverlayPlan, view: DeviceView): number {
+  const p = programmedSet(plan, view);
+  return p ? p.size + 1 : 0;
+}
+
+/**
+ * The remotes of the plan whose entries the view shows programmed (as programmedNodes counts them), or undefined
+ * when the device is not up with every VTEP address.
+ */
+export function programmedSet(plan: OverlayPlan, view: DeviceView): Set<string> | undefined {
   const d = plan.device;
-  if (!d || !view.link?.up || !linkMatches(view.link, d) || !d.addresses.every((a) => view.addresses.has(a))) return 0;
+  if (!d || !view.link?.up || !linkMatches(view.link, d) || !d.addresses.every((a) => view.addresses.has(a))) return undefined;
   const has = (r: OverlayPlan['remotes'][number], vtep: string | undefined, cidr: string | undefined, direct: string | undefined) => {
     if (vtep === undefined || cidr === undefined) return true;
     if (direct !== undefined) return view.direct.get(cidr)?.gateway === direct && view.direct.get(cidr)?.index === d.underlayIndex;
     const n = view.neighbours.get(vtep);
     return n?.mac === r.vtepMAC && n.permanent && view.routes.get(cidr)?.gateway === vtep && view.fdb.has(`${r.vtepMAC} ${r.underlayIP}`);
   };
-  let n = 1;
-  for (const r of plan.remotes) if (has(r, r.vtep4, r.podCIDR4, r.direct4) && has(r, r.vtep6, r.podCIDR6, r.direct6)) n++;
-  return n;
+  const out = new Set<string>();
+  for (const r of plan.remotes) if (has(r, r.vtep4, r.podCIDR4, r.direct4) && has(r, r.vtep6, r.podCIDR6, r.direct6)) out.add(r.node);
+  return out;
 }
 
 /** Counts of the entries in a view, for metrics: those on the device, and the direct routes. */

@@ -10,6 +10,10 @@ import { networkCIDR } from './cidr.ts';
 export const vtepMacAnnotation = 'netplane.io/vtep-mac';
 /** Annotation holding a node's underlay (public) IP; it wins over status.addresses. */
 export const publicIPAnnotation = 'netplane.io/public-ip';
+/** Annotation holding the MAC of a node's IPv6 VXLAN device (--ipv6-device auto); the agent publishes it in kubernetes mode. */
+export const vtepV6MacAnnotation = 'netplane.io/vtep-v6-mac';
+/** Annotation holding the IPv6 address a node's IPv6 VXLAN device is reached at; the agent publishes it with that device. */
+export const publicIPv6Annotation = 'netplane.io/public-ipv6';
 
 /**
  * Flannel's Node annotations (kube subnet manager). Read when netplane's own are absent, and published too with
@@ -63,7 +67,7 @@ export function networkOf(cidr: string): string {
  * mode, where the annotations are its own output.
  */
 const publicIPKeys = {
-  peer: [flannelAnnotations.publicIPOverwrite, flannelAnnotations.publicIPv6Overwrite, publicIPAnnotation, flannelAnnotations.publicIP, flannelAnnotations.publicIPv6],
+  peer: [flannelAnnotations.publicIPOverwrite, flannelAnnotations.publicIPv6Overwrite, publicIPAnnotation, flannelAnnotations.publicIP, flannelAnnotations.publicIPv6, publicIPv6Annotation],
   own: [publicIPAnnotation, flannelAnnotations.publicIP, flannelAnnotations.publicIPv6],
   none: [],
 } as const;
@@ -133,9 +137,20 @@ export function vtepMac(node: Node, underlayIP: string): { mac: string; vni?: nu
     return { mac: derived, problem: `annotation ${vtepMacAnnotation} ${JSON.stringify(annotated)} is not a unicast MAC such as 0a:58:0a:f4:01:00; using one derived from ${underlayIP}` };
   }
   const key = isIPv6(underlayIP) ? flannelAnnotations.backendV6Data : flannelAnnotations.backendData;
-  const data = node.metadata.annotations[key];
+  const data = flannelBackendData(node, key);
   if (data === undefined) return { mac: derived };
-  const bad = { mac: derived, problem: `annotation ${key} ${JSON.stringify(data.slice(0, 100))} is not Flannel's {"VNI":N,"VtepMAC":"..."}; using a MAC derived from ${underlayIP}` };
+  if ('bad' in data) return { mac: derived, problem: `${data.bad}; using a MAC derived from ${underlayIP}` };
+  return data;
+}
+
+/**
+ * Flannel's backend data annotation `key` (`{"VNI":N,"VtepMAC":"..."}`) of a node: its MAC and VNI, undefined when
+ * absent, or `bad` with a sentence when it is not that.
+ */
+export function flannelBackendData(node: Node, key: string): { mac: string; vni?: number } | { bad: string } | undefined {
+  const data = node.metadata.annotations[key];
+  if (data === undefined) return undefined;
+  const bad = { bad: `annotation ${key} ${JSON.stringify(data.slice(0, 100))} is not Flannel's {"VNI":N,"VtepMAC":"..."}` };
   let parsed: unknown;
   try {
     parsed = JSON.parse(data);
@@ -149,7 +164,7 @@ export function vtepMac(node: Node, underlayIP: string): { mac: string; vni?: nu
 }
 
 /** A unicast MAC in lower-case colon form, or undefined. */
-function unicastMac(text: string): string | undefined {
+export function unicastMac(text: string): string | undefined {
   const mac = text.trim().toLowerCase().replaceAll('-', ':');
   return macPattern.test(mac) && (parseInt(mac.slice(0, 2), 16) & 1) === 0 && mac !== '00:00:00:00:00:00' ? mac : undefined;
 }

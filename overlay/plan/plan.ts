@@ -3,6 +3,7 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import type { Node } from '../../cluster/model/index.ts';
 import { planAnnouncement } from './announce.ts';
+import { planDevice6, remoteVxlan6, type Taken6 } from './device6.ts';
 import { directGateway, directScope, type DirectScope } from './direct.ts';
 import { cidrRange, podCIDRs, underlayAddress, unusableUnderlay, vtepAddress, vtepMac } from './node.ts';
 import { pickUnderlay } from './underlay.ts';
@@ -23,6 +24,7 @@ export function planOverlay(nodes: readonly Node[], options: OverlayOptions, hos
   const problems: Problem[] = [];
   const self = sorted.find((n) => n.metadata.name === options.nodeName);
   const device = self ? planDevice(self, options, host, problems) : undefined;
+  const device6 = self && device ? planDevice6(self, device, options, host, problems) : undefined;
   if (!self) problems.push({ node: options.nodeName, reason: 'is not in the cluster view; the overlay waits for it' });
 
   const taken: Taken = { ranges: [], ips: new Map(), macs: new Map() };
@@ -32,6 +34,7 @@ export function planOverlay(nodes: readonly Node[], options: OverlayOptions, hos
     taken.ips.set(device.local, self.metadata.name);
     taken.macs.set(device.mac, self.metadata.name);
   }
+  const taken6: Taken6 | undefined = device6 && self ? { ips: new Map([[device6.local, self.metadata.name]]), macs: new Map([[device6.mac, self.metadata.name]]) } : undefined;
   // The underlay family: that of this node's device, else (no device yet) of its address.
   const ownIP = device?.local ?? (self ? underlayAddress(self, options.publishes ? 'none' : 'own').ip : undefined);
   const family = ownIP !== undefined && isIPv6(ownIP) ? 6 : 4;
@@ -43,14 +46,18 @@ export function planOverlay(nodes: readonly Node[], options: OverlayOptions, hos
   for (const node of sorted) {
     if (node === self) continue;
     const r = planRemote(node, family, options.vni, taken, fence, problems, scope);
+    if (r && taken6 && r.podCIDR6 && !r.direct6) {
+      const vxlan6 = remoteVxlan6(node, options.publishes === true, options.vni, taken6, problems);
+      if (vxlan6) r.vxlan6 = vxlan6;
+    }
     if (r) {
       remotes.push(r);
       used.push(node);
     }
   }
   const all = used.flatMap((n) => cidrFacts(n).ranges.map((r) => r.c));
-  const announced = device && self ? planAnnouncement(self, device, host) : undefined;
-  return { ...(device ? { device } : {}), ...(announced ? { self: announced } : {}), remotes, problems, podCIDRs: outermost(all), nodes: sorted.length };
+  const announced = device && self ? planAnnouncement(self, device, host, device6) : undefined;
+  return { ...(device ? { device } : {}), ...(device6 ? { device6 } : {}), ...(announced ? { self: announced } : {}), remotes, problems, podCIDRs: outermost(all), nodes: sorted.length };
 }
 
 function planDevice(self: Node, o: OverlayOptions, host: HostView, problems: Problem[]): DeviceSpec | undefined {
@@ -166,7 +173,7 @@ function fenceOf(o: OverlayOptions, host: HostView): Fence {
   // The overlay device's own addresses are this node's VTEPs (its podCIDR's, checked as a node's) or stale ones
   // it will delete: they fence nothing.
   const own = host.addresses
-    .filter((a) => names.get(a.index) !== o.device)
+    .filter((a) => names.get(a.index) !== o.device && names.get(a.index) !== o.ipv6Device?.name)
     .map((a) => ({ text: a.cidr, device: names.get(a.index) ?? `if${a.index}`, ...cidrRange(a.cidr) }));
   return { host: own, cluster: (o.clusterCIDRs ?? []).map((c) => ({ c, ...cidrRange(c) })) };
 }

@@ -35,6 +35,12 @@ export interface OverlayOptions {
    * VXLAN.
    */
   directRouting?: boolean;
+  /**
+   * The second VXLAN device, over IPv6, as Flannel's `flannel-v6.<VNI>`: `name` is read (and removed when not
+   * planned); with `auto`, it is planned when this node has an IPv6 podCIDR and its IPv4 underlay interface a global
+   * IPv6 address, and carries the IPv6 pods of the nodes that announce such a device (--ipv6-device).
+   */
+  ipv6Device?: { name: string; auto: boolean };
 }
 
 /** The host's interfaces and addresses, read from the kernel, for finding the underlay. */
@@ -72,6 +78,8 @@ export interface Remote {
   direct4?: string;
   /** With --direct-routing: the remote's IPv6 address on this node's underlay network, the gateway of a direct route to podCIDR6. */
   direct6?: string;
+  /** With a second (IPv6) device: podCIDR6 is reached over it, through this VTEP (the remote's IPv6 address and its IPv6 device's MAC). */
+  vxlan6?: { underlayIP: string; vtepMAC: string };
 }
 
 /** Why a node is left out (or only partly used): one sentence naming the node, the value and the rule. */
@@ -93,6 +101,8 @@ export interface SelfVtep {
   ip6?: string;
   /** Sentences about what was not used (a bad overwrite), for the log. */
   notes?: string[];
+  /** The IPv6 device's VTEP: its MAC and the IPv6 address it is reached at (public-ipv6-overwrite, else its source address). */
+  v6?: { mac: string; ip: string };
   /** Sentences that matter only to Flannel nodes (a pod family without an address), for the log with --flannel-annotations. */
   flannelNotes?: string[];
 }
@@ -101,6 +111,8 @@ export interface SelfVtep {
 export interface OverlayPlan {
   /** Undefined while this node cannot have a device (no podCIDR yet, no underlay address...): nothing is changed. */
   device?: DeviceSpec;
+  /** The second VXLAN device, over IPv6 (--ipv6-device auto), when this node can have one; only with `device`. */
+  device6?: DeviceSpec;
   /** What this node announces, with its device. */
   self?: SelfVtep;
   remotes: Remote[];

@@ -15,7 +15,7 @@ describe('VtepPublisher against the API server', () => {
   let source: KubernetesSource;
   let store: Store;
   let publisher: VtepPublisher;
-  let patches: Array<Record<string, string>>;
+  let patches: Array<Record<string, string | null>>;
   let records: Array<Record<string, unknown>>;
 
   beforeEach(async () => {

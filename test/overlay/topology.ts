@@ -38,6 +38,8 @@ export interface TestNode {
   name: string;
   ns: string;
   ip: string;
+  /** Its IPv6 underlay address on a dual-stack underlay, fd00:60::i. */
+  ip6?: string;
   podCIDR: string;
   /** Its IPv6 pod network in a dual-stack network. */
   podCIDR6?: string;
@@ -63,7 +65,7 @@ export interface OverlayTopology {
   dir: string;
   agents: Map<string, Agent>;
   /** Writes the Node manifests (default: every node as built). */
-  writeNodes(nodes?: ReadonlyArray<{ name: string; ip: string; podCIDR: string; podCIDR6?: string; annotations?: Record<string, string> }>): Promise<void>;
+  writeNodes(nodes?: ReadonlyArray<{ name: string; ip: string; ip6?: string; podCIDR: string; podCIDR6?: string; annotations?: Record<string, string> }>): Promise<void>;
   /** Starts `netplane overlay` on a node and waits for its first sync (or for a log line `until` accepts). */
   startAgent(node: TestNode, extra?: string[], until?: (line: Record<string, unknown>) => boolean): Promise<Agent>;
   /** SIGKILLs (or SIGTERMs) a node's agent and waits for it to exit. */
@@ -79,12 +81,14 @@ export interface OverlayTopology {
 
 /**
  * Builds `nodeCount` nodes with `podsPerNode` pods each; `dualStack` adds IPv6 pod networks fd00:244:i::/64;
- * `underlay: 6` gives the nodes (and the outside host) IPv6 underlay addresses only, fd00:60::i/64; `labId` names
- * the namespaces (NetnsLab's id; random by default).
+ * `underlay: 6` gives the nodes (and the outside host) IPv6 underlay addresses only, fd00:60::i/64, and `'dual'` both
+ * (TestNode.ip the IPv4 one, ip6 the IPv6 one; the Nodes list both as InternalIPs); `labId` names the namespaces
+ * (NetnsLab's id; random by default).
  */
-export async function buildOverlayTopology(nodeCount = 3, podsPerNode = 2, dualStack = false, underlay: 4 | 6 = 4, labId?: string): Promise<OverlayTopology> {
+export async function buildOverlayTopology(nodeCount = 3, podsPerNode = 2, dualStack = false, underlay: 4 | 6 | 'dual' = 4, labId?: string): Promise<OverlayTopology> {
   const underlayAddr = (i: number) => (underlay === 6 ? `fd00:60::${i}` : `192.168.60.${i}`);
-  const underlayCidr = (i: number) => `${underlayAddr(i)}/${underlay === 6 ? 64 : 24}`;
+  const dualUnderlay = underlay === 'dual';
+  const underlayCidrs = (i: number) => [`${underlayAddr(i)}/${underlay === 6 ? 64 : 24}`, ...(dualUnderlay ? [`fd00:60::${i}/64`] : [])];
   const lab = NetnsLab.create(labId !== undefined ? { id: labId } : {});
   const dir = await mkdtemp(join(tmpdir(), 'netplane-overlay-'));
   const agents = new Map<string, Agent>();
@@ -97,8 +101,8 @@ export async function buildOverlayTopology(nodeCount = 3, podsPerNode = 2, dualS
     const nodes: TestNode[] = [];
     for (let i = 1; i <= nodeCount; i++) {
       const ns = await lab.ns(`node${i}`);
-      const node: TestNode = { name: `node${i}`, ns, ip: underlayAddr(i), podCIDR: `10.244.${i}.0/24`, ...(dualStack ? { podCIDR6: `fd00:244:${i}::/64` } : {}), pods: [] };
-      await lab.attach(br, { ns, ifname: 'eth0', addrs: [underlayCidr(i)] }, `n${i}`);
+      const node: TestNode = { name: `node${i}`, ns, ip: underlayAddr(i), ...(dualUnderlay ? { ip6: `fd00:60::${i}` } : {}), podCIDR: `10.244.${i}.0/24`, ...(dualStack ? { podCIDR6: `fd00:244:${i}::/64` } : {}), pods: [] };
+      await lab.attach(br, { ns, ifname: 'eth0', addrs: underlayCidrs(i) }, `n${i}`);
       await lab.exec(ns, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1']);
       const cni = { ns, ifname: 'cni0', addrs: [`10.244.${i}.1/24`, ...(dualStack ? [`fd00:244:${i}::1/64`] : [])] };
       await lab.bridge(cni);
@@ -117,7 +121,7 @@ export async function buildOverlayTopology(nodeCount = 3, podsPerNode = 2, dualS
       nodes.push(node);
     }
     const outside = { ns: await lab.ns('outside'), ip: underlayAddr(100) };
-    await lab.attach(br, { ns: outside.ns, ifname: 'eth0', addrs: [underlayCidr(100)] }, 'nout');
+    await lab.attach(br, { ns: outside.ns, ifname: 'eth0', addrs: underlayCidrs(100) }, 'nout');
     servers.push(lab.spawn(outside.ns, process.execPath, [echo, 'outside', String(echoPort)]));
     await Promise.all(servers.map((s) => new Promise<void>((resolve, reject) => {
       s.stdout!.once('data', () => resolve());
@@ -137,7 +141,7 @@ export async function buildOverlayTopology(nodeCount = 3, podsPerNode = 2, dualS
           kind: 'Node',
           metadata: { name: n.name, ...(n.annotations ? { annotations: n.annotations } : {}) },
           spec: n.podCIDR6 ? { podCIDRs: [n.podCIDR, n.podCIDR6] } : { podCIDR: n.podCIDR },
-          status: { addresses: [{ type: 'InternalIP', address: n.ip }] },
+          status: { addresses: [{ type: 'InternalIP', address: n.ip }, ...(n.ip6 ? [{ type: 'InternalIP', address: n.ip6 }] : [])] },
         }));
         // Written in place: Node's recursive watcher loses a file replaced by rename (the source would only see it at
         // its 2 s rescan); a half-written file is rejected and read again after the source's debounce.
