@@ -19,6 +19,8 @@ export interface DnsQuery {
   rd: boolean;
   /** Checking disabled (DNSSEC), passed on to upstreams. */
   cd: boolean;
+  /** The query's AD bit (RFC 6840 5.7): a client that set it gets the AD bit of a cached answer without asking DO. Unset when absent. */
+  ad?: boolean;
   transport: 'udp' | 'tcp';
   /** With EDNS0: the client's advertised UDP payload size; undefined without EDNS0. */
   udpSize?: number;

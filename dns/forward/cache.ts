@@ -5,6 +5,7 @@
 import type { SoaAnswer } from 'dns-packet';
 import type { DnsAnswer, DnsQuery, Rcode, ResourceRecord } from '../types.ts';
 import type { UpstreamReply } from './exchange.ts';
+import { plainSections, viewFor, type ClientBits, type Sections, type View } from './dnssec.ts';
 
 /** When a popular entry is refreshed ahead of expiry (CoreDNS `prefetch AMOUNT DURATION PERCENTAGE%`). */
 export interface PrefetchSettings {
@@ -58,8 +59,12 @@ export interface CacheEntry {
   readonly answers: readonly ResourceRecord[];
   readonly authorities: readonly ResourceRecord[];
   readonly additionals: readonly ResourceRecord[];
-  /** The reply's AD bit, set again on every hit (CoreDNS cache's item.AuthenticatedData). */
+  /** The reply's AD bit, set again on hits for clients that asked with DO or AD (CoreDNS cache's item.AuthenticatedData). */
   readonly authenticatedData: boolean;
+  /** Whether upstream was asked with DO: only then may a DO client be answered from it (CoreDNS's item.do). */
+  readonly dnssecOk: boolean;
+  /** The sections without the DNSSEC records a DO=0 client does not get (dnssec.ts); undefined when none are. */
+  readonly plain: Sections | undefined;
   /** The TTL it was cached for, seconds, after the caps. */
   readonly ttl: number;
   readonly storedAt: number;
@@ -70,8 +75,9 @@ export interface CacheEntry {
   prefetched: boolean;
   /** The cache's count of insertions and moves when this entry last went to the recent end. */
   touched: number;
-  memo: { ttl: number; answer: DnsAnswer } | undefined;
-  staleMemo: DnsAnswer | undefined;
+  /** The answers built for the current remaining TTL, one per view (dnssec.ts). */
+  memo: { ttl: number; views: [DnsAnswer?, DnsAnswer?, DnsAnswer?] } | undefined;
+  staleMemo: [DnsAnswer?, DnsAnswer?, DnsAnswer?];
   /** Until then (cache clock, ms) a refresh of this expired entry failed, so it is served stale at once. 0: never. */
   recheckAt: number;
 }
@@ -97,14 +103,21 @@ export function resolveCacheSettings(s: CacheSettings = {}): ResolvedCacheSettin
 }
 
 /**
- * The cache key: lower-case name, type, class, DO and CD. DO and CD change what an upstream sends back (signatures;
- * data a validator would reject), so those answers are kept apart, as CoreDNS does. The usual question (A, IN,
- * neither bit) is keyed by the name alone: no string is built, and the name's hash, computed once per query, is
- * reused. Other keys append the rest after a space, which a name from the wire never holds (it is escaped \032).
+ * The cache key: lower-case name, type, class and CD. CD changes what an upstream sends back (data a validator would
+ * reject), so those answers are kept apart. DO is not in the key: as in CoreDNS, an entry asked with DO serves DO=0
+ * clients too, its DNSSEC records left out for them (CacheEntry.dnssecOk, dnssec.ts). The usual question (A, IN, no
+ * CD) is keyed by the name alone: no string is built, and the name's hash, computed once per query, is reused. Other
+ * keys append the rest after a space, which a name from the wire never holds (it is escaped \032).
  */
-export function cacheKey(q: Pick<DnsQuery, 'lname' | 'qtype' | 'qclass' | 'dnssecOk' | 'cd'>): string {
-  if (q.qtype === 1 && q.qclass === 1 && !q.dnssecOk && !q.cd) return q.lname;
-  return `${q.lname} ${q.qtype} ${q.qclass}${q.dnssecOk ? ' do' : ''}${q.cd ? ' cd' : ''}`;
+export function cacheKey(q: Pick<DnsQuery, 'lname' | 'qtype' | 'qclass' | 'cd'>): string {
+  if (q.qtype === 1 && q.qclass === 1 && !q.cd) return q.lname;
+  return `${q.lname} ${q.qtype} ${q.qclass}${q.cd ? ' cd' : ''}`;
+}
+
+/** What the cache needs of the question a reply answers: its type name and whether it was asked with DO. */
+export interface Asked {
+  readonly type: string;
+  readonly dnssecOk: boolean;
 }
 
 /**
@@ -179,10 +192,13 @@ export class DnsCache {
     return this.#entries.get(key);
   }
 
-  /** Looks a key up at `now`. A fresh hit counts towards popularity and may ask for a prefetch (once per entry). */
-  lookup(key: string, now: number): Lookup {
+  /**
+   * Looks a key up at `now` for `client`. A fresh hit counts towards popularity and may ask for a prefetch (once per
+   * entry). An entry asked without DO is a miss for a DO client (its signatures were never fetched), as in CoreDNS.
+   */
+  lookup(key: string, now: number, client: ClientBits): Lookup {
     const entry = this.#entries.get(key);
-    if (!entry) return { kind: 'miss' };
+    if (!entry || (client.dnssecOk && !entry.dnssecOk)) return { kind: 'miss' };
     const left = remainingTtl(entry, now);
     if (left <= 0) {
       if (left + this.settings.staleMaxSeconds > 0) return { kind: 'stale', entry };
@@ -195,18 +211,21 @@ export class DnsCache {
       this.#entries.set(key, entry);
       entry.touched = ++this.#moves;
     }
-    return { kind: 'hit', entry, answer: this.answer(entry, now, 'cache'), prefetch: this.#shouldPrefetch(entry, left, now) };
+    return { kind: 'hit', entry, answer: this.answer(entry, now, 'cache', client), prefetch: this.#shouldPrefetch(entry, left, now) };
   }
 
   /**
-   * Caches a reply received at `now` and returns the new entry, or undefined when the reply is not cacheable (an
-   * entry already there is then kept, to be served stale). A replaced entry hands on its popularity.
+   * Caches a reply to a question `asked` received at `now` and returns the new entry, or undefined when the reply is
+   * not cacheable (an entry already there is then kept, to be served stale). A replaced entry hands on its
+   * popularity. A reply asked without DO does not replace a fresh entry asked with DO (one that came back later than
+   * it): that entry is returned instead, as it serves DO=0 clients too.
    */
-  store(key: string, reply: UpstreamReply, now: number): CacheEntry | undefined {
+  store(key: string, reply: UpstreamReply, now: number, asked: Asked): CacheEntry | undefined {
     if (this.settings.maxEntries <= 0) return undefined;
     const life = cacheTtl(reply, this.settings);
     if (!life) return undefined;
     const old = this.#entries.get(key);
+    if (old?.dnssecOk && !asked.dnssecOk && remainingTtl(old, now) > 0) return old;
     if (old) this.#delete(key, old);
     while (this.#entries.size >= this.settings.maxEntries) {
       const [oldestKey, oldest] = this.#entries.entries().next().value as [string, CacheEntry];
@@ -220,6 +239,8 @@ export class DnsCache {
       authorities: reply.authorities,
       additionals: reply.additionals,
       authenticatedData: reply.authenticatedData === true,
+      dnssecOk: asked.dnssecOk,
+      plain: plainSections(reply, asked.type),
       ttl: life.ttl,
       storedAt: now,
       // The miss that brought a new name in was its first query.
@@ -228,7 +249,7 @@ export class DnsCache {
       prefetched: false,
       touched: ++this.#moves,
       memo: undefined,
-      staleMemo: undefined,
+      staleMemo: [],
       recheckAt: 0,
     };
     this.#entries.set(key, entry);
@@ -237,21 +258,22 @@ export class DnsCache {
   }
 
   /**
-   * The entry as an answer at `now`: every record carries the remaining TTL (CoreDNS does the same, so a client never
-   * sees 1799 then 8). The same object comes back while the remaining TTL is unchanged, so the server reuses bytes.
+   * The entry as an answer for `client` at `now`: every record carries the remaining TTL (CoreDNS does the same, so a
+   * client never sees 1799 then 8), DNSSEC records and AD as dnssec.ts says. The same object comes back for the same
+   * view while the remaining TTL is unchanged, so the server reuses bytes; views that differ are different objects.
    */
-  answer(entry: CacheEntry, now: number, source: 'cache' | 'forward'): DnsAnswer {
+  answer(entry: CacheEntry, now: number, source: 'cache' | 'forward', client: ClientBits): DnsAnswer {
     const ttl = Math.max(remainingTtl(entry, now), 0);
-    if (source === 'cache' && entry.memo?.ttl === ttl) return entry.memo.answer;
-    const answer = build(entry, ttl, source);
-    if (source === 'cache') entry.memo = { ttl, answer };
-    return answer;
+    const view = viewFor(client, entry.plain, entry.authenticatedData);
+    if (source === 'forward') return build(entry, ttl, source, view);
+    if (entry.memo?.ttl !== ttl) entry.memo = { ttl, views: [] };
+    return (entry.memo.views[view] ??= build(entry, ttl, source, view));
   }
 
-  /** The entry as a stale answer, every TTL set to `staleTtl`. */
-  staleAnswer(entry: CacheEntry): DnsAnswer {
-    entry.staleMemo ??= build(entry, staleTtl, 'cache');
-    return entry.staleMemo;
+  /** The entry as a stale answer for `client`, every TTL set to `staleTtl`. */
+  staleAnswer(entry: CacheEntry, client: ClientBits): DnsAnswer {
+    const view = viewFor(client, entry.plain, entry.authenticatedData);
+    return (entry.staleMemo[view] ??= build(entry, staleTtl, 'cache', view));
   }
 
   /** Drops every entry. */
@@ -277,16 +299,17 @@ export class DnsCache {
   }
 }
 
-function build(entry: CacheEntry, ttl: number, source: 'cache' | 'forward'): DnsAnswer {
+function build(entry: CacheEntry, ttl: number, source: 'cache' | 'forward', view: View): DnsAnswer {
   const withTtl = (rr: ResourceRecord) => ({ ...rr, ttl }) as ResourceRecord;
+  const s = view === 0 ? entry : (entry.plain ?? entry);
   return {
     rcode: entry.rcode,
     authoritative: false,
     recursionAvailable: true,
-    ...(entry.authenticatedData ? { authenticatedData: true } : {}),
-    answers: entry.answers.map(withTtl),
-    authorities: entry.authorities.map(withTtl),
-    additionals: entry.additionals.map(withTtl),
+    ...(entry.authenticatedData && view !== 2 ? { authenticatedData: true } : {}),
+    answers: s.answers.map(withTtl),
+    authorities: s.authorities.map(withTtl),
+    additionals: s.additionals.map(withTtl),
     source,
   };
 }

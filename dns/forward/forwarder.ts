@@ -7,6 +7,7 @@ import { Registry } from 'prom-client';
 import type { Logger } from '../../runtime/logger.ts';
 import type { DnsAnswer, DnsHandler, DnsQuery, ReplayTerms } from '../types.ts';
 import { DnsCache, cacheKey, remainingTtl, type CacheEntry, type CacheSettings, type Lookup } from './cache.ts';
+import { plainSections, viewFor, type ClientBits, type Sections } from './dnssec.ts';
 import type { UpstreamAddress } from './address.ts';
 import { ExchangeScope, UpstreamAbortedError, UpstreamTimeoutError, encodeQuery, exchange, type ExchangeLimits, type UpstreamReply } from './exchange.ts';
 import type { LoopDetector } from './loop.ts';
@@ -62,9 +63,12 @@ export interface ForwarderOptions {
   now?: () => number;
 }
 
-/** What one shared upstream resolution ended with; `failed` when no upstream gave a usable answer. */
+/**
+ * What one shared upstream resolution ended with: the answer for each client that waited for it (its DO and AD bits
+ * decide what it gets of DNSSEC, dnssec.ts); `failed` when no upstream gave a usable answer.
+ */
 interface Outcome {
-  answer: DnsAnswer;
+  answer(client: ClientBits): DnsAnswer;
   failed: boolean;
 }
 
@@ -152,13 +156,13 @@ export class Forwarder implements DnsHandler {
       if (this.#scope.closed) return servfail();
       const key = cacheKey(q);
       const now = this.#now();
-      const found = this.cache.lookup(key, now);
+      const found = this.cache.lookup(key, now, q);
       this.#metrics.cacheRequest();
       if (found.kind === 'hit') {
         this.#metrics.hit(found.entry.type);
         if (found.prefetch) {
           this.#metrics.prefetch();
-          void this.#flight(key, q);
+          void this.#flight(key, refreshOf(q, found.entry));
         }
         // The same answer object comes back for the rest of this TTL second: it may be replayed until then.
         found.answer.replay ??= this.#replayTerms(key, found.entry, remainingTtl(found.entry, now));
@@ -243,49 +247,58 @@ export class Forwarder implements DnsHandler {
    * at once (refreshing in the background) for failureRecheckMs after a refresh failed.
    */
   async #afterMiss(key: string, q: DnsQuery, found: Lookup): Promise<DnsAnswer> {
-    const flight = this.#flight(key, q);
+    const flight = this.#flight(key, found.kind === 'stale' ? refreshOf(q, found.entry) : q);
     if (!flight) {
       this.#metrics.rejected();
       // CoreDNS forward returns RcodeRefused with ErrLimitExceeded; resolvers then try their next server.
       if (found.kind !== 'stale') return refused();
       this.#metrics.servedStale();
-      return this.cache.staleAnswer(found.entry);
+      return this.cache.staleAnswer(found.entry, q);
     }
-    if (found.kind !== 'stale') return (await flight).answer;
+    if (found.kind !== 'stale') return (await flight).answer(q);
     const entry = found.entry;
     if (entry.recheckAt > this.#now()) {
       // The flight refreshes in the background (CoreDNS serve_stale immediate); a failure keeps the timer going.
       void flight.then((o) => o.failed && (entry.recheckAt = this.#now() + failureRecheckMs));
     } else {
       const fresh = await within(flight, staleAfterMs);
-      if (fresh && !fresh.failed) return fresh.answer;
+      if (fresh && !fresh.failed) return fresh.answer(q);
       entry.recheckAt = this.#now() + failureRecheckMs;
     }
     this.#metrics.servedStale();
-    return this.cache.staleAnswer(entry);
+    return this.cache.staleAnswer(entry, q);
   }
 
-  /** The resolution of `key` under way, or a new one (single flight); undefined at maxConcurrent. Never rejects. */
+  /**
+   * The resolution of `key` asked upstream with q's DO bit under way, or a new one (single flight: DO and DO=0
+   * questions apart, as the first must not wait for an answer without signatures); undefined at maxConcurrent.
+   * Never rejects.
+   */
   #flight(key: string, q: DnsQuery): Promise<Outcome> | undefined {
-    const running = this.#flights.get(key);
+    // A key never holds a space followed by "do" (a name's space is escaped \032, and CD is written "cd").
+    const fkey = q.dnssecOk ? `${key} do` : key;
+    const running = this.#flights.get(fkey);
     if (running) return running;
     if (this.#flights.size >= this.#maxConcurrent) return undefined;
-    const flight = this.#resolve(key, q).finally(() => this.#flights.delete(key));
-    this.#flights.set(key, flight);
+    const flight = this.#resolve(key, q).finally(() => this.#flights.delete(fkey));
+    this.#flights.set(fkey, flight);
     return flight;
   }
 
   async #resolve(key: string, q: DnsQuery): Promise<Outcome> {
     try {
       const reply = await this.#forward(q);
-      if (!reply) return { answer: servfail(), failed: true };
+      if (!reply) return failedOutcome;
       if (q.name.includes('\\')) ownerNamesBack(reply, q.name);
       const now = this.#now();
-      const entry = this.cache.store(key, reply, now);
-      return { answer: entry ? this.cache.answer(entry, now, 'forward') : fromReply(reply), failed: reply.rcode === 'SERVFAIL' };
+      const failed = reply.rcode === 'SERVFAIL';
+      const entry = this.cache.store(key, reply, now, q);
+      if (entry) return { answer: (c) => this.cache.answer(entry, now, 'forward', c), failed };
+      const plain = plainSections(reply, q.type);
+      return { answer: (c) => fromReply(reply, plain, c), failed };
     } catch (e) {
       this.#log.error({ err: e, name: q.name, type: q.type }, 'DNS forwarder failed a query');
-      return { answer: servfail(), failed: true };
+      return failedOutcome;
     }
   }
 
@@ -354,16 +367,28 @@ function nxdomain(): DnsAnswer {
   return { rcode: 'NXDOMAIN', authoritative: false, recursionAvailable: true, answers: [], authorities: [], additionals: [], source: 'forward' };
 }
 
-/** An uncached reply as an answer, TTLs as received. */
-function fromReply(r: UpstreamReply): DnsAnswer {
+const failedOutcome: Outcome = { answer: servfail, failed: true };
+
+/**
+ * The question to ask upstream to refresh `entry` for q: with DO when the entry was asked with DO, whoever's query
+ * triggers the refresh, so that a DO=0 client's prefetch does not replace a signed entry with an unsigned one.
+ */
+function refreshOf(q: DnsQuery, entry: CacheEntry): DnsQuery {
+  return entry.dnssecOk && !q.dnssecOk ? { ...q, dnssecOk: true } : q;
+}
+
+/** An uncached reply as an answer for `client` (`plain`: its sections without DNSSEC records), TTLs as received. */
+function fromReply(r: UpstreamReply, plain: Sections | undefined, client: ClientBits): DnsAnswer {
+  const view = viewFor(client, plain, r.authenticatedData === true);
+  const s = view === 0 ? r : (plain ?? r);
   return {
     rcode: r.rcode,
     authoritative: false,
     recursionAvailable: true,
-    ...(r.authenticatedData ? { authenticatedData: true } : {}),
-    answers: r.answers,
-    authorities: r.authorities,
-    additionals: r.additionals,
+    ...(r.authenticatedData && view !== 2 ? { authenticatedData: true } : {}),
+    answers: [...s.answers],
+    authorities: [...s.authorities],
+    additionals: [...s.additionals],
     source: 'forward',
   };
 }

@@ -155,6 +155,7 @@ export function parseQuery(msg: Buffer, transport: 'udp' | 'tcp', client: { addr
     qclass,
     rd: (b2 & 1) === 1,
     cd: (msg[3]! & 0x10) !== 0,
+    ad: (msg[3]! & 0x20) !== 0,
     transport,
     udpSize,
     dnssecOk,

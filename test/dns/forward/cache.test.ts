@@ -11,6 +11,9 @@ function reply(rcode: Rcode, answers: Answer[] = [], authorities: Answer[] = [],
 
 const ns = (ttl: number): Answer => ({ name: 'example.com', type: 'NS', class: 'IN', ttl, data: 'ns1.example.com' });
 const s = resolveCacheSettings();
+/** An A question asked upstream without DO, and a client without DO. */
+const asked = { type: 'A', dnssecOk: false };
+const plain = { dnssecOk: false };
 
 describe('cacheTtl', () => {
   const cases: Array<[string, UpstreamReply, ReturnType<typeof cacheTtl>, Parameters<typeof resolveCacheSettings>[0]?]> = [
@@ -40,12 +43,12 @@ describe('cacheTtl', () => {
 });
 
 describe('cacheKey', () => {
-  it('folds case and keeps DO and CD apart', () => {
+  it('folds case, keeps CD apart, and shares DO and DO=0 questions (the entry says how it was asked)', () => {
     expect(cacheKey(query('Example.COM'))).toBe(cacheKey(query('example.com')));
     // The usual question is keyed by its name alone.
     expect(cacheKey(query('Example.COM'))).toBe('example.com');
     expect(cacheKey(query('example.com', 'AAAA'))).not.toBe(cacheKey(query('example.com')));
-    expect(cacheKey(query('example.com', 'A', { dnssecOk: true }))).not.toBe(cacheKey(query('example.com')));
+    expect(cacheKey(query('example.com', 'A', { dnssecOk: true }))).toBe(cacheKey(query('example.com')));
     expect(cacheKey(query('example.com', 'A', { cd: true }))).not.toBe(cacheKey(query('example.com')));
     expect(cacheKey(query('example.com', 'A', { qclass: 3 }))).not.toBe(cacheKey(query('example.com')));
   });
@@ -56,10 +59,10 @@ describe('DnsCache', () => {
 
   it('serves answers whose TTLs count down, the same object within a second', () => {
     const c = new DnsCache();
-    c.store('k', reply('NOERROR', [a('x', '10.0.0.1', 100)], [ns(300)]), t0);
-    const first = c.lookup('k', t0 + 200);
-    const again = c.lookup('k', t0 + 900);
-    const later = c.lookup('k', t0 + 10_500);
+    c.store('k', reply('NOERROR', [a('x', '10.0.0.1', 100)], [ns(300)]), t0, asked);
+    const first = c.lookup('k', t0 + 200, plain);
+    const again = c.lookup('k', t0 + 900, plain);
+    const later = c.lookup('k', t0 + 10_500, plain);
     if (first.kind !== 'hit' || again.kind !== 'hit' || later.kind !== 'hit') throw new Error('expected hits');
     expect(first.answer.answers[0]).toMatchObject({ ttl: 100, data: '10.0.0.1' });
     expect(again.answer).toBe(first.answer);
@@ -70,34 +73,34 @@ describe('DnsCache', () => {
 
   it('expires, then serves stale within staleMaxSeconds, then forgets', () => {
     const c = new DnsCache({ staleMaxSeconds: 60 });
-    c.store('k', reply('NOERROR', [a('x', '10.0.0.1', 10)]), t0);
-    expect(c.lookup('k', t0 + 9_999).kind).toBe('hit');
-    const stale = c.lookup('k', t0 + 10_000);
+    c.store('k', reply('NOERROR', [a('x', '10.0.0.1', 10)]), t0, asked);
+    expect(c.lookup('k', t0 + 9_999, plain).kind).toBe('hit');
+    const stale = c.lookup('k', t0 + 10_000, plain);
     expect(stale.kind).toBe('stale');
-    if (stale.kind === 'stale') expect(c.staleAnswer(stale.entry).answers[0]).toMatchObject({ ttl: staleTtl });
-    expect(c.lookup('k', t0 + 69_999).kind).toBe('stale');
-    expect(c.lookup('k', t0 + 70_000).kind).toBe('miss');
+    if (stale.kind === 'stale') expect(c.staleAnswer(stale.entry, plain).answers[0]).toMatchObject({ ttl: staleTtl });
+    expect(c.lookup('k', t0 + 69_999, plain).kind).toBe('stale');
+    expect(c.lookup('k', t0 + 70_000, plain).kind).toBe('miss');
     expect(c.count('success')).toBe(0);
   });
 
   it('keeps an entry when the new reply is not cacheable', () => {
     const c = new DnsCache();
-    c.store('k', reply('NOERROR', [a('x', '10.0.0.1', 10)]), t0);
-    expect(c.store('k', reply('SERVFAIL'), t0 + 20_000)).toBeUndefined();
-    expect(c.lookup('k', t0 + 20_000).kind).toBe('stale');
+    c.store('k', reply('NOERROR', [a('x', '10.0.0.1', 10)]), t0, asked);
+    expect(c.store('k', reply('SERVFAIL'), t0 + 20_000, asked)).toBeUndefined();
+    expect(c.lookup('k', t0 + 20_000, plain).kind).toBe('stale');
   });
 
   it('evicts the least recently used entry when full, and counts by type', () => {
     const evicted: CacheType[] = [];
     const c = new DnsCache({ maxEntries: 2 }, (t) => evicted.push(t));
-    c.store('one', reply('NOERROR', [a('one', '10.0.0.1')]), t0);
-    c.store('two', reply('NXDOMAIN', [], [soa('example.com', 60, 60)]), t0);
+    c.store('one', reply('NOERROR', [a('one', '10.0.0.1')]), t0, asked);
+    c.store('two', reply('NXDOMAIN', [], [soa('example.com', 60, 60)]), t0, asked);
     expect([c.count('success'), c.count('denial')]).toEqual([1, 1]);
-    c.lookup('one', t0 + 1000); // "two" is now the least recently used
-    c.store('three', reply('NOERROR', [a('three', '10.0.0.3')]), t0 + 2000);
+    c.lookup('one', t0 + 1000, plain); // "two" is now the least recently used
+    c.store('three', reply('NOERROR', [a('three', '10.0.0.3')]), t0 + 2000, asked);
     expect(evicted).toEqual(['denial']);
-    expect(c.lookup('two', t0 + 2000).kind).toBe('miss');
-    expect(c.lookup('one', t0 + 2000).kind).toBe('hit');
+    expect(c.lookup('two', t0 + 2000, plain).kind).toBe('miss');
+    expect(c.lookup('one', t0 + 2000, plain).kind).toBe('hit');
     expect([c.size, c.count('success'), c.count('denial')]).toEqual([2, 2, 0]);
   });
 
@@ -105,27 +108,27 @@ describe('DnsCache', () => {
     let evictions = 0;
     const c = new DnsCache({ maxEntries: 100 }, () => evictions++);
     const answerOf = (name: string) => reply('NOERROR', [a(name, '10.0.0.1')]);
-    c.store('hot', answerOf('hot'), t0);
+    c.store('hot', answerOf('hot'), t0, asked);
     for (let i = 0; i < 1000; i++) {
-      c.store(`n${i}`, answerOf(`n${i}`), t0);
+      c.store(`n${i}`, answerOf(`n${i}`), t0, asked);
       // Asked every 40 new names: never among the 50 least recently moved.
-      if (i % 40 === 0) expect(c.lookup('hot', t0 + 1000).kind).toBe('hit');
+      if (i % 40 === 0) expect(c.lookup('hot', t0 + 1000, plain).kind).toBe('hit');
     }
-    expect([c.lookup('hot', t0 + 1000).kind, c.lookup('n0', t0 + 1000).kind, c.lookup('n999', t0 + 1000).kind]).toEqual(['hit', 'miss', 'hit']);
+    expect([c.lookup('hot', t0 + 1000, plain).kind, c.lookup('n0', t0 + 1000, plain).kind, c.lookup('n999', t0 + 1000, plain).kind]).toEqual(['hit', 'miss', 'hit']);
     expect([c.size, evictions]).toEqual([100, 901]);
   });
 
   it('stores nothing with maxEntries 0', () => {
     const c = new DnsCache({ maxEntries: 0 });
-    expect(c.store('k', reply('NOERROR', [a('x', '10.0.0.1')]), t0)).toBeUndefined();
+    expect(c.store('k', reply('NOERROR', [a('x', '10.0.0.1')]), t0, asked)).toBeUndefined();
     expect(c.size).toBe(0);
   });
 
   it('asks for one prefetch of a popular entry in the last 10% of its TTL', () => {
     const c = new DnsCache({ prefetch: { amount: 3, windowSeconds: 60, percentage: 10 } });
-    c.store('k', reply('NOERROR', [a('x', '10.0.0.1', 100)]), t0); // query 1 (the miss)
+    c.store('k', reply('NOERROR', [a('x', '10.0.0.1', 100)]), t0, asked); // query 1 (the miss)
     const at = (s: number) => {
-      const r = c.lookup('k', t0 + s * 1000);
+      const r = c.lookup('k', t0 + s * 1000, plain);
       return r.kind === 'hit' && r.prefetch;
     };
     expect(at(50)).toBe(false); // query 2: popular enough? no, 3 needed
@@ -136,24 +139,74 @@ describe('DnsCache', () => {
 
   it('forgets popularity after a gap of the prefetch window', () => {
     const c = new DnsCache({ prefetch: { amount: 2, windowSeconds: 60 }, maxTtl: 3600 });
-    c.store('k', reply('NOERROR', [a('x', '10.0.0.1', 1000)]), t0);
-    const r = c.lookup('k', t0 + 950_000); // 50 s left, but 950 s since the miss: this is the first of a new run
+    c.store('k', reply('NOERROR', [a('x', '10.0.0.1', 1000)]), t0, asked);
+    const r = c.lookup('k', t0 + 950_000, plain); // 50 s left, but 950 s since the miss: this is the first of a new run
     expect(r.kind === 'hit' && r.prefetch).toBe(false);
-    const r2 = c.lookup('k', t0 + 951_000);
+    const r2 = c.lookup('k', t0 + 951_000, plain);
     expect(r2.kind === 'hit' && r2.prefetch).toBe(true);
   });
 
   it('hands popularity on to the entry that replaces it', () => {
     const c = new DnsCache({ prefetch: { amount: 3 } });
-    c.store('k', reply('NOERROR', [a('x', '10.0.0.1', 100)]), t0);
-    c.lookup('k', t0 + 1000);
-    c.store('k', reply('NOERROR', [a('x', '10.0.0.1', 50)]), t0 + 2000);
-    const r = c.lookup('k', t0 + 47_000); // third query, 5 s of 50 left
+    c.store('k', reply('NOERROR', [a('x', '10.0.0.1', 100)]), t0, asked);
+    c.lookup('k', t0 + 1000, plain);
+    c.store('k', reply('NOERROR', [a('x', '10.0.0.1', 50)]), t0 + 2000, asked);
+    const r = c.lookup('k', t0 + 47_000, plain); // third query, 5 s of 50 left
     expect(r.kind === 'hit' && r.prefetch).toBe(true);
   });
 
   it('uses the defaults CoreDNS uses', () => {
     expect(s).toEqual({ maxEntries: 10_000, maxTtl: 3600, minTtl: 5, maxNegativeTtl: 1800, minNegativeTtl: 5, prefetch: undefined, staleMaxSeconds: 3600 });
     expect(resolveCacheSettings({ prefetch: true }).prefetch).toEqual({ amount: 2, windowMs: 60_000, percentage: 10 });
+  });
+
+  describe('DNSSEC records and the DO bit', () => {
+    const sig = { name: 'x', type: 'RRSIG', class: 'IN', ttl: 300, data: { typeCovered: 'A', algorithm: 13, labels: 1, originalTTL: 300, expiration: 1_900_000_000, inception: 1_700_000_000, keyTag: 1, signersName: 'example.com', signature: Buffer.from([1]) } } as Answer;
+    const signedReply = () => ({ ...reply('NOERROR', [a('x', '10.0.0.1', 300), sig]), authenticatedData: true });
+    const doClient = { dnssecOk: true };
+    const types = (x: { answers: Array<{ type: string }> }) => x.answers.map((r) => r.type);
+
+    it('serves an entry asked with DO to both kinds of client, each its own object, the same one while the TTL stands', () => {
+      const c = new DnsCache();
+      c.store('k', signedReply(), t0, { type: 'A', dnssecOk: true });
+      const full = c.lookup('k', t0 + 100, doClient);
+      const bare = c.lookup('k', t0 + 100, plain);
+      const withAd = c.lookup('k', t0 + 100, { dnssecOk: false, ad: true });
+      if (full.kind !== 'hit' || bare.kind !== 'hit' || withAd.kind !== 'hit') throw new Error('expected hits');
+      expect([types(full.answer), full.answer.authenticatedData]).toEqual([['A', 'RRSIG'], true]);
+      expect([types(bare.answer), bare.answer.authenticatedData]).toEqual([['A'], undefined]);
+      expect([types(withAd.answer), withAd.answer.authenticatedData]).toEqual([['A'], true]);
+      expect(new Set([full.answer, bare.answer, withAd.answer]).size).toBe(3);
+      const again = c.lookup('k', t0 + 200, plain);
+      expect(again.kind === 'hit' && again.answer).toBe(bare.answer);
+    });
+
+    it('is a miss for a DO client when asked without DO; a DO reply then replaces it', () => {
+      const c = new DnsCache();
+      c.store('k', reply('NOERROR', [a('x', '10.0.0.1', 300)]), t0, asked);
+      expect(c.lookup('k', t0, doClient).kind).toBe('miss');
+      expect(c.lookup('k', t0, plain).kind).toBe('hit');
+      c.store('k', signedReply(), t0, { type: 'A', dnssecOk: true });
+      expect(c.size).toBe(1);
+      expect(c.lookup('k', t0, doClient).kind).toBe('hit');
+    });
+
+    it('keeps a fresh entry asked with DO when a reply asked without DO comes later, and returns it', () => {
+      const c = new DnsCache();
+      const signed = c.store('k', signedReply(), t0, { type: 'A', dnssecOk: true });
+      expect(c.store('k', reply('NXDOMAIN', [], [soa('example.com', 60, 60)]), t0 + 1000, asked)).toBe(signed);
+      expect(c.current('k')).toBe(signed);
+      // Once it expired, the later reply replaces it.
+      expect(c.store('k', reply('NOERROR', [a('x', '10.0.0.2', 300)]), t0 + 300_000, asked)).not.toBe(signed);
+    });
+
+    it('leaves the DNSSEC records out of a stale answer to a client without DO', () => {
+      const c = new DnsCache();
+      c.store('k', signedReply(), t0, { type: 'A', dnssecOk: true });
+      const stale = c.lookup('k', t0 + 301_000, plain);
+      if (stale.kind !== 'stale') throw new Error('expected stale');
+      expect(types(c.staleAnswer(stale.entry, plain))).toEqual(['A']);
+      expect(types(c.staleAnswer(stale.entry, doClient))).toEqual(['A', 'RRSIG']);
+    });
   });
 });

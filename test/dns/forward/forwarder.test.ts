@@ -7,14 +7,14 @@ import { Forwarder, ForwarderConfigError, type ForwarderOptions } from '../../..
 import type { HostPort } from '../../../runtime/flags.ts';
 import { silentLogger } from '../../../runtime/logger.ts';
 import { waitFor } from '../../helpers/wait.ts';
-import { a, deadUpstream, query, soa, startUpstream, type FakeUpstream, type Reply } from './fake-upstream.ts';
+import { a, deadUpstream, query, soa, startUpstream, type FakeUpstream, type Reply, type SeenQuery } from './fake-upstream.ts';
 
 const open: Array<{ close(): Promise<void> }> = [];
 afterEach(async () => {
   await Promise.all(open.splice(0).map((o) => o.close()));
 });
 
-async function upstream(script: (q: { name: string; type: string }) => Reply): Promise<FakeUpstream> {
+async function upstream(script: (q: SeenQuery) => Reply): Promise<FakeUpstream> {
   const fake = await startUpstream(script);
   open.push(fake);
   return fake;
@@ -50,7 +50,8 @@ describe('forwarding', () => {
     it(`passes on ${name}`, async () => {
       const up = await upstream(() => reply);
       const { f } = forwarder([up.hostPort]);
-      const got = await f.handle(query('www.example.com'));
+      // With AD set, as dig asks: a client that set neither AD nor DO gets no AD bit (RFC 6840 5.8, as CoreDNS).
+      const got = await f.handle(query('www.example.com', 'A', { ad: true }));
       expect(got).toMatchObject({ authoritative: false, recursionAvailable: true, source: 'forward', ...want });
       expect(got.additionals.some((rr) => rr.type === 'OPT')).toBe(false);
     });
@@ -205,22 +206,24 @@ describe('cache', () => {
     expect(up.count()).toBe(1);
     expect(first).toMatchObject({ source: 'forward', answers: [{ ttl: 300 }] });
     expect(second).toMatchObject({ source: 'cache', answers: [{ ttl: 258, data: '10.0.0.1' }] });
-    // DO is part of the key: a DNSSEC query is asked separately.
+    // An entry asked without DO is a miss for a DO query, whose answer then replaces it (one entry per question).
     await f.handle(query('www.example.com', 'A', { dnssecOk: true }));
     expect(up.count()).toBe(2);
     expect(await metric('coredns_cache_hits_total', { type: 'success', server: 'dns://:53', zones: '.' })).toBe(1);
     expect(await metric('coredns_cache_misses_total')).toBe(2);
     expect(await metric('coredns_cache_requests_total')).toBe(3);
-    expect(await metric('coredns_cache_entries', { type: 'success' })).toBe(2);
+    expect(await metric('coredns_cache_entries', { type: 'success' })).toBe(1);
   });
 
-  it('keeps the upstream\'s AD bit on cache hits, as CoreDNS\'s cache does, and none where the upstream set none', async () => {
+  it('keeps the upstream\'s AD bit on cache hits for clients that set AD or DO, as CoreDNS\'s cache does, and none where the upstream set none', async () => {
     const up = await upstream((q) => ({ answers: [a(q.name, '10.0.0.1', 300)], authenticated: q.name.startsWith('signed') }));
     const { f } = forwarder([up.hostPort]);
-    await f.handle(query('signed.example.com'));
-    expect(await f.handle(query('signed.example.com'))).toMatchObject({ source: 'cache', authenticatedData: true });
-    await f.handle(query('plain.example.com'));
-    expect((await f.handle(query('plain.example.com'))).authenticatedData).toBeUndefined();
+    await f.handle(query('signed.example.com', 'A', { ad: true }));
+    expect(await f.handle(query('signed.example.com', 'A', { ad: true }))).toMatchObject({ source: 'cache', authenticatedData: true });
+    // RFC 6840 5.8: neither AD nor DO asked, no AD given (CoreDNS's toMsg clears it the same way).
+    expect((await f.handle(query('signed.example.com'))).authenticatedData).toBeUndefined();
+    await f.handle(query('plain.example.com', 'A', { ad: true }));
+    expect((await f.handle(query('plain.example.com', 'A', { ad: true }))).authenticatedData).toBeUndefined();
   });
 
   it('answers a fresh hit synchronously, the same object until the remaining TTL changes', async () => {
@@ -389,5 +392,60 @@ describe('cache', () => {
     for (const n of ['a', 'b', 'c']) await f.handle(query(`${n}.example.com`));
     expect(await metric('coredns_cache_evictions_total', { type: 'success' })).toBe(1);
     expect(await metric('coredns_cache_entries')).toBe(2);
+  });
+});
+
+describe('DNSSEC records and the DO bit (one entry for both kinds of client, as CoreDNS\'s cache)', () => {
+  const sig = (name: string) => ({ name, type: 'RRSIG', class: 'IN', ttl: 300, data: { typeCovered: 'A', algorithm: 13, labels: 3, originalTTL: 300, expiration: 1_900_000_000, inception: 1_700_000_000, keyTag: 1, signersName: 'example.com', signature: Buffer.from([1]) } }) as Answer;
+  const signedReply = (ip: string) => (q: SeenQuery) => ({ answers: [a(q.name, ip, 100), ...(q.dnssecOk ? [sig(q.name)] : [])] });
+  const types = (got: { answers: Array<{ type: string }> }) => got.answers.map((rr) => rr.type);
+
+  it('refreshes an entry asked with DO with DO, also when a client without DO set the prefetch off', async () => {
+    let ip = '10.0.0.1';
+    const up = await upstream((q) => signedReply(ip)(q));
+    const { f, advance } = forwarder([up.hostPort], { cache: { prefetch: true } });
+    expect(types(await f.handle(query('hot.example.com', 'A', { dnssecOk: true })))).toEqual(['A', 'RRSIG']);
+    advance(50);
+    expect(types(await f.handle(query('hot.example.com')))).toEqual(['A']);
+    ip = '10.0.0.2';
+    advance(41); // 9 s of 100 left: a plain client's hit sends the refresh
+    await f.handle(query('hot.example.com'));
+    await waitFor('the prefetch', () => up.count() === 2);
+    expect(up.seen[1]).toMatchObject({ dnssecOk: true });
+    const first = async () => ((await f.handle(query('hot.example.com'))).answers[0] as { data?: string } | undefined)?.data;
+    await waitFor('the refreshed entry', async () => (await first()) === '10.0.0.2');
+    // Still one entry, still signed for a DO client, and no further upstream query.
+    expect(await f.handle(query('hot.example.com', 'A', { dnssecOk: true }))).toMatchObject({ source: 'cache', answers: [{ type: 'A', data: '10.0.0.2' }, { type: 'RRSIG' }] });
+    expect(up.count()).toBe(2);
+  });
+
+  it('refreshes an expired entry asked with DO with DO, also for a client without DO', async () => {
+    const up = await upstream(signedReply('10.0.0.1'));
+    const { f, advance } = forwarder([up.hostPort]);
+    await f.handle(query('www.example.com', 'A', { dnssecOk: true }));
+    advance(101);
+    expect(types(await f.handle(query('www.example.com')))).toEqual(['A']);
+    expect(up.seen.map((q) => q.dnssecOk)).toEqual([true, true]);
+  });
+
+  it('does not let a DO query wait for a DO=0 one in flight, and a late DO=0 reply does not replace the DO entry', async () => {
+    // The DO=0 query is answered after 300 ms, the DO one at once.
+    const up = await upstream((q) => ({ ...signedReply(q.dnssecOk ? '10.0.0.2' : '10.0.0.1')(q), delayMs: q.dnssecOk ? 0 : 300 }));
+    const { f } = forwarder([up.hostPort]);
+    const plain = f.handle(query('race.example.com'));
+    const signed = await f.handle(query('race.example.com', 'A', { dnssecOk: true }));
+    expect(signed).toMatchObject({ answers: [{ data: '10.0.0.2' }, { type: 'RRSIG' }] });
+    // The late DO=0 client is answered from the signed entry, as is everyone after it.
+    expect(await plain).toMatchObject({ answers: [{ data: '10.0.0.2' }] });
+    expect(types(await plain)).toEqual(['A']);
+    expect(await f.handle(query('race.example.com', 'A', { dnssecOk: true }))).toMatchObject({ source: 'cache', answers: [{ data: '10.0.0.2' }, { type: 'RRSIG' }] });
+    expect(up.count()).toBe(2);
+  });
+
+  it('leaves DNSSEC records out of an uncached answer to a client without DO', async () => {
+    const up = await upstream((q) => ({ answers: [a(q.name, '10.0.0.1', 100), sig(q.name)] }));
+    const { f } = forwarder([up.hostPort], { cache: { maxEntries: 0 } });
+    expect(types(await f.handle(query('www.example.com')))).toEqual(['A']);
+    expect(types(await f.handle(query('www.example.com', 'A', { dnssecOk: true })))).toEqual(['A', 'RRSIG']);
   });
 });

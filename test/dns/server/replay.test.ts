@@ -182,3 +182,58 @@ describe('replayed cache hits of the forwarder', () => {
     await waitFor('the refresh upstream', () => upstream.count() === 2);
   });
 });
+
+describe('replayed cache hits keep the DNSSEC records of their client', () => {
+  const reg = new Registry();
+  let upstream: FakeUpstream;
+  let forwarder: Forwarder;
+  let srv: DnsServer;
+  let srvPort: number;
+  /** Calls into the forwarder: a replayed query makes none. */
+  let asked = 0;
+  const sig = (name: string) => ({ name, type: 'RRSIG', class: 'IN', ttl: 300, data: { typeCovered: 'A', algorithm: 13, labels: 3, originalTTL: 300, expiration: 1_900_000_000, inception: 1_700_000_000, keyTag: 1, signersName: 'example.com', signature: Buffer.from([1, 2, 3]) } }) as dnsPacket.Answer;
+
+  beforeAll(async () => {
+    // Signatures to DO queries only, but always for names under ignores-do. (an upstream that ignores the bit); the
+    // address tells which kind of query filled the cache (.10 with DO), so a stale replay would show.
+    upstream = await startUpstream((q) => ({ answers: [a(q.name, q.dnssecOk ? '192.0.2.10' : '192.0.2.9', 300), ...(q.dnssecOk || q.name.startsWith('ignores-do.') ? [sig(q.name)] : [])] }));
+    forwarder = new Forwarder({ upstreams: [upstream.hostPort], log: silentLogger(), registry: reg, now: () => 1_700_000_000_000 });
+    const counting: DnsHandler = { name: 'forward', handle: (q) => (asked++, forwarder.handle(q)) };
+    srv = new DnsServer({ listen: [{ host: '127.0.0.1', port: 0, text: '127.0.0.1:0' }], handlers: [counting], log: silentLogger(), registry: reg, zoneOf: () => '.' });
+    srvPort = (await srv.start())[0]!.port;
+  });
+  afterAll(async () => {
+    await srv.close();
+    await forwarder.close();
+    await upstream.close();
+  });
+
+  /** Asks `name` A with EDNS0, DO set or not; the answer records as "A address" or their type. */
+  const askTypes = async (name: string, id: number, dnssecOk: boolean) => {
+    const msg = dnsPacket.encode({ id, flags: dnsPacket.RECURSION_DESIRED, questions: [{ name, type: 'A' }], additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 1232, flags: dnssecOk ? dnsPacket.DNSSEC_OK : 0 }] } as dnsPacket.Packet);
+    return (dnsPacket.decode(await udpExchange(srvPort, msg)).answers ?? []).map((r) => (r.type === 'A' ? `A ${r.data}` : r.type));
+  };
+
+  // [name, the kinds of client in the order they ask (DO set or not), the address each round gets; each asks three
+  // times: miss or hit, hit, replay]
+  const cases: Array<[string, Array<[boolean, string]>, number]> = [
+    ['do-first.example.com', [[true, '.10'], [false, '.10'], [true, '.10'], [false, '.10']], 1],
+    // The DO query replaces the entry its plain predecessors were answered from: their replays end with it.
+    ['plain-first.example.com', [[false, '.9'], [true, '.10'], [false, '.10'], [true, '.10']], 2],
+    ['ignores-do.example.com', [[false, '.9'], [true, '.10'], [false, '.10']], 2],
+  ];
+  for (const [name, rounds, upstreamQueries] of cases) {
+    it(`${name}: a replay has the records a fresh answer to its client has`, async () => {
+      let id = 100;
+      for (const [dnssecOk, address] of rounds) {
+        const want = dnssecOk ? [`A 192.0.2${address}`, 'RRSIG'] : [`A 192.0.2${address}`];
+        expect(await askTypes(name, id++, dnssecOk), `DO=${dnssecOk} first`).toEqual(want);
+        expect(await askTypes(name, id++, dnssecOk), `DO=${dnssecOk} second`).toEqual(want);
+        const before = asked;
+        expect(await askTypes(name, id++, dnssecOk), `DO=${dnssecOk} replayed`).toEqual(want);
+        expect(asked, 'the third identical query is a replay').toBe(before);
+      }
+      expect(upstream.seen.filter((q) => q.name === name).length).toBe(upstreamQueries);
+    });
+  }
+});
