@@ -91,7 +91,7 @@ describe('netplane overlay in kubernetes mode: a node behind NAT, and its Networ
   });
 
   /** The component on node1 against a fresh API server holding `nodes`, with the in-memory kernel. */
-  async function boot(nodes: Array<Record<string, unknown>>, args: string[] = []) {
+  async function boot(nodes: Array<Record<string, unknown>>, args: string[] = [], addresses = ['192.168.60.1/24']) {
     const api = await TestApiServer.start();
     cleanups.push(() => api.close());
     for (const n of nodes) api.apply(n);
@@ -110,7 +110,7 @@ describe('netplane overlay in kubernetes mode: a node behind NAT, and its Networ
     };
     shutdown.add('source', () => source.stop());
     const flags = parseFlags('netplane overlay', { ...commonFlags(overlayComponent.defaultAdmin), ...overlayComponent.flags }, ['--kubeconfig', kubeconfig, '--node-name', 'node1', ...args]) as OverlayFlags;
-    const kernel = new FakeKernel([{ name: 'eth0', kind: 'veth', up: true, addresses: ['192.168.60.1/24'] }]);
+    const kernel = new FakeKernel([{ name: 'eth0', kind: 'veth', up: true, addresses }]);
     const runner: CommandRunner = { run: async () => ({ stdout: '', stderr: '' }) };
     await source.start(store);
     const agent = (await runOverlay(ctx, flags, { openKernel: async () => kernel, runner }))!;
@@ -121,6 +121,36 @@ describe('netplane overlay in kubernetes mode: a node behind NAT, and its Networ
   }
 
   const nat = { 'flannel.alpha.coreos.com/public-ip-overwrite': '203.0.113.1' };
+
+  it('--ipv6-device auto: builds netplane-v6.1, sends a Flannel node its IPv6 pods over it, keeps a netplane node without one on netplane.1, and announces it', async () => {
+    const dual = (i: number, annotations: Record<string, string>) => rawNode(`node${i}`, { podCIDRs: [`10.244.${i}.0/24`, `fd00:244:${i}::/64`], ip: `192.168.60.${i}`, externalIP: `fd00:60::${i}`, annotations });
+    const flannel = {
+      'flannel.alpha.coreos.com/backend-type': 'vxlan', 'flannel.alpha.coreos.com/kube-subnet-manager': 'true',
+      'flannel.alpha.coreos.com/backend-data': '{"VNI":1,"VtepMAC":"0a:00:00:00:f1:02"}', 'flannel.alpha.coreos.com/backend-v6-data': '{"VNI":1,"VtepMAC":"0a:00:00:00:f6:02"}',
+      'flannel.alpha.coreos.com/public-ip': '192.168.60.2', 'flannel.alpha.coreos.com/public-ipv6': 'fd00:60::2',
+    };
+    const old = { 'netplane.io/vtep-mac': '0a:00:00:00:00:03', 'netplane.io/public-ip': '192.168.60.3' };
+    const { api, kernel, annotations, records } = await boot([dual(1, {}), dual(2, flannel), dual(3, old)], ['--ipv6-device', 'auto', '--flannel-annotations', '--set-node-network-unavailable', 'false'], ['192.168.60.1/24', 'fd00:60::1/64']);
+    const lines = () => kernel.dump().split('\n');
+    expect(lines()).toContainEqual(expect.stringMatching(/^link netplane-v6.1 vxlan vni 1 port 8472 local fd00:60::1 dev eth0 nolearning mtu 1430 up mac /));
+    expect(lines().filter((l) => l.includes('netplane-v6.1') && /^(fdb|route|neigh)/.test(l))).toEqual([
+      'fdb netplane-v6.1 0a:00:00:00:f6:02 dst fd00:60::2 self permanent',
+      'neigh netplane-v6.1 fd00:244:2:: lladdr 0a:00:00:00:f6:02 permanent',
+      'route fd00:244:2::/64 via fd00:244:2:: dev netplane-v6.1 onlink',
+    ]);
+    expect(lines()).toContain('route fd00:244:3::/64 via fd00:244:3:: dev netplane.1 onlink');
+    const mac6 = derivedMac('fd00:60::1');
+    await waitFor('the published annotations', () => annotations()['netplane.io/vtep-v6-mac'] !== undefined, 5000);
+    expect(annotations()).toMatchObject({
+      'netplane.io/vtep-v6-mac': mac6, 'netplane.io/public-ipv6': 'fd00:60::1',
+      'flannel.alpha.coreos.com/backend-v6-data': JSON.stringify({ VNI: 1, VtepMAC: mac6 }), 'flannel.alpha.coreos.com/public-ipv6': 'fd00:60::1',
+    });
+    // node3's agent is upgraded and announces its IPv6 device: its IPv6 pods move over.
+    api.apply(dual(3, { ...old, 'netplane.io/vtep-v6-mac': '0a:00:00:00:06:03', 'netplane.io/public-ipv6': 'fd00:60::3' }));
+    await waitFor("node3's IPv6 pods on netplane-v6.1", () => kernel.dump().includes('route fd00:244:3::/64 via fd00:244:3:: dev netplane-v6.1 onlink'), 5000);
+    expect(lines().filter((l) => l.includes('fd00:244:3::/64'))).toHaveLength(1);
+    expect(records.filter((r) => Number(r.level) >= 50)).toEqual([]);
+  });
 
   it("publishes Flannel's public-ip-overwrite as its public IP, keeps the interface address as the VXLAN source, and leaves a matching hand-set value alone", async () => {
     // Without the NetworkUnavailable reporter, every PATCH of node1's status is the publisher's.
@@ -168,6 +198,9 @@ describe('netplane overlay command line', () => {
     [['--device', 'a/b'], /^netplane overlay: --device "a\/b": must be an interface name of 1 to 15 characters/],
     [['--iface', 'fd00::1::2'], /^netplane overlay: --iface "fd00::1::2": must be an IP address or an interface name of 1 to 15 characters/],
     [['--cluster-cidr', '10.244.0.0/33'], /^netplane overlay: --cluster-cidr "10.244.0.0\/33": "10.244.0.0\/33" is not a CIDR/],
+    [['--ipv6-device', 'on'], /^netplane overlay: --ipv6-device "on": must be one of auto, off/],
+    // Checked after the source flags: with a directory that exists.
+    [['--manifests', '/tmp', '--ipv6-device-name', 'netplane.1'], /^netplane overlay: --ipv6-device-name netplane.1 is also --device; give the IPv6 device a name of its own/],
   ];
   it.each(wrong)('exits 2 with one sentence for %j', (args, message) => {
     const r = spawnSync(process.execPath, [bin, 'overlay', ...args], { encoding: 'utf8', timeout: 15_000 });

@@ -104,3 +104,33 @@ describe('neighbour, FDB and route changes', () => {
     expect(entryMatters({ kind: 'lost' }, use)).toBe(true);
   });
 });
+
+describe("the IPv6 device (--ipv6-device): its changes judged as the first device's, against its own plan", () => {
+  const macA = '0a:00:00:00:00:02';
+  const mac6 = '0a:00:00:00:06:02';
+  const want = { neighbours: new Map([['10.244.2.0', macA]]), fdb: new Map([[macA, '192.168.60.2']]), routes: new Map([['10.244.2.0/24', '10.244.2.0']]), direct: new Map() };
+  const want6 = { neighbours: new Map([['fd00:244:2::', mac6]]), fdb: new Map([[mac6, 'fd00:60::2']]), routes: new Map([['fd00:244:2::/64', 'fd00:244:2::']]), direct: new Map() };
+  const both: HostUse = { ...use, want, device6: { name: 'netplane-v6.1', index: 11, up: true, want: want6 } };
+  const seen = (name: string, o: Partial<LinkSeen> = {}): LinkSeen => ({ name, up: true, lowerUp: true, operstate: 6, mtu: 1430, ...o });
+  const rows: Array<[what: string, change: EntryChange | LinkChange | AddressChange, matters: boolean]> = [
+    ['its neighbour deleted', { kind: 'neighbour', index: 11, ip: 'fd00:244:2::', mac: mac6, permanent: true, deleted: true }, true],
+    ['its neighbour added by the agent', { kind: 'neighbour', index: 11, ip: 'fd00:244:2::', mac: mac6, permanent: true, deleted: false }, false],
+    ['its neighbour given another MAC', { kind: 'neighbour', index: 11, ip: 'fd00:244:2::', mac: macA, permanent: true, deleted: false }, true],
+    ["the first device's neighbour on it (not its plan's)", { kind: 'neighbour', index: 11, ip: '10.244.2.0', mac: macA, permanent: true, deleted: false }, true],
+    ['its FDB entry pointed elsewhere', { kind: 'fdb', index: 11, mac: mac6, dst: 'fd00:60::9', extras: '', deleted: false }, true],
+    ['its FDB entry added by the agent', { kind: 'fdb', index: 11, mac: mac6, dst: 'fd00:60::2', extras: '', deleted: false }, false],
+    ['its route deleted', { kind: 'route', index: 11, dst: 'fd00:244:2::/64', gateway: 'fd00:244:2::', protocol: 4, deleted: true }, true],
+    ['its route added by the agent', { kind: 'route', index: 11, dst: 'fd00:244:2::/64', gateway: 'fd00:244:2::', protocol: 4, deleted: false }, false],
+    ['its pod network routed through the first device instead', { kind: 'route', index: 9, dst: 'fd00:244:2::/64', gateway: 'fd00:244:2::', protocol: 4, deleted: false }, true],
+    ['a route with a gateway nobody planned added to it', { kind: 'route', index: 11, dst: 'fd00:244:9::/64', gateway: 'fd00:244:9::', protocol: 4, deleted: false }, true],
+    ['the device deleted', { index: 11, deleted: true, before: seen('netplane-v6.1'), now: seen('netplane-v6.1') }, true],
+    ['the device taken down', { index: 11, deleted: false, before: seen('netplane-v6.1'), now: seen('netplane-v6.1', { up: false }) }, true],
+    ['its address removed', { index: 11, cidr: 'fd00:244:1::/128', added: false }, true],
+    ['its address added by the agent', { index: 11, cidr: 'fd00:244:1::/128', added: true }, false],
+  ];
+  it.each(rows)('%s: matters %s', (_what, change, matters) => {
+    if ('kind' in change) expect(entryMatters(change, both)).toBe(matters);
+    else if ('cidr' in change) expect(addressMatters(change, both)).toBe(matters);
+    else expect(linkMatters(change, both)).toBe(matters);
+  });
+});

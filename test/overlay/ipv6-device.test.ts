@@ -75,7 +75,8 @@ describe('netplane overlay --ipv6-device auto in the kernel: a dual-stack underl
     'flannel.alpha.coreos.com/public-ipv6': node(3).ip6!,
   });
   const manifests = (list: TestNode[]) => list.map((n) => ({ ...n, ...(n.name === 'node3' ? { annotations: flannelAnnotations() } : {}) }));
-  const start = (n: TestNode) => t.startAgent(n, ['--ipv6-device', 'auto']);
+  // A resync an hour away: what the kernel or someone else undoes is put back by following the kernel's announcements.
+  const start = (n: TestNode) => t.startAgent(n, ['--ipv6-device', 'auto', '--resync-period', '1h']);
 
   /** node3 as flanneld (VXLAN, EnableIPv6) builds it, with entries for node1 and node2. */
   async function buildFlannelNode(): Promise<void> {
@@ -180,6 +181,20 @@ describe('netplane overlay --ipv6-device auto in the kernel: a dual-stack underl
     const back = expected([node(2), node(3)]);
     await waitFor("node1 to move node2's entries back", async () => JSON.stringify(await deviceEntries(t, node(1), v6)) === JSON.stringify(back.v6), 5000);
     await t.lab.exec(n2.ns, 'ip', ['addr', 'del', 'fd00:60::22/64', 'dev', 'eth0']);
+  });
+
+  it('puts back at once what is deleted by hand on netplane-v6.1: a neighbour, a route, the device itself', async () => {
+    const n1 = node(1);
+    const want = await deviceEntries(t, n1, v6);
+    const same = async () => JSON.stringify(await deviceEntries(t, n1, v6)) === JSON.stringify(want);
+    await t.lab.exec(n1.ns, 'ip', ['neigh', 'del', 'fd00:244:2::', 'dev', v6]);
+    await waitFor('the neighbour back', same, 3000);
+    await t.lab.exec(n1.ns, 'ip', ['-6', 'route', 'del', 'fd00:244:3::/64', 'dev', v6]);
+    await waitFor('the route back', same, 3000);
+    await t.lab.exec(n1.ns, 'ip', ['link', 'del', v6]);
+    await waitFor('the device and its entries back', same, 3000);
+    const [tcp6] = await t.probe(pod(3).ns, 'tcp', pod(1).ip6!);
+    expect(tcp6).toMatchObject({ ok: true, name: pod(1).name });
   });
 
   it('a restart keeps the device (same index and MAC) and adds no duplicates', async () => {

@@ -134,6 +134,45 @@ describe('VtepPublisher against the API server', () => {
     expect(flannelNodeToLease(n, { ipv4: true, ipv6: true })).toEqual({ publicIP: '192.168.60.1', publicIPv6: 'fd00:60::1', subnet: '10.244.1.0/24', ipv6Subnet: 'fd00:244:1::/64' });
     flannelled.stop();
   });
+
+  it("publishes the IPv6 device's MAC and address (netplane's and Flannel's backend-v6-data), and removes netplane's when the device goes", async () => {
+    publisher.stop();
+    const patched: Array<Record<string, string | null>> = [];
+    const real = await kubernetesPatcher(loadKubeConfig(await api.kubeconfigPath()));
+    const flannelled = new VtepPublisher({
+      nodeName: 'node1', current: () => store.get('Node', 'node1')?.metadata.annotations, log: captureLogger().log, flannelVni: 1, retryBaseMs: 20, retryMaxMs: 50,
+      patch: async (name, a) => {
+        patched.push(a);
+        await real(name, a);
+      },
+    });
+    api.apply(rawNode('node1', { podCIDRs: ['10.244.1.0/24', 'fd00:244:1::/64'], ip: '192.168.60.1' }));
+    await source.start(store);
+    const v6 = { mac: '0a:00:00:00:06:01', ip: 'fd00:60::1' };
+    flannelled.publish({ ...vtep, ip4: vtep.ip, ip6: v6.ip, v6 });
+    await flannelled.settled();
+    await waitFor('the annotations in the view', () => annotations()['netplane.io/vtep-v6-mac'] !== undefined);
+    expect(annotations()).toMatchObject({
+      'netplane.io/vtep-mac': vtep.mac,
+      'netplane.io/vtep-v6-mac': v6.mac,
+      'netplane.io/public-ipv6': v6.ip,
+      'flannel.alpha.coreos.com/backend-data': '{"VNI":1,"VtepMAC":"0a:00:00:00:00:01"}',
+      'flannel.alpha.coreos.com/backend-v6-data': '{"VNI":1,"VtepMAC":"0a:00:00:00:06:01"}',
+      'flannel.alpha.coreos.com/public-ipv6': v6.ip,
+    });
+    // Other netplane nodes would go on sending to a device that is gone: its annotations go with it.
+    flannelled.publish({ ...vtep, ip4: vtep.ip, ip6: v6.ip });
+    await flannelled.settled();
+    await waitFor('the IPv6 device annotations removed', () => annotations()['netplane.io/vtep-v6-mac'] === undefined);
+    expect(annotations()['netplane.io/public-ipv6']).toBeUndefined();
+    expect(annotations()['flannel.alpha.coreos.com/backend-v6-data']).toBe('{"VNI":1,"VtepMAC":"0a:00:00:00:00:01"}');
+    // Removed once: the next publish finds nothing to do.
+    flannelled.publish({ ...vtep, ip4: vtep.ip, ip6: v6.ip });
+    await flannelled.settled();
+    expect(patched).toHaveLength(2);
+    expect(patched[1]).toMatchObject({ 'netplane.io/vtep-v6-mac': null, 'netplane.io/public-ipv6': null });
+    flannelled.stop();
+  });
 });
 
 describe('VtepPublisher notes', () => {
