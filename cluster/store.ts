@@ -24,6 +24,7 @@ export interface StoreStatus {
 type Listener = (changes: readonly StoreChange[]) => void;
 type StatusListener = (status: StoreStatus) => void;
 type WantListener = (kind: Kind, keys: ReadonlySet<string>) => void;
+type LoadedListener = (kind: Kind, key: string) => void;
 
 /** Options of a store. */
 export interface StoreOptions {
@@ -56,6 +57,7 @@ export class Store {
   /** By-reference kinds: the keys wanted, and those of them the source has read once. */
   #wanted = new Map<Kind, { keys: Set<string>; loaded: Set<string> }>();
   #wantListeners = new Set<WantListener>();
+  #loadedListeners = new Set<LoadedListener>();
 
   constructor(kinds: Iterable<Kind> = allKinds, options: StoreOptions = {}) {
     this.kinds = new Set(kinds);
@@ -136,10 +138,22 @@ export class Store {
     return () => this.#wantListeners.delete(listener);
   }
 
-  /** Records that the source has read a wanted object once (found or not). */
+  /** Records that the source has read a wanted object once (found or not); the first time, tells `onLoaded` listeners. */
   markLoaded(kind: Kind, key: string): void {
     const w = this.#wanted.get(kind);
-    if (w?.keys.has(key)) w.loaded.add(key);
+    if (!w?.keys.has(key) || w.loaded.has(key)) return;
+    w.loaded.add(key);
+    for (const l of this.#loadedListeners) l(kind, key);
+  }
+
+  /**
+   * Calls `listener` when a wanted object of a by-reference kind has been read for the first time, found or not (one
+   * not found makes no change, so this is how a reader learns it is absent rather than on its way); returns a
+   * function that unsubscribes.
+   */
+  onLoaded(listener: LoadedListener): () => void {
+    this.#loadedListeners.add(listener);
+    return () => this.#loadedListeners.delete(listener);
   }
 
   /** The wanted keys of a by-reference kind that the source has not read yet, sorted. */

@@ -32,12 +32,13 @@ interface Endpoint {
   fieldSelector?: string;
 }
 
-/** One object of a by-reference kind: its namespace's path, selected by name (as the kubelet reads Secrets). */
+/** One object of a by-reference kind: its namespace's path, selected by name (as the kubelet reads Secrets and ConfigMaps). */
 function byName(core: CoreV1Api, kind: Kind, key: string, o: ConfigurationOptions): Endpoint {
-  if (kind !== 'Secret') throw new Error(`${kind} cannot be read by reference`);
   const [namespace, name] = key.split('/') as [string, string];
   const fieldSelector = `metadata.name=${name}`;
-  return { path: `/api/v1/namespaces/${namespace}/secrets`, list: () => core.listNamespacedSecret({ namespace, fieldSelector }, o), fieldSelector };
+  if (kind === 'Secret') return { path: `/api/v1/namespaces/${namespace}/secrets`, list: () => core.listNamespacedSecret({ namespace, fieldSelector }, o), fieldSelector };
+  if (kind === 'ConfigMap') return { path: `/api/v1/namespaces/${namespace}/configmaps`, list: () => core.listNamespacedConfigMap({ namespace, fieldSelector }, o), fieldSelector };
+  throw new Error(`${kind} cannot be read by reference`);
 }
 
 /** The Pods read: those that have not finished. */
@@ -54,6 +55,7 @@ function endpoints(kc: KubeConfig, o: ConfigurationOptions): Record<Kind, Endpoi
     Ingress: { path: '/apis/networking.k8s.io/v1/ingresses', list: () => networking.listIngressForAllNamespaces({}, o) },
     IngressClass: { path: '/apis/networking.k8s.io/v1/ingressclasses', list: () => networking.listIngressClass({}, o) },
     Secret: { path: '/api/v1/secrets', list: () => core.listSecretForAllNamespaces({}, o) },
+    ConfigMap: { path: '/api/v1/configmaps', list: () => core.listConfigMapForAllNamespaces({}, o) },
     Node: { path: '/api/v1/nodes', list: () => core.listNode({}, o) },
     Namespace: { path: '/api/v1/namespaces', list: () => core.listNamespace({}, o) },
     // Pods that have finished are not read: their addresses may already be other Pods' (DNS --pods verified).

@@ -7,12 +7,14 @@ import { namespaceSchema, type Namespace } from './namespace.ts';
 import { nodeSchema, type Node } from './node.ts';
 import { podSchema, type Pod } from './pod.ts';
 import { secretSchema, type Secret } from './secret.ts';
+import { configMapSchema, type ConfigMap } from './configmap.ts';
 import { serviceSchema, type Service } from './service.ts';
 
 export type { Service, ServicePort } from './service.ts';
 export type { EndpointSlice, SliceEndpoint } from './endpointslice.ts';
 export type { Ingress, IngressBackend, IngressClass } from './ingress.ts';
 export type { Secret } from './secret.ts';
+export type { ConfigMap } from './configmap.ts';
 export type { Node } from './node.ts';
 export type { Namespace } from './namespace.ts';
 export type { Pod } from './pod.ts';
@@ -28,6 +30,7 @@ export const kinds = {
   Ingress: { apiVersion: 'networking.k8s.io/v1', namespaced: true },
   IngressClass: { apiVersion: 'networking.k8s.io/v1', namespaced: false },
   Secret: { apiVersion: 'v1', namespaced: true },
+  ConfigMap: { apiVersion: 'v1', namespaced: true },
   Node: { apiVersion: 'v1', namespaced: false },
   Namespace: { apiVersion: 'v1', namespaced: false },
   Pod: { apiVersion: 'v1', namespaced: true },
@@ -45,6 +48,7 @@ export interface ObjectOf {
   Ingress: Ingress;
   IngressClass: IngressClass;
   Secret: Secret;
+  ConfigMap: ConfigMap;
   Node: Node;
   Namespace: Namespace;
   Pod: Pod;
@@ -59,6 +63,7 @@ const schemas: { [K in Kind]: z.ZodType<ObjectOf[K]> } = {
   Ingress: ingressSchema,
   IngressClass: ingressClassSchema,
   Secret: secretSchema,
+  ConfigMap: configMapSchema,
   Node: nodeSchema,
   Namespace: namespaceSchema,
   Pod: podSchema,
@@ -145,7 +150,7 @@ export function parseObject(raw: unknown, read: ReadonlySet<Kind> = everyKind, d
     }
     return [{ kind: k, object: validate(k, raw) } as AnyObject];
   }
-  // Other kinds (Deployments, ConfigMaps, and known ones this reader does not keep) may share the directory.
+  // Other kinds (Deployments, and known ones this reader does not keep) may share the directory.
   return [];
 }
 

@@ -38,6 +38,7 @@ export const resources: readonly Resource[] = [
   resource('', 'v1', 'Service', 'services', true),
   resource('', 'v1', 'Endpoints', 'endpoints', true),
   resource('', 'v1', 'Secret', 'secrets', true, { type: (o: KubeObject) => String(o.type ?? '') }),
+  resource('', 'v1', 'ConfigMap', 'configmaps', true),
   resource('', 'v1', 'Node', 'nodes', false),
   resource('', 'v1', 'Namespace', 'namespaces', false),
   resource('', 'v1', 'Pod', 'pods', true, { 'status.phase': (o: KubeObject) => String((o.status as { phase?: unknown } | undefined)?.phase ?? '') }),

@@ -78,7 +78,7 @@ describe('TestApiServer', () => {
     const { s } = await setup();
     const before = s.resourceVersion;
     const bad = [
-      () => s.apply({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'p' } }),
+      () => s.apply({ apiVersion: 'v1', kind: 'ReplicationController', metadata: { name: 'p' } }),
       () => s.apply({ apiVersion: 'v1', kind: 'Service', metadata: {} }),
       () => s.remove('apps/v1', 'Deployment', 'd'),
     ];
@@ -388,7 +388,7 @@ describe('TestApiServer', () => {
       expect((await get('/api')).body.versions).toEqual(['v1']);
       expect((await get('/apis')).body.groups.map((g: { name: string }) => g.name)).toEqual(['discovery.k8s.io', 'networking.k8s.io', 'coordination.k8s.io']);
       expect((await get('/apis/discovery.k8s.io/v1')).body.resources[0].name).toBe('endpointslices');
-      for (const path of ['/api/v1/configmaps', '/api/v1/services/web', '/api/v1/namespaces/x/nodes', '/healthz/nope']) {
+      for (const path of ['/api/v1/replicationcontrollers', '/api/v1/services/web', '/api/v1/namespaces/x/nodes', '/healthz/nope']) {
         expect(await get(path)).toMatchObject({ code: 404, body: { kind: 'Status', reason: 'NotFound', code: 404 } });
       }
       expect(await get('/api/v1/nodes', { Authorization: 'Bearer wrong' })).toMatchObject({ code: 401, body: { reason: 'Unauthorized' } });
@@ -417,7 +417,7 @@ describe('TestApiServer', () => {
       expect(names((await core.listServiceForAllNamespaces({})).items)).toEqual(['web']);
       s.allow('pods');
       expect((await get('/api/v1/pods')).code).toBe(200);
-      expect(() => s.forbid('configmaps')).toThrow(InvalidObjectError);
+      expect(() => s.forbid('replicationcontrollers')).toThrow(InvalidObjectError);
     });
 
     it('with requireToken answers 401 to a request without the current token; token rotates it', async () => {
@@ -447,7 +447,7 @@ describe('TestApiServer', () => {
       const list = (await (await fetch(`${s.url}/api/v1/services`)).json()) as { items: unknown[] };
       expect(list.items.slice(0, 2)).toEqual([null, 'junk']);
       expect(names(list.items.slice(2) as Array<{ metadata: { name: string } }>)).toEqual(['web']);
-      expect(() => s.rawListItems('configmaps', [null])).toThrow(InvalidObjectError);
+      expect(() => s.rawListItems('replicationcontrollers', [null])).toThrow(InvalidObjectError);
       const open = await watch(kc, '/api/v1/services', { resourceVersion: s.resourceVersion });
       s.rawWatchEvent('services', { type: 'ADDED', object: null });
       s.rawWatchEvent('nodes', { type: 'ADDED', object: null });

@@ -1,6 +1,6 @@
-// Kinds read by reference (the ingress gateway's Secrets): the store keeps only the objects wanted by key, and each
-// source reads only those — the manifests source from the directory it already reads, the Kubernetes source with one
-// list/watch per object, selected by name in its namespace, against the test API server.
+// Kinds read by reference (the ingress gateway's Secrets and ConfigMaps): the store keeps only the objects wanted
+// by key, and each source reads only those — the manifests source from the directory it already reads, the
+// Kubernetes source with one list/watch per object, selected by name in its namespace, against the test API server.
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -162,5 +162,53 @@ describe('sources reading Secrets by reference', () => {
       expect(['metadata.name=a', 'metadata.name=later', 'metadata.name=b']).toContain(r.query.fieldSelector);
     }
     expect(api.requests.some((r) => r.path === '/api/v1/services')).toBe(true);
+  });
+});
+
+describe('ConfigMaps by reference (the ingress gateway\'s custom-headers and auth-proxy-set-headers)', () => {
+  const configMap = (name: string, data: Record<string, string> | null, namespace = 'default') => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace }, data });
+  let api: TestApiServer;
+  let source: KubernetesSource | undefined;
+  beforeEach(async () => {
+    api = await TestApiServer.start();
+  });
+  afterEach(async () => {
+    await source?.stop();
+    await api.close();
+  });
+
+  it('store: tells onLoaded listeners once per wanted key, found or not, and never of a key not wanted', () => {
+    const store = new Store(['ConfigMap'], { byReference: ['ConfigMap'] });
+    const loaded: string[] = [];
+    store.onLoaded((kind, key) => loaded.push(`${kind} ${key}`));
+    store.markLoaded('ConfigMap', 'default/a');
+    store.want('ConfigMap', ['default/a', 'default/b']);
+    store.markLoaded('ConfigMap', 'default/a');
+    store.markLoaded('ConfigMap', 'default/a');
+    store.markLoaded('ConfigMap', 'default/b');
+    expect(loaded).toEqual(['ConfigMap default/a', 'ConfigMap default/b']);
+  });
+
+  it('kubernetes: one list/watch per wanted ConfigMap, by name in its namespace; data as text, a null map empty', async () => {
+    api.apply(configMap('headers', { 'X-Frame-Options': 'DENY' }));
+    api.apply(configMap('empty', null));
+    api.apply(configMap('headers', { 'X-Other': '1' }, 'other'));
+    api.apply(configMap('unrelated', { a: 'b' }));
+    const store = new Store(['ConfigMap', 'Service'], { byReference: ['ConfigMap'] });
+    const loaded: string[] = [];
+    store.onLoaded((_kind, key) => loaded.push(key));
+    source = new KubernetesSource(loadKubeConfig(await api.kubeconfigPath()), { log: captureLogger().log, initialBackoffMs: 50, maxBackoffMs: 200 });
+    await source.start(store);
+    store.want('ConfigMap', ['default/headers', 'default/empty', 'default/later']);
+    await waitFor('every wanted ConfigMap read once', () => store.loading('ConfigMap').length === 0);
+    expect(loaded.sort()).toEqual(['default/empty', 'default/headers', 'default/later']);
+    expect(store.get('ConfigMap', 'default/headers')?.data).toEqual({ 'X-Frame-Options': 'DENY' });
+    expect(store.get('ConfigMap', 'default/empty')?.data).toEqual({});
+    expect(store.get('ConfigMap', 'default/later')).toBeUndefined();
+    api.apply(configMap('headers', { 'X-Frame-Options': 'SAMEORIGIN' }));
+    api.apply(configMap('later', { 'X-Later': 'yes' }));
+    await waitFor('the change and the new one', () => store.get('ConfigMap', 'default/headers')?.data['X-Frame-Options'] === 'SAMEORIGIN' && store.get('ConfigMap', 'default/later') !== undefined);
+    const asked = new Set(api.requests.filter((r) => r.path.includes('configmaps')).map((r) => `${r.path}?${r.query.fieldSelector}`));
+    expect([...asked].sort()).toEqual(['default/empty', 'default/headers', 'default/later'].map((k) => `/api/v1/namespaces/default/configmaps?metadata.name=${k.slice(8)}`));
   });
 });

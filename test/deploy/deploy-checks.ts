@@ -30,6 +30,7 @@ const resourceOf: Readonly<Record<Kind, string>> = {
   Ingress: 'networking.k8s.io/ingresses',
   IngressClass: 'networking.k8s.io/ingressclasses',
   Secret: '/secrets',
+  ConfigMap: '/configmaps',
   Node: '/nodes',
   Namespace: '/namespaces',
   Pod: '/pods',
