@@ -6,8 +6,9 @@
 // addresses (announced by the kernel) reads the host again and re-plans after a short debounce, so that a node
 // becomes directly reachable, or stops being so, at once rather than at the next resync; a change of an interface
 // the overlay uses (the underlay taken down and up, the VXLAN device deleted) runs a full sync the same way, which
-// puts back what the kernel dropped (host-changes.ts). Talks to the kernel only through an OverlayKernel (and, for
-// the announcements, the watches of kernel/watch.ts).
+// puts back what the kernel dropped (host-changes.ts). With --ipv6-device it keeps a second device, over IPv6, the
+// same way (program.ts programPlan). Talks to the kernel only through an OverlayKernel (and, for the announcements,
+// the watches of kernel/watch.ts).
 import type { Store } from '../cluster/store.ts';
 import type { HealthCheck } from '../runtime/admin.ts';
 import type { Logger } from '../runtime/logger.ts';
@@ -18,10 +19,10 @@ import { HostChanges, type HostUse } from './host-changes.ts';
 import type { VxlanEndpoint } from './masquerade.ts';
 import type { OverlayMetrics } from './metrics.ts';
 import { devicePlans } from './plan/device6.ts';
-import { desiredEntries, diffOverlay, diffSteps, entryOwner, opText, programmedSet, viewCounts, type DesiredEntries } from './plan/diff.ts';
+import { desiredEntries, programmedSet, viewCounts, type DesiredEntries } from './plan/diff.ts';
 import { planOverlay } from './plan/plan.ts';
-import { emptyView, type DeviceView, type HostView, type OverlayOp, type OverlayOptions, type OverlayPlan, type SelfVtep } from './plan/types.ts';
-import { applyChanges, applyDevices, readDevice, readHost, type DeviceWork } from './program.ts';
+import { emptyView, type DeviceView, type HostView, type OverlayOptions, type OverlayPlan, type SelfVtep } from './plan/types.ts';
+import { programPlan, readDevice, readHost } from './program.ts';
 
 /** Keeps the masquerade rules in step; Masquerade implements it. */
 export interface MasqueradeSync {
@@ -303,34 +304,12 @@ export class OverlayAgent {
       plan = planOverlay(o.store.list('Node'), { ...o.overlay, clusterCIDRs: o.clusterCIDRs }, this.#host);
       this.#lastPlan = plan;
       this.#reportProblems(plan);
-      const parts = devicePlans(plan);
-      const devices: Array<{ plan: OverlayPlan; work: DeviceWork; name: string }> = [{ plan: parts.main, work: { view: this.#view!, steps: diffSteps(parts.main, this.#view!) }, name: o.overlay.device }];
-      if (name6 !== undefined && this.#view6) {
-        // Without an IPv6 device in the plan (the flag off, no IPv6 address any more) one left in the kernel goes,
-        // its routes with it, before the first device takes its pod networks back.
-        const gone = plan.device !== undefined && this.#view6.link?.kind === 'vxlan' ? [[{ kind: 'link', op: 'delete' } as OverlayOp]] : [];
-        devices.push({ plan: parts.v6 ?? plan, work: { view: this.#view6, steps: parts.v6 ? diffSteps(parts.v6, this.#view6) : gone }, name: name6 });
-      }
-      const results = await applyDevices(o.kernel, devices.map((d) => d.work));
-      for (const [j, d] of devices.entries()) {
-        const result = results[j]!;
-        // An address taken off can make the kernel drop routes and ARP entries (the device's last IPv4 address: the
-        // view models that, the kernel has the last word): read the device again and put back what is missing now.
-        // After a failure the retry reads everything anyway.
-        if (result.failed.length === 0 && d.work.steps.some((phase) => phase.some((op) => op.kind === 'address' && op.op === 'delete'))) {
-          const view = await readDevice(o.kernel, d.name, undefined, j === 0);
-          if (j === 0) this.#view = view;
-          else this.#view6 = view;
-          const again = await applyChanges(o.kernel, view, diffOverlay(d.plan, view));
-          result.applied += again.applied;
-          result.failed.push(...again.failed);
-        }
-        applied += result.applied;
-        failed.push(...result.failed.map((f) => {
-          const node = entryOwner(d.plan, f.op);
-          return { kind: f.op.kind, text: `${j > 0 ? `${d.name}: ` : ''}${opText(f.op)}${node ? ` (node ${node})` : ''}`, error: f.error, entry: isEntry(f.op.kind) };
-        }));
-      }
+      const views = { main: this.#view!, ...(name6 !== undefined && this.#view6 ? { v6: this.#view6 } : {}) };
+      const done = await programPlan(o.kernel, plan, views, { main: o.overlay.device, ...(name6 !== undefined ? { v6: name6 } : {}) });
+      this.#view = done.views.main;
+      if (done.views.v6) this.#view6 = done.views.v6;
+      applied = done.applied;
+      failed = done.failed.map((f) => ({ kind: f.op.kind, text: f.text, error: f.error, entry: isEntry(f.op.kind) }));
       const cidrs = o.clusterCIDRs.length > 0 ? o.clusterCIDRs : plan.podCIDRs;
       if (plan.device && o.masquerade) {
         try {

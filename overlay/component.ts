@@ -1,5 +1,5 @@
-// netplane overlay: Flannel's VXLAN job. One VXLAN device per node; for every other node a neighbour entry, an
-// FDB entry and a route, programmed over netlink from the Node objects (or, with --direct-routing, a plain route
+// netplane overlay: Flannel's VXLAN job. One VXLAN device per node (and with --ipv6-device auto a second one over
+// IPv6 for the IPv6 pods, as Flannel's flannel-v6.1); for every other node a neighbour entry, an FDB entry and a route, programmed over netlink from the Node objects (or, with --direct-routing, a plain route
 // to a node on this node's underlay network); pod traffic leaving the cluster is masqueraded with nftables. The
 // data plane stays as it is when the agent stops or crashes.
 import { readFile } from 'node:fs/promises';

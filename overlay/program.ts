@@ -5,8 +5,9 @@ import { canonicalIP } from '../proxy/nftables/model.ts';
 import { isKernelError } from './kernel/errors.ts';
 import { directRouteProtocol, type LinkState, type OverlayKernel } from './kernel/types.ts';
 import { networkCIDR } from './plan/cidr.ts';
-import { opText, recordOp } from './plan/diff.ts';
-import { emptyView, type DeviceSpec, type DeviceView, type HostView, type OverlayChanges, type OverlayOp } from './plan/types.ts';
+import { devicePlans } from './plan/device6.ts';
+import { diffOverlay, diffSteps, entryOwner, opText, recordOp } from './plan/diff.ts';
+import { emptyView, type DeviceSpec, type DeviceView, type HostView, type OverlayChanges, type OverlayOp, type OverlayPlan } from './plan/types.ts';
 
 /** Operations in flight at once inside a phase: enough to hide the round trips, few enough for the socket buffer. */
 const inFlight = 64;
@@ -134,6 +135,50 @@ export async function applyDevices(kernel: OverlayKernel, work: readonly DeviceW
     }
   }
   return results;
+}
+
+/** What programPlan did: operations that succeeded, those that failed (with a line naming the device and node), and the views after. */
+export interface PlanResult {
+  applied: number;
+  failed: Array<FailedOp & { text: string }>;
+  views: { main: DeviceView; v6?: DeviceView };
+}
+
+/**
+ * Makes the kernel hold a plan on the first device (`views.main`, named `names.main`) and, when `views.v6` is given,
+ * the IPv6 device: its plan's, or none when the plan (with a device) has no IPv6 device — a VXLAN device of that name
+ * left in the kernel goes, its routes with it, before the first device takes its pod networks back. A device that
+ * lost an address is read again and what the kernel dropped with it put back at once (the last IPv4 address takes
+ * the device's IPv4 routes and ARP entries: the view models that, the kernel has the last word).
+ */
+export async function programPlan(kernel: OverlayKernel, plan: OverlayPlan, views: PlanResult['views'], names: { main: string; v6?: string }): Promise<PlanResult> {
+  const parts = devicePlans(plan);
+  const devices: Array<{ plan: OverlayPlan; work: DeviceWork; name: string; v6: boolean }> = [{ plan: parts.main, work: { view: views.main, steps: diffSteps(parts.main, views.main) }, name: names.main, v6: false }];
+  const v6 = views.v6;
+  if (v6 && names.v6 !== undefined) {
+    const gone: OverlayOp[][] = plan.device !== undefined && v6.link?.kind === 'vxlan' ? [[{ kind: 'link', op: 'delete' }]] : [];
+    devices.push({ plan: parts.v6 ?? plan, work: { view: v6, steps: parts.v6 ? diffSteps(parts.v6, v6) : gone }, name: names.v6, v6: true });
+  }
+  const results = await applyDevices(kernel, devices.map((d) => d.work));
+  const out: PlanResult = { applied: 0, failed: [], views: { ...views } };
+  for (const [j, d] of devices.entries()) {
+    const result = results[j]!;
+    // After a failure the retry reads everything anyway.
+    if (result.failed.length === 0 && d.work.steps.some((phase) => phase.some((op) => op.kind === 'address' && op.op === 'delete'))) {
+      const view = await readDevice(kernel, d.name, undefined, !d.v6);
+      if (d.v6) out.views.v6 = view;
+      else out.views.main = view;
+      const again = await applyChanges(kernel, view, diffOverlay(d.plan, view));
+      result.applied += again.applied;
+      result.failed.push(...again.failed);
+    }
+    out.applied += result.applied;
+    for (const f of result.failed) {
+      const node = entryOwner(d.plan, f.op);
+      out.failed.push({ ...f, text: `${d.v6 ? `${d.name}: ` : ''}${opText(f.op)}${node ? ` (node ${node})` : ''}` });
+    }
+  }
+  return out;
 }
 
 /**
