@@ -42,7 +42,7 @@ const flags = {
   device: valueFlag({ value: 'NAME', help: 'the VXLAN device', parse: ifName, default: 'netplane.1' }),
   vni: valueFlag({ value: 'N', help: 'the VXLAN network identifier', parse: intInRange(0, 16_777_215), default: 1 }),
   port: valueFlag({ value: 'PORT', help: "the VXLAN UDP port (Flannel's default; 4789 is the IANA one)", parse: intInRange(1, 65535), default: 8472 }),
-  mtu: valueFlag({ value: 'BYTES', help: "the device's MTU (default: the underlay interface's MTU less 50, less 70 over IPv6)", parse: intInRange(68, 65535) }),
+  mtu: valueFlag({ value: 'BYTES', help: "the device's MTU (default: the underlay interface's MTU less 50, less 70 over IPv6); the IPv6 device's (--ipv6-device) is 20 less", parse: intInRange(68, 65535) }),
   'iface-regex': listFlag({
     value: 'REGEX',
     help: "when no --iface fits: the first interface whose IPv4 (else global IPv6) address, else whose name, matches, each regex tried in order, as Flannel's --iface-regex",
@@ -81,7 +81,7 @@ const flags = {
   }),
   'ipv6-device': valueFlag({
     value: 'auto|off',
-    help: "auto: with an IPv6 podCIDR and a global IPv6 address on the IPv4 underlay interface, build a second VXLAN device over IPv6 for the IPv6 pods, as Flannel's VXLAN backend does with IPv6 enabled (flannel-v6.1), so that Flannel nodes' IPv6 pod traffic arrives; set it on every node",
+    help: "auto: with an IPv6 podCIDR and a global IPv6 address on the IPv4 underlay interface, build a second VXLAN device over IPv6 for the IPv6 pods, as Flannel's VXLAN backend does with IPv6 enabled (flannel-v6.1), so that Flannel nodes' IPv6 pod traffic arrives; off removes it; set it on every node",
     parse: oneOf(['auto', 'off']),
     default: 'off',
   }),

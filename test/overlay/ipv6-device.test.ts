@@ -152,6 +152,8 @@ describe('netplane overlay --ipv6-device auto in the kernel: a dual-stack underl
     expect(text).toContain('netplane_overlay_ipv6_device_entries{kind="route"} 2');
     expect(text).toContain('netplane_overlay_ipv6_device_entries{kind="fdb"} 2');
     expect(text).toContain('netplane_overlay_entries{kind="route"} 2');
+    const lint = await t.lab.exec(node(1).ns, 'promtool', ['check', 'metrics'], text).catch((e: { stderr?: string; stdout?: string }) => e);
+    expect('stderr' in lint ? lint.stderr : '').toBe('');
   });
 
   it('a node removed takes its entries on netplane-v6.1 with it, and they come back with it', async () => {
