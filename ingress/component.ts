@@ -96,8 +96,9 @@ const flags = {
 export const ingressComponent = defineComponent({
   name: 'ingress',
   summary: 'Serves HTTP(S) at the edge from Ingress objects: host/path routing, TLS, rate limits and auth.',
-  kinds: ['Ingress', 'IngressClass', 'Service', 'EndpointSlice', 'Secret'],
-  byReference: (f) => (f['read-secrets'] === 'referenced' ? ['Secret'] : []),
+  kinds: ['Ingress', 'IngressClass', 'Service', 'EndpointSlice', 'Secret', 'ConfigMap'],
+  // ConfigMaps always by reference: only those an Ingress names for headers are read (one watch each).
+  byReference: (f) => (f['read-secrets'] === 'referenced' ? ['Secret', 'ConfigMap'] : ['ConfigMap']),
   // ingress-nginx's metrics port.
   defaultAdmin: '127.0.0.1:10254',
   flags,
@@ -181,6 +182,10 @@ async function runIngress(ctx: ComponentContext, f: IngressFlags): Promise<void>
   ctx.admin.addReadinessCheck('secrets', () => {
     const waiting = ctx.store.loading('Secret');
     return waiting.length === 0 ? { ok: true } : { ok: false, reason: `waiting for Secrets ${waiting.slice(0, 5).join(', ')}${waiting.length > 5 ? ', ...' : ''}` };
+  });
+  ctx.admin.addReadinessCheck('configmaps', () => {
+    const waiting = ctx.store.loading('ConfigMap');
+    return waiting.length === 0 ? { ok: true } : { ok: false, reason: `waiting for ConfigMaps ${waiting.slice(0, 5).join(', ')}${waiting.length > 5 ? ', ...' : ''}` };
   });
   ctx.admin.addReadinessCheck('listeners', () => (listening ? { ok: true } : { ok: false, reason: 'not listening yet' }));
   const gateway = new Gateway(state, {

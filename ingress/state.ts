@@ -1,6 +1,8 @@
 // Keeps the gateway's state current from the cluster view: compiles the route table when Ingresses or
 // IngressClasses change, feeds each backend's ready endpoints to the upstream pools, and swaps certificates and
-// authenticators when a Secret that a route references changes. A change never interrupts a request: the table is
+// authenticators when a Secret that a route references changes. The ConfigMaps Ingresses name for headers
+// (custom-headers, auth-proxy-set-headers) are read by reference: exactly those the last compile looked up, and a
+// change to one (or its first read, found or not) compiles again. A change never interrupts a request: the table is
 // replaced whole, pools that stay are kept.
 // An upstream is built per BackendRef.key: one Service port reached one way (protocol, proxy-ssl-*,
 // service-upstream: its UpstreamSpec, from the Ingress of the route). The ways a port is reached share its
@@ -24,6 +26,7 @@ import type { GatewayMetrics } from './server/metrics.ts';
 import type { GatewayState } from './server/steps.ts';
 import type { Certificates } from './tls/certificates.ts';
 import type { Endpoint, UpstreamTls } from './upstream/upstreams.ts';
+import type { ConfigMapLookup } from './routes/configmap-headers.ts';
 
 /** What the state keeper needs. */
 export interface IngressStateOptions {
@@ -62,6 +65,8 @@ export class IngressState {
   #byService = new Map<string, BackendRef[]>();
   #pending = false;
   #compiled = false;
+  /** The ConfigMaps (`namespace/name`) the last compile looked up: the ones the store reads. */
+  #configMaps: ReadonlySet<string> = new Set();
   #unsubscribe: Array<() => void> = [];
 
   constructor(state: GatewayState, options: IngressStateOptions) {
@@ -87,6 +92,8 @@ export class IngressState {
       }),
     );
     this.#unsubscribe.push(store.onStatus((st) => st.synced && !this.#compiled && this.#schedule()));
+    // A ConfigMap found absent makes no change: its first read is what tells an Ingress waiting for it.
+    this.#unsubscribe.push(store.onLoaded((kind, key) => kind === 'ConfigMap' && this.#configMaps.has(key) && this.#schedule()));
     if (store.status.synced) this.compile();
   }
 
@@ -101,19 +108,24 @@ export class IngressState {
     this.#pending = false;
     const { store, log, metrics } = this.#o;
     const started = performance.now();
+    const configMaps = new Set<string>();
     const { table, served } = compileRoutes({
       ingresses: store.list('Ingress'),
       classes: store.list('IngressClass'),
       className: this.#o.className,
       lastGood: this.#lastGood,
-      defaults: this.#o.defaults,
+      defaults: { ...this.#o.defaults, configMaps: this.#configMapLookup(configMaps) },
     });
+    this.#configMaps = configMaps;
     this.#lastGood = served;
     this.#ignored.report(served, log);
     this.#applyBackends(table);
     this.#state.table = table;
     // Secrets read by reference: the source now reads exactly the ones this table names.
     if (store.byReference.has('Secret')) store.want('Secret', table.secrets);
+    // The ConfigMaps of this compile, those of the last good versions kept included; one newly wanted is read and
+    // its arrival (or absence) compiles again.
+    if (store.byReference.has('ConfigMap')) store.want('ConfigMap', configMaps);
     this.#state.auth.retain(new Set(table.ingresses.keys()));
     this.#state.limiters.retain(new Set(table.ingresses.keys()));
     this.#applySecrets(table, undefined);
@@ -127,10 +139,23 @@ export class IngressState {
     log.info({ ingresses: table.ingresses.size, rules: table.size, backends: table.backends.size, problems, ms: Math.round(performance.now() - started) }, 'routes updated');
   }
 
+  /** The ConfigMaps of the store, each key looked up recorded in `asked`; 'loading' for a wanted one not read yet. */
+  #configMapLookup(asked: Set<string>): ConfigMapLookup {
+    const store = this.#o.store;
+    return (ref) => {
+      const key = `${ref.namespace}/${ref.name}`;
+      asked.add(key);
+      const found = store.get('ConfigMap', key);
+      if (found !== undefined || !store.byReference.has('ConfigMap')) return found;
+      // Not wanted yet (this compile names it first), or wanted and not read yet: it is on its way.
+      return !store.wanted('ConfigMap')!.has(key) || store.loading('ConfigMap').includes(key) ? 'loading' : undefined;
+    };
+  }
+
   #onStore(changes: readonly StoreChange[]): void {
     const secrets: string[] = [];
     for (const c of changes) {
-      if (c.kind === 'Ingress' || c.kind === 'IngressClass') this.#schedule();
+      if (c.kind === 'Ingress' || c.kind === 'IngressClass' || (c.kind === 'ConfigMap' && this.#configMaps.has(c.key))) this.#schedule();
       else if (c.kind === 'Secret' && this.#state.table.secrets.has(c.key)) secrets.push(c.key);
     }
     if (secrets.length > 0) {
@@ -197,6 +222,9 @@ export class IngressState {
     for (const p of [...table.problems, ...auth]) {
       const [namespace, name] = p.ingress.split('/') as [string, string];
       metrics.ingressProblems.set({ namespace, ingress: name, served: p.keptLastGood ? 'last-good' : 'no' }, 1);
+      // Waiting for a ConfigMap the source is reading: counted (the Ingress is not served as written) but not logged,
+      // as it is over in a moment; readiness waits for it, and a source that cannot read it logs why.
+      if (p.pending === true) continue;
       // An Ingress may have a problem of each kind: each is logged once under its own key.
       const key = auth.includes(p) ? `auth ${p.ingress}` : p.ingress;
       now.add(key);

@@ -62,6 +62,7 @@ export class ExternalAuthenticator implements Authenticator {
   readonly #timeoutMs: number;
   readonly #dispatcher: Dispatcher;
   readonly #requestRedirect: string | undefined;
+  readonly #setHeaders: Readonly<Record<string, string>> | undefined;
 
   /** `url` is the policy's URL parsed, or one filled in as a sample when it has variables. */
   constructor(url: URL, policy: ExternalAuthPolicy, dispatcher: Dispatcher) {
@@ -72,6 +73,7 @@ export class ExternalAuthenticator implements Authenticator {
     this.#timeoutMs = policy.timeoutMs;
     this.#dispatcher = dispatcher;
     this.#requestRedirect = policy.requestRedirect;
+    this.#setHeaders = policy.proxySetHeaders;
   }
 
   async check(req: AuthRequest): Promise<AuthResult> {
@@ -83,7 +85,7 @@ export class ExternalAuthenticator implements Authenticator {
     try {
       res = await request(url, {
         method: this.#method as Dispatcher.HttpMethod,
-        headers: subrequestHeaders(req, this.#requestRedirect),
+        headers: subrequestHeaders(req, this.#requestRedirect, this.#setHeaders),
         dispatcher: this.#dispatcher,
         // One deadline for connect, headers and body alike.
         signal: AbortSignal.timeout(this.#timeoutMs),
@@ -131,9 +133,10 @@ function fillIn(template: string, req: AuthRequest): URL | undefined {
 
 /**
  * The headers of the subrequest: the client's minus connection-specific ones, plus where the request was going and
- * what the gateway verified of a client certificate.
+ * what the gateway verified of a client certificate. `setHeaders` (auth-proxy-set-headers, lower-case names) replace
+ * the client's of the same name, and an empty one removes it, as nginx's proxy_set_header does.
  */
-export function subrequestHeaders(req: AuthRequest, requestRedirect?: string): Record<string, string | string[]> {
+export function subrequestHeaders(req: AuthRequest, requestRedirect?: string, setHeaders?: Readonly<Record<string, string>>): Record<string, string | string[]> {
   const skip = new Set(dropped);
   for (const name of ours) skip.add(name);
   // Fields named in Connection are connection-specific too (RFC 9110 §7.6.1).
@@ -146,6 +149,10 @@ export function subrequestHeaders(req: AuthRequest, requestRedirect?: string): R
     // ssl-client-* come from the gateway's own check of the client certificate, never from the client.
     if (value === undefined || name.startsWith(':') || skip.has(lower) || lower.startsWith('ssl-client-')) continue;
     out[name] = value;
+  }
+  for (const [name, value] of Object.entries(setHeaders ?? {})) {
+    for (const own of Object.keys(out)) if (own.toLowerCase() === name) delete out[own];
+    if (value !== '') out[name] = value;
   }
   if (req.clientCert) Object.assign(out, req.clientCert);
   out['x-original-url'] = `${req.proto}://${req.host}${req.url}`;

@@ -11,6 +11,7 @@
 import type { Ingress, IngressClass } from '../../cluster/model/ingress.ts';
 import { defaultClassAnnotation } from '../../cluster/model/ingress.ts';
 import { IngressSpecError, quote } from './errors.ts';
+import { ConfigMapPendingError } from './configmap-headers.ts';
 import type { PolicyDefaults } from './policy.ts';
 import { backendKey } from './names.ts';
 import { compileIngress, ingressKey, type CompiledIngress, type CompiledRule } from './spec.ts';
@@ -127,23 +128,25 @@ function byNamespaceName(a: Ingress, b: Ingress): number {
 function compileOrKeep(ingress: Ingress, input: CompileInput, problems: IngressProblem[]): CompiledIngress | undefined {
   const key = ingressKey(ingress);
   let reason: string;
+  let pending: { pending?: true } = {};
   try {
     return compileIngress(ingress, input.defaults);
   } catch (error) {
     if (!(error instanceof IngressSpecError)) throw error;
     reason = error.message;
+    if (error instanceof ConfigMapPendingError) pending = { pending: true };
   }
   const last = input.lastGood.get(key);
   if (last !== undefined && last !== ingress) {
     try {
       const kept = compileIngress(last, input.defaults);
-      problems.push({ ingress: key, reason, keptLastGood: true });
+      problems.push({ ingress: key, reason, keptLastGood: true, ...pending });
       return kept;
     } catch (error) {
       if (!(error instanceof IngressSpecError)) throw error;
     }
   }
-  problems.push({ ingress: key, reason, keptLastGood: false });
+  problems.push({ ingress: key, reason, keptLastGood: false, ...pending });
   return undefined;
 }
 

@@ -11,6 +11,7 @@ import { readLocationRewrite } from './proxy-redirect.ts';
 import { plainUrl, readUrlTemplate } from './variables.ts';
 import { AnnotationError, quote } from './errors.ts';
 import { asksPassthrough, sslPassthroughKey } from './unhonoured.ts';
+import { readHeaderMap, type ConfigMapLookup } from './configmap-headers.ts';
 import type { AuthPolicy, BackendRef, ClientCertPolicy, IngressPolicy, JwtAuthPolicy, ObjectRef, RateLimitPolicy } from './types.ts';
 
 /** Timeouts (and body size) used when an Ingress does not set proxy-connect-timeout / -read-timeout / -send-timeout / proxy-body-size. */
@@ -23,6 +24,8 @@ export interface PolicyDefaults {
   maxBodyBytes?: number;
   /** --enable-ssl-passthrough: ssl-passthrough "true" is served (by ingress/edge) instead of refused. */
   sslPassthrough?: boolean;
+  /** The ConfigMaps custom-headers and auth-proxy-set-headers name (absent: none is there). */
+  configMaps?: ConfigMapLookup;
 }
 
 /** ingress-nginx's default proxy-body-size: 1m. */
@@ -90,7 +93,7 @@ export function readPolicy(namespace: string, annotations: Readonly<Record<strin
   };
   const rateLimit = readRateLimit(a);
   if (rateLimit !== undefined) policy.rateLimit = rateLimit;
-  const auth = readAuth(a, namespace);
+  const auth = readAuth(a, namespace, defaults.configMaps);
   if (auth !== undefined) policy.auth = auth;
   const regex = a.bool('use-regex', false);
   const rewrite = a.get('rewrite-target');
@@ -142,6 +145,9 @@ export function readPolicy(namespace: string, annotations: Readonly<Record<strin
   if (locationRewrite !== undefined) policy.locationRewrite = locationRewrite;
   const cookieRewrite = readCookieRewrite(a);
   if (cookieRewrite !== undefined) policy.cookieRewrite = cookieRewrite;
+  const customHeaders = a.get('custom-headers');
+  const responseHeaders = customHeaders && readHeaderMap(customHeaders, namespace, defaults.configMaps, 'custom-headers');
+  if (responseHeaders !== undefined && Object.keys(responseHeaders).length > 0) policy.customHeaders = responseHeaders;
 
   const result: AnnotatedPolicy = { policy, secrets: [] };
   if (asksPassthrough(annotations, { sslPassthrough: defaults.sslPassthrough })) {
@@ -314,7 +320,7 @@ function readRateLimit(a: AnnotationReader): RateLimitPolicy | undefined {
 
 const jwtNames = ['auth-jwt-jwks-url', 'auth-jwt-secret', 'auth-jwt-issuer', 'auth-jwt-audience', 'auth-jwt-algorithms'] as const;
 
-function readAuth(a: AnnotationReader, namespace: string): AuthPolicy | undefined {
+function readAuth(a: AnnotationReader, namespace: string, configMaps: ConfigMapLookup | undefined): AuthPolicy | undefined {
   const type = a.oneOf('auth-type', ['basic', 'jwt'] as const, { unsupported: ['digest'] });
   if (type !== 'jwt') {
     // A JWT setting without auth-type jwt would leave the Ingress open while its author thinks it is guarded.
@@ -335,6 +341,7 @@ function readAuth(a: AnnotationReader, namespace: string): AuthPolicy | undefine
       responseHeaders: a.list('auth-response-headers', httpToken) ?? [],
       timeoutMs: a.secondsAsMs('auth-timeout', defaultAuthTimeoutMs),
       ...readSignin(a),
+      ...readProxySetHeaders(a, namespace, configMaps),
     };
   }
   if (type === 'basic') {
@@ -349,6 +356,13 @@ function readAuth(a: AnnotationReader, namespace: string): AuthPolicy | undefine
   }
   if (type === 'jwt') return readJwt(a, namespace);
   return undefined;
+}
+
+/** auth-proxy-set-headers: the headers of its ConfigMap, sent to the auth service. */
+function readProxySetHeaders(a: AnnotationReader, namespace: string, configMaps: ConfigMapLookup | undefined): { proxySetHeaders?: Readonly<Record<string, string>> } {
+  const named = a.get('auth-proxy-set-headers');
+  const headers = named && readHeaderMap(named, namespace, configMaps, 'auth-proxy-set-headers');
+  return headers !== undefined && Object.keys(headers).length > 0 ? { proxySetHeaders: headers } : {};
 }
 
 function readJwt(a: AnnotationReader, namespace: string): JwtAuthPolicy {

@@ -76,6 +76,11 @@ export interface ExternalAuthPolicy {
   signinParam?: string;
   /** X-Auth-Request-Redirect sent to the auth service instead of the request's URI (ingress-nginx auth-request-redirect). */
   requestRedirect?: string;
+  /**
+   * Headers sent to the auth service, from the ConfigMap of ingress-nginx auth-proxy-set-headers (lower-case names):
+   * they replace the client's of the same name; an empty value sends none.
+   */
+  proxySetHeaders?: Readonly<Record<string, string>>;
 }
 
 export type AuthPolicy = BasicAuthPolicy | JwtAuthPolicy | ExternalAuthPolicy;
@@ -164,6 +169,12 @@ export interface IngressPolicy {
   redirectToHost?: string;
   /** CORS (ingress-nginx enable-cors and cors-*). */
   cors?: CorsPolicy;
+  /**
+   * Response headers from the ConfigMap of ingress-nginx custom-headers (lower-case names), set on every response of
+   * the route, whoever writes it (the backend, a refusal, an error), replacing a header of the same name, as nginx's
+   * more_set_headers does.
+   */
+  customHeaders?: Readonly<Record<string, string>>;
   /** The Host header sent upstream instead of the client's (ingress-nginx upstream-vhost). */
   upstreamVhost?: string;
   /** Sent upstream as X-Forwarded-Prefix (ingress-nginx x-forwarded-prefix). */
@@ -313,6 +324,8 @@ export interface IngressProblem {
   reason: string;
   /** True when a last good version of the Ingress is served instead; false when the Ingress is not served at all. */
   keptLastGood: boolean;
+  /** The problem lasts only until the source has read an object the Ingress names (a ConfigMap): not logged. */
+  pending?: true;
 }
 
 /** The compiled routing table: immutable; a change compiles a new one. */

@@ -12,6 +12,7 @@ import { upstreamPath } from '../routes/rewrite.ts';
 import { hostRedirectUrl, redirectUrl } from '../routes/variables.ts';
 import { judgeClientCertificate } from '../tls/client-auth.ts';
 import { customError, signinLocation } from './answers.ts';
+import { customHeaders } from './custom-headers.ts';
 import { corsHeaders } from '../routes/cors.ts';
 import type { BackendRef, IngressPolicy, Route, RouteTable } from '../routes/types.ts';
 import type { CookieScope } from '../upstream/affinity.ts';
@@ -431,13 +432,13 @@ export const forward: Step = {
 };
 
 /** The steps in order. */
-export const pipeline: readonly Step[] = [parse, route, bodySize, sourceRange, redirect, clientCertificate, routeRedirect, cors, limit, authenticate, chooseBackend, forward];
+export const pipeline: readonly Step[] = [parse, route, customHeaders, bodySize, sourceRange, redirect, clientCertificate, routeRedirect, cors, limit, authenticate, chooseBackend, forward];
 
 /**
  * The steps of an upgrade (WebSocket) before it is relayed: those of a request that apply to one — the body size
  * and CORS do not (an upgrade has no body, and browsers send no preflight for it).
  */
-export const upgradePipeline: readonly Step[] = [parse, route, sourceRange, redirect, clientCertificate, routeRedirect, limit, authenticate, chooseBackend];
+export const upgradePipeline: readonly Step[] = [parse, route, customHeaders, sourceRange, redirect, clientCertificate, routeRedirect, limit, authenticate, chooseBackend];
 
 /** Runs the steps until one answers. Synchronous steps cost no promise. */
 export async function runPipeline(x: Exchange, s: GatewayState, steps: readonly Step[] = pipeline): Promise<void> {

@@ -27,8 +27,6 @@ describe('refused: the Ingress is not served, with a problem naming the annotati
     [{ [`${ngx}canary`]: 'true', [`${ngx}canary-by-header`]: 'X-Canary', [`${ngx}canary-by-header-pattern`]: 'a|b' }, 'canary-by-header-pattern', 'regex'],
     [{ [`${ngx}upstream-hash-by`]: '$request_uri', [`${ngx}upstream-hash-by-subset`]: 'true' }, 'upstream-hash-by-subset', 'subset'],
     [{ [`${ngx}mirror-target`]: 'https://test.example.com$request_uri' }, 'mirror-target', 'mirror'],
-    [{ [`${ngx}custom-headers`]: 'shop/security-headers' }, 'custom-headers', 'ConfigMap'],
-    [{ [`${ngx}auth-url`]: 'https://auth.example.com/', [`${ngx}auth-proxy-set-headers`]: 'shop/auth-headers' }, 'auth-proxy-set-headers', 'auth service'],
     [{ [`${ngx}auth-url`]: 'https://auth.example.com/', [`${ngx}auth-always-set-cookie`]: 'true' }, 'auth-always-set-cookie', 'Set-Cookie'],
     [{ [`${ngx}custom-http-errors`]: '503', [`${ngx}disable-proxy-intercept-errors`]: 'true' }, 'disable-proxy-intercept-errors', 'error bodies'],
     [{ [`${ngx}auth-type`]: 'basic', [`${ngx}auth-secret`]: 'users', [`${ngx}auth-secret-type`]: 'auth-map' }, 'auth-secret-type', 'auth-map'],
@@ -68,6 +66,7 @@ describe('served: values that ask for nothing, what netplane honours, tuning and
     ['satisfy and auth-tls-pass-certificate-to-upstream, which netplane honours', { [`${ngx}satisfy`]: 'any', [`${ngx}auth-tls-secret`]: 'ca', [`${ngx}auth-tls-pass-certificate-to-upstream`]: 'true' }],
     ['auth-secret-type auth-file, the default', { [`${ngx}auth-type`]: 'basic', [`${ngx}auth-secret`]: 'users', [`${ngx}auth-secret-type`]: 'auth-file' }],
     ['buffer and nginx tuning', { [`${ngx}proxy-buffering`]: 'on', [`${ngx}proxy-buffer-size`]: '64k', [`${ngx}proxy-buffers-number`]: '8', [`${ngx}proxy-http-version`]: '1.0', [`${ngx}client-body-buffer-size`]: '1m', [`${ngx}proxy-request-buffering`]: 'off' }],
+    ['ConfigMap header annotations left empty, which netplane honours (they name no ConfigMap)', { [`${ngx}custom-headers`]: '', [`${ngx}auth-url`]: 'https://auth.example.com/', [`${ngx}auth-proxy-set-headers`]: '' }],
     ['names netplane does not know', { [`${ngx}some-future-thing`]: 'x', [`${ngx}secure-backends`]: 'true' }],
   ];
 
