@@ -26,7 +26,7 @@ import { programPlan, readDevice, readHost } from './program.ts';
 
 /** Keeps the masquerade rules in step; Masquerade implements it. */
 export interface MasqueradeSync {
-  sync(clusterCIDRs: readonly string[], vxlan?: VxlanEndpoint, force?: boolean): Promise<boolean>;
+  sync(clusterCIDRs: readonly string[], vxlan?: readonly VxlanEndpoint[], force?: boolean): Promise<boolean>;
 }
 
 /** Keeps the forward-accept rules for the pod networks in step; ForwardAccept implements it. */
@@ -313,7 +313,8 @@ export class OverlayAgent {
       const cidrs = o.clusterCIDRs.length > 0 ? o.clusterCIDRs : plan.podCIDRs;
       if (plan.device && o.masquerade) {
         try {
-          masqueraded = await o.masquerade.sync(cidrs, { local: plan.device.local, port: plan.device.port }, force);
+          const endpoints = [plan.device, ...(plan.device6 ? [plan.device6] : [])].map((d) => ({ local: d.local, port: d.port }));
+          masqueraded = await o.masquerade.sync(cidrs, endpoints, force);
         } catch (e) {
           failed.push({ kind: 'nftables', text: 'masquerade tables', error: e as Error });
         }

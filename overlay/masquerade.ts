@@ -1,7 +1,7 @@
 // Masquerading of pod traffic that leaves the cluster: nftables tables `ip netplane-overlay` and
 // `ip6 netplane-overlay`, each replaced whole in one `nft -f -` transaction, so a reader never sees half a table.
 // Pod-to-pod traffic (source and destination both in the pod networks) keeps its addresses.
-// The table of the underlay's family also keeps the VXLAN packets themselves (this node's underlay address, the VXLAN port) out of
+// The table of each underlay family also keeps the VXLAN packets themselves (this node's underlay address, the VXLAN port) out of
 // conntrack: they are never NATed, and tracking them costs an entry per inner flow (the source port is a hash of
 // the inner flow) and per-packet work on top of the inner packets' own tracking. A host firewall must then accept
 // the VXLAN port without matching `ct state`.
@@ -15,27 +15,28 @@ export const masqueradeTable = 'netplane-overlay';
 /** Multicast destinations are never masqueraded (Flannel leaves them alone too). */
 const multicast = { 4: '224.0.0.0/4', 6: 'ff00::/8' } as const;
 
-/** This node's VXLAN endpoint, whose packets are not tracked. */
+/** A VXLAN endpoint of this node (one per device), whose packets are not tracked. */
 export interface VxlanEndpoint {
-  /** The underlay IPv4 address. */
+  /** The device's underlay address (IPv4, or IPv6 for an IPv6 underlay or the second device). */
   local: string;
   port: number;
 }
 
 /**
  * The nft script that makes both tables hold exactly the rules for `clusterCIDRs` (a family without CIDRs gets no
- * table) and `vxlan`. Each table is declared, deleted and declared again, which nft accepts whether or not it existed.
+ * table) and the VXLAN endpoints `vxlan`. Each table is declared, deleted and declared again, which nft accepts whether
+ * or not it existed.
  */
-export function renderMasquerade(clusterCIDRs: readonly string[], vxlan?: VxlanEndpoint): string {
+export function renderMasquerade(clusterCIDRs: readonly string[], vxlan: readonly VxlanEndpoint[] = []): string {
   const cidrs = normalizeCIDRs(clusterCIDRs);
   const lines: string[] = [];
   for (const family of [4, 6] as const) {
     const nftFamily = family === 4 ? 'ip' : 'ip6';
     const mine = cidrs.filter((c) => isIPv6(c.split('/')[0]!) === (family === 6));
     lines.push(`table ${nftFamily} ${masqueradeTable}`, `delete table ${nftFamily} ${masqueradeTable}`);
-    // The VXLAN packets are kept out of conntrack in the table of the underlay's family.
-    const notrack = vxlan && isIPv6(vxlan.local) === (family === 6) ? vxlan : undefined;
-    if (mine.length === 0 && !notrack) continue;
+    // The VXLAN packets are kept out of conntrack in the table of their underlay's family.
+    const notrack = vxlan.filter((v) => isIPv6(v.local) === (family === 6));
+    if (mine.length === 0 && notrack.length === 0) continue;
     const type = family === 4 ? 'ipv4_addr' : 'ipv6_addr';
     const ip = family === 4 ? 'ip' : 'ip6';
     lines.push(`table ${nftFamily} ${masqueradeTable} {`, `  comment "netplane overlay: masquerade pod traffic leaving the cluster"`);
@@ -54,17 +55,12 @@ export function renderMasquerade(clusterCIDRs: readonly string[], vxlan?: VxlanE
         `  }`,
       );
     }
-    if (notrack) {
-      lines.push(
-        `  chain vxlan-in {`,
-        `    type filter hook prerouting priority raw; policy accept;`,
-        `    ${ip} daddr ${notrack.local} udp dport ${notrack.port} notrack`,
-        `  }`,
-        `  chain vxlan-out {`,
-        `    type filter hook output priority raw; policy accept;`,
-        `    ${ip} saddr ${notrack.local} udp dport ${notrack.port} notrack`,
-        `  }`,
-      );
+    if (notrack.length > 0) {
+      lines.push(`  chain vxlan-in {`, `    type filter hook prerouting priority raw; policy accept;`);
+      for (const v of notrack) lines.push(`    ${ip} daddr ${v.local} udp dport ${v.port} notrack`);
+      lines.push(`  }`, `  chain vxlan-out {`, `    type filter hook output priority raw; policy accept;`);
+      for (const v of notrack) lines.push(`    ${ip} saddr ${v.local} udp dport ${v.port} notrack`);
+      lines.push(`  }`);
     }
     lines.push(`}`);
   }
@@ -84,7 +80,7 @@ export class Masquerade {
    * Replaces the tables when the rules differ from the last ones applied, or always with `force` (a full resync,
    * which also repairs a table someone removed). Returns whether nft ran. Rejects with CommandError.
    */
-  async sync(clusterCIDRs: readonly string[], vxlan?: VxlanEndpoint, force = false): Promise<boolean> {
+  async sync(clusterCIDRs: readonly string[], vxlan: readonly VxlanEndpoint[] = [], force = false): Promise<boolean> {
     const script = renderMasquerade(clusterCIDRs, vxlan);
     if (!force && script === this.#applied) return false;
     this.#applied = undefined;

@@ -146,6 +146,16 @@ describe('netplane overlay --ipv6-device auto in the kernel: a dual-stack underl
     }
   });
 
+  it('keeps the VXLAN packets of both devices out of conntrack on the netplane nodes', async () => {
+    for (const i of [1, 2]) await t.sh(node(i).ns, 'conntrack', ['-F']);
+    for (const ip of [pod(2).ip6!, pod(2).ip]) expect(await t.sh(pod(1).ns, 'ping', ['-c', '2', '-i', '0.2', '-W', '2', ip])).toMatch(/2 packets transmitted, 2 received/);
+    for (const i of [1, 2]) {
+      const tracked = await t.sh(node(i).ns, 'conntrack', ['-L', '-p', 'udp']);
+      expect(tracked, `node${i}`).not.toMatch(/dport=8472/);
+      expect(await t.sh(node(i).ns, 'nft', ['list', 'chain', 'ip6', 'netplane-overlay', 'vxlan-in'])).toContain(`ip6 daddr fd00:60::${i} udp dport 8472 notrack`);
+    }
+  });
+
   it('counts the IPv6 device\'s entries in the metrics', async () => {
     const text = await t.sh(node(1).ns, 'curl', ['-sf', 'http://127.0.0.1:10247/metrics']);
     expect(text).toContain('netplane_overlay_nodes{state="usable"} 3');

@@ -17,7 +17,7 @@ class Recorder implements CommandRunner {
 
 describe('renderMasquerade', () => {
   it('masquerades what leaves the cluster CIDRs except multicast, per family, untracks VXLAN, and replaces each table whole', () => {
-    expect(renderMasquerade(['10.244.0.0/16', 'fd00:244::/48', '10.244.3.0/24'], { local: '192.168.60.1', port: 8472 })).toBe(
+    expect(renderMasquerade(['10.244.0.0/16', 'fd00:244::/48', '10.244.3.0/24'], [{ local: '192.168.60.1', port: 8472 }])).toBe(
       [
         'table ip netplane-overlay',
         'delete table ip netplane-overlay',
@@ -65,7 +65,7 @@ describe('renderMasquerade', () => {
   });
 
   it('over an IPv6 underlay, the VXLAN packets are untracked in the ip6 table, even with no IPv6 pod network', () => {
-    const text = renderMasquerade(['10.244.0.0/16'], { local: 'fd00:60::1', port: 8472 });
+    const text = renderMasquerade(['10.244.0.0/16'], [{ local: 'fd00:60::1', port: 8472 }]);
     expect(text).not.toMatch(/ ip (s|d)addr fd00/);
     expect(text.slice(text.indexOf('table ip6 netplane-overlay {'))).toBe(
       [
@@ -83,6 +83,18 @@ describe('renderMasquerade', () => {
         '',
       ].join('\n'),
     );
+  });
+
+  it('with the second (IPv6) device, each table keeps its own device\'s VXLAN packets untracked', () => {
+    const text = renderMasquerade(['10.244.0.0/16', 'fd00:244::/48'], [{ local: '192.168.60.1', port: 8472 }, { local: 'fd00:60::1', port: 8472 }]);
+    const v4 = text.slice(text.indexOf('table ip netplane-overlay {'), text.indexOf('table ip6 netplane-overlay'));
+    const v6 = text.slice(text.indexOf('table ip6 netplane-overlay {'));
+    expect(v4).toContain('    ip daddr 192.168.60.1 udp dport 8472 notrack\n');
+    expect(v4).toContain('    ip saddr 192.168.60.1 udp dport 8472 notrack\n');
+    expect(v4).not.toContain('fd00:60::1');
+    expect(v6).toContain('  chain vxlan-in {\n    type filter hook prerouting priority raw; policy accept;\n    ip6 daddr fd00:60::1 udp dport 8472 notrack\n  }');
+    expect(v6).toContain('  chain vxlan-out {\n    type filter hook output priority raw; policy accept;\n    ip6 saddr fd00:60::1 udp dport 8472 notrack\n  }');
+    expect(v6).not.toContain('192.168.60.1');
   });
 
   it('a family without CIDRs only has its table removed', () => {
@@ -134,11 +146,11 @@ describe('Masquerade with the real nft', () => {
   it('creates, replaces and removes the tables', async () => {
     const runner: CommandRunner = { run: (c, a, i) => lab.exec(ns, c, a, i) };
     const m = new Masquerade(runner);
-    await m.sync(['10.244.0.0/16', 'fd00:244::/48'], { local: '192.168.60.1', port: 8472 });
-    await m.sync(['10.244.0.0/16', 'fd00:244::/48'], { local: '192.168.60.1', port: 8472 }, true);
+    await m.sync(['10.244.0.0/16', 'fd00:244::/48'], [{ local: '192.168.60.1', port: 8472 }]);
+    await m.sync(['10.244.0.0/16', 'fd00:244::/48'], [{ local: '192.168.60.1', port: 8472 }], true);
     expect((await lab.exec(ns, 'nft', ['list', 'chain', 'ip', 'netplane-overlay', 'vxlan-in'])).stdout).toContain('ip daddr 192.168.60.1 udp dport 8472 notrack');
     expect((await lab.exec(ns, 'nft', ['list', 'tables'])).stdout).toBe('table ip netplane-overlay\ntable ip6 netplane-overlay\n');
-    await m.sync(['10.244.0.0/16'], { local: 'fd00:60::1', port: 8472 });
+    await m.sync(['10.244.0.0/16'], [{ local: 'fd00:60::1', port: 8472 }]);
     expect((await lab.exec(ns, 'nft', ['list', 'chain', 'ip6', 'netplane-overlay', 'vxlan-out'])).stdout).toContain('ip6 saddr fd00:60::1 udp dport 8472 notrack');
     await m.sync(['10.244.0.0/16', '10.245.0.0/16']);
     const listed = (await lab.exec(ns, 'nft', ['list', 'ruleset'])).stdout;
