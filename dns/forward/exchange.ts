@@ -118,7 +118,9 @@ export const ednsUdpSize = 1232;
 const pipelineRcodes: ReadonlySet<string> = new Set<Rcode>(['NOERROR', 'FORMERR', 'SERVFAIL', 'NXDOMAIN', 'NOTIMP', 'REFUSED', 'YXDOMAIN', 'YXRRSET', 'NXRRSET', 'NOTAUTH', 'NOTZONE']);
 
 /**
- * The wire form of a query with this ID: RD set (we forward to recursive resolvers), CD and DO as asked, the name's
+ * The wire form of a query with this ID: RD set (we forward to recursive resolvers), AD set (RFC 6840 5.7: a
+ * validating upstream then says whether it validated the answer even without DO; the cached answer serves every
+ * client, and the forwarder passes AD on only to clients that set DO or AD), CD and DO as asked, the name's
  * labels exactly as its presentation form spells them (`\.` and `\DDD` escapes included). Throws NameError for a
  * name that cannot be written.
  */
@@ -127,7 +129,7 @@ export function encodeQuery(q: UpstreamQuestion, id: number): Buffer {
   const buf = Buffer.alloc(12 + name.length + 4 + optLength);
   buf.writeUInt16BE(id, 0);
   buf[2] = 0x01; // RD
-  buf[3] = q.checkingDisabled ? 0x10 : 0;
+  buf[3] = 0x20 | (q.checkingDisabled ? 0x10 : 0); // AD, CD
   buf.writeUInt16BE(1, 4); // QDCOUNT
   buf.writeUInt16BE(1, 10); // ARCOUNT: our OPT
   name.copy(buf, 12);

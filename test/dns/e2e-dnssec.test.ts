@@ -100,6 +100,23 @@ describe('DNSSEC records and the DO bit, through the cache', () => {
     expect(asked(name)).toBe(1);
   });
 
+  it('asks upstream with AD set, so that a validating upstream reports validation to clients without DO (RFC 6840 5.7)', async () => {
+    // An upstream that sets AD only when the query asked with AD or DO, as RFC 6840 5.7 lets it (unbound does so).
+    const strict = await startUpstream((q) => ({ authenticated: q.ad || q.dnssecOk, answers: [a(q.name, '192.0.2.54')] }));
+    const d = await startDns(['--listen', '127.0.0.1:0', '--lameduck', '0s', '--upstream', strict.hostPort.text]);
+    try {
+      const p = Number(await waitFor('dns listening', () => /"udp:\/\/127\.0\.0\.1:(\d+)"/.exec(d.logs())?.[1], 15_000));
+      // dig sets AD by default, without DO: it is told that the answer was validated, first answer and cache hit.
+      for (let i = 0; i < 2; i++) expect((await dig(p, 'validated.example.com', 'A')).ad, `query ${i + 1}`).toBe(true);
+      expect(await dig(p, 'validated.example.com', 'A', '+noadflag')).toMatchObject({ ad: false, answer: ['A'] });
+      const asks = strict.seen.filter((q) => q.name === 'validated.example.com');
+      expect(asks.map((q) => ({ ad: q.ad, dnssecOk: q.dnssecOk }))).toEqual([{ ad: true, dnssecOk: false }]);
+    } finally {
+      await d.stop();
+      await strict.close();
+    }
+  });
+
   it('keeps an RRSIG a plain client asked for by type, as CoreDNS keeps the asked type', async () => {
     for (let i = 0; i < 3; i++) expect((await dig(port, 'sig.example.com', 'RRSIG')).answer).toEqual(['RRSIG']);
   });

@@ -15,6 +15,8 @@ export interface SeenQuery {
   qtype: number;
   rd: boolean;
   cd: boolean;
+  /** The AD bit of the query (RFC 6840 5.7: the asker wants to know whether the answer was validated). */
+  ad: boolean;
   dnssecOk: boolean;
   /** The advertised EDNS0 UDP size, undefined without OPT. */
   udpSize: number | undefined;
@@ -155,6 +157,7 @@ function see(msg: Buffer, transport: 'udp' | 'tcp'): { packet: DecodedPacket; se
       qtype: msg.readUInt16BE(12 + nameLength(msg, 12)),
       rd: packet.flag_rd,
       cd: packet.flag_cd,
+      ad: packet.flag_ad,
       dnssecOk: opt?.type === 'OPT' ? opt.flag_do : false,
       udpSize: opt?.type === 'OPT' ? opt.udpPayloadSize : undefined,
     },
