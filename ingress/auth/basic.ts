@@ -3,9 +3,10 @@
 // verification against a dummy hash of the same scheme and cost.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Logger } from '../../runtime/logger.ts';
-import { secretValue, type Secret } from '../../cluster/model/secret.ts';
+import type { Secret } from '../../cluster/model/secret.ts';
 import type { BasicAuthPolicy } from '../routes/types.ts';
-import { dummyHash, parseHtpasswd, verifyPassword, type HtpasswdEntry } from './htpasswd.ts';
+import { basicUsers, describePlace } from './basic-secret.ts';
+import { dummyHash, verifyPassword, type HtpasswdEntry } from './htpasswd.ts';
 import {
   AuthConfigError,
   credentials,
@@ -41,17 +42,21 @@ const base64Pattern = /^[A-Za-z0-9+/]+={0,2}$/;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /**
- * Builds the Authenticator of a basic policy from its Secret (key `auth`). Unusable lines are skipped with a logged
- * reason (Secret and line number); a missing Secret or no usable line makes it fail closed with 503.
+ * Builds the Authenticator of a basic policy from its Secret (key `auth`, or a key per user for auth-map). Unusable
+ * lines are skipped with a logged reason (Secret and line number, or key); a missing Secret or no usable line makes
+ * it fail closed with 503.
  */
 export function basicAuthenticator(policy: BasicAuthPolicy, secret: Secret | undefined, log: Logger, now: () => number): Authenticator {
   const name = refKey(policy.secret);
   if (!secret) return failClosed(new AuthConfigError(`basic auth Secret ${name} does not exist`));
-  const text = secretValue(secret, 'auth');
-  if (text === undefined) return failClosed(new AuthConfigError(`basic auth Secret ${name} has no key "auth"`));
-  const { entries, refused } = parseHtpasswd(text.toString('utf8'));
-  for (const r of refused) log.warn({ secret: name, line: r.line }, `htpasswd line skipped: ${r.reason}`);
-  if (entries.length === 0) return failClosed(new AuthConfigError(`basic auth Secret ${name} has no usable htpasswd line`));
+  const users = basicUsers(secret, policy.secretType ?? 'auth-file');
+  if ('missing' in users) return failClosed(new AuthConfigError(`basic auth Secret ${name} ${users.missing}`));
+  const { entries, refused } = users;
+  for (const r of refused) {
+    if (r.key === undefined) log.warn({ secret: name, line: r.line }, `htpasswd line skipped: ${r.reason}`);
+    else log.warn({ secret: name, key: r.key }, `auth-map entry skipped: ${r.reason}`);
+  }
+  if (entries.length === 0) return failClosed(new AuthConfigError(`basic auth Secret ${name} has no usable ${policy.secretType === 'auth-map' ? 'auth-map entry' : 'htpasswd line'}`));
   return new BasicAuthenticator(entries, policy.realm, { now });
 }
 
@@ -105,7 +110,7 @@ export class BasicAuthenticator implements Authenticator {
       this.#remember(key, now + basicCacheTtlMs);
       return allowed;
     }
-    return deny(401, found ? `wrong password for user on line ${found.line}` : 'unknown user', this.#challenge);
+    return deny(401, found ? `wrong password for user on ${describePlace(found)}` : 'unknown user', this.#challenge);
   }
 
   #remember(key: string, expiry: number): void {

@@ -18,13 +18,17 @@ export interface HtpasswdEntry {
   hash: string;
   scheme: HashScheme;
   cost: number;
-  /** 1-based line number in the file. */
+  /** 1-based line number in the file (for an auth-map Secret, in its sorted keys). */
   line: number;
+  /** The Secret key of an auth-map entry. */
+  key?: string;
 }
 
 /** A line that is skipped, and why; the reason never contains the hash. */
 export interface RefusedLine {
   line: number;
+  /** The Secret key of an auth-map entry. */
+  key?: string;
   reason: string;
 }
 

@@ -347,12 +347,11 @@ function readAuth(a: AnnotationReader, namespace: string, configMaps: ConfigMapL
   if (type === 'basic') {
     const secret = a.get('auth-secret');
     if (secret === undefined) throw invalid(a.get('auth-type')!, 'basic auth needs auth-secret naming the Secret with the htpasswd file, which is not set');
-    // auth-map (a Secret key per user) would be read as an htpasswd file without the key `auth`: every request 503.
-    a.oneOf('auth-secret-type', ['auth-file'] as const, { unsupported: ['auth-map'] });
+    const secretType = a.oneOf('auth-secret-type', ['auth-file', 'auth-map'] as const);
     const realm = a.get('auth-realm');
     // The realm is sent inside a quoted string of WWW-Authenticate, where " and \ would need escaping.
     if (realm !== undefined && /["\\]/.test(realm.value)) throw invalid(realm, 'allowed is text without " and \\');
-    return { type: 'basic', secret: secretRef(secret, namespace), realm: realm?.value || defaultRealm };
+    return { type: 'basic', secret: secretRef(secret, namespace), realm: realm?.value || defaultRealm, ...(secretType === 'auth-map' ? { secretType } : {}) };
   }
   if (type === 'jwt') return readJwt(a, namespace);
   return undefined;

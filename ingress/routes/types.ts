@@ -44,6 +44,8 @@ export interface BasicAuthPolicy {
   type: 'basic';
   secret: ObjectRef;
   realm: string;
+  /** ingress-nginx auth-secret-type auth-map: the Secret holds a key per user, its value the hash; absent: an htpasswd file under `auth`. */
+  secretType?: 'auth-map';
 }
 
 /** JWT bearer tokens, verified with keys from a JWKS URL or from a Secret (key `jwks`: a JWKS; or `key`: one PEM public key). */

@@ -29,7 +29,6 @@ describe('refused: the Ingress is not served, with a problem naming the annotati
     [{ [`${ngx}mirror-target`]: 'https://test.example.com$request_uri' }, 'mirror-target', 'mirror'],
     [{ [`${ngx}auth-url`]: 'https://auth.example.com/', [`${ngx}auth-always-set-cookie`]: 'true' }, 'auth-always-set-cookie', 'Set-Cookie'],
     [{ [`${ngx}custom-http-errors`]: '503', [`${ngx}disable-proxy-intercept-errors`]: 'true' }, 'disable-proxy-intercept-errors', 'error bodies'],
-    [{ [`${ngx}auth-type`]: 'basic', [`${ngx}auth-secret`]: 'users', [`${ngx}auth-secret-type`]: 'auth-map' }, 'auth-secret-type', 'auth-map'],
     [{ [`${ngx}auth-tls-secret`]: 'ca', [`${ngx}auth-tls-match-cn`]: 'CN=alice' }, 'auth-tls-match-cn', 'without it'],
   ];
 
@@ -65,6 +64,7 @@ describe('served: values that ask for nothing, what netplane honours, tuning and
     ['hash subsets without upstream-hash-by', { [`${ngx}upstream-hash-by-subset`]: 'true', [`${ngx}upstream-hash-by-subset-size`]: '3' }],
     ['satisfy and auth-tls-pass-certificate-to-upstream, which netplane honours', { [`${ngx}satisfy`]: 'any', [`${ngx}auth-tls-secret`]: 'ca', [`${ngx}auth-tls-pass-certificate-to-upstream`]: 'true' }],
     ['auth-secret-type auth-file, the default', { [`${ngx}auth-type`]: 'basic', [`${ngx}auth-secret`]: 'users', [`${ngx}auth-secret-type`]: 'auth-file' }],
+    ['auth-secret-type auth-map, which netplane honours', { [`${ngx}auth-type`]: 'basic', [`${ngx}auth-secret`]: 'users', [`${ngx}auth-secret-type`]: 'auth-map' }],
     ['buffer and nginx tuning', { [`${ngx}proxy-buffering`]: 'on', [`${ngx}proxy-buffer-size`]: '64k', [`${ngx}proxy-buffers-number`]: '8', [`${ngx}proxy-http-version`]: '1.0', [`${ngx}client-body-buffer-size`]: '1m', [`${ngx}proxy-request-buffering`]: 'off' }],
     ['ConfigMap header annotations left empty, which netplane honours (they name no ConfigMap)', { [`${ngx}custom-headers`]: '', [`${ngx}auth-url`]: 'https://auth.example.com/', [`${ngx}auth-proxy-set-headers`]: '' }],
     ['names netplane does not know', { [`${ngx}some-future-thing`]: 'x', [`${ngx}secure-backends`]: 'true' }],
