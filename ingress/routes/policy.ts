@@ -118,6 +118,8 @@ export function readPolicy(namespace: string, annotations: Readonly<Record<strin
   if (cors !== undefined) policy.cors = cors;
   const codes = a.list('custom-http-errors', { test: (s) => /^[45]\d\d$/.test(s), allowed: 'HTTP status codes from 400 to 599' });
   if (codes !== undefined && codes.length > 0) policy.customErrors = [...new Set(codes.map(Number))];
+  // Read (and checked) also without custom-http-errors, where it changes nothing, as in ingress-nginx.
+  if (a.bool('disable-proxy-intercept-errors', false) && policy.customErrors !== undefined) policy.passUpstreamErrors = true;
   const errorBackend = a.get('default-backend');
   if (errorBackend !== undefined) policy.errorBackend = readErrorBackend(errorBackend, namespace);
   if (a.bool('service-upstream', false)) policy.serviceUpstream = true;

@@ -190,8 +190,16 @@ export interface IngressPolicy {
   responseRate?: { bytesPerSecond: number; afterBytes: number };
   /** The Path and Domain attributes of the backend's Set-Cookie headers rewritten (ingress-nginx proxy-cookie-path, proxy-cookie-domain). */
   cookieRewrite?: CookieRewrite;
-  /** Upstream statuses answered by `errorBackend` instead (ingress-nginx custom-http-errors). */
+  /**
+   * Statuses answered by `errorBackend` instead (ingress-nginx custom-http-errors): the upstream's answers of them,
+   * and the gateway's own failures (502, 503, 504), as nginx's error_page takes both.
+   */
   customErrors?: readonly number[];
+  /**
+   * ingress-nginx disable-proxy-intercept-errors (nginx's proxy_intercept_errors off): the upstream's own answers of
+   * the customErrors statuses are relayed as they are; only the gateway's own failures go to `errorBackend`.
+   */
+  passUpstreamErrors?: true;
   /** The Service that answers them (ingress-nginx default-backend annotation); absent: the gateway's own page. */
   errorBackend?: BackendRef;
   /** Send to the Service's cluster IP instead of its endpoints (ingress-nginx service-upstream), e.g. for a mesh. */

@@ -76,11 +76,6 @@ export const refusals: readonly Refusal[] = [
   },
   { name: 'mirror-target', applies: set, why: 'netplane does not mirror requests, so the mirror would silently get nothing' },
   { name: 'auth-always-set-cookie', applies: on, why: 'netplane does not pass the auth service\'s Set-Cookie to clients it lets through, so sessions it refreshes would expire' },
-  {
-    name: 'disable-proxy-intercept-errors',
-    applies: (v, all) => on(v) && all('custom-http-errors') !== undefined,
-    why: 'netplane always answers the custom-http-errors statuses itself, so the backend\'s own error bodies would be replaced',
-  },
 ];
 
 /**

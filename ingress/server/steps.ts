@@ -423,7 +423,7 @@ export const forward: Step = {
       ...(cookieScope ? { cookieScope } : {}),
       ...(hashKey !== undefined ? { hashKey } : {}),
       ...(x.responseHeaders ? { responseHeaders: x.responseHeaders } : {}),
-      ...(p.customErrors ? { intercept: p.customErrors } : {}),
+      ...(p.customErrors ? { intercept: p.customErrors, passUpstreamErrors: p.passUpstreamErrors === true } : {}),
       ...(p.locationRewrite ? { locationRewrite: { from: p.locationRewrite.from, to: redirectUrl(p.locationRewrite.to, { ...x, proto: clientProto(x) }), origin: `${clientProto(x)}://${x.host}` } } : {}),
     });
     if (x.upstream.intercepted) await customError(x, s, p, headers);

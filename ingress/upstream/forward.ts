@@ -31,8 +31,14 @@ export interface ForwardTarget {
   headers: Record<string, HeaderValue>;
   /** Headers added to the response (CORS); they replace the upstream's of the same name. Lower-case names. */
   responseHeaders?: Record<string, string>;
-  /** Upstream statuses not relayed (custom-http-errors): the response is read and dropped, `intercepted` set. */
+  /**
+   * Statuses not answered here (custom-http-errors), `intercepted` set for the caller to answer: the upstream's (its
+   * response read and dropped) unless `passUpstreamErrors`, and the gateway's own failures (502, 503, 504, nothing
+   * written), as nginx's error_page takes both and proxy_intercept_errors off only the upstream's.
+   */
   intercept?: readonly number[];
+  /** disable-proxy-intercept-errors: the upstream's answers of `intercept` statuses are relayed. */
+  passUpstreamErrors?: boolean;
   /** Another method than the client's, and no body (the request to a custom error backend). */
   method?: string;
   noBody?: boolean;
@@ -55,7 +61,7 @@ export interface ForwardResult {
   /** Endpoints tried (0 when none was available). */
   attempts: number;
   error?: UpstreamErrorCode;
-  /** The upstream answered a status of ForwardTarget.intercept: nothing was sent to the client. */
+  /** The upstream answered, or the gateway failed with, a status of ForwardTarget.intercept: nothing was sent to the client. */
   intercepted?: boolean;
   /** On a gRPC route: the grpc-status the client got, the backend's or the gateway's own. */
   grpcStatus?: number;
@@ -265,7 +271,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const m = this.#member as UpstreamEndpoint;
     this.#started = true;
     this.#status = statusCode;
-    if (this.#target.intercept?.includes(statusCode)) {
+    if (this.#target.passUpstreamErrors !== true && this.#target.intercept?.includes(statusCode)) {
       // Read and dropped, keeping the connection; the caller answers instead.
       this.#intercepted = true;
       (this.#backend as Backend).succeeded(m, performance.now());
@@ -435,6 +441,12 @@ export class Exchange implements Dispatcher.DispatchHandler {
     // as nginx's); an HTTP/2 stream is reset with NO_ERROR after it, which asks the client to stop (RFC 9113 §8.1).
     if (code === 'BODY_TOO_LARGE' && this.#req.httpVersionMajor !== 2) lingerAfterRefusal(this.#req as IncomingMessage, this.#res as unknown as ServerResponse);
     if (status === 499) return this.#finish(status, code);
+    // The caller answers a listed status (custom-http-errors); not a refused upload, which must close as above, nor a
+    // gRPC call, whose client reads the failure from grpc-status.
+    if (!this.#grpc && code !== 'BODY_TOO_LARGE' && this.#target.intercept?.includes(status)) {
+      this.#intercepted = true;
+      return this.#finish(status, code);
+    }
     if (!this.#grpc) writeErrorStatus(this.#res as unknown as ClientResponse, status);
     else {
       // gRPC clients read the failure from grpc-status, not from an HTTP status (grpc.ts says which).
