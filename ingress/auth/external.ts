@@ -98,11 +98,12 @@ export class ExternalAuthenticator implements Authenticator {
     // The verdict needs only status and headers; the body is read and dropped so the connection can be reused.
     res.body.dump().catch(() => {});
     const status = res.statusCode;
+    const cookies = setCookies(res.headers);
     if (status >= 200 && status < 300) {
       const upstreamHeaders: Record<string, string> = {};
       // A header the service did not send is set empty, so a client cannot supply its own value of it.
       for (const name of this.#responseHeaders) upstreamHeaders[name] = headerValue(res.headers, name) ?? '';
-      return { allow: true, upstreamHeaders };
+      return { allow: true, upstreamHeaders, ...cookies };
     }
     if (status === 401 || status === 403) {
       const headers: Record<string, string> = {};
@@ -110,9 +111,9 @@ export class ExternalAuthenticator implements Authenticator {
         const v = headerValue(res.headers, name);
         if (v !== undefined) headers[name] = v;
       }
-      return deny(status, `auth service answered ${status}`, headers);
+      return { ...deny(status, `auth service answered ${status}`, headers), ...cookies };
     }
-    return deny(500, `auth service answered ${status}`);
+    return { ...deny(500, `auth service answered ${status}`), ...cookies };
   }
 }
 
@@ -163,6 +164,17 @@ export function subrequestHeaders(req: AuthRequest, requestRedirect?: string, se
   out['x-real-ip'] = req.clientIP;
   out['x-auth-request-redirect'] = requestRedirect ?? req.url;
   return out;
+}
+
+/**
+ * The auth service's Set-Cookie headers, each kept whole (ingress-nginx's `$upstream_http_set_cookie`, which nginx
+ * 1.22 reads as the first header only and later nginx as all of them joined with ", ", a form clients read as one
+ * cookie); none that could not be written back as a header value.
+ */
+function setCookies(headers: Record<string, string | string[] | undefined>): { setCookies?: string[] } {
+  const v = headers['set-cookie'];
+  const all = (v === undefined ? [] : [v].flat()).filter((c) => c !== '' && !/[\r\n\0]/.test(c));
+  return all.length > 0 ? { setCookies: all } : {};
 }
 
 function headerValue(headers: Record<string, string | string[] | undefined>, name: string): string | undefined {

@@ -14,7 +14,7 @@ export const nginxPrefix = 'nginx.ingress.kubernetes.io/';
 const sharedNames = [
   'ssl-redirect', 'force-ssl-redirect',
   'limit-rps', 'limit-rpm', 'limit-connections', 'limit-burst-multiplier', 'limit-whitelist', 'limit-allowlist',
-  'auth-type', 'auth-secret', 'auth-secret-type', 'auth-realm', 'auth-url', 'auth-method', 'auth-response-headers', 'auth-signin', 'auth-signin-redirect-param', 'auth-request-redirect', 'auth-proxy-set-headers',
+  'auth-type', 'auth-secret', 'auth-secret-type', 'auth-realm', 'auth-url', 'auth-method', 'auth-response-headers', 'auth-signin', 'auth-signin-redirect-param', 'auth-request-redirect', 'auth-always-set-cookie', 'auth-proxy-set-headers',
   'rewrite-target', 'use-regex', 'backend-protocol', 'proxy-connect-timeout', 'proxy-read-timeout', 'proxy-send-timeout', 'proxy-body-size',
   'permanent-redirect', 'permanent-redirect-code', 'temporal-redirect', 'temporal-redirect-code', 'app-root',
   'upstream-vhost', 'x-forwarded-prefix', 'proxy-cookie-path', 'proxy-cookie-domain', 'limit-rate', 'limit-rate-after', 'proxy-redirect-from', 'proxy-redirect-to', 'server-alias', 'from-to-www-redirect', 'proxy-next-upstream-tries', 'custom-http-errors', 'disable-proxy-intercept-errors', 'default-backend', 'custom-headers', 'service-upstream', 'satisfy',

@@ -324,6 +324,8 @@ const jwtNames = ['auth-jwt-jwks-url', 'auth-jwt-secret', 'auth-jwt-issuer', 'au
 
 function readAuth(a: AnnotationReader, namespace: string, configMaps: ConfigMapLookup | undefined): AuthPolicy | undefined {
   const type = a.oneOf('auth-type', ['basic', 'jwt'] as const, { unsupported: ['digest'] });
+  // Checked also without auth-url, where it asks for nothing (ingress-nginx reads it with auth-url only).
+  const alwaysSetCookie = a.bool('auth-always-set-cookie', false);
   if (type !== 'jwt') {
     // A JWT setting without auth-type jwt would leave the Ingress open while its author thinks it is guarded.
     for (const name of jwtNames) {
@@ -343,6 +345,7 @@ function readAuth(a: AnnotationReader, namespace: string, configMaps: ConfigMapL
       responseHeaders: a.list('auth-response-headers', httpToken) ?? [],
       timeoutMs: a.secondsAsMs('auth-timeout', defaultAuthTimeoutMs),
       ...readSignin(a),
+      ...(alwaysSetCookie ? { alwaysSetCookie: true as const } : {}),
       ...readProxySetHeaders(a, namespace, configMaps),
     };
   }

@@ -79,6 +79,12 @@ export interface ExternalAuthPolicy {
   /** X-Auth-Request-Redirect sent to the auth service instead of the request's URI (ingress-nginx auth-request-redirect). */
   requestRedirect?: string;
   /**
+   * ingress-nginx auth-always-set-cookie: the auth service's Set-Cookie goes on every response, refusals and errors
+   * included; without it, only on those of the statuses nginx's add_header takes (200, 201, 204, 206, 301, 302, 303,
+   * 304, 307, 308).
+   */
+  alwaysSetCookie?: true;
+  /**
    * Headers sent to the auth service, from the ConfigMap of ingress-nginx auth-proxy-set-headers (lower-case names):
    * they replace the client's of the same name; an empty value sends none.
    */

@@ -75,7 +75,6 @@ export const refusals: readonly Refusal[] = [
     why: 'netplane hashes each key onto one endpoint, not onto a subset of them, so the requests of a key would all go to one endpoint instead of being spread over its subset',
   },
   { name: 'mirror-target', applies: set, why: 'netplane does not mirror requests, so the mirror would silently get nothing' },
-  { name: 'auth-always-set-cookie', applies: on, why: 'netplane does not pass the auth service\'s Set-Cookie to clients it lets through, so sessions it refreshes would expire' },
 ];
 
 /**

@@ -22,8 +22,9 @@ export async function customError(x: Exchange, s: GatewayState, p: IngressPolicy
   const status = x.upstream!.status;
   const r = x.route!;
   const eb = p.errorBackend;
+  const authCookies = x.authCookies;
   if (eb === undefined) {
-    writeErrorStatus(x.res, status);
+    writeErrorStatus(x.res, status, authCookies);
     return;
   }
   const accept = x.req.headers.accept;
@@ -43,5 +44,6 @@ export async function customError(x: Exchange, s: GatewayState, p: IngressPolicy
       'x-service-name': x.backend!.service,
       'x-service-port': String(x.backend!.port),
     },
+    ...(authCookies ? { authCookies } : {}),
   });
 }

@@ -19,6 +19,7 @@ import type { CookieScope } from '../upstream/affinity.ts';
 import { lingerAfterRefusal } from '../upstream/request-body.ts';
 import { writeGrpcFailure, type GrpcSink } from '../upstream/grpc.ts';
 import type { ForwardResult, Upstreams } from '../upstream/upstreams.ts';
+import type { AuthCookies } from '../upstream/forward.ts';
 import { absoluteTarget, forwardedHeaders, forwardedProto, requestHost, requestPath } from './request.ts';
 
 /** One request as it passes through the steps. */
@@ -49,6 +50,8 @@ export interface Exchange {
   defaultBackend?: BackendRef;
   /** Headers the auth step wants upstream. */
   authHeaders?: Record<string, string>;
+  /** The auth service's Set-Cookie headers, for the response (auth-url; see authCookiesFor). */
+  authCookies?: AuthCookies;
   /** Headers the client-certificate step wants upstream (ssl-client-*). */
   tlsHeaders?: Record<string, string>;
   /** Headers the CORS step wants on the response. */
@@ -88,7 +91,7 @@ export interface Step {
 }
 
 /** Answers the request with a short plain-text body; `refused` names the reason in the access log. */
-export function reply(x: Exchange, status: number, refused: string, headers: Record<string, string> = {}): Verdict {
+export function reply(x: Exchange, status: number, refused: string, headers: Record<string, string | string[]> = {}): Verdict {
   x.refused = refused;
   const body = `${status} ${statusText[status] ?? 'Error'}\n`;
   // Both response kinds take writeHead(status, headers); their overloads just do not unify in the types.
@@ -315,7 +318,11 @@ export const limit: Step = {
   },
 };
 
-/** Runs the route's authentication; its refusal (401, 403, or a fail-closed 5xx) goes back to the client. */
+/**
+ * Runs the route's authentication; its refusal (401, 403, or a fail-closed 5xx) goes back to the client. The Set-Cookie
+ * of an auth-url service goes on the response as ingress-nginx's add_header puts it: on the sign-in redirect, on the
+ * backend's answer of an allowed request (forward.ts authCookiesFor), and with auth-always-set-cookie on a refusal too.
+ */
 export const authenticate: Step = {
   name: 'authenticate',
   async run(x, s) {
@@ -331,15 +338,19 @@ export const authenticate: Step = {
       headers: x.req.headers,
       ...(x.tlsHeaders ? { clientCert: x.tlsHeaders } : {}),
     });
+    const cookies = result.setCookies !== undefined && policy.type === 'external' ? { values: result.setCookies, always: policy.alwaysSetCookie === true } : undefined;
     if (result.allow) {
       x.authHeaders = result.upstreamHeaders;
+      if (cookies !== undefined) x.authCookies = cookies;
       return 'next';
     }
     if (x.res.headersSent || x.res.destroyed) return 'done';
     if (result.status === 401 && policy.type === 'external' && policy.signin !== undefined) {
-      return reply(x, 302, `auth: ${result.reason}; sent to sign in`, { location: signinLocation(policy.signin, { ...x, proto: clientProto(x) }, policy.signinParam) });
+      // ingress-nginx's sign-in location has its own add_header, and a 302 is a status it takes.
+      const location = signinLocation(policy.signin, { ...x, proto: clientProto(x) }, policy.signinParam);
+      return reply(x, 302, `auth: ${result.reason}; sent to sign in`, { location, ...(cookies ? { 'set-cookie': [...cookies.values] } : {}) });
     }
-    return reply(x, result.status, `auth: ${result.reason}`, result.headers);
+    return reply(x, result.status, `auth: ${result.reason}`, cookies?.always === true ? { ...result.headers, 'set-cookie': [...cookies.values] } : result.headers);
   },
 };
 
@@ -423,6 +434,7 @@ export const forward: Step = {
       ...(cookieScope ? { cookieScope } : {}),
       ...(hashKey !== undefined ? { hashKey } : {}),
       ...(x.responseHeaders ? { responseHeaders: x.responseHeaders } : {}),
+      ...(x.authCookies ? { authCookies: x.authCookies } : {}),
       ...(p.customErrors ? { intercept: p.customErrors, passUpstreamErrors: p.passUpstreamErrors === true } : {}),
       ...(p.locationRewrite ? { locationRewrite: { from: p.locationRewrite.from, to: redirectUrl(p.locationRewrite.to, { ...x, proto: clientProto(x) }), origin: `${clientProto(x)}://${x.host}` } } : {}),
     });

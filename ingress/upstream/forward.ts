@@ -48,6 +48,25 @@ export interface ForwardTarget {
   hashKey?: string;
   /** proxy-redirect-from/-to, `to` filled in for this request: the start of Location and Refresh URLs replaced. */
   locationRewrite?: { from: string; to: string; origin: string };
+  /** The auth service's Set-Cookie headers, added to the response as authCookiesFor says. */
+  authCookies?: AuthCookies;
+}
+
+/** The Set-Cookie headers of an auth-url service's answer, and whether they go on every status (auth-always-set-cookie). */
+export interface AuthCookies {
+  values: readonly string[];
+  always: boolean;
+}
+
+// The statuses nginx's add_header (without `always`) adds to: ngx_http_headers_filter.
+const addHeaderStatuses: ReadonlySet<number> = new Set([200, 201, 204, 206, 301, 302, 303, 304, 307, 308]);
+
+/**
+ * The auth cookies a response of `status` gets, as ingress-nginx's `add_header Set-Cookie $auth_cookie` adds them:
+ * on the statuses nginx's add_header takes, or on every one with `always` (auth-always-set-cookie).
+ */
+export function authCookiesFor(cookies: AuthCookies | undefined, status: number): readonly string[] {
+  return cookies !== undefined && (cookies.always || addHeaderStatuses.has(status)) ? cookies.values : [];
 }
 
 /** How a forwarded request went, for the access log and metrics. */
@@ -140,12 +159,16 @@ function cutShort(req: ClientRequest, res: ResponseSink): void {
   else res.destroy();
 }
 
-/** Writes an nginx-style plain-text error status, unless a response has begun or the client is gone. */
-export function writeErrorStatus(response: ClientResponse, status: number): void {
+/**
+ * Writes an nginx-style plain-text error status, with the auth service's cookies when they go on it (authCookiesFor),
+ * unless a response has begun or the client is gone.
+ */
+export function writeErrorStatus(response: ClientResponse, status: number, cookies?: AuthCookies): void {
   const res = response as unknown as ResponseSink;
   if (res.headersSent || res.destroyed || res.writableEnded) return;
   const body = `<html><head><title>${statusText(status)}</title></head><body><center><h1>${statusText(status)}</h1></center></body></html>\n`;
-  res.writeHead(status, ['content-type', 'text/html', 'content-length', String(Buffer.byteLength(body))]);
+  const added = authCookiesFor(cookies, status);
+  res.writeHead(status, ['content-type', 'text/html', 'content-length', String(Buffer.byteLength(body)), ...(added.length > 0 ? ['set-cookie', [...added]] : [])]);
   res.end(body);
 }
 
@@ -288,7 +311,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
       }
       const rewrite = this.#target.policy.cookieRewrite;
       if (rewrite !== undefined && headers['set-cookie'] !== undefined) headers['set-cookie'] = rewriteSetCookies(headers['set-cookie'], rewrite);
-      let list = clientResponseHeaders(headers, cookie);
+      const auth = authCookiesFor(this.#target.authCookies, statusCode);
+      let list = clientResponseHeaders(headers, cookie === undefined ? auth : [cookie, ...auth]);
       if (this.#grpc && this.#req.httpVersionMajor === 2) {
         const split = splitTrailersOnly(list);
         if (split !== null) [list, this.#heldTrailers] = [split.headers, split.trailers];
@@ -447,7 +471,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
       this.#intercepted = true;
       return this.#finish(status, code);
     }
-    if (!this.#grpc) writeErrorStatus(this.#res as unknown as ClientResponse, status);
+    if (!this.#grpc) writeErrorStatus(this.#res as unknown as ClientResponse, status, this.#target.authCookies);
     else {
       // gRPC clients read the failure from grpc-status, not from an HTTP status (grpc.ts says which).
       this.#grpcStatus = writeGrpcFailure(this.#res, this.#req.httpVersionMajor === 2, code);

@@ -98,12 +98,14 @@ export function upstreamRequestHeaders(raw: readonly string[], extra?: Readonly<
 
 /**
  * The headers to send to the client from the upstream's parsed headers (lower-case names, as undici gives them):
- * hop-by-hop headers and the ones Connection lists dropped; `setCookie` added to the upstream's Set-Cookie.
+ * hop-by-hop headers and the ones Connection lists dropped; `setCookie` (one header or several) added after the
+ * upstream's Set-Cookie.
  */
-export function clientResponseHeaders(headers: Readonly<Record<string, HeaderValue | undefined>>, setCookie?: string): HeaderList {
+export function clientResponseHeaders(headers: Readonly<Record<string, HeaderValue | undefined>>, setCookie?: string | readonly string[]): HeaderList {
   const listed = headers.connection === undefined ? null : connectionListed(headers.connection);
   const out: HeaderList = [];
-  let cookieAdded = setCookie === undefined;
+  const added = setCookie === undefined ? [] : typeof setCookie === 'string' ? [setCookie] : setCookie;
+  let cookieAdded = added.length === 0;
   for (const name in headers) {
     const value = headers[name];
     if (value === undefined) continue;
@@ -111,13 +113,13 @@ export function clientResponseHeaders(headers: Readonly<Record<string, HeaderVal
     if (listed !== null && listed.includes(name)) continue;
     if (!cookieAdded && name === 'set-cookie') {
       // One entry per name: HTTP/2 responses keep only the last value of a repeated name.
-      out.push(name, typeof value === 'string' ? [value, setCookie as string] : [...value, setCookie as string]);
+      out.push(name, [value, added].flat());
       cookieAdded = true;
       continue;
     }
     out.push(name, value);
   }
-  if (!cookieAdded) out.push('set-cookie', setCookie as string);
+  if (!cookieAdded) out.push('set-cookie', added.length === 1 ? added[0]! : [...added]);
   return out;
 }
 

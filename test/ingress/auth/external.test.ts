@@ -80,6 +80,13 @@ describe('external auth verdicts', () => {
     ['404: 500', answer(404), { allow: false, status: 500, headers: {}, reason: 'auth service answered 404' }],
     ['500: 500', answer(500, {}, 'boom'), { allow: false, status: 500, headers: {}, reason: 'auth service answered 500' }],
     ['503: 500', answer(503), { allow: false, status: 500, headers: {}, reason: 'auth service answered 503' }],
+    [
+      '200 with two Set-Cookie headers: both kept, each whole',
+      answer(200, { 'set-cookie': ['a=1; Path=/; Expires=Wed, 21 Oct 2026 07:28:00 GMT', 'b=2'] }),
+      { allow: true, upstreamHeaders: { 'X-User': '', 'x-email': '', 'X-Missing': '' }, setCookies: ['a=1; Path=/; Expires=Wed, 21 Oct 2026 07:28:00 GMT', 'b=2'] },
+    ],
+    ['401 with a Set-Cookie', answer(401, { 'set-cookie': 'a=; Max-Age=0' }), { allow: false, status: 401, headers: {}, reason: 'auth service answered 401', setCookies: ['a=; Max-Age=0'] }],
+    ['500 with a Set-Cookie', answer(500, { 'set-cookie': 'a=1' }), { allow: false, status: 500, headers: {}, reason: 'auth service answered 500', setCookies: ['a=1'] }],
   ];
   for (const [name, respond, want] of cases) {
     it(name, async () => {

@@ -27,7 +27,6 @@ describe('refused: the Ingress is not served, with a problem naming the annotati
     [{ [`${ngx}canary`]: 'true', [`${ngx}canary-by-header`]: 'X-Canary', [`${ngx}canary-by-header-pattern`]: 'a|b' }, 'canary-by-header-pattern', 'regex'],
     [{ [`${ngx}upstream-hash-by`]: '$request_uri', [`${ngx}upstream-hash-by-subset`]: 'true' }, 'upstream-hash-by-subset', 'subset'],
     [{ [`${ngx}mirror-target`]: 'https://test.example.com$request_uri' }, 'mirror-target', 'mirror'],
-    [{ [`${ngx}auth-url`]: 'https://auth.example.com/', [`${ngx}auth-always-set-cookie`]: 'true' }, 'auth-always-set-cookie', 'Set-Cookie'],
     [{ [`${ngx}auth-tls-secret`]: 'ca', [`${ngx}auth-tls-match-cn`]: 'CN=alice' }, 'auth-tls-match-cn', 'without it'],
   ];
 
@@ -59,6 +58,7 @@ describe('served: values that ask for nothing, what netplane honours, tuning and
     ['limits set to 0', { [`${ngx}limit-rate`]: '0', [`${ngx}limit-rate-after`]: '0', [`${ngx}global-rate-limit`]: '0' }],
     ['rewrites switched off', { [`${ngx}proxy-cookie-path`]: 'off', [`${ngx}proxy-redirect-from`]: 'default', [`${ngx}auth-signin-redirect-param`]: 'rd' }],
     ['a header pattern under an exact value (ingress-nginx ignores the pattern)', { [`${ngx}canary-by-header`]: 'X-C', [`${ngx}canary-by-header-value`]: 'on', [`${ngx}canary-by-header-pattern`]: 'a|b' }],
+    ['auth-always-set-cookie with auth-url, which netplane honours', { [`${ngx}auth-url`]: 'https://auth.example.com/', [`${ngx}auth-always-set-cookie`]: 'true' }],
     ['intercept switch without custom-http-errors', { [`${ngx}disable-proxy-intercept-errors`]: 'true' }],
     ['intercept switch with custom-http-errors, which netplane honours', { [`${ngx}custom-http-errors`]: '503', [`${ngx}disable-proxy-intercept-errors`]: 'true' }],
     ['hash subsets without upstream-hash-by', { [`${ngx}upstream-hash-by-subset`]: 'true', [`${ngx}upstream-hash-by-subset-size`]: '3' }],
