@@ -335,6 +335,7 @@ function attachCanary(parts: TableParts, c: CompiledIngress): number {
       primary.canary = { ingress: c.key, backend, weight: settings.weight, weightTotal: settings.weightTotal, policy };
       if (settings.header !== undefined) primary.canary.header = settings.header;
       if (settings.headerValue !== undefined) primary.canary.headerValue = settings.headerValue;
+      if (settings.headerPattern !== undefined) primary.canary.headerPattern = settings.headerPattern;
       if (settings.cookie !== undefined) primary.canary.cookie = settings.cookie;
       attached++;
     }

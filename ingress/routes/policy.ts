@@ -12,6 +12,7 @@ import { plainUrl, readUrlTemplate } from './variables.ts';
 import { AnnotationError, quote } from './errors.ts';
 import { asksPassthrough, sslPassthroughKey } from './unhonoured.ts';
 import { readHeaderMap, type ConfigMapLookup } from './configmap-headers.ts';
+import { readUserRegex } from './user-regex.ts';
 import type { AuthPolicy, BackendRef, ClientCertPolicy, IngressPolicy, JwtAuthPolicy, ObjectRef, RateLimitPolicy } from './types.ts';
 
 /** Timeouts (and body size) used when an Ingress does not set proxy-connect-timeout / -read-timeout / -send-timeout / proxy-body-size. */
@@ -38,6 +39,8 @@ export const defaultSendTimeoutMs = 60_000;
 export interface CanarySettings {
   header?: string;
   headerValue?: string;
+  /** canary-by-header-pattern, checked (routes/user-regex.ts); set only when used: canary-by-header-value is not set or empty. */
+  headerPattern?: string;
   /** canary-by-cookie: the cookie whose value "always" or "never" decides when the header did not. */
   cookie?: string;
   weight: number;
@@ -450,6 +453,9 @@ function readCanary(a: AnnotationReader): CanarySettings | undefined {
   const header = a.get('canary-by-header');
   if (header !== undefined && !httpToken.test(header.value)) throw invalid(header, `allowed is a header name: ${httpToken.allowed}`);
   const headerValue = a.get('canary-by-header-value');
+  // ingress-nginx reads the pattern only when the value is empty or not set, and an empty pattern as none.
+  const headerPattern = a.get('canary-by-header-pattern');
+  const pattern = headerPattern !== undefined && headerPattern.value !== '' && !headerValue?.value ? readUserRegex(headerPattern) : undefined;
   const cookie = a.get('canary-by-cookie');
   if (cookie !== undefined && !httpToken.test(cookie.value)) throw invalid(cookie, `allowed is a cookie name: ${httpToken.allowed}`);
   const weightTotal = a.int('canary-weight-total') ?? 100;
@@ -458,6 +464,7 @@ function readCanary(a: AnnotationReader): CanarySettings | undefined {
   const canary: CanarySettings = { weight, weightTotal };
   if (header !== undefined) canary.header = header.value;
   if (headerValue !== undefined) canary.headerValue = headerValue.value;
+  if (pattern !== undefined) canary.headerPattern = pattern;
   if (cookie !== undefined) canary.cookie = cookie.value;
   return canary;
 }

@@ -272,6 +272,11 @@ export interface Canary {
   header?: string;
   headerValue?: string;
   /**
+   * ingress-nginx canary-by-header-pattern, used when headerValue is not set (or empty): requests whose header matches
+   * it (RE2, unanchored; routes/user-regex.ts) go to the canary, others are left to the cookie and the weight.
+   */
+  headerPattern?: string;
+  /**
    * When the header did not decide: requests whose cookie of this name (matched as nginx does, ignoring case) is
    * "always" go to the canary, "never" stay off it; any other value leaves the choice to the weight.
    */

@@ -1,5 +1,5 @@
 // The ingress-nginx annotations netplane does not honour, in two groups. Those that change who may reach what, or
-// what a request does (a snippet's `deny all;`, a WAF, a passthrough, a header pattern that picks the canary ...) take the
+// what a request does (a snippet's `deny all;`, a WAF, a passthrough, a rate limit shared between replicas ...) take the
 // Ingress out of service: serving it without them would serve something its author did not write. Pure tuning of
 // nginx itself (buffers, its own timeouts, tracing) is ignored and said so once per Ingress at info. Every other
 // `nginx.ingress.kubernetes.io/` name that netplane does not read is reported with the ignored ones.
@@ -62,12 +62,6 @@ export const refusals: readonly Refusal[] = [
     name: 'ssl-passthrough',
     applies: (v, _all, o) => on(v) && !passedThrough(v, o),
     why: 'without --enable-ssl-passthrough (and a value of "true" with it) netplane terminates TLS itself, and the backend would then get plain HTTP',
-  },
-  {
-    name: 'canary-by-header-pattern',
-    // ingress-nginx ignores the pattern when canary-by-header-value is set.
-    applies: (v, all) => set(v) && all('canary-by-header-value') === undefined,
-    why: 'netplane matches a canary header by exact value (canary-by-header-value), never by regex, so clients sending a matching value would not reach the canary',
   },
   {
     name: 'upstream-hash-by-subset',

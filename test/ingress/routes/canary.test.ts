@@ -54,3 +54,27 @@ describe('routesToCanary', () => {
     expect(routesToCanary(canary({ cookie: 'canary', weight, weightTotal }), { cookie: 'canary=other' }, () => draw)).toBe(want);
   });
 });
+
+describe('routesToCanary with canary-by-header-pattern (ingress-nginx: ngx.re.match, after the exact value)', () => {
+  const byPattern = (headerPattern: string, over: Partial<Canary> = {}) => canary({ header: 'X-Region', headerPattern, cookie: 'canary', ...over });
+  // [what, canary, request headers, goes to the canary]
+  const cases: [string, Canary, Record<string, string>, boolean][] = [
+    ['the pattern matches', byPattern('^eu-'), { 'x-region': 'eu-west' }, true],
+    ['it matches anywhere (unanchored)', byPattern('west'), { 'x-region': 'eu-west-1' }, true],
+    ['case-sensitive', byPattern('^EU-'), { 'x-region': 'eu-west' }, false],
+    ['unless the pattern says (?i)', byPattern('(?i)^EU-'), { 'x-region': 'eu-west' }, true],
+    ['no match: the cookie decides', byPattern('^eu-'), { 'x-region': 'us-east', cookie: 'canary=always' }, true],
+    ['no match: then the weight', byPattern('^eu-', { weight: 100 }), { 'x-region': 'us-east' }, true],
+    ['"always" that does not match is no word of its own', byPattern('^eu-'), { 'x-region': 'always' }, false],
+    ['"never" that does not match does not keep the cookie from deciding', byPattern('^eu-'), { 'x-region': 'never', cookie: 'canary=always' }, true],
+    ['a match wins over cookie never', byPattern('^eu-'), { 'x-region': 'eu-west', cookie: 'canary=never' }, true],
+    ['no header: the cookie decides', byPattern('^eu-'), { cookie: 'canary=always' }, true],
+    ['an exact value wins: the pattern is not used', byPattern('^eu-', { headerValue: 'beta' }), { 'x-region': 'eu-west' }, false],
+    ['an empty exact value is none: the pattern is used', byPattern('^eu-', { headerValue: '' }), { 'x-region': 'eu-west' }, true],
+    ['an empty pattern is none: always and never apply', byPattern(''), { 'x-region': 'always' }, true],
+    ['(a+)+$ against a long value: answered', byPattern('(a+)+$'), { 'x-region': `${'a'.repeat(10_000)}!` }, false],
+  ];
+  it.each(cases)('%s', (_what, c, headers, want) => {
+    expect(routesToCanary(c, headers, () => 0.5)).toBe(want);
+  });
+});
