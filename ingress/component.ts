@@ -15,6 +15,7 @@ import type { GatewayState } from './server/steps.ts';
 import { emptyTable, endpointsOf, IngressState } from './state.ts';
 import { Certificates, DefaultCertificateFiles, hstsHeader } from './tls/index.ts';
 import { Upstreams } from './upstream/upstreams.ts';
+import { Mirrors } from './upstream/mirror.ts';
 import { parseSize } from './routes/annotations.ts';
 import { defaultMaxBodyBytes } from './routes/policy.ts';
 import { parseServiceRef, parseStatusAddresses, type PublishSource } from './status/addresses.ts';
@@ -73,6 +74,7 @@ const flags = {
   'proxy-protocol': switchFlag('every connection to --http and --https must start with a PROXY protocol header (v1 or v2, as from a load balancer); its client address is used'),
   'proxy-protocol-from': valueFlag({ value: 'CIDRS', help: 'with --proxy-protocol: peers allowed to connect (the load balancers); others are closed', parse: parseCIDRList }),
   'proxy-protocol-timeout': durationFlag({ help: 'with --proxy-protocol: time a connection has to send its whole header', default: '5s', min: '1s', max: '1m' }),
+  'mirror-max-in-flight': valueFlag({ value: 'N', help: 'copies to a mirror-target under way per route; requests beyond them are not copied (counted as dropped)', parse: positiveInt, default: 100 }),
   'enable-ssl-passthrough': switchFlag('pass the TLS connections of Ingresses with ssl-passthrough "true" through to their backend by SNI, unterminated'),
   'read-secrets': valueFlag({
     value: 'referenced|all',
@@ -164,6 +166,14 @@ async function runIngress(ctx: ComponentContext, f: IngressFlags): Promise<void>
     upstreams,
     httpsPort: https?.port,
     hsts: f.hsts > 0 ? hstsHeader(f.hsts, f['hsts-include-subdomains'], false) : undefined,
+    mirrors: new Mirrors({
+      log,
+      maxInFlight: f['mirror-max-in-flight'],
+      count: (ingress, outcome) => {
+        const [namespace = '', name = ''] = ingress.split('/');
+        metrics.mirrored.inc({ namespace, ingress: name, outcome });
+      },
+    }),
   };
   const keeper = new IngressState(state, {
     store: ctx.store,
@@ -233,6 +243,7 @@ async function runIngress(ctx: ComponentContext, f: IngressFlags): Promise<void>
     log.info({ inFlight: gateway.inFlight }, 'draining');
     await gateway.drain(f['drain-timeout']);
     await upstreams.close();
+    await state.mirrors?.close();
     state.auth.close();
     await statusDone;
   });

@@ -19,6 +19,7 @@ const sharedNames = [
   'permanent-redirect', 'permanent-redirect-code', 'temporal-redirect', 'temporal-redirect-code', 'app-root',
   'upstream-vhost', 'x-forwarded-prefix', 'proxy-cookie-path', 'proxy-cookie-domain', 'limit-rate', 'limit-rate-after', 'proxy-redirect-from', 'proxy-redirect-to', 'server-alias', 'from-to-www-redirect', 'proxy-next-upstream-tries', 'custom-http-errors', 'disable-proxy-intercept-errors', 'default-backend', 'custom-headers', 'service-upstream', 'satisfy',
   'proxy-ssl-verify', 'proxy-ssl-secret', 'proxy-ssl-name', 'proxy-ssl-server-name',
+  'mirror-target', 'mirror-host', 'mirror-request-body',
   'enable-cors', 'cors-allow-origin', 'cors-allow-methods', 'cors-allow-headers', 'cors-expose-headers', 'cors-allow-credentials', 'cors-max-age',
   'affinity', 'session-cookie-name', 'session-cookie-max-age', 'session-cookie-path', 'session-cookie-secure', 'session-cookie-samesite', 'load-balance', 'upstream-hash-by',
   'canary', 'canary-by-header', 'canary-by-header-value', 'canary-by-header-pattern', 'canary-by-cookie', 'canary-weight', 'canary-weight-total',

@@ -12,6 +12,7 @@ import { plainUrl, readUrlTemplate } from './variables.ts';
 import { AnnotationError, quote } from './errors.ts';
 import { asksPassthrough, sslPassthroughKey } from './unhonoured.ts';
 import { readHeaderMap, type ConfigMapLookup } from './configmap-headers.ts';
+import { readMirror } from './mirror.ts';
 import { readUserRegex } from './user-regex.ts';
 import type { AuthPolicy, BackendRef, ClientCertPolicy, IngressPolicy, JwtAuthPolicy, ObjectRef, RateLimitPolicy } from './types.ts';
 
@@ -153,6 +154,8 @@ export function readPolicy(namespace: string, annotations: Readonly<Record<strin
   const customHeaders = a.get('custom-headers');
   const responseHeaders = customHeaders && readHeaderMap(customHeaders, namespace, defaults.configMaps, 'custom-headers');
   if (responseHeaders !== undefined && Object.keys(responseHeaders).length > 0) policy.customHeaders = responseHeaders;
+  const mirror = readMirror(a);
+  if (mirror !== undefined) policy.mirror = mirror;
 
   const result: AnnotatedPolicy = { policy, secrets: [] };
   if (asksPassthrough(annotations, { sslPassthrough: defaults.sslPassthrough })) {

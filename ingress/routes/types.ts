@@ -1,6 +1,7 @@
 // What the ingress gateway serves, compiled from Ingress objects: the contract between the route compiler
 // (ingress/routes/), the request pipeline (ingress/server/), auth (ingress/auth/), limits (ingress/limits/),
 // upstream pools (ingress/upstream/) and TLS (ingress/tls/). Plain data, no behaviour.
+import type { MirrorPolicy } from './mirror.ts';
 
 /** A namespaced object by name. */
 export interface ObjectRef {
@@ -220,6 +221,11 @@ export interface IngressPolicy {
    * host's `/` rule when that rule is this Ingress's (ingress/edge/passthrough.ts).
    */
   sslPassthrough?: { hosts: readonly string[] };
+  /**
+   * Each request forwarded is also copied, fire and forget, to this target (ingress-nginx mirror-target, mirror-host,
+   * mirror-request-body; routes/mirror.ts, upstream/mirror.ts); the copy's answer is ignored.
+   */
+  mirror?: MirrorPolicy;
 }
 
 /**

@@ -19,6 +19,7 @@ export class GatewayMetrics {
   readonly rejected: Counter<'reason'>;
   readonly connections: Gauge<'state'>;
   readonly defaultCertificateProblem: Gauge;
+  readonly mirrored: Counter<'namespace' | 'ingress' | 'outcome'>;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -75,6 +76,12 @@ export class GatewayMetrics {
     this.defaultCertificateProblem = new Gauge({
       name: 'netplane_ingress_default_certificate_problem',
       help: '1 while the --default-certificate files hold a pair that cannot be served (the one served before is kept), else 0.',
+      registers,
+    });
+    this.mirrored = new Counter({
+      name: 'netplane_ingress_mirror_requests_total',
+      help: 'Requests of routes with mirror-target, by what became of their copy: sent (the mirror answered, whatever its status), dropped (not copied: --mirror-max-in-flight copies of the route were under way), failed (not connected, reset, timed out, or its copy of the body given up).',
+      labelNames: ['namespace', 'ingress', 'outcome'],
       registers,
     });
   }

@@ -18,7 +18,9 @@ import type { BackendRef, IngressPolicy, Route, RouteTable } from '../routes/typ
 import type { CookieScope } from '../upstream/affinity.ts';
 import { lingerAfterRefusal } from '../upstream/request-body.ts';
 import { writeGrpcFailure, type GrpcSink } from '../upstream/grpc.ts';
-import type { ForwardResult, Upstreams } from '../upstream/upstreams.ts';
+import type { ForwardResult, ForwardTarget, Upstreams } from '../upstream/upstreams.ts';
+import type { Mirrors } from '../upstream/mirror.ts';
+import { forwardMirrored } from './mirror.ts';
 import type { AuthCookies } from '../upstream/forward.ts';
 import { absoluteTarget, forwardedHeaders, forwardedProto, requestHost, requestPath } from './request.ts';
 
@@ -79,6 +81,8 @@ export interface GatewayState {
   httpsPort?: number;
   /** The Strict-Transport-Security value for HTTPS responses, when HSTS is on. */
   hsts?: string;
+  /** Sends the copies of routes with mirror-target; absent: none is sent. */
+  mirrors?: Mirrors;
 }
 
 /** A step's verdict. */
@@ -426,7 +430,7 @@ export const forward: Step = {
     // The client waits for this before it sends its body (see the checkContinue listeners in gateway.ts).
     const expect = x.req.headers.expect;
     if (expect !== undefined && expect.toLowerCase() === '100-continue') x.res.writeContinue();
-    x.upstream = await s.upstreams.forward(x.req, x.res, {
+    const target: ForwardTarget = {
       backend: targetBackend(x, s, p).key,
       policy: p,
       path,
@@ -437,7 +441,8 @@ export const forward: Step = {
       ...(x.authCookies ? { authCookies: x.authCookies } : {}),
       ...(p.customErrors ? { intercept: p.customErrors, passUpstreamErrors: p.passUpstreamErrors === true } : {}),
       ...(p.locationRewrite ? { locationRewrite: { from: p.locationRewrite.from, to: redirectUrl(p.locationRewrite.to, { ...x, proto: clientProto(x) }), origin: `${clientProto(x)}://${x.host}` } } : {}),
-    });
+    };
+    x.upstream = p.mirror === undefined ? await s.upstreams.forward(x.req, x.res, target) : await forwardMirrored(x, s, p.mirror, target);
     if (x.upstream.intercepted) await customError(x, s, p, headers);
     return 'done';
   },

@@ -17,7 +17,7 @@ import { Pacer } from './pacer.ts';
 import { rewriteLocation, rewriteRefresh } from './location-rewrite.ts';
 import { clientResponseHeaders, upstreamRequestHeaders, withHeaders, withoutBodyHeaders, type HeaderList, type HeaderValue } from './headers.ts';
 import { isGrpc, overTls, type UpstreamEndpoint } from './pool.ts';
-import { UpstreamBody, lingerAfterRefusal, stopUpload } from './request-body.ts';
+import { UpstreamBody, lingerAfterRefusal, stopUpload, type BodyTap } from './request-body.ts';
 import { watchResetPeer } from './reset-peer.ts';
 
 /** Where and how to send one request. */
@@ -50,6 +50,8 @@ export interface ForwardTarget {
   locationRewrite?: { from: string; to: string; origin: string };
   /** The auth service's Set-Cookie headers, added to the response as authCookiesFor says. */
   authCookies?: AuthCookies;
+  /** mirror-target: a copy of the request body goes here as the upstream reads it (upstream/mirror.ts). */
+  mirrorBody?: BodyTap;
 }
 
 /** The Set-Cookie headers of an auth-url service's answer, and whether they go on every status (auth-always-set-cookie). */
@@ -239,7 +241,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
     // checked before (the body-size step). An HTTP/2 client's body is watched for its reset, and a body sent to an
     // HTTP/2 (gRPC) upstream is one the exchange can abort there (request-body.ts).
     const streamed = limit > 0 && req.headers['content-length'] === undefined;
-    this.#body = !body ? null : req.httpVersionMajor === 2 || this.#grpc || streamed ? new UpstreamBody(req, streamed ? limit : 0) : req;
+    const tap = this.#target.mirrorBody;
+    this.#body = !body ? null : req.httpVersionMajor === 2 || this.#grpc || streamed || tap !== undefined ? new UpstreamBody(req, streamed ? limit : 0, tap) : req;
     this.#retriable = !body && retriableMethods.has(req.method ?? '');
     // gRPC needs `TE: trailers` (servers refuse calls without it), whatever the client sent.
     this.#headers = upstreamRequestHeaders(req.rawHeaders, this.#grpc ? { ...this.#target.headers, te: 'trailers' } : this.#target.headers);

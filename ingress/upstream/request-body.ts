@@ -18,10 +18,22 @@ import { UpstreamError } from './errors.ts';
 import type { ClientRequest } from './forward.ts';
 
 /**
+ * Where a copy of a request body goes as the upstream reads it (mirror-target: upstream/mirror.ts). It must never
+ * hold the upload back: `write` takes a chunk and returns at once; `end` says the body is complete; `abort` that it
+ * will not be (too large, the client gone, the upstream request failed).
+ */
+export interface BodyTap {
+  write(chunk: Buffer): void;
+  end(): void;
+  abort(): void;
+}
+
+/**
  * A client's request body on its way upstream. It fails with BODY_TOO_LARGE once more than `limit` bytes came
  * (0: no limit), without touching the client's connection (the gateway still answers 413 or RESOURCE_EXHAUSTED on
  * it). For an HTTP/2 client whose stream was reset before its END_STREAM it fails instead of ending: Node ends such
- * a request normally. `cancel()` stops it for any reason; `failure` says why it stopped.
+ * a request normally. `cancel()` stops it for any reason; `failure` says why it stopped. A `tap` gets a copy of
+ * each chunk that goes upstream, and is told of the end or of the stop.
  */
 export class UpstreamBody extends Transform {
   readonly #req: ClientRequest;
@@ -31,11 +43,13 @@ export class UpstreamBody extends Transform {
   #failure: UpstreamError | null = null;
   // What undici pipes the body into: the upstream HTTP/2 stream (HTTP/1.1 bodies are read with 'data' events).
   #sink: Writable | null = null;
+  readonly #tap: BodyTap | undefined;
 
-  constructor(req: ClientRequest, limit: number) {
+  constructor(req: ClientRequest, limit: number, tap?: BodyTap) {
     super();
     this.#req = req;
     this.#limit = limit;
+    this.#tap = tap;
     this.#clientStream = req.httpVersionMajor === 2 ? (req as Http2ServerRequest).stream : undefined;
     // Failures reach the exchange through undici and `failure`; a late one must not be an unhandled 'error'.
     this.on('error', () => {});
@@ -62,18 +76,23 @@ export class UpstreamBody extends Transform {
       this.cancel(new UpstreamError('BODY_TOO_LARGE', `the request body is larger than ${this.#limit} bytes (proxy-body-size)`));
       return done();
     }
+    this.#tap?.write(chunk);
     done(null, chunk);
   }
 
   override _flush(done: (err?: Error | null) => void): void {
     const stream = this.#clientStream;
-    if (stream === undefined) return done();
+    if (stream === undefined) {
+      this.#tap?.end();
+      return done();
+    }
     // Node's HTTP/2 client (grpc-js's cancel) resets a stream with END_STREAM and then RST_STREAM, which a peer in
     // another process mostly reads at once; Node hands the end over before it reads the reset. So the end goes
     // upstream once the frames read with it are handled: a stream reset by then is an aborted upload.
     setImmediate(() => {
       if (this.#failure !== null || this.destroyed) return;
       if (stream.aborted) return this.cancel(new UpstreamError('CLIENT_ABORTED', 'the client reset its stream before the body was complete'));
+      this.#tap?.end();
       done();
     });
   }
@@ -86,6 +105,7 @@ export class UpstreamBody extends Transform {
   cancel(reason: UpstreamError): void {
     if (this.#failure !== null) return;
     this.#failure = reason;
+    this.#tap?.abort();
     (this.#req as NodeJS.ReadableStream).unpipe(this);
     const sink = this.#sink;
     if (sink === null) this.destroy(reason);
