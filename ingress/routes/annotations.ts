@@ -24,7 +24,7 @@ const sharedNames = [
   'affinity', 'session-cookie-name', 'session-cookie-max-age', 'session-cookie-path', 'session-cookie-secure', 'session-cookie-samesite', 'load-balance', 'upstream-hash-by',
   'canary', 'canary-by-header', 'canary-by-header-value', 'canary-by-header-pattern', 'canary-by-cookie', 'canary-weight', 'canary-weight-total',
   'allowlist-source-range', 'whitelist-source-range', 'denylist-source-range',
-  'auth-tls-secret', 'auth-tls-verify-client', 'auth-tls-verify-depth', 'auth-tls-pass-certificate-to-upstream', 'auth-tls-error-page',
+  'auth-tls-secret', 'auth-tls-verify-client', 'auth-tls-verify-depth', 'auth-tls-pass-certificate-to-upstream', 'auth-tls-error-page', 'auth-tls-match-cn',
 ] as const;
 
 /** Names read only under netplane.io/ (ingress-nginx has no such annotation, or means something else by it). */

@@ -215,12 +215,12 @@ function readSourceRange(a: AnnotationReader): IngressPolicy['sourceRange'] {
   return { ...(allow ? { allow } : {}), ...(deny ? { deny } : {}) };
 }
 
-const clientCertNames = ['auth-tls-verify-client', 'auth-tls-verify-depth', 'auth-tls-pass-certificate-to-upstream', 'auth-tls-error-page'] as const;
+const clientCertNames = ['auth-tls-verify-client', 'auth-tls-verify-depth', 'auth-tls-pass-certificate-to-upstream', 'auth-tls-error-page', 'auth-tls-match-cn'] as const;
 
 /**
  * ingress-nginx's auth-tls-secret (the Secret with `ca.crt`), auth-tls-verify-client (on, the default; optional;
- * optional_no_ca; off), auth-tls-verify-depth (default 1), auth-tls-pass-certificate-to-upstream and
- * auth-tls-error-page (an absolute http or https URL).
+ * optional_no_ca; off), auth-tls-verify-depth (default 1), auth-tls-pass-certificate-to-upstream,
+ * auth-tls-error-page (an absolute http or https URL) and auth-tls-match-cn (a pattern for the subject DN).
  */
 function readClientCert(a: AnnotationReader, namespace: string): ClientCertPolicy | undefined {
   const secret = a.get('auth-tls-secret');
@@ -237,8 +237,15 @@ function readClientCert(a: AnnotationReader, namespace: string): ClientCertPolic
   const passCertificate = a.bool('auth-tls-pass-certificate-to-upstream', false);
   const errorPage = a.get('auth-tls-error-page');
   const ref = secretRef(secret, namespace);
-  if (verify === 'off') return undefined;
-  return { secret: ref, verify, depth, passCertificate, ...(errorPage ? { errorPage: httpUrl(errorPage) } : {}) };
+  // ingress-nginx writes the DN check whenever the value is not empty.
+  const matchCnSet = a.get('auth-tls-match-cn');
+  const matchCn = matchCnSet !== undefined && matchCnSet.value !== '' ? readUserRegex(matchCnSet) : undefined;
+  if (verify === 'off') {
+    // nginx would then ask for no certificate, so the DN is always empty and (nearly) every request 403.
+    if (matchCn !== undefined) throw invalid(matchCnSet!, 'it takes effect only when a client certificate is asked for, and auth-tls-verify-client is "off"');
+    return undefined;
+  }
+  return { secret: ref, verify, depth, passCertificate, ...(errorPage ? { errorPage: httpUrl(errorPage) } : {}), ...(matchCn !== undefined ? { matchCn } : {}) };
 }
 
 /** default-backend: a Service of the Ingress's namespace, `name` (port 80) or `name:port` (number or port name). */

@@ -120,6 +120,11 @@ export interface ClientCertPolicy {
   passCertificate: boolean;
   /** Where a refused client is redirected (302) instead of getting 400 (ingress-nginx `auth-tls-error-page`). */
   errorPage?: string;
+  /**
+   * ingress-nginx auth-tls-match-cn: requests whose client certificate subject DN (nginx's $ssl_client_s_dn, RFC 2253
+   * form; '' without a certificate) does not match this pattern (RE2, unanchored; routes/user-regex.ts) get 403.
+   */
+  matchCn?: string;
 }
 
 /** What the annotations of one Ingress ask for; the defaults when it has none. */

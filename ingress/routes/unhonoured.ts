@@ -51,7 +51,6 @@ const noSnippets = 'netplane never runs nginx configuration, and serving the Ing
 /** The refused ingress-nginx annotations, most used first. */
 export const refusals: readonly Refusal[] = [
   { name: '*-snippet', applies: set, why: noSnippets },
-  { name: 'auth-tls-match-cn', applies: set, why: 'netplane does not enforce auth-tls-match-cn, and serving the Ingress without it would admit clients its author shut out' },
   { name: 'enable-modsecurity', applies: on, why: 'netplane has no web application firewall, and serving the Ingress without it would pass requests the firewall was to stop' },
   { name: 'enable-owasp-core-rules', applies: on, why: 'netplane has no web application firewall, and serving the Ingress without it would pass requests the rules were to stop' },
   { name: 'global-rate-limit', applies: nonZero, why: 'netplane has no rate limit shared between replicas (limit-rps and limit-rpm count per gateway), and serving the Ingress without it would lift the limit' },

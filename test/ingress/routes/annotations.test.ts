@@ -225,7 +225,7 @@ describe('annotations with values that cannot be honoured', () => {
     ['allowlist-source-range with a hostname', { [`${ngx}allowlist-source-range`]: '10.0.0.0/8, office.example.com' }, `${ngx}allowlist-source-range`, '10.0.0.0/8, office.example.com', 'IPv4 or IPv6 address or CIDR block'],
     ['whitelist-source-range with a bad prefix', { [`${ngx}whitelist-source-range`]: '10.0.0.0/33' }, `${ngx}whitelist-source-range`, '10.0.0.0/33', 'IPv4 or IPv6 address or CIDR block'],
     ['denylist-source-range empty', { [`${ngx}denylist-source-range`]: ',' }, `${ngx}denylist-source-range`, ',', 'at least one item'],
-    ['client certificate CN match netplane does not enforce', { [`${ngx}auth-tls-secret`]: 'ca', [`${ngx}auth-tls-match-cn`]: 'CN=alice' }, `${ngx}auth-tls-match-cn`, 'CN=alice', 'without it'],
+    ['auth-tls-match-cn with a back-reference', { [`${ngx}auth-tls-secret`]: 'ca', [`${ngx}auth-tls-match-cn`]: '(CN)=\\1' }, `${ngx}auth-tls-match-cn`, '(CN)=\\1', 'back-reference'],
     ['auth-tls-secret in another namespace', { [`${ngx}auth-tls-secret`]: 'other/ca' }, `${ngx}auth-tls-secret`, 'other/ca', 'own namespace'],
     ['auth-tls-verify-client unknown', { [`${ngx}auth-tls-secret`]: 'ca', [`${ngx}auth-tls-verify-client`]: 'required' }, `${ngx}auth-tls-verify-client`, 'required', 'on, optional, optional_no_ca, off'],
     ['auth-tls-verify-depth too deep', { [`${ngx}auth-tls-secret`]: 'ca', [`${ngx}auth-tls-verify-depth`]: '11' }, `${ngx}auth-tls-verify-depth`, '11', 'from 0 to 10'],

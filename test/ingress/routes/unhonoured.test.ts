@@ -25,7 +25,6 @@ describe('refused: the Ingress is not served, with a problem naming the annotati
     [{ [`${ngx}global-rate-limit-key`]: '$remote_addr' }, 'global-rate-limit-key', 'shared between replicas'],
     [{ [`${ngx}ssl-passthrough`]: 'true' }, 'ssl-passthrough', 'terminates TLS'],
     [{ [`${ngx}upstream-hash-by`]: '$request_uri', [`${ngx}upstream-hash-by-subset`]: 'true' }, 'upstream-hash-by-subset', 'subset'],
-    [{ [`${ngx}auth-tls-secret`]: 'ca', [`${ngx}auth-tls-match-cn`]: 'CN=alice' }, 'auth-tls-match-cn', 'without it'],
   ];
 
   it.each(cases)('%j', (annotations, name, why) => {
@@ -63,6 +62,7 @@ describe('served: values that ask for nothing, what netplane honours, tuning and
     ['mirror-target, mirror-host and mirror-request-body, which netplane honours', { [`${ngx}mirror-target`]: 'https://test.example.com$request_uri', [`${ngx}mirror-host`]: 'test.example.com', [`${ngx}mirror-request-body`]: 'off' }],
     ['hash subsets without upstream-hash-by', { [`${ngx}upstream-hash-by-subset`]: 'true', [`${ngx}upstream-hash-by-subset-size`]: '3' }],
     ['satisfy and auth-tls-pass-certificate-to-upstream, which netplane honours', { [`${ngx}satisfy`]: 'any', [`${ngx}auth-tls-secret`]: 'ca', [`${ngx}auth-tls-pass-certificate-to-upstream`]: 'true' }],
+    ['auth-tls-match-cn, which netplane honours', { [`${ngx}auth-tls-secret`]: 'ca', [`${ngx}auth-tls-match-cn`]: 'CN=alice' }],
     ['auth-secret-type auth-file, the default', { [`${ngx}auth-type`]: 'basic', [`${ngx}auth-secret`]: 'users', [`${ngx}auth-secret-type`]: 'auth-file' }],
     ['auth-secret-type auth-map, which netplane honours', { [`${ngx}auth-type`]: 'basic', [`${ngx}auth-secret`]: 'users', [`${ngx}auth-secret-type`]: 'auth-map' }],
     ['buffer and nginx tuning', { [`${ngx}proxy-buffering`]: 'on', [`${ngx}proxy-buffer-size`]: '64k', [`${ngx}proxy-buffers-number`]: '8', [`${ngx}proxy-http-version`]: '1.0', [`${ngx}client-body-buffer-size`]: '1m', [`${ngx}proxy-request-buffering`]: 'off' }],
