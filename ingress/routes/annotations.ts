@@ -21,7 +21,7 @@ const sharedNames = [
   'proxy-ssl-verify', 'proxy-ssl-secret', 'proxy-ssl-name', 'proxy-ssl-server-name',
   'mirror-target', 'mirror-host', 'mirror-request-body',
   'enable-cors', 'cors-allow-origin', 'cors-allow-methods', 'cors-allow-headers', 'cors-expose-headers', 'cors-allow-credentials', 'cors-max-age',
-  'affinity', 'session-cookie-name', 'session-cookie-max-age', 'session-cookie-path', 'session-cookie-secure', 'session-cookie-samesite', 'load-balance', 'upstream-hash-by',
+  'affinity', 'session-cookie-name', 'session-cookie-max-age', 'session-cookie-path', 'session-cookie-secure', 'session-cookie-samesite', 'load-balance', 'upstream-hash-by', 'upstream-hash-by-subset', 'upstream-hash-by-subset-size',
   'canary', 'canary-by-header', 'canary-by-header-value', 'canary-by-header-pattern', 'canary-by-cookie', 'canary-weight', 'canary-weight-total',
   'allowlist-source-range', 'whitelist-source-range', 'denylist-source-range',
   'auth-tls-secret', 'auth-tls-verify-client', 'auth-tls-verify-depth', 'auth-tls-pass-certificate-to-upstream', 'auth-tls-error-page', 'auth-tls-match-cn',

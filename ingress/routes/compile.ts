@@ -359,5 +359,7 @@ export function canaryPolicy(primary: IngressPolicy, canary: IngressPolicy): Ing
   else delete policy.serviceUpstream;
   if (canary.upstreamHashBy !== undefined) policy.upstreamHashBy = canary.upstreamHashBy;
   else delete policy.upstreamHashBy;
+  if (canary.upstreamHashSubset !== undefined) policy.upstreamHashSubset = canary.upstreamHashSubset;
+  else delete policy.upstreamHashSubset;
   return policy;
 }

@@ -30,6 +30,9 @@ export interface PolicyDefaults {
   configMaps?: ConfigMapLookup;
 }
 
+/** The largest upstream-hash-by-subset-size: a subset is that many endpoints, repeated when the Service has fewer. */
+export const maxSubsetSize = 1000;
+
 /** ingress-nginx's default proxy-body-size: 1m. */
 export const defaultMaxBodyBytes = 1024 * 1024;
 
@@ -107,6 +110,9 @@ export function readPolicy(namespace: string, annotations: Readonly<Record<strin
   // An empty value asks for nothing, as ingress-nginx reads it.
   const hashBy = a.get('upstream-hash-by');
   if (hashBy !== undefined && hashBy.value !== '') policy.upstreamHashBy = readHashKey(hashBy);
+  // Both checked also without upstream-hash-by, where they ask for nothing (as in ingress-nginx).
+  const subsetSize = a.int('upstream-hash-by-subset-size', 1, maxSubsetSize) ?? 3;
+  if (a.bool('upstream-hash-by-subset', false) && policy.upstreamHashBy !== undefined) policy.upstreamHashSubset = subsetSize;
   const sourceRange = readSourceRange(a);
   if (sourceRange !== undefined) policy.sourceRange = sourceRange;
   const redirect = readRedirect(a);

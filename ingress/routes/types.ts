@@ -164,6 +164,12 @@ export interface IngressPolicy {
    * filled in per request by routes/hash-key.ts), instead of `loadBalance`; cookie affinity, when set, comes first.
    */
   upstreamHashBy?: readonly HashKeyPart[];
+  /**
+   * upstream-hash-by-subset (with upstream-hash-by): the key picks a subset of this many endpoints (ingress-nginx's
+   * upstream-hash-by-subset-size, default 3) on the ring, and the request goes to one of them at random
+   * (ingress/upstream/balancer.ts pickBySubset).
+   */
+  upstreamHashSubset?: number;
   /** Client addresses (IPs and CIDR blocks) that may reach the Ingress, and those that may not; others get 403. */
   sourceRange?: { allow?: readonly string[]; deny?: readonly string[] };
   /** ingress-nginx `satisfy: any`: with both a source range and auth, either one lets a request through. */

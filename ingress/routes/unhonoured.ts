@@ -62,11 +62,6 @@ export const refusals: readonly Refusal[] = [
     applies: (v, _all, o) => on(v) && !passedThrough(v, o),
     why: 'without --enable-ssl-passthrough (and a value of "true" with it) netplane terminates TLS itself, and the backend would then get plain HTTP',
   },
-  {
-    name: 'upstream-hash-by-subset',
-    applies: (v, all) => on(v) && set(all('upstream-hash-by') ?? ''),
-    why: 'netplane hashes each key onto one endpoint, not onto a subset of them, so the requests of a key would all go to one endpoint instead of being spread over its subset',
-  },
 ];
 
 /**
@@ -83,7 +78,7 @@ export const ignoredNames: readonly string[] = [
   'proxy-ssl-ciphers', 'proxy-ssl-protocols', 'proxy-ssl-verify-depth', 'auth-cache-key', 'auth-cache-duration', 'auth-keepalive',
   'auth-keepalive-share-vars', 'auth-keepalive-requests', 'auth-keepalive-timeout', 'enable-global-auth', 'affinity-mode',
   'affinity-canary-behavior', 'session-cookie-expires', 'session-cookie-change-on-failure', 'session-cookie-conditional-samesite-none',
-  'upstream-hash-by-subset-size', 'fastcgi-index', 'fastcgi-params-configmap',
+  'fastcgi-index', 'fastcgi-params-configmap',
 ];
 const ignored: ReadonlySet<string> = new Set(ignoredNames);
 

@@ -2,7 +2,7 @@
 // ejected endpoints and the ones a retry already tried.
 import type { Logger } from '../../runtime/logger.ts';
 import type { IngressPolicy } from '../routes/types.ts';
-import { RoundRobin, pickByHash, pickLeastRequest } from './balancer.ts';
+import { RoundRobin, pickByHash, pickBySubset, pickLeastRequest } from './balancer.ts';
 import type { OutlierTracker } from './outlier.ts';
 import { UpstreamEndpoint, endpointAddress, overTls, type BackendProtocol, type Endpoint, type UpstreamTls } from './pool.ts';
 
@@ -82,7 +82,10 @@ export class Backend {
   }
 
   #choose(policy: IngressPolicy, accept: ((m: UpstreamEndpoint) => boolean) | undefined, advance: boolean, hashKey: string | undefined): UpstreamEndpoint | undefined {
-    if (hashKey !== undefined) return pickByHash(this.#members, hashKey, accept);
+    if (hashKey !== undefined) {
+      const size = policy.upstreamHashSubset;
+      return size === undefined ? pickByHash(this.#members, hashKey, accept) : pickBySubset(this.#members, hashKey, size, accept);
+    }
     return policy.loadBalance === 'least_request' ? pickLeastRequest(this.#members, accept) : this.#rr.pick(this.#members, accept, advance);
   }
 

@@ -24,7 +24,6 @@ describe('refused: the Ingress is not served, with a problem naming the annotati
     [{ [`${ngx}global-rate-limit`]: '100', [`${ngx}global-rate-limit-window`]: '1m' }, 'global-rate-limit', 'shared between replicas'],
     [{ [`${ngx}global-rate-limit-key`]: '$remote_addr' }, 'global-rate-limit-key', 'shared between replicas'],
     [{ [`${ngx}ssl-passthrough`]: 'true' }, 'ssl-passthrough', 'terminates TLS'],
-    [{ [`${ngx}upstream-hash-by`]: '$request_uri', [`${ngx}upstream-hash-by-subset`]: 'true' }, 'upstream-hash-by-subset', 'subset'],
   ];
 
   it.each(cases)('%j', (annotations, name, why) => {
@@ -61,6 +60,7 @@ describe('served: values that ask for nothing, what netplane honours, tuning and
     ['intercept switch with custom-http-errors, which netplane honours', { [`${ngx}custom-http-errors`]: '503', [`${ngx}disable-proxy-intercept-errors`]: 'true' }],
     ['mirror-target, mirror-host and mirror-request-body, which netplane honours', { [`${ngx}mirror-target`]: 'https://test.example.com$request_uri', [`${ngx}mirror-host`]: 'test.example.com', [`${ngx}mirror-request-body`]: 'off' }],
     ['hash subsets without upstream-hash-by', { [`${ngx}upstream-hash-by-subset`]: 'true', [`${ngx}upstream-hash-by-subset-size`]: '3' }],
+    ['hash subsets with upstream-hash-by, which netplane honours', { [`${ngx}upstream-hash-by`]: '$request_uri', [`${ngx}upstream-hash-by-subset`]: 'true', [`${ngx}upstream-hash-by-subset-size`]: '2' }],
     ['satisfy and auth-tls-pass-certificate-to-upstream, which netplane honours', { [`${ngx}satisfy`]: 'any', [`${ngx}auth-tls-secret`]: 'ca', [`${ngx}auth-tls-pass-certificate-to-upstream`]: 'true' }],
     ['auth-tls-match-cn, which netplane honours', { [`${ngx}auth-tls-secret`]: 'ca', [`${ngx}auth-tls-match-cn`]: 'CN=alice' }],
     ['auth-secret-type auth-file, the default', { [`${ngx}auth-type`]: 'basic', [`${ngx}auth-secret`]: 'users', [`${ngx}auth-secret-type`]: 'auth-file' }],
