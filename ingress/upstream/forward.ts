@@ -298,9 +298,12 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.#started = true;
     this.#status = statusCode;
     if (this.#target.passUpstreamErrors !== true && this.#target.intercept?.includes(statusCode)) {
-      // Read and dropped, keeping the connection; the caller answers instead.
+      // The caller answers instead, now, as nginx's proxy_intercept_errors does: the upstream's body (large, slow,
+      // or never ending) is not waited for, and its connection is closed.
       this.#intercepted = true;
       (this.#backend as Backend).succeeded(m, performance.now());
+      this.#finish(statusCode);
+      controller.abort(new UpstreamError('UPSTREAM_CLOSED', 'an intercepted error response is not read further'));
       return;
     }
     (this.#backend as Backend).succeeded(m, performance.now());
@@ -411,6 +414,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
       if (stopped !== null) err = stopped;
       if (stopped?.code === 'CLIENT_ABORTED') this.#clientGone ??= stopped;
     }
+    // Aborted after the request was answered (an intercepted status): nothing more to do or to report.
+    if (this.#finished) return;
     if (this.#clientGone === null && clientClosed(this.#req)) this.#clientGone = new UpstreamError('CLIENT_ABORTED', 'the client went away', { cause: err });
     if (this.#clientGone !== null) return this.#finish(this.#started ? this.#status : 499, this.#clientGone.code);
     const failure = classifyError(err);

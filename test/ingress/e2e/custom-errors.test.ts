@@ -3,6 +3,7 @@
 // (502 for a refused connection, 504 for a backend too slow); with disable-proxy-intercept-errors "true" (nginx's
 // proxy_intercept_errors off) the backend's own answers pass unchanged and only the gateway's failures are replaced.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { request } from 'undici';
 import { freePort } from '../../helpers/ports.ts';
 import { EchoBackend, GatewayProcess, ingressClassYaml, ingressYaml, serviceYaml } from './harness.ts';
 
@@ -22,6 +23,11 @@ describe('custom-http-errors and disable-proxy-intercept-errors', () => {
     // /status/NNN answers NNN with a body of its own; /slow never answers (the gateway's 504).
     web.handler = (req, res) => {
       if (req.url === '/slow') return true;
+      // An error whose body never ends: a promised 100,000 bytes, two sent.
+      if (req.url === '/stall/503') {
+        res.writeHead(503, { 'content-type': 'text/plain', 'content-length': '100000' }).write('xx');
+        return true;
+      }
       const m = /^\/status\/(\d{3})/.exec(req.url ?? '');
       if (!m) return false;
       res.writeHead(Number(m[1]), { 'content-type': 'text/plain' }).end(`upstream says ${m[1]}\n`);
@@ -44,6 +50,7 @@ describe('custom-http-errors and disable-proxy-intercept-errors', () => {
         ing('intercepting', { ...listed, [`${ngx}default-backend`]: 'errors' }),
         ing('passing', { ...passing, [`${ngx}default-backend`]: 'errors' }),
         ing('passing-page', passing),
+        ing('stalling', { [`${ngx}custom-http-errors`]: '503', [`${ngx}proxy-read-timeout`]: '60', [`${ngx}default-backend`]: 'errors' }),
       ].join('---\n'),
     );
     await gw.start([], { host: 'passing.test' });
@@ -67,6 +74,14 @@ describe('custom-http-errors and disable-proxy-intercept-errors', () => {
   ])('%s%s: %i %j', async (host, path, status, body) => {
     const r = await gw.get(host, path);
     expect([r.status, r.text]).toEqual([status, body]);
+  });
+
+  it('answers an intercepted status at once, without waiting for the rest of the backend\'s body (nginx closes the upstream)', async () => {
+    // The route's read timeout is 60 s: a gateway that reads the error body to its end answers only then.
+    const r = await request(`http://127.0.0.1:${gw.http}/stall/503`, { headers: { host: 'stalling.test' }, signal: AbortSignal.timeout(10_000) });
+    expect([r.statusCode, await r.body.text()]).toEqual([503, 'custom page for 503\n']);
+    // The gateway still answers the next request on the same route as before.
+    expect((await gw.get('stalling.test', '/status/503')).text).toBe('custom page for 503\n');
   });
 
   it("answers the gateway's own failures with its own page when no default-backend is named", async () => {
