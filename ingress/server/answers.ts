@@ -17,14 +17,15 @@ export function signinLocation(template: string, x: Pick<Exchange, 'proto' | 'ho
  * custom-http-errors: the upstream answered one of the listed statuses, and nothing of it was sent. The Ingress's
  * default-backend answers instead, asked with ingress-nginx's headers (X-Code, X-Format, X-Original-URI,
  * X-Namespace, X-Ingress-Name, X-Service-Name, X-Service-Port, X-Request-ID); without one, the gateway's own page.
+ * Neither carries the auth service's cookies: nginx's error_page goes to another location, where the route's
+ * `add_header Set-Cookie` does not apply.
  */
 export async function customError(x: Exchange, s: GatewayState, p: IngressPolicy, headers: Record<string, string>): Promise<void> {
   const status = x.upstream!.status;
   const r = x.route!;
   const eb = p.errorBackend;
-  const authCookies = x.authCookies;
   if (eb === undefined) {
-    writeErrorStatus(x.res, status, authCookies);
+    writeErrorStatus(x.res, status, undefined);
     return;
   }
   const accept = x.req.headers.accept;
@@ -44,6 +45,5 @@ export async function customError(x: Exchange, s: GatewayState, p: IngressPolicy
       'x-service-name': x.backend!.service,
       'x-service-port': String(x.backend!.port),
     },
-    ...(authCookies ? { authCookies } : {}),
   });
 }

@@ -23,6 +23,8 @@ const cookiesOf = (h: Record<string, string | string[] | undefined>) => [h['set-
 describe("the auth service's Set-Cookie, as ingress-nginx's nginx passes it", () => {
   const web = new EchoBackend('web');
   const auth = new EchoBackend('auth');
+  // custom-http-errors' default-backend: answers the X-Code status, no cookie of its own.
+  const errors = new EchoBackend('errors');
   const gw = new GatewayProcess();
   const dir = mkdtempSync(join(tmpdir(), 'netplane-auth-cookie-'));
   let nginx: ChildProcess | undefined;
@@ -53,18 +55,28 @@ describe("the auth service's Set-Cookie, as ingress-nginx's nginx passes it", ()
       res.end(status === 204 || status === 304 ? undefined : 'web\n');
       return true;
     };
+    errors.handler = (req, res) => {
+      res.writeHead(Number(req.headers['x-code'] ?? 500), { 'content-type': 'text/plain' }).end('custom page\n');
+      return true;
+    };
     await web.start();
     await auth.start();
+    await errors.start();
     deadPort = await freePort();
     nginxPort = await freePort();
     const d = dir;
-    const location = (always: boolean, signin: boolean, backend = web.port) => `
+    const location = (always: boolean, signin: boolean, backend = web.port, intercept = false) => `
     location / {
       auth_request /_auth;
       auth_request_set $auth_cookie $upstream_http_set_cookie;
       add_header Set-Cookie $auth_cookie${always ? ' always' : ''};
       ${signin ? 'error_page 401 = @signin;' : ''}
+      ${intercept ? 'proxy_intercept_errors on; error_page 404 = @custom404;' : ''}
       proxy_pass http://127.0.0.1:${backend};
+    }
+    location @custom404 {
+      proxy_set_header X-Code 404;
+      proxy_pass http://127.0.0.1:${errors.port};
     }
     location @signin {
       add_header Set-Cookie $auth_cookie;
@@ -84,7 +96,7 @@ events {}
 http {
   access_log off;
   client_body_temp_path ${d}/body; proxy_temp_path ${d}/proxy; fastcgi_temp_path ${d}/fastcgi; uwsgi_temp_path ${d}/uwsgi; scgi_temp_path ${d}/scgi;
-${server('plain.test', location(false, false))}${server('always.test', location(true, false))}${server('signin.test', location(false, true))}${server('dead.test', location(false, false, deadPort))}${server('dead-always.test', location(true, false, deadPort))}}
+${server('plain.test', location(false, false))}${server('always.test', location(true, false))}${server('signin.test', location(false, true))}${server('dead.test', location(false, false, deadPort))}${server('dead-always.test', location(true, false, deadPort))}${server('errors-always.test', location(true, false, web.port, true))}}
 `,
     );
     const bin = spawnSync('sh', ['-c', 'command -v nginx'], { encoding: 'utf8' }).stdout.trim();
@@ -100,12 +112,14 @@ ${server('plain.test', location(false, false))}${server('always.test', location(
       [
         ingressClassYaml,
         serviceYaml('web', [web]),
+        serviceYaml('errors', [errors]),
         serviceYaml('dead', [Object.assign(new EchoBackend('dead'), { port: deadPort })]),
         ing('plain', 'web', {}),
         ing('always', 'web', always),
         ing('signin', 'web', { [`${ngx}auth-signin`]: 'https://login.example.com/start' }),
         ing('dead', 'dead', {}),
         ing('dead-always', 'dead', always),
+        ing('errors-always', 'web', { ...always, [`${ngx}custom-http-errors`]: '404', [`${ngx}default-backend`]: 'errors' }),
       ].join('---\n'),
     );
     await gw.start([], { host: 'plain.test' });
@@ -116,6 +130,7 @@ ${server('plain.test', location(false, false))}${server('always.test', location(
     await gw.stop();
     await web.stop();
     await auth.stop();
+    await errors.stop();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -130,6 +145,9 @@ ${server('plain.test', location(false, false))}${server('always.test', location(
     ['signin.test', '/', 200],
     ['dead.test', '/', 200],
     ['dead-always.test', '/', 200],
+    // The custom-http-errors page comes from another location (error_page), where the route's add_header is not.
+    ['errors-always.test', '/status/404', 200],
+    ['errors-always.test', '/status/500', 200],
   ];
 
   it.each(cases)('%s%s, the auth service answering %i: the same status and Set-Cookie headers as nginx', async (host, path, verdict) => {
@@ -145,6 +163,7 @@ ${server('plain.test', location(false, false))}${server('always.test', location(
     expect(await get(gw.http, 'plain.test', '/', 401)).toEqual({ status: 401, cookies: [] });
     expect(await get(gw.http, 'always.test', '/', 401)).toEqual({ status: 401, cookies: ['auth1=a; Path=/; HttpOnly'] });
     expect(await get(gw.http, 'dead-always.test', '/', 200)).toEqual({ status: 502, cookies: ['auth1=a; Path=/; HttpOnly'] });
+    expect(await get(gw.http, 'errors-always.test', '/status/404', 200)).toEqual({ status: 404, cookies: [] });
   });
 
   it('passes every cookie the auth service sets, one header each (nginx 1.22 passes the first only)', async () => {
