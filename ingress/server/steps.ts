@@ -163,12 +163,18 @@ function hostLines(raw: readonly string[]): number {
   return n;
 }
 
-/** Finds the route; 404 when none matches. */
+/**
+ * Finds the route; 404 when none matches — after the host's client-certificate check, which nginx makes in the
+ * host's server block before any location, so that a client the host refuses does not learn which paths exist.
+ */
 export const route: Step = {
   name: 'route',
   run(x, s) {
     const r = s.table.match(x.host, x.matchPath);
-    if (!r) return reply(x, 404, 'no-route');
+    if (!r) {
+      if (s.table.clientCert(x.host) !== undefined && clientCertificate.run(x, s) !== 'next') return 'done';
+      return reply(x, 404, 'no-route');
+    }
     x.route = r;
     return 'next';
   },

@@ -20,10 +20,10 @@ describe('netplane ingress auth-tls-match-cn', () => {
   const pki = new OpensslPki();
   const who: Record<string, PkiFiles> = {};
 
-  async function curl(host: string, as?: string): Promise<{ status: number; echo?: Echo }> {
+  async function curl(host: string, as?: string, path = '/'): Promise<{ status: number; echo?: Echo }> {
     const argv = ['-sk', '--resolve', `${host}:${gw.https}:127.0.0.1`, '-w', '\n%{http_code}'];
     if (as) argv.push('--cert', who[as]!.crt, '--key', who[as]!.key);
-    const { stdout } = await run('curl', [...argv, `https://${host}:${gw.https}/`]);
+    const { stdout } = await run('curl', [...argv, `https://${host}:${gw.https}${path}`]);
     const cut = stdout.lastIndexOf('\n');
     const status = Number(stdout.slice(cut + 1));
     return { status, ...(status === 200 ? { echo: JSON.parse(stdout.slice(0, cut)) as Echo } : {}) };
@@ -59,6 +59,7 @@ describe('netplane ingress auth-tls-match-cn', () => {
         ing('redos', { [`${ngx}auth-tls-match-cn`]: '(a+)+$' }),
         ing('backref', { [`${ngx}auth-tls-match-cn`]: '(CN)=\\1' }),
         ing('off', { [`${ngx}auth-tls-verify-client`]: 'off', [`${ngx}auth-tls-match-cn`]: 'CN=client1' }),
+        ingressYaml({ name: 'narrow', host: 'narrow.test', paths: [['Prefix', '/api', 'web']], annotations: { [`${ngx}ssl-redirect`]: 'false', [`${ngx}auth-tls-secret`]: 'clients-ca', [`${ngx}auth-tls-match-cn`]: 'CN=client1' } }),
       ].join('---\n'),
     );
     await gw.start([], { host: 'optional.test' });
@@ -100,6 +101,15 @@ describe('netplane ingress auth-tls-match-cn', () => {
     const r = await curl(host, as);
     expect(r.status).toBe(status);
     if (status === 200) expect(r.echo!.headers['ssl-client-subject-dn']).toBe(as === undefined ? undefined : { client1: 'CN=client1,O=Org', team: 'CN=client1,OU=Ops+OU=Dev,O=Acme\\, Inc.', upper: 'CN=CLIENT1,O=Org', rogue1: 'CN=client1,O=Org' }[as]);
+  });
+
+  it('checks the certificate before telling a client that a path of the host has no route, as nginx checks it in the server block', async () => {
+    // narrow.test routes /api only: without the check first, a refused client would learn which paths exist.
+    expect((await curl('narrow.test', undefined, '/other')).status).toBe(400);
+    expect((await curl('narrow.test', 'client2', '/other')).status).toBe(403);
+    expect((await curl('narrow.test', 'client1', '/other')).status).toBe(404);
+    expect((await curl('narrow.test', 'client1', '/api')).status).toBe(200);
+    expect((await gw.get('narrow.test', '/other')).status).toBe(403);
   });
 
   it('answers plain HTTP with 403 where the empty DN does not match, as nginx\'s server-level check does', async () => {
