@@ -47,8 +47,9 @@ const subrequestNames: ReadonlySet<string> = new Set([
 /**
  * Why the data of a ConfigMap cannot be used as headers for `use`, or undefined when it can. Names follow
  * ingress-nginx's pattern (letters, digits, "-" and "_") and may not be connection or framing fields; values are
- * visible ASCII with inner spaces. For the auth subrequest a value may be empty (nginx's proxy_set_header with an
- * empty value sends no such header) and may not hold "$" (nginx would expand it as a variable; netplane never does).
+ * visible ASCII with inner spaces, without "$" (nginx's more_set_headers and proxy_set_header would expand it as a
+ * variable, or refuse the configuration for an unknown one; netplane never expands). For the auth subrequest a value
+ * may be empty (nginx's proxy_set_header with an empty value sends no such header).
  */
 export function headerDataProblem(data: Readonly<Record<string, string>>, use: HeaderUse): string | undefined {
   const reserved = use === 'custom-headers' ? connectionNames : subrequestNames;
@@ -62,7 +63,7 @@ export function headerDataProblem(data: Readonly<Record<string, string>>, use: H
     lower.set(l, name);
     if (use === 'auth-proxy-set-headers' && value === '') continue;
     if (!headerValue.test(value)) return `the value of ${quote(name)} is ${quote(value)}: allowed is visible ASCII text with spaces only inside it (no control character, line break or non-ASCII byte)${use === 'custom-headers' ? ', not empty' : ''}`;
-    if (use === 'auth-proxy-set-headers' && value.includes('$')) return `the value of ${quote(name)} is ${quote(value)}: nginx would expand "$" as a variable, and netplane sends values as written`;
+    if (value.includes('$')) return `the value of ${quote(name)} is ${quote(value)}: nginx would expand "$" as a variable, and netplane sends values as written`;
   }
   return undefined;
 }

@@ -34,7 +34,8 @@ describe('the ConfigMap an annotation names', () => {
 describe('header data', () => {
   // [use, data, a word of the problem or undefined when usable]
   const cases: [HeaderUse, Record<string, string>, RegExp | undefined][] = [
-    ['custom-headers', { 'X-Frame-Options': 'DENY', 'Content-Security-Policy': "default-src 'self'; img-src *", X_Under: 'a "quoted" $literal' }, undefined],
+    ['custom-headers', { 'X-Frame-Options': 'DENY', 'Content-Security-Policy': "default-src 'self'; img-src *", X_Under: 'a "quoted" literal' }, undefined],
+    ['custom-headers', { 'X-Id': '$request_id' }, /nginx would expand "\$"/],
     ['custom-headers', {}, undefined],
     ['custom-headers', { 'X Bad': 'v' }, /key "X Bad" is not a header name/],
     ['custom-headers', { 'X-Ünicode': 'v' }, /not a header name/],
