@@ -5,14 +5,13 @@
 // 307 and 308; with it, to every status — the backend's errors, the gateway's 502, the auth service's 401 and 403.
 // Where they differ: an auth service that sets several cookies has them all passed, one header each, where nginx 1.22
 // passes only the first.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../helpers/ports.ts';
-import { waitFor } from '../../helpers/wait.ts';
+import { startNginx, type TestNginx } from '../../helpers/nginx.ts';
 import { EchoBackend, GatewayProcess, ingressClassYaml, ingressYaml, serviceYaml } from './harness.ts';
 
 const ngx = 'nginx.ingress.kubernetes.io/';
@@ -27,7 +26,7 @@ describe("the auth service's Set-Cookie, as ingress-nginx's nginx passes it", ()
   const errors = new EchoBackend('errors');
   const gw = new GatewayProcess();
   const dir = mkdtempSync(join(tmpdir(), 'netplane-auth-cookie-'));
-  let nginx: ChildProcess | undefined;
+  let nginx: TestNginx | undefined;
   let nginxPort = 0;
   let deadPort = 0;
 
@@ -89,20 +88,7 @@ describe("the auth service's Set-Cookie, as ingress-nginx's nginx passes it", ()
       proxy_set_header Content-Length "";
     }`;
     const server = (name: string, body: string) => `  server {\n    listen 127.0.0.1:${nginxPort};\n    server_name ${name};${body}\n  }\n`;
-    writeFileSync(
-      join(dir, 'nginx.conf'),
-      `daemon off; master_process off; worker_processes 1; pid ${d}/nginx.pid; error_log ${d}/error.log;
-events {}
-http {
-  access_log off;
-  client_body_temp_path ${d}/body; proxy_temp_path ${d}/proxy; fastcgi_temp_path ${d}/fastcgi; uwsgi_temp_path ${d}/uwsgi; scgi_temp_path ${d}/scgi;
-${server('plain.test', location(false, false))}${server('always.test', location(true, false))}${server('signin.test', location(false, true))}${server('dead.test', location(false, false, deadPort))}${server('dead-always.test', location(true, false, deadPort))}${server('errors-always.test', location(true, false, web.port, true))}}
-`,
-    );
-    const bin = spawnSync('sh', ['-c', 'command -v nginx'], { encoding: 'utf8' }).stdout.trim();
-    if (bin === '') throw new Error('nginx is not installed (Debian package nginx-light, in .ci/packages)');
-    nginx = spawn(bin, ['-p', dir, '-c', join(dir, 'nginx.conf')], { stdio: 'ignore' });
-    await waitFor('nginx to listen', async () => (await request(`http://127.0.0.1:${nginxPort}/`).then((r) => r.body.text().then(() => true)).catch(() => false)), 10_000, 50);
+    nginx = await startNginx(d, `${server('plain.test', location(false, false))}${server('always.test', location(true, false))}${server('signin.test', location(false, true))}${server('dead.test', location(false, false, deadPort))}${server('dead-always.test', location(true, false, deadPort))}${server('errors-always.test', location(true, false, web.port, true))}`, async () => (await request(`http://127.0.0.1:${nginxPort}/`).then((r) => r.body.text().then(() => true)).catch(() => false)));
 
     const authUrl = { [`${ngx}auth-url`]: `http://127.0.0.1:${auth.port}/auth` };
     const always = { [`${ngx}auth-always-set-cookie`]: 'true' };
@@ -126,7 +112,7 @@ ${server('plain.test', location(false, false))}${server('always.test', location(
   }, 30_000);
 
   afterAll(async () => {
-    nginx?.kill('SIGTERM');
+    nginx?.stop();
     await gw.stop();
     await web.stop();
     await auth.stop();

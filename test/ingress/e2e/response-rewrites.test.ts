@@ -4,15 +4,14 @@
 // same backend: the Set-Cookie, Location and Refresh headers a client gets are the same, on a plain response and (for
 // cookies) on a WebSocket handshake (101); an Ingress without the annotations passes them on untouched; a regex value
 // takes only its own Ingress out of service.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../helpers/ports.ts';
-import { waitFor } from '../../helpers/wait.ts';
+import { startNginx, type TestNginx } from '../../helpers/nginx.ts';
 import { EchoBackend, GatewayProcess, ingressClassYaml, ingressYaml, serviceYaml } from './harness.ts';
 
 const ngx = 'nginx.ingress.kubernetes.io/';
@@ -54,7 +53,7 @@ describe('proxy-cookie-path and proxy-cookie-domain, as nginx rewrites them', ()
   const web = new EchoBackend('web');
   const gw = new GatewayProcess();
   const dir = mkdtempSync(join(tmpdir(), 'netplane-cookie-nginx-'));
-  let nginx: ChildProcess | undefined;
+  let nginx: TestNginx | undefined;
   let nginxPort = 0;
 
   beforeAll(async () => {
@@ -74,14 +73,7 @@ describe('proxy-cookie-path and proxy-cookie-domain, as nginx rewrites them', ()
     await web.start();
     nginxPort = await freePort();
     const d = dir;
-    writeFileSync(
-      join(dir, 'nginx.conf'),
-      `daemon off; master_process off; worker_processes 1; pid ${d}/nginx.pid; error_log ${d}/error.log;
-events {}
-http {
-  access_log off;
-  client_body_temp_path ${d}/body; proxy_temp_path ${d}/proxy; fastcgi_temp_path ${d}/fastcgi; uwsgi_temp_path ${d}/uwsgi; scgi_temp_path ${d}/scgi;
-  server {
+    nginx = await startNginx(d, `  server {
     listen 127.0.0.1:${nginxPort};
     location / {
       proxy_pass http://127.0.0.1:${web.port};
@@ -110,13 +102,7 @@ http {
       proxy_cookie_domain .backend.local .example.org;
     }
   }
-}
-`,
-    );
-    const bin = spawnSync('sh', ['-c', 'command -v nginx'], { encoding: 'utf8' }).stdout.trim();
-    if (bin === '') throw new Error('nginx is not installed (Debian package nginx-light, in .ci/packages)');
-    nginx = spawn(bin, ['-p', dir, '-c', join(dir, 'nginx.conf')], { stdio: 'ignore' });
-    await waitFor('nginx to listen', async () => (await request(`http://127.0.0.1:${nginxPort}/`).then((r) => r.body.text().then(() => true)).catch(() => false)), 10_000, 50);
+`, async () => (await request(`http://127.0.0.1:${nginxPort}/`).then((r) => r.body.text().then(() => true)).catch(() => false)));
 
     const ing = (name: string, annotations: Record<string, string>) => ingressYaml({ name, host: `${name}.test`, paths: [['Prefix', '/', 'web']], annotations });
     gw.write(
@@ -136,7 +122,7 @@ http {
   }, 30_000);
 
   afterAll(async () => {
-    nginx?.kill('SIGTERM');
+    nginx?.stop();
     await gw.stop();
     await web.stop();
     rmSync(dir, { recursive: true, force: true });

@@ -1,15 +1,13 @@
 // The subject DN netplane passes upstream (ssl-client-subject-dn) and matches auth-tls-match-cn against must be
 // nginx's $ssl_client_s_dn, byte for byte: real nginx (1.22, Debian's nginx-light) prints it for openssl-made client
 // certificates, and distinguishedName() must print the same from what Node shows of each certificate.
-import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { distinguishedName } from '../../../ingress/tls/client-auth.ts';
 import { freePort } from '../../helpers/ports.ts';
-import { waitFor } from '../../helpers/wait.ts';
+import { startNginx, type TestNginx } from '../../helpers/nginx.ts';
 import { OpensslPki, type PkiFiles } from './openssl-pki.ts';
 
 const run = promisify(execFile);
@@ -29,7 +27,7 @@ describe('distinguishedName is nginx\'s $ssl_client_s_dn', () => {
   const pki = new OpensslPki();
   let ca: PkiFiles;
   const clients: PkiFiles[] = [];
-  let nginx: ChildProcess | undefined;
+  let nginx: TestNginx | undefined;
   let port = 0;
 
   beforeAll(async () => {
@@ -38,30 +36,17 @@ describe('distinguishedName is nginx\'s $ssl_client_s_dn', () => {
     for (const [i, [, subj]] of subjects.entries()) clients.push(pki.client(`c${i}`, subj, ca));
     port = await freePort();
     const d = pki.dir;
-    writeFileSync(
-      join(d, 'nginx.conf'),
-      `daemon off; master_process off; worker_processes 1; pid ${d}/nginx.pid; error_log ${d}/error.log;
-events {}
-http {
-  access_log off;
-  client_body_temp_path ${d}/body; proxy_temp_path ${d}/proxy; fastcgi_temp_path ${d}/fastcgi; uwsgi_temp_path ${d}/uwsgi; scgi_temp_path ${d}/scgi;
-  server {
+    nginx = await startNginx(d, `  server {
     listen 127.0.0.1:${port} ssl;
     ssl_certificate ${server.crt}; ssl_certificate_key ${server.key};
     ssl_client_certificate ${ca.crt}; ssl_verify_client optional;
     location / { return 200 "$ssl_client_s_dn"; }
   }
-}
-`,
-    );
-    const bin = spawnSync('sh', ['-c', 'command -v nginx'], { encoding: 'utf8' }).stdout.trim();
-    if (bin === '') throw new Error('nginx is not installed (Debian package nginx-light, in .ci/packages)');
-    nginx = spawn(bin, ['-p', d, '-c', join(d, 'nginx.conf')], { stdio: 'ignore' });
-    await waitFor('nginx to listen', async () => (await run('curl', ['-sk', `https://127.0.0.1:${port}/`]).then(() => true).catch(() => false)), 10_000, 50);
+`, async () => (await run('curl', ['-sk', `https://127.0.0.1:${port}/`]).then(() => true).catch(() => false)));
   }, 30_000);
 
   afterAll(() => {
-    nginx?.kill('SIGTERM');
+    nginx?.stop();
     pki.remove();
   });
 
