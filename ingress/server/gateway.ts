@@ -342,7 +342,7 @@ export class Gateway {
     const { policy, path, headers, cookieScope, hashKey } = upstreamTarget(x);
     try {
       // Resolves when both connections are closed, or at once with an error status.
-      x.upstream = await this.#state.upstreams.upgrade(req, socket, head, { backend: targetBackend(x, this.#state, policy).key, policy, path, headers, ...(cookieScope ? { cookieScope } : {}), ...(hashKey !== undefined ? { hashKey } : {}) });
+      x.upstream = await this.#state.upstreams.upgrade(req, socket, head, { backend: targetBackend(x, this.#state, policy).key, policy, path, headers, ...(cookieScope ? { cookieScope } : {}), ...(hashKey !== undefined ? { hashKey } : {}), ...(x.route?.policy.customHeaders ? { responseHeaders: x.route.policy.customHeaders } : {}) });
     } finally {
       this.#done(x, started);
     }

@@ -29,12 +29,16 @@ export interface ForwardTarget {
   path: string;
   /** Headers of the pipeline (X-Forwarded-*, X-Request-Id, auth); they replace the client's of the same name. */
   headers: Record<string, HeaderValue>;
-  /** Headers added to the response (CORS); they replace the upstream's of the same name. Lower-case names. */
+  /**
+   * Headers added to the response (CORS; on an upgrade, the route's custom-headers); they replace the upstream's of
+   * the same name. Lower-case names.
+   */
   responseHeaders?: Record<string, string>;
   /**
    * Statuses not answered here (custom-http-errors), `intercepted` set for the caller to answer: the upstream's (its
-   * response read and dropped) unless `passUpstreamErrors`, and the gateway's own failures (502, 503, 504, nothing
-   * written), as nginx's error_page takes both and proxy_intercept_errors off only the upstream's.
+   * response not read further, its connection closed) unless `passUpstreamErrors`, and the gateway's own failures
+   * (502, 503, 504, nothing written), as nginx's error_page takes both and proxy_intercept_errors off only the
+   * upstream's.
    */
   intercept?: readonly number[];
   /** disable-proxy-intercept-errors: the upstream's answers of `intercept` statuses are relayed. */

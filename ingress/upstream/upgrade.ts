@@ -34,6 +34,19 @@ export function upgradeRequestHead(req: IncomingMessage, target: ForwardTarget):
 }
 
 /** The raw HTTP/1.1 error response for an upgrade that failed. */
+/**
+ * A raw response head (status line and header lines, each ending in CRLF) with the headers of `extra`
+ * (custom-headers: names and values checked as visible ASCII, routes/configmap-headers.ts) in place of any lines of
+ * the same names, as nginx's more_set_headers sets them on every response, 101 included.
+ */
+export function withHeadersInHead(head: Buffer, extra: Readonly<Record<string, string>>): Buffer {
+  const names = new Set(Object.keys(extra).map((n) => n.toLowerCase()));
+  const lines = head.toString('latin1').split('\r\n');
+  const kept = lines.filter((l, i) => i === 0 || l === '' || !names.has(l.slice(0, l.indexOf(':')).trim().toLowerCase()));
+  const added = Object.entries(extra).map(([n, v]) => `${n}: ${v}\r\n`).join('');
+  return Buffer.from(kept.join('\r\n') + added, 'latin1');
+}
+
 export function rawErrorResponse(status: number): string {
   const body = `${statusText(status)}\n`;
   return `HTTP/1.1 ${statusText(status)}\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`;
@@ -183,6 +196,8 @@ export class UpgradeRelay {
     const affinity = this.#target.policy.affinity;
     const cookie = affinity !== undefined && m !== this.#cookieMember ? affinitySetCookie(affinity, m.cookie, this.#target.cookieScope) : undefined;
     if (cookie !== undefined) head = Buffer.concat([head, Buffer.from(`set-cookie: ${cookie}\r\n`, 'latin1')]);
+    const extra = this.#target.responseHeaders;
+    if (extra !== undefined) head = withHeadersInHead(head, extra);
     this.#relay(head, all.subarray(end + 2));
   }
 
