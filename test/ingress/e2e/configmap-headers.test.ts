@@ -4,11 +4,10 @@
 // that is missing or holds a bad header takes only its Ingress out of service (logged, counted), and it comes back,
 // with the new headers, when the ConfigMap is written or fixed, without a restart.
 import { connect } from 'node:http2';
-import { connect as tcpConnect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../../helpers/wait.ts';
 import { configMapYaml } from './configmaps.ts';
-import { EchoBackend, GatewayProcess, echoOf, ingressClassYaml, ingressYaml, serviceYaml } from './harness.ts';
+import { EchoBackend, GatewayProcess, echoOf, ingressClassYaml, ingressYaml, serviceYaml, upgradeHead } from './harness.ts';
 
 const ngx = 'nginx.ingress.kubernetes.io/';
 
@@ -76,21 +75,7 @@ describe('headers from ConfigMaps, read from a manifests directory', () => {
   });
 
   it('adds them to a WebSocket handshake (101) too, replacing the backend\'s own, as more_set_headers does', async () => {
-    const head = await new Promise<string>((resolve, reject) => {
-      const s = tcpConnect(gw.http, '127.0.0.1');
-      let got = '';
-      s.on('data', (d) => {
-        got += d.toString('latin1');
-        const end = got.indexOf('\r\n\r\n');
-        if (end !== -1) {
-          s.destroy();
-          resolve(got.slice(0, end));
-        }
-      });
-      s.on('error', reject);
-      s.write('GET /ws HTTP/1.1\r\nHost: shop.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
-    });
-    const lines = head.split('\r\n');
+    const lines = (await upgradeHead(gw.http, 'shop.test')).split('\r\n');
     expect(lines[0]).toBe('HTTP/1.1 101 Switching Protocols');
     expect(lines.filter((l) => /^x-frame-options:/i.test(l)).map((l) => l.toLowerCase())).toEqual(['x-frame-options: deny']);
     expect(lines.map((l) => l.toLowerCase())).toContain("content-security-policy: default-src 'self'");

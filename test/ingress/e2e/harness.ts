@@ -3,7 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo, Server as NetServer } from 'node:net';
+import { connect as tcpConnect, type AddressInfo, type Server as NetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -112,6 +112,24 @@ spec: { controller: netplane.io/ingress }
 `;
 
 export const b64 = (s: string) => Buffer.from(s).toString('base64');
+
+/** The head of the answer (status line and header lines, without the blank line) to a WebSocket handshake for `host` at 127.0.0.1:`port`. */
+export function upgradeHead(port: number, host: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = tcpConnect(port, '127.0.0.1');
+    let got = '';
+    s.on('data', (d) => {
+      got += d.toString('latin1');
+      const end = got.indexOf('\r\n\r\n');
+      if (end !== -1) {
+        s.destroy();
+        resolve(got.slice(0, end));
+      }
+    });
+    s.on('error', reject);
+    s.write(`GET /ws HTTP/1.1\r\nHost: ${host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+  });
+}
 
 /** A `kubernetes.io/tls` Secret in namespace default. */
 export function tlsSecretYaml(name: string, p: Pems): string {

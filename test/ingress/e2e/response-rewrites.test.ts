@@ -5,14 +5,13 @@
 // cookies) on a WebSocket handshake (101); an Ingress without the annotations passes them on untouched; a regex value
 // takes only its own Ingress out of service.
 import { mkdtempSync, rmSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../helpers/ports.ts';
 import { startNginx, type TestNginx } from '../../helpers/nginx.ts';
-import { EchoBackend, GatewayProcess, ingressClassYaml, ingressYaml, serviceYaml } from './harness.ts';
+import { EchoBackend, GatewayProcess, ingressClassYaml, ingressYaml, serviceYaml, upgradeHead } from './harness.ts';
 
 const ngx = 'nginx.ingress.kubernetes.io/';
 
@@ -28,24 +27,6 @@ const cookies = [
 ];
 
 const handshake = 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSet-Cookie: ws=1; Path=/two/ws; Domain=backend.local\r\n\r\n';
-
-/** The head of the answer to a WebSocket handshake sent to 127.0.0.1:`port` with Host `host`. */
-function upgradeHead(port: number, host: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = connect(port, '127.0.0.1');
-    let got = '';
-    s.on('data', (d) => {
-      got += d.toString('latin1');
-      const end = got.indexOf('\r\n\r\n');
-      if (end !== -1) {
-        s.destroy();
-        resolve(got.slice(0, end));
-      }
-    });
-    s.on('error', reject);
-    s.write(`GET /ws HTTP/1.1\r\nHost: ${host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`);
-  });
-}
 
 const setCookieLines = (head: string) => head.split('\r\n').filter((l) => /^set-cookie:/i.test(l)).map((l) => l.slice(l.indexOf(':') + 1).trim());
 
