@@ -25,6 +25,13 @@ COPY dns ./dns
 COPY ingress ./ingress
 COPY overlay ./overlay
 
+# Node's compile cache, filled here (bin/warm-compile-cache.ts) for the user IDs deploy/ runs the processes as: 0
+# (proxy, overlay, node-local DNS), 65534 (dns, ingress) and this image's 1000. Each process then starts from the
+# type-stripped text and V8 code of every module instead of loading Node's TypeScript stripper: about 25 MiB less
+# resident memory per process and half the start-up time. Under another user ID the files are stripped as before.
+ENV NODE_COMPILE_CACHE=/app/.compile-cache
+RUN node bin/warm-compile-cache.ts 0 1000 65534
+
 # The image's `node` user (uid 1000), given numerically: kubelet's runAsNonRoot check cannot resolve names.
 # The DaemonSet overrides this with runAsUser 0 for the proxy and overlay containers.
 USER 1000:1000

@@ -21,13 +21,16 @@
 // parsing anything): what Node itself costs.
 // Usage: npx node bench/dns/dns.ts [--json] [--plain] [--seconds 10] [--rounds 3] [--services 10000] [--endpoints 5]
 //        [--external 1000] [--outstanding 100] [--rate 40000] [--node-flags "--max-semi-space-size=1"]
-//        [--bin bin/netplane.ts]
+//        [--bin bin/netplane.ts] [--no-compile-cache]
+// netplane starts as the image starts it (Dockerfile): from a compile cache that the `bin` tree's
+// warm-compile-cache.ts fills first, so it does not load Node's TypeScript stripper; --no-compile-cache makes it
+// strip its files at start instead, as `node bin/netplane.ts` does outside the image.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { createServer } from 'node:net';
 import { chmodSync, createReadStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -35,6 +38,7 @@ import dnsPacket from 'dns-packet';
 import { benchArgs, which, requireTools } from '../cli.ts';
 
 const { args, opt, asJSON, log } = benchArgs();
+const withCompileCache = !args.includes('--no-compile-cache');
 const withPlain = args.includes('--plain');
 const seconds = Number(opt('seconds', '10'));
 const rounds = Number(opt('rounds', '3'));
@@ -89,6 +93,20 @@ writeFileSync(queryFile, shuffled(services).map((s) => `${s.fqdn} A\n`).join('')
 const externalQueries = join(dir, 'external-queries.txt');
 writeFileSync(externalQueries, shuffled(externals).map((e) => `${e.fqdn} A\n`).join(''));
 const floorScript = fileURLToPath(new URL('./floor.ts', import.meta.url));
+const warmScript = join(dirname(bin), 'warm-compile-cache.ts');
+/** How netplane started: from a warmed compile cache (as in the image), or stripping its files itself. */
+let startedFrom = 'stripping its TypeScript at start (--no-compile-cache)';
+if (withCompileCache) {
+  const cache = join(dir, 'compile-cache');
+  const warmed = spawnSync(process.execPath, [warmScript], { env: { ...process.env, NODE_COMPILE_CACHE: cache }, stdio: ['ignore', 'ignore', 'pipe'] });
+  if (warmed.status === 0) {
+    // Inherited by every process started below; only netplane's files are in it.
+    process.env.NODE_COMPILE_CACHE = cache;
+    startedFrom = 'from a compile cache warmed by bin/warm-compile-cache.ts, as in the image';
+  } else {
+    startedFrom = `stripping its TypeScript at start (${warmScript} failed or is missing: ${String(warmed.stderr).trim().split('\n').pop()})`;
+  }
+}
 
 const children = new Set<ChildProcess>();
 let stopping = false;
@@ -326,7 +344,7 @@ const fmt = (r: Result) =>
 
 const sessions: Record<Target, Session[]> = { netplane: [], 'netplane-plain': [], floor: [], dnsmasq: [] };
 log(`DNS benchmark: ${serviceCount} Services with ${endpointCount} endpoints, ${externalCount} external names; dnsperf -l ${seconds} -q ${outstanding}; ${rounds} rounds, server on CPU 1, dnsperf on CPU 0`);
-log(`netplane: node ${nodeFlags.join(' ')} ${bin} dns --manifests DIR --upstream <dnsmasq>${withPlain ? ' (netplane-plain: without those node flags)' : ''}`);
+log(`netplane: node ${nodeFlags.join(' ')} ${bin} dns --manifests DIR --upstream <dnsmasq>${withPlain ? ' (netplane-plain: without those node flags)' : ''}, ${startedFrom}`);
 for (let r = 0; r < rounds; r++) {
   const first: Target[] = ['netplane', 'dnsmasq', ...(withPlain ? ['netplane-plain' as const] : []), 'floor'];
   const order = r % 2 === 0 ? first : first.toReversed();
@@ -373,6 +391,7 @@ const summary = {
   rounds,
   outstanding,
   nodeFlags,
+  compileCache: process.env.NODE_COMPILE_CACHE !== undefined,
   oneCore: { netplane: np, netplanePlain: plain ?? null, floor, dnsmasq: dm, ratio, plainRatio: plainRatio ?? null },
   forwarded: { ...fwd, ratio: fwdRatio },
   atRate: { rate: fixedRate, ...atRate },

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { shippedFolders } from '../../bin/warm-compile-cache.ts';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -33,6 +34,14 @@ describe('the container image', () => {
     const folders = new Set([...files].map((f) => relative(root, f).split('/')[0]!));
     expect([...folders].filter((f) => !copied.includes(f))).toEqual([]);
     expect(folders.size).toBeGreaterThan(5);
+  });
+
+  it('warms the compile cache for every folder it copies, after copying them', () => {
+    const dockerfile = readFileSync(join(root, 'Dockerfile'), 'utf8');
+    expect([...shippedFolders].sort()).toEqual([...copied].filter((c) => !c.startsWith('package')).sort());
+    const warm = dockerfile.indexOf('RUN node bin/warm-compile-cache.ts');
+    expect(warm).toBeGreaterThan(dockerfile.indexOf('ENV NODE_COMPILE_CACHE='));
+    expect(warm).toBeGreaterThan(dockerfile.lastIndexOf('\nCOPY '));
   });
 
   it('installs every package those modules import (dependencies, not devDependencies)', () => {
