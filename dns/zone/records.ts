@@ -11,8 +11,11 @@ export interface EndpointRecord {
   family: 4 | 6;
   /** The endpoint's DNS label: its hostname, else (with endpoint pod names) its Pod's name, else its address with dashes. */
   label: string;
-  /** Port numbers by `portname/protocol` (lower case; `/tcp` for an unnamed port), from the Service's ports. */
-  ports: Map<string, number>;
+  /**
+   * Port numbers by `portname/protocol` (lower case; `/tcp` for an unnamed port), from the Service's ports. Endpoints
+   * of a Service with the same ports share one map: read it, never change it.
+   */
+  ports: ReadonlyMap<string, number>;
 }
 
 /** What DNS knows of one Service. */
@@ -73,7 +76,7 @@ export function serviceRecords(svc: ServiceInfo, naming: NamingOptions = {}): Se
   // One record per address and name, its ports from the slice rows of that endpoint that are published, as
   // CoreDNS walks each slice's endpoints with that slice's ports: an address in two slices (hostNetwork pods of one
   // node, each with its own port and hostname) is two endpoints, each with its own port and readiness.
-  const byEndpoint = new Map<string, EndpointRecord>();
+  const byEndpoint = new Map<string, { ip: string; family: 4 | 6; label: string; ports: Map<string, number> }>();
   const add = (a: ServiceInfo['addresses'][number], portKey?: string, port?: number) => {
     if (!a.ready && !svc.publishNotReadyAddresses) return;
     const label = endpointLabel(a, naming);
@@ -88,7 +91,18 @@ export function serviceRecords(svc: ServiceInfo, naming: NamingOptions = {}): Se
   }
   // Addresses without a port row (a headless Service without ports) still have their names.
   for (const a of svc.addresses) add(a);
-  rec.endpoints = [...byEndpoint.values()].sort((a, b) => (a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : a.label < b.label ? -1 : a.label > b.label ? 1 : 0));
+  // Endpoints of one Service nearly always have the same ports: one map for each distinct set (a map per endpoint
+  // was a third of the index's memory at 50,000 endpoints).
+  const shared = new Map<string, ReadonlyMap<string, number>>();
+  const endpoints: EndpointRecord[] = [];
+  for (const r of byEndpoint.values()) {
+    let signature = '';
+    for (const [k, v] of r.ports) signature += `${k}=${v};`;
+    let ports = shared.get(signature);
+    if (ports === undefined) shared.set(signature, (ports = r.ports));
+    endpoints.push({ ip: r.ip, family: r.family, label: r.label, ports });
+  }
+  rec.endpoints = endpoints.sort((a, b) => (a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : a.label < b.label ? -1 : a.label > b.label ? 1 : 0));
   return rec;
 }
 
@@ -104,10 +118,13 @@ export class RecordIndex {
   #podIPs = new Map<string, Map<string, number>>();
   /** With --pods verified: by namespace, how many distinct addresses its Pods have. */
   #podNamespaces = new Map<string, number>();
-  /** Service names by cluster IP. */
-  #ptr = new Map<string, Set<string>>();
-  /** Endpoint names by endpoint IP: asked only when no cluster IP matches, as CoreDNS's serviceRecordForIP. */
-  #epPtr = new Map<string, Set<string>>();
+  /**
+   * The Services of each cluster IP. The PTR names are written when asked, from the records: holding them as
+   * strings, in a set per address, was a third of the index's memory.
+   */
+  #ptr = new Map<string, Holders>();
+  /** The Services each endpoint IP is published by: asked only when no cluster IP matches, as CoreDNS's serviceRecordForIP. */
+  #epPtr = new Map<string, Holders>();
   #naming: NamingOptions;
   #generation = 0;
   #changedAt = Math.floor(Date.now() / 1000);
@@ -202,7 +219,14 @@ export class RecordIndex {
    */
   namesOf(ip: string): string[] {
     const key = addressKey(ip);
-    return [...(this.#ptr.get(key) ?? this.#epPtr.get(key) ?? [])].sort();
+    const services = this.#ptr.get(key);
+    if (services !== undefined) return holders(services).map((r) => this.#fqdn(r)).sort();
+    const names = new Set<string>();
+    for (const r of holders(this.#epPtr.get(key))) {
+      const fqdn = this.#fqdn(r);
+      for (const e of r.endpoints) if (addressKey(e.ip) === key) names.add(`${e.label}.${fqdn}`);
+    }
+    return [...names].sort();
   }
 
   /** Number of Services indexed. */
@@ -232,9 +256,8 @@ export class RecordIndex {
   #add(r: ServiceRecords): void {
     this.#services.set(`${r.name}.${r.namespace}`, r);
     this.#namespaces.set(r.namespace, (this.#namespaces.get(r.namespace) ?? 0) + 1);
-    const fqdn = this.#fqdn(r);
-    for (const ip of r.clusterIPs) addName(this.#ptr, addressKey(ip), fqdn);
-    for (const e of r.endpoints) addName(this.#epPtr, addressKey(e.ip), `${e.label}.${fqdn}`);
+    for (const ip of r.clusterIPs) hold(this.#ptr, addressKey(ip), r);
+    for (const e of r.endpoints) hold(this.#epPtr, addressKey(e.ip), r);
   }
 
   #remove(namespace: string, name: string): void {
@@ -244,9 +267,8 @@ export class RecordIndex {
     const left = (this.#namespaces.get(namespace) ?? 1) - 1;
     if (left === 0) this.#namespaces.delete(namespace);
     else this.#namespaces.set(namespace, left);
-    const fqdn = this.#fqdn(r);
-    for (const ip of r.clusterIPs) deleteName(this.#ptr, addressKey(ip), fqdn);
-    for (const e of r.endpoints) deleteName(this.#epPtr, addressKey(e.ip), `${e.label}.${fqdn}`);
+    for (const ip of r.clusterIPs) release(this.#ptr, addressKey(ip), r);
+    for (const e of r.endpoints) release(this.#epPtr, addressKey(e.ip), r);
   }
 }
 
@@ -259,14 +281,27 @@ export function followNamespaces(store: Store, index: RecordIndex): () => void {
   return stop;
 }
 
-function addName(index: Map<string, Set<string>>, key: string, name: string): void {
-  let set = index.get(key);
-  if (!set) index.set(key, (set = new Set()));
-  set.add(name);
+/** The Services an address belongs to: nearly always one, held without an array. */
+type Holders = ServiceRecords | ServiceRecords[];
+
+function holders(h: Holders | undefined): readonly ServiceRecords[] {
+  return h === undefined ? [] : Array.isArray(h) ? h : [h];
 }
 
-function deleteName(index: Map<string, Set<string>>, key: string, name: string): void {
-  const set = index.get(key);
-  set?.delete(name);
-  if (set?.size === 0) index.delete(key);
+/** Adds `r` to the Services of `key` (once: a Service with an address twice, under two names, holds it once). */
+function hold(index: Map<string, Holders>, key: string, r: ServiceRecords): void {
+  const h = index.get(key);
+  if (h === undefined) index.set(key, r);
+  else if (Array.isArray(h)) {
+    if (!h.includes(r)) h.push(r);
+  } else if (h !== r) index.set(key, [h, r]);
+}
+
+function release(index: Map<string, Holders>, key: string, r: ServiceRecords): void {
+  const h = index.get(key);
+  if (h === r) index.delete(key);
+  else if (Array.isArray(h)) {
+    const left = h.filter((x) => x !== r);
+    index.set(key, left.length === 1 ? left[0]! : left);
+  }
 }
