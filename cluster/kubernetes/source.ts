@@ -19,7 +19,7 @@ import { InvalidObjectError, kinds, objectKey, parseKind, type Kind } from '../m
 import type { ClusterSource } from '../source.ts';
 import type { Store, StoreWrite } from '../store.ts';
 import { loadKubeConfig, logTokenFiles } from './config.ts';
-import { skipLoggers, usableItems } from './unusable.ts';
+import { keepIdentityOnly, skipLoggers, usableItems } from './unusable.ts';
 import { BookmarkWatch } from './watch.ts';
 
 type ListFn = () => Promise<KubernetesListObject<KubernetesObject>>;
@@ -306,6 +306,8 @@ export class KubernetesSource implements ClusterSource {
       this.#log.warn({ kind, key, reason }, `${kind} ${key} is not usable; keeping its last good version`);
       this.#onInvalid?.(kind, key, reason);
       return;
+    } finally {
+      keepIdentityOnly(raw);
     }
     this.#queue({ kind, object } as StoreWrite);
   }

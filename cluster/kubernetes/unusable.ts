@@ -48,6 +48,20 @@ export function trimObject(obj: unknown): void {
 const lastApplied = 'kubectl.kubernetes.io/last-applied-configuration';
 
 /**
+ * Cuts an object the informer has cached down to what its cache reads — name, namespace and resourceVersion, to
+ * file it, tell a new version from the same one, and find what a relist no longer has — once the store holds its
+ * parsed copy. In place, since the cache holds this very object. Kept whole, the informers' copies took about as
+ * much memory again as the store (10,000 Services with 50,000 endpoints: 90 MiB more resident than from manifests).
+ */
+export function keepIdentityOnly(obj: { metadata?: { name?: string; namespace?: string; resourceVersion?: string } }): void {
+  const m = obj.metadata ?? {};
+  const identity: { name?: string; namespace?: string; resourceVersion?: string } = { name: m.name, resourceVersion: m.resourceVersion };
+  if (m.namespace !== undefined) identity.namespace = m.namespace;
+  for (const key of Object.keys(obj)) if (key !== 'metadata') delete (obj as Record<string, unknown>)[key];
+  obj.metadata = identity;
+}
+
+/**
  * Logs what was skipped of `kind`'s list and watch at `path`: a warn line each, naming the item or event and why;
  * `what` names the informer in the message (default the kind).
  */

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadKubeConfig } from '../../cluster/kubernetes/config.ts';
 import { KubernetesSource } from '../../cluster/kubernetes/source.ts';
+import { keepIdentityOnly } from '../../cluster/kubernetes/unusable.ts';
 import { ManifestsSource } from '../../cluster/manifests/source.ts';
 import { ServiceMap } from '../../cluster/servicemap/index.ts';
 import type { ClusterSource } from '../../cluster/source.ts';
@@ -196,4 +197,19 @@ describe('KubernetesSource', () => {
     const listed = new Set(api.requests.filter((r) => !r.query.watch).map((r) => r.path));
     expect(listed).toEqual(new Set(['/api/v1/services', '/api/v1/nodes']));
   });
+});
+
+describe('what the informer keeps of an object once the store has it', () => {
+  const rows: Array<[string, object, object]> = [
+    ['a namespaced object', { apiVersion: 'v1', kind: 'Service', metadata: { name: 'web', namespace: 'shop', resourceVersion: '7', uid: 'u', labels: { a: 'b' } }, spec: { clusterIP: '10.96.0.1' }, status: {} }, { metadata: { name: 'web', namespace: 'shop', resourceVersion: '7' } }],
+    ['a cluster-scoped object', { kind: 'Node', metadata: { name: 'n1', resourceVersion: '9', annotations: { x: 'y' } }, spec: { podCIDR: '10.244.0.0/24' } }, { metadata: { name: 'n1', resourceVersion: '9' } }],
+    ['an object without metadata', { kind: 'Service', spec: {} }, { metadata: { name: undefined, resourceVersion: undefined } }],
+  ];
+  for (const [name, object, kept] of rows) {
+    it(name, () => {
+      const o = structuredClone(object) as { metadata?: { name?: string } };
+      keepIdentityOnly(o);
+      expect(o).toStrictEqual(kept);
+    });
+  }
 });
