@@ -14,6 +14,7 @@ import { formatHelp, nonEmpty, oneOf, parseFlags, parseHostPort, valueFlag, type
 import { createLogger, logLevels, type Logger } from './logger.ts';
 import { createRegistry, registerStoreMetrics } from './metrics.ts';
 import { Shutdown } from './shutdown.ts';
+import { collectStartupGarbage } from './startup-gc.ts';
 import { supervisedEnv } from './supervisor.ts';
 
 /** The flags every component takes. */
@@ -157,6 +158,7 @@ export async function runComponent(c: Component, argv: readonly string[], versio
       const listing = optional.filter((k) => !store.hasSynced(k));
       const objects = Object.fromEntries(kinds.map((k) => [k, store.count(k)]));
       log.info({ ms: Math.round(performance.now() - started), objects, ...(listing.length > 0 ? { stillListing: listing } : {}) }, 'first full view loaded');
+      collectStartupGarbage(log);
     },
     (e: Error) => {
       log.fatal({ err: e }, e.message);

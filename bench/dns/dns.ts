@@ -12,15 +12,18 @@
 //     queueing does not hide the service time.
 //  2. both cores: two netplane processes started with --reuse-port on one port (SO_REUSEPORT: the kernel spreads
 //     dnsperf's client sockets over them), nothing pinned; dnsmasq (one process, one thread) likewise unpinned.
+//  3. as deployed: one netplane session reading the same objects from an API server (the project's test API server,
+//     list and watch through @kubernetes/client-node), pinned as in 1, for its memory beside the manifests' figure.
 // Reported: queries/s, lost queries, average and p99 latency (p99 from dnsperf -v, one line per query), server CPU
 // time per query, resident memory after the run beside CoreDNS's sizing rule ((pods + services)/1000 + 54 MB), and
 // the ratios netplane/dnsmasq against the targets.
-// netplane runs with --node-flags (default --max-semi-space-size=1: V8's young generation at 1 MiB instead of 16 MiB
-// makes each scavenge ~10x shorter, which is what the p99 sees); with --plain each round also measures it without
+// netplane runs with --node-flags (default --max-semi-space-size=1 --expose-gc, as deployed: V8's young generation at
+// 1 MiB instead of 16 MiB makes each scavenge ~10x shorter, which is what the p99 sees; the image's entry point
+// exposes gc so that each process collects the garbage of its first load, runtime/startup-gc.ts); with --plain each round also measures it without
 // them (~50 s more). Each round measures the floor (bench/dns/floor.ts: Node on the same UDP path answering without
 // parsing anything): what Node itself costs.
 // Usage: npx node bench/dns/dns.ts [--json] [--plain] [--seconds 10] [--rounds 3] [--services 10000] [--endpoints 5]
-//        [--external 1000] [--outstanding 100] [--rate 40000] [--node-flags "--max-semi-space-size=1"]
+//        [--external 1000] [--outstanding 100] [--rate 40000] [--node-flags "--max-semi-space-size=1 --expose-gc"]
 //        [--bin bin/netplane.ts] [--no-compile-cache]
 // netplane starts as the image starts it (Dockerfile): from a compile cache that the `bin` tree's
 // warm-compile-cache.ts fills first, so it does not load Node's TypeScript stripper; --no-compile-cache makes it
@@ -28,7 +31,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { createServer } from 'node:net';
-import { chmodSync, createReadStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, createReadStream, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -46,7 +49,7 @@ const serviceCount = Number(opt('services', '10000'));
 const endpointsPerService = Number(opt('endpoints', '5'));
 const externalCount = Number(opt('external', '1000'));
 const outstanding = Number(opt('outstanding', '100'));
-const nodeFlags = opt('node-flags', '--max-semi-space-size=1').split(' ').filter(Boolean);
+const nodeFlags = opt('node-flags', '--max-semi-space-size=1 --expose-gc').split(' ').filter(Boolean);
 const fixedRate = Number(opt('rate', '40000'));
 const bin = resolve(opt('bin', fileURLToPath(new URL('../../bin/netplane.ts', import.meta.url))));
 const endpointCount = serviceCount * endpointsPerService;
@@ -254,7 +257,7 @@ type Target = 'netplane' | 'netplane-plain' | 'floor' | 'dnsmasq';
  * Starts the target (pinned to CPU 1 for the one-core runs; `processes` > 1 only for netplane, on one shared port)
  * and waits until it serves. netplane-plain is netplane without --node-flags.
  */
-async function serve(target: Target, pin: boolean, processes = 1): Promise<{ port: number; children: ChildProcess[]; admins: number[]; readySeconds: number }> {
+async function serve(target: Target, pin: boolean, processes = 1, kubeconfig?: string): Promise<{ port: number; children: ChildProcess[]; admins: number[]; readySeconds: number }> {
   const port = await freePort();
   const started = performance.now();
   const prefix = pin ? ['taskset', '-c', '1'] : [];
@@ -266,7 +269,7 @@ async function serve(target: Target, pin: boolean, processes = 1): Promise<{ por
     for (let i = 0; i < processes; i++) {
       const admin = await freePort();
       admins.push(admin);
-      const argv = [...prefix, process.execPath, ...(target === 'netplane' ? nodeFlags : []), bin, 'dns', '--manifests', manifests, '--listen', `127.0.0.1:${port}`];
+      const argv = [...prefix, process.execPath, ...(target === 'netplane' ? nodeFlags : []), bin, 'dns', ...(kubeconfig ? ['--kubeconfig', kubeconfig] : ['--manifests', manifests]), '--listen', `127.0.0.1:${port}`];
       // The upstream's answers live 3600 s and dnsmasq caches them that long; netplane's default cap (30 s, as the
       // default Corefile's `cache 30`) would make the cache-hit test measure refetches instead.
       argv.push('--upstream', `127.0.0.1:${upstreamPort}`, '--cache-ttl', '3600', '--admin', `127.0.0.1:${admin}`, '--log-level', 'warn', '--node-name', 'bench', ...(processes > 1 ? ['--reuse-port'] : []));
@@ -305,8 +308,8 @@ async function heapOf(admin: number): Promise<{ usedMiB: number; totalMiB: numbe
 }
 
 /** Starts the target, measures the zone, then (with `more`) cache-hit forwarding and the fixed rate, and stops it. */
-async function session(target: Target, pin: boolean, more: { forwarded: boolean; atRate: boolean }, processes = 1, clients = 1): Promise<Session> {
-  const { port, children: kids, admins, readySeconds } = await serve(target, pin, processes);
+async function session(target: Target, pin: boolean, more: { forwarded: boolean; atRate: boolean }, processes = 1, clients = 1, kubeconfig?: string): Promise<Session> {
+  const { port, children: kids, admins, readySeconds } = await serve(target, pin, processes, kubeconfig);
   const pids = kids.map((k) => k.pid!);
   try {
     const out: Session = { zone: await dnsperf(queryFile, port, pids, pin, clients), readySeconds };
@@ -365,6 +368,21 @@ const twoCores = {
 log(`  netplane x2 ${fmt(twoCores.netplane)}`);
 log(`  dnsmasq     ${fmt(twoCores.dnsmasq)}`);
 
+// As deployed, netplane reads the cluster from the API server: the same objects served by the project's test API
+// server (list and watch, through @kubernetes/client-node), one session pinned as in the rounds.
+const api = await (await import('../../test/apiserver/server.ts')).TestApiServer.start();
+const fromApi = await (async () => {
+  try {
+    for (const file of readdirSync(manifests)) for (const item of (JSON.parse(readFileSync(join(manifests, file), 'utf8')) as { items: object[] }).items) api.apply(item);
+    return await session('netplane', true, { forwarded: true, atRate: false }, 1, 1, await api.kubeconfigPath());
+  } finally {
+    await api.close();
+  }
+})();
+log(`from an API server (--kubeconfig, as deployed; ready after ${fromApi.readySeconds.toFixed(1)} s):`);
+log(`  netplane      ${fmt(fromApi.zone)}`);
+log(`  (forwarded)   ${fmt(fromApi.forwarded!)}`);
+
 const zoneOf = (t: Target) => medianResult(sessions[t].map((s) => s.zone));
 const np = zoneOf('netplane');
 const plain = withPlain ? zoneOf('netplane-plain') : undefined;
@@ -381,6 +399,7 @@ const netplaneHeaps = sessions.netplane.map((s) => s.heap!);
 const memory = {
   netplane: { rssMiB: fwd.netplane.rssMiB, anonMiB: fwd.netplane.anonMiB, heapUsedMiB: median(netplaneHeaps.map((h) => h.usedMiB)), heapTotalMiB: median(netplaneHeaps.map((h) => h.totalMiB)) },
   dnsmasq: { rssMiB: fwd.dnsmasq.rssMiB, anonMiB: fwd.dnsmasq.anonMiB },
+  fromApiServer: { rssMiB: fromApi.forwarded!.rssMiB, anonMiB: fromApi.forwarded!.anonMiB, heapUsedMiB: fromApi.heap!.usedMiB, heapTotalMiB: fromApi.heap!.totalMiB },
   coreDnsAnchorMB,
 };
 const summary = {
@@ -422,6 +441,7 @@ if (asJSON) {
       `at ${fixedRate} q/s: netplane avg ${atRate.netplane.avgMs.toFixed(3)} ms p99 ${atRate.netplane.p99Ms.toFixed(3)} ms lost ${atRate.netplane.lost}, dnsmasq avg ${atRate.dnsmasq.avgMs.toFixed(3)} ms p99 ${atRate.dnsmasq.p99Ms.toFixed(3)} ms lost ${atRate.dnsmasq.lost} (p99 ${(atRate.netplane.p99Ms / atRate.dnsmasq.p99Ms).toFixed(2)}x)`,
       `both cores: netplane (2 processes, --reuse-port, unpinned) ${twoCores.netplane.qps.toFixed(0)} q/s lost ${twoCores.netplane.lost}, dnsmasq (1 process, unpinned) ${twoCores.dnsmasq.qps.toFixed(0)} q/s lost ${twoCores.dnsmasq.lost} (${(twoCores.netplane.qps / twoCores.dnsmasq.qps).toFixed(2)}x)`,
       `resident memory with ${serviceCount} Services and ${endpointCount} endpoints, after the run: netplane VmRSS ${memory.netplane.rssMiB.toFixed(1)} MiB (RssAnon ${memory.netplane.anonMiB.toFixed(1)} MiB its own, the rest mostly the shared node binary; V8 heap ${memory.netplane.heapUsedMiB.toFixed(1)} MiB in use, garbage not yet collected included, of ${memory.netplane.heapTotalMiB.toFixed(1)} MiB); CoreDNS anchor (${endpointCount} + ${serviceCount})/1000 + 54 = ${coreDnsAnchorMB.toFixed(0)} MB: VmRSS ${(memory.netplane.rssMiB / coreDnsAnchorMB).toFixed(2)}x; dnsmasq VmRSS ${memory.dnsmasq.rssMiB.toFixed(1)} MiB (RssAnon ${memory.dnsmasq.anonMiB.toFixed(1)})`,
+      `  read from an API server, as deployed: netplane VmRSS ${memory.fromApiServer.rssMiB.toFixed(1)} MiB (RssAnon ${memory.fromApiServer.anonMiB.toFixed(1)}; V8 heap ${memory.fromApiServer.heapUsedMiB.toFixed(1)} of ${memory.fromApiServer.heapTotalMiB.toFixed(1)} MiB; @kubernetes/client-node loaded): ${(memory.fromApiServer.rssMiB / coreDnsAnchorMB).toFixed(2)}x the anchor`,
       '',
     ].join('\n'),
   );
