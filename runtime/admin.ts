@@ -62,9 +62,15 @@ export class AdminServer {
     );
   }
 
-  /** Readiness: the cluster view loaded once and every readiness check passing; the checks that fail. */
-  #readyState(): { ready: boolean; waiting: Array<{ check: string; reason: string }> } {
+  /** Whether /readyz would pass if the check named `except` did: the view loaded once and every other check passing. */
+  readyExcept(except: string): boolean {
+    return this.#readyState(except).ready;
+  }
+
+  /** Readiness: the cluster view loaded once and every readiness check passing (but `except`); the checks that fail. */
+  #readyState(except?: string): { ready: boolean; waiting: Array<{ check: string; reason: string }> } {
     const waiting = [...this.#readiness.entries()].flatMap(([name, check]) => {
+      if (name === except) return [];
       const r = check();
       return r.ok ? [] : [{ check: name, reason: r.reason }];
     });

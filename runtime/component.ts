@@ -14,7 +14,7 @@ import { formatHelp, nonEmpty, oneOf, parseFlags, parseHostPort, valueFlag, type
 import { createLogger, logLevels, type Logger } from './logger.ts';
 import { createRegistry, registerStoreMetrics } from './metrics.ts';
 import { Shutdown } from './shutdown.ts';
-import { collectStartupGarbage } from './startup-gc.ts';
+import { collectBeforeReady } from './startup-gc.ts';
 import { supervisedEnv } from './supervisor.ts';
 
 /** The flags every component takes. */
@@ -151,6 +151,7 @@ export async function runComponent(c: Component, argv: readonly string[], versio
   log.info({ admin: `${bound.host}:${bound.port}`, source: ctx.source.name, node: ctx.nodeName, version }, `${command} starting`);
   shutdown.add('admin server', () => admin.close());
   shutdown.add('cluster source', () => ctx.source.stop());
+  shutdown.add('startup collection', collectBeforeReady(admin, log));
   store.onStatus((st) => log.info(st, st.stale ? 'cluster view is stale' : st.synced ? 'cluster view is current' : 'cluster view loading'));
   const started = performance.now();
   ctx.source.start(store).then(
@@ -158,7 +159,6 @@ export async function runComponent(c: Component, argv: readonly string[], versio
       const listing = optional.filter((k) => !store.hasSynced(k));
       const objects = Object.fromEntries(kinds.map((k) => [k, store.count(k)]));
       log.info({ ms: Math.round(performance.now() - started), objects, ...(listing.length > 0 ? { stillListing: listing } : {}) }, 'first full view loaded');
-      collectStartupGarbage(log);
     },
     (e: Error) => {
       log.fatal({ err: e }, e.message);

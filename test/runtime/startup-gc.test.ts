@@ -1,12 +1,16 @@
-// The collection after the first view is loaded (runtime/startup-gc.ts): a real `netplane dns` started as the image
-// starts it (node --expose-gc) reports what it freed; without the flag it does nothing.
+// The collection before a process first says it is ready (runtime/startup-gc.ts): a real `netplane dns` started as
+// the image starts it (node --expose-gc) reports what it freed; without the flag it does nothing; readiness waits
+// for it, and it waits for every other check.
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { collectStartupGarbage } from '../../runtime/startup-gc.ts';
+import { AdminServer } from '../../runtime/admin.ts';
+import { createRegistry } from '../../runtime/metrics.ts';
+import { collectBeforeReady, collectStartupGarbage, startupGcCheck } from '../../runtime/startup-gc.ts';
+import { Store } from '../../cluster/store.ts';
 import { freePort } from '../helpers/ports.ts';
 import { captureLogger, waitFor } from '../helpers/wait.ts';
 
@@ -63,6 +67,33 @@ describe('the collection after the first load', () => {
 
   it('without gc exposed, does nothing', async () => {
     expect(collected(await logsOfStart([]))).toEqual([]);
+  });
+
+  it('waits for the view and every other readiness check, collects once, then lets /readyz pass', async () => {
+    const store = new Store(['Service']);
+    const admin = new AdminServer(createRegistry('test', '0.0.0-test'), store);
+    let synced = false;
+    admin.addReadinessCheck('first-sync', () => (synced ? { ok: true } : { ok: false, reason: 'not yet' }));
+    const calls: unknown[] = [];
+    const stop = collectBeforeReady(admin, captureLogger().log, (o) => calls.push(o), 5);
+    try {
+      const pause = () => new Promise((r) => setTimeout(r, 40));
+      await pause();
+      expect(calls).toEqual([]);
+      store.markSynced('Service');
+      await pause();
+      expect(calls).toEqual([]);
+      expect(admin.readyExcept(startupGcCheck)).toBe(false);
+      synced = true;
+      expect(admin.readyExcept(startupGcCheck)).toBe(true);
+      expect(admin.readyExcept('first-sync')).toBe(false);
+      await waitFor('the collection', () => calls.length === 1);
+      await pause();
+      expect(calls).toHaveLength(1);
+      expect(admin.readyExcept('none')).toBe(true);
+    } finally {
+      stop();
+    }
   });
 
   it('asks V8 for its last-resort collection, which gives the freed pages back', () => {
