@@ -23,7 +23,9 @@ export function componentProcess(state: LabState, plan: LabPlan, node: LabNode, 
   return {
     name: `${node.name}/${component}`,
     ns: `np${plan.id}-${node.name}`,
-    argv: [process.execPath, bin, ...componentArgs(plan, node, component, state.manifests)],
+    // --expose-gc as the image's entry point gives it: each component collects its start's garbage before it is
+    // ready (runtime/startup-gc.ts), so the lab's readiness waits include that step.
+    argv: [process.execPath, '--expose-gc', bin, ...componentArgs(plan, node, component, state.manifests)],
     log: join(state.logs, `${node.name}-${component}.log`),
     readyMessage: servingMessages[component],
     node: node.name,

@@ -2,7 +2,7 @@
 // a ClusterIP answered across the overlay, the ingress from the host, endpoint changes, every component on
 // node 1 killed and restarted under a probe loop, and a complete teardown. Scenarios run in order on one lab.
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -76,6 +76,15 @@ describe('netplane lab: the data plane end to end', () => {
   afterAll(async () => {
     await removeLab(stateDir, plan);
     await rm(stateDir, { recursive: true, force: true });
+  });
+
+  it('every component collected the garbage of its start once before it said it was ready (node --expose-gc, as the image runs it)', async () => {
+    const components = state.processes.filter((p) => p.component !== undefined);
+    expect(components.length).toBeGreaterThanOrEqual(9);
+    for (const p of components) {
+      const log = await readFile(p.log, 'utf8');
+      expect(log.match(/collected the garbage of loading the first view/g)?.length, p.name).toBe(1);
+    }
   });
 
   it('a pod on node 1 resolves web.default.svc.cluster.local through the cluster DNS', async () => {
