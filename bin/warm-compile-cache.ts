@@ -5,8 +5,10 @@
 // half the start-up time. The sources stay the .ts files; the cache is only consulted, by file name and content
 // hash, so an edited file is simply stripped again.
 //
-// Node keeps one cache directory per user ID, so the image warms it for each user its processes run as:
-//   node bin/warm-compile-cache.ts [UID...]   (as root; no UID: only the current user)
+// Node keeps one cache directory per user ID and per set of V8 flags that change compiled code (--expose-gc does,
+// --max-semi-space-size does not), so the image warms it for each user its processes run as, with the flags its
+// entry point gives node, which this script passes on to the processes that load the modules:
+//   node [FLAGS] bin/warm-compile-cache.ts [UID...]   (as root; no UID: only the current user)
 // Every module of the shipped folders is loaded once. The entry point runs as `netplane --version`; worker-thread
 // modules are imported outside a worker, where they stop at their first use of the parent port, after compiling.
 import { spawnSync } from 'node:child_process';
@@ -42,7 +44,7 @@ function fail(message: string): never {
 
 /** In the process of one user: loads every module, so that Node writes their cache entries at exit. */
 async function load(): Promise<void> {
-  const run = spawnSync(process.execPath, [entry, '--version'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const run = spawnSync(process.execPath, [...process.execArgv, entry, '--version'], { stdio: ['ignore', 'ignore', 'inherit'] });
   if (run.status !== 0) fail(`${entry} --version exited with ${run.status ?? run.signal}`);
   for (const file of modulesToWarm()) {
     try {
@@ -69,7 +71,7 @@ async function main(): Promise<void> {
   if (uids.length > 0) chmodSync(dir, 0o1777);
   try {
     for (const uid of uids.length > 0 ? uids : [own]) {
-      const r = spawnSync(process.execPath, [self, '--load'], { stdio: 'inherit', uid, gid: uid === own ? process.getgid?.() : uid });
+      const r = spawnSync(process.execPath, [...process.execArgv, self, '--load'], { stdio: 'inherit', uid, gid: uid === own ? process.getgid?.() : uid });
       if (r.status !== 0) fail(`warming for user ${uid} exited with ${r.status ?? r.signal ?? r.error?.message}`);
     }
   } finally {

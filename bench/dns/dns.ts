@@ -101,7 +101,8 @@ const warmScript = join(dirname(bin), 'warm-compile-cache.ts');
 let startedFrom = 'stripping its TypeScript at start (--no-compile-cache)';
 if (withCompileCache) {
   const cache = join(dir, 'compile-cache');
-  const warmed = spawnSync(process.execPath, [warmScript], { env: { ...process.env, NODE_COMPILE_CACHE: cache }, stdio: ['ignore', 'ignore', 'pipe'] });
+  // With netplane's node flags: Node keys the cache by those that change compiled code (--expose-gc does).
+  const warmed = spawnSync(process.execPath, [...nodeFlags, warmScript], { env: { ...process.env, NODE_COMPILE_CACHE: cache }, stdio: ['ignore', 'ignore', 'pipe'] });
   if (warmed.status === 0) {
     // Inherited by every process started below; only netplane's files are in it.
     process.env.NODE_COMPILE_CACHE = cache;

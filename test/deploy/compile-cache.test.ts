@@ -16,6 +16,8 @@ const root = fileURLToPath(new URL('../../', import.meta.url));
 const bin = join(root, 'bin/netplane.ts');
 const warm = join(root, 'bin/warm-compile-cache.ts');
 const isRoot = process.getuid?.() === 0;
+/** The node flags of the image's entry point (ENTRYPOINT in the Dockerfile), with which it also warms the cache. */
+const imageFlags = ['--expose-gc'];
 
 let dir = '';
 let cache = '';
@@ -31,7 +33,7 @@ function traced(out: string): { stripped: string[]; cached: string[] } {
 
 /** Runs `netplane ARGS` with the warmed cache until its /readyz answers 200, then stops it; returns its output. */
 async function runUntilReady(args: string[], admin: number, prefix: string[] = []): Promise<string> {
-  const cmd = [...prefix, process.execPath, bin, ...args, `--admin=127.0.0.1:${admin}`];
+  const cmd = [...prefix, process.execPath, ...imageFlags, bin, ...args, `--admin=127.0.0.1:${admin}`];
   const proc = spawn(cmd[0]!, cmd.slice(1), {
     env: { ...process.env, NODE_COMPILE_CACHE: cache, NODE_DEBUG_NATIVE: 'COMPILE_CACHE' },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -63,7 +65,7 @@ metadata: {name: svc-${i}, namespace: default, labels: {app: demo, tier: backend
 spec: {clusterIP: 10.96.${i >> 8}.${(i & 255) + 1}, ports: [{name: http, port: 80, targetPort: 8080}]}
 `).join('---\n');
   await writeFile(join(dir, 'services.yaml'), services);
-  execFileSync(process.execPath, [warm], { env: { ...process.env, NODE_COMPILE_CACHE: cache }, stdio: 'pipe' });
+  execFileSync(process.execPath, [...imageFlags, warm], { env: { ...process.env, NODE_COMPILE_CACHE: cache }, stdio: 'pipe' });
 }, 60_000);
 afterAll(() => rm(dir, { recursive: true, force: true }));
 
@@ -102,7 +104,7 @@ describe('the warmed compile cache', () => {
     const ns = `npcc${process.pid}`;
     execFileSync('ip', ['netns', 'add', ns]);
     try {
-      const r = spawnSync('ip', ['netns', 'exec', ns, process.execPath, bin, 'overlay', '--cleanup'], {
+      const r = spawnSync('ip', ['netns', 'exec', ns, process.execPath, ...imageFlags, bin, 'overlay', '--cleanup'], {
         env: { ...process.env, NODE_COMPILE_CACHE: cache, NODE_DEBUG_NATIVE: 'COMPILE_CACHE' },
         encoding: 'utf8',
         maxBuffer: 64 << 20,
@@ -114,6 +116,16 @@ describe('the warmed compile cache', () => {
     } finally {
       execFileSync('ip', ['netns', 'delete', ns]);
     }
+  });
+
+  it('is not used by a process whose V8 flags differ from those it was warmed with (Node keys it by them)', () => {
+    const r = spawnSync(process.execPath, [bin, '--version'], {
+      env: { ...process.env, NODE_COMPILE_CACHE: cache, NODE_DEBUG_NATIVE: 'COMPILE_CACHE' },
+      encoding: 'utf8',
+      maxBuffer: 64 << 20,
+    });
+    expect(r.status).toBe(0);
+    expect(traced(r.stdout + r.stderr).stripped).toContain(join(root, 'dns/component.ts'));
   });
 
   it('without the cache, the same start strips every module itself (the trace is a witness)', () => {

@@ -39,9 +39,13 @@ describe('the container image', () => {
   it('warms the compile cache for every folder it copies, after copying them', () => {
     const dockerfile = readFileSync(join(root, 'Dockerfile'), 'utf8');
     expect([...shippedFolders].sort()).toEqual([...copied].filter((c) => !c.startsWith('package')).sort());
-    const warm = dockerfile.indexOf('RUN node bin/warm-compile-cache.ts');
+    const warm = dockerfile.search(/^RUN node .*bin\/warm-compile-cache\.ts/m);
     expect(warm).toBeGreaterThan(dockerfile.indexOf('ENV NODE_COMPILE_CACHE='));
     expect(warm).toBeGreaterThan(dockerfile.lastIndexOf('\nCOPY '));
+    // Node keys the cache by the V8 flags that change code: the warm-up runs with the entry point's node flags.
+    const warmFlags = /^RUN node ((?:--\S+ )*)bin\/warm-compile-cache\.ts/m.exec(dockerfile)![1]!.trim().split(' ').filter(Boolean);
+    const entry = JSON.parse(/^ENTRYPOINT (\[.*\])$/m.exec(dockerfile)![1]!) as string[];
+    expect(warmFlags).toEqual(entry.slice(1, -1));
   });
 
   it('installs every package those modules import (dependencies, not devDependencies)', () => {
