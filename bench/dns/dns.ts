@@ -19,8 +19,8 @@
 // the ratios netplane/dnsmasq against the targets.
 // netplane runs with --node-flags (default --max-semi-space-size=1 --expose-gc, as deployed: V8's young generation at
 // 1 MiB instead of 16 MiB makes each scavenge ~10x shorter, which is what the p99 sees; the image's entry point
-// exposes gc so that each process collects the garbage of its first load, runtime/startup-gc.ts); with --plain each round also measures it without
-// them (~50 s more). Each round measures the floor (bench/dns/floor.ts: Node on the same UDP path answering without
+// exposes gc so that each process collects the garbage of its first load, runtime/startup-gc.ts); with --plain each
+// round also measures it without them (~50 s more). Each round measures the floor (bench/dns/floor.ts: Node on the same UDP path answering without
 // parsing anything): what Node itself costs.
 // Usage: npx node bench/dns/dns.ts [--json] [--plain] [--seconds 10] [--rounds 3] [--services 10000] [--endpoints 5]
 //        [--external 1000] [--outstanding 100] [--rate 40000] [--node-flags "--max-semi-space-size=1 --expose-gc"]
@@ -104,7 +104,7 @@ if (withCompileCache) {
   // With netplane's node flags: Node keys the cache by those that change compiled code (--expose-gc does).
   const warmed = spawnSync(process.execPath, [...nodeFlags, warmScript], { env: { ...process.env, NODE_COMPILE_CACHE: cache }, stdio: ['ignore', 'ignore', 'pipe'] });
   if (warmed.status === 0) {
-    // Inherited by every process started below; only netplane's files are in it.
+    // Inherited by every process started below (the floor's script adds its own entry; dnsmasq ignores it).
     process.env.NODE_COMPILE_CACHE = cache;
     startedFrom = 'from a compile cache warmed by bin/warm-compile-cache.ts, as in the image';
   } else {

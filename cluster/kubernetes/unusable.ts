@@ -50,8 +50,8 @@ const lastApplied = 'kubectl.kubernetes.io/last-applied-configuration';
 /**
  * Cuts an object the informer has cached down to what its cache reads — name, namespace and resourceVersion, to
  * file it, tell a new version from the same one, and find what a relist no longer has — once the store holds its
- * parsed copy. In place, since the cache holds this very object. Kept whole, the informers' copies took about as
- * much memory again as the store (10,000 Services with 50,000 endpoints: 90 MiB more resident than from manifests).
+ * parsed copy. In place, since the cache holds this very object. Kept whole, the informers' copies were 11 MiB of
+ * live heap for dns at 10,000 Services with 50,000 endpoints.
  */
 export function keepIdentityOnly(obj: { metadata?: { name?: string; namespace?: string; resourceVersion?: string } }): void {
   const m = obj.metadata ?? {};

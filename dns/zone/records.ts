@@ -76,7 +76,7 @@ export function serviceRecords(svc: ServiceInfo, naming: NamingOptions = {}): Se
   // One record per address and name, its ports from the slice rows of that endpoint that are published, as
   // CoreDNS walks each slice's endpoints with that slice's ports: an address in two slices (hostNetwork pods of one
   // node, each with its own port and hostname) is two endpoints, each with its own port and readiness.
-  const byEndpoint = new Map<string, { ip: string; family: 4 | 6; label: string; ports: Map<string, number> }>();
+  const byEndpoint = new Map<string, Omit<EndpointRecord, 'ports'> & { ports: Map<string, number> }>();
   const add = (a: ServiceInfo['addresses'][number], portKey?: string, port?: number) => {
     if (!a.ready && !svc.publishNotReadyAddresses) return;
     const label = endpointLabel(a, naming);

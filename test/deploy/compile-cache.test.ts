@@ -3,6 +3,7 @@
 // comes from the cache — so Node never loads its stripper. Node's own trace of the cache (NODE_DEBUG_NATIVE) is
 // the witness: it names each file it had to strip.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,7 +18,7 @@ const bin = join(root, 'bin/netplane.ts');
 const warm = join(root, 'bin/warm-compile-cache.ts');
 const isRoot = process.getuid?.() === 0;
 /** The node flags of the image's entry point (ENTRYPOINT in the Dockerfile), with which it also warms the cache. */
-const imageFlags = ['--expose-gc'];
+const imageFlags = (JSON.parse(/^ENTRYPOINT (\[.*\])$/m.exec(readFileSync(join(root, 'Dockerfile'), 'utf8'))![1]!) as string[]).slice(1, -1);
 
 let dir = '';
 let cache = '';
