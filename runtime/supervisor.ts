@@ -80,7 +80,9 @@ export async function supervise(options: UpOptions): Promise<number> {
   };
   const children: Child[] = [
     ...extra.map((p) => start(p.name, [p.script, ...p.args], p.what)),
-    ...options.components.map((c) => start(c.name, [options.bin, c.name, ...options.childArgs, ...(options.extraArgs?.[c.name] ?? [])], `admin on http://${c.defaultAdmin}`)),
+    // The components run with `up`'s own Node flags (node --expose-gc netplane up: each child collects its start's
+    // garbage as the image's processes do; --max-old-space-size and the like apply to every component).
+    ...options.components.map((c) => start(c.name, [...process.execArgv, options.bin, c.name, ...options.childArgs, ...(options.extraArgs?.[c.name] ?? [])], `admin on http://${c.defaultAdmin}`)),
   ];
 
   const stopAll = (signal: NodeJS.Signals) => {

@@ -1,5 +1,5 @@
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -244,8 +244,8 @@ describe('a component process on the Kubernetes API', () => {
 });
 
 /** `netplane up` with these arguments as a child process; `out` is what it has printed so far (stdout and stderr). */
-function startUp(args: string[]): { child: ChildProcess; exited: Promise<number | null>; readonly out: string } {
-  const child = spawn(process.execPath, [bin, 'up', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+function startUp(args: string[], nodeFlags: string[] = [], env: Record<string, string> = {}): { child: ChildProcess; exited: Promise<number | null>; readonly out: string } {
+  const child = spawn(process.execPath, [...nodeFlags, bin, 'up', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
@@ -260,10 +260,12 @@ function startUp(args: string[]): { child: ChildProcess; exited: Promise<number 
 }
 
 describe('netplane up', () => {
-  it('runs components as child processes with prefixed logs and stops them all on SIGINT', async () => {
-    const up = startUp(['--manifests', examples, '--component', 'dns', '--component', 'overlay', '--node-name', 'local']);
+  it('runs components as child processes with its own node flags and prefixed logs, and stops them all on SIGINT', async () => {
+    const up = startUp(['--manifests', examples, '--component', 'dns', '--component', 'overlay', '--node-name', 'local'], ['--expose-gc']);
     try {
       await waitFor('both components loaded', () => /^dns +\| .*dns serving/m.test(up.out) && /^overlay +\| .*first full view loaded/m.test(up.out), 15_000);
+      // Started with up's --expose-gc, each component collects the garbage of its first load before it is ready.
+      await waitFor('both collections', () => /^dns +\| .*collected the garbage of loading the first view/m.test(up.out) && /^overlay +\| .*collected the garbage of loading the first view/m.test(up.out), 15_000);
       expect(up.out).toMatch(/^up +\| started dns \(pid \d+\), admin on http:\/\/127\.0\.0\.1:9153$/m);
       const pids = [...up.out.matchAll(/started \w+ \(pid (\d+)\)/g)].map((m) => Number(m[1]));
       expect(pids).toHaveLength(2);
@@ -280,7 +282,14 @@ describe('netplane up', () => {
   // `npm start`'s command line, on the quick start's fixed ports; in this describe so that it never overlaps the
   // test above (dns on 5353), as tests within a file run one after another.
   it('runs the quick start: every example answers through dns, the ingress and the proxy; SIGINT stops it all', { timeout: 30_000 }, async () => {
-    const up = startUp(['--manifests', examples, '--node-name', 'local', '--example-backends']);
+    // package.json's start script: VAR=value ... node [node flags] bin/netplane.ts up [flags], run here as written.
+    const script = (JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { scripts: { start: string } }).scripts.start;
+    const m = /^((?:\w+=\S+ )*)node ((?:--[\w-]+ )*)bin\/netplane\.ts up (.*)$/.exec(script);
+    if (!m) throw new Error(`unexpected start script: ${script}`);
+    const env = Object.fromEntries(m[1]!.trim().split(' ').filter(Boolean).map((kv) => kv.split('=') as [string, string]));
+    const cache = env.NODE_COMPILE_CACHE ? await mkdtemp(join(tmpdir(), 'netplane-cache-')) : undefined;
+    const upArgs = m[3]!.split(' ').map((a) => (a === 'examples/quickstart' ? examples : a));
+    const up = startUp(upArgs, m[2]!.trim().split(' ').filter(Boolean), cache ? { NODE_COMPILE_CACHE: cache } : {});
     try {
       await waitFor('the listening block', () => /^up +\| admin +/m.test(up.out), 15_000, 50);
       expect(up.out).not.toMatch(/not answering|not ready/);
@@ -290,6 +299,10 @@ describe('netplane up', () => {
       expect(up.out).toMatch(/^up +\| backends api-1 127\.0\.0\.1:8083, web-1 127\.0\.0\.1:8081, web-2 127\.0\.0\.1:8082 /m);
       const pids = [...up.out.matchAll(/started [\w-]+ \(pid (\d+)\)/g)].map((m) => Number(m[1]));
       expect(pids).toHaveLength(7);
+      // With the script's --expose-gc every component collected its start's garbage before it said it was ready, and
+      // the processes filled the compile cache the script names.
+      for (const c of ['proxy', 'dns', 'ingress', 'overlay']) expect(up.out).toMatch(new RegExp(`^${c} +\\| .*collected the garbage of loading the first view`, 'm'));
+      if (cache) expect((await readdir(cache, { recursive: true })).length).toBeGreaterThan(0);
 
       const dig = await run('dig', ['@127.0.0.1', '-p', '5353', '+short', '+tries=1', '+time=2', 'web.default.svc.cluster.local']);
       expect(dig.stdout).toBe('10.96.0.20\n');
@@ -317,6 +330,7 @@ describe('netplane up', () => {
       throw e;
     } finally {
       up.child.kill('SIGKILL');
+      if (cache) await rm(cache, { recursive: true, force: true });
     }
   });
 });
