@@ -245,12 +245,17 @@ export class ClusterZoneHandler implements DnsHandler {
   }
 
   /**
-   * The CNAME chain from an ExternalName, followed while its targets are ExternalNames of the zone, then the
-   * addresses of the last target (from the zone, or through the forwarder). As CoreDNS does, the chain stops before
-   * a CNAME whose target is already in it (a loop) and after maxChain CNAMEs; a self-reference gets NODATA.
+   * The CNAME chain from an ExternalName, followed while its targets are ExternalNames of the zone, then the last
+   * target's records of the asked type: from the zone for every type (RFC 1034 4.3.2: an authoritative server goes
+   * on at a CNAME target in its own zone), through the forwarder for A and AAAA; other types of a name outside the
+   * zone end at the last CNAME, for the resolver to ask on. A CNAME or ANY question gets the first CNAME alone (it
+   * matches the CNAME itself). As CoreDNS does, the chain stops before a CNAME whose target is already in it (a
+   * loop) and after maxChain CNAMEs; a self-reference gets NODATA.
    */
   async #externalName(q: DnsQuery, svc: ServiceRecords): Promise<HandlerResult> {
     const family = familyOf(q.type);
+    const follow = q.type !== 'CNAME' && q.type !== 'ANY';
+    const recursionAvailable = family !== undefined && this.#o.resolve !== undefined;
     const chain: ResourceRecord[] = [];
     const seen = new Set([q.lname]);
     let owner = q.name;
@@ -260,8 +265,7 @@ export class ClusterZoneHandler implements DnsHandler {
       if (seen.has(lower) || chain.length >= maxChain) break;
       seen.add(lower);
       chain.push(this.#rr(owner, 'CNAME', target));
-      // Every other type gets the first CNAME alone, as a resolver then asks again for the target.
-      if (family === undefined) break;
+      if (!follow) break;
       const z = parseZoneName(lower, this.#zone);
       const next = z?.kind === 'service' ? this.#index.service(z.namespace, z.service) : undefined;
       // An ExternalName holding an IP answers NXDOMAIN below, so the chain ends at its name.
@@ -270,7 +274,6 @@ export class ClusterZoneHandler implements DnsHandler {
         target = next.externalName!;
         continue;
       }
-      const recursionAvailable = this.#o.resolve !== undefined;
       // The last name's answer: its records after the chain; a negative one keeps its rcode and SOA (RFC 6604: the
       // rcode is the last name's; RFC 2308 §2.2: the SOA lets a resolver cache that the target has nothing).
       let last: DnsAnswer | undefined;
@@ -278,17 +281,19 @@ export class ClusterZoneHandler implements DnsHandler {
         // Not an ExternalName: the zone answers synchronously.
         const inner = (await this.handle({ ...q, name: target, lname: lower })) as HandlerResult;
         if (inner !== 'pass') last = inner;
-      } else if (this.#o.resolve) {
+      } else if (family !== undefined && this.#o.resolve) {
         last = await this.#o.resolve(target, q.type as 'A' | 'AAAA', q);
       }
       if (last !== undefined && last.answers.length === 0 && (last.rcode === 'NXDOMAIN' || last.rcode === 'NOERROR')) {
         return { ...this.#answer(chain), rcode: last.rcode, authorities: last.authorities, recursionAvailable };
       }
       const rest = last?.rcode === 'NOERROR' ? last.answers : [];
-      return { ...this.#answer([...chain, ...rest]), recursionAvailable };
+      // The zone's own additional records (an SRV answer's addresses, the NS glue) come along with its answer.
+      const extra = z && last?.rcode === 'NOERROR' ? last.additionals : [];
+      return { ...this.#answer([...chain, ...rest], extra), recursionAvailable };
     }
     if (chain.length === 0) return this.#nodata();
-    return family === undefined ? this.#answer(chain) : { ...this.#answer(chain), recursionAvailable: this.#o.resolve !== undefined };
+    return recursionAvailable ? { ...this.#answer(chain), recursionAvailable } : this.#answer(chain);
   }
 
   /** A or AAAA records of the addresses of the asked family; NODATA for other types or when none matches. */

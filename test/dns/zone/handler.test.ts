@@ -176,7 +176,33 @@ describe('cluster zone answers', () => {
         answer: ['outchain.default.svc.cluster.local CNAME search.default.svc.cluster.local', 'search.default.svc.cluster.local CNAME search.example.com', 'search.example.com AAAA 2001:db8::1'],
       },
     },
-    { q: ['chain2.default.svc.cluster.local', 'TXT'], want: { rcode: 'NOERROR', answer: ['chain2.default.svc.cluster.local CNAME chain1.default.svc.cluster.local'] } },
+    // Every type follows the chain inside the zone (RFC 1034 4.3.2; found by an audit: other types than A and AAAA
+    // got the first CNAME alone), ending with the target's records or its negative answer and SOA.
+    {
+      q: ['chain2.default.svc.cluster.local', 'TXT'],
+      want: {
+        rcode: 'NOERROR',
+        answer: [
+          'chain2.default.svc.cluster.local CNAME chain1.default.svc.cluster.local',
+          'chain1.default.svc.cluster.local CNAME Alias.default.svc.cluster.local',
+          'Alias.default.svc.cluster.local CNAME web.default.svc.cluster.local',
+        ],
+        ns: soa,
+      },
+    },
+    {
+      q: ['alias.default.svc.cluster.local', 'SRV'],
+      want: {
+        rcode: 'NOERROR',
+        answer: ['alias.default.svc.cluster.local CNAME web.default.svc.cluster.local', 'web.default.svc.cluster.local SRV 0 50 80 web.default.svc.cluster.local', 'web.default.svc.cluster.local SRV 0 50 9090 web.default.svc.cluster.local'],
+        extra: ['web.default.svc.cluster.local A 10.96.0.10', 'web.default.svc.cluster.local AAAA fd00:96::10'],
+      },
+    },
+    { q: ['outchain.default.svc.cluster.local', 'MX'], want: { rcode: 'NOERROR', answer: ['outchain.default.svc.cluster.local CNAME search.default.svc.cluster.local', 'search.default.svc.cluster.local CNAME search.example.com'], ns: [] } },
+    { q: ['toextip.default.svc.cluster.local', 'TXT'], want: { rcode: 'NXDOMAIN', answer: ['toextip.default.svc.cluster.local CNAME extip.default.svc.cluster.local'], ns: soa } },
+    // A CNAME (or ANY) question matches the CNAME itself: not followed.
+    { q: ['chain2.default.svc.cluster.local', 'CNAME'], want: { rcode: 'NOERROR', answer: ['chain2.default.svc.cluster.local CNAME chain1.default.svc.cluster.local'], ns: [] } },
+    { q: ['chain2.default.svc.cluster.local', 'ANY'], want: { rcode: 'NOERROR', answer: ['chain2.default.svc.cluster.local CNAME chain1.default.svc.cluster.local'], ns: [] } },
     // Loops: the chain stops before the CNAME that would close it; a self-reference has no CNAME to give.
     { q: ['loop.default.svc.cluster.local', 'A'], want: nodata },
     { q: ['loopa.default.svc.cluster.local', 'A'], want: { rcode: 'NOERROR', answer: ['loopa.default.svc.cluster.local CNAME loopb.default.svc.cluster.local'] } },

