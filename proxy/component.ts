@@ -81,6 +81,8 @@ export const proxyComponent = defineComponent({
   flags,
   readsNoCluster: (f) => f.cleanup,
   async before(f, log) {
+    // As kube-proxy's configuration validation: a sync period shorter than the least time between syncs could not hold.
+    if (f['min-sync-period'] > f['sync-period']) throw new UsageError(`netplane proxy: --min-sync-period (${f['min-sync-period'] / 1000} s) must not be longer than --sync-period (${f['sync-period'] / 1000} s)`);
     const np = f['nodeport-addresses'].flat();
     if (np.includes(primaryKeyword) && np.length > 1) throw new UsageError(`netplane proxy: --nodeport-addresses ${primaryKeyword} takes no CIDRs beside it`);
     const localProblem = detectLocalProblem(detectLocalFlags(f));

@@ -53,6 +53,12 @@ export class ProxySyncer {
   #lastFullAt = -Infinity;
   #lastStartAt = -Infinity;
   #timer?: NodeJS.Timeout;
+  /**
+   * The one pending retry after a refused sync. A later failure replaces it, a success cancels it: one timer per
+   * failure would add a retry loop at every sync-period tick while the kernel keeps refusing (kube-proxy's runner
+   * also keeps a single retry).
+   */
+  #retry?: NodeJS.Timeout;
   #interval?: NodeJS.Timeout;
   #running?: Promise<void>;
   #again = false;
@@ -141,6 +147,7 @@ export class ProxySyncer {
     this.#unsubscribe?.();
     clearInterval(this.#interval);
     clearTimeout(this.#timer);
+    clearTimeout(this.#retry);
     clearTimeout(this.#giveUp);
     this.#timer = undefined;
     await this.#running;
@@ -272,9 +279,15 @@ export class ProxySyncer {
       if (o.backend.mode !== 'userspace') o.metrics.kernelSyncFailures[o.backend.mode].inc();
       const retryMs = Math.min(o.syncPeriodMs, o.minSyncPeriodMs * 2 ** this.#failures);
       o.log.error({ err: (e as Error).message, full, retryMs }, 'sync failed; the previous rules stay, retrying with a full sync');
-      setTimeout(() => this.#schedule(0), retryMs).unref();
+      clearTimeout(this.#retry);
+      this.#retry = setTimeout(() => {
+        this.#retry = undefined;
+        this.#schedule(0);
+      }, retryMs).unref();
       return;
     }
+    clearTimeout(this.#retry);
+    this.#retry = undefined;
     const seconds = observe();
     o.metrics.lastSync.set(Date.now() / 1000);
     recordProgrammed(o.metrics, o.backend.mode, plan, result);

@@ -78,6 +78,7 @@ describe('netplane command line', () => {
     [['proxy', '--mode', 'userspace', '--userspace-threads', '1000', '--manifests', examples], /^netplane proxy: --userspace-threads "1000": must be a whole number from 1 to 64/],
     [['proxy', '--mode', 'userspace', '--udp-timeout', '0s', '--manifests', examples], /^netplane proxy: --udp-timeout "0s": must be from 1ms to 576h/],
     [['proxy', '--sync-period', '0s', '--manifests', examples], /^netplane proxy: --sync-period "0s": must be from 1s to 24h/],
+    [['proxy', '--min-sync-period', '1h', '--sync-period', '1s', '--manifests', examples], /^netplane proxy: --min-sync-period \(3600 s\) must not be longer than --sync-period \(1 s\)\n$/],
     [['ingress', '--keepalive-timeout', '0s', '--manifests', examples], /^netplane ingress: --keepalive-timeout "0s": must be from 1s to 1h/],
     [['overlay', '--resync-period', '0s', '--manifests', examples], /^netplane overlay: --resync-period "0s": must be from 1s to 24h/],
     [['overlay', '--resync-period', '600h', '--manifests', examples], /^netplane overlay: --resync-period "600h": must be from 1s to 24h/],

@@ -16,7 +16,10 @@ class RecordingBackend implements ProxyBackend {
   readonly mode = 'nftables' as const;
   syncs: Array<{ plan: ProxyPlan; full: boolean }> = [];
   failNext = 0;
+  /** Every call of sync, refused ones included. */
+  attempts = 0;
   async sync(plan: ProxyPlan, options: { full: boolean }): Promise<SyncResult> {
+    this.attempts++;
     if (this.failNext > 0) {
       this.failNext--;
       throw new Error('nft: Operation not permitted');
@@ -94,6 +97,24 @@ describe('ProxySyncer', () => {
     await waitFor('the retry', () => s.backend.syncs.length === 1, 3000);
     expect(s.backend.syncs[0]!.full).toBe(true);
     expect(await s.registry.getSingleMetricAsString('netplane_proxy_sync_failures_total')).toContain('netplane_proxy_sync_failures_total{mode="nftables"} 1');
+  });
+
+  it('while the kernel keeps refusing, retries stay one loop: they do not add up over sync periods', async () => {
+    const s = setup({ syncPeriodMs: 100 });
+    syncer = s.syncer;
+    s.put(web(80), ep('10.244.1.1'));
+    s.backend.failNext = Infinity;
+    s.syncer.start();
+    await new Promise((r) => setTimeout(r, 1000));
+    const before = s.backend.attempts;
+    await new Promise((r) => setTimeout(r, 1000));
+    // One retry at most a sync period after each failure, plus the sync-period tick: about 20 attempts a second.
+    // A retry timer per failure added a loop at every tick: 100 and more in this second.
+    expect(s.backend.attempts - before).toBeLessThanOrEqual(30);
+    expect(s.backend.attempts - before).toBeGreaterThanOrEqual(5);
+    s.backend.failNext = 0;
+    await waitFor('the repair', () => s.backend.syncs.length === 1, 3000);
+    expect(s.backend.syncs[0]!.full).toBe(true);
   });
 
   it("counts failures under kube-proxy's names too, and records the duration of failed syncs", async () => {
