@@ -221,7 +221,7 @@ export class IngressState {
     const auth = basicAuthProblems(table.ingresses, (ref) => this.#o.store.get('Secret', `${ref.namespace}/${ref.name}`));
     for (const p of [...table.problems, ...auth]) {
       const [namespace, name] = p.ingress.split('/') as [string, string];
-      metrics.ingressProblems.set({ namespace, ingress: name, served: p.keptLastGood ? 'last-good' : 'no' }, 1);
+      metrics.ingressProblems.set({ namespace, ingress: name, served: p.partly === true ? 'partly' : p.keptLastGood ? 'last-good' : 'no' }, 1);
       // Waiting for a ConfigMap the source is reading: counted (the Ingress is not served as written) but not logged,
       // as it is over in a moment; readiness waits for it, and a source that cannot read it logs why.
       if (p.pending === true) continue;
@@ -229,7 +229,7 @@ export class IngressState {
       const key = auth.includes(p) ? `auth ${p.ingress}` : p.ingress;
       now.add(key);
       this.#logOnce(key, p.reason, () =>
-        log.warn({ ingress: p.ingress, reason: p.reason, served: p.keptLastGood ? 'last good version' : 'no' }, `Ingress ${p.ingress}: ${p.reason}`),
+        log.warn({ ingress: p.ingress, reason: p.reason, served: p.partly === true ? 'partly' : p.keptLastGood ? 'last good version' : 'no' }, `Ingress ${p.ingress}: ${p.reason}`),
       );
     }
     for (const key of this.#logged.keys()) if (!key.startsWith('secret ') && !now.has(key)) this.#logged.delete(key);

@@ -1,6 +1,6 @@
 // Ingress and IngressClass (networking.k8s.io/v1).
 import { z } from 'zod';
-import { clusterMeta, list, namespacedMeta, portNumber, struct } from './meta.ts';
+import { clusterMeta, creationTimestamp, list, namespacedMetaShape, portNumber, struct } from './meta.ts';
 
 const serviceBackend = struct({
   name: z.string().min(1),
@@ -21,9 +21,12 @@ const path = struct({
   backend,
 });
 
-/** An Ingress: class, default backend, TLS hosts and secrets, and host/path rules. */
+/**
+ * An Ingress: class, default backend, TLS hosts and secrets, and host/path rules. Its creationTimestamp is kept:
+ * ingress-nginx settles conflicts between Ingresses by age (absent in manifests that do not write it).
+ */
 export const ingressSchema = struct({
-  metadata: namespacedMeta,
+  metadata: struct({ ...namespacedMetaShape, creationTimestamp: creationTimestamp.optional() }),
   spec: struct({
     ingressClassName: z.string().optional(),
     defaultBackend: backend.optional(),

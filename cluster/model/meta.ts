@@ -32,13 +32,19 @@ const objectName = z
   .max(253, 'must be at most 253 characters')
   .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be lower-case letters, digits, "-" and "." (RFC 1123)');
 
-/** Metadata of a namespaced object; a missing namespace means "default", as kubectl does. */
-export const namespacedMeta = struct({
+/** The fields of a namespaced object's metadata, for kinds that read more of it. */
+export const namespacedMetaShape = {
   name: objectName,
   namespace: objectName.default('default'),
   labels: optionalStringMap,
   annotations: optionalStringMap,
-});
+};
+
+/** Metadata of a namespaced object; a missing namespace means "default", as kubectl does. */
+export const namespacedMeta = struct(namespacedMetaShape);
+
+/** metadata.creationTimestamp as the API server writes it (RFC 3339, `2024-01-01T00:00:00Z`). */
+export const creationTimestamp = z.iso.datetime({ offset: true, error: 'must be an RFC 3339 time such as "2024-01-01T00:00:00Z"' });
 
 /** Metadata of a namespaced object read for its name and namespace alone (a Pod): labels and annotations dropped. */
 export const namespacedNameMeta = struct({ name: objectName, namespace: objectName.default('default') });

@@ -1,7 +1,7 @@
 // Ingress objects → RouteTable. Each Ingress of our class is compiled on its own (spec.ts); one that cannot be
-// honoured is replaced by its last good version when that still compiles, else left out. Then, in namespace/name
-// order, the rules go into the index (the first Ingress to claim a host+path+type keeps it), canaries attach to
-// the routes they shadow, and TLS hosts, Secrets and backends are collected from what is actually served.
+// honoured is replaced by its last good version when that still compiles, else left out. Then, in ingress-nginx's
+// order (order.ts: the oldest first), the rules go into the index (the first Ingress to claim a host+path+type keeps
+// it, as the first to name a host's certificate keeps that), canaries attach to the routes they shadow, and TLS hosts, Secrets and backends are collected from what is actually served.
 // As in ingress-nginx, the primary Ingress owns a host's server and its locations: a canary Ingress contributes only
 // its rules, as another backend of the primary's routes, and its other annotations give way to the primary's (see
 // canaryPolicy); its auth, defaultBackend and tls entries are not used, and its Secrets are not read.
@@ -14,6 +14,7 @@ import { IngressSpecError, quote } from './errors.ts';
 import { ConfigMapPendingError } from './configmap-headers.ts';
 import type { PolicyDefaults } from './policy.ts';
 import { backendKey } from './names.ts';
+import { byAge, whyFirst } from './order.ts';
 import { compileIngress, ingressKey, type CompiledIngress, type CompiledRule } from './spec.ts';
 import { CompiledRouteTable, deepFreeze, RouteIndex, type TableParts } from './table.ts';
 import type { BackendRef, ClientCertPolicy, IngressPolicy, IngressProblem, Route, RouteTable, TlsChoice, UpstreamSpec } from './types.ts';
@@ -42,7 +43,7 @@ export const legacyClassAnnotation = 'kubernetes.io/ingress.class';
 export function compileRoutes(input: CompileInput): CompileResult {
   const problems: IngressProblem[] = [];
   const isDefault = input.classes.some((c) => c.metadata.name === input.className && c.metadata.annotations[defaultClassAnnotation] === 'true');
-  const mine = input.ingresses.filter((i) => servedClass(i, input.className, isDefault)).sort(byNamespaceName);
+  const mine = input.ingresses.filter((i) => servedClass(i, input.className, isDefault)).sort(byAge);
   const compiled: CompiledIngress[] = [];
   for (const ingress of mine) {
     const c = compileOrKeep(ingress, input, problems);
@@ -58,6 +59,8 @@ export function compileRoutes(input: CompileInput): CompileResult {
     backends: new Map(),
     ingresses: new Map(),
     problems,
+    versions: new Map(compiled.map((c) => [c.key, c.ingress])),
+    contributors: new Set(),
   };
   const served = new Map<string, Ingress>();
   const tlsOwner = new Map<string, string>();
@@ -70,9 +73,10 @@ export function compileRoutes(input: CompileInput): CompileResult {
     if (c.policy.errorBackend !== undefined) addBackend(parts, c.policy.errorBackend, errorBackendPolicy);
     if (c.policy.clientCert !== undefined) addClientCert(parts, c, c.policy.clientCert);
     // As in ingress-nginx: the defaultBackend of an Ingress without rules answers what nothing else matches, on any
-    // host (the first such Ingress by namespace/name); that of an Ingress with rules only on its own hosts (below).
+    // host (the first such Ingress in order); that of an Ingress with rules only on its own hosts (below).
     if (c.defaultBackend !== undefined && c.rules.length === 0 && parts.defaultRoute === undefined) {
       parts.defaultRoute = defaultRoute(c, '', addBackend(parts, c.defaultBackend, c.policy));
+      parts.contributors.add(c.key);
     }
     for (const { host, choice } of c.tls) addTls(parts, tlsOwner, c, host, choice);
     served.set(c.key, c.ingress);
@@ -94,6 +98,7 @@ export function compileRoutes(input: CompileInput): CompileResult {
     for (const host of new Set(c.rules.map((r) => r.host))) {
       if (parts.index.get(host, '/', 'Prefix') !== undefined || parts.index.getRegex(host, '/') !== undefined) continue;
       parts.index.add(defaultRoute(c, host, addBackend(parts, c.defaultBackend, c.policy)));
+      parts.contributors.add(c.key);
     }
   }
   // Canaries after every primary, so a canary attaches whatever the order of names.
@@ -108,6 +113,9 @@ export function compileRoutes(input: CompileInput): CompileResult {
     if (c.canary !== undefined) continue;
     for (const pair of c.wwwRedirects ?? []) addWwwRedirect(parts, c, pair.from, pair.to);
   }
+  // A problem that took one part of an Ingress (a rule, a TLS host another Ingress holds) leaves it partly served,
+  // unless nothing of it is served at all.
+  for (const p of parts.problems) if (p.partly === true && !parts.contributors.has(p.ingress)) delete p.partly;
   return { table: new CompiledRouteTable(parts), served };
 }
 
@@ -115,13 +123,6 @@ export function compileRoutes(input: CompileInput): CompileResult {
 function servedClass(ingress: Ingress, className: string, isDefault: boolean): boolean {
   const name = ingress.spec.ingressClassName ?? ingress.metadata.annotations[legacyClassAnnotation];
   return name === undefined ? isDefault : name === className;
-}
-
-function byNamespaceName(a: Ingress, b: Ingress): number {
-  const x = a.metadata;
-  const y = b.metadata;
-  if (x.namespace !== y.namespace) return x.namespace < y.namespace ? -1 : 1;
-  return x.name < y.name ? -1 : x.name > y.name ? 1 : 0;
 }
 
 /** The current version compiled, else the last good one (with a problem), else undefined (with a problem). */
@@ -177,24 +178,28 @@ function existingRoute(parts: TableParts, rule: CompiledRule, canary = false): R
   return parts.index.get(rule.host, rule.path, rule.pathType) ?? (canary ? parts.index.getRegex(rule.host, rule.path) : undefined);
 }
 
-function owner(c: CompiledIngress, other: string): string {
-  return other === c.key ? 'an earlier rule of the same Ingress' : `Ingress ${other}, which comes first by namespace/name`;
+/** Who holds what `c` asks for: an earlier rule of its own, or Ingress `other` and why that one comes first. */
+function owner(parts: TableParts, c: CompiledIngress, other: string): string {
+  if (other === c.key) return 'an earlier rule of the same Ingress';
+  const first = parts.versions.get(other);
+  return first === undefined ? `Ingress ${other}` : `Ingress ${other}, which ${whyFirst(first, c.ingress)},`;
 }
 
 function addRoute(parts: TableParts, c: CompiledIngress, rule: CompiledRule): void {
   const existing = existingRoute(parts, rule);
   if (existing !== undefined) {
-    parts.problems.push({ ingress: c.key, reason: `${describeRule(rule)} is dropped: ${owner(c, existing.ingress)} already routes it`, keptLastGood: false });
+    parts.problems.push({ ingress: c.key, reason: `${describeRule(rule)} is dropped: ${owner(parts, c, existing.ingress)} already routes it`, keptLastGood: false, partly: true });
     return;
   }
   const backend = addBackend(parts, rule.backend, c.policy);
   const route: Route = { ingress: c.key, namespace: c.namespace, host: rule.host, path: rule.path, pathType: rule.pathType, backend, policy: c.policy };
   if (rule.regex !== undefined) route.regex = rule.regex;
   parts.index.add(route);
+  parts.contributors.add(c.key);
 }
 
 /**
- * Puts the Ingress's client-certificate check on each of its hosts. The first Ingress by namespace/name to set one
+ * Puts the Ingress's client-certificate check on each of its hosts. The first Ingress in order (order.ts) to set one
  * for a host keeps it, and it guards every rule of that host, whichever Ingress the rule came from (the handshake
  * asks for a certificate per host name, as ingress-nginx's server block does); a different later one is a problem.
  */
@@ -210,8 +215,9 @@ function addClientCert(parts: TableParts, c: CompiledIngress, policy: ClientCert
       const first = set.clientCert.ingress;
       parts.problems.push({
         ingress: c.key,
-        reason: `the auth-tls settings for host ${quote(host)} are not used: ${owner(c, first)} set other ones for it, which guard the host`,
+        reason: `the auth-tls settings for host ${quote(host)} are not used: ${owner(parts, c, first)} set other ones for it, which guard the host`,
         keptLastGood: false,
+        partly: true,
       });
     }
   }
@@ -273,6 +279,7 @@ function addTls(parts: TableParts, owners: Map<string, string>, c: CompiledIngre
   if (existing === undefined) {
     map.set(key, deepFreeze(choice));
     owners.set(host, c.key);
+    parts.contributors.add(c.key);
     if (choice.secret !== undefined) parts.secrets.add(`${choice.secret.namespace}/${choice.secret.name}`);
     return;
   }
@@ -280,8 +287,9 @@ function addTls(parts: TableParts, owners: Map<string, string>, c: CompiledIngre
   if (describeTls(existing) !== describeTls(choice)) {
     parts.problems.push({
       ingress: c.key,
-      reason: `TLS host ${quote(host)} with ${describeTls(choice)} is dropped: ${owner(c, owners.get(host) ?? '')} already chose ${describeTls(existing)} for it`,
+      reason: `TLS host ${quote(host)} with ${describeTls(choice)} is dropped: ${owner(parts, c, owners.get(host) ?? '')} already chose ${describeTls(existing)} for it`,
       keptLastGood: false,
+      partly: true,
     });
   }
 }
@@ -291,7 +299,7 @@ function addTls(parts: TableParts, owners: Map<string, string>, c: CompiledIngre
  * unless an Ingress routes `from` itself or by a wildcard — as ingress-nginx skips the redirect when a server of that
  * name exists; here a wildcard rule also stands, so the redirect never takes a name another Ingress serves. Rules
  * without a host do not count: ingress-nginx's redirect server takes the name before its catch-all. The first Ingress
- * by namespace/name to ask for a name gets it. `from` gets the certificate of `to` when no TLS entry covers it, so an
+ * in order (order.ts) to ask for a name gets it. `from` gets the certificate of `to` when no TLS entry covers it, so an
  * HTTPS request for it is answered under a certificate that names both when it does (ingress-nginx asks for one).
  */
 function addWwwRedirect(parts: TableParts, c: CompiledIngress, from: string, to: string): void {
@@ -309,6 +317,7 @@ function addWwwRedirect(parts: TableParts, c: CompiledIngress, from: string, to:
   const upstream = upstreamSpec(rule.backend, p);
   const backend: BackendRef = { namespace: rule.backend.namespace, service: rule.backend.service, port: rule.backend.port, key: upstreamKey(rule.backend, upstream), upstream };
   parts.index.add({ ingress: c.key, namespace: c.namespace, host: from, path: '/', pathType: 'Prefix', backend, policy: deepFreeze(policy) });
+  parts.contributors.add(c.key);
   const tls = parts.tlsExact.get(to) ?? parts.tlsWildcard.get(to.slice(to.indexOf('.') + 1));
   if (tls !== undefined && !parts.tlsExact.has(from) && !parts.tlsWildcard.has(parent)) parts.tlsExact.set(from, tls);
 }
@@ -325,9 +334,9 @@ function attachCanary(parts: TableParts, c: CompiledIngress): number {
   for (const rule of c.rules) {
     const primary = existingRoute(parts, rule, true);
     if (primary === undefined) {
-      parts.problems.push({ ingress: c.key, reason: `canary ${describeRule(rule)} has no primary: no served Ingress without canary routes this host, path and path type`, keptLastGood: false });
+      parts.problems.push({ ingress: c.key, reason: `canary ${describeRule(rule)} has no primary: no served Ingress without canary routes this host, path and path type`, keptLastGood: false, partly: true });
     } else if (primary.canary !== undefined) {
-      parts.problems.push({ ingress: c.key, reason: `canary ${describeRule(rule)} is dropped: Ingress ${primary.canary.ingress} is already its canary (one canary per route)`, keptLastGood: false });
+      parts.problems.push({ ingress: c.key, reason: `canary ${describeRule(rule)} is dropped: Ingress ${primary.canary.ingress} is already its canary (one canary per route)`, keptLastGood: false, partly: true });
     } else {
       const policy = canaryPolicy(primary.policy, c.policy);
       // Reached as the primary's location says (protocol, proxy-ssl-*), at its cluster IP as the canary's Ingress says.
@@ -338,6 +347,7 @@ function attachCanary(parts: TableParts, c: CompiledIngress): number {
       if (settings.headerPattern !== undefined) primary.canary.headerPattern = settings.headerPattern;
       if (settings.cookie !== undefined) primary.canary.cookie = settings.cookie;
       attached++;
+      parts.contributors.add(c.key);
     }
   }
   return attached;

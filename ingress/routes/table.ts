@@ -4,6 +4,7 @@
 // `/`. Nothing in a match reads a route until it is returned, and keys shared by many hosts are one string. Only
 // the regex rules of a host (Ingresses with use-regex or a rewrite-target) are tried one by one, in ingress-nginx's
 // location order, each a comparison of its fixed start (routes/pattern.ts).
+import type { Ingress } from '../../cluster/model/ingress.ts';
 import { locationBefore, regexMatches } from './pattern.ts';
 import type { BackendRef, ClientCertPolicy, IngressPolicy, IngressProblem, Route, RouteTable, TlsChoice } from './types.ts';
 
@@ -197,6 +198,10 @@ export interface TableParts {
   backends: Map<string, BackendRef>;
   ingresses: Map<string, IngressPolicy>;
   problems: IngressProblem[];
+  /** The version of each Ingress compiled (by `namespace/name`), for conflict messages; not kept by the table. */
+  versions: Map<string, Ingress>;
+  /** The Ingresses something of which is served (a route, a TLS host, a default backend); not kept by the table. */
+  contributors: Set<string>;
 }
 
 /** A RouteTable over compiled parts; the routes, policies and problems it is given are frozen. */

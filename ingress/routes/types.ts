@@ -362,6 +362,11 @@ export interface IngressProblem {
   reason: string;
   /** True when a last good version of the Ingress is served instead; false when the Ingress is not served at all. */
   keptLastGood: boolean;
+  /**
+   * The problem takes only one part of the Ingress (a rule or TLS host another Ingress holds, a missing backend
+   * Service): the rest of it is served. Overrides keptLastGood: false.
+   */
+  partly?: true;
   /** The problem lasts only until the source has read an object the Ingress names (a ConfigMap): not logged. */
   pending?: true;
 }

@@ -57,7 +57,7 @@ export class GatewayMetrics {
     });
     this.ingressProblems = new Gauge({
       name: 'netplane_ingress_problems',
-      help: 'Ingresses not served as written (served="last-good" when an earlier version is served instead, "no" when not at all).',
+      help: 'Ingresses not served as written (served="last-good" when an earlier version is served instead, "partly" when all but the part named in the log is served, "no" when not at all).',
       labelNames: ['namespace', 'ingress', 'served'],
       registers,
     });

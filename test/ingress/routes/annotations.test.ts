@@ -324,15 +324,15 @@ describe('client certificates guard hosts', () => {
     expect(table.clientCert('unknown.com')).toBeUndefined();
   });
 
-  it('keep the first Ingress settings for a host; a different later one is a problem that names the first', () => {
-    const first = ingress('a', { namespace: 'shop', annotations: tlsAuth('ca'), rules: [rule('shop.com', 'Prefix / web:80')] });
-    const same = ingress('b', { namespace: 'shop', annotations: tlsAuth('ca'), rules: [rule('shop.com', 'Prefix /b web:80')] });
-    const looser = ingress('c', { namespace: 'shop', annotations: tlsAuth('ca', { [`${ngx}auth-tls-verify-client`]: 'optional' }), rules: [rule('shop.com', 'Prefix /c web:80')] });
+  it('keep the oldest Ingress settings for a host; a different later one is a problem that names the first', () => {
+    const first = ingress('c', { namespace: 'shop', created: '2020-01-01T00:00:00Z', annotations: tlsAuth('ca'), rules: [rule('shop.com', 'Prefix / web:80')] });
+    const same = ingress('b', { namespace: 'shop', created: '2021-01-01T00:00:00Z', annotations: tlsAuth('ca'), rules: [rule('shop.com', 'Prefix /b web:80')] });
+    const looser = ingress('a', { namespace: 'shop', created: '2022-01-01T00:00:00Z', annotations: tlsAuth('ca', { [`${ngx}auth-tls-verify-client`]: 'optional' }), rules: [rule('shop.com', 'Prefix /c web:80')] });
     const { table } = compile([looser, same, first]);
     expect(table.clientCert('shop.com')?.verify).toBe('on');
     expect([...table.clientCas]).toEqual(['shop/ca']);
-    expect(table.problems.map((p) => [p.ingress, p.reason])).toEqual([['shop/c', 'the auth-tls settings for host "shop.com" are not used: Ingress shop/a, which comes first by namespace/name set other ones for it, which guard the host']]);
-    expect(table.match('shop.com', '/c')?.ingress).toBe('shop/c');
+    expect(table.problems.map((p) => [p.ingress, p.reason])).toEqual([['shop/a', 'the auth-tls settings for host "shop.com" are not used: Ingress shop/c, which is older (created 2020-01-01T00:00:00Z; this one 2022-01-01T00:00:00Z), set other ones for it, which guard the host']]);
+    expect(table.match('shop.com', '/c')?.ingress).toBe('shop/a');
   });
 
   it.each([
@@ -361,8 +361,8 @@ describe('server-alias', () => {
     expect(table.match('www.a.com', '/x')?.backend.key).not.toBe('shop/other:80');
   });
 
-  it("leaves another Ingress's rules for an alias host to that Ingress (the first by name keeps them)", () => {
-    const owner = ingress('a-owner', { namespace: 'shop', rules: [rule('www.b.com', 'Prefix / owner:80')] });
+  it("leaves another Ingress's rules for an alias host to that Ingress (the first in order keeps them)", () => {
+    const owner = ingress('z-owner', { namespace: 'shop', rules: [rule('www.b.com', 'Prefix / owner:80')] });
     const { table } = compile([owner, alias('b', 'www.b.com')]);
     expect(table.match('www.b.com', '/')?.backend.key).toBe('shop/owner:80');
     expect(table.match('www.b.com', '/api')?.backend.key).toBe('shop/api:80');

@@ -102,18 +102,36 @@ describe('last good versions', () => {
 });
 
 describe('conflicting rules', () => {
-  it('keeps the first Ingress by namespace/name; the later one loses only that rule', () => {
+  it('keeps the oldest Ingress, whatever the names; the later one loses only that rule and is partly served', () => {
     const { table, served } = compile([
-      ingress('z', { namespace: 'b', rules: [rule('a.com', 'Prefix /api/ later:80', 'Prefix /other later:81')] }),
-      ingress('y', { namespace: 'a', rules: [rule('a.com', 'Prefix /api first:80')] }),
+      ingress('a-new', { namespace: 'a', created: '2024-01-01T00:00:00Z', rules: [rule('a.com', 'Prefix /api later:80', 'Prefix /other later:81')] }),
+      ingress('z-old', { namespace: 'z', created: '2020-01-01T00:00:00Z', rules: [rule('a.com', 'Prefix /api first:80')] }),
     ]);
-    expect(show(table.match('a.com', '/api/x'))).toBe('a.com /api Prefix -> a/first:80');
-    expect(show(table.match('a.com', '/other'))).toBe('a.com /other Prefix -> b/later:81');
-    expect(table.problems).toEqual([{ ingress: 'b/z', reason: expect.stringContaining('a/y'), keptLastGood: false }]);
+    expect(show(table.match('a.com', '/api/x'))).toBe('a.com /api Prefix -> z/first:80');
+    expect(show(table.match('a.com', '/other'))).toBe('a.com /other Prefix -> a/later:81');
+    expect(table.problems).toEqual([{ ingress: 'a/a-new', reason: expect.stringContaining('Ingress z/z-old, which is older (created 2020-01-01T00:00:00Z; this one 2024-01-01T00:00:00Z)'), keptLastGood: false, partly: true }]);
     expect(table.problems[0]!.reason).toContain('"/api"');
-    expect([...served.keys()]).toEqual(['a/y', 'b/z']);
+    expect([...served.keys()]).toEqual(['z/z-old', 'a/a-new']);
     expect(table.size).toBe(2);
-    expect(table.backends.has('b/later:80')).toBe(false);
+    expect(table.backends.has('a/later:80')).toBe(false);
+  });
+
+  // As ingress-nginx's sortIngressSlice: at equal creationTimestamps (or none, as in manifests) the greater
+  // namespace/name comes first.
+  it.each([
+    ['equal timestamps', '2024-01-01T00:00:00Z', 'both were created at 2024-01-01T00:00:00Z'],
+    ['no timestamps', undefined, 'neither has a creationTimestamp'],
+  ])('at %s keeps the greater namespace/name, and says why', (_what, created, why) => {
+    const at = created === undefined ? {} : { created };
+    const { table } = compile([ingress('a', { ...at, rules: [rule('h.com', 'Prefix /x one:80')] }), ingress('b', { ...at, rules: [rule('h.com', 'Prefix /x two:80')] })]);
+    expect(show(table.match('h.com', '/x'))).toBe('h.com /x Prefix -> default/two:80');
+    expect(table.problems.map((p) => [p.ingress, p.partly])).toEqual([['default/a', undefined]]);
+    expect(table.problems[0]!.reason).toContain(`Ingress default/b, which comes first: ${why}`);
+  });
+
+  it('reports an Ingress that lost its only rule as not served, not partly', () => {
+    const { table } = compile([ingress('new', { created: '2024-01-01T00:00:00Z', rules: [rule('h.com', 'Prefix /x one:80')] }), ingress('old', { created: '2020-01-01T00:00:00Z', rules: [rule('h.com', 'Prefix /x two:80')] })]);
+    expect(table.problems).toEqual([{ ingress: 'default/new', reason: expect.stringContaining('which is older'), keptLastGood: false }]);
   });
 
   // [first, second, conflict?]
@@ -134,11 +152,13 @@ describe('conflicting rules', () => {
     expect([table.size, table.problems.length, show(table.match('h.com', '/x'))]).toEqual([1, 1, 'h.com /x Prefix -> default/one:80']);
   });
 
-  it('keeps the first TLS choice of a host; the same Secret twice is no conflict', () => {
+  it('keeps the TLS choice of the oldest Ingress of a host; the same Secret twice is no conflict', () => {
     const tls = (secretName?: string) => [{ hosts: ['h.com'], ...(secretName === undefined ? {} : { secretName }) }];
-    const { table } = compile([ingress('a', { tls: tls('one') }), ingress('b', { tls: tls('one') }), ingress('c', { tls: tls('two') }), ingress('d', { tls: tls() })]);
+    const at = (year: number) => `${year}-01-01T00:00:00Z`;
+    const { table } = compile([ingress('a', { created: at(2024), tls: tls('two') }), ingress('b', { created: at(2021), tls: tls('one') }), ingress('c', { created: at(2020), tls: tls('one') }), ingress('d', { created: at(2022), tls: tls() })]);
     expect(table.tls('h.com')).toEqual({ secret: { namespace: 'default', name: 'one' } });
-    expect(table.problems.map((p) => p.ingress)).toEqual(['default/c', 'default/d']);
+    expect(table.problems.map((p) => p.ingress)).toEqual(['default/d', 'default/a']);
+    expect(table.problems[0]!.reason).toContain('Ingress default/c, which is older (created 2020-01-01T00:00:00Z; this one 2022-01-01T00:00:00Z)');
     expect([...table.secrets]).toEqual(['default/one']);
   });
 });
@@ -184,8 +204,9 @@ describe('canaries', () => {
     if (!problem) expect(table.match('a.com', '/api')?.canary).toMatchObject({ weight: 3, weightTotal: 10 });
   });
 
-  it('takes one canary per route: the first by namespace/name', () => {
-    const { table } = compile([primary, canary('c2', {}, 'Prefix /api two:80'), canary('c1', {}, 'Prefix /api one:80')]);
+  it('takes one canary per route: the oldest', () => {
+    const aged = (c: Ingress, created: string): Ingress => ({ ...c, metadata: { ...c.metadata, creationTimestamp: created } });
+    const { table } = compile([primary, aged(canary('c2', {}, 'Prefix /api two:80'), '2024-01-01T00:00:00Z'), aged(canary('c1', {}, 'Prefix /api one:80'), '2020-01-01T00:00:00Z')]);
     expect([table.match('a.com', '/api')?.canary?.ingress, table.problems.map((p) => p.ingress)]).toEqual(['default/c1', ['default/c2']]);
     expect(table.ingresses.has('default/c2')).toBe(false);
   });
@@ -198,7 +219,7 @@ describe('canaries', () => {
       annotations: { 'netplane.io/canary': 'true' },
     });
     const { table } = compile([c, canary('d', {}, 'Prefix /api again:80')]);
-    expect([table.size, table.tls('a.com'), table.match('a.com', '/x'), table.problems.map((p) => p.ingress)]).toEqual([0, undefined, undefined, ['default/c', 'default/d']]);
+    expect([table.size, table.tls('a.com'), table.match('a.com', '/x'), table.problems.map((p) => p.ingress)]).toEqual([0, undefined, undefined, ['default/d', 'default/c']]);
   });
 
   it("sends canary requests with the primary's settings, but for the canary's load balancing and service-upstream", () => {
@@ -288,7 +309,7 @@ describe('table contents', () => {
   });
 
   it('counts rules and lists served Ingresses with their policies', () => {
-    expect([table.size, [...table.ingresses.keys()], [...served.keys()]]).toEqual([4, ['shop/a', 'shop/b'], ['shop/a', 'shop/b']]);
+    expect([table.size, [...table.ingresses.keys()], [...served.keys()]]).toEqual([4, ['shop/b', 'shop/a'], ['shop/b', 'shop/a']]);
     expect(table.ingresses.get('shop/a')?.auth).toEqual({ type: 'basic', secret: { namespace: 'shop', name: 'htpasswd' }, realm: 'Authentication Required' });
     expect(table.problems.map((p) => p.ingress)).toEqual(['shop/d']);
   });

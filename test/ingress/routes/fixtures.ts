@@ -27,12 +27,14 @@ export interface IngressOptions {
   rules?: object[];
   tls?: object[];
   defaultBackend?: object;
+  /** metadata.creationTimestamp (RFC 3339); the oldest Ingress keeps what several claim. */
+  created?: string;
 }
 
 /** An Ingress of class `netplane` (unless className says otherwise), validated with the cluster schema. */
 export function ingress(name: string, o: IngressOptions = {}): Ingress {
   return ingressSchema.parse({
-    metadata: { name, namespace: o.namespace ?? 'default', annotations: o.annotations ?? {} },
+    metadata: { name, namespace: o.namespace ?? 'default', annotations: o.annotations ?? {}, ...(o.created === undefined ? {} : { creationTimestamp: o.created }) },
     spec: {
       ...(o.className === null ? {} : { ingressClassName: o.className ?? 'netplane' }),
       ...(o.rules === undefined ? {} : { rules: o.rules }),

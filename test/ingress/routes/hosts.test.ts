@@ -48,13 +48,14 @@ describe('default backend', () => {
     ]);
   });
 
-  it('is the first by namespace/name of the served Ingresses, with that Ingress and policy', () => {
+  it('is the oldest of the served Ingresses, with that Ingress and policy', () => {
+    const at = (year: number) => `${year}-01-01T00:00:00Z`;
     const { table } = compile([
-      ingress('b', { namespace: 'a', defaultBackend: backend('ab:80') }),
-      ingress('a', { namespace: 'b', defaultBackend: backend('ba:80') }),
-      ingress('a', { namespace: 'a-z', defaultBackend: backend('aza:80') }),
-      ingress('c', { namespace: 'a', defaultBackend: backend('ac:80'), annotations: { 'netplane.io/limit-rps': 'x' } }),
-      ingress('0', { namespace: 'a', className: 'other', defaultBackend: backend('other:80') }),
+      ingress('b', { namespace: 'a', created: at(2021), defaultBackend: backend('ab:80') }),
+      ingress('a', { namespace: 'b', created: at(2022), defaultBackend: backend('ba:80') }),
+      ingress('a', { namespace: 'a-z', created: at(2023), defaultBackend: backend('aza:80') }),
+      ingress('c', { namespace: 'a', created: at(2020), defaultBackend: backend('ac:80'), annotations: { 'netplane.io/limit-rps': 'x' } }),
+      ingress('0', { namespace: 'a', created: at(2019), className: 'other', defaultBackend: backend('other:80') }),
     ]);
     const route = table.match('x', '/');
     expect([route?.ingress, route?.backend.key]).toEqual(['a/b', 'a/ab:80']);

@@ -61,8 +61,8 @@ describe('from-to-www-redirect', () => {
       'default/b',
     ],
     [
-      'two Ingresses of one host: the first by namespace/name redirects',
-      [ingress('b', { annotations: www, rules: [rule('example.com', 'Prefix /b web:80')] }), ingress('a', { annotations: www, rules: [rule('example.com', 'Prefix /a web:80')] })],
+      'two Ingresses of one host: the oldest redirects',
+      [ingress('b', { annotations: www, created: '2024-01-01T00:00:00Z', rules: [rule('example.com', 'Prefix /b web:80')] }), ingress('a', { annotations: www, created: '2020-01-01T00:00:00Z', rules: [rule('example.com', 'Prefix /a web:80')] })],
       'www.example.com',
       '-> example.com (default/a)',
     ],
