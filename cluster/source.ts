@@ -9,4 +9,9 @@ export interface ClusterSource {
   start(store: Store): Promise<void>;
   /** Stops watching; the store keeps what it holds. */
   stop(): Promise<void>;
+  /**
+   * What the view lacks because it could never be read, one entry each (manifests: files rejected since they were
+   * first seen, with the reason); empty or absent when the view is whole as far as the source knows.
+   */
+  neverRead?(): string[];
 }

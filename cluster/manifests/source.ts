@@ -58,6 +58,8 @@ interface FileState {
   /** The objects of the last version that parsed and validated; empty if none ever did. */
   objects: readonly AnyObject[];
   problem?: ManifestProblem;
+  /** No version of the file has ever been read (it was rejected from the start): the view lacks whatever it holds. */
+  neverRead?: true;
   /** When the file was found empty while it still had objects; they go once it has stayed empty emptyGraceMs (performance.now() ms). */
   emptySince?: number;
   /** The parser thread died on this content: when it is tried again (performance.now() ms), and the wait that set it. */
@@ -119,6 +121,14 @@ export class ManifestsSource implements ClusterSource {
   problems(): ManifestProblem[] {
     const files = [...this.#files.values()].flatMap((f) => (f.problem ? [f.problem] : []));
     return [...files, ...this.#unreadable.map((u) => ({ file: `${this.#rel(u.path)}${sep}`, reason: u.reason }))];
+  }
+
+  /**
+   * Files rejected since they were first seen, with the reason: the view lacks whatever they hold (a file rejected
+   * later keeps its last good version instead). A process that starts on a broken file knows no last good version.
+   */
+  neverRead(): string[] {
+    return [...this.#files.values()].flatMap((f) => (f.neverRead && f.problem ? [`${f.problem.file}${f.problem.document ? ` document ${f.problem.document}` : ''} (${f.problem.reason})`] : []));
   }
 
   /** Loads every file once; rejects with ManifestDirectoryError when the directory cannot be read. */
@@ -380,9 +390,11 @@ export class ManifestsSource implements ClusterSource {
    * parsed: #renamed). Returns false: the file's objects did not change.
    */
   #reject(path: string, prev: FileState | undefined, version: { fingerprint: string; hash: string }, problem: ManifestProblem): boolean {
-    this.#files.set(path, { ...version, objects: prev?.objects ?? [], problem });
+    const neverRead = prev === undefined || prev.neverRead === true;
+    this.#files.set(path, { ...version, objects: prev?.objects ?? [], problem, ...(neverRead ? { neverRead } : {}) });
     const doc = problem.document ? ` document ${problem.document}` : '';
-    const message = `manifest ${problem.file}${doc} rejected: ${problem.reason}; keeping its last good version`;
+    const keeping = neverRead ? 'no version of it has been read, so nothing it holds is in the view until it is fixed' : 'keeping its last good version';
+    const message = `manifest ${problem.file}${doc} rejected: ${problem.reason}; ${keeping}`;
     const again = prev?.problem?.reason === problem.reason && prev.problem.document === problem.document;
     (again ? this.#log.debug : this.#log.error).call(this.#log, { file: problem.file, document: problem.document, reason: problem.reason }, message);
     return false;

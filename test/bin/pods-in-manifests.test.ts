@@ -91,7 +91,7 @@ describe('a Pod that only one mode reads, beside a Service in one manifest file'
     ['dns answers the Service', [], 'NOERROR app.default.svc.cluster.local. IN A 10.96.0.20', undefined],
     ['dns --pods insecure answers the Service', ['--pods', 'insecure'], 'NOERROR app.default.svc.cluster.local. IN A 10.96.0.20', undefined],
     // The Pod is read here, and a Pod needs a name: the file is refused (it never had a good version), and said so.
-    ['dns --pods verified refuses the file, naming the document', ['--pods', 'verified'], 'NXDOMAIN', /manifest app\.yaml document 3 rejected: Pod: metadata\.name: [^"]+; keeping its last good version/],
+    ['dns --pods verified refuses the file, naming the document', ['--pods', 'verified'], 'NXDOMAIN', /manifest app\.yaml document 3 rejected: Pod: metadata\.name: [^"]+; no version of it has been read, so nothing it holds is in the view until it is fixed/],
   ];
   it.each(dnsRows)('%s', async (_, flags, want, problem) => {
     const dir = await appDir(80, 8080);

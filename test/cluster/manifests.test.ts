@@ -159,6 +159,8 @@ describe('ManifestsSource', () => {
     expect(store.get('Service', 'default/web')?.spec.ports[0]?.port).toBe(80);
     expect(store.get('EndpointSlice', 'default/web-1')).toBeDefined();
     expect(source!.problems()).toEqual([{ file: 'web.yaml', document: 2, reason: expect.stringMatching(/spec\.ports\[0\]\.port: must be 1 to 65535/) }]);
+    // It was read once: the view holds its last good version, so nothing is missing from it.
+    expect(source!.neverRead()).toEqual([]);
     const logged = records.find((r) => r.file === 'web.yaml' && r.level === 50);
     expect(logged).toMatchObject({ document: 2, reason: expect.stringMatching(/port/) });
     expect(String(logged!.msg)).toMatch(/web\.yaml document 2 rejected: .*keeping its last good version/);
@@ -169,12 +171,21 @@ describe('ManifestsSource', () => {
     expect(source!.problems()).toEqual([]);
   });
 
-  it('a file that was never valid contributes nothing until it is fixed', async () => {
+  it('a file that was never valid contributes nothing until it is fixed, and says that the view lacks it', async () => {
     await writeFile(join(dir, 'web.yaml'), 'apiVersion: v1\nkind: Service\nmetadata: {}\n');
-    const { store } = await start();
+    const { store, records } = await start();
     expect(store.count('Service')).toBe(0);
     expect(source!.problems()).toMatchObject([{ file: 'web.yaml', document: 1, reason: expect.stringMatching(/metadata\.name/) }]);
+    expect(source!.neverRead()).toEqual([expect.stringMatching(/^web\.yaml document 1 \(.*metadata\.name.*\)$/)]);
+    expect(String(records.find((r) => r.file === 'web.yaml' && r.level === 50)?.msg)).toMatch(/rejected: .*; no version of it has been read, so nothing it holds is in the view until it is fixed$/);
     expect(store.status.synced).toBe(true);
+    // Still broken after another edit: still never read.
+    await writeFile(join(dir, 'web.yaml'), 'apiVersion: v1\nkind: Service\nmetadata: { name: 1 }\n');
+    await source!.rescan();
+    expect(source!.neverRead()).toHaveLength(1);
+    await writeFile(join(dir, 'web.yaml'), web(80));
+    await waitFor('the fix', () => store.get('Service', 'default/web'), 1000);
+    expect(source!.neverRead()).toEqual([]);
   });
 
   it('keeps the first file of two that define the same object, and warns', async () => {
