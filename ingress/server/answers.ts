@@ -3,6 +3,7 @@
 import type { IngressPolicy } from '../routes/types.ts';
 import { signinUrl } from '../routes/variables.ts';
 import { writeErrorStatus } from '../upstream/forward.ts';
+import type { HeaderValue } from '../upstream/headers.ts';
 import type { Exchange, GatewayState } from './steps.ts';
 
 /**
@@ -20,7 +21,7 @@ export function signinLocation(template: string, x: Pick<Exchange, 'proto' | 'ho
  * Neither carries the auth service's cookies: nginx's error_page goes to another location, where the route's
  * `add_header Set-Cookie` does not apply.
  */
-export async function customError(x: Exchange, s: GatewayState, p: IngressPolicy, headers: Record<string, string>): Promise<void> {
+export async function customError(x: Exchange, s: GatewayState, p: IngressPolicy, headers: Record<string, HeaderValue>): Promise<void> {
   const status = x.upstream!.status;
   const r = x.route!;
   const eb = p.errorBackend;

@@ -100,6 +100,8 @@ export interface ForwardedFacts {
   /** The Host header as received. */
   host: string;
   port: number;
+  /** The request target as received (origin form: path and query), nginx's $request_uri. */
+  requestUri: string;
 }
 
 /**
@@ -107,16 +109,25 @@ export interface ForwardedFacts {
  * made afresh (X-Forwarded-For replaced, not extended), so a client cannot forge where it came from or how; from a
  * trusted proxy (a load balancer in front) its X-Forwarded-For is extended with the proxy's own address, and its
  * X-Forwarded-Proto, -Host and -Port are kept when well-formed, as ingress-nginx does with use-forwarded-headers.
+ * As ingress-nginx's proxy_set_header lines: X-Scheme and X-Forwarded-Scheme are the scheme sent as X-Forwarded-Proto
+ * ($pass_access_scheme), X-Original-URI the target as received ($request_uri), and X-Original-Forwarded-For the
+ * client's own X-Forwarded-For ($http_x_forwarded_for) — none when it sent none (an empty list: the client's header
+ * of that name is dropped, not passed on). The client's headers of these names never reach the upstream.
  */
-export function forwardedHeaders(f: ForwardedFacts): Record<string, string> {
+export function forwardedHeaders(f: ForwardedFacts): Record<string, string | string[]> & { 'x-request-id': string } {
   const incoming = Array.isArray(f.incomingFor) ? f.incomingFor.join(', ') : f.incomingFor;
   const trustedHost = f.trustedPeer ? single(f.incomingHost) : undefined;
   const trustedPort = f.trustedPeer ? single(f.incomingPort) : undefined;
+  const scheme = forwardedProto(f) ?? f.proto;
   return {
     'x-forwarded-for': f.trustedPeer && incoming ? `${incoming}, ${f.peer}` : f.clientIP,
-    'x-forwarded-proto': forwardedProto(f) ?? f.proto,
+    'x-forwarded-proto': scheme,
     'x-forwarded-host': trustedHost !== undefined && requestHost(trustedHost) !== undefined ? trustedHost : f.host,
     'x-forwarded-port': trustedPort !== undefined && /^[0-9]{1,5}$/.test(trustedPort) && Number(trustedPort) <= 65535 ? trustedPort : String(f.port),
+    'x-forwarded-scheme': scheme,
+    'x-scheme': scheme,
+    'x-original-uri': f.requestUri,
+    'x-original-forwarded-for': incoming ? incoming : [],
     'x-real-ip': f.clientIP,
     'x-request-id': requestId(f.incomingRequestId),
   };

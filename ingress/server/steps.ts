@@ -22,6 +22,7 @@ import type { ForwardResult, ForwardTarget, Upstreams } from '../upstream/upstre
 import type { Mirrors } from '../upstream/mirror.ts';
 import { forwardMirrored } from './mirror.ts';
 import type { AuthCookies } from '../upstream/forward.ts';
+import type { HeaderValue } from '../upstream/headers.ts';
 import { absoluteTarget, forwardedHeaders, forwardedProto, requestHost, requestPath } from './request.ts';
 
 /** One request as it passes through the steps. */
@@ -364,6 +365,12 @@ export const authenticate: Step = {
   },
 };
 
+/** The request target as received, in origin form (an absolute-form target without its scheme and authority). */
+function receivedTarget(url: string | undefined): string {
+  if (url === undefined || url.charCodeAt(0) === 47 /* / */) return url ?? '/';
+  return absoluteTarget(url)?.target ?? url;
+}
+
 /** Picks the route's backend or its canary: by header, then by cookie, then by weight (routes/canary.ts). */
 export const chooseBackend: Step = {
   name: 'chooseBackend',
@@ -382,9 +389,9 @@ export const chooseBackend: Step = {
  * canary's is the primary's but for its load balancing: see canaryPolicy in compile.ts), the rewritten target, and
  * the headers the pipeline adds (forwarded headers, upstream-vhost, x-forwarded-prefix, ssl-client-*, auth).
  */
-export function upstreamTarget(x: Exchange): { policy: Route['policy']; path: string; headers: Record<string, string>; cookieScope?: CookieScope; hashKey?: string } {
+export function upstreamTarget(x: Exchange): { policy: Route['policy']; path: string; headers: Record<string, HeaderValue>; cookieScope?: CookieScope; hashKey?: string } {
   const r = x.route!;
-  const headers: Record<string, string> = forwardedHeaders({
+  const headers = forwardedHeaders({
     clientIP: x.clientIP,
     peer: x.peer,
     trustedPeer: x.trustedPeer,
@@ -396,6 +403,7 @@ export function upstreamTarget(x: Exchange): { policy: Route['policy']; path: st
     proto: x.proto,
     host: x.hostHeader,
     port: x.port,
+    requestUri: receivedTarget(x.req.url),
   });
   x.requestId = headers['x-request-id'];
   const policy = x.canary ? r.canary!.policy : r.policy;

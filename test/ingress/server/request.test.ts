@@ -62,7 +62,7 @@ describe('requestPath', () => {
 });
 
 describe('forwardedHeaders', () => {
-  const base = { clientIP: '192.0.2.7', peer: '10.0.0.9', incomingRequestId: undefined, proto: 'https' as const, host: 'shop.example:8443', port: 8443 };
+  const base = { clientIP: '192.0.2.7', peer: '10.0.0.9', incomingRequestId: undefined, proto: 'https' as const, host: 'shop.example:8443', port: 8443, requestUri: '/a/../b?q=1' };
 
   it('replaces an X-Forwarded-For sent by an untrusted peer', () => {
     const h = forwardedHeaders({ ...base, trustedPeer: false, incomingFor: '1.2.3.4' });
@@ -86,6 +86,17 @@ describe('forwardedHeaders', () => {
     expect([untrusted['x-forwarded-proto'], untrusted['x-forwarded-host'], untrusted['x-forwarded-port']]).toEqual(['http', 'shop.example:8443', '8443']);
     const odd = forwardedHeaders({ ...base, proto: 'http', trustedPeer: true, incomingFor: '1.2.3.4', incomingProto: 'gopher', incomingHost: 'a b', incomingPort: '99999' });
     expect([odd['x-forwarded-proto'], odd['x-forwarded-host'], odd['x-forwarded-port']]).toEqual(['http', 'shop.example:8443', '8443']);
+  });
+
+  // [trusted peer, client's X-Forwarded-Proto, client's X-Forwarded-For, X-Scheme and X-Forwarded-Scheme, X-Original-Forwarded-For]
+  it.each([
+    [false, 'https', '1.2.3.4', 'http', '1.2.3.4'],
+    [true, 'https', '1.2.3.4', 'https', '1.2.3.4'],
+    [true, undefined, undefined, 'http', []],
+    [false, undefined, ['1.2.3.4', '5.6.7.8'], 'http', '1.2.3.4, 5.6.7.8'],
+  ] as const)('trusted %s, X-Forwarded-Proto %s, X-Forwarded-For %s: scheme %s, original for %s', (trustedPeer, incomingProto, incomingFor, scheme, originalFor) => {
+    const h = forwardedHeaders({ ...base, proto: 'http', trustedPeer, incomingProto, incomingFor: incomingFor as string | string[] | undefined });
+    expect([h['x-scheme'], h['x-forwarded-scheme'], h['x-original-uri'], h['x-original-forwarded-for']]).toEqual([scheme, scheme, '/a/../b?q=1', originalFor]);
   });
 });
 
