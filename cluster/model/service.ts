@@ -1,6 +1,7 @@
 // Service (core/v1), defaulted the way the API server defaults it, so that manifests and the API give equal objects.
 import { z } from 'zod';
 import { cidr, ipAddress, list, namespacedMeta, portNumber, protocol, stringMap, struct } from './meta.ts';
+import { dns1035LabelError, dns1123LabelError, dns1123SubdomainError } from './names.ts';
 
 const servicePort = struct({
   name: z.string().default(''),
@@ -57,8 +58,13 @@ const serviceSpec = struct({
     };
   })
   .superRefine((s, ctx) => {
-    if (s.type === 'ExternalName' && !s.externalName) {
+    // The API server checks externalName only for ExternalName Services, with one final dot allowed (fully qualified).
+    const cname = s.type === 'ExternalName' ? (s.externalName ?? '').replace(/\.$/, '') : '';
+    if (s.type === 'ExternalName' && !cname) {
       ctx.addIssue({ code: 'custom', path: ['externalName'], message: 'is required when type is ExternalName' });
+    } else if (cname) {
+      const why = dns1123SubdomainError(cname);
+      if (why) ctx.addIssue({ code: 'custom', path: ['externalName'], message: why });
     }
     const names = new Set<string>();
     s.ports.forEach((p, i) => {
@@ -86,6 +92,13 @@ export const serviceSchema = struct({
   status: struct({ loadBalancer: struct({ ingress: list(loadBalancerIngress) }).nullish() })
     .nullish()
     .transform((st) => ({ loadBalancer: { ingress: st?.loadBalancer?.ingress ?? [] } })),
+}).superRefine((s, ctx) => {
+  // A Service's name and namespace are labels of its DNS names (the API server's ValidateServiceName and
+  // ValidateNamespaceName): longer or other names could not be written in a DNS message.
+  const name = dns1035LabelError(s.metadata.name);
+  if (name) ctx.addIssue({ code: 'custom', path: ['metadata', 'name'], message: name });
+  const namespace = dns1123LabelError(s.metadata.namespace);
+  if (namespace) ctx.addIssue({ code: 'custom', path: ['metadata', 'namespace'], message: namespace });
 });
 
 /** A validated, defaulted Service. */

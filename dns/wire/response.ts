@@ -52,8 +52,81 @@ function ownerKey(name: string): string {
   return (name.endsWith('.') && slashes % 2 === 0 ? name.slice(0, -1) : name).toLowerCase();
 }
 
-/** One record; with `pointer` its owner name is written as a pointer to the question. */
+/**
+ * Throws EncodeError unless dns-packet writes `name` as a well-formed name. Its encoder cuts the name at every dot
+ * and writes each piece's byte count as the label length unchecked, so an empty label ends the name early and a
+ * label over 63 bytes reads as a compression pointer or a reserved label type (RFC 1035 3.1, 4.1.4). The labels are
+ * cut here exactly as dns-packet cuts them (`mail`: the SOA RNAME's escaped dots).
+ */
+function checkName(name: string, mail = false): void {
+  const n = name.replace(/^\.|\.$/gm, '');
+  if (n.length === 0) return;
+  let labels = n.split('.');
+  if (mail) {
+    const list: string[] = [];
+    let localPart = '';
+    for (const label of labels) {
+      if (label.endsWith('\\')) localPart += (localPart.length ? '.' : '') + label.slice(0, -1);
+      else list.push(list.length === 0 && localPart.length ? `${localPart}.${label}` : label);
+    }
+    labels = list;
+  }
+  let wire = 1;
+  for (const label of labels) {
+    const bytes = Buffer.byteLength(label);
+    if (bytes === 0) throw new EncodeError(`DNS name ${JSON.stringify(name)}: an empty label`);
+    if (bytes > 63) throw new EncodeError(`DNS name ${JSON.stringify(name)}: a label of ${bytes} bytes, longer than 63`);
+    wire += bytes + 1;
+  }
+  if (wire > 255) throw new EncodeError(`DNS name ${JSON.stringify(name.slice(0, 40))}...: ${wire} bytes on the wire, longer than 255`);
+}
+
+/** The names in a record's data that dns-packet writes, for the types that have them. Throws EncodeError. */
+function checkDataNames(rr: ResourceRecord): void {
+  const data = (rr as { data?: unknown }).data;
+  if (data === undefined || data === null) return;
+  const d = data as Record<string, unknown>;
+  const str = (v: unknown, mail = false) => {
+    if (typeof v === 'string') checkName(v, mail);
+  };
+  switch (rr.type) {
+    case 'CNAME':
+    case 'DNAME':
+    case 'PTR':
+    case 'NS':
+      str(data);
+      break;
+    case 'SRV':
+      str(d.target);
+      break;
+    case 'MX':
+      str(d.exchange);
+      break;
+    case 'SOA':
+      str(d.mname);
+      str(d.rname, true);
+      break;
+    case 'NAPTR':
+      str(d.replacement);
+      break;
+    case 'RP':
+      str(d.mbox, true);
+      str(d.txt);
+      break;
+    case 'RRSIG':
+      str(d.signersName);
+      break;
+    case 'NSEC':
+      str(d.nextDomain);
+      break;
+  }
+}
+
+/** One record; with `pointer` its owner name is written as a pointer to the question. Throws on a name it cannot write. */
 function encodeRecord(rr: ResourceRecord, pointer: boolean): Buffer {
+  // An owner name written as a pointer is the question's, read from the wire (its escapes are not dns-packet's).
+  if (!pointer) checkName(rr.name);
+  checkDataNames(rr);
   const name = rr.name === '' ? '.' : rr.name;
   const record = name === rr.name ? rr : ({ ...rr, name } as ResourceRecord);
   const buf = Buffer.alloc(answerCodec.encodingLength(record));

@@ -41,6 +41,16 @@ const objects = () => [
   service('toaway', { type: 'ExternalName', externalName: fqdn('away') }, { namespace: ns }),
 ];
 
+const long = (n: number) => 'a'.repeat(n);
+/** Services the API server would refuse or that name what no DNS message can hold, each in a file of its own. */
+const badObjects = () => ({
+  long70: service(long(70), { clusterIP: '10.96.7.70', ports: [{ name: 'http', port: 80 }] }, { namespace: ns }),
+  long250: service(long(250), { clusterIP: '10.96.7.250', ports: [{ name: 'http', port: 80 }] }, { namespace: ns }),
+  emptylabel: service('emptylabel', { type: 'ExternalName', externalName: 'foo..example.com' }, { namespace: ns }),
+  // Accepted, as the API server accepts it (IsDNS1123Subdomain does not limit labels); no DNS message can hold it.
+  longlabel: service('longlabel', { type: 'ExternalName', externalName: `${long(70)}.example.com` }, { namespace: ns }),
+});
+
 interface Running {
   port: number;
   proc: ChildProcess;
@@ -66,6 +76,7 @@ describe('netplane dns at the edges of its zone, with dig', () => {
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'netplane-dns-edges-'));
     await writeFile(join(dir, 'objects.yaml'), objects().map((o) => JSON.stringify(o)).join('\n---\n'));
+    for (const [file, o] of Object.entries(badObjects())) await writeFile(join(dir, `${file}.yaml`), JSON.stringify(o));
     plain = await start(dir, []);
   }, 30_000);
   afterAll(async () => {
@@ -95,6 +106,31 @@ describe('netplane dns at the edges of its zone, with dig', () => {
     { q: [fqdn('ext2'), 'CNAME'], status: 'NOERROR', answer: [`${fqdn('ext2')}. IN CNAME ${fqdn('ext')}.`], authority: null },
     { q: [fqdn('toaway'), 'MX'], status: 'NOERROR', answer: [`${fqdn('toaway')}. IN CNAME ${fqdn('away')}.`, `${fqdn('away')}. IN CNAME www.example.com.`], authority: null },
   ];
+  it('refuses Services whose names cannot be DNS names, logging where and why, and answers without them', async () => {
+    await waitFor('the refusals logged', () => plain.logs().includes('long250.yaml') && plain.logs().includes('emptylabel.yaml'), 5000);
+    const logged = plain.logs().split('\n').filter((l) => /long70\.yaml|long250\.yaml|emptylabel\.yaml/.test(l));
+    expect(logged.join('\n')).toMatch(/long70\.yaml.*metadata\.name: \\"a{70}\\" is 70 characters; a Service name is a DNS label of at most 63/);
+    expect(logged.join('\n')).toMatch(/long250\.yaml.*metadata\.name: .* is 250 characters/);
+    expect(logged.join('\n')).toMatch(/emptylabel\.yaml.*spec\.externalName: \\"foo\.\.example\.com\\" must be a DNS name/);
+    for (const [name, type, opts] of [['10.96.7.70', 'PTR', ['-x']], ['10.96.7.250', 'PTR', ['-x']], [fqdn('emptylabel'), 'A', []], [fqdn('emptylabel'), 'TXT', []]] as const) {
+      const r = await dig(plain.port, ...(opts.length ? ['-x', name] as [string, string] : [name, type] as [string, string]));
+      expect(r.raw).not.toMatch(/bad packet|bad label|malformed|FORMERR/i);
+      expect(r.answer).toEqual([]);
+    }
+    expect((await dig(plain.port, fqdn('emptylabel'))).status).toBe('NXDOMAIN');
+  });
+
+  it('answers SERVFAIL, never a malformed packet, for a record whose name no DNS message can hold', async () => {
+    for (const type of ['A', 'CNAME', 'TXT']) {
+      const r = await dig(plain.port, fqdn('longlabel'), type);
+      expect(r.raw).not.toMatch(/bad packet|bad label|malformed|FORMERR/i);
+      expect([r.status, r.answer]).toEqual(['SERVFAIL', []]);
+    }
+    expect(plain.logs()).toMatch(/cannot encode CNAME record for \\"longlabel\.s20d\.svc\.cluster\.local\\".*a label of 70 bytes, longer than 63.*dns handler failed/);
+    // The rest of the zone is answered as before.
+    expect((await dig(plain.port, fqdn('cip'))).answer).toEqual([`${fqdn('cip')}. IN A 10.96.5.5`]);
+  });
+
   for (const c of cases) {
     it(`${c.q[0]} ${c.q[1]}`, async () => {
       const r = await dig(plain.port, ...c.q);

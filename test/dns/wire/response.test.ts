@@ -187,6 +187,33 @@ describe('encodeAnswer + buildResponse', () => {
     expect(() => encodeAnswer(answer({ answers: [{ name: 'x', type: 'SRV', ttl: 1, data: undefined as never }] }), 'x')).toThrow(EncodeError);
     expect(() => encodeAnswer(answer({ rcode: 'BOGUS' as 'NOERROR' }), 'x')).toThrow(EncodeError);
   });
+
+  // dns-packet writes each label's length unchecked: these made malformed packets ("bad label type", a name cut
+  // short) before (found by an audit). Now they throw, and the server answers SERVFAIL.
+  const label = (n: number) => 'a'.repeat(n);
+  const long255 = `${label(63)}.${label(63)}.${label(63)}.${label(61)}`; // 1 + 64 * 3 + 62 = 255 bytes on the wire
+  const rr = (type: string, data: unknown, name = 'q.example') => ({ name, type, ttl: 5, data }) as unknown as dnsPacket.Answer;
+  const badNames: Array<[string, dnsPacket.Answer]> = [
+    ['a CNAME target with a 64-byte label', rr('CNAME', `${label(64)}.example.com`)],
+    ['a CNAME target with an empty label', rr('CNAME', 'foo..example.com')],
+    ['a PTR name with a 70-byte label', rr('PTR', `${label(70)}.default.svc.cluster.local`)],
+    ['an SRV target longer than 255 bytes', rr('SRV', { priority: 0, weight: 100, port: 80, target: `${long255}.b` })],
+    ['an NS name with a 2-byte UTF-8 character making 64 bytes', rr('NS', `${label(62)}é.example`)],
+    ['an SOA mailbox with a 64-byte label', rr('SOA', { mname: 'ns.example', rname: `${label(64)}.example`, serial: 1, refresh: 1, retry: 1, expire: 1, minimum: 1 })],
+    ['an MX exchange with an empty label', rr('MX', { preference: 10, exchange: 'mx..example' })],
+    ['an owner name with a 64-byte label', rr('A', '192.0.2.1', `${label(64)}.example`)],
+  ];
+  it.each(badNames)('throws EncodeError for %s, never writing a malformed name', (_, record) => {
+    expect(() => encodeAnswer(answer({ answers: [record] }), 'q.example')).toThrow(EncodeError);
+    expect(() => encodeAnswer(answer({ additionals: [record] }), 'q.example')).toThrow(/cannot encode .* record/);
+  });
+
+  it('writes the longest names that fit: 63-byte labels, 255 bytes in all, final dots', () => {
+    const { msg, q } = query('q.example', 'SRV');
+    const records = [rr('CNAME', `${label(63)}.example.com.`), rr('SRV', { priority: 0, weight: 100, port: 80, target: long255 }), rr('PTR', '.')];
+    const res = decode(buildResponse(msg, q, encodeAnswer(answer({ answers: records }), 'q.example'), 65535, 65535, 0));
+    expect(res.answers!.map((r) => (r as { data: unknown }).data)).toEqual([`${label(63)}.example.com`, expect.objectContaining({ target: long255 }), '.']);
+  });
 });
 
 describe('buildError', () => {

@@ -1,0 +1,51 @@
+// Fields that become DNS names, checked as the API server checks them (found by an audit: names that could not be
+// written in a DNS message were accepted and answered with malformed packets).
+import { describe, expect, it } from 'vitest';
+import { InvalidObjectError, parseObject } from '../../cluster/model/index.ts';
+
+const svc = (spec: object, metadata: object = { name: 'web' }) => ({ apiVersion: 'v1', kind: 'Service', metadata, spec });
+const ext = (externalName: string) => svc({ type: 'ExternalName', externalName });
+const long = (n: number) => 'a'.repeat(n);
+
+/** The InvalidObjectError message parseObject throws, or 'ok'. */
+function verdict(raw: unknown): string {
+  try {
+    parseObject(raw);
+    return 'ok';
+  } catch (e) {
+    expect(e).toBeInstanceOf(InvalidObjectError);
+    return (e as Error).message;
+  }
+}
+
+describe('Service names, namespaces and ExternalNames', () => {
+  const cases: Array<[string, unknown, RegExp | 'ok']> = [
+    ['a name of 63 characters', svc({}, { name: long(63) }), 'ok'],
+    ['a name of 64 characters', svc({}, { name: long(64) }), /^Service: metadata\.name: "a{64}" is 64 characters; a Service name is a DNS label of at most 63$/],
+    ['a name of 70 characters', svc({ clusterIP: '10.96.0.70' }, { name: long(70) }), /metadata\.name: .* is 70 characters/],
+    ['a name of 250 characters', svc({}, { name: long(250) }), /metadata\.name: .* is 250 characters/],
+    ['a name with a dot', svc({}, { name: 'web.v2' }), /metadata\.name: "web\.v2" must be a DNS label: .*starting with a letter/],
+    ['a name starting with a digit', svc({}, { name: '1web' }), /metadata\.name: "1web" must be a DNS label/],
+    ['a namespace of 64 characters', svc({}, { name: 'web', namespace: long(64) }), /metadata\.namespace: "a{64}" is 64 characters; a DNS label has at most 63/],
+    ['a namespace with a dot', svc({}, { name: 'web', namespace: 'team.a' }), /metadata\.namespace: "team\.a" must be a DNS label/],
+    ['an ExternalName', ext('db.example.com'), 'ok'],
+    ['an ExternalName with a final dot', ext('ext.s20d.svc.cluster.local.'), 'ok'],
+    ['an ExternalName holding an IPv4 address', ext('192.0.2.55'), 'ok'],
+    ['an ExternalName with an empty label', ext('foo..example.com'), /^Service: spec\.externalName: "foo\.\.example\.com" must be a DNS name: .*separated by single dots/],
+    ['an ExternalName with upper-case letters', ext('DB.example.com'), /spec\.externalName: "DB\.example\.com" must be a DNS name/],
+    ['an ExternalName with two final dots', ext('db.example.com..'), /spec\.externalName: "db\.example\.com\." must be a DNS name/],
+    ['an ExternalName of 254 characters', ext(`${long(60)}.`.repeat(4) + long(10)), /spec\.externalName: .* is 254 characters; a DNS name has at most 253/],
+    ['an ExternalName holding an IPv6 address', ext('2001:db8::55'), /spec\.externalName: "2001:db8::55" must be a DNS name/],
+    // The API server's IsDNS1123Subdomain does not limit labels to 63 characters: accepted, and answered SERVFAIL.
+    ['an ExternalName with a label of 70 characters', ext(`${long(70)}.example.com`), 'ok'],
+    // externalName is checked only when the Service is an ExternalName, as the API server does.
+    ['an externalName on a ClusterIP Service', svc({ clusterIP: '10.96.0.9', externalName: 'Not..checked' }), 'ok'],
+  ];
+  for (const [name, raw, want] of cases) {
+    it(name, () => {
+      const got = verdict(raw);
+      if (want === 'ok') expect(got).toBe('ok');
+      else expect(got).toMatch(want);
+    });
+  }
+});
