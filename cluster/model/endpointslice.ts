@@ -1,6 +1,7 @@
 // EndpointSlice (discovery.k8s.io/v1), with conditions resolved to booleans the way kube-proxy reads them.
 import { z } from 'zod';
 import { list, namespacedMeta, portNumber, protocol, struct } from './meta.ts';
+import { dns1123LabelError } from './names.ts';
 
 /** The label that ties an EndpointSlice to its Service. */
 export const serviceNameLabel = 'kubernetes.io/service-name';
@@ -56,6 +57,12 @@ export const endpointSliceSchema = struct({
   endpoints: list(endpoint),
   ports: list(slicePort),
 }).superRefine((s, ctx) => {
+  // An endpoint's hostname is the first label of its DNS name; the API server refuses the whole slice when one is
+  // not a DNS-1123 label (ValidateEndpointSlice), and so do we.
+  s.endpoints.forEach((e, i) => {
+    const why = e.hostname === undefined ? undefined : dns1123LabelError(e.hostname);
+    if (why) ctx.addIssue({ code: 'custom', path: ['endpoints', i, 'hostname'], message: why });
+  });
   if (s.addressType === 'FQDN') return;
   const family = s.addressType === 'IPv4' ? z.ipv4() : z.ipv6();
   s.endpoints.forEach((e, i) => {

@@ -39,6 +39,8 @@ const objects = () => [
   service('ext2', { type: 'ExternalName', externalName: `${fqdn('ext')}.` }, { namespace: ns }),
   service('away', { type: 'ExternalName', externalName: 'www.example.com' }, { namespace: ns }),
   service('toaway', { type: 'ExternalName', externalName: fqdn('away') }, { namespace: ns }),
+  service('live', { clusterIP: 'None', ports: [{ name: 'http', port: 80 }] }, { namespace: ns }),
+  slice('live-1', 'live', [{ addresses: ['10.244.9.1'], hostname: 'good' }], [{ name: 'http', port: 8080 }], { namespace: ns }),
 ];
 
 const long = (n: number) => 'a'.repeat(n);
@@ -48,6 +50,7 @@ const badObjects = () => ({
   long250: service(long(250), { clusterIP: '10.96.7.250', ports: [{ name: 'http', port: 80 }] }, { namespace: ns }),
   emptylabel: service('emptylabel', { type: 'ExternalName', externalName: 'foo..example.com' }, { namespace: ns }),
   // Accepted, as the API server accepts it (IsDNS1123Subdomain does not limit labels); no DNS message can hold it.
+  badhost: slice('live-2', 'live', [{ addresses: ['10.244.9.2'], hostname: 'a.b' }, { addresses: ['10.244.9.3'], hostname: 'L_1.x' }], [{ name: 'http', port: 8080 }], { namespace: ns }),
   longlabel: service('longlabel', { type: 'ExternalName', externalName: `${long(70)}.example.com` }, { namespace: ns }),
 });
 
@@ -118,6 +121,15 @@ describe('netplane dns at the edges of its zone, with dig', () => {
       expect(r.answer).toEqual([]);
     }
     expect((await dig(plain.port, fqdn('emptylabel'))).status).toBe('NXDOMAIN');
+  });
+
+  it('refuses an EndpointSlice with a hostname that is not a DNS label, as the API server does', async () => {
+    await waitFor('the refusal logged', () => plain.logs().includes('badhost.yaml'), 5000);
+    expect(plain.logs()).toMatch(/badhost\.yaml.*endpoints\[0\]\.hostname: \\"a\.b\\" must be a DNS label.*endpoints\[1\]\.hostname: \\"L_1\.x\\" must be a DNS label/);
+    const srv = await dig(plain.port, fqdn('live'), 'SRV');
+    expect(srv.answer).toEqual([`${fqdn('live')}. IN SRV 0 100 8080 good.${fqdn('live')}.`]);
+    for (const ip of ['10.244.9.2', '10.244.9.3']) expect((await dig(plain.port, '-x', ip)).answer).toEqual([]);
+    expect((await dig(plain.port, `a.b.${fqdn('live')}`)).status).toBe('NXDOMAIN');
   });
 
   it('answers SERVFAIL, never a malformed packet, for a record whose name no DNS message can hold', async () => {
