@@ -234,13 +234,18 @@ export class ClusterZoneHandler implements DnsHandler {
     return [...byTarget.values()];
   }
 
-  #srv(svc: ServiceRecords, targets: readonly SrvTarget[], owner?: string): DnsAnswer {
+  #srv(svc: ServiceRecords, all: readonly SrvTarget[], owner?: string): DnsAnswer {
     const name = owner ?? `${svc.name}.${svc.namespace}.svc.${this.#zone}`;
+    // One record per target and port: two ports of one number (53/UDP and 53/TCP) would be the same record twice,
+    // which RFC 2181 §5 forbids in an RRset (CoreDNS drops them the same way).
+    const unique = new Map<string, SrvTarget>();
+    for (const t of all) if (!unique.has(`${t.port} ${t.target}`)) unique.set(`${t.port} ${t.target}`, t);
+    const targets = [...unique.values()];
     // CoreDNS spreads weight 100 evenly over the records of an answer.
     const weight = Math.floor(100 / Math.max(1, targets.length));
     const answers = targets.map((t) => this.#rr(name, 'SRV', { priority: 0, weight, port: t.port, target: t.target }));
     const glue = new Map<string, string[]>();
-    for (const t of targets) glue.set(t.target, [...(glue.get(t.target) ?? []), ...t.ips]);
+    for (const t of all) glue.set(t.target, [...(glue.get(t.target) ?? []), ...t.ips]);
     return this.#answer(answers, [...glue].flatMap(([target, ips]) => this.#addresses(target, [...new Set(ips)])));
   }
 

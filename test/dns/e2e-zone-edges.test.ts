@@ -39,6 +39,9 @@ const objects = () => [
   service('ext2', { type: 'ExternalName', externalName: `${fqdn('ext')}.` }, { namespace: ns }),
   service('away', { type: 'ExternalName', externalName: 'www.example.com' }, { namespace: ns }),
   service('toaway', { type: 'ExternalName', externalName: fqdn('away') }, { namespace: ns }),
+  service('dup', { clusterIP: '10.96.5.53', ports: [{ name: 'dns', port: 53, protocol: 'UDP' }, { name: 'dnstcp', port: 53, protocol: 'TCP' }] }, { namespace: ns }),
+  service('hdup', { clusterIP: 'None', ports: [{ name: 'dns', port: 53, protocol: 'UDP' }, { name: 'dnstcp', port: 53, protocol: 'TCP' }] }, { namespace: ns }),
+  slice('hdup-1', 'hdup', [{ addresses: ['10.244.5.53'] }], [{ name: 'dns', port: 5353, protocol: 'UDP' }, { name: 'dnstcp', port: 5353, protocol: 'TCP' }], { namespace: ns }),
   service('live', { clusterIP: 'None', ports: [{ name: 'http', port: 80 }] }, { namespace: ns }),
   slice('live-1', 'live', [{ addresses: ['10.244.9.1'], hostname: 'good' }], [{ name: 'http', port: 8080 }], { namespace: ns }),
 ];
@@ -105,6 +108,10 @@ describe('netplane dns at the edges of its zone, with dig', () => {
     { q: [fqdn('ext2'), 'TXT'], status: 'NOERROR', answer: [`${fqdn('ext2')}. IN CNAME ${fqdn('ext')}.`, `${fqdn('ext')}. IN CNAME ${fqdn('cip')}.`], authority: soa },
     { q: [`_http._tcp.${fqdn('cip')}`, 'SRV'], status: 'NOERROR', answer: [`_http._tcp.${fqdn('cip')}. IN SRV 0 100 80 ${fqdn('cip')}.`] },
     { q: [fqdn('ext2'), 'A'], status: 'NOERROR', answer: [`${fqdn('ext2')}. IN CNAME ${fqdn('ext')}.`, `${fqdn('ext')}. IN CNAME ${fqdn('cip')}.`, `${fqdn('cip')}. IN A 10.96.5.5`] },
+    // Two ports of one number, UDP and TCP: one SRV record, not the same one twice (RFC 2181 §5).
+    { q: [fqdn('dup'), 'SRV'], status: 'NOERROR', answer: [`${fqdn('dup')}. IN SRV 0 100 53 ${fqdn('dup')}.`], additional: [`${fqdn('dup')}. IN A 10.96.5.53`] },
+    { q: [`_dnstcp._tcp.${fqdn('dup')}`, 'SRV'], status: 'NOERROR', answer: [`_dnstcp._tcp.${fqdn('dup')}. IN SRV 0 100 53 ${fqdn('dup')}.`] },
+    { q: [fqdn('hdup'), 'SRV'], status: 'NOERROR', answer: [`${fqdn('hdup')}. IN SRV 0 100 5353 10-244-5-53.${fqdn('hdup')}.`], additional: [`10-244-5-53.${fqdn('hdup')}. IN A 10.244.5.53`] },
     // A CNAME question matches the CNAME itself; a chain leaving the zone ends at its last CNAME for other types.
     { q: [fqdn('ext2'), 'CNAME'], status: 'NOERROR', answer: [`${fqdn('ext2')}. IN CNAME ${fqdn('ext')}.`], authority: null },
     { q: [fqdn('toaway'), 'MX'], status: 'NOERROR', answer: [`${fqdn('toaway')}. IN CNAME ${fqdn('away')}.`, `${fqdn('away')}. IN CNAME www.example.com.`], authority: null },

@@ -147,9 +147,13 @@ describe('cluster zone answers', () => {
       q: ['dns.kube-system.svc.cluster.local', 'SRV'],
       want: {
         rcode: 'NOERROR',
-        answer: ['dns.kube-system.svc.cluster.local SRV 0 50 53 dns.kube-system.svc.cluster.local', 'dns.kube-system.svc.cluster.local SRV 0 50 53 dns.kube-system.svc.cluster.local'],
+        // 53/UDP and 53/TCP: one record, not the same record twice (RFC 2181 §5; found by an audit).
+        answer: ['dns.kube-system.svc.cluster.local SRV 0 100 53 dns.kube-system.svc.cluster.local'],
+        extra: ['dns.kube-system.svc.cluster.local A 10.96.0.53'],
       },
     },
+    { q: ['_dns._udp.dns.kube-system.svc.cluster.local', 'SRV'], want: { rcode: 'NOERROR', answer: ['_dns._udp.dns.kube-system.svc.cluster.local SRV 0 100 53 dns.kube-system.svc.cluster.local'] } },
+    { q: ['_dns-tcp._tcp.dns.kube-system.svc.cluster.local', 'SRV'], want: { rcode: 'NOERROR', answer: ['_dns-tcp._tcp.dns.kube-system.svc.cluster.local SRV 0 100 53 dns.kube-system.svc.cluster.local'] } },
     { q: ['search.default.svc.cluster.local', 'A'], want: { rcode: 'NOERROR', answer: ['search.default.svc.cluster.local CNAME search.example.com', 'search.example.com A 192.0.2.1'] } },
     { q: ['search.default.svc.cluster.local', 'TXT'], want: { rcode: 'NOERROR', answer: ['search.default.svc.cluster.local CNAME search.example.com'] } },
     {
