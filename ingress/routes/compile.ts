@@ -277,7 +277,7 @@ function addTls(parts: TableParts, owners: Map<string, string>, c: CompiledIngre
   const [map, key] = host.startsWith('*.') ? [parts.tlsWildcard, host.slice(2)] : [parts.tlsExact, host];
   const existing = map.get(key);
   if (existing === undefined) {
-    map.set(key, deepFreeze(choice));
+    map.set(key, deepFreeze({ ...choice, ingress: c.key }));
     owners.set(host, c.key);
     parts.contributors.add(c.key);
     if (choice.secret !== undefined) parts.secrets.add(`${choice.secret.namespace}/${choice.secret.name}`);

@@ -353,6 +353,8 @@ export type RegexGroup = { from: number; to?: number } | 'slash' | 'after-slash'
 /** A certificate choice for a TLS host: the Secret, or the default certificate when the Ingress names none. */
 export interface TlsChoice {
   secret?: ObjectRef;
+  /** The Ingress (`namespace/name`) the choice is from, for log lines; set when the table is compiled. */
+  ingress?: string;
 }
 
 /** An Ingress that is not served as written, and why. */

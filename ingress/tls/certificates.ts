@@ -78,6 +78,8 @@ export class Certificates {
   #notTls = new Map<string, string>();
   /** Secrets a TLS host named at a handshake; the table's `secrets` also holds auth Secrets, so this tells them apart. */
   #tlsRefs = new Set<string>();
+  /** Whether a served key pair's certificate names a host (checkHost), by host; the warning for `false` is logged once. */
+  #named = new WeakMap<KeyPair, Map<string, boolean>>();
   /** CA bundles of referenced Secrets that have a ca.crt. */
   #cas = new Map<string, CaState>();
   /** Contexts of guarded hosts: by key pair, then by CA bundle hash; dropped when anything changes. */
@@ -287,13 +289,34 @@ export class Certificates {
     return context;
   }
 
-  /** The key pair served for a host: its Secret's when good, else the default. */
+  /** Whether `pair`'s certificate names `host`; the first `false` for a pair and host is logged. */
+  #names(pair: KeyPair, host: string, secret: string, ingress: string | undefined): boolean {
+    let byHost = this.#named.get(pair);
+    if (!byHost) this.#named.set(pair, (byHost = new Map()));
+    let named = byHost.get(host);
+    if (named === undefined) {
+      // checkHost follows RFC 6125: the SANs when the certificate has DNS ones (a wildcard covers one label), else the CN.
+      named = pair.leaf.checkHost(host) !== undefined;
+      byHost.set(host, named);
+      if (!named) {
+        this.#log.warn({ ingress, host, secret, subject: pair.subject }, `TLS certificate of Secret ${secret} (Ingress ${ingress ?? 'unknown'}) does not contain a Common Name or Subject Alternative Name for host ${host}; serving the default certificate`);
+      }
+    }
+    return named;
+  }
+
+  /**
+   * The key pair served for a host: its Secret's when good and its certificate names the host (a wildcard SAN
+   * counts), else the default — as ingress-nginx, which logs that the certificate "does not contain a Common Name or
+   * Subject Alternative Name" for the server and serves the default certificate.
+   */
   #pairFor(host: string): KeyPair {
-    const ref = this.#table.tls(host)?.secret;
+    const choice = this.#table.tls(host);
+    const ref = choice?.secret;
     if (!ref) return this.#default;
     const key = `${ref.namespace}/${ref.name}`;
     const served = this.#states.get(key)?.served;
-    if (served) return served;
+    if (served) return this.#names(served, host, key, choice.ingress) ? served : this.#default;
     if (!this.#tlsRefs.has(key)) {
       this.#tlsRefs.add(key);
       const reason = this.#notTls.get(key) ?? this.#states.get(key)?.problem ?? 'not referenced by the routes';

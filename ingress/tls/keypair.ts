@@ -13,6 +13,8 @@ export interface KeyPair {
   subject: string;
   notBefore: Date;
   notAfter: Date;
+  /** The leaf certificate: the names it is good for (X509Certificate.checkHost). */
+  leaf: X509Certificate;
 }
 
 /** Why a certificate and key cannot be served: one clause naming the part, e.g. "tls.key does not match ...". */
@@ -71,7 +73,7 @@ export function loadKeyPair(certPem: string, keyPem: string, names: PartNames): 
   } catch (e) {
     return { reason: `${names.cert} and ${names.key} are refused by OpenSSL (${why(e)})` };
   }
-  return { cert, key: keyPem, context, subject: leaf.subject.replaceAll('\n', ', '), notBefore: leaf.validFromDate, notAfter: leaf.validToDate };
+  return { cert, key: keyPem, context, subject: leaf.subject.replaceAll('\n', ', '), notBefore: leaf.validFromDate, notAfter: leaf.validToDate, leaf };
 }
 
 /** Whether `loadKeyPair` succeeded. */

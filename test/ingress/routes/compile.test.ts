@@ -156,7 +156,7 @@ describe('conflicting rules', () => {
     const tls = (secretName?: string) => [{ hosts: ['h.com'], ...(secretName === undefined ? {} : { secretName }) }];
     const at = (year: number) => `${year}-01-01T00:00:00Z`;
     const { table } = compile([ingress('a', { created: at(2024), tls: tls('two') }), ingress('b', { created: at(2021), tls: tls('one') }), ingress('c', { created: at(2020), tls: tls('one') }), ingress('d', { created: at(2022), tls: tls() })]);
-    expect(table.tls('h.com')).toEqual({ secret: { namespace: 'default', name: 'one' } });
+    expect(table.tls('h.com')).toEqual({ secret: { namespace: 'default', name: 'one' }, ingress: 'default/c' });
     expect(table.problems.map((p) => p.ingress)).toEqual(['default/d', 'default/a']);
     expect(table.problems[0]!.reason).toContain('Ingress default/c, which is older (created 2020-01-01T00:00:00Z; this one 2022-01-01T00:00:00Z)');
     expect([...table.secrets]).toEqual(['default/one']);

@@ -75,13 +75,13 @@ describe('TLS lookup', () => {
     }),
   ]);
   const cases: [string, object | undefined][] = [
-    ['shop.example.com', { secret: { namespace: 'shop', name: 'shop-tls' } }],
-    ['SHOP.example.com', { secret: { namespace: 'shop', name: 'shop-tls' } }],
-    ['pay.example.com', { secret: { namespace: 'shop', name: 'shop-tls' } }],
-    ['other.example.com', { secret: { namespace: 'shop', name: 'wild-tls' } }],
+    ['shop.example.com', { secret: { namespace: 'shop', name: 'shop-tls' }, ingress: 'shop/a' }],
+    ['SHOP.example.com', { secret: { namespace: 'shop', name: 'shop-tls' }, ingress: 'shop/a' }],
+    ['pay.example.com', { secret: { namespace: 'shop', name: 'shop-tls' }, ingress: 'shop/a' }],
+    ['other.example.com', { secret: { namespace: 'shop', name: 'wild-tls' }, ingress: 'shop/a' }],
     ['example.com', undefined],
     ['a.b.example.com', undefined],
-    ['plain.example.org', {}],
+    ['plain.example.org', { ingress: 'shop/a' }],
     ['nothing.net', undefined],
   ];
   it.each(cases)('%s', (host, want) => {
