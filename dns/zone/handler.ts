@@ -120,7 +120,9 @@ export class ClusterZoneHandler implements DnsHandler {
     if (!this.#o.synced()) return rzone !== undefined ? this.#servfail() : 'pass';
     const names = rev ? this.#index.namesOf(rev.ip) : [];
     if (names.length === 0) return rzone !== undefined ? this.#answerReverse(q, rzone, rev !== undefined) : 'pass';
-    if (q.type !== 'PTR') return this.#nodata(rzone);
+    // Outside every --reverse-cidr zone, the name is in the reverse tree CoreDNS's kubernetes plugin serves by default
+    // (`kubernetes cluster.local in-addr.arpa ip6.arpa`): its NODATA carries that apex's SOA, not the cluster zone's.
+    if (q.type !== 'PTR') return this.#nodata(rzone ?? (q.lname.endsWith('.ip6.arpa') ? 'ip6.arpa' : 'in-addr.arpa'));
     return this.#memoized(q, () => this.#answer(names.map((n) => this.#rr(q.lname, 'PTR', n))));
   }
 
@@ -128,9 +130,17 @@ export class ClusterZoneHandler implements DnsHandler {
   #answerReverse(q: DnsQuery, rzone: string, address: boolean): DnsAnswer {
     const place = address ? 'none' : reversePlace(q.lname, rzone);
     if (place === 'apex' && q.type === 'SOA') return this.#memoized(q, () => this.#answer([this.#negatives(rzone).soa]));
+    // The apex of every zone we serve names our nameserver, as the cluster zone's does (CoreDNS answers NS at each).
+    if (place === 'apex' && q.type === 'NS') return this.#memoized(q, () => this.#nsAnswer(q.lname));
     // Names above whole addresses may have addresses under them: NODATA, never an NXDOMAIN that a resolver would
     // take for the whole subtree (RFC 8020) while minimising its queries (RFC 9156).
     return place === 'none' ? this.#nxdomain(rzone) : this.#nodata(rzone);
+  }
+
+  /** The NS record of a zone apex we serve: `ns.dns.<zone>`, with this DNS service's addresses as glue. */
+  #nsAnswer(apex: string): DnsAnswer {
+    const ns = `ns.dns.${this.#zone}`;
+    return this.#answer([this.#rr(apex, 'NS', ns)], this.#addresses(ns, this.#o.nameservers()));
   }
 
   /** Whether a name is ours to answer: in the zone or a reverse zone, or the reverse name of an address we know. */
@@ -144,9 +154,7 @@ export class ClusterZoneHandler implements DnsHandler {
     switch (z.kind) {
       case 'apex':
         if (q.type === 'SOA') return this.#memoized(q, () => this.#answer([this.#negatives(this.#zone).soa]));
-        if (q.type === 'NS') {
-          return this.#memoized(q, () => this.#answer([this.#rr(q.lname, 'NS', `ns.dns.${this.#zone}`)], this.#addresses(`ns.dns.${this.#zone}`, this.#o.nameservers())));
-        }
+        if (q.type === 'NS') return this.#memoized(q, () => this.#nsAnswer(q.lname));
         return this.#nodata();
       case 'dns-version':
         return q.type === 'TXT' ? this.#memoized(q, () => this.#answer([this.#rr(q.lname, 'TXT', ['1.1.0'])])) : this.#nodata();

@@ -78,15 +78,17 @@ async function start(dir: string, args: string[]): Promise<Running> {
 describe('netplane dns at the edges of its zone, with dig', () => {
   let dir: string;
   let plain: Running;
+  let reverse: Running;
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'netplane-dns-edges-'));
     await writeFile(join(dir, 'objects.yaml'), objects().map((o) => JSON.stringify(o)).join('\n---\n'));
     for (const [file, o] of Object.entries(badObjects())) await writeFile(join(dir, `${file}.yaml`), JSON.stringify(o));
-    plain = await start(dir, []);
+    [plain, reverse] = await Promise.all([start(dir, []), start(dir, ['--reverse-cidr', '10.96.0.0/12'])]);
   }, 30_000);
   afterAll(async () => {
     plain?.proc.kill('SIGKILL');
+    reverse?.proc.kill('SIGKILL');
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
@@ -137,6 +139,27 @@ describe('netplane dns at the edges of its zone, with dig', () => {
     expect(srv.answer).toEqual([`${fqdn('live')}. IN SRV 0 100 8080 good.${fqdn('live')}.`]);
     for (const ip of ['10.244.9.2', '10.244.9.3']) expect((await dig(plain.port, '-x', ip)).answer).toEqual([]);
     expect((await dig(plain.port, `a.b.${fqdn('live')}`)).status).toBe('NXDOMAIN');
+  });
+
+  it("gives a reverse name's NODATA the reverse zone's SOA, and answers NS at a reverse zone's apex", async () => {
+    // Without --reverse-cidr: the apex CoreDNS serves by default (found by an audit: the cluster zone's SOA).
+    const a = await dig(plain.port, '5.5.96.10.in-addr.arpa', 'A');
+    expect([a.status, a.answer]).toEqual(['NOERROR', []]);
+    expect(a.authority.join('\n')).toMatch(/^in-addr\.arpa\. IN SOA ns\.dns\.cluster\.local\. hostmaster\.cluster\.local\. /);
+    const ptr = await dig(plain.port, '5.5.96.10.in-addr.arpa', 'PTR');
+    expect(ptr.answer).toEqual([`5.5.96.10.in-addr.arpa. IN PTR ${fqdn('cip')}.`]);
+    // With it: the reverse zone's own SOA, and its apex names our nameserver as the cluster zone's apex does.
+    const ra = await dig(reverse.port, '5.5.96.10.in-addr.arpa', 'A');
+    expect(ra.authority.join('\n')).toMatch(/^96\.10\.in-addr\.arpa\. IN SOA /);
+    const apex = await dig(reverse.port, 'cluster.local', 'NS');
+    const rns = await dig(reverse.port, '96.10.in-addr.arpa', 'NS');
+    expect([rns.status, rns.answer]).toEqual(['NOERROR', ['96.10.in-addr.arpa. IN NS ns.dns.cluster.local.']]);
+    expect(apex.answer).toEqual(['cluster.local. IN NS ns.dns.cluster.local.']);
+    expect(rns.additional).toEqual(apex.additional);
+    // Below the apex there is no NS: NODATA with the zone's SOA.
+    const below = await dig(reverse.port, '5.96.10.in-addr.arpa', 'NS');
+    expect([below.status, below.answer]).toEqual(['NOERROR', []]);
+    expect(below.authority.join('\n')).toMatch(/^96\.10\.in-addr\.arpa\. IN SOA /);
   });
 
   it('answers SERVFAIL, never a malformed packet, for a record whose name no DNS message can hold', async () => {

@@ -248,12 +248,17 @@ describe('cluster zone answers', () => {
     { q: ['99.0.96.10.in-addr.arpa', 'PTR'], want: { rcode: 'NXDOMAIN', aa: true, answer: [], ns: revSoa } },
     { q: ['10.0.96.10.in-addr.arpa', 'A'], want: { rcode: 'NOERROR', answer: [], ns: revSoa } },
     { q: ['96.10.in-addr.arpa', 'SOA'], want: { rcode: 'NOERROR', aa: true, answer: revSoa, ns: [] } },
-    { q: ['96.10.in-addr.arpa', 'NS'], want: { rcode: 'NOERROR', answer: [], ns: revSoa } },
+    // A reverse zone's apex names our nameserver, as the cluster zone's does (found by an audit: NODATA).
+    { q: ['96.10.in-addr.arpa', 'NS'], want: { rcode: 'NOERROR', aa: true, answer: ['96.10.in-addr.arpa NS ns.dns.cluster.local'], ns: [], extra: ['ns.dns.cluster.local A 10.96.0.53'] } },
+    { q: ['0.96.10.in-addr.arpa', 'NS'], want: { rcode: 'NOERROR', answer: [], ns: revSoa } },
     { q: ['0.96.10.in-addr.arpa', 'PTR'], want: { rcode: 'NOERROR', answer: [], ns: revSoa } },
     { q: ['x.96.10.in-addr.arpa', 'PTR'], want: { rcode: 'NXDOMAIN', ns: revSoa } },
     { q: ['1.99.0.96.10.in-addr.arpa', 'PTR'], want: { rcode: 'NXDOMAIN', ns: revSoa } },
     { q: ['10.in-addr.arpa', 'SOA'], want: 'pass' },
-    { q: ['7.2.244.10.in-addr.arpa', 'TXT'], want: nodata },
+    // Outside --reverse-cidr, the SOA of the reverse tree CoreDNS serves by default, not the cluster zone's (found by
+    // an audit).
+    { q: ['7.2.244.10.in-addr.arpa', 'TXT'], want: { rcode: 'NOERROR', answer: [], ns: ['in-addr.arpa SOA ns.dns.cluster.local hostmaster.cluster.local'] } },
+    { q: ['1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.0.0.0.4.4.2.0.0.0.d.f.ip6.arpa', 'A'], want: { rcode: 'NOERROR', answer: [], ns: ['ip6.arpa SOA ns.dns.cluster.local hostmaster.cluster.local'] } },
     { q: ['1.1.168.192.in-addr.arpa', 'PTR'], want: 'pass' },
     { q: ['dns-version.cluster.local', 'TXT'], want: { rcode: 'NOERROR', answer: ['dns-version.cluster.local TXT 1.1.0'] } },
     { q: ['cluster.local', 'SOA'], want: { rcode: 'NOERROR', answer: soa } },
