@@ -72,8 +72,9 @@ export function compileRoutes(input: CompileInput): CompileResult {
     // whatever the Ingress's own backends are (the key it has, and that the steps look it up by, says so too).
     if (c.policy.errorBackend !== undefined) addBackend(parts, c.policy.errorBackend, errorBackendPolicy);
     if (c.policy.clientCert !== undefined) addClientCert(parts, c, c.policy.clientCert);
-    // As in ingress-nginx: the defaultBackend of an Ingress without rules answers what nothing else matches, on any
-    // host (the first such Ingress in order); that of an Ingress with rules only on its own hosts (below).
+    // As in ingress-nginx: the defaultBackend of an Ingress without rules is the catch-all server's (the first such
+    // Ingress in order): it answers hosts no rule names and what the rules without a host do not match, never a
+    // host with rules of its own (table.ts match); that of an Ingress with rules only on its own hosts (below).
     if (c.defaultBackend !== undefined && c.rules.length === 0 && parts.defaultRoute === undefined) {
       parts.defaultRoute = defaultRoute(c, '', addBackend(parts, c.defaultBackend, c.policy));
       parts.contributors.add(c.key);

@@ -103,6 +103,11 @@ export class RouteIndex {
     return this.#size;
   }
 
+  /** The rules without a host (nginx's catch-all server `_`); undefined when there are none. */
+  get anyHost(): PathSet | undefined {
+    return this.#anyHost;
+  }
+
   /** The rules a request for `host` (lower-case) is matched against: exact host, wildcard, then any host. */
   setFor(host: string): PathSet | undefined {
     const exact = this.#hosts.get(host);
@@ -234,10 +239,16 @@ export class CompiledRouteTable implements RouteTable {
     return this.#index.size;
   }
 
-  /** The route for a request; `host` is lower-cased here too, since a case slip would pick another host's rules. */
+  /**
+   * The route for a request; `host` is lower-cased here too, since a case slip would pick another host's rules. The
+   * default backend of an Ingress without rules stands in only for the catch-all server (a host no rule names, or
+   * the rules without a host), as in ingress-nginx: a host with rules of its own that match nothing gets undefined
+   * (404), unless an Ingress of that host has a defaultBackend (compiled as that host's `/`).
+   */
   match(host: string, path: string): Route | undefined {
     const set = this.#index.setFor(host.toLowerCase());
-    return (set === undefined ? undefined : matchPath(set, path)) ?? this.#defaultRoute;
+    if (set === undefined) return this.#defaultRoute;
+    return matchPath(set, path) ?? (set === this.#index.anyHost ? this.#defaultRoute : undefined);
   }
 
   /** The client-certificate check of the rules a request for `host` is matched against (exact host, else wildcard). */

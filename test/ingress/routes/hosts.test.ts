@@ -14,8 +14,9 @@ describe('host matching', () => {
   const cases: [string, string, string][] = [
     ['foo.example.com', '/api/x', 'foo.example.com /api Prefix -> default/foo-api:80'],
     ['FOO.example.com', '/api', 'foo.example.com /api Prefix -> default/foo-api:80'],
-    // The exact host has rules, so its rule set is the only one tried: no fallback to the wildcard's `/`.
-    ['foo.example.com', '/other', '* / Prefix -> default/fallback:8080'],
+    // The exact host has rules, so its rule set is the only one tried: no fallback to the wildcard's `/`, nor to the
+    // default backend of an Ingress without rules (the catch-all server's, in ingress-nginx).
+    ['foo.example.com', '/other', 'none'],
     ['bar.example.com', '/only-bar', 'bar.example.com /only-bar Prefix -> default/bar:80'],
     ['baz.example.com', '/api/v1', '*.example.com /api Prefix -> default/wild-api:80'],
     ['baz.example.com', '/', '*.example.com / Prefix -> default/wild:80'],
@@ -37,13 +38,14 @@ describe('host matching', () => {
 });
 
 describe('default backend', () => {
-  it('answers what no rule matches; without one a miss is undefined', () => {
-    const rules = [rule('a.com', 'Prefix /aaa a:80')];
+  it('answers hosts no rule names and misses of the rules without a host, never misses of a host with rules', () => {
+    const rules = [rule('a.com', 'Prefix /aaa a:80'), rule('', 'Prefix /any any:80')];
     const withDefault = compile([ingress('r', { rules }), ingress('d', { defaultBackend: backend('def:80') })]).table;
     const without = compile([ingress('r', { rules })]).table;
-    expect([show(withDefault.match('a.com', '/ccc')), show(withDefault.match('b.com', '/')), show(without.match('a.com', '/ccc'))]).toEqual([
+    expect([show(withDefault.match('a.com', '/ccc')), show(withDefault.match('b.com', '/')), show(withDefault.match('b.com', '/any/1')), show(without.match('b.com', '/ccc'))]).toEqual([
+      'none',
       '* / Prefix -> default/def:80',
-      '* / Prefix -> default/def:80',
+      '* /any Prefix -> default/any:80',
       'none',
     ]);
   });
