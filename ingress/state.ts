@@ -19,7 +19,8 @@ import { readsNginxName } from './routes/annotations.ts';
 import { IgnoredAnnotationLog } from './routes/unhonoured.ts';
 import { basicAuthProblems } from './auth/secret-problems.ts';
 import type { BackendRef, BackendTlsPolicy, ObjectRef, RouteTable, UpstreamSpec } from './routes/types.ts';
-import { createHash } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
+import { certificateBlocks } from './tls/keypair.ts';
 import { secretValue, type Secret } from '../cluster/model/secret.ts';
 import { parseCaBundle } from './tls/client-auth.ts';
 import type { GatewayMetrics } from './server/metrics.ts';
@@ -67,6 +68,8 @@ export class IngressState {
   #compiled = false;
   /** The ConfigMaps (`namespace/name`) the last compile looked up: the ones the store reads. */
   #configMaps: ReadonlySet<string> = new Set();
+  /** The TLS Secrets whose certificate the last compile read to find a host's (tlsByCertificate): a change compiles again. */
+  #certSecrets: ReadonlySet<string> = new Set();
   #unsubscribe: Array<() => void> = [];
 
   constructor(state: GatewayState, options: IngressStateOptions) {
@@ -109,14 +112,21 @@ export class IngressState {
     const { store, log, metrics } = this.#o;
     const started = performance.now();
     const configMaps = new Set<string>();
+    const certSecrets = new Set<string>();
     const { table, served } = compileRoutes({
       ingresses: store.list('Ingress'),
       classes: store.list('IngressClass'),
       className: this.#o.className,
       lastGood: this.#lastGood,
       defaults: { ...this.#o.defaults, configMaps: this.#configMapLookup(configMaps) },
+      certificate: (ref) => {
+        const key = `${ref.namespace}/${ref.name}`;
+        certSecrets.add(key);
+        return leafCertificate(store.get('Secret', key));
+      },
     });
     this.#configMaps = configMaps;
+    this.#certSecrets = certSecrets;
     this.#lastGood = served;
     this.#ignored.report(served, log);
     this.#applyBackends(table);
@@ -155,6 +165,7 @@ export class IngressState {
   #onStore(changes: readonly StoreChange[]): void {
     const secrets: string[] = [];
     for (const c of changes) {
+      if (c.kind === 'Secret' && this.#certSecrets.has(c.key)) this.#schedule();
       if (c.kind === 'Ingress' || c.kind === 'IngressClass' || (c.kind === 'ConfigMap' && this.#configMaps.has(c.key))) this.#schedule();
       else if (c.kind === 'Secret' && this.#state.table.secrets.has(c.key)) secrets.push(c.key);
     }
@@ -262,6 +273,25 @@ export function endpointsOf(map: ServiceMap, b: BackendRef, viaService = false):
 
 /** How a BackendRef without `upstream` (an Ingress's errorBackend) is reached. */
 const plainHttp: UpstreamSpec = Object.freeze({ protocol: 'HTTP', viaService: false });
+
+const leaves = new WeakMap<Secret, X509Certificate | null>();
+
+/** The first certificate of a Secret's tls.crt, read once per Secret version; undefined when there is none. */
+function leafCertificate(secret: Secret | undefined): X509Certificate | undefined {
+  if (secret === undefined) return undefined;
+  let leaf = leaves.get(secret);
+  if (leaf === undefined) {
+    const block = certificateBlocks(secretValue(secret, 'tls.crt')?.toString('utf8') ?? '')[0];
+    try {
+      leaf = block === undefined ? null : new X509Certificate(block);
+    } catch {
+      // Not a certificate OpenSSL reads: names no host (the Secret's problem is reported where it is served).
+      leaf = null;
+    }
+    leaves.set(secret, leaf);
+  }
+  return leaf ?? undefined;
+}
 
 const caProblems = new WeakMap<Secret, string>();
 

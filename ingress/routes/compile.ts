@@ -8,6 +8,7 @@
 // Each route's backend carries how its own Ingress reaches the Service port (backend-protocol, proxy-ssl-*,
 // service-upstream: an UpstreamSpec) and the key of the upstream built for exactly that (upstreamKey), so two
 // Ingresses that reach one Service port differently never share an upstream, and those that reach it alike do.
+import type { X509Certificate } from 'node:crypto';
 import type { Ingress, IngressClass } from '../../cluster/model/ingress.ts';
 import { defaultClassAnnotation } from '../../cluster/model/ingress.ts';
 import { IngressSpecError, quote } from './errors.ts';
@@ -17,7 +18,7 @@ import { backendKey } from './names.ts';
 import { byAge, whyFirst } from './order.ts';
 import { compileIngress, ingressKey, type CompiledIngress, type CompiledRule } from './spec.ts';
 import { CompiledRouteTable, deepFreeze, RouteIndex, type TableParts } from './table.ts';
-import type { BackendRef, ClientCertPolicy, IngressPolicy, IngressProblem, Route, RouteTable, TlsChoice, UpstreamSpec } from './types.ts';
+import type { BackendRef, ClientCertPolicy, IngressPolicy, IngressProblem, ObjectRef, Route, RouteTable, TlsChoice, UpstreamSpec } from './types.ts';
 
 /** What compileRoutes reads. */
 export interface CompileInput {
@@ -28,6 +29,11 @@ export interface CompileInput {
   /** Last version of each Ingress (namespace/name) that was served; used when the current version cannot be honoured. */
   lastGood: ReadonlyMap<string, Ingress>;
   defaults: PolicyDefaults;
+  /**
+   * The leaf certificate of a TLS Secret (its tls.crt), for the hosts of an Ingress that no tls entry lists; undefined
+   * when the Secret is not there (yet) or holds none. Without it such hosts get no TLS.
+   */
+  certificate?: (ref: ObjectRef) => X509Certificate | undefined;
 }
 
 /** The table, and the Ingress versions it serves (the next call's lastGood). */
@@ -80,6 +86,7 @@ export function compileRoutes(input: CompileInput): CompileResult {
       parts.contributors.add(c.key);
     }
     for (const { host, choice } of c.tls) addTls(parts, tlsOwner, c, host, choice);
+    for (const { host, choice } of tlsByCertificate(parts, c, input.certificate)) addTls(parts, tlsOwner, c, host, choice);
     served.set(c.key, c.ingress);
     parts.ingresses.set(c.key, c.policy);
     for (const s of c.authSecrets) parts.secrets.add(s);
@@ -268,6 +275,24 @@ function addBackend(parts: TableParts, backend: BackendRef, policy: UpstreamPoli
   const placed: BackendRef = { namespace: backend.namespace, service: backend.service, port: backend.port, key, upstream };
   parts.backends.set(key, deepFreeze(placed));
   return placed;
+}
+
+/**
+ * As ingress-nginx's extractTLSSecretName: each host of the Ingress's rules that none of its tls entries lists takes
+ * the first of its tls Secrets whose certificate names the host (checkHost: SANs, wildcards, else the CN) — the way a
+ * tls entry without hosts is served. Each Secret looked at is read (put in `secrets`), so a change to it compiles again.
+ */
+function tlsByCertificate(parts: TableParts, c: CompiledIngress, certificate: CompileInput['certificate']): { host: string; choice: TlsChoice }[] {
+  if (c.tlsSecrets.length === 0 || certificate === undefined) return [];
+  for (const s of c.tlsSecrets) parts.secrets.add(`${s.namespace}/${s.name}`);
+  const listed = new Set(c.tls.map((t) => t.host));
+  const out: { host: string; choice: TlsChoice }[] = [];
+  for (const host of new Set(c.rules.map((r) => r.host))) {
+    if (host === '' || host.startsWith('*.') || listed.has(host)) continue;
+    const secret = c.tlsSecrets.find((s) => certificate(s)?.checkHost(host) !== undefined);
+    if (secret !== undefined) out.push({ host, choice: { secret } });
+  }
+  return out;
 }
 
 function describeTls(choice: TlsChoice): string {

@@ -6,7 +6,7 @@ import type { Ingress, IngressBackend } from '../../cluster/model/ingress.ts';
 import { IngressSpecError, quote } from './errors.ts';
 import { parseRegexPath, rewriteParts } from './pattern.ts';
 import { readPolicy, type CanarySettings, type PolicyDefaults } from './policy.ts';
-import type { BackendRef, IngressPolicy, RegexPath, TlsChoice } from './types.ts';
+import type { BackendRef, IngressPolicy, ObjectRef, RegexPath, TlsChoice } from './types.ts';
 
 /** One host/path rule of an Ingress, normalised. */
 export interface CompiledRule {
@@ -33,6 +33,11 @@ export interface CompiledIngress {
   rules: CompiledRule[];
   defaultBackend?: BackendRef;
   tls: { host: string; choice: TlsChoice }[];
+  /**
+   * The Secrets of its tls entries, in order: a host of its rules that no entry lists takes the first whose
+   * certificate names it (ingress-nginx's extractTLSSecretName), so that an entry without hosts serves its rules.
+   */
+  tlsSecrets: ObjectRef[];
   /** Secrets (`namespace/name`) its auth reads. */
   authSecrets: string[];
   /** When its paths are regular expressions and it has a default backend: the regex of the default backend's `/`. */
@@ -85,7 +90,7 @@ const badSequence = /\/\/|\/\.\.?(\/|$)|%2f/i;
 export function compileIngress(ingress: Ingress, defaults: PolicyDefaults): CompiledIngress {
   const { namespace, annotations } = ingress.metadata;
   const { policy, canary, secrets, aliases, regex, fromToWww, passthrough } = readPolicy(namespace, annotations, defaults);
-  const compiled: CompiledIngress = { key: ingressKey(ingress), namespace, ingress, policy, rules: [], tls: [], authSecrets: secrets };
+  const compiled: CompiledIngress = { key: ingressKey(ingress), namespace, ingress, policy, rules: [], tls: [], tlsSecrets: [], authSecrets: secrets };
   if (canary !== undefined) compiled.canary = canary;
   const { spec } = ingress;
   if (spec.defaultBackend !== undefined) compiled.defaultBackend = backendRef(spec.defaultBackend, namespace, 'spec.defaultBackend');
@@ -113,7 +118,7 @@ export function compileIngress(ingress: Ingress, defaults: PolicyDefaults): Comp
     if (secretName !== undefined && !objectName.test(secretName)) {
       throw new IngressSpecError(`spec.tls[${i}].secretName ${quote(secretName)} is not allowed; it must be a Secret name (RFC 1123 subdomain)`);
     }
-    // An entry without hosts is skipped: there is no host to look its certificate up by.
+    if (secretName !== undefined) compiled.tlsSecrets.push({ namespace, name: secretName });
     entry.hosts.forEach((h, j) => {
       const choice: TlsChoice = secretName === undefined ? {} : { secret: { namespace, name: secretName } };
       compiled.tls.push({ host: checkHost(h, `spec.tls[${i}].hosts[${j}]`), choice });
