@@ -1,7 +1,7 @@
 // EndpointSlice (discovery.k8s.io/v1), with conditions resolved to booleans the way kube-proxy reads them.
 import { z } from 'zod';
 import { list, namespacedMeta, portNumber, protocol, struct } from './meta.ts';
-import { dns1123LabelError } from './names.ts';
+import { canonicalIP, dns1123LabelError } from './names.ts';
 
 /** The label that ties an EndpointSlice to its Service. */
 export const serviceNameLabel = 'kubernetes.io/service-name';
@@ -72,6 +72,10 @@ export const endpointSliceSchema = struct({
       }
     });
   });
+}).transform((s) => {
+  // One address written two ways (in two slices of one Service) must be one endpoint, not a backend weighted twice.
+  if (s.addressType !== 'IPv6') return s;
+  return { ...s, endpoints: s.endpoints.map((e) => ({ ...e, addresses: e.addresses.map(canonicalIP) })) };
 });
 
 /** A validated EndpointSlice. */

@@ -1,6 +1,7 @@
 // Names checked as the API server checks them (k8s.io/apimachinery/pkg/util/validation), for the fields that become
 // DNS names: a Service's name and namespace, spec.externalName, an endpoint's hostname. Each returns why the value
-// is not allowed, or undefined when it is.
+// is not allowed, or undefined when it is. And addresses written one way, so that one address is one key.
+import { isIP, SocketAddress } from 'node:net';
 
 const label1123 = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const label1035 = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
@@ -36,4 +37,18 @@ export function dns1123SubdomainError(value: string): string | undefined {
     return `${JSON.stringify(value)} must be a DNS name: labels of lower-case letters, digits and "-", each starting and ending with a letter or digit, separated by single dots (RFC 1123)`;
   }
   return undefined;
+}
+
+/**
+ * An IPv6 address in its standard text form (RFC 5952: lower case, zeros shortened, `::ffff:1.2.3.4` kept), as
+ * kube-proxy's EndpointSliceCache writes each address before comparing: `FD00:0:0::0001` and `fd00::1` are one
+ * endpoint, one DNS record. Anything else is returned as it is, for the schema's own check to judge.
+ */
+export function canonicalIP(address: string): string {
+  if (isIP(address) !== 6) return address;
+  try {
+    return new SocketAddress({ address, family: 'ipv6' }).address;
+  } catch {
+    return address;
+  }
 }

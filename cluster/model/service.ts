@@ -1,7 +1,10 @@
 // Service (core/v1), defaulted the way the API server defaults it, so that manifests and the API give equal objects.
 import { z } from 'zod';
 import { cidr, ipAddress, list, namespacedMeta, portNumber, protocol, stringMap, struct } from './meta.ts';
-import { dns1035LabelError, dns1123LabelError, dns1123SubdomainError } from './names.ts';
+import { canonicalIP, dns1035LabelError, dns1123LabelError, dns1123SubdomainError } from './names.ts';
+
+/** An address of the Service (cluster, external, load balancer), IPv6 in its standard form. */
+const serviceIP = ipAddress.transform(canonicalIP);
 
 const servicePort = struct({
   name: z.string().default(''),
@@ -14,8 +17,8 @@ const servicePort = struct({
 
 const serviceSpec = struct({
   type: z.enum(['ClusterIP', 'NodePort', 'LoadBalancer', 'ExternalName']).default('ClusterIP'),
-  clusterIP: z.union([ipAddress, z.literal('None'), z.literal('')]).optional(),
-  clusterIPs: list(z.union([ipAddress, z.literal('None')])),
+  clusterIP: z.union([serviceIP, z.literal('None'), z.literal('')]).optional(),
+  clusterIPs: list(z.union([serviceIP, z.literal('None')])),
   ipFamilies: list(z.enum(['IPv4', 'IPv6'])),
   ports: list(servicePort),
   selector: stringMap.nullish(),
@@ -23,7 +26,7 @@ const serviceSpec = struct({
   sessionAffinityConfig: struct({
     clientIP: struct({ timeoutSeconds: z.int().min(1).max(86400).optional() }).nullish(),
   }).nullish(),
-  externalIPs: list(ipAddress),
+  externalIPs: list(serviceIP),
   loadBalancerSourceRanges: list(cidr),
   externalTrafficPolicy: z.enum(['Cluster', 'Local']).optional(),
   internalTrafficPolicy: z.enum(['Cluster', 'Local']).optional(),
@@ -79,7 +82,7 @@ const serviceSpec = struct({
   });
 
 const loadBalancerIngress = struct({
-  ip: ipAddress.optional(),
+  ip: serviceIP.optional(),
   hostname: z.string().optional(),
   // "Proxy" means the load balancer does not deliver packets with the VIP as destination.
   ipMode: z.enum(['VIP', 'Proxy']).optional(),

@@ -1,7 +1,10 @@
 // Fields that become DNS names, checked as the API server checks them (found by an audit: names that could not be
 // written in a DNS message were accepted and answered with malformed packets).
 import { describe, expect, it } from 'vitest';
-import { InvalidObjectError, parseObject } from '../../cluster/model/index.ts';
+import { InvalidObjectError, parseObject, type EndpointSlice, type Service } from '../../cluster/model/index.ts';
+import { ServiceMap } from '../../cluster/servicemap/index.ts';
+import { Store } from '../../cluster/store.ts';
+import { service as svcOf, slice as sliceOf } from '../fixtures/objects.ts';
 
 const svc = (spec: object, metadata: object = { name: 'web' }) => ({ apiVersion: 'v1', kind: 'Service', metadata, spec });
 const ext = (externalName: string) => svc({ type: 'ExternalName', externalName });
@@ -78,4 +81,35 @@ describe('EndpointSlice endpoint hostnames', () => {
       else expect(got).toMatch(want);
     });
   }
+});
+
+describe('IPv6 addresses in their standard form (found by an audit: one address written two ways was two endpoints)', () => {
+  const one = <T>(raw: object) => (parseObject(raw)[0]!.object as T);
+  it('writes EndpointSlice addresses, Service cluster, external and load-balancer IPs in one form', () => {
+    const s = one<EndpointSlice>(sliceOf('s', 'web', [{ addresses: ['FD00:0:0::0001'] }, { addresses: ['::FFFF:1.2.3.4'] }, { addresses: ['fd00::1'] }], [], { addressType: 'IPv6' }));
+    expect(s.endpoints.map((e) => e.addresses[0])).toEqual(['fd00::1', '::ffff:1.2.3.4', 'fd00::1']);
+    const v = one<Service>(
+      svcOf('web', { clusterIP: 'FD00:96:0::10', clusterIPs: ['FD00:96:0::10', '10.96.0.10'], externalIPs: ['2001:DB8:0:0:0:0:0:5', '192.0.2.5'] }, { status: { loadBalancer: { ingress: [{ ip: '2001:db8:0::a' }] } } }),
+    );
+    expect([v.spec.clusterIPs, v.spec.externalIPs, v.status.loadBalancer.ingress[0]!.ip]).toEqual([['fd00:96::10', '10.96.0.10'], ['2001:db8::5', '192.0.2.5'], '2001:db8::a']);
+    expect(one<Service>(svcOf('solo', { clusterIP: 'FD00::0:10' })).spec.clusterIPs).toEqual(['fd00::10']);
+  });
+
+  it('leaves IPv4 and FQDN slices and bad addresses to the checks as they were', () => {
+    expect(one<EndpointSlice>(sliceOf('s', 'web', [{ addresses: ['10.0.0.1'] }], [])).endpoints[0]!.addresses).toEqual(['10.0.0.1']);
+    expect(verdict(sliceOf('s', 'web', [{ addresses: ['FD00::1'] }], []))).toMatch(/endpoints\[0\]\.addresses\[0\]: "FD00::1" is not an IPv4 address/);
+    expect(verdict(sliceOf('s', 'web', [{ addresses: ['fd00::zz'] }], [], { addressType: 'IPv6' }))).toMatch(/"fd00::zz" is not an IPv6 address/);
+  });
+
+  it('gives the service map one endpoint for one address in two slices, written two ways', () => {
+    const store = new Store();
+    const raws = [
+      svcOf('web', { clusterIP: 'fd00:96::10', ports: [{ name: 'http', port: 80 }] }),
+      sliceOf('web-a', 'web', [{ addresses: ['fd00::1'] }], [{ name: 'http', port: 8080 }], { addressType: 'IPv6' }),
+      sliceOf('web-b', 'web', [{ addresses: ['FD00:0:0::0001'] }], [{ name: 'http', port: 8080 }], { addressType: 'IPv6' }),
+    ];
+    store.apply(raws.flatMap((r) => parseObject(r)));
+    const map = new ServiceMap(store, { nodeName: 'n1' });
+    expect(map.ports.get('default/web:http/TCP')!.endpoints.map((e) => `${e.ip} ${e.port}`)).toEqual(['fd00::1 8080']);
+  });
 });

@@ -42,6 +42,9 @@ const objects = () => [
   service('dup', { clusterIP: '10.96.5.53', ports: [{ name: 'dns', port: 53, protocol: 'UDP' }, { name: 'dnstcp', port: 53, protocol: 'TCP' }] }, { namespace: ns }),
   service('hdup', { clusterIP: 'None', ports: [{ name: 'dns', port: 53, protocol: 'UDP' }, { name: 'dnstcp', port: 53, protocol: 'TCP' }] }, { namespace: ns }),
   slice('hdup-1', 'hdup', [{ addresses: ['10.244.5.53'] }], [{ name: 'dns', port: 5353, protocol: 'UDP' }, { name: 'dnstcp', port: 5353, protocol: 'TCP' }], { namespace: ns }),
+  service('v6', { clusterIP: 'None', ports: [{ name: 'http', port: 80 }] }, { namespace: ns }),
+  slice('v6-a', 'v6', [{ addresses: ['fd00::1'] }], [{ name: 'http', port: 8080 }], { namespace: ns, addressType: 'IPv6' }),
+  slice('v6-b', 'v6', [{ addresses: ['FD00:0:0::0001'] }], [{ name: 'http', port: 8080 }], { namespace: ns, addressType: 'IPv6' }),
   service('live', { clusterIP: 'None', ports: [{ name: 'http', port: 80 }] }, { namespace: ns }),
   slice('live-1', 'live', [{ addresses: ['10.244.9.1'], hostname: 'good' }], [{ name: 'http', port: 8080 }], { namespace: ns }),
 ];
@@ -114,6 +117,9 @@ describe('netplane dns at the edges of its zone, with dig', () => {
     { q: [fqdn('dup'), 'SRV'], status: 'NOERROR', answer: [`${fqdn('dup')}. IN SRV 0 100 53 ${fqdn('dup')}.`], additional: [`${fqdn('dup')}. IN A 10.96.5.53`] },
     { q: [`_dnstcp._tcp.${fqdn('dup')}`, 'SRV'], status: 'NOERROR', answer: [`_dnstcp._tcp.${fqdn('dup')}. IN SRV 0 100 53 ${fqdn('dup')}.`] },
     { q: [fqdn('hdup'), 'SRV'], status: 'NOERROR', answer: [`${fqdn('hdup')}. IN SRV 0 100 5353 10-244-5-53.${fqdn('hdup')}.`], additional: [`10-244-5-53.${fqdn('hdup')}. IN A 10.244.5.53`] },
+    // One IPv6 address written two ways, in two slices: one endpoint.
+    { q: [fqdn('v6'), 'AAAA'], status: 'NOERROR', answer: [`${fqdn('v6')}. IN AAAA fd00::1`] },
+    { q: [fqdn('v6'), 'SRV'], status: 'NOERROR', answer: [`${fqdn('v6')}. IN SRV 0 100 8080 fd00--1.${fqdn('v6')}.`] },
     // A CNAME question matches the CNAME itself; a chain leaving the zone ends at its last CNAME for other types.
     { q: [fqdn('ext2'), 'CNAME'], status: 'NOERROR', answer: [`${fqdn('ext2')}. IN CNAME ${fqdn('ext')}.`], authority: null },
     { q: [fqdn('toaway'), 'MX'], status: 'NOERROR', answer: [`${fqdn('toaway')}. IN CNAME ${fqdn('away')}.`, `${fqdn('away')}. IN CNAME www.example.com.`], authority: null },
