@@ -29,6 +29,11 @@ export interface ProxyBackend {
    * (the loop then runs a full sync, which reconciles), or undefined when it matches. Rejects when it cannot read.
    */
   verify?(): Promise<string | undefined>;
+  /**
+   * Whether the kernel holds rules this backend programmed in an earlier run (its table or chains exist), read
+   * before the first sync. Absent: never (userspace state ends with the process).
+   */
+  inherited?(): Promise<boolean>;
   /** Removes everything this backend made, and nothing else. */
   cleanup(): Promise<void>;
   /** Releases sockets or handles; the programmed state stays (a restart must not cut traffic). */

@@ -175,6 +175,9 @@ async function runProxy(ctx: ComponentContext, f: ProxyFlags): Promise<void> {
     udpMaxFlows: f['udp-max-flows'],
     onUdpEviction: () => metrics.udpFlowEvictions.inc(),
   });
+  // Rules from an earlier run are what works now: a first view that lacks what a broken manifest held must not
+  // remove them (below). A kernel that cannot be read here is taken to hold none; the first sync then says why.
+  const inherited = (await backend.inherited?.().catch(() => false)) ?? false;
   const serviceMap = ctx.serviceMap();
   const tracker = serviceMap.tracker();
   const health = new HealthCheckServers({
@@ -200,6 +203,11 @@ async function runProxy(ctx: ComponentContext, f: ProxyFlags): Promise<void> {
     syncPeriodMs: f['sync-period'],
     fullSyncPeriodMs: 3_600_000,
     config: () => {
+      // Never flush what is working: while a manifest that was never read could hold Services the earlier run
+      // programmed, the first sync waits (those rules keep serving; the change is programmed once it is fixed or
+      // removed). A manifest broken later keeps its last good version in the view, so this holds only at start.
+      const unread = inherited && syncer.lastPlan === undefined ? (ctx.source.neverRead?.() ?? []) : [];
+      if (unread.length > 0) return { waitFor: `manifests never read: ${unread.join('; ')}; the rules of the last run stay as they are until these are fixed or removed` };
       const zone = f.zone ?? nodeZone(ctx.store, ctx.nodeName);
       const node = findNode(ctx.store, ctx.nodeName);
       const local = resolveDetectLocal(detectLocalFlags(f, true), ctx.nodeName, node, syncer.lastPlan);

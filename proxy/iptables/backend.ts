@@ -8,7 +8,7 @@ import type { CommandRunner } from '../../runtime/exec.ts';
 import type { Logger } from '../../runtime/logger.ts';
 import { cleanupText, lineCount, parseSave, restoreText, type SavedTables } from './render.ts';
 import { driftOf } from './canary.ts';
-import { tableNames } from './names.ts';
+import { isProxyChain, tableNames } from './names.ts';
 import { buildRuleset, ruleCount, tableRuleCount, type Ruleset } from './ruleset.ts';
 
 /**
@@ -95,6 +95,18 @@ export class IptablesBackend implements ProxyBackend {
         if (drift) return `IPv${family}: ${drift}`;
       }
       return undefined;
+    });
+  }
+
+  /** Whether the nat table of either family holds a proxy chain. A family that cannot be read counts as holding none. */
+  inherited(): Promise<boolean> {
+    return this.#serialize(async () => {
+      for (const family of families) {
+        const { save } = iptablesCommands(family, this.#variant);
+        const nat = await this.#runner.run(save, ['-t', 'nat']).catch(() => undefined);
+        if (nat && parseSave(nat.stdout).nat.chains.some(isProxyChain)) return true;
+      }
+      return false;
     });
   }
 

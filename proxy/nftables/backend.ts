@@ -77,6 +77,13 @@ export class NftablesBackend implements ProxyBackend {
     return shapeDifference({ 4: v4, 6: v6 }, applied);
   }
 
+  /** Whether either family's table exists (`nft list tables`: names only, not the elements). */
+  async inherited(): Promise<boolean> {
+    const { stdout } = await this.#runner.run('nft', ['list', 'tables']);
+    const tables = new Set(stdout.split('\n').map((l) => l.trim()));
+    return families.some((f) => tables.has(`table ${tableFamily[f]} ${tableName}`));
+  }
+
   /** Deletes both tables (absent ones are fine). Rejects with CommandError when nft fails otherwise. */
   async cleanup(): Promise<void> {
     for (const f of families) {
