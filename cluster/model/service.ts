@@ -17,8 +17,8 @@ const servicePort = struct({
 
 const serviceSpec = struct({
   type: z.enum(['ClusterIP', 'NodePort', 'LoadBalancer', 'ExternalName']).default('ClusterIP'),
-  clusterIP: z.union([serviceIP, z.literal('None'), z.literal('')]).optional(),
-  clusterIPs: list(z.union([serviceIP, z.literal('None')])),
+  clusterIP: z.union([serviceIP, z.literal('None'), z.literal('')], { error: 'must be an IPv4 or IPv6 address, "None" or empty' }).optional(),
+  clusterIPs: list(z.union([serviceIP, z.literal('None')], { error: 'must be an IPv4 or IPv6 address or "None"' })),
   ipFamilies: list(z.enum(['IPv4', 'IPv6'])),
   ports: list(servicePort),
   selector: stringMap.nullish(),

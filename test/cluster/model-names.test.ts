@@ -113,3 +113,13 @@ describe('IPv6 addresses in their standard form (found by an audit: one address 
     expect(map.ports.get('default/web:http/TCP')!.endpoints.map((e) => `${e.ip} ${e.port}`)).toEqual(['fd00::1 8080']);
   });
 });
+
+describe('cluster IPs that are not addresses (found by an audit: "Invalid input")', () => {
+  const cases: Array<[string, unknown, RegExp]> = [
+    ['clusterIP: bogus', svc({ clusterIP: 'bogus' }), /^Service: spec\.clusterIP: must be an IPv4 or IPv6 address, "None" or empty$/],
+    ['clusterIP: 10.0.0.300', svc({ clusterIP: '10.0.0.300' }), /^Service: spec\.clusterIP: must be an IPv4 or IPv6 address, "None" or empty$/],
+    ['clusterIPs: [10.0.0.1, bogus]', svc({ clusterIPs: ['10.0.0.1', 'bogus'] }), /^Service: spec\.clusterIPs\[1\]: must be an IPv4 or IPv6 address or "None"$/],
+    ['externalIPs: [bogus]', svc({ externalIPs: ['bogus'] }), /^Service: spec\.externalIPs\[0\]: must be an IPv4 or IPv6 address$/],
+  ];
+  for (const [name, raw, want] of cases) it(name, () => expect(verdict(raw)).toMatch(want));
+});
