@@ -301,7 +301,9 @@ export class OverlayAgent {
         this.#view = await readDevice(o.kernel, o.overlay.device, this.#host.links);
         if (name6 !== undefined) this.#view6 = await readDevice(o.kernel, name6, this.#host.links, false);
       }
-      plan = planOverlay(o.store.list('Node'), { ...o.overlay, clusterCIDRs: o.clusterCIDRs }, this.#host);
+      // A contested value stays with the node that has it: the last plan's, else (first plan) the kernel's.
+      const history = this.#lastPlan ? { remotes: this.#lastPlan.remotes, ...(this.#lastPlan.device ? { device: this.#lastPlan.device } : {}) } : { fdb: new Set(this.#view!.fdb.keys()) };
+      plan = planOverlay(o.store.list('Node'), { ...o.overlay, clusterCIDRs: o.clusterCIDRs }, this.#host, history);
       this.#lastPlan = plan;
       this.#reportProblems(plan);
       const views = { main: this.#view!, ...(name6 !== undefined && this.#view6 ? { v6: this.#view6 } : {}) };

@@ -15,22 +15,26 @@ export const vxlanOverhead = { 4: 50, 6: 70 } as const;
 /**
  * Plans the overlay. Nodes that cannot be used (no podCIDR, no usable underlay address of this node's underlay
  * family, a podCIDR, address or MAC that another node already has, a podCIDR that overlaps this host's own addresses or lies
- * outside --cluster-cidr) are left out with a problem; the first by name keeps a contested value. The underlay is IPv4 or IPv6, as this node's own address is; pods may be IPv4, IPv6 or both.
+ * outside --cluster-cidr) are left out with a problem. A contested value stays with the node that has it in the
+ * previous plan (`history.remotes`; on a first plan, the node the kernel's FDB entries already reach), then with
+ * the node that had no other value before, then the first by name: a newcomer never takes over a node in use. A
+ * node of the previous plan whose object becomes unusable (no podCIDR, no address, a malformed address or MAC
+ * annotation) keeps its last good entries, with a problem. The underlay is IPv4 or IPv6, as this node's own address is; pods may be IPv4, IPv6 or both.
  * With `directRouting`, each pod family of a remote whose address of that family is on a network of the underlay
  * interface is routed to that address directly (Remote.direct4, direct6) instead of over VXLAN.
  */
-export function planOverlay(nodes: readonly Node[], options: OverlayOptions, host: HostView): OverlayPlan {
-  const sorted = [...nodes].sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0));
+export function planOverlay(nodes: readonly Node[], options: OverlayOptions, host: HostView, history: PlanHistory = {}): OverlayPlan {
+  const sorted = [...nodes].sort((a, b) => byName(a.metadata.name, b.metadata.name));
   const problems: Problem[] = [];
   const self = sorted.find((n) => n.metadata.name === options.nodeName);
-  const device = self ? planDevice(self, options, host, problems) : undefined;
+  const device = self ? planDevice(self, options, host, problems, history.device) : undefined;
   const device6 = self && device ? planDevice6(self, device, options, host, problems) : undefined;
   if (!self) problems.push({ node: options.nodeName, reason: 'is not in the cluster view; the overlay waits for it' });
 
   const taken: Taken = { ranges: [], ips: new Map(), macs: new Map() };
   if (device && self) {
     const own = podCIDRs(self);
-    for (const c of [own.v4, own.v6]) if (c) taken.ranges.push(cidrRange(c));
+    for (const c of [own.v4, own.v6]) if (c) taken.ranges.push({ c, node: self.metadata.name, ...cidrRange(c) });
     taken.ips.set(device.local, self.metadata.name);
     taken.macs.set(device.mac, self.metadata.name);
   }
@@ -41,26 +45,33 @@ export function planOverlay(nodes: readonly Node[], options: OverlayOptions, hos
   const fence = fenceOf(options, host);
   const scope = options.directRouting && device ? directScope(host, device.underlayIndex) : undefined;
   const remotes: Remote[] = [];
-  // Only nodes in use define the pod networks: a node left out (0.0.0.0/0, the underlay's network) changes nothing.
-  const used: Node[] = self ? [self] : [];
-  for (const node of sorted) {
-    if (node === self) continue;
-    const r = planRemote(node, family, options.vni, taken, fence, problems, scope);
-    if (r && taken6 && r.podCIDR6 && !r.direct6) {
+  const previous = new Map((history.remotes ?? []).map((r) => [r.node, r]));
+  for (const node of claimOrder(sorted, self, family, previous, history)) {
+    const prev = previous.get(node.metadata.name);
+    const kept = prev && brokenObject(node, family, prev);
+    const r = kept ? keepRemote(node, family, prev, kept, taken, fence, problems) : planRemote(node, family, options.vni, taken, fence, problems, scope);
+    if (kept && r?.vxlan6 && taken6) {
+      if (taken6.ips.has(r.vxlan6.underlayIP) || taken6.macs.has(r.vxlan6.vtepMAC)) delete r.vxlan6;
+      else {
+        taken6.ips.set(r.vxlan6.underlayIP, r.node);
+        taken6.macs.set(r.vxlan6.vtepMAC, r.node);
+      }
+    } else if (!kept && r && taken6 && r.podCIDR6 && !r.direct6) {
       const vxlan6 = remoteVxlan6(node, options.publishes === true, options.vni, taken6, problems);
       if (vxlan6) r.vxlan6 = vxlan6;
     }
     if (r) {
       remotes.push(r);
-      used.push(node);
     }
   }
-  const all = used.flatMap((n) => cidrFacts(n).ranges.map((r) => r.c));
+  remotes.sort((a, b) => byName(a.node, b.node));
+  // Only nodes in use define the pod networks: a node left out (0.0.0.0/0, the underlay's network) changes nothing.
+  const all = [...(self ? cidrFacts(self).ranges.map((r) => r.c) : []), ...remotes.flatMap((r) => [r.podCIDR4, r.podCIDR6].filter((c): c is string => c !== undefined))];
   const announced = device && self ? planAnnouncement(self, device, host, device6) : undefined;
   return { ...(device ? { device } : {}), ...(device6 ? { device6 } : {}), ...(announced ? { self: announced } : {}), remotes, problems, podCIDRs: outermost(all), nodes: sorted.length };
 }
 
-function planDevice(self: Node, o: OverlayOptions, host: HostView, problems: Problem[]): DeviceSpec | undefined {
+function planDevice(self: Node, o: OverlayOptions, host: HostView, problems: Problem[], prev: DeviceSpec | undefined): DeviceSpec | undefined {
   const name = self.metadata.name;
   const fail = (reason: string) => {
     problems.push({ node: name, reason });
@@ -90,7 +101,11 @@ function planDevice(self: Node, o: OverlayOptions, host: HostView, problems: Pro
     return fail(`its underlay address ${local} is on the loopback interface; VXLAN needs an interface that reaches the other nodes (give --iface or a real InternalIP)`);
   }
   const mac = vtepMac(self, local);
-  if (mac.problem) problems.push({ node: name, reason: mac.problem });
+  if (mac.problem && prev?.local === local) {
+    // A MAC annotation turned malformed: the device keeps the MAC the other nodes have (they keep it too).
+    problems.push({ node: name, reason: `${mac.problem.replace(/; using (a MAC|one) derived from .*$/, '')}; the device keeps its MAC ${prev.mac}` });
+    mac.mac = prev.mac;
+  } else if (mac.problem) problems.push({ node: name, reason: mac.problem });
   const max = link.mtu - vxlanOverhead[isIPv6(local) ? 6 : 4];
   if (o.mtu !== undefined && o.mtu > max) return fail(`--mtu ${o.mtu} does not fit: the underlay ${link.name} has MTU ${link.mtu}, so at most ${max} is left for VXLAN`);
   const mtu = o.mtu ?? max;
@@ -107,8 +122,90 @@ function planDevice(self: Node, o: OverlayOptions, host: HostView, problems: Pro
   };
 }
 
+/** What the planner knows besides the Nodes and the host, so that bad input changes nothing that works. */
+export interface PlanHistory {
+  /** The remotes of the previous plan: they keep contested values, and their last good entries when their object becomes unusable. */
+  remotes?: readonly Remote[];
+  /** This node's device in the previous plan: it keeps its MAC when a MAC annotation turns malformed. */
+  device?: DeviceSpec;
+  /** The FDB entries in the kernel (`mac dst`), read before a first plan: a node they reach keeps contested values. */
+  fdb?: ReadonlySet<string>;
+}
+
+function byName(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/**
+ * The remotes in the order they claim podCIDRs, addresses and MACs: first the nodes programmed as they are (in
+ * the previous plan with the same values, or kept there; without a previous plan, those the kernel's FDB entries
+ * reach), then the other nodes of the previous plan (they changed), then newcomers; by name inside each.
+ */
+function claimOrder(sorted: readonly Node[], self: Node | undefined, family: 4 | 6, previous: ReadonlyMap<string, Remote>, history: PlanHistory): Node[] {
+  const rank = (node: Node): number => {
+    const prev = previous.get(node.metadata.name);
+    const u = underlayFacts(node, family);
+    if (prev) {
+      const c = cidrFacts(node).cidrs;
+      const same = brokenObject(node, family, prev) !== undefined || (u.ip === prev.underlayIP && u.mac === prev.vtepMAC && c.v4 === prev.podCIDR4 && c.v6 === prev.podCIDR6);
+      return same ? 0 : 1;
+    }
+    if (history.remotes === undefined && u.ip !== undefined && u.mac !== undefined && history.fdb?.has(`${u.mac} ${u.ip}`)) return 0;
+    return 2;
+  };
+  const ranked = sorted.filter((n) => n !== self).map((n) => ({ n, r: rank(n) }));
+  ranked.sort((a, b) => a.r - b.r || byName(a.n.metadata.name, b.n.metadata.name));
+  return ranked.map((x) => x.n);
+}
+
+/**
+ * Why a node of the previous plan can no longer be read (so that it keeps its last good entries), or undefined: no
+ * podCIDR, no underlay address of the underlay's family, or an address or MAC annotation that is malformed (as
+ * Flannel drops such a Node update and keeps the node's lease).
+ */
+function brokenObject(node: Node, family: 4 | 6, prev: Remote): string | undefined {
+  const c = cidrFacts(node).cidrs;
+  if (!c.v4 && !c.v6) return 'it has no podCIDR';
+  const u = underlayFacts(node, family);
+  if (u.ip === undefined) return `it has no IPv${family} underlay address`;
+  if (u.badIP) return 'its address annotation is malformed';
+  if (u.badMac && u.ip === prev.underlayIP) return 'its MAC annotation is malformed';
+  return undefined;
+}
+
+/** A node of the previous plan whose object became unusable: its previous remote, if nothing has taken its values since. */
+function keepRemote(node: Node, family: 4 | 6, prev: Remote, why: string, taken: Taken, fence: Fence, problems: Problem[]): Remote | undefined {
+  const name = node.metadata.name;
+  for (const reason of underlayFacts(node, family).notes) problems.push({ node: name, reason });
+  const cidrs = { ...(prev.podCIDR4 ? { v4: prev.podCIDR4 } : {}), ...(prev.podCIDR6 ? { v6: prev.podCIDR6 } : {}) };
+  const c: CidrFacts = { cidrs, ranges: [cidrs.v4, cidrs.v6].filter((x): x is string => x !== undefined).map((x) => ({ c: x, ...cidrRange(x) })) };
+  const refused = claim(name, c, prev.underlayIP, prev.vtepMAC, taken, fence);
+  if (refused) {
+    problems.push({ node: name, reason: `${why}, and its last good entries cannot stay: ${refused}` });
+    return undefined;
+  }
+  problems.push({ node: name, reason: `${why}; its last good entries stay (underlay ${prev.underlayIP}, VTEP MAC ${prev.vtepMAC}${[cidrs.v4, cidrs.v6].filter(Boolean).map((x) => `, podCIDR ${x}`).join('')}) until it is fixed or deleted` });
+  return { ...prev };
+}
+
+/** Takes a remote's podCIDRs, address and MAC, or says why it cannot have them (another node has one; the fence). */
+function claim(name: string, c: CidrFacts, ip: string, mac: string, taken: Taken, fence: Fence): string | undefined {
+  if (taken.ips.has(ip)) return `its underlay address ${ip} is also node ${taken.ips.get(ip)}'s; left out`;
+  for (const m of c.ranges) {
+    const t = taken.ranges.find((x) => x.family === m.family && x.lo <= m.hi && m.lo <= x.hi);
+    if (t) return `its podCIDR ${m.c} overlaps node ${t.node}'s ${t.c}; left out`;
+  }
+  const outside = fenced(c, fence);
+  if (outside) return outside;
+  if (taken.macs.has(mac)) return `its VTEP MAC ${mac} is also node ${taken.macs.get(mac)}'s; left out`;
+  taken.ranges.push(...c.ranges.map((m) => ({ ...m, node: name })));
+  taken.ips.set(ip, name);
+  taken.macs.set(mac, name);
+  return undefined;
+}
+
 interface Taken {
-  ranges: Array<ReturnType<typeof cidrRange>>;
+  ranges: Array<ReturnType<typeof cidrRange> & { c: string; node: string }>;
   ips: Map<string, string>;
   macs: Map<string, string>;
 }
@@ -127,6 +224,10 @@ interface UnderlayFacts {
   mac?: string;
   /** The VNI Flannel's backend data names, when the MAC came from it. */
   vni?: number;
+  /** An address annotation is malformed (ip is from status.addresses). */
+  badIP?: boolean;
+  /** A MAC annotation is malformed (mac is derived from ip). */
+  badMac?: boolean;
   notes: string[];
 }
 
@@ -156,6 +257,8 @@ function underlayFacts(node: Node, family: 4 | 6): UnderlayFacts {
     ...(found.ip !== undefined ? { ip: found.ip } : {}),
     ...(mac ? { mac: mac.mac } : {}),
     ...(mac?.vni !== undefined ? { vni: mac.vni } : {}),
+    ...(found.ip !== undefined && found.problem !== undefined ? { badIP: true } : {}),
+    ...(mac?.problem !== undefined ? { badMac: true } : {}),
     notes: [found.problem, mac?.problem].filter((p): p is string => p !== undefined),
   };
   underlayCache[family].set(node, f);
@@ -209,15 +312,8 @@ function planRemote(node: Node, family: 4 | 6, vni: number, taken: Taken, fence:
   if (u.vni !== undefined && u.vni !== vni) return fail(`its Flannel backend data names VNI ${u.vni}, not this overlay's ${vni} (--vni): its VXLAN packets would not be taken; left out`);
   const unusable = unusableUnderlay(ip);
   if (unusable) return fail(`its underlay address ${ip} ${unusable}: VXLAN packets sent there would not reach it; left out`);
-  if (taken.ips.has(ip)) return fail(`its underlay address ${ip} is also node ${taken.ips.get(ip)}'s; left out`);
-  const clash = c.ranges.find((m) => taken.ranges.some((t) => t.family === m.family && t.lo <= m.hi && m.lo <= t.hi));
-  if (clash) return fail(`its podCIDR ${clash.c} overlaps another node's; left out`);
-  const outside = fenced(c, fence);
-  if (outside) return fail(outside);
-  if (taken.macs.has(u.mac)) return fail(`its VTEP MAC ${u.mac} is also node ${taken.macs.get(u.mac)}'s; left out`);
-  taken.ranges.push(...c.ranges);
-  taken.ips.set(ip, name);
-  taken.macs.set(u.mac, name);
+  const refused = claim(name, c, ip, u.mac, taken, fence);
+  if (refused) return fail(refused);
   return {
     node: name,
     underlayIP: ip,

@@ -52,7 +52,7 @@ describe('planOverlay --direct-routing: which remotes are on this node\'s underl
       [dual(1, { ip: 'fd00:60::1' }), dual(2, { ip: 'fd00:60::2' })], direct, host6, ['node2 v4 vxlan v6 fd00:60::2'],
     ],
     ['--iface eth1: the networks of eth1 count, not those of eth0', [clusterNode(1), clusterNode(2), clusterNode(5, { ip: '10.0.0.5' })], { ...direct, ifaces: ['eth1'] }, hostDual, ['node2 v4 vxlan', 'node5 v4 10.0.0.5']],
-    ['a remote left out stays out', [clusterNode(1), clusterNode(2, { podCIDRs: ['10.244.1.0/24'] })], direct, host1, ["problem node2: its podCIDR 10.244.1.0/24 overlaps another node's; left out"]],
+    ['a remote left out stays out', [clusterNode(1), clusterNode(2, { podCIDRs: ['10.244.1.0/24'] })], direct, host1, ["problem node2: its podCIDR 10.244.1.0/24 overlaps node node1's 10.244.1.0/24; left out"]],
     [
       'the underlay interface down (the kernel took its networks\' routes away): over VXLAN until it is up',
       [clusterNode(1), clusterNode(2)], direct, { links: host1.links.map((l) => (l.name === 'eth0' ? { ...l, up: false } : l)), addresses: host1.addresses }, ['node2 v4 vxlan'],

@@ -269,7 +269,7 @@ describe('planOverlay: other nodes', () => {
       "problem node2: has no IPv4 underlay address (InternalIP, ExternalIP or netplane.io/public-ip), and this node's underlay is IPv4",
     ]],
     ['podCIDR overlapping this node: left out', [clusterNode(1), clusterNode(2, { podCIDRs: ['10.244.1.0/25'] })], [
-      "problem node2: its podCIDR 10.244.1.0/25 overlaps another node's; left out",
+      "problem node2: its podCIDR 10.244.1.0/25 overlaps node node1's 10.244.1.0/24; left out",
     ]],
     ['same address as another: the later name is left out', [clusterNode(1), clusterNode(2), clusterNode(3, { ip: '192.168.60.2' })], [
       `node2 192.168.60.2 ${mac2} 10.244.2.0 10.244.2.0/24`,

@@ -1,0 +1,93 @@
+// netplane overlay keeps what works when the Nodes turn bad, tested in the kernel with real packets: a new Node
+// with a working node's podCIDR or address is left out (the working node keeps its entries), and a working node
+// whose object loses its addresses or gets a malformed MAC annotation keeps its last good entries. Three nodes on an
+// underlay bridge, one pod each; scenarios run in order on one network.
+import { randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { derivedMac } from '../../overlay/plan/node.ts';
+import { waitFor } from '../helpers/wait.ts';
+import { overlayEntries } from './entries.ts';
+import { buildOverlayTopology, type OverlayTopology, type TestNode } from './topology.ts';
+
+/** A Node document: name, podCIDR, addresses and annotations as given (none left out, nothing added). */
+interface Doc {
+  name: string;
+  podCIDR?: string;
+  ips?: string[];
+  annotations?: Record<string, string>;
+}
+
+/** node i's entries on another node, as overlayEntries prints them. */
+const entriesOf = (i: number, mac = derivedMac(`192.168.60.${i}`)) => [`fdb ${mac} 192.168.60.${i}`, `neigh 10.244.${i}.0 ${mac}`, `route 10.244.${i}.0/24 via 10.244.${i}.0`];
+
+describe('netplane overlay keeps what works when Nodes turn bad', () => {
+  let t: OverlayTopology;
+  let node1: TestNode;
+  let node3: TestNode;
+  const working: Doc[] = [1, 2, 3].map((i) => ({ name: `node${i}`, podCIDR: `10.244.${i}.0/24`, ips: [`192.168.60.${i}`] }));
+
+  async function write(docs: Doc[]): Promise<void> {
+    const text = docs.map((d) =>
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Node',
+        metadata: { name: d.name, ...(d.annotations ? { annotations: d.annotations } : {}) },
+        spec: d.podCIDR ? { podCIDR: d.podCIDR } : {},
+        status: { addresses: (d.ips ?? []).map((address) => ({ type: 'InternalIP', address })) },
+      }),
+    );
+    await writeFile(join(t.dir, 'nodes.yaml'), text.join('\n---\n'));
+  }
+
+  /** Waits for a warning on node1's agent whose message includes `text`. */
+  const warned = (text: string) => waitFor(`node1 to warn "${text}"`, () => t.agents.get('node1')!.logs.some((l) => l.level === 40 && String(l.msg).includes(text)), 5000, 10);
+  const ping = (from: TestNode, to: TestNode) => t.lab.exec(from.pods[0]!.ns, 'ping', ['-c', '1', '-W', '1', to.pods[0]!.ip]);
+
+  beforeAll(async () => {
+    t = await buildOverlayTopology(3, 1, false, 4, `s20i${randomBytes(3).toString('hex')}`);
+    [node1, , node3] = t.nodes as [TestNode, TestNode, TestNode];
+    await write(working);
+    await Promise.all(t.nodes.map((n) => t.startAgent(n, ['--resync-period', '1h'])));
+  }, 60_000);
+  afterAll(async () => {
+    await t?.destroy();
+  });
+
+  it.each<[string, Doc, string]>([
+    ["node0 with node3's podCIDR", { name: 'node0', podCIDR: '10.244.3.0/24', ips: ['192.168.60.50'] }, "node node0 its podCIDR 10.244.3.0/24 overlaps node node3's 10.244.3.0/24; left out"],
+    ["node0 with node3's underlay address", { name: 'node0', podCIDR: '10.244.50.0/24', ips: ['192.168.60.3'] }, "node node0 its underlay address 192.168.60.3 is also node node3's; left out"],
+  ])('%s is left out with a warning naming both; node3 keeps its entries', async (_name, newcomer, warning) => {
+    await write([...working, newcomer]);
+    await warned(warning);
+    expect(await overlayEntries(t.lab, node1.ns)).toEqual([...entriesOf(2), ...entriesOf(3)].sort());
+    await ping(node1, node3);
+    await write(working);
+  });
+
+  it('node3 rewritten without addresses keeps its entries on node1 until it is fixed', async () => {
+    await write([working[0]!, working[1]!, { name: 'node3', podCIDR: '10.244.3.0/24' }]);
+    await warned('node node3 it has no IPv4 underlay address; its last good entries stay (underlay 192.168.60.3');
+    expect(await overlayEntries(t.lab, node1.ns)).toEqual([...entriesOf(2), ...entriesOf(3)].sort());
+    await ping(node1, node3);
+    await write(working);
+    await waitFor("node1 to say node3's problem is gone", () => t.agents.get('node1')!.logs.some((l) => String(l.msg).startsWith('node node3 has no problem any more')), 5000, 10);
+  });
+
+  it('node3 with an invalid netplane.io/vtep-mac keeps its last good MAC', async () => {
+    const annotated = { ...working[2]!, annotations: { 'netplane.io/vtep-mac': '0a:00:00:00:00:03' } };
+    await write([working[0]!, working[1]!, annotated]);
+    await waitFor("node1's entries for node3 to use the annotated MAC", async () => (await overlayEntries(t.lab, node1.ns)).includes('neigh 10.244.3.0 0a:00:00:00:00:03'), 5000, 10);
+    // node3 itself must use it too, or nothing arrives.
+    await write([working[0]!, working[1]!, { ...annotated, annotations: { 'netplane.io/vtep-mac': 'not-a-mac' } }]);
+    await warned("node node3 its MAC annotation is malformed; its last good entries stay");
+    expect(await overlayEntries(t.lab, node1.ns)).toEqual([...entriesOf(2), ...entriesOf(3, '0a:00:00:00:00:03')].sort());
+    // node3's own device keeps that MAC too: the pods still reach each other.
+    expect(await t.sh(node3.ns, 'ip', ['link', 'show', 'netplane.1'])).toContain('link/ether 0a:00:00:00:00:03');
+    await ping(node1, node3);
+    await write(working);
+    await waitFor("node1's entries for node3 to use the derived MAC again", async () => JSON.stringify(await overlayEntries(t.lab, node1.ns)) === JSON.stringify([...entriesOf(2), ...entriesOf(3)].sort()), 5000, 10);
+    await ping(node1, node3);
+  });
+});
