@@ -18,7 +18,7 @@ import type { PolicyDefaults } from './routes/policy.ts';
 import { readsNginxName } from './routes/annotations.ts';
 import { IgnoredAnnotationLog } from './routes/unhonoured.ts';
 import { basicAuthProblems } from './auth/secret-problems.ts';
-import type { BackendRef, BackendTlsPolicy, ObjectRef, RouteTable, UpstreamSpec } from './routes/types.ts';
+import type { BackendRef, BackendTlsPolicy, IngressProblem, ObjectRef, RouteTable, UpstreamSpec } from './routes/types.ts';
 import { createHash, X509Certificate } from 'node:crypto';
 import { certificateBlocks } from './tls/keypair.ts';
 import { secretValue, type Secret } from '../cluster/model/secret.ts';
@@ -91,7 +91,15 @@ export class IngressState {
     this.#unsubscribe.push(
       tracker.onChange(() => {
         const changed = tracker.take();
-        for (const svc of changed.services) for (const b of this.#byService.get(svc) ?? []) this.#applyEndpoints(b);
+        let used = false;
+        for (const svc of changed.services) {
+          for (const b of this.#byService.get(svc) ?? []) {
+            this.#applyEndpoints(b);
+            used = true;
+          }
+        }
+        // A backend's Service or port may have come or gone.
+        if (used && this.#compiled) this.#o.metrics.configLastSuccessful.set(this.#reportProblems(this.#state.table) === 0 ? 1 : 0);
       }),
     );
     this.#unsubscribe.push(store.onStatus((st) => st.synced && !this.#compiled && this.#schedule()));
@@ -230,21 +238,22 @@ export class IngressState {
     metrics.ingressProblems.reset();
     const now = new Set<string>();
     const auth = basicAuthProblems(table.ingresses, (ref) => this.#o.store.get('Secret', `${ref.namespace}/${ref.name}`));
-    for (const p of [...table.problems, ...auth]) {
+    const missing = missingBackends(table, this.#o.serviceMap);
+    for (const p of [...table.problems, ...auth, ...missing]) {
       const [namespace, name] = p.ingress.split('/') as [string, string];
       metrics.ingressProblems.set({ namespace, ingress: name, served: p.partly === true ? 'partly' : p.keptLastGood ? 'last-good' : 'no' }, 1);
       // Waiting for a ConfigMap the source is reading: counted (the Ingress is not served as written) but not logged,
       // as it is over in a moment; readiness waits for it, and a source that cannot read it logs why.
       if (p.pending === true) continue;
       // An Ingress may have a problem of each kind: each is logged once under its own key.
-      const key = auth.includes(p) ? `auth ${p.ingress}` : p.ingress;
+      const key = auth.includes(p) ? `auth ${p.ingress}` : missing.includes(p) ? `backend ${p.ingress} ${p.reason}` : p.ingress;
       now.add(key);
       this.#logOnce(key, p.reason, () =>
         log.warn({ ingress: p.ingress, reason: p.reason, served: p.partly === true ? 'partly' : p.keptLastGood ? 'last good version' : 'no' }, `Ingress ${p.ingress}: ${p.reason}`),
       );
     }
     for (const key of this.#logged.keys()) if (!key.startsWith('secret ') && !now.has(key)) this.#logged.delete(key);
-    return table.problems.length + auth.length;
+    return table.problems.length + auth.length + missing.length;
   }
 
   #logOnce(key: string, reason: string, write: () => void): void {
@@ -252,6 +261,27 @@ export class IngressState {
     this.#logged.set(key, reason);
     write();
   }
+}
+
+/**
+ * The backends whose Service, or whose port of the Service (by number or name, TCP), is not in the cluster: their
+ * requests answer 503. One problem per Ingress that uses such a backend, partly served (its other backends are).
+ */
+export function missingBackends(table: RouteTable, map: ServiceMap): IngressProblem[] {
+  const out: IngressProblem[] = [];
+  for (const [key, users] of table.backendUsers ?? []) {
+    const b = table.backends.get(key);
+    if (b === undefined) continue;
+    const svc = map.services.get(`${b.namespace}/${b.service}`);
+    let why: string | undefined;
+    if (svc === undefined) why = `backend Service ${b.namespace}/${b.service} does not exist`;
+    else if (!svc.ports.some((p) => p.protocol === 'TCP' && (typeof b.port === 'number' ? p.port === b.port : p.portName === b.port))) {
+      why = `backend Service ${b.namespace}/${b.service} has no TCP port ${typeof b.port === 'number' ? b.port : `named ${JSON.stringify(b.port)}`}`;
+    }
+    if (why === undefined) continue;
+    for (const ingress of users) out.push({ ingress, reason: `${why}; requests routed to it find no endpoint (503, or the Ingress's default-backend)`, keptLastGood: false, partly: true });
+  }
+  return out;
 }
 
 /**

@@ -67,6 +67,7 @@ export function compileRoutes(input: CompileInput): CompileResult {
     problems,
     versions: new Map(compiled.map((c) => [c.key, c.ingress])),
     contributors: new Set(),
+    users: new Map(),
   };
   const served = new Map<string, Ingress>();
   const tlsOwner = new Map<string, string>();
@@ -76,13 +77,13 @@ export function compileRoutes(input: CompileInput): CompileResult {
     for (const rule of c.rules) addRoute(parts, c, rule);
     // The custom error backend is a backend like the others: its endpoints are followed, spoken to in plain HTTP
     // whatever the Ingress's own backends are (the key it has, and that the steps look it up by, says so too).
-    if (c.policy.errorBackend !== undefined) addBackend(parts, c.policy.errorBackend, errorBackendPolicy);
+    if (c.policy.errorBackend !== undefined) addBackend(parts, c.policy.errorBackend, errorBackendPolicy, c.key);
     if (c.policy.clientCert !== undefined) addClientCert(parts, c, c.policy.clientCert);
     // As in ingress-nginx: the defaultBackend of an Ingress without rules is the catch-all server's (the first such
     // Ingress in order): it answers hosts no rule names and what the rules without a host do not match, never a
     // host with rules of its own (table.ts match); that of an Ingress with rules only on its own hosts (below).
     if (c.defaultBackend !== undefined && c.rules.length === 0 && parts.defaultRoute === undefined) {
-      parts.defaultRoute = defaultRoute(c, '', addBackend(parts, c.defaultBackend, c.policy));
+      parts.defaultRoute = defaultRoute(c, '', addBackend(parts, c.defaultBackend, c.policy, c.key));
       parts.contributors.add(c.key);
     }
     for (const { host, choice } of c.tls) addTls(parts, tlsOwner, c, host, choice);
@@ -105,7 +106,7 @@ export function compileRoutes(input: CompileInput): CompileResult {
     if (c.canary !== undefined || c.defaultBackend === undefined) continue;
     for (const host of new Set(c.rules.map((r) => r.host))) {
       if (parts.index.get(host, '/', 'Prefix') !== undefined || parts.index.getRegex(host, '/') !== undefined) continue;
-      parts.index.add(defaultRoute(c, host, addBackend(parts, c.defaultBackend, c.policy)));
+      parts.index.add(defaultRoute(c, host, addBackend(parts, c.defaultBackend, c.policy, c.key)));
       parts.contributors.add(c.key);
     }
   }
@@ -199,7 +200,7 @@ function addRoute(parts: TableParts, c: CompiledIngress, rule: CompiledRule): vo
     parts.problems.push({ ingress: c.key, reason: `${describeRule(rule)} is dropped: ${owner(parts, c, existing.ingress)} already routes it`, keptLastGood: false, partly: true });
     return;
   }
-  const backend = addBackend(parts, rule.backend, c.policy);
+  const backend = addBackend(parts, rule.backend, c.policy, c.key);
   const route: Route = { ingress: c.key, namespace: c.namespace, host: rule.host, path: rule.path, pathType: rule.pathType, backend, policy: c.policy };
   if (rule.regex !== undefined) route.regex = rule.regex;
   parts.index.add(route);
@@ -267,9 +268,12 @@ export function upstreamKey(backend: Pick<BackendRef, 'namespace' | 'service' | 
  * The backend as `policy` reaches it, recorded in the table: a route's own copy with its UpstreamSpec and that
  * upstream's key. Routes (of any Ingresses) that reach the port alike get the same object, hence one upstream.
  */
-function addBackend(parts: TableParts, backend: BackendRef, policy: UpstreamPolicy): BackendRef {
+function addBackend(parts: TableParts, backend: BackendRef, policy: UpstreamPolicy, ingress: string): BackendRef {
   const upstream = upstreamSpec(backend, policy);
   const key = upstreamKey(backend, upstream);
+  const users = parts.users.get(key);
+  if (users === undefined) parts.users.set(key, new Set([ingress]));
+  else users.add(ingress);
   const known = parts.backends.get(key);
   if (known !== undefined) return known;
   const placed: BackendRef = { namespace: backend.namespace, service: backend.service, port: backend.port, key, upstream };
@@ -366,7 +370,7 @@ function attachCanary(parts: TableParts, c: CompiledIngress): number {
     } else {
       const policy = canaryPolicy(primary.policy, c.policy);
       // Reached as the primary's location says (protocol, proxy-ssl-*), at its cluster IP as the canary's Ingress says.
-      const backend = addBackend(parts, rule.backend, policy);
+      const backend = addBackend(parts, rule.backend, policy, c.key);
       primary.canary = { ingress: c.key, backend, weight: settings.weight, weightTotal: settings.weightTotal, policy };
       if (settings.header !== undefined) primary.canary.header = settings.header;
       if (settings.headerValue !== undefined) primary.canary.headerValue = settings.headerValue;

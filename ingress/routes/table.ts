@@ -207,6 +207,8 @@ export interface TableParts {
   versions: Map<string, Ingress>;
   /** The Ingresses something of which is served (a route, a TLS host, a default backend); not kept by the table. */
   contributors: Set<string>;
+  /** The Ingresses (`namespace/name`) that use each backend, by BackendRef.key. */
+  users: Map<string, Set<string>>;
 }
 
 /** A RouteTable over compiled parts; the routes, policies and problems it is given are frozen. */
@@ -218,6 +220,7 @@ export class CompiledRouteTable implements RouteTable {
   readonly secrets: ReadonlySet<string>;
   readonly clientCas: ReadonlySet<string>;
   readonly backends: ReadonlyMap<string, BackendRef>;
+  readonly backendUsers: ReadonlyMap<string, ReadonlySet<string>>;
   readonly ingresses: ReadonlyMap<string, IngressPolicy>;
   readonly problems: readonly IngressProblem[];
 
@@ -230,6 +233,7 @@ export class CompiledRouteTable implements RouteTable {
     this.secrets = parts.secrets;
     this.clientCas = parts.clientCas;
     this.backends = parts.backends;
+    this.backendUsers = parts.users;
     this.ingresses = parts.ingresses;
     this.problems = deepFreeze(parts.problems);
   }

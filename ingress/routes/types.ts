@@ -395,6 +395,8 @@ export interface RouteTable {
    * port reached in one way), each with its `upstream` settings.
    */
   readonly backends: ReadonlyMap<string, BackendRef>;
+  /** The Ingresses (`namespace/name`) whose served routes use each backend, by BackendRef.key; absent: not known. */
+  readonly backendUsers?: ReadonlyMap<string, ReadonlySet<string>>;
   /** Ingresses (`namespace/name`) served, with the policy each uses. */
   readonly ingresses: ReadonlyMap<string, IngressPolicy>;
   readonly problems: readonly IngressProblem[];
