@@ -19,10 +19,10 @@ import { HostChanges, type HostUse } from './host-changes.ts';
 import type { VxlanEndpoint } from './masquerade.ts';
 import type { OverlayMetrics } from './metrics.ts';
 import { devicePlans } from './plan/device6.ts';
-import { desiredEntries, programmedSet, viewCounts, type DesiredEntries } from './plan/diff.ts';
+import { desiredEntries, programmedSet, viewCounts, vxlanMismatch, type DesiredEntries } from './plan/diff.ts';
 import { planOverlay } from './plan/plan.ts';
 import { emptyView, type DeviceView, type HostView, type OverlayOptions, type OverlayPlan, type SelfVtep } from './plan/types.ts';
-import { programPlan, readDevice, readHost } from './program.ts';
+import { DeviceTakenError, programPlan, readDevice, readHost } from './program.ts';
 
 /** Keeps the masquerade rules in step; Masquerade implements it. */
 export interface MasqueradeSync {
@@ -80,6 +80,8 @@ export class OverlayAgent {
   #failingSince: number | undefined;
   #lastPlan: OverlayPlan | undefined;
   #problems = '';
+  /** Why the device cannot be made (its name taken by another kind of interface), until a sync succeeds. */
+  #taken: string | undefined;
   /** The entries #wantOf wants, computed when first asked (host-changes.ts entryMatters). */
   #want: DesiredEntries | undefined;
   #want6: DesiredEntries | undefined;
@@ -172,6 +174,9 @@ export class OverlayAgent {
     if (since === undefined || performance.now() - since <= 2 * this.#o.resyncPeriodMs) return { ok: true };
     return { ok: false, reason: `programming the overlay has failed for ${Math.round((performance.now() - since) / 1000)} s` };
   };
+
+  /** /readyz: failing while the device's name is taken by an interface that is not a VXLAN device. */
+  readonly readiness: HealthCheck = () => (this.#taken === undefined ? { ok: true } : { ok: false, reason: this.#taken });
 
   /** Stops syncing; what is programmed stays. */
   async stop(): Promise<void> {
@@ -306,6 +311,7 @@ export class OverlayAgent {
       plan = planOverlay(o.store.list('Node'), { ...o.overlay, clusterCIDRs: o.clusterCIDRs }, this.#host, history);
       this.#lastPlan = plan;
       this.#reportProblems(plan);
+      this.#warnRecreate(plan);
       const views = { main: this.#view!, ...(name6 !== undefined && this.#view6 ? { v6: this.#view6 } : {}) };
       const done = await programPlan(o.kernel, plan, views, { main: o.overlay.device, ...(name6 !== undefined ? { v6: name6 } : {}) });
       this.#view = done.views.main;
@@ -347,6 +353,7 @@ export class OverlayAgent {
     o.metrics.lastSync.set(Date.now() / 1000);
     this.#failures = 0;
     this.#failingSince = undefined;
+    this.#taken = undefined;
     if (force || applied > 0 || masqueraded || forwarded) {
       const counts = { ...viewCounts(this.#view!), ...(this.#view6?.link ? { ipv6Device: viewCounts(this.#view6) } : {}) };
       o.log.info(
@@ -366,6 +373,9 @@ export class OverlayAgent {
     // The changes are still unapplied: their programming time keeps counting from when they were seen.
     for (const [k, since] of taken) if (!this.#pending.has(k) || this.#pending.get(k)! > since) this.#pending.set(k, since);
     this.#failures++;
+    const blocked = failed.map((f) => f.error).find((e): e is DeviceTakenError => e instanceof DeviceTakenError);
+    if (blocked && blocked.message !== this.#taken) o.log.error({ device: blocked.device, kind: blocked.kind }, blocked.message);
+    this.#taken = blocked?.message;
     // A failure of the device, its address, nft or iptables: the next sync, whatever starts it, reads everything
     // again. A refused entry (one node's route, say, which may stay refused) leaves Node-event syncs to a plain diff
     // — the view holds what succeeded — and only the retry and the periodic resync read the kernel again.
@@ -388,6 +398,15 @@ export class OverlayAgent {
       'programming the overlay failed; what works stays, retrying with a full sync',
     );
     this.#retryLater();
+  }
+
+  /** Warns when a VXLAN device of the overlay's name is to be made again because its settings differ (as Flannel does). */
+  #warnRecreate(plan: OverlayPlan): void {
+    const pairs = [[this.#view?.link, plan.device], [this.#view6?.link, plan.device6]] as const;
+    for (const [link, spec] of pairs) {
+      const diff = link && spec ? vxlanMismatch(link, spec) : [];
+      if (diff.length > 0) this.#o.log.warn({ device: link!.name, changes: diff }, `${link!.name} already exists with incompatible configuration (${diff.join(', ')}); recreating the device, its entries with it`);
+    }
   }
 
   /** Warns of each node's problems when they change, and says when a node's are gone. */

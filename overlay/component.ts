@@ -238,6 +238,7 @@ export async function runOverlay(ctx: ComponentContext, f: OverlayFlags, deps: O
     ...(f['subnet-file'] ? { onPlan: subnetEnvWriter(ctx, f['subnet-file'], clusterCIDRs) } : {}),
   });
   ctx.admin.addHealthCheck('overlay', agent.health);
+  ctx.admin.addReadinessCheck('overlay', agent.readiness);
   // Never program an empty view: on a restart that would delete every other node's entries until it loads.
   const startWhenSynced = () => {
     if (ctx.store.status.synced) agent.start();

@@ -201,7 +201,29 @@ export class VniInUseError extends Error {
   }
 }
 
+/**
+ * The overlay's device name is taken by an interface that is not a VXLAN device (a veth, a dummy, a NIC): netplane
+ * never deletes it, and cannot make its device until it is renamed or deleted, or another --device is given.
+ */
+export class DeviceTakenError extends Error {
+  override readonly name = 'DeviceTakenError';
+  readonly code = 'NETPLANE_OVERLAY_DEVICE_TAKEN';
+  /** The interface's name (the overlay's device name). */
+  readonly device: string;
+  /** Its kind (IFLA_INFO_KIND), or 'non-virtual' for a plain device. */
+  readonly kind: string;
+
+  constructor(link: LinkState) {
+    const kind = link.kind ?? 'non-virtual';
+    super(`the device name ${link.name} is taken by a ${kind} device, which netplane does not delete; rename or delete it (ip link delete ${link.name}), or give another --device (or --ipv6-device-name)`);
+    this.device = link.name;
+    this.kind = kind;
+  }
+}
+
 async function applyLink(kernel: OverlayKernel, view: DeviceView, op: OverlayOp & { kind: 'link' }): Promise<LinkState | undefined> {
+  // Only a VXLAN device is the overlay's to delete and make again: any other interface of that name is someone else's.
+  if (op.op === 'delete' && view.link && view.link.kind !== 'vxlan') throw new DeviceTakenError(view.link);
   if (op.op === 'create') {
     const s = op.spec;
     try {

@@ -46,6 +46,23 @@ export function linkMatches(link: LinkState, d: DeviceSpec): boolean {
 }
 
 /**
+ * How an existing VXLAN device differs from the spec in what only making it again changes (VNI, port, source
+ * address, underlay interface, learning), as `what is → what should be` phrases; empty when it matches or is no
+ * VXLAN device.
+ */
+export function vxlanMismatch(link: LinkState, d: DeviceSpec): string[] {
+  const x = link.vxlan;
+  if (link.kind !== 'vxlan' || !x) return [];
+  return [
+    ...(x.vni !== d.vni ? [`VNI ${x.vni} → ${d.vni}`] : []),
+    ...(x.port !== d.port ? [`port ${x.port} → ${d.port}`] : []),
+    ...(x.local !== d.local ? [`local ${x.local} → ${d.local}`] : []),
+    ...(x.underlayIndex !== d.underlayIndex ? [`underlay if${x.underlayIndex} → ${d.underlay}`] : []),
+    ...(x.learning ? ['learning → nolearning'] : []),
+  ];
+}
+
+/**
  * What to change so that the kernel holds the plan. Without a device in the plan nothing changes (the last good
  * state stays). A device with other VXLAN attributes is deleted and made again, with every entry.
  */

@@ -90,4 +90,28 @@ describe('netplane overlay keeps what works when Nodes turn bad', () => {
     await waitFor("node1's entries for node3 to use the derived MAC again", async () => JSON.stringify(await overlayEntries(t.lab, node1.ns)) === JSON.stringify([...entriesOf(2), ...entriesOf(3)].sort()), 5000, 10);
     await ping(node1, node3);
   });
+
+  it('never deletes an interface of another kind named by --device: says so, is not ready, retries, and makes the device once the name is free', async () => {
+    await t.stopAgent(node3);
+    await t.lab.exec(node3.ns, 'ip', ['link', 'add', 'victim3', 'type', 'veth', 'peer', 'name', 'victim3p']);
+    await t.lab.exec(node3.ns, 'ip', ['addr', 'add', '172.31.3.1/24', 'dev', 'victim3']);
+    // Another VNI: the stopped agent's netplane.1 (VNI 1) stays.
+    const taken = 'the device name victim3 is taken by a veth device, which netplane does not delete';
+    const agent = await t.startAgent(node3, ['--device', 'victim3', '--vni', '3', '--resync-period', '1s'], (l) => l.level === 50 && String(l.msg).startsWith(taken));
+    const readyz = () => t.lab.exec(node3.ns, 'curl', ['-s', '-w', ' %{http_code}', 'http://127.0.0.1:10247/readyz']).then((r) => r.stdout);
+    expect(await readyz()).toMatch(new RegExp(`${taken}.* 503$`, 's'));
+    // Retried (a second failed sync), still running, the veth and its address untouched.
+    await waitFor('a retry', () => agent.logs.filter((l) => l.msg === 'programming the overlay failed; what works stays, retrying with a full sync').length >= 2, 5000, 10);
+    expect(agent.proc.exitCode).toBeNull();
+    expect(await t.sh(node3.ns, 'ip', ['-d', 'addr', 'show', 'victim3'])).toMatch(/veth[\s\S]*inet 172\.31\.3\.1\/24/);
+    // Said once, not at every retry.
+    expect(agent.logs.filter((l) => String(l.msg).startsWith(taken))).toHaveLength(1);
+    await t.lab.exec(node3.ns, 'ip', ['link', 'delete', 'victim3']);
+    await waitFor('the VXLAN device victim3', async () => (await t.sh(node3.ns, 'ip', ['-d', 'link', 'show', 'victim3']).catch(() => '')).includes('vxlan id 3'), 5000, 20);
+    await waitFor('/readyz to pass', async () => (await readyz()).endsWith(' 200'), 5000, 20);
+    await t.stopAgent(node3);
+    await t.lab.exec(node3.ns, 'ip', ['link', 'delete', 'victim3']);
+    await t.startAgent(node3, ['--resync-period', '1h']);
+    await ping(node1, node3);
+  });
 });
