@@ -10,7 +10,7 @@ import type { ClusterSource } from '../cluster/source.ts';
 import { Store } from '../cluster/store.ts';
 import { AdminServer } from './admin.ts';
 import { UsageError, usageExitCode } from './errors.ts';
-import { formatHelp, nonEmpty, oneOf, parseFlags, parseHostPort, valueFlag, type FlagSpecs, type FlagValues } from './flags.ts';
+import { checkListenAddresses, formatHelp, nonEmpty, oneOf, parseFlags, parseHostPort, valueFlag, type FlagSpecs, type FlagValues } from './flags.ts';
 import { createLogger, logLevels, type Logger } from './logger.ts';
 import { createRegistry, registerStoreMetrics } from './metrics.ts';
 import { Shutdown } from './shutdown.ts';
@@ -23,7 +23,7 @@ export function commonFlags(defaultAdmin: string) {
     manifests: valueFlag({ value: 'DIR', help: 'read the cluster from a directory of YAML/JSON manifests (watched)', parse: nonEmpty }),
     kubeconfig: valueFlag({ value: 'FILE', help: 'read the cluster from the API server in this kubeconfig (else $KUBECONFIG, else in-cluster)', parse: nonEmpty }),
     'node-name': valueFlag({ value: 'NAME', help: 'the node this process serves (trimmed, lower-cased, as the kubelet registers it)', parse: parseNodeName, default: defaultNodeName() }),
-    admin: valueFlag({ value: 'ADDR:PORT', help: 'serve /metrics, /healthz, /livez and /readyz here', parse: parseHostPort, default: parseHostPort(defaultAdmin) }),
+    admin: valueFlag({ value: 'ADDR:PORT', help: 'serve /metrics, /healthz, /livez and /readyz here', parse: parseHostPort, default: parseHostPort(defaultAdmin), listens: true }),
     'log-level': valueFlag({ value: 'LEVEL', help: `log level: ${logLevels.join(', ')}`, parse: oneOf(logLevels), default: 'info' as const }),
   };
 }
@@ -99,7 +99,13 @@ export async function runComponent(c: Component, argv: readonly string[], versio
     process.stdout.write(componentHelp(c));
     return;
   }
-  const log = createLogger(c.name, flags['log-level']);
+  // Two of the process's own listen flags on one address would end it at the second bind: a command line that cannot
+  // work, refused before anything binds.
+  checkListenAddresses(command, specs, flags);
+  // A fatal line ends the process: its message goes to stderr too, as one sentence, whatever --log-level says.
+  const log = createLogger(c.name, flags['log-level'], undefined, (message) => {
+    process.stderr.write(`${message.startsWith(command) ? message : `${command}: ${message}`}\n`);
+  });
   // The source flags are checked before the component's own checks and `before` (a privilege probe, a clean-up), so
   // that a wrong one is always a usage error and nothing runs on a command line that cannot work.
   const oneShot = c.readsNoCluster?.(flags as never) === true;
@@ -123,9 +129,7 @@ export async function runComponent(c: Component, argv: readonly string[], versio
   try {
     bound = await admin.listen(flags.admin);
   } catch (e) {
-    const message = `${command}: cannot serve the admin endpoints on ${flags.admin.text}: ${listenProblem(e as NodeJS.ErrnoException)}`;
-    process.stderr.write(`${message}\n`);
-    log.fatal(message);
+    log.fatal(`${command}: cannot serve the admin endpoints on ${flags.admin.text}: ${listenProblem(e as NodeJS.ErrnoException)}`);
     process.exitCode = 1;
     return;
   }
@@ -173,10 +177,15 @@ export async function runComponent(c: Component, argv: readonly string[], versio
     await c.run(ctx, flags as never);
   } catch (e) {
     // Nothing may keep serving /readyz after its work failed to start: stop everything, with exit code 2 for a
-    // command line the component found wrong, else 1.
+    // command line the component found wrong, else 1. The fatal line's message is also the one stderr line.
     const usage = e instanceof UsageError;
-    if (usage) process.stderr.write(`${(e as Error).message}\n`);
-    log.fatal({ err: e }, `${command} could not start: ${(e as Error).message}`);
+    const bind = e as NodeJS.ErrnoException & { address?: string; port?: number };
+    const message = usage
+      ? bind.message
+      : (bind.syscall === 'listen' || bind.syscall === 'bind') && bind.port !== undefined
+        ? `${command}: cannot listen on ${bind.address?.includes(':') ? `[${bind.address}]` : bind.address}:${bind.port}: ${listenProblem(bind)}`
+        : `${command} could not start: ${bind.message}`;
+    log.fatal({ err: e }, message);
     await shutdown.run(usage ? usageExitCode : 1);
   }
 }

@@ -20,6 +20,8 @@ export interface ValueFlag<T, D extends boolean> {
   default: D extends true ? T : undefined;
   /** How help shows the default, when not as the value itself (a duration's "30s" rather than 30000). */
   shown?: string;
+  /** Whether the value (a HostPort, or a word such as `off`) is an address this process listens on (checkListenAddresses). */
+  listens?: true;
 }
 
 /** A repeatable flag; every occurrence is parsed; `default` applies when it is never given. */
@@ -29,6 +31,8 @@ export interface ListFlag<T> {
   value: string;
   parse: (raw: string) => T;
   default: T[];
+  /** Whether every value (a HostPort) is an address this process listens on (checkListenAddresses). */
+  listens?: true;
 }
 
 /** Any flag. */
@@ -56,12 +60,16 @@ export function switchFlag(help: string): SwitchFlag {
 
 const identity = (raw: string) => raw;
 
-/** Declares a flag with one value; with a default its value is never undefined (`shown` is how help writes it). */
-export function valueFlag<T = string>(spec: { help: string; value: string; parse?: (raw: string) => T }): ValueFlag<T, false>;
-export function valueFlag<T = string>(spec: { help: string; value: string; parse?: (raw: string) => T; default: T; shown?: string }): ValueFlag<T, true>;
-export function valueFlag<T>(spec: { help: string; value: string; parse?: (raw: string) => T; default?: T; shown?: string }): ValueFlag<T, boolean> {
+/**
+ * Declares a flag with one value; with a default its value is never undefined (`shown` is how help writes it).
+ * `listens: true` marks an address the process listens on: no two such flags may ask for the same one.
+ */
+export function valueFlag<T = string>(spec: { help: string; value: string; parse?: (raw: string) => T; listens?: true }): ValueFlag<T, false>;
+export function valueFlag<T = string>(spec: { help: string; value: string; parse?: (raw: string) => T; default: T; shown?: string; listens?: true }): ValueFlag<T, true>;
+export function valueFlag<T>(spec: { help: string; value: string; parse?: (raw: string) => T; default?: T; shown?: string; listens?: true }): ValueFlag<T, boolean> {
   const flag: ValueFlag<T, boolean> = { kind: 'value', parse: (spec.parse ?? identity) as (raw: string) => T, default: spec.default, help: spec.help, value: spec.value };
   if (spec.shown !== undefined) flag.shown = spec.shown;
+  if (spec.listens) flag.listens = true;
   return flag;
 }
 
@@ -80,9 +88,55 @@ export function durationFlag(spec: { help: string; default: string; min?: string
   return { kind: 'value', parse, default: parseDuration(spec.default), shown: spec.default, help: spec.help, value: 'DURATION' };
 }
 
-/** Declares a repeatable flag. */
-export function listFlag<T = string>(spec: { help: string; value: string; parse?: (raw: string) => T; default?: T[] }): ListFlag<T> {
-  return { kind: 'list', parse: (spec.parse ?? identity) as (raw: string) => T, default: spec.default ?? [], help: spec.help, value: spec.value };
+/** Declares a repeatable flag (`listens: true`: every value is an address the process listens on, as valueFlag's). */
+export function listFlag<T = string>(spec: { help: string; value: string; parse?: (raw: string) => T; default?: T[]; listens?: true }): ListFlag<T> {
+  const flag: ListFlag<T> = { kind: 'list', parse: (spec.parse ?? identity) as (raw: string) => T, default: spec.default ?? [], help: spec.help, value: spec.value };
+  if (spec.listens) flag.listens = true;
+  return flag;
+}
+
+/**
+ * Refuses, as a UsageError, two listen addresses (flags declared `listens`, defaults included) that the kernel would
+ * not let this process bind both of: the same address and port, or a port on an address that a wildcard takes too.
+ * Port 0 (any free port) never clashes; values that are not addresses (`off`) are skipped.
+ */
+export function checkListenAddresses(command: string, specs: FlagSpecs, values: Record<string, unknown>): void {
+  const seen: Array<{ flag: string; at: HostPort }> = [];
+  for (const [flag, spec] of Object.entries(specs)) {
+    if (spec.kind === 'switch' || !spec.listens) continue;
+    const raw = values[flag];
+    for (const at of (Array.isArray(raw) ? raw : [raw]).filter(isHostPort)) {
+      const other = seen.find((s) => listenOverlap(s.at, at));
+      if (other) throw new UsageError(`${command}: ${describeClash(other, { flag, at })}`);
+      seen.push({ flag, at });
+    }
+  }
+}
+
+function isHostPort(v: unknown): v is HostPort {
+  return typeof v === 'object' && v !== null && typeof (v as HostPort).host === 'string' && typeof (v as HostPort).port === 'number';
+}
+
+/** Node listens on `::` for both families (dual stack) and on 0.0.0.0 for every IPv4 address: Linux refuses a second socket on an address either takes. */
+function wildcardTakes(wildcard: string, host: string): boolean {
+  return wildcard === '::' || (wildcard === '0.0.0.0' && isIP(host) === 4);
+}
+
+function listenOverlap(a: HostPort, b: HostPort): boolean {
+  if (a.port === 0 || a.port !== b.port) return false;
+  return a.host === b.host || wildcardTakes(a.host, b.host) || wildcardTakes(b.host, a.host);
+}
+
+function describeClash(a: { flag: string; at: HostPort }, b: { flag: string; at: HostPort }): string {
+  if (a.at.host === b.at.host) {
+    const where = `${a.at.host.includes(':') ? `[${a.at.host}]` : a.at.host}:${a.at.port}`;
+    return a.flag === b.flag
+      ? `--${a.flag} gives ${where} twice; give each address once`
+      : `--${a.flag} and --${b.flag} both listen on ${where}; give each its own address`;
+  }
+  const [wide, narrow] = wildcardTakes(a.at.host, b.at.host) ? [a, b] : [b, a];
+  const scope = wide.at.host === '::' ? 'every address, IPv4 included' : 'every IPv4 address';
+  return `--${wide.flag} ${wide.at.text} listens on port ${wide.at.port} of ${scope}, so --${narrow.flag} ${narrow.at.text} cannot have it too; give each its own port`;
 }
 
 /** Parses argv against specs; `--help` returns null. Throws UsageError for unknown flags, positionals or bad values. */

@@ -181,6 +181,29 @@ describe('an admin port that is taken', () => {
   });
 });
 
+describe('a component listen port that is taken', () => {
+  // The components' own bind failures end the process through a fatal log line, which also goes to stderr.
+  it.each([
+    ['dns', (port: number) => ['--listen', `127.0.0.1:${port}`]],
+    ['ingress', (port: number) => ['--http', `127.0.0.1:${port}`, '--https', '127.0.0.1:0']],
+  ] as const)('%s: ends the process with one stderr sentence and exit 1 under --log-level silent', async (component, listenArgs) => {
+    const taken = createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+    const port = (taken.address() as AddressInfo).port;
+    try {
+      const r = await new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+        execFile(process.execPath, [bin, component, '--manifests', examples, '--admin', '127.0.0.1:0', ...listenArgs(port), '--log-level', 'silent'], { timeout: 15_000 }, (e, stdout, stderr) =>
+          resolve({ status: e ? ((e as { code?: number }).code ?? null) : 0, stdout, stderr }),
+        );
+      });
+      expect([r.status, r.stdout]).toEqual([1, '']);
+      expect(r.stderr).toMatch(new RegExp(`^netplane ${component}: cannot listen on 127\\.0\\.0\\.1:${port}\\b.*EADDRINUSE.*\n$`));
+    } finally {
+      taken.close();
+    }
+  });
+});
+
 describe('a component process', () => {
   let dir: string | undefined;
   afterEach(async () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../runtime/errors.ts';
 import { commonFlags } from '../../runtime/component.ts';
-import { durationFlag, formatHelp, listFlag, oneOf, parseFlags, parseHostPort, switchFlag, valueFlag } from '../../runtime/flags.ts';
+import { checkListenAddresses, durationFlag, formatHelp, listFlag, oneOf, parseFlags, parseHostPort, switchFlag, valueFlag } from '../../runtime/flags.ts';
 
 const specs = {
   admin: valueFlag({ value: 'ADDR:PORT', help: 'admin', parse: parseHostPort, default: parseHostPort('127.0.0.1:9153') }),
@@ -103,4 +103,49 @@ describe('durationFlag', () => {
   it('refuses a blank --node-name', () => {
     expect(() => parseFlags('netplane proxy', commonFlags('127.0.0.1:0'), ['--node-name', '  '])).toThrow(UsageError);
   });
+});
+
+describe('checkListenAddresses', () => {
+  // A component's table as dns and ingress declare theirs: --admin (common), repeatable --listen, optional --health,
+  // an ingress-style listener that may be `off`, and a destination that is not listened on.
+  const listener = (raw: string) => (raw === 'off' ? ('off' as const) : parseHostPort(raw));
+  const table = {
+    ...commonFlags('127.0.0.1:9153'),
+    listen: listFlag({ value: 'ADDR:PORT', help: 'listen', parse: parseHostPort, default: [parseHostPort('0.0.0.0:53')], listens: true }),
+    health: valueFlag({ value: 'ADDR:PORT', help: 'health', parse: parseHostPort, listens: true }),
+    http: valueFlag({ value: 'ADDR:PORT', help: 'http', parse: listener, default: parseHostPort('0.0.0.0:80') as ReturnType<typeof listener>, listens: true }),
+    upstream: listFlag({ value: 'ADDR:PORT', help: 'upstream', parse: parseHostPort }),
+  };
+  const check = (argv: string[]) => checkListenAddresses('netplane x', table, parseFlags('netplane x', table, argv)!);
+  const clashes: Array<[string[], string]> = [
+    [['--admin', '127.0.0.1:9000', '--health', '127.0.0.1:9000'], 'netplane x: --admin and --health both listen on 127.0.0.1:9000; give each its own address'],
+    [['--admin', '127.0.0.1:5353', '--listen', '127.0.0.1:5353'], 'netplane x: --admin and --listen both listen on 127.0.0.1:5353; give each its own address'],
+    [['--listen', '127.0.0.1:53', '--listen', '127.0.0.1:53'], 'netplane x: --listen gives 127.0.0.1:53 twice; give each address once'],
+    [['--admin', '[::1]:9000', '--http', '[::1]:9000'], 'netplane x: --admin and --http both listen on [::1]:9000; give each its own address'],
+    // The defaults count: --admin on port 80 of 127.0.0.1 meets --http's default 0.0.0.0:80.
+    [['--admin', '127.0.0.1:80'], 'netplane x: --http 0.0.0.0:80 listens on port 80 of every IPv4 address, so --admin 127.0.0.1:80 cannot have it too; give each its own port'],
+    [['--listen', '[::]:9153'], 'netplane x: --listen [::]:9153 listens on port 9153 of every address, IPv4 included, so --admin 127.0.0.1:9153 cannot have it too; give each its own port'],
+  ];
+  for (const [argv, message] of clashes) {
+    it(`refuses ${argv.join(' ')} with one sentence`, () => {
+      let error: unknown;
+      try {
+        check(argv);
+      } catch (e) {
+        error = e;
+      }
+      expect(error).toBeInstanceOf(UsageError);
+      expect((error as Error).message).toBe(message);
+    });
+  }
+  const fine: string[][] = [
+    [],
+    ['--admin', '127.0.0.1:0', '--health', '127.0.0.1:0', '--listen', '127.0.0.1:0', '--listen', '127.0.0.1:0'],
+    ['--admin', '127.0.0.1:9000', '--health', '127.0.0.2:9000'],
+    ['--admin', '0.0.0.0:9000', '--health', '[::1]:9000'],
+    ['--admin', '127.0.0.1:80', '--http', 'off'],
+    // Only declared flags: an upstream on the admin address is a destination.
+    ['--admin', '127.0.0.1:9000', '--upstream', '127.0.0.1:9000'],
+  ];
+  for (const argv of fine) it(`accepts ${argv.join(' ') || 'the defaults'}`, () => expect(() => check(argv)).not.toThrow());
 });
