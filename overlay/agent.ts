@@ -60,6 +60,11 @@ export interface AgentOptions {
   hostDebounceMs?: number;
   /** Called with what this node announces after every sync that planned a device. Must not throw. */
   onSelf?: (self: SelfVtep) => void;
+  /**
+   * What the cluster view lacks because it could never be read (ClusterSource.neverRead): while it lists anything,
+   * entries of nodes not in the view are not removed, since they may be the nodes it could not read.
+   */
+  neverRead?: () => readonly string[];
   /** Called with the plan after every sync that planned a device (subnet.env follows it). Must not throw. */
   onPlan?: (plan: OverlayPlan) => void;
 }
@@ -80,6 +85,8 @@ export class OverlayAgent {
   #failingSince: number | undefined;
   #lastPlan: OverlayPlan | undefined;
   #problems = '';
+  /** The never-read list last logged, as text. */
+  #unread = '';
   /** Why the device cannot be made (its name taken by another kind of interface), until a sync succeeds. */
   #taken: string | undefined;
   /** The entries #wantOf wants, computed when first asked (host-changes.ts entryMatters). */
@@ -313,7 +320,8 @@ export class OverlayAgent {
       this.#reportProblems(plan);
       this.#warnRecreate(plan);
       const views = { main: this.#view!, ...(name6 !== undefined && this.#view6 ? { v6: this.#view6 } : {}) };
-      const done = await programPlan(o.kernel, plan, views, { main: o.overlay.device, ...(name6 !== undefined ? { v6: name6 } : {}) });
+      const keepStale = this.#reportUnread();
+      const done = await programPlan(o.kernel, plan, views, { main: o.overlay.device, ...(name6 !== undefined ? { v6: name6 } : {}) }, keepStale);
       this.#view = done.views.main;
       if (done.views.v6) this.#view6 = done.views.v6;
       applied = done.applied;
@@ -398,6 +406,22 @@ export class OverlayAgent {
       'programming the overlay failed; what works stays, retrying with a full sync',
     );
     this.#retryLater();
+  }
+
+  /**
+   * Whether entries of nodes not in the view must stay because the source could never read part of the cluster;
+   * logs the files when the list changes, and when it empties.
+   */
+  #reportUnread(): boolean {
+    const files = this.#o.neverRead?.() ?? [];
+    this.#o.metrics.unread.set(files.length);
+    const text = files.join('\n');
+    if (text !== this.#unread) {
+      if (files.length > 0) this.#o.log.warn({ files }, `the overlay removes no entries of nodes that are not in the view while these manifest files have never been read: ${files.join('; ')}`);
+      else this.#o.log.info('every manifest file has been read: entries of nodes that are not in the view are removed again');
+      this.#unread = text;
+    }
+    return files.length > 0;
   }
 
   /** Warns when a VXLAN device of the overlay's name is to be made again because its settings differ (as Flannel does). */

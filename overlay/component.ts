@@ -233,6 +233,7 @@ export async function runOverlay(ctx: ComponentContext, f: OverlayFlags, deps: O
     metrics: registerOverlayMetrics(ctx.registry),
     log: ctx.log,
     resyncPeriodMs: f['resync-period'],
+    neverRead: () => ctx.source.neverRead?.() ?? [],
     ...(deps.loadHostWatch ? await deps.loadHostWatch() : {}),
     ...(kube ? { onSelf } : {}),
     ...(f['subnet-file'] ? { onPlan: subnetEnvWriter(ctx, f['subnet-file'], clusterCIDRs) } : {}),

@@ -16,6 +16,8 @@ export interface OverlayMetrics {
   programmingDuration: Histogram;
   syncDuration: Histogram<'full'>;
   lastSync: Gauge;
+  /** Manifest files never read (ClusterSource.neverRead): while above 0, entries of nodes not in the view stay. */
+  unread: Gauge;
 }
 
 /** Registers the overlay's metrics. */
@@ -29,5 +31,6 @@ export function registerOverlayMetrics(registry: Registry): OverlayMetrics {
     programmingDuration: new Histogram({ name: 'netplane_overlay_programming_duration_seconds', help: 'Time from seeing a Node change to its entries being in the kernel, in seconds.', buckets: programmingBuckets, registers }),
     syncDuration: new Histogram({ name: 'netplane_overlay_sync_duration_seconds', help: 'Latency of one sync (full: the kernel re-read), in seconds.', labelNames: ['full'], buckets: syncBuckets, registers }),
     lastSync: new Gauge({ name: 'netplane_overlay_last_sync_timestamp_seconds', help: 'When the overlay was last programmed completely (Unix time).', registers }),
+    unread: new Gauge({ name: 'netplane_overlay_unread_sources', help: 'Manifest files rejected since they were first seen (never read): while above 0 the overlay removes no entries of nodes that are not in the view, as they may be the nodes of those files.', registers }),
   };
 }

@@ -149,15 +149,16 @@ export interface PlanResult {
  * the IPv6 device: its plan's, or none when the plan (with a device) has no IPv6 device — a VXLAN device of that name
  * left in the kernel goes, its routes with it, before the first device takes its pod networks back. A device that
  * lost an address is read again and what the kernel dropped with it put back at once (the last IPv4 address takes
- * the device's IPv4 routes and ARP entries: the view models that, the kernel has the last word).
+ * the device's IPv4 routes and ARP entries: the view models that, the kernel has the last word). With `keepStale`,
+ * entries no remote wants stay (diffSteps).
  */
-export async function programPlan(kernel: OverlayKernel, plan: OverlayPlan, views: PlanResult['views'], names: { main: string; v6?: string }): Promise<PlanResult> {
+export async function programPlan(kernel: OverlayKernel, plan: OverlayPlan, views: PlanResult['views'], names: { main: string; v6?: string }, keepStale = false): Promise<PlanResult> {
   const parts = devicePlans(plan);
-  const devices: Array<{ plan: OverlayPlan; work: DeviceWork; name: string; v6: boolean }> = [{ plan: parts.main, work: { view: views.main, steps: diffSteps(parts.main, views.main) }, name: names.main, v6: false }];
+  const devices: Array<{ plan: OverlayPlan; work: DeviceWork; name: string; v6: boolean }> = [{ plan: parts.main, work: { view: views.main, steps: diffSteps(parts.main, views.main, keepStale) }, name: names.main, v6: false }];
   const v6 = views.v6;
   if (v6 && names.v6 !== undefined) {
     const gone: OverlayOp[][] = plan.device !== undefined && v6.link?.kind === 'vxlan' ? [[{ kind: 'link', op: 'delete' }]] : [];
-    devices.push({ plan: parts.v6 ?? plan, work: { view: v6, steps: parts.v6 ? diffSteps(parts.v6, v6) : gone }, name: names.v6, v6: true });
+    devices.push({ plan: parts.v6 ?? plan, work: { view: v6, steps: parts.v6 ? diffSteps(parts.v6, v6, keepStale) : gone }, name: names.v6, v6: true });
   }
   const results = await applyDevices(kernel, devices.map((d) => d.work));
   const out: PlanResult = { applied: 0, failed: [], views: { ...views } };
@@ -168,7 +169,7 @@ export async function programPlan(kernel: OverlayKernel, plan: OverlayPlan, view
       const view = await readDevice(kernel, d.name, undefined, !d.v6);
       if (d.v6) out.views.v6 = view;
       else out.views.main = view;
-      const again = await applyChanges(kernel, view, diffOverlay(d.plan, view));
+      const again = await applyChanges(kernel, view, diffOverlay(d.plan, view, keepStale));
       result.applied += again.applied;
       result.failed.push(...again.failed);
     }

@@ -66,8 +66,8 @@ export function vxlanMismatch(link: LinkState, d: DeviceSpec): string[] {
  * What to change so that the kernel holds the plan. Without a device in the plan nothing changes (the last good
  * state stays). A device with other VXLAN attributes is deleted and made again, with every entry.
  */
-export function diffOverlay(plan: OverlayPlan, view: DeviceView): OverlayChanges {
-  return { phases: diffSteps(plan, view).filter((p) => p.length > 0) };
+export function diffOverlay(plan: OverlayPlan, view: DeviceView, keepStale = false): OverlayChanges {
+  return { phases: diffSteps(plan, view, keepStale).filter((p) => p.length > 0) };
 }
 
 /** The phases of the OverlayChanges as diffOverlay orders them (none left out when empty), for one device. */
@@ -76,8 +76,12 @@ export type DiffSteps = [links: OverlayOp[], before: OverlayOp[], unaddress: Ove
 /**
  * diffOverlay's phases, always five (some empty), so that two devices' phases can be run side by side: a pod
  * network moving from one device to the other has its old route deleted (phase 2) before the new one is added (5).
+ * With `keepStale` (the view of the cluster lacks what it could never read), entries the plan has no use for at all
+ * stay — routes and direct routes to a destination no remote has, neighbour entries of an address no remote has,
+ * FDB entries of a MAC no remote has: they may be a node the view cannot show — while those the plan wants
+ * otherwise are still changed.
  */
-export function diffSteps(plan: OverlayPlan, view: DeviceView): DiffSteps {
+export function diffSteps(plan: OverlayPlan, view: DeviceView, keepStale = false): DiffSteps {
   const d = plan.device;
   if (!d) return [[], [], [], [], []];
   const links: OverlayOp[] = [];
@@ -110,19 +114,21 @@ export function diffSteps(plan: OverlayPlan, view: DeviceView): DiffSteps {
   // ours that differs is deleted first. Deletes name the device and gateway: they touch only the device's routes.
   for (const [dst, r] of cur.routes) {
     const gateway = want.routes.get(dst);
+    if (gateway === undefined && keepStale && !want.direct.has(dst)) continue;
     if (gateway === undefined || gateway !== r.gateway || !r.onlink) before.push({ kind: 'route', op: 'delete', dst, gateway: r.gateway, onlink: r.onlink });
   }
   // A direct route is ours by its protocol; one through another interface (the underlay changed) or to another
   // gateway is deleted, then added again, as the routes above.
   for (const [dst, r] of cur.direct) {
+    if (keepStale && !want.direct.has(dst) && !want.routes.has(dst)) continue;
     if (want.direct.get(dst) !== r.gateway || r.index !== d.underlayIndex) before.push({ kind: 'direct', op: 'delete', dst, gateway: r.gateway, index: r.index, dev: devName(d, r.index) });
   }
   for (const [ip, n] of cur.neighbours) {
     // Entries the kernel made itself (incomplete or failed resolutions) are not netplane's to remove.
-    if (n.permanent && !want.neighbours.has(ip)) entries.push({ kind: 'neighbour', op: 'delete', ip, mac: n.mac });
+    if (n.permanent && !want.neighbours.has(ip) && !keepStale) entries.push({ kind: 'neighbour', op: 'delete', ip, mac: n.mac });
   }
   // A moved node's old entry (same MAC, old address) or a node's old MAC: deleted before the new one is added.
-  for (const f of cur.fdb.values()) if (want.fdb.get(f.mac) !== f.dst) entries.push({ kind: 'fdb', op: 'delete', mac: f.mac, dst: f.dst });
+  for (const f of cur.fdb.values()) if (want.fdb.get(f.mac) !== f.dst && !(keepStale && !want.fdb.has(f.mac))) entries.push({ kind: 'fdb', op: 'delete', mac: f.mac, dst: f.dst });
   for (const [ip, mac] of want.neighbours) {
     const n = cur.neighbours.get(ip);
     if (!n || n.mac !== mac || !n.permanent) entries.push({ kind: 'neighbour', op: 'replace', ip, mac });

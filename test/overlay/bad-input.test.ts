@@ -28,7 +28,7 @@ describe('netplane overlay keeps what works when Nodes turn bad', () => {
   let node3: TestNode;
   const working: Doc[] = [1, 2, 3].map((i) => ({ name: `node${i}`, podCIDR: `10.244.${i}.0/24`, ips: [`192.168.60.${i}`] }));
 
-  async function write(docs: Doc[]): Promise<void> {
+  async function write(docs: Doc[], file = 'nodes.yaml'): Promise<void> {
     const text = docs.map((d) =>
       JSON.stringify({
         apiVersion: 'v1',
@@ -38,7 +38,7 @@ describe('netplane overlay keeps what works when Nodes turn bad', () => {
         status: { addresses: (d.ips ?? []).map((address) => ({ type: 'InternalIP', address })) },
       }),
     );
-    await writeFile(join(t.dir, 'nodes.yaml'), text.join('\n---\n'));
+    await writeFile(join(t.dir, file), text.join('\n---\n'));
   }
 
   /** Waits for a warning on node1's agent whose message includes `text`. */
@@ -113,5 +113,25 @@ describe('netplane overlay keeps what works when Nodes turn bad', () => {
     await t.lab.exec(node3.ns, 'ip', ['link', 'delete', 'victim3']);
     await t.startAgent(node3, ['--resync-period', '1h']);
     await ping(node1, node3);
+  });
+
+  it('after a restart, a Node in a manifest file rejected since it was first seen keeps its entries until every file is read', async () => {
+    await write(working.slice(0, 2));
+    await write([working[2]!], 'node3.yaml');
+    await new Promise((r) => setTimeout(r, 500));
+    expect(await overlayEntries(t.lab, node1.ns)).toEqual([...entriesOf(2), ...entriesOf(3)].sort());
+    await write([{ ...working[2]!, podCIDR: '10.244.3.0/33' }], 'node3.yaml');
+    await waitFor('node1 to reject node3.yaml', () => t.agents.get('node1')!.logs.some((l) => Number(l.level) >= 40 && String(l.msg).includes('node3.yaml')), 5000, 10);
+    await t.stopAgent(node1);
+    const agent = await t.startAgent(node1, ['--resync-period', '1h'], (l) => l.msg === 'overlay synced');
+    expect(agent.logs.find((l) => String(l.msg).startsWith('the overlay removes no entries of nodes that are not in the view'))?.msg).toMatch(/node3\.yaml/);
+    expect(await overlayEntries(t.lab, node1.ns)).toEqual([...entriesOf(2), ...entriesOf(3)].sort());
+    await ping(node1, node3);
+    const metrics = (await t.lab.exec(node1.ns, 'curl', ['-s', 'http://127.0.0.1:10247/metrics'])).stdout;
+    expect(metrics).toMatch(/^netplane_overlay_unread_sources 1$/m);
+    // The file read at last (now naming another node): node3's entries are stale and go.
+    await write([{ name: 'node4', podCIDR: '10.244.4.0/24', ips: ['192.168.60.4'] }], 'node3.yaml');
+    await waitFor("node1 to remove node3's entries", async () => JSON.stringify(await overlayEntries(t.lab, node1.ns)) === JSON.stringify([...entriesOf(2), ...entriesOf(4)].sort()), 5000, 20);
+    expect(agent.logs.some((l) => l.msg === 'every manifest file has been read: entries of nodes that are not in the view are removed again')).toBe(true);
   });
 });

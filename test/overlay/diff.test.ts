@@ -124,3 +124,18 @@ describe('diffOverlay', () => {
     expect([...v.fdb.keys()].sort()).toEqual([`${mac(2)} 192.168.60.2`, `${derivedMac('192.168.60.13')} 192.168.60.13`, `${mac(5)} 192.168.60.5`].sort());
   });
 });
+
+describe('diffOverlay with keepStale (part of the cluster could never be read)', () => {
+  const keep = (p: OverlayPlan, v: DeviceView) => diffOverlay(p, v, true).phases.map((ph) => ph.map(opText));
+  it('leaves the entries no remote wants, and still adds and changes the wanted ones', () => {
+    // node3 is not in the view; node2 moved to another address (its MAC with it: the old FDB entry, whose MAC no
+    // remote has, stays too); node4 is new.
+    const v = programmed([2, 3]);
+    expect(keep(plan([1], [2, { ip: '192.168.60.22' }], [4]), v)).toEqual([
+      [`neighbour replace 10.244.2.0 lladdr ${derivedMac('192.168.60.22')}`, `neighbour replace 10.244.4.0 lladdr ${mac(4)}`, `fdb replace ${derivedMac('192.168.60.22')} dst 192.168.60.22`, `fdb replace ${mac(4)} dst 192.168.60.4`],
+      ['route add 10.244.4.0/24 via 10.244.4.0 onlink'],
+    ]);
+    // Without it node3's entries go.
+    expect(phases(plan([1], [2]), v).flat().sort()).toEqual([`neighbour delete 10.244.3.0 lladdr ${mac(3)}`, `fdb delete ${mac(3)} dst 192.168.60.3`, 'route delete 10.244.3.0/24 via 10.244.3.0 onlink'].sort());
+  });
+});
