@@ -149,7 +149,7 @@ export function parseFlags<S extends FlagSpecs>(command: string, specs: S, argv:
   try {
     parsed = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false });
   } catch (e) {
-    throw new UsageError(`${command}: ${explainParseError(e as Error & { code?: string }, specs)} (see ${command} --help)`, { cause: e });
+    throw new UsageError(`${command}: ${explainParseError(e as Error & { code?: string }, specs, argv, command)}`, { cause: e });
   }
   if (parsed.values.help) return null;
   const out: Record<string, unknown> = {};
@@ -178,23 +178,42 @@ export function parseFlags<S extends FlagSpecs>(command: string, specs: S, argv:
   return out as FlagValues<S>;
 }
 
-function explainParseError(e: Error & { code?: string }, specs: FlagSpecs): string {
-  const m = /'(-[^']*)'/.exec(e.message);
-  const token = m?.[1];
+/** The sentence for a parseArgs error, ending with where to look (but for --help itself). */
+function explainParseError(e: Error & { code?: string }, specs: FlagSpecs, argv: readonly string[], command: string): string {
+  const see = ` (see ${command} --help)`;
+  // Node quotes the option as written in its table: '--name', '--name <value>', or '-h, --help' for one with a short form.
+  const quoted = /'(-[^']*)'/.exec(e.message)?.[1];
   switch (e.code) {
     case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
-      return `unknown flag ${token ?? e.message}`;
+      return `unknown flag ${quoted ?? e.message}${see}`;
     case 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL':
-      return `unexpected argument ${/'([^']*)'/.exec(e.message)?.[1] ?? ''}; every setting is a --flag`;
+      return `unexpected argument ${/'([^']*)'/.exec(e.message)?.[1] ?? ''}; every setting is a --flag${see}`;
     case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE': {
-      const name = token?.replace(/^--?/, '').split(' ')[0] ?? '';
+      const name = /--([^\s',<]+)/.exec(quoted ?? '')?.[1] ?? '';
+      if (name === 'help') return '--help takes no value';
       const spec = specs[name];
-      if (spec && spec.kind !== 'switch' && /ambiguous/.test(e.message)) return `--${name}: a value that starts with "-" is written --${name}=VALUE`;
-      return spec && spec.kind !== 'switch' ? `--${name} needs a value ${spec.value}` : `--${name} takes no value`;
+      if (!spec || spec.kind === 'switch') return `--${name} takes no value${see}`;
+      // parseArgs calls a value starting with "-" ambiguous: when it is another flag, the value was left out.
+      if (/ambiguous/.test(e.message) && !isFlagWord(nextWord(argv, name), specs)) return `--${name}: a value that starts with "-" is written --${name}=VALUE${see}`;
+      return `--${name} needs a value ${spec.value}${see}`;
     }
     default:
       return e.message;
   }
+}
+
+/** The word after the first `--name` that parseArgs would find ambiguous (one starting with "-"). */
+function nextWord(argv: readonly string[], name: string): string | undefined {
+  for (let i = 0; i < argv.length - 1; i++) if (argv[i] === `--${name}` && argv[i + 1]!.startsWith('-')) return argv[i + 1];
+  return undefined;
+}
+
+/** Whether a word is one of the command's flags (--help and -h included), with or without `=VALUE`. */
+function isFlagWord(word: string | undefined, specs: FlagSpecs): boolean {
+  if (word === undefined) return false;
+  if (word === '-h') return true;
+  const m = /^--([^=]+)/.exec(word);
+  return m !== null && (m[1] === 'help' || Object.hasOwn(specs, m[1]!));
 }
 
 /** Help text for a command: usage line, summary, and one line per flag. */

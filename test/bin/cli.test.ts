@@ -73,6 +73,8 @@ describe('netplane command line', () => {
     [['dns', '--admin', '1.2.3.4.5:80', '--manifests', examples], /^netplane dns: --admin "1\.2\.3\.4\.5:80": must be ADDR:PORT with an IP address/],
     [['dns', '--ttl', '99999999999', '--manifests', examples], /^netplane dns: --ttl "99999999999": must be a whole number from 0 to 3600/],
     [['dns', '--ttl', '-1', '--manifests', examples], /^netplane dns: --ttl: a value that starts with "-" is written --ttl=VALUE/],
+    [['proxy', '--help=yes'], /^netplane proxy: --help takes no value\n$/],
+    [['up', '--component', '--manifests', examples], /^netplane up: --component needs a value NAME \(see netplane up --help\)\n$/],
     [['dns', '--upstream', '1.1.1.1:0', '--manifests', examples], /^netplane dns: --upstream "1\.1\.1\.1:0": must name a port from 1 to 65535/],
     [['proxy', '--mode', 'userspace', '--bind-address', '1.2.3', '--manifests', examples], /^netplane proxy: --bind-address "1\.2\.3": must be an IPv4 or IPv6 address/],
     [['proxy', '--mode', 'userspace', '--userspace-threads', '1000', '--manifests', examples], /^netplane proxy: --userspace-threads "1000": must be a whole number from 1 to 64/],

@@ -39,6 +39,15 @@ describe('parseFlags', () => {
     [['--admin', ':99999'], 'netplane x: --admin ":99999": must be ADDR:PORT with an IP address (or localhost), e.g. 127.0.0.1:9153 or [::1]:9153'],
     [['--admin', 'node1.example:80'], 'netplane x: --admin "node1.example:80": must be ADDR:PORT with an IP address (or localhost), e.g. 127.0.0.1:9153 or [::1]:9153'],
     [['--cleanup=yes'], 'netplane x: --cleanup takes no value (see netplane x --help)'],
+    // Node names it '-h, --help' in its error.
+    [['--help=yes'], 'netplane x: --help takes no value'],
+    // A value left out before the next flag needs a value; a value that only starts with "-" is written with "=".
+    [['--mode', '--cleanup'], 'netplane x: --mode needs a value MODE (see netplane x --help)'],
+    [['--upstream', '--admin=127.0.0.1:1'], 'netplane x: --upstream needs a value ADDR:PORT (see netplane x --help)'],
+    [['--mode', '-h'], 'netplane x: --mode needs a value MODE (see netplane x --help)'],
+    [['--mode', '--help'], 'netplane x: --mode needs a value MODE (see netplane x --help)'],
+    [['--mode', '-1'], 'netplane x: --mode: a value that starts with "-" is written --mode=VALUE (see netplane x --help)'],
+    [['--mode', '--iptables'], 'netplane x: --mode: a value that starts with "-" is written --mode=VALUE (see netplane x --help)'],
     // A single-value flag given more than once: refused, the earlier value never silently dropped unchecked.
     [['--mode', 'ipvs', '--mode', 'iptables'], 'netplane x: --mode is given twice; give it once'],
     [['--mode=iptables', '--mode', 'iptables'], 'netplane x: --mode is given twice; give it once'],
