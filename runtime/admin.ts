@@ -78,7 +78,8 @@ export class AdminServer {
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse, only: string | undefined): Promise<void> {
-    if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, 'text/plain', 'only GET and HEAD\n');
+    // RFC 9110 15.5.6: a 405 names the methods the resource supports in Allow.
+    if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, 'text/plain', 'only GET and HEAD\n', { allow: 'GET, HEAD' });
     const path = (req.url ?? '/').split('?')[0];
     if (only !== undefined && path !== only) return send(res, 404, 'text/plain', `not found; this address serves only ${only}\n`);
     try {
@@ -128,7 +129,7 @@ export class AdminServer {
   }
 }
 
-function send(res: ServerResponse, status: number, type: string, body: string): void {
-  res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+function send(res: ServerResponse, status: number, type: string, body: string, extra: Record<string, string> = {}): void {
+  res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store', ...extra });
   res.end(res.req.method === 'HEAD' ? undefined : body);
 }

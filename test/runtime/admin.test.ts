@@ -83,7 +83,11 @@ describe('AdminServer', () => {
     const get = await serve(new Store());
     expect((await get('/nope')).status).toBe(404);
     const port = new URL((await get('/livez')).url).port;
-    expect((await fetch(`http://127.0.0.1:${port}/metrics`, { method: 'POST' })).status).toBe(405);
+    for (const method of ['POST', 'PUT', 'DELETE', 'OPTIONS']) {
+      const res = await fetch(`http://127.0.0.1:${port}/metrics`, { method });
+      // RFC 9110 15.5.6: a 405 carries Allow.
+      expect([res.status, res.headers.get('allow')], method).toEqual([405, 'GET, HEAD']);
+    }
   });
 
   it('serves /metrics that promtool accepts, with process, view and component metrics', async () => {
