@@ -6,9 +6,10 @@ import type { ProxyPlan } from './plan/types.ts';
 
 // kube-proxy's buckets for sync durations: exponential from 1 ms.
 const syncBuckets = [0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.024, 2.048, 4.096, 8.192, 16.384];
-// kube-proxy's network programming buckets: 0, 0.25 and 0.5 s, each second to 59, every 5 s to 115, every 30 s to 300.
+// kube-proxy's network programming buckets (pkg/proxy/metrics): 0.25 and 0.5 s, each second to 59, every 5 s to 115,
+// every 30 s to 300.
 const programmingBuckets = [
-  0, 0.25, 0.5,
+  0.25, 0.5,
   ...Array.from({ length: 59 }, (_, i) => i + 1),
   ...Array.from({ length: 12 }, (_, i) => 60 + 5 * i),
   ...Array.from({ length: 7 }, (_, i) => 120 + 30 * i),

@@ -79,6 +79,27 @@ describe('recordProgrammed', () => {
   });
 });
 
+describe('the histograms', () => {
+  // kube-proxy's pkg/proxy/metrics/metrics.go, written as it writes them.
+  const linear = (start: number, width: number, count: number) => Array.from({ length: count }, (_, i) => start + width * i);
+  const exponential = (start: number, factor: number, count: number) => Array.from({ length: count }, (_, i) => start * factor ** i);
+  const buckets = async (name: string) => {
+    const registry = new Registry();
+    registerProxyMetrics(registry);
+    const text = await registry.metrics();
+    return [...text.matchAll(new RegExp(`^${name}_bucket\\{le="([^"]+)"\\}`, 'gm'))].map((m) => m[1]!).filter((le) => le !== '+Inf').map(Number);
+  };
+
+  it.each([
+    ['kubeproxy_network_programming_duration_seconds', [...linear(0.25, 0.25, 2), ...linear(1, 1, 59), ...linear(60, 5, 12), ...linear(120, 30, 7)]],
+    ['kubeproxy_sync_proxy_rules_duration_seconds', exponential(0.001, 2, 15)],
+    ['kubeproxy_sync_full_proxy_rules_duration_seconds', exponential(0.001, 2, 15)],
+    ['kubeproxy_sync_partial_proxy_rules_duration_seconds', exponential(0.001, 2, 15)],
+  ])('%s has exactly kube-proxy\'s buckets', async (name, want) => {
+    expect(await buckets(name)).toEqual(want);
+  });
+});
+
 describe('the sync loop', () => {
   let syncer: ProxySyncer | undefined;
   afterEach(async () => {
