@@ -357,7 +357,7 @@ export class Gateway {
     // it: the client went away before it got its answer.
     const status = x.res.headersSent || x.refused ? x.res.statusCode : (x.upstream?.status ?? 499);
     const backend = x.backend;
-    // ingress, namespace, service, status, method (GatewayMetrics' label order).
+    // ingress, namespace, service, status, method, canary (GatewayMetrics' label order).
     const labels = [
       x.route ? x.route.ingress.slice(x.route.namespace.length + 1) : '',
       x.route?.namespace ?? '',
@@ -366,11 +366,11 @@ export class Gateway {
       (x.canary ? x.route?.backend : (backend ?? x.route?.backend))?.service ?? '',
       String(status),
       methodLabel(x.req.method),
+      // canary: ingress-nginx's $proxy_alternative_upstream_name, the canary's upstream, namespace-service-port.
+      x.canary ? `${backend!.namespace}-${backend!.service}-${backend!.port}` : '',
     ];
     metrics.requestDuration.child(labels).observe(seconds);
     if (x.upstream?.upstreamSeconds !== undefined) metrics.upstreamDuration.child(labels).observe(x.upstream.upstreamSeconds);
-    // ingress-nginx's $proxy_alternative_upstream_name: the canary's upstream, namespace-service-port.
-    labels.push(x.canary ? `${backend!.namespace}-${backend!.service}-${backend!.port}` : '');
     metrics.requests.child(labels).value++;
     accessLog?.info({
       remote: x.clientIP,

@@ -9,7 +9,7 @@ const buckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 export class GatewayMetrics {
   /** Labels: ingress, namespace, service, status, method, canary. */
   readonly requests: FastCounter;
-  /** Labels: ingress, namespace, service, status, method. */
+  /** Labels: ingress, namespace, service, status, method, canary (as ingress-nginx's requestTags). */
   readonly requestDuration: FastHistogram;
   readonly upstreamDuration: FastHistogram;
   readonly configReloads: Counter<'result'>;
@@ -23,8 +23,8 @@ export class GatewayMetrics {
 
   constructor(registry: Registry) {
     const registers = [registry];
-    const labels = ['ingress', 'namespace', 'service', 'status', 'method'];
-    this.requests = new FastCounter(registry, 'nginx_ingress_controller_requests', 'Requests answered, by Ingress, Service, status and method (ingress-nginx meaning).', [...labels, 'canary']);
+    const labels = ['ingress', 'namespace', 'service', 'status', 'method', 'canary'];
+    this.requests = new FastCounter(registry, 'nginx_ingress_controller_requests', 'Requests answered, by Ingress, Service, status and method (ingress-nginx meaning).', labels);
     this.requestDuration = new FastHistogram(
       registry,
       'nginx_ingress_controller_request_duration_seconds',

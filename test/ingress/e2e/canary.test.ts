@@ -108,6 +108,9 @@ describe('netplane ingress canaries take the primary Ingress’s settings', () =
     const m = await gw.metrics();
     expect(m).toMatch(/nginx_ingress_controller_requests\{ingress="can",namespace="default",service="main",status="200",method="GET",canary="default-next-80"\} \d+/);
     expect(m).toMatch(/nginx_ingress_controller_requests\{ingress="can",namespace="default",service="main",status="200",method="GET",canary=""\} \d+/);
+    // The duration histograms carry the same labels, canary included, as ingress-nginx's requestTags.
+    expect(m).toMatch(/nginx_ingress_controller_request_duration_seconds_count\{ingress="can",namespace="default",service="main",status="200",method="GET",canary="default-next-80"\} \d+/);
+    expect(m).toMatch(/nginx_ingress_controller_response_duration_seconds_count\{ingress="can",namespace="default",service="main",status="200",method="GET",canary=""\} \d+/);
     expect(m).not.toMatch(/nginx_ingress_controller_requests\{[^}]*service="next"/);
   });
 
