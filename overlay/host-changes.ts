@@ -134,7 +134,7 @@ export function entryMatters(c: EntryChange, use: HostUse): boolean {
 
 /**
  * A route change, judged by its destination as Flannel's route check does: for one the plan routes, any route
- * that is not exactly the plan's (its device, gateway and, for a direct route, protocol) coming, and the plan's
+ * that is not exactly the plan's (its device, gateway, default metric and, for a direct route, protocol) coming, and the plan's
  * route or one that took its place (another device, protocol, a multipath route) going; for any other
  * destination, a route that looks like netplane's (through the device with a gateway, or of its protocol) coming.
  */
@@ -145,7 +145,8 @@ function routeMatters(c: Extract<EntryChange, { kind: 'route' }>, use: HostUse, 
   const vxlan = on6 ?? want.routes.get(c.dst);
   const index = on6 !== undefined ? d6!.index : use.deviceIndex;
   if (vxlan !== undefined) {
-    const ours = c.index === index && c.gateway === vxlan;
+    // A route of another metric beside the plan's is not the plan's either: the sync deletes it.
+    const ours = c.index === index && c.gateway === vxlan && c.metric === undefined;
     // The agent deletes a route of the device only when its gateway is no longer the plan's.
     return c.deleted ? ours || c.index !== index : !ours;
   }

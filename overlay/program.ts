@@ -52,7 +52,10 @@ export async function readDevice(kernel: OverlayKernel, name: string, links?: re
   for (const r of routes) {
     // Routes without a gateway (the kernel's own, an IPv6 link-local prefix) are not netplane's.
     if (!r.gateway) continue;
-    view.routes.set(networkCIDR(r.dst) ?? r.dst, { gateway: canonicalIP(r.gateway), onlink: r.onlink });
+    const dst = networkCIDR(r.dst) ?? r.dst;
+    // A route of another metric is not one netplane made (its have the default): kept apart, to be deleted.
+    if (r.metric !== undefined) view.routes.set(`${dst} metric ${r.metric}`, { gateway: canonicalIP(r.gateway), onlink: r.onlink, metric: r.metric });
+    else view.routes.set(dst, { gateway: canonicalIP(r.gateway), onlink: r.onlink });
   }
   return view;
 }
@@ -264,7 +267,7 @@ function applyEntry(kernel: OverlayKernel, index: number, op: OverlayOp): Promis
       return op.op === 'replace' ? kernel.replaceFdb(e) : kernel.deleteFdb(e);
     }
     case 'route': {
-      const e = { index, dst: op.dst, gateway: op.gateway, onlink: op.onlink };
+      const e = { index, dst: op.dst, gateway: op.gateway, onlink: op.onlink, ...(op.metric !== undefined ? { metric: op.metric } : {}) };
       return op.op === 'add' ? kernel.addRoute(e) : kernel.deleteRoute(e);
     }
     case 'direct': {

@@ -30,7 +30,7 @@ export type EntryChange =
   | { kind: 'neighbour'; index: number; ip: string; mac: string; permanent: boolean; deleted: boolean }
   | { kind: 'fdb'; index: number; mac: string; dst: string; extras: string; deleted: boolean }
   /** `index` -1: a multipath route (RTA_MULTIPATH, no single output interface or gateway). */
-  | { kind: 'route'; index: number; dst: string; gateway: string; protocol: number; deleted: boolean }
+  | { kind: 'route'; index: number; dst: string; gateway: string; protocol: number; deleted: boolean; metric?: number }
   | { kind: 'lost' };
 
 /**
@@ -71,7 +71,7 @@ export function parseEntryChanges(buf: Buffer): EntryChange[] {
     const index = m.attrs.oif ?? (m.attrs.multipath ? -1 : undefined);
     if (index === undefined) continue;
     const r = routeEntry(m, index);
-    out.push({ kind: 'route', index, dst: r.dst, gateway: r.gateway, protocol: r.protocol ?? RTPROT_STATIC, deleted: removed });
+    out.push({ kind: 'route', index, dst: r.dst, gateway: r.gateway, protocol: r.protocol ?? RTPROT_STATIC, deleted: removed, ...(r.metric !== undefined ? { metric: r.metric } : {}) });
   }
   return out;
 }

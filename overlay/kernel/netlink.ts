@@ -242,7 +242,7 @@ export class NetlinkKernel implements OverlayKernel {
     // Scope NOWHERE and protocol 0 match any route of that destination, gateway and device (fib_table_delete).
     const data: rt.Route = { family: family(dst.ip), dstLen: dst.prefixLength, table: RT_TABLE_MAIN, scope: RT_SCOPE_NOWHERE, type: RTN_UNICAST };
     if (entry.protocol !== undefined) data.protocol = entry.protocol;
-    const request = format(rt.formatRouteMessage, { kind: 'route', data, attrs: { dst: dst.ip, gateway, oif: entry.index } });
+    const request = format(rt.formatRouteMessage, { kind: 'route', data, attrs: { dst: dst.ip, gateway, oif: entry.index, ...(entry.metric !== undefined ? { priority: entry.metric } : {}) } });
     await this.#delete(this.#writes.request(rt.MessageType.DELROUTE, request, { op }));
   }
 
@@ -287,6 +287,8 @@ export function routeEntry(m: rt.Message, index: number): RouteEntry {
   const protocol = protocolNumber(m.data.protocol) ?? 0;
   const entry: RouteEntry = { dst: `${formatIp(dst)}/${m.data.dstLen ?? 0}`, gateway: m.attrs.gateway ? formatIp(m.attrs.gateway) : '', index, onlink: (flags & RTNH_F_ONLINK) !== 0 };
   if (protocol !== RTPROT_STATIC) entry.protocol = protocol;
+  const metric = m.attrs.priority ?? 0;
+  if (metric !== (family === 16 ? 1024 : 0)) entry.metric = metric;
   return entry;
 }
 

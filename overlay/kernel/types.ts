@@ -78,6 +78,11 @@ export interface RouteEntry {
    * protocol given, and of any protocol when it is absent.
    */
   protocol?: number;
+  /**
+   * RTA_PRIORITY (the metric): routes() gives it only when it is not the default (0 for IPv4, 1024 for IPv6);
+   * deleteRoute() deletes only a route of that metric when given.
+   */
+  metric?: number;
 }
 
 /**

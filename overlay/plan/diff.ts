@@ -112,7 +112,14 @@ export function diffSteps(plan: OverlayPlan, view: DeviceView, keepStale = false
   const want = desiredEntries(plan);
   // A route is only ever added (never replaced: a replace could take over a route of another device), so one of
   // ours that differs is deleted first. Deletes name the device and gateway: they touch only the device's routes.
-  for (const [dst, r] of cur.routes) {
+  for (const [key, r] of cur.routes) {
+    if (r.metric !== undefined) {
+      // Another metric (added by hand, or by another tool): never the route the plan wants, so it goes.
+      const dst = key.split(' ')[0]!;
+      if (!keepStale || want.routes.has(dst) || want.direct.has(dst)) before.push({ kind: 'route', op: 'delete', dst, gateway: r.gateway, onlink: r.onlink, metric: r.metric });
+      continue;
+    }
+    const dst = key;
     const gateway = want.routes.get(dst);
     if (gateway === undefined && keepStale && !want.direct.has(dst)) continue;
     if (gateway === undefined || gateway !== r.gateway || !r.onlink) before.push({ kind: 'route', op: 'delete', dst, gateway: r.gateway, onlink: r.onlink });
@@ -186,7 +193,7 @@ export function recordOp(view: DeviceView, op: OverlayOp, created?: LinkState): 
       return;
     case 'route':
       if (op.op === 'add') view.routes.set(op.dst, { gateway: op.gateway, onlink: op.onlink });
-      else view.routes.delete(op.dst);
+      else view.routes.delete(op.metric !== undefined ? `${op.dst} metric ${op.metric}` : op.dst);
       return;
     case 'direct':
       if (op.op === 'add') view.direct.set(op.dst, { gateway: op.gateway, index: op.index });
@@ -262,7 +269,7 @@ export function opText(op: OverlayOp): string {
     case 'fdb':
       return `fdb ${op.op} ${op.mac} dst ${op.dst}`;
     case 'route':
-      return `route ${op.op} ${op.dst} via ${op.gateway}${op.onlink ? ' onlink' : ''}`;
+      return `route ${op.op} ${op.dst} via ${op.gateway}${op.onlink ? ' onlink' : ''}${op.metric !== undefined ? ` metric ${op.metric}` : ''}`;
     case 'direct':
       return `direct route ${op.op} ${op.dst} via ${op.gateway} dev ${op.dev}`;
   }

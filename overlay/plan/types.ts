@@ -135,8 +135,11 @@ export interface DeviceView {
   neighbours: Map<string, { mac: string; permanent: boolean }>;
   /** FDB entries by `mac dst`. */
   fdb: Map<string, { mac: string; dst: string }>;
-  /** Routes through the device that have a gateway, by destination. */
-  routes: Map<string, { gateway: string; onlink: boolean }>;
+  /**
+   * Routes through the device that have a gateway, by destination; one of another metric than the default (which
+   * netplane's have) by `dst metric N`, with its metric.
+   */
+  routes: Map<string, { gateway: string; onlink: boolean; metric?: number }>;
   /**
    * netplane's direct routes (--direct-routing), by destination: main-table routes of its own route protocol, on
    * any device. They are not on the VXLAN device, so they outlive it.
@@ -157,7 +160,7 @@ export type OverlayOp =
   | { kind: 'address'; op: 'add' | 'delete'; cidr: string }
   | { kind: 'neighbour'; op: 'replace' | 'delete'; ip: string; mac: string }
   | { kind: 'fdb'; op: 'replace' | 'delete'; mac: string; dst: string }
-  | { kind: 'route'; op: 'add' | 'delete'; dst: string; gateway: string; onlink: boolean }
+  | { kind: 'route'; op: 'add' | 'delete'; dst: string; gateway: string; onlink: boolean; metric?: number }
   /** A direct route (netplane's route protocol) through interface `index` (`dev` its name, for logs). */
   | { kind: 'direct'; op: 'add' | 'delete'; dst: string; gateway: string; index: number; dev: string };
 

@@ -134,4 +134,19 @@ describe('netplane overlay keeps what works when Nodes turn bad', () => {
     await waitFor("node1 to remove node3's entries", async () => JSON.stringify(await overlayEntries(t.lab, node1.ns)) === JSON.stringify([...entriesOf(2), ...entriesOf(4)].sort()), 5000, 20);
     expect(agent.logs.some((l) => l.msg === 'every manifest file has been read: entries of nodes that are not in the view are removed again')).toBe(true);
   });
+
+  it('a route to a podCIDR with the same gateway but another metric is removed (as soon as it is seen, and when the node goes)', async () => {
+    const routes = async () => (await t.sh(node1.ns, 'ip', ['route', 'show', '10.244.2.0/24'])).trim().split('\n').filter(Boolean);
+    await t.lab.exec(node1.ns, 'ip', ['route', 'add', '10.244.2.0/24', 'via', '10.244.2.0', 'dev', 'netplane.1', 'onlink', 'metric', '100', 'proto', 'static']);
+    // Seen at once (the entry watch), not at the next resync (1 h): only the agent's route stays.
+    await waitFor('the metric-100 route to go', async () => (await routes()).length === 1, 5000, 20);
+    expect(await routes()).toEqual(['10.244.2.0/24 via 10.244.2.0 dev netplane.1 proto static onlink']);
+    // Added again, and node2 deleted in the same moment: neither route stays.
+    await t.lab.exec(node1.ns, 'ip', ['route', 'add', '10.244.2.0/24', 'via', '10.244.2.0', 'dev', 'netplane.1', 'onlink', 'metric', '100', 'proto', 'static']);
+    await write([working[0]!, working[2]!]);
+    await waitFor('no route to node2', async () => (await routes()).length === 0, 5000, 20);
+    await write(working);
+    await waitFor('the route to node2', async () => (await routes()).length === 1, 5000, 20);
+    expect(await routes()).toEqual(['10.244.2.0/24 via 10.244.2.0 dev netplane.1 proto static onlink']);
+  });
 });
