@@ -181,8 +181,9 @@ async function cleanup(devices: readonly string[], log: Logger): Promise<number>
     log.error({ err: (e as Error).message }, 'cannot remove the masquerade tables');
   }
   try {
-    await new ForwardAccept(new HostRunner()).cleanup();
-    log.info(`removed the forward-accept chain ${forwardChain}`);
+    const removed = await new ForwardAccept(new HostRunner()).cleanup();
+    if (removed > 0) log.info({ tables: removed }, `removed the forward-accept chain ${forwardChain}`);
+    else log.info(`there was no forward-accept chain ${forwardChain} to remove`);
   } catch (e) {
     failed = true;
     log.error({ err: (e as Error).message }, `cannot remove the forward-accept chain ${forwardChain}`);

@@ -131,17 +131,21 @@ export class ForwardAccept {
     return changed;
   }
 
-  /** Removes the jump and the chain from both variants and families; absent ones are fine. Rejects with CommandError. */
-  async cleanup(): Promise<void> {
+  /** Removes the jump and the chain from both variants and families; absent ones are fine. Resolves with how many tables held them; rejects with CommandError. */
+  async cleanup(): Promise<number> {
+    let removed = 0;
     for (const family of families) {
       for (const variant of variants) {
         const state = await this.#read(family, variant);
         const script = state ? renderForward(state, []) : '';
-        if (script !== '') await this.#runner.run(iptablesCommands(family, variant).restore, restoreArgs, script);
+        if (script === '') continue;
+        await this.#runner.run(iptablesCommands(family, variant).restore, restoreArgs, script);
+        removed++;
       }
     }
     this.#applied = undefined;
     this.#installed.clear();
+    return removed;
   }
 
   /** The variant's filter table, or undefined when that variant is not installed or has no filter table. */

@@ -87,7 +87,13 @@ describe('ForwardAccept', () => {
 
   it('cleanup removes the chain wherever it is', async () => {
     const r = runner({ 'iptables-nft-save': save('DROP', ...ours('10.244.0.0/16')), 'iptables-legacy-save': save('ACCEPT'), 'ip6tables-nft-save': save('ACCEPT'), 'ip6tables-legacy-save': save('ACCEPT') });
-    await new ForwardAccept(r.runner).cleanup();
+    expect(await new ForwardAccept(r.runner).cleanup()).toBe(1);
     expect(r.calls.filter((c) => c.includes('-restore'))).toEqual([`iptables-nft-restore -w 5 --noflush\n*filter\n${jump.replace('-A ', '-D ')}\n:NETPLANE-OVERLAY-FWD - [0:0]\n-X NETPLANE-OVERLAY-FWD\nCOMMIT\n`]);
+  });
+
+  it('cleanup says it removed nothing when there was no chain', async () => {
+    const r = runner({ 'iptables-nft-save': save('DROP'), 'iptables-legacy-save': save('ACCEPT'), 'ip6tables-nft-save': save('ACCEPT'), 'ip6tables-legacy-save': save('ACCEPT') });
+    expect(await new ForwardAccept(r.runner).cleanup()).toBe(0);
+    expect(r.calls.filter((c) => c.includes('-restore'))).toEqual([]);
   });
 });
