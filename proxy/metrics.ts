@@ -33,10 +33,12 @@ export interface ProxyMetrics {
   canaryRepairs: Counter<'mode'>;
   rules: Gauge<'mode'>;
   elements: Gauge<'mode'>;
-  /** kube-proxy's iptables_total: iptables mode only (other modes leave it without samples). */
+  /** kube-proxy's iptables_total: registered by the first iptables-mode sync (other modes never have it). */
   iptablesRules: Gauge<'table'>;
-  /** kube-proxy's no_local_endpoints_total: kernel modes only (other modes leave it without samples). */
+  /** kube-proxy's no_local_endpoints_total: registered by the first kernel-mode sync (userspace mode never has it). */
   noLocalEndpoints: Gauge<'traffic_policy'>;
+  /** Where those two are registered when first set. */
+  registry: Registry;
   conntrackDeletions: Counter;
   udpFlowEvictions: Counter;
 }
@@ -68,18 +70,21 @@ export function registerProxyMetrics(registry: Registry): ProxyMetrics {
     canaryRepairs: new Counter({ name: 'netplane_proxy_canary_resyncs_total', help: 'Periodic checks that found rules removed or changed in the kernel, each followed by a full sync.', labelNames: ['mode'], registers }),
     rules: new Gauge({ name: 'netplane_proxy_rules', help: 'Rules (userspace: listeners) programmed after the last sync.', labelNames: ['mode'], registers }),
     elements: new Gauge({ name: 'netplane_proxy_map_elements', help: 'Map and set elements (userspace: endpoints) programmed after the last sync.', labelNames: ['mode'], registers }),
+    // Gauges despite the _total (which promtool's lint flags): kube-proxy's names. Not registered here but by
+    // recordProgrammed, in the modes that have them, so that the userspace mode shows no empty family.
     iptablesRules: new Gauge({
       name: 'kubeproxy_sync_proxy_rules_iptables_total',
       help: "iptables mode: rules in netplane's own chains per table after the last sync, IPv4 and IPv6 together.",
       labelNames: ['table'],
-      registers,
+      registers: [],
     }),
     noLocalEndpoints: new Gauge({
       name: 'kubeproxy_sync_proxy_rules_no_local_endpoints_total',
       help: 'Service ports with a Local traffic policy whose endpoints are all on other nodes, so this node drops that traffic (internal: internalTrafficPolicy, external: externalTrafficPolicy).',
       labelNames: ['traffic_policy'],
-      registers,
+      registers: [],
     }),
+    registry,
     udpFlowEvictions: new Counter({ name: 'netplane_proxy_udp_flow_evictions_total', help: 'userspace mode: UDP flows closed at the flow cap to make room for a new client (least recently used first).', registers }),
     conntrackDeletions: new Counter({ name: 'netplane_proxy_conntrack_deletions_total', help: 'conntrack deletions run for stale UDP/SCTP flows to removed endpoints.', registers }),
   };
@@ -102,11 +107,22 @@ export function noLocalEndpoints(plan: ProxyPlan): { internal: number; external:
 export function recordProgrammed(m: ProxyMetrics, mode: ProxyBackend['mode'], plan: ProxyPlan, result: SyncResult): void {
   m.rules.set({ mode }, result.rules);
   m.elements.set({ mode }, result.elements);
-  if (result.rulesByTable) for (const [table, n] of Object.entries(result.rulesByTable)) m.iptablesRules.set({ table }, n);
+  if (result.rulesByTable) {
+    expose(m.registry, m.iptablesRules);
+    for (const [table, n] of Object.entries(result.rulesByTable)) m.iptablesRules.set({ table }, n);
+  }
   // userspace mode serves a Service port on one listener, under one of the two policies (its nodePort's or its
   // port's), and refuses rather than drops: the kernel modes' count would not describe what it does.
   if (mode === 'userspace') return;
+  expose(m.registry, m.noLocalEndpoints);
   const n = noLocalEndpoints(plan);
   m.noLocalEndpoints.set({ traffic_policy: 'internal' }, n.internal);
   m.noLocalEndpoints.set({ traffic_policy: 'external' }, n.external);
+}
+
+/** Registers a metric made without a registry, once. */
+function expose(registry: Registry, metric: Gauge<string>): void {
+  // prom-client keeps the name on the metric without declaring it in its types.
+  const { name } = metric as unknown as { name: string };
+  if (registry.getSingleMetric(name) === undefined) registry.registerMetric(metric);
 }

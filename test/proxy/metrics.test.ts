@@ -1,5 +1,6 @@
 // kube-proxy's gauges with the same meaning: sync_proxy_rules_iptables_total{table} (iptables mode) and
 // sync_proxy_rules_no_local_endpoints_total{traffic_policy} (kernel modes), from the plan and the sync result.
+import { spawnSync } from 'node:child_process';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseObject } from '../../cluster/model/index.ts';
@@ -76,6 +77,29 @@ describe('recordProgrammed', () => {
     const text = await registry.metrics();
     for (const re of want) expect(text).toMatch(re);
     for (const re of absent) expect(text).not.toMatch(re);
+  });
+});
+
+describe("the proxy's /metrics under promtool check metrics", () => {
+  // kube-proxy's own names for two gauges end in _total, which promtool's lint flags (exit 3): those two, in the modes
+  // that have them, are the only problems; the userspace mode has neither family, not even empty.
+  const p = plan([portPlan('a', 'http', { clusterIPs: ['10.96.0.1'], clusterNoEndpoints: 'drop' })]);
+  const noLocal = 'kubeproxy_sync_proxy_rules_no_local_endpoints_total';
+  const iptablesTotal = 'kubeproxy_sync_proxy_rules_iptables_total';
+  it.each([
+    { mode: 'nftables', r: { rules: 3, elements: 1, operations: 3 }, flagged: [noLocal] },
+    { mode: 'iptables', r: { rules: 3, elements: 1, operations: 3, rulesByTable: { nat: 2, filter: 1 } }, flagged: [iptablesTotal, noLocal] },
+    { mode: 'userspace', r: { rules: 1, elements: 1, operations: 1 }, flagged: [] },
+  ] as const)('$mode mode: promtool flags only $flagged', async ({ mode, r, flagged }) => {
+    const registry = new Registry();
+    recordProgrammed(registerProxyMetrics(registry), mode, p, r);
+    const text = await registry.metrics();
+    const promtool = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+    const problems = (promtool.stdout + promtool.stderr).trim().split('\n').filter(Boolean);
+    expect(problems.map((l) => l.split(' ')[0]).sort(), problems.join('\n')).toEqual([...flagged]);
+    for (const line of problems) expect(line).toMatch(/non-counter metrics should not have "_total" suffix/);
+    expect(promtool.status).toBe(flagged.length === 0 ? 0 : 3);
+    for (const name of [noLocal, iptablesTotal]) expect(text.includes(`# TYPE ${name} gauge`), name).toBe((flagged as readonly string[]).includes(name));
   });
 });
 
