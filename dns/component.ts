@@ -73,7 +73,7 @@ const serviceRef = (raw: string) => {
 };
 
 const flags = {
-  listen: listFlag({ value: 'ADDR:PORT', help: 'answer DNS over UDP and TCP here', parse: parseHostPort, default: [parseHostPort('0.0.0.0:53')] }),
+  listen: listFlag({ value: 'ADDR:PORT', help: 'answer DNS over UDP and TCP here', parse: parseHostPort, listens: true, default: [parseHostPort('0.0.0.0:53')] }),
   zone: valueFlag({ value: 'DOMAIN', help: 'the cluster domain', parse: zoneName, default: 'cluster.local' }),
   hosts: valueFlag({ value: 'FILE', help: "answer the names of this hosts file (CoreDNS's hosts plugin), read again when it changes; cluster names are answered first", parse: nonEmpty }),
   'hosts-ttl': valueFlag({ value: 'SECONDS', help: 'TTL of answers from --hosts', parse: intInRange(0, 2_147_483_647), default: 3600 }),
@@ -162,8 +162,8 @@ const flags = {
     help: 'which answered queries --log-queries logs: all, or some of success, denial (NXDOMAIN, NODATA) and error, separated by commas (CoreDNS log class)',
     parse: parseQueryClasses,
   }),
-  health: valueFlag({ value: 'ADDR:PORT', help: "also serve CoreDNS's /health alone here, as its health plugin on :8080, for probes copied from CoreDNS's manifests (--admin serves it too)", parse: parseHostPort }),
-  ready: valueFlag({ value: 'ADDR:PORT', help: "also serve CoreDNS's /ready alone here, as its ready plugin on :8181, for probes copied from CoreDNS's manifests (--admin serves it too)", parse: parseHostPort }),
+  health: valueFlag({ value: 'ADDR:PORT', listens: true, help: "also serve CoreDNS's /health alone here, as its health plugin on :8080, for probes copied from CoreDNS's manifests (--admin serves it too)", parse: parseHostPort }),
+  ready: valueFlag({ value: 'ADDR:PORT', listens: true, help: "also serve CoreDNS's /ready alone here, as its ready plugin on :8181, for probes copied from CoreDNS's manifests (--admin serves it too)", parse: parseHostPort }),
 };
 
 /** The dns component. */

@@ -49,8 +49,8 @@ const bool = oneOf(['true', 'false'] as const);
 const yes = (raw: string) => bool(raw) === 'true';
 
 const flags = {
-  http: valueFlag({ value: 'ADDR:PORT', help: 'serve plain HTTP here (`off`: none)', parse: listener, default: parseHostPort('0.0.0.0:80') as HostPort | 'off' }),
-  https: valueFlag({ value: 'ADDR:PORT', help: 'serve HTTPS (HTTP/2 and HTTP/1.1) here (`off`: none)', parse: listener, default: parseHostPort('0.0.0.0:443') as HostPort | 'off' }),
+  http: valueFlag({ value: 'ADDR:PORT', listens: true, help: 'serve plain HTTP here (`off`: none)', parse: listener, default: parseHostPort('0.0.0.0:80') as HostPort | 'off' }),
+  https: valueFlag({ value: 'ADDR:PORT', listens: true, help: 'serve HTTPS (HTTP/2 and HTTP/1.1) here (`off`: none)', parse: listener, default: parseHostPort('0.0.0.0:443') as HostPort | 'off' }),
   'ingress-class': valueFlag({ value: 'NAME', help: 'serve Ingresses of this class (and class-less ones when this IngressClass is the default)', parse: className, default: 'netplane' }),
   'default-certificate': valueFlag({ value: 'CERT.pem,KEY.pem', help: 'certificate for names without one, re-read when the files change (default: self-signed, made at start)', parse: nonEmpty }),
   'trusted-proxies': valueFlag({ value: 'CIDRS', help: 'believe X-Forwarded-For, -Proto, -Host and -Port only from peers in these ranges', parse: parseCIDRList, default: [] as string[] }),

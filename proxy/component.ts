@@ -51,6 +51,7 @@ const flags = {
   'udp-max-flows': valueFlag({ value: 'N', help: 'userspace mode: UDP flows per Service port; past it the least recently used is evicted', parse: positiveInt, default: 4096 }),
   'healthz-bind-address': valueFlag({
     value: 'ADDR:PORT',
+    listens: true,
     help: "serve kube-proxy's /healthz and /livez here, which cloud load balancers probe; 0.0.0.0 takes IPv6 too (default: 0.0.0.0:10256 in the kernel modes, none in userspace mode)",
     parse: parseHostPort,
   }),
