@@ -245,6 +245,8 @@ async function runProxy(ctx: ComponentContext, f: ProxyFlags): Promise<void> {
     },
   });
   ctx.admin.addHealthCheck('proxy-sync', syncer.health);
+  // kube-proxy answers its mode on its metrics port, and scripts ask it there.
+  ctx.admin.addPage('/proxyMode', () => f.mode);
   const noLocal = f.mode === 'userspace' ? undefined : clusterCIDRWarning(f['detect-local-mode'], f['cluster-cidr'].flat());
   if (noLocal) ctx.log.warn(noLocal);
   ctx.admin.addReadinessCheck('proxy-rules', syncer.readiness);

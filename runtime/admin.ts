@@ -8,12 +8,15 @@ import type { HostPort } from './flags.ts';
 /** A health check: ok, or a reason it is not. Must not throw or block. */
 export type HealthCheck = () => { ok: true } | { ok: false; reason: string };
 
+const fixedPaths = ['/metrics', '/healthz', '/livez', '/readyz', '/health', '/ready'];
+
 /** Serves the admin endpoints. Health checks can be added at any time by the component. */
 export class AdminServer {
   readonly #registry: Registry;
   readonly #store: Store;
   readonly #health = new Map<string, HealthCheck>();
   readonly #readiness = new Map<string, HealthCheck>();
+  readonly #pages = new Map<string, () => string>();
   readonly #servers: Server[] = [];
 
   constructor(registry: Registry, store: Store) {
@@ -29,6 +32,12 @@ export class AdminServer {
   /** Adds a named check to /readyz, beside the cluster view being loaded: /readyz is 503 while any check fails. */
   addReadinessCheck(name: string, check: HealthCheck): void {
     this.#readiness.set(name, check);
+  }
+
+  /** Serves `path` as plain text from `body` (kube-proxy's /proxyMode); the fixed paths cannot be replaced (throws). */
+  addPage(path: string, body: () => string): void {
+    if (fixedPaths.includes(path)) throw new Error(`the admin server's ${path} cannot be replaced`);
+    this.#pages.set(path, body);
   }
 
   /**
@@ -120,8 +129,12 @@ export class AdminServer {
           };
           return send(res, ready ? 200 : 503, 'application/json', JSON.stringify(body) + '\n');
         }
-        default:
-          return send(res, 404, 'text/plain', 'not found; try /metrics, /healthz, /livez, /readyz, /health or /ready\n');
+        default: {
+          const page = this.#pages.get(path ?? '');
+          if (page) return send(res, 200, 'text/plain', page());
+          const paths = [...fixedPaths, ...this.#pages.keys()];
+          return send(res, 404, 'text/plain', `not found; try ${paths.slice(0, -1).join(', ')} or ${paths.at(-1)}\n`);
+        }
       }
     } catch (e) {
       return send(res, 500, 'text/plain', `${(e as Error).message}\n`);

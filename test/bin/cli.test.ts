@@ -350,6 +350,8 @@ describe('netplane up', () => {
       expect([...viaProxy].sort()).toEqual([1, 2].map((n) => `hello from web-${n} (127.0.0.1:808${n}): GET / host 127.0.0.1:8000\n`));
       expect(await curl('-H', 'Host: web.localhost', 'http://127.0.0.1:8080/api/users')).toBe('hello from api-1 (127.0.0.1:8083): GET /api/users host web.localhost\n');
       expect(await curl('http://127.0.0.1:8001/')).toBe('hello from api-1 (127.0.0.1:8083): GET / host 127.0.0.1:8001\n');
+      // kube-proxy's /proxyMode on the proxy's admin port.
+      expect(await curl('http://127.0.0.1:10249/proxyMode')).toBe('userspace');
       expect(up.out).toMatch(/^web-1 +\| GET \/ host web\.localhost from 127\.0\.0\.1:\d+$/m);
 
       up.child.kill('SIGINT');

@@ -30,6 +30,18 @@ describe('AdminServer', () => {
     return (path: string) => fetch(`http://127.0.0.1:${port}${path}`);
   }
 
+  it("serves a component's own pages beside the fixed ones, which it cannot take", async () => {
+    const store = new Store(['Service']);
+    const get = await serve(store);
+    admin!.addPage('/proxyMode', () => 'nftables');
+    expect(() => admin!.addPage('/livez', () => 'taken')).toThrow("the admin server's /livez cannot be replaced");
+    const mode = await get('/proxyMode');
+    expect([mode.status, mode.headers.get('content-type'), await mode.text()]).toEqual([200, 'text/plain', 'nftables']);
+    expect(await (await get('/livez')).text()).toBe('ok\n');
+    const missing = await get('/nope');
+    expect([missing.status, await missing.text()]).toEqual([404, 'not found; try /metrics, /healthz, /livez, /readyz, /health, /ready or /proxyMode\n']);
+  });
+
   it('is not ready until the first full view is loaded, then ready and reporting staleness', async () => {
     const store = new Store(['Service']);
     const get = await serve(store);
