@@ -2,7 +2,7 @@
 // to Service endpoints, with TLS by SNI, per-Ingress rate limits and auth.
 import { defineComponent, type ComponentContext } from '../runtime/component.ts';
 import { UsageError } from '../runtime/errors.ts';
-import { durationFlag, type HostPort, nonEmpty, oneOf, parseCIDRList, parseDuration, parseHostPort, positiveInt, switchFlag, valueFlag } from '../runtime/flags.ts';
+import { durationFlag, flagGiven, type HostPort, nonEmpty, oneOf, parseCIDRList, parseDuration, parseHostPort, positiveInt, switchFlag, valueFlag } from '../runtime/flags.ts';
 import type { Logger } from '../runtime/logger.ts';
 import { Authenticators } from './auth/authenticators.ts';
 import { TrustedProxies } from './limits/client-ip.ts';
@@ -120,6 +120,8 @@ export const ingressComponent = defineComponent({
       throw new UsageError('netplane ingress: --proxy-protocol needs --proxy-protocol-from CIDRS, the load balancers allowed to send the header (0.0.0.0/0,::/0 for any peer)');
     }
     if (!f['proxy-protocol'] && f['proxy-protocol-from'] !== undefined) throw new UsageError('netplane ingress: --proxy-protocol-from is given without --proxy-protocol');
+    if (!f['proxy-protocol'] && flagGiven(f, 'proxy-protocol-timeout')) throw new UsageError('netplane ingress: --proxy-protocol-timeout is given without --proxy-protocol');
+    if (f['hsts-include-subdomains'] && f.hsts === 0) throw new UsageError('netplane ingress: --hsts-include-subdomains is given without --hsts DURATION, so no Strict-Transport-Security header is sent');
     if (f['enable-ssl-passthrough'] && f.https === 'off') throw new UsageError('netplane ingress: --enable-ssl-passthrough needs the HTTPS listener, but --https is off');
     return undefined;
   },

@@ -101,6 +101,7 @@ export const overlayComponent = defineComponent({
   readsNoCluster: (f) => f.cleanup,
   async before(f, log) {
     if (f['ipv6-device-name'] === f.device) throw new UsageError(`netplane overlay: --ipv6-device-name ${f.device} is also --device; give the IPv6 device a name of its own`);
+    if (f['flannel-annotations'] && f.manifests !== undefined) log.warn('--flannel-annotations has no effect with --manifests: annotations are published only to an API server (--kubeconfig)');
     if (!f.cleanup) return undefined;
     return cleanup([f.device, f['ipv6-device-name']], log);
   },

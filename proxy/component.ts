@@ -5,7 +5,7 @@ import type { Node } from '../cluster/model/index.ts';
 import { defineComponent, type ComponentContext } from '../runtime/component.ts';
 import { UsageError } from '../runtime/errors.ts';
 import { HostRunner } from '../runtime/exec.ts';
-import { durationFlag, intInRange, listFlag, nonEmpty, oneOf, parseCIDRList, parseHostPort, parseIPAddress, positiveInt, switchFlag, valueFlag } from '../runtime/flags.ts';
+import { durationFlag, flagGiven, intInRange, listFlag, nonEmpty, oneOf, parseCIDRList, parseHostPort, parseIPAddress, positiveInt, switchFlag, valueFlag } from '../runtime/flags.ts';
 import { ProxyHealthz } from './healthz.ts';
 import { applyConntrack, conntrackDefaults } from './conntrack-tuning.ts';
 import { availableParallelism } from 'node:os';
@@ -91,6 +91,8 @@ export const proxyComponent = defineComponent({
     if (f.mode === 'userspace' && f['detect-local-mode'] !== 'ClusterCIDR') {
       log.warn(`--detect-local-mode ${f['detect-local-mode']} has no effect in userspace mode: its sockets cannot see the interface a connection came in on, and its Local-policy NodePorts take every endpoint for clients from this node and --cluster-cidr`);
     }
+    if (f.mode !== 'userspace' && flagGiven(f, 'bind-address')) log.warn(`--bind-address ${f['bind-address']} has no effect in ${f.mode} mode: Services are programmed in the kernel, not listened on`);
+    if (f.mode !== 'iptables' && flagGiven(f, 'iptables-variant')) log.warn(`--iptables-variant ${f['iptables-variant']} has no effect in ${f.mode} mode`);
     if (f.mode === 'userspace' && f['health-check-address'] !== undefined) {
       log.warn(`--health-check-address ${f['health-check-address']} has no effect in userspace mode: its health-check node ports listen on --bind-address ${f['bind-address']}`);
     }

@@ -139,6 +139,14 @@ function describeClash(a: { flag: string; at: HostPort }, b: { flag: string; at:
   return `--${wide.flag} ${wide.at.text} listens on port ${wide.at.port} of ${scope}, so --${narrow.flag} ${narrow.at.text} cannot have it too; give each its own port`;
 }
 
+/** The flags written on each command line parseFlags read (a defaulted flag is not), by its result. */
+const givenByResult = new WeakMap<object, ReadonlySet<string>>();
+
+/** Whether `--name` was written on the command line that gave `values` (parseFlags' result), not defaulted. */
+export function flagGiven(values: object, name: string): boolean {
+  return givenByResult.get(values)?.has(name) ?? false;
+}
+
 /** Parses argv against specs; `--help` returns null. Throws UsageError for unknown flags, positionals or bad values. */
 export function parseFlags<S extends FlagSpecs>(command: string, specs: S, argv: readonly string[]): FlagValues<S> | null {
   const options: Record<string, { type: 'string' | 'boolean'; multiple: boolean; short?: string }> = { help: { type: 'boolean', multiple: false, short: 'h' } };
@@ -153,6 +161,7 @@ export function parseFlags<S extends FlagSpecs>(command: string, specs: S, argv:
   }
   if (parsed.values.help) return null;
   const out: Record<string, unknown> = {};
+  givenByResult.set(out, new Set(Object.keys(parsed.values).filter((k) => parsed.values[k] !== undefined)));
   for (const [name, f] of Object.entries(specs)) {
     const raw = parsed.values[name] as string | string[] | boolean | undefined;
     if (f.kind === 'switch') {

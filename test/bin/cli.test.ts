@@ -86,6 +86,8 @@ describe('netplane command line', () => {
     [['dns', '--listen', '127.0.0.1:15353', '--listen', '127.0.0.1:15353', '--manifests', examples], /^netplane dns: --listen gives 127\.0\.0\.1:15353 twice; give each address once\n$/],
     [['ingress', '--admin', '127.0.0.1:18081', '--http', '127.0.0.1:18081', '--https', '127.0.0.1:0', '--manifests', examples], /^netplane ingress: --admin and --http both listen on 127\.0\.0\.1:18081; give each its own address\n$/],
     [['proxy', '--mode', 'userspace', '--admin', '127.0.0.1:18082', '--healthz-bind-address', '127.0.0.1:18082', '--manifests', examples], /^netplane proxy: --admin and --healthz-bind-address both listen on 127\.0\.0\.1:18082; give each its own address\n$/],
+    [['ingress', '--proxy-protocol-timeout', '2s', '--manifests', examples], /^netplane ingress: --proxy-protocol-timeout is given without --proxy-protocol\n$/],
+    [['ingress', '--hsts-include-subdomains', '--manifests', examples], /^netplane ingress: --hsts-include-subdomains is given without --hsts DURATION, so no Strict-Transport-Security header is sent\n$/],
     [['proxy', '--min-sync-period', '1h', '--sync-period', '1s', '--manifests', examples], /^netplane proxy: --min-sync-period \(3600 s\) must not be longer than --sync-period \(1 s\)\n$/],
     [['ingress', '--keepalive-timeout', '0s', '--manifests', examples], /^netplane ingress: --keepalive-timeout "0s": must be from 1s to 1h/],
     [['overlay', '--resync-period', '0s', '--manifests', examples], /^netplane overlay: --resync-period "0s": must be from 1s to 24h/],
@@ -148,10 +150,10 @@ describe('the source flags', () => {
 });
 
 describe('the proxy in userspace mode', () => {
-  it('warns once that --health-check-address has no effect there', async () => {
+  it('warns once that --health-check-address and --iptables-variant have no effect there', async () => {
     // No Services: nothing listens beside the admin port.
     const empty = await mkdtemp(join(tmpdir(), 'netplane-empty-'));
-    const child = spawn(process.execPath, [bin, 'proxy', '--mode', 'userspace', '--health-check-address', '127.0.0.2', '--admin', '127.0.0.1:0', '--manifests', empty], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [bin, 'proxy', '--mode', 'userspace', '--health-check-address', '127.0.0.2', '--iptables-variant', 'nft', '--admin', '127.0.0.1:0', '--manifests', empty], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
@@ -159,11 +161,27 @@ describe('the proxy in userspace mode', () => {
       await waitFor('started', () => out.includes('netplane proxy starting'), 10_000);
       const warnings = out.split('\n').filter((l) => l.includes('--health-check-address 127.0.0.2 has no effect in userspace mode'));
       expect(warnings).toHaveLength(1);
+      expect(out.split('\n').filter((l) => l.includes('--iptables-variant nft has no effect in userspace mode'))).toHaveLength(1);
     } finally {
       child.kill('SIGTERM');
     }
     expect(await exited).toBe(0);
     await rm(empty, { recursive: true, force: true });
+  });
+});
+
+describe('the overlay from manifests', () => {
+  it('warns that --flannel-annotations has no effect there', async () => {
+    const child = spawn(process.execPath, [bin, 'overlay', '--flannel-annotations', '--node-name', 'local', '--admin', '127.0.0.1:0', '--manifests', examples], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    try {
+      await waitFor('the warning', () => out.includes('--flannel-annotations has no effect with --manifests'), 10_000);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect(await exited).toBe(0);
   });
 });
 
