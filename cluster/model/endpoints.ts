@@ -3,10 +3,19 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { ipAddress, list, namespacedMeta, portNumber, protocol, struct } from './meta.ts';
 import { serviceNameLabel, type EndpointSlice } from './endpointslice.ts';
+import { canonicalIP, dns1123LabelError } from './names.ts';
 
 const address = struct({
-  ip: ipAddress,
-  hostname: z.string().optional(),
+  // In standard form, as the slices made from EndpointSlices are (one address written two ways is one endpoint).
+  ip: ipAddress.transform(canonicalIP),
+  // The first label of the address's DNS name: a DNS-1123 label, as the API server's ValidateEndpoints requires.
+  hostname: z
+    .string()
+    .optional()
+    .superRefine((h, ctx) => {
+      const why = h === undefined ? undefined : dns1123LabelError(h);
+      if (why) ctx.addIssue({ code: 'custom', message: why });
+    }),
   nodeName: z.string().optional(),
   targetRef: struct({ kind: z.string().optional(), namespace: z.string().optional(), name: z.string().optional() }).nullish(),
 });

@@ -177,6 +177,13 @@ describe('parseObject: conversions and kinds it does not keep', () => {
     expect(v4.ports).toEqual([{ name: 'http', protocol: 'TCP', port: 8080, appProtocol: undefined }]);
   });
 
+  it('writes Endpoints addresses in standard form and refuses a hostname that is not a DNS label, as for slices', () => {
+    const endpoints = (address: object) => ({ apiVersion: 'v1', kind: 'Endpoints', metadata: { name: 'web', namespace: 'shop' }, subsets: [{ addresses: [address], ports: [{ port: 80 }] }] });
+    const [six] = parseObject(endpoints({ ip: 'FD00:0:0::0001', hostname: 'web-0' }));
+    expect((six!.object as any).endpoints[0].addresses).toEqual(['fd00::1']);
+    expect(() => parseObject(endpoints({ ip: '10.1.0.1', hostname: 'a.b' }))).toThrow(/subsets\.0\.addresses\.0\.hostname|subsets\[0\]\.addresses\[0\]\.hostname/);
+  });
+
   it('reads List items and ignores kinds netplane does not use', () => {
     const out = parseObject({
       apiVersion: 'v1',
