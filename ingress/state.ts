@@ -246,7 +246,9 @@ export class IngressState {
       // as it is over in a moment; readiness waits for it, and a source that cannot read it logs why.
       if (p.pending === true) continue;
       // An Ingress may have a problem of each kind: each is logged once under its own key.
-      const key = auth.includes(p) ? `auth ${p.ingress}` : missing.includes(p) ? `backend ${p.ingress} ${p.reason}` : p.ingress;
+      // An Ingress may have several problems of the table too (a TLS host and a client-certificate check another holds):
+      // keyed by Ingress alone they would replace each other's reason and be logged again at every rebuild.
+      const key = auth.includes(p) ? `auth ${p.ingress}` : missing.includes(p) ? `backend ${p.ingress} ${p.reason}` : `${p.ingress} ${p.reason}`;
       now.add(key);
       this.#logOnce(key, p.reason, () =>
         log.warn({ ingress: p.ingress, reason: p.reason, served: p.partly === true ? 'partly' : p.keptLastGood ? 'last good version' : 'no' }, `Ingress ${p.ingress}: ${p.reason}`),

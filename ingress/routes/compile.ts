@@ -82,9 +82,14 @@ export function compileRoutes(input: CompileInput): CompileResult {
     // As in ingress-nginx: the defaultBackend of an Ingress without rules is the catch-all server's (the first such
     // Ingress in order): it answers hosts no rule names and what the rules without a host do not match, never a
     // host with rules of its own (table.ts match); that of an Ingress with rules only on its own hosts (below).
-    if (c.defaultBackend !== undefined && c.rules.length === 0 && parts.defaultRoute === undefined) {
-      parts.defaultRoute = defaultRoute(c, '', addBackend(parts, c.defaultBackend, c.policy, c.key));
-      parts.contributors.add(c.key);
+    if (c.defaultBackend !== undefined && c.rules.length === 0) {
+      if (parts.defaultRoute === undefined) {
+        parts.defaultRoute = defaultRoute(c, '', addBackend(parts, c.defaultBackend, c.policy, c.key));
+        parts.contributors.add(c.key);
+      } else {
+        const reason = `its defaultBackend is not the catch-all: ${owner(parts, c, parts.defaultRoute.ingress)} already answers the hosts no rule names`;
+        parts.problems.push({ ingress: c.key, reason, keptLastGood: false, partly: true });
+      }
     }
     for (const { host, choice } of c.tls) addTls(parts, tlsOwner, c, host, choice);
     for (const { host, choice } of tlsByCertificate(parts, c, input.certificate)) addTls(parts, tlsOwner, c, host, choice);
@@ -283,7 +288,7 @@ function addBackend(parts: TableParts, backend: BackendRef, policy: UpstreamPoli
 
 /**
  * As ingress-nginx's extractTLSSecretName: each host of the Ingress's rules that none of its tls entries lists takes
- * the first of its tls Secrets whose certificate names the host (checkHost: SANs, wildcards, else the CN) — the way a
+ * the first of its tls Secrets whose certificate names the host in a SAN (checkHost, wildcards too, never the CN) — the way a
  * tls entry without hosts is served. Each Secret looked at is read (put in `secrets`), so a change to it compiles again.
  */
 function tlsByCertificate(parts: TableParts, c: CompiledIngress, certificate: CompileInput['certificate']): { host: string; choice: TlsChoice }[] {
@@ -293,7 +298,8 @@ function tlsByCertificate(parts: TableParts, c: CompiledIngress, certificate: Co
   const out: { host: string; choice: TlsChoice }[] = [];
   for (const host of new Set(c.rules.map((r) => r.host))) {
     if (host === '' || host.startsWith('*.') || listed.has(host)) continue;
-    const secret = c.tlsSecrets.find((s) => certificate(s)?.checkHost(host) !== undefined);
+    // SANs only: ingress-nginx's second pass asks Go's VerifyHostname, which ignores the CN (Go 1.15 and later).
+    const secret = c.tlsSecrets.find((s) => certificate(s)?.checkHost(host, { subject: 'never' }) !== undefined);
     if (secret !== undefined) out.push({ host, choice: { secret } });
   }
   return out;

@@ -67,4 +67,12 @@ describe('netplane ingress conflicts between Ingresses', () => {
     expect(metrics).toMatch(/netplane_ingress_problems\{namespace="default",ingress="a-new",served="partly"\} 1/);
     expect(metrics).not.toMatch(/ingress="a-new",served="no"/);
   });
+
+  it('logs each of its two problems once, not again when an unrelated Ingress changes the table', async () => {
+    gw.write('other.yaml', agedIngress('other', '2024-02-01T00:00:00Z', 'cert-a', [['/o', 'svc-a']]).replaceAll('conf.test', 'other.test'));
+    await waitFor('the unrelated Ingress', async () => (await gw.get('other.test', '/o')).status === 200, 10_000, 50);
+    const count = (re: RegExp) => gw.output.split('\n').filter((l) => re.test(l)).length;
+    expect(count(/Ingress default\/a-new: rule host \\"conf\.test\\" path \\"\/x\\" \(Prefix\) is dropped/)).toBe(1);
+    expect(count(/Ingress default\/a-new: TLS host \\"conf\.test\\" with Secret default\/cert-a is dropped/)).toBe(1);
+  });
 });

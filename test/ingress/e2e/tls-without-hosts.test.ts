@@ -10,10 +10,12 @@ describe('netplane ingress tls entry without hosts', () => {
   const app = new EchoBackend('app');
   const gw = new GatewayProcess();
   let site: Pems;
+  let cnOnly: Pems;
 
   beforeAll(async () => {
     await app.start();
     site = await makeCert('site.test', ['site.test', '*.site.test']);
+    cnOnly = await makeCert('cn.test', []);
     const ingress = `---
 apiVersion: networking.k8s.io/v1
 kind: Ingress
@@ -24,8 +26,17 @@ spec:
   rules:
     - { host: www.site.test, http: { paths: [{ path: /, pathType: Prefix, backend: { service: { name: app, port: { number: 80 } } } }] } }
     - { host: other.test, http: { paths: [{ path: /, pathType: Prefix, backend: { service: { name: app, port: { number: 80 } } } }] } }
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: { name: cn-only, namespace: default }
+spec:
+  ingressClassName: netplane
+  tls: [{ secretName: cn-tls }]
+  rules:
+    - { host: cn.test, http: { paths: [{ path: /, pathType: Prefix, backend: { service: { name: app, port: { number: 80 } } } }] } }
 `;
-    gw.write('all.yaml', [ingressClassYaml, serviceYaml('app', [app]), tlsSecretYaml('site-tls', site)].join('---\n') + ingress);
+    gw.write('all.yaml', [ingressClassYaml, serviceYaml('app', [app]), tlsSecretYaml('site-tls', site), tlsSecretYaml('cn-tls', cnOnly)].join('---\n') + ingress);
     await gw.start([], { host: 'other.test' });
   }, 30_000);
   afterAll(async () => {
@@ -42,6 +53,12 @@ spec:
   it('gives a host the certificate does not name neither the certificate nor the redirect', async () => {
     expect((await peerCert(gw.https, 'other.test')).raw.equals(new X509Certificate(site.cert).raw)).toBe(false);
     const r = await gw.get('other.test', '/');
+    expect([r.status, echoOf(r).backend]).toEqual([200, 'app']);
+  });
+
+  it('does not take a certificate that names the host in its CN alone, as Go\'s VerifyHostname in ingress-nginx ignores the CN', async () => {
+    expect((await peerCert(gw.https, 'cn.test')).raw.equals(new X509Certificate(cnOnly.cert).raw)).toBe(false);
+    const r = await gw.get('cn.test', '/');
     expect([r.status, echoOf(r).backend]).toEqual([200, 'app']);
   });
 });

@@ -309,6 +309,15 @@ describe('table contents', () => {
     expect(t.backends.has('default/site-home:80')).toBe(false);
   });
 
+  it('reports the Ingress whose catch-all defaultBackend another, older one holds: not served, with the reason', () => {
+    const { table: t } = compile([
+      ingress('z-old', { defaultBackend: backend('old:80'), created: '2024-01-01T00:00:00Z' }),
+      ingress('a-new', { defaultBackend: backend('new:80'), created: '2024-06-01T00:00:00Z' }),
+    ]);
+    expect(t.match('other.com', '/')?.backend.key).toBe('default/old:80');
+    expect(t.problems).toEqual([{ ingress: 'default/a-new', reason: expect.stringMatching(/^its defaultBackend is not the catch-all: Ingress default\/z-old, which is older .* already answers the hosts no rule names$/), keptLastGood: false }]);
+  });
+
   it('counts rules and lists served Ingresses with their policies', () => {
     expect([table.size, [...table.ingresses.keys()], [...served.keys()]]).toEqual([4, ['shop/b', 'shop/a'], ['shop/b', 'shop/a']]);
     expect(table.ingresses.get('shop/a')?.auth).toEqual({ type: 'basic', secret: { namespace: 'shop', name: 'htpasswd' }, realm: 'Authentication Required' });

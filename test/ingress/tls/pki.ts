@@ -21,7 +21,8 @@ export async function makeCert(cn: string, names: string[] = [cn], opts: { notBe
     extensions: [
       { name: 'basicConstraints', cA: opts.isCa ?? false },
       ...(opts.isCa ? [{ name: 'keyUsage' as const, keyCertSign: true, digitalSignature: true }] : []),
-      { name: 'subjectAltName', altNames: names.map((value) => ({ type: 2 as const, value })) },
+      // No names: no subjectAltName at all, the certificate names its host in the CN alone (as before RFC 2818's rule).
+      ...(names.length > 0 ? [{ name: 'subjectAltName' as const, altNames: names.map((value) => ({ type: 2 as const, value })) }] : []),
     ],
   });
   return { cert: pems.cert, key: pems.private };
