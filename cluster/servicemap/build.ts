@@ -49,6 +49,9 @@ function buildCommon(svc: Service): ServiceCommon {
   if (s.externalName !== undefined && s.type === 'ExternalName') common.externalName = s.externalName;
   if (s.healthCheckNodePort !== undefined) common.healthCheckNodePort = s.healthCheckNodePort;
   if (s.trafficDistribution !== undefined) common.trafficDistribution = s.trafficDistribution;
+  // As the EndpointSlice controller's hintsEnabled: the older annotation first, then topology-mode; Auto or auto.
+  const mode = svc.metadata.annotations['service.kubernetes.io/topology-aware-hints'] ?? svc.metadata.annotations['service.kubernetes.io/topology-mode'];
+  if (mode === 'Auto' || mode === 'auto') common.topologyAuto = true;
   const proxyName = svc.metadata.labels[serviceProxyNameLabel];
   if (proxyName !== undefined) common.proxyName = proxyName;
   return common;

@@ -47,6 +47,11 @@ export interface ServiceCommon {
   internalTrafficPolicy: 'Cluster' | 'Local';
   healthCheckNodePort?: number;
   trafficDistribution?: string;
+  /**
+   * The `service.kubernetes.io/topology-mode` (or older `topology-aware-hints`) annotation is Auto: the EndpointSlice
+   * controller writes hints by its own allocation, or none when it decides not to, and trafficDistribution is ignored.
+   */
+  topologyAuto?: true;
   publishNotReadyAddresses: boolean;
   /** The `service.kubernetes.io/service-proxy-name` label: set means another proxy owns this Service. */
   proxyName?: string;

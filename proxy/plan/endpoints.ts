@@ -1,6 +1,7 @@
 // Which endpoints a Service port's traffic may use on this node: kube-proxy's rules (ready endpoints, else
-// serving-terminating ones; topology hints; Local policies), plus trafficDistribution from zones when the
-// slices carry no hints (manifests mode has no controller to write them).
+// serving-terminating ones; topology hints; Local policies), plus trafficDistribution when the slices carry no
+// hints (manifests mode has no controller to write them): the hints the EndpointSlice controller would write are
+// made from the endpoints' own zones and nodes, then read as kube-proxy reads hints.
 import type { EndpointInfo, ServiceCommon } from '../../cluster/servicemap/index.ts';
 
 /** The endpoints each traffic policy would use, and whether the Service has any usable endpoint anywhere. */
@@ -31,33 +32,36 @@ export function categorize(svc: ServiceCommon, endpoints: readonly EndpointInfo[
   return { cluster, local, hasAny: endpoints.some(usable) };
 }
 
+/** An endpoint's hints: the slice's, or those made for trafficDistribution. */
+interface Hinted {
+  zones: readonly string[] | undefined;
+  nodes: readonly string[] | undefined;
+}
+
+const hasHint = (h: readonly string[] | undefined): h is readonly string[] => h !== undefined && h.length > 0;
+
 /**
- * The topology filter for ready endpoints, or undefined for none. Hints come first, as kube-proxy reads them:
- * node hints when every ready endpoint has one and some name this node; else zone hints when every ready endpoint
- * has one and some name our zone. Without any hints, trafficDistribution is applied from the endpoints' own
- * zones (PreferClose/PreferSameZone) or nodes (PreferSameNode), when that leaves at least one endpoint.
+ * The topology filter for ready endpoints, or undefined for none, as kube-proxy reads hints: node hints when every
+ * ready endpoint has one and some name this node; else zone hints when every ready endpoint has one and some name
+ * our zone. When no ready endpoint has a hint, the Service has trafficDistribution and no topology-mode Auto
+ * annotation (with it the controller decides, and no hint is its decision), the hints are those the controller's
+ * heuristics write: each endpoint its own zone (PreferClose, PreferSameZone), and its own node too (PreferSameNode);
+ * an endpoint without a zone or node gets none, so then every endpoint is used, as in a cluster.
  */
 function topologyFilter(svc: ServiceCommon, ready: readonly EndpointInfo[], node: string, zone: string | undefined): ((e: EndpointInfo) => boolean) | undefined {
   if (ready.length === 0) return undefined;
-  const hasHint = (h: string[] | undefined) => h !== undefined && h.length > 0;
-  if (ready.every((e) => hasHint(e.nodeHints)) && ready.some((e) => e.nodeHints!.includes(node))) {
-    return (e) => e.nodeHints!.includes(node);
+  let hints: Map<EndpointInfo, Hinted> | undefined;
+  if (!ready.some((e) => hasHint(e.zoneHints) || hasHint(e.nodeHints))) {
+    const td = svc.trafficDistribution;
+    if (svc.topologyAuto === true || (td !== 'PreferClose' && td !== 'PreferSameZone' && td !== 'PreferSameNode')) return undefined;
+    hints = new Map(ready.map((e) => [e, { zones: e.zone ? [e.zone] : undefined, nodes: td === 'PreferSameNode' && e.nodeName ? [e.nodeName] : undefined }]));
   }
-  if (zone !== undefined && ready.every((e) => hasHint(e.zoneHints)) && ready.some((e) => e.zoneHints!.includes(zone))) {
-    return (e) => e.zoneHints!.includes(zone);
+  const of = (e: EndpointInfo): Hinted => hints?.get(e) ?? { zones: e.zoneHints, nodes: e.nodeHints };
+  if (ready.every((e) => hasHint(of(e).nodes)) && ready.some((e) => of(e).nodes!.includes(node))) {
+    return (e) => of(e).nodes?.includes(node) === true;
   }
-  if (ready.some((e) => hasHint(e.zoneHints) || hasHint(e.nodeHints))) return undefined;
-  switch (svc.trafficDistribution) {
-    case 'PreferSameNode':
-      return ready.some((e) => e.local) ? (e) => e.local : sameZone(ready, zone);
-    case 'PreferClose':
-    case 'PreferSameZone':
-      return sameZone(ready, zone);
-    default:
-      return undefined;
+  if (zone !== undefined && ready.every((e) => hasHint(of(e).zones)) && ready.some((e) => of(e).zones!.includes(zone))) {
+    return (e) => of(e).zones?.includes(zone) === true;
   }
-}
-
-function sameZone(ready: readonly EndpointInfo[], zone: string | undefined): ((e: EndpointInfo) => boolean) | undefined {
-  return zone !== undefined && ready.some((e) => e.zone === zone) ? (e) => e.zone === zone : undefined;
+  return undefined;
 }

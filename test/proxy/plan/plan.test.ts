@@ -21,14 +21,14 @@ const ep = (e: Ep) => ({
   conditions: { ready: e.ready ?? true, serving: e.serving ?? e.ready ?? true, terminating: e.terminating ?? false },
   ...(e.zones || e.nodes ? { hints: { forZones: (e.zones ?? []).map((name) => ({ name })), forNodes: (e.nodes ?? []).map((name) => ({ name })) } } : {}),
 });
-const svcWith = (spec: object, eps: Ep[], labels?: Record<string, string>) => [
-  service('web', { clusterIP: '10.96.0.10', ports: [{ name: 'http', port: 80, targetPort: 8080 }], ...spec }, labels ? { labels } : {}),
+const svcWith = (spec: object, eps: Ep[], labels?: Record<string, string>, annotations?: Record<string, string>) => [
+  service('web', { clusterIP: '10.96.0.10', ports: [{ name: 'http', port: 80, targetPort: 8080 }], ...spec }, { ...(labels ? { labels } : {}), ...(annotations ? { annotations } : {}) }),
   slice('web-1', 'web', eps.map(ep), [{ name: 'http', port: 8080 }]),
 ];
 const ips = (t: { ip: string }[]) => t.map((x) => x.ip);
 
 describe('planProxy: endpoint choice', () => {
-  const cases: Array<{ name: string; spec?: object; eps: Ep[]; cfg?: Partial<PlanConfig>; cluster: string[]; external?: string[]; shortcut?: string[]; serving?: string[]; clusterNo?: string; externalNo?: string }> = [
+  const cases: Array<{ name: string; spec?: object; annotations?: Record<string, string>; eps: Ep[]; cfg?: Partial<PlanConfig>; cluster: string[]; external?: string[]; shortcut?: string[]; serving?: string[]; clusterNo?: string; externalNo?: string }> = [
     { name: 'ready endpoints only', eps: [{ ip: '10.244.1.1' }, { ip: '10.244.2.1', ready: false }], cluster: ['10.244.1.1'] },
     {
       name: 'serving-terminating ones when none is ready',
@@ -142,6 +142,40 @@ describe('planProxy: endpoint choice', () => {
       eps: [{ ip: '10.244.2.1', zone: 'b' }, { ip: '10.244.3.1', zone: 'c' }],
       cluster: ['10.244.2.1', '10.244.3.1'],
     },
+    // The EndpointSlice controller's heuristics give no hint to an endpoint without a zone (or, for PreferSameNode, a
+    // node), and kube-proxy reads hints only when every ready endpoint has one: then every endpoint is used.
+    {
+      name: 'PreferClose without hints, an endpoint without a zone: all, as the controller would give that one no hint',
+      spec: { trafficDistribution: 'PreferClose' },
+      eps: [{ ip: '10.244.1.1', zone: 'a' }, { ip: '10.244.2.1' }],
+      cluster: ['10.244.1.1', '10.244.2.1'],
+    },
+    {
+      name: 'PreferSameNode without hints uses this node, else our zone, and an endpoint without a node means zone hints',
+      spec: { trafficDistribution: 'PreferSameNode' },
+      eps: [{ ip: '10.244.1.1', node: 'n1', zone: 'a' }, { ip: '10.244.1.2', zone: 'a' }, { ip: '10.244.2.1', node: 'n2', zone: 'b' }],
+      cluster: ['10.244.1.1', '10.244.1.2'],
+    },
+    {
+      name: 'PreferSameNode without hints, every endpoint with a node: this node only',
+      spec: { trafficDistribution: 'PreferSameNode' },
+      eps: [{ ip: '10.244.1.1', node: 'n1', zone: 'a' }, { ip: '10.244.1.2', node: 'n3', zone: 'a' }, { ip: '10.244.2.1', node: 'n2', zone: 'b' }],
+      cluster: ['10.244.1.1'],
+    },
+    {
+      name: 'topology-mode Auto: the controller decides the hints, and none means all (trafficDistribution is ignored)',
+      spec: { trafficDistribution: 'PreferClose' },
+      annotations: { 'service.kubernetes.io/topology-mode': 'Auto' },
+      eps: [{ ip: '10.244.1.1', zone: 'a' }, { ip: '10.244.2.1', zone: 'b' }],
+      cluster: ['10.244.1.1', '10.244.2.1'],
+    },
+    {
+      name: 'the older topology-aware-hints annotation counts too, and hints it wrote are read as any',
+      spec: { trafficDistribution: 'PreferClose' },
+      annotations: { 'service.kubernetes.io/topology-aware-hints': 'auto' },
+      eps: [{ ip: '10.244.1.1', zone: 'a', zones: ['b'] }, { ip: '10.244.2.1', zone: 'b', zones: ['a'] }],
+      cluster: ['10.244.2.1'],
+    },
     {
       name: 'topology does not apply to not-ready endpoints: falls back to serving-terminating',
       spec: { trafficDistribution: 'PreferClose' },
@@ -151,7 +185,7 @@ describe('planProxy: endpoint choice', () => {
   ];
   for (const c of cases) {
     it(c.name, () => {
-      const [p, ...rest] = plan(svcWith(c.spec ?? {}, c.eps), c.cfg).ports;
+      const [p, ...rest] = plan(svcWith(c.spec ?? {}, c.eps, undefined, c.annotations), c.cfg).ports;
       expect(rest).toEqual([]);
       expect(ips(p!.clusterEndpoints)).toEqual(c.cluster);
       if (c.external) expect(ips(p!.externalEndpoints)).toEqual(c.external);
