@@ -21,11 +21,15 @@ import { followPods } from './zone/pods.ts';
 import { followNamespaces, RecordIndex } from './zone/records.ts';
 import type { DnsHandler } from './types.ts';
 
-const zoneName = (raw: string) => {
+const zoneName = (raw: string, maxLength = 253) => {
   const z = raw.toLowerCase().replace(/\.$/, '');
   if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/.test(z)) throw new Error('must be a domain name such as cluster.local');
+  if (z.split('.').some((l) => l.length > 63)) throw new Error('has a label longer than 63 characters, which no DNS name can hold');
+  if (z.length > maxLength) throw new Error(`is ${z.length} characters long; it may be at most ${maxLength}`);
   return z;
 };
+/** The cluster zone: its SOA names hostmaster.<zone>, which must fit in a DNS name too (253 characters). */
+const clusterZone = (raw: string) => zoneName(raw, 253 - 'hostmaster.'.length);
 /** `DOMAIN=UPSTREAM[,UPSTREAM...]`: a stub domain and its upstreams, each `ADDR:PORT` or `tls://ADDR[:PORT][#NAME]`. */
 const stubDomain = (raw: string) => {
   const eq = raw.indexOf('=');
@@ -74,7 +78,7 @@ const serviceRef = (raw: string) => {
 
 const flags = {
   listen: listFlag({ value: 'ADDR:PORT', help: 'answer DNS over UDP and TCP here', parse: parseHostPort, listens: true, default: [parseHostPort('0.0.0.0:53')] }),
-  zone: valueFlag({ value: 'DOMAIN', help: 'the cluster domain', parse: zoneName, default: 'cluster.local' }),
+  zone: valueFlag({ value: 'DOMAIN', help: 'the cluster domain', parse: clusterZone, default: 'cluster.local' }),
   hosts: valueFlag({ value: 'FILE', help: "answer the names of this hosts file (CoreDNS's hosts plugin), read again when it changes; cluster names are answered first", parse: nonEmpty }),
   'hosts-ttl': valueFlag({ value: 'SECONDS', help: 'TTL of answers from --hosts', parse: intInRange(0, 2_147_483_647), default: 3600 }),
   'stub-domain': listFlag({

@@ -63,12 +63,20 @@ export const endpointSliceSchema = struct({
     const why = e.hostname === undefined ? undefined : dns1123LabelError(e.hostname);
     if (why) ctx.addIssue({ code: 'custom', path: ['endpoints', i, 'hostname'], message: why });
   });
+  // Port names: DNS-1123 labels, as ValidateEndpointSlice checks them.
+  s.ports.forEach((p, i) => {
+    const why = p.name === '' ? undefined : dns1123LabelError(p.name);
+    if (why) ctx.addIssue({ code: 'custom', path: ['ports', i, 'name'], message: why });
+  });
   if (s.addressType === 'FQDN') return;
   const family = s.addressType === 'IPv4' ? z.ipv4() : z.ipv6();
   s.endpoints.forEach((e, i) => {
     e.addresses.forEach((a, j) => {
       if (!family.safeParse(a).success) {
         ctx.addIssue({ code: 'custom', path: ['endpoints', i, 'addresses', j], message: `"${a}" is not an ${s.addressType} address` });
+      } else if (s.addressType === 'IPv6' && /^::ffff:/i.test(canonicalIP(a))) {
+        // The API server refuses these (IPv4-mapped IPv6 is not allowed): the endpoint belongs in an IPv4 slice.
+        ctx.addIssue({ code: 'custom', path: ['endpoints', i, 'addresses', j], message: `"${a}" is an IPv4-mapped IPv6 address, which an IPv6 slice may not hold` });
       }
     });
   });

@@ -74,10 +74,13 @@ const serviceSpec = struct({
       if (s.ports.length > 1 && p.name === '') {
         ctx.addIssue({ code: 'custom', path: ['ports', i, 'name'], message: 'is required when a Service has more than one port' });
       }
-      if (names.has(`${p.name}/${p.protocol}`)) {
+      // As the API server's validateServicePort: a name is a DNS-1123 label, once per Service whatever the protocol.
+      const why = p.name === '' ? undefined : dns1123LabelError(p.name);
+      if (why) ctx.addIssue({ code: 'custom', path: ['ports', i, 'name'], message: why });
+      if (names.has(p.name)) {
         ctx.addIssue({ code: 'custom', path: ['ports', i, 'name'], message: `duplicates port name "${p.name}"` });
       }
-      names.add(`${p.name}/${p.protocol}`);
+      names.add(p.name);
     });
   });
 

@@ -86,13 +86,25 @@ describe('EndpointSlice endpoint hostnames', () => {
 describe('IPv6 addresses in their standard form (found by an audit: one address written two ways was two endpoints)', () => {
   const one = <T>(raw: object) => (parseObject(raw)[0]!.object as T);
   it('writes EndpointSlice addresses, Service cluster, external and load-balancer IPs in one form', () => {
-    const s = one<EndpointSlice>(sliceOf('s', 'web', [{ addresses: ['FD00:0:0::0001'] }, { addresses: ['::FFFF:1.2.3.4'] }, { addresses: ['fd00::1'] }], [], { addressType: 'IPv6' }));
-    expect(s.endpoints.map((e) => e.addresses[0])).toEqual(['fd00::1', '::ffff:1.2.3.4', 'fd00::1']);
+    const s = one<EndpointSlice>(sliceOf('s', 'web', [{ addresses: ['FD00:0:0::0001'] }, { addresses: ['2001:DB8::0:7'] }, { addresses: ['fd00::1'] }], [], { addressType: 'IPv6' }));
+    expect(s.endpoints.map((e) => e.addresses[0])).toEqual(['fd00::1', '2001:db8::7', 'fd00::1']);
     const v = one<Service>(
       svcOf('web', { clusterIP: 'FD00:96:0::10', clusterIPs: ['FD00:96:0::10', '10.96.0.10'], externalIPs: ['2001:DB8:0:0:0:0:0:5', '192.0.2.5'] }, { status: { loadBalancer: { ingress: [{ ip: '2001:db8:0::a' }] } } }),
     );
     expect([v.spec.clusterIPs, v.spec.externalIPs, v.status.loadBalancer.ingress[0]!.ip]).toEqual([['fd00:96::10', '10.96.0.10'], ['2001:db8::5', '192.0.2.5'], '2001:db8::a']);
     expect(one<Service>(svcOf('solo', { clusterIP: 'FD00::0:10' })).spec.clusterIPs).toEqual(['fd00::10']);
+  });
+
+  it('refuses what the API server refuses: an IPv4-mapped address in an IPv6 slice, port names that are no DNS-1123 label, a Service port name twice, a Namespace name with a dot', () => {
+    expect(verdict(sliceOf('s', 'web', [{ addresses: ['::FFFF:1.2.3.4'] }], [], { addressType: 'IPv6' }))).toMatch(/endpoints\[0\]\.addresses\[0\]: "::FFFF:1\.2\.3\.4" is an IPv4-mapped IPv6 address, which an IPv6 slice may not hold/);
+    expect(verdict(sliceOf('s', 'web', [{ addresses: ['0:0:0:0:0:ffff:a00:1'] }], [], { addressType: 'IPv6' }))).toMatch(/IPv4-mapped/);
+    for (const name of ['HTTP', 'a.b', '-ab', 'a b']) {
+      expect(verdict(svcOf('web', { clusterIP: '10.96.0.10', ports: [{ name, port: 80 }] }))).toMatch(/ports\[0\]\.name/);
+      expect(verdict(sliceOf('s', 'web', [{ addresses: ['10.0.0.1'] }], [{ name, port: 80 }]))).toMatch(/ports\[0\]\.name/);
+    }
+    expect(verdict(svcOf('dup', { clusterIP: '10.96.0.10', ports: [{ name: 'dns', port: 53, protocol: 'UDP' }, { name: 'dns', port: 53, protocol: 'TCP' }] }))).toMatch(/ports\[1\]\.name: duplicates port name "dns"/);
+    expect(verdict({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'a.b' } })).toMatch(/Namespace: metadata\.name/);
+    expect(one<Service>(svcOf('ok', { clusterIP: '10.96.0.10', ports: [{ name: 'dns', port: 53, protocol: 'UDP' }, { name: 'dns-tcp', port: 53, protocol: 'TCP' }] })).spec.ports).toHaveLength(2);
   });
 
   it('leaves IPv4 and FQDN slices and bad addresses to the checks as they were', () => {
