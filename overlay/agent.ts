@@ -314,7 +314,7 @@ export class OverlayAgent {
         if (name6 !== undefined) this.#view6 = await readDevice(o.kernel, name6, this.#host.links, false);
       }
       // A contested value stays with the node that has it: the last plan's, else (first plan) the kernel's.
-      const history = this.#lastPlan ? { remotes: this.#lastPlan.remotes, ...(this.#lastPlan.device ? { device: this.#lastPlan.device } : {}) } : { fdb: new Set(this.#view!.fdb.keys()) };
+      const history = this.#lastPlan ? { remotes: this.#lastPlan.remotes, ...(this.#lastPlan.device ? { device: this.#lastPlan.device } : {}) } : {};
       plan = planOverlay(o.store.list('Node'), { ...o.overlay, clusterCIDRs: o.clusterCIDRs }, this.#host, history);
       this.#lastPlan = plan;
       this.#reportProblems(plan);

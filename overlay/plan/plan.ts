@@ -15,9 +15,8 @@ export const vxlanOverhead = { 4: 50, 6: 70 } as const;
 /**
  * Plans the overlay. Nodes that cannot be used (no podCIDR, no usable underlay address of this node's underlay
  * family, a podCIDR, address or MAC that another node already has, a podCIDR that overlaps this host's own addresses or lies
- * outside --cluster-cidr) are left out with a problem. A contested value stays with the node that has it in the
- * previous plan (`history.remotes`; on a first plan, the node the kernel's FDB entries already reach), then with
- * the node that had no other value before, then the first by name: a newcomer never takes over a node in use. A
+ * outside --cluster-cidr) are left out with a problem. A contested value goes to the oldest Node, then the first by
+ * name (claimOrder), the same on every node: a Node made later never takes over one in use. A
  * node of the previous plan whose object becomes unusable (no podCIDR, no address, a malformed address or MAC
  * annotation) keeps its last good entries, with a problem. The underlay is IPv4 or IPv6, as this node's own address is; pods may be IPv4, IPv6 or both.
  * With `directRouting`, each pod family of a remote whose address of that family is on a network of the underlay
@@ -46,7 +45,7 @@ export function planOverlay(nodes: readonly Node[], options: OverlayOptions, hos
   const scope = options.directRouting && device ? directScope(host, device.underlayIndex) : undefined;
   const remotes: Remote[] = [];
   const previous = new Map((history.remotes ?? []).map((r) => [r.node, r]));
-  for (const node of claimOrder(sorted, self, family, previous, history)) {
+  for (const node of claimOrder(sorted, self)) {
     const prev = previous.get(node.metadata.name);
     const kept = prev && brokenObject(node, family, prev);
     const r = kept ? keepRemote(node, family, prev, kept, taken, fence, problems) : planRemote(node, family, options.vni, taken, fence, problems, scope);
@@ -124,12 +123,10 @@ function planDevice(self: Node, o: OverlayOptions, host: HostView, problems: Pro
 
 /** What the planner knows besides the Nodes and the host, so that bad input changes nothing that works. */
 export interface PlanHistory {
-  /** The remotes of the previous plan: they keep contested values, and their last good entries when their object becomes unusable. */
+  /** The remotes of the previous plan: they keep their last good entries when their object becomes unusable. */
   remotes?: readonly Remote[];
   /** This node's device in the previous plan: it keeps its MAC when a MAC annotation turns malformed. */
   device?: DeviceSpec;
-  /** The FDB entries in the kernel (`mac dst`), read before a first plan: a node they reach keeps contested values. */
-  fdb?: ReadonlySet<string>;
 }
 
 function byName(a: string, b: string): number {
@@ -137,25 +134,14 @@ function byName(a: string, b: string): number {
 }
 
 /**
- * The remotes in the order they claim podCIDRs, addresses and MACs: first the nodes programmed as they are (in
- * the previous plan with the same values, or kept there; without a previous plan, those the kernel's FDB entries
- * reach), then the other nodes of the previous plan (they changed), then newcomers; by name inside each.
+ * The remotes in the order they claim podCIDRs, addresses and MACs: the oldest Node first (metadata.creationTimestamp;
+ * a Node without one counts as oldest, as Go's zero time), then by name. Only what every node reads of the Nodes
+ * decides, never what one agent programmed before, so that every node gives a contested value to the same Node: a
+ * Node made later (a newcomer, a stale object of a reinstalled host) never takes one from a Node in use.
  */
-function claimOrder(sorted: readonly Node[], self: Node | undefined, family: 4 | 6, previous: ReadonlyMap<string, Remote>, history: PlanHistory): Node[] {
-  const rank = (node: Node): number => {
-    const prev = previous.get(node.metadata.name);
-    const u = underlayFacts(node, family);
-    if (prev) {
-      const c = cidrFacts(node).cidrs;
-      const same = brokenObject(node, family, prev) !== undefined || (u.ip === prev.underlayIP && u.mac === prev.vtepMAC && c.v4 === prev.podCIDR4 && c.v6 === prev.podCIDR6);
-      return same ? 0 : 1;
-    }
-    if (history.remotes === undefined && u.ip !== undefined && u.mac !== undefined && history.fdb?.has(`${u.mac} ${u.ip}`)) return 0;
-    return 2;
-  };
-  const ranked = sorted.filter((n) => n !== self).map((n) => ({ n, r: rank(n) }));
-  ranked.sort((a, b) => a.r - b.r || byName(a.n.metadata.name, b.n.metadata.name));
-  return ranked.map((x) => x.n);
+function claimOrder(sorted: readonly Node[], self: Node | undefined): Node[] {
+  const created = (n: Node) => (n.metadata.creationTimestamp === undefined ? 0 : Date.parse(n.metadata.creationTimestamp));
+  return sorted.filter((n) => n !== self).sort((a, b) => created(a) - created(b) || byName(a.metadata.name, b.metadata.name));
 }
 
 /**

@@ -61,12 +61,13 @@ describe('KubernetesSource', () => {
     const fromFiles = await startManifests();
     expect(fromApi.store.status).toMatchObject({ synced: true, stale: false });
     expect(fromApi.store.count('Service')).toBe(4);
-    // The API server stamps each object's creationTimestamp; the Ingress keeps it (the gateway orders Ingresses by
-    // age), and a manifest that does not write one has none: otherwise the views are the same.
+    // The API server stamps each object's creationTimestamp; Ingresses and Nodes keep it (the gateway orders
+    // Ingresses by age, the overlay Nodes), and a manifest that does not write one has none: otherwise the views are
+    // the same.
     const apiDump = fromApi.store.dump() as Record<string, Record<string, { metadata: { creationTimestamp?: string } }>>;
-    for (const ingress of Object.values(apiDump.Ingress ?? {})) {
-      expect(Date.parse(ingress.metadata.creationTimestamp ?? '')).toBeGreaterThan(0);
-      delete ingress.metadata.creationTimestamp;
+    for (const object of [...Object.values(apiDump.Ingress ?? {}), ...Object.values(apiDump.Node ?? {})]) {
+      expect(Date.parse(object.metadata.creationTimestamp ?? '')).toBeGreaterThan(0);
+      delete object.metadata.creationTimestamp;
     }
     expect(apiDump).toEqual(fromFiles.store.dump());
     for (const node of ['n1', 'n2']) {

@@ -17,6 +17,8 @@ interface Doc {
   podCIDR?: string;
   ips?: string[];
   annotations?: Record<string, string>;
+  /** metadata.creationTimestamp: of two Nodes that claim one value, the older keeps it. */
+  created?: string;
 }
 
 /** node i's entries on another node, as overlayEntries prints them. */
@@ -26,14 +28,14 @@ describe('netplane overlay keeps what works when Nodes turn bad', () => {
   let t: OverlayTopology;
   let node1: TestNode;
   let node3: TestNode;
-  const working: Doc[] = [1, 2, 3].map((i) => ({ name: `node${i}`, podCIDR: `10.244.${i}.0/24`, ips: [`192.168.60.${i}`] }));
+  const working: Doc[] = [1, 2, 3].map((i) => ({ name: `node${i}`, podCIDR: `10.244.${i}.0/24`, ips: [`192.168.60.${i}`], created: '2020-01-01T00:00:00Z' }));
 
   async function write(docs: Doc[], file = 'nodes.yaml'): Promise<void> {
     const text = docs.map((d) =>
       JSON.stringify({
         apiVersion: 'v1',
         kind: 'Node',
-        metadata: { name: d.name, ...(d.annotations ? { annotations: d.annotations } : {}) },
+        metadata: { name: d.name, ...(d.annotations ? { annotations: d.annotations } : {}), ...(d.created ? { creationTimestamp: d.created } : {}) },
         spec: d.podCIDR ? { podCIDR: d.podCIDR } : {},
         status: { addresses: (d.ips ?? []).map((address) => ({ type: 'InternalIP', address })) },
       }),
@@ -56,9 +58,9 @@ describe('netplane overlay keeps what works when Nodes turn bad', () => {
   });
 
   it.each<[string, Doc, string]>([
-    ["node0 with node3's podCIDR", { name: 'node0', podCIDR: '10.244.3.0/24', ips: ['192.168.60.50'] }, "node node0 its podCIDR 10.244.3.0/24 overlaps node node3's 10.244.3.0/24; left out"],
-    ["node0 with node3's underlay address", { name: 'node0', podCIDR: '10.244.50.0/24', ips: ['192.168.60.3'] }, "node node0 its underlay address 192.168.60.3 is also node node3's; left out"],
-  ])('%s is left out with a warning naming both; node3 keeps its entries', async (_name, newcomer, warning) => {
+    ["node0 with node3's podCIDR", { name: 'node0', podCIDR: '10.244.3.0/24', ips: ['192.168.60.50'], created: '2024-01-01T00:00:00Z' }, "node node0 its podCIDR 10.244.3.0/24 overlaps node node3's 10.244.3.0/24; left out"],
+    ["node0 with node3's underlay address", { name: 'node0', podCIDR: '10.244.50.0/24', ips: ['192.168.60.3'], created: '2024-01-01T00:00:00Z' }, "node node0 its underlay address 192.168.60.3 is also node node3's; left out"],
+  ])('%s (made later) is left out with a warning naming both; node3 keeps its entries', async (_name, newcomer, warning) => {
     await write([...working, newcomer]);
     await warned(warning);
     expect(await overlayEntries(t.lab, node1.ns)).toEqual([...entriesOf(2), ...entriesOf(3)].sort());

@@ -9,6 +9,8 @@ export interface NodeSpec {
   ip?: string;
   externalIP?: string;
   annotations?: Record<string, string>;
+  /** metadata.creationTimestamp (RFC 3339): the older Node keeps a contested value. */
+  created?: string;
 }
 
 /** A Node as the store holds it, from raw JSON the way users write it. */
@@ -20,7 +22,7 @@ export function rawNode(name: string, s: NodeSpec = {}): Record<string, unknown>
   return {
     apiVersion: 'v1',
     kind: 'Node',
-    metadata: { name, ...(s.annotations ? { annotations: s.annotations } : {}) },
+    metadata: { name, ...(s.annotations ? { annotations: s.annotations } : {}), ...(s.created ? { creationTimestamp: s.created } : {}) },
     spec: s.podCIDRs ? { podCIDRs: s.podCIDRs } : {},
     status: { addresses },
   };

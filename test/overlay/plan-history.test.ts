@@ -1,9 +1,10 @@
-// The planner with what it programmed before: a newcomer never takes a contested podCIDR, address or MAC from a
-// node in use, and a node whose object becomes unusable keeps its last good entries.
+// Bad Nodes change nothing that works: a Node made later never takes a contested podCIDR, address or MAC from an
+// older one (decided from the Nodes alone, the same on every node), and a node whose object becomes unusable keeps
+// the last good entries the planner programmed before.
 import { describe, expect, it } from 'vitest';
 import type { Node } from '../../cluster/model/index.ts';
 import { derivedMac } from '../../overlay/plan/node.ts';
-import { planOverlay, type PlanHistory } from '../../overlay/plan/plan.ts';
+import { planOverlay } from '../../overlay/plan/plan.ts';
 import type { OverlayPlan } from '../../overlay/plan/types.ts';
 import { clusterNode, host1, node, options1 } from './fixtures.ts';
 
@@ -20,46 +21,43 @@ function replan(before: Node[], after: Node[]): OverlayPlan {
   return planOverlay(after, options1, host1, { remotes: first.remotes });
 }
 
-const working = [clusterNode(1), clusterNode(2), clusterNode(3)];
+const old = '2020-01-01T00:00:00Z';
+const later = '2024-01-01T00:00:00Z';
+const working = [clusterNode(1, { created: old }), clusterNode(2, { created: old }), clusterNode(3, { created: old })];
 
-describe('planOverlay: a newcomer does not take over a node in use', () => {
+describe('planOverlay: a Node made later does not take over an older one', () => {
   it.each<[string, Node, string[]]>([
-    ["node0 with node3's podCIDR", node('node0', { podCIDRs: ['10.244.3.0/24'], ip: '192.168.60.50' }), [
+    ["node0 with node3's podCIDR", node('node0', { podCIDRs: ['10.244.3.0/24'], ip: '192.168.60.50', created: later }), [
       `node2 192.168.60.2 ${mac(2)} 10.244.2.0/24`,
       `node3 192.168.60.3 ${mac(3)} 10.244.3.0/24`,
       "problem node0: its podCIDR 10.244.3.0/24 overlaps node node3's 10.244.3.0/24; left out",
     ]],
-    ["node0 with node3's underlay address", node('node0', { podCIDRs: ['10.244.50.0/24'], ip: '192.168.60.3' }), [
+    ["node0 with node3's underlay address", node('node0', { podCIDRs: ['10.244.50.0/24'], ip: '192.168.60.3', created: later }), [
       `node2 192.168.60.2 ${mac(2)} 10.244.2.0/24`,
       `node3 192.168.60.3 ${mac(3)} 10.244.3.0/24`,
       "problem node0: its underlay address 192.168.60.3 is also node node3's; left out",
     ]],
-    ["node0 with node3's VTEP MAC", node('node0', { podCIDRs: ['10.244.50.0/24'], ip: '192.168.60.50', annotations: { 'netplane.io/vtep-mac': mac(3) } }), [
+    ["node0 with node3's VTEP MAC", node('node0', { podCIDRs: ['10.244.50.0/24'], ip: '192.168.60.50', annotations: { 'netplane.io/vtep-mac': mac(3) }, created: later }), [
       `node2 192.168.60.2 ${mac(2)} 10.244.2.0/24`,
       `node3 192.168.60.3 ${mac(3)} 10.244.3.0/24`,
       `problem node0: its VTEP MAC ${mac(3)} is also node node3's; left out`,
     ]],
-  ])('%s: the node programmed keeps its entries, the newcomer is left out naming it', (_name, newcomer, want) => {
+  ])('%s: the older node keeps its entries, the later one is left out naming it', (_name, newcomer, want) => {
     expect(summary(replan(working, [...working, newcomer]))).toEqual(want);
+    // What this agent programmed before does not decide: a restarted agent, or one whose plan differs, agrees.
+    expect(summary(planOverlay([...working, newcomer], options1, host1))).toEqual(want);
   });
 
-  it('a node of the previous plan that changed to a value another one has is left out, not the other', () => {
-    // node2 (first by name) moves onto node3's podCIDR: node3 keeps it.
-    const plan = replan(working, [clusterNode(1), clusterNode(2, { podCIDRs: ['10.244.3.0/24'] }), clusterNode(3)]);
-    expect(summary(plan)).toEqual([`node3 192.168.60.3 ${mac(3)} 10.244.3.0/24`, "problem node2: its podCIDR 10.244.3.0/24 overlaps node node3's 10.244.3.0/24; left out"]);
+  it('decides from the Nodes alone: an older Node takes a value back from the one this agent programmed', () => {
+    // This agent had programmed node0 (alone with 10.244.3.0/24); node3, older, appears with it: every node gives it to node3.
+    const newcomer = node('node0', { podCIDRs: ['10.244.3.0/24'], ip: '192.168.60.50', created: later });
+    const plan = replan([clusterNode(1, { created: old }), newcomer], [...working, newcomer]);
+    expect(summary(plan).at(-1)).toBe("problem node0: its podCIDR 10.244.3.0/24 overlaps node node3's 10.244.3.0/24; left out");
   });
 
-  it('between two newcomers, the first by name', () => {
+  it('Nodes of one age (manifests without timestamps): the first by name, on every node alike', () => {
     const plan = replan([clusterNode(1)], [clusterNode(1), clusterNode(3), node('node0', { podCIDRs: ['10.244.3.0/24'], ip: '192.168.60.50' })]);
     expect(summary(plan)).toEqual([`node0 192.168.60.50 ${derivedMac('192.168.60.50')} 10.244.3.0/24`, "problem node3: its podCIDR 10.244.3.0/24 overlaps node node0's 10.244.3.0/24; left out"]);
-  });
-
-  it("on a first plan, the node the kernel's FDB entries reach keeps the contested value", () => {
-    const nodes = [...working, node('node0', { podCIDRs: ['10.244.3.0/24'], ip: '192.168.60.50' })];
-    const history: PlanHistory = { fdb: new Set([`${mac(2)} 192.168.60.2`, `${mac(3)} 192.168.60.3`]) };
-    expect(summary(planOverlay(nodes, options1, host1, history)).at(-1)).toBe("problem node0: its podCIDR 10.244.3.0/24 overlaps node node3's 10.244.3.0/24; left out");
-    // Without it, the first by name.
-    expect(summary(planOverlay(nodes, options1, host1)).at(-1)).toBe("problem node3: its podCIDR 10.244.3.0/24 overlaps node node0's 10.244.3.0/24; left out");
   });
 });
 
@@ -106,8 +104,8 @@ describe('planOverlay: a node whose object becomes unusable keeps its last good 
     ]);
   });
 
-  it('a kept node loses its entries to no newcomer', () => {
-    const plan = replan([clusterNode(1), clusterNode(2)], [clusterNode(1), node('node2', { podCIDRs: ['10.244.2.0/24'] }), node('node0', { podCIDRs: ['10.244.2.0/24'], ip: '192.168.60.50' })]);
+  it('a kept node loses its entries to no Node made later', () => {
+    const plan = replan([clusterNode(1), clusterNode(2, { created: old })], [clusterNode(1), node('node2', { podCIDRs: ['10.244.2.0/24'], created: old }), node('node0', { podCIDRs: ['10.244.2.0/24'], ip: '192.168.60.50', created: later })]);
     expect(plan.remotes.map((r) => r.node)).toEqual(['node2']);
     expect(plan.problems.at(-1)?.reason).toBe("its podCIDR 10.244.2.0/24 overlaps node node2's 10.244.2.0/24; left out");
   });
