@@ -14,4 +14,6 @@ export interface ClusterSource {
    * first seen, with the reason); empty or absent when the view is whole as far as the source knows.
    */
   neverRead?(): string[];
+  /** Calls `listener` when what neverRead() lists changes (a file fixed or removed); returns a function that unsubscribes. */
+  onNeverReadChange?(listener: () => void): () => void;
 }

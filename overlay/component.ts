@@ -241,6 +241,8 @@ export async function runOverlay(ctx: ComponentContext, f: OverlayFlags, deps: O
     ...(f['subnet-file'] ? { onPlan: subnetEnvWriter(ctx, f['subnet-file'], clusterCIDRs) } : {}),
   });
   ctx.admin.addHealthCheck('overlay', agent.health);
+  // A never-read manifest removed (not fixed) changes no Node: sync at once, so that stale entries go.
+  ctx.source.onNeverReadChange?.(() => agent.requestSync());
   ctx.admin.addReadinessCheck('overlay', agent.readiness);
   // Never program an empty view: on a restart that would delete every other node's entries until it loads.
   const startWhenSynced = () => {

@@ -247,6 +247,9 @@ async function runProxy(ctx: ComponentContext, f: ProxyFlags): Promise<void> {
     },
   });
   ctx.admin.addHealthCheck('proxy-sync', syncer.health);
+  // A never-read manifest removed (not fixed) changes no Service: without this, the held first sync would wait for
+  // the sync period.
+  ctx.source.onNeverReadChange?.(() => syncer.requestSync());
   // kube-proxy answers its mode on its metrics port, and scripts ask it there.
   ctx.admin.addPage('/proxyMode', () => f.mode);
   const noLocal = f.mode === 'userspace' ? undefined : clusterCIDRWarning(f['detect-local-mode'], f['cluster-cidr'].flat());

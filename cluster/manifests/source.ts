@@ -70,6 +70,8 @@ interface FileState {
 /** Reads Kubernetes objects from every `*.yaml`, `*.yml` and `*.json` file under a directory and watches it. */
 export class ManifestsSource implements ClusterSource {
   readonly name = 'manifests';
+  readonly #neverReadListeners = new Set<() => void>();
+  #lastNeverRead = '';
   readonly dir: string;
   #log: Logger;
   #debounceMs: number;
@@ -127,6 +129,11 @@ export class ManifestsSource implements ClusterSource {
    * Files rejected since they were first seen, with the reason: the view lacks whatever they hold (a file rejected
    * later keeps its last good version instead). A process that starts on a broken file knows no last good version.
    */
+  onNeverReadChange(listener: () => void): () => void {
+    this.#neverReadListeners.add(listener);
+    return () => this.#neverReadListeners.delete(listener);
+  }
+
   neverRead(): string[] {
     return [...this.#files.values()].flatMap((f) => (f.neverRead && f.problem ? [`${f.problem.file}${f.problem.document ? ` document ${f.problem.document}` : ''} (${f.problem.reason})`] : []));
   }
@@ -257,6 +264,12 @@ export class ManifestsSource implements ClusterSource {
       }
     }
     if (changed) this.#publish();
+    // A file that was never read changes no object when it is removed, so nothing else would tell the components.
+    const unread = this.neverRead().join('\n');
+    if (unread !== this.#lastNeverRead) {
+      this.#lastNeverRead = unread;
+      for (const l of this.#neverReadListeners) l();
+    }
   }
 
   /** The directory cannot be read: the view is kept, marked stale (an unmounted volume is no request to delete). */

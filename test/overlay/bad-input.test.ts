@@ -3,7 +3,7 @@
 // whose object loses its addresses or gets a malformed MAC annotation keeps its last good entries. Three nodes on an
 // underlay bridge, one pod each; scenarios run in order on one network.
 import { randomBytes } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { derivedMac } from '../../overlay/plan/node.ts';
@@ -135,6 +135,19 @@ describe('netplane overlay keeps what works when Nodes turn bad', () => {
     await write([{ name: 'node4', podCIDR: '10.244.4.0/24', ips: ['192.168.60.4'] }], 'node3.yaml');
     await waitFor("node1 to remove node3's entries", async () => JSON.stringify(await overlayEntries(t.lab, node1.ns)) === JSON.stringify([...entriesOf(2), ...entriesOf(4)].sort()), 5000, 20);
     expect(agent.logs.some((l) => l.msg === 'every manifest file has been read: entries of nodes that are not in the view are removed again')).toBe(true);
+  });
+
+  it('a never-read file removed instead of fixed: the entries of its node go at once, not at the next resync', async () => {
+    await write(working.slice(0, 2));
+    await write([working[2]!], 'node3.yaml');
+    await waitFor("node1 to program node3's entries", async () => JSON.stringify(await overlayEntries(t.lab, node1.ns)) === JSON.stringify([...entriesOf(2), ...entriesOf(3)].sort()), 5000, 20);
+    await write([{ ...working[2]!, podCIDR: '10.244.3.0/33' }], 'node3.yaml');
+    await t.stopAgent(node1);
+    await t.startAgent(node1, ['--resync-period', '1h'], (l) => l.msg === 'overlay synced');
+    expect(await overlayEntries(t.lab, node1.ns)).toEqual([...entriesOf(2), ...entriesOf(3)].sort());
+    await rm(join(t.dir, 'node3.yaml'));
+    await waitFor("node1 to remove node3's entries", async () => JSON.stringify(await overlayEntries(t.lab, node1.ns)) === JSON.stringify(entriesOf(2).sort()), 5000, 20);
+    await write(working);
   });
 
   it('a route to a podCIDR with the same gateway but another metric is removed (as soon as it is seen, and when the node goes)', async () => {

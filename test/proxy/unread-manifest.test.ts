@@ -71,6 +71,18 @@ for (const mode of ['nftables', 'iptables'] as const) {
       expect(await answers('10.96.0.24')).toBe('pod2');
     });
 
+    it('a broken file removed, not fixed, ends the hold at once: its Services are gone, as the directory says', { timeout: 60_000 }, async () => {
+      await killed();
+      await write('a', '10.96.0.22', 1, 99999);
+      await start(held);
+      expect(await answers('10.96.0.22')).toBe('pod1');
+      await rm(join(dir, 'a.yaml'));
+      // The sync period is 30 s: the sync comes from the source saying the file is gone.
+      await waitFor('the sync once the file is removed', () => proxy.syncs() > 0, 10_000);
+      expect(await answers('10.96.0.22')).not.toBe('pod1');
+      expect(await answers('10.96.0.23')).toBe('pod2');
+    });
+
     it('holds nothing when no earlier run left rules: a fresh node programs what it can read', { timeout: 60_000 }, async () => {
       await killed();
       const cleanup = t.lab.spawn(t.node, process.execPath, [new URL('../../bin/netplane.ts', import.meta.url).pathname, 'proxy', '--cleanup', '--mode', mode]);
