@@ -263,14 +263,16 @@ export class ClusterZoneHandler implements DnsHandler {
    * on at a CNAME target in its own zone), through the forwarder for A and AAAA; other types of a name outside the
    * zone end at the last CNAME, for the resolver to ask on. A CNAME or ANY question gets the first CNAME alone (it
    * matches the CNAME itself). As CoreDNS does, the chain stops before a CNAME whose target is already in it (a
-   * loop) and after maxChain CNAMEs; a self-reference gets NODATA.
+   * loop) and after maxChain CNAMEs; a self-reference gets NODATA, but for a CNAME or ANY question its CNAME.
    */
   async #externalName(q: DnsQuery, svc: ServiceRecords): Promise<HandlerResult> {
     const family = familyOf(q.type);
     const follow = q.type !== 'CNAME' && q.type !== 'ANY';
     const recursionAvailable = family !== undefined && this.#o.resolve !== undefined;
     const chain: ResourceRecord[] = [];
-    const seen = new Set([q.lname]);
+    // A CNAME or ANY question gets the record even when it names itself (CoreDNS drops `x CNAME x` in address
+    // lookups only): then the question's own name is no loop yet.
+    const seen = new Set(follow ? [q.lname] : []);
     let owner = q.name;
     let target = svc.externalName!;
     for (;;) {

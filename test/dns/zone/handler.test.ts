@@ -208,6 +208,9 @@ describe('cluster zone answers', () => {
     { q: ['chain2.default.svc.cluster.local', 'ANY'], want: { rcode: 'NOERROR', answer: ['chain2.default.svc.cluster.local CNAME chain1.default.svc.cluster.local'], ns: [] } },
     // Loops: the chain stops before the CNAME that would close it; a self-reference has no CNAME to give.
     { q: ['loop.default.svc.cluster.local', 'A'], want: nodata },
+    // ...but a CNAME or ANY question gets the record itself, as CoreDNS's CNAME answer (found by an audit).
+    { q: ['loop.default.svc.cluster.local', 'CNAME'], want: { rcode: 'NOERROR', answer: ['loop.default.svc.cluster.local CNAME loop.default.svc.cluster.local'], ns: [] } },
+    { q: ['loop.default.svc.cluster.local', 'ANY'], want: { rcode: 'NOERROR', answer: ['loop.default.svc.cluster.local CNAME loop.default.svc.cluster.local'], ns: [] } },
     { q: ['loopa.default.svc.cluster.local', 'A'], want: { rcode: 'NOERROR', answer: ['loopa.default.svc.cluster.local CNAME loopb.default.svc.cluster.local'] } },
     {
       q: ['hop0.default.svc.cluster.local', 'A'],
