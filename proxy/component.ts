@@ -161,7 +161,7 @@ function detectLocalFlags(f: Pick<ProxyFlags, 'mode' | 'detect-local-mode' | 'po
 
 async function runProxy(ctx: ComponentContext, f: ProxyFlags): Promise<void> {
   const runner = new HostRunner();
-  const metrics = registerProxyMetrics(ctx.registry);
+  const metrics = registerProxyMetrics(ctx.registry, f.mode);
   let iptablesVariant: IptablesVariant | undefined;
   if (f.mode === 'iptables') {
     const chosen = await (await import('./iptables/variant.ts')).resolveVariant(f['iptables-variant'], runner);

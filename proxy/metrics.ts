@@ -44,8 +44,10 @@ export interface ProxyMetrics {
 }
 
 /** Registers the proxy's metrics. */
-export function registerProxyMetrics(registry: Registry): ProxyMetrics {
+export function registerProxyMetrics(registry: Registry, mode?: 'nftables' | 'iptables' | 'userspace'): ProxyMetrics {
   const registers = [registry];
+  // Each kernel mode's own failure counter, only in that mode as kube-proxy registers it (all without a mode).
+  const kernelRegisters = (m: 'nftables' | 'iptables') => (mode === undefined || mode === m ? registers : []);
   return {
     syncDuration: new Histogram({ name: 'kubeproxy_sync_proxy_rules_duration_seconds', help: 'Latency of one sync of the proxy rules, in seconds.', buckets: syncBuckets, registers }),
     fullSyncDuration: new Histogram({ name: 'kubeproxy_sync_full_proxy_rules_duration_seconds', help: 'Latency of one full sync (reconciling with the kernel), in seconds.', buckets: syncBuckets, registers }),
@@ -64,8 +66,8 @@ export function registerProxyMetrics(registry: Registry): ProxyMetrics {
     lastQueued: new Gauge({ name: 'kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds', help: 'When a change was last queued for programming (Unix time).', registers }),
     syncFailures: new Counter({ name: 'netplane_proxy_sync_failures_total', help: 'Syncs the kernel refused; the previous rules stayed and a full sync follows.', labelNames: ['mode'], registers }),
     kernelSyncFailures: {
-      nftables: new Counter({ name: 'kubeproxy_sync_proxy_rules_nftables_sync_failures_total', help: 'nftables syncs the kernel refused (nft failed); the previous rules stayed.', registers }),
-      iptables: new Counter({ name: 'kubeproxy_sync_proxy_rules_iptables_restore_failures_total', help: 'iptables syncs the kernel refused (iptables-restore failed); the previous rules stayed.', registers }),
+      nftables: new Counter({ name: 'kubeproxy_sync_proxy_rules_nftables_sync_failures_total', help: 'nftables syncs the kernel refused (nft failed); the previous rules stayed.', registers: kernelRegisters('nftables') }),
+      iptables: new Counter({ name: 'kubeproxy_sync_proxy_rules_iptables_restore_failures_total', help: 'iptables syncs the kernel refused (iptables-restore failed); the previous rules stayed.', registers: kernelRegisters('iptables') }),
     },
     canaryRepairs: new Counter({ name: 'netplane_proxy_canary_resyncs_total', help: 'Periodic checks that found rules removed or changed in the kernel, each followed by a full sync.', labelNames: ['mode'], registers }),
     rules: new Gauge({ name: 'netplane_proxy_rules', help: 'Rules (userspace: listeners) programmed after the last sync.', labelNames: ['mode'], registers }),

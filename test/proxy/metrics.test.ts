@@ -78,6 +78,18 @@ describe('recordProgrammed', () => {
     for (const re of want) expect(text).toMatch(re);
     for (const re of absent) expect(text).not.toMatch(re);
   });
+
+  it.each([
+    ['nftables', ['kubeproxy_sync_proxy_rules_nftables_sync_failures_total'], ['kubeproxy_sync_proxy_rules_iptables_restore_failures_total']],
+    ['iptables', ['kubeproxy_sync_proxy_rules_iptables_restore_failures_total'], ['kubeproxy_sync_proxy_rules_nftables_sync_failures_total']],
+    ['userspace', [], ['kubeproxy_sync_proxy_rules_nftables_sync_failures_total', 'kubeproxy_sync_proxy_rules_iptables_restore_failures_total']],
+  ] as const)("%s mode registers only its own kernel failure counter, as kube-proxy's modes do", async (mode, present, missing) => {
+    const registry = new Registry();
+    registerProxyMetrics(registry, mode);
+    const text = await registry.metrics();
+    for (const name of present) expect(text).toMatch(new RegExp(`^${name} 0$`, 'm'));
+    for (const name of missing) expect(text).not.toContain(name);
+  });
 });
 
 describe("the proxy's /metrics under promtool check metrics", () => {
