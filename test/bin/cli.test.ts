@@ -179,7 +179,9 @@ describe('the overlay from manifests', () => {
     child.stdout.on('data', (d) => (out += d));
     const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
     try {
-      await waitFor('the warning', () => out.includes('--flannel-annotations has no effect with --manifests'), 10_000);
+      // Warned before it starts; SIGTERM is handled once it has started (before that it would end the process by signal).
+      await waitFor('started', () => out.includes('netplane overlay starting'), 10_000);
+      expect(out).toContain('--flannel-annotations has no effect with --manifests');
     } finally {
       child.kill('SIGTERM');
     }
