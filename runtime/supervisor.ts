@@ -49,6 +49,18 @@ interface Child {
   exited: Promise<number>;
 }
 
+/** `up`'s own Node flags as its children take them: all but the inspector's (one port cannot serve every process). */
+export function childNodeFlags(execArgv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < execArgv.length; i++) {
+    const a = execArgv[i]!;
+    if (!/^--(inspect|debug)(-brk|-port|-wait|-publish-uid)?(=|$)/.test(a)) out.push(a);
+    // `--inspect-port 9230`: the value is the next word.
+    else if (/^--(inspect|debug)-port$|^--inspect-publish-uid$/.test(a)) i++;
+  }
+  return out;
+}
+
 /** Starts the processes and components; resolves once all have stopped: 0 after a signal, else the code of the one that died. */
 export async function supervise(options: UpOptions): Promise<number> {
   const out = options.out ?? process.stdout;
@@ -82,7 +94,7 @@ export async function supervise(options: UpOptions): Promise<number> {
     ...extra.map((p) => start(p.name, [p.script, ...p.args], p.what)),
     // The components run with `up`'s own Node flags (node --expose-gc netplane up: each child collects its start's
     // garbage as the image's processes do; --max-old-space-size and the like apply to every component).
-    ...options.components.map((c) => start(c.name, [...process.execArgv, options.bin, c.name, ...options.childArgs, ...(options.extraArgs?.[c.name] ?? [])], `admin on http://${c.defaultAdmin}`)),
+    ...options.components.map((c) => start(c.name, [...childNodeFlags(process.execArgv), options.bin, c.name, ...options.childArgs, ...(options.extraArgs?.[c.name] ?? [])], `admin on http://${c.defaultAdmin}`)),
   ];
 
   const stopAll = (signal: NodeJS.Signals) => {

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TestApiServer } from '../apiserver/server.ts';
+import { childNodeFlags } from '../../runtime/supervisor.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { freePort } from '../helpers/ports.ts';
 
@@ -312,6 +313,15 @@ function startUp(args: string[], nodeFlags: string[] = [], env: Record<string, s
     },
   };
 }
+
+describe("the Node flags up gives its children", () => {
+  it.each([
+    [['--expose-gc', '--max-old-space-size=512'], ['--expose-gc', '--max-old-space-size=512']],
+    [['--inspect=127.0.0.1:9229', '--expose-gc', '--inspect-brk', '--inspect-port', '9230', '--inspect-wait=9231', '--debug-port=9232'], ['--expose-gc']],
+  ])('%j gives %j (one inspector port cannot serve every process)', (own, children) => {
+    expect(childNodeFlags(own)).toEqual(children);
+  });
+});
 
 describe('netplane up', () => {
   it('runs components as child processes with its own node flags and prefixed logs, and stops them all on SIGINT', async () => {
