@@ -61,6 +61,7 @@ describe('netplane ingress writing Ingress status', () => {
     api.apply(lbService('203.0.113.20', '2001:db8::20'));
     await waitFor('the new addresses', async () => (await statusOf('shop')).length === 2, 10_000, 50);
     expect(await statusOf('shop')).toEqual([{ ip: '2001:db8::20' }, { ip: '203.0.113.20' }]);
+    await waitFor('the log line of the second write', () => updates(gw).length >= 2, 5000, 20);
     expect(updates(gw)).toEqual(['default/shop', 'default/shop']);
     expect(await gw.metrics()).toMatch(/nginx_ingress_controller_leader_election_status\{name="netplane-ingress-leader"\} 1/);
   });
@@ -79,6 +80,8 @@ describe('netplane ingress writing Ingress status', () => {
     expect(await statusOf('shop')).toEqual([{ ip: '203.0.113.30' }]);
     api.apply(lbService('203.0.113.31'));
     await waitFor('the second gateway to write', async () => JSON.stringify(await statusOf('shop')) === JSON.stringify([{ ip: '203.0.113.31' }]), 10_000, 50);
+    // Its log line is written once the API server has answered the write: it may come a moment after the status.
+    await waitFor('the log line of the write', () => updates(second).length > 0, 5000, 20);
     expect(updates(second)).toEqual(['default/shop']);
   });
 
