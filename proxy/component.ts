@@ -180,7 +180,27 @@ async function runProxy(ctx: ComponentContext, f: ProxyFlags): Promise<void> {
   });
   // Rules from an earlier run are what works now: a first view that lacks what a broken manifest held must not
   // remove them (below). A kernel that cannot be read here is taken to hold none; the first sync then says why.
-  const inherited = (await backend.inherited?.().catch(() => false)) ?? false;
+  let inherited = (await backend.inherited?.().catch(() => false)) ?? false;
+  // While the first sync is held for them, the kernel is asked again at each held attempt: rules removed meanwhile
+  // (`netplane proxy --cleanup`, a reboot of the firewall) leave nothing to keep, and the hold would only keep the
+  // node without rules.
+  let rechecking = false;
+  const recheckInherited = () => {
+    if (rechecking || !backend.inherited) return;
+    rechecking = true;
+    backend.inherited().then(
+      (still) => {
+        rechecking = false;
+        if (still || !inherited) return;
+        inherited = false;
+        ctx.log.info('the rules of the last run are gone from the kernel; programming what the view holds');
+        syncer.requestSync();
+      },
+      () => {
+        rechecking = false;
+      },
+    );
+  };
   const serviceMap = ctx.serviceMap();
   const tracker = serviceMap.tracker();
   const health = new HealthCheckServers({
@@ -210,7 +230,10 @@ async function runProxy(ctx: ComponentContext, f: ProxyFlags): Promise<void> {
       // programmed, the first sync waits (those rules keep serving; the change is programmed once it is fixed or
       // removed). A manifest broken later keeps its last good version in the view, so this holds only at start.
       const unread = inherited && syncer.lastPlan === undefined ? (ctx.source.neverRead?.() ?? []) : [];
-      if (unread.length > 0) return { waitFor: `manifests never read: ${unread.join('; ')}; the rules of the last run stay as they are until these are fixed or removed` };
+      if (unread.length > 0) {
+        recheckInherited();
+        return { waitFor: `manifests never read: ${unread.join('; ')}; the rules of the last run stay as they are until these are fixed or removed` };
+      }
       const zone = f.zone ?? nodeZone(ctx.store, ctx.nodeName);
       const node = findNode(ctx.store, ctx.nodeName);
       const local = resolveDetectLocal(detectLocalFlags(f, true), ctx.nodeName, node, syncer.lastPlan);

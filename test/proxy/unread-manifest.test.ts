@@ -83,6 +83,20 @@ for (const mode of ['nftables', 'iptables'] as const) {
       expect(await answers('10.96.0.23')).toBe('pod2');
     });
 
+    it('rules of the last run removed during the hold (--cleanup) end it: what the view holds is programmed', { timeout: 60_000 }, async () => {
+      await killed();
+      await write('a', '10.96.0.22', 1, 99999);
+      await proxy.start({ mode, clusterCIDR: '10.244.0.0/16', extra: ['--conntrack-max-per-core', '0', '--conntrack-min', '0', '--sync-period', '2s'] }, held, 'the start');
+      expect(await answers('10.96.0.23')).toBe('pod2');
+      const cleanup = t.lab.spawn(t.node, process.execPath, [new URL('../../bin/netplane.ts', import.meta.url).pathname, 'proxy', '--cleanup', '--mode', mode]);
+      expect(await new Promise((r) => cleanup.once('exit', r))).toBe(0);
+      // Held, the node would stay without rules until the file is fixed; the next held attempt sees them gone.
+      await waitFor('the sync once the rules of the last run are gone', () => proxy.syncs() > 0, 10_000);
+      expect(proxy.logs.some((l) => String(l.msg).startsWith('the rules of the last run are gone from the kernel'))).toBe(true);
+      expect(await answers('10.96.0.23')).toBe('pod2');
+      await rm(join(dir, 'a.yaml'));
+    });
+
     it('holds nothing when no earlier run left rules: a fresh node programs what it can read', { timeout: 60_000 }, async () => {
       await killed();
       const cleanup = t.lab.spawn(t.node, process.execPath, [new URL('../../bin/netplane.ts', import.meta.url).pathname, 'proxy', '--cleanup', '--mode', mode]);
