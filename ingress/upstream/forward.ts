@@ -322,7 +322,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
       const rewrite = this.#target.policy.cookieRewrite;
       if (rewrite !== undefined && headers['set-cookie'] !== undefined) headers['set-cookie'] = rewriteSetCookies(headers['set-cookie'], rewrite);
       const auth = authCookiesFor(this.#target.authCookies, statusCode);
-      let list = clientResponseHeaders(headers, cookie === undefined ? auth : [cookie, ...auth]);
+      let list = clientResponseHeaders(headers, cookie === undefined ? auth : [cookie, ...auth], statusCode);
       if (this.#grpc && this.#req.httpVersionMajor === 2) {
         const split = splitTrailersOnly(list);
         if (split !== null) [list, this.#heldTrailers] = [split.headers, split.trailers];

@@ -45,8 +45,9 @@ export function connectionListed(value: HeaderValue | undefined): string[] | nul
 /**
  * The headers to send upstream from the client's raw headers (Node's `rawHeaders`): hop-by-hop headers, the ones
  * Connection lists, TE other than "trailers" and HTTP/2 pseudo-headers dropped; Host kept as sent (HTTP/2's
- * :authority becomes Host); a repeated Host dropped; then `extra`, the pipeline's headers, appended: they replace
- * the client's of the same name (any case). `keepUpgrade` keeps the client's Upgrade header (pass-through).
+ * :authority becomes Host); a repeated Host dropped; an HTTP/2 request's Cookie fields joined into one, where the
+ * first stood; then `extra`, the pipeline's headers, appended: they replace the client's of the same name (any
+ * case). `keepUpgrade` keeps the client's Upgrade header (pass-through).
  */
 export function upstreamRequestHeaders(raw: readonly string[], extra?: Readonly<Record<string, HeaderValue>>, keepUpgrade = false): string[] {
   let overridden: string[] | null = null;
@@ -64,6 +65,10 @@ export function upstreamRequestHeaders(raw: readonly string[], extra?: Readonly<
   const out: string[] = [];
   let host = false;
   let authority: string | undefined;
+  // HTTP/2 may split Cookie into one field per cookie; an HTTP/1.1 request carries one Cookie header, so they are
+  // joined with "; " (RFC 9113 §8.2.3, as nginx's HTTP/2 module does). Only HTTP/2 has pseudo-headers.
+  const h2 = raw.length > 0 && (raw[0] as string).charCodeAt(0) === 58; /* ':' */
+  let cookieAt = -1;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i] as string;
     const value = raw[i + 1] as string;
@@ -83,6 +88,13 @@ export function upstreamRequestHeaders(raw: readonly string[], extra?: Readonly<
     if (overridden !== null && overridden.includes(lower)) continue;
     // ssl-client-* tell the upstream what the gateway verified of a client certificate: never the client's own.
     if (lower.charCodeAt(0) === 115 /* s */ && lower.startsWith('ssl-client-')) continue;
+    if (h2 && lower === 'cookie') {
+      if (cookieAt >= 0) {
+        out[cookieAt] += `; ${value}`;
+        continue;
+      }
+      cookieAt = out.length + 1;
+    }
     out.push(name, value);
   }
   if (!host && authority !== undefined && (overridden === null || !overridden.includes('host'))) out.push('host', authority);
@@ -99,10 +111,12 @@ export function upstreamRequestHeaders(raw: readonly string[], extra?: Readonly<
 /**
  * The headers to send to the client from the upstream's parsed headers (lower-case names, as undici gives them):
  * hop-by-hop headers and the ones Connection lists dropped; `setCookie` (one header or several) added after the
- * upstream's Set-Cookie.
+ * upstream's Set-Cookie. A 204's Content-Length is dropped: RFC 9110 §8.6 forbids it, nginx's header filter drops
+ * it, and an HTTP/2 client takes a non-zero one on a 204 for a malformed response.
  */
-export function clientResponseHeaders(headers: Readonly<Record<string, HeaderValue | undefined>>, setCookie?: string | readonly string[]): HeaderList {
+export function clientResponseHeaders(headers: Readonly<Record<string, HeaderValue | undefined>>, setCookie?: string | readonly string[], status?: number): HeaderList {
   const listed = headers.connection === undefined ? null : connectionListed(headers.connection);
+  const noLength = status === 204;
   const out: HeaderList = [];
   const added = setCookie === undefined ? [] : typeof setCookie === 'string' ? [setCookie] : setCookie;
   let cookieAdded = added.length === 0;
@@ -111,6 +125,7 @@ export function clientResponseHeaders(headers: Readonly<Record<string, HeaderVal
     if (value === undefined) continue;
     if (name === 'te' || isHopByHop(name)) continue;
     if (listed !== null && listed.includes(name)) continue;
+    if (noLength && name === 'content-length') continue;
     if (!cookieAdded && name === 'set-cookie') {
       // One entry per name: HTTP/2 responses keep only the last value of a repeated name.
       out.push(name, [value, added].flat());

@@ -45,6 +45,12 @@ describe('upstreamRequestHeaders', () => {
       want: ['accept', '*/*', 'host', 'h2.test'],
     },
     { name: 'HTTP/2 with a host header: it wins', raw: [':authority', 'x', 'host', 'y'], want: ['host', 'y'] },
+    {
+      name: 'HTTP/2: Cookie fields joined with "; " where the first stood',
+      raw: [':method', 'GET', 'cookie', 'a=1', 'accept', '*/*', 'cookie', 'b=2', 'cookie', 'c=3'],
+      want: ['cookie', 'a=1; b=2; c=3', 'accept', '*/*'],
+    },
+    { name: 'HTTP/1.1: Cookie headers kept as sent', raw: ['Host', 'a', 'Cookie', 'a=1', 'Cookie', 'b=2'], want: ['Host', 'a', 'Cookie', 'a=1', 'Cookie', 'b=2'] },
   ])('$name', ({ raw, want }) => {
     expect(upstreamRequestHeaders(raw)).toEqual(want);
   });
@@ -79,6 +85,14 @@ describe('clientResponseHeaders', () => {
       'content-length': '3',
     });
     expect(got).toEqual(['content-type', 'text/plain', 'set-cookie', ['a=1', 'b=2'], 'content-length', '3']);
+  });
+
+  it.each([
+    { status: 204, want: ['x-a', '1'] },
+    { status: 200, want: ['x-a', '1', 'content-length', '5'] },
+    { status: 304, want: ['x-a', '1', 'content-length', '5'] },
+  ])('a $status keeps Content-Length only when it may carry one', ({ status, want }) => {
+    expect(clientResponseHeaders({ 'x-a': '1', 'content-length': '5' }, undefined, status)).toEqual(want);
   });
 
   it.each([
