@@ -65,7 +65,9 @@ export interface ForwarderOptions {
 
 /**
  * What one shared upstream resolution ended with: the answer for each client that waited for it (its DO and AD bits
- * decide what it gets of DNSSEC, dnssec.ts); `failed` when no upstream gave a usable answer.
+ * decide what it gets of DNSSEC, dnssec.ts); `failed` when no upstream gave a usable answer: none replied, or the
+ * reply's rcode is neither NOERROR nor NXDOMAIN (RFC 8767 §4: only those refresh data; CoreDNS's cache serves stale
+ * for any other, REFUSED included).
  */
 interface Outcome {
   answer(client: ClientBits): DnsAnswer;
@@ -291,7 +293,7 @@ export class Forwarder implements DnsHandler {
       if (!reply) return failedOutcome;
       if (q.name.includes('\\')) ownerNamesBack(reply, q.name);
       const now = this.#now();
-      const failed = reply.rcode === 'SERVFAIL';
+      const failed = reply.rcode !== 'NOERROR' && reply.rcode !== 'NXDOMAIN';
       const entry = this.cache.store(key, reply, now, q);
       if (entry) return { answer: (c) => this.cache.answer(entry, now, 'forward', c), failed };
       const plain = plainSections(reply, q.type);
