@@ -21,6 +21,7 @@ import type { OverlayMetrics } from './metrics.ts';
 import { devicePlans } from './plan/device6.ts';
 import { desiredEntries, programmedSet, viewCounts, vxlanMismatch, type DesiredEntries } from './plan/diff.ts';
 import { planOverlay } from './plan/plan.ts';
+import { remotesFromKernel } from './plan/recover.ts';
 import { emptyView, type DeviceView, type HostView, type OverlayOptions, type OverlayPlan, type SelfVtep } from './plan/types.ts';
 import { DeviceTakenError, programPlan, readDevice, readHost } from './program.ts';
 
@@ -313,9 +314,13 @@ export class OverlayAgent {
         this.#view = await readDevice(o.kernel, o.overlay.device, this.#host.links);
         if (name6 !== undefined) this.#view6 = await readDevice(o.kernel, name6, this.#host.links, false);
       }
-      // A contested value stays with the node that has it: the last plan's, else (first plan) the kernel's.
-      const history = this.#lastPlan ? { remotes: this.#lastPlan.remotes, ...(this.#lastPlan.device ? { device: this.#lastPlan.device } : {}) } : {};
-      plan = planOverlay(o.store.list('Node'), { ...o.overlay, clusterCIDRs: o.clusterCIDRs }, this.#host, history);
+      // The first plan of a run takes what the last run programmed from the kernel: a Node broken while the agent
+      // was down keeps those entries, as it keeps its last plan's while the agent runs.
+      const nodes = o.store.list('Node');
+      const history = this.#lastPlan
+        ? { remotes: this.#lastPlan.remotes, ...(this.#lastPlan.device ? { device: this.#lastPlan.device } : {}) }
+        : { remotes: remotesFromKernel(nodes, o.overlay.nodeName, this.#view!) };
+      plan = planOverlay(nodes, { ...o.overlay, clusterCIDRs: o.clusterCIDRs }, this.#host, history);
       this.#lastPlan = plan;
       this.#reportProblems(plan);
       this.#warnRecreate(plan);

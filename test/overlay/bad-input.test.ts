@@ -77,6 +77,20 @@ describe('netplane overlay keeps what works when Nodes turn bad', () => {
     await waitFor("node1 to say node3's problem is gone", () => t.agents.get('node1')!.logs.some((l) => String(l.msg).startsWith('node node3 has no problem any more')), 5000, 10);
   });
 
+  it.each<[string, Doc]>([
+    ['its addresses', { name: 'node3', podCIDR: '10.244.3.0/24', created: '2020-01-01T00:00:00Z' }],
+    ['its podCIDR', { name: 'node3', ips: ['192.168.60.3'], created: '2020-01-01T00:00:00Z' }],
+  ])("node3 that lost %s while node1's agent was down keeps its entries on node1 after the restart (read back from the kernel)", async (_what, broken) => {
+    await t.stopAgent(node1);
+    await write([working[0]!, working[1]!, broken]);
+    const agent = await t.startAgent(node1, ['--resync-period', '1h'], (l) => l.msg === 'overlay synced');
+    expect(agent.logs.some((l) => l.level === 40 && String(l.msg).includes('its last good entries stay (underlay 192.168.60.3'))).toBe(true);
+    expect(await overlayEntries(t.lab, node1.ns)).toEqual([...entriesOf(2), ...entriesOf(3)].sort());
+    await ping(node1, node3);
+    await write(working);
+    await waitFor("node1 to say node3's problem is gone", () => agent.logs.some((l) => String(l.msg).startsWith('node node3 has no problem any more')), 5000, 10);
+  });
+
   it('node3 with an invalid netplane.io/vtep-mac keeps its last good MAC', async () => {
     const annotated = { ...working[2]!, annotations: { 'netplane.io/vtep-mac': '0a:00:00:00:00:03' } };
     await write([working[0]!, working[1]!, annotated]);
