@@ -244,7 +244,8 @@ export class DnsServer {
   }
 
   #listenTcp(host: string, port: number): Promise<number> {
-    const server = createServer({ noDelay: true }, (sock: Socket) => this.#onConnection(sock));
+    // allowHalfOpen: a client's FIN ends only its side; TcpConnection ends ours once its answers are out.
+    const server = createServer({ noDelay: true, allowHalfOpen: true }, (sock: Socket) => this.#onConnection(sock));
     server.maxConnections = this.#o.maxTcpConnections ?? 1000;
     return new Promise((resolve, reject) => {
       server.once('error', reject);

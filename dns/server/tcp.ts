@@ -1,6 +1,8 @@
 // DNS over TCP (RFC 7766): 2-byte length framing, pipelined queries answered as they complete (possibly out of
 // order, 6.2.1.1), idle connections closed, a bound on queries in flight per connection, and garbage (a length
-// too short for a header, a message without one) closing the connection without touching the others.
+// too short for a header, a message without one) closing the connection without touching the others. A client that
+// half-closes after its queries (FIN once written) gets every answer before our side closes, as from miekg/dns,
+// which answers each query before it reads on; the socket must be made with allowHalfOpen for that.
 import type { Socket } from 'node:net';
 import type { Client, Output } from './output.ts';
 
@@ -33,6 +35,8 @@ export class TcpConnection implements Output {
   #paused = false;
   /** Ending after a message that could not be read: nothing more is read or answered. */
   #closing = false;
+  /** The client sent FIN: our side ends once nothing is in flight. */
+  #ended = false;
 
   constructor(sock: Socket, serve: Serve, limits: TcpLimits) {
     this.#sock = sock;
@@ -47,6 +51,10 @@ export class TcpConnection implements Output {
     });
     sock.on('data', (chunk: Buffer) => this.#onData(chunk));
     sock.on('drain', () => this.#maybeResume());
+    sock.on('end', () => {
+      this.#ended = true;
+      if (this.#inFlight === 0) sock.end();
+    });
     sock.on('error', () => sock.destroy());
   }
 
@@ -79,7 +87,9 @@ export class TcpConnection implements Output {
     if (this.#closing) return;
     sock.write(buf);
     if (sock.writableLength > this.#limits.maxUnread) sock.destroy();
-    else if (this.#paused) this.#maybeResume();
+    else if (this.#ended) {
+      if (this.#inFlight === 0) sock.end();
+    } else if (this.#paused) this.#maybeResume();
   }
 
   #onData(chunk: Buffer): void {
