@@ -77,7 +77,8 @@ export function addressBlock(entry: string): { ip: string; family: 4 | 6; prefix
 }
 
 /**
- * An address as text in one spelling: IPv4-mapped IPv6 (`::ffff:1.2.3.4`) becomes IPv4, IPv6 is lower-case, and
+ * An address as text in one spelling: IPv4-mapped IPv6 (`::ffff:1.2.3.4`) becomes IPv4, IPv6 is in the canonical
+ * form of socket addresses (canonicalIPv6), so a client is one key for the limits however a proxy wrote it, and
  * brackets or a port (`[::1]:80`, `1.2.3.4:80`, as some proxies write X-Forwarded-For) are removed. Undefined when
  * it is not an IP address.
  */
@@ -89,8 +90,73 @@ export function normalizeIP(text: string): string | undefined {
   s = s.toLowerCase();
   const family = isIP(s);
   if (family === 0) return undefined;
-  if (family === 6 && !s.includes('%') && ipv4Mapped.check(s, 'ipv6')) return mappedIPv4(s);
-  return s;
+  if (family === 4 || s.includes('%')) return s;
+  if (ipv4Mapped.check(s, 'ipv6')) return mappedIPv4(s);
+  return canonicalIPv6(s);
+}
+
+/**
+ * An IPv6 address (lower-case, valid, without a zone index) in the one form libuv gives socket addresses: RFC 5952
+ * (no leading zeros, the longest run of two or more zero groups as `::`), an IPv4-compatible address's low 32 bits
+ * dotted. `2001:0db8:0::1` and `2001:db8::1` are one client, as nginx's $binary_remote_addr makes them.
+ */
+function canonicalIPv6(s: string): string {
+  // Groups are read into a fixed array; `::` stands for the zeros between what is left and right of it.
+  const groups = [0, 0, 0, 0, 0, 0, 0, 0];
+  let n = 0;
+  let gap = -1;
+  let i = 0;
+  const end = s.length;
+  while (i < end) {
+    if (s.charCodeAt(i) === 58 /* : */) {
+      if (i + 1 < end && s.charCodeAt(i + 1) === 58) gap = n;
+      i += i === 0 || s.charCodeAt(i + 1) === 58 ? 2 : 1;
+      continue;
+    }
+    let j = i;
+    while (j < end && s.charCodeAt(j) !== 58 && s.charCodeAt(j) !== 46) j++;
+    if (j < end && s.charCodeAt(j) === 46) {
+      const [a = 0, b = 0, c = 0, d = 0] = s.slice(i).split('.').map(Number);
+      groups[n++] = (a << 8) | b;
+      groups[n++] = (c << 8) | d;
+      break;
+    }
+    groups[n++] = parseInt(s.slice(i, j), 16);
+    i = j;
+  }
+  if (gap >= 0 && n < 8) {
+    const shift = 8 - n;
+    for (let k = n - 1; k >= gap; k--) groups[k + shift] = groups[k]!;
+    for (let k = gap; k < gap + shift; k++) groups[k] = 0;
+  }
+  let best = -1;
+  let bestLength = 1;
+  for (let k = 0; k < 8; ) {
+    if (groups[k] !== 0) {
+      k++;
+      continue;
+    }
+    let j = k;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - k > bestLength) {
+      best = k;
+      bestLength = j - k;
+    }
+    k = j;
+  }
+  // libuv (BIND's inet_ntop6), which writes socket addresses, writes an IPv4-compatible address's last 32 bits dotted.
+  if (best === 0 && bestLength === 6) return `::${groups[6]! >> 8}.${groups[6]! & 255}.${groups[7]! >> 8}.${groups[7]! & 255}`;
+  let out = '';
+  for (let k = 0; k < 8; k++) {
+    if (k === best) {
+      out += '::';
+      k += bestLength - 1;
+      continue;
+    }
+    if (out !== '' && !out.endsWith(':')) out += ':';
+    out += groups[k]!.toString(16);
+  }
+  return out;
 }
 
 // The IPv4 address in the low 32 bits of a mapped address, written dotted (`::ffff:1.2.3.4`) or in hex (`::ffff:102:304`).

@@ -1,5 +1,5 @@
 import { request as httpRequest, createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { SocketAddress, type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { clientIP, normalizeIP, TrustedProxies, TrustedProxiesError } from '../../../ingress/limits/client-ip.ts';
 
@@ -28,6 +28,7 @@ describe('clientIP', () => {
     ['IPv4-mapped hop', '10.0.0.1', '::ffff:203.0.113.5', lb, '203.0.113.5'],
     ['hop with a port', '10.0.0.1', '203.0.113.5:41000', lb, '203.0.113.5'],
     ['bracketed IPv6 hop with a port', '10.0.0.1', '[2001:db8::7]:443', lb, '2001:db8::7'],
+    ['an IPv6 hop written out in full is the client of its short form', '10.0.0.1', '2001:0db8:0:0:0:0:0:0007', lb, '2001:db8::7'],
     ['no socket address (closed)', undefined, '203.0.113.5', lb, ''],
   ];
   for (const [name, remote, xff, trusted, want] of cases) it(name, () => expect(clientIP(remote, xff, trusted)).toBe(want));
@@ -41,8 +42,18 @@ describe('normalizeIP', () => {
     ['0:0:0:0:0:ffff:1.2.3.4', '1.2.3.4'],
     ['::ffff:a01:203', '10.1.2.3'],
     ['::1.2.3.4', '::1.2.3.4'],
-    ['64:ff9b::1.2.3.4', '64:ff9b::1.2.3.4'],
+    ['64:ff9b::1.2.3.4', '64:ff9b::102:304'],
     ['2001:DB8::1', '2001:db8::1'],
+    // One client, one key, however a proxy spells it: the form libuv gives socket addresses (RFC 5952).
+    ['2001:0db8:0000:0000:0000:0000:0000:0001', '2001:db8::1'],
+    ['2001:db8:0::1', '2001:db8::1'],
+    ['2001:db8::0:1', '2001:db8::1'],
+    ['0:0:0:0:0:0:0:1', '::1'],
+    ['0::0', '::'],
+    ['1:0:0:2:0:0:0:3', '1:0:0:2::3'],
+    ['2001:db8:0:0:1:0:0:1', '2001:db8::1:0:0:1'],
+    ['2001:db8:0:1:1:1:1:1', '2001:db8:0:1:1:1:1:1'],
+    ['fe80::1%eth0', 'fe80::1%eth0'],
     ['[::1]', '::1'],
     ['1.2.3', undefined],
     ['1.2.3.4.5', undefined],
@@ -50,6 +61,19 @@ describe('normalizeIP', () => {
     ['', undefined],
   ];
   for (const [input, want] of cases) it(JSON.stringify(input), () => expect(normalizeIP(input)).toBe(want));
+
+  it('writes IPv6 as libuv writes socket addresses, for addresses with many zero runs', () => {
+    // Groups of 0, 1 and random values, in every spelling: written out, and as libuv writes them.
+    let seed = 7;
+    const next = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31);
+    for (let n = 0; n < 5000; n++) {
+      const groups = Array.from({ length: 8 }, () => [0, 0, 1, next() % 65536][next() % 4]!);
+      const full = groups.map((g) => g.toString(16).padStart(4, '0')).join(':');
+      const libuv = SocketAddress.parse(`[${full}]:0`)!.address;
+      if (libuv.startsWith('::ffff:')) continue;
+      expect([normalizeIP(full), normalizeIP(libuv), normalizeIP(full.toUpperCase())], full).toEqual([libuv, libuv, libuv]);
+    }
+  });
 });
 
 describe('TrustedProxies', () => {
