@@ -51,6 +51,8 @@ export class Gateway {
   /** The IP each open connection is counted under toward --max-connections-per-ip. */
   readonly #counted = new WeakMap<Socket, string>();
   #inFlight = 0;
+  /** HTTP/1.1 responses in flight: a drain makes those not yet begun say `Connection: close`. */
+  readonly #h1Responses = new Set<ServerResponse>();
   #draining = false;
   /** Called whenever in-flight work ends while draining. */
   #settledHook?: () => void;
@@ -144,6 +146,9 @@ export class Gateway {
    */
   async drain(timeoutMs: number): Promise<void> {
     this.#draining = true;
+    // As nginx's header filter answers while it exits: the client learns the connection ends with this response,
+    // and sends no other request on it to be cut.
+    for (const res of this.#h1Responses) res.shouldKeepAlive = false;
     this.#http?.close();
     this.#https?.close();
     for (const edge of this.#edges) edge.close();
@@ -281,7 +286,13 @@ export class Gateway {
     const started = performance.now();
     const x = this.#exchange(req, res, proto, port);
     this.#inFlight++;
-    if (this.#draining && 'shouldKeepAlive' in res) res.shouldKeepAlive = false;
+    if ('shouldKeepAlive' in res) {
+      if (this.#draining) res.shouldKeepAlive = false;
+      else {
+        this.#h1Responses.add(res);
+        res.once('close', () => this.#h1Responses.delete(res));
+      }
+    }
     // Counted and logged once the response is closed and the pipeline has finished (the upstream's figures are
     // known only then; the response of a proxied request may close first).
     let pending = 2;
