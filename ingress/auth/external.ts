@@ -25,6 +25,9 @@ const dropped = new Set([
 
 // Set by us; the client's own values of these are never passed on.
 const ours = ['x-original-url', 'x-original-method', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-real-ip', 'x-auth-request-redirect'];
+// Set by us too, unless auth-proxy-set-headers names them (which may: routes/configmap-headers.ts). ingress-nginx
+// sets X-Original-URI and X-Scheme only with auth-method, letting the client's through otherwise.
+const oursUnlessSet = ['x-original-uri', 'x-scheme', 'x-sent-from', 'x-request-id'];
 
 const tokenPattern = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
@@ -133,13 +136,15 @@ function fillIn(template: string, req: AuthRequest): URL | undefined {
 }
 
 /**
- * The headers of the subrequest: the client's minus connection-specific ones, plus where the request was going and
- * what the gateway verified of a client certificate. `setHeaders` (auth-proxy-set-headers, lower-case names) replace
- * the client's of the same name, and an empty one removes it, as nginx's proxy_set_header does.
+ * The headers of the subrequest: the client's minus connection-specific ones, plus where the request was going, what
+ * the gateway verified of a client certificate, and ingress-nginx's X-Sent-From and X-Request-ID (the upstream's).
+ * `setHeaders` (auth-proxy-set-headers, lower-case names) replace the client's of the same name, and an empty one
+ * removes it, as nginx's proxy_set_header does.
  */
 export function subrequestHeaders(req: AuthRequest, requestRedirect?: string, setHeaders?: Readonly<Record<string, string>>): Record<string, string | string[]> {
   const skip = new Set(dropped);
   for (const name of ours) skip.add(name);
+  for (const name of oursUnlessSet) if (name !== 'x-request-id' || req.requestId !== undefined) skip.add(name);
   // Fields named in Connection are connection-specific too (RFC 9110 §7.6.1).
   for (const v of [req.headers.connection ?? []].flat()) {
     for (const token of v.split(',')) skip.add(token.trim().toLowerCase());
@@ -158,6 +163,14 @@ export function subrequestHeaders(req: AuthRequest, requestRedirect?: string, se
   if (req.clientCert) Object.assign(out, req.clientCert);
   out['x-original-url'] = `${req.proto}://${req.host}${req.url}`;
   out['x-original-method'] = req.method;
+  // What ingress-nginx's auth location sends too, so auth services that look for them find them.
+  const fixed: Record<string, string | undefined> = {
+    'x-original-uri': req.url,
+    'x-scheme': req.proto,
+    'x-sent-from': 'nginx-ingress-controller',
+    'x-request-id': req.requestId,
+  };
+  for (const [name, value] of Object.entries(fixed)) if (value !== undefined && setHeaders?.[name] === undefined) out[name] = value;
   out['x-forwarded-for'] = req.clientIP;
   out['x-forwarded-host'] = req.host;
   out['x-forwarded-proto'] = req.proto;

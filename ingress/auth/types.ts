@@ -19,6 +19,8 @@ export interface AuthRequest {
   headers: IncomingHttpHeaders;
   /** What the gateway verified of a client certificate (ssl-client-* headers), on hosts that check them. */
   clientCert?: Readonly<Record<string, string>>;
+  /** The X-Request-ID the request goes upstream with; the auth service gets the same (ingress-nginx's $req_id). */
+  requestId?: string;
 }
 
 /**

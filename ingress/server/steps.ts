@@ -23,7 +23,7 @@ import type { Mirrors } from '../upstream/mirror.ts';
 import { forwardMirrored } from './mirror.ts';
 import type { AuthCookies } from '../upstream/forward.ts';
 import type { HeaderValue } from '../upstream/headers.ts';
-import { absoluteTarget, forwardedHeaders, forwardedProto, requestHost, requestPath } from './request.ts';
+import { absoluteTarget, forwardedHeaders, forwardedProto, requestHost, requestId, requestPath } from './request.ts';
 
 /** One request as it passes through the steps. */
 export interface Exchange {
@@ -339,7 +339,10 @@ export const authenticate: Step = {
   async run(x, s) {
     const policy = x.route!.policy.auth;
     if (!policy || x.sourceGranted === true) return 'next';
+    // The auth service gets the X-Request-ID the upstream will (ingress-nginx's $req_id), so their logs meet.
+    x.requestId ??= requestId(x.req.headers['x-request-id']);
     const result = await s.auth.get(x.route!.ingress, policy).check({
+      requestId: x.requestId,
       method: x.req.method ?? 'GET',
       url: `${x.path}${x.query}`,
       host: x.host,
@@ -396,7 +399,7 @@ export function upstreamTarget(x: Exchange): { policy: Route['policy']; path: st
     peer: x.peer,
     trustedPeer: x.trustedPeer,
     incomingFor: x.req.headers['x-forwarded-for'],
-    incomingRequestId: x.req.headers['x-request-id'],
+    incomingRequestId: x.requestId ?? x.req.headers['x-request-id'],
     incomingProto: x.req.headers['x-forwarded-proto'],
     incomingHost: x.req.headers['x-forwarded-host'],
     incomingPort: x.req.headers['x-forwarded-port'],

@@ -218,3 +218,31 @@ describe('the subrequest', () => {
     expect([seen[0]?.method, seen[0]?.body, seen[0]?.headers['x-original-method']]).toEqual(['GET', '', 'DELETE']);
   });
 });
+
+describe('the subrequest, as ingress-nginx sends it', () => {
+  it('says where it comes from (X-Sent-From), with the gateway’s own X-Original-URI and X-Scheme, never the client’s', async () => {
+    const { url, seen } = await authService(answer(200));
+    const spoofed = { 'x-sent-from': 'me', 'X-Original-URI': '/public', 'x-scheme': 'https' };
+    await authenticator(policy(url)).check(authRequest(spoofed, { url: '/admin/users?id=7', proto: 'http' }));
+    const h = seen[0]!.headers;
+    expect([h['x-sent-from'], h['x-original-uri'], h['x-scheme']]).toEqual(['nginx-ingress-controller', '/admin/users?id=7', 'http']);
+  });
+
+  it('carries the X-Request-ID the request goes upstream with (ingress-nginx’s $req_id), not one the client sent', async () => {
+    const { url, seen } = await authService(answer(200));
+    const auth = authenticator(policy(url));
+    await auth.check(authRequest({ 'x-request-id': 'from-client' }, { requestId: 'f3c3f0a2-gateway' }));
+    await auth.check(authRequest({ 'x-request-id': 'from-client' }));
+    expect(seen.map((s) => s.headers['x-request-id'])).toEqual(['f3c3f0a2-gateway', 'from-client']);
+  });
+});
+
+describe('auth-proxy-set-headers and the headers ingress-nginx adds', () => {
+  it('a ConfigMap naming X-Sent-From, X-Scheme or X-Request-ID sends its value, or none when empty', async () => {
+    const { url, seen } = await authService(answer(200));
+    const set = { 'x-sent-from': 'edge-a', 'x-scheme': '', 'x-request-id': 'fixed' };
+    await authenticator(policy(url, { proxySetHeaders: set })).check(authRequest({ 'x-scheme': 'https' }, { requestId: 'gw-1' }));
+    const h = seen[0]!.headers;
+    expect([h['x-sent-from'], h['x-scheme'], h['x-request-id'], h['x-original-uri']]).toEqual(['edge-a', undefined, 'fixed', '/path?q=1']);
+  });
+});
