@@ -38,7 +38,11 @@ export interface DnsServerOptions {
   udpBufferSize?: number;
   /** Idle TCP connections are closed after this long; default 10,000 ms. */
   tcpIdleMs?: number;
-  /** Connections past this many are refused; default 1000. */
+  /**
+   * TCP connections open at most, over every listen address; default 1000. At the cap a new connection takes the
+   * place of the one idle longest (nothing in flight; RFC 7766 6.2.3: close idle connections under pressure), and is
+   * refused only when every connection has a query in flight.
+   */
   maxTcpConnections?: number;
   /** A chain that takes longer is answered SERVFAIL; default 5000 ms. */
   queryTimeoutMs?: number;
@@ -246,7 +250,6 @@ export class DnsServer {
   #listenTcp(host: string, port: number): Promise<number> {
     // allowHalfOpen: a client's FIN ends only its side; TcpConnection ends ours once its answers are out.
     const server = createServer({ noDelay: true, allowHalfOpen: true }, (sock: Socket) => this.#onConnection(sock));
-    server.maxConnections = this.#o.maxTcpConnections ?? 1000;
     return new Promise((resolve, reject) => {
       server.once('error', reject);
       server.listen({ host, port, reusePort: this.#o.reusePort ?? false }, () => {
@@ -263,9 +266,27 @@ export class DnsServer {
       sock.destroy();
       return;
     }
+    if (this.#conns.size >= (this.#o.maxTcpConnections ?? 1000) && !this.#closeIdlest()) {
+      sock.destroy();
+      return;
+    }
     const conn = new TcpConnection(sock, this.#serve, { idleMs: this.#o.tcpIdleMs ?? 10_000, maxInFlight: this.#o.maxTcpInFlight ?? 256, maxUnread: 1 << 20, maxQuery: maxTcpQuery });
     this.#conns.add(conn);
     sock.on('close', () => this.#conns.delete(conn));
+  }
+
+  /** Closes the TCP connection idle longest to make room for a new one; false when every one has a query in flight. */
+  #closeIdlest(): boolean {
+    let idlest: TcpConnection | undefined;
+    let since = Infinity;
+    for (const c of this.#conns) {
+      const s = c.idleSince;
+      if (s !== undefined && s < since) [idlest, since] = [c, s];
+    }
+    if (idlest === undefined) return false;
+    idlest.destroy();
+    this.#conns.delete(idlest);
+    return true;
   }
 
   /** Serves one message; whatever happens, `out.send` is called once for it (a response or null). */

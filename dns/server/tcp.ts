@@ -8,7 +8,10 @@ import type { Client, Output } from './output.ts';
 
 /** Limits of one connection. */
 export interface TcpLimits {
-  /** A connection with nothing in flight and no traffic for this long is closed. */
+  /**
+   * A connection with nothing in flight and no traffic for this long is closed; so is one whose message is not
+   * complete this long after its first byte came (a client trickling bytes does not hold it open).
+   */
   idleMs: number;
   /** Past this many queries in flight, reading pauses until answers go out (or the client reads them). */
   maxInFlight: number;
@@ -37,6 +40,10 @@ export class TcpConnection implements Output {
   #closing = false;
   /** The client sent FIN: our side ends once nothing is in flight. */
   #ended = false;
+  /** When a message last came in whole or an answer went out (performance.now() ms). */
+  #lastActive = performance.now();
+  /** Closes the connection when the message begun in #pending is not complete in time. */
+  #frameTimer: NodeJS.Timeout | undefined;
 
   constructor(sock: Socket, serve: Serve, limits: TcpLimits) {
     this.#sock = sock;
@@ -56,6 +63,15 @@ export class TcpConnection implements Output {
       if (this.#inFlight === 0) sock.end();
     });
     sock.on('error', () => sock.destroy());
+    sock.on('close', () => clearTimeout(this.#frameTimer));
+  }
+
+  /**
+   * Since when (performance.now() ms) the connection has had nothing in flight and no whole message in either
+   * direction; undefined while a query is in flight. Bytes of an unfinished message do not count.
+   */
+  get idleSince(): number | undefined {
+    return this.#inFlight > 0 ? undefined : this.#lastActive;
   }
 
   /** Whether the connection can still take a response. */
@@ -85,6 +101,7 @@ export class TcpConnection implements Output {
       return;
     }
     if (this.#closing) return;
+    this.#lastActive = performance.now();
     sock.write(buf);
     if (sock.writableLength > this.#limits.maxUnread) sock.destroy();
     else if (this.#ended) {
@@ -110,6 +127,7 @@ export class TcpConnection implements Output {
         if (data.length - off - 2 < len) break;
         const msg = data.subarray(off + 2, off + 2 + len);
         off += 2 + len;
+        this.#lastActive = performance.now();
         // A response (QR set) is not ours to answer: skipped, and the connection goes on, as miekg/dns does.
         // Dropping the connection here would also throw away the answers still corked for earlier queries.
         if (msg[2]! & 0x80) continue;
@@ -122,16 +140,33 @@ export class TcpConnection implements Output {
     }
     // Keep only the unfinished frame (at most maxQuery + 2 bytes), copied so that the chunk it came in can go.
     this.#pending = off === data.length ? null : Buffer.from(data.subarray(off));
+    if (off > 0 || this.#pending === null) {
+      // A message was completed (or none is begun): the next one gets its own time.
+      clearTimeout(this.#frameTimer);
+      this.#frameTimer = undefined;
+    }
     if (this.#inFlight >= this.#limits.maxInFlight || sock.writableNeedDrain) {
       this.#paused = true;
       sock.pause();
-    }
+      // While we do not read, the rest of a message waits on us, not on the client.
+      clearTimeout(this.#frameTimer);
+      this.#frameTimer = undefined;
+    } else this.#timeFrame();
+  }
+
+  /** Starts the time an unfinished message has to complete, unless it runs already. */
+  #timeFrame(): void {
+    if (this.#pending === null || this.#frameTimer !== undefined) return;
+    const sock = this.#sock;
+    this.#frameTimer = setTimeout(() => sock.destroy(), this.#limits.idleMs);
+    this.#frameTimer.unref();
   }
 
   #maybeResume(): void {
     if (this.#paused && this.#inFlight < this.#limits.maxInFlight / 2 && !this.#sock.writableNeedDrain) {
       this.#paused = false;
       this.#sock.resume();
+      this.#timeFrame();
     }
   }
 }
