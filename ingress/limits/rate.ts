@@ -8,7 +8,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { RateLimitPolicy } from '../routes/types.ts';
 
-/** A limit that is not a positive integer. */
+/** A limit that is not a positive integer, or a burst multiplier that is not a whole number. */
 export class RateLimitPolicyError extends Error {
   override readonly name = 'RateLimitPolicyError';
   readonly code = 'NETPLANE_INGRESS_RATE_LIMIT_POLICY';
@@ -47,9 +47,14 @@ export class RateLimiter {
   /** In least-recently-used order: a client is moved to the end on every use. */
   readonly #clients = new Map<string, Client>();
 
-  /** Throws RateLimitPolicyError when a limit or the burst multiplier is not a positive integer. */
+  /**
+   * Throws RateLimitPolicyError when a limit is not a positive integer or the burst multiplier is not a whole number
+   * (0: no burst, one request per 1/rate, as ingress-nginx writes `burst=0`).
+   */
   constructor(policy: RateLimitPolicy, options: { maxClients?: number } = {}) {
-    positive('burstMultiplier', policy.burstMultiplier);
+    if (!Number.isSafeInteger(policy.burstMultiplier) || policy.burstMultiplier < 0) {
+      throw new RateLimitPolicyError(`rate limit burstMultiplier ${policy.burstMultiplier} is not allowed: it must be a whole number`);
+    }
     this.#rps = policy.rps === undefined ? undefined : bucket('rps', policy.rps, policy.rps * 60, policy.burstMultiplier);
     this.#rpm = policy.rpm === undefined ? undefined : bucket('rpm', policy.rpm, policy.rpm, policy.burstMultiplier);
     if (policy.connections !== undefined) positive('connections', policy.connections);

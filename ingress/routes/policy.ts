@@ -324,10 +324,12 @@ function readSignin(a: AnnotationReader): { signin?: string; signinParam?: strin
 }
 
 function readRateLimit(a: AnnotationReader): RateLimitPolicy | undefined {
-  const rps = a.int('limit-rps');
-  const rpm = a.int('limit-rpm');
-  const connections = a.int('limit-connections');
-  const burstMultiplier = a.int('limit-burst-multiplier') ?? 5;
+  // 0 asks for no such limit, as ingress-nginx writes a limit only when it is above 0 (a chart's default "0" must not
+  // take the Ingress out of service); a burst multiplier of 0 is nginx's burst=0.
+  const rps = a.int('limit-rps', 0) || undefined;
+  const rpm = a.int('limit-rpm', 0) || undefined;
+  const connections = a.int('limit-connections', 0) || undefined;
+  const burstMultiplier = a.int('limit-burst-multiplier', 0) ?? 5;
   if (rps === undefined && rpm === undefined && connections === undefined) return undefined;
   const limit: RateLimitPolicy = { burstMultiplier };
   if (rps !== undefined) limit.rps = rps;

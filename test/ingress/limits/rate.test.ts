@@ -73,6 +73,15 @@ const cases: Array<[string, RateLimitPolicy, Step[]]> = [
     ],
   ],
   ['no rate limit: everything passes', { burstMultiplier: 5, connections: 1 }, [{ at: 0, n: 1000, allowed: 1000 }]],
+  [
+    'burst multiplier 0 (nginx burst=0): one request, then one per 1/rate',
+    { rps: 2, burstMultiplier: 0 },
+    [
+      { at: 0, n: 3, allowed: 1, retry: 1 },
+      { at: 499, n: 1, allowed: 0, retry: 1 },
+      { at: 500, n: 2, allowed: 1, retry: 1 },
+    ],
+  ],
 ];
 
 describe('RateLimiter.take', () => {
@@ -178,7 +187,7 @@ describe('RateLimiter policy errors', () => {
     ['rps -1', { rps: -1, burstMultiplier: 5 }],
     ['rps 1.5', { rps: 1.5, burstMultiplier: 5 }],
     ['rpm NaN', { rpm: Number.NaN, burstMultiplier: 5 }],
-    ['burstMultiplier 0', { rps: 1, burstMultiplier: 0 }],
+    ['burstMultiplier -1', { rps: 1, burstMultiplier: -1 }],
     ['connections 0', { connections: 0, burstMultiplier: 5 }],
   ];
   for (const [name, policy] of bad) {
