@@ -61,6 +61,9 @@ export function endpointAddress(e: Endpoint): string {
   return isIPv6(e.ip) ? `[${e.ip}]:${e.port}` : `${e.ip}:${e.port}`;
 }
 
+// Idle connections kept per endpoint pool of netplane's HTTP/1.1 client: ingress-nginx's upstream-keepalive-connections.
+const keptIdle = 320;
+
 /** An endpoint in use: balancing state plus the connection pools to it. */
 export class UpstreamEndpoint implements OutlierState {
   /** `ip:port` (`[ip]:port` for IPv6). */
@@ -141,10 +144,11 @@ export class UpstreamEndpoint implements OutlierState {
   #makePool(connectTimeoutMs: number, connections = this.#connections): UpstreamPool {
     const tls = overTls(this.protocol);
     const h2 = isGrpc(this.protocol);
-    if (!tls && !h2 && ownClient) return new H1Pool(this.ip, this.port, this.address, { connections, connectTimeoutMs }) as unknown as UpstreamPool;
+    if (!tls && !h2 && ownClient) return new H1Pool(this.ip, this.port, this.address, { connections, maxIdle: Math.min(connections, keptIdle), connectTimeoutMs }) as unknown as UpstreamPool;
     const origin = `${tls ? 'https' : 'http'}://${this.address}`;
     const common = {
-      connections,
+      // null: no limit, for undici (its idle connections close after its keep-alive timeout, 4 s).
+      connections: Number.isFinite(connections) ? connections : null,
       pipelining: 1,
       // HTTP/1.1 to upstreams, as nginx speaks (undici 8 would otherwise offer h2 over TLS); HTTP/2 to gRPC ones, as
       // nginx's grpc_pass, each connection carrying up to 100 streams (fewer when the backend says so).

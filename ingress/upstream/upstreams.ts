@@ -18,7 +18,11 @@ export type { OutlierOptions } from './outlier.ts';
 /** Options of Upstreams. */
 export interface UpstreamsOptions {
   log: Logger;
-  /** Connections per endpoint (per connect timeout in use); more requests wait in the pool's queue. Default 128. */
+  /**
+   * Connections per endpoint (per connect timeout in use); more requests wait in the pool's queue. Default: no
+   * limit, as nginx opens a connection for each request that finds no idle one (a cap made the requests past it
+   * wait, without a time limit, for a long-lived response such as a server-sent event stream to end).
+   */
   connectionsPerEndpoint?: number;
   /** Outlier ejection tuning; defaults in outlier.ts (5 failures, 10 s doubling to 5 min, half the endpoints). */
   outlier?: Partial<OutlierOptions>;
@@ -35,7 +39,7 @@ export class Upstreams {
 
   constructor(options: UpstreamsOptions) {
     this.#log = options.log;
-    this.#connections = options.connectionsPerEndpoint ?? 128;
+    this.#connections = options.connectionsPerEndpoint ?? Infinity;
     this.#tracker = new OutlierTracker(options.outlier);
   }
 

@@ -11,8 +11,10 @@ import { requestHead } from './head.ts';
 export type { H1Controller, H1Handler } from './exchange.ts';
 
 export interface H1PoolOptions {
-  /** Connections at most; more requests wait for one. */
+  /** Connections at most (Infinity: no limit, as nginx opens one per request it has no idle one for); more requests wait for one. */
   connections: number;
+  /** Idle connections kept at most; one more going idle with no request waiting is closed. Default: `connections`. */
+  maxIdle?: number;
   connectTimeoutMs: number;
   /** How long an idle connection is kept (less when the upstream says so with Keep-Alive: timeout). Default 4 s, undici's. */
   keepAliveTimeoutMs?: number;
@@ -41,6 +43,7 @@ export class H1Pool implements ConnectionOwner {
   readonly #port: number;
   readonly #address: string;
   readonly #max: number;
+  readonly #maxIdle: number;
   readonly #connectTimeoutMs: number;
   readonly #keepAliveMs: number;
   readonly #open = new Set<H1Connection>();
@@ -57,6 +60,7 @@ export class H1Pool implements ConnectionOwner {
     this.#port = port;
     this.#address = address;
     this.#max = Math.max(1, options.connections);
+    this.#maxIdle = Math.max(0, options.maxIdle ?? this.#max);
     this.#connectTimeoutMs = options.connectTimeoutMs;
     this.#keepAliveMs = options.keepAliveTimeoutMs ?? 4000;
   }
@@ -103,6 +107,8 @@ export class H1Pool implements ConnectionOwner {
   /** ConnectionOwner: a connection can take a request. */
   idle(conn: H1Connection): void {
     if (this.#destroyed || (this.#closed && this.#pending() === 0)) return conn.destroy(new UpstreamError('UPSTREAM_CLOSED', 'closed'));
+    // nginx's keepalive N: the connections cached per upstream, beyond which one that goes idle is closed.
+    if (this.#idle.length >= this.#maxIdle && this.#pending() === 0) return conn.destroy(new UpstreamError('UPSTREAM_CLOSED', 'more idle connections than are kept'));
     this.#idle.push(conn);
     this.#drive();
   }
