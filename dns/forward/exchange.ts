@@ -1,7 +1,8 @@
 // One DNS exchange with one upstream: UDP first, TCP when the UDP reply is truncated (RFC 7766 §5). Hardened
 // against off-path spoofing as RFC 5452 asks: a fresh socket per query (the kernel picks a random source port),
 // a random ID, a connected UDP socket (the kernel drops datagrams from other addresses), and a reply counts only
-// when its ID and question match ours; anything else is ignored while we wait for the real one.
+// when its ID and question match ours; anything else is ignored while we wait for the real one, but for an error
+// rcode with our ID and no question (questionlessError), which fails the exchange at once.
 import { randomInt } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { connect, isIPv6 } from 'node:net';
@@ -159,6 +160,20 @@ export function replyMatches(reply: Buffer, query: Buffer): boolean {
   return true;
 }
 
+const rcodeNames = ['NOERROR', 'FORMERR', 'SERVFAIL', 'NXDOMAIN', 'NOTIMP', 'REFUSED'];
+
+/**
+ * The rcode of `reply` when it is an error answer to `query` without the question (same ID, QR set, QDCOUNT 0, an
+ * rcode other than NOERROR), as servers that do not know EDNS0 answer FORMERR; else undefined. Such a reply answers
+ * nothing, so it can only fail the exchange: the forwarder then moves on at once instead of timing out.
+ */
+export function questionlessError(reply: Buffer, query: Buffer): string | undefined {
+  if (reply.length < 12 || reply.readUInt16BE(0) !== query.readUInt16BE(0) || (reply[2]! & 0x80) === 0) return undefined;
+  const rcode = reply[3]! & 0x0f;
+  if (reply.readUInt16BE(4) !== 0 || rcode === 0) return undefined;
+  return rcodeNames[rcode] ?? `rcode ${rcode}`;
+}
+
 /**
  * Asks `to` a query (the wire form from encodeQuery; each leg gets a copy with a fresh random ID) over UDP, and again
  * over TCP when the reply is truncated. Rejects only with an UpstreamError subclass.
@@ -182,7 +197,11 @@ export function exchangeUdp(to: HostPort, query: Buffer, limits: ExchangeLimits)
     const end = settle(limits, to, 'UDP', reject, () => socket.close());
     socket.on('error', (e) => end.fail(new UpstreamUnreachableError(`DNS upstream ${to.text} over UDP: ${e.message}`, { cause: e })));
     socket.on('message', (msg) => {
-      if (!replyMatches(msg, query)) return;
+      if (!replyMatches(msg, query)) {
+        const rcode = questionlessError(msg, query);
+        if (rcode !== undefined) end.fail(new UpstreamReplyError(`DNS upstream ${to.text} answered ${rcode} without the question`));
+        return;
+      }
       const decoded = decode(msg, to);
       if (decoded instanceof UpstreamError) end.fail(decoded);
       else end.ok(() => resolve(decoded));
