@@ -1,12 +1,14 @@
 // JWT bearer tokens (RFC 6750) verified with jose: keys from a remote JWKS (jose caches it and rate-limits
-// refetches) or from a Secret. Asymmetric algorithms only: an HS* token would let anyone holding the public key
+// refetches for unknown kids; a failed fetch holds off the next for jwksRetryMs) or from a Secret. Asymmetric algorithms only: an HS* token would let anyone holding the public key
 // mint tokens, and `none` is no signature at all.
 import {
   createLocalJWKSet,
   createRemoteJWKSet,
+  customFetch,
   importSPKI,
   jwtVerify,
   type CryptoKey,
+  type FetchImplementation,
   type JWTVerifyGetKey,
   type JWTVerifyOptions,
 } from 'jose';
@@ -32,6 +34,13 @@ export const jwtAlgorithms: readonly string[] = [
 
 /** Seconds of clock skew allowed on exp/nbf/iat. */
 export const jwtClockToleranceSeconds = 30;
+
+/**
+ * After a JWKS fetch fails (no answer, not 200, not JSON), how long the next waits: requests that need keys meanwhile
+ * get 503 without a fetch. jose would fetch again for every request, so clients could make the gateway hammer a
+ * failing identity provider at their own rate.
+ */
+export const jwksRetryMs = 1000;
 
 // jose error codes that mean "this token is not acceptable" (401); any other failure is ours or the JWKS's (503).
 const tokenErrors = new Set([
@@ -69,7 +78,7 @@ export function jwtAuthenticator(policy: JwtAuthPolicy, secret: Secret | undefin
     if (url.protocol !== 'https:' && url.protocol !== 'http:') {
       return failClosed(new AuthConfigError(`jwt jwksUrl ${url.href} is not http(s)`));
     }
-    return new JwtAuthenticator(Promise.resolve(createRemoteJWKSet(url)), policy, algorithms);
+    return new JwtAuthenticator(Promise.resolve(createRemoteJWKSet(url, { [customFetch]: heldOffAfterFailure(fetch) })), policy, algorithms);
   }
   if (policy.secret === undefined) return failClosed(new AuthConfigError('jwt policy names neither a jwksUrl nor a Secret'));
   const name = refKey(policy.secret);
@@ -135,4 +144,32 @@ export class JwtAuthenticator implements Authenticator {
       return deny(503, `token keys unavailable: ${e instanceof Error ? e.message : String(e)}`);
     }
   }
+}
+
+/** A JWKS fetch that is being held off after a failure (see jwksRetryMs). */
+export class JwksHeldOffError extends Error {
+  override readonly name = 'JwksHeldOffError';
+  readonly code = 'NETPLANE_INGRESS_JWKS_HELD_OFF';
+}
+
+/**
+ * `fetchImpl` for one JWKS URL, failing at once for jwksRetryMs after a fetch that failed. The body is read here, so
+ * that a 200 that is not JSON counts as a failure too; jose parses it again.
+ */
+export function heldOffAfterFailure(fetchImpl: FetchImplementation, now: () => number = () => performance.now()): FetchImplementation {
+  let retryAt = -Infinity;
+  return async (url, options) => {
+    const t = now();
+    if (t < retryAt) throw new JwksHeldOffError(`the JWKS fetch failed less than ${jwksRetryMs} ms ago; asking again in ${Math.ceil(retryAt - t)} ms`);
+    try {
+      const res = await fetchImpl(url, options);
+      const body = await res.text();
+      if (res.status !== 200) throw new Error(`the JWKS URL answered ${res.status}`);
+      JSON.parse(body);
+      return new Response(body, { status: 200, headers: res.headers });
+    } catch (e) {
+      retryAt = now() + jwksRetryMs;
+      throw e;
+    }
+  };
 }

@@ -1,6 +1,7 @@
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, UnsecuredJWT, type CryptoKey, type JWK } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Authenticators } from '../../../ingress/auth/authenticators.ts';
+import { jwksRetryMs } from '../../../ingress/auth/jwt.ts';
 import type { AuthResult } from '../../../ingress/auth/types.ts';
 import type { JwtAuthPolicy } from '../../../ingress/routes/types.ts';
 import { silentLogger } from '../../../runtime/logger.ts';
@@ -182,6 +183,36 @@ describe('jwt requests and failures', () => {
     expect(outcome(await auth.check(authRequest(bearer(await sign('ES256')))))[0]).toBe(503);
     expect(fetches).toBe(1);
   });
+
+  // A client cannot make the gateway hammer a failing identity provider: after a failed fetch the next waits
+  // jwksRetryMs, and requests meanwhile get 503 at once (with a good JWKS, unknown kids refetch only every 30 s).
+  const failing: Array<[string, (res: import('node:http').ServerResponse) => void]> = [
+    ['answering 500', (res) => ((res.statusCode = 500), res.end('down'))],
+    ['answering 200 with a body that is not JSON', (res) => res.end('<html>maintenance</html>')],
+    ['closing the connection', (res) => res.socket?.destroy()],
+  ];
+  for (const [name, answer] of failing) {
+    it(`a JWKS URL ${name} is asked again only after ${jwksRetryMs} ms, whatever the clients send`, async () => {
+      let fetches = 0;
+      let up = false;
+      const url = await servers.start((_req, res) => {
+        fetches++;
+        if (up) res.end(JSON.stringify({ keys: [keys.ES256.publicJwk] }));
+        else answer(res);
+      });
+      const { a } = setup();
+      const auth = a.get('team/app', { ...base, jwksUrl: url });
+      const token = await sign('ES256');
+      const started = performance.now();
+      for (let i = 0; i < 20; i++) expect(outcome(await auth.check(authRequest(bearer(token))))[0]).toBe(503);
+      expect(performance.now() - started).toBeLessThan(jwksRetryMs);
+      expect(fetches).toBe(1);
+      up = true;
+      await new Promise((r) => setTimeout(r, jwksRetryMs + 50));
+      expect(outcome(await auth.check(authRequest(bearer(token))))[0]).toBe(200);
+      expect(fetches).toBe(2);
+    });
+  }
 
   it('the JWKS is fetched once and cached across requests', async () => {
     let fetches = 0;
