@@ -103,9 +103,10 @@ export class ExternalAuthenticator implements Authenticator {
     const status = res.statusCode;
     const cookies = setCookies(res.headers);
     if (status >= 200 && status < 300) {
-      const upstreamHeaders: Record<string, string> = {};
-      // A header the service did not send is set empty, so a client cannot supply its own value of it.
-      for (const name of this.#responseHeaders) upstreamHeaders[name] = headerValue(res.headers, name) ?? '';
+      const upstreamHeaders: Record<string, string | string[]> = {};
+      // A header the service did not send (or sent empty) goes upstream as none at all, as nginx's proxy_set_header
+      // of an empty $authHeader sends none; the client's own value of it never goes either.
+      for (const name of this.#responseHeaders) upstreamHeaders[name] = headerValue(res.headers, name) || [];
       return { allow: true, upstreamHeaders, ...cookies };
     }
     if (status === 401 || status === 403) {

@@ -24,13 +24,13 @@ export interface AuthRequest {
 }
 
 /**
- * The verdict on one request. On allow, `upstreamHeaders` are set on the upstream request (an empty value means
- * "remove the client's header of that name"). On deny, `status` and `headers` go to the client; `reason` is for the
+ * The verdict on one request. On allow, `upstreamHeaders` are set on the upstream request in place of the client's
+ * of the same name; an empty list sends none (nginx's proxy_set_header with an empty value). On deny, `status` and `headers` go to the client; `reason` is for the
  * log only and is never sent. `setCookies`: the Set-Cookie values of an auth service's answer, each one header, for
  * the pipeline to add to the client's response (ingress-nginx's `add_header Set-Cookie $auth_cookie`).
  */
 export type AuthResult =
-  | { allow: true; upstreamHeaders?: Record<string, string>; setCookies?: string[] }
+  | { allow: true; upstreamHeaders?: Record<string, string | string[]>; setCookies?: string[] }
   | { allow: false; status: number; headers: Record<string, string>; reason: string; setCookies?: string[] };
 
 /** Checks requests against one Ingress's auth policy; never throws (failures become a deny with a status). */

@@ -51,8 +51,8 @@ export interface Exchange {
   canary: boolean;
   /** Set when `backend` has no endpoints and the Ingress's default-backend answers instead (see targetBackend). */
   defaultBackend?: BackendRef;
-  /** Headers the auth step wants upstream. */
-  authHeaders?: Record<string, string>;
+  /** Headers the auth step wants upstream (an empty list: none, and not the client's). */
+  authHeaders?: Record<string, HeaderValue>;
   /** The auth service's Set-Cookie headers, for the response (auth-url; see authCookiesFor). */
   authCookies?: AuthCookies;
   /** Headers the client-certificate step wants upstream (ssl-client-*). */

@@ -55,11 +55,11 @@ const answer =
 describe('external auth verdicts', () => {
   const cases: Array<[string, (req: IncomingMessage, res: ServerResponse) => void, AuthResult]> = [
     [
-      '200: allowed, with the listed response headers (case-insensitive), a missing one set empty',
+      '200: allowed, with the listed response headers (case-insensitive), a missing one sent as none',
       answer(200, { 'X-User': 'alice', 'X-Email': 'alice@example.com', 'X-Other': 'not copied' }, 'ok'),
-      { allow: true, upstreamHeaders: { 'X-User': 'alice', 'x-email': 'alice@example.com', 'X-Missing': '' } },
+      { allow: true, upstreamHeaders: { 'X-User': 'alice', 'x-email': 'alice@example.com', 'X-Missing': [] } },
     ],
-    ['204: allowed', answer(204, { 'x-user': 'bob' }), { allow: true, upstreamHeaders: { 'X-User': 'bob', 'x-email': '', 'X-Missing': '' } }],
+    ['204: allowed; a header sent empty is no header', answer(204, { 'x-user': 'bob', 'x-email': '' }), { allow: true, upstreamHeaders: { 'X-User': 'bob', 'x-email': [], 'X-Missing': [] } }],
     [
       '401: passed back with WWW-Authenticate',
       answer(401, { 'WWW-Authenticate': 'Bearer realm="sso"', 'X-User': 'ignored' }, 'no'),
@@ -83,7 +83,7 @@ describe('external auth verdicts', () => {
     [
       '200 with two Set-Cookie headers: both kept, each whole',
       answer(200, { 'set-cookie': ['a=1; Path=/; Expires=Wed, 21 Oct 2026 07:28:00 GMT', 'b=2'] }),
-      { allow: true, upstreamHeaders: { 'X-User': '', 'x-email': '', 'X-Missing': '' }, setCookies: ['a=1; Path=/; Expires=Wed, 21 Oct 2026 07:28:00 GMT', 'b=2'] },
+      { allow: true, upstreamHeaders: { 'X-User': [], 'x-email': [], 'X-Missing': [] }, setCookies: ['a=1; Path=/; Expires=Wed, 21 Oct 2026 07:28:00 GMT', 'b=2'] },
     ],
     ['401 with a Set-Cookie', answer(401, { 'set-cookie': 'a=; Max-Age=0' }), { allow: false, status: 401, headers: {}, reason: 'auth service answered 401', setCookies: ['a=; Max-Age=0'] }],
     ['500 with a Set-Cookie', answer(500, { 'set-cookie': 'a=1' }), { allow: false, status: 500, headers: {}, reason: 'auth service answered 500', setCookies: ['a=1'] }],
@@ -138,7 +138,7 @@ describe('external auth failures', () => {
     });
     const t = performance.now();
     const r = await authenticator(policy(url, { timeoutMs: 1500 })).check(authRequest());
-    expect(r).toEqual({ allow: true, upstreamHeaders: { 'X-User': 'slow', 'x-email': '', 'X-Missing': '' } });
+    expect(r).toEqual({ allow: true, upstreamHeaders: { 'X-User': 'slow', 'x-email': [], 'X-Missing': [] } });
     expect(performance.now() - t).toBeLessThan(1000);
   });
 

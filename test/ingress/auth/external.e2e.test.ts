@@ -1,5 +1,7 @@
-// The auth subrequest through `netplane ingress`, as ingress-nginx's auth location sends it: the X-Request-ID the
-// backend gets (ingress-nginx's $req_id: the client's, else one made for the request), and X-Sent-From.
+// auth-url through `netplane ingress`, as ingress-nginx's auth location sends the subrequest: the X-Request-ID the
+// backend gets (ingress-nginx's $req_id: the client's, else one made for the request), and X-Sent-From; and the
+// auth-response-headers as its `proxy_set_header 'X-User' $authHeader0` passes them: one the auth service did not
+// send reaches the backend as no header at all (nginx sends no header with an empty value), never the client's.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EchoBackend, GatewayProcess, echoOf, ingressClassYaml, ingressYaml, serviceYaml } from '../e2e/harness.ts';
 
@@ -12,12 +14,15 @@ describe('the auth subrequest and the upstream request share one X-Request-ID', 
   beforeAll(async () => {
     auth.handler = (req, res) => {
       seen.push(req.headers);
-      res.writeHead(req.headers['x-deny'] === undefined ? 200 : 401).end();
+      res.writeHead(req.headers['x-deny'] === undefined ? 200 : 401, { 'x-user': 'alice', 'x-team': '' }).end();
       return true;
     };
     await web.start();
     await auth.start();
-    const annotations = { 'nginx.ingress.kubernetes.io/auth-url': `http://127.0.0.1:${auth.port}/check` };
+    const annotations = {
+      'nginx.ingress.kubernetes.io/auth-url': `http://127.0.0.1:${auth.port}/check`,
+      'nginx.ingress.kubernetes.io/auth-response-headers': 'X-User, X-Email, X-Team',
+    };
     gw.write('all.yaml', [ingressClassYaml, serviceYaml('web', [web]), ingressYaml({ name: 'app', host: 'app.test', paths: [['Prefix', '/', 'web']], annotations })].join('\n---\n'));
     await gw.start(['--access-log', 'on'], { host: 'app.test' });
   }, 30_000);
@@ -50,5 +55,11 @@ describe('the auth subrequest and the upstream request share one X-Request-ID', 
     const id = seen[0]?.['x-request-id'];
     expect(id).toMatch(/^[0-9a-f-]{36}$/);
     await expect.poll(() => gw.output.split('\n').some((l) => l.includes('"path":"/denied"') && l.includes(`"id":"${id}"`))).toBe(true);
+  });
+
+  it('auth-response-headers: the auth service’s go upstream; one it did not send, or sent empty, is no header', async () => {
+    const r = await gw.get('app.test', '/x', { headers: { 'x-user': 'forged', 'x-email': 'forged@example.com', 'x-team': 'admins' } });
+    const h = echoOf(r).headers;
+    expect([h['x-user'], 'x-email' in h, 'x-team' in h]).toEqual(['alice', false, false]);
   });
 });
