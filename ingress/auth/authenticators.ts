@@ -3,9 +3,10 @@ import { isDeepStrictEqual } from 'node:util';
 import { Agent } from 'undici';
 import type { Logger } from '../../runtime/logger.ts';
 import type { AuthPolicy } from '../routes/types.ts';
-import { basicAuthenticator } from './basic.ts';
+import { basicAuthenticator, type BasicAuthenticatorOptions } from './basic.ts';
 import { externalAuthenticator } from './external.ts';
 import { jwtAuthenticator } from './jwt.ts';
+import { VerifyPool, type VerifyPoolOptions } from './verify-pool.ts';
 import { FailClosedAuthenticator, refKey, type Authenticator, type SecretLookup } from './types.ts';
 
 /** What Authenticators needs from the gateway. */
@@ -14,6 +15,8 @@ export interface AuthenticatorsOptions {
   log: Logger;
   /** Clock for the basic-auth verification cache, in ms, monotonic; performance.now() by default (tests pass their own). */
   now?: () => number;
+  /** Sizes of the worker threads that check basic-auth passwords. */
+  verifyPool?: VerifyPoolOptions;
 }
 
 interface Cached {
@@ -31,11 +34,16 @@ export class Authenticators {
   readonly #cache = new Map<string, Cached>();
   // One connection pool for every external-auth subrequest, closed with close().
   readonly #agent = new Agent({ keepAliveTimeout: 4_000 });
+  // Basic-auth password checks, off the event loop (verify-pool.ts); closed with close().
+  readonly #pool: VerifyPool;
+  readonly #verify: NonNullable<BasicAuthenticatorOptions['verify']>;
 
   constructor(options: AuthenticatorsOptions) {
     this.#secrets = options.secrets;
     this.#log = options.log;
     this.#now = options.now ?? (() => performance.now());
+    this.#pool = new VerifyPool(options.verifyPool);
+    this.#verify = (password, entry) => this.#pool.verify(password, entry);
   }
 
   /** The Authenticator of `ingress` (`namespace/name`); the same instance while the policy is deep-equal and its Secrets unchanged. */
@@ -60,10 +68,11 @@ export class Authenticators {
     for (const ingress of this.#cache.keys()) if (!ingresses.has(ingress)) this.#cache.delete(ingress);
   }
 
-  /** Forgets everything and closes the external-auth connection pool. */
+  /** Forgets everything, closes the external-auth connection pool and stops the password check workers. */
   close(): void {
     this.#cache.clear();
     this.#agent.destroy().catch(() => {});
+    this.#pool.close().catch(() => {});
   }
 
   #build(ingress: string, policy: AuthPolicy): Cached {
@@ -73,7 +82,7 @@ export class Authenticators {
     switch (policy.type) {
       case 'basic':
         secrets.add(refKey(policy.secret));
-        authenticator = basicAuthenticator(policy, this.#secrets(policy.secret), log, this.#now);
+        authenticator = basicAuthenticator(policy, this.#secrets(policy.secret), log, this.#now, this.#verify);
         break;
       case 'jwt': {
         // A jwksUrl wins over a Secret; only a Secret actually read ties the authenticator to it.

@@ -7,6 +7,7 @@ import type { Secret } from '../../cluster/model/secret.ts';
 import type { BasicAuthPolicy } from '../routes/types.ts';
 import { basicUsers, describePlace } from './basic-secret.ts';
 import { dummyHash, verifyPassword, type HtpasswdEntry } from './htpasswd.ts';
+import { VerifyBusyError } from './verify-pool.ts';
 import {
   AuthConfigError,
   credentials,
@@ -28,7 +29,10 @@ export const basicCacheMaxEntries = 10_000;
 export interface BasicAuthenticatorOptions {
   /** Clock in ms for the verification cache, monotonic (a wall-clock step must not keep or drop entries); performance.now() by default. */
   now?: () => number;
-  /** Password verification; verifyPassword by default. */
+  /**
+   * Password verification; verifyPassword by default (on the event loop: the gateway passes its VerifyPool's). A
+   * rejection is a 503: VerifyBusyError when too many checks wait.
+   */
   verify?: (password: string, entry: Pick<HtpasswdEntry, 'hash' | 'scheme'>) => Promise<boolean>;
 }
 
@@ -46,7 +50,7 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
  * lines are skipped with a logged reason (Secret and line number, or key); a missing Secret or no usable line makes
  * it fail closed with 503.
  */
-export function basicAuthenticator(policy: BasicAuthPolicy, secret: Secret | undefined, log: Logger, now: () => number): Authenticator {
+export function basicAuthenticator(policy: BasicAuthPolicy, secret: Secret | undefined, log: Logger, now: () => number, verify?: BasicAuthenticatorOptions['verify']): Authenticator {
   const name = refKey(policy.secret);
   if (!secret) return failClosed(new AuthConfigError(`basic auth Secret ${name} does not exist`));
   const users = basicUsers(secret, policy.secretType ?? 'auth-file');
@@ -57,7 +61,7 @@ export function basicAuthenticator(policy: BasicAuthPolicy, secret: Secret | und
     else log.warn({ secret: name, key: r.key }, `auth-map entry skipped: ${r.reason}`);
   }
   if (entries.length === 0) return failClosed(new AuthConfigError(`basic auth Secret ${name} has no usable ${policy.secretType === 'auth-map' ? 'auth-map entry' : 'htpasswd line'}`));
-  return new BasicAuthenticator(entries, policy.realm, { now });
+  return new BasicAuthenticator(entries, policy.realm, { now, ...(verify ? { verify } : {}) });
 }
 
 /** Checks `Authorization: Basic` credentials against htpasswd entries; 401 with a Basic challenge otherwise. */
@@ -105,7 +109,12 @@ export class BasicAuthenticator implements Authenticator {
       if (expiry > now) return allowed;
       this.#verified.delete(key);
     }
-    const ok = await this.#verify(password, target);
+    let ok: boolean;
+    try {
+      ok = await this.#verify(password, target);
+    } catch (e) {
+      return deny(503, e instanceof VerifyBusyError ? `password checks are busy: ${e.message}` : `the password check failed: ${e instanceof Error ? e.message : String(e)}`);
+    }
     if (ok && found) {
       this.#remember(key, now + basicCacheTtlMs);
       return allowed;
