@@ -12,6 +12,8 @@
 //     <pool>-lb-N, which DNATs with `... . numgen random mod N map @<pool>-lb-N-endpoints`.
 //   affinity-prerouting / affinity-output (priority dstnat + 1): record ClientIP affinity.
 //   nat-postrouting: mark hairpin connections, masquerade marked connections.
+//   filter-forward / filter-output-post-dnat (after DNAT): a new connection still headed for a cluster IP (in
+//     `cluster-ips`) matched no Service port: reject it at once, as kube-proxy's cluster-ips-check does.
 //
 // Traffic classes (PortPlan semantics), by verdict map:
 //   cluster-vips        cluster IPs, any source                 → cluster-lb-N  (clusterEndpoints)
@@ -131,6 +133,8 @@ export const pendingMarks = 'affinity-pending';
 export const recordChain = 'affinity-record';
 /** The chain refusing new connections: TCP reset, else ICMP(v6) port unreachable. */
 export const rejectChain = 'service-reject';
+/** Every cluster IP: a new connection still headed for one after DNAT matched no Service port, and is refused. */
+export const clusterIPsSet = 'cluster-ips';
 
 /** nft spellings of one IP family. */
 export interface Dialect {
@@ -191,6 +195,7 @@ export function layoutSets(c: LayoutConfig): Map<string, NftSet> {
   add('source-ranged-vips', 'set', `type ${d.addrType} . inet_proto . inet_service;`);
   add('source-ranges', 'set', `type ${d.addrType} . inet_proto . inet_service . ${d.addrType}; flags interval;`);
   add('hairpin', 'set', `type ${d.addrType} . ${d.addrType};`);
+  add(clusterIPsSet, 'set', `type ${d.addrType};`);
   for (const m of Object.values(idMaps)) add(m, 'map', `type ${d.addrType} . inet_proto . inet_service : mark;`);
   for (const m of Object.values(nodePortIdMaps)) add(m, 'map', 'type inet_proto . inet_service : mark;');
   // Filled by the kernel, read at sync time only to remove entries of removed endpoints. The IPv6 key: `typeof`,
@@ -221,6 +226,9 @@ export const baseChains: Record<string, BaseChain> = {
   'affinity-prerouting': base('filter', 'prerouting', -99),
   'affinity-output': base('route', 'output', -99),
   'nat-postrouting': base('nat', 'postrouting', 100),
+  // After DNAT: forwarded packets, and the node's own after nat-output and affinity-output.
+  'filter-forward': base('filter', 'forward', -110),
+  'filter-output-post-dnat': base('filter', 'output', -90),
 };
 
 /** The fixed chains and their rules. */
@@ -256,6 +264,11 @@ export function layoutChains(c: LayoutConfig): Map<string, string[]> {
   ]);
   // TCP gets a reset, everything else ICMP port unreachable (the family's default reject).
   chains.set(rejectChain, ['meta l4proto tcp reject with tcp reset', 'reject']);
+  // A Service port is DNATed by now (or refused or dropped above): what still goes to a cluster IP asked for a port
+  // it does not have, such as the old port of a Service whose port changed. kube-proxy rejects it (cluster-ips-check).
+  const invalidPort = `ct state new ${ip} daddr @${clusterIPsSet} goto ${rejectChain}`;
+  chains.set('filter-forward', [invalidPort]);
+  chains.set('filter-output-post-dnat', [invalidPort]);
 
   chains.set('nat-prerouting', ['jump services']);
   chains.set('nat-output', ['jump services']);

@@ -9,6 +9,7 @@ import {
   affinityPorts,
   affinitySet,
   baseChains,
+  clusterIPsSet,
   idMaps,
   layoutChains,
   layoutSets,
@@ -188,6 +189,7 @@ export function renderPort(p: PortPlan, ids: AffinityIds): PortObjects {
   };
 
   for (const ip of p.clusterIPs) {
+    put(clusterIPsSet, canonicalIP(ip));
     const key = addrKey(ip);
     if (p.clusterEndpoints.length > 0) balance('cluster-vips', 'cluster', key, p.clusterEndpoints, idMaps.any);
     else put('no-endpoints', key, verdictOf(p.clusterNoEndpoints));

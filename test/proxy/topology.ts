@@ -37,9 +37,9 @@ export interface ProxyTopology {
 /** One probe attempt: who answered and as whom the client was seen, or the error and the time it took. */
 export type ProbeResult = { ok: true; name: string; seenAs: string; ms: number } | { ok: false; error: string; ms: number };
 
-/** Builds the network with `podCount` pods, each running the echo server on `ports`. */
-export async function buildTopology(podCount: number, ports: number[]): Promise<ProxyTopology> {
-  const lab = NetnsLab.create();
+/** Builds the network with `podCount` pods, each running the echo server on `ports`; `labId` names its namespaces (random by default). */
+export async function buildTopology(podCount: number, ports: number[], labId?: string): Promise<ProxyTopology> {
+  const lab = NetnsLab.create(labId === undefined ? {} : { id: labId });
   try {
     const node = await lab.ns('node');
     const client = await lab.ns('client');

@@ -83,6 +83,7 @@ const cases: Array<{ name: string; from: ProxyPlan; to: ProxyPlan; tx: string[] 
     tx: [
       'delete element ip netplane cluster-vips { 10.96.0.10 . tcp . 80 }',
       'delete element ip netplane hairpin { 10.244.1.11 . 10.244.1.11, 10.244.1.12 . 10.244.1.12 }',
+      'delete element ip netplane cluster-ips { 10.96.0.10 }',
       'delete element ip netplane cluster-lb-2-endpoints { 10.96.0.10 . tcp . 80 . 0, 10.96.0.10 . tcp . 80 . 1 }',
     ],
   },
@@ -93,6 +94,7 @@ const cases: Array<{ name: string; from: ProxyPlan; to: ProxyPlan; tx: string[] 
     tx: [
       'flush chain ip netplane cluster-lb-1',
       'delete element ip netplane cluster-vips { 10.96.0.10 . tcp . 80 }',
+      'delete element ip netplane cluster-ips { 10.96.0.10 }',
       'delete map ip netplane cluster-lb-1-endpoints',
       'delete chain ip netplane cluster-lb-1',
     ],
@@ -229,6 +231,7 @@ describe('nftables incremental sync', () => {
       'add chain ip netplane cluster-lb-1',
       'add element ip netplane cluster-vips { 10.96.0.10 . tcp . 80 : goto cluster-lb-1 }',
       'add element ip netplane hairpin { 10.244.1.11 . 10.244.1.11 }',
+      'add element ip netplane cluster-ips { 10.96.0.10 }',
       `add element ip netplane affinity-ids { 10.96.0.10 . tcp . 80 : ${id} }`,
       `add element ip netplane affinity-30 { ${id} }`,
       'add element ip netplane cluster-lb-1-endpoints { 10.96.0.10 . tcp . 80 . 0 : 10.244.1.11 . 8080 }',

@@ -30,6 +30,11 @@ describe('nftables render', () => {
     expect(dump.filter((l) => l.startsWith('element') || /-lb-\d+ 00 /.test(l))).toEqual([
       `element ip netplane affinity-10800 ${sticky}`,
       `element ip netplane affinity-ids 10.96.0.40 . tcp . 80 : ${sticky}`,
+      // Every cluster IP once, whatever its ports: what still heads for one after DNAT is refused.
+      'element ip netplane cluster-ips 10.96.0.10',
+      'element ip netplane cluster-ips 10.96.0.20',
+      'element ip netplane cluster-ips 10.96.0.30',
+      'element ip netplane cluster-ips 10.96.0.40',
       'element ip netplane cluster-lb-1-endpoints 10.96.0.10 . udp . 53 . 0 : 10.244.1.11 . 5353',
       'element ip netplane cluster-lb-2-endpoints 10.96.0.10 . tcp . 80 . 0 : 10.244.1.11 . 8080',
       'element ip netplane cluster-lb-2-endpoints 10.96.0.10 . tcp . 80 . 1 : 10.244.1.12 . 8080',
@@ -73,6 +78,8 @@ describe('nftables render', () => {
       `element ip6 netplane affinity-ids fd00:96::10 . tcp . 80 : ${web6}`,
       `element ip6 netplane affinity-ids fd00:96::50 . tcp . 80 : ${mixed6}`,
       `element ip6 netplane affinity-ports ${web6} : 8080`,
+      'element ip6 netplane cluster-ips fd00:96::10',
+      'element ip6 netplane cluster-ips fd00:96::50',
       'element ip6 netplane cluster-lb-1-endpoints fd00:96::10 . tcp . 80 . 0 : fd00:244:1::11 . 8080',
       'element ip6 netplane cluster-vips fd00:96::10 . tcp . 80 : goto cluster-lb-1',
       'element ip6 netplane cluster-vips fd00:96::50 . tcp . 80 : goto sticky-2-60',
@@ -206,11 +213,13 @@ describe('nftables render', () => {
       'rule ip netplane affinity-prerouting 00 ct state new ct id @affinity-pending jump affinity-record',
       'rule ip netplane affinity-record 00 ct status dnat meta mark @affinity-10800 update @affinity { ip saddr . meta mark timeout 10800s : ip daddr . th dport }',
       'rule ip netplane affinity-record 01 meta mark set ct id map @affinity-saved delete @affinity-pending { ct id }',
+      'rule ip netplane filter-forward 00 ct state new ip daddr @cluster-ips goto service-reject',
       'rule ip netplane filter-nodeports 00 meta l4proto . th dport vmap @nodeport-no-endpoints',
       'rule ip netplane filter-nodeports 01 ip saddr @pod-cidrs meta l4proto . th dport vmap @fallback-nodeport-no-endpoints',
       'rule ip netplane filter-nodeports 02 fib saddr type local meta l4proto . th dport vmap @fallback-nodeport-no-endpoints',
       'rule ip netplane filter-nodeports 03 ip saddr != @pod-cidrs fib saddr type != local meta l4proto . th dport vmap @local-nodeport-no-endpoints',
       'rule ip netplane filter-output 00 ct state new jump filter-services',
+      'rule ip netplane filter-output-post-dnat 00 ct state new ip daddr @cluster-ips goto service-reject',
       'rule ip netplane filter-prerouting 00 ct state new jump filter-services',
       'rule ip netplane filter-services 00 ip daddr . meta l4proto . th dport @source-ranged-vips ip daddr . meta l4proto . th dport . ip saddr != @source-ranges drop',
       'rule ip netplane filter-services 01 ip daddr . meta l4proto . th dport vmap @no-endpoints',
@@ -313,6 +322,7 @@ describe('nftables render', () => {
       }),
     ]);
     expect((await programmed(both)).filter((l) => l.startsWith('element') && !l.includes('pod-cidrs'))).toEqual([
+      'element ip netplane cluster-ips 10.96.0.60',
       'element ip netplane cluster-lb-1-endpoints 203.0.113.60 . tcp . 80 . 0 : 10.244.2.21 . 8080',
       'element ip netplane fallback-nodeport-lb-1-endpoints tcp . 30086 . 0 : 10.244.2.21 . 8080',
       'element ip netplane fallback-nodeports tcp . 30086 : goto fallback-nodeport-lb-1',
