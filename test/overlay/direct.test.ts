@@ -147,7 +147,8 @@ describe('netplane overlay --direct-routing in the kernel: three nodes on one ne
     await settledTo(1, expected(ways(1, () => 'direct')));
   });
 
-  it('restarted without --direct-routing, every node goes back to VXLAN and keeps no direct route; with it again, back', async () => {
+  // Six agent starts in sequence: on a loaded machine they take most of the default 20 s.
+  it('restarted without --direct-routing, every node goes back to VXLAN and keeps no direct route; with it again, back', { timeout: 60_000 }, async () => {
     await restartAll([]);
     for (const i of [1, 2, 3]) expect(await state(t, node(i))).toEqual(expected(ways(i, () => 'vxlan')));
     const tx = await vxlanTx(t, node(1));
