@@ -11,7 +11,8 @@ import { eps, plan, port, served } from './plans.ts';
 
 const outcome = (rs: ProbeResult[]) => rs.map((r) => (r.ok ? r.name : r.error));
 
-describe('nftables: ports a cluster IP does not serve', () => {
+// Each test runs a dozen probe processes, seconds each on a loaded machine.
+describe('nftables: ports a cluster IP does not serve', { timeout: 45_000 }, () => {
   let t: ProxyTopology;
   let backend: NftablesBackend;
   const pod = (i: number) => t.pods[i - 1]!;

@@ -174,7 +174,8 @@ describe('nftables backend in the kernel', () => {
     // Masquerading is decided as without affinity: the client's mark comes back after the affinity ID used it.
     expect(seen(await t.probe(t.client, 'tcp', '10.96.0.45', 80, 2)).every((x) => x.endsWith(' 10.244.1.1'))).toBe(true);
     expect(seen(await t.probe(pod(2).ns, 'tcp', '10.96.0.45', 80, 2)).every((x) => x.endsWith(` ${pod(2).ip4}`) || x.endsWith(' 10.244.1.1'))).toBe(true);
-  });
+    // About 100 probe processes in sequence: over 20 s on a loaded 2-core machine.
+  }, 60_000);
 
   it('ClientIP affinity under the Local policy: outside clients stick to a local endpoint, pods to any, over every address', async () => {
     const outside = [...names(await t.probe(t.client, 'tcp', '203.0.113.46', 80, 3)), ...names(await t.probe(t.client, 'tcp', t.nodeIP4, 30046, 3))];
