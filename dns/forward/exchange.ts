@@ -161,17 +161,36 @@ export function replyMatches(reply: Buffer, query: Buffer): boolean {
 }
 
 const rcodeNames = ['NOERROR', 'FORMERR', 'SERVFAIL', 'NXDOMAIN', 'NOTIMP', 'REFUSED'];
+// The extended rcodes (RFC 6891 6.1.3: the OPT record's TTL holds the upper 8 of 12 bits) by number, as CoreDNS
+// names them in its metrics; 16 is BADVERS in an OPT record's context (BADSIG only in TSIG's).
+const extendedRcodeNames: Record<number, string> = { 16: 'BADVERS', 17: 'BADKEY', 18: 'BADTIME', 19: 'BADMODE', 20: 'BADNAME', 21: 'BADALG', 22: 'BADTRUNC', 23: 'BADCOOKIE' };
 
 /**
  * The rcode of `reply` when it is an error answer to `query` without the question (same ID, QR set, QDCOUNT 0, an
  * rcode other than NOERROR), as servers that do not know EDNS0 answer FORMERR; else undefined. Such a reply answers
- * nothing, so it can only fail the exchange: the forwarder then moves on at once instead of timing out.
+ * nothing, so it can only fail the exchange: the forwarder then moves on at once instead of timing out. The rcode
+ * may be extended (BADVERS, BADCOOKIE): its upper bits are then in an OPT record that comes first after the header.
  */
 export function questionlessError(reply: Buffer, query: Buffer): string | undefined {
   if (reply.length < 12 || reply.readUInt16BE(0) !== query.readUInt16BE(0) || (reply[2]! & 0x80) === 0) return undefined;
-  const rcode = reply[3]! & 0x0f;
-  if (reply.readUInt16BE(4) !== 0 || rcode === 0) return undefined;
-  return rcodeNames[rcode] ?? `rcode ${rcode}`;
+  if (reply.readUInt16BE(4) !== 0) return undefined;
+  let rcode = reply[3]! & 0x0f;
+  // No answer or authority records, and an OPT record (root owner, type 41) first among the additional ones.
+  if (reply.readUInt32BE(6) === 0 && reply.readUInt16BE(10) > 0 && reply.length >= 23 && reply[12] === 0 && reply.readUInt16BE(13) === 41) {
+    rcode |= reply[17]! << 4;
+  }
+  if (rcode === 0) return undefined;
+  return rcodeNames[rcode] ?? extendedRcodeNames[rcode] ?? `rcode ${rcode}`;
+}
+
+/**
+ * The error for a reply on a stream (TCP, TLS) that does not answer our query: the stream holds no other, so it fails
+ * the exchange at once, whether it is an error answered without the question (its rcode is then named) or another
+ * question's answer.
+ */
+export function mismatch(upstream: string, proto: 'TCP' | 'TLS', reply: Buffer, query: Buffer): UpstreamReplyError {
+  const rcode = questionlessError(reply, query);
+  return new UpstreamReplyError(`DNS upstream ${upstream} over ${proto} answered ${rcode === undefined ? 'another question' : `${rcode} without the question`}`);
 }
 
 /**
@@ -232,7 +251,7 @@ export function exchangeTcp(to: HostPort, query: Buffer, limits: ExchangeLimits)
       got = got.length === 0 ? chunk : Buffer.concat([got, chunk]);
       if (got.length < 2 || got.length < 2 + got.readUInt16BE(0)) return;
       const msg = got.subarray(2, 2 + got.readUInt16BE(0));
-      if (!replyMatches(msg, query)) return end.fail(new UpstreamReplyError(`DNS upstream ${to.text} over TCP answered another question`));
+      if (!replyMatches(msg, query)) return end.fail(mismatch(to.text, 'TCP', msg, query));
       const decoded = decode(msg, to);
       if (decoded instanceof UpstreamError) end.fail(decoded);
       else end.ok(() => resolve(decoded));
@@ -242,9 +261,26 @@ export function exchangeTcp(to: HostPort, query: Buffer, limits: ExchangeLimits)
   });
 }
 
-/** The pipeline's view of a decoded reply. */
+/**
+ * The rcode of a decoded reply as received: the header's 4 bits, with the upper 8 bits of the OPT record when it has
+ * one (RFC 6891 6.1.3), as miekg/dns reads it. BADVERS (16) has a header rcode of 0: read alone, it would be NOERROR.
+ */
+export function wireRcodeOf(p: DecodedPacket): string {
+  const header = (p as DecodedPacket & { rcode?: string }).rcode ?? 'NOERROR';
+  const opt = p.additionals?.find((rr) => rr.type === 'OPT') as { extendedRcode?: number } | undefined;
+  const upper = opt?.extendedRcode ?? 0;
+  if (upper === 0) return header;
+  const full = (upper << 4) | ((p.flags ?? 0) & 0x0f);
+  return extendedRcodeNames[full] ?? `RCODE${full}`;
+}
+
+/**
+ * The pipeline's view of a decoded reply. An rcode it has no name for (an extended one such as BADVERS or BADCOOKIE,
+ * which speaks of our query's OPT record, not of the name asked) becomes SERVFAIL: never cached, never NOERROR, and
+ * a failed refresh for serve-stale.
+ */
 export function toReply(p: DecodedPacket, transport: UpstreamReply['transport']): UpstreamReply {
-  const wireRcode = (p as DecodedPacket & { rcode?: string }).rcode ?? 'NOERROR';
+  const wireRcode = wireRcodeOf(p);
   return {
     rcode: pipelineRcodes.has(wireRcode) ? (wireRcode as Rcode) : 'SERVFAIL',
     wireRcode,

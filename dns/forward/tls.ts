@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { connect, createSecureContext, getCACertificates, type SecureContext, type TLSSocket } from 'node:tls';
 import type { Logger } from '../../runtime/logger.ts';
 import { describeUpstream, type UpstreamAddress } from './address.ts';
-import { UpstreamError, UpstreamReplyError, UpstreamTimeoutError, UpstreamUnreachableError, decode, replyMatches, settle, toReply, type ExchangeLimits, type UpstreamReply } from './exchange.ts';
+import { UpstreamError, UpstreamTimeoutError, UpstreamUnreachableError, decode, mismatch, replyMatches, settle, toReply, type ExchangeLimits, type UpstreamReply } from './exchange.ts';
 
 /** The upstream's certificate did not verify (untrusted, expired, or for another name); never accepted anyway. */
 export class UpstreamTlsError extends UpstreamError {
@@ -130,7 +130,7 @@ export class DotPool {
           id = i;
         },
         deliver: (msg, sent) => {
-          if (!replyMatches(msg, sent)) return end.fail(new UpstreamReplyError(`DNS upstream ${this.#to.text} over TLS answered another question`));
+          if (!replyMatches(msg, sent)) return end.fail(mismatch(this.#to.text, 'TLS', msg, sent));
           const decoded = decode(msg, this.#to);
           if (decoded instanceof UpstreamError) end.fail(decoded);
           else end.ok(() => resolve(toReply(decoded, 'tls')));

@@ -27,6 +27,8 @@ export type Reply =
   | 'silent'
   | {
       rcode?: 'NOERROR' | 'FORMERR' | 'SERVFAIL' | 'NXDOMAIN' | 'NOTIMP' | 'REFUSED' | 'YXDOMAIN';
+      /** A 12-bit rcode (RFC 6891 6.1.3: BADVERS 16, BADCOOKIE 23): its low 4 bits in the header, the rest in the OPT record. */
+      extendedRcode?: number;
       /** Set AD (the upstream validated the answer). */
       authenticated?: boolean;
       answers?: Answer[];
@@ -176,11 +178,11 @@ function replies(q: DecodedPacket, seen: SeenQuery, r: Exclude<Reply, 'silent'>,
     const buf = dnsPacket.encode({
       type: 'response',
       id,
-      flags: dnsPacket.RECURSION_DESIRED | dnsPacket.RECURSION_AVAILABLE | (truncated ? dnsPacket.TRUNCATED_RESPONSE : 0) | (r.authenticated ? dnsPacket.AUTHENTIC_DATA : 0) | rcodeNumber[r.rcode ?? 'NOERROR'],
+      flags: dnsPacket.RECURSION_DESIRED | dnsPacket.RECURSION_AVAILABLE | (truncated ? dnsPacket.TRUNCATED_RESPONSE : 0) | (r.authenticated ? dnsPacket.AUTHENTIC_DATA : 0) | (r.extendedRcode === undefined ? rcodeNumber[r.rcode ?? 'NOERROR'] : r.extendedRcode & 0x0f),
       questions: [{ name, type: 'A', class: 'IN' }],
       answers: truncated ? [] : (r.answers ?? []),
       authorities: truncated ? [] : (r.authorities ?? []),
-      additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 1232, extendedRcode: 0, ednsVersion: 0, flags: 0, flag_do: false, options: [] }, ...(truncated ? [] : (r.additionals ?? []))],
+      additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 1232, extendedRcode: (r.extendedRcode ?? 0) >> 4, ednsVersion: 0, flags: 0, flag_do: false, options: [] }, ...(truncated ? [] : (r.additionals ?? []))],
     });
     buf.writeUInt16BE(seen.qtype, 12 + nameLength(buf, 12));
     return buf;
