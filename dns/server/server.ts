@@ -39,6 +39,11 @@ export interface DnsServerOptions {
   /** Idle TCP connections are closed after this long; default 10,000 ms. */
   tcpIdleMs?: number;
   /**
+   * A new TCP connection whose first query has not come whole this long after it opened is closed; default 3000 ms
+   * (CoreDNS's read timeout, which its server gives the first read of a connection; later reads get the idle one).
+   */
+  tcpFirstReadMs?: number;
+  /**
    * TCP connections open at most, over every listen address; default 1000. At the cap a new connection takes the
    * place of the one idle longest (nothing in flight; RFC 7766 6.2.3: close idle connections under pressure), and is
    * refused only when every connection has a query in flight.
@@ -270,7 +275,7 @@ export class DnsServer {
       sock.destroy();
       return;
     }
-    const conn = new TcpConnection(sock, this.#serve, { idleMs: this.#o.tcpIdleMs ?? 10_000, maxInFlight: this.#o.maxTcpInFlight ?? 256, maxUnread: 1 << 20, maxQuery: maxTcpQuery });
+    const conn = new TcpConnection(sock, this.#serve, { idleMs: this.#o.tcpIdleMs ?? 10_000, firstReadMs: this.#o.tcpFirstReadMs ?? 3000, maxInFlight: this.#o.maxTcpInFlight ?? 256, maxUnread: 1 << 20, maxQuery: maxTcpQuery });
     this.#conns.add(conn);
     sock.on('close', () => this.#conns.delete(conn));
   }

@@ -1,5 +1,7 @@
 // DNS over TCP (RFC 7766): 2-byte length framing, pipelined queries answered as they complete (possibly out of
-// order, 6.2.1.1), idle connections closed, a bound on queries in flight per connection, and garbage (a length
+// order, 6.2.1.1), idle connections closed (a new one sooner: its first query must come whole within firstReadMs, as
+// miekg/dns's first read has CoreDNS's 3 s read timeout and later ones its 10 s idle timeout), a bound on queries in
+// flight per connection, and garbage (a length
 // too short for a header, a message without one) closing the connection without touching the others. A client that
 // half-closes after its queries (FIN once written) gets every answer before our side closes, as from miekg/dns,
 // which answers each query before it reads on; the socket must be made with allowHalfOpen for that.
@@ -13,6 +15,12 @@ export interface TcpLimits {
    * complete this long after its first byte came (a client trickling bytes does not hold it open).
    */
   idleMs: number;
+  /**
+   * A new connection whose first message is not whole this long after it opened is closed (CoreDNS's read timeout,
+   * 3 s, which bounds miekg/dns's first read; later reads get the idle timeout), so silent connections do not hold
+   * a place for the idle timeout.
+   */
+  firstReadMs: number;
   /** Past this many queries in flight, reading pauses until answers go out (or the client reads them). */
   maxInFlight: number;
   /** A client that leaves more response bytes than this unread is cut off (it asks without reading). */
@@ -44,6 +52,8 @@ export class TcpConnection implements Output {
   #lastActive = performance.now();
   /** Closes the connection when the message begun in #pending is not complete in time. */
   #frameTimer: NodeJS.Timeout | undefined;
+  /** Closes the connection when no whole message has come firstReadMs after it opened; cleared by the first. */
+  #firstTimer: NodeJS.Timeout | undefined;
 
   constructor(sock: Socket, serve: Serve, limits: TcpLimits) {
     this.#sock = sock;
@@ -63,7 +73,12 @@ export class TcpConnection implements Output {
       if (this.#inFlight === 0) sock.end();
     });
     sock.on('error', () => sock.destroy());
-    sock.on('close', () => clearTimeout(this.#frameTimer));
+    sock.on('close', () => {
+      clearTimeout(this.#frameTimer);
+      clearTimeout(this.#firstTimer);
+    });
+    this.#firstTimer = setTimeout(() => sock.destroy(), limits.firstReadMs);
+    this.#firstTimer.unref();
   }
 
   /**
@@ -128,6 +143,10 @@ export class TcpConnection implements Output {
         const msg = data.subarray(off + 2, off + 2 + len);
         off += 2 + len;
         this.#lastActive = performance.now();
+        if (this.#firstTimer !== undefined) {
+          clearTimeout(this.#firstTimer);
+          this.#firstTimer = undefined;
+        }
         // A response (QR set) is not ours to answer: skipped, and the connection goes on, as miekg/dns does.
         // Dropping the connection here would also throw away the answers still corked for earlier queries.
         if (msg[2]! & 0x80) continue;
