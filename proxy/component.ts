@@ -8,12 +8,12 @@ import { HostRunner } from '../runtime/exec.ts';
 import { durationFlag, flagGiven, intInRange, listFlag, nonEmpty, oneOf, parseCIDRList, parseHostPort, parseIPAddress, positiveInt, switchFlag, valueFlag } from '../runtime/flags.ts';
 import { ProxyHealthz } from './healthz.ts';
 import { applyConntrack, conntrackDefaults } from './conntrack-tuning.ts';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, networkInterfaces } from 'node:os';
 import type { Logger } from '../runtime/logger.ts';
 import { createBackend, otherKernelMode, privilegeProbe, proxyModes, variantChoices, type ProxyMode, type VariantChoice } from './backends.ts';
 import type { IptablesVariant } from './iptables/backend.ts';
 import { cleanStaleFlows } from './conntrack.ts';
-import { HealthCheckServers } from './healthcheck.ts';
+import { HealthCheckServers, healthCheckHosts } from './healthcheck.ts';
 import { registerProxyMetrics } from './metrics.ts';
 import { ProxySyncer } from './sync.ts';
 import { clusterCIDRWarning, detectLocalModes, detectLocalProblem, parseInterfaceName, resolveDetectLocal, type DetectLocalFlags, type DetectLocalMode } from './plan/local.ts';
@@ -55,7 +55,7 @@ const flags = {
     help: "serve kube-proxy's /healthz and /livez here, which cloud load balancers probe; 0.0.0.0 takes IPv6 too (default: 0.0.0.0:10256 in the kernel modes, none in userspace mode)",
     parse: parseHostPort,
   }),
-  'health-check-address': valueFlag({ value: 'ADDR', help: 'kernel modes: the address health-check node ports listen on (default 0.0.0.0, which takes IPv6 too; userspace mode uses --bind-address)', parse: parseIPAddress }),
+  'health-check-address': valueFlag({ value: 'ADDR', help: 'kernel modes: the address health-check node ports listen on (default: the node addresses --nodeport-addresses names, else 0.0.0.0, which takes IPv6 too; userspace mode uses --bind-address)', parse: parseIPAddress }),
   'conntrack-max-per-core': valueFlag({ value: 'N', help: 'kernel modes: raise nf_conntrack_max to at least N per core (0: leave it)', parse: wholeNumber, default: conntrackDefaults.maxPerCore }),
   'conntrack-min': valueFlag({ value: 'N', help: 'kernel modes: raise nf_conntrack_max to at least N in any case (0: no floor)', parse: wholeNumber, default: conntrackDefaults.min }),
   'conntrack-tcp-timeout-established': durationFlag({ help: 'kernel modes: how long an idle established TCP entry is kept (0s: leave it)', default: '24h' }),
@@ -205,6 +205,10 @@ async function runProxy(ctx: ComponentContext, f: ProxyFlags): Promise<void> {
   const tracker = serviceMap.tracker();
   const health = new HealthCheckServers({
     host: f.mode === 'userspace' ? f['bind-address'] : (f['health-check-address'] ?? '0.0.0.0'),
+    // As kube-proxy's service health server: on the node addresses --nodeport-addresses names, read at each sync.
+    ...(f.mode !== 'userspace' && f['health-check-address'] === undefined && f['nodeport-addresses'].flat().length > 0
+      ? { hosts: () => healthCheckHosts(nodePortCIDRs(f['nodeport-addresses'].flat(), findNode(ctx.store, ctx.nodeName), () => {}), networkInterfaces()) }
+      : {}),
     log: ctx.log,
     proxyHealthy: () => syncer.health().ok,
   });

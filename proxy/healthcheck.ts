@@ -1,7 +1,8 @@
 // Health-check node ports of LoadBalancer Services with externalTrafficPolicy Local: a load balancer asks each
 // node whether it has endpoints of the Service and sends traffic only to nodes that answer 200.
 import { createServer, type Server } from 'node:http';
-import type { ListenOptions } from 'node:net';
+import { BlockList, isIP, type ListenOptions } from 'node:net';
+import type { NetworkInterfaceInfo } from 'node:os';
 import type { Logger } from '../runtime/logger.ts';
 import type { HealthCheckPlan } from './plan/types.ts';
 
@@ -52,62 +53,106 @@ export function healthBody(hc: HealthCheckPlan, proxyHealthy: boolean): { status
 }
 
 /**
- * Serves one HTTP listener per health-check node port and keeps them in line with the plan; host 0.0.0.0 also
- * takes IPv6 (listenDualStack).
+ * The addresses health-check node ports listen on under `--nodeport-addresses` CIDRs, as kube-proxy's service
+ * health server takes its node IPs from them: for each family the flag names CIDRs of, this host's addresses of
+ * that family inside them (IPv6 link-local ones left out); for a family it names none, that family's wildcard
+ * (`0.0.0.0` IPv4 only, `::` IPv6 only). Undefined without CIDRs: the default listener (`--health-check-address`).
+ */
+export function healthCheckHosts(cidrs: readonly string[], interfaces: NodeJS.Dict<NetworkInterfaceInfo[]>): string[] | undefined {
+  if (cidrs.length === 0) return undefined;
+  const out = new Set<string>();
+  for (const family of [4, 6] as const) {
+    const mine = cidrs.filter((c) => isIP(c.split('/')[0] ?? '') === family);
+    if (mine.length === 0) {
+      out.add(family === 4 ? '0.0.0.0' : '::');
+      continue;
+    }
+    const type = family === 4 ? 'ipv4' : 'ipv6';
+    const within = new BlockList();
+    for (const c of mine) {
+      const [net = '', len = family === 4 ? '32' : '128'] = c.split('/');
+      within.addSubnet(net, Number(len), type);
+    }
+    for (const list of Object.values(interfaces)) {
+      for (const a of list ?? []) {
+        if (a.family !== (family === 4 ? 'IPv4' : 'IPv6') || (family === 6 && /^fe[89ab]/i.test(a.address))) continue;
+        if (within.check(a.address, type)) out.add(a.address);
+      }
+    }
+  }
+  return [...out].sort();
+}
+
+/**
+ * Serves one HTTP listener per health-check node port and listen address, and keeps them in line with the plan and
+ * the addresses: `host` 0.0.0.0 also takes IPv6 (listenDualStack); `hosts`, when it gives a list (healthCheckHosts,
+ * read at every update, so addresses that come and go are followed), puts a listener on each instead.
  */
 export class HealthCheckServers {
-  #servers = new Map<number, { server: Server; plan: HealthCheckPlan }>();
+  #ports = new Map<number, { plan: HealthCheckPlan; servers: Map<string, Server> }>();
   #host: string;
+  #hosts: (() => readonly string[] | undefined) | undefined;
   #log: Logger;
   #healthy: () => boolean;
 
-  constructor(options: { host: string; log: Logger; proxyHealthy: () => boolean }) {
+  constructor(options: { host: string; hosts?: () => readonly string[] | undefined; log: Logger; proxyHealthy: () => boolean }) {
     this.#host = options.host;
+    this.#hosts = options.hosts;
     this.#log = options.log;
     this.#healthy = options.proxyHealthy;
   }
 
-  /** Opens listeners for new ports, closes those no longer planned, and updates the counts of the rest. */
+  /** Opens listeners for new ports and addresses, closes those no longer wanted, and updates the counts of the rest. */
   async update(plans: readonly HealthCheckPlan[]): Promise<void> {
+    const listed = this.#hosts?.();
+    const hosts = listed ?? [this.#host];
     const wanted = new Map(plans.map((p) => [p.port, p]));
-    for (const [port, s] of this.#servers) {
-      if (!wanted.has(port)) {
-        this.#servers.delete(port);
-        s.server.close();
+    for (const [port, entry] of this.#ports) {
+      for (const [host, server] of entry.servers) {
+        if (wanted.has(port) && hosts.includes(host)) continue;
+        entry.servers.delete(host);
+        server.close();
+        server.closeAllConnections();
       }
+      if (!wanted.has(port)) this.#ports.delete(port);
     }
     for (const plan of plans) {
-      const existing = this.#servers.get(plan.port);
-      if (existing) {
-        existing.plan = plan;
-        continue;
-      }
-      const entry = { server: createServer((req, res) => {
-        const { status, body } = healthBody(entry.plan, this.#healthy());
-        res.writeHead(status, { 'content-type': 'application/json', 'x-content-type-options': 'nosniff' });
-        res.end(body);
-      }), plan };
-      try {
-        await listenDualStack(entry.server, plan.port, this.#host);
-        this.#servers.set(plan.port, entry);
-      } catch (e) {
-        // Not recorded: the next update tries again.
-        this.#log.warn({ port: plan.port, service: `${plan.namespace}/${plan.name}`, err: (e as Error).message }, 'cannot serve the health-check node port');
+      let entry = this.#ports.get(plan.port);
+      if (entry) entry.plan = plan;
+      else this.#ports.set(plan.port, (entry = { plan, servers: new Map() }));
+      for (const host of hosts) {
+        if (entry.servers.has(host)) continue;
+        const e = entry;
+        const server = createServer((req, res) => {
+          const { status, body } = healthBody(e.plan, this.#healthy());
+          res.writeHead(status, { 'content-type': 'application/json', 'x-content-type-options': 'nosniff' });
+          res.end(body);
+        });
+        try {
+          if (listed === undefined) await listenDualStack(server, plan.port, host);
+          else await bind(server, { port: plan.port, host, ...(host === '::' ? { ipv6Only: true } : {}) });
+          entry.servers.set(host, server);
+        } catch (e) {
+          // An IPv6 wildcard on a host without IPv6 has nothing to serve; anything else is tried at the next update.
+          if (host === '::' && noIPv6.has((e as NodeJS.ErrnoException).code ?? '')) continue;
+          this.#log.warn({ port: plan.port, address: host, service: `${plan.namespace}/${plan.name}`, err: (e as Error).message }, 'cannot serve the health-check node port');
+        }
       }
     }
   }
 
-  /** The ports being served. */
+  /** The ports being served (on at least one address). */
   ports(): number[] {
-    return [...this.#servers.keys()].sort((a, b) => a - b);
+    return [...this.#ports].filter(([, e]) => e.servers.size > 0).map(([port]) => port).sort((a, b) => a - b);
   }
 
   /** Closes every listener. */
   async close(): Promise<void> {
-    await Promise.all([...this.#servers.values()].map((s) => new Promise((r) => {
-      s.server.close(r);
-      s.server.closeAllConnections();
+    const all = [...this.#ports.values()].flatMap((e) => [...e.servers.values()]);
+    await Promise.all(all.map((server) => new Promise((r) => {
+      server.close(r);
+      server.closeAllConnections();
     })));
-    this.#servers.clear();
+    this.#ports.clear();
   }
 }

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { createServer, type ListenOptions } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { healthBody, HealthCheckServers, listenDualStack } from '../../proxy/healthcheck.ts';
+import { healthBody, healthCheckHosts, HealthCheckServers, listenDualStack } from '../../proxy/healthcheck.ts';
 import { silentLogger } from '../../runtime/logger.ts';
 import { freePort } from '../helpers/ports.ts';
 
@@ -99,5 +99,41 @@ describe('listenDualStack', () => {
     const port = await freePort();
     await servers.update([{ port, namespace: 'shop', name: 'edge', localEndpoints: 1 }]);
     for (const host of ['127.0.0.1', '[::1]']) expect((await fetch(`http://${host}:${port}/`)).status).toBe(200);
+  });
+
+  it('with a list of addresses, listens on each and follows the list at every update', async () => {
+    let hosts: string[] = ['127.0.0.1'];
+    servers = new HealthCheckServers({ host: '0.0.0.0', hosts: () => hosts, log: silentLogger(), proxyHealthy: () => true });
+    const port = await freePort();
+    const plan = [{ port, namespace: 'shop', name: 'edge', localEndpoints: 1 }];
+    await servers.update(plan);
+    expect((await fetch(`http://127.0.0.1:${port}/`)).status).toBe(200);
+    await expect(fetch(`http://[::1]:${port}/`)).rejects.toThrow();
+    hosts = ['::1'];
+    await servers.update(plan);
+    expect((await fetch(`http://[::1]:${port}/`)).status).toBe(200);
+    await expect(fetch(`http://127.0.0.1:${port}/`)).rejects.toThrow();
+    expect(servers.ports()).toEqual([port]);
+  });
+});
+
+describe('healthCheckHosts (kube-proxy takes the health servers\' node IPs from --nodeport-addresses)', () => {
+  const ifs = {
+    lo: [{ address: '127.0.0.1', family: 'IPv4', netmask: '255.0.0.0', mac: '', internal: true, cidr: '127.0.0.1/8' }, { address: '::1', family: 'IPv6', netmask: '', mac: '', internal: true, cidr: '::1/128', scopeid: 0 }],
+    eth0: [
+      { address: '192.168.50.2', family: 'IPv4', netmask: '255.255.255.0', mac: '', internal: false, cidr: '192.168.50.2/24' },
+      { address: '2001:db8::2', family: 'IPv6', netmask: '', mac: '', internal: false, cidr: '2001:db8::2/64', scopeid: 0 },
+      { address: 'fe80::1', family: 'IPv6', netmask: '', mac: '', internal: false, cidr: 'fe80::1/64', scopeid: 2 },
+    ],
+    eth1: [{ address: '10.0.0.2', family: 'IPv4', netmask: '255.255.255.0', mac: '', internal: false, cidr: '10.0.0.2/24' }],
+  } as const;
+  it.each<[string[], string[] | undefined]>([
+    [[], undefined],
+    [['192.168.50.0/24'], ['192.168.50.2', '::']],
+    [['192.168.50.0/24', '10.0.0.2/32'], ['10.0.0.2', '192.168.50.2', '::']],
+    [['2001:db8::/64'], ['0.0.0.0', '2001:db8::2']],
+    [['fe80::/10', '192.168.99.0/24'], []],
+  ])('%j gives %j', (cidrs, want) => {
+    expect(healthCheckHosts(cidrs, ifs as never)).toEqual(want);
   });
 });

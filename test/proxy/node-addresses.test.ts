@@ -58,6 +58,12 @@ for (const mode of ['nftables', 'iptables'] as const) {
       expect(reached(await t.probe(t.client, 'tcp', t.nodeIP6, 30080, 3))).toBe(true);
       expect(reached(await t.probe(pod, 'tcp', 'fd00:244:1::1', 30080, 3))).toBe(true);
       expect((await t.probe(pod, 'tcp', '10.244.1.1', 30080))[0]).toMatchObject({ ok: false });
+      // Health-check node ports likewise, as kube-proxy's service health server listens: the IPv4 addresses in the
+      // CIDRs, every IPv6 address.
+      const get = async (ns: string, url: string) => (await t.lab.exec(ns, 'curl', ['-s', '-m', '3', '-o', '/dev/null', '-w', '%{http_code}', url]).then((r) => r.stdout, (e: Error) => e.message));
+      await waitFor('the health-check node port', async () => (await get(t.client, `http://${t.nodeIP4}:30999/`)) === '200', 5000, 100);
+      expect(await get(t.client, `http://[${t.nodeIP6}]:30999/`)).toBe('200');
+      expect(await get(pod, 'http://10.244.1.1:30999/')).not.toBe('200');
     });
 
     it("--nodeport-addresses primary with an IPv4 InternalIP only: IPv4 NodePorts on it, IPv6 ones on every address", async () => {
