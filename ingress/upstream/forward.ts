@@ -4,6 +4,7 @@
 // instead, and the response's trailers relayed (grpc.ts).
 import { subscribe } from 'node:diagnostics_channel';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { constants as http2Constants, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
 import type { Dispatcher } from 'undici';
 import type { Logger } from '../../runtime/logger.ts';
@@ -149,10 +150,13 @@ export function hasBody(req: ClientRequest): boolean {
   return (length !== undefined && length !== '0') || h['transfer-encoding'] !== undefined;
 }
 
-/** True when the client's connection (or HTTP/2 stream) is gone. */
-export function clientClosed(req: ClientRequest): boolean {
+/**
+ * True when the client's connection (or HTTP/2 stream) is gone. `socket`: an HTTP/1 request's, taken when the
+ * exchange began: undici destroys a request body it failed to send, which leaves `req.socket` null while the
+ * client's connection is open and waiting for the answer.
+ */
+export function clientClosed(req: ClientRequest, socket: Socket | null = (req as IncomingMessage).socket): boolean {
   if (req.httpVersionMajor === 2) return (req as Http2ServerRequest).stream.destroyed;
-  const socket = (req as IncomingMessage).socket;
   return socket === null || socket.destroyed;
 }
 
@@ -181,6 +185,8 @@ export function writeErrorStatus(response: ClientResponse, status: number, cooki
 /** Forwards one request; the dispatch handler of all its attempts. Resolves `done` exactly once, never rejects. */
 export class Exchange implements Dispatcher.DispatchHandler {
   readonly #req: ClientRequest;
+  // An HTTP/1 client's connection (see clientClosed).
+  readonly #socket: Socket | null;
   readonly #res: ResponseSink;
   readonly #target: ForwardTarget;
   readonly #backend: Backend | undefined;
@@ -219,6 +225,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
   constructor(backend: Backend | undefined, req: ClientRequest, res: ClientResponse, target: ForwardTarget, log: Logger, done: (result: ForwardResult) => void) {
     this.#backend = backend;
     this.#req = req;
+    this.#socket = req.httpVersionMajor === 2 ? null : (req as IncomingMessage).socket;
     this.#res = res as unknown as ResponseSink;
     this.#target = target;
     this.#log = log;
@@ -420,7 +427,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     }
     // Aborted after the request was answered (an intercepted status): nothing more to do or to report.
     if (this.#finished) return;
-    if (this.#clientGone === null && clientClosed(this.#req)) this.#clientGone = new UpstreamError('CLIENT_ABORTED', 'the client went away', { cause: err });
+    if (this.#clientGone === null && clientClosed(this.#req, this.#socket)) this.#clientGone = new UpstreamError('CLIENT_ABORTED', 'the client went away', { cause: err });
     if (this.#clientGone !== null) return this.#finish(this.#started ? this.#status : 499, this.#clientGone.code);
     const failure = classifyError(err);
     const log = { backend: this.#target.backend, endpoint: m.address, code: failure.code, attempt: this.#attempts, err: err.message };
