@@ -1,5 +1,6 @@
-// What went wrong talking to an upstream, as a stable code, the status the client gets, and whether the failure
-// happened while connecting (counted for outlier ejection and retried for safe requests).
+// What went wrong talking to an upstream, as a stable code, the status the client gets, whether the failure
+// happened while connecting (counted for outlier ejection), and whether it is one of the failures nginx passes a
+// request to the next endpoint for by default (ingress-nginx's proxy-next-upstream "error timeout").
 
 /** Stable codes of upstream failures, as reported in ForwardResult.error and in logs. */
 export type UpstreamErrorCode =
@@ -38,7 +39,10 @@ export interface FailureClass {
   status: number;
   /** The endpoint could not be reached or dropped the connection before answering: counts toward ejection. */
   connect: boolean;
-  /** Another endpoint may be tried for a safe request without a body. */
+  /**
+   * nginx's `error` or `timeout` (ngx_http_upstream_next): another endpoint may be tried, if the request may still
+   * be sent again (forward.ts decides: anything not yet sent, else an idempotent request without a body).
+   */
   retry: boolean;
 }
 
@@ -50,7 +54,9 @@ const refused = failure('CONNECT_REFUSED', 502, true);
 const connectTimeout = failure('CONNECT_TIMEOUT', 504, true);
 const reset = failure('CONNECTION_RESET', 502, true);
 const tls = failure('TLS_FAILED', 502, true);
-const readTimeout = failure('READ_TIMEOUT', 504, false);
+// nginx's `timeout` covers the wait for the response head too (ngx_http_upstream_process_header); a body that
+// stalls is only ever seen after the response began, when nothing is retried. Not the endpoint's failure here.
+const readTimeout = failure('READ_TIMEOUT', 504, false, true);
 const badResponse = failure('BAD_RESPONSE', 502, false);
 const invalidRequest = failure('INVALID_REQUEST', 400, false);
 // The pool was closed under the request (endpoint removed, shutdown): not the endpoint's fault, safe to try another.

@@ -1,5 +1,5 @@
 // One proxied request: an undici dispatch handler that writes the upstream's answer straight into the client's
-// response (no intermediate stream), with backpressure both ways, retries of safe requests on connect failures and
+// response (no intermediate stream), with backpressure both ways, nginx's retries on another endpoint and
 // the error statuses nginx gives (502 refused/reset, 504 timeouts, 503 no endpoints) — on gRPC routes a grpc-status
 // instead, and the response's trailers relayed (grpc.ts).
 import { subscribe } from 'node:diagnostics_channel';
@@ -126,7 +126,9 @@ export function forwardResult(status: number, attempts: number, member: { addres
 /** Attempts per request: the first plus two retries on other endpoints. */
 export const maxAttempts = 3;
 
-const retriableMethods: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
+// The methods nginx does not send again once a request went out (proxy_next_upstream's non_idempotent, off by
+// default in ingress-nginx): ngx_http_upstream_next adds NGX_HTTP_UPSTREAM_FT_NON_IDEMPOTENT for these.
+const nonIdempotentMethods: ReadonlySet<string> = new Set(['POST', 'LOCK', 'PATCH']);
 
 // Requests sent per upstream connection, to tell a kept-alive connection from a new one. undici's dispatch handler
 // is not told which connection carries a request; its `undici:client:sendHeaders` channel is, synchronously within
@@ -194,7 +196,10 @@ export class Exchange implements Dispatcher.DispatchHandler {
   readonly #done: (result: ForwardResult) => void;
   #headers: string[] = [];
   #body: ClientRequest | UpstreamBody | null = null;
-  #retriable = false;
+  // nginx may send the request again once it went out (not POST, LOCK, PATCH).
+  #idempotent = false;
+  // The current attempt was given a connection and began to be written (nginx's u->request_sent).
+  #sent = false;
   #member: UpstreamEndpoint | null = null;
   #cookieMember: UpstreamEndpoint | undefined;
   #tried: UpstreamEndpoint[] | null = null;
@@ -254,7 +259,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const streamed = limit > 0 && req.headers['content-length'] === undefined;
     const tap = this.#target.mirrorBody;
     this.#body = !body ? null : req.httpVersionMajor === 2 || this.#grpc || streamed || tap !== undefined ? new UpstreamBody(req, streamed ? limit : 0, tap) : req;
-    this.#retriable = !body && retriableMethods.has(req.method ?? '');
+    this.#idempotent = !nonIdempotentMethods.has(this.#target.method ?? req.method ?? 'GET');
     // gRPC needs `TE: trailers` (servers refuse calls without it), whatever the client sent.
     this.#headers = upstreamRequestHeaders(req.rawHeaders, this.#grpc ? { ...this.#target.headers, te: 'trailers' } : this.#target.headers);
     if (this.#target.noBody === true) this.#headers = withoutBodyHeaders(this.#headers);
@@ -271,6 +276,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.#member = m;
     this.#controller = null;
     this.#reused = false;
+    this.#sent = false;
     this.#attempts++;
     m.inFlight++;
     const policy = this.#target.policy;
@@ -296,6 +302,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
   onRequestStart(controller: Dispatcher.DispatchController, context?: unknown): void {
     if (this.#clientGone !== null) return controller.abort(this.#clientGone);
     this.#controller = controller;
+    this.#sent = true;
     const reused = (context as { reused?: unknown } | undefined)?.reused;
     if (typeof reused === 'boolean') this.#reused = reused;
     else sending = (kept) => (this.#reused = kept);
@@ -419,16 +426,20 @@ export class Exchange implements Dispatcher.DispatchHandler {
     m.inFlight--;
     // undici calls this before it closes an HTTP/2 upstream stream, which must be reset here first (request-body.ts
     // says why). A body stopped on its way (too large, the client gone) is the failure, whatever undici saw of it.
+    // A body this attempt never had (nothing sent) is kept for the next endpoint, and stopped below if none is tried.
     if (this.#body instanceof UpstreamBody) {
       const stopped = this.#body.failure;
-      this.#body.cancel(stopped ?? asUpstreamError(err));
+      if (stopped !== null || this.#sent) this.#body.cancel(stopped ?? asUpstreamError(err));
       if (stopped !== null) err = stopped;
       if (stopped?.code === 'CLIENT_ABORTED') this.#clientGone ??= stopped;
     }
     // Aborted after the request was answered (an intercepted status): nothing more to do or to report.
     if (this.#finished) return;
     if (this.#clientGone === null && clientClosed(this.#req, this.#socket)) this.#clientGone = new UpstreamError('CLIENT_ABORTED', 'the client went away', { cause: err });
-    if (this.#clientGone !== null) return this.#finish(this.#started ? this.#status : 499, this.#clientGone.code);
+    if (this.#clientGone !== null) {
+      if (this.#body instanceof UpstreamBody) this.#body.cancel(this.#clientGone);
+      return this.#finish(this.#started ? this.#status : 499, this.#clientGone.code);
+    }
     const failure = classifyError(err);
     const log = { backend: this.#target.backend, endpoint: m.address, code: failure.code, attempt: this.#attempts, err: err.message };
     if (this.#started) {
@@ -442,7 +453,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     // request went): sent again to the same endpoint on a new connection, neither a try nor the endpoint's failure,
     // as nginx does (ngx_http_upstream_next: an error on a cached connection adds a try). Only a request that may be
     // sent twice: undici reports this only for a request it has written, which the endpoint may have processed.
-    if (this.#reused && !this.#resent && failure.code === 'CONNECTION_RESET' && this.#retriable) {
+    if (this.#reused && !this.#resent && failure.code === 'CONNECTION_RESET' && this.#mayResend()) {
       this.#resent = true;
       this.#log.debug(log, 'kept-alive upstream connection failed, sending again on a new connection');
       return this.#attempt(m, true);
@@ -450,7 +461,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const now = performance.now();
     if (failure.connect) backend.failed(m, now);
     const tries = (this.#target.policy.upstreamTries ?? maxAttempts) + (this.#resent ? 1 : 0);
-    if (failure.retry && this.#retriable && this.#attempts < tries) {
+    if (failure.retry && this.#mayResend() && this.#attempts < tries) {
       (this.#tried ??= []).push(m);
       const next = backend.pick(this.#target.policy, this.#tried, now, this.#target.hashKey);
       if (next !== undefined) {
@@ -459,7 +470,21 @@ export class Exchange implements Dispatcher.DispatchHandler {
       }
     }
     this.#log.warn(log, 'upstream request failed');
+    if (this.#body instanceof UpstreamBody) this.#body.cancel(asUpstreamError(err));
     this.#fail(failure.status, failure.code);
+  }
+
+  /**
+   * True when the failed attempt's request may be sent again, as nginx's ngx_http_upstream_next allows: any request
+   * that was not sent yet (a connect error, refused, timed out or a failed TLS handshake), whatever its method; once
+   * sent, only an idempotent one (not POST, LOCK, PATCH) — and never one with a body: netplane streams bodies as
+   * nginx does with proxy_request_buffering off, where a request sent is not sent again. A body is sent again only
+   * when no byte of it was read yet (it is the same stream, handed to the next attempt).
+   */
+  #mayResend(): boolean {
+    const body = this.#body;
+    if (this.#sent) return body === null && this.#idempotent;
+    return body === null || !body.readableDidRead;
   }
 
   /**
