@@ -73,8 +73,6 @@ export class UdpListener {
       this.#socket.bind({ address: this.#options.host, port: this.#spec.port, exclusive: true }, () => {
         this.#socket.off('error', failed);
         this.#socket.on('error', this.#options.onError);
-        this.#sweeper = setInterval(() => this.#sweep(), Math.max(10, Math.floor(this.#options.idleMs / 2)));
-        this.#sweeper.unref();
         resolve();
       });
     });
@@ -96,6 +94,7 @@ export class UdpListener {
   /** Closes the Service port and every flow. */
   async close(): Promise<void> {
     clearInterval(this.#sweeper);
+    this.#sweeper = undefined;
     for (const [key, flow] of this.#flows) this.#closeFlow(key, flow);
     await new Promise<void>((resolve) => {
       try {
@@ -137,6 +136,12 @@ export class UdpListener {
     const socket = createSocket({ type: isIPv6(target.ip) ? 'udp6' : 'udp4' });
     const flow: Flow = { socket, target, targetKey: targetKey(target), clientAddress: rinfo.address, clientPort: rinfo.port, last: performance.now(), pending: [] };
     this.#flows.set(key, flow);
+    // The sweeper runs only while there are flows: a timer per idle port (8 wake-ups a second each at 250 ms) cost
+    // 1,000 idle UDP ports 2.7% of a core doing nothing.
+    if (!this.#sweeper) {
+      this.#sweeper = setInterval(() => this.#sweep(), Math.max(10, Math.floor(this.#options.idleMs / 2)));
+      this.#sweeper.unref();
+    }
     socket.on('message', (reply) => {
       if (this.#flows.get(key) === flow) this.#touch(key, flow);
       this.#socket.send(reply, flow.clientPort, flow.clientAddress);
@@ -171,6 +176,10 @@ export class UdpListener {
     for (const [key, flow] of this.#flows) {
       if (flow.last >= cutoff) break;
       this.#closeFlow(key, flow);
+    }
+    if (this.#flows.size === 0) {
+      clearInterval(this.#sweeper);
+      this.#sweeper = undefined;
     }
   }
 }

@@ -87,6 +87,24 @@ describe('userspace backend, UDP', () => {
     expect((await udpAsk(c, port, 'y'))[0]).not.toBe(first);
   });
 
+  it('runs no timer for a port without flows, and one only while its flows last (found by an audit: every UDP port swept its empty flow table 8 times a second, 2.7% of a core for 1,000 idle UDP ports)', async () => {
+    const started = vi.spyOn(globalThis, 'setInterval');
+    const stopped = vi.spyOn(globalThis, 'clearInterval');
+    const { port } = await setup(['a'], 100);
+    expect(started).not.toHaveBeenCalled();
+    const c = await udpClient();
+    expect(await udpAsk(c, port, 'x')).toBe('a x');
+    expect(started).toHaveBeenCalledTimes(1);
+    const sweeper = started.mock.results[0]!.value as NodeJS.Timeout;
+    await new Promise((r) => setTimeout(r, 400));
+    expect(stopped).toHaveBeenCalledWith(sweeper);
+    // A new flow starts it again and is still swept when idle.
+    expect(await udpAsk(c, port, 'y')).toBe('a y');
+    expect(started).toHaveBeenCalledTimes(2);
+    await new Promise((r) => setTimeout(r, 400));
+    expect(stopped).toHaveBeenCalledWith(started.mock.results[1]!.value);
+  });
+
   it('closes idle flows after the idle timeout even when the wall clock stepped back an hour meanwhile', async () => {
     const { port } = await setup(['a', 'b'], 150);
     const c = await udpClient();
