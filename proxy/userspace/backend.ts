@@ -6,7 +6,7 @@ import { networkInterfaces } from 'node:os';
 import type { ProxyBackend, SyncResult } from '../backend.ts';
 import type { ProxyPlan } from '../plan/types.ts';
 import type { Logger } from '../../runtime/logger.ts';
-import { listenerSpecs, type ListenerSpec } from './listeners.ts';
+import { listenerSpecs, type ListenerSpec, type SelfEndpoint } from './listeners.ts';
 import { TcpListener } from './tcp.ts';
 import { UdpListener } from './udp.ts';
 import { TcpWorkerPool } from './workers.ts';
@@ -92,6 +92,8 @@ export class UserspaceBackend implements ProxyBackend {
   /** Keys that failed to bind, with the reason last logged (logged again only when it changes). */
   readonly #failing = new Map<string, string>();
   readonly #warnedSctp = new Set<string>();
+  /** `key|endpoint` of endpoints left out as the listener itself, warned about once while they last. */
+  readonly #warnedLoops = new Set<string>();
   #pool?: TcpWorkerPool;
   #wildcardUdpWarned = false;
 
@@ -117,7 +119,8 @@ export class UserspaceBackend implements ProxyBackend {
 
   /** Makes the listeners match `plan`. `full` changes nothing here: the state lives in this process. */
   async sync(plan: ProxyPlan, _options: { full: boolean }): Promise<UserspaceSyncResult> {
-    const { specs, skipped } = listenerSpecs(plan, isIPv6(this.#host) ? 6 : 4, new Set(this.#open.keys()), this.#localAddresses());
+    const { specs, skipped, loops } = listenerSpecs(plan, isIPv6(this.#host) ? 6 : 4, new Set(this.#open.keys()), this.#localAddresses(), this.#host);
+    this.#warnLoops(loops);
     const desired = new Map(specs.map((s) => [s.key, s]));
     let operations = 0;
     for (const l of this.#draining) if (l.connections === 0) this.#draining.delete(l);
@@ -209,6 +212,21 @@ export class UserspaceBackend implements ProxyBackend {
     const wasFailing = this.#failing.delete(spec.key);
     this.#log.info({ service: spec.service, key: spec.key, protocol: spec.protocol, address: this.#host, port: spec.port, endpoints: spec.endpoints.length, retried: wasFailing }, 'listening for a Service port');
     return true;
+  }
+
+  /** Warns once about each endpoint left out because it is the listener itself; forgets those that went away. */
+  #warnLoops(loops: readonly SelfEndpoint[]): void {
+    const now = new Set(loops.map((l) => `${l.key}|${l.endpoint}`));
+    for (const id of this.#warnedLoops) if (!now.has(id)) this.#warnedLoops.delete(id);
+    for (const l of loops) {
+      const id = `${l.key}|${l.endpoint}`;
+      if (this.#warnedLoops.has(id)) continue;
+      this.#warnedLoops.add(id);
+      this.#log.warn(
+        { service: l.service, key: l.key, protocol: l.protocol, address: this.#host, port: l.port, endpoint: l.endpoint },
+        'an endpoint of this Service port is the userspace proxy\'s own listener (it would forward to itself in a loop); endpoint left out',
+      );
+    }
   }
 
   /** Logs a port that got no listener: at warn when it first fails or the reason changes, at debug on retries. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { listenerSpecs } from '../../../proxy/userspace/listeners.ts';
+import { isSelf, listenerSpecs } from '../../../proxy/userspace/listeners.ts';
 import { plan, portPlan } from './plans.ts';
 
 const cluster = [{ ip: '10.0.0.1', port: 8080 }];
@@ -23,7 +23,7 @@ describe('listenerSpecs', () => {
     const udp = portPlan({ name: 'u', protocol: 'UDP', port: 53 });
     const nodePort = portPlan({ name: 'n', protocol: 'UDP', port: 53, nodePort: 30053, clusterEndpoints: cluster });
     const tcp = portPlan({ name: 't', port: 80 });
-    expect(listenerSpecs(plan(udp, nodePort, tcp), 4)).toEqual({ specs: [expect.objectContaining({ key: tcp.key, endpoints: [] })], skipped: [] });
+    expect(listenerSpecs(plan(udp, nodePort, tcp), 4)).toEqual({ specs: [expect.objectContaining({ key: tcp.key, endpoints: [] })], skipped: [], loops: [] });
   });
 
   describe('Local policy at a nodePort: a short-cut for this node and the pod network when its endpoints differ', () => {
@@ -58,6 +58,43 @@ describe('listenerSpecs', () => {
 
   it('a single-stack port of the other family still gets a listener (forwarded across families)', () => {
     expect(listenerSpecs(plan(portPlan({ name: 'six', family: 6, clusterEndpoints: v6 })), 4).specs.map((s) => [s.key, s.endpoints])).toEqual([['default/six:p/TCP/v6', v6]]);
+  });
+
+  describe('an endpoint that is the listener itself is left out (found by an audit: one connection made a chain of connections to itself until descriptors ran out, one datagram went round for ever)', () => {
+    const local = ['192.168.50.1', 'fe80::1'];
+    it.each([
+      ['the bind address at the listening port', { ip: '127.0.0.1', port: 80 }, '127.0.0.1', true],
+      ['the bind address at another port', { ip: '127.0.0.1', port: 8080 }, '127.0.0.1', false],
+      ['another loopback address', { ip: '127.0.0.2', port: 80 }, '127.0.0.1', false],
+      ['IPv6 loopback in another spelling', { ip: '0:0::1', port: 80 }, '::1', true],
+      ['0.0.0.0: any loopback address', { ip: '127.0.0.5', port: 80 }, '0.0.0.0', true],
+      ["0.0.0.0: one of this node's addresses", { ip: '192.168.50.1', port: 80 }, '0.0.0.0', true],
+      ['0.0.0.0: another host', { ip: '10.0.0.9', port: 80 }, '0.0.0.0', false],
+      ['0.0.0.0 does not take IPv6', { ip: '::1', port: 80 }, '0.0.0.0', false],
+      [':: takes IPv4 too', { ip: '127.0.0.1', port: 80 }, '::', true],
+      [":: and one of this node's IPv6 addresses", { ip: 'FE80::1', port: 80 }, '::', true],
+    ] as const)('%s', (_name, t, host, want) => {
+      expect(isSelf(t, 80, host, local)).toBe(want);
+    });
+
+    it('is listed once per port, and a port left with none refuses (UDP gets no listener)', () => {
+      const self = { ip: '127.0.0.1', port: 80 };
+      const other = { ip: '127.0.0.1', port: 8080 };
+      const tcp = portPlan({ name: 't', port: 80, clusterEndpoints: [self, other] });
+      const udp = portPlan({ name: 'u', protocol: 'UDP', port: 80, clusterEndpoints: [self] });
+      // At its nodePort the Service port is another port: an endpoint at the Service's own port is no loop there.
+      const np = portPlan({ name: 'n', port: 81, nodePort: 30081, clusterEndpoints: [{ ip: '127.0.0.1', port: 30081 }], externalEndpoints: [{ ip: '127.0.0.1', port: 81 }, { ip: '127.0.0.1', port: 30081 }] });
+      const got = listenerSpecs(plan(tcp, udp, np), 4, new Set(), [], '127.0.0.1');
+      expect(got.specs.map((s) => [s.key, s.endpoints])).toEqual([
+        ['default/n:p/TCP/v4', [{ ip: '127.0.0.1', port: 81 }]],
+        ['default/t:p/TCP/v4', [other]],
+      ]);
+      expect(got.loops).toEqual([
+        { key: 'default/n:p/TCP/v4', service: 'default/n', protocol: 'TCP', port: 30081, endpoint: '127.0.0.1:30081' },
+        { key: 'default/t:p/TCP/v4', service: 'default/t', protocol: 'TCP', port: 80, endpoint: '127.0.0.1:80' },
+        { key: 'default/u:p/UDP/v4', service: 'default/u', protocol: 'UDP', port: 80, endpoint: '127.0.0.1:80' },
+      ]);
+    });
   });
 
   it('two Service ports on one port: the first by key keeps it, unless the other already holds it', () => {

@@ -215,6 +215,17 @@ describe.each([true, false])('userspace backend, TCP (native relay: %s)', (nativ
     expect(await whoAnswers(taken)).toBe('a');
   });
 
+  it('leaves out an endpoint that is its own listener (found by an audit: a connection dialled the proxy itself, again and again, until descriptors ran out)', async () => {
+    const [live] = await endpoints('live');
+    const port = await freePort();
+    const b = backend();
+    const self = { ip: '127.0.0.1', port };
+    await b.sync(plan(portPlan({ name: 'loop', port, clusterEndpoints: [self, live!.target] })), { full: true });
+    expect(await answers(port, 6)).toEqual(Array(6).fill('live'));
+    await b.sync(plan(portPlan({ name: 'loop', port, clusterEndpoints: [self] })), { full: false });
+    expect(await client(port).closed).toBe('ECONNRESET');
+  });
+
   it('skips SCTP ports, logging each once', async () => {
     const { log, records } = captureLogger();
     const b = backend({ log });

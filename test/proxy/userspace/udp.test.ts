@@ -156,6 +156,28 @@ describe('userspace backend, UDP', () => {
     expect(await ask()).toEqual({ got: 'a ping', fast: true });
   });
 
+  it('leaves out an endpoint that is its own listener, and refuses when it was the only one (found by an audit: one datagram went round through the proxy for ever)', async () => {
+    const { log, records } = captureLogger();
+    const port = await freePort();
+    const backend = new UserspaceBackend({ log, udpIdleMs: 30_000 });
+    cleanups.push(() => backend.close());
+    const p = plan(portPlan({ name: 'loop', protocol: 'UDP', port, clusterEndpoints: [{ ip: '127.0.0.1', port }] }));
+    expect(await backend.sync(p, { full: true })).toMatchObject({ rules: 0, failed: 0 });
+    await backend.sync(p, { full: false });
+    const c = createSocket('udp4');
+    cleanups.push(() => new Promise<void>((r) => c.close(() => r())));
+    const got = await new Promise<string>((resolve) => {
+      c.on('message', (m) => resolve(m.toString()));
+      c.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
+      setTimeout(() => resolve('timeout'), 1000);
+      c.connect(port, '127.0.0.1', () => c.send('ping'));
+    });
+    expect(got).toBe('ECONNREFUSED');
+    const warned = records.filter((r) => r.endpoint === `127.0.0.1:${port}`);
+    expect(warned).toHaveLength(1);
+    expect(warned[0]).toMatchObject({ level: 40, service: 'default/loop', port });
+  });
+
   it("Local policy at a nodePort with every endpoint elsewhere: the node's own clients are relayed to the short-cut endpoints", async () => {
     const { eps, backend } = await setup([]);
     const [remote] = await Promise.all([udpEndpoint('remote')]);
