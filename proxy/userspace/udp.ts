@@ -34,6 +34,21 @@ interface Flow {
 }
 
 const maxPending = 64;
+/**
+ * Bytes a socket may have queued in this process. A send the kernel cannot take at once (its send buffer is full:
+ * the path out is slower than what comes in) waits in libuv's queue, which has no bound of its own; past this one a
+ * datagram is dropped, as a full kernel queue drops it, instead of piling up in memory.
+ */
+const maxQueuedBytes = 1 << 20;
+
+/** Whether `socket` can take another datagram: its queue in this process is under maxQueuedBytes (false once closed). */
+function canSend(socket: Socket): boolean {
+  try {
+    return socket.getSendQueueSize() < maxQueuedBytes;
+  } catch {
+    return false;
+  }
+}
 
 /**
  * A UDP listener forwarding to the endpoints of one Service port. It is opened only while the port has endpoints
@@ -113,7 +128,7 @@ export class UdpListener {
     if (!flow) return;
     if (flow.pending) {
       if (flow.pending.length < maxPending) flow.pending.push(msg);
-    } else {
+    } else if (canSend(flow.socket)) {
       flow.socket.send(msg);
     }
   }
@@ -144,7 +159,7 @@ export class UdpListener {
     }
     socket.on('message', (reply) => {
       if (this.#flows.get(key) === flow) this.#touch(key, flow);
-      this.#socket.send(reply, flow.clientPort, flow.clientAddress);
+      if (canSend(this.#socket)) this.#socket.send(reply, flow.clientPort, flow.clientAddress);
     });
     // A connected UDP socket reports the endpoint's ICMP port unreachable as ECONNREFUSED: end the flow, so the
     // client's next datagram picks again.
