@@ -7,10 +7,11 @@ import type { Logger } from '../runtime/logger.ts';
 import { Authenticators } from './auth/authenticators.ts';
 import { TrustedProxies } from './limits/client-ip.ts';
 import { ConnectionCap } from './limits/connection-cap.ts';
+import { defaultMaxTrackedClients } from './limits/client-table.ts';
 import { RateLimiters } from './limits/rate.ts';
 import { Gateway } from './server/gateway.ts';
 import { Passthrough } from './edge/passthrough.ts';
-import { GatewayMetrics } from './server/metrics.ts';
+import { GatewayMetrics, registerLimitMetrics } from './server/metrics.ts';
 import type { GatewayState } from './server/steps.ts';
 import { emptyTable, endpointsOf, IngressState } from './state.ts';
 import { Certificates, DefaultCertificateFiles, hstsHeader } from './tls/index.ts';
@@ -57,6 +58,12 @@ const flags = {
   hsts: valueFlag({ value: 'DURATION', help: 'send Strict-Transport-Security with this max-age on HTTPS (0s: off)', parse: seconds, default: 0, shown: '0s' }),
   'hsts-include-subdomains': switchFlag('add includeSubDomains to Strict-Transport-Security'),
   'max-connections-per-ip': valueFlag({ value: 'N', help: 'open client connections allowed from one IP', parse: positiveInt, default: 1000 }),
+  'max-tracked-clients': valueFlag({
+    value: 'N',
+    help: 'client addresses the rate and connection limits of all Ingresses track together (200 to 320 bytes each); past it the least recently used one without requests in flight is forgotten, which only lets it through sooner',
+    parse: positiveInt,
+    default: defaultMaxTrackedClients,
+  }),
   'proxy-connect-timeout': durationFlag({ help: 'default time to connect to an endpoint (504 after)', default: '5s', min: '1ms', max: '1h' }),
   'proxy-read-timeout': durationFlag({ help: 'default time to wait for an endpoint to answer (504 after)', default: '60s', min: '1ms', max: '24h' }),
   'proxy-send-timeout': durationFlag({ help: 'default time an endpoint may take none of a request body (504 after)', default: '60s', min: '1ms', max: '24h' }),
@@ -163,7 +170,7 @@ async function runIngress(ctx: ComponentContext, f: IngressFlags): Promise<void>
   const upstreams = new Upstreams({ log });
   const state: GatewayState = {
     table: emptyTable,
-    limiters: new RateLimiters(),
+    limiters: new RateLimiters({ maxTrackedClients: f['max-tracked-clients'] }),
     auth: new Authenticators({ secrets: (ref) => ctx.store.get('Secret', `${ref.namespace}/${ref.name}`), log }),
     upstreams,
     httpsPort: https?.port,
@@ -186,6 +193,7 @@ async function runIngress(ctx: ComponentContext, f: IngressFlags): Promise<void>
     defaults: { connectTimeoutMs: f['proxy-connect-timeout'], readTimeoutMs: f['proxy-read-timeout'], sendTimeoutMs: f['proxy-send-timeout'], maxBodyBytes: f['proxy-body-size'], sslPassthrough: f['enable-ssl-passthrough'] },
     certificates,
   });
+  registerLimitMetrics(ctx.registry, state.limiters.budget);
   keeper.start();
   // Clients idle with full buckets are forgotten, so the limiters' memory follows the active clients.
   const pruning = setInterval(() => state.limiters.prune(), 30_000).unref();

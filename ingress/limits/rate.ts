@@ -7,6 +7,7 @@
 // counted only when every bucket allows it, and `burst` requests may come at once on top of the one the rate allows.
 import { isDeepStrictEqual } from 'node:util';
 import type { RateLimitPolicy } from '../routes/types.ts';
+import { ClientBudget, type ClientRecord, ClientTable, defaultMaxClients, type Drained } from './client-table.ts';
 
 /** A limit that is not a positive integer, or a burst multiplier that is not a whole number. */
 export class RateLimitPolicyError extends Error {
@@ -15,7 +16,7 @@ export class RateLimitPolicyError extends Error {
 }
 
 /** The default cap on clients tracked per Ingress. */
-export const defaultMaxClients = 100_000;
+export { defaultMaxClients };
 
 const unit = 60_000;
 
@@ -24,12 +25,10 @@ interface Bucket {
   capacity: number;
 }
 
-interface Client {
-  /** Levels of the rps and rpm buckets as of `at` (0 when that limit is unset). */
-  rps: number;
-  rpm: number;
-  at: number;
-  inFlight: number;
+/** Bounds on the memory of limiters: clients per Ingress, and the budget all limiters of the gateway share. */
+export interface LimiterOptions {
+  maxClients?: number;
+  budget?: ClientBudget;
 }
 
 /** The outcome of RateLimiter.take(). */
@@ -38,20 +37,23 @@ export type TakeResult = { allowed: true } | { allowed: false; retryAfterSeconds
 const allowed: TakeResult = { allowed: true };
 const noop = (): void => {};
 
-/** Per-client-IP request-rate and concurrency limits of one Ingress; memory bounded by maxClients even under an IP flood. */
+/**
+ * Per-client-IP request-rate and concurrency limits of one Ingress; memory bounded by maxClients and by the shared
+ * budget even under an IP flood (client-table.ts: forgetting a client only ever lets it through sooner).
+ */
 export class RateLimiter {
   readonly #rps: Bucket | undefined;
   readonly #rpm: Bucket | undefined;
   readonly #connections: number | undefined;
-  readonly #maxClients: number;
-  /** In least-recently-used order: a client is moved to the end on every use. */
-  readonly #clients = new Map<string, Client>();
+  readonly #clients: ClientTable;
+  readonly #drained: Drained;
 
   /**
    * Throws RateLimitPolicyError when a limit is not a positive integer or the burst multiplier is not a whole number
-   * (0: no burst, one request per 1/rate, as ingress-nginx writes `burst=0`).
+   * (0: no burst, one request per 1/rate, as ingress-nginx writes `burst=0`); ClientBoundError for a bad maxClients.
+   * Without a budget the limiter has one of its own, of the default size.
    */
-  constructor(policy: RateLimitPolicy, options: { maxClients?: number } = {}) {
+  constructor(policy: RateLimitPolicy, options: LimiterOptions = {}) {
     if (!Number.isSafeInteger(policy.burstMultiplier) || policy.burstMultiplier < 0) {
       throw new RateLimitPolicyError(`rate limit burstMultiplier ${policy.burstMultiplier} is not allowed: it must be a whole number`);
     }
@@ -59,8 +61,8 @@ export class RateLimiter {
     this.#rpm = policy.rpm === undefined ? undefined : bucket('rpm', policy.rpm, policy.rpm, policy.burstMultiplier);
     if (policy.connections !== undefined) positive('connections', policy.connections);
     this.#connections = policy.connections;
-    this.#maxClients = options.maxClients ?? defaultMaxClients;
-    positive('maxClients', this.#maxClients);
+    this.#clients = new ClientTable(options.budget ?? new ClientBudget(), options.maxClients ?? defaultMaxClients);
+    this.#drained = (c, now) => this.#idle(c, now);
   }
 
   /** Clients currently tracked. */
@@ -73,7 +75,7 @@ export class RateLimiter {
     const rps = this.#rps;
     const rpm = this.#rpm;
     if (!rps && !rpm) return allowed;
-    const c = this.#client(ip, now);
+    const c = this.#clients.get(ip, now, this.#drained);
     const elapsed = Math.max(0, now - c.at);
     const rpsLevel = rps ? drained(c.rps, rps, elapsed) + unit : 0;
     const rpmLevel = rpm ? drained(c.rpm, rpm, elapsed) + unit : 0;
@@ -91,65 +93,47 @@ export class RateLimiter {
   acquire(ip: string): (() => void) | undefined {
     const max = this.#connections;
     if (max === undefined) return noop;
-    const c = this.#client(ip, monotonicMs());
+    const c = this.#clients.get(ip, monotonicMs(), this.#drained);
     if (c.inFlight >= max) return undefined;
-    c.inFlight++;
+    if (c.inFlight++ === 0) this.#clients.busy(c);
     let released = false;
     return () => {
       if (released) return;
       released = true;
-      c.inFlight--;
+      if (--c.inFlight === 0) c.table.idle(c);
     };
   }
 
   /** Forgets clients whose buckets have drained empty and who have nothing in flight. */
   prune(now: number = monotonicMs()): void {
-    for (const [ip, c] of this.#clients) if (this.#idle(c, now)) this.#clients.delete(ip);
+    this.#clients.prune(now, this.#drained);
   }
 
-  #idle(c: Client, now: number): boolean {
+  /** Forgets every client (the limiter is replaced or its Ingress gone); releases of requests in flight still work. */
+  close(): void {
+    this.#clients.close();
+  }
+
+  #idle(c: ClientRecord, now: number): boolean {
     if (c.inFlight > 0) return false;
     const elapsed = Math.max(0, now - c.at);
     return (!this.#rps || drained(c.rps, this.#rps, elapsed) === 0) && (!this.#rpm || drained(c.rpm, this.#rpm, elapsed) === 0);
   }
-
-  #client(ip: string, now: number): Client {
-    let c = this.#clients.get(ip);
-    if (c) {
-      this.#clients.delete(ip);
-    } else {
-      c = { rps: 0, rpm: 0, at: now, inFlight: 0 };
-      if (this.#clients.size >= this.#maxClients) this.#evict(now);
-    }
-    this.#clients.set(ip, c);
-    return c;
-  }
-
-  // Full: drop an idle client among the least recently used few; failing that, the least recently used one
-  // (bounded work per call, whatever the flood). An evicted client's release functions still work on its old
-  // record; if it comes back it starts afresh, so under such a flood its limits are forgotten, as nginx forgets
-  // the oldest nodes of a full zone.
-  #evict(now: number): void {
-    let looked = 0;
-    for (const [ip, c] of this.#clients) {
-      if (this.#idle(c, now)) {
-        this.#clients.delete(ip);
-        return;
-      }
-      if (++looked >= 8) break;
-    }
-    const oldest = this.#clients.keys().next();
-    if (!oldest.done) this.#clients.delete(oldest.value);
-  }
 }
 
-/** One RateLimiter per Ingress, kept while its policy is deep-equal. */
+/** One RateLimiter per Ingress, kept while its policy is deep-equal; all of them share one ClientBudget. */
 export class RateLimiters {
   readonly #limiters = new Map<string, { policy: RateLimitPolicy; limiter: RateLimiter }>();
-  readonly #options: { maxClients?: number };
+  readonly #options: { maxClients?: number; budget: ClientBudget };
 
-  constructor(options: { maxClients?: number } = {}) {
-    this.#options = options;
+  /** Throws ClientBoundError for a bound (maxClients per Ingress, maxTrackedClients in all) that is not a positive integer. */
+  constructor(options: { maxClients?: number; maxTrackedClients?: number } = {}) {
+    this.#options = { maxClients: options.maxClients, budget: new ClientBudget(options.maxTrackedClients) };
+  }
+
+  /** The clients tracked by all limiters, and how many were forgotten to keep the bounds. */
+  get budget(): Pick<ClientBudget, 'max' | 'size' | 'evictions'> {
+    return this.#options.budget;
   }
 
   /** The limiter of `ingress` (`namespace/name`); throws RateLimitPolicyError for a policy with bad limits. */
@@ -157,13 +141,18 @@ export class RateLimiters {
     const cached = this.#limiters.get(ingress);
     if (cached && (cached.policy === policy || isDeepStrictEqual(cached.policy, policy))) return cached.limiter;
     const limiter = new RateLimiter(policy, this.#options);
+    cached?.limiter.close();
     this.#limiters.set(ingress, { policy, limiter });
     return limiter;
   }
 
   /** Forgets the limiters of Ingresses not in `ingresses`. */
   retain(ingresses: ReadonlySet<string>): void {
-    for (const ingress of this.#limiters.keys()) if (!ingresses.has(ingress)) this.#limiters.delete(ingress);
+    for (const [ingress, { limiter }] of this.#limiters) {
+      if (ingresses.has(ingress)) continue;
+      limiter.close();
+      this.#limiters.delete(ingress);
+    }
   }
 
   /** Prunes every limiter (see RateLimiter.prune). */

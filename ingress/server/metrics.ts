@@ -86,3 +86,24 @@ export class GatewayMetrics {
     });
   }
 }
+
+/** Gauges of the clients the limits of all Ingresses track (read from `budget` at scrape time). */
+export function registerLimitMetrics(registry: Registry, budget: { readonly size: number; readonly evictions: number }): void {
+  new Gauge({
+    name: 'netplane_ingress_limit_clients',
+    help: 'Client addresses tracked by the limits of all Ingresses (limit-rps, limit-rpm, limit-connections): at most --max-tracked-clients, plus those with requests in flight.',
+    registers: [registry],
+    collect() {
+      this.set(budget.size);
+    },
+  });
+  new Counter({
+    name: 'netplane_ingress_limit_client_evictions_total',
+    help: 'Clients the limits forgot, least recently used first, to stay within --max-tracked-clients or the 100,000 per Ingress; a forgotten client starts afresh, so it gets through sooner, never later.',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(budget.evictions);
+    },
+  });
+}
