@@ -101,11 +101,22 @@ describe('forwardedHeaders', () => {
 });
 
 describe('requestId', () => {
-  it('keeps a plain token and replaces anything else with a UUID', () => {
+  it('keeps a plain token and replaces anything else with one like nginx\'s $request_id (32 lower-case hex)', () => {
     expect(requestId('abc-123')).toBe('abc-123');
     for (const bad of [undefined, 'has space', 'a\r\nb', 'x'.repeat(200), ['a', 'b']]) {
-      expect(requestId(bad)).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+      expect(requestId(bad)).toMatch(/^[0-9a-f]{32}$/);
     }
+  });
+
+  it('makes a different id each time, across refills of its pool of random bytes', () => {
+    const ids = Array.from({ length: 2000 }, () => requestId(undefined));
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(ids.every((id) => /^[0-9a-f]{32}$/.test(id))).toBe(true);
+    // Each hex digit about equally often (2000 ids × 32 digits: 4000 each expected).
+    const counts = new Map<string, number>();
+    for (const id of ids) for (const d of id) counts.set(d, (counts.get(d) ?? 0) + 1);
+    expect(counts.size).toBe(16);
+    for (const n of counts.values()) expect(n).toBeGreaterThan(3500);
   });
 });
 
