@@ -6,7 +6,7 @@ import { networkInterfaces } from 'node:os';
 import type { ProxyBackend, SyncResult } from '../backend.ts';
 import type { ProxyPlan } from '../plan/types.ts';
 import type { Logger } from '../../runtime/logger.ts';
-import { listenerSpecs, type ListenerSpec, type SelfEndpoint } from './listeners.ts';
+import { listenerSpecs, type ListenerSpec, type LoopingEndpoint } from './listeners.ts';
 import { TcpListener } from './tcp.ts';
 import { UdpListener } from './udp.ts';
 import { TcpWorkerPool } from './workers.ts';
@@ -92,7 +92,7 @@ export class UserspaceBackend implements ProxyBackend {
   /** Keys that failed to bind, with the reason last logged (logged again only when it changes). */
   readonly #failing = new Map<string, string>();
   readonly #warnedSctp = new Set<string>();
-  /** `key|endpoint` of endpoints left out as the listener itself, warned about once while they last. */
+  /** `key|endpoint` of endpoints left out as leading back to their own listener, warned about once while they last. */
   readonly #warnedLoops = new Set<string>();
   #pool?: TcpWorkerPool;
   #wildcardUdpWarned = false;
@@ -214,8 +214,8 @@ export class UserspaceBackend implements ProxyBackend {
     return true;
   }
 
-  /** Warns once about each endpoint left out because it is the listener itself; forgets those that went away. */
-  #warnLoops(loops: readonly SelfEndpoint[]): void {
+  /** Warns once about each endpoint left out because it leads back to its own listener; forgets those that went away. */
+  #warnLoops(loops: readonly LoopingEndpoint[]): void {
     const now = new Set(loops.map((l) => `${l.key}|${l.endpoint}`));
     for (const id of this.#warnedLoops) if (!now.has(id)) this.#warnedLoops.delete(id);
     for (const l of loops) {
@@ -224,7 +224,7 @@ export class UserspaceBackend implements ProxyBackend {
       this.#warnedLoops.add(id);
       this.#log.warn(
         { service: l.service, key: l.key, protocol: l.protocol, address: this.#host, port: l.port, endpoint: l.endpoint },
-        'an endpoint of this Service port is the userspace proxy\'s own listener (it would forward to itself in a loop); endpoint left out',
+        'an endpoint of this Service port leads back to it through the userspace proxy\'s own listeners (it would forward in a loop); endpoint left out',
       );
     }
   }

@@ -44,8 +44,8 @@ export interface SkippedPort {
   takenBy?: string;
 }
 
-/** An endpoint left out because it is the listener itself: forwarding to it would loop back into the proxy. */
-export interface SelfEndpoint {
+/** An endpoint left out because forwarding to it comes back to the same listener (itself, or through others). */
+export interface LoopingEndpoint {
   key: string;
   service: string;
   protocol: string;
@@ -58,8 +58,8 @@ export interface SelfEndpoint {
 export interface ListenerSet {
   specs: ListenerSpec[];
   skipped: SkippedPort[];
-  /** Endpoints that are the proxy's own listener (only when the bind address is given), sorted by key. */
-  loops: SelfEndpoint[];
+  /** Endpoints that lead back to their own listener (only when the bind address is given), sorted by key. */
+  loops: LoopingEndpoint[];
 }
 
 /** An IP address in one spelling (IPv6 compressed, lower case), so that two spellings of an address compare equal. */
@@ -86,6 +86,58 @@ export function isSelf(t: Target, port: number, host: string, localAddresses: re
   return localAddresses.some((a) => canonicalIP(a) === ip);
 }
 
+/** A Service port that gets a listener slot (a protocol and port of its own), with where it forwards. */
+interface Claim {
+  p: PortPlan;
+  service: string;
+  protocol: 'TCP' | 'UDP';
+  nodePort: boolean;
+  port: number;
+  /** Every endpoint a client of this listener may be sent to (short-cut ones included). */
+  targets: Target[];
+}
+
+/**
+ * The endpoints (`key` → set of targetKey) that lead back to their own listener through the proxy's listeners on
+ * `host`: an endpoint at the listener itself, or at another listener that forwards, maybe through more, to it.
+ */
+function loopingEndpoints(claims: readonly Claim[], host: string, localAddresses: readonly string[]): Map<string, Set<string>> {
+  const bySlot = new Map(claims.map((c) => [`${c.protocol}/${c.port}`, c]));
+  // Edges from a listener to the listeners its endpoints are (usually none).
+  const edges = new Map<Claim, Array<{ to: Claim; target: string }>>();
+  for (const c of claims) {
+    for (const t of c.targets) {
+      const to = bySlot.get(`${c.protocol}/${t.port}`);
+      if (!to || !isSelf(t, to.port, host, localAddresses)) continue;
+      const list = edges.get(c) ?? [];
+      list.push({ to, target: targetKey(t) });
+      edges.set(c, list);
+    }
+  }
+  const reaches = (from: Claim, goal: Claim): boolean => {
+    const seen = new Set<Claim>();
+    const stack = [from];
+    while (stack.length > 0) {
+      const c = stack.pop()!;
+      if (c === goal) return true;
+      if (seen.has(c)) continue;
+      seen.add(c);
+      for (const e of edges.get(c) ?? []) stack.push(e.to);
+    }
+    return false;
+  };
+  const looping = new Map<string, Set<string>>();
+  for (const [c, list] of edges) {
+    for (const e of list) {
+      if (!reaches(e.to, c)) continue;
+      const set = looping.get(c.p.key) ?? new Set<string>();
+      set.add(e.target);
+      looping.set(c.p.key, set);
+    }
+  }
+  return looping;
+}
+
 /**
  * Listeners for `plan` on a bind address of family `family`. A dual-stack Service port has a plan per family but one
  * bind address can take its port once: the plan of the bind address's family is used, else the other one (a
@@ -93,9 +145,10 @@ export function isSelf(t: Target, port: number, host: string, localAddresses: re
  * on one port cannot share one address) are skipped. A port goes to the key in `held` (a listener already open
  * keeps its port), else to the first by key. A UDP port without endpoints keeps its claim but gets no listener.
  * `localAddresses` are this node's own (the short-cut's sources, with loopback and the plan's pod network). With
- * `bindAddress`, endpoints that are the listener itself (isSelf) are left out and listed in `loops`: in the kernel
- * modes such a DNAT happens once, but a userspace proxy dialling its own port would accept, dial itself again and
- * so on until it runs out of descriptors or ports (TCP), or pass one datagram round for ever (UDP).
+ * `bindAddress`, endpoints that lead back to their own listener (the listener itself, or another that forwards to
+ * it) are left out and listed in `loops`: in the kernel modes such a DNAT happens once, but a userspace proxy
+ * dialling its own port would accept, dial again and so on until it runs out of descriptors or ports (TCP), or pass
+ * one datagram round for ever (UDP).
  */
 export function listenerSpecs(plan: ProxyPlan, family: Family, held: ReadonlySet<string> = new Set(), localAddresses: readonly string[] = [], bindAddress?: string): ListenerSet {
   const sources = [...loopback, ...localAddresses, ...plan.clusterCIDRs[4], ...plan.clusterCIDRs[6]];
@@ -104,9 +157,8 @@ export function listenerSpecs(plan: ProxyPlan, family: Family, held: ReadonlySet
     const have = chosen.get(p.portKey);
     if (!have || (have.family !== family && p.family === family)) chosen.set(p.portKey, p);
   }
-  const specs: ListenerSpec[] = [];
   const skipped: SkippedPort[] = [];
-  const loops: SelfEndpoint[] = [];
+  const claims: Claim[] = [];
   const owner = new Map<string, string>();
   const byKey = (a: PortPlan, b: PortPlan) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
   const ordered = [...chosen.values()].sort((a, b) => Number(held.has(b.key)) - Number(held.has(a.key)) || byKey(a, b));
@@ -125,29 +177,35 @@ export function listenerSpecs(plan: ProxyPlan, family: Family, held: ReadonlySet
       continue;
     }
     owner.set(slot, p.key);
-    const self = (t: Target) => bindAddress !== undefined && isSelf(t, port, bindAddress, localAddresses);
-    const notSelf = (t: Target) => !self(t);
-    const selfKeys = new Set([...(nodePort ? p.externalEndpoints : p.clusterEndpoints), ...(nodePort && p.externalLocal ? p.shortcutEndpoints : [])].filter(self).map(targetKey));
-    for (const endpoint of selfKeys) loops.push({ key: p.key, service, protocol: p.protocol, port, endpoint });
-    const endpoints = (nodePort ? p.externalEndpoints : p.clusterEndpoints).filter(notSelf);
-    const shortcutAll = p.shortcutEndpoints.filter(notSelf);
+    const targets = [...(nodePort ? p.externalEndpoints : p.clusterEndpoints), ...(nodePort && p.externalLocal ? p.shortcutEndpoints : [])];
+    claims.push({ p, service, protocol: p.protocol, nodePort, port, targets });
+  }
+  const looping = bindAddress === undefined ? new Map<string, Set<string>>() : loopingEndpoints(claims, bindAddress, localAddresses);
+  const specs: ListenerSpec[] = [];
+  const loops: LoopingEndpoint[] = [];
+  for (const { p, service, protocol, nodePort, port } of claims) {
+    const cut = looping.get(p.key);
+    for (const endpoint of cut ?? []) loops.push({ key: p.key, service, protocol, port, endpoint });
+    const keep = (t: Target) => !cut?.has(targetKey(t));
+    const endpoints = (nodePort ? p.externalEndpoints : p.clusterEndpoints).filter(keep);
+    const shortcutAll = p.shortcutEndpoints.filter(keep);
     const shortcut = nodePort && p.externalLocal && !sameTargets(shortcutAll, endpoints) ? shortcutAll : undefined;
     // A bound UDP socket swallows datagrams it cannot forward, and the client waits for a time-out; unbound, the
     // kernel answers ICMP port unreachable at once, as the kernel modes' reject does. (TCP listens and resets.)
-    if (p.protocol === 'UDP' && endpoints.length === 0 && !shortcut?.length) continue;
+    if (protocol === 'UDP' && endpoints.length === 0 && !shortcut?.length) continue;
     specs.push({
       key: p.key,
       service,
-      protocol: p.protocol,
+      protocol,
       port,
       nodePort,
       endpoints: endpoints.map((t) => ({ ip: t.ip, port: t.port })),
       affinitySeconds: p.affinitySeconds,
       ...(shortcut ? { shortcut: { endpoints: shortcut.map((t) => ({ ip: t.ip, port: t.port })), sources } } : {}),
-      ...(p.protocol === 'UDP' ? { serving: p.servingEndpoints.filter(notSelf).map((t) => ({ ip: t.ip, port: t.port })) } : {}),
+      ...(protocol === 'UDP' ? { serving: p.servingEndpoints.filter(keep).map((t) => ({ ip: t.ip, port: t.port })) } : {}),
     });
   }
   specs.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-  loops.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  loops.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0) || (a.endpoint < b.endpoint ? -1 : a.endpoint > b.endpoint ? 1 : 0));
   return { specs, skipped, loops };
 }

@@ -97,6 +97,32 @@ describe('listenerSpecs', () => {
     });
   });
 
+  it('an endpoint that leads back through other listeners is left out; a chain that ends elsewhere is kept', () => {
+    const at = (port: number) => ({ ip: '127.0.0.1', port });
+    const ports = [
+      // a → b → a: a loop of two Services; a also has a real endpoint.
+      portPlan({ name: 'a', port: 81, clusterEndpoints: [at(82), at(9001)] }),
+      portPlan({ name: 'b', port: 82, clusterEndpoints: [at(81)] }),
+      // c → d → endpoint: a chain through the proxy, no loop.
+      portPlan({ name: 'c', port: 83, clusterEndpoints: [at(84)] }),
+      portPlan({ name: 'd', port: 84, clusterEndpoints: [at(9002)] }),
+      // A UDP endpoint at a TCP listener's port is another socket: no loop.
+      portPlan({ name: 'u', protocol: 'UDP', port: 85, clusterEndpoints: [at(83)] }),
+    ];
+    const got = listenerSpecs(plan(...ports), 4, new Set(), [], '0.0.0.0');
+    expect(got.specs.map((s) => [s.key, s.endpoints.map((t) => t.port)])).toEqual([
+      ['default/a:p/TCP/v4', [9001]],
+      ['default/b:p/TCP/v4', []],
+      ['default/c:p/TCP/v4', [84]],
+      ['default/d:p/TCP/v4', [9002]],
+      ['default/u:p/UDP/v4', [83]],
+    ]);
+    expect(got.loops.map((l) => [l.key, l.endpoint])).toEqual([
+      ['default/a:p/TCP/v4', '127.0.0.1:82'],
+      ['default/b:p/TCP/v4', '127.0.0.1:81'],
+    ]);
+  });
+
   it('two Service ports on one port: the first by key keeps it, unless the other already holds it', () => {
     const ports = [portPlan({ name: 'a', port: 80 }), portPlan({ name: 'b', port: 80 }), portPlan({ name: 'c', port: 80, protocol: 'UDP', clusterEndpoints: cluster })];
     const fresh = listenerSpecs(plan(...ports), 4);

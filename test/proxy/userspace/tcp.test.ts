@@ -226,6 +226,17 @@ describe.each([true, false])('userspace backend, TCP (native relay: %s)', (nativ
     expect(await client(port).closed).toBe('ECONNRESET');
   });
 
+  it('leaves out endpoints that loop through two Services, and keeps a chain through the proxy that ends at an endpoint', async () => {
+    const [live] = await endpoints('live');
+    const [a, b, c] = [await freePort(), await freePort(), await freePort()];
+    const at = (port: number) => ({ ip: '127.0.0.1', port });
+    const b2 = backend();
+    await b2.sync(plan(portPlan({ name: 'a', port: a, clusterEndpoints: [at(b), live!.target] }), portPlan({ name: 'b', port: b, clusterEndpoints: [at(a)] }), portPlan({ name: 'c', port: c, clusterEndpoints: [at(a)] })), { full: true });
+    expect(await answers(a, 4)).toEqual(Array(4).fill('live'));
+    expect(await answers(c, 4)).toEqual(Array(4).fill('live'));
+    expect(await client(b).closed).toBe('ECONNRESET');
+  });
+
   it('skips SCTP ports, logging each once', async () => {
     const { log, records } = captureLogger();
     const b = backend({ log });
