@@ -71,7 +71,7 @@ export class ClientBudget {
     return this.#size;
   }
 
-  /** Clients forgotten to keep a bound (this one, or a table's own when none of its oldest held nothing anyway). */
+  /** Clients forgotten to keep a bound (this one, or a table's own unless the one it forgot held nothing). */
   get evictions(): number {
     return this.#evictions;
   }
@@ -127,7 +127,7 @@ export class ClientTable {
   #newest: ClientRecord | undefined;
   #closed = false;
 
-  /** Throws ClientBoundError unless `maxClients` is a positive integer. */
+  /** Throws ClientBoundError unless `maxClients` is a positive integer (or Infinity). */
   constructor(budget: ClientBudget, maxClients: number = defaultMaxClients) {
     this.#budget = budget;
     this.#max = checkedBound('clients tracked per Ingress', maxClients);
