@@ -17,7 +17,7 @@ const sharedNames = [
   'auth-type', 'auth-secret', 'auth-secret-type', 'auth-realm', 'auth-url', 'auth-method', 'auth-response-headers', 'auth-signin', 'auth-signin-redirect-param', 'auth-request-redirect', 'auth-always-set-cookie', 'auth-proxy-set-headers',
   'rewrite-target', 'use-regex', 'backend-protocol', 'proxy-connect-timeout', 'proxy-read-timeout', 'proxy-send-timeout', 'proxy-body-size',
   'permanent-redirect', 'permanent-redirect-code', 'temporal-redirect', 'temporal-redirect-code', 'app-root',
-  'upstream-vhost', 'x-forwarded-prefix', 'proxy-cookie-path', 'proxy-cookie-domain', 'limit-rate', 'limit-rate-after', 'proxy-redirect-from', 'proxy-redirect-to', 'server-alias', 'from-to-www-redirect', 'proxy-next-upstream-tries', 'custom-http-errors', 'disable-proxy-intercept-errors', 'default-backend', 'custom-headers', 'service-upstream', 'satisfy',
+  'upstream-vhost', 'x-forwarded-prefix', 'proxy-cookie-path', 'proxy-cookie-domain', 'limit-rate', 'limit-rate-after', 'proxy-redirect-from', 'proxy-redirect-to', 'server-alias', 'from-to-www-redirect', 'proxy-next-upstream-tries', 'proxy-next-upstream', 'proxy-next-upstream-timeout', 'custom-http-errors', 'disable-proxy-intercept-errors', 'default-backend', 'custom-headers', 'service-upstream', 'satisfy',
   'proxy-ssl-verify', 'proxy-ssl-secret', 'proxy-ssl-name', 'proxy-ssl-server-name',
   'mirror-target', 'mirror-host', 'mirror-request-body',
   'enable-cors', 'cors-allow-origin', 'cors-allow-methods', 'cors-allow-headers', 'cors-expose-headers', 'cors-allow-credentials', 'cors-max-age',

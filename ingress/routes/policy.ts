@@ -13,6 +13,7 @@ import { AnnotationError, quote } from './errors.ts';
 import { asksPassthrough, sslPassthroughKey } from './unhonoured.ts';
 import { readHeaderMap, type ConfigMapLookup } from './configmap-headers.ts';
 import { readMirror } from './mirror.ts';
+import { readNextUpstream, readNextUpstreamTimeout } from './next-upstream.ts';
 import { readUserRegex } from './user-regex.ts';
 import type { AuthPolicy, BackendRef, ClientCertPolicy, IngressPolicy, JwtAuthPolicy, ObjectRef, RateLimitPolicy } from './types.ts';
 
@@ -137,6 +138,10 @@ export function readPolicy(namespace: string, annotations: Readonly<Record<strin
   // 0 is nginx's "no limit": as many as there are endpoints, at most 10 here.
   const tries = a.int('proxy-next-upstream-tries', 0, 10);
   if (tries !== undefined) policy.upstreamTries = tries === 0 ? 10 : tries;
+  const nextUpstream = readNextUpstream(a);
+  if (nextUpstream !== undefined) policy.nextUpstream = nextUpstream;
+  const nextUpstreamTimeoutMs = readNextUpstreamTimeout(a);
+  if (nextUpstreamTimeoutMs !== undefined) policy.nextUpstreamTimeoutMs = nextUpstreamTimeoutMs;
   const backendTls = readBackendTls(a, namespace, policy.backendProtocol);
   if (backendTls !== undefined) policy.backendTls = backendTls;
   const vhost = a.get('upstream-vhost');

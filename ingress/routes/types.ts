@@ -127,6 +127,23 @@ export interface ClientCertPolicy {
   matchCn?: string;
 }
 
+/**
+ * nginx's proxy_next_upstream as data (routes/next-upstream.ts reads it, upstream/errors.ts passesToNext applies it):
+ * the failures of a try after which the request goes to the next endpoint. `off` is every field false and no status.
+ */
+export interface NextUpstreamPolicy {
+  /** `error`: the connection failed (refused, reset, TLS handshake) before the response head came. */
+  error: boolean;
+  /** `timeout`: the connect timeout, or proxy-read-timeout passing before the response head came. */
+  timeout: boolean;
+  /** `invalid_header`: the response head could not be read (netplane's 502 for a malformed response). */
+  invalidHeader: boolean;
+  /** `http_500`, `http_502` ...: the backend answered one of these statuses (its response dropped unread); ascending. */
+  statuses: readonly number[];
+  /** `non_idempotent`: POST, LOCK and PATCH go again too once sent (only without a body: bodies are streamed). */
+  nonIdempotent: boolean;
+}
+
 /** What the annotations of one Ingress ask for; the defaults when it has none. */
 export interface IngressPolicy {
   /** Redirect HTTP to HTTPS (308) when the host has TLS. Default true. */
@@ -224,6 +241,13 @@ export interface IngressPolicy {
   serviceUpstream?: boolean;
   /** Attempts per request on different endpoints, first one included (ingress-nginx proxy-next-upstream-tries); default 3. */
   upstreamTries?: number;
+  /** Which failed tries go to the next endpoint (ingress-nginx proxy-next-upstream); absent: `error timeout`. */
+  nextUpstream?: NextUpstreamPolicy;
+  /**
+   * ingress-nginx proxy-next-upstream-timeout (nginx's proxy_next_upstream_timeout): no try starts this long after
+   * the first one did; a try under way is not cut. Absent: no limit.
+   */
+  nextUpstreamTimeoutMs?: number;
   /** Verify the HTTPS backend's certificate (ingress-nginx proxy-ssl-verify on). */
   backendTls?: BackendTlsPolicy;
   /**

@@ -70,7 +70,7 @@ export const refusals: readonly Refusal[] = [
  */
 export const ignoredNames: readonly string[] = [
   'proxy-buffering', 'proxy-buffer-size', 'proxy-buffers-number', 'proxy-max-temp-file-size', 'proxy-request-buffering',
-  'client-body-buffer-size', 'proxy-http-version', 'proxy-next-upstream', 'proxy-next-upstream-timeout',
+  'client-body-buffer-size', 'proxy-http-version',
   'connection-proxy-header', 'http2-push-preload', 'preserve-trailing-slash', 'relative-redirects',
   'enable-access-log', 'enable-rewrite-log', 'enable-opentracing', 'opentracing-trust-incoming-span', 'enable-opentelemetry',
   'opentelemetry-trust-incoming-span', 'opentelemetry-operation-name', 'enable-influxdb', 'influxdb-measurement', 'influxdb-port',

@@ -1,6 +1,7 @@
 // What went wrong talking to an upstream, as a stable code, the status the client gets, whether the failure
-// happened while connecting (counted for outlier ejection), and whether it is one of the failures nginx passes a
-// request to the next endpoint for by default (ingress-nginx's proxy-next-upstream "error timeout").
+// happened while connecting (counted for outlier ejection), and which of nginx's proxy_next_upstream cases it is
+// (`error`, `timeout`, `invalid_header`); passesToNext says whether an Ingress's proxy-next-upstream sends it on.
+import type { NextUpstreamPolicy } from '../routes/types.ts';
 
 /** Stable codes of upstream failures, as reported in ForwardResult.error and in logs. */
 export type UpstreamErrorCode =
@@ -40,27 +41,33 @@ export interface FailureClass {
   /** The endpoint could not be reached or dropped the connection before answering: counts toward ejection. */
   connect: boolean;
   /**
-   * nginx's `error` or `timeout` (ngx_http_upstream_next): another endpoint may be tried, if the request may still
-   * be sent again (forward.ts decides: anything not yet sent, else an idempotent request without a body).
+   * The proxy_next_upstream case of a try that failed before the response head (nginx's ft_type in
+   * ngx_http_upstream_next), null when no value of proxy-next-upstream sends it on. Whether it goes to the next
+   * endpoint is passesToNext's, and whether the request may still be sent again forward.ts's.
    */
-  retry: boolean;
+  next: FailureCase | null;
 }
 
-function failure(code: UpstreamErrorCode, status: number, connect: boolean, retry = connect): FailureClass {
-  return Object.freeze({ code, status, connect, retry });
+/** The proxy_next_upstream values that name failures of a try (the others name statuses, or non_idempotent). */
+export type FailureCase = 'error' | 'timeout' | 'invalid_header';
+
+function failure(code: UpstreamErrorCode, status: number, connect: boolean, next: FailureCase | null = connect ? 'error' : null): FailureClass {
+  return Object.freeze({ code, status, connect, next });
 }
 
 const refused = failure('CONNECT_REFUSED', 502, true);
-const connectTimeout = failure('CONNECT_TIMEOUT', 504, true);
+const connectTimeout = failure('CONNECT_TIMEOUT', 504, true, 'timeout');
 const reset = failure('CONNECTION_RESET', 502, true);
 const tls = failure('TLS_FAILED', 502, true);
 // nginx's `timeout` covers the wait for the response head too (ngx_http_upstream_process_header); a body that
 // stalls is only ever seen after the response began, when nothing is retried. Not the endpoint's failure here.
-const readTimeout = failure('READ_TIMEOUT', 504, false, true);
-const badResponse = failure('BAD_RESPONSE', 502, false);
+const readTimeout = failure('READ_TIMEOUT', 504, false, 'timeout');
+// A response head that cannot be read (or is too large): nginx's NGX_HTTP_UPSTREAM_INVALID_HEADER. Also a body
+// shorter than its Content-Length, seen only after the response began, when nothing is retried.
+const badResponse = failure('BAD_RESPONSE', 502, false, 'invalid_header');
 const invalidRequest = failure('INVALID_REQUEST', 400, false);
-// The pool was closed under the request (endpoint removed, shutdown): not the endpoint's fault, safe to try another.
-const closed = failure('UPSTREAM_CLOSED', 502, false, true);
+// The pool was closed under the request (endpoint removed, shutdown): not the endpoint's fault; another may be tried.
+const closed = failure('UPSTREAM_CLOSED', 502, false, 'error');
 const aborted = failure('CLIENT_ABORTED', 499, false);
 const other = failure('UPSTREAM_ERROR', 502, false);
 
@@ -98,7 +105,8 @@ const ownCodes: Record<UpstreamErrorCode, FailureClass> = {
   CONNECTION_RESET: reset,
   TLS_FAILED: tls,
   READ_TIMEOUT: readTimeout,
-  SEND_TIMEOUT: failure('SEND_TIMEOUT', 504, false),
+  // nginx's `timeout` (ngx_http_upstream_send_request), though a body on its way is never sent again (forward.ts).
+  SEND_TIMEOUT: failure('SEND_TIMEOUT', 504, false, 'timeout'),
   BAD_RESPONSE: badResponse,
   INVALID_REQUEST: invalidRequest,
   UPSTREAM_CLOSED: closed,
@@ -121,7 +129,8 @@ const certificateErrors: ReadonlySet<string> = new Set([
 export function classifyError(err: unknown): FailureClass {
   if (err instanceof UpstreamError) return ownCodes[err.code];
   const code = (err as { code?: unknown } | null)?.code;
-  if (typeof code !== 'string') return other;
+  // undici's HTTPParserError has no code when llhttp named none ("Expected HTTP/"): still an unreadable response.
+  if (typeof code !== 'string') return (err as { name?: unknown } | null)?.name === 'HTTPParserError' ? badResponse : other;
   const known = byCode[code];
   if (known !== undefined) return known;
   // Node's TLS layer: ERR_SSL_* from OpenSSL, ERR_TLS_* from Node, and OpenSSL's certificate verification results
@@ -130,6 +139,25 @@ export function classifyError(err: unknown): FailureClass {
   // llhttp parse errors of the upstream's response.
   if (code.startsWith('HPE_')) return badResponse;
   return other;
+}
+
+/**
+ * Whether proxy-next-upstream (`p`; undefined: nginx's default `error timeout`) sends a try that failed with `what`
+ * (a failure case, or the status the backend answered) to the next endpoint, as nginx's ngx_http_upstream_next and
+ * ngx_http_upstream_test_next test `(next_upstream & ft_type) == ft_type`: a POST, LOCK or PATCH already sent
+ * (`sentNonIdempotent`) needs `non_idempotent` too. The other conditions (tries left, proxy-next-upstream-timeout, a
+ * request that can still be sent) are the caller's.
+ */
+export function passesToNext(p: NextUpstreamPolicy | undefined, what: FailureCase | number | null, sentNonIdempotent: boolean): boolean {
+  if (what === null) return false;
+  if (p === undefined) return (what === 'error' || what === 'timeout') && !sentNonIdempotent;
+  if (sentNonIdempotent && !p.nonIdempotent) return false;
+  switch (what) {
+    case 'error': return p.error;
+    case 'timeout': return p.timeout;
+    case 'invalid_header': return p.invalidHeader;
+    default: return p.statuses.includes(what);
+  }
 }
 
 /** `err` as an UpstreamError with the code it is classified under (itself when it is one). */

@@ -11,7 +11,7 @@ import type { Logger } from '../../runtime/logger.ts';
 import type { IngressPolicy } from '../routes/types.ts';
 import { affinitySetCookie, readCookie, type CookieScope } from './affinity.ts';
 import type { Backend } from './backend.ts';
-import { UpstreamError, asUpstreamError, classifyError, statusText, type UpstreamErrorCode } from './errors.ts';
+import { UpstreamError, asUpstreamError, classifyError, passesToNext, statusText, type FailureCase, type UpstreamErrorCode } from './errors.ts';
 import { grpcStatusOf, relayedTrailers, splitTrailersOnly, writeGrpcFailure } from './grpc.ts';
 import { rewriteSetCookies } from './cookie-rewrite.ts';
 import { Pacer } from './pacer.ts';
@@ -126,8 +126,8 @@ export function forwardResult(status: number, attempts: number, member: { addres
 /** Attempts per request: the first plus two retries on other endpoints. */
 export const maxAttempts = 3;
 
-// The methods nginx does not send again once a request went out (proxy_next_upstream's non_idempotent, off by
-// default in ingress-nginx): ngx_http_upstream_next adds NGX_HTTP_UPSTREAM_FT_NON_IDEMPOTENT for these.
+// The methods nginx does not send again once a request went out unless proxy_next_upstream has non_idempotent (off
+// by default in ingress-nginx): ngx_http_upstream_next adds NGX_HTTP_UPSTREAM_FT_NON_IDEMPOTENT for these.
 const nonIdempotentMethods: ReadonlySet<string> = new Set(['POST', 'LOCK', 'PATCH']);
 
 // Requests sent per upstream connection, to tell a kept-alive connection from a new one. undici's dispatch handler
@@ -218,6 +218,9 @@ export class Exchange implements Dispatcher.DispatchHandler {
   #reused = false;
   #resent = false;
   #intercepted = false;
+  // The endpoint the request goes to next, once the current try's answer (a status of proxy-next-upstream) was
+  // dropped: onResponseError starts that try when the aborted one has ended.
+  #next: UpstreamEndpoint | null = null;
   // A gRPC route: trailers relayed, failures answered with a grpc-status (grpc.ts).
   readonly #grpc: boolean;
   // The status and metadata of a Trailers-Only response, sent as trailers; the grpc-status the client got.
@@ -313,6 +316,15 @@ export class Exchange implements Dispatcher.DispatchHandler {
     // 1xx (103 Early Hints): not relayed; the final response follows.
     if (statusCode < 200) return;
     const m = this.#member as UpstreamEndpoint;
+    const next = this.#nextForStatus(m, statusCode);
+    if (next !== undefined) {
+      // nginx's ngx_http_upstream_test_next: the answer is dropped unread (its connection closed) and the request
+      // goes to the next endpoint; on the last try it is passed on as it is.
+      this.#next = next;
+      this.#log.debug({ backend: this.#target.backend, endpoint: m.address, status: statusCode, attempt: this.#attempts }, 'upstream answered a proxy-next-upstream status, trying another endpoint');
+      controller.abort(new UpstreamError('UPSTREAM_CLOSED', `a ${statusCode} answer is passed to the next endpoint (proxy-next-upstream)`));
+      return;
+    }
     this.#started = true;
     this.#status = statusCode;
     if (this.#target.passUpstreamErrors !== true && this.#target.intercept?.includes(statusCode)) {
@@ -352,7 +364,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
 
   /** undici: a body chunk; pauses the upstream while the client's buffer is full. */
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (this.#clientGone !== null || this.#intercepted) return;
+    if (this.#clientGone !== null || this.#intercepted || this.#next !== null) return;
     const pacer = this.#pacer;
     if (!(pacer ? pacer.write(chunk) : this.#res.write(chunk))) {
       controller.pause();
@@ -440,6 +452,12 @@ export class Exchange implements Dispatcher.DispatchHandler {
       if (this.#body instanceof UpstreamBody) this.#body.cancel(this.#clientGone);
       return this.#finish(this.#started ? this.#status : 499, this.#clientGone.code);
     }
+    // The try whose answer was dropped for proxy-next-upstream has ended: the next one starts.
+    const next = this.#next;
+    if (next !== null) {
+      this.#next = null;
+      return this.#attempt(next);
+    }
     const failure = classifyError(err);
     const log = { backend: this.#target.backend, endpoint: m.address, code: failure.code, attempt: this.#attempts, err: err.message };
     if (this.#started) {
@@ -451,23 +469,20 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const backend = this.#backend as Backend;
     // A kept-alive connection the endpoint closed or reset before any answer (it timed the connection out as the
     // request went): sent again to the same endpoint on a new connection, neither a try nor the endpoint's failure,
-    // as nginx does (ngx_http_upstream_next: an error on a cached connection adds a try). Only a request that may be
-    // sent twice: undici reports this only for a request it has written, which the endpoint may have processed.
-    if (this.#reused && !this.#resent && failure.code === 'CONNECTION_RESET' && this.#mayResend()) {
+    // as nginx does (ngx_http_upstream_next: an error on a cached connection adds a try). Only as nginx would send it
+    // on (proxy-next-upstream has `error`; a POST, LOCK or PATCH needs non_idempotent) and without a body: undici
+    // reports this only for a request it has written, which the endpoint may have processed.
+    if (this.#reused && !this.#resent && failure.code === 'CONNECTION_RESET' && this.#mayGoNext('error')) {
       this.#resent = true;
       this.#log.debug(log, 'kept-alive upstream connection failed, sending again on a new connection');
       return this.#attempt(m, true);
     }
     const now = performance.now();
     if (failure.connect) backend.failed(m, now);
-    const tries = (this.#target.policy.upstreamTries ?? maxAttempts) + (this.#resent ? 1 : 0);
-    if (failure.retry && this.#mayResend() && this.#attempts < tries) {
-      (this.#tried ??= []).push(m);
-      const next = backend.pick(this.#target.policy, this.#tried, now, this.#target.hashKey);
-      if (next !== undefined) {
-        this.#log.debug(log, 'upstream attempt failed, trying another endpoint');
-        return this.#attempt(next);
-      }
+    const other = this.#mayGoNext(failure.next) ? this.#pickNext(m, now) : undefined;
+    if (other !== undefined) {
+      this.#log.debug(log, 'upstream attempt failed, trying another endpoint');
+      return this.#attempt(other);
     }
     this.#log.warn(log, 'upstream request failed');
     if (this.#body instanceof UpstreamBody) this.#body.cancel(asUpstreamError(err));
@@ -475,16 +490,37 @@ export class Exchange implements Dispatcher.DispatchHandler {
   }
 
   /**
-   * True when the failed attempt's request may be sent again, as nginx's ngx_http_upstream_next allows: any request
-   * that was not sent yet (a connect error, refused, timed out or a failed TLS handshake), whatever its method; once
-   * sent, only an idempotent one (not POST, LOCK, PATCH) — and never one with a body: netplane streams bodies as
-   * nginx does with proxy_request_buffering off, where a request sent is not sent again. A body is sent again only
-   * when no byte of it was read yet (it is the same stream, handed to the next attempt).
+   * True when the current try, failed with `what` (a failure case or the status answered), may go to another
+   * endpoint as nginx's ngx_http_upstream_next allows: proxy-next-upstream names it (a POST, LOCK or PATCH already
+   * sent needs non_idempotent too: passesToNext), proxy-next-upstream-timeout has not passed since the first try
+   * began, and the request can be sent again: any request not sent yet (a connect error, refused, timed out or a
+   * failed TLS handshake), whatever its method; once sent, never one with a body: netplane streams bodies as nginx
+   * does with proxy_request_buffering off, where a request sent is not sent again. A body is sent again only when no
+   * byte of it was read yet (it is the same stream, handed to the next attempt). Tries left are the caller's.
    */
-  #mayResend(): boolean {
+  #mayGoNext(what: FailureCase | number | null): boolean {
+    const policy = this.#target.policy;
+    if (!passesToNext(policy.nextUpstream, what, this.#sent && !this.#idempotent)) return false;
+    const limit = policy.nextUpstreamTimeoutMs ?? 0;
+    if (limit > 0 && performance.now() - this.#t0 >= limit) return false;
     const body = this.#body;
-    if (this.#sent) return body === null && this.#idempotent;
+    if (this.#sent) return body === null;
     return body === null || !body.readableDidRead;
+  }
+
+  /** Another endpoint than those tried (`failed` now among them), when a try is left; undefined when none. */
+  #pickNext(failed: UpstreamEndpoint, now: number): UpstreamEndpoint | undefined {
+    const tries = (this.#target.policy.upstreamTries ?? maxAttempts) + (this.#resent ? 1 : 0);
+    if (this.#attempts >= tries) return undefined;
+    (this.#tried ??= []).push(failed);
+    return (this.#backend as Backend).pick(this.#target.policy, this.#tried, now, this.#target.hashKey);
+  }
+
+  /** The endpoint to ask instead when `m` answered `status` and proxy-next-upstream sends that on; else undefined. */
+  #nextForStatus(m: UpstreamEndpoint, status: number): UpstreamEndpoint | undefined {
+    const statuses = this.#target.policy.nextUpstream?.statuses;
+    if (statuses === undefined || !statuses.includes(status) || !this.#mayGoNext(status)) return undefined;
+    return this.#pickNext(m, performance.now());
   }
 
   /**

@@ -9,7 +9,7 @@ import type { Logger } from '../../runtime/logger.ts';
 import { affinitySetCookie, readCookie } from './affinity.ts';
 import { rewriteSetCookieHead } from './cookie-rewrite.ts';
 import type { Backend } from './backend.ts';
-import { UpstreamError, classifyError, statusText, type UpstreamErrorCode } from './errors.ts';
+import { UpstreamError, classifyError, passesToNext, statusText, type UpstreamErrorCode } from './errors.ts';
 import { type ForwardResult, type ForwardTarget, forwardResult, hasBody, maxAttempts } from './forward.ts';
 import { isSafeHeaderValue, upstreamRequestHeaders } from './headers.ts';
 import { overTls, type UpstreamEndpoint } from './pool.ts';
@@ -249,7 +249,10 @@ export class UpgradeRelay {
     const now = performance.now();
     const log = { backend: this.#target.backend, endpoint: m.address, code: failure.code, attempt: this.#attempts, err: err.message };
     if (failure.connect) backend.failed(m, now);
-    if (failure.retry && this.#retriable && this.#receivedBytes === 0 && this.#attempts < (this.#target.policy.upstreamTries ?? maxAttempts)) {
+    // As forward.ts: what proxy-next-upstream sends on, within proxy-next-upstream-timeout (a GET: idempotent).
+    const policy = this.#target.policy;
+    const inTime = (policy.nextUpstreamTimeoutMs ?? 0) === 0 || now - this.#t0 < (policy.nextUpstreamTimeoutMs ?? 0);
+    if (passesToNext(policy.nextUpstream, failure.next, false) && inTime && this.#retriable && this.#receivedBytes === 0 && this.#attempts < (policy.upstreamTries ?? maxAttempts)) {
       this.#tried.push(m);
       const next = backend.pick(this.#target.policy, this.#tried, now, this.#target.hashKey);
       if (next !== undefined) {
