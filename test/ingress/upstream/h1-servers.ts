@@ -39,6 +39,11 @@ export class ServerConn {
   closedAt = 0;
   readonly #received: Buffer[] = [];
   #pending = Buffer.alloc(0);
+  /** Bytes not yet joined to #pending: a body of a known length is joined once it is all in, not per read. */
+  #parts: Buffer[] = [];
+  #partsLength = 0;
+  /** How long #pending must be before a request can complete (0: unknown, parse at every read). */
+  #need = 0;
   readonly closedPromise: Promise<void>;
 
   constructor(socket: Socket, index: number) {
@@ -67,11 +72,18 @@ export class ServerConn {
   feed(data: Buffer): SeenRequest[] {
     this.#received.push(data);
     if (this.malformed !== null) return [];
-    this.#pending = Buffer.concat([this.#pending, data]);
+    this.#parts.push(data);
+    this.#partsLength += data.length;
+    // Joining every read to what came before copies a large upload quadratically (8 MiB in 64 KiB reads: 512 MiB).
+    if (this.#pending.length + this.#partsLength < this.#need) return [];
+    this.#join();
     const done: SeenRequest[] = [];
     for (;;) {
       const r = parseOne(this.#pending);
-      if (r === null) break;
+      if (r === null) {
+        this.#need = lengthNeeded(this.#pending);
+        break;
+      }
       if (typeof r === 'string') {
         this.malformed = r;
         break;
@@ -85,8 +97,24 @@ export class ServerConn {
 
   /** The bytes received after the last complete request (an incomplete one). */
   pending(): Buffer {
+    this.#join();
     return this.#pending;
   }
+
+  #join(): void {
+    if (this.#parts.length === 0) return;
+    this.#pending = Buffer.concat([this.#pending, ...this.#parts]);
+    this.#parts = [];
+    this.#partsLength = 0;
+  }
+}
+
+/** The bytes a request with a complete head and one Content-Length takes in all; 0 when that is not known yet. */
+function lengthNeeded(buf: Buffer): number {
+  const end = buf.indexOf('\r\n\r\n');
+  if (end < 0) return 0;
+  const lengths = [...buf.subarray(0, end + 2).toString('latin1').matchAll(/\r\ncontent-length:[ \t]*(\d+)[ \t]*\r\n/gi)];
+  return lengths.length === 1 ? end + 4 + Number(lengths[0]![1]) : 0;
 }
 
 /** One request from the start of `buf`: null when incomplete, a string when malformed. */
