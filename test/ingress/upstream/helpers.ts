@@ -29,6 +29,17 @@ export class Closer {
   }
 }
 
+/** Listens on 127.0.0.1:`port` (a fixed port of the test's range); on close, its connections are destroyed first. */
+export async function listenOn(closer: Closer, server: Server, port: number): Promise<void> {
+  const sockets = new Set<Socket>();
+  server.on('connection', (s: Socket) => (sockets.add(s), s.once('close', () => sockets.delete(s))));
+  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(port, '127.0.0.1', resolve));
+  closer.add(() => {
+    for (const s of sockets) s.destroy();
+    return new Promise<void>((r) => server.close(() => r()));
+  });
+}
+
 function closeServer(server: Server): Promise<void> {
   server.closeAllConnections?.();
   return new Promise((r) => server.close(() => r()));

@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { readPolicy } from '../../../ingress/routes/policy.ts';
 import type { IngressPolicy } from '../../../ingress/routes/types.ts';
 import type { ForwardResult, ForwardTarget, Upstreams } from '../../../ingress/upstream/upstreams.ts';
-import { Closer, get, policy, upstreamsFor } from './helpers.ts';
+import { Closer, get, listenOn, policy, upstreamsFor } from './helpers.ts';
 
 const closer = new Closer();
 afterEach(() => closer.closeAll());
@@ -24,15 +24,7 @@ function ports(): number[] {
   return Array.from({ length: 10 }, (_, i) => first + i);
 }
 
-async function listen(server: Server, port: number): Promise<void> {
-  const sockets = new Set<Socket>();
-  server.on('connection', (s: Socket) => (sockets.add(s), s.once('close', () => sockets.delete(s))));
-  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(port, '127.0.0.1', resolve));
-  closer.add(() => {
-    for (const s of sockets) s.destroy();
-    return new Promise<void>((r) => server.close(() => r()));
-  });
-}
+const listen = (server: Server, port: number) => listenOn(closer, server, port);
 
 /** A backend answering with `handler`; `hits` counts its requests. */
 async function serving(port: number, handler: RequestListener = (req, res) => void req.resume().once('end', () => res.end(`${req.method} ok`))): Promise<{ hits: number }> {

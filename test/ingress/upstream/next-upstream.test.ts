@@ -12,7 +12,7 @@ import { generate } from 'selfsigned';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ForwardResult, ForwardTarget } from '../../../ingress/upstream/upstreams.ts';
 import type { Upstreams } from '../../../ingress/upstream/upstreams.ts';
-import { Closer, get, policy, upstreamsFor } from './helpers.ts';
+import { Closer, get, listenOn, policy, upstreamsFor } from './helpers.ts';
 
 const closer = new Closer();
 afterEach(() => closer.closeAll());
@@ -26,15 +26,7 @@ function ports(): number[] {
   return Array.from({ length: 10 }, (_, i) => first + i);
 }
 
-async function listen(server: Server, port: number): Promise<void> {
-  const sockets = new Set<Socket>();
-  server.on('connection', (s: Socket) => (sockets.add(s), s.once('close', () => sockets.delete(s))));
-  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(port, '127.0.0.1', resolve));
-  closer.add(() => {
-    for (const s of sockets) s.destroy();
-    return new Promise<void>((r) => server.close(() => r()));
-  });
-}
+const listen = (server: Server, port: number) => listenOn(closer, server, port);
 
 /** A backend that answers `METHOD body` once it has the whole body; `seen` lists what it answered. */
 async function answering(port: number, seen: string[] = []): Promise<string[]> {
