@@ -3,16 +3,14 @@
 // failed), whatever its method, its body handed to the next endpoint untouched; once sent, only an idempotent one
 // without a body (netplane streams bodies, as nginx with proxy_request_buffering off), also after a read timeout
 // while waiting for the response head. Real backends on 127.0.0.1, ports 63500-63599.
-import { spawn } from 'node:child_process';
 import { createServer, type IncomingMessage, type RequestListener, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { connect as h2connect, createServer as createH2Server, type Http2Session } from 'node:http2';
-import { connect, type Socket } from 'node:net';
 import { generate } from 'selfsigned';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ForwardResult, ForwardTarget } from '../../../ingress/upstream/upstreams.ts';
 import type { Upstreams } from '../../../ingress/upstream/upstreams.ts';
-import { Closer, get, listenOn, policy, upstreamsFor } from './helpers.ts';
+import { Closer, get, listenOn, policy, stalledPort, upstreamsFor } from './helpers.ts';
 
 const closer = new Closer();
 afterEach(() => closer.closeAll());
@@ -60,19 +58,6 @@ async function hanging(port: number): Promise<{ hits: number; bodies: string[] }
   return state;
 }
 
-/** A port whose listener's accept queue is full: a connect to it hangs (connect timeout). */
-async function stalled(port: number): Promise<void> {
-  const child = spawn(process.execPath, ['-e', `require('net').createServer().listen({port:${port},host:'127.0.0.1',backlog:1},()=>console.log('up'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
-  await new Promise((r) => child.stdout.once('data', r));
-  process.kill(child.pid as number, 'SIGSTOP');
-  const fillers = Array.from({ length: 4 }, () => connect(port, '127.0.0.1').on('error', () => {}));
-  await new Promise((r) => setTimeout(r, 100));
-  closer.add(() => {
-    for (const f of fillers) f.destroy();
-    child.kill('SIGKILL');
-  });
-}
-
 /** A gateway on `port` forwarding every request to `ns/svc:80` with `over` in its policy; results recorded. */
 async function gateway(port: number, u: Upstreams, over: Parameters<typeof policy>[0] = {}): Promise<ForwardResult[]> {
   const results: ForwardResult[] = [];
@@ -107,8 +92,8 @@ describe('next upstream: a request not yet sent goes to the next endpoint, whate
   });
 
   it('a POST with a body after a connect timeout', async () => {
-    const [gw, slow, live] = ports() as [number, number, number];
-    await stalled(slow);
+    const [gw, live] = ports() as [number, number];
+    const slow = await stalledPort(closer);
     const seen = await answering(live);
     const u = upstreamsFor(closer);
     u.setEndpoints('ns/svc:80', at(slow, live), 'HTTP');
