@@ -106,27 +106,35 @@ export async function h2Gateway(closer: Closer, upstreams: Upstreams, target: Fo
 }
 
 /**
- * A TCP relay to `port` that holds what the client sends until the client has been quiet for `ms` milliseconds and
- * then passes it on in one write (what the server sends goes back at once): frames a client writes close together
- * reach the server in one read.
+ * A TCP relay to `port` for an HTTP/2 client that holds what the client sends until the client has been quiet for
+ * `ms` milliseconds and then passes it on in one write (what the server sends goes back at once): frames a client
+ * writes close together reach the server in one read. A batch whose last frame ends a stream (END_STREAM) is held
+ * up to 1 s longer for what follows it: Node's client writes the RST_STREAM of a close only once the END_STREAM is
+ * out, which on a busy machine can take longer than the quiet time.
  */
 export async function batchingRelay(closer: Closer, port: number, ms: number): Promise<{ port: number }> {
   const sockets = new Set<Socket>();
   const server = createTcpServer((inbound) => {
     const outbound = connect(port, '127.0.0.1');
+    const frames = new FrameTracker();
     let held: Buffer[] = [];
+    let since = 0;
     let timer: NodeJS.Timeout | undefined;
     for (const s of [inbound, outbound]) {
       sockets.add(s);
       s.on('error', () => {}).on('close', () => (clearTimeout(timer), inbound.destroy(), outbound.destroy()));
     }
+    const flush = () => {
+      if (frames.endsStream && performance.now() - since < 1000) return void (timer = setTimeout(flush, ms));
+      outbound.write(Buffer.concat(held));
+      held = [];
+    };
     inbound.on('data', (d: Buffer) => {
+      if (held.length === 0) since = performance.now();
       held.push(d);
+      frames.feed(d);
       clearTimeout(timer);
-      timer = setTimeout(() => {
-        outbound.write(Buffer.concat(held));
-        held = [];
-      }, ms);
+      timer = setTimeout(flush, ms);
     });
     outbound.pipe(inbound);
   });
@@ -136,6 +144,35 @@ export async function batchingRelay(closer: Closer, port: number, ms: number): P
     return new Promise<void>((r) => server.close(() => r()));
   });
   return { port: (server.address() as AddressInfo).port };
+}
+
+/** Reads the frame headers of a client's HTTP/2 byte stream: whether the last whole frame so far ended a stream. */
+class FrameTracker {
+  #skip = 24; // the connection preface
+  #header = Buffer.alloc(0);
+  endsStream = false;
+
+  feed(d: Buffer): void {
+    let at = 0;
+    while (at < d.length) {
+      if (this.#skip > 0) {
+        const n = Math.min(this.#skip, d.length - at);
+        this.#skip -= n;
+        at += n;
+        continue;
+      }
+      const n = Math.min(9 - this.#header.length, d.length - at);
+      this.#header = Buffer.concat([this.#header, d.subarray(at, at + n)]);
+      at += n;
+      if (this.#header.length < 9) return;
+      const length = this.#header.readUIntBE(0, 3);
+      const type = this.#header[3]!;
+      // DATA or HEADERS with END_STREAM; anything else after it (RST_STREAM, WINDOW_UPDATE ...) releases the hold.
+      this.endsStream = (type === 0 || type === 1) && (this.#header[4]! & 0x1) !== 0;
+      this.#skip = length;
+      this.#header = Buffer.alloc(0);
+    }
+  }
 }
 
 /** A fresh Upstreams with a silent logger, closed after the test. */
