@@ -51,15 +51,24 @@ function allowedOrigin(p: CorsPolicy, origin: string): boolean {
 }
 
 /**
+ * Whether the policy's answers depend on the request's Origin (a list of origins, not `*`): then every response of
+ * the route, with CORS headers or without, says `Vary: Origin`, so that a cache never hands one origin's answer (or
+ * the answer to a request without Origin) to another (Fetch standard, "CORS protocol and HTTP caches").
+ */
+export function corsVaries(p: CorsPolicy): boolean {
+  return p.origins[0] !== '*';
+}
+
+/**
  * The CORS response headers for a request from `origin`; undefined when it sent none or one not allowed (then no
  * CORS header is added and the browser refuses, as it should). With `*`, credentials are never allowed: browsers
  * ignore `*` for requests with credentials, and echoing any origin with credentials would hand them to every site.
+ * `Vary` is not among them: it is added to the response's own (corsVaries).
  */
 export function corsHeaders(p: CorsPolicy, origin: string | undefined, preflight: boolean): Record<string, string> | undefined {
   if (origin === undefined || !allowedOrigin(p, origin)) return undefined;
   const any = p.origins[0] === '*';
   const h: Record<string, string> = { 'access-control-allow-origin': any ? '*' : origin };
-  if (!any) h.vary = 'Origin';
   if (p.credentials && !any) h['access-control-allow-credentials'] = 'true';
   if (p.expose !== undefined) h['access-control-expose-headers'] = p.expose;
   if (preflight) {

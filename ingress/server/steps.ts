@@ -13,7 +13,7 @@ import { hostRedirectUrl, redirectUrl } from '../routes/variables.ts';
 import { judgeClientCertificate } from '../tls/client-auth.ts';
 import { customError, signinLocation } from './answers.ts';
 import { customHeaders } from './custom-headers.ts';
-import { corsHeaders } from '../routes/cors.ts';
+import { cors } from './cors.ts';
 import type { BackendRef, IngressPolicy, Route, RouteTable } from '../routes/types.ts';
 import type { CookieScope } from '../upstream/affinity.ts';
 import { lingerAfterRefusal } from '../upstream/request-body.ts';
@@ -57,8 +57,6 @@ export interface Exchange {
   authCookies?: AuthCookies;
   /** Headers the client-certificate step wants upstream (ssl-client-*). */
   tlsHeaders?: Record<string, string>;
-  /** Headers the CORS step wants on the response. */
-  responseHeaders?: Record<string, string>;
   /** Under `satisfy: any`, the source range let the request in: auth is not asked. */
   sourceGranted?: boolean;
   /** Releases the per-IP concurrency slot, when one was taken. */
@@ -247,29 +245,6 @@ export const routeRedirect: Step = {
   },
 };
 
-/**
- * CORS (enable-cors): a preflight (OPTIONS with an Origin) is answered here with 204 before auth, as browsers send
- * no credentials with it; other requests from an allowed origin get the CORS headers on their response.
- */
-export const cors: Step = {
-  name: 'cors',
-  run(x) {
-    const p = x.route!.policy.cors;
-    if (p === undefined) return 'next';
-    const origin = x.req.headers.origin;
-    const preflight = x.req.method === 'OPTIONS' && origin !== undefined;
-    const headers = corsHeaders(p, origin, preflight);
-    if (preflight) {
-      x.refused = 'cors-preflight';
-      (x.res as ServerResponse).writeHead(204, { ...headers, 'content-type': 'text/plain; charset=utf-8', 'content-length': '0' });
-      x.res.end();
-      return 'done';
-    }
-    if (headers !== undefined) x.responseHeaders = headers;
-    return 'next';
-  },
-};
-
 /** The scheme the client used: the connection's, or what a trusted proxy in front says (X-Forwarded-Proto). */
 export const clientProto = (x: Exchange): 'http' | 'https' => forwardedProto({ trustedPeer: x.trustedPeer, incomingProto: x.req.headers['x-forwarded-proto'] }) ?? x.proto;
 
@@ -454,7 +429,6 @@ export const forward: Step = {
       headers,
       ...(cookieScope ? { cookieScope } : {}),
       ...(hashKey !== undefined ? { hashKey } : {}),
-      ...(x.responseHeaders ? { responseHeaders: x.responseHeaders } : {}),
       ...(x.authCookies ? { authCookies: x.authCookies } : {}),
       ...(p.customErrors ? { intercept: p.customErrors, passUpstreamErrors: p.passUpstreamErrors === true } : {}),
       ...(p.locationRewrite ? { locationRewrite: { from: p.locationRewrite.from, to: redirectUrl(p.locationRewrite.to, { ...x, proto: clientProto(x) }), origin: `${clientProto(x)}://${x.host}` } } : {}),
