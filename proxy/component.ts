@@ -265,6 +265,8 @@ async function runProxy(ctx: ComponentContext, f: ProxyFlags): Promise<void> {
         const mode = leftovers;
         leftovers = undefined;
         await removeOtherMode(mode, runner, ctx.log);
+        // And what a run with the other iptables variant left (--iptables-variant changed, or auto decided otherwise).
+        if (iptablesVariant) await (await import('./iptables/variant.ts')).cleanOtherVariants(iptablesVariant, runner, ctx.log);
       }
       if (f.mode !== 'userspace') {
         const deleted = await cleanStaleFlows(runner, prev, next, ctx.log);

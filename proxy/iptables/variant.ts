@@ -6,8 +6,9 @@
 // none) it goes by which variant the host's own rules are in: other software's rules and built-in chains whose
 // policy is not ACCEPT (Docker's FORWARD DROP), netplane's own chains left out.
 import type { CommandRunner } from '../../runtime/exec.ts';
+import type { Logger } from '../../runtime/logger.ts';
 import type { VariantChoice } from '../backends.ts';
-import { iptablesCommands, type IptablesVariant } from './backend.ts';
+import { IptablesBackend, iptablesCommands, type IptablesVariant } from './backend.ts';
 
 /** What was read of one variant: its saved tables of both families, as text; undefined when it cannot be run. */
 export interface VariantFacts {
@@ -93,4 +94,27 @@ export async function installedVariants(runner: CommandRunner): Promise<Iptables
     if (ok) found.push(variant);
   }
   return found.length > 0 ? found : ['default'];
+}
+
+/**
+ * Removes netplane's chains and jumps from every installed variant but `chosen` (what a run with another variant
+ * left): both variants' nat tables see every packet and the first DNAT wins, so such rules would keep deleted
+ * Services reachable and send traffic to endpoints that are gone. Call it once `chosen`'s rules are in place.
+ * Never rejects: a variant that cannot be cleaned is logged (warn) and named in the result.
+ */
+export async function cleanOtherVariants(chosen: IptablesVariant, runner: CommandRunner, log: Logger): Promise<{ cleaned: IptablesVariant[]; failed: IptablesVariant[] }> {
+  const out = { cleaned: [] as IptablesVariant[], failed: [] as IptablesVariant[] };
+  // `default` is one of the two, which one unknown: nothing is known to be "other".
+  if (chosen === 'default') return out;
+  for (const variant of await installedVariants(runner)) {
+    if (variant === chosen || variant === 'default') continue;
+    try {
+      await new IptablesBackend(runner, { log, variant }).cleanup();
+      out.cleaned.push(variant);
+    } catch (e) {
+      out.failed.push(variant);
+      log.warn({ variant, err: (e as Error).message }, `could not remove netplane's rules from iptables-${variant}; they may keep removed Services reachable`);
+    }
+  }
+  return out;
 }
