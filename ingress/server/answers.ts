@@ -16,8 +16,9 @@ export function signinLocation(template: string, x: Pick<Exchange, 'proto' | 'ho
 
 /**
  * custom-http-errors: the upstream answered one of the listed statuses, and nothing of it was sent. The Ingress's
- * default-backend answers instead, asked with ingress-nginx's headers (X-Code, X-Format, X-Original-URI,
- * X-Namespace, X-Ingress-Name, X-Service-Name, X-Service-Port, X-Request-ID); without one, the gateway's own page.
+ * default-backend answers instead, asked for `/` and the request's query with ingress-nginx's headers (X-Code,
+ * X-Format, X-Original-URI, X-Namespace, X-Ingress-Name, X-Service-Name, X-Service-Port, X-Request-ID); without one,
+ * the gateway's own page.
  * Neither carries the auth service's cookies: nginx's error_page goes to another location, where the route's
  * `add_header Set-Cookie` does not apply.
  */
@@ -30,17 +31,22 @@ export async function customError(x: Exchange, s: GatewayState, p: IngressPolicy
     return;
   }
   const accept = x.req.headers.accept;
+  // The error location sets Host to the client's ($best_http_host): upstream-vhost is the route's, not the page's.
+  const sent = { ...headers };
+  delete sent.host;
   x.upstream = await s.upstreams.forward(x.req, x.res, {
     backend: eb.key,
     policy: p,
-    path: `${x.path}${x.query}`,
+    // ingress-nginx's error location asks for `/` (`rewrite (.*) / break`, which keeps the query); the request's
+    // own target goes in X-Original-URI, as received ($request_uri, already among the forwarded headers). A bare `?`
+    // is no query: nginx's empty $args.
+    path: x.query.length > 1 ? `/${x.query}` : '/',
     method: x.req.method === 'HEAD' ? 'HEAD' : 'GET',
     noBody: true,
     headers: {
-      ...headers,
+      ...sent,
       'x-code': String(status),
       'x-format': typeof accept === 'string' ? accept : 'text/html',
-      'x-original-uri': `${x.path}${x.query}`,
       'x-namespace': r.namespace,
       'x-ingress-name': r.ingress.slice(r.namespace.length + 1),
       'x-service-name': x.backend!.service,
