@@ -249,13 +249,21 @@ export const routeRedirect: Step = {
 export const clientProto = (x: Exchange): 'http' | 'https' => forwardedProto({ trustedPeer: x.trustedPeer, incomingProto: x.req.headers['x-forwarded-proto'] }) ?? x.proto;
 
 /**
+ * The rule paths never sent to HTTPS, ingress-nginx's default `no-tls-redirect-locations`: an ACME HTTP-01 challenge
+ * (cert-manager's solver Ingress) is answered over plain HTTP, whatever the host's certificate or redirects.
+ */
+export const noTlsRedirectLocations: readonly string[] = ['/.well-known/acme-challenge'];
+
+/**
  * Sends plain-HTTP requests for hosts with TLS (or with force-ssl-redirect) to HTTPS with a 308; not those a trusted
- * proxy in front says arrived over HTTPS (it terminated TLS), which would loop.
+ * proxy in front says arrived over HTTPS (it terminated TLS), which would loop, nor those of a rule whose path
+ * starts with one of noTlsRedirectLocations (ingress-nginx's force_no_ssl_redirect, which wins over force-ssl-redirect).
  */
 export const redirect: Step = {
   name: 'redirect',
   run(x, s) {
     if (x.proto !== 'http' || s.httpsPort === undefined || clientProto(x) === 'https') return 'next';
+    if (noTlsRedirectLocations.some((l) => x.route!.path.startsWith(l))) return 'next';
     const p = x.route!.policy;
     if (!p.forceSslRedirect && !(p.sslRedirect && s.table.tls(x.host))) return 'next';
     const port = s.httpsPort === 443 ? '' : `:${s.httpsPort}`;
