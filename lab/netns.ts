@@ -3,7 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, openSync } from 'node:fs';
-import { CommandError, HostRunner, type CommandOutput } from '../runtime/exec.ts';
+import { CommandError, HostRunner, type CommandOutput, type RunOptions } from '../runtime/exec.ts';
 
 const host = new HostRunner();
 
@@ -68,8 +68,8 @@ export class NetnsLab {
   }
 
   /** Runs a command inside a namespace. Rejects with CommandError on failure. */
-  exec(ns: string, command: string, args: readonly string[], input?: string): Promise<CommandOutput> {
-    return host.run('ip', ['netns', 'exec', ns, command, ...args], input);
+  exec(ns: string, command: string, args: readonly string[], input?: string, options?: RunOptions): Promise<CommandOutput> {
+    return host.run('ip', ['netns', 'exec', ns, command, ...args], input, options);
   }
 
   /** Starts a long-running process inside a namespace; it is killed by destroy(). */

@@ -23,16 +23,22 @@ export interface CommandOutput {
   stderr: string;
 }
 
+/** How to run a command: `env` is added to this process's environment for it. */
+export interface RunOptions {
+  env?: Readonly<Record<string, string>>;
+}
+
 /** Runs one command with optional stdin; rejects with CommandError on a non-zero exit or a failure to start. */
 export interface CommandRunner {
-  run(command: string, args: readonly string[], input?: string): Promise<CommandOutput>;
+  run(command: string, args: readonly string[], input?: string, options?: RunOptions): Promise<CommandOutput>;
 }
 
 /** Runs commands on this host (in this process's network namespace). */
 export class HostRunner implements CommandRunner {
-  run(command: string, args: readonly string[], input?: string): Promise<CommandOutput> {
+  run(command: string, args: readonly string[], input?: string, options?: RunOptions): Promise<CommandOutput> {
     return new Promise((resolve, reject) => {
-      const child = spawn(command, [...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+      const env = options?.env ? { ...process.env, ...options.env } : undefined;
+      const child = spawn(command, [...args], { stdio: ['pipe', 'pipe', 'pipe'], ...(env ? { env } : {}) });
       const out: Buffer[] = [];
       const err: Buffer[] = [];
       child.stdout.on('data', (d: Buffer) => out.push(d));

@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { NetnsLab } from '../../lab/netns.ts';
 import { NftablesBackend } from '../../proxy/nftables/backend.ts';
 import type { PortPlan, ProxyPlan } from '../../proxy/plan/types.ts';
-import type { CommandOutput, CommandRunner } from '../../runtime/exec.ts';
+import type { CommandOutput, CommandRunner, RunOptions } from '../../runtime/exec.ts';
 import { silentLogger } from '../../runtime/logger.ts';
 
 /** Targets from DESIGN.md for 10,000 Services x 10 endpoints. */
@@ -62,10 +62,10 @@ class TimedRunner implements CommandRunner {
     this.#lab = lab;
     this.#ns = ns;
   }
-  async run(command: string, args: readonly string[], input?: string): Promise<CommandOutput> {
+  async run(command: string, args: readonly string[], input?: string, options?: RunOptions): Promise<CommandOutput> {
     const t0 = performance.now();
     try {
-      return await this.#lab.exec(this.#ns, command, args, input);
+      return await this.#lab.exec(this.#ns, command, args, input, options);
     } finally {
       if (command === 'nft' && args[0] === '-f') this.applies.push(performance.now() - t0);
     }

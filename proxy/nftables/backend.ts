@@ -11,6 +11,7 @@ import { diff } from './diff.ts';
 import { isMissing, parseTable, readTable } from './kernel.ts';
 import { affinityMap } from './layout.ts';
 import { Ledger } from './ledger.ts';
+import { nftRunOptions } from './nft-env.ts';
 import { families, tableFamily, tableName, type Family, type TableState } from './model.ts';
 import { Transaction } from './transaction.ts';
 
@@ -50,7 +51,7 @@ export class NftablesBackend implements ProxyBackend {
     if (tx.error) throw tx.error;
     if (!tx.empty) {
       this.#log.debug({ full: !!kernel, lines: tx.lines }, 'applying nftables transaction');
-      await this.#runner.run('nft', ['-f', '-'], tx.text());
+      await this.#runner.run('nft', ['-f', '-'], tx.text(), nftRunOptions());
     }
     change.commit();
     this.#ledger = ledger;
@@ -114,7 +115,7 @@ export class NftablesBackend implements ProxyBackend {
         const stale = staleAffinity(entries, index);
         if (stale.length === 0) return 0;
         const tx = new Transaction().deleteElements(family, affinityMap, stale);
-        await this.#runner.run('nft', ['-f', '-'], tx.text());
+        await this.#runner.run('nft', ['-f', '-'], tx.text(), nftRunOptions());
         this.#log.debug({ family, entries: stale.length }, 'removed stale ClientIP affinity entries');
         return tx.lines;
       } catch (e) {

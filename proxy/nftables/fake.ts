@@ -2,7 +2,7 @@
 // writes) against an in-memory ruleset, atomically per transaction, refusing what the kernel refuses (a missing
 // table, set, chain or element; deleting a chain that still has rules or is referenced; deleting a set a rule
 // uses), and lists tables as `nft -j` does. dump() gives a sorted text form for table-style assertions.
-import { CommandError, type CommandOutput, type CommandRunner } from '../../runtime/exec.ts';
+import { CommandError, type CommandOutput, type CommandRunner, type RunOptions } from '../../runtime/exec.ts';
 import type { BaseChain } from './model.ts';
 
 interface FakeSet {
@@ -23,12 +23,12 @@ interface FakeTable {
 /** An in-memory nft. `calls` records every command; `failNext` makes the next `nft -f` fail. */
 export class FakeNft implements CommandRunner {
   readonly tables = new Map<string, FakeTable>();
-  readonly calls: Array<{ args: string[]; input?: string }> = [];
+  readonly calls: Array<{ args: string[]; input?: string; env?: Readonly<Record<string, string>> }> = [];
   /** When set, the next transaction fails with this stderr (and changes nothing). */
   failNext: string | undefined;
 
-  async run(command: string, args: readonly string[], input?: string): Promise<CommandOutput> {
-    this.calls.push({ args: [...args], ...(input !== undefined ? { input } : {}) });
+  async run(command: string, args: readonly string[], input?: string, options?: RunOptions): Promise<CommandOutput> {
+    this.calls.push({ args: [...args], ...(input !== undefined ? { input } : {}), ...(options?.env ? { env: options.env } : {}) });
     if (command !== 'nft') throw new CommandError(command, 127, `fake: ${command} not found`);
     const fail = (msg: string): never => {
       throw new CommandError(`nft ${args.join(' ')}`, 1, `Error: ${msg}\n`);

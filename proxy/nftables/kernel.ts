@@ -2,6 +2,7 @@
 // set identities and rule identities come from their comments, elements are turned into the same text the
 // renderer writes (`10.96.0.1 . tcp . 80 . 0` → `10.244.1.2 . 8080`).
 import { CommandError, type CommandRunner } from '../../runtime/exec.ts';
+import { nftRunOptions } from './nft-env.ts';
 import { absent, tableFamily, tableName, type BaseChain, type Family, type TableState } from './model.ts';
 
 /** The kernel answered something that is not the JSON nft prints. */
@@ -18,7 +19,7 @@ export function isMissing(e: unknown): boolean {
 /** Reads one family's table; an absent table gives an empty state. Rejects with CommandError otherwise. */
 export async function readTable(runner: CommandRunner, family: Family): Promise<TableState> {
   try {
-    const { stdout } = await runner.run('nft', ['-j', 'list', 'table', tableFamily[family], tableName]);
+    const { stdout } = await runner.run('nft', ['-j', 'list', 'table', tableFamily[family], tableName], undefined, nftRunOptions());
     return parseTable(family, stdout);
   } catch (e) {
     if (isMissing(e)) return absent(family);
