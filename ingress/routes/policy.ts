@@ -1,7 +1,7 @@
 // The IngressPolicy an Ingress's annotations ask for, with its canary settings and the Secrets its auth reads.
 // Any value netplane cannot honour throws AnnotationError: the Ingress is then not served as written at all, since
 // serving it without (say) its auth or with a different rewrite would be serving something its author did not write.
-import { backendKey, dnsName, ipv4, objectName, portName, serviceName } from './names.ts';
+import { backendKey, dnsName, hostName, ipv4, objectName, portName, serviceName } from './names.ts';
 import { AnnotationReader, httpToken, invalid, type Annotation } from './annotations.ts';
 import { addressBlock, addressBlockText } from '../limits/client-ip.ts';
 import { readCors } from './cors.ts';
@@ -181,7 +181,9 @@ export function readPolicy(namespace: string, annotations: Readonly<Record<strin
   if (auth?.type === 'jwt' && auth.secret !== undefined) result.secrets.push(`${auth.secret.namespace}/${auth.secret.name}`);
   const canary = readCanary(a);
   if (canary !== undefined) result.canary = canary;
-  const aliases = a.list('server-alias', { test: (s) => s.length <= 253 && dnsName.test(s.toLowerCase()) && !ipv4.test(s), allowed: 'DNS names such as www.example.com (no wildcard, no IP address)' });
+  // A wildcard alias covers one label, as a wildcard host does (ingress-nginx takes it into server_name as well;
+  // its regex names, `~^...`, are refused: netplane runs no user expression there).
+  const aliases = a.list('server-alias', { test: (s) => s.length <= 253 && hostName.test(s.toLowerCase()) && !ipv4.test(s), allowed: 'DNS names such as www.example.com or *.example.com (no IP address, no regular expression)' });
   if (aliases !== undefined && aliases.length > 0) result.aliases = aliases.map((h) => h.toLowerCase());
   return result;
 }

@@ -251,7 +251,8 @@ describe('annotations with values that cannot be honoured', () => {
     ['proxy-cookie-path with nginx syntax', { [`${ngx}proxy-cookie-path`]: '/a /b;add_header' }, `${ngx}proxy-cookie-path`, '/a /b;add_header', 'a path and its replacement'],
     ['proxy-cookie-path quoted', { [`${ngx}proxy-cookie-path`]: '"/a" /b' }, `${ngx}proxy-cookie-path`, '"/a" /b', 'a path and its replacement'],
     ['proxy-cookie-domain with a variable', { [`${ngx}proxy-cookie-domain`]: 'backend.local $host' }, `${ngx}proxy-cookie-domain`, 'backend.local $host', 'variables are not read'],
-    ['server-alias with a wildcard', { [`${ngx}server-alias`]: 'www.a.com, *.a.com' }, `${ngx}server-alias`, 'www.a.com, *.a.com', 'no wildcard'],
+    ['server-alias with a regex', { [`${ngx}server-alias`]: 'www.a.com, ~^www\\d+\\.a\\.com$' }, `${ngx}server-alias`, 'www.a.com, ~^www\\d+\\.a\\.com$', 'no regular expression'],
+    ['server-alias with a wildcard in the middle', { [`${ngx}server-alias`]: 'www.*.a.com' }, `${ngx}server-alias`, 'www.*.a.com', 'no IP address'],
     ['server-alias an IP address', { [`${ngx}server-alias`]: '10.0.0.1' }, `${ngx}server-alias`, '10.0.0.1', 'no IP address'],
     ['proxy-ssl-verify on without HTTPS to the backend', { [`${ngx}proxy-ssl-verify`]: 'on', [`${ngx}proxy-ssl-secret`]: 'ca' }, `${ngx}proxy-ssl-verify`, 'on', 'backend-protocol "HTTPS"'],
     ['proxy-ssl-verify on without a CA', { [`${ngx}backend-protocol`]: 'HTTPS', [`${ngx}proxy-ssl-verify`]: 'on' }, `${ngx}proxy-ssl-verify`, 'on', 'proxy-ssl-secret'],
@@ -370,6 +371,15 @@ describe('server-alias', () => {
     expect(table.match('www.b.com', '/')?.backend.key).toBe('shop/owner:80');
     expect(table.match('www.b.com', '/api')?.backend.key).toBe('shop/api:80');
     expect(table.problems.map((p) => p.ingress)).toEqual(['shop/b']);
+  });
+
+  it('serves a wildcard alias for one more label, as a wildcard host (ingress-nginx takes *.name into server_name)', () => {
+    const { table } = compile([alias('w', '*.w.org', [rule('w.com', 'Prefix / web:80', 'Exact /api api:80')], [{ hosts: ['w.com'], secretName: 'w-tls' }])]);
+    expect(table.problems).toEqual([]);
+    for (const host of ['x.w.org', 'shop.w.org']) {
+      expect([host, table.match(host, '/x')?.backend.key, table.match(host, '/api')?.backend.key, table.tls(host)?.secret]).toEqual([host, 'shop/web:80', 'shop/api:80', { namespace: 'shop', name: 'w-tls' }]);
+    }
+    expect([table.match('w.org', '/x'), table.match('a.b.w.org', '/x')]).toEqual([undefined, undefined]);
   });
 
   it('refuses an Ingress with aliases and no host rule', () => {
