@@ -86,6 +86,6 @@ describe('netplane proxy --mode iptables: switching --iptables-variant removes t
       expect(names(await t.probe(t.client, 'tcp', '10.96.0.15', 80))).not.toContain('pod2');
       expect(names(await t.probe(t.client, 'tcp', '10.96.0.14', 80, 12))).toEqual(new Set(['pod1']));
       await proxy.stop();
-    });
+    }, 60_000);
   }
 });
