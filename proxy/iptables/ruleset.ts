@@ -240,7 +240,8 @@ function addPort(ctx: Context, p: PortPlan): void {
     if (mark) for (const ip of p.clusterIPs) b.add('nat', ch.svc, `${comment(`${name} cluster IP`)} ${dst(ip)} -j ${mark}`);
     addEndpoints(ctx, p, name, ch.svc, p.clusterEndpoints);
   }
-  if (hasExternal && externalChain === ch.svx) addEndpoints(ctx, p, name, ch.svx, p.externalEndpoints);
+  // Only a port with external destinations has external traffic (the planner fills externalEndpoints regardless).
+  if (usesExt && hasExternal && externalChain === ch.svx) addEndpoints(ctx, p, name, ch.svx, p.externalEndpoints);
   if (usesExt && shortCut && shortCutChain === ch.sca) addEndpoints(ctx, p, name, ch.sca, p.shortcutEndpoints);
 
   if (usesExt && !p.externalLocal) {

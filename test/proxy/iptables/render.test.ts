@@ -340,6 +340,20 @@ describe('buildRuleset', () => {
     expect(render(p, 4)).toContain('-d 10.96.0.11 ');
   });
 
+  // kube-proxy declares a Service's chains only where something jumps to them (found by an audit: a ClusterIP
+  // Service with internalTrafficPolicy Local got an SVX chain, and SEP chains, for the external traffic it cannot have).
+  it.each([
+    ['internal Local policy, ClusterIP only', port('web', { clusterIPs: ['10.96.0.10'], clusterEndpoints: one, externalEndpoints: three, shortcutEndpoints: three })],
+    ['internal Local policy with a node port', port('web', { clusterIPs: ['10.96.0.10'], nodePort: 30080, clusterEndpoints: one, externalEndpoints: three, shortcutEndpoints: three })],
+    ['both Local policies, no local endpoint', port('web', { clusterIPs: ['10.96.0.10'], nodePort: 30080, externalLocal: true, clusterEndpoints: [], clusterNoEndpoints: 'drop', externalEndpoints: [], externalNoEndpoints: 'drop', shortcutEndpoints: three })],
+    ['external Local policy, load balancer with source ranges', port('web', { clusterIPs: ['10.96.0.10'], loadBalancerIPs: ['192.168.60.10'], sourceRanges: ['10.0.0.0/8'], externalLocal: true, clusterEndpoints: three, externalEndpoints: one, shortcutEndpoints: three })],
+  ])('%s: every chain of the port is jumped to, and only the endpoints it can reach get one', (_name, p) => {
+    const rs = buildRuleset(plan([p]), 4);
+    const rules = [...rs.tables.nat.values()].flat().join('\n');
+    const own = [...rs.tables.nat.keys()].filter((c) => /^NETPLANE-(SVC|SVX|SCA|EXT|FW|SEP)-/.test(c));
+    expect(own.filter((c) => !rules.includes(`-j ${c}`))).toEqual([]);
+  });
+
   it('an empty plan still has the fixed chains in both families', () => {
     for (const f of [4, 6] as const) {
       const text = render(plan([]), f);
