@@ -209,7 +209,9 @@ export class IptablesBackend implements ProxyBackend {
       this.#applied.delete(family);
       let kernel: SavedTables;
       try {
-        kernel = await this.#read(family);
+        // Every table at once, never `-t`: legacy's `-t nat` makes the table where there was none, and a clean-up of
+        // a variant the host does not use must not leave it (iptables-nft would warn "legacy tables present").
+        kernel = parseSave((await this.#runner.run(iptablesCommands(family, this.#variant).save, [])).stdout);
       } catch (e) {
         // Tables that cannot be read hold nothing of ours.
         this.#log.warn({ err: e, family }, `IPv${family} iptables cannot be read; nothing to clean up there`);

@@ -38,8 +38,10 @@ export class FakeIptables implements CommandRunner {
     if (this.missing.has(command)) throw new CommandError(command, null, `spawn ${command} ENOENT`);
     const family = command.startsWith('ip6') ? 6 : 4;
     if (command.endsWith('-save')) {
-      const t = args[args.indexOf('-t') + 1] ?? 'filter';
-      return { stdout: this.#save(family, t), stderr: '' };
+      // Without -t, every table that exists (the real one prints the loaded tables only).
+      const at = args.indexOf('-t');
+      const names = at >= 0 ? [args[at + 1] ?? 'filter'] : [...this.#families.get(family)!.keys()];
+      return { stdout: names.map((t) => this.#save(family, t)).join(''), stderr: '' };
     }
     if (command.endsWith('-restore')) {
       if (!args.includes('--noflush')) throw new CommandError(command, 2, 'the fake only supports --noflush');

@@ -6,6 +6,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NetnsLab } from '../../../lab/netns.ts';
+import { IptablesBackend } from '../../../proxy/iptables/backend.ts';
+import { silentLogger } from '../../../runtime/logger.ts';
 import { cleanOtherVariants } from '../../../proxy/iptables/variant.ts';
 import { CommandError, type CommandRunner } from '../../../runtime/exec.ts';
 import { captureLogger, waitFor } from '../../helpers/wait.ts';
@@ -23,7 +26,7 @@ describe('cleanOtherVariants', () => {
       async run(command, args) {
         ran.push(`${command} ${args.join(' ')}`);
         if (command.includes('legacy-restore')) throw new CommandError(command, 1, 'refused');
-        return { stdout: args[0] === '-t' ? `*${args[1]}\n:NETPLANE-SERVICES - [0:0]\nCOMMIT\n` : '', stderr: '' };
+        return { stdout: command.endsWith('-save') && args[0] !== '--version' ? '*nat\n:NETPLANE-SERVICES - [0:0]\nCOMMIT\n' : '', stderr: '' };
       },
     };
     return { ran, runner };
@@ -44,6 +47,31 @@ describe('cleanOtherVariants', () => {
   });
 });
 const names = (rs: ProbeResult[]) => new Set(rs.map((r) => (r.ok ? r.name : r.error)));
+
+describe('a clean-up of a variant the host does not use', () => {
+  let lab: NetnsLab;
+  let node: string;
+  beforeAll(async () => {
+    lab = NetnsLab.create({ id: 's22acl' });
+    node = await lab.ns('node');
+  });
+  afterAll(() => lab?.destroy());
+
+  // `iptables-legacy-save -t nat` makes the legacy nat table (and registers its hooks) where there was none; after
+  // that every iptables-nft command warns "iptables-legacy tables present" (found by an audit: each start in
+  // nftables mode, --cleanup and now each start in iptables mode cleaned legacy so).
+  it('makes no table in it, and still removes netplane\'s chains where they are', async () => {
+    const runner: CommandRunner = { run: (command, args, input) => lab.exec(node, command, args, input) };
+    const tables = async () => (await lab.exec(node, 'cat', ['/proc/net/ip_tables_names', '/proc/net/ip6_tables_names'])).stdout.trim();
+    await new IptablesBackend(runner, { log: silentLogger(), variant: 'legacy' }).cleanup();
+    expect(await tables()).toBe('');
+    await runner.run('iptables-legacy', ['-t', 'nat', '-N', 'NETPLANE-SERVICES']);
+    await runner.run('iptables-legacy', ['-t', 'nat', '-A', 'OUTPUT', '-j', 'NETPLANE-SERVICES']);
+    await new IptablesBackend(runner, { log: silentLogger(), variant: 'legacy' }).cleanup();
+    expect((await runner.run('iptables-legacy-save', [])).stdout).not.toContain('NETPLANE');
+    expect(await tables()).toBe('nat');
+  });
+});
 
 describe('netplane proxy --mode iptables: switching --iptables-variant removes the other variant\'s rules', () => {
   let t: ProxyTopology;
