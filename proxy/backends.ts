@@ -36,7 +36,8 @@ export async function createBackend(
 
 /** How to check, before starting, that a kernel mode can program the kernel: the command and its arguments. */
 export const privilegeProbe: Record<Exclude<ProxyMode, 'userspace'>, [string, string[]]> = {
-  nftables: ['nft', ['list', 'tables']],
+  // Not `list tables`: nft 1.0.6 reads every set element for it (seconds on a node with 10,000 Services programmed).
+  nftables: ['nft', ['-t', 'list', 'ruleset']],
   iptables: ['iptables-save', ['-t', 'nat']],
 };
 

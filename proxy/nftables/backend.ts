@@ -6,7 +6,7 @@ import type { Logger } from '../../runtime/logger.ts';
 import type { ProxyBackend, SyncResult } from '../backend.ts';
 import type { ProxyPlan } from '../plan/types.ts';
 import { affinityIndex, affinityShrank, staleAffinity, type AffinityIndex } from './affinity.ts';
-import { readShape, shapeDifference } from './canary.ts';
+import { readShapes, shapeDifference } from './canary.ts';
 import { diff } from './diff.ts';
 import { isMissing, parseTable, readTable } from './kernel.ts';
 import { affinityMap } from './layout.ts';
@@ -74,15 +74,13 @@ export class NftablesBackend implements ProxyBackend {
   async verify(): Promise<string | undefined> {
     const applied = this.#ledger?.applied;
     if (!applied) return undefined;
-    const [v4, v6] = await Promise.all([readShape(this.#runner, 4), readShape(this.#runner, 6)]);
-    return shapeDifference({ 4: v4, 6: v6 }, applied);
+    return shapeDifference(await readShapes(this.#runner), applied);
   }
 
-  /** Whether either family's table exists (`nft list tables`: names only, not the elements). */
+  /** Whether either family's table exists (read without set elements: canary.ts readShapes). */
   async inherited(): Promise<boolean> {
-    const { stdout } = await this.#runner.run('nft', ['list', 'tables']);
-    const tables = new Set(stdout.split('\n').map((l) => l.trim()));
-    return families.some((f) => tables.has(`table ${tableFamily[f]} ${tableName}`));
+    const shapes = await readShapes(this.#runner);
+    return families.some((f) => shapes[f].exists);
   }
 
   /** Deletes both tables (absent ones are fine). Rejects with CommandError when nft fails otherwise. */

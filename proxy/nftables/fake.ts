@@ -54,6 +54,13 @@ export class FakeNft implements CommandRunner {
       if (list[2] === 'map' && !t.sets.has(list[5]!)) fail('Could not process rule: No such file or directory');
       return { stdout: JSON.stringify(toJson(list[3]!, list[4]!, t, list[2] === 'map' ? list[5] : undefined, terse)), stderr: '' };
     }
+    if (list.join(' ') === '-j list ruleset') {
+      const items = [...this.tables].flatMap(([key, t]) => {
+        const [family, name] = key.split(' ') as [string, string];
+        return toJson(family, name, t, undefined, terse).nftables.slice(1);
+      });
+      return { stdout: JSON.stringify({ nftables: [{ metainfo: { version: '1.0.6', release_name: 'fake', json_schema_version: 1 } }, ...items] }), stderr: '' };
+    }
     if (args[0] === 'delete' && args[1] === 'table') {
       if (!this.tables.delete(`${args[2]} ${args[3]}`)) fail('Could not process rule: No such file or directory');
       return { stdout: '', stderr: '' };

@@ -28,20 +28,32 @@ export async function readTable(runner: CommandRunner, family: Family): Promise<
 }
 
 type Json = string | number | boolean | null | Json[] | { [k: string]: Json };
-type Obj = { [k: string]: Json };
+/** One object of nft's JSON output. */
+export type Obj = { [k: string]: Json };
+
+/** The items of `nft -j list ...` output. Throws KernelStateError on anything else. */
+export function nftItems(json: string, what: string): Obj[] {
+  try {
+    return (JSON.parse(json) as { nftables?: Obj[] }).nftables ?? [];
+  } catch (e) {
+    throw new KernelStateError(`nft -j ${what} printed invalid JSON`, { cause: e });
+  }
+}
 
 /** Parses `nft -j list table` output. Throws KernelStateError on anything else. */
 export function parseTable(family: Family, json: string): TableState {
-  let doc: { nftables?: Obj[] };
-  try {
-    doc = JSON.parse(json) as { nftables?: Obj[] };
-  } catch (e) {
-    throw new KernelStateError(`nft -j list table ${tableFamily[family]} ${tableName} printed invalid JSON`, { cause: e });
-  }
+  return tableFromItems(family, nftItems(json, `list table ${tableFamily[family]} ${tableName}`));
+}
+
+/**
+ * Of a listing's items, those of one family's netplane table (a ruleset's other tables are left out), as a state.
+ */
+export function tableFromItems(family: Family, items: readonly Obj[]): TableState {
   const state = absent(family);
-  for (const item of doc.nftables ?? []) {
+  for (const item of items) {
     const [kind] = Object.keys(item);
     const o = item[kind!] as Obj;
+    if (o.family !== undefined && (o.family !== tableFamily[family] || (kind === 'table' ? o.name : o.table) !== tableName)) continue;
     if (kind === 'table') state.exists = true;
     else if (kind === 'set' || kind === 'map') {
       const elements = new Map<string, string>();

@@ -50,7 +50,7 @@ describe('nftables backend in the kernel', () => {
 
   beforeAll(async () => {
     t = await buildTopology(3, [8080, 8081]);
-    runner = { run: (command, args, input) => t.lab.exec(t.node, command, args, input) };
+    runner = { run: (command, args, input, options) => t.lab.exec(t.node, command, args, input, options) };
     backend = new NftablesBackend(runner, { log: silentLogger() });
     await backend.sync(cluster([1, 2, 3]), { full: true });
   }, 60_000);
@@ -232,6 +232,32 @@ describe('nftables backend in the kernel', () => {
     backend = new NftablesBackend(runner, { log: silentLogger() });
     expect(await backend.sync(cluster([1, 2, 3], [1, 2]), { full: true })).toMatchObject({ operations: 0 });
     expect((await held)[0]).toMatchObject({ ok: true });
+    expect(spread(await t.probe(t.client, 'tcp', '10.96.0.10', 80, 24))).toEqual(['pod1', 'pod2', 'pod3']);
+  });
+
+  it("the canary and inherited() read netplane's two tables only, whatever else the ruleset holds", async () => {
+    const foreign = [
+      'add table inet netplane', 'add chain inet netplane services', 'add rule inet netplane services accept',
+      'add table ip other', 'add chain ip other services', 'add rule ip other services accept',
+      'add set ip other cluster-vips { type ipv4_addr; }', 'add element ip other cluster-vips { 10.96.0.10 }',
+    ];
+    await runner.run('nft', ['-f', '-'], `${foreign.join('\n')}\n`);
+    try {
+      expect(await backend.verify()).toBeUndefined();
+      expect(await backend.inherited()).toBe(true);
+      await runner.run('nft', ['add', 'rule', 'ip', 'netplane', 'services', 'accept']);
+      expect(await backend.verify()).toMatch(/rules of chain services of ip netplane were changed/);
+      await backend.sync(cluster([1, 2, 3], [1, 2]), { full: true });
+      expect(await backend.verify()).toBeUndefined();
+      await runner.run('nft', ['delete', 'table', 'ip6', 'netplane']);
+      expect(await backend.verify()).toMatch(/table ip6 netplane is missing/);
+      expect(await backend.inherited()).toBe(true);
+      await backend.cleanup();
+      expect(await backend.inherited()).toBe(false);
+    } finally {
+      await runner.run('nft', ['-f', '-'], 'delete table inet netplane\ndelete table ip other\n');
+    }
+    await backend.sync(cluster([1, 2, 3], [1, 2]), { full: true });
     expect(spread(await t.probe(t.client, 'tcp', '10.96.0.10', 80, 24))).toEqual(['pod1', 'pod2', 'pod3']);
   });
 
