@@ -17,6 +17,8 @@ export interface SyncResult {
 /** A proxy backend: nftables, iptables or userspace. */
 export interface ProxyBackend {
   readonly mode: 'nftables' | 'iptables' | 'userspace';
+  /** iptables: partial restores refused so far (each replaced at once by a full one inside the same sync). */
+  readonly partialRestoreFailures?: number;
   /**
    * Makes the host match `plan`. With `full`, it first reads back what is programmed (start-up, or after a failed
    * sync) and reconciles; otherwise it may apply only the difference from the last successful sync. Never flushes

@@ -30,6 +30,8 @@ export interface ProxyMetrics {
   syncFailures: Counter<'mode'>;
   /** kube-proxy's per-mode failure counters; the userspace mode has none. */
   kernelSyncFailures: Record<'nftables' | 'iptables', Counter>;
+  /** iptables: partial restores refused (each also counted in kernelSyncFailures.iptables, as kube-proxy does). */
+  iptablesPartialRestoreFailures: Counter;
   canaryRepairs: Counter<'mode'>;
   rules: Gauge<'mode'>;
   elements: Gauge<'mode'>;
@@ -67,8 +69,13 @@ export function registerProxyMetrics(registry: Registry, mode?: 'nftables' | 'ip
     syncFailures: new Counter({ name: 'netplane_proxy_sync_failures_total', help: 'Syncs the kernel refused; the previous rules stayed and a full sync follows.', labelNames: ['mode'], registers }),
     kernelSyncFailures: {
       nftables: new Counter({ name: 'kubeproxy_sync_proxy_rules_nftables_sync_failures_total', help: 'nftables syncs the kernel refused (nft failed); the previous rules stayed.', registers: kernelRegisters('nftables') }),
-      iptables: new Counter({ name: 'kubeproxy_sync_proxy_rules_iptables_restore_failures_total', help: 'iptables syncs the kernel refused (iptables-restore failed); the previous rules stayed.', registers: kernelRegisters('iptables') }),
+      iptables: new Counter({ name: 'kubeproxy_sync_proxy_rules_iptables_restore_failures_total', help: 'iptables-restore runs the kernel refused (a sync, or the partial restore a full one then replaced); the previous rules stayed.', registers: kernelRegisters('iptables') }),
     },
+    iptablesPartialRestoreFailures: new Counter({
+      name: 'kubeproxy_sync_proxy_rules_iptables_partial_restore_failures_total',
+      help: 'Partial iptables-restore runs the kernel refused, each followed at once by a full one (the kernel was not what was last written).',
+      registers: kernelRegisters('iptables'),
+    }),
     canaryRepairs: new Counter({ name: 'netplane_proxy_canary_resyncs_total', help: 'Periodic checks that found rules removed or changed in the kernel, each followed by a full sync.', labelNames: ['mode'], registers }),
     rules: new Gauge({ name: 'netplane_proxy_rules', help: 'Rules (userspace: listeners) programmed after the last sync.', labelNames: ['mode'], registers }),
     elements: new Gauge({ name: 'netplane_proxy_map_elements', help: 'Map and set elements (userspace: endpoints) programmed after the last sync.', labelNames: ['mode'], registers }),

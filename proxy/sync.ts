@@ -65,6 +65,8 @@ export class ProxySyncer {
   /** Set by the sync-period tick: the next sync first runs the backend's canary check. */
   #checkDue = false;
   #failures = 0;
+  /** The backend's partialRestoreFailures already counted in the metrics. */
+  #partialFailuresSeen = 0;
   #started = false;
   #stopped = false;
   /** Services whose changes are taken from the tracker but not yet programmed, with when each was first seen (performance.now() ms). */
@@ -205,6 +207,16 @@ export class ProxySyncer {
     this.#giveUp.unref();
   }
 
+  /** Counts the partial restores the backend saw refused since the last look, as kube-proxy counts each failed restore. */
+  #countPartialFailures(): void {
+    const o = this.#o;
+    const n = o.backend.partialRestoreFailures ?? 0;
+    if (n <= this.#partialFailuresSeen) return;
+    o.metrics.iptablesPartialRestoreFailures.inc(n - this.#partialFailuresSeen);
+    o.metrics.kernelSyncFailures.iptables.inc(n - this.#partialFailuresSeen);
+    this.#partialFailuresSeen = n;
+  }
+
   /** Runs the backend's canary (periodic syncs only); true when the kernel lost or changed what was applied. */
   async #canaryFailed(): Promise<boolean> {
     const o = this.#o;
@@ -272,6 +284,7 @@ export class ProxySyncer {
     try {
       result = await o.backend.sync(plan, { full });
     } catch (e) {
+      this.#countPartialFailures();
       observe();
       this.#failures++;
       this.#needFull = true;
@@ -286,6 +299,7 @@ export class ProxySyncer {
       }, retryMs).unref();
       return;
     }
+    this.#countPartialFailures();
     clearTimeout(this.#retry);
     this.#retry = undefined;
     const seconds = observe();

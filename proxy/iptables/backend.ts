@@ -63,6 +63,12 @@ export class IptablesBackend implements ProxyBackend {
   readonly #applied = new Map<Family, Ruleset>();
   /** Families whose tables could not be read while they had no ports (no ip6tables, IPv6 off): warned once. */
   readonly #unreadable = new Set<Family>();
+  #partialFailures = 0;
+
+  /** Partial restores refused so far (each followed at once by a full one). */
+  get partialRestoreFailures(): number {
+    return this.#partialFailures;
+  }
   #queue: Promise<unknown> = Promise.resolve();
 
   constructor(runner: CommandRunner, options: IptablesOptions) {
@@ -164,6 +170,7 @@ export class IptablesBackend implements ProxyBackend {
       } catch (e) {
         // The kernel is not what we last wrote (a chain deleted by hand, built-in chains flushed by a firewall
         // reload): read it back and write everything.
+        this.#partialFailures++;
         this.#log.warn({ err: e, family }, 'iptables-restore of the changes failed; retrying as a full sync');
       }
     }
