@@ -36,7 +36,7 @@ export interface ForwardState {
   chain?: string[];
 }
 
-/** Reads `iptables-save -t filter` output (either variant). */
+/** Reads the filter table out of `iptables-save` output (either variant; other tables are skipped). */
 export function parseFilter(save: string): ForwardState {
   const state: ForwardState = { others: 0, jumps: 0 };
   let inFilter = false;
@@ -151,7 +151,9 @@ export class ForwardAccept {
   /** The variant's filter table, or undefined when that variant is not installed or has no filter table. */
   async #read(family: 4 | 6, variant: ForwardVariant): Promise<ForwardState | undefined> {
     try {
-      const { stdout } = await this.#runner.run(iptablesCommands(family, variant).save, ['-t', 'filter']);
+      // Every table at once, never `-t filter`: legacy's `-t` makes the table where there was none (its hooks
+      // registered), and on a host that uses iptables-nft every iptables command then warns "legacy tables present".
+      const { stdout } = await this.#runner.run(iptablesCommands(family, variant).save, []);
       return parseFilter(stdout);
     } catch (e) {
       // Not installed (the command did not start), or legacy without its kernel module: nothing there can drop. Any
