@@ -16,7 +16,7 @@ import type { OverlayKernel } from './kernel/types.ts';
 import type { EntryChange } from './kernel/entry-watch.ts';
 import type { AddressChange, HostWatch, LinkChange } from './kernel/watch.ts';
 import { HostChanges, type HostUse } from './host-changes.ts';
-import type { VxlanEndpoint } from './masquerade.ts';
+import type { MasqueradeHost } from './masquerade.ts';
 import type { OverlayMetrics } from './metrics.ts';
 import { devicePlans } from './plan/device6.ts';
 import { desiredEntries, programmedSet, viewCounts, vxlanMismatch, type DesiredEntries } from './plan/diff.ts';
@@ -27,7 +27,7 @@ import { DeviceTakenError, programPlan, readDevice, readHost } from './program.t
 
 /** Keeps the masquerade rules in step; Masquerade implements it. */
 export interface MasqueradeSync {
-  sync(clusterCIDRs: readonly string[], vxlan?: readonly VxlanEndpoint[], force?: boolean): Promise<boolean>;
+  sync(clusterCIDRs: readonly string[], here?: MasqueradeHost, force?: boolean): Promise<boolean>;
 }
 
 /** Keeps the forward-accept rules for the pod networks in step; ForwardAccept implements it. */
@@ -335,7 +335,7 @@ export class OverlayAgent {
       if (plan.device && o.masquerade) {
         try {
           const endpoints = [plan.device, ...(plan.device6 ? [plan.device6] : [])].map((d) => ({ local: d.local, port: d.port }));
-          masqueraded = await o.masquerade.sync(cidrs, endpoints, force);
+          masqueraded = await o.masquerade.sync(cidrs, { vxlan: endpoints, podCIDRs: plan.ownPodCIDRs }, force);
         } catch (e) {
           failed.push({ kind: 'nftables', text: 'masquerade tables', error: e as Error });
         }
@@ -350,7 +350,7 @@ export class OverlayAgent {
     } catch (e) {
       // Reading the kernel failed: nothing was changed.
       failed.push({ kind: 'read', text: 'read the kernel', error: e as Error });
-      plan = this.#lastPlan ?? { remotes: [], problems: [], podCIDRs: [], nodes: 0 };
+      plan = this.#lastPlan ?? { remotes: [], problems: [], podCIDRs: [], ownPodCIDRs: [], nodes: 0 };
     }
     const ms = performance.now() - t0;
     o.metrics.syncDuration.observe({ full: String(full) }, ms / 1000);

@@ -158,7 +158,7 @@ export function devicePlans(plan: OverlayPlan): DevicePlans {
   else {
     const main: OverlayPlan = { ...plan, remotes: plan.remotes.map((r) => (r.vxlan6 ? withoutV6(r) : r)) };
     const remotes = plan.remotes.flatMap((r): Remote[] => (r.vxlan6 && r.vtep6 && r.podCIDR6 ? [{ node: r.node, underlayIP: r.vxlan6.underlayIP, vtepMAC: r.vxlan6.vtepMAC, vtep6: r.vtep6, podCIDR6: r.podCIDR6 }] : []));
-    out = { main, v6: { device: plan.device6, remotes, problems: [], podCIDRs: [], nodes: plan.nodes } };
+    out = { main, v6: { device: plan.device6, remotes, problems: [], podCIDRs: [], ownPodCIDRs: [], nodes: plan.nodes } };
   }
   split.set(plan, out);
   return out;

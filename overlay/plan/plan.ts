@@ -67,7 +67,9 @@ export function planOverlay(nodes: readonly Node[], options: OverlayOptions, hos
   // Only nodes in use define the pod networks: a node left out (0.0.0.0/0, the underlay's network) changes nothing.
   const all = [...(self ? cidrFacts(self).ranges.map((r) => r.c) : []), ...remotes.flatMap((r) => [r.podCIDR4, r.podCIDR6].filter((c): c is string => c !== undefined))];
   const announced = device && self ? planAnnouncement(self, device, host, device6) : undefined;
-  return { ...(device ? { device } : {}), ...(device6 ? { device6 } : {}), ...(announced ? { self: announced } : {}), remotes, problems, podCIDRs: outermost(all), nodes: sorted.length };
+  const own = device && self ? podCIDRs(self) : {};
+  const ownPodCIDRs = [own.v4, own.v6].filter((c): c is string => c !== undefined);
+  return { ...(device ? { device } : {}), ...(device6 ? { device6 } : {}), ...(announced ? { self: announced } : {}), remotes, problems, podCIDRs: outermost(all), ownPodCIDRs, nodes: sorted.length };
 }
 
 function planDevice(self: Node, o: OverlayOptions, host: HostView, problems: Problem[], prev: DeviceSpec | undefined): DeviceSpec | undefined {

@@ -122,6 +122,8 @@ export interface OverlayPlan {
    * networks when --cluster-cidr is not given.
    */
   podCIDRs: string[];
+  /** This node's own podCIDRs (canonical, one per family), with `device`: traffic to them is never masqueraded. */
+  ownPodCIDRs: string[];
   /** Nodes in the view, usable or not, this node included. */
   nodes: number;
 }

@@ -16,8 +16,8 @@ class Recorder implements CommandRunner {
 }
 
 describe('renderMasquerade', () => {
-  it('masquerades what leaves the cluster CIDRs except multicast, per family, untracks VXLAN, and replaces each table whole', () => {
-    expect(renderMasquerade(['10.244.0.0/16', 'fd00:244::/48', '10.244.3.0/24'], [{ local: '192.168.60.1', port: 8472 }])).toBe(
+  it('masquerades what leaves the cluster CIDRs except multicast, and what comes from elsewhere to other nodes\' pods, per family; untracks VXLAN; replaces each table whole', () => {
+    expect(renderMasquerade(['10.244.0.0/16', 'fd00:244::/48', '10.244.3.0/24'], { vxlan: [{ local: '192.168.60.1', port: 8472 }], podCIDRs: ['10.244.1.0/24', 'fd00:244:0:1::/64'] })).toBe(
       [
         'table ip netplane-overlay',
         'delete table ip netplane-overlay',
@@ -29,8 +29,10 @@ describe('renderMasquerade', () => {
         '  }',
         '  chain postrouting {',
         '    type nat hook postrouting priority srcnat; policy accept;',
+        '    ip daddr 10.244.1.0/24 return',
+        '    ip saddr @cluster ip daddr @cluster return',
+        '    ip daddr @cluster masquerade fully-random',
         '    ip saddr != @cluster return',
-        '    ip daddr @cluster return',
         '    ip daddr 224.0.0.0/4 return',
         '    masquerade fully-random',
         '  }',
@@ -53,8 +55,10 @@ describe('renderMasquerade', () => {
         '  }',
         '  chain postrouting {',
         '    type nat hook postrouting priority srcnat; policy accept;',
+        '    ip6 daddr fd00:244:0:1::/64 return',
+        '    ip6 saddr @cluster ip6 daddr @cluster return',
+        '    ip6 daddr @cluster masquerade fully-random',
         '    ip6 saddr != @cluster return',
-        '    ip6 daddr @cluster return',
         '    ip6 daddr ff00::/8 return',
         '    masquerade fully-random',
         '  }',
@@ -65,7 +69,7 @@ describe('renderMasquerade', () => {
   });
 
   it('over an IPv6 underlay, the VXLAN packets are untracked in the ip6 table, even with no IPv6 pod network', () => {
-    const text = renderMasquerade(['10.244.0.0/16'], [{ local: 'fd00:60::1', port: 8472 }]);
+    const text = renderMasquerade(['10.244.0.0/16'], { vxlan: [{ local: 'fd00:60::1', port: 8472 }] });
     expect(text).not.toMatch(/ ip (s|d)addr fd00/);
     expect(text.slice(text.indexOf('table ip6 netplane-overlay {'))).toBe(
       [
@@ -86,7 +90,7 @@ describe('renderMasquerade', () => {
   });
 
   it('with the second (IPv6) device, each table keeps its own device\'s VXLAN packets untracked', () => {
-    const text = renderMasquerade(['10.244.0.0/16', 'fd00:244::/48'], [{ local: '192.168.60.1', port: 8472 }, { local: 'fd00:60::1', port: 8472 }]);
+    const text = renderMasquerade(['10.244.0.0/16', 'fd00:244::/48'], { vxlan: [{ local: '192.168.60.1', port: 8472 }, { local: 'fd00:60::1', port: 8472 }] });
     const v4 = text.slice(text.indexOf('table ip netplane-overlay {'), text.indexOf('table ip6 netplane-overlay'));
     const v6 = text.slice(text.indexOf('table ip6 netplane-overlay {'));
     expect(v4).toContain('    ip daddr 192.168.60.1 udp dport 8472 notrack\n');
@@ -95,6 +99,12 @@ describe('renderMasquerade', () => {
     expect(v6).toContain('  chain vxlan-in {\n    type filter hook prerouting priority raw; policy accept;\n    ip6 daddr fd00:60::1 udp dport 8472 notrack\n  }');
     expect(v6).toContain('  chain vxlan-out {\n    type filter hook output priority raw; policy accept;\n    ip6 saddr fd00:60::1 udp dport 8472 notrack\n  }');
     expect(v6).not.toContain('192.168.60.1');
+  });
+
+  it('without a podCIDR of its own in a family, only pod-to-pod traffic keeps its source there', () => {
+    const text = renderMasquerade(['10.244.0.0/16', 'fd00:244::/48'], { podCIDRs: ['10.244.1.0/24'] });
+    expect(text).toContain('    ip daddr 10.244.1.0/24 return\n    ip saddr @cluster ip daddr @cluster return\n');
+    expect(text).toContain('policy accept;\n    ip6 saddr @cluster ip6 daddr @cluster return\n    ip6 daddr @cluster masquerade fully-random\n');
   });
 
   it('a family without CIDRs only has its table removed', () => {
@@ -146,11 +156,12 @@ describe('Masquerade with the real nft', () => {
   it('creates, replaces and removes the tables', async () => {
     const runner: CommandRunner = { run: (c, a, i) => lab.exec(ns, c, a, i) };
     const m = new Masquerade(runner);
-    await m.sync(['10.244.0.0/16', 'fd00:244::/48'], [{ local: '192.168.60.1', port: 8472 }]);
-    await m.sync(['10.244.0.0/16', 'fd00:244::/48'], [{ local: '192.168.60.1', port: 8472 }], true);
+    await m.sync(['10.244.0.0/16', 'fd00:244::/48'], { vxlan: [{ local: '192.168.60.1', port: 8472 }], podCIDRs: ['10.244.1.0/24', 'fd00:244:0:1::/64'] });
+    await m.sync(['10.244.0.0/16', 'fd00:244::/48'], { vxlan: [{ local: '192.168.60.1', port: 8472 }], podCIDRs: ['10.244.1.0/24', 'fd00:244:0:1::/64'] }, true);
+    expect((await lab.exec(ns, 'nft', ['list', 'chain', 'ip6', 'netplane-overlay', 'postrouting'])).stdout).toContain('ip6 daddr fd00:244:0:1::/64 return');
     expect((await lab.exec(ns, 'nft', ['list', 'chain', 'ip', 'netplane-overlay', 'vxlan-in'])).stdout).toContain('ip daddr 192.168.60.1 udp dport 8472 notrack');
     expect((await lab.exec(ns, 'nft', ['list', 'tables'])).stdout).toBe('table ip netplane-overlay\ntable ip6 netplane-overlay\n');
-    await m.sync(['10.244.0.0/16'], [{ local: 'fd00:60::1', port: 8472 }]);
+    await m.sync(['10.244.0.0/16'], { vxlan: [{ local: 'fd00:60::1', port: 8472 }] });
     expect((await lab.exec(ns, 'nft', ['list', 'chain', 'ip6', 'netplane-overlay', 'vxlan-out'])).stdout).toContain('ip6 saddr fd00:60::1 udp dport 8472 notrack');
     await m.sync(['10.244.0.0/16', '10.245.0.0/16']);
     const listed = (await lab.exec(ns, 'nft', ['list', 'ruleset'])).stdout;
