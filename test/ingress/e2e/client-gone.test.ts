@@ -5,11 +5,12 @@
 import { connect as h2Connect, constants as h2c, type ClientHttp2Session } from 'node:http2';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { createServer, request as httpRequest, type Server } from 'node:http';
-import { connect as tcpConnect, createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../../helpers/wait.ts';
 import { makeCert } from '../tls/pki.ts';
 import { EchoBackend, GatewayProcess, ingressClassYaml, ingressYaml, serviceYaml, tlsSecretYaml, listenLoopback } from './harness.ts';
+import { stalledDropsInWorker } from './stalled-drop.ts';
 
 /** A backend whose `/endless` body never ends and whose `/late` answers after 10 s; counts its open connections. */
 class EndlessBackend {
@@ -93,42 +94,6 @@ function h2Abandon(port: number, path: string, how: Abandon, before = false): Pr
   });
 }
 
-/**
- * An HTTP/2 request through a TCP relay that stops reading from the gateway once the body flows (a client reading
- * slowly, as curl --limit-rate) and then resets both connections (the client exits): the gateway's socket write is
- * pending when the peer goes, which Node's HTTP/2 session does not notice (it stops reading while writing).
- */
-async function h2StalledDrop(port: number, path: string): Promise<void> {
-  let dropped!: () => void;
-  const gone = new Promise<void>((r) => (dropped = r));
-  const relay = createTcpServer((client) => {
-    const gwSide = tcpConnect(port, '127.0.0.1');
-    client.pipe(gwSide);
-    let bytes = 0;
-    gwSide.on('data', (d: Buffer) => {
-      bytes += d.length;
-      client.write(d);
-      if (bytes > 256 * 1024 && !gwSide.isPaused()) {
-        gwSide.pause();
-        setTimeout(() => (gwSide.resetAndDestroy(), client.destroy(), dropped()), 300);
-      }
-    });
-    gwSide.on('error', () => {});
-    client.on('error', () => {});
-  });
-  await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r));
-  const session = h2Connect(`https://127.0.0.1:${(relay.address() as AddressInfo).port}`, { servername: 'big.test', rejectUnauthorized: false, settings: { initialWindowSize: 2 ** 31 - 1 } });
-  session.on('error', () => {});
-  session.on('connect', () => session.setLocalWindowSize(2 ** 31 - 1));
-  const req = session.request({ ':authority': 'big.test', ':path': path });
-  req.on('error', () => {});
-  req.resume();
-  req.end();
-  await gone;
-  session.destroy();
-  relay.close();
-}
-
 describe('netplane ingress: clients that go away', () => {
   const big = new EndlessBackend();
   const gw = new GatewayProcess();
@@ -138,7 +103,10 @@ describe('netplane ingress: clients that go away', () => {
     await big.start();
     small = await new EchoBackend('small').start();
     const cert = await makeCert('big.test');
-    gw.write('all.yaml', [ingressClassYaml, serviceYaml('big', [big as unknown as EchoBackend]), tlsSecretYaml('big-tls', cert), ingressYaml({ name: 'big', host: 'big.test', paths: [['Prefix', '/', 'big']], tlsSecret: 'big-tls', annotations: { 'nginx.ingress.kubernetes.io/ssl-redirect': 'false', 'nginx.ingress.kubernetes.io/proxy-read-timeout': '2' } })].join('---\n'));
+    // proxy-read-timeout 5 s bounds a cut a reset did not make (CLIENT_TIMEOUT) inside the waits below. At 2 s, this
+    // test's own backend, slowed by 130 TLS clients at once on a loaded 2-core machine, answered some requests later
+    // than that, and the gateway rightly gave them 504 instead of the endless body the clients waited for.
+    gw.write('all.yaml', [ingressClassYaml, serviceYaml('big', [big as unknown as EchoBackend]), tlsSecretYaml('big-tls', cert), ingressYaml({ name: 'big', host: 'big.test', paths: [['Prefix', '/', 'big']], tlsSecret: 'big-tls', annotations: { 'nginx.ingress.kubernetes.io/ssl-redirect': 'false', 'nginx.ingress.kubernetes.io/proxy-read-timeout': '5' } })].join('---\n'));
     await gw.start([], { host: 'big.test', path: '/small' });
   }, 30_000);
 
@@ -203,7 +171,8 @@ describe('netplane ingress: clients that go away', () => {
 
   it('a client gone while a write to it is pending is cut (once its reset is seen, at the latest after proxy-read-timeout), even 130 of them at once', async () => {
     const before = accessLines(gw, '/endless').length;
-    await Promise.all(Array.from({ length: 130 }, () => h2StalledDrop(gw.https, '/endless')));
+    // The clients run in a worker thread, so that their TLS and relays do not hold up the backend on this one.
+    await stalledDropsInWorker(gw.https, 'big.test', '/endless', 130);
     await waitFor('the upstream connections to close', () => big.sockets.size === 0, 8000, 50);
     await waitFor('130 access-log lines', () => accessLines(gw, '/endless').length === before + 130, 3000, 20);
     for (const line of accessLines(gw, '/endless').slice(before)) expect(line).toMatchObject({ status: 200, error: expect.stringMatching(/^CLIENT_(ABORTED|TIMEOUT)$/) });
