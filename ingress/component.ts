@@ -2,7 +2,7 @@
 // to Service endpoints, with TLS by SNI, per-Ingress rate limits and auth.
 import { defineComponent, type ComponentContext } from '../runtime/component.ts';
 import { UsageError } from '../runtime/errors.ts';
-import { durationFlag, flagGiven, type HostPort, nonEmpty, oneOf, parseCIDRList, parseDuration, parseHostPort, positiveInt, switchFlag, valueFlag } from '../runtime/flags.ts';
+import { durationFlag, flagGiven, type HostPort, intInRange, nonEmpty, oneOf, parseCIDRList, parseDuration, parseHostPort, positiveInt, switchFlag, valueFlag } from '../runtime/flags.ts';
 import type { Logger } from '../runtime/logger.ts';
 import { Authenticators } from './auth/authenticators.ts';
 import { TrustedProxies } from './limits/client-ip.ts';
@@ -52,6 +52,14 @@ const yes = (raw: string) => bool(raw) === 'true';
 const flags = {
   http: valueFlag({ value: 'ADDR:PORT', listens: true, help: 'serve plain HTTP here (`off`: none)', parse: listener, default: parseHostPort('0.0.0.0:80') as HostPort | 'off' }),
   https: valueFlag({ value: 'ADDR:PORT', listens: true, help: 'serve HTTPS (HTTP/2 and HTTP/1.1) here (`off`: none)', parse: listener, default: parseHostPort('0.0.0.0:443') as HostPort | 'off' }),
+  // The ports clients use when a Service, NAT or load balancer in front maps them onto the listeners' (80 -> 8080):
+  // ingress-nginx listens on 80/443 itself, so its redirects and X-Forwarded-Port name those.
+  'public-http-port': valueFlag({ value: 'PORT', help: "the port clients reach --http on (a Service or load balancer in front mapping it), sent upstream as X-Forwarded-Port (default: --http's own port)", parse: intInRange(1, 65535) }),
+  'public-https-port': valueFlag({
+    value: 'PORT',
+    help: "the port clients reach HTTPS on, written in HTTPS redirects (left out when 443) and sent upstream as X-Forwarded-Port (default: --https's own port); with --https off, where TLS ends in front (a load balancer), which turns the HTTPS redirects on",
+    parse: intInRange(1, 65535),
+  }),
   'ingress-class': valueFlag({ value: 'NAME', help: 'serve Ingresses of this class (and class-less ones when this IngressClass is the default)', parse: className, default: 'netplane' }),
   'default-certificate': valueFlag({ value: 'CERT.pem,KEY.pem', help: 'certificate for names without one, re-read when the files change (default: self-signed, made at start)', parse: nonEmpty }),
   'trusted-proxies': valueFlag({ value: 'CIDRS', help: 'believe X-Forwarded-For, -Proto, -Host and -Port only from peers in these ranges', parse: parseCIDRList, default: [] as string[] }),
@@ -129,6 +137,7 @@ export const ingressComponent = defineComponent({
     if (!f['proxy-protocol'] && f['proxy-protocol-from'] !== undefined) throw new UsageError('netplane ingress: --proxy-protocol-from is given without --proxy-protocol');
     if (!f['proxy-protocol'] && flagGiven(f, 'proxy-protocol-timeout')) throw new UsageError('netplane ingress: --proxy-protocol-timeout is given without --proxy-protocol');
     if (f['hsts-include-subdomains'] && f.hsts === 0) throw new UsageError('netplane ingress: --hsts-include-subdomains is given without --hsts DURATION, so no Strict-Transport-Security header is sent');
+    if (f.http === 'off' && f['public-http-port'] !== undefined) throw new UsageError('netplane ingress: --public-http-port is given but --http is off, so no request arrives over plain HTTP');
     if (f['enable-ssl-passthrough'] && f.https === 'off') throw new UsageError('netplane ingress: --enable-ssl-passthrough needs the HTTPS listener, but --https is off');
     return undefined;
   },
@@ -173,7 +182,8 @@ async function runIngress(ctx: ComponentContext, f: IngressFlags): Promise<void>
     limiters: new RateLimiters({ maxTrackedClients: f['max-tracked-clients'] }),
     auth: new Authenticators({ secrets: (ref) => ctx.store.get('Secret', `${ref.namespace}/${ref.name}`), log }),
     upstreams,
-    httpsPort: https?.port,
+    // Where clients reach HTTPS, for redirects: the public port, else the listener's (a port of 0 is known once bound).
+    httpsPort: f['public-https-port'] ?? (https?.port || undefined),
     hsts: f.hsts > 0 ? hstsHeader(f.hsts, f['hsts-include-subdomains'], false) : undefined,
     mirrors: new Mirrors({
       log,
@@ -211,6 +221,7 @@ async function runIngress(ctx: ComponentContext, f: IngressFlags): Promise<void>
   const gateway = new Gateway(state, {
     http,
     https,
+    publicPorts: { http: f['public-http-port'], https: f['public-https-port'] },
     reusePort: f['reuse-port'],
     certificates,
     trusted: TrustedProxies.parse(f['trusted-proxies']),
@@ -240,6 +251,7 @@ async function runIngress(ctx: ComponentContext, f: IngressFlags): Promise<void>
     await ctx.shutdown.run(1);
     return;
   }
+  state.httpsPort ??= bound.https;
   listening = true;
   ctx.shutdown.allow(f['drain-timeout'] + 5000);
   // Only a gateway that serves runs for the Lease: its addresses are then worth publishing.

@@ -20,6 +20,11 @@ import { clientProto, reply, runPipeline, targetBackend, upgradePipeline, upstre
 export interface GatewayOptions {
   http?: HostPort;
   https?: HostPort;
+  /**
+   * The ports clients reach the listeners on, when something in front maps them (a Service's 443 onto 8443): what
+   * X-Forwarded-Port says. Absent: the listener's own port.
+   */
+  publicPorts?: { http?: number | undefined; https?: number | undefined };
   /** Listen with SO_REUSEPORT, so several gateway processes can share the ports. */
   reusePort: boolean;
   certificates?: Certificates;
@@ -46,6 +51,8 @@ export class Gateway {
   readonly #o: GatewayOptions;
   #http?: Server;
   #https?: Http2SecureServer;
+  /** The ports the listeners are bound to (known once listen has bound them). */
+  readonly #bound: { http?: number; https?: number } = {};
   readonly #edges: EdgeListener[] = [];
   readonly #sessions = new Set<Http2Session>();
   /** The IP each open connection is counted under toward --max-connections-per-ip. */
@@ -78,13 +85,13 @@ export class Gateway {
       insecureHTTPParser: false,
       noDelay: true,
     };
-    const bound: { http?: number; https?: number } = {};
+    const bound = this.#bound;
     try {
       if (o.http) {
-        const s = createServer(serverOptions, (req, res) => this.#request(req, res, 'http', bound.http!));
+        const s = createServer(serverOptions, (req, res) => this.#request(req, res, 'http'));
         // `Expect: 100-continue` is answered when the request is forwarded (steps.ts), not before the route's checks:
         // a client refused with 401, 403, 413 or 429 never sends its body, as with nginx.
-        s.on('checkContinue', (req, res) => this.#request(req, res, 'http', bound.http!));
+        s.on('checkContinue', (req, res) => this.#request(req, res, 'http'));
         s.maxHeadersCount = o.maxHeadersCount;
         this.#http = s;
         this.#guard(s);
@@ -102,8 +109,8 @@ export class Gateway {
           // nginx's http2_max_concurrent_streams: one connection cannot hold more requests than this at once.
           settings: { maxHeaderListSize: o.maxHeaderSize, maxConcurrentStreams: 128 },
         });
-        s.on('request', (req, res) => this.#request(req, res, 'https', bound.https!));
-        s.on('checkContinue', (req: Http2ServerRequest, res: Http2ServerResponse) => this.#request(req, res, 'https', bound.https!));
+        s.on('request', (req, res) => this.#request(req, res, 'https'));
+        s.on('checkContinue', (req: Http2ServerRequest, res: Http2ServerResponse) => this.#request(req, res, 'https'));
         // A resumed TLS session skips the SNI callback: its client-certificate standing is read from the session.
         const certificates = o.certificates;
         s.on('secureConnection', (socket: TLSSocket) => certificates.resumed(socket));
@@ -136,7 +143,7 @@ export class Gateway {
       for (const edge of this.#edges) edge.close();
       throw e;
     }
-    return bound;
+    return { ...bound };
   }
 
   /**
@@ -260,13 +267,13 @@ export class Gateway {
     return true;
   }
 
-  #exchange(req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse, proto: 'http' | 'https', port: number): Exchange {
+  #exchange(req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse, proto: 'http' | 'https'): Exchange {
     const peer = connectionClient(req.socket as Socket).address;
     return {
       req,
       res,
       proto,
-      port,
+      port: this.#o.publicPorts?.[proto] ?? this.#bound[proto] ?? 0,
       // With --proxy-protocol the header's address is the client, as ingress-nginx's use-proxy-protocol makes
       // $the_real_ip $proxy_protocol_addr: X-Forwarded-For never names it, even from a trusted proxy (it is still
       // extended for the upstream). Else a trusted peer's X-Forwarded-For is walked.
@@ -282,9 +289,9 @@ export class Gateway {
     };
   }
 
-  #request(req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse, proto: 'http' | 'https', port: number): void {
+  #request(req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse, proto: 'http' | 'https'): void {
     const started = performance.now();
-    const x = this.#exchange(req, res, proto, port);
+    const x = this.#exchange(req, res, proto);
     this.#inFlight++;
     if ('shouldKeepAlive' in res) {
       if (this.#draining) res.shouldKeepAlive = false;
@@ -335,7 +342,7 @@ export class Gateway {
     const res = new ServerResponse(req);
     res.shouldKeepAlive = false;
     res.assignSocket(socket);
-    const x = this.#exchange(req, res, proto, socket.localPort ?? 0);
+    const x = this.#exchange(req, res, proto);
     this.#inFlight++;
     let relayed = false;
     try {

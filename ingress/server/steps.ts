@@ -30,7 +30,7 @@ export interface Exchange {
   req: IncomingMessage | Http2ServerRequest;
   res: ServerResponse | Http2ServerResponse;
   proto: 'http' | 'https';
-  /** The port the request arrived on. */
+  /** The port the client reached the request's listener on (its public port, else its own): X-Forwarded-Port. */
   port: number;
   clientIP: string;
   /** The socket's peer address. */
@@ -76,8 +76,11 @@ export interface GatewayState {
   limiters: RateLimiters;
   auth: Authenticators;
   upstreams: Upstreams;
-  /** Port of the HTTPS listener, for redirects; undefined when there is none. */
-  httpsPort?: number;
+  /**
+   * The port clients reach HTTPS on, for redirects (--public-https-port, else the HTTPS listener's; left out of the
+   * URL when 443); undefined when there is none, and then nothing is redirected to HTTPS.
+   */
+  httpsPort?: number | undefined;
   /** The Strict-Transport-Security value for HTTPS responses, when HSTS is on. */
   hsts?: string;
   /** Sends the copies of routes with mirror-target; absent: none is sent. */
