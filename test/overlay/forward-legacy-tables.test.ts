@@ -78,5 +78,5 @@ describe('netplane overlay on nodes without legacy tables', () => {
     await t.stopAgent(t.nodes[0]!);
     await t.lab.exec(t.nodes[0]!.ns, process.execPath, [bin, 'overlay', '--cleanup']);
     expect(await legacyTables(t.lab, t.nodes[0]!.ns)).toEqual({ v4: '', v6: '' });
-  }, 30_000);
+  }, 60_000);
 });

@@ -35,5 +35,5 @@ describe('netplane overlay: a client routed into the overlay through a node', ()
     expect(await t.probe(local.ns, 'tcp', remote.ip)).toEqual([expect.objectContaining({ ok: true, seenAs: local.ip })]);
     expect(await t.probe(local.ns, 'tcp', remote.ip6!)).toEqual([expect.objectContaining({ ok: true, seenAs: local.ip6 })]);
     expect(await t.probe(remote.ns, 'tcp', t.outside.ip)).toEqual([expect.objectContaining({ ok: true, seenAs: n2!.ip })]);
-  });
+  }, 40_000);
 });
