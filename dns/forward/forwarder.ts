@@ -12,8 +12,6 @@ import type { UpstreamAddress } from './address.ts';
 import { ExchangeScope, UpstreamAbortedError, UpstreamTimeoutError, encodeQuery, exchange, type ExchangeLimits, type UpstreamReply } from './exchange.ts';
 import type { LoopDetector } from './loop.ts';
 import { ForwardMetrics } from './metrics.ts';
-import { nameCodec } from '../wire/codec.ts';
-import { nameToWire } from '../wire/name.ts';
 import { DotPool, defaultExpireMs, trustContext } from './tls.ts';
 import { UpstreamSet, type Policy, type Upstream } from './upstreams.ts';
 
@@ -291,7 +289,6 @@ export class Forwarder implements DnsHandler {
     try {
       const reply = await this.#forward(q);
       if (!reply) return failedOutcome;
-      if (q.name.includes('\\')) ownerNamesBack(reply, q.name);
       const now = this.#now();
       const failed = reply.rcode !== 'NOERROR' && reply.rcode !== 'NXDOMAIN';
       const entry = this.cache.store(key, reply, now, q);
@@ -334,23 +331,6 @@ export class Forwarder implements DnsHandler {
       }
       if (!timedOut) return undefined;
     }
-  }
-}
-
-/**
- * Gives records owned by an escaped question (`a\\.b.example.com`) the question's name back. dns-packet decodes
- * labels as UTF-8 joined by dots, so their owner came back as `a.b.example.com`, which the response writer would
- * encode as other labels.
- */
-export function ownerNamesBack(reply: UpstreamReply, name: string): void {
-  let decoded: string;
-  try {
-    decoded = nameCodec.decode(nameToWire(name)).toLowerCase();
-  } catch {
-    return;
-  }
-  for (const rr of [...reply.answers, ...reply.authorities, ...reply.additionals]) {
-    if (rr.name.toLowerCase() === decoded) rr.name = name;
   }
 }
 

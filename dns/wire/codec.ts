@@ -3,6 +3,7 @@
 import { createRequire } from 'node:module';
 import dnsPacket from 'dns-packet';
 import type { ResourceRecord } from '../types.ts';
+import { nameToWire, wireToName } from './name.ts';
 
 /** dns-packet's encoder/decoder pair for one element, with the byte count of its last call. */
 interface Codec<T> {
@@ -14,7 +15,42 @@ interface Codec<T> {
 const raw = dnsPacket as unknown as { name: Codec<string>; answer: Codec<ResourceRecord> };
 const types = createRequire(import.meta.url)('dns-packet/types.js') as { toString(type: number): string };
 
-/** dns-packet's name codec: decode follows compression pointers (backwards only) and throws on bad input. */
+// dns-packet reads and writes every name, in owner names and in record data, through this one object: its functions
+// are replaced by name.ts's, which keep each label's bytes as they are (`\.`, `\\`, `\DDD` in the text form), as
+// miekg/dns does for CoreDNS. Its own split labels at every dot and read them as UTF-8: a forwarded PTR to
+// "Mr. Smith._ipp..." lost its instance name, a byte 0xe9 became U+FFFD. Its `mail` option (an SOA or RP mailbox,
+// whose first label may hold dots) needs nothing more: such a dot is written `\.` whatever the name.
+// dns-packet asks a name's length, then writes it: the last name's wire form is kept for the second call.
+let lastText = '';
+let lastWire: Buffer = Buffer.from([0]);
+function wireOf(text: string): Buffer {
+  if (text !== lastText) {
+    lastWire = nameToWire(text === '.' ? '' : text);
+    lastText = text;
+  }
+  return lastWire;
+}
+raw.name.decode = Object.assign(
+  (buf: Buffer, offset = 0): string => {
+    const r = wireToName(buf, offset);
+    raw.name.decode.bytes = r.bytes;
+    return r.name === '' ? '.' : r.name;
+  },
+  { bytes: 0 },
+);
+raw.name.encode = Object.assign(
+  (text: string, buf?: Buffer, offset = 0): Buffer => {
+    const wire = wireOf(text);
+    const out = buf ?? Buffer.alloc(wire.length);
+    wire.copy(out, offset);
+    raw.name.encode.bytes = wire.length;
+    return out;
+  },
+  { bytes: 0 },
+);
+raw.name.encodingLength = (text: string): number => wireOf(text).length;
+
+/** dns-packet's name codec (name.ts's functions): decode follows compression pointers (backwards only) and throws on bad input. */
 export const nameCodec = raw.name;
 /** dns-packet's resource record codec (owner name, type, class, TTL, rdata); throws on bad input. */
 export const answerCodec = raw.answer;

@@ -2,6 +2,7 @@
 // (one question of plain labels, nothing but an optional OPT record after it) and dns-packet for the rest.
 // Never throws: every input gives a query or a failure that says how to answer (or to drop).
 import { answerCodec, nameCodec, typeName } from './codec.ts';
+import { wireToName } from './name.ts';
 import type { DnsQuery } from '../types.ts';
 
 /** A query as parsed from the wire: what handlers see, plus what the response writer needs. */
@@ -118,7 +119,8 @@ export function parseQuery(msg: Buffer, transport: 'udp' | 'tcp', client: { addr
     name = latin1.call(nameScratch, 0, n);
     lname = upper ? latin1.call(lowerScratch, 0, n) : name;
   } else {
-    name = escapedName(msg, 12);
+    // The labels were checked above: a name with dots, backslashes, spaces, control or non-ASCII bytes in a label.
+    name = wireToName(msg, 12).name;
     lname = name.toLowerCase();
   }
 
@@ -178,26 +180,6 @@ function notImplemented(msg: Buffer, transport: 'udp' | 'tcp', client: { address
   const r = parseQuery(copy, transport, client);
   if (!r.ok) return fail('NOTIMP', 'opcode', undefined, r.rcode === 'BADVERS', r.dnssecOk);
   return fail('NOTIMP', 'opcode', { end: r.questionEnd, lname: r.lname, qtype: r.qtype }, r.edns, r.dnssecOk);
-}
-
-/**
- * The presentation form of a name (RFC 4343 2.1, as dig and CoreDNS print it) whose labels hold dots, backslashes,
- * spaces, control or non-ASCII bytes: `\.`, `\\` and `\DDD` keep it unambiguous, where dns-packet's decoder would
- * turn the label "a.b" into two labels and non-UTF-8 bytes into U+FFFD. The labels were checked by the caller.
- */
-function escapedName(msg: Buffer, off: number): string {
-  let out = '';
-  for (let l = msg[off]!; l !== 0; l = msg[off]!) {
-    if (out !== '') out += '.';
-    for (let i = off + 1; i <= off + l; i++) {
-      const c = msg[i]!;
-      if (c === 0x2e || c === 0x5c) out += `\\${String.fromCharCode(c)}`;
-      else if (c < 0x21 || c > 0x7e) out += `\\${String(c).padStart(3, '0')}`;
-      else out += String.fromCharCode(c);
-    }
-    off += l + 1;
-  }
-  return out;
 }
 
 /** Walks the answer, authority and additional sections with dns-packet: the OPT record's offset, -1 without one, or why not. */

@@ -4,6 +4,7 @@
 // (truncate.ts), as CoreDNS does: the usual answer is copied as it was encoded.
 import { answerCodec, nameCodec, rcodeNumbers } from './codec.ts';
 import type { DnsAnswer, ResourceRecord } from '../types.ts';
+import { nameLabels } from './name.ts';
 import { buildFitted } from './truncate.ts';
 
 /** An answer's three sections on the wire, for any question with the name it was encoded for. */
@@ -53,27 +54,19 @@ function ownerKey(name: string): string {
 }
 
 /**
- * Throws EncodeError unless dns-packet writes `name` as a well-formed name. Its encoder cuts the name at every dot
- * and writes each piece's byte count as the label length unchecked, so an empty label ends the name early and a
- * label over 63 bytes reads as a compression pointer or a reserved label type (RFC 1035 3.1, 4.1.4). The labels are
- * cut here exactly as dns-packet cuts them (`mail`: the SOA RNAME's escaped dots).
+ * Throws EncodeError unless `name` can be written as a well-formed name (RFC 1035 3.1): no empty label, none over 63
+ * bytes, at most 255 bytes in all. The labels are cut as codec.ts's name codec cuts them (nameLabels: escapes read).
  */
-function checkName(name: string, mail = false): void {
-  const n = name.replace(/^\.|\.$/gm, '');
-  if (n.length === 0) return;
-  let labels = n.split('.');
-  if (mail) {
-    const list: string[] = [];
-    let localPart = '';
-    for (const label of labels) {
-      if (label.endsWith('\\')) localPart += (localPart.length ? '.' : '') + label.slice(0, -1);
-      else list.push(list.length === 0 && localPart.length ? `${localPart}.${label}` : label);
-    }
-    labels = list;
+function checkName(name: string): void {
+  let labels: Buffer[];
+  try {
+    labels = nameLabels(name);
+  } catch (e) {
+    throw new EncodeError((e as Error).message, { cause: e });
   }
   let wire = 1;
   for (const label of labels) {
-    const bytes = Buffer.byteLength(label);
+    const bytes = label.length;
     if (bytes === 0) throw new EncodeError(`DNS name ${JSON.stringify(name)}: an empty label`);
     if (bytes > 63) throw new EncodeError(`DNS name ${JSON.stringify(name)}: a label of ${bytes} bytes, longer than 63`);
     wire += bytes + 1;
@@ -86,8 +79,8 @@ function checkDataNames(rr: ResourceRecord): void {
   const data = (rr as { data?: unknown }).data;
   if (data === undefined || data === null) return;
   const d = data as Record<string, unknown>;
-  const str = (v: unknown, mail = false) => {
-    if (typeof v === 'string') checkName(v, mail);
+  const str = (v: unknown) => {
+    if (typeof v === 'string') checkName(v);
   };
   switch (rr.type) {
     case 'CNAME':
@@ -104,13 +97,13 @@ function checkDataNames(rr: ResourceRecord): void {
       break;
     case 'SOA':
       str(d.mname);
-      str(d.rname, true);
+      str(d.rname);
       break;
     case 'NAPTR':
       str(d.replacement);
       break;
     case 'RP':
-      str(d.mbox, true);
+      str(d.mbox);
       str(d.txt);
       break;
     case 'RRSIG':
