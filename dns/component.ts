@@ -142,6 +142,12 @@ const flags = {
     help: 'NXDOMAIN and NODATA answers: the longest cache TTL (default --cache-ttl) and the shortest (default 5) (CoreDNS cache denial ... TTL MINTTL)',
     parse: ttlBounds,
   }),
+  'cache-servfail-ttl': valueFlag({
+    value: 'SECONDS',
+    help: "how long an upstream's SERVFAIL answer is cached, 0 to 300; 0 never (CoreDNS cache servfail)",
+    parse: intInRange(0, 300),
+    default: 5,
+  }),
   prefetch: valueFlag({
     value: 'AMOUNT[:SECONDS[:PERCENT]]',
     help: 'refresh a cached answer before it expires once it was asked AMOUNT times with no gap of SECONDS, in the last PERCENT of its TTL (CoreDNS prefetch); off turns it off',
@@ -258,6 +264,7 @@ async function runDns(ctx: ComponentContext, f: DnsFlags): Promise<void> {
     minTtl: success?.min ?? 5,
     maxNegativeTtl: denial?.max ?? f['cache-ttl'],
     minNegativeTtl: denial?.min ?? 5,
+    servfailTtl: f['cache-servfail-ttl'],
   };
   const maxConcurrent = f['max-concurrent'];
   const policy = f['forward-policy'];

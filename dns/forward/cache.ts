@@ -36,6 +36,11 @@ export interface CacheSettings {
   prefetch?: boolean | PrefetchSettings;
   /** How long past expiry an entry may still be served when no upstream answers, seconds; 0 never. Default 3600. */
   staleMaxSeconds?: number;
+  /**
+   * How long an upstream's SERVFAIL is cached, seconds; 0 never (CoreDNS cache `servfail DURATION`, default 5 s, at
+   * most 5 minutes). Such an entry is never served stale and never replaces another entry.
+   */
+  servfailTtl?: number;
 }
 
 /** Settings with the defaults filled in. */
@@ -47,9 +52,10 @@ export interface ResolvedCacheSettings {
   minNegativeTtl: number;
   prefetch: { amount: number; windowMs: number; percentage: number } | undefined;
   staleMaxSeconds: number;
+  servfailTtl: number;
 }
 
-/** What an entry holds, as CoreDNS labels it: `success` (has answers) or `denial` (NXDOMAIN or NODATA). */
+/** What an entry holds, as CoreDNS labels it: `success` (has answers) or `denial` (NXDOMAIN, NODATA or SERVFAIL). */
 export type CacheType = 'success' | 'denial';
 
 /** One cached reply. Records keep the TTLs they arrived with; answers are built with the remaining TTL. */
@@ -99,6 +105,7 @@ export function resolveCacheSettings(s: CacheSettings = {}): ResolvedCacheSettin
     minNegativeTtl: s.minNegativeTtl ?? 5,
     prefetch: p && { amount: p.amount ?? 2, windowMs: (p.windowSeconds ?? 60) * 1000, percentage: p.percentage ?? 10 },
     staleMaxSeconds: s.staleMaxSeconds ?? 3600,
+    servfailTtl: s.servfailTtl ?? 5,
   };
 }
 
@@ -125,8 +132,9 @@ export interface Asked {
  * every record in the reply (CoreDNS looks at all sections, so no record outlives its own TTL), raised to minTtl, then
  * capped at maxTtl (the cap wins when it is the lower, as in CoreDNS's computeTTL). Negative (NXDOMAIN, or NOERROR
  * without answers): RFC 2308 §5, the smaller of the SOA's TTL and its MINIMUM field, raised to minNegativeTtl and
- * capped at maxNegativeTtl; without an SOA it is not cached (RFC 2308 §5: SHOULD NOT).
- * SERVFAIL, REFUSED, FORMERR and NOTIMP are never cached: the upstream's trouble should not outlive the upstream's.
+ * capped at maxNegativeTtl; without an SOA it is not cached (RFC 2308 §5: SHOULD NOT). SERVFAIL: servfailTtl,
+ * whatever its records say, as CoreDNS's cache keeps it (its failttl) in its denial cache. REFUSED, FORMERR, NOTIMP
+ * and the other rcodes are never cached (CoreDNS's response.OtherError).
  */
 export function cacheTtl(reply: UpstreamReply, s: ResolvedCacheSettings): { type: CacheType; ttl: number } | undefined {
   const all = [...reply.answers, ...reply.authorities, ...reply.additionals];
@@ -141,6 +149,8 @@ export function cacheTtl(reply: UpstreamReply, s: ResolvedCacheSettings): { type
     const soa = reply.authorities.find((rr): rr is SoaAnswer => rr.type === 'SOA');
     if (!soa) return undefined;
     [type, ttl, min, max] = ['denial', Math.min(smallest, soa.data.minimum ?? Infinity), s.minNegativeTtl, s.maxNegativeTtl];
+  } else if (reply.rcode === 'SERVFAIL' && reply.wireRcode === 'SERVFAIL') {
+    return s.servfailTtl > 0 ? { type: 'denial', ttl: s.servfailTtl } : undefined;
   } else {
     return undefined;
   }
@@ -201,7 +211,8 @@ export class DnsCache {
     if (!entry || (client.dnssecOk && !entry.dnssecOk)) return { kind: 'miss' };
     const left = remainingTtl(entry, now);
     if (left <= 0) {
-      if (left + this.settings.staleMaxSeconds > 0) return { kind: 'stale', entry };
+      // RFC 8767 serves stale data; an upstream's failure is no data.
+      if (entry.rcode !== 'SERVFAIL' && left + this.settings.staleMaxSeconds > 0) return { kind: 'stale', entry };
       this.#delete(key, entry);
       return { kind: 'miss' };
     }
@@ -216,15 +227,17 @@ export class DnsCache {
 
   /**
    * Caches a reply to a question `asked` received at `now` and returns the new entry, or undefined when the reply is
-   * not cacheable (an entry already there is then kept, to be served stale). A replaced entry hands on its
-   * popularity. A reply asked without DO does not replace a fresh entry asked with DO (one that came back later than
-   * it): that entry is returned instead, as it serves DO=0 clients too.
+   * not cacheable (an entry already there is then kept, to be served stale). A SERVFAIL is cached only where no
+   * other answer is (a fresh one, or an expired one to serve stale, stays). A replaced entry hands on its popularity.
+   * A reply asked without DO does not replace a fresh entry asked with DO (one that came back later than it): that
+   * entry is returned instead, as it serves DO=0 clients too.
    */
   store(key: string, reply: UpstreamReply, now: number, asked: Asked): CacheEntry | undefined {
     if (this.settings.maxEntries <= 0) return undefined;
     const life = cacheTtl(reply, this.settings);
     if (!life) return undefined;
     const old = this.#entries.get(key);
+    if (reply.rcode === 'SERVFAIL' && old && old.rcode !== 'SERVFAIL') return undefined;
     if (old?.dnssecOk && !asked.dnssecOk && remainingTtl(old, now) > 0) return old;
     if (old) this.#delete(key, old);
     while (this.#entries.size >= this.settings.maxEntries) {

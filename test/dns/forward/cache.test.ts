@@ -36,7 +36,11 @@ describe('cacheTtl', () => {
     ['NODATA: NOERROR without answers, with SOA', reply('NOERROR', [], [soa('example.com', 300, 120)]), { type: 'denial', ttl: 120 }],
     ['NXDOMAIN without SOA is not cached', reply('NXDOMAIN'), undefined],
     ['NOERROR without answers or SOA (referral) is not cached', reply('NOERROR', [], [ns(300)]), undefined],
-    ['SERVFAIL is not cached', reply('SERVFAIL'), undefined],
+    ['SERVFAIL: 5 s, as CoreDNS cache servfail (its failttl), in the denial cache', reply('SERVFAIL'), { type: 'denial', ttl: 5 }],
+    ['SERVFAIL: whatever its records say', reply('SERVFAIL', [], [soa('example.com', 900, 900)]), { type: 'denial', ttl: 5 }],
+    ['SERVFAIL: own servfailTtl', reply('SERVFAIL'), { type: 'denial', ttl: 60 }, { servfailTtl: 60 }],
+    ['SERVFAIL: servfailTtl 0 is never cached', reply('SERVFAIL'), undefined, { servfailTtl: 0 }],
+    ['an extended rcode (BADVERS) is not cached', { ...reply('SERVFAIL'), wireRcode: 'BADVERS' }, undefined],
     ['REFUSED is not cached', reply('REFUSED'), undefined],
   ];
   for (const [name, r, want, settings] of cases) it(name, () => expect(cacheTtl(r, resolveCacheSettings(settings))).toEqual(want));
@@ -88,6 +92,20 @@ describe('DnsCache', () => {
     c.store('k', reply('NOERROR', [a('x', '10.0.0.1', 10)]), t0, asked);
     expect(c.store('k', reply('SERVFAIL'), t0 + 20_000, asked)).toBeUndefined();
     expect(c.lookup('k', t0 + 20_000, plain).kind).toBe('stale');
+  });
+
+  it('a SERVFAIL is served from the cache for its 5 s, never stale, and never replaces another answer', () => {
+    const c = new DnsCache();
+    expect(c.store('k', reply('SERVFAIL'), t0, asked)).toMatchObject({ type: 'denial', ttl: 5 });
+    const hit = c.lookup('k', t0 + 4_999, plain);
+    expect(hit.kind).toBe('hit');
+    if (hit.kind === 'hit') expect(hit.answer).toMatchObject({ rcode: 'SERVFAIL', source: 'cache' });
+    expect(c.lookup('k', t0 + 5_000, plain).kind).toBe('miss');
+    c.store('k', reply('NOERROR', [a('x', '10.0.0.1', 10)]), t0 + 5_000, asked);
+    expect(c.store('k', reply('SERVFAIL'), t0 + 6_000, asked)).toBeUndefined();
+    const still = c.lookup('k', t0 + 6_000, plain);
+    if (still.kind !== 'hit') throw new Error('expected a hit');
+    expect(still.answer.rcode).toBe('NOERROR');
   });
 
   it('evicts the least recently used entry when full, and counts by type', () => {
@@ -156,7 +174,7 @@ describe('DnsCache', () => {
   });
 
   it('uses the defaults CoreDNS uses', () => {
-    expect(s).toEqual({ maxEntries: 10_000, maxTtl: 3600, minTtl: 5, maxNegativeTtl: 1800, minNegativeTtl: 5, prefetch: undefined, staleMaxSeconds: 3600 });
+    expect(s).toEqual({ maxEntries: 10_000, maxTtl: 3600, minTtl: 5, maxNegativeTtl: 1800, minNegativeTtl: 5, prefetch: undefined, staleMaxSeconds: 3600, servfailTtl: 5 });
     expect(resolveCacheSettings({ prefetch: true }).prefetch).toEqual({ amount: 2, windowMs: 60_000, percentage: 10 });
   });
 

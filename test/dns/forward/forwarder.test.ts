@@ -285,12 +285,22 @@ describe('cache', () => {
     expect(up.count()).toBe(3);
   });
 
-  it('does not cache SERVFAIL', async () => {
+  it("caches an upstream's SERVFAIL for 5 s, as CoreDNS's cache (servfail 5s), counted as denial; never when no upstream replied", async () => {
     const up = await upstream(() => ({ rcode: 'SERVFAIL' }));
-    const { f } = forwarder([up.hostPort]);
-    await f.handle(query('broken.example.com'));
+    const { f, advance, metric } = forwarder([up.hostPort]);
+    expect((await f.handle(query('broken.example.com'))).rcode).toBe('SERVFAIL');
+    advance(4);
+    expect(await f.handle(query('broken.example.com'))).toMatchObject({ rcode: 'SERVFAIL', source: 'cache' });
+    expect(up.count()).toBe(1);
+    expect(await metric('coredns_cache_hits_total', { type: 'denial' })).toBe(1);
+    advance(1);
     await f.handle(query('broken.example.com'));
     expect(up.count()).toBe(2);
+    // --cache-servfail-ttl 0: never.
+    const off = forwarder([up.hostPort], { cache: { servfailTtl: 0 } });
+    await off.f.handle(query('other.example.com'));
+    await off.f.handle(query('other.example.com'));
+    expect(up.count()).toBe(4);
   });
 
   it('sends ten concurrent identical queries upstream once', async () => {
