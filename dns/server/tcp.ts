@@ -1,7 +1,9 @@
 // DNS over TCP (RFC 7766): 2-byte length framing, pipelined queries answered as they complete (possibly out of
 // order, 6.2.1.1), idle connections closed (a new one sooner: its first query must come whole within firstReadMs, as
-// miekg/dns's first read has CoreDNS's 3 s read timeout and later ones its 10 s idle timeout), a bound on queries in
-// flight per connection, and garbage (a length
+// miekg/dns's first read has CoreDNS's 3 s read timeout and later ones its 10 s idle timeout; miekg/dns sets each
+// read's deadline once, before the message's first byte, so the next query must be whole within the idle timeout
+// of the connection going idle, bytes trickled in meanwhile or not), a bound on queries in flight per connection,
+// and garbage (a length
 // too short for a header, a message without one) closing the connection without touching the others. A client that
 // half-closes after its queries (FIN once written) gets every answer before our side closes, as from miekg/dns,
 // which answers each query before it reads on; the socket must be made with allowHalfOpen for that.
@@ -11,8 +13,9 @@ import type { Client, Output } from './output.ts';
 /** Limits of one connection. */
 export interface TcpLimits {
   /**
-   * A connection with nothing in flight and no traffic for this long is closed; so is one whose message is not
-   * complete this long after its first byte came (a client trickling bytes does not hold it open).
+   * A connection with nothing in flight is closed when no whole message came this long after it last had one in
+   * either direction (a query in, an answer out); bytes of an unfinished message do not count, so a client
+   * trickling bytes does not hold it open.
    */
   idleMs: number;
   /**
@@ -50,8 +53,8 @@ export class TcpConnection implements Output {
   #ended = false;
   /** When a message last came in whole or an answer went out (performance.now() ms). */
   #lastActive = performance.now();
-  /** Closes the connection when the message begun in #pending is not complete in time. */
-  #frameTimer: NodeJS.Timeout | undefined;
+  /** Closes the connection once it has had nothing in flight and no whole message for idleMs (rearmed lazily). */
+  #idleTimer: NodeJS.Timeout | undefined;
   /** Closes the connection when no whole message has come firstReadMs after it opened; cleared by the first. */
   #firstTimer: NodeJS.Timeout | undefined;
 
@@ -61,11 +64,6 @@ export class TcpConnection implements Output {
     this.#limits = limits;
     this.#client = { address: sock.remoteAddress ?? '', port: sock.remotePort ?? 0, family: sock.remoteFamily ?? 'IPv4' };
     sock.setNoDelay(true);
-    sock.setTimeout(limits.idleMs);
-    sock.on('timeout', () => {
-      // A slow handler still gets its answer out: the query timeout bounds how long that takes.
-      if (this.#inFlight === 0) sock.destroy();
-    });
     sock.on('data', (chunk: Buffer) => this.#onData(chunk));
     sock.on('drain', () => this.#maybeResume());
     sock.on('end', () => {
@@ -74,11 +72,12 @@ export class TcpConnection implements Output {
     });
     sock.on('error', () => sock.destroy());
     sock.on('close', () => {
-      clearTimeout(this.#frameTimer);
+      clearTimeout(this.#idleTimer);
       clearTimeout(this.#firstTimer);
     });
     this.#firstTimer = setTimeout(() => sock.destroy(), limits.firstReadMs);
     this.#firstTimer.unref();
+    this.#armIdle();
   }
 
   /**
@@ -122,6 +121,7 @@ export class TcpConnection implements Output {
     else if (this.#ended) {
       if (this.#inFlight === 0) sock.end();
     } else if (this.#paused) this.#maybeResume();
+    this.#armIdle();
   }
 
   #onData(chunk: Buffer): void {
@@ -159,33 +159,42 @@ export class TcpConnection implements Output {
     }
     // Keep only the unfinished frame (at most maxQuery + 2 bytes), copied so that the chunk it came in can go.
     this.#pending = off === data.length ? null : Buffer.from(data.subarray(off));
-    if (off > 0 || this.#pending === null) {
-      // A message was completed (or none is begun): the next one gets its own time.
-      clearTimeout(this.#frameTimer);
-      this.#frameTimer = undefined;
-    }
     if (this.#inFlight >= this.#limits.maxInFlight || sock.writableNeedDrain) {
+      // While we do not read, queries are in flight: the rest of a message waits on us, not on the client.
       this.#paused = true;
       sock.pause();
-      // While we do not read, the rest of a message waits on us, not on the client.
-      clearTimeout(this.#frameTimer);
-      this.#frameTimer = undefined;
-    } else this.#timeFrame();
+    }
+    this.#armIdle();
   }
 
-  /** Starts the time an unfinished message has to complete, unless it runs already. */
-  #timeFrame(): void {
-    if (this.#pending === null || this.#frameTimer !== undefined) return;
-    const sock = this.#sock;
-    this.#frameTimer = setTimeout(() => sock.destroy(), this.#limits.idleMs);
-    this.#frameTimer.unref();
+  /**
+   * Makes sure the idle timer runs while nothing is in flight (a new connection has it too, so it is closed after
+   * the shorter of the first-read and idle timeouts). One timer per connection, moved on lazily: when it fires early
+   * (the connection was active since) it is set again for the time left.
+   */
+  #armIdle(): void {
+    if (this.#idleTimer !== undefined || this.#inFlight > 0 || this.#sock.destroyed) return;
+    const check = () => {
+      this.#idleTimer = undefined;
+      // A slow handler still gets its answer out: the query timeout bounds how long that takes, and its answer
+      // starts the idle time again.
+      if (this.#inFlight > 0 || this.#sock.destroyed) return;
+      const left = this.#lastActive + this.#limits.idleMs - performance.now();
+      if (left <= 0) {
+        this.#sock.destroy();
+        return;
+      }
+      this.#idleTimer = setTimeout(check, left);
+      this.#idleTimer.unref();
+    };
+    this.#idleTimer = setTimeout(check, Math.max(0, this.#lastActive + this.#limits.idleMs - performance.now()));
+    this.#idleTimer.unref();
   }
 
   #maybeResume(): void {
     if (this.#paused && this.#inFlight < this.#limits.maxInFlight / 2 && !this.#sock.writableNeedDrain) {
       this.#paused = false;
       this.#sock.resume();
-      this.#timeFrame();
     }
   }
 }
