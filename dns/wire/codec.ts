@@ -4,6 +4,7 @@ import { createRequire } from 'node:module';
 import dnsPacket from 'dns-packet';
 import type { ResourceRecord } from '../types.ts';
 import { nameToWire, wireToName } from './name.ts';
+import { installRdataCodecs, type PacketInternals } from './rdata.ts';
 
 /** dns-packet's encoder/decoder pair for one element, with the byte count of its last call. */
 interface Codec<T> {
@@ -12,7 +13,7 @@ interface Codec<T> {
   encodingLength(value: T): number;
 }
 
-const raw = dnsPacket as unknown as { name: Codec<string>; answer: Codec<ResourceRecord> };
+const raw = dnsPacket as unknown as { name: Codec<string>; answer: Codec<ResourceRecord> } & PacketInternals;
 const types = createRequire(import.meta.url)('dns-packet/types.js') as { toString(type: number): string };
 
 // dns-packet reads and writes every name, in owner names and in record data, through this one object: its functions
@@ -49,6 +50,7 @@ raw.name.encode = Object.assign(
   { bytes: 0 },
 );
 raw.name.encodingLength = (text: string): number => wireOf(text).length;
+installRdataCodecs(raw);
 
 /** dns-packet's name codec (name.ts's functions): decode follows compression pointers (backwards only) and throws on bad input. */
 export const nameCodec = raw.name;

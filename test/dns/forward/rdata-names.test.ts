@@ -95,6 +95,37 @@ describe('names in forwarded records', () => {
   });
 });
 
+// Found by an audit: dns-packet keeps the data of types it has no codec for (MB, MG, MR, MINFO, AFSDB, ...) as raw
+// bytes, so a compressed name there (RFC 3597 §4 allows it in RFC 1035's types) kept a pointer into the upstream's
+// message, and it read CAA, HINFO and NAPTR character-strings as UTF-8 (0xff became U+FFFD's three bytes).
+const question = wire('q', 'example');
+const str = (s: string) => Buffer.concat([Buffer.from([s.length]), Buffer.from(s, 'latin1')]);
+const exact: Array<{ what: string; type: string; sent: Buffer[]; relayed: Buffer[] }> = [
+  { what: 'an MB whose name points at the question', type: 'TYPE7', sent: [record(toQuestion, 7, toQuestion)], relayed: [record(toQuestion, 7, question)] },
+  { what: 'an MG and an MR with a dot in a label', type: 'TYPE8', sent: [record(toQuestion, 8, wire('john.doe', 'example')), record(toQuestion, 9, Buffer.concat([Buffer.from([3]), Buffer.from('new'), toQuestion]))], relayed: [record(toQuestion, 8, wire('john.doe', 'example')), record(toQuestion, 9, wire('new', 'q', 'example'))] },
+  { what: 'an MINFO with both mailboxes compressed', type: 'TYPE14', sent: [record(toQuestion, 14, Buffer.concat([Buffer.from([5]), Buffer.from('admin'), toQuestion, Buffer.from([5]), Buffer.from('error'), toQuestion]))], relayed: [record(toQuestion, 14, Buffer.concat([wire('admin', 'q', 'example'), wire('error', 'q', 'example')]))] },
+  { what: 'an AFSDB and a KX whose names point at the question', type: 'TYPE18', sent: [record(toQuestion, 18, Buffer.concat([u16(1), toQuestion])), record(toQuestion, 36, Buffer.concat([u16(5), toQuestion]))], relayed: [record(toQuestion, 18, Buffer.concat([u16(1), question])), record(toQuestion, 36, Buffer.concat([u16(5), question]))] },
+  { what: 'a CAA value that is not UTF-8', type: 'TYPE257', sent: [record(toQuestion, 257, Buffer.concat([Buffer.from([0x80]), str('issue'), Buffer.from('ca\xff;\x00x', 'latin1')]))], relayed: [record(toQuestion, 257, Buffer.concat([Buffer.from([0x80]), str('issue'), Buffer.from('ca\xff;\x00x', 'latin1')]))] },
+  { what: 'an HINFO and a NAPTR with bytes outside UTF-8', type: 'TYPE13', sent: [record(toQuestion, 13, Buffer.concat([str('caf\xe9'), str('\xff')])), record(toQuestion, 35, Buffer.concat([u16(1), u16(2), str('U'), str('E2U+sip'), str('!^.*$!sip:\xe9@x!'), wire('r.e', 'example')]))], relayed: [record(toQuestion, 13, Buffer.concat([str('caf\xe9'), str('\xff')])), record(toQuestion, 35, Buffer.concat([u16(1), u16(2), str('U'), str('E2U+sip'), str('!^.*$!sip:\xe9@x!'), wire('r.e', 'example')]))] },
+];
+
+describe('record data with names or bytes dns-packet would change', () => {
+  it.each(exact)('is relayed with whole names and every byte: $what', async ({ type, sent, relayed }) => {
+    const up = await rawUpstream(sent);
+    const f = new Forwarder({ upstreams: [up], log: silentLogger(), cache: { maxEntries: 0 } });
+    try {
+      const q = query('q.example', type);
+      const answer = await f.handle(q);
+      expect(answer.rcode).toBe('NOERROR');
+      const enc = encodeAnswer(answer, q.lname);
+      expect(enc.an).toBe(sent.length);
+      expect(enc.body.toString('hex')).toBe(Buffer.concat(relayed).toString('hex'));
+    } finally {
+      await f.close();
+    }
+  });
+});
+
 describe('wireToName and nameToWire', () => {
   const rows: Array<[string, Buffer, string]> = [
     ['plain labels', wire('www', 'Example', 'com'), 'www.Example.com'],
