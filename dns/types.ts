@@ -30,7 +30,7 @@ export interface DnsQuery {
 }
 
 /** Response codes the pipeline produces. */
-export type Rcode = 'NOERROR' | 'FORMERR' | 'SERVFAIL' | 'NXDOMAIN' | 'NOTIMP' | 'REFUSED' | 'YXDOMAIN' | 'YXRRSET' | 'NXRRSET' | 'NOTAUTH' | 'NOTZONE';
+export type Rcode = 'NOERROR' | 'FORMERR' | 'SERVFAIL' | 'NXDOMAIN' | 'NOTIMP' | 'REFUSED' | 'YXDOMAIN' | 'YXRRSET' | 'NXRRSET' | 'NOTAUTH' | 'NOTZONE' | 'BADVERS' | 'BADCOOKIE';
 
 /**
  * An answer to one query. Handlers may hand back the same object for the same question while their data is
@@ -48,6 +48,11 @@ export interface DnsAnswer {
   answers: ResourceRecord[];
   authorities: ResourceRecord[];
   additionals: ResourceRecord[];
+  /**
+   * EDNS options for the response's OPT record, as option-code, length, data on the wire (an upstream's, relayed as
+   * CoreDNS's forward relays them: extended DNS errors, NSID, ...); only to a client that sent an OPT record.
+   */
+  ednsOptions?: Buffer;
   /** Which handler answered, for the `plugin` label of coredns_dns_responses_total. */
   source: string;
   /**

@@ -65,6 +65,8 @@ export interface UpstreamReply {
   transport: 'udp' | 'tcp' | 'tls';
   /** The reply's AD bit. */
   authenticatedData?: boolean;
+  /** The options of the reply's OPT record on the wire (code, length, data each), relayed to the client; absent when none. */
+  ednsOptions?: Buffer;
 }
 
 /** Limits of one exchange: each leg (UDP, then TCP) gets `timeoutMs`, never past `deadline` (performance.now() ms). */
@@ -115,8 +117,9 @@ export class ExchangeScope {
 /** The EDNS0 UDP payload size we advertise: DNS Flag Day 2020's value, which avoids IP fragmentation. */
 export const ednsUdpSize = 1232;
 
-// An upstream's rcode is passed on as it is (CoreDNS forward relays the message); one outside these is a SERVFAIL.
-const pipelineRcodes: ReadonlySet<string> = new Set<Rcode>(['NOERROR', 'FORMERR', 'SERVFAIL', 'NXDOMAIN', 'NOTIMP', 'REFUSED', 'YXDOMAIN', 'YXRRSET', 'NXRRSET', 'NOTAUTH', 'NOTZONE']);
+// An upstream's rcode is passed on as it is (CoreDNS forward relays the message), the extended BADVERS and BADCOOKIE
+// included; one outside these (BADKEY and the other TSIG rcodes, which no reply to our queries can carry) is a SERVFAIL.
+const pipelineRcodes: ReadonlySet<string> = new Set<Rcode>(['NOERROR', 'FORMERR', 'SERVFAIL', 'NXDOMAIN', 'NOTIMP', 'REFUSED', 'YXDOMAIN', 'YXRRSET', 'NXRRSET', 'NOTAUTH', 'NOTZONE', 'BADVERS', 'BADCOOKIE']);
 
 /**
  * The wire form of a query with this ID: RD set (we forward to recursive resolvers), AD set (RFC 6840 5.7: a
@@ -275,13 +278,15 @@ export function wireRcodeOf(p: DecodedPacket): string {
 }
 
 /**
- * The pipeline's view of a decoded reply. An rcode it has no name for (an extended one such as BADVERS or BADCOOKIE,
- * which speaks of our query's OPT record, not of the name asked) becomes SERVFAIL: never cached, never NOERROR, and
- * a failed refresh for serve-stale.
+ * The pipeline's view of a decoded reply, its OPT record's options kept to relay. An extended rcode (BADVERS,
+ * BADCOOKIE) is passed on as CoreDNS's forward relays it (never cached, and a failed refresh for serve-stale); one the
+ * pipeline has no name for becomes SERVFAIL.
  */
 export function toReply(p: DecodedPacket, transport: UpstreamReply['transport']): UpstreamReply {
   const wireRcode = wireRcodeOf(p);
+  const options = optionsOf(p);
   return {
+    ...(options ? { ednsOptions: options } : {}),
     rcode: pipelineRcodes.has(wireRcode) ? (wireRcode as Rcode) : 'SERVFAIL',
     wireRcode,
     answers: p.answers ?? [],
@@ -290,6 +295,21 @@ export function toReply(p: DecodedPacket, transport: UpstreamReply['transport'])
     transport,
     authenticatedData: (p as DecodedPacket & { flag_ad?: boolean }).flag_ad === true,
   };
+}
+
+/** The options of a decoded reply's OPT record on the wire (code, length, data each); undefined when it has none. */
+export function optionsOf(p: DecodedPacket): Buffer | undefined {
+  const opt = p.additionals?.find((rr) => rr.type === 'OPT') as { options?: Array<{ code: number; data?: Buffer }> } | undefined;
+  if (!opt?.options?.length) return undefined;
+  const parts: Buffer[] = [];
+  for (const o of opt.options) {
+    const data = o.data ?? Buffer.alloc(0);
+    const head = Buffer.alloc(4);
+    head.writeUInt16BE(o.code, 0);
+    head.writeUInt16BE(data.length, 2);
+    parts.push(head, data);
+  }
+  return Buffer.concat(parts);
 }
 
 /** Decodes a reply; an UpstreamReplyError (returned, not thrown) when it does not decode. */

@@ -292,9 +292,11 @@ export class Forwarder implements DnsHandler {
       const now = this.#now();
       const failed = reply.rcode !== 'NOERROR' && reply.rcode !== 'NXDOMAIN';
       const entry = this.cache.store(key, reply, now, q);
-      if (entry) return { answer: (c) => this.cache.answer(entry, now, 'forward', c), failed };
+      // The upstream's EDNS options go to the clients of this exchange only, as CoreDNS's cache keeps no OPT record.
+      const options = reply.ednsOptions;
+      if (entry) return { answer: (c) => withOptions(this.cache.answer(entry, now, 'forward', c), options), failed };
       const plain = plainSections(reply, q.type);
-      return { answer: (c) => fromReply(reply, plain, c), failed };
+      return { answer: (c) => withOptions(fromReply(reply, plain, c), options), failed };
     } catch (e) {
       this.#log.error({ err: e, name: q.name, type: q.type }, 'DNS forwarder failed a query');
       return failedOutcome;
@@ -373,6 +375,12 @@ function fromReply(r: UpstreamReply, plain: Sections | undefined, client: Client
     additionals: [...s.additionals],
     source: 'forward',
   };
+}
+
+/** `a` (a new object, built for one client) with the upstream's EDNS options, when it sent any. */
+function withOptions(a: DnsAnswer, options: Buffer | undefined): DnsAnswer {
+  if (options !== undefined) a.ednsOptions = options;
+  return a;
 }
 
 /** How often, and for how long after start, an upstream that does not answer the loop probe is asked again. */

@@ -19,7 +19,7 @@ const typeIndex = new Uint8Array(256).fill(otherType);
 monitoredTypes.forEach((t, i) => (typeIndex[typeNumbers[t]!] = i));
 const rcodeLabels = ['NOERROR', 'FORMERR', 'SERVFAIL', 'NXDOMAIN', 'NOTIMP', 'REFUSED', 'YXDOMAIN', 'YXRRSET', 'NXRRSET', 'NOTAUTH', 'NOTZONE'];
 /** The name of an rcode as CoreDNS prints it (NOERROR, ..., BADVERS, else RCODE<n>). */
-export const rcodeLabel = (rcode: number): string => rcodeLabels[rcode] ?? (rcode === 16 ? 'BADVERS' : `RCODE${rcode}`);
+export const rcodeLabel = (rcode: number): string => rcodeLabels[rcode] ?? (rcode === 16 ? 'BADVERS' : rcode === 23 ? 'BADCOOKIE' : `RCODE${rcode}`);
 
 /** The `type` label slot of a query type. */
 export function typeSlot(qtype: number): number {
@@ -44,7 +44,7 @@ export class ZoneSlot {
   /** The response counters of one plugin, indexed by rcode number (0..23); cacheable by the caller. */
   responsesOf(plugin: string): Float64Array {
     let byRcode = this.responses.get(plugin);
-    if (byRcode === undefined) this.responses.set(plugin, (byRcode = new Float64Array(24)));
+    if (byRcode === undefined) this.responses.set(plugin, (byRcode = new Float64Array(25)));
     return byRcode;
   }
 
@@ -55,7 +55,7 @@ export class ZoneSlot {
     (this.duration[tslot] ??= new Histo(timeBuckets)).observe(seconds);
     this.requestSize[proto]!.observe(reqSize);
     this.responseSize[proto]!.observe(respSize);
-    byRcode[rcode < 23 ? rcode : 23]!++;
+    byRcode[rcode < 24 ? rcode : 24]!++;
   }
 }
 

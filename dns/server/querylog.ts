@@ -150,12 +150,26 @@ export class QueryLog {
   }
 }
 
-/** The upper bits of an extended rcode (RFC 6891 6.1.3, BADVERS) from the response's OPT record. */
+/** The upper bits of an extended rcode (RFC 6891 6.1.3: BADVERS, BADCOOKIE) from the response's OPT record. */
 function extendedRcode(resp: Buffer, prefix: number): number {
-  // Every response is built by wire/response.ts, which writes its OPT record last and without options: root name,
-  // type 41, UDP size, then the TTL field whose first byte is the extended rcode.
-  const ar = resp.readUInt16BE(prefix + 10);
-  if (ar === 0 || resp.length - prefix < 23) return 0;
-  const at = resp.length - 11;
-  return resp[at] === 0 && resp[at + 1] === 0 && resp[at + 2] === 41 ? resp[at + 5]! << 4 : 0;
+  if (resp.length - prefix < 12 || resp.readUInt16BE(prefix + 10) === 0) return 0;
+  // wire/response.ts writes its OPT record last, perhaps with relayed options: every record before it is skipped.
+  const skipName = (at: number): number => {
+    while (at < resp.length) {
+      const l = resp[at]!;
+      if (l === 0) return at + 1;
+      if (l >= 0xc0) return at + 2;
+      at += l + 1;
+    }
+    return resp.length;
+  };
+  let at = skipName(prefix + 12) + 4;
+  let records = resp.readUInt16BE(prefix + 6) + resp.readUInt16BE(prefix + 8) + resp.readUInt16BE(prefix + 10);
+  while (records-- > 0 && at + 11 <= resp.length) {
+    const fixed = skipName(at);
+    if (fixed + 10 > resp.length) return 0;
+    if (resp.readUInt16BE(fixed) === 41) return resp[fixed + 4]! << 4;
+    at = fixed + 10 + resp.readUInt16BE(fixed + 8);
+  }
+  return 0;
 }

@@ -413,7 +413,7 @@ export class DnsServer {
       if (plan === null) buf = buildResponse(msg, q, enc, limit, ourSize, out.prefix, out);
       else {
         const turn = (this.#turn = (this.#turn + 1) >>> 0);
-        const whole = q.questionEnd + enc.body.length + (q.edns ? optLength : 0);
+        const whole = q.questionEnd + enc.body.length + (q.edns ? optLength + enc.options.length : 0);
         if (whole <= limit && whole <= maxMessage) {
           buf = buildResponse(msg, q, enc, limit, ourSize, out.prefix, out);
           bodyAt = out.prefix + q.questionEnd;
@@ -434,7 +434,9 @@ export class DnsServer {
           c.slotName = q.lname;
         }
         const family = client.family === 'IPv6' ? 1 : 0;
-        c.slot!.record(typeSlot(q.qtype), out.proto, family, q.dnssecOk, q.wireSize, size, enc.rcode, c.byRcode!, (now() - start) / 1000);
+        // An extended rcode goes to a client without EDNS0 as SERVFAIL (buildResponse).
+        const rcode = enc.rcode > 15 && !q.edns ? 2 : enc.rcode;
+        c.slot!.record(typeSlot(q.qtype), out.proto, family, q.dnssecOk, q.wireSize, size, rcode, c.byRcode!, (now() - start) / 1000);
       }
       // The response bytes are still intact: nothing was allocated since it was sent.
       // A response cut to fit is not replayed when it has records to rotate: its bytes no longer match the plan.

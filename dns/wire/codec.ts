@@ -91,6 +91,7 @@ export const rcodeNumbers = {
   NOTAUTH: 9,
   NOTZONE: 10,
   BADVERS: 16,
+  BADCOOKIE: 23,
 } as const;
 
 /** A named rcode. */

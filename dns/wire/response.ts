@@ -23,8 +23,10 @@ export interface EncodedAnswer {
   readonly flags3: number;
   /** AA as header byte 2 carries it. */
   readonly aa: number;
-  /** The rcode number, for metrics. */
+  /** The rcode number (12 bits: its upper 8 go in the OPT record), for metrics. */
   readonly rcode: number;
+  /** EDNS options for our OPT record (the answer's ednsOptions); empty when none. */
+  readonly options: Buffer;
 }
 
 /** What the response writer needs from a parsed query. */
@@ -45,6 +47,7 @@ export const optLength = 11;
 /** Largest DNS message (the TCP length prefix is 16 bits). */
 export const maxMessage = 65535;
 const pointerToQuestion = Buffer.from([0xc0, 0x0c]);
+const noOptions = Buffer.alloc(0);
 
 /** A record's owner name as the question's lname is written: lower case, no final dot (an escaped `\.` stays). */
 function ownerKey(name: string): string {
@@ -166,11 +169,15 @@ export function encodeAnswer(answer: DnsAnswer, qlname: string): EncodedAnswer {
     flags3: (answer.recursionAvailable ? 0x80 : 0) | (answer.authenticatedData ? 0x20 : 0) | (rcode & 0xf),
     aa: answer.authoritative ? 0x04 : 0,
     rcode,
+    options: answer.ednsOptions ?? noOptions,
   };
 }
 
-/** Writes our OPT record at `off` (root owner, type 41, our UDP size, no options), for responses and upstream queries. */
-export function writeOpt(out: Buffer, off: number, ourSize: number, extendedRcode: number, dnssecOk: boolean): void {
+/**
+ * Writes our OPT record at `off` (root owner, type 41, our UDP size, then `options` as they are: optLength bytes plus
+ * theirs), for responses and upstream queries.
+ */
+export function writeOpt(out: Buffer, off: number, ourSize: number, extendedRcode: number, dnssecOk: boolean, options?: Buffer): void {
   out[off] = 0;
   out[off + 1] = 0;
   out[off + 2] = 41;
@@ -181,8 +188,10 @@ export function writeOpt(out: Buffer, off: number, ourSize: number, extendedRcod
   // RFC 3225 3: the DO bit of the query is copied into the response.
   out[off + 7] = dnssecOk ? 0x80 : 0;
   out[off + 8] = 0;
-  out[off + 9] = 0;
-  out[off + 10] = 0;
+  const n = options === undefined ? 0 : options.length;
+  out[off + 9] = n >> 8;
+  out[off + 10] = n & 0xff;
+  if (n > 0) options!.copy(out, off + 11);
 }
 
 /** Where response bytes are written: Buffer.allocUnsafe, or a sender's reusable scratch memory. */
@@ -228,10 +237,15 @@ export function writeHeader(out: Buffer, prefix: 0 | 2, size: number, msg: Buffe
  */
 export function buildResponse(msg: Buffer, q: QueryShape, enc: EncodedAnswer, limit: number, ourSize: number, prefix: 0 | 2, into: Allocator = pooled): Buffer {
   const qend = q.questionEnd;
-  const optLen = q.edns ? optLength : 0;
+  // An extended rcode (an upstream's BADVERS or BADCOOKIE) needs an OPT record for its upper bits: without one its
+  // low bits would read NOERROR, so a client that sent none gets SERVFAIL.
+  if (enc.rcode > 15 && !q.edns) enc = { ...enc, flags3: (enc.flags3 & 0xf0) | 2, rcode: 2 };
+  // Relayed options that leave no room for the question and our OPT record under the limit are left out.
+  if (enc.options.length > 0 && q.edns && qend + optLength + enc.options.length > Math.min(limit, maxMessage)) enc = { ...enc, options: noOptions };
+  const optLen = q.edns ? optLength + enc.options.length : 0;
   const size = qend + enc.body.length + optLen;
   if (size > limit || size > maxMessage) {
-    return buildFitted(msg, q, enc, Math.min(limit, maxMessage), optLen, prefix, into, (out, off) => writeOpt(out, off, ourSize, 0, q.dnssecOk));
+    return buildFitted(msg, q, enc, Math.min(limit, maxMessage), optLen, prefix, into, (out, off) => writeOpt(out, off, ourSize, enc.rcode >> 4, q.dnssecOk, enc.options));
   }
   const out = into.alloc(prefix + size);
   const h = prefix;
@@ -245,7 +259,7 @@ export function buildResponse(msg: Buffer, q: QueryShape, enc: EncodedAnswer, li
     body.copy(out, off);
     off += n;
   } else for (let i = 0; i < n; i++) out[off++] = body[i]!;
-  if (q.edns) writeOpt(out, off, ourSize, 0, q.dnssecOk);
+  if (q.edns) writeOpt(out, off, ourSize, enc.rcode >> 4, q.dnssecOk, enc.options);
   return out;
 }
 

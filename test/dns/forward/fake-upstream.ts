@@ -29,6 +29,8 @@ export type Reply =
       rcode?: 'NOERROR' | 'FORMERR' | 'SERVFAIL' | 'NXDOMAIN' | 'NOTIMP' | 'REFUSED' | 'YXDOMAIN';
       /** A 12-bit rcode (RFC 6891 6.1.3: BADVERS 16, BADCOOKIE 23): its low 4 bits in the header, the rest in the OPT record. */
       extendedRcode?: number;
+      /** Options of the reply's OPT record (an extended DNS error is code 15). */
+      ednsOptions?: Array<{ code: number; data: Buffer }>;
       /** Set AD (the upstream validated the answer). */
       authenticated?: boolean;
       answers?: Answer[];
@@ -182,7 +184,7 @@ function replies(q: DecodedPacket, seen: SeenQuery, r: Exclude<Reply, 'silent'>,
       questions: [{ name, type: 'A', class: 'IN' }],
       answers: truncated ? [] : (r.answers ?? []),
       authorities: truncated ? [] : (r.authorities ?? []),
-      additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 1232, extendedRcode: (r.extendedRcode ?? 0) >> 4, ednsVersion: 0, flags: 0, flag_do: false, options: [] }, ...(truncated ? [] : (r.additionals ?? []))],
+      additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 1232, extendedRcode: (r.extendedRcode ?? 0) >> 4, ednsVersion: 0, flags: 0, flag_do: false, options: (r.ednsOptions ?? []) as never }, ...(truncated ? [] : (r.additionals ?? []))],
     });
     buf.writeUInt16BE(seen.qtype, 12 + nameLength(buf, 12));
     return buf;

@@ -240,3 +240,24 @@ describe('buildError', () => {
     expect(res.additionals![0]).toMatchObject({ type: 'OPT', extendedRcode: 1, ednsVersion: 0, udpPayloadSize: 1232, flag_do: true });
   });
 });
+
+describe('relayed EDNS options and extended rcodes (an upstream answer, as CoreDNS forward relays it)', () => {
+  const ede = Buffer.from([0, 15, 0, 4, 0, 6, 0x68, 0x69]); // EDE 6 "hi"
+  const rows: Array<{ what: string; edns: boolean; size?: number; rcode: DnsAnswer['rcode']; opts: Buffer; want: { rcode: string; options: number } }> = [
+    { what: 'options to a client with EDNS0', edns: true, rcode: 'SERVFAIL', opts: ede, want: { rcode: 'SERVFAIL', options: 1 } },
+    { what: 'no OPT record to a client without EDNS0', edns: false, rcode: 'SERVFAIL', opts: ede, want: { rcode: 'SERVFAIL', options: -1 } },
+    { what: 'BADVERS with its upper bits in the OPT record', edns: true, rcode: 'BADVERS', opts: Buffer.alloc(0), want: { rcode: 'BADVERS', options: 0 } },
+    { what: 'BADCOOKIE as SERVFAIL without EDNS0 (no OPT record for its upper bits)', edns: false, rcode: 'BADCOOKIE', opts: Buffer.alloc(0), want: { rcode: 'SERVFAIL', options: -1 } },
+    { what: 'options too big for the client left out', edns: true, size: 512, rcode: 'SERVFAIL', opts: Buffer.concat([Buffer.from([0, 12, 0x01, 0xf4]), Buffer.alloc(500)]), want: { rcode: 'SERVFAIL', options: 0 } },
+  ];
+  it.each(rows)('$what', ({ edns, size, rcode, opts, want }) => {
+    const { msg, q } = query('x.example', 'A', { edns, size });
+    const enc = encodeAnswer(answer({ rcode, authoritative: false, ednsOptions: opts }), q.lname);
+    const buf = buildResponse(msg, q, enc, q.udpSize ?? 512, 1232, 0);
+    expect(buf.length).toBeLessThanOrEqual(q.udpSize ?? 512);
+    const d = dnsPacket.decode(buf) as dnsPacket.DecodedPacket & { rcode: string };
+    const o = d.additionals?.find((r) => r.type === 'OPT') as { options: unknown[]; extendedRcode: number } | undefined;
+    const full = ((o?.extendedRcode ?? 0) << 4) | ((d.flags ?? 0) & 0xf);
+    expect({ rcode: full === 16 ? 'BADVERS' : full === 23 ? 'BADCOOKIE' : d.rcode, options: o ? o.options.length : -1 }).toEqual(want);
+  });
+});
