@@ -36,6 +36,18 @@ function uriOf(path: string): string {
 
 /** Merges repeated slashes and resolves `.` and `..` segments (never above the root); keeps a trailing slash. */
 export function resolveSegments(path: string): string {
+  return resolve(path, false)!;
+}
+
+/**
+ * As resolveSegments, but undefined for a path whose `..` segments climb above the root (`/../x`, `/a/../../x`),
+ * which nginx refuses with 400 (ngx_http_parse_complex_uri) rather than stopping at the root.
+ */
+export function resolveWithinRoot(path: string): string | undefined {
+  return resolve(path, true);
+}
+
+function resolve(path: string, strict: boolean): string | undefined {
   const out: string[] = [];
   const parts = path.split('/');
   let trailing = false;
@@ -44,7 +56,7 @@ export function resolveSegments(path: string): string {
     const last = i === parts.length - 1;
     if (seg === '' || seg === '.') trailing = last;
     else if (seg === '..') {
-      out.pop();
+      if (out.pop() === undefined && strict) return undefined;
       trailing = last;
     } else {
       out.push(seg);

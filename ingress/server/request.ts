@@ -1,7 +1,7 @@
 // Pure pieces of reading a request: the host it names, the path routes match on, and the X-Forwarded-* headers
 // sent upstream.
 import { randomFillSync } from 'node:crypto';
-import { resolveSegments } from '../routes/rewrite.ts';
+import { resolveSegments, resolveWithinRoot } from '../routes/rewrite.ts';
 
 /**
  * The host a request names, lower-case, without port or trailing dot; IPv6 literals keep their brackets.
@@ -43,8 +43,9 @@ export interface RequestPath {
 }
 
 /**
- * Splits a request target and normalises its path (see RequestPath). Undefined for a target that is not a path or
- * an escape that decodes to a control character (`%00`, `%0A`: nginx answers these 400 too).
+ * Splits a request target and normalises its path (see RequestPath). Undefined, as nginx answers 400, for a target
+ * that is not a path, a `%` not followed by two hex digits, `..` segments that climb above the root, or an escape
+ * that decodes to a control character (`%00`, `%0A`: nginx refuses only `%00`; a backend could read a line end).
  */
 export function requestPath(target: string | undefined): RequestPath | undefined {
   if (!target || target.charCodeAt(0) !== 47 /* / */) return undefined;
@@ -53,8 +54,16 @@ export function requestPath(target: string | undefined): RequestPath | undefined
   const query = q < 0 ? '' : target.slice(q);
   // Only a path that might hold a dot segment, an escape, a backslash or an empty segment pays for normalising.
   if (!path.includes('/.') && !path.includes('%') && !path.includes('\\') && !path.includes('//')) return { path, matchPath: path, query };
-  path = resolveSegments(path.replace(escape, decodeUnreserved).replaceAll('\\', '/'));
-  if (!path.includes('%')) return { path, matchPath: path, query };
+  // nginx answers 400 for a `%` not followed by two hex digits in the path (the query is not decoded), and for
+  // `..` segments that climb above the root once every escape is decoded (`/../x`, `/%2e%2e/x`, `/%2F..`).
+  if (badEscape.test(path)) return undefined;
+  const partial = path.replace(escape, decodeUnreserved).replaceAll('\\', '/');
+  if (!partial.includes('%')) {
+    const resolved = resolveWithinRoot(partial);
+    return resolved === undefined ? undefined : { path: resolved, matchPath: resolved, query };
+  }
+  if (resolveWithinRoot(partial.replace(escape, (_, hex: string) => String.fromCharCode(parseInt(hex, 16))).replaceAll('\\', '/')) === undefined) return undefined;
+  path = resolveSegments(partial);
   // Escapes are bytes (Node reads the target as latin1); the bytes are read as UTF-8, as routes are written.
   const decoded = Buffer.from(path.replace(escape, (_, hex: string) => String.fromCharCode(parseInt(hex, 16))), 'latin1').toString('utf8');
   if (controls.test(decoded)) return undefined;
@@ -62,6 +71,7 @@ export function requestPath(target: string | undefined): RequestPath | undefined
 }
 
 const escape = /%([0-9A-Fa-f]{2})/g;
+const badEscape = /%(?![0-9A-Fa-f]{2})/;
 const controls = /[\u0000-\u001f\u007f]/;
 
 /** A `%XX` escape: the character itself when it is unreserved (RFC 3986 2.3), else the escape in upper case. */

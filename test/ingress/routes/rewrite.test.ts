@@ -9,10 +9,11 @@ import { compile, ingress, rule } from './fixtures.ts';
 const ngx = 'nginx.ingress.kubernetes.io/';
 
 /** The upstream target of request `target` (path and query) on host a.com of an Ingress with these rules and annotations; 404 when no rule matches. */
-function forward(rules: string[], annotations: Record<string, string>, target: string): string | 404 {
+function forward(rules: string[], annotations: Record<string, string>, target: string): string | 400 | 404 {
   const { table } = compile([ingress('r', { annotations, rules: [rule('a.com', ...rules.map((r) => `${r} web:80`))] })]);
   expect(table.problems).toEqual([]);
-  const request = requestPath(target)!;
+  const request = requestPath(target);
+  if (request === undefined) return 400;
   const route = table.match('a.com', request.matchPath);
   return route === undefined ? 404 : upstreamPath(route, request.path, request.query);
 }
@@ -62,7 +63,7 @@ describe('rewrite-target without groups', () => {
 describe('rewrite-target with capture groups', () => {
   // [rule, rewrite-target, request, upstream]; use-regex set (ingress-nginx reads the paths as regexes with a
   // rewrite-target anyway).
-  const cases: [string, string | undefined, string, string | 404][] = [
+  const cases: [string, string | undefined, string, string | 400 | 404][] = [
     // ingress-nginx's rewrite example.
     ['ImplementationSpecific /something(/|$)(.*)', '/$2', '/something', '/'],
     ['ImplementationSpecific /something(/|$)(.*)', '/$2', '/something/', '/'],
@@ -90,7 +91,8 @@ describe('rewrite-target with capture groups', () => {
     ['Prefix /something(/|$)(.*)', '/$2', '/something/a%20b', '/a%20b'],
     ['Prefix /something(/|$)(.*)', '/$2', '/something/%61b', '/ab'],
     // Dot segments are resolved before matching: they never step out through a group.
-    ['Prefix /something(/|$)(.*)', '/$2', '/something/..%2F..%2Fetc', 404],
+    ['Prefix /something(/|$)(.*)', '/$2', '/something/..%2Fetc', 404],
+    ['Prefix /something(/|$)(.*)', '/$2', '/something/..%2F..%2Fetc', 400],
     ['Prefix /something(/|$)(.*)', '/$2', '/other/../something/x', '/x'],
   ];
   it.each(cases)('%s rewrite %s: %s -> %s', (r, target, request, want) => {
