@@ -290,12 +290,12 @@ function readBackendTls(a: AnnotationReader, namespace: string, protocol: Ingres
 const redirectCodes = [301, 302, 303, 307, 308] as const;
 
 /**
- * permanent-redirect (301 or permanent-redirect-code) or temporal-redirect (302 or temporal-redirect-code), not both:
- * an absolute URL that may use the variables of variables.ts (`https://new.example.com$request_uri`).
+ * temporal-redirect (302 or temporal-redirect-code), else permanent-redirect (301 or permanent-redirect-code): an
+ * absolute URL that may use the variables of variables.ts (`https://new.example.com$request_uri`). As ingress-nginx's
+ * redirect parser, temporal-redirect wins when both are set (permanent-redirect and its code are then not read), and
+ * an empty one asks for nothing.
  */
 function readRedirect(a: AnnotationReader): IngressPolicy['redirect'] {
-  const permanent = a.get('permanent-redirect');
-  const temporal = a.get('temporal-redirect');
   const code = (name: 'permanent-redirect-code' | 'temporal-redirect-code', fallback: 301 | 302) => {
     const c = a.get(name);
     if (c === undefined) return fallback;
@@ -303,11 +303,10 @@ function readRedirect(a: AnnotationReader): IngressPolicy['redirect'] {
     if (!(redirectCodes as readonly number[]).includes(n) || !/^\d{3}$/.test(c.value)) throw invalid(c, `allowed are ${redirectCodes.join(', ')}`);
     return n as (typeof redirectCodes)[number];
   };
-  const permanentCode = code('permanent-redirect-code', 301);
-  const temporalCode = code('temporal-redirect-code', 302);
-  if (permanent !== undefined && temporal !== undefined) throw invalid(temporal, 'an Ingress redirects one way: permanent-redirect is set too');
-  if (permanent !== undefined) return { url: readUrlTemplate(permanent, 'client'), status: permanentCode };
-  if (temporal !== undefined) return { url: readUrlTemplate(temporal, 'client'), status: temporalCode };
+  const temporal = a.get('temporal-redirect');
+  if (temporal !== undefined && temporal.value !== '') return { url: readUrlTemplate(temporal, 'client'), status: code('temporal-redirect-code', 302) };
+  const permanent = a.get('permanent-redirect');
+  if (permanent !== undefined && permanent.value !== '') return { url: readUrlTemplate(permanent, 'client'), status: code('permanent-redirect-code', 301) };
   return undefined;
 }
 

@@ -94,6 +94,10 @@ describe('annotations with good values', () => {
     ['permanent-redirect', { [`${ngx}permanent-redirect`]: 'https://new.example.com/shop' }, { redirect: { url: 'https://new.example.com/shop', status: 301 } }],
     ['permanent-redirect to a non-ASCII URL, encoded', { [`${ngx}permanent-redirect`]: 'https://例え.jp/パス' }, { redirect: { url: 'https://xn--r8jz45g.jp/%E3%83%91%E3%82%B9', status: 301 } }],
     ['temporal-redirect with its code', { [`${ngx}temporal-redirect`]: 'https://maintenance.example.com/', [`${ngx}temporal-redirect-code`]: '307' }, { redirect: { url: 'https://maintenance.example.com/', status: 307 } }],
+    // ingress-nginx's redirect parser reads temporal-redirect first and returns it: permanent-redirect is not used.
+    ['both redirects: temporal-redirect wins', { [`${ngx}permanent-redirect`]: 'https://a.example.com/', [`${ngx}temporal-redirect`]: 'https://b.example.com/' }, { redirect: { url: 'https://b.example.com/', status: 302 } }],
+    ['both redirects with both codes', { [`${ngx}permanent-redirect`]: 'https://a.example.com/', [`${ngx}permanent-redirect-code`]: '308', [`${ngx}temporal-redirect`]: 'https://b.example.com/', [`${ngx}temporal-redirect-code`]: '307' }, { redirect: { url: 'https://b.example.com/', status: 307 } }],
+    ['an empty temporal-redirect leaves permanent-redirect', { [`${ngx}permanent-redirect`]: 'https://a.example.com/', [`${ngx}temporal-redirect`]: '' }, { redirect: { url: 'https://a.example.com/', status: 301 } }],
     ['app-root', { [`${ngx}app-root`]: '/app1' }, { appRoot: '/app1' }],
     ['proxy-next-upstream-tries', { [`${ngx}proxy-next-upstream-tries`]: '5' }, { upstreamTries: 5 }],
     ['service-upstream', { [`${ngx}service-upstream`]: 'true' }, { serviceUpstream: true }],
@@ -235,7 +239,6 @@ describe('annotations with values that cannot be honoured', () => {
     ['permanent-redirect relative', { [`${ngx}permanent-redirect`]: '/elsewhere' }, `${ngx}permanent-redirect`, '/elsewhere', 'http or https'],
     ['permanent-redirect with the request URI as its host', { [`${ngx}permanent-redirect`]: 'https://$request_uri' }, `${ngx}permanent-redirect`, 'https://$request_uri', 'cannot stand in the URL'],
     ['permanent-redirect-code 200', { [`${ngx}permanent-redirect`]: 'https://a.example.com/', [`${ngx}permanent-redirect-code`]: '200' }, `${ngx}permanent-redirect-code`, '200', 'allowed are 301, 302, 303, 307, 308'],
-    ['both redirects', { [`${ngx}permanent-redirect`]: 'https://a.example.com/', [`${ngx}temporal-redirect`]: 'https://b.example.com/' }, `${ngx}temporal-redirect`, 'https://b.example.com/', 'one way'],
     ['cors-allow-origin with a path', { [`${ngx}enable-cors`]: 'true', [`${ngx}cors-allow-origin`]: 'https://app.example.com/x' }, `${ngx}cors-allow-origin`, 'https://app.example.com/x', 'origins such as'],
     ['cors-allow-headers with a space in a name', { [`${ngx}enable-cors`]: 'true', [`${ngx}cors-allow-headers`]: 'X Token' }, `${ngx}cors-allow-headers`, 'X Token', 'HTTP tokens'],
     ['upstream-vhost with nginx variables', { [`${ngx}upstream-vhost`]: '$host' }, `${ngx}upstream-vhost`, '$host', 'host name or address'],
