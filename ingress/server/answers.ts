@@ -46,7 +46,9 @@ export async function customError(x: Exchange, s: GatewayState, p: IngressPolicy
     headers: {
       ...sent,
       'x-code': String(status),
-      'x-format': typeof accept === 'string' ? accept : 'text/html',
+      // ingress-nginx sets `X-Format $http_accept`: nginx sends no header whose value is empty, and a client's own
+      // X-Format is replaced (an empty list sends none).
+      'x-format': typeof accept === 'string' && accept !== '' ? accept : [],
       'x-namespace': r.namespace,
       'x-ingress-name': r.ingress.slice(r.namespace.length + 1),
       'x-service-name': x.backend!.service,
