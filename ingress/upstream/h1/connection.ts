@@ -97,6 +97,8 @@ export class H1Connection implements Carrier {
   #sendQueued = 0;
   // The response is not being read (its handler paused it).
   #readStopped = false;
+  // A passed deadline waits for the check phase (checkDeadline).
+  #recheckQueued = false;
 
   constructor(owner: ConnectionOwner, ip: string, port: number, address: string, connectTimeoutMs: number, keepAliveMs: number) {
     this.#owner = owner;
@@ -201,12 +203,29 @@ export class H1Connection implements Carrier {
     this.#close(null);
   }
 
-  /** The timer: fails what waited too long, lets go of a connection idle too long. */
-  checkDeadline(now: number): void {
+  /**
+   * The timer: fails what waited too long, lets go of a connection idle too long. A passed deadline is looked at
+   * once more after the event loop has read pending I/O (`recheck` false), and acted on then.
+   */
+  checkDeadline(now: number, recheck = false): void {
     // libuv shrinks the queue as bytes go, even part of a write: progress restarts the send deadline (nginx's
     // proxy_send_timeout runs between two successive writes), seen within a tick.
     if (this.#deadlineKind === 'send' && this.#handle.writeQueueSize < this.#sendQueued) this.#armSend();
     if (now < this.#deadline) return;
+    // Node runs timers before it polls for I/O in each turn of its loop, so after a stall (a long synchronous task,
+    // a GC pause) an answer, a connect or a drained write that arrived in time has not been read yet. nginx handles
+    // ready events before it expires timers; likewise the deadline is looked at again in the check phase, which
+    // follows the poll: what was read there has moved it.
+    if (!recheck && this.#deadlineKind !== 'idle') {
+      if (!this.#recheckQueued) {
+        this.#recheckQueued = true;
+        setImmediate(() => {
+          this.#recheckQueued = false;
+          if (this.#state !== 'closed') this.checkDeadline(performance.now(), true);
+        });
+      }
+      return;
+    }
     const kind = this.#deadlineKind;
     this.#setDeadline('none', 0);
     const ex = this.#exchange;
