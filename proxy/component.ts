@@ -12,6 +12,7 @@ import { availableParallelism, networkInterfaces } from 'node:os';
 import type { Logger } from '../runtime/logger.ts';
 import { createBackend, otherKernelMode, privilegeProbe, proxyModes, variantChoices, type ProxyMode, type VariantChoice } from './backends.ts';
 import type { IptablesVariant } from './iptables/backend.ts';
+import type { ProxyBackend } from './backend.ts';
 import { cleanStaleFlows } from './conntrack.ts';
 import { HealthCheckServers, healthCheckHosts } from './healthcheck.ts';
 import { registerProxyMetrics } from './metrics.ts';
@@ -151,6 +152,27 @@ async function removeOtherMode(mode: Exclude<ProxyMode, 'userspace'>, runner: Ho
   }
 }
 
+/**
+ * Whether the kernel holds rules an earlier run programmed that this run's first sync would replace or remove:
+ * this backend's, the other kernel mode's (after a switch of --mode, removeOtherMode removes them) and, in iptables
+ * mode, another variant's (after a switch of variant, cleanOtherVariants does). A kernel that cannot be read counts
+ * as holding none. Userspace mode: never (it removes nothing).
+ */
+async function rulesOfLastRun(mode: ProxyMode, backend: ProxyBackend, iptablesVariant: IptablesVariant | undefined, runner: HostRunner, log: Logger): Promise<boolean> {
+  if (mode === 'userspace') return false;
+  const holds = (b: ProxyBackend) => b.inherited?.().catch(() => false) ?? Promise.resolve(false);
+  if (await holds(backend)) return true;
+  const variant = await import('./iptables/variant.ts');
+  if (mode === 'iptables') {
+    if ((await variant.otherVariantsWithRules(iptablesVariant ?? 'default', runner, log)).length > 0) return true;
+    return holds(await createBackend('nftables', { runner, log, bindAddress: '127.0.0.1', threads: 1 }));
+  }
+  for (const v of await variant.installedVariants(runner)) {
+    if (await holds(await createBackend('iptables', { runner, log, bindAddress: '127.0.0.1', threads: 1, iptablesVariant: v }))) return true;
+  }
+  return false;
+}
+
 type ProxyFlags = Parameters<NonNullable<typeof proxyComponent.run>>[1];
 
 /** The --detect-local-mode flags; userspace mode always takes ClusterCIDR (it has no kernel rules to match with). */
@@ -179,16 +201,18 @@ async function runProxy(ctx: ComponentContext, f: ProxyFlags): Promise<void> {
     onUdpEviction: () => metrics.udpFlowEvictions.inc(),
   });
   // Rules from an earlier run are what works now: a first view that lacks what a broken manifest held must not
-  // remove them (below). A kernel that cannot be read here is taken to hold none; the first sync then says why.
-  let inherited = (await backend.inherited?.().catch(() => false)) ?? false;
+  // remove them (below), nor may the first sync's clean-ups after a switch of mode or iptables variant. A kernel that
+  // cannot be read here is taken to hold none; the first sync then says why.
+  const lastRunRules = () => rulesOfLastRun(f.mode, backend, iptablesVariant, runner, ctx.log);
+  let inherited = await lastRunRules();
   // While the first sync is held for them, the kernel is asked again at each held attempt: rules removed meanwhile
   // (`netplane proxy --cleanup`, a reboot of the firewall) leave nothing to keep, and the hold would only keep the
   // node without rules.
   let rechecking = false;
   const recheckInherited = () => {
-    if (rechecking || !backend.inherited) return;
+    if (rechecking || f.mode === 'userspace') return;
     rechecking = true;
-    backend.inherited().then(
+    lastRunRules().then(
       (still) => {
         rechecking = false;
         if (still || !inherited) return;

@@ -104,13 +104,17 @@ export class IptablesBackend implements ProxyBackend {
     });
   }
 
-  /** Whether the nat table of either family holds a proxy chain. A family that cannot be read counts as holding none. */
+  /**
+   * Whether the nat table of either family holds a proxy chain. A family that cannot be read counts as holding none.
+   * Table-less saves: `iptables-legacy-save -t nat` makes the table where there was none, and this also reads the
+   * variant the host does not use (what a run with it left).
+   */
   inherited(): Promise<boolean> {
     return this.#serialize(async () => {
       for (const family of families) {
         const { save } = iptablesCommands(family, this.#variant);
-        const nat = await this.#runner.run(save, ['-t', 'nat']).catch(() => undefined);
-        if (nat && parseSave(nat.stdout).nat.chains.some(isProxyChain)) return true;
+        const tables = await this.#runner.run(save, []).catch(() => undefined);
+        if (tables && parseSave(tables.stdout).nat.chains.some(isProxyChain)) return true;
       }
       return false;
     });

@@ -97,6 +97,21 @@ export async function installedVariants(runner: CommandRunner): Promise<Iptables
 }
 
 /**
+ * The installed variants other than `chosen` whose nat tables hold netplane's chains: what a run with another variant
+ * left, which cleanOtherVariants removes after the first sync (none when `chosen` is `default`, as it removes none).
+ * A variant that cannot be read holds none. Never rejects.
+ */
+export async function otherVariantsWithRules(chosen: IptablesVariant, runner: CommandRunner, log: Logger): Promise<IptablesVariant[]> {
+  if (chosen === 'default') return [];
+  const found: IptablesVariant[] = [];
+  for (const variant of await installedVariants(runner)) {
+    if (variant === chosen || variant === 'default') continue;
+    if (await new IptablesBackend(runner, { log, variant }).inherited().catch(() => false)) found.push(variant);
+  }
+  return found;
+}
+
+/**
  * Removes netplane's chains and jumps from every installed variant but `chosen` (what a run with another variant
  * left): both variants' nat tables see every packet and the first DNAT wins, so such rules would keep deleted
  * Services reachable and send traffic to endpoints that are gone. Call it once `chosen`'s rules are in place.
