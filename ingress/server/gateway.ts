@@ -290,6 +290,7 @@ export class Gateway {
   }
 
   #request(req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse, proto: 'http' | 'https'): void {
+    if (this.#refusedVersion(req, res)) return;
     const started = performance.now();
     const x = this.#exchange(req, res, proto);
     this.#inFlight++;
@@ -342,6 +343,10 @@ export class Gateway {
     const res = new ServerResponse(req);
     res.shouldKeepAlive = false;
     res.assignSocket(socket);
+    if (this.#refusedVersion(req, res)) {
+      res.once('finish', () => socket.destroy());
+      return;
+    }
     const x = this.#exchange(req, res, proto);
     this.#inFlight++;
     let relayed = false;
@@ -364,6 +369,21 @@ export class Gateway {
     } finally {
       this.#done(x, started);
     }
+  }
+
+  /**
+   * Answers, as nginx does, a request on an HTTP/1 connection whose request line names another major version:
+   * `HTTP/2.0` or later 505, `HTTP/0.9` 400 (node:http's parser takes `HTTP/0.9` and `HTTP/2.0` lines). True when it
+   * did: such a request never reaches the steps, which read httpVersionMajor 2 as an HTTP/2 stream.
+   */
+  #refusedVersion(req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse): boolean {
+    if ('stream' in req || req.httpVersionMajor === 1) return false;
+    const status = req.httpVersionMajor === 0 ? 400 : 505;
+    this.#o.metrics.rejected.inc({ reason: 'http-version' });
+    const h1 = res as ServerResponse;
+    h1.shouldKeepAlive = false;
+    h1.writeHead(status, { 'content-type': 'text/plain', connection: 'close' }).end(`${status} ${status === 400 ? 'Bad Request' : 'HTTP Version Not Supported'}\n`);
+    return true;
   }
 
   /** Counts and logs a finished (or aborted) request. */

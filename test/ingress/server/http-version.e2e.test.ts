@@ -1,0 +1,58 @@
+// Request lines naming an HTTP version other than 1.x, on the HTTP/1 side of both listeners. node:http's parser
+// takes `HTTP/2.0` and `HTTP/0.9`, and gave the gateway an IncomingMessage with httpVersionMajor 2, which the
+// pipeline read as an HTTP/2 stream: `GET / HTTP/2.0` threw outside any handler and stopped the whole process (one
+// line from any client, found by an audit). nginx 1.22 answers `HTTP/2.0` and `HTTP/3.0` with 505 and `HTTP/0.9`
+// with 400 (compared on loopback); so does the gateway now, and it keeps serving.
+import { connect as tcpConnect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EchoBackend, ingressClassYaml, ingressYaml, serviceYaml } from '../e2e/harness.ts';
+import { FixedPortGateway } from './fixed-ports.ts';
+
+describe('request lines with another HTTP version', () => {
+  const web = new EchoBackend('web');
+  const gw = new FixedPortGateway(64630);
+
+  beforeAll(async () => {
+    await new Promise<void>((r) => web.server.listen(64633, '127.0.0.1', r));
+    web.port = 64633;
+    gw.write('all.yaml', [ingressClassYaml, serviceYaml('web', [web]), ingressYaml({ name: 'site', host: 'site.test', paths: [['Prefix', '/', 'web']] })].join('\n---\n'));
+    await gw.start([], { host: 'site.test' });
+  }, 30_000);
+
+  afterAll(async () => {
+    await gw.stop();
+    await web.stop();
+  });
+
+  /** Sends `text` raw on a new connection (TLS with ALPN http/1.1 when `tls`); the status line's code, or 0. */
+  function statusOf(text: string, tls: boolean): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const s: Socket = tls
+        ? tlsConnect({ host: '127.0.0.1', port: gw.https, servername: 'site.test', ALPNProtocols: ['http/1.1'], rejectUnauthorized: false }, () => s.write(text))
+        : tcpConnect(gw.http, '127.0.0.1', () => s.write(text));
+      let got = '';
+      s.setTimeout(5000, () => s.destroy(new Error(`no answer to ${JSON.stringify(text)}`)));
+      s.on('data', (d) => (got += d.toString('latin1')));
+      s.on('close', () => resolve(Number(/^HTTP\/1\.[01] (\d{3})/.exec(got)?.[1] ?? 0)));
+      s.on('error', reject);
+    });
+  }
+
+  const line = (version: string, extra = '') => `GET / HTTP/${version}\r\nHost: site.test\r\nConnection: close\r\n${extra}\r\n`;
+
+  it.each([
+    // [listener, request, status]
+    ['http', line('2.0'), 505],
+    ['http', line('2.0', 'Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n'), 505],
+    ['http', line('0.9'), 400],
+    ['https', line('2.0'), 505],
+    ['https', line('0.9'), 400],
+    ['http', line('1.1'), 200],
+    ['https', line('1.1'), 200],
+  ])('%s %j: %i, and the gateway keeps serving', async (listener, text, status) => {
+    expect(await statusOf(text, listener === 'https')).toBe(status);
+    expect(await statusOf(line('1.1'), false)).toBe(200);
+    expect(gw.child?.exitCode).toBeNull();
+  });
+});
