@@ -3,6 +3,7 @@ import type { CommandRunner } from '../runtime/exec.ts';
 import type { Logger } from '../runtime/logger.ts';
 import type { ProxyBackend } from './backend.ts';
 import type { IptablesVariant } from './iptables/backend.ts';
+import type { UdpDropReason } from './userspace/flow-budget.ts';
 
 /** The proxy modes. */
 export const proxyModes = ['nftables', 'iptables', 'userspace'] as const;
@@ -15,7 +16,7 @@ export type VariantChoice = (typeof variantChoices)[number];
 /** Creates the backend of a mode. */
 export async function createBackend(
   mode: ProxyMode,
-  options: { runner: CommandRunner; log: Logger; bindAddress: string; threads: number; udpIdleMs?: number; udpMaxFlows?: number; onUdpEviction?: () => void; iptablesVariant?: IptablesVariant },
+  options: { runner: CommandRunner; log: Logger; bindAddress: string; threads: number; udpIdleMs?: number; udpMaxFlows?: number; udpMaxFlowsTotal?: number; onUdpEviction?: () => void; onUdpDrop?: (reason: UdpDropReason) => void; iptablesVariant?: IptablesVariant },
 ): Promise<ProxyBackend> {
   switch (mode) {
     case 'nftables': {

@@ -50,6 +50,12 @@ const flags = {
   'userspace-threads': valueFlag({ value: 'N', help: 'userspace mode: threads accepting TCP connections (SO_REUSEPORT), 1 to 64', parse: intInRange(1, 64), default: 1 }),
   'udp-timeout': durationFlag({ help: "userspace mode: a UDP flow idle this long is closed (kube-proxy's --udp-timeout)", default: '250ms', min: '1ms' }),
   'udp-max-flows': valueFlag({ value: 'N', help: 'userspace mode: UDP flows per Service port; past it the least recently used is evicted', parse: positiveInt, default: 4096 }),
+  'udp-max-flows-total': valueFlag({
+    value: 'N',
+    help: "userspace mode: UDP flows over all Service ports (each holds a socket and an ephemeral port); past it a new client evicts its port's least recently used flow, or is refused when its port has none",
+    parse: positiveInt,
+    default: 16384,
+  }),
   'healthz-bind-address': valueFlag({
     value: 'ADDR:PORT',
     listens: true,
@@ -198,7 +204,9 @@ async function runProxy(ctx: ComponentContext, f: ProxyFlags): Promise<void> {
     threads: f['userspace-threads'],
     udpIdleMs: f['udp-timeout'],
     udpMaxFlows: f['udp-max-flows'],
+    udpMaxFlowsTotal: f['udp-max-flows-total'],
     onUdpEviction: () => metrics.udpFlowEvictions.inc(),
+    onUdpDrop: (reason) => metrics.udpDatagramsDropped.inc({ reason }),
   });
   // Rules from an earlier run are what works now: a first view that lacks what a broken manifest held must not
   // remove them (below), nor may the first sync's clean-ups after a switch of mode or iptables variant. A kernel that

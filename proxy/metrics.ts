@@ -3,6 +3,7 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { ProxyBackend, SyncResult } from './backend.ts';
 import type { ProxyPlan } from './plan/types.ts';
+import { udpDropReasons } from './userspace/flow-budget.ts';
 
 // kube-proxy's buckets for sync durations: exponential from 1 ms.
 const syncBuckets = [0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.024, 2.048, 4.096, 8.192, 16.384];
@@ -43,11 +44,21 @@ export interface ProxyMetrics {
   registry: Registry;
   conntrackDeletions: Counter;
   udpFlowEvictions: Counter;
+  /** userspace mode: UDP datagrams dropped, by reason (udpDropReasons). */
+  udpDatagramsDropped: Counter<'reason'>;
 }
 
 /** Registers the proxy's metrics. */
 export function registerProxyMetrics(registry: Registry, mode?: 'nftables' | 'iptables' | 'userspace'): ProxyMetrics {
   const registers = [registry];
+  const udpDatagramsDropped = new Counter({
+    name: 'netplane_proxy_udp_datagrams_dropped_total',
+    help: 'userspace mode: UDP datagrams dropped, either way, by reason: flow_limit (a new client refused at --udp-max-flows-total, its port holding no flow to give up), no_endpoint (none for this client), endpoint_unreachable (the endpoint refused it, ICMP, or could not be reached), queue_full (the send queue or a flow\'s wait for its connect was full), send_failed (the kernel refused the send).',
+    labelNames: ['reason'],
+    registers,
+  });
+  // Every reason shown from the start (at 0) in userspace mode, so that rate() and alerts see the first drop.
+  if (mode === 'userspace') for (const reason of udpDropReasons) udpDatagramsDropped.inc({ reason }, 0);
   // Each kernel mode's own failure counter, only in that mode as kube-proxy registers it (all without a mode).
   const kernelRegisters = (m: 'nftables' | 'iptables') => (mode === undefined || mode === m ? registers : []);
   return {
@@ -95,6 +106,7 @@ export function registerProxyMetrics(registry: Registry, mode?: 'nftables' | 'ip
     }),
     registry,
     udpFlowEvictions: new Counter({ name: 'netplane_proxy_udp_flow_evictions_total', help: 'userspace mode: UDP flows closed at the flow cap to make room for a new client (least recently used first).', registers }),
+    udpDatagramsDropped,
     conntrackDeletions: new Counter({ name: 'netplane_proxy_conntrack_deletions_total', help: 'conntrack deletions run for stale UDP/SCTP flows to removed endpoints.', registers }),
   };
 }

@@ -9,6 +9,7 @@ import type { Logger } from '../../runtime/logger.ts';
 import { listenerSpecs, type ListenerSpec, type LoopingEndpoint } from './listeners.ts';
 import { TcpListener } from './tcp.ts';
 import { UdpListener } from './udp.ts';
+import { FlowBudget, type UdpDropReason } from './flow-budget.ts';
 import { TcpWorkerPool } from './workers.ts';
 
 /** Options of the userspace backend. */
@@ -22,6 +23,13 @@ export interface UserspaceOptions {
   udpMaxFlows?: number;
   /** Called once per UDP flow evicted at the cap (a metric). */
   onUdpEviction?: () => void;
+  /**
+   * At most this many UDP flows over every Service port together; past it a new client evicts its port's least
+   * recently used flow, or is refused when its port has none. Default 16384.
+   */
+  udpMaxFlowsTotal?: number;
+  /** Called once per UDP datagram dropped, with why (a metric). */
+  onUdpDrop?: (reason: UdpDropReason) => void;
   /** The first dial's time-out; each of the up to three retries (on another endpoint when there is one) waits twice as long. Default 250 ms, as kube-proxy's userspace proxier. */
   connectTimeoutMs?: number;
   /**
@@ -66,9 +74,10 @@ type Listener = TcpListener | UdpListener;
 
 /**
  * UDP flow defaults: kube-proxy's userspace --udp-timeout (250 ms: a DNS-like exchange is over by then, and a
- * socket per client is not held for long), and a cap per Service port on sockets held.
+ * socket per client is not held for long), a cap per Service port on sockets held, and one over all ports: each flow
+ * holds an ephemeral port, and Linux's default range (32768-60999) has 28,232 for every UDP socket of the host.
  */
-export const udpDefaults = { idleMs: 250, maxFlows: 4096 } as const;
+export const udpDefaults = { idleMs: 250, maxFlows: 4096, maxFlowsTotal: 16384 } as const;
 
 /**
  * The userspace proxy backend. `sync` opens listeners for new Service ports, closes those of ports that went away,
@@ -82,6 +91,9 @@ export class UserspaceBackend implements ProxyBackend {
   readonly #udpIdleMs: number;
   readonly #udpMaxFlows: number;
   readonly #onUdpEviction: (() => void) | undefined;
+  readonly #onUdpDrop: ((reason: UdpDropReason) => void) | undefined;
+  /** The UDP flows of every listener, against udpMaxFlowsTotal. */
+  readonly #udpBudget: FlowBudget;
   readonly #connectTimeoutMs: number;
   readonly #threads: number;
   readonly #nativeRelay: boolean;
@@ -103,6 +115,8 @@ export class UserspaceBackend implements ProxyBackend {
     this.#udpIdleMs = options.udpIdleMs ?? udpDefaults.idleMs;
     this.#udpMaxFlows = options.udpMaxFlows ?? udpDefaults.maxFlows;
     this.#onUdpEviction = options.onUdpEviction;
+    this.#onUdpDrop = options.onUdpDrop;
+    this.#udpBudget = new FlowBudget(options.udpMaxFlowsTotal ?? udpDefaults.maxFlowsTotal);
     // kube-proxy's userspace proxier: 250 ms for the first dial, doubled for each of the next three (deadlines.ts).
     this.#connectTimeoutMs = options.connectTimeoutMs ?? 250;
     this.#threads = Math.max(1, Math.floor(options.threads ?? 1));
@@ -191,7 +205,15 @@ export class UserspaceBackend implements ProxyBackend {
     const l: Listener =
       spec.protocol === 'TCP'
         ? new TcpListener(spec, { host: this.#host, reusePort: this.#threads > 1, connectTimeoutMs: this.#connectTimeoutMs, nativeRelay: this.#nativeRelay, onError })
-        : new UdpListener(spec, { host: this.#host, idleMs: this.#udpIdleMs, maxFlows: this.#udpMaxFlows, ...(this.#onUdpEviction ? { onEvict: this.#onUdpEviction } : {}), onError });
+        : new UdpListener(spec, {
+            host: this.#host,
+            idleMs: this.#udpIdleMs,
+            maxFlows: this.#udpMaxFlows,
+            budget: this.#udpBudget,
+            ...(this.#onUdpEviction ? { onEvict: this.#onUdpEviction } : {}),
+            ...(this.#onUdpDrop ? { onDrop: this.#onUdpDrop } : {}),
+            onError,
+          });
     try {
       await l.listen();
     } catch (e) {

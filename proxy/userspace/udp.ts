@@ -1,10 +1,13 @@
 // One UDP listener of the userspace proxy. Each client address gets a "flow": a socket connected to the endpoint
 // picked for it, whose replies are sent back to the client from the Service port. Idle flows are closed; at the
-// flow cap the least recently used flow makes room, so a new client is never dropped. #flows is kept in
-// least-recently-used order (a Map iterates in insertion order; a used flow is moved to the end).
+// flow cap the least recently used flow makes room, so a new client is never dropped; at the cap across all ports
+// (FlowBudget) the port's own least recently used flow makes room, and a port holding none refuses the client.
+// Every datagram dropped is counted by reason. #flows is kept in least-recently-used order (a Map iterates in
+// insertion order; a used flow is moved to the end).
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import type { Target } from '../plan/types.ts';
+import type { FlowBudget, UdpDropReason } from './flow-budget.ts';
 import type { ListenerSpec } from './listeners.ts';
 import { ListenerPicker, targetKey } from './picker.ts';
 
@@ -17,6 +20,10 @@ export interface UdpOptions {
   maxFlows: number;
   /** Called once per flow evicted to make room for a new client. */
   onEvict?: () => void;
+  /** The cap on flows shared with the other UDP listeners; absent: this listener's maxFlows only. */
+  budget?: FlowBudget;
+  /** Called once per datagram dropped (either way), with why. */
+  onDrop?: (reason: UdpDropReason) => void;
   /** Errors of the listening socket after it is open. */
   onError: (err: Error) => void;
 }
@@ -31,6 +38,8 @@ interface Flow {
   last: number;
   /** Datagrams received before the flow socket is connected (a few at most). */
   pending: Buffer[] | undefined;
+  /** The send callback of datagrams to the endpoint: one function per flow, not one per datagram. */
+  sent: (err: Error | null) => void;
 }
 
 const maxPending = 64;
@@ -62,6 +71,10 @@ export class UdpListener {
   readonly #socket: Socket;
   readonly #flows = new Map<string, Flow>();
   #sweeper?: NodeJS.Timeout;
+  /** The send callback of replies to clients: one function, not one per datagram. */
+  readonly #replySent = (err: Error | null) => {
+    if (err) this.#drop('send_failed');
+  };
 
   constructor(spec: ListenerSpec, options: UdpOptions) {
     this.#spec = spec;
@@ -120,6 +133,10 @@ export class UdpListener {
     });
   }
 
+  #drop(reason: UdpDropReason, n = 1): void {
+    for (let i = 0; i < n; i++) this.#options.onDrop?.(reason);
+  }
+
   #receive(msg: Buffer, rinfo: RemoteInfo): void {
     const key = `${rinfo.address}|${rinfo.port}`;
     let flow = this.#flows.get(key);
@@ -128,8 +145,11 @@ export class UdpListener {
     if (!flow) return;
     if (flow.pending) {
       if (flow.pending.length < maxPending) flow.pending.push(msg);
+      else this.#drop('queue_full');
     } else if (canSend(flow.socket)) {
-      flow.socket.send(msg);
+      flow.socket.send(msg, flow.sent);
+    } else {
+      this.#drop('queue_full');
     }
   }
 
@@ -140,16 +160,43 @@ export class UdpListener {
     this.#flows.set(key, flow);
   }
 
+  /** Closes the least recently used flow to make room for a new one, and counts it. */
+  #evictOldest(): void {
+    const [oldKey, oldest] = this.#flows.entries().next().value!;
+    this.#closeFlow(oldKey, oldest);
+    this.#options.onEvict?.();
+  }
+
   #open(key: string, rinfo: RemoteInfo): Flow | undefined {
     const target = this.#picker.pick(rinfo.address);
-    if (!target) return undefined;
-    while (this.#flows.size >= this.#options.maxFlows) {
-      const [oldKey, oldest] = this.#flows.entries().next().value!;
-      this.#closeFlow(oldKey, oldest);
-      this.#options.onEvict?.();
+    if (!target) {
+      this.#drop('no_endpoint');
+      return undefined;
+    }
+    while (this.#flows.size >= this.#options.maxFlows) this.#evictOldest();
+    const budget = this.#options.budget;
+    if (budget && !budget.take()) {
+      // Every port together holds the most flows allowed: this port gives up its own oldest, or refuses.
+      if (this.#flows.size === 0) {
+        this.#drop('flow_limit');
+        return undefined;
+      }
+      this.#evictOldest();
+      budget.take();
     }
     const socket = createSocket({ type: isIPv6(target.ip) ? 'udp6' : 'udp4' });
-    const flow: Flow = { socket, target, targetKey: targetKey(target), clientAddress: rinfo.address, clientPort: rinfo.port, last: performance.now(), pending: [] };
+    const flow: Flow = {
+      socket,
+      target,
+      targetKey: targetKey(target),
+      clientAddress: rinfo.address,
+      clientPort: rinfo.port,
+      last: performance.now(),
+      pending: [],
+      sent: (err) => {
+        if (err) this.#drop('send_failed');
+      },
+    };
     this.#flows.set(key, flow);
     // The sweeper runs only while there are flows: a timer per idle port (8 wake-ups a second each at 250 ms) cost
     // 1,000 idle UDP ports 2.7% of a core doing nothing.
@@ -159,25 +206,36 @@ export class UdpListener {
     }
     socket.on('message', (reply) => {
       if (this.#flows.get(key) === flow) this.#touch(key, flow);
-      if (canSend(this.#socket)) this.#socket.send(reply, flow.clientPort, flow.clientAddress);
+      if (canSend(this.#socket)) this.#socket.send(reply, flow.clientPort, flow.clientAddress, this.#replySent);
+      else this.#drop('queue_full');
     });
-    // A connected UDP socket reports the endpoint's ICMP port unreachable as ECONNREFUSED: end the flow, so the
-    // client's next datagram picks again.
-    socket.on('error', () => this.#closeFlow(key, flow));
+    // A connected UDP socket reports the endpoint's ICMP port unreachable as ECONNREFUSED (sends have their own
+    // callback, so only that comes here): a datagram was refused; end the flow, so the client's next datagram
+    // picks again.
+    socket.on('error', () => {
+      this.#drop('endpoint_unreachable');
+      this.#closeFlow(key, flow);
+    });
     // A failed connect (no route to the endpoint: ENETUNREACH, EACCES) comes to this callback, not as 'error':
-    // end the flow (sending on the unconnected socket would throw out of the event loop).
+    // end the flow (sending on the unconnected socket would throw out of the event loop); what waited is lost.
     const connected = (err?: Error | null): void => {
-      if (err) return this.#closeFlow(key, flow);
+      if (err) {
+        this.#drop('endpoint_unreachable', flow.pending?.length ?? 0);
+        return this.#closeFlow(key, flow);
+      }
       const pending = flow.pending ?? [];
       flow.pending = undefined;
-      for (const m of pending) socket.send(m);
+      for (const m of pending) socket.send(m, flow.sent);
     };
     socket.connect(target.port, target.ip, connected as () => void);
     return flow;
   }
 
   #closeFlow(key: string, flow: Flow): void {
-    if (this.#flows.get(key) === flow) this.#flows.delete(key);
+    if (this.#flows.get(key) === flow) {
+      this.#flows.delete(key);
+      this.#options.budget?.release();
+    }
     try {
       flow.socket.close();
     } catch {
