@@ -103,7 +103,11 @@ export class NetlinkKernel implements OverlayKernel {
     for (const m of reply) {
       if (m.kind !== 'address' || (index !== undefined && m.data.index !== index)) continue;
       const ip = m.attrs.local ?? m.attrs.address;
-      if (ip && (ip.length === 4 || ip.length === 16)) out.push({ index: m.data.index ?? 0, cidr: `${formatIp(ip)}/${m.data.prefixlen ?? 0}` });
+      if (!ip || (ip.length !== 4 && ip.length !== 16)) continue;
+      // IFA_FLAGS, when there, supersedes the header's 8-bit ifa_flags.
+      const flags = m.attrs.flags ?? m.data.flags ?? {};
+      const dad = flags.dadfailed ? 'dadfailed' : flags.tentative ? 'tentative' : undefined;
+      out.push({ index: m.data.index ?? 0, cidr: `${formatIp(ip)}/${m.data.prefixlen ?? 0}`, ...(dad ? { dad } : {}) });
     }
     return out;
   }

@@ -41,6 +41,11 @@ export interface AddressEntry {
   index: number;
   /** `ip/prefixLength`. */
   cidr: string;
+  /**
+   * Set only for an IPv6 address that cannot be used yet or at all (IFA_F_TENTATIVE, IFA_F_DADFAILED): `tentative`
+   * while duplicate address detection runs, `dadfailed` when another host on the link has it. Read, never written.
+   */
+  dad?: 'tentative' | 'dadfailed';
 }
 
 /** A neighbour (ARP/NDP) entry on an interface. */

@@ -65,12 +65,13 @@ function overwrite(self: Node, family: 4 | 6, fallback: string | undefined, note
  * here, else the first address of that family on the underlay interface (global, for IPv6).
  */
 function ownAddress(self: Node, family: 4 | 6, device: DeviceSpec, host: HostView): string | undefined {
-  const here = new Set(host.addresses.map((a) => canonicalIP(a.cidr.split('/')[0]!)));
+  // A tentative or DAD-failed address cannot be reached at (another host may answer for it).
+  const here = new Set(host.addresses.filter((a) => a.dad === undefined).map((a) => canonicalIP(a.cidr.split('/')[0]!)));
   for (const type of ['InternalIP', 'ExternalIP']) {
     const found = self.status.addresses.find((a) => a.type === type && isFamily(a.address, family) && here.has(canonicalIP(a.address)));
     if (found) return canonicalIP(found.address);
   }
-  const on = host.addresses.filter((a) => a.index === device.underlayIndex).map((a) => a.cidr.split('/')[0]!);
+  const on = host.addresses.filter((a) => a.index === device.underlayIndex && a.dad === undefined).map((a) => a.cidr.split('/')[0]!);
   const found = on.find((a) => isFamily(a, family) && !linkLocal(a));
   return found === undefined ? undefined : canonicalIP(found);
 }

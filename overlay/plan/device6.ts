@@ -38,7 +38,8 @@ export function planDevice6(self: Node, device: DeviceSpec, o: OverlayOptions, h
   const cidr6 = podCIDRs(self).v6;
   if (!want?.auto || cidr6 === undefined || isIPv6(device.local)) return undefined;
   const name = self.metadata.name;
-  const on = host.addresses.filter((a) => a.index === device.underlayIndex).map((a) => canonicalIP(a.cidr.split('/')[0]!)).filter((a) => isIPv6(a) && !linkLocal(a) && unusableUnderlay(a) === undefined);
+  // A tentative or DAD-failed address is no source: the kernel neither sends from it nor takes packets to it.
+  const on = host.addresses.filter((a) => a.index === device.underlayIndex && a.dad === undefined).map((a) => canonicalIP(a.cidr.split('/')[0]!)).filter((a) => isIPv6(a) && !linkLocal(a) && unusableUnderlay(a) === undefined);
   const listed = ['InternalIP', 'ExternalIP'].flatMap((type) => self.status.addresses.filter((a) => a.type === type && isIPv6(a.address)).map((a) => canonicalIP(a.address)));
   const local = listed.find((a) => on.includes(a)) ?? on[0];
   if (local === undefined) {

@@ -6,7 +6,7 @@ import { planAnnouncement } from './announce.ts';
 import { planDevice6, remoteVxlan6, type Taken6 } from './device6.ts';
 import { directGateway, directScope, type DirectScope } from './direct.ts';
 import { cidrRange, podCIDRs, underlayAddress, unusableUnderlay, vtepAddress, vtepMac } from './node.ts';
-import { pickUnderlay } from './underlay.ts';
+import { pickUnderlay, sourceProblem } from './underlay.ts';
 import type { DeviceSpec, HostView, OverlayOptions, OverlayPlan, Problem, Remote } from './types.ts';
 
 /** VXLAN over IPv4 adds 50 bytes (outer IPv4 20, UDP 8, VXLAN 8, inner Ethernet 14); over IPv6, 70. */
@@ -93,8 +93,11 @@ function planDevice(self: Node, o: OverlayOptions, host: HostView, problems: Pro
     if (found.problem) problems.push({ node: name, reason: found.problem });
     if (!found.ip) return undefined;
     local = found.ip;
-    underlayIndex = host.addresses.find((a) => a.cidr.split('/')[0] === local)?.index;
-    if (underlayIndex === undefined) return fail(`its underlay address ${local} is on no interface of this host; give --iface or fix the address`);
+    const held = host.addresses.find((a) => a.cidr.split('/')[0] === local);
+    if (held === undefined) return fail(`its underlay address ${local} is on no interface of this host; give --iface or fix the address`);
+    const problem = sourceProblem(held);
+    if (problem) return fail(`its underlay address ${local} ${problem}; the overlay waits for it to be usable`);
+    underlayIndex = held.index;
   }
   const link = host.links.find((l) => l.index === underlayIndex);
   if (!link) return fail(`the interface holding ${local} disappeared`);

@@ -46,7 +46,8 @@ export interface OverlayOptions {
 /** The host's interfaces and addresses, read from the kernel, for finding the underlay. */
 export interface HostView {
   links: readonly LinkState[];
-  addresses: ReadonlyArray<{ index: number; cidr: string }>;
+  /** `dad` marks an IPv6 address still under, or failed by, duplicate address detection: never a VXLAN source. */
+  addresses: ReadonlyArray<{ index: number; cidr: string; dad?: 'tentative' | 'dadfailed' }>;
 }
 
 /** The VXLAN device as it should be. */

@@ -14,11 +14,24 @@ export interface Underlay {
 /** An IPv6 link-local address reaches only its own link; it is never an underlay address. */
 const linkLocal = (ip: string) => isIPv6(ip) && /^fe[89ab]/i.test(ip);
 
-/** The addresses of an interface that can be an underlay address, IPv4 ones first, then global IPv6 ones. */
-function usable(host: HostView, index: number): string[] {
-  const on = host.addresses.filter((a) => a.index === index).map((a) => a.cidr.split('/')[0]!);
+/**
+ * Why an address of this host cannot be the VXLAN source, or undefined: an IPv6 address still tentative (the kernel
+ * neither sends from nor accepts packets to it until duplicate address detection ends; its end is announced and
+ * re-plans) or one that failed it (another host on the link has it).
+ */
+export function sourceProblem(a: HostView['addresses'][number]): string | undefined {
+  if (a.dad === 'tentative') return 'is still tentative (IPv6 duplicate address detection has not finished)';
+  if (a.dad === 'dadfailed') return 'failed IPv6 duplicate address detection (another host on the link has it)';
+  return undefined;
+}
+
+/** The addresses of an interface that can be an underlay address, IPv4 ones first, then global IPv6 ones; none tentative or failed. */
+export function usableAddresses(host: HostView, index: number): string[] {
+  const on = host.addresses.filter((a) => a.index === index && sourceProblem(a) === undefined).map((a) => a.cidr.split('/')[0]!);
   return [...on.filter((a) => isIPv4(a)), ...on.filter((a) => isIPv6(a) && !linkLocal(a))];
 }
+
+const usable = usableAddresses;
 
 /** One --iface value: the interface holding that address (with it), or the interface of that name (with its first usable address). */
 function byIface(host: HostView, iface: string): Underlay | string {
@@ -27,12 +40,20 @@ function byIface(host: HostView, iface: string): Underlay | string {
     const held = host.addresses.find((a) => a.cidr.split('/')[0] === ip);
     if (!held) return `--iface ${iface}: no interface here has that address`;
     if (linkLocal(ip)) return `--iface ${iface}: a link-local address does not reach other links`;
+    const problem = sourceProblem(held);
+    if (problem) return `--iface ${iface}: the address ${problem}`;
     return { index: held.index, addr: ip };
   }
   const link = host.links.find((l) => l.name === iface);
   if (!link) return `--iface ${iface}: there is no such interface here`;
   const addr = usable(host, link.index)[0];
-  return addr !== undefined ? { index: link.index, addr } : `--iface ${iface}: the interface has no IPv4 or global IPv6 address`;
+  return addr !== undefined ? { index: link.index, addr } : `--iface ${iface}: the interface has no IPv4 or global IPv6 address${skipped(host, link.index)}`;
+}
+
+/** The addresses of an interface left out for duplicate address detection, as a clause for a problem sentence. */
+function skipped(host: HostView, index: number): string {
+  const left = host.addresses.filter((a) => a.index === index && sourceProblem(a) !== undefined).map((a) => `${a.cidr.split('/')[0]} ${a.dad === 'tentative' ? 'still tentative' : 'failed duplicate address detection'}`);
+  return left.length > 0 ? ` that can be used (${left.join(', ')})` : '';
 }
 
 /** One --iface-regex: the first address (of any interface but loopback) it matches, else the first interface name with a usable address. */

@@ -197,6 +197,17 @@ describe('planOverlay: an IPv6 underlay', () => {
     ]);
   });
 
+  it.each<[string, 'tentative' | 'dadfailed', RegExp]>([
+    ['still tentative', 'tentative', /^its underlay address fd00:60::1 is still tentative \(IPv6 duplicate address detection has not finished\); the overlay waits/],
+    ['failed DAD', 'dadfailed', /^its underlay address fd00:60::1 failed IPv6 duplicate address detection \(another host on the link has it\)/],
+  ])('plans no device while its own address is %s, and takes the next usable one by --iface name', (_name, dad, problem) => {
+    const host: HostView = { links: host1.links, addresses: [{ index: 2, cidr: 'fd00:60::1/64', dad }, { index: 2, cidr: 'fd00:60::9/64' }] };
+    const plan = planOverlay([v6Node(1)], options1, host);
+    expect(plan.device).toBeUndefined();
+    expect(plan.problems.map((p) => p.reason)).toContainEqual(expect.stringMatching(problem));
+    expect(planOverlay([v6Node(1)], { ...options1, ifaces: ['eth0'] }, host).device).toMatchObject({ local: 'fd00:60::9' });
+  });
+
   it('serves IPv6-only pod networks, and leaves out a remote with only an IPv4 address', () => {
     const only6 = (i: number) => clusterNode(i, { ip: `fd00:60::${i}`, podCIDRs: [`fd00:244:${i}::/64`] });
     const plan = planOverlay([only6(1), only6(2), clusterNode(3)], options1, host6);
