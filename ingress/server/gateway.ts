@@ -237,6 +237,14 @@ export class Gateway {
       } else socket.destroy();
     });
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => void this.#upgrade(req, socket as Socket, head, server === this.#https ? 'https' : 'http'));
+    // CONNECT (a forward proxy's tunnel) is no request a gateway serves: as nginx 1.22 answers it, 400 on HTTP/1
+    // (node:http closes the connection without a word when nothing listens) and 405 on an HTTP/2 stream (which the
+    // secure server hands here with a response; Node answered 405 itself before).
+    server.on('connect', (req: IncomingMessage | Http2ServerRequest, socket: Duplex | Http2ServerResponse) => {
+      metrics.rejected.inc({ reason: 'connect' });
+      if ('stream' in req) return void (socket as Http2ServerResponse).writeHead(405, { 'content-type': 'text/plain' }).end('405 Method Not Allowed\n');
+      (socket as Duplex).end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+    });
   }
 
   /**

@@ -2,7 +2,9 @@
 // takes `HTTP/2.0` and `HTTP/0.9`, and gave the gateway an IncomingMessage with httpVersionMajor 2, which the
 // pipeline read as an HTTP/2 stream: `GET / HTTP/2.0` threw outside any handler and stopped the whole process (one
 // line from any client, found by an audit). nginx 1.22 answers `HTTP/2.0` and `HTTP/3.0` with 505 and `HTTP/0.9`
-// with 400 (compared on loopback); so does the gateway now, and it keeps serving.
+// with 400 (compared on loopback); so does the gateway now, and it keeps serving. CONNECT, which nginx also answers
+// 400, was met by closing the connection without an answer; an HTTP/2 CONNECT stream gets 405 as before (nginx's).
+import { connect as h2Connect } from 'node:http2';
 import { connect as tcpConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -48,11 +50,27 @@ describe('request lines with another HTTP version', () => {
     ['http', line('0.9'), 400],
     ['https', line('2.0'), 505],
     ['https', line('0.9'), 400],
+    ['http', 'CONNECT site.test:443 HTTP/1.1\r\nHost: site.test:443\r\n\r\n', 400],
+    ['https', 'CONNECT site.test:443 HTTP/1.1\r\nHost: site.test:443\r\n\r\n', 400],
     ['http', line('1.1'), 200],
     ['https', line('1.1'), 200],
   ])('%s %j: %i, and the gateway keeps serving', async (listener, text, status) => {
     expect(await statusOf(text, listener === 'https')).toBe(status);
     expect(await statusOf(line('1.1'), false)).toBe(200);
     expect(gw.child?.exitCode).toBeNull();
+  });
+
+  it('an HTTP/2 CONNECT stream: 405', async () => {
+    const session = h2Connect(`https://127.0.0.1:${gw.https}`, { servername: 'site.test', rejectUnauthorized: false });
+    try {
+      const status = await new Promise<number>((resolve, reject) => {
+        const req = session.request({ ':method': 'CONNECT', ':authority': 'site.test:443' });
+        req.on('response', (h) => resolve(Number(h[':status'])));
+        req.on('error', reject);
+      });
+      expect(status).toBe(405);
+    } finally {
+      session.destroy();
+    }
   });
 });
