@@ -39,7 +39,8 @@ export async function createBackend(
 export const privilegeProbe: Record<Exclude<ProxyMode, 'userspace'>, [string, string[]]> = {
   // Not `list tables`: nft 1.0.6 reads every set element for it (seconds on a node with 10,000 Services programmed).
   nftables: ['nft', ['-t', 'list', 'ruleset']],
-  iptables: ['iptables-save', ['-t', 'nat']],
+  // Table-less: where `iptables` is the legacy variant, `iptables-save -t nat` makes the nat table where there was none.
+  iptables: ['iptables-save', []],
 };
 
 /**
