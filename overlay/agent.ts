@@ -307,7 +307,7 @@ export class OverlayAgent {
     try {
       if (full || this.#hostStale || !this.#host) {
         this.#hostStale = false;
-        this.#host = await readHost(o.kernel);
+        this.#host = await readHost(o.kernel, o.overlay.ifaceCanReach);
       }
       const name6 = o.overlay.ipv6Device?.name;
       if (full) {

@@ -15,7 +15,8 @@ import type { EntryChange } from './kernel/entry-watch.ts';
 import type { AddressChange, HostWatch, LinkChange } from './kernel/watch.ts';
 import { ForwardAccept, forwardChain } from './forward.ts';
 import { Masquerade } from './masquerade.ts';
-import { podCIDRs } from './plan/node.ts';
+import { podCIDRs, unusableUnderlay } from './plan/node.ts';
+import { canonicalIP } from '../proxy/nftables/model.ts';
 import type { OverlayPlan, SelfVtep } from './plan/types.ts';
 import { coveringCIDRs, renderSubnetEnv, SubnetFile } from './subnet-file.ts';
 import { registerOverlayMetrics } from './metrics.ts';
@@ -38,6 +39,18 @@ function ifNameOrIP(raw: string): string {
   }
 }
 
+/** Parses an address other nodes could have (--iface-can-reach, --public-ip): unicast, not loopback or link-local; canonical. */
+function nodeAddress(family?: 4 | 6): (raw: string) => string {
+  return (raw) => {
+    const ip = raw.trim();
+    const want = family === undefined ? 'an IP address' : `an IPv${family} address`;
+    if (family === undefined ? isIP(ip) === 0 : isIP(ip) !== family) throw new Error(`must be ${want} such as ${family === 6 ? 'fd00:60::1' : '192.168.60.1'}`);
+    const unusable = unusableUnderlay(ip);
+    if (unusable) throw new Error(`must be ${want} another node can reach, and ${ip} ${unusable}`);
+    return canonicalIP(ip);
+  };
+}
+
 const flags = {
   device: valueFlag({ value: 'NAME', help: 'the VXLAN device', parse: ifName, default: 'netplane.1' }),
   vni: valueFlag({ value: 'N', help: 'the VXLAN network identifier', parse: intInRange(0, 16_777_215), default: 1 }),
@@ -53,6 +66,11 @@ const flags = {
         throw new Error('must be a regular expression such as ^(eth|ens)');
       }
     },
+  }),
+  'iface-can-reach': valueFlag({
+    value: 'IP',
+    help: "when no --iface or --iface-regex fits: the interface of this host's route to IP, and the source address the kernel picks for it, as Flannel's --iface-can-reach (ip route get IP)",
+    parse: nodeAddress(),
   }),
   iface: listFlag({
     value: 'NAME|IP',
@@ -225,6 +243,7 @@ export async function runOverlay(ctx: ComponentContext, f: OverlayFlags, deps: O
       ...(f.mtu !== undefined ? { mtu: f.mtu } : {}),
       ...(f.iface.length > 0 ? { ifaces: f.iface } : {}),
       ...(f['iface-regex'].length > 0 ? { ifaceRegex: f['iface-regex'] } : {}),
+      ...(f['iface-can-reach'] !== undefined ? { ifaceCanReach: f['iface-can-reach'] } : {}),
       publishes: publisher !== undefined,
       directRouting: f['direct-routing'],
       ipv6Device: { name: f['ipv6-device-name'], auto: f['ipv6-device'] === 'auto' },
@@ -261,7 +280,7 @@ export async function runOverlay(ctx: ComponentContext, f: OverlayFlags, deps: O
   if ((await readFile('/proc/sys/net/ipv4/ip_forward', 'utf8').catch(() => '1')).trim() === '0') {
     ctx.log.warn('net.ipv4.ip_forward is 0: this node will not forward pod traffic to or from the overlay');
   }
-  ctx.log.info({ device: f.device, vni: f.vni, port: f.port, mtu: f.mtu ?? 'auto', iface: f.iface.length > 0 ? f.iface : 'auto', ifaceRegex: f['iface-regex'].map((r) => r.source), clusterCIDRs, publishes: publisher !== undefined, directRouting: f['direct-routing'], ipv6Device: f['ipv6-device'] === 'auto' ? f['ipv6-device-name'] : 'off' }, 'overlay running');
+  ctx.log.info({ device: f.device, vni: f.vni, port: f.port, mtu: f.mtu ?? 'auto', iface: f.iface.length > 0 ? f.iface : 'auto', ifaceRegex: f['iface-regex'].map((r) => r.source), ifaceCanReach: f['iface-can-reach'] ?? 'none', clusterCIDRs, publishes: publisher !== undefined, directRouting: f['direct-routing'], ipv6Device: f['ipv6-device'] === 'auto' ? f['ipv6-device-name'] : 'off' }, 'overlay running');
   return agent;
 }
 

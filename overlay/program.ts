@@ -12,10 +12,10 @@ import { emptyView, type DeviceSpec, type DeviceView, type HostView, type Overla
 /** Operations in flight at once inside a phase: enough to hide the round trips, few enough for the socket buffer. */
 const inFlight = 64;
 
-/** The host's interfaces and addresses. Rejects with the kernel's error. */
-export async function readHost(kernel: OverlayKernel): Promise<HostView> {
-  const [links, addresses] = await Promise.all([kernel.links(), kernel.addresses()]);
-  return { links, addresses };
+/** The host's interfaces and addresses, and with `canReach` the route to that address. Rejects with the kernel's error. */
+export async function readHost(kernel: OverlayKernel, canReach?: string): Promise<HostView> {
+  const [links, addresses, route] = await Promise.all([kernel.links(), kernel.addresses(), canReach !== undefined ? kernel.routeTo(canReach) : undefined]);
+  return { links, addresses, ...(canReach !== undefined ? { reach: { ip: canReach, ...route } } : {}) };
 }
 
 /**

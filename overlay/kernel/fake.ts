@@ -241,6 +241,26 @@ export class FakeKernel implements OverlayKernel {
     return [...this.#routes.values()].filter((r) => r.index === index).map((r) => ({ ...r }));
   }
 
+  /**
+   * The longest match among the networks of the addresses on up interfaces and the routes, as the kernel's lookup
+   * finds it; the source is the interface's first address of that family (none tentative). Undefined when none.
+   */
+  async routeTo(to: string): Promise<{ index: number; src?: string } | undefined> {
+    this.#enter('routeTo', `routeTo ${to}`);
+    const dst = ip(`routeTo ${to}`, to);
+    const up = (index: number) => this.#links.get(index)?.up === true;
+    const nets = [...[...this.#addresses.values()].filter((a) => up(a.index)), ...[...this.#routes.values()].map((r) => ({ index: r.index, cidr: r.dst }))];
+    let best: { index: number; len: number } | undefined;
+    for (const n of nets) {
+      const c = parseCidr(n.cidr);
+      if (c && c.ip.length === dst.length && contains(c, dst) && (!best || c.prefixLength > best.len)) best = { index: n.index, len: c.prefixLength };
+    }
+    if (!best) return undefined;
+    const index = best.index;
+    const src = [...this.#addresses.values()].find((a) => a.index === index && a.dad === undefined && parseCidr(a.cidr)?.ip.length === dst.length);
+    return { index, ...(src ? { src: src.cidr.split('/')[0]! } : {}) };
+  }
+
   /** Routes of the main table of that protocol (static: 4), through any interface. */
   async routesByProtocol(protocol: number): Promise<RouteEntry[]> {
     this.#enter('routesByProtocol', `routesByProtocol ${protocol}`);

@@ -205,6 +205,23 @@ export class NetlinkKernel implements OverlayKernel {
     return out;
   }
 
+  /** The output interface and source address of the kernel's route to `to` (RTM_GETROUTE with RTA_DST); undefined when unreachable. */
+  async routeTo(to: string): Promise<{ index: number; src?: string } | undefined> {
+    const op = `routeTo ${to}`;
+    const dst = ip(op, to);
+    const request = format(rt.formatRouteMessage, { kind: 'route', data: { family: family(dst), dstLen: dst.length * 8 }, attrs: { dst } });
+    try {
+      const reply = await this.#writes.request(rt.MessageType.GETROUTE, request, { op });
+      const m = reply.find((r) => r.kind === 'route');
+      if (m?.kind !== 'route' || m.attrs.oif === undefined) return undefined;
+      return { index: m.attrs.oif, ...(m.attrs.prefsrc ? { src: formatIp(m.attrs.prefsrc) } : {}) };
+    } catch (e) {
+      // No route (ENETUNREACH), an unreachable or prohibit route (EHOSTUNREACH, EACCES): nothing reaches it.
+      if (isKernelError(e, 'ENETUNREACH') || isKernelError(e, 'EHOSTUNREACH') || isKernelError(e, 'EACCES')) return undefined;
+      throw e;
+    }
+  }
+
   /** Unicast routes of the main table of that protocol with a single gateway, through any interface. */
   async routesByProtocol(protocol: number): Promise<RouteEntry[]> {
     const request = format(rt.formatRouteMessage, { kind: 'route', data: { table: RT_TABLE_MAIN }, attrs: {} });

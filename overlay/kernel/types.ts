@@ -126,6 +126,11 @@ export interface OverlayKernel {
   deleteFdb(entry: FdbEntry): Promise<void>;
   /** Routes of the main table through an interface. */
   routes(index: number): Promise<RouteEntry[]>;
+  /**
+   * The route the kernel would send a packet to `ip` by (`ip route get`, RTM_GETROUTE): its output interface and
+   * the source address it would choose; undefined when there is none (ENETUNREACH, EHOSTUNREACH).
+   */
+  routeTo(ip: string): Promise<{ index: number; src?: string } | undefined>;
   /** Unicast routes of the main table with that protocol and a gateway, through any interface, IPv4 and IPv6. */
   routesByProtocol(protocol: number): Promise<RouteEntry[]>;
   /**

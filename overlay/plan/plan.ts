@@ -83,8 +83,8 @@ function planDevice(self: Node, o: OverlayOptions, host: HostView, problems: Pro
 
   let local: string | undefined;
   let underlayIndex: number | undefined;
-  if ((o.ifaces?.length ?? 0) > 0 || (o.ifaceRegex?.length ?? 0) > 0) {
-    const found = pickUnderlay(host, o.ifaces ?? [], o.ifaceRegex ?? []);
+  if ((o.ifaces?.length ?? 0) > 0 || (o.ifaceRegex?.length ?? 0) > 0 || o.ifaceCanReach !== undefined) {
+    const found = pickUnderlay(host, o.ifaces ?? [], o.ifaceRegex ?? [], o.ifaceCanReach);
     if ('problem' in found) return fail(found.problem);
     local = found.addr;
     underlayIndex = found.index;

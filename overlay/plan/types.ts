@@ -21,6 +21,11 @@ export interface OverlayOptions {
   /** When no `ifaces` fits: regexes tried in order, each against the interfaces' addresses, then their names (Flannel's --iface-regex). */
   ifaceRegex?: readonly RegExp[];
   /**
+   * When neither `ifaces` nor `ifaceRegex` fits: the interface, and source address, of the kernel's route to this
+   * address (Flannel's --iface-can-reach, `ip route get ADDR`); the host view carries the route (HostView.reach).
+   */
+  ifaceCanReach?: string;
+  /**
    * --cluster-cidr: a remote podCIDR of a family listed here must lie inside one of them, or the node is left out.
    */
   clusterCIDRs?: readonly string[];
@@ -48,6 +53,8 @@ export interface HostView {
   links: readonly LinkState[];
   /** `dad` marks an IPv6 address still under, or failed by, duplicate address detection: never a VXLAN source. */
   addresses: ReadonlyArray<{ index: number; cidr: string; dad?: 'tentative' | 'dadfailed' }>;
+  /** With --iface-can-reach: the kernel's route to that address, its interface and source (`index` absent: no route). */
+  reach?: { ip: string; index?: number; src?: string };
 }
 
 /** The VXLAN device as it should be. */

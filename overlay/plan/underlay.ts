@@ -1,6 +1,6 @@
-// Which interface carries the VXLAN packets when --iface or --iface-regex says, chosen as Flannel chooses: each
-// --iface in order (an IP address, or a name), then each --iface-regex in order, matched against the interfaces'
-// addresses first and their names second. Pure.
+// Which interface carries the VXLAN packets when --iface, --iface-regex or --iface-can-reach says, chosen as Flannel
+// chooses: each --iface in order (an IP address, or a name), then each --iface-regex in order, matched against the
+// interfaces' addresses first and their names second, then the interface of the route to --iface-can-reach. Pure.
 import { isIPv4, isIPv6 } from 'node:net';
 import { canonicalIp } from '../kernel/addr.ts';
 import type { HostView } from './types.ts';
@@ -71,10 +71,26 @@ function byRegex(host: HostView, re: RegExp): Underlay | undefined {
 }
 
 /**
- * The underlay that --iface values (tried first, in order) and --iface-regex patterns (then, in order) choose, or
- * one sentence saying why none fits.
+ * --iface-can-reach: the interface of the kernel's route to the address, and the source the kernel picks for it
+ * (else that interface's first usable address of the address's family), as Flannel's `ip route get`.
  */
-export function pickUnderlay(host: HostView, ifaces: readonly string[], regexes: readonly RegExp[]): Underlay | { problem: string } {
+function byRoute(host: HostView): Underlay | string {
+  const r = host.reach;
+  if (r === undefined) return '--iface-can-reach: the route was not read';
+  if (r.index === undefined) return `--iface-can-reach ${r.ip}: this host has no route to it`;
+  const link = host.links.find((l) => l.index === r.index);
+  if (!link) return `--iface-can-reach ${r.ip}: the route's interface ${r.index} is gone`;
+  if (link.name === 'lo') return `--iface-can-reach ${r.ip}: it is reached through the loopback interface (an address of this host)`;
+  const held = r.src !== undefined ? host.addresses.find((a) => a.index === r.index && a.cidr.split('/')[0] === r.src && sourceProblem(a) === undefined) : undefined;
+  const addr = held ? r.src : usable(host, r.index).find((a) => isIPv6(a) === isIPv6(r.ip));
+  return addr !== undefined ? { index: r.index, addr } : `--iface-can-reach ${r.ip}: its interface ${link.name} has no usable IPv${isIPv6(r.ip) ? 6 : 4} address`;
+}
+
+/**
+ * The underlay that --iface values (tried first, in order), --iface-regex patterns (then, in order) and
+ * --iface-can-reach (last) choose, or one sentence saying why none fits.
+ */
+export function pickUnderlay(host: HostView, ifaces: readonly string[], regexes: readonly RegExp[], canReach?: string): Underlay | { problem: string } {
   const reasons: string[] = [];
   for (const iface of ifaces) {
     const found = byIface(host, iface);
@@ -86,5 +102,10 @@ export function pickUnderlay(host: HostView, ifaces: readonly string[], regexes:
     if (found) return found;
   }
   if (regexes.length > 0) reasons.push(`--iface-regex ${regexes.map((r) => r.source).join(', ')}: no interface here matches, by address or by name, with an IPv4 or global IPv6 address`);
+  if (canReach !== undefined) {
+    const found = byRoute(host);
+    if (typeof found !== 'string') return found;
+    reasons.push(found);
+  }
   return { problem: reasons.join('; ') };
 }

@@ -156,6 +156,17 @@ describe('planOverlay: this node', () => {
       const plan = planOverlay([self], { ...options1, ifaces, ifaceRegex }, host);
       expect(plan.device ? `${plan.device.underlay} ${plan.device.local}` : `problem ${plan.problems.map((p) => p.reason).join(' | ')}`).toBe(want);
     });
+    const reachRows: Array<[string, string[], HostView['reach'], string]> = [
+      ['--iface-can-reach: the route\'s interface and source', [], { ip: '10.20.0.99', index: 4, src: '10.20.0.4' }, 'ens6 10.20.0.4'],
+      ['--iface-can-reach without a source: the interface\'s first address of that family', [], { ip: 'fd00:20::99', index: 4 }, 'ens6 fd00:20::4'],
+      ['--iface first, --iface-can-reach when none fits', ['eth9'], { ip: '10.20.0.99', index: 4, src: '10.20.0.4' }, 'ens6 10.20.0.4'],
+      ['--iface-can-reach with no route', [], { ip: '203.0.113.9' }, 'problem --iface-can-reach 203.0.113.9: this host has no route to it'],
+      ['--iface-can-reach to this host', [], { ip: '127.0.0.9', index: 1, src: '127.0.0.1' }, 'problem --iface-can-reach 127.0.0.9: it is reached through the loopback interface (an address of this host)'],
+    ];
+    it.each(reachRows)('%s', (_name, ifaces, reach, want) => {
+      const plan = planOverlay([self], { ...options1, ifaces, ifaceCanReach: reach!.ip }, { ...host, reach });
+      expect(plan.device ? `${plan.device.underlay} ${plan.device.local}` : `problem ${plan.problems.map((p) => p.reason).join(' | ')}`).toBe(want);
+    });
   });
 
   const waiting: Array<[string, Node[], OverlayOptions, RegExp]> = [
