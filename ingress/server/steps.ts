@@ -116,6 +116,7 @@ const statusText: Record<number, string> = {
   401: 'Unauthorized',
   403: 'Forbidden',
   404: 'Not Found',
+  405: 'Method Not Allowed',
   413: 'Request Entity Too Large',
   421: 'Misdirected Request',
   429: 'Too Many Requests',
@@ -126,14 +127,20 @@ const statusText: Record<number, string> = {
 };
 
 /**
- * Reads the host and the path; 400 when either is not usable, when an HTTP/1.1 request has no Host or two (RFC 9112
- * 3.2), or when an HTTP/2 request's Host names another authority than its :authority (RFC 9113 8.3.1). An
- * absolute-form target (`GET http://host/path`) names the host itself (RFC 9112 3.2.2); an HTTP/1.0 request without
- * Host is served by the rules without a host.
+ * Reads the method, the host and the path; 405 for TRACE, 400 when any is not usable, when an HTTP/1.1 request has
+ * no Host or two (RFC 9112 3.2), or when an HTTP/2 request's Host names another authority than its :authority (RFC
+ * 9113 8.3.1). An absolute-form target (`GET http://host/path`) names the host itself (RFC 9112 3.2.2); an HTTP/1.0
+ * request without Host is served by the rules without a host.
  */
 export const parse: Step = {
   name: 'parse',
   run(x) {
+    // As nginx, before anything: TRACE is 405 and never reaches a backend (which could echo back the headers the
+    // gateway adds, cross-site tracing); an HTTP/2 method of other than upper-case letters, `_` and `-` is 400
+    // (node:http's parser takes only known methods on HTTP/1).
+    const method = x.req.method;
+    if (method === 'TRACE') return reply(x, 405, 'method');
+    if (method === undefined || !methodShape.test(method)) return reply(x, 400, 'bad-request');
     const h = x.req.headers;
     const authority = h[':authority'] as string | undefined;
     let hostHeader = authority ?? h.host;
@@ -157,6 +164,8 @@ export const parse: Step = {
     return 'next';
   },
 };
+
+const methodShape = /^[A-Z_-]+$/;
 
 /** How many Host header lines a request has. */
 function hostLines(raw: readonly string[]): number {

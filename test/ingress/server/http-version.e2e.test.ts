@@ -4,6 +4,8 @@
 // line from any client, found by an audit). nginx 1.22 answers `HTTP/2.0` and `HTTP/3.0` with 505 and `HTTP/0.9`
 // with 400 (compared on loopback); so does the gateway now, and it keeps serving. CONNECT, which nginx also answers
 // 400, was met by closing the connection without an answer; an HTTP/2 CONNECT stream gets 405 as before (nginx's).
+// TRACE, which nginx answers 405 itself, was passed to the backend, which could echo back the headers the gateway
+// adds; an HTTP/2 method nginx does not read as one (lower-case letters) too.
 import { connect as h2Connect } from 'node:http2';
 import { connect as tcpConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
@@ -52,6 +54,8 @@ describe('request lines with another HTTP version', () => {
     ['https', line('0.9'), 400],
     ['http', 'CONNECT site.test:443 HTTP/1.1\r\nHost: site.test:443\r\n\r\n', 400],
     ['https', 'CONNECT site.test:443 HTTP/1.1\r\nHost: site.test:443\r\n\r\n', 400],
+    ['http', 'TRACE / HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n', 405],
+    ['https', 'TRACE / HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n', 405],
     ['http', line('1.1'), 200],
     ['https', line('1.1'), 200],
   ])('%s %j: %i, and the gateway keeps serving', async (listener, text, status) => {
@@ -60,15 +64,23 @@ describe('request lines with another HTTP version', () => {
     expect(gw.child?.exitCode).toBeNull();
   });
 
-  it('an HTTP/2 CONNECT stream: 405', async () => {
+  it.each([
+    // [method, status]
+    ['CONNECT', 405],
+    ['TRACE', 405],
+    ['get', 400],
+    ['FOO_BAR-1', 400],
+    ['PROPFIND', 200],
+  ])('an HTTP/2 %s stream: %i', async (method, want) => {
     const session = h2Connect(`https://127.0.0.1:${gw.https}`, { servername: 'site.test', rejectUnauthorized: false });
     try {
       const status = await new Promise<number>((resolve, reject) => {
-        const req = session.request({ ':method': 'CONNECT', ':authority': 'site.test:443' });
+        const headers = method === 'CONNECT' ? { ':method': method, ':authority': 'site.test:443' } : { ':method': method, ':authority': 'site.test', ':path': '/', ':scheme': 'https' };
+        const req = session.request(headers, { endStream: method !== 'CONNECT' });
         req.on('response', (h) => resolve(Number(h[':status'])));
         req.on('error', reject);
       });
-      expect(status).toBe(405);
+      expect(status).toBe(want);
     } finally {
       session.destroy();
     }
