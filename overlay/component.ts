@@ -72,6 +72,16 @@ const flags = {
     help: "when no --iface or --iface-regex fits: the interface of this host's route to IP, and the source address the kernel picks for it, as Flannel's --iface-can-reach (ip route get IP)",
     parse: nodeAddress(),
   }),
+  'public-ip': valueFlag({
+    value: 'IPv4',
+    help: "the IPv4 address other nodes reach this one at (behind NAT, say), announced on its Node in place of the VXLAN source; without --iface, --iface-regex or --iface-can-reach, an interface holding it is the underlay; Flannel's public-ip-overwrite annotation wins, as in Flannel (default: the VXLAN source address)",
+    parse: nodeAddress(4),
+  }),
+  'public-ipv6': valueFlag({
+    value: 'IPv6',
+    help: "the same for IPv6: the address of an IPv6 underlay, or of the IPv6 device (--ipv6-device), announced as netplane.io/public-ipv6 and Flannel's public-ipv6",
+    parse: nodeAddress(6),
+  }),
   iface: listFlag({
     value: 'NAME|IP',
     help: "the underlay interface, by name (its IPv4, else global IPv6, address is this node's underlay address) or by IP address; the first that is here is used, as Flannel's (default: the interface holding the Node's address)",
@@ -119,6 +129,9 @@ export const overlayComponent = defineComponent({
   readsNoCluster: (f) => f.cleanup,
   async before(f, log) {
     if (f['ipv6-device-name'] === f.device) throw new UsageError(`netplane overlay: --ipv6-device-name ${f.device} is also --device; give the IPv6 device a name of its own`);
+    if ((f['public-ip'] ?? f['public-ipv6']) !== undefined && f.manifests !== undefined) {
+      log.warn("--public-ip and --public-ipv6 announce nothing with --manifests: the other nodes read this node's address from its manifest (Flannel's public-ip-overwrite); they only choose the underlay interface that holds them");
+    }
     if (f['flannel-annotations'] && f.manifests !== undefined) log.warn('--flannel-annotations has no effect with --manifests: annotations are published only to an API server (--kubeconfig)');
     if (!f.cleanup) return undefined;
     return cleanup([f.device, f['ipv6-device-name']], log);
@@ -244,6 +257,7 @@ export async function runOverlay(ctx: ComponentContext, f: OverlayFlags, deps: O
       ...(f.iface.length > 0 ? { ifaces: f.iface } : {}),
       ...(f['iface-regex'].length > 0 ? { ifaceRegex: f['iface-regex'] } : {}),
       ...(f['iface-can-reach'] !== undefined ? { ifaceCanReach: f['iface-can-reach'] } : {}),
+      ...(f['public-ip'] !== undefined || f['public-ipv6'] !== undefined ? { publicIP: { ...(f['public-ip'] !== undefined ? { 4: f['public-ip'] } : {}), ...(f['public-ipv6'] !== undefined ? { 6: f['public-ipv6'] } : {}) } } : {}),
       publishes: publisher !== undefined,
       directRouting: f['direct-routing'],
       ipv6Device: { name: f['ipv6-device-name'], auto: f['ipv6-device'] === 'auto' },
@@ -280,7 +294,7 @@ export async function runOverlay(ctx: ComponentContext, f: OverlayFlags, deps: O
   if ((await readFile('/proc/sys/net/ipv4/ip_forward', 'utf8').catch(() => '1')).trim() === '0') {
     ctx.log.warn('net.ipv4.ip_forward is 0: this node will not forward pod traffic to or from the overlay');
   }
-  ctx.log.info({ device: f.device, vni: f.vni, port: f.port, mtu: f.mtu ?? 'auto', iface: f.iface.length > 0 ? f.iface : 'auto', ifaceRegex: f['iface-regex'].map((r) => r.source), ifaceCanReach: f['iface-can-reach'] ?? 'none', clusterCIDRs, publishes: publisher !== undefined, directRouting: f['direct-routing'], ipv6Device: f['ipv6-device'] === 'auto' ? f['ipv6-device-name'] : 'off' }, 'overlay running');
+  ctx.log.info({ device: f.device, vni: f.vni, port: f.port, mtu: f.mtu ?? 'auto', iface: f.iface.length > 0 ? f.iface : 'auto', ifaceRegex: f['iface-regex'].map((r) => r.source), ifaceCanReach: f['iface-can-reach'] ?? 'none', publicIP: f['public-ip'] ?? 'auto', publicIPv6: f['public-ipv6'] ?? 'auto', clusterCIDRs, publishes: publisher !== undefined, directRouting: f['direct-routing'], ipv6Device: f['ipv6-device'] === 'auto' ? f['ipv6-device-name'] : 'off' }, 'overlay running');
   return agent;
 }
 

@@ -1,6 +1,7 @@
 // What this node announces on its own Node in kubernetes mode (its VTEP MAC and addresses), as Flannel's
 // AcquireLease does: the address the others send VXLAN packets to is Flannel's public-ip-overwrite (or
-// public-ipv6-overwrite) when set by hand — a node behind NAT — and otherwise its VXLAN source address; Flannel's
+// public-ipv6-overwrite) when set by hand — a node behind NAT —, else --public-ip (--public-ipv6), and otherwise its
+// VXLAN source address; Flannel's
 // dual-stack reader also needs an address of every pod family. Pure.
 import { isIPv4, isIPv6 } from 'node:net';
 import type { Node } from '../../cluster/model/index.ts';
@@ -12,16 +13,18 @@ const isFamily = (ip: string, family: 4 | 6) => (family === 4 ? isIPv4(ip) : isI
 const linkLocal = (ip: string) => isIPv6(ip) && /^fe[89ab]/i.test(ip);
 
 /** This node's announcement, given the device planned for it. */
-export function planAnnouncement(self: Node, device: DeviceSpec, host: HostView, device6?: DeviceSpec): SelfVtep {
+export function planAnnouncement(self: Node, device: DeviceSpec, host: HostView, device6?: DeviceSpec, publicIP: { 4?: string; 6?: string } = {}): SelfVtep {
   const notes: string[] = [];
   const flannelNotes: string[] = [];
   const family = isIPv6(device.local) ? 6 : 4;
   const other = family === 4 ? 6 : 4;
-  const byFamily: { 4?: string; 6?: string } = { [family]: overwrite(self, family, device.local, notes) ?? device.local };
+  // As Flannel's: the overwrite annotation, else --public-ip (--public-ipv6), else the VXLAN source address.
+  const mine = publicIP[family] ?? device.local;
+  const byFamily: { 4?: string; 6?: string } = { [family]: overwrite(self, family, mine, notes) ?? mine };
   const pods = podCIDRs(self);
   if (other === 6 ? pods.v6 : pods.v4) {
     // With the IPv6 device, its source address is what others reach it at (Flannel's ExtV6Addr).
-    const source = other === 6 ? device6?.local : undefined;
+    const source = publicIP[other] ?? (other === 6 ? device6?.local : undefined);
     const addr = overwrite(self, other, source, notes) ?? source ?? ownAddress(self, other, device, host);
     if (addr !== undefined) byFamily[other] = addr;
     else {

@@ -66,7 +66,7 @@ export function planOverlay(nodes: readonly Node[], options: OverlayOptions, hos
   remotes.sort((a, b) => byName(a.node, b.node));
   // Only nodes in use define the pod networks: a node left out (0.0.0.0/0, the underlay's network) changes nothing.
   const all = [...(self ? cidrFacts(self).ranges.map((r) => r.c) : []), ...remotes.flatMap((r) => [r.podCIDR4, r.podCIDR6].filter((c): c is string => c !== undefined))];
-  const announced = device && self ? planAnnouncement(self, device, host, device6) : undefined;
+  const announced = device && self ? planAnnouncement(self, device, host, device6, options.publicIP) : undefined;
   const own = device && self ? podCIDRs(self) : {};
   const ownPodCIDRs = [own.v4, own.v6].filter((c): c is string => c !== undefined);
   return { ...(device ? { device } : {}), ...(device6 ? { device6 } : {}), ...(announced ? { self: announced } : {}), remotes, problems, podCIDRs: outermost(all), ownPodCIDRs, nodes: sorted.length };
@@ -93,7 +93,11 @@ function planDevice(self: Node, o: OverlayOptions, host: HostView, problems: Pro
     if (found.problem) problems.push({ node: name, reason: found.problem });
     if (!found.ip) return undefined;
     local = found.ip;
-    const held = host.addresses.find((a) => a.cidr.split('/')[0] === local);
+    // --public-ip of this family held here chooses the underlay, as Flannel looks the interface up by it.
+    const flagged = o.publicIP?.[isIPv6(local) ? 6 : 4];
+    const own = flagged !== undefined ? host.addresses.find((a) => a.cidr.split('/')[0] === flagged && sourceProblem(a) === undefined) : undefined;
+    if (own && flagged !== undefined) local = flagged;
+    const held = own ?? host.addresses.find((a) => a.cidr.split('/')[0] === local);
     if (held === undefined) return fail(`its underlay address ${local} is on no interface of this host; give --iface or fix the address`);
     const problem = sourceProblem(held);
     if (problem) return fail(`its underlay address ${local} ${problem}; the overlay waits for it to be usable`);

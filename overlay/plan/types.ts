@@ -35,6 +35,13 @@ export interface OverlayOptions {
    */
   publishes?: boolean;
   /**
+   * --public-ip (4) and --public-ipv6 (6), Flannel's: the address of that family other nodes reach this one at,
+   * announced in place of the VXLAN source (Flannel's public-ip-overwrite annotation still wins, as in Flannel).
+   * Without --iface, --iface-regex or --iface-can-reach, the one of the underlay's family chooses the underlay when an
+   * interface here holds it.
+   */
+  publicIP?: { 4?: string; 6?: string };
+  /**
    * --direct-routing, Flannel's VXLAN DirectRouting: a remote whose address of a pod family lies in a network of
    * this node's underlay interface gets a plain route to its podCIDR of that family via that address, instead of
    * VXLAN.

@@ -122,6 +122,22 @@ describe('netplane overlay in kubernetes mode: a node behind NAT, and its Networ
 
   const nat = { 'flannel.alpha.coreos.com/public-ip-overwrite': '203.0.113.1' };
 
+  it('--public-ip and --public-ipv6: announced in place of the VXLAN source, which stays the interface\'s; the overwrite annotation still wins', async () => {
+    const self = (annotations: Record<string, string> = {}) => rawNode('node1', { podCIDRs: ['10.244.1.0/24', 'fd00:244:1::/64'], ip: '192.168.60.1', annotations });
+    const { api, kernel, annotations } = await boot([self()], ['--public-ip', '203.0.113.7', '--public-ipv6', '2001:db8::7', '--flannel-annotations', '--set-node-network-unavailable', 'false'], ['192.168.60.1/24', 'fd00:60::1/64']);
+    await waitFor('the published addresses', () => annotations()['netplane.io/public-ip'] === '203.0.113.7');
+    expect(annotations()).toMatchObject({ 'flannel.alpha.coreos.com/public-ip': '203.0.113.7', 'flannel.alpha.coreos.com/public-ipv6': '2001:db8::7' });
+    expect(kernel.dump()).toMatch(/link netplane.1 vxlan vni 1 port 8472 local 192.168.60.1 dev eth0 /);
+    api.apply(self({ ...annotations(), ...nat }));
+    await waitFor('the overwrite published', () => annotations()['netplane.io/public-ip'] === '203.0.113.1', 5000);
+  });
+
+  it('--public-ip held by an interface here chooses it as the underlay when no --iface is given, as Flannel looks it up', async () => {
+    const { kernel, annotations } = await boot([rawNode('node1', { podCIDRs: ['10.244.1.0/24'], ip: '192.168.60.1' })], ['--public-ip', '192.168.60.9', '--set-node-network-unavailable', 'false'], ['192.168.60.1/24', '192.168.60.9/24']);
+    expect(kernel.dump()).toMatch(/link netplane.1 vxlan vni 1 port 8472 local 192.168.60.9 dev eth0 /);
+    await waitFor('the published address', () => annotations()['netplane.io/public-ip'] === '192.168.60.9');
+  });
+
   it('--ipv6-device auto: builds netplane-v6.1, sends a Flannel node its IPv6 pods over it, keeps a netplane node without one on netplane.1, and announces it', async () => {
     const dual = (i: number, annotations: Record<string, string>) => rawNode(`node${i}`, { podCIDRs: [`10.244.${i}.0/24`, `fd00:244:${i}::/64`], ip: `192.168.60.${i}`, externalIP: `fd00:60::${i}`, annotations });
     const flannel = {
