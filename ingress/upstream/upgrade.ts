@@ -1,6 +1,7 @@
 // Upgrade pass-through (WebSocket and any other `Upgrade:` over HTTP/1.1): a raw TCP (or TLS) connection to the
 // endpoint, the request head written as the client sent it (hop-by-hop headers dropped except Upgrade, with
-// `Connection: Upgrade`), then bytes relayed both ways. A non-101 answer is relayed and the connection closed.
+// `Connection: Upgrade`), then, after a 101, bytes relayed both ways. A non-101 answer is relayed and the connection
+// closed; nothing the client sent after its request head reaches the upstream then.
 import type { IncomingMessage } from 'node:http';
 import { connect as netConnect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -100,8 +101,11 @@ export class UpgradeRelay {
     if (backend === undefined || backend.members.length === 0) return this.#fail(503, 'NO_ENDPOINTS');
     const head = upgradeRequestHead(this.#req, this.#target);
     if (typeof head !== 'string') return this.#fail(400, head.code);
+    // The relay sends no request body: bytes after the head go upstream only once it has switched protocols (a
+    // chunked body would reach it unframed, read as the next request). A WebSocket handshake has none.
+    if (hasBody(this.#req)) return this.#fail(400, 'INVALID_REQUEST');
     this.#requestHead = head;
-    this.#retriable = !hasBody(this.#req) && this.#req.method === 'GET';
+    this.#retriable = this.#req.method === 'GET';
     const policy = this.#target.policy;
     const now = performance.now();
     let first: UpstreamEndpoint | undefined;
@@ -142,7 +146,6 @@ export class UpgradeRelay {
       this.#phase = 'head';
       this.#arm(policy.readTimeoutMs, 'READ_TIMEOUT');
       up.write(this.#requestHead);
-      if (this.#head.length > 0) up.write(this.#head);
     });
     up.on('data', (chunk: Buffer) => {
       if (this.#upstream === up && this.#phase === 'head') this.#onHeadData(chunk);
@@ -212,6 +215,10 @@ export class UpgradeRelay {
     // nginx applies proxy_read_timeout to upgraded connections too: idle ones are closed.
     up.setTimeout(idle, () => this.destroy());
     if (this.#status === 101) {
+      // What the client sent after its request head goes only now, as nginx sends it after a 101: before, it would
+      // reach the upstream as another request on the same connection (one the steps never saw) whenever the upstream
+      // answered without switching.
+      if (this.#head.length > 0) up.write(this.#head);
       up.pipe(client);
       client.pipe(up);
     } else {
