@@ -47,7 +47,9 @@ export function planDevice6(self: Node, device: DeviceSpec, o: OverlayOptions, h
     return undefined;
   }
   const link = host.links.find((l) => l.index === device.underlayIndex);
-  const mtu = o.mtu !== undefined ? o.mtu - (overhead6 - 50) : (link?.mtu ?? device.mtu + 50) - overhead6;
+  const max = (link?.mtu ?? device.mtu + 50) - overhead6;
+  // --mtu less the 20 bytes more of outer header, cut to what the underlay carries as the first device's is.
+  const mtu = o.mtu !== undefined ? Math.min(o.mtu - (overhead6 - 50), max) : max;
   if (mtu < 1280) {
     problems.push({ node: name, reason: `cannot have ${want.name}: its MTU would be ${mtu}, under IPv6's minimum 1280 (the underlay ${device.underlay} carries too little); its IPv6 pods stay on ${device.name}` });
     return undefined;

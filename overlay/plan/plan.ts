@@ -115,8 +115,10 @@ function planDevice(self: Node, o: OverlayOptions, host: HostView, problems: Pro
     mac.mac = prev.mac;
   } else if (mac.problem) problems.push({ node: name, reason: mac.problem });
   const max = link.mtu - vxlanOverhead[isIPv6(local) ? 6 : 4];
-  if (o.mtu !== undefined && o.mtu > max) return fail(`--mtu ${o.mtu} does not fit: the underlay ${link.name} has MTU ${link.mtu}, so at most ${max} is left for VXLAN`);
-  const mtu = o.mtu ?? max;
+  // Too large an --mtu (the underlay's lowered since, say) is cut to what fits, never left standing: a pod packet
+  // then gets "fragmentation needed" from this node instead of being lost on the underlay, and programming goes on.
+  if (o.mtu !== undefined && o.mtu > max) problems.push({ node: name, reason: `--mtu ${o.mtu} does not fit: the underlay ${link.name} has MTU ${link.mtu}, so at most ${max} is left for VXLAN; using ${max}` });
+  const mtu = Math.min(o.mtu ?? max, max);
   return {
     name: o.device,
     vni: o.vni,

@@ -175,12 +175,18 @@ describe('planOverlay: this node', () => {
     ['address on no interface', [clusterNode(1, { ip: '192.168.99.1' })], options1, /^node1 its underlay address 192.168.99.1 is on no interface of this host/],
     ['loopback address (the quick start)', [clusterNode(1, { ip: '127.0.0.1' })], options1, /^node1 its underlay address 127.0.0.1 is on the loopback interface/],
     ['unknown --iface', [clusterNode(1)], { ...options1, ifaces: ['eth9'] }, /^node1 --iface eth9: there is no such interface here/],
-    ['given an MTU the underlay cannot carry', [clusterNode(1)], { ...options1, mtu: 1460 }, /^node1 --mtu 1460 does not fit: the underlay eth0 has MTU 1500, so at most 1450 is left for VXLAN/],
   ];
   it.each(waiting)('plans no device when this node is %s', (_name, nodes, options, problem) => {
     const plan = planOverlay(nodes, options, host1);
     expect(plan.device).toBeUndefined();
     expect(plan.problems.map((p) => `${p.node} ${p.reason}`)).toContainEqual(expect.stringMatching(problem));
+  });
+
+  it('cuts an --mtu the underlay cannot carry to what fits, with a problem, and plans on', () => {
+    const plan = planOverlay([clusterNode(1), clusterNode(2)], { ...options1, mtu: 1460 }, host1);
+    expect(plan.device).toMatchObject({ mtu: 1450 });
+    expect(plan.remotes.map((r) => r.node)).toEqual(['node2']);
+    expect(plan.problems.map((p) => `${p.node} ${p.reason}`)).toContain('node1 --mtu 1460 does not fit: the underlay eth0 has MTU 1500, so at most 1450 is left for VXLAN; using 1450');
   });
 
   it('in kubernetes mode ignores its own public-ip annotation (its own output) but keeps its annotated MAC', () => {
