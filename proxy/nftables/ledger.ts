@@ -1,27 +1,68 @@
 // The ledger of what was last applied, kept so that a sync costs in proportion to what changed, not to the number
-// of Services: the applied tables, every port's rendered objects, and for every element the port that owns it
-// (several ports may want the same hairpin element; when two ports want different values for one key, the first
-// in plan order wins, exactly as render() decides). change(plan) re-renders only ports that differ and returns
+// of Services: the applied tables, every port's rendered objects, and for every element (and every endpoint group
+// of a load-balancing map, render.ts Group) the port that owns it (several ports may want the same hairpin
+// element; when two ports want different values for one key, the first in plan order wins, exactly as render()
+// decides). change(plan) re-renders only ports that differ and returns
 // the two partial tables (what changes, before and after) that diff() turns into a transaction; commit() records
 // it once nft succeeded.
 import type { PortPlan, ProxyPlan } from '../plan/types.ts';
 import { affinityIds, idSignature } from './affinity.ts';
 import { lbUnit, lbUnitOf } from './layout.ts';
 import { families, setId, stateOf, type Family, type NftTable, type TableState } from './model.ts';
-import { addLbUnit, renderBase, renderPort, type Desired, type PortObjects } from './render.ts';
+import { addLbUnit, groupKey, renderBase, renderPort, type Desired, type PortObjects } from './render.ts';
 
-/** A port's wish for an element's value; `order` is the port key, which decides between conflicting wishes. */
-interface Claim {
+/** A port's wish for an element's (or a group's) value; `order` is the port key, which decides between wishes. */
+interface Claim<V> {
   order: string;
-  value: string;
+  value: V;
 }
 /**
- * Who claims an element: the owning port's key when only one port does (the value is the applied one; this keeps
- * a 100,000-element ledger small), or every claim sorted by order.
+ * Who claims a key: the owning port's key when only one port does (the value is the applied one; this keeps a
+ * large ledger small), or every claim sorted by order.
  */
-type Owners = string | Claim[];
+type Owners<V> = string | Claim<V>[];
 /** Family → set → key → owners. */
-type OwnerBook = Record<Family, Map<string, Map<string, Owners>>>;
+type OwnerBook<V> = Record<Family, Map<string, Map<string, Owners<V>>>>;
+/** Family → set → key → the claims after a pending change (copy-on-write of an OwnerBook). */
+type Touched<V> = Record<Family, Map<string, Map<string, Claim<V>[]>>>;
+type Values = readonly string[];
+
+/** How claims of one kind read, write and remove their elements in a set's element map. */
+interface Kind<V> {
+  read(elements: ReadonlyMap<string, string>, key: string): V | undefined;
+  write(elements: Map<string, string>, key: string, value: V): void;
+  remove(elements: Map<string, string>, key: string): void;
+}
+/** A plain element: one key, one value. */
+const single: Kind<string> = {
+  read: (e, key) => e.get(key),
+  write: (e, key, value) => void e.set(key, value),
+  remove: (e, key) => void e.delete(key),
+};
+/** An endpoint group (render.ts Group): the elements `key . i`. */
+const grouped: Kind<Values> = {
+  read: (e, key) => {
+    const values: string[] = [];
+    for (let v = e.get(groupKey(key, 0)); v !== undefined; v = e.get(groupKey(key, values.length))) values.push(v);
+    return values.length > 0 ? values : undefined;
+  },
+  write: (e, key, values) => values.forEach((v, i) => e.set(groupKey(key, i), v)),
+  remove: (e, key) => {
+    for (let i = 0; e.delete(groupKey(key, i)); i++);
+  },
+};
+
+/** Claims of one kind: the kind, and its owner book. */
+interface Claims<V> {
+  kind: Kind<V>;
+  book: OwnerBook<V>;
+}
+const emptyBook = <V>(): OwnerBook<V> => ({ 4: new Map(), 6: new Map() });
+const bookOf = <V>(book: OwnerBook<V>, f: Family, set: string): Map<string, Owners<V>> => {
+  let b = book[f].get(set);
+  if (!b) book[f].set(set, (b = new Map()));
+  return b;
+};
 
 /** What the ledger keeps of one port. */
 interface LedgerPort {
@@ -37,16 +78,34 @@ export interface LedgerChange {
   commit(): void;
 }
 
-const byOrder = (a: Claim, b: Claim) => (a.order < b.order ? -1 : a.order > b.order ? 1 : 0);
+const byOrder = <V>(a: Claim<V>, b: Claim<V>) => (a.order < b.order ? -1 : a.order > b.order ? 1 : 0);
 const chainId = (f: Family, name: string) => `${f} ${name}`;
 const own = (set: string) => set === 'pod-cidrs' || set === 'nodeport-addresses';
+
+/**
+ * Adds `order`'s claim on `key` to a book whose elements are being built (#build): the first claim by order sets
+ * the element. Plan order is port-key order, so a later claim rarely wins.
+ */
+function claimInto<V>(kind: Kind<V>, book: Map<string, Owners<V>>, elements: Map<string, string>, key: string, order: string, value: V): void {
+  const cur = book.get(key);
+  if (cur === undefined) {
+    book.set(key, order);
+    kind.write(elements, key, value);
+    return;
+  }
+  const claims = typeof cur === 'string' ? [{ order: cur, value: kind.read(elements, key)! }] : cur;
+  const all = [...claims, { order, value }].sort(byOrder);
+  book.set(key, all);
+  kind.write(elements, key, all[0]!.value);
+}
 
 /** The last applied state, by port. */
 export class Ledger {
   #applied: Desired | undefined;
   /** Per port key: the plan rendered, its objects, and the affinity IDs they used (idSignature). */
   #ports = new Map<string, LedgerPort>();
-  #owners: OwnerBook = { 4: new Map(), 6: new Map() };
+  #entries: Claims<string> = { kind: single, book: emptyBook() };
+  #groups: Claims<Values> = { kind: grouped, book: emptyBook() };
   /** `family name` of a load-balancing chain → number of ports using it. */
   #chains = new Map<string, number>();
 
@@ -77,25 +136,13 @@ export class Ledger {
     if (!applied) return this.#build(plan, bases);
     if (families.some((f) => redeclared(applied[f], bases[f]))) return undefined;
 
-    // Copy-on-write: claims of touched elements, by family and set.
-    const touched: Record<Family, Map<string, Map<string, Claim[]>>> = { 4: new Map(), 6: new Map() };
+    // Copy-on-write: claims of touched elements and groups, by family and set.
+    const entries = pending(this.#entries, applied);
+    const groups = pending(this.#groups, applied);
     const chainDelta = new Map<string, number>();
-    const current = (f: Family, set: string, key: string): Claim[] => {
-      const t = touched[f].get(set)?.get(key);
-      if (t) return t;
-      const o = this.#owners[f].get(set)?.get(key);
-      if (o === undefined) return [];
-      return typeof o === 'string' ? [{ order: o, value: applied[f].sets.get(set)!.elements!.get(key)! }] : o;
-    };
     const apply = (f: Family, order: string, objects: PortObjects, add: boolean) => {
-      for (const [set, key, value] of objects.entries) {
-        const rest = current(f, set, key).filter((c) => c.order !== order);
-        if (add) rest.push({ order, value });
-        rest.sort(byOrder);
-        let t = touched[f].get(set);
-        if (!t) touched[f].set(set, (t = new Map()));
-        t.set(key, rest);
-      }
+      for (const [set, key, value] of objects.entries) entries.claim(f, set, key, order, add ? value : undefined);
+      for (const [map, key, values] of objects.groups) groups.claim(f, map, key, order, add ? values : undefined);
       for (const c of objects.chains) chainDelta.set(chainId(f, c), (chainDelta.get(chainId(f, c)) ?? 0) + (add ? 1 : -1));
     };
     const ids = affinityIds(plan.ports);
@@ -139,13 +186,8 @@ export class Ledger {
       if (before + delta > 0) lb(next[f], name);
     }
     for (const f of families) {
-      for (const [set, keys] of touched[f]) {
-        for (const [key, claims] of keys) {
-          const before = applied[f].sets.get(set)?.elements?.get(key);
-          if (before !== undefined) setIn(prev[f], set)?.set(key, before);
-          if (claims[0]) setIn(next[f], set)?.set(key, claims[0].value);
-        }
-      }
+      entries.fill(f, prev[f], next[f], setIn);
+      groups.fill(f, prev[f], next[f], setIn);
     }
     return {
       prev: { 4: stateOf(prev[4]), 6: stateOf(prev[6]) },
@@ -173,20 +215,8 @@ export class Ledger {
           for (const name of [...t.sets.keys()]) if (!bases[f].sets.has(name) && !lbUnitOf(name)) t.sets.delete(name);
           for (const name of [...t.chains.keys()]) if (!lbUnitOf(name)) t.chains.delete(name);
           for (const [name, c] of bases[f].chains) t.chains.set(name, c);
-          for (const [set, keys] of touched[f]) {
-            let book = this.#owners[f].get(set);
-            if (!book) this.#owners[f].set(set, (book = new Map()));
-            const elements = t.sets.get(set)?.elements;
-            for (const [key, claims] of keys) {
-              if (claims.length === 0) {
-                book.delete(key);
-                elements?.delete(key);
-              } else {
-                book.set(key, claims.length === 1 ? claims[0]!.order : claims);
-                elements?.set(key, claims[0]!.value);
-              }
-            }
-          }
+          entries.commit(f, t);
+          groups.commit(f, t);
         }
         this.#ports = ports;
       },
@@ -195,7 +225,8 @@ export class Ledger {
 
   /** The first change of an empty ledger: everything, built in one pass (this is the start-up cost). */
   #build(plan: ProxyPlan, bases: Desired): LedgerChange {
-    const owners: OwnerBook = { 4: new Map(), 6: new Map() };
+    const entries: Claims<string> = { kind: single, book: emptyBook() };
+    const groups: Claims<Values> = { kind: grouped, book: emptyBook() };
     const chains = new Map<string, number>();
     const ids = affinityIds(plan.ports);
     const ports = new Map<string, LedgerPort>();
@@ -210,27 +241,8 @@ export class Ledger {
         chains.set(k, (chains.get(k) ?? 0) + 1);
         if (!t.chains.has(c)) addLbUnit(t, c);
       }
-      let lastSet = '';
-      let book: Map<string, Owners> | undefined;
-      let elements: Map<string, string> | undefined;
-      for (const [set, key, value] of objects.entries) {
-        if (set !== lastSet) {
-          lastSet = set;
-          book = owners[f].get(set);
-          if (!book) owners[f].set(set, (book = new Map()));
-          elements = t.sets.get(set)!.elements!;
-        }
-        const cur = book!.get(key);
-        if (cur === undefined) {
-          book!.set(key, p.key);
-          elements!.set(key, value);
-          continue;
-        }
-        const claims = typeof cur === 'string' ? [{ order: cur, value: elements!.get(key)! }] : cur;
-        const all = [...claims, { order: p.key, value }].sort(byOrder);
-        book!.set(key, all);
-        elements!.set(key, all[0]!.value);
-      }
+      for (const [set, key, value] of objects.entries) claimInto(single, bookOf(entries.book, f, set), t.sets.get(set)!.elements!, key, p.key, value);
+      for (const [map, key, values] of objects.groups) claimInto(grouped, bookOf(groups.book, f, map), t.sets.get(map)!.elements!, key, p.key, values);
     }
     const empty = (f: Family): TableState => ({ family: f, exists: false, sets: new Map(), chains: new Map() });
     return {
@@ -239,11 +251,70 @@ export class Ledger {
       commit: () => {
         this.#applied = next;
         this.#ports = ports;
-        this.#owners = owners;
+        this.#entries = entries;
+        this.#groups = groups;
         this.#chains = chains;
       },
     };
   }
+}
+
+/**
+ * A change's claims of one kind, copied on write from `claims`: claim() records a port's claim (or, with no
+ * value, its withdrawal), fill() writes what changes into the partial tables, commit() into the applied table and
+ * the book.
+ */
+function pending<V>(claims: Claims<V>, applied: Desired) {
+  const { kind, book } = claims;
+  const touched: Touched<V> = { 4: new Map(), 6: new Map() };
+  const current = (f: Family, set: string, key: string): Claim<V>[] => {
+    const t = touched[f].get(set)?.get(key);
+    if (t) return t;
+    const o = book[f].get(set)?.get(key);
+    if (o === undefined) return [];
+    return typeof o === 'string' ? [{ order: o, value: kind.read(applied[f].sets.get(set)!.elements!, key)! }] : o;
+  };
+  return {
+    claim(f: Family, set: string, key: string, order: string, value: V | undefined): void {
+      const rest = current(f, set, key).filter((c) => c.order !== order);
+      if (value !== undefined) rest.push({ order, value });
+      rest.sort(byOrder);
+      let t = touched[f].get(set);
+      if (!t) touched[f].set(set, (t = new Map()));
+      t.set(key, rest);
+    },
+    fill(f: Family, prev: NftTable, next: NftTable, setIn: (t: NftTable, set: string) => Map<string, string> | undefined): void {
+      for (const [set, keys] of touched[f]) {
+        const appliedElements = applied[f].sets.get(set)?.elements;
+        for (const [key, claims] of keys) {
+          const before = appliedElements && kind.read(appliedElements, key);
+          if (before !== undefined) {
+            const e = setIn(prev, set);
+            if (e) kind.write(e, key, before);
+          }
+          if (claims[0]) {
+            const e = setIn(next, set);
+            if (e) kind.write(e, key, claims[0].value);
+          }
+        }
+      }
+    },
+    commit(f: Family, t: NftTable): void {
+      for (const [set, keys] of touched[f]) {
+        const owners = bookOf(book, f, set);
+        const elements = t.sets.get(set)?.elements;
+        for (const [key, claims] of keys) {
+          if (claims.length === 0) {
+            owners.delete(key);
+            if (elements) kind.remove(elements, key);
+          } else {
+            owners.set(key, claims.length === 1 ? claims[0]!.order : claims);
+            if (elements) kind.write(elements, key, claims[0]!.value);
+          }
+        }
+      }
+    },
+  };
 }
 
 /** A copy of a table's fixed part whose port-filled sets start empty (pod-cidrs and nodeport-addresses stay). */

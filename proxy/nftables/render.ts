@@ -31,9 +31,20 @@ export type Desired = Record<Family, NftTable>;
 /** One element a port wants: set or map name, key text, value text ('' in a set). */
 export type Entry = readonly [set: string, key: string, value: string];
 
-/** What one Service port adds: elements (each key once) and the load-balancing chains its verdicts go to. */
+/**
+ * A dispatch key's endpoints in a load-balancing chain's map: the elements `key . i` → values[i]. Kept as one
+ * claim rather than one element each (there are ten times as many of them as Services), and decided as one: a map
+ * belongs to one chain, so every key in it has the chain's number of endpoints.
+ */
+export type Group = readonly [map: string, key: string, values: readonly string[]];
+
+/** The element `key . i` of a group. */
+export const groupKey = (key: string, i: number): string => `${key} . ${i}`;
+
+/** What one Service port adds: elements and endpoint groups (each key once) and the load-balancing chains its verdicts go to. */
 export interface PortObjects {
   entries: Entry[];
+  groups: Group[];
   chains: string[];
 }
 
@@ -97,6 +108,10 @@ export function render(plan: ProxyPlan): Desired {
       const e = t.sets.get(set)!.elements!;
       if (!e.has(key)) e.set(key, value);
     }
+    for (const [map, key, values] of objects.groups) {
+      const e = t.sets.get(map)!.elements!;
+      if (!e.has(groupKey(key, 0))) values.forEach((v, i) => e.set(groupKey(key, i), v));
+    }
   }
   return out;
 }
@@ -140,6 +155,7 @@ const nodePortMaps: ClassMaps = {
 /** The elements and load-balancing chains of one Service port, with the affinity IDs of the plan. Pure. */
 export function renderPort(p: PortPlan, ids: AffinityIds): PortObjects {
   const entries: Entry[] = [];
+  const groups: Group[] = [];
   const seen = new Set<string>();
   const chains = new Set<string>();
   // A key can come twice (an IP listed as external and load-balancer IP, an endpoint in both lists): first wins.
@@ -172,7 +188,7 @@ export function renderPort(p: PortPlan, ids: AffinityIds): PortObjects {
       if (port6 !== undefined) put(affinityPorts, String(id), String(port6));
     }
     if (stickySeconds > 0) eps.forEach((ep, i) => put(stickyMap(chain, i), String(id), endpoint(ep)));
-    else eps.forEach((ep, i) => entries.push([lbMap(chain), `${key} . ${i}`, endpoint(ep)]));
+    else groups.push([lbMap(chain), key, eps.map(endpoint)]);
   };
   const external = (key: string, maps: ClassMaps) => {
     if (!p.externalLocal) {
@@ -211,5 +227,5 @@ export function renderPort(p: PortPlan, ids: AffinityIds): PortObjects {
     for (const ep of list) if (ep.local !== false) hairpin.add(canonicalIP(ep.ip));
   }
   for (const ip of hairpin) entries.push(['hairpin', `${ip} . ${ip}`, '']);
-  return { entries, chains: [...chains] };
+  return { entries, groups, chains: [...chains] };
 }

@@ -5,6 +5,8 @@ import { affinityIdKey, affinityIds } from '../../../proxy/nftables/affinity.ts'
 import { diff } from '../../../proxy/nftables/diff.ts';
 import { FakeNft } from '../../../proxy/nftables/fake.ts';
 import { Ledger } from '../../../proxy/nftables/ledger.ts';
+import { absent } from '../../../proxy/nftables/model.ts';
+import { render } from '../../../proxy/nftables/render.ts';
 import type { ProxyPlan } from '../../../proxy/plan/types.ts';
 import { eps, plan, port, served } from './plans.ts';
 
@@ -248,7 +250,7 @@ describe('nftables incremental sync', () => {
   });
 
   // Random walks over a pool of Services: every step applies cleanly on the fake nft (which refuses dangling
-  // references like the kernel), and the result equals a full sync of the same plan.
+  // references like the kernel), and the result equals a full sync of the same plan and render()'s tables.
   it('ends where a full sync ends, over random changes', async () => {
     let seed = 7;
     const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
@@ -263,7 +265,8 @@ describe('nftables incremental sync', () => {
               family: i % 5 === 0 ? 6 : 4,
               ...(i % 5 === 0
                 ? { clusterIPs: [`fd00:96::${i}`], clusterEndpoints: eps(ips.map((x) => x.replace('10.244.1.', 'fd00:244:1::'))) }
-                : { clusterIPs: [`10.96.0.${i}`], loadBalancerIPs: rand(2) ? [`203.0.113.${i}`] : [], nodePort: rand(2) ? 30000 + i : undefined, clusterEndpoints: eps(ips) }),
+                : // Some ports share a cluster or load-balancer IP (same port): they claim the same keys.
+                  { clusterIPs: [`10.96.0.${rand(4) === 0 ? 99 : i}`], loadBalancerIPs: rand(2) ? [`203.0.113.${rand(3) === 0 ? 99 : i}`] : [], nodePort: rand(2) ? 30000 + i : undefined, clusterEndpoints: eps(ips) }),
               externalEndpoints: eps(local ? ips.slice(0, 1) : ips),
               externalLocal: local,
               externalNoEndpoints: local && ips.length > 0 ? 'drop' : 'reject',
@@ -284,6 +287,9 @@ describe('nftables incremental sync', () => {
       const fresh = new Ledger().change(p)!;
       await full.run('nft', ['-f', '-'], diff(fresh.prev, fresh.next).text());
       expect(incremental.dump()).toEqual(full.dump());
+      const rendered = new FakeNft();
+      await rendered.run('nft', ['-f', '-'], diff({ 4: absent(4), 6: absent(6) }, render(p)).text());
+      expect(rendered.dump()).toEqual(full.dump());
       expect(ledger.counts()).toEqual({
         rules: full.dump().filter((l) => l.startsWith('rule')).length,
         elements: full.dump().filter((l) => l.startsWith('element')).length,
