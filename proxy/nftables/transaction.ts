@@ -44,8 +44,10 @@ export class Transaction {
 
   /** The transaction text, in dependency order. */
   text(): string {
-    const sorted = this.#ops.map((op, i) => ({ ...op, i })).sort((a, b) => a.phase - b.phase || a.i - b.i);
-    return sorted.map((op) => `${op.line}\n`).join('');
+    const byPhase = phases.map((): string[] => []);
+    for (const op of this.#ops) byPhase[op.phase]!.push(op.line);
+    const lines = byPhase.flat();
+    return lines.length === 0 ? '' : lines.join('\n') + '\n';
   }
 
   addTable(f: Family): this {
@@ -100,8 +102,9 @@ export class Transaction {
   #elements(phase: Phase, verb: string, f: Family, set: string, each: (fn: (value: string, key: string) => void) => void): this {
     if (!this.#name(set)) return this;
     const head = `${verb} element ${table(f)} ${set} { `;
-    let line = '';
-    let n = 0;
+    // A chunk's elements are joined once: appending each to a growing string measured half again as slow at
+    // 100,000 elements.
+    let parts: string[] = [];
     let bad: string | undefined;
     each((v, k) => {
       if (bad !== undefined) return;
@@ -109,18 +112,17 @@ export class Transaction {
         bad = v ? `${k} : ${v}` : k;
         return;
       }
-      line += `${n === 0 ? head : ', '}${v ? `${k} : ${v}` : k}`;
-      if (++n === chunk) {
-        this.#push(phase, `${line} }`);
-        line = '';
-        n = 0;
+      parts.push(v ? k + ' : ' + v : k);
+      if (parts.length === chunk) {
+        this.#push(phase, head + parts.join(', ') + ' }');
+        parts = [];
       }
     });
     if (bad !== undefined) {
       this.#fail(`element ${JSON.stringify(bad)} of ${set} holds a character nft would misread`);
       return this;
     }
-    if (n > 0) this.#push(phase, `${line} }`);
+    if (parts.length > 0) this.#push(phase, head + parts.join(', ') + ' }');
     return this;
   }
 
