@@ -4,7 +4,7 @@
 // ClusterCIDR and no --cluster-cidr, one warning that no traffic is treated as local (as kube-proxy logs).
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,7 +13,7 @@ import { onLogLines, type LogRecord } from '../../lab/log-lines.ts';
 import { NetnsLab } from '../../lab/netns.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { eps, svc, writeManifests } from './manifests.ts';
-import { ProxyProcess } from './process.ts';
+import { ProxyProcess, releaseSuite } from './process.ts';
 import type { ProxyTopology } from './topology.ts';
 
 const bin = fileURLToPath(new URL('../../bin/netplane.ts', import.meta.url));
@@ -52,11 +52,7 @@ describe('netplane proxy at start: what it says about local-traffic detection (n
     child?.kill('SIGTERM');
     child = undefined;
   });
-  afterAll(async () => {
-    proxy?.kill();
-    await lab?.destroy();
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
+  afterAll(() => releaseSuite(proxy, lab, dir));
 
   it('NodeCIDR: says it waits for the Node\'s podCIDRs, again every sync period, not ready and no rule; rules once the Node has them', async () => {
     await writeManifests(dir, objects());

@@ -1,12 +1,12 @@
 // netplane proxy as users run it (the CLI, in the node's network namespace, from a manifest directory), tested
 // with real packets from a pod and from a client outside the node, in nftables and in iptables mode.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eps, svc, writeManifests } from './manifests.ts';
-import { ProxyProcess } from './process.ts';
+import { ProxyProcess, releaseSuite } from './process.ts';
 import { buildTopology, type ProbeResult, type ProxyTopology } from './topology.ts';
 import { waitFor } from '../helpers/wait.ts';
 
@@ -70,11 +70,7 @@ for (const mode of ['nftables', 'iptables'] as const) {
       proxy = new ProxyProcess(t, dir);
       await startProxy();
     }, 60_000);
-    afterAll(async () => {
-      proxy?.kill();
-      await t?.lab.destroy();
-      if (dir) await rm(dir, { recursive: true, force: true });
-    });
+    afterAll(() => releaseSuite(proxy, t?.lab, dir));
 
     const cases: Array<{ name: string; from: 'client' | 'pod'; proto?: 'tcp' | 'udp'; host: string; port: number }> = [
       { name: 'ClusterIP TCP from a pod', from: 'pod', host: '10.96.0.10', port: 80 },

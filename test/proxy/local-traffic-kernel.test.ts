@@ -4,13 +4,13 @@
 // endpoint tells whether the client's address to a cluster IP was kept (local traffic) or masqueraded, and a
 // Local-policy load-balancer IP whether the client took every endpoint (local: the short-circuit) or only this
 // node's. One network per proxy mode; the detect-local modes run one after another in it.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/wait.ts';
 import { eps, svc, writeManifests } from './manifests.ts';
-import { ProxyProcess } from './process.ts';
+import { ProxyProcess, releaseSuite } from './process.ts';
 import { buildTopology, type ProbeResult, type ProxyTopology } from './topology.ts';
 
 /** "web": a dual-stack cluster IP served by pod2; "local": a Local-policy load-balancer IP, pod2 here and pod3 "elsewhere". */
@@ -93,11 +93,7 @@ for (const mode of ['nftables', 'iptables'] as const) {
       dir = await mkdtemp(join(tmpdir(), `netplane-detect-local-${mode}-`));
       proxy = new ProxyProcess(t, dir);
     }, 60_000);
-    afterAll(async () => {
-      proxy?.kill();
-      await t?.lab.destroy();
-      if (dir) await rm(dir, { recursive: true, force: true });
-    });
+    afterAll(() => releaseSuite(proxy, t?.lab, dir));
 
     it('NodeCIDR: programs nothing and is not ready until the Node has podCIDRs, then only they are local (both families)', async () => {
       await write(undefined);

@@ -2,13 +2,13 @@
 // which addresses take NodePorts (`--nodeport-addresses` of one family, `primary`), health-check node ports and
 // /healthz over both families, and a load-balancer IP bound on the node reached from the node itself under
 // loadBalancerSourceRanges. Real packets in network namespaces (topology.ts), the CLI as users run it.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/wait.ts';
 import { eps, svc, writeManifests } from './manifests.ts';
-import { ProxyProcess } from './process.ts';
+import { ProxyProcess, releaseSuite } from './process.ts';
 import { buildTopology, type ProbeResult, type ProxyTopology } from './topology.ts';
 
 const reached = (rs: ProbeResult[]) => rs.length > 0 && rs.every((r) => r.ok);
@@ -45,11 +45,7 @@ for (const mode of ['nftables', 'iptables'] as const) {
       proxy = new ProxyProcess(t, dir);
     }, 60_000);
     afterEach(() => proxy?.stop());
-    afterAll(async () => {
-      proxy?.kill();
-      await t?.lab.destroy();
-      if (dir) await rm(dir, { recursive: true, force: true });
-    });
+    afterAll(() => releaseSuite(proxy, t?.lab, dir));
 
     it('--nodeport-addresses with IPv4 CIDRs only: IPv4 NodePorts on those addresses, IPv6 ones on every address', async () => {
       await startProxy(['--nodeport-addresses', '192.168.50.0/24']);

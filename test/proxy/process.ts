@@ -1,6 +1,7 @@
 // netplane proxy as users run it, for the kernel tests: the CLI in the node namespace of a lab (topology.ts),
 // reading a manifest directory; one process at a time, with the JSON log records of the current one.
 import type { ChildProcess } from 'node:child_process';
+import { rm } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
 import { onLogLines, type LogRecord } from '../../lab/log-lines.ts';
@@ -69,4 +70,11 @@ export class ProxyProcess {
   kill(): void {
     this.#child?.kill('SIGKILL');
   }
+}
+
+/** After a suite: its proxy killed, its namespaces deleted, its manifests directory removed (each only if made). */
+export async function releaseSuite(proxy: ProxyProcess | undefined, lab: { destroy(): Promise<void> } | undefined, dir: string | undefined): Promise<void> {
+  proxy?.kill();
+  await lab?.destroy();
+  if (dir) await rm(dir, { recursive: true, force: true });
 }

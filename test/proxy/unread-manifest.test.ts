@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/wait.ts';
 import { eps, svc } from './manifests.ts';
-import { ProxyProcess } from './process.ts';
+import { ProxyProcess, releaseSuite } from './process.ts';
 import { buildTopology, type ProxyTopology } from './topology.ts';
 
 const port = (p: number) => [{ name: 'http', port: p, targetPort: 8080, protocol: 'TCP' }];
@@ -40,11 +40,7 @@ for (const mode of ['nftables', 'iptables'] as const) {
       dir = await mkdtemp(join(tmpdir(), `netplane-unread-${mode}-`));
       proxy = new ProxyProcess(t, dir);
     }, 60_000);
-    afterAll(async () => {
-      proxy?.kill();
-      await t?.lab.destroy();
-      if (dir) await rm(dir, { recursive: true, force: true });
-    });
+    afterAll(() => releaseSuite(proxy, t?.lab, dir));
 
     it('keeps the rules of the last run until the file is fixed, then programs everything', { timeout: 60_000 }, async () => {
       await write('a', '10.96.0.22', 1);

@@ -2,13 +2,13 @@
 // a manifest broken since the start, the proxy must hold its first sync as it does when the last run's rules are in
 // its own variant or table. The first sync's clean-ups (cleanOtherVariants, the other mode's clean-up) would
 // otherwise remove the last run's rules for the Services the broken file holds, which nothing then programs.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../../helpers/wait.ts';
 import { eps, svc } from '../manifests.ts';
-import { ProxyProcess, type ProxyFlags } from '../process.ts';
+import { type ProxyFlags, ProxyProcess, releaseSuite } from '../process.ts';
 import { buildTopology, type ProxyTopology } from '../topology.ts';
 
 const port = 64900;
@@ -47,11 +47,7 @@ describe('netplane proxy restarted with another iptables variant or kernel mode 
     dir = await mkdtemp(join(tmpdir(), 'netplane-switch-hold-'));
     proxy = new ProxyProcess(t, dir);
   }, 60_000);
-  afterAll(async () => {
-    proxy?.kill();
-    await t?.lab.destroy();
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
+  afterAll(() => releaseSuite(proxy, t?.lab, dir));
 
   for (const [name, from, to] of switches) {
     it(`${name}: the last run's rules keep serving until the file is fixed, then the new rules take over`, { timeout: 60_000 }, async () => {

@@ -2,7 +2,7 @@
 // as users run it: the variant the last run programmed is cleaned once the new one's rules are in place, as a switch
 // of --mode is. Both variants' nat tables see every packet and the first DNAT wins, so rules left in the other one
 // kept deleted Services reachable and sent traffic to endpoints that were gone.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,7 +13,7 @@ import { cleanOtherVariants } from '../../../proxy/iptables/variant.ts';
 import { CommandError, type CommandRunner } from '../../../runtime/exec.ts';
 import { captureLogger, waitFor } from '../../helpers/wait.ts';
 import { eps, svc, writeManifests } from '../manifests.ts';
-import { ProxyProcess } from '../process.ts';
+import { ProxyProcess, releaseSuite } from '../process.ts';
 import { buildTopology, type ProbeResult, type ProxyTopology } from '../topology.ts';
 
 const port = 64100;
@@ -92,11 +92,7 @@ describe('netplane proxy --mode iptables: switching --iptables-variant removes t
     dir = await mkdtemp(join(tmpdir(), 'netplane-variant-switch-'));
     proxy = new ProxyProcess(t, dir);
   }, 60_000);
-  afterAll(async () => {
-    proxy?.kill();
-    await t?.lab.destroy();
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
+  afterAll(() => releaseSuite(proxy, t?.lab, dir));
 
   for (const [from, to] of [['legacy', 'nft'], ['nft', 'legacy']] as const) {
     it(`${from} to ${to}: the ${from} rules go; a deleted Service and removed endpoints are no longer reached`, async () => {
