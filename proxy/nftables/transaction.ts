@@ -108,11 +108,13 @@ export class Transaction {
     let bad: string | undefined;
     each((v, k) => {
       if (bad !== undefined) return;
-      if (unsafeElement.test(k) || unsafeElement.test(v)) {
-        bad = v ? `${k} : ${v}` : k;
+      // One test of the element's text: the ' : ' between key and value holds no character it looks for.
+      const element = v ? k + ' : ' + v : k;
+      if (unsafeElement.test(element)) {
+        bad = element;
         return;
       }
-      parts.push(v ? k + ' : ' + v : k);
+      parts.push(element);
       if (parts.length === chunk) {
         this.#push(phase, head + parts.join(', ') + ' }');
         parts = [];
