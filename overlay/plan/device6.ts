@@ -62,23 +62,25 @@ export function planDevice6(self: Node, device: DeviceSpec, o: OverlayOptions, h
     underlayIndex: device.underlayIndex,
     underlay: device.underlay,
     mtu,
-    mac: ownMac6(self, local, problems),
+    // From manifests the others derive this MAC from the IPv6 address they read for this node, not from its source.
+    mac: ownMac6(self, o.publishes ? local : (underlayAddress(self, 'peer', 6).ip ?? local), problems),
     addresses: [`${vtepAddress(cidr6)}/128`],
   };
 }
 
-function ownMac6(self: Node, local: string, problems: Problem[]): string {
+/** The IPv6 device's MAC: annotated, else Flannel's backend-v6-data (a node Flannel announced), else derived from `reachedAt`. */
+function ownMac6(self: Node, reachedAt: string, problems: Problem[]): string {
   const annotated = self.metadata.annotations[vtepV6MacAnnotation];
   if (annotated !== undefined) {
     const mac = unicastMac(annotated);
     if (mac !== undefined) return mac;
-    problems.push({ node: self.metadata.name, reason: `annotation ${vtepV6MacAnnotation} ${JSON.stringify(annotated.slice(0, 60))} is not a unicast MAC; using one derived from ${local}` });
+    problems.push({ node: self.metadata.name, reason: `annotation ${vtepV6MacAnnotation} ${JSON.stringify(annotated.slice(0, 60))} is not a unicast MAC; using one derived from ${reachedAt}` });
   } else if (self.metadata.annotations[vtepMacAnnotation] === undefined) {
     // A node Flannel announced keeps its IPv6 device's MAC, so the Flannel nodes' entries for it stay right.
     const data = flannelBackendData(self, flannelAnnotations.backendV6Data);
     if (data && 'mac' in data) return data.mac;
   }
-  return derivedMac(local);
+  return derivedMac(reachedAt);
 }
 
 /** The IPv6 VTEP addresses and MACs of the nodes on the IPv6 device so far, this node's included. */

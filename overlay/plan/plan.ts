@@ -108,7 +108,10 @@ function planDevice(self: Node, o: OverlayOptions, host: HostView, problems: Pro
   if (link.name === 'lo' || local.startsWith('127.') || local === '::1') {
     return fail(`its underlay address ${local} is on the loopback interface; VXLAN needs an interface that reaches the other nodes (give --iface or a real InternalIP)`);
   }
-  const mac = vtepMac(self, local);
+  // Without a published MAC (from manifests) every other node derives this one's from the address it reads for it
+  // (an overwrite first, else the Node's address), which need not be the VXLAN source (--public-ip, --iface, NAT):
+  // the device takes the MAC derived from that address, or the frames sent to it carry one it drops.
+  const mac = vtepMac(self, o.publishes ? local : (underlayAddress(self, 'peer', isIPv6(local) ? 6 : 4).ip ?? local));
   if (mac.problem && prev?.local === local) {
     // A MAC annotation turned malformed: the device keeps the MAC the other nodes have (they keep it too).
     problems.push({ node: name, reason: `${mac.problem.replace(/; using (a MAC|one) derived from .*$/, '')}; the device keeps its MAC ${prev.mac}` });
