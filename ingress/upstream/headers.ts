@@ -26,6 +26,24 @@ export function isHopByHop(lower: string): boolean {
   return hopByHop.has(lower) || lower.startsWith('proxy') || lower.charCodeAt(0) === 58; /* ':' */
 }
 
+// nginx's proxy_hide_header defaults (ngx_http_proxy_hide_headers): the client gets the gateway's own Date (and no
+// backend's Server), and X-Accel-* are instructions from a backend to nginx itself, never meant for the client.
+const hiddenFromClient: ReadonlySet<string> = new Set([
+  'date',
+  'server',
+  'x-pad',
+  'x-accel-expires',
+  'x-accel-redirect',
+  'x-accel-limit-rate',
+  'x-accel-buffering',
+  'x-accel-charset',
+]);
+
+/** True for a lower-case response header name nginx's proxy module does not pass to the client by default. */
+export function isHiddenResponseHeader(lower: string): boolean {
+  return hiddenFromClient.has(lower);
+}
+
 /**
  * The header names a Connection header lists (lower-case), besides the ones already dropped or meaningless
  * (close, keep-alive, upgrade); null when there are none, the usual case.
@@ -110,8 +128,8 @@ export function upstreamRequestHeaders(raw: readonly string[], extra?: Readonly<
 
 /**
  * The headers to send to the client from the upstream's parsed headers (lower-case names, as undici gives them):
- * hop-by-hop headers and the ones Connection lists dropped; `setCookie` (one header or several) added after the
- * upstream's Set-Cookie. A 204's Content-Length is dropped: RFC 9110 §8.6 forbids it, nginx's header filter drops
+ * hop-by-hop headers, the ones Connection lists and the ones nginx hides (isHiddenResponseHeader) dropped;
+ * `setCookie` (one header or several) added after the upstream's Set-Cookie. A 204's Content-Length is dropped: RFC 9110 §8.6 forbids it, nginx's header filter drops
  * it, and an HTTP/2 client takes a non-zero one on a 204 for a malformed response.
  */
 export function clientResponseHeaders(headers: Readonly<Record<string, HeaderValue | undefined>>, setCookie?: string | readonly string[], status?: number): HeaderList {
@@ -123,7 +141,7 @@ export function clientResponseHeaders(headers: Readonly<Record<string, HeaderVal
   for (const name in headers) {
     const value = headers[name];
     if (value === undefined) continue;
-    if (name === 'te' || isHopByHop(name)) continue;
+    if (name === 'te' || isHopByHop(name) || hiddenFromClient.has(name)) continue;
     if (listed !== null && listed.includes(name)) continue;
     if (noLength && name === 'content-length') continue;
     if (!cookieAdded && name === 'set-cookie') {

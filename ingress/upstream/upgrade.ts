@@ -12,7 +12,7 @@ import { rewriteSetCookieHead } from './cookie-rewrite.ts';
 import type { Backend } from './backend.ts';
 import { UpstreamError, classifyError, passesToNext, statusText, type UpstreamErrorCode } from './errors.ts';
 import { type ForwardResult, type ForwardTarget, forwardResult, hasBody, maxAttempts } from './forward.ts';
-import { isSafeHeaderValue, upstreamRequestHeaders } from './headers.ts';
+import { isHiddenResponseHeader, isSafeHeaderValue, upstreamRequestHeaders } from './headers.ts';
 import { overTls, type UpstreamEndpoint } from './pool.ts';
 
 const headerEnd = Buffer.from('\r\n\r\n');
@@ -34,7 +34,28 @@ export function upgradeRequestHead(req: IncomingMessage, target: ForwardTarget):
   return `${head}Connection: Upgrade\r\n\r\n`;
 }
 
-/** The raw HTTP/1.1 error response for an upgrade that failed. */
+/**
+ * A raw response head (status line and header lines, each ending in CRLF) as the client gets it: without the headers
+ * nginx's proxy module hides by default (the backend's Date, Server, X-Pad, X-Accel-*: isHiddenResponseHeader), with
+ * the gateway's own `Date` (an HTTP-date, `date`) after the status line, as nginx writes a 101 or any other answer.
+ */
+export function clientHead(head: Buffer, date: string): Buffer {
+  const lines = head.toString('latin1').split('\r\n');
+  const kept: string[] = [lines[0]!, `Date: ${date}`];
+  let dropping = false;
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i]!;
+    // A line starting with a space or tab continues the previous header (obs-fold): it goes where that header goes.
+    if (line !== '' && (line.charCodeAt(0) === 32 || line.charCodeAt(0) === 9)) {
+      if (!dropping) kept.push(line);
+      continue;
+    }
+    dropping = line !== '' && isHiddenResponseHeader(line.slice(0, line.indexOf(':')).trim().toLowerCase());
+    if (!dropping) kept.push(line);
+  }
+  return Buffer.from(kept.join('\r\n'), 'latin1');
+}
+
 /**
  * A raw response head (status line and header lines, each ending in CRLF) with the headers of `extra`
  * (custom-headers: names and values checked as visible ASCII, routes/configmap-headers.ts) in place of any lines of
@@ -48,6 +69,7 @@ export function withHeadersInHead(head: Buffer, extra: Readonly<Record<string, s
   return Buffer.from(kept.join('\r\n') + added, 'latin1');
 }
 
+/** The raw HTTP/1.1 error response for an upgrade that failed. */
 export function rawErrorResponse(status: number): string {
   const body = `${statusText(status)}\n`;
   return `HTTP/1.1 ${statusText(status)}\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`;
@@ -193,7 +215,7 @@ export class UpgradeRelay {
     (this.#backend as Backend).succeeded(m, performance.now());
     this.#status = Number(match[1]);
     this.#phase = 'relay';
-    let head = all.subarray(0, end + 2);
+    let head = clientHead(all.subarray(0, end + 2), new Date().toUTCString());
     const rewrite = this.#target.policy.cookieRewrite;
     if (rewrite !== undefined) head = rewriteSetCookieHead(head, rewrite);
     const affinity = this.#target.policy.affinity;

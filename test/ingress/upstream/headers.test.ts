@@ -87,6 +87,22 @@ describe('clientResponseHeaders', () => {
     expect(got).toEqual(['content-type', 'text/plain', 'set-cookie', ['a=1', 'b=2'], 'content-length', '3']);
   });
 
+  it('drops the headers nginx hides by default (proxy_hide_header)', () => {
+    const got = clientResponseHeaders({
+      date: 'Mon, 01 Jan 2001 00:00:00 GMT',
+      server: 'backend/1',
+      'x-pad': 'avoid browser bug',
+      'x-accel-expires': '10',
+      'x-accel-redirect': '/internal',
+      'x-accel-limit-rate': '5',
+      'x-accel-buffering': 'no',
+      'x-accel-charset': 'utf-8',
+      'x-accel-other': 'kept, as nginx keeps it',
+      'x-served-by': 'kept',
+    });
+    expect(got).toEqual(['x-accel-other', 'kept, as nginx keeps it', 'x-served-by', 'kept']);
+  });
+
   it.each([
     { status: 204, want: ['x-a', '1'] },
     { status: 200, want: ['x-a', '1', 'content-length', '5'] },

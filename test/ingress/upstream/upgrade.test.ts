@@ -4,7 +4,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { IngressPolicy } from '../../../ingress/routes/types.ts';
-import { upgradeRequestHead } from '../../../ingress/upstream/upgrade.ts';
+import { clientHead, upgradeRequestHead } from '../../../ingress/upstream/upgrade.ts';
 import { Closer, backend, deadPort, gateway, httpsBackend, policy, sleep, stalledPort, upstreamsFor } from './helpers.ts';
 
 const closer = new Closer();
@@ -252,5 +252,23 @@ describe('upgradeRequestHead', () => {
     const got = upgradeRequestHead(req(['Host', 'h']), target);
     expect(typeof got).not.toBe('string');
     expect((got as { code: string }).code).toBe('INVALID_REQUEST');
+  });
+});
+
+describe('clientHead', () => {
+  const date = 'Sat, 28 Nov 2026 04:00:00 GMT';
+  it.each([
+    {
+      name: 'drops what nginx hides by default, any case, and writes the gateway’s Date',
+      head: 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nDATE: Mon, 01 Jan 2001 00:00:00 GMT\r\nServer: b/1\r\nX-Pad: p\r\nx-accel-redirect: /i\r\nX-Accel-Buffering: no\r\nX-Accel-Expires: 1\r\nX-Accel-Limit-Rate: 5\r\nX-Accel-Charset: utf-8\r\nX-Accel-Other: o\r\nConnection: Upgrade\r\n',
+      want: `HTTP/1.1 101 Switching Protocols\r\nDate: ${date}\r\nUpgrade: websocket\r\nX-Accel-Other: o\r\nConnection: Upgrade\r\n`,
+    },
+    {
+      name: 'drops the folded lines of a hidden header with it, keeps those of another',
+      head: 'HTTP/1.1 200 OK\r\nServer: b\r\n  folded\r\nX-A: 1\r\n\t2\r\n',
+      want: `HTTP/1.1 200 OK\r\nDate: ${date}\r\nX-A: 1\r\n\t2\r\n`,
+    },
+  ])('$name', ({ head, want }) => {
+    expect(clientHead(Buffer.from(head, 'latin1'), date).toString('latin1')).toBe(want);
   });
 });
