@@ -243,16 +243,30 @@ export const sourceRange: Step = {
 };
 
 /**
- * The route's own redirects: permanent-redirect / temporal-redirect for every request, app-root for `/`, and the 308
- * of a from-to-www-redirect name to its Ingress's host (ingress-nginx's default http-redirect-code).
+ * The route's server-level redirects: app-root for `/`, and the 308 of a from-to-www-redirect name to its Ingress's
+ * host (ingress-nginx's default http-redirect-code). ingress-nginx writes both outside the location (an `if` in the
+ * server, a server of its own), so they come before the location's CORS preflight answer.
  */
 export const routeRedirect: Step = {
   name: 'route-redirect',
   run(x) {
     const p = x.route!.policy;
     if (p.redirectToHost !== undefined) return reply(x, 308, 'from-to-www-redirect', { location: hostRedirectUrl(p.redirectToHost, { ...x, proto: clientProto(x) }) });
-    if (p.redirect !== undefined) return reply(x, p.redirect.status, 'redirect', { location: redirectUrl(p.redirect.url, { ...x, proto: clientProto(x) }) });
     if (p.appRoot !== undefined && x.path === '/') return reply(x, 302, 'app-root', { location: `${p.appRoot}${x.query}` });
+    return 'next';
+  },
+};
+
+/**
+ * permanent-redirect / temporal-redirect: every request answered with the redirect. After `cors`, as ingress-nginx's
+ * template writes the location's `return <code> <url>` after its CORS block: a preflight gets its 204, and the
+ * redirect carries the CORS headers.
+ */
+export const annotationRedirect: Step = {
+  name: 'annotation-redirect',
+  run(x) {
+    const p = x.route!.policy;
+    if (p.redirect !== undefined) return reply(x, p.redirect.status, 'redirect', { location: redirectUrl(p.redirect.url, { ...x, proto: clientProto(x) }) });
     return 'next';
   },
 };
@@ -460,13 +474,13 @@ export const forward: Step = {
 };
 
 /** The steps in order. */
-export const pipeline: readonly Step[] = [parse, route, customHeaders, bodySize, sourceRange, redirect, clientCertificate, routeRedirect, cors, limit, authenticate, chooseBackend, forward];
+export const pipeline: readonly Step[] = [parse, route, customHeaders, bodySize, sourceRange, redirect, clientCertificate, routeRedirect, cors, annotationRedirect, limit, authenticate, chooseBackend, forward];
 
 /**
  * The steps of an upgrade (WebSocket) before it is relayed: those of a request that apply to one — the body size
  * and CORS do not (an upgrade has no body, and browsers send no preflight for it).
  */
-export const upgradePipeline: readonly Step[] = [parse, route, customHeaders, sourceRange, redirect, clientCertificate, routeRedirect, limit, authenticate, chooseBackend];
+export const upgradePipeline: readonly Step[] = [parse, route, customHeaders, sourceRange, redirect, clientCertificate, routeRedirect, annotationRedirect, limit, authenticate, chooseBackend];
 
 /** Runs the steps until one answers. Synchronous steps cost no promise. */
 export async function runPipeline(x: Exchange, s: GatewayState, steps: readonly Step[] = pipeline): Promise<void> {
