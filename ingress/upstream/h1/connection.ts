@@ -371,6 +371,9 @@ export class H1Connection implements Carrier {
     if (nread < 0) return this.#onEnd(nread);
     // Bytes no request asked for: the connection cannot be trusted to frame the next response.
     if (ex === null || !ex.written) return this.#close(null);
+    // nginx's proxy_read_timeout runs between two successive reads, a response head's too: part of a head, or a
+    // 1xx before the final one, restarts it.
+    if (this.#deadlineKind === 'headers') this.#setDeadline('headers', ex.headersTimeout);
     const r = this.#parser.execute(new Uint8Array(buffer as ArrayBuffer, n.state[n.offset], nread));
     if (this.#exchange !== ex) return;
     if (this.#complete) return this.#finish(ex);

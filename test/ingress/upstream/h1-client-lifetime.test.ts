@@ -132,6 +132,18 @@ describe('h1 client: timeouts and connect failures', () => {
     expect(a.starts).toEqual([]);
   });
 
+  it.each([
+    ['a head in pieces', ['HTTP/1.1 200 OK\r\n', 'Content-Length: 2\r\n', 'X-A: 1\r\n', 'X-B: 2\r\n', '\r\nok']],
+    ['a 103 before the final head', ['HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n', 'HTTP/1.1 200 OK\r\n', 'Content-Length: 2\r\n', '\r\nok']],
+  ])('headersTimeout runs between two reads, as nginx\'s proxy_read_timeout: %s, longer in all than it, completes', async (_name, pieces) => {
+    const s = await scriptedServer(closer, (_req, conn) => pieces.forEach((p, i) => setTimeout(() => conn.socket.write(p), i * 120)));
+    const pool = poolTo(s.port);
+    const t0 = performance.now();
+    const a = await send(pool, { headersTimeout: 200 });
+    expectOk(a);
+    expect(a.endedAt - t0).toBeGreaterThan(300);
+  });
+
   it('bodyTimeout: a head, some body, then nothing gives READ_TIMEOUT after onResponseStart', async () => {
     const s = await scriptedServer(closer, (_req, conn) => conn.write('HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc'));
     const pool = poolTo(s.port);
