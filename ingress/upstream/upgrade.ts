@@ -201,7 +201,9 @@ export class UpgradeRelay {
     this.#received = [all];
     const end = all.indexOf(headerEnd);
     if (end === -1) {
-      if (all.length > maxHead) (this.#upstream as Socket).destroy(new UpstreamError('BAD_RESPONSE', 'upstream response head too large'));
+      if (all.length > maxHead) return void (this.#upstream as Socket).destroy(new UpstreamError('BAD_RESPONSE', 'upstream response head too large'));
+      // nginx's proxy_read_timeout runs between two successive reads: part of the head restarts it.
+      this.#arm(this.#target.policy.readTimeoutMs, 'READ_TIMEOUT');
       return;
     }
     const match = /^HTTP\/1\.[01] (\d{3})/.exec(all.toString('latin1', 0, 16));

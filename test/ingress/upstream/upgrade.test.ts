@@ -162,6 +162,17 @@ describe('upgrade', () => {
     expect(g.results[0]).toMatchObject({ status: 504, error: 'READ_TIMEOUT' });
   });
 
+  it('the read timeout runs between two reads of the answer head, as nginx\'s proxy_read_timeout: a head in pieces, longer in all, gets through', async () => {
+    const pieces = ['HTTP/1.1 101 Switching Protocols\r\n', 'Upgrade: websocket\r\n', 'Connection: Upgrade\r\n', 'X-Up: 1\r\n', '\r\n'];
+    const b = await backend(closer, (_req, res) => res.end(), (_req, socket) => pieces.forEach((p, i) => setTimeout(() => socket.write(p), i * 120)));
+    const u = upstreamsFor(closer);
+    u.setEndpoints('ns/ws:80', [{ ip: '127.0.0.1', port: b.port }], 'HTTP');
+    const g = await gateway(closer, u, target({ readTimeoutMs: 200 }));
+    const got = await upgradeRequest(g.port);
+    expect([got.status, got.headers['x-up']]).toEqual([101, '1']);
+    got.socket?.destroy();
+  });
+
   it('retries a refused connect on another endpoint', async () => {
     const b = await backend(closer, (_req, res) => res.end(), echoUpgrade({}));
     const u = upstreamsFor(closer);
