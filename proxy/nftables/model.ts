@@ -61,8 +61,15 @@ export interface TableState {
 
 /** The identity of a rule or set declaration: a short digest of its text, stored in the kernel as its comment. */
 export function digest(text: string): string {
-  return createHash('sha256').update(text).digest('hex').slice(0, 16);
+  let d = digests.get(text);
+  if (d === undefined) {
+    if (digests.size >= 4096) digests.clear();
+    digests.set(text, (d = createHash('sha256').update(text).digest('hex').slice(0, 16)));
+  }
+  return d;
 }
+/** Digests of recent texts: every sync digests the same fixed rules and set declarations again. */
+const digests = new Map<string, string>();
 
 /** The identity of a set: kind and declaration. */
 export const setId = (s: NftSet): string => digest(`${s.kind} ${s.spec}`);
