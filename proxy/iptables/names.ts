@@ -67,8 +67,9 @@ export const jumps: Record<TableName, readonly Jump[]> = {
   ],
   // NETPLANE-SERVICES sees only new connections: verdicts for Services without endpoints and the load-balancer
   // firewall are decided once. NETPLANE-FORWARD and NETPLANE-HEALTH-CHECKS see every packet, so that the rest of a
-  // connection they accept passes a DROP policy too (Docker sets FORWARD to DROP). Missing jumps are inserted first
-  // in their chain in this order, so NETPLANE-SERVICES ends up before NETPLANE-FORWARD: no accept overrides its drops.
+  // connection they accept passes a DROP policy too (Docker sets FORWARD to DROP). A first install inserts each jump
+  // first in its chain in this order, so NETPLANE-SERVICES ends up before NETPLANE-FORWARD: no accept overrides its
+  // drops. A jump deleted later is put back in that place, not first (render.ts jumpLines).
   filter: [
     { chain: 'INPUT', spec: `-m comment --comment "netplane health check service ports" -j ${base.healthChecks}` },
     { chain: 'INPUT', spec: `-m conntrack --ctstate NEW ${portals} -j ${base.services}` },

@@ -4,7 +4,7 @@
 // that follow refill it; each table's part is committed atomically, so a chain is never seen half-written. Stale
 // chains are flushed the same way and deleted with `-X` at the end, once nothing refers to them.
 import type { Family, ProxyPlan } from '../plan/types.ts';
-import { isProxyChain, jumps, tableNames, type TableName } from './names.ts';
+import { isProxyChain, jumps, tableNames, type Jump, type TableName } from './names.ts';
 import { buildRuleset, type Ruleset, type RulesetOptions } from './ruleset.ts';
 
 /** One table as read back with iptables-save. */
@@ -59,23 +59,45 @@ function netplaneTarget(spec: string): string | undefined {
 const normalize = (spec: string) => spec.replace(/"/g, '').replace(/\s+/g, ' ').trim();
 
 /**
- * The lines that make a table's built-in chains hold exactly one of each netplane jump: missing ones are inserted
- * first in their chain, duplicates and jumps to netplane chains that are not current are deleted. Nothing else in
- * the built-in chains is touched.
+ * The lines that make a table's built-in chains hold exactly one of each netplane jump: duplicates and jumps to
+ * netplane chains that are not current are deleted; a missing jump is inserted where a first install puts it, so a
+ * repair (one jump deleted by somebody) restores the order netplane started with. Nothing else in the built-in
+ * chains is touched.
  */
 export function jumpLines(table: TableName, saved: SavedTable): string[] {
-  const deletes: string[] = [];
-  const inserts: string[] = [];
+  const deletes: Jump[] = [];
   const wanted = jumps[table];
-  const found = new Set<(typeof wanted)[number]>();
+  const found = new Set<Jump>();
+  // Each built-in chain as normalized rule texts, as it will stand when the inserts run.
+  const chains = new Map<string, string[]>();
   for (const r of saved.rules) {
-    if (!saved.builtins.has(r.chain) || netplaneTarget(r.spec) === undefined) continue;
+    if (!saved.builtins.has(r.chain)) continue;
+    const rules = chains.get(r.chain) ?? [];
+    chains.set(r.chain, rules);
+    rules.push(normalize(r.spec));
+    if (netplaneTarget(r.spec) === undefined) continue;
     const match = wanted.find((j) => j.chain === r.chain && !found.has(j) && normalize(j.spec) === normalize(r.spec));
     if (match) found.add(match);
-    else deletes.push(`-D ${r.chain} ${r.spec}`);
+    else deletes.push(r);
   }
-  for (const j of wanted) if (!found.has(j)) inserts.push(`-I ${j.chain} 1 ${j.spec}`);
-  return [...deletes, ...inserts];
+  // `-D <chain> <rule>` deletes the first rule equal to it (for a duplicate, the one found above; same text).
+  for (const d of deletes) {
+    const rules = chains.get(d.chain)!;
+    rules.splice(rules.indexOf(normalize(d.spec)), 1);
+  }
+  const inserts: string[] = [];
+  wanted.forEach((j, i) => {
+    if (found.has(j)) return;
+    const rules = chains.get(j.chain) ?? [];
+    chains.set(j.chain, rules);
+    // A first install inserts each jump first in its chain in list order, so the jumps listed after j stand ahead
+    // of it: j goes right after the one of those present that stands lowest, or first when none is.
+    const ahead = wanted.slice(i + 1).filter((k) => k.chain === j.chain).map((k) => rules.indexOf(normalize(k.spec)));
+    const at = Math.max(-1, ...ahead) + 1;
+    rules.splice(at, 0, normalize(j.spec));
+    inserts.push(`-I ${j.chain} ${at + 1} ${j.spec}`);
+  });
+  return [...deletes.map((d) => `-D ${d.chain} ${d.spec}`), ...inserts];
 }
 
 /** Where the restore input starts from. */

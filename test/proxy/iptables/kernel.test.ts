@@ -185,6 +185,25 @@ describe('iptables backend in a network namespace', () => {
     backend = fresh;
   });
 
+  it('a jump deleted by hand comes back where the first install put it: NETPLANE-FORWARD after NETPLANE-SERVICES', async () => {
+    // Targets of the FORWARD rules, top down.
+    const forwardOrder = async (command: string) =>
+      (await runner.run(command, ['-S', 'FORWARD'])).stdout.split('\n').filter((l) => l.startsWith('-A FORWARD')).map((l) => /-j (\S+)/.exec(l)?.[1] ?? l);
+    for (const [command, source] of [['iptables', '192.0.2.1/32'], ['ip6tables', '2001:db8::1/128']] as const) {
+      const installed = await forwardOrder(command);
+      expect(installed.slice(0, 2)).toEqual(['NETPLANE-SERVICES', 'NETPLANE-FORWARD']);
+      await runner.run(command, ['-D', 'FORWARD', '-m', 'comment', '--comment', 'netplane forwarding rules', '-j', 'NETPLANE-FORWARD']);
+      // Somebody else's rule inserted first since (as Docker does with DOCKER-USER): it stays ahead of both.
+      await runner.run(command, ['-I', 'FORWARD', '1', '-s', source, '-j', 'RETURN']);
+      try {
+        await backend.sync(services(), { full: true });
+        expect(await forwardOrder(command)).toEqual(['RETURN', ...installed]);
+      } finally {
+        await runner.run(command, ['-D', 'FORWARD', '-s', source, '-j', 'RETURN']);
+      }
+    }
+  });
+
   it('cleanup leaves no netplane chain or jump in either family, and the rest alone', async () => {
     await runner.run('iptables', ['-t', 'nat', '-A', 'POSTROUTING', '-s', '10.99.0.0/16', '-j', 'RETURN']);
     await backend.cleanup();

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { jumps } from '../../../proxy/iptables/names.ts';
-import { cleanupText, parseSave, restoreText } from '../../../proxy/iptables/render.ts';
+import { cleanupText, jumpLines, parseSave, restoreText } from '../../../proxy/iptables/render.ts';
 import { buildRuleset } from '../../../proxy/iptables/ruleset.ts';
 import type { PortPlan } from '../../../proxy/plan/types.ts';
 import { eps, plan, port, readable } from './plans.ts';
@@ -88,5 +88,34 @@ describe('restoreText', () => {
       '',
     ]);
     expect(cleanupText(parseSave('*nat\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n'))).toBe('');
+  });
+});
+
+// A jump somebody deleted goes back where a first install put it (found by an audit: it went back first in its
+// chain, so a lone NETPLANE-FORWARD jump came back ahead of NETPLANE-SERVICES, whose drops it is meant to follow).
+describe('jumpLines: a repair restores the start-up order', () => {
+  const [health, inputServices, forward, forwardServices, outputServices] = jumps.filter.map((j) => ({ ...j, rule: `-A ${j.chain} ${j.spec}` }));
+  const other = '-A FORWARD -j DOCKER-USER';
+  const inputs = [inputServices!.rule, health!.rule];
+  /** filter as iptables-save prints it with `rules` in INPUT and FORWARD (the OUTPUT jump always present). */
+  const filter = (...rules: string[]) =>
+    parseSave(['*filter', ':INPUT ACCEPT [0:0]', ':FORWARD DROP [0:0]', ':OUTPUT ACCEPT [0:0]', ':DOCKER-USER - [0:0]', ...rules, outputServices!.rule, 'COMMIT'].join('\n')).filter;
+  it.each([
+    [
+      'nothing installed: each first in turn, so NETPLANE-SERVICES ends up ahead of NETPLANE-FORWARD',
+      filter(),
+      [`-I INPUT 1 ${health!.spec}`, `-I INPUT 1 ${inputServices!.spec}`, `-I FORWARD 1 ${forward!.spec}`, `-I FORWARD 1 ${forwardServices!.spec}`],
+    ],
+    ['NETPLANE-FORWARD deleted: back right after NETPLANE-SERVICES, not first', filter(...inputs, forwardServices!.rule, other), [`-I FORWARD 2 ${forward!.spec}`]],
+    ['NETPLANE-FORWARD deleted and a rule inserted first since: still right after NETPLANE-SERVICES', filter(...inputs, other, forwardServices!.rule), [`-I FORWARD 3 ${forward!.spec}`]],
+    ['NETPLANE-SERVICES deleted: back first, ahead of NETPLANE-FORWARD', filter(...inputs, forward!.rule, other), [`-I FORWARD 1 ${forwardServices!.spec}`]],
+    ['the health-check jump deleted: back after the Services jump of INPUT', filter(inputServices!.rule, forwardServices!.rule, forward!.rule), [`-I INPUT 2 ${health!.spec}`]],
+    [
+      'a duplicate: iptables deletes the first equal rule, and the position is counted without it',
+      filter(...inputs, forwardServices!.rule, forwardServices!.rule, other),
+      [`-D FORWARD ${forwardServices!.spec}`, `-I FORWARD 2 ${forward!.spec}`],
+    ],
+  ] as const)('%s', (_name, saved, want) => {
+    expect(jumpLines('filter', saved)).toEqual(want);
   });
 });
