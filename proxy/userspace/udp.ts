@@ -2,8 +2,11 @@
 // picked for it, whose replies are sent back to the client from the Service port. Idle flows are closed; at the
 // flow cap the least recently used flow makes room, so a new client is never dropped; at the cap across all ports
 // (FlowBudget) the port's own least recently used flow makes room, and a port holding none refuses the client.
-// Every datagram dropped is counted by reason. #flows is kept in least-recently-used order (a Map iterates in
-// insertion order; a used flow is moved to the end).
+// Every datagram dropped is counted by reason, also those a flow held for its connect when it ends before the
+// connect completes. (With an IP literal, Node binds and connects a UDP socket on process.nextTick, so the connect
+// completes or fails before the next datagram, timer or sync: the flow holds only the datagram that opened it, and
+// only a failed bind or connect ends it that early. Counting at the close keeps that true if Node ever defers it.)
+// #flows is kept in least-recently-used order (a Map iterates in insertion order; a used flow is moved to the end).
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import type { Target } from '../plan/types.ts';
@@ -116,14 +119,14 @@ export class UdpListener {
     this.#spec = spec;
     this.#picker.update(spec);
     const live = new Set([...this.#picker.endpoints, ...(spec.serving ?? [])].map(targetKey));
-    for (const [key, flow] of this.#flows) if (!live.has(flow.targetKey)) this.#closeFlow(key, flow);
+    for (const [key, flow] of this.#flows) if (!live.has(flow.targetKey)) this.#closeFlow(key, flow, 'no_endpoint');
   }
 
   /** Closes the Service port and every flow. */
   async close(): Promise<void> {
     clearInterval(this.#sweeper);
     this.#sweeper = undefined;
-    for (const [key, flow] of this.#flows) this.#closeFlow(key, flow);
+    for (const [key, flow] of this.#flows) this.#closeFlow(key, flow, 'no_endpoint');
     await new Promise<void>((resolve) => {
       try {
         this.#socket.close(() => resolve());
@@ -163,7 +166,7 @@ export class UdpListener {
   /** Closes the least recently used flow to make room for a new one, and counts it. */
   #evictOldest(): void {
     const [oldKey, oldest] = this.#flows.entries().next().value!;
-    this.#closeFlow(oldKey, oldest);
+    this.#closeFlow(oldKey, oldest, 'flow_limit');
     this.#options.onEvict?.();
   }
 
@@ -211,18 +214,16 @@ export class UdpListener {
     });
     // A connected UDP socket reports the endpoint's ICMP port unreachable as ECONNREFUSED (sends have their own
     // callback, so only that comes here): a datagram was refused; end the flow, so the client's next datagram
-    // picks again.
+    // picks again. Before the connect, it is the implicit bind failing (EMFILE): what waited is lost instead.
     socket.on('error', () => {
-      this.#drop('endpoint_unreachable');
-      this.#closeFlow(key, flow);
+      if (!flow.pending) this.#drop('endpoint_unreachable');
+      this.#closeFlow(key, flow, 'endpoint_unreachable');
     });
     // A failed connect (no route to the endpoint: ENETUNREACH, EACCES) comes to this callback, not as 'error':
     // end the flow (sending on the unconnected socket would throw out of the event loop); what waited is lost.
     const connected = (err?: Error | null): void => {
-      if (err) {
-        this.#drop('endpoint_unreachable', flow.pending?.length ?? 0);
-        return this.#closeFlow(key, flow);
-      }
+      if (err) return this.#closeFlow(key, flow, 'endpoint_unreachable');
+      // Nothing waits once the flow was closed (counted there), and its socket takes no more sends.
       const pending = flow.pending ?? [];
       flow.pending = undefined;
       for (const m of pending) socket.send(m, flow.sent);
@@ -231,7 +232,10 @@ export class UdpListener {
     return flow;
   }
 
-  #closeFlow(key: string, flow: Flow): void {
+  /** Ends a flow; datagrams it still held for its connect are counted as dropped for `held`. */
+  #closeFlow(key: string, flow: Flow, held: UdpDropReason): void {
+    this.#drop(held, flow.pending?.length ?? 0);
+    flow.pending = undefined;
     if (this.#flows.get(key) === flow) {
       this.#flows.delete(key);
       this.#options.budget?.release();
@@ -248,7 +252,8 @@ export class UdpListener {
     // Least recently used first: stop at the first flow still in use.
     for (const [key, flow] of this.#flows) {
       if (flow.last >= cutoff) break;
-      this.#closeFlow(key, flow);
+      // Still connecting after a whole idle time: the endpoint could not be reached.
+      this.#closeFlow(key, flow, 'endpoint_unreachable');
     }
     if (this.#flows.size === 0) {
       clearInterval(this.#sweeper);
