@@ -260,7 +260,8 @@ export const routeRedirect: Step = {
 /**
  * permanent-redirect / temporal-redirect: every request answered with the redirect. After `cors`, as ingress-nginx's
  * template writes the location's `return <code> <url>` after its CORS block: a preflight gets its 204, and the
- * redirect carries the CORS headers.
+ * redirect carries the CORS headers. Before the HTTPS redirect (`redirect`), which ingress-nginx makes in Lua after
+ * the location's `return`s.
  */
 export const annotationRedirect: Step = {
   name: 'annotation-redirect',
@@ -281,33 +282,48 @@ export const clientProto = (x: Exchange): 'http' | 'https' => forwardedProto({ t
 export const noTlsRedirectLocations: readonly string[] = ['/.well-known/acme-challenge'];
 
 /**
- * Sends plain-HTTP requests for hosts with TLS (or with force-ssl-redirect) to HTTPS with a 308; not those a trusted
- * proxy in front says arrived over HTTPS (it terminated TLS), which would loop, nor those of a rule whose path
- * starts with one of noTlsRedirectLocations (ingress-nginx's force_no_ssl_redirect, which wins over force-ssl-redirect).
+ * Where a plain-HTTP request is sent on HTTPS, for hosts with TLS (or with force-ssl-redirect); undefined when it is
+ * not: not over plain HTTP, no HTTPS listener, a trusted proxy in front says it arrived over HTTPS (it terminated
+ * TLS, and a redirect would loop), or the rule's path starts with one of noTlsRedirectLocations (ingress-nginx's
+ * force_no_ssl_redirect, which wins over force-ssl-redirect).
+ */
+export function sslRedirectLocation(x: Exchange, s: GatewayState): string | undefined {
+  if (x.proto !== 'http' || s.httpsPort === undefined || clientProto(x) === 'https') return undefined;
+  if (noTlsRedirectLocations.some((l) => x.route!.path.startsWith(l))) return undefined;
+  const p = x.route!.policy;
+  if (!p.forceSslRedirect && !(p.sslRedirect && s.table.tls(x.host))) return undefined;
+  const port = s.httpsPort === 443 ? '' : `:${s.httpsPort}`;
+  // The host is the parsed one (only host characters), never the raw header: nothing the client sent is echoed.
+  return `https://${x.host}${port}${x.path}${x.query}`;
+}
+
+/**
+ * Sends plain-HTTP requests to HTTPS with a 308 (see sslRedirectLocation). After the route's redirects and `cors`, as
+ * ingress-nginx makes it in Lua (lua_ingress.rewrite's force_ssl_redirect, a rewrite_by_lua, which nginx runs at the
+ * end of the rewrite phase): app-root runs before in the server's rewrite phase, and the location's CORS preflight
+ * `return 204` and redirect annotation `return` before in the location's (the rewrite module's). A preflight over
+ * plain HTTP is answered, and the redirect carries the CORS headers.
  */
 export const redirect: Step = {
   name: 'redirect',
   run(x, s) {
-    if (x.proto !== 'http' || s.httpsPort === undefined || clientProto(x) === 'https') return 'next';
-    if (noTlsRedirectLocations.some((l) => x.route!.path.startsWith(l))) return 'next';
-    const p = x.route!.policy;
-    if (!p.forceSslRedirect && !(p.sslRedirect && s.table.tls(x.host))) return 'next';
-    const port = s.httpsPort === 443 ? '' : `:${s.httpsPort}`;
-    // The host is the parsed one (only host characters), never the raw header: nothing the client sent is echoed.
-    return reply(x, 308, 'ssl-redirect', { location: `https://${x.host}${port}${x.path}${x.query}` });
+    const location = sslRedirectLocation(x, s);
+    return location === undefined ? 'next' : reply(x, 308, 'ssl-redirect', { location });
   },
 };
 
 /**
  * For a host guarded by client certificates (auth-tls-secret): 400 without a good one (as ingress-nginx), 421 on a
  * connection whose handshake was made for another name, 503 when the CA Secret is not usable; else passes the
- * verdict upstream in ssl-client-* headers.
+ * verdict upstream in ssl-client-* headers. A routed plain-HTTP request that `redirect` sends to HTTPS is let on to
+ * it: it has no certificate to show, and is checked when it comes back over HTTPS.
  */
 export const clientCertificate: Step = {
   name: 'client-certificate',
   run(x, s) {
     const policy = s.table.clientCert(x.host);
     if (!policy) return 'next';
+    if (x.route !== undefined && sslRedirectLocation(x, s) !== undefined) return 'next';
     const v = judgeClientCertificate(policy, x.proto === 'https' ? (x.req.socket as TLSSocket) : undefined);
     if (!v.allow) {
       // Only a refused certificate goes to the error page; a misdirected connection or a missing CA does not.
@@ -474,13 +490,13 @@ export const forward: Step = {
 };
 
 /** The steps in order. */
-export const pipeline: readonly Step[] = [parse, route, customHeaders, bodySize, sourceRange, redirect, clientCertificate, routeRedirect, cors, annotationRedirect, limit, authenticate, chooseBackend, forward];
+export const pipeline: readonly Step[] = [parse, route, customHeaders, bodySize, sourceRange, clientCertificate, routeRedirect, cors, annotationRedirect, redirect, limit, authenticate, chooseBackend, forward];
 
 /**
  * The steps of an upgrade (WebSocket) before it is relayed: those of a request that apply to one — the body size
  * and CORS do not (an upgrade has no body, and browsers send no preflight for it).
  */
-export const upgradePipeline: readonly Step[] = [parse, route, customHeaders, sourceRange, redirect, clientCertificate, routeRedirect, annotationRedirect, limit, authenticate, chooseBackend];
+export const upgradePipeline: readonly Step[] = [parse, route, customHeaders, sourceRange, clientCertificate, routeRedirect, annotationRedirect, redirect, limit, authenticate, chooseBackend];
 
 /** Runs the steps until one answers. Synchronous steps cost no promise. */
 export async function runPipeline(x: Exchange, s: GatewayState, steps: readonly Step[] = pipeline): Promise<void> {
