@@ -145,7 +145,7 @@ function compileOrKeep(ingress: Ingress, input: CompileInput, problems: IngressP
   let reason: string;
   let pending: { pending?: true } = {};
   try {
-    return compileIngress(ingress, input.defaults);
+    return withWarnings(compileIngress(ingress, input.defaults), problems);
   } catch (error) {
     if (!(error instanceof IngressSpecError)) throw error;
     reason = error.message;
@@ -156,13 +156,22 @@ function compileOrKeep(ingress: Ingress, input: CompileInput, problems: IngressP
     try {
       const kept = compileIngress(last, input.defaults);
       problems.push({ ingress: key, reason, keptLastGood: true, ...pending });
-      return kept;
+      return withWarnings(kept, problems);
     } catch (error) {
       if (!(error instanceof IngressSpecError)) throw error;
     }
   }
   problems.push({ ingress: key, reason, keptLastGood: false, ...pending });
   return undefined;
+}
+
+/**
+ * A compiled Ingress, its warnings (a value replaced by its default) added to `problems` as problems of a part: it is
+ * served, with that part not as written, and the reason is logged once.
+ */
+function withWarnings(c: CompiledIngress, problems: IngressProblem[]): CompiledIngress {
+  for (const reason of c.warnings ?? []) problems.push({ ingress: c.key, reason, keptLastGood: false, partly: true });
+  return c;
 }
 
 /** The route of an Ingress's default backend for `host` ('' for any): path `/`, a regex one when its paths are. */

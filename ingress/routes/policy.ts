@@ -67,6 +67,8 @@ export interface AnnotatedPolicy {
   fromToWww?: true;
   /** ssl-passthrough "true" with --enable-ssl-passthrough (spec.ts fills IngressPolicy.sslPassthrough with the hosts). */
   passthrough?: true;
+  /** Values replaced by their default, as ingress-nginx replaces them, each with the sentence saying so (for the log). */
+  warnings?: string[];
 }
 
 /** The default basic-auth realm, as in ingress-nginx. */
@@ -116,7 +118,8 @@ export function readPolicy(namespace: string, annotations: Readonly<Record<strin
   if (a.bool('upstream-hash-by-subset', false) && policy.upstreamHashBy !== undefined) policy.upstreamHashSubset = subsetSize;
   const sourceRange = readSourceRange(a);
   if (sourceRange !== undefined) policy.sourceRange = sourceRange;
-  const redirect = readRedirect(a);
+  const warnings: string[] = [];
+  const redirect = readRedirect(a, warnings);
   if (redirect !== undefined) policy.redirect = redirect;
   const appRoot = a.get('app-root');
   if (appRoot !== undefined) {
@@ -174,6 +177,7 @@ export function readPolicy(namespace: string, annotations: Readonly<Record<strin
     result.passthrough = true;
   }
   if (regex) result.regex = true;
+  if (warnings.length > 0) result.warnings = warnings;
   if (a.bool('from-to-www-redirect', false)) result.fromToWww = true;
   if (clientCert !== undefined) result.secrets.push(`${clientCert.secret.namespace}/${clientCert.secret.name}`);
   if (backendTls !== undefined) result.secrets.push(`${backendTls.secret.namespace}/${backendTls.secret.name}`);
@@ -293,15 +297,21 @@ const redirectCodes = [301, 302, 303, 307, 308] as const;
  * temporal-redirect (302 or temporal-redirect-code), else permanent-redirect (301 or permanent-redirect-code): an
  * absolute URL that may use the variables of variables.ts (`https://new.example.com$request_uri`). As ingress-nginx's
  * redirect parser, temporal-redirect wins when both are set (permanent-redirect and its code are then not read), and
- * an empty one asks for nothing.
+ * an empty one asks for nothing. A code outside 300–308 is replaced by the default, as ingress-nginx replaces it, with
+ * a warning in `warnings`; 300, 304, 305 and 306 are refused: ingress-nginx passes them to nginx's `return`, which
+ * sends the URL as the body of that status, without Location — no redirect.
  */
-function readRedirect(a: AnnotationReader): IngressPolicy['redirect'] {
+function readRedirect(a: AnnotationReader, warnings: string[]): IngressPolicy['redirect'] {
   const code = (name: 'permanent-redirect-code' | 'temporal-redirect-code', fallback: 301 | 302) => {
     const c = a.get(name);
     if (c === undefined) return fallback;
+    const allowed = `allowed are ${redirectCodes.join(', ')}`;
+    if (!/^-?\d{1,9}$/.test(c.value)) throw invalid(c, allowed);
     const n = Number(c.value);
-    if (!(redirectCodes as readonly number[]).includes(n) || !/^\d{3}$/.test(c.value)) throw invalid(c, `allowed are ${redirectCodes.join(', ')}`);
-    return n as (typeof redirectCodes)[number];
+    if ((redirectCodes as readonly number[]).includes(n)) return n as (typeof redirectCodes)[number];
+    if (n >= 300 && n <= 308) throw invalid(c, `${allowed} (nginx answers ${n} with the URL as its body and no Location)`);
+    warnings.push(`annotation ${c.key} is ${quote(c.value)}, not a redirect status code (${allowed}): the default ${fallback} is used, as ingress-nginx does`);
+    return fallback;
   };
   const temporal = a.get('temporal-redirect');
   if (temporal !== undefined && temporal.value !== '') return { url: readUrlTemplate(temporal, 'client'), status: code('temporal-redirect-code', 302) };

@@ -44,6 +44,8 @@ export interface CompiledIngress {
   rootRegex?: RegexPath;
   /** from-to-www-redirect: the other name of each of its hosts, to be redirected to that host when no Ingress routes it. */
   wwwRedirects?: { from: string; to: string }[];
+  /** Annotation values replaced by their default, as ingress-nginx replaces them (policy.ts AnnotatedPolicy.warnings). */
+  warnings?: string[];
 }
 
 /**
@@ -89,9 +91,10 @@ const badSequence = /\/\/|\/\.\.?(\/|$)|%2f/i;
 /** Checks and normalises one Ingress; throws IngressSpecError when any part of it cannot be served. */
 export function compileIngress(ingress: Ingress, defaults: PolicyDefaults): CompiledIngress {
   const { namespace, annotations } = ingress.metadata;
-  const { policy, canary, secrets, aliases, regex, fromToWww, passthrough } = readPolicy(namespace, annotations, defaults);
+  const { policy, canary, secrets, aliases, regex, fromToWww, passthrough, warnings } = readPolicy(namespace, annotations, defaults);
   const compiled: CompiledIngress = { key: ingressKey(ingress), namespace, ingress, policy, rules: [], tls: [], tlsSecrets: [], authSecrets: secrets };
   if (canary !== undefined) compiled.canary = canary;
+  if (warnings !== undefined) compiled.warnings = warnings;
   const { spec } = ingress;
   if (spec.defaultBackend !== undefined) compiled.defaultBackend = backendRef(spec.defaultBackend, namespace, 'spec.defaultBackend');
   const written = (p: { path?: string | undefined }) => (p.path === undefined || p.path === '' ? '/' : p.path);

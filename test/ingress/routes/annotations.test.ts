@@ -238,7 +238,10 @@ describe('annotations with values that cannot be honoured', () => {
     ['auth-tls-verify-depth too deep', { [`${ngx}auth-tls-secret`]: 'ca', [`${ngx}auth-tls-verify-depth`]: '11' }, `${ngx}auth-tls-verify-depth`, '11', 'from 0 to 10'],
     ['permanent-redirect relative', { [`${ngx}permanent-redirect`]: '/elsewhere' }, `${ngx}permanent-redirect`, '/elsewhere', 'http or https'],
     ['permanent-redirect with the request URI as its host', { [`${ngx}permanent-redirect`]: 'https://$request_uri' }, `${ngx}permanent-redirect`, 'https://$request_uri', 'cannot stand in the URL'],
-    ['permanent-redirect-code 200', { [`${ngx}permanent-redirect`]: 'https://a.example.com/', [`${ngx}permanent-redirect-code`]: '200' }, `${ngx}permanent-redirect-code`, '200', 'allowed are 301, 302, 303, 307, 308'],
+    // ingress-nginx passes 300–308 on to nginx's `return`, which answers 300, 304, 305 and 306 without Location.
+    ['permanent-redirect-code 304', { [`${ngx}permanent-redirect`]: 'https://a.example.com/', [`${ngx}permanent-redirect-code`]: '304' }, `${ngx}permanent-redirect-code`, '304', 'allowed are 301, 302, 303, 307, 308'],
+    ['temporal-redirect-code 300', { [`${ngx}temporal-redirect`]: 'https://a.example.com/', [`${ngx}temporal-redirect-code`]: '300' }, `${ngx}temporal-redirect-code`, '300', 'no Location'],
+    ['temporal-redirect-code not a number', { [`${ngx}temporal-redirect`]: 'https://a.example.com/', [`${ngx}temporal-redirect-code`]: '307x' }, `${ngx}temporal-redirect-code`, '307x', 'allowed are 301, 302, 303, 307, 308'],
     ['cors-allow-origin with a path', { [`${ngx}enable-cors`]: 'true', [`${ngx}cors-allow-origin`]: 'https://app.example.com/x' }, `${ngx}cors-allow-origin`, 'https://app.example.com/x', 'origins such as'],
     ['cors-allow-headers with a space in a name', { [`${ngx}enable-cors`]: 'true', [`${ngx}cors-allow-headers`]: 'X Token' }, `${ngx}cors-allow-headers`, 'X Token', 'HTTP tokens'],
     ['upstream-vhost with nginx variables', { [`${ngx}upstream-vhost`]: '$host' }, `${ngx}upstream-vhost`, '$host', 'host name or address'],
@@ -388,5 +391,32 @@ describe('server-alias', () => {
   it('refuses an Ingress with aliases and no host rule', () => {
     const { table } = compile([alias('c', 'www.c.com', [rule('', 'Prefix / web:80')])]);
     expect(table.problems[0]?.reason).toContain('server-alias needs a rule with a host');
+  });
+});
+
+describe('redirect codes outside 300–308: the default, as ingress-nginx, with a warning', () => {
+  // [what, annotations, the status served, the annotation the warning names, its value]
+  it.each([
+    ['permanent-redirect-code 200', { [`${ngx}permanent-redirect`]: 'https://a.example.com/', [`${ngx}permanent-redirect-code`]: '200' }, 301, `${ngx}permanent-redirect-code`, '200'],
+    ['permanent-redirect-code -1', { [`${ngx}permanent-redirect`]: 'https://a.example.com/', [`${np}permanent-redirect-code`]: '-1' }, 301, `${np}permanent-redirect-code`, '-1'],
+    ['temporal-redirect-code 418', { [`${ngx}temporal-redirect`]: 'https://a.example.com/', [`${ngx}temporal-redirect-code`]: '418' }, 302, `${ngx}temporal-redirect-code`, '418'],
+    ['temporal-redirect-code 309', { [`${ngx}temporal-redirect`]: 'https://a.example.com/', [`${ngx}temporal-redirect-code`]: '309' }, 302, `${ngx}temporal-redirect-code`, '309'],
+  ] as const)('%s: the default instead', (_name, annotations, status, key, value) => {
+    const { table } = compile([web('a', annotations), web('b', {})]);
+    expect(table.ingresses.get('shop/a')?.redirect).toEqual({ url: 'https://a.example.com/', status });
+    expect(table.match('a.com', '/')?.policy.redirect?.status).toBe(status);
+    expect(table.problems).toEqual([
+      {
+        ingress: 'shop/a',
+        reason: `annotation ${key} is ${quoted(value)}, not a redirect status code (allowed are 301, 302, 303, 307, 308): the default ${status} is used, as ingress-nginx does`,
+        keptLastGood: false,
+        partly: true,
+      },
+    ]);
+  });
+
+  it('warns for the code that is read only: temporal-redirect wins, and permanent-redirect-code is not read', () => {
+    const both = { [`${ngx}temporal-redirect`]: 'https://b.example.com/', [`${ngx}permanent-redirect`]: 'https://a.example.com/', [`${ngx}permanent-redirect-code`]: '999' };
+    expect(policyOf(both)?.redirect).toEqual({ url: 'https://b.example.com/', status: 302 });
   });
 });
