@@ -231,9 +231,14 @@ export class Gateway {
     server.on('connection', (socket: Socket) => void this.#admit(socket));
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
       metrics.rejected.inc({ reason: err.code ?? 'client-error' });
-      if (socket.writable && !(socket as Socket).destroyed) {
-        const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-        socket.end(`HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request'}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      // A response already under way on the connection (node:http's `_httpMessage`, which its own default handler
+      // checks too) gets no second one written into it: the parser failed after its request was handed on, as on
+      // the body of a `Transfer-Encoding: gzip` request, which #refusedTransferCoding has answered.
+      const started = (socket as Duplex & { _httpMessage?: ServerResponse })._httpMessage?.headersSent === true;
+      if (started) socket.end();
+      else if (socket.writable && !(socket as Socket).destroyed) {
+        const status = clientErrorStatus[err.code ?? ''] ?? 400;
+        socket.end(`HTTP/1.1 ${status} ${statusLine[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
       } else socket.destroy();
     });
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => void this.#upgrade(req, socket as Socket, head, server === this.#https ? 'https' : 'http'));
@@ -298,7 +303,7 @@ export class Gateway {
   }
 
   #request(req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse, proto: 'http' | 'https'): void {
-    if (this.#refusedVersion(req, res)) return;
+    if (this.#refusedVersion(req, res) || this.#refusedTransferCoding(req, res)) return;
     const started = performance.now();
     const x = this.#exchange(req, res, proto);
     this.#inFlight++;
@@ -394,6 +399,24 @@ export class Gateway {
     return true;
   }
 
+  /**
+   * Answers, as nginx does, an HTTP/1 request with a Transfer-Encoding other than `chunked`: 501 (`gzip`,
+   * `identity`, `gzip, chunked`: no other coding is decoded), or 400 on HTTP/1.0, which has no Transfer-Encoding
+   * (nginx 1.21.1 and later). node:http's parser hands some of these here and then fails on the body; the
+   * clientError listener answers those it refuses itself. True when it answered: such a request never reaches the
+   * steps, and the connection closes (its body cannot be told from the next request).
+   */
+  #refusedTransferCoding(req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse): boolean {
+    const coding = req.headers['transfer-encoding'];
+    if ('stream' in req || coding === undefined || (req.httpVersion !== '1.0' && coding.toLowerCase() === 'chunked')) return false;
+    const status = req.httpVersion === '1.0' ? 400 : 501;
+    this.#o.metrics.rejected.inc({ reason: 'transfer-encoding' });
+    const h1 = res as ServerResponse;
+    h1.shouldKeepAlive = false;
+    h1.writeHead(status, { 'content-type': 'text/plain', connection: 'close' }).end(`${status} ${status === 400 ? 'Bad Request' : 'Not Implemented'}\n`);
+    return true;
+  }
+
   /** Counts and logs a finished (or aborted) request. */
   #done(x: Exchange, started: number): void {
     x.release?.();
@@ -444,6 +467,13 @@ export class Gateway {
     this.#settled();
   }
 }
+
+/**
+ * The status the clientError listener answers a parse error with (400 for any other): as nginx, 501 for a
+ * Transfer-Encoding other than `chunked` (node:http refuses `chunked, gzip` before handing the request on).
+ */
+const clientErrorStatus: Readonly<Record<string, number>> = { HPE_HEADER_OVERFLOW: 431, ERR_HTTP_REQUEST_TIMEOUT: 408, HPE_INVALID_TRANSFER_ENCODING: 501 };
+const statusLine: Readonly<Record<number, string>> = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large', 501: 'Not Implemented' };
 
 const knownMethods: ReadonlySet<string> = new Set(METHODS);
 

@@ -1,0 +1,68 @@
+// Requests with a Transfer-Encoding other than `chunked`, on the HTTP/1 side of both listeners. nginx decodes only
+// `chunked` and answers any other value (`gzip`, `identity`, `gzip, chunked`) with 501 Not Implemented, and an
+// HTTP/1.0 request with Transfer-Encoding with 400 (ngx_http_request.c, 1.21.1 and later). node:http's parser
+// refuses `chunked, gzip` itself, hands `gzip` and `identity` on and then fails on the body (the gateway answered
+// all three 400), reads `gzip, chunked` as chunked and takes Transfer-Encoding on HTTP/1.0 (both were forwarded,
+// 200). None reaches the backend now.
+import { connect as tcpConnect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EchoBackend, GatewayProcess, ingressClassYaml, ingressYaml, serviceYaml } from '../e2e/harness.ts';
+
+describe('Transfer-Encoding other than chunked', () => {
+  const web = new EchoBackend('web');
+  const gw = new GatewayProcess();
+  let reached = 0;
+
+  beforeAll(async () => {
+    await web.start();
+    web.handler = () => {
+      reached++;
+      return false;
+    };
+    gw.write('all.yaml', [ingressClassYaml, serviceYaml('web', [web]), ingressYaml({ name: 'site', host: 'site.test', paths: [['Prefix', '/', 'web']] })].join('---\n'));
+    await gw.start([], { host: 'site.test' });
+  }, 30_000);
+
+  afterAll(async () => {
+    await gw.stop();
+    await web.stop();
+  });
+
+  /** Sends `text` raw on a new connection (TLS with ALPN http/1.1 when `tls`); every status line's code in the answer. */
+  function statusesOf(text: string, tls: boolean): Promise<number[]> {
+    return new Promise((resolve, reject) => {
+      const s: Socket = tls
+        ? tlsConnect({ host: '127.0.0.1', port: gw.https, servername: 'site.test', ALPNProtocols: ['http/1.1'], rejectUnauthorized: false }, () => s.write(text))
+        : tcpConnect(gw.http, '127.0.0.1', () => s.write(text));
+      let got = '';
+      s.setTimeout(5000, () => s.destroy(new Error(`no answer to ${JSON.stringify(text)}`)));
+      s.on('data', (d) => (got += d.toString('latin1')));
+      s.on('close', () => resolve([...got.matchAll(/HTTP\/1\.[01] (\d{3})/g)].map((m) => Number(m[1]))));
+      s.on('error', reject);
+    });
+  }
+
+  const post = (coding: string, version = '1.1') => `POST / HTTP/${version}\r\nHost: site.test\r\nConnection: close\r\nTransfer-Encoding: ${coding}\r\n\r\n5\r\nhello\r\n0\r\n\r\n`;
+
+  it.each([
+    // [listener, request, statuses]
+    ['http', post('gzip'), [501]],
+    ['http', post('identity'), [501]],
+    ['http', post('gzip, chunked'), [501]],
+    ['http', post('chunked, gzip'), [501]],
+    ['http', post('chunked', '1.0'), [400]],
+    ['https', post('gzip'), [501]],
+    ['https', post('chunked, gzip'), [501]],
+  ])('%s %j: %j, not sent to the backend', async (listener, text, statuses) => {
+    const before = reached;
+    expect(await statusesOf(text, listener === 'https')).toEqual(statuses);
+    expect(await statusesOf(post('chunked'), false)).toEqual([200]);
+    expect(reached).toBe(before + 1);
+    expect(gw.child?.exitCode).toBeNull();
+  });
+
+  it.each(['chunked', 'Chunked'])('Transfer-Encoding: %s is read as before', async (coding) => {
+    expect(await statusesOf(post(coding), true)).toEqual([200]);
+  });
+});
