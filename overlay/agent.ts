@@ -4,11 +4,12 @@
 // a full sync also runs every resync period. A Node change never waits for a retry: it syncs at once. Failures are
 // per entry: one node's refused route leaves the others programmed and the agent healthy. A change of this host's
 // addresses (announced by the kernel) reads the host again and re-plans after a short debounce, so that a node
-// becomes directly reachable, or stops being so, at once rather than at the next resync; a change of an interface
-// the overlay uses (the underlay taken down and up, the VXLAN device deleted) runs a full sync the same way, which
-// puts back what the kernel dropped (host-changes.ts). With --ipv6-device it keeps a second device, over IPv6, the
-// same way (program.ts programPlan). Talks to the kernel only through an OverlayKernel (and, for the announcements,
-// the watches of kernel/watch.ts).
+// becomes directly reachable, or stops being so, at once rather than at the next resync; with --iface-can-reach a
+// route change towards that address does the same, so that a new underlay moves the device at once. A change of an
+// interface the overlay uses (the underlay taken down and up, the VXLAN device deleted) runs a full sync the same
+// way, which puts back what the kernel dropped (host-changes.ts). With --ipv6-device it keeps a second device, over
+// IPv6, the same way (program.ts programPlan). Talks to the kernel only through an OverlayKernel (and, for the
+// announcements, the watches of kernel/watch.ts and kernel/entry-watch.ts).
 import type { Store } from '../cluster/store.ts';
 import type { HealthCheck } from '../runtime/admin.ts';
 import type { Logger } from '../runtime/logger.ts';
@@ -201,7 +202,8 @@ export class OverlayAgent {
 
   /**
    * Follows this host's address and interface changes (host-changes.ts): each burst that matters, within the
-   * debounce, is one sync; an address change reads the host again, an interface change reads everything again. A
+   * debounce, is one sync; an address change (with --iface-can-reach, also a route change towards that address)
+   * reads the host again, an interface change or one of the overlay's entries changed reads everything again. A
    * lifetime refresh (DHCP, router advertisements) is announced as a new address: its sync finds nothing to change and
    * stays quiet, as does a full sync after an interface change that finds nothing missing.
    */
@@ -260,6 +262,7 @@ export class OverlayAgent {
         return links();
       },
       ...(named ? { named } : {}), ...(want ? { want } : {}), ...(underlayIndex !== undefined ? { underlayIndex } : {}),
+      ...(this.#o.overlay.ifaceCanReach !== undefined ? { reach: this.#o.overlay.ifaceCanReach } : {}),
     };
   }
 

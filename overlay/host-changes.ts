@@ -6,11 +6,15 @@
 // announced as a route or neighbour change the agent follows, so each is answered with a full sync (the kernel read
 // again and repaired); so is an address removed from such an interface (its last one takes the routes with it), and
 // an interface renamed to or from a name --iface or --iface-regex asks for. So does a neighbour, FDB entry or route
-// of the overlay's changed by someone else (entryMatters). Everything else — other interfaces (each pod's veth among
-// them), the agent's own work on the VXLAN device — starts nothing.
+// of the overlay's changed by someone else (entryMatters). With --iface-can-reach, a route whose destination holds
+// that address coming or going (the default route moved to another interface, a more specific route added) can
+// change which interface reaches it: the host is read again and the underlay chosen again (reachMatters), and a new
+// underlay moves the VXLAN device as after an address change. Everything else — other interfaces (each pod's veth
+// among them), the agent's own work on the VXLAN device — starts nothing.
 import type { Logger } from '../runtime/logger.ts';
 import type { EntryChange } from './kernel/entry-watch.ts';
 import type { AddressChange, HostWatch, LinkChange } from './kernel/watch.ts';
+import { contains, parseCidr, parseIp } from './kernel/addr.ts';
 import { directRouteProtocol } from './kernel/types.ts';
 import type { DesiredEntries } from './plan/diff.ts';
 
@@ -32,6 +36,8 @@ export interface HostUse {
   underlayIndex?: number;
   /** The second, IPv6, VXLAN device (--ipv6-device): judged as the first, against the entries its plan wants. */
   device6?: { name: string; index: number | undefined; up: boolean; want?: DesiredEntries };
+  /** The --iface-can-reach address (absent: the flag is not given), whose route can choose the underlay. */
+  reach?: string;
 }
 
 /** Whether interface `index` is one of the overlay's VXLAN devices. */
@@ -159,6 +165,20 @@ function routeMatters(c: Extract<EntryChange, { kind: 'route' }>, use: HostUse, 
   return c.protocol === directRouteProtocol || (isDevice(c.index, use) && c.gateway !== '');
 }
 
+/**
+ * Whether a route change can change the kernel's route to the --iface-can-reach address, and so the underlay: a
+ * main-table route whose destination holds the address (the default route among them) added, replaced or deleted,
+ * whatever its interface. Nothing without the flag. A route to elsewhere cannot change the lookup's answer; what
+ * takes routes away without announcing each (an interface going down, its address removed) is followed by the
+ * interface and address watches. Pure.
+ */
+export function reachMatters(c: EntryChange, use: HostUse): boolean {
+  if (use.reach === undefined || c.kind !== 'route') return false;
+  const dst = parseCidr(c.dst);
+  const ip = parseIp(use.reach);
+  return dst !== undefined && ip !== undefined && contains(dst, ip);
+}
+
 /** Follows this host's address and interface changes for the agent: one `onChange` per burst that matters. */
 export class HostChanges {
   #o: HostChangesOptions;
@@ -192,8 +212,11 @@ export class HostChanges {
     }
     if (o.watchEntries) {
       this.#open('neighbour and route', () => o.watchEntries!((c) => {
-        if (this.#closed || !entryMatters(c, o.use())) return;
-        this.#changed(true, () => o.log.debug({ change: c }, "one of the overlay's entries changed by someone else; reading the kernel again"));
+        if (this.#closed) return;
+        const use = o.use();
+        if (entryMatters(c, use)) this.#changed(true, () => o.log.debug({ change: c }, "one of the overlay's entries changed by someone else; reading the kernel again"));
+        // A re-plan, as after an address change: the host (and the route) read again, the device moved if need be.
+        else if (reachMatters(c, use)) this.#changed(false, () => o.log.debug({ change: c, reach: use.reach }, 'a route to the --iface-can-reach address changed; choosing the underlay again'));
       }));
     }
   }

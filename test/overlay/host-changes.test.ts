@@ -1,7 +1,7 @@
 // Which announced address changes the overlay agent answers with a full sync (the kernel read again and repaired)
 // rather than a re-plan: an address removed from an interface its entries go through, and lost announcements.
 import { describe, expect, it } from 'vitest';
-import { addressDropsEntries, addressMatters, entryMatters, linkMatters, type HostUse } from '../../overlay/host-changes.ts';
+import { addressDropsEntries, addressMatters, entryMatters, linkMatters, reachMatters, type HostUse } from '../../overlay/host-changes.ts';
 import type { EntryChange } from '../../overlay/kernel/entry-watch.ts';
 import type { AddressChange, LinkChange, LinkSeen } from '../../overlay/kernel/watch.ts';
 
@@ -132,5 +132,28 @@ describe("the IPv6 device (--ipv6-device): its changes judged as the first devic
     if ('kind' in change) expect(entryMatters(change, both)).toBe(matters);
     else if ('cidr' in change) expect(addressMatters(change, both)).toBe(matters);
     else expect(linkMatters(change, both)).toBe(matters);
+  });
+});
+
+describe('route changes with --iface-can-reach 192.168.70.9 (fd00:70::9 for IPv6): whether the underlay is chosen again', () => {
+  const reach4: HostUse = { ...use, reach: '192.168.70.9' };
+  const reach6: HostUse = { ...use, reach: 'fd00:70::9' };
+  const r = (o: Partial<Extract<EntryChange, { kind: 'route' }>>): EntryChange => ({ kind: 'route', index: 3, dst: '0.0.0.0/0', gateway: '10.0.0.254', protocol: 4, deleted: false, ...o });
+  const rows: Array<[what: string, change: EntryChange, use: HostUse, matters: boolean]> = [
+    ['a default route added through another interface', r({}), reach4, true],
+    ['the default route deleted', r({ index: 2, deleted: true }), reach4, true],
+    ['a more specific route to the address added', r({ dst: '192.168.70.0/24', gateway: '' }), reach4, true],
+    ['a host route to the address deleted', r({ dst: '192.168.70.9/32', deleted: true }), reach4, true],
+    ['a multipath default route', r({ index: -1, gateway: '' }), reach4, true],
+    ['a route to another network', r({ dst: '192.168.71.0/24' }), reach4, false],
+    ['a route to another host of the network', r({ dst: '192.168.70.8/32' }), reach4, false],
+    ['an IPv6 default route, the address IPv4', r({ dst: '::/0', gateway: 'fe80::1' }), reach4, false],
+    ['an IPv6 default route', r({ dst: '::/0', gateway: 'fe80::1' }), reach6, true],
+    ['an IPv6 route to another network', r({ dst: 'fd00:71::/64', gateway: '' }), reach6, false],
+    ['a default route without --iface-can-reach', r({}), use, false],
+    ['a neighbour of the address', { kind: 'neighbour', index: 3, ip: '192.168.70.9', mac: '02:00:00:00:00:09', permanent: false, deleted: false }, reach4, false],
+  ];
+  it.each(rows)('%s: matters %s', (_what, change, u, matters) => {
+    expect(reachMatters(change, u)).toBe(matters);
   });
 });
