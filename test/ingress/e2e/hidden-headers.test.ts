@@ -3,15 +3,10 @@
 // beside nginx 1.22 proxying to the same backend: over HTTP/1.1, over HTTP/2 and on a WebSocket handshake (101) the
 // client gets neither the backend's Date and Server nor its X-Accel-* instructions; the Date it gets is the gateway's
 // own, and every other header passes.
-import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:http2';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startNginx, type TestNginx } from '../../helpers/nginx.ts';
-import { freePort } from '../../helpers/ports.ts';
 import { EchoBackend, GatewayProcess, ingressClassYaml, ingressYaml, serviceYaml, upgradeHead } from './harness.ts';
+import { headOf, nginxBeside, proxyServer } from './nginx-beside.ts';
 
 const backendDate = 'Mon, 01 Jan 2001 00:00:00 GMT';
 // What nginx acts on itself (X-Accel-Redirect redirects, -Limit-Rate throttles, -Charset recodes) is sent only on
@@ -44,9 +39,7 @@ function namesOf(head: string): { names: string[]; date: string | undefined } {
 describe('backend response headers nginx hides by default', () => {
   const web = new EchoBackend('web');
   const gw = new GatewayProcess();
-  const dir = mkdtempSync(join(tmpdir(), 'netplane-hidden-headers-'));
-  let nginx: TestNginx | undefined;
-  let nginxPort = 0;
+  const nginx = nginxBeside('hidden-headers');
 
   beforeAll(async () => {
     web.handler = (req, res) => {
@@ -56,42 +49,22 @@ describe('backend response headers nginx hides by default', () => {
     };
     web.server.on('upgrade', (_req, socket) => socket.end(handshake));
     await web.start();
-    nginxPort = await freePort();
-    nginx = await startNginx(
-      dir,
-      `  server {
-    listen 127.0.0.1:${nginxPort};
-    location / {
-      proxy_pass http://127.0.0.1:${web.port};
-      proxy_http_version 1.1;
-      proxy_set_header Upgrade $http_upgrade;
-      proxy_set_header Connection "upgrade";
-    }
-  }
-`,
-      async () => (await request(`http://127.0.0.1:${nginxPort}/`).then((r) => r.body.text().then(() => true)).catch(() => false)),
-    );
+    await nginx.start((port) => proxyServer(port, web.port));
     gw.write('all.yaml', [ingressClassYaml, serviceYaml('web', [web]), ingressYaml({ name: 'web', host: 'web.test', paths: [['Prefix', '/', 'web']] })].join('---\n'));
     await gw.start([], { host: 'web.test' });
   }, 30_000);
 
   afterAll(async () => {
-    nginx?.stop();
     await gw.stop();
     await web.stop();
-    rmSync(dir, { recursive: true, force: true });
   });
 
-  const through = async (port: number, path: string) => {
-    const r = await request(`http://127.0.0.1:${port}${path}`, { headers: { host: 'web.test' } });
-    await r.body.text();
-    return r.headers;
-  };
+  const through = async (port: number, path: string) => (await headOf(port, 'web.test', path)).headers;
   const passed = (headers: Record<string, unknown>) => Object.keys(headers).filter((n) => n.startsWith('x-')).sort();
 
   it('passes over HTTP/1.1 the headers nginx passes, and none it hides; the Date is the gateway’s own', async () => {
     const ours = await through(gw.http, '/');
-    expect(passed(ours)).toEqual(passed(await through(nginxPort, '/')));
+    expect(passed(ours)).toEqual(passed(await through(nginx.port, '/')));
     expect(passed(ours)).toEqual(['x-accel-other', 'x-other']);
     expect(ours.server).toBeUndefined();
     expect(ours.date).not.toBe(backendDate);
@@ -123,7 +96,7 @@ describe('backend response headers nginx hides by default', () => {
 
   it('hides them on a WebSocket handshake (101) as nginx does, with the gateway’s own Date', async () => {
     const ours = namesOf(await upgradeHead(gw.http, 'web.test'));
-    const theirs = namesOf(await upgradeHead(nginxPort, 'web.test'));
+    const theirs = namesOf(await upgradeHead(nginx.port, 'web.test'));
     const xs = (names: string[]) => names.filter((n) => n.startsWith('x-')).sort();
     expect(xs(ours.names)).toEqual(xs(theirs.names));
     expect(xs(ours.names)).toEqual(['x-accel-other', 'x-other']);

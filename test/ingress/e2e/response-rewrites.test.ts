@@ -4,14 +4,9 @@
 // same backend: the Set-Cookie, Location and Refresh headers a client gets are the same, on a plain response and (for
 // cookies) on a WebSocket handshake (101); an Ingress without the annotations passes them on untouched; a regex value
 // takes only its own Ingress out of service.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort } from '../../helpers/ports.ts';
-import { startNginx, type TestNginx } from '../../helpers/nginx.ts';
 import { EchoBackend, GatewayProcess, ingressClassYaml, ingressYaml, serviceYaml, upgradeHead } from './harness.ts';
+import { headOf, nginxBeside, proxyServer } from './nginx-beside.ts';
 
 const ngx = 'nginx.ingress.kubernetes.io/';
 
@@ -33,9 +28,7 @@ const setCookieLines = (head: string) => head.split('\r\n').filter((l) => /^set-
 describe('proxy-cookie-path and proxy-cookie-domain, as nginx rewrites them', () => {
   const web = new EchoBackend('web');
   const gw = new GatewayProcess();
-  const dir = mkdtempSync(join(tmpdir(), 'netplane-cookie-nginx-'));
-  let nginx: TestNginx | undefined;
-  let nginxPort = 0;
+  const nginx = nginxBeside('cookie-nginx');
 
   beforeAll(async () => {
     web.handler = (req, res) => {
@@ -52,22 +45,9 @@ describe('proxy-cookie-path and proxy-cookie-domain, as nginx rewrites them', ()
     };
     web.server.on('upgrade', (_req, socket) => socket.end(handshake));
     await web.start();
-    nginxPort = await freePort();
-    const d = dir;
-    nginx = await startNginx(d, `  server {
-    listen 127.0.0.1:${nginxPort};
-    location / {
-      proxy_pass http://127.0.0.1:${web.port};
-      proxy_http_version 1.1;
-      proxy_set_header Upgrade $http_upgrade;
-      proxy_set_header Connection "upgrade";
-      proxy_cookie_path /two/ /one/;
-      proxy_cookie_domain backend.local example.org;
-      proxy_redirect http://backend.local:8080/ https://$host/;
-    }
-  }
-  server {
-    listen 127.0.0.1:${nginxPort};
+    await nginx.start(
+      (port) => `${proxyServer(port, web.port, ['proxy_cookie_path /two/ /one/;', 'proxy_cookie_domain backend.local example.org;', 'proxy_redirect http://backend.local:8080/ https://$host/;'])}  server {
+    listen 127.0.0.1:${port};
     server_name relative.test;
     port_in_redirect off;
     location / {
@@ -76,14 +56,15 @@ describe('proxy-cookie-path and proxy-cookie-domain, as nginx rewrites them', ()
     }
   }
   server {
-    listen 127.0.0.1:${nginxPort};
+    listen 127.0.0.1:${port};
     server_name dotted.test;
     location / {
       proxy_pass http://127.0.0.1:${web.port};
       proxy_cookie_domain .backend.local .example.org;
     }
   }
-`, async () => (await request(`http://127.0.0.1:${nginxPort}/`).then((r) => r.body.text().then(() => true)).catch(() => false)));
+`,
+    );
 
     const ing = (name: string, annotations: Record<string, string>) => ingressYaml({ name, host: `${name}.test`, paths: [['Prefix', '/', 'web']], annotations });
     gw.write(
@@ -103,21 +84,15 @@ describe('proxy-cookie-path and proxy-cookie-domain, as nginx rewrites them', ()
   }, 30_000);
 
   afterAll(async () => {
-    nginx?.stop();
     await gw.stop();
     await web.stop();
-    rmSync(dir, { recursive: true, force: true });
   });
 
-  const through = async (port: number, host: string) => {
-    const r = await request(`http://127.0.0.1:${port}/c`, { headers: { host } });
-    await r.body.text();
-    return r.headers['set-cookie'];
-  };
+  const through = async (port: number, host: string) => (await headOf(port, host, '/c')).headers['set-cookie'];
 
   it('sends the same Set-Cookie headers as nginx', async () => {
     const ours = await through(gw.http, 'cookie.test');
-    expect(ours).toEqual(await through(nginxPort, 'cookie.test'));
+    expect(ours).toEqual(await through(nginx.port, 'cookie.test'));
     expect(ours).toEqual([
       's=1; Path=/one/x; Domain=.example.org; HttpOnly',
       'path=/two; Max-Age=5; path=/one/y',
@@ -131,28 +106,27 @@ describe('proxy-cookie-path and proxy-cookie-domain, as nginx rewrites them', ()
 
   it('takes a domain written with a leading dot as nginx does (it drops the dot from both words)', async () => {
     const ours = await through(gw.http, 'dotted.test');
-    expect(ours).toEqual(await through(nginxPort, 'dotted.test'));
+    expect(ours).toEqual(await through(nginx.port, 'dotted.test'));
     expect(ours).toContain('s=1; Path=/two/x; Domain=.example.org; HttpOnly');
   });
 
   it('rewrites the Set-Cookie of a WebSocket handshake as nginx does', async () => {
     const ours = setCookieLines(await upgradeHead(gw.http, 'cookie.test'));
-    expect(ours).toEqual(setCookieLines(await upgradeHead(nginxPort, 'cookie.test')));
+    expect(ours).toEqual(setCookieLines(await upgradeHead(nginx.port, 'cookie.test')));
     expect(ours).toEqual(['ws=1; Path=/one/ws; Domain=example.org']);
   });
 
   const redirectOf = async (port: number, host: string, path: string) => {
-    const r = await request(`http://127.0.0.1:${port}${path}`, { headers: { host } });
-    await r.body.text();
+    const r = await headOf(port, host, path);
     return [r.statusCode, r.headers.location, r.headers.refresh];
   };
 
   it('rewrites Location and Refresh as nginx does, the variable filled in from the request, other URLs untouched', async () => {
-    for (const path of ['/r', '/elsewhere']) expect(await redirectOf(gw.http, 'moved.test', path)).toEqual(await redirectOf(nginxPort, 'moved.test', path));
+    for (const path of ['/r', '/elsewhere']) expect(await redirectOf(gw.http, 'moved.test', path)).toEqual(await redirectOf(nginx.port, 'moved.test', path));
     expect(await redirectOf(gw.http, 'moved.test', '/r')).toEqual([302, 'https://moved.test/login?next=%2Fr', '3; url=https://moved.test/login?next=%2Fr']);
     // A path rewritten is made absolute with the request's scheme and host (no port), as nginx's header filter does;
     // one not rewritten (plain.test) stays as it was.
-    expect(await redirectOf(gw.http, 'relative.test:8080', '/rel')).toEqual(await redirectOf(nginxPort, 'relative.test:8080', '/rel'));
+    expect(await redirectOf(gw.http, 'relative.test:8080', '/rel')).toEqual(await redirectOf(nginx.port, 'relative.test:8080', '/rel'));
     expect((await redirectOf(gw.http, 'relative.test:8080', '/rel'))[1]).toBe('http://relative.test/app/rel/x');
     expect((await redirectOf(gw.http, 'plain.test', '/rel'))[1]).toBe('/rel/x');
     expect(await redirectOf(gw.http, 'plain.test', '/r')).toEqual([302, 'http://backend.local:8080/login?next=%2Fr', '3; url=http://backend.local:8080/login?next=%2Fr']);
