@@ -27,7 +27,7 @@ async function start(canReach: string | undefined) {
   ]);
   const eth0 = (await kernel.link('eth0'))!.index;
   const eth1 = (await kernel.link('eth1'))!.index;
-  await kernel.addRoute({ dst: '0.0.0.0/0', gateway: '192.168.60.254', index: eth0 });
+  await kernel.addRoute({ dst: '0.0.0.0/0', gateway: '192.168.60.254', index: eth0, onlink: false });
   const store = new Store(['Node']);
   store.apply([clusterNode(1), clusterNode(2)].map((object) => ({ kind: 'Node' as const, object })));
   store.markSynced('Node');
@@ -51,8 +51,8 @@ async function start(canReach: string | undefined) {
   await agent.settled();
   /** Moves the default route to eth1 in the kernel and announces the two route changes, as the kernel does. */
   const moveDefault = async () => {
-    await kernel.deleteRoute({ dst: '0.0.0.0/0', gateway: '192.168.60.254', index: eth0 });
-    await kernel.addRoute({ dst: '0.0.0.0/0', gateway: '192.168.61.254', index: eth1 });
+    await kernel.deleteRoute({ dst: '0.0.0.0/0', gateway: '192.168.60.254', index: eth0, onlink: false });
+    await kernel.addRoute({ dst: '0.0.0.0/0', gateway: '192.168.61.254', index: eth1, onlink: false });
     announce({ kind: 'route', index: eth0, dst: '0.0.0.0/0', gateway: '192.168.60.254', protocol: 4, deleted: true });
     announce({ kind: 'route', index: eth1, dst: '0.0.0.0/0', gateway: '192.168.61.254', protocol: 4, deleted: false });
   };
