@@ -3,30 +3,21 @@
 // nginx does not send a header whose proxy_set_header value is empty, no X-Format at all when the client sent no
 // Accept (or an empty one) — never a made-up `text/html`. A client's own X-Format never reaches the error backend,
 // as a proxy_set_header name replaces the client's header of that name.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EchoBackend, ingressClassYaml, ingressYaml, serviceYaml, type Echo } from '../e2e/harness.ts';
-import { FixedPortGateway } from './fixed-ports.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ingressClassYaml, ingressYaml, serviceYaml, type Echo } from '../e2e/harness.ts';
+import { customErrorsFixture } from './custom-errors-fixture.ts';
 
 const ngx = 'nginx.ingress.kubernetes.io/';
 
 describe('custom-http-errors: X-Format is the client’s Accept, as ingress-nginx sends it', () => {
-  const web = new EchoBackend('web');
-  const errors = new EchoBackend('errors');
-  const gw = new FixedPortGateway(64610);
+  const { web, errors, gw, listen } = customErrorsFixture(64610, () => 503);
 
   beforeAll(async () => {
     web.handler = (_req, res) => {
       res.writeHead(503, { 'content-type': 'text/plain' }).end('upstream says 503\n');
       return true;
     };
-    errors.handler = (req, res) => {
-      const echo: Echo = { backend: 'errors', method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: '' };
-      res.writeHead(503, { 'content-type': 'application/json' }).end(JSON.stringify(echo));
-      return true;
-    };
-    await new Promise<void>((r) => web.server.listen(64613, '127.0.0.1', r));
-    await new Promise<void>((r) => errors.server.listen(64614, '127.0.0.1', r));
-    [web.port, errors.port] = [64613, 64614];
+    await listen();
     const annotations = { [`${ngx}custom-http-errors`]: '503', [`${ngx}default-backend`]: 'errors' };
     gw.write(
       'all.yaml',
@@ -34,12 +25,6 @@ describe('custom-http-errors: X-Format is the client’s Accept, as ingress-ngin
     );
     await gw.start([], { host: 'paged.test' });
   }, 30_000);
-
-  afterAll(async () => {
-    await gw.stop();
-    await web.stop();
-    await errors.stop();
-  });
 
   it.each([
     // [the client's headers, the X-Format the error backend gets]

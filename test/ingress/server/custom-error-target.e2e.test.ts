@@ -4,35 +4,27 @@
 // not upstream-vhost). An audit compared with nginx 1.22 running that location: for `/status/503?a=1&b=%2F` the
 // error backend got `/?a=1&b=%2F` and X-Original-URI `/status/503?a=1&b=%2F`; netplane asked for `/status/503?...`,
 // so an error backend that serves its page at `/` answered 404 for every other path.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { connect } from 'node:net';
 import { request } from 'undici';
-import { EchoBackend, ingressClassYaml, ingressYaml, serviceYaml, type Echo } from '../e2e/harness.ts';
-import { FixedPortGateway } from './fixed-ports.ts';
+import { ingressClassYaml, ingressYaml, serviceYaml, type Echo } from '../e2e/harness.ts';
+import { customErrorsFixture } from './custom-errors-fixture.ts';
 
 const ngx = 'nginx.ingress.kubernetes.io/';
 
 describe('custom-http-errors: the request the default-backend gets', () => {
-  const web = new EchoBackend('web');
-  const errors = new EchoBackend('errors');
-  const gw = new FixedPortGateway(64340);
+  // The error backend answers with the status it was given (X-Code).
+  const { web, errors, gw, listen } = customErrorsFixture(64340, (req) => Number(req.headers['x-code'] ?? 500));
 
   beforeAll(async () => {
-    // /status/NNN answers NNN; the error backend echoes what it was asked (with the status it was given).
+    // /status/NNN answers NNN.
     web.handler = (req, res) => {
       const m = /\/status\/(\d{3})/.exec(req.url ?? '');
       if (!m) return false;
       res.writeHead(Number(m[1]), { 'content-type': 'text/plain' }).end(`upstream says ${m[1]}\n`);
       return true;
     };
-    errors.handler = (req, res) => {
-      const echo: Echo = { backend: 'errors', method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: '' };
-      res.writeHead(Number(req.headers['x-code'] ?? 500), { 'content-type': 'application/json' }).end(JSON.stringify(echo));
-      return true;
-    };
-    await new Promise<void>((r) => web.server.listen(64343, '127.0.0.1', r));
-    await new Promise<void>((r) => errors.server.listen(64344, '127.0.0.1', r));
-    [web.port, errors.port] = [64343, 64344];
+    await listen();
     const listed = { [`${ngx}custom-http-errors`]: '404,503', [`${ngx}default-backend`]: 'errors' };
     gw.write(
       'all.yaml',
@@ -46,12 +38,6 @@ describe('custom-http-errors: the request the default-backend gets', () => {
     );
     await gw.start([], { host: 'paged.test' });
   }, 30_000);
-
-  afterAll(async () => {
-    await gw.stop();
-    await web.stop();
-    await errors.stop();
-  });
 
   /** A request through the gateway with the target written byte for byte as given (clients normalise it). */
   function get(host: string, target: string): Promise<{ status: number; echo: Echo }> {
