@@ -4,55 +4,13 @@
 // than the per-endpoint pool holds must not take the route down.
 import { connect as h2Connect, constants as h2c, type ClientHttp2Session } from 'node:http2';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
-import { createServer, request as httpRequest, type Server } from 'node:http';
-import type { Socket } from 'node:net';
+import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../../helpers/wait.ts';
 import { makeCert } from '../tls/pki.ts';
-import { EchoBackend, GatewayProcess, ingressClassYaml, ingressYaml, serviceYaml, tlsSecretYaml, listenLoopback } from './harness.ts';
+import { accessLines, EndlessBackend } from './endless-backend.ts';
+import { EchoBackend, GatewayProcess, ingressClassYaml, ingressYaml, serviceYaml, tlsSecretYaml } from './harness.ts';
 import { stalledDropsInWorker } from './stalled-drop.ts';
-
-/** A backend whose `/endless` body never ends and whose `/late` answers after 10 s; counts its open connections. */
-class EndlessBackend {
-  readonly sockets = new Set<Socket>();
-  readonly server: Server;
-  port = 0;
-  constructor() {
-    this.server = createServer((req, res) => {
-      if (req.url === '/late') {
-        const t = setTimeout(() => res.end('late'), 10_000);
-        res.on('close', () => clearTimeout(t));
-        return;
-      }
-      // Connection: close, so that the only connections open are those of unfinished requests.
-      if (req.url !== '/endless') return res.writeHead(200, { connection: 'close' }).end('small');
-      res.writeHead(200, { 'content-type': 'application/octet-stream' });
-      const chunk = Buffer.alloc(64 * 1024, 108);
-      const pump = () => {
-        while (!res.destroyed && res.write(chunk));
-        if (!res.destroyed) res.once('drain', pump);
-      };
-      pump();
-    });
-    this.server.on('connection', (s: Socket) => {
-      this.sockets.add(s);
-      s.on('close', () => this.sockets.delete(s));
-    });
-  }
-  async start(): Promise<this> {
-    this.port = await listenLoopback(this.server);
-    return this;
-  }
-}
-
-/** Access-log records of the gateway for `path`. */
-function accessLines(gw: GatewayProcess, path: string): Array<Record<string, unknown>> {
-  return gw.output
-    .split('\n')
-    .filter((l) => l.startsWith('{') && l.includes('"access":true'))
-    .map((l) => JSON.parse(l) as Record<string, unknown>)
-    .filter((r) => r.path === path);
-}
 
 /** How an HTTP/2 client gives up on its request. */
 type Abandon =
@@ -113,8 +71,7 @@ describe('netplane ingress: clients that go away', () => {
   afterAll(async () => {
     await gw.stop();
     for (const s of openSessions) s.destroy();
-    for (const s of big.sockets) s.destroy();
-    await new Promise((r) => big.server.close(r));
+    await big.stop();
     await small.stop();
   });
 

@@ -3,35 +3,12 @@
 // (the backend sees its connection closed) and the client connection at once, not after proxy-read-timeout (30 s
 // here). A client that is only slow, and reads again, must get the rest of the body on the same connection.
 import { connect as h2Connect, type ClientHttp2Session } from 'node:http2';
-import { createServer, type Server } from 'node:http';
 import { connect as tcpConnect, createServer as createTcpServer, type AddressInfo, type Server as TcpServer, type Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../../helpers/wait.ts';
 import { makeCert } from '../tls/pki.ts';
-import { EchoBackend, GatewayProcess, ingressClassYaml, ingressYaml, listenLoopback, serviceYaml, tlsSecretYaml } from './harness.ts';
-
-/** A backend whose `/endless` body never ends; counts its open connections. */
-class EndlessBackend {
-  readonly sockets = new Set<Socket>();
-  readonly server: Server;
-  port = 0;
-  constructor() {
-    this.server = createServer((req, res) => {
-      if (req.url !== '/endless') return res.writeHead(200, { connection: 'close' }).end('small');
-      res.writeHead(200, { 'content-type': 'application/octet-stream' });
-      const chunk = Buffer.alloc(64 * 1024, 108);
-      const pump = () => {
-        while (!res.destroyed && res.write(chunk));
-        if (!res.destroyed) res.once('drain', pump);
-      };
-      pump();
-    });
-    this.server.on('connection', (s: Socket) => {
-      this.sockets.add(s);
-      s.on('close', () => this.sockets.delete(s));
-    });
-  }
-}
+import { accessLines, EndlessBackend } from './endless-backend.ts';
+import { EchoBackend, GatewayProcess, ingressClassYaml, ingressYaml, serviceYaml, tlsSecretYaml } from './harness.ts';
 
 /** How the client behind the relay goes away once it has stopped reading. */
 type Leaving = 'reset' | 'close';
@@ -101,21 +78,13 @@ async function activeConnections(gw: GatewayProcess): Promise<number> {
   return Number(m?.[1] ?? 0);
 }
 
-/** Access-log records of the gateway for /endless. */
-function endlessLines(gw: GatewayProcess): Array<Record<string, unknown>> {
-  return gw.output
-    .split('\n')
-    .filter((l) => l.startsWith('{') && l.includes('"access":true') && l.includes('"path":"/endless"'))
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
-}
-
 describe('netplane ingress: an HTTP/2 client gone while the write to it is stalled', () => {
   const big = new EndlessBackend();
   const gw = new GatewayProcess();
   const open: Stalled[] = [];
 
   beforeAll(async () => {
-    big.port = await listenLoopback(big.server);
+    await big.start();
     const cert = await makeCert('big.test');
     const ingress = ingressYaml({ name: 'big', host: 'big.test', paths: [['Prefix', '/', 'big']], tlsSecret: 'big-tls', annotations: { 'nginx.ingress.kubernetes.io/proxy-read-timeout': '30' } });
     gw.write('all.yaml', [ingressClassYaml, serviceYaml('big', [big as unknown as EchoBackend]), tlsSecretYaml('big-tls', cert), ingress].join('---\n'));
@@ -133,13 +102,12 @@ describe('netplane ingress: an HTTP/2 client gone while the write to it is stall
 
   afterAll(async () => {
     await gw.stop();
-    for (const s of big.sockets) s.destroy();
-    await new Promise((r) => big.server.close(r));
+    await big.stop();
   });
 
   it.each<[Leaving]>([['reset'], ['close']])('a client that leaves (%s) is freed at once: upstream request, stream and connection', async (how) => {
     const baseline = await activeConnections(gw);
-    const lines = endlessLines(gw).length;
+    const lines = accessLines(gw, '/endless').length;
     const s = await stalledRequest(gw.https);
     open.push(s);
     await s.stopped;
@@ -150,8 +118,8 @@ describe('netplane ingress: an HTTP/2 client gone while the write to it is stall
     await waitFor('the backend to see its connection closed', () => big.sockets.size === 0, 3000, 10);
     expect(performance.now() - t0).toBeLessThan(2000);
     await waitFor('the client connection to be counted out', async () => (await activeConnections(gw)) === baseline, 3000, 50);
-    await waitFor('the access-log line', () => endlessLines(gw).length === lines + 1, 3000, 20);
-    expect(endlessLines(gw).at(-1)).toMatchObject({ status: 200, error: 'CLIENT_ABORTED', http: '2.0' });
+    await waitFor('the access-log line', () => accessLines(gw, '/endless').length === lines + 1, 3000, 20);
+    expect(accessLines(gw, '/endless').at(-1)).toMatchObject({ status: 200, error: 'CLIENT_ABORTED', http: '2.0' });
   });
 
   it('a client that is only slow keeps its stream: after 1.5 s without reading it gets the rest of the body', async () => {
@@ -164,6 +132,6 @@ describe('netplane ingress: an HTTP/2 client gone while the write to it is stall
     s.resume();
     await waitFor('more of the body', () => s.received() > before + 4 * 1024 * 1024, 5000, 20);
     expect(s.session.destroyed).toBe(false);
-    expect(endlessLines(gw).filter((l) => l.error !== undefined && (l.ms as number) > 1000)).toEqual([]);
+    expect(accessLines(gw, '/endless').filter((l) => l.error !== undefined && (l.ms as number) > 1000)).toEqual([]);
   });
 });
