@@ -1,42 +1,24 @@
 // custom-headers through `netplane ingress --kubeconfig` against the test API server: the gateway reads only the
 // ConfigMaps its Ingresses name, each listed and watched by name in its namespace (as Secrets), a change in the API
 // applies to the next response, and one created after the Ingress brings that Ingress into service.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseAllDocuments } from 'yaml';
-import { TestApiServer } from '../../apiserver/server.ts';
+import { describe, expect, it } from 'vitest';
 import { waitFor } from '../../helpers/wait.ts';
+import { apiGateway } from './api-gateway.ts';
 import { configMapYaml } from './configmaps.ts';
-import { EchoBackend, GatewayProcess, ingressClassYaml, ingressYaml, serviceYaml } from './harness.ts';
+import { ingressYaml } from './harness.ts';
 
 const ngx = 'nginx.ingress.kubernetes.io/';
-const objects = (yaml: string) => parseAllDocuments(yaml).map((d) => d.toJSON() as object).filter(Boolean);
 
 describe('headers from ConfigMaps, read from the Kubernetes API', () => {
-  const web = new EchoBackend('web');
-  const gw = new GatewayProcess();
-  let api: TestApiServer;
-  const apply = (yaml: string) => objects(yaml).forEach((o) => api.apply(o));
   const noSsl = { [`${ngx}ssl-redirect`]: 'false' };
-
-  beforeAll(async () => {
-    await web.start();
-    api = await TestApiServer.start();
-    apply(ingressClassYaml);
-    apply(serviceYaml('web', [web]));
+  const k = apiGateway('shop.test', ({ api, apply }) => {
     apply(configMapYaml('security', { 'X-Frame-Options': 'DENY' }));
     // ConfigMaps no Ingress names: the gateway must never ask for them.
     apply(configMapYaml('app-config', { 'X-Unrelated': 'no' }));
     api.apply({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'security', namespace: 'billing' }, data: { 'X-Frame-Options': 'ALLOW' } });
     apply(ingressYaml({ name: 'shop', host: 'shop.test', paths: [['Prefix', '/', 'web']], annotations: { ...noSsl, [`${ngx}custom-headers`]: 'default/security' } }));
-    gw.sourceArgs = ['--kubeconfig', await api.kubeconfigPath()];
-    await gw.start([], { host: 'shop.test' });
-  }, 30_000);
-
-  afterAll(async () => {
-    await gw.stop();
-    await web.stop();
-    await api.close();
   });
+  const { gw, apply } = k;
 
   it('adds the headers of the ConfigMap the Ingress names', async () => {
     const r = await gw.get('shop.test', '/');
@@ -51,7 +33,7 @@ describe('headers from ConfigMaps, read from the Kubernetes API', () => {
 
   it('serves an Ingress whose ConfigMap is created after it, reading that ConfigMap as soon as the Ingress names it', async () => {
     apply(ingressYaml({ name: 'later', host: 'later.test', paths: [['Prefix', '/', 'web']], annotations: { ...noSsl, [`${ngx}custom-headers`]: 'default/later' } }));
-    await waitFor('the ConfigMap asked for', () => api.requests.some((r) => r.path === '/api/v1/namespaces/default/configmaps' && r.query.fieldSelector === 'metadata.name=later'), 5000, 50);
+    await waitFor('the ConfigMap asked for', () => k.api.requests.some((r) => r.path === '/api/v1/namespaces/default/configmaps' && r.query.fieldSelector === 'metadata.name=later'), 5000, 50);
     await waitFor('the reason logged', () => gw.output.includes('names ConfigMap default/later, which is not there'), 5000, 50);
     expect((await gw.get('later.test', '/')).status).toBe(404);
     apply(configMapYaml('later', { 'X-Later': 'yes' }));
@@ -60,7 +42,7 @@ describe('headers from ConfigMaps, read from the Kubernetes API', () => {
   });
 
   it('has asked the API for no ConfigMap but the ones named, each by name in its namespace', () => {
-    const asked = new Set(api.requests.filter((r) => r.path.includes('configmaps')).map((r) => `${r.path}?${r.query.fieldSelector}`));
+    const asked = new Set(k.api.requests.filter((r) => r.path.includes('configmaps')).map((r) => `${r.path}?${r.query.fieldSelector}`));
     expect([...asked].sort()).toEqual(['/api/v1/namespaces/default/configmaps?metadata.name=later', '/api/v1/namespaces/default/configmaps?metadata.name=security']);
   });
 });

@@ -2,43 +2,24 @@
 // gateway reads only the Secrets its Ingresses name — one list/watch per Secret, selected by name — never the rest.
 import { get as httpsGet } from 'node:https';
 import bcrypt from 'bcryptjs';
-import { parseAllDocuments } from 'yaml';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TestApiServer } from '../../apiserver/server.ts';
+import { describe, expect, it } from 'vitest';
 import { waitFor } from '../../helpers/wait.ts';
 import { makeCert, type Pems } from '../tls/pki.ts';
-import { b64, EchoBackend, GatewayProcess, ingressClassYaml, ingressYaml, peerCert, serviceYaml, tlsSecretYaml } from './harness.ts';
-
-const objects = (yaml: string) => parseAllDocuments(yaml).map((d) => d.toJSON() as object).filter(Boolean);
+import { apiGateway } from './api-gateway.ts';
+import { b64, ingressYaml, peerCert, tlsSecretYaml } from './harness.ts';
 
 describe('netplane ingress reading the Kubernetes API', () => {
-  const web = new EchoBackend('web');
-  const gw = new GatewayProcess();
-  let api: TestApiServer;
   let shopV2: Pems;
-  const apply = (yaml: string) => objects(yaml).forEach((o) => api.apply(o));
-
-  beforeAll(async () => {
-    await web.start();
-    api = await TestApiServer.start();
+  const k = apiGateway('shop.test', async ({ api, apply }) => {
     const shop = await makeCert('shop.test');
     shopV2 = await makeCert('shop.test v2', ['shop.test']);
-    apply(ingressClassYaml);
-    apply(serviceYaml('web', [web]));
     apply(tlsSecretYaml('shop-tls', shop));
     // Secrets no Ingress names: the gateway must never ask for them.
     apply(tlsSecretYaml('unrelated-tls', await makeCert('unrelated.test')));
     api.apply({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'db-password', namespace: 'billing' }, type: 'Opaque', data: { password: b64('hunter2') } });
     apply(ingressYaml({ name: 'shop', host: 'shop.test', paths: [['Prefix', '/', 'web']], tlsSecret: 'shop-tls' }));
-    gw.sourceArgs = ['--kubeconfig', await api.kubeconfigPath()];
-    await gw.start([], { host: 'shop.test' });
-  }, 30_000);
-
-  afterAll(async () => {
-    await gw.stop();
-    await web.stop();
-    await api.close();
   });
+  const { gw, apply } = k;
 
   it('routes and serves the certificate of the Secret the Ingress names', async () => {
     const redirect = await gw.get('shop.test', '/cart');
@@ -61,7 +42,7 @@ describe('netplane ingress reading the Kubernetes API', () => {
 
   it('reads a Secret as soon as a new Ingress names it (basic auth)', async () => {
     const htpasswd = `alice:${bcrypt.hashSync('wonderland', 8)}\n`;
-    api.apply({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'users', namespace: 'default' }, type: 'Opaque', data: { auth: b64(htpasswd) } });
+    k.api.apply({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'users', namespace: 'default' }, type: 'Opaque', data: { auth: b64(htpasswd) } });
     apply(
       ingressYaml({
         name: 'staff',
@@ -77,18 +58,18 @@ describe('netplane ingress reading the Kubernetes API', () => {
   });
 
   it('has asked the API for no Secret but the ones named, each by name in its namespace', () => {
-    const secretRequests = api.requests.filter((r) => r.path.includes('secrets'));
+    const secretRequests = k.api.requests.filter((r) => r.path.includes('secrets'));
     const asked = new Set(secretRequests.map((r) => `${r.path}?${r.query.fieldSelector}`));
     expect([...asked].sort()).toEqual(['/api/v1/namespaces/default/secrets?metadata.name=shop-tls', '/api/v1/namespaces/default/secrets?metadata.name=users']);
     // A list and a watch for each.
     expect(secretRequests.filter((r) => r.query.watch === 'true').length).toBeGreaterThanOrEqual(2);
-    expect(api.requests.some((r) => r.path === '/apis/networking.k8s.io/v1/ingresses')).toBe(true);
+    expect(k.api.requests.some((r) => r.path === '/apis/networking.k8s.io/v1/ingresses')).toBe(true);
   });
 
   it('stops reading a Secret no Ingress names any more', async () => {
-    const before = api.openWatches();
-    api.remove('networking.k8s.io/v1', 'Ingress', 'staff');
+    const before = k.api.openWatches();
+    k.api.remove('networking.k8s.io/v1', 'Ingress', 'staff');
     await waitFor('the route gone', async () => (await gw.get('staff.test', '/')).status === 404, 5000, 50);
-    await waitFor('the watch of Secret users closed', () => api.openWatches() === before - 1, 5000, 50);
+    await waitFor('the watch of Secret users closed', () => k.api.openWatches() === before - 1, 5000, 50);
   });
 });
