@@ -56,6 +56,24 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
+/** A Secret volume holding `p`, removed after the test. */
+function volumeWith(p: Pems): SecretVolume {
+  const vol = new SecretVolume();
+  cleanups.push(() => rmSync(vol.dir, { recursive: true, force: true }));
+  vol.write(p);
+  return vol;
+}
+
+/** A directory holding the pair `p` as d.crt and d.key, removed after the test. */
+function filesWith(p: Pems): { dir: string; cert: string; key: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'netplane-default-cert-'));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  const [cert, key] = [join(dir, 'd.crt'), join(dir, 'd.key')];
+  writeFileSync(cert, p.cert);
+  writeFileSync(key, p.key);
+  return { dir, cert, key };
+}
+
 /** A TLS server whose default certificate follows the files at cert/key, wired as the gateway wires its listener. */
 async function serve(cert: string, key: string, options: Partial<DefaultCertificateFilesOptions> = {}) {
   const { log, records } = captureLogger();
@@ -81,9 +99,7 @@ async function serve(cert: string, key: string, options: Partial<DefaultCertific
 
 describe('DefaultCertificateFiles', () => {
   it("follows a Secret volume's ..data swap, with and without SNI", async () => {
-    const vol = new SecretVolume();
-    cleanups.push(() => rmSync(vol.dir, { recursive: true, force: true }));
-    vol.write(v1);
+    const vol = volumeWith(v1);
     const { served, problems } = await serve(vol.cert, vol.key);
     expect(await served()).toBe('default-v1');
     vol.write(v2);
@@ -92,9 +108,7 @@ describe('DefaultCertificateFiles', () => {
   });
 
   it('keeps the served certificate while the files hold a pair that does not match, reports it once, and takes the next good pair', async () => {
-    const vol = new SecretVolume();
-    cleanups.push(() => rmSync(vol.dir, { recursive: true, force: true }));
-    vol.write(v1);
+    const vol = volumeWith(v1);
     const { files, served, problems, warnings } = await serve(vol.cert, vol.key);
     vol.write({ cert: v2.cert, key: v3.key });
     await waitFor('the warning', () => warnings().length === 1, 5000, 50);
@@ -108,11 +122,7 @@ describe('DefaultCertificateFiles', () => {
   });
 
   it('takes a pair written in place one file after the other without a warning', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'netplane-default-cert-'));
-    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-    const [cert, key] = [join(dir, 'd.crt'), join(dir, 'd.key')];
-    writeFileSync(cert, v1.cert);
-    writeFileSync(key, v1.key);
+    const { cert, key } = filesWith(v1);
     const { served, problems, warnings } = await serve(cert, key);
     writeFileSync(cert, v2.cert);
     await new Promise((r) => setTimeout(r, 400));
@@ -123,11 +133,7 @@ describe('DefaultCertificateFiles', () => {
   });
 
   it('keeps the certificate while a file cannot be read, and names it', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'netplane-default-cert-'));
-    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-    const [cert, key] = [join(dir, 'd.crt'), join(dir, 'd.key')];
-    writeFileSync(cert, v1.cert);
-    writeFileSync(key, v1.key);
+    const { cert, key } = filesWith(v1);
     const { served, problems, warnings } = await serve(cert, key);
     unlinkSync(key);
     await waitFor('the warning', () => warnings().length === 1, 5000, 50);
@@ -139,11 +145,7 @@ describe('DefaultCertificateFiles', () => {
   });
 
   it('finds a change without a watch, by the periodic look', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'netplane-default-cert-'));
-    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-    const [cert, key] = [join(dir, 'd.crt'), join(dir, 'd.key')];
-    writeFileSync(cert, v1.cert);
-    writeFileSync(key, v1.key);
+    const { dir, cert, key } = filesWith(v1);
     const { served } = await serve(cert, key, { watch: false, intervalMs: 300 });
     // Moved into place, as `mv` does: each file replaced in one rename.
     writeFileSync(join(dir, 'new.crt'), v2.cert);
