@@ -6,10 +6,10 @@
 //
 //   underlay: br0 ─┬─ node1 eth0 fd00:60::1/64 (+ ::100 dadfailed, ::51 tentative) ── cni0 ── pod11 10.244.1.11
 //                  └─ node2 eth0 fd00:60::2/64                                     ── cni0 ── pod21 10.244.2.11
-import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/wait.ts';
-import { buildOverlayTopology, type OverlayTopology, type TestNode } from './topology.ts';
+import type { OverlayTopology, TestNode } from './topology.ts';
+import { twoNodes, vxlanDevice } from './two-nodes.ts';
 
 describe('netplane overlay skips tentative and DAD-failed IPv6 addresses as its VXLAN source', () => {
   let t: OverlayTopology;
@@ -22,16 +22,13 @@ describe('netplane overlay skips tentative and DAD-failed IPv6 addresses as its 
   };
 
   beforeAll(async () => {
-    t = await buildOverlayTopology(2, 1, false, 6, `s23cdad${randomBytes(2).toString('hex')}`);
-    [node1, node2] = t.nodes as [TestNode, TestNode];
+    ({ t, node1, node2 } = await twoNodes('s23cdad', { underlay: 6 }));
     // The lab turns DAD off in its namespaces; on for node1's eth0, with a minute between probes.
     await t.lab.exec(node1.ns, 'sysctl', ['-qw', 'net.ipv6.conf.eth0.accept_dad=1', 'net.ipv6.conf.eth0.dad_transmits=1']);
     await ip(['addr', 'add', 'fd00:60::100/64', 'dev', 'eth0']);
     await waitFor('fd00:60::100 to fail DAD', async () => (await flags())['fd00:60::100'] === 'dadfailed', 5000);
     await t.lab.exec(node1.ns, 'sysctl', ['-qw', 'net.ipv6.neigh.eth0.retrans_time_ms=60000']);
     await ip(['addr', 'add', 'fd00:60::51/64', 'dev', 'eth0']);
-    await t.writeNodes();
-    await t.startAgent(node2, ['--resync-period', '1h']);
   }, 60_000);
   afterAll(async () => {
     await t?.destroy();
@@ -40,8 +37,8 @@ describe('netplane overlay skips tentative and DAD-failed IPv6 addresses as its 
   it('takes fd00:60::1 with --iface eth0, and pods reach each other', async () => {
     expect(await flags()).toEqual({ 'fd00:60::51': 'tentative', 'fd00:60::100': 'dadfailed', 'fd00:60::1': 'ok' });
     await t.startAgent(node1, ['--resync-period', '1h', '--iface', 'eth0']);
-    const [dev] = JSON.parse((await ip(['-j', '-d', 'link', 'show', 'netplane.1'])).stdout) as Array<{ linkinfo: { info_data: { local6?: string; local?: string } } }>;
-    expect(dev!.linkinfo.info_data.local6 ?? dev!.linkinfo.info_data.local).toBe('fd00:60::1');
+    const dev = await vxlanDevice(t, node1.ns);
+    expect(dev.local6 ?? dev.local).toBe('fd00:60::1');
     const [r] = await t.probe(node1.pods[0]!.ns, 'tcp', node2.pods[0]!.ip);
     expect(r).toMatchObject({ ok: true, name: 'pod21' });
   });

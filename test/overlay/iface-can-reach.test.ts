@@ -3,12 +3,13 @@
 // a veth pair that reaches nothing) as InternalIP, and Flannel's public-ip-overwrite 192.168.60.1 for the other nodes; by
 // default node1 would send its VXLAN packets out of mgmt0. With --iface-can-reach 192.168.60.2 it sends them from
 // eth0 at 192.168.60.1, and pod11 reaches pod21. An address it has no route to leaves it waiting, with the reason.
+// (A route change moving the underlay: iface-can-reach-route.test.ts.)
 //
 //   underlay: br0 ─┬─ node1 eth0 192.168.60.1/24, mgmt0 10.99.0.1/24 ── cni0 ── pod11 10.244.1.11
 //                  └─ node2 eth0 192.168.60.2/24                     ── cni0 ── pod21 10.244.2.11
-import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildOverlayTopology, type OverlayTopology, type TestNode } from './topology.ts';
+import type { OverlayTopology, TestNode } from './topology.ts';
+import { twoNodesWithMgmt, vxlanDevice } from './two-nodes.ts';
 
 describe('netplane overlay --iface-can-reach', () => {
   let t: OverlayTopology;
@@ -16,16 +17,7 @@ describe('netplane overlay --iface-can-reach', () => {
   let node2: TestNode;
 
   beforeAll(async () => {
-    t = await buildOverlayTopology(2, 1, false, 4, `s23creach${randomBytes(1).toString('hex')}`);
-    [node1, node2] = t.nodes as [TestNode, TestNode];
-    await t.lab.exec(node1.ns, 'ip', ['link', 'add', 'mgmt0', 'type', 'veth', 'peer', 'name', 'mgmt0p']);
-    await t.lab.exec(node1.ns, 'ip', ['addr', 'add', '10.99.0.1/24', 'dev', 'mgmt0']);
-    await t.lab.exec(node1.ns, 'ip', ['link', 'set', 'mgmt0', 'up']);
-    await t.writeNodes([
-      { name: 'node1', ip: '10.99.0.1', podCIDR: node1.podCIDR, annotations: { 'flannel.alpha.coreos.com/public-ip-overwrite': '192.168.60.1' } },
-      { name: 'node2', ip: node2.ip, podCIDR: node2.podCIDR },
-    ]);
-    await t.startAgent(node2, ['--resync-period', '1h']);
+    ({ t, node1, node2 } = await twoNodesWithMgmt('s23creach'));
   }, 60_000);
   afterAll(async () => {
     await t?.destroy();
@@ -33,8 +25,7 @@ describe('netplane overlay --iface-can-reach', () => {
 
   it('takes the interface and source of the route to the address', async () => {
     await t.startAgent(node1, ['--resync-period', '1h', '--iface-can-reach', '192.168.60.2']);
-    const [dev] = JSON.parse(await t.sh(node1.ns, 'ip', ['-j', '-d', 'link', 'show', 'netplane.1'])) as Array<{ linkinfo: { info_data: { local?: string; link?: string } } }>;
-    expect(dev!.linkinfo.info_data.local).toBe('192.168.60.1');
+    expect(await vxlanDevice(t, node1.ns)).toMatchObject({ local: '192.168.60.1', link: 'eth0' });
     expect(await t.probe(node1.pods[0]!.ns, 'tcp', node2.pods[0]!.ip)).toEqual([expect.objectContaining({ ok: true, name: 'pod21' })]);
   });
 

@@ -4,12 +4,12 @@
 //
 //   underlay: br0 ─┬─ node1 eth0 → uplink 192.168.60.1/24 ── cni0 ── pod11 10.244.1.11
 //                  └─ node2 eth0          192.168.60.2/24 ── cni0 ── pod21 10.244.2.11
-import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { derivedMac } from '../../overlay/plan/node.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { overlayEntries } from './entries.ts';
-import { buildOverlayTopology, type OverlayTopology, type TestNode } from './topology.ts';
+import type { OverlayTopology, TestNode } from './topology.ts';
+import { twoNodes } from './two-nodes.ts';
 
 const vxlan = [`fdb ${derivedMac('192.168.60.2')} 192.168.60.2`, `neigh 10.244.2.0 ${derivedMac('192.168.60.2')}`, 'route 10.244.2.0/24 via 10.244.2.0'].sort();
 
@@ -19,10 +19,7 @@ describe('netplane overlay follows an interface renamed to the name --iface give
   let node2: TestNode;
 
   beforeAll(async () => {
-    t = await buildOverlayTopology(2, 1, false, 4, `ovl8${randomBytes(3).toString('hex')}`);
-    [node1, node2] = t.nodes as [TestNode, TestNode];
-    await t.writeNodes();
-    await t.startAgent(node2, ['--resync-period', '1h']);
+    ({ t, node1, node2 } = await twoNodes('ovl8'));
   }, 60_000);
   afterAll(async () => {
     await t?.destroy();

@@ -6,10 +6,10 @@
 //
 //   underlay: br0 ─┬─ node1 eth0 192.168.60.1/24, 192.168.60.201/24 ── cni0 ── pod11 10.244.1.11
 //                  └─ node2 eth0 192.168.60.2/24                    ── cni0 ── pod21 10.244.2.11
-import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { derivedMac } from '../../overlay/plan/node.ts';
-import { buildOverlayTopology, type OverlayTopology, type TestNode } from './topology.ts';
+import type { OverlayTopology, TestNode } from './topology.ts';
+import { twoNodes, vxlanDevice } from './two-nodes.ts';
 
 describe('netplane overlay --public-ip', () => {
   let t: OverlayTopology;
@@ -17,14 +17,15 @@ describe('netplane overlay --public-ip', () => {
   let node2: TestNode;
 
   beforeAll(async () => {
-    t = await buildOverlayTopology(2, 1, false, 4, `s23cpub${randomBytes(2).toString('hex')}`);
-    [node1, node2] = t.nodes as [TestNode, TestNode];
-    await t.lab.exec(node1.ns, 'ip', ['addr', 'add', '192.168.60.201/24', 'dev', 'eth0']);
-    await t.writeNodes([
-      { name: 'node1', ip: node1.ip, podCIDR: node1.podCIDR, annotations: { 'flannel.alpha.coreos.com/public-ip-overwrite': '192.168.60.201' } },
-      { name: 'node2', ip: node2.ip, podCIDR: node2.podCIDR },
-    ]);
-    await t.startAgent(node2, ['--resync-period', '1h']);
+    ({ t, node1, node2 } = await twoNodes('s23cpub', {
+      async prepare({ t, node1 }) {
+        await t.lab.exec(node1.ns, 'ip', ['addr', 'add', '192.168.60.201/24', 'dev', 'eth0']);
+      },
+      nodes: ({ node1, node2 }) => [
+        { name: 'node1', ip: node1.ip, podCIDR: node1.podCIDR, annotations: { 'flannel.alpha.coreos.com/public-ip-overwrite': '192.168.60.201' } },
+        { name: 'node2', ip: node2.ip, podCIDR: node2.podCIDR },
+      ],
+    }));
   }, 60_000);
   afterAll(async () => {
     await t?.destroy();
@@ -32,8 +33,7 @@ describe('netplane overlay --public-ip', () => {
 
   it('sends from the interface holding it, and pods reach each other', async () => {
     await t.startAgent(node1, ['--resync-period', '1h', '--public-ip', '192.168.60.201']);
-    const [dev] = JSON.parse(await t.sh(node1.ns, 'ip', ['-j', '-d', 'link', 'show', 'netplane.1'])) as Array<{ address: string; linkinfo: { info_data: { local?: string } } }>;
-    expect(dev).toMatchObject({ address: derivedMac('192.168.60.201'), linkinfo: { info_data: { local: '192.168.60.201' } } });
+    expect(await vxlanDevice(t, node1.ns)).toMatchObject({ address: derivedMac('192.168.60.201'), local: '192.168.60.201' });
     expect(await t.probe(node1.pods[0]!.ns, 'tcp', node2.pods[0]!.ip)).toEqual([expect.objectContaining({ ok: true, name: 'pod21' })]);
     expect(await t.probe(node2.pods[0]!.ns, 'tcp', node1.pods[0]!.ip)).toEqual([expect.objectContaining({ ok: true, name: 'pod11' })]);
   });
