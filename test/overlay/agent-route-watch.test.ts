@@ -18,8 +18,8 @@ afterEach(async () => {
   for (const a of agents.splice(0)) await a.stop();
 });
 
-/** node1 with eth0 192.168.60.1/24 and eth1 192.168.61.1/24, the default route via 192.168.60.254 on eth0. */
-async function start(canReach: string | undefined) {
+/** node1 with eth0 192.168.60.1/24 and eth1 192.168.61.1/24, the default route via 192.168.60.254 on eth0 (unless `noDefault`). */
+async function start(canReach: string | undefined, noDefault = false) {
   const kernel = new FakeKernel([
     { name: 'lo', mac: '00:00:00:00:00:00', mtu: 65536, up: true, addresses: ['127.0.0.1/8'] },
     { name: 'eth0', kind: 'veth', up: true, addresses: ['192.168.60.1/24'] },
@@ -27,7 +27,7 @@ async function start(canReach: string | undefined) {
   ]);
   const eth0 = (await kernel.link('eth0'))!.index;
   const eth1 = (await kernel.link('eth1'))!.index;
-  await kernel.addRoute({ dst: '0.0.0.0/0', gateway: '192.168.60.254', index: eth0, onlink: false });
+  if (!noDefault) await kernel.addRoute({ dst: '0.0.0.0/0', gateway: '192.168.60.254', index: eth0, onlink: false });
   const store = new Store(['Node']);
   store.apply([clusterNode(1), clusterNode(2)].map((object) => ({ kind: 'Node' as const, object })));
   store.markSynced('Node');
@@ -65,7 +65,7 @@ async function start(canReach: string | undefined) {
     await new Promise((r) => setTimeout(r, debounceMs * 3));
     await agent.settled();
   };
-  return { agent, device, moveDefault, announce, hostReads, quiet, eth1 };
+  return { agent, kernel, device, moveDefault, announce, hostReads, quiet, eth1 };
 }
 
 describe('the overlay agent with --iface-can-reach follows route changes', () => {
@@ -76,6 +76,15 @@ describe('the overlay agent with --iface-can-reach follows route changes', () =>
     await r.moveDefault();
     await r.quiet();
     expect(r.hostReads()).toBe(reads + 1);
+    expect(r.device()).toMatch(/local 192\.168\.61\.1 dev eth1 /);
+  });
+
+  it('waiting for a route to the address: a default route added ends the wait at once', async () => {
+    const r = await start('203.0.113.9', true);
+    expect(r.device()).toBeUndefined();
+    await r.kernel.addRoute({ dst: '0.0.0.0/0', gateway: '192.168.61.254', index: r.eth1, onlink: false });
+    r.announce({ kind: 'route', index: r.eth1, dst: '0.0.0.0/0', gateway: '192.168.61.254', protocol: 4, deleted: false });
+    await r.quiet();
     expect(r.device()).toMatch(/local 192\.168\.61\.1 dev eth1 /);
   });
 
