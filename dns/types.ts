@@ -26,6 +26,11 @@ export interface DnsQuery {
   udpSize?: number;
   /** EDNS0 DO bit. */
   dnssecOk: boolean;
+  /**
+   * The options of the query's OPT record as on the wire (code, length, data each; e.g. EDNS Client Subnet, a
+   * cookie); undefined without an OPT record or when it has none.
+   */
+  ednsOptions?: Buffer | undefined;
   client: { address: string; port: number };
 }
 

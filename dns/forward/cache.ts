@@ -6,6 +6,7 @@ import type { SoaAnswer } from 'dns-packet';
 import type { DnsAnswer, DnsQuery, Rcode, ResourceRecord } from '../types.ts';
 import type { UpstreamReply } from './exchange.ts';
 import { plainSections, viewFor, type ClientBits, type Sections, type View } from './dnssec.ts';
+import { ecsCode, findOption, relayed } from './options.ts';
 
 /** When a popular entry is refreshed ahead of expiry (CoreDNS `prefetch AMOUNT DURATION PERCENTAGE%`). */
 export interface PrefetchSettings {
@@ -71,6 +72,11 @@ export interface CacheEntry {
   readonly dnssecOk: boolean;
   /** The sections without the DNSSEC records a DO=0 client does not get (dnssec.ts); undefined when none are. */
   readonly plain: Sections | undefined;
+  /**
+   * The upstream's EDNS Client Subnet option (its SCOPE PREFIX-LENGTH included), given with every answer built from
+   * the entry; only on an entry asked with one, so keyed by it (cacheKey). Undefined otherwise.
+   */
+  readonly ecs: Buffer | undefined;
   /** The TTL it was cached for, seconds, after the caps. */
   readonly ttl: number;
   readonly storedAt: number;
@@ -110,21 +116,40 @@ export function resolveCacheSettings(s: CacheSettings = {}): ResolvedCacheSettin
 }
 
 /**
- * The cache key: lower-case name, type, class and CD. CD changes what an upstream sends back (data a validator would
- * reject), so those answers are kept apart. DO is not in the key: as in CoreDNS, an entry asked with DO serves DO=0
- * clients too, its DNSSEC records left out for them (CacheEntry.dnssecOk, dnssec.ts). The usual question (A, IN, no
- * CD) is keyed by the name alone: no string is built, and the name's hash, computed once per query, is reused. Other
- * keys append the rest after a space, which a name from the wire never holds (it is escaped \032).
+ * The cache key: lower-case name, type, class, CD and the EDNS options relayed upstream (options.ts). CD changes what
+ * an upstream sends back (data a validator would reject), so those answers are kept apart. So do relayed options:
+ * an upstream may tailor its answer to them (EDNS Client Subnet, RFC 7871), so an answer serves only queries that
+ * carried the same ones, byte for byte (CoreDNS's cache keys on name, type, class, DO and CD alone, so it hands one
+ * client's subnet-tailored answer to every other). Hop-by-hop options (a cookie) are not relayed and not keyed.
+ * DO is not in the key: as in CoreDNS, an entry asked with DO serves DO=0 clients too, its DNSSEC records left out
+ * for them (CacheEntry.dnssecOk, dnssec.ts). The usual question (A, IN, no CD, no options) is keyed by the name
+ * alone: no string is built, and the name's hash, computed once per query, is reused. Other keys append the rest
+ * after a space, which a name from the wire never holds (it is escaped \032); options in hex, after " o".
  */
-export function cacheKey(q: Pick<DnsQuery, 'lname' | 'qtype' | 'qclass' | 'cd'>): string {
-  if (q.qtype === 1 && q.qclass === 1 && !q.cd) return q.lname;
-  return `${q.lname} ${q.qtype} ${q.qclass}${q.cd ? ' cd' : ''}`;
+export function cacheKey(q: Pick<DnsQuery, 'lname' | 'qtype' | 'qclass' | 'cd' | 'ednsOptions'>): string {
+  const options = q.ednsOptions === undefined ? undefined : relayed(q.ednsOptions);
+  if (options === undefined) {
+    if (q.qtype === 1 && q.qclass === 1 && !q.cd) return q.lname;
+    return `${q.lname} ${q.qtype} ${q.qclass}${q.cd ? ' cd' : ''}`;
+  }
+  return `${q.lname} ${q.qtype} ${q.qclass}${q.cd ? ' cd' : ''} o${options.toString('hex')}`;
 }
 
-/** What the cache needs of the question a reply answers: its type name and whether it was asked with DO. */
+/** What the cache needs of the question a reply answers: its type name, whether it was asked with DO, its EDNS options. */
 export interface Asked {
   readonly type: string;
   readonly dnssecOk: boolean;
+  readonly ednsOptions?: Buffer | undefined;
+}
+
+/**
+ * Whether an upstream's ECS option answers ours: the same FAMILY, SOURCE PREFIX-LENGTH and ADDRESS (RFC 7871 §7.3:
+ * a response whose do not match is not to be used for the query). Both are whole options (code, length, data).
+ */
+export function ecsAnswers(reply: Buffer, asked: Buffer): boolean {
+  if (reply.length !== asked.length || reply.length < 8) return false;
+  for (let i = 4; i < reply.length; i++) if (i !== 7 && reply[i] !== asked[i]) return false;
+  return true;
 }
 
 /**
@@ -236,6 +261,11 @@ export class DnsCache {
     if (this.settings.maxEntries <= 0) return undefined;
     const life = cacheTtl(reply, this.settings);
     if (!life) return undefined;
+    // A query with ECS: the upstream's ECS option goes with the entry (its scope), and a reply whose option answers
+    // another subnet (or none, when it sent one without being asked) is not cached.
+    const askedEcs = findOption(asked.ednsOptions, ecsCode);
+    const ecs = findOption(reply.ednsOptions, ecsCode);
+    if (askedEcs === undefined ? ecs !== undefined : ecs !== undefined && !ecsAnswers(ecs, askedEcs)) return undefined;
     const old = this.#entries.get(key);
     if (reply.rcode === 'SERVFAIL' && old && old.rcode !== 'SERVFAIL') return undefined;
     if (old?.dnssecOk && !asked.dnssecOk && remainingTtl(old, now) > 0) return old;
@@ -254,6 +284,7 @@ export class DnsCache {
       authenticatedData: reply.authenticatedData === true,
       dnssecOk: asked.dnssecOk,
       plain: plainSections(reply, asked.type),
+      ecs: ecs && Buffer.from(ecs),
       ttl: life.ttl,
       storedAt: now,
       // The miss that brought a new name in was its first query.
@@ -323,6 +354,7 @@ function build(entry: CacheEntry, ttl: number, source: 'cache' | 'forward', view
     answers: s.answers.map(withTtl),
     authorities: s.authorities.map(withTtl),
     additionals: s.additionals.map(withTtl),
+    ...(entry.ecs !== undefined ? { ednsOptions: entry.ecs } : {}),
     source,
   };
 }

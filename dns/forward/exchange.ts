@@ -11,6 +11,7 @@ import { nameToWire } from '../wire/name.ts';
 import { optLength, writeOpt } from '../wire/response.ts';
 import type { HostPort } from '../../runtime/flags.ts';
 import type { Rcode, ResourceRecord } from '../types.ts';
+import { hopByHopCodes } from './options.ts';
 
 /** An exchange that failed; `code` says how. The forwarder then tries the next upstream. */
 export class UpstreamError extends Error {
@@ -51,6 +52,8 @@ export interface UpstreamQuestion {
   dnssecOk: boolean;
   /** CD bit. */
   checkingDisabled: boolean;
+  /** EDNS options for our OPT record, on the wire (code, length, data each): the client's that are relayed (options.ts). */
+  options?: Buffer | undefined;
 }
 
 /** An upstream's reply, its OPT record removed. */
@@ -65,7 +68,7 @@ export interface UpstreamReply {
   transport: 'udp' | 'tcp' | 'tls';
   /** The reply's AD bit. */
   authenticatedData?: boolean;
-  /** The options of the reply's OPT record on the wire (code, length, data each), relayed to the client; absent when none. */
+  /** The options of the reply's OPT record on the wire (code, length, data each) but hop-by-hop ones (options.ts), relayed to the client; absent when none. */
   ednsOptions?: Buffer;
 }
 
@@ -125,12 +128,12 @@ const pipelineRcodes: ReadonlySet<string> = new Set<Rcode>(['NOERROR', 'FORMERR'
  * The wire form of a query with this ID: RD set (we forward to recursive resolvers), AD set (RFC 6840 5.7: a
  * validating upstream then says whether it validated the answer even without DO; the cached answer serves every
  * client, and the forwarder passes AD on only to clients that set DO or AD), CD and DO as asked, the name's
- * labels exactly as its presentation form spells them (`\.` and `\DDD` escapes included). Throws NameError for a
- * name that cannot be written.
+ * labels exactly as its presentation form spells them (`\.` and `\DDD` escapes included), and the options in our
+ * OPT record. Throws NameError for a name that cannot be written.
  */
 export function encodeQuery(q: UpstreamQuestion, id: number): Buffer {
   const name = nameToWire(q.name);
-  const buf = Buffer.alloc(12 + name.length + 4 + optLength);
+  const buf = Buffer.alloc(12 + name.length + 4 + optLength + (q.options?.length ?? 0));
   buf.writeUInt16BE(id, 0);
   buf[2] = 0x01; // RD
   buf[3] = 0x20 | (q.checkingDisabled ? 0x10 : 0); // AD, CD
@@ -141,7 +144,7 @@ export function encodeQuery(q: UpstreamQuestion, id: number): Buffer {
   buf.writeUInt16BE(q.qtype, off);
   buf.writeUInt16BE(q.qclass, off + 2);
   off += 4;
-  writeOpt(buf, off, ednsUdpSize, 0, q.dnssecOk);
+  writeOpt(buf, off, ednsUdpSize, 0, q.dnssecOk, q.options);
   return buf;
 }
 
@@ -150,7 +153,10 @@ export function encodeQuery(q: UpstreamQuestion, id: number): Buffer {
  * without regard to ASCII case; label length bytes are below 64 and so never touched by the case folding).
  */
 export function replyMatches(reply: Buffer, query: Buffer): boolean {
-  const end = query.length - optLength;
+  // Our query's question: its name's labels from offset 12, then type and class (the OPT record after it may carry options).
+  let end = 12;
+  while (end < query.length && query[end] !== 0) end += query[end]! + 1;
+  end += 5;
   if (reply.length < end || reply.readUInt16BE(0) !== query.readUInt16BE(0)) return false;
   if ((reply[2]! & 0x80) === 0 || reply.readUInt16BE(4) !== 1) return false;
   for (let i = 12; i < end; i++) {
@@ -297,19 +303,20 @@ export function toReply(p: DecodedPacket, transport: UpstreamReply['transport'])
   };
 }
 
-/** The options of a decoded reply's OPT record on the wire (code, length, data each); undefined when it has none. */
+/** The options of a decoded reply's OPT record on the wire (code, length, data each), hop-by-hop ones left out; undefined when none is left. */
 export function optionsOf(p: DecodedPacket): Buffer | undefined {
   const opt = p.additionals?.find((rr) => rr.type === 'OPT') as { options?: Array<{ code: number; data?: Buffer }> } | undefined;
   if (!opt?.options?.length) return undefined;
   const parts: Buffer[] = [];
   for (const o of opt.options) {
+    if (hopByHopCodes.has(o.code)) continue;
     const data = o.data ?? Buffer.alloc(0);
     const head = Buffer.alloc(4);
     head.writeUInt16BE(o.code, 0);
     head.writeUInt16BE(data.length, 2);
     parts.push(head, data);
   }
-  return Buffer.concat(parts);
+  return parts.length === 0 ? undefined : Buffer.concat(parts);
 }
 
 /** Decodes a reply; an UpstreamReplyError (returned, not thrown) when it does not decode. */

@@ -1,6 +1,8 @@
 // The last handler of the DNS chain: answers from the cache, else asks upstream resolvers (CoreDNS's cache and
 // forward plugins in one link). Identical questions in flight share one upstream query; a query never waits longer
 // than its budget and never throws: when every upstream fails it is answered from a stale entry or with SERVFAIL.
+// The client's EDNS options go upstream but for hop-by-hop ones (options.ts), and answers are cached and shared per
+// relayed options (cacheKey), so one client's subnet-tailored answer (EDNS Client Subnet) never reaches another.
 import { isIP } from 'node:net';
 import type { SecureContext } from 'node:tls';
 import { Registry } from 'prom-client';
@@ -11,6 +13,7 @@ import { plainSections, viewFor, type ClientBits, type Sections } from './dnssec
 import type { UpstreamAddress } from './address.ts';
 import { ExchangeScope, UpstreamAbortedError, UpstreamTimeoutError, encodeQuery, exchange, type ExchangeLimits, type UpstreamReply } from './exchange.ts';
 import type { LoopDetector } from './loop.ts';
+import { relayed } from './options.ts';
 import { ForwardMetrics } from './metrics.ts';
 import { DotPool, defaultExpireMs, trustContext } from './tls.ts';
 import { UpstreamSet, type Policy, type Upstream } from './upstreams.ts';
@@ -271,8 +274,8 @@ export class Forwarder implements DnsHandler {
 
   /**
    * The resolution of `key` asked upstream with q's DO bit under way, or a new one (single flight: DO and DO=0
-   * questions apart, as the first must not wait for an answer without signatures); undefined at maxConcurrent.
-   * Never rejects.
+   * questions apart, as the first must not wait for an answer without signatures; questions with other relayed EDNS
+   * options apart, as the key holds them); undefined at maxConcurrent. Never rejects.
    */
   #flight(key: string, q: DnsQuery): Promise<Outcome> | undefined {
     // A key never holds a space followed by "do" (a name's space is escaped \032, and CD is written "cd").
@@ -292,7 +295,8 @@ export class Forwarder implements DnsHandler {
       const now = this.#now();
       const failed = reply.rcode !== 'NOERROR' && reply.rcode !== 'NXDOMAIN';
       const entry = this.cache.store(key, reply, now, q);
-      // The upstream's EDNS options go to the clients of this exchange only, as CoreDNS's cache keeps no OPT record.
+      // The upstream's EDNS options go to the clients of this exchange only (they all asked with the same relayed
+      // options: the flight's key holds them), as CoreDNS's cache keeps no OPT record; the entry keeps an ECS option.
       const options = reply.ednsOptions;
       if (entry) return { answer: (c) => withOptions(this.cache.answer(entry, now, 'forward', c), options), failed };
       const plain = plainSections(reply, q.type);
@@ -310,7 +314,8 @@ export class Forwarder implements DnsHandler {
    */
   async #forward(q: DnsQuery): Promise<UpstreamReply | undefined> {
     // Encoded once, before any upstream is involved: a question that cannot be encoded is no upstream's failure.
-    const query = encodeQuery({ name: q.name, qtype: q.qtype, qclass: q.qclass, dnssecOk: q.dnssecOk, checkingDisabled: q.cd }, 0);
+    const options = q.ednsOptions === undefined ? undefined : relayed(q.ednsOptions);
+    const query = encodeQuery({ name: q.name, qtype: q.qtype, qclass: q.qclass, dnssecOk: q.dnssecOk, checkingDisabled: q.cd, options }, 0);
     const deadline = performance.now() + this.#budgetMs;
     const order = this.#upstreams.order();
     for (;;) {

@@ -127,6 +127,7 @@ export function parseQuery(msg: Buffer, transport: 'udp' | 'tcp', client: { addr
   let udpSize: number | undefined;
   let dnssecOk = false;
   let edns = false;
+  let ednsOptions: Buffer | undefined;
   if (an !== 0 || ns !== 0 || ar !== 0) {
     const question = { end: questionEnd, lname, qtype };
     let optAt = -1;
@@ -144,6 +145,8 @@ export function parseQuery(msg: Buffer, transport: 'udp' | 'tcp', client: { addr
       dnssecOk = opt.dnssecOk;
       if (opt.version > 0) return fail('BADVERS', 'edns-version', question, true, dnssecOk);
       udpSize = opt.size < minUdpSize ? minUdpSize : opt.size;
+      // A copy: the query outlives the message, whose memory a TCP reader may hand on.
+      if (opt.end > optAt + 11) ednsOptions = Buffer.from(msg.subarray(optAt + 11, opt.end));
     }
   }
 
@@ -161,6 +164,7 @@ export function parseQuery(msg: Buffer, transport: 'udp' | 'tcp', client: { addr
     transport,
     udpSize,
     dnssecOk,
+    ednsOptions,
     client,
     questionEnd,
     edns,

@@ -14,6 +14,9 @@ const s = resolveCacheSettings();
 /** An A question asked upstream without DO, and a client without DO. */
 const asked = { type: 'A', dnssecOk: false };
 const plain = { dnssecOk: false };
+/** An ECS option for a /24 (three address bytes), with a scope. */
+const ecs24 = (net: string, scope = 0) => Buffer.from([0, 8, 0, 7, 0, 1, 24, scope, ...net.split('.').map(Number)]);
+const cookie = (n: number) => Buffer.from([0, 10, 0, 8, ...Buffer.alloc(8, n)]);
 
 describe('cacheTtl', () => {
   const cases: Array<[string, UpstreamReply, ReturnType<typeof cacheTtl>, Parameters<typeof resolveCacheSettings>[0]?]> = [
@@ -56,6 +59,43 @@ describe('cacheKey', () => {
     expect(cacheKey(query('example.com', 'A', { cd: true }))).not.toBe(cacheKey(query('example.com')));
     expect(cacheKey(query('example.com', 'A', { qclass: 3 }))).not.toBe(cacheKey(query('example.com')));
   });
+
+  it('keeps questions with other relayed EDNS options apart, and ignores hop-by-hop ones', () => {
+    const key = (...options: Buffer[]) => cacheKey(query('example.com', 'A', options.length ? { ednsOptions: Buffer.concat(options) } : {}));
+    const rows: Array<[string, string, string, boolean]> = [
+      ['ECS vs none', key(ecs24('10.1.1')), key(), false],
+      ['two subnets', key(ecs24('10.1.1')), key(ecs24('10.2.2')), false],
+      ['the same subnet', key(ecs24('10.1.1')), key(ecs24('10.1.1')), true],
+      ['a cookie vs none', key(cookie(1)), key(), true],
+      ['two cookies', key(cookie(1)), key(cookie(2)), true],
+      ['a cookie and ECS vs ECS', key(cookie(1), ecs24('10.1.1')), key(ecs24('10.1.1')), true],
+    ];
+    for (const [what, one, other, same] of rows) expect(one === other, what).toBe(same);
+    expect(key(cookie(1))).toBe('example.com');
+  });
+});
+
+describe('ECS answers in the cache', () => {
+  const t0 = 1_000_000;
+  const withEcs = (ecs: Buffer | undefined): UpstreamReply => ({ ...reply('NOERROR', [a('x', '10.0.0.1', 60)]), ...(ecs ? { ednsOptions: ecs } : {}) });
+  const rows: Array<[string, Buffer | undefined, Buffer | undefined, 'cached' | 'not cached']> = [
+    ['asked with ECS, answered with its scope', ecs24('10.1.1'), ecs24('10.1.1', 24), 'cached'],
+    ['asked with ECS, answered without (no ECS upstream)', ecs24('10.1.1'), undefined, 'cached'],
+    ['asked with ECS, answered for another subnet', ecs24('10.1.1'), ecs24('10.2.2', 24), 'not cached'],
+    ['asked without ECS, answered with one', undefined, ecs24('10.1.1', 24), 'not cached'],
+  ];
+  for (const [what, askedEcs, replyEcs, want] of rows) {
+    it(what, () => {
+      const c = new DnsCache();
+      const entry = c.store('k', withEcs(replyEcs), t0, { ...asked, ednsOptions: askedEcs });
+      expect(entry === undefined ? 'not cached' : 'cached').toBe(want);
+      if (!entry) return;
+      // Hits and stale answers give the upstream's ECS option (its scope) back.
+      const hit = c.lookup('k', t0 + 1000, plain);
+      expect(hit.kind === 'hit' && hit.answer.ednsOptions).toEqual(replyEcs ?? undefined);
+      expect(c.staleAnswer(entry, plain).ednsOptions).toEqual(replyEcs);
+    });
+  }
 });
 
 describe('DnsCache', () => {

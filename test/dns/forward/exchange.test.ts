@@ -20,6 +20,11 @@ describe('encodeQuery', () => {
     expect(p.additionals?.[0]).toMatchObject({ type: 'OPT', udpPayloadSize: 1232, flag_do: true });
     expect(dnsPacket.decode(encodeQuery(question(), 1))).toMatchObject({ flag_cd: false, additionals: [{ flag_do: false }] });
   });
+
+  it('writes the options given in its OPT record', () => {
+    const p = dnsPacket.decode(encodeQuery(question({ options: Buffer.from([0, 8, 0, 7, 0, 1, 24, 0, 10, 1, 1]) }), 1));
+    expect(p.additionals?.[0]).toMatchObject({ type: 'OPT', options: [{ code: 8, sourcePrefixLength: 24, ip: '10.1.1.0' }] });
+  });
 });
 
 describe('replyMatches', () => {
@@ -37,6 +42,12 @@ describe('replyMatches', () => {
   ];
   for (const [name, buf, want] of cases) it(name, () => expect(replyMatches(buf, q)).toBe(want));
   it('other type', () => expect(replyMatches(encodeQuery(question({ qtype: 28 }), 0x1234), q)).toBe(false));
+  it('a query with options in its OPT record: the question alone is compared', () => {
+    const withEcs = encodeQuery(question({ options: Buffer.from([0, 8, 0, 7, 0, 1, 24, 0, 10, 1, 1]) }), 0x1234);
+    expect(replyMatches(reply(0x1234, 'www.example.com'), withEcs)).toBe(true);
+    expect(replyMatches(reply(0x1234, 'www.example.org'), withEcs)).toBe(false);
+    expect(replyMatches(encodeQuery(question({ qtype: 28 }), 0x1234), withEcs)).toBe(false);
+  });
 });
 
 describe('exchange', () => {

@@ -20,6 +20,8 @@ export interface SeenQuery {
   dnssecOk: boolean;
   /** The advertised EDNS0 UDP size, undefined without OPT. */
   udpSize: number | undefined;
+  /** The options of the query's OPT record, each as code and data, in order (none without OPT). */
+  options: Array<{ code: number; data: Buffer }>;
 }
 
 /** What the fake sends back: a reply, or nothing at all. */
@@ -164,6 +166,7 @@ function see(msg: Buffer, transport: 'udp' | 'tcp'): { packet: DecodedPacket; se
       ad: packet.flag_ad,
       dnssecOk: opt?.type === 'OPT' ? opt.flag_do : false,
       udpSize: opt?.type === 'OPT' ? opt.udpPayloadSize : undefined,
+      options: opt?.type === 'OPT' ? ((opt.options ?? []) as Array<{ code: number; data?: Buffer }>).map((o) => ({ code: o.code, data: Buffer.from(o.data ?? []) })) : [],
     },
   };
 }

@@ -459,3 +459,55 @@ describe('DNSSEC records and the DO bit (one entry for both kinds of client, as 
     expect(types(await f.handle(query('www.example.com', 'A', { dnssecOk: true })))).toEqual(['A', 'RRSIG']);
   });
 });
+
+describe('EDNS options of the client (relayed upstream; cache and single flight per relayed options)', () => {
+  /** An ECS option for a /24; the address bytes of its subnet. */
+  const ecs24 = (net: string, scope = 0) => Buffer.from([0, 8, 0, 7, 0, 1, 24, scope, ...net.split('.').map(Number)]);
+  const cookie = Buffer.from([0, 10, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8]);
+  const first = (x: { answers: readonly unknown[] }) => (x.answers[0] as { data?: unknown } | undefined)?.data;
+  /** An upstream that tailors its answer to the subnet: 10.9.<third octet>.1, scope /24, echoing the option. */
+  const tailored = (delayMs = 0) => (q: SeenQuery): Reply => {
+    const ecs = q.options.find((o) => o.code === 8);
+    if (!ecs) return { answers: [a(q.name, '10.9.0.1', 300)], delayMs };
+    const echoed = Buffer.from(ecs.data);
+    echoed[3] = 24;
+    return { answers: [a(q.name, `10.9.${ecs.data[6]}.1`, 300)], ednsOptions: [{ code: 8, data: echoed }], delayMs };
+  };
+
+  it('sends ECS and unknown options upstream, never a cookie, NSID, keepalive or padding', async () => {
+    const up = await upstream(tailored());
+    const { f } = forwarder([up.hostPort]);
+    const ednsOptions = Buffer.concat([cookie, ecs24('10.1.1'), Buffer.from([0, 3, 0, 0, 0, 11, 0, 0, 0, 12, 0, 2, 0, 0, 0xfd, 0xe9, 0, 1, 7])]);
+    expect(await f.handle(query('www.example.com', 'A', { ednsOptions }))).toMatchObject({ answers: [{ data: '10.9.1.1' }] });
+    expect(up.seen[0]!.options).toEqual([
+      { code: 8, data: Buffer.from([0, 1, 24, 0, 10, 1, 1]) },
+      { code: 65001, data: Buffer.from([7]) },
+    ]);
+  });
+
+  it('answers two subnets apart, from upstream and then from the cache, each with its ECS scope', async () => {
+    const up = await upstream(tailored());
+    const { f } = forwarder([up.hostPort]);
+    const ask = (...opts: Buffer[]) => f.handle(query('www.example.com', 'A', opts.length ? { ednsOptions: Buffer.concat(opts) } : {}));
+    for (const round of ['miss', 'hit']) {
+      const one = await ask(cookie, ecs24('10.1.1'));
+      const two = await ask(ecs24('10.2.2'));
+      const none = await ask(cookie);
+      expect([one, two, none].map(first), round).toEqual(['10.9.1.1', '10.9.2.1', '10.9.0.1']);
+      expect([one, two, none].map((x) => x.source), round).toEqual(round === 'miss' ? ['forward', 'forward', 'forward'] : ['cache', 'cache', 'cache']);
+      expect(one.ednsOptions, round).toEqual(ecs24('10.1.1', 24));
+      expect(two.ednsOptions, round).toEqual(ecs24('10.2.2', 24));
+      expect(none.ednsOptions, round).toBeUndefined();
+    }
+    expect(up.count()).toBe(3);
+  });
+
+  it('shares a flight only between queries with the same relayed options', async () => {
+    const up = await upstream(tailored(50));
+    const { f } = forwarder([up.hostPort]);
+    const subnets = ['10.1.1', '10.2.2', '10.1.1', '10.2.2', '10.1.1'];
+    const answers = await Promise.all(subnets.map((n, i) => f.handle(query('popular.example.com', 'A', { ednsOptions: i % 2 ? ecs24(n) : Buffer.concat([cookie, ecs24(n)]) }))));
+    expect(answers.map(first)).toEqual(['10.9.1.1', '10.9.2.1', '10.9.1.1', '10.9.2.1', '10.9.1.1']);
+    expect(up.count()).toBe(2);
+  });
+});

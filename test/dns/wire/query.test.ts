@@ -41,7 +41,12 @@ describe('parseQuery: good queries', () => {
     { what: 'EDNS with 4096', msg: query('a.b', 'AAAA', { additionals: [opt()] }), want: { edns: true, udpSize: 4096, dnssecOk: false, type: 'AAAA' } },
     { what: 'EDNS size under 512 counts as 512', msg: query('a.b', 'A', { additionals: [opt({ udpPayloadSize: 100 })] }), want: { edns: true, udpSize: 512 } },
     { what: 'EDNS DO bit', msg: query('a.b', 'A', { additionals: [opt({ flags: dnsPacket.DNSSEC_OK })] }), want: { edns: true, dnssecOk: true } },
-    { what: 'EDNS with an option (cookie)', msg: query('a.b', 'A', { additionals: [opt({ options: [{ code: 10, data: Buffer.alloc(8, 1) }] })] }), want: { edns: true, udpSize: 4096 } },
+    {
+      what: 'EDNS with options (cookie, ECS): kept as on the wire',
+      msg: query('a.b', 'A', { additionals: [opt({ options: [{ code: 10, data: Buffer.alloc(8, 1) }, { code: 8, data: Buffer.from([0, 1, 24, 0, 10, 1, 1]) }] })] }),
+      want: { edns: true, udpSize: 4096, ednsOptions: Buffer.from([0, 10, 0, 8, 1, 1, 1, 1, 1, 1, 1, 1, 0, 8, 0, 7, 0, 1, 24, 0, 10, 1, 1]) },
+    },
+    { what: 'EDNS without options: none', msg: query('a.b', 'A', { additionals: [opt()] }), want: { edns: true, ednsOptions: undefined } },
     {
       what: 'OPT after another additional record (slow path)',
       msg: query('a.b', 'A', { additionals: [{ type: 'A', name: 'x.y', ttl: 1, data: '1.2.3.4' }, opt({ udpPayloadSize: 1400 })] }),
