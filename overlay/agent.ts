@@ -5,7 +5,8 @@
 // per entry: one node's refused route leaves the others programmed and the agent healthy. A change of this host's
 // addresses (announced by the kernel) reads the host again and re-plans after a short debounce, so that a node
 // becomes directly reachable, or stops being so, at once rather than at the next resync; with --iface-can-reach a
-// route change towards that address does the same, so that a new underlay moves the device at once. A change of an
+// route change towards that address (of any table or type) or a routing rule change does the same, so that a new
+// underlay moves the device at once. A change of an
 // interface the overlay uses (the underlay taken down and up, the VXLAN device deleted) runs a full sync the same
 // way, which puts back what the kernel dropped (host-changes.ts). With --ipv6-device it keeps a second device, over
 // IPv6, the same way (program.ts programPlan). Talks to the kernel only through an OverlayKernel (and, for the
@@ -14,7 +15,7 @@ import type { Store } from '../cluster/store.ts';
 import type { HealthCheck } from '../runtime/admin.ts';
 import type { Logger } from '../runtime/logger.ts';
 import type { OverlayKernel } from './kernel/types.ts';
-import type { EntryChange } from './kernel/entry-watch.ts';
+import type { EntryChange, EntryWatchOptions } from './kernel/entry-watch.ts';
 import type { AddressChange, HostWatch, LinkChange } from './kernel/watch.ts';
 import { HostChanges, type HostUse } from './host-changes.ts';
 import type { MasqueradeHost } from './masquerade.ts';
@@ -56,8 +57,11 @@ export interface AgentOptions {
   watchAddresses?: (onChange: (change: AddressChange) => void) => HostWatch;
   /** Announces this host's interface changes (kernel/watch.ts watchLinks); without it what the kernel drops is put back at the resync. */
   watchLinks?: (onChange: (change: LinkChange) => void) => HostWatch;
-  /** Announces neighbour, FDB and route changes (kernel/entry-watch.ts watchEntries); without it what others undo is put back at the resync. */
-  watchEntries?: (onChange: (change: EntryChange) => void) => HostWatch;
+  /**
+   * Announces neighbour, FDB and route changes (kernel/entry-watch.ts watchEntries; asked for other routes and rules
+   * too with --iface-can-reach); without it what others undo is put back at the resync.
+   */
+  watchEntries?: (onChange: (change: EntryChange) => void, options?: EntryWatchOptions) => HostWatch;
   /** How long host changes are gathered before one sync (default 100 ms: a burst, such as an interface going down and up, is one). */
   hostDebounceMs?: number;
   /** Called with what this node announces after every sync that planned a device. Must not throw. */
@@ -202,8 +206,9 @@ export class OverlayAgent {
 
   /**
    * Follows this host's address and interface changes (host-changes.ts): each burst that matters, within the
-   * debounce, is one sync; an address change (with --iface-can-reach, also a route change towards that address)
-   * reads the host again, an interface change or one of the overlay's entries changed reads everything again. A
+   * debounce, is one sync; an address change (with --iface-can-reach, also a route or rule change that can move
+   * the route to that address) reads the host again, an interface change or one of the overlay's entries changed
+   * reads everything again. A
    * lifetime refresh (DHCP, router advertisements) is announced as a new address: its sync finds nothing to change and
    * stays quiet, as does a full sync after an interface change that finds nothing missing.
    */

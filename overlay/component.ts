@@ -11,7 +11,7 @@ import { durationFlag, intInRange, listFlag, nonEmpty, oneOf, parseCIDRList, swi
 import type { Logger } from '../runtime/logger.ts';
 import { OverlayAgent } from './agent.ts';
 import { directRouteProtocol, type OverlayKernel } from './kernel/types.ts';
-import type { EntryChange } from './kernel/entry-watch.ts';
+import type { EntryChange, EntryWatchOptions } from './kernel/entry-watch.ts';
 import type { AddressChange, HostWatch, LinkChange } from './kernel/watch.ts';
 import { ForwardAccept, forwardChain } from './forward.ts';
 import { Masquerade } from './masquerade.ts';
@@ -166,7 +166,7 @@ async function openKernel(): Promise<OverlayKernel> {
 export interface HostWatches {
   watchAddresses: (onChange: (change: AddressChange) => void) => HostWatch;
   watchLinks: (onChange: (change: LinkChange) => void) => HostWatch;
-  watchEntries: (onChange: (change: EntryChange) => void) => HostWatch;
+  watchEntries: (onChange: (change: EntryChange) => void, options?: EntryWatchOptions) => HostWatch;
 }
 
 /** Loads the rtnetlink watches; loaded only when used (they load a native module). */

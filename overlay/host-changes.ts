@@ -9,14 +9,20 @@
 // of the overlay's changed by someone else (entryMatters). With --iface-can-reach, a route whose destination holds
 // that address coming or going (the default route moved to another interface, a more specific route added) can
 // change which interface reaches it: the host is read again and the underlay chosen again (reachMatters), and a new
-// underlay moves the VXLAN device as after an address change. Everything else — other interfaces (each pod's veth
+// underlay moves the VXLAN device as after an address change. So does, only then, a route of another table or type
+// whose destination holds it (a blackhole route, a policy-routing table's route) and any routing rule of its family
+// coming or going, which the entry watch passes on only with the flag. Everything else — other interfaces (each pod's veth
 // among them), the agent's own work on the VXLAN device — starts nothing.
 import type { Logger } from '../runtime/logger.ts';
-import type { EntryChange } from './kernel/entry-watch.ts';
+import type { EntryChange, EntryWatchOptions } from './kernel/entry-watch.ts';
 import type { AddressChange, HostWatch, LinkChange } from './kernel/watch.ts';
 import { contains, parseCidr, parseIp } from './kernel/addr.ts';
 import { directRouteProtocol } from './kernel/types.ts';
 import type { DesiredEntries } from './plan/diff.ts';
+
+// A rule's family (struct fib_rule_hdr), as the entry watch passes it on.
+const AF_INET = 2;
+const AF_INET6 = 10;
 
 /** What the overlay uses of this host now, as the agent knows it. */
 export interface HostUse {
@@ -51,8 +57,8 @@ export interface HostChangesOptions {
   watchAddresses?: (onChange: (change: AddressChange) => void) => HostWatch;
   /** Announces this host's interface changes (kernel/watch.ts watchLinks). */
   watchLinks?: (onChange: (change: LinkChange) => void) => HostWatch;
-  /** Announces this host's neighbour, FDB and route changes (kernel/entry-watch.ts watchEntries). */
-  watchEntries?: (onChange: (change: EntryChange) => void) => HostWatch;
+  /** Announces this host's neighbour, FDB and route changes (kernel/entry-watch.ts watchEntries), with `lookups` also other routes and rules. */
+  watchEntries?: (onChange: (change: EntryChange) => void, options?: EntryWatchOptions) => HostWatch;
   /** How long changes are gathered before one sync. */
   debounceMs: number;
   /** What the overlay uses now; asked at each change. */
@@ -114,6 +120,8 @@ export function linkMatters(c: LinkChange, use: HostUse): boolean {
  */
 export function entryMatters(c: EntryChange, use: HostUse): boolean {
   if (c.kind === 'lost') return true;
+  // Never one of the overlay's entries: only the reach check looks at these.
+  if (c.kind === 'other-route' || c.kind === 'rule') return false;
   if (use.want === undefined) return false;
   if (c.kind === 'route') return routeMatters(c, use, use.want);
   // Neighbour and FDB entries belong to one device: judged against what that device's plan wants.
@@ -166,18 +174,26 @@ function routeMatters(c: Extract<EntryChange, { kind: 'route' }>, use: HostUse, 
 }
 
 /**
- * Whether a route change can change the kernel's route to the --iface-can-reach address, and so the underlay: a
- * main-table route whose destination holds the address (the default route among them) added, replaced or deleted,
- * whatever its interface. Nothing without the flag. A route to elsewhere cannot change the lookup's answer; what
- * takes routes away without announcing each (an interface going down, its address removed) is followed by the
- * interface and address watches. Pure.
+ * Whether a route or rule change can change the kernel's route to the --iface-can-reach address, and so the
+ * underlay: a route whose destination holds the address (the default route among them) added, replaced or deleted,
+ * whatever its interface, table or type (a blackhole, unreachable or prohibit route makes the address unreachable, a
+ * throw route or another table's route can send the lookup elsewhere); and any routing rule of the address's family
+ * added or deleted, since which table answers for the address depends on all of them. Rules are not matched against
+ * the address (a rule's selectors are source, mark, interface, uid...): rules change rarely, and one host read more
+ * costs little. Nothing without the flag. A route to elsewhere cannot change the lookup's answer; what takes routes
+ * away without announcing each (an interface going down, its address removed) is followed by the interface and
+ * address watches. Pure.
  */
 export function reachMatters(c: EntryChange, use: HostUse): boolean {
-  if (use.reach === undefined || c.kind !== 'route') return false;
-  const dst = parseCidr(c.dst);
+  if (use.reach === undefined) return false;
   const ip = parseIp(use.reach);
-  return dst !== undefined && ip !== undefined && contains(dst, ip);
+  if (ip === undefined) return false;
+  if (c.kind === 'rule') return c.family === 0 || c.family === (ip.length === 16 ? AF_INET6 : AF_INET);
+  if (c.kind !== 'route' && c.kind !== 'other-route') return false;
+  const dst = parseCidr(c.dst);
+  return dst !== undefined && contains(dst, ip);
 }
+
 
 /** Follows this host's address and interface changes for the agent: one `onChange` per burst that matters. */
 export class HostChanges {
@@ -211,13 +227,15 @@ export class HostChanges {
       }));
     }
     if (o.watchEntries) {
+      // Routes of other tables and types and the rules matter only to --iface-can-reach: without it, not joined.
+      const lookups = o.use().reach !== undefined;
       this.#open('neighbour and route', () => o.watchEntries!((c) => {
         if (this.#closed) return;
         const use = o.use();
         if (entryMatters(c, use)) this.#changed(true, () => o.log.debug({ change: c }, "one of the overlay's entries changed by someone else; reading the kernel again"));
         // A re-plan, as after an address change: the host (and the route) read again, the device moved if need be.
-        else if (reachMatters(c, use)) this.#changed(false, () => o.log.debug({ change: c, reach: use.reach }, 'a route to the --iface-can-reach address changed; choosing the underlay again'));
-      }));
+        else if (reachMatters(c, use)) this.#changed(false, () => o.log.debug({ change: c, reach: use.reach }, 'a route or rule that can change the route to the --iface-can-reach address changed; choosing the underlay again'));
+      }, { lookups }));
     }
   }
 

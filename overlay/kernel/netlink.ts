@@ -216,8 +216,9 @@ export class NetlinkKernel implements OverlayKernel {
       if (m?.kind !== 'route' || m.attrs.oif === undefined) return undefined;
       return { index: m.attrs.oif, ...(m.attrs.prefsrc ? { src: formatIp(m.attrs.prefsrc) } : {}) };
     } catch (e) {
-      // No route (ENETUNREACH), an unreachable or prohibit route (EHOSTUNREACH, EACCES): nothing reaches it.
-      if (isKernelError(e, 'ENETUNREACH') || isKernelError(e, 'EHOSTUNREACH') || isKernelError(e, 'EACCES')) return undefined;
+      // No route (ENETUNREACH), an unreachable or prohibit route (EHOSTUNREACH, EACCES), a blackhole route (EINVAL,
+      // as `ip route get` shows it; the request itself is always well formed): nothing reaches it.
+      if (isKernelError(e, 'ENETUNREACH') || isKernelError(e, 'EHOSTUNREACH') || isKernelError(e, 'EACCES') || isKernelError(e, 'EINVAL')) return undefined;
       throw e;
     }
   }

@@ -217,7 +217,7 @@ export function watch(what: string, groups: readonly number[], on: { request?: B
 }
 
 /** The netlink messages of one datagram: type, flags, sequence number and payload. */
-function* messages(buf: Buffer): Generator<{ type: number; flags: number; seq: number; data: Buffer }> {
+export function* messages(buf: Buffer): Generator<{ type: number; flags: number; seq: number; data: Buffer }> {
   for (let off = 0; off + HEADER <= buf.length; ) {
     const length = LE ? buf.readUInt32LE(off) : buf.readUInt32BE(off);
     if (length < HEADER || off + length > buf.length) return;

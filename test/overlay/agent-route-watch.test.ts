@@ -1,12 +1,12 @@
 // The overlay agent with --iface-can-reach following route changes, against the in-memory kernel and a hand-driven
 // entry watch: a route change towards the address (the default route moved to another interface) chooses the
-// underlay again after the debounce and moves the VXLAN device; a route elsewhere, or any route without the flag,
-// starts nothing.
+// underlay again after the debounce and moves the VXLAN device, and so does a blackhole route or a rule (the entry
+// watch is asked for those only with the flag); a route elsewhere, or any route without the flag, starts nothing.
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Store } from '../../cluster/store.ts';
 import { OverlayAgent } from '../../overlay/agent.ts';
-import type { EntryChange } from '../../overlay/kernel/entry-watch.ts';
+import type { EntryChange, EntryWatchOptions } from '../../overlay/kernel/entry-watch.ts';
 import { FakeKernel } from '../../overlay/kernel/fake.ts';
 import { registerOverlayMetrics } from '../../overlay/metrics.ts';
 import { captureLogger } from '../helpers/wait.ts';
@@ -32,6 +32,7 @@ async function start(canReach: string | undefined, noDefault = false) {
   store.apply([clusterNode(1), clusterNode(2)].map((object) => ({ kind: 'Node' as const, object })));
   store.markSynced('Node');
   const listeners: Array<(c: EntryChange) => void> = [];
+  const watchOptions: Array<EntryWatchOptions | undefined> = [];
   const agent = new OverlayAgent({
     kernel,
     store,
@@ -41,8 +42,9 @@ async function start(canReach: string | undefined, noDefault = false) {
     log: captureLogger().log,
     resyncPeriodMs: 3_600_000,
     hostDebounceMs: debounceMs,
-    watchEntries(onChange) {
+    watchEntries(onChange, options) {
       listeners.push(onChange);
+      watchOptions.push(options);
       return { close: () => {} };
     },
   });
@@ -65,7 +67,7 @@ async function start(canReach: string | undefined, noDefault = false) {
     await new Promise((r) => setTimeout(r, debounceMs * 3));
     await agent.settled();
   };
-  return { agent, kernel, device, moveDefault, announce, hostReads, quiet, eth1 };
+  return { agent, kernel, device, moveDefault, announce, hostReads, quiet, eth1, watchOptions };
 }
 
 describe('the overlay agent with --iface-can-reach follows route changes', () => {
@@ -88,10 +90,27 @@ describe('the overlay agent with --iface-can-reach follows route changes', () =>
     expect(r.device()).toMatch(/local 192\.168\.61\.1 dev eth1 /);
   });
 
+  it('asks the entry watch for other routes and rules only with the flag', async () => {
+    expect((await start('203.0.113.9')).watchOptions).toEqual([{ lookups: true }]);
+    expect((await start(undefined)).watchOptions).toEqual([{ lookups: false }]);
+  });
+
+  it('a blackhole route to the address announced: the host is read again (the in-memory kernel still routes it: the device stays)', async () => {
+    const r = await start('203.0.113.9');
+    const reads = r.hostReads();
+    r.announce({ kind: 'other-route', dst: '203.0.113.0/24', table: 254, type: 6, deleted: false });
+    r.announce({ kind: 'rule', family: 2, deleted: false });
+    await r.quiet();
+    expect(r.hostReads()).toBe(reads + 1);
+    expect(r.device()).toMatch(/local 192\.168\.60\.1 dev eth0 /);
+  });
+
   const rows: Array<[what: string, canReach: string | undefined, change: (eth1: number) => EntryChange]> = [
     ['a route to another network, with the flag', '203.0.113.9', (eth1) => ({ kind: 'route', index: eth1, dst: '198.51.100.0/24', gateway: '192.168.61.254', protocol: 4, deleted: false })],
     ['an IPv6 default route, the address IPv4', '203.0.113.9', (eth1) => ({ kind: 'route', index: eth1, dst: '::/0', gateway: 'fe80::1', protocol: 4, deleted: false })],
     ['a default route, without the flag', undefined, (eth1) => ({ kind: 'route', index: eth1, dst: '0.0.0.0/0', gateway: '192.168.61.254', protocol: 4, deleted: false })],
+    ['a blackhole route to another network, with the flag', '203.0.113.9', () => ({ kind: 'other-route', dst: '198.51.100.0/24', table: 254, type: 6, deleted: false })],
+    ['an IPv6 rule, the address IPv4', '203.0.113.9', () => ({ kind: 'rule', family: 10, deleted: false })],
   ];
   it.each(rows)('%s: no sync', async (_what, canReach, change) => {
     const r = await start(canReach);

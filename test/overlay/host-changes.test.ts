@@ -157,3 +157,37 @@ describe('route changes with --iface-can-reach 192.168.70.9 (fd00:70::9 for IPv6
     expect(reachMatters(change, u)).toBe(matters);
   });
 });
+
+describe('other routes and rules with --iface-can-reach: whether the underlay is chosen again (never an entry of the overlay)', () => {
+  const reach4: HostUse = { ...use, reach: '192.168.70.9' };
+  const reach6: HostUse = { ...use, reach: 'fd00:70::9' };
+  // With a plan: entryMatters still judges only main-table unicast routes against it.
+  const planned4: HostUse = { ...reach4, want: { neighbours: new Map(), fdb: new Map(), routes: new Map([['192.168.70.0/24', '192.168.70.0']]), direct: new Map() } };
+  const o = (x: Partial<Extract<EntryChange, { kind: 'other-route' }>>): EntryChange => ({ kind: 'other-route', dst: '192.168.70.0/24', table: 254, type: 6, deleted: false, ...x });
+  const rule = (family: number, deleted = false): EntryChange => ({ kind: 'rule', family, deleted });
+  const rows: Array<[what: string, change: EntryChange, use: HostUse, matters: boolean]> = [
+    ['a blackhole route to the address\'s network added', o({}), reach4, true],
+    ['that blackhole route deleted', o({ deleted: true }), reach4, true],
+    ['an unreachable default route', o({ dst: '0.0.0.0/0', type: 7 }), reach4, true],
+    ['a prohibit host route to the address', o({ dst: '192.168.70.9/32', type: 8 }), reach4, true],
+    ['a throw route holding the address in table 100', o({ dst: '192.168.0.0/16', type: 9, table: 100 }), reach4, true],
+    ["a unicast route to the address's network in table 100", o({ table: 100, type: 1 }), reach4, true],
+    ['a unicast route to the address\'s network in table 100 deleted', o({ table: 100, type: 1, deleted: true }), reach4, true],
+    ['a local route of another address (table local)', o({ dst: '192.168.70.1/32', table: 255, type: 2 }), reach4, false],
+    ['a blackhole route to another network', o({ dst: '192.168.71.0/24' }), reach4, false],
+    ['a route in table 100 to another network', o({ dst: '10.0.0.0/8', table: 100, type: 1 }), reach4, false],
+    ['an IPv6 blackhole default route, the address IPv4', o({ dst: '::/0' }), reach4, false],
+    ['an IPv6 route in table 100 holding the address', o({ dst: 'fd00:70::/64', table: 100, type: 1 }), reach6, true],
+    ['a blackhole route without --iface-can-reach', o({}), use, false],
+    ['an IPv4 rule added', rule(2), reach4, true],
+    ['an IPv4 rule deleted', rule(2, true), reach4, true],
+    ['an IPv6 rule, the address IPv4', rule(10), reach4, false],
+    ['an IPv6 rule, the address IPv6', rule(10, true), reach6, true],
+    ['a rule of unknown family', rule(0), reach6, true],
+    ['a rule without --iface-can-reach', rule(2), use, false],
+  ];
+  it.each(rows)('%s: matters %s', (_what, change, u, matters) => {
+    expect(reachMatters(change, u)).toBe(matters);
+    expect(entryMatters(change, u === use ? use : planned4)).toBe(false);
+  });
+});

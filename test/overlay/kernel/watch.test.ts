@@ -178,4 +178,32 @@ describe('parseEntryChanges', () => {
       { kind: 'route', index: -1, dst: '10.244.6.0/24', gateway: '', protocol: 4, deleted: false },
     ]);
   });
+
+  it('with lookups, also reads routes of other tables and types and the rules (only their family); never a cached route', () => {
+    const RTM_NEWRULE = 32;
+    const RTM_DELRULE = 33;
+    // struct fib_rule_hdr (family, dst_len, src_len, tos, table, res1, res2, action; flags) and one attribute, unread.
+    const ruleMsg = (type: number, family: number) => message(type, Buffer.concat([Buffer.from([family, 0, 0, 0, 100, 0, 0, 1]), u32(0), Buffer.from([8, 0, 6, 0]), u32(1000)]));
+    const buf = Buffer.concat([
+      route(RTM_NEWROUTE, { dst: [10, 244, 2, 0], len: 24, gateway: [10, 244, 2, 0], oif: 9 }),
+      route(RTM_NEWROUTE, { dst: [10, 9, 0, 0], len: 16, routeType: 6 }),
+      route(RTM_DELROUTE, { dst: [10, 9, 0, 0], len: 16, gateway: [192, 168, 60, 254], oif: 2, table: 100 }),
+      route(RTM_NEWROUTE, { dst: [0xfd, 0, 0, 0x70, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], len: 64, routeType: 7 }),
+      route(RTM_NEWROUTE, { dst: [10, 244, 2, 7], len: 32, gateway: [10, 244, 2, 0], oif: 9, table: 100, cloned: true }),
+      ruleMsg(RTM_NEWRULE, 2),
+      ruleMsg(RTM_DELRULE, 10),
+      message(RTM_NEWRULE, Buffer.alloc(0)),
+    ]);
+    expect(parseEntryChanges(buf, true)).toEqual([
+      { kind: 'route', index: 9, dst: '10.244.2.0/24', gateway: '10.244.2.0', protocol: 4, deleted: false },
+      { kind: 'other-route', dst: '10.9.0.0/16', table: 254, type: 6, deleted: false },
+      { kind: 'other-route', dst: '10.9.0.0/16', table: 100, type: 1, deleted: true },
+      { kind: 'other-route', dst: 'fd00:70::/64', table: 254, type: 7, deleted: false },
+      { kind: 'rule', family: 2, deleted: false },
+      { kind: 'rule', family: 10, deleted: true },
+      { kind: 'rule', family: 0, deleted: false },
+    ]);
+    // Without lookups the same datagram gives the main-table unicast route alone.
+    expect(parseEntryChanges(buf)).toEqual([{ kind: 'route', index: 9, dst: '10.244.2.0/24', gateway: '10.244.2.0', protocol: 4, deleted: false }]);
+  });
 });
