@@ -14,6 +14,7 @@ import type { Certificates } from '../tls/certificates.ts';
 import type { TLSSocket } from 'node:tls';
 import { randomBytes } from 'node:crypto';
 import type { GatewayMetrics } from './metrics.ts';
+import { isH2cToken, upgradeTokens } from '../upstream/headers.ts';
 import { clientProto, reply, runPipeline, targetBackend, upgradePipeline, upstreamTarget, type Exchange, type GatewayState } from './steps.ts';
 
 /** Protections and listeners of the gateway. */
@@ -241,6 +242,15 @@ export class Gateway {
         socket.end(`HTTP/1.1 ${status} ${statusLine[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
       } else socket.destroy();
     });
+    // Which upgrades reach 'upgrade': not h2c's (isH2cToken). A request asking for h2c alone is served as a plain
+    // HTTP/1.1 request, its Upgrade, Connection and HTTP2-Settings not forwarded (hop-by-hop), as Envoy and others
+    // serve it; one listing other protocols too is relayed without the h2c token (upgrade.ts).
+    (server as { shouldUpgradeCallback?: (req: IncomingMessage) => boolean }).shouldUpgradeCallback = (req) => {
+      const tokens = upgradeTokens(req.headers.upgrade ?? '');
+      const others = tokens.filter((t) => !isH2cToken(t));
+      if (others.length < tokens.length) metrics.rejected.inc({ reason: 'h2c-upgrade' });
+      return others.length > 0;
+    };
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => void this.#upgrade(req, socket as Socket, head, server === this.#https ? 'https' : 'http'));
     // CONNECT (a forward proxy's tunnel) is no request a gateway serves: as nginx 1.22 answers it, 400 on HTTP/1
     // (node:http closes the connection without a word when nothing listens) and 405 on an HTTP/2 stream (which the

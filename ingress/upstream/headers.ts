@@ -60,6 +60,21 @@ export function connectionListed(value: HeaderValue | undefined): string[] | nul
   return listed;
 }
 
+/** The protocols an Upgrade header value lists, trimmed, empty ones left out. */
+export function upgradeTokens(value: string): string[] {
+  return value.split(',').map((t) => t.trim()).filter((t) => t !== '');
+}
+
+/**
+ * True for an Upgrade token naming h2c (any case, any version): HTTP/2 over cleartext, whose upgrade the gateway
+ * never relays. A backend that switched would give the client an HTTP/2 connection to it, and each request on it
+ * would skip the gateway's routing, auth and limits (h2c smuggling); RFC 9113 §3.1 dropped the upgrade besides.
+ */
+export function isH2cToken(token: string): boolean {
+  const slash = token.indexOf('/');
+  return (slash === -1 ? token : token.slice(0, slash)).trim().toLowerCase() === 'h2c';
+}
+
 /**
  * The headers to send upstream from the client's raw headers (Node's `rawHeaders`): hop-by-hop headers, the ones
  * Connection lists, TE other than "trailers" and HTTP/2 pseudo-headers dropped; Host kept as sent (HTTP/2's

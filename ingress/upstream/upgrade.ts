@@ -1,7 +1,7 @@
-// Upgrade pass-through (WebSocket and any other `Upgrade:` over HTTP/1.1): a raw TCP (or TLS) connection to the
-// endpoint, the request head written as the client sent it (hop-by-hop headers dropped except Upgrade, with
-// `Connection: Upgrade`), then, after a 101, bytes relayed both ways. A non-101 answer is relayed and the connection
-// closed; nothing the client sent after its request head reaches the upstream then.
+// Upgrade pass-through (WebSocket and any other `Upgrade:` over HTTP/1.1 but h2c): a raw TCP (or TLS) connection to
+// the endpoint, the request head written as the client sent it (hop-by-hop headers dropped except Upgrade, without
+// its h2c tokens, with `Connection: Upgrade`), then, after a 101, bytes relayed both ways. A non-101 answer is
+// relayed and the connection closed; nothing the client sent after its request head reaches the upstream then.
 import type { IncomingMessage } from 'node:http';
 import { connect as netConnect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -12,7 +12,7 @@ import { rewriteSetCookieHead } from './cookie-rewrite.ts';
 import type { Backend } from './backend.ts';
 import { UpstreamError, classifyError, passesToNext, statusText, type UpstreamErrorCode } from './errors.ts';
 import { type ForwardResult, type ForwardTarget, forwardResult, hasBody, maxAttempts } from './forward.ts';
-import { isHiddenResponseHeader, isSafeHeaderValue, upstreamRequestHeaders } from './headers.ts';
+import { isH2cToken, isHiddenResponseHeader, isSafeHeaderValue, upgradeTokens, upstreamRequestHeaders } from './headers.ts';
 import { overTls, type UpstreamEndpoint } from './pool.ts';
 
 const headerEnd = Buffer.from('\r\n\r\n');
@@ -27,7 +27,12 @@ export function upgradeRequestHead(req: IncomingMessage, target: ForwardTarget):
   let head = `${req.method ?? 'GET'} ${target.path} HTTP/1.1\r\n`;
   for (let i = 0; i < headers.length; i += 2) {
     const name = headers[i] as string;
-    const value = headers[i + 1] as string;
+    let value = headers[i + 1] as string;
+    // An h2c token goes nowhere (isH2cToken); the others of the header stay (`h2c, websocket`: websocket).
+    if (name.length === 7 && name.toLowerCase() === 'upgrade') {
+      value = upgradeTokens(value).filter((t) => !isH2cToken(t)).join(', ');
+      if (value === '') continue;
+    }
     if (!tokenName.test(name) || !isSafeHeaderValue(value)) return new UpstreamError('INVALID_REQUEST', `header ${JSON.stringify(name)} cannot be sent upstream`);
     head += `${name}: ${value}\r\n`;
   }

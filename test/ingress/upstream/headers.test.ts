@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { clientResponseHeaders, connectionListed, isHopByHop, upstreamRequestHeaders } from '../../../ingress/upstream/headers.ts';
+import { clientResponseHeaders, connectionListed, isH2cToken, isHopByHop, upgradeTokens, upstreamRequestHeaders } from '../../../ingress/upstream/headers.ts';
 
 describe('isHopByHop', () => {
   it.each([
@@ -8,6 +8,20 @@ describe('isHopByHop', () => {
     ['host', false], ['content-length', false], ['x-forwarded-for', false], ['cookie', false], ['authorization', false],
   ])('%s → %s', (name, want) => {
     expect(isHopByHop(name)).toBe(want);
+  });
+});
+
+describe('upgradeTokens and isH2cToken', () => {
+  it.each([
+    // [Upgrade value, its tokens, which of them name h2c]
+    ['h2c', ['h2c'], [true]],
+    [' H2C , websocket,', ['H2C', 'websocket'], [true, false]],
+    ['websocket, h2c/1', ['websocket', 'h2c/1'], [false, true]],
+    ['h2, h2cx, HTTP/2.0', ['h2', 'h2cx', 'HTTP/2.0'], [false, false, false]],
+    ['', [], []],
+  ])('%j: %j', (value, tokens, h2c) => {
+    expect(upgradeTokens(value)).toEqual(tokens);
+    expect(tokens.map(isH2cToken)).toEqual(h2c);
   });
 });
 

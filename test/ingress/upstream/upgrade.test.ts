@@ -251,6 +251,18 @@ describe('upgradeRequestHead', () => {
       target: t('/', { 'X-Real-IP': '192.0.2.1' }),
       want: 'GET / HTTP/1.1\r\nHost: h\r\nX-Real-IP: 192.0.2.1\r\nConnection: Upgrade\r\n\r\n',
     },
+    {
+      name: 'drops the h2c token, keeps the others, and drops HTTP2-Settings',
+      raw: ['Host', 'h', 'Connection', 'Upgrade, HTTP2-Settings', 'Upgrade', 'H2C, websocket', 'HTTP2-Settings', 'AAMAAABkAARAAAAAAAIAAAAA'],
+      target: t('/'),
+      want: 'GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n',
+    },
+    {
+      name: 'drops an Upgrade line naming only h2c, keeps another',
+      raw: ['Host', 'h', 'Connection', 'Upgrade', 'Upgrade', 'h2c', 'upgrade', 'websocket'],
+      target: t('/'),
+      want: 'GET / HTTP/1.1\r\nHost: h\r\nupgrade: websocket\r\nConnection: Upgrade\r\n\r\n',
+    },
   ])('$name', ({ raw, target, want }) => {
     expect(upgradeRequestHead(req(raw), target)).toBe(want);
   });
