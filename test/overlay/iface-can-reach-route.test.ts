@@ -57,9 +57,11 @@ describe('netplane overlay --iface-can-reach follows a route change', () => {
     expect(await vxlanDevice(t, node1.ns)).toMatchObject({ local: '192.168.60.1', link: 'eth0' });
     await reaches();
 
+    await quiet();
     await ip('route', 'replace', 'default', 'via', '10.99.0.254', 'dev', 'mgmt0');
     await waitFor('the device to move to mgmt0 after the default route did', on('10.99.0.1', 'mgmt0'), boundMs, 20);
 
+    await quiet();
     await ip('route', 'add', '203.0.113.0/24', 'via', '192.168.60.254', 'dev', 'eth0');
     await waitFor('the device to move back to eth0 after a more specific route through it', on('192.168.60.1', 'eth0'), boundMs, 20);
     await reaches();
