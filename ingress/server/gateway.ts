@@ -15,6 +15,7 @@ import type { TLSSocket } from 'node:tls';
 import { randomBytes } from 'node:crypto';
 import type { GatewayMetrics } from './metrics.ts';
 import { isH2cToken, upgradeTokens } from '../upstream/headers.ts';
+import { failedRequestVersion } from './request.ts';
 import { clientProto, reply, runPipeline, targetBackend, upgradePipeline, upstreamTarget, type Exchange, type GatewayState } from './steps.ts';
 
 /** Protections and listeners of the gateway. */
@@ -238,7 +239,9 @@ export class Gateway {
       const started = (socket as Duplex & { _httpMessage?: ServerResponse })._httpMessage?.headersSent === true;
       if (started) socket.end();
       else if (socket.writable && !(socket as Socket).destroyed) {
-        const status = clientErrorStatus[err.code ?? ''] ?? 400;
+        let status = clientErrorStatus[err.code ?? ''] ?? 400;
+        // nginx answers any Transfer-Encoding on HTTP/1.0 with 400, before it looks at the coding.
+        if (status === 501 && http10(err)) status = 400;
         socket.end(`HTTP/1.1 ${status} ${statusLine[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
       } else socket.destroy();
     });
@@ -480,10 +483,21 @@ export class Gateway {
 
 /**
  * The status the clientError listener answers a parse error with (400 for any other): as nginx, 501 for a
- * Transfer-Encoding other than `chunked` (node:http refuses `chunked, gzip` before handing the request on).
+ * Transfer-Encoding other than `chunked` (node:http refuses `chunked, gzip` before handing the request on), but 400
+ * on HTTP/1.0 (http10), which nginx checks first.
  */
 const clientErrorStatus: Readonly<Record<string, number>> = { HPE_HEADER_OVERFLOW: 431, ERR_HTTP_REQUEST_TIMEOUT: 408, HPE_INVALID_TRANSFER_ENCODING: 501 };
 const statusLine: Readonly<Record<number, string>> = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large', 501: 'Not Implemented' };
+
+/**
+ * True when the request a parse error stopped in says HTTP/1.0 (or 0.9) on its request line, as far as the chunk the
+ * parser failed in shows it (failedRequestVersion); false when it does not show it.
+ */
+function http10(err: Error & { rawPacket?: unknown; bytesParsed?: number }): boolean {
+  if (!Buffer.isBuffer(err.rawPacket)) return false;
+  const version = failedRequestVersion(err.rawPacket, err.bytesParsed ?? err.rawPacket.length);
+  return version !== undefined && version < '1.1';
+}
 
 const knownMethods: ReadonlySet<string> = new Set(METHODS);
 

@@ -1,5 +1,5 @@
-// Pure pieces of reading a request: the host it names, the path routes match on, and the X-Forwarded-* headers
-// sent upstream.
+// Pure pieces of reading a request: the host it names, the path routes match on, the X-Forwarded-* headers sent
+// upstream, and the version of a request the HTTP parser refused.
 import { randomFillSync } from 'node:crypto';
 import { resolveSegments, resolveWithinRoot } from '../routes/rewrite.ts';
 
@@ -176,3 +176,24 @@ function newRequestId(): string {
   idAt += idBytes;
   return id;
 }
+
+/**
+ * The HTTP version (`1.0`, `1.1`) of the request a parse error stopped in, read off the bytes node:http hands its
+ * clientError listener: `packet` (the error's rawPacket, the chunk being parsed) up to `offset` (its bytesParsed),
+ * from the last request line there. Undefined when that line is not in the chunk (a head that came in pieces).
+ */
+export function failedRequestVersion(packet: Buffer, offset: number): string | undefined {
+  const lines = packet.toString('latin1', 0, Math.min(Math.max(offset, 0), packet.length)).split('\n');
+  for (let i = lines.length - 1; i >= 0; i--) {
+    const line = lines[i]!;
+    // Header lines (`name:`) and folded continuations (leading whitespace) are never the request line. What stands
+    // before the method on its line (the end of a body before it) does not matter: the version closes the line.
+    if (headerLine.test(line)) continue;
+    const m = versionAtEnd.exec(line);
+    if (m !== null) return m[1];
+  }
+  return undefined;
+}
+
+const headerLine = /^(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:|[ \t])/;
+const versionAtEnd = / HTTP\/(\d\.\d)\r?$/;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { forwardedHeaders, requestHost, requestId, requestPath } from '../../../ingress/server/request.ts';
+import { failedRequestVersion, forwardedHeaders, requestHost, requestId, requestPath } from '../../../ingress/server/request.ts';
 import { signinLocation } from '../../../ingress/server/answers.ts';
 
 describe('requestHost', () => {
@@ -145,5 +145,24 @@ describe('signinLocation', () => {
     ['scheme and http_host', '$scheme://$http_host/auth?rd=$scheme://$host$request_uri', 'https://shop.example.com/auth?rd=https://shop.example.com/cart?id=7&x=1'],
   ])('%s', (_what, template, want) => {
     expect(signinLocation(template, x)).toBe(want);
+  });
+});
+
+describe('failedRequestVersion', () => {
+  const te = 'Transfer-Encoding: chunked, gzip\r\n\r\n';
+  it.each([
+    // [what, packet, where the parser stopped (-1: the end), version]
+    ['an HTTP/1.0 request', `POST / HTTP/1.0\r\nHost: a\r\n${te}`, -1, '1.0'],
+    ['an HTTP/1.1 request', `POST / HTTP/1.1\r\nHost: a\r\n${te}`, -1, '1.1'],
+    ['bare LF line ends', `POST / HTTP/1.0\nHost: a\n${te}`, -1, '1.0'],
+    ['the refused request, not an earlier one of the packet', `GET / HTTP/1.1\r\nHost: a\r\n\r\nPOST / HTTP/1.0\r\nHost: a\r\n${te}`, -1, '1.0'],
+    ['after a body with no line end of its own', `POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\na bPOST / HTTP/1.0\r\n${te}`, -1, '1.0'],
+    ['not a later request of the packet', `POST / HTTP/1.0\r\n${te}GET / HTTP/1.1\r\n\r\n`, 20, '1.0'],
+    ['not a header value ending like a version', `POST / HTTP/1.0\r\nVia: 1.1 proxy HTTP/1.1\r\n${te}`, -1, '1.0'],
+    ['not a folded header line', `POST / HTTP/1.0\r\nX-A: a\r\n  b HTTP/1.1\r\n${te}`, -1, '1.0'],
+    ['no request line in the packet (a head in pieces)', `Host: a\r\n${te}`, -1, undefined],
+  ])('%s', (_what, packet, offset, version) => {
+    const buf = Buffer.from(packet, 'latin1');
+    expect(failedRequestVersion(buf, offset === -1 ? buf.length : offset)).toBe(version);
   });
 });
