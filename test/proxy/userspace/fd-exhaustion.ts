@@ -1,10 +1,11 @@
 // Run under `prlimit --nofile=N`: a TcpListener whose process has exactly two descriptors left when a client
 // connects (one for the client's own socket, one for the accepted one), so the dial to the endpoint fails with EMFILE.
 // Prints what the listener reported and how the client ended, as JSON. argv: native|sockets.
-import { openSync, closeSync } from 'node:fs';
+import { closeSync } from 'node:fs';
 import { connect, createServer, type AddressInfo } from 'node:net';
 import { TcpListener } from '../../../proxy/userspace/tcp.ts';
 import { listenerSpecs } from '../../../proxy/userspace/listeners.ts';
+import { exhaustDescriptors, release } from './descriptors.ts';
 import { plan, portPlan } from './plans.ts';
 
 const backend = createServer((s) => s.end('hi\n'));
@@ -18,14 +19,7 @@ const spec = listenerSpecs(plan(portPlan({ name: 'web', port, clusterEndpoints: 
 const reported: string[] = [];
 const l = new TcpListener(spec, { host: '127.0.0.1', reusePort: false, connectTimeoutMs: 250, nativeRelay: process.argv[2] === 'native', onError: (e) => reported.push(e.message) });
 await l.listen();
-const filler: number[] = [];
-for (;;) {
-  try {
-    filler.push(openSync('/dev/null', 'r'));
-  } catch {
-    break;
-  }
-}
+const filler = exhaustDescriptors();
 closeSync(filler.pop()!);
 closeSync(filler.pop()!);
 const ended = await new Promise<string>((resolve) => {
@@ -35,7 +29,7 @@ const ended = await new Promise<string>((resolve) => {
   c.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
   c.on('close', () => resolve(got === '' ? 'closed' : got.trim()));
 });
-for (const fd of filler) closeSync(fd);
+release(filler);
 // Descriptors free again: the next client is served.
 const after = await new Promise<string>((resolve) => {
   const c = connect({ host: '127.0.0.1', port });

@@ -2,12 +2,12 @@
 // when a new client's datagram arrives, so the flow socket's implicit bind fails (EMFILE) before its connect while
 // the datagram waits for it. Prints the dropped-datagram counters as the metrics endpoint shows them, and whether the
 // next datagram, once descriptors are free, is answered, as JSON.
-import { closeSync, openSync } from 'node:fs';
 import { createSocket } from 'node:dgram';
 import { Registry } from 'prom-client';
 import { registerProxyMetrics } from '../../../proxy/metrics.ts';
 import { UserspaceBackend } from '../../../proxy/userspace/backend.ts';
 import { silentLogger } from '../../../runtime/logger.ts';
+import { exhaustDescriptors, release } from './descriptors.ts';
 import { plan, portPlan } from './plans.ts';
 import { freePort, udpAsk, udpEndpoint } from './servers.ts';
 
@@ -19,16 +19,9 @@ const backend = new UserspaceBackend({ log: silentLogger(), onUdpDrop: (reason) 
 await backend.sync(plan(portPlan({ name: 'dns', protocol: 'UDP', port, clusterEndpoints: [ep.target] })), { full: true });
 const client = createSocket('udp4');
 await new Promise<void>((r) => client.bind(0, '127.0.0.1', r));
-const filler: number[] = [];
-for (;;) {
-  try {
-    filler.push(openSync('/dev/null', 'r'));
-  } catch {
-    break;
-  }
-}
+const filler = exhaustDescriptors();
 const lost = await udpAsk(client, port, 'lost', 300).catch((e: Error) => e.message);
-for (const fd of filler) closeSync(fd);
+release(filler);
 const after = await udpAsk(client, port, 'after').catch((e: Error) => e.message);
 const dropped = (await registry.metrics()).split('\n').filter((l) => l.startsWith('netplane_proxy_udp_datagrams_dropped_total{'));
 process.stdout.write(JSON.stringify({ lost, after, dropped }) + '\n');
