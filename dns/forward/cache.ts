@@ -6,7 +6,8 @@ import type { SoaAnswer } from 'dns-packet';
 import type { DnsAnswer, DnsQuery, Rcode, ResourceRecord } from '../types.ts';
 import type { UpstreamReply } from './exchange.ts';
 import { plainSections, viewFor, type ClientBits, type Sections, type View } from './dnssec.ts';
-import { ecsCode, findOption, relayed } from './options.ts';
+import { ecsCode, findOption, keyedCodes, relayed } from './options.ts';
+import { echo, lookupKeys, placement, type ClientSubnet, type EntrySubnet } from './subnet.ts';
 
 /** When a popular entry is refreshed ahead of expiry (CoreDNS `prefetch AMOUNT DURATION PERCENTAGE%`). */
 export interface PrefetchSettings {
@@ -72,11 +73,13 @@ export interface CacheEntry {
   readonly dnssecOk: boolean;
   /** The sections without the DNSSEC records a DO=0 client does not get (dnssec.ts); undefined when none are. */
   readonly plain: Sections | undefined;
+  /** Its key in the cache (the question's base key, and for an answer to ECS the network it serves: subnet.ts). */
+  readonly key: string;
   /**
-   * The upstream's EDNS Client Subnet option (its SCOPE PREFIX-LENGTH included), given with every answer built from
-   * the entry; only on an entry asked with one, so keyed by it (cacheKey). Undefined otherwise.
+   * For an answer to a query with EDNS Client Subnet: what it answered, and the SCOPE every client served from it
+   * gets back in its own option (subnet.ts). Undefined for an answer to a query without ECS.
    */
-  readonly ecs: Buffer | undefined;
+  readonly subnet: EntrySubnet | undefined;
   /** The TTL it was cached for, seconds, after the caps. */
   readonly ttl: number;
   readonly storedAt: number;
@@ -116,10 +119,11 @@ export function resolveCacheSettings(s: CacheSettings = {}): ResolvedCacheSettin
 }
 
 /**
- * The cache key: lower-case name, type, class, CD and the EDNS options relayed upstream (options.ts). CD changes what
- * an upstream sends back (data a validator would reject), so those answers are kept apart. So do relayed options:
- * an upstream may tailor its answer to them (EDNS Client Subnet, RFC 7871), so an answer serves only queries that
- * carried the same ones, byte for byte (CoreDNS's cache keys on name, type, class, DO and CD alone, so it hands one
+ * The base cache key: lower-case name, type, class, CD and the EDNS options relayed upstream (options.ts) but EDNS
+ * Client Subnet. CD changes what an upstream sends back (data a validator would reject), so those answers are kept
+ * apart. So do relayed options: an upstream may tailor its answer to them, so an answer serves only queries that
+ * carried the same ones, byte for byte. The client subnet is matched by network instead, within the SCOPE the
+ * upstream gave (subnet.ts, RFC 7871 §7.3; CoreDNS's cache keys on name, type, class, DO and CD alone, so it hands one
  * client's subnet-tailored answer to every other). Hop-by-hop options (a cookie) are not relayed and not keyed.
  * DO is not in the key: as in CoreDNS, an entry asked with DO serves DO=0 clients too, its DNSSEC records left out
  * for them (CacheEntry.dnssecOk, dnssec.ts). The usual question (A, IN, no CD, no options) is keyed by the name
@@ -127,7 +131,7 @@ export function resolveCacheSettings(s: CacheSettings = {}): ResolvedCacheSettin
  * after a space, which a name from the wire never holds (it is escaped \032); options in hex, after " o".
  */
 export function cacheKey(q: Pick<DnsQuery, 'lname' | 'qtype' | 'qclass' | 'cd' | 'ednsOptions'>): string {
-  const options = q.ednsOptions === undefined ? undefined : relayed(q.ednsOptions);
+  const options = q.ednsOptions === undefined ? undefined : relayed(q.ednsOptions, keyedCodes);
   if (options === undefined) {
     if (q.qtype === 1 && q.qclass === 1 && !q.cd) return q.lname;
     return `${q.lname} ${q.qtype} ${q.qclass}${q.cd ? ' cd' : ''}`;
@@ -135,11 +139,10 @@ export function cacheKey(q: Pick<DnsQuery, 'lname' | 'qtype' | 'qclass' | 'cd' |
   return `${q.lname} ${q.qtype} ${q.qclass}${q.cd ? ' cd' : ''} o${options.toString('hex')}`;
 }
 
-/** What the cache needs of the question a reply answers: its type name, whether it was asked with DO, its EDNS options. */
+/** What the cache needs of the question a reply answers: its type name and whether it was asked with DO. */
 export interface Asked {
   readonly type: string;
   readonly dnssecOk: boolean;
-  readonly ednsOptions?: Buffer | undefined;
 }
 
 /**
@@ -204,6 +207,8 @@ export class DnsCache {
   /** An entry that went to the recent end fewer than this many insertions and moves ago stays where it is. */
   readonly #moveAfter: number;
   #counts: Record<CacheType, number> = { success: 0, denial: 0 };
+  /** For answers valid for a network (subnet.ts): per question and family, how many entries of each prefix length. */
+  #lengths = new Map<string, Map<number, number>>();
   #onEvict: (type: CacheType) => void;
 
   /** `onEvict` hears of every entry pushed out to make room (for coredns_cache_evictions_total). */
@@ -228,12 +233,29 @@ export class DnsCache {
   }
 
   /**
-   * Looks a key up at `now` for `client`. A fresh hit counts towards popularity and may ask for a prefetch (once per
-   * entry). An entry asked without DO is a miss for a DO client (its signatures were never fetched), as in CoreDNS.
+   * Looks a base key (cacheKey) up at `now` for `client`, who sent the EDNS Client Subnet `subnet` (or none). A fresh
+   * hit counts towards popularity and may ask for a prefetch (once per entry). An entry asked without DO is a miss
+   * for a DO client (its signatures were never fetched), as in CoreDNS. With a subnet, the entries that may serve it
+   * are tried most specific first (subnet.ts lookupKeys); the first fresh one is the hit, else the first that may be
+   * served stale. Without one, the one entry under the key serves (asked without ECS, or valid for every network).
    */
-  lookup(key: string, now: number, client: ClientBits): Lookup {
+  lookup(key: string, now: number, client: ClientBits, subnet?: ClientSubnet): Lookup {
+    if (subnet === undefined) return this.#lookupAt(key, now, client, undefined);
+    let stale: Lookup | undefined;
+    for (const k of lookupKeys(key, subnet, this.#lengths.get(`${key} e${subnet.family}`))) {
+      const found = this.#lookupAt(k, now, client, subnet);
+      if (found.kind === 'hit') return found;
+      if (found.kind === 'stale') stale ??= found;
+    }
+    return stale ?? { kind: 'miss' };
+  }
+
+  #lookupAt(key: string, now: number, client: ClientBits, subnet: ClientSubnet | undefined): Lookup {
     const entry = this.#entries.get(key);
     if (!entry || (client.dnssecOk && !entry.dnssecOk)) return { kind: 'miss' };
+    // A client with a subnet is served only from answers to ECS of its FAMILY: other keys hold it, and under the base
+    // key the entry may have been asked without ECS.
+    if (subnet !== undefined && entry.subnet?.family !== subnet.family) return { kind: 'miss' };
     const left = remainingTtl(entry, now);
     if (left <= 0) {
       // RFC 8767 serves stale data; an upstream's failure is no data.
@@ -247,7 +269,7 @@ export class DnsCache {
       this.#entries.set(key, entry);
       entry.touched = ++this.#moves;
     }
-    return { kind: 'hit', entry, answer: this.answer(entry, now, 'cache', client), prefetch: this.#shouldPrefetch(entry, left, now) };
+    return { kind: 'hit', entry, answer: this.answer(entry, now, 'cache', client, subnet), prefetch: this.#shouldPrefetch(entry, left, now) };
   }
 
   /**
@@ -255,20 +277,24 @@ export class DnsCache {
    * not cacheable (an entry already there is then kept, to be served stale). A SERVFAIL is cached only where no
    * other answer is (a fresh one, or an expired one to serve stale, stays). A replaced entry hands on its popularity.
    * A reply asked without DO does not replace a fresh entry asked with DO (one that came back later than it): that
-   * entry is returned instead, as it serves DO=0 clients too.
+   * entry is returned instead, as it serves DO=0 clients too (unless it was asked without ECS and the new one, valid
+   * for every network, was asked with it: the old one does not serve clients with a subnet).
+   * `key` is the question's base key (cacheKey) and `subnet` the query's EDNS Client Subnet: the entry goes where
+   * subnet.ts placement says, by the SCOPE of the upstream's option (0 when it sent none, RFC 7871 §7.3). A reply
+   * whose option answers another subnet (§7.3: MUST be dropped), or carries one unasked, is not cached; neither is a
+   * SERVFAIL to a query with a subnet (it says nothing of a network, and must not shadow an answer for one).
    */
-  store(key: string, reply: UpstreamReply, now: number, asked: Asked): CacheEntry | undefined {
+  store(key: string, reply: UpstreamReply, now: number, asked: Asked, subnet?: ClientSubnet): CacheEntry | undefined {
     if (this.settings.maxEntries <= 0) return undefined;
     const life = cacheTtl(reply, this.settings);
     if (!life) return undefined;
-    // A query with ECS: the upstream's ECS option goes with the entry (its scope), and a reply whose option answers
-    // another subnet (or none, when it sent one without being asked) is not cached.
-    const askedEcs = findOption(asked.ednsOptions, ecsCode);
     const ecs = findOption(reply.ednsOptions, ecsCode);
-    if (askedEcs === undefined ? ecs !== undefined : ecs !== undefined && !ecsAnswers(ecs, askedEcs)) return undefined;
+    if (subnet === undefined ? ecs !== undefined : (ecs !== undefined && !ecsAnswers(ecs, subnet.option)) || reply.rcode === 'SERVFAIL') return undefined;
+    const place = placement(key, subnet, ecs?.[7] ?? 0);
+    key = place.key;
     const old = this.#entries.get(key);
     if (reply.rcode === 'SERVFAIL' && old && old.rcode !== 'SERVFAIL') return undefined;
-    if (old?.dnssecOk && !asked.dnssecOk && remainingTtl(old, now) > 0) return old;
+    if (old?.dnssecOk && !asked.dnssecOk && remainingTtl(old, now) > 0 && (old.subnet !== undefined || place.subnet === undefined)) return old;
     if (old) this.#delete(key, old);
     while (this.#entries.size >= this.settings.maxEntries) {
       const [oldestKey, oldest] = this.#entries.entries().next().value as [string, CacheEntry];
@@ -284,7 +310,8 @@ export class DnsCache {
       authenticatedData: reply.authenticatedData === true,
       dnssecOk: asked.dnssecOk,
       plain: plainSections(reply, asked.type),
-      ecs: ecs && Buffer.from(ecs),
+      key,
+      subnet: place.subnet,
       ttl: life.ttl,
       storedAt: now,
       // The miss that brought a new name in was its first query.
@@ -298,6 +325,12 @@ export class DnsCache {
     };
     this.#entries.set(key, entry);
     this.#counts[entry.type]++;
+    const lengths = place.subnet?.lengths;
+    if (lengths !== undefined) {
+      let byBits = this.#lengths.get(lengths);
+      if (byBits === undefined) this.#lengths.set(lengths, (byBits = new Map()));
+      byBits.set(place.subnet!.bits, (byBits.get(place.subnet!.bits) ?? 0) + 1);
+    }
     return entry;
   }
 
@@ -305,30 +338,41 @@ export class DnsCache {
    * The entry as an answer for `client` at `now`: every record carries the remaining TTL (CoreDNS does the same, so a
    * client never sees 1799 then 8), DNSSEC records and AD as dnssec.ts says. The same object comes back for the same
    * view while the remaining TTL is unchanged, so the server reuses bytes; views that differ are different objects.
+   * A client that sent a subnet gets a new object, with its own option echoed and the entry's SCOPE (RFC 7871
+   * §7.2.1–7.2.2: FAMILY, SOURCE PREFIX-LENGTH and ADDRESS must match the query's); one that sent none gets no option.
    */
-  answer(entry: CacheEntry, now: number, source: 'cache' | 'forward', client: ClientBits): DnsAnswer {
+  answer(entry: CacheEntry, now: number, source: 'cache' | 'forward', client: ClientBits, subnet?: ClientSubnet): DnsAnswer {
     const ttl = Math.max(remainingTtl(entry, now), 0);
     const view = viewFor(client, entry.plain, entry.authenticatedData);
-    if (source === 'forward') return build(entry, ttl, source, view);
+    if (source === 'forward') return withSubnet(build(entry, ttl, source, view), entry, subnet);
     if (entry.memo?.ttl !== ttl) entry.memo = { ttl, views: [] };
-    return (entry.memo.views[view] ??= build(entry, ttl, source, view));
+    const a = (entry.memo.views[view] ??= build(entry, ttl, source, view));
+    return subnet === undefined ? a : withSubnet({ ...a, replay: undefined }, entry, subnet);
   }
 
-  /** The entry as a stale answer for `client`, every TTL set to `staleTtl`. */
-  staleAnswer(entry: CacheEntry, client: ClientBits): DnsAnswer {
+  /** The entry as a stale answer for `client` (and its subnet, as answer()), every TTL set to `staleTtl`. */
+  staleAnswer(entry: CacheEntry, client: ClientBits, subnet?: ClientSubnet): DnsAnswer {
     const view = viewFor(client, entry.plain, entry.authenticatedData);
-    return (entry.staleMemo[view] ??= build(entry, staleTtl, 'cache', view));
+    const a = (entry.staleMemo[view] ??= build(entry, staleTtl, 'cache', view));
+    return subnet === undefined ? a : withSubnet({ ...a, replay: undefined }, entry, subnet);
   }
 
   /** Drops every entry. */
   clear(): void {
     this.#entries.clear();
+    this.#lengths.clear();
     this.#counts = { success: 0, denial: 0 };
   }
 
   #delete(key: string, entry: CacheEntry): void {
     this.#entries.delete(key);
     this.#counts[entry.type]--;
+    const lengths = entry.subnet?.lengths;
+    if (lengths === undefined) return;
+    const byBits = this.#lengths.get(lengths)!;
+    const n = byBits.get(entry.subnet!.bits)! - 1;
+    if (n > 0) byBits.set(entry.subnet!.bits, n);
+    else if (byBits.delete(entry.subnet!.bits) && byBits.size === 0) this.#lengths.delete(lengths);
   }
 
   #shouldPrefetch(entry: CacheEntry, left: number, now: number): boolean {
@@ -354,7 +398,12 @@ function build(entry: CacheEntry, ttl: number, source: 'cache' | 'forward', view
     answers: s.answers.map(withTtl),
     authorities: s.authorities.map(withTtl),
     additionals: s.additionals.map(withTtl),
-    ...(entry.ecs !== undefined ? { ednsOptions: entry.ecs } : {}),
     source,
   };
+}
+
+/** `a` (built for this client) with the client's own ECS option and the entry's SCOPE; unchanged without a subnet. */
+function withSubnet(a: DnsAnswer, entry: CacheEntry, subnet: ClientSubnet | undefined): DnsAnswer {
+  if (subnet !== undefined) a.ednsOptions = echo(subnet, entry.subnet?.scope ?? 0);
+  return a;
 }

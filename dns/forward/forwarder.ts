@@ -2,7 +2,8 @@
 // forward plugins in one link). Identical questions in flight share one upstream query; a query never waits longer
 // than its budget and never throws: when every upstream fails it is answered from a stale entry or with SERVFAIL.
 // The client's EDNS options go upstream but for hop-by-hop ones (options.ts), and answers are cached and shared per
-// relayed options (cacheKey), so one client's subnet-tailored answer (EDNS Client Subnet) never reaches another.
+// relayed options (cacheKey), but for EDNS Client Subnet: an answer tailored to a subnet serves the clients within the
+// SCOPE the upstream gave, and no other (subnet.ts, RFC 7871 §7.3). A malformed client subnet gets FORMERR.
 import { isIP } from 'node:net';
 import type { SecureContext } from 'node:tls';
 import { Registry } from 'prom-client';
@@ -13,7 +14,8 @@ import { plainSections, viewFor, type ClientBits, type Sections } from './dnssec
 import type { UpstreamAddress } from './address.ts';
 import { ExchangeScope, UpstreamAbortedError, UpstreamTimeoutError, encodeQuery, exchange, type ExchangeLimits, type UpstreamReply } from './exchange.ts';
 import type { LoopDetector } from './loop.ts';
-import { relayed } from './options.ts';
+import { ecsCode, findOption, relayed } from './options.ts';
+import { malformed, querySubnet, type ClientSubnet } from './subnet.ts';
 import { ForwardMetrics } from './metrics.ts';
 import { DotPool, defaultExpireMs, trustContext } from './tls.ts';
 import { UpstreamSet, type Policy, type Upstream } from './upstreams.ts';
@@ -157,24 +159,31 @@ export class Forwarder implements DnsHandler {
   handle(q: DnsQuery): DnsAnswer | Promise<DnsAnswer> {
     try {
       if (this.#scope.closed) return servfail();
+      let subnet: ClientSubnet | undefined;
+      if (q.ednsOptions !== undefined) {
+        const s = querySubnet(q.ednsOptions);
+        // RFC 7871 §6 and §7.2.1: a malformed option is rejected, not relayed (CoreDNS relays it).
+        if (s === malformed) return formerr();
+        subnet = s;
+      }
       const key = cacheKey(q);
       const now = this.#now();
-      const found = this.cache.lookup(key, now, q);
+      const found = this.cache.lookup(key, now, q, subnet);
       this.#metrics.cacheRequest();
       if (found.kind === 'hit') {
         this.#metrics.hit(found.entry.type);
         if (found.prefetch) {
           this.#metrics.prefetch();
-          void this.#flight(key, refreshOf(q, found.entry));
+          void this.#flight(key, refreshOf(q, found.entry), subnet);
         }
         // The same answer object comes back for the rest of this TTL second: it may be replayed until then.
-        found.answer.replay ??= this.#replayTerms(key, found.entry, remainingTtl(found.entry, now));
+        found.answer.replay ??= this.#replayTerms(found.entry, remainingTtl(found.entry, now));
         return found.answer;
       }
       this.#metrics.miss();
       // Only on a miss: our probes are never cached, and a hit costs no extra check.
       if (this.#loops?.heard(q.lname)) return nxdomain();
-      return this.#afterMiss(key, q, found).catch((e: unknown) => this.#failed(q, e));
+      return this.#afterMiss(key, q, found, subnet).catch((e: unknown) => this.#failed(q, e));
     } catch (e) {
       return this.#failed(q, e);
     }
@@ -184,10 +193,12 @@ export class Forwarder implements DnsHandler {
    * A cache hit may be replayed to identical queries while its entry is still the one cached under the key and its
    * remaining TTL is the one written in the answer; each replay counts as a cache request and hit. Replays skip
    * the hit counting of prefetch, but a TTL second never passes without one real lookup of a name still asked.
+   * (An entry for a wider network may thus be replayed for up to that second after a narrower one came in for the
+   * same client: it is still an answer within its SCOPE.)
    */
-  #replayTerms(key: string, entry: CacheEntry, ttl: number): ReplayTerms {
+  #replayTerms(entry: CacheEntry, ttl: number): ReplayTerms {
     return {
-      valid: () => this.cache.current(key) === entry && remainingTtl(entry, this.#now()) === ttl,
+      valid: () => this.cache.current(entry.key) === entry && remainingTtl(entry, this.#now()) === ttl,
       replayed: () => {
         this.#metrics.cacheRequest();
         this.#metrics.hit(entry.type);
@@ -249,14 +260,14 @@ export class Forwarder implements DnsHandler {
    * A miss waits for upstream; an expired entry is served stale when no fresh answer comes within staleAfterMs, and
    * at once (refreshing in the background) for failureRecheckMs after a refresh failed.
    */
-  async #afterMiss(key: string, q: DnsQuery, found: Lookup): Promise<DnsAnswer> {
-    const flight = this.#flight(key, found.kind === 'stale' ? refreshOf(q, found.entry) : q);
+  async #afterMiss(key: string, q: DnsQuery, found: Lookup, subnet: ClientSubnet | undefined): Promise<DnsAnswer> {
+    const flight = this.#flight(key, found.kind === 'stale' ? refreshOf(q, found.entry) : q, subnet);
     if (!flight) {
       this.#metrics.rejected();
       // CoreDNS forward returns RcodeRefused with ErrLimitExceeded; resolvers then try their next server.
       if (found.kind !== 'stale') return refused();
       this.#metrics.servedStale();
-      return this.cache.staleAnswer(found.entry, q);
+      return this.cache.staleAnswer(found.entry, q, subnet);
     }
     if (found.kind !== 'stale') return (await flight).answer(q);
     const entry = found.entry;
@@ -269,36 +280,40 @@ export class Forwarder implements DnsHandler {
       entry.recheckAt = this.#now() + failureRecheckMs;
     }
     this.#metrics.servedStale();
-    return this.cache.staleAnswer(entry, q);
+    return this.cache.staleAnswer(entry, q, subnet);
   }
 
   /**
    * The resolution of `key` asked upstream with q's DO bit under way, or a new one (single flight: DO and DO=0
    * questions apart, as the first must not wait for an answer without signatures; questions with other relayed EDNS
-   * options apart, as the key holds them); undefined at maxConcurrent. Never rejects.
+   * options apart, as the key holds them; client subnets apart, byte for byte, as the SCOPE of the answer is not yet
+   * known); undefined at maxConcurrent. Never rejects.
    */
-  #flight(key: string, q: DnsQuery): Promise<Outcome> | undefined {
-    // A key never holds a space followed by "do" (a name's space is escaped \032, and CD is written "cd").
-    const fkey = q.dnssecOk ? `${key} do` : key;
+  #flight(key: string, q: DnsQuery, subnet: ClientSubnet | undefined): Promise<Outcome> | undefined {
+    // A key never holds a space followed by "do" or "s" (a name's space is escaped \032, CD is written "cd", options
+    // "o", networks "e" and "x").
+    const skey = subnet === undefined ? key : `${key} s${subnet.option.toString('hex')}`;
+    const fkey = q.dnssecOk ? `${skey} do` : skey;
     const running = this.#flights.get(fkey);
     if (running) return running;
     if (this.#flights.size >= this.#maxConcurrent) return undefined;
-    const flight = this.#resolve(key, q).finally(() => this.#flights.delete(fkey));
+    const flight = this.#resolve(key, q, subnet).finally(() => this.#flights.delete(fkey));
     this.#flights.set(fkey, flight);
     return flight;
   }
 
-  async #resolve(key: string, q: DnsQuery): Promise<Outcome> {
+  async #resolve(key: string, q: DnsQuery, subnet: ClientSubnet | undefined): Promise<Outcome> {
     try {
       const reply = await this.#forward(q);
       if (!reply) return failedOutcome;
       const now = this.#now();
       const failed = reply.rcode !== 'NOERROR' && reply.rcode !== 'NXDOMAIN';
-      const entry = this.cache.store(key, reply, now, q);
+      const entry = this.cache.store(key, reply, now, q, subnet);
       // The upstream's EDNS options go to the clients of this exchange only (they all asked with the same relayed
-      // options: the flight's key holds them), as CoreDNS's cache keeps no OPT record; the entry keeps an ECS option.
+      // options: the flight's key holds them), as CoreDNS's cache keeps no OPT record; the entry keeps the SCOPE of
+      // an ECS option, and its clients with a subnet get their own option back with it (an upstream without ECS: 0).
       const options = reply.ednsOptions;
-      if (entry) return { answer: (c) => withOptions(this.cache.answer(entry, now, 'forward', c), options), failed };
+      if (entry) return { answer: (c) => withOptions(this.cache.answer(entry, now, 'forward', c, subnet), options), failed };
       const plain = plainSections(reply, q.type);
       return { answer: (c) => withOptions(fromReply(reply, plain, c), options), failed };
     } catch (e) {
@@ -351,6 +366,15 @@ function refused(): DnsAnswer {
   return { rcode: 'REFUSED', authoritative: false, recursionAvailable: true, answers: [], authorities: [], additionals: [], source: 'forward' };
 }
 
+/**
+ * FORMERR for a malformed EDNS Client Subnet option; a new object each time. The server writes an OPT record in it,
+ * as the query had one (RFC 6891 §7: a FORMERR for a problem with the OPT record MUST include one, so the client can
+ * tell it from a server without EDNS).
+ */
+function formerr(): DnsAnswer {
+  return { rcode: 'FORMERR', authoritative: false, recursionAvailable: true, answers: [], authorities: [], additionals: [], source: 'forward' };
+}
+
 /** NXDOMAIN for our own loop probe come back. */
 function nxdomain(): DnsAnswer {
   return { rcode: 'NXDOMAIN', authoritative: false, recursionAvailable: true, answers: [], authorities: [], additionals: [], source: 'forward' };
@@ -382,9 +406,13 @@ function fromReply(r: UpstreamReply, plain: Sections | undefined, client: Client
   };
 }
 
-/** `a` (a new object, built for one client) with the upstream's EDNS options, when it sent any. */
+/**
+ * `a` (a new object, built for one client) with the upstream's EDNS options, when it sent any; the client's own ECS
+ * option (already in `a`) stays when the upstream's options hold none.
+ */
 function withOptions(a: DnsAnswer, options: Buffer | undefined): DnsAnswer {
-  if (options !== undefined) a.ednsOptions = options;
+  if (options === undefined) return a;
+  a.ednsOptions = a.ednsOptions !== undefined && findOption(options, ecsCode) === undefined ? Buffer.concat([options, a.ednsOptions]) : options;
   return a;
 }
 

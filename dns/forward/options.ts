@@ -18,17 +18,21 @@ export const ecsCode = 8;
  */
 export const hopByHopCodes: ReadonlySet<number> = new Set([3, 9, 10, 11, 12]);
 
+/** The codes left out of the cache key: the hop-by-hop ones, and ECS, which the cache matches by network (subnet.ts). */
+export const keyedCodes: ReadonlySet<number> = new Set([...hopByHopCodes, ecsCode]);
+
 /**
- * `options` without the hop-by-hop ones: the same buffer when none is, undefined when nothing is left. The options
- * are assumed well formed (query.ts readOpt checked them); a length running past the end ends the walk.
+ * `options` without those whose code is in `dropped` (by default the hop-by-hop ones): the same buffer when none is,
+ * undefined when nothing is left. The options are assumed well formed (query.ts readOpt checked them); a length
+ * running past the end ends the walk.
  */
-export function relayed(options: Buffer): Buffer | undefined {
+export function relayed(options: Buffer, dropped: ReadonlySet<number> = hopByHopCodes): Buffer | undefined {
   let kept: Buffer[] | undefined;
   let off = 0;
   while (off + 4 <= options.length) {
     const code = options.readUInt16BE(off);
     const end = Math.min(options.length, off + 4 + options.readUInt16BE(off + 2));
-    if (hopByHopCodes.has(code)) kept ??= [options.subarray(0, off)];
+    if (dropped.has(code)) kept ??= [options.subarray(0, off)];
     else kept?.push(options.subarray(off, end));
     off = end;
   }

@@ -4,6 +4,7 @@ import { DnsCache, cacheKey, cacheTtl, resolveCacheSettings, staleTtl, type Cach
 import type { UpstreamReply } from '../../../dns/forward/exchange.ts';
 import type { Rcode } from '../../../dns/types.ts';
 import { a, query, soa } from './fake-upstream.ts';
+import { ecsOption, subnetOf } from './ecs-options.ts';
 
 function reply(rcode: Rcode, answers: Answer[] = [], authorities: Answer[] = [], additionals: Answer[] = []): UpstreamReply {
   return { rcode, wireRcode: rcode, answers, authorities, additionals, transport: 'udp' };
@@ -60,42 +61,106 @@ describe('cacheKey', () => {
     expect(cacheKey(query('example.com', 'A', { qclass: 3 }))).not.toBe(cacheKey(query('example.com')));
   });
 
-  it('keeps questions with other relayed EDNS options apart, and ignores hop-by-hop ones', () => {
+  it('keeps questions with other relayed EDNS options apart, and ignores hop-by-hop ones and the client subnet', () => {
     const key = (...options: Buffer[]) => cacheKey(query('example.com', 'A', options.length ? { ednsOptions: Buffer.concat(options) } : {}));
+    const keyTag = Buffer.from([0, 14, 0, 2, 0x4f, 0x66]);
     const rows: Array<[string, string, string, boolean]> = [
-      ['ECS vs none', key(ecs24('10.1.1')), key(), false],
-      ['two subnets', key(ecs24('10.1.1')), key(ecs24('10.2.2')), false],
-      ['the same subnet', key(ecs24('10.1.1')), key(ecs24('10.1.1')), true],
+      // The subnet is matched by network, within the SCOPE of the answer (DnsCache.lookup), not by key.
+      ['ECS vs none', key(ecs24('10.1.1')), key(), true],
+      ['two subnets', key(ecs24('10.1.1')), key(ecs24('10.2.2')), true],
+      ['a key tag vs none', key(keyTag), key(), false],
+      ['a key tag and ECS vs a key tag', key(keyTag, ecs24('10.1.1')), key(keyTag), true],
       ['a cookie vs none', key(cookie(1)), key(), true],
       ['two cookies', key(cookie(1)), key(cookie(2)), true],
       ['a cookie and ECS vs ECS', key(cookie(1), ecs24('10.1.1')), key(ecs24('10.1.1')), true],
     ];
     for (const [what, one, other, same] of rows) expect(one === other, what).toBe(same);
     expect(key(cookie(1))).toBe('example.com');
+    expect(key(ecs24('10.1.1'))).toBe('example.com');
   });
 });
 
 describe('ECS answers in the cache', () => {
+  const dataOf = (rr: unknown) => (rr as { data?: unknown } | undefined)?.data;
   const t0 = 1_000_000;
-  const withEcs = (ecs: Buffer | undefined): UpstreamReply => ({ ...reply('NOERROR', [a('x', '10.0.0.1', 60)]), ...(ecs ? { ednsOptions: ecs } : {}) });
-  const rows: Array<[string, Buffer | undefined, Buffer | undefined, 'cached' | 'not cached']> = [
-    ['asked with ECS, answered with its scope', ecs24('10.1.1'), ecs24('10.1.1', 24), 'cached'],
-    ['asked with ECS, answered without (no ECS upstream)', ecs24('10.1.1'), undefined, 'cached'],
-    ['asked with ECS, answered for another subnet', ecs24('10.1.1'), ecs24('10.2.2', 24), 'not cached'],
-    ['asked without ECS, answered with one', undefined, ecs24('10.1.1', 24), 'not cached'],
+  const withEcs = (ecs: Buffer | undefined, ip = '10.0.0.1'): UpstreamReply => ({ ...reply('NOERROR', [a('x', ip, 60)]), ...(ecs ? { ednsOptions: ecs } : {}) });
+  const hitOf = (c: DnsCache, q: string | undefined, at = t0 + 1000) => {
+    const found = c.lookup('k', at, plain, q === undefined ? undefined : subnetOf(q));
+    return found.kind === 'hit' ? { address: dataOf(found.answer.answers[0]), ecs: found.answer.ednsOptions?.toString('hex') } : found.kind;
+  };
+  const opt = (prefix: string, scope: number) => ecsOption(prefix, scope).toString('hex');
+
+  // [what, asked with, the reply's option, later query, what it gets: the answer and its option, or 'miss']
+  const rows: Array<[string, string | undefined, Buffer | undefined, string | undefined, { ecs: string | undefined } | 'miss' | 'not cached']> = [
+    ['scope 24: the same subnet, its option echoed', '10.1.1.0/24', ecsOption('10.1.1.0/24', 24), '10.1.1.0/24', { ecs: opt('10.1.1.0/24', 24) }],
+    ["scope 24: a /25 inside gets its own option with SCOPE 24", '10.1.1.0/24', ecsOption('10.1.1.0/24', 24), '10.1.1.128/25', { ecs: opt('10.1.1.128/25', 24) }],
+    ['scope 24: another /24 misses', '10.1.1.0/24', ecsOption('10.1.1.0/24', 24), '10.1.2.0/24', 'miss'],
+    ['scope 24: a query without ECS misses', '10.1.1.0/24', ecsOption('10.1.1.0/24', 24), undefined, 'miss'],
+    ['scope 0: any subnet, SCOPE 0', '10.1.1.0/24', ecsOption('10.1.1.0/24', 0), '192.0.2.0/24', { ecs: opt('192.0.2.0/24', 0) }],
+    ['scope 0: a query without ECS, no option', '10.1.1.0/24', ecsOption('10.1.1.0/24', 0), undefined, { ecs: undefined }],
+    ['no option in the reply (no ECS upstream) counts as scope 0', '10.1.1.0/24', undefined, '10.7.7.0/24', { ecs: opt('10.7.7.0/24', 0) }],
+    ['scope 28 > source 24: only the same source and address', '10.1.1.0/24', ecsOption('10.1.1.0/24', 28), '10.1.1.0/24', { ecs: opt('10.1.1.0/24', 28) }],
+    ['scope 28 > source 24: a /28 inside misses', '10.1.1.0/24', ecsOption('10.1.1.0/24', 28), '10.1.1.0/28', 'miss'],
+    ['answered for another subnet: not cached', '10.1.1.0/24', ecsOption('10.2.2.0/24', 24), '10.1.1.0/24', 'not cached'],
+    ['asked without ECS, answered with one: not cached', undefined, ecsOption('10.1.1.0/24', 24), undefined, 'not cached'],
   ];
-  for (const [what, askedEcs, replyEcs, want] of rows) {
+  for (const [what, askedFor, replyEcs, q, want] of rows) {
     it(what, () => {
       const c = new DnsCache();
-      const entry = c.store('k', withEcs(replyEcs), t0, { ...asked, ednsOptions: askedEcs });
-      expect(entry === undefined ? 'not cached' : 'cached').toBe(want);
-      if (!entry) return;
-      // Hits and stale answers give the upstream's ECS option (its scope) back.
-      const hit = c.lookup('k', t0 + 1000, plain);
-      expect(hit.kind === 'hit' && hit.answer.ednsOptions).toEqual(replyEcs ?? undefined);
-      expect(c.staleAnswer(entry, plain).ednsOptions).toEqual(replyEcs);
+      const entry = c.store('k', withEcs(replyEcs), t0, asked, askedFor === undefined ? undefined : subnetOf(askedFor));
+      if (want === 'not cached') return expect(entry).toBeUndefined();
+      expect(entry).toBeDefined();
+      expect(hitOf(c, q)).toEqual(want === 'miss' ? 'miss' : { address: '10.0.0.1', ecs: want.ecs });
+      // A stale answer echoes the client's option the same way.
+      if (want !== 'miss') expect(c.staleAnswer(entry!, plain, q === undefined ? undefined : subnetOf(q)).ednsOptions?.toString('hex')).toBe(want.ecs);
     });
   }
+
+  it('serves the longest scope that matches, and a fresh entry before a stale one', () => {
+    const c = new DnsCache();
+    c.store('k', withEcs(ecsOption('10.1.1.0/24', 0), '10.0.0.0'), t0, asked, subnetOf('10.1.1.0/24'));
+    c.store('k', withEcs(ecsOption('10.1.1.0/24', 16), '10.0.0.16'), t0, asked, subnetOf('10.1.1.0/24'));
+    c.store('k', { ...withEcs(ecsOption('10.1.1.0/24', 24), '10.0.0.24'), answers: [a('x', '10.0.0.24', 5)] }, t0, asked, subnetOf('10.1.1.0/24'));
+    expect(c.size).toBe(3);
+    const address = (q: string | undefined, at = t0 + 1000) => {
+      const found = c.lookup('k', at, plain, q === undefined ? undefined : subnetOf(q));
+      return found.kind === 'miss' ? 'miss' : `${found.kind} ${dataOf(found.entry.answers[0])}`;
+    };
+    expect(address('10.1.1.0/24')).toBe('hit 10.0.0.24');
+    expect(address('10.1.2.0/24')).toBe('hit 10.0.0.16');
+    expect(address('10.2.0.0/24')).toBe('hit 10.0.0.0');
+    expect(address(undefined)).toBe('hit 10.0.0.0');
+    // The /24 entry (TTL 5) has expired: the /16 one, still fresh, wins over serving it stale.
+    expect(address('10.1.1.0/24', t0 + 10_000)).toBe('hit 10.0.0.16');
+  });
+
+  it('serves an expired entry stale when no fresh one matches', () => {
+    const c = new DnsCache();
+    c.store('k', { ...withEcs(ecsOption('10.1.1.0/24', 24)), answers: [a('x', '10.0.0.24', 5)] }, t0, asked, subnetOf('10.1.1.0/24'));
+    const found = c.lookup('k', t0 + 10_000, plain, subnetOf('10.1.1.0/25'));
+    expect(found.kind).toBe('stale');
+  });
+
+  it('counts entries of every subnet towards maxEntries, and evicts them like any other', () => {
+    const evicted: CacheType[] = [];
+    const c = new DnsCache({ maxEntries: 3 }, (t) => evicted.push(t));
+    for (const net of ['10.1.1', '10.1.2', '10.1.3', '10.1.4']) c.store('k', withEcs(ecsOption(`${net}.0/24`, 24)), t0, asked, subnetOf(`${net}.0/24`));
+    expect(c.size).toBe(3);
+    expect(evicted).toEqual(['success']);
+    const kinds = ['10.1.1', '10.1.2', '10.1.3', '10.1.4'].map((net) => c.lookup('k', t0 + 1000, plain, subnetOf(`${net}.0/24`)).kind);
+    expect(kinds).toEqual(['miss', 'hit', 'hit', 'hit']);
+    c.clear();
+    expect(c.lookup('k', t0 + 1000, plain, subnetOf('10.1.2.0/24')).kind).toBe('miss');
+  });
+
+  it('lets an answer for every network asked with ECS replace one asked without, not the other way round with DO', () => {
+    const c = new DnsCache();
+    c.store('k', withEcs(undefined, '10.0.0.1'), t0, { type: 'A', dnssecOk: true });
+    // A DO=0 answer with SCOPE 0 replaces the DO one asked without ECS: that one may not serve subnets.
+    c.store('k', withEcs(ecsOption('10.1.1.0/24', 0), '10.0.0.2'), t0, asked, subnetOf('10.1.1.0/24'));
+    const hit = c.lookup('k', t0 + 1000, plain, subnetOf('10.9.9.0/24'));
+    expect(hit.kind === 'hit' && dataOf(hit.answer.answers[0])).toBe('10.0.0.2');
+  });
 });
 
 describe('DnsCache', () => {
