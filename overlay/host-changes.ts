@@ -194,7 +194,6 @@ export function reachMatters(c: EntryChange, use: HostUse): boolean {
   return dst !== undefined && contains(dst, ip);
 }
 
-
 /** Follows this host's address and interface changes for the agent: one `onChange` per burst that matters. */
 export class HostChanges {
   #o: HostChangesOptions;
