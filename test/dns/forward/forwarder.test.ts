@@ -8,6 +8,7 @@ import type { HostPort } from '../../../runtime/flags.ts';
 import { silentLogger } from '../../../runtime/logger.ts';
 import { waitFor } from '../../helpers/wait.ts';
 import { a, deadUpstream, query, soa, startUpstream, type FakeUpstream, type Reply, type SeenQuery } from './fake-upstream.ts';
+import { ecsOption } from './ecs-options.ts';
 
 const open: Array<{ close(): Promise<void> }> = [];
 afterEach(async () => {
@@ -460,7 +461,7 @@ describe('DNSSEC records and the DO bit (one entry for both kinds of client, as 
   });
 });
 
-describe('EDNS options of the client (relayed upstream; cache and single flight per relayed options)', () => {
+describe('EDNS options of the client (relayed upstream; cache and single flight per relayed options, ECS shared within its scope)', () => {
   /** An ECS option for a /24; the address bytes of its subnet. */
   const ecs24 = (net: string, scope = 0) => Buffer.from([0, 8, 0, 7, 0, 1, 24, scope, ...net.split('.').map(Number)]);
   const cookie = Buffer.from([0, 10, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8]);
@@ -509,5 +510,55 @@ describe('EDNS options of the client (relayed upstream; cache and single flight 
     const answers = await Promise.all(subnets.map((n, i) => f.handle(query('popular.example.com', 'A', { ednsOptions: i % 2 ? ecs24(n) : Buffer.concat([cookie, ecs24(n)]) }))));
     expect(answers.map(first)).toEqual(['10.9.1.1', '10.9.2.1', '10.9.1.1', '10.9.2.1', '10.9.1.1']);
     expect(up.count()).toBe(2);
+  });
+
+  it('answers every client within the scope from the cache, each with its own option and the scope (RFC 7871 §7.3.1)', async () => {
+    const up = await upstream(tailored());
+    const { f } = forwarder([up.hostPort]);
+    const ask = (prefix: string) => f.handle(query('www.example.com', 'A', { ednsOptions: ecsOption(prefix) }));
+    const rows: Array<[string, string, 'forward' | 'cache', Buffer]> = [
+      ['10.1.1.0/24', '10.9.1.1', 'forward', ecsOption('10.1.1.0/24', 24)],
+      ['10.1.1.128/25', '10.9.1.1', 'cache', ecsOption('10.1.1.128/25', 24)],
+      ['10.1.1.7/32', '10.9.1.1', 'cache', ecsOption('10.1.1.7/32', 24)],
+      ['10.1.2.0/24', '10.9.2.1', 'forward', ecsOption('10.1.2.0/24', 24)],
+      // A /23 names too few bits to be known inside a cached /24 (10.1.1.0/24 is in it).
+      ['10.1.0.0/23', '10.9.0.1', 'forward', ecsOption('10.1.0.0/23', 24)],
+    ];
+    for (const [prefix, address, source, option] of rows) {
+      const got = await ask(prefix);
+      expect({ address: first(got), source: got.source, option: got.ednsOptions }, prefix).toEqual({ address, source, option });
+    }
+    expect(up.count()).toBe(3);
+  });
+
+  it('serves an answer with SCOPE 0 to every subnet of its family and to clients without ECS (who get no option)', async () => {
+    const up = await upstream((q) => ({ answers: [a(q.name, '10.9.9.9', 300)], ednsOptions: q.options.filter((o) => o.code === 8).map((o) => ({ code: 8, data: o.data })) }));
+    const { f } = forwarder([up.hostPort]);
+    const one = await f.handle(query('global.example.com', 'A', { ednsOptions: ecsOption('10.1.1.0/24') }));
+    const other = await f.handle(query('global.example.com', 'A', { ednsOptions: ecsOption('192.0.2.0/24') }));
+    const none = await f.handle(query('global.example.com'));
+    expect([one, other, none].map((x) => x.source)).toEqual(['forward', 'cache', 'cache']);
+    expect(other.ednsOptions).toEqual(ecsOption('192.0.2.0/24', 0));
+    expect(none.ednsOptions).toBeUndefined();
+    // IPv6 is another FAMILY: asked again.
+    expect((await f.handle(query('global.example.com', 'A', { ednsOptions: ecsOption('2001:db8::/48') }))).source).toBe('forward');
+    expect(up.count()).toBe(2);
+  });
+
+  it('answers FORMERR to a malformed client subnet and relays nothing (RFC 7871 §6, §7.2.1)', async () => {
+    const up = await upstream(tailored());
+    const { f } = forwarder([up.hostPort]);
+    const rows: Array<[string, string]> = [
+      ['SOURCE 33', '00012100c000020100'],
+      ['unknown FAMILY', '00030000'],
+      ['SCOPE in a query', '00011818c00002'],
+      ['a bit past SOURCE', '00011700c00003'],
+      ['too many ADDRESS octets', '00011800c0000200'],
+    ];
+    for (const [what, data] of rows) {
+      const option = Buffer.from(`0008${(data.length / 2).toString(16).padStart(4, '0')}${data}`, 'hex');
+      expect(await f.handle(query('www.example.com', 'A', { ednsOptions: Buffer.concat([cookie, option]) })), what).toMatchObject({ rcode: 'FORMERR', answers: [] });
+    }
+    expect(up.count()).toBe(0);
   });
 });
