@@ -1,8 +1,8 @@
 // `netplane dns` as users run it, forwarding to an upstream that tailors its answers to the EDNS Client Subnet
 // (RFC 7871, option 8), queried with dig +subnet. CoreDNS's forward relays the client's OPT record, options included,
 // but its cache keys on name, type, class, DO and CD alone, so one subnet's answer is served to every other. Here
-// the subnet goes upstream, and the cache and single flight keep subnets apart. Before: the upstream saw no option
-// and every subnet got the answer for none.
+// the subnet goes upstream, an answer is shared only within the SCOPE the upstream gave (RFC 7871 §7.3.1), and a
+// malformed subnet gets FORMERR instead of being relayed.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../../helpers/wait.ts';
 import { HostRunner } from '../../../runtime/exec.ts';
@@ -59,5 +59,30 @@ describe('dig +subnet through netplane dns to an upstream that tailors answers t
     expect(asked.map((q) => q.options.map((o) => `${o.code}:${o.data.toString('hex')}`).join(' '))).toEqual(['8:000118000a0101', '8:000118000a0202', '', '8:000118000a0303']);
     const metrics = (await dns.admin('/metrics')).body;
     expect(metrics).toMatch(/coredns_cache_hits_total\{[^}]*type="success"[^}]*\} 4/);
+  });
+
+  it('answers another client of the same /24 from the cache (SCOPE 24, RFC 7871 §7.3.1), with its own subnet echoed', async () => {
+    const rows: Array<[string, string, string]> = [
+      ['+subnet=10.5.5.0/24', '10.9.5.1', '10.5.5.0/24/24'],
+      ['+subnet=10.5.5.128/25', '10.9.5.1', '10.5.5.128/25/24'],
+      ['+subnet=10.6.6.0/24', '10.9.6.1', '10.6.6.0/24/24'],
+    ];
+    for (const [opt, address, subnet] of rows) {
+      const got = await dig('share.example.com', opt);
+      expect({ address: got.address, subnet: got.subnet }, `${opt}\n${got.raw}`).toEqual({ address, subnet });
+    }
+    // The /25 inside 10.5.5.0/24 came from the cache; 10.6.6.0/24 is outside the scope and was asked.
+    const asked = up.seen.filter((q) => q.name === 'share.example.com');
+    expect(asked.map((q) => q.options.map((o) => o.data.toString('hex')).join(' '))).toEqual(['000118000a0505', '000118000a0606']);
+  });
+
+  it('answers FORMERR, with an OPT record, to a malformed client subnet, and asks no upstream', async () => {
+    // dig +subnet clamps /33 to /32, so the options are written raw: SOURCE 33, a bit set past SOURCE /23, FAMILY 3.
+    for (const raw of ['00012100c000020100', '00011700c00003', '00030000']) {
+      const got = await dig('bad.example.com', `+ednsopt=8:${raw}`);
+      expect(got.raw, raw).toMatch(/status: FORMERR/);
+      expect(got.raw, raw).toMatch(/OPT PSEUDOSECTION/);
+    }
+    expect(up.seen.filter((q) => q.name === 'bad.example.com')).toEqual([]);
   });
 });
