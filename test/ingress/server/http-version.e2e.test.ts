@@ -7,11 +7,10 @@
 // TRACE, which nginx answers 405 itself, was passed to the backend, which could echo back the headers the gateway
 // adds; an HTTP/2 method nginx does not read as one (lower-case letters) too.
 import { connect as h2Connect } from 'node:http2';
-import { connect as tcpConnect, type Socket } from 'node:net';
-import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EchoBackend, ingressClassYaml, ingressYaml, serviceYaml } from '../e2e/harness.ts';
 import { FixedPortGateway } from './fixed-ports.ts';
+import { rawExchange, statusCodes } from './raw-http1.ts';
 
 describe('request lines with another HTTP version', () => {
   const web = new EchoBackend('web');
@@ -30,18 +29,7 @@ describe('request lines with another HTTP version', () => {
   });
 
   /** Sends `text` raw on a new connection (TLS with ALPN http/1.1 when `tls`); the status line's code, or 0. */
-  function statusOf(text: string, tls: boolean): Promise<number> {
-    return new Promise((resolve, reject) => {
-      const s: Socket = tls
-        ? tlsConnect({ host: '127.0.0.1', port: gw.https, servername: 'site.test', ALPNProtocols: ['http/1.1'], rejectUnauthorized: false }, () => s.write(text))
-        : tcpConnect(gw.http, '127.0.0.1', () => s.write(text));
-      let got = '';
-      s.setTimeout(5000, () => s.destroy(new Error(`no answer to ${JSON.stringify(text)}`)));
-      s.on('data', (d) => (got += d.toString('latin1')));
-      s.on('close', () => resolve(Number(/^HTTP\/1\.[01] (\d{3})/.exec(got)?.[1] ?? 0)));
-      s.on('error', reject);
-    });
-  }
+  const statusOf = async (text: string, tls: boolean): Promise<number> => statusCodes(await rawExchange(gw, text, tls, 'site.test'))[0] ?? 0;
 
   const line = (version: string, extra = '') => `GET / HTTP/${version}\r\nHost: site.test\r\nConnection: close\r\n${extra}\r\n`;
 

@@ -5,10 +5,9 @@
 // all three 400), reads `gzip, chunked` as chunked and takes Transfer-Encoding on HTTP/1.0 (both were forwarded,
 // 200). None reaches the backend now. An HTTP/1.0 `chunked, gzip` got 501 until the clientError listener read the
 // version off the refused packet.
-import { connect as tcpConnect, type Socket } from 'node:net';
-import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EchoBackend, GatewayProcess, ingressClassYaml, ingressYaml, serviceYaml } from '../e2e/harness.ts';
+import { rawExchange, statusCodes } from './raw-http1.ts';
 
 describe('Transfer-Encoding other than chunked', () => {
   const web = new EchoBackend('web');
@@ -31,18 +30,7 @@ describe('Transfer-Encoding other than chunked', () => {
   });
 
   /** Sends `text` raw on a new connection (TLS with ALPN http/1.1 when `tls`); every status line's code in the answer. */
-  function statusesOf(text: string, tls: boolean): Promise<number[]> {
-    return new Promise((resolve, reject) => {
-      const s: Socket = tls
-        ? tlsConnect({ host: '127.0.0.1', port: gw.https, servername: 'site.test', ALPNProtocols: ['http/1.1'], rejectUnauthorized: false }, () => s.write(text))
-        : tcpConnect(gw.http, '127.0.0.1', () => s.write(text));
-      let got = '';
-      s.setTimeout(5000, () => s.destroy(new Error(`no answer to ${JSON.stringify(text)}`)));
-      s.on('data', (d) => (got += d.toString('latin1')));
-      s.on('close', () => resolve([...got.matchAll(/HTTP\/1\.[01] (\d{3})/g)].map((m) => Number(m[1]))));
-      s.on('error', reject);
-    });
-  }
+  const statusesOf = async (text: string, tls: boolean): Promise<number[]> => statusCodes(await rawExchange(gw, text, tls, 'site.test'));
 
   const post = (coding: string, version = '1.1') => `POST / HTTP/${version}\r\nHost: site.test\r\nConnection: close\r\nTransfer-Encoding: ${coding}\r\n\r\n5\r\nhello\r\n0\r\n\r\n`;
 
