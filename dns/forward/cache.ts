@@ -7,7 +7,7 @@ import type { DnsAnswer, DnsQuery, Rcode, ResourceRecord } from '../types.ts';
 import type { UpstreamReply } from './exchange.ts';
 import { plainSections, viewFor, type ClientBits, type Sections, type View } from './dnssec.ts';
 import { ecsCode, findOption, keyedCodes, relayed } from './options.ts';
-import { echo, lookupKeys, placement, type ClientSubnet, type EntrySubnet } from './subnet.ts';
+import { echo, lengthsKey, lookupKeys, placement, type ClientSubnet, type EntrySubnet } from './subnet.ts';
 
 /** When a popular entry is refreshed ahead of expiry (CoreDNS `prefetch AMOUNT DURATION PERCENTAGE%`). */
 export interface PrefetchSettings {
@@ -242,7 +242,7 @@ export class DnsCache {
   lookup(key: string, now: number, client: ClientBits, subnet?: ClientSubnet): Lookup {
     if (subnet === undefined) return this.#lookupAt(key, now, client, undefined);
     let stale: Lookup | undefined;
-    for (const k of lookupKeys(key, subnet, this.#lengths.get(`${key} e${subnet.family}`))) {
+    for (const k of lookupKeys(key, subnet, this.#lengths.get(lengthsKey(key, subnet.family)))) {
       const found = this.#lookupAt(k, now, client, subnet);
       if (found.kind === 'hit') return found;
       if (found.kind === 'stale') stale ??= found;
