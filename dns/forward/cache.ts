@@ -243,6 +243,9 @@ export class DnsCache {
     if (subnet === undefined) return this.#lookupAt(key, now, client, undefined);
     let stale: Lookup | undefined;
     for (const k of lookupKeys(key, subnet, this.#lengths.get(lengthsKey(key, subnet.family)))) {
+      // Only answers to ECS of the client's FAMILY serve it: other keys hold the family, and under the base key the
+      // entry may have been asked without ECS.
+      if (this.#entries.get(k)?.subnet?.family !== subnet.family) continue;
       const found = this.#lookupAt(k, now, client, subnet);
       if (found.kind === 'hit') return found;
       if (found.kind === 'stale') stale ??= found;
@@ -253,9 +256,6 @@ export class DnsCache {
   #lookupAt(key: string, now: number, client: ClientBits, subnet: ClientSubnet | undefined): Lookup {
     const entry = this.#entries.get(key);
     if (!entry || (client.dnssecOk && !entry.dnssecOk)) return { kind: 'miss' };
-    // A client with a subnet is served only from answers to ECS of its FAMILY: other keys hold it, and under the base
-    // key the entry may have been asked without ECS.
-    if (subnet !== undefined && entry.subnet?.family !== subnet.family) return { kind: 'miss' };
     const left = remainingTtl(entry, now);
     if (left <= 0) {
       // RFC 8767 serves stale data; an upstream's failure is no data.
