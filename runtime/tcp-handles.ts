@@ -19,6 +19,8 @@ export interface TcpHandle {
   connect(req: object, address: string, port: number): number;
   connect6(req: object, address: string, port: number): number;
   onread: ((this: TcpHandle, buffer: ArrayBuffer | undefined) => void) | null;
+  /** Reads go into `buffer` from now on, reused each time (`onread` gets no ArrayBuffer); Node's StreamBase. */
+  useUserBuffer?(buffer: Uint8Array): void;
   readonly writeQueueSize: number;
 }
 

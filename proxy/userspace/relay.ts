@@ -35,6 +35,22 @@ const UV_ECONNRESET = -constants.errno.ECONNRESET;
 const fullRead = 64 * 1024;
 // What a client may send before its endpoint answers, before it is no longer read (as net.Socket's high-water mark).
 const earlyLimit = 1 << 20;
+// A side whose reads have filled libuv's buffer this many times is carrying bulk data: from then on it reads into a
+// buffer of its own, of ownSize bytes, reused for every read (the handle's useUserBuffer), and each read is written
+// on at once. Otherwise every read is a fresh 64 KiB allocation: at 10 Gbit/s that is 20,000 a second, which V8 counts
+// as external memory and answers with full collections, and each write is at most what one read brought. Measured
+// with iperf3 through the proxy on loopback (one thread): 13.3 Gbit/s at 610 ms of CPU per GB without, 16.4–17.6 at
+// 300–345 with 256 KiB (1 MiB: 18 Gbit/s at 250 ms). The buffers of one thread are capped at ownBudget bytes
+// (256 sides); past it, sides keep the allocating path.
+const ownAfter = 4;
+const ownSize = 256 * 1024;
+const ownBudget = 64 * 1024 * 1024;
+let ownBytes = 0;
+
+/** Bytes of the relays' own read buffers (see ownSize) held by open connections of this thread. */
+export function relayBufferBytes(): number {
+  return ownBytes;
+}
 
 /** What a relay needs from its listener. */
 export interface RelayHost {
@@ -63,6 +79,10 @@ interface Side {
   closed: boolean;
   /** Full reads from the peer gathered for one writev to this side. */
   batch: Uint8Array[];
+  /** How many reads filled libuv's buffer (up to ownAfter). */
+  fullReads: number;
+  /** This side's own read buffer, once it carries bulk data (see ownSize). */
+  own: Buffer | undefined;
 }
 
 const flushQueue: Side[] = [];
@@ -205,6 +225,18 @@ export class Relay {
     write(to, data);
   }
 
+  /**
+   * Data read into `from`'s own buffer, which its next read overwrites: written at once, after what is gathered
+   * before it. A write the kernel does not take whole waits in libuv on that memory, and stops reading `from` (write)
+   * until it is done, so the buffer is not read into meanwhile.
+   */
+  forwardOwn(from: Side, data: Uint8Array): void {
+    const to = from.peer!;
+    if (to.closed) return;
+    if (to.batch.length > 0) flush(to);
+    write(to, data);
+  }
+
   /** `from` sent its FIN: pass it on once what was read from it is written; both done, close both. */
   eof(from: Side): void {
     from.eof = true;
@@ -249,6 +281,7 @@ export class Relay {
     }
     if (code === UV_ECONNRESET && !side.peer.closed) {
       side.peer.closed = true;
+      releaseOwn(side.peer);
       resetHandle(side.peer.handle);
     } else closeSide(side.peer);
     closeSide(side);
@@ -264,7 +297,7 @@ export class Relay {
 }
 
 function side(relay: Relay, handle: TcpHandle): Side {
-  const s: Side = { handle, relay, peer: undefined, eof: false, pending: 0, paused: false, shutWhenDrained: false, shut: false, closed: false, batch: [] };
+  const s: Side = { handle, relay, peer: undefined, eof: false, pending: 0, paused: false, shutWhenDrained: false, shut: false, closed: false, batch: [], fullReads: 0, own: undefined };
   handle.side = s;
   handle.onread = onRead;
   return s;
@@ -274,10 +307,30 @@ function onRead(this: TcpHandle, buffer: ArrayBuffer | undefined): void {
   const s = this.side!;
   const n = native!;
   const nread = n.state[n.readBytes]!;
-  if (nread > 0) return s.relay.forward(s, new Uint8Array(buffer!, n.state[n.offset]!, nread));
+  if (nread > 0) {
+    // With a buffer of its own, Node hands no ArrayBuffer: the bytes are at the start of that buffer.
+    if (buffer === undefined) return s.relay.forwardOwn(s, s.own!.subarray(0, nread));
+    if (nread === fullRead && s.peer !== undefined && ++s.fullReads === ownAfter) ownBuffer(s);
+    return s.relay.forward(s, new Uint8Array(buffer!, n.state[n.offset]!, nread));
+  }
   if (nread === 0) return;
   if (nread === UV_EOF) s.relay.eof(s);
   else s.relay.failed(s, nread);
+}
+
+/** Gives `s` a read buffer of its own (see ownSize), within this thread's budget; its next reads land there. */
+function ownBuffer(s: Side): void {
+  if (ownBytes + ownSize > ownBudget || typeof s.handle.useUserBuffer !== 'function') return;
+  s.own = Buffer.allocUnsafeSlow(ownSize);
+  ownBytes += ownSize;
+  s.handle.useUserBuffer(s.own);
+}
+
+/** `s` reads no more: its own buffer leaves the budget (a write still waiting on it keeps it alive until done). */
+function releaseOwn(s: Side): void {
+  if (s.own === undefined) return;
+  ownBytes -= s.own.length;
+  s.own = undefined;
 }
 
 function write(to: Side, data: Uint8Array | Uint8Array[]): void {
@@ -338,6 +391,7 @@ function closeSide(s: Side): void {
   if (s.closed) return;
   s.closed = true;
   s.batch = [];
+  releaseOwn(s);
   closeHandle(s.handle);
 }
 

@@ -7,7 +7,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { UserspaceBackend, type UserspaceOptions } from '../../../proxy/userspace/backend.ts';
 import { listenerSpecs } from '../../../proxy/userspace/listeners.ts';
-import { native } from '../../../proxy/userspace/relay.ts';
+import { native, relayBufferBytes } from '../../../proxy/userspace/relay.ts';
 import { TcpListener } from '../../../proxy/userspace/tcp.ts';
 import { silentLogger } from '../../../runtime/logger.ts';
 import { captureLogger, waitFor } from '../../helpers/wait.ts';
@@ -63,6 +63,41 @@ describe('the TCP relay on native handles', () => {
     expect(direct.connections).toBe(1);
     c.socket.end();
     await waitFor('the connection released', () => direct.connections === 0);
+  });
+
+  it('reads bulk data into buffers of its own, keeps it intact past a client that reads in bursts, and gives the buffers back', async () => {
+    const echo = await tcpEndpoint('echo', { greet: false });
+    cleanups.push(() => echo.close());
+    const port = await freePort();
+    const b = backend();
+    await b.sync(plan(portPlan({ name: 'bulk', port, clusterEndpoints: [echo.target] })), { full: true });
+    const data = randomBytes(40 * 1024 * 1024);
+    const c = client(port);
+    const got = createHash('sha256');
+    let bytes = 0;
+    let most = 0;
+    const watch = setInterval(() => (most = Math.max(most, relayBufferBytes())), 5);
+    c.socket.removeAllListeners('data');
+    // Not read for a while, then read in bursts: the relay's writes to the client wait in libuv on its own buffer
+    // (the echo side's), while reading that side stops.
+    c.socket.pause();
+    c.socket.on('data', (d: Buffer) => {
+      got.update(d);
+      const before = bytes;
+      bytes += d.length;
+      if (Math.floor(bytes / (4 << 20)) > Math.floor(before / (4 << 20))) {
+        c.socket.pause();
+        setTimeout(() => c.socket.resume(), 30);
+      }
+    });
+    setTimeout(() => c.socket.resume(), 300);
+    c.socket.end(data);
+    expect(await c.closed).toBeUndefined();
+    clearInterval(watch);
+    expect(bytes).toBe(data.length);
+    expect(got.digest('hex')).toBe(createHash('sha256').update(data).digest('hex'));
+    expect(most).toBeGreaterThan(0);
+    await waitFor('the buffers given back', () => relayBufferBytes() === 0);
   });
 });
 
