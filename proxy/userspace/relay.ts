@@ -39,11 +39,11 @@ const earlyLimit = 1 << 20;
 // buffer of its own, of ownSize bytes, reused for every read (the handle's useUserBuffer), and each read is written
 // on at once. Otherwise every read is a fresh 64 KiB allocation: at 10 Gbit/s that is 20,000 a second, which V8 counts
 // as external memory and answers with full collections, and each write is at most what one read brought. Measured
-// with iperf3 through the proxy on loopback (one thread): 13.3 Gbit/s at 610 ms of CPU per GB without, 16.4–17.6 at
-// 300–345 with 256 KiB (1 MiB: 18 Gbit/s at 250 ms). The buffers of one thread are capped at ownBudget bytes
-// (256 sides); past it, sides keep the allocating path.
+// with iperf3 through the proxy on loopback (one thread, alternating runs): 13.3 Gbit/s at 610 ms of CPU per GB
+// without, 16.4–17.5 Gbit/s at 300–336 ms with 256 KiB, 18.4–19.0 Gbit/s at 238–254 ms with 1 MiB. The buffers of
+// one thread are capped at ownBudget bytes (64 sides); past it, sides keep the allocating path.
 const ownAfter = 4;
-const ownSize = 256 * 1024;
+const ownSize = 1024 * 1024;
 const ownBudget = 64 * 1024 * 1024;
 let ownBytes = 0;
 
