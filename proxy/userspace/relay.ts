@@ -44,7 +44,8 @@ const earlyLimit = 1 << 20;
 // one thread are capped at ownBudget bytes (64 sides); past it, sides keep the allocating path.
 const ownAfter = 4;
 const ownSize = 1024 * 1024;
-const ownBudget = 64 * 1024 * 1024;
+/** Bytes of own read buffers one thread's relays may hold at once (see ownSize). */
+export const ownBudget = 64 * 1024 * 1024;
 let ownBytes = 0;
 
 /** Bytes of the relays' own read buffers (see ownSize) held by open connections of this thread. */

@@ -7,7 +7,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { UserspaceBackend, type UserspaceOptions } from '../../../proxy/userspace/backend.ts';
 import { listenerSpecs } from '../../../proxy/userspace/listeners.ts';
-import { native, relayBufferBytes } from '../../../proxy/userspace/relay.ts';
+import { native, ownBudget, relayBufferBytes } from '../../../proxy/userspace/relay.ts';
 import { TcpListener } from '../../../proxy/userspace/tcp.ts';
 import { silentLogger } from '../../../runtime/logger.ts';
 import { captureLogger, waitFor } from '../../helpers/wait.ts';
@@ -99,6 +99,48 @@ describe('the TCP relay on native handles', () => {
     expect(most).toBeGreaterThan(0);
     await waitFor('the buffers given back', () => relayBufferBytes() === 0);
   });
+
+  it('holds no more own buffers than its budget with more bulk connections than it covers, and they stay intact', async () => {
+    const echo = await tcpEndpoint('echo', { greet: false });
+    cleanups.push(() => echo.close());
+    const port = await freePort();
+    const b = backend();
+    await b.sync(plan(portPlan({ name: 'bulk', port, clusterEndpoints: [echo.target] })), { full: true });
+    // 100 connections, each with two sides that may want a buffer: far more than the budget's 64.
+    const count = 100;
+    const data = randomBytes(2 * 1024 * 1024);
+    const want = createHash('sha256').update(data).digest('hex');
+    let most = 0;
+    const watch = setInterval(() => (most = Math.max(most, relayBufferBytes())), 2);
+    const clients = Array.from({ length: count }, () => {
+      const c = client(port);
+      const got = createHash('sha256');
+      let bytes = 0;
+      c.socket.removeAllListeners('data');
+      // Not ended, nothing read back at first: every connection stays open while its sides switch.
+      c.socket.pause();
+      c.socket.on('data', (d: Buffer) => {
+        got.update(d);
+        bytes += d.length;
+      });
+      c.socket.write(data);
+      return { c, got, bytes: () => bytes };
+    });
+    // 64 sides have a buffer, the others none (their reads keep the allocating path).
+    await waitFor('the whole budget taken', () => relayBufferBytes() === ownBudget, 10_000);
+    for (const { c } of clients) {
+      c.socket.resume();
+      c.socket.end();
+    }
+    for (const { c } of clients) expect(await c.closed).toBeUndefined();
+    clearInterval(watch);
+    for (const { got, bytes } of clients) {
+      expect(bytes()).toBe(data.length);
+      expect(got.digest('hex')).toBe(want);
+    }
+    expect(most).toBeLessThanOrEqual(ownBudget);
+    await waitFor('the buffers given back', () => relayBufferBytes() === 0);
+  }, 30_000);
 });
 
 describe.each([true, false])('userspace backend, TCP (native relay: %s)', (native) => {
