@@ -6,7 +6,7 @@ import type { SoaAnswer } from 'dns-packet';
 import type { DnsAnswer, DnsQuery, Rcode, ResourceRecord } from '../types.ts';
 import type { UpstreamReply } from './exchange.ts';
 import { plainSections, viewFor, type ClientBits, type Sections, type View } from './dnssec.ts';
-import { ecsCode, findOption, keyedCodes, relayed } from './options.ts';
+import { ecsCode, findOption, relayed, unkeyedCodes } from './options.ts';
 import { echo, lengthsKey, lookupKeys, placement, type ClientSubnet, type EntrySubnet } from './subnet.ts';
 
 /** When a popular entry is refreshed ahead of expiry (CoreDNS `prefetch AMOUNT DURATION PERCENTAGE%`). */
@@ -131,7 +131,7 @@ export function resolveCacheSettings(s: CacheSettings = {}): ResolvedCacheSettin
  * after a space, which a name from the wire never holds (it is escaped \032); options in hex, after " o".
  */
 export function cacheKey(q: Pick<DnsQuery, 'lname' | 'qtype' | 'qclass' | 'cd' | 'ednsOptions'>): string {
-  const options = q.ednsOptions === undefined ? undefined : relayed(q.ednsOptions, keyedCodes);
+  const options = q.ednsOptions === undefined ? undefined : relayed(q.ednsOptions, unkeyedCodes);
   if (options === undefined) {
     if (q.qtype === 1 && q.qclass === 1 && !q.cd) return q.lname;
     return `${q.lname} ${q.qtype} ${q.qclass}${q.cd ? ' cd' : ''}`;

@@ -19,7 +19,7 @@ export const ecsCode = 8;
 export const hopByHopCodes: ReadonlySet<number> = new Set([3, 9, 10, 11, 12]);
 
 /** The codes left out of the cache key: the hop-by-hop ones, and ECS, which the cache matches by network (subnet.ts). */
-export const keyedCodes: ReadonlySet<number> = new Set([...hopByHopCodes, ecsCode]);
+export const unkeyedCodes: ReadonlySet<number> = new Set([...hopByHopCodes, ecsCode]);
 
 /**
  * `options` without those whose code is in `dropped` (by default the hop-by-hop ones): the same buffer when none is,

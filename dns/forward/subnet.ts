@@ -77,8 +77,9 @@ export function prefixHex(address: Buffer, bits: number): string {
 
 // Keys add to the base key (cache.ts cacheKey, which holds no ECS option) after a space, which a name never holds:
 // " e<family>/<bits>/<prefix>" for a network, " x<family>/<source>/<address>" for one SOURCE PREFIX-LENGTH only.
-const lengthsOf = (base: string, family: number) => `${base} e${family}`;
-const networkKey = (base: string, family: number, bits: number, address: Buffer) => `${lengthsOf(base, family)}/${bits}/${prefixHex(address, bits)}`;
+/** The key of the index of network lengths cached for `family` under `base`. */
+export const lengthsKey = (base: string, family: number): string => `${base} e${family}`;
+const networkKey = (base: string, family: number, bits: number, address: Buffer) => `${lengthsKey(base, family)}/${bits}/${prefixHex(address, bits)}`;
 const exactKey = (base: string, s: ClientSubnet) => `${base} x${s.family}/${s.source}/${s.address.toString('hex')}`;
 
 /**
@@ -91,7 +92,7 @@ export function placement(base: string, asked: ClientSubnet | undefined, scope: 
   const { family, source } = asked;
   if (source > 0 && scope === 0) return { key: base, subnet: { family, scope, lengths: undefined, bits: 0 } };
   if (source > 0 && scope <= source) {
-    return { key: networkKey(base, family, scope, asked.address), subnet: { family, scope, lengths: lengthsOf(base, family), bits: scope } };
+    return { key: networkKey(base, family, scope, asked.address), subnet: { family, scope, lengths: lengthsKey(base, family), bits: scope } };
   }
   return { key: exactKey(base, asked), subnet: { family, scope, lengths: undefined, bits: source } };
 }
@@ -111,11 +112,6 @@ export function lookupKeys(base: string, q: ClientSubnet, lengths: ReadonlyMap<n
   }
   keys.push(base);
   return keys;
-}
-
-/** The key of the index of network lengths cached for `family` under `base`. */
-export function lengthsKey(base: string, family: number): string {
-  return lengthsOf(base, family);
 }
 
 /** q's own option with SCOPE PREFIX-LENGTH `scope`: what a client served from an entry gets (RFC 7871 §7.2.1–7.2.2). */
