@@ -312,7 +312,7 @@ function onRead(this: TcpHandle, buffer: ArrayBuffer | undefined): void {
     // With a buffer of its own, Node hands no ArrayBuffer: the bytes are at the start of that buffer.
     if (buffer === undefined) return s.relay.forwardOwn(s, s.own!.subarray(0, nread));
     if (nread === fullRead && s.peer !== undefined && ++s.fullReads === ownAfter) ownBuffer(s);
-    return s.relay.forward(s, new Uint8Array(buffer!, n.state[n.offset]!, nread));
+    return s.relay.forward(s, new Uint8Array(buffer, n.state[n.offset]!, nread));
   }
   if (nread === 0) return;
   if (nread === UV_EOF) s.relay.eof(s);

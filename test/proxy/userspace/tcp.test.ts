@@ -35,6 +35,15 @@ async function endpoints(...names: string[]): Promise<TcpEndpoint[]> {
   return eps;
 }
 
+/** A Service port of a new backend whose one endpoint echoes bytes back unchanged; returns the port. */
+async function echoService(): Promise<number> {
+  const echo = await tcpEndpoint('echo', { greet: false });
+  cleanups.push(() => echo.close());
+  const port = await freePort();
+  await backend().sync(plan(portPlan({ name: 'bulk', port, clusterEndpoints: [echo.target] })), { full: true });
+  return port;
+}
+
 function tally(names: string[]): Record<string, number> {
   const out: Record<string, number> = {};
   for (const n of names) out[n] = (out[n] ?? 0) + 1;
@@ -66,11 +75,7 @@ describe('the TCP relay on native handles', () => {
   });
 
   it('reads bulk data into buffers of its own, keeps it intact past a client that reads in bursts, and gives the buffers back', async () => {
-    const echo = await tcpEndpoint('echo', { greet: false });
-    cleanups.push(() => echo.close());
-    const port = await freePort();
-    const b = backend();
-    await b.sync(plan(portPlan({ name: 'bulk', port, clusterEndpoints: [echo.target] })), { full: true });
+    const port = await echoService();
     const data = randomBytes(40 * 1024 * 1024);
     const c = client(port);
     const got = createHash('sha256');
@@ -101,11 +106,7 @@ describe('the TCP relay on native handles', () => {
   });
 
   it('holds no more own buffers than its budget with more bulk connections than it covers, and they stay intact', async () => {
-    const echo = await tcpEndpoint('echo', { greet: false });
-    cleanups.push(() => echo.close());
-    const port = await freePort();
-    const b = backend();
-    await b.sync(plan(portPlan({ name: 'bulk', port, clusterEndpoints: [echo.target] })), { full: true });
+    const port = await echoService();
     // 100 connections, each with two sides that may want a buffer: far more than the budget's 64.
     const count = 100;
     const data = randomBytes(2 * 1024 * 1024);
@@ -388,11 +389,7 @@ describe.each([true, false])('userspace backend, TCP (native relay: %s)', (nativ
   });
 
   it('carries 50 MB both ways intact', async () => {
-    const [echo] = await Promise.all([tcpEndpoint('echo', { greet: false })]);
-    cleanups.push(() => echo!.close());
-    const port = await freePort();
-    const b = backend();
-    await b.sync(plan(portPlan({ name: 'bulk', port, clusterEndpoints: [echo!.target] })), { full: true });
+    const port = await echoService();
     const data = randomBytes(50 * 1024 * 1024);
     const c = client(port);
     const got = createHash('sha256');
