@@ -14,6 +14,7 @@ import type { Certificates } from '../tls/certificates.ts';
 import type { TLSSocket } from 'node:tls';
 import { randomBytes } from 'node:crypto';
 import type { GatewayMetrics } from './metrics.ts';
+import { LiveList } from '../../runtime/live-list.ts';
 import { isH2cToken, upgradeTokens } from '../upstream/headers.ts';
 import { failedRequestVersion } from './request.ts';
 import { clientProto, reply, runPipeline, targetBackend, upgradePipeline, upstreamTarget, type Exchange, type GatewayState } from './steps.ts';
@@ -61,7 +62,7 @@ export class Gateway {
   readonly #counted = new WeakMap<Socket, string>();
   #inFlight = 0;
   /** HTTP/1.1 responses in flight: a drain makes those not yet begun say `Connection: close`. */
-  readonly #h1Responses = new Set<ServerResponse>();
+  readonly #h1Responses = new LiveList<ServerResponse>();
   #draining = false;
   /** Called whenever in-flight work ends while draining. */
   #settledHook?: () => void;
@@ -323,8 +324,8 @@ export class Gateway {
     if ('shouldKeepAlive' in res) {
       if (this.#draining) res.shouldKeepAlive = false;
       else {
-        this.#h1Responses.add(res);
-        res.once('close', () => this.#h1Responses.delete(res));
+        const entry = this.#h1Responses.add(res);
+        res.once('close', () => this.#h1Responses.delete(entry));
       }
     }
     // Counted and logged once the response is closed and the pipeline has finished (the upstream's figures are

@@ -1,0 +1,53 @@
+// The things in flight (requests, connections) as a doubly linked list rather than a Set, for code paths that add and
+// remove one per request. A Set that many short-lived objects pass through keeps them alive for V8's young-generation
+// collector: each time V8 rehashes the Set it keeps the old table, with the entries it held, pointing to the new one,
+// so that iterators can move on. Once one old table has been promoted, the whole chain of tables after it, and
+// everything their entries reach, survives every young collection until a full one. In the ingress under load that
+// promoted every request (3.7 MB per collection, 6 ms pauses instead of 1.4 ms; README, Ingress benchmark). An
+// entry taken out of this list points at nothing, so a removed request dies young.
+
+export interface LiveEntry<T> {
+  readonly value: T;
+  prev: LiveEntry<T> | null;
+  next: LiveEntry<T> | null;
+  /** Whether the entry is still in its list. */
+  linked: boolean;
+}
+
+export class LiveList<T> {
+  #head: LiveEntry<T> | null = null;
+  #size = 0;
+
+  get size(): number {
+    return this.#size;
+  }
+
+  /** Adds `value`; the entry is what `delete` takes. */
+  add(value: T): LiveEntry<T> {
+    const entry: LiveEntry<T> = { value, prev: null, next: this.#head, linked: true };
+    if (this.#head !== null) this.#head.prev = entry;
+    this.#head = entry;
+    this.#size++;
+    return entry;
+  }
+
+  /** Takes `entry` out (again: nothing). */
+  delete(entry: LiveEntry<T>): void {
+    if (!entry.linked) return;
+    entry.linked = false;
+    if (entry.prev !== null) entry.prev.next = entry.next;
+    else this.#head = entry.next;
+    if (entry.next !== null) entry.next.prev = entry.prev;
+    entry.prev = entry.next = null;
+    this.#size--;
+  }
+
+  *[Symbol.iterator](): IterableIterator<T> {
+    for (let e = this.#head; e !== null; ) {
+      // Read on first: the loop's body may delete the entry it was given.
+      const next = e.next;
+      yield e.value;
+      e = next;
+    }
+  }
+}
