@@ -42,12 +42,22 @@ export class LiveList<T> {
     this.#size--;
   }
 
+  /** Takes every entry out. */
+  clear(): void {
+    for (const e of this.entries()) this.delete(e);
+  }
+
+  /**
+   * The entries in the list when the loop begins that are still in it when it comes to them, newest first: the
+   * loop's body may delete any entry, and what it adds is not visited.
+   */
+  *entries(): IterableIterator<LiveEntry<T>> {
+    const all: LiveEntry<T>[] = [];
+    for (let e = this.#head; e !== null; e = e.next) all.push(e);
+    for (const e of all) if (e.linked) yield e;
+  }
+
   *[Symbol.iterator](): IterableIterator<T> {
-    for (let e = this.#head; e !== null; ) {
-      // Read on first: the loop's body may delete the entry it was given.
-      const next = e.next;
-      yield e.value;
-      e = next;
-    }
+    for (const e of this.entries()) yield e.value;
   }
 }

@@ -1,6 +1,9 @@
 // Connect timeouts of the userspace proxy's dials, all served by one coarse interval timer. A timer per dial (what
 // `socket.setTimeout` arms) is set up and torn down for every connection; at thousands of new connections per
 // second that bookkeeping is a measurable share of the proxy's CPU, while a connect timeout needs no precision.
+// The pending dials are a linked list, not a Map: a Map that every connection passes through keeps them all alive
+// for V8's young collections (runtime/live-list.ts says why).
+import { LiveList, type LiveEntry } from '../../runtime/live-list.ts';
 
 /** Dials per new connection, each to another endpoint when there is one (kube-proxy's userspace EndpointDialTimeouts). */
 export const maxDialAttempts = 4;
@@ -15,7 +18,7 @@ export class DialDeadlines {
   readonly #tickMs: number;
   /** Ticks a dial may stay pending; it times out at the tick after that. */
   readonly #ticks: number;
-  readonly #pending = new Map<object, Pending>();
+  readonly #pending = new LiveList<Pending>();
   #now = 0;
   #timer: NodeJS.Timeout | undefined;
 
@@ -30,17 +33,20 @@ export class DialDeadlines {
   }
 
   /**
-   * Starts the clock of the dial `key`, the `attempt`-th (from 0) for its connection; `onTimeout` runs at most once,
-   * unless `settle(key)` comes first.
+   * Starts the clock of a dial, the `attempt`-th (from 0) for its connection; `onTimeout` runs at most once, unless
+   * `settle` is given the returned dial first.
    */
-  start(key: object, onTimeout: () => void, attempt = 0): void {
-    this.#pending.set(key, { expires: this.#now + this.#ticks * 2 ** attempt + 1, onTimeout });
+  start(onTimeout: () => void, attempt = 0): PendingDial {
+    const dial = this.#pending.add({ expires: this.#now + this.#ticks * 2 ** attempt + 1, onTimeout });
     this.#timer ??= setInterval(() => this.#tick(), this.#tickMs).unref();
+    return dial;
   }
 
-  /** Stops the clock of `key`; false if it was not pending (it settled or timed out already). */
-  settle(key: object): boolean {
-    return this.#pending.delete(key);
+  /** Stops the clock of `dial`; false if it was not pending (it settled or timed out already). */
+  settle(dial: PendingDial): boolean {
+    if (!dial.linked) return false;
+    this.#pending.delete(dial);
+    return true;
   }
 
   /** Stops the timer and forgets every pending dial without calling back. */
@@ -57,13 +63,16 @@ export class DialDeadlines {
       this.#timer = undefined;
       return;
     }
-    for (const [key, p] of this.#pending) {
-      if (p.expires > this.#now) continue;
-      this.#pending.delete(key);
-      p.onTimeout();
+    for (const dial of this.#pending.entries()) {
+      if (dial.value.expires > this.#now) continue;
+      this.#pending.delete(dial);
+      dial.value.onTimeout();
     }
   }
 }
+
+/** A dial whose clock runs: what `settle` takes. */
+export type PendingDial = LiveEntry<Pending>;
 
 interface Pending {
   /** The tick at which the dial times out. */

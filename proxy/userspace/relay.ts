@@ -11,7 +11,8 @@
 import { isIPv6 } from 'node:net';
 import { constants } from 'node:os';
 import type { Target } from '../plan/types.ts';
-import { maxDialAttempts, type DialDeadlines } from './deadlines.ts';
+import { maxDialAttempts, type DialDeadlines, type PendingDial } from './deadlines.ts';
+import type { LiveEntry } from '../../runtime/live-list.ts';
 import { tcpBindings, type HandleReq, type TcpBindings, type TcpHandle as NativeTcpHandle } from '../../runtime/tcp-handles.ts';
 
 /** A native TCP handle (runtime/tcp-handles.ts) with the side of the relay it belongs to. */
@@ -53,6 +54,9 @@ export function relayBufferBytes(): number {
   return ownBytes;
 }
 
+/** A relay's place among its listener's connections. */
+export type OpenRelay = LiveEntry<{ destroy(): void }>;
+
 /** What a relay needs from its listener. */
 export interface RelayHost {
   /** The endpoint for a client (its IP, '' when affinity is off); `failed`: the one that just failed. */
@@ -61,9 +65,9 @@ export interface RelayHost {
   readonly deadlines: DialDeadlines;
   /** A dial failed with libuv status `status` (negative errno): the listener reports what is this host's own trouble. */
   dialFailed(status: number, target: Target): void;
-  /** The relay now counts as a connection of the listener, until `closed`. */
-  opened(r: Relay): void;
-  closed(r: Relay): void;
+  /** The relay now counts as a connection of the listener, until `closed` is given what this returned. */
+  opened(r: Relay): OpenRelay;
+  closed(r: OpenRelay): void;
 }
 
 /** One direction's end: a handle, whether it sent its FIN, and the writes to it still in flight. */
@@ -102,7 +106,8 @@ export class Relay {
   #earlyBytes = 0;
   /** Nothing more to do: the connection is being (or has been) closed. */
   #done = false;
-  #opened = false;
+  /** Set while the relay counts as one of its listener's connections. */
+  #opened: OpenRelay | null = null;
 
   constructor(host: RelayHost, client: TcpHandle) {
     this.#host = host;
@@ -127,8 +132,7 @@ export class Relay {
       this.#finish();
       return;
     }
-    this.#opened = true;
-    this.#host.opened(this);
+    this.#opened = this.#host.opened(this);
     client.setNoDelay(true);
     client.readStart();
     this.#dial(target, 0);
@@ -164,15 +168,16 @@ export class Relay {
         this.#finish();
       }
     };
+    let pending: PendingDial | undefined;
     req.oncomplete = (status: number) => {
       // False: the dial timed out and was handled; its handle is closed.
-      if (!this.#host.deadlines.settle(req)) return;
+      if (pending === undefined || !this.#host.deadlines.settle(pending)) return;
       if (status < 0) return failed(status);
       this.#connected(upstream);
     };
     const err = isIPv6(target.ip) ? upstream.connect6(req, target.ip, target.port) : upstream.connect(req, target.ip, target.port);
     if (err) return void setImmediate(() => failed(err));
-    this.#host.deadlines.start(req, failed, attempt);
+    pending = this.#host.deadlines.start(failed, attempt);
   }
 
   #connected(upstream: TcpHandle): void {
@@ -293,7 +298,8 @@ export class Relay {
     if (this.#done) return;
     this.#done = true;
     this.#early = [];
-    if (this.#opened) this.#host.closed(this);
+    if (this.#opened !== null) this.#host.closed(this.#opened);
+    this.#opened = null;
   }
 }
 

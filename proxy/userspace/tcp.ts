@@ -7,6 +7,7 @@ import type { Target } from '../plan/types.ts';
 import type { ListenerSpec } from './listeners.ts';
 import { DialDeadlines, maxDialAttempts } from './deadlines.ts';
 import { ListenerPicker } from './picker.ts';
+import { LiveList } from '../../runtime/live-list.ts';
 import { native, Relay, type RelayHost, type TcpHandle } from './relay.ts';
 
 /** How a TCP listener binds and dials. */
@@ -38,7 +39,8 @@ export class TcpListener {
   readonly #options: TcpOptions;
   readonly #picker: ListenerPicker;
   readonly #server: Server;
-  readonly #connections = new Set<{ destroy(): void }>();
+  // A linked list, not a Set: every connection passes through it (runtime/live-list.ts says why that matters).
+  readonly #connections = new LiveList<{ destroy(): void }>();
   readonly #deadlines: DialDeadlines;
   /** What relays on native handles use of this listener. */
   readonly #host: RelayHost;
@@ -63,7 +65,7 @@ export class TcpListener {
       deadlines: this.#deadlines,
       dialFailed: (status, target) => this.#dialFailed(getSystemErrorName(status), target),
       opened: (r) => connections.add(r),
-      closed: (r) => connections.delete(r),
+      closed: (entry) => connections.delete(entry),
     };
   }
 
@@ -150,7 +152,7 @@ export class TcpListener {
       client.resetAndDestroy();
       return;
     }
-    this.#connections.add(client);
+    const entry = this.#connections.add(client);
     const link: Link = { client, upstream: undefined };
     // One listener per event for the whole life of the connection (fewer registrations per connection): before the
     // upstream is connected an error or close only ends this connection; afterwards it is forwarded.
@@ -158,7 +160,7 @@ export class TcpListener {
       if (link.upstream) forwardError(err, link.upstream);
     });
     client.on('close', () => {
-      this.#connections.delete(client);
+      this.#connections.delete(entry);
       if (link.upstream) forwardClose(client, link.upstream);
     });
     this.#dial(link, ip, target, 0);
@@ -176,10 +178,10 @@ export class TcpListener {
       if (other) this.#dial(link, ip, other, attempt + 1);
       else client.resetAndDestroy();
     };
-    this.#deadlines.start(upstream, failed, attempt);
+    const pending = this.#deadlines.start(failed, attempt);
     upstream.on('error', (err: NodeJS.ErrnoException) => {
       if (link.upstream === upstream) forwardError(err, client);
-      else if (this.#deadlines.settle(upstream)) {
+      else if (this.#deadlines.settle(pending)) {
         this.#dialFailed(err.code ?? err.message, target);
         failed();
       }
@@ -188,7 +190,7 @@ export class TcpListener {
       if (link.upstream === upstream) forwardClose(upstream, client);
     });
     upstream.on('connect', () => {
-      this.#deadlines.settle(upstream);
+      this.#deadlines.settle(pending);
       if (client.destroyed) {
         upstream.destroy();
         return;

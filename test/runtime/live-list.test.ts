@@ -42,16 +42,29 @@ describe('LiveList', () => {
     expect(list.size).toBe(1);
   });
 
-  it('lets the loop over it delete the entry it is on, and others', () => {
+  it('lets the loop over it delete any entry; it visits what is still in it and not what it adds', () => {
     const list = new LiveList<number>();
-    const entries = [1, 2, 3, 4].map((n) => list.add(n));
+    const entries = [1, 2, 3, 4, 5].map((n) => list.add(n));
     const seen: number[] = [];
     for (const n of list) {
       seen.push(n);
       list.delete(entries[n - 1]!);
-      if (n === 3) list.delete(entries[0]!);
+      // On 4, the next one (3) and one further on (1) go too.
+      if (n === 4) list.delete(entries[2]!), list.delete(entries[0]!);
+      list.add(n * 10);
     }
-    expect(seen).toEqual([4, 3, 2]);
+    expect(seen).toEqual([5, 4, 2]);
+    expect([...list]).toEqual([20, 40, 50]);
+  });
+
+  it('empties with clear, and entries() gives the entries delete takes', () => {
+    const list = new LiveList<string>();
+    list.add('a');
+    list.add('b');
+    for (const e of list.entries()) if (e.value === 'a') list.delete(e);
+    expect([...list]).toEqual(['b']);
+    list.clear();
+    expect([...list]).toEqual([]);
     expect(list.size).toBe(0);
   });
 

@@ -8,7 +8,7 @@ describe('DialDeadlines', () => {
   it('times out a dial that stays pending past its timeout, once', () => {
     const d = new DialDeadlines(100);
     const fired = vi.fn();
-    d.start({}, fired);
+    d.start(fired);
     vi.advanceTimersByTime(90);
     expect(fired).not.toHaveBeenCalled();
     vi.advanceTimersByTime(60);
@@ -21,7 +21,7 @@ describe('DialDeadlines', () => {
   it('doubles the timeout for each retry (250, 500, 1000, 2000 ms as kube-proxy)', () => {
     const d = new DialDeadlines(250);
     const fired = [vi.fn(), vi.fn(), vi.fn(), vi.fn()];
-    fired.forEach((f, attempt) => d.start({}, f, attempt));
+    fired.forEach((f, attempt) => d.start(f, attempt));
     const at = (_ms: number) => fired.map((f) => f.mock.calls.length > 0);
     vi.advanceTimersByTime(240);
     expect(at(240)).toEqual([false, false, false, false]);
@@ -39,11 +39,10 @@ describe('DialDeadlines', () => {
 
   it('never fires for a settled dial, and settle reports whether it was pending', () => {
     const d = new DialDeadlines(100);
-    const key = {};
     const fired = vi.fn();
-    d.start(key, fired);
-    expect(d.settle(key)).toBe(true);
-    expect(d.settle(key)).toBe(false);
+    const dial = d.start(fired);
+    expect(d.settle(dial)).toBe(true);
+    expect(d.settle(dial)).toBe(false);
     vi.advanceTimersByTime(500);
     expect(fired).not.toHaveBeenCalled();
   });
@@ -52,9 +51,9 @@ describe('DialDeadlines', () => {
     const d = new DialDeadlines(100);
     const first = vi.fn();
     const second = vi.fn();
-    d.start({}, first);
+    d.start(first);
     vi.advanceTimersByTime(80);
-    d.start({}, second);
+    d.start(second);
     vi.advanceTimersByTime(60);
     expect(first).toHaveBeenCalledTimes(1);
     expect(second).not.toHaveBeenCalled();
@@ -65,14 +64,12 @@ describe('DialDeadlines', () => {
   it('stops its timer when nothing is pending, and clear() drops pending dials silently', () => {
     const d = new DialDeadlines(100);
     const fired = vi.fn();
-    d.start({}, fired);
+    d.start(fired);
     d.clear();
     expect(vi.getTimerCount()).toBe(0);
     vi.advanceTimersByTime(500);
     expect(fired).not.toHaveBeenCalled();
-    const key = {};
-    d.start(key, vi.fn());
-    d.settle(key);
+    d.settle(d.start(vi.fn()));
     vi.advanceTimersByTime(500);
     expect(vi.getTimerCount()).toBe(0);
   });
