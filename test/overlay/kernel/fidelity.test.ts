@@ -132,7 +132,11 @@ function normalize(results: OpResult[], names: Map<number, string>): unknown[] {
   const walk = (x: unknown): unknown => {
     if (Array.isArray(x)) return x.map(walk).sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
     if (x && typeof x === 'object') {
-      return Object.fromEntries(Object.entries(x).map(([k, v]) => [k, (k === 'index' || k === 'underlayIndex') && typeof v === 'number' ? (names.get(v) ?? `#${v}`) : walk(v)]));
+      // The link-local address the kernel gives an interface it brings up is tentative until its duplicate address
+      // detection ends, about a second later: whether a listing sees it so depends on timing, not on the fake.
+      const { cidr, dad } = x as { cidr?: unknown; dad?: unknown };
+      if (dad === 'tentative' && typeof cidr === 'string' && cidr.startsWith('fe80:')) x = Object.fromEntries(Object.entries(x).filter(([k]) => k !== 'dad'));
+      return Object.fromEntries(Object.entries(x as object).map(([k, v]) => [k, (k === 'index' || k === 'underlayIndex') && typeof v === 'number' ? (names.get(v) ?? `#${v}`) : walk(v)]));
     }
     return x;
   };
