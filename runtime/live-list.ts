@@ -31,15 +31,16 @@ export class LiveList<T> {
     return entry;
   }
 
-  /** Takes `entry` out (again: nothing). */
-  delete(entry: LiveEntry<T>): void {
-    if (!entry.linked) return;
+  /** Takes `entry` out; false when it was out already (as a Set's delete says). */
+  delete(entry: LiveEntry<T>): boolean {
+    if (!entry.linked) return false;
     entry.linked = false;
     if (entry.prev !== null) entry.prev.next = entry.next;
     else this.#head = entry.next;
     if (entry.next !== null) entry.next.prev = entry.prev;
     entry.prev = entry.next = null;
     this.#size--;
+    return true;
   }
 
   /** Takes every entry out. */

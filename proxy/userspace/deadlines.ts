@@ -44,9 +44,7 @@ export class DialDeadlines {
 
   /** Stops the clock of `dial`; false if it was not pending (it settled or timed out already). */
   settle(dial: PendingDial): boolean {
-    if (!dial.linked) return false;
-    this.#pending.delete(dial);
-    return true;
+    return this.#pending.delete(dial);
   }
 
   /** Stops the timer and forgets every pending dial without calling back. */

@@ -36,8 +36,8 @@ describe('LiveList', () => {
     const list = new LiveList<number>();
     const one = list.add(1);
     list.add(2);
-    list.delete(one);
-    list.delete(one);
+    expect(list.delete(one)).toBe(true);
+    expect(list.delete(one)).toBe(false);
     expect([...list]).toEqual([2]);
     expect(list.size).toBe(1);
   });
