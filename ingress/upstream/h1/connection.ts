@@ -66,6 +66,25 @@ function track(conn: H1Connection): void {
   }
 }
 
+// Request heads without a body are written together once the event loop has run the callbacks of what it read
+// (setImmediate: the check phase, which follows the poll). Between two such writes the upstream has not yet run, so
+// only the first of a round has the kernel wake it: on loopback, a wake-up costs the writer more than the write.
+const queuedHeads: H1Connection[] = [];
+let headsFlushQueued = false;
+function queueHead(conn: H1Connection): void {
+  queuedHeads.push(conn);
+  if (!headsFlushQueued) {
+    headsFlushQueued = true;
+    setImmediate(flushHeads);
+  }
+}
+function flushHeads(): void {
+  // A head queued while writing these (a failed request's retry) goes out in this same pass.
+  for (let i = 0; i < queuedHeads.length; i++) queuedHeads[i]!.writeQueuedHead();
+  queuedHeads.length = 0;
+  headsFlushQueued = false;
+}
+
 function systemError(status: number, syscall: string, address: string): Error {
   const code = getSystemErrorName(status);
   return Object.assign(new Error(`${syscall} ${code} ${address}`), { code, errno: status, syscall });
@@ -170,6 +189,18 @@ export class H1Connection implements Carrier {
     this.#fields = [];
     this.#bodyDone = ex.body === null;
     if (!ex.start(this.#sent > 0)) return;
+    // A body follows its head at once; a head alone waits for the round's other heads.
+    if (ex.body === null) queueHead(this);
+    else this.#writeHead(ex);
+  }
+
+  /** Writes the head start() queued, unless the request ended or left the connection meanwhile. */
+  writeQueuedHead(): void {
+    const ex = this.#exchange;
+    if (this.#state === 'busy' && ex !== null && !ex.written && !ex.ended) this.#writeHead(ex);
+  }
+
+  #writeHead(ex: Exchange): void {
     const err = this.#handle.writeLatin1String(this.#writeReq(), ex.head.text);
     if (err !== 0) return this.#fail(ex, this.#writeFailed(err));
     ex.written = true;

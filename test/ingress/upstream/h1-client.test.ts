@@ -360,6 +360,34 @@ describe('h1 client: the handler', () => {
     expect(s.requests.map((r) => r.path)).toEqual(['/yes']);
   });
 
+  it('abort right after dispatch, in the same tick: the head was never written, so the kept-alive connection takes the next request', async () => {
+    const s = await scriptedServer(closer, answerOk);
+    const pool = poolTo(s.port);
+    expectOk(await send(pool, { path: '/warm' }));
+    const reason = new Error('gone before the round ended');
+    const p = send(pool, { path: '/dropped' });
+    // The connection was idle, so onRequestStart ran within dispatch; the head waits for the end of the round.
+    expect(p.outcome.events).toEqual(['start']);
+    p.outcome.controller!.abort(reason);
+    expect((await p).error).toBe(reason);
+    const b = await send(pool, { path: '/next' });
+    expectOk(b);
+    expect(b.reused).toEqual([true]);
+    expect(s.conns.length).toBe(1);
+    expect(s.conns[0]!.requests.map((r) => r.path)).toEqual(['/warm', '/next']);
+  });
+
+  it('requests dispatched together on idle connections each get their own answer', async () => {
+    const s = await scriptedServer(closer, (req, conn) => setTimeout(() => conn.write(ok(req.path)), 5));
+    const pool = poolTo(s.port, { connections: 3 });
+    await Promise.all(['/w1', '/w2', '/w3'].map((path) => send(pool, { path })));
+    expect(pool.connectionCount).toBe(3);
+    const all = await Promise.all(['/a', '/b', '/c', '/d', '/e', '/f'].map((path) => send(pool, { path })));
+    expect(all.map(body)).toEqual(['/a', '/b', '/c', '/d', '/e', '/f']);
+    expect(s.conns.length).toBe(3);
+    expect(s.conns.flatMap((c) => c.requests.map((r) => r.path)).sort()).toEqual(['/a', '/b', '/c', '/d', '/e', '/f', '/w1', '/w2', '/w3']);
+  });
+
   it('a handler throwing in onResponseData: the request fails with what it threw, once', async () => {
     const s = await scriptedServer(closer, (_req, conn) => conn.write(ok('some body')));
     const pool = poolTo(s.port);
