@@ -68,10 +68,19 @@ export function histogramSamples(name: string, h: Histo, bounds: readonly number
 export class FastCounter {
   readonly #labelNames: readonly string[];
   readonly #children = new Map<string, { labels: Record<string, string>; value: number }>();
+  #generation = 0;
 
   constructor(registry: Registry, name: string, help: string, labelNames: readonly string[]) {
     this.#labelNames = labelNames;
-    registerScraped(registry, name, help, 'counter', () => [...this.#children.values()].map((c) => ({ labels: c.labels, value: c.value })), () => this.#children.clear());
+    registerScraped(registry, name, help, 'counter', () => [...this.#children.values()].map((c) => ({ labels: c.labels, value: c.value })), () => {
+      this.#children.clear();
+      this.#generation++;
+    });
+  }
+
+  /** How many times the registry reset this metric: children taken before a reset count nowhere. */
+  get generation(): number {
+    return this.#generation;
   }
 
   /** The child of these label values (in labelNames' order), made on first use. */
@@ -88,11 +97,20 @@ export class FastHistogram {
   readonly #labelNames: readonly string[];
   readonly #bounds: readonly number[];
   readonly #children = new Map<string, { labels: Record<string, string>; histo: Histo }>();
+  #generation = 0;
 
   constructor(registry: Registry, name: string, help: string, labelNames: readonly string[], bounds: readonly number[]) {
     this.#labelNames = labelNames;
     this.#bounds = bounds;
-    registerScraped(registry, name, help, 'histogram', () => [...this.#children.values()].flatMap((c) => histogramSamples(name, c.histo, bounds, c.labels)), () => this.#children.clear());
+    registerScraped(registry, name, help, 'histogram', () => [...this.#children.values()].flatMap((c) => histogramSamples(name, c.histo, bounds, c.labels)), () => {
+      this.#children.clear();
+      this.#generation++;
+    });
+  }
+
+  /** How many times the registry reset this metric: children taken before a reset count nowhere. */
+  get generation(): number {
+    return this.#generation;
   }
 
   /** The child of these label values (in labelNames' order), made on first use. */

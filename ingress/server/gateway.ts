@@ -440,21 +440,24 @@ export class Gateway {
     // it: the client went away before it got its answer.
     const status = x.res.headersSent || x.refused ? x.res.statusCode : (x.upstream?.status ?? 499);
     const backend = x.backend;
-    // ingress, namespace, service, status, method, canary (GatewayMetrics' label order).
-    const labels = [
+    const method = methodLabel(x.req.method);
+    // The route, the status, the method and whether it went to the canary make the label values: the backend of a
+    // route is its own (a canary's is its route's canary), so the series are cached by those four.
+    const series = metrics.series(x.route, status, method, x.canary, () => [
+      // ingress, namespace, service, status, method, canary (GatewayMetrics' label order).
       x.route ? x.route.ingress.slice(x.route.namespace.length + 1) : '',
       x.route?.namespace ?? '',
       // A request refused before a backend was chosen (auth, limits) counts under its route's Service; a canary's under
       // the primary's, as ingress-nginx counts it (the canary is an alternative upstream of the primary's location).
       (x.canary ? x.route?.backend : (backend ?? x.route?.backend))?.service ?? '',
       String(status),
-      methodLabel(x.req.method),
+      method,
       // canary: ingress-nginx's $proxy_alternative_upstream_name, the canary's upstream, namespace-service-port.
       x.canary ? `${backend!.namespace}-${backend!.service}-${backend!.port}` : '',
-    ];
-    metrics.requestDuration.child(labels).observe(seconds);
-    if (x.upstream?.upstreamSeconds !== undefined) metrics.upstreamDuration.child(labels).observe(x.upstream.upstreamSeconds);
-    metrics.requests.child(labels).value++;
+    ]);
+    series.duration.observe(seconds);
+    if (x.upstream?.upstreamSeconds !== undefined) metrics.observeUpstream(series, x.upstream.upstreamSeconds);
+    series.count.value++;
     accessLog?.info({
       remote: x.clientIP,
       method: x.req.method,
