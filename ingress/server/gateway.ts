@@ -14,7 +14,7 @@ import type { Certificates } from '../tls/certificates.ts';
 import type { TLSSocket } from 'node:tls';
 import { randomBytes } from 'node:crypto';
 import type { GatewayMetrics } from './metrics.ts';
-import { LiveList } from '../../runtime/live-list.ts';
+import { LiveList, type LiveEntry } from '../../runtime/live-list.ts';
 import { isH2cToken, upgradeTokens } from '../upstream/headers.ts';
 import { failedRequestVersion } from './request.ts';
 import { clientProto, reply, runPipeline, targetBackend, upgradePipeline, upstreamTarget, type Exchange, type GatewayState } from './steps.ts';
@@ -321,12 +321,10 @@ export class Gateway {
     const started = performance.now();
     const x = this.#exchange(req, res, proto);
     this.#inFlight++;
+    let entry: LiveEntry<ServerResponse> | null = null;
     if ('shouldKeepAlive' in res) {
       if (this.#draining) res.shouldKeepAlive = false;
-      else {
-        const entry = this.#h1Responses.add(res);
-        res.once('close', () => this.#h1Responses.delete(entry));
-      }
+      else entry = this.#h1Responses.add(res);
     }
     // Counted and logged once the response is closed and the pipeline has finished (the upstream's figures are
     // known only then; the response of a proxied request may close first).
@@ -334,7 +332,11 @@ export class Gateway {
     const settle = () => {
       if (--pending === 0) this.#done(x, started);
     };
-    res.once('close', settle);
+    // One listener, not once(): a response closes once, and once() costs a wrapper per request.
+    res.on('close', () => {
+      if (entry !== null) this.#h1Responses.delete(entry);
+      settle();
+    });
     // A stream the client reset with NO_ERROR while the response was unfinished: Node keeps it (and its response)
     // open until the unread request side ends and the stalled writes drain, which never happens, so the response
     // would never close, be logged, or let a drain finish. Destroying it closes both. (Any other code, and a reset
