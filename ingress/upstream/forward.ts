@@ -110,6 +110,7 @@ interface ResponseSink {
   end(chunk?: string): unknown;
   destroy(): unknown;
   once(event: 'close' | 'drain', listener: () => void): unknown;
+  on(event: 'close', listener: () => void): unknown;
 }
 
 /** The outcome of a request or upgrade: the endpoint and the upstream time once one was picked. */
@@ -267,7 +268,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.#headers = upstreamRequestHeaders(req.rawHeaders, this.#grpc ? { ...this.#target.headers, te: 'trailers' } : this.#target.headers);
     if (this.#target.noBody === true) this.#headers = withoutBodyHeaders(this.#headers);
     const gone = () => this.#onClientClose();
-    this.#res.once('close', gone);
+    // on, not once: a response closes once, and once() costs a wrapper per request.
+    this.#res.on('close', gone);
     // An HTTP/2 stream closed by the client with the response unfinished (RST_STREAM, of any code): Node emits
     // 'aborted' at once, while the response's 'close' may wait (gateway.ts destroys such a stream).
     if (req.httpVersionMajor === 2) (req as Http2ServerRequest).stream.once('aborted', gone);
