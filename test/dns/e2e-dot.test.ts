@@ -140,7 +140,7 @@ describe('connections to a TLS upstream', () => {
     await waitFor('the idle connection closed', () => counted.open() === 0, 5000);
     expect(performance.now() - opened).toBeGreaterThan(800);
     // netplane closed it, not Unbound (whose idle timeout is 30 s).
-    expect(counted.closedFirstBy().at(-1)).toBe('client');
+    expect(counted.closedBy().at(-1)).toBe('client');
     const r = await dig(port, 'two.test');
     expect(r.status, r.raw).toBe('NOERROR');
     expect(counted.accepted()).toBe(before + 2);

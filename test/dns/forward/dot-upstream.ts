@@ -118,10 +118,18 @@ export interface Relay {
   accepted(): number;
   /** Connections still open. */
   open(): number;
-  /** For each closed connection, the side that ended it first. */
-  closedFirstBy(): Array<'client' | 'upstream'>;
+  /**
+   * For each closed connection, the side that began its closing: the one that spoke first after the connection's last
+   * quiet spell (500 ms or more without a byte or an end either way). Which end of stream the relay sees first is a
+   * race (the other side answers a TLS close_notify with its own close, which can overtake the first side's FIN
+   * here), but the side that broke the silence came first.
+   */
+  closedBy(): Array<'client' | 'upstream'>;
   close(): Promise<void>;
 }
+
+/** A pause this long, or longer, in a relayed connection is a quiet spell (see Relay.closedBy). */
+const quietMs = 500;
 
 /** Relays 127.0.0.1:<port> to 127.0.0.1:target byte for byte. */
 export async function relay(target: number): Promise<Relay> {
@@ -134,14 +142,30 @@ export async function relay(target: number): Promise<Relay> {
     open++;
     const up = connect(target, '127.0.0.1');
     sockets.add(client).add(up);
+    let last = performance.now();
+    let brokeSilence: 'client' | 'upstream' | undefined;
+    // Without a quiet spell, the side whose end of stream came first.
     let first: 'client' | 'upstream' | undefined;
-    client.on('data', (d) => up.write(d));
-    up.on('data', (d) => client.write(d));
+    const heard = (side: 'client' | 'upstream') => {
+      const now = performance.now();
+      if (now - last >= quietMs) brokeSilence = side;
+      last = now;
+    };
+    client.on('data', (d) => {
+      heard('client');
+      up.write(d);
+    });
+    up.on('data', (d) => {
+      heard('upstream');
+      client.write(d);
+    });
     client.on('end', () => {
+      heard('client');
       first ??= 'client';
       up.end();
     });
     up.on('end', () => {
+      heard('upstream');
       first ??= 'upstream';
       client.end();
     });
@@ -151,7 +175,7 @@ export async function relay(target: number): Promise<Relay> {
     client.on('close', () => {
       up.destroy();
       open--;
-      closed.push(first ?? 'client');
+      closed.push(brokeSilence ?? first ?? 'client');
       sockets.delete(client);
       sockets.delete(up);
     });
@@ -161,7 +185,7 @@ export async function relay(target: number): Promise<Relay> {
     port: (server.address() as AddressInfo).port,
     accepted: () => accepted,
     open: () => open,
-    closedFirstBy: () => [...closed],
+    closedBy: () => [...closed],
     close: async () => {
       for (const s of sockets) s.destroy();
       await new Promise((r) => server.close(r));
