@@ -13,9 +13,10 @@ import { startDns, type DnsProcess } from './process.ts';
 const host = new HostRunner();
 
 /** dig's status and the addresses it got. */
-async function dig(port: number, name: string): Promise<{ status: string | undefined; addresses: string[]; raw: string }> {
+async function dig(port: number, name: string, sourcePort?: number): Promise<{ status: string | undefined; addresses: string[]; raw: string }> {
+  const source = sourcePort === undefined ? [] : ['-b', `127.0.0.1#${sourcePort}`];
   // A dig that fails (no reply: exit 9) keeps what it said, for the assertion's message.
-  const { stdout } = await host.run('dig', ['@127.0.0.1', '-p', String(port), '+time=6', '+tries=1', '+nocmd', '+nostats', name, 'A']).catch((e: Error) => ({ stdout: `dig failed: ${e.message}` }));
+  const { stdout } = await host.run('dig', ['@127.0.0.1', '-p', String(port), ...source, '+time=6', '+tries=1', '+nocmd', '+nostats', name, 'A']).catch((e: Error) => ({ stdout: `dig failed: ${e.message}` }));
   const m = /;; ANSWER SECTION:\n([\s\S]*?)(?:\n\n|$)/.exec(stdout);
   const addresses = (m?.[1] ?? '').split('\n').filter((l) => l && !l.startsWith(';')).map((l) => l.split(/\s+/)[4] ?? '');
   return { status: /status: (\w+)/.exec(stdout)?.[1], addresses, raw: stdout };
@@ -119,7 +120,12 @@ describe('connections to a TLS upstream', () => {
     const { dns, port } = await serve(['--upstream', `tls://127.0.0.1:${counted.port}#dot.test`, '--upstream-tls-ca', caFile]);
     expect((await dig(port, 'first.test')).status).toBe('NOERROR');
     const names = Array.from({ length: 40 }, (_, i) => `n${i}.many.test`);
-    const results = await Promise.all(names.map((n) => dig(port, n)));
+    // Each dig gets a source port of its own: dig sets SO_REUSEADDR on its UDP socket, so Linux may give two digs
+    // running at once the same ephemeral port, and both replies then reach the later one (seen in a packet capture:
+    // one dig timed out while another printed "ID mismatch" with the first one's answer). Ports 20000-29999 lie
+    // below Linux's ephemeral range, where the other tests' sockets are.
+    const base = 20_000 + Math.floor(Math.random() * 9_900);
+    const results = await Promise.all(names.map((n, i) => dig(port, n, base + i)));
     const failed = results.filter((r) => r.status !== 'NOERROR').map((r) => r.raw);
     expect(results.map((r) => `${r.status} ${r.addresses.join()}`), `${failed.join('\n')}\n${dns.logs()}`).toEqual(names.map(() => 'NOERROR 192.0.2.1'));
     expect(counted.accepted()).toBe(1);
