@@ -49,6 +49,15 @@ export function formatOverlayBench(c: ConvergenceResult, tp: ThroughputResult | 
       `  (a plain route, not VXLAN: it does not count toward the VXLAN target above)`,
       `  --direct-routing pair ratios: ${tp.directRatios.map((x) => x.toFixed(2)).join(', ')}`,
     );
+    const off = tp.tunnelCsumOff;
+    if (off) {
+      const pairRatio = (a: number[], b: number[]) => median(a.map((x, i) => x / b[i]!)).toFixed(3);
+      out.push(
+        `  an underlay that segments VXLAN only without outer checksums (ethtool -K eth0 tx-udp_tnl-csum-segmentation off):`,
+        `    netplane's devices (outer UDP checksum zero) ${median(off.overlay).toFixed(2)} Gbit/s, median pair ratio ${pairRatio(off.overlay, off.underlay)}`,
+        `    kernel-default devices (checksummed) ${median(off.checksummed).toFixed(2)} Gbit/s, median pair ratio ${pairRatio(off.checksummed, off.checksummedUnderlay)}`,
+      );
+    } else out.push('  (no ethtool: the underlay without tunnel-checksum segmentation was not measured)');
   }
   return out.join('\n');
 }

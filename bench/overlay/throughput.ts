@@ -7,8 +7,14 @@
 // Then the agents are restarted with --direct-routing (both nodes are on one network, so the same overlay pods are
 // reached by a plain route via the other node's address, no VXLAN) and the same pods are measured again, paired
 // with the underlay path in the same way.
+// With ethtool, between the two, the underlay veths are made to segment VXLAN only without outer UDP checksums
+// (tx-udp_tnl-csum-segmentation off, as some NICs are) and the overlay is measured again: with netplane's devices
+// (outer checksum zero over IPv4), and with devices made by hand as the kernel makes them by default (checksummed),
+// which that NIC has segmented in software.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { buildOverlayTopology } from '../../test/overlay/topology.ts';
+import { which } from '../cli.ts';
+import { buildOverlayTopology, type OverlayTopology } from '../../test/overlay/topology.ts';
+import { waitFor } from '../../test/helpers/wait.ts';
 
 /** Gbit/s per round, per path. */
 export interface ThroughputResult {
@@ -26,6 +32,11 @@ export interface ThroughputResult {
   directUnderlay: number[];
   /** direct / underlay of each back-to-back pair. */
   directRatios: number[];
+  /**
+   * With tx-udp_tnl-csum-segmentation off on the underlay (absent without ethtool): the overlay with netplane's
+   * devices and with kernel-default (checksummed) devices, and the underlay paired with each.
+   */
+  tunnelCsumOff?: { overlay: number[]; underlay: number[]; checksummed: number[]; checksummedUnderlay: number[] };
 }
 
 /** Runs `rounds` alternating iperf3 measurements of `seconds` each; every namespace made is removed. */
@@ -76,6 +87,7 @@ export async function benchThroughput(options: { rounds?: number; seconds?: numb
       result.nodeRatios.push(got.overlay / got.nodes);
       say(`  round ${r + 1}: pod-to-pod underlay ${got.underlay.toFixed(2)} Gbit/s, overlay ${got.overlay.toFixed(2)} Gbit/s, ratio ${(got.overlay / got.underlay).toFixed(3)}; node-to-node ${got.nodes.toFixed(2)} Gbit/s`);
     }
+    if (which('ethtool') !== '') result.tunnelCsumOff = await withoutTunnelCsumOffload(t, paths, Math.max(2, Math.ceil(rounds / 2)), say);
     for (const node of t.nodes) await t.stopAgent(node, 'SIGTERM');
     for (const node of t.nodes) await t.startAgent(node, ['--direct-routing']);
     const route = await t.sh(t.nodes[0]!.ns, 'ip', ['route', 'show', '10.244.2.0/24']);
@@ -92,5 +104,52 @@ export async function benchThroughput(options: { rounds?: number; seconds?: numb
     return result;
   } finally {
     await t.destroy();
+  }
+}
+
+type Paths = Record<'overlay' | 'underlay', () => Promise<number>>;
+
+/** Alternating overlay/underlay pairs. */
+async function pairs(paths: Paths, rounds: number): Promise<{ overlay: number[]; underlay: number[] }> {
+  const out = { overlay: [] as number[], underlay: [] as number[] };
+  for (let r = 0; r < rounds; r++) {
+    for (const path of r % 2 === 0 ? (['underlay', 'overlay'] as const) : (['overlay', 'underlay'] as const)) out[path].push(await paths[path]());
+  }
+  return out;
+}
+
+/**
+ * The overlay over an underlay that segments VXLAN only without outer checksums: netplane's devices, then devices
+ * made by hand with the kernel's default (udpcsum) and the same name, MAC and MTU (the agent programs its entries on
+ * them); those are deleted afterwards, so that the agent makes its own again, and the offload is turned back on.
+ */
+async function withoutTunnelCsumOffload(t: OverlayTopology, paths: Paths, rounds: number, say: (line: string) => void): Promise<NonNullable<ThroughputResult['tunnelCsumOff']>> {
+  const { lab } = t;
+  const offload = async (on: boolean) => {
+    for (const node of t.nodes) await lab.exec(node.ns, 'ethtool', ['-K', 'eth0', 'tx-udp_tnl-csum-segmentation', on ? 'on' : 'off']);
+  };
+  const pingable = () => waitFor('pod-to-pod ping over the overlay', async () => (await t.ping(t.nodes[0]!.pods[0]!.ns, t.nodes[1]!.pods[0]!.ip, 300, 50)).received > 0, 10_000, 100);
+  await offload(false);
+  try {
+    const ours = await pairs(paths, rounds);
+    say(`  tx-udp_tnl-csum-segmentation off: overlay ${ours.overlay.map((x) => x.toFixed(2)).join(', ')} Gbit/s, underlay ${ours.underlay.map((x) => x.toFixed(2)).join(', ')}`);
+    for (const node of t.nodes) {
+      const mac = (await t.sh(node.ns, 'cat', ['/sys/class/net/netplane.1/address'])).trim();
+      const mtu = (await t.sh(node.ns, 'cat', ['/sys/class/net/netplane.1/mtu'])).trim();
+      // One shell, so that the agent has no time to make its device again in between.
+      await lab.exec(node.ns, 'sh', ['-c', `ip link del netplane.1 && ip link add netplane.1 address ${mac} mtu ${mtu} type vxlan id 1 local ${node.ip} dev eth0 dstport 8472 nolearning udpcsum && ip link set netplane.1 up`]);
+    }
+    await pingable();
+    const theirs = await pairs(paths, rounds);
+    say(`  the same with checksummed devices: overlay ${theirs.overlay.map((x) => x.toFixed(2)).join(', ')} Gbit/s, underlay ${theirs.underlay.map((x) => x.toFixed(2)).join(', ')}`);
+    return { overlay: ours.overlay, underlay: ours.underlay, checksummed: theirs.overlay, checksummedUnderlay: theirs.underlay };
+  } finally {
+    await offload(true);
+    for (const node of t.nodes) await lab.exec(node.ns, 'ip', ['link', 'del', 'netplane.1']).catch(() => undefined);
+    await waitFor("the agents' own devices", async () => {
+      for (const node of t.nodes) if (!/ noudpcsum /.test(await t.sh(node.ns, 'ip', ['-d', 'link', 'show', 'netplane.1']).catch(() => ''))) return false;
+      return true;
+    }, 10_000, 100);
+    await pingable();
   }
 }

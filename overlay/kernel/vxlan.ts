@@ -8,7 +8,7 @@ import type { VxlanAttrs } from './types.ts';
 export const IFLA_INFO = { KIND: 1, DATA: 2 } as const;
 
 /** The IFLA_VXLAN_* attributes netplane reads and writes (nested in IFLA_INFO_DATA). */
-export const IFLA_VXLAN = { ID: 1, LINK: 3, LOCAL: 4, LEARNING: 7, PORT: 15, LOCAL6: 17 } as const;
+export const IFLA_VXLAN = { ID: 1, LINK: 3, LOCAL: 4, LEARNING: 7, PORT: 15, LOCAL6: 17, UDP_CSUM: 18 } as const;
 
 /** NLA_F_NESTED: set on attributes that carry attributes. */
 export const NLA_F_NESTED = 0x8000;
@@ -53,6 +53,11 @@ export function nlattrs(buf: Buffer): Map<number, Buffer> {
 /**
  * The IFLA_LINKINFO payload that creates a VXLAN device; throws RangeError on a bad local IP, a VNI that is not a
  * u32 (the kernel itself answers ERANGE from 2^24 on) or a port outside 1..65535 (0 would be the kernel default).
+ * Over IPv4 the outer UDP checksum is sent as zero (IFLA_VXLAN_UDP_CSUM 0), as RFC 7348 §5 says it SHOULD be; the
+ * kernel's default computes it, and then an underlay NIC that segments VXLAN but not with outer checksums
+ * (ethtool: tx-udp_tnl-segmentation on, tx-udp_tnl-csum-segmentation off) has every large packet segmented in
+ * software instead. IPv4 receivers accept a zero UDP checksum whatever their own setting; IPv6 ones drop it unless
+ * configured to take it, so an IPv6 underlay keeps the checksum.
  */
 export function encodeVxlanLinkInfo(attrs: VxlanAttrs): Buffer {
   const local = parseIp(attrs.local);
@@ -67,6 +72,7 @@ export function encodeVxlanLinkInfo(attrs: VxlanAttrs): Buffer {
     nlattr(local.length === 4 ? IFLA_VXLAN.LOCAL : IFLA_VXLAN.LOCAL6, local),
     nlattr(IFLA_VXLAN.LEARNING, Uint8Array.of(attrs.learning ? 1 : 0)),
     nlattr(IFLA_VXLAN.PORT, port),
+    ...(local.length === 4 ? [nlattr(IFLA_VXLAN.UDP_CSUM, Uint8Array.of(0))] : []),
   ]);
   return Buffer.concat([nlattr(IFLA_INFO.KIND, Buffer.from('vxlan\0')), nlattr(IFLA_INFO.DATA | NLA_F_NESTED, data)]);
 }

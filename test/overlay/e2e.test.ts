@@ -68,6 +68,8 @@ describe('netplane overlay in the kernel: three dual-stack nodes on an underlay 
     expect(link).toMatch(/state UNKNOWN|state UP/);
     expect(link).toContain(`link/ether ${derivedMac('192.168.60.1')}`);
     expect(link).toMatch(/vxlan id 1 local 192\.168\.60\.1 dev eth0 .*dstport 8472 nolearning/);
+    // The outer UDP checksum is sent as zero over IPv4 (RFC 7348 §5).
+    expect(link).toMatch(/ noudpcsum /);
     const addr = await t.sh(node(1).ns, 'ip', ['addr', 'show', 'dev', 'netplane.1']);
     expect(addr).toContain('inet 10.244.1.0/32');
     expect(addr).toContain('inet6 fd00:244:1::/128');

@@ -118,6 +118,8 @@ describe('netplane overlay --ipv6-device auto in the kernel: a dual-stack underl
       expect(link).toMatch(/mtu 1430 /);
       expect(link).toContain(`link/ether ${derivedMac(n.ip6!)}`);
       expect(link).toMatch(new RegExp(`vxlan id 1 local fd00:60::${i} dev eth0 .*dstport 8472 nolearning`));
+      // Over IPv6 the outer UDP checksum is kept: receivers drop zero ones unless configured otherwise.
+      expect(link).toMatch(/ udpcsum noudp6zerocsumtx noudp6zerocsumrx /);
       expect(await t.sh(n.ns, 'ip', ['addr', 'show', 'dev', v6])).toContain(`inet6 fd00:244:${i}::/128`);
       const want = expected(t.nodes.filter((o) => o !== n));
       expect(await deviceEntries(t, n, v6)).toEqual(want.v6);
