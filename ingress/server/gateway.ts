@@ -63,6 +63,12 @@ export class Gateway {
   #inFlight = 0;
   /** HTTP/1.1 responses in flight: a drain makes those not yet begun say `Connection: close`. */
   readonly #h1Responses = new LiveList<ServerResponse>();
+  /**
+   * HTTP/1 requests whose upgrade was declined (h2c): node:http drops whatever the client pipelined behind such a
+   * request (its parser stops at the end of the request, and the rest of that read is not parsed), so their responses
+   * close the connection, and a client that pipelined learns from the close to send the rest again rather than wait.
+   */
+  readonly #declinedUpgrades = new WeakSet<IncomingMessage>();
   #draining = false;
   /** Called whenever in-flight work ends while draining. */
   #settledHook?: () => void;
@@ -253,6 +259,7 @@ export class Gateway {
       const tokens = upgradeTokens(req.headers.upgrade ?? '');
       const others = tokens.filter((t) => !isH2cToken(t));
       if (others.length < tokens.length) metrics.rejected.inc({ reason: 'h2c-upgrade' });
+      if (others.length === 0) this.#declinedUpgrades.add(req);
       return others.length > 0;
     };
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => void this.#upgrade(req, socket as Socket, head, server === this.#https ? 'https' : 'http'));
@@ -325,6 +332,7 @@ export class Gateway {
     if ('shouldKeepAlive' in res) {
       if (this.#draining) res.shouldKeepAlive = false;
       else entry = this.#h1Responses.add(res);
+      if (this.#declinedUpgrades.has(req as IncomingMessage)) res.shouldKeepAlive = false;
     }
     // Counted and logged once the response is closed and the pipeline has finished (the upstream's figures are
     // known only then; the response of a proxied request may close first).
