@@ -92,15 +92,10 @@ export async function benchThroughput(options: { rounds?: number; seconds?: numb
     for (const node of t.nodes) await t.startAgent(node, ['--direct-routing']);
     const route = await t.sh(t.nodes[0]!.ns, 'ip', ['route', 'show', '10.244.2.0/24']);
     if (!route.includes('via 192.168.60.2 dev eth0 proto 110')) throw new Error(`--direct-routing did not route 10.244.2.0/24 directly: ${route.trim()}`);
-    for (let r = 0; r < rounds; r++) {
-      const order = r % 2 === 0 ? (['underlay', 'overlay'] as const) : (['overlay', 'underlay'] as const);
-      const got = { overlay: 0, underlay: 0 };
-      for (const path of order) got[path] = await paths[path]();
-      result.direct.push(got.overlay);
-      result.directUnderlay.push(got.underlay);
-      result.directRatios.push(got.overlay / got.underlay);
-      say(`  round ${r + 1} --direct-routing: pod-to-pod underlay ${got.underlay.toFixed(2)} Gbit/s, direct ${got.overlay.toFixed(2)} Gbit/s, ratio ${(got.overlay / got.underlay).toFixed(3)}`);
-    }
+    const routed = await pairs(paths, rounds, (r, overlay, underlay) => say(`  round ${r + 1} --direct-routing: pod-to-pod underlay ${underlay.toFixed(2)} Gbit/s, direct ${overlay.toFixed(2)} Gbit/s, ratio ${(overlay / underlay).toFixed(3)}`));
+    result.direct = routed.overlay;
+    result.directUnderlay = routed.underlay;
+    result.directRatios = routed.overlay.map((x, i) => x / routed.underlay[i]!);
     return result;
   } finally {
     await t.destroy();
@@ -109,11 +104,12 @@ export async function benchThroughput(options: { rounds?: number; seconds?: numb
 
 type Paths = Record<'overlay' | 'underlay', () => Promise<number>>;
 
-/** Alternating overlay/underlay pairs. */
-async function pairs(paths: Paths, rounds: number): Promise<{ overlay: number[]; underlay: number[] }> {
+/** Back-to-back overlay/underlay pairs in alternating order; `each` hears every pair. */
+async function pairs(paths: Paths, rounds: number, each?: (round: number, overlay: number, underlay: number) => void): Promise<{ overlay: number[]; underlay: number[] }> {
   const out = { overlay: [] as number[], underlay: [] as number[] };
   for (let r = 0; r < rounds; r++) {
     for (const path of r % 2 === 0 ? (['underlay', 'overlay'] as const) : (['overlay', 'underlay'] as const)) out[path].push(await paths[path]());
+    each?.(r, out.overlay[r]!, out.underlay[r]!);
   }
   return out;
 }
