@@ -16,12 +16,14 @@ export type VariantChoice = (typeof variantChoices)[number];
 /** Creates the backend of a mode. */
 export async function createBackend(
   mode: ProxyMode,
-  options: { runner: CommandRunner; log: Logger; bindAddress: string; threads: number; udpIdleMs?: number; udpMaxFlows?: number; udpMaxFlowsTotal?: number; onUdpEviction?: () => void; onUdpDrop?: (reason: UdpDropReason) => void; iptablesVariant?: IptablesVariant },
+  options: { runner: CommandRunner; netlink?: boolean; log: Logger; bindAddress: string; threads: number; udpIdleMs?: number; udpMaxFlows?: number; udpMaxFlowsTotal?: number; onUdpEviction?: () => void; onUdpDrop?: (reason: UdpDropReason) => void; iptablesVariant?: IptablesVariant },
 ): Promise<ProxyBackend> {
   switch (mode) {
     case 'nftables': {
       const { NftablesBackend } = await import('./nftables/backend.ts');
-      return new NftablesBackend(options.runner, { log: options.log });
+      // netlink: the runner runs nft in this process's network namespace, where the socket opens.
+      const { NetfilterSocket } = await import('./nftables/netlink/socket.ts');
+      return new NftablesBackend(options.runner, { log: options.log, ...(options.netlink ? { elements: () => new NetfilterSocket() } : {}) });
     }
     case 'iptables': {
       const { IptablesBackend } = await import('./iptables/backend.ts');
@@ -29,7 +31,7 @@ export async function createBackend(
     }
     case 'userspace': {
       const { UserspaceBackend } = await import('./userspace/backend.ts');
-      const { runner: _runner, iptablesVariant: _variant, ...rest } = options;
+      const { runner: _runner, iptablesVariant: _variant, netlink: _netlink, ...rest } = options;
       return new UserspaceBackend(rest);
     }
   }

@@ -199,6 +199,7 @@ async function runProxy(ctx: ComponentContext, f: ProxyFlags): Promise<void> {
   const backend = await createBackend(f.mode, {
     ...(iptablesVariant ? { iptablesVariant } : {}),
     runner,
+    netlink: process.env.NETPLANE_NFT_NETLINK !== '0',
     log: ctx.log,
     bindAddress: f['bind-address'],
     threads: f['userspace-threads'],

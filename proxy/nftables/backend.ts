@@ -1,6 +1,8 @@
 // The nftables backend of `netplane proxy`: render the plan (render.ts), diff it against what is programmed
-// (diff.ts), and send the difference to the kernel as one atomic `nft -f -` transaction through the injected
-// runner. See layout.ts for the rules themselves.
+// (diff.ts), and send the difference to the kernel as one atomic transaction: `nft -f -` through the injected
+// runner, or, when it changes set elements only and fits one batch, a netlink batch of its own (netlink/). A table
+// made from nothing gets its chains, rules and sets from nft and its bulk elements by netlink after them. See
+// layout.ts for the rules themselves.
 import type { CommandRunner } from '../../runtime/exec.ts';
 import type { Logger } from '../../runtime/logger.ts';
 import type { ProxyBackend, SyncResult } from '../backend.ts';
@@ -9,11 +11,15 @@ import { affinityIndex, affinityShrank, staleAffinity, type AffinityIndex } from
 import { readShapes, shapeDifference } from './canary.ts';
 import { diff } from './diff.ts';
 import { isMissing, parseTable, readTable } from './kernel.ts';
-import { affinityMap } from './layout.ts';
+import { affinityMap, clusterIPsSet } from './layout.ts';
 import { Ledger } from './ledger.ts';
 import { nftRunOptions } from './nft-env.ts';
 import { families, tableFamily, tableName, type Family, type TableState } from './model.ts';
-import { Transaction } from './transaction.ts';
+import { Transaction, type ElementOp } from './transaction.ts';
+import { encodeBatches, type Batch } from './netlink/batch.ts';
+import { elementCodec, type ElementCodec } from './netlink/elements.ts';
+import type { ElementWriter } from './netlink/socket.ts';
+import type { Desired } from './render.ts';
 
 /** Programs Services into the `ip netplane` and `ip6 netplane` tables. */
 export class NftablesBackend implements ProxyBackend {
@@ -23,10 +29,17 @@ export class NftablesBackend implements ProxyBackend {
   /** What the last successful sync applied; undefined before one (the next sync then reads the kernel). */
   #ledger: Ledger | undefined;
   #affinity: AffinityIndex | undefined;
+  #openWriter: (() => ElementWriter) | undefined;
+  #writer: ElementWriter | undefined;
 
-  constructor(runner: CommandRunner, options: { log: Logger }) {
+  /**
+   * `elements` opens the netlink socket that set elements may go through (in the network namespace nft runs in);
+   * without it every transaction goes to nft.
+   */
+  constructor(runner: CommandRunner, options: { log: Logger; elements?: () => ElementWriter }) {
     this.#runner = runner;
     this.#log = options.log;
+    this.#openWriter = options.elements;
   }
 
   /**
@@ -49,10 +62,7 @@ export class NftablesBackend implements ProxyBackend {
     }
     const tx = diff(kernel ?? change.prev, change.next);
     if (tx.error) throw tx.error;
-    if (!tx.empty) {
-      this.#log.debug({ full: !!kernel, lines: tx.lines }, 'applying nftables transaction');
-      await this.#runner.run('nft', ['-f', '-'], tx.text(), nftRunOptions());
-    }
+    if (!tx.empty) await this.#apply(tx, change.next, kernel);
     change.commit();
     this.#ledger = ledger;
 
@@ -96,8 +106,66 @@ export class NftablesBackend implements ProxyBackend {
     this.#affinity = undefined;
   }
 
-  /** Nothing to release: the rules stay programmed, and nft runs per sync. */
-  async close(): Promise<void> {}
+  /** Closes the netlink socket; the rules stay programmed. */
+  async close(): Promise<void> {
+    this.#writer?.close();
+    this.#writer = undefined;
+  }
+
+  /**
+   * Sends a transaction. Element changes alone go as one netlink batch when every set they touch has a codec and
+   * they fit in one (one kernel transaction, as nft's). When a family's table is made from nothing (`kernel`
+   * says it is absent), nft makes the table, its chains, rules and sets, and the elements that can be encoded
+   * follow by netlink in as many batches as they take: nothing uses that table yet. Everything else goes to nft.
+   */
+  async #apply(tx: Transaction, next: Desired, kernel: Record<Family, TableState> | undefined): Promise<void> {
+    const writer = this.#elementWriter();
+    if (writer) {
+      const codecs = new Map<string, ElementCodec | undefined>();
+      const codec = (f: Family, set: string): ElementCodec | undefined => {
+        const key = `${f} ${set}`;
+        if (!codecs.has(key)) {
+          const spec = next[f].sets.get(set);
+          codecs.set(key, spec?.elements ? elementCodec(spec.spec) : undefined);
+        }
+        return codecs.get(key);
+      };
+      const encodable = (op: ElementOp) => codec(op.family, op.set) !== undefined;
+      const ops = tx.elementOps();
+      if (!tx.structural && ops.every(encodable)) {
+        const batches = encodeBatches(ops, (f, s) => codec(f, s)!, writer.maxBatchBytes);
+        if (batches.length === 1) {
+          this.#log.debug({ elements: ops.length }, 'applying set elements by netlink');
+          await writer.apply(batches, describeOps(ops, batches));
+          return;
+        }
+      }
+      const fresh = (op: ElementOp) => op.verb === 'add' && kernel !== undefined && !kernel[op.family].exists && encodable(op);
+      const deferred = ops.filter(fresh);
+      if (deferred.length > 0) {
+        this.#log.debug({ full: true, lines: tx.lines, netlinkOps: deferred.length }, 'applying nftables transaction, then its elements by netlink');
+        await this.#runner.run('nft', ['-f', '-'], tx.text(fresh), nftRunOptions());
+        const ordered = loadOrder(deferred);
+        const batches = encodeBatches(ordered, (f, s) => codec(f, s)!, writer.maxBatchBytes);
+        await writer.apply(batches, describeOps(ordered, batches));
+        return;
+      }
+    }
+    this.#log.debug({ full: !!kernel, lines: tx.lines }, 'applying nftables transaction');
+    await this.#runner.run('nft', ['-f', '-'], tx.text(), nftRunOptions());
+  }
+
+  /** The netlink socket, opened on first use; undefined (nft for everything) when there is none or it cannot open. */
+  #elementWriter(): ElementWriter | undefined {
+    if (this.#writer || !this.#openWriter) return this.#writer;
+    try {
+      this.#writer = this.#openWriter();
+    } catch (e) {
+      this.#log.warn({ err: (e as Error).message }, 'no netlink socket for nftables set elements; nft writes them');
+      this.#openWriter = undefined;
+    }
+    return this.#writer;
+  }
 
   /**
    * Deletes recorded affinity entries that point at endpoints no longer in their Service (best effort, after the
@@ -134,4 +202,25 @@ export class NftablesBackend implements ProxyBackend {
       throw e;
     }
   }
+}
+
+/**
+ * The order a new table's elements are loaded in, across batches that are each their own transaction: first the
+ * maps that load-balancing chains look endpoints up in and the other value sets, then the verdict maps that send
+ * connections to those chains, and the set of cluster IPs (whose connections are refused when no Service port
+ * takes them) last. So a connection that comes while the batches are loading is either handled whole or passes
+ * as before the table was made, never refused for an element not yet loaded.
+ */
+function loadOrder(ops: readonly ElementOp[]): ElementOp[] {
+  const rank = (op: ElementOp) => (op.set === clusterIPsSet ? 2 : op.values?.[0]?.startsWith('goto ') || op.values?.[0]?.startsWith('jump ') ? 1 : 0);
+  return [...ops].sort((a, b) => rank(a) - rank(b));
+}
+
+/** Names the operation a batch message carried, for errors: `add 1000 elements to cluster-vips (ip)`. */
+function describeOps(ops: readonly ElementOp[], batches: readonly Batch[]): (seq: number) => string {
+  return (seq) => {
+    const batch = batches.find((b) => b.seqs.includes(seq));
+    const op = ops[batch ? batch.ops[batch.seqs.indexOf(seq)]! : 0]!;
+    return `${op.verb} elements ${op.verb === 'add' ? 'to' : 'of'} ${op.set} (${tableFamily[op.family]} ${tableName})`;
+  };
 }

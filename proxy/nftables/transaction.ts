@@ -23,9 +23,24 @@ const quotedName = /"[A-Za-z0-9_.-]+\*?"/g;
 // Element keys and values are addresses, protocols, numbers, prefixes and verdicts: never braces or separators.
 const unsafeElement = /[\n\r#{};,"]/;
 
+/**
+ * Element additions or deletions on one set, kept as data until the transaction is written: nft reads them as
+ * `add element`/`delete element` lines, the netlink path (netlink/batch.ts) encodes them itself.
+ */
+export interface ElementOp {
+  verb: 'add' | 'delete';
+  family: Family;
+  set: string;
+  keys: string[];
+  /** Parallel to keys for additions to a map; undefined for a set and for deletions. */
+  values: string[] | undefined;
+}
+
+type Op = { phase: number; line: string; elements?: undefined } | { phase: number; line?: undefined; elements: ElementOp };
+
 /** One transaction; `text()` is what `nft -f -` reads, `lines` what it counts as operations. */
 export class Transaction {
-  #ops: Array<{ phase: number; line: string }> = [];
+  #ops: Op[] = [];
   #error: TransactionError | undefined;
 
   /** The first invalid operation, if any; such a transaction must not be run. */
@@ -37,17 +52,37 @@ export class Transaction {
     return this.#ops.length === 0;
   }
 
-  /** Number of lines (operations) the transaction sends. */
+  /** Number of lines (operations) the transaction sends: elements count a line per 1,000. */
   get lines(): number {
-    return this.#ops.length;
+    let n = 0;
+    for (const op of this.#ops) n += op.elements ? Math.ceil(op.elements.keys.length / chunk) : 1;
+    return n;
   }
 
-  /** The transaction text, in dependency order. */
-  text(): string {
-    const byPhase = phases.map((): string[] => []);
-    for (const op of this.#ops) byPhase[op.phase]!.push(op.line);
-    const lines = byPhase.flat();
+  /** The element operations, in the order nft would apply them (deletions before additions). */
+  elementOps(): ElementOp[] {
+    return this.#ordered().flatMap((op) => (op.elements ? [op.elements] : []));
+  }
+
+  /** Whether anything but element operations is in it (tables, chains, sets, rules). */
+  get structural(): boolean {
+    return this.#ops.some((op) => !op.elements);
+  }
+
+  /** The transaction text, in dependency order; element operations for which `skip` says true are left out. */
+  text(skip?: (op: ElementOp) => boolean): string {
+    const lines: string[] = [];
+    for (const op of this.#ordered()) {
+      if (!op.elements) lines.push(op.line);
+      else if (!skip?.(op.elements)) elementLines(op.elements, lines);
+    }
     return lines.length === 0 ? '' : lines.join('\n') + '\n';
+  }
+
+  #ordered(): Op[] {
+    const byPhase = phases.map((): Op[] => []);
+    for (const op of this.#ops) byPhase[op.phase]!.push(op);
+    return byPhase.flat();
   }
 
   addTable(f: Family): this {
@@ -88,43 +123,37 @@ export class Transaction {
 
   /** Adds elements: key → value ('' in a set), as a map or as pairs. */
   addElements(f: Family, set: string, entries: ReadonlyMap<string, string> | ReadonlyArray<readonly [string, string]>): this {
+    if (!this.#name(set)) return this;
+    const keys: string[] = [];
+    const values: string[] = [];
+    let isMap = false;
+    let bad: string | undefined;
     // Map.forEach: no pair array per element, which counts at 100,000 elements.
-    const each = (fn: (value: string, key: string) => void) =>
-      Array.isArray(entries) ? entries.forEach(([k, v]) => fn(v, k)) : (entries as ReadonlyMap<string, string>).forEach(fn);
-    return this.#elements('addElements', 'add', f, set, each);
+    const add = (v: string, k: string) => {
+      if (bad !== undefined) return;
+      if (unsafeElement.test(k) || (v && unsafeElement.test(v))) bad = v ? `${k} : ${v}` : k;
+      keys.push(k);
+      values.push(v);
+      if (v) isMap = true;
+    };
+    if (Array.isArray(entries)) entries.forEach(([k, v]) => add(v, k));
+    else (entries as ReadonlyMap<string, string>).forEach(add);
+    if (bad !== undefined) return this.#badElement(bad, set);
+    this.#ops.push({ phase: phases.indexOf('addElements'), elements: { verb: 'add', family: f, set, keys, values: isMap ? values : undefined } });
+    return this;
   }
 
   /** Deletes elements by key. */
   deleteElements(f: Family, set: string, keys: readonly string[]): this {
-    return this.#elements('deleteElements', 'delete', f, set, (fn) => keys.forEach((k) => fn('', k)));
+    if (!this.#name(set)) return this;
+    const bad = keys.find((k) => unsafeElement.test(k));
+    if (bad !== undefined) return this.#badElement(bad, set);
+    this.#ops.push({ phase: phases.indexOf('deleteElements'), elements: { verb: 'delete', family: f, set, keys: [...keys], values: undefined } });
+    return this;
   }
 
-  #elements(phase: Phase, verb: string, f: Family, set: string, each: (fn: (value: string, key: string) => void) => void): this {
-    if (!this.#name(set)) return this;
-    const head = `${verb} element ${table(f)} ${set} { `;
-    // A chunk's elements are joined once: appending each to a growing string measured half again as slow at
-    // 100,000 elements.
-    let parts: string[] = [];
-    let bad: string | undefined;
-    each((v, k) => {
-      if (bad !== undefined) return;
-      // One test of the element's text: the ' : ' between key and value holds no character it looks for.
-      const element = v ? k + ' : ' + v : k;
-      if (unsafeElement.test(element)) {
-        bad = element;
-        return;
-      }
-      parts.push(element);
-      if (parts.length === chunk) {
-        this.#push(phase, head + parts.join(', ') + ' }');
-        parts = [];
-      }
-    });
-    if (bad !== undefined) {
-      this.#fail(`element ${JSON.stringify(bad)} of ${set} holds a character nft would misread`);
-      return this;
-    }
-    if (parts.length > 0) this.#push(phase, head + parts.join(', ') + ' }');
+  #badElement(element: string, set: string): this {
+    this.#fail(`element ${JSON.stringify(element)} of ${set} holds a character nft would misread`);
     return this;
   }
 
@@ -148,3 +177,17 @@ export class Transaction {
 }
 
 const table = (f: Family) => `${tableFamily[f]} ${tableName}`;
+
+/** The `add element`/`delete element` lines of an operation, 1,000 elements a line, appended to `out`. */
+function elementLines(op: ElementOp, out: string[]): void {
+  const head = `${op.verb} element ${table(op.family)} ${op.set} { `;
+  const { keys, values } = op;
+  for (let from = 0; from < keys.length; from += chunk) {
+    const to = Math.min(from + chunk, keys.length);
+    // A chunk's elements are joined once: appending each to a growing string measured half again as slow at
+    // 100,000 elements.
+    const parts = new Array<string>(to - from);
+    for (let i = from; i < to; i++) parts[i - from] = values?.[i] ? keys[i]! + ' : ' + values[i]! : keys[i]!;
+    out.push(head + parts.join(', ') + ' }');
+  }
+}

@@ -1,5 +1,6 @@
 // The nftables backend in a real kernel: a node namespace with three pods and an outside client (topology.ts),
-// plans made by hand, the backend run in-process with nft executed inside the node namespace, real packets.
+// plans made by hand, the backend run in-process with nft executed inside the node namespace and its netlink
+// socket for set elements held there too (as the proxy process has them), real packets.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { affinityIdKey, affinityIds } from '../../../proxy/nftables/affinity.ts';
 import { NftablesBackend } from '../../../proxy/nftables/backend.ts';
@@ -7,6 +8,7 @@ import { parseTable } from '../../../proxy/nftables/kernel.ts';
 import type { PortPlan, ProxyPlan } from '../../../proxy/plan/types.ts';
 import type { CommandRunner } from '../../../runtime/exec.ts';
 import { silentLogger } from '../../../runtime/logger.ts';
+import { NamespacedElementWriter } from '../../../lab/nft-elements.ts';
 import { buildTopology, type ProbeResult, type ProxyTopology } from '../topology.ts';
 import { eps, plan, port, served } from './plans.ts';
 
@@ -51,10 +53,12 @@ describe('nftables backend in the kernel', () => {
   beforeAll(async () => {
     t = await buildTopology(3, [8080, 8081]);
     runner = { run: (command, args, input, options) => t.lab.exec(t.node, command, args, input, options) };
-    backend = new NftablesBackend(runner, { log: silentLogger() });
+    const writer = await NamespacedElementWriter.open(t.node);
+    backend = new NftablesBackend(runner, { log: silentLogger(), elements: () => writer });
     await backend.sync(cluster([1, 2, 3]), { full: true });
   }, 60_000);
   afterAll(async () => {
+    await backend?.close();
     await t?.lab.destroy();
   });
 

@@ -1,0 +1,126 @@
+// Sends nfnetlink batches (batch.ts) on a NETLINK_NETFILTER socket of the `netlink` package, one at a time, and
+// waits for the kernel's answer to each. The kernel handles a batch inside the sendmsg that carries it, as one
+// transaction, and then answers every message of it: an ACK each, or the errno of a message it refused (the
+// whole batch is then undone); an error about the batch as a whole (its commit) comes first, under the number of
+// its begin message.
+import { endianness } from 'node:os';
+import { Protocol, RawNetlinkSocket } from 'netlink';
+import { errnoName } from '../../../overlay/kernel/errors.ts';
+import type { Batch } from './batch.ts';
+
+const NLMSG_ERROR = 2;
+const HEADER = 16;
+const LE = endianness() === 'LE';
+/** What is asked of SO_SNDBUF: the kernel caps it at twice net.core.wmem_max (416 KiB by default). */
+const SEND_BUFFER = 4 << 20;
+const ANSWER_TIMEOUT_MS = 10_000;
+
+/** The kernel refused a batch of set elements (or the socket failed); `errno` is its name, e.g. 'ENOENT'. */
+export class NftNetlinkError extends Error {
+  override readonly name = 'NftNetlinkError';
+  readonly code = 'NETPLANE_NFT_NETLINK';
+  readonly errno: string;
+  constructor(what: string, errno: string, options?: { cause?: unknown }) {
+    super(`${what}: ${errno}`, options);
+    this.errno = errno;
+  }
+}
+
+/** Where set-element batches go: the kernel of this process's network namespace, or a stand-in in tests. */
+export interface ElementWriter {
+  /** The largest batch one send can carry. */
+  readonly maxBatchBytes: number;
+  /** Sends the batches in order, each after the previous one was applied; rejects at the first refused. */
+  apply(batches: readonly Batch[], describe: (seq: number) => string): Promise<void>;
+  close(): void;
+}
+
+interface Waiting {
+  left: Set<number>;
+  begin: number;
+  error: NftNetlinkError | undefined;
+  describe: (seq: number) => string;
+  done: (err?: NftNetlinkError) => void;
+}
+
+/** A NETLINK_NETFILTER socket in this process's network namespace. Throws NftNetlinkError when none can be opened. */
+export class NetfilterSocket implements ElementWriter {
+  readonly maxBatchBytes: number;
+  #raw: RawNetlinkSocket;
+  #waiting: Waiting | undefined;
+
+  constructor() {
+    try {
+      this.#raw = new RawNetlinkSocket(Protocol.NETFILTER);
+    } catch (e) {
+      throw new NftNetlinkError('open a netfilter netlink socket', errnoOf(e), { cause: e });
+    }
+    try {
+      this.#raw.setSendBufferSize(SEND_BUFFER);
+      this.#raw.setRecvBufferSize(1 << 20);
+    } catch {
+      // The defaults still carry a batch of 200 KiB, and the few answers a batch gets.
+    }
+    // netlink_sendmsg refuses a message longer than the send buffer less 32 bytes.
+    this.maxBatchBytes = this.#raw.getSendBufferSize() - 1024;
+    this.#raw.unref();
+    this.#raw.on('message', (buf) => this.#receive(buf));
+    this.#raw.on('error', (e) => this.#waiting?.done(new NftNetlinkError('netfilter netlink socket', errnoOf(e), { cause: e })));
+  }
+
+  async apply(batches: readonly Batch[], describe: (seq: number) => string): Promise<void> {
+    for (const batch of batches) await this.#one(batch, describe);
+  }
+
+  close(): void {
+    this.#waiting?.done(new NftNetlinkError('netfilter netlink socket', 'EBADF'));
+    this.#raw.close();
+  }
+
+  #one(batch: Batch, describe: (seq: number) => string): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => w.done(new NftNetlinkError(`${describe(batch.seqs[0]!)} (no answer from the kernel)`, 'ETIMEDOUT')), ANSWER_TIMEOUT_MS);
+      const w: Waiting = {
+        left: new Set(batch.seqs),
+        begin: batch.begin,
+        error: undefined,
+        describe,
+        done: (err) => {
+          if (this.#waiting !== w) return;
+          this.#waiting = undefined;
+          clearTimeout(timer);
+          this.#raw.unref();
+          if (err) reject(err);
+          else resolve();
+        },
+      };
+      this.#waiting = w;
+      this.#raw.ref();
+      this.#raw.send(batch.bytes, {}, (e) => e && w.done(new NftNetlinkError(`send ${describe(batch.seqs[0]!)}`, errnoOf(e), { cause: e })));
+    });
+  }
+
+  #receive(buf: Buffer): void {
+    const w = this.#waiting;
+    if (!w) return;
+    for (let off = 0; off + HEADER <= buf.length; ) {
+      const length = LE ? buf.readUInt32LE(off) : buf.readUInt32BE(off);
+      if (length < HEADER || off + length > buf.length) break;
+      const type = LE ? buf.readUInt16LE(off + 4) : buf.readUInt16BE(off + 4);
+      const seq = LE ? buf.readUInt32LE(off + 8) : buf.readUInt32BE(off + 8);
+      if (type === NLMSG_ERROR && length >= HEADER + 4) {
+        const errno = LE ? buf.readInt32LE(off + HEADER) : buf.readInt32BE(off + HEADER);
+        if (errno !== 0) w.error ??= new NftNetlinkError(seq === w.begin ? 'commit the set elements' : w.describe(seq), errnoName(errno));
+        w.left.delete(seq);
+      }
+      off += (length + 3) & ~3;
+    }
+    if (w.left.size === 0) w.done(w.error);
+  }
+}
+
+// A failed system call carries `code` (an ErrnoException).
+function errnoOf(e: unknown): string {
+  const code = (e as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^E[A-Z0-9]+$/.test(code) ? code : 'EIO';
+}
