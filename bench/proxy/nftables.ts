@@ -1,9 +1,12 @@
 // Benchmark of the nftables backend against a kube-proxy-style rule layout, measured side by side in the same run,
 // each in a fresh network namespace (deleted afterwards):
-//  - netplane: a ProxyPlan of S Services x E endpoints, rendered and applied with one `nft -f` (initial
-//    programming), then single endpoint changes (each a sync of its own: one more Service loses an endpoint; the
-//    median of 5 is reported, whole sync and its `nft -f` process, spawn included), then a restarted backend's full
-//    resync (read back + diff).
+//  - netplane: a ProxyPlan of S Services x E endpoints, rendered and applied (initial programming: one `nft -f` for
+//    the table's objects, its set elements by netlink), then single endpoint changes (each a sync of its own: one
+//    more Service loses an endpoint; the median of 5 is reported, the whole sync and its kernel step: the `nft -f`
+//    process, spawn included, or the netlink batch), then a restarted backend's full resync (read back + diff).
+//    The netlink socket is held by a child process inside the benchmark's namespace (lab/nft-elements.ts), so each
+//    netlink step here also pays a copy of its batch to that process, which the proxy, in its own namespace, does
+//    not. Then the same with nft alone (NETPLANE_NFT_NETLINK=0), for comparison.
 //  - kube-proxy style, generated here: per Service a chain and per endpoint a chain, an anonymous
 //    `numgen random mod N vmap { 0 : goto endpoint-..., ... }` per Service and a services verdict map, as kube-proxy's
 //    nftables mode writes them; the change rewrites that Service's chains (flush + add, delete the removed
@@ -13,7 +16,9 @@
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { NetnsLab } from '../../lab/netns.ts';
+import { NamespacedElementWriter } from '../../lab/nft-elements.ts';
 import { NftablesBackend } from '../../proxy/nftables/backend.ts';
+import type { ElementWriter } from '../../proxy/nftables/netlink/socket.ts';
 import type { PortPlan, ProxyPlan } from '../../proxy/plan/types.ts';
 import type { CommandOutput, CommandRunner, RunOptions } from '../../runtime/exec.ts';
 import { silentLogger } from '../../runtime/logger.ts';
@@ -25,23 +30,28 @@ export const targets = { initialMs: 2000, changeMs: 50 } as const;
 export interface NftablesBenchRow {
   services: number;
   endpoints: number;
-  netplane: {
-    /** Full sync from an empty kernel: render, diff, one `nft -f`. */
-    initialMs: number;
-    /** Of which the `nft -f` process. */
-    initialNftMs: number;
-    /** One endpoint removed from one Service (median of 5): the whole sync, and the `nft -f` process alone. */
-    changeMs: number;
-    changeNftMs: number;
-    changeLines: number;
-    /** A new backend instance's full sync of the same state: read back, diff, nothing to send. */
-    resyncMs: number;
-    resyncLines: number;
-    rules: number;
-    elements: number;
-  };
+  netplane: NetplaneRow;
+  /** The same with every transaction sent to nft (no netlink socket). */
+  nftOnly: NetplaneRow;
   /** Absent when skipped (--quick at 10,000). */
   kubeProxyStyle?: { initialMs: number; changeMs: number; chains: number; rules: number };
+}
+
+/** One variant of netplane measured at one size. */
+export interface NetplaneRow {
+  /** Full sync from an empty kernel: render, diff, `nft -f`, the elements' netlink batches. */
+  initialMs: number;
+  /** Of which the kernel steps (the `nft -f` process and the netlink batches). */
+  initialNftMs: number;
+  /** One endpoint removed from one Service (median of 5): the whole sync, and its kernel step alone. */
+  changeMs: number;
+  changeNftMs: number;
+  changeLines: number;
+  /** A new backend instance's full sync of the same state: read back, diff, nothing to send. */
+  resyncMs: number;
+  resyncLines: number;
+  rules: number;
+  elements: number;
 }
 
 /** Options: sizes (Services), endpoints per Service, whether to skip the slow kube-proxy-style 10k run. */
@@ -53,14 +63,23 @@ export interface NftablesBenchOptions {
   log?: (line: string) => void;
 }
 
-/** Runs nft (and everything else) inside one namespace, timing every `nft -f`. */
+/** Runs nft (and everything else) inside one namespace, timing every `nft -f` (and netlink step, timedWriter). */
 class TimedRunner implements CommandRunner {
   readonly applies: number[] = [];
+  readonly lab: NetnsLab;
+  readonly ns: string;
   #lab: NetnsLab;
   #ns: string;
   constructor(lab: NetnsLab, ns: string) {
     this.#lab = lab;
     this.#ns = ns;
+    this.lab = lab;
+    this.ns = ns;
+  }
+
+  /** Kernel time since `mark` (an index into applies): every step recorded after it. */
+  since(mark: number): number {
+    return this.applies.slice(mark).reduce((a, b) => a + b, 0);
   }
   async run(command: string, args: readonly string[], input?: string, options?: RunOptions): Promise<CommandOutput> {
     const t0 = performance.now();
@@ -105,42 +124,70 @@ async function inNamespace<T>(body: (runner: TimedRunner) => Promise<T>): Promis
   }
 }
 
-async function measureNetplane(services: number, endpoints: number): Promise<NftablesBenchRow['netplane']> {
+/** A writer whose applies are timed into the runner's list. */
+function timedWriter(writer: ElementWriter, runner: TimedRunner): ElementWriter {
+  return {
+    maxBatchBytes: writer.maxBatchBytes,
+    apply: async (batches, describe) => {
+      const t0 = performance.now();
+      try {
+        await writer.apply(batches, describe);
+      } finally {
+        runner.applies.push(performance.now() - t0);
+      }
+    },
+    close: () => writer.close(),
+  };
+}
+
+async function measureNetplane(services: number, endpoints: number, netlink: boolean): Promise<NetplaneRow> {
   return inNamespace(async (runner) => {
-    const backend = new NftablesBackend(runner, { log: silentLogger() });
-    // The plan is the planner's work, made before the clock starts (as the kube-proxy-style text is).
-    const plan = benchPlan(services, endpoints);
-    let t0 = performance.now();
-    const initial = await backend.sync(plan, { full: true });
-    const initialMs = performance.now() - t0;
-    const initialNftMs = runner.applies.at(-1)!;
-    const shorter = new Set<number>();
-    const changes: Array<{ ms: number; nftMs: number; lines: number }> = [];
-    let current = plan;
-    for (let k = 0; k < 5; k++) {
-      const s = (services >> 1) + k;
-      shorter.add(s);
-      // As the proxy's planner cache does, unchanged ports keep their PortPlan objects; only one is new. Only that one
-      // is made here: a whole new plan per change left garbage that was collected inside the timed sync.
-      const ports = current.ports.slice();
-      ports[s] = benchPort(s, endpoints, true);
-      const changed = { ...current, ports };
-      current = changed;
-      t0 = performance.now();
-      const change = await backend.sync(changed, { full: false });
-      changes.push({ ms: performance.now() - t0, nftMs: runner.applies.at(-1)!, lines: change.operations });
+    const writer = netlink ? timedWriter(await NamespacedElementWriter.open(runner.ns), runner) : undefined;
+    try {
+      return await measureBackend(runner, services, endpoints, writer);
+    } finally {
+      writer?.close();
     }
-    const last = benchPlan(services, endpoints, shorter);
-    t0 = performance.now();
-    const resync = await new NftablesBackend(runner, { log: silentLogger() }).sync(last, { full: true });
-    const resyncMs = performance.now() - t0;
-    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
-    return {
-      initialMs, initialNftMs,
-      changeMs: median(changes.map((c) => c.ms)), changeNftMs: median(changes.map((c) => c.nftMs)), changeLines: median(changes.map((c) => c.lines)),
-      resyncMs, resyncLines: resync.operations, rules: initial.rules, elements: initial.elements,
-    };
   });
+}
+
+async function measureBackend(runner: TimedRunner, services: number, endpoints: number, writer: ElementWriter | undefined): Promise<NetplaneRow> {
+  const options = { log: silentLogger(), ...(writer ? { elements: () => writer } : {}) };
+  const backend = new NftablesBackend(runner, options);
+  // The plan is the planner's work, made before the clock starts (as the kube-proxy-style text is).
+  const plan = benchPlan(services, endpoints);
+  let mark = runner.applies.length;
+  let t0 = performance.now();
+  const initial = await backend.sync(plan, { full: true });
+  const initialMs = performance.now() - t0;
+  const initialNftMs = runner.since(mark);
+  const shorter = new Set<number>();
+  const changes: Array<{ ms: number; nftMs: number; lines: number }> = [];
+  let current = plan;
+  for (let k = 0; k < 5; k++) {
+    const s = (services >> 1) + k;
+    shorter.add(s);
+    // As the proxy's planner cache does, unchanged ports keep their PortPlan objects; only one is new. Only that one
+    // is made here: a whole new plan per change left garbage that was collected inside the timed sync.
+    const ports = current.ports.slice();
+    ports[s] = benchPort(s, endpoints, true);
+    const changed = { ...current, ports };
+    current = changed;
+    mark = runner.applies.length;
+    t0 = performance.now();
+    const change = await backend.sync(changed, { full: false });
+    changes.push({ ms: performance.now() - t0, nftMs: runner.since(mark), lines: change.operations });
+  }
+  const last = benchPlan(services, endpoints, shorter);
+  t0 = performance.now();
+  const resync = await new NftablesBackend(runner, options).sync(last, { full: true });
+  const resyncMs = performance.now() - t0;
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+  return {
+    initialMs, initialNftMs,
+    changeMs: median(changes.map((c) => c.ms)), changeNftMs: median(changes.map((c) => c.nftMs)), changeLines: median(changes.map((c) => c.lines)),
+    resyncMs, resyncLines: resync.operations, rules: initial.rules, elements: initial.elements,
+  };
 }
 
 /** kube-proxy's chain names: a hash and the Service port (and endpoint) spelled out. */
@@ -214,8 +261,10 @@ export async function benchNftables(options: NftablesBenchOptions = {}): Promise
   const rows: NftablesBenchRow[] = [];
   for (const services of sizes) {
     log(`netplane: ${services} Services x ${endpoints} endpoints ...`);
-    const netplane = await measureNetplane(services, endpoints);
-    const row: NftablesBenchRow = { services, endpoints, netplane };
+    const netplane = await measureNetplane(services, endpoints, true);
+    log(`netplane, nft alone: ${services} Services x ${endpoints} endpoints ...`);
+    const nftOnly = await measureNetplane(services, endpoints, false);
+    const row: NftablesBenchRow = { services, endpoints, netplane, nftOnly };
     if (options.quick && services >= 10000) log(`kube-proxy style: ${services} skipped (--quick)`);
     else {
       log(`kube-proxy style: ${services} Services x ${endpoints} endpoints ...`);
@@ -231,8 +280,8 @@ const ms = (v: number) => (v >= 1000 ? `${(v / 1000).toFixed(2)} s` : `${v.toFix
 /** The results as a text table, with ratios netplane / kube-proxy style and the DESIGN.md targets. */
 export function formatNftablesBench(rows: readonly NftablesBenchRow[]): string {
   const out = [
-    'nftables backend: netplane (shared maps) vs kube-proxy-style layout, one `nft -f` per step, fresh namespace each',
-    `${'Services x endpoints'.padEnd(22)}${'step'.padEnd(30)}${'netplane'.padStart(12)}${'its nft -f'.padStart(12)}${'kube-proxy'.padStart(14)}${'ratio'.padStart(9)}  target`,
+    'nftables backend: netplane (shared maps; set elements by netlink) vs kube-proxy-style layout (one `nft -f` per step), fresh namespace each',
+    `${'Services x endpoints'.padEnd(22)}${'step'.padEnd(30)}${'netplane'.padStart(12)}${'its kernel'.padStart(12)}${'kube-proxy'.padStart(14)}${'ratio'.padStart(9)}  target${'nft alone'.padStart(16)}${'its nft -f'.padStart(12)}`,
   ];
   for (const r of rows) {
     const size = `${r.services} x ${r.endpoints}`;
@@ -241,15 +290,17 @@ export function formatNftablesBench(rows: readonly NftablesBenchRow[]): string {
     // The ratio compares like with like: the whole programming step for the initial load, the `nft -f` process
     // (spawn included) for a change, as the kube-proxy-style layout is timed. The targets are held against
     // netplane's whole step (planning excluded; rendering, diffing and the nft process included).
-    const line = (step: string, value: number, nft: number, kube: number | undefined, measured: number, target: number) =>
+    const line = (step: string, value: number, nft: number, kube: number | undefined, measured: number, target: number, alone: number, aloneNft: number) =>
       out.push(
         `${size.padEnd(22)}${step.padEnd(30)}${ms(value).padStart(12)}${ms(nft).padStart(12)}${(kube === undefined ? 'skipped' : ms(kube)).padStart(14)}` +
-          `${(kube === undefined ? '' : (measured / kube).toFixed(3)).padStart(9)}  ${big ? `< ${ms(target)} ${value < target ? 'met' : 'MISSED'}` : ''}`,
+          `${(kube === undefined ? '' : (measured / kube).toFixed(3)).padStart(9)}  ${(big ? `< ${ms(target)} ${value < target ? 'met' : 'MISSED'}` : '').padEnd(14)}` +
+          `${ms(alone).padStart(10)}${ms(aloneNft).padStart(12)}`,
       );
-    line('initial programming', r.netplane.initialMs, r.netplane.initialNftMs, k?.initialMs, r.netplane.initialMs, targets.initialMs);
-    line('one endpoint change (median)', r.netplane.changeMs, r.netplane.changeNftMs, k?.changeMs, r.netplane.changeNftMs, targets.changeMs);
+    const n = r.nftOnly;
+    line('initial programming', r.netplane.initialMs, r.netplane.initialNftMs, k?.initialMs, r.netplane.initialMs, targets.initialMs, n.initialMs, n.initialNftMs);
+    line('one endpoint change (median)', r.netplane.changeMs, r.netplane.changeNftMs, k?.changeMs, r.netplane.changeNftMs, targets.changeMs, n.changeMs, n.changeNftMs);
     out.push(
-      `${size.padEnd(22)}${'full resync after restart'.padEnd(30)}${ms(r.netplane.resyncMs).padStart(12)}${''.padStart(12)}${'n/a'.padStart(14)}`,
+      `${size.padEnd(22)}${'full resync after restart'.padEnd(30)}${ms(r.netplane.resyncMs).padStart(12)}${''.padStart(12)}${'n/a'.padStart(14)}${''.padStart(25)}${ms(n.resyncMs).padStart(10)}`,
       `${''.padEnd(22)}netplane: ${r.netplane.rules} rules, ${r.netplane.elements} elements; a change ${r.netplane.changeLines} lines, the resync ${r.netplane.resyncLines}` +
         (k ? `; kube-proxy style: ${k.chains} chains, ${k.rules} rules` : ''),
     );
