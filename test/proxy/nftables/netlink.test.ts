@@ -205,4 +205,41 @@ describe('set elements by netlink in the kernel', () => {
     await viaNetlink.sync(moved, { full: true });
     expect(await tables(netlinkNs)).toEqual(await tables(textNs));
   });
+
+  it('with a small send buffer: a new table loads in many batches, and a change too big for one goes to nft', async () => {
+    // 200 KiB is the send buffer of a host with the default net.core.wmem_max; 16 KiB makes the same happen at 300
+    // Services.
+    const small = await lab.ns('small');
+    const text = await lab.ns('small-text');
+    const sent: number[] = [];
+    const smallWriter: ElementWriter = {
+      maxBatchBytes: 16 * 1024,
+      apply: (batches, describe) => {
+        sent.push(batches.length);
+        return inner.apply(batches, describe);
+      },
+      close: () => inner.close(),
+    };
+    const inner = await NamespacedElementWriter.open(small);
+    let nftRuns = 0;
+    const counted: CommandRunner = { run: (c, a, i, o) => ((nftRuns += c === 'nft' && a[0] === '-f' ? 1 : 0), lab.exec(small, c, a, i, o)) };
+    const viaSmall = new NftablesBackend(counted, { log: silentLogger(), elements: () => smallWriter });
+    const reference = new NftablesBackend(runnerIn(text), { log: silentLogger() });
+    const many = (n: number, first: number) =>
+      plan(Array.from({ length: n }, (_, i) => served(`s${i}`, eps([`10.244.${1 + (i >> 8)}.${i & 255}`, `10.244.9.${(i + first) & 255}`]), { clusterIPs: [`10.96.${1 + (i >> 8)}.${i & 255}`] })));
+    try {
+      for (const [p, full] of [[many(300, 0), true], [many(300, 1), false]] as const) {
+        await reference.sync(p, { full });
+        await viaSmall.sync(p, { full });
+        expect(await tables(small)).toEqual(await tables(text));
+      }
+      // The load: one nft run, then several batches in one apply. The change (300 endpoints moved, 1,200 element
+      // operations) is more than one batch: nft, not a part of it by netlink.
+      expect(sent.length).toBe(1);
+      expect(sent[0]).toBeGreaterThan(3);
+      expect(nftRuns).toBe(2);
+    } finally {
+      await viaSmall.close();
+    }
+  });
 });
