@@ -1,5 +1,5 @@
-// Run by lab/nft-elements.ts inside a namespace: holds the netfilter netlink socket there and applies the batches
-// read from stdin (one JSON line each), answering one JSON line each on stdout.
+// Run by lab/nft-elements.ts inside a namespace: holds the netfilter netlink socket there, applies the batches and
+// answers the reads sent on stdin (one JSON line each), one JSON line each on stdout.
 import { createInterface } from 'node:readline';
 import { NetfilterSocket, NftNetlinkError } from '../proxy/nftables/netlink/socket.ts';
 
@@ -17,8 +17,16 @@ lines.on('close', () => socket.close());
 let chain = Promise.resolve();
 lines.on('line', (line) => {
   chain = chain.then(async () => {
-    const m = JSON.parse(line) as { batches: Array<{ bytes: string; seqs: number[]; ops: number[]; begin: number }>; names: Record<string, string> };
+    const m = JSON.parse(line) as
+      | { batches: Array<{ bytes: string; seqs: number[]; ops: number[]; begin: number }>; names: Record<string, string> }
+      | { read: { family: 4 | 6; set: string } };
     try {
+      if ('read' in m) {
+        const elements = await socket.readElements(m.read.family, m.read.set);
+        const wire = elements.map((e) => ({ ...e, key: e.key.toString('base64'), ...(e.data === undefined ? {} : { data: e.data.toString('base64') }) }));
+        process.stdout.write(JSON.stringify({ elements: wire }) + '\n');
+        return;
+      }
       await socket.apply(m.batches.map((b) => ({ ...b, bytes: Buffer.from(b.bytes, 'base64') })), (seq) => m.names[seq] ?? `message ${seq}`);
       process.stdout.write('{"ok":true}\n');
     } catch (e) {

@@ -16,9 +16,9 @@
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { NetnsLab } from '../../lab/netns.ts';
-import { NamespacedElementWriter } from '../../lab/nft-elements.ts';
+import { NamespacedElementChannel } from '../../lab/nft-elements.ts';
 import { NftablesBackend } from '../../proxy/nftables/backend.ts';
-import type { ElementWriter } from '../../proxy/nftables/netlink/socket.ts';
+import type { ElementChannel } from '../../proxy/nftables/netlink/socket.ts';
 import type { PortPlan, ProxyPlan } from '../../proxy/plan/types.ts';
 import type { CommandOutput, CommandRunner, RunOptions } from '../../runtime/exec.ts';
 import { silentLogger } from '../../runtime/logger.ts';
@@ -125,7 +125,7 @@ async function inNamespace<T>(body: (runner: TimedRunner) => Promise<T>): Promis
 }
 
 /** A writer whose applies are timed into the runner's list. */
-function timedWriter(writer: ElementWriter, runner: TimedRunner): ElementWriter {
+function timedWriter(writer: ElementChannel, runner: TimedRunner): ElementChannel {
   return {
     maxBatchBytes: writer.maxBatchBytes,
     apply: async (batches, describe) => {
@@ -136,13 +136,14 @@ function timedWriter(writer: ElementWriter, runner: TimedRunner): ElementWriter 
         runner.applies.push(performance.now() - t0);
       }
     },
+    readElements: (f, set) => writer.readElements(f, set),
     close: () => writer.close(),
   };
 }
 
 async function measureNetplane(services: number, endpoints: number, netlink: boolean): Promise<NetplaneRow> {
   return inNamespace(async (runner) => {
-    const writer = netlink ? timedWriter(await NamespacedElementWriter.open(runner.ns), runner) : undefined;
+    const writer = netlink ? timedWriter(await NamespacedElementChannel.open(runner.ns), runner) : undefined;
     try {
       return await measureBackend(runner, services, endpoints, writer);
     } finally {
@@ -151,7 +152,7 @@ async function measureNetplane(services: number, endpoints: number, netlink: boo
   });
 }
 
-async function measureBackend(runner: TimedRunner, services: number, endpoints: number, writer: ElementWriter | undefined): Promise<NetplaneRow> {
+async function measureBackend(runner: TimedRunner, services: number, endpoints: number, writer: ElementChannel | undefined): Promise<NetplaneRow> {
   const options = { log: silentLogger(), ...(writer ? { elements: () => writer } : {}) };
   const backend = new NftablesBackend(runner, options);
   // The plan is the planner's work, made before the clock starts (as the kube-proxy-style text is).

@@ -18,7 +18,8 @@ import { families, tableFamily, tableName, type Family, type TableState } from '
 import { Transaction, type ElementOp } from './transaction.ts';
 import { encodeBatches, type Batch } from './netlink/batch.ts';
 import { elementCodec, type ElementCodec } from './netlink/elements.ts';
-import type { ElementWriter } from './netlink/socket.ts';
+import { NftNetlinkError, type ElementChannel } from './netlink/socket.ts';
+import { readTablesByNetlink } from './netlink/read.ts';
 import type { Desired } from './render.ts';
 
 /** Programs Services into the `ip netplane` and `ip6 netplane` tables. */
@@ -29,14 +30,14 @@ export class NftablesBackend implements ProxyBackend {
   /** What the last successful sync applied; undefined before one (the next sync then reads the kernel). */
   #ledger: Ledger | undefined;
   #affinity: AffinityIndex | undefined;
-  #openWriter: (() => ElementWriter) | undefined;
-  #writer: ElementWriter | undefined;
+  #openWriter: (() => ElementChannel) | undefined;
+  #writer: ElementChannel | undefined;
 
   /**
    * `elements` opens the netlink socket that set elements may go through (in the network namespace nft runs in);
    * without it every transaction goes to nft.
    */
-  constructor(runner: CommandRunner, options: { log: Logger; elements?: () => ElementWriter }) {
+  constructor(runner: CommandRunner, options: { log: Logger; elements?: () => ElementChannel }) {
     this.#runner = runner;
     this.#log = options.log;
     this.#openWriter = options.elements;
@@ -51,14 +52,23 @@ export class NftablesBackend implements ProxyBackend {
     let ledger = this.#ledger;
     let change = options.full ? undefined : ledger?.change(plan);
     let kernel: Record<Family, TableState> | undefined;
+    let readAffinity = true;
     if (!change) {
-      // Full: reconcile with what the kernel holds (nft lists while we render).
-      const reading = Promise.all([readTable(this.#runner, 4), readTable(this.#runner, 6)]);
-      reading.catch(() => {});
+      // Full: reconcile with what the kernel holds. nft lists while we render; by netlink, the desired state says
+      // which sets' elements to list, so it is rendered first.
       ledger = new Ledger();
-      change = ledger.change(plan)!;
-      const [v4, v6] = await reading;
-      kernel = { 4: v4, 6: v6 };
+      const channel = this.#elementWriter();
+      const reading = channel ? undefined : Promise.all([readTable(this.#runner, 4), readTable(this.#runner, 6)]);
+      reading?.catch(() => {});
+      const full = ledger.change(plan)!;
+      change = full;
+      kernel = channel ? await this.#readByNetlink(channel, full.next) : undefined;
+      // The kernel-filled affinity map is not read by netlink; #removeStaleAffinity lists it.
+      if (kernel) readAffinity = false;
+      else {
+        const [v4, v6] = await (reading ?? Promise.all([readTable(this.#runner, 4), readTable(this.#runner, 6)]));
+        kernel = { 4: v4, 6: v6 };
+      }
     }
     const tx = diff(kernel ?? change.prev, change.next);
     if (tx.error) throw tx.error;
@@ -70,7 +80,7 @@ export class NftablesBackend implements ProxyBackend {
     const index = affinityIndex(plan);
     if (kernel || affinityShrank(this.#affinity, index)) {
       // A full sync has just read the recorded entries along with the table.
-      for (const f of families) operations += await this.#removeStaleAffinity(f, index, kernel ? (kernel[f].sets.get(affinityMap)?.elements ?? new Map()) : undefined);
+      for (const f of families) operations += await this.#removeStaleAffinity(f, index, kernel && readAffinity ? (kernel[f].sets.get(affinityMap)?.elements ?? new Map()) : undefined);
     }
     this.#affinity = index;
     return { ...ledger!.counts(), operations };
@@ -155,8 +165,22 @@ export class NftablesBackend implements ProxyBackend {
     await this.#runner.run('nft', ['-f', '-'], tx.text(), nftRunOptions());
   }
 
+  /**
+   * The tables read with their elements listed by netlink (netlink/read.ts); undefined, with a warning, when the
+   * socket fails, for nft to list them instead.
+   */
+  async #readByNetlink(channel: ElementChannel, next: Desired): Promise<Record<Family, TableState> | undefined> {
+    try {
+      return await readTablesByNetlink(this.#runner, channel, next);
+    } catch (e) {
+      if (!(e instanceof NftNetlinkError)) throw e;
+      this.#log.warn({ err: e.message }, 'could not list set elements by netlink; nft lists them');
+      return undefined;
+    }
+  }
+
   /** The netlink socket, opened on first use; undefined (nft for everything) when there is none or it cannot open. */
-  #elementWriter(): ElementWriter | undefined {
+  #elementWriter(): ElementChannel | undefined {
     if (this.#writer || !this.#openWriter) return this.#writer;
     try {
       this.#writer = this.#openWriter();

@@ -8,7 +8,7 @@
 // zero-padded after its bytes. Addresses and ports are in network byte order, `meta l4proto` is one byte, marks
 // and `numgen` results are 32-bit integers in host byte order.
 import { endianness } from 'node:os';
-import { parseIp } from '../../../overlay/kernel/addr.ts';
+import { formatIp, parseIp } from '../../../overlay/kernel/addr.ts';
 
 /** The kind of one field of a concatenation. */
 type Field = 'ipv4' | 'ipv6' | 'proto' | 'port' | 'u32';
@@ -27,6 +27,7 @@ const typeofFields: Array<[RegExp, Field]> = [
   [/^numgen random mod \d+$/, 'u32'],
 ];
 const protocols: Record<string, number> = { tcp: 6, udp: 17, sctp: 132 };
+const protocolNames: Record<number, string> = { 6: 'tcp', 17: 'udp', 132: 'sctp' };
 const LE = endianness() === 'LE';
 
 /** The kernel's verdict codes (include/uapi/linux/netfilter{,/nf_tables}.h). */
@@ -44,11 +45,13 @@ export interface ElementCodec {
   keyLength: number;
   /** Writes a key's bytes at `off` (keyLength of them, zero-filled beforehand). */
   key(text: string, out: Buffer, off: number): void;
+  /** A key's text from its bytes, as nft lists it (kernel.ts); throws ElementTextError for bytes of another length. */
+  keyText(bytes: Buffer): string;
   /**
    * A map's values: bytes (valueLength of them, written as keys are), or verdicts (`goto x`, `jump x`, `drop`,
    * `accept`, `return`, `continue`); undefined for a set.
    */
-  data: { kind: 'bytes'; length: number; write(text: string, out: Buffer, off: number): void } | { kind: 'verdict' } | undefined;
+  data: { kind: 'bytes'; length: number; write(text: string, out: Buffer, off: number): void; text(bytes: Buffer): string } | { kind: 'verdict' } | undefined;
 }
 
 /** Element text a codec could not read: the transaction goes to nft instead, which says what is wrong. */
@@ -76,11 +79,54 @@ export function elementCodec(spec: string): ElementCodec | undefined {
   if (!keyFields) return undefined;
   const keyLength = length(keyFields);
   const key = (text: string, out: Buffer, off: number) => concat(keyFields, text, out, off);
-  if (decl[3] === undefined) return { keyLength, key, data: undefined };
-  if (decl[1] === 'type' && decl[3].trim() === 'verdict') return { keyLength, key, data: { kind: 'verdict' } };
+  const keyText = (bytes: Buffer) => split(keyFields, keyLength, bytes);
+  if (decl[3] === undefined) return { keyLength, key, keyText, data: undefined };
+  if (decl[1] === 'type' && decl[3].trim() === 'verdict') return { keyLength, key, keyText, data: { kind: 'verdict' } };
   const valueFields = fields(decl[3]);
   if (!valueFields) return undefined;
-  return { keyLength, key, data: { kind: 'bytes', length: length(valueFields), write: (text, out, off) => concat(valueFields, text, out, off) } };
+  const valueLength = length(valueFields);
+  const data = { kind: 'bytes' as const, length: valueLength, write: (text: string, out: Buffer, off: number) => concat(valueFields, text, out, off), text: (bytes: Buffer) => split(valueFields, valueLength, bytes) };
+  return { keyLength, key, keyText, data };
+}
+
+/** A verdict's text as nft lists it. */
+export function verdictText(v: Verdict): string {
+  for (const [name, code] of Object.entries(verdictCodes)) {
+    if (code !== v.code) continue;
+    if (name === 'goto' || name === 'jump') {
+      if (v.chain === undefined) break;
+      return `${name} ${v.chain}`;
+    }
+    return name;
+  }
+  throw new ElementTextError(`verdict ${v.code}${v.chain ? ` ${v.chain}` : ''} is not one netplane writes`);
+}
+
+/** The text of the fields in `bytes`, joined by ' . ', as nft lists them. */
+function split(fields: readonly Field[], total: number, bytes: Buffer): string {
+  if (bytes.length !== total) throw new ElementTextError(`an element of ${bytes.length} bytes where the set has ${total}`);
+  const parts: string[] = [];
+  let off = 0;
+  for (const f of fields) {
+    switch (f) {
+      case 'ipv4':
+        parts.push(`${bytes[off]}.${bytes[off + 1]}.${bytes[off + 2]}.${bytes[off + 3]}`);
+        break;
+      case 'ipv6':
+        parts.push(formatIp(bytes.subarray(off, off + 16)));
+        break;
+      case 'proto':
+        parts.push(protocolNames[bytes[off]!] ?? String(bytes[off]));
+        break;
+      case 'port':
+        parts.push(String((bytes[off]! << 8) | bytes[off + 1]!));
+        break;
+      case 'u32':
+        parts.push(String(LE ? bytes.readUInt32LE(off) : bytes.readUInt32BE(off)));
+    }
+    off += fields.length === 1 ? loneBytes[f] : fieldBytes[f];
+  }
+  return parts.join(' . ');
 }
 
 /** A verdict map's value. */

@@ -1,14 +1,19 @@
 // Sends nfnetlink batches (batch.ts) on a NETLINK_NETFILTER socket of the `netlink` package, one at a time, and
-// waits for the kernel's answer to each. The kernel handles a batch inside the sendmsg that carries it, as one
+// waits for the kernel's answer to each; and lists a set's elements (a dump). The kernel handles a batch inside the sendmsg that carries it, as one
 // transaction, and then answers every message of it: an ACK each, or the errno of a message it refused (the
 // whole batch is then undone); an error about the batch as a whole (its commit) comes first, under the number of
 // its begin message.
 import { endianness } from 'node:os';
 import { Protocol, RawNetlinkSocket } from 'netlink';
 import { errnoName } from '../../../overlay/kernel/errors.ts';
-import type { Batch } from './batch.ts';
+import { encodeElementDump, parseElementList, type Batch, type RawElement } from './batch.ts';
+import type { Family } from '../model.ts';
 
 const NLMSG_ERROR = 2;
+const NLMSG_DONE = 3;
+const NLM_F_DUMP_INTR = 0x10;
+const NEWSETELEM = (10 << 8) | 12;
+const DUMP_ATTEMPTS = 3;
 const HEADER = 16;
 const LE = endianness() === 'LE';
 /** What is asked of SO_SNDBUF: the kernel caps it at twice net.core.wmem_max (416 KiB by default). */
@@ -26,12 +31,17 @@ export class NftNetlinkError extends Error {
   }
 }
 
-/** Where set-element batches go: the kernel of this process's network namespace, or a stand-in in tests. */
-export interface ElementWriter {
+/**
+ * Where set elements are written and read: the kernel of this process's network namespace, or one reached through
+ * another process (lab/nft-elements.ts).
+ */
+export interface ElementChannel {
   /** The largest batch one send can carry. */
   readonly maxBatchBytes: number;
   /** Sends the batches in order, each after the previous one was applied; rejects at the first refused. */
   apply(batches: readonly Batch[], describe: (seq: number) => string): Promise<void>;
+  /** The elements of one of netplane's sets; rejects with NftNetlinkError (ENOENT: no such set). */
+  readElements(family: Family, set: string): Promise<RawElement[]>;
   close(): void;
 }
 
@@ -40,11 +50,13 @@ interface Waiting {
   begin: number;
   error: NftNetlinkError | undefined;
   describe: (seq: number) => string;
+  /** For a dump: its number, the elements so far, and whether the kernel said the set changed meanwhile. */
+  dump?: { seq: number; elements: RawElement[]; interrupted: boolean };
   done: (err?: NftNetlinkError) => void;
 }
 
 /** A NETLINK_NETFILTER socket in this process's network namespace. Throws NftNetlinkError when none can be opened. */
-export class NetfilterSocket implements ElementWriter {
+export class NetfilterSocket implements ElementChannel {
   readonly maxBatchBytes: number;
   #raw: RawNetlinkSocket;
   #waiting: Waiting | undefined;
@@ -72,21 +84,32 @@ export class NetfilterSocket implements ElementWriter {
     for (const batch of batches) await this.#one(batch, describe);
   }
 
+  async readElements(family: Family, set: string): Promise<RawElement[]> {
+    for (let attempt = 1; ; attempt++) {
+      const dump = { seq: 1, elements: [] as RawElement[], interrupted: false };
+      await this.#wait({ left: new Set(), begin: -1, error: undefined, describe: () => `list the elements of ${set}`, dump }, encodeElementDump(family, set, dump.seq));
+      if (!dump.interrupted || attempt >= DUMP_ATTEMPTS) return dump.elements;
+    }
+  }
+
   close(): void {
     this.#waiting?.done(new NftNetlinkError('netfilter netlink socket', 'EBADF'));
     this.#raw.close();
   }
 
   #one(batch: Batch, describe: (seq: number) => string): Promise<void> {
+    return this.#wait({ left: new Set(batch.seqs), begin: batch.begin, error: undefined, describe }, batch.bytes);
+  }
+
+  /** Sends `bytes` and waits for every answer `w` expects (all its ACKs, or its dump's end). */
+  #wait(w: Omit<Waiting, 'done'>, bytes: Buffer): Promise<void> {
+    const what = w.dump ? w.describe(w.dump.seq) : w.describe([...w.left][0] ?? w.begin);
     return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => w.done(new NftNetlinkError(`${describe(batch.seqs[0]!)} (no answer from the kernel)`, 'ETIMEDOUT')), ANSWER_TIMEOUT_MS);
-      const w: Waiting = {
-        left: new Set(batch.seqs),
-        begin: batch.begin,
-        error: undefined,
-        describe,
+      const timer = setTimeout(() => waiting.done(new NftNetlinkError(`${what} (no answer from the kernel)`, 'ETIMEDOUT')), ANSWER_TIMEOUT_MS);
+      const waiting: Waiting = {
+        ...w,
         done: (err) => {
-          if (this.#waiting !== w) return;
+          if (this.#waiting !== waiting) return;
           this.#waiting = undefined;
           clearTimeout(timer);
           this.#raw.unref();
@@ -94,9 +117,9 @@ export class NetfilterSocket implements ElementWriter {
           else resolve();
         },
       };
-      this.#waiting = w;
+      this.#waiting = waiting;
       this.#raw.ref();
-      this.#raw.send(batch.bytes, {}, (e) => e && w.done(new NftNetlinkError(`send ${describe(batch.seqs[0]!)}`, errnoOf(e), { cause: e })));
+      this.#raw.send(bytes, {}, (e) => e && waiting.done(new NftNetlinkError(`send ${what}`, errnoOf(e), { cause: e })));
     });
   }
 
@@ -107,15 +130,25 @@ export class NetfilterSocket implements ElementWriter {
       const length = LE ? buf.readUInt32LE(off) : buf.readUInt32BE(off);
       if (length < HEADER || off + length > buf.length) break;
       const type = LE ? buf.readUInt16LE(off + 4) : buf.readUInt16BE(off + 4);
+      const flags = LE ? buf.readUInt16LE(off + 6) : buf.readUInt16BE(off + 6);
       const seq = LE ? buf.readUInt32LE(off + 8) : buf.readUInt32BE(off + 8);
-      if (type === NLMSG_ERROR && length >= HEADER + 4) {
+      const dump = w.dump;
+      if (dump && seq === dump.seq) {
+        if (flags & NLM_F_DUMP_INTR) dump.interrupted = true;
+        if (type === NEWSETELEM) dump.elements.push(...parseElementList(buf.subarray(off + HEADER, off + length)));
+        else if (type === NLMSG_DONE) return w.done();
+        else if (type === NLMSG_ERROR && length >= HEADER + 4) {
+          const errno = LE ? buf.readInt32LE(off + HEADER) : buf.readInt32BE(off + HEADER);
+          return w.done(new NftNetlinkError(w.describe(seq), errnoName(errno || 5)));
+        }
+      } else if (type === NLMSG_ERROR && length >= HEADER + 4) {
         const errno = LE ? buf.readInt32LE(off + HEADER) : buf.readInt32BE(off + HEADER);
         if (errno !== 0) w.error ??= new NftNetlinkError(seq === w.begin ? 'commit the set elements' : w.describe(seq), errnoName(errno));
         w.left.delete(seq);
       }
       off += (length + 3) & ~3;
     }
-    if (w.left.size === 0) w.done(w.error);
+    if (!w.dump && w.left.size === 0) w.done(w.error);
   }
 }
 
