@@ -11,7 +11,7 @@ import { affinityIndex, affinityShrank, staleAffinity, type AffinityIndex } from
 import { readShapes, shapeDifference } from './canary.ts';
 import { diff } from './diff.ts';
 import { isMissing, parseTable, readTable } from './kernel.ts';
-import { affinityMap, clusterIPsSet } from './layout.ts';
+import { affinityMap, clusterIPsSet, lbUnitOf } from './layout.ts';
 import { Ledger } from './ledger.ts';
 import { nftRunOptions } from './nft-env.ts';
 import { families, tableFamily, tableName, type Family, type TableState } from './model.ts';
@@ -230,13 +230,18 @@ export class NftablesBackend implements ProxyBackend {
 
 /**
  * The order a new table's elements are loaded in, across batches that are each their own transaction: first the
- * maps that load-balancing chains look endpoints up in and the other value sets, then the verdict maps that send
- * connections to those chains, and the set of cluster IPs (whose connections are refused when no Service port
- * takes them) last. So a connection that comes while the batches are loading is either handled whole or passes
- * as before the table was made, never refused for an element not yet loaded.
+ * maps that load-balancing chains look endpoints up in, then the verdict maps that send connections to those
+ * chains, then the other sets (affinity IDs, hairpin pairs ...), and the set of cluster IPs (whose connections are
+ * refused when no Service port takes them) last. So a connection that comes while the batches are loading is
+ * either handled whole or passes as before the table was made, never refused for an element not yet loaded.
  */
 function loadOrder(ops: readonly ElementOp[]): ElementOp[] {
-  const rank = (op: ElementOp) => (op.set === clusterIPsSet ? 2 : op.values?.[0]?.startsWith('goto ') || op.values?.[0]?.startsWith('jump ') ? 1 : 0);
+  const rank = (op: ElementOp) => {
+    if (lbUnitOf(op.set) !== undefined) return 0;
+    if (op.set === clusterIPsSet) return 3;
+    const v = op.values?.[0];
+    return v !== undefined && (v.startsWith('goto ') || v.startsWith('jump ')) ? 1 : 2;
+  };
   return [...ops].sort((a, b) => rank(a) - rank(b));
 }
 

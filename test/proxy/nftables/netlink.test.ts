@@ -104,6 +104,21 @@ describe('set element batches', () => {
   });
 });
 
+/** The set each element message of a batch is for, in order. */
+function setNames(bytes: Buffer): string[] {
+  const out: string[] = [];
+  for (let off = 0; off < bytes.length; ) {
+    const len = bytes.readUInt32LE(off);
+    for (let a = off + 20; a < off + len; ) {
+      const alen = bytes.readUInt16LE(a);
+      if (bytes.readUInt16LE(a + 2) === 2) out.push(bytes.toString('latin1', a + 4, a + alen - 1));
+      a += (alen + 3) & ~3;
+    }
+    off += len;
+  }
+  return out;
+}
+
 describe('set elements by netlink in the kernel', () => {
   let lab: NetnsLab;
   let textNs: string;
@@ -235,10 +250,12 @@ describe('set elements by netlink in the kernel', () => {
     const small = await lab.ns('small');
     const text = await lab.ns('small-text');
     const sent: number[] = [];
+    const loaded: string[] = [];
     const smallWriter: ElementChannel = {
       maxBatchBytes: 16 * 1024,
       apply: (batches, describe) => {
         sent.push(batches.length);
+        for (const b of batches) loaded.push(...setNames(b.bytes));
         return inner.apply(batches, describe);
       },
       readElements: (f, set) => inner.readElements(f, set),
@@ -262,6 +279,10 @@ describe('set elements by netlink in the kernel', () => {
       expect(sent.length).toBe(1);
       expect(sent[0]).toBeGreaterThan(3);
       expect(nftRuns).toBe(2);
+      // In the load, the endpoint maps come first, the dispatch maps after them, the cluster IPs last.
+      const kinds = loaded.map((n) => (n.endsWith('-endpoints') ? 'endpoints' : n === 'cluster-ips' ? 'cluster-ips' : n.endsWith('-vips') ? 'dispatch' : 'other'));
+      const order = kinds.filter((k, i) => k !== kinds[i - 1]);
+      expect(order).toEqual(['endpoints', 'dispatch', 'other', 'cluster-ips']);
     } finally {
       await viaSmall.close();
     }
