@@ -264,7 +264,7 @@ export function encodeElementDump(family: Family, set: string, seq: number): Buf
   return w.take(0);
 }
 
-/** The elements of one NFT_MSG_NEWSETELEM message of a dump (its payload after the netlink header). */
+/** The elements of one NFT_MSG_NEWSETELEM message of a dump (its payload after the netlink header); their bytes are views of it. */
 export function parseElementList(payload: Buffer): RawElement[] {
   const out: RawElement[] = [];
   for (const [type, list] of attrs(payload, 4)) {
@@ -277,7 +277,7 @@ export function parseElementList(payload: Buffer): RawElement[] {
         else if (a === NFTA_SET_ELEM_FLAGS && v.length >= 4) e.flags = v.readUInt32BE(0);
         else if (a === NFTA_SET_ELEM_DATA) {
           for (const [d, dv] of attrs(v, 0)) {
-            if (d === NFTA_DATA_VALUE) e.data = Buffer.from(dv);
+            if (d === NFTA_DATA_VALUE) e.data = dv;
             else if (d === NFTA_DATA_VERDICT) {
               const verdict: { code: number; chain?: string } = { code: 0 };
               for (const [c, cv] of attrs(dv, 0)) {
@@ -295,9 +295,9 @@ export function parseElementList(payload: Buffer): RawElement[] {
   return out;
 }
 
-/** The bytes inside an NFTA_DATA_VALUE of a nest. */
+/** The bytes inside an NFTA_DATA_VALUE of a nest (a view of the message). */
 function value(nest: Buffer): Buffer {
-  for (const [t, v] of attrs(nest, 0)) if (t === NFTA_DATA_VALUE) return Buffer.from(v);
+  for (const [t, v] of attrs(nest, 0)) if (t === NFTA_DATA_VALUE) return v;
   return Buffer.alloc(0);
 }
 
