@@ -37,6 +37,12 @@ export function errnoName(errno: number): string {
   return `E${n}`;
 }
 
+/** The errno name a failed system call carries as its `code` (an ErrnoException), else 'EIO'. */
+export function errnoOf(e: unknown): string {
+  const code = (e as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^E[A-Z0-9]+$/.test(code) ? code : 'EIO';
+}
+
 function describe(errno: string): string {
   const n = (constants.errno as Record<string, number>)[errno];
   return n === undefined ? 'unknown error' : getSystemErrorMessage(-n).toLowerCase();

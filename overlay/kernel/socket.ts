@@ -4,7 +4,7 @@
 // the errno in message text, and groups multipart replies by arrival, not by sequence number.
 import { endianness } from 'node:os';
 import { Protocol, RawNetlinkSocket, rt } from 'netlink';
-import { errnoName, KernelError } from './errors.ts';
+import { errnoName, errnoOf, KernelError } from './errors.ts';
 
 /** nlmsghdr flags (include/uapi/linux/netlink.h). */
 export const NLM_F = { REQUEST: 0x1, MULTI: 0x2, ACK: 0x4, REPLACE: 0x100, EXCL: 0x200, CREATE: 0x400, DUMP: 0x300 } as const;
@@ -241,8 +241,3 @@ function readU16(b: Buffer, off: number): number {
   return LE ? b.readUInt16LE(off) : b.readUInt16BE(off);
 }
 
-// A failed system call carries `code` (an ErrnoException).
-function errnoOf(e: unknown): string {
-  const code = (e as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && /^E[A-Z0-9]+$/.test(code) ? code : 'EIO';
-}

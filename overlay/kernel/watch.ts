@@ -5,7 +5,7 @@
 import { endianness } from 'node:os';
 import { Protocol, RawNetlinkSocket, rt } from 'netlink';
 import { formatIp } from './addr.ts';
-import { KernelError } from './errors.ts';
+import { errnoOf, KernelError } from './errors.ts';
 
 // RTNLGRP_LINK, RTNLGRP_IPV4_IFADDR and RTNLGRP_IPV6_IFADDR (include/uapi/linux/rtnetlink.h): group numbers, as
 // NETLINK_ADD_MEMBERSHIP takes them (the bind-time masks RTMGRP_LINK 0x1, RTMGRP_IPV4_IFADDR 0x10 and
@@ -288,7 +288,3 @@ export function parseLinkMessages(buf: Buffer): LinkMessage[] {
   return out;
 }
 
-function errnoOf(e: unknown): string {
-  const code = (e as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && /^E[A-Z0-9]+$/.test(code) ? code : 'EIO';
-}

@@ -5,7 +5,8 @@
 // its begin message.
 import { endianness } from 'node:os';
 import { Protocol, RawNetlinkSocket } from 'netlink';
-import { errnoName } from '../../../overlay/kernel/errors.ts';
+import { errnoName, errnoOf } from '../../../overlay/kernel/errors.ts';
+import { messages } from '../../../overlay/kernel/watch.ts';
 import { encodeElementDump, parseElementList, type Batch, type RawElement } from './batch.ts';
 import type { Family } from '../model.ts';
 
@@ -14,7 +15,6 @@ const NLMSG_DONE = 3;
 const NLM_F_DUMP_INTR = 0x10;
 const NEWSETELEM = (10 << 8) | 12;
 const DUMP_ATTEMPTS = 3;
-const HEADER = 16;
 const LE = endianness() === 'LE';
 /** What is asked of SO_SNDBUF: the kernel caps it at twice net.core.wmem_max (416 KiB by default). */
 const SEND_BUFFER = 4 << 20;
@@ -123,34 +123,23 @@ export class NetfilterSocket implements ElementChannel {
   #receive(buf: Buffer): void {
     const w = this.#waiting;
     if (!w) return;
-    for (let off = 0; off + HEADER <= buf.length; ) {
-      const length = LE ? buf.readUInt32LE(off) : buf.readUInt32BE(off);
-      if (length < HEADER || off + length > buf.length) break;
-      const type = LE ? buf.readUInt16LE(off + 4) : buf.readUInt16BE(off + 4);
-      const flags = LE ? buf.readUInt16LE(off + 6) : buf.readUInt16BE(off + 6);
-      const seq = LE ? buf.readUInt32LE(off + 8) : buf.readUInt32BE(off + 8);
+    for (const { type, flags, seq, data } of messages(buf)) {
       const dump = w.dump;
       if (dump && seq === dump.seq) {
         if (flags & NLM_F_DUMP_INTR) dump.interrupted = true;
-        if (type === NEWSETELEM) dump.elements.push(...parseElementList(buf.subarray(off + HEADER, off + length)));
+        if (type === NEWSETELEM) dump.elements.push(...parseElementList(data));
         else if (type === NLMSG_DONE) return w.done();
-        else if (type === NLMSG_ERROR && length >= HEADER + 4) {
-          const errno = LE ? buf.readInt32LE(off + HEADER) : buf.readInt32BE(off + HEADER);
+        else if (type === NLMSG_ERROR && data.length >= 4) {
+          const errno = LE ? data.readInt32LE(0) : data.readInt32BE(0);
           return w.done(new NftNetlinkError(w.describe(seq), errnoName(errno || 5)));
         }
-      } else if (type === NLMSG_ERROR && length >= HEADER + 4) {
-        const errno = LE ? buf.readInt32LE(off + HEADER) : buf.readInt32BE(off + HEADER);
+      } else if (type === NLMSG_ERROR && data.length >= 4) {
+        const errno = LE ? data.readInt32LE(0) : data.readInt32BE(0);
         if (errno !== 0) w.error ??= new NftNetlinkError(seq === w.begin ? 'commit the set elements' : w.describe(seq), errnoName(errno));
         w.left.delete(seq);
       }
-      off += (length + 3) & ~3;
     }
     if (!w.dump && w.left.size === 0) w.done(w.error);
   }
 }
 
-// A failed system call carries `code` (an ErrnoException).
-function errnoOf(e: unknown): string {
-  const code = (e as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && /^E[A-Z0-9]+$/.test(code) ? code : 'EIO';
-}
