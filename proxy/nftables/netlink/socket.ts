@@ -1,8 +1,8 @@
 // Sends nfnetlink batches (batch.ts) on a NETLINK_NETFILTER socket of the `netlink` package, one at a time, and
-// waits for the kernel's answer to each; and lists a set's elements (a dump). The kernel handles a batch inside the sendmsg that carries it, as one
-// transaction, and then answers every message of it: an ACK each, or the errno of a message it refused (the
-// whole batch is then undone); an error about the batch as a whole (its commit) comes first, under the number of
-// its begin message.
+// waits for the kernel's answer to each; and lists a set's elements (a dump). The kernel handles a batch inside the
+// sendmsg that carries it, as one transaction, and then answers every message of it: an ACK each, or the errno of a
+// message it refused (the whole batch is then undone); an error about the batch as a whole (its commit) comes
+// first, under the number of its begin message.
 import { endianness } from 'node:os';
 import { Protocol, RawNetlinkSocket } from 'netlink';
 import { errnoName, errnoOf } from '../../../overlay/kernel/errors.ts';
