@@ -17,7 +17,7 @@ import { nftRunOptions } from './nft-env.ts';
 import { families, tableFamily, tableName, type Family, type TableState } from './model.ts';
 import { Transaction, type ElementOp } from './transaction.ts';
 import { encodeBatches, type Batch } from './netlink/batch.ts';
-import { elementCodec, type ElementCodec } from './netlink/elements.ts';
+import { elementCodec, ElementTextError, type ElementCodec } from './netlink/elements.ts';
 import { NftNetlinkError, type ElementChannel } from './netlink/socket.ts';
 import { readTablesByNetlink } from './netlink/read.ts';
 import type { Desired } from './render.ts';
@@ -141,23 +141,32 @@ export class NftablesBackend implements ProxyBackend {
         return codecs.get(key);
       };
       const encodable = (op: ElementOp) => codec(op.family, op.set) !== undefined;
+      // Element text a codec cannot read goes to nft, which says what is wrong with it.
+      const encode = (ops: readonly ElementOp[]) => {
+        try {
+          return encodeBatches(ops, (f, s) => codec(f, s)!, writer.maxBatchBytes);
+        } catch (e) {
+          if (!(e instanceof ElementTextError)) throw e;
+          this.#log.debug({ err: e.message }, 'set elements left to nft');
+          return undefined;
+        }
+      };
       const ops = tx.elementOps();
       if (!tx.structural && ops.every(encodable)) {
-        const batches = encodeBatches(ops, (f, s) => codec(f, s)!, writer.maxBatchBytes);
-        if (batches.length === 1) {
+        const batches = encode(ops);
+        if (batches?.length === 1) {
           this.#log.debug({ elements: ops.length }, 'applying set elements by netlink');
           await writer.apply(batches, describeOps(ops, batches));
           return;
         }
       }
       const fresh = (op: ElementOp) => op.verb === 'add' && kernel !== undefined && !kernel[op.family].exists && encodable(op);
-      const deferred = ops.filter(fresh);
-      if (deferred.length > 0) {
+      const deferred = loadOrder(ops.filter(fresh));
+      const batches = deferred.length > 0 ? encode(deferred) : undefined;
+      if (batches) {
         this.#log.debug({ full: true, lines: tx.lines, netlinkOps: deferred.length }, 'applying nftables transaction, then its elements by netlink');
         await this.#runner.run('nft', ['-f', '-'], tx.text(fresh), nftRunOptions());
-        const ordered = loadOrder(deferred);
-        const batches = encodeBatches(ordered, (f, s) => codec(f, s)!, writer.maxBatchBytes);
-        await writer.apply(batches, describeOps(ordered, batches));
+        await writer.apply(batches, describeOps(deferred, batches));
         return;
       }
     }

@@ -7,6 +7,7 @@ import { FakeNft } from '../../../proxy/nftables/fake.ts';
 import { affinityIdKey, affinityIds, type AffinityRole } from '../../../proxy/nftables/affinity.ts';
 import { Transaction, TransactionError } from '../../../proxy/nftables/transaction.ts';
 import { CommandError } from '../../../runtime/exec.ts';
+import type { ElementChannel } from '../../../proxy/nftables/netlink/socket.ts';
 import { silentLogger } from '../../../runtime/logger.ts';
 import type { ProxyPlan } from '../../../proxy/plan/types.ts';
 import { eps, plan, port, served, smallPlan } from './plans.ts';
@@ -156,5 +157,27 @@ describe('NftablesBackend', () => {
     // Affinity dropped: its entries go too, also when found by a restarted proxy.
     await backend(fake).sync(sticky6(['fd00:244:1::11'], 0), { full: true });
     expect(recorded()).toEqual([]);
+  });
+
+  it('with a netlink channel, leaves to nft what its codec cannot read, and nft refuses it as before', async () => {
+    const sent: number[] = [];
+    const channel: ElementChannel = {
+      maxBatchBytes: 1 << 20,
+      apply: async (batches) => void sent.push(batches.length),
+      readElements: async () => [],
+      close: () => {},
+    };
+    const fake = new FakeNft();
+    const withChannel = new NftablesBackend(fake, { log: silentLogger(), elements: () => channel });
+    // A cluster IP with a leading zero: text the codec refuses (the fake nft takes it, the real one would not).
+    const api = (ip: string) => served('api', eps([ip]), { clusterIPs: ['10.96.0.20'] });
+    const odd = plan([served('web', eps(['10.244.1.11']), { clusterIPs: ['10.96.0.010'] }), api('10.244.1.13')]);
+    await withChannel.sync(odd, { full: true });
+    expect(sent).toEqual([]);
+    expect(applies(fake)).toBe(1);
+    expect(fake.dump()).toContain('element ip netplane cluster-vips 10.96.0.010 . tcp . 80 : goto cluster-lb-1');
+    // An element-only change of readable text then goes by netlink, one batch.
+    await withChannel.sync(plan([odd.ports[1]!, api('10.244.1.14')]), { full: false });
+    expect([sent, applies(fake)]).toEqual([[1], 1]);
   });
 });
