@@ -6,7 +6,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { Family } from '../proxy/nftables/model.ts';
-import type { Batch, RawElement } from '../proxy/nftables/netlink/batch.ts';
+import type { Batch } from '../proxy/nftables/netlink/batch.ts';
+import type { RawElement } from '../proxy/nftables/netlink/dump.ts';
 import { NftNetlinkError, type ElementChannel } from '../proxy/nftables/netlink/socket.ts';
 
 const childScript = fileURLToPath(new URL('./nft-elements-child.ts', import.meta.url));

@@ -7,7 +7,8 @@ import { endianness } from 'node:os';
 import { Protocol, RawNetlinkSocket } from 'netlink';
 import { errnoName, errnoOf } from '../../../overlay/kernel/errors.ts';
 import { messages } from '../../../overlay/kernel/watch.ts';
-import { encodeElementDump, parseElementList, type Batch, type RawElement } from './batch.ts';
+import type { Batch } from './batch.ts';
+import { encodeElementDump, parseElementList, type RawElement } from './dump.ts';
 import type { Family } from '../model.ts';
 
 const NLMSG_ERROR = 2;
