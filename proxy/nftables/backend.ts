@@ -156,7 +156,7 @@ export class NftablesBackend implements ProxyBackend {
         const batches = encode(ops);
         if (batches?.length === 1) {
           this.#log.debug({ elements: ops.length }, 'applying set elements by netlink');
-          await writer.apply(batches, describeOps(ops, batches));
+          await this.#send(writer, batches, describeOps(ops, batches));
           return;
         }
       }
@@ -166,7 +166,7 @@ export class NftablesBackend implements ProxyBackend {
       if (batches) {
         this.#log.debug({ full: true, lines: tx.lines, netlinkOps: deferred.length }, 'applying nftables transaction, then its elements by netlink');
         await this.#runner.run('nft', ['-f', '-'], tx.text(fresh), nftRunOptions());
-        await writer.apply(batches, describeOps(deferred, batches));
+        await this.#send(writer, batches, describeOps(deferred, batches));
         return;
       }
     }
@@ -184,8 +184,26 @@ export class NftablesBackend implements ProxyBackend {
     } catch (e) {
       if (!(e instanceof NftNetlinkError)) throw e;
       this.#log.warn({ err: e.message }, 'could not list set elements by netlink; nft lists them');
+      this.#dropWriter();
       return undefined;
     }
+  }
+
+  /** Applies batches; after a failure the socket is closed, and the next use opens a new one. */
+  async #send(writer: ElementChannel, batches: readonly Batch[], describe: (seq: number) => string): Promise<void> {
+    try {
+      await writer.apply(batches, describe);
+    } catch (e) {
+      // A refused batch leaves the socket fine, but one that failed on the socket itself may not: a new socket
+      // costs less than finding out which.
+      if (e instanceof NftNetlinkError) this.#dropWriter();
+      throw e;
+    }
+  }
+
+  #dropWriter(): void {
+    this.#writer?.close();
+    this.#writer = undefined;
   }
 
   /** The netlink socket, opened on first use; undefined (nft for everything) when there is none or it cannot open. */

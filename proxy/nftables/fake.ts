@@ -48,11 +48,12 @@ export class FakeNft implements CommandRunner {
     // `-t` (terse) lists sets without their elements.
     const terse = args[0] === '-j' && args[1] === '-t';
     const list = terse ? ['-j', ...args.slice(2)] : args;
-    if (list[0] === '-j' && list[1] === 'list' && (list[2] === 'table' || list[2] === 'map')) {
+    if (list[0] === '-j' && list[1] === 'list' && (list[2] === 'table' || list[2] === 'map' || list[2] === 'set')) {
       const key = `${list[3]} ${list[4]}`;
       const t = this.tables.get(key) ?? fail('Could not process rule: No such file or directory');
-      if (list[2] === 'map' && !t.sets.has(list[5]!)) fail('Could not process rule: No such file or directory');
-      return { stdout: JSON.stringify(toJson(list[3]!, list[4]!, t, list[2] === 'map' ? list[5] : undefined, terse)), stderr: '' };
+      const one = list[2] === 'table' ? undefined : list[5];
+      if (one !== undefined && t.sets.get(one)?.kind !== list[2]) fail('Could not process rule: No such file or directory');
+      return { stdout: JSON.stringify(toJson(list[3]!, list[4]!, t, one, terse)), stderr: '' };
     }
     if (list.join(' ') === '-j list ruleset') {
       const items = [...this.tables].flatMap(([key, t]) => {

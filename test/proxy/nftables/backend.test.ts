@@ -7,7 +7,7 @@ import { FakeNft } from '../../../proxy/nftables/fake.ts';
 import { affinityIdKey, affinityIds, type AffinityRole } from '../../../proxy/nftables/affinity.ts';
 import { Transaction, TransactionError } from '../../../proxy/nftables/transaction.ts';
 import { CommandError } from '../../../runtime/exec.ts';
-import type { ElementChannel } from '../../../proxy/nftables/netlink/socket.ts';
+import { NftNetlinkError, type ElementChannel } from '../../../proxy/nftables/netlink/socket.ts';
 import { silentLogger } from '../../../runtime/logger.ts';
 import type { ProxyPlan } from '../../../proxy/plan/types.ts';
 import { eps, plan, port, served, smallPlan } from './plans.ts';
@@ -179,5 +179,35 @@ describe('NftablesBackend', () => {
     // An element-only change of readable text then goes by netlink, one batch.
     await withChannel.sync(plan([odd.ports[1]!, api('10.244.1.14')]), { full: false });
     expect([sent, applies(fake)]).toEqual([[1], 1]);
+  });
+
+  it('after a batch fails, closes its netlink channel and opens a new one for the next sync', async () => {
+    const opened: string[] = [];
+    const closed: string[] = [];
+    let failNext = false;
+    const open = (): ElementChannel => {
+      const name = `channel ${opened.length + 1}`;
+      opened.push(name);
+      return {
+        maxBatchBytes: 1 << 20,
+        apply: async () => {
+          if (failNext) {
+            failNext = false;
+            throw new NftNetlinkError('add elements to cluster-lb-1-endpoints', 'EIO');
+          }
+        },
+        readElements: async () => [],
+        close: () => void closed.push(name),
+      };
+    };
+    const fake = new FakeNft();
+    const b = new NftablesBackend(fake, { log: silentLogger(), elements: open });
+    const at = (ip: string) => plan([served('web', eps([ip]), { clusterIPs: ['10.96.0.10'] })]);
+    await b.sync(at('10.244.1.11'), { full: true });
+    failNext = true;
+    await expect(b.sync(at('10.244.1.12'), { full: false })).rejects.toMatchObject({ errno: 'EIO' });
+    expect([opened, closed]).toEqual([['channel 1'], ['channel 1']]);
+    await b.sync(at('10.244.1.12'), { full: true });
+    expect(opened).toEqual(['channel 1', 'channel 2']);
   });
 });
