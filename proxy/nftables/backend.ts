@@ -30,8 +30,8 @@ export class NftablesBackend implements ProxyBackend {
   /** What the last successful sync applied; undefined before one (the next sync then reads the kernel). */
   #ledger: Ledger | undefined;
   #affinity: AffinityIndex | undefined;
-  #openWriter: (() => ElementChannel) | undefined;
-  #writer: ElementChannel | undefined;
+  #openChannel: (() => ElementChannel) | undefined;
+  #channel: ElementChannel | undefined;
 
   /**
    * `elements` opens the netlink socket that set elements may go through (in the network namespace nft runs in);
@@ -40,13 +40,14 @@ export class NftablesBackend implements ProxyBackend {
   constructor(runner: CommandRunner, options: { log: Logger; elements?: () => ElementChannel }) {
     this.#runner = runner;
     this.#log = options.log;
-    this.#openWriter = options.elements;
+    this.#openChannel = options.elements;
   }
 
   /**
-   * Makes both tables match `plan` with one transaction. With `full` (or before any success) it diffs against
-   * what the kernel holds, else against the last applied state. Rejects with CommandError when nft refuses (the
-   * kernel is then unchanged, as is the last applied state) or TransactionError for text nft would misread.
+   * Makes both tables match `plan` with one transaction (two for a table made from nothing, see #apply). With
+   * `full` (or before any success) it diffs against what the kernel holds, else against the last applied state.
+   * Rejects with CommandError when nft refuses or NftNetlinkError when a netlink batch is refused (the kernel is
+   * then unchanged, as is the last applied state), or TransactionError for text nft would misread.
    */
   async sync(plan: ProxyPlan, options: { full: boolean }): Promise<SyncResult> {
     let ledger = this.#ledger;
@@ -57,7 +58,7 @@ export class NftablesBackend implements ProxyBackend {
       // Full: reconcile with what the kernel holds. nft lists while we render; by netlink, the desired state says
       // which sets' elements to list, so it is rendered first.
       ledger = new Ledger();
-      const channel = this.#elementWriter();
+      const channel = this.#elementChannel();
       const reading = channel ? undefined : Promise.all([readTable(this.#runner, 4), readTable(this.#runner, 6)]);
       reading?.catch(() => {});
       const full = ledger.change(plan)!;
@@ -118,8 +119,7 @@ export class NftablesBackend implements ProxyBackend {
 
   /** Closes the netlink socket; the rules stay programmed. */
   async close(): Promise<void> {
-    this.#writer?.close();
-    this.#writer = undefined;
+    this.#dropChannel();
   }
 
   /**
@@ -129,8 +129,8 @@ export class NftablesBackend implements ProxyBackend {
    * follow by netlink in as many batches as they take: nothing uses that table yet. Everything else goes to nft.
    */
   async #apply(tx: Transaction, next: Desired, kernel: Record<Family, TableState> | undefined): Promise<void> {
-    const writer = this.#elementWriter();
-    if (writer) {
+    const channel = this.#elementChannel();
+    if (channel) {
       const codecs = new Map<string, ElementCodec | undefined>();
       const codec = (f: Family, set: string): ElementCodec | undefined => {
         const key = `${f} ${set}`;
@@ -144,7 +144,7 @@ export class NftablesBackend implements ProxyBackend {
       // Element text a codec cannot read goes to nft, which says what is wrong with it.
       const encode = (ops: readonly ElementOp[]) => {
         try {
-          return encodeBatches(ops, (f, s) => codec(f, s)!, writer.maxBatchBytes);
+          return encodeBatches(ops, (f, s) => codec(f, s)!, channel.maxBatchBytes);
         } catch (e) {
           if (!(e instanceof ElementTextError)) throw e;
           this.#log.debug({ err: e.message }, 'set elements left to nft');
@@ -156,7 +156,7 @@ export class NftablesBackend implements ProxyBackend {
         const batches = encode(ops);
         if (batches?.length === 1) {
           this.#log.debug({ elements: ops.length }, 'applying set elements by netlink');
-          await this.#send(writer, batches, describeOps(ops, batches));
+          await this.#send(channel, batches, describeOps(ops, batches));
           return;
         }
       }
@@ -166,7 +166,7 @@ export class NftablesBackend implements ProxyBackend {
       if (batches) {
         this.#log.debug({ full: true, lines: tx.lines, netlinkOps: deferred.length }, 'applying nftables transaction, then its elements by netlink');
         await this.#runner.run('nft', ['-f', '-'], tx.text(fresh), nftRunOptions());
-        await this.#send(writer, batches, describeOps(deferred, batches));
+        await this.#send(channel, batches, describeOps(deferred, batches));
         return;
       }
     }
@@ -184,38 +184,38 @@ export class NftablesBackend implements ProxyBackend {
     } catch (e) {
       if (!(e instanceof NftNetlinkError)) throw e;
       this.#log.warn({ err: e.message }, 'could not list set elements by netlink; nft lists them');
-      this.#dropWriter();
+      this.#dropChannel();
       return undefined;
     }
   }
 
   /** Applies batches; after a failure the socket is closed, and the next use opens a new one. */
-  async #send(writer: ElementChannel, batches: readonly Batch[], describe: (seq: number) => string): Promise<void> {
+  async #send(channel: ElementChannel, batches: readonly Batch[], describe: (seq: number) => string): Promise<void> {
     try {
-      await writer.apply(batches, describe);
+      await channel.apply(batches, describe);
     } catch (e) {
       // A refused batch leaves the socket fine, but one that failed on the socket itself may not: a new socket
       // costs less than finding out which.
-      if (e instanceof NftNetlinkError) this.#dropWriter();
+      if (e instanceof NftNetlinkError) this.#dropChannel();
       throw e;
     }
   }
 
-  #dropWriter(): void {
-    this.#writer?.close();
-    this.#writer = undefined;
+  #dropChannel(): void {
+    this.#channel?.close();
+    this.#channel = undefined;
   }
 
   /** The netlink socket, opened on first use; undefined (nft for everything) when there is none or it cannot open. */
-  #elementWriter(): ElementChannel | undefined {
-    if (this.#writer || !this.#openWriter) return this.#writer;
+  #elementChannel(): ElementChannel | undefined {
+    if (this.#channel || !this.#openChannel) return this.#channel;
     try {
-      this.#writer = this.#openWriter();
+      this.#channel = this.#openChannel();
     } catch (e) {
       this.#log.warn({ err: (e as Error).message }, 'no netlink socket for nftables set elements; nft writes them');
-      this.#openWriter = undefined;
+      this.#openChannel = undefined;
     }
-    return this.#writer;
+    return this.#channel;
   }
 
   /**
