@@ -21,9 +21,18 @@ export async function createBackend(
   switch (mode) {
     case 'nftables': {
       const { NftablesBackend } = await import('./nftables/backend.ts');
-      // netlink: the runner runs nft in this process's network namespace, where the socket opens.
-      const { NetfilterSocket } = await import('./nftables/netlink/socket.ts');
-      return new NftablesBackend(options.runner, { log: options.log, ...(options.netlink ? { elements: () => new NetfilterSocket() } : {}) });
+      // netlink: the runner runs nft in this process's network namespace, where the socket opens. Without the
+      // `netlink` package's native part (a platform it has no build for), nft does everything.
+      let open: (() => import('./nftables/netlink/socket.ts').NetfilterSocket) | undefined;
+      if (options.netlink) {
+        try {
+          const { NetfilterSocket } = await import('./nftables/netlink/socket.ts');
+          open = () => new NetfilterSocket();
+        } catch (e) {
+          options.log.warn({ err: (e as Error).message }, 'the netlink package cannot load; nft writes nftables set elements');
+        }
+      }
+      return new NftablesBackend(options.runner, { log: options.log, ...(open ? { elements: open } : {}) });
     }
     case 'iptables': {
       const { IptablesBackend } = await import('./iptables/backend.ts');
