@@ -10,6 +10,12 @@ export interface SyncResult {
   elements: number;
   /** Lines or operations sent to the kernel in this sync (0 when nothing changed). */
   operations: number;
+  /**
+   * nftables: how the changes went to the kernel: `nft`, `netlink` (set elements only, one batch), or
+   * `nft+netlink` (a table made from nothing: its objects by nft, its elements by netlink); absent when nothing
+   * was sent.
+   */
+  via?: 'nft' | 'netlink' | 'nft+netlink';
   /** iptables: the rules in netplane's chains per table, both families together (kube-proxy's iptables_total). */
   rulesByTable?: Record<'nat' | 'filter', number>;
 }

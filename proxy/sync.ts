@@ -313,7 +313,7 @@ export class ProxySyncer {
     // A timestamp, not an interval: /healthz reports it as lastUpdated, in wall-clock time as kube-proxy does.
     this.#lastSyncedAt = Date.now();
     if (full || result.operations > 0) {
-      o.log.info({ full, ms: Math.round(seconds * 1000), ports: plan.ports.length, rules: result.rules, elements: result.elements, operations: result.operations }, 'rules synced');
+      o.log.info({ full, ms: Math.round(seconds * 1000), ports: plan.ports.length, rules: result.rules, elements: result.elements, operations: result.operations, ...(result.via ? { via: result.via } : {}) }, 'rules synced');
     }
     const prev = this.#lastPlan;
     this.#lastPlan = plan;

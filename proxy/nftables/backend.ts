@@ -73,7 +73,7 @@ export class NftablesBackend implements ProxyBackend {
     }
     const tx = diff(kernel ?? change.prev, change.next);
     if (tx.error) throw tx.error;
-    if (!tx.empty) await this.#apply(tx, change.next, kernel);
+    const via = tx.empty ? undefined : await this.#apply(tx, change.next, kernel);
     change.commit();
     this.#ledger = ledger;
 
@@ -84,7 +84,7 @@ export class NftablesBackend implements ProxyBackend {
       for (const f of families) operations += await this.#removeStaleAffinity(f, index, kernel && readAffinity ? (kernel[f].sets.get(affinityMap)?.elements ?? new Map()) : undefined);
     }
     this.#affinity = index;
-    return { ...ledger!.counts(), operations };
+    return { ...ledger!.counts(), operations, ...(via ? { via } : {}) };
   }
 
   /**
@@ -128,7 +128,7 @@ export class NftablesBackend implements ProxyBackend {
    * says it is absent), nft makes the table, its chains, rules and sets, and the elements that can be encoded
    * follow by netlink in as many batches as they take: nothing uses that table yet. Everything else goes to nft.
    */
-  async #apply(tx: Transaction, next: Desired, kernel: Record<Family, TableState> | undefined): Promise<void> {
+  async #apply(tx: Transaction, next: Desired, kernel: Record<Family, TableState> | undefined): Promise<NonNullable<SyncResult['via']>> {
     const channel = this.#elementChannel();
     if (channel) {
       const codecs = new Map<string, ElementCodec | undefined>();
@@ -157,7 +157,7 @@ export class NftablesBackend implements ProxyBackend {
         if (batches?.length === 1) {
           this.#log.debug({ elements: ops.length }, 'applying set elements by netlink');
           await this.#send(channel, batches, describeOps(ops, batches));
-          return;
+          return 'netlink';
         }
       }
       const fresh = (op: ElementOp) => op.verb === 'add' && kernel !== undefined && !kernel[op.family].exists && encodable(op);
@@ -167,11 +167,12 @@ export class NftablesBackend implements ProxyBackend {
         this.#log.debug({ full: true, lines: tx.lines, netlinkOps: deferred.length }, 'applying nftables transaction, then its elements by netlink');
         await this.#runner.run('nft', ['-f', '-'], tx.text(fresh), nftRunOptions());
         await this.#send(channel, batches, describeOps(deferred, batches));
-        return;
+        return 'nft+netlink';
       }
     }
     this.#log.debug({ full: !!kernel, lines: tx.lines }, 'applying nftables transaction');
     await this.#runner.run('nft', ['-f', '-'], tx.text(), nftRunOptions());
+    return 'nft';
   }
 
   /**

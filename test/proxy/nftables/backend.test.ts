@@ -27,6 +27,7 @@ describe('NftablesBackend', () => {
       rules: dump.filter((l) => l.startsWith('rule')).length,
       elements: dump.filter((l) => l.startsWith('element')).length,
       operations: fake.calls.at(-1)!.input!.trim().split('\n').length,
+      via: 'nft',
     });
     const restarted = backend(fake);
     expect(await restarted.sync(smallPlan, { full: true })).toMatchObject({ operations: 0 });
@@ -172,12 +173,12 @@ describe('NftablesBackend', () => {
     // A cluster IP with a leading zero: text the codec refuses (the fake nft takes it, the real one would not).
     const api = (ip: string) => served('api', eps([ip]), { clusterIPs: ['10.96.0.20'] });
     const odd = plan([served('web', eps(['10.244.1.11']), { clusterIPs: ['10.96.0.010'] }), api('10.244.1.13')]);
-    await withChannel.sync(odd, { full: true });
+    expect(await withChannel.sync(odd, { full: true })).toMatchObject({ via: 'nft' });
     expect(sent).toEqual([]);
     expect(applies(fake)).toBe(1);
     expect(fake.dump()).toContain('element ip netplane cluster-vips 10.96.0.010 . tcp . 80 : goto cluster-lb-1');
     // An element-only change of readable text then goes by netlink, one batch.
-    await withChannel.sync(plan([odd.ports[1]!, api('10.244.1.14')]), { full: false });
+    expect(await withChannel.sync(plan([odd.ports[1]!, api('10.244.1.14')]), { full: false })).toMatchObject({ via: 'netlink' });
     expect([sent, applies(fake)]).toEqual([[1], 1]);
   });
 

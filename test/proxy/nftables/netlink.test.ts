@@ -173,12 +173,13 @@ describe('set elements by netlink in the kernel', () => {
   }
   async function both(p: ProxyPlan, full = false) {
     await viaText.sync(p, { full });
-    await viaNetlink.sync(p, { full });
+    const result = await viaNetlink.sync(p, { full });
     expect(await tables(netlinkNs)).toEqual(await tables(textNs));
+    return result.via;
   }
 
   it('a table made from nothing: nft for its objects, one netlink load for its elements, the same table as nft alone', async () => {
-    await both(smallPlan, true);
+    expect(await both(smallPlan, true)).toBe('nft+netlink');
     expect(applied).toEqual({ nft: 1, netlink: 1 });
     // Every kind of element the plan has went by netlink: the rendered sets with a codec are all filled.
     const desired = render(smallPlan);
@@ -187,10 +188,10 @@ describe('set elements by netlink in the kernel', () => {
   });
 
   it('element-only changes go by netlink alone, changes with new chains by nft', async () => {
-    await both(changed);
+    expect(await both(changed)).toBe('netlink');
     expect(applied).toEqual({ nft: 1, netlink: 2 });
     // A Service of a new endpoint count makes a new load-balancing chain: nft, elements and all.
-    await both(grown);
+    expect(await both(grown)).toBe('nft');
     expect(applied).toEqual({ nft: 2, netlink: 2 });
     // Services gone and back, a Service without endpoints, a port moved.
     await both(plan([...grown.ports.filter((p) => p.name !== 'web'), port('gone', { clusterIPs: ['10.96.0.31'] })]));
