@@ -68,11 +68,7 @@ class TimedRunner implements CommandRunner {
   readonly applies: number[] = [];
   readonly lab: NetnsLab;
   readonly ns: string;
-  #lab: NetnsLab;
-  #ns: string;
   constructor(lab: NetnsLab, ns: string) {
-    this.#lab = lab;
-    this.#ns = ns;
     this.lab = lab;
     this.ns = ns;
   }
@@ -84,7 +80,7 @@ class TimedRunner implements CommandRunner {
   async run(command: string, args: readonly string[], input?: string, options?: RunOptions): Promise<CommandOutput> {
     const t0 = performance.now();
     try {
-      return await this.#lab.exec(this.#ns, command, args, input, options);
+      return await this.lab.exec(this.ns, command, args, input, options);
     } finally {
       if (command === 'nft' && args[0] === '-f') this.applies.push(performance.now() - t0);
     }

@@ -89,16 +89,13 @@ export function elementCodec(spec: string): ElementCodec | undefined {
   return { keyLength, key, keyText, data };
 }
 
+/** Verdict names by code, for reading them back. */
+const verdictNames = new Map<number, string>(Object.entries(verdictCodes).map(([name, code]) => [code, name]));
+
 /** A verdict's text as nft lists it. */
 export function verdictText(v: Verdict): string {
-  for (const [name, code] of Object.entries(verdictCodes)) {
-    if (code !== v.code) continue;
-    if (name === 'goto' || name === 'jump') {
-      if (v.chain === undefined) break;
-      return `${name} ${v.chain}`;
-    }
-    return name;
-  }
+  const name = verdictNames.get(v.code);
+  if (name !== undefined && (name === 'goto' || name === 'jump') === (v.chain !== undefined)) return v.chain === undefined ? name : `${name} ${v.chain}`;
   throw new ElementTextError(`verdict ${v.code}${v.chain ? ` ${v.chain}` : ''} is not one netplane writes`);
 }
 
