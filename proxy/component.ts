@@ -1,6 +1,8 @@
 // netplane proxy: kube-proxy's job. Every Service is reachable at its virtual addresses on this node, and
 // connections are spread over its endpoints, by nftables, iptables or a userspace proxy.
-import { findNode, nodeZone, primaryAddresses } from '../cluster/node.ts';
+import { findNode, nodeZone, parseNodeName, primaryAddresses } from '../cluster/node.ts';
+import { writeFile } from 'node:fs/promises';
+import { readKubeProxyConfig } from './kube-proxy-config.ts';
 import type { Node } from '../cluster/model/index.ts';
 import { defineComponent, type ComponentContext } from '../runtime/component.ts';
 import { UsageError } from '../runtime/errors.ts';
@@ -68,6 +70,15 @@ const flags = {
   'conntrack-tcp-timeout-established': durationFlag({ help: 'kernel modes: how long an idle established TCP entry is kept (0s: leave it)', default: '24h' }),
   'conntrack-tcp-timeout-close-wait': durationFlag({ help: 'kernel modes: how long a TCP entry in CLOSE_WAIT is kept (0s: leave it)', default: '1h' }),
   'conntrack-tcp-be-liberal': switchFlag('kernel modes: set nf_conntrack_tcp_be_liberal (out-of-window TCP packets are not marked INVALID)'),
+  'conntrack-udp-timeout': durationFlag({ help: 'kernel modes: how long an idle UDP entry that has seen no reply is kept (0s: leave it)', default: '0s' }),
+  'conntrack-udp-timeout-stream': durationFlag({ help: 'kernel modes: how long an idle UDP entry that has seen replies is kept (0s: leave it)', default: '0s' }),
+  'oom-score-adj': valueFlag({ value: 'N', help: "this process's oom_score_adj, -1000 to 1000 (kube-proxy's --oom-score-adj; default: leave it)", parse: intInRange(-1000, 1000) }),
+  config: valueFlag({
+    value: 'FILE',
+    help: "kube-proxy's configuration file (kubeproxy.config.k8s.io/v1alpha1 KubeProxyConfiguration, as in kubeadm's kube-proxy ConfigMap), read at start; flags given here win over it",
+    parse: nonEmpty,
+  }),
+  'hostname-override': valueFlag({ value: 'NAME', help: "kube-proxy's name for --node-name", parse: nonEmpty }),
   'min-sync-period': durationFlag({ help: 'least time between two syncs; changes in between are batched', default: '1s', max: '1h' }),
   'sync-period': durationFlag({ help: 'a sync runs at least this often; /healthz fails when a change waits twice this', default: '30s', min: '1s', max: '24h' }),
   'iptables-variant': valueFlag({
@@ -88,6 +99,16 @@ export const proxyComponent = defineComponent({
   defaultAdmin: '127.0.0.1:10249',
   flags,
   readsNoCluster: (f) => f.cleanup,
+  async settings(f, given) {
+    const line = { given, mode: f.mode };
+    const file = f.config === undefined ? undefined : await readKubeProxyConfig(f.config, line);
+    const alias = f['hostname-override'];
+    if (alias === undefined) return file;
+    if (given('node-name') && parseNodeName(alias) !== f['node-name']) throw new UsageError('netplane proxy: --hostname-override and --node-name name different nodes; give one');
+    const out = file ?? { settings: [], notes: [] };
+    if (!given('node-name')) out.settings.unshift({ flag: 'node-name', value: alias, from: '--hostname-override' });
+    return out;
+  },
   async before(f, log) {
     // As kube-proxy's configuration validation: a sync period shorter than the least time between syncs could not hold.
     if (f['min-sync-period'] > f['sync-period']) throw new UsageError(`netplane proxy: --min-sync-period (${f['min-sync-period'] / 1000} s) must not be longer than --sync-period (${f['sync-period'] / 1000} s)`);
@@ -116,9 +137,20 @@ export const proxyComponent = defineComponent({
     return undefined;
   },
   async run(ctx, f) {
+    if (f['oom-score-adj'] !== undefined) await setOomScoreAdj(f['oom-score-adj'], ctx.log);
     await runProxy(ctx, f);
   },
 });
+
+/** Sets this process's oom_score_adj, as kube-proxy does at start; a refusal (lowering it needs CAP_SYS_RESOURCE) is logged. */
+async function setOomScoreAdj(value: number, log: Logger): Promise<void> {
+  try {
+    await writeFile('/proc/self/oom_score_adj', `${value}\n`);
+    log.info({ oomScoreAdj: value }, 'oom_score_adj set');
+  } catch (e) {
+    log.warn({ oomScoreAdj: value, err: (e as Error).message }, 'cannot set oom_score_adj; leaving it as it is');
+  }
+}
 
 /** Removes what a kernel mode programmed: for iptables, in each variant that is installed (an earlier run may have used either). */
 async function cleanMode(mode: Exclude<ProxyMode, 'userspace'>, runner: HostRunner, log: Logger): Promise<void> {
@@ -325,6 +357,8 @@ async function runProxy(ctx: ComponentContext, f: ProxyFlags): Promise<void> {
         tcpEstablishedSeconds: Math.round(f['conntrack-tcp-timeout-established'] / 1000),
         tcpCloseWaitSeconds: Math.round(f['conntrack-tcp-timeout-close-wait'] / 1000),
         tcpBeLiberal: f['conntrack-tcp-be-liberal'],
+        udpSeconds: Math.round(f['conntrack-udp-timeout'] / 1000),
+        udpStreamSeconds: Math.round(f['conntrack-udp-timeout-stream'] / 1000),
       },
       availableParallelism(),
       ctx.log,

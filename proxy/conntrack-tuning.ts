@@ -1,8 +1,9 @@
 // The conntrack settings kube-proxy makes on start (its --conntrack-* flags, with its defaults): a table large enough
 // for a node full of Services (nf_conntrack_max raised, never lowered, to max(min, per-core × cores), with the hash
 // table at a quarter of it), established TCP entries kept 24 h instead of the kernel's 5 days, CLOSE_WAIT ones 1 h
-// instead of 60 s, and optionally `tcp_be_liberal`. A value the kernel refuses (nf_conntrack_max is read-only
-// outside the host's own network namespace) is logged and left: the rules matter more.
+// instead of 60 s, optionally `tcp_be_liberal`, and the UDP time-outs when asked (kube-proxy leaves those by
+// default). A value the kernel refuses (nf_conntrack_max is read-only outside the host's own network namespace) is
+// logged and left: the rules matter more.
 import { readFile, writeFile } from 'node:fs/promises';
 import type { Logger } from '../runtime/logger.ts';
 
@@ -13,6 +14,9 @@ export interface ConntrackSettings {
   tcpEstablishedSeconds: number;
   tcpCloseWaitSeconds: number;
   tcpBeLiberal: boolean;
+  /** An UNREPLIED UDP entry's time-out, and an ASSURED one's (nf_conntrack_udp_timeout, _stream); 0 leaves them. */
+  udpSeconds?: number;
+  udpStreamSeconds?: number;
 }
 
 /** kube-proxy's defaults. */
@@ -25,6 +29,8 @@ export const conntrackFiles = {
   tcpEstablished: '/proc/sys/net/netfilter/nf_conntrack_tcp_timeout_established',
   tcpCloseWait: '/proc/sys/net/netfilter/nf_conntrack_tcp_timeout_close_wait',
   tcpBeLiberal: '/proc/sys/net/netfilter/nf_conntrack_tcp_be_liberal',
+  udp: '/proc/sys/net/netfilter/nf_conntrack_udp_timeout',
+  udpStream: '/proc/sys/net/netfilter/nf_conntrack_udp_timeout_stream',
 } as const;
 
 /** One write: which file, the value, and what it was. */
@@ -53,6 +59,10 @@ export function planConntrack(s: ConntrackSettings, cores: number, current: Part
   if (s.tcpEstablishedSeconds > 0) set('tcpEstablished', s.tcpEstablishedSeconds, (was) => was !== s.tcpEstablishedSeconds);
   if (s.tcpCloseWaitSeconds > 0) set('tcpCloseWait', s.tcpCloseWaitSeconds, (was) => was !== s.tcpCloseWaitSeconds);
   if (s.tcpBeLiberal) set('tcpBeLiberal', 1, (was) => was !== 1);
+  const udp = s.udpSeconds ?? 0;
+  const udpStream = s.udpStreamSeconds ?? 0;
+  if (udp > 0) set('udp', udp, (was) => was !== udp);
+  if (udpStream > 0) set('udpStream', udpStream, (was) => was !== udpStream);
   return out;
 }
 

@@ -10,9 +10,10 @@ import type { ClusterSource } from '../cluster/source.ts';
 import { Store } from '../cluster/store.ts';
 import { AdminServer } from './admin.ts';
 import { UsageError, usageExitCode } from './errors.ts';
-import { checkListenAddresses, formatHelp, nonEmpty, oneOf, parseFlags, parseHostPort, valueFlag, type FlagSpecs, type FlagValues } from './flags.ts';
+import { checkListenAddresses, flagGiven, formatHelp, nonEmpty, oneOf, parseFlags, parseHostPort, valueFlag, type FlagSpecs, type FlagValues } from './flags.ts';
 import { createLogger, logLevels, type Logger } from './logger.ts';
 import { createRegistry, registerStoreMetrics } from './metrics.ts';
+import { withSettings, type FileSettings } from './settings.ts';
 import { Shutdown } from './shutdown.ts';
 import { collectBeforeReady } from './startup-gc.ts';
 import { supervisedEnv } from './supervisor.ts';
@@ -75,6 +76,11 @@ export interface Component<S extends FlagSpecs = FlagSpecs> {
    * flags that are given are checked, and none is needed.
    */
   readsNoCluster?(flags: FlagValues<S> & CommonFlagValues): boolean;
+  /**
+   * Settings from a configuration file the flags name (`proxy --config`), merged into the command line before
+   * anything else reads the flags: a flag written on the command line wins (runtime/settings.ts). Throws UsageError.
+   */
+  settings?(flags: FlagValues<S> & CommonFlagValues, given: (flag: string) => boolean): Promise<FileSettings | undefined>;
 }
 
 /** Declares a component, keeping its flag types. */
@@ -94,10 +100,17 @@ export function componentHelp(c: Component): string {
 export async function runComponent(c: Component, argv: readonly string[], version: string): Promise<void> {
   const command = `netplane ${c.name}`;
   const specs = { ...commonFlags(c.defaultAdmin), ...c.flags };
-  const flags = parseFlags(command, specs, argv) as (CommonFlagValues & Record<string, unknown>) | null;
+  let flags = parseFlags(command, specs, argv) as (CommonFlagValues & Record<string, unknown>) | null;
   if (flags === null) {
     process.stdout.write(componentHelp(c));
     return;
+  }
+  let notes: string[] = [];
+  const file = await c.settings?.(flags as never, (name) => flagGiven(flags!, name));
+  if (file !== undefined) {
+    const merged = withSettings(command, specs, argv, (name) => flagGiven(flags!, name), file.settings);
+    flags = parseFlags(command, specs, merged.argv) as CommonFlagValues & Record<string, unknown>;
+    notes = [...file.notes, ...merged.notes];
   }
   // Two of the process's own listen flags on one address would end it at the second bind: a command line that cannot
   // work, refused before anything binds.
@@ -106,6 +119,7 @@ export async function runComponent(c: Component, argv: readonly string[], versio
   const log = createLogger(c.name, flags['log-level'], undefined, (message) => {
     process.stderr.write(`${message.startsWith(command) ? message : `${command}: ${message}`}\n`);
   });
+  for (const note of notes) log.warn(note);
   // The source flags are checked before the component's own checks and `before` (a privilege probe, a clean-up), so
   // that a wrong one is always a usage error and nothing runs on a command line that cannot work.
   const oneShot = c.readsNoCluster?.(flags as never) === true;

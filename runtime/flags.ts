@@ -278,12 +278,19 @@ export function nonEmpty(raw: string): string {
   return raw;
 }
 
-/** Parses a duration such as 500ms, 1s, 2m or 1h into milliseconds. Throws with what is allowed. */
+const durationUnits: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/**
+ * Parses a duration such as 500ms, 1s, 2m or 1h into milliseconds; also Go's compound form (1m30s, and 24h0m0s,
+ * 1m0s as kube-proxy's configuration files hold them; a bare 0). Throws with what is allowed.
+ */
 export function parseDuration(raw: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(raw.trim());
-  if (!m) throw new Error('must be a duration such as 500ms, 1s, 2m or 1h');
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'];
-  return Number(m[1]) * unit;
+  const text = raw.trim();
+  if (text === '0') return 0;
+  if (!/^(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+$/.test(text)) throw new Error('must be a duration such as 500ms, 1s, 2m or 1h');
+  let ms = 0;
+  for (const [, n, unit] of text.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g)) ms += Number(n) * durationUnits[unit!]!;
+  return ms;
 }
 
 /** Parses a comma-separated list of IPv4/IPv6 CIDRs (a bare address counts as a /32 or /128). Throws naming the bad one. */
@@ -311,11 +318,11 @@ export function positiveInt(raw: string): number {
   return n;
 }
 
-/** A parser for a whole number from `min` to `max`. */
+/** A parser for a whole number from `min` to `max` (written with a minus sign when `min` allows one). */
 export function intInRange(min: number, max: number): (raw: string) => number {
   return (raw) => {
     const n = Number(raw);
-    if (!/^\d+$/.test(raw) || n < min || n > max) throw new Error(`must be a whole number from ${min} to ${max}`);
+    if (!(min < 0 ? /^-?\d+$/ : /^\d+$/).test(raw) || n < min || n > max) throw new Error(`must be a whole number from ${min} to ${max}`);
     return n;
   };
 }

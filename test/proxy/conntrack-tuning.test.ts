@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { applyConntrack, conntrackDefaults, planConntrack, type ConntrackWrite } from '../../proxy/conntrack-tuning.ts';
 import { captureLogger } from '../helpers/wait.ts';
 
-const kernelDefaults = { max: 65_536, hashsize: 16_384, tcpEstablished: 432_000, tcpCloseWait: 60, tcpBeLiberal: 0 };
+const kernelDefaults = { max: 65_536, hashsize: 16_384, tcpEstablished: 432_000, tcpCloseWait: 60, tcpBeLiberal: 0, udp: 30, udpStream: 120 };
 const show = (ws: ConntrackWrite[]) => ws.map((w) => `${w.file} ${w.was} -> ${w.value}`);
 
 describe('planConntrack', () => {
@@ -18,6 +18,7 @@ describe('planConntrack', () => {
     ['already as wanted: nothing', [conntrackDefaults, 2, { max: 131_072, hashsize: 32_768, tcpEstablished: 86_400, tcpCloseWait: 3_600, tcpBeLiberal: 0 }], []],
     ['0 leaves each alone; be-liberal asked', [{ maxPerCore: 0, min: 0, tcpEstablishedSeconds: 0, tcpCloseWaitSeconds: 0, tcpBeLiberal: true }, 2, kernelDefaults], ['tcpBeLiberal 0 -> 1']],
     ['the conntrack module not loaded: nothing', [conntrackDefaults, 2, {}], []],
+    ['the UDP time-outs when asked (kube-proxy udpTimeout, udpStreamTimeout)', [{ ...conntrackDefaults, maxPerCore: 0, udpSeconds: 10, udpStreamSeconds: 120 }, 2, kernelDefaults], ['tcpEstablished 432000 -> 86400', 'tcpCloseWait 60 -> 3600', 'udp 30 -> 10']],
   ])('%s', (_what, args, want) => {
     expect(show(planConntrack(...args))).toEqual(want);
   });
@@ -31,7 +32,7 @@ describe('applyConntrack', () => {
 
   it('writes what differs, and when the table size is refused leaves the hash size alone and goes on', async () => {
     dir = await mkdtemp(join(tmpdir(), 'netplane-conntrack-'));
-    const files = { max: join(dir, 'max'), hashsize: join(dir, 'hashsize'), tcpEstablished: join(dir, 'est'), tcpCloseWait: join(dir, 'cw'), tcpBeLiberal: join(dir, 'lib') };
+    const files = { max: join(dir, 'max'), hashsize: join(dir, 'hashsize'), tcpEstablished: join(dir, 'est'), tcpCloseWait: join(dir, 'cw'), tcpBeLiberal: join(dir, 'lib'), udp: join(dir, 'udp'), udpStream: join(dir, 'udp-stream') };
     for (const [k, v] of Object.entries(kernelDefaults)) await writeFile(files[k as keyof typeof files], `${v}\n`);
     // A number the kernel shows and refuses to change, even for root (a 0444 sysctl), as nf_conntrack_max is outside
     // the host's own network namespace.

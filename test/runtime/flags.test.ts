@@ -88,6 +88,18 @@ describe('durationFlag', () => {
     expect(parseFlags('netplane x', specs, ['--period', '250ms'])!.period).toBe(250);
   });
 
+  it("takes Go's compound durations too, as kube-proxy's flags and configuration files write them", () => {
+    const got = (raw: string) => parseFlags('netplane x', specs, [`--period=${raw}`])!.period;
+    expect(got('1m30s')).toBe(90_000);
+    expect(got('24h0m0s')).toBe(86_400_000);
+    expect(got('1m0s')).toBe(60_000);
+    expect(got('1.5s')).toBe(1500);
+    expect(got('1s500ms')).toBe(1500);
+    expect(got('0')).toBe(0);
+    expect(got('0s')).toBe(0);
+    for (const bad of ['1m 30s', 's', '1d', '-1s', '1h-']) expect(() => got(bad)).toThrow('must be a duration such as 500ms, 1s, 2m or 1h');
+  });
+
   it('shows the default as written, and refuses what is not a duration in one sentence', () => {
     expect(formatHelp('netplane x', 'does x', specs)).toMatch(/--period DURATION +how often \(default 30s\)/);
     expect(() => parseFlags('netplane x', specs, ['--period', '30'])).toThrow('netplane x: --period "30": must be a duration such as 500ms, 1s, 2m or 1h');

@@ -1,0 +1,214 @@
+// kube-proxy's configuration file (kubeproxy.config.k8s.io/v1alpha1 KubeProxyConfiguration, what kubeadm's
+// `kube-proxy` ConfigMap holds as config.conf) read as netplane proxy's flags, so that a kube-proxy DaemonSet's
+// `--config=/var/lib/kube-proxy/config.conf --hostname-override=$(NODE_NAME)` works as it is. Each field with a
+// meaning here becomes the flag kube-proxy's flag of the same meaning is named after; what netplane does not do is
+// said in a note (a warning at start), never silently dropped; a value that cannot be read is a usage error naming
+// the field. kube-proxy ignores most flags beside --config; here a flag on the command line wins over the file.
+import { readFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
+import { parse } from 'yaml';
+import type { FileSettings, Setting } from '../runtime/settings.ts';
+import { UsageError } from '../runtime/errors.ts';
+import { parseDuration } from '../runtime/flags.ts';
+
+const apiVersion = 'kubeproxy.config.k8s.io/v1alpha1';
+const kind = 'KubeProxyConfiguration';
+
+/** kube-proxy's ports for an address written without one (its AppendPortIfNeeded). */
+const healthzPort = 10256;
+const metricsPort = 10249;
+
+/** The modes a file may ask for that netplane has; '' is kube-proxy's default (iptables), netplane's is nftables. */
+const modes = ['nftables', 'iptables', 'userspace'] as const;
+type Mode = (typeof modes)[number];
+
+// Top-level fields that change nothing netplane does: no note even when set (client tuning, logging, Windows, the
+// ConfigMap refresh period that kubeadm always writes).
+const quiet = new Set(['apiVersion', 'kind', 'logging', 'bindAddressHardFail', 'showHiddenMetricsForVersion', 'configSyncPeriod', 'portRange', 'windowsRunAsService', 'winkernel', 'ipvs']);
+const known = new Set([...quiet, 'featureGates', 'clientConnection', 'hostnameOverride', 'bindAddress', 'healthzBindAddress', 'metricsBindAddress', 'enableProfiling', 'mode', 'iptables', 'nftables', 'detectLocalMode', 'detectLocal', 'clusterCIDR', 'nodePortAddresses', 'oomScoreAdj', 'conntrack']);
+
+type Fields = Record<string, unknown>;
+
+/** What the caller knows of the command line: which flags it gives, and its --mode when given. */
+export interface CommandLine {
+  given(flag: string): boolean;
+  mode: Mode;
+}
+
+/** Reads FILE (YAML or JSON) and returns its settings; a file that cannot be read or used is a UsageError. */
+export async function readKubeProxyConfig(file: string, line: CommandLine): Promise<FileSettings> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    throw new UsageError(`netplane proxy: --config ${JSON.stringify(file)}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { cause: e });
+  }
+  let doc: unknown;
+  try {
+    doc = parse(text);
+  } catch (e) {
+    throw new UsageError(`netplane proxy: --config ${JSON.stringify(file)}: not YAML or JSON: ${(e as Error).message.split('\n')[0]}`, { cause: e });
+  }
+  return kubeProxyConfigSettings(doc, file, line);
+}
+
+/** The settings of a parsed KubeProxyConfiguration. Pure. Throws UsageError naming the field that cannot be used. */
+export function kubeProxyConfigSettings(doc: unknown, file: string, line: CommandLine): FileSettings {
+  const fail = (field: string, why: string) => new UsageError(`netplane proxy: --config ${file}: ${field}: ${why}`);
+  if (!isFields(doc)) throw new UsageError(`netplane proxy: --config ${file}: not a ${kind} (a YAML or JSON mapping)`);
+  if (doc.apiVersion !== apiVersion || doc.kind !== kind) {
+    throw new UsageError(`netplane proxy: --config ${file}: apiVersion ${JSON.stringify(doc.apiVersion ?? '')} kind ${JSON.stringify(doc.kind ?? '')}: netplane reads ${apiVersion} ${kind}`);
+  }
+  const settings: Setting[] = [];
+  const notes: string[] = [];
+  const at = (field: string) => `${file}: ${field}`;
+  const set = (field: string, flag: string, value: string | true, yieldsTo?: string[]) => settings.push({ flag, value, from: at(field), ...(yieldsTo ? { yieldsTo } : {}) });
+  const read = reader(doc, fail);
+
+  for (const name of Object.keys(doc)) if (!known.has(name)) notes.push(`${at(name)}: not a field of ${kind}; ignored`);
+
+  const fileMode = read.string('mode') ?? '';
+  let mode: Mode = line.mode;
+  if (!line.given('mode')) {
+    if (fileMode === 'ipvs' || fileMode === 'kernelspace') throw fail('mode', `${fileMode} is not a mode of netplane proxy, which programs nftables (the default) or iptables, or proxies in userspace; write mode: nftables, or give --mode`);
+    if (fileMode !== '' && !(modes as readonly string[]).includes(fileMode)) throw fail('mode', `${JSON.stringify(fileMode)} is not one of ${modes.join(', ')}`);
+    if (fileMode !== '') {
+      mode = fileMode as Mode;
+      set('mode', 'mode', fileMode);
+    } else if (doc.mode !== undefined) notes.push(`${at('mode')}: empty, which is iptables for kube-proxy; netplane takes its own default, nftables (write mode: iptables to keep iptables)`);
+  } else if (fileMode !== '' && fileMode !== line.mode) notes.push(`${at('mode')} (${fileMode}) is overridden by --mode on the command line`);
+
+  const host = read.string('hostnameOverride');
+  if (host) {
+    if (line.given('hostname-override')) notes.push(`${at('hostnameOverride')} is overridden by --hostname-override on the command line`);
+    else set('hostnameOverride', 'node-name', host);
+  }
+  const kubeconfig = read.string('clientConnection.kubeconfig');
+  if (kubeconfig) set('clientConnection.kubeconfig', 'kubeconfig', kubeconfig, ['manifests']);
+  const healthz = read.string('healthzBindAddress');
+  if (healthz) set('healthzBindAddress', 'healthz-bind-address', withPort(healthz, healthzPort));
+  const metrics = read.string('metricsBindAddress');
+  if (metrics) set('metricsBindAddress', 'admin', withPort(metrics, metricsPort));
+  const bind = read.string('bindAddress');
+  if (bind && bind !== '0.0.0.0' && bind !== '::') notes.push(`${at('bindAddress')} (${bind}): not used; netplane takes this node's addresses from its Node object`);
+  if (read.bool('enableProfiling') === true) notes.push(`${at('enableProfiling')}: netplane serves no profiling handlers`);
+  const gates = doc.featureGates;
+  if (isFields(gates) && Object.keys(gates).length > 0) notes.push(`${at('featureGates')} (${Object.keys(gates).join(', ')}): netplane has no feature gates; ignored`);
+
+  // The section of the mode in use: iptables or nftables (userspace mode has none).
+  if (mode !== 'userspace') {
+    const section = mode;
+    if (read.bool(`${section}.masqueradeAll`) === true) set(`${section}.masqueradeAll`, 'masquerade-all', true);
+    // 0 is unset, as kube-proxy's defaulting takes it (30 s and 1 s, netplane's defaults too); kubeadm writes 0s.
+    const sync = read.duration(`${section}.syncPeriod`);
+    if (sync) set(`${section}.syncPeriod`, 'sync-period', `${sync}ms`);
+    const minSync = read.duration(`${section}.minSyncPeriod`);
+    if (minSync) set(`${section}.minSyncPeriod`, 'min-sync-period', `${minSync}ms`);
+    const bit = read.int(`${section}.masqueradeBit`);
+    if (bit !== undefined && bit !== 14) notes.push(`${at(`${section}.masqueradeBit`)} (${bit}): netplane marks packets to masquerade with bit 14 (0x4000), kube-proxy's default; ignored`);
+    if (section === 'iptables' && read.bool('iptables.localhostNodePorts') !== false) {
+      notes.push(`${at('iptables.localhostNodePorts')} (true, kube-proxy's default in iptables mode): netplane serves no NodePort on loopback addresses; a connection to one is refused`);
+    }
+    if (section === 'iptables' && read.bool('iptables.snatNodeInternalIP') === true) notes.push(`${at('iptables.snatNodeInternalIP')}: not supported; masquerade takes the outgoing interface's address`);
+  }
+
+  const detect = read.string('detectLocalMode');
+  if (detect) set('detectLocalMode', 'detect-local-mode', detect);
+  const bridge = read.string('detectLocal.bridgeInterface');
+  if (bridge && detect === 'BridgeInterface') set('detectLocal.bridgeInterface', 'pod-bridge-interface', bridge);
+  const prefix = read.string('detectLocal.interfaceNamePrefix');
+  if (prefix && detect === 'InterfaceNamePrefix') set('detectLocal.interfaceNamePrefix', 'pod-interface-name-prefix', prefix);
+  const cidr = read.string('clusterCIDR');
+  if (cidr) set('clusterCIDR', 'cluster-cidr', cidr);
+
+  const nodePorts = read.strings('nodePortAddresses');
+  if (nodePorts !== undefined && nodePorts.length > 0) {
+    const words = nodePorts.map((w) => w.trim());
+    if (words.includes('localhost')) notes.push(`${at('nodePortAddresses')}: localhost: netplane serves no NodePort on loopback addresses; left out`);
+    const cidrs = words.filter((w) => w !== 'localhost' && w !== 'all' && w !== 'primary');
+    if (words.includes('all')) {
+      // Every local address but loopback: netplane's default.
+    } else if (words.includes('primary')) {
+      if (cidrs.length > 0) throw fail('nodePortAddresses', 'primary together with CIDRs: netplane takes either the keyword or CIDRs');
+      set('nodePortAddresses', 'nodeport-addresses', 'primary');
+    } else if (cidrs.length > 0) set('nodePortAddresses', 'nodeport-addresses', cidrs.join(','));
+  }
+
+  const oom = read.int('oomScoreAdj');
+  if (oom !== undefined) set('oomScoreAdj', 'oom-score-adj', String(oom));
+  const perCore = read.int('conntrack.maxPerCore');
+  if (perCore !== undefined) set('conntrack.maxPerCore', 'conntrack-max-per-core', String(perCore));
+  const min = read.int('conntrack.min');
+  if (min !== undefined) set('conntrack.min', 'conntrack-min', String(min));
+  const timeouts: Array<[string, string]> = [
+    ['tcpEstablishedTimeout', 'conntrack-tcp-timeout-established'],
+    ['tcpCloseWaitTimeout', 'conntrack-tcp-timeout-close-wait'],
+    ['udpTimeout', 'conntrack-udp-timeout'],
+    ['udpStreamTimeout', 'conntrack-udp-timeout-stream'],
+  ];
+  for (const [field, flag] of timeouts) {
+    // An explicit 0s leaves the kernel's value, as in kube-proxy; absent (null) is the flag's default.
+    const ms = read.duration(`conntrack.${field}`);
+    if (ms !== undefined && (ms > 0 || field.startsWith('tcp'))) set(`conntrack.${field}`, flag, `${ms}ms`);
+  }
+  if (read.bool('conntrack.tcpBeLiberal') === true) set('conntrack.tcpBeLiberal', 'conntrack-tcp-be-liberal', true);
+  return { settings, notes };
+}
+
+/** kube-proxy's AppendPortIfNeeded: an address without a port gets `port`; an IPv6 one its brackets. */
+function withPort(addr: string, port: number): string {
+  const a = addr.trim();
+  if (isIP(a) === 4) return `${a}:${port}`;
+  if (isIP(a) === 6) return `[${a}]:${port}`;
+  return a;
+}
+
+function isFields(v: unknown): v is Fields {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Typed reads of dotted paths; null and absent are undefined (Go's zero values); a wrong type throws via `fail`. */
+function reader(doc: Fields, fail: (field: string, why: string) => Error) {
+  const get = (path: string): unknown => {
+    let v: unknown = doc;
+    for (const key of path.split('.')) {
+      if (!isFields(v)) return undefined;
+      v = v[key];
+    }
+    return v ?? undefined;
+  };
+  return {
+    string(path: string): string | undefined {
+      const v = get(path);
+      if (v !== undefined && typeof v !== 'string') throw fail(path, 'must be a string');
+      return v;
+    },
+    strings(path: string): string[] | undefined {
+      const v = get(path);
+      if (v === undefined) return undefined;
+      if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw fail(path, 'must be a list of strings');
+      return v as string[];
+    },
+    bool(path: string): boolean | undefined {
+      const v = get(path);
+      if (v !== undefined && typeof v !== 'boolean') throw fail(path, 'must be true or false');
+      return v;
+    },
+    int(path: string): number | undefined {
+      const v = get(path);
+      if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v))) throw fail(path, 'must be a whole number');
+      return v;
+    },
+    /** A metav1.Duration ("30s", "1m0s", "24h0m0s"), in milliseconds. */
+    duration(path: string): number | undefined {
+      const v = get(path);
+      if (v === undefined) return undefined;
+      try {
+        if (typeof v !== 'string') throw new Error('not a string');
+        return Math.round(parseDuration(v));
+      } catch {
+        throw fail(path, `${JSON.stringify(v)} is not a duration such as 30s, 1m0s or 24h0m0s`);
+      }
+    },
+  };
+}
