@@ -20,6 +20,7 @@ import { canonicalIP } from '../proxy/nftables/model.ts';
 import type { OverlayPlan, SelfVtep } from './plan/types.ts';
 import { coveringCIDRs, renderSubnetEnv, SubnetFile } from './subnet-file.ts';
 import { registerOverlayMetrics } from './metrics.ts';
+import { flannelNetConfPath, readNetConf } from './net-conf.ts';
 import { kubernetesStatusPatcher, NetworkConditionReporter, type PatchNodeStatus } from './node-status.ts';
 import { kubernetesPatcher, VtepPublisher, type PatchAnnotations } from './publish.ts';
 
@@ -115,6 +116,13 @@ const flags = {
   }),
   'ipv6-device-name': valueFlag({ value: 'NAME', help: 'the IPv6 VXLAN device (--ipv6-device auto)', parse: ifName, default: 'netplane-v6.1' }),
   'resync-period': durationFlag({ help: 'read the kernel again and repair what differs at least this often', default: '30s', min: '1s', max: '24h' }),
+  'net-config-path': valueFlag({
+    value: 'FILE',
+    help: `Flannel's network configuration (net-conf.json: Network, IPv6Network, EnableIPv6, Backend VXLAN settings), read at start; flags given here win over it (default: none, or with --kube-subnet-mgr Flannel's ${flannelNetConfPath})`,
+    parse: nonEmpty,
+  }),
+  'kube-subnet-mgr': switchFlag(`Flannel's flag, accepted so that its command line works: each node's pod network is always its Node's podCIDR; it makes --net-config-path default to ${flannelNetConfPath}`),
+  'ip-masq': switchFlag("Flannel's flag, accepted so that its command line works: pod traffic leaving the pod network is always masqueraded"),
   cleanup: switchFlag('remove the VXLAN devices (with their routes and entries; --device and --ipv6-device-name), the direct routes, the masquerade tables and the forward-accept chain, and exit'),
 };
 
@@ -127,6 +135,11 @@ export const overlayComponent = defineComponent({
   flags,
   // --cleanup reads no cluster: without a source flag it needs none (in-cluster config may not even exist there).
   readsNoCluster: (f) => f.cleanup,
+  async settings(f) {
+    if (f.cleanup) return undefined;
+    const file = f['net-config-path'] ?? (f['kube-subnet-mgr'] ? flannelNetConfPath : undefined);
+    return file === undefined ? undefined : readNetConf(file);
+  },
   async before(f, log) {
     if (f['ipv6-device-name'] === f.device) throw new UsageError(`netplane overlay: --ipv6-device-name ${f.device} is also --device; give the IPv6 device a name of its own`);
     if ((f['public-ip'] ?? f['public-ipv6']) !== undefined && f.manifests !== undefined) {
