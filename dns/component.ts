@@ -1,4 +1,5 @@
 // netplane dns: CoreDNS's job. Answers the cluster zone from the service map, forwards and caches the rest.
+import { readCorefile } from './corefile/settings.ts';
 import { Counter } from 'prom-client';
 import { defineComponent, type ComponentContext } from '../runtime/component.ts';
 import { durationFlag, intInRange, listFlag, nonEmpty, oneOf, parseCIDRList, parseHostPort, positiveInt, switchFlag, valueFlag } from '../runtime/flags.ts';
@@ -172,6 +173,11 @@ const flags = {
     help: 'which answered queries --log-queries logs: all, or some of success, denial (NXDOMAIN, NODATA) and error, separated by commas (CoreDNS log class)',
     parse: parseQueryClasses,
   }),
+  conf: valueFlag({
+    value: 'FILE',
+    help: "CoreDNS's Corefile (as in the coredns ConfigMap), read at start as the flags of the same meaning: the root zone's block (kubernetes, forward, cache, health, ready, prometheus, loadbalance, hosts, rewrite, autopath, log, bind) and stub domains; flags given here win over it",
+    parse: nonEmpty,
+  }),
   health: valueFlag({ value: 'ADDR:PORT', listens: true, help: "also serve CoreDNS's /health alone here, as its health plugin on :8080, for probes copied from CoreDNS's manifests (--admin serves it too)", parse: parseHostPort }),
   ready: valueFlag({ value: 'ADDR:PORT', listens: true, help: "also serve CoreDNS's /ready alone here, as its ready plugin on :8181, for probes copied from CoreDNS's manifests (--admin serves it too)", parse: parseHostPort }),
 };
@@ -187,6 +193,7 @@ export const dnsComponent = defineComponent({
   // CoreDNS's metrics port.
   defaultAdmin: '127.0.0.1:9153',
   flags,
+  settings: async (f) => (f.conf === undefined ? undefined : readCorefile(f.conf)),
   async before(f) {
     if (f.autopath && f.pods !== 'verified') throw new UsageError(`netplane dns: --autopath finds a client's namespace from the Pod with its address, so it needs --pods verified, not --pods ${f.pods}`);
     if (f['log-class'] !== undefined && !f['log-queries']) throw new UsageError('netplane dns: --log-class chooses what --log-queries logs; give --log-queries too');

@@ -1,0 +1,276 @@
+// CoreDNS's Corefile read as netplane dns's flags: kubeadm's default Corefile plugin by plugin, the usual edits
+// (stub domains, hosts, rewrite, autopath, log, bind, another port), what is noted instead of done, what is refused
+// with its line; the Caddyfile syntax (comments, quotes, environment variables, joined lines); then the process
+// started with `--conf` alone answering the cluster zone, forwarding and stub-forwarding as the Corefile says.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { corefileSettings } from '../../dns/corefile/settings.ts';
+import { parseCorefile } from '../../dns/corefile/parse.ts';
+import { UsageError } from '../../runtime/errors.ts';
+import { HostRunner } from '../../runtime/exec.ts';
+import { freePort } from '../helpers/ports.ts';
+import { waitFor } from '../helpers/wait.ts';
+import { a, startUpstream, type FakeUpstream } from './forward/fake-upstream.ts';
+import { startDns, type DnsProcess } from './process.ts';
+
+/** The Corefile kubeadm puts in the coredns ConfigMap. */
+const kubeadm = `.:53 {
+    errors
+    health {
+       lameduck 5s
+    }
+    ready
+    kubernetes cluster.local in-addr.arpa ip6.arpa {
+       pods insecure
+       fallthrough in-addr.arpa ip6.arpa
+       ttl 30
+    }
+    prometheus :9153
+    forward . /etc/resolv.conf {
+       max_concurrent 1000
+    }
+    cache 30 {
+       disable success cluster.local
+       disable denial cluster.local
+    }
+    loop
+    reload
+    loadbalance
+}
+`;
+
+const flat = (text: string, env: NodeJS.ProcessEnv = {}) => corefileSettings(text, 'Corefile', env).settings.map((s) => `--${s.flag}${s.value === true ? '' : `=${s.value}`}`);
+const notes = (text: string) => corefileSettings(text, 'Corefile').notes;
+
+describe('corefileSettings', () => {
+  it("reads kubeadm's Corefile: health with its lameduck, ready, the zone, pods, ttl, the metrics address, the cache", () => {
+    expect(flat(kubeadm)).toEqual([
+      '--health=0.0.0.0:8080',
+      '--lameduck=5s',
+      '--ready=0.0.0.0:8181',
+      '--zone=cluster.local',
+      '--pods=insecure',
+      '--ttl=30',
+      '--admin=0.0.0.0:9153',
+      '--max-concurrent=1000',
+      '--cache-ttl=30',
+    ]);
+    expect(notes(kubeadm)).toEqual(['Corefile:21: reload: the Corefile is read at start; restart to apply a change']);
+    expect(corefileSettings(kubeadm, 'Corefile').settings.find((s) => s.flag === 'pods')!.from).toBe('Corefile:8: kubernetes pods');
+  });
+
+  it('turns off what CoreDNS does not do without its plugin: the cache, the rotation', () => {
+    expect(flat('.:53 {\n kubernetes cluster.local\n forward . 10.0.0.2\n}\n')).toEqual(['--zone=cluster.local', '--upstream=10.0.0.2:53', '--cache-size=0', '--loadbalance=off']);
+  });
+
+  it('maps the usual edits: stub domains, upstreams, hosts, rewrite, autopath, log, bind and another port, reverse zones served here', () => {
+    const text = `.:5353 {
+      bind 127.0.0.1 ::1
+      kubernetes Cluster.Example. 10.96.0.0/16 {
+        pods verified
+        endpoint_pod_names
+        kubeconfig /etc/kube.conf
+      }
+      autopath @kubernetes
+      hosts /etc/extra-hosts {
+        ttl 60
+        fallthrough
+      }
+      rewrite name suffix .old.example .cluster.example answer auto
+      rewrite stop name exact db.legacy db.default.svc.cluster.example
+      forward . 8.8.8.8 dns://1.1.1.1:5300 tls://9.9.9.9 2001:db8::53 {
+        policy sequential
+        tls_servername dns.quad9.net
+        expire 30s
+      }
+      cache 60 {
+        success 5000 3600 10
+        denial 2000 300
+        prefetch 5 2m 20%
+        servfail 10s
+        serve_stale
+      }
+      log {
+        class denial error
+      }
+      loadbalance round_robin
+    }
+    consul.local:5353 corp.internal {
+      errors
+      cache 10
+      forward . 10.150.0.1 10.150.0.2:5353
+    }
+    `;
+    expect(flat(text)).toEqual([
+      '--listen=127.0.0.1:5353',
+      '--listen=[::1]:5353',
+      '--zone=cluster.example',
+      '--pods=verified',
+      '--endpoint-pod-names',
+      '--kubeconfig=/etc/kube.conf',
+      '--reverse-cidr=10.96.0.0/16',
+      '--autopath',
+      '--hosts=/etc/extra-hosts',
+      '--hosts-ttl=60',
+      '--rewrite-name=suffix:.old.example:.cluster.example',
+      '--rewrite-name=exact:db.legacy:db.default.svc.cluster.example',
+      '--upstream=8.8.8.8:53',
+      '--upstream=1.1.1.1:5300',
+      '--upstream=tls://9.9.9.9:853',
+      '--upstream=[2001:db8::53]:53',
+      '--forward-policy=sequential',
+      '--upstream-tls-servername=dns.quad9.net',
+      '--upstream-tls-expire=30s',
+      '--cache-ttl=60',
+      '--cache-success-ttl=3600:10',
+      '--cache-denial-ttl=300',
+      '--prefetch=5:120:20',
+      '--cache-servfail-ttl=10',
+      '--cache-size=7000',
+      '--log-queries',
+      '--log-class=denial,error',
+      '--stub-domain=consul.local=10.150.0.1:53,10.150.0.2:5353',
+      '--stub-domain=corp.internal=10.150.0.1:53,10.150.0.2:5353',
+    ]);
+    expect(notes(text)).toEqual(['Corefile:32: the server block consul.local:5353 corp.internal: served on the root block\'s port 5353']);
+  });
+
+  it('serves a reverse zone here when the plugin does not fall through for it; in-addr.arpa names become ranges', () => {
+    const zones = (line: string) => flat(`. {\n kubernetes cluster.local ${line}\n}\n`).filter((f) => f.startsWith('--reverse-cidr'));
+    expect(zones('in-addr.arpa ip6.arpa')).toEqual(['--reverse-cidr=0.0.0.0/0', '--reverse-cidr=0000:0000:0000:0000:0000:0000:0000:0000/0']);
+    expect(zones('10.in-addr.arpa 96.10.in-addr.arpa 8.b.d.0.1.0.0.2.ip6.arpa')).toEqual(['--reverse-cidr=10.0.0.0/8', '--reverse-cidr=10.96.0.0/16', '--reverse-cidr=2001:0db8:0000:0000:0000:0000:0000:0000/32']);
+    expect(flat('. {\n kubernetes cluster.local in-addr.arpa {\n fallthrough\n }\n}\n').some((f) => f.startsWith('--reverse-cidr'))).toBe(false);
+  });
+
+  it("says what it does not do: plugins netplane has not, options it ignores, zones it does not serve", () => {
+    const text = `.:53 {
+      kubernetes cluster.local {
+        namespaces default
+        noendpoints
+      }
+      forward . 10.0.0.2 {
+        health_check 5s
+      }
+      whoami
+      template IN A example.com {
+        answer "{{ .Name }} 60 IN A 127.0.0.1"
+      }
+      hosts {
+        10.0.0.9 printer.local
+      }
+      rewrite type A AAAA
+      cache 30 {
+        disable denial example.org
+      }
+    }
+    example.org {
+      file /etc/coredns/example.org.db
+    }
+    `;
+    expect(notes(text)).toEqual([
+      'Corefile:3: kubernetes namespaces: every namespace is answered',
+      'Corefile:4: kubernetes noendpoints: endpoint records are answered',
+      'Corefile:7: forward health_check: upstreams are checked by netplane’s own measure',
+      'Corefile:9: the plugin whoami is not one netplane has; ignored',
+      'Corefile:10: the plugin template is not one netplane has; ignored',
+      'Corefile:14: hosts: entries written in the Corefile (10.0.0.9 ...) are not read; put them in the file',
+      'Corefile:16: rewrite type A AAAA: netplane rewrites names only (rewrite name exact|suffix)',
+      'Corefile:18: cache disable denial example.org: netplane caches every forwarded answer (cluster names are never cached)',
+      'Corefile:21: the server block example.org has no forward: not served (netplane serves other zones only as stub domains)',
+    ]);
+  });
+
+  it('reads the Caddyfile syntax: comments, quotes, environment variables, lines joined by a backslash', () => {
+    const text = '# the cluster\n.:{$DNS_PORT} { # root\n  kubernetes "cluster.local" \\\n    in-addr.arpa {\n    ttl {%TTL%}\n  }\n  forward . `10.0.0.2`\n}\n';
+    expect(flat(text, { DNS_PORT: '1053', TTL: '7' })).toEqual(['--zone=cluster.local', '--ttl=7', '--reverse-cidr=0.0.0.0/0', '--upstream=10.0.0.2:53', '--listen=0.0.0.0:1053', '--cache-size=0', '--loadbalance=off']);
+    expect(parseCorefile('a.com b.com:53 {\n errors\n}\n')[0]).toMatchObject({ keys: ['a.com', 'b.com:53'], line: 1 });
+  });
+
+  it.each<[string, string, string]>([
+    ['no root block', 'example.org {\n forward . 10.0.0.2\n}\n', 'line 1: no server block for the root zone (.:53): netplane reads the block that serves every name'],
+    ['two root blocks', '. {\n errors\n}\n.:5353 {\n errors\n}\n', 'line 4: a second server block for the root zone: netplane serves one'],
+    ['an unclosed block', '.:53 {\n errors\n', 'line 1: the server block .:53 is not closed with }'],
+    ['a stray }', '}\n', 'line 1: a } without its {'],
+    ['an unclosed quote', '.:53 {\n forward . "10.0.0.2\n}\n', 'line 2: a quoted token is not closed'],
+    ['DNS over HTTPS', 'https://.:443 {\n errors\n}\n', 'line 1: https://.:443: netplane serves plain DNS (dns://) only, not https://'],
+    ['forward of a zone in the root block', '. {\n forward example.org 10.0.0.2\n}\n', 'line 2: forward example.org: the root block forwards . (every name it does not answer); a zone of its own goes in a server block of its own'],
+    ['another resolv.conf', '. {\n forward . /etc/other-resolv.conf\n}\n', 'line 2: forward /etc/other-resolv.conf: netplane forwards to the nameservers of /etc/resolv.conf (its default) or to addresses; give the addresses'],
+    ['a kubernetes plugin without a zone', '. {\n kubernetes in-addr.arpa\n}\n', 'line 2: kubernetes without a cluster zone (such as cluster.local)'],
+  ])('refuses %s in one sentence with its line', (_what, text, why) => {
+    expect(() => corefileSettings(text, 'Corefile')).toThrow(new UsageError(`netplane dns: --conf Corefile: ${why}`));
+  });
+});
+
+describe('netplane dns --conf Corefile', () => {
+  let root: FakeUpstream;
+  let stub: FakeUpstream;
+  let dir: string;
+  let dns: DnsProcess | undefined;
+  const host = new HostRunner();
+  const dig = async (port: number, name: string) => {
+    const { stdout } = await host.run('dig', ['@127.0.0.1', '-p', String(port), '+time=2', '+tries=1', '+noall', '+answer', name, 'A']);
+    return stdout.trim().split('\n').filter(Boolean).map((l) => l.split(/\s+/)).map(([n, ttl, , , ip]) => `${n} ${ttl} ${ip}`);
+  };
+
+  beforeAll(async () => {
+    root = await startUpstream((q) => ({ answers: [a(q.name, '192.0.2.7', 60)] }));
+    stub = await startUpstream((q) => ({ answers: [a(q.name, '192.0.2.99', 60)] }));
+    dir = await mkdtemp(join(tmpdir(), 'netplane-corefile-'));
+  });
+  afterAll(async () => {
+    await dns?.stop();
+    await root?.close();
+    await stub?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("answers, forwards and stub-forwards as the Corefile says, serves its health and ready addresses, and notes what it overrides", async () => {
+    const [port, health, ready] = [await freePort(), await freePort(), await freePort()];
+    const file = join(dir, 'Corefile');
+    await writeFile(file, `.:${port} {
+    errors
+    bind 127.0.0.1
+    health 127.0.0.1:${health} {
+       lameduck 0s
+    }
+    ready 127.0.0.1:${ready}
+    kubernetes cluster.local in-addr.arpa ip6.arpa {
+       pods insecure
+       fallthrough in-addr.arpa ip6.arpa
+       ttl 17
+    }
+    prometheus :9153
+    forward . ${root.hostPort.text}
+    cache 30
+    reload
+    loadbalance
+}
+corp.internal:${port} {
+    forward . ${stub.hostPort.text}
+}
+`);
+    dns = await startDns(['--conf', file]);
+    await waitFor('dns listening', () => dns!.logs().includes(`udp://127.0.0.1:${port}`), 15_000);
+    expect(await dig(port, 'web.default.svc.cluster.local')).toEqual(['web.default.svc.cluster.local. 17 10.96.0.10']);
+    expect(await dig(port, '10-1-2-3.default.pod.cluster.local')).toEqual(['10-1-2-3.default.pod.cluster.local. 17 10.1.2.3']);
+    expect(await dig(port, 'www.example.com')).toEqual(['www.example.com. 30 192.0.2.7']);
+    expect(await dig(port, 'git.corp.internal')).toEqual(['git.corp.internal. 30 192.0.2.99']);
+    expect(stub.seen.map((q) => q.name)).toContain('git.corp.internal');
+    expect(root.seen.map((q) => q.name)).not.toContain('git.corp.internal');
+    expect((await fetch(`http://127.0.0.1:${health}/health`)).status).toBe(200);
+    expect((await fetch(`http://127.0.0.1:${ready}/ready`)).status).toBe(200);
+    const warned = dns.logs().split('\n').filter((l) => l.includes('"level":40')).map((l) => (JSON.parse(l) as { msg: string }).msg);
+    expect(warned).toEqual(expect.arrayContaining([`${file}:16: reload: the Corefile is read at start; restart to apply a change`, `${file}:13: prometheus is overridden by --admin on the command line`]));
+  });
+
+  it('refuses a Corefile it cannot use: exit code 2, one sentence on stderr', async () => {
+    const file = join(dir, 'Bad');
+    await writeFile(file, '.:53 {\n  forward . /etc/other-resolv.conf\n}\n');
+    const bad = await startDns(['--conf', file]);
+    expect(await bad.exited).toBe(2);
+    expect(bad.logs().trim().split('\n').filter((l) => !l.startsWith('{'))).toEqual([`netplane dns: --conf ${file}: line 2: forward /etc/other-resolv.conf: netplane forwards to the nameservers of /etc/resolv.conf (its default) or to addresses; give the addresses`]);
+    await bad.stop();
+  });
+});
