@@ -29,6 +29,12 @@ function bodySizeFlag(raw: string): number {
   return n;
 }
 
+/** The defaults a flag on the command line sets, which the controller ConfigMap leaves as they are. */
+function explicitDefaults(f: object): Set<'connectTimeoutMs' | 'readTimeoutMs' | 'sendTimeoutMs' | 'maxBodyBytes' | 'hsts'> {
+  const byFlag = { 'proxy-connect-timeout': 'connectTimeoutMs', 'proxy-read-timeout': 'readTimeoutMs', 'proxy-send-timeout': 'sendTimeoutMs', 'proxy-body-size': 'maxBodyBytes', hsts: 'hsts' } as const;
+  return new Set(Object.entries(byFlag).filter(([flag]) => flagGiven(f, flag)).map(([, key]) => key));
+}
+
 /** ADDR:PORT, or `off` for no listener. */
 const listener = (raw: string): HostPort | 'off' => (raw === 'off' ? 'off' : parseHostPort(raw));
 const className = (raw: string) => {
@@ -101,6 +107,15 @@ const flags = {
     value: 'NAMESPACE/NAME',
     help: "write this Service's addresses into the status of served Ingresses: its load-balancer IPs or names and external IPs (LoadBalancer), external IPs (NodePort), cluster IP, or external name",
     parse: parseServiceRef,
+  }),
+  configmap: valueFlag({
+    value: 'NAMESPACE/NAME',
+    help: "ingress-nginx's controller ConfigMap, followed live: its proxy-connect/read/send-timeout, proxy-body-size, ssl-redirect, force-ssl-redirect and hsts* keys are the defaults of every Ingress (the flags of those names win when given); as in ingress-nginx, HSTS is on unless it says hsts: \"false\"",
+    parse: (raw: string) => {
+      const m = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?)\/([a-z0-9]([-a-z0-9.]*[a-z0-9])?)$/.exec(raw);
+      if (!m || raw.length > 317) throw new Error('must be NAMESPACE/NAME of a ConfigMap, such as ingress-nginx/ingress-nginx-controller');
+      return { namespace: m[1]!, name: m[3]! };
+    },
   }),
   'publish-status-address': valueFlag({ value: 'ADDRS', help: 'write these addresses (IPs or DNS names, comma-separated) into the status of served Ingresses', parse: parseStatusAddresses }),
   'update-status': valueFlag({ value: 'true|false', help: 'keep status.loadBalancer of served Ingresses (one replica writes, elected by a Lease; not with --manifests)', parse: yes, default: true }),
@@ -202,6 +217,7 @@ async function runIngress(ctx: ComponentContext, f: IngressFlags): Promise<void>
     className: f['ingress-class'],
     defaults: { connectTimeoutMs: f['proxy-connect-timeout'], readTimeoutMs: f['proxy-read-timeout'], sendTimeoutMs: f['proxy-send-timeout'], maxBodyBytes: f['proxy-body-size'], sslPassthrough: f['enable-ssl-passthrough'] },
     certificates,
+    ...(f.configmap ? { controllerConfigMap: f.configmap, explicit: explicitDefaults(f) } : {}),
   });
   registerLimitMetrics(ctx.registry, state.limiters.budget);
   keeper.start();

@@ -28,6 +28,7 @@ import type { GatewayState } from './server/steps.ts';
 import type { Certificates } from './tls/certificates.ts';
 import type { Endpoint, UpstreamTls } from './upstream/upstreams.ts';
 import type { ConfigMapLookup } from './routes/configmap-headers.ts';
+import { readControllerConfig, type ControllerConfig } from './routes/controller-config.ts';
 
 /** What the state keeper needs. */
 export interface IngressStateOptions {
@@ -38,6 +39,10 @@ export interface IngressStateOptions {
   className: string;
   defaults: PolicyDefaults;
   certificates?: Certificates;
+  /** ingress-nginx's controller ConfigMap (--configmap): its settings are the defaults, but for flags given. */
+  controllerConfigMap?: ObjectRef;
+  /** Which defaults a flag on the command line set: the ConfigMap does not change those. */
+  explicit?: ReadonlySet<'connectTimeoutMs' | 'readTimeoutMs' | 'sendTimeoutMs' | 'maxBodyBytes' | 'hsts'>;
 }
 
 /** The table before the first compile: no routes, every request 404. */
@@ -71,6 +76,8 @@ export class IngressState {
   /** The TLS Secrets whose certificate the last compile read to find a host's (tlsByCertificate): a change compiles again. */
   #certSecrets: ReadonlySet<string> = new Set();
   #unsubscribe: Array<() => void> = [];
+  /** The controller ConfigMap's settings as last read (undefined before, and without --configmap). */
+  #controller: ControllerConfig | undefined;
 
   constructor(state: GatewayState, options: IngressStateOptions) {
     this.#state = state;
@@ -121,12 +128,13 @@ export class IngressState {
     const started = performance.now();
     const configMaps = new Set<string>();
     const certSecrets = new Set<string>();
+    const lookup = this.#configMapLookup(configMaps);
     const { table, served } = compileRoutes({
       ingresses: store.list('Ingress'),
       classes: store.list('IngressClass'),
       className: this.#o.className,
       lastGood: this.#lastGood,
-      defaults: { ...this.#o.defaults, configMaps: this.#configMapLookup(configMaps) },
+      defaults: { ...this.#defaults(lookup), configMaps: lookup },
       certificate: (ref) => {
         const key = `${ref.namespace}/${ref.name}`;
         certSecrets.add(key);
@@ -155,6 +163,38 @@ export class IngressState {
     metrics.configLastSuccessful.set(ok ? 1 : 0);
     if (ok) metrics.configLastTimestamp.set(Date.now() / 1000);
     log.info({ ingresses: table.ingresses.size, rules: table.size, backends: table.backends.size, problems, ms: Math.round(performance.now() - started) }, 'routes updated');
+  }
+
+  /**
+   * The policy defaults: the flags', with the controller ConfigMap's settings in place of those no flag set; HSTS too.
+   * A ConfigMap not read yet keeps what was last read; a bad value keeps its last good one (readControllerConfig).
+   */
+  #defaults(lookup: ConfigMapLookup): PolicyDefaults {
+    const ref = this.#o.controllerConfigMap;
+    if (ref === undefined) return this.#o.defaults;
+    const found = lookup(ref);
+    const name = `${ref.namespace}/${ref.name}`;
+    if (found !== 'loading') {
+      const read = readControllerConfig(found?.data, this.#controller);
+      this.#controller = read.config;
+      const { log } = this.#o;
+      if (found === undefined) this.#logOnce(`configmap ${name}`, 'absent', () => log.warn({ configMap: name }, `ConfigMap ${name} (--configmap) is not in the cluster: ingress-nginx's defaults apply`));
+      else this.#logged.delete(`configmap ${name}`);
+      for (const p of read.problems) {
+        this.#logOnce(`configmap ${name} ${p.key}`, p.reason, () => log.warn({ configMap: name, key: p.key, reason: p.reason }, `ConfigMap ${name}: ${p.reason}; ${p.key} keeps its last good value`));
+      }
+      const unread = read.unread.join(', ');
+      if (unread !== '') this.#logOnce(`configmap ${name} unread`, unread, () => log.warn({ configMap: name, keys: read.unread }, `ConfigMap ${name}: keys netplane does not read: ${unread}`));
+    }
+    const c = this.#controller;
+    if (c === undefined) return this.#o.defaults;
+    const x = this.#o.explicit ?? new Set();
+    if (!x.has('hsts')) this.#state.hsts = c.hsts ?? undefined;
+    const out: PolicyDefaults = { ...this.#o.defaults, sslRedirect: c.sslRedirect, forceSslRedirect: c.forceSslRedirect };
+    for (const k of ['connectTimeoutMs', 'readTimeoutMs', 'sendTimeoutMs', 'maxBodyBytes'] as const) {
+      if (c[k] !== undefined && !x.has(k)) out[k] = c[k];
+    }
+    return out;
   }
 
   /** The ConfigMaps of the store, each key looked up recorded in `asked`; 'loading' for a wanted one not read yet. */

@@ -25,6 +25,9 @@ export interface PolicyDefaults {
   sendTimeoutMs?: number;
   /** --proxy-body-size; ingress-nginx's 1 MiB when absent. */
   maxBodyBytes?: number;
+  /** ssl-redirect and force-ssl-redirect when an Ingress does not say (ingress-nginx's ConfigMap); true and false when absent. */
+  sslRedirect?: boolean;
+  forceSslRedirect?: boolean;
   /** --enable-ssl-passthrough: ssl-passthrough "true" is served (by ingress/edge) instead of refused. */
   sslPassthrough?: boolean;
   /** The ConfigMaps custom-headers and auth-proxy-set-headers name (absent: none is there). */
@@ -92,8 +95,8 @@ const cookiePath = /^\/[\x21-\x3a\x3c-\x7e]*$/;
 export function readPolicy(namespace: string, annotations: Readonly<Record<string, string>>, defaults: PolicyDefaults): AnnotatedPolicy {
   const a = new AnnotationReader(annotations, { sslPassthrough: defaults.sslPassthrough });
   const policy: IngressPolicy = {
-    sslRedirect: a.bool('ssl-redirect', true),
-    forceSslRedirect: a.bool('force-ssl-redirect', false),
+    sslRedirect: a.bool('ssl-redirect', defaults.sslRedirect ?? true),
+    forceSslRedirect: a.bool('force-ssl-redirect', defaults.forceSslRedirect ?? false),
     backendProtocol: a.oneOf('backend-protocol', ['HTTP', 'HTTPS', 'GRPC', 'GRPCS'] as const, { upper: true, unsupported: ['AJP', 'FCGI'] }) ?? 'HTTP',
     maxBodyBytes: a.bytes('proxy-body-size') ?? defaults.maxBodyBytes ?? defaultMaxBodyBytes,
     connectTimeoutMs: a.secondsAsMs('proxy-connect-timeout', defaults.connectTimeoutMs),

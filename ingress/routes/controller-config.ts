@@ -1,0 +1,95 @@
+// ingress-nginx's controller ConfigMap (its --configmap NAMESPACE/NAME, `ingress-nginx-controller`) read as the
+// gateway's defaults, so that a cluster's settings move over with it: the time-outs and body size every Ingress
+// takes unless its annotations say otherwise, the HTTPS redirects, and HSTS (ingress-nginx sends it by default: so
+// does the gateway with a ConfigMap, unless `hsts: "false"`). Values are checked as the annotations of the same
+// names are (annotations.ts); a bad one is reported and its last good value kept; keys the gateway does not read are
+// named once. Pure.
+import { AnnotationReader } from './annotations.ts';
+import { AnnotationError } from './errors.ts';
+import { hstsHeader } from '../tls/hsts.ts';
+
+/** What the ConfigMap sets; absent fields leave the gateway's own defaults (its flags). */
+export interface ControllerConfig {
+  connectTimeoutMs?: number;
+  readTimeoutMs?: number;
+  sendTimeoutMs?: number;
+  maxBodyBytes?: number;
+  sslRedirect?: boolean;
+  forceSslRedirect?: boolean;
+  /** The Strict-Transport-Security value, null for none. */
+  hsts: string | null;
+}
+
+/** The ConfigMap read: its settings, the keys with a bad value (their last good value kept), the keys not read. */
+export interface ControllerConfigRead {
+  config: ControllerConfig;
+  problems: Array<{ key: string; reason: string }>;
+  unread: string[];
+}
+
+const nginxPrefix = 'nginx.ingress.kubernetes.io/';
+// ingress-nginx's HSTS defaults (its config defaults: hsts true, one year, includeSubDomains, no preload).
+const hstsDefaults = { on: true, maxAge: 31_536_000, includeSubdomains: true, preload: false };
+const hstsKeys = ['hsts', 'hsts-max-age', 'hsts-include-subdomains', 'hsts-preload'];
+const policyKeys = ['proxy-connect-timeout', 'proxy-read-timeout', 'proxy-send-timeout', 'proxy-body-size', 'ssl-redirect', 'force-ssl-redirect'] as const;
+
+/** Go's strconv.ParseBool, which ingress-nginx reads its ConfigMap's switches with. */
+function parseBool(raw: string): boolean | undefined {
+  if (['1', 't', 'T', 'TRUE', 'true', 'True'].includes(raw)) return true;
+  if (['0', 'f', 'F', 'FALSE', 'false', 'False'].includes(raw)) return false;
+  return undefined;
+}
+
+/** Reads the ConfigMap's `data` (undefined: there is none, which is ingress-nginx's defaults); `last`: the last read. */
+export function readControllerConfig(data: Readonly<Record<string, string>> | undefined, last: ControllerConfig | undefined): ControllerConfigRead {
+  const d = data ?? {};
+  const problems: ControllerConfigRead['problems'] = [];
+  const config: ControllerConfig = { hsts: last !== undefined ? last.hsts : hstsHeader(hstsDefaults.maxAge, hstsDefaults.includeSubdomains, hstsDefaults.preload) };
+  const fields: Record<(typeof policyKeys)[number], keyof ControllerConfig> = {
+    'proxy-connect-timeout': 'connectTimeoutMs',
+    'proxy-read-timeout': 'readTimeoutMs',
+    'proxy-send-timeout': 'sendTimeoutMs',
+    'proxy-body-size': 'maxBodyBytes',
+    'ssl-redirect': 'sslRedirect',
+    'force-ssl-redirect': 'forceSslRedirect',
+  };
+  for (const key of policyKeys) {
+    const raw = d[key];
+    if (raw === undefined) continue;
+    const field = fields[key];
+    try {
+      const a = new AnnotationReader({ [nginxPrefix + key]: raw });
+      const value = key === 'proxy-body-size' ? a.bytes(key) : key === 'ssl-redirect' || key === 'force-ssl-redirect' ? a.bool(key, false) : a.secondsAsMs(key, 0);
+      (config as unknown as Record<string, unknown>)[field] = value;
+    } catch (e) {
+      if (!(e instanceof AnnotationError)) throw e;
+      // The annotation reader's sentence, about this key: "annotation nginx.ingress.kubernetes.io/KEY is ..." -> "KEY is ...".
+      problems.push({ key, reason: e.message.replace(`annotation ${nginxPrefix}${key} `, `${key} `) });
+      if (last?.[field] !== undefined) (config as unknown as Record<string, unknown>)[field] = last[field];
+    }
+  }
+  const hsts = { ...hstsDefaults };
+  let hstsBad = false;
+  for (const key of hstsKeys) {
+    const raw = d[key]?.trim();
+    if (raw === undefined) continue;
+    if (key === 'hsts-max-age') {
+      if (/^\d{1,10}$/.test(raw)) hsts.maxAge = Number(raw);
+      else {
+        problems.push({ key, reason: `${JSON.stringify(raw)} is not a whole number of seconds` });
+        hstsBad = true;
+      }
+      continue;
+    }
+    const b = parseBool(raw);
+    if (b === undefined) {
+      problems.push({ key, reason: `${JSON.stringify(raw)} is not true or false` });
+      hstsBad = true;
+    } else if (key === 'hsts') hsts.on = b;
+    else if (key === 'hsts-include-subdomains') hsts.includeSubdomains = b;
+    else hsts.preload = b;
+  }
+  if (!hstsBad) config.hsts = hsts.on ? hstsHeader(hsts.maxAge, hsts.includeSubdomains, hsts.preload) : null;
+  const read = new Set<string>([...policyKeys, ...hstsKeys]);
+  return { config, problems, unread: Object.keys(d).filter((k) => !read.has(k)).sort() };
+}

@@ -1,0 +1,47 @@
+// ingress-nginx's controller ConfigMap read as the gateway's defaults (pure): its keys, ingress-nginx's HSTS
+// default, a bad value keeping its last good one, the keys not read; and the defaults reaching an Ingress's policy.
+import { describe, expect, it } from 'vitest';
+import { readControllerConfig } from '../../../ingress/routes/controller-config.ts';
+import { readPolicy } from '../../../ingress/routes/policy.ts';
+
+const yearHsts = 'max-age=31536000; includeSubDomains';
+
+describe('readControllerConfig', () => {
+  it("is ingress-nginx's defaults without a ConfigMap, or with an empty one: HSTS on for a year with subdomains", () => {
+    expect(readControllerConfig(undefined, undefined)).toEqual({ config: { hsts: yearHsts }, problems: [], unread: [] });
+    expect(readControllerConfig({}, undefined).config).toEqual({ hsts: yearHsts });
+  });
+
+  it('reads the time-outs, the body size, the redirects and the HSTS keys', () => {
+    const got = readControllerConfig(
+      { 'proxy-connect-timeout': '3', 'proxy-read-timeout': '120', 'proxy-send-timeout': '30', 'proxy-body-size': '8m', 'ssl-redirect': 'false', 'force-ssl-redirect': 'true', 'hsts-max-age': '600', 'hsts-include-subdomains': 'false', 'hsts-preload': 'True' },
+      undefined,
+    );
+    expect(got).toEqual({
+      config: { connectTimeoutMs: 3000, readTimeoutMs: 120_000, sendTimeoutMs: 30_000, maxBodyBytes: 8 * 1024 * 1024, sslRedirect: false, forceSslRedirect: true, hsts: 'max-age=600; preload' },
+      problems: [],
+      unread: [],
+    });
+    expect(readControllerConfig({ hsts: 'false' }, undefined).config.hsts).toBeNull();
+  });
+
+  it('keeps the last good value of a key whose new value is bad, and says why; names the keys it does not read', () => {
+    const first = readControllerConfig({ 'proxy-read-timeout': '90', hsts: 'false' }, undefined).config;
+    const got = readControllerConfig({ 'proxy-read-timeout': '90s', hsts: 'maybe', 'use-forwarded-headers': 'true', 'allow-snippet-annotations': 'false' }, first);
+    expect(got.config).toEqual({ readTimeoutMs: 90_000, hsts: null });
+    expect(got.problems).toEqual([
+      { key: 'proxy-read-timeout', reason: 'proxy-read-timeout is "90s"; allowed is a whole number from 1 to 86400 (seconds, without unit)' },
+      { key: 'hsts', reason: '"maybe" is not true or false' },
+    ]);
+    expect(got.unread).toEqual(['allow-snippet-annotations', 'use-forwarded-headers']);
+  });
+});
+
+describe('the defaults in an Ingress policy', () => {
+  const defaults = { connectTimeoutMs: 5000, readTimeoutMs: 60_000 };
+  it('takes the ConfigMap\'s redirects where the Ingress does not say, its own annotations where it does', () => {
+    expect(readPolicy('shop', {}, defaults).policy).toMatchObject({ sslRedirect: true, forceSslRedirect: false });
+    expect(readPolicy('shop', {}, { ...defaults, sslRedirect: false, forceSslRedirect: true }).policy).toMatchObject({ sslRedirect: false, forceSslRedirect: true });
+    expect(readPolicy('shop', { 'nginx.ingress.kubernetes.io/ssl-redirect': 'true' }, { ...defaults, sslRedirect: false }).policy.sslRedirect).toBe(true);
+  });
+});
