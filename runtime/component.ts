@@ -106,9 +106,11 @@ export async function runComponent(c: Component, argv: readonly string[], versio
     return;
   }
   let notes: string[] = [];
-  const file = await c.settings?.(flags as never, (name) => flagGiven(flags!, name));
+  const written = flags;
+  const given = (name: string) => flagGiven(written, name);
+  const file = await c.settings?.(flags as never, given);
   if (file !== undefined) {
-    const merged = withSettings(command, specs, argv, (name) => flagGiven(flags!, name), file.settings);
+    const merged = withSettings(command, specs, argv, given, file.settings);
     flags = parseFlags(command, specs, merged.argv) as CommonFlagValues & Record<string, unknown>;
     notes = [...file.notes, ...merged.notes];
   }
