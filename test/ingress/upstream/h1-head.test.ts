@@ -70,6 +70,10 @@ describe('h1 request head', () => {
     expect(r['x-one']).toBe('1');
     expect(r['__proto__']).toBe('p');
     expect(Object.keys(r)).toEqual(['set-cookie', 'x-one', '__proto__']);
+    // Nothing is inherited: a name the record does not hold is absent, whatever Object.prototype has.
+    const none = headerRecord(['Constructor', 'c']);
+    expect([none['tostring'], none['toString'], 'hasOwnProperty' in none, none['constructor']]).toEqual([undefined, undefined, false, 'c']);
+    expect(Object.isFrozen(Object.getPrototypeOf(none))).toBe(true);
   });
 
   it('keeps an idle connection less long than the upstream says it will', () => {
