@@ -190,7 +190,7 @@ export class IngressState {
     if (c === undefined) return this.#o.defaults;
     const x = this.#o.explicit ?? new Set();
     if (!x.has('hsts')) this.#state.hsts = c.hsts ?? undefined;
-    const out: PolicyDefaults = { ...this.#o.defaults, sslRedirect: c.sslRedirect, forceSslRedirect: c.forceSslRedirect };
+    const out: PolicyDefaults = { ...this.#o.defaults, sslRedirect: c.sslRedirect, forceSslRedirect: c.forceSslRedirect, annotations: c.annotations };
     for (const k of ['connectTimeoutMs', 'readTimeoutMs', 'sendTimeoutMs', 'maxBodyBytes'] as const) {
       if (c[k] !== undefined && !x.has(k)) out[k] = c[k];
     }

@@ -6,6 +6,7 @@
 // named once. Pure.
 import { AnnotationReader } from './annotations.ts';
 import { AnnotationError } from './errors.ts';
+import { readPolicy } from './policy.ts';
 import { hstsHeader } from '../tls/hsts.ts';
 
 /** What the ConfigMap sets; absent fields leave the gateway's own defaults (its flags). */
@@ -18,6 +19,8 @@ export interface ControllerConfig {
   forceSslRedirect?: boolean;
   /** The Strict-Transport-Security value, null for none. */
   hsts: string | null;
+  /** Annotations every Ingress has unless it sets them (their ingress-nginx names, prefixed), each checked alone. */
+  annotations?: Record<string, string>;
 }
 
 /** The ConfigMap read: its settings, the keys with a bad value (their last good value kept), the keys not read. */
@@ -31,6 +34,9 @@ const nginxPrefix = 'nginx.ingress.kubernetes.io/';
 // ingress-nginx's HSTS defaults (its config defaults: hsts true, one year, includeSubDomains, no preload).
 const hstsDefaults = { on: true, maxAge: 31_536_000, includeSubdomains: true, preload: false };
 const hstsKeys = ['hsts', 'hsts-max-age', 'hsts-include-subdomains', 'hsts-preload'];
+// Keys that are, in ingress-nginx, the global default of the annotation of the same name (its ConfigMap
+// documentation): every Ingress has them unless it sets them itself.
+const annotationKeys = ['load-balance', 'proxy-next-upstream', 'proxy-next-upstream-tries', 'proxy-next-upstream-timeout', 'custom-http-errors', 'limit-rate', 'limit-rate-after', 'whitelist-source-range', 'denylist-source-range'];
 const policyKeys = ['proxy-connect-timeout', 'proxy-read-timeout', 'proxy-send-timeout', 'proxy-body-size', 'ssl-redirect', 'force-ssl-redirect'] as const;
 
 /** Go's strconv.ParseBool, which ingress-nginx reads its ConfigMap's switches with. */
@@ -90,6 +96,21 @@ export function readControllerConfig(data: Readonly<Record<string, string>> | un
     else hsts.preload = b;
   }
   if (!hstsBad) config.hsts = hsts.on ? hstsHeader(hsts.maxAge, hsts.includeSubdomains, hsts.preload) : null;
-  const read = new Set<string>([...policyKeys, ...hstsKeys]);
+  for (const key of annotationKeys) {
+    const raw = d[key];
+    const name = nginxPrefix + key;
+    if (raw === undefined) continue;
+    try {
+      // Checked alone, as one Ingress with only this annotation: a bad value must not take every Ingress down.
+      readPolicy('default', { [name]: raw }, { connectTimeoutMs: 1000, readTimeoutMs: 1000 });
+      (config.annotations ??= {})[name] = raw;
+    } catch (e) {
+      if (!(e instanceof AnnotationError)) throw e;
+      problems.push({ key, reason: e.message.replace(`annotation ${name} `, `${key} `) });
+      const kept = last?.annotations?.[name];
+      if (kept !== undefined) (config.annotations ??= {})[name] = kept;
+    }
+  }
+  const read = new Set<string>([...policyKeys, ...hstsKeys, ...annotationKeys]);
   return { config, problems, unread: Object.keys(d).filter((k) => !read.has(k)).sort() };
 }

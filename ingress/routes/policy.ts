@@ -25,6 +25,11 @@ export interface PolicyDefaults {
   sendTimeoutMs?: number;
   /** --proxy-body-size; ingress-nginx's 1 MiB when absent. */
   maxBodyBytes?: number;
+  /**
+   * Annotations every Ingress has unless it sets them itself (ingress-nginx's ConfigMap keys that are its annotations'
+   * global defaults, checked one by one before they get here: controller-config.ts).
+   */
+  annotations?: Readonly<Record<string, string>>;
   /** ssl-redirect and force-ssl-redirect when an Ingress does not say (ingress-nginx's ConfigMap); true and false when absent. */
   sslRedirect?: boolean;
   forceSslRedirect?: boolean;
@@ -92,7 +97,8 @@ const plainPath = /^\/[A-Za-z0-9\-._~%!&'()*+,;=:@/]*$/;
 const cookiePath = /^\/[\x21-\x3a\x3c-\x7e]*$/;
 
 /** Reads the policy of an Ingress in `namespace` from its annotations; throws AnnotationError when one cannot be honoured. */
-export function readPolicy(namespace: string, annotations: Readonly<Record<string, string>>, defaults: PolicyDefaults): AnnotatedPolicy {
+export function readPolicy(namespace: string, own: Readonly<Record<string, string>>, defaults: PolicyDefaults): AnnotatedPolicy {
+  const annotations = defaults.annotations === undefined ? own : { ...defaults.annotations, ...own };
   const a = new AnnotationReader(annotations, { sslPassthrough: defaults.sslPassthrough });
   const policy: IngressPolicy = {
     sslRedirect: a.bool('ssl-redirect', defaults.sslRedirect ?? true),

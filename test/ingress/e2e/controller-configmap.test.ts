@@ -1,7 +1,8 @@
 // `netplane ingress --configmap NAMESPACE/NAME` with ingress-nginx's controller ConfigMap in a manifests directory:
 // its proxy-read-timeout and proxy-body-size are every Ingress's defaults (an Ingress's own annotation still wins),
 // HSTS is sent on HTTPS as ingress-nginx sends it by default, and a rewrite of the ConfigMap applies without a
-// restart; a bad value is logged and its last good value kept; a flag given on the command line wins.
+// restart; keys that are annotations' global defaults apply to every Ingress that does not set its own; a bad value
+// is logged and its last good value kept; a flag given on the command line wins.
 import { HostRunner } from '../../../runtime/exec.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../../helpers/wait.ts';
@@ -73,6 +74,19 @@ describe("ingress-nginx's controller ConfigMap (--configmap)", () => {
     await waitFor('the bad value to be logged', () => gw.output.includes('proxy-read-timeout is \\"soon\\"'), 10_000, 100);
     expect(gw.output).toContain('proxy-read-timeout keeps its last good value');
     expect((await gw.get('shop.test', '/slow/1500')).status).toBe(200);
+  });
+
+  it("gives every Ingress the annotations its keys are the global defaults of (a source range here), an Ingress's own winning", async () => {
+    gw.write(
+      'ingresses.yaml',
+      [
+        ingressYaml({ name: 'shop', host: 'shop.test', paths: [['Prefix', '/', 'web']], annotations: noSsl }),
+        ingressYaml({ name: 'patient', host: 'patient.test', paths: [['Prefix', '/', 'web']], annotations: { ...noSsl, [`${ngx}whitelist-source-range`]: '127.0.0.0/8' } }),
+      ].join(''),
+    );
+    gw.write('controller.yaml', controller({ 'whitelist-source-range': '10.0.0.0/8' }));
+    await waitFor('the default source range', async () => (await gw.get('shop.test', '/')).status === 403, 10_000, 200);
+    expect((await gw.get('patient.test', '/')).status).toBe(200);
   });
 
   it('leaves what a flag on the command line sets: --proxy-read-timeout 3s, --hsts 0s', async () => {

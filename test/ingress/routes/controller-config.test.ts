@@ -37,6 +37,23 @@ describe('readControllerConfig', () => {
   });
 });
 
+describe('ConfigMap keys that are annotations\' global defaults', () => {
+  const defaults = { connectTimeoutMs: 5000, readTimeoutMs: 60_000 };
+  it('gives every Ingress the annotation unless it sets its own; a bad value is left out with its reason, the last good kept', () => {
+    const first = readControllerConfig({ 'load-balance': 'least_request', 'whitelist-source-range': '10.0.0.0/8', 'custom-http-errors': '503' }, undefined);
+    expect(first.problems).toEqual([]);
+    const annotations = first.config.annotations!;
+    expect(annotations).toEqual({ 'nginx.ingress.kubernetes.io/load-balance': 'least_request', 'nginx.ingress.kubernetes.io/custom-http-errors': '503', 'nginx.ingress.kubernetes.io/whitelist-source-range': '10.0.0.0/8' });
+    const plain = readPolicy('shop', {}, { ...defaults, annotations }).policy;
+    expect([plain.loadBalance, plain.sourceRange?.allow?.length]).toEqual(['least_request', 1]);
+    const own = readPolicy('shop', { 'nginx.ingress.kubernetes.io/load-balance': 'round_robin', 'nginx.ingress.kubernetes.io/allowlist-source-range': '127.0.0.1/32,::1' }, { ...defaults, annotations }).policy;
+    expect([own.loadBalance, own.sourceRange?.allow?.length]).toEqual(['round_robin', 2]);
+    const bad = readControllerConfig({ 'load-balance': 'fastest', 'custom-http-errors': '503' }, first.config);
+    expect(bad.problems).toEqual([{ key: 'load-balance', reason: 'load-balance is "fastest"; allowed are round_robin, least_request' }]);
+    expect(bad.config.annotations).toEqual({ 'nginx.ingress.kubernetes.io/load-balance': 'least_request', 'nginx.ingress.kubernetes.io/custom-http-errors': '503' });
+  });
+});
+
 describe('the defaults in an Ingress policy', () => {
   const defaults = { connectTimeoutMs: 5000, readTimeoutMs: 60_000 };
   it('takes the ConfigMap\'s redirects where the Ingress does not say, its own annotations where it does', () => {
