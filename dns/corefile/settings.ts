@@ -4,11 +4,13 @@
 // loadbalance, hosts, rewrite, autopath, log, bind), another zone's block with a `forward` a stub domain. What
 // netplane does not do (a plugin it has not, an option it ignores) is said in a note, a warning at start; what
 // cannot be read is a usage error naming the line.
+import { globSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { dirname, isAbsolute, join } from 'node:path';
 import { isIP } from 'node:net';
 import { UsageError } from '../../runtime/errors.ts';
 import type { FileSettings, Setting } from '../../runtime/settings.ts';
-import { CorefileError, parseCorefile, type Directive, type ServerBlock } from './parse.ts';
+import { CorefileError, parseCorefile, type Directive, type ImportReader, type ParseOptions, type ServerBlock } from './parse.ts';
 
 // Plugins that change nothing netplane does differently: no note.
 const quiet = new Set(['errors', 'loop', 'debug', 'cancel']);
@@ -35,7 +37,7 @@ const unhonoured: Record<string, string> = {
   'hosts.no_reverse': 'PTR records of the file are answered',
 };
 
-/** Reads FILE and returns its settings; a file that cannot be read or used is a UsageError. */
+/** Reads FILE and returns its settings, its imports read from disk; a file that cannot be read or used is a UsageError. */
 export async function readCorefile(file: string, env: NodeJS.ProcessEnv = process.env): Promise<FileSettings> {
   let text: string;
   try {
@@ -43,30 +45,48 @@ export async function readCorefile(file: string, env: NodeJS.ProcessEnv = proces
   } catch (e) {
     throw new UsageError(`netplane dns: --conf ${JSON.stringify(file)}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { cause: e });
   }
-  return corefileSettings(text, file, env);
+  return corefileSettings(text, file, { env, imports: importsFrom(dirname(file)) });
 }
 
-/** The settings of a Corefile's text. Pure (but for `env`). Throws UsageError naming the line. */
-export function corefileSettings(text: string, file: string, env: NodeJS.ProcessEnv = {}): FileSettings {
+/**
+ * Reads the files an import names: a path or a glob, relative to the Corefile's directory, in name order (CoreDNS's
+ * order); a glob that matches nothing is no error (k3s imports custom/*.server whether there are any).
+ */
+export function importsFrom(dir: string): ImportReader {
+  return (pattern) => {
+    const path = isAbsolute(pattern) ? pattern : join(dir, pattern);
+    const files = /[*?[]/.test(pattern) ? globSync(path).sort() : [path];
+    return files.map((f) => {
+      try {
+        return { file: f, text: readFileSync(f, 'utf8') };
+      } catch (e) {
+        throw new CorefileError(1, `cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, f);
+      }
+    });
+  };
+}
+
+/** The settings of a Corefile's text. Pure, but for the environment and the imports given. Throws UsageError naming the line. */
+export function corefileSettings(text: string, file: string, options: ParseOptions = {}): FileSettings {
   let blocks: ServerBlock[];
   try {
-    blocks = parseCorefile(text, env);
+    blocks = parseCorefile(text, options);
   } catch (e) {
     if (e instanceof CorefileError) throw new UsageError(`netplane dns: --conf ${file}: ${e.message}`, { cause: e });
     throw e;
   }
   const settings: Setting[] = [];
   const notes: string[] = [];
-  const at = (line: number, what: string) => `${file}:${line}: ${what}`;
-  const fail = (line: number, why: string) => new UsageError(`netplane dns: --conf ${file}: line ${line}: ${why}`);
-  const set = (line: number, what: string, flag: string, value: string | true) => settings.push({ flag, value, from: at(line, what) });
+  const at: At = (node, what) => `${node.source ?? file}:${node.line}: ${what}`;
+  const fail: Fail = (node, why) => new UsageError(`netplane dns: --conf ${file}: ${node.source === undefined ? '' : `${node.source} `}line ${node.line}: ${why}`);
+  const set: SetFlag = (node, what, flag, value) => settings.push({ flag, value, from: at(node, what) });
 
-  const keyed = blocks.map((b) => ({ block: b, keys: b.keys.map((k) => serverKey(k, b.line, fail)) }));
+  const keyed = blocks.map((b) => ({ block: b, keys: b.keys.map((k) => serverKey(k, b, fail)) }));
   const roots = keyed.filter((k) => k.keys.some((key) => key.zone === '.'));
-  if (roots.length !== 1) throw fail(roots[1]?.block.line ?? 1, roots.length === 0 ? 'no server block for the root zone (.:53): netplane reads the block that serves every name' : 'a second server block for the root zone: netplane serves one');
+  if (roots.length !== 1) throw fail(roots[1]?.block ?? { line: 1 }, roots.length === 0 ? 'no server block for the root zone (.:53): netplane reads the block that serves every name' : 'a second server block for the root zone: netplane serves one');
   const root = roots[0]!;
   const port = root.keys.find((k) => k.zone === '.')!.port;
-  for (const k of root.keys) if (k.zone !== '.') notes.push(at(root.block.line, `the zone ${k.zone} beside . in one block: its names are served as the root block serves every name`));
+  for (const k of root.keys) if (k.zone !== '.') notes.push(at(root.block, `the zone ${k.zone} beside . in one block: its names are served as the root block serves every name`));
 
   const kube = root.block.directives.find((d) => d.name === 'kubernetes');
   const clusterZone = kube?.args.map((z) => z.toLowerCase().replace(/\.$/, '')).find((z) => !isReverseZone(z));
@@ -75,50 +95,50 @@ export function corefileSettings(text: string, file: string, env: NodeJS.Process
   let loadbalance = false;
   for (const d of root.block.directives) {
     const what = d.name;
-    if (seen.has(what) && what !== 'rewrite') notes.push(at(d.line, `a second ${what}: only the first is read`));
+    if (seen.has(what) && what !== 'rewrite') notes.push(at(d, `a second ${what}: only the first is read`));
     if (seen.has(what) && what !== 'rewrite') continue;
     seen.add(what);
     const sub = (prefix: string, o: Directive) => {
       const why = unhonoured[`${prefix}.${o.name}`];
-      notes.push(at(o.line, `${prefix} ${o.name}: ${why ?? 'not an option netplane reads; ignored'}`));
+      notes.push(at(o, `${prefix} ${o.name}: ${why ?? 'not an option netplane reads; ignored'}`));
     };
     switch (what) {
       case 'bind': {
         const hosts = d.args.filter((a) => isIP(a) !== 0);
-        for (const a of d.args) if (isIP(a) === 0) notes.push(at(d.line, `bind ${a}: only addresses are bound, not interfaces by name`));
-        for (const h of hosts) set(d.line, `bind ${h}`, 'listen', hostPort(h, port));
+        for (const a of d.args) if (isIP(a) === 0) notes.push(at(d, `bind ${a}: only addresses are bound, not interfaces by name`));
+        for (const h of hosts) set(d, `bind ${h}`, 'listen', hostPort(h, port));
         break;
       }
       case 'health': {
-        set(d.line, 'health', 'health', listenAddress(d.args[0] ?? ':8080'));
+        set(d, 'health', 'health', listenAddress(d.args[0] ?? ':8080'));
         for (const o of d.block) {
-          if (o.name === 'lameduck' && o.args.length === 1) set(o.line, 'health lameduck', 'lameduck', o.args[0]!);
+          if (o.name === 'lameduck' && o.args.length === 1) set(o, 'health lameduck', 'lameduck', o.args[0]!);
           else sub('health', o);
         }
         break;
       }
       case 'ready':
-        set(d.line, 'ready', 'ready', listenAddress(d.args[0] ?? ':8181'));
+        set(d, 'ready', 'ready', listenAddress(d.args[0] ?? ':8181'));
         break;
       case 'prometheus':
-        set(d.line, 'prometheus', 'admin', listenAddress(d.args[0] ?? 'localhost:9153'));
+        set(d, 'prometheus', 'admin', listenAddress(d.args[0] ?? 'localhost:9153'));
         break;
       case 'kubernetes':
         kubernetes(d, set, sub, notes, at, fail);
         break;
       case 'forward': {
-        if (d.args[0] !== '.') throw fail(d.line, `forward ${d.args[0] ?? ''}: the root block forwards . (every name it does not answer); a zone of its own goes in a server block of its own`);
-        for (const to of upstreams(d, fail)) set(d.line, 'forward', 'upstream', to);
+        if (d.args[0] !== '.') throw fail(d, `forward ${d.args[0] ?? ''}: the root block forwards . (every name it does not answer); a zone of its own goes in a server block of its own`);
+        for (const to of upstreams(d, fail)) set(d, 'forward', 'upstream', to);
         for (const o of d.block) {
           const one = o.args[0];
-          if (o.name === 'max_concurrent' && one) set(o.line, 'forward max_concurrent', 'max-concurrent', one);
-          else if (o.name === 'policy' && one) set(o.line, 'forward policy', 'forward-policy', one);
-          else if (o.name === 'tls_servername' && one) set(o.line, 'forward tls_servername', 'upstream-tls-servername', one);
-          else if (o.name === 'expire' && one) set(o.line, 'forward expire', 'upstream-tls-expire', one);
-          else if (o.name === 'tls' && o.args.length === 1) set(o.line, 'forward tls', 'upstream-tls-ca', one!);
+          if (o.name === 'max_concurrent' && one) set(o, 'forward max_concurrent', 'max-concurrent', one);
+          else if (o.name === 'policy' && one) set(o, 'forward policy', 'forward-policy', one);
+          else if (o.name === 'tls_servername' && one) set(o, 'forward tls_servername', 'upstream-tls-servername', one);
+          else if (o.name === 'expire' && one) set(o, 'forward expire', 'upstream-tls-expire', one);
+          else if (o.name === 'tls' && o.args.length === 1) set(o, 'forward tls', 'upstream-tls-ca', one!);
           else if (o.name === 'tls' && o.args.length === 3) {
-            set(o.line, 'forward tls', 'upstream-tls-ca', o.args[2]!);
-            notes.push(at(o.line, 'forward tls: no client certificate is presented to upstreams; only the CA is read'));
+            set(o, 'forward tls', 'upstream-tls-ca', o.args[2]!);
+            notes.push(at(o, 'forward tls: no client certificate is presented to upstreams; only the CA is read'));
           } else sub('forward', o);
         }
         break;
@@ -129,16 +149,16 @@ export function corefileSettings(text: string, file: string, env: NodeJS.Process
         break;
       case 'loadbalance':
         loadbalance = true;
-        if ((d.args[0] ?? 'round_robin') !== 'round_robin') notes.push(at(d.line, `loadbalance ${d.args.join(' ')}: netplane rotates round_robin only`));
+        if ((d.args[0] ?? 'round_robin') !== 'round_robin') notes.push(at(d, `loadbalance ${d.args.join(' ')}: netplane rotates round_robin only`));
         break;
       case 'hosts': {
-        set(d.line, 'hosts', 'hosts', d.args[0] ?? '/etc/hosts');
-        if (d.args.length > 1) notes.push(at(d.line, `hosts ${d.args.slice(1).join(' ')}: the file's names are answered in every zone`));
+        set(d, 'hosts', 'hosts', d.args[0] ?? '/etc/hosts');
+        if (d.args.length > 1) notes.push(at(d, `hosts ${d.args.slice(1).join(' ')}: the file's names are answered in every zone`));
         for (const o of d.block) {
-          if (o.name === 'ttl' && o.args.length === 1) set(o.line, 'hosts ttl', 'hosts-ttl', o.args[0]!);
+          if (o.name === 'ttl' && o.args.length === 1) set(o, 'hosts ttl', 'hosts-ttl', o.args[0]!);
           else if (o.name === 'fallthrough') {
             // Names the file does not have go on to the cluster zone and the forwarder, as with fallthrough.
-          } else if (isIP(o.name) !== 0) notes.push(at(o.line, `hosts: entries written in the Corefile (${o.name} ...) are not read; put them in the file`));
+          } else if (isIP(o.name) !== 0) notes.push(at(o, `hosts: entries written in the Corefile (${o.name} ...) are not read; put them in the file`));
           else sub('hosts', o);
         }
         break;
@@ -147,48 +167,48 @@ export function corefileSettings(text: string, file: string, env: NodeJS.Process
         rewrite(d, set, notes, at);
         break;
       case 'autopath':
-        if (d.args[0] === '@kubernetes') set(d.line, 'autopath', 'autopath', true);
-        else notes.push(at(d.line, `autopath ${d.args.join(' ')}: netplane's autopath takes the search path of its own /etc/resolv.conf (autopath @kubernetes)`));
+        if (d.args[0] === '@kubernetes') set(d, 'autopath', 'autopath', true);
+        else notes.push(at(d, `autopath ${d.args.join(' ')}: netplane's autopath takes the search path of its own /etc/resolv.conf (autopath @kubernetes)`));
         break;
       case 'log': {
-        set(d.line, 'log', 'log-queries', true);
+        set(d, 'log', 'log-queries', true);
         const classes = d.block.filter((o) => o.name === 'class').flatMap((o) => o.args);
-        if (classes.length > 0) set(d.line, 'log class', 'log-class', classes.join(','));
-        if (d.args.length > 0) notes.push(at(d.line, `log ${d.args.join(' ')}: every name is logged, in netplane's JSON fields`));
+        if (classes.length > 0) set(d, 'log class', 'log-class', classes.join(','));
+        if (d.args.length > 0) notes.push(at(d, `log ${d.args.join(' ')}: every name is logged, in netplane's JSON fields`));
         break;
       }
       case 'reload':
-        notes.push(at(d.line, 'reload: the Corefile is read at start; restart to apply a change'));
+        notes.push(at(d, 'reload: the Corefile is read at start; restart to apply a change'));
         break;
       default:
-        if (!quiet.has(what)) notes.push(at(d.line, `the plugin ${what} is not one netplane has; ignored`));
+        if (!quiet.has(what)) notes.push(at(d, `the plugin ${what} is not one netplane has; ignored`));
     }
   }
-  if (!seen.has('bind') && port !== 53) set(root.block.line, `the port ${port}`, 'listen', `0.0.0.0:${port}`);
+  if (!seen.has('bind') && port !== 53) set(root.block, `the port ${port}`, 'listen', `0.0.0.0:${port}`);
   // Without these plugins CoreDNS neither caches nor rotates: so here too.
-  if (!cache) set(root.block.line, 'no cache plugin', 'cache-size', '0');
-  if (!loadbalance) set(root.block.line, 'no loadbalance plugin', 'loadbalance', 'off');
+  if (!cache) set(root.block, 'no cache plugin', 'cache-size', '0');
+  if (!loadbalance) set(root.block, 'no loadbalance plugin', 'loadbalance', 'off');
 
   for (const { block, keys } of keyed) {
     if (block === root.block) continue;
     const forward = block.directives.find((d) => d.name === 'forward');
     const zones = keys.map((k) => k.zone);
     if (!forward) {
-      notes.push(at(block.line, `the server block ${zones.join(' ')} has no forward: not served (netplane serves other zones only as stub domains)`));
+      notes.push(at(block, `the server block ${zones.join(' ')} has no forward: not served (netplane serves other zones only as stub domains)`));
       continue;
     }
-    if (keys.some((k) => k.port !== port)) notes.push(at(block.line, `the server block ${block.keys.join(' ')}: served on the root block's port ${port}`));
+    if (keys.some((k) => k.port !== port)) notes.push(at(block, `the server block ${block.keys.join(' ')}: served on the root block's port ${port}`));
     const to = upstreams(forward, fail);
-    for (const zone of zones) set(forward.line, `${zone} forward`, 'stub-domain', `${zone}=${to.join(',')}`);
+    for (const zone of zones) set(forward, `${zone} forward`, 'stub-domain', `${zone}=${to.join(',')}`);
     for (const d of block.directives) {
-      if (d.name !== 'forward' && d.name !== 'cache' && !quiet.has(d.name)) notes.push(at(d.line, `${d.name} in the server block ${zones.join(' ')}: a stub domain only forwards (with its own cache)`));
+      if (d.name !== 'forward' && d.name !== 'cache' && !quiet.has(d.name)) notes.push(at(d, `${d.name} in the server block ${zones.join(' ')}: a stub domain only forwards (with its own cache)`));
     }
   }
   return { settings, notes };
 }
 
 /** A server block key: `[dns://]ZONE[:PORT]`; `:53` alone is the root. */
-function serverKey(key: string, line: number, fail: (line: number, why: string) => Error): { zone: string; port: number } {
+function serverKey(key: string, line: Place, fail: Fail): { zone: string; port: number } {
   let k = key;
   const scheme = /^([a-z]+):\/\//.exec(k);
   if (scheme) {
@@ -217,11 +237,11 @@ function listenAddress(raw: string): string {
 }
 
 /** The upstreams of a forward line, as --upstream writes them; /etc/resolv.conf is netplane's default (none written). */
-function upstreams(d: Directive, fail: (line: number, why: string) => Error): string[] {
+function upstreams(d: Directive, fail: Fail): string[] {
   const out: string[] = [];
   for (const raw of d.args.slice(1)) {
     if (raw.startsWith('/')) {
-      if (raw !== '/etc/resolv.conf') throw fail(d.line, `forward ${raw}: netplane forwards to the nameservers of /etc/resolv.conf (its default) or to addresses; give the addresses`);
+      if (raw !== '/etc/resolv.conf') throw fail(d, `forward ${raw}: netplane forwards to the nameservers of /etc/resolv.conf (its default) or to addresses; give the addresses`);
       continue;
     }
     const tls = raw.startsWith('tls://');
@@ -232,27 +252,30 @@ function upstreams(d: Directive, fail: (line: number, why: string) => Error): st
   return out;
 }
 
-type SetFlag = (line: number, what: string, flag: string, value: string | true) => void;
-type At = (line: number, what: string) => string;
+/** Where a directive or block is: its line, and its file when imported. */
+type Place = { line: number; source?: string };
+type SetFlag = (node: Place, what: string, flag: string, value: string | true) => void;
+type At = (node: Place, what: string) => string;
+type Fail = (node: Place, why: string) => Error;
 
 /** kubernetes ZONES... { pods, ttl, endpoint_pod_names, fallthrough, kubeconfig, ... }. */
-function kubernetes(d: Directive, set: SetFlag, sub: (prefix: string, o: Directive) => void, notes: string[], at: At, fail: (line: number, why: string) => Error): void {
+function kubernetes(d: Directive, set: SetFlag, sub: (prefix: string, o: Directive) => void, notes: string[], at: At, fail: Fail): void {
   const zones = d.args.map((z) => z.toLowerCase().replace(/\.$/, ''));
   const reverse = zones.filter(isReverseZone);
   const forwardZones = zones.filter((z) => !isReverseZone(z));
-  if (forwardZones.length === 0) throw fail(d.line, 'kubernetes without a cluster zone (such as cluster.local)');
-  set(d.line, 'kubernetes', 'zone', forwardZones[0]!);
-  if (forwardZones.length > 1) notes.push(at(d.line, `kubernetes ${forwardZones.slice(1).join(' ')}: netplane serves one cluster zone, ${forwardZones[0]}`));
+  if (forwardZones.length === 0) throw fail(d, 'kubernetes without a cluster zone (such as cluster.local)');
+  set(d, 'kubernetes', 'zone', forwardZones[0]!);
+  if (forwardZones.length > 1) notes.push(at(d, `kubernetes ${forwardZones.slice(1).join(' ')}: netplane serves one cluster zone, ${forwardZones[0]}`));
   let fallthrough: string[] | undefined;
   for (const o of d.block) {
     const one = o.args[0];
-    if (o.name === 'pods' && one) set(o.line, 'kubernetes pods', 'pods', one);
-    else if (o.name === 'ttl' && one) set(o.line, 'kubernetes ttl', 'ttl', one);
-    else if (o.name === 'endpoint_pod_names') set(o.line, 'kubernetes endpoint_pod_names', 'endpoint-pod-names', true);
+    if (o.name === 'pods' && one) set(o, 'kubernetes pods', 'pods', one);
+    else if (o.name === 'ttl' && one) set(o, 'kubernetes ttl', 'ttl', one);
+    else if (o.name === 'endpoint_pod_names') set(o, 'kubernetes endpoint_pod_names', 'endpoint-pod-names', true);
     else if (o.name === 'fallthrough') fallthrough = o.args.map((z) => z.toLowerCase().replace(/\.$/, ''));
     else if (o.name === 'kubeconfig' && one) {
-      set(o.line, 'kubernetes kubeconfig', 'kubeconfig', one);
-      if (o.args.length > 1) notes.push(at(o.line, `kubernetes kubeconfig ${one} ${o.args[1]}: the kubeconfig's current context is used`));
+      set(o, 'kubernetes kubeconfig', 'kubeconfig', one);
+      if (o.args.length > 1) notes.push(at(o, `kubernetes kubeconfig ${one} ${o.args[1]}: the kubeconfig's current context is used`));
     } else sub('kubernetes', o);
   }
   // A reverse zone the plugin serves without falling through is answered here (NXDOMAIN when unknown).
@@ -260,8 +283,8 @@ function kubernetes(d: Directive, set: SetFlag, sub: (prefix: string, o: Directi
   for (const z of reverse) {
     if (through(z)) continue;
     const cidr = reverseCIDR(z);
-    if (cidr === undefined) notes.push(at(d.line, `kubernetes ${z}: a reverse zone netplane cannot turn into a range; its unknown names are forwarded`));
-    else set(d.line, `kubernetes ${z}`, 'reverse-cidr', cidr);
+    if (cidr === undefined) notes.push(at(d, `kubernetes ${z}: a reverse zone netplane cannot turn into a range; its unknown names are forwarded`));
+    else set(d, `kubernetes ${z}`, 'reverse-cidr', cidr);
   }
 }
 
@@ -286,33 +309,33 @@ function reverseCIDR(z: string): string | undefined {
 
 /** cache [TTL] [ZONES] { success, denial, prefetch, servfail, serve_stale, disable }. */
 function cacheSettings(d: Directive, clusterZone: string | undefined, set: SetFlag, sub: (prefix: string, o: Directive) => void, notes: string[], at: At): void {
-  if (d.args[0] !== undefined && /^\d+$/.test(d.args[0])) set(d.line, 'cache', 'cache-ttl', d.args[0]);
+  if (d.args[0] !== undefined && /^\d+$/.test(d.args[0])) set(d, 'cache', 'cache-ttl', d.args[0]);
   const zones = d.args.filter((a) => !/^\d+$/.test(a));
-  if (zones.length > 0 && !(zones.length === 1 && zones[0] === '.')) notes.push(at(d.line, `cache ${zones.join(' ')}: every forwarded answer is cached, whatever its zone`));
+  if (zones.length > 0 && !(zones.length === 1 && zones[0] === '.')) notes.push(at(d, `cache ${zones.join(' ')}: every forwarded answer is cached, whatever its zone`));
   let capacity = 0;
   for (const o of d.block) {
     const [a, b, c] = o.args;
     if ((o.name === 'success' || o.name === 'denial') && a) {
       capacity += Number(a);
-      if (b) set(o.line, `cache ${o.name}`, o.name === 'success' ? 'cache-success-ttl' : 'cache-denial-ttl', c === undefined ? b : `${b}:${c}`);
+      if (b) set(o, `cache ${o.name}`, o.name === 'success' ? 'cache-success-ttl' : 'cache-denial-ttl', c === undefined ? b : `${b}:${c}`);
     } else if (o.name === 'prefetch' && a) {
       const seconds = b === undefined ? undefined : durationSeconds(b);
       const percent = c?.replace(/%$/, '');
-      set(o.line, 'cache prefetch', 'prefetch', [a, seconds ?? (percent ? '60' : undefined), percent].filter((x) => x !== undefined).join(':'));
+      set(o, 'cache prefetch', 'prefetch', [a, seconds ?? (percent ? '60' : undefined), percent].filter((x) => x !== undefined).join(':'));
     } else if (o.name === 'servfail' && a) {
       const seconds = durationSeconds(a);
-      if (seconds !== undefined) set(o.line, 'cache servfail', 'cache-servfail-ttl', seconds);
-      else notes.push(at(o.line, `cache servfail ${a}: not a duration; netplane's default is kept`));
+      if (seconds !== undefined) set(o, 'cache servfail', 'cache-servfail-ttl', seconds);
+      else notes.push(at(o, `cache servfail ${a}: not a duration; netplane's default is kept`));
     } else if (o.name === 'serve_stale') {
       // netplane serves a stale answer while it refreshes, as serve_stale does.
     } else if (o.name === 'disable') {
       // The cluster zone and its reverse zones are never cached (they are answered from memory); others are noted.
       const zones = o.args.slice(1).map((z) => z.toLowerCase().replace(/\.$/, ''));
       const answeredHere = (z: string) => isReverseZone(z) || (clusterZone !== undefined && (z === clusterZone || z.endsWith(`.${clusterZone}`)));
-      if (zones.length === 0 || !zones.every(answeredHere)) notes.push(at(o.line, `cache disable ${o.args.join(' ')}: netplane caches every forwarded answer (cluster names are never cached)`));
+      if (zones.length === 0 || !zones.every(answeredHere)) notes.push(at(o, `cache disable ${o.args.join(' ')}: netplane caches every forwarded answer (cluster names are never cached)`));
     } else sub('cache', o);
   }
-  if (capacity > 0) set(d.line, 'cache success and denial', 'cache-size', String(capacity));
+  if (capacity > 0) set(d, 'cache success and denial', 'cache-size', String(capacity));
 }
 
 /** A Go duration in whole seconds, as a string; undefined when it is not one. */
@@ -326,18 +349,18 @@ function durationSeconds(raw: string): string | undefined {
 function rewrite(d: Directive, set: SetFlag, notes: string[], at: At): void {
   const args = d.args[0] === 'stop' || d.args[0] === 'continue' ? d.args.slice(1) : d.args;
   if (args[0] !== 'name') {
-    notes.push(at(d.line, `rewrite ${d.args.join(' ')}: netplane rewrites names only (rewrite name exact|suffix)`));
+    notes.push(at(d, `rewrite ${d.args.join(' ')}: netplane rewrites names only (rewrite name exact|suffix)`));
     return;
   }
   const kinds = ['exact', 'suffix', 'prefix', 'substring', 'regex'];
   const [kind, from, to] = kinds.includes(args[1]!) ? [args[1]!, args[2], args[3]] : ['exact', args[1], args[2]];
   if (kind !== 'exact' && kind !== 'suffix') {
-    notes.push(at(d.line, `rewrite name ${kind}: netplane rewrites exact names and suffixes only; ignored`));
+    notes.push(at(d, `rewrite name ${kind}: netplane rewrites exact names and suffixes only; ignored`));
     return;
   }
   if (from === undefined || to === undefined) {
-    notes.push(at(d.line, `rewrite ${d.args.join(' ')}: no FROM and TO; ignored`));
+    notes.push(at(d, `rewrite ${d.args.join(' ')}: no FROM and TO; ignored`));
     return;
   }
-  set(d.line, `rewrite name ${kind}`, 'rewrite-name', `${kind}:${from}:${to}`);
+  set(d, `rewrite name ${kind}`, 'rewrite-name', `${kind}:${from}:${to}`);
 }

@@ -1,8 +1,9 @@
 // CoreDNS's Corefile read as netplane dns's flags: kubeadm's default Corefile plugin by plugin, the usual edits
 // (stub domains, hosts, rewrite, autopath, log, bind, another port), what is noted instead of done, what is refused
-// with its line; the Caddyfile syntax (comments, quotes, environment variables, joined lines); then the process
-// started with `--conf` alone answering the cluster zone, forwarding and stub-forwarding as the Corefile says.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+// with its line; the Caddyfile syntax (comments, quotes, environment variables, joined lines, imports); then the
+// process started with `--conf` alone answering the cluster zone, forwarding and stub-forwarding (a stub domain in
+// an imported file, as k3s lays them out) as the Corefile says.
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -41,7 +42,7 @@ const kubeadm = `.:53 {
 }
 `;
 
-const flat = (text: string, env: NodeJS.ProcessEnv = {}) => corefileSettings(text, 'Corefile', env).settings.map((s) => `--${s.flag}${s.value === true ? '' : `=${s.value}`}`);
+const flat = (text: string, env: NodeJS.ProcessEnv = {}) => corefileSettings(text, 'Corefile', { env }).settings.map((s) => `--${s.flag}${s.value === true ? '' : `=${s.value}`}`);
 const notes = (text: string) => corefileSettings(text, 'Corefile').notes;
 
 describe('corefileSettings', () => {
@@ -188,6 +189,35 @@ describe('corefileSettings', () => {
     expect(parseCorefile('a.com b.com:53 {\n errors\n}\n')[0]).toMatchObject({ keys: ['a.com', 'b.com:53'], line: 1 });
   });
 
+  it("reads imports as k3s's Corefile makes them: server blocks at the top, directives inside a block, globs in name order", () => {
+    const files: Record<string, Array<{ file: string; text: string }>> = {
+      'custom/*.server': [
+        { file: 'custom/a.server', text: 'corp.internal {\n  forward . 10.150.0.1\n}\n' },
+        { file: 'custom/b.server', text: '# none here\n' },
+      ],
+      'custom/*.override': [{ file: 'custom/x.override', text: 'rewrite name exact db.old db.default.svc.cluster.local\nwhoami\n' }],
+      'custom/none.*': [],
+      'loop.server': [{ file: 'loop.server', text: 'import loop.server\n' }],
+      'bad.override': [{ file: 'bad.override', text: '\nforward . /etc/other\n' }],
+    };
+    const imports = (pattern: string) => files[pattern] ?? [];
+    const root = '.:53 {\n  kubernetes cluster.local\n  import custom/*.override\n  import custom/none.*\n}\nimport custom/*.server\n';
+    const got = corefileSettings(root, 'Corefile', { imports });
+    expect(got.settings.map((x) => `--${x.flag}=${x.value} (${x.from})`)).toEqual([
+      '--zone=cluster.local (Corefile:2: kubernetes)',
+      '--rewrite-name=exact:db.old:db.default.svc.cluster.local (custom/x.override:1: rewrite name exact)',
+      '--cache-size=0 (Corefile:1: no cache plugin)',
+      '--loadbalance=off (Corefile:1: no loadbalance plugin)',
+      '--stub-domain=corp.internal=10.150.0.1:53 (custom/a.server:2: corp.internal forward)',
+    ]);
+    expect(got.notes).toEqual(['custom/x.override:2: the plugin whoami is not one netplane has; ignored']);
+    const fails = (text: string, o: Parameters<typeof corefileSettings>[2] = { imports }) => () => corefileSettings(text, 'Corefile', o);
+    expect(fails('. {\n import bad.override\n}\n')).toThrow(new UsageError('netplane dns: --conf Corefile: bad.override line 2: forward /etc/other: netplane forwards to the nameservers of /etc/resolv.conf (its default) or to addresses; give the addresses'));
+    expect(fails('import loop.server\n')).toThrow(new UsageError('netplane dns: --conf Corefile: loop.server line 1: imports nest deeper than 10: does a file import itself?'));
+    expect(fails('. {\n import x\n}\n', {})).toThrow(new UsageError('netplane dns: --conf Corefile: line 2: import x: imports are read only from a Corefile file'));
+    expect(fails('(common) {\n errors\n}\n')).toThrow(new UsageError('netplane dns: --conf Corefile: line 1: the snippet (common): snippets are not read; write its lines where it is imported'));
+  });
+
   it.each<[string, string, string]>([
     ['no root block', 'example.org {\n forward . 10.0.0.2\n}\n', 'line 1: no server block for the root zone (.:53): netplane reads the block that serves every name'],
     ['two root blocks', '. {\n errors\n}\n.:5353 {\n errors\n}\n', 'line 4: a second server block for the root zone: netplane serves one'],
@@ -246,11 +276,13 @@ describe('netplane dns --conf Corefile', () => {
     cache 30
     reload
     loadbalance
+    import custom/*.override
 }
-corp.internal:${port} {
-    forward . ${stub.hostPort.text}
-}
+import custom/*.server
 `);
+    // As k3s lays them out: a stub domain in custom/, and no override at all.
+    await mkdir(join(dir, 'custom'));
+    await writeFile(join(dir, 'custom', 'corp.server'), `corp.internal:${port} {\n    forward . ${stub.hostPort.text}\n}\n`);
     dns = await startDns(['--conf', file]);
     await waitFor('dns listening', () => dns!.logs().includes(`udp://127.0.0.1:${port}`), 15_000);
     expect(await dig(port, 'web.default.svc.cluster.local')).toEqual(['web.default.svc.cluster.local. 17 10.96.0.10']);
