@@ -193,8 +193,13 @@ function explainParseError(e: Error & { code?: string }, specs: FlagSpecs, argv:
   // Node quotes the option as written in its table: '--name', '--name <value>', or '-h, --help' for one with a short form.
   const quoted = /'(-[^']*)'/.exec(e.message)?.[1];
   switch (e.code) {
-    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
+    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION': {
+      // Go's flag package takes one dash as well as two (CoreDNS's `-conf`, kube-proxy's `-v`): a known flag
+      // written so is named with its two dashes.
+      const single = argv.find((w) => /^-[^-]/.test(w) && quoted !== undefined && w.startsWith(quoted) && Object.hasOwn(specs, w.slice(1).split('=')[0]!));
+      if (single !== undefined) return `${single.split('=')[0]} is written --${single.slice(1).split('=')[0]}, with two dashes${see}`;
       return `unknown flag ${quoted ?? e.message}${see}`;
+    }
     case 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL':
       return `unexpected argument ${/'([^']*)'/.exec(e.message)?.[1] ?? ''}; every setting is a --flag${see}`;
     case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE': {

@@ -79,6 +79,14 @@ describe('parseHostPort', () => {
   for (const raw of ['53', '1.2.3.4', '1.2.3.4:65536', '::1:53', '[::1]', 'a b:1', '1.2.3.4.5:80', '[1.2.3.4]:80', 'example.com:53']) it(`refuses ${raw}`, () => expect(() => parseHostPort(raw)).toThrow(/ADDR:PORT/));
 });
 
+describe('a flag written with one dash, as Go programs take it', () => {
+  it('is named with its two dashes; other single-dash words stay unknown flags', () => {
+    expect(() => parseFlags('netplane x', specs, ['-mode', 'iptables'])).toThrow('netplane x: -mode is written --mode, with two dashes (see netplane x --help)');
+    expect(() => parseFlags('netplane x', specs, ['-admin=127.0.0.1:1'])).toThrow('netplane x: -admin is written --admin, with two dashes (see netplane x --help)');
+    expect(() => parseFlags('netplane x', specs, ['-x'])).toThrow('netplane x: unknown flag -x (see netplane x --help)');
+  });
+});
+
 describe('durationFlag', () => {
   const specs = { period: durationFlag({ help: 'how often', default: '30s' }) };
 
