@@ -20,7 +20,7 @@ import { canonicalIP } from '../proxy/nftables/model.ts';
 import type { OverlayPlan, SelfVtep } from './plan/types.ts';
 import { coveringCIDRs, renderSubnetEnv, SubnetFile } from './subnet-file.ts';
 import { registerOverlayMetrics } from './metrics.ts';
-import { flannelNetConfPath, readNetConf } from './net-conf.ts';
+import { flannelNetConfPath, flannelSubnetFile, readNetConf } from './net-conf.ts';
 import { kubernetesStatusPatcher, NetworkConditionReporter, type PatchNodeStatus } from './node-status.ts';
 import { kubernetesPatcher, VtepPublisher, type PatchAnnotations } from './publish.ts';
 
@@ -95,7 +95,7 @@ const flags = {
   }),
   'subnet-file': valueFlag({
     value: 'PATH',
-    help: "write Flannel's subnet.env here for the flannel CNI plugin (Flannel's path: /run/flannel/subnet.env; default: none)",
+    help: `write Flannel's subnet.env here for the flannel CNI plugin (default: none, or with --kube-subnet-mgr Flannel's ${flannelSubnetFile})`,
     parse: nonEmpty,
   }),
   'direct-routing': switchFlag(
@@ -121,7 +121,7 @@ const flags = {
     help: `Flannel's network configuration (net-conf.json: Network, IPv6Network, EnableIPv6, Backend VXLAN settings), read at start; flags given here win over it (default: none, or with --kube-subnet-mgr Flannel's ${flannelNetConfPath})`,
     parse: nonEmpty,
   }),
-  'kube-subnet-mgr': switchFlag(`Flannel's flag, accepted so that its command line works: each node's pod network is always its Node's podCIDR; it makes --net-config-path default to ${flannelNetConfPath}`),
+  'kube-subnet-mgr': switchFlag(`Flannel's flag, accepted so that its command line works: each node's pod network is always its Node's podCIDR; it makes --net-config-path default to ${flannelNetConfPath} and --subnet-file to ${flannelSubnetFile}, as flanneld's`),
   'ip-masq': switchFlag("Flannel's flag, accepted so that its command line works: pod traffic leaving the pod network is always masqueraded"),
   cleanup: switchFlag('remove the VXLAN devices (with their routes and entries; --device and --ipv6-device-name), the direct routes, the masquerade tables and the forward-accept chain, and exit'),
 };
@@ -135,10 +135,13 @@ export const overlayComponent = defineComponent({
   flags,
   // --cleanup reads no cluster: without a source flag it needs none (in-cluster config may not even exist there).
   readsNoCluster: (f) => f.cleanup,
-  async settings(f) {
+  async settings(f, given) {
     if (f.cleanup) return undefined;
     const file = f['net-config-path'] ?? (f['kube-subnet-mgr'] ? flannelNetConfPath : undefined);
-    return file === undefined ? undefined : readNetConf(file);
+    const out = file === undefined ? undefined : await readNetConf(file);
+    // flanneld writes its subnet.env unless told otherwise, and the flannel CNI plugin on the node reads it.
+    if (out !== undefined && f['kube-subnet-mgr'] && !given('subnet-file')) out.settings.push({ flag: 'subnet-file', value: flannelSubnetFile, from: '--kube-subnet-mgr' });
+    return out;
   },
   async before(f, log) {
     if (f['ipv6-device-name'] === f.device) throw new UsageError(`netplane overlay: --ipv6-device-name ${f.device} is also --device; give the IPv6 device a name of its own`);

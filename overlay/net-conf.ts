@@ -11,6 +11,9 @@ import type { FileSettings, Setting } from '../runtime/settings.ts';
 /** Where flanneld reads it with --kube-subnet-mgr when --net-config-path is not given. */
 export const flannelNetConfPath = '/etc/kube-flannel/net-conf.json';
 
+/** Where flanneld writes subnet.env for the flannel CNI plugin unless told otherwise. */
+export const flannelSubnetFile = '/run/flannel/subnet.env';
+
 type Fields = Record<string, unknown>;
 
 // Keys flanneld reads from the file with its Kubernetes subnet manager, besides those mapped to flags: the subnet

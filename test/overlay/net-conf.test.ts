@@ -3,11 +3,15 @@
 // MTU, pods reach each other across it; a file that cannot be used ends the start in one sentence, exit code 2.
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { overlayComponent } from '../../overlay/component.ts';
 import { netConfSettings } from '../../overlay/net-conf.ts';
+import { commonFlags } from '../../runtime/component.ts';
+import { flagGiven, parseFlags } from '../../runtime/flags.ts';
 import { UsageError } from '../../runtime/errors.ts';
 import { buildOverlayTopology, type OverlayTopology } from './topology.ts';
 
@@ -52,6 +56,27 @@ describe('netConfSettings', () => {
   });
 });
 
+describe("Flannel's command line", () => {
+  it('with --kube-subnet-mgr writes subnet.env where flanneld does unless --subnet-file says otherwise', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'netplane-netconf-'));
+    try {
+      const file = join(dir, 'net-conf.json');
+      await writeFile(file, JSON.stringify(flannelDefault));
+      const specs = { ...commonFlags(overlayComponent.defaultAdmin), ...overlayComponent.flags };
+      const settings = async (argv: string[]) => {
+        const f = parseFlags('netplane overlay', specs, argv)!;
+        return (await overlayComponent.settings!(f as never, (n) => flagGiven(f, n)))?.settings.map((s) => `${s.flag}=${s.value}`);
+      };
+      expect(await settings(['--ip-masq', '--kube-subnet-mgr', '--net-config-path', file])).toEqual(['cluster-cidr=10.244.0.0/16', 'subnet-file=/run/flannel/subnet.env']);
+      expect(await settings(['--kube-subnet-mgr', '--net-config-path', file, '--subnet-file', join(dir, 's.env')])).toEqual(['cluster-cidr=10.244.0.0/16']);
+      expect(await settings(['--net-config-path', file])).toEqual(['cluster-cidr=10.244.0.0/16']);
+      expect(await settings([])).toBeUndefined();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("netplane overlay with Flannel's command line and net-conf.json (two nodes, in namespaces)", () => {
   let t: OverlayTopology;
 
@@ -66,12 +91,14 @@ describe("netplane overlay with Flannel's command line and net-conf.json (two no
   it("builds the device the file describes, and the pods reach each other over it; the command line's --cluster-cidr wins", async () => {
     const file = join(t.dir, 'net-conf.json');
     await writeFile(file, JSON.stringify({ Network: '10.244.0.0/16', Backend: { Type: 'vxlan', VNI: 42, Port: 4789, MTU: 1400 } }));
-    for (const node of t.nodes) await t.startAgent(node, ['--ip-masq', '--kube-subnet-mgr', '--net-config-path', file]);
+    // --subnet-file given: with --kube-subnet-mgr it would be Flannel's /run/flannel/subnet.env, the host's own.
+    for (const node of t.nodes) await t.startAgent(node, ['--ip-masq', '--kube-subnet-mgr', '--net-config-path', file, '--subnet-file', join(t.dir, `${node.name}-subnet.env`)]);
     for (const node of t.nodes) {
       const link = (JSON.parse(await t.sh(node.ns, 'ip', ['-d', '-j', 'link', 'show', 'netplane.1'])) as Array<{ mtu: number; linkinfo: { info_data: { id: number; port: number } } }>)[0]!;
       expect({ mtu: link.mtu, vni: link.linkinfo.info_data.id, port: link.linkinfo.info_data.port }).toEqual({ mtu: 1400, vni: 42, port: 4789 });
       expect(t.agents.get(node.name)!.logs.find((l) => l.level === 40)?.msg).toBe(`${file}: Network is overridden by --cluster-cidr on the command line`);
     }
+    expect(await readFile(join(t.dir, 'node1-subnet.env'), 'utf8')).toMatch(/^FLANNEL_NETWORK=10\.244\.0\.0\/16\nFLANNEL_SUBNET=10\.244\.1\.1\/24\nFLANNEL_MTU=1400\n/);
     const [a, b] = [t.nodes[0]!.pods[0]!, t.nodes[1]!.pods[0]!];
     expect((await t.probe(a.ns, 'tcp', b.ip))[0]).toMatchObject({ ok: true });
     expect((await t.probe(b.ns, 'tcp', a.ip))[0]).toMatchObject({ ok: true });
