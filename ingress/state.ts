@@ -37,6 +37,8 @@ export interface IngressStateOptions {
   log: Logger;
   metrics: GatewayMetrics;
   className: string;
+  /** --watch-ingress-without-class true. */
+  withoutClass?: boolean;
   defaults: PolicyDefaults;
   certificates?: Certificates;
   /** ingress-nginx's controller ConfigMap (--configmap): its settings are the defaults, but for flags given. */
@@ -133,6 +135,7 @@ export class IngressState {
       ingresses: store.list('Ingress'),
       classes: store.list('IngressClass'),
       className: this.#o.className,
+      withoutClass: this.#o.withoutClass === true,
       lastGood: this.#lastGood,
       defaults: { ...this.#defaults(lookup), configMaps: lookup },
       certificate: (ref) => {

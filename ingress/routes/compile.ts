@@ -26,6 +26,8 @@ export interface CompileInput {
   classes: readonly IngressClass[];
   /** --ingress-class (default 'netplane') */
   className: string;
+  /** --watch-ingress-without-class: Ingresses without a class are served even when the class is not the default. */
+  withoutClass?: boolean;
   /** Last version of each Ingress (namespace/name) that was served; used when the current version cannot be honoured. */
   lastGood: ReadonlyMap<string, Ingress>;
   defaults: PolicyDefaults;
@@ -48,7 +50,7 @@ export const legacyClassAnnotation = 'kubernetes.io/ingress.class';
 /** Compiles the Ingresses of `className` into a RouteTable; never throws for bad Ingresses (they become problems). */
 export function compileRoutes(input: CompileInput): CompileResult {
   const problems: IngressProblem[] = [];
-  const isDefault = input.classes.some((c) => c.metadata.name === input.className && c.metadata.annotations[defaultClassAnnotation] === 'true');
+  const isDefault = input.withoutClass === true || input.classes.some((c) => c.metadata.name === input.className && c.metadata.annotations[defaultClassAnnotation] === 'true');
   const mine = input.ingresses.filter((i) => servedClass(i, input.className, isDefault)).sort(byAge);
   const compiled: CompiledIngress[] = [];
   for (const ingress of mine) {

@@ -30,6 +30,12 @@ describe('class selection', () => {
     expect([...served.keys()]).toEqual(['default/a']);
   });
 
+  it('serves Ingresses without a class when told to whatever the default class (--watch-ingress-without-class), still not those of another class', () => {
+    const ingresses = [web('a', { className: null }), web('b', { className: null, annotations: { 'kubernetes.io/ingress.class': 'nginx' } }), web('c', { className: 'nginx' })];
+    const { served } = compile(ingresses, { classes: [ingressClass('nginx', true), ingressClass('netplane', false)], withoutClass: true });
+    expect([...served.keys()]).toEqual(['default/a']);
+  });
+
   it('ignores a default class of another name', () => {
     const { served } = compile([web('a', { className: null })], { classes: [ingressClass('nginx', true)] });
     expect(served.size).toBe(0);
