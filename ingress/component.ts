@@ -66,6 +66,11 @@ const flags = {
     help: "the port clients reach HTTPS on, written in HTTPS redirects (left out when 443) and sent upstream as X-Forwarded-Port (default: --https's own port); with --https off, where TLS ends in front (a load balancer), which turns the HTTPS redirects on",
     parse: intInRange(1, 65535),
   }),
+  'controller-class': valueFlag({
+    value: 'NAME',
+    help: "also serve every IngressClass whose spec.controller is NAME (ingress-nginx's selection; k8s.io/ingress-nginx takes over its classes)",
+    parse: nonEmpty,
+  }),
   'watch-ingress-without-class': valueFlag({
     value: 'true|false',
     help: "also serve Ingresses without a class (no ingressClassName, no kubernetes.io/ingress.class) when --ingress-class is not the default IngressClass (ingress-nginx's flag)",
@@ -222,6 +227,7 @@ async function runIngress(ctx: ComponentContext, f: IngressFlags): Promise<void>
     metrics,
     className: f['ingress-class'],
     withoutClass: f['watch-ingress-without-class'],
+    ...(f['controller-class'] !== undefined ? { controllerClass: f['controller-class'] } : {}),
     defaults: { connectTimeoutMs: f['proxy-connect-timeout'], readTimeoutMs: f['proxy-read-timeout'], sendTimeoutMs: f['proxy-send-timeout'], maxBodyBytes: f['proxy-body-size'], sslPassthrough: f['enable-ssl-passthrough'] },
     certificates,
     ...(f.configmap ? { controllerConfigMap: f.configmap, explicit: explicitDefaults(f) } : {}),

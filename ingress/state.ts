@@ -39,6 +39,8 @@ export interface IngressStateOptions {
   className: string;
   /** --watch-ingress-without-class true. */
   withoutClass?: boolean;
+  /** --controller-class. */
+  controllerClass?: string;
   defaults: PolicyDefaults;
   certificates?: Certificates;
   /** ingress-nginx's controller ConfigMap (--configmap): its settings are the defaults, but for flags given. */
@@ -136,6 +138,7 @@ export class IngressState {
       classes: store.list('IngressClass'),
       className: this.#o.className,
       withoutClass: this.#o.withoutClass === true,
+      ...(this.#o.controllerClass !== undefined ? { controllerClass: this.#o.controllerClass } : {}),
       lastGood: this.#lastGood,
       defaults: { ...this.#defaults(lookup), configMaps: lookup },
       certificate: (ref) => {

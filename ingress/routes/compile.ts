@@ -28,6 +28,8 @@ export interface CompileInput {
   className: string;
   /** --watch-ingress-without-class: Ingresses without a class are served even when the class is not the default. */
   withoutClass?: boolean;
+  /** --controller-class: every IngressClass whose spec.controller is this is served too (ingress-nginx's selection). */
+  controllerClass?: string;
   /** Last version of each Ingress (namespace/name) that was served; used when the current version cannot be honoured. */
   lastGood: ReadonlyMap<string, Ingress>;
   defaults: PolicyDefaults;
@@ -50,8 +52,10 @@ export const legacyClassAnnotation = 'kubernetes.io/ingress.class';
 /** Compiles the Ingresses of `className` into a RouteTable; never throws for bad Ingresses (they become problems). */
 export function compileRoutes(input: CompileInput): CompileResult {
   const problems: IngressProblem[] = [];
-  const isDefault = input.withoutClass === true || input.classes.some((c) => c.metadata.name === input.className && c.metadata.annotations[defaultClassAnnotation] === 'true');
-  const mine = input.ingresses.filter((i) => servedClass(i, input.className, isDefault)).sort(byAge);
+  const names = new Set([input.className]);
+  if (input.controllerClass !== undefined) for (const c of input.classes) if (c.spec.controller === input.controllerClass) names.add(c.metadata.name);
+  const isDefault = input.withoutClass === true || input.classes.some((c) => names.has(c.metadata.name) && c.metadata.annotations[defaultClassAnnotation] === 'true');
+  const mine = input.ingresses.filter((i) => servedClass(i, names, isDefault)).sort(byAge);
   const compiled: CompiledIngress[] = [];
   for (const ingress of mine) {
     const c = compileOrKeep(ingress, input, problems);
@@ -136,9 +140,9 @@ export function compileRoutes(input: CompileInput): CompileResult {
 }
 
 /** Whether this controller serves the Ingress: by spec.ingressClassName, else the legacy annotation, else the default class. */
-function servedClass(ingress: Ingress, className: string, isDefault: boolean): boolean {
+function servedClass(ingress: Ingress, classNames: ReadonlySet<string>, isDefault: boolean): boolean {
   const name = ingress.spec.ingressClassName ?? ingress.metadata.annotations[legacyClassAnnotation];
-  return name === undefined ? isDefault : name === className;
+  return name === undefined ? isDefault : classNames.has(name);
 }
 
 /** The current version compiled, else the last good one (with a problem), else undefined (with a problem). */

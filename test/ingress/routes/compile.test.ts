@@ -36,6 +36,14 @@ describe('class selection', () => {
     expect([...served.keys()]).toEqual(['default/a']);
   });
 
+  it('serves the IngressClasses of a controller (--controller-class), and class-less Ingresses when one of them is the default', () => {
+    const nginxClass = (name: string, isDefault: boolean) => ({ ...ingressClass(name, isDefault), spec: { controller: 'k8s.io/ingress-nginx' } });
+    const ingresses = [web('a', { className: 'nginx' }), web('b', { className: 'nginx-internal' }), web('c', { className: 'traefik' }), web('d', { className: null }), web('e', { className: 'netplane' })];
+    const classes = [nginxClass('nginx', true), nginxClass('nginx-internal', false), { ...ingressClass('traefik', false), spec: { controller: 'traefik.io/ingress-controller' } }];
+    expect([...compile(ingresses, { classes, controllerClass: 'k8s.io/ingress-nginx' }).served.keys()].sort()).toEqual(['default/a', 'default/b', 'default/d', 'default/e']);
+    expect([...compile(ingresses, { classes }).served.keys()]).toEqual(['default/e']);
+  });
+
   it('ignores a default class of another name', () => {
     const { served } = compile([web('a', { className: null })], { classes: [ingressClass('nginx', true)] });
     expect(served.size).toBe(0);
