@@ -30,8 +30,8 @@ function bodySizeFlag(raw: string): number {
 }
 
 /** The defaults a flag on the command line sets, which the controller ConfigMap leaves as they are. */
-function explicitDefaults(f: object): Set<'connectTimeoutMs' | 'readTimeoutMs' | 'sendTimeoutMs' | 'maxBodyBytes' | 'hsts'> {
-  const byFlag = { 'proxy-connect-timeout': 'connectTimeoutMs', 'proxy-read-timeout': 'readTimeoutMs', 'proxy-send-timeout': 'sendTimeoutMs', 'proxy-body-size': 'maxBodyBytes', hsts: 'hsts' } as const;
+function explicitDefaults(f: object): Set<'connectTimeoutMs' | 'readTimeoutMs' | 'sendTimeoutMs' | 'maxBodyBytes' | 'hsts' | 'trustedProxies'> {
+  const byFlag = { 'proxy-connect-timeout': 'connectTimeoutMs', 'proxy-read-timeout': 'readTimeoutMs', 'proxy-send-timeout': 'sendTimeoutMs', 'proxy-body-size': 'maxBodyBytes', hsts: 'hsts', 'trusted-proxies': 'trustedProxies' } as const;
   return new Set(Object.entries(byFlag).filter(([flag]) => flagGiven(f, flag)).map(([, key]) => key));
 }
 

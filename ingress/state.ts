@@ -29,6 +29,7 @@ import type { Certificates } from './tls/certificates.ts';
 import type { Endpoint, UpstreamTls } from './upstream/upstreams.ts';
 import type { ConfigMapLookup } from './routes/configmap-headers.ts';
 import { readControllerConfig, type ControllerConfig } from './routes/controller-config.ts';
+import { TrustedProxies } from './limits/client-ip.ts';
 
 /** What the state keeper needs. */
 export interface IngressStateOptions {
@@ -46,7 +47,7 @@ export interface IngressStateOptions {
   /** ingress-nginx's controller ConfigMap (--configmap): its settings are the defaults, but for flags given. */
   controllerConfigMap?: ObjectRef;
   /** Which defaults a flag on the command line set: the ConfigMap does not change those. */
-  explicit?: ReadonlySet<'connectTimeoutMs' | 'readTimeoutMs' | 'sendTimeoutMs' | 'maxBodyBytes' | 'hsts'>;
+  explicit?: ReadonlySet<'connectTimeoutMs' | 'readTimeoutMs' | 'sendTimeoutMs' | 'maxBodyBytes' | 'hsts' | 'trustedProxies'>;
 }
 
 /** The table before the first compile: no routes, every request 404. */
@@ -196,6 +197,7 @@ export class IngressState {
     if (c === undefined) return this.#o.defaults;
     const x = this.#o.explicit ?? new Set();
     if (!x.has('hsts')) this.#state.hsts = c.hsts ?? undefined;
+    if (!x.has('trustedProxies')) this.#state.trusted = TrustedProxies.parse(c.trustedProxies);
     const out: PolicyDefaults = { ...this.#o.defaults, sslRedirect: c.sslRedirect, forceSslRedirect: c.forceSslRedirect, annotations: c.annotations };
     for (const k of ['connectTimeoutMs', 'readTimeoutMs', 'sendTimeoutMs', 'maxBodyBytes'] as const) {
       if (c[k] !== undefined && !x.has(k)) out[k] = c[k];

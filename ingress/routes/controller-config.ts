@@ -7,6 +7,7 @@
 import { AnnotationReader } from './annotations.ts';
 import { AnnotationError } from './errors.ts';
 import { readPolicy } from './policy.ts';
+import { TrustedProxies } from '../limits/client-ip.ts';
 import { hstsHeader } from '../tls/hsts.ts';
 
 /** What the ConfigMap sets; absent fields leave the gateway's own defaults (its flags). */
@@ -21,6 +22,8 @@ export interface ControllerConfig {
   hsts: string | null;
   /** Annotations every Ingress has unless it sets them (their ingress-nginx names, prefixed), each checked alone. */
   annotations?: Record<string, string>;
+  /** The peers whose X-Forwarded-* headers are believed: none unless use-forwarded-headers, then proxy-real-ip-cidr. */
+  trustedProxies: string[];
 }
 
 /** The ConfigMap read: its settings, the keys with a bad value (their last good value kept), the keys not read. */
@@ -50,7 +53,7 @@ function parseBool(raw: string): boolean | undefined {
 export function readControllerConfig(data: Readonly<Record<string, string>> | undefined, last: ControllerConfig | undefined): ControllerConfigRead {
   const d = data ?? {};
   const problems: ControllerConfigRead['problems'] = [];
-  const config: ControllerConfig = { hsts: last !== undefined ? last.hsts : hstsHeader(hstsDefaults.maxAge, hstsDefaults.includeSubdomains, hstsDefaults.preload) };
+  const config: ControllerConfig = { trustedProxies: [], hsts: last !== undefined ? last.hsts : hstsHeader(hstsDefaults.maxAge, hstsDefaults.includeSubdomains, hstsDefaults.preload) };
   const fields: Record<(typeof policyKeys)[number], keyof ControllerConfig> = {
     'proxy-connect-timeout': 'connectTimeoutMs',
     'proxy-read-timeout': 'readTimeoutMs',
@@ -111,6 +114,22 @@ export function readControllerConfig(data: Readonly<Record<string, string>> | un
       if (kept !== undefined) (config.annotations ??= {})[name] = kept;
     }
   }
-  const read = new Set<string>([...policyKeys, ...hstsKeys, ...annotationKeys]);
+  // use-forwarded-headers (ingress-nginx's default false: no peer is believed) with proxy-real-ip-cidr (its default
+  // 0.0.0.0/0: every peer).
+  config.trustedProxies = last?.trustedProxies ?? [];
+  const forwarded = d['use-forwarded-headers']?.trim();
+  const realIp = d['proxy-real-ip-cidr']?.trim();
+  const on = forwarded === undefined ? false : parseBool(forwarded);
+  if (on === undefined) problems.push({ key: 'use-forwarded-headers', reason: `${JSON.stringify(forwarded)} is not true or false` });
+  else {
+    const cidrs = on ? (realIp === undefined || realIp === '' ? ['0.0.0.0/0', '::/0'] : realIp.split(',').map((c) => c.trim()).filter(Boolean)) : [];
+    try {
+      TrustedProxies.parse(cidrs);
+      config.trustedProxies = cidrs;
+    } catch (e) {
+      problems.push({ key: 'proxy-real-ip-cidr', reason: (e as Error).message });
+    }
+  }
+  const read = new Set<string>([...policyKeys, ...hstsKeys, ...annotationKeys, 'use-forwarded-headers', 'proxy-real-ip-cidr']);
   return { config, problems, unread: Object.keys(d).filter((k) => !read.has(k)).sort() };
 }

@@ -303,6 +303,7 @@ export class Gateway {
 
   #exchange(req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse, proto: 'http' | 'https'): Exchange {
     const peer = connectionClient(req.socket as Socket).address;
+    const trusted = this.#state.trusted ?? this.#o.trusted;
     return {
       req,
       res,
@@ -311,9 +312,9 @@ export class Gateway {
       // With --proxy-protocol the header's address is the client, as ingress-nginx's use-proxy-protocol makes
       // $the_real_ip $proxy_protocol_addr: X-Forwarded-For never names it, even from a trusted proxy (it is still
       // extended for the upstream). Else a trusted peer's X-Forwarded-For is walked.
-      clientIP: this.#o.proxyProtocol ? peer : clientIP(peer, req.headers['x-forwarded-for'], this.#o.trusted),
+      clientIP: this.#o.proxyProtocol ? peer : clientIP(peer, req.headers['x-forwarded-for'], trusted),
       peer,
-      trustedPeer: this.#o.trusted.has(peer),
+      trustedPeer: trusted.has(peer),
       host: '',
       hostHeader: '',
       path: '',

@@ -1,5 +1,6 @@
 // The request pipeline: a readonly list of named steps, each deciding to answer the request itself ('done') or
 // to pass it on ('next'). The last step forwards upstream. Each step is exported and tested alone.
+import type { TrustedProxies } from '../limits/client-ip.ts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
@@ -83,6 +84,8 @@ export interface GatewayState {
   httpsPort?: number | undefined;
   /** The Strict-Transport-Security value for HTTPS responses, when HSTS is on. */
   hsts?: string;
+  /** The trusted proxies from the controller ConfigMap (use-forwarded-headers), in place of --trusted-proxies. */
+  trusted?: TrustedProxies;
   /** Sends the copies of routes with mirror-target; absent: none is sent. */
   mirrors?: Mirrors;
 }

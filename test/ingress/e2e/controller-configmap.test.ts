@@ -1,7 +1,8 @@
 // `netplane ingress --configmap NAMESPACE/NAME` with ingress-nginx's controller ConfigMap in a manifests directory:
 // its proxy-read-timeout and proxy-body-size are every Ingress's defaults (an Ingress's own annotation still wins),
 // HSTS is sent on HTTPS as ingress-nginx sends it by default, and a rewrite of the ConfigMap applies without a
-// restart; keys that are annotations' global defaults apply to every Ingress that does not set its own; a bad value
+// restart; keys that are annotations' global defaults apply to every Ingress that does not set its own, and
+// use-forwarded-headers makes the peer's X-Forwarded-For believed; a bad value
 // is logged and its last good value kept; a flag given on the command line wins.
 import { HostRunner } from '../../../runtime/exec.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -42,7 +43,7 @@ describe("ingress-nginx's controller ConfigMap (--configmap)", () => {
           ingressYaml({ name: 'patient', host: 'patient.test', paths: [['Prefix', '/', 'web']], annotations: { ...noSsl, [`${ngx}proxy-read-timeout`]: '5' } }),
         ].join(''),
       );
-      g.write('controller.yaml', controller({ 'proxy-read-timeout': '1', 'proxy-body-size': '16', 'use-forwarded-headers': 'true' }));
+      g.write('controller.yaml', controller({ 'proxy-read-timeout': '1', 'proxy-body-size': '16', 'server-tokens': 'false' }));
     }
     await gw.start(['--configmap', 'default/ingress-nginx-controller'], { host: 'shop.test' });
     await other.start(['--configmap', 'default/ingress-nginx-controller', '--proxy-read-timeout', '3s', '--hsts', '0s'], { host: 'shop.test' });
@@ -63,7 +64,7 @@ describe("ingress-nginx's controller ConfigMap (--configmap)", () => {
 
   it('sends HSTS on HTTPS as ingress-nginx does by default, and names the keys it does not read', async () => {
     expect(await hsts(gw)).toBe('max-age=31536000; includeSubDomains');
-    expect(gw.output).toContain('ConfigMap default/ingress-nginx-controller: keys netplane does not read: use-forwarded-headers');
+    expect(gw.output).toContain('ConfigMap default/ingress-nginx-controller: keys netplane does not read: server-tokens');
   });
 
   it('follows a rewrite of the ConfigMap without a restart; a bad value keeps its last good one, logged', async () => {
@@ -87,6 +88,12 @@ describe("ingress-nginx's controller ConfigMap (--configmap)", () => {
     gw.write('controller.yaml', controller({ 'whitelist-source-range': '10.0.0.0/8' }));
     await waitFor('the default source range', async () => (await gw.get('shop.test', '/')).status === 403, 10_000, 200);
     expect((await gw.get('patient.test', '/')).status).toBe(200);
+    // use-forwarded-headers: the peer's X-Forwarded-For is believed, so the client it names is the one checked.
+    const from10 = { headers: { 'x-forwarded-for': '10.1.2.3' } };
+    expect((await gw.get('shop.test', '/', from10)).status).toBe(403);
+    gw.write('controller.yaml', controller({ 'whitelist-source-range': '10.0.0.0/8', 'use-forwarded-headers': 'true' }));
+    await waitFor('X-Forwarded-For believed', async () => (await gw.get('shop.test', '/', from10)).status === 200, 10_000, 200);
+    expect((await gw.get('shop.test', '/')).status).toBe(403);
   });
 
   it('leaves what a flag on the command line sets: --proxy-read-timeout 3s, --hsts 0s', async () => {

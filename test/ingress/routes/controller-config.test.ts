@@ -8,8 +8,8 @@ const yearHsts = 'max-age=31536000; includeSubDomains';
 
 describe('readControllerConfig', () => {
   it("is ingress-nginx's defaults without a ConfigMap, or with an empty one: HSTS on for a year with subdomains", () => {
-    expect(readControllerConfig(undefined, undefined)).toEqual({ config: { hsts: yearHsts }, problems: [], unread: [] });
-    expect(readControllerConfig({}, undefined).config).toEqual({ hsts: yearHsts });
+    expect(readControllerConfig(undefined, undefined)).toEqual({ config: { hsts: yearHsts, trustedProxies: [] }, problems: [], unread: [] });
+    expect(readControllerConfig({}, undefined).config).toEqual({ hsts: yearHsts, trustedProxies: [] });
   });
 
   it('reads the time-outs, the body size, the redirects and the HSTS keys', () => {
@@ -18,7 +18,7 @@ describe('readControllerConfig', () => {
       undefined,
     );
     expect(got).toEqual({
-      config: { connectTimeoutMs: 3000, readTimeoutMs: 120_000, sendTimeoutMs: 30_000, maxBodyBytes: 8 * 1024 * 1024, sslRedirect: false, forceSslRedirect: true, hsts: 'max-age=600; preload' },
+      config: { connectTimeoutMs: 3000, readTimeoutMs: 120_000, sendTimeoutMs: 30_000, maxBodyBytes: 8 * 1024 * 1024, sslRedirect: false, forceSslRedirect: true, hsts: 'max-age=600; preload', trustedProxies: [] },
       problems: [],
       unread: [],
     });
@@ -27,13 +27,26 @@ describe('readControllerConfig', () => {
 
   it('keeps the last good value of a key whose new value is bad, and says why; names the keys it does not read', () => {
     const first = readControllerConfig({ 'proxy-read-timeout': '90', hsts: 'false' }, undefined).config;
-    const got = readControllerConfig({ 'proxy-read-timeout': '90s', hsts: 'maybe', 'use-forwarded-headers': 'true', 'allow-snippet-annotations': 'false' }, first);
-    expect(got.config).toEqual({ readTimeoutMs: 90_000, hsts: null });
+    const got = readControllerConfig({ 'proxy-read-timeout': '90s', hsts: 'maybe', 'server-tokens': 'false', 'allow-snippet-annotations': 'false' }, first);
+    expect(got.config).toEqual({ readTimeoutMs: 90_000, hsts: null, trustedProxies: [] });
     expect(got.problems).toEqual([
       { key: 'proxy-read-timeout', reason: 'proxy-read-timeout is "90s"; allowed is a whole number from 1 to 86400 (seconds, without unit)' },
       { key: 'hsts', reason: '"maybe" is not true or false' },
     ]);
-    expect(got.unread).toEqual(['allow-snippet-annotations', 'use-forwarded-headers']);
+    expect(got.unread).toEqual(['allow-snippet-annotations', 'server-tokens']);
+  });
+});
+
+describe('use-forwarded-headers and proxy-real-ip-cidr', () => {
+  it("believe X-Forwarded-* from no peer by default, from every peer with use-forwarded-headers, from proxy-real-ip-cidr's when given", () => {
+    const trusted = (data: Record<string, string>) => readControllerConfig(data, undefined).config.trustedProxies;
+    expect(trusted({})).toEqual([]);
+    expect(trusted({ 'proxy-real-ip-cidr': '10.0.0.0/8' })).toEqual([]);
+    expect(trusted({ 'use-forwarded-headers': 'true' })).toEqual(['0.0.0.0/0', '::/0']);
+    expect(trusted({ 'use-forwarded-headers': 'true', 'proxy-real-ip-cidr': '10.0.0.0/8, 192.168.1.7' })).toEqual(['10.0.0.0/8', '192.168.1.7']);
+    const last = readControllerConfig({ 'use-forwarded-headers': 'true', 'proxy-real-ip-cidr': '10.0.0.0/8' }, undefined).config;
+    const bad = readControllerConfig({ 'use-forwarded-headers': 'true', 'proxy-real-ip-cidr': '10.0.0.0/33' }, last);
+    expect([bad.config.trustedProxies, bad.problems.map((p) => p.key)]).toEqual([['10.0.0.0/8'], ['proxy-real-ip-cidr']]);
   });
 });
 
