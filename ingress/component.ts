@@ -121,7 +121,7 @@ const flags = {
   }),
   configmap: valueFlag({
     value: 'NAMESPACE/NAME',
-    help: "ingress-nginx's controller ConfigMap, followed live: its proxy-connect/read/send-timeout, proxy-body-size, ssl-redirect, force-ssl-redirect and hsts* keys are the defaults of every Ingress (the flags of those names win when given); as in ingress-nginx, HSTS is on unless it says hsts: \"false\"",
+    help: "ingress-nginx's controller ConfigMap, followed live: its time-outs, body size, redirects, hsts*, use-forwarded-headers and proxy-real-ip-cidr, and the keys that are annotations' global defaults (load-balance, custom-http-errors, ...) apply to every Ingress (flags given win); as in ingress-nginx, HSTS is on unless it says hsts: \"false\"",
     parse: (raw: string) => {
       const m = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?)\/([a-z0-9]([-a-z0-9.]*[a-z0-9])?)$/.exec(raw);
       if (!m || raw.length > 317) throw new Error('must be NAMESPACE/NAME of a ConfigMap, such as ingress-nginx/ingress-nginx-controller');
