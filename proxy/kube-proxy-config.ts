@@ -4,12 +4,11 @@
 // meaning here becomes the flag kube-proxy's flag of the same meaning is named after; what netplane does not do is
 // said in a note (a warning at start), never silently dropped; a value that cannot be read is a usage error naming
 // the field. kube-proxy ignores most flags beside --config; here a flag on the command line wins over the file.
-import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { parse } from 'yaml';
-import type { FileSettings, Setting } from '../runtime/settings.ts';
+import { isMapping, readSettingsFile, typedReader, type FileSettings, type Setting } from '../runtime/settings.ts';
 import { UsageError } from '../runtime/errors.ts';
-import { parseDuration } from '../runtime/flags.ts';
+import { hostPortText, parseDuration } from '../runtime/flags.ts';
 
 const apiVersion = 'kubeproxy.config.k8s.io/v1alpha1';
 const kind = 'KubeProxyConfiguration';
@@ -27,7 +26,6 @@ type Mode = (typeof modes)[number];
 const quiet = new Set(['apiVersion', 'kind', 'logging', 'bindAddressHardFail', 'showHiddenMetricsForVersion', 'configSyncPeriod', 'portRange', 'windowsRunAsService', 'winkernel', 'ipvs']);
 const known = new Set([...quiet, 'featureGates', 'clientConnection', 'hostnameOverride', 'bindAddress', 'healthzBindAddress', 'metricsBindAddress', 'enableProfiling', 'mode', 'iptables', 'nftables', 'detectLocalMode', 'detectLocal', 'clusterCIDR', 'nodePortAddresses', 'oomScoreAdj', 'conntrack']);
 
-type Fields = Record<string, unknown>;
 
 /** What the caller knows of the command line: which flags it gives, and its --mode when given. */
 export interface CommandLine {
@@ -37,12 +35,7 @@ export interface CommandLine {
 
 /** Reads FILE (YAML or JSON) and returns its settings; a file that cannot be read or used is a UsageError. */
 export async function readKubeProxyConfig(file: string, line: CommandLine): Promise<FileSettings> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (e) {
-    throw new UsageError(`netplane proxy: --config ${JSON.stringify(file)}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { cause: e });
-  }
+  const text = await readSettingsFile('netplane proxy', 'config', file);
   let doc: unknown;
   try {
     doc = parse(text);
@@ -55,7 +48,7 @@ export async function readKubeProxyConfig(file: string, line: CommandLine): Prom
 /** The settings of a parsed KubeProxyConfiguration. Pure. Throws UsageError naming the field that cannot be used. */
 export function kubeProxyConfigSettings(doc: unknown, file: string, line: CommandLine): FileSettings {
   const fail = (field: string, why: string) => new UsageError(`netplane proxy: --config ${file}: ${field}: ${why}`);
-  if (!isFields(doc)) throw new UsageError(`netplane proxy: --config ${file}: not a ${kind} (a YAML or JSON mapping)`);
+  if (!isMapping(doc)) throw new UsageError(`netplane proxy: --config ${file}: not a ${kind} (a YAML or JSON mapping)`);
   if (doc.apiVersion !== apiVersion || doc.kind !== kind) {
     throw new UsageError(`netplane proxy: --config ${file}: apiVersion ${JSON.stringify(doc.apiVersion ?? '')} kind ${JSON.stringify(doc.kind ?? '')}: netplane reads ${apiVersion} ${kind}`);
   }
@@ -93,7 +86,7 @@ export function kubeProxyConfigSettings(doc: unknown, file: string, line: Comman
   if (bind && bind !== '0.0.0.0' && bind !== '::') notes.push(`${at('bindAddress')} (${bind}): not used; netplane takes this node's addresses from its Node object`);
   if (read.bool('enableProfiling') === true) notes.push(`${at('enableProfiling')}: netplane serves no profiling handlers`);
   const gates = doc.featureGates;
-  if (isFields(gates) && Object.keys(gates).length > 0) notes.push(`${at('featureGates')} (${Object.keys(gates).join(', ')}): netplane has no feature gates; ignored`);
+  if (isMapping(gates) && Object.keys(gates).length > 0) notes.push(`${at('featureGates')} (${Object.keys(gates).join(', ')}): netplane has no feature gates; ignored`);
 
   // The section of the mode in use: iptables or nftables (userspace mode has none).
   if (mode !== 'userspace') {
@@ -158,53 +151,19 @@ export function kubeProxyConfigSettings(doc: unknown, file: string, line: Comman
 /** kube-proxy's AppendPortIfNeeded: an address without a port gets `port`; an IPv6 one its brackets. */
 function withPort(addr: string, port: number): string {
   const a = addr.trim();
-  if (isIP(a) === 4) return `${a}:${port}`;
-  if (isIP(a) === 6) return `[${a}]:${port}`;
-  return a;
+  return isIP(a) === 0 ? a : hostPortText(a, port);
 }
 
-function isFields(v: unknown): v is Fields {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-/** Typed reads of dotted paths; null and absent are undefined (Go's zero values); a wrong type throws via `fail`. */
-function reader(doc: Fields, fail: (field: string, why: string) => Error) {
-  const get = (path: string): unknown => {
-    let v: unknown = doc;
-    for (const key of path.split('.')) {
-      if (!isFields(v)) return undefined;
-      v = v[key];
-    }
-    return v ?? undefined;
-  };
+/** Typed reads of dotted paths (Go's zero values, null, are undefined); a wrong type throws via `fail`. */
+function reader(doc: Record<string, unknown>, fail: (field: string, why: string) => Error) {
+  const typed = typedReader((path) => path.split('.').reduce<unknown>((v, key) => (isMapping(v) ? v[key] : undefined), doc), fail);
   return {
-    string(path: string): string | undefined {
-      const v = get(path);
-      if (v !== undefined && typeof v !== 'string') throw fail(path, 'must be a string');
-      return v;
-    },
-    strings(path: string): string[] | undefined {
-      const v = get(path);
-      if (v === undefined) return undefined;
-      if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw fail(path, 'must be a list of strings');
-      return v as string[];
-    },
-    bool(path: string): boolean | undefined {
-      const v = get(path);
-      if (v !== undefined && typeof v !== 'boolean') throw fail(path, 'must be true or false');
-      return v;
-    },
-    int(path: string): number | undefined {
-      const v = get(path);
-      if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v))) throw fail(path, 'must be a whole number');
-      return v;
-    },
+    ...typed,
     /** A metav1.Duration ("30s", "1m0s", "24h0m0s"), in milliseconds. */
     duration(path: string): number | undefined {
-      const v = get(path);
+      const v = typed.string(path);
       if (v === undefined) return undefined;
       try {
-        if (typeof v !== 'string') throw new Error('not a string');
         return Math.round(parseDuration(v));
       } catch {
         throw fail(path, `${JSON.stringify(v)} is not a duration such as 30s, 1m0s or 24h0m0s`);

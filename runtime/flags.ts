@@ -255,6 +255,11 @@ export interface HostPort {
   text: string;
 }
 
+/** HOST:PORT as parseHostPort reads it: an IPv6 address in brackets. */
+export function hostPortText(host: string, port: number): string {
+  return isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
 /**
  * Parses ADDR:PORT or [IPv6]:PORT, ADDR an IP address or `localhost` (empty: 0.0.0.0); a port of 0 asks the system
  * for a free one. Throws with what is allowed.

@@ -1,6 +1,8 @@
-// Settings from a configuration file (kube-proxy's KubeProxyConfiguration for `netplane proxy --config`), merged
-// into the command line as the flags they stand for: a flag written on the command line wins over the file's
-// setting of it, and a setting whose value its flag's parser refuses is a usage error that names the file's field.
+// Settings from a configuration file (kube-proxy's, CoreDNS's, Flannel's for proxy, dns and overlay), merged into the
+// command line as the flags they stand for: a flag written on the command line wins over the file's setting of it,
+// and a setting whose value its flag's parser refuses is a usage error that names the file's field. Also what the
+// readers of those files share: reading the file, and typed reads of its parsed values.
+import { readFile } from 'node:fs/promises';
 import { UsageError } from './errors.ts';
 import type { FlagSpecs } from './flags.ts';
 
@@ -54,4 +56,48 @@ export function withSettings(command: string, specs: FlagSpecs, argv: readonly s
     front.push(`--${s.flag}=${s.value}`);
   }
   return { argv: [...front, ...argv], notes };
+}
+
+/** A configuration file's text; one that cannot be read is a UsageError naming the flag, the file and the error code. */
+export async function readSettingsFile(command: string, flag: string, file: string): Promise<string> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (e) {
+    throw new UsageError(`${command}: --${flag} ${JSON.stringify(file)}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { cause: e });
+  }
+}
+
+/** Whether a parsed YAML or JSON value is a mapping. */
+export function isMapping(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * Typed reads of a parsed configuration file's values, each found by `get` (null and absent are undefined, Go's zero
+ * values); a value of the wrong type throws what `fail` makes of its key.
+ */
+export function typedReader(get: (key: string) => unknown, fail: (key: string, why: string) => Error) {
+  return {
+    string(key: string): string | undefined {
+      const v = get(key) ?? undefined;
+      if (v !== undefined && typeof v !== 'string') throw fail(key, 'must be a string');
+      return v;
+    },
+    strings(key: string): string[] | undefined {
+      const v = get(key) ?? undefined;
+      if (v === undefined) return undefined;
+      if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw fail(key, 'must be a list of strings');
+      return v as string[];
+    },
+    bool(key: string): boolean | undefined {
+      const v = get(key) ?? undefined;
+      if (v !== undefined && typeof v !== 'boolean') throw fail(key, 'must be true or false');
+      return v;
+    },
+    int(key: string): number | undefined {
+      const v = get(key) ?? undefined;
+      if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v))) throw fail(key, 'must be a whole number');
+      return v;
+    },
+  };
 }

@@ -5,11 +5,11 @@
 // netplane does not do (a plugin it has not, an option it ignores) is said in a note, a warning at start; what
 // cannot be read is a usage error naming the line.
 import { globSync, readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
 import { isIP } from 'node:net';
 import { UsageError } from '../../runtime/errors.ts';
-import type { FileSettings, Setting } from '../../runtime/settings.ts';
+import { hostPortText, parseDuration } from '../../runtime/flags.ts';
+import { readSettingsFile, type FileSettings, type Setting } from '../../runtime/settings.ts';
 import { CorefileError, parseCorefile, type Directive, type ImportReader, type ParseOptions, type ServerBlock } from './parse.ts';
 
 // Plugins that change nothing netplane does differently: no note.
@@ -39,12 +39,7 @@ const unhonoured: Record<string, string> = {
 
 /** Reads FILE and returns its settings, its imports read from disk; a file that cannot be read or used is a UsageError. */
 export async function readCorefile(file: string, env: NodeJS.ProcessEnv = process.env): Promise<FileSettings> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (e) {
-    throw new UsageError(`netplane dns: --conf ${JSON.stringify(file)}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { cause: e });
-  }
+  const text = await readSettingsFile('netplane dns', 'conf', file);
   return corefileSettings(text, file, { env, imports: importsFrom(dirname(file)) });
 }
 
@@ -106,7 +101,7 @@ export function corefileSettings(text: string, file: string, options: ParseOptio
       case 'bind': {
         const hosts = d.args.filter((a) => isIP(a) !== 0);
         for (const a of d.args) if (isIP(a) === 0) notes.push(at(d, `bind ${a}: only addresses are bound, not interfaces by name`));
-        for (const h of hosts) set(d, `bind ${h}`, 'listen', hostPort(h, port));
+        for (const h of hosts) set(d, `bind ${h}`, 'listen', hostPortText(h, port));
         break;
       }
       case 'health': {
@@ -223,17 +218,12 @@ function serverKey(key: string, line: Place, fail: Fail): { zone: string; port: 
   return { zone, port };
 }
 
-/** HOST:PORT as netplane's listen flags write it (an IPv6 address in brackets). */
-function hostPort(host: string, port: number): string {
-  return isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`;
-}
-
 /** A plugin's listen address: `:8080` is every IPv4 address, `localhost` loopback. */
 function listenAddress(raw: string): string {
   const m = /^(.*):(\d+)$/.exec(raw);
   if (!m) return raw;
   const host = m[1] === '' ? '0.0.0.0' : m[1] === 'localhost' ? '127.0.0.1' : m[1]!.replace(/^\[(.*)\]$/, '$1');
-  return hostPort(host, Number(m[2]));
+  return hostPortText(host, Number(m[2]));
 }
 
 /** The upstreams of a forward line, as --upstream writes them; /etc/resolv.conf is netplane's default (none written). */
@@ -246,7 +236,7 @@ function upstreams(d: Directive, fail: Fail): string[] {
     }
     const tls = raw.startsWith('tls://');
     const bare = raw.replace(/^(dns|tls):\/\//, '');
-    const withPort = isIP(bare) === 4 ? `${bare}:${tls ? 853 : 53}` : isIP(bare) === 6 ? `[${bare}]:${tls ? 853 : 53}` : bare;
+    const withPort = isIP(bare) === 0 ? bare : hostPortText(bare, tls ? 853 : 53);
     out.push(tls ? `tls://${withPort}` : withPort);
   }
   return out;
@@ -340,9 +330,11 @@ function cacheSettings(d: Directive, clusterZone: string | undefined, set: SetFl
 
 /** A Go duration in whole seconds, as a string; undefined when it is not one. */
 function durationSeconds(raw: string): string | undefined {
-  const m = /^(\d+)(s|m|h)?$/.exec(raw);
-  if (!m) return undefined;
-  return String(Number(m[1]) * { s: 1, m: 60, h: 3600 }[m[2] as 's' | 'm' | 'h' ?? 's']);
+  try {
+    return String(Math.round(parseDuration(raw) / 1000));
+  } catch {
+    return undefined;
+  }
 }
 
 /** rewrite [continue|stop] name [exact|suffix] FROM TO [answer auto]. */
