@@ -29,10 +29,9 @@ function bodySizeFlag(raw: string): number {
   return n;
 }
 
-/** The defaults a flag on the command line sets, which the controller ConfigMap leaves as they are. */
-function explicitDefaults(f: object): Set<'connectTimeoutMs' | 'readTimeoutMs' | 'sendTimeoutMs' | 'maxBodyBytes' | 'hsts' | 'trustedProxies'> {
-  const byFlag = { 'proxy-connect-timeout': 'connectTimeoutMs', 'proxy-read-timeout': 'readTimeoutMs', 'proxy-send-timeout': 'sendTimeoutMs', 'proxy-body-size': 'maxBodyBytes', hsts: 'hsts', 'trusted-proxies': 'trustedProxies' } as const;
-  return new Set(Object.entries(byFlag).filter(([flag]) => flagGiven(f, flag)).map(([, key]) => key));
+/** The flags given on the command line whose settings the controller ConfigMap leaves as they are. */
+function explicitDefaults(f: object): Set<string> {
+  return new Set(['proxy-connect-timeout', 'proxy-read-timeout', 'proxy-send-timeout', 'proxy-body-size', 'hsts', 'trusted-proxies'].filter((flag) => flagGiven(f, flag)));
 }
 
 /** ADDR:PORT, or `off` for no listener. */

@@ -28,7 +28,7 @@ import type { GatewayState } from './server/steps.ts';
 import type { Certificates } from './tls/certificates.ts';
 import type { Endpoint, UpstreamTls } from './upstream/upstreams.ts';
 import type { ConfigMapLookup } from './routes/configmap-headers.ts';
-import { readControllerConfig, type ControllerConfig } from './routes/controller-config.ts';
+import { defaultAnnotation, readControllerConfig, type ControllerConfig } from './routes/controller-config.ts';
 import { TrustedProxies } from './limits/client-ip.ts';
 
 /** What the state keeper needs. */
@@ -46,8 +46,8 @@ export interface IngressStateOptions {
   certificates?: Certificates;
   /** ingress-nginx's controller ConfigMap (--configmap): its settings are the defaults, but for flags given. */
   controllerConfigMap?: ObjectRef;
-  /** Which defaults a flag on the command line set: the ConfigMap does not change those. */
-  explicit?: ReadonlySet<'connectTimeoutMs' | 'readTimeoutMs' | 'sendTimeoutMs' | 'maxBodyBytes' | 'hsts' | 'trustedProxies'>;
+  /** The flags given on the command line that the ConfigMap has keys of (same names): the ConfigMap leaves those. */
+  explicit?: ReadonlySet<string>;
 }
 
 /** The table before the first compile: no routes, every request 404. */
@@ -197,12 +197,11 @@ export class IngressState {
     if (c === undefined) return this.#o.defaults;
     const x = this.#o.explicit ?? new Set();
     if (!x.has('hsts')) this.#state.hsts = c.hsts ?? undefined;
-    if (!x.has('trustedProxies')) this.#state.trusted = TrustedProxies.parse(c.trustedProxies);
-    const out: PolicyDefaults = { ...this.#o.defaults, sslRedirect: c.sslRedirect, forceSslRedirect: c.forceSslRedirect, annotations: c.annotations };
-    for (const k of ['connectTimeoutMs', 'readTimeoutMs', 'sendTimeoutMs', 'maxBodyBytes'] as const) {
-      if (c[k] !== undefined && !x.has(k)) out[k] = c[k];
-    }
-    return out;
+    if (!x.has('trusted-proxies')) this.#state.trusted = TrustedProxies.parse(c.trustedProxies);
+    // A default a flag on the command line set stays the flag's.
+    const skip = new Set([...x].map(defaultAnnotation));
+    const annotations = Object.fromEntries(Object.entries(c.annotations ?? {}).filter(([name]) => !skip.has(name)));
+    return { ...this.#o.defaults, annotations };
   }
 
   /** The ConfigMaps of the store, each key looked up recorded in `asked`; 'loading' for a wanted one not read yet. */

@@ -173,5 +173,10 @@ function intIn(a: Annotation, min: number, max: number, unit = ''): number {
 const trueWords: ReadonlySet<string> = new Set(['true', 'True', 'TRUE', 't', 'T', '1']);
 const falseWords: ReadonlySet<string> = new Set(['false', 'False', 'FALSE', 'f', 'F', '0']);
 
+/** A switch as Go's strconv.ParseBool reads it (ingress-nginx's annotations and ConfigMap); undefined when it is none. */
+export function parseGoBool(raw: string): boolean | undefined {
+  return trueWords.has(raw) ? true : falseWords.has(raw) ? false : undefined;
+}
+
 /** An HTTP token (RFC 9110 tchar): header names and cookie names. */
 export const httpToken = { test: (s: string) => /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(s), allowed: 'HTTP tokens (letters, digits and !#$%&\'*+-.^_`|~)' };

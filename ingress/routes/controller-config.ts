@@ -1,23 +1,17 @@
 // ingress-nginx's controller ConfigMap (its --configmap NAMESPACE/NAME, `ingress-nginx-controller`) read as the
-// gateway's defaults, so that a cluster's settings move over with it: the time-outs and body size every Ingress
-// takes unless its annotations say otherwise, the HTTPS redirects, and HSTS (ingress-nginx sends it by default: so
-// does the gateway with a ConfigMap, unless `hsts: "false"`). Values are checked as the annotations of the same
-// names are (annotations.ts); a bad one is reported and its last good value kept; keys the gateway does not read are
-// named once. Pure.
-import { AnnotationReader } from './annotations.ts';
+// gateway's defaults, so that a cluster's settings move over with it: the keys that are the global defaults of the
+// annotations of the same names (time-outs, body size, redirects, load balancing, ...) become annotations every
+// Ingress has unless it sets its own, HSTS (ingress-nginx sends it by default: so does the gateway with a ConfigMap,
+// unless `hsts: "false"`), and the trusted proxies. Values are checked as those annotations are (policy.ts); a bad
+// one is reported and its last good value kept; keys the gateway does not read are named once. Pure.
+import { parseGoBool } from './annotations.ts';
 import { AnnotationError } from './errors.ts';
 import { readPolicy } from './policy.ts';
 import { TrustedProxies } from '../limits/client-ip.ts';
 import { hstsHeader } from '../tls/hsts.ts';
 
-/** What the ConfigMap sets; absent fields leave the gateway's own defaults (its flags). */
+/** What the ConfigMap sets. */
 export interface ControllerConfig {
-  connectTimeoutMs?: number;
-  readTimeoutMs?: number;
-  sendTimeoutMs?: number;
-  maxBodyBytes?: number;
-  sslRedirect?: boolean;
-  forceSslRedirect?: boolean;
   /** The Strict-Transport-Security value, null for none. */
   hsts: string | null;
   /** Annotations every Ingress has unless it sets them (their ingress-nginx names, prefixed), each checked alone. */
@@ -39,42 +33,32 @@ const hstsDefaults = { on: true, maxAge: 31_536_000, includeSubdomains: true, pr
 const hstsKeys = ['hsts', 'hsts-max-age', 'hsts-include-subdomains', 'hsts-preload'];
 // Keys that are, in ingress-nginx, the global default of the annotation of the same name (its ConfigMap
 // documentation): every Ingress has them unless it sets them itself.
-const annotationKeys = ['load-balance', 'proxy-next-upstream', 'proxy-next-upstream-tries', 'proxy-next-upstream-timeout', 'custom-http-errors', 'limit-rate', 'limit-rate-after', 'whitelist-source-range', 'denylist-source-range'];
-const policyKeys = ['proxy-connect-timeout', 'proxy-read-timeout', 'proxy-send-timeout', 'proxy-body-size', 'ssl-redirect', 'force-ssl-redirect'] as const;
+const annotationKeys = [
+  'proxy-connect-timeout', 'proxy-read-timeout', 'proxy-send-timeout', 'proxy-body-size', 'ssl-redirect', 'force-ssl-redirect',
+  'load-balance', 'proxy-next-upstream', 'proxy-next-upstream-tries', 'proxy-next-upstream-timeout', 'custom-http-errors', 'limit-rate', 'limit-rate-after', 'whitelist-source-range', 'denylist-source-range',
+];
 
-/** Go's strconv.ParseBool, which ingress-nginx reads its ConfigMap's switches with. */
-function parseBool(raw: string): boolean | undefined {
-  if (['1', 't', 'T', 'TRUE', 'true', 'True'].includes(raw)) return true;
-  if (['0', 'f', 'F', 'FALSE', 'false', 'False'].includes(raw)) return false;
-  return undefined;
-}
+/** The annotation a ConfigMap key stands for in ControllerConfig.annotations. */
+export const defaultAnnotation = (key: string) => nginxPrefix + key;
 
 /** Reads the ConfigMap's `data` (undefined: there is none, which is ingress-nginx's defaults); `last`: the last read. */
 export function readControllerConfig(data: Readonly<Record<string, string>> | undefined, last: ControllerConfig | undefined): ControllerConfigRead {
   const d = data ?? {};
   const problems: ControllerConfigRead['problems'] = [];
   const config: ControllerConfig = { trustedProxies: [], hsts: last !== undefined ? last.hsts : hstsHeader(hstsDefaults.maxAge, hstsDefaults.includeSubdomains, hstsDefaults.preload) };
-  const fields: Record<(typeof policyKeys)[number], keyof ControllerConfig> = {
-    'proxy-connect-timeout': 'connectTimeoutMs',
-    'proxy-read-timeout': 'readTimeoutMs',
-    'proxy-send-timeout': 'sendTimeoutMs',
-    'proxy-body-size': 'maxBodyBytes',
-    'ssl-redirect': 'sslRedirect',
-    'force-ssl-redirect': 'forceSslRedirect',
-  };
-  for (const key of policyKeys) {
+  for (const key of annotationKeys) {
     const raw = d[key];
+    const name = defaultAnnotation(key);
     if (raw === undefined) continue;
-    const field = fields[key];
     try {
-      const a = new AnnotationReader({ [nginxPrefix + key]: raw });
-      const value = key === 'proxy-body-size' ? a.bytes(key) : key === 'ssl-redirect' || key === 'force-ssl-redirect' ? a.bool(key, false) : a.secondsAsMs(key, 0);
-      (config as unknown as Record<string, unknown>)[field] = value;
+      // Checked alone, as one Ingress with only this annotation: a bad value must not take every Ingress down.
+      readPolicy('default', { [name]: raw }, { connectTimeoutMs: 1000, readTimeoutMs: 1000 });
+      (config.annotations ??= {})[name] = raw;
     } catch (e) {
       if (!(e instanceof AnnotationError)) throw e;
-      // The annotation reader's sentence, about this key: "annotation nginx.ingress.kubernetes.io/KEY is ..." -> "KEY is ...".
-      problems.push({ key, reason: e.message.replace(`annotation ${nginxPrefix}${key} `, `${key} `) });
-      if (last?.[field] !== undefined) (config as unknown as Record<string, unknown>)[field] = last[field];
+      problems.push({ key, reason: e.message.replace(`annotation ${name} `, `${key} `) });
+      const kept = last?.annotations?.[name];
+      if (kept !== undefined) (config.annotations ??= {})[name] = kept;
     }
   }
   const hsts = { ...hstsDefaults };
@@ -90,7 +74,7 @@ export function readControllerConfig(data: Readonly<Record<string, string>> | un
       }
       continue;
     }
-    const b = parseBool(raw);
+    const b = parseGoBool(raw);
     if (b === undefined) {
       problems.push({ key, reason: `${JSON.stringify(raw)} is not true or false` });
       hstsBad = true;
@@ -99,27 +83,12 @@ export function readControllerConfig(data: Readonly<Record<string, string>> | un
     else hsts.preload = b;
   }
   if (!hstsBad) config.hsts = hsts.on ? hstsHeader(hsts.maxAge, hsts.includeSubdomains, hsts.preload) : null;
-  for (const key of annotationKeys) {
-    const raw = d[key];
-    const name = nginxPrefix + key;
-    if (raw === undefined) continue;
-    try {
-      // Checked alone, as one Ingress with only this annotation: a bad value must not take every Ingress down.
-      readPolicy('default', { [name]: raw }, { connectTimeoutMs: 1000, readTimeoutMs: 1000 });
-      (config.annotations ??= {})[name] = raw;
-    } catch (e) {
-      if (!(e instanceof AnnotationError)) throw e;
-      problems.push({ key, reason: e.message.replace(`annotation ${name} `, `${key} `) });
-      const kept = last?.annotations?.[name];
-      if (kept !== undefined) (config.annotations ??= {})[name] = kept;
-    }
-  }
   // use-forwarded-headers (ingress-nginx's default false: no peer is believed) with proxy-real-ip-cidr (its default
   // 0.0.0.0/0: every peer).
   config.trustedProxies = last?.trustedProxies ?? [];
   const forwarded = d['use-forwarded-headers']?.trim();
   const realIp = d['proxy-real-ip-cidr']?.trim();
-  const on = forwarded === undefined ? false : parseBool(forwarded);
+  const on = forwarded === undefined ? false : parseGoBool(forwarded);
   if (on === undefined) problems.push({ key: 'use-forwarded-headers', reason: `${JSON.stringify(forwarded)} is not true or false` });
   else {
     const cidrs = on ? (realIp === undefined || realIp === '' ? ['0.0.0.0/0', '::/0'] : realIp.split(',').map((c) => c.trim()).filter(Boolean)) : [];
@@ -130,6 +99,6 @@ export function readControllerConfig(data: Readonly<Record<string, string>> | un
       problems.push({ key: 'proxy-real-ip-cidr', reason: (e as Error).message });
     }
   }
-  const read = new Set<string>([...policyKeys, ...hstsKeys, ...annotationKeys, 'use-forwarded-headers', 'proxy-real-ip-cidr']);
+  const read = new Set<string>([...hstsKeys, ...annotationKeys, 'use-forwarded-headers', 'proxy-real-ip-cidr']);
   return { config, problems, unread: Object.keys(d).filter((k) => !read.has(k)).sort() };
 }

@@ -30,9 +30,6 @@ export interface PolicyDefaults {
    * global defaults, checked one by one before they get here: controller-config.ts).
    */
   annotations?: Readonly<Record<string, string>>;
-  /** ssl-redirect and force-ssl-redirect when an Ingress does not say (ingress-nginx's ConfigMap); true and false when absent. */
-  sslRedirect?: boolean;
-  forceSslRedirect?: boolean;
   /** --enable-ssl-passthrough: ssl-passthrough "true" is served (by ingress/edge) instead of refused. */
   sslPassthrough?: boolean;
   /** The ConfigMaps custom-headers and auth-proxy-set-headers name (absent: none is there). */
@@ -101,8 +98,8 @@ export function readPolicy(namespace: string, own: Readonly<Record<string, strin
   const annotations = defaults.annotations === undefined ? own : { ...defaults.annotations, ...own };
   const a = new AnnotationReader(annotations, { sslPassthrough: defaults.sslPassthrough });
   const policy: IngressPolicy = {
-    sslRedirect: a.bool('ssl-redirect', defaults.sslRedirect ?? true),
-    forceSslRedirect: a.bool('force-ssl-redirect', defaults.forceSslRedirect ?? false),
+    sslRedirect: a.bool('ssl-redirect', true),
+    forceSslRedirect: a.bool('force-ssl-redirect', false),
     backendProtocol: a.oneOf('backend-protocol', ['HTTP', 'HTTPS', 'GRPC', 'GRPCS'] as const, { upper: true, unsupported: ['AJP', 'FCGI'] }) ?? 'HTTP',
     maxBodyBytes: a.bytes('proxy-body-size') ?? defaults.maxBodyBytes ?? defaultMaxBodyBytes,
     connectTimeoutMs: a.secondsAsMs('proxy-connect-timeout', defaults.connectTimeoutMs),
