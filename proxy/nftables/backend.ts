@@ -59,7 +59,8 @@ export class NftablesBackend implements ProxyBackend {
       // which sets' elements to list, so it is rendered first.
       ledger = new Ledger();
       const channel = this.#elementChannel();
-      const reading = channel ? undefined : Promise.all([readTable(this.#runner, 4), readTable(this.#runner, 6)]);
+      const readBoth = () => Promise.all([readTable(this.#runner, 4), readTable(this.#runner, 6)]);
+      const reading = channel ? undefined : readBoth();
       reading?.catch(() => {});
       const full = ledger.change(plan)!;
       change = full;
@@ -67,7 +68,7 @@ export class NftablesBackend implements ProxyBackend {
       // The kernel-filled affinity map is not read by netlink; #removeStaleAffinity lists it.
       if (kernel) readAffinity = false;
       else {
-        const [v4, v6] = await (reading ?? Promise.all([readTable(this.#runner, 4), readTable(this.#runner, 6)]));
+        const [v4, v6] = await (reading ?? readBoth());
         kernel = { 4: v4, 6: v6 };
       }
     }
