@@ -1,26 +1,19 @@
 // netplane dns: CoreDNS's job. Answers the cluster zone from the service map, forwards and caches the rest.
 import { readCorefile } from './corefile/settings.ts';
-import { Counter } from 'prom-client';
+import { Counter, Gauge } from 'prom-client';
 import { defineComponent, type ComponentContext } from '../runtime/component.ts';
 import { durationFlag, intInRange, listFlag, nonEmpty, oneOf, parseCIDRList, parseHostPort, positiveInt, switchFlag, valueFlag } from '../runtime/flags.ts';
-import { Forwarder, LoopDetector, TlsConfigError, parseServername, parseUpstream, policies, readCaFile, readResolvConf, type PrefetchSettings, type UpstreamAddress } from './forward/forwarder.ts';
+import type { Reread } from '../runtime/settings.ts';
+import { LoopDetector, TlsConfigError, parseServername, parseUpstream, policies, readCaFile, type PrefetchSettings } from './forward/forwarder.ts';
 import { UsageError } from '../runtime/errors.ts';
-import { readSearchDomains } from './forward/resolvconf.ts';
-import { StubDomains } from './forward/stubs.ts';
-import { followHostsFile } from './hosts/file.ts';
-import { HostsHandler } from './hosts/hosts.ts';
-import { inDomain } from './wire/name.ts';
-import { chainOf, RewriteHandler } from './rewrite/handler.ts';
 import { parseNameRule } from './rewrite/rules.ts';
 import { loadBalancePolicies } from './server/balance.ts';
-import { parseQueryClasses, QueryLog } from './server/querylog.ts';
+import { parseQueryClasses } from './server/querylog.ts';
 import { DnsServer } from './server/server.ts';
-import { nodeSearchDomains } from './zone/autopath.ts';
-import { AutopathHandler } from './zone/autopath-handler.ts';
-import { ClusterZoneHandler } from './zone/handler.ts';
 import { followPods } from './zone/pods.ts';
 import { followNamespaces, RecordIndex } from './zone/records.ts';
-import type { DnsHandler } from './types.ts';
+import { buildPipeline, PipelineError, type Pipeline, type PipelineContext } from './pipeline.ts';
+import { parseReload, planReload, Reloader } from './reload.ts';
 
 const zoneName = (raw: string, maxLength = 253) => {
   const z = raw.toLowerCase().replace(/\.$/, '');
@@ -175,8 +168,15 @@ const flags = {
   }),
   conf: valueFlag({
     value: 'FILE',
-    help: "CoreDNS's Corefile (as in the coredns ConfigMap), read at start as the flags of the same meaning: the root zone's block (kubernetes, forward, cache, health, ready, prometheus, loadbalance, hosts, rewrite, autopath, log, bind) and stub domains; flags given here win over it",
+    help: "CoreDNS's Corefile (as in the coredns ConfigMap), read at start as the flags of the same meaning: the root zone's block (kubernetes, forward, cache, health, ready, prometheus, loadbalance, hosts, rewrite, autopath, log, bind, reload) and stub domains; flags given here win over it",
     parse: nonEmpty,
+  }),
+  reload: valueFlag({
+    value: 'INTERVAL[,JITTER]|off',
+    help: "read --conf and what it imports again every INTERVAL (2s or more, moved by up to half the JITTER, 15s or less by default) and apply a change without a restart (CoreDNS reload; `reload` in the Corefile sets it); a Corefile that cannot be used is logged and what runs stays",
+    parse: parseReload,
+    default: false as ReturnType<typeof parseReload>,
+    shown: 'off',
   }),
   health: valueFlag({ value: 'ADDR:PORT', listens: true, help: "also serve CoreDNS's /health alone here, as its health plugin on :8080, for probes copied from CoreDNS's manifests (--admin serves it too)", parse: parseHostPort }),
   ready: valueFlag({ value: 'ADDR:PORT', listens: true, help: "also serve CoreDNS's /ready alone here, as its ready plugin on :8181, for probes copied from CoreDNS's manifests (--admin serves it too)", parse: parseHostPort }),
@@ -195,16 +195,8 @@ export const dnsComponent = defineComponent({
   flags,
   settings: async (f) => (f.conf === undefined ? undefined : readCorefile(f.conf)),
   async before(f) {
-    if (f.autopath && f.pods !== 'verified') throw new UsageError(`netplane dns: --autopath finds a client's namespace from the Pod with its address, so it needs --pods verified, not --pods ${f.pods}`);
-    if (f['log-class'] !== undefined && !f['log-queries']) throw new UsageError('netplane dns: --log-class chooses what --log-queries logs; give --log-queries too');
-    for (const s of f['stub-domain']) {
-      if (s.domain === f.zone || s.domain.endsWith(`.${f.zone}`)) throw new UsageError(`netplane dns: --stub-domain ${s.domain} is inside the cluster zone ${f.zone}, which is answered here`);
-    }
-    const servername = f['upstream-tls-servername'];
-    if (servername !== undefined && !f.upstream.some((u) => u.tls)) {
-      throw new UsageError(`netplane dns: --upstream-tls-servername ${servername} names the certificate of tls:// --upstream servers, and none is given (a stub domain's is written tls://ADDR#NAME)`);
-    }
-    // Checked here, before the admin and probe ports are bound, as every other flag is; run reads them again.
+    checkDnsFlags(f);
+    // Checked here, before the admin and probe ports are bound, as every other flag is; the pipeline reads them again.
     for (const file of f['upstream-tls-ca']) caFile(file);
     return undefined;
   },
@@ -215,30 +207,24 @@ export const dnsComponent = defineComponent({
 
 type DnsFlags = Parameters<NonNullable<typeof dnsComponent.run>>[1];
 
-/** The resolv.conf whose search domains --autopath walks, as CoreDNS's kubernetes plugin (and the kubelet, for Pods) reads. */
-const resolvConf = '/etc/resolv.conf';
-
-/**
- * --autopath: the handler, finding clients' namespaces in the index's Pods, walking the search domains of resolv.conf
- * (read once, as the upstreams from it are), and coredns_autopath_success_total. An unreadable resolv.conf or a bad
- * domain in it is logged and walked without, as CoreDNS does.
- */
-function autopathHandler(ctx: ComponentContext, zone: string, index: RecordIndex, rest: readonly DnsHandler[], server: string): { handler: AutopathHandler; nodeSearch: string[] } {
-  const success = new Counter({ name: 'coredns_autopath_success_total', help: "Queries answered from a later name of the client Pod's search path.", labelNames: ['server'], registers: [ctx.registry] }).labels(server);
-  let raw: string[] = [];
-  try {
-    raw = readSearchDomains(resolvConf);
-  } catch (e) {
-    ctx.log.warn({ file: resolvConf, err: (e as Error).message }, `autopath walks no search domains of the node: ${(e as Error).message}`);
+/** The checks of flags that go together, at start and for each reloaded Corefile. Throws UsageError. */
+function checkDnsFlags(f: DnsFlags): void {
+  if (f.autopath && f.pods !== 'verified') throw new UsageError(`netplane dns: --autopath finds a client's namespace from the Pod with its address, so it needs --pods verified, not --pods ${f.pods}`);
+  if (f['log-class'] !== undefined && !f['log-queries']) throw new UsageError('netplane dns: --log-class chooses what --log-queries logs; give --log-queries too');
+  if (f.reload !== false && f.conf === undefined) throw new UsageError('netplane dns: --reload reads the Corefile of --conf again; give --conf too');
+  for (const s of f['stub-domain']) {
+    if (s.domain === f.zone || s.domain.endsWith(`.${f.zone}`)) throw new UsageError(`netplane dns: --stub-domain ${s.domain} is inside the cluster zone ${f.zone}, which is answered here`);
   }
-  const { domains, skipped } = nodeSearchDomains(raw, zone);
-  for (const s of skipped) {
-    const at = s.reason === 'not a domain name' ? 'warn' : 'debug';
-    ctx.log[at]({ file: resolvConf, domain: s.domain, reason: s.reason }, `autopath does not walk search domain ${JSON.stringify(s.domain)} of ${resolvConf}: ${s.reason}`);
+  const servername = f['upstream-tls-servername'];
+  if (servername !== undefined && !f.upstream.some((u) => u.tls)) {
+    throw new UsageError(`netplane dns: --upstream-tls-servername ${servername} names the certificate of tls:// --upstream servers, and none is given (a stub domain's is written tls://ADDR#NAME)`);
   }
-  const handler = new AutopathHandler({ zone, nodeSearch: domains, namespaceOf: (ip) => index.podNamespace(ip), next: chainOf(rest), onSuccess: () => success.inc() });
-  return { handler, nodeSearch: domains };
 }
+
+/** The resolv.conf whose nameservers are the default upstreams and whose search domains --autopath walks, as CoreDNS reads it. */
+const resolvConf = '/etc/resolv.conf';
+/** How long a replaced pipeline lives on for the queries it has under way: the server's query time-out. */
+const retireAfterMs = 5000;
 
 async function runDns(ctx: ComponentContext, f: DnsFlags): Promise<void> {
   for (const [addr, path] of [[f.health, '/health'], [f.ready, '/ready']] as const) {
@@ -251,48 +237,7 @@ async function runDns(ctx: ComponentContext, f: DnsFlags): Promise<void> {
       return;
     }
   }
-  let upstreams: UpstreamAddress[];
-  const servername = f['upstream-tls-servername'];
-  const tls = { extraCa: f['upstream-tls-ca'].flatMap((file) => caFile(file)), expireMs: f['upstream-tls-expire'] };
-  try {
-    upstreams = f.upstream.length > 0 ? f.upstream.map((u) => (u.tls && u.tls.servername === undefined && servername !== undefined ? { ...u, tls: { servername } } : u)) : readResolvConf();
-  } catch (e) {
-    ctx.log.fatal({ err: (e as Error).message }, `no upstream to forward to: ${(e as Error).message}; give --upstream ADDR:PORT`);
-    await ctx.shutdown.run(1);
-    return;
-  }
   const serverLabel = `dns://${f.listen[0]!.host === '0.0.0.0' ? '' : f.listen[0]!.host}:${f.listen[0]!.port}`;
-  const success = f['cache-success-ttl'];
-  const denial = f['cache-denial-ttl'];
-  const cache = {
-    maxEntries: f['cache-size'],
-    prefetch: f.prefetch,
-    maxTtl: success?.max ?? f['cache-ttl'],
-    minTtl: success?.min ?? 5,
-    maxNegativeTtl: denial?.max ?? f['cache-ttl'],
-    minNegativeTtl: denial?.min ?? 5,
-    servfailTtl: f['cache-servfail-ttl'],
-  };
-  const maxConcurrent = f['max-concurrent'];
-  const policy = f['forward-policy'];
-  const loops = new LoopDetector();
-  const forwarder = new Forwarder({ upstreams, tls, log: ctx.log, registry: ctx.registry, server: serverLabel, cache, maxConcurrent, policy, loops });
-  const forwarders = [{ domain: '.', forwarder }];
-  let stubs: StubDomains;
-  try {
-    for (const s of f['stub-domain']) {
-      forwarders.push({ domain: s.domain, forwarder: new Forwarder({ upstreams: s.upstreams, tls, log: ctx.log, registry: ctx.registry, server: serverLabel, domain: s.domain, cache, maxConcurrent, policy, loops }) });
-    }
-    stubs = new StubDomains(forwarders.slice(1));
-  } catch (e) {
-    ctx.log.fatal({ err: (e as Error).message }, `--stub-domain: ${(e as Error).message}`);
-    await forwarder.close();
-    await ctx.shutdown.run(1);
-    return;
-  }
-  const forwarderFor = (lname: string) => stubs.forwarderFor(lname) ?? forwarder;
-  const hosts = f.hosts !== undefined ? new HostsHandler(f['hosts-ttl']) : undefined;
-  const stopHosts = hosts && f.hosts !== undefined ? await followHostsFile(f.hosts, hosts, ctx.log) : undefined;
   const serviceMap = ctx.serviceMap();
   const index = new RecordIndex(f.zone, { endpointPodNames: f['endpoint-pod-names'] });
   const tracker = serviceMap.tracker();
@@ -310,43 +255,23 @@ async function runDns(ctx: ComponentContext, f: DnsFlags): Promise<void> {
   // Read on every zone query: kept current from the store's status events instead of copying the status each time.
   let synced = ctx.store.status.synced;
   ctx.store.onStatus((st) => (synced = st.synced));
-  const self = f['dns-service'];
-  const zone = new ClusterZoneHandler(index, {
-    ttl: f.ttl,
-    pods: f.pods,
-    reverseCIDRs: f['reverse-cidr'].flat(),
-    nameservers: () => index.service(self.namespace, self.name)?.clusterIPs ?? f.listen.map((l) => l.host).filter((h) => h !== '0.0.0.0' && h !== '::'),
-    synced: () => synced,
-    podsSynced: () => ctx.store.hasSynced('Pod'),
-    resolve: async (name, type, q) => forwarderFor(name.toLowerCase()).handle({ ...q, name, lname: name.toLowerCase(), type, qtype: type === 'A' ? 1 : 28 }),
-  });
-  const zoneLabel = `${f.zone}.`;
-  // CoreDNS labels a stub domain's requests with its server block's zone.
-  const stubZone = (lname: string) => {
-    const s = stubs.find(lname);
-    return s ? `${s.domain}.` : '.';
-  };
-  const rest = [zone, ...(hosts ? [hosts] : []), ...(f['stub-domain'].length > 0 ? [stubs] : []), forwarder];
-  // After the rewrite handler and before the zone, as CoreDNS orders its plugins.
-  const autopath = f.autopath ? autopathHandler(ctx, f.zone, index, rest, serverLabel) : undefined;
-  const chain = autopath ? [autopath.handler, ...rest] : rest;
-  const server = new DnsServer({
-    listen: f.listen,
-    handlers: f['rewrite-name'].length > 0 ? [new RewriteHandler(f['rewrite-name'], chainOf(chain)), ...chain] : chain,
-    log: ctx.log,
-    registry: ctx.registry,
-    serverLabel,
-    zoneOf: (lname) => (inDomain(lname, f.zone) ? zoneLabel : stubZone(lname)),
-    reusePort: f['reuse-port'],
-    loadBalance: f.loadbalance,
-    // CoreDNS's log plugin prints whatever the level of other logs; --log-level silent still silences it.
-    queryLog: f['log-queries'] ? new QueryLog(ctx.log.level === 'silent' ? ctx.log : ctx.log.child({}, { level: 'info' }), f['log-class']) : undefined,
-  });
+  const pctx: PipelineContext = { log: ctx.log, registry: ctx.registry, store: ctx.store, index, serverLabel, synced: () => synced, loops: new LoopDetector(), resolvConf };
+  let running = f;
+  let pipe: Pipeline;
+  try {
+    pipe = await buildPipeline(pctx, f);
+  } catch (e) {
+    if (!(e instanceof PipelineError)) throw e;
+    ctx.log.fatal({ err: e.message }, e.message);
+    await ctx.shutdown.run(1);
+    return;
+  }
+  const server = new DnsServer({ listen: f.listen, ...pipe.serving, log: ctx.log, registry: ctx.registry, serverLabel, reusePort: f['reuse-port'] });
   let listening = false;
   let lameDuck = false;
   // A forwarder whose every upstream loops back here can answer no external name: not ready, so it is noticed.
   ctx.admin.addReadinessCheck('upstreams', () => {
-    const dead = forwarders.filter((w) => w.forwarder.looping.none);
+    const dead = pipe.forwarders.filter((w) => w.forwarder.looping.none);
     if (dead.length === 0) return { ok: true };
     return { ok: false, reason: dead.map((w) => `every upstream of ${w.domain} (${w.forwarder.looping.upstreams.join(', ')}) forwards back to this server`).join('; ') };
   });
@@ -359,22 +284,70 @@ async function runDns(ctx: ComponentContext, f: DnsFlags): Promise<void> {
     listening = true;
   } catch (e) {
     ctx.log.fatal({ err: (e as Error).message }, `cannot listen on ${f.listen.map((l) => l.text).join(', ')}: ${(e as Error).message}`);
+    await pipe.close();
     await ctx.shutdown.run(1);
     return;
   }
+  // Pipelines replaced by a reload, closed once their queries under way have had their time.
+  const retiring = new Set<Pipeline>();
+  const reloader = ctx.settingsFile === undefined ? undefined : corefileReloader(ctx, ctx.settingsFile, () => running, async (next, notes) => {
+    const plan = planReload(running as unknown as Record<string, unknown>, next.flags);
+    for (const key of plan.waiting) ctx.log.warn({ flag: key }, `the Corefile changes --${key}: that applies when netplane dns restarts; it keeps its running value`);
+    const flagsNow = plan.flags as unknown as DnsFlags;
+    checkDnsFlags(flagsNow);
+    for (const note of notes) ctx.log.warn(note);
+    if (plan.changed.length > 0) {
+      const built = await buildPipeline(pctx, flagsNow);
+      server.use(built.serving);
+      const old = pipe;
+      pipe = built;
+      retiring.add(old);
+      setTimeout(() => void old.close().finally(() => retiring.delete(old)), retireAfterMs).unref();
+      void Promise.all(built.forwarders.map((w) => w.forwarder.checkLoops()));
+    }
+    running = flagsNow;
+    ctx.log.info({ changed: plan.changed, waiting: plan.waiting, upstreams: pipe.upstreams.map((u) => u.text) }, plan.changed.length > 0 ? 'Corefile reloaded' : 'Corefile read again: nothing to apply now');
+  });
   // Registered last, so run first: the admin server and the cluster view stay up through the lame-duck period.
   ctx.shutdown.allow(f.lameduck + 10_000);
   ctx.shutdown.add('dns', async () => {
+    reloader?.stop();
     lameDuck = true;
-    if (f.lameduck > 0) {
-      ctx.log.info({ lameduckMs: f.lameduck }, 'dns lame duck: /readyz fails, queries are still answered');
-      await new Promise((resolve) => setTimeout(resolve, f.lameduck));
+    const lameduck = running.lameduck;
+    if (lameduck > 0) {
+      ctx.log.info({ lameduckMs: lameduck }, 'dns lame duck: /readyz fails, queries are still answered');
+      await new Promise((resolve) => setTimeout(resolve, lameduck));
     }
-    stopHosts?.();
     await server.close();
-    await forwarder.close();
-    await stubs.close();
+    await Promise.all([pipe, ...retiring].map((p) => p.close()));
   });
-  void Promise.all(forwarders.map((w) => w.forwarder.checkLoops()));
-  ctx.log.info({ listen: bound.map((b) => `${b.transport}://${b.address}:${b.port}`), zone: f.zone, upstreams: upstreams.map((u) => u.text), stubDomains: f['stub-domain'].map((s) => `${s.domain}=${s.upstreams.map((u) => u.text).join(',')}`), ...(autopath ? { autopathSearch: autopath.nodeSearch } : {}) }, 'dns serving');
+  void Promise.all(pipe.forwarders.map((w) => w.forwarder.checkLoops()));
+  reloader?.start();
+  ctx.log.info({ listen: bound.map((b) => `${b.transport}://${b.address}:${b.port}`), zone: f.zone, upstreams: pipe.upstreams.map((u) => u.text), stubDomains: f['stub-domain'].map((s) => `${s.domain}=${s.upstreams.map((u) => u.text).join(',')}`), ...(pipe.autopathSearch ? { autopathSearch: pipe.autopathSearch } : {}) }, 'dns serving');
+}
+
+/**
+ * The Corefile read again every --reload (CoreDNS reload), applied by `apply` when it changed, with CoreDNS's reload
+ * metrics: coredns_reload_version_info names the running Corefile's hash, coredns_reload_failed_total counts
+ * Corefiles that could not be used.
+ */
+function corefileReloader(ctx: ComponentContext, file: NonNullable<ComponentContext['settingsFile']>, running: () => DnsFlags, apply: (read: Reread, notes: string[]) => Promise<void>): Reloader {
+  const failures = new Counter({ name: 'coredns_reload_failed_total', help: 'Counts the number of failed reload attempts.', registers: [ctx.registry] });
+  const version = new Gauge({ name: 'coredns_reload_version_info', help: 'A metric with a constant 1 value labeled by hash, and value which type of hash generated.', labelNames: ['hash', 'value'], registers: [ctx.registry] });
+  const show = (fingerprint: string | undefined) => {
+    version.reset();
+    if (running().reload !== false && fingerprint !== undefined) version.set({ hash: 'sha512', value: fingerprint }, 1);
+  };
+  show(file.fingerprint);
+  return new Reloader({
+    every: () => running().reload,
+    fingerprint: file.fingerprint,
+    reread: () => file.reread(),
+    apply: (read) => apply(read as Reread, (read as Reread).notes),
+    failed: (e) => {
+      failures.inc();
+      ctx.log.error({ err: e.message }, `the Corefile changed and cannot be used; netplane dns keeps serving as before: ${e.message}`);
+    },
+    applied: show,
+  });
 }

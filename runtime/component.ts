@@ -13,7 +13,7 @@ import { UsageError, usageExitCode } from './errors.ts';
 import { checkListenAddresses, flagGiven, formatHelp, nonEmpty, oneOf, parseFlags, parseHostPort, valueFlag, type FlagSpecs, type FlagValues } from './flags.ts';
 import { createLogger, logLevels, type Logger } from './logger.ts';
 import { createRegistry, registerStoreMetrics } from './metrics.ts';
-import { withSettings, type FileSettings } from './settings.ts';
+import { withSettings, type FileSettings, type Reread } from './settings.ts';
 import { Shutdown } from './shutdown.ts';
 import { collectBeforeReady } from './startup-gc.ts';
 import { supervisedEnv } from './supervisor.ts';
@@ -44,6 +44,11 @@ export interface ComponentContext {
   shutdown: Shutdown;
   /** The service map for this node, created on first use. */
   serviceMap(): ServiceMap;
+  /**
+   * With a configuration file (`settings`): its fingerprint as read at start, and a read of it again merged with the
+   * same command line (a flag written there still wins), checked as at start. Throws UsageError.
+   */
+  settingsFile?: { fingerprint: string | undefined; reread(): Promise<Reread> };
 }
 
 /** A component: proxy, dns, ingress or overlay. */
@@ -108,15 +113,28 @@ export async function runComponent(c: Component, argv: readonly string[], versio
   let notes: string[] = [];
   const written = flags;
   const given = (name: string) => flagGiven(written, name);
-  const file = await c.settings?.(flags as never, given);
-  if (file !== undefined) {
+  const merge = (file: FileSettings): Reread & { flags: CommonFlagValues & Record<string, unknown> } => {
     const merged = withSettings(command, specs, argv, given, file.settings);
-    flags = parseFlags(command, specs, merged.argv) as CommonFlagValues & Record<string, unknown>;
-    notes = [...file.notes, ...merged.notes];
-  }
-  // Two of the process's own listen flags on one address would end it at the second bind: a command line that cannot
-  // work, refused before anything binds.
-  checkListenAddresses(command, specs, flags);
+    const values = parseFlags(command, specs, merged.argv) as CommonFlagValues & Record<string, unknown>;
+    // Two of the process's own listen flags on one address would end it at the second bind: a command line that
+    // cannot work, refused before anything binds.
+    checkListenAddresses(command, specs, values);
+    return { flags: values, notes: [...file.notes, ...merged.notes], fingerprint: file.fingerprint };
+  };
+  const file = await c.settings?.(flags as never, given);
+  if (file !== undefined) ({ flags, notes } = merge(file));
+  else checkListenAddresses(command, specs, flags);
+  const settingsFile =
+    file === undefined
+      ? undefined
+      : {
+          fingerprint: file.fingerprint,
+          async reread(): Promise<Reread> {
+            const again = await c.settings!(written as never, given);
+            if (again === undefined) throw new UsageError(`${command}: the configuration file is no longer named`);
+            return merge(again);
+          },
+        };
   // A fatal line ends the process: its message goes to stderr too, as one sentence, whatever --log-level says.
   const log = createLogger(c.name, flags['log-level'], undefined, (message) => {
     process.stderr.write(`${message.startsWith(command) ? message : `${command}: ${message}`}\n`);
@@ -167,6 +185,7 @@ export async function runComponent(c: Component, argv: readonly string[], versio
     admin,
     shutdown,
     serviceMap: () => (serviceMap ??= new ServiceMap(store, { nodeName: flags['node-name'] })),
+    settingsFile,
   };
   log.info({ admin: `${bound.host}:${bound.port}`, source: ctx.source.name, node: ctx.nodeName, version }, `${command} starting`);
   shutdown.add('admin server', () => admin.close());

@@ -21,6 +21,15 @@ export interface Setting {
 export interface FileSettings {
   settings: Setting[];
   notes: string[];
+  /** A hash of what was read (the file and what it imports), to tell whether a later read found something new. */
+  fingerprint?: string;
+}
+
+/** The command line merged again with its configuration file as it is now (a component that reloads it). */
+export interface Reread {
+  flags: Record<string, unknown>;
+  notes: string[];
+  fingerprint: string | undefined;
 }
 
 /**

@@ -4,6 +4,7 @@
 // loadbalance, hosts, rewrite, autopath, log, bind), another zone's block with a `forward` a stub domain. What
 // netplane does not do (a plugin it has not, an option it ignores) is said in a note, a warning at start; what
 // cannot be read is a usage error naming the line.
+import { createHash } from 'node:crypto';
 import { globSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
 import { isIP } from 'node:net';
@@ -37,10 +38,21 @@ const unhonoured: Record<string, string> = {
   'hosts.no_reverse': 'PTR records of the file are answered',
 };
 
-/** Reads FILE and returns its settings, its imports read from disk; a file that cannot be read or used is a UsageError. */
+/**
+ * Reads FILE and returns its settings, its imports read from disk, with a fingerprint of everything read (the file
+ * and each imported one, by name and text); a file that cannot be read or used is a UsageError.
+ */
 export async function readCorefile(file: string, env: NodeJS.ProcessEnv = process.env): Promise<FileSettings> {
   const text = await readSettingsFile('netplane dns', 'conf', file);
-  return corefileSettings(text, file, { env, imports: importsFrom(dirname(file)) });
+  const hash = createHash('sha512').update(text);
+  const read = importsFrom(dirname(file));
+  const imports: ImportReader = (pattern) => {
+    const files = read(pattern);
+    for (const f of files) hash.update(`\0${f.file}\0${f.text}`);
+    return files;
+  };
+  const settings = corefileSettings(text, file, { env, imports });
+  return { ...settings, fingerprint: hash.digest('hex') };
 }
 
 /**
@@ -173,7 +185,7 @@ export function corefileSettings(text: string, file: string, options: ParseOptio
         break;
       }
       case 'reload':
-        notes.push(at(d, 'reload: the Corefile is read at start; restart to apply a change'));
+        set(d, 'reload', 'reload', reloadSetting(d, fail));
         break;
       default:
         if (!quiet.has(what)) notes.push(at(d, `the plugin ${what} is not one netplane has; ignored`));
@@ -329,6 +341,12 @@ function cacheSettings(d: Directive, clusterZone: string | undefined, set: SetFl
 }
 
 /** A Go duration in whole seconds, as a string; undefined when it is not one. */
+/** `reload [INTERVAL] [JITTER]` as the --reload value: CoreDNS's defaults (30s, 15s) when absent. */
+function reloadSetting(d: Directive, fail: Fail): string {
+  if (d.args.length > 2) throw fail(d, 'reload takes at most an INTERVAL and a JITTER');
+  return d.args.length === 0 ? '30s,15s' : d.args.join(',');
+}
+
 function durationSeconds(raw: string): string | undefined {
   try {
     return String(Math.round(parseDuration(raw) / 1000));

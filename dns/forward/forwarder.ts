@@ -245,6 +245,7 @@ export class Forwarder implements DnsHandler {
 
   /** Cancels upstream queries in flight (their queries get SERVFAIL), stops health probes and closes TLS connections. */
   async close(): Promise<void> {
+    this.#metrics.retire();
     this.#upstreams.close();
     this.#scope.close();
     for (const pool of this.#pools.values()) pool.close();

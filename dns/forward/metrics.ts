@@ -30,6 +30,22 @@ interface CacheSource {
   labels: CacheLabels;
   counts: CacheCounts;
   entries: (type: CacheType) => number;
+  /** Its forwarder was closed (replaced by a reloaded configuration): its counts stay, its cache holds nothing. */
+  retired: boolean;
+}
+
+const sameLabels = (a: CacheLabels, b: CacheLabels) => a.server === b.server && a.zones === b.zones && a.view === b.view;
+
+/** Adds a retired source's counts into `to`, so that the counters of its labels never go back. */
+function carryCounts(from: CacheCounts, to: CacheCounts): void {
+  to.requests += from.requests;
+  to.misses += from.misses;
+  to.prefetches += from.prefetches;
+  to.stale += from.stale;
+  for (const t of ['success', 'denial'] as const) {
+    to.hits[t] += from.hits[t];
+    to.evictions[t] += from.evictions[t];
+  }
 }
 
 /** The metrics of one registry, shared by every forwarder on it (the default one and each stub domain's). */
@@ -133,11 +149,22 @@ export class ForwardMetrics {
   #rejects: Counter;
   #connHits: Counter<'proxy_name' | 'to' | 'proto'>;
   #connMisses: Counter<'proxy_name' | 'to' | 'proto'>;
+  readonly #source: CacheSource;
 
-  /** `entries` is read at scrape time for coredns_cache_entries. */
+  /**
+   * `entries` is read at scrape time for coredns_cache_entries. A forwarder retired with the same labels (the one
+   * this one replaces) hands its counts on to this one.
+   */
   constructor(registry: Registry, labels: CacheLabels, entries: (type: CacheType) => number) {
     const m = sharedMetrics(registry);
-    m.sources.push({ labels, counts: this.#c, entries });
+    for (let i = m.sources.length - 1; i >= 0; i--) {
+      const s = m.sources[i]!;
+      if (!s.retired || !sameLabels(s.labels, labels)) continue;
+      carryCounts(s.counts, this.#c);
+      m.sources.splice(i, 1);
+    }
+    this.#source = { labels, counts: this.#c, entries, retired: false };
+    m.sources.push(this.#source);
     this.#requests = m.requests;
     this.#responses = m.responses;
     this.#duration = m.duration;
@@ -146,6 +173,12 @@ export class ForwardMetrics {
     this.#rejects = m.rejects;
     this.#connHits = m.connHits;
     this.#connMisses = m.connMisses;
+  }
+
+  /** The forwarder is closed: its cache series count on (from a successor of the same labels), its entries are 0. */
+  retire(): void {
+    this.#source.retired = true;
+    this.#source.entries = () => 0;
   }
 
   /** Declares an upstream's series at zero. */

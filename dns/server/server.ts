@@ -21,6 +21,9 @@ import { ReplayCache, type Replay } from './replay.ts';
 import { TcpConnection } from './tcp.ts';
 import { UdpEndpoint } from './udp.ts';
 
+/** What a server answers with: the part of its options that a reloaded configuration replaces (DnsServer.use). */
+export type ServingOptions = Pick<DnsServerOptions, 'handlers' | 'zoneOf' | 'loadBalance' | 'queryLog'>;
+
 /** Options of a DnsServer. */
 export interface DnsServerOptions {
   /** UDP and TCP on each. */
@@ -117,20 +120,20 @@ function rejectedQuery(msg: Buffer, f: ParseFailure): LoggedQuery {
 /** The DNS server: start() binds every listen address, close() stops serving and releases them. */
 export class DnsServer {
   readonly #o: DnsServerOptions;
-  readonly #handlers: readonly DnsHandler[];
+  #handlers: readonly DnsHandler[];
   readonly #log: Logger;
   readonly #ourSize: number;
   readonly #timeoutMs: number;
-  readonly #zoneOf: (lname: string) => string;
+  #zoneOf: (lname: string) => string;
   readonly #metrics: DnsMetrics | undefined;
-  readonly #queryLog: QueryLog | undefined;
+  #queryLog: QueryLog | undefined;
   /** Whether a query's arrival time is read: for the duration histogram or the query log. */
-  readonly #timed: boolean;
+  #timed: boolean;
   /** Encoded sections per answer object: handlers return the same object while their data is unchanged. */
-  readonly #encoded = new WeakMap<DnsAnswer, Cached>();
+  #encoded = new WeakMap<DnsAnswer, Cached>();
   /** Authoritative UDP responses replayed to identical queries while their handler's data is unchanged. */
-  readonly #replay = new ReplayCache(50_000);
-  readonly #byName: ReadonlyMap<string, DnsHandler>;
+  #replay = new ReplayCache(50_000);
+  #byName: ReadonlyMap<string, DnsHandler>;
   /** SERVFAIL answers per handler name (the `plugin` label says whose failure it was). */
   readonly #servfails = new Map<string, DnsAnswer>();
   readonly #udp: UdpEndpoint[] = [];
@@ -141,25 +144,42 @@ export class DnsServer {
   readonly #conns = new Set<TcpConnection>();
   readonly #serve = (msg: Buffer, out: Output, client: Client) => this.#onMessage(msg, out, client);
   #closed = false;
-  readonly #balance: boolean;
+  #balance: boolean;
   /** Advanced per response that has records to rotate: how far they are rotated. */
   #turn = 0;
   #logBudget = { windowStart: -Infinity, left: 0, suppressed: 0 };
 
   constructor(o: DnsServerOptions) {
     this.#o = o;
-    this.#handlers = [...o.handlers];
-    this.#byName = new Map(this.#handlers.map((h) => [h.name, h]));
     this.#log = o.log;
     this.#ourSize = Math.max(512, Math.min(65535, o.udpBufferSize ?? 1232));
     this.#timeoutMs = o.queryTimeoutMs ?? 5000;
-    this.#zoneOf = o.zoneOf ?? (() => '.');
-    this.#balance = (o.loadBalance ?? 'round_robin') !== 'off';
     const first = o.listen[0];
     const host = !first || first.host === '0.0.0.0' || first.host === '::' ? '' : first.host.includes(':') ? `[${first.host}]` : first.host;
     this.#metrics = o.registry ? new DnsMetrics(o.serverLabel ?? `dns://${host}:${first?.port ?? 53}`, o.registry) : undefined;
-    this.#queryLog = o.queryLog;
+    this.#handlers = [];
+    this.#byName = new Map();
+    this.#zoneOf = () => '.';
+    this.#balance = true;
+    this.#timed = false;
+    this.use(o);
+  }
+
+  /**
+   * Serves every query from now on through these handlers, zone labels, rotation and query log (a reloaded
+   * configuration); the sockets and connections stay. Queries already with the old handlers are answered by them.
+   * Responses encoded or kept for replay under the old ones are dropped.
+   */
+  use(p: ServingOptions): void {
+    this.#handlers = [...p.handlers];
+    this.#byName = new Map(this.#handlers.map((h) => [h.name, h]));
+    this.#zoneOf = p.zoneOf ?? (() => '.');
+    this.#balance = (p.loadBalance ?? 'round_robin') !== 'off';
+    this.#queryLog = p.queryLog;
     this.#timed = this.#metrics !== undefined || this.#queryLog !== undefined;
+    this.#encoded = new WeakMap();
+    this.#replay = new ReplayCache(50_000);
+    this.#servfails.clear();
   }
 
   /** Binds UDP and TCP on every listen address (the same port for both when port 0 asks for a free one). Rejects on a bind error, releasing what it bound. */

@@ -57,8 +57,11 @@ describe('corefileSettings', () => {
       '--admin=0.0.0.0:9153',
       '--max-concurrent=1000',
       '--cache-ttl=30',
+      '--reload=30s,15s',
     ]);
-    expect(notes(kubeadm)).toEqual(['Corefile:21: reload: the Corefile is read at start; restart to apply a change']);
+    expect(notes(kubeadm)).toEqual([]);
+    expect(flat('.:53 {\n forward . 10.0.0.2\n cache\n loadbalance\n reload 10s 3s\n}\n')).toEqual(['--upstream=10.0.0.2:53', '--reload=10s,3s']);
+    expect(() => corefileSettings('.:53 {\n reload 10s 3s 1s\n}\n', 'Corefile')).toThrow(new UsageError('netplane dns: --conf Corefile: line 2: reload takes at most an INTERVAL and a JITTER'));
     expect(corefileSettings(kubeadm, 'Corefile').settings.find((s) => s.flag === 'pods')!.from).toBe('Corefile:8: kubernetes pods');
   });
 
@@ -294,7 +297,7 @@ import custom/*.server
     expect((await fetch(`http://127.0.0.1:${health}/health`)).status).toBe(200);
     expect((await fetch(`http://127.0.0.1:${ready}/ready`)).status).toBe(200);
     const warned = dns.logs().split('\n').filter((l) => l.includes('"level":40')).map((l) => (JSON.parse(l) as { msg: string }).msg);
-    expect(warned).toEqual(expect.arrayContaining([`${file}:16: reload: the Corefile is read at start; restart to apply a change`, `${file}:13: prometheus is overridden by --admin on the command line`]));
+    expect(warned).toEqual([`${file}:13: prometheus is overridden by --admin on the command line`]);
   });
 
   it('refuses a Corefile it cannot use: exit code 2, one sentence on stderr', async () => {
