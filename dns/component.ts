@@ -332,8 +332,8 @@ async function runDns(ctx: ComponentContext, f: DnsFlags): Promise<void> {
  * Corefiles that could not be used.
  */
 function corefileReloader(ctx: ComponentContext, file: NonNullable<ComponentContext['settingsFile']>, running: () => DnsFlags, apply: (read: Reread, notes: string[]) => Promise<void>): Reloader {
-  const failures = new Counter({ name: 'coredns_reload_failed_total', help: 'Counts the number of failed reload attempts.', registers: [ctx.registry] });
-  const version = new Gauge({ name: 'coredns_reload_version_info', help: 'A metric with a constant 1 value labeled by hash, and value which type of hash generated.', labelNames: ['hash', 'value'], registers: [ctx.registry] });
+  const failures = new Counter({ name: 'coredns_reload_failed_total', help: 'Counter of the number of failed reload attempts.', registers: [ctx.registry] });
+  const version = new Gauge({ name: 'coredns_reload_version_info', help: "A metric with a constant '1' value labeled by hash, and value which type of hash generated.", labelNames: ['hash', 'value'], registers: [ctx.registry] });
   const show = (fingerprint: string | undefined) => {
     version.reset();
     if (running().reload !== false && fingerprint !== undefined) version.set({ hash: 'sha512', value: fingerprint }, 1);
