@@ -306,6 +306,7 @@ async function runDns(ctx: ComponentContext, f: DnsFlags): Promise<void> {
       void Promise.all(built.forwarders.map((w) => w.forwarder.checkLoops()));
     }
     running = flagsNow;
+    ctx.shutdown.allow(flagsNow.lameduck + 10_000);
     ctx.log.info({ changed: plan.changed, waiting: plan.waiting, upstreams: pipe.upstreams.map((u) => u.text) }, plan.changed.length > 0 ? 'Corefile reloaded' : 'Corefile read again: nothing to apply now');
   });
   // Registered last, so run first: the admin server and the cluster view stay up through the lame-duck period.
