@@ -13,7 +13,7 @@ import { HostRunner } from '../../runtime/exec.ts';
 import { freePort } from '../helpers/ports.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { a, startUpstream, type FakeUpstream } from './forward/fake-upstream.ts';
-import { startDns, type DnsProcess } from './process.ts';
+import { digWithTtl, startDns, type DnsProcess } from './process.ts';
 
 /** Sends A queries for `names` in turn every few milliseconds until stopped; counts what was answered NOERROR. */
 function queryLoop(port: number, names: readonly string[]) {
@@ -54,10 +54,7 @@ describe('netplane dns --conf Corefile with reload', () => {
   let dir: string;
   let dns: DnsProcess | undefined;
   const host = new HostRunner();
-  const dig = async (port: number, name: string) => {
-    const { stdout } = await host.run('dig', ['@127.0.0.1', '-p', String(port), '+time=2', '+tries=1', '+noall', '+answer', name, 'A']);
-    return stdout.trim().split('\n').filter(Boolean).map((l) => l.split(/\s+/)).map(([n, ttl, , , ip]) => `${n} ${ttl} ${ip}`);
-  };
+  const dig = digWithTtl;
   const metric = async (name: string) => {
     const { body } = await dns!.admin('/metrics');
     return body.split('\n').filter((l) => l.startsWith(name));

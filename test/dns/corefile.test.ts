@@ -10,11 +10,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { corefileSettings } from '../../dns/corefile/settings.ts';
 import { parseCorefile } from '../../dns/corefile/parse.ts';
 import { UsageError } from '../../runtime/errors.ts';
-import { HostRunner } from '../../runtime/exec.ts';
 import { freePort } from '../helpers/ports.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { a, startUpstream, type FakeUpstream } from './forward/fake-upstream.ts';
-import { startDns, type DnsProcess } from './process.ts';
+import { digWithTtl, startDns, type DnsProcess } from './process.ts';
 
 /** The Corefile kubeadm puts in the coredns ConfigMap. */
 const kubeadm = `.:53 {
@@ -241,11 +240,7 @@ describe('netplane dns --conf Corefile', () => {
   let stub: FakeUpstream;
   let dir: string;
   let dns: DnsProcess | undefined;
-  const host = new HostRunner();
-  const dig = async (port: number, name: string) => {
-    const { stdout } = await host.run('dig', ['@127.0.0.1', '-p', String(port), '+time=2', '+tries=1', '+noall', '+answer', name, 'A']);
-    return stdout.trim().split('\n').filter(Boolean).map((l) => l.split(/\s+/)).map(([n, ttl, , , ip]) => `${n} ${ttl} ${ip}`);
-  };
+  const dig = digWithTtl;
 
   beforeAll(async () => {
     root = await startUpstream((q) => ({ answers: [a(q.name, '192.0.2.7', 60)] }));

@@ -22,6 +22,12 @@ export async function dig(port: number, name: string, type = 'A', source?: strin
   return { status: /status: (\w+)/.exec(stdout)?.[1], answer };
 }
 
+/** dig's A answer lines as `NAME TTL ADDRESS`, waiting up to 2 s for a reply. */
+export async function digWithTtl(port: number, name: string): Promise<string[]> {
+  const { stdout } = await host.run('dig', ['@127.0.0.1', '-p', String(port), '+time=2', '+tries=1', '+noall', '+answer', name, 'A']);
+  return stdout.trim().split('\n').filter(Boolean).map((l) => l.split(/\s+/)).map(([n, ttl, , , ip]) => `${n} ${ttl} ${ip}`);
+}
+
 /** A running `netplane dns`. */
 export interface DnsProcess {
   proc: ChildProcess;
