@@ -16,6 +16,7 @@ import { normalizeIP, type AddressSet } from '../limits/client-ip.ts';
 import { ClientHelloReader } from './client-hello.ts';
 import type { Passthrough, PassthroughRefusal, PassthroughTarget } from './passthrough.ts';
 import { parseProxyHeader } from './proxy-protocol.ts';
+import { readStart, wholeParse } from './read-start.ts';
 import { clientGone, cutByShutdown, splice } from './splice.ts';
 
 /** Where a connection comes from, as the gateway counts it (limits, source ranges, forwarded headers, access log). */
@@ -78,9 +79,6 @@ export interface EdgeOptions {
   relaying?: () => () => void;
 }
 
-/** What reading the start of a connection came to. */
-type Read<T> = { data: Buffer; parsed: Exclude<T, { status: 'incomplete' }> } | { data: Buffer; ended: 'end' | 'timeout' };
-
 /** A listening socket that reads the start of each connection before handing it on or passing it through. */
 export class EdgeListener {
   /** The accepting socket; listen on it instead of the HTTP or TLS server. */
@@ -130,7 +128,7 @@ export class EdgeListener {
     try {
       let rest: Buffer = Buffer.alloc(0);
       if (proxyProtocol) {
-        const r = await this.#read(socket, rest, proxyProtocol.timeoutMs, wholeParse(parseProxyHeader));
+        const r = await readStart(socket, rest, proxyProtocol.timeoutMs, wholeParse(parseProxyHeader));
         if ('ended' in r) {
           // A balancer's TCP health check connects and closes without a byte: nothing was refused.
           if (r.ended === 'end' && r.data.length === 0) return void socket.destroy();
@@ -145,7 +143,7 @@ export class EdgeListener {
       }
       if (passthrough) {
         const reader = new ClientHelloReader();
-        const r = await this.#read(socket, rest, passthrough.helloTimeoutMs, (chunk) => reader.push(chunk));
+        const r = await readStart(socket, rest, passthrough.helloTimeoutMs, (chunk) => reader.push(chunk));
         if ('ended' in r) {
           if (r.ended === 'end') return void socket.destroy();
           return this.#refuse(socket, 'client-hello-timeout', `no whole TLS ClientHello from ${connectionClient(socket).address} within ${passthrough.helloTimeoutMs} ms`);
@@ -207,43 +205,6 @@ export class EdgeListener {
   }
 
   /**
-   * Reads from `socket` (after the `initial` bytes already read) until `feed`, given each new chunk, says more than
-   * incomplete, the client ends, or `timeoutMs` passes; leaves the socket paused. Bounded: a parser says incomplete
-   * only while the bytes may begin what it reads, which is capped (a PROXY header at 4112 bytes, a ClientHello at
-   * 16 KiB in records of at least one byte each), so no more than that and one chunk is held; the chunks are joined
-   * once, at the end.
-   */
-  #read<T extends { status: string }>(socket: Socket, initial: Buffer, timeoutMs: number, feed: (chunk: Buffer) => T): Promise<Read<T>> {
-    const chunks: Buffer[] = initial.length > 0 ? [initial] : [];
-    const data = () => (chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
-    const whole = (p: T): p is Exclude<T, { status: 'incomplete' }> => p.status !== 'incomplete';
-    const first = initial.length > 0 ? feed(initial) : undefined;
-    if (first !== undefined && whole(first)) return Promise.resolve({ data: initial, parsed: first });
-    if (socket.destroyed || socket.readableEnded) return Promise.resolve({ data: data(), ended: 'end' });
-    return new Promise((resolve) => {
-      const done = (r: Read<T>) => {
-        clearTimeout(timer);
-        socket.pause();
-        socket.off('data', onData);
-        socket.off('end', onEnd);
-        socket.off('close', onEnd);
-        resolve(r);
-      };
-      const timer = setTimeout(() => done({ data: data(), ended: 'timeout' }), timeoutMs);
-      const onEnd = () => done({ data: data(), ended: 'end' });
-      const onData = (chunk: Buffer) => {
-        chunks.push(chunk);
-        const parsed = feed(chunk);
-        if (whole(parsed)) done({ data: data(), parsed });
-      };
-      socket.on('data', onData);
-      socket.on('end', onEnd);
-      socket.on('close', onEnd);
-      socket.resume();
-    });
-  }
-
-  /**
    * Closes a connection and counts it. Each reason is logged at warn at most once a minute, with how many more
    * there were (a balancer that sends no header would otherwise log every connection), and each at debug.
    */
@@ -264,15 +225,3 @@ export class EdgeListener {
 }
 
 function ignore(): void {}
-
-/**
- * A parser of the whole of what was received (parseProxyHeader) as a feed of chunks: the chunks so far are joined
- * and parsed again on each one, which stays cheap because such a parser stops at a small cap.
- */
-function wholeParse<T>(parse: (data: Buffer) => T): (chunk: Buffer) => T {
-  let data: Buffer = Buffer.alloc(0);
-  return (chunk) => {
-    data = data.length === 0 ? chunk : Buffer.concat([data, chunk]);
-    return parse(data);
-  };
-}

@@ -162,3 +162,25 @@ export function v6FromBytes(b: Uint8Array): string {
   const hex = (gs: number[]) => gs.map((g) => g.toString(16)).join(':');
   return best === -1 ? hex(groups) : `${hex(groups.slice(0, best))}::${hex(groups.slice(best + bestLength))}`;
 }
+
+/**
+ * The version 1 header a relay sends before the client's bytes, as nginx's `proxy_protocol on` does: `PROXY TCP4`
+ * (or `TCP6`) with the client's and the destination's address and port. The spec wants both addresses of one family;
+ * when they are not (and when one is not an address at all), `PROXY UNKNOWN`, which tells the receiver to use the
+ * connection's own addresses. IPv4-mapped IPv6 addresses (a dual-stack socket's view of an IPv4 peer) are written
+ * as IPv4.
+ */
+export function proxyHeaderV1(source: ProxyEndpoint, destination: ProxyEndpoint): Buffer {
+  const src = plainAddress(source.address);
+  const dst = plainAddress(destination.address);
+  const family = isIP(src);
+  if (family === 0 || family !== isIP(dst)) return Buffer.from('PROXY UNKNOWN\r\n', 'latin1');
+  return Buffer.from(`PROXY TCP${family} ${src} ${dst} ${source.port} ${destination.port}\r\n`, 'latin1');
+}
+
+/** An address without an IPv4-mapped prefix or zone index, lower case. */
+function plainAddress(a: string): string {
+  const s = a.toLowerCase().replace(/%.*$/, '');
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(s);
+  return mapped ? mapped[1]! : s;
+}

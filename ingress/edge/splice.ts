@@ -3,7 +3,8 @@
 // closes. Endpoints are tried in order until one accepts within the connect time-out (at most `tries`). Either
 // socket may fail at any moment (the client resets while its endpoint is connected): each has an error listener
 // from its first moment here to its close, and a client gone while connecting closes the endpoint's connection.
-// A signal (the gateway's drain timing out) closes both sides at any stage.
+// A signal (the gateway's drain timing out) closes both sides at any stage; an idle time-out closes both once
+// neither has read or written for that long (nginx's proxy_timeout for its streams).
 import { connect, type Socket } from 'node:net';
 import type { Endpoint } from '../upstream/upstreams.ts';
 
@@ -31,6 +32,8 @@ export interface SpliceOptions {
   tries: number;
   /** Aborted: the client's and the endpoint's connections are closed at once, whatever the stage. */
   signal?: AbortSignal;
+  /** Once relaying: both connections are closed when neither has read or written anything for this long. */
+  idleMs?: number;
 }
 
 /**
@@ -55,7 +58,7 @@ export async function splice(client: Socket, first: Buffer, endpoints: readonly 
         upstream.destroy();
         return { error: o.signal?.aborted ? cutByShutdown : clientGone, sent: 0, received: 0 };
       }
-      return await relay(client, upstream, first, `${endpointText(e)}`, o.signal);
+      return await relay(client, upstream, first, `${endpointText(e)}`, o.signal, o.idleMs);
     }
   } finally {
     o.signal?.removeEventListener('abort', cut);
@@ -95,7 +98,7 @@ function connected(e: Endpoint, timeoutMs: number, signal: AbortSignal | undefin
   });
 }
 
-function relay(client: Socket, upstream: Socket, first: Buffer, endpoint: string, signal: AbortSignal | undefined): Promise<SpliceResult> {
+function relay(client: Socket, upstream: Socket, first: Buffer, endpoint: string, signal: AbortSignal | undefined, idleMs: number | undefined): Promise<SpliceResult> {
   return new Promise((resolve) => {
     let error: string | undefined;
     let open = 2;
@@ -112,6 +115,16 @@ function relay(client: Socket, upstream: Socket, first: Buffer, endpoint: string
     };
     if (signal?.aborted) cut();
     signal?.addEventListener('abort', cut, { once: true });
+    if (idleMs !== undefined) {
+      // A socket's time-out restarts at each of its reads and writes: bytes going either way keep both sides alive.
+      const idle = () => {
+        error ??= `idle for ${idleMs} ms`;
+        client.destroy();
+        upstream.destroy();
+      };
+      client.setTimeout(idleMs, idle);
+      upstream.setTimeout(idleMs, idle);
+    }
     const closed = () => {
       if (--open > 0) return;
       signal?.removeEventListener('abort', cut);

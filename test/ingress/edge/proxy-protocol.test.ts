@@ -1,7 +1,8 @@
 // The PROXY protocol parser as tables of byte sequences: whole headers of both versions, beginnings that need more
-// bytes (truncated), and everything the spec says must abort the connection (malformed, oversized, not a header).
+// bytes (truncated), and everything the spec says must abort the connection (malformed, oversized, not a header);
+// and the version 1 header a relay writes, which the parser reads back.
 import { describe, expect, it } from 'vitest';
-import { parseProxyHeader, v1MaxLength, v2MaxBlockLength, v6FromBytes, type ProxyHeader } from '../../../ingress/edge/proxy-protocol.ts';
+import { parseProxyHeader, proxyHeaderV1, v1MaxLength, v2MaxBlockLength, v6FromBytes, type ProxyHeader } from '../../../ingress/edge/proxy-protocol.ts';
 
 const signature = [0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a];
 const text = (s: string) => Buffer.from(s, 'latin1');
@@ -136,4 +137,25 @@ describe('v6FromBytes (RFC 5952)', () => {
     ['2001:0DB8:AAAA:BBBB:CCCC:DDDD:EEEE:FFFF', '2001:db8:aaaa:bbbb:cccc:dddd:eeee:ffff'],
   ];
   for (const [bytes, want] of cases) it(want, () => expect(v6FromBytes(hex(bytes))).toBe(want));
+});
+
+describe('proxyHeaderV1: the header sent to an endpoint', () => {
+  const at = (address: string, port: number) => ({ address, port });
+  const cases: Array<[string, ReturnType<typeof at>, ReturnType<typeof at>, string]> = [
+    ['IPv4', at('192.0.2.1', 56324), at('198.51.100.7', 443), 'PROXY TCP4 192.0.2.1 198.51.100.7 56324 443\r\n'],
+    ['IPv6', at('2001:db8::1', 12345), at('2001:db8::2', 80), 'PROXY TCP6 2001:db8::1 2001:db8::2 12345 80\r\n'],
+    ['IPv4-mapped addresses of a dual-stack socket, as IPv4', at('::ffff:192.0.2.1', 1), at('::FFFF:198.51.100.7', 2), 'PROXY TCP4 192.0.2.1 198.51.100.7 1 2\r\n'],
+    ['mixed families: UNKNOWN', at('192.0.2.1', 1), at('2001:db8::2', 2), 'PROXY UNKNOWN\r\n'],
+    ['not an address: UNKNOWN', at('', 0), at('198.51.100.7', 2), 'PROXY UNKNOWN\r\n'],
+  ];
+  for (const [name, source, destination, want] of cases) {
+    it(name, () => {
+      const header = proxyHeaderV1(source, destination);
+      expect(header.toString('latin1')).toBe(want);
+      // What the parser reads of it: the same addresses, or none for UNKNOWN.
+      const parsed = parseProxyHeader(header);
+      expect(parsed.status).toBe('complete');
+      if (parsed.status === 'complete' && !want.includes('UNKNOWN')) expect(parsed.header.source?.port).toBe(source.port);
+    });
+  }
 });

@@ -1,6 +1,7 @@
 // splice() between real sockets on 127.0.0.1: the bytes already read go first and both directions are relayed; a
 // client that goes away at any moment (while its endpoint is being connected, while bytes flow, by a reset) ends
-// the splice with both connections closed and nothing thrown; endpoints that refuse are skipped.
+// the splice with both connections closed and nothing thrown; endpoints that refuse are skipped; with an idle
+// time-out, bytes either way keep a connection open and silence closes both sides.
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { clientGone, splice, type SpliceResult } from '../../../ingress/edge/splice.ts';
@@ -94,6 +95,25 @@ describe('splice', () => {
     away(pair.client);
     const result = await done;
     expect(result.endpoint).toBe(`127.0.0.1:${up.port}`);
+    await waitFor('the endpoint connection closed', () => up.accepted[0]?.closed === true, 3000);
+  });
+
+  it('closes both sides after the idle time-out without a byte either way, not while bytes flow one way', async () => {
+    // The endpoint sends a byte every 100 ms for 600 ms, then nothing.
+    const up = await endpoint((s) => {
+      let n = 0;
+      const t = setInterval(() => (++n > 6 ? clearInterval(t) : s.write('.')), 100);
+      s.on('close', () => clearInterval(t));
+    });
+    const pair = await clientPair();
+    cleanups.push(closeServer(up.server), pair.close);
+    const started = performance.now();
+    const result = await splice(pair.gatewaySide, Buffer.alloc(0), [{ ip: '127.0.0.1', port: up.port }], { connectTimeoutMs: 1000, tries: 1, idleMs: 300 });
+    const ms = performance.now() - started;
+    expect(result).toMatchObject({ endpoint: `127.0.0.1:${up.port}`, error: 'idle for 300 ms', received: 6 });
+    // 600 ms of bytes the client never answered, then 300 ms of silence.
+    expect(ms).toBeGreaterThan(850);
+    expect(ms).toBeLessThan(2000);
     await waitFor('the endpoint connection closed', () => up.accepted[0]?.closed === true, 3000);
   });
 
