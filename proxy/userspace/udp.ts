@@ -29,6 +29,10 @@ export interface UdpOptions {
   onDrop?: (reason: UdpDropReason) => void;
   /** Errors of the listening socket after it is open. */
   onError: (err: Error) => void;
+  /** Called once per flow opened (a client's first datagram that found an endpoint). */
+  onFlow?: () => void;
+  /** Bind with SO_REUSEPORT, so that several processes share the port (the kernel spreads clients). */
+  reusePort?: boolean;
 }
 
 interface Flow {
@@ -83,7 +87,7 @@ export class UdpListener {
     this.#spec = spec;
     this.#options = options;
     this.#picker = new ListenerPicker(spec);
-    this.#socket = createSocket({ type: isIPv6(options.host) ? 'udp6' : 'udp4' });
+    this.#socket = createSocket({ type: isIPv6(options.host) ? 'udp6' : 'udp4', ...(options.reusePort ? { reusePort: true } : {}) });
     this.#socket.on('message', (msg, rinfo) => this.#receive(msg, rinfo));
   }
 
@@ -201,6 +205,7 @@ export class UdpListener {
       },
     };
     this.#flows.set(key, flow);
+    this.#options.onFlow?.();
     // The sweeper runs only while there are flows: a timer per idle port (8 wake-ups a second each at 250 ms) cost
     // 1,000 idle UDP ports 2.7% of a core doing nothing.
     if (!this.#sweeper) {
