@@ -1,8 +1,9 @@
 // netplane dns: CoreDNS's job. Answers the cluster zone from the service map, forwards and caches the rest.
 import { readCorefile } from './corefile/settings.ts';
+import { corednsFlags } from './coredns-flags.ts';
 import { Counter, Gauge } from 'prom-client';
 import { defineComponent, type ComponentContext } from '../runtime/component.ts';
-import { durationFlag, intInRange, listFlag, nonEmpty, oneOf, parseCIDRList, parseHostPort, positiveInt, switchFlag, valueFlag } from '../runtime/flags.ts';
+import { durationFlag, flagGiven, intInRange, listFlag, nonEmpty, oneOf, parseCIDRList, parseHostPort, positiveInt, switchFlag, valueFlag } from '../runtime/flags.ts';
 import type { Reread } from '../runtime/settings.ts';
 import { LoopDetector, TlsConfigError, parseServername, parseUpstream, policies, readCaFile, type PrefetchSettings } from './forward/forwarder.ts';
 import { UsageError } from '../runtime/errors.ts';
@@ -171,6 +172,12 @@ const flags = {
     help: "CoreDNS's Corefile (as in the coredns ConfigMap), read at start as the flags of the same meaning: the root zone's block (kubernetes, forward, cache, health, ready, prometheus, loadbalance, hosts, rewrite, autopath, log, bind, reload) and stub domains; flags given here win over it",
     parse: nonEmpty,
   }),
+  'corefile-port': valueFlag({
+    value: 'PORT',
+    help: "with --conf: the port of the Corefile's server blocks written without one, such as `.` (CoreDNS's -dns.port)",
+    parse: intInRange(1, 65535),
+    default: 53,
+  }),
   reload: valueFlag({
     value: 'INTERVAL[,JITTER]|off',
     help: "read --conf and what it imports again every INTERVAL (2s or more, moved by up to half the JITTER, 15s or less by default) and apply a change without a restart (CoreDNS reload; `reload` in the Corefile sets it); a Corefile that cannot be used is logged and what runs stays",
@@ -193,9 +200,12 @@ export const dnsComponent = defineComponent({
   // CoreDNS's metrics port.
   defaultAdmin: '127.0.0.1:9153',
   flags,
-  settings: async (f) => (f.conf === undefined ? undefined : readCorefile(f.conf)),
-  async before(f) {
+  // A CoreDNS Deployment's command line, as it is.
+  anchor: corednsFlags,
+  settings: async (f) => (f.conf === undefined ? undefined : readCorefile(f.conf, process.env, f['corefile-port'])),
+  async before(f, log) {
     checkDnsFlags(f);
+    if (f.conf === undefined && flagGiven(f, 'corefile-port')) log.warn(`--corefile-port ${f['corefile-port']} has no effect without --conf: --listen says where DNS is answered`);
     // Checked here, before the admin and probe ports are bound, as every other flag is; the pipeline reads them again.
     for (const file of f['upstream-tls-ca']) caFile(file);
     return undefined;

@@ -21,6 +21,7 @@ import type { OverlayPlan, SelfVtep } from './plan/types.ts';
 import { coveringCIDRs, renderSubnetEnv, SubnetFile } from './subnet-file.ts';
 import { registerOverlayMetrics } from './metrics.ts';
 import { flannelNetConfPath, flannelSubnetFile, readNetConf } from './net-conf.ts';
+import { flanneldFlags } from './flanneld-flags.ts';
 import { kubernetesStatusPatcher, NetworkConditionReporter, type PatchNodeStatus } from './node-status.ts';
 import { kubernetesPatcher, VtepPublisher, type PatchAnnotations } from './publish.ts';
 
@@ -133,6 +134,8 @@ export const overlayComponent = defineComponent({
   kinds: ['Node'],
   defaultAdmin: '127.0.0.1:10247',
   flags,
+  // A Flannel DaemonSet's command line, as it is.
+  anchor: flanneldFlags,
   // --cleanup reads no cluster: without a source flag it needs none (in-cluster config may not even exist there).
   readsNoCluster: (f) => f.cleanup,
   async settings(f, given) {

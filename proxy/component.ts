@@ -3,6 +3,7 @@
 import { findNode, nodeZone, parseNodeName, primaryAddresses } from '../cluster/node.ts';
 import { writeFile } from 'node:fs/promises';
 import { readKubeProxyConfig } from './kube-proxy-config.ts';
+import { kubeProxyFlags } from './kube-proxy-flags.ts';
 import type { Node } from '../cluster/model/index.ts';
 import { defineComponent, type ComponentContext } from '../runtime/component.ts';
 import { UsageError } from '../runtime/errors.ts';
@@ -98,6 +99,8 @@ export const proxyComponent = defineComponent({
   // kube-proxy's metrics port, so scrape configs written for it keep working.
   defaultAdmin: '127.0.0.1:10249',
   flags,
+  // A kube-proxy DaemonSet's command line, as it is.
+  anchor: kubeProxyFlags,
   readsNoCluster: (f) => f.cleanup,
   async settings(f, given) {
     const line = { given, mode: f.mode };

@@ -9,20 +9,42 @@ import { parse } from 'yaml';
 import { isMapping, readSettingsFile, typedReader, type FileSettings, type Setting } from '../runtime/settings.ts';
 import { UsageError } from '../runtime/errors.ts';
 import { hostPortText, parseDuration } from '../runtime/flags.ts';
+import { klogLevel } from '../runtime/anchor-flags.ts';
 
 const apiVersion = 'kubeproxy.config.k8s.io/v1alpha1';
 const kind = 'KubeProxyConfiguration';
 
 /** kube-proxy's ports for an address written without one (its AppendPortIfNeeded). */
-const healthzPort = 10256;
-const metricsPort = 10249;
+export const healthzPort = 10256;
+export const metricsPort = 10249;
 
 /** The modes a file may ask for that netplane has; '' is kube-proxy's default (iptables), netplane's is nftables. */
 const modes = ['nftables', 'iptables', 'userspace'] as const;
 type Mode = (typeof modes)[number];
 
-// Top-level fields that change nothing netplane does: no note even when set (client tuning, logging, Windows, the
-// ConfigMap refresh period that kubeadm always writes).
+/**
+ * Why a kube-proxy mode is not netplane's, for the file's `mode` and the command line's --proxy-mode alike (each adds
+ * how to write one that is); undefined for one of netplane's modes. '' is kube-proxy's default, for the caller.
+ */
+export function foreignMode(mode: string): string | undefined {
+  if (mode === 'ipvs' || mode === 'kernelspace') return `${mode} is not a mode of netplane proxy, which programs nftables (the default) or iptables, or proxies in userspace`;
+  if (mode !== '' && !(modes as readonly string[]).includes(mode)) return `${JSON.stringify(mode)} is not one of ${modes.join(', ')}`;
+  return undefined;
+}
+
+/** kube-proxy's default mode, taken as netplane's own instead: what the file's empty mode and an empty --proxy-mode are told. */
+export const emptyMode = "empty, which is iptables for kube-proxy; netplane takes its own default, nftables";
+
+/** Why settings kube-proxy has and netplane does not do are ignored: the file's fields and the command line's flags say the same. */
+export const ignoredBecause = {
+  featureGates: 'netplane has no feature gates; ignored',
+  profiling: 'netplane serves no profiling handlers',
+  masqueradeBit: "netplane marks packets to masquerade with bit 14 (0x4000), kube-proxy's default; ignored",
+  localhostNodePorts: 'netplane serves no NodePort on loopback addresses; a connection to one is refused',
+} as const;
+
+// Top-level fields that change nothing netplane does: no note even when set (client tuning, logging but its
+// verbosity, Windows, the ConfigMap refresh period that kubeadm always writes).
 const quiet = new Set(['apiVersion', 'kind', 'logging', 'bindAddressHardFail', 'showHiddenMetricsForVersion', 'configSyncPeriod', 'portRange', 'windowsRunAsService', 'winkernel', 'ipvs']);
 const known = new Set([...quiet, 'featureGates', 'clientConnection', 'hostnameOverride', 'bindAddress', 'healthzBindAddress', 'metricsBindAddress', 'enableProfiling', 'mode', 'iptables', 'nftables', 'detectLocalMode', 'detectLocal', 'clusterCIDR', 'nodePortAddresses', 'oomScoreAdj', 'conntrack']);
 
@@ -63,12 +85,12 @@ export function kubeProxyConfigSettings(doc: unknown, file: string, line: Comman
   const fileMode = read.string('mode') ?? '';
   let mode: Mode = line.mode;
   if (!line.given('mode')) {
-    if (fileMode === 'ipvs' || fileMode === 'kernelspace') throw fail('mode', `${fileMode} is not a mode of netplane proxy, which programs nftables (the default) or iptables, or proxies in userspace; write mode: nftables, or give --mode`);
-    if (fileMode !== '' && !(modes as readonly string[]).includes(fileMode)) throw fail('mode', `${JSON.stringify(fileMode)} is not one of ${modes.join(', ')}`);
+    const foreign = foreignMode(fileMode);
+    if (foreign !== undefined) throw fail('mode', fileMode === 'ipvs' || fileMode === 'kernelspace' ? `${foreign}; write mode: nftables, or give --mode` : foreign);
     if (fileMode !== '') {
       mode = fileMode as Mode;
       set('mode', 'mode', fileMode);
-    } else if (doc.mode !== undefined) notes.push(`${at('mode')}: empty, which is iptables for kube-proxy; netplane takes its own default, nftables (write mode: iptables to keep iptables)`);
+    } else if (doc.mode !== undefined) notes.push(`${at('mode')}: ${emptyMode} (write mode: iptables to keep iptables)`);
   } else if (fileMode !== '' && fileMode !== line.mode) notes.push(`${at('mode')} (${fileMode}) is overridden by --mode on the command line`);
 
   const host = read.string('hostnameOverride');
@@ -84,9 +106,12 @@ export function kubeProxyConfigSettings(doc: unknown, file: string, line: Comman
   if (metrics) set('metricsBindAddress', 'admin', withPort(metrics, metricsPort));
   const bind = read.string('bindAddress');
   if (bind && bind !== '0.0.0.0' && bind !== '::') notes.push(`${at('bindAddress')} (${bind}): not used; netplane takes this node's addresses from its Node object`);
-  if (read.bool('enableProfiling') === true) notes.push(`${at('enableProfiling')}: netplane serves no profiling handlers`);
+  if (read.bool('enableProfiling') === true) notes.push(`${at('enableProfiling')}: ${ignoredBecause.profiling}`);
+  // klog's verbosity, as the command line's --v: kubeadm writes 0, which is netplane's default level too.
+  const verbosity = read.int('logging.verbosity');
+  if (verbosity !== undefined && verbosity !== 0) set('logging.verbosity', 'log-level', klogLevel(String(verbosity)));
   const gates = doc.featureGates;
-  if (isMapping(gates) && Object.keys(gates).length > 0) notes.push(`${at('featureGates')} (${Object.keys(gates).join(', ')}): netplane has no feature gates; ignored`);
+  if (isMapping(gates) && Object.keys(gates).length > 0) notes.push(`${at('featureGates')} (${Object.keys(gates).join(', ')}): ${ignoredBecause.featureGates}`);
 
   // The section of the mode in use: iptables or nftables (userspace mode has none).
   if (mode !== 'userspace') {
@@ -98,9 +123,9 @@ export function kubeProxyConfigSettings(doc: unknown, file: string, line: Comman
     const minSync = read.duration(`${section}.minSyncPeriod`);
     if (minSync) set(`${section}.minSyncPeriod`, 'min-sync-period', `${minSync}ms`);
     const bit = read.int(`${section}.masqueradeBit`);
-    if (bit !== undefined && bit !== 14) notes.push(`${at(`${section}.masqueradeBit`)} (${bit}): netplane marks packets to masquerade with bit 14 (0x4000), kube-proxy's default; ignored`);
+    if (bit !== undefined && bit !== 14) notes.push(`${at(`${section}.masqueradeBit`)} (${bit}): ${ignoredBecause.masqueradeBit}`);
     if (section === 'iptables' && read.bool('iptables.localhostNodePorts') !== false) {
-      notes.push(`${at('iptables.localhostNodePorts')} (true, kube-proxy's default in iptables mode): netplane serves no NodePort on loopback addresses; a connection to one is refused`);
+      notes.push(`${at('iptables.localhostNodePorts')} (true, kube-proxy's default in iptables mode): ${ignoredBecause.localhostNodePorts}`);
     }
     if (section === 'iptables' && read.bool('iptables.snatNodeInternalIP') === true) notes.push(`${at('iptables.snatNodeInternalIP')}: not supported; masquerade takes the outgoing interface's address`);
   }
@@ -149,7 +174,7 @@ export function kubeProxyConfigSettings(doc: unknown, file: string, line: Comman
 }
 
 /** kube-proxy's AppendPortIfNeeded: an address without a port gets `port`; an IPv6 one its brackets. */
-function withPort(addr: string, port: number): string {
+export function withPort(addr: string, port: number): string {
   const a = addr.trim();
   return isIP(a) === 0 ? a : hostPortText(a, port);
 }

@@ -14,6 +14,7 @@ import { checkListenAddresses, flagGiven, formatHelp, nonEmpty, oneOf, parseFlag
 import { createLogger, logLevels, type Logger } from './logger.ts';
 import { createRegistry, registerStoreMetrics } from './metrics.ts';
 import { withSettings, type FileSettings, type Reread } from './settings.ts';
+import { anchorHelp, translateAnchorFlags, type AnchorFlags } from './anchor-flags.ts';
 import { Shutdown } from './shutdown.ts';
 import { collectBeforeReady } from './startup-gc.ts';
 import { supervisedEnv } from './supervisor.ts';
@@ -86,6 +87,11 @@ export interface Component<S extends FlagSpecs = FlagSpecs> {
    * anything else reads the flags: a flag written on the command line wins (runtime/settings.ts). Throws UsageError.
    */
   settings?(flags: FlagValues<S> & CommonFlagValues, given: (flag: string) => boolean): Promise<FileSettings | undefined>;
+  /**
+   * The flags of the program the component replaces (kube-proxy's --proxy-mode), taken as netplane's: the command
+   * line is rewritten to netplane's spellings before anything reads it (runtime/anchor-flags.ts).
+   */
+  anchor?: AnchorFlags;
 }
 
 /** Declares a component, keeping its flag types. */
@@ -95,24 +101,28 @@ export function defineComponent<S extends FlagSpecs>(c: Component<S>): Component
 
 /** Help text of a component. */
 export function componentHelp(c: Component): string {
-  return formatHelp(`netplane ${c.name}`, c.summary, { ...commonFlags(c.defaultAdmin), ...c.flags });
+  const help = formatHelp(`netplane ${c.name}`, c.summary, { ...commonFlags(c.defaultAdmin), ...c.flags });
+  return c.anchor === undefined ? help : `${help}\n${anchorHelp(c.anchor)}`;
 }
 
 /**
  * Parses the component's flags and runs it until SIGTERM/SIGINT. Throws UsageError for a wrong command line
  * (before anything starts); other start-up failures are logged and exit with code 1.
  */
-export async function runComponent(c: Component, argv: readonly string[], version: string): Promise<void> {
+export async function runComponent(c: Component, written: readonly string[], version: string): Promise<void> {
   const command = `netplane ${c.name}`;
   const specs = { ...commonFlags(c.defaultAdmin), ...c.flags };
+  // The replaced program's spellings become netplane's first: from here on there is one command line.
+  const anchor = c.anchor === undefined ? { argv: [...written], notes: [] } : translateAnchorFlags(command, specs, c.anchor, written);
+  const argv = anchor.argv;
   let flags = parseFlags(command, specs, argv) as (CommonFlagValues & Record<string, unknown>) | null;
   if (flags === null) {
     process.stdout.write(componentHelp(c));
     return;
   }
   let notes: string[] = [];
-  const written = flags;
-  const given = (name: string) => flagGiven(written, name);
+  const line = flags;
+  const given = (name: string) => flagGiven(line, name);
   const merge = (file: FileSettings): Reread & { flags: CommonFlagValues & Record<string, unknown> } => {
     const merged = withSettings(command, specs, argv, given, file.settings);
     const values = parseFlags(command, specs, merged.argv) as CommonFlagValues & Record<string, unknown>;
@@ -130,7 +140,7 @@ export async function runComponent(c: Component, argv: readonly string[], versio
       : {
           fingerprint: file.fingerprint,
           async reread(): Promise<Reread> {
-            const again = await c.settings!(written as never, given);
+            const again = await c.settings!(line as never, given);
             if (again === undefined) throw new UsageError(`${command}: the configuration file is no longer named`);
             return merge(again);
           },
@@ -139,7 +149,7 @@ export async function runComponent(c: Component, argv: readonly string[], versio
   const log = createLogger(c.name, flags['log-level'], undefined, (message) => {
     process.stderr.write(`${message.startsWith(command) ? message : `${command}: ${message}`}\n`);
   });
-  for (const note of notes) log.warn(note);
+  for (const note of [...anchor.notes, ...notes]) log.warn(note);
   // The source flags are checked before the component's own checks and `before` (a privilege probe, a clean-up), so
   // that a wrong one is always a usage error and nothing runs on a command line that cannot work.
   const oneShot = c.readsNoCluster?.(flags as never) === true;

@@ -42,7 +42,7 @@ const unhonoured: Record<string, string> = {
  * Reads FILE and returns its settings, its imports read from disk, with a fingerprint of everything read (the file
  * and each imported one, by name and text); a file that cannot be read or used is a UsageError.
  */
-export async function readCorefile(file: string, env: NodeJS.ProcessEnv = process.env): Promise<FileSettings> {
+export async function readCorefile(file: string, env: NodeJS.ProcessEnv = process.env, port = 53): Promise<FileSettings> {
   const text = await readSettingsFile('netplane dns', 'conf', file);
   const hash = createHash('sha512').update(text);
   const read = importsFrom(dirname(file));
@@ -51,7 +51,7 @@ export async function readCorefile(file: string, env: NodeJS.ProcessEnv = proces
     for (const f of files) hash.update(`\0${f.file}\0${f.text}`);
     return files;
   };
-  const settings = corefileSettings(text, file, { env, imports });
+  const settings = corefileSettings(text, file, { env, imports, port });
   return { ...settings, fingerprint: hash.digest('hex') };
 }
 
@@ -73,8 +73,11 @@ export function importsFrom(dir: string): ImportReader {
   };
 }
 
-/** The settings of a Corefile's text. Pure, but for the environment and the imports given. Throws UsageError naming the line. */
-export function corefileSettings(text: string, file: string, options: ParseOptions = {}): FileSettings {
+/**
+ * The settings of a Corefile's text; `port` is that of a server block written without one (CoreDNS's -dns.port, 53).
+ * Pure, but for the environment and the imports given. Throws UsageError naming the line.
+ */
+export function corefileSettings(text: string, file: string, options: ParseOptions & { port?: number } = {}): FileSettings {
   let blocks: ServerBlock[];
   try {
     blocks = parseCorefile(text, options);
@@ -88,7 +91,7 @@ export function corefileSettings(text: string, file: string, options: ParseOptio
   const fail: Fail = (node, why) => new UsageError(`netplane dns: --conf ${file}: ${node.source === undefined ? '' : `${node.source} `}line ${node.line}: ${why}`);
   const set: SetFlag = (node, what, flag, value) => settings.push({ flag, value, from: at(node, what) });
 
-  const keyed = blocks.map((b) => ({ block: b, keys: b.keys.map((k) => serverKey(k, b, fail)) }));
+  const keyed = blocks.map((b) => ({ block: b, keys: b.keys.map((k) => serverKey(k, b, fail, options.port ?? 53)) }));
   const roots = keyed.filter((k) => k.keys.some((key) => key.zone === '.'));
   if (roots.length !== 1) throw fail(roots[1]?.block ?? { line: 1 }, roots.length === 0 ? 'no server block for the root zone (.:53): netplane reads the block that serves every name' : 'a second server block for the root zone: netplane serves one');
   const root = roots[0]!;
@@ -214,8 +217,8 @@ export function corefileSettings(text: string, file: string, options: ParseOptio
   return { settings, notes };
 }
 
-/** A server block key: `[dns://]ZONE[:PORT]`; `:53` alone is the root. */
-function serverKey(key: string, line: Place, fail: Fail): { zone: string; port: number } {
+/** A server block key: `[dns://]ZONE[:PORT]` (without a port, `port`); `:53` alone is the root. */
+function serverKey(key: string, line: Place, fail: Fail, port: number): { zone: string; port: number } {
   let k = key;
   const scheme = /^([a-z]+):\/\//.exec(k);
   if (scheme) {
@@ -225,9 +228,9 @@ function serverKey(key: string, line: Place, fail: Fail): { zone: string; port: 
   const m = /^([^:]*)(?::(\d{1,5}))?$/.exec(k);
   if (!m) throw fail(line, `${key} is not a zone with an optional port such as .:53`);
   const zone = m[1] === '' || m[1] === '.' ? '.' : m[1]!.toLowerCase().replace(/\.$/, '');
-  const port = m[2] === undefined ? 53 : Number(m[2]);
-  if (port < 1 || port > 65535) throw fail(line, `${key}: the port must be from 1 to 65535`);
-  return { zone, port };
+  const at = m[2] === undefined ? port : Number(m[2]);
+  if (at < 1 || at > 65535) throw fail(line, `${key}: the port must be from 1 to 65535`);
+  return { zone, port: at };
 }
 
 /** A plugin's listen address: `:8080` is every IPv4 address, `localhost` loopback. */
