@@ -62,7 +62,7 @@ const flags = {
   'healthz-bind-address': valueFlag({
     value: 'ADDR:PORT',
     listens: true,
-    help: "serve kube-proxy's /healthz and /livez here, which cloud load balancers probe; 0.0.0.0 takes IPv6 too (default: 0.0.0.0:10256 in the kernel modes, none in userspace mode)",
+    help: "serve kube-proxy's /healthz and /livez here, which cloud load balancers probe (an ADDR alone, as kube-proxy takes it, on its port 10256); 0.0.0.0 takes IPv6 too (default: 0.0.0.0:10256 in the kernel modes, none in userspace mode)",
     parse: parseHostPort,
   }),
   'health-check-address': valueFlag({ value: 'ADDR', help: 'kernel modes: the address health-check node ports listen on (default: the node addresses --nodeport-addresses names, else 0.0.0.0, which takes IPv6 too; userspace mode uses --bind-address)', parse: parseIPAddress }),

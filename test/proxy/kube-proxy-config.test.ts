@@ -121,6 +121,12 @@ describe('kubeProxyConfigSettings', () => {
     expect(flat(doc)).toContain('--nodeport-addresses=10.0.0.0/8');
   });
 
+  it("reads logging.verbosity as the command line's --v: klog's levels as --log-level, kubeadm's 0 as netplane's default", () => {
+    expect(flat({ ...kubeadmDefaults, logging: { verbosity: 4 } })).toContain('--log-level=debug');
+    expect(flat({ ...kubeadmDefaults, logging: { verbosity: 2 } })).toContain('--log-level=info');
+    expect(flat(kubeadmDefaults).some((f) => f.startsWith('--log-level'))).toBe(false);
+  });
+
   it("takes 'all' as every local address but loopback (no flag), and a bridge name only with its detect-local mode", () => {
     expect(flat({ ...kubeadmDefaults, nodePortAddresses: ['all', '10.0.0.0/8'] }).some((f) => f.startsWith('--nodeport-addresses'))).toBe(false);
     expect(flat({ ...kubeadmDefaults, detectLocalMode: 'ClusterCIDR', detectLocal: { bridgeInterface: 'cni0' } })).not.toContain('--pod-bridge-interface=cni0');
