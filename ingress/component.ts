@@ -16,6 +16,7 @@ import type { GatewayState } from './server/steps.ts';
 import { emptyTable, endpointsOf, IngressState } from './state.ts';
 import { Certificates, DefaultCertificateFiles, hstsHeader } from './tls/index.ts';
 import { Upstreams } from './upstream/upstreams.ts';
+import { Streams } from './stream/streams.ts';
 import { Mirrors } from './upstream/mirror.ts';
 import { parseSize } from './routes/annotations.ts';
 import { defaultMaxBodyBytes } from './routes/policy.ts';
@@ -33,6 +34,13 @@ function bodySizeFlag(raw: string): number {
 function explicitDefaults(f: object): Set<string> {
   return new Set(['proxy-connect-timeout', 'proxy-read-timeout', 'proxy-send-timeout', 'proxy-body-size', 'hsts', 'trusted-proxies'].filter((flag) => flagGiven(f, flag)));
 }
+
+/** NAMESPACE/NAME of a ConfigMap. */
+const configMapRef = (raw: string) => {
+  const m = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?)\/([a-z0-9]([-a-z0-9.]*[a-z0-9])?)$/.exec(raw);
+  if (!m || raw.length > 317) throw new Error('must be NAMESPACE/NAME of a ConfigMap, such as ingress-nginx/ingress-nginx-controller');
+  return { namespace: m[1]!, name: m[3]! };
+};
 
 /** ADDR:PORT, or `off` for no listener. */
 const listener = (raw: string): HostPort | 'off' => (raw === 'off' ? 'off' : parseHostPort(raw));
@@ -121,11 +129,17 @@ const flags = {
   configmap: valueFlag({
     value: 'NAMESPACE/NAME',
     help: "ingress-nginx's controller ConfigMap, followed live: its time-outs, body size, redirects, hsts*, use-forwarded-headers and proxy-real-ip-cidr, and the keys that are annotations' global defaults (load-balance, custom-http-errors, ...) apply to every Ingress (flags given win); as in ingress-nginx, HSTS is on unless it says hsts: \"false\"",
-    parse: (raw: string) => {
-      const m = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?)\/([a-z0-9]([-a-z0-9.]*[a-z0-9])?)$/.exec(raw);
-      if (!m || raw.length > 317) throw new Error('must be NAMESPACE/NAME of a ConfigMap, such as ingress-nginx/ingress-nginx-controller');
-      return { namespace: m[1]!, name: m[3]! };
-    },
+    parse: configMapRef,
+  }),
+  'tcp-services-configmap': valueFlag({
+    value: 'NAMESPACE/NAME',
+    help: "ingress-nginx's TCP services ConfigMap, followed live: each key a port listened on (at --http's address, else --https's), each value NAMESPACE/SERVICE:PORT[:PROXY][:PROXY], relayed to the Service's ready endpoints (the first PROXY reads a PROXY protocol header from clients, the second sends one to the endpoint)",
+    parse: configMapRef,
+  }),
+  'udp-services-configmap': valueFlag({
+    value: 'NAMESPACE/NAME',
+    help: "ingress-nginx's UDP services ConfigMap, followed live: each key a port listened on (at --http's address, else --https's), each value NAMESPACE/SERVICE:PORT, a flow per client to the Service's ready endpoints",
+    parse: configMapRef,
   }),
   'publish-status-address': valueFlag({ value: 'ADDRS', help: 'write these addresses (IPs or DNS names, comma-separated) into the status of served Ingresses', parse: parseStatusAddresses }),
   'update-status': valueFlag({ value: 'true|false', help: 'keep status.loadBalancer of served Ingresses (one replica writes, elected by a Lease; not with --manifests)', parse: yes, default: true }),
@@ -219,6 +233,10 @@ async function runIngress(ctx: ComponentContext, f: IngressFlags): Promise<void>
       },
     }),
   };
+  const streamConfigMaps = {
+    ...(f['tcp-services-configmap'] !== undefined ? { TCP: f['tcp-services-configmap'] } : {}),
+    ...(f['udp-services-configmap'] !== undefined ? { UDP: f['udp-services-configmap'] } : {}),
+  };
   const keeper = new IngressState(state, {
     store: ctx.store,
     serviceMap: ctx.serviceMap(),
@@ -230,6 +248,7 @@ async function runIngress(ctx: ComponentContext, f: IngressFlags): Promise<void>
     defaults: { connectTimeoutMs: f['proxy-connect-timeout'], readTimeoutMs: f['proxy-read-timeout'], sendTimeoutMs: f['proxy-send-timeout'], maxBodyBytes: f['proxy-body-size'], sslPassthrough: f['enable-ssl-passthrough'] },
     certificates,
     ...(f.configmap ? { controllerConfigMap: f.configmap, explicit: explicitDefaults(f) } : {}),
+    alsoWanted: Streams.configMapKeys(streamConfigMaps),
   });
   registerLimitMetrics(ctx.registry, state.limiters.budget);
   keeper.start();
@@ -280,6 +299,8 @@ async function runIngress(ctx: ComponentContext, f: IngressFlags): Promise<void>
     return;
   }
   state.httpsPort ??= bound.https;
+  const streams = Object.keys(streamConfigMaps).length > 0 ? startStreams(ctx, f, streamConfigMaps, bound) : undefined;
+  if (streams) ctx.admin.addReadinessCheck('stream-ports', () => (streams.ready ? { ok: true } : { ok: false, reason: 'the TCP and UDP services ports are not all tried yet' }));
   listening = true;
   ctx.shutdown.allow(f['drain-timeout'] + 5000);
   // Only a gateway that serves runs for the Lease: its addresses are then worth publishing.
@@ -290,14 +311,42 @@ async function runIngress(ctx: ComponentContext, f: IngressFlags): Promise<void>
     keeper.stop();
     defaultFiles?.close();
     clearInterval(pruning);
-    log.info({ inFlight: gateway.inFlight }, 'draining');
-    await gateway.drain(f['drain-timeout']);
+    log.info({ inFlight: gateway.inFlight, ...(streams ? { streams: streams.inFlight } : {}) }, 'draining');
+    await Promise.all([gateway.drain(f['drain-timeout']), streams?.drain(f['drain-timeout'])]);
     await upstreams.close();
     await state.mirrors?.close();
     state.auth.close();
     await statusDone;
   });
   log.info({ http: bound.http, https: bound.https, class: f['ingress-class'] }, 'ingress serving');
+}
+
+/**
+ * Starts the TCP and UDP services of --tcp-services-configmap and --udp-services-configmap, on the address of the HTTP
+ * listener (else the HTTPS one's); the gateway's own TCP ports (`bound`, the admin port) are refused as entries.
+ */
+function startStreams(ctx: ComponentContext, f: IngressFlags, configMaps: ConstructorParameters<typeof Streams>[0]['configMaps'], bound: { http?: number; https?: number }): Streams {
+  const reserved = new Map<number, string>();
+  if (bound.http !== undefined) reserved.set(bound.http, 'the --http listener');
+  if (bound.https !== undefined) reserved.set(bound.https, 'the --https listener');
+  if (f.admin.port !== 0) reserved.set(f.admin.port, 'the admin listener (--admin)');
+  const host = f.http !== 'off' ? f.http.host : f.https !== 'off' ? f.https.host : '0.0.0.0';
+  const streams = new Streams({
+    store: ctx.store,
+    serviceMap: ctx.serviceMap(),
+    log: ctx.log,
+    registry: ctx.registry,
+    configMaps,
+    host,
+    reserved,
+    reusePort: f['reuse-port'],
+    connectTimeoutMs: f['proxy-connect-timeout'],
+    // The load balancers --proxy-protocol-from names are the only peers whose header is believed, here too.
+    proxyProtocol: { ...(f['proxy-protocol-from'] !== undefined ? { from: TrustedProxies.parse(f['proxy-protocol-from']) } : {}), timeoutMs: f['proxy-protocol-timeout'] },
+    ...(f['access-log'] === 'on' ? { accessLog: ctx.log.child({ access: true }) } : {}),
+  });
+  streams.start();
+  return streams;
 }
 
 /**

@@ -48,6 +48,11 @@ export interface IngressStateOptions {
   controllerConfigMap?: ObjectRef;
   /** The flags given on the command line that the ConfigMap has keys of (same names): the ConfigMap leaves those. */
   explicit?: ReadonlySet<string>;
+  /**
+   * ConfigMaps (`namespace/name`) other parts of the gateway read (the TCP and UDP services'): wanted always, with
+   * those the routes name; a change to one compiles nothing.
+   */
+  alsoWanted?: readonly string[];
 }
 
 /** The table before the first compile: no routes, every request 404. */
@@ -158,7 +163,7 @@ export class IngressState {
     if (store.byReference.has('Secret')) store.want('Secret', table.secrets);
     // The ConfigMaps of this compile, those of the last good versions kept included; one newly wanted is read and
     // its arrival (or absence) compiles again.
-    if (store.byReference.has('ConfigMap')) store.want('ConfigMap', configMaps);
+    if (store.byReference.has('ConfigMap')) store.want('ConfigMap', new Set([...configMaps, ...(this.#o.alsoWanted ?? [])]));
     this.#state.auth.retain(new Set(table.ingresses.keys()));
     this.#state.limiters.retain(new Set(table.ingresses.keys()));
     this.#applySecrets(table, undefined);
@@ -334,13 +339,14 @@ export function missingBackends(table: RouteTable, map: ServiceMap): IngressProb
 }
 
 /**
- * The ready endpoints of a backend's Service port (by number or by name, TCP). When none is ready, the serving
- * ones that are terminating, as kube-proxy falls back to them; an unknown Service or port has none (503).
+ * The ready endpoints of a backend's Service port (by number or by name, TCP unless `protocol` says UDP). When none
+ * is ready, the serving ones that are terminating, as kube-proxy falls back to them; an unknown Service or port has
+ * none (503).
  */
-export function endpointsOf(map: ServiceMap, b: BackendRef, viaService = false): Endpoint[] {
+export function endpointsOf(map: ServiceMap, b: Pick<BackendRef, 'namespace' | 'service' | 'port'>, viaService = false, protocol: 'TCP' | 'UDP' = 'TCP'): Endpoint[] {
   const svc = map.services.get(`${b.namespace}/${b.service}`);
   if (!svc) return [];
-  const port = svc.ports.find((p) => p.protocol === 'TCP' && (typeof b.port === 'number' ? p.port === b.port : p.portName === b.port));
+  const port = svc.ports.find((p) => p.protocol === protocol && (typeof b.port === 'number' ? p.port === b.port : p.portName === b.port));
   if (!port) return [];
   // service-upstream: the Service's virtual address, as a mesh or kube-proxy balances it; a headless Service has
   // none, so its endpoints are used.
