@@ -1,7 +1,7 @@
 // Where the connections of a TCP or UDP services entry go: the ready endpoints of its Service port, found as the
 // gateway's HTTP backends find theirs (state.ts endpointsOf: by port number or name, at the endpoints' own port, the
 // serving terminating ones when none is ready). An ExternalName Service is reached at its external name and target
-// port, as ingress-nginx reaches it, but looked up at each connect (nginx looks it up once, at its reload). Pure.
+// port, as ingress-nginx reaches it; the name is looked up at each connect. Pure.
 import type { ServiceMap } from '../../cluster/servicemap/index.ts';
 import { endpointsOf } from '../state.ts';
 import type { Endpoint } from '../upstream/upstreams.ts';
