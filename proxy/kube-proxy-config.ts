@@ -14,8 +14,10 @@ import { klogLevel } from '../runtime/anchor-flags.ts';
 const apiVersion = 'kubeproxy.config.k8s.io/v1alpha1';
 const kind = 'KubeProxyConfiguration';
 
-/** kube-proxy's ports for an address written without one (its AppendPortIfNeeded). */
+// kube-proxy's ports for an address written without one (its AppendPortIfNeeded).
+/** kube-proxy's /healthz port. */
 export const healthzPort = 10256;
+/** kube-proxy's metrics port. */
 export const metricsPort = 10249;
 
 /** The modes a file may ask for that netplane has; '' is kube-proxy's default (iptables), netplane's is nftables. */
