@@ -283,6 +283,8 @@ import custom/*.server
     await writeFile(join(dir, 'custom', 'corp.server'), `corp.internal:${port} {\n    forward . ${stub.hostPort.text}\n}\n`);
     dns = await startDns(['--conf', file]);
     await waitFor('dns listening', () => dns!.logs().includes(`udp://127.0.0.1:${port}`), 15_000);
+    // The zone answers SERVFAIL until the first full view of the manifests is loaded, which may come after listening.
+    await waitFor('the zone loaded', async () => (await dig(port, 'web.default.svc.cluster.local')).length > 0, 15_000, 100);
     expect(await dig(port, 'web.default.svc.cluster.local')).toEqual(['web.default.svc.cluster.local. 17 10.96.0.10']);
     expect(await dig(port, '10-1-2-3.default.pod.cluster.local')).toEqual(['10-1-2-3.default.pod.cluster.local. 17 10.1.2.3']);
     expect(await dig(port, 'www.example.com')).toEqual(['www.example.com. 30 192.0.2.7']);
