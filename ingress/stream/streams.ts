@@ -75,6 +75,7 @@ export class Streams {
   #unsubscribe: Array<() => void> = [];
   #closing = false;
   #settledHook: (() => void) | undefined;
+  #ready = false;
 
   constructor(options: StreamsOptions) {
     this.#o = options;
@@ -99,9 +100,11 @@ export class Streams {
    * not: a gateway reports ready only then, so a rolling update does not send clients to a port not yet open.
    */
   get ready(): boolean {
+    // Once: a port added by a later rewrite does not take the gateway out of service while it is bound.
+    if (this.#ready) return true;
     if (Object.keys(this.#o.configMaps).some((p) => !this.#read.has(p as StreamProtocol))) return false;
     for (const p of this.#ports.values()) if (p.tried !== true) return false;
-    return true;
+    return (this.#ready = true);
   }
 
   /** Applies the ConfigMaps as they are now, and every change from here on. */
@@ -159,7 +162,7 @@ export class Streams {
       }
       const name = `${ref.namespace}/${ref.name}`;
       for (const p of read.problems) {
-        const subject = `entry ${name} ${p.key}`;
+        const subject = `entry ${protocol} ${name} ${p.key}`;
         now.add(subject);
         this.#logOnce(subject, p.reason, () =>
           log.warn({ configMap: name, key: p.key, reason: p.reason }, `ConfigMap ${name} (${flagOf[protocol]}), key ${JSON.stringify(p.key)}: ${p.reason}${p.refused ? '; the entry is not served' : ''}`),
