@@ -2,6 +2,7 @@
 // and the value parsers that turn text into numbers, booleans and lists or fail with one sentence. Nothing read
 // here is ever executed or rendered into a configuration language; the ingress-nginx annotations netplane does not
 // read are refused or reported as ignored by unhonoured.ts.
+import { goBool } from '../../runtime/anchor-flags.ts';
 import { AnnotationError, quote } from './errors.ts';
 import { refuseUnhonoured, type UnhonouredOptions } from './unhonoured.ts';
 
@@ -92,9 +93,9 @@ export class AnnotationReader {
   bool(name: AnnotationName, fallback: boolean): boolean {
     const a = this.get(name);
     if (a === undefined) return fallback;
-    if (trueWords.has(a.value)) return true;
-    if (falseWords.has(a.value)) return false;
-    throw invalid(a, 'allowed are "true" and "false"');
+    const b = parseGoBool(a.value);
+    if (b === undefined) throw invalid(a, 'allowed are "true" and "false"');
+    return b;
   }
 
   /** A whole number from `min` to `max`; undefined when not set. */
@@ -170,12 +171,10 @@ function intIn(a: Annotation, min: number, max: number, unit = ''): number {
   return n;
 }
 
-const trueWords: ReadonlySet<string> = new Set(['true', 'True', 'TRUE', 't', 'T', '1']);
-const falseWords: ReadonlySet<string> = new Set(['false', 'False', 'FALSE', 'f', 'F', '0']);
-
 /** A switch as Go's strconv.ParseBool reads it (ingress-nginx's annotations and ConfigMap); undefined when it is none. */
 export function parseGoBool(raw: string): boolean | undefined {
-  return trueWords.has(raw) ? true : falseWords.has(raw) ? false : undefined;
+  const b = goBool(raw);
+  return b === undefined ? undefined : b === 'true';
 }
 
 /** An HTTP token (RFC 9110 tchar): header names and cookie names. */
