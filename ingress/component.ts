@@ -111,8 +111,12 @@ const flags = {
   'access-log': valueFlag({ value: 'on|off', help: 'one JSON line per request on stdout', parse: oneOf(['on', 'off'] as const), default: 'on' as 'on' | 'off' }),
   'reuse-port': switchFlag('listen with SO_REUSEPORT, so several gateway processes share the ports'),
   'proxy-protocol': switchFlag('every connection to --http and --https must start with a PROXY protocol header (v1 or v2, as from a load balancer); its client address is used'),
-  'proxy-protocol-from': valueFlag({ value: 'CIDRS', help: 'with --proxy-protocol: peers allowed to connect (the load balancers); others are closed', parse: parseCIDRList }),
-  'proxy-protocol-timeout': durationFlag({ help: 'with --proxy-protocol: time a connection has to send its whole header', default: '5s', min: '1s', max: '1m' }),
+  'proxy-protocol-from': valueFlag({
+    value: 'CIDRS',
+    help: 'with --proxy-protocol: peers allowed to connect (the load balancers); others are closed. Also the only peers allowed on the TCP services entries that read a PROXY header (--tcp-services-configmap), where without it any peer may send one',
+    parse: parseCIDRList,
+  }),
+  'proxy-protocol-timeout': durationFlag({ help: 'with --proxy-protocol, and on the TCP services entries that read a PROXY header (--tcp-services-configmap): time a connection has to send its whole header', default: '5s', min: '1s', max: '1m' }),
   'mirror-max-in-flight': valueFlag({ value: 'N', help: 'copies to a mirror-target under way per route; requests beyond them are not copied (counted as dropped)', parse: positiveInt, default: 100 }),
   'enable-ssl-passthrough': switchFlag('pass the TLS connections of Ingresses with ssl-passthrough "true" through to their backend by SNI, unterminated'),
   'read-secrets': valueFlag({
@@ -173,8 +177,11 @@ export const ingressComponent = defineComponent({
     if (f['proxy-protocol'] && f['proxy-protocol-from'] === undefined) {
       throw new UsageError('netplane ingress: --proxy-protocol needs --proxy-protocol-from CIDRS, the load balancers allowed to send the header (0.0.0.0/0,::/0 for any peer)');
     }
-    if (!f['proxy-protocol'] && f['proxy-protocol-from'] !== undefined) throw new UsageError('netplane ingress: --proxy-protocol-from is given without --proxy-protocol');
-    if (!f['proxy-protocol'] && flagGiven(f, 'proxy-protocol-timeout')) throw new UsageError('netplane ingress: --proxy-protocol-timeout is given without --proxy-protocol');
+    // Also read by the TCP services entries that decode PROXY protocol (UDP entries never do), so a services
+    // ConfigMap alone gives them a meaning; its entries are only known once it is read, so none is looked for here.
+    const decoders = f['proxy-protocol'] || f['tcp-services-configmap'] !== undefined;
+    if (!decoders && f['proxy-protocol-from'] !== undefined) throw new UsageError('netplane ingress: --proxy-protocol-from is given without --proxy-protocol or --tcp-services-configmap');
+    if (!decoders && flagGiven(f, 'proxy-protocol-timeout')) throw new UsageError('netplane ingress: --proxy-protocol-timeout is given without --proxy-protocol or --tcp-services-configmap');
     if (f['hsts-include-subdomains'] && f.hsts === 0) throw new UsageError('netplane ingress: --hsts-include-subdomains is given without --hsts DURATION, so no Strict-Transport-Security header is sent');
     if (f.http === 'off' && f['public-http-port'] !== undefined) throw new UsageError('netplane ingress: --public-http-port is given but --http is off, so no request arrives over plain HTTP');
     if (f['enable-ssl-passthrough'] && f.https === 'off') throw new UsageError('netplane ingress: --enable-ssl-passthrough needs the HTTPS listener, but --https is off');

@@ -89,7 +89,7 @@ describe('netplane command line', () => {
     [['proxy', '--mode', 'userspace', '--admin', '127.0.0.1:18082', '--healthz-bind-address', '127.0.0.1:18082', '--manifests', examples], /^netplane proxy: --admin and --healthz-bind-address both listen on 127\.0\.0\.1:18082; give each its own address\n$/],
     [['dns', '--zone', `${'a'.repeat(60)}.${'b'.repeat(60)}.${'c'.repeat(60)}.${'d'.repeat(60)}`, '--manifests', examples], /^netplane dns: --zone "a+\.b+\.c+\.d+": is 243 characters long; it may be at most 242\n$/],
     [['dns', '--zone', `${'a'.repeat(64)}.local`, '--manifests', examples], /^netplane dns: --zone "a+\.local": has a label longer than 63 characters, which no DNS name can hold\n$/],
-    [['ingress', '--proxy-protocol-timeout', '2s', '--manifests', examples], /^netplane ingress: --proxy-protocol-timeout is given without --proxy-protocol\n$/],
+    [['ingress', '--proxy-protocol-timeout', '2s', '--manifests', examples], /^netplane ingress: --proxy-protocol-timeout is given without --proxy-protocol or --tcp-services-configmap\n$/],
     [['ingress', '--hsts-include-subdomains', '--manifests', examples], /^netplane ingress: --hsts-include-subdomains is given without --hsts DURATION, so no Strict-Transport-Security header is sent\n$/],
     [['proxy', '--min-sync-period', '1h', '--sync-period', '1s', '--manifests', examples], /^netplane proxy: --min-sync-period \(3600 s\) must not be longer than --sync-period \(1 s\)\n$/],
     [['ingress', '--keepalive-timeout', '0s', '--manifests', examples], /^netplane ingress: --keepalive-timeout "0s": must be from 1s to 1h/],

@@ -2,13 +2,15 @@
 // process: with the first PROXY the gateway reads the client's header (v1 text, v2 binary) and the backend gets the
 // bytes after it, never the header; with the second too, the backend gets a v1 header naming the client the first
 // one named; with the second alone (`::PROXY`), a v1 header naming the TCP client itself. A connection without a
-// valid header is closed before it reaches the backend, and counted.
+// valid header is closed before it reaches the backend, and counted. --proxy-protocol-from and
+// --proxy-protocol-timeout given without --proxy-protocol apply to those entries alone: a peer outside the range, and
+// a header not whole in time, are closed, while the HTTP listener takes connections without a header.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../helpers/ports.ts';
 import { waitFor } from '../../helpers/wait.ts';
 import { configMapYaml } from './configmaps.ts';
 import { GatewayProcess } from './harness.ts';
-import { exchange, metricValue, streamServiceYaml, TcpEcho } from './streams.ts';
+import { exchange, logged, metricValue, streamServiceYaml, TcpEcho } from './streams.ts';
 
 /** A version 2 PROXY header for TCP over IPv6: 2001:db8::1 port 40001 to 2001:db8::2 port 443. */
 function v2Header(): Buffer {
@@ -75,5 +77,51 @@ describe('TCP services with PROXY protocol', () => {
     });
     expect(metricValue(metrics, 'netplane_ingress_stream_connections_total', { port: String(port.decode), result: 'proxy-protocol' })).toBe(1);
     expect(gw.output).toContain('connection closed: bad PROXY protocol header from 127.0.0.1: the connection does not start with a PROXY protocol header');
+  });
+});
+
+describe('TCP services with PROXY protocol: --proxy-protocol-from and --proxy-protocol-timeout without --proxy-protocol', () => {
+  const gw = new GatewayProcess();
+  let echo: TcpEcho;
+  let port = 0;
+
+  beforeAll(async () => {
+    echo = await new TcpEcho('e', '127.0.0.2', await freePort()).start();
+    port = await freePort();
+    gw.write('services.yaml', streamServiceYaml('echo', [{ name: 'echo', port: 7000, protocol: 'TCP' }], ['127.0.0.2'], echo.port));
+    gw.write('tcp.yaml', configMapYaml('tcp-services', { [port]: 'default/echo:7000:PROXY' }));
+    await gw.start(['--tcp-services-configmap', 'default/tcp-services', '--proxy-protocol-from', '127.0.0.1/32', '--proxy-protocol-timeout', '1s']);
+  }, 30_000);
+
+  afterAll(async () => {
+    await gw.stop();
+    await echo.stop();
+  });
+
+  it('relays a header from a peer in --proxy-protocol-from', async () => {
+    const r = await exchange(port, 'PROXY TCP4 203.0.113.7 198.51.100.1 40000 7000\r\nallowed', (d) => d.endsWith('allowed'));
+    expect(r.data).toBe('e:allowed');
+  });
+
+  it('closes a connection from a peer outside --proxy-protocol-from before the backend sees it', async () => {
+    const before = echo.received.length;
+    const r = await exchange(port, 'PROXY TCP4 203.0.113.7 198.51.100.1 40000 7000\r\nrefused', () => false, 5000, '127.0.0.5');
+    // Closed unread: the kernel may answer the bytes in flight with a reset.
+    expect(r.data).toBe('');
+    expect(['end', 'reset']).toContain(r.ended);
+    expect(echo.received.length).toBe(before);
+    await logged(() => gw.output, 'connection closed: peer 127.0.0.5 is not in --proxy-protocol-from');
+  });
+
+  it('closes a connection whose header is not whole within --proxy-protocol-timeout', async () => {
+    const r = await exchange(port, 'PROXY TCP4 203.0.113.7 ', () => false, 5000);
+    expect(r).toMatchObject({ data: '', ended: 'end' });
+    expect(r.ms).toBeGreaterThan(900);
+    expect(r.ms).toBeLessThan(3000);
+    await logged(() => gw.output, 'no whole PROXY protocol header from 127.0.0.1 within 1000 ms');
+  });
+
+  it('leaves the HTTP listener without PROXY protocol', async () => {
+    expect((await gw.get('nothing.test', '/')).status).toBe(404);
   });
 });

@@ -113,15 +113,15 @@ export interface Exchange {
 }
 
 /**
- * Connects to 127.0.0.1:`port`, sends `send` (nothing when empty), and waits until `until` holds for the bytes
- * received (then closes) or the connection ends.
+ * Connects to 127.0.0.1:`port` (from `localAddress`, another loopback address, when given), sends `send` (nothing
+ * when empty), and waits until `until` holds for the bytes received (then closes) or the connection ends.
  */
-export function exchange(port: number, send: string | Buffer, until: (data: string) => boolean = () => false, timeoutMs = 5000): Promise<Exchange> {
+export function exchange(port: number, send: string | Buffer, until: (data: string) => boolean = () => false, timeoutMs = 5000, localAddress?: string): Promise<Exchange> {
   const started = performance.now();
   return new Promise((resolve) => {
     let data = '';
     let settled = false;
-    const s = connect({ host: '127.0.0.1', port });
+    const s = connect({ host: '127.0.0.1', port, ...(localAddress !== undefined ? { localAddress } : {}) });
     const done = (ended: string) => {
       if (settled) return;
       settled = true;
