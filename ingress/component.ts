@@ -17,6 +17,7 @@ import { emptyTable, endpointsOf, IngressState } from './state.ts';
 import { Certificates, DefaultCertificateFiles, hstsHeader } from './tls/index.ts';
 import { Upstreams } from './upstream/upstreams.ts';
 import { Streams } from './stream/streams.ts';
+import type { StreamSettings } from './stream/settings.ts';
 import { Mirrors } from './upstream/mirror.ts';
 import { parseSize } from './routes/annotations.ts';
 import { defaultMaxBodyBytes } from './routes/policy.ts';
@@ -244,6 +245,9 @@ async function runIngress(ctx: ComponentContext, f: IngressFlags): Promise<void>
     ...(f['tcp-services-configmap'] !== undefined ? { TCP: f['tcp-services-configmap'] } : {}),
     ...(f['udp-services-configmap'] !== undefined ? { UDP: f['udp-services-configmap'] } : {}),
   };
+  // The controller ConfigMap's proxy-stream-* keys, as last read: the TCP and UDP services started later take them.
+  let streamSettings: StreamSettings | undefined;
+  let streams: Streams | undefined;
   const keeper = new IngressState(state, {
     store: ctx.store,
     serviceMap: ctx.serviceMap(),
@@ -256,6 +260,10 @@ async function runIngress(ctx: ComponentContext, f: IngressFlags): Promise<void>
     certificates,
     ...(f.configmap ? { controllerConfigMap: f.configmap, explicit: explicitDefaults(f) } : {}),
     alsoWanted: Streams.configMapKeys(streamConfigMaps),
+    onControllerConfig: (config) => {
+      streamSettings = config.stream;
+      streams?.configure(config.stream);
+    },
   });
   registerLimitMetrics(ctx.registry, state.limiters.budget);
   keeper.start();
@@ -306,7 +314,7 @@ async function runIngress(ctx: ComponentContext, f: IngressFlags): Promise<void>
     return;
   }
   state.httpsPort ??= bound.https;
-  const streams = Object.keys(streamConfigMaps).length > 0 ? startStreams(ctx, f, streamConfigMaps, bound) : undefined;
+  streams = Object.keys(streamConfigMaps).length > 0 ? startStreams(ctx, f, streamConfigMaps, bound, streamSettings) : undefined;
   if (streams) ctx.admin.addReadinessCheck('stream-ports', () => (streams.ready ? { ok: true } : { ok: false, reason: 'the TCP and UDP services ports are not all tried yet' }));
   listening = true;
   ctx.shutdown.allow(f['drain-timeout'] + 5000);
@@ -332,7 +340,7 @@ async function runIngress(ctx: ComponentContext, f: IngressFlags): Promise<void>
  * Starts the TCP and UDP services of --tcp-services-configmap and --udp-services-configmap, on the address of the HTTP
  * listener (else the HTTPS one's); the gateway's own TCP ports (`bound`, the admin port) are refused as entries.
  */
-function startStreams(ctx: ComponentContext, f: IngressFlags, configMaps: ConstructorParameters<typeof Streams>[0]['configMaps'], bound: { http?: number; https?: number }): Streams {
+function startStreams(ctx: ComponentContext, f: IngressFlags, configMaps: ConstructorParameters<typeof Streams>[0]['configMaps'], bound: { http?: number; https?: number }, settings: StreamSettings | undefined): Streams {
   const reserved = new Map<number, string>();
   if (bound.http !== undefined) reserved.set(bound.http, 'the --http listener');
   if (bound.https !== undefined) reserved.set(bound.https, 'the --https listener');
@@ -348,6 +356,7 @@ function startStreams(ctx: ComponentContext, f: IngressFlags, configMaps: Constr
     reserved,
     reusePort: f['reuse-port'],
     connectTimeoutMs: f['proxy-connect-timeout'],
+    ...(settings !== undefined ? { settings } : {}),
     // The load balancers --proxy-protocol-from names are the only peers whose header is believed, here too.
     proxyProtocol: { ...(f['proxy-protocol-from'] !== undefined ? { from: TrustedProxies.parse(f['proxy-protocol-from']) } : {}), timeoutMs: f['proxy-protocol-timeout'] },
     ...(f['access-log'] === 'on' ? { accessLog: ctx.log.child({ access: true }) } : {}),

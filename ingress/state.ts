@@ -53,6 +53,8 @@ export interface IngressStateOptions {
    * those the routes name; a change to one compiles nothing.
    */
   alsoWanted?: readonly string[];
+  /** Told the controller ConfigMap's settings each time it is read (its stream keys are the TCP and UDP services'). */
+  onControllerConfig?: (config: ControllerConfig) => void;
 }
 
 /** The table before the first compile: no routes, every request 404. */
@@ -197,6 +199,7 @@ export class IngressState {
       }
       const unread = read.unread.join(', ');
       if (unread !== '') this.#logOnce(`configmap ${name} unread`, unread, () => log.warn({ configMap: name, keys: read.unread }, `ConfigMap ${name}: keys netplane does not read: ${unread}`));
+      this.#o.onControllerConfig?.(read.config);
     }
     const c = this.#controller;
     if (c === undefined) return this.#o.defaults;

@@ -30,6 +30,8 @@ export interface SpliceOptions {
   connectTimeoutMs: number;
   /** Endpoints tried at most. */
   tries: number;
+  /** No endpoint is tried after the first once this long has passed since the first try began (nginx's proxy_next_upstream_timeout). */
+  triesWithinMs?: number;
   /** Aborted: the client's and the endpoint's connections are closed at once, whatever the stage. */
   signal?: AbortSignal;
   /** Once relaying: both connections are closed when neither has read or written anything for this long. */
@@ -45,9 +47,15 @@ export async function splice(client: Socket, first: Buffer, endpoints: readonly 
   const cut = () => client.destroy();
   if (o.signal?.aborted) cut();
   o.signal?.addEventListener('abort', cut, { once: true });
+  const started = performance.now();
   try {
-    for (const e of endpoints.slice(0, o.tries)) {
+    for (const [i, e] of endpoints.slice(0, o.tries).entries()) {
       if (client.destroyed) return { error: o.signal?.aborted ? cutByShutdown : clientGone, sent: 0, received: 0 };
+      // A try under way is not cut by it: only the next is not started, as nginx does.
+      if (i > 0 && o.triesWithinMs !== undefined && performance.now() - started >= o.triesWithinMs) {
+        error = `${error}; no other endpoint tried after ${o.triesWithinMs} ms`;
+        break;
+      }
       const upstream = await connected(e, o.connectTimeoutMs, o.signal);
       if (typeof upstream === 'string') {
         error = `${e.ip}:${e.port}: ${upstream}`;

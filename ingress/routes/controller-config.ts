@@ -2,13 +2,15 @@
 // gateway's defaults, so that a cluster's settings move over with it: the keys that are the global defaults of the
 // annotations of the same names (time-outs, body size, redirects, load balancing, ...) become annotations every
 // Ingress has unless it sets its own, HSTS (ingress-nginx sends it by default: so does the gateway with a ConfigMap,
-// unless `hsts: "false"`), and the trusted proxies. Values are checked as those annotations are (policy.ts); a bad
-// one is reported and its last good value kept; keys the gateway does not read are named once. Pure.
+// unless `hsts: "false"`), the trusted proxies, and how the TCP and UDP services relay (stream/settings.ts). Values
+// are checked as those annotations are (policy.ts); a bad one is reported and its last good value kept; keys the
+// gateway does not read are named once. Pure.
 import { parseGoBool } from './annotations.ts';
 import { AnnotationError } from './errors.ts';
 import { readPolicy } from './policy.ts';
 import { TrustedProxies } from '../limits/client-ip.ts';
 import { hstsHeader } from '../tls/hsts.ts';
+import { readStreamSettings, streamKeys, type StreamSettings } from '../stream/settings.ts';
 
 /** What the ConfigMap sets. */
 export interface ControllerConfig {
@@ -18,6 +20,8 @@ export interface ControllerConfig {
   annotations?: Record<string, string>;
   /** The peers whose X-Forwarded-* headers are believed: none unless use-forwarded-headers, then proxy-real-ip-cidr. */
   trustedProxies: string[];
+  /** How the TCP and UDP services relay (the proxy-stream-* keys). */
+  stream: StreamSettings;
 }
 
 /** The ConfigMap read: its settings, the keys with a bad value (their last good value kept), the keys not read. */
@@ -44,8 +48,13 @@ export const defaultAnnotation = (key: string) => nginxPrefix + key;
 /** Reads the ConfigMap's `data` (undefined: there is none, which is ingress-nginx's defaults); `last`: the last read. */
 export function readControllerConfig(data: Readonly<Record<string, string>> | undefined, last: ControllerConfig | undefined): ControllerConfigRead {
   const d = data ?? {};
-  const problems: ControllerConfigRead['problems'] = [];
-  const config: ControllerConfig = { trustedProxies: [], hsts: last !== undefined ? last.hsts : hstsHeader(hstsDefaults.maxAge, hstsDefaults.includeSubdomains, hstsDefaults.preload) };
+  const stream = readStreamSettings(d, last?.stream);
+  const problems: ControllerConfigRead['problems'] = [...stream.problems];
+  const config: ControllerConfig = {
+    trustedProxies: [],
+    hsts: last !== undefined ? last.hsts : hstsHeader(hstsDefaults.maxAge, hstsDefaults.includeSubdomains, hstsDefaults.preload),
+    stream: stream.settings,
+  };
   for (const key of annotationKeys) {
     const raw = d[key];
     const name = defaultAnnotation(key);
@@ -99,6 +108,6 @@ export function readControllerConfig(data: Readonly<Record<string, string>> | un
       problems.push({ key: 'proxy-real-ip-cidr', reason: (e as Error).message });
     }
   }
-  const read = new Set<string>([...hstsKeys, ...annotationKeys, 'use-forwarded-headers', 'proxy-real-ip-cidr']);
+  const read = new Set<string>([...hstsKeys, ...annotationKeys, ...streamKeys, 'use-forwarded-headers', 'proxy-real-ip-cidr']);
   return { config, problems, unread: Object.keys(d).filter((k) => !read.has(k)).sort() };
 }

@@ -4,7 +4,9 @@
 // change, and each change of a Service an entry names, is applied at once: a new entry's port is bound, a removed
 // one's is closed (its connections under way go on to their end), a changed one serves its new target from the next
 // connection. A bad entry is logged with its ConfigMap, key and reason and left out; a port that cannot be bound
-// (in use, not permitted) is logged and tried again every 10 s; neither stops the others or the gateway.
+// (in use, not permitted) is logged and tried again every 10 s; neither stops the others or the gateway. How
+// connections and flows are relayed (idle time, tries, answers per datagram) follows the controller ConfigMap's
+// proxy-stream-* keys (configure): new TCP connections and every UDP flow take a change at once.
 import type { Registry } from 'prom-client';
 import type { ServiceMap } from '../../cluster/servicemap/index.ts';
 import type { Store } from '../../cluster/store.ts';
@@ -15,12 +17,10 @@ import type { AddressSet } from '../limits/client-ip.ts';
 import type { ObjectRef } from '../routes/types.ts';
 import { parseStreamEntries, targetText, type StreamEntry, type StreamProtocol, type StreamRefusal } from './entries.ts';
 import { StreamMetrics } from './metrics.ts';
+import { defaultStreamSettings, type StreamSettings } from './settings.ts';
 import { streamTarget } from './targets.ts';
 import { TcpStream } from './tcp.ts';
 import { UdpStream, udpMaxFlowsTotal } from './udp.ts';
-
-/** ingress-nginx's proxy-stream-timeout: a connection or flow with nothing either way for this long is closed. */
-export const streamIdleMs = 600_000;
 
 /** What the TCP and UDP services need. */
 export interface StreamsOptions {
@@ -36,7 +36,8 @@ export interface StreamsOptions {
   reserved: ReadonlyMap<number, string>;
   reusePort: boolean;
   connectTimeoutMs: number;
-  idleMs?: number;
+  /** How connections and flows are relayed until configure() says otherwise (default: ingress-nginx's). */
+  settings?: StreamSettings;
   /** For entries that decode PROXY protocol: the peers allowed (undefined: any) and the time a header has. */
   proxyProtocol: { from?: AddressSet; timeoutMs: number };
   accessLog?: Logger;
@@ -76,9 +77,11 @@ export class Streams {
   #closing = false;
   #settledHook: (() => void) | undefined;
   #ready = false;
+  #settings: Readonly<StreamSettings>;
 
   constructor(options: StreamsOptions) {
     this.#o = options;
+    this.#settings = options.settings ?? defaultStreamSettings;
     this.#metrics = new StreamMetrics(options.registry, () => ({ TCP: this.inFlight, UDP: this.#udpFlows() }));
   }
 
@@ -105,6 +108,14 @@ export class Streams {
     if (Object.keys(this.#o.configMaps).some((p) => !this.#read.has(p as StreamProtocol))) return false;
     for (const p of this.#ports.values()) if (p.tried !== true) return false;
     return (this.#ready = true);
+  }
+
+  /** Relays new TCP connections, and every UDP flow, as `settings` say from now on (TCP connections under way keep theirs). */
+  configure(settings: Readonly<StreamSettings>): void {
+    const now = this.#settings;
+    if ((Object.keys({ ...now, ...settings }) as Array<keyof StreamSettings>).every((k) => now[k] === settings[k])) return;
+    this.#settings = settings;
+    for (const p of this.#ports.values()) if (p.stream instanceof UdpStream) p.stream.configure(settings);
   }
 
   /** Applies the ConfigMaps as they are now, and every change from here on. */
@@ -223,8 +234,8 @@ export class Streams {
     const settled = () => this.#settled();
     const stream =
       entry.protocol === 'TCP'
-        ? new TcpStream(entry, endpoints, { host: o.host, reusePort: o.reusePort, connectTimeoutMs: o.connectTimeoutMs, idleMs: o.idleMs ?? streamIdleMs, proxyProtocol: o.proxyProtocol, signal: this.#cut.signal, metrics: this.#metrics, log, ...(o.accessLog ? { accessLog: o.accessLog } : {}), settled })
-        : new UdpStream(entry, endpoints, { host: o.host, reusePort: o.reusePort, idleMs: o.idleMs ?? streamIdleMs, budget: this.#budget, metrics: this.#metrics, log });
+        ? new TcpStream(entry, endpoints, { host: o.host, reusePort: o.reusePort, connectTimeoutMs: o.connectTimeoutMs, settings: () => this.#settings, proxyProtocol: o.proxyProtocol, signal: this.#cut.signal, metrics: this.#metrics, log, ...(o.accessLog ? { accessLog: o.accessLog } : {}), settled })
+        : new UdpStream(entry, endpoints, { host: o.host, reusePort: o.reusePort, settings: this.#settings, budget: this.#budget, metrics: this.#metrics, log });
     stream.listen().then(
       () => {
         if (this.#ports.get(key) !== p) return void stream.close();
@@ -233,8 +244,9 @@ export class Streams {
         const hadProblem = p.bindProblem !== undefined;
         p.bindProblem = undefined;
         this.#logged.delete(`bind ${key}`);
-        // The entry or its endpoints may have changed while the port was bound.
+        // The entry, its endpoints or the settings may have changed while the port was bound.
         stream.update(p.entry, streamTarget(p.entry, o.serviceMap).endpoints);
+        if (stream instanceof UdpStream) stream.configure(this.#settings);
         log.info({ port: entry.port, protocol: entry.protocol, target: targetText(p.entry), host: o.host }, `${entry.protocol} services port ${entry.port} listening${hadProblem ? ' (bound at last)' : ''}, to ${targetText(p.entry)}`);
         this.#gauges();
       },

@@ -1,11 +1,12 @@
 // One TCP services port. Each connection: without an endpoint it is reset at once (the client learns now, as from
 // a closed port, instead of waiting on a connection that goes nowhere); with `decode`, the client's PROXY protocol
 // header (v1 or v2) is read first and its source becomes the client; then the entry's endpoints, round robin, are
-// tried in turn (edge/splice.ts: at most 3, each within the connect time-out, as nginx's
-// proxy_next_upstream_tries 3 for ingress-nginx's streams) and the first that accepts gets the connection, with a
-// PROXY protocol v1 header naming the client first when the entry says `encode`. Relayed until both sides close, or
-// until neither has sent anything for the idle time-out (ingress-nginx's proxy-stream-timeout, 600 s). The entry and
-// endpoints are swapped in place: new connections take the new ones, those under way keep theirs.
+// tried in turn (edge/splice.ts, each within the connect time-out; how many, and for how long, as the controller
+// ConfigMap's proxy-stream-next-upstream, -tries and -timeout say: 3 within 600 s unless it says otherwise, see
+// settings.ts) and the first that accepts gets the connection, with a PROXY protocol v1 header naming the client
+// first when the entry says `encode`. Relayed until both sides close, or until neither has sent anything for the
+// idle time-out (proxy-stream-timeout, 600 s). The entry, endpoints and settings are swapped in place: new
+// connections take the new ones, those under way keep theirs.
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from '../../runtime/logger.ts';
 import { normalizeIP, type AddressSet } from '../limits/client-ip.ts';
@@ -15,17 +16,15 @@ import { clientGone, cutByShutdown, splice } from '../edge/splice.ts';
 import type { Endpoint } from '../upstream/upstreams.ts';
 import { targetText, type StreamEntry } from './entries.ts';
 import type { StreamMetrics, StreamResult } from './metrics.ts';
-
-/** Endpoints tried per connection (ingress-nginx's proxy-stream-next-upstream-tries). */
-export const streamTries = 3;
+import { streamTries, type StreamSettings } from './settings.ts';
 
 /** How a TCP services port listens and relays. */
 export interface TcpStreamOptions {
   host: string;
   reusePort: boolean;
   connectTimeoutMs: number;
-  /** Both sides are closed after this long without a byte either way. */
-  idleMs: number;
+  /** The settings now (the idle time, the tries and their time limit), read at each connection. */
+  settings: () => Readonly<StreamSettings>;
   /** For entries that decode: the peers allowed to send a header (undefined: any peer) and the time it has. */
   proxyProtocol: { from?: AddressSet; timeoutMs: number };
   /** Aborted at the end of a drain: every connection is cut, whatever its stage. */
@@ -151,7 +150,14 @@ export class TcpStream {
         socket.resetAndDestroy();
         return finish('no-endpoint');
       }
-      const result = await splice(socket, first, endpoints, { connectTimeoutMs: this.#o.connectTimeoutMs, tries: streamTries, signal: this.#o.signal, idleMs: this.#o.idleMs });
+      const s = this.#o.settings();
+      const result = await splice(socket, first, endpoints, {
+        connectTimeoutMs: this.#o.connectTimeoutMs,
+        tries: streamTries(s, endpoints.length),
+        ...(s.nextUpstreamTimeoutMs > 0 ? { triesWithinMs: s.nextUpstreamTimeoutMs } : {}),
+        signal: this.#o.signal,
+        idleMs: s.idleMs,
+      });
       const bytes = { sent: result.sent, received: result.received };
       const extra = { endpoint: result.endpoint, sent: result.sent, received: result.received, error: result.error };
       if (result.endpoint !== undefined) return finish('relayed', extra, bytes);

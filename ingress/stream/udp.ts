@@ -1,7 +1,8 @@
 // One UDP services port, on the userspace proxy's UDP listener (proxy/userspace/udp.ts): a flow per client address,
 // a socket connected to the endpoint picked for it round robin, its replies sent back from the port's own socket;
-// a flow idle for the idle time-out (ingress-nginx's proxy-stream-timeout, 600 s) is closed, and past the flow caps
-// the least recently used one makes room. A datagram that finds no endpoint is dropped and counted. Unlike the
+// a flow idle for the idle time-out (ingress-nginx's proxy-stream-timeout, 600 s) is closed, as is one that has had
+// its answers when proxy-stream-responses is set (settings.ts), and past the flow caps the least recently used one
+// makes room. A datagram that finds no endpoint is dropped and counted. Unlike the
 // userspace proxy's, the port stays bound while the entry has no endpoint (the ConfigMap asks for it), so a
 // Service that gets endpoints later is served without a rebind. An entry that changes keeps its socket: flows to an
 // endpoint no longer in it are closed, and its client's next datagram picks anew.
@@ -12,6 +13,7 @@ import type { Logger } from '../../runtime/logger.ts';
 import type { Endpoint } from '../upstream/upstreams.ts';
 import { targetText, type StreamEntry } from './entries.ts';
 import type { StreamMetrics } from './metrics.ts';
+import type { StreamSettings } from './settings.ts';
 
 /** Flows one UDP services port holds at most (each a socket), and all of them together: the userspace proxy's defaults. */
 export const udpMaxFlows = 4096;
@@ -21,7 +23,8 @@ export const udpMaxFlowsTotal = 16384;
 export interface UdpStreamOptions {
   host: string;
   reusePort: boolean;
-  idleMs: number;
+  /** The idle time and answers per datagram of the flows (proxy-stream-timeout, proxy-stream-responses). */
+  settings: Pick<StreamSettings, 'idleMs' | 'responses'>;
   /** The cap on flows shared by every UDP services port. */
   budget: FlowBudget;
   metrics: StreamMetrics;
@@ -40,7 +43,8 @@ export class UdpStream {
     const labels = () => ({ port: String(this.port), namespace: this.#entry.namespace, service: this.#entry.service });
     this.#listener = new UdpListener(spec(entry, endpoints), {
       host: o.host,
-      idleMs: o.idleMs,
+      idleMs: o.settings.idleMs,
+      ...(o.settings.responses !== undefined ? { responses: o.settings.responses } : {}),
       maxFlows: udpMaxFlows,
       budget: o.budget,
       reusePort: o.reusePort,
@@ -64,6 +68,11 @@ export class UdpStream {
   update(entry: StreamEntry, endpoints: readonly Endpoint[]): void {
     this.#entry = entry;
     this.#listener.update(spec(entry, endpoints));
+  }
+
+  /** Open flows and new ones end by these from now on. */
+  configure(settings: Pick<StreamSettings, 'idleMs' | 'responses'>): void {
+    this.#listener.configure({ idleMs: settings.idleMs, responses: settings.responses });
   }
 
   /** Binds the port; rejects with the bind error. */

@@ -33,6 +33,12 @@ export interface UdpOptions {
   onFlow?: () => void;
   /** Bind with SO_REUSEPORT, so that several processes share the port (the kernel spreads clients). */
   reusePort?: boolean;
+  /**
+   * Answers a flow carries per client datagram, as nginx's proxy_responses: once every datagram of the client is
+   * sent and the endpoint has answered `responses` times each, the flow ends (0: once they are sent), and the
+   * client's next datagram opens a new one. Absent: a flow ends only when idle.
+   */
+  responses?: number;
 }
 
 interface Flow {
@@ -47,6 +53,10 @@ interface Flow {
   pending: Buffer[] | undefined;
   /** The send callback of datagrams to the endpoint: one function per flow, not one per datagram. */
   sent: (err: Error | null) => void;
+  /** Datagrams of the client taken for the endpoint, those whose send has completed, and the endpoint's answers (for `responses`). */
+  requests: number;
+  forwarded: number;
+  answers: number;
 }
 
 const maxPending = 64;
@@ -73,7 +83,7 @@ function canSend(socket: Socket): boolean {
  */
 export class UdpListener {
   #spec: ListenerSpec;
-  readonly #options: UdpOptions;
+  #options: UdpOptions;
   readonly #picker: ListenerPicker;
   readonly #socket: Socket;
   readonly #flows = new Map<string, Flow>();
@@ -126,6 +136,18 @@ export class UdpListener {
     for (const [key, flow] of this.#flows) if (!live.has(flow.targetKey)) this.#closeFlow(key, flow, 'no_endpoint');
   }
 
+  /**
+   * Takes a new idle time and `responses` in place: open flows end by them from now on (the sweeper runs at the new
+   * pace), and a flow the new `responses` already has enough answers for ends at its next datagram or answer.
+   */
+  configure(changes: Partial<Pick<UdpOptions, 'idleMs' | 'responses'>>): void {
+    this.#options = { ...this.#options, ...changes };
+    if (this.#sweeper === undefined) return;
+    clearInterval(this.#sweeper);
+    this.#sweeper = undefined;
+    this.#startSweeper();
+  }
+
   /** Closes the Service port and every flow. */
   async close(): Promise<void> {
     clearInterval(this.#sweeper);
@@ -151,9 +173,12 @@ export class UdpListener {
     else flow = this.#open(key, rinfo);
     if (!flow) return;
     if (flow.pending) {
-      if (flow.pending.length < maxPending) flow.pending.push(msg);
-      else this.#drop('queue_full');
+      if (flow.pending.length < maxPending) {
+        flow.pending.push(msg);
+        flow.requests++;
+      } else this.#drop('queue_full');
     } else if (canSend(flow.socket)) {
+      flow.requests++;
       flow.socket.send(msg, flow.sent);
     } else {
       this.#drop('queue_full');
@@ -202,20 +227,22 @@ export class UdpListener {
       pending: [],
       sent: (err) => {
         if (err) this.#drop('send_failed');
+        flow.forwarded++;
+        this.#answered(key, flow);
       },
+      requests: 0,
+      forwarded: 0,
+      answers: 0,
     };
     this.#flows.set(key, flow);
     this.#options.onFlow?.();
-    // The sweeper runs only while there are flows: a timer per idle port (8 wake-ups a second each at 250 ms) cost
-    // 1,000 idle UDP ports 2.7% of a core doing nothing.
-    if (!this.#sweeper) {
-      this.#sweeper = setInterval(() => this.#sweep(), Math.max(10, Math.floor(this.#options.idleMs / 2)));
-      this.#sweeper.unref();
-    }
+    if (!this.#sweeper) this.#startSweeper();
     socket.on('message', (reply) => {
       if (this.#flows.get(key) === flow) this.#touch(key, flow);
       if (canSend(this.#socket)) this.#socket.send(reply, flow.clientPort, flow.clientAddress, this.#replySent);
       else this.#drop('queue_full');
+      flow.answers++;
+      this.#answered(key, flow);
     });
     // A connected UDP socket reports the endpoint's ICMP port unreachable as ECONNREFUSED (sends have their own
     // callback, so only that comes here): a datagram was refused; end the flow, so the client's next datagram
@@ -235,6 +262,20 @@ export class UdpListener {
     };
     socket.connect(target.port, target.ip, connected as () => void);
     return flow;
+  }
+
+  /** The sweeper runs only while there are flows: a timer per idle port (8 wake-ups a second each at 250 ms) cost 1,000 idle UDP ports 2.7% of a core doing nothing. */
+  #startSweeper(): void {
+    this.#sweeper = setInterval(() => this.#sweep(), Math.max(10, Math.floor(this.#options.idleMs / 2)));
+    this.#sweeper.unref();
+  }
+
+  /** With `responses`: ends a flow whose datagrams are all sent and answered as often as `responses` asks (nginx's test at each event). */
+  #answered(key: string, flow: Flow): void {
+    const n = this.#options.responses;
+    if (n === undefined || this.#flows.get(key) !== flow || flow.forwarded < flow.requests || flow.answers < n * flow.requests) return;
+    // Nothing is held for the connect any more (every datagram was sent): no drop is counted.
+    this.#closeFlow(key, flow, 'no_endpoint');
   }
 
   /** Ends a flow; datagrams it still held for its connect are counted as dropped for `held`. */

@@ -1,7 +1,9 @@
 // splice() between real sockets on 127.0.0.1: the bytes already read go first and both directions are relayed; a
 // client that goes away at any moment (while its endpoint is being connected, while bytes flow, by a reset) ends
 // the splice with both connections closed and nothing thrown; endpoints that refuse are skipped; with an idle
-// time-out, bytes either way keep a connection open and silence closes both sides.
+// time-out, bytes either way keep a connection open and silence closes both sides; no endpoint is tried once the
+// tries' time limit has passed (an endpoint that never answers a connect: a listener whose accept queue is full).
+import { spawn } from 'node:child_process';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { clientGone, splice, type SpliceResult } from '../../../ingress/edge/splice.ts';
@@ -131,4 +133,53 @@ describe('splice', () => {
     expect(await splice(pair2.gatewaySide, Buffer.from('x'), [{ ip: '127.0.0.1', port: closed }], { connectTimeoutMs: 1000, tries: 3 })).toEqual({ error: `127.0.0.1:${closed}: ECONNREFUSED`, sent: 0, received: 0 });
     expect(pair2.gatewaySide.destroyed).toBe(true);
   });
+
+  it('tries no other endpoint once the time limit of the tries has passed, but cuts no try under way', async () => {
+    const silent = await unanswered();
+    cleanups.push(silent.close);
+    const up = await endpoint();
+    cleanups.push(closeServer(up.server));
+    const endpoints = [{ ip: '127.0.0.1', port: silent.port }, { ip: '127.0.0.1', port: up.port }];
+    // The first connect runs its whole 300 ms past a 100 ms limit: the second endpoint is not tried.
+    const pair = await clientPair();
+    cleanups.push(pair.close);
+    const started = performance.now();
+    const result = await splice(pair.gatewaySide, Buffer.from('x'), endpoints, { connectTimeoutMs: 300, tries: 3, triesWithinMs: 100 });
+    expect(result).toEqual({ error: `127.0.0.1:${silent.port}: no connection within 300 ms; no other endpoint tried after 100 ms`, sent: 0, received: 0 });
+    expect(performance.now() - started).toBeGreaterThan(290);
+    expect(up.accepted).toHaveLength(0);
+    // Within a limit longer than the first try, the second endpoint takes the connection.
+    const pair2 = await clientPair();
+    cleanups.push(pair2.close);
+    const done = splice(pair2.gatewaySide, Buffer.from('x'), endpoints, { connectTimeoutMs: 300, tries: 3, triesWithinMs: 1000 });
+    await waitFor('the second endpoint', () => up.accepted.length === 1, 3000);
+    pair2.client.end();
+    expect(await done).toMatchObject({ endpoint: `127.0.0.1:${up.port}` });
+  });
 });
+
+/**
+ * A port on 127.0.0.1 whose connects never complete: a listener (backlog 1; Node reads 0 as its default) in a child
+ * process whose event loop is blocked, so nothing is accepted, with its accept queue filled; Linux then drops further
+ * SYNs.
+ */
+async function unanswered(): Promise<{ port: number; close: () => Promise<void> }> {
+  const child = spawn(
+    process.execPath,
+    ['-e', "const s = require('node:net').createServer().listen({ host: '127.0.0.1', port: 0, backlog: 1 }, () => { require('node:fs').writeSync(1, `${s.address().port}\\n`); Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20000); process.exit(0); });"],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const port = await new Promise<number>((resolve) => child.stdout!.once('data', (d: Buffer) => resolve(Number(d.toString().trim()))));
+  // The accept queue holds backlog + 1 connections: fill it.
+  const fillers = [0, 1].map(() => connect({ host: '127.0.0.1', port }).on('error', () => {}));
+  await new Promise((r) => setTimeout(r, 100));
+  return {
+    port,
+    close: async () => {
+      for (const f of fillers) f.destroy();
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGKILL');
+      await exited;
+    },
+  };
+}

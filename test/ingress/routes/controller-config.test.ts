@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { readControllerConfig } from '../../../ingress/routes/controller-config.ts';
 import { readPolicy } from '../../../ingress/routes/policy.ts';
+import { defaultStreamSettings } from '../../../ingress/stream/settings.ts';
 
 const yearHsts = 'max-age=31536000; includeSubDomains';
 const base = { connectTimeoutMs: 5000, readTimeoutMs: 60_000 };
@@ -11,8 +12,8 @@ const policyUnder = (config: { annotations?: Record<string, string> }, own: Reco
 
 describe('readControllerConfig', () => {
   it("is ingress-nginx's defaults without a ConfigMap, or with an empty one: HSTS on for a year with subdomains", () => {
-    expect(readControllerConfig(undefined, undefined)).toEqual({ config: { hsts: yearHsts, trustedProxies: [] }, problems: [], unread: [] });
-    expect(readControllerConfig({}, undefined).config).toEqual({ hsts: yearHsts, trustedProxies: [] });
+    expect(readControllerConfig(undefined, undefined)).toEqual({ config: { hsts: yearHsts, trustedProxies: [], stream: defaultStreamSettings }, problems: [], unread: [] });
+    expect(readControllerConfig({}, undefined).config).toEqual({ hsts: yearHsts, trustedProxies: [], stream: defaultStreamSettings });
   });
 
   it('reads the time-outs, the body size, the redirects and the HSTS keys', () => {
