@@ -15,6 +15,7 @@ import { GatewayMetrics, registerLimitMetrics } from './server/metrics.ts';
 import type { GatewayState } from './server/steps.ts';
 import { emptyTable, endpointsOf, IngressState } from './state.ts';
 import { Certificates, DefaultCertificateFiles, hstsHeader } from './tls/index.ts';
+import { DefaultCertificateSecret, isSecretRef } from './tls/default-secret.ts';
 import { Upstreams } from './upstream/upstreams.ts';
 import { Streams } from './stream/streams.ts';
 import type { StreamSettings } from './stream/settings.ts';
@@ -42,6 +43,15 @@ const configMapRef = (raw: string) => {
   if (!m || raw.length > 317) throw new Error('must be NAMESPACE/NAME of a ConfigMap, such as ingress-nginx/ingress-nginx-controller');
   return { namespace: m[1]!, name: m[3]! };
 };
+
+/** NAMESPACE/NAME of a Secret (a namespace is a DNS label, a Secret name a DNS subdomain). */
+const secretRefPattern = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\/[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
+
+/** --default-certificate: two files, or a Secret. */
+function defaultCertificateFlag(raw: string): string {
+  if (isSecretRef(raw) ? secretRefPattern.test(raw) : /^[^,]+,[^,]+$/.test(raw)) return raw;
+  throw new Error('must be CERT.pem,KEY.pem, or NAMESPACE/NAME of a TLS Secret');
+}
 
 /** ADDR:PORT, or `off` for no listener. */
 const listener = (raw: string): HostPort | 'off' => (raw === 'off' ? 'off' : parseHostPort(raw));
@@ -86,7 +96,11 @@ const flags = {
     default: false,
   }),
   'ingress-class': valueFlag({ value: 'NAME', help: 'serve Ingresses of this class (and class-less ones when this IngressClass is the default)', parse: className, default: 'netplane' }),
-  'default-certificate': valueFlag({ value: 'CERT.pem,KEY.pem', help: 'certificate for names without one, re-read when the files change (default: self-signed, made at start)', parse: nonEmpty }),
+  'default-certificate': valueFlag({
+    value: 'CERT.pem,KEY.pem|NAMESPACE/NAME',
+    help: "certificate for names without one: two PEM files, re-read when they change, or a TLS Secret's tls.crt and tls.key (ingress-nginx's --default-ssl-certificate), followed in the cluster (default: self-signed, made at start)",
+    parse: defaultCertificateFlag,
+  }),
   'trusted-proxies': valueFlag({ value: 'CIDRS', help: 'believe X-Forwarded-For, -Proto, -Host and -Port only from peers in these ranges', parse: parseCIDRList, default: [] as string[] }),
   hsts: valueFlag({ value: 'DURATION', help: 'send Strict-Transport-Security with this max-age on HTTPS (0s: off)', parse: seconds, default: 0, shown: '0s' }),
   'hsts-include-subdomains': switchFlag('add includeSubDomains to Strict-Transport-Security'),
@@ -165,11 +179,9 @@ export const ingressComponent = defineComponent({
   flags,
   async before(f, log) {
     if (f.http === 'off' && f.https === 'off') throw new UsageError('netplane ingress: --http and --https are both off; nothing to serve');
-    if (f['default-certificate'] !== undefined && !/^[^,]+,[^,]+$/.test(f['default-certificate'])) {
-      throw new UsageError(`netplane ingress: --default-certificate ${JSON.stringify(f['default-certificate'])}: must be CERT.pem,KEY.pem`);
-    }
+    const certificate = f['default-certificate'];
     // Read here, before the admin and listening ports are bound, as every other flag is checked; run reads it again.
-    if (f['default-certificate'] !== undefined) loadDefaultCertificate(f['default-certificate'], log);
+    if (certificate !== undefined && !isSecretRef(certificate)) loadDefaultCertificate(certificate, log);
     // As in ingress-nginx, where they are mutually exclusive.
     if (f['publish-service'] !== undefined && f['publish-status-address'] !== undefined) {
       throw new UsageError('netplane ingress: give --publish-service or --publish-status-address, not both');
@@ -211,7 +223,9 @@ async function runIngress(ctx: ComponentContext, f: IngressFlags): Promise<void>
   const { log } = ctx;
   let defaultCertificate: { cert: string; key: string } | undefined;
   let defaultFiles: DefaultCertificateFiles | undefined;
-  if (f['default-certificate']) {
+  // A Secret is served once read (the self-signed certificate until then); files are read now.
+  const defaultSecretRef = f['default-certificate'] !== undefined && isSecretRef(f['default-certificate']) ? f['default-certificate'] : undefined;
+  if (f['default-certificate'] !== undefined && defaultSecretRef === undefined) {
     ({ files: defaultFiles, pems: defaultCertificate } = loadDefaultCertificate(f['default-certificate'], log));
   }
   const https = f.https === 'off' ? undefined : f.https;
@@ -223,6 +237,10 @@ async function runIngress(ctx: ComponentContext, f: IngressFlags): Promise<void>
     defaultFiles.onProblem = (bad) => metrics.defaultCertificateProblem.set(bad ? 1 : 0);
     defaultFiles.follow(certificates);
   }
+  const defaultSecret =
+    certificates && defaultSecretRef !== undefined
+      ? new DefaultCertificateSecret({ store: ctx.store, secret: defaultSecretRef, sink: certificates, log, onProblem: (bad) => metrics.defaultCertificateProblem.set(bad ? 1 : 0) })
+      : undefined;
   const upstreams = new Upstreams({ log });
   const state: GatewayState = {
     table: emptyTable,
@@ -260,6 +278,7 @@ async function runIngress(ctx: ComponentContext, f: IngressFlags): Promise<void>
     certificates,
     ...(f.configmap ? { controllerConfigMap: f.configmap, explicit: explicitDefaults(f) } : {}),
     alsoWanted: Streams.configMapKeys(streamConfigMaps),
+    ...(defaultSecret !== undefined ? { alsoWantedSecrets: [defaultSecretRef!] } : {}),
     onControllerConfig: (config) => {
       streamSettings = config.stream;
       streams?.configure(config.stream);
@@ -267,6 +286,7 @@ async function runIngress(ctx: ComponentContext, f: IngressFlags): Promise<void>
   });
   registerLimitMetrics(ctx.registry, state.limiters.budget);
   keeper.start();
+  defaultSecret?.start();
   // Clients idle with full buckets are forgotten, so the limiters' memory follows the active clients.
   const pruning = setInterval(() => state.limiters.prune(), 30_000).unref();
   let listening = false;
@@ -325,6 +345,7 @@ async function runIngress(ctx: ComponentContext, f: IngressFlags): Promise<void>
     const statusDone = status?.shutdown();
     keeper.stop();
     defaultFiles?.close();
+    defaultSecret?.close();
     clearInterval(pruning);
     log.info({ inFlight: gateway.inFlight, ...(streams ? { streams: streams.inFlight } : {}) }, 'draining');
     await Promise.all([gateway.drain(f['drain-timeout']), streams?.drain(f['drain-timeout'])]);

@@ -53,6 +53,8 @@ export interface IngressStateOptions {
    * those the routes name; a change to one compiles nothing.
    */
   alsoWanted?: readonly string[];
+  /** Secrets (`namespace/name`) other parts of the gateway read (the --default-certificate Secret): wanted always. */
+  alsoWantedSecrets?: readonly string[];
   /** Told the controller ConfigMap's settings each time it is read (its stream keys are the TCP and UDP services'). */
   onControllerConfig?: (config: ControllerConfig) => void;
 }
@@ -162,7 +164,7 @@ export class IngressState {
     this.#applyBackends(table);
     this.#state.table = table;
     // Secrets read by reference: the source now reads exactly the ones this table names.
-    if (store.byReference.has('Secret')) store.want('Secret', table.secrets);
+    if (store.byReference.has('Secret')) store.want('Secret', new Set([...table.secrets, ...(this.#o.alsoWantedSecrets ?? [])]));
     // The ConfigMaps of this compile, those of the last good versions kept included; one newly wanted is read and
     // its arrival (or absence) compiles again.
     if (store.byReference.has('ConfigMap')) store.want('ConfigMap', new Set([...configMaps, ...(this.#o.alsoWanted ?? [])]));

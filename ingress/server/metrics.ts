@@ -93,7 +93,7 @@ export class GatewayMetrics {
     });
     this.defaultCertificateProblem = new Gauge({
       name: 'netplane_ingress_default_certificate_problem',
-      help: '1 while the --default-certificate files hold a pair that cannot be served (the one served before is kept), else 0.',
+      help: '1 while the --default-certificate files or Secret hold a pair that cannot be served, or the Secret is missing (the one served before is kept), else 0.',
       registers,
     });
     this.mirrored = new Counter({

@@ -1,14 +1,16 @@
 // `netplane ingress --default-certificate` follows its files, as ingress-nginx follows its --default-ssl-certificate
 // Secret: the files laid out as a mounted Secret volume, renewed by the kubelet's `..data` swap, are served from the
 // next handshake (with SNI and without); a pair that cannot be served keeps the last good one, logged and shown in
-// netplane_ingress_default_certificate_problem, until a good pair comes.
+// netplane_ingress_default_certificate_problem, until a good pair comes. Given as NAMESPACE/NAME (ingress-nginx's
+// form), it is that TLS Secret, followed the same way: served once read, a new version from the next handshake, a
+// bad or removed one keeping the last good pair.
 import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../../helpers/wait.ts';
 import { makeCert, type Pems } from '../tls/pki.ts';
-import { EchoBackend, GatewayProcess, ingressClassYaml, ingressYaml, peerCert, serviceYaml } from './harness.ts';
+import { EchoBackend, GatewayProcess, ingressClassYaml, ingressYaml, peerCert, serviceYaml, tlsSecretYaml } from './harness.ts';
 
 describe('netplane ingress --default-certificate renewed on disk', () => {
   const web = new EchoBackend('web');
@@ -70,6 +72,45 @@ describe('netplane ingress --default-certificate renewed on disk', () => {
     expect(gw.output).toMatch(/--default-certificate files not usable: private key file \S+tls\.key does not match/);
     writeVolume(v3);
     await waitFor('default-v3', async () => (await served()) === 'default-v3', 5000, 50);
+    expect(await problemGauge()).toBe('0');
+  });
+});
+
+describe('netplane ingress --default-certificate NAMESPACE/NAME: a TLS Secret, followed', () => {
+  const gw = new GatewayProcess();
+  let s1: Pems, s2: Pems;
+  const served = async () => {
+    const [sni, none] = [(await peerCert(gw.https, 'nothing.test')).subject.CN, (await peerCert(gw.https, '')).subject.CN];
+    return sni === none ? String(sni) : `${sni} with SNI, ${none} without`;
+  };
+  const problemGauge = async () => /^netplane_ingress_default_certificate_problem (\d)/m.exec(await gw.metrics())?.[1];
+
+  beforeAll(async () => {
+    [s1, s2] = await Promise.all([makeCert('default-s1'), makeCert('default-s2')]);
+    gw.write('secret.yaml', tlsSecretYaml('default-tls', s1));
+    await gw.start(['--default-certificate', 'default/default-tls']);
+  }, 30_000);
+  afterAll(async () => {
+    await gw.stop();
+  });
+
+  it("serves the Secret's pair once ready, with SNI and without, and a new version from the next handshake", async () => {
+    expect(await served()).toBe('default-s1');
+    gw.write('secret.yaml', tlsSecretYaml('default-tls', s2));
+    await waitFor('default-s2', async () => (await served()) === 'default-s2', 5000, 50);
+    expect(await problemGauge()).toBe('0');
+  });
+
+  it('keeps the last good pair while the Secret holds one that cannot be served, or is gone, and says why', async () => {
+    gw.write('secret.yaml', tlsSecretYaml('default-tls', { ...s1, key: s2.key }));
+    await waitFor('the problem gauge', async () => (await problemGauge()) === '1', 5000, 100);
+    expect(await served()).toBe('default-s2');
+    expect(gw.output).toContain('--default-certificate: Secret default/default-tls: tls.key does not match the first certificate of tls.crt');
+    gw.write('secret.yaml', '');
+    await waitFor('the Secret gone', () => gw.output.includes('--default-certificate: Secret default/default-tls is not in the cluster; keeping the default certificate served now'), 5000, 50);
+    expect(await served()).toBe('default-s2');
+    gw.write('secret.yaml', tlsSecretYaml('default-tls', s1));
+    await waitFor('default-s1', async () => (await served()) === 'default-s1', 5000, 50);
     expect(await problemGauge()).toBe('0');
   });
 });
