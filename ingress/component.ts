@@ -147,7 +147,7 @@ const flags = {
   }),
   configmap: valueFlag({
     value: 'NAMESPACE/NAME',
-    help: "ingress-nginx's controller ConfigMap, followed live: its time-outs, body size, redirects, hsts*, use-forwarded-headers and proxy-real-ip-cidr, and the keys that are annotations' global defaults (load-balance, custom-http-errors, ...) apply to every Ingress (flags given win); as in ingress-nginx, HSTS is on unless it says hsts: \"false\"",
+    help: "ingress-nginx's controller ConfigMap, followed live: its time-outs, body size, redirects, hsts*, use-forwarded-headers and proxy-real-ip-cidr, the proxy-stream-* keys of the TCP and UDP services, and the keys that are annotations' global defaults (load-balance, custom-http-errors, ...) apply to every Ingress (flags given win); as in ingress-nginx, HSTS is on unless it says hsts: \"false\"",
     parse: configMapRef,
   }),
   'tcp-services-configmap': valueFlag({
