@@ -18,6 +18,7 @@ import { Certificates, DefaultCertificateFiles, hstsHeader } from './tls/index.t
 import { DefaultCertificateSecret, isSecretRef } from './tls/default-secret.ts';
 import { Upstreams } from './upstream/upstreams.ts';
 import { Streams } from './stream/streams.ts';
+import { ingressNginxFlags } from './ingress-nginx-flags.ts';
 import type { StreamSettings } from './stream/settings.ts';
 import { Mirrors } from './upstream/mirror.ts';
 import { parseSize } from './routes/annotations.ts';
@@ -177,6 +178,7 @@ export const ingressComponent = defineComponent({
   // ingress-nginx's metrics port.
   defaultAdmin: '127.0.0.1:10254',
   flags,
+  anchor: ingressNginxFlags,
   async before(f, log) {
     if (f.http === 'off' && f.https === 'off') throw new UsageError('netplane ingress: --http and --https are both off; nothing to serve');
     const certificate = f['default-certificate'];

@@ -173,6 +173,8 @@ export class GatewayProcess {
   admin = 0;
   /** Where the gateway reads the cluster: its manifests directory unless a test points it elsewhere. */
   sourceArgs = ['--manifests', this.dir];
+  /** The log level flag; a test giving it in another spelling (ingress-nginx's --v) empties it. */
+  logArgs = ['--log-level', 'info'];
   child?: ChildProcess;
   output = '';
   exited?: Promise<number | null>;
@@ -187,7 +189,7 @@ export class GatewayProcess {
     [this.http, this.https, this.admin] = [await freePort(), await freePort(), await freePort()];
     const child = spawn(
       process.execPath,
-      [bin, 'ingress', ...this.sourceArgs, '--http', `127.0.0.1:${this.http}`, '--https', `127.0.0.1:${this.https}`, '--admin', `127.0.0.1:${this.admin}`, '--node-name', 'test', '--log-level', 'info', ...extraArgs],
+      [bin, 'ingress', ...this.sourceArgs, '--http', `127.0.0.1:${this.http}`, '--https', `127.0.0.1:${this.https}`, '--admin', `127.0.0.1:${this.admin}`, '--node-name', 'test', ...this.logArgs, ...extraArgs],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     this.child = child;
