@@ -10,6 +10,7 @@
 // client may reset it at any moment: while its header or ClientHello is read, while its backend is connected).
 // A passed-through connection is work in flight from the moment its name is chosen for passthrough until it has
 // closed: the gateway counts it as it counts a request, so that a drain waits for it (and cuts it at the end).
+import { MinuteWarnings } from '../../runtime/waiting.ts';
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
 import type { Logger } from '../../runtime/logger.ts';
 import { normalizeIP, type AddressSet } from '../limits/client-ip.ts';
@@ -88,7 +89,7 @@ export class EdgeListener {
   // Cuts every passed-through connection (cutRelays), at any stage of its splice.
   readonly #cut = new AbortController();
   #relays = 0;
-  readonly #warned = new Map<EdgeRefusal, { at: number; since: number }>();
+  readonly #warned = new MinuteWarnings<EdgeRefusal>();
 
   constructor(options: EdgeOptions) {
     this.#o = options;
@@ -213,14 +214,8 @@ export class EdgeListener {
     this.#o.refused(reason);
     const { log } = this.#o;
     log.debug({ reason }, `connection closed: ${message}`);
-    const now = Date.now();
-    const warned = this.#warned.get(reason);
-    if (warned && now - warned.at < 60_000) {
-      warned.since++;
-      return;
-    }
-    this.#warned.set(reason, { at: now, since: 0 });
-    log.warn({ reason }, `connection closed: ${message}${warned?.since ? ` (and ${warned.since} more for this reason in the last minute)` : ''}`);
+    const more = this.#warned.take(reason);
+    if (more !== undefined) log.warn({ reason }, `connection closed: ${message}${more}`);
   }
 }
 

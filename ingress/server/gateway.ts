@@ -1,5 +1,6 @@
 // The gateway's listeners: plain HTTP/1.1, and HTTPS with HTTP/2 by ALPN. Each request runs the pipeline against
 // the current state; upgrades are routed, limited and authenticated the same way, then relayed. SIGTERM drains.
+import { SettleWaiter } from '../../runtime/waiting.ts';
 import { createServer, METHODS, ServerResponse, type IncomingMessage, type Server } from 'node:http';
 import { constants as h2constants, createSecureServer, type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse, type Http2Session } from 'node:http2';
 import type { Server as NetServer, Socket } from 'node:net';
@@ -71,7 +72,7 @@ export class Gateway {
   readonly #declinedUpgrades = new WeakSet<IncomingMessage>();
   #draining = false;
   /** Called whenever in-flight work ends while draining. */
-  #settledHook?: () => void;
+  readonly #drained = new SettleWaiter();
 
   constructor(state: GatewayState, options: GatewayOptions) {
     this.#state = state;
@@ -170,13 +171,13 @@ export class Gateway {
     for (const edge of this.#edges) edge.close();
     this.#http?.closeIdleConnections();
     for (const s of this.#sessions) s.close();
-    await this.#until(() => this.#inFlight === 0, timeoutMs);
+    await this.#drained.until(() => this.#inFlight === 0, timeoutMs);
     if (this.#inFlight > 0) this.#o.log.warn({ inFlight: this.#inFlight, passthrough: this.#relays(), timeoutMs }, 'drain timeout: closing what is still in flight');
     this.#http?.closeAllConnections();
     for (const s of this.#sessions) s.destroy();
     for (const edge of this.#edges) edge.cutRelays();
     // A cut connection closes on a later turn of the loop, and is logged then.
-    await this.#until(() => this.#relays() === 0, 1000);
+    await this.#drained.until(() => this.#relays() === 0, 1000);
   }
 
   /** Passed-through connections open now. */
@@ -184,21 +185,10 @@ export class Gateway {
     return this.#edges.reduce((n, edge) => n + edge.relays, 0);
   }
 
-  /** Resolves once `done()` holds, checked as in-flight work ends, or after `ms`. */
-  #until(done: () => boolean, ms: number): Promise<void> {
-    if (done()) return Promise.resolve();
-    const { promise, resolve } = Promise.withResolvers<void>();
-    const timer = setTimeout(resolve, ms);
-    this.#settledHook = () => {
-      if (done()) (clearTimeout(timer), resolve());
-    };
-    return promise.finally(() => (this.#settledHook = undefined));
-  }
-
   /** One piece of in-flight work has ended. */
   #settled(): void {
     this.#inFlight--;
-    if (this.#draining) this.#settledHook?.();
+    if (this.#draining) this.#drained.check();
   }
 
   /**

@@ -7,6 +7,7 @@
 // (in use, not permitted) is logged and tried again every 10 s; neither stops the others or the gateway. How
 // connections and flows are relayed (idle time, tries, answers per datagram) follows the controller ConfigMap's
 // proxy-stream-* keys (configure): new TCP connections and every UDP flow take a change at once.
+import { SettleWaiter } from '../../runtime/waiting.ts';
 import type { Registry } from 'prom-client';
 import type { ServiceMap } from '../../cluster/servicemap/index.ts';
 import type { Store } from '../../cluster/store.ts';
@@ -75,7 +76,7 @@ export class Streams {
   readonly #cut = new AbortController();
   #unsubscribe: Array<() => void> = [];
   #closing = false;
-  #settledHook: (() => void) | undefined;
+  readonly #drained = new SettleWaiter();
   #ready = false;
   #settings: Readonly<StreamSettings>;
 
@@ -152,10 +153,10 @@ export class Streams {
     this.#ports.clear();
     await Promise.all(closing);
     this.#metrics.listeners.reset();
-    await this.#until(() => this.inFlight === 0, timeoutMs);
+    await this.#drained.until(() => this.inFlight === 0, timeoutMs);
     if (this.inFlight > 0) this.#o.log.warn({ inFlight: this.inFlight, timeoutMs }, 'drain timeout: closing the TCP services connections still open');
     this.#cut.abort();
-    await this.#until(() => this.inFlight === 0, 1000);
+    await this.#drained.until(() => this.inFlight === 0, 1000);
   }
 
   /** Reads both ConfigMaps and the endpoints again, and makes the ports match. */
@@ -280,7 +281,7 @@ export class Streams {
   /** A TCP connection ended: retired ports without connections are forgotten, and a drain may be over. */
   #settled(): void {
     for (const s of this.#retired) if (s.open === 0) this.#retired.delete(s);
-    this.#settledHook?.();
+    this.#drained.check();
   }
 
   #udpFlows(): number {
@@ -302,16 +303,6 @@ export class Streams {
     this.#metrics.listeners.set({ protocol: 'UDP' }, listening.UDP);
   }
 
-  /** Resolves once `done()` holds, checked as connections end, or after `ms`. */
-  #until(done: () => boolean, ms: number): Promise<void> {
-    if (done()) return Promise.resolve();
-    const { promise, resolve } = Promise.withResolvers<void>();
-    const timer = setTimeout(resolve, ms);
-    this.#settledHook = () => {
-      if (done()) (clearTimeout(timer), resolve());
-    };
-    return promise.finally(() => (this.#settledHook = undefined));
-  }
 
   #logOnce(subject: string, reason: string, write: () => void): void {
     if (this.#logged.get(subject) === reason) return;

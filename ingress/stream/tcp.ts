@@ -9,6 +9,7 @@
 // connections take the new ones, those under way keep theirs.
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from '../../runtime/logger.ts';
+import { MinuteWarnings } from '../../runtime/waiting.ts';
 import { normalizeIP, type AddressSet } from '../limits/client-ip.ts';
 import { parseProxyHeader, proxyHeaderV1, type ProxyEndpoint } from '../edge/proxy-protocol.ts';
 import { readStart, wholeParse } from '../edge/read-start.ts';
@@ -46,7 +47,7 @@ export class TcpStream {
   readonly #o: TcpStreamOptions;
   readonly #server: Server;
   #open = 0;
-  readonly #warned = new Map<string, { at: number; since: number }>();
+  readonly #warned = new MinuteWarnings();
 
   constructor(entry: StreamEntry, endpoints: readonly Endpoint[], options: TcpStreamOptions) {
     this.port = entry.port;
@@ -182,14 +183,8 @@ export class TcpStream {
   #warn(reason: string, message: string): void {
     const { log } = this.#o;
     log.debug({ port: this.port, reason }, message);
-    const now = Date.now();
-    const warned = this.#warned.get(reason);
-    if (warned && now - warned.at < 60_000) {
-      warned.since++;
-      return;
-    }
-    this.#warned.set(reason, { at: now, since: 0 });
-    log.warn({ port: this.port, reason }, `${message}${warned?.since ? ` (and ${warned.since} more for this reason in the last minute)` : ''}`);
+    const more = this.#warned.take(reason);
+    if (more !== undefined) log.warn({ port: this.port, reason }, `${message}${more}`);
   }
 }
 
