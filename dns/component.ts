@@ -14,7 +14,8 @@ import { DnsServer } from './server/server.ts';
 import { followPods } from './zone/pods.ts';
 import { followNamespaces, RecordIndex } from './zone/records.ts';
 import { buildPipeline, PipelineError, type Pipeline, type PipelineContext } from './pipeline.ts';
-import { parseReload, planReload, Reloader } from './reload.ts';
+import { parseReload, planReload } from './reload.ts';
+import { Reloader } from '../runtime/reloader.ts';
 
 const zoneName = (raw: string, maxLength = 253) => {
   const z = raw.toLowerCase().replace(/\.$/, '');

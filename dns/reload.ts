@@ -6,12 +6,7 @@
 // for a restart and keep their running values.
 import { isDeepStrictEqual } from 'node:util';
 import { parseDuration } from '../runtime/flags.ts';
-
-/** How often the Corefile is read again: CoreDNS's `reload [INTERVAL] [JITTER]`. */
-export interface ReloadEvery {
-  intervalMs: number;
-  jitterMs: number;
-}
+import type { ReloadEvery } from '../runtime/reloader.ts';
 
 const minIntervalMs = 2000;
 const minJitterMs = 1000;
@@ -29,11 +24,6 @@ export function parseReload(raw: string): ReloadEvery | false {
   const jitterMs = parts[1] === undefined ? 15_000 : parseDuration(parts[1]);
   if (jitterMs < minJitterMs) throw new Error('must have a JITTER of at least 1s');
   return { intervalMs, jitterMs: Math.min(jitterMs, intervalMs / 2) };
-}
-
-/** The wait before the next read: INTERVAL moved by up to half the JITTER either way. */
-export function nextDelay(every: ReloadEvery, random: () => number = Math.random): number {
-  return Math.round(every.intervalMs + (random() - 0.5) * every.jitterMs);
 }
 
 /**
@@ -63,86 +53,4 @@ export function planReload(running: Record<string, unknown>, next: Record<string
     } else changed.push(key);
   }
   return { flags, changed, waiting };
-}
-
-/** What a Reloader reads and applies with. */
-export interface ReloaderOptions {
-  /** How often to read, from the running flags; false: stop reading (the Corefile dropped `reload`). */
-  every(): ReloadEvery | false;
-  /** The fingerprint of what runs (as read at start). */
-  fingerprint: string | undefined;
-  /** Reads the Corefile again: its settings merged with the command line, and its fingerprint. Throws UsageError. */
-  reread(): Promise<{ fingerprint: string | undefined }>;
-  /** Applies what was read. Throws when it cannot; what ran keeps running. */
-  apply(read: { fingerprint: string | undefined }): Promise<void>;
-  /** A read or apply failed (not called again for the same message until something else happened). */
-  failed(e: Error): void;
-  /** What was read is now running. */
-  applied(fingerprint: string | undefined): void;
-  random?: () => number;
-}
-
-/** Reads the Corefile again on a timer and applies it when it changed; one read at a time. */
-export class Reloader {
-  readonly #o: ReloaderOptions;
-  #running: string | undefined;
-  #timer: NodeJS.Timeout | undefined;
-  #stopped = false;
-  #lastFailure: string | undefined;
-
-  constructor(o: ReloaderOptions) {
-    this.#o = o;
-    this.#running = o.fingerprint;
-  }
-
-  /** Starts the timer (when the running flags ask for reloads). */
-  start(): void {
-    this.#schedule();
-  }
-
-  /** Reads once now: whether something new was applied. */
-  async check(): Promise<boolean> {
-    let read: { fingerprint: string | undefined };
-    try {
-      read = await this.#o.reread();
-    } catch (e) {
-      this.#fail(e as Error);
-      return false;
-    }
-    if (read.fingerprint !== undefined && read.fingerprint === this.#running) {
-      this.#lastFailure = undefined;
-      return false;
-    }
-    // As CoreDNS: the same text is not tried again, whether it applied or not.
-    this.#running = read.fingerprint;
-    try {
-      await this.#o.apply(read);
-    } catch (e) {
-      this.#fail(e as Error);
-      return false;
-    }
-    this.#lastFailure = undefined;
-    this.#o.applied(read.fingerprint);
-    return true;
-  }
-
-  stop(): void {
-    this.#stopped = true;
-    clearTimeout(this.#timer);
-  }
-
-  #fail(e: Error): void {
-    if (e.message === this.#lastFailure) return;
-    this.#lastFailure = e.message;
-    this.#o.failed(e);
-  }
-
-  #schedule(): void {
-    const every = this.#o.every();
-    if (this.#stopped || every === false) return;
-    this.#timer = setTimeout(() => {
-      void this.check().finally(() => this.#schedule());
-    }, nextDelay(every, this.#o.random));
-    this.#timer.unref();
-  }
 }

@@ -1,5 +1,6 @@
 // netplane proxy: kube-proxy's job. Every Service is reachable at its virtual addresses on this node, and
 // connections are spread over its endpoints, by nftables, iptables or a userspace proxy.
+import { watchConfigFile } from './config-watch.ts';
 import { findNode, nodeZone, parseNodeName, primaryAddresses } from '../cluster/node.ts';
 import { writeFile } from 'node:fs/promises';
 import { readKubeProxyConfig } from './kube-proxy-config.ts';
@@ -113,12 +114,7 @@ export const proxyComponent = defineComponent({
     return out;
   },
   async before(f, log) {
-    // As kube-proxy's configuration validation: a sync period shorter than the least time between syncs could not hold.
-    if (f['min-sync-period'] > f['sync-period']) throw new UsageError(`netplane proxy: --min-sync-period (${f['min-sync-period'] / 1000} s) must not be longer than --sync-period (${f['sync-period'] / 1000} s)`);
-    const np = f['nodeport-addresses'].flat();
-    if (np.includes(primaryKeyword) && np.length > 1) throw new UsageError(`netplane proxy: --nodeport-addresses ${primaryKeyword} takes no CIDRs beside it`);
-    const localProblem = detectLocalProblem(detectLocalFlags(f));
-    if (localProblem) throw new UsageError(`netplane proxy: ${localProblem}`);
+    checkProxyFlags(f);
     if (f.mode === 'userspace' && f['detect-local-mode'] !== 'ClusterCIDR') {
       log.warn(`--detect-local-mode ${f['detect-local-mode']} has no effect in userspace mode: its sockets cannot see the interface a connection came in on, and its Local-policy NodePorts take every endpoint for clients from this node and --cluster-cidr`);
     }
@@ -142,6 +138,7 @@ export const proxyComponent = defineComponent({
   async run(ctx, f) {
     if (f['oom-score-adj'] !== undefined) await setOomScoreAdj(f['oom-score-adj'], ctx.log);
     await runProxy(ctx, f);
+    if (f.config !== undefined) watchConfigFile(ctx, f.config, f, { check: (next) => checkProxyFlags(next as ProxyFlags) });
   },
 });
 
@@ -394,6 +391,16 @@ async function runProxy(ctx: ComponentContext, f: ProxyFlags): Promise<void> {
     await backend.close();
   });
   ctx.log.info({ mode: f.mode, clusterCIDRs: f['cluster-cidr'].flat(), nodePortAddresses: f['nodeport-addresses'].flat(), detectLocal: detectLocalFlags(f, true) }, 'proxy running');
+}
+
+/** The checks of flags that go together, at start and for a rewritten --config. Throws UsageError. */
+function checkProxyFlags(f: ProxyFlags): void {
+  // As kube-proxy's configuration validation: a sync period shorter than the least time between syncs could not hold.
+  if (f['min-sync-period'] > f['sync-period']) throw new UsageError(`netplane proxy: --min-sync-period (${f['min-sync-period'] / 1000} s) must not be longer than --sync-period (${f['sync-period'] / 1000} s)`);
+  const np = f['nodeport-addresses'].flat();
+  if (np.includes(primaryKeyword) && np.length > 1) throw new UsageError(`netplane proxy: --nodeport-addresses ${primaryKeyword} takes no CIDRs beside it`);
+  const localProblem = detectLocalProblem(detectLocalFlags(f));
+  if (localProblem) throw new UsageError(`netplane proxy: ${localProblem}`);
 }
 
 /**

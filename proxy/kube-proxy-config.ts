@@ -4,6 +4,7 @@
 // meaning here becomes the flag kube-proxy's flag of the same meaning is named after; what netplane does not do is
 // said in a note (a warning at start), never silently dropped; a value that cannot be read is a usage error naming
 // the field. kube-proxy ignores most flags beside --config; here a flag on the command line wins over the file.
+import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import { parse } from 'yaml';
 import { isMapping, readSettingsFile, typedReader, type FileSettings, type Setting } from '../runtime/settings.ts';
@@ -66,7 +67,7 @@ export async function readKubeProxyConfig(file: string, line: CommandLine): Prom
   } catch (e) {
     throw new UsageError(`netplane proxy: --config ${JSON.stringify(file)}: not YAML or JSON: ${(e as Error).message.split('\n')[0]}`, { cause: e });
   }
-  return kubeProxyConfigSettings(doc, file, line);
+  return { ...kubeProxyConfigSettings(doc, file, line), fingerprint: createHash('sha256').update(text).digest('hex') };
 }
 
 /** The settings of a parsed KubeProxyConfiguration. Pure. Throws UsageError naming the field that cannot be used. */

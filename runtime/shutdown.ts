@@ -42,8 +42,11 @@ export class Shutdown {
     }
   }
 
-  /** Runs every step (each failure is logged, not fatal), then exits with `code`; a hung step is cut off. */
-  run(code: number): Promise<void> {
+  /**
+   * Runs every step (each failure is logged, not fatal), then exits with `code`, or calls `instead` (a restart in
+   * place, which does not return); a hung step is cut off, and the process exits.
+   */
+  run(code: number, instead?: () => void): Promise<void> {
     this.#started ??= (async () => {
       const timer = setTimeout(() => {
         this.#log.error({ timeoutMs: this.#timeoutMs }, 'shutdown took too long; exiting');
@@ -58,7 +61,15 @@ export class Shutdown {
         }
       }
       clearTimeout(timer);
-      this.#exit(code);
+      if (instead === undefined) this.#exit(code);
+      else {
+        try {
+          instead();
+        } catch (e) {
+          this.#log.error({ err: e }, 'restart in place failed; exiting');
+          this.#exit(code === 0 ? 1 : code);
+        }
+      }
     })();
     return this.#started;
   }

@@ -4,7 +4,8 @@
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { ForwardMetrics } from '../../dns/forward/metrics.ts';
-import { nextDelay, parseReload, planReload, Reloader } from '../../dns/reload.ts';
+import { parseReload, planReload } from '../../dns/reload.ts';
+import { nextDelay, Reloader } from '../../runtime/reloader.ts';
 
 describe('parseReload', () => {
   it.each([
