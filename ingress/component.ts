@@ -54,6 +54,12 @@ function defaultCertificateFlag(raw: string): string {
   throw new Error('must be CERT.pem,KEY.pem, or NAMESPACE/NAME of a TLS Secret');
 }
 
+/** A checked NAMESPACE/NAME (parseServiceRef) as an ObjectRef. */
+function serviceObjectRef(ref: string): { namespace: string; name: string } {
+  const [namespace = '', name = ''] = ref.split('/');
+  return { namespace, name };
+}
+
 /** ADDR:PORT, or `off` for no listener. */
 const listener = (raw: string): HostPort | 'off' => (raw === 'off' ? 'off' : parseHostPort(raw));
 const className = (raw: string) => {
@@ -144,6 +150,11 @@ const flags = {
   'publish-service': valueFlag({
     value: 'NAMESPACE/NAME',
     help: "write this Service's addresses into the status of served Ingresses: its load-balancer IPs or names and external IPs (LoadBalancer), external IPs (NodePort), cluster IP, or external name",
+    parse: parseServiceRef,
+  }),
+  'default-backend-service': valueFlag({
+    value: 'NAMESPACE/NAME',
+    help: "a Service that answers the requests no Ingress takes (ingress-nginx's flag): at its first port, its ready endpoints, after every rule and defaultBackend; also the custom-http-errors of Ingresses without a default-backend annotation. Without a ready endpoint: 404, as without it",
     parse: parseServiceRef,
   }),
   configmap: valueFlag({
@@ -280,6 +291,7 @@ async function runIngress(ctx: ComponentContext, f: IngressFlags): Promise<void>
     certificates,
     ...(f.configmap ? { controllerConfigMap: f.configmap, explicit: explicitDefaults(f) } : {}),
     alsoWanted: Streams.configMapKeys(streamConfigMaps),
+    ...(f['default-backend-service'] !== undefined ? { defaultService: serviceObjectRef(f['default-backend-service']) } : {}),
     ...(defaultSecret !== undefined ? { alsoWantedSecrets: [defaultSecretRef!] } : {}),
     onControllerConfig: (config) => {
       streamSettings = config.stream;

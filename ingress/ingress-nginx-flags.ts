@@ -70,6 +70,8 @@ const flags: Record<string, AnchorFlag> = {
   // ingress-nginx takes 0 (or less) as its default, 30s.
   'election-ttl': renamed('election-ttl', (v) => (v.trim().startsWith('-') || safeZero(v) ? '30s' : v)),
   'controller-class': same('value', 'controller-class'),
+  // The Helm chart's defaultBackend.enabled: `--default-backend-service=$(POD_NAMESPACE)/ingress-nginx-defaultbackend`.
+  'default-backend-service': same('value', 'default-backend-service'),
   'ingress-class': same('value', 'ingress-class'),
   kubeconfig: same('value', 'kubeconfig'),
   'enable-ssl-passthrough': same('bool', 'enable-ssl-passthrough'),
@@ -152,13 +154,6 @@ const flags: Record<string, AnchorFlag> = {
   'watch-namespace-selector': onlyAt([''], "netplane ingress reads Ingresses in every namespace and cannot keep to some: it would serve this class's Ingresses of the other namespaces too; leave --watch-namespace-selector out"),
   'annotations-prefix': onlyAt([annotationsPrefix, `${annotationsPrefix}/`], `netplane ingress reads its annotations under ${annotationsPrefix}/ (and netplane.io/) only, so the Ingresses' annotations under another prefix would be lost`),
   'health-check-path': onlyAt(['/healthz'], 'netplane serves /healthz on its admin port (--admin) and no other path; point the probes at /healthz and leave --health-check-path out'),
-  'default-backend-service': {
-    takes: 'value',
-    refused: true,
-    take() {
-      throw new Error('netplane ingress answers a request no Ingress takes itself (404) and sends none to a Service; make that Service the spec.defaultBackend of an Ingress of this class without rules, which takes the hosts no rule names');
-    },
-  },
   'disable-catch-all': trueRefused('netplane ingress serves the Ingresses that have a defaultBackend and no rules (catch-all), and cannot leave them out'),
   'disable-svc-external-name': trueRefused('netplane ingress reaches Services of type ExternalName at their name, and cannot refuse them'),
   version: refused('bool', 'netplane ingress runs, it does not print a version: netplane --version does'),

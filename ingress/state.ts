@@ -14,6 +14,7 @@ import type { Store, StoreChange } from '../cluster/store.ts';
 import type { Ingress } from '../cluster/model/ingress.ts';
 import type { Logger } from '../runtime/logger.ts';
 import { compileRoutes } from './routes/compile.ts';
+import { defaultServicePort } from './routes/default-service.ts';
 import type { PolicyDefaults } from './routes/policy.ts';
 import { readsNginxName } from './routes/annotations.ts';
 import { IgnoredAnnotationLog } from './routes/unhonoured.ts';
@@ -55,6 +56,11 @@ export interface IngressStateOptions {
   alsoWanted?: readonly string[];
   /** Secrets (`namespace/name`) other parts of the gateway read (the --default-certificate Secret): wanted always. */
   alsoWantedSecrets?: readonly string[];
+  /**
+   * --default-backend-service: the Service that answers what no route takes, at its first port (followed: a change of
+   * its ports compiles again, of its endpoints is applied as any backend's).
+   */
+  defaultService?: ObjectRef;
   /** Told the controller ConfigMap's settings each time it is read (its stream keys are the TCP and UDP services'). */
   onControllerConfig?: (config: ControllerConfig) => void;
 }
@@ -92,6 +98,10 @@ export class IngressState {
   #unsubscribe: Array<() => void> = [];
   /** The controller ConfigMap's settings as last read (undefined before, and without --configmap). */
   #controller: ControllerConfig | undefined;
+  /** The default backend Service's port as the last compile took it ('' when it had none), to compile again on a change. */
+  #defaultPort = '';
+  /** Why the default backend answers nothing, as last logged ('' when it answers; undefined before the first look). */
+  #defaultProblem: string | undefined;
 
   constructor(state: GatewayState, options: IngressStateOptions) {
     this.#state = state;
@@ -112,6 +122,11 @@ export class IngressState {
     this.#unsubscribe.push(
       tracker.onChange(() => {
         const changed = tracker.take();
+        const d = this.#o.defaultService;
+        if (d !== undefined && changed.services.has(`${d.namespace}/${d.name}`)) {
+          // A port that came, went or moved compiles again; endpoints alone are applied below, as any backend's.
+          if (this.#compiled && portText(this.#defaultServicePort()) !== this.#defaultPort) this.#schedule();
+        }
         let used = false;
         for (const svc of changed.services) {
           for (const b of this.#byService.get(svc) ?? []) {
@@ -121,6 +136,7 @@ export class IngressState {
         }
         // A backend's Service or port may have come or gone.
         if (used && this.#compiled) this.#o.metrics.configLastSuccessful.set(this.#reportProblems(this.#state.table) === 0 ? 1 : 0);
+        if (this.#compiled) this.#reportDefaultService();
       }),
     );
     this.#unsubscribe.push(store.onStatus((st) => st.synced && !this.#compiled && this.#schedule()));
@@ -143,6 +159,8 @@ export class IngressState {
     const configMaps = new Set<string>();
     const certSecrets = new Set<string>();
     const lookup = this.#configMapLookup(configMaps);
+    const defaultService = this.#defaultServicePort();
+    this.#defaultPort = portText(defaultService);
     const { table, served } = compileRoutes({
       ingresses: store.list('Ingress'),
       classes: store.list('IngressClass'),
@@ -156,6 +174,7 @@ export class IngressState {
         certSecrets.add(key);
         return leafCertificate(store.get('Secret', key));
       },
+      ...(defaultService !== undefined && !('problem' in defaultService) ? { defaultService } : {}),
     });
     this.#configMaps = configMaps;
     this.#certSecrets = certSecrets;
@@ -174,6 +193,7 @@ export class IngressState {
     // After the Secrets are wanted: one that arrives meanwhile is read by the basic-auth check.
     const problems = this.#reportProblems(table);
     this.#compiled = this.#compiled || store.status.synced;
+    if (this.#compiled) this.#reportDefaultService();
     const ok = problems === 0;
     metrics.configReloads.inc({ result: ok ? 'ok' : 'problems' });
     metrics.configLastSuccessful.set(ok ? 1 : 0);
@@ -315,11 +335,44 @@ export class IngressState {
     return table.problems.length + auth.length + missing.length;
   }
 
+  /** The --default-backend-service Service's first port, or why it has none; undefined without the flag. */
+  #defaultServicePort(): ReturnType<typeof defaultServicePort> | undefined {
+    const d = this.#o.defaultService;
+    return d === undefined ? undefined : defaultServicePort(d, this.#o.serviceMap.services.get(`${d.namespace}/${d.name}`));
+  }
+
+  /**
+   * Logs, once per change, why the default backend answers nothing (its Service missing, without a TCP first port, or
+   * without a ready endpoint: requests no route takes then get 404, custom errors the gateway's own page), and when it
+   * answers again.
+   */
+  #reportDefaultService(): void {
+    const d = this.#defaultServicePort();
+    if (d === undefined) return;
+    const fallback = this.#state.table.defaultBackend;
+    let problem = '';
+    if ('problem' in d) problem = d.problem;
+    else if (fallback === undefined || this.#state.upstreams.endpoints(fallback.key).length === 0) {
+      problem = `Service ${d.namespace}/${d.service} (--default-backend-service) has no ready endpoint at its first port, ${d.port}`;
+    }
+    if (problem === this.#defaultProblem) return;
+    this.#defaultProblem = problem;
+    const { log } = this.#o;
+    const service = `${this.#o.defaultService!.namespace}/${this.#o.defaultService!.name}`;
+    if (problem !== '') log.warn({ defaultBackend: service, reason: problem }, `${problem}: requests no Ingress takes get 404, and custom-http-errors without a default-backend annotation the gateway's own page`);
+    else log.info({ defaultBackend: service, backend: fallback!.key }, `default backend ${fallback!.key} answers the requests no Ingress takes`);
+  }
+
   #logOnce(key: string, reason: string, write: () => void): void {
     if (this.#logged.get(key) === reason) return;
     this.#logged.set(key, reason);
     write();
   }
+}
+
+/** The default backend's port as a comparable text: '' when there is none (or no flag). */
+function portText(d: ReturnType<typeof defaultServicePort> | undefined): string {
+  return d === undefined || 'problem' in d ? '' : String(d.port);
 }
 
 /**

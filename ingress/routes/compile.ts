@@ -16,6 +16,7 @@ import { ConfigMapPendingError } from './configmap-headers.ts';
 import type { PolicyDefaults } from './policy.ts';
 import { backendKey } from './names.ts';
 import { byAge, whyFirst } from './order.ts';
+import { defaultServiceRoute, type DefaultService } from './default-service.ts';
 import { compileIngress, ingressKey, type CompiledIngress, type CompiledRule } from './spec.ts';
 import { CompiledRouteTable, deepFreeze, RouteIndex, type TableParts } from './table.ts';
 import type { BackendRef, ClientCertPolicy, IngressPolicy, IngressProblem, ObjectRef, Route, RouteTable, TlsChoice, UpstreamSpec } from './types.ts';
@@ -38,6 +39,8 @@ export interface CompileInput {
    * when the Secret is not there (yet) or holds none. Without it such hosts get no TLS.
    */
   certificate?: (ref: ObjectRef) => X509Certificate | undefined;
+  /** --default-backend-service at its Service's first port: what no route takes goes there (routes/default-service.ts). */
+  defaultService?: DefaultService;
 }
 
 /** The table, and the Ingress versions it serves (the next call's lastGood). */
@@ -132,6 +135,16 @@ export function compileRoutes(input: CompileInput): CompileResult {
   for (const c of compiled) {
     if (c.canary !== undefined) continue;
     for (const pair of c.wwwRedirects ?? []) addWwwRedirect(parts, c, pair.from, pair.to);
+  }
+  // The controller's default backend last: it answers only what nothing above takes. It has no Ingress (no user, so
+  // its Service missing is no Ingress's problem: the state keeper logs it), and shares the upstream of a route that
+  // reaches the same port in plain HTTP.
+  if (input.defaultService !== undefined) {
+    const route = defaultServiceRoute(input.defaultService, input.defaults);
+    const known = parts.backends.get(route.backend.key);
+    if (known !== undefined) route.backend = known;
+    else parts.backends.set(route.backend.key, deepFreeze(route.backend));
+    parts.fallbackRoute = route;
   }
   // A problem that took one part of an Ingress (a rule, a TLS host another Ingress holds) leaves it partly served,
   // unless nothing of it is served at all.

@@ -194,6 +194,8 @@ function matchPlain(set: PathSet, path: string): Route | undefined {
 export interface TableParts {
   index: RouteIndex;
   defaultRoute: Route | undefined;
+  /** The controller-wide default backend's route (--default-backend-service), matched when nothing else is. */
+  fallbackRoute?: Route;
   /** TLS by exact host and by the parent domain of a wildcard (`*.foo.com` → `foo.com`). */
   tlsExact: Map<string, TlsChoice>;
   tlsWildcard: Map<string, TlsChoice>;
@@ -215,12 +217,14 @@ export interface TableParts {
 export class CompiledRouteTable implements RouteTable {
   readonly #index: RouteIndex;
   readonly #defaultRoute: Route | undefined;
+  readonly #fallbackRoute: Route | undefined;
   readonly #tlsExact: Map<string, TlsChoice>;
   readonly #tlsWildcard: Map<string, TlsChoice>;
   readonly secrets: ReadonlySet<string>;
   readonly clientCas: ReadonlySet<string>;
   readonly backends: ReadonlyMap<string, BackendRef>;
   readonly backendUsers: ReadonlyMap<string, ReadonlySet<string>>;
+  readonly defaultBackend: BackendRef | undefined;
   readonly ingresses: ReadonlyMap<string, IngressPolicy>;
   readonly problems: readonly IngressProblem[];
 
@@ -228,6 +232,8 @@ export class CompiledRouteTable implements RouteTable {
     parts.index.freeze();
     this.#index = parts.index;
     this.#defaultRoute = deepFreeze(parts.defaultRoute);
+    this.#fallbackRoute = deepFreeze(parts.fallbackRoute);
+    this.defaultBackend = this.#fallbackRoute?.backend;
     this.#tlsExact = parts.tlsExact;
     this.#tlsWildcard = parts.tlsWildcard;
     this.secrets = parts.secrets;
@@ -247,12 +253,14 @@ export class CompiledRouteTable implements RouteTable {
    * The route for a request; `host` is lower-cased here too, since a case slip would pick another host's rules. The
    * default backend of an Ingress without rules stands in only for the catch-all server (a host no rule names, or
    * the rules without a host), as in ingress-nginx: a host with rules of its own that match nothing gets undefined
-   * (404), unless an Ingress of that host has a defaultBackend (compiled as that host's `/`).
+   * (404), unless an Ingress of that host has a defaultBackend (compiled as that host's `/`). Whatever none of these
+   * takes goes to the controller-wide default backend when there is one (--default-backend-service), as ingress-nginx
+   * gives every server a root location of upstream-default-backend unless an Ingress sets another.
    */
   match(host: string, path: string): Route | undefined {
     const set = this.#index.setFor(host.toLowerCase());
-    if (set === undefined) return this.#defaultRoute;
-    return matchPath(set, path) ?? (set === this.#index.anyHost ? this.#defaultRoute : undefined);
+    if (set === undefined) return this.#defaultRoute ?? this.#fallbackRoute;
+    return matchPath(set, path) ?? (set === this.#index.anyHost ? this.#defaultRoute : undefined) ?? this.#fallbackRoute;
   }
 
   /** The client-certificate check of the rules a request for `host` is matched against (exact host, else wildcard). */

@@ -346,6 +346,11 @@ export interface Route {
    * and rewritten as ingress-nginx's regex location would (routes/pattern.ts), and `pathType` does not count.
    */
   regex?: RegexPath;
+  /**
+   * The controller-wide default backend's route (--default-backend-service; routes/default-service.ts), matched when
+   * nothing else is: `ingress` and `namespace` are empty, as ingress-nginx's catch-all location names no Ingress.
+   */
+  controllerDefault?: true;
 }
 
 /**
@@ -421,6 +426,12 @@ export interface RouteTable {
   readonly backends: ReadonlyMap<string, BackendRef>;
   /** The Ingresses (`namespace/name`) whose served routes use each backend, by BackendRef.key; absent: not known. */
   readonly backendUsers?: ReadonlyMap<string, ReadonlySet<string>>;
+  /**
+   * The controller-wide default backend (--default-backend-service), also in `backends`: it answers what no route
+   * takes, and the custom-http-errors of routes without a default-backend annotation. Absent without the flag, or while
+   * its Service is not there.
+   */
+  readonly defaultBackend?: BackendRef;
   /** Ingresses (`namespace/name`) served, with the policy each uses. */
   readonly ingresses: ReadonlyMap<string, IngressPolicy>;
   readonly problems: readonly IngressProblem[];

@@ -18,14 +18,17 @@ export function signinLocation(template: string, x: Pick<Exchange, 'proto' | 'ho
  * custom-http-errors: the upstream answered one of the listed statuses, and nothing of it was sent. The Ingress's
  * default-backend answers instead, asked for `/` and the request's query with ingress-nginx's headers (X-Code,
  * X-Format, X-Original-URI, X-Namespace, X-Ingress-Name, X-Service-Name, X-Service-Port, X-Request-ID); without one,
- * the gateway's own page.
- * Neither carries the auth service's cookies: nginx's error_page goes to another location, where the route's
+ * the controller's default backend (--default-backend-service, ingress-nginx's upstream-default-backend, which its
+ * error locations use unless the Ingress names another) while it has a ready endpoint; else the gateway's own page.
+ * None carries the auth service's cookies: nginx's error_page goes to another location, where the route's
  * `add_header Set-Cookie` does not apply.
  */
 export async function customError(x: Exchange, s: GatewayState, p: IngressPolicy, headers: Record<string, HeaderValue>): Promise<void> {
   const status = x.upstream!.status;
   const r = x.route!;
-  const eb = p.errorBackend;
+  const fallback = s.table.defaultBackend;
+  // Without a ready endpoint ingress-nginx's default server answers 404 for any status; the gateway's own page keeps it.
+  const eb = p.errorBackend ?? (fallback !== undefined && s.upstreams.endpoints(fallback.key).length > 0 ? fallback : undefined);
   if (eb === undefined) {
     writeErrorStatus(x.res, status, undefined);
     return;

@@ -180,12 +180,14 @@ function hostLines(raw: readonly string[]): number {
 /**
  * Finds the route; 404 when none matches — after the host's client-certificate check, which nginx makes in the
  * host's server block before any location, so that a client the host refuses does not learn which paths exist.
+ * The controller's default backend (--default-backend-service) without a ready endpoint is no route either: as
+ * ingress-nginx then sends upstream-default-backend to its own default server, which answers 404.
  */
 export const route: Step = {
   name: 'route',
   run(x, s) {
     const r = s.table.match(x.host, x.matchPath);
-    if (!r) {
+    if (!r || (r.controllerDefault === true && s.upstreams.endpoints(r.backend.key).length === 0)) {
       if (s.table.clientCert(x.host) !== undefined && clientCertificate.run(x, s) !== 'next') return 'done';
       return reply(x, 404, 'no-route');
     }

@@ -323,6 +323,48 @@ describe('table contents', () => {
     expect(t.backends.has('default/site-home:80')).toBe(false);
   });
 
+  describe('the controller default backend (--default-backend-service): the last thing matched, as ingress-nginx\'s upstream-default-backend', () => {
+    const defaultService = { namespace: 'ingress-nginx', service: 'defaultbackend', port: 8080 };
+    const ingresses = [
+      ingress('a-shop', { rules: [rule('shop.com', 'Prefix /cart cart:80')], defaultBackend: backend('shop-home:80') }),
+      ingress('b-blog', { rules: [rule('blog.com', 'Prefix /posts posts:80'), rule('', 'Exact /status status:80')] }),
+    ];
+    const catchAll = ingress('z-catch-all', { defaultBackend: backend('catch-all:80') });
+    // [request, without a catch-all Ingress, with one]
+    it.each([
+      ['shop.com /cart/1', 'default/cart:80', 'default/cart:80'],
+      // An Ingress's own defaultBackend answers its hosts' misses first.
+      ['shop.com /about', 'default/shop-home:80', 'default/shop-home:80'],
+      // A host with rules and no defaultBackend: ingress-nginx's server root location is upstream-default-backend.
+      ['blog.com /about', 'ingress-nginx/defaultbackend:8080', 'ingress-nginx/defaultbackend:8080'],
+      ['any.com /status', 'default/status:80', 'default/status:80'],
+      // Hosts no rule names, and what the rules without a host miss: the catch-all Ingress, else the default backend.
+      ['any.com /other', 'ingress-nginx/defaultbackend:8080', 'default/catch-all:80'],
+      ['other.com /', 'ingress-nginx/defaultbackend:8080', 'default/catch-all:80'],
+    ])('%s: %s, with a catch-all Ingress %s', (q, without, withCatchAll) => {
+      const [host, path] = q.split(' ') as [string, string];
+      expect(compile(ingresses, { defaultService }).table.match(host, path)?.backend.key).toBe(without);
+      expect(compile([...ingresses, catchAll], { defaultService }).table.match(host, path)?.backend.key).toBe(withCatchAll);
+    });
+
+    it('is a route of no Ingress, in plain HTTP, with the defaults but custom-http-errors; its backend is the table\'s defaultBackend and no Ingress\'s', () => {
+      const defaults = { connectTimeoutMs: 1000, readTimeoutMs: 2000, annotations: { 'nginx.ingress.kubernetes.io/custom-http-errors': '404,503', 'nginx.ingress.kubernetes.io/proxy-body-size': '8m' } };
+      const { table: t } = compile(ingresses, { defaultService, defaults });
+      const r = t.match('nowhere.com', '/x')!;
+      expect([r.ingress, r.namespace, r.controllerDefault, show(r), r.backend.upstream]).toEqual(['', '', true, '* / Prefix -> ingress-nginx/defaultbackend:8080', { protocol: 'HTTP', viaService: false }]);
+      expect([r.policy.customErrors, r.policy.maxBodyBytes, r.policy.readTimeoutMs]).toEqual([undefined, 8 * 1024 * 1024, 2000]);
+      // The Ingresses' routes keep the ConfigMap's custom-http-errors.
+      expect(t.match('shop.com', '/cart')?.policy.customErrors).toEqual([404, 503]);
+      expect([t.defaultBackend, t.backends.get('ingress-nginx/defaultbackend:8080'), t.backendUsers?.has('ingress-nginx/defaultbackend:8080'), t.problems]).toEqual([r.backend, r.backend, false, []]);
+    });
+
+    it('shares the upstream of a route to the same port, and leaves 404 to the table without the flag', () => {
+      const same = compile([ingress('d', { rules: [rule('d.com', 'Prefix /d defaultbackend:8080')], namespace: 'ingress-nginx' })], { defaultService });
+      expect(same.table.match('x.com', '/')?.backend).toBe(same.table.match('d.com', '/d')?.backend);
+      expect([compile(ingresses).table.match('blog.com', '/about'), compile(ingresses).table.defaultBackend]).toEqual([undefined, undefined]);
+    });
+  });
+
   it('reports the Ingress whose catch-all defaultBackend another, older one holds: not served, with the reason', () => {
     const { table: t } = compile([
       ingress('z-old', { defaultBackend: backend('old:80'), created: '2024-01-01T00:00:00Z' }),
