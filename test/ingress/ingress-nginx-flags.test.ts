@@ -49,7 +49,8 @@ describe("ingress-nginx's command line", () => {
     ['--validating-webhook-certificate=/usr/local/certificates/cert', [], "ingress-nginx's --validating-webhook-certificate \"/usr/local/certificates/cert\": only the admission webhook (--validating-webhook) reads it, and netplane serves none; ignored"],
     // The chart's other values and the usual controller.extraArgs.
     ['--enable-metrics=false', [], `ingress-nginx's --enable-metrics "false": ${metricsNote}`],
-    ['--default-backend-service=ingress-nginx/ingress-nginx-defaultbackend', [], 'refused'],
+    // defaultBackend.enabled: netplane's flag of the same name.
+    ['--default-backend-service=ingress-nginx/ingress-nginx-defaultbackend', ['--default-backend-service=ingress-nginx/ingress-nginx-defaultbackend'], undefined],
     ['--tcp-services-configmap=ingress-nginx/ingress-nginx-tcp', ['--tcp-services-configmap=ingress-nginx/ingress-nginx-tcp'], undefined],
     ['--udp-services-configmap=ingress-nginx/ingress-nginx-udp', ['--udp-services-configmap=ingress-nginx/ingress-nginx-udp'], undefined],
     ['--watch-namespace=ingress-nginx', [], 'refused'],
@@ -150,11 +151,11 @@ describe("ingress-nginx's command line", () => {
     ['--watch-namespace', ['--watch-namespace=ingress-nginx'], `--watch-namespace "ingress-nginx": netplane ingress reads Ingresses in every namespace and cannot keep to one: it would serve this class's Ingresses of the other namespaces too; leave --watch-namespace out`],
     ['--watch-namespace-selector', ['--watch-namespace-selector=team=a'], `--watch-namespace-selector "team=a": netplane ingress reads Ingresses in every namespace and cannot keep to some: it would serve this class's Ingresses of the other namespaces too; leave --watch-namespace-selector out`],
     ['another --annotations-prefix', ['--annotations-prefix=custom.example.com'], `--annotations-prefix "custom.example.com": netplane ingress reads its annotations under nginx.ingress.kubernetes.io/ (and netplane.io/) only, so the Ingresses' annotations under another prefix would be lost`],
-    ['--default-backend-service', ['--default-backend-service=ingress-nginx/ingress-nginx-defaultbackend'], `--default-backend-service "ingress-nginx/ingress-nginx-defaultbackend": netplane ingress answers a request no Ingress takes itself (404) and sends none to a Service; make that Service the spec.defaultBackend of an Ingress of this class without rules, which takes the hosts no rule names`],
     ['--disable-catch-all', ['--disable-catch-all=true'], '--disable-catch-all "true": netplane ingress serves the Ingresses that have a defaultBackend and no rules (catch-all), and cannot leave them out'],
     ['--disable-svc-external-name', ['--disable-svc-external-name'], '--disable-svc-external-name: netplane ingress reaches Services of type ExternalName at their name, and cannot refuse them'],
     ['another --health-check-path', ['--health-check-path=/ready'], '--health-check-path "/ready": netplane serves /healthz on its admin port (--admin) and no other path; point the probes at /healthz and leave --health-check-path out'],
     ['--version', ['--version'], '--version: netplane ingress runs, it does not print a version: netplane --version does'],
+    ['a default backend that is no NAMESPACE/NAME', ['--default-backend-service=ingress-nginx-defaultbackend'], '--default-backend-service "ingress-nginx-defaultbackend": must be NAMESPACE/NAME of a Service, such as netplane-system/netplane-ingress'],
     ['a port that is none', ['--http-port=80000'], '--http-port "80000": must be a port from 1 to 65535'],
     ['a default certificate of neither form', ['--default-ssl-certificate=wildcard'], '--default-ssl-certificate "wildcard": must be CERT.pem,KEY.pem, or NAMESPACE/NAME of a TLS Secret'],
     ['an --election-id netplane cannot name a Lease', ['--election-id=Ingress_Leader'], '--election-id "Ingress_Leader": must be a Lease name (lower-case letters, digits, "-" and ".")'],
