@@ -1,9 +1,10 @@
 // A manifest file as people keep them: a Service, its Endpoints, and the Pod behind them written for `kubectl create`
 // (generateName, no name). Components that do not read Pods skip it and serve the Service; dns --pods verified reads
 // Pods, so it refuses the file and says which document. Real processes from the command line, a TCP client and dig.
+import { firstLine as firstLineOf } from '../helpers/first-line.ts';
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { connect, createServer, type AddressInfo, type Server } from 'node:net';
+import { createServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -59,19 +60,7 @@ function run(args: string[]): () => string {
 }
 
 /** The first line a TCP server at 127.0.0.1:`port` sends, or undefined when it cannot be reached. */
-function firstLine(port: number): Promise<string | undefined> {
-  return new Promise((resolve) => {
-    const s = connect({ host: '127.0.0.1', port });
-    let buf = '';
-    s.on('data', (d) => {
-      buf += d;
-      if (buf.includes('\n')) s.destroy();
-    });
-    s.on('error', () => resolve(undefined));
-    s.on('close', () => resolve(buf.includes('\n') ? buf.trim() : undefined));
-    s.setTimeout(2000, () => s.destroy());
-  });
-}
+const firstLine = (port: number): Promise<string | undefined> => firstLineOf(port).catch(() => undefined);
 
 describe('a Pod that only one mode reads, beside a Service in one manifest file', () => {
   it('proxy --mode userspace serves the Service, and says nothing of the Pod', async () => {

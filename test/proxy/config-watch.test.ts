@@ -3,7 +3,7 @@
 // setting restarts the process in place — the same PID — with the new settings, and its Service port serves again.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { connect, createServer, type AddressInfo, type Server } from 'node:net';
+import { createServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,24 +11,12 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { changedFlags } from '../../proxy/config-watch.ts';
 import { freePort } from '../helpers/ports.ts';
+import { firstLine } from '../helpers/first-line.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { writeManifests } from './manifests.ts';
 
 const bin = fileURLToPath(new URL('../../bin/netplane.ts', import.meta.url));
 
-/** The first line a TCP server sends. */
-function firstLine(port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = connect({ host: '127.0.0.1', port });
-    let buf = '';
-    s.on('data', (d) => {
-      buf += d;
-      if (buf.includes('\n')) (s.destroy(), resolve(buf.trim()));
-    });
-    s.on('error', reject);
-    s.setTimeout(2000, () => reject(new Error('timeout')));
-  });
-}
 
 const metricsAt = (port: number) => fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.status, () => 'refused');
 

@@ -3,11 +3,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { connect, createServer, type AddressInfo, type Server } from 'node:net';
+import { createServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { firstLine } from '../helpers/first-line.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { freePort } from '../helpers/ports.ts';
 import { writeManifests } from './manifests.ts';
@@ -15,23 +16,6 @@ import { writeManifests } from './manifests.ts';
 const bin = fileURLToPath(new URL('../../bin/netplane.ts', import.meta.url));
 
 
-/** Reads the first line a TCP server sends. */
-function firstLine(port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = connect({ host: '127.0.0.1', port });
-    let buf = '';
-    s.on('data', (d) => {
-      buf += d;
-      if (buf.includes('\n')) {
-        s.destroy();
-        resolve(buf.trim());
-      }
-    });
-    s.on('error', reject);
-    s.on('close', () => reject(new Error('closed')));
-    s.setTimeout(2000, () => reject(new Error('timeout')));
-  });
-}
 
 describe('netplane proxy --mode userspace', () => {
   const backends: Server[] = [];
