@@ -181,7 +181,7 @@ const flags = {
   }),
   reload: valueFlag({
     value: 'INTERVAL[,JITTER]|off',
-    help: "read --conf and what it imports again every INTERVAL (2s or more, moved by up to half the JITTER, 15s or less by default) and apply a change without a restart (CoreDNS reload; `reload` in the Corefile sets it); a Corefile that cannot be used is logged and what runs stays",
+    help: "read --conf and what it imports again every INTERVAL (2s or more), moved by up to half the JITTER (1s or more; 15s by default, at most half the INTERVAL), and apply a change without a restart (CoreDNS reload; `reload` in the Corefile sets it); a Corefile that cannot be used is logged and what runs stays",
     parse: parseReload,
     default: false as ReturnType<typeof parseReload>,
     shown: 'off',

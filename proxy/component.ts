@@ -77,7 +77,7 @@ const flags = {
   'oom-score-adj': valueFlag({ value: 'N', help: "this process's oom_score_adj, -1000 to 1000 (kube-proxy's --oom-score-adj; default: leave it)", parse: intInRange(-1000, 1000) }),
   config: valueFlag({
     value: 'FILE',
-    help: "kube-proxy's configuration file (kubeproxy.config.k8s.io/v1alpha1 KubeProxyConfiguration, as in kubeadm's kube-proxy ConfigMap), read at start; flags given here win over it",
+    help: "kube-proxy's configuration file (kubeproxy.config.k8s.io/v1alpha1 KubeProxyConfiguration, as in kubeadm's kube-proxy ConfigMap); flags given here win over it; read again every 5 s, and a change of what it sets restarts the process in place (same PID, rules kept)",
     parse: nonEmpty,
   }),
   'hostname-override': valueFlag({ value: 'NAME', help: "kube-proxy's name for --node-name", parse: nonEmpty }),
