@@ -7,7 +7,7 @@
 // forms of them work (`--watch-ingress-without-class` bare, `--update-status=false`). What ingress-nginx does with
 // nginx itself (its internal ports, Lua, GeoIP, the admission webhook) has no counterpart: a warning, silent at
 // ingress-nginx's default; what would change which Ingresses are served, or how, and cannot be honoured is refused.
-import { goBool, ignored, klogLevel, klogOutput, refused, renamed, same, type AnchorFlag, type AnchorFlags } from '../runtime/anchor-flags.ts';
+import { goBool, ignored, klogLevel, klogOutput, portNumber, refused, renamed, same, type AnchorFlag, type AnchorFlags } from '../runtime/anchor-flags.ts';
 import { hostPortText, parseDuration } from '../runtime/flags.ts';
 
 /** The prefix of ingress-nginx's annotations, the only one netplane reads besides its own netplane.io/. */
@@ -23,14 +23,8 @@ const webhookOnly = 'only the admission webhook (--validating-webhook) reads it,
 const noGeoIp = 'netplane has no GeoIP databases (and no variables that need them); ignored';
 const noLua = 'netplane has no internal configuration port (nothing is configured through Lua); ignored';
 
-function portNumber(raw: string): number {
-  const n = Number(raw);
-  if (!/^\d{1,5}$/.test(raw.trim()) || n < 1 || n > 65535) throw new Error('must be a port from 1 to 65535');
-  return n;
-}
-
 /** A listener's port (--http-port, --https-port): netplane's listener on every address, at that port. */
-const listenerPort = (as: 'http' | 'https'): AnchorFlag => renamed(as, (raw) => hostPortText(everyAddress, portNumber(raw)));
+const listenerPort = (as: 'http' | 'https'): AnchorFlag => renamed(as, (raw) => hostPortText(everyAddress, portNumber(raw, 1)));
 
 /** A pflag boolean that is a true|false value in netplane: both forms, bare included. */
 const boolValue = (name: string): AnchorFlag => ({ takes: 'bool-or-value', as: name, take: (value) => ({ argv: [`--${name}=${goBool(value)}`] }) });
@@ -86,7 +80,7 @@ const flags: Record<string, AnchorFlag> = {
   'healthz-port': {
     takes: 'value',
     as: 'admin',
-    take: (value, line) => ({ argv: [`--admin=${hostPortText(line.value('healthz-host')?.trim() || everyAddress, portNumber(value))}`] }),
+    take: (value, line) => ({ argv: [`--admin=${hostPortText(line.value('healthz-host')?.trim() || everyAddress, portNumber(value, 1))}`] }),
   },
   'healthz-host': {
     takes: 'value',

@@ -4,7 +4,7 @@
 // --iface-regex, --public-ip, --subnet-file, --net-config-path ...) and are listed so that Go's forms of them work
 // (`-iface eth1`, `--kube-subnet-mgr=true`). Without --kube-subnet-mgr flanneld takes each node's subnet from etcd:
 // netplane takes it from the Node's podCIDR, as flanneld --kube-subnet-mgr, so an etcd flag without it is refused.
-import { goBool, ignored, klogLevel, klogOutput, renamed, same, type AnchorFlag, type AnchorFlags, type AnchorLine } from '../runtime/anchor-flags.ts';
+import { goBool, ignored, klogLevel, klogOutput, portNumber, renamed, same, type AnchorFlag, type AnchorFlags, type AnchorLine } from '../runtime/anchor-flags.ts';
 import { hostPortText } from '../runtime/flags.ts';
 
 /** flanneld's annotation prefix, the one netplane reads and (with --flannel-annotations) writes. */
@@ -32,8 +32,7 @@ const healthzPort: AnchorFlag = {
   takes: 'value',
   as: 'admin',
   take(value, line) {
-    const port = Number(value);
-    if (!/^\d{1,5}$/.test(value.trim()) || port > 65535) throw new Error('must be a port from 0 to 65535');
+    const port = portNumber(value);
     if (port === 0) return {};
     return { argv: [`--admin=${hostPortText(line.value('healthz-ip') ?? healthzIP, port)}`] };
   },

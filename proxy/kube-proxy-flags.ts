@@ -5,7 +5,7 @@
 // (`--oom-score-adj -999`, `--masquerade-all=true`); kube-proxy's --bind-address is not: netplane's flag of that name
 // is the userspace mode's listen address. The mappings kube-proxy's configuration file shares (ports added to an
 // address, the modes, why a setting is ignored) come from kube-proxy-config.ts.
-import { ignored, klogLevel, klogOutput, refused, renamed, same, type AnchorFlag, type AnchorFlags, type Taken } from '../runtime/anchor-flags.ts';
+import { ignored, klogLevel, portNumber, klogOutput, refused, renamed, same, type AnchorFlag, type AnchorFlags, type Taken } from '../runtime/anchor-flags.ts';
 import { emptyMode, foreignMode, healthzPort, ignoredBecause, metricsPort, withPort } from './kube-proxy-config.ts';
 
 /** kube-proxy's --healthz-bind-address default host (its health server listens on every IPv4 address). */
@@ -49,12 +49,6 @@ function portFlag(as: string, addressFlag: string, host: string, off: Taken | st
 function emptyOr(instead: Taken | string): Taken {
   if (typeof instead === 'string') throw new Error(instead);
   return instead;
-}
-
-function portNumber(raw: string): number {
-  const n = Number(raw);
-  if (!/^\d{1,5}$/.test(raw.trim()) || n > 65535) throw new Error('must be a port from 0 to 65535');
-  return n;
 }
 
 // An open port on every address that was asked to stay closed: refused. The admin port, on loopback unless told

@@ -59,6 +59,13 @@ export function goBool(raw: string): 'true' | 'false' | undefined {
   return goTrue.includes(raw) ? 'true' : goFalse.includes(raw) ? 'false' : undefined;
 }
 
+/** A port as the programs' flags take one: decimal, from `min` (0 or 1) to 65535. Throws with why. */
+export function portNumber(raw: string, min: 0 | 1 = 0): number {
+  const n = Number(raw);
+  if (!/^\d{1,5}$/.test(raw.trim()) || n < min || n > 65535) throw new Error(`must be a port from ${min} to 65535`);
+  return n;
+}
+
 /** One of the program's flags as written on the command line. */
 interface Given {
   /** As written, dashes included, without the value: `--proxy-mode`, `-v`. */
