@@ -4,9 +4,8 @@
 // Corefile that cannot be used is logged with its line and counted (coredns_reload_failed_total); what runs stays.
 // Settings bound to the process (its addresses, the cluster zone and the cluster it reads) are logged as waiting
 // for a restart and keep their running values.
-import { isDeepStrictEqual } from 'node:util';
 import { parseDuration } from '../runtime/flags.ts';
-import type { ReloadEvery } from '../runtime/reloader.ts';
+import { changedFlags, type ReloadEvery } from '../runtime/reloader.ts';
 
 const minIntervalMs = 2000;
 const minJitterMs = 1000;
@@ -44,8 +43,7 @@ export function planReload(running: Record<string, unknown>, next: Record<string
   const flags = { ...next };
   const changed: string[] = [];
   const waiting: string[] = [];
-  for (const key of new Set([...Object.keys(running), ...Object.keys(next)])) {
-    if (isDeepStrictEqual(running[key], next[key])) continue;
+  for (const key of changedFlags(running, next)) {
     const podsWatch = key === 'pods' && (running[key] === 'verified' || next[key] === 'verified');
     if (boundToProcess.includes(key) || podsWatch) {
       waiting.push(key);

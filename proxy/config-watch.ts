@@ -4,18 +4,12 @@
 // says, merged with the command line as at start, with the settings it runs with: a difference restarts the process
 // in place (the same PID; the rules stay programmed and the new run reconciles with them), a file that cannot be
 // used is logged once and changes nothing, where kube-proxy would exit and fail to start again.
-import { isDeepStrictEqual } from 'node:util';
 import type { ComponentContext } from '../runtime/component.ts';
-import { Reloader, restartInPlace } from '../runtime/reloader.ts';
+import { changedFlags, Reloader, restartInPlace } from '../runtime/reloader.ts';
 import type { Reread } from '../runtime/settings.ts';
 
 /** How often the file is read again. */
 export const configCheckMs = 5000;
-
-/** The flags whose values differ between two parsed command lines (pure). */
-export function changedFlags(running: Record<string, unknown>, next: Record<string, unknown>): string[] {
-  return [...new Set([...Object.keys(running), ...Object.keys(next)])].filter((k) => !isDeepStrictEqual(running[k], next[k])).sort();
-}
 
 /** Starts reading the configuration file again; a change restarts the process in place (`restart`, for tests). */
 export function watchConfigFile(ctx: ComponentContext, file: string, running: Record<string, unknown>, o: { check?: (next: Record<string, unknown>) => void; everyMs?: number; restart?: () => void } = {}): void {

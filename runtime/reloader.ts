@@ -1,6 +1,7 @@
 // Reading a component's configuration file again on a timer, and applying it when what it says changed: CoreDNS's
 // reload plugin for netplane dns's Corefile, and netplane proxy's KubeProxyConfiguration (kube-proxy exits when its
 // file changes; netplane restarts in place). One read at a time; a file that cannot be used is reported once.
+import { isDeepStrictEqual } from 'node:util';
 
 /** How often the file is read again: every INTERVAL, moved by up to half the JITTER either way (CoreDNS's `reload [INTERVAL] [JITTER]`). */
 export interface ReloadEvery {
@@ -103,4 +104,9 @@ export class Reloader {
 export function restartInPlace(): never {
   if (process.execve === undefined) throw new Error('this Node.js cannot replace its process (process.execve)');
   return process.execve(process.execPath, [process.execPath, ...process.execArgv, ...process.argv.slice(1)], process.env);
+}
+
+/** The flags whose values differ between two parsed command lines, deeply compared, in name order (pure). */
+export function changedFlags(running: Record<string, unknown>, next: Record<string, unknown>): string[] {
+  return [...new Set([...Object.keys(running), ...Object.keys(next)])].filter((k) => !isDeepStrictEqual(running[k], next[k])).sort();
 }

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { changedFlags } from '../../proxy/config-watch.ts';
+import { changedFlags } from '../../runtime/reloader.ts';
 import { freePort } from '../helpers/ports.ts';
 import { firstLine } from '../helpers/first-line.ts';
 import { waitFor } from '../helpers/wait.ts';
