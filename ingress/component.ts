@@ -25,6 +25,8 @@ import { parseSize } from './routes/annotations.ts';
 import { defaultMaxBodyBytes } from './routes/policy.ts';
 import { parseServiceRef, parseStatusAddresses, type PublishSource } from './status/addresses.ts';
 import type { StatusPublisher } from './status/index.ts';
+import { AdmissionServer } from './admission/server.ts';
+import { checkIngress } from './admission/check.ts';
 
 /** --proxy-body-size: a size as nginx writes one. */
 function bodySizeFlag(raw: string): number {
@@ -172,6 +174,14 @@ const flags = {
     help: "ingress-nginx's UDP services ConfigMap, followed live: each key a port listened on (at --http's address, else --https's), each value NAMESPACE/SERVICE:PORT, a flow per client to the Service's ready endpoints",
     parse: configMapRef,
   }),
+  'validating-webhook': valueFlag({
+    value: 'ADDR:PORT',
+    listens: true,
+    help: "serve ingress-nginx's validating admission webhook here, over HTTPS (ADDR may be left out: :8443): the API server sends each Ingress write of a served class, and one netplane would not serve as written is refused with the reason (a bad annotation value, a host and path another Ingress holds); what it would serve otherwise than written comes back as warnings",
+    parse: parseHostPort,
+  }),
+  'validating-webhook-certificate': valueFlag({ value: 'FILE', help: "the webhook's PEM certificate (chain), re-read when it changes", parse: nonEmpty }),
+  'validating-webhook-key': valueFlag({ value: 'FILE', help: "the webhook's PEM private key, re-read when it changes", parse: nonEmpty }),
   'publish-status-address': valueFlag({ value: 'ADDRS', help: 'write these addresses (IPs or DNS names, comma-separated) into the status of served Ingresses', parse: parseStatusAddresses }),
   'update-status': valueFlag({ value: 'true|false', help: 'keep status.loadBalancer of served Ingresses (one replica writes, elected by a Lease; not with --manifests)', parse: yes, default: true }),
   'update-status-on-shutdown': valueFlag({ value: 'true|false', help: 'when the writing replica stops and no other takes over, empty the status it wrote', parse: yes, default: true }),
@@ -211,6 +221,7 @@ export const ingressComponent = defineComponent({
     if (f['hsts-include-subdomains'] && f.hsts === 0) throw new UsageError('netplane ingress: --hsts-include-subdomains is given without --hsts DURATION, so no Strict-Transport-Security header is sent');
     if (f.http === 'off' && f['public-http-port'] !== undefined) throw new UsageError('netplane ingress: --public-http-port is given but --http is off, so no request arrives over plain HTTP');
     if (f['enable-ssl-passthrough'] && f.https === 'off') throw new UsageError('netplane ingress: --enable-ssl-passthrough needs the HTTPS listener, but --https is off');
+    checkWebhookFlags(f, log);
     return undefined;
   },
   async run(ctx, f) {
@@ -219,6 +230,54 @@ export const ingressComponent = defineComponent({
 });
 
 type IngressFlags = Parameters<NonNullable<typeof ingressComponent.run>>[1];
+
+/** --validating-webhook and its two files come together, and the files hold a pair that can be served. */
+function checkWebhookFlags(f: Pick<IngressFlags, 'validating-webhook' | 'validating-webhook-certificate' | 'validating-webhook-key'>, log: Logger): void {
+  const cert = f['validating-webhook-certificate'];
+  const key = f['validating-webhook-key'];
+  if (f['validating-webhook'] === undefined) {
+    if (cert !== undefined || key !== undefined) throw new UsageError(`netplane ingress: --validating-webhook-${cert !== undefined ? 'certificate' : 'key'} is given without --validating-webhook ADDR:PORT, which serves the webhook`);
+    return;
+  }
+  if (cert === undefined || key === undefined) throw new UsageError('netplane ingress: --validating-webhook needs --validating-webhook-certificate FILE and --validating-webhook-key FILE: the API server speaks to the webhook over HTTPS only');
+  try {
+    new DefaultCertificateFiles({ certPath: cert, keyPath: key, log }).load();
+  } catch (e) {
+    const why = (e as Error).message.replace(/^./, (c) => c.toLowerCase()).replace(/\.$/, '');
+    throw new UsageError(`netplane ingress: --validating-webhook-certificate and --validating-webhook-key: ${why}`, { cause: e });
+  }
+}
+
+/**
+ * Starts the admission webhook of --validating-webhook: Ingress writes judged against the routes compiled now
+ * (admission/check.ts). Resolves with its server, or undefined when it cannot listen (logged).
+ */
+async function startWebhook(ctx: ComponentContext, f: IngressFlags, keeper: IngressState): Promise<AdmissionServer | undefined> {
+  const listen = f['validating-webhook'];
+  if (listen === undefined) return undefined;
+  const server = new AdmissionServer({
+    listen,
+    certPath: f['validating-webhook-certificate']!,
+    keyPath: f['validating-webhook-key']!,
+    log: ctx.log.child({ part: 'admission' }),
+    registry: ctx.registry,
+    check: (ingress) => {
+      const input = keeper.reviewInput();
+      if (input === undefined) return { allowed: true, warnings: ['netplane has not read the cluster yet: this Ingress is let through unchecked'] };
+      return checkIngress(ingress, { input, objectProblems: (table) => keeper.objectProblems(table) });
+    },
+  });
+  try {
+    const port = await server.listen();
+    ctx.log.info({ address: listen.host, port }, 'admission webhook serving');
+    return server;
+  } catch (e) {
+    ctx.log.fatal({ err: (e as Error).message }, `cannot listen on ${listen.text} (--validating-webhook): ${(e as Error).message}`);
+    await server.close();
+    await ctx.shutdown.run(1);
+    return undefined;
+  }
+}
 
 /** Reads the --default-certificate pair (CERT.pem,KEY.pem); one that cannot be served is a UsageError naming the file. */
 function loadDefaultCertificate(flag: string, log: Logger): { files: DefaultCertificateFiles; pems: { cert: string; key: string } } {
@@ -347,6 +406,8 @@ async function runIngress(ctx: ComponentContext, f: IngressFlags): Promise<void>
     await ctx.shutdown.run(1);
     return;
   }
+  const webhook = await startWebhook(ctx, f, keeper);
+  if (f['validating-webhook'] !== undefined && webhook === undefined) return;
   state.httpsPort ??= bound.https;
   streams = Object.keys(streamConfigMaps).length > 0 ? startStreams(ctx, f, streamConfigMaps, bound, streamSettings) : undefined;
   if (streams) ctx.admin.addReadinessCheck('stream-ports', () => (streams.ready ? { ok: true } : { ok: false, reason: 'the TCP and UDP services ports are not all tried yet' }));
@@ -363,6 +424,7 @@ async function runIngress(ctx: ComponentContext, f: IngressFlags): Promise<void>
     clearInterval(pruning);
     log.info({ inFlight: gateway.inFlight, ...(streams ? { streams: streams.inFlight } : {}) }, 'draining');
     await Promise.all([gateway.drain(f['drain-timeout']), streams?.drain(f['drain-timeout'])]);
+    await webhook?.close();
     await upstreams.close();
     await state.mirrors?.close();
     state.auth.close();

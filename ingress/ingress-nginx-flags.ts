@@ -4,8 +4,8 @@
 // --controller-class=k8s.io/ingress-nginx --ingress-class=nginx --configmap=... --validating-webhook=:8443 ...` — start
 // netplane as they are. Flags of the same name and meaning are netplane's own (--configmap, --publish-service,
 // --election-id, --controller-class, --ingress-class, the services ConfigMaps ...) and are listed so that pflag's
-// forms of them work (`--watch-ingress-without-class` bare, `--update-status=false`). What ingress-nginx does with
-// nginx itself (its internal ports, Lua, GeoIP, the admission webhook) has no counterpart: a warning, silent at
+// forms of them work (`--watch-ingress-without-class` bare, `--update-status=false`), the admission webhook's too. What
+// ingress-nginx does with nginx itself (its internal ports, Lua, GeoIP) has no counterpart: a warning, silent at
 // ingress-nginx's default; what would change which Ingresses are served, or how, and cannot be honoured is refused.
 import { goBool, ignored, klogLevel, klogOutput, portNumber, refused, renamed, same, type AnchorFlag, type AnchorFlags } from '../runtime/anchor-flags.ts';
 import { hostPortText, parseDuration } from '../runtime/flags.ts';
@@ -19,12 +19,19 @@ const healthzPortDefault = 10254;
 
 const apiServer = 'netplane talks to the API server its kubeconfig names (--kubeconfig, else $KUBECONFIG, else in-cluster); ignored';
 const metricsShape = "netplane's metrics keep their own series and buckets (ingress-nginx's names, without a host label); ignored";
-const webhookOnly = 'only the admission webhook (--validating-webhook) reads it, and netplane serves none; ignored';
+const webhookOnly = 'only the admission webhook reads it, and --validating-webhook is not given; ignored';
 const noGeoIp = 'netplane has no GeoIP databases (and no variables that need them); ignored';
 const noLua = 'netplane has no internal configuration port (nothing is configured through Lua); ignored';
 
 /** A listener's port (--http-port, --https-port): netplane's listener on every address, at that port. */
 const listenerPort = (as: 'http' | 'https'): AnchorFlag => renamed(as, (raw) => hostPortText(everyAddress, portNumber(raw, 1)));
+
+/** A file of the admission webhook: netplane's flag beside --validating-webhook, else unread (as in ingress-nginx). */
+const webhookFile = (name: string): AnchorFlag => ({
+  takes: 'value',
+  as: name,
+  take: (value, line) => ((line.value('validating-webhook') ?? '').trim() !== '' ? { argv: [`--${name}=${value}`] } : { ignored: webhookOnly }),
+});
 
 /** A pflag boolean that is a true|false value in netplane: both forms, bare included. */
 const boolValue = (name: string): AnchorFlag => ({ takes: 'bool-or-value', as: name, take: (value) => ({ argv: [`--${name}=${goBool(value)}`] }) });
@@ -91,13 +98,11 @@ const flags: Record<string, AnchorFlag> = {
   v: renamed('log-level', klogLevel),
 
   // What netplane does not do, or does its own way: a warning.
-  'validating-webhook': ignored(
-    'value',
-    'netplane serves no admission webhook: it checks each Ingress as it reads it and serves none it cannot honour as written (an earlier good version stays served; the reason is logged and counted in netplane_ingress_problems); remove the ValidatingWebhookConfiguration that sends the API server here, whose failurePolicy Fail would refuse every Ingress write while nothing answers; ignored',
-  ),
-  'validating-webhook-certificate': { takes: 'value', take: (_v, line) => (line.value('validating-webhook') !== undefined ? {} : { ignored: webhookOnly }) },
-  'validating-webhook-key': { takes: 'value', take: (_v, line) => (line.value('validating-webhook') !== undefined ? {} : { ignored: webhookOnly }) },
-  'disable-full-test': ignored('bool', webhookOnly),
+  // Empty, ingress-nginx's default, serves no webhook.
+  'validating-webhook': { takes: 'value', as: 'validating-webhook', take: (value) => (value.trim() === '' ? {} : { argv: [`--validating-webhook=${value.trim()}`] }) },
+  'validating-webhook-certificate': webhookFile('validating-webhook-certificate'),
+  'validating-webhook-key': webhookFile('validating-webhook-key'),
+  'disable-full-test': ignored('bool', "netplane's admission webhook always checks an Ingress write together with every other Ingress (so a host and path defined twice is found), in milliseconds; ignored"),
   'enable-metrics': offIgnored('netplane serves its metrics all the same, on its admin port with /healthz and /readyz (--admin, 127.0.0.1:10254 unless given); ignored'),
   'metrics-per-host': ignored('bool', metricsShape),
   'metrics-per-undefined-host': ignored('bool', metricsShape),

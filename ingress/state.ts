@@ -13,7 +13,7 @@ import type { ServiceMap } from '../cluster/servicemap/index.ts';
 import type { Store, StoreChange } from '../cluster/store.ts';
 import type { Ingress } from '../cluster/model/ingress.ts';
 import type { Logger } from '../runtime/logger.ts';
-import { compileRoutes } from './routes/compile.ts';
+import { compileRoutes, type CompileInput } from './routes/compile.ts';
 import { defaultServicePort } from './routes/default-service.ts';
 import type { PolicyDefaults } from './routes/policy.ts';
 import { readsNginxName } from './routes/annotations.ts';
@@ -161,21 +161,7 @@ export class IngressState {
     const lookup = this.#configMapLookup(configMaps);
     const defaultService = this.#defaultServicePort();
     this.#defaultPort = portText(defaultService);
-    const { table, served } = compileRoutes({
-      ingresses: store.list('Ingress'),
-      classes: store.list('IngressClass'),
-      className: this.#o.className,
-      withoutClass: this.#o.withoutClass === true,
-      ...(this.#o.controllerClass !== undefined ? { controllerClass: this.#o.controllerClass } : {}),
-      lastGood: this.#lastGood,
-      defaults: { ...this.#defaults(lookup), configMaps: lookup },
-      certificate: (ref) => {
-        const key = `${ref.namespace}/${ref.name}`;
-        certSecrets.add(key);
-        return leafCertificate(store.get('Secret', key));
-      },
-      ...(defaultService !== undefined && !('problem' in defaultService) ? { defaultService } : {}),
-    });
+    const { table, served } = compileRoutes(this.#compileInput(lookup, this.#defaults(lookup), certSecrets, defaultService));
     this.#configMaps = configMaps;
     this.#certSecrets = certSecrets;
     this.#lastGood = served;
@@ -199,6 +185,41 @@ export class IngressState {
     metrics.configLastSuccessful.set(ok ? 1 : 0);
     if (ok) metrics.configLastTimestamp.set(Date.now() / 1000);
     log.info({ ingresses: table.ingresses.size, rules: table.size, backends: table.backends.size, problems, ms: Math.round(performance.now() - started) }, 'routes updated');
+  }
+
+  /**
+   * What compile() reads now, without reading the controller ConfigMap again, logging or recording anything: the
+   * ground the admission webhook checks an Ingress write on (admission/check.ts). Undefined before the first compile
+   * from a full view of the cluster.
+   */
+  reviewInput(): CompileInput | undefined {
+    if (!this.#compiled) return undefined;
+    const lookup = this.#configMapLookup(new Set());
+    return this.#compileInput(lookup, this.#annotationDefaults(), new Set(), this.#defaultServicePort());
+  }
+
+  /** The problems of a table that the store's Services and Secrets cause (missing backends, basic-auth Secrets). */
+  objectProblems(table: RouteTable): IngressProblem[] {
+    return [...basicAuthProblems(table.ingresses, (ref) => this.#o.store.get('Secret', `${ref.namespace}/${ref.name}`)), ...missingBackends(table, this.#o.serviceMap)];
+  }
+
+  #compileInput(lookup: ConfigMapLookup, defaults: PolicyDefaults, certSecrets: Set<string>, defaultService: ReturnType<typeof defaultServicePort> | undefined): CompileInput {
+    const { store } = this.#o;
+    return {
+      ingresses: store.list('Ingress'),
+      classes: store.list('IngressClass'),
+      className: this.#o.className,
+      withoutClass: this.#o.withoutClass === true,
+      ...(this.#o.controllerClass !== undefined ? { controllerClass: this.#o.controllerClass } : {}),
+      lastGood: this.#lastGood,
+      defaults: { ...defaults, configMaps: lookup },
+      certificate: (ref) => {
+        const key = `${ref.namespace}/${ref.name}`;
+        certSecrets.add(key);
+        return leafCertificate(store.get('Secret', key));
+      },
+      ...(defaultService !== undefined && !('problem' in defaultService) ? { defaultService } : {}),
+    };
   }
 
   /**
@@ -228,8 +249,15 @@ export class IngressState {
     const x = this.#o.explicit ?? new Set();
     if (!x.has('hsts')) this.#state.hsts = c.hsts ?? undefined;
     if (!x.has('trusted-proxies')) this.#state.trusted = TrustedProxies.parse(c.trustedProxies);
+    return this.#annotationDefaults();
+  }
+
+  /** The flags' defaults with the controller ConfigMap's annotation defaults as last read, but those a flag set. */
+  #annotationDefaults(): PolicyDefaults {
+    const c = this.#controller;
+    if (c === undefined) return this.#o.defaults;
     // A default a flag on the command line set stays the flag's.
-    const skip = new Set([...x].map(defaultAnnotation));
+    const skip = new Set([...(this.#o.explicit ?? [])].map(defaultAnnotation));
     const annotations = Object.fromEntries(Object.entries(c.annotations ?? {}).filter(([name]) => !skip.has(name)));
     return { ...this.#o.defaults, annotations };
   }

@@ -55,10 +55,8 @@ export const legacyClassAnnotation = 'kubernetes.io/ingress.class';
 /** Compiles the Ingresses of `className` into a RouteTable; never throws for bad Ingresses (they become problems). */
 export function compileRoutes(input: CompileInput): CompileResult {
   const problems: IngressProblem[] = [];
-  const names = new Set([input.className]);
-  if (input.controllerClass !== undefined) for (const c of input.classes) if (c.spec.controller === input.controllerClass) names.add(c.metadata.name);
-  const isDefault = input.withoutClass === true || input.classes.some((c) => names.has(c.metadata.name) && c.metadata.annotations[defaultClassAnnotation] === 'true');
-  const mine = input.ingresses.filter((i) => servedClass(i, names, isDefault)).sort(byAge);
+  const ours = classSelector(input);
+  const mine = input.ingresses.filter(ours).sort(byAge);
   const compiled: CompiledIngress[] = [];
   for (const ingress of mine) {
     const c = compileOrKeep(ingress, input, problems);
@@ -152,10 +150,18 @@ export function compileRoutes(input: CompileInput): CompileResult {
   return { table: new CompiledRouteTable(parts), served };
 }
 
-/** Whether this controller serves the Ingress: by spec.ingressClassName, else the legacy annotation, else the default class. */
-function servedClass(ingress: Ingress, classNames: ReadonlySet<string>, isDefault: boolean): boolean {
-  const name = ingress.spec.ingressClassName ?? ingress.metadata.annotations[legacyClassAnnotation];
-  return name === undefined ? isDefault : classNames.has(name);
+/**
+ * Whether this controller serves an Ingress, by spec.ingressClassName, else the legacy annotation: --ingress-class,
+ * the classes of --controller-class, and class-less ones when one of those is the default class.
+ */
+export function classSelector(input: Pick<CompileInput, 'classes' | 'className' | 'withoutClass' | 'controllerClass'>): (ingress: Ingress) => boolean {
+  const names = new Set([input.className]);
+  if (input.controllerClass !== undefined) for (const c of input.classes) if (c.spec.controller === input.controllerClass) names.add(c.metadata.name);
+  const isDefault = input.withoutClass === true || input.classes.some((c) => names.has(c.metadata.name) && c.metadata.annotations[defaultClassAnnotation] === 'true');
+  return (ingress) => {
+    const name = ingress.spec.ingressClassName ?? ingress.metadata.annotations[legacyClassAnnotation];
+    return name === undefined ? isDefault : names.has(name);
+  };
 }
 
 /** The current version compiled, else the last good one (with a problem), else undefined (with a problem). */
@@ -227,10 +233,15 @@ function owner(parts: TableParts, c: CompiledIngress, other: string): string {
   return first === undefined ? `Ingress ${other}` : `Ingress ${other}, which ${whyFirst(first, c.ingress)},`;
 }
 
+/** The conflict field of a problem with `other` (none when it is the Ingress itself: two of its own rules). */
+function conflictWith(c: CompiledIngress, other: string): { conflict?: string } {
+  return other === c.key || other === '' ? {} : { conflict: other };
+}
+
 function addRoute(parts: TableParts, c: CompiledIngress, rule: CompiledRule): void {
   const existing = existingRoute(parts, rule);
   if (existing !== undefined) {
-    parts.problems.push({ ingress: c.key, reason: `${describeRule(rule)} is dropped: ${owner(parts, c, existing.ingress)} already routes it`, keptLastGood: false, partly: true });
+    parts.problems.push({ ingress: c.key, reason: `${describeRule(rule)} is dropped: ${owner(parts, c, existing.ingress)} already routes it`, keptLastGood: false, partly: true, ...conflictWith(c, existing.ingress) });
     return;
   }
   const backend = addBackend(parts, rule.backend, c.policy, c.key);
@@ -260,6 +271,7 @@ function addClientCert(parts: TableParts, c: CompiledIngress, policy: ClientCert
         reason: `the auth-tls settings for host ${quote(host)} are not used: ${owner(parts, c, first)} set other ones for it, which guard the host`,
         keptLastGood: false,
         partly: true,
+        ...conflictWith(c, first),
       });
     }
   }
@@ -354,6 +366,7 @@ function addTls(parts: TableParts, owners: Map<string, string>, c: CompiledIngre
       reason: `TLS host ${quote(host)} with ${describeTls(choice)} is dropped: ${owner(parts, c, owners.get(host) ?? '')} already chose ${describeTls(existing)} for it`,
       keptLastGood: false,
       partly: true,
+      ...conflictWith(c, owners.get(host) ?? ''),
     });
   }
 }
@@ -398,9 +411,9 @@ function attachCanary(parts: TableParts, c: CompiledIngress): number {
   for (const rule of c.rules) {
     const primary = existingRoute(parts, rule, true);
     if (primary === undefined) {
-      parts.problems.push({ ingress: c.key, reason: `canary ${describeRule(rule)} has no primary: no served Ingress without canary routes this host, path and path type`, keptLastGood: false, partly: true });
+      parts.problems.push({ ingress: c.key, reason: `canary ${describeRule(rule)} has no primary: no served Ingress without canary routes this host, path and path type`, keptLastGood: false, partly: true, waitsForPrimary: true });
     } else if (primary.canary !== undefined) {
-      parts.problems.push({ ingress: c.key, reason: `canary ${describeRule(rule)} is dropped: Ingress ${primary.canary.ingress} is already its canary (one canary per route)`, keptLastGood: false, partly: true });
+      parts.problems.push({ ingress: c.key, reason: `canary ${describeRule(rule)} is dropped: Ingress ${primary.canary.ingress} is already its canary (one canary per route)`, keptLastGood: false, partly: true, ...conflictWith(c, primary.canary.ingress) });
     } else {
       const policy = canaryPolicy(primary.policy, c.policy);
       // Reached as the primary's location says (protocol, proxy-ssl-*), at its cluster IP as the canary's Ingress says.

@@ -398,6 +398,17 @@ export interface IngressProblem {
    * Service): the rest of it is served. Overrides keptLastGood: false.
    */
   partly?: true;
+  /**
+   * Another Ingress (`namespace/name`) holds what this part asked for (a host, path and path type; a TLS host; a
+   * host's client-certificate check; a route's canary): the admission webhook refuses such a write, as ingress-nginx's
+   * refuses a host and path another Ingress defines.
+   */
+  conflict?: string;
+  /**
+   * The part waits for another Ingress to be served (a canary's primary): not wrong in itself, since a directory
+   * applied at once may hold the canary before its primary; the admission webhook warns of it instead of refusing.
+   */
+  waitsForPrimary?: true;
   /** The problem lasts only until the source has read an object the Ingress names (a ConfigMap): not logged. */
   pending?: true;
 }

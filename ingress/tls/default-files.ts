@@ -32,7 +32,11 @@ export interface DefaultCertificateFilesOptions {
   retryMs?: number;
   /** Watch the directories for changes (default true); without it only the periodic look sees them. */
   watch?: boolean;
+  /** What the pair is and the flag that names its files, for the log: default the default certificate's. */
+  role?: { what: string; flag: string };
 }
+
+const defaultRole = { what: 'default TLS certificate', flag: '--default-certificate' };
 
 const hashOf = (pems: { cert: string; key: string }) => createHash('sha256').update(pems.cert).update('\0').update(pems.key).digest('hex');
 
@@ -111,8 +115,9 @@ export class DefaultCertificateFiles {
       this.#served = content;
       const fields = { cert: certPath, subject: result.subject, notAfter: result.notAfter.toISOString() };
       const invalid = validityProblem(result, new Date());
-      if (invalid) log.warn({ ...fields, reason: invalid }, 'default TLS certificate replaced from its files; it is not valid now, served anyway');
-      else log.info(fields, 'default TLS certificate replaced from its files');
+      const { what } = this.#o.role ?? defaultRole;
+      if (invalid) log.warn({ ...fields, reason: invalid }, `${what} replaced from its files; it is not valid now, served anyway`);
+      else log.info(fields, `${what} replaced from its files`);
       return this.#good();
     }
     if (this.#pending !== content) {
@@ -122,7 +127,8 @@ export class DefaultCertificateFiles {
     }
     this.#pending = undefined;
     this.#reported = content;
-    log.warn({ cert: certPath, key: keyPath, reason: result.reason }, `--default-certificate files not usable: ${result.reason}; keeping the default certificate served now`);
+    const { what, flag } = this.#o.role ?? defaultRole;
+    log.warn({ cert: certPath, key: keyPath, reason: result.reason }, `${flag} files not usable: ${result.reason}; keeping the ${what} served now`);
     this.onProblem?.(true);
   }
 
@@ -148,13 +154,13 @@ export class DefaultCertificateFiles {
       try {
         const w = watch(dir, { persistent: false }, () => this.#schedule(this.#o.settleMs ?? 200));
         w.on('error', (err) => {
-          this.#o.log.debug({ dir, err: err.message }, 'watching the default certificate directory failed; looking every interval');
+          this.#o.log.debug({ dir, err: err.message }, `watching the directory of the ${(this.#o.role ?? defaultRole).what} failed; looking every interval`);
           w.close();
           this.#watchers.delete(dir);
         });
         this.#watchers.set(dir, w);
       } catch (err) {
-        this.#o.log.debug({ dir, err: (err as Error).message }, 'cannot watch the default certificate directory; looking every interval');
+        this.#o.log.debug({ dir, err: (err as Error).message }, `cannot watch the directory of the ${(this.#o.role ?? defaultRole).what}; looking every interval`);
       }
     }
   }
