@@ -235,10 +235,8 @@ type IngressFlags = Parameters<NonNullable<typeof ingressComponent.run>>[1];
 function checkWebhookFlags(f: Pick<IngressFlags, 'validating-webhook' | 'validating-webhook-certificate' | 'validating-webhook-key'>, log: Logger): void {
   const cert = f['validating-webhook-certificate'];
   const key = f['validating-webhook-key'];
-  if (f['validating-webhook'] === undefined) {
-    if (cert !== undefined || key !== undefined) throw new UsageError(`netplane ingress: --validating-webhook-${cert !== undefined ? 'certificate' : 'key'} is given without --validating-webhook ADDR:PORT, which serves the webhook`);
-    return;
-  }
+  // Without the webhook the files are ingress-nginx's flags, unread with a warning (ingress-nginx-flags.ts).
+  if (f['validating-webhook'] === undefined) return;
   if (cert === undefined || key === undefined) throw new UsageError('netplane ingress: --validating-webhook needs --validating-webhook-certificate FILE and --validating-webhook-key FILE: the API server speaks to the webhook over HTTPS only');
   try {
     new DefaultCertificateFiles({ certPath: cert, keyPath: key, log }).load();

@@ -1,9 +1,13 @@
 // ingress-nginx's controller command line read as netplane ingress's (pure): its Helm chart's args line by line, the
 // static manifests' line and the chart's usual extra args, pflag's forms, what is warned of and what is refused with
 // its sentence; then netplane ingress started with a Helm chart's args (its listeners on loopback, the cluster from
-// manifests): an Ingress of class nginx served, the default certificate from the Secret the chart names, the metrics
-// served whatever --enable-metrics says, the warnings logged; and a namespace-scoped chart refused with exit code 2.
+// manifests): an Ingress of class nginx served, the default certificate from the Secret the chart names, its admission
+// webhook refusing a host and path defined twice, the metrics served whatever --enable-metrics says, the warnings
+// logged; and a namespace-scoped chart refused with exit code 2.
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ingressComponent as ingress } from '../../ingress/component.ts';
@@ -15,13 +19,14 @@ import { parseFlags } from '../../runtime/flags.ts';
 import { configMapYaml } from './e2e/configmaps.ts';
 import { echoOf, EchoBackend, GatewayProcess, peerCert, serviceYaml, tlsSecretYaml } from './e2e/harness.ts';
 import { makeCert } from './tls/pki.ts';
+import { admissionReview, ingressObject } from './e2e/admission.ts';
+import { freePort } from '../helpers/ports.ts';
 
 const bin = fileURLToPath(new URL('../../bin/netplane.ts', import.meta.url));
 const specs = { ...commonFlags(ingress.defaultAdmin), ...ingress.flags };
 const translate = (argv: string[]) => translateAnchorFlags('netplane ingress', specs, ingressNginxFlags, argv);
 
-const webhookNote =
-  'netplane serves no admission webhook: it checks each Ingress as it reads it and serves none it cannot honour as written (an earlier good version stays served; the reason is logged and counted in netplane_ingress_problems); remove the ValidatingWebhookConfiguration that sends the API server here, whose failurePolicy Fail would refuse every Ingress write while nothing answers; ignored';
+const webhookFiles = ['--validating-webhook=:8443', '--validating-webhook-certificate=/usr/local/certificates/cert', '--validating-webhook-key=/usr/local/certificates/key'];
 const metricsNote = 'netplane serves its metrics all the same, on its admin port with /healthz and /readyz (--admin, 127.0.0.1:10254 unless given); ignored';
 
 /** The args the Helm chart writes with its default values (POD_NAMESPACE ingress-nginx, release ingress-nginx). */
@@ -44,9 +49,11 @@ describe("ingress-nginx's command line", () => {
     ['--controller-class=k8s.io/ingress-nginx', ['--controller-class=k8s.io/ingress-nginx'], undefined],
     ['--ingress-class=nginx', ['--ingress-class=nginx'], undefined],
     ['--configmap=ingress-nginx/ingress-nginx-controller', ['--configmap=ingress-nginx/ingress-nginx-controller'], undefined],
-    ['--validating-webhook=:8443', [], `ingress-nginx's --validating-webhook ":8443": ${webhookNote}`],
-    // Beside --validating-webhook: its warning says it all.
-    ['--validating-webhook-certificate=/usr/local/certificates/cert', [], "ingress-nginx's --validating-webhook-certificate \"/usr/local/certificates/cert\": only the admission webhook (--validating-webhook) reads it, and netplane serves none; ignored"],
+    ['--validating-webhook=:8443', ['--validating-webhook=:8443'], undefined],
+    // ingress-nginx's default: no webhook.
+    ['--validating-webhook=', [], undefined],
+    // Without --validating-webhook, as in ingress-nginx: unread.
+    ['--validating-webhook-certificate=/usr/local/certificates/cert', [], "ingress-nginx's --validating-webhook-certificate \"/usr/local/certificates/cert\": only the admission webhook reads it, and --validating-webhook is not given; ignored"],
     // The chart's other values and the usual controller.extraArgs.
     ['--enable-metrics=false', [], `ingress-nginx's --enable-metrics "false": ${metricsNote}`],
     // defaultBackend.enabled: netplane's flag of the same name.
@@ -88,14 +95,14 @@ describe("ingress-nginx's command line", () => {
     [
       "the Helm chart's default args",
       helmDefaults,
-      ['--publish-service=ingress-nginx/ingress-nginx-controller', '--election-id=ingress-nginx-leader', '--controller-class=k8s.io/ingress-nginx', '--ingress-class=nginx', '--configmap=ingress-nginx/ingress-nginx-controller'],
-      [`ingress-nginx's --validating-webhook ":8443": ${webhookNote}`],
+      ['--publish-service=ingress-nginx/ingress-nginx-controller', '--election-id=ingress-nginx-leader', '--controller-class=k8s.io/ingress-nginx', '--ingress-class=nginx', '--configmap=ingress-nginx/ingress-nginx-controller', ...webhookFiles],
+      [],
     ],
     [
       "deploy/static's args (the chart's, with metrics off)",
       [...helmDefaults, '--enable-metrics=false'],
-      ['--publish-service=ingress-nginx/ingress-nginx-controller', '--election-id=ingress-nginx-leader', '--controller-class=k8s.io/ingress-nginx', '--ingress-class=nginx', '--configmap=ingress-nginx/ingress-nginx-controller'],
-      [`ingress-nginx's --validating-webhook ":8443": ${webhookNote}`, `ingress-nginx's --enable-metrics "false": ${metricsNote}`],
+      ['--publish-service=ingress-nginx/ingress-nginx-controller', '--election-id=ingress-nginx-leader', '--controller-class=k8s.io/ingress-nginx', '--ingress-class=nginx', '--configmap=ingress-nginx/ingress-nginx-controller', ...webhookFiles],
+      [`ingress-nginx's --enable-metrics "false": ${metricsNote}`],
     ],
     [
       'a hostNetwork DaemonSet on other ports, by hand',
@@ -172,9 +179,19 @@ describe("netplane ingress started with the Helm chart's args", () => {
   const web = new EchoBackend('web');
   const gw = new GatewayProcess();
 
+  const certs = mkdtempSync(join(tmpdir(), 'netplane-webhook-'));
+  let webhookPort = 0;
+  let webhookCa = '';
+
   beforeAll(async () => {
     await web.start();
     const wildcard = await makeCert('wildcard.example.test');
+    // As the chart's certgen job makes it: for the admission Service's name.
+    const admission = await makeCert('ingress-nginx-controller-admission', ['ingress-nginx-controller-admission.default.svc']);
+    writeFileSync(join(certs, 'cert'), admission.cert);
+    writeFileSync(join(certs, 'key'), admission.key);
+    webhookCa = admission.cert;
+    webhookPort = await freePort();
     gw.write(
       'all.yaml',
       [
@@ -203,9 +220,10 @@ spec:
         '--controller-class=k8s.io/ingress-nginx',
         '--ingress-class=nginx',
         '--configmap=default/ingress-nginx-controller',
-        '--validating-webhook=:8443',
-        '--validating-webhook-certificate=/usr/local/certificates/cert',
-        '--validating-webhook-key=/usr/local/certificates/key',
+        // The webhook's port and the files the chart mounts from its Secret, here a free port and a temporary directory.
+        `--validating-webhook=:${webhookPort}`,
+        `--validating-webhook-certificate=${join(certs, 'cert')}`,
+        `--validating-webhook-key=${join(certs, 'key')}`,
         '--enable-metrics=false',
         '--default-ssl-certificate=default/wildcard-tls',
         '--v=2',
@@ -217,6 +235,7 @@ spec:
   afterAll(async () => {
     await gw.stop();
     await web.stop();
+    rmSync(certs, { recursive: true, force: true });
   });
 
   it('serves an Ingress of class nginx', async () => {
@@ -229,12 +248,18 @@ spec:
     expect((await peerCert(gw.https, 'nothing.test')).subject.CN).toBe('wildcard.example.test');
   });
 
+  it("serves the admission webhook the chart's ValidatingWebhookConfiguration calls, over HTTPS with the chart's certificate", async () => {
+    const copy = ingressObject({ name: 'copy', className: 'nginx', rules: [['web.test', '/', 'web']] });
+    const r = await admissionReview({ port: webhookPort, ca: webhookCa, servername: 'ingress-nginx-controller-admission.default.svc', path: '/networking/v1/ingresses' }, copy);
+    expect(r.response).toMatchObject({ allowed: false, status: { message: expect.stringMatching(/^netplane would not serve Ingress default\/copy as written: .*web\.test.* already routes it$/) } });
+  });
+
   it('serves its metrics whatever --enable-metrics says, and logs at --v=2 as info', async () => {
     expect(await gw.metrics()).toContain('nginx_ingress_controller_requests{');
     const lines = gw.output.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { level: number; msg: string });
     expect(lines.every((l) => l.level >= 30)).toBe(true);
     expect(lines.filter((l) => l.level === 40).map((l) => l.msg)).toEqual(
-      expect.arrayContaining([`ingress-nginx's --validating-webhook ":8443": ${webhookNote}`, `ingress-nginx's --enable-metrics "false": ${metricsNote}`]),
+      expect.arrayContaining([`ingress-nginx's --enable-metrics "false": ${metricsNote}`]),
     );
   });
 

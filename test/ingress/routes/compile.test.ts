@@ -123,7 +123,7 @@ describe('conflicting rules', () => {
     ]);
     expect(show(table.match('a.com', '/api/x'))).toBe('a.com /api Prefix -> z/first:80');
     expect(show(table.match('a.com', '/other'))).toBe('a.com /other Prefix -> a/later:81');
-    expect(table.problems).toEqual([{ ingress: 'a/a-new', reason: expect.stringContaining('Ingress z/z-old, which is older (created 2020-01-01T00:00:00Z; this one 2024-01-01T00:00:00Z)'), keptLastGood: false, partly: true }]);
+    expect(table.problems).toEqual([{ ingress: 'a/a-new', reason: expect.stringContaining('Ingress z/z-old, which is older (created 2020-01-01T00:00:00Z; this one 2024-01-01T00:00:00Z)'), keptLastGood: false, partly: true, conflict: 'z/z-old' }]);
     expect(table.problems[0]!.reason).toContain('"/api"');
     expect([...served.keys()]).toEqual(['z/z-old', 'a/a-new']);
     expect(table.size).toBe(2);
@@ -145,7 +145,7 @@ describe('conflicting rules', () => {
 
   it('reports an Ingress that lost its only rule as not served, not partly', () => {
     const { table } = compile([ingress('new', { created: '2024-01-01T00:00:00Z', rules: [rule('h.com', 'Prefix /x one:80')] }), ingress('old', { created: '2020-01-01T00:00:00Z', rules: [rule('h.com', 'Prefix /x two:80')] })]);
-    expect(table.problems).toEqual([{ ingress: 'default/new', reason: expect.stringContaining('which is older'), keptLastGood: false }]);
+    expect(table.problems).toEqual([{ ingress: 'default/new', reason: expect.stringContaining('which is older'), keptLastGood: false, conflict: 'default/old' }]);
   });
 
   // [first, second, conflict?]

@@ -113,7 +113,7 @@ describe('which paths are regexes', () => {
       ingress('a', { annotations: regex, created: '2020-01-01T00:00:00Z', rules: [rule('a.com', 'Prefix /api/(.*) a:80')] }),
       ingress('b', { annotations: regex, created: '2021-01-01T00:00:00Z', rules: [rule('a.com', 'Exact /api/(.*) b:80', 'Prefix /other/(.*) b:80')] }),
     ]);
-    expect(table.problems).toEqual([{ ingress: 'default/b', reason: expect.stringMatching(/path "\/api\/\(\.\*\)" \(regex\) is dropped: Ingress default\/a, which is older/), keptLastGood: false, partly: true }]);
+    expect(table.problems).toEqual([{ ingress: 'default/b', reason: expect.stringMatching(/path "\/api\/\(\.\*\)" \(regex\) is dropped: Ingress default\/a, which is older/), keptLastGood: false, partly: true, conflict: 'default/a' }]);
     expect([table.match('a.com', '/api/x')?.backend.service, table.match('a.com', '/other/x')?.backend.service]).toEqual(['a', 'b']);
   });
 });
