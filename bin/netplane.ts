@@ -84,8 +84,10 @@ async function up(argv: readonly string[]): Promise<number> {
   if (flags['example-backends'] && !flags.manifests) throw new UsageError('netplane up: --example-backends needs --manifests DIR (the backends are the loopback endpoints found there)');
   const view = flags.manifests ? await readUpView(flags.manifests, flags['node-name'], ingressComponent.flags['ingress-class'].default) : undefined;
   const backends = flags['example-backends'] ? (view?.backends ?? []) : [];
+  // Each admin server at its component's default port, on loopback (the ingress's default is every address).
+  const admin = (c: (typeof chosen)[number]) => parseHostPort(`127.0.0.1:${parseHostPort(c.defaultAdmin).port}`);
   const block = listeningBlock({
-    components: chosen.map((c) => ({ name: c.name, admin: parseHostPort(c.defaultAdmin) })),
+    components: chosen.map((c) => ({ name: c.name, admin: admin(c) })),
     ...(started.has('dns') ? { dns: { listen: [upListen.dns], zone: dnsComponent.flags.zone.default } } : {}),
     ...(started.has('ingress') ? { ingress: { http: upListen.http, https: upListen.https } } : {}),
     ...(started.has('proxy') ? { proxy: { mode: flags['proxy-mode'], bindAddress: upListen.bindAddress } } : {}),
@@ -94,12 +96,12 @@ async function up(argv: readonly string[]): Promise<number> {
   });
   return supervise({
     bin: fileURLToPath(import.meta.url),
-    components: chosen,
+    components: chosen.map((c) => ({ ...c, defaultAdmin: admin(c).text })),
     childArgs,
     extraArgs: {
       proxy: ['--mode', flags['proxy-mode'], '--bind-address', upListen.bindAddress],
       dns: ['--listen', upListen.dns.text],
-      ingress: ['--http', upListen.http.text, '--https', upListen.https.text],
+      ingress: ['--http', upListen.http.text, '--https', upListen.https.text, '--admin', admin(ingressComponent).text],
     },
     processes: backends.map((b) => {
       const listen = b.host.includes(':') ? `[${b.host}]:${b.port}` : `${b.host}:${b.port}`;

@@ -196,8 +196,9 @@ export const ingressComponent = defineComponent({
   kinds: ['Ingress', 'IngressClass', 'Service', 'EndpointSlice', 'Secret', 'ConfigMap'],
   // ConfigMaps always by reference: only those an Ingress names for headers are read (one watch each).
   byReference: (f) => (f['read-secrets'] === 'referenced' ? ['Secret', 'ConfigMap'] : ['ConfigMap']),
-  // ingress-nginx's metrics port.
-  defaultAdmin: '127.0.0.1:10254',
+  // ingress-nginx's metrics and health port, on every address as ingress-nginx has it: its Helm chart's probes and
+  // Prometheus scrapes reach the pod's address.
+  defaultAdmin: '0.0.0.0:10254',
   flags,
   anchor: ingressNginxFlags,
   async before(f, log) {

@@ -103,7 +103,7 @@ const flags: Record<string, AnchorFlag> = {
   'validating-webhook-certificate': webhookFile('validating-webhook-certificate'),
   'validating-webhook-key': webhookFile('validating-webhook-key'),
   'disable-full-test': ignored('bool', "netplane's admission webhook always checks an Ingress write together with every other Ingress (so a host and path defined twice is found), in milliseconds; ignored"),
-  'enable-metrics': offIgnored('netplane serves its metrics all the same, on its admin port with /healthz and /readyz (--admin, 127.0.0.1:10254 unless given); ignored'),
+  'enable-metrics': offIgnored('netplane serves its metrics all the same, on its admin port with /healthz and /readyz (--admin, every IPv4 address at 10254 unless given); ignored'),
   'metrics-per-host': ignored('bool', metricsShape),
   'metrics-per-undefined-host': ignored('bool', metricsShape),
   'report-status-classes': ignored('bool', metricsShape),

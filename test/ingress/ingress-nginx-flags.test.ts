@@ -27,7 +27,7 @@ const specs = { ...commonFlags(ingress.defaultAdmin), ...ingress.flags };
 const translate = (argv: string[]) => translateAnchorFlags('netplane ingress', specs, ingressNginxFlags, argv);
 
 const webhookFiles = ['--validating-webhook=:8443', '--validating-webhook-certificate=/usr/local/certificates/cert', '--validating-webhook-key=/usr/local/certificates/key'];
-const metricsNote = 'netplane serves its metrics all the same, on its admin port with /healthz and /readyz (--admin, 127.0.0.1:10254 unless given); ignored';
+const metricsNote = 'netplane serves its metrics all the same, on its admin port with /healthz and /readyz (--admin, every IPv4 address at 10254 unless given); ignored';
 
 /** The args the Helm chart writes with its default values (POD_NAMESPACE ingress-nginx, release ingress-nginx). */
 const helmDefaults = [
