@@ -26,12 +26,23 @@ COPY ingress ./ingress
 COPY overlay ./overlay
 
 # Node's compile cache, filled here (bin/warm-compile-cache.ts) for the user IDs deploy/ runs the processes as: 0
-# (proxy, overlay, node-local DNS), 65534 (dns, ingress) and this image's 1000. Each process then starts from the
+# (proxy, overlay, node-local DNS), 65534 (dns, ingress), this image's 1000, and 101, which ingress-nginx's Helm chart
+# runs its controller as. Each process then starts from the
 # type-stripped text and V8 code of every module instead of loading Node's TypeScript stripper: about 25 MiB less
 # resident memory per process and half the start-up time. Under another user ID the files are stripped as before.
 # Node also keys the cache by the V8 flags that change compiled code, so it is warmed with the entry point's flags.
 ENV NODE_COMPILE_CACHE=/app/.compile-cache
-RUN node --expose-gc bin/warm-compile-cache.ts 0 1000 65534
+RUN node --expose-gc bin/warm-compile-cache.ts 0 1000 65534 101
+
+# The programs netplane stands in for, at the paths their own manifests start them from, linked to bin/anchor, which
+# runs netplane under the program's name: kube-proxy's and Flannel's DaemonSets (`command: [/usr/local/bin/kube-proxy]`,
+# `[/opt/bin/flanneld]`) and manifests that name /coredns or /nginx-ingress-controller run with the image swapped.
+# (ingress-nginx's chart and a CoreDNS Deployment give args to the entry point, which reads them as they are.)
+RUN mkdir -p /opt/bin \
+ && ln -s /app/bin/anchor /usr/local/bin/kube-proxy \
+ && ln -s /app/bin/anchor /opt/bin/flanneld \
+ && ln -s /app/bin/anchor /coredns \
+ && ln -s /app/bin/anchor /nginx-ingress-controller
 
 # The image's `node` user (uid 1000), given numerically: kubelet's runAsNonRoot check cannot resolve names.
 # The DaemonSet overrides this with runAsUser 0 for the proxy and overlay containers.

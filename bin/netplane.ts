@@ -17,6 +17,28 @@ import { readUpView } from './up/view.ts';
 const version: string = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version;
 const components: readonly Component[] = [proxyComponent, dnsComponent, ingressComponent, overlayComponent];
 const byName = new Map(components.map((c) => [c.name, c]));
+// The anchors' programs by the name their manifests start them with (the last part of the path): ingress-nginx's
+// chart and static manifests give `args: [/nginx-ingress-controller, --flags...]` to the image's entry point;
+// kube-proxy's and Flannel's DaemonSets set `command: [/usr/local/bin/kube-proxy]`, `[/opt/bin/flanneld]`, which the
+// image links to bin/anchor, which starts this under the program's name.
+const anchorPrograms = new Map<string, Component>([
+  ['kube-proxy', proxyComponent],
+  ['coredns', dnsComponent],
+  ['nginx-ingress-controller', ingressComponent],
+  ['flanneld', overlayComponent],
+]);
+// CoreDNS's image starts /coredns itself, so a CoreDNS Deployment gives its flags alone: `args: [-conf, /etc/coredns/Corefile]`.
+const corednsFirstFlag = /^--?(conf|dns\.port)(=|$)/;
+
+/** The component an anchor's command line asks for, with the flags it gives; undefined when `argv` is no anchor's. */
+function anchorCommand(argv: readonly string[]): { component: Component; flags: readonly string[] } | undefined {
+  const [first = '', ...rest] = argv;
+  const program = anchorPrograms.get(first.slice(first.lastIndexOf('/') + 1));
+  if (program !== undefined) return { component: program, flags: rest };
+  if (corednsFirstFlag.test(first)) return { component: dnsComponent, flags: argv };
+  return undefined;
+}
+
 const exampleBackend = fileURLToPath(new URL('../examples/backend.ts', import.meta.url));
 
 const usage = `Usage: netplane <command> [flags]
@@ -32,6 +54,10 @@ Commands:
   lab       Builds a cluster in network namespaces on this machine: up, status, restart, down (root).
 
 Run "netplane <command> --help" for the flags of a command. "netplane --version" prints the version.
+
+Started as kube-proxy, coredns, nginx-ingress-controller or flanneld (the command a path ending in that name, or the
+image's links to bin/anchor), or with CoreDNS's -conf first, netplane runs proxy, dns, ingress or overlay, and reads
+that program's flags.
 `;
 
 function upFlags() {
@@ -125,6 +151,11 @@ async function main(argv: readonly string[]): Promise<number> {
   const component = byName.get(command);
   if (component) {
     await runComponent(component, rest, version);
+    return process.exitCode === undefined ? 0 : Number(process.exitCode);
+  }
+  const anchor = anchorCommand(argv);
+  if (anchor) {
+    await runComponent(anchor.component, anchor.flags, version);
     return process.exitCode === undefined ? 0 : Number(process.exitCode);
   }
   if (command === 'up') return up(rest);

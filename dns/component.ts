@@ -2,7 +2,7 @@
 import { readCorefile } from './corefile/settings.ts';
 import { corednsFlags } from './coredns-flags.ts';
 import { Counter, Gauge } from 'prom-client';
-import { defineComponent, type ComponentContext } from '../runtime/component.ts';
+import { defineComponent, listenProblem, type ComponentContext } from '../runtime/component.ts';
 import { durationFlag, flagGiven, intInRange, listFlag, nonEmpty, oneOf, parseCIDRList, parseHostPort, positiveInt, switchFlag, valueFlag } from '../runtime/flags.ts';
 import type { Reread } from '../runtime/settings.ts';
 import { LoopDetector, TlsConfigError, parseServername, parseUpstream, policies, readCaFile, type PrefetchSettings } from './forward/forwarder.ts';
@@ -294,7 +294,7 @@ async function runDns(ctx: ComponentContext, f: DnsFlags): Promise<void> {
     bound = await server.start();
     listening = true;
   } catch (e) {
-    ctx.log.fatal({ err: (e as Error).message }, `cannot listen on ${f.listen.map((l) => l.text).join(', ')}: ${(e as Error).message}`);
+    ctx.log.fatal({ err: (e as Error).message }, `cannot listen on ${f.listen.map((l) => l.text).join(', ')}: ${listenProblem(e as NodeJS.ErrnoException)}`);
     await pipe.close();
     await ctx.shutdown.run(1);
     return;

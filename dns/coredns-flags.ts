@@ -1,5 +1,6 @@
 // CoreDNS's command line (-conf, -dns.port, -pidfile, -quiet, -version, -plugins; Go's flag package) taken as
-// netplane dns's, so that a CoreDNS Deployment's `args: ["-conf", "/etc/coredns/Corefile"]` starts netplane as it is.
+// netplane dns's, so that a CoreDNS Deployment's `args: ["-conf", "/etc/coredns/Corefile"]` starts netplane as it is
+// (bin/netplane.ts takes a command line that starts with -conf as dns's).
 import { ignored, refused, renamed, same, type AnchorFlags } from '../runtime/anchor-flags.ts';
 
 /** CoreDNS's flags, as netplane dns takes them. */

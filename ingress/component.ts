@@ -1,6 +1,6 @@
 // netplane ingress: the ingress gateway. HTTP and HTTPS at the edge, routed by host and path from Ingress objects
 // to Service endpoints, with TLS by SNI, per-Ingress rate limits and auth.
-import { defineComponent, type ComponentContext } from '../runtime/component.ts';
+import { defineComponent, listenProblem, type ComponentContext } from '../runtime/component.ts';
 import { UsageError } from '../runtime/errors.ts';
 import { durationFlag, flagGiven, type HostPort, intInRange, nonEmpty, oneOf, parseCIDRList, parseDuration, parseHostPort, positiveInt, switchFlag, valueFlag } from '../runtime/flags.ts';
 import type { Logger } from '../runtime/logger.ts';
@@ -271,7 +271,7 @@ async function startWebhook(ctx: ComponentContext, f: IngressFlags, keeper: Ingr
     ctx.log.info({ address: listen.host, port }, 'admission webhook serving');
     return server;
   } catch (e) {
-    ctx.log.fatal({ err: (e as Error).message }, `cannot listen on ${listen.text} (--validating-webhook): ${(e as Error).message}`);
+    ctx.log.fatal({ err: (e as Error).message }, `cannot listen on ${listen.text} (--validating-webhook): ${listenProblem(e as NodeJS.ErrnoException)}`);
     await server.close();
     await ctx.shutdown.run(1);
     return undefined;
@@ -401,7 +401,7 @@ async function runIngress(ctx: ComponentContext, f: IngressFlags): Promise<void>
   try {
     bound = await gateway.listen();
   } catch (e) {
-    log.fatal({ err: (e as Error).message }, `cannot listen on ${[http?.text, https?.text].filter(Boolean).join(', ')}: ${(e as Error).message}`);
+    log.fatal({ err: (e as Error).message }, `cannot listen on ${[http?.text, https?.text].filter(Boolean).join(', ')}: ${listenProblem(e as NodeJS.ErrnoException)}`);
     await ctx.shutdown.run(1);
     return;
   }

@@ -239,7 +239,9 @@ export async function runComponent(c: Component, written: readonly string[], ver
 export function listenProblem(e: NodeJS.ErrnoException): string {
   const words: Record<string, string> = {
     EADDRINUSE: 'address in use',
-    EACCES: 'permission denied (a port below 1024 needs root or CAP_NET_BIND_SERVICE)',
+    // A capability a pod adds reaches a process that is not root only through the binary's own file capabilities,
+    // which node has none of; the sysctl is per network namespace, one a pod may set (securityContext.sysctls).
+    EACCES: 'permission denied (a port below 1024 needs root, or net.ipv4.ip_unprivileged_port_start at or below it, which a pod sets in securityContext.sysctls)',
     EADDRNOTAVAIL: 'no such address on this host',
   };
   const said = e.code !== undefined ? words[e.code] : undefined;

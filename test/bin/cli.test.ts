@@ -235,6 +235,19 @@ describe('a component listen port that is taken', () => {
   });
 });
 
+describe('a port below 1024 without the right to bind it', () => {
+  // As in a pod that runs as a user (ingress-nginx's chart: 101), where a capability the pod adds does not reach node:
+  // here root without CAP_NET_BIND_SERVICE (its files stay readable wherever the checkout is).
+  it.each([
+    ['dns', ['--listen', '127.0.0.1:53']],
+    ['ingress', ['--http', '127.0.0.1:81', '--https', 'off']],
+  ] as const)('%s: says what lets it bind', (component, listenArgs) => {
+    const r = spawnSync('setpriv', ['--bounding-set=-net_bind_service', '--inh-caps=-net_bind_service', process.execPath, bin, component, '--manifests', examples, '--admin', '127.0.0.1:0', ...listenArgs, '--log-level', 'silent'], { encoding: 'utf8', timeout: 15_000 });
+    expect([r.status, r.stdout]).toEqual([1, '']);
+    expect(r.stderr).toMatch(/: permission denied \(a port below 1024 needs root, or net\.ipv4\.ip_unprivileged_port_start at or below it, which a pod sets in securityContext\.sysctls\) \(EACCES\)\n$/);
+  });
+});
+
 describe('a component process', () => {
   let dir: string | undefined;
   afterEach(async () => {

@@ -48,6 +48,15 @@ describe('the container image', () => {
     expect(warmFlags).toEqual(entry.slice(1, -1));
   });
 
+  it("links the anchors' programs at their manifests' paths to bin/anchor, which starts node as the entry point does", () => {
+    const dockerfile = readFileSync(join(root, 'Dockerfile'), 'utf8');
+    const linked = [...dockerfile.matchAll(/ln -s \/app\/bin\/anchor (\S+)/g)].map((m) => m[1]!);
+    expect(linked.sort()).toEqual(['/coredns', '/nginx-ingress-controller', '/opt/bin/flanneld', '/usr/local/bin/kube-proxy']);
+    const entry = JSON.parse(/^ENTRYPOINT (\[.*\])$/m.exec(dockerfile)![1]!) as string[];
+    const exec = /^exec node ((?:--\S+ )*)"\$here\/netplane\.ts"/m.exec(readFileSync(join(root, 'bin/anchor'), 'utf8'));
+    expect(exec?.[1]?.trim().split(' ')).toEqual(entry.slice(1, -1));
+  });
+
   it('installs every package those modules import (dependencies, not devDependencies)', () => {
     const deps = Object.keys((JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { dependencies: Record<string, string> }).dependencies);
     expect([...packages].filter((p) => !deps.includes(p))).toEqual([]);
