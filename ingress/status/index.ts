@@ -68,7 +68,7 @@ export class StatusPublisher {
       ready: options.ready,
       publish: options.publish,
       observer: new IngressStatusWatch(kc, { log }),
-      write: kubernetesStatusWriter(kc),
+      write: kubernetesStatusWriter(kc, log),
       log,
       countWrite: (result) => writes?.inc({ result }),
       resyncMs: options.resyncMs,

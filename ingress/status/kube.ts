@@ -62,14 +62,35 @@ export function kubernetesLeaseStore(kc: KubeConfig, namespace: string, name: st
 /**
  * Writes status.loadBalancer.ingress with a JSON merge patch on the status subresource (RBAC: patch on
  * ingresses/status): the list is replaced whole, the rest of the status is left alone, and no read comes first.
+ * Where the role grants update and not patch on it (ingress-nginx's Helm chart's ClusterRole), the first 403 turns
+ * the writer to what ingress-nginx does: read the Ingress (get), set the list, and replace the status with the
+ * version read (a 409 when it changed meanwhile is an error like any other, and the write is tried again).
  */
-export function kubernetesStatusWriter(kc: KubeConfig): WriteStatus {
+export function kubernetesStatusWriter(kc: KubeConfig, log?: Logger): WriteStatus {
   const api = kc.makeApiClient(NetworkingV1Api);
   const merge = setHeaderOptions('Content-Type', 'application/merge-patch+json');
+  let byUpdate = false;
+  const update = async (namespace: string, name: string, addresses: readonly LoadBalancerAddress[]) => {
+    const current = await api.readNamespacedIngress({ name, namespace });
+    const loadBalancer = { ...current.status?.loadBalancer };
+    if (addresses.length > 0) loadBalancer.ingress = [...addresses];
+    else delete loadBalancer.ingress;
+    current.status = { ...current.status, loadBalancer };
+    await api.replaceNamespacedIngressStatus({ name, namespace, body: current });
+  };
   return async (namespace, name, addresses) => {
-    // null removes the list; the API server would drop an empty one anyway.
-    const body = { status: { loadBalancer: { ingress: addresses.length > 0 ? addresses : null } } };
-    await api.patchNamespacedIngressStatus({ name, namespace, body }, merge).catch((e: unknown) => Promise.reject(apiError(e)));
+    if (!byUpdate) {
+      // null removes the list; the API server would drop an empty one anyway.
+      const body = { status: { loadBalancer: { ingress: addresses.length > 0 ? addresses : null } } };
+      const forbidden = await api.patchNamespacedIngressStatus({ name, namespace, body }, merge).then(
+        () => false,
+        (e: unknown) => (code(e) === 403 ? true : Promise.reject(apiError(e))),
+      );
+      if (!forbidden) return;
+      byUpdate = true;
+      log?.warn({ ingress: `${namespace}/${name}` }, "patch on ingresses/status is forbidden (ingress-nginx's ClusterRole grants update only): Ingress status is written by update from here on, each after a read of the Ingress");
+    }
+    await update(namespace, name, addresses).catch((e: unknown) => Promise.reject(apiError(e)));
   };
 }
 

@@ -53,6 +53,8 @@ export class TestApiServer {
   #held?: Array<() => void>;
   /** Resource plurals the test user may not read or write (RBAC without a rule for them): every request gets 403. */
   #forbidden = new Set<string>();
+  /** `plural[/status]:verb` the test user may not use (RBAC with a rule for other verbs): those requests get 403. */
+  #deniedVerbs = new Set<string>();
   /** Per resource plural: items sent as they are, ahead of the stored objects, in every list of it. */
   #rawItems = new Map<string, unknown[]>();
   #requireToken: boolean;
@@ -165,9 +167,18 @@ export class TestApiServer {
     for (const w of this.#watches) if (w.spec.resource.plural === plural) w.end();
   }
 
+  /**
+   * Answers 403 Forbidden to one verb on a resource or its status subresource (`deny('ingresses/status', 'patch')`),
+   * as RBAC does for a role that grants other verbs on it; `allow` gives every verb back.
+   */
+  deny(resource: string, verb: 'get' | 'list' | 'watch' | 'create' | 'update' | 'patch' | 'delete'): void {
+    this.#deniedVerbs.add(`${resource}:${verb}`);
+  }
+
   /** Serves a resource forbidden with `forbid` again. */
   allow(plural: string): void {
     this.#forbidden.delete(plural);
+    for (const d of this.#deniedVerbs) if (d.startsWith(`${plural}:`) || d.startsWith(`${plural}/status:`)) this.#deniedVerbs.delete(d);
   }
 
   /**
@@ -229,13 +240,14 @@ export class TestApiServer {
       if (doc) return send(res, 200, doc);
       const target = parseTarget(url.pathname);
       if (!target) return send(res, 404, status(404, 'NotFound', 'the server could not find the requested resource', {}));
-      if (this.#forbidden.has(target.resource.plural)) return send(res, 403, forbidden(method, query, target));
+      if (this.#forbidden.has(target.resource.plural) || this.#deniedVerbs.has(`${target.resource.plural}${target.subresource ? `/${target.subresource}` : ''}:${verbOf(method, query, target)}`)) {
+        return send(res, 403, forbidden(method, query, target));
+      }
       if (method === 'GET' && (query.watch === 'true' || query.watch === '1')) return this.#watch(res, target, query);
       if (method === 'GET') return target.name === undefined ? this.#list(res, target, query) : this.#get(res, target);
       if (method === 'PATCH' && target.name !== undefined) return await this.#patch(req, res, target);
       if (method === 'POST' && target.name === undefined && (target.namespace !== undefined || !target.resource.namespaced)) return await this.#create(req, res, target);
-      // A subresource is written only by PATCH here.
-      if (method === 'PUT' && target.name !== undefined && !url.pathname.endsWith('/status')) return await this.#replace(req, res, target);
+      if (method === 'PUT' && target.name !== undefined) return await this.#replace(req, res, target);
       send(res, 405, status(405, 'MethodNotAllowed', `the server does not allow this method on the requested resource`, {}));
     } catch (e) {
       if (e instanceof SelectorError) return send(res, 400, status(400, 'BadRequest', e.message));
@@ -326,9 +338,11 @@ export class TestApiServer {
 
   /**
    * PUT on an object: 200 with the stored object; 404 when it does not exist; 409 Conflict when the body carries a
-   * resourceVersion other than the stored one (optimistic concurrency, which leader election relies on).
+   * resourceVersion other than the stored one (optimistic concurrency, which leader election relies on). On its
+   * status subresource only the status is taken from the body, the rest stays as stored (the real server's status
+   * strategies).
    */
-  async #replace(req: IncomingMessage, res: ServerResponse, { resource, namespace, name }: Target): Promise<void> {
+  async #replace(req: IncomingMessage, res: ServerResponse, { resource, namespace, name, subresource }: Target): Promise<void> {
     const obj = await readObject(req, res, resource, namespace);
     if (!obj) return;
     if (obj.metadata.name !== name) return send(res, 400, status(400, 'BadRequest', `the name of the object (${String(obj.metadata.name)}) does not match the name on the URL (${name})`));
@@ -338,6 +352,12 @@ export class TestApiServer {
     if (rv !== undefined && rv !== '' && rv !== prev.metadata.resourceVersion) {
       const message = `Operation cannot be fulfilled on ${resource.plural}${groupSuffix(resource)} "${name}": the object has been modified; please apply your changes to the latest version and try again`;
       return send(res, 409, status(409, 'Conflict', message, { name, group: resource.group, kind: resource.plural }));
+    }
+    if (subresource === 'status') {
+      const next: KubeObject = { ...prev, metadata: { ...prev.metadata } };
+      if (obj.status === undefined) delete next.status;
+      else next.status = obj.status;
+      return send(res, 200, this.#store.apply(resource, next));
     }
     // The real server keeps the status of kinds with a status subresource when the object itself is replaced.
     if (STATUS_KINDS.has(resource.kind)) {
@@ -401,12 +421,19 @@ function served(apiVersion: string, kind: string): Resource {
 
 const VERSION = { major: '1', minor: '33', gitVersion: 'v1.33.0-netplane-test', platform: 'linux/amd64' };
 
-/** The real server's 403 Status for an RBAC denial: names the user, verb, resource, API group and scope. */
-function forbidden(method: string, query: Record<string, string>, { resource, namespace, name }: Target): Record<string, unknown> {
+/** The RBAC verb of a request. */
+function verbOf(method: string, query: Record<string, string>, { name }: Target): string {
   const watch = query.watch === 'true' || query.watch === '1';
   const verbs: Record<string, string> = { GET: watch ? 'watch' : name === undefined ? 'list' : 'get', POST: 'create', PUT: 'update', PATCH: 'patch', DELETE: 'delete' };
+  return verbs[method] ?? method.toLowerCase();
+}
+
+/** The real server's 403 Status for an RBAC denial: names the user, verb, resource, API group and scope. */
+function forbidden(method: string, query: Record<string, string>, target: Target): Record<string, unknown> {
+  const { resource, namespace, name } = target;
   const scope = namespace !== undefined ? `in the namespace "${namespace}"` : 'at the cluster scope';
-  const message = `${resource.plural}${name !== undefined ? ` "${name}"` : ''} is forbidden: User "system:serviceaccount:kube-system:netplane" cannot ${verbs[method] ?? method.toLowerCase()} resource "${resource.plural}" in API group "${resource.group}" ${scope}`;
+  const plural = `${resource.plural}${target.subresource ? `/${target.subresource}` : ''}`;
+  const message = `${resource.plural}${name !== undefined ? ` "${name}"` : ''} is forbidden: User "system:serviceaccount:kube-system:netplane" cannot ${verbOf(method, query, target)} resource "${plural}" in API group "${resource.group}" ${scope}`;
   return status(403, 'Forbidden', message, { ...(name !== undefined ? { name } : {}), ...(resource.group ? { group: resource.group } : {}), kind: resource.plural });
 }
 

@@ -185,6 +185,29 @@ describe('Ingress status', () => {
     expect(warned[0]!.err).toMatch(/^fetch failed \(ECONNREFUSED\)$/);
   });
 
+  it("writes by update after a read where the role grants update and not patch (ingress-nginx's ClusterRole), saying so once", async () => {
+    await start();
+    api.deny('ingresses/status', 'patch');
+    const { log, records } = captureLogger();
+    const write = kubernetesStatusWriter(kc, log);
+    await write('shop', 'shop', [{ ip: '192.0.2.7' }]);
+    await write('shop', 'blog', []);
+    await write('shop', 'shop', [{ hostname: 'lb.example.com' }]);
+    expect(await statusOf('shop')).toEqual([{ hostname: 'lb.example.com' }]);
+    expect(await statusOf('blog')).toEqual([]);
+    // The status alone changed: the spec is the one applied.
+    const shop = await networking().readNamespacedIngress({ name: 'shop', namespace: 'shop' });
+    expect([shop.spec?.ingressClassName, shop.spec?.rules?.[0]?.host]).toEqual(['netplane', 'shop.test']);
+    expect(records.filter((r) => r.level === 40).map((r) => r.msg)).toEqual([
+      "patch on ingresses/status is forbidden (ingress-nginx's ClusterRole grants update only): Ingress status is written by update from here on, each after a read of the Ingress",
+    ]);
+    // Without update either, the write fails as RBAC says.
+    api.deny('ingresses/status', 'update');
+    const refused = await write('shop', 'shop', []).catch((e: unknown) => e);
+    expect((refused as ApiCallError).status).toBe(403);
+    expect((refused as ApiCallError).message).toContain('cannot update resource "ingresses/status"');
+  });
+
   it('reports a refused write as one line with the HTTP status and the server message', async () => {
     await start();
     const refused = await kubernetesStatusWriter(kc)('shop', 'nope', [{ ip: '192.0.2.1' }]).catch((e: unknown) => e);
