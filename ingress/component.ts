@@ -11,7 +11,7 @@ import { defaultMaxTrackedClients } from './limits/client-table.ts';
 import { RateLimiters } from './limits/rate.ts';
 import { Gateway } from './server/gateway.ts';
 import { Passthrough } from './edge/passthrough.ts';
-import { GatewayMetrics, registerLimitMetrics } from './server/metrics.ts';
+import { GatewayMetrics, registerCertificateExpiry, registerLimitMetrics } from './server/metrics.ts';
 import type { GatewayState } from './server/steps.ts';
 import { emptyTable, endpointsOf, IngressState } from './state.ts';
 import { Certificates, DefaultCertificateFiles, hstsHeader } from './tls/index.ts';
@@ -251,7 +251,7 @@ function checkWebhookFlags(f: Pick<IngressFlags, 'validating-webhook' | 'validat
  * Starts the admission webhook of --validating-webhook: Ingress writes judged against the routes compiled now
  * (admission/check.ts). Resolves with its server, or undefined when it cannot listen (logged).
  */
-async function startWebhook(ctx: ComponentContext, f: IngressFlags, keeper: IngressState): Promise<AdmissionServer | undefined> {
+async function startWebhook(ctx: ComponentContext, f: IngressFlags, keeper: IngressState, metrics: GatewayMetrics): Promise<AdmissionServer | undefined> {
   const listen = f['validating-webhook'];
   if (listen === undefined) return undefined;
   const server = new AdmissionServer({
@@ -265,6 +265,7 @@ async function startWebhook(ctx: ComponentContext, f: IngressFlags, keeper: Ingr
       if (input === undefined) return { allowed: true, warnings: ['netplane has not read the cluster yet: this Ingress is let through unchecked'] };
       return checkIngress(ingress, { input, objectProblems: (table) => keeper.objectProblems(table) });
     },
+    judged: (namespace, name, allowed) => (allowed ? metrics.checkSuccess : metrics.checkErrors).inc({ namespace, ingress: name }),
   });
   try {
     const port = await server.listen();
@@ -357,6 +358,9 @@ async function runIngress(ctx: ComponentContext, f: IngressFlags): Promise<void>
     },
   });
   registerLimitMetrics(ctx.registry, state.limiters.budget);
+  if (certificates) {
+    registerCertificateExpiry(ctx.registry, () => servedExpiries(state, certificates), { namespace: process.env.POD_NAMESPACE ?? '', class: f['ingress-class'] });
+  }
   keeper.start();
   defaultSecret?.start();
   // Clients idle with full buckets are forgotten, so the limiters' memory follows the active clients.
@@ -405,7 +409,7 @@ async function runIngress(ctx: ComponentContext, f: IngressFlags): Promise<void>
     await ctx.shutdown.run(1);
     return;
   }
-  const webhook = await startWebhook(ctx, f, keeper);
+  const webhook = await startWebhook(ctx, f, keeper, metrics);
   if (f['validating-webhook'] !== undefined && webhook === undefined) return;
   state.httpsPort ??= bound.https;
   streams = Object.keys(streamConfigMaps).length > 0 ? startStreams(ctx, f, streamConfigMaps, bound, streamSettings) : undefined;
@@ -430,6 +434,14 @@ async function runIngress(ctx: ComponentContext, f: IngressFlags): Promise<void>
     await statusDone;
   });
   log.info({ http: bound.http, https: bound.https, class: f['ingress-class'] }, 'ingress serving');
+}
+
+/** The TLS hosts of the served table that get their own Secret's certificate, with when it runs out. */
+function* servedExpiries(state: GatewayState, certificates: Certificates): Iterable<[string, Date]> {
+  for (const [host, choice] of state.table.tlsHosts?.() ?? []) {
+    const notAfter = certificates.expiry(host, choice);
+    if (notAfter !== undefined) yield [host, notAfter];
+  }
 }
 
 /**

@@ -182,6 +182,7 @@ export class IngressState {
     if (this.#compiled) this.#reportDefaultService();
     const ok = problems === 0;
     metrics.configReloads.inc({ result: ok ? 'ok' : 'problems' });
+    (ok ? metrics.reloadSuccess : metrics.reloadErrors).inc();
     metrics.configLastSuccessful.set(ok ? 1 : 0);
     if (ok) metrics.configLastTimestamp.set(Date.now() / 1000);
     log.info({ ingresses: table.ingresses.size, rules: table.size, backends: table.backends.size, problems, ms: Math.round(performance.now() - started) }, 'routes updated');

@@ -26,6 +26,8 @@ export interface AdmissionServerOptions {
   registry: Registry;
   /** The verdict on an Ingress write. */
   check(ingress: Ingress): Verdict;
+  /** Told each Ingress judged and whether it was allowed (ingress-nginx's check counters). */
+  judged?(namespace: string, name: string, allowed: boolean): void;
   /** Time between looks at the certificate files without a change event (default 10 s). */
   intervalMs?: number;
 }
@@ -134,7 +136,10 @@ export class AdmissionServer {
     const request = readReview(body);
     const subject = subjectOf(request);
     let verdict: Verdict;
-    if ('ingress' in subject) verdict = this.#o.check(subject.ingress);
+    if ('ingress' in subject) {
+      verdict = this.#o.check(subject.ingress);
+      this.#o.judged?.(subject.ingress.metadata.namespace, subject.ingress.metadata.name, verdict.allowed);
+    }
     else if ('refuse' in subject) verdict = { allowed: false, message: subject.refuse, warnings: [] };
     else verdict = { allowed: true, warnings: subject.pass === '' ? [] : [subject.pass] };
     const seconds = (performance.now() - started) / 1000;

@@ -268,6 +268,11 @@ export class CompiledRouteTable implements RouteTable {
     return this.#index.setFor(host.toLowerCase())?.clientCert?.policy;
   }
 
+  *tlsHosts(): Iterable<[string, TlsChoice]> {
+    yield* this.#tlsExact;
+    for (const [parent, choice] of this.#tlsWildcard) yield [`*.${parent}`, choice];
+  }
+
   /** TLS for a host: exact, then the wildcard of its parent domain. */
   tls(host: string): TlsChoice | undefined {
     const h = host.toLowerCase();

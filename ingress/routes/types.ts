@@ -424,6 +424,8 @@ export interface RouteTable {
   match(host: string, path: string): Route | undefined;
   /** TLS for a host name (exact, then wildcard); undefined when no Ingress lists the host under `tls`. */
   tls(host: string): TlsChoice | undefined;
+  /** Every TLS host with its choice: exact names, and wildcards as `*.parent`. */
+  tlsHosts?(): Iterable<[host: string, choice: TlsChoice]>;
   /** The client-certificate check of a host (exact, then wildcard), from the first Ingress that sets one for it. */
   clientCert(host: string): ClientCertPolicy | undefined;
   /** Every Secret (`namespace/name`) a served route references for TLS or auth: the only ones the gateway reads. */

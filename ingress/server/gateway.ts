@@ -14,7 +14,7 @@ import type { ConnectionCap } from '../limits/connection-cap.ts';
 import type { Certificates } from '../tls/certificates.ts';
 import type { TLSSocket } from 'node:tls';
 import { randomBytes } from 'node:crypto';
-import type { GatewayMetrics } from './metrics.ts';
+import type { GatewayMetrics, RequestSeries } from './metrics.ts';
 import { LiveList, type LiveEntry } from '../../runtime/live-list.ts';
 import { isH2cToken, upgradeTokens } from '../upstream/headers.ts';
 import { failedRequestVersion } from './request.ts';
@@ -458,6 +458,7 @@ export class Gateway {
     ]);
     series.duration.observe(seconds);
     if (x.upstream?.upstreamSeconds !== undefined) metrics.observeUpstream(series, x.upstream.upstreamSeconds);
+    if (!('stream' in x.req)) observeSizes(metrics, series, x.req.socket);
     series.count.value++;
     accessLog?.info({
       remote: x.clientIP,
@@ -512,6 +513,30 @@ const knownMethods: ReadonlySet<string> = new Set(METHODS);
  */
 export function methodLabel(method: string | undefined): string {
   return method !== undefined && knownMethods.has(method) ? method : 'OTHER';
+}
+
+/** A connection's byte counts when its last request was counted. */
+const countedBytes = Symbol('netplane.countedBytes');
+type CountedSocket = Socket & { [countedBytes]?: { read: number; written: number } };
+
+/**
+ * Counts an HTTP/1 request's sizes as its connection's bytes read and written since the request before it on that
+ * connection was counted (nginx's $request_length and $bytes_sent; a pipelined request read early counts with the
+ * one before it).
+ */
+function observeSizes(metrics: GatewayMetrics, series: RequestSeries, socket: CountedSocket | null): void {
+  if (socket === null) return;
+  const read = socket.bytesRead;
+  const written = socket.bytesWritten;
+  const last = socket[countedBytes];
+  if (last === undefined) socket[countedBytes] = { read, written };
+  else {
+    metrics.observeSizes(series, read - last.read, written - last.written);
+    last.read = read;
+    last.written = written;
+    return;
+  }
+  metrics.observeSizes(series, read, written);
 }
 
 /** The size of a header list as RFC 9113 6.5.2 counts it: names and values plus 32 bytes per field. */

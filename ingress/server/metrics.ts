@@ -5,6 +5,8 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import { FastCounter, FastHistogram, type Histo } from '../../runtime/fast-metrics.ts';
 
 const buckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+/** Request and response sizes in bytes: ingress-nginx's --size-buckets default (10 to 10 MB, by tens). */
+const sizeBuckets = [10, 100, 1000, 10_000, 100_000, 1_000_000, 10_000_000];
 
 /** The series a finished request is counted in, all with the same label values. */
 export interface RequestSeries {
@@ -12,6 +14,8 @@ export interface RequestSeries {
   readonly count: { value: number };
   /** Made when a request of these labels first has an upstream time: a series exists only once it counted one. */
   upstream: Histo | null;
+  /** Made when a request of these labels first has its sizes (HTTP/1: read off its connection's byte counts). */
+  sizes: { request: Histo; response: Histo } | null;
   readonly values: readonly string[];
 }
 
@@ -23,6 +27,14 @@ export class GatewayMetrics {
   readonly requestDuration: FastHistogram;
   readonly upstreamDuration: FastHistogram;
   readonly configReloads: Counter<'result'>;
+  /** ingress-nginx's reload counters: route table updates with every Ingress served as written, and the others. */
+  readonly reloadSuccess: Counter;
+  readonly reloadErrors: Counter;
+  /** ingress-nginx's admission check counters, by the Ingress checked: allowed and refused. */
+  readonly checkSuccess: Counter<'namespace' | 'ingress'>;
+  readonly checkErrors: Counter<'namespace' | 'ingress'>;
+  readonly requestSize: FastHistogram;
+  readonly responseSize: FastHistogram;
   readonly configLastSuccessful: Gauge;
   readonly configLastTimestamp: Gauge;
   readonly ingressProblems: Gauge<'namespace' | 'ingress' | 'served'>;
@@ -57,6 +69,13 @@ export class GatewayMetrics {
       labels,
       buckets,
     );
+    this.requestSize = new FastHistogram(registry, 'nginx_ingress_controller_request_size', 'Bytes of the request as received: request line, header and body (ingress-nginx meaning; HTTP/1 only).', labels, sizeBuckets);
+    this.responseSize = new FastHistogram(registry, 'nginx_ingress_controller_response_size', 'Bytes of the response as sent: status line, header and body (ingress-nginx meaning; HTTP/1 only).', labels, sizeBuckets);
+    this.reloadSuccess = new Counter({ name: 'nginx_ingress_controller_success', help: 'Route table updates that served every Ingress as written (ingress-nginx meaning: reload operations).', registers });
+    this.reloadErrors = new Counter({ name: 'nginx_ingress_controller_errors', help: 'Route table updates that left some Ingress not served as written (ingress-nginx meaning: errors during reload operations).', registers });
+    this.checkSuccess = new Counter({ name: 'nginx_ingress_controller_check_success', help: 'Ingress writes the admission webhook allowed (ingress-nginx meaning: syntax check operations).', labelNames: ['namespace', 'ingress'], registers });
+    this.checkErrors = new Counter({ name: 'nginx_ingress_controller_check_errors', help: 'Ingress writes the admission webhook refused (ingress-nginx meaning: errors during syntax check operations).', labelNames: ['namespace', 'ingress'], registers });
+    registerProcessMetrics(registry);
     this.configReloads = new Counter({
       name: 'netplane_ingress_config_updates_total',
       help: 'Route table updates, by result: ok, or problems when some Ingress could not be served as written.',
@@ -109,7 +128,7 @@ export class GatewayMetrics {
    * whether it went to the canary; `labels` gives the label values the first time this combination is seen.
    */
   series(route: object | undefined, status: number, method: string, canary: boolean, labels: () => string[]): RequestSeries {
-    const generation = this.requests.generation + this.requestDuration.generation + this.upstreamDuration.generation;
+    const generation = this.requests.generation + this.requestDuration.generation + this.upstreamDuration.generation + this.requestSize.generation + this.responseSize.generation;
     if (generation !== this.#generation) {
       this.#generation = generation;
       this.#byRoute = new WeakMap();
@@ -123,10 +142,17 @@ export class GatewayMetrics {
     let s = byKey.get(key);
     if (s === undefined) {
       const values = labels();
-      s = { duration: this.requestDuration.child(values), count: this.requests.child(values), upstream: null, values };
+      s = { duration: this.requestDuration.child(values), count: this.requests.child(values), upstream: null, sizes: null, values };
       byKey.set(key, s);
     }
     return s;
+  }
+
+  /** Counts the sizes of a request of `series`, in bytes. */
+  observeSizes(series: RequestSeries, request: number, response: number): void {
+    const sizes = (series.sizes ??= { request: this.requestSize.child(series.values), response: this.responseSize.child(series.values) });
+    sizes.request.observe(request);
+    sizes.response.observe(response);
   }
 
   /** Counts the upstream time of a request of `series`. */
@@ -152,6 +178,45 @@ export function registerLimitMetrics(registry: Registry, budget: { readonly size
     collect() {
       this.reset();
       this.inc(budget.evictions);
+    },
+  });
+}
+
+/**
+ * ingress-nginx's gauges of its nginx processes, for this process (read at scrape time): the dashboards' memory and
+ * CPU panels read these names.
+ */
+function registerProcessMetrics(registry: Registry): void {
+  const registers = [registry];
+  const started = Math.round(Date.now() / 1000 - process.uptime());
+  new Gauge({ name: 'nginx_ingress_controller_nginx_process_num_procs', help: 'Processes serving (ingress-nginx meaning; this one).', registers, collect() { this.set(1); } });
+  new Gauge({ name: 'nginx_ingress_controller_nginx_process_resident_memory_bytes', help: 'Resident memory of the gateway process (ingress-nginx meaning: of the nginx processes).', registers, collect() { this.set(process.memoryUsage.rss()); } });
+  new Gauge({ name: 'nginx_ingress_controller_nginx_process_oldest_start_time_seconds', help: 'When the gateway process started, in seconds since 1970 (ingress-nginx meaning).', registers, collect() { this.set(started); } });
+  new Counter({
+    name: 'nginx_ingress_controller_nginx_process_cpu_seconds_total',
+    help: 'CPU time of the gateway process, user and system (ingress-nginx meaning: of the nginx processes).',
+    registers,
+    collect() {
+      const { user, system } = process.cpuUsage();
+      this.reset();
+      this.inc((user + system) / 1e6);
+    },
+  });
+}
+
+/**
+ * ingress-nginx's certificate expiry gauge: for each TLS host served its Secret's certificate, when that runs out
+ * (seconds since 1970), read at scrape time; `namespace` and `class` are the gateway's own, as ingress-nginx labels them.
+ */
+export function registerCertificateExpiry(registry: Registry, hosts: () => Iterable<[host: string, notAfter: Date]>, labels: { namespace: string; class: string }): void {
+  new Gauge({
+    name: 'nginx_ingress_controller_ssl_expire_time_seconds',
+    help: 'When the certificate served for a TLS host runs out, in seconds since 1970 (ingress-nginx meaning; hosts served the default certificate are left out).',
+    labelNames: ['namespace', 'class', 'host'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [host, notAfter] of hosts()) this.set({ ...labels, host }, Math.floor(notAfter.getTime() / 1000));
     },
   });
 }

@@ -7,7 +7,7 @@ import { createHash, type X509Certificate } from 'node:crypto';
 import { createSecureContext, type SecureContext, type TLSSocket } from 'node:tls';
 import { secretValue, type Secret } from '../../cluster/model/secret.ts';
 import type { Logger } from '../../runtime/logger.ts';
-import type { ObjectRef, RouteTable } from '../routes/types.ts';
+import type { ObjectRef, RouteTable, TlsChoice } from '../routes/types.ts';
 import { generateDefaultCertificate } from './default-certificate.ts';
 import { BadCertificateError } from './errors.ts';
 import { isKeyPair, loadKeyPair, validityProblem, type KeyPair, type KeyPairProblem, type PartNames } from './keypair.ts';
@@ -287,6 +287,21 @@ export class Certificates {
     let context = byCa.get(bundle.hash);
     if (!context) byCa.set(bundle.hash, (context = createSecureContext({ cert: pair.cert, key: pair.key, ca: bundle.pem })));
     return context;
+  }
+
+  /**
+   * When the certificate of a TLS host's Secret runs out, for the host as the table lists it (`*.parent` for a
+   * wildcard); undefined when the host is served the default certificate instead (no usable Secret, or one that
+   * does not name it). Logs nothing: read at scrape time.
+   */
+  expiry(host: string, choice: TlsChoice): Date | undefined {
+    const ref = choice.secret;
+    if (!ref) return undefined;
+    const pair = this.#states.get(`${ref.namespace}/${ref.name}`)?.served;
+    if (!pair) return undefined;
+    // A wildcard host is checked with a name under it, as a handshake for one would be.
+    const named = host.startsWith('*.') ? pair.leaf.checkHost(`x${host.slice(1)}`) !== undefined : (this.#named.get(pair)?.get(host) ?? pair.leaf.checkHost(host) !== undefined);
+    return named ? pair.notAfter : undefined;
   }
 
   /** Whether `pair`'s certificate names `host`; the first `false` for a pair and host is logged. */

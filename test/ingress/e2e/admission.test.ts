@@ -122,6 +122,9 @@ describe('the validating admission webhook', () => {
     const metrics = await gw.metrics();
     expect(metrics).toMatch(/netplane_ingress_admission_reviews_total\{result="denied"\} [1-9]/);
     expect(metrics).toMatch(/netplane_ingress_admission_reviews_total\{result="bad_request"\} [1-9]/);
+    // ingress-nginx's check counters, by the Ingress judged.
+    expect(metrics).toMatch(/nginx_ingress_controller_check_errors\{namespace="default",ingress="copy"\} 1\n/);
+    expect(metrics).toMatch(/nginx_ingress_controller_check_success\{namespace="default",ingress="shop"\} [1-9]/);
   });
 
   it('serves a renewed certificate from the next handshake, without a restart', async () => {
