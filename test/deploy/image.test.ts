@@ -1,5 +1,6 @@
 // The image runs bin/netplane.ts: every module it loads at start must be in a folder the Dockerfile copies, and the
 // runtime packages it imports must be dependencies (the image installs with --omit=dev).
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -55,6 +56,13 @@ describe('the container image', () => {
     const entry = JSON.parse(/^ENTRYPOINT (\[.*\])$/m.exec(dockerfile)![1]!) as string[];
     const exec = /^exec node ((?:--\S+ )*)"\$here\/netplane\.ts"/m.exec(readFileSync(join(root, 'bin/anchor'), 'utf8'));
     expect(exec?.[1]?.trim().split(' ')).toEqual(entry.slice(1, -1));
+  });
+
+  it("gives ingress-nginx's preStop hook, /wait-shutdown, a script that returns at once with success", () => {
+    const dockerfile = readFileSync(join(root, 'Dockerfile'), 'utf8');
+    expect(dockerfile).toMatch(/ln -s \/app\/bin\/wait-shutdown \/wait-shutdown\b/);
+    const r = spawnSync(join(root, 'bin/wait-shutdown'), [], { encoding: 'utf8', timeout: 5000 });
+    expect([r.status, r.stdout, r.stderr]).toEqual([0, '', '']);
   });
 
   it('installs every package those modules import (dependencies, not devDependencies)', () => {
