@@ -24,7 +24,9 @@
 // parsing anything): what Node itself costs.
 // Usage: npx node bench/dns/dns.ts [--json] [--plain] [--seconds 10] [--rounds 3] [--services 10000] [--endpoints 5]
 //        [--external 1000] [--outstanding 100] [--rate 40000] [--node-flags "--max-semi-space-size=1 --expose-gc"]
-//        [--bin bin/netplane.ts] [--no-compile-cache]
+//        [--bin bin/netplane.ts] [--no-compile-cache] [--preload LIB.so]
+// --preload starts netplane and the floor (Node's processes, not dnsmasq) with LD_PRELOAD=LIB.so, such as a malloc
+// (ingress-nginx's chart preloads mimalloc into its controller).
 // netplane starts as the image starts it (Dockerfile): from a compile cache that the `bin` tree's
 // warm-compile-cache.ts fills first, so it does not load Node's TypeScript stripper; --no-compile-cache makes it
 // strip its files at start instead, as `node bin/netplane.ts` does outside the image.
@@ -51,6 +53,7 @@ const externalCount = Number(opt('external', '1000'));
 const outstanding = Number(opt('outstanding', '100'));
 const nodeFlags = opt('node-flags', '--max-semi-space-size=1 --expose-gc').split(' ').filter(Boolean);
 const fixedRate = Number(opt('rate', '40000'));
+const preload = opt('preload', '');
 const bin = resolve(opt('bin', fileURLToPath(new URL('../../bin/netplane.ts', import.meta.url))));
 const endpointCount = serviceCount * endpointsPerService;
 /** CoreDNS's documented memory sizing: (pods + services) / 1000 + 54 MB. */
@@ -261,7 +264,7 @@ type Target = 'netplane' | 'netplane-plain' | 'floor' | 'dnsmasq';
 async function serve(target: Target, pin: boolean, processes = 1, kubeconfig?: string): Promise<{ port: number; children: ChildProcess[]; admins: number[]; readySeconds: number }> {
   const port = await freePort();
   const started = performance.now();
-  const prefix = pin ? ['taskset', '-c', '1'] : [];
+  const prefix = [...(preload !== '' && target !== 'dnsmasq' ? ['env', `LD_PRELOAD=${preload}`] : []), ...(pin ? ['taskset', '-c', '1'] : [])];
   const kids: ChildProcess[] = [];
   const admins: number[] = [];
   if (target === 'floor') {
@@ -348,7 +351,7 @@ const fmt = (r: Result) =>
 
 const sessions: Record<Target, Session[]> = { netplane: [], 'netplane-plain': [], floor: [], dnsmasq: [] };
 log(`DNS benchmark: ${serviceCount} Services with ${endpointCount} endpoints, ${externalCount} external names; dnsperf -l ${seconds} -q ${outstanding}; ${rounds} rounds, server on CPU 1, dnsperf on CPU 0`);
-log(`netplane: node ${nodeFlags.join(' ')} ${bin} dns --manifests DIR --upstream <dnsmasq>${withPlain ? ' (netplane-plain: without those node flags)' : ''}, ${startedFrom}`);
+log(`netplane: node ${nodeFlags.join(' ')} ${bin} dns --manifests DIR --upstream <dnsmasq>${withPlain ? ' (netplane-plain: without those node flags)' : ''}, ${startedFrom}${preload !== '' ? `, LD_PRELOAD=${preload} (netplane and the floor)` : ''}`);
 for (let r = 0; r < rounds; r++) {
   const first: Target[] = ['netplane', 'dnsmasq', ...(withPlain ? ['netplane-plain' as const] : []), 'floor'];
   const order = r % 2 === 0 ? first : first.toReversed();
