@@ -14,7 +14,8 @@
 //     unpinned, wrk `-t2 -c64` unpinned, to an unpinned one-worker backend.
 // Usage: npx node bench/ingress/ingress.ts [--json] [--rounds 3] [--seconds 5] [--connections 64]
 //        [--only direct,nginx,http-proxy,undici-proxy,netplane,tcp-relay,llhttp-proxy] [--no-both-cores] [--wait-idle 30]
-//        [--max-others 10] [--attempts 4]
+//        [--max-others 10] [--attempts 4] [--preload LIB.so]
+// --preload starts netplane with LD_PRELOAD=LIB.so, such as a malloc (ingress-nginx's chart preloads mimalloc).
 // --wait-idle: before each run, wait up to this many seconds for the machine to be quiet (0: never); each run
 // prints `others`, the CPU that processes outside the benchmark used during it, as % of the machine; a run with
 // more than --max-others % is run again, up to --attempts times, and left out of the medians if clean runs exist.
@@ -54,6 +55,7 @@ const waitIdle = Number(opt('wait-idle', '30'));
 // `attempts` times in all), and the medians leave out disturbed runs when there are clean ones.
 const maxOthers = Number(opt('max-others', '10'));
 const attempts = Number(opt('attempts', '4'));
+const preload = opt('preload', '');
 const host = 'bench.local';
 const body = 'ok\n';
 
@@ -229,7 +231,7 @@ async function startProxy(target: Exclude<Target, 'direct'>, backendPort: number
     const dirManifests = manifests(dir, `manifests-${tag}`, backendPort, host);
     for (let i = 0; i < processes; i++) {
       const admin = await freePort();
-      const argv = [...prefix, process.execPath, netplaneBin, 'ingress', '--manifests', dirManifests, '--http', `127.0.0.1:${port}`, '--https', 'off', '--admin', `127.0.0.1:${admin}`, '--log-level', 'warn', '--access-log', 'off'];
+      const argv = [...(preload !== '' ? ['env', `LD_PRELOAD=${preload}`] : []), ...prefix, process.execPath, netplaneBin, 'ingress', '--manifests', dirManifests, '--http', `127.0.0.1:${port}`, '--https', 'off', '--admin', `127.0.0.1:${admin}`, '--log-level', 'warn', '--access-log', 'off'];
       launch(processes > 1 ? [...argv, '--reuse-port'] : argv, `netplane ingress ${i + 1}`);
     }
   }
