@@ -46,9 +46,11 @@ RUN mkdir -p /opt/bin \
  && ln -s /app/bin/anchor /nginx-ingress-controller \
  && ln -s /app/bin/wait-shutdown /wait-shutdown
 
-# The image's `node` user (uid 1000), given numerically: kubelet's runAsNonRoot check cannot resolve names.
-# The DaemonSet overrides this with runAsUser 0 for the proxy and overlay containers.
-USER 1000:1000
+# Root by default, as kube-proxy's and Flannel's images: their DaemonSets, and kubeadm's CoreDNS Deployment (which
+# drops every capability but NET_BIND_SERVICE), name no user, and the proxy and the overlay need root's
+# capabilities (a capability a pod adds reaches a process that is not root only through file capabilities, which
+# node has none of). deploy/ names the user of every container: 65534 for dns and ingress, 0 for the node agents.
+USER 0:0
 # --expose-gc: each process collects, once, the garbage of loading its first view of the cluster
 # (runtime/startup-gc.ts), which V8 would otherwise keep in a grown heap.
 ENTRYPOINT ["node", "--expose-gc", "/app/bin/netplane.ts"]
