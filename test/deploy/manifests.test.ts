@@ -26,6 +26,17 @@ describe('deploy/', () => {
     expect(check(deploy.docs, deploy.files)).toEqual([]);
   });
 
+  // The image runs as root unless told otherwise (for the anchors' manifests, which name no user): each of netplane's
+  // own containers names its user, in its own securityContext or the pod's, and only the node agents are root.
+  it('names the user of every container, root only for proxy, overlay and the node-local DNS', () => {
+    const users = deploy.docs.flatMap((d) => {
+      const spec = podSpecOf(d) as { securityContext?: { runAsUser?: number }; containers?: Array<{ name: string; args?: string[]; securityContext?: { runAsUser?: number } }>; initContainers?: Array<{ name: string; args?: string[]; securityContext?: { runAsUser?: number } }> } | undefined;
+      return [...(spec?.initContainers ?? []), ...(spec?.containers ?? [])].map((c) => [`${ref(d)} ${c.name}`, c.securityContext?.runAsUser ?? spec?.securityContext?.runAsUser] as const);
+    });
+    expect(users.filter(([, uid]) => uid === undefined)).toEqual([]);
+    expect(users.filter(([, uid]) => uid === 0).map(([name]) => name).sort()).toEqual(users.filter(([name]) => /netplane-node|nodelocal/.test(name)).map(([name]) => name).sort());
+  });
+
   // checkRbac grants each workload what its components read; every component must run in some workload.
   it('runs every component somewhere', () => {
     const run = deploy.docs.flatMap((d) => (podSpecOf(d)?.containers as Array<{ args?: string[] }> | undefined) ?? []).map((c) => c.args?.[0]);
