@@ -5,6 +5,8 @@ import type { Store } from './store.ts';
 export interface ClusterSource {
   /** "manifests" or "kubernetes", for logs and metrics. */
   readonly name: string;
+  /** The API server's URL (kubernetes), whose requests a component counts under client-go's metrics. */
+  readonly apiServer?: string | undefined;
   /** Loads the first full view into the store, then keeps it current until `stop`. */
   start(store: Store): Promise<void>;
   /** Stops watching; the store keeps what it holds. */

@@ -13,6 +13,7 @@ import { UsageError, usageExitCode } from './errors.ts';
 import { checkListenAddresses, flagGiven, formatHelp, nonEmpty, oneOf, parseFlags, parseHostPort, valueFlag, type FlagSpecs, type FlagValues } from './flags.ts';
 import { createLogger, logLevels, type Logger } from './logger.ts';
 import { createRegistry, registerStoreMetrics } from './metrics.ts';
+import { registerApiClientMetrics } from './api-client-metrics.ts';
 import { withSettings, type FileSettings, type Reread } from './settings.ts';
 import { anchorHelp, translateAnchorFlags, type AnchorFlags } from './anchor-flags.ts';
 import { Shutdown } from './shutdown.ts';
@@ -197,6 +198,7 @@ export async function runComponent(c: Component, written: readonly string[], ver
     serviceMap: () => (serviceMap ??= new ServiceMap(store, { nodeName: flags['node-name'] })),
     settingsFile,
   };
+  if (ctx.source.apiServer !== undefined) registerApiClientMetrics(registry, ctx.source.apiServer);
   log.info({ admin: `${bound.host}:${bound.port}`, source: ctx.source.name, node: ctx.nodeName, version }, `${command} starting`);
   shutdown.add('admin server', () => admin.close());
   shutdown.add('cluster source', () => ctx.source.stop());

@@ -120,6 +120,7 @@ export class KubernetesSource implements ClusterSource {
   readonly name = 'kubernetes';
   /** The configuration it reads with: a component's own writes (the overlay's Node patches) use the same one. */
   readonly kubeConfig: KubeConfig;
+  readonly apiServer: string | undefined;
   #kc: KubeConfig;
   #log: Logger;
   #initialBackoffMs: number;
@@ -142,6 +143,7 @@ export class KubernetesSource implements ClusterSource {
   constructor(kc: KubeConfig, options: KubernetesOptions) {
     this.#kc = kc;
     this.kubeConfig = kc;
+    this.apiServer = kc.getCurrentCluster()?.server;
     this.#log = options.log;
     this.#initialBackoffMs = options.initialBackoffMs ?? 500;
     this.#maxBackoffMs = options.maxBackoffMs ?? 30_000;
