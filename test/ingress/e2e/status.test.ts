@@ -63,7 +63,12 @@ describe('netplane ingress writing Ingress status', () => {
     expect(await statusOf('shop')).toEqual([{ ip: '2001:db8::20' }, { ip: '203.0.113.20' }]);
     await waitFor('the log line of the second write', () => updates(gw).length >= 2, 5000, 20);
     expect(updates(gw)).toEqual(['default/shop', 'default/shop']);
-    expect(await gw.metrics()).toMatch(/nginx_ingress_controller_leader_election_status\{name="netplane-ingress-leader"\} 1/);
+    const metrics = await gw.metrics();
+    expect(metrics).toMatch(/nginx_ingress_controller_leader_election_status\{name="netplane-ingress-leader"\} 1/);
+    // Its requests to the API server, under client-go's names: the lists and watches, and the status patches.
+    expect(metrics).toMatch(/^rest_client_requests_total\{code="200",method="GET",host="127\.0\.0\.1:\d+"\} [1-9]/m);
+    expect(metrics).toMatch(/^rest_client_requests_total\{code="200",method="PATCH",host="127\.0\.0\.1:\d+"\} [1-9]/m);
+    expect(metrics).toMatch(/^rest_client_request_duration_seconds_count\{verb="PATCH",host="127\.0\.0\.1:\d+"\} [1-9]/m);
   });
 
   it('lets one of two gateways write; when it stops, the other takes over and the status stays', async () => {
