@@ -29,11 +29,21 @@ export interface CheckGround {
   objectProblems(table: RouteTable): IngressProblem[];
 }
 
-/** Judges `ingress` as it would be written (a create, or an update replacing the version of the same name). */
-export function checkIngress(ingress: Ingress, ground: CheckGround): Verdict {
-  const { input } = ground;
-  if (!classSelector(input)(ingress)) return { allowed: true, warnings: [] };
+/**
+ * Judges `ingress` as it would be written (a create, or an update replacing the version of the same name). Only the
+ * Ingresses that name one of its hosts (in rules or TLS, with their www. counterparts; the empty host for rules
+ * without one and for default backends) are compiled with it: what one Ingress holds is always a host's (a host and
+ * path, a TLS host, a host's client-certificate check, a route's canary, the catch-all), so the others cannot change
+ * the verdict, and a check costs what its hosts' Ingresses cost, not the whole table's (which the gateway's event
+ * loop would wait for).
+ */
+export function checkIngress(written: Ingress, ground: CheckGround, now: Date = new Date()): Verdict {
+  if (!classSelector(ground.input)(written)) return { allowed: true, warnings: [] };
+  // One being created is the newest Ingress (the API server stamps its creation before asking, in any case).
+  const ingress = written.metadata.creationTimestamp !== undefined ? written : { ...written, metadata: { ...written.metadata, creationTimestamp: now.toISOString() } };
   const key = ingressKey(ingress);
+  const hosts = hostsOf(ingress);
+  const input = { ...ground.input, ingresses: ground.input.ingresses.filter((i) => ingressKey(i) === key || sharesHost(hostsOf(i), hosts)) };
   const others = input.ingresses.filter((i) => ingressKey(i) !== key);
   // Its last good version is not what is asked for: judged as written.
   const lastGood = new Map(input.lastGood);
@@ -57,6 +67,26 @@ export function checkIngress(ingress: Ingress, ground: CheckGround): Verdict {
   }
   if (refusals.length === 0) return { allowed: true, warnings };
   return { allowed: false, message: `netplane would not serve Ingress ${key} as written: ${refusals.join('; ')}`, warnings };
+}
+
+/** The host names an Ingress can hold something of (lower-case; '' for rules without a host and default backends). */
+function hostsOf(ingress: Ingress): Set<string> {
+  const hosts = new Set<string>();
+  const add = (host: string) => {
+    const h = host.toLowerCase();
+    hosts.add(h);
+    // from-to-www-redirect takes the other name of each host.
+    hosts.add(h.startsWith('www.') ? h.slice(4) : `www.${h}`);
+  };
+  for (const rule of ingress.spec.rules) add(rule.host ?? '');
+  for (const tls of ingress.spec.tls) for (const host of tls.hosts) add(host);
+  if (ingress.spec.defaultBackend !== undefined) hosts.add('');
+  return hosts;
+}
+
+function sharesHost(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
+  for (const host of a) if (b.has(host)) return true;
+  return false;
 }
 
 /** A problem that does not make a write wrong: waiting for a ConfigMap to be read, or for a canary's primary. */

@@ -78,6 +78,18 @@ describe('checkIngress', () => {
     expect(checkIngress(other, ground([web]))).toEqual({ allowed: true, warnings: [] });
   });
 
+  it('finds what another Ingress holds among many of other hosts, and a wildcard or catch-all apart from exact hosts', () => {
+    const many = Array.from({ length: 500 }, (_, i) => ingress(`other-${i}`, { rules: [rule(`h${i}.test`, 'Prefix / web')], created: '2023-01-01T00:00:00Z' }));
+    const wildcard = ingress('wild', { rules: [rule('*.web.test', 'Prefix / web')], created: '2023-06-01T00:00:00Z' });
+    const catchAll = ingress('all', { defaultBackend: { service: { name: 'web', port: { number: 80 } } }, created: '2023-06-01T00:00:00Z' });
+    const g = ground([...many, wildcard, catchAll, web]);
+    expect(checkIngress(ingress('copy', { rules: [rule('h250.test', 'Prefix / web')] }), g).message).toMatch(/Ingress default\/other-250, .* already routes it$/);
+    expect(checkIngress(ingress('copy', { rules: [rule('*.web.test', 'Prefix / web')] }), g).message).toMatch(/Ingress default\/wild, .* already routes it$/);
+    // An exact host under the wildcard is a host of its own: no conflict.
+    expect(checkIngress(ingress('one', { rules: [rule('a.web.test', 'Prefix / web')] }), g)).toEqual({ allowed: true, warnings: [] });
+    expect(checkIngress(ingress('second', { defaultBackend: { service: { name: 'web', port: { number: 80 } } } }), g).message).toMatch(/its defaultBackend is not the catch-all: Ingress default\/all/);
+  });
+
   it('warns of a canary without its primary instead of refusing it', () => {
     const canary = ingress('canary', { rules: [rule('solo.test', 'Prefix / web')], annotations: { [`${ngx}canary`]: 'true', [`${ngx}canary-weight`]: '10' } });
     const v = checkIngress(canary, ground([web]));
