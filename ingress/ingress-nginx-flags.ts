@@ -102,7 +102,7 @@ const flags: Record<string, AnchorFlag> = {
   'validating-webhook': { takes: 'value', as: 'validating-webhook', take: (value) => (value.trim() === '' ? {} : { argv: [`--validating-webhook=${value.trim()}`] }) },
   'validating-webhook-certificate': webhookFile('validating-webhook-certificate'),
   'validating-webhook-key': webhookFile('validating-webhook-key'),
-  'disable-full-test': ignored('bool', "netplane's admission webhook always checks an Ingress write together with every other Ingress (so a host and path defined twice is found), in milliseconds; ignored"),
+  'disable-full-test': ignored('bool', "netplane's admission webhook checks an Ingress write together with the other Ingresses of its hosts, which is all that can conflict with it (so a host and path defined twice is found), in about a millisecond; ignored"),
   'enable-metrics': offIgnored('netplane serves its metrics all the same, on its admin port with /healthz and /readyz (--admin, every IPv4 address at 10254 unless given); ignored'),
   'metrics-per-host': ignored('bool', metricsShape),
   'metrics-per-undefined-host': ignored('bool', metricsShape),
