@@ -11,7 +11,7 @@ import { defaultMaxTrackedClients } from './limits/client-table.ts';
 import { RateLimiters } from './limits/rate.ts';
 import { Gateway } from './server/gateway.ts';
 import { Passthrough } from './edge/passthrough.ts';
-import { GatewayMetrics, registerCertificateExpiry, registerLimitMetrics } from './server/metrics.ts';
+import { controllerLabels, GatewayMetrics, registerCertificateExpiry, registerLimitMetrics } from './server/metrics.ts';
 import type { GatewayState } from './server/steps.ts';
 import { emptyTable, endpointsOf, IngressState } from './state.ts';
 import { Certificates, DefaultCertificateFiles, hstsHeader } from './tls/index.ts';
@@ -27,6 +27,9 @@ import { parseServiceRef, parseStatusAddresses, type PublishSource } from './sta
 import type { StatusPublisher } from './status/index.ts';
 import { AdmissionServer } from './admission/server.ts';
 import { checkIngress } from './admission/check.ts';
+
+/** The controller of netplane's own IngressClass (deploy/ingress.yaml), the metrics' controller_class without --controller-class. */
+const defaultControllerClass = 'netplane.io/ingress';
 
 /** --proxy-body-size: a size as nginx writes one. */
 function bodySizeFlag(raw: string): number {
@@ -303,6 +306,8 @@ async function runIngress(ctx: ComponentContext, f: IngressFlags): Promise<void>
   const https = f.https === 'off' ? undefined : f.https;
   const http = f.http === 'off' ? undefined : f.http;
   const certificates = https ? await Certificates.create({ log, defaultCertificate }) : undefined;
+  const controller = controllerLabels(process.env, f['controller-class'] ?? defaultControllerClass);
+  if (controller !== undefined) ctx.registry.setDefaultLabels(controller);
   const metrics = new GatewayMetrics(ctx.registry);
   // The files are followed only when something serves them; a renewed certificate is served from the next handshake.
   if (certificates && defaultFiles) {

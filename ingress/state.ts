@@ -24,7 +24,7 @@ import { createHash, X509Certificate } from 'node:crypto';
 import { certificateBlocks } from './tls/keypair.ts';
 import { secretValue, type Secret } from '../cluster/model/secret.ts';
 import { parseCaBundle } from './tls/client-auth.ts';
-import type { GatewayMetrics } from './server/metrics.ts';
+import { servedHash, type GatewayMetrics } from './server/metrics.ts';
 import type { GatewayState } from './server/steps.ts';
 import type { Certificates } from './tls/certificates.ts';
 import type { Endpoint, UpstreamTls } from './upstream/upstreams.ts';
@@ -165,6 +165,7 @@ export class IngressState {
     this.#configMaps = configMaps;
     this.#certSecrets = certSecrets;
     this.#lastGood = served;
+    metrics.configHash.set(servedHash(served.values()));
     this.#ignored.report(served, log);
     this.#applyBackends(table);
     this.#state.table = table;

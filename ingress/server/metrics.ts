@@ -1,6 +1,7 @@
 // The gateway's metrics, under ingress-nginx's names and meanings so that its dashboards and alerts keep working.
 // The three counted on every request are fast-metrics children (runtime/fast-metrics.ts), cached per route, status,
 // method and canary (series()).
+import { createHash } from 'node:crypto';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { FastCounter, FastHistogram, type Histo } from '../../runtime/fast-metrics.ts';
 
@@ -36,6 +37,8 @@ export class GatewayMetrics {
   readonly requestSize: FastHistogram;
   readonly responseSize: FastHistogram;
   readonly configLastSuccessful: Gauge;
+  /** ingress-nginx's hash of the running configuration: here of the served Ingress versions (servedHash). */
+  readonly configHash: Gauge;
   readonly configLastTimestamp: Gauge;
   readonly ingressProblems: Gauge<'namespace' | 'ingress' | 'served'>;
   readonly rejected: Counter<'reason'>;
@@ -85,6 +88,11 @@ export class GatewayMetrics {
     this.configLastSuccessful = new Gauge({
       name: 'nginx_ingress_controller_config_last_reload_successful',
       help: '1 when the last route table update served every Ingress as written, else 0 (ingress-nginx meaning).',
+      registers,
+    });
+    this.configHash = new Gauge({
+      name: 'nginx_ingress_controller_config_hash',
+      help: 'A hash of the Ingress versions the route table serves (ingress-nginx meaning: of the running configuration): replicas that serve the same show the same value.',
       registers,
     });
     this.configLastTimestamp = new Gauge({
@@ -219,4 +227,39 @@ export function registerCertificateExpiry(registry: Registry, hosts: () => Itera
       for (const [host, notAfter] of hosts()) this.set({ ...labels, host }, Math.floor(notAfter.getTime() / 1000));
     },
   });
+}
+
+/** Each served Ingress version's own hash, made once per version (a change makes a new object). */
+const versionHashes = new WeakMap<object, number>();
+/** 2^48: the hashes are whole numbers below it, which a float64 sample holds exactly. */
+const hashSpace = 2 ** 48;
+
+/**
+ * The hash of a set of served Ingress versions, whatever their order: the sum, modulo 2^48, of each version's
+ * SHA-256 (its first 48 bits) over its JSON, namespace and name included. Only versions not seen before are
+ * hashed, so a compile pays for what changed.
+ */
+export function servedHash(served: Iterable<object>): number {
+  let sum = 0;
+  for (const ingress of served) {
+    let h = versionHashes.get(ingress);
+    if (h === undefined) {
+      h = createHash('sha256').update(JSON.stringify(ingress)).digest().readUIntBE(0, 6);
+      versionHashes.set(ingress, h);
+    }
+    sum = (sum + h) % hashSpace;
+  }
+  return sum;
+}
+
+/**
+ * ingress-nginx's constant labels, on every series of the gateway's registry when it runs in a pod ($POD_NAME and
+ * $POD_NAMESPACE, from the downward API, as the chart and deploy/ set them), so that the selectors of its dashboards
+ * (controller pod, class and namespace) have values; nothing outside a pod.
+ */
+export function controllerLabels(env: NodeJS.ProcessEnv, controllerClass: string): Record<string, string> | undefined {
+  const pod = env.POD_NAME;
+  const namespace = env.POD_NAMESPACE;
+  if (!pod || !namespace) return undefined;
+  return { controller_namespace: namespace, controller_class: controllerClass, controller_pod: pod };
 }

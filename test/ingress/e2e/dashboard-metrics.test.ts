@@ -7,6 +7,7 @@ import { execFile } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitFor } from '../../helpers/wait.ts';
 import { makeCert, type Pems } from '../tls/pki.ts';
 import { EchoBackend, GatewayProcess, ingressClassYaml, ingressYaml, serviceYaml, tlsSecretYaml } from './harness.ts';
 
@@ -120,6 +121,10 @@ describe('the metrics of ingress-nginx’s dashboard', () => {
     expect(sample(m, 'nginx_ingress_controller_ssl_expire_time_seconds', { host: 'other.test' })).toBeUndefined();
   });
 
+  it('labels nothing with the controller outside a pod', async () => {
+    expect(await gw.metrics()).not.toContain('controller_pod=');
+  });
+
   it('passes promtool but for the counters that keep ingress-nginx’s names without _total', async () => {
     const text = await gw.metrics();
     const checked = await new Promise<string>((resolve) => {
@@ -130,5 +135,49 @@ describe('the metrics of ingress-nginx’s dashboard', () => {
     const names = problems.map((l) => /^(\S+?)(?::| )/.exec(l)?.[1]);
     expect(new Set(names)).toEqual(new Set(['nginx_ingress_controller_requests', 'nginx_ingress_controller_success', 'nginx_ingress_controller_errors']));
     for (const l of problems) expect(l).toMatch(/counter metrics should have "_total" suffix/);
+  });
+});
+
+// In a pod ($POD_NAME and $POD_NAMESPACE, as the chart and deploy/ set them), every series carries ingress-nginx's
+// controller labels, and nginx_ingress_controller_config_hash, whose labels the dashboard's selectors list, is the
+// same on replicas that serve the same Ingresses and moves when one changes.
+describe('ingress-nginx’s controller labels and configuration hash', () => {
+  const web = new EchoBackend('web');
+  const replicas = [new GatewayProcess(), new GatewayProcess()] as const;
+  const manifests = (path: string) => [ingressClassYaml, serviceYaml('web', [web]), ingressYaml({ name: 'web', host: 'web.test', paths: [['Prefix', path, 'web']] })].join('---\n');
+  const hashOf = async (gw: GatewayProcess, pod: string) =>
+    sample(await gw.metrics(), 'nginx_ingress_controller_config_hash', { controller_namespace: 'ingress-nginx', controller_class: 'netplane.io/ingress', controller_pod: pod });
+
+  beforeAll(async () => {
+    await web.start();
+    await Promise.all(
+      replicas.map((gw, i) => {
+        gw.env = { POD_NAME: `gw-${i}`, POD_NAMESPACE: 'ingress-nginx' };
+        gw.write('all.yaml', manifests('/'));
+        return gw.start([], { host: 'web.test' });
+      }),
+    );
+  }, 30_000);
+
+  afterAll(async () => {
+    await Promise.all(replicas.map((gw) => gw.stop()));
+    await web.stop();
+  });
+
+  it('labels every series with the pod, its namespace and the controller class', async () => {
+    await replicas[0].get('web.test', '/');
+    const m = await replicas[0].metrics();
+    expect(sample(m, 'nginx_ingress_controller_requests', { ingress: 'web', controller_pod: 'gw-0', controller_namespace: 'ingress-nginx', controller_class: 'netplane.io/ingress' })).toBeGreaterThanOrEqual(1);
+    expect(sample(m, 'nginx_ingress_controller_config_last_reload_successful', { controller_pod: 'gw-0' })).toBe(1);
+  });
+
+  it('gives replicas serving the same Ingresses the same hash, and moves it when one changes', async () => {
+    const [first, second] = [await hashOf(replicas[0], 'gw-0'), await hashOf(replicas[1], 'gw-1')];
+    expect(first).toBeGreaterThan(0);
+    expect(second).toBe(first);
+    replicas[0].write('all.yaml', manifests('/v2'));
+    await waitFor('the new hash', async () => (await hashOf(replicas[0], 'gw-0')) !== first, 10_000, 50);
+    replicas[1].write('all.yaml', manifests('/v2'));
+    await waitFor('the second replica on the same version', async () => (await hashOf(replicas[1], 'gw-1')) === (await hashOf(replicas[0], 'gw-0')), 10_000, 50);
   });
 });

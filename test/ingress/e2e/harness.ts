@@ -175,6 +175,8 @@ export class GatewayProcess {
   sourceArgs = ['--manifests', this.dir];
   /** The log level flag; a test giving it in another spelling (ingress-nginx's --v) empties it. */
   logArgs = ['--log-level', 'info'];
+  /** Environment variables added to the gateway's (the downward API's POD_NAME, say). */
+  env: Record<string, string> = {};
   child?: ChildProcess;
   output = '';
   exited?: Promise<number | null>;
@@ -190,7 +192,7 @@ export class GatewayProcess {
     const child = spawn(
       process.execPath,
       [bin, 'ingress', ...this.sourceArgs, '--http', `127.0.0.1:${this.http}`, '--https', `127.0.0.1:${this.https}`, '--admin', `127.0.0.1:${this.admin}`, '--node-name', 'test', ...this.logArgs, ...extraArgs],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
+      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...this.env } },
     );
     this.child = child;
     child.stdout!.on('data', (d) => (this.output += d));
