@@ -30,10 +30,13 @@ const anchorPrograms = new Map<string, Component>([
 // CoreDNS's image starts /coredns itself, so a CoreDNS Deployment gives its flags alone: `args: [-conf, /etc/coredns/Corefile]`.
 const corednsFirstFlag = /^--?(conf|dns\.port)(=|$)/;
 
-/** The component an anchor's command line asks for, with the flags it gives; undefined when `argv` is no anchor's. */
-function anchorCommand(argv: readonly string[]): { component: Component; flags: readonly string[] } | undefined {
+/**
+ * The component a command line asks for, by its name or its anchor's, with the flags it gives; undefined when
+ * `argv` starts with no component.
+ */
+function componentCommand(argv: readonly string[]): { component: Component; flags: readonly string[] } | undefined {
   const [first = '', ...rest] = argv;
-  const program = anchorPrograms.get(first.slice(first.lastIndexOf('/') + 1));
+  const program = byName.get(first) ?? anchorPrograms.get(first.slice(first.lastIndexOf('/') + 1));
   if (program !== undefined) return { component: program, flags: rest };
   if (corednsFirstFlag.test(first)) return { component: dnsComponent, flags: argv };
   return undefined;
@@ -148,14 +151,9 @@ async function main(argv: readonly string[]): Promise<number> {
     process.stdout.write(`netplane ${version}\n`);
     return 0;
   }
-  const component = byName.get(command);
-  if (component) {
-    await runComponent(component, rest, version);
-    return process.exitCode === undefined ? 0 : Number(process.exitCode);
-  }
-  const anchor = anchorCommand(argv);
-  if (anchor) {
-    await runComponent(anchor.component, anchor.flags, version);
+  const chosen = componentCommand(argv);
+  if (chosen) {
+    await runComponent(chosen.component, chosen.flags, version);
     return process.exitCode === undefined ? 0 : Number(process.exitCode);
   }
   if (command === 'up') return up(rest);

@@ -242,11 +242,16 @@ function checkWebhookFlags(f: Pick<IngressFlags, 'validating-webhook' | 'validat
   // Without the webhook the files are ingress-nginx's flags, unread with a warning (ingress-nginx-flags.ts).
   if (f['validating-webhook'] === undefined) return;
   if (cert === undefined || key === undefined) throw new UsageError('netplane ingress: --validating-webhook needs --validating-webhook-certificate FILE and --validating-webhook-key FILE: the API server speaks to the webhook over HTTPS only');
+  loadPair(new DefaultCertificateFiles({ certPath: cert, keyPath: key, log }), '--validating-webhook-certificate and --validating-webhook-key');
+}
+
+/** Reads a pair of certificate files; one that cannot be served is a UsageError naming the flags and the file at fault. */
+function loadPair(files: DefaultCertificateFiles, flags: string): { cert: string; key: string } {
   try {
-    new DefaultCertificateFiles({ certPath: cert, keyPath: key, log }).load();
+    return files.load();
   } catch (e) {
     const why = (e as Error).message.replace(/^./, (c) => c.toLowerCase()).replace(/\.$/, '');
-    throw new UsageError(`netplane ingress: --validating-webhook-certificate and --validating-webhook-key: ${why}`, { cause: e });
+    throw new UsageError(`netplane ingress: ${flags}: ${why}`, { cause: e });
   }
 }
 
@@ -286,12 +291,7 @@ async function startWebhook(ctx: ComponentContext, f: IngressFlags, keeper: Ingr
 function loadDefaultCertificate(flag: string, log: Logger): { files: DefaultCertificateFiles; pems: { cert: string; key: string } } {
   const [certPath, keyPath] = flag.split(',') as [string, string];
   const files = new DefaultCertificateFiles({ certPath, keyPath, log });
-  try {
-    return { files, pems: files.load() };
-  } catch (e) {
-    const why = (e as Error).message.replace(/^./, (c) => c.toLowerCase()).replace(/\.$/, '');
-    throw new UsageError(`netplane ingress: --default-certificate ${JSON.stringify(flag)}: ${why}`, { cause: e });
-  }
+  return { files, pems: loadPair(files, `--default-certificate ${JSON.stringify(flag)}`) };
 }
 
 async function runIngress(ctx: ComponentContext, f: IngressFlags): Promise<void> {

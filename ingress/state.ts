@@ -202,7 +202,12 @@ export class IngressState {
 
   /** The problems of a table that the store's Services and Secrets cause (missing backends, basic-auth Secrets). */
   objectProblems(table: RouteTable): IngressProblem[] {
-    return [...basicAuthProblems(table.ingresses, (ref) => this.#o.store.get('Secret', `${ref.namespace}/${ref.name}`)), ...missingBackends(table, this.#o.serviceMap)];
+    return [...this.#authProblems(table), ...missingBackends(table, this.#o.serviceMap)];
+  }
+
+  /** The problems of the basic-auth Secrets a table's Ingresses name. */
+  #authProblems(table: RouteTable): IngressProblem[] {
+    return basicAuthProblems(table.ingresses, (ref) => this.#o.store.get('Secret', `${ref.namespace}/${ref.name}`));
   }
 
   #compileInput(lookup: ConfigMapLookup, defaults: PolicyDefaults, certSecrets: Set<string>, defaultService: ReturnType<typeof defaultServicePort> | undefined): CompileInput {
@@ -344,7 +349,7 @@ export class IngressState {
     const { metrics, log } = this.#o;
     metrics.ingressProblems.reset();
     const now = new Set<string>();
-    const auth = basicAuthProblems(table.ingresses, (ref) => this.#o.store.get('Secret', `${ref.namespace}/${ref.name}`));
+    const auth = this.#authProblems(table);
     const missing = missingBackends(table, this.#o.serviceMap);
     for (const p of [...table.problems, ...auth, ...missing]) {
       const [namespace, name] = p.ingress.split('/') as [string, string];

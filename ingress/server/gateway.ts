@@ -528,15 +528,10 @@ function observeSizes(metrics: GatewayMetrics, series: RequestSeries, socket: Co
   if (socket === null) return;
   const read = socket.bytesRead;
   const written = socket.bytesWritten;
-  const last = socket[countedBytes];
-  if (last === undefined) socket[countedBytes] = { read, written };
-  else {
-    metrics.observeSizes(series, read - last.read, written - last.written);
-    last.read = read;
-    last.written = written;
-    return;
-  }
-  metrics.observeSizes(series, read, written);
+  const last = (socket[countedBytes] ??= { read: 0, written: 0 });
+  metrics.observeSizes(series, read - last.read, written - last.written);
+  last.read = read;
+  last.written = written;
 }
 
 /** The size of a header list as RFC 9113 6.5.2 counts it: names and values plus 32 bytes per field. */
