@@ -72,6 +72,8 @@ const serviceRef = (raw: string) => {
   return { namespace: m[1]!, name: m[2]! };
 };
 
+const upstreamExpire = durationFlag({ help: 'close a kept-open connection to a tcp:// or tls:// upstream unused this long (CoreDNS forward expire)', default: '10s', min: '1ms' });
+
 const flags = {
   listen: listFlag({ value: 'ADDR:PORT', help: 'answer DNS over UDP and TCP here', parse: parseHostPort, listens: true, default: [parseHostPort('0.0.0.0:53')] }),
   zone: valueFlag({ value: 'DOMAIN', help: 'the cluster domain', parse: clusterZone, default: 'cluster.local' }),
@@ -79,17 +81,18 @@ const flags = {
   'hosts-ttl': valueFlag({ value: 'SECONDS', help: 'TTL of answers from --hosts', parse: intInRange(0, 2_147_483_647), default: 3600 }),
   'stub-domain': listFlag({
     value: 'DOMAIN=ADDR:PORT,...',
-    help: "forward names at and under DOMAIN to these upstreams instead, with their own cache (kube-dns stubDomains; CoreDNS's per-domain forward); an upstream may be tls://ADDR[:PORT][#NAME], as in --upstream",
+    help: "forward names at and under DOMAIN to these upstreams instead, with their own cache (kube-dns stubDomains; CoreDNS's per-domain forward); an upstream may be tcp://ADDR[:PORT] or tls://ADDR[:PORT][#NAME], as in --upstream",
     parse: stubDomain,
   }),
   upstream: listFlag({
-    value: 'ADDR:PORT|tls://ADDR[:PORT][#NAME]',
-    help: 'forward other names here: plain DNS, or DNS over TLS (port 853 unless given; the certificate must match NAME, else --upstream-tls-servername, else ADDR) (default: the nameservers in /etc/resolv.conf)',
+    value: 'ADDR:PORT|tcp://ADDR[:PORT]|tls://ADDR[:PORT][#NAME]',
+    help: 'forward other names here: plain DNS (UDP, and TCP for a truncated answer), plain DNS over TCP only on kept-open connections (port 53 unless given; CoreDNS force_tcp), or DNS over TLS (port 853 unless given; the certificate must match NAME, else --upstream-tls-servername, else ADDR) (default: the nameservers in /etc/resolv.conf)',
     parse: parseUpstream,
   }),
   'upstream-tls-servername': valueFlag({ value: 'NAME', help: "the name the certificates of the tls:// --upstream must match, for those without #NAME (CoreDNS tls_servername)", parse: parseServername }),
   'upstream-tls-ca': listFlag({ value: 'FILE', help: 'trust the CA certificates (PEM) in FILE for tls:// upstreams too, besides the system store', parse: nonEmpty }),
-  'upstream-tls-expire': durationFlag({ help: 'close a connection to a tls:// upstream unused this long (CoreDNS forward expire)', default: '10s', min: '1ms' }),
+  'upstream-expire': upstreamExpire,
+  'upstream-tls-expire': valueFlag({ value: 'DURATION', help: 'the older name of --upstream-expire', parse: upstreamExpire.parse }),
   ttl: valueFlag({ value: 'SECONDS', help: 'TTL of answers from the cluster zone, 0 to 3600 (CoreDNS kubernetes ttl)', parse: intInRange(0, 3600), default: 5 }),
   pods: valueFlag({
     value: 'MODE',
@@ -226,6 +229,7 @@ function checkDnsFlags(f: DnsFlags): void {
   for (const s of f['stub-domain']) {
     if (s.domain === f.zone || s.domain.endsWith(`.${f.zone}`)) throw new UsageError(`netplane dns: --stub-domain ${s.domain} is inside the cluster zone ${f.zone}, which is answered here`);
   }
+  if (f['upstream-tls-expire'] !== undefined && flagGiven(f, 'upstream-expire')) throw new UsageError('netplane dns: --upstream-tls-expire is the older name of --upstream-expire; give one of them');
   const servername = f['upstream-tls-servername'];
   if (servername !== undefined && !f.upstream.some((u) => u.tls)) {
     throw new UsageError(`netplane dns: --upstream-tls-servername ${servername} names the certificate of tls:// --upstream servers, and none is given (a stub domain's is written tls://ADDR#NAME)`);

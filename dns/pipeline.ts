@@ -33,7 +33,8 @@ export interface PipelineFlags {
   upstream: UpstreamAddress[];
   'upstream-tls-servername': string | undefined;
   'upstream-tls-ca': string[];
-  'upstream-tls-expire': number;
+  'upstream-expire': number;
+  'upstream-tls-expire': number | undefined;
   ttl: number;
   pods: 'disabled' | 'insecure' | 'verified';
   autopath: boolean;
@@ -93,7 +94,7 @@ export async function buildPipeline(p: PipelineContext, f: PipelineFlags): Promi
       throw new PipelineError(`--upstream-tls-ca ${JSON.stringify(file)}: ${(e as Error).message}`, { cause: e });
     }
   }
-  const tls = { extraCa, expireMs: f['upstream-tls-expire'] };
+  const tls = { extraCa, expireMs: f['upstream-tls-expire'] ?? f['upstream-expire'] };
   try {
     upstreams = f.upstream.length > 0 ? f.upstream.map((u) => (u.tls && u.tls.servername === undefined && servername !== undefined ? { ...u, tls: { servername } } : u)) : readResolvConf(p.resolvConf);
   } catch (e) {

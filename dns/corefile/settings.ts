@@ -26,8 +26,6 @@ const unhonoured: Record<string, string> = {
   'kubernetes.ignore': 'a Service without ready endpoints is answered as CoreDNS answers it by default',
   'kubernetes.multicluster': 'no multicluster zone is served',
   'kubernetes.startup_timeout': 'not used',
-  'forward.force_tcp': 'queries go over UDP, and over TCP after a truncated answer',
-  'forward.prefer_udp': 'queries go over UDP, and over TCP after a truncated answer',
   'forward.max_fails': 'an upstream is marked down after failures of its own measure',
   'forward.health_check': 'upstreams are checked by netplane’s own measure',
   'forward.except': 'every name below the zone is forwarded',
@@ -138,13 +136,14 @@ export function corefileSettings(text: string, file: string, options: ParseOptio
         break;
       case 'forward': {
         if (d.args[0] !== '.') throw fail(d, `forward ${d.args[0] ?? ''}: the root block forwards . (every name it does not answer); a zone of its own goes in a server block of its own`);
-        for (const to of upstreams(d, fail)) set(d, 'forward', 'upstream', to);
+        for (const to of upstreams(d, fail, notes, at)) set(d, 'forward', 'upstream', to);
         for (const o of d.block) {
           const one = o.args[0];
+          if (o.name === 'force_tcp' || o.name === 'prefer_udp') continue; // upstreams() read them
           if (o.name === 'max_concurrent' && one) set(o, 'forward max_concurrent', 'max-concurrent', one);
           else if (o.name === 'policy' && one) set(o, 'forward policy', 'forward-policy', one);
           else if (o.name === 'tls_servername' && one) set(o, 'forward tls_servername', 'upstream-tls-servername', one);
-          else if (o.name === 'expire' && one) set(o, 'forward expire', 'upstream-tls-expire', one);
+          else if (o.name === 'expire' && one) set(o, 'forward expire', 'upstream-expire', one);
           else if (o.name === 'tls' && o.args.length === 1) set(o, 'forward tls', 'upstream-tls-ca', one!);
           else if (o.name === 'tls' && o.args.length === 3) {
             set(o, 'forward tls', 'upstream-tls-ca', o.args[2]!);
@@ -208,8 +207,14 @@ export function corefileSettings(text: string, file: string, options: ParseOptio
       continue;
     }
     if (keys.some((k) => k.port !== port)) notes.push(at(block, `the server block ${block.keys.join(' ')}: served on the root block's port ${port}`));
-    const to = upstreams(forward, fail);
+    const servername = forward.block.find((o) => o.name === 'tls_servername')?.args[0]?.toLowerCase();
+    // A stub domain's upstreams carry its TLS name themselves (tls://ADDR#NAME), as --stub-domain writes it.
+    const to = upstreams(forward, fail, notes, at).map((u) => (servername !== undefined && u.startsWith('tls://') && !u.includes('#') ? `${u}#${servername}` : u));
     for (const zone of zones) set(forward, `${zone} forward`, 'stub-domain', `${zone}=${to.join(',')}`);
+    for (const o of forward.block) {
+      if (o.name === 'force_tcp' || o.name === 'prefer_udp' || o.name === 'tls_servername') continue;
+      notes.push(at(o, `forward ${o.name} in the server block ${zones.join(' ')}: ${unhonoured[`forward.${o.name}`] ?? 'a stub domain takes its upstreams from its forward line, and force_tcp and tls_servername; ignored'}`));
+    }
     for (const d of block.directives) {
       if (d.name !== 'forward' && d.name !== 'cache' && !quiet.has(d.name)) notes.push(at(d, `${d.name} in the server block ${zones.join(' ')}: a stub domain only forwards (with its own cache)`));
     }
@@ -241,18 +246,24 @@ function listenAddress(raw: string): string {
   return hostPortText(host, Number(m[2]));
 }
 
-/** The upstreams of a forward line, as --upstream writes them; /etc/resolv.conf is netplane's default (none written). */
-function upstreams(d: Directive, fail: Fail): string[] {
+/**
+ * The upstreams of a forward line, as --upstream writes them; /etc/resolv.conf is netplane's default (none written).
+ * With `force_tcp` plain ones are asked over TCP only (tcp://); `prefer_udp` is how netplane asks them anyway (UDP,
+ * and TCP for a truncated answer).
+ */
+function upstreams(d: Directive, fail: Fail, notes: string[], at: At): string[] {
   const out: string[] = [];
+  const forceTcp = d.block.find((o) => o.name === 'force_tcp');
   for (const raw of d.args.slice(1)) {
     if (raw.startsWith('/')) {
       if (raw !== '/etc/resolv.conf') throw fail(d, `forward ${raw}: netplane forwards to the nameservers of /etc/resolv.conf (its default) or to addresses; give the addresses`);
+      if (forceTcp) notes.push(at(forceTcp, 'forward force_tcp: the nameservers of /etc/resolv.conf are asked over UDP (TCP for a truncated answer); write their addresses for TCP only'));
       continue;
     }
     const tls = raw.startsWith('tls://');
     const bare = raw.replace(/^(dns|tls):\/\//, '');
     const withPort = isIP(bare) === 0 ? bare : hostPortText(bare, tls ? 853 : 53);
-    out.push(tls ? `tls://${withPort}` : withPort);
+    out.push(tls ? `tls://${withPort}` : forceTcp ? `tcp://${withPort}` : withPort);
   }
   return out;
 }

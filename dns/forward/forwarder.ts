@@ -17,7 +17,8 @@ import type { LoopDetector } from './loop.ts';
 import { ecsCode, findOption, relayed } from './options.ts';
 import { malformed, querySubnet, type ClientSubnet } from './subnet.ts';
 import { ForwardMetrics } from './metrics.ts';
-import { DotPool, defaultExpireMs, trustContext } from './tls.ts';
+import { defaultExpireMs, TcpPool, type StreamPool } from './stream.ts';
+import { DotPool, trustContext } from './tls.ts';
 import { UpstreamSet, type Policy, type Upstream } from './upstreams.ts';
 
 export { LoopDetector } from './loop.ts';
@@ -37,7 +38,10 @@ export class ForwarderConfigError extends Error {
 export interface ForwarderOptions {
   /** IP addresses and ports to forward to, plain or DNS over TLS: --upstream, else readResolvConf(). */
   upstreams: UpstreamAddress[];
-  /** For DNS-over-TLS upstreams: CA certificates (PEM) trusted besides the system store, and how long an unused connection stays open (ms, default 10 000, CoreDNS expire). */
+  /**
+   * For DNS-over-TLS upstreams: CA certificates (PEM) trusted besides the system store; for them and TCP-only ones,
+   * how long an unused connection stays open (ms, default 10 000, CoreDNS expire).
+   */
   tls?: { extraCa?: readonly string[]; expireMs?: number };
   log: Logger;
   /** Where the CoreDNS-named metrics go; a private registry when absent. */
@@ -100,8 +104,8 @@ export class Forwarder implements DnsHandler {
   #scope = new ExchangeScope();
   #loops: LoopDetector | undefined;
   #looping: string[] = [];
-  /** The connections of each DNS-over-TLS upstream; plain upstreams get a fresh socket per query. */
-  #pools = new Map<Upstream, DotPool>();
+  /** The kept-open connections of each DNS-over-TLS and TCP-only upstream; plain upstreams get a fresh socket per query. */
+  #pools = new Map<Upstream, StreamPool>();
 
   /** Throws ForwarderConfigError for no upstreams, an upstream that is not an IP address, or a bad duration. */
   constructor(o: ForwarderOptions) {
@@ -136,13 +140,18 @@ export class Forwarder implements DnsHandler {
       onAllDown: () => this.#metrics.allDown(),
     });
     let context: SecureContext | undefined;
+    const expireMs = o.tls?.expireMs ?? defaultExpireMs;
     for (const u of this.#upstreams.all) {
       this.#metrics.upstream(u.label);
-      if (!u.to.tls) continue;
-      this.#metrics.tlsUpstream(u.label);
-      context ??= trustContext(o.tls?.extraCa ?? []);
-      const onDial = (reused: boolean) => this.#metrics.dialed(u.label, reused);
-      this.#pools.set(u, new DotPool(u.to, { context, expireMs: o.tls?.expireMs ?? defaultExpireMs, log: o.log, onDial }));
+      if (!u.to.tls && !u.to.tcp) continue;
+      const proto = u.to.tls ? 'tcp-tls' : 'tcp';
+      this.#metrics.pooledUpstream(u.label, proto);
+      const onDial = (reused: boolean) => this.#metrics.dialed(u.label, proto, reused);
+      if (u.to.tcp) this.#pools.set(u, new TcpPool(u.to, { expireMs, onDial }));
+      else {
+        context ??= trustContext(o.tls?.extraCa ?? []);
+        this.#pools.set(u, new DotPool(u.to, { context, expireMs, log: o.log, onDial }));
+      }
     }
   }
 

@@ -124,7 +124,7 @@ function sharedMetrics(registry: Registry): SharedMetrics {
     probeFailures: new Counter({ name: 'coredns_proxy_healthcheck_failures_total', help: 'Counter of the number of failed healthchecks.', labelNames: ['proxy_name', 'to'], registers }),
     broken: new Counter({ name: 'coredns_forward_healthcheck_broken_total', help: 'Counter of the number of complete failures of the healthchecks.', registers }),
     rejects: new Counter({ name: 'coredns_forward_max_concurrent_rejects_total', help: 'Counter of the number of queries rejected because the concurrent queries were at maximum.', registers }),
-    // Only TLS upstreams keep connections (proto "tcp-tls"); plain ones use a fresh socket per query.
+    // Only TLS and TCP-only upstreams keep connections (proto "tcp-tls", "tcp"); plain ones use a fresh socket per query.
     connHits: new Counter({ name: 'coredns_proxy_conn_cache_hits_total', help: 'Counter of connection cache hits per upstream and protocol.', labelNames: ['proxy_name', 'to', 'proto'], registers }),
     connMisses: new Counter({ name: 'coredns_proxy_conn_cache_misses_total', help: 'Counter of connection cache misses per upstream and protocol.', labelNames: ['proxy_name', 'to', 'proto'], registers }),
   };
@@ -187,15 +187,15 @@ export class ForwardMetrics {
     this.#probeFailures.inc({ proxy_name: 'forward', to }, 0);
   }
 
-  /** Declares a TLS upstream's connection series at zero. */
-  tlsUpstream(to: string): void {
-    this.#connHits.inc({ proxy_name: 'forward', to, proto: 'tcp-tls' }, 0);
-    this.#connMisses.inc({ proxy_name: 'forward', to, proto: 'tcp-tls' }, 0);
+  /** Declares the connection series of an upstream whose connections are kept open (TLS or TCP only) at zero. */
+  pooledUpstream(to: string, proto: 'tcp-tls' | 'tcp'): void {
+    this.#connHits.inc({ proxy_name: 'forward', to, proto }, 0);
+    this.#connMisses.inc({ proxy_name: 'forward', to, proto }, 0);
   }
 
-  /** A query to a TLS upstream went on a connection already open (`reused`) or opened a new one. */
-  dialed(to: string, reused: boolean): void {
-    (reused ? this.#connHits : this.#connMisses).inc({ proxy_name: 'forward', to, proto: 'tcp-tls' });
+  /** A query to such an upstream went on a connection already open (`reused`) or opened a new one. */
+  dialed(to: string, proto: 'tcp-tls' | 'tcp', reused: boolean): void {
+    (reused ? this.#connHits : this.#connMisses).inc({ proxy_name: 'forward', to, proto });
   }
 
   /** A query looked up in the cache. */

@@ -125,7 +125,7 @@ describe('corefileSettings', () => {
       '--upstream=[2001:db8::53]:53',
       '--forward-policy=sequential',
       '--upstream-tls-servername=dns.quad9.net',
-      '--upstream-tls-expire=30s',
+      '--upstream-expire=30s',
       '--cache-ttl=60',
       '--cache-success-ttl=3600:10',
       '--cache-denial-ttl=300',
@@ -182,6 +182,55 @@ describe('corefileSettings', () => {
       'Corefile:16: rewrite type A AAAA: netplane rewrites names only (rewrite name exact|suffix)',
       'Corefile:18: cache disable denial example.org: netplane caches every forwarded answer (cluster names are never cached)',
       'Corefile:21: the server block example.org has no forward: not served (netplane serves other zones only as stub domains)',
+    ]);
+  });
+
+  it("asks over TCP only where force_tcp says so, as NodeLocal DNSCache's Corefile has the cluster zone asked", () => {
+    const text = `cluster.local:53 {
+      errors
+      cache {
+        success 9984 30
+        denial 9984 5
+      }
+      bind 169.254.20.10
+      forward . 10.96.0.10 {
+        force_tcp
+      }
+    }
+    in-addr.arpa:53 {
+      forward . 10.96.0.10 [fd00::a]:5353 {
+        force_tcp
+      }
+    }
+    corp.example {
+      forward . tls://10.0.0.53 10.0.0.54 {
+        tls_servername dns.corp.example
+        max_fails 3
+        prefer_udp
+      }
+    }
+    .:53 {
+      bind 169.254.20.10
+      forward . 8.8.8.8 tls://1.1.1.1 {
+        force_tcp
+      }
+    }
+    `;
+    const settings = flat(text);
+    expect(settings.filter((f) => f.startsWith('--upstream') || f.startsWith('--stub-domain'))).toEqual([
+      '--upstream=tcp://8.8.8.8:53',
+      '--upstream=tls://1.1.1.1:853',
+      '--stub-domain=cluster.local=tcp://10.96.0.10:53',
+      '--stub-domain=in-addr.arpa=tcp://10.96.0.10:53,tcp://[fd00::a]:5353',
+      '--stub-domain=corp.example=tls://10.0.0.53:853#dns.corp.example,10.0.0.54:53',
+    ]);
+    expect(notes(text)).toEqual([
+      'Corefile:7: bind in the server block cluster.local: a stub domain only forwards (with its own cache)',
+      'Corefile:20: forward max_fails in the server block corp.example: an upstream is marked down after failures of its own measure',
+    ]);
+    // The nameservers of /etc/resolv.conf are netplane's default, asked as it asks them.
+    expect(notes('.:53 {\n  forward . /etc/resolv.conf {\n    force_tcp\n  }\n}\n')).toEqual([
+      'Corefile:3: forward force_tcp: the nameservers of /etc/resolv.conf are asked over UDP (TCP for a truncated answer); write their addresses for TCP only',
     ]);
   });
 

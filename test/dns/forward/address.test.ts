@@ -18,8 +18,23 @@ describe('parseUpstream', () => {
     it(raw, () => {
       const u = parseUpstream(raw);
       expect({ host: u.host, port: u.port, text: u.text }).toEqual({ host, port, text: raw });
+      expect(u.tcp).toBeUndefined();
       if (servername === null) expect(u.tls).toBeUndefined();
       else expect(u.tls).toEqual({ servername });
+    });
+  }
+
+  // TCP only: [written, host, port]
+  const tcp: Array<[string, string, number]> = [
+    ['tcp://10.96.0.10', '10.96.0.10', 53],
+    ['tcp://10.96.0.10:5353', '10.96.0.10', 5353],
+    ['tcp://fd00::a', 'fd00::a', 53],
+    ['tcp://[fd00::a]:5353', 'fd00::a', 5353],
+  ];
+  for (const [raw, host, port] of tcp) {
+    it(raw, () => {
+      const u = parseUpstream(raw);
+      expect(u).toEqual({ host, port, text: raw, tcp: true });
     });
   }
 
@@ -37,6 +52,10 @@ describe('parseUpstream', () => {
     ['TLS://1.1.1.1', /no other scheme/],
     ['https://1.1.1.1', /no other scheme/],
     ['1.1.1.1:53#dns.example', /^#NAME is for DNS over TLS only/],
+    ['tcp://10.96.0.10#dns.example', /^#NAME is for DNS over TLS only: .* or tcp:\/\/ADDR\[:PORT\] without a name/],
+    ['tcp://kube-dns', /^ADDR must be an IP address .* in tcp:\/\/ADDR\[:PORT\]/],
+    ['tcp://10.96.0.10:0', /^PORT must be from 1 to 65535 in tcp:\/\/ADDR\[:PORT\] \(53 when left out\)/],
+    ['TCP://10.96.0.10', /no other scheme/],
     ['1.1.1.1', /^must be ADDR:PORT/],
   ];
   for (const [raw, message] of bad) it(`refuses ${raw}`, () => expect(() => parseUpstream(raw)).toThrow(message));
@@ -52,6 +71,8 @@ describe('describeUpstream', () => {
     ['1.1.1.1:53', '1.1.1.1:53'],
     ['tls://1.1.1.1#cloudflare-dns.com', 'tls://1.1.1.1:853'],
     ['tls://2606:4700:4700::1111', 'tls://[2606:4700:4700::1111]:853'],
+    ['tcp://10.96.0.10', 'tcp://10.96.0.10:53'],
+    ['tcp://fd00::a', 'tcp://[fd00::a]:53'],
   ];
   for (const [raw, shown] of cases) it(raw, () => expect(describeUpstream(parseUpstream(raw))).toBe(shown));
 });

@@ -1,5 +1,6 @@
 // A real DNS-over-TLS upstream for the tests: Unbound serving a fixed table over TLS on 127.0.0.1, with test
-// certificates; and a TCP relay in front of it that counts the connections it accepts (TLS still ends in Unbound).
+// certificates (or plain DNS over UDP and TCP, without them); and a TCP relay in front of it that counts the
+// connections it accepts (TLS still ends in Unbound).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
@@ -29,7 +30,7 @@ export async function serverCert(ca: Pems, dnsNames: string[], ips: string[] = [
   return { cert: pems.cert, key: pems.private };
 }
 
-/** A running Unbound answering DNS over TLS only. */
+/** A running Unbound answering DNS over TLS only, or plain DNS. */
 export interface DotServer {
   port: number;
   /** Stops it (SIGTERM) and waits for its exit; `keepFiles` keeps its directory for start() again. */
@@ -39,14 +40,17 @@ export interface DotServer {
 }
 
 /**
- * Starts Unbound on 127.0.0.1 with DNS over TLS on a free port and `server`'s certificate. Every name under
- * `test.` is answered `A address` (TTL 300) from its local data: no recursion, no network.
+ * Starts Unbound on 127.0.0.1 with DNS over TLS on a free port and `server`'s certificate (without one: plain DNS
+ * over UDP and TCP there). Every name under `test.` is answered `A address` (TTL 300) from its local data: no
+ * recursion, no network.
  */
-export async function startUnbound(server: Pems, address: string): Promise<DotServer> {
+export async function startUnbound(server: Pems | undefined, address: string): Promise<DotServer> {
   const dir = await mkdtemp(join(tmpdir(), 'netplane-unbound-'));
   const port = await freePort();
-  await writeFile(join(dir, 'cert.pem'), server.cert);
-  await writeFile(join(dir, 'key.pem'), server.key);
+  if (server) {
+    await writeFile(join(dir, 'cert.pem'), server.cert);
+    await writeFile(join(dir, 'key.pem'), server.key);
+  }
   const conf = [
     'server:',
     '  username: ""',
@@ -60,9 +64,7 @@ export async function startUnbound(server: Pems, address: string): Promise<DotSe
     '  num-threads: 1',
     '  do-ip6: no',
     `  interface: 127.0.0.1@${port}`,
-    `  tls-port: ${port}`,
-    `  tls-service-key: "${join(dir, 'key.pem')}"`,
-    `  tls-service-pem: "${join(dir, 'cert.pem')}"`,
+    ...(server ? [`  tls-port: ${port}`, `  tls-service-key: "${join(dir, 'key.pem')}"`, `  tls-service-pem: "${join(dir, 'cert.pem')}"`] : []),
     '  module-config: "iterator"',
     '  access-control: 127.0.0.0/8 allow',
     '  local-zone: "test." redirect',
@@ -131,8 +133,8 @@ export interface Relay {
 /** A pause this long, or longer, in a relayed connection is a quiet spell (see Relay.closedBy). */
 const quietMs = 500;
 
-/** Relays 127.0.0.1:<port> to 127.0.0.1:target byte for byte. */
-export async function relay(target: number): Promise<Relay> {
+/** Relays 127.0.0.1:<port> (a free one unless given) to 127.0.0.1:target byte for byte. */
+export async function relay(target: number, port = 0): Promise<Relay> {
   const sockets = new Set<Socket>();
   const closed: Array<'client' | 'upstream'> = [];
   let accepted = 0;
@@ -180,7 +182,7 @@ export async function relay(target: number): Promise<Relay> {
       sockets.delete(up);
     });
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
   return {
     port: (server.address() as AddressInfo).port,
     accepted: () => accepted,
