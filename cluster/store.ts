@@ -188,6 +188,12 @@ export class Store {
     this.#setStatus({ synced: this.#status.synced || synced });
   }
 
+  /** For a store of no kinds (a component that reads no cluster): synced, and current, at once. */
+  markNothingToRead(): void {
+    if (this.kinds.size > 0) throw new Error(`a store of ${[...this.kinds].join(', ')} has them to read`);
+    this.#setStatus({ synced: true, stale: false, lastCurrentAt: Date.now() });
+  }
+
   /** Whether a kind has been listed completely once (an optional kind may not be, long after the store is synced). */
   hasSynced(kind: Kind): boolean {
     return this.#syncedKinds.has(kind);

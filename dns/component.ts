@@ -103,6 +103,9 @@ const flags = {
   autopath: switchFlag(
     "answer a client Pod's first search-path query (NAME.<its ns>.svc.<zone>) with the first of NAME.<ns>.svc.<zone>, NAME.svc.<zone>, NAME.<zone>, NAME.<each search domain of /etc/resolv.conf, read at start> and NAME that exists, behind a CNAME, in one round trip (CoreDNS autopath @kubernetes); needs --pods verified",
   ),
+  'forward-only': switchFlag(
+    'answer no cluster zone and read nothing from the cluster: only forward and cache, to --upstream and --stub-domain (CoreDNS without its kubernetes plugin, as NodeLocal DNSCache runs it, asking the cluster zone of the cluster DNS)',
+  ),
   'endpoint-pod-names': switchFlag("name endpoints without a hostname after their Pod (<pod>.<svc>.<ns>.svc.<zone>, PTR too) instead of their dashed address (CoreDNS endpoint_pod_names)"),
   'rewrite-name': listFlag({
     value: 'exact|suffix:FROM:TO',
@@ -201,6 +204,7 @@ export const dnsComponent = defineComponent({
   kinds: ['Service', 'EndpointSlice', 'Namespace'],
   // Pods only for --pods verified: every other mode, and every other component, lists and watches none.
   flagKinds: (f) => (f.pods === 'verified' ? ['Pod'] : []),
+  needsNoCluster: (f) => f['forward-only'],
   // CoreDNS's metrics port.
   defaultAdmin: '127.0.0.1:9153',
   flags,
@@ -226,7 +230,11 @@ function checkDnsFlags(f: DnsFlags): void {
   if (f.autopath && f.pods !== 'verified') throw new UsageError(`netplane dns: --autopath finds a client's namespace from the Pod with its address, so it needs --pods verified, not --pods ${f.pods}`);
   if (f['log-class'] !== undefined && !f['log-queries']) throw new UsageError('netplane dns: --log-class chooses what --log-queries logs; give --log-queries too');
   if (f.reload !== false && f.conf === undefined) throw new UsageError('netplane dns: --reload reads the Corefile of --conf again; give --conf too');
-  for (const s of f['stub-domain']) {
+  if (f['forward-only']) {
+    const zoneFlags = [f.autopath && '--autopath', f.pods !== 'disabled' && `--pods ${f.pods}`, f['reverse-cidr'].length > 0 && '--reverse-cidr', f['endpoint-pod-names'] && '--endpoint-pod-names'].filter((x) => x !== false);
+    if (zoneFlags.length > 0) throw new UsageError(`netplane dns: ${zoneFlags.join(', ')} ${zoneFlags.length === 1 ? 'is' : 'are'} about the cluster zone, which --forward-only does not answer`);
+  }
+  for (const s of f['forward-only'] ? [] : f['stub-domain']) {
     if (s.domain === f.zone || s.domain.endsWith(`.${f.zone}`)) throw new UsageError(`netplane dns: --stub-domain ${s.domain} is inside the cluster zone ${f.zone}, which is answered here`);
   }
   if (f['upstream-tls-expire'] !== undefined && flagGiven(f, 'upstream-expire')) throw new UsageError('netplane dns: --upstream-tls-expire is the older name of --upstream-expire; give one of them');
@@ -253,20 +261,7 @@ async function runDns(ctx: ComponentContext, f: DnsFlags): Promise<void> {
     }
   }
   const serverLabel = `dns://${f.listen[0]!.host === '0.0.0.0' ? '' : f.listen[0]!.host}:${f.listen[0]!.port}`;
-  const serviceMap = ctx.serviceMap();
-  const index = new RecordIndex(f.zone, { endpointPodNames: f['endpoint-pod-names'] });
-  const tracker = serviceMap.tracker();
-  const programming = new Counter({ name: 'netplane_dns_index_updates_total', help: 'Services re-indexed after a change.', registers: [ctx.registry] });
-  const sync = () => {
-    const changes = tracker.take();
-    if (changes.services.size === 0) return;
-    index.update(serviceMap, changes.services);
-    programming.inc(changes.services.size);
-  };
-  tracker.onChange(sync);
-  sync();
-  followNamespaces(ctx.store, index);
-  if (f.pods === 'verified') followPods(ctx.store, index);
+  const index = f['forward-only'] ? undefined : followCluster(ctx, f);
   // Read on every zone query: kept current from the store's status events instead of copying the status each time.
   let synced = ctx.store.status.synced;
   ctx.store.onStatus((st) => (synced = st.synced));
@@ -339,7 +334,26 @@ async function runDns(ctx: ComponentContext, f: DnsFlags): Promise<void> {
   });
   void Promise.all(pipe.forwarders.map((w) => w.forwarder.checkLoops()));
   reloader?.start();
-  ctx.log.info({ listen: bound.map((b) => `${b.transport}://${b.address}:${b.port}`), zone: f.zone, upstreams: pipe.upstreams.map((u) => u.text), stubDomains: f['stub-domain'].map((s) => `${s.domain}=${s.upstreams.map((u) => u.text).join(',')}`), ...(pipe.autopathSearch ? { autopathSearch: pipe.autopathSearch } : {}) }, 'dns serving');
+  ctx.log.info({ listen: bound.map((b) => `${b.transport}://${b.address}:${b.port}`), zone: f['forward-only'] ? null : f.zone, upstreams: pipe.upstreams.map((u) => u.text), stubDomains: f['stub-domain'].map((s) => `${s.domain}=${s.upstreams.map((u) => u.text).join(',')}`), ...(pipe.autopathSearch ? { autopathSearch: pipe.autopathSearch } : {}) }, 'dns serving');
+}
+
+/** The record index of the cluster zone, kept current from the service map, the Namespaces and (--pods verified) the Pods. */
+function followCluster(ctx: ComponentContext, f: DnsFlags): RecordIndex {
+  const serviceMap = ctx.serviceMap();
+  const index = new RecordIndex(f.zone, { endpointPodNames: f['endpoint-pod-names'] });
+  const tracker = serviceMap.tracker();
+  const programming = new Counter({ name: 'netplane_dns_index_updates_total', help: 'Services re-indexed after a change.', registers: [ctx.registry] });
+  const sync = () => {
+    const changes = tracker.take();
+    if (changes.services.size === 0) return;
+    index.update(serviceMap, changes.services);
+    programming.inc(changes.services.size);
+  };
+  tracker.onChange(sync);
+  sync();
+  followNamespaces(ctx.store, index);
+  if (f.pods === 'verified') followPods(ctx.store, index);
+  return index;
 }
 
 /**

@@ -34,6 +34,7 @@ export interface PipelineFlags {
   'upstream-tls-servername': string | undefined;
   'upstream-tls-ca': string[];
   'upstream-expire': number;
+  'forward-only': boolean;
   'upstream-tls-expire': number | undefined;
   ttl: number;
   pods: 'disabled' | 'insecure' | 'verified';
@@ -59,7 +60,8 @@ export interface PipelineContext {
   log: Logger;
   registry: Registry;
   store: Store;
-  index: RecordIndex;
+  /** The cluster zone's records; absent with --forward-only, which answers no cluster zone. */
+  index: RecordIndex | undefined;
   /** The `server` label of CoreDNS's metrics. */
   serverLabel: string;
   /** Whether the first full view of the cluster is loaded. */
@@ -127,7 +129,7 @@ export async function buildPipeline(p: PipelineContext, f: PipelineFlags): Promi
   const stopHosts = hosts && f.hosts !== undefined ? await followHostsFile(f.hosts, hosts, p.log) : undefined;
   const index = p.index;
   const self = f['dns-service'];
-  const zone = new ClusterZoneHandler(index, {
+  const zone = index === undefined ? undefined : new ClusterZoneHandler(index, {
     ttl: f.ttl,
     pods: f.pods,
     reverseCIDRs: f['reverse-cidr'].flat(),
@@ -142,15 +144,15 @@ export async function buildPipeline(p: PipelineContext, f: PipelineFlags): Promi
     const s = stubs.find(lname);
     return s ? `${s.domain}.` : '.';
   };
-  const rest = [zone, ...(hosts ? [hosts] : []), ...(f['stub-domain'].length > 0 ? [stubs] : []), forwarder];
+  const rest = [...(zone ? [zone] : []), ...(hosts ? [hosts] : []), ...(f['stub-domain'].length > 0 ? [stubs] : []), forwarder];
   // After the rewrite handler and before the zone, as CoreDNS orders its plugins.
-  const autopath = f.autopath ? autopathHandler(p, f.zone, rest) : undefined;
+  const autopath = f.autopath && index ? autopathHandler(p, index, f.zone, rest) : undefined;
   const chain = autopath ? [autopath.handler, ...rest] : rest;
   const log = p.log;
   return {
     serving: {
       handlers: f['rewrite-name'].length > 0 ? [new RewriteHandler(f['rewrite-name'], chainOf(chain)), ...chain] : chain,
-      zoneOf: (lname) => (inDomain(lname, f.zone) ? zoneLabel : stubZone(lname)),
+      zoneOf: (lname) => (zone && inDomain(lname, f.zone) ? zoneLabel : stubZone(lname)),
       loadBalance: f.loadbalance,
       // CoreDNS's log plugin prints whatever the level of other logs; --log-level silent still silences it.
       queryLog: f['log-queries'] ? new QueryLog(log.level === 'silent' ? log : log.child({}, { level: 'info' }), f['log-class']) : undefined,
@@ -171,7 +173,7 @@ export async function buildPipeline(p: PipelineContext, f: PipelineFlags): Promi
  * (read when the pipeline is built, as the upstreams from it are), and coredns_autopath_success_total. An unreadable
  * resolv.conf or a bad domain in it is logged and walked without, as CoreDNS does.
  */
-function autopathHandler(p: PipelineContext, zone: string, rest: readonly DnsHandler[]): { handler: AutopathHandler; nodeSearch: string[] } {
+function autopathHandler(p: PipelineContext, index: RecordIndex, zone: string, rest: readonly DnsHandler[]): { handler: AutopathHandler; nodeSearch: string[] } {
   const name = 'coredns_autopath_success_total';
   const counter = (p.registry.getSingleMetric(name) as Counter<'server'> | undefined) ?? new Counter({ name, help: "Queries answered from a later name of the client Pod's search path.", labelNames: ['server'], registers: [p.registry] });
   const success = counter.labels(p.serverLabel);
@@ -186,6 +188,6 @@ function autopathHandler(p: PipelineContext, zone: string, rest: readonly DnsHan
     const at = s.reason === 'not a domain name' ? 'warn' : 'debug';
     p.log[at]({ file: p.resolvConf, domain: s.domain, reason: s.reason }, `autopath does not walk search domain ${JSON.stringify(s.domain)} of ${p.resolvConf}: ${s.reason}`);
   }
-  const handler = new AutopathHandler({ zone, nodeSearch: domains, namespaceOf: (ip) => p.index.podNamespace(ip), next: chainOf(rest), onSuccess: () => success.inc() });
+  const handler = new AutopathHandler({ zone, nodeSearch: domains, namespaceOf: (ip) => index.podNamespace(ip), next: chainOf(rest), onSuccess: () => success.inc() });
   return { handler, nodeSearch: domains };
 }

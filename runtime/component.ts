@@ -84,6 +84,11 @@ export interface Component<S extends FlagSpecs = FlagSpecs> {
    */
   readsNoCluster?(flags: FlagValues<S> & CommonFlagValues): boolean;
   /**
+   * Whether these flags make a long-running component that needs nothing from the cluster (`dns --forward-only`): it
+   * then reads no kind from any source, and a source flag given is noted as unused.
+   */
+  needsNoCluster?(flags: FlagValues<S> & CommonFlagValues): boolean;
+  /**
    * Settings from a configuration file the flags name (`proxy --config`), merged into the command line before
    * anything else reads the flags: a flag written on the command line wins (runtime/settings.ts). Throws UsageError.
    */
@@ -154,7 +159,9 @@ export async function runComponent(c: Component, written: readonly string[], ver
   // The source flags are checked before the component's own checks and `before` (a privilege probe, a clean-up), so
   // that a wrong one is always a usage error and nothing runs on a command line that cannot work.
   const oneShot = c.readsNoCluster?.(flags as never) === true;
-  let source = !oneShot || sourceGiven(flags) ? await chooseSource(command, flags) : undefined;
+  const clusterFree = c.needsNoCluster?.(flags as never) === true;
+  if (clusterFree && sourceGiven(flags)) log.warn(`${command} reads nothing from the cluster with these flags: ${flags.manifests !== undefined ? '--manifests' : flags.kubeconfig !== undefined ? '--kubeconfig' : '$KUBECONFIG'} is not used`);
+  let source = clusterFree ? () => noCluster : !oneShot || sourceGiven(flags) ? await chooseSource(command, flags) : undefined;
   if (c.before) {
     const code = await c.before(flags as never, log);
     if (code !== undefined) {
@@ -164,8 +171,8 @@ export async function runComponent(c: Component, written: readonly string[], ver
   }
   source ??= await chooseSource(command, flags);
   const registry = createRegistry(c.name, version);
-  const optional = c.flagKinds?.(flags as never) ?? [];
-  const kinds = [...c.kinds, ...optional];
+  const optional = clusterFree ? [] : (c.flagKinds?.(flags as never) ?? []);
+  const kinds = clusterFree ? [] : [...c.kinds, ...optional];
   const store = new Store(kinds, { byReference: c.byReference?.(flags as never), optional });
   registerStoreMetrics(registry, store);
   const admin = new AdminServer(registry, store);
@@ -249,6 +256,13 @@ export function listenProblem(e: NodeJS.ErrnoException): string {
   const said = e.code !== undefined ? words[e.code] : undefined;
   return said !== undefined ? `${said} (${e.code})` : (e.code ?? e.message);
 }
+
+/** The source of a component that reads nothing from the cluster: its store of no kinds is synced at once. */
+const noCluster: ClusterSource = {
+  name: 'none',
+  start: async (store) => store.markNothingToRead(),
+  stop: async () => {},
+};
 
 /** Whether a source is named: --manifests, --kubeconfig or $KUBECONFIG (else only the in-cluster one is left). */
 export function sourceGiven(flags: SourceFlags, env: NodeJS.ProcessEnv = process.env): boolean {

@@ -194,6 +194,9 @@ export function corefileSettings(text: string, file: string, options: ParseOptio
     }
   }
   if (!seen.has('bind') && port !== 53) set(root.block, `the port ${port}`, 'listen', `0.0.0.0:${port}`);
+  // Without a kubernetes plugin CoreDNS answers no cluster zone: its names are forwarded as any other (NodeLocal
+  // DNSCache's Corefile sends them to the cluster's DNS in a block of their own).
+  if (!blocks.some((b) => b.directives.some((d) => d.name === 'kubernetes'))) set(root.block, 'no kubernetes plugin', 'forward-only', true);
   // Without these plugins CoreDNS neither caches nor rotates: so here too.
   if (!cache) set(root.block, 'no cache plugin', 'cache-size', '0');
   if (!loadbalance) set(root.block, 'no loadbalance plugin', 'loadbalance', 'off');
@@ -216,7 +219,22 @@ export function corefileSettings(text: string, file: string, options: ParseOptio
       notes.push(at(o, `forward ${o.name} in the server block ${zones.join(' ')}: ${unhonoured[`forward.${o.name}`] ?? 'a stub domain takes its upstreams from its forward line, and force_tcp and tls_servername; ignored'}`));
     }
     for (const d of block.directives) {
-      if (d.name !== 'forward' && d.name !== 'cache' && !quiet.has(d.name)) notes.push(at(d, `${d.name} in the server block ${zones.join(' ')}: a stub domain only forwards (with its own cache)`));
+      if (d.name === 'forward' || d.name === 'cache' || quiet.has(d.name)) continue;
+      const where = `${d.name} in the server block ${zones.join(' ')}`;
+      const wide = serverWide(d, fail);
+      if (wide !== undefined) {
+        // One process serves every block: the first block that says it (the root block first) says it for all.
+        const had = settings.find((x) => x.flag === wide.flag);
+        if (had === undefined) {
+          set(d, where, wide.flag, wide.value);
+          for (const o of d.block) if (d.name === 'health' && o.name === 'lameduck' && o.args.length === 1) set(o, `${where} lameduck`, 'lameduck', o.args[0]!);
+        } else if (had.value !== wide.value) notes.push(at(d, `${where}: one process serves every block; ${had.from.split(': ')[0]} says how`));
+        continue;
+      }
+      // The root block's addresses serve every zone: the same ones again need no word.
+      const rootBind = root.block.directives.find((x) => x.name === 'bind')?.args;
+      if (d.name === 'bind' && rootBind !== undefined && [...d.args].sort().join() === [...rootBind].sort().join()) continue;
+      notes.push(at(d, `${where}: ${d.name === 'bind' ? "every zone is answered on the root block's addresses" : 'a stub domain only forwards (with its own cache)'}`));
     }
   }
   return { settings, notes };
@@ -356,6 +374,14 @@ function cacheSettings(d: Directive, clusterZone: string | undefined, set: SetFl
 
 /** A Go duration in whole seconds, as a string; undefined when it is not one. */
 /** `reload [INTERVAL] [JITTER]` as the --reload value: CoreDNS's defaults (30s, 15s) when absent. */
+/** The flag and value of a plugin that is about the whole server wherever it is written (health, prometheus, reload). */
+function serverWide(d: Directive, fail: Fail): { flag: string; value: string } | undefined {
+  if (d.name === 'health') return { flag: 'health', value: listenAddress(d.args[0] ?? ':8080') };
+  if (d.name === 'prometheus') return { flag: 'admin', value: listenAddress(d.args[0] ?? 'localhost:9153') };
+  if (d.name === 'reload') return { flag: 'reload', value: reloadSetting(d, fail) };
+  return undefined;
+}
+
 function reloadSetting(d: Directive, fail: Fail): string {
   if (d.args.length > 2) throw fail(d, 'reload takes at most an INTERVAL and a JITTER');
   return d.args.length === 0 ? '30s,15s' : d.args.join(',');

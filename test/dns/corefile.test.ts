@@ -59,7 +59,8 @@ describe('corefileSettings', () => {
       '--reload=30s,15s',
     ]);
     expect(notes(kubeadm)).toEqual([]);
-    expect(flat('.:53 {\n forward . 10.0.0.2\n cache\n loadbalance\n reload 10s 3s\n}\n')).toEqual(['--upstream=10.0.0.2:53', '--reload=10s,3s']);
+    // Without a kubernetes plugin no cluster zone is answered, as in CoreDNS.
+    expect(flat('.:53 {\n forward . 10.0.0.2\n cache\n loadbalance\n reload 10s 3s\n}\n')).toEqual(['--upstream=10.0.0.2:53', '--reload=10s,3s', '--forward-only']);
     expect(() => corefileSettings('.:53 {\n reload 10s 3s 1s\n}\n', 'Corefile')).toThrow(new UsageError('netplane dns: --conf Corefile: line 2: reload takes at most an INTERVAL and a JITTER'));
     expect(corefileSettings(kubeadm, 'Corefile').settings.find((s) => s.flag === 'pods')!.from).toBe('Corefile:8: kubernetes pods');
   });
@@ -185,24 +186,31 @@ describe('corefileSettings', () => {
     ]);
   });
 
-  it("asks over TCP only where force_tcp says so, as NodeLocal DNSCache's Corefile has the cluster zone asked", () => {
+  it("reads NodeLocal DNSCache's Corefile: no cluster zone, force_tcp, and the server's own plugins in any block", () => {
     const text = `cluster.local:53 {
       errors
       cache {
         success 9984 30
         denial 9984 5
       }
+      reload
+      loop
       bind 169.254.20.10
       forward . 10.96.0.10 {
         force_tcp
       }
+      prometheus :9253
+      health 169.254.20.10:8080
     }
     in-addr.arpa:53 {
+      bind 169.254.20.10
       forward . 10.96.0.10 [fd00::a]:5353 {
         force_tcp
       }
+      prometheus :9254
     }
     corp.example {
+      bind 10.0.0.1
       forward . tls://10.0.0.53 10.0.0.54 {
         tls_servername dns.corp.example
         max_fails 3
@@ -210,23 +218,35 @@ describe('corefileSettings', () => {
       }
     }
     .:53 {
+      errors
+      reload
       bind 169.254.20.10
       forward . 8.8.8.8 tls://1.1.1.1 {
         force_tcp
       }
+      prometheus :9253
     }
     `;
-    const settings = flat(text);
-    expect(settings.filter((f) => f.startsWith('--upstream') || f.startsWith('--stub-domain'))).toEqual([
+    expect(flat(text)).toEqual([
+      '--reload=30s,15s',
+      '--listen=169.254.20.10:53',
       '--upstream=tcp://8.8.8.8:53',
       '--upstream=tls://1.1.1.1:853',
+      '--admin=0.0.0.0:9253',
+      // No kubernetes plugin in any block: no cluster zone, as in CoreDNS.
+      '--forward-only',
+      '--cache-size=0',
+      '--loadbalance=off',
       '--stub-domain=cluster.local=tcp://10.96.0.10:53',
+      // The health of the server, written in the cluster zone's block.
+      '--health=169.254.20.10:8080',
       '--stub-domain=in-addr.arpa=tcp://10.96.0.10:53,tcp://[fd00::a]:5353',
       '--stub-domain=corp.example=tls://10.0.0.53:853#dns.corp.example,10.0.0.54:53',
     ]);
     expect(notes(text)).toEqual([
-      'Corefile:7: bind in the server block cluster.local: a stub domain only forwards (with its own cache)',
-      'Corefile:20: forward max_fails in the server block corp.example: an upstream is marked down after failures of its own measure',
+      'Corefile:21: prometheus in the server block in-addr.arpa: one process serves every block; Corefile:38 says how',
+      'Corefile:27: forward max_fails in the server block corp.example: an upstream is marked down after failures of its own measure',
+      "Corefile:24: bind in the server block corp.example: every zone is answered on the root block's addresses",
     ]);
     // The nameservers of /etc/resolv.conf are netplane's default, asked as it asks them.
     expect(notes('.:53 {\n  forward . /etc/resolv.conf {\n    force_tcp\n  }\n}\n')).toEqual([

@@ -46,6 +46,8 @@ export interface StartOptions {
    * the host's file and every other process are untouched.
    */
   resolvConf?: string;
+  /** Name no cluster source: neither --manifests nor $KUBECONFIG (for --forward-only). */
+  noSource?: boolean;
 }
 
 /** Starts `netplane dns` on a manifest directory holding default/web (10.96.0.10) and `objects`, with these extra flags. */
@@ -53,7 +55,7 @@ export async function startDns(args: string[], objects: object[] = [], options: 
   const dir = await mkdtemp(join(tmpdir(), 'netplane-dns-'));
   await writeFile(join(dir, 'web.yaml'), JSON.stringify(service('web', { clusterIP: '10.96.0.10', ports: [{ name: 'http', port: 80 }] })));
   if (objects.length > 0) await writeFile(join(dir, 'objects.yaml'), objects.map((o) => JSON.stringify(o)).join('\n---\n'));
-  const argv = [process.execPath, bin, 'dns', '--manifests', dir, '--admin', '127.0.0.1:0', ...args];
+  const argv = [process.execPath, bin, 'dns', ...(options.noSource ? [] : ['--manifests', dir]), '--admin', '127.0.0.1:0', ...args];
   let cmd = argv;
   if (options.resolvConf !== undefined) {
     const file = join(dir, 'resolv.conf');
@@ -61,7 +63,9 @@ export async function startDns(args: string[], objects: object[] = [], options: 
     // sh execs node, so the process (and its pid) is netplane's and the mount namespace ends with it.
     cmd = ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', 'mount --bind "$0" /etc/resolv.conf && exec "$@"', file, ...argv];
   }
-  const proc = spawn(cmd[0]!, cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+  const env = { ...process.env };
+  if (options.noSource) delete env.KUBECONFIG;
+  const proc = spawn(cmd[0]!, cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env });
   let out = '';
   proc.stdout!.on('data', (d) => (out += d));
   proc.stderr!.on('data', (d) => (out += d));
