@@ -16,6 +16,10 @@ import { followNamespaces, RecordIndex } from './zone/records.ts';
 import { buildPipeline, PipelineError, type Pipeline, type PipelineContext } from './pipeline.ts';
 import { parseReload, planReload } from './reload.ts';
 import { Reloader } from '../runtime/reloader.ts';
+import { isIP } from 'node:net';
+import { HostRunner } from '../runtime/exec.ts';
+import { NetlinkKernel } from '../overlay/kernel/netlink.ts';
+import { LocalSetup } from './local/setup.ts';
 
 const zoneName = (raw: string, maxLength = 253) => {
   const z = raw.toLowerCase().replace(/\.$/, '');
@@ -23,6 +27,15 @@ const zoneName = (raw: string, maxLength = 253) => {
   if (z.split('.').some((l) => l.length > 63)) throw new Error('has a label longer than 63 characters, which no DNS name can hold');
   if (z.length > maxLength) throw new Error(`is ${z.length} characters long; it may be at most ${maxLength}`);
   return z;
+};
+/** An interface name the kernel takes: at most 15 bytes, no '/', ':' or white space, not '.' or '..'. */
+const interfaceName = (raw: string) => {
+  if (Buffer.byteLength(raw) > 15 || !/^[^/:\s]+$/.test(raw) || raw === '.' || raw === '..') throw new Error("must be an interface name: at most 15 characters, without '/', ':' or spaces");
+  return raw;
+};
+const ipAddress = (raw: string) => {
+  if (isIP(raw) === 0) throw new Error('must be an IP address');
+  return raw;
 };
 /** The cluster zone: its SOA names hostmaster.<zone>, which must fit in a DNS name too (253 characters). */
 const clusterZone = (raw: string) => zoneName(raw, 253 - 'hostmaster.'.length);
@@ -167,6 +180,14 @@ const flags = {
     parse: oneOf(loadBalancePolicies),
     default: 'round_robin' as (typeof loadBalancePolicies)[number],
   }),
+  'local-interface': valueFlag({
+    value: 'NAME',
+    help: 'put the --local-ip addresses on a dummy interface of this name before listening (made when missing, checked every minute, removed at exit unless --keep-local-setup), as NodeLocal DNSCache puts 169.254.20.10 on nodelocaldns; needs CAP_NET_ADMIN',
+    parse: interfaceName,
+  }),
+  'local-ip': listFlag({ value: 'IP', help: 'the node-local addresses of --local-interface and --notrack (default: the addresses of --listen that are not 0.0.0.0 or ::)', parse: ipAddress }),
+  notrack: switchFlag('keep DNS to and from the --local-ip addresses out of conntrack (nftables tables ip and ip6 netplane-dns, raw priority), as NodeLocal DNSCache does; checked every minute; needs CAP_NET_ADMIN'),
+  'keep-local-setup': switchFlag('leave the --local-interface and the --notrack rules in place at exit (node-cache -skipteardown)'),
   'reuse-port': switchFlag('share the listen ports with other processes (SO_REUSEPORT): run one per core and the kernel spreads clients over them'),
   'log-queries': switchFlag("log one JSON line per answered query, whatever --log-level (except silent), with the fields of CoreDNS's log plugin: client, id, type, class, name, proto, sizes, DO, bufsize, rcode, flags, duration"),
   'log-class': valueFlag({
@@ -238,10 +259,35 @@ function checkDnsFlags(f: DnsFlags): void {
     if (s.domain === f.zone || s.domain.endsWith(`.${f.zone}`)) throw new UsageError(`netplane dns: --stub-domain ${s.domain} is inside the cluster zone ${f.zone}, which is answered here`);
   }
   if (f['upstream-tls-expire'] !== undefined && flagGiven(f, 'upstream-expire')) throw new UsageError('netplane dns: --upstream-tls-expire is the older name of --upstream-expire; give one of them');
+  if ((f['local-interface'] !== undefined || f.notrack) && localIps(f).length === 0) {
+    throw new UsageError(`netplane dns: ${f.notrack ? '--notrack' : '--local-interface'} needs node-local addresses: give --local-ip, or --listen on an address that is not 0.0.0.0 or ::`);
+  }
   const servername = f['upstream-tls-servername'];
   if (servername !== undefined && !f.upstream.some((u) => u.tls)) {
     throw new UsageError(`netplane dns: --upstream-tls-servername ${servername} names the certificate of tls:// --upstream servers, and none is given (a stub domain's is written tls://ADDR#NAME)`);
   }
+}
+
+/** The addresses of --local-interface and --notrack: --local-ip, else the --listen addresses that are not wildcards. */
+function localIps(f: DnsFlags): string[] {
+  return f['local-ip'].length > 0 ? f['local-ip'] : [...new Set(f.listen.map((l) => l.host).filter((h) => h !== '0.0.0.0' && h !== '::'))];
+}
+
+/** The node-local networking the flags ask for, or undefined. */
+function localSetup(ctx: ComponentContext, f: DnsFlags): LocalSetup | undefined {
+  const name = f['local-interface'];
+  if (name === undefined && !f.notrack) return undefined;
+  const ips = localIps(f);
+  const health = f.health !== undefined && ips.includes(f.health.host) ? [f.health.port] : [];
+  return new LocalSetup({
+    ...(name !== undefined ? { interface: { name, ips } } : {}),
+    ...(f.notrack ? { notrack: { ips, dnsPorts: f.listen.map((l) => l.port), tcpPorts: health } } : {}),
+    keep: f['keep-local-setup'],
+    kernel: () => NetlinkKernel.open(),
+    runner: new HostRunner(),
+    log: ctx.log,
+    registry: ctx.registry,
+  });
 }
 
 /** The resolv.conf whose nameservers are the default upstreams and whose search domains --autopath walks, as CoreDNS reads it. */
@@ -250,6 +296,18 @@ const resolvConf = '/etc/resolv.conf';
 const retireAfterMs = 5000;
 
 async function runDns(ctx: ComponentContext, f: DnsFlags): Promise<void> {
+  // The node-local addresses first: the health address and the listeners may be on them.
+  const local = localSetup(ctx, f);
+  try {
+    await local?.start();
+  } catch (e) {
+    ctx.log.fatal({ err: (e as Error).message }, `cannot put the node-local addresses on --local-interface ${f['local-interface']}: ${(e as Error).message}`);
+    await local?.close();
+    await ctx.shutdown.run(1);
+    return;
+  }
+  // Run after the server has stopped answering (handlers registered later run first).
+  if (local) ctx.shutdown.add('node-local setup', () => local.close());
   for (const [addr, path] of [[f.health, '/health'], [f.ready, '/ready']] as const) {
     if (addr === undefined) continue;
     try {
@@ -292,6 +350,7 @@ async function runDns(ctx: ComponentContext, f: DnsFlags): Promise<void> {
   try {
     bound = await server.start();
     listening = true;
+    await local?.serving();
   } catch (e) {
     ctx.log.fatal({ err: (e as Error).message }, `cannot listen on ${f.listen.map((l) => l.text).join(', ')}: ${listenProblem(e as NodeJS.ErrnoException)}`);
     await pipe.close();

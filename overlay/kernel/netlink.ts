@@ -6,7 +6,7 @@ import { ABSENT_ERRNOS, isKernelError, KernelError } from './errors.ts';
 import { NLM_F, RtSocket } from './socket.ts';
 import { requireCidr as cidr, requireIp as ip, requireMac } from './validate.ts';
 import type { AddressEntry, FdbEntry, LinkState, NeighbourEntry, OverlayKernel, RouteEntry, VxlanSpec } from './types.ts';
-import { decodeLinkInfo, encodeVxlanLinkInfo, hostU32, readU32 } from './vxlan.ts';
+import { decodeLinkInfo, encodeVxlanLinkInfo, hostU32, IFLA_INFO, nlattr, readU32 } from './vxlan.ts';
 
 const AF_INET = 2;
 const AF_INET6 = 10;
@@ -77,6 +77,22 @@ export class NetlinkKernel implements OverlayKernel {
     const created = await this.link(spec.name);
     if (!created) throw new KernelError(op, 'ENODEV', { detail: 'created, then gone before it could be read back' });
     return created;
+  }
+
+  /**
+   * Creates a device of a kind that needs no attributes of its own (dummy, bridge), down (NLM_F_CREATE|NLM_F_EXCL:
+   * EEXIST when the name is taken; EOPNOTSUPP when the kernel has no such kind), gives it `alias` (IFLA_IFALIAS),
+   * and reads it back.
+   */
+  async createLink(name: string, kind: 'dummy' | 'bridge', alias?: string): Promise<LinkState> {
+    const op = `createLink ${name} ${kind}`;
+    const linkinfo = nlattr(IFLA_INFO.KIND, Buffer.from(`${kind}\0`));
+    await this.#writes.request(rt.MessageType.NEWLINK, format(rt.formatLinkMessage, { kind: 'link', data: {}, attrs: { ifname: name, linkinfo } }), { op, flags: NLM_F.CREATE | NLM_F.EXCL });
+    const created = await this.link(name);
+    if (!created) throw new KernelError(op, 'ENODEV', { detail: 'created, then gone before it could be read back' });
+    if (alias === undefined) return created;
+    await this.#writes.request(rt.MessageType.SETLINK, format(rt.formatLinkMessage, { kind: 'link', data: { index: created.index }, attrs: { ifalias: alias } }), { op: `${op} alias` });
+    return { ...created, alias };
   }
 
   /** Changes MTU, MAC and/or the up flag in one RTM_SETLINK. */
@@ -297,6 +313,7 @@ function linkState(m: rt.Message): LinkState {
   };
   if (info.kind !== undefined) state.kind = info.kind;
   if (info.vxlan) state.vxlan = info.vxlan;
+  if (m.attrs.ifalias) state.alias = m.attrs.ifalias;
   return state;
 }
 

@@ -14,6 +14,8 @@ export interface LinkState {
   up: boolean;
   /** The VXLAN attributes, when kind is 'vxlan'. */
   vxlan?: VxlanAttrs;
+  /** IFLA_IFALIAS, when set. */
+  alias?: string;
 }
 
 /** What makes a VXLAN device (IFLA_VXLAN_*). */
