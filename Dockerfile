@@ -36,13 +36,15 @@ RUN node --expose-gc bin/warm-compile-cache.ts 0 1000 65534 101
 
 # The programs netplane stands in for, at the paths their own manifests start them from, linked to bin/anchor, which
 # runs netplane under the program's name: kube-proxy's and Flannel's DaemonSets (`command: [/usr/local/bin/kube-proxy]`,
-# `[/opt/bin/flanneld]`) and manifests that name /coredns or /nginx-ingress-controller run with the image swapped.
-# (ingress-nginx's chart and a CoreDNS Deployment give args to the entry point, which reads them as they are.) The
+# `[/opt/bin/flanneld]`) and manifests that name /coredns, /node-cache or /nginx-ingress-controller run with the image
+# swapped. (ingress-nginx's chart, a CoreDNS Deployment and NodeLocal DNSCache's DaemonSet give args to the entry
+# point, which reads them as they are.) The
 # chart's preStop hook, /wait-shutdown, returns at once: the SIGTERM that follows drains (bin/wait-shutdown).
 RUN mkdir -p /opt/bin \
  && ln -s /app/bin/anchor /usr/local/bin/kube-proxy \
  && ln -s /app/bin/anchor /opt/bin/flanneld \
  && ln -s /app/bin/anchor /coredns \
+ && ln -s /app/bin/anchor /node-cache \
  && ln -s /app/bin/anchor /nginx-ingress-controller \
  && ln -s /app/bin/wait-shutdown /wait-shutdown
 

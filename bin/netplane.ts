@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dnsComponent } from '../dns/component.ts';
+import { nodeCacheFlags, startsAsNodeCache, withNodeCacheDefaults } from '../dns/node-cache-flags.ts';
 import { ingressComponent } from '../ingress/component.ts';
 import { overlayComponent } from '../overlay/component.ts';
 import { proxyComponent } from '../proxy/component.ts';
@@ -27,6 +28,9 @@ const anchorPrograms = new Map<string, Component>([
   ['nginx-ingress-controller', ingressComponent],
   ['flanneld', overlayComponent],
 ]);
+// NodeLocal DNSCache's node-cache is netplane dns on node-cache's flags (its image starts /node-cache, so its
+// DaemonSet gives the flags alone, -localip first), with node-cache's defaults for what they leave out.
+const nodeCache = { ...dnsComponent, anchor: nodeCacheFlags() } as Component;
 // CoreDNS's image starts /coredns itself, so a CoreDNS Deployment gives its flags alone: `args: [-conf, /etc/coredns/Corefile]`.
 const corednsFirstFlag = /^--?(conf|dns\.port)(=|$)/;
 
@@ -36,7 +40,10 @@ const corednsFirstFlag = /^--?(conf|dns\.port)(=|$)/;
  */
 function componentCommand(argv: readonly string[]): { component: Component; flags: readonly string[] } | undefined {
   const [first = '', ...rest] = argv;
-  const program = byName.get(first) ?? anchorPrograms.get(first.slice(first.lastIndexOf('/') + 1));
+  const name = first.slice(first.lastIndexOf('/') + 1);
+  if (name === 'node-cache') return { component: nodeCache, flags: withNodeCacheDefaults(rest) };
+  if (startsAsNodeCache(first)) return { component: nodeCache, flags: withNodeCacheDefaults(argv) };
+  const program = byName.get(first) ?? anchorPrograms.get(name);
   if (program !== undefined) return { component: program, flags: rest };
   if (corednsFirstFlag.test(first)) return { component: dnsComponent, flags: argv };
   return undefined;
@@ -58,9 +65,9 @@ Commands:
 
 Run "netplane <command> --help" for the flags of a command. "netplane --version" prints the version.
 
-Started as kube-proxy, coredns, nginx-ingress-controller or flanneld (the command a path ending in that name, or the
-image's links to bin/anchor), or with CoreDNS's -conf first, netplane runs proxy, dns, ingress or overlay, and reads
-that program's flags.
+Started as kube-proxy, coredns, node-cache, nginx-ingress-controller or flanneld (the command a path ending in that
+name, or the image's links to bin/anchor), or with CoreDNS's -conf or node-cache's -localip first, netplane runs
+proxy, dns, ingress or overlay, and reads that program's flags.
 `;
 
 function upFlags() {

@@ -33,6 +33,15 @@ const interfaceName = (raw: string) => {
   if (Buffer.byteLength(raw) > 15 || !/^[^/:\s]+$/.test(raw) || raw === '.' || raw === '..') throw new Error("must be an interface name: at most 15 characters, without '/', ':' or spaces");
   return raw;
 };
+/** `NAME=VALUE`: a word of the Corefile (letters, digits and `_`) and what replaces it, which may be empty. */
+const placeholder = (raw: string) => {
+  const eq = raw.indexOf('=');
+  const name = raw.slice(0, eq);
+  if (eq <= 0 || !/^[A-Za-z0-9_]+$/.test(name)) throw new Error('must be NAME=VALUE, NAME of letters, digits and _, e.g. __PILLAR__CLUSTER__DNS__=10.96.0.10');
+  const value = raw.slice(eq + 1);
+  if (/[\n{}#]/.test(value)) throw new Error('VALUE must be words of a Corefile line: no line break, braces or #');
+  return { name, value };
+};
 const ipAddress = (raw: string) => {
   if (isIP(raw) === 0) throw new Error('must be an IP address');
   return raw;
@@ -200,6 +209,11 @@ const flags = {
     help: "CoreDNS's Corefile (as in the coredns ConfigMap), read at start as the flags of the same meaning: the root zone's block (kubernetes, forward, cache, health, ready, prometheus, loadbalance, hosts, rewrite, autopath, log, bind, reload) and stub domains; flags given here win over it",
     parse: nonEmpty,
   }),
+  'corefile-placeholder': listFlag({
+    value: 'NAME=VALUE',
+    help: "replace NAME by VALUE in the --conf Corefile before reading it, as node-cache fills NodeLocal DNSCache's __PILLAR__ placeholders (one left unfilled is a usage error naming its line)",
+    parse: placeholder,
+  }),
   'corefile-port': valueFlag({
     value: 'PORT',
     help: "with --conf: the port of the Corefile's server blocks written without one, such as `.` (CoreDNS's -dns.port)",
@@ -231,7 +245,7 @@ export const dnsComponent = defineComponent({
   flags,
   // A CoreDNS Deployment's command line, as it is.
   anchor: corednsFlags,
-  settings: async (f) => (f.conf === undefined ? undefined : readCorefile(f.conf, process.env, f['corefile-port'])),
+  settings: async (f) => (f.conf === undefined ? undefined : readCorefile(f.conf, process.env, f['corefile-port'], f['corefile-placeholder'])),
   async before(f, log) {
     checkDnsFlags(f);
     if (f.conf === undefined && flagGiven(f, 'corefile-port')) log.warn(`--corefile-port ${f['corefile-port']} has no effect without --conf: --listen says where DNS is answered`);

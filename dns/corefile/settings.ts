@@ -40,7 +40,7 @@ const unhonoured: Record<string, string> = {
  * Reads FILE and returns its settings, its imports read from disk, with a fingerprint of everything read (the file
  * and each imported one, by name and text); a file that cannot be read or used is a UsageError.
  */
-export async function readCorefile(file: string, env: NodeJS.ProcessEnv = process.env, port = 53): Promise<FileSettings> {
+export async function readCorefile(file: string, env: NodeJS.ProcessEnv = process.env, port = 53, placeholders: readonly Placeholder[] = []): Promise<FileSettings> {
   const text = await readSettingsFile('netplane dns', 'conf', file);
   const hash = createHash('sha512').update(text);
   const read = importsFrom(dirname(file));
@@ -49,7 +49,7 @@ export async function readCorefile(file: string, env: NodeJS.ProcessEnv = proces
     for (const f of files) hash.update(`\0${f.file}\0${f.text}`);
     return files;
   };
-  const settings = corefileSettings(text, file, { env, imports, port });
+  const settings = corefileSettings(text, file, { env, imports, port, placeholders });
   return { ...settings, fingerprint: hash.digest('hex') };
 }
 
@@ -71,12 +71,39 @@ export function importsFrom(dir: string): ImportReader {
   };
 }
 
+/** A word of the Corefile's text replaced by a value before it is read (--corefile-placeholder). */
+export interface Placeholder {
+  name: string;
+  value: string;
+}
+
+/** What fills each of NodeLocal DNSCache's placeholders. */
+const pillarSources: Record<string, string> = {
+  __PILLAR__CLUSTER__DNS__: "started as node-cache, netplane fills it with the cluster IP of -upstreamsvc's Service (kube-dns unless given) from the Service's <NAME>_SERVICE_HOST variable, which Kubernetes sets in pods started after the Service exists",
+  __PILLAR__UPSTREAM__SERVERS__: 'started as node-cache, netplane fills it with /etc/resolv.conf',
+  __PILLAR__LOCAL__DNS__: "started as node-cache, netplane fills it with -localip's addresses",
+  __PILLAR__DNS__SERVER__: 'started as node-cache, netplane fills it with nothing, as node-cache does',
+  __PILLAR__DNS__DOMAIN__: "NodeLocal DNSCache's documentation has it replaced by the cluster domain (sed) before the ConfigMap is applied",
+};
+
+/** NodeLocal DNSCache's placeholders, which node-cache fills: one left in a Corefile names nothing CoreDNS knows. */
+const pillar = /__PILLAR__[A-Z0-9_]*__/;
+
 /**
- * The settings of a Corefile's text; `port` is that of a server block written without one (CoreDNS's -dns.port, 53).
- * Pure, but for the environment and the imports given. Throws UsageError naming the line.
+ * The settings of a Corefile's text; `port` is that of a server block written without one (CoreDNS's -dns.port, 53);
+ * each of `placeholders` is replaced in the text first. Pure, but for the environment and the imports given. Throws
+ * UsageError naming the line.
  */
-export function corefileSettings(text: string, file: string, options: ParseOptions & { port?: number } = {}): FileSettings {
+export function corefileSettings(text: string, file: string, options: ParseOptions & { port?: number; placeholders?: readonly Placeholder[] } = {}): FileSettings {
   let blocks: ServerBlock[];
+  const filled = (options.placeholders ?? []).reduce((t, p) => t.replaceAll(p.name, p.value), text);
+  const left = filled.split('\n').findIndex((l) => pillar.test(l.replace(/#.*$/, '')));
+  if (left >= 0) {
+    const name = pillar.exec(filled.split('\n')[left]!.replace(/#.*$/, ''))![0];
+    const from = pillarSources[name] ?? 'node-cache fills it';
+    throw new UsageError(`netplane dns: --conf ${file}: line ${left + 1}: ${name} is a placeholder of NodeLocal DNSCache's Corefile, and nothing filled it (${from}; else give --corefile-placeholder ${name}=VALUE)`);
+  }
+  text = filled;
   try {
     blocks = parseCorefile(text, options);
   } catch (e) {

@@ -32,6 +32,7 @@ describe('the anchors’ programs', () => {
     ['kube-proxy', 'proxy', "kube-proxy's flags"],
     ['flanneld', 'overlay', "flanneld's flags"],
     ['coredns', 'dns', "CoreDNS's flags"],
+    ['node-cache', 'dns', "node-cache's flags"],
     ['nginx-ingress-controller', 'ingress', "ingress-nginx's flags"],
   ])('%s, a link to bin/anchor, is netplane %s reading its flags', (program, component, section) => {
     const r = spawnSync(link(program), ['--help'], { encoding: 'utf8', env, timeout: 15_000 });

@@ -52,7 +52,7 @@ describe('the container image', () => {
   it("links the anchors' programs at their manifests' paths to bin/anchor, which starts node as the entry point does", () => {
     const dockerfile = readFileSync(join(root, 'Dockerfile'), 'utf8');
     const linked = [...dockerfile.matchAll(/ln -s \/app\/bin\/anchor (\S+)/g)].map((m) => m[1]!);
-    expect(linked.sort()).toEqual(['/coredns', '/nginx-ingress-controller', '/opt/bin/flanneld', '/usr/local/bin/kube-proxy']);
+    expect(linked.sort()).toEqual(['/coredns', '/nginx-ingress-controller', '/node-cache', '/opt/bin/flanneld', '/usr/local/bin/kube-proxy']);
     const entry = JSON.parse(/^ENTRYPOINT (\[.*\])$/m.exec(dockerfile)![1]!) as string[];
     const exec = /^exec node ((?:--\S+ )*)"\$here\/netplane\.ts"/m.exec(readFileSync(join(root, 'bin/anchor'), 'utf8'));
     expect(exec?.[1]?.trim().split(' ')).toEqual(entry.slice(1, -1));

@@ -9,7 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
 import { HostRunner } from '../../runtime/exec.ts';
+import { parseText, repoRoot } from '../deploy/load.ts';
 import { service } from '../fixtures/objects.ts';
 import { waitFor } from '../helpers/wait.ts';
 
@@ -29,9 +31,9 @@ interface Running {
 
 const running: Running[] = [];
 
-/** netplane dns in the namespace, listening on the node-local address. */
-function start(extra: string[]): Running {
-  const proc = spawn('ip', ['netns', 'exec', ns, process.execPath, bin, 'dns', '--manifests', dir, '--listen', `${local}:53`, '--admin', '127.0.0.1:0', '--upstream', '127.0.0.1:9', '--lameduck', '0s', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+/** netplane dns in the namespace, listening on the node-local address (unless `args` say where). */
+function start(extra: string[], args = ['dns', '--listen', `${local}:53`]): Running {
+  const proc = spawn('ip', ['netns', 'exec', ns, process.execPath, bin, ...args, '--manifests', dir, '--admin', '127.0.0.1:0', '--upstream', '127.0.0.1:9', '--lameduck', '0s', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout!.on('data', (d) => (out += d));
   proc.stderr!.on('data', (d) => (out += d));
@@ -119,6 +121,24 @@ describe('--local-interface and --notrack', () => {
     await waitFor('dns listening', () => second.logs().includes(`udp://${local}:53`) || second.proc.exitCode !== null, 15_000);
     await answered();
     expect(second.logs()).not.toMatch(/the interface nodelocaldns: created it/);
+  });
+
+  it("deploy/dns-nodelocal.yaml's args: the interface and the rules, both kept at exit for the next pod", async () => {
+    type Pod = { spec?: { template?: { spec?: { containers?: Array<{ name: string; args?: string[] }> } } } };
+    const file = 'deploy/dns-nodelocal.yaml';
+    const daemonSet = parseText(file, readFileSync(join(repoRoot, file), 'utf8')).docs.map((d) => d.body as Pod & { kind?: string }).find((b) => b.kind === 'DaemonSet');
+    // The cluster is read from the test's manifests and the admin address moved: the rest as deployed.
+    const args = (daemonSet?.spec?.template?.spec?.containers?.find((c) => c.name === 'dns')?.args ?? []).filter((a) => !a.startsWith('--admin=') && !a.startsWith('--dns-service='));
+    expect(args).toContain('--local-interface=netplane-dns');
+    const dns = start([], args);
+    await waitFor('dns listening', () => dns.logs().includes(`udp://${local}:53`) || dns.proc.exitCode !== null, 15_000);
+    await answered();
+    expect((await addressesOf('netplane-dns')).filter((a) => !a.startsWith('fe80:'))).toEqual([`${local}/32`]);
+    await waitFor('the notrack table', async () => (await table()).includes('notrack'), 5000);
+    expect(await stop(dns)).toBe(0);
+    expect((await addressesOf('netplane-dns')).filter((a) => !a.startsWith('fe80:'))).toEqual([`${local}/32`]);
+    expect(await table()).toContain('notrack');
+    await inNs('ip', ['link', 'del', 'netplane-dns']);
   });
 
   it('an interface of that name it did not make is not taken over: exit 1, one sentence', async () => {
