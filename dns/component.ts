@@ -249,6 +249,8 @@ export const dnsComponent = defineComponent({
   async before(f, log) {
     checkDnsFlags(f);
     if (f.conf === undefined && flagGiven(f, 'corefile-port')) log.warn(`--corefile-port ${f['corefile-port']} has no effect without --conf: --listen says where DNS is answered`);
+    if (f.conf === undefined && f['corefile-placeholder'].length > 0) log.warn('--corefile-placeholder fills the Corefile of --conf, and none is given: it has no effect');
+    if (f['keep-local-setup'] && f['local-interface'] === undefined && !f.notrack) log.warn('--keep-local-setup keeps what --local-interface and --notrack set up, and neither is given: it has no effect');
     // Checked here, before the admin and probe ports are bound, as every other flag is; the pipeline reads them again.
     for (const file of f['upstream-tls-ca']) caFile(file);
     return undefined;
