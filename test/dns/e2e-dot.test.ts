@@ -6,28 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/wait.ts';
-import { HostRunner } from '../../runtime/exec.ts';
 import { relay, serverCert, testCa, startUnbound, type DotServer, type Relay } from './forward/dot-upstream.ts';
-import { startDns, type DnsProcess } from './process.ts';
-
-const host = new HostRunner();
-
-/** dig's status and the addresses it got. */
-async function dig(port: number, name: string, sourcePort?: number): Promise<{ status: string | undefined; addresses: string[]; raw: string }> {
-  const source = sourcePort === undefined ? [] : ['-b', `127.0.0.1#${sourcePort}`];
-  // A dig that fails (no reply: exit 9) keeps what it said, for the assertion's message.
-  const { stdout } = await host.run('dig', ['@127.0.0.1', '-p', String(port), ...source, '+time=6', '+tries=1', '+nocmd', '+nostats', name, 'A']).catch((e: Error) => ({ stdout: `dig failed: ${e.message}` }));
-  const m = /;; ANSWER SECTION:\n([\s\S]*?)(?:\n\n|$)/.exec(stdout);
-  const addresses = (m?.[1] ?? '').split('\n').filter((l) => l && !l.startsWith(';')).map((l) => l.split(/\s+/)[4] ?? '');
-  return { status: /status: (\w+)/.exec(stdout)?.[1], addresses, raw: stdout };
-}
-
-/** The value of one metric series (0 when absent). */
-async function metric(dns: DnsProcess, name: string, labels: string): Promise<number> {
-  const body = (await dns.admin('/metrics')).body;
-  const line = body.split('\n').find((l) => l.startsWith(`${name}{`) && labels.split(',').every((kv) => l.includes(kv)));
-  return line ? Number(line.split(' ').pop()) : 0;
-}
+import { digAddresses as dig, metricValue, startDns, type DnsProcess } from './process.ts';
 
 let dir: string;
 /** The CA that signed every server certificate, and one that signed none. */
@@ -103,10 +83,10 @@ describe('the upstream certificate', () => {
       expect(logged, dns.logs()).toHaveLength(1);
       expect(logged[0]).toMatch(want);
       const to = `to="127.0.0.1:${byName.port}"`;
-      expect(await metric(dns, 'coredns_forward_requests_total', to)).toBeGreaterThanOrEqual(3);
-      expect(await metric(dns, 'coredns_forward_responses_total', to)).toBe(0);
+      expect(await metricValue(dns, 'coredns_forward_requests_total', to)).toBeGreaterThanOrEqual(3);
+      expect(await metricValue(dns, 'coredns_forward_responses_total', to)).toBe(0);
       // Down after two failures and probed over TLS every 0.5 s, each probe failing.
-      await waitFor('failed health checks', async () => (await metric(dns, 'coredns_proxy_healthcheck_failures_total', to)) >= 2);
+      await waitFor('failed health checks', async () => (await metricValue(dns, 'coredns_proxy_healthcheck_failures_total', to)) >= 2);
     });
   }
 });
@@ -129,7 +109,7 @@ describe('connections to a TLS upstream', () => {
     const failed = results.filter((r) => r.status !== 'NOERROR').map((r) => r.raw);
     expect(results.map((r) => `${r.status} ${r.addresses.join()}`), `${failed.join('\n')}\n${dns.logs()}`).toEqual(names.map(() => 'NOERROR 192.0.2.1'));
     expect(counted.accepted()).toBe(1);
-    expect(await metric(dns, 'coredns_proxy_conn_cache_hits_total', `to="127.0.0.1:${counted.port}"`)).toBeGreaterThanOrEqual(40);
+    expect(await metricValue(dns, 'coredns_proxy_conn_cache_hits_total', `to="127.0.0.1:${counted.port}"`)).toBeGreaterThanOrEqual(40);
   });
 
   it('closes a connection unused for --upstream-tls-expire and opens a new one for the next query', async () => {

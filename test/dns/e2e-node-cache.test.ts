@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HostRunner } from '../../runtime/exec.ts';
 import { service } from '../fixtures/objects.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { nodeLocalCorefile } from './nodelocal-corefile.ts';
 
 const host = new HostRunner();
 const bin = fileURLToPath(new URL('../../bin/netplane.ts', import.meta.url));
@@ -20,53 +21,7 @@ const ns = `np-nodecache-${process.pid}`;
 const inNs = (cmd: string, args: string[], input?: string) => host.run('ip', ['netns', 'exec', ns, cmd, ...args], input);
 
 /** The node-local-dns ConfigMap's Corefile after the documentation's sed: domain, local address and DNS server filled. */
-const corefileBase = `cluster.local:53 {
-    errors
-    cache {
-            success 9984 30
-            denial 9984 5
-    }
-    reload
-    loop
-    bind 169.254.20.10 10.96.0.10
-    forward . __PILLAR__CLUSTER__DNS__ {
-            force_tcp
-    }
-    prometheus :9253
-    health 169.254.20.10:8080
-    }
-in-addr.arpa:53 {
-    errors
-    cache 30
-    reload
-    loop
-    bind 169.254.20.10 10.96.0.10
-    forward . __PILLAR__CLUSTER__DNS__ {
-            force_tcp
-    }
-    prometheus :9253
-    }
-ip6.arpa:53 {
-    errors
-    cache 30
-    reload
-    loop
-    bind 169.254.20.10 10.96.0.10
-    forward . __PILLAR__CLUSTER__DNS__ {
-            force_tcp
-    }
-    prometheus :9253
-    }
-.:53 {
-    errors
-    cache 30
-    reload
-    loop
-    bind 169.254.20.10 10.96.0.10
-    forward . __PILLAR__UPSTREAM__SERVERS__
-    prometheus :9253
-    }
-`;
+const corefileBase = nodeLocalCorefile({ domain: 'cluster.local', local: '169.254.20.10', dnsServer: '10.96.0.10' });
 
 interface Proc {
   proc: ChildProcess;

@@ -11,7 +11,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/ports.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { relay, startUnbound, type DotServer, type Relay } from './forward/dot-upstream.ts';
-import { dig, startDns, type DnsProcess } from './process.ts';
+import { nodeLocalCorefile } from './nodelocal-corefile.ts';
+import { dig, metricValue, startDns, type DnsProcess } from './process.ts';
 
 let dir: string;
 let unbound: DotServer;
@@ -20,59 +21,6 @@ let toCluster: Relay;
 let nodeLocal: DnsProcess;
 let port: number;
 let healthPort: number;
-
-/** The value of one metric series (0 when absent). */
-async function metric(dns: DnsProcess, name: string, labels: string): Promise<number> {
-  const body = (await dns.admin('/metrics')).body;
-  const line = body.split('\n').find((l) => l.startsWith(`${name}{`) && labels.split(',').every((kv) => l.includes(kv)));
-  return line ? Number(line.split(' ').pop()) : 0;
-}
-
-/** NodeLocal DNSCache's Corefile with node-cache's placeholders filled: the local address, the cluster DNS, the upstreams. */
-function nodeLocalCorefile(local: string, dnsPort: number, clusterDnsAt: string, upstreams: string, health: number): string {
-  const toCluster = `forward . ${clusterDnsAt} {\n            force_tcp\n    }`;
-  return `cluster.local:${dnsPort} {
-    errors
-    cache {
-            success 9984 30
-            denial 9984 5
-    }
-    reload
-    loop
-    bind ${local}
-    ${toCluster}
-    prometheus :9253
-    health ${local}:${health}
-    }
-in-addr.arpa:${dnsPort} {
-    errors
-    cache 30
-    reload
-    loop
-    bind ${local}
-    ${toCluster}
-    prometheus :9253
-    }
-ip6.arpa:${dnsPort} {
-    errors
-    cache 30
-    reload
-    loop
-    bind ${local}
-    ${toCluster}
-    prometheus :9253
-    }
-.:${dnsPort} {
-    errors
-    cache 30
-    reload
-    loop
-    bind ${local}
-    forward . ${upstreams}
-    prometheus :9253
-    }
-`;
-}
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'netplane-nodelocal-'));
@@ -84,7 +32,7 @@ beforeAll(async () => {
   port = await freePort();
   healthPort = await freePort();
   const conf = join(dir, 'Corefile');
-  await writeFile(conf, nodeLocalCorefile('127.0.0.1', port, `127.0.0.1:${toCluster.port}`, `127.0.0.1:${unbound.port}`, healthPort));
+  await writeFile(conf, nodeLocalCorefile({ domain: 'cluster.local', local: '127.0.0.1', dnsServer: '', port, clusterDns: `127.0.0.1:${toCluster.port}`, upstreams: `127.0.0.1:${unbound.port}`, healthPort }));
   nodeLocal = await startDns(['--conf', conf, '--lameduck', '0s'], [], { noSource: true });
   await waitFor('node-local DNS listening', () => nodeLocal.logs().includes(`udp://127.0.0.1:${port}`) || nodeLocal.proc.exitCode !== null, 15_000);
   expect(nodeLocal.proc.exitCode, nodeLocal.logs()).toBeNull();
@@ -114,24 +62,24 @@ describe("NodeLocal DNSCache's Corefile", () => {
     // The relay carries TCP only: the answer came over it, on the block's connection its loop check opened.
     expect(toCluster.accepted()).toBe(3);
     const to = `to="127.0.0.1:${toCluster.port}"`;
-    expect(await metric(nodeLocal, 'coredns_proxy_conn_cache_hits_total', `${to},proto="tcp"`)).toBeGreaterThanOrEqual(1);
-    expect(await metric(nodeLocal, 'coredns_forward_requests_total', to)).toBe(1);
+    expect(await metricValue(nodeLocal, 'coredns_proxy_conn_cache_hits_total', `${to},proto="tcp"`)).toBeGreaterThanOrEqual(1);
+    expect(await metricValue(nodeLocal, 'coredns_forward_requests_total', to)).toBe(1);
     // Again: from the cluster zone block's cache, not asked again.
     expect((await dig(port, 'web.default.svc.cluster.local')).answer).toEqual(['web.default.svc.cluster.local. IN A 10.96.0.10']);
-    expect(await metric(nodeLocal, 'coredns_forward_requests_total', to)).toBe(1);
-    expect(await metric(nodeLocal, 'coredns_cache_hits_total', 'zones="cluster.local."')).toBeGreaterThanOrEqual(1);
+    expect(await metricValue(nodeLocal, 'coredns_forward_requests_total', to)).toBe(1);
+    expect(await metricValue(nodeLocal, 'coredns_cache_hits_total', 'zones="cluster.local."')).toBeGreaterThanOrEqual(1);
   });
 
   it("passes on the cluster's answers as they are: NXDOMAIN for a Service that does not exist, PTR for a cluster IP", async () => {
     expect((await dig(port, 'nothing.default.svc.cluster.local')).status).toBe('NXDOMAIN');
     expect(await dig(port, '10.0.96.10.in-addr.arpa', 'PTR')).toEqual({ status: 'NOERROR', answer: ['10.0.96.10.in-addr.arpa. IN PTR web.default.svc.cluster.local.'] });
-    expect(await metric(nodeLocal, 'coredns_forward_requests_total', `to="127.0.0.1:${toCluster.port}"`)).toBe(3);
+    expect(await metricValue(nodeLocal, 'coredns_forward_requests_total', `to="127.0.0.1:${toCluster.port}"`)).toBe(3);
     expect(toCluster.accepted()).toBe(3);
   });
 
   it('forwards every other name to the upstreams of the root block, over UDP', async () => {
     expect(await dig(port, 'www.example.test')).toEqual({ status: 'NOERROR', answer: ['www.example.test. IN A 192.0.2.7'] });
-    expect(await metric(nodeLocal, 'coredns_forward_requests_total', `to="127.0.0.1:${unbound.port}"`)).toBe(1);
+    expect(await metricValue(nodeLocal, 'coredns_forward_requests_total', `to="127.0.0.1:${unbound.port}"`)).toBe(1);
   });
 });
 

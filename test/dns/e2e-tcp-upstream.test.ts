@@ -7,27 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/wait.ts';
-import { HostRunner } from '../../runtime/exec.ts';
 import { relay, startUnbound, type DotServer, type Relay } from './forward/dot-upstream.ts';
-import { startDns, type DnsProcess } from './process.ts';
-
-const host = new HostRunner();
-
-/** dig's status and the addresses it got; `sourcePort` gives each of several concurrent digs a port of its own. */
-async function dig(port: number, name: string, sourcePort?: number): Promise<{ status: string | undefined; addresses: string[]; raw: string }> {
-  const source = sourcePort === undefined ? [] : ['-b', `127.0.0.1#${sourcePort}`];
-  const { stdout } = await host.run('dig', ['@127.0.0.1', '-p', String(port), ...source, '+time=6', '+tries=1', '+nocmd', '+nostats', name, 'A']).catch((e: Error) => ({ stdout: `dig failed: ${e.message}` }));
-  const m = /;; ANSWER SECTION:\n([\s\S]*?)(?:\n\n|$)/.exec(stdout);
-  const addresses = (m?.[1] ?? '').split('\n').filter((l) => l && !l.startsWith(';')).map((l) => l.split(/\s+/)[4] ?? '');
-  return { status: /status: (\w+)/.exec(stdout)?.[1], addresses, raw: stdout };
-}
-
-/** The value of one metric series (0 when absent). */
-async function metric(dns: DnsProcess, name: string, labels: string): Promise<number> {
-  const body = (await dns.admin('/metrics')).body;
-  const line = body.split('\n').find((l) => l.startsWith(`${name}{`) && labels.split(',').every((kv) => l.includes(kv)));
-  return line ? Number(line.split(' ').pop()) : 0;
-}
+import { digAddresses as dig, metricValue, startDns, type DnsProcess } from './process.ts';
 
 /** Unbound answering plain DNS, 192.0.2.7 for every name under test. */
 let unbound: DotServer;
@@ -79,9 +60,9 @@ describe('a tcp:// upstream', () => {
     expect(counted.accepted()).toBe(1);
     expect(counted.open()).toBe(1);
     const to = `to="127.0.0.1:${counted.port}"`;
-    expect(await metric(dns, 'coredns_proxy_conn_cache_misses_total', `${to},proto="tcp"`)).toBe(1);
-    expect(await metric(dns, 'coredns_proxy_conn_cache_hits_total', `${to},proto="tcp"`)).toBeGreaterThanOrEqual(4);
-    expect(await metric(dns, 'coredns_forward_responses_total', `${to},rcode="NOERROR"`)).toBe(5);
+    expect(await metricValue(dns, 'coredns_proxy_conn_cache_misses_total', `${to},proto="tcp"`)).toBe(1);
+    expect(await metricValue(dns, 'coredns_proxy_conn_cache_hits_total', `${to},proto="tcp"`)).toBeGreaterThanOrEqual(4);
+    expect(await metricValue(dns, 'coredns_forward_responses_total', `${to},rcode="NOERROR"`)).toBe(5);
   });
 
   it('concurrent queries open more connections, 16 at most, each answer matched to its query', async () => {

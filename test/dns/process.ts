@@ -22,6 +22,26 @@ export async function dig(port: number, name: string, type = 'A', source?: strin
   return { status: /status: (\w+)/.exec(stdout)?.[1], answer };
 }
 
+/**
+ * dig's status and the addresses of its A answer, waiting up to 6 s; `sourcePort` gives each of several concurrent
+ * digs a port of its own (dig sets SO_REUSEADDR on its UDP socket, so Linux may give two digs running at once the
+ * same ephemeral port, and both replies then reach the later one). A dig that fails keeps what it said in `raw`.
+ */
+export async function digAddresses(port: number, name: string, sourcePort?: number): Promise<{ status: string | undefined; addresses: string[]; raw: string }> {
+  const source = sourcePort === undefined ? [] : ['-b', `127.0.0.1#${sourcePort}`];
+  const { stdout } = await host.run('dig', ['@127.0.0.1', '-p', String(port), ...source, '+time=6', '+tries=1', '+nocmd', '+nostats', name, 'A']).catch((e: Error) => ({ stdout: `dig failed: ${e.message}` }));
+  const m = /;; ANSWER SECTION:\n([\s\S]*?)(?:\n\n|$)/.exec(stdout);
+  const addresses = (m?.[1] ?? '').split('\n').filter((l) => l && !l.startsWith(';')).map((l) => l.split(/\s+/)[4] ?? '');
+  return { status: /status: (\w+)/.exec(stdout)?.[1], addresses, raw: stdout };
+}
+
+/** The value of the first series of metric `name` whose labels include each of `labels` (`k="v"`, comma-separated); 0 when there is none. */
+export async function metricValue(dns: DnsProcess, name: string, labels: string): Promise<number> {
+  const body = (await dns.admin('/metrics')).body;
+  const line = body.split('\n').find((l) => l.startsWith(`${name}{`) && labels.split(',').every((kv) => l.includes(kv)));
+  return line ? Number(line.split(' ').pop()) : 0;
+}
+
 /** dig's A answer lines as `NAME TTL ADDRESS`, waiting up to 2 s for a reply. */
 export async function digWithTtl(port: number, name: string): Promise<string[]> {
   const { stdout } = await host.run('dig', ['@127.0.0.1', '-p', String(port), '+time=2', '+tries=1', '+noall', '+answer', name, 'A']);
