@@ -7,6 +7,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { encodeQuery, UpstreamReplyError } from '../../../dns/forward/exchange.ts';
 import { parseUpstream } from '../../../dns/forward/address.ts';
 import { DotPool, trustContext } from '../../../dns/forward/tls.ts';
+import { onFrames, writeFrame } from './frames.ts';
 import { silentLogger } from '../../../runtime/logger.ts';
 import { serverCert, testCa } from './dot-upstream.ts';
 import type { Pems } from '../../ingress/tls/pki.ts';
@@ -30,18 +31,7 @@ async function tlsUpstream(reply: (q: Buffer) => Buffer): Promise<number> {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => {});
-    let got = Buffer.alloc(0);
-    socket.on('data', (chunk: Buffer) => {
-      got = Buffer.concat([got, chunk]);
-      while (got.length >= 2 && got.length >= 2 + got.readUInt16BE(0)) {
-        const q = got.subarray(2, 2 + got.readUInt16BE(0));
-        got = got.subarray(2 + q.length);
-        const r = reply(q);
-        const len = Buffer.alloc(2);
-        len.writeUInt16BE(r.length);
-        socket.write(Buffer.concat([len, r]));
-      }
-    });
+    onFrames(socket, (q) => writeFrame(socket, reply(q)));
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   cleanup.push(async () => {

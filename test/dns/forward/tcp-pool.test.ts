@@ -2,11 +2,11 @@
 // 127.0.0.1 that holds its answers: a connection per pending query up to 16, pipelined beyond; replies in reverse
 // order matched by ID; a kept-open connection closed under a query sends it again once.
 import { createServer, type Server, type Socket } from 'node:net';
-import dnsPacket from 'dns-packet';
 import { afterEach, describe, expect, it } from 'vitest';
 import { encodeQuery, UpstreamUnreachableError, type UpstreamReply } from '../../../dns/forward/exchange.ts';
 import { parseUpstream } from '../../../dns/forward/address.ts';
 import { TcpPool } from '../../../dns/forward/stream.ts';
+import { onFrames, txtReply, writeFrame } from './frames.ts';
 
 interface Held {
   socket: Socket;
@@ -23,14 +23,7 @@ async function holding(): Promise<{ port: number; connections: () => number; hel
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => {});
-    let got = Buffer.alloc(0);
-    socket.on('data', (chunk: Buffer) => {
-      got = Buffer.concat([got, chunk]);
-      while (got.length >= 2 && got.length >= 2 + got.readUInt16BE(0)) {
-        held.push({ socket, query: Buffer.from(got.subarray(2, 2 + got.readUInt16BE(0))) });
-        got = got.subarray(2 + got.readUInt16BE(0));
-      }
-    });
+    onFrames(socket, (query) => held.push({ socket, query }));
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return {
@@ -38,14 +31,7 @@ async function holding(): Promise<{ port: number; connections: () => number; hel
     connections: () => connections,
     held,
     release() {
-      for (const { socket, query } of held.splice(0).reverse()) {
-        const p = dnsPacket.decode(query);
-        const name = p.questions![0]!.name;
-        const reply = dnsPacket.encode({ type: 'response', id: p.id, flags: dnsPacket.RECURSION_AVAILABLE, questions: p.questions, answers: [{ name, type: 'TXT', ttl: 60, data: name }] });
-        const len = Buffer.alloc(2);
-        len.writeUInt16BE(reply.length);
-        socket.write(Buffer.concat([len, reply]));
-      }
+      for (const { socket, query } of held.splice(0).reverse()) writeFrame(socket, txtReply(query));
     },
     closeAll() {
       for (const s of sockets) s.end();

@@ -8,6 +8,7 @@ import { parseUpstream } from '../../../dns/forward/address.ts';
 import { DotPool, UpstreamTlsError, trustContext } from '../../../dns/forward/tls.ts';
 import { captureLogger } from '../../helpers/wait.ts';
 import { serverCert, testCa } from './dot-upstream.ts';
+import { onFrames, txtReply, writeFrame } from './frames.ts';
 import type { Pems } from '../../ingress/tls/pki.ts';
 
 /** What the server does with one query on one connection: answer (now or with the batch), stay silent, or close. */
@@ -36,27 +37,14 @@ async function scripted(pems: Pems, script: (name: string, conn: { ids: number[]
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => {});
-    let got = Buffer.alloc(0);
     const held: Buffer[] = [];
-    const answer = (q: Buffer) => {
-      const p = dnsPacket.decode(q);
-      const name = p.questions![0]!.name;
-      const reply = dnsPacket.encode({ type: 'response', id: p.id, flags: dnsPacket.RECURSION_AVAILABLE, questions: p.questions, answers: [{ name, type: 'TXT', ttl: 60, data: name }] });
-      const len = Buffer.alloc(2);
-      len.writeUInt16BE(reply.length);
-      socket.write(Buffer.concat([len, reply]));
-    };
-    socket.on('data', (chunk: Buffer) => {
-      got = Buffer.concat([got, chunk]);
-      while (got.length >= 2 && got.length >= 2 + got.readUInt16BE(0)) {
-        const q = got.subarray(2, 2 + got.readUInt16BE(0));
-        got = got.subarray(2 + q.length);
-        conn.ids.push(q.readUInt16BE(0));
-        const action = script(dnsPacket.decode(q).questions![0]!.name, conn);
-        if (action === 'answer') answer(q);
-        if (action === 'end') socket.end();
-        if (action === 'batch' && held.push(q) === 1) setTimeout(() => held.splice(0).reverse().forEach(answer), 20);
-      }
+    const answer = (q: Buffer) => writeFrame(socket, txtReply(q));
+    onFrames(socket, (q) => {
+      conn.ids.push(q.readUInt16BE(0));
+      const action = script(dnsPacket.decode(q).questions![0]!.name, conn);
+      if (action === 'answer') answer(q);
+      if (action === 'end') socket.end();
+      if (action === 'batch' && held.push(q) === 1) setTimeout(() => held.splice(0).reverse().forEach(answer), 20);
     });
   });
   let accepted = 0;
