@@ -20,6 +20,7 @@ import { isIP } from 'node:net';
 import { HostRunner } from '../runtime/exec.ts';
 import { NetlinkKernel } from '../overlay/kernel/netlink.ts';
 import { LocalSetup } from './local/setup.ts';
+import { inDomain } from './wire/name.ts';
 
 const zoneName = (raw: string, maxLength = 253) => {
   const z = raw.toLowerCase().replace(/\.$/, '');
@@ -27,6 +28,12 @@ const zoneName = (raw: string, maxLength = 253) => {
   if (z.split('.').some((l) => l.length > 63)) throw new Error('has a label longer than 63 characters, which no DNS name can hold');
   if (z.length > maxLength) throw new Error(`is ${z.length} characters long; it may be at most ${maxLength}`);
   return z;
+};
+/** One DNS label: letters, digits and hyphens, at most 63. */
+const dnsLabel = (raw: string) => {
+  const l = raw.toLowerCase();
+  if (!/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(l)) throw new Error('must be one DNS label: letters, digits and hyphens, such as dns');
+  return l;
 };
 /** An interface name the kernel takes: at most 15 bytes, no '/', ':' or white space, not '.' or '..'. */
 const interfaceName = (raw: string) => {
@@ -125,6 +132,13 @@ const flags = {
   autopath: switchFlag(
     "answer a client Pod's first search-path query (NAME.<its ns>.svc.<zone>) with the first of NAME.<ns>.svc.<zone>, NAME.svc.<zone>, NAME.<zone>, NAME.<each search domain of /etc/resolv.conf, read at start> and NAME that exists, behind a CNAME, in one round trip (CoreDNS autopath @kubernetes); needs --pods verified",
   ),
+  'external-zone': listFlag({
+    value: 'ZONE',
+    help: "answer <svc>.<ns>.ZONE with the Service's external addresses (externalIPs, load-balancer ingress IPs) and SRV for its ports, and the apex's SOA and NS, for clients outside the cluster (CoreDNS k8s_external)",
+    parse: (raw) => zoneName(raw),
+  }),
+  'external-ttl': valueFlag({ value: 'SECONDS', help: 'TTL of answers from --external-zone (CoreDNS k8s_external ttl)', parse: intInRange(0, 3600), default: 5 }),
+  'external-apex': valueFlag({ value: 'LABEL', help: "the label under each --external-zone that holds its nameserver's name, ns1.LABEL.ZONE (CoreDNS k8s_external apex)", parse: dnsLabel, default: 'dns' }),
   'forward-only': switchFlag(
     'answer no cluster zone and read nothing from the cluster: only forward and cache, to --upstream and --stub-domain (CoreDNS without its kubernetes plugin, as NodeLocal DNSCache runs it, asking the cluster zone of the cluster DNS)',
   ),
@@ -268,11 +282,14 @@ function checkDnsFlags(f: DnsFlags): void {
   if (f['log-class'] !== undefined && !f['log-queries']) throw new UsageError('netplane dns: --log-class chooses what --log-queries logs; give --log-queries too');
   if (f.reload !== false && f.conf === undefined) throw new UsageError('netplane dns: --reload reads the Corefile of --conf again; give --conf too');
   if (f['forward-only']) {
-    const zoneFlags = [f.autopath && '--autopath', f.pods !== 'disabled' && `--pods ${f.pods}`, f['reverse-cidr'].length > 0 && '--reverse-cidr', f['endpoint-pod-names'] && '--endpoint-pod-names'].filter((x) => x !== false);
+    const zoneFlags = [f.autopath && '--autopath', f.pods !== 'disabled' && `--pods ${f.pods}`, f['reverse-cidr'].length > 0 && '--reverse-cidr', f['endpoint-pod-names'] && '--endpoint-pod-names', f['external-zone'].length > 0 && '--external-zone'].filter((x) => x !== false);
     if (zoneFlags.length > 0) throw new UsageError(`netplane dns: ${zoneFlags.join(', ')} ${zoneFlags.length === 1 ? 'is' : 'are'} about the cluster zone, which --forward-only does not answer`);
   }
   for (const s of f['forward-only'] ? [] : f['stub-domain']) {
     if (s.domain === f.zone || s.domain.endsWith(`.${f.zone}`)) throw new UsageError(`netplane dns: --stub-domain ${s.domain} is inside the cluster zone ${f.zone}, which is answered here`);
+  }
+  for (const z of f['external-zone']) {
+    if (inDomain(z, f.zone) || inDomain(f.zone, z)) throw new UsageError(`netplane dns: --external-zone ${z} overlaps the cluster zone ${f.zone}: give a zone of its own, such as example.org`);
   }
   if (f['upstream-tls-expire'] !== undefined && flagGiven(f, 'upstream-expire')) throw new UsageError('netplane dns: --upstream-tls-expire is the older name of --upstream-expire; give one of them');
   if ((f['local-interface'] !== undefined || f.notrack) && localIps(f).length === 0) {

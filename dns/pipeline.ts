@@ -18,6 +18,7 @@ import type { ServingOptions } from './server/server.ts';
 import type { HostPort } from '../runtime/flags.ts';
 import { nodeSearchDomains } from './zone/autopath.ts';
 import { AutopathHandler } from './zone/autopath-handler.ts';
+import { ExternalZoneHandler } from './zone/external.ts';
 import { ClusterZoneHandler } from './zone/handler.ts';
 import type { RecordIndex } from './zone/records.ts';
 import { inDomain } from './wire/name.ts';
@@ -35,6 +36,9 @@ export interface PipelineFlags {
   'upstream-tls-ca': string[];
   'upstream-expire': number;
   'forward-only': boolean;
+  'external-zone': string[];
+  'external-ttl': number;
+  'external-apex': string;
   'upstream-tls-expire': number | undefined;
   ttl: number;
   pods: 'disabled' | 'insecure' | 'verified';
@@ -138,13 +142,18 @@ export async function buildPipeline(p: PipelineContext, f: PipelineFlags): Promi
     podsSynced: () => p.store.hasSynced('Pod'),
     resolve: async (name, type, q) => forwarderFor(name.toLowerCase()).handle({ ...q, name, lname: name.toLowerCase(), type, qtype: type === 'A' ? 1 : 28 }),
   });
+  const external =
+    index === undefined || f['external-zone'].length === 0
+      ? undefined
+      : new ExternalZoneHandler(index, { zones: f['external-zone'], ttl: f['external-ttl'], apex: f['external-apex'], nameservers: () => index.service(self.namespace, self.name)?.externalIPs ?? [], synced: p.synced });
   const zoneLabel = `${f.zone}.`;
   // CoreDNS labels a stub domain's requests with its server block's zone.
   const stubZone = (lname: string) => {
     const s = stubs.find(lname);
     return s ? `${s.domain}.` : '.';
   };
-  const rest = [...(zone ? [zone] : []), ...(hosts ? [hosts] : []), ...(f['stub-domain'].length > 0 ? [stubs] : []), forwarder];
+  // Before the cluster zone, as CoreDNS orders k8s_external before kubernetes.
+  const rest = [...(external ? [external] : []), ...(zone ? [zone] : []), ...(hosts ? [hosts] : []), ...(f['stub-domain'].length > 0 ? [stubs] : []), forwarder];
   // After the rewrite handler and before the zone, as CoreDNS orders its plugins.
   const autopath = f.autopath && index ? autopathHandler(p, index, f.zone, rest) : undefined;
   const chain = autopath ? [autopath.handler, ...rest] : rest;
@@ -152,7 +161,11 @@ export async function buildPipeline(p: PipelineContext, f: PipelineFlags): Promi
   return {
     serving: {
       handlers: f['rewrite-name'].length > 0 ? [new RewriteHandler(f['rewrite-name'], chainOf(chain)), ...chain] : chain,
-      zoneOf: (lname) => (zone && inDomain(lname, f.zone) ? zoneLabel : stubZone(lname)),
+      zoneOf: (lname) => {
+        if (zone && inDomain(lname, f.zone)) return zoneLabel;
+        const ext = external?.zoneOf(lname);
+        return ext !== undefined ? `${ext}.` : stubZone(lname);
+      },
       loadBalance: f.loadbalance,
       // CoreDNS's log plugin prints whatever the level of other logs; --log-level silent still silences it.
       queryLog: f['log-queries'] ? new QueryLog(log.level === 'silent' ? log : log.child({}, { level: 'info' }), f['log-class']) : undefined,

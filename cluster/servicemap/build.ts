@@ -39,6 +39,7 @@ function buildCommon(svc: Service): ServiceCommon {
     headless: s.headless,
     externalIPs: s.externalIPs,
     loadBalancerIPs: svc.status.loadBalancer.ingress.flatMap((i) => (i.ip && i.ipMode !== 'Proxy' ? [i.ip] : [])),
+    loadBalancerIngressIPs: svc.status.loadBalancer.ingress.flatMap((i) => (i.ip ? [i.ip] : [])),
     loadBalancerSourceRanges: s.loadBalancerSourceRanges,
     sessionAffinity: s.sessionAffinity,
     sessionAffinityTimeoutSeconds: s.sessionAffinityTimeoutSeconds,

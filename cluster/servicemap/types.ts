@@ -39,6 +39,8 @@ export interface ServiceCommon {
   externalIPs: string[];
   /** Load-balancer ingress IPs whose ipMode is VIP (Proxy-mode IPs are not delivered to the node as such). */
   loadBalancerIPs: string[];
+  /** Every load-balancer ingress IP, whatever its ipMode: the addresses DNS names (CoreDNS k8s_external). */
+  loadBalancerIngressIPs: string[];
   loadBalancerSourceRanges: string[];
   sessionAffinity: 'None' | 'ClientIP';
   /** Affinity timeout in seconds; 0 without ClientIP affinity. */

@@ -216,6 +216,19 @@ export function corefileSettings(text: string, file: string, options: ParseOptio
       case 'reload':
         set(d, 'reload', 'reload', reloadSetting(d, fail));
         break;
+      case 'k8s_external': {
+        const zones = d.args.map((z) => z.toLowerCase().replace(/\.$/, '')).filter((z) => z !== '' && z !== '.');
+        if (zones.length === 0) notes.push(at(d, "k8s_external without a zone: CoreDNS would answer every name as external; write the zone (k8s_external example.org)"));
+        for (const z of zones) set(d, 'k8s_external', 'external-zone', z);
+        for (const o of d.block) {
+          const one = o.args[0];
+          if (o.name === 'apex' && one) set(o, 'k8s_external apex', 'external-apex', one);
+          else if (o.name === 'ttl' && one) set(o, 'k8s_external ttl', 'external-ttl', one);
+          else if (o.name === 'headless') notes.push(at(o, "k8s_external headless: headless Services' endpoints are not answered in the external zone"));
+          else sub('k8s_external', o);
+        }
+        break;
+      }
       default:
         if (!quiet.has(what)) notes.push(at(d, `the plugin ${what} is not one netplane has; ignored`));
     }

@@ -36,6 +36,8 @@ export interface ServiceRecords {
    * answers an endpoint query and `serviceRecordForIP` for ClusterIP Services too.
    */
   endpoints: EndpointRecord[];
+  /** The Service's external addresses (spec.externalIPs, then its load balancers' ingress IPs), when it has any: the external zone's answers. */
+  externalIPs?: string[];
 }
 
 /** The key of an address in the PTR index: IPv6 fully expanded, so any spelling finds it. */
@@ -73,6 +75,8 @@ export function serviceRecords(svc: ServiceInfo, naming: NamingOptions = {}): Se
   };
   if (svc.externalName !== undefined) rec.externalName = svc.externalName.replace(/\.$/, '');
   if (kind === 'external-name') return rec;
+  const external = [...new Set([...svc.externalIPs, ...svc.loadBalancerIngressIPs])];
+  if (external.length > 0) rec.externalIPs = external;
   // One record per address and name, its ports from the slice rows of that endpoint that are published, as
   // CoreDNS walks each slice's endpoints with that slice's ports: an address in two slices (hostNetwork pods of one
   // node, each with its own port and hostname) is two endpoints, each with its own port and readiness.

@@ -254,6 +254,13 @@ describe('corefileSettings', () => {
     ]);
   });
 
+  it("maps k8s_external to the external zones, and notes what it does not answer", () => {
+    const text = '.:53 {\n  kubernetes cluster.local\n  k8s_external example.org EXAMPLE.net. {\n    apex ns\n    ttl 30\n    headless\n  }\n  forward . 10.0.0.2\n}\n';
+    expect(flat(text).filter((f) => f.startsWith('--external'))).toEqual(['--external-zone=example.org', '--external-zone=example.net', '--external-apex=ns', '--external-ttl=30']);
+    expect(notes(text)).toEqual(["Corefile:6: k8s_external headless: headless Services' endpoints are not answered in the external zone"]);
+    expect(notes('.:53 {\n  kubernetes cluster.local\n  k8s_external\n  forward . 10.0.0.2\n}\n')).toEqual(['Corefile:3: k8s_external without a zone: CoreDNS would answer every name as external; write the zone (k8s_external example.org)']);
+  });
+
   it('reads the Caddyfile syntax: comments, quotes, environment variables, lines joined by a backslash', () => {
     const text = '# the cluster\n.:{$DNS_PORT} { # root\n  kubernetes "cluster.local" \\\n    in-addr.arpa {\n    ttl {%TTL%}\n  }\n  forward . `10.0.0.2`\n}\n';
     expect(flat(text, { DNS_PORT: '1053', TTL: '7' })).toEqual(['--zone=cluster.local', '--ttl=7', '--reverse-cidr=0.0.0.0/0', '--upstream=10.0.0.2:53', '--listen=0.0.0.0:1053', '--cache-size=0', '--loadbalance=off']);
