@@ -150,19 +150,8 @@ export class ForwardAccept {
 
   /** The variant's filter table, or undefined when that variant is not installed or has no filter table. */
   async #read(family: 4 | 6, variant: ForwardVariant): Promise<ForwardState | undefined> {
-    try {
-      // Every table at once, never `-t filter`: legacy's `-t` makes the table where there was none (its hooks
-      // registered), and on a host that uses iptables-nft every iptables command then warns "legacy tables present".
-      const { stdout } = await this.#runner.run(iptablesCommands(family, variant).save, []);
-      return parseFilter(stdout);
-    } catch (e) {
-      // Not installed (the command did not start), or legacy without its kernel module: nothing there can drop. Any
-      // other failure to open the table stops the sync: without CAP_NET_RAW legacy says "Permission denied" (the save
-      // "Cannot initialize: ...", iptables itself "can't initialize iptables table `filter': ..."), and then its
-      // FORWARD drop is still there, unseen.
-      if (e instanceof CommandError && (e.exitCode === null || /Table does not exist/i.test(e.stderr))) return undefined;
-      throw e;
-    }
+    const save = await iptablesSave(this.#runner, family, variant);
+    return save === undefined ? undefined : parseFilter(save);
   }
 
   #note(family: 4 | 6, variant: ForwardVariant, state: ForwardState, installed: boolean): void {
@@ -174,5 +163,24 @@ export class ForwardAccept {
     if (installed) {
       this.#log?.info({ command, policy: state.policy, others: state.others, chain: forwardChain }, `${command} FORWARD may drop forwarded packets: pod traffic is accepted there through ${forwardChain}, as Flannel's FLANNEL-FWD`);
     } else this.#log?.info({ command, chain: forwardChain }, `removed ${forwardChain} from ${command}: no pod network of this family`);
+  }
+}
+
+/**
+ * What `iptables-save` of one variant and family prints, or undefined when that variant is not installed (or legacy
+ * has no tables): then nothing there can drop. Rejects with CommandError for any other failure.
+ */
+export async function iptablesSave(runner: CommandRunner, family: 4 | 6, variant: ForwardVariant): Promise<string | undefined> {
+  try {
+    // Every table at once, never `-t filter`: legacy's `-t` makes the table where there was none (its hooks
+    // registered), and on a host that uses iptables-nft every iptables command then warns "legacy tables present".
+    return (await runner.run(iptablesCommands(family, variant).save, [])).stdout;
+  } catch (e) {
+    // Not installed (the command did not start), or legacy without its kernel module: nothing there can drop. Any
+    // other failure to open the table stops the sync: without CAP_NET_RAW legacy says "Permission denied" (the save
+    // "Cannot initialize: ...", iptables itself "can't initialize iptables table `filter': ..."), and then a drop
+    // there is still in place, unseen.
+    if (e instanceof CommandError && (e.exitCode === null || /Table does not exist/i.test(e.stderr))) return undefined;
+    throw e;
   }
 }

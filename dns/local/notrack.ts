@@ -2,8 +2,7 @@
 // it: every pod's queries would otherwise each take a conntrack entry (UDP ones held 30 s and more), which fills the
 // table on busy nodes and races on insert (the lost-query bug of DNS over UDP through conntrack). nftables tables
 // `ip netplane-dns` and `ip6 netplane-dns`, raw-priority chains, each table replaced whole in one `nft -f -`
-// transaction. Unlike node-cache, no ACCEPT rules are added to a host firewall's own tables: an accept in this table
-// cannot overrule a drop in another, so a host firewall that drops untracked packets must accept these itself.
+// transaction. node-cache's ACCEPT rules, for a host firewall that drops untracked packets, are in accept.ts.
 import { isIPv6 } from 'node:net';
 import { CommandError, type CommandRunner } from '../../runtime/exec.ts';
 

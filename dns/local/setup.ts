@@ -1,6 +1,6 @@
 // A node-local DNS server's networking, as NodeLocal DNSCache's node-cache sets it up around CoreDNS: the dummy
 // interface holding its addresses (before the server binds them), the rules keeping its DNS out of conntrack (once it
-// answers), both checked again every minute and put back when something removed them, both removed at exit unless
+// answers) and accepting it where a host firewall would drop it untracked (accept.ts), all checked again every minute and put back when something removed them, both removed at exit unless
 // kept (node-cache's -skipteardown). Failures are logged and counted in node-cache's
 // coredns_nodecache_setup_errors_total{errortype}; the next check tries again.
 import { Counter, type Registry } from 'prom-client';
@@ -8,6 +8,7 @@ import type { Logger } from '../../runtime/logger.ts';
 import type { CommandRunner } from '../../runtime/exec.ts';
 import { ensureLocalInterface, removeLocalInterface, type LocalKernel } from './interface.ts';
 import { applyNotrack, removeNotrack, type NotrackSpec } from './notrack.ts';
+import { acceptChain, syncAccept } from './accept.ts';
 
 /** node-cache's periodic check: every 60 s. */
 export const defaultCheckMs = 60_000;
@@ -36,6 +37,8 @@ export class LocalSetup {
   #kernel: (LocalKernel & { close(): void }) | undefined;
   #timer: NodeJS.Timeout | undefined;
   #rules = false;
+  /** The iptables tables that hold the accept chain, to log only the first time. */
+  readonly #accepting = new Set<string>();
   #checking: Promise<void> | undefined;
 
   constructor(o: LocalSetupOptions) {
@@ -81,7 +84,10 @@ export class LocalSetup {
     const o = this.#o;
     try {
       if (o.keep) return;
-      if (this.#rules) await removeNotrack(o.runner).catch((e: Error) => o.log.error({ err: e.message }, `could not remove the nftables tables of the node-local DNS rules: ${e.message}`));
+      if (this.#rules) {
+        await removeNotrack(o.runner).catch((e: Error) => o.log.error({ err: e.message }, `could not remove the nftables tables of the node-local DNS rules: ${e.message}`));
+        await syncAccept(o.runner, undefined).catch((e: Error) => o.log.error({ err: e.message }, `could not remove ${acceptChain} from iptables: ${e.message}`));
+      }
       if (o.interface) {
         const name = o.interface.name;
         await removeLocalInterface(this.#kernelOpen(), name).then(
@@ -120,9 +126,14 @@ export class LocalSetup {
     if (!this.#rules) return;
     try {
       await applyNotrack(this.#o.runner, this.#o.notrack!);
+      const changed = await syncAccept(this.#o.runner, this.#o.notrack!);
+      for (const table of changed.filter((t) => !this.#accepting.has(t))) {
+        this.#accepting.add(table);
+        this.#o.log.info({ command: table, chain: acceptChain }, `${table} INPUT or OUTPUT may drop untracked packets: node-local DNS is accepted there through ${acceptChain}, as node-cache's ACCEPT rules`);
+      }
     } catch (e) {
       this.#errors.inc({ errortype: 'iptables' });
-      this.#o.log.error({ err: (e as Error).message }, `could not keep node-local DNS out of conntrack (nftables): ${(e as Error).message}; checked again in a minute`);
+      this.#o.log.error({ err: (e as Error).message }, `could not keep node-local DNS out of conntrack and accepted: ${(e as Error).message}; checked again in a minute`);
     }
   }
 }

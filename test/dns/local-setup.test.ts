@@ -141,6 +141,33 @@ describe('--local-interface and --notrack', () => {
     await inNs('ip', ['link', 'del', 'netplane-dns']);
   });
 
+  it('where the host firewall drops what is not established, accepts the untracked DNS as node-cache does, and takes the accept out at exit', async () => {
+    const ipt = (args: string[]) => inNs('iptables-nft', args);
+    await ipt(['-A', 'INPUT', '-m', 'conntrack', '--ctstate', 'ESTABLISHED,RELATED', '-j', 'ACCEPT']);
+    await ipt(['-P', 'INPUT', 'DROP']);
+    try {
+      const dns = start(['--local-interface', 'nodelocaldns', '--notrack']);
+      await waitFor('dns listening', () => dns.logs().includes(`udp://${local}:53`) || dns.proc.exitCode !== null, 15_000);
+      await answered();
+      const saved = (await inNs('iptables-nft-save', [])).stdout;
+      // The jump first in INPUT, before the host's own rule.
+      expect(saved.split('\n').filter((l) => l.startsWith('-A INPUT '))[0]).toBe('-A INPUT -m comment --comment "netplane dns: node-local DNS" -j NETPLANE-DNS-LOCAL');
+      expect(saved).toContain(`-A NETPLANE-DNS-LOCAL -d ${local}/32 -p udp -m udp --dport 53 -m comment --comment "netplane dns: node-local DNS" -j ACCEPT`);
+      expect(dns.logs()).toMatch(/iptables-nft INPUT or OUTPUT may drop untracked packets: node-local DNS is accepted there through NETPLANE-DNS-LOCAL/);
+      // Without the jump the host's policy drops the untracked query: the accept is what lets it in.
+      await ipt(['-D', 'INPUT', '-m', 'comment', '--comment', 'netplane dns: node-local DNS', '-j', 'NETPLANE-DNS-LOCAL']);
+      expect(await dig('web.default.svc.cluster.local')).not.toBe('10.96.0.10');
+      expect(await stop(dns)).toBe(0);
+      const after = (await inNs('iptables-nft-save', [])).stdout;
+      expect(after).not.toContain('NETPLANE-DNS-LOCAL');
+      expect(after).toContain(':INPUT DROP');
+      expect(after).toContain('-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT');
+    } finally {
+      await ipt(['-P', 'INPUT', 'ACCEPT']);
+      await ipt(['-F', 'INPUT']);
+    }
+  });
+
   it('an interface of that name it did not make is not taken over: exit 1, one sentence', async () => {
     await inNs('ip', ['link', 'add', 'nodelocaldns', 'type', 'bridge']);
     const dns = start(['--local-interface', 'nodelocaldns']);
