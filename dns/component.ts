@@ -209,7 +209,7 @@ const flags = {
     parse: interfaceName,
   }),
   'local-ip': listFlag({ value: 'IP', help: 'the node-local addresses of --local-interface and --notrack (default: the addresses of --listen that are not 0.0.0.0 or ::)', parse: ipAddress }),
-  notrack: switchFlag('keep DNS to and from the --local-ip addresses out of conntrack (nftables tables ip and ip6 netplane-dns, raw priority), as NodeLocal DNSCache does; checked every minute; needs CAP_NET_ADMIN'),
+  notrack: switchFlag('keep DNS to and from the --local-ip addresses out of conntrack (nftables tables ip and ip6 netplane-dns, raw priority), and accept it where a host firewall would drop it untracked (iptables chain NETPLANE-DNS-LOCAL at the top of INPUT and OUTPUT), as NodeLocal DNSCache does; checked every minute; needs CAP_NET_ADMIN'),
   'keep-local-setup': switchFlag('leave the --local-interface and the --notrack rules in place at exit (node-cache -skipteardown)'),
   'reuse-port': switchFlag('share the listen ports with other processes (SO_REUSEPORT): run one per core and the kernel spreads clients over them'),
   'log-queries': switchFlag("log one JSON line per answered query, whatever --log-level (except silent), with the fields of CoreDNS's log plugin: client, id, type, class, name, proto, sizes, DO, bufsize, rcode, flags, duration"),
