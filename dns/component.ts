@@ -162,6 +162,13 @@ const flags = {
     parse: oneOf(policies),
     default: 'random' as (typeof policies)[number],
   }),
+  'max-fails': valueFlag({
+    value: 'N',
+    help: 'failed exchanges in a row after which an upstream is tried last and probed until it answers; 0 never takes one down (CoreDNS forward max_fails)',
+    parse: intInRange(0, 1_000_000),
+    default: 2,
+  }),
+  'health-check': durationFlag({ help: 'how often an upstream taken down is probed (CoreDNS forward health_check)', default: '0.5s', min: '10ms', max: '1h' }),
   'max-concurrent': valueFlag({ value: 'N', help: 'upstream queries under way at most per forwarder (CoreDNS max_concurrent); a query above it gets REFUSED at once, as from CoreDNS', parse: positiveInt, default: 1000 }),
   'cache-size': valueFlag({ value: 'N', help: 'forwarded answers kept in the cache (0 turns it off)', parse: (r: string) => (r === '0' ? 0 : positiveInt(r)), default: 10_000 }),
   'cache-ttl': valueFlag({

@@ -35,11 +35,11 @@ export interface PipelineFlags {
   'upstream-tls-servername': string | undefined;
   'upstream-tls-ca': string[];
   'upstream-expire': number;
+  'upstream-tls-expire': number | undefined;
   'forward-only': boolean;
   'external-zone': string[];
   'external-ttl': number;
   'external-apex': string;
-  'upstream-tls-expire': number | undefined;
   ttl: number;
   pods: 'disabled' | 'insecure' | 'verified';
   autopath: boolean;
@@ -48,6 +48,8 @@ export interface PipelineFlags {
   'dns-service': { namespace: string; name: string };
   'forward-policy': Policy;
   'max-concurrent': number;
+  'max-fails': number;
+  'health-check': number;
   'cache-size': number;
   'cache-ttl': number;
   'cache-success-ttl': { max: number; min: number | undefined } | undefined;
@@ -117,7 +119,7 @@ export async function buildPipeline(p: PipelineContext, f: PipelineFlags): Promi
     minNegativeTtl: denial?.min ?? 5,
     servfailTtl: f['cache-servfail-ttl'],
   };
-  const common = { tls, log: p.log, registry: p.registry, server: p.serverLabel, cache, maxConcurrent: f['max-concurrent'], policy: f['forward-policy'], loops: p.loops };
+  const common = { tls, log: p.log, registry: p.registry, server: p.serverLabel, cache, maxConcurrent: f['max-concurrent'], maxFails: f['max-fails'], probeIntervalMs: f['health-check'], policy: f['forward-policy'], loops: p.loops };
   const forwarder = new Forwarder({ ...common, upstreams });
   const forwarders = [{ domain: '.', forwarder }];
   let stubs: StubDomains;

@@ -26,8 +26,6 @@ const unhonoured: Record<string, string> = {
   'kubernetes.ignore': 'a Service without ready endpoints is answered as CoreDNS answers it by default',
   'kubernetes.multicluster': 'no multicluster zone is served',
   'kubernetes.startup_timeout': 'not used',
-  'forward.max_fails': 'an upstream is marked down after failures of its own measure',
-  'forward.health_check': 'upstreams are checked by netplane’s own measure',
   'forward.except': 'every name below the zone is forwarded',
   'forward.next': 'not supported',
   'forward.failfast_all_unhealthy_upstreams': 'not supported',
@@ -169,6 +167,11 @@ export function corefileSettings(text: string, file: string, options: ParseOptio
           if (o.name === 'force_tcp' || o.name === 'prefer_udp') continue; // upstreams() read them
           if (o.name === 'max_concurrent' && one) set(o, 'forward max_concurrent', 'max-concurrent', one);
           else if (o.name === 'policy' && one) set(o, 'forward policy', 'forward-policy', one);
+          else if (o.name === 'max_fails' && one) set(o, 'forward max_fails', 'max-fails', one);
+          else if (o.name === 'health_check' && one) {
+            set(o, 'forward health_check', 'health-check', one);
+            if (o.args.length > 1 || o.block.length > 0) notes.push(at(o, `forward health_check ${o.args.slice(1).join(' ')}: probes ask ". IN NS" over the upstream's own transport; only the interval is read`));
+          }
           else if (o.name === 'tls_servername' && one) set(o, 'forward tls_servername', 'upstream-tls-servername', one);
           else if (o.name === 'expire' && one) set(o, 'forward expire', 'upstream-expire', one);
           else if (o.name === 'tls' && o.args.length === 1) set(o, 'forward tls', 'upstream-tls-ca', one!);

@@ -56,8 +56,10 @@ export interface ForwarderOptions {
   budgetMs?: number;
   /** Upstream order: "sequential" (as given, failover; the default here), "random" (per query, CoreDNS's default) or "round_robin". */
   policy?: Policy;
-  /** Failed exchanges in a row before an upstream is tried last and probed. Default 2, as CoreDNS's max_fails. */
+  /** Failed exchanges in a row before an upstream is tried last and probed; 0: never. Default 2, as CoreDNS's max_fails. */
   maxFails?: number;
+  /** How often an upstream taken down is probed, ms. Default 500, as CoreDNS's health_check. */
+  probeIntervalMs?: number;
   /**
    * Upstream resolutions under way at most (CoreDNS forward's max_concurrent); a miss above it is answered REFUSED
    * (as CoreDNS's ErrLimitExceeded), or stale when an expired entry is at hand, at once and counted. Bounds sockets and memory when an upstream is silent. Default 1000.
@@ -85,7 +87,7 @@ interface Outcome {
 const staleAfterMs = 1800;
 // RFC 8767 §5's failure recheck timer (30 s recommended): after a refresh failed, stale is served at once that long.
 const failureRecheckMs = 30_000;
-const probeIntervalMs = 500;
+const defaultProbeIntervalMs = 500;
 // Health probes ask ". IN NS", as CoreDNS does: any reply at all means the upstream is alive.
 const probeQuery = encodeQuery({ name: '', qtype: 2, qclass: 1, dnssecOk: false, checkingDisabled: false }, 0);
 
@@ -130,7 +132,7 @@ export class Forwarder implements DnsHandler {
     this.#upstreams = new UpstreamSet(o.upstreams, {
       policy: o.policy ?? 'sequential',
       maxFails: o.maxFails ?? 2,
-      probeIntervalMs,
+      probeIntervalMs: o.probeIntervalMs ?? defaultProbeIntervalMs,
       log: o.log,
       probe: async (u) => {
         await this.#exchange(u, probeQuery, { timeoutMs: this.#timeoutMs, scope: this.#scope });

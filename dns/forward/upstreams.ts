@@ -29,7 +29,7 @@ export interface Upstream {
 /** Options of the upstream set. */
 export interface UpstreamSetOptions {
   policy: Policy;
-  /** Failures in a row that take an upstream down. */
+  /** Failures in a row that take an upstream down; 0: none ever does. */
   maxFails: number;
   probeIntervalMs: number;
   /** Asks the upstream something; resolves true on any reply, false (or rejects) otherwise. */
@@ -108,7 +108,8 @@ export class UpstreamSet {
   /** An exchange failed (timeout, refused, bad reply). */
   failed(u: Upstream): void {
     u.fails++;
-    if (u.down || u.fails < this.#o.maxFails || this.#closed || !this.#active.includes(u)) return;
+    // max_fails 0: never taken down, as CoreDNS's (its health checking is off then).
+    if (this.#o.maxFails === 0 || u.down || u.fails < this.#o.maxFails || this.#closed || !this.#active.includes(u)) return;
     u.down = true;
     this.#o.log.warn({ upstream: u.label, fails: u.fails }, 'DNS upstream failed repeatedly; trying it last and probing it until it answers');
     const timer = setInterval(() => void this.#probe(u), this.#o.probeIntervalMs);

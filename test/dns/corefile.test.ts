@@ -176,7 +176,6 @@ describe('corefileSettings', () => {
     expect(notes(text)).toEqual([
       'Corefile:3: kubernetes namespaces: every namespace is answered',
       'Corefile:4: kubernetes noendpoints: endpoint records are answered',
-      'Corefile:7: forward health_check: upstreams are checked by netplane’s own measure',
       'Corefile:9: the plugin whoami is not one netplane has; ignored',
       'Corefile:10: the plugin template is not one netplane has; ignored',
       'Corefile:14: hosts: entries written in the Corefile (10.0.0.9 ...) are not read; put them in the file',
@@ -245,13 +244,19 @@ describe('corefileSettings', () => {
     ]);
     expect(notes(text)).toEqual([
       'Corefile:21: prometheus in the server block in-addr.arpa: one process serves every block; Corefile:38 says how',
-      'Corefile:27: forward max_fails in the server block corp.example: an upstream is marked down after failures of its own measure',
+      'Corefile:27: forward max_fails in the server block corp.example: a stub domain takes its upstreams from its forward line, and force_tcp and tls_servername; ignored',
       "Corefile:24: bind in the server block corp.example: every zone is answered on the root block's addresses",
     ]);
     // The nameservers of /etc/resolv.conf are netplane's default, asked as it asks them.
     expect(notes('.:53 {\n  forward . /etc/resolv.conf {\n    force_tcp\n  }\n}\n')).toEqual([
       'Corefile:3: forward force_tcp: the nameservers of /etc/resolv.conf are asked over UDP (TCP for a truncated answer); write their addresses for TCP only',
     ]);
+  });
+
+  it("maps forward's max_fails and health_check", () => {
+    const text = '.:53 {\n  kubernetes cluster.local\n  forward . 10.0.0.2 {\n    max_fails 0\n    health_check 2s no_rec\n  }\n}\n';
+    expect(flat(text).filter((f) => f.startsWith('--max-fails') || f.startsWith('--health-check'))).toEqual(['--max-fails=0', '--health-check=2s']);
+    expect(notes(text)).toEqual(['Corefile:5: forward health_check no_rec: probes ask ". IN NS" over the upstream\'s own transport; only the interval is read']);
   });
 
   it("maps k8s_external to the external zones, and notes what it does not answer", () => {

@@ -100,6 +100,26 @@ describe('forwarding', () => {
     expect(await metric('coredns_proxy_request_duration_seconds', { proxy_name: 'forward', to: good.hostPort.text })).toBeGreaterThan(0);
   });
 
+  it('with maxFails 0 never takes the silent first upstream down: every query waits for it (CoreDNS max_fails 0)', async () => {
+    const silent = await upstream(() => 'silent');
+    const good = await upstream(answerA('10.0.0.2'));
+    const { f } = forwarder([silent.hostPort, good.hostPort], { timeoutMs: 100, maxFails: 0, cache: { maxEntries: 0 } });
+    for (let i = 0; i < 4; i++) expect((await f.handle(query(`z${i}.example.com`))).answers).toMatchObject([{ data: '10.0.0.2' }]);
+    // Asked first every time, never probed: no ". IN NS" among what it received.
+    expect(silent.count()).toBe(4);
+  });
+
+  it('probes an upstream taken down every probeIntervalMs (CoreDNS health_check)', async () => {
+    const silent = await upstream(() => 'silent');
+    const good = await upstream(answerA('10.0.0.2'));
+    const { f } = forwarder([silent.hostPort, good.hostPort], { timeoutMs: 50, maxFails: 1, probeIntervalMs: 100, cache: { maxEntries: 0 } });
+    await f.handle(query('down.example.com'));
+    const before = silent.count();
+    await new Promise((r) => setTimeout(r, 450));
+    // About four probes in 450 ms at 100 ms; at the default 500 ms there would be none.
+    expect(silent.count() - before).toBeGreaterThanOrEqual(3);
+  });
+
   const policyCases: Array<{ policy: ForwarderOptions['policy']; check: (counts: number[]) => void }> = [
     // CoreDNS's default: a shuffle per query (20 queries all on one of three: about 3 in a billion).
     { policy: 'random', check: (c) => expect(c.filter((n) => n > 0).length).toBeGreaterThanOrEqual(2) },
