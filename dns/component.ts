@@ -142,6 +142,7 @@ const flags = {
   'forward-only': switchFlag(
     'answer no cluster zone and read nothing from the cluster: only forward and cache, to --upstream and --stub-domain (CoreDNS without its kubernetes plugin, as NodeLocal DNSCache runs it, asking the cluster zone of the cluster DNS)',
   ),
+  'ignore-empty-service': switchFlag('answer NXDOMAIN for a ClusterIP Service without a ready endpoint, so that clients move on to their next search domain (CoreDNS kubernetes ignore empty_service)'),
   'endpoint-pod-names': switchFlag("name endpoints without a hostname after their Pod (<pod>.<svc>.<ns>.svc.<zone>, PTR too) instead of their dashed address (CoreDNS endpoint_pod_names)"),
   'rewrite-name': listFlag({
     value: 'exact|suffix:FROM:TO',
@@ -289,7 +290,7 @@ function checkDnsFlags(f: DnsFlags): void {
   if (f['log-class'] !== undefined && !f['log-queries']) throw new UsageError('netplane dns: --log-class chooses what --log-queries logs; give --log-queries too');
   if (f.reload !== false && f.conf === undefined) throw new UsageError('netplane dns: --reload reads the Corefile of --conf again; give --conf too');
   if (f['forward-only']) {
-    const zoneFlags = [f.autopath && '--autopath', f.pods !== 'disabled' && `--pods ${f.pods}`, f['reverse-cidr'].length > 0 && '--reverse-cidr', f['endpoint-pod-names'] && '--endpoint-pod-names', f['external-zone'].length > 0 && '--external-zone'].filter((x) => x !== false);
+    const zoneFlags = [f.autopath && '--autopath', f.pods !== 'disabled' && `--pods ${f.pods}`, f['reverse-cidr'].length > 0 && '--reverse-cidr', f['endpoint-pod-names'] && '--endpoint-pod-names', f['external-zone'].length > 0 && '--external-zone', f['ignore-empty-service'] && '--ignore-empty-service'].filter((x) => x !== false);
     if (zoneFlags.length > 0) throw new UsageError(`netplane dns: ${zoneFlags.join(', ')} ${zoneFlags.length === 1 ? 'is' : 'are'} about the cluster zone, which --forward-only does not answer`);
   }
   for (const s of f['forward-only'] ? [] : f['stub-domain']) {

@@ -37,6 +37,7 @@ export interface PipelineFlags {
   'upstream-expire': number;
   'upstream-tls-expire': number | undefined;
   'forward-only': boolean;
+  'ignore-empty-service': boolean;
   'external-zone': string[];
   'external-ttl': number;
   'external-apex': string;
@@ -142,6 +143,7 @@ export async function buildPipeline(p: PipelineContext, f: PipelineFlags): Promi
     nameservers: () => index.service(self.namespace, self.name)?.clusterIPs ?? f.listen.map((l) => l.host).filter((h) => h !== '0.0.0.0' && h !== '::'),
     synced: p.synced,
     podsSynced: () => p.store.hasSynced('Pod'),
+    ignoreEmptyService: f['ignore-empty-service'],
     resolve: async (name, type, q) => forwarderFor(name.toLowerCase()).handle({ ...q, name, lname: name.toLowerCase(), type, qtype: type === 'A' ? 1 : 28 }),
   });
   const external =

@@ -23,7 +23,6 @@ const unhonoured: Record<string, string> = {
   'kubernetes.noendpoints': 'endpoint records are answered',
   'kubernetes.endpoint': 'the cluster is read through --kubeconfig or in-cluster',
   'kubernetes.tls': 'the cluster is read through --kubeconfig or in-cluster',
-  'kubernetes.ignore': 'a Service without ready endpoints is answered as CoreDNS answers it by default',
   'kubernetes.multicluster': 'no multicluster zone is served',
   'kubernetes.startup_timeout': 'not used',
   'forward.except': 'every name below the zone is forwarded',
@@ -349,6 +348,7 @@ function kubernetes(d: Directive, set: SetFlag, sub: (prefix: string, o: Directi
     if (o.name === 'pods' && one) set(o, 'kubernetes pods', 'pods', one);
     else if (o.name === 'ttl' && one) set(o, 'kubernetes ttl', 'ttl', one);
     else if (o.name === 'endpoint_pod_names') set(o, 'kubernetes endpoint_pod_names', 'endpoint-pod-names', true);
+    else if (o.name === 'ignore' && o.args.length === 1 && one === 'empty_service') set(o, 'kubernetes ignore empty_service', 'ignore-empty-service', true);
     else if (o.name === 'fallthrough') fallthrough = o.args.map((z) => z.toLowerCase().replace(/\.$/, ''));
     else if (o.name === 'kubeconfig' && one) {
       set(o, 'kubernetes kubeconfig', 'kubeconfig', one);

@@ -33,6 +33,11 @@ export interface ZoneOptions {
   /** Resolves an ExternalName target outside the zone through the rest of the chain. */
   resolve?: Resolve;
   /**
+   * A ClusterIP Service without a published endpoint is NXDOMAIN, its port names too, so that a client's resolver
+   * moves on to its next search domain (CoreDNS kubernetes `ignore empty_service`).
+   */
+  ignoreEmptyService?: boolean;
+  /**
    * Most answers memoized at once (default 100,000). Only names of indexed objects are memoized (a Service has a
    * handful of names and types), so this is far above what a cluster needs; it bounds what any mistake could make
    * the memo keep. When full, the memo starts again empty.
@@ -195,6 +200,7 @@ export class ClusterZoneHandler implements DnsHandler {
     if (!svc) return this.#nxdomain();
     if (svc.kind === 'external-name') return isIP(svc.externalName!) ? this.#nxdomain() : this.#externalName(q, svc);
     if (svc.kind === 'headless' && svc.endpoints.length === 0) return this.#nxdomain();
+    if (this.#empty(svc)) return this.#nxdomain();
     if (q.type === 'SRV') {
       // The Service name asks for every port, named or not (CoreDNS reads the missing _port._proto as wildcards);
       // a Service without ports has no SRV record, which is NODATA like any other missing type.
@@ -204,6 +210,11 @@ export class ClusterZoneHandler implements DnsHandler {
     // An address named twice (two endpoints of one address, in two slices) is answered once, as CoreDNS does.
     const ips = svc.kind === 'headless' ? [...new Set(svc.endpoints.map((e) => e.ip))] : svc.clusterIPs;
     return this.#byFamily(q, ips);
+  }
+
+  /** With ignoreEmptyService: a ClusterIP Service that has no published endpoint. */
+  #empty(svc: ServiceRecords): boolean {
+    return this.#o.ignoreEmptyService === true && svc.kind === 'cluster-ip' && svc.endpoints.length === 0;
   }
 
   #endpoint(q: DnsQuery, namespace: string, name: string, label: string): HandlerResult {
@@ -216,7 +227,7 @@ export class ClusterZoneHandler implements DnsHandler {
 
   #srvName(q: DnsQuery, namespace: string, name: string, port: string, protocol: string): HandlerResult {
     const svc = this.#index.service(namespace, name);
-    if (!svc || svc.kind === 'external-name') return this.#nxdomain();
+    if (!svc || svc.kind === 'external-name' || this.#empty(svc)) return this.#nxdomain();
     const targets = this.#srvTargets(svc).filter((t) => t.portName === port && t.protocol === protocol);
     if (targets.length === 0) return this.#nxdomain();
     return q.type === 'SRV' ? this.#memoized(q, () => this.#srv(svc, targets, q.lname)) : this.#nodata();

@@ -253,6 +253,10 @@ describe('corefileSettings', () => {
     ]);
   });
 
+  it('maps kubernetes ignore empty_service', () => {
+    expect(flat('.:53 {\n  kubernetes cluster.local {\n    ignore empty_service\n  }\n  forward . 10.0.0.2\n}\n')).toContain('--ignore-empty-service');
+  });
+
   it("maps forward's max_fails and health_check", () => {
     const text = '.:53 {\n  kubernetes cluster.local\n  forward . 10.0.0.2 {\n    max_fails 0\n    health_check 2s no_rec\n  }\n}\n';
     expect(flat(text).filter((f) => f.startsWith('--max-fails') || f.startsWith('--health-check'))).toEqual(['--max-fails=0', '--health-check=2s']);

@@ -431,3 +431,24 @@ describe('cluster zone behaviour', () => {
     expect((n.authorities[0] as { data: { minimum: number } }).data.minimum).toBe(30);
   });
 });
+
+describe('ignore empty_service', () => {
+  const { handler } = setup({ ignoreEmptyService: true });
+  const cases: Array<{ q: [string, string]; want: object }> = [
+    // No endpoint at all: NXDOMAIN, its port names too, so that a resolver tries its next search domain.
+    { q: ['single.default.svc.cluster.local', 'A'], want: nx },
+    { q: ['single.default.svc.cluster.local', 'SRV'], want: nx },
+    { q: ['noports.default.svc.cluster.local', 'A'], want: nx },
+    // A published endpoint: answered as before; a headless Service and an ExternalName are not concerned.
+    { q: ['web.default.svc.cluster.local', 'A'], want: { rcode: 'NOERROR', answer: ['web.default.svc.cluster.local A 10.96.0.10'] } },
+    { q: ['_http._tcp.web.default.svc.cluster.local', 'SRV'], want: { rcode: 'NOERROR' } },
+    { q: ['db.shop.svc.cluster.local', 'A'], want: { rcode: 'NOERROR', answer: ['db.shop.svc.cluster.local A 10.244.2.7', 'db.shop.svc.cluster.local A 10.244.2.8'] } },
+    { q: ['search.default.svc.cluster.local', 'CNAME'], want: { rcode: 'NOERROR', answer: ['search.default.svc.cluster.local CNAME search.example.com'] } },
+  ];
+  for (const { q, want } of cases) it(`${q[0]} ${q[1]}`, async () => expect(await ask(handler, q[0], q[1])).toMatchObject(want));
+
+  it('answers those Services as before without it', async () => {
+    const { handler: plain } = setup();
+    expect(await ask(plain, 'single.default.svc.cluster.local', 'A')).toMatchObject({ rcode: 'NOERROR', answer: ['single.default.svc.cluster.local A 10.96.0.20'] });
+  });
+});
