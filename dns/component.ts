@@ -21,6 +21,7 @@ import { HostRunner } from '../runtime/exec.ts';
 import { NetlinkKernel } from '../overlay/kernel/netlink.ts';
 import { LocalSetup } from './local/setup.ts';
 import { inDomain } from './wire/name.ts';
+import { parseHosts } from './hosts/hosts.ts';
 
 const zoneName = (raw: string, maxLength = 253) => {
   const z = raw.toLowerCase().replace(/\.$/, '');
@@ -28,6 +29,13 @@ const zoneName = (raw: string, maxLength = 253) => {
   if (z.split('.').some((l) => l.length > 63)) throw new Error('has a label longer than 63 characters, which no DNS name can hold');
   if (z.length > maxLength) throw new Error(`is ${z.length} characters long; it may be at most ${maxLength}`);
   return z;
+};
+/** `ADDRESS NAME [NAME...]`, one hosts-file line. */
+const hostsEntry = (raw: string) => {
+  const { table, problems } = parseHosts(raw);
+  if (problems.length > 0) throw new Error(`must be ADDRESS NAME [NAME...], as a hosts file line: ${problems[0]!.reason}`);
+  if (table.byName.size === 0) throw new Error('must be ADDRESS NAME [NAME...], as a hosts file line');
+  return raw.trim();
 };
 /** One DNS label: letters, digits and hyphens, at most 63. */
 const dnsLabel = (raw: string) => {
@@ -107,7 +115,13 @@ const flags = {
   listen: listFlag({ value: 'ADDR:PORT', help: 'answer DNS over UDP and TCP here', parse: parseHostPort, listens: true, default: [parseHostPort('0.0.0.0:53')] }),
   zone: valueFlag({ value: 'DOMAIN', help: 'the cluster domain', parse: clusterZone, default: 'cluster.local' }),
   hosts: valueFlag({ value: 'FILE', help: "answer the names of this hosts file (CoreDNS's hosts plugin), read again when it changes; cluster names are answered first", parse: nonEmpty }),
-  'hosts-ttl': valueFlag({ value: 'SECONDS', help: 'TTL of answers from --hosts', parse: intInRange(0, 2_147_483_647), default: 3600 }),
+  'hosts-ttl': valueFlag({ value: 'SECONDS', help: 'TTL of answers from --hosts and --hosts-entry', parse: intInRange(0, 2_147_483_647), default: 3600 }),
+  'hosts-entry': listFlag({
+    value: "'ADDRESS NAME...'",
+    help: "answer these names with this address, before the --hosts file's (CoreDNS's hosts entries written in the Corefile)",
+    parse: hostsEntry,
+  }),
+  'hosts-no-reverse': switchFlag('answer no PTR from --hosts and --hosts-entry (CoreDNS hosts no_reverse)'),
   'stub-domain': listFlag({
     value: 'DOMAIN=ADDR:PORT,...',
     help: "forward names at and under DOMAIN to these upstreams instead, with their own cache (kube-dns stubDomains; CoreDNS's per-domain forward); an upstream may be tcp://ADDR[:PORT] or tls://ADDR[:PORT][#NAME], as in --upstream",

@@ -9,7 +9,7 @@ import { Forwarder, LoopDetector, readCaFile, readResolvConf, type Policy, type 
 import { readSearchDomains } from './forward/resolvconf.ts';
 import { StubDomains } from './forward/stubs.ts';
 import { followHostsFile } from './hosts/file.ts';
-import { HostsHandler } from './hosts/hosts.ts';
+import { HostsHandler, parseHosts } from './hosts/hosts.ts';
 import { chainOf, RewriteHandler } from './rewrite/handler.ts';
 import type { NameRule } from './rewrite/rules.ts';
 import type { LoadBalance } from './server/balance.ts';
@@ -30,6 +30,8 @@ export interface PipelineFlags {
   zone: string;
   hosts: string | undefined;
   'hosts-ttl': number;
+  'hosts-entry': string[];
+  'hosts-no-reverse': boolean;
   'stub-domain': Array<{ domain: string; upstreams: UpstreamAddress[] }>;
   upstream: UpstreamAddress[];
   'upstream-tls-servername': string | undefined;
@@ -132,7 +134,8 @@ export async function buildPipeline(p: PipelineContext, f: PipelineFlags): Promi
     throw new PipelineError(`--stub-domain: ${(e as Error).message}`, { cause: e });
   }
   const forwarderFor = (lname: string) => stubs.forwarderFor(lname) ?? forwarder;
-  const hosts = f.hosts !== undefined ? new HostsHandler(f['hosts-ttl']) : undefined;
+  const inline = f['hosts-entry'].length > 0 ? parseHosts(f['hosts-entry'].join('\n')).table : undefined;
+  const hosts = f.hosts !== undefined || inline !== undefined ? new HostsHandler(f['hosts-ttl'], { ...(inline ? { inline } : {}), noReverse: f['hosts-no-reverse'] }) : undefined;
   const stopHosts = hosts && f.hosts !== undefined ? await followHostsFile(f.hosts, hosts, p.log) : undefined;
   const index = p.index;
   const self = f['dns-service'];

@@ -30,7 +30,6 @@ const unhonoured: Record<string, string> = {
   'forward.failfast_all_unhealthy_upstreams': 'not supported',
   'cache.keepttl': 'answers from the cache count their TTL down',
   'hosts.reload': 'the file is read again when it changes',
-  'hosts.no_reverse': 'PTR records of the file are answered',
 };
 
 /**
@@ -196,7 +195,8 @@ export function corefileSettings(text: string, file: string, options: ParseOptio
           if (o.name === 'ttl' && o.args.length === 1) set(o, 'hosts ttl', 'hosts-ttl', o.args[0]!);
           else if (o.name === 'fallthrough') {
             // Names the file does not have go on to the cluster zone and the forwarder, as with fallthrough.
-          } else if (isIP(o.name) !== 0) notes.push(at(o, `hosts: entries written in the Corefile (${o.name} ...) are not read; put them in the file`));
+          } else if (isIP(o.name) !== 0) set(o, 'hosts entry', 'hosts-entry', [o.name, ...o.args].join(' '));
+          else if (o.name === 'no_reverse') set(o, 'hosts no_reverse', 'hosts-no-reverse', true);
           else sub('hosts', o);
         }
         break;

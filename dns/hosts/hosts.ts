@@ -51,21 +51,43 @@ export function parseHosts(text: string): { table: HostsTable; problems: HostsPr
   return { table, problems };
 }
 
+/** The names of `first` and then of `second` (each name's and each address's entries in that order, once). Pure. */
+export function mergeHosts(first: HostsTable, second: HostsTable): HostsTable {
+  const merge = (a: Map<string, string[]>, b: Map<string, string[]>) => {
+    const out = new Map<string, string[]>();
+    for (const m of [a, b]) for (const [k, v] of m) out.set(k, [...new Set([...(out.get(k) ?? []), ...v])]);
+    return out;
+  };
+  return { byName: merge(first.byName, second.byName), byReverse: merge(first.byReverse, second.byReverse) };
+}
+
+/** Options of the hosts handler. */
+export interface HostsOptions {
+  /** Entries written in the Corefile (CoreDNS's inline hosts lines): answered before the file's, with them. */
+  inline?: HostsTable;
+  /** Answer no PTR from the table (CoreDNS's no_reverse). */
+  noReverse?: boolean;
+}
+
 /** Answers the names of a hosts table; passes the rest. */
 export class HostsHandler implements DnsHandler {
   readonly name = 'hosts';
   #table: HostsTable = { byName: new Map(), byReverse: new Map() };
   #ttl: number;
+  #o: HostsOptions;
   #generation = 0;
   /** Answers by type and name, for the current table: the server reuses the bytes of an answer object. */
   #memo = new Map<string, DnsAnswer>();
 
-  constructor(ttl: number) {
+  constructor(ttl: number, options: HostsOptions = {}) {
     this.#ttl = ttl;
+    this.#o = options;
+    if (options.inline) this.#table = options.inline;
   }
 
-  /** Serves a new table from the next query on. */
-  replace(table: HostsTable): void {
+  /** Serves a new table (the file's: the inline entries come first) from the next query on. */
+  replace(file: HostsTable): void {
+    const table = this.#o.inline ? mergeHosts(this.#o.inline, file) : file;
     this.#table = table;
     this.#memo = new Map();
     this.#generation++;
@@ -100,7 +122,7 @@ export class HostsHandler implements DnsHandler {
       const answers: ResourceRecord[] = want === undefined ? [] : addresses.filter((a) => want(a)).map((data) => ({ name: q.name, type: q.type as 'A', ttl: this.#ttl, class: 'IN', data }));
       return { rcode: 'NOERROR', authoritative: true, answers, authorities: [], additionals: [], source: this.name };
     }
-    if (q.type === 'PTR' && parseReverseName(q.lname) !== undefined) {
+    if (q.type === 'PTR' && !this.#o.noReverse && parseReverseName(q.lname) !== undefined) {
       const names = this.#table.byReverse.get(q.lname);
       if (names !== undefined) {
         const answers = names.map((n) => ({ name: q.name, type: 'PTR' as const, ttl: this.#ttl, class: 'IN' as const, data: n }));

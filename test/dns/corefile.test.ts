@@ -178,7 +178,6 @@ describe('corefileSettings', () => {
       'Corefile:4: kubernetes noendpoints: endpoint records are answered',
       'Corefile:9: the plugin whoami is not one netplane has; ignored',
       'Corefile:10: the plugin template is not one netplane has; ignored',
-      'Corefile:14: hosts: entries written in the Corefile (10.0.0.9 ...) are not read; put them in the file',
       'Corefile:16: rewrite type A AAAA: netplane rewrites names only (rewrite name exact|suffix)',
       'Corefile:18: cache disable denial example.org: netplane caches every forwarded answer (cluster names are never cached)',
       'Corefile:21: the server block example.org has no forward: not served (netplane serves other zones only as stub domains)',
@@ -251,6 +250,12 @@ describe('corefileSettings', () => {
     expect(notes('.:53 {\n  forward . /etc/resolv.conf {\n    force_tcp\n  }\n}\n')).toEqual([
       'Corefile:3: forward force_tcp: the nameservers of /etc/resolv.conf are asked over UDP (TCP for a truncated answer); write their addresses for TCP only',
     ]);
+  });
+
+  it("maps hosts entries written in the Corefile and no_reverse, the file /etc/hosts unless named, as CoreDNS reads it", () => {
+    const text = '.:53 {\n  kubernetes cluster.local\n  hosts {\n    10.0.0.9 printer.local printer\n    fd00::9 printer.local\n    no_reverse\n    fallthrough\n  }\n  forward . 10.0.0.2\n}\n';
+    expect(flat(text).filter((f) => f.startsWith('--hosts'))).toEqual(['--hosts=/etc/hosts', '--hosts-entry=10.0.0.9 printer.local printer', '--hosts-entry=fd00::9 printer.local', '--hosts-no-reverse']);
+    expect(notes(text)).toEqual([]);
   });
 
   it('maps kubernetes ignore empty_service', () => {

@@ -110,7 +110,7 @@ describe('netplane dns from a manifest directory, with dig', () => {
     corp = await upstream('corp.test', '198.51.100.9');
     await writeFile(`${dir}.hosts`, '10.0.0.5 db.static.example db\nfd00::5 db.static.example\n');
     port = await freePort();
-    const started = startDns(['--manifests', dir, '--listen', `127.0.0.1:${port}`, '--upstream', `127.0.0.1:${up.port}`, '--pods', 'insecure', '--reverse-cidr', '10.96.0.0/16', '--stub-domain', `Corp.Test.=127.0.0.1:${corp.port}`, '--hosts', `${dir}.hosts`]);
+    const started = startDns(['--manifests', dir, '--listen', `127.0.0.1:${port}`, '--upstream', `127.0.0.1:${up.port}`, '--pods', 'insecure', '--reverse-cidr', '10.96.0.0/16', '--stub-domain', `Corp.Test.=127.0.0.1:${corp.port}`, '--hosts', `${dir}.hosts`, '--hosts-entry', '10.0.0.9 printer.static.example']);
     dns = started.proc;
     logs = started.logs;
     await waitFor('dns answering', async () => (await dig(port, 'web.default.svc.cluster.local').catch(() => undefined))?.status === 'NOERROR', 15_000);
@@ -228,6 +228,8 @@ describe('netplane dns from a manifest directory, with dig', () => {
     expect([mx.status, mx.answer]).toEqual(['NOERROR', []]);
     await writeFile(`${dir}.hosts`, '10.0.0.6 db.static.example\n');
     await waitFor('the edited hosts file', async () => JSON.stringify((await dig(port, 'db.static.example')).answer) === JSON.stringify(['db.static.example. IN A 10.0.0.6']), 15_000, 200);
+    // A --hosts-entry (a hosts line written in a Corefile) is answered beside the file, and stays through its edits.
+    expect((await dig(port, 'printer.static.example')).answer).toEqual(['printer.static.example. IN A 10.0.0.9']);
   }, 20_000);
 
   it('fits big answers into UDP as CoreDNS does: compressed, extras dropped without TC, then whole answers with TC', async () => {

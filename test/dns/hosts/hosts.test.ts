@@ -63,3 +63,27 @@ describe('HostsHandler', () => {
     expect(data(h.handle(query('db.corp.example', 'A')))).toBe('NOERROR 10.9.9.9');
   });
 });
+
+describe('entries written in the Corefile, and no_reverse', () => {
+  const data = (r: unknown) => (r === 'pass' ? 'pass' : (r as { rcode: string; answers: Array<{ data: string }> }).rcode + ' ' + (r as { answers: Array<{ data: string }> }).answers.map((a) => a.data).join(','));
+  const inline = parseHosts('10.0.0.9 printer.local\n10.0.0.5 db.corp.example').table;
+
+  it('answers them before the file is read, and before the file’s own entries once it is', () => {
+    const h = new HostsHandler(3600, { inline });
+    expect(data(h.handle(query('printer.local', 'A')))).toBe('NOERROR 10.0.0.9');
+    h.replace(parseHosts(text).table);
+    expect(data(h.handle(query('printer.local', 'A')))).toBe('NOERROR 10.0.0.9');
+    expect(data(h.handle(query('db.corp.example', 'A')))).toBe('NOERROR 10.0.0.5');
+    expect(data(h.handle(query('5.0.0.10.in-addr.arpa', 'PTR')))).toBe('NOERROR db.corp.example,db');
+    // A new file keeps them.
+    h.replace(parseHosts('10.1.1.1 other.local').table);
+    expect(data(h.handle(query('printer.local', 'A')))).toBe('NOERROR 10.0.0.9');
+    expect(data(h.handle(query('other.local', 'A')))).toBe('NOERROR 10.1.1.1');
+  });
+
+  it('with noReverse answers no PTR, and the names still', () => {
+    const h = new HostsHandler(3600, { inline, noReverse: true });
+    expect(data(h.handle(query('9.0.0.10.in-addr.arpa', 'PTR')))).toBe('pass');
+    expect(data(h.handle(query('printer.local', 'A')))).toBe('NOERROR 10.0.0.9');
+  });
+});
