@@ -156,6 +156,14 @@ const flags = {
   'forward-only': switchFlag(
     'answer no cluster zone and read nothing from the cluster: only forward and cache, to --upstream and --stub-domain (CoreDNS without its kubernetes plugin, as NodeLocal DNSCache runs it, asking the cluster zone of the cluster DNS)',
   ),
+  namespaces: listFlag({
+    value: 'NS[,NS...]',
+    help: "answer only these namespaces' names; a Service, endpoint, pod or PTR name of another is NXDOMAIN, as if it did not exist (CoreDNS kubernetes namespaces)",
+    parse: (raw: string) => raw.split(',').map((n) => n.trim()).filter((n) => n !== '').map((n) => {
+      if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(n)) throw new Error(`${JSON.stringify(n)} is not a namespace name (lower-case letters, digits and -, at most 63)`);
+      return n;
+    }),
+  }),
   'ignore-empty-service': switchFlag('answer NXDOMAIN for a ClusterIP Service without a ready endpoint, so that clients move on to their next search domain (CoreDNS kubernetes ignore empty_service)'),
   'endpoint-pod-names': switchFlag("name endpoints without a hostname after their Pod (<pod>.<svc>.<ns>.svc.<zone>, PTR too) instead of their dashed address (CoreDNS endpoint_pod_names)"),
   'rewrite-name': listFlag({
@@ -304,7 +312,7 @@ function checkDnsFlags(f: DnsFlags): void {
   if (f['log-class'] !== undefined && !f['log-queries']) throw new UsageError('netplane dns: --log-class chooses what --log-queries logs; give --log-queries too');
   if (f.reload !== false && f.conf === undefined) throw new UsageError('netplane dns: --reload reads the Corefile of --conf again; give --conf too');
   if (f['forward-only']) {
-    const zoneFlags = [f.autopath && '--autopath', f.pods !== 'disabled' && `--pods ${f.pods}`, f['reverse-cidr'].length > 0 && '--reverse-cidr', f['endpoint-pod-names'] && '--endpoint-pod-names', f['external-zone'].length > 0 && '--external-zone', f['ignore-empty-service'] && '--ignore-empty-service'].filter((x) => x !== false);
+    const zoneFlags = [f.autopath && '--autopath', f.pods !== 'disabled' && `--pods ${f.pods}`, f['reverse-cidr'].length > 0 && '--reverse-cidr', f['endpoint-pod-names'] && '--endpoint-pod-names', f['external-zone'].length > 0 && '--external-zone', f['ignore-empty-service'] && '--ignore-empty-service', f.namespaces.length > 0 && '--namespaces'].filter((x) => x !== false);
     if (zoneFlags.length > 0) throw new UsageError(`netplane dns: ${zoneFlags.join(', ')} ${zoneFlags.length === 1 ? 'is' : 'are'} about the cluster zone, which --forward-only does not answer`);
   }
   for (const s of f['forward-only'] ? [] : f['stub-domain']) {
@@ -454,7 +462,8 @@ async function runDns(ctx: ComponentContext, f: DnsFlags): Promise<void> {
 /** The record index of the cluster zone, kept current from the service map, the Namespaces and (--pods verified) the Pods. */
 function followCluster(ctx: ComponentContext, f: DnsFlags): RecordIndex {
   const serviceMap = ctx.serviceMap();
-  const index = new RecordIndex(f.zone, { endpointPodNames: f['endpoint-pod-names'] });
+  const namespaces = f.namespaces.flat();
+  const index = new RecordIndex(f.zone, { endpointPodNames: f['endpoint-pod-names'], ...(namespaces.length > 0 ? { namespaces } : {}) });
   const tracker = serviceMap.tracker();
   const programming = new Counter({ name: 'netplane_dns_index_updates_total', help: 'Services re-indexed after a change.', registers: [ctx.registry] });
   const sync = () => {

@@ -29,7 +29,7 @@ export function parseReload(raw: string): ReloadEvery | false {
  * Flags a reload does not change: the process's own addresses, the cluster it reads and the kinds it watches, the
  * zone and naming the record index is built on. Pod records only need a restart to start or stop reading Pods.
  */
-const boundToProcess = ['listen', 'reuse-port', 'health', 'ready', 'admin', 'manifests', 'kubeconfig', 'node-name', 'log-level', 'zone', 'forward-only', 'endpoint-pod-names', 'conf', 'local-interface', 'local-ip', 'notrack', 'keep-local-setup'];
+const boundToProcess = ['listen', 'reuse-port', 'health', 'ready', 'admin', 'manifests', 'kubeconfig', 'node-name', 'log-level', 'zone', 'forward-only', 'endpoint-pod-names', 'namespaces', 'conf', 'local-interface', 'local-ip', 'notrack', 'keep-local-setup'];
 
 /** What a reload applies: the flags to run with, which of them changed, and which changes wait for a restart. */
 export interface ReloadPlan {

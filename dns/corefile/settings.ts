@@ -17,7 +17,6 @@ import { CorefileError, parseCorefile, type Directive, type ImportReader, type P
 const quiet = new Set(['errors', 'loop', 'debug', 'cancel']);
 // Options of the plugins read here that netplane does without, and why.
 const unhonoured: Record<string, string> = {
-  'kubernetes.namespaces': 'every namespace is answered',
   'kubernetes.labels': 'every Service is answered',
   'kubernetes.namespace_labels': 'every namespace is answered',
   'kubernetes.noendpoints': 'endpoint records are answered',
@@ -348,6 +347,7 @@ function kubernetes(d: Directive, set: SetFlag, sub: (prefix: string, o: Directi
     if (o.name === 'pods' && one) set(o, 'kubernetes pods', 'pods', one);
     else if (o.name === 'ttl' && one) set(o, 'kubernetes ttl', 'ttl', one);
     else if (o.name === 'endpoint_pod_names') set(o, 'kubernetes endpoint_pod_names', 'endpoint-pod-names', true);
+    else if (o.name === 'namespaces' && o.args.length > 0) set(o, 'kubernetes namespaces', 'namespaces', o.args.join(','));
     else if (o.name === 'ignore' && o.args.length === 1 && one === 'empty_service') set(o, 'kubernetes ignore empty_service', 'ignore-empty-service', true);
     else if (o.name === 'fallthrough') fallthrough = o.args.map((z) => z.toLowerCase().replace(/\.$/, ''));
     else if (o.name === 'kubeconfig' && one) {

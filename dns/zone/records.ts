@@ -52,6 +52,11 @@ export interface NamingOptions {
    * CoreDNS's `endpoint_pod_names`; a name longer than a label is not used.
    */
   endpointPodNames?: boolean;
+  /**
+   * Only these namespaces' names are answered (CoreDNS kubernetes `namespaces`): a Service, endpoint, pod or PTR
+   * name of another is as if it did not exist. Absent: every namespace.
+   */
+  namespaces?: readonly string[];
 }
 
 /** The DNS label of an endpoint, as CoreDNS's endpointHostname: hostname, else Pod name (when asked), else dashed IP. */
@@ -133,9 +138,18 @@ export class RecordIndex {
   #generation = 0;
   #changedAt = Math.floor(Date.now() / 1000);
 
+  /** The namespaces answered; undefined: every one. */
+  #exposed: ReadonlySet<string> | undefined;
+
   constructor(zone: string, naming: NamingOptions = {}) {
     this.zone = zone;
     this.#naming = naming;
+    this.#exposed = naming.namespaces === undefined || naming.namespaces.length === 0 ? undefined : new Set(naming.namespaces);
+  }
+
+  /** Whether names of `namespace` are answered. */
+  exposed(namespace: string): boolean {
+    return this.#exposed === undefined || this.#exposed.has(namespace);
   }
 
   /** Bumped on every change; answers built from an older generation are stale. */
@@ -150,7 +164,7 @@ export class RecordIndex {
 
   /** The Service `name` in `namespace` (lower case), if any. */
   service(namespace: string, name: string): ServiceRecords | undefined {
-    return this.#services.get(`${name}.${namespace}`);
+    return this.exposed(namespace) ? this.#services.get(`${name}.${namespace}`) : undefined;
   }
 
   /**
@@ -160,12 +174,13 @@ export class RecordIndex {
    * exist too.
    */
   hasNamespace(namespace: string): boolean {
+    if (!this.exposed(namespace)) return false;
     return this.#namespaceObjects.has(namespace) || this.#namespaces.has(namespace) || this.#podNamespaces.has(namespace);
   }
 
   /** Whether a Pod of `namespace` has the address `ip` (any spelling of it), as CoreDNS's `pods verified` asks. */
   hasPodIP(namespace: string, ip: string): boolean {
-    return this.#podIPs.get(addressKey(ip))?.has(namespace) === true;
+    return this.exposed(namespace) && this.#podIPs.get(addressKey(ip))?.has(namespace) === true;
   }
 
   /**
@@ -175,7 +190,7 @@ export class RecordIndex {
   podNamespace(ip: string): string | undefined {
     const byNamespace = this.#podIPs.get(addressKey(ip));
     if (byNamespace?.size !== 1) return undefined;
-    for (const namespace of byNamespace.keys()) return namespace;
+    for (const namespace of byNamespace.keys()) return this.exposed(namespace) ? namespace : undefined;
     return undefined;
   }
 
@@ -223,10 +238,12 @@ export class RecordIndex {
    */
   namesOf(ip: string): string[] {
     const key = addressKey(ip);
-    const services = this.#ptr.get(key);
-    if (services !== undefined) return holders(services).map((r) => this.#fqdn(r)).sort();
+    // As CoreDNS's serviceRecordForIP: the Services of exposed namespaces with that cluster IP, else endpoints.
+    const services = holders(this.#ptr.get(key)).filter((r) => this.exposed(r.namespace));
+    if (services.length > 0) return services.map((r) => this.#fqdn(r)).sort();
     const names = new Set<string>();
     for (const r of holders(this.#epPtr.get(key))) {
+      if (!this.exposed(r.namespace)) continue;
       const fqdn = this.#fqdn(r);
       for (const e of r.endpoints) if (addressKey(e.ip) === key) names.add(`${e.label}.${fqdn}`);
     }

@@ -174,7 +174,6 @@ describe('corefileSettings', () => {
     }
     `;
     expect(notes(text)).toEqual([
-      'Corefile:3: kubernetes namespaces: every namespace is answered',
       'Corefile:4: kubernetes noendpoints: endpoint records are answered',
       'Corefile:9: the plugin whoami is not one netplane has; ignored',
       'Corefile:10: the plugin template is not one netplane has; ignored',
@@ -258,8 +257,9 @@ describe('corefileSettings', () => {
     expect(notes(text)).toEqual([]);
   });
 
-  it('maps kubernetes ignore empty_service', () => {
+  it('maps kubernetes ignore empty_service and namespaces', () => {
     expect(flat('.:53 {\n  kubernetes cluster.local {\n    ignore empty_service\n  }\n  forward . 10.0.0.2\n}\n')).toContain('--ignore-empty-service');
+    expect(flat('.:53 {\n  kubernetes cluster.local {\n    namespaces default team-a\n  }\n  forward . 10.0.0.2\n}\n')).toContain('--namespaces=default,team-a');
   });
 
   it("maps forward's max_fails and health_check", () => {

@@ -47,11 +47,11 @@ function cluster(): object[] {
   ];
 }
 
-function setup(options: Partial<ZoneOptions> = {}) {
+function setup(options: Partial<ZoneOptions> = {}, namespaces?: string[]) {
   const store = new Store();
   store.apply(cluster().flatMap((r) => parseObject(r)));
   const map = new ServiceMap(store, { nodeName: 'n1' });
-  const index = new RecordIndex('cluster.local');
+  const index = new RecordIndex('cluster.local', namespaces ? { namespaces } : {});
   index.update(map);
   let synced = true;
   const handler = new ClusterZoneHandler(index, {
@@ -451,4 +451,21 @@ describe('ignore empty_service', () => {
     const { handler: plain } = setup();
     expect(await ask(plain, 'single.default.svc.cluster.local', 'A')).toMatchObject({ rcode: 'NOERROR', answer: ['single.default.svc.cluster.local A 10.96.0.20'] });
   });
+});
+
+describe('namespaces', () => {
+  // Only default's names: shop's and kube-system's are as if they did not exist.
+  const { handler } = setup({}, ['default']);
+  const cases: Array<{ q: [string, string]; want: object | 'pass' }> = [
+    { q: ['web.default.svc.cluster.local', 'A'], want: { rcode: 'NOERROR', answer: ['web.default.svc.cluster.local A 10.96.0.10'] } },
+    { q: ['db.shop.svc.cluster.local', 'A'], want: nx },
+    { q: ['db-0.db.shop.svc.cluster.local', 'A'], want: nx },
+    { q: ['_pg._tcp.db.shop.svc.cluster.local', 'SRV'], want: nx },
+    { q: ['shop.svc.cluster.local', 'A'], want: nx },
+    { q: ['default.svc.cluster.local', 'A'], want: nodata },
+    { q: ['10.0.96.10.in-addr.arpa', 'PTR'], want: { rcode: 'NOERROR', answer: ['10.0.96.10.in-addr.arpa PTR web.default.svc.cluster.local'] } },
+    // db-0's address is an endpoint of shop's db only: no name here, so it goes on as an unknown address does.
+    { q: ['7.2.244.10.in-addr.arpa', 'PTR'], want: 'pass' },
+  ];
+  for (const { q, want } of cases) it(`${q[0]} ${q[1]}`, async () => (want === 'pass' ? expect(await ask(handler, q[0], q[1])).toBe('pass') : expect(await ask(handler, q[0], q[1])).toMatchObject(want)));
 });
