@@ -53,6 +53,7 @@ export interface PipelineFlags {
   'max-concurrent': number;
   'max-fails': number;
   'health-check': number;
+  'failfast-all-unhealthy': boolean;
   'cache-size': number;
   'cache-ttl': number;
   'cache-success-ttl': { max: number; min: number | undefined } | undefined;
@@ -122,7 +123,7 @@ export async function buildPipeline(p: PipelineContext, f: PipelineFlags): Promi
     minNegativeTtl: denial?.min ?? 5,
     servfailTtl: f['cache-servfail-ttl'],
   };
-  const common = { tls, log: p.log, registry: p.registry, server: p.serverLabel, cache, maxConcurrent: f['max-concurrent'], maxFails: f['max-fails'], probeIntervalMs: f['health-check'], policy: f['forward-policy'], loops: p.loops };
+  const common = { tls, log: p.log, registry: p.registry, server: p.serverLabel, cache, maxConcurrent: f['max-concurrent'], maxFails: f['max-fails'], probeIntervalMs: f['health-check'], failFast: f['failfast-all-unhealthy'], policy: f['forward-policy'], loops: p.loops };
   const forwarder = new Forwarder({ ...common, upstreams });
   const forwarders = [{ domain: '.', forwarder }];
   let stubs: StubDomains;

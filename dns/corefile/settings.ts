@@ -26,7 +26,6 @@ const unhonoured: Record<string, string> = {
   'kubernetes.startup_timeout': 'not used',
   'forward.except': 'every name below the zone is forwarded',
   'forward.next': 'not supported',
-  'forward.failfast_all_unhealthy_upstreams': 'not supported',
   'cache.keepttl': 'answers from the cache count their TTL down',
   'hosts.reload': 'the file is read again when it changes',
 };
@@ -165,6 +164,7 @@ export function corefileSettings(text: string, file: string, options: ParseOptio
           if (o.name === 'max_concurrent' && one) set(o, 'forward max_concurrent', 'max-concurrent', one);
           else if (o.name === 'policy' && one) set(o, 'forward policy', 'forward-policy', one);
           else if (o.name === 'max_fails' && one) set(o, 'forward max_fails', 'max-fails', one);
+          else if (o.name === 'failfast_all_unhealthy_upstreams') set(o, 'forward failfast_all_unhealthy_upstreams', 'failfast-all-unhealthy', true);
           else if (o.name === 'health_check' && one) {
             set(o, 'forward health_check', 'health-check', one);
             if (o.args.length > 1 || o.block.length > 0) notes.push(at(o, `forward health_check ${o.args.slice(1).join(' ')}: probes ask ". IN NS" over the upstream's own transport; only the interval is read`));

@@ -60,6 +60,8 @@ export interface ForwarderOptions {
   maxFails?: number;
   /** How often an upstream taken down is probed, ms. Default 500, as CoreDNS's health_check. */
   probeIntervalMs?: number;
+  /** With every upstream down, fail at once instead of trying them all (CoreDNS failfast_all_unhealthy_upstreams). */
+  failFast?: boolean;
   /**
    * Upstream resolutions under way at most (CoreDNS forward's max_concurrent); a miss above it is answered REFUSED
    * (as CoreDNS's ErrLimitExceeded), or stale when an expired entry is at hand, at once and counted. Bounds sockets and memory when an upstream is silent. Default 1000.
@@ -140,6 +142,7 @@ export class Forwarder implements DnsHandler {
       },
       onProbeFailed: (u) => this.#metrics.probeFailed(u.label),
       onAllDown: () => this.#metrics.allDown(),
+      failFast: o.failFast ?? false,
     });
     let context: SecureContext | undefined;
     const expireMs = o.tls?.expireMs ?? defaultExpireMs;

@@ -1,7 +1,7 @@
 // The upstream list and its health, after CoreDNS's forward plugin: failed exchanges count against an upstream;
 // after `maxFails` in a row it is down and probed in the background every `probeIntervalMs` until it answers
 // anything at all. Down upstreams are tried last, so a dead first nameserver stops costing every query a timeout;
-// when every one is down they are all still tried, in order (health checking may be what is broken).
+// when every one is down they are all still tried, in order (health checking may be what is broken), unless failFast.
 import { isIPv6 } from 'node:net';
 import type { HostPort } from '../../runtime/flags.ts';
 import type { Logger } from '../../runtime/logger.ts';
@@ -38,6 +38,8 @@ export interface UpstreamSetOptions {
   onProbeFailed?: (u: Upstream) => void;
   /** Called when a query finds every upstream down (coredns_forward_healthcheck_broken_total). */
   onAllDown?: () => void;
+  /** With every upstream down, try none (the query fails at once) instead of all (CoreDNS failfast_all_unhealthy_upstreams). */
+  failFast?: boolean;
 }
 
 /** The `to` label for an address. */
@@ -69,7 +71,7 @@ export class UpstreamSet {
     const up = active.filter((u) => !u.down);
     if (up.length === 0) {
       if (active.length > 0) this.#o.onAllDown?.();
-      return [...active];
+      return this.#o.failFast ? [] : [...active];
     }
     if (this.#o.policy === 'random') {
       for (let i = up.length - 1; i > 0; i--) {

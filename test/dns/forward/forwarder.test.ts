@@ -109,6 +109,24 @@ describe('forwarding', () => {
     expect(silent.count()).toBe(4);
   });
 
+  it('with failFast and every upstream down, fails at once without asking them (CoreDNS failfast_all_unhealthy_upstreams)', async () => {
+    const silent = await upstream(() => 'silent');
+    const { f } = forwarder([silent.hostPort], { timeoutMs: 100, maxFails: 1, failFast: true, cache: { maxEntries: 0 } });
+    expect((await f.handle(query('first.example.com'))).rcode).toBe('SERVFAIL');
+    const asked = silent.count();
+    const started = performance.now();
+    expect((await f.handle(query('second.example.com'))).rcode).toBe('SERVFAIL');
+    expect(performance.now() - started).toBeLessThan(50);
+    // Not asked (a probe, every 0.5 s, may be under way: none within 50 ms of the first failure's own).
+    expect(silent.count()).toBe(asked);
+    // Without it the one upstream is still asked, and the query waits for it.
+    const { f: plain } = forwarder([silent.hostPort], { timeoutMs: 100, maxFails: 1, cache: { maxEntries: 0 } });
+    await plain.handle(query('third.example.com'));
+    const waited = performance.now();
+    expect((await plain.handle(query('fourth.example.com'))).rcode).toBe('SERVFAIL');
+    expect(performance.now() - waited).toBeGreaterThanOrEqual(90);
+  });
+
   it('probes an upstream taken down every probeIntervalMs (CoreDNS health_check)', async () => {
     const silent = await upstream(() => 'silent');
     const good = await upstream(answerA('10.0.0.2'));
