@@ -194,6 +194,7 @@ const flags = {
   'failfast-all-unhealthy': switchFlag('with every upstream of a forwarder down, answer SERVFAIL (or stale) at once instead of trying them all (CoreDNS forward failfast_all_unhealthy_upstreams)'),
   'health-check': durationFlag({ help: 'how often an upstream taken down is probed (CoreDNS forward health_check)', default: '0.5s', min: '10ms', max: '1h' }),
   'max-concurrent': valueFlag({ value: 'N', help: 'upstream queries under way at most per forwarder (CoreDNS max_concurrent); a query above it gets REFUSED at once, as from CoreDNS', parse: positiveInt, default: 1000 }),
+  'cache-keep-ttl': switchFlag("serve a cached answer with the TTL it was cached for until it expires, not the remaining one (CoreDNS cache keepttl)"),
   'cache-size': valueFlag({ value: 'N', help: 'forwarded answers kept in the cache (0 turns it off)', parse: (r: string) => (r === '0' ? 0 : positiveInt(r)), default: 10_000 }),
   'cache-ttl': valueFlag({
     value: 'SECONDS',

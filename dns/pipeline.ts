@@ -55,6 +55,7 @@ export interface PipelineFlags {
   'health-check': number;
   'failfast-all-unhealthy': boolean;
   'cache-size': number;
+  'cache-keep-ttl': boolean;
   'cache-ttl': number;
   'cache-success-ttl': { max: number; min: number | undefined } | undefined;
   'cache-denial-ttl': { max: number; min: number | undefined } | undefined;
@@ -122,6 +123,7 @@ export async function buildPipeline(p: PipelineContext, f: PipelineFlags): Promi
     maxNegativeTtl: denial?.max ?? f['cache-ttl'],
     minNegativeTtl: denial?.min ?? 5,
     servfailTtl: f['cache-servfail-ttl'],
+    keepTtl: f['cache-keep-ttl'],
   };
   const common = { tls, log: p.log, registry: p.registry, server: p.serverLabel, cache, maxConcurrent: f['max-concurrent'], maxFails: f['max-fails'], probeIntervalMs: f['health-check'], failFast: f['failfast-all-unhealthy'], policy: f['forward-policy'], loops: p.loops };
   const forwarder = new Forwarder({ ...common, upstreams });

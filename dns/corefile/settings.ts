@@ -26,7 +26,6 @@ const unhonoured: Record<string, string> = {
   'kubernetes.startup_timeout': 'not used',
   'forward.except': 'every name below the zone is forwarded',
   'forward.next': 'not supported',
-  'cache.keepttl': 'answers from the cache count their TTL down',
   'hosts.reload': 'the file is read again when it changes',
 };
 
@@ -403,6 +402,8 @@ function cacheSettings(d: Directive, clusterZone: string | undefined, set: SetFl
       const seconds = durationSeconds(a);
       if (seconds !== undefined) set(o, 'cache servfail', 'cache-servfail-ttl', seconds);
       else notes.push(at(o, `cache servfail ${a}: not a duration; netplane's default is kept`));
+    } else if (o.name === 'keepttl') {
+      set(o, 'cache keepttl', 'cache-keep-ttl', true);
     } else if (o.name === 'serve_stale') {
       // netplane serves a stale answer while it refreshes, as serve_stale does.
     } else if (o.name === 'disable') {

@@ -43,6 +43,8 @@ export interface CacheSettings {
    * most 5 minutes). Such an entry is never served stale and never replaces another entry.
    */
   servfailTtl?: number;
+  /** Serve the TTL an entry was cached for until it expires, not the remaining one (CoreDNS cache `keepttl`). Default off. */
+  keepTtl?: boolean;
 }
 
 /** Settings with the defaults filled in. */
@@ -55,6 +57,7 @@ export interface ResolvedCacheSettings {
   prefetch: { amount: number; windowMs: number; percentage: number } | undefined;
   staleMaxSeconds: number;
   servfailTtl: number;
+  keepTtl: boolean;
 }
 
 /** What an entry holds, as CoreDNS labels it: `success` (has answers) or `denial` (NXDOMAIN, NODATA or SERVFAIL). */
@@ -115,6 +118,7 @@ export function resolveCacheSettings(s: CacheSettings = {}): ResolvedCacheSettin
     prefetch: p && { amount: p.amount ?? 2, windowMs: (p.windowSeconds ?? 60) * 1000, percentage: p.percentage ?? 10 },
     staleMaxSeconds: s.staleMaxSeconds ?? 3600,
     servfailTtl: s.servfailTtl ?? 5,
+    keepTtl: s.keepTtl ?? false,
   };
 }
 
@@ -342,7 +346,8 @@ export class DnsCache {
    * §7.2.1–7.2.2: FAMILY, SOURCE PREFIX-LENGTH and ADDRESS must match the query's); one that sent none gets no option.
    */
   answer(entry: CacheEntry, now: number, source: 'cache' | 'forward', client: ClientBits, subnet?: ClientSubnet): DnsAnswer {
-    const ttl = Math.max(remainingTtl(entry, now), 0);
+    // keepttl: the TTL it was cached for, while it lasts (the entry still expires as ever).
+    const ttl = this.settings.keepTtl ? entry.ttl : Math.max(remainingTtl(entry, now), 0);
     const view = viewFor(client, entry.plain, entry.authenticatedData);
     if (source === 'forward') return withSubnet(build(entry, ttl, source, view), entry, subnet);
     if (entry.memo?.ttl !== ttl) entry.memo = { ttl, views: [] };

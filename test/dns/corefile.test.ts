@@ -257,6 +257,10 @@ describe('corefileSettings', () => {
     expect(notes(text)).toEqual([]);
   });
 
+  it('maps cache keepttl', () => {
+    expect(flat('.:53 {\n  kubernetes cluster.local\n  cache 30 {\n    keepttl\n  }\n  forward . 10.0.0.2\n}\n')).toContain('--cache-keep-ttl');
+  });
+
   it('maps kubernetes ignore empty_service and namespaces', () => {
     expect(flat('.:53 {\n  kubernetes cluster.local {\n    ignore empty_service\n  }\n  forward . 10.0.0.2\n}\n')).toContain('--ignore-empty-service');
     expect(flat('.:53 {\n  kubernetes cluster.local {\n    namespaces default team-a\n  }\n  forward . 10.0.0.2\n}\n')).toContain('--namespaces=default,team-a');

@@ -180,6 +180,16 @@ describe('DnsCache', () => {
     expect(later.answer).toMatchObject({ rcode: 'NOERROR', authoritative: false, recursionAvailable: true, source: 'cache' });
   });
 
+  it('with keepTtl serves the TTL it cached for until the entry expires, as CoreDNS keepttl', () => {
+    const c = new DnsCache({ keepTtl: true, staleMaxSeconds: 0 });
+    c.store('k', reply('NOERROR', [a('x', '10.0.0.1', 100)], [ns(300)]), t0, asked);
+    const later = c.lookup('k', t0 + 60_500, plain);
+    if (later.kind !== 'hit') throw new Error('expected a hit');
+    expect(later.answer.answers[0]).toMatchObject({ ttl: 100 });
+    expect(later.answer.authorities[0]).toMatchObject({ ttl: 100 });
+    expect(c.lookup('k', t0 + 100_000, plain).kind).toBe('miss');
+  });
+
   it('expires, then serves stale within staleMaxSeconds, then forgets', () => {
     const c = new DnsCache({ staleMaxSeconds: 60 });
     c.store('k', reply('NOERROR', [a('x', '10.0.0.1', 10)]), t0, asked);
@@ -279,7 +289,7 @@ describe('DnsCache', () => {
   });
 
   it('uses the defaults CoreDNS uses', () => {
-    expect(s).toEqual({ maxEntries: 10_000, maxTtl: 3600, minTtl: 5, maxNegativeTtl: 1800, minNegativeTtl: 5, prefetch: undefined, staleMaxSeconds: 3600, servfailTtl: 5 });
+    expect(s).toEqual({ maxEntries: 10_000, maxTtl: 3600, minTtl: 5, maxNegativeTtl: 1800, minNegativeTtl: 5, prefetch: undefined, staleMaxSeconds: 3600, servfailTtl: 5, keepTtl: false });
     expect(resolveCacheSettings({ prefetch: true }).prefetch).toEqual({ amount: 2, windowMs: 60_000, percentage: 10 });
   });
 
