@@ -153,7 +153,8 @@ describe('--local-interface and --notrack', () => {
       // The jump first in INPUT, before the host's own rule.
       expect(saved.split('\n').filter((l) => l.startsWith('-A INPUT '))[0]).toBe('-A INPUT -m comment --comment "netplane dns: node-local DNS" -j NETPLANE-DNS-LOCAL');
       expect(saved).toContain(`-A NETPLANE-DNS-LOCAL -d ${local}/32 -p udp -m udp --dport 53 -m comment --comment "netplane dns: node-local DNS" -j ACCEPT`);
-      expect(dns.logs()).toMatch(/iptables-nft INPUT or OUTPUT may drop untracked packets: node-local DNS is accepted there through NETPLANE-DNS-LOCAL/);
+      // Logged once the rules are in: its line may reach the pipe a moment after they are.
+      await waitFor('the accept logged', () => /iptables-nft INPUT or OUTPUT may drop untracked packets: node-local DNS is accepted there through NETPLANE-DNS-LOCAL/.test(dns.logs()), 5000);
       // Without the jump the host's policy drops the untracked query: the accept is what lets it in.
       await ipt(['-D', 'INPUT', '-m', 'comment', '--comment', 'netplane dns: node-local DNS', '-j', 'NETPLANE-DNS-LOCAL']);
       expect(await dig('web.default.svc.cluster.local')).not.toBe('10.96.0.10');
