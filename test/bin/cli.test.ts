@@ -409,7 +409,9 @@ describe('netplane up', () => {
       throw e;
     } finally {
       up.child.kill('SIGKILL');
-      if (cache) await rm(cache, { recursive: true, force: true });
+      // Retried: a file the last process wrote as it exited can land while the directory is being removed (ENOTEMPTY,
+      // seen once in a fresh-clone run).
+      if (cache) await rm(cache, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
     }
   });
 });
