@@ -191,6 +191,11 @@ const flags = {
     parse: intInRange(0, 1_000_000),
     default: 2,
   }),
+  'forward-except': listFlag({
+    value: 'DOMAIN',
+    help: 'never send names at or under DOMAIN to the --upstream servers: SERVFAIL (CoreDNS forward except); cluster names, hosts and stub domains still answer',
+    parse: (raw: string) => zoneName(raw),
+  }),
   'failfast-all-unhealthy': switchFlag('with every upstream of a forwarder down, answer SERVFAIL (or stale) at once instead of trying them all (CoreDNS forward failfast_all_unhealthy_upstreams)'),
   'health-check': durationFlag({ help: 'how often an upstream taken down is probed (CoreDNS forward health_check)', default: '0.5s', min: '10ms', max: '1h' }),
   'max-concurrent': valueFlag({ value: 'N', help: 'upstream queries under way at most per forwarder (CoreDNS max_concurrent); a query above it gets REFUSED at once, as from CoreDNS', parse: positiveInt, default: 1000 }),

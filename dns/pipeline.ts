@@ -54,6 +54,7 @@ export interface PipelineFlags {
   'max-fails': number;
   'health-check': number;
   'failfast-all-unhealthy': boolean;
+  'forward-except': string[];
   'cache-size': number;
   'cache-keep-ttl': boolean;
   'cache-ttl': number;
@@ -126,7 +127,7 @@ export async function buildPipeline(p: PipelineContext, f: PipelineFlags): Promi
     keepTtl: f['cache-keep-ttl'],
   };
   const common = { tls, log: p.log, registry: p.registry, server: p.serverLabel, cache, maxConcurrent: f['max-concurrent'], maxFails: f['max-fails'], probeIntervalMs: f['health-check'], failFast: f['failfast-all-unhealthy'], policy: f['forward-policy'], loops: p.loops };
-  const forwarder = new Forwarder({ ...common, upstreams });
+  const forwarder = new Forwarder({ ...common, upstreams, except: f['forward-except'] });
   const forwarders = [{ domain: '.', forwarder }];
   let stubs: StubDomains;
   try {

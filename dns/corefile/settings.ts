@@ -24,7 +24,6 @@ const unhonoured: Record<string, string> = {
   'kubernetes.tls': 'the cluster is read through --kubeconfig or in-cluster',
   'kubernetes.multicluster': 'no multicluster zone is served',
   'kubernetes.startup_timeout': 'not used',
-  'forward.except': 'every name below the zone is forwarded',
   'forward.next': 'not supported',
   'hosts.reload': 'the file is read again when it changes',
 };
@@ -163,6 +162,7 @@ export function corefileSettings(text: string, file: string, options: ParseOptio
           if (o.name === 'max_concurrent' && one) set(o, 'forward max_concurrent', 'max-concurrent', one);
           else if (o.name === 'policy' && one) set(o, 'forward policy', 'forward-policy', one);
           else if (o.name === 'max_fails' && one) set(o, 'forward max_fails', 'max-fails', one);
+          else if (o.name === 'except' && o.args.length > 0) for (const z of o.args) set(o, 'forward except', 'forward-except', z.toLowerCase().replace(/\.$/, ''));
           else if (o.name === 'failfast_all_unhealthy_upstreams') set(o, 'forward failfast_all_unhealthy_upstreams', 'failfast-all-unhealthy', true);
           else if (o.name === 'health_check' && one) {
             set(o, 'forward health_check', 'health-check', one);

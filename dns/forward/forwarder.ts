@@ -17,6 +17,7 @@ import type { LoopDetector } from './loop.ts';
 import { ecsCode, findOption, relayed } from './options.ts';
 import { malformed, querySubnet, type ClientSubnet } from './subnet.ts';
 import { ForwardMetrics } from './metrics.ts';
+import { inDomain } from '../wire/name.ts';
 import { defaultExpireMs, TcpPool, type StreamPool } from './stream.ts';
 import { DotPool, trustContext } from './tls.ts';
 import { UpstreamSet, type Policy, type Upstream } from './upstreams.ts';
@@ -63,6 +64,11 @@ export interface ForwarderOptions {
   /** With every upstream down, fail at once instead of trying them all (CoreDNS failfast_all_unhealthy_upstreams). */
   failFast?: boolean;
   /**
+   * Names at or under these domains (lower case, no trailing dot) are never sent upstream: SERVFAIL, as CoreDNS's
+   * forward answers an `except` name when no plugin follows it.
+   */
+  except?: readonly string[];
+  /**
    * Upstream resolutions under way at most (CoreDNS forward's max_concurrent); a miss above it is answered REFUSED
    * (as CoreDNS's ErrLimitExceeded), or stale when an expired entry is at hand, at once and counted. Bounds sockets and memory when an upstream is silent. Default 1000.
    */
@@ -108,6 +114,7 @@ export class Forwarder implements DnsHandler {
   #scope = new ExchangeScope();
   #loops: LoopDetector | undefined;
   #looping: string[] = [];
+  readonly #except: readonly string[];
   /** The kept-open connections of each DNS-over-TLS and TCP-only upstream; plain upstreams get a fresh socket per query. */
   #pools = new Map<Upstream, StreamPool>();
 
@@ -123,6 +130,7 @@ export class Forwarder implements DnsHandler {
     this.#timeoutMs = positive('timeoutMs', o.timeoutMs ?? 2000);
     this.#budgetMs = positive('budgetMs', o.budgetMs ?? 5000);
     this.#maxConcurrent = o.maxConcurrent ?? 1000;
+    this.#except = o.except ?? [];
     if (!Number.isInteger(this.#maxConcurrent) || this.#maxConcurrent < 1) {
       throw new ForwarderConfigError(`DNS forwarder option maxConcurrent is ${this.#maxConcurrent}; it must be a whole number of at least 1`);
     }
@@ -173,6 +181,7 @@ export class Forwarder implements DnsHandler {
   handle(q: DnsQuery): DnsAnswer | Promise<DnsAnswer> {
     try {
       if (this.#scope.closed) return servfail();
+      if (this.#except.length > 0 && this.#except.some((d) => inDomain(q.lname, d))) return servfail();
       let subnet: ClientSubnet | undefined;
       if (q.ednsOptions !== undefined) {
         const s = querySubnet(q.ednsOptions);

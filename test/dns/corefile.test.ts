@@ -266,6 +266,10 @@ describe('corefileSettings', () => {
     expect(flat('.:53 {\n  kubernetes cluster.local {\n    namespaces default team-a\n  }\n  forward . 10.0.0.2\n}\n')).toContain('--namespaces=default,team-a');
   });
 
+  it("maps forward's except", () => {
+    expect(flat('.:53 {\n  kubernetes cluster.local\n  forward . 10.0.0.2 {\n    except internal.corp Lab.Example.\n  }\n}\n').filter((f) => f.startsWith('--forward-except'))).toEqual(['--forward-except=internal.corp', '--forward-except=lab.example']);
+  });
+
   it("maps forward's max_fails and health_check", () => {
     const text = '.:53 {\n  kubernetes cluster.local\n  forward . 10.0.0.2 {\n    max_fails 0\n    health_check 2s no_rec\n  }\n}\n';
     expect(flat(text).filter((f) => f.startsWith('--max-fails') || f.startsWith('--health-check'))).toEqual(['--max-fails=0', '--health-check=2s']);

@@ -109,6 +109,16 @@ describe('forwarding', () => {
     expect(silent.count()).toBe(4);
   });
 
+  it('never sends an except name upstream: SERVFAIL, the upstream not asked; other names as ever (CoreDNS forward except)', async () => {
+    const up = await upstream(answerA('10.0.0.2'));
+    const { f } = forwarder([up.hostPort], { except: ['internal.corp'], cache: { maxEntries: 0 } });
+    expect((await f.handle(query('db.Internal.Corp'))).rcode).toBe('SERVFAIL');
+    expect((await f.handle(query('internal.corp'))).rcode).toBe('SERVFAIL');
+    expect(up.count()).toBe(0);
+    expect((await f.handle(query('notinternal.corp'))).answers).toMatchObject([{ data: '10.0.0.2' }]);
+    expect(up.count()).toBe(1);
+  });
+
   it('with failFast and every upstream down, fails at once without asking them (CoreDNS failfast_all_unhealthy_upstreams)', async () => {
     const silent = await upstream(() => 'silent');
     const { f } = forwarder([silent.hostPort], { timeoutMs: 100, maxFails: 1, failFast: true, cache: { maxEntries: 0 } });
