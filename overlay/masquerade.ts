@@ -11,8 +11,9 @@
 // the inner flow) and per-packet work on top of the inner packets' own tracking. A host firewall must then accept
 // the VXLAN port without matching `ct state`.
 import { isIPv6 } from 'node:net';
-import { CommandError, type CommandRunner } from '../runtime/exec.ts';
+import type { CommandRunner } from '../runtime/exec.ts';
 import { normalizeCIDRs } from '../proxy/nftables/model.ts';
+import { deleteTables } from '../proxy/nftables/kernel.ts';
 
 /** The name of the overlay's nftables tables (one per family). */
 export const masqueradeTable = 'netplane-overlay';
@@ -113,13 +114,7 @@ export class Masquerade {
 
   /** Deletes both tables; absent ones are fine. Rejects with CommandError when nft fails otherwise. */
   async cleanup(): Promise<void> {
-    for (const family of ['ip', 'ip6']) {
-      try {
-        await this.#runner.run('nft', ['delete', 'table', family, masqueradeTable]);
-      } catch (e) {
-        if (!(e instanceof CommandError && /No such file or directory/.test(e.stderr))) throw e;
-      }
-    }
+    await deleteTables(this.#runner, masqueradeTable);
     this.#applied = undefined;
   }
 }

@@ -4,7 +4,8 @@
 // `ip netplane-dns` and `ip6 netplane-dns`, raw-priority chains, each table replaced whole in one `nft -f -`
 // transaction. node-cache's ACCEPT rules, for a host firewall that drops untracked packets, are in accept.ts.
 import { isIPv6 } from 'node:net';
-import { CommandError, type CommandRunner } from '../../runtime/exec.ts';
+import type { CommandRunner } from '../../runtime/exec.ts';
+import { deleteTables } from '../../proxy/nftables/kernel.ts';
 
 /** The name of the tables (one per family). */
 export const notrackTable = 'netplane-dns';
@@ -57,12 +58,6 @@ export async function applyNotrack(runner: CommandRunner, spec: NotrackSpec): Pr
 }
 
 /** Deletes both tables; absent ones are fine. Rejects with CommandError when nft fails otherwise. */
-export async function removeNotrack(runner: CommandRunner): Promise<void> {
-  for (const family of ['ip', 'ip6']) {
-    try {
-      await runner.run('nft', ['delete', 'table', family, notrackTable]);
-    } catch (e) {
-      if (!(e instanceof CommandError && /No such file or directory/.test(e.stderr))) throw e;
-    }
-  }
+export function removeNotrack(runner: CommandRunner): Promise<void> {
+  return deleteTables(runner, notrackTable);
 }

@@ -10,7 +10,7 @@ import type { ProxyPlan } from '../plan/types.ts';
 import { affinityIndex, affinityShrank, staleAffinity, type AffinityIndex } from './affinity.ts';
 import { readShapes, shapeDifference } from './canary.ts';
 import { diff } from './diff.ts';
-import { isMissing, parseTable, readTable } from './kernel.ts';
+import { deleteTables, isMissing, parseTable, readTable } from './kernel.ts';
 import { affinityMap, clusterIPsSet, lbUnitOf } from './layout.ts';
 import { Ledger } from './ledger.ts';
 import { nftRunOptions } from './nft-env.ts';
@@ -107,13 +107,7 @@ export class NftablesBackend implements ProxyBackend {
 
   /** Deletes both tables (absent ones are fine). Rejects with CommandError when nft fails otherwise. */
   async cleanup(): Promise<void> {
-    for (const f of families) {
-      try {
-        await this.#runner.run('nft', ['delete', 'table', tableFamily[f], tableName]);
-      } catch (e) {
-        if (!isMissing(e)) throw e;
-      }
-    }
+    await deleteTables(this.#runner, tableName);
     this.#ledger = undefined;
     this.#affinity = undefined;
   }

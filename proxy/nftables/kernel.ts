@@ -16,6 +16,17 @@ export function isMissing(e: unknown): boolean {
   return e instanceof CommandError && /No such file or directory/.test(e.stderr);
 }
 
+/** Deletes the `ip` and `ip6` tables of that name; absent ones are fine. Rejects with CommandError when nft fails otherwise. */
+export async function deleteTables(runner: CommandRunner, name: string): Promise<void> {
+  for (const family of ['ip', 'ip6']) {
+    try {
+      await runner.run('nft', ['delete', 'table', family, name]);
+    } catch (e) {
+      if (!isMissing(e)) throw e;
+    }
+  }
+}
+
 /** Reads one family's table; an absent table gives an empty state. Rejects with CommandError otherwise. */
 export async function readTable(runner: CommandRunner, family: Family): Promise<TableState> {
   try {
